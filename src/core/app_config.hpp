@@ -1,0 +1,91 @@
+#pragma once
+// .idp/config.yml: the application repository's settings, as a typed value with defaults.
+// One key table drives parsing, validation, defaults and documentation. No I/O.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "util/expected.hpp"
+#include "util/time.hpp"
+
+namespace idp::core {
+
+struct AppConfig {
+  std::string template_name = "api-service";
+  std::string container_image = "nginx:alpine";
+  int container_port = 80;
+  std::string health_check_path = "/";
+  std::string ttl = "7d";
+  util::Millis ttl_ms = 7LL * 86400 * 1000;
+  int cpu = 256;
+  int memory = 512;
+  int log_retention_days = 3;
+  std::string dockerfile;           // "" = auto-detect ./Dockerfile
+  std::string build_context = ".";
+  std::map<std::string, std::string> environment;
+  std::map<std::string, std::string> secrets; // NAME → valueFrom
+  std::string schedule_expression;
+  std::string s3_bucket_arn;
+  std::optional<bool> use_shared_networking; // unset = the server's default
+  std::string region;               // "" = the server's default region
+  struct Local {
+    std::string build;              // run once per revision in the checkout
+    std::string start;              // required for the local runtime; listens on $PORT
+  } local;
+  struct Database {
+    std::string seed;               // path in the repo of a .sql file applied once
+  } database;
+  struct Static {
+    std::string dir;                // directory (after local.build) served as files
+    bool spa = false;               // unknown paths fall back to index.html
+  } static_site;
+  // Keys present in the file, dotted ("local.start"), so template rules can tell
+  // "set" from "defaulted".
+  std::vector<std::string> keys_set;
+
+  bool has_key(std::string_view key) const;
+};
+
+// One problem in a config file, with its position (1-based; 0 when unknown).
+struct ConfigError {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string key;     // dotted key, "" for document-level problems
+  std::string message; // "expected a duration like 48h, got \"2 days\""
+
+  // "file:line:col: key \"ttl\": expected …"
+  std::string to_string() const;
+};
+
+struct ConfigParseResult {
+  AppConfig config;
+  std::vector<ConfigError> errors;
+  bool ok() const { return errors.empty(); }
+};
+
+// Parses and validates the whole document, collecting every error. `file` names the
+// source in messages. Empty text means every default.
+ConfigParseResult parse_app_config(std::string_view text, std::string_view file = ".idp/config.yml");
+
+// The same as an Expected: invalid_config whose message lists every error, one per line.
+Expected<AppConfig> load_app_config(std::string_view text, std::string_view file = ".idp/config.yml");
+
+// Every key of the table, dotted, in documentation order.
+std::vector<std::string> app_config_keys();
+
+nlohmann::json to_json(const AppConfig& c);
+// Inverse of to_json (for configs stored by the engine); invalid_config when malformed.
+Expected<AppConfig> app_config_from_json(const nlohmann::json& j);
+
+// Fargate's CPU units / memory (MiB) combinations.
+bool is_valid_fargate_combination(int cpu, int memory);
+// CloudWatch Logs retention values.
+const std::vector<int>& cloudwatch_retention_days();
+
+} // namespace idp::core

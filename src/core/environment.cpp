@@ -1,0 +1,110 @@
+#include "core/environment.hpp"
+
+namespace idp::core {
+
+namespace {
+constexpr std::string_view k_phase_names[] = {"pending", "provisioning", "ready", "updating",
+                                               "degraded", "failed", "destroying", "destroyed"};
+constexpr std::string_view k_revision_names[] = {"pending", "building", "starting", "serving",
+                                                  "failed", "superseded", "stopped"};
+} // namespace
+
+std::string_view phase_name(Phase p) { return k_phase_names[static_cast<int>(p)]; }
+
+std::optional<Phase> parse_phase(std::string_view s) {
+  for (int i = 0; i < 8; ++i) {
+    if (k_phase_names[i] == s) {
+      return static_cast<Phase>(i);
+    }
+  }
+  return std::nullopt;
+}
+
+bool phase_is_live(Phase p) { return p != Phase::destroyed; }
+
+std::string_view desired_name(Desired d) { return d == Desired::present ? "present" : "absent"; }
+
+std::optional<Desired> parse_desired(std::string_view s) {
+  if (s == "present") {
+    return Desired::present;
+  }
+  if (s == "absent") {
+    return Desired::absent;
+  }
+  return std::nullopt;
+}
+
+std::string_view revision_status_name(RevisionStatus s) { return k_revision_names[static_cast<int>(s)]; }
+
+std::optional<RevisionStatus> parse_revision_status(std::string_view s) {
+  for (int i = 0; i < 7; ++i) {
+    if (k_revision_names[i] == s) {
+      return static_cast<RevisionStatus>(i);
+    }
+  }
+  return std::nullopt;
+}
+
+static nlohmann::json time_or_null(Millis t) {
+  return t > 0 ? nlohmann::json(util::format_iso8601(t)) : nlohmann::json(nullptr);
+}
+
+nlohmann::json to_json(const Environment& e) {
+  nlohmann::json j;
+  j["name"] = e.name;
+  j["repo"] = e.repo;
+  j["branch"] = e.branch;
+  j["template"] = e.template_name;
+  j["runtime"] = e.runtime;
+  j["owner"] = e.owner;
+  j["phase"] = phase_name(e.phase);
+  j["desired"] = desired_name(e.desired);
+  j["url"] = e.url.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.url);
+  j["commit"] = e.commit;
+  j["deployed_commit"] = e.deployed_commit.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.deployed_commit);
+  j["pr_number"] = e.pr_number ? nlohmann::json(*e.pr_number) : nlohmann::json(nullptr);
+  j["message"] = e.message;
+  j["warnings"] = e.warnings;
+  j["attempts"] = e.attempts;
+  j["next_attempt_at"] = time_or_null(e.next_attempt_at);
+  j["created_at"] = time_or_null(e.created_at);
+  j["expires_at"] = time_or_null(e.expires_at);
+  j["updated_at"] = time_or_null(e.updated_at);
+  j["destroyed_at"] = time_or_null(e.destroyed_at);
+  j["generation"] = e.generation;
+  j["observed_generation"] = e.observed_generation;
+  auto outputs = nlohmann::json::parse(e.outputs_json, nullptr, false);
+  j["outputs"] = outputs.is_discarded() ? nlohmann::json::object() : outputs;
+  return j;
+}
+
+nlohmann::json to_json(const Revision& r) {
+  return {{"id", r.id},
+          {"environment", r.env},
+          {"commit", r.commit},
+          {"generation", r.generation},
+          {"status", revision_status_name(r.status)},
+          {"message", r.message},
+          {"log_tail", r.log_tail},
+          {"created_at", time_or_null(r.created_at)},
+          {"finished_at", time_or_null(r.finished_at)}};
+}
+
+nlohmann::json to_json(const JobRun& r) {
+  return {{"id", r.id},
+          {"environment", r.env},
+          {"scheduled_at", time_or_null(r.scheduled_at)},
+          {"started_at", time_or_null(r.started_at)},
+          {"finished_at", time_or_null(r.finished_at)},
+          {"exit_code", r.finished_at > 0 ? nlohmann::json(r.exit_code) : nlohmann::json(nullptr)},
+          {"status", r.status},
+          {"message", r.message}};
+}
+
+nlohmann::json to_json(const Event& e) {
+  return {{"id", e.id},          {"environment", e.env},       {"at", util::format_iso8601(e.at)},
+          {"actor", e.actor},    {"action", e.action},         {"reason", e.reason},
+          {"from_phase", e.from_phase}, {"to_phase", e.to_phase}};
+}
+
+} // namespace idp::core

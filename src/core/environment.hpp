@@ -1,0 +1,115 @@
+#pragma once
+// The domain: environments, their revisions, the audit log and leases. No I/O.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "util/time.hpp"
+
+namespace idp::core {
+
+using util::Millis;
+
+// pending → provisioning → ready ⇄ updating → destroying → destroyed,
+// plus degraded (unhealthy) and failed (with the error, retried with backoff).
+enum class Phase { pending, provisioning, ready, updating, degraded, failed, destroying, destroyed };
+
+std::string_view phase_name(Phase p);
+std::optional<Phase> parse_phase(std::string_view s);
+// True for phases in which an environment exists or is being brought up (not destroyed).
+bool phase_is_live(Phase p);
+
+// What the user asked for: the environment should exist (at `commit`), or not.
+enum class Desired { present, absent };
+std::string_view desired_name(Desired d);
+std::optional<Desired> parse_desired(std::string_view s);
+
+struct Environment {
+  std::string name;
+  std::string repo;            // clone URL or local path, as given
+  std::string branch;
+  std::string template_name = "api-service";
+  std::string runtime = "local"; // driver name
+  std::string owner;
+  std::string source_key;      // "repo\nbranch" for branch-tracking environments, "" for pinned ones
+  Phase phase = Phase::pending;
+  Desired desired = Desired::present;
+  std::string commit;          // the commit to run (desired)
+  std::string deployed_commit; // the commit serving now
+  int64_t generation = 1;      // bumped by every change of desired state
+  int64_t observed_generation = 0; // the generation the driver last brought about
+  std::string url;
+  std::optional<int> pr_number;
+  std::string config_json = "{}";  // validated .idp/config.yml at `commit`, as JSON
+  std::string outputs_json = "{}"; // driver outputs (JSON object)
+  std::string message;         // detail for the phase: the last error, what is happening
+  std::vector<std::string> warnings;
+  int attempts = 0;            // consecutive failures of the current operation
+  Millis next_attempt_at = 0;  // backoff: no retry before this
+  Millis created_at = 0;
+  Millis expires_at = 0;
+  Millis updated_at = 0;
+  Millis destroyed_at = 0;
+
+  bool needs_deploy() const { return desired == Desired::present && generation > observed_generation; }
+};
+
+enum class RevisionStatus { pending, building, starting, serving, failed, superseded, stopped };
+std::string_view revision_status_name(RevisionStatus s);
+std::optional<RevisionStatus> parse_revision_status(std::string_view s);
+
+// One deployed (or attempted) commit of an environment.
+struct Revision {
+  int64_t id = 0;
+  std::string env;
+  std::string commit;
+  int64_t generation = 0;
+  RevisionStatus status = RevisionStatus::pending;
+  std::string message;
+  std::string log_tail;        // last lines of the app's output when it failed
+  Millis created_at = 0;
+  Millis finished_at = 0;
+};
+
+// An audit record: who did what to which environment, and why.
+struct Event {
+  int64_t id = 0;
+  std::string env;
+  Millis at = 0;
+  std::string actor;   // "cli:alice", "webhook:push", "reaper", "engine"
+  std::string action;  // "create", "deploy", "extend", "destroy", "phase"
+  std::string reason;
+  std::string from_phase;
+  std::string to_phase;
+};
+
+// One worker at a time acts on an environment: the holder of its lease.
+struct Lease {
+  std::string env;
+  std::string owner;
+  Millis expires_at = 0;
+};
+
+// One run of a scheduled job (scheduled-worker template).
+struct JobRun {
+  int64_t id = 0;
+  std::string env;
+  Millis scheduled_at = 0;  // the time the schedule called for
+  Millis started_at = 0;
+  Millis finished_at = 0;   // 0 while running
+  int exit_code = -1;       // -1 while running or when killed
+  std::string status;       // "running" | "succeeded" | "failed" | "skipped"
+  std::string message;
+};
+
+nlohmann::json to_json(const JobRun& r);
+nlohmann::json to_json(const Environment& e);
+nlohmann::json to_json(const Revision& r);
+nlohmann::json to_json(const Event& e);
+
+} // namespace idp::core

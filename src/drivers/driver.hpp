@@ -1,0 +1,135 @@
+#pragma once
+// Driver: how an environment becomes real on one runtime (local processes, Terraform, ...).
+// Every operation is idempotent: calling it again after a crash at any point converges.
+// Errors carry a kind (ErrorCode::invalid_config | transient | timeout | conflict |
+// permanent); the engine, not the driver, decides about retries and backoff.
+// Every driver passes tests/contract/driver_contract.hpp.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/app_config.hpp"
+#include "core/environment.hpp"
+#include "util/expected.hpp"
+#include "util/time.hpp"
+
+namespace idp::drivers {
+
+// What to bring about: this environment running `env.commit` with `config`.
+struct DeploySpec {
+  core::Environment env;
+  core::AppConfig config;
+  int64_t revision_id = 0;
+};
+
+// How a driver reports while it works. Implementations are thread-safe.
+class Progress {
+public:
+  virtual ~Progress() = default;
+  // A short human description of the current step ("building", "waiting for /health").
+  virtual void step(std::string_view what) = 0;
+  // The revision moved to a new status.
+  virtual void revision_status(core::RevisionStatus status, std::string_view message) = 0;
+  // True when the engine wants the operation abandoned (superseded or shutting down).
+  virtual bool cancelled() const = 0;
+  // The cancellation flag, for subprocesses.
+  virtual const std::atomic<bool>* cancel_flag() const = 0;
+};
+
+struct ApplyResult {
+  std::string url;
+  nlohmann::json outputs = nlohmann::json::object(); // e.g. pid, port, ARNs
+  std::vector<std::string> warnings;
+};
+
+enum class Health { healthy, unhealthy, not_running, unknown };
+
+struct Observation {
+  Health health = Health::unknown;
+  std::string detail;
+  std::vector<std::string> warnings;
+  nlohmann::json status = nlohmann::json::object(); // runtime details for `idp status`
+};
+
+struct LogLine {
+  util::Millis at = 0;
+  std::string stream; // "stdout" | "stderr" | "system"
+  std::string text;
+};
+
+struct LogQuery {
+  util::Millis since = 0;  // only lines at or after this time
+  size_t tail = 0;         // only the last N lines (0 = all)
+  std::string cursor;      // resume after a previous read (from LogChunk::cursor)
+};
+
+struct LogChunk {
+  std::vector<LogLine> lines;
+  std::string cursor;      // pass back to get only newer lines
+};
+
+class Driver {
+public:
+  virtual ~Driver() = default;
+  virtual std::string_view name() const = 0;
+
+  // Starts what the runtime needs (e.g. the router) and recovers after a restart:
+  // re-adopts what still runs for `live` environments, removes anything belonging to
+  // environments not in `live`.
+  virtual Expected<void> start(const std::vector<core::Environment>& live) = 0;
+  // Stops what start() started. With keep_running, environments stay up.
+  virtual void stop(bool keep_running) = 0;
+
+  // Checks that the config can run on this runtime (invalid_config otherwise). No side effects.
+  virtual Expected<void> plan(const DeploySpec& spec) = 0;
+  // Brings the environment to spec. When another revision serves, switches without
+  // downtime and keeps the old one serving if the new one fails.
+  virtual Expected<ApplyResult> apply(const DeploySpec& spec, Progress& progress) = 0;
+  // Current health of what serves the environment.
+  virtual Expected<Observation> observe(const core::Environment& env) = 0;
+  // Removes everything of the environment. ok when nothing is left (also when nothing was there).
+  virtual Expected<void> destroy(const core::Environment& env, Progress& progress) = 0;
+  // The environment's application log.
+  virtual Expected<LogChunk> read_logs(const core::Environment& env, const LogQuery& q) = 0;
+  // Breaks a stuck lock of the runtime (e.g. a Terraform state lock). ok when none.
+  virtual Expected<std::string> unlock(const core::Environment& env) {
+    return std::string("no runtime lock to break for driver ") + std::string(name());
+  }
+  // Runs a command in the environment (idp exec). Result: exit code, output.
+  virtual Expected<nlohmann::json> exec(const core::Environment& env, const std::vector<std::string>& argv) {
+    return make_error(ErrorCode::invalid_argument, "exec is not supported by driver " + std::string(name()));
+  }
+  // Cost so far (idp cost).
+  virtual Expected<nlohmann::json> cost(const core::Environment& env) {
+    return make_error(ErrorCode::invalid_argument, "cost is not supported by driver " + std::string(name()));
+  }
+};
+
+// What every driver gets from the daemon.
+struct DriverContext {
+  std::string home;                 // IDP_HOME
+  std::string domain = "preview.localhost";
+  int router_port = 0;              // the port environments' URLs use
+  std::string router_listen_host = "127.0.0.1";
+  util::Clock* clock = nullptr;
+  std::string self_exe;             // path of the idp binary (for helper subcommands)
+  nlohmann::json options = nlohmann::json::object(); // driver-specific settings from the server config
+};
+
+class DriverFactory {
+public:
+  virtual ~DriverFactory() = default;
+  virtual std::string_view name() const = 0;
+  virtual std::string_view description() const = 0;
+  virtual Expected<std::unique_ptr<Driver>> create(const DriverContext& ctx) const = 0;
+};
+
+// The drivers compiled into this binary (drivers/builtin.cpp).
+const std::vector<const DriverFactory*>& builtin_driver_factories();
+
+} // namespace idp::drivers

@@ -1,0 +1,94 @@
+#pragma once
+// StateStore: where desired and observed state live. Every implementation (sqlite,
+// postgres, the in-memory fake) passes tests/contract/store_contract.hpp.
+// All methods are thread-safe.
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/environment.hpp"
+#include "util/expected.hpp"
+
+namespace idp::store {
+
+using core::Environment;
+using core::Event;
+using core::JobRun;
+using core::Lease;
+using core::Revision;
+using util::Millis;
+
+// Changes an environment inside a transaction. Append to `events` to record them in the
+// same transaction. Returning an error rolls everything back.
+using Mutator = std::function<Expected<void>(Environment& env, std::vector<Event>& events)>;
+
+struct EventQuery {
+  std::string env;          // "" = every environment
+  int64_t after_id = 0;     // only events with id > after_id
+  size_t limit = 1000;
+};
+
+class StateStore {
+public:
+  virtual ~StateStore() = default;
+
+  // --- Environments ---
+  // Inserts a new environment with `events`. already_exists when a live (not destroyed)
+  // environment has the same name, or the same non-empty source_key. A destroyed
+  // environment of the same name is replaced (its events are kept).
+  virtual Expected<Environment> insert_environment(const Environment& env, const std::vector<Event>& events) = 0;
+  // The environment called `name` (live or destroyed); not_found otherwise.
+  virtual Expected<Environment> get_environment(std::string_view name) = 0;
+  // The live environment tracking `source_key`, if any.
+  virtual Expected<std::optional<Environment>> find_by_source_key(std::string_view source_key) = 0;
+  // Ordered by name. Destroyed ones only when include_destroyed.
+  virtual Expected<std::vector<Environment>> list_environments(bool include_destroyed) = 0;
+  // Atomic read-modify-write of one environment; returns it as written. not_found when
+  // there is no such environment.
+  virtual Expected<Environment> update_environment(std::string_view name, const Mutator& mutate) = 0;
+
+  // --- Revisions (one per deployed commit) ---
+  // Assigns and returns the id.
+  virtual Expected<int64_t> insert_revision(const Revision& rev) = 0;
+  virtual Expected<void> update_revision(const Revision& rev) = 0;
+  virtual Expected<Revision> get_revision(int64_t id) = 0;
+  // Newest first.
+  virtual Expected<std::vector<Revision>> list_revisions(std::string_view env, size_t limit) = 0;
+
+  // --- Events (audit log) ---
+  virtual Expected<int64_t> append_event(const Event& ev) = 0;
+  // Oldest first.
+  virtual Expected<std::vector<Event>> list_events(const EventQuery& q) = 0;
+
+  // --- Leases: one worker at a time per environment ---
+  // Takes the lease when it is free, expired at `now`, or already held by `owner` (renewal).
+  // Returns false when someone else holds it.
+  virtual Expected<bool> try_acquire_lease(std::string_view env, std::string_view owner, Millis now, Millis ttl) = 0;
+  // Releases it if `owner` holds it; ok otherwise.
+  virtual Expected<void> release_lease(std::string_view env, std::string_view owner) = 0;
+  // Removes the lease whoever holds it (idp unlock).
+  virtual Expected<void> break_lease(std::string_view env) = 0;
+  virtual Expected<std::optional<Lease>> get_lease(std::string_view env) = 0;
+  virtual Expected<std::vector<Lease>> list_leases() = 0;
+
+  // --- Webhook deliveries: exactly-once ingestion ---
+  // Records a delivery id; false when it was already recorded.
+  virtual Expected<bool> record_delivery(std::string_view delivery_id, Millis at) = 0;
+  // Forgets deliveries older than `before`.
+  virtual Expected<void> prune_deliveries(Millis before) = 0;
+
+  // --- Scheduled job runs ---
+  virtual Expected<int64_t> insert_job_run(const JobRun& run) = 0;
+  virtual Expected<void> update_job_run(const JobRun& run) = 0;
+  // Newest first.
+  virtual Expected<std::vector<JobRun>> list_job_runs(std::string_view env, size_t limit) = 0;
+
+  // --- Settings: small daemon-wide values (e.g. the router port chosen on first start) ---
+  virtual Expected<std::optional<std::string>> get_setting(std::string_view key) = 0;
+  virtual Expected<void> set_setting(std::string_view key, std::string_view value) = 0;
+};
+
+} // namespace idp::store

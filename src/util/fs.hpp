@@ -1,0 +1,52 @@
+#pragma once
+// Filesystem helpers that return Expected instead of throwing.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "util/expected.hpp"
+
+namespace idp::util {
+
+Expected<std::string> read_file(const std::string& path);
+// Writes to a temporary file in the same directory, fsyncs, then renames over `path`.
+Expected<void> write_file_atomic(const std::string& path, std::string_view data, int mode = 0644);
+Expected<void> append_file(const std::string& path, std::string_view data);
+// mkdir -p; ok if it exists.
+Expected<void> ensure_dir(const std::string& path, int mode = 0755);
+// rm -rf; ok if it does not exist.
+Expected<void> remove_all(const std::string& path);
+bool path_exists(const std::string& path);
+bool is_directory(const std::string& path);
+// -1 when the file does not exist.
+int64_t file_size(const std::string& path);
+// Modification time in unix milliseconds, -1 when missing.
+int64_t file_mtime_ms(const std::string& path);
+std::string path_join(std::string_view a, std::string_view b);
+std::string absolute_path(const std::string& path);
+// A new directory under $TMPDIR (or /tmp) named prefix-XXXXXX.
+Expected<std::string> make_temp_dir(std::string_view prefix);
+
+// An exclusive advisory lock (flock) on a file, released on destruction.
+class FileLock {
+public:
+  FileLock() = default;
+  ~FileLock();
+  FileLock(FileLock&& other) noexcept;
+  FileLock& operator=(FileLock&& other) noexcept;
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+  // Takes the lock without waiting; conflict when another holder has it.
+  static Expected<FileLock> try_acquire(const std::string& path);
+  // Waits for the lock.
+  static Expected<FileLock> acquire(const std::string& path);
+  bool held() const { return m_fd >= 0; }
+
+private:
+  explicit FileLock(int fd) : m_fd(fd) {}
+  int m_fd = -1;
+};
+
+} // namespace idp::util

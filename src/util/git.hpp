@@ -1,0 +1,50 @@
+#pragma once
+// git through argv (never a shell): remote heads, a bare mirror cache per repository,
+// files at a commit, and detached worktrees of an exact commit.
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "util/expected.hpp"
+
+namespace idp::util {
+
+// Environment every git call runs with: no prompts, only safe transports.
+std::map<std::string, std::string> git_safe_env();
+
+// True when `name` is a valid git branch name (git check-ref-format --branch rules).
+bool is_valid_git_branch(std::string_view name);
+
+// branch name → commit sha of every refs/heads/* on the remote.
+Expected<std::map<std::string, std::string>> git_ls_remote_heads(const std::string& url, int64_t timeout_ms = 60000);
+
+// A bare mirror of one remote under `cache_dir`. Mutating calls are serialised across
+// threads and processes by a lock file beside the mirror. Thread-safe.
+class GitMirror {
+public:
+  GitMirror(std::string cache_dir, std::string url);
+
+  const std::string& path() const { return m_path; }
+  const std::string& url() const { return m_url; }
+
+  // Clones on first use, then fetches (with prune). Afterwards every remote head is local.
+  Expected<void> fetch(int64_t timeout_ms = 120000);
+  // The commit refs/heads/<branch> points at in the mirror (after fetch).
+  Expected<std::string> resolve_branch(const std::string& branch);
+  // Fetches when `commit` is not present yet.
+  Expected<void> ensure_commit(const std::string& commit);
+  // Contents of `path` at `commit`; nullopt when the file does not exist there.
+  Expected<std::optional<std::string>> read_file(const std::string& commit, const std::string& path);
+  // A detached worktree of `commit` at `dest` (replaced if it exists).
+  Expected<void> add_worktree(const std::string& commit, const std::string& dest);
+  // Removes the worktree at `dest` and its administrative files; ok if already gone.
+  Expected<void> remove_worktree(const std::string& dest);
+
+private:
+  std::string m_url;
+  std::string m_path;
+  std::string m_lock;
+};
+
+} // namespace idp::util

@@ -1,0 +1,44 @@
+#pragma once
+// A small blocking HTTP client over libcurl. Thread-safe: each call uses its own handle.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/expected.hpp"
+
+namespace idp::util {
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  int64_t timeout_ms = 10000;
+  int64_t connect_timeout_ms = 3000;
+  std::string unix_socket;       // talk HTTP over this unix socket instead of TCP
+  // Streaming: called with each chunk of the body as it arrives; return false to stop.
+  std::function<bool(std::string_view chunk)> on_data;
+  // AWS SigV4 via libcurl: "aws:amz:REGION:SERVICE" and "ACCESS:SECRET" (see CURLOPT_AWS_SIGV4).
+  std::string aws_sigv4;
+  std::string userpwd;
+};
+
+struct HttpResponse {
+  long status = 0;
+  std::map<std::string, std::string> headers; // lowercased names
+  std::string body;
+};
+
+// Transport failures (refused, timeout, DNS) are errors (transient / timeout);
+// any HTTP status, including 4xx/5xx, is a response.
+Expected<HttpResponse> http_request(const HttpRequest& req);
+
+// Percent-encoding for query strings and paths (RFC 3986 unreserved kept).
+std::string url_encode(std::string_view s);
+std::string url_decode(std::string_view s);
+
+} // namespace idp::util

@@ -1,0 +1,103 @@
+#pragma once
+// Running programs: always argv, never a shell. Environment, cwd, timeouts, cancellation,
+// process groups, cgroup placement, and /proc inspection for crash recovery.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+#include "util/expected.hpp"
+
+namespace idp::util {
+
+struct Command {
+  std::vector<std::string> argv;            // argv[0] is looked up on PATH when it has no '/'
+  std::map<std::string, std::string> env;   // set (or override) in the child's environment
+  std::vector<std::string> unset_env;       // removed from the inherited environment
+  bool clear_env = false;                   // start from an empty environment (plus `env`)
+  std::string cwd;                          // "" = inherit
+};
+
+struct RunOptions {
+  std::optional<std::string> stdin_data;      // nullopt = /dev/null
+  int64_t timeout_ms = 0;                     // 0 = none; on expiry the group gets TERM, then KILL
+  size_t max_capture = 16 * 1024 * 1024;      // bytes kept of each stream (the tail is kept)
+  bool merge_stderr = false;                  // stderr into the stdout capture
+  // Called with each complete output line (stdout and stderr) as it arrives, from the
+  // calling thread. Used to stream a tool's output into an environment log.
+  std::function<void(std::string_view line, bool is_stderr)> on_line;
+  const std::atomic<bool>* cancel = nullptr;  // set to true to stop the process
+};
+
+struct RunResult {
+  int exit_code = -1;      // -1 when killed by a signal
+  int signal = 0;          // terminating signal, 0 if exited
+  bool timed_out = false;
+  bool cancelled = false;
+  std::string out;
+  std::string err;
+  bool ok() const { return exit_code == 0 && !timed_out && !cancelled; }
+};
+
+// Runs to completion and captures output. Error only when the program cannot be started
+// (not_found for a missing executable); a non-zero exit is a RunResult, not an error.
+Expected<RunResult> run(const Command& cmd, const RunOptions& opts = {});
+
+// Convenience: run, and turn non-zero exit / timeout into an Error whose message names the
+// program and carries the last lines of its stderr.
+Expected<RunResult> run_checked(const Command& cmd, const RunOptions& opts = {});
+
+struct SpawnOptions {
+  int stdin_fd = -1;             // -1 = /dev/null
+  int stdout_fd = -1;            // -1 = /dev/null
+  int stderr_fd = -1;            // -1 = /dev/null
+  bool new_session = true;       // setsid(): own session and process group (pgid == pid)
+  pid_t join_group = 0;          // instead of new_session: join this process group
+  bool detach = true;            // double-fork: reparented to init, survives and is never our zombie
+  int parent_death_signal = 0;   // with detach=false: signal the child gets when we die
+  std::vector<std::string> cgroup_proc_files; // "…/cgroup.procs" files the child enters before exec
+};
+
+// Starts a long-running program and returns its pid. With detach=false the caller must
+// reap it (wait_child).
+Expected<pid_t> spawn(const Command& cmd, const SpawnOptions& opts = {});
+
+// waitpid with a timeout (0 = no wait). Returns the exit code (128+signal when killed),
+// nullopt when still running.
+std::optional<int> wait_child(pid_t pid, int64_t timeout_ms);
+
+// Full path of `program` on PATH (or itself if it contains '/'); nullopt if not found.
+std::optional<std::string> find_executable(std::string_view program);
+
+// --- /proc inspection ---
+// True when the process exists and is not a zombie.
+bool process_alive(pid_t pid);
+// Start time in clock ticks since boot (/proc/PID/stat field 22): with the pid, an identity
+// that survives pid reuse. nullopt when the process is gone.
+std::optional<uint64_t> process_start_time(pid_t pid);
+std::optional<pid_t> process_group_of(pid_t pid);
+// The value of `key` in the process's initial environment.
+std::optional<std::string> process_env_value(pid_t pid, std::string_view key);
+// Every live process whose environment has key=value.
+std::vector<pid_t> find_processes_with_env(std::string_view key, std::string_view value);
+// Every live process whose environment has key with a value starting with `prefix`.
+std::vector<pid_t> find_processes_with_env_prefix(std::string_view key, std::string_view prefix);
+// Every live process in process group `pgid`.
+std::vector<pid_t> processes_in_group(pid_t pgid);
+
+// TERM to the group, wait up to grace_ms for it to be empty, then KILL and wait again.
+// Returns true when nothing of the group is left.
+bool terminate_group(pid_t pgid, int64_t grace_ms);
+// TERM to each pid, wait up to grace_ms, then KILL. True when all are gone.
+bool terminate_processes(const std::vector<pid_t>& pids, int64_t grace_ms);
+
+// A free TCP port on 127.0.0.1 (bind to 0, read, close).
+Expected<int> find_free_port();
+
+} // namespace idp::util
