@@ -25,6 +25,11 @@ struct DeploySpec {
   core::Environment env;
   core::AppConfig config;
   int64_t revision_id = 0;
+  // What the template composes: "web" (a process behind the router with a health check),
+  // "static" (files behind the router), "database", "schedule". From templates/<name>/template.json.
+  std::vector<std::string> components = {"web"};
+  // Template-specific values (e.g. the database credentials a driver must inject).
+  nlohmann::json template_values = nlohmann::json::object();
 };
 
 // How a driver reports while it works. Implementations are thread-safe.

@@ -1,0 +1,73 @@
+#pragma once
+// Helpers shared by tests: temporary homes, real git repositories, polling.
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace idp::testing {
+
+// Root of the source tree (IDP_SOURCE_DIR, set by CTest).
+std::string source_dir();
+// Path of the built idp binary (IDP_BINARY, set by CTest).
+std::string idp_binary();
+
+// A temporary directory: removed when the test passed, kept (path printed) when it failed.
+class TempDir {
+public:
+  explicit TempDir(const std::string& prefix = "idp-test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return m_path; }
+  std::string sub(const std::string& rel) const { return m_path + "/" + rel; }
+
+private:
+  std::string m_path;
+};
+
+// A real git repository on disk (non-bare, default branch "main").
+class GitRepo {
+public:
+  // Initialises a repository at `dir` (created if missing).
+  explicit GitRepo(std::string dir);
+  const std::string& path() const { return m_dir; }
+
+  // Copies a directory tree (e.g. examples/api-service) into the work tree.
+  void copy_from(const std::string& src_dir);
+  void write_file(const std::string& rel, const std::string& content);
+  void remove_file(const std::string& rel);
+  // Commits everything; returns the commit sha.
+  std::string commit(const std::string& message);
+  // Creates (or resets) `branch` at HEAD and checks it out.
+  void checkout_new_branch(const std::string& branch);
+  void checkout(const std::string& branch);
+  std::string head() const;
+  // git <args...> in the repository; throws on failure.
+  std::string git(const std::vector<std::string>& args) const;
+
+private:
+  std::string m_dir;
+};
+
+// A bare repository that a GitRepo pushes to (the "remote" of GitOps tests).
+class BareRepo {
+public:
+  explicit BareRepo(std::string dir);
+  const std::string& path() const { return m_dir; }
+  // Pushes `branch` of `from` (force).
+  void push(const GitRepo& from, const std::string& branch);
+  void delete_branch(const std::string& branch);
+
+private:
+  std::string m_dir;
+};
+
+// Example app at examples/<name> committed into a fresh repo at `dir` on `branch`.
+GitRepo make_example_repo(const std::string& dir, const std::string& example = "api-service",
+                          const std::string& branch = "main");
+
+// Polls `pred` every `poll_ms` until it is true or `timeout_ms` passes. Returns pred's last value.
+bool wait_until(const std::function<bool()>& pred, int timeout_ms, int poll_ms = 20);
+
+} // namespace idp::testing
