@@ -1,0 +1,115 @@
+#include "store/sqlite/migrations.hpp"
+
+namespace idp::store::sqlite {
+
+namespace {
+
+// Timestamps are unix milliseconds (INTEGER). Environments are keyed by name: a destroyed
+// environment keeps its row (history) until a new one of the same name replaces it.
+// Events, revisions and job runs use AUTOINCREMENT so that ids are never reused: SSE
+// clients resume with after_id, and a reused id would hide an event from them.
+// Events deliberately have no foreign key to environments: the audit log outlives the
+// row (a destroyed environment's row is replaced on name reuse; its events stay).
+constexpr std::string_view k_v1_core = R"sql(
+CREATE TABLE environments (
+  name                TEXT    PRIMARY KEY NOT NULL,
+  repo                TEXT    NOT NULL,
+  branch              TEXT    NOT NULL,
+  template_name       TEXT    NOT NULL,
+  runtime             TEXT    NOT NULL,
+  owner               TEXT    NOT NULL,
+  source_key          TEXT    NOT NULL,
+  phase               TEXT    NOT NULL,
+  desired             TEXT    NOT NULL,
+  commit_sha          TEXT    NOT NULL,
+  deployed_commit     TEXT    NOT NULL,
+  generation          INTEGER NOT NULL,
+  observed_generation INTEGER NOT NULL,
+  url                 TEXT    NOT NULL,
+  pr_number           INTEGER,
+  config_json         TEXT    NOT NULL,
+  outputs_json        TEXT    NOT NULL,
+  message             TEXT    NOT NULL,
+  warnings_json       TEXT    NOT NULL,
+  attempts            INTEGER NOT NULL,
+  next_attempt_at     INTEGER NOT NULL,
+  created_at          INTEGER NOT NULL,
+  expires_at          INTEGER NOT NULL,
+  updated_at          INTEGER NOT NULL,
+  destroyed_at        INTEGER NOT NULL
+);
+-- Listing live environments without walking the destroyed history.
+CREATE INDEX environments_live_by_name ON environments(name) WHERE phase != 'destroyed';
+-- At most one live environment tracks a branch; pinned environments have source_key ''.
+CREATE UNIQUE INDEX environments_live_source_key ON environments(source_key)
+  WHERE phase != 'destroyed' AND source_key != '';
+
+CREATE TABLE revisions (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  env         TEXT    NOT NULL REFERENCES environments(name),
+  commit_sha  TEXT    NOT NULL,
+  generation  INTEGER NOT NULL,
+  status      TEXT    NOT NULL,
+  message     TEXT    NOT NULL,
+  log_tail    TEXT    NOT NULL,
+  created_at  INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL
+);
+CREATE INDEX revisions_by_env ON revisions(env, id);
+
+CREATE TABLE events (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  env        TEXT    NOT NULL,
+  at         INTEGER NOT NULL,
+  actor      TEXT    NOT NULL,
+  action     TEXT    NOT NULL,
+  reason     TEXT    NOT NULL,
+  from_phase TEXT    NOT NULL,
+  to_phase   TEXT    NOT NULL
+);
+CREATE INDEX events_by_env ON events(env, id);
+
+-- Not tied to environments: a lease may be taken before the row exists, and breaking a
+-- stale lease must work whatever happened to the environment.
+CREATE TABLE leases (
+  env        TEXT    PRIMARY KEY NOT NULL,
+  owner      TEXT    NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+
+CREATE TABLE settings (
+  key   TEXT PRIMARY KEY NOT NULL,
+  value TEXT NOT NULL
+);
+)sql";
+
+// Webhook ingestion and scheduled jobs arrived after the core schema.
+constexpr std::string_view k_v2_sources_and_jobs = R"sql(
+CREATE TABLE deliveries (
+  id          TEXT    PRIMARY KEY NOT NULL,
+  received_at INTEGER NOT NULL
+);
+CREATE INDEX deliveries_by_time ON deliveries(received_at);
+
+CREATE TABLE job_runs (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  env          TEXT    NOT NULL REFERENCES environments(name),
+  scheduled_at INTEGER NOT NULL,
+  started_at   INTEGER NOT NULL,
+  finished_at  INTEGER NOT NULL,
+  exit_code    INTEGER NOT NULL,
+  status       TEXT    NOT NULL,
+  message      TEXT    NOT NULL
+);
+CREATE INDEX job_runs_by_env ON job_runs(env, id);
+)sql";
+
+constexpr std::string_view k_migrations[] = {k_v1_core, k_v2_sources_and_jobs};
+
+} // namespace
+
+std::span<const std::string_view> migrations() { return k_migrations; }
+
+int latest_schema_version() { return static_cast<int>(std::size(k_migrations)); }
+
+} // namespace idp::store::sqlite

@@ -1,0 +1,891 @@
+#include "store/sqlite/sqlite_store.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+#include <sqlite3.h>
+
+#include "store/sqlite/migrations.hpp"
+#include "util/time.hpp"
+
+namespace idp::store::sqlite {
+
+namespace {
+
+constexpr int k_busy_timeout_ms = 5000;
+
+// SQLITE_BUSY / SQLITE_LOCKED (in any extended form) mean another connection held a lock
+// for longer than the busy timeout: retrying later may well succeed.
+bool is_busy(int rc) {
+  int primary = rc & 0xff;
+  return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
+}
+
+std::string in_quotes(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+  return out;
+}
+
+// SQLite takes int64 limits; a size_t beyond that range means "no limit".
+int64_t sql_limit(size_t limit) {
+  return static_cast<int64_t>(std::min<size_t>(limit, static_cast<size_t>(std::numeric_limits<int64_t>::max())));
+}
+
+// One store operation on the connection. Every SQLite failure during it reads
+// "sqlite: <what>: <sqlite message>", so callers never have to add context themselves.
+class Op {
+public:
+  Op(sqlite3* db, std::string what) : m_db(db), m_what(std::move(what)) {}
+
+  sqlite3* db() const { return m_db; }
+
+  Error fail(int rc) const {
+    // sqlite3_errmsg describes the last failed call on this connection, which is the
+    // one we are reporting (the mutex keeps other threads off the connection).
+    const char* msg = m_db != nullptr ? sqlite3_errmsg(m_db) : sqlite3_errstr(rc);
+    return Error(is_busy(rc) ? ErrorCode::transient : ErrorCode::io_error,
+                 "sqlite: " + m_what + ": " + (msg != nullptr ? msg : sqlite3_errstr(rc)));
+  }
+
+  // A failure found by the store itself, e.g. a row it cannot make sense of (edited by
+  // hand, or a bug): io_error unless said otherwise.
+  Error error(std::string_view detail, ErrorCode code = ErrorCode::io_error) const {
+    return Error(code, "sqlite: " + m_what + ": " + std::string(detail));
+  }
+
+  // Runs one or more statements that return no rows.
+  Expected<void> exec(const char* sql) const {
+    int rc = sqlite3_exec(m_db, sql, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+      return Unexpected(fail(rc));
+    }
+    return {};
+  }
+
+private:
+  sqlite3* m_db;
+  std::string m_what;
+};
+
+// A prepared statement. Bind failures are remembered and reported by the next step(),
+// so call sites bind without checking each call.
+class Stmt {
+public:
+  Stmt(const Op& op, sqlite3_stmt* stmt) : m_op(&op), m_stmt(stmt) {}
+  ~Stmt() { sqlite3_finalize(m_stmt); }
+  Stmt(Stmt&& other) noexcept
+      : m_op(other.m_op), m_stmt(std::exchange(other.m_stmt, nullptr)), m_rc(other.m_rc) {}
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  Stmt& operator=(Stmt&&) = delete;
+
+  static Expected<Stmt> prepare(const Op& op, std::string_view sql) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(op.db(), sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
+    if (rc != SQLITE_OK) {
+      return Unexpected(op.fail(rc));
+    }
+    return Stmt(op, stmt);
+  }
+
+  void bind(int idx, std::string_view v) {
+    remember(sqlite3_bind_text64(m_stmt, idx, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
+  }
+  void bind(int idx, int64_t v) { remember(sqlite3_bind_int64(m_stmt, idx, v)); }
+  void bind(int idx, int v) { remember(sqlite3_bind_int64(m_stmt, idx, v)); }
+  void bind_null(int idx) { remember(sqlite3_bind_null(m_stmt, idx)); }
+
+  // True when a row is available, false when the statement is done.
+  Expected<bool> step() {
+    if (m_rc != SQLITE_OK) {
+      return Unexpected(m_op->fail(m_rc));
+    }
+    m_rc = sqlite3_step(m_stmt);
+    if (m_rc == SQLITE_ROW) {
+      m_rc = SQLITE_OK;
+      return true;
+    }
+    if (m_rc == SQLITE_DONE) {
+      m_rc = SQLITE_OK;
+      return false;
+    }
+    return Unexpected(m_op->fail(m_rc));
+  }
+
+  // Runs a statement that returns no rows.
+  Expected<void> run() {
+    IDP_TRY(step());
+    return {};
+  }
+
+  // The SQLite result code of the last failed bind or step (extended), SQLITE_OK otherwise.
+  int last_rc() const { return m_rc; }
+
+  std::string text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(m_stmt, col));
+    return p != nullptr ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(m_stmt, col))) : std::string();
+  }
+  int64_t int64(int col) const { return sqlite3_column_int64(m_stmt, col); }
+  bool is_null(int col) const { return sqlite3_column_type(m_stmt, col) == SQLITE_NULL; }
+
+private:
+  void remember(int rc) {
+    if (rc != SQLITE_OK && m_rc == SQLITE_OK) {
+      m_rc = rc;
+    }
+  }
+
+  const Op* m_op;
+  sqlite3_stmt* m_stmt;
+  int m_rc = SQLITE_OK;
+};
+
+// BEGIN IMMEDIATE ... COMMIT; rolls back when destroyed uncommitted (early returns).
+// IMMEDIATE takes the write lock up front, so the busy timeout applies to it; a deferred
+// transaction that later upgrades can fail with SQLITE_BUSY without waiting.
+class Transaction {
+public:
+  static Expected<Transaction> begin(const Op& op) {
+    IDP_TRY(op.exec("BEGIN IMMEDIATE"));
+    return Transaction(op.db());
+  }
+  ~Transaction() {
+    if (m_db != nullptr) {
+      sqlite3_exec(m_db, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+  }
+  Transaction(Transaction&& other) noexcept : m_db(std::exchange(other.m_db, nullptr)) {}
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  Transaction& operator=(Transaction&&) = delete;
+
+  Expected<void> commit(const Op& op) {
+    IDP_TRY(op.exec("COMMIT"));
+    m_db = nullptr;
+    return {};
+  }
+
+private:
+  explicit Transaction(sqlite3* db) : m_db(db) {}
+  sqlite3* m_db;
+};
+
+// --- Environments ---
+
+// Column order shared by every environment query; bind_environment binds ?1..?25 in it.
+constexpr std::string_view k_env_columns[] = {
+    "name",          "repo",          "branch",   "template_name",   "runtime",
+    "owner",         "source_key",    "phase",    "desired",         "commit_sha",
+    "deployed_commit", "generation",  "observed_generation", "url",  "pr_number",
+    "config_json",   "outputs_json",  "message",  "warnings_json",   "attempts",
+    "next_attempt_at", "created_at",  "expires_at", "updated_at",    "destroyed_at"};
+
+std::string env_column_list() {
+  std::string out;
+  for (auto c : k_env_columns) {
+    if (!out.empty()) {
+      out += ", ";
+    }
+    out += c;
+  }
+  return out;
+}
+
+const std::string& select_env_sql() {
+  static const std::string sql = "SELECT " + env_column_list() + " FROM environments ";
+  return sql;
+}
+
+// Insert, or overwrite every column of the row with the same name. Used for new rows, for
+// replacing a destroyed environment (an UPDATE in place, so revisions referencing the
+// name stay valid) and for update_environment. A clash on the live source_key index is
+// not handled here and fails with SQLITE_CONSTRAINT_UNIQUE.
+const std::string& write_env_sql() {
+  static const std::string sql = [] {
+    std::string s = "INSERT INTO environments (" + env_column_list() + ") VALUES (";
+    for (size_t i = 0; i < std::size(k_env_columns); ++i) {
+      s += (i == 0 ? "?" : ", ?") + std::to_string(i + 1);
+    }
+    s += ") ON CONFLICT(name) DO UPDATE SET ";
+    for (size_t i = 1; i < std::size(k_env_columns); ++i) {
+      s += (i == 1 ? "" : ", ") + std::string(k_env_columns[i]) + " = excluded." + std::string(k_env_columns[i]);
+    }
+    return s;
+  }();
+  return sql;
+}
+
+std::string warnings_to_json(const std::vector<std::string>& warnings) {
+  // replace: invalid UTF-8 in a warning (e.g. raw driver output) must not make dump() throw.
+  return nlohmann::json(warnings).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void bind_environment(Stmt& st, const Environment& e) {
+  st.bind(1, e.name);
+  st.bind(2, e.repo);
+  st.bind(3, e.branch);
+  st.bind(4, e.template_name);
+  st.bind(5, e.runtime);
+  st.bind(6, e.owner);
+  st.bind(7, e.source_key);
+  st.bind(8, core::phase_name(e.phase));
+  st.bind(9, core::desired_name(e.desired));
+  st.bind(10, e.commit);
+  st.bind(11, e.deployed_commit);
+  st.bind(12, e.generation);
+  st.bind(13, e.observed_generation);
+  st.bind(14, e.url);
+  if (e.pr_number) {
+    st.bind(15, *e.pr_number);
+  } else {
+    st.bind_null(15);
+  }
+  st.bind(16, e.config_json);
+  st.bind(17, e.outputs_json);
+  st.bind(18, e.message);
+  st.bind(19, warnings_to_json(e.warnings));
+  st.bind(20, e.attempts);
+  st.bind(21, e.next_attempt_at);
+  st.bind(22, e.created_at);
+  st.bind(23, e.expires_at);
+  st.bind(24, e.updated_at);
+  st.bind(25, e.destroyed_at);
+}
+
+Expected<Environment> read_environment(const Op& op, const Stmt& st) {
+  Environment e;
+  e.name = st.text(0);
+  e.repo = st.text(1);
+  e.branch = st.text(2);
+  e.template_name = st.text(3);
+  e.runtime = st.text(4);
+  e.owner = st.text(5);
+  e.source_key = st.text(6);
+  std::string phase = st.text(7);
+  auto parsed_phase = core::parse_phase(phase);
+  if (!parsed_phase) {
+    return Unexpected(op.error("environment " + in_quotes(e.name) + " has unknown phase " + in_quotes(phase)));
+  }
+  e.phase = *parsed_phase;
+  std::string desired = st.text(8);
+  auto parsed_desired = core::parse_desired(desired);
+  if (!parsed_desired) {
+    return Unexpected(op.error("environment " + in_quotes(e.name) + " has unknown desired state " + in_quotes(desired)));
+  }
+  e.desired = *parsed_desired;
+  e.commit = st.text(9);
+  e.deployed_commit = st.text(10);
+  e.generation = st.int64(11);
+  e.observed_generation = st.int64(12);
+  e.url = st.text(13);
+  if (!st.is_null(14)) {
+    e.pr_number = static_cast<int>(st.int64(14));
+  }
+  e.config_json = st.text(15);
+  e.outputs_json = st.text(16);
+  e.message = st.text(17);
+  auto warnings = nlohmann::json::parse(st.text(18), nullptr, false);
+  if (warnings.is_discarded() || !warnings.is_array()) {
+    return Unexpected(op.error("environment " + in_quotes(e.name) + " has malformed warnings"));
+  }
+  for (const auto& w : warnings) {
+    if (!w.is_string()) {
+      return Unexpected(op.error("environment " + in_quotes(e.name) + " has a non-string warning"));
+    }
+    e.warnings.push_back(w.get<std::string>());
+  }
+  e.attempts = static_cast<int>(st.int64(19));
+  e.next_attempt_at = st.int64(20);
+  e.created_at = st.int64(21);
+  e.expires_at = st.int64(22);
+  e.updated_at = st.int64(23);
+  e.destroyed_at = st.int64(24);
+  return e;
+}
+
+Expected<std::optional<Environment>> query_environment_by_name(const Op& op, std::string_view name) {
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, select_env_sql() + "WHERE name = ?1"));
+  st.bind(1, name);
+  IDP_TRY_ASSIGN(bool row, st.step());
+  if (!row) {
+    return std::optional<Environment>();
+  }
+  IDP_TRY_ASSIGN(auto env, read_environment(op, st));
+  return std::optional<Environment>(std::move(env));
+}
+
+// The name of the live environment other than `except` that tracks `source_key`.
+Expected<std::optional<std::string>> live_owner_of_source_key(const Op& op, std::string_view source_key,
+                                                              std::string_view except) {
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "SELECT name FROM environments "
+                                            "WHERE source_key = ?1 AND phase != 'destroyed' AND name != ?2"));
+  st.bind(1, source_key);
+  st.bind(2, except);
+  IDP_TRY_ASSIGN(bool row, st.step());
+  if (!row) {
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>(st.text(0));
+}
+
+Unexpected source_key_taken(std::string_view source_key, std::string_view holder) {
+  return make_error(ErrorCode::already_exists,
+                    "environment " + in_quotes(holder) + " already tracks source " + in_quotes(source_key));
+}
+
+// Writes the row; the caller has already checked name and source_key uniqueness, so a
+// unique-index violation here means a check was missed: still reported as already_exists.
+Expected<void> write_environment(const Op& op, const Environment& env) {
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, write_env_sql()));
+  bind_environment(st, env);
+  auto r = st.run();
+  if (!r && st.last_rc() == SQLITE_CONSTRAINT_UNIQUE) {
+    return make_error(ErrorCode::already_exists, "environment " + in_quotes(env.name) + " conflicts with a live one: " +
+                                                     r.error().message);
+  }
+  return r;
+}
+
+// --- Events ---
+
+Expected<int64_t> insert_event(const Op& op, const Event& ev) {
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO events (env, at, actor, action, reason, from_phase, to_phase) "
+                                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+  st.bind(1, ev.env);
+  st.bind(2, ev.at);
+  st.bind(3, ev.actor);
+  st.bind(4, ev.action);
+  st.bind(5, ev.reason);
+  st.bind(6, ev.from_phase);
+  st.bind(7, ev.to_phase);
+  IDP_TRY(st.run());
+  return static_cast<int64_t>(sqlite3_last_insert_rowid(op.db()));
+}
+
+// Events recorded alongside a change of `env_name`; an event without env is about it.
+Expected<void> insert_events_for(const Op& op, std::string_view env_name, const std::vector<Event>& events) {
+  for (const auto& ev : events) {
+    if (ev.env.empty()) {
+      Event copy = ev;
+      copy.env = std::string(env_name);
+      IDP_TRY(insert_event(op, copy));
+    } else {
+      IDP_TRY(insert_event(op, ev));
+    }
+  }
+  return {};
+}
+
+// --- Revisions and job runs ---
+
+constexpr std::string_view k_select_revision =
+    "SELECT id, env, commit_sha, generation, status, message, log_tail, created_at, finished_at FROM revisions ";
+
+Expected<Revision> read_revision(const Op& op, const Stmt& st) {
+  Revision r;
+  r.id = st.int64(0);
+  r.env = st.text(1);
+  r.commit = st.text(2);
+  r.generation = st.int64(3);
+  std::string status = st.text(4);
+  auto parsed = core::parse_revision_status(status);
+  if (!parsed) {
+    return Unexpected(op.error("revision " + std::to_string(r.id) + " has unknown status " + in_quotes(status)));
+  }
+  r.status = *parsed;
+  r.message = st.text(5);
+  r.log_tail = st.text(6);
+  r.created_at = st.int64(7);
+  r.finished_at = st.int64(8);
+  return r;
+}
+
+constexpr std::string_view k_select_job_run =
+    "SELECT id, env, scheduled_at, started_at, finished_at, exit_code, status, message FROM job_runs ";
+
+JobRun read_job_run(const Stmt& st) {
+  JobRun r;
+  r.id = st.int64(0);
+  r.env = st.text(1);
+  r.scheduled_at = st.int64(2);
+  r.started_at = st.int64(3);
+  r.finished_at = st.int64(4);
+  r.exit_code = static_cast<int>(st.int64(5));
+  r.status = st.text(6);
+  r.message = st.text(7);
+  return r;
+}
+
+// Inserts a row that references environments(name); the foreign key turns an unknown
+// environment into not_found.
+Expected<int64_t> insert_child_row(const Op& op, Stmt& st, std::string_view env) {
+  auto r = st.run();
+  if (!r) {
+    if (st.last_rc() == SQLITE_CONSTRAINT_FOREIGNKEY) {
+      return make_error(ErrorCode::not_found, "environment " + in_quotes(env) + " not found");
+    }
+    return Unexpected(std::move(r.error()));
+  }
+  return static_cast<int64_t>(sqlite3_last_insert_rowid(op.db()));
+}
+
+// --- Migrations ---
+
+Expected<int> schema_version(const Op& op) {
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+  IDP_TRY(st.step());
+  return static_cast<int>(st.int64(0));
+}
+
+// Refuse rather than guess: a newer idp may have changed what the columns mean.
+Unexpected newer_schema(const Op& op, int found) {
+  return Unexpected(op.error("database schema version " + std::to_string(found) +
+                                 " is newer than this idp supports (" + std::to_string(latest_schema_version()) +
+                                 "); upgrade idp or use another IDP_HOME",
+                             ErrorCode::permanent));
+}
+
+// Applies the missing migrations, one transaction each. The version is re-read inside
+// each transaction, so two processes opening a new file at once do not both apply one.
+Expected<void> migrate(const Op& op) {
+  IDP_TRY(op.exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                  "version INTEGER PRIMARY KEY NOT NULL, applied_at INTEGER NOT NULL)"));
+  IDP_TRY_ASSIGN(int current, schema_version(op));
+  if (current > latest_schema_version()) {
+    return newer_schema(op, current);
+  }
+  while (current < latest_schema_version()) {
+    IDP_TRY_ASSIGN(auto txn, Transaction::begin(op));
+    IDP_TRY_ASSIGN(current, schema_version(op));
+    if (current > latest_schema_version()) {
+      return newer_schema(op, current);
+    }
+    if (current < latest_schema_version()) {
+      Op step(op.db(), "apply schema migration " + std::to_string(current + 1));
+      IDP_TRY(step.exec(std::string(migrations()[static_cast<size_t>(current)]).c_str()));
+      IDP_TRY_ASSIGN(auto st, Stmt::prepare(step, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)"));
+      st.bind(1, current + 1);
+      st.bind(2, util::SystemClock().now_ms());
+      IDP_TRY(st.run());
+      ++current;
+    }
+    IDP_TRY(txn.commit(op));
+  }
+  return {};
+}
+
+Expected<void> configure(const Op& op) {
+  // journal_mode answers with the mode in effect: "memory" for in-memory databases,
+  // where WAL does not apply.
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "PRAGMA journal_mode = WAL"));
+  IDP_TRY_ASSIGN(bool row, st.step());
+  std::string mode = row ? st.text(0) : std::string();
+  if (mode != "wal" && mode != "memory") {
+    return Unexpected(op.error("cannot enable WAL mode (journal_mode is " + in_quotes(mode) + ")"));
+  }
+  IDP_TRY(op.exec("PRAGMA synchronous = NORMAL"));
+  IDP_TRY(op.exec("PRAGMA foreign_keys = ON"));
+  return {};
+}
+
+} // namespace
+
+SqliteStore::SqliteStore(sqlite3* db, std::string path) : m_db(db), m_path(std::move(path)) {}
+
+SqliteStore::~SqliteStore() { sqlite3_close_v2(m_db); }
+
+Expected<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  // The store owns the handle from here on, so every early return closes it.
+  std::unique_ptr<SqliteStore> store(new SqliteStore(db, path));
+  Op op(db, "open " + in_quotes(path));
+  if (rc != SQLITE_OK) {
+    return Unexpected(op.fail(rc));
+  }
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, k_busy_timeout_ms);
+  IDP_TRY(configure(op));
+  IDP_TRY(migrate(op));
+  return store;
+}
+
+// --- Environments ---
+
+Expected<Environment> SqliteStore::insert_environment(const Environment& env, const std::vector<Event>& events) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "insert environment " + in_quotes(env.name));
+  IDP_TRY_ASSIGN(auto txn, Transaction::begin(op));
+  IDP_TRY_ASSIGN(auto existing, query_environment_by_name(op, env.name));
+  if (existing && core::phase_is_live(existing->phase)) {
+    return make_error(ErrorCode::already_exists, "environment " + in_quotes(env.name) + " already exists");
+  }
+  if (!env.source_key.empty() && core::phase_is_live(env.phase)) {
+    IDP_TRY_ASSIGN(auto holder, live_owner_of_source_key(op, env.source_key, env.name));
+    if (holder) {
+      return source_key_taken(env.source_key, *holder);
+    }
+  }
+  IDP_TRY(write_environment(op, env));
+  IDP_TRY(insert_events_for(op, env.name, events));
+  IDP_TRY(txn.commit(op));
+  return env;
+}
+
+Expected<Environment> SqliteStore::get_environment(std::string_view name) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "get environment " + in_quotes(name));
+  IDP_TRY_ASSIGN(auto env, query_environment_by_name(op, name));
+  if (!env) {
+    return make_error(ErrorCode::not_found, "environment " + in_quotes(name) + " not found");
+  }
+  return std::move(*env);
+}
+
+Expected<std::optional<Environment>> SqliteStore::find_by_source_key(std::string_view source_key) {
+  if (source_key.empty()) {
+    return std::optional<Environment>(); // "" marks pinned environments: they track nothing
+  }
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "find environment by source " + in_quotes(source_key));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, select_env_sql() + "WHERE source_key = ?1 AND phase != 'destroyed'"));
+  st.bind(1, source_key);
+  IDP_TRY_ASSIGN(bool row, st.step());
+  if (!row) {
+    return std::optional<Environment>();
+  }
+  IDP_TRY_ASSIGN(auto env, read_environment(op, st));
+  return std::optional<Environment>(std::move(env));
+}
+
+Expected<std::vector<Environment>> SqliteStore::list_environments(bool include_destroyed) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "list environments");
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, select_env_sql() + (include_destroyed ? "ORDER BY name"
+                                                                                  : "WHERE phase != 'destroyed' ORDER BY name")));
+  std::vector<Environment> out;
+  while (true) {
+    IDP_TRY_ASSIGN(bool row, st.step());
+    if (!row) {
+      break;
+    }
+    IDP_TRY_ASSIGN(auto env, read_environment(op, st));
+    out.push_back(std::move(env));
+  }
+  return out;
+}
+
+Expected<Environment> SqliteStore::update_environment(std::string_view name, const Mutator& mutate) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "update environment " + in_quotes(name));
+  IDP_TRY_ASSIGN(auto txn, Transaction::begin(op));
+  IDP_TRY_ASSIGN(auto existing, query_environment_by_name(op, name));
+  if (!existing) {
+    return make_error(ErrorCode::not_found, "environment " + in_quotes(name) + " not found");
+  }
+  Environment env = std::move(*existing);
+  std::vector<Event> events;
+  // The mutator's error is returned as it is: it is the caller's own failure, and the
+  // transaction guard rolls back whatever happened.
+  IDP_TRY(mutate(env, events));
+  if (env.name != name) {
+    return make_error(ErrorCode::internal, "update environment " + in_quotes(name) + ": the mutator renamed it to " +
+                                               in_quotes(env.name) + "; names cannot change");
+  }
+  if (!env.source_key.empty() && core::phase_is_live(env.phase)) {
+    IDP_TRY_ASSIGN(auto holder, live_owner_of_source_key(op, env.source_key, env.name));
+    if (holder) {
+      return source_key_taken(env.source_key, *holder);
+    }
+  }
+  IDP_TRY(write_environment(op, env));
+  IDP_TRY(insert_events_for(op, env.name, events));
+  IDP_TRY(txn.commit(op));
+  return env;
+}
+
+// --- Revisions ---
+
+Expected<int64_t> SqliteStore::insert_revision(const Revision& rev) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "insert revision of " + in_quotes(rev.env));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO revisions (env, commit_sha, generation, status, message, "
+                                            "log_tail, created_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+  st.bind(1, rev.env);
+  st.bind(2, rev.commit);
+  st.bind(3, rev.generation);
+  st.bind(4, core::revision_status_name(rev.status));
+  st.bind(5, rev.message);
+  st.bind(6, rev.log_tail);
+  st.bind(7, rev.created_at);
+  st.bind(8, rev.finished_at);
+  return insert_child_row(op, st, rev.env);
+}
+
+Expected<void> SqliteStore::update_revision(const Revision& rev) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "update revision " + std::to_string(rev.id));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "UPDATE revisions SET commit_sha = ?2, generation = ?3, status = ?4, "
+                                            "message = ?5, log_tail = ?6, created_at = ?7, finished_at = ?8 "
+                                            "WHERE id = ?1"));
+  st.bind(1, rev.id);
+  st.bind(2, rev.commit);
+  st.bind(3, rev.generation);
+  st.bind(4, core::revision_status_name(rev.status));
+  st.bind(5, rev.message);
+  st.bind(6, rev.log_tail);
+  st.bind(7, rev.created_at);
+  st.bind(8, rev.finished_at);
+  IDP_TRY(st.run());
+  if (sqlite3_changes(m_db) == 0) {
+    return make_error(ErrorCode::not_found, "revision " + std::to_string(rev.id) + " not found");
+  }
+  return {};
+}
+
+Expected<Revision> SqliteStore::get_revision(int64_t id) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "get revision " + std::to_string(id));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_revision) + "WHERE id = ?1"));
+  st.bind(1, id);
+  IDP_TRY_ASSIGN(bool row, st.step());
+  if (!row) {
+    return make_error(ErrorCode::not_found, "revision " + std::to_string(id) + " not found");
+  }
+  return read_revision(op, st);
+}
+
+Expected<std::vector<Revision>> SqliteStore::list_revisions(std::string_view env, size_t limit) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "list revisions of " + in_quotes(env));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_revision) + "WHERE env = ?1 ORDER BY id DESC LIMIT ?2"));
+  st.bind(1, env);
+  st.bind(2, sql_limit(limit));
+  std::vector<Revision> out;
+  while (true) {
+    IDP_TRY_ASSIGN(bool row, st.step());
+    if (!row) {
+      break;
+    }
+    IDP_TRY_ASSIGN(auto rev, read_revision(op, st));
+    out.push_back(std::move(rev));
+  }
+  return out;
+}
+
+// --- Events ---
+
+Expected<int64_t> SqliteStore::append_event(const Event& ev) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "append event for " + in_quotes(ev.env));
+  return insert_event(op, ev);
+}
+
+Expected<std::vector<Event>> SqliteStore::list_events(const EventQuery& q) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "list events");
+  // Two statements rather than "(?1 = '' OR env = ?1)", which would keep the planner
+  // from using events_by_env.
+  constexpr std::string_view k_select = "SELECT id, env, at, actor, action, reason, from_phase, to_phase FROM events ";
+  std::string sql(k_select);
+  sql += q.env.empty() ? "WHERE id > ?2 ORDER BY id LIMIT ?3" : "WHERE env = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, sql));
+  if (!q.env.empty()) {
+    st.bind(1, q.env);
+  }
+  st.bind(2, q.after_id);
+  st.bind(3, sql_limit(q.limit));
+  std::vector<Event> out;
+  while (true) {
+    IDP_TRY_ASSIGN(bool row, st.step());
+    if (!row) {
+      break;
+    }
+    Event ev;
+    ev.id = st.int64(0);
+    ev.env = st.text(1);
+    ev.at = st.int64(2);
+    ev.actor = st.text(3);
+    ev.action = st.text(4);
+    ev.reason = st.text(5);
+    ev.from_phase = st.text(6);
+    ev.to_phase = st.text(7);
+    out.push_back(std::move(ev));
+  }
+  return out;
+}
+
+// --- Leases ---
+
+Expected<bool> SqliteStore::try_acquire_lease(std::string_view env, std::string_view owner, Millis now, Millis ttl) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "acquire lease on " + in_quotes(env));
+  // One statement, so it is atomic against other connections too: the upsert's WHERE
+  // leaves a lease held by someone else untouched, and changes() tells which happened.
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO leases (env, owner, expires_at) VALUES (?1, ?2, ?3) "
+                                            "ON CONFLICT(env) DO UPDATE SET owner = excluded.owner, "
+                                            "expires_at = excluded.expires_at "
+                                            "WHERE leases.expires_at <= ?4 OR leases.owner = excluded.owner"));
+  st.bind(1, env);
+  st.bind(2, owner);
+  st.bind(3, now + ttl);
+  st.bind(4, now);
+  IDP_TRY(st.run());
+  return sqlite3_changes(m_db) > 0;
+}
+
+Expected<void> SqliteStore::release_lease(std::string_view env, std::string_view owner) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "release lease on " + in_quotes(env));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "DELETE FROM leases WHERE env = ?1 AND owner = ?2"));
+  st.bind(1, env);
+  st.bind(2, owner);
+  return st.run();
+}
+
+Expected<void> SqliteStore::break_lease(std::string_view env) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "break lease on " + in_quotes(env));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "DELETE FROM leases WHERE env = ?1"));
+  st.bind(1, env);
+  return st.run();
+}
+
+Expected<std::optional<Lease>> SqliteStore::get_lease(std::string_view env) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "get lease on " + in_quotes(env));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "SELECT env, owner, expires_at FROM leases WHERE env = ?1"));
+  st.bind(1, env);
+  IDP_TRY_ASSIGN(bool row, st.step());
+  if (!row) {
+    return std::optional<Lease>();
+  }
+  return std::optional<Lease>(Lease{st.text(0), st.text(1), st.int64(2)});
+}
+
+Expected<std::vector<Lease>> SqliteStore::list_leases() {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "list leases");
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "SELECT env, owner, expires_at FROM leases ORDER BY env"));
+  std::vector<Lease> out;
+  while (true) {
+    IDP_TRY_ASSIGN(bool row, st.step());
+    if (!row) {
+      break;
+    }
+    out.push_back(Lease{st.text(0), st.text(1), st.int64(2)});
+  }
+  return out;
+}
+
+// --- Deliveries ---
+
+Expected<bool> SqliteStore::record_delivery(std::string_view delivery_id, Millis at) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "record delivery " + in_quotes(delivery_id));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO deliveries (id, received_at) VALUES (?1, ?2) "
+                                            "ON CONFLICT(id) DO NOTHING"));
+  st.bind(1, delivery_id);
+  st.bind(2, at);
+  IDP_TRY(st.run());
+  return sqlite3_changes(m_db) > 0;
+}
+
+Expected<void> SqliteStore::prune_deliveries(Millis before) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "prune deliveries");
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "DELETE FROM deliveries WHERE received_at < ?1"));
+  st.bind(1, before);
+  return st.run();
+}
+
+// --- Job runs ---
+
+Expected<int64_t> SqliteStore::insert_job_run(const JobRun& run) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "insert job run of " + in_quotes(run.env));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO job_runs (env, scheduled_at, started_at, finished_at, "
+                                            "exit_code, status, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+  st.bind(1, run.env);
+  st.bind(2, run.scheduled_at);
+  st.bind(3, run.started_at);
+  st.bind(4, run.finished_at);
+  st.bind(5, run.exit_code);
+  st.bind(6, run.status);
+  st.bind(7, run.message);
+  return insert_child_row(op, st, run.env);
+}
+
+Expected<void> SqliteStore::update_job_run(const JobRun& run) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "update job run " + std::to_string(run.id));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "UPDATE job_runs SET scheduled_at = ?2, started_at = ?3, finished_at = ?4, "
+                                            "exit_code = ?5, status = ?6, message = ?7 WHERE id = ?1"));
+  st.bind(1, run.id);
+  st.bind(2, run.scheduled_at);
+  st.bind(3, run.started_at);
+  st.bind(4, run.finished_at);
+  st.bind(5, run.exit_code);
+  st.bind(6, run.status);
+  st.bind(7, run.message);
+  IDP_TRY(st.run());
+  if (sqlite3_changes(m_db) == 0) {
+    return make_error(ErrorCode::not_found, "job run " + std::to_string(run.id) + " not found");
+  }
+  return {};
+}
+
+Expected<std::vector<JobRun>> SqliteStore::list_job_runs(std::string_view env, size_t limit) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "list job runs of " + in_quotes(env));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_job_run) + "WHERE env = ?1 ORDER BY id DESC LIMIT ?2"));
+  st.bind(1, env);
+  st.bind(2, sql_limit(limit));
+  std::vector<JobRun> out;
+  while (true) {
+    IDP_TRY_ASSIGN(bool row, st.step());
+    if (!row) {
+      break;
+    }
+    out.push_back(read_job_run(st));
+  }
+  return out;
+}
+
+// --- Settings ---
+
+Expected<std::optional<std::string>> SqliteStore::get_setting(std::string_view key) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "get setting " + in_quotes(key));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "SELECT value FROM settings WHERE key = ?1"));
+  st.bind(1, key);
+  IDP_TRY_ASSIGN(bool row, st.step());
+  if (!row) {
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>(st.text(0));
+}
+
+Expected<void> SqliteStore::set_setting(std::string_view key, std::string_view value) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "set setting " + in_quotes(key));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO settings (key, value) VALUES (?1, ?2) "
+                                            "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+  st.bind(1, key);
+  st.bind(2, value);
+  return st.run();
+}
+
+} // namespace idp::store::sqlite

@@ -1,0 +1,85 @@
+#pragma once
+// SqliteStore: the default StateStore, one SQLite file under $IDP_HOME.
+//
+// Thread-safety: one connection guarded by one mutex, so every method is serialised
+// within a process. The daemon is the only writer; other processes (a second SqliteStore
+// on the same file, `sqlite3` by hand) are tolerated: the database is in WAL mode, every
+// write transaction is BEGIN IMMEDIATE and the connection waits up to 5 s for a lock.
+//
+// Errors: SQLite failures are ErrorCode::transient when the database stayed busy or
+// locked past the timeout, ErrorCode::io_error otherwise, with a message like
+// `sqlite: insert environment "x": database disk image is malformed`. Nothing throws.
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "store/state_store.hpp"
+
+struct sqlite3;
+
+namespace idp::store::sqlite {
+
+class SqliteStore final : public StateStore {
+public:
+  // Opens (creating if missing) the database at `path`, or a private in-memory database
+  // for ":memory:". Sets WAL mode, synchronous=NORMAL, foreign keys and a 5 s busy
+  // timeout, then applies the migrations the file lacks (see migrations.hpp).
+  // Errors: io_error/transient when SQLite fails; permanent when the file's schema is
+  // newer than this binary knows (it was written by a newer idp).
+  static Expected<std::unique_ptr<SqliteStore>> open(const std::string& path);
+
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  // The path given to open().
+  const std::string& path() const { return m_path; }
+
+  // --- StateStore ---
+  // The contract is in state_store.hpp. In addition, as for every store:
+  // - events with an empty `env` appended through insert_environment / update_environment
+  //   are recorded for that environment;
+  // - the Mutator runs with the store locked: it must not call back into the store;
+  // - insert_revision / insert_job_run fail with not_found for an unknown environment;
+  // - update_revision / update_job_run write every field but id and env; not_found for
+  //   an unknown id.
+  Expected<Environment> insert_environment(const Environment& env, const std::vector<Event>& events) override;
+  Expected<Environment> get_environment(std::string_view name) override;
+  Expected<std::optional<Environment>> find_by_source_key(std::string_view source_key) override;
+  Expected<std::vector<Environment>> list_environments(bool include_destroyed) override;
+  Expected<Environment> update_environment(std::string_view name, const Mutator& mutate) override;
+
+  Expected<int64_t> insert_revision(const Revision& rev) override;
+  Expected<void> update_revision(const Revision& rev) override;
+  Expected<Revision> get_revision(int64_t id) override;
+  Expected<std::vector<Revision>> list_revisions(std::string_view env, size_t limit) override;
+
+  Expected<int64_t> append_event(const Event& ev) override;
+  Expected<std::vector<Event>> list_events(const EventQuery& q) override;
+
+  Expected<bool> try_acquire_lease(std::string_view env, std::string_view owner, Millis now, Millis ttl) override;
+  Expected<void> release_lease(std::string_view env, std::string_view owner) override;
+  Expected<void> break_lease(std::string_view env) override;
+  Expected<std::optional<Lease>> get_lease(std::string_view env) override;
+  Expected<std::vector<Lease>> list_leases() override;
+
+  Expected<bool> record_delivery(std::string_view delivery_id, Millis at) override;
+  Expected<void> prune_deliveries(Millis before) override;
+
+  Expected<int64_t> insert_job_run(const JobRun& run) override;
+  Expected<void> update_job_run(const JobRun& run) override;
+  Expected<std::vector<JobRun>> list_job_runs(std::string_view env, size_t limit) override;
+
+  Expected<std::optional<std::string>> get_setting(std::string_view key) override;
+  Expected<void> set_setting(std::string_view key, std::string_view value) override;
+
+private:
+  SqliteStore(sqlite3* db, std::string path);
+
+  std::mutex m_mutex;
+  sqlite3* m_db; // guarded by m_mutex
+  std::string m_path;
+};
+
+} // namespace idp::store::sqlite

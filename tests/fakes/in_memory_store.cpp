@@ -1,0 +1,296 @@
+#include "fakes/in_memory_store.hpp"
+
+#include <algorithm>
+
+namespace idp::testing {
+
+using core::Environment;
+using core::Event;
+using core::JobRun;
+using core::Lease;
+using core::Revision;
+
+namespace {
+
+std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+Unexpected env_not_found(std::string_view name) {
+  return make_error(ErrorCode::not_found, "environment " + in_quotes(name) + " not found");
+}
+
+} // namespace
+
+Expected<void> InMemoryStore::check_source_key_free(const Environment& env) const {
+  if (env.source_key.empty() || !core::phase_is_live(env.phase)) {
+    return {};
+  }
+  for (const auto& [name, other] : m_environments) {
+    if (name != env.name && core::phase_is_live(other.phase) && other.source_key == env.source_key) {
+      return make_error(ErrorCode::already_exists,
+                        "environment " + in_quotes(name) + " already tracks source " + in_quotes(env.source_key));
+    }
+  }
+  return {};
+}
+
+void InMemoryStore::append_events_for(const std::string& env_name, const std::vector<Event>& events) {
+  for (Event ev : events) {
+    if (ev.env.empty()) {
+      ev.env = env_name;
+    }
+    ev.id = m_next_event_id++;
+    m_events.push_back(std::move(ev));
+  }
+}
+
+// --- Environments ---
+
+Expected<Environment> InMemoryStore::insert_environment(const Environment& env, const std::vector<Event>& events) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_environments.find(env.name);
+  if (it != m_environments.end() && core::phase_is_live(it->second.phase)) {
+    return make_error(ErrorCode::already_exists, "environment " + in_quotes(env.name) + " already exists");
+  }
+  IDP_TRY(check_source_key_free(env));
+  m_environments[env.name] = env;
+  append_events_for(env.name, events);
+  return env;
+}
+
+Expected<Environment> InMemoryStore::get_environment(std::string_view name) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_environments.find(name);
+  if (it == m_environments.end()) {
+    return env_not_found(name);
+  }
+  return it->second;
+}
+
+Expected<std::optional<Environment>> InMemoryStore::find_by_source_key(std::string_view source_key) {
+  std::lock_guard lock(m_mutex);
+  if (source_key.empty()) {
+    return std::optional<Environment>();
+  }
+  for (const auto& [name, env] : m_environments) {
+    if (core::phase_is_live(env.phase) && env.source_key == source_key) {
+      return std::optional<Environment>(env);
+    }
+  }
+  return std::optional<Environment>();
+}
+
+Expected<std::vector<Environment>> InMemoryStore::list_environments(bool include_destroyed) {
+  std::lock_guard lock(m_mutex);
+  std::vector<Environment> out;
+  for (const auto& [name, env] : m_environments) {
+    if (include_destroyed || core::phase_is_live(env.phase)) {
+      out.push_back(env);
+    }
+  }
+  return out;
+}
+
+Expected<Environment> InMemoryStore::update_environment(std::string_view name, const store::Mutator& mutate) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_environments.find(name);
+  if (it == m_environments.end()) {
+    return env_not_found(name);
+  }
+  // Work on copies and publish only on success: that is the rollback.
+  Environment env = it->second;
+  std::vector<Event> events;
+  IDP_TRY(mutate(env, events));
+  if (env.name != name) {
+    return make_error(ErrorCode::internal, "update environment " + in_quotes(name) + ": the mutator renamed it to " +
+                                               in_quotes(env.name) + "; names cannot change");
+  }
+  IDP_TRY(check_source_key_free(env));
+  it->second = env;
+  append_events_for(env.name, events);
+  return env;
+}
+
+// --- Revisions ---
+
+Expected<int64_t> InMemoryStore::insert_revision(const Revision& rev) {
+  std::lock_guard lock(m_mutex);
+  if (m_environments.find(rev.env) == m_environments.end()) {
+    return env_not_found(rev.env);
+  }
+  Revision copy = rev;
+  copy.id = m_next_revision_id++;
+  m_revisions[copy.id] = copy;
+  return copy.id;
+}
+
+Expected<void> InMemoryStore::update_revision(const Revision& rev) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_revisions.find(rev.id);
+  if (it == m_revisions.end()) {
+    return make_error(ErrorCode::not_found, "revision " + std::to_string(rev.id) + " not found");
+  }
+  std::string env = it->second.env;
+  it->second = rev;
+  it->second.env = env;
+  return {};
+}
+
+Expected<Revision> InMemoryStore::get_revision(int64_t id) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_revisions.find(id);
+  if (it == m_revisions.end()) {
+    return make_error(ErrorCode::not_found, "revision " + std::to_string(id) + " not found");
+  }
+  return it->second;
+}
+
+Expected<std::vector<Revision>> InMemoryStore::list_revisions(std::string_view env, size_t limit) {
+  std::lock_guard lock(m_mutex);
+  std::vector<Revision> out;
+  for (auto it = m_revisions.rbegin(); it != m_revisions.rend() && out.size() < limit; ++it) {
+    if (it->second.env == env) {
+      out.push_back(it->second);
+    }
+  }
+  return out;
+}
+
+// --- Events ---
+
+Expected<int64_t> InMemoryStore::append_event(const Event& ev) {
+  std::lock_guard lock(m_mutex);
+  Event copy = ev;
+  copy.id = m_next_event_id++;
+  m_events.push_back(std::move(copy));
+  return m_events.back().id;
+}
+
+Expected<std::vector<Event>> InMemoryStore::list_events(const store::EventQuery& q) {
+  std::lock_guard lock(m_mutex);
+  std::vector<Event> out;
+  auto first = std::upper_bound(m_events.begin(), m_events.end(), q.after_id,
+                                [](int64_t id, const Event& ev) { return id < ev.id; });
+  for (auto it = first; it != m_events.end() && out.size() < q.limit; ++it) {
+    if (q.env.empty() || it->env == q.env) {
+      out.push_back(*it);
+    }
+  }
+  return out;
+}
+
+// --- Leases ---
+
+Expected<bool> InMemoryStore::try_acquire_lease(std::string_view env, std::string_view owner, util::Millis now,
+                                                util::Millis ttl) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_leases.find(env);
+  if (it != m_leases.end() && it->second.expires_at > now && it->second.owner != owner) {
+    return false;
+  }
+  m_leases[std::string(env)] = Lease{std::string(env), std::string(owner), now + ttl};
+  return true;
+}
+
+Expected<void> InMemoryStore::release_lease(std::string_view env, std::string_view owner) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_leases.find(env);
+  if (it != m_leases.end() && it->second.owner == owner) {
+    m_leases.erase(it);
+  }
+  return {};
+}
+
+Expected<void> InMemoryStore::break_lease(std::string_view env) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_leases.find(env);
+  if (it != m_leases.end()) {
+    m_leases.erase(it);
+  }
+  return {};
+}
+
+Expected<std::optional<Lease>> InMemoryStore::get_lease(std::string_view env) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_leases.find(env);
+  if (it == m_leases.end()) {
+    return std::optional<Lease>();
+  }
+  return std::optional<Lease>(it->second);
+}
+
+Expected<std::vector<Lease>> InMemoryStore::list_leases() {
+  std::lock_guard lock(m_mutex);
+  std::vector<Lease> out;
+  for (const auto& [env, lease] : m_leases) {
+    out.push_back(lease);
+  }
+  return out;
+}
+
+// --- Deliveries ---
+
+Expected<bool> InMemoryStore::record_delivery(std::string_view delivery_id, util::Millis at) {
+  std::lock_guard lock(m_mutex);
+  return m_deliveries.emplace(std::string(delivery_id), at).second;
+}
+
+Expected<void> InMemoryStore::prune_deliveries(util::Millis before) {
+  std::lock_guard lock(m_mutex);
+  std::erase_if(m_deliveries, [before](const auto& entry) { return entry.second < before; });
+  return {};
+}
+
+// --- Job runs ---
+
+Expected<int64_t> InMemoryStore::insert_job_run(const JobRun& run) {
+  std::lock_guard lock(m_mutex);
+  if (m_environments.find(run.env) == m_environments.end()) {
+    return env_not_found(run.env);
+  }
+  JobRun copy = run;
+  copy.id = m_next_job_run_id++;
+  m_job_runs[copy.id] = copy;
+  return copy.id;
+}
+
+Expected<void> InMemoryStore::update_job_run(const JobRun& run) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_job_runs.find(run.id);
+  if (it == m_job_runs.end()) {
+    return make_error(ErrorCode::not_found, "job run " + std::to_string(run.id) + " not found");
+  }
+  std::string env = it->second.env;
+  it->second = run;
+  it->second.env = env;
+  return {};
+}
+
+Expected<std::vector<JobRun>> InMemoryStore::list_job_runs(std::string_view env, size_t limit) {
+  std::lock_guard lock(m_mutex);
+  std::vector<JobRun> out;
+  for (auto it = m_job_runs.rbegin(); it != m_job_runs.rend() && out.size() < limit; ++it) {
+    if (it->second.env == env) {
+      out.push_back(it->second);
+    }
+  }
+  return out;
+}
+
+// --- Settings ---
+
+Expected<std::optional<std::string>> InMemoryStore::get_setting(std::string_view key) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_settings.find(key);
+  if (it == m_settings.end()) {
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>(it->second);
+}
+
+Expected<void> InMemoryStore::set_setting(std::string_view key, std::string_view value) {
+  std::lock_guard lock(m_mutex);
+  m_settings[std::string(key)] = std::string(value);
+  return {};
+}
+
+} // namespace idp::testing

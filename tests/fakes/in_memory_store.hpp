@@ -1,0 +1,73 @@
+#pragma once
+// InMemoryStore: a StateStore in maps behind one mutex, for tests of the layers above the
+// store (engine, sources, api). Passes the same contract suite as SqliteStore
+// (tests/contract/store_contract.hpp), including the extra guarantees listed in
+// store/sqlite/sqlite_store.hpp. Nothing persists; every method is thread-safe; the
+// Mutator of update_environment runs with the store locked and must not call back into it.
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "store/state_store.hpp"
+
+namespace idp::testing {
+
+class InMemoryStore final : public store::StateStore {
+public:
+  InMemoryStore() = default;
+
+  Expected<core::Environment> insert_environment(const core::Environment& env,
+                                                 const std::vector<core::Event>& events) override;
+  Expected<core::Environment> get_environment(std::string_view name) override;
+  Expected<std::optional<core::Environment>> find_by_source_key(std::string_view source_key) override;
+  Expected<std::vector<core::Environment>> list_environments(bool include_destroyed) override;
+  Expected<core::Environment> update_environment(std::string_view name, const store::Mutator& mutate) override;
+
+  Expected<int64_t> insert_revision(const core::Revision& rev) override;
+  Expected<void> update_revision(const core::Revision& rev) override;
+  Expected<core::Revision> get_revision(int64_t id) override;
+  Expected<std::vector<core::Revision>> list_revisions(std::string_view env, size_t limit) override;
+
+  Expected<int64_t> append_event(const core::Event& ev) override;
+  Expected<std::vector<core::Event>> list_events(const store::EventQuery& q) override;
+
+  Expected<bool> try_acquire_lease(std::string_view env, std::string_view owner, util::Millis now,
+                                   util::Millis ttl) override;
+  Expected<void> release_lease(std::string_view env, std::string_view owner) override;
+  Expected<void> break_lease(std::string_view env) override;
+  Expected<std::optional<core::Lease>> get_lease(std::string_view env) override;
+  Expected<std::vector<core::Lease>> list_leases() override;
+
+  Expected<bool> record_delivery(std::string_view delivery_id, util::Millis at) override;
+  Expected<void> prune_deliveries(util::Millis before) override;
+
+  Expected<int64_t> insert_job_run(const core::JobRun& run) override;
+  Expected<void> update_job_run(const core::JobRun& run) override;
+  Expected<std::vector<core::JobRun>> list_job_runs(std::string_view env, size_t limit) override;
+
+  Expected<std::optional<std::string>> get_setting(std::string_view key) override;
+  Expected<void> set_setting(std::string_view key, std::string_view value) override;
+
+private:
+  // Both assume m_mutex is held.
+  Expected<void> check_source_key_free(const core::Environment& env) const;
+  void append_events_for(const std::string& env_name, const std::vector<core::Event>& events);
+
+  std::mutex m_mutex;
+  // Every map below is guarded by m_mutex. std::less<> allows lookups by string_view.
+  std::map<std::string, core::Environment, std::less<>> m_environments;
+  std::map<int64_t, core::Revision> m_revisions;
+  std::vector<core::Event> m_events; // ascending id
+  std::map<std::string, core::Lease, std::less<>> m_leases;
+  std::map<std::string, util::Millis, std::less<>> m_deliveries;
+  std::map<int64_t, core::JobRun> m_job_runs;
+  std::map<std::string, std::string, std::less<>> m_settings;
+  int64_t m_next_revision_id = 1;
+  int64_t m_next_event_id = 1;
+  int64_t m_next_job_run_id = 1;
+};
+
+} // namespace idp::testing
