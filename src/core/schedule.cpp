@@ -343,7 +343,7 @@ struct ScheduleParser {
       }
       if (util::starts_with(upper, "L-")) {
         return fail(item.pos, "expected L, LW or a day-of-month 1-31, got " + util::quote(item.text) +
-                                  "; offsets from the last day are not supported by eventbridge");
+                                  "; offsets like L-3 are not supported");
       }
       if (upper.size() >= 2 && upper.back() == 'W' && all_of(item.text.substr(0, upper.size() - 1), is_digit)) {
         auto day = to_number(item.text.substr(0, upper.size() - 1));
@@ -419,7 +419,7 @@ struct ScheduleParser {
       if (info.kind == FieldKind::day_of_week) {
         return fail(p, "expected a day-of-week list or range without \"/\", got " +
                            util::quote(expr.substr(item.pos, end - item.pos)) +
-                           "; eventbridge allows no steps in day-of-week");
+                           "; steps are not allowed in day-of-week");
       }
       // "5/15" means from 5 to the field's maximum, every 15 (Quartz, AWS docs "1/10").
       if (!star && !range) {
@@ -539,6 +539,9 @@ std::optional<util::Millis> Schedule::next_after(util::Millis t) const {
       return std::nullopt;
     }
     return t + m_rate_ms;
+  }
+  if (m_year.allowed.empty()) {
+    return std::nullopt; // default-constructed, never parsed
   }
   const int64_t end_minute = minutes_since_epoch(k_max_year + 1, 1, 1);
   int64_t minute = floor_div(t, k_minute_ms) + 1;

@@ -287,6 +287,12 @@ TEST(ScheduleTest, NothingAfter2199) {
   EXPECT_EQ(s->next_after(at("2300-01-01T00:00:00Z")), std::nullopt);
 }
 
+TEST(ScheduleTest, DefaultConstructedHasNoRuns) {
+  Schedule s;
+  EXPECT_EQ(s.next_after(0), std::nullopt);
+  EXPECT_TRUE(s.next_runs(0, 3).empty());
+}
+
 // A schedule that never fires walks every day up to 2199 at most; it must still be quick.
 TEST(ScheduleTest, NeverMatchingSchedulesEndQuickly) {
   for (const char* expr : {"cron(0 0 31 4,6,9,11 ? *)", "cron(0 0 30 2 ? *)", "cron(0 0 ? 2 2#5 2026)"}) {
