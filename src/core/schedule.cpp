@@ -470,7 +470,7 @@ struct ScheduleParser {
         }
       }
     }
-    std::string got = tok.text.empty() ? std::string() : std::string(tok.text);
+    std::string got(tok.text);
     if (got.empty() && tok.pos < expr.size()) {
       // Nothing alphanumeric here ("#3", "-5"): show what is there instead.
       size_t e = tok.pos;
