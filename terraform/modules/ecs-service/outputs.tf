@@ -77,3 +77,13 @@ output "alb_security_group_id" {
   description = "Security group of the ALB."
   value       = aws_security_group.alb.id
 }
+
+output "health_check_path" {
+  description = "Path probed by the target group health check."
+  value       = aws_lb_target_group.this.health_check[0].path
+}
+
+output "container_definition" {
+  description = "The container definition (as an object) handed to the task definition."
+  value       = local.container_definition
+}

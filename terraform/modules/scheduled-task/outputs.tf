@@ -32,3 +32,8 @@ output "container_name" {
   description = "Name of the container in the task definition."
   value       = local.container_name
 }
+
+output "container_definition" {
+  description = "The container definition (as an object) handed to the task definition."
+  value       = local.container_definition
+}
