@@ -1,0 +1,878 @@
+// The StateStore contract: what every store must do, whatever it is built on.
+// Instantiated per store in store_contract_test.cpp.
+
+#include "contract/store_contract.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <latch>
+#include <thread>
+#include <vector>
+
+namespace idp::testing {
+
+namespace {
+
+using core::Desired;
+using core::Environment;
+using core::Event;
+using core::JobRun;
+using core::Lease;
+using core::Phase;
+using core::Revision;
+using core::RevisionStatus;
+using store::EventQuery;
+
+// Every field set to something other than its default, with text that trips up naive
+// escaping (quotes, backslashes, newlines, non-ASCII) and timestamps beyond 32 bits.
+Environment full_environment() {
+  Environment e;
+  e.name = "pr-42";
+  e.repo = "https://example.com/acme/shop.git";
+  e.branch = "feature/ünïcödé-🚀";
+  e.template_name = "api-database";
+  e.runtime = "terraform";
+  e.owner = "алиса";
+  e.source_key = "https://example.com/acme/shop.git\nfeature/ünïcödé-🚀";
+  e.phase = Phase::degraded;
+  e.desired = Desired::absent;
+  e.commit = "0123456789abcdef0123456789abcdef01234567";
+  e.deployed_commit = "fedcba9876543210fedcba9876543210fedcba98";
+  e.generation = 7;
+  e.observed_generation = 6;
+  e.url = "http://pr-42.localhost:8080/";
+  e.pr_number = 42;
+  e.config_json = R"({"template":"api-database","ttl":"48h","environment":{"GREETING":"héllo"}})";
+  e.outputs_json = R"({"pid":1234,"port":40123})";
+  e.message = "health check failed: 503 \"Service Unavailable\"\nretrying";
+  e.warnings = {"cpu is ignored by the local runtime", "quote \" backslash \\ and 日本語", ""};
+  e.attempts = 3;
+  e.next_attempt_at = 1'700'000'123'456;
+  e.created_at = 1'700'000'000'001;
+  e.expires_at = 1'700'172'800'001;
+  e.updated_at = 1'700'000'100'002;
+  e.destroyed_at = 9'000'000'000'000'000;
+  return e;
+}
+
+Environment make_env(const std::string& name, const std::string& source_key = "") {
+  Environment e;
+  e.name = name;
+  e.repo = "/src/" + name;
+  e.branch = name;
+  e.source_key = source_key;
+  e.commit = "c0ffee";
+  e.created_at = 1000;
+  e.expires_at = 2000;
+  return e;
+}
+
+Event make_event(const std::string& env, const std::string& action, util::Millis at = 1000) {
+  Event ev;
+  ev.env = env;
+  ev.at = at;
+  ev.actor = "cli:alice";
+  ev.action = action;
+  ev.reason = "because " + action;
+  ev.from_phase = "pending";
+  ev.to_phase = "ready";
+  return ev;
+}
+
+void expect_same_environment(const Environment& want, const Environment& got) {
+  EXPECT_EQ(got.name, want.name);
+  EXPECT_EQ(got.repo, want.repo);
+  EXPECT_EQ(got.branch, want.branch);
+  EXPECT_EQ(got.template_name, want.template_name);
+  EXPECT_EQ(got.runtime, want.runtime);
+  EXPECT_EQ(got.owner, want.owner);
+  EXPECT_EQ(got.source_key, want.source_key);
+  EXPECT_EQ(core::phase_name(got.phase), core::phase_name(want.phase));
+  EXPECT_EQ(core::desired_name(got.desired), core::desired_name(want.desired));
+  EXPECT_EQ(got.commit, want.commit);
+  EXPECT_EQ(got.deployed_commit, want.deployed_commit);
+  EXPECT_EQ(got.generation, want.generation);
+  EXPECT_EQ(got.observed_generation, want.observed_generation);
+  EXPECT_EQ(got.url, want.url);
+  EXPECT_EQ(got.pr_number, want.pr_number);
+  EXPECT_EQ(got.config_json, want.config_json);
+  EXPECT_EQ(got.outputs_json, want.outputs_json);
+  EXPECT_EQ(got.message, want.message);
+  EXPECT_EQ(got.warnings, want.warnings);
+  EXPECT_EQ(got.attempts, want.attempts);
+  EXPECT_EQ(got.next_attempt_at, want.next_attempt_at);
+  EXPECT_EQ(got.created_at, want.created_at);
+  EXPECT_EQ(got.expires_at, want.expires_at);
+  EXPECT_EQ(got.updated_at, want.updated_at);
+  EXPECT_EQ(got.destroyed_at, want.destroyed_at);
+}
+
+void expect_same_event(const Event& want, const Event& got) {
+  EXPECT_EQ(got.env, want.env);
+  EXPECT_EQ(got.at, want.at);
+  EXPECT_EQ(got.actor, want.actor);
+  EXPECT_EQ(got.action, want.action);
+  EXPECT_EQ(got.reason, want.reason);
+  EXPECT_EQ(got.from_phase, want.from_phase);
+  EXPECT_EQ(got.to_phase, want.to_phase);
+}
+
+void expect_same_revision(const Revision& want, const Revision& got) {
+  EXPECT_EQ(got.id, want.id);
+  EXPECT_EQ(got.env, want.env);
+  EXPECT_EQ(got.commit, want.commit);
+  EXPECT_EQ(got.generation, want.generation);
+  EXPECT_EQ(core::revision_status_name(got.status), core::revision_status_name(want.status));
+  EXPECT_EQ(got.message, want.message);
+  EXPECT_EQ(got.log_tail, want.log_tail);
+  EXPECT_EQ(got.created_at, want.created_at);
+  EXPECT_EQ(got.finished_at, want.finished_at);
+}
+
+void expect_same_job_run(const JobRun& want, const JobRun& got) {
+  EXPECT_EQ(got.id, want.id);
+  EXPECT_EQ(got.env, want.env);
+  EXPECT_EQ(got.scheduled_at, want.scheduled_at);
+  EXPECT_EQ(got.started_at, want.started_at);
+  EXPECT_EQ(got.finished_at, want.finished_at);
+  EXPECT_EQ(got.exit_code, want.exit_code);
+  EXPECT_EQ(got.status, want.status);
+  EXPECT_EQ(got.message, want.message);
+}
+
+std::vector<std::string> names_of(const std::vector<Environment>& envs) {
+  std::vector<std::string> out;
+  for (const auto& e : envs) {
+    out.push_back(e.name);
+  }
+  return out;
+}
+
+std::vector<std::string> actions_of(const std::vector<Event>& events) {
+  std::vector<std::string> out;
+  for (const auto& e : events) {
+    out.push_back(e.action);
+  }
+  return out;
+}
+
+std::vector<int64_t> ids_of(const std::vector<Event>& events) {
+  std::vector<int64_t> out;
+  for (const auto& e : events) {
+    out.push_back(e.id);
+  }
+  return out;
+}
+
+// Sets the phase (and nothing else) through update_environment.
+Expected<Environment> set_phase(store::StateStore& s, const std::string& name, Phase phase) {
+  return s.update_environment(name, [phase](Environment& env, std::vector<Event>&) -> Expected<void> {
+    env.phase = phase;
+    return {};
+  });
+}
+
+EventQuery events_of(const std::string& env) {
+  EventQuery q;
+  q.env = env;
+  return q;
+}
+
+} // namespace
+
+// --- Environments ---
+
+TEST_P(StoreContract, NewStoreIsEmpty) {
+  IDP_ASSERT_OK_ASSIGN(auto envs, store().list_environments(true));
+  EXPECT_TRUE(envs.empty());
+  IDP_ASSERT_OK_ASSIGN(auto events, store().list_events(EventQuery{}));
+  EXPECT_TRUE(events.empty());
+  IDP_ASSERT_OK_ASSIGN(auto leases, store().list_leases());
+  EXPECT_TRUE(leases.empty());
+}
+
+TEST_P(StoreContract, InsertThenGetRoundTripsEveryField) {
+  const Environment want = full_environment();
+  IDP_ASSERT_OK_ASSIGN(auto inserted, store().insert_environment(want, {}));
+  expect_same_environment(want, inserted);
+
+  IDP_ASSERT_OK_ASSIGN(auto got, store().get_environment(want.name));
+  expect_same_environment(want, got);
+
+  IDP_ASSERT_OK_ASSIGN(auto listed, store().list_environments(false));
+  ASSERT_EQ(listed.size(), 1u);
+  expect_same_environment(want, listed[0]);
+
+  IDP_ASSERT_OK_ASSIGN(auto found, store().find_by_source_key(want.source_key));
+  ASSERT_TRUE(found.has_value());
+  expect_same_environment(want, *found);
+}
+
+TEST_P(StoreContract, AbsentPrNumberStaysAbsentAndZeroStaysZero) {
+  Environment none = make_env("no-pr");
+  Environment zero = make_env("pr-zero");
+  zero.pr_number = 0;
+  IDP_ASSERT_OK(store().insert_environment(none, {}));
+  IDP_ASSERT_OK(store().insert_environment(zero, {}));
+
+  IDP_ASSERT_OK_ASSIGN(auto got_none, store().get_environment("no-pr"));
+  EXPECT_FALSE(got_none.pr_number.has_value());
+  EXPECT_TRUE(got_none.warnings.empty());
+  expect_same_environment(none, got_none);
+
+  IDP_ASSERT_OK_ASSIGN(auto got_zero, store().get_environment("pr-zero"));
+  ASSERT_TRUE(got_zero.pr_number.has_value());
+  EXPECT_EQ(*got_zero.pr_number, 0);
+}
+
+TEST_P(StoreContract, GetUnknownEnvironmentIsNotFound) {
+  IDP_ASSERT_OK(store().insert_environment(make_env("known"), {}));
+  auto got = store().get_environment("unknown");
+  ASSERT_FALSE(got.has_value());
+  EXPECT_EQ(got.error().code, ErrorCode::not_found);
+  EXPECT_NE(got.error().message.find("unknown"), std::string::npos) << got.error().message;
+}
+
+TEST_P(StoreContract, InsertingALiveNameAgainIsAlreadyExists) {
+  for (Phase live : {Phase::pending, Phase::ready, Phase::failed, Phase::destroying}) {
+    SCOPED_TRACE(std::string(core::phase_name(live)));
+    const std::string name = "env-" + std::string(core::phase_name(live));
+    Environment first = make_env(name);
+    first.phase = live;
+    IDP_ASSERT_OK(store().insert_environment(first, {make_event("", "create")}));
+
+    Environment second = make_env(name);
+    second.repo = "/somewhere/else";
+    auto r = store().insert_environment(second, {make_event("", "create-again")});
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, ErrorCode::already_exists);
+
+    IDP_ASSERT_OK_ASSIGN(auto got, store().get_environment(name));
+    expect_same_environment(first, got);
+    IDP_ASSERT_OK_ASSIGN(auto events, store().list_events(events_of(name)));
+    EXPECT_EQ(actions_of(events), std::vector<std::string>{"create"});
+  }
+}
+
+TEST_P(StoreContract, InsertingALiveSourceKeyAgainIsAlreadyExists) {
+  IDP_ASSERT_OK(store().insert_environment(make_env("first", "repo\nmain"), {}));
+
+  auto r = store().insert_environment(make_env("second", "repo\nmain"), {make_event("", "create")});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::already_exists);
+
+  auto second = store().get_environment("second");
+  ASSERT_FALSE(second.has_value());
+  EXPECT_EQ(second.error().code, ErrorCode::not_found);
+  IDP_ASSERT_OK_ASSIGN(auto events, store().list_events(EventQuery{}));
+  EXPECT_TRUE(events.empty());
+  IDP_ASSERT_OK_ASSIGN(auto found, store().find_by_source_key("repo\nmain"));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->name, "first");
+}
+
+TEST_P(StoreContract, PinnedEnvironmentsShareTheEmptySourceKey) {
+  IDP_ASSERT_OK(store().insert_environment(make_env("pinned-a"), {}));
+  IDP_ASSERT_OK(store().insert_environment(make_env("pinned-b"), {}));
+  IDP_ASSERT_OK_ASSIGN(auto envs, store().list_environments(false));
+  EXPECT_EQ(names_of(envs), (std::vector<std::string>{"pinned-a", "pinned-b"}));
+  IDP_ASSERT_OK_ASSIGN(auto found, store().find_by_source_key(""));
+  EXPECT_FALSE(found.has_value());
+}
+
+TEST_P(StoreContract, DestroyedEnvironmentReleasesItsSourceKey) {
+  IDP_ASSERT_OK(store().insert_environment(make_env("old", "repo\nfeature"), {}));
+  IDP_ASSERT_OK(set_phase(store(), "old", Phase::destroyed));
+
+  IDP_ASSERT_OK_ASSIGN(auto gone, store().find_by_source_key("repo\nfeature"));
+  EXPECT_FALSE(gone.has_value());
+
+  IDP_ASSERT_OK(store().insert_environment(make_env("new", "repo\nfeature"), {}));
+  IDP_ASSERT_OK_ASSIGN(auto found, store().find_by_source_key("repo\nfeature"));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->name, "new");
+
+  // The destroyed one is still there, as history, with its key.
+  IDP_ASSERT_OK_ASSIGN(auto old, store().get_environment("old"));
+  EXPECT_EQ(old.phase, Phase::destroyed);
+  EXPECT_EQ(old.source_key, "repo\nfeature");
+
+  IDP_ASSERT_OK_ASSIGN(auto unknown, store().find_by_source_key("repo\nnever-seen"));
+  EXPECT_FALSE(unknown.has_value());
+}
+
+TEST_P(StoreContract, InsertReplacesADestroyedEnvironmentAndKeepsItsEvents) {
+  Environment first = make_env("reused", "repo\nb");
+  first.pr_number = 5;
+  first.warnings = {"old warning"};
+  first.outputs_json = R"({"pid":1})";
+  IDP_ASSERT_OK(store().insert_environment(first, {make_event("", "create")}));
+  IDP_ASSERT_OK(store().update_environment("reused", [](Environment& env, std::vector<Event>& events) {
+    env.phase = Phase::destroyed;
+    env.destroyed_at = 5000;
+    events.push_back(make_event("", "destroy"));
+    return Expected<void>();
+  }));
+
+  Environment second = make_env("reused", "repo\nb");
+  second.repo = "/second/incarnation";
+  IDP_ASSERT_OK_ASSIGN(auto inserted, store().insert_environment(second, {make_event("", "recreate")}));
+  expect_same_environment(second, inserted);
+
+  // Every field comes from the new environment, none from the destroyed one.
+  IDP_ASSERT_OK_ASSIGN(auto got, store().get_environment("reused"));
+  expect_same_environment(second, got);
+  IDP_ASSERT_OK_ASSIGN(auto all, store().list_environments(true));
+  EXPECT_EQ(names_of(all), std::vector<std::string>{"reused"});
+
+  IDP_ASSERT_OK_ASSIGN(auto events, store().list_events(events_of("reused")));
+  EXPECT_EQ(actions_of(events), (std::vector<std::string>{"create", "destroy", "recreate"}));
+}
+
+TEST_P(StoreContract, InsertRecordsItsEventsInOrderForTheEnvironment) {
+  Event implicit = make_event("", "create", 111);
+  Event explicit_env = make_event("alpha", "plan", 222);
+  IDP_ASSERT_OK(store().insert_environment(make_env("alpha"), {implicit, explicit_env}));
+
+  IDP_ASSERT_OK_ASSIGN(auto events, store().list_events(events_of("alpha")));
+  ASSERT_EQ(events.size(), 2u);
+  implicit.env = "alpha"; // an event without env is about the environment being written
+  expect_same_event(implicit, events[0]);
+  expect_same_event(explicit_env, events[1]);
+  EXPECT_GT(events[0].id, 0);
+  EXPECT_LT(events[0].id, events[1].id);
+}
+
+TEST_P(StoreContract, ListIsOrderedByNameAndHidesDestroyedUnlessAsked) {
+  for (const char* name : {"charlie", "alpha", "delta", "bravo"}) {
+    IDP_ASSERT_OK(store().insert_environment(make_env(name), {}));
+  }
+  IDP_ASSERT_OK(set_phase(store(), "bravo", Phase::destroyed));
+
+  IDP_ASSERT_OK_ASSIGN(auto live, store().list_environments(false));
+  EXPECT_EQ(names_of(live), (std::vector<std::string>{"alpha", "charlie", "delta"}));
+  IDP_ASSERT_OK_ASSIGN(auto all, store().list_environments(true));
+  EXPECT_EQ(names_of(all), (std::vector<std::string>{"alpha", "bravo", "charlie", "delta"}));
+}
+
+TEST_P(StoreContract, UpdateWritesTheMutatedRowAndItsEvents) {
+  Environment original = full_environment();
+  IDP_ASSERT_OK(store().insert_environment(original, {}));
+
+  Environment want = original;
+  want.phase = Phase::ready;
+  want.deployed_commit = want.commit;
+  want.observed_generation = want.generation;
+  want.url = "http://other.localhost/";
+  want.pr_number.reset();
+  want.warnings = {"new warning"};
+  want.attempts = 0;
+  want.message = "";
+  want.updated_at = 1'800'000'000'000;
+
+  Event phase_event = make_event("", "phase");
+  auto updated = store().update_environment(original.name, [&](Environment& env, std::vector<Event>& events) {
+    // The mutator sees the stored row.
+    expect_same_environment(original, env);
+    Environment keep_name = want;
+    env = keep_name;
+    events.push_back(phase_event);
+    return Expected<void>();
+  });
+  ASSERT_TRUE(updated.has_value()) << updated.error().full_message();
+  expect_same_environment(want, *updated);
+
+  IDP_ASSERT_OK_ASSIGN(auto got, store().get_environment(original.name));
+  expect_same_environment(want, got);
+
+  IDP_ASSERT_OK_ASSIGN(auto events, store().list_events(events_of(original.name)));
+  ASSERT_EQ(events.size(), 1u);
+  phase_event.env = original.name;
+  expect_same_event(phase_event, events[0]);
+}
+
+TEST_P(StoreContract, UpdateOfUnknownEnvironmentIsNotFound) {
+  bool called = false;
+  auto r = store().update_environment("ghost", [&](Environment&, std::vector<Event>&) {
+    called = true;
+    return Expected<void>();
+  });
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::not_found);
+  EXPECT_FALSE(called);
+}
+
+TEST_P(StoreContract, MutatorErrorRollsBackTheRowAndItsEvents) {
+  Environment original = make_env("stable");
+  IDP_ASSERT_OK(store().insert_environment(original, {make_event("", "create")}));
+
+  auto r = store().update_environment("stable", [](Environment& env, std::vector<Event>& events) -> Expected<void> {
+    env.phase = Phase::failed;
+    env.attempts = 99;
+    env.message = "half-applied";
+    events.push_back(make_event("", "should-not-appear"));
+    return make_error(ErrorCode::conflict, "lease held by \"worker-2\"");
+  });
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::conflict);
+  EXPECT_EQ(r.error().message, "lease held by \"worker-2\"");
+
+  IDP_ASSERT_OK_ASSIGN(auto got, store().get_environment("stable"));
+  expect_same_environment(original, got);
+  IDP_ASSERT_OK_ASSIGN(auto events, store().list_events(EventQuery{}));
+  EXPECT_EQ(actions_of(events), std::vector<std::string>{"create"});
+
+  // The store is still usable: the next update goes through.
+  IDP_ASSERT_OK(set_phase(store(), "stable", Phase::ready));
+  IDP_ASSERT_OK_ASSIGN(auto after, store().get_environment("stable"));
+  EXPECT_EQ(after.phase, Phase::ready);
+}
+
+TEST_P(StoreContract, MutatorMayNotRenameTheEnvironment) {
+  Environment original = make_env("fixed-name");
+  IDP_ASSERT_OK(store().insert_environment(original, {}));
+
+  auto r = store().update_environment("fixed-name", [](Environment& env, std::vector<Event>& events) {
+    env.name = "other-name";
+    env.repo = "/changed";
+    events.push_back(make_event("", "rename"));
+    return Expected<void>();
+  });
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::internal);
+
+  IDP_ASSERT_OK_ASSIGN(auto got, store().get_environment("fixed-name"));
+  expect_same_environment(original, got);
+  auto renamed = store().get_environment("other-name");
+  ASSERT_FALSE(renamed.has_value());
+  EXPECT_EQ(renamed.error().code, ErrorCode::not_found);
+  IDP_ASSERT_OK_ASSIGN(auto events, store().list_events(EventQuery{}));
+  EXPECT_TRUE(events.empty());
+}
+
+TEST_P(StoreContract, MutatorTakingALiveSourceKeyIsAlreadyExists) {
+  IDP_ASSERT_OK(store().insert_environment(make_env("a", "repo\na"), {}));
+  Environment b = make_env("b", "repo\nb");
+  IDP_ASSERT_OK(store().insert_environment(b, {}));
+
+  auto take = [](std::string key) {
+    return [key](Environment& env, std::vector<Event>&) -> Expected<void> {
+      env.source_key = key;
+      return {};
+    };
+  };
+  auto r = store().update_environment("b", take("repo\na"));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::already_exists);
+  IDP_ASSERT_OK_ASSIGN(auto got_b, store().get_environment("b"));
+  expect_same_environment(b, got_b);
+
+  // Keeping its own key is not a conflict with itself.
+  IDP_ASSERT_OK(store().update_environment("b", take("repo\nb")));
+
+  // Bringing a destroyed environment back to life while another holds its key is one too.
+  IDP_ASSERT_OK(set_phase(store(), "a", Phase::destroyed));
+  IDP_ASSERT_OK(store().update_environment("b", take("repo\na")));
+  auto revive = set_phase(store(), "a", Phase::pending);
+  ASSERT_FALSE(revive.has_value());
+  EXPECT_EQ(revive.error().code, ErrorCode::already_exists);
+  IDP_ASSERT_OK_ASSIGN(auto got_a, store().get_environment("a"));
+  EXPECT_EQ(got_a.phase, Phase::destroyed);
+}
+
+TEST_P(StoreContract, ConcurrentUpdatesNeverLoseAnIncrement) {
+  IDP_ASSERT_OK(store().insert_environment(make_env("counter"), {}));
+  constexpr int k_threads = 8;
+  constexpr int k_increments = 100;
+  std::atomic<int> failures{0};
+  std::latch start(k_threads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < k_threads; ++t) {
+    threads.emplace_back([&] {
+      start.arrive_and_wait();
+      for (int i = 0; i < k_increments; ++i) {
+        auto r = store().update_environment("counter", [](Environment& env, std::vector<Event>& events) {
+          // Widens the read-modify-write window, so a store that is not atomic loses updates.
+          int seen = env.attempts;
+          std::this_thread::yield();
+          env.attempts = seen + 1;
+          events.push_back(make_event("", "increment"));
+          return Expected<void>();
+        });
+        if (!r) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(failures.load(), 0);
+  IDP_ASSERT_OK_ASSIGN(auto got, store().get_environment("counter"));
+  EXPECT_EQ(got.attempts, k_threads * k_increments);
+  EventQuery q = events_of("counter");
+  q.limit = 100000;
+  IDP_ASSERT_OK_ASSIGN(auto events, store().list_events(q));
+  EXPECT_EQ(events.size(), static_cast<size_t>(k_threads * k_increments));
+}
+
+TEST_P(StoreContract, ConcurrentInsertsOfOneNameOrSourceKeyLetExactlyOneWin) {
+  constexpr int k_threads = 8;
+  std::atomic<int> name_wins{0};
+  std::atomic<int> key_wins{0};
+  std::atomic<int> other_errors{0};
+  std::latch start(k_threads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < k_threads; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      auto count = [&](const Expected<Environment>& r, std::atomic<int>& wins) {
+        if (r) {
+          ++wins;
+        } else if (r.error().code != ErrorCode::already_exists) {
+          ++other_errors;
+        }
+      };
+      count(store().insert_environment(make_env("contested"), {make_event("", "create")}), name_wins);
+      count(store().insert_environment(make_env("key-" + std::to_string(t), "repo\ncontested"), {}), key_wins);
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(name_wins.load(), 1);
+  EXPECT_EQ(key_wins.load(), 1);
+  EXPECT_EQ(other_errors.load(), 0);
+  IDP_ASSERT_OK_ASSIGN(auto events, store().list_events(events_of("contested")));
+  EXPECT_EQ(events.size(), 1u);
+  IDP_ASSERT_OK_ASSIGN(auto envs, store().list_environments(true));
+  EXPECT_EQ(envs.size(), 2u);
+}
+
+// --- Events ---
+
+TEST_P(StoreContract, EventsAreListedOldestFirstWithIncreasingIds) {
+  std::vector<Event> appended;
+  for (int i = 0; i < 5; ++i) {
+    Event ev = make_event("env-" + std::to_string(i % 2), "action-" + std::to_string(i), 100 + i);
+    IDP_ASSERT_OK_ASSIGN(ev.id, store().append_event(ev));
+    appended.push_back(ev);
+  }
+  for (size_t i = 1; i < appended.size(); ++i) {
+    EXPECT_GT(appended[i].id, appended[i - 1].id);
+  }
+  IDP_ASSERT_OK_ASSIGN(auto events, store().list_events(EventQuery{}));
+  ASSERT_EQ(events.size(), appended.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].id, appended[i].id);
+    expect_same_event(appended[i], events[i]);
+  }
+}
+
+TEST_P(StoreContract, EventQueryFiltersByEnvironmentAfterIdAndLimit) {
+  std::vector<int64_t> ids; // events alternate between "a" (even) and "b" (odd)
+  for (int i = 0; i < 10; ++i) {
+    IDP_ASSERT_OK_ASSIGN(int64_t id, store().append_event(make_event(i % 2 == 0 ? "a" : "b", std::to_string(i))));
+    ids.push_back(id);
+  }
+
+  IDP_ASSERT_OK_ASSIGN(auto of_a, store().list_events(events_of("a")));
+  EXPECT_EQ(ids_of(of_a), (std::vector<int64_t>{ids[0], ids[2], ids[4], ids[6], ids[8]}));
+
+  EventQuery after;
+  after.after_id = ids[3];
+  IDP_ASSERT_OK_ASSIGN(auto tail, store().list_events(after));
+  EXPECT_EQ(ids_of(tail), (std::vector<int64_t>(ids.begin() + 4, ids.end())));
+
+  EventQuery combined = events_of("b");
+  combined.after_id = ids[4];
+  combined.limit = 2;
+  IDP_ASSERT_OK_ASSIGN(auto page, store().list_events(combined));
+  EXPECT_EQ(ids_of(page), (std::vector<int64_t>{ids[5], ids[7]}));
+
+  EventQuery limited;
+  limited.limit = 3;
+  IDP_ASSERT_OK_ASSIGN(auto first3, store().list_events(limited));
+  EXPECT_EQ(ids_of(first3), (std::vector<int64_t>{ids[0], ids[1], ids[2]}));
+
+  limited.limit = 0;
+  IDP_ASSERT_OK_ASSIGN(auto none, store().list_events(limited));
+  EXPECT_TRUE(none.empty());
+
+  EventQuery past_end;
+  past_end.after_id = ids.back();
+  IDP_ASSERT_OK_ASSIGN(auto nothing_new, store().list_events(past_end));
+  EXPECT_TRUE(nothing_new.empty());
+
+  IDP_ASSERT_OK_ASSIGN(auto of_unknown, store().list_events(events_of("c")));
+  EXPECT_TRUE(of_unknown.empty());
+}
+
+// --- Revisions ---
+
+TEST_P(StoreContract, RevisionRoundTripsAndUpdates) {
+  IDP_ASSERT_OK(store().insert_environment(make_env("web"), {}));
+  Revision rev;
+  rev.env = "web";
+  rev.commit = "abc123";
+  rev.generation = 3;
+  rev.status = RevisionStatus::building;
+  rev.message = "npm ci";
+  rev.created_at = 1'700'000'000'000;
+  IDP_ASSERT_OK_ASSIGN(rev.id, store().insert_revision(rev));
+  EXPECT_GT(rev.id, 0);
+
+  IDP_ASSERT_OK_ASSIGN(auto got, store().get_revision(rev.id));
+  expect_same_revision(rev, got);
+
+  rev.status = RevisionStatus::failed;
+  rev.message = "exited with status 1";
+  rev.log_tail = "Error: Cannot find module 'exprëss'\n    at main.js:1";
+  rev.finished_at = 1'700'000'060'000;
+  IDP_ASSERT_OK(store().update_revision(rev));
+  IDP_ASSERT_OK_ASSIGN(auto updated, store().get_revision(rev.id));
+  expect_same_revision(rev, updated);
+
+  Revision unknown = rev;
+  unknown.id = rev.id + 1000;
+  auto u = store().update_revision(unknown);
+  ASSERT_FALSE(u.has_value());
+  EXPECT_EQ(u.error().code, ErrorCode::not_found);
+  auto g = store().get_revision(unknown.id);
+  ASSERT_FALSE(g.has_value());
+  EXPECT_EQ(g.error().code, ErrorCode::not_found);
+}
+
+TEST_P(StoreContract, RevisionsAreListedNewestFirstPerEnvironment) {
+  IDP_ASSERT_OK(store().insert_environment(make_env("a"), {}));
+  IDP_ASSERT_OK(store().insert_environment(make_env("b"), {}));
+  auto add = [&](const std::string& env, const std::string& commit) -> Expected<int64_t> {
+    Revision r;
+    r.env = env;
+    r.commit = commit;
+    r.created_at = 1000; // equal timestamps: order must come from insertion
+    return store().insert_revision(r);
+  };
+  IDP_ASSERT_OK(add("a", "a1"));
+  IDP_ASSERT_OK(add("b", "b1"));
+  IDP_ASSERT_OK(add("a", "a2"));
+  IDP_ASSERT_OK(add("a", "a3"));
+
+  auto commits = [](const std::vector<Revision>& revs) {
+    std::vector<std::string> out;
+    for (const auto& r : revs) {
+      out.push_back(r.commit);
+    }
+    return out;
+  };
+  IDP_ASSERT_OK_ASSIGN(auto of_a, store().list_revisions("a", 10));
+  EXPECT_EQ(commits(of_a), (std::vector<std::string>{"a3", "a2", "a1"}));
+  IDP_ASSERT_OK_ASSIGN(auto newest_two, store().list_revisions("a", 2));
+  EXPECT_EQ(commits(newest_two), (std::vector<std::string>{"a3", "a2"}));
+  IDP_ASSERT_OK_ASSIGN(auto of_b, store().list_revisions("b", 10));
+  EXPECT_EQ(commits(of_b), std::vector<std::string>{"b1"});
+  IDP_ASSERT_OK_ASSIGN(auto of_c, store().list_revisions("c", 10));
+  EXPECT_TRUE(of_c.empty());
+}
+
+TEST_P(StoreContract, RevisionOfUnknownEnvironmentIsNotFound) {
+  Revision r;
+  r.env = "nowhere";
+  r.commit = "abc";
+  auto id = store().insert_revision(r);
+  ASSERT_FALSE(id.has_value());
+  EXPECT_EQ(id.error().code, ErrorCode::not_found);
+}
+
+// --- Leases ---
+
+TEST_P(StoreContract, LeaseIsExclusiveUntilItExpires) {
+  IDP_ASSERT_OK_ASSIGN(bool first, store().try_acquire_lease("env", "worker-1", 1000, 500));
+  EXPECT_TRUE(first);
+  IDP_ASSERT_OK_ASSIGN(auto held, store().get_lease("env"));
+  ASSERT_TRUE(held.has_value());
+  EXPECT_EQ(held->env, "env");
+  EXPECT_EQ(held->owner, "worker-1");
+  EXPECT_EQ(held->expires_at, 1500);
+
+  IDP_ASSERT_OK_ASSIGN(bool contended, store().try_acquire_lease("env", "worker-2", 1200, 500));
+  EXPECT_FALSE(contended);
+  IDP_ASSERT_OK_ASSIGN(bool just_before, store().try_acquire_lease("env", "worker-2", 1499, 500));
+  EXPECT_FALSE(just_before);
+  IDP_ASSERT_OK_ASSIGN(auto still, store().get_lease("env"));
+  ASSERT_TRUE(still.has_value());
+  EXPECT_EQ(still->owner, "worker-1");
+  EXPECT_EQ(still->expires_at, 1500);
+
+  // Expired at exactly expires_at.
+  IDP_ASSERT_OK_ASSIGN(bool taken_over, store().try_acquire_lease("env", "worker-2", 1500, 500));
+  EXPECT_TRUE(taken_over);
+  IDP_ASSERT_OK_ASSIGN(auto now_held, store().get_lease("env"));
+  ASSERT_TRUE(now_held.has_value());
+  EXPECT_EQ(now_held->owner, "worker-2");
+  EXPECT_EQ(now_held->expires_at, 2000);
+
+  // Leases are per environment.
+  IDP_ASSERT_OK_ASSIGN(bool other_env, store().try_acquire_lease("other", "worker-1", 1500, 500));
+  EXPECT_TRUE(other_env);
+}
+
+TEST_P(StoreContract, HolderRenewsItsLease) {
+  IDP_ASSERT_OK_ASSIGN(bool first, store().try_acquire_lease("env", "worker-1", 1000, 500));
+  ASSERT_TRUE(first);
+  IDP_ASSERT_OK_ASSIGN(bool renewed, store().try_acquire_lease("env", "worker-1", 1400, 500));
+  EXPECT_TRUE(renewed);
+  IDP_ASSERT_OK_ASSIGN(auto lease, store().get_lease("env"));
+  ASSERT_TRUE(lease.has_value());
+  EXPECT_EQ(lease->expires_at, 1900);
+  // Without the renewal this would have succeeded (1600 > 1500).
+  IDP_ASSERT_OK_ASSIGN(bool contended, store().try_acquire_lease("env", "worker-2", 1600, 500));
+  EXPECT_FALSE(contended);
+}
+
+TEST_P(StoreContract, ReleaseByHolderFreesTheLeaseAndByOthersDoesNothing) {
+  IDP_ASSERT_OK_ASSIGN(bool first, store().try_acquire_lease("env", "worker-1", 1000, 500));
+  ASSERT_TRUE(first);
+
+  IDP_ASSERT_OK(store().release_lease("env", "worker-2"));
+  IDP_ASSERT_OK_ASSIGN(auto still, store().get_lease("env"));
+  ASSERT_TRUE(still.has_value());
+  EXPECT_EQ(still->owner, "worker-1");
+  IDP_ASSERT_OK_ASSIGN(bool contended, store().try_acquire_lease("env", "worker-2", 1100, 500));
+  EXPECT_FALSE(contended);
+
+  IDP_ASSERT_OK(store().release_lease("env", "worker-1"));
+  IDP_ASSERT_OK_ASSIGN(auto released, store().get_lease("env"));
+  EXPECT_FALSE(released.has_value());
+  IDP_ASSERT_OK_ASSIGN(bool free_now, store().try_acquire_lease("env", "worker-2", 1100, 500));
+  EXPECT_TRUE(free_now);
+
+  IDP_ASSERT_OK(store().release_lease("never-leased", "worker-1"));
+}
+
+TEST_P(StoreContract, BreakRemovesALeaseWhoeverHoldsIt) {
+  IDP_ASSERT_OK_ASSIGN(bool first, store().try_acquire_lease("stuck", "dead-worker", 1000, 1'000'000));
+  ASSERT_TRUE(first);
+  IDP_ASSERT_OK(store().break_lease("stuck"));
+  IDP_ASSERT_OK_ASSIGN(auto lease, store().get_lease("stuck"));
+  EXPECT_FALSE(lease.has_value());
+  IDP_ASSERT_OK_ASSIGN(bool taken, store().try_acquire_lease("stuck", "worker-2", 1001, 500));
+  EXPECT_TRUE(taken);
+
+  IDP_ASSERT_OK(store().break_lease("never-leased"));
+}
+
+TEST_P(StoreContract, LeasesAreListed) {
+  IDP_ASSERT_OK(store().try_acquire_lease("c", "worker-3", 1000, 300));
+  IDP_ASSERT_OK(store().try_acquire_lease("a", "worker-1", 1000, 100));
+  IDP_ASSERT_OK(store().try_acquire_lease("b", "worker-2", 1000, 200));
+  IDP_ASSERT_OK(store().release_lease("b", "worker-2"));
+
+  IDP_ASSERT_OK_ASSIGN(auto leases, store().list_leases());
+  std::sort(leases.begin(), leases.end(), [](const Lease& x, const Lease& y) { return x.env < y.env; });
+  ASSERT_EQ(leases.size(), 2u);
+  EXPECT_EQ(leases[0].env, "a");
+  EXPECT_EQ(leases[0].owner, "worker-1");
+  EXPECT_EQ(leases[0].expires_at, 1100);
+  EXPECT_EQ(leases[1].env, "c");
+  EXPECT_EQ(leases[1].owner, "worker-3");
+  EXPECT_EQ(leases[1].expires_at, 1300);
+}
+
+// --- Deliveries ---
+
+TEST_P(StoreContract, DeliveryIsRecordedOnce) {
+  IDP_ASSERT_OK_ASSIGN(bool first, store().record_delivery("d-1", 100));
+  EXPECT_TRUE(first);
+  IDP_ASSERT_OK_ASSIGN(bool again, store().record_delivery("d-1", 200));
+  EXPECT_FALSE(again);
+  IDP_ASSERT_OK_ASSIGN(bool other, store().record_delivery("d-2", 200));
+  EXPECT_TRUE(other);
+}
+
+TEST_P(StoreContract, PruneForgetsOnlyOlderDeliveries) {
+  IDP_ASSERT_OK(store().record_delivery("old", 100));
+  IDP_ASSERT_OK(store().record_delivery("edge", 200));
+  IDP_ASSERT_OK(store().record_delivery("new", 300));
+  IDP_ASSERT_OK(store().prune_deliveries(200));
+
+  IDP_ASSERT_OK_ASSIGN(bool old_again, store().record_delivery("old", 400));
+  EXPECT_TRUE(old_again) << "pruned deliveries are forgotten";
+  IDP_ASSERT_OK_ASSIGN(bool edge_again, store().record_delivery("edge", 400));
+  EXPECT_FALSE(edge_again) << "a delivery at exactly `before` is not older";
+  IDP_ASSERT_OK_ASSIGN(bool new_again, store().record_delivery("new", 400));
+  EXPECT_FALSE(new_again);
+}
+
+// --- Job runs ---
+
+TEST_P(StoreContract, JobRunsRoundTripUpdateAndListNewestFirst) {
+  IDP_ASSERT_OK(store().insert_environment(make_env("worker"), {}));
+  IDP_ASSERT_OK(store().insert_environment(make_env("idle"), {}));
+  JobRun first;
+  first.env = "worker";
+  first.scheduled_at = 60'000;
+  first.started_at = 60'010;
+  first.status = "running";
+  IDP_ASSERT_OK_ASSIGN(first.id, store().insert_job_run(first));
+  JobRun second = first;
+  second.scheduled_at = 120'000;
+  second.started_at = 120'005;
+  IDP_ASSERT_OK_ASSIGN(second.id, store().insert_job_run(second));
+  EXPECT_GT(first.id, 0);
+  EXPECT_NE(first.id, second.id);
+
+  first.finished_at = 61'000;
+  first.exit_code = 3;
+  first.status = "failed";
+  first.message = "exit status 3: «boom»";
+  IDP_ASSERT_OK(store().update_job_run(first));
+
+  IDP_ASSERT_OK_ASSIGN(auto runs, store().list_job_runs("worker", 10));
+  ASSERT_EQ(runs.size(), 2u);
+  expect_same_job_run(second, runs[0]);
+  expect_same_job_run(first, runs[1]);
+  IDP_ASSERT_OK_ASSIGN(auto newest, store().list_job_runs("worker", 1));
+  ASSERT_EQ(newest.size(), 1u);
+  EXPECT_EQ(newest[0].id, second.id);
+  IDP_ASSERT_OK_ASSIGN(auto none, store().list_job_runs("idle", 10));
+  EXPECT_TRUE(none.empty());
+
+  JobRun unknown = first;
+  unknown.id = second.id + 1000;
+  auto u = store().update_job_run(unknown);
+  ASSERT_FALSE(u.has_value());
+  EXPECT_EQ(u.error().code, ErrorCode::not_found);
+
+  JobRun orphan = first;
+  orphan.env = "nowhere";
+  auto o = store().insert_job_run(orphan);
+  ASSERT_FALSE(o.has_value());
+  EXPECT_EQ(o.error().code, ErrorCode::not_found);
+}
+
+// --- Settings ---
+
+TEST_P(StoreContract, SettingsAreSetOverwrittenAndRead) {
+  IDP_ASSERT_OK_ASSIGN(auto missing, store().get_setting("router.port"));
+  EXPECT_FALSE(missing.has_value());
+
+  IDP_ASSERT_OK(store().set_setting("router.port", "8080"));
+  IDP_ASSERT_OK_ASSIGN(auto set, store().get_setting("router.port"));
+  EXPECT_EQ(set, std::optional<std::string>("8080"));
+
+  IDP_ASSERT_OK(store().set_setting("router.port", "9090"));
+  IDP_ASSERT_OK_ASSIGN(auto overwritten, store().get_setting("router.port"));
+  EXPECT_EQ(overwritten, std::optional<std::string>("9090"));
+
+  IDP_ASSERT_OK(store().set_setting("empty", ""));
+  IDP_ASSERT_OK_ASSIGN(auto empty, store().get_setting("empty"));
+  EXPECT_EQ(empty, std::optional<std::string>(""));
+
+  IDP_ASSERT_OK(store().set_setting("clé", "välue\n2"));
+  IDP_ASSERT_OK_ASSIGN(auto unicode, store().get_setting("clé"));
+  EXPECT_EQ(unicode, std::optional<std::string>("välue\n2"));
+}
+
+} // namespace idp::testing
