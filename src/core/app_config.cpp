@@ -441,6 +441,7 @@ struct Parser {
         continue;
       }
       result.config.keys_set.push_back(full);
+      result.config.positions[full] = {kv.second.Mark().line + 1, kv.second.Mark().column + 1};
     }
   }
 
@@ -555,6 +556,8 @@ std::vector<std::string> app_config_keys() {
   }
   return out;
 }
+
+bool app_config_key_known(std::string_view dotted_key) { return find_key(dotted_key) != nullptr; }
 
 nlohmann::json to_json(const AppConfig& c) {
   nlohmann::json j;

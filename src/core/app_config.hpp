@@ -47,6 +47,8 @@ struct AppConfig {
   // Keys present in the file, dotted ("local.start"), so template rules can tell
   // "set" from "defaulted".
   std::vector<std::string> keys_set;
+  // Where each key set in the file is (1-based line, column), for later checks' messages.
+  std::map<std::string, std::pair<int, int>> positions;
 
   bool has_key(std::string_view key) const;
 };
@@ -78,6 +80,7 @@ Expected<AppConfig> load_app_config(std::string_view text, std::string_view file
 
 // Every key of the table, dotted, in documentation order.
 std::vector<std::string> app_config_keys();
+bool app_config_key_known(std::string_view dotted_key);
 
 nlohmann::json to_json(const AppConfig& c);
 // Inverse of to_json (for configs stored by the engine); invalid_config when malformed.

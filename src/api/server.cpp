@@ -1,0 +1,359 @@
+#include "api/server.hpp"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include "api/api_error.hpp"
+#include "core/api_types.hpp"
+#include "core/ttl.hpp"
+#include "util/strings.hpp"
+
+namespace idp::api {
+
+using nlohmann::json;
+
+namespace {
+
+const char* k_json = "application/json";
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump() + "\n", k_json);
+}
+
+std::string actor_of(const httplib::Request& req) {
+  std::string a = req.get_header_value("X-Idp-Actor");
+  if (a.empty()) {
+    return "api";
+  }
+  std::string out;
+  for (char c : a.substr(0, 64)) {
+    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+  }
+  return out;
+}
+
+bool query_bool(const httplib::Request& req, const char* key) {
+  if (!req.has_param(key)) {
+    return false;
+  }
+  std::string v = req.get_param_value(key);
+  if (v.empty() || v == "1" || v == "true" || v == "yes") {
+    return true;
+  }
+  if (v == "0" || v == "false" || v == "no") {
+    return false;
+  }
+  throw ApiError(400, "invalid_argument", std::string("query parameter \"") + key + "\": expected true or false, got " +
+                                              util::quote(v));
+}
+
+size_t query_size(const httplib::Request& req, const char* key, size_t def, size_t max) {
+  if (!req.has_param(key)) {
+    return def;
+  }
+  std::string v = req.get_param_value(key);
+  if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos) {
+    throw ApiError(400, "invalid_argument",
+                   std::string("query parameter \"") + key + "\": expected a non-negative integer, got " + util::quote(v));
+  }
+  return std::min<size_t>(std::stoull(v), max);
+}
+
+// since=10m (relative) or an ISO-8601 time.
+util::Millis query_since(const httplib::Request& req, util::Millis now) {
+  if (!req.has_param("since")) {
+    return 0;
+  }
+  std::string v = req.get_param_value("since");
+  if (auto t = util::parse_iso8601(v)) {
+    return *t;
+  }
+  auto d = core::parse_duration(v);
+  if (!d) {
+    throw ApiError(400, "invalid_argument",
+                   "query parameter \"since\": expected a duration like 10m or a time like 2026-01-02T03:04:05Z, got " +
+                       util::quote(v));
+  }
+  return now - *d;
+}
+
+json parse_body(const httplib::Request& req) {
+  auto j = core::parse_json_object(req.body);
+  if (!j) {
+    throw ApiError(400, "invalid_json", j.error().message);
+  }
+  return *j;
+}
+
+json line_json(const drivers::LogLine& l) {
+  return {{"at", util::format_iso8601(l.at).substr(0, 19) + "." + std::to_string(1000 + l.at % 1000).substr(1) + "Z"},
+          {"stream", l.stream},
+          {"text", l.text}};
+}
+
+} // namespace
+
+ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make_unique<httplib::Server>()) {
+  size_t threads = m_ctx.threads;
+  m_server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  m_server->set_payload_max_length(m_ctx.max_body_bytes);
+  m_server->set_read_timeout(10, 0);
+  m_server->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const ApiError& e) {
+      send_json(res, e.status(), e.body());
+    } catch (const std::exception& e) {
+      spdlog::error("api: unexpected exception: {}", e.what());
+      send_json(res, 500, {{"error", "internal"}, {"message", "internal error"}});
+    } catch (...) {
+      send_json(res, 500, {{"error", "internal"}, {"message", "internal error"}});
+    }
+  });
+  m_server->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) {
+      return;
+    }
+    if (res.status == 413) {
+      send_json(res, 413, {{"error", "too_large"}, {"message", "request body is larger than the server accepts"}});
+    } else if (res.status == 404) {
+      send_json(res, 404, {{"error", "not_found"}, {"message", "no such endpoint " + util::quote(req.method + " " + req.path)}});
+    } else if (res.status == 405) {
+      send_json(res, 405, {{"error", "method_not_allowed"}, {"message", "method not allowed"}});
+    } else if (res.status >= 400) {
+      send_json(res, res.status, {{"error", "http_" + std::to_string(res.status)}, {"message", "request failed"}});
+    }
+  });
+  routes();
+}
+
+ApiServer::~ApiServer() { stop(); }
+
+void ApiServer::add_post_hook(const std::string& path, RawHandler handler) {
+  m_server->Post(path, [handler](const httplib::Request& req, httplib::Response& res) {
+    RawRequest r;
+    r.method = req.method;
+    r.path = req.path;
+    r.body = req.body;
+    r.remote_addr = req.remote_addr;
+    r.header = [&req](const std::string& h) { return req.get_header_value(h); };
+    RawResponse out = handler(r);
+    res.status = out.status;
+    res.set_content(out.body, out.content_type);
+  });
+}
+
+Expected<int> ApiServer::bind(const std::string& host, int port) {
+  int bound = port == 0 ? m_server->bind_to_any_port(host) : (m_server->bind_to_port(host, port) ? port : -1);
+  if (bound <= 0) {
+    return make_error(ErrorCode::io_error, "cannot listen on " + host + ":" + std::to_string(port) +
+                                               " (address in use or not available)");
+  }
+  return bound;
+}
+
+void ApiServer::start() {
+  m_started_at = m_ctx.clock->now_ms();
+  m_thread = std::thread([this] { m_server->listen_after_bind(); });
+}
+
+void ApiServer::stop() {
+  if (m_stopping.exchange(true)) {
+    return;
+  }
+  m_server->stop();
+  if (m_thread.joinable()) {
+    m_thread.join();
+  }
+}
+
+void ApiServer::routes() {
+  auto& s = *m_server;
+  ApiContext& ctx = m_ctx;
+
+  auto env_json = [&ctx](const core::Environment& env, bool details) {
+    json j = core::to_json(env);
+    if (details) {
+      json revs = json::array();
+      if (auto rs = ctx.store->list_revisions(env.name, 10)) {
+        for (const auto& r : *rs) {
+          revs.push_back(core::to_json(r));
+        }
+      }
+      j["revisions"] = revs;
+      json runs = json::array();
+      if (auto rs = ctx.store->list_job_runs(env.name, 10)) {
+        for (const auto& r : *rs) {
+          runs.push_back(core::to_json(r));
+        }
+      }
+      j["job_runs"] = runs;
+      auto lease = ctx.store->get_lease(env.name);
+      j["lease"] = (lease && *lease) ? json{{"owner", (*lease)->owner},
+                                            {"expires_at", util::format_iso8601((*lease)->expires_at)}}
+                                     : json(nullptr);
+    }
+    return j;
+  };
+
+  s.Get("/healthz", [&ctx, this](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, {{"status", "ok"}, {"version", ctx.version},
+                         {"uptime_s", (ctx.clock->now_ms() - m_started_at) / 1000}});
+  });
+
+  s.Get("/api/v1/capabilities", [&ctx](const httplib::Request&, httplib::Response& res) {
+    json templates = json::array();
+    for (const auto& t : ctx.templates->list()) {
+      templates.push_back(t.name);
+    }
+    send_json(res, 200, {{"version", ctx.version}, {"drivers", ctx.drivers->names()}, {"templates", templates},
+                         {"stores", json::array({"sqlite"})}});
+  });
+
+  s.Get("/api/v1/templates", [&ctx](const httplib::Request&, httplib::Response& res) {
+    std::vector<std::string> problems;
+    json out = json::array();
+    for (const auto& t : ctx.templates->list(&problems)) {
+      out.push_back(t.to_json());
+    }
+    send_json(res, 200, {{"templates", out}, {"problems", problems}});
+  });
+
+  s.Get(R"(/api/v1/templates/([^/]+))", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    auto t = unwrap(ctx.templates->get(req.matches[1]));
+    send_json(res, 200, t.to_json());
+  });
+
+  s.Get("/api/v1/environments", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
+    bool all = query_bool(req, "all");
+    auto envs = unwrap(ctx.store->list_environments(all));
+    json out = json::array();
+    for (const auto& e : envs) {
+      out.push_back(env_json(e, false));
+    }
+    send_json(res, 200, {{"environments", out}});
+  });
+
+  s.Post("/api/v1/environments", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
+    json body = parse_body(req);
+    auto parsed = unwrap(core::CreateEnvironmentRequest::from_json(body));
+    engine::CreateRequest cr;
+    cr.repo = parsed.repo;
+    cr.branch = parsed.branch;
+    cr.name = parsed.name;
+    cr.template_name = parsed.template_name;
+    cr.ttl = parsed.ttl;
+    std::string actor = actor_of(req);
+    cr.owner = parsed.owner.empty() ? actor : parsed.owner;
+    cr.runtime = parsed.runtime;
+    auto env = unwrap(ctx.controller->create(cr, actor));
+    send_json(res, 201, env_json(env, true));
+  });
+
+  s.Get(R"(/api/v1/environments/([^/]+))", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
+    auto env = unwrap(ctx.store->get_environment(req.matches[1].str()));
+    send_json(res, 200, env_json(env, true));
+  });
+
+  s.Post(R"(/api/v1/environments/([^/]+)/extend)", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
+    json body = parse_body(req);
+    auto ext = unwrap(core::ExtendRequest::from_json(body));
+    auto env = unwrap(ctx.controller->extend(req.matches[1].str(), ext.ttl, actor_of(req)));
+    send_json(res, 200, env_json(env, false));
+  });
+
+  s.Delete(R"(/api/v1/environments/([^/]+))", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
+    std::string reason = req.has_param("reason") ? req.get_param_value("reason") : "requested through the API";
+    auto env = unwrap(ctx.controller->destroy(req.matches[1].str(), actor_of(req), reason.substr(0, 500)));
+    send_json(res, 202, env_json(env, false));
+  });
+
+  s.Get(R"(/api/v1/environments/([^/]+)/events)", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    std::string name = req.matches[1].str();
+    unwrap(ctx.store->get_environment(name));
+    store::EventQuery q;
+    q.env = name;
+    q.after_id = static_cast<int64_t>(query_size(req, "after", 0, INT64_MAX));
+    q.limit = query_size(req, "limit", 1000, 10000);
+    auto evs = unwrap(ctx.store->list_events(q));
+    json out = json::array();
+    for (const auto& e : evs) {
+      out.push_back(core::to_json(e));
+    }
+    send_json(res, 200, {{"events", out}});
+  });
+
+  s.Get("/api/v1/events", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    store::EventQuery q;
+    q.env = req.has_param("env") ? req.get_param_value("env") : "";
+    q.after_id = static_cast<int64_t>(query_size(req, "after", 0, INT64_MAX));
+    q.limit = query_size(req, "limit", 1000, 10000);
+    auto evs = unwrap(ctx.store->list_events(q));
+    json out = json::array();
+    for (const auto& e : evs) {
+      out.push_back(core::to_json(e));
+    }
+    send_json(res, 200, {{"events", out}});
+  });
+
+  s.Get(R"(/api/v1/environments/([^/]+)/logs)", [&ctx, this](const httplib::Request& req, httplib::Response& res) {
+    std::string name = req.matches[1].str();
+    auto env = unwrap(ctx.store->get_environment(name));
+    auto driver = unwrap(ctx.drivers->get(env.runtime));
+    drivers::LogQuery q;
+    q.since = query_since(req, ctx.clock->now_ms());
+    q.tail = query_size(req, "tail", 0, 100000);
+    q.cursor = req.has_param("cursor") ? req.get_param_value("cursor") : "";
+    bool follow = query_bool(req, "follow");
+    if (!follow) {
+      auto chunk = unwrap(driver->read_logs(env, q));
+      json lines = json::array();
+      for (const auto& l : chunk.lines) {
+        lines.push_back(line_json(l));
+      }
+      send_json(res, 200, {{"environment", name}, {"lines", lines}, {"cursor", chunk.cursor}});
+      return;
+    }
+    // Follow: newline-delimited JSON, one object per log line, until the environment is
+    // destroyed, the client goes away, or the server stops.
+    auto state = std::make_shared<drivers::LogQuery>(q);
+    util::Millis poll = ctx.log_poll_ms;
+    res.set_chunked_content_provider(
+        "application/x-ndjson", [&ctx, this, name, driver, state, poll](size_t, httplib::DataSink& sink) {
+          while (!m_stopping) {
+            auto env = ctx.store->get_environment(name);
+            if (!env) {
+              sink.done();
+              return true;
+            }
+            auto chunk = driver->read_logs(*env, *state);
+            if (chunk) {
+              std::string out;
+              for (const auto& l : chunk->lines) {
+                out += line_json(l).dump() + "\n";
+              }
+              if (!chunk->cursor.empty()) {
+                state->cursor = chunk->cursor;
+              }
+              state->tail = 0;
+              if (!out.empty() && !sink.write(out.data(), out.size())) {
+                return false;
+              }
+            }
+            if (env->phase == core::Phase::destroyed) {
+              sink.done();
+              return true;
+            }
+            if (!sink.is_writable()) {
+              return false;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(poll));
+          }
+          sink.done();
+          return true;
+        });
+  });
+}
+
+} // namespace idp::api

@@ -1,0 +1,152 @@
+#include "cli/api_client.hpp"
+
+#include <cstdlib>
+#include <pwd.h>
+#include <unistd.h>
+
+#include "util/fs.hpp"
+#include "util/http_client.hpp"
+#include "util/strings.hpp"
+
+namespace idp::cli {
+
+using nlohmann::json;
+
+std::string default_home() {
+  if (const char* h = std::getenv("IDP_HOME"); h && *h) {
+    return h;
+  }
+  const char* xdg = std::getenv("XDG_DATA_HOME");
+  if (xdg && *xdg) {
+    return std::string(xdg) + "/idp";
+  }
+  const char* home = std::getenv("HOME");
+  if (!home || !*home) {
+    struct passwd* pw = ::getpwuid(::getuid());
+    home = pw ? pw->pw_dir : "/tmp";
+  }
+  return std::string(home) + "/.local/share/idp";
+}
+
+std::string discover_server(const std::string& flag) {
+  if (!flag.empty()) {
+    return flag;
+  }
+  if (const char* s = std::getenv("IDP_SERVER"); s && *s) {
+    return s;
+  }
+  auto text = util::read_file(default_home() + "/daemon.json");
+  if (text) {
+    auto j = json::parse(*text, nullptr, false);
+    if (j.is_object() && j.contains("api_url") && j["api_url"].is_string()) {
+      return j["api_url"].get<std::string>();
+    }
+  }
+  return "http://127.0.0.1:8787";
+}
+
+static std::string actor() {
+  const char* u = std::getenv("USER");
+  if (!u || !*u) {
+    struct passwd* pw = ::getpwuid(::getuid());
+    u = pw ? pw->pw_name : "unknown";
+  }
+  return std::string("cli:") + u;
+}
+
+ApiClient::ApiClient(std::string base_url) : m_base(std::move(base_url)), m_actor(actor()) {
+  while (!m_base.empty() && m_base.back() == '/') {
+    m_base.pop_back();
+  }
+}
+
+Expected<json> ApiClient::request(const std::string& method, const std::string& path, const std::string& body) {
+  util::HttpRequest req;
+  req.method = method;
+  req.url = m_base + path;
+  req.body = body;
+  req.timeout_ms = 120000;
+  req.headers = {{"Accept", "application/json"}, {"X-Idp-Actor", m_actor}};
+  if (!body.empty()) {
+    req.headers.emplace_back("Content-Type", "application/json");
+  }
+  auto resp = util::http_request(req);
+  if (!resp) {
+    return make_error(ErrorCode::transient, "cannot reach the idp server at " + m_base + " (" + resp.error().message +
+                                                "); is 'idp serve' running? set --server or IDP_SERVER");
+  }
+  json j = json::parse(resp->body, nullptr, false);
+  if (resp->status >= 400) {
+    std::string msg = "server answered " + std::to_string(resp->status);
+    ErrorCode code = ErrorCode::permanent;
+    if (j.is_object() && j.contains("message")) {
+      msg = j["message"].get<std::string>();
+      std::string c = j.value("error", "");
+      if (c == "not_found") {
+        code = ErrorCode::not_found;
+      } else if (c == "invalid_argument" || c == "invalid_json") {
+        code = ErrorCode::invalid_argument;
+      } else if (c == "invalid_config") {
+        code = ErrorCode::invalid_config;
+      } else if (c == "already_exists" || c == "conflict") {
+        code = ErrorCode::conflict;
+      }
+    }
+    return make_error(code, msg);
+  }
+  if (j.is_discarded()) {
+    return make_error(ErrorCode::permanent, "the server sent a response that is not JSON");
+  }
+  return j;
+}
+
+Expected<json> ApiClient::get(const std::string& path) { return request("GET", path, ""); }
+
+Expected<json> ApiClient::post(const std::string& path, const json& body) { return request("POST", path, body.dump()); }
+
+Expected<json> ApiClient::del(const std::string& path) { return request("DELETE", path, ""); }
+
+Expected<void> ApiClient::stream_lines(const std::string& path, const std::function<bool(const json&)>& on_line) {
+  util::HttpRequest req;
+  req.url = m_base + path;
+  req.timeout_ms = 0;
+  req.headers = {{"Accept", "application/x-ndjson"}, {"X-Idp-Actor", m_actor}};
+  std::string buf;
+  bool stopped = false;
+  std::string error_body;
+  req.on_data = [&](std::string_view chunk) {
+    buf.append(chunk);
+    size_t pos;
+    while ((pos = buf.find('\n')) != std::string::npos) {
+      std::string line = buf.substr(0, pos);
+      buf.erase(0, pos + 1);
+      json j = json::parse(line, nullptr, false);
+      if (j.is_discarded()) {
+        continue;
+      }
+      if (j.contains("error") && j.contains("message") && !j.contains("text")) {
+        error_body = j["message"].get<std::string>();
+        return false;
+      }
+      if (!on_line(j)) {
+        stopped = true;
+        return false;
+      }
+    }
+    return true;
+  };
+  auto resp = util::http_request(req);
+  if (!error_body.empty()) {
+    return make_error(ErrorCode::permanent, error_body);
+  }
+  if (!resp && !stopped) {
+    return make_error(ErrorCode::transient, "cannot reach the idp server at " + m_base + " (" + resp.error().message + ")");
+  }
+  if (resp && resp->status >= 400 && !buf.empty()) {
+    json j = json::parse(buf, nullptr, false);
+    return make_error(ErrorCode::permanent, j.is_object() ? j.value("message", buf) : buf);
+  }
+  return {};
+}
+
+} // namespace idp::cli

@@ -1,0 +1,40 @@
+#pragma once
+// The CLI's client of the daemon's REST API. Errors carry the server's message, or say how
+// to reach the server when it cannot be reached.
+
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "util/expected.hpp"
+
+namespace idp::cli {
+
+// The server URL: --server, else IDP_SERVER, else the api_url in $IDP_HOME/daemon.json
+// (IDP_HOME default ~/.local/share/idp), else http://127.0.0.1:8787.
+std::string discover_server(const std::string& flag);
+
+// The home directory the daemon uses by default.
+std::string default_home();
+
+class ApiClient {
+public:
+  explicit ApiClient(std::string base_url);
+
+  Expected<nlohmann::json> get(const std::string& path);
+  Expected<nlohmann::json> post(const std::string& path, const nlohmann::json& body);
+  Expected<nlohmann::json> del(const std::string& path);
+  // Streams a newline-delimited JSON response, calling on_line per object; stops when
+  // on_line returns false or the server ends the stream.
+  Expected<void> stream_lines(const std::string& path, const std::function<bool(const nlohmann::json&)>& on_line);
+
+  const std::string& base_url() const { return m_base; }
+
+private:
+  Expected<nlohmann::json> request(const std::string& method, const std::string& path, const std::string& body);
+  std::string m_base;
+  std::string m_actor;
+};
+
+} // namespace idp::cli

@@ -1,0 +1,12 @@
+#include "cli/commands/commands.hpp"
+#include "cli/run.hpp"
+
+namespace idp::cli {
+
+std::vector<CommandSpec> client_commands() {
+  using namespace commands;
+  return {create_command(),  list_command(),   status_command(),    logs_command(),    extend_command(),
+          destroy_command(), events_command(), templates_command(), config_command(),  version_command()};
+}
+
+} // namespace idp::cli

@@ -1,0 +1,19 @@
+#pragma once
+// One function per subcommand, each in its own file.
+
+#include "cli/command.hpp"
+
+namespace idp::cli::commands {
+
+CommandSpec create_command();
+CommandSpec list_command();
+CommandSpec status_command();
+CommandSpec extend_command();
+CommandSpec destroy_command();
+CommandSpec logs_command();
+CommandSpec events_command();
+CommandSpec config_command();
+CommandSpec templates_command();
+CommandSpec version_command();
+
+} // namespace idp::cli::commands

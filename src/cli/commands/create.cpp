@@ -1,0 +1,117 @@
+// idp create: a preview environment from a branch; waits until it serves.
+#include <cstdio>
+#include <iostream>
+
+#include "cli/api_client.hpp"
+#include "cli/commands/commands.hpp"
+#include "cli/output/table.hpp"
+#include "cli/wait.hpp"
+#include "core/api_types.hpp"
+#include "core/names.hpp"
+#include "core/ttl.hpp"
+#include "util/git.hpp"
+#include "util/fs.hpp"
+#include "util/strings.hpp"
+
+namespace idp::cli::commands {
+
+namespace {
+struct Options {
+  std::string repo;
+  std::string branch;
+  std::string name;
+  std::string template_name;
+  std::string ttl;
+  std::string owner;
+  std::string runtime;
+  bool no_wait = false;
+  bool json = false;
+  std::string timeout = "10m";
+
+  Expected<void> validate() const {
+    if (!util::is_valid_git_branch(branch)) {
+      return Unexpected(usage_error("--branch " + util::quote(branch) + " is not a valid git branch name"));
+    }
+    if (!name.empty()) {
+      if (auto v = core::validate_env_name(name); !v) {
+        return Unexpected(usage_error("--name: " + v.error().message));
+      }
+    }
+    if (!ttl.empty()) {
+      if (auto d = core::parse_duration(ttl); !d) {
+        return Unexpected(usage_error("--ttl: " + d.error().message));
+      }
+    }
+    if (auto d = core::parse_duration(timeout); !d) {
+      return Unexpected(usage_error("--timeout: " + d.error().message));
+    }
+    return {};
+  }
+
+  Expected<int> run(const GlobalOptions& g) const {
+    ApiClient client(discover_server(g.server));
+    core::CreateEnvironmentRequest req;
+    // A local path is sent absolute: the server's working directory is not ours.
+    req.repo = util::is_directory(repo) ? util::absolute_path(repo) : repo;
+    req.branch = branch;
+    req.name = name;
+    req.template_name = template_name;
+    req.ttl = ttl;
+    req.owner = owner;
+    req.runtime = runtime;
+    IDP_TRY_ASSIGN(auto env, client.post("/api/v1/environments", req.to_json()));
+    std::string env_name = env.value("name", "");
+    if (!json) {
+      std::fprintf(stderr, "environment %s: creating from %s at %s\n", env_name.c_str(), branch.c_str(),
+                   env.value("commit", "").substr(0, 7).c_str());
+    }
+    if (!no_wait) {
+      IDP_TRY_ASSIGN(long long t, core::parse_duration(timeout));
+      IDP_TRY_ASSIGN(env, wait_for_phase(client, env_name, {"ready", "failed", "degraded", "destroyed"}, t, !json));
+    }
+    if (json) {
+      std::cout << env.dump(2) << "\n";
+    }
+    std::string phase = env.value("phase", "");
+    if (!no_wait && phase != "ready") {
+      std::string tail;
+      if (env.contains("revisions") && !env["revisions"].empty()) {
+        tail = env["revisions"][0].value("log_tail", "");
+      }
+      return make_error(ErrorCode::permanent, "environment " + util::quote(env_name) + " is " + phase + ": " +
+                                                  env.value("message", "") + (tail.empty() ? "" : "\nlast log lines:\n" + tail));
+    }
+    if (!json) {
+      if (no_wait) {
+        std::printf("%s\n", env_name.c_str());
+      } else {
+        std::printf("%s\n", output::field(env, "url").c_str());
+      }
+    }
+    return k_exit_ok;
+  }
+};
+} // namespace
+
+CommandSpec create_command() {
+  return {"create", "create a preview environment from a branch and wait until it serves", false,
+          [](CLI::App& sub, const GlobalOptions& g) -> Runner {
+            auto o = std::make_shared<Options>();
+            sub.add_option("--repo", o->repo, "git URL or local path of the application repository")->required();
+            sub.add_option("--branch", o->branch, "branch to deploy")->required();
+            sub.add_option("--name", o->name, "environment name (default: preview-<branch>, following the branch)");
+            sub.add_option("--template", o->template_name, "template (default: the repository's .idp/config.yml)");
+            sub.add_option("--ttl", o->ttl, "time to live, like 30m, 4h, 7d, 2w (default: the repository's config)");
+            sub.add_option("--owner", o->owner, "owner recorded on the environment (default: you)");
+            sub.add_option("--runtime", o->runtime, "runtime driver (default: the server's)");
+            sub.add_option("--timeout", o->timeout, "how long to wait for it to serve (default 10m)");
+            sub.add_flag("--no-wait", o->no_wait, "return once the environment is recorded");
+            sub.add_flag("--json", o->json, "print the environment as JSON");
+            return [o, &g]() -> Expected<int> {
+              IDP_TRY(o->validate());
+              return o->run(g);
+            };
+          }};
+}
+
+} // namespace idp::cli::commands

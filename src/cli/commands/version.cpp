@@ -1,0 +1,18 @@
+// idp version
+#include <cstdio>
+
+#include "cli/commands/commands.hpp"
+#include "cli/version.hpp"
+
+namespace idp::cli::commands {
+
+CommandSpec version_command() {
+  return {"version", "print the version", false, [](CLI::App&, const GlobalOptions&) -> Runner {
+            return []() -> Expected<int> {
+              std::printf("idp %s\n", k_version);
+              return k_exit_ok;
+            };
+          }};
+}
+
+} // namespace idp::cli::commands

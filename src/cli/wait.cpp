@@ -1,0 +1,38 @@
+#include "cli/wait.hpp"
+
+#include <cstdio>
+#include <thread>
+
+#include "cli/output/table.hpp"
+#include "util/http_client.hpp"
+#include "util/time.hpp"
+
+namespace idp::cli {
+
+Expected<nlohmann::json> wait_for_phase(ApiClient& client, const std::string& name, const std::set<std::string>& done,
+                                        long long timeout_ms, bool verbose) {
+  long long deadline = util::steady_ms() + timeout_ms;
+  std::string last_line;
+  int poll_ms = 50;
+  while (true) {
+    IDP_TRY_ASSIGN(auto env, client.get("/api/v1/environments/" + util::url_encode(name)));
+    std::string phase = env.value("phase", "");
+    std::string msg = env.value("message", "");
+    std::string line = phase + (msg.empty() ? "" : ": " + msg);
+    if (verbose && line != last_line) {
+      std::fprintf(stderr, "  %s\n", (output::color(phase, output::phase_color(phase)) + (msg.empty() ? "" : ": " + msg)).c_str());
+      last_line = line;
+    }
+    if (done.count(phase)) {
+      return env;
+    }
+    if (util::steady_ms() >= deadline) {
+      return make_error(ErrorCode::timeout, "environment " + util::url_encode(name) + " is still " + phase +
+                                                " after " + std::to_string(timeout_ms / 1000) + "s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
+    poll_ms = std::min(poll_ms * 2, 500);
+  }
+}
+
+} // namespace idp::cli

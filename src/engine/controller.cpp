@@ -1,0 +1,402 @@
+#include "engine/controller.hpp"
+
+#include "core/names.hpp"
+#include "core/ttl.hpp"
+#include "util/git.hpp"
+#include "util/strings.hpp"
+
+namespace idp::engine {
+
+using core::Desired;
+using core::Environment;
+using core::Event;
+using core::Phase;
+
+namespace {
+
+Event make_event(const Environment& env, util::Millis now, const std::string& actor, const std::string& action,
+                 const std::string& reason) {
+  Event e;
+  e.env = env.name;
+  e.at = now;
+  e.actor = actor;
+  e.action = action;
+  e.reason = reason;
+  e.from_phase = std::string(core::phase_name(env.phase));
+  e.to_phase = e.from_phase;
+  return e;
+}
+
+std::string short_sha(const std::string& c) { return c.substr(0, 7); }
+
+Expected<void> validate_repo(const std::string& repo) {
+  if (repo.empty()) {
+    return make_error(ErrorCode::invalid_argument, "repo is required: a git URL or a local path");
+  }
+  if (repo.front() == '-' || repo.size() > 2048 ||
+      std::any_of(repo.begin(), repo.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
+    return make_error(ErrorCode::invalid_argument, "invalid repo " + util::quote(repo) +
+                                                       ": expected a git URL or a local path");
+  }
+  return {};
+}
+
+Expected<void> validate_branch(const std::string& branch) {
+  if (branch.empty()) {
+    return make_error(ErrorCode::invalid_argument, "branch is required");
+  }
+  if (!util::is_valid_git_branch(branch) || branch.size() > 255) {
+    return make_error(ErrorCode::invalid_argument,
+                      "invalid branch name " + util::quote(branch) + ": not a valid git branch name");
+  }
+  return {};
+}
+
+} // namespace
+
+void set_phase(Environment& env, Phase to, const std::string& actor, const std::string& reason,
+               std::vector<Event>& events, util::Millis now) {
+  if (env.phase == to) {
+    return;
+  }
+  Event e;
+  e.env = env.name;
+  e.at = now;
+  e.actor = actor;
+  e.action = "phase";
+  e.reason = reason;
+  e.from_phase = std::string(core::phase_name(env.phase));
+  e.to_phase = std::string(core::phase_name(to));
+  events.push_back(std::move(e));
+  env.phase = to;
+}
+
+Controller::Controller(store::StateStore& store, util::Clock& clock, RepoResolver& repos,
+                       const TemplateCatalog& templates, const DriverSet& drivers, const EngineOptions& options,
+                       EngineSignals signals)
+    : m_store(store), m_clock(clock), m_repos(repos), m_templates(templates), m_drivers(drivers), m_options(options),
+      m_signals(std::move(signals)) {}
+
+std::string Controller::source_key(const std::string& repo, const std::string& branch) {
+  return repo + "\n" + branch;
+}
+
+Expected<Controller::Resolved> Controller::resolve_config(const std::string& repo, const std::string& commit,
+                                                          const std::string& template_override,
+                                                          const std::string& default_template) {
+  IDP_TRY_ASSIGN(auto text, m_repos.read_file(repo, commit, ".idp/config.yml"));
+  Resolved r;
+  if (text) {
+    auto parsed = core::parse_app_config(*text, ".idp/config.yml");
+    if (!parsed.ok()) {
+      std::vector<std::string> lines;
+      for (const auto& e : parsed.errors) {
+        lines.push_back(e.to_string());
+      }
+      return make_error(ErrorCode::invalid_config, util::join(lines, "\n"));
+    }
+    r.config = std::move(parsed.config);
+  } else if (!default_template.empty()) {
+    r.config.template_name = default_template;
+  }
+  if (!template_override.empty()) {
+    r.config.template_name = template_override;
+  } else if (!r.config.has_key("template") && !default_template.empty()) {
+    r.config.template_name = default_template;
+  }
+  auto tmpl = m_templates.get(r.config.template_name);
+  if (!tmpl) {
+    auto pos = r.config.positions.find("template");
+    std::string where = ".idp/config.yml";
+    if (pos != r.config.positions.end()) {
+      where += ":" + std::to_string(pos->second.first) + ":" + std::to_string(pos->second.second);
+    }
+    return make_error(ErrorCode::invalid_config, where + ": key \"template\": " + tmpl.error().message);
+  }
+  auto errors = m_templates.validate(r.config, *tmpl);
+  if (!errors.empty()) {
+    std::vector<std::string> lines;
+    for (const auto& e : errors) {
+      lines.push_back(e.to_string());
+    }
+    return make_error(ErrorCode::invalid_config, util::join(lines, "\n"));
+  }
+  r.tmpl = std::move(*tmpl);
+  r.config_json = core::to_json(r.config).dump();
+  return r;
+}
+
+Expected<std::string> Controller::pick_name(const std::string& base, const std::string& identity) {
+  auto taken = [&](const std::string& n) -> Expected<bool> {
+    auto e = m_store.get_environment(n);
+    if (!e) {
+      if (e.error().code == ErrorCode::not_found) {
+        return false;
+      }
+      return Unexpected(e.error());
+    }
+    return e->phase != Phase::destroyed && e->source_key != identity;
+  };
+  IDP_TRY_ASSIGN(bool base_taken, taken(base));
+  if (!base_taken) {
+    return base;
+  }
+  std::string alt = core::env_name_with_suffix(base, identity);
+  IDP_TRY_ASSIGN(bool alt_taken, taken(alt));
+  if (alt_taken) {
+    return make_error(ErrorCode::conflict, "environment names " + util::quote(base) + " and " + util::quote(alt) +
+                                               " are both taken");
+  }
+  return alt;
+}
+
+Expected<void> Controller::plan(const Environment& env, const Resolved& r) {
+  if (std::find(r.tmpl.runtimes.begin(), r.tmpl.runtimes.end(), env.runtime) == r.tmpl.runtimes.end()) {
+    return make_error(ErrorCode::invalid_config, "template " + util::quote(r.tmpl.name) + " has no parts for runtime " +
+                                                     util::quote(env.runtime) + " (it supports " +
+                                                     util::join(r.tmpl.runtimes, ", ") + ")");
+  }
+  IDP_TRY_ASSIGN(drivers::Driver * driver, m_drivers.get(env.runtime));
+  drivers::DeploySpec spec;
+  spec.env = env;
+  spec.config = r.config;
+  spec.components = r.tmpl.components;
+  return driver->plan(spec);
+}
+
+Expected<Environment> Controller::create(const CreateRequest& req, const std::string& actor) {
+  IDP_TRY(validate_repo(req.repo));
+  IDP_TRY(validate_branch(req.branch));
+  if (!req.name.empty()) {
+    IDP_TRY(core::validate_env_name(req.name));
+  }
+  if (!req.ttl.empty()) {
+    IDP_TRY(m_options.ttl_policy.parse(req.ttl));
+  }
+  std::string repo = RepoResolver::canonical_repo(req.repo);
+  IDP_TRY_ASSIGN(std::string commit, m_repos.resolve_branch(repo, req.branch));
+  IDP_TRY_ASSIGN(Resolved r, resolve_config(repo, commit, req.template_name, ""));
+  std::string ttl_text = req.ttl.empty() ? r.config.ttl : req.ttl;
+  auto ttl = m_options.ttl_policy.parse(ttl_text);
+  if (!ttl) {
+    return make_error(req.ttl.empty() ? ErrorCode::invalid_config : ErrorCode::invalid_argument,
+                      (req.ttl.empty() ? ".idp/config.yml: key \"ttl\": " : "") + ttl.error().message);
+  }
+  util::Millis now = m_clock.now_ms();
+  Environment env;
+  env.repo = repo;
+  env.branch = req.branch;
+  env.template_name = r.tmpl.name;
+  env.runtime = req.runtime.empty() ? m_options.default_runtime : req.runtime;
+  env.owner = req.owner;
+  env.commit = commit;
+  env.config_json = r.config_json;
+  env.pr_number = req.pr_number;
+  env.created_at = now;
+  env.updated_at = now;
+  env.expires_at = now + *ttl;
+  if (!req.name.empty()) {
+    env.name = req.name;
+    auto existing = m_store.get_environment(req.name);
+    if (existing && existing->phase != Phase::destroyed) {
+      return make_error(ErrorCode::already_exists, "environment " + util::quote(req.name) + " already exists");
+    }
+  } else {
+    env.source_key = source_key(repo, req.branch);
+    IDP_TRY_ASSIGN(auto tracked, m_store.find_by_source_key(env.source_key));
+    if (tracked) {
+      return make_error(ErrorCode::already_exists, "environment " + util::quote(tracked->name) + " already tracks branch " +
+                                                       util::quote(req.branch) + " of " + util::quote(repo));
+    }
+    IDP_TRY_ASSIGN(env.name, pick_name(core::env_name_for_branch(req.branch), env.source_key));
+  }
+  IDP_TRY(plan(env, r));
+  std::vector<Event> events = {make_event(env, now, actor, "create",
+                                          "branch " + util::quote(req.branch) + " at " + short_sha(commit) + ", template " +
+                                              env.template_name + ", ttl " + core::format_ttl(*ttl))};
+  IDP_TRY_ASSIGN(Environment stored, m_store.insert_environment(env, events));
+  m_signals.wake(stored.name);
+  return stored;
+}
+
+Expected<Environment> Controller::extend(const std::string& name, const std::string& ttl_text, const std::string& actor) {
+  IDP_TRY_ASSIGN(util::Millis ttl, core::parse_duration(ttl_text));
+  if (ttl <= 0) {
+    return make_error(ErrorCode::invalid_argument, "expected a positive duration, got " + util::quote(ttl_text));
+  }
+  util::Millis now = m_clock.now_ms();
+  const auto& policy = m_options.ttl_policy;
+  auto updated = m_store.update_environment(name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
+    if (env.phase == Phase::destroyed || env.desired == Desired::absent) {
+      return make_error(ErrorCode::conflict, "environment " + util::quote(name) + " is " +
+                                                 std::string(core::phase_name(env.phase)) + " and cannot be extended");
+    }
+    util::Millis base = std::max(env.expires_at, now);
+    util::Millis target = base + ttl;
+    if (target - now > policy.max) {
+      return make_error(ErrorCode::invalid_argument,
+                        "extending by " + ttl_text + " would keep " + util::quote(name) + " for " +
+                            util::format_duration(target - now) + ", beyond the maximum of " +
+                            core::format_ttl(policy.max));
+    }
+    events.push_back(make_event(env, now, actor, "extend",
+                                "expiry " + util::format_iso8601(env.expires_at) + " -> " + util::format_iso8601(target)));
+    env.expires_at = target;
+    env.updated_at = now;
+    return {};
+  });
+  return updated;
+}
+
+Expected<Environment> Controller::destroy(const std::string& name, const std::string& actor, const std::string& reason) {
+  util::Millis now = m_clock.now_ms();
+  bool changed = false;
+  auto updated = m_store.update_environment(name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
+    if (env.phase == Phase::destroyed || env.desired == Desired::absent) {
+      return {};
+    }
+    changed = true;
+    env.desired = Desired::absent;
+    env.attempts = 0;
+    env.next_attempt_at = 0;
+    env.updated_at = now;
+    events.push_back(make_event(env, now, actor, "destroy", reason));
+    return {};
+  });
+  if (updated && changed) {
+    m_signals.cancel(name);
+    m_signals.wake(name);
+  }
+  return updated;
+}
+
+Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std::string& actor,
+                                              const std::string& reason) {
+  IDP_TRY(validate_repo(upd.repo));
+  IDP_TRY(validate_branch(upd.branch));
+  std::string repo = RepoResolver::canonical_repo(upd.repo);
+  std::string commit = upd.commit;
+  if (commit.empty()) {
+    IDP_TRY_ASSIGN(commit, m_repos.resolve_branch(repo, upd.branch));
+  }
+  std::string key = source_key(repo, upd.branch);
+  IDP_TRY_ASSIGN(auto existing, m_store.find_by_source_key(key));
+  util::Millis now = m_clock.now_ms();
+
+  auto resolved = resolve_config(repo, commit, "", upd.default_template);
+  if (!resolved) {
+    if (existing && resolved.error().code == ErrorCode::invalid_config) {
+      std::string msg = "config at " + short_sha(commit) + " is invalid: " + resolved.error().message;
+      (void)m_store.update_environment(existing->name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
+        env.message = msg;
+        env.updated_at = now;
+        events.push_back(make_event(env, now, actor, "reject", msg));
+        return {};
+      });
+    }
+    return Unexpected(resolved.error());
+  }
+  auto ttl = m_options.ttl_policy.parse(resolved->config.ttl);
+  if (!ttl) {
+    return make_error(ErrorCode::invalid_config, ".idp/config.yml: key \"ttl\": " + ttl.error().message);
+  }
+
+  if (!existing) {
+    Environment env;
+    env.repo = repo;
+    env.branch = upd.branch;
+    env.template_name = resolved->tmpl.name;
+    env.runtime = upd.runtime.empty() ? m_options.default_runtime : upd.runtime;
+    env.owner = upd.owner;
+    env.commit = commit;
+    env.config_json = resolved->config_json;
+    env.pr_number = upd.pr_number;
+    env.created_at = now;
+    env.updated_at = now;
+    env.expires_at = now + *ttl;
+    env.source_key = key;
+    IDP_TRY_ASSIGN(env.name, pick_name(core::env_name_for_branch(upd.branch), key));
+    IDP_TRY(plan(env, *resolved));
+    std::vector<Event> events = {make_event(env, now, actor, "create",
+                                            reason + ": branch " + util::quote(upd.branch) + " at " + short_sha(commit))};
+    auto stored = m_store.insert_environment(env, events);
+    if (!stored && stored.error().code == ErrorCode::already_exists) {
+      // Another trigger created it a moment ago: treat this one as an update of it.
+      return sync_branch(upd, actor, reason);
+    }
+    if (stored) {
+      m_signals.wake(stored->name);
+    }
+    return stored;
+  }
+
+  Environment probe = *existing;
+  probe.runtime = existing->runtime;
+  IDP_TRY(plan(probe, *resolved));
+  bool redeploy = false;
+  auto updated =
+      m_store.update_environment(existing->name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
+        bool same = env.commit == commit && env.config_json == resolved->config_json;
+        if (upd.pr_number) {
+          env.pr_number = upd.pr_number;
+        }
+        if (env.desired == Desired::absent) {
+          // A push while the environment is being destroyed: the destroy finishes first,
+          // then the environment is created fresh (the reconciler sees desired=present).
+          env.desired = Desired::present;
+          env.commit = commit;
+          env.config_json = resolved->config_json;
+          env.template_name = resolved->tmpl.name;
+          env.generation += 1;
+          env.attempts = 0;
+          env.next_attempt_at = 0;
+          env.expires_at = now + *ttl;
+          env.updated_at = now;
+          events.push_back(make_event(env, now, actor, "deploy",
+                                      reason + ": " + short_sha(commit) + " requested during destroy; recreate after it"));
+          redeploy = true;
+          return {};
+        }
+        env.expires_at = std::max(env.expires_at, now + *ttl);
+        env.updated_at = now;
+        if (same) {
+          events.push_back(make_event(env, now, actor, "extend",
+                                      reason + ": " + short_sha(commit) + " already deployed; expiry " +
+                                          util::format_iso8601(env.expires_at)));
+          return {};
+        }
+        env.commit = commit;
+        env.config_json = resolved->config_json;
+        env.template_name = resolved->tmpl.name;
+        env.generation += 1;
+        env.attempts = 0;
+        env.next_attempt_at = 0;
+        if (!env.message.empty() && env.message.rfind("config at ", 0) == 0) {
+          env.message.clear();
+        }
+        events.push_back(make_event(env, now, actor, "deploy",
+                                    reason + ": " + short_sha(commit) + " (generation " + std::to_string(env.generation) +
+                                        "), expiry " + util::format_iso8601(env.expires_at)));
+        redeploy = true;
+        return {};
+      });
+  if (updated && redeploy) {
+    m_signals.cancel(updated->name);
+    m_signals.wake(updated->name);
+  }
+  return updated;
+}
+
+Expected<std::optional<Environment>> Controller::remove_branch(const std::string& repo, const std::string& branch,
+                                                               const std::string& actor, const std::string& reason) {
+  IDP_TRY(validate_repo(repo));
+  IDP_TRY(validate_branch(branch));
+  IDP_TRY_ASSIGN(auto existing, m_store.find_by_source_key(source_key(RepoResolver::canonical_repo(repo), branch)));
+  if (!existing) {
+    return std::optional<Environment>();
+  }
+  IDP_TRY_ASSIGN(Environment env, destroy(existing->name, actor, reason));
+  return std::optional<Environment>(env);
+}
+
+} // namespace idp::engine

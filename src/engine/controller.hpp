@@ -1,0 +1,98 @@
+#pragma once
+// Controller: the only writer of desired state. Every trigger (API, webhook, poller,
+// reaper) goes through it; it validates, records the change with an event, and wakes
+// the reconciler. It never calls a driver's apply/destroy. Thread-safe.
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "core/environment.hpp"
+#include "engine/driver_set.hpp"
+#include "engine/options.hpp"
+#include "engine/repo_resolver.hpp"
+#include "engine/templates.hpp"
+#include "store/state_store.hpp"
+#include "util/time.hpp"
+
+namespace idp::engine {
+
+struct CreateRequest {
+  std::string repo;
+  std::string branch;
+  std::string name;          // "" = derived from the branch (and tracks it)
+  std::string template_name; // "" = the repo config's template
+  std::string ttl;           // "" = the repo config's ttl
+  std::string owner;
+  std::string runtime;       // "" = the server default
+  std::optional<int> pr_number;
+};
+
+// A branch moved (push, PR sync, poll): deploy `commit` (or the branch head when empty).
+struct BranchUpdate {
+  std::string repo;
+  std::string branch;
+  std::string commit;
+  std::string owner;
+  std::optional<int> pr_number;
+  std::string default_template; // the watched repo's default template, "" = none
+  std::string runtime;
+};
+
+// Hooks into the reconciler, so the controller does not depend on it.
+struct EngineSignals {
+  std::function<void(const std::string& env)> wake = [](const std::string&) {};
+  std::function<void(const std::string& env)> cancel = [](const std::string&) {};
+};
+
+class Controller {
+public:
+  Controller(store::StateStore& store, util::Clock& clock, RepoResolver& repos, const TemplateCatalog& templates,
+             const DriverSet& drivers, const EngineOptions& options, EngineSignals signals);
+
+  // Validates everything (branch, name, ttl, config at the commit, template, runtime) and
+  // records a new environment. invalid_argument / invalid_config / already_exists; nothing
+  // is recorded on error.
+  Expected<core::Environment> create(const CreateRequest& req, const std::string& actor);
+  // expires_at := max(now, expires_at) + ttl, within the policy's maximum lifetime from now.
+  Expected<core::Environment> extend(const std::string& name, const std::string& ttl, const std::string& actor);
+  // Marks the environment for removal. Idempotent: destroying a destroyed or destroying
+  // environment is ok and records nothing new.
+  Expected<core::Environment> destroy(const std::string& name, const std::string& actor, const std::string& reason);
+  // Create-or-redeploy the environment tracking repo+branch at a commit; moves expiry out
+  // by the config's TTL. A config error at that commit records a failed phase with the
+  // errors (the branch's owner sees them) and returns invalid_config.
+  Expected<core::Environment> sync_branch(const BranchUpdate& upd, const std::string& actor, const std::string& reason);
+  // Destroys the environment tracking repo+branch, if any. ok(nullopt) when none.
+  Expected<std::optional<core::Environment>> remove_branch(const std::string& repo, const std::string& branch,
+                                                           const std::string& actor, const std::string& reason);
+
+  // Config of `repo` at `commit` checked against its template; for create and sync.
+  struct Resolved {
+    core::AppConfig config;
+    Template tmpl;
+    std::string config_json;
+  };
+  Expected<Resolved> resolve_config(const std::string& repo, const std::string& commit,
+                                    const std::string& template_override, const std::string& default_template);
+
+  static std::string source_key(const std::string& repo, const std::string& branch);
+
+private:
+  Expected<std::string> pick_name(const std::string& base, const std::string& identity);
+  Expected<void> plan(const core::Environment& env, const Resolved& r);
+
+  store::StateStore& m_store;
+  util::Clock& m_clock;
+  RepoResolver& m_repos;
+  const TemplateCatalog& m_templates;
+  const DriverSet& m_drivers;
+  const EngineOptions& m_options;
+  EngineSignals m_signals;
+};
+
+// Appends a phase-change event and sets the phase (no-op event when unchanged).
+void set_phase(core::Environment& env, core::Phase to, const std::string& actor, const std::string& reason,
+               std::vector<core::Event>& events, util::Millis now);
+
+} // namespace idp::engine

@@ -1,0 +1,29 @@
+#pragma once
+// Tunables of the engine. Defaults are production values; tests shorten them.
+
+#include <cstddef>
+#include <string>
+
+#include "core/ttl.hpp"
+#include "util/time.hpp"
+
+namespace idp::engine {
+
+struct EngineOptions {
+  size_t workers = 4;                       // bounded worker pool
+  util::Millis lease_ttl = 60'000;          // a lease not renewed for this long is free
+  util::Millis resync_interval = 1'000;     // level-triggered pass even without a trigger
+  util::Millis reaper_interval = 30'000;    // TTL reaper period
+  util::Millis health_interval = 10'000;    // observe() period for ready environments
+  int unhealthy_threshold = 3;              // consecutive failed probes before "degraded"
+  util::Millis backoff_base = 2'000;        // first retry delay; doubles per attempt
+  util::Millis backoff_max = 300'000;       // cap of the retry delay
+  core::TtlPolicy ttl_policy;
+  std::string default_runtime = "local";
+  std::string owner_id;                     // lease owner: "host:pid:start" of this daemon
+};
+
+// Delay before retry number `attempt` (1-based): base * 2^(attempt-1), capped.
+util::Millis backoff_delay(const EngineOptions& o, int attempt);
+
+} // namespace idp::engine

@@ -1,0 +1,34 @@
+#pragma once
+// TTL reaper: every interval, environments whose expires_at has passed are marked for
+// destroy (through the Controller, with the reason in the event). Retrying a failed destroy
+// is the reconciler's job (backoff, shown in status), not the reaper's.
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "engine/controller.hpp"
+
+namespace idp::engine {
+
+class Reaper {
+public:
+  Reaper(store::StateStore& store, Controller& controller, util::Clock& clock, util::Millis interval);
+  ~Reaper();
+  void start();
+  void stop();
+  // One sweep now; returns how many environments it marked (for tests).
+  size_t sweep();
+
+private:
+  store::StateStore& m_store;
+  Controller& m_controller;
+  util::Clock& m_clock;
+  util::Millis m_interval;
+  std::mutex m_mu;
+  std::condition_variable m_cv;
+  bool m_running = false;
+  std::thread m_thread;
+};
+
+} // namespace idp::engine

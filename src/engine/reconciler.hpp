@@ -1,0 +1,82 @@
+#pragma once
+// Reconciler: level-triggered. A loop compares desired with observed state for every
+// environment (on each trigger and every resync_interval) and hands what is due to a
+// bounded worker pool. A worker holds the environment's lease while it calls the driver,
+// so one worker acts on an environment at a time, also across daemons sharing a store.
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/driver_set.hpp"
+#include "engine/options.hpp"
+#include "engine/templates.hpp"
+#include "store/state_store.hpp"
+#include "util/time.hpp"
+
+namespace idp::engine {
+
+class Reconciler {
+public:
+  Reconciler(store::StateStore& store, const DriverSet& drivers, const TemplateCatalog& templates, util::Clock& clock,
+             const EngineOptions& options);
+  ~Reconciler();
+
+  void start();
+  // Cancels in-flight operations and joins every thread.
+  void stop();
+
+  // Something changed for `env` ("" = look at everything now).
+  void wake(const std::string& env = "");
+  // Asks an in-flight deploy of `env` to stop (it was superseded or the env is being destroyed).
+  void cancel(const std::string& env);
+
+  // What is due for an environment at `now` (exposed for tests).
+  enum class Action { none, deploy, destroy, observe };
+  Action due(const core::Environment& env, util::Millis now) const;
+
+  // Number of operations running or queued (for tests and /metrics).
+  size_t busy() const;
+
+private:
+  void loop();
+  void worker();
+  void renew_leases();
+  void process(const std::string& name);
+  bool acquire_lease(const std::string& name);
+  void do_deploy(core::Environment env, drivers::Driver& driver);
+  void do_destroy(core::Environment env, drivers::Driver& driver);
+  void do_observe(core::Environment env, drivers::Driver& driver);
+  std::shared_ptr<std::atomic<bool>> cancel_flag(const std::string& name, bool reset);
+
+  store::StateStore& m_store;
+  const DriverSet& m_drivers;
+  const TemplateCatalog& m_templates;
+  util::Clock& m_clock;
+  EngineOptions m_options;
+
+  mutable std::mutex m_mu;
+  std::condition_variable m_loop_cv;
+  std::condition_variable m_work_cv;
+  bool m_running = false;
+  bool m_wake_all = false;
+  std::deque<std::string> m_queue;
+  std::set<std::string> m_queued;
+  std::set<std::string> m_inflight;
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> m_cancel;
+  std::map<std::string, util::Millis> m_last_probe;
+  std::map<std::string, int> m_unhealthy;
+  std::atomic<bool> m_shutdown{false};
+  std::thread m_loop_thread;
+  std::thread m_renew_thread;
+  std::vector<std::thread> m_workers;
+};
+
+} // namespace idp::engine

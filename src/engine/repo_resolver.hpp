@@ -1,0 +1,31 @@
+#pragma once
+// Reads application repositories: which commit a branch is at, and .idp/config.yml at a
+// commit. Backed by bare mirrors under <home>/git. Thread-safe.
+
+#include <optional>
+#include <string>
+
+#include "util/expected.hpp"
+
+namespace idp::engine {
+
+class RepoResolver {
+public:
+  explicit RepoResolver(std::string cache_dir) : m_cache_dir(std::move(cache_dir)) {}
+  virtual ~RepoResolver() = default;
+
+  // The repository as stored: absolute path for local directories, URLs unchanged.
+  static std::string canonical_repo(const std::string& repo);
+
+  // Fetches and returns the commit `branch` points at. invalid_config when the branch
+  // does not exist; transient when the repository cannot be reached.
+  virtual Expected<std::string> resolve_branch(const std::string& repo, const std::string& branch);
+  // Contents of `path` at `commit`, nullopt when absent.
+  virtual Expected<std::optional<std::string>> read_file(const std::string& repo, const std::string& commit,
+                                                         const std::string& path);
+
+private:
+  std::string m_cache_dir;
+};
+
+} // namespace idp::engine
