@@ -1,6 +1,6 @@
 output "bucket_name" {
   description = "Name of the access-logs bucket (pass it to templates as access_logs_bucket)."
-  value       = aws_s3_bucket.logs.id
+  value       = aws_s3_bucket.logs.bucket
 }
 
 output "bucket_arn" {

@@ -5,7 +5,7 @@ output "endpoint" {
 
 output "bucket_name" {
   description = "S3 bucket holding the site files."
-  value       = aws_s3_bucket.site.id
+  value       = aws_s3_bucket.site.bucket
 }
 
 output "bucket_arn" {
