@@ -218,6 +218,10 @@ PY
   else
     log "FAIL: terraform/iam/idp-server-policy.json missing"; failed=1
   fi
+  # 7. terraform/README.md's generated variable/output reference is current.
+  if command -v python3 >/dev/null 2>&1; then
+    python3 "$ROOT/terraform/scripts/gen_reference.py" --check || failed=1
+  fi
   return $failed
 }
 
