@@ -87,3 +87,8 @@ output "db_credentials_secret_arn" {
   description = "ARN of the DB credentials secret idp-{env}/rds/credentials."
   value       = module.rds.db_credentials_secret_arn
 }
+
+output "db_host" {
+  description = "Host name of the database (same as db_address; the name the template manifest uses)."
+  value       = module.rds.db_instance_address
+}

@@ -123,7 +123,7 @@ run "db_env_and_secrets_injected" {
     error_message = "the execution role must read exactly the app secret, the DB secret and the referenced secret"
   }
   assert {
-    condition     = output.db_credentials_secret_arn == "arn:aws:secretsmanager:eu-west-2:123456789012:secret:idp-db-3/rds/credentials-BBBBBB" && output.db_port == 5432
+    condition     = output.db_credentials_secret_arn == "arn:aws:secretsmanager:eu-west-2:123456789012:secret:idp-db-3/rds/credentials-BBBBBB" && output.db_port == 5432 && output.db_host == "idp-db-3-postgres.abcdefghijkl.eu-west-2.rds.amazonaws.com"
     error_message = "DB outputs"
   }
   assert {
