@@ -12,21 +12,7 @@ namespace idp::cli {
 
 using nlohmann::json;
 
-std::string default_home() {
-  if (const char* h = std::getenv("IDP_HOME"); h && *h) {
-    return h;
-  }
-  const char* xdg = std::getenv("XDG_DATA_HOME");
-  if (xdg && *xdg) {
-    return std::string(xdg) + "/idp";
-  }
-  const char* home = std::getenv("HOME");
-  if (!home || !*home) {
-    struct passwd* pw = ::getpwuid(::getuid());
-    home = pw ? pw->pw_dir : "/tmp";
-  }
-  return std::string(home) + "/.local/share/idp";
-}
+std::string default_home() { return util::default_idp_home(); }
 
 std::string discover_server(const std::string& flag) {
   if (!flag.empty()) {

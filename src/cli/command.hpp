@@ -28,6 +28,9 @@ struct CommandSpec {
   // Declares the subcommand's options on `sub` (binding them to its Options struct) and
   // returns its runner. Called once, before parsing.
   std::function<Runner(CLI::App& sub, const GlobalOptions& global)> setup;
+  // Instead of setup: a command that parses its own argv (internal helpers such as the
+  // process shim). Called with the full argv when argv[1] == name.
+  std::function<int(int argc, char** argv)> raw;
 };
 
 // Exit codes: 0 ok, 1 error, 2 usage.

@@ -20,6 +20,13 @@ static int print_error(const std::string& msg) {
 int run(int argc, char** argv, const std::vector<CommandSpec>& extra) {
   std::vector<CommandSpec> specs = client_commands();
   specs.insert(specs.end(), extra.begin(), extra.end());
+  if (argc > 1) {
+    for (const auto& spec : specs) {
+      if (spec.raw && spec.name == argv[1]) {
+        return spec.raw(argc, argv);
+      }
+    }
+  }
 
   CLI::App app{"mini-idp: ephemeral preview environments for every branch", "idp"};
   app.require_subcommand(0, 1);
@@ -33,6 +40,9 @@ int run(int argc, char** argv, const std::vector<CommandSpec>& extra) {
   std::vector<std::string> names;
   std::vector<std::pair<CLI::App*, Runner>> runners;
   for (const auto& spec : specs) {
+    if (spec.raw) {
+      continue;
+    }
     CLI::App* sub = app.add_subcommand(spec.name, spec.summary);
     if (spec.hidden) {
       sub->group("");

@@ -172,6 +172,17 @@ Expected<std::string> make_temp_dir(std::string_view prefix) {
   return tmpl;
 }
 
+std::string default_idp_home() {
+  if (const char* h = std::getenv("IDP_HOME"); h && *h) {
+    return h;
+  }
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg) {
+    return std::string(xdg) + "/idp";
+  }
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/tmp") + "/.local/share/idp";
+}
+
 FileLock::~FileLock() {
   if (m_fd >= 0) {
     ::close(m_fd);

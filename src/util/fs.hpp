@@ -28,6 +28,9 @@ std::string absolute_path(const std::string& path);
 // A new directory under $TMPDIR (or /tmp) named prefix-XXXXXX.
 Expected<std::string> make_temp_dir(std::string_view prefix);
 
+// The daemon's home: $IDP_HOME, else $XDG_DATA_HOME/idp, else ~/.local/share/idp.
+std::string default_idp_home();
+
 // An exclusive advisory lock (flock) on a file, released on destruction.
 class FileLock {
 public:

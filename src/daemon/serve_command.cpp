@@ -1,0 +1,217 @@
+#include "daemon/serve_command.hpp"
+
+#include <cstdio>
+#include <iostream>
+#include <unistd.h>
+
+#include "core/ttl.hpp"
+#include "daemon/daemon.hpp"
+#include "drivers/local/shim.hpp"
+#include "util/fatal.hpp"
+#include "util/fs.hpp"
+#include "util/log.hpp"
+#include "util/strings.hpp"
+
+#ifndef IDP_BUILTIN_TEMPLATES_DIR
+#define IDP_BUILTIN_TEMPLATES_DIR "/usr/share/idp/templates"
+#endif
+
+namespace idp::daemon {
+
+namespace {
+
+struct ServeOptions {
+  std::string home;
+  std::string listen;
+  int router_port = -1;
+  std::string router_host;
+  std::string domain;
+  std::string config;
+  std::string templates_dir;
+  std::string reaper_interval;
+  std::string health_interval;
+  std::string ttl_min;
+  std::string ttl_max;
+  int workers = 0;
+  bool keep_running = false;
+  bool check_config = false;
+  bool show_config = false;
+};
+
+std::string self_exe() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) {
+    return "idp";
+  }
+  buf[n] = '\0';
+  return buf;
+}
+
+// defaults < file < environment < flags
+ServerConfig build_config(const ServeOptions& o) {
+  ServerConfig cfg;
+  cfg.home = util::default_idp_home();
+  const char* builtin = std::getenv("IDP_BUILTIN_TEMPLATES");
+  cfg.templates_dir = builtin && *builtin ? builtin : IDP_BUILTIN_TEMPLATES_DIR;
+  for (const char* k : {"home", "listen", "router.port", "router.domain", "ttl.min", "ttl.max", "reaper_interval",
+                        "health_interval", "workers", "templates_path"}) {
+    cfg.origins[k] = "default";
+  }
+  if (!o.config.empty()) {
+    auto text = util::read_file(o.config);
+    if (!text) {
+      throw Fatal("cannot read server config " + util::quote(o.config) + ": " + text.error().message);
+    }
+    auto errors = apply_server_config_file(cfg, *text, o.config);
+    if (!errors.empty()) {
+      std::string msg;
+      for (const auto& e : errors) {
+        msg += "\n  " + e.to_string();
+      }
+      throw Fatal("invalid server config " + util::quote(o.config) + ":" + msg);
+    }
+  }
+  if (auto e = apply_server_env(cfg); !e) {
+    throw Fatal(e.error().message);
+  }
+  auto dur = [](const std::string& flag, const std::string& v, util::Millis& dest) {
+    auto d = core::parse_duration(v);
+    if (!d || *d <= 0) {
+      throw Fatal(flag + ": expected a duration like 30s or 10m, got " + util::quote(v));
+    }
+    dest = *d;
+  };
+  if (!o.home.empty()) {
+    cfg.home = o.home;
+    cfg.origins["home"] = "flag --home";
+  }
+  if (!o.listen.empty()) {
+    cfg.listen = o.listen;
+    cfg.origins["listen"] = "flag --listen";
+  }
+  if (o.router_port >= 0) {
+    cfg.router_port = o.router_port;
+    cfg.origins["router.port"] = "flag --router-port";
+  }
+  if (!o.router_host.empty()) {
+    cfg.router_listen_host = o.router_host;
+  }
+  if (!o.domain.empty()) {
+    cfg.domain = o.domain;
+    cfg.origins["router.domain"] = "flag --domain";
+  }
+  if (!o.templates_dir.empty()) {
+    cfg.templates_dir = o.templates_dir;
+  }
+  if (!o.reaper_interval.empty()) {
+    dur("--reaper-interval", o.reaper_interval, cfg.engine.reaper_interval);
+    cfg.origins["reaper_interval"] = "flag --reaper-interval";
+  }
+  if (!o.health_interval.empty()) {
+    dur("--health-interval", o.health_interval, cfg.engine.health_interval);
+    cfg.origins["health_interval"] = "flag --health-interval";
+  }
+  if (!o.ttl_min.empty()) {
+    dur("--ttl-min", o.ttl_min, cfg.engine.ttl_policy.min);
+    cfg.origins["ttl.min"] = "flag --ttl-min";
+  }
+  if (!o.ttl_max.empty()) {
+    dur("--ttl-max", o.ttl_max, cfg.engine.ttl_policy.max);
+    cfg.origins["ttl.max"] = "flag --ttl-max";
+  }
+  if (o.workers > 0) {
+    cfg.engine.workers = static_cast<size_t>(o.workers);
+    cfg.origins["workers"] = "flag --workers";
+  }
+  if (o.keep_running) {
+    cfg.keep_running = true;
+  }
+  if (cfg.engine.ttl_policy.min > cfg.engine.ttl_policy.max) {
+    throw Fatal("ttl min " + core::format_ttl(cfg.engine.ttl_policy.min) + " is above ttl max " +
+                core::format_ttl(cfg.engine.ttl_policy.max));
+  }
+  auto colon = cfg.listen.rfind(':');
+  if (colon == std::string::npos || cfg.listen.find_first_not_of("0123456789", colon + 1) != std::string::npos ||
+      colon + 1 == cfg.listen.size()) {
+    throw Fatal("--listen: expected an address like 127.0.0.1:8787, got " + util::quote(cfg.listen));
+  }
+  cfg.home = util::absolute_path(cfg.home);
+  return cfg;
+}
+
+void print_config(const ServerConfig& cfg) {
+  auto row = [&](const std::string& key, const std::string& value) {
+    auto it = cfg.origins.find(key);
+    std::printf("(%s) %s = %s\n", it == cfg.origins.end() ? "default" : it->second.c_str(), key.c_str(), value.c_str());
+  };
+  row("home", cfg.home);
+  row("listen", cfg.listen);
+  row("router.port", cfg.router_port == 0 ? "auto" : std::to_string(cfg.router_port));
+  row("router.domain", cfg.domain);
+  row("runtime", cfg.engine.default_runtime);
+  row("workers", std::to_string(cfg.engine.workers));
+  row("reaper_interval", core::format_ttl(cfg.engine.reaper_interval));
+  row("health_interval", core::format_ttl(cfg.engine.health_interval));
+  row("ttl.min", core::format_ttl(cfg.engine.ttl_policy.min));
+  row("ttl.max", core::format_ttl(cfg.engine.ttl_policy.max));
+  row("templates_path", util::join(cfg.templates_path, ":"));
+  row("repositories", std::to_string(cfg.repositories.size()));
+}
+
+} // namespace
+
+cli::CommandSpec serve_command_spec() {
+  return {"serve", "run the idp server (API, engine, router) in the foreground", false,
+          [](CLI::App& sub, const cli::GlobalOptions&) -> cli::Runner {
+            auto o = std::make_shared<ServeOptions>();
+            sub.add_option("--home", o->home, "state directory (default: IDP_HOME or ~/.local/share/idp)");
+            sub.add_option("--listen", o->listen, "API address (default 127.0.0.1:8787; port 0 = any)");
+            sub.add_option("--router-port", o->router_port, "port environments' URLs use (default: chosen once, then kept)");
+            sub.add_option("--router-host", o->router_host, "address the router listens on (default 127.0.0.1)");
+            sub.add_option("--domain", o->domain, "environments are <name>.<domain> (default preview.localhost)");
+            sub.add_option("--config", o->config, "server config file (YAML)");
+            sub.add_option("--templates-dir", o->templates_dir, "built-in templates directory");
+            sub.add_option("--reaper-interval", o->reaper_interval, "TTL reaper period (default 30s)");
+            sub.add_option("--health-interval", o->health_interval, "health check period (default 10s)");
+            sub.add_option("--ttl-min", o->ttl_min, "shortest TTL allowed (default 10m)");
+            sub.add_option("--ttl-max", o->ttl_max, "longest lifetime allowed (default 30d)");
+            sub.add_option("--workers", o->workers, "concurrent operations (default 4)");
+            sub.add_flag("--keep-running", o->keep_running, "leave environments running when the server stops");
+            sub.add_flag("--check-config", o->check_config, "validate the configuration and exit");
+            sub.add_flag("--show-config", o->show_config, "print every setting with its origin and exit");
+            return [o]() -> Expected<int> {
+              ServerConfig cfg = build_config(*o);
+              if (o->check_config) {
+                std::printf("configuration is valid\n");
+                return 0;
+              }
+              if (o->show_config) {
+                print_config(cfg);
+                return 0;
+              }
+              block_shutdown_signals();
+              util::init_logging();
+              Daemon daemon(cfg, self_exe());
+              auto started = daemon.start();
+              if (!started) {
+                daemon.shutdown();
+                throw Fatal(started.error().full_message());
+              }
+              daemon.wait_for_signal();
+              daemon.shutdown();
+              return 0;
+            };
+          }};
+}
+
+cli::CommandSpec internal_command_spec() {
+  cli::CommandSpec spec;
+  spec.name = "__shim";
+  spec.summary = "internal: supervise one application process";
+  spec.hidden = true;
+  spec.raw = [](int argc, char** argv) { return drivers::local::run_shim(argc, argv); };
+  return spec;
+}
+
+} // namespace idp::daemon

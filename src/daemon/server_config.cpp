@@ -1,0 +1,509 @@
+#include "daemon/server_config.hpp"
+
+#include <cstdlib>
+#include <functional>
+#include <regex>
+#include <set>
+
+#include <yaml-cpp/yaml.h>
+
+#include "core/ttl.hpp"
+#include "util/fs.hpp"
+#include "util/strings.hpp"
+
+namespace idp::daemon {
+
+using util::quote;
+
+std::string ServerConfig::api_host() const {
+  auto colon = listen.rfind(':');
+  return colon == std::string::npos ? listen : listen.substr(0, colon);
+}
+
+int ServerConfig::api_port() const {
+  auto colon = listen.rfind(':');
+  return colon == std::string::npos ? 8787 : std::stoi(listen.substr(colon + 1));
+}
+
+Expected<std::string> resolve_secret_reference(const std::string& ref) {
+  if (util::starts_with(ref, "env:")) {
+    const char* v = std::getenv(ref.substr(4).c_str());
+    if (!v) {
+      return make_error(ErrorCode::invalid_config, "environment variable " + quote(ref.substr(4)) + " is not set");
+    }
+    return std::string(v);
+  }
+  if (util::starts_with(ref, "file:")) {
+    auto t = util::read_file(ref.substr(5));
+    if (!t) {
+      return make_error(ErrorCode::invalid_config, "cannot read " + quote(ref.substr(5)));
+    }
+    return util::trim(*t);
+  }
+  return ref;
+}
+
+namespace {
+
+using Msg = std::optional<std::string>;
+
+std::string describe(const YAML::Node& n) {
+  if (n.IsMap()) {
+    return "a map";
+  }
+  if (n.IsSequence()) {
+    return "a list";
+  }
+  if (n.IsNull()) {
+    return "nothing";
+  }
+  return quote(n.Scalar());
+}
+
+Msg as_string(const YAML::Node& n, std::string& out, const std::string& what) {
+  if (!n.IsScalar()) {
+    return "expected " + what + ", got " + describe(n);
+  }
+  out = n.Scalar();
+  return std::nullopt;
+}
+
+Msg as_int(const YAML::Node& n, int& out, int lo, int hi, const std::string& what) {
+  static const std::regex k_int("^[0-9]{1,9}$");
+  if (!n.IsScalar() || !std::regex_match(n.Scalar(), k_int)) {
+    return "expected " + what + ", got " + describe(n);
+  }
+  int v = std::stoi(n.Scalar());
+  if (v < lo || v > hi) {
+    return "expected " + what + ", got " + n.Scalar();
+  }
+  out = v;
+  return std::nullopt;
+}
+
+Msg as_bool(const YAML::Node& n, bool& out) {
+  if (n.IsScalar()) {
+    std::string v = util::to_lower(n.Scalar());
+    if (v == "true" || v == "yes" || v == "on") {
+      out = true;
+      return std::nullopt;
+    }
+    if (v == "false" || v == "no" || v == "off") {
+      out = false;
+      return std::nullopt;
+    }
+  }
+  return "expected true or false, got " + describe(n);
+}
+
+Msg as_duration(const YAML::Node& n, util::Millis& out) {
+  if (!n.IsScalar()) {
+    return "expected a duration like 30s or 5m, got " + describe(n);
+  }
+  auto d = core::parse_duration(n.Scalar());
+  if (!d || *d <= 0) {
+    return "expected a duration like 30s or 5m, got " + quote(n.Scalar());
+  }
+  out = *d;
+  return std::nullopt;
+}
+
+Msg as_string_list(const YAML::Node& n, std::vector<std::string>& out, const std::string& what) {
+  out.clear();
+  if (n.IsScalar()) {
+    out.push_back(n.Scalar());
+    return std::nullopt;
+  }
+  if (!n.IsSequence()) {
+    return "expected a list of " + what + ", got " + describe(n);
+  }
+  for (const auto& item : n) {
+    if (!item.IsScalar()) {
+      return "expected a list of " + what + ", got an item that is " + describe(item);
+    }
+    out.push_back(item.Scalar());
+  }
+  return std::nullopt;
+}
+
+struct Walker {
+  std::string file;
+  std::vector<core::ConfigError> errors;
+
+  void error(const YAML::Mark& m, const std::string& key, const std::string& msg) {
+    core::ConfigError e;
+    e.file = file;
+    e.line = m.line + 1;
+    e.column = m.column + 1;
+    e.key = key;
+    e.message = msg;
+    errors.push_back(std::move(e));
+  }
+
+  using Handler = std::function<Msg(const YAML::Node&)>;
+
+  // Walks a map with a table of handlers; unknown keys get "did you mean".
+  void walk(const YAML::Node& map, const std::string& prefix, const std::map<std::string, Handler>& table) {
+    if (!map.IsMap()) {
+      error(map.Mark(), prefix, "expected a map, got " + describe(map));
+      return;
+    }
+    std::set<std::string> seen;
+    std::vector<std::string> names;
+    for (const auto& [k, _] : table) {
+      names.push_back(k);
+    }
+    for (const auto& kv : map) {
+      std::string name = kv.first.Scalar();
+      std::string full = prefix.empty() ? name : prefix + "." + name;
+      if (!seen.insert(name).second) {
+        error(kv.first.Mark(), full, "duplicate key");
+        continue;
+      }
+      auto it = table.find(name);
+      if (it == table.end()) {
+        std::string hint = util::closest_match(name, names);
+        error(kv.first.Mark(), full,
+              "unknown key" + (hint.empty() ? "" : ", did you mean " + quote(prefix.empty() ? hint : prefix + "." + hint) + "?"));
+        continue;
+      }
+      if (kv.second.IsNull()) {
+        continue;
+      }
+      if (auto m = it->second(kv.second)) {
+        error(kv.second.Mark(), full, *m);
+      }
+    }
+  }
+};
+
+} // namespace
+
+std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const std::string& text,
+                                                        const std::string& file) {
+  Walker w;
+  w.file = file;
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    w.error(e.mark, "", "invalid YAML: " + e.msg);
+    return w.errors;
+  }
+  if (!root || root.IsNull()) {
+    return {};
+  }
+  ServerConfig cfg = out; // applied only when everything is valid
+  std::set<std::string> set_keys;
+  auto mark = [&](const std::string& k) {
+    set_keys.insert(k);
+    return std::nullopt;
+  };
+  using H = Walker::Handler;
+  std::map<std::string, H> router = {
+      {"port", [&](const YAML::Node& n) -> Msg {
+         if (auto m = as_int(n, cfg.router_port, 0, 65535, "a port number 0-65535")) {
+           return m;
+         }
+         return mark("router.port");
+       }},
+      {"listen_host", [&](const YAML::Node& n) -> Msg {
+         if (auto m = as_string(n, cfg.router_listen_host, "an address like 127.0.0.1 or 0.0.0.0")) {
+           return m;
+         }
+         return mark("router.listen_host");
+       }},
+      {"domain", [&](const YAML::Node& n) -> Msg {
+         static const std::regex k_domain("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$");
+         if (auto m = as_string(n, cfg.domain, "a DNS domain like preview.example.com")) {
+           return m;
+         }
+         if (!std::regex_match(cfg.domain, k_domain)) {
+           return "expected a DNS domain like preview.example.com, got " + quote(cfg.domain);
+         }
+         return mark("router.domain");
+       }},
+  };
+  std::map<std::string, H> ttl = {
+      {"min", [&](const YAML::Node& n) -> Msg {
+         if (auto m = as_duration(n, cfg.engine.ttl_policy.min)) {
+           return m;
+         }
+         return mark("ttl.min");
+       }},
+      {"max", [&](const YAML::Node& n) -> Msg {
+         if (auto m = as_duration(n, cfg.engine.ttl_policy.max)) {
+           return m;
+         }
+         return mark("ttl.max");
+       }},
+  };
+  std::map<std::string, H> github = {
+      {"api_url", [&](const YAML::Node& n) -> Msg {
+         if (auto m = as_string(n, cfg.github_api_url, "a URL like https://api.github.com")) {
+           return m;
+         }
+         if (!util::starts_with(cfg.github_api_url, "http://") && !util::starts_with(cfg.github_api_url, "https://")) {
+           return "expected a URL like https://api.github.com, got " + quote(cfg.github_api_url);
+         }
+         while (!cfg.github_api_url.empty() && cfg.github_api_url.back() == '/') {
+           cfg.github_api_url.pop_back();
+         }
+         return mark("github.api_url");
+       }},
+  };
+  std::map<std::string, H> top = {
+      {"listen", [&](const YAML::Node& n) -> Msg {
+         static const std::regex k_listen("^[^:\\s]+:[0-9]{1,5}$");
+         if (auto m = as_string(n, cfg.listen, "an address like 127.0.0.1:8787")) {
+           return m;
+         }
+         if (!std::regex_match(cfg.listen, k_listen) || std::stoi(cfg.listen.substr(cfg.listen.rfind(':') + 1)) > 65535) {
+           return "expected an address like 127.0.0.1:8787, got " + quote(cfg.listen);
+         }
+         return mark("listen");
+       }},
+      {"home", [&](const YAML::Node& n) -> Msg {
+         if (auto m = as_string(n, cfg.home, "a directory")) {
+           return m;
+         }
+         return mark("home");
+       }},
+      {"runtime", [&](const YAML::Node& n) -> Msg {
+         if (auto m = as_string(n, cfg.engine.default_runtime, "a runtime name like local")) {
+           return m;
+         }
+         return mark("runtime");
+       }},
+      {"workers", [&](const YAML::Node& n) -> Msg {
+         int v = 0;
+         if (auto m = as_int(n, v, 1, 256, "a number of workers 1-256")) {
+           return m;
+         }
+         cfg.engine.workers = static_cast<size_t>(v);
+         return mark("workers");
+       }},
+      {"reaper_interval", [&](const YAML::Node& n) -> Msg {
+         if (auto m = as_duration(n, cfg.engine.reaper_interval)) {
+           return m;
+         }
+         return mark("reaper_interval");
+       }},
+      {"health_interval", [&](const YAML::Node& n) -> Msg {
+         if (auto m = as_duration(n, cfg.engine.health_interval)) {
+           return m;
+         }
+         return mark("health_interval");
+       }},
+      {"keep_running", [&](const YAML::Node& n) -> Msg {
+         if (auto m = as_bool(n, cfg.keep_running)) {
+           return m;
+         }
+         return mark("keep_running");
+       }},
+      {"templates_path", [&](const YAML::Node& n) -> Msg {
+         if (auto m = as_string_list(n, cfg.templates_path, "directories")) {
+           return m;
+         }
+         return mark("templates_path");
+       }},
+      {"router", [&](const YAML::Node& n) -> Msg {
+         w.walk(n, "router", router);
+         return std::nullopt;
+       }},
+      {"ttl", [&](const YAML::Node& n) -> Msg {
+         w.walk(n, "ttl", ttl);
+         return std::nullopt;
+       }},
+      {"github", [&](const YAML::Node& n) -> Msg {
+         w.walk(n, "github", github);
+         return std::nullopt;
+       }},
+      {"drivers", [&](const YAML::Node& n) -> Msg {
+         if (!n.IsMap()) {
+           return "expected a map of driver name: options, got " + describe(n);
+         }
+         for (const auto& kv : n) {
+           if (!kv.second.IsMap()) {
+             w.error(kv.second.Mark(), "drivers." + kv.first.Scalar(), "expected a map of options, got " + describe(kv.second));
+             continue;
+           }
+           nlohmann::json opts = nlohmann::json::object();
+           for (const auto& o : kv.second) {
+             if (!o.second.IsScalar()) {
+               w.error(o.second.Mark(), "drivers." + kv.first.Scalar() + "." + o.first.Scalar(),
+                       "expected a single value, got " + describe(o.second));
+               continue;
+             }
+             const std::string& v = o.second.Scalar();
+             // Durations become milliseconds; numbers stay numbers.
+             static const std::regex k_num("^-?[0-9]{1,15}$");
+             if (std::regex_match(v, k_num)) {
+               opts[o.first.Scalar()] = std::stoll(v);
+             } else if (v == "true" || v == "false") {
+               opts[o.first.Scalar()] = v == "true";
+             } else if (auto d = core::parse_duration(v)) {
+               opts[o.first.Scalar() + (util::ends_with(o.first.Scalar(), "_ms") ? "" : "_ms")] = *d;
+             } else {
+               opts[o.first.Scalar()] = v;
+             }
+           }
+           cfg.driver_options[kv.first.Scalar()] = opts;
+         }
+         return mark("drivers");
+       }},
+      {"repositories", [&](const YAML::Node& n) -> Msg {
+         if (!n.IsSequence()) {
+           return "expected a list of repositories, got " + describe(n);
+         }
+         cfg.repositories.clear();
+         size_t idx = 0;
+         for (const auto& item : n) {
+           std::string prefix = "repositories[" + std::to_string(idx++) + "]";
+           sources::WatchedRepo repo;
+           bool has_url = false;
+           std::map<std::string, H> branches = {
+               {"include", [&](const YAML::Node& b) -> Msg { return as_string_list(b, repo.include, "branch globs"); }},
+               {"exclude", [&](const YAML::Node& b) -> Msg { return as_string_list(b, repo.exclude, "branch globs"); }},
+           };
+           auto secret = [&](const YAML::Node& s, std::string& dest, const std::string& what) -> Msg {
+             std::string ref;
+             if (auto m = as_string(s, ref, what)) {
+               return m;
+             }
+             auto v = resolve_secret_reference(ref);
+             if (!v) {
+               return v.error().message;
+             }
+             dest = *v;
+             return std::nullopt;
+           };
+           std::map<std::string, H> repo_table = {
+               {"url", [&](const YAML::Node& u) -> Msg {
+                  if (auto m = as_string(u, repo.url, "a git URL or a local path")) {
+                    return m;
+                  }
+                  if (repo.url.empty() || repo.url.front() == '-') {
+                    return "expected a git URL or a local path, got " + quote(repo.url);
+                  }
+                  has_url = true;
+                  return std::nullopt;
+                }},
+               {"github_repo", [&](const YAML::Node& u) -> Msg {
+                  static const std::regex k_re("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$");
+                  if (auto m = as_string(u, repo.github_repo, "owner/name")) {
+                    return m;
+                  }
+                  if (!std::regex_match(repo.github_repo, k_re)) {
+                    return "expected owner/name, got " + quote(repo.github_repo);
+                  }
+                  return std::nullopt;
+                }},
+               {"branches", [&](const YAML::Node& b) -> Msg {
+                  w.walk(b, prefix + ".branches", branches);
+                  return std::nullopt;
+                }},
+               {"default_branch", [&](const YAML::Node& u) -> Msg { return as_string(u, repo.default_branch, "a branch name"); }},
+               {"webhook_secret", [&](const YAML::Node& u) -> Msg {
+                  return secret(u, repo.webhook_secret, "a secret or env:NAME / file:PATH");
+                }},
+               {"github_token", [&](const YAML::Node& u) -> Msg {
+                  return secret(u, repo.github_token, "a token or env:NAME / file:PATH");
+                }},
+               {"default_template", [&](const YAML::Node& u) -> Msg {
+                  return as_string(u, repo.default_template, "a template name");
+                }},
+               {"poll", [&](const YAML::Node& u) -> Msg { return as_bool(u, repo.poll); }},
+               {"poll_interval", [&](const YAML::Node& u) -> Msg { return as_duration(u, repo.poll_interval); }},
+           };
+           w.walk(item, prefix, repo_table);
+           if (!has_url && item.IsMap()) {
+             w.error(item.Mark(), prefix + ".url", "required: the repository's git URL or local path");
+           }
+           cfg.repositories.push_back(std::move(repo));
+         }
+         return mark("repositories");
+       }},
+  };
+  w.walk(root, "", top);
+  if (cfg.engine.ttl_policy.min > cfg.engine.ttl_policy.max) {
+    w.error(root.Mark(), "ttl", "min " + core::format_ttl(cfg.engine.ttl_policy.min) + " is above max " +
+                                    core::format_ttl(cfg.engine.ttl_policy.max));
+  }
+  if (!w.errors.empty()) {
+    return w.errors;
+  }
+  for (const auto& k : set_keys) {
+    cfg.origins[k] = file;
+  }
+  cfg.config_file = file;
+  out = std::move(cfg);
+  return {};
+}
+
+Expected<void> apply_server_env(ServerConfig& cfg) {
+  auto env = [](const char* k) -> std::optional<std::string> {
+    const char* v = std::getenv(k);
+    if (!v || !*v) {
+      return std::nullopt;
+    }
+    return std::string(v);
+  };
+  auto bad = [](const char* k, const std::string& v, const std::string& what) {
+    return make_error(ErrorCode::invalid_config, std::string("environment variable ") + k + ": expected " + what + ", got " +
+                                                     quote(v));
+  };
+  auto dur = [&](const char* k, util::Millis& dest, const std::string& key) -> Expected<void> {
+    if (auto v = env(k)) {
+      auto d = core::parse_duration(*v);
+      if (!d || *d <= 0) {
+        return bad(k, *v, "a duration like 30s");
+      }
+      dest = *d;
+      cfg.origins[key] = std::string("env ") + k;
+    }
+    return {};
+  };
+  if (auto v = env("IDP_HOME")) {
+    cfg.home = *v;
+    cfg.origins["home"] = "env IDP_HOME";
+  }
+  if (auto v = env("IDP_LISTEN")) {
+    cfg.listen = *v;
+    cfg.origins["listen"] = "env IDP_LISTEN";
+  }
+  if (auto v = env("IDP_ROUTER_PORT")) {
+    try {
+      cfg.router_port = std::stoi(*v);
+    } catch (...) {
+      return bad("IDP_ROUTER_PORT", *v, "a port number");
+    }
+    cfg.origins["router.port"] = "env IDP_ROUTER_PORT";
+  }
+  if (auto v = env("IDP_DOMAIN")) {
+    cfg.domain = *v;
+    cfg.origins["router.domain"] = "env IDP_DOMAIN";
+  }
+  if (auto v = env("IDP_TEMPLATES_PATH")) {
+    for (auto& d : util::split(*v, ':')) {
+      if (!d.empty()) {
+        cfg.templates_path.push_back(d);
+      }
+    }
+    cfg.origins["templates_path"] = "env IDP_TEMPLATES_PATH";
+  }
+  if (auto v = env("IDP_WORKERS")) {
+    try {
+      cfg.engine.workers = static_cast<size_t>(std::stoul(*v));
+    } catch (...) {
+      return bad("IDP_WORKERS", *v, "a number");
+    }
+  }
+  IDP_TRY(dur("IDP_REAPER_INTERVAL", cfg.engine.reaper_interval, "reaper_interval"));
+  IDP_TRY(dur("IDP_HEALTH_INTERVAL", cfg.engine.health_interval, "health_interval"));
+  IDP_TRY(dur("IDP_TTL_MIN", cfg.engine.ttl_policy.min, "ttl.min"));
+  IDP_TRY(dur("IDP_TTL_MAX", cfg.engine.ttl_policy.max, "ttl.max"));
+  return {};
+}
+
+} // namespace idp::daemon

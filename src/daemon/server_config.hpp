@@ -1,0 +1,51 @@
+#pragma once
+// The server's own settings: defaults < config file (YAML) < IDP_* environment < flags.
+// Every value remembers where it came from (`idp serve --show-config`). The whole
+// document is validated before any of it is used.
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/app_config.hpp"
+#include "engine/options.hpp"
+#include "sources/watched_repo.hpp"
+#include "util/expected.hpp"
+
+namespace idp::daemon {
+
+struct ServerConfig {
+  std::string home;                       // IDP_HOME
+  std::string listen = "127.0.0.1:8787";  // API address; port 0 = any free port
+  int router_port = 0;                    // 0 = chosen on first start, then kept
+  std::string router_listen_host = "127.0.0.1";
+  std::string domain = "preview.localhost";
+  std::string templates_dir;              // the built-in templates
+  std::vector<std::string> templates_path; // IDP_TEMPLATES_PATH
+  bool keep_running = false;              // leave environments running when the daemon stops
+  engine::EngineOptions engine;
+  nlohmann::json driver_options = nlohmann::json::object(); // drivers.<name>.*
+  std::vector<sources::WatchedRepo> repositories;
+  std::string github_api_url = "https://api.github.com";
+  std::string config_file;                // "" = none
+  std::map<std::string, std::string> origins; // key → "default" | file path | "env IDP_X" | "flag --x"
+
+  std::string api_host() const;
+  int api_port() const;
+};
+
+// Parses a server config file into `cfg` (on top of its current values), collecting every
+// error as "file:line:col: key \"k\": expected …". Nothing is applied when any error exists.
+std::vector<core::ConfigError> apply_server_config_file(ServerConfig& cfg, const std::string& text,
+                                                        const std::string& file);
+
+// IDP_HOME, IDP_LISTEN, IDP_ROUTER_PORT, IDP_DOMAIN, IDP_TEMPLATES_PATH, IDP_REAPER_INTERVAL,
+// IDP_HEALTH_INTERVAL, IDP_TTL_MIN, IDP_TTL_MAX, IDP_WORKERS. invalid_config on a bad value.
+Expected<void> apply_server_env(ServerConfig& cfg);
+
+// "env:NAME" → $NAME, "file:PATH" → contents (trimmed), anything else as is.
+Expected<std::string> resolve_secret_reference(const std::string& ref);
+
+} // namespace idp::daemon
