@@ -1,0 +1,462 @@
+#include "drivers/local/caddy_router.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "util/fs.hpp"
+#include "util/http_client.hpp"
+#include "util/strings.hpp"
+#include "util/subprocess.hpp"
+#include "util/time.hpp"
+
+namespace idp::drivers::local {
+
+namespace {
+
+constexpr const char* k_server = "idp";
+constexpr const char* k_routes_path = "/config/apps/http/servers/idp/routes";
+constexpr int64_t k_ready_timeout_ms = 15000;
+constexpr int64_t k_stop_grace_ms = 5000;
+constexpr int64_t k_backoff_min_ms = 100;
+constexpr int64_t k_backoff_max_ms = 5000;
+
+std::string route_id(const std::string& env) { return "idp-env-" + env; }
+
+// Caddy listens with SO_REUSEPORT, so a second Caddy on a taken port starts "fine" and the
+// kernel splits connections between the two. Binding without SO_REUSEPORT first tells.
+Expected<void> check_port_free(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string service = std::to_string(port);
+  if (::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res) != 0 || !res) {
+    return make_error(ErrorCode::invalid_config, "router: cannot resolve listen host " + util::quote(host));
+  }
+  int err = 0;
+  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
+      err = errno;
+    }
+    ::close(fd);
+  }
+  ::freeaddrinfo(res);
+  if (err == EADDRINUSE) {
+    return make_error(ErrorCode::transient, "router: address " + host + ":" + service + " is already in use");
+  }
+  return {};
+}
+
+} // namespace
+
+nlohmann::json RouteTarget::to_json() const {
+  if (port > 0) {
+    return {{"port", port}};
+  }
+  return {{"static_root", static_root}, {"spa", spa}};
+}
+
+std::optional<RouteTarget> RouteTarget::from_json(const nlohmann::json& j) {
+  if (!j.is_object()) {
+    return std::nullopt;
+  }
+  RouteTarget r;
+  r.port = j.value("port", 0);
+  r.static_root = j.value("static_root", "");
+  r.spa = j.value("spa", false);
+  if (r.port <= 0 && r.static_root.empty()) {
+    return std::nullopt;
+  }
+  return r;
+}
+
+CaddyRouter::CaddyRouter(RouterConfig cfg) : m_cfg(std::move(cfg)) {
+  m_config_path = util::path_join(m_cfg.dir, "caddy.json");
+  std::string sock = util::path_join(m_cfg.dir, "admin.sock");
+  if (sock.size() < sizeof(sockaddr_un::sun_path) - 1) {
+    m_socket = sock;
+  }
+}
+
+CaddyRouter::~CaddyRouter() { stop(); }
+
+std::string CaddyRouter::host_for(const std::string& env) const { return env + "." + m_cfg.domain; }
+
+pid_t CaddyRouter::pid() const {
+  std::lock_guard<std::mutex> g(m_mutex);
+  return m_pid;
+}
+
+int CaddyRouter::restarts() const {
+  std::lock_guard<std::mutex> g(m_mutex);
+  return m_restarts;
+}
+
+std::optional<RouteTarget> CaddyRouter::route(const std::string& env) const {
+  std::lock_guard<std::mutex> g(m_mutex);
+  auto it = m_routes.find(env);
+  return it == m_routes.end() ? std::nullopt : std::optional<RouteTarget>(it->second);
+}
+
+nlohmann::json CaddyRouter::route_json(const RouteTarget& r) const {
+  nlohmann::json handle;
+  if (r.port > 0) {
+    handle = nlohmann::json::array(
+        {{{"handler", "reverse_proxy"}, {"upstreams", {{{"dial", "127.0.0.1:" + std::to_string(r.port)}}}}}});
+  } else {
+    // The JSON form of the Caddyfile `root * R; try_files {path} /index.html; file_server`.
+    nlohmann::json routes = nlohmann::json::array();
+    routes.push_back({{"handle", {{{"handler", "vars"}, {"root", r.static_root}}}}});
+    if (r.spa) {
+      routes.push_back({{"match", {{{"file", {{"try_files", {"{http.request.uri.path}", "/index.html"}}}}}}},
+                        {"handle", {{{"handler", "rewrite"}, {"uri", "{http.matchers.file.relative}"}}}}});
+    }
+    routes.push_back({{"handle", {{{"handler", "file_server"}}}}});
+    handle = nlohmann::json::array({{{"handler", "subroute"}, {"routes", routes}}});
+  }
+  return {{"@id", route_id(r.env)},
+          {"match", {{{"host", {host_for(r.env)}}}}},
+          {"handle", handle},
+          {"terminal", true}};
+}
+
+nlohmann::json CaddyRouter::routes_json_locked() const {
+  nlohmann::json routes = nlohmann::json::array();
+  for (const auto& [env, r] : m_routes) {
+    routes.push_back(route_json(r));
+  }
+  routes.push_back({{"@id", "idp-catch-all"},
+                    {"handle",
+                     {{{"handler", "static_response"},
+                       {"status_code", 404},
+                       {"body", "no preview environment at this address\n"}}}}});
+  return routes;
+}
+
+nlohmann::json CaddyRouter::config_json_locked() const {
+  nlohmann::json admin = {{"config", {{"persist", false}}}};
+  if (!m_socket.empty()) {
+    admin["listen"] = "unix/" + m_socket;
+    admin["origins"] = {"localhost"};
+  } else {
+    admin["listen"] = "127.0.0.1:" + std::to_string(m_admin_port);
+  }
+  std::string listen = m_cfg.listen_host.find(':') != std::string::npos ? "[" + m_cfg.listen_host + "]" : m_cfg.listen_host;
+  return {
+      {"admin", admin},
+      {"logging",
+       {{"logs",
+         {{"default",
+           {{"writer", {{"output", "file"}, {"filename", util::path_join(m_cfg.dir, "caddy.log")}}},
+            {"level", "INFO"}}}}}}},
+      {"storage", {{"module", "file_system"}, {"root", util::path_join(m_cfg.dir, "data")}}},
+      {"apps",
+       {{"http",
+         {{"servers",
+           {{k_server,
+             {{"listen", {listen + ":" + std::to_string(m_cfg.port)}},
+              {"automatic_https", {{"disable", true}}},
+              {"routes", routes_json_locked()}}}}}}}}},
+  };
+}
+
+Expected<nlohmann::json> CaddyRouter::admin(const std::string& method, const std::string& path,
+                                            const std::string& body, long* status) const {
+  util::HttpRequest req;
+  req.method = method;
+  if (!m_socket.empty()) {
+    req.unix_socket = m_socket;
+    req.url = "http://localhost" + path;
+  } else {
+    req.url = "http://127.0.0.1:" + std::to_string(m_admin_port) + path;
+  }
+  req.timeout_ms = 5000;
+  req.connect_timeout_ms = 1000;
+  if (!body.empty()) {
+    req.body = body;
+    req.headers.push_back({"Content-Type", "application/json"});
+  }
+  IDP_TRY_ASSIGN(auto resp, util::http_request(req));
+  *status = resp.status;
+  if (resp.body.empty()) {
+    return nlohmann::json();
+  }
+  auto j = nlohmann::json::parse(resp.body, nullptr, false);
+  return j.is_discarded() ? nlohmann::json(resp.body) : j;
+}
+
+Expected<void> CaddyRouter::upsert_locked(const RouteTarget& r) {
+  std::string body = route_json(r).dump();
+  long status = 0;
+  // PATCH replaces the route when it exists; PUT at index 0 inserts it before the
+  // catch-all. Never PUT blindly: Caddy would keep two routes with the same @id.
+  IDP_TRY(admin("PATCH", "/id/" + route_id(r.env), body, &status));
+  if (status == 404) {
+    IDP_TRY(admin("PUT", std::string(k_routes_path) + "/0", body, &status));
+  }
+  if (status < 200 || status >= 300) {
+    return make_error(ErrorCode::transient,
+                      "router rejected the route of " + util::quote(r.env) + " (HTTP " + std::to_string(status) + ")");
+  }
+  return {};
+}
+
+Expected<void> CaddyRouter::sync_all_locked() {
+  long status = 0;
+  IDP_TRY(admin("PATCH", k_routes_path, routes_json_locked().dump(), &status));
+  if (status < 200 || status >= 300) {
+    return make_error(ErrorCode::transient, "router rejected the routes (HTTP " + std::to_string(status) + ")");
+  }
+  m_dirty = false;
+  return {};
+}
+
+Expected<void> CaddyRouter::set_route(const RouteTarget& r) {
+  std::lock_guard<std::mutex> g(m_mutex);
+  auto it = m_routes.find(r.env);
+  std::optional<RouteTarget> prev = it == m_routes.end() ? std::nullopt : std::optional<RouteTarget>(it->second);
+  m_routes[r.env] = r;
+  if (!m_ready) {
+    return {}; // caddy.json of the next (re)start carries it
+  }
+  auto res = upsert_locked(r);
+  if (!res) {
+    if (prev) {
+      m_routes[r.env] = *prev;
+    } else {
+      m_routes.erase(r.env);
+    }
+    m_dirty = true;
+    return Unexpected(res.error().with_context("router"));
+  }
+  return {};
+}
+
+Expected<void> CaddyRouter::remove_route(const std::string& env) {
+  std::lock_guard<std::mutex> g(m_mutex);
+  m_routes.erase(env);
+  if (!m_ready) {
+    return {};
+  }
+  long status = 0;
+  auto res = admin("DELETE", "/id/" + route_id(env), "", &status);
+  if (!res || (status != 404 && (status < 200 || status >= 300))) {
+    m_dirty = true;
+    return make_error(ErrorCode::transient, "router: cannot remove the route of " + util::quote(env) + ": " +
+                                                (res ? "HTTP " + std::to_string(status) : res.error().message));
+  }
+  return {};
+}
+
+std::string CaddyRouter::log_tail() const {
+  auto text = util::read_file(util::path_join(m_cfg.dir, "caddy.log"));
+  return text ? util::trim(util::tail_lines(*text, 5)) : "";
+}
+
+Expected<void> CaddyRouter::start(const std::vector<RouteTarget>& routes) {
+  stop();
+  IDP_TRY(util::ensure_dir(m_cfg.dir, 0700));
+  // A Caddy of this home that outlived its daemon (it is started with a parent-death
+  // signal, but a daemon killed between fork and prctl could leave one).
+  auto stale = util::find_processes_with_env("IDP_ROUTER_HOME_ID", m_cfg.home_id);
+  if (!stale.empty()) {
+    util::terminate_processes(stale, k_stop_grace_ms);
+  }
+  if (m_socket.empty()) {
+    IDP_TRY_ASSIGN(m_admin_port, util::find_free_port());
+  }
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    m_routes.clear();
+    for (const auto& r : routes) {
+      m_routes[r.env] = r;
+    }
+    m_stopping = false;
+    m_ready = false;
+    m_dirty = false;
+    m_first_done = false;
+    m_first_error.reset();
+    m_restarts = 0;
+  }
+  m_thread = std::thread([this] { supervise(); });
+  std::unique_lock<std::mutex> lk(m_mutex);
+  m_cv.wait(lk, [&] { return m_first_done; });
+  if (m_first_error) {
+    Error e = *m_first_error;
+    lk.unlock();
+    stop();
+    return Unexpected(e);
+  }
+  return {};
+}
+
+void CaddyRouter::stop() {
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    m_stopping = true;
+  }
+  m_cv.notify_all();
+  if (m_thread.joinable()) {
+    m_thread.join();
+  }
+}
+
+void CaddyRouter::kill_child(pid_t pid) {
+  ::kill(pid, SIGTERM);
+  if (!util::wait_child(pid, k_stop_grace_ms)) {
+    ::kill(pid, SIGKILL);
+    util::wait_child(pid, k_stop_grace_ms);
+  }
+}
+
+Expected<void> CaddyRouter::launch() {
+  IDP_TRY(check_port_free(m_cfg.listen_host, m_cfg.port));
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    IDP_TRY(util::write_file_atomic(m_config_path, config_json_locked().dump(2) + "\n", 0600));
+  }
+  if (!m_socket.empty()) {
+    ::unlink(m_socket.c_str());
+  }
+  util::Command cmd;
+  cmd.argv = {m_cfg.caddy_binary, "run", "--config", m_config_path};
+  cmd.clear_env = true;
+  const char* path = std::getenv("PATH");
+  cmd.env = {{"PATH", path ? path : "/usr/local/bin:/usr/bin:/bin"},
+             {"HOME", m_cfg.dir},
+             {"XDG_DATA_HOME", util::path_join(m_cfg.dir, "data")},
+             {"XDG_CONFIG_HOME", util::path_join(m_cfg.dir, "config")},
+             {"IDP_ROUTER_HOME_ID", m_cfg.home_id}};
+  cmd.cwd = m_cfg.dir;
+  std::string out_path = util::path_join(m_cfg.dir, "caddy.log");
+  int out_fd = ::open(out_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  util::SpawnOptions so;
+  so.detach = false;
+  so.new_session = true;
+  so.parent_death_signal = SIGTERM;
+  so.stdout_fd = out_fd;
+  so.stderr_fd = out_fd;
+  auto pid = util::spawn(cmd, so);
+  if (out_fd >= 0) {
+    ::close(out_fd);
+  }
+  if (!pid) {
+    return Unexpected(pid.error().with_context("cannot start caddy"));
+  }
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    m_pid = *pid;
+  }
+  int64_t deadline = util::steady_ms() + k_ready_timeout_ms;
+  while (true) {
+    if (auto st = util::wait_child(*pid, 0)) {
+      std::lock_guard<std::mutex> g(m_mutex);
+      m_pid = 0;
+      std::string tail = log_tail();
+      return make_error(ErrorCode::transient, "caddy exited with code " + std::to_string(*st) +
+                                                  (tail.empty() ? "" : ": " + tail));
+    }
+    long status = 0;
+    auto r = admin("GET", "/config/apps/http/servers/idp/listen", "", &status);
+    if (r && status == 200) {
+      break;
+    }
+    bool stopping;
+    {
+      std::lock_guard<std::mutex> g(m_mutex);
+      stopping = m_stopping;
+    }
+    if (stopping || util::steady_ms() >= deadline) {
+      kill_child(*pid);
+      std::lock_guard<std::mutex> g(m_mutex);
+      m_pid = 0;
+      return make_error(ErrorCode::transient, stopping ? "router is stopping"
+                                                       : "caddy did not answer on its admin API within " +
+                                                             std::to_string(k_ready_timeout_ms / 1000) + "s: " +
+                                                             log_tail());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::lock_guard<std::mutex> g(m_mutex);
+  m_ready = true;
+  // Routes changed while Caddy was starting are in m_routes but maybe not in the file
+  // it loaded: make Caddy match m_routes.
+  if (auto r = sync_all_locked(); !r) {
+    m_dirty = true;
+  }
+  return {};
+}
+
+void CaddyRouter::supervise() {
+  int64_t backoff = k_backoff_min_ms;
+  bool first = true;
+  while (true) {
+    {
+      std::lock_guard<std::mutex> g(m_mutex);
+      if (m_stopping) {
+        break;
+      }
+    }
+    auto launched = launch();
+    if (first) {
+      first = false;
+      std::lock_guard<std::mutex> g(m_mutex);
+      m_first_done = true;
+      if (!launched) {
+        m_first_error = launched.error();
+      }
+      m_cv.notify_all();
+      if (!launched) {
+        return;
+      }
+    }
+    if (launched) {
+      int64_t started = util::steady_ms();
+      pid_t pid = this->pid();
+      while (true) {
+        if (auto st = util::wait_child(pid, 100)) {
+          spdlog::warn("router: caddy (pid {}) exited with code {}; restarting", pid, *st);
+          break;
+        }
+        std::lock_guard<std::mutex> g(m_mutex);
+        if (m_stopping) {
+          m_ready = false;
+          kill_child(pid);
+          m_pid = 0;
+          return;
+        }
+        if (m_dirty) {
+          (void)sync_all_locked();
+        }
+      }
+      std::lock_guard<std::mutex> g(m_mutex);
+      m_ready = false;
+      m_pid = 0;
+      ++m_restarts;
+      if (util::steady_ms() - started > 10000) {
+        backoff = k_backoff_min_ms;
+      }
+    } else {
+      spdlog::warn("router: {}", launched.error().message);
+    }
+    std::unique_lock<std::mutex> lk(m_mutex);
+    if (m_cv.wait_for(lk, std::chrono::milliseconds(backoff), [&] { return m_stopping; })) {
+      break;
+    }
+    backoff = std::min(backoff * 2, k_backoff_max_ms);
+  }
+}
+
+} // namespace idp::drivers::local

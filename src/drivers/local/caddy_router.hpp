@@ -1,0 +1,118 @@
+#pragma once
+// The router of the local runtime: one supervised Caddy per IDP_HOME.
+//
+// Caddy runs as `caddy run --config <dir>/caddy.json` with HOME and the XDG directories
+// inside <dir> (it writes nothing outside the home) and its own log in <dir>/caddy.log.
+// One HTTP server listens on <listen_host>:<port> with automatic HTTPS disabled; every
+// environment is one route "@id": "idp-env-<name>" matching the host <name>.<domain>,
+// placed before a final catch-all that answers 404 "no preview environment at this
+// address". The admin API listens on the unix socket <dir>/admin.sock (its allowed origin
+// set to "localhost", which Caddy 2.6 needs for requests over a unix socket), or on a free
+// loopback TCP port when the socket path is too long for sun_path.
+//
+// A dedicated supervisor thread starts Caddy with parent-death signal SIGTERM (so Caddy
+// dies with the thread that forked it, i.e. with the daemon), reaps it, and restarts it
+// with backoff when it dies; every (re)start writes the current routes into caddy.json,
+// so a restarted Caddy serves them at once.
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "util/expected.hpp"
+
+namespace idp::drivers::local {
+
+// What one environment's host name leads to.
+struct RouteTarget {
+  std::string env;
+  int port = 0;             // > 0: reverse proxy to 127.0.0.1:<port>
+  std::string static_root;  // port == 0: files from this directory
+  bool spa = false;         // with static_root: unknown paths serve /index.html
+
+  bool operator==(const RouteTarget& o) const {
+    return env == o.env && port == o.port && static_root == o.static_root && spa == o.spa;
+  }
+  nlohmann::json to_json() const;
+  static std::optional<RouteTarget> from_json(const nlohmann::json& j);
+};
+
+struct RouterConfig {
+  std::string dir;                   // <home>/router
+  std::string caddy_binary = "caddy";
+  std::string listen_host = "127.0.0.1";
+  int port = 0;                      // must be set (> 0)
+  std::string domain = "preview.localhost";
+  std::string home_id;               // IDP_ROUTER_HOME_ID marker of our Caddy processes
+};
+
+class CaddyRouter {
+public:
+  explicit CaddyRouter(RouterConfig cfg);
+  // Stops Caddy and the supervisor.
+  ~CaddyRouter();
+  CaddyRouter(const CaddyRouter&) = delete;
+  CaddyRouter& operator=(const CaddyRouter&) = delete;
+
+  // Kills a stale Caddy of this home (left by a previous daemon), starts Caddy serving
+  // `routes` and waits until its admin API answers. Error (transient) with the tail of
+  // caddy.log when Caddy does not come up. Not thread-safe with stop().
+  Expected<void> start(const std::vector<RouteTarget>& routes);
+  // Stops Caddy (TERM, then KILL) and the supervisor. Idempotent.
+  void stop();
+
+  // Adds or replaces the route of r.env (idempotent). While Caddy is restarting the route
+  // is recorded and served once it is back. Error (transient) when Caddy is up but the
+  // change could not be made; the previous route then stays in place. Thread-safe.
+  Expected<void> set_route(const RouteTarget& r);
+  // Removes the route of `env`; ok when there is none. Thread-safe.
+  Expected<void> remove_route(const std::string& env);
+  std::optional<RouteTarget> route(const std::string& env) const;
+
+  // "<env>.<domain>".
+  std::string host_for(const std::string& env) const;
+  int port() const { return m_cfg.port; }
+  // Pid of the running Caddy, 0 when none. Thread-safe.
+  pid_t pid() const;
+  // How many times Caddy was restarted after dying. Thread-safe.
+  int restarts() const;
+
+private:
+  void supervise();
+  Expected<void> launch();
+  void kill_child(pid_t pid);
+  nlohmann::json route_json(const RouteTarget& r) const;
+  nlohmann::json routes_json_locked() const;
+  nlohmann::json config_json_locked() const;
+  Expected<nlohmann::json> admin(const std::string& method, const std::string& path, const std::string& body,
+                                 long* status) const;
+  Expected<void> upsert_locked(const RouteTarget& r);
+  Expected<void> sync_all_locked();
+  std::string log_tail() const;
+
+  RouterConfig m_cfg;
+  std::string m_config_path;
+  std::string m_socket;     // admin unix socket, "" when TCP
+  int m_admin_port = 0;     // admin TCP port when no socket
+  std::thread m_thread;
+
+  mutable std::mutex m_mutex;
+  std::condition_variable m_cv;
+  std::map<std::string, RouteTarget> m_routes;
+  bool m_stopping = false;
+  bool m_ready = false;     // Caddy runs and has every route of m_routes (or m_dirty)
+  bool m_dirty = false;     // an admin call failed: resync everything when possible
+  bool m_first_done = false;
+  std::optional<Error> m_first_error;
+  pid_t m_pid = 0;
+  int m_restarts = 0;
+};
+
+} // namespace idp::drivers::local

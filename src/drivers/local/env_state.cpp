@@ -1,0 +1,97 @@
+#include "drivers/local/env_state.hpp"
+
+#include "util/fs.hpp"
+#include "util/strings.hpp"
+
+namespace idp::drivers::local {
+
+nlohmann::json InstanceRecord::to_json() const {
+  return {{"key", key},
+          {"revision_id", revision_id},
+          {"commit", commit},
+          {"content_hash", content_hash},
+          {"kind", kind},
+          {"dir", dir},
+          {"port", port},
+          {"shim_pid", shim_pid},
+          {"shim_start_time", shim_start_time},
+          {"started_at", started_at},
+          {"health_path", health_path},
+          {"static_root", static_root},
+          {"spa", spa},
+          {"cgroup_dirs", cgroup_dirs},
+          {"cgroup", cgroup},
+          {"limits_warning", limits_warning},
+          {"startup_ms", startup_ms}};
+}
+
+InstanceRecord InstanceRecord::from_json(const nlohmann::json& j) {
+  InstanceRecord r;
+  r.key = j.value("key", "");
+  r.revision_id = j.value("revision_id", int64_t{0});
+  r.commit = j.value("commit", "");
+  r.content_hash = j.value("content_hash", "");
+  r.kind = j.value("kind", "web");
+  r.dir = j.value("dir", "");
+  r.port = j.value("port", 0);
+  r.shim_pid = j.value("shim_pid", 0);
+  r.shim_start_time = j.value("shim_start_time", uint64_t{0});
+  r.started_at = j.value("started_at", int64_t{0});
+  r.health_path = j.value("health_path", "/");
+  r.static_root = j.value("static_root", "");
+  r.spa = j.value("spa", false);
+  r.cgroup_dirs = j.value("cgroup_dirs", std::vector<std::string>{});
+  r.cgroup = j.contains("cgroup") ? j.at("cgroup") : nlohmann::json();
+  r.limits_warning = j.value("limits_warning", "");
+  r.startup_ms = j.value("startup_ms", int64_t{0});
+  return r;
+}
+
+nlohmann::json EnvState::to_json() const {
+  nlohmann::json j = {{"env", env}, {"repo", repo}, {"next_seq", next_seq}};
+  j["active"] = active ? active->to_json() : nlohmann::json();
+  j["pending"] = pending ? pending->to_json() : nlohmann::json();
+  j["route"] = route ? route->to_json() : nlohmann::json();
+  return j;
+}
+
+Expected<std::optional<EnvState>> load_env_state(const std::string& path) {
+  auto text = util::read_file(path);
+  if (!text) {
+    if (text.error().code == ErrorCode::not_found) {
+      return std::optional<EnvState>();
+    }
+    return Unexpected(text.error());
+  }
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return make_error(ErrorCode::invalid_config, "malformed state file " + util::quote(path));
+  }
+  try {
+    EnvState s;
+    s.env = j.value("env", "");
+    s.repo = j.value("repo", "");
+    s.next_seq = j.value("next_seq", int64_t{1});
+    if (j.contains("active") && j["active"].is_object()) {
+      s.active = InstanceRecord::from_json(j["active"]);
+    }
+    if (j.contains("pending") && j["pending"].is_object()) {
+      s.pending = InstanceRecord::from_json(j["pending"]);
+    }
+    if (j.contains("route")) {
+      s.route = RouteTarget::from_json(j["route"]);
+      if (s.route) {
+        s.route->env = s.env;
+      }
+    }
+    return std::optional<EnvState>(std::move(s));
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(ErrorCode::invalid_config, "malformed state file " + util::quote(path) + ": " + e.what());
+  }
+}
+
+Expected<void> save_env_state(const std::string& path, const EnvState& state) {
+  return util::write_file_atomic(path, state.to_json().dump(2) + "\n", 0600);
+}
+
+} // namespace idp::drivers::local

@@ -1,0 +1,60 @@
+#pragma once
+// <home>/envs/<env>/state.json: what the local driver has created for one environment.
+// Written atomically before every action that creates something (a worktree, a process,
+// a route), so a restarted daemon knows what to adopt and what to remove.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "drivers/local/caddy_router.hpp"
+#include "util/expected.hpp"
+#include "util/time.hpp"
+
+namespace idp::drivers::local {
+
+// One started (or starting) revision of an environment.
+struct InstanceRecord {
+  std::string key;              // "7", or "7-2" when revision 7 is redeployed with other content;
+                                // names the directory rev-<key> and the IDP_REVISION marker
+  int64_t revision_id = 0;
+  std::string commit;
+  std::string content_hash;     // commit + config + components: equal hash = same deployment
+  std::string kind;             // "web" | "static" | "none"
+  std::string dir;              // <env dir>/rev-<key>
+  int port = 0;                 // web: the app's port
+  pid_t shim_pid = 0;           // web: the shim (session and process-group leader)
+  uint64_t shim_start_time = 0; // with shim_pid: identity that survives pid reuse
+  util::Millis started_at = 0;
+  std::string health_path = "/";
+  std::string static_root;      // static: the served directory
+  bool spa = false;
+  std::vector<std::string> cgroup_dirs;
+  nlohmann::json cgroup;        // CgroupPlacement::to_json(), null when none
+  std::string limits_warning;   // why cpu/memory limits are not enforced, "" when they are
+  int64_t startup_ms = 0;       // web: spawn → healthy
+
+  nlohmann::json to_json() const;
+  static InstanceRecord from_json(const nlohmann::json& j);
+};
+
+struct EnvState {
+  std::string env;
+  std::string repo;                      // for GitMirror::remove_worktree
+  std::optional<InstanceRecord> active;  // what the route points at
+  std::optional<InstanceRecord> pending; // being started; never routed
+  std::optional<RouteTarget> route;      // the route the router should have
+  int64_t next_seq = 1;                  // for unique instance keys
+
+  nlohmann::json to_json() const;
+};
+
+// nullopt when the file does not exist; io_error/invalid_config when unreadable or malformed.
+Expected<std::optional<EnvState>> load_env_state(const std::string& path);
+Expected<void> save_env_state(const std::string& path, const EnvState& state);
+
+} // namespace idp::drivers::local

@@ -1,0 +1,1010 @@
+#include "drivers/local/local_driver.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <deque>
+#include <dirent.h>
+#include <thread>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "core/command_line.hpp"
+#include "drivers/local/local_secrets.hpp"
+#include "drivers/local/processes.hpp"
+#include "drivers/local/shim.hpp"
+#include "util/fs.hpp"
+#include "util/git.hpp"
+#include "util/hash.hpp"
+#include "util/http_client.hpp"
+#include "util/strings.hpp"
+#include "util/subprocess.hpp"
+#include "util/time.hpp"
+
+namespace idp::drivers::local {
+
+namespace {
+
+constexpr size_t k_tail_lines = 10;
+constexpr int64_t k_exec_timeout_ms = 60000;
+
+// Variables of the daemon's environment that apps and builds inherit. Everything else
+// (the daemon's tokens and credentials) stays out of them.
+const std::vector<std::string>& passthrough_variables() {
+  static const std::vector<std::string> k_vars = {
+      "PATH",       "HOME",        "USER",          "LOGNAME",      "LANG",         "LC_ALL",
+      "LC_CTYPE",   "TZ",          "TMPDIR",        "SHELL",        "http_proxy",   "https_proxy",
+      "no_proxy",   "HTTP_PROXY",  "HTTPS_PROXY",   "NO_PROXY",     "SSL_CERT_FILE", "SSL_CERT_DIR"};
+  return k_vars;
+}
+
+bool valid_env_name(std::string_view name) {
+  if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+}
+
+Expected<void> check_env_name(std::string_view name) {
+  if (!valid_env_name(name)) {
+    return make_error(ErrorCode::invalid_argument,
+                      "invalid environment name " + util::quote(name) + ": expected lowercase letters, digits and '-'");
+  }
+  return {};
+}
+
+bool has(const std::vector<std::string>& v, std::string_view x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+std::string kind_for(const DeploySpec& spec) {
+  if (has(spec.components, "web")) {
+    return "web";
+  }
+  if (has(spec.components, "static")) {
+    return "static";
+  }
+  return "none";
+}
+
+// What makes two deployments the same for this runtime: equal hash, no restart.
+std::string content_hash(const DeploySpec& spec) {
+  const auto& c = spec.config;
+  nlohmann::json j = {{"commit", spec.env.commit},
+                      {"repo", spec.env.repo},
+                      {"components", spec.components},
+                      {"template_values", spec.template_values},
+                      {"health_check_path", c.health_check_path},
+                      {"cpu", c.cpu},
+                      {"memory", c.memory},
+                      {"log_retention_days", c.log_retention_days},
+                      {"environment", c.environment},
+                      {"secrets", c.secrets},
+                      {"local", {{"build", c.local.build}, {"start", c.local.start}}},
+                      {"static", {{"dir", c.static_site.dir}, {"spa", c.static_site.spa}}}};
+  return util::sha256_hex(j.dump()).substr(0, 16);
+}
+
+std::string short_sha(const std::string& commit) { return commit.substr(0, 12); }
+
+std::string format_secs(int64_t ms) {
+  if (ms % 1000 == 0) {
+    return std::to_string(ms / 1000) + "s";
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
+util::Millis now_ms() { return util::SystemClock().now_ms(); }
+
+std::string self_exe_path() {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "idp";
+}
+
+std::vector<std::string> subdirs(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    return out;
+  }
+  while (auto* ent = ::readdir(d)) {
+    std::string n = ent->d_name;
+    if (n != "." && n != ".." && util::is_directory(util::path_join(dir, n))) {
+      out.push_back(n);
+    }
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::map<std::string, std::string> process_environment(pid_t pid) {
+  std::map<std::string, std::string> out;
+  auto s = util::read_file("/proc/" + std::to_string(pid) + "/environ");
+  if (!s) {
+    return out;
+  }
+  size_t start = 0;
+  while (start < s->size()) {
+    size_t end = s->find('\0', start);
+    if (end == std::string::npos) {
+      end = s->size();
+    }
+    std::string kv = s->substr(start, end - start);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) {
+      out[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+// A description of how the app ended, from the shim's exit.json.
+std::string exit_description(const std::string& dir) {
+  auto text = util::read_file(util::path_join(dir, "exit.json"));
+  if (!text) {
+    return "the app is not running";
+  }
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded()) {
+    return "the app is not running";
+  }
+  int sig = j.value("signal", 0);
+  if (sig != 0) {
+    return "the app was killed by signal " + std::to_string(sig) + " (" + strsignal(sig) + ")";
+  }
+  return "the app exited with code " + std::to_string(j.value("code", -1));
+}
+
+Error git_error(const Error& e) {
+  // A missing commit or an invalid repository will not appear by retrying; a failed
+  // fetch might (the remote was unreachable).
+  ErrorCode code = e.code == ErrorCode::not_found || e.code == ErrorCode::invalid_argument ? ErrorCode::permanent
+                   : e.code == ErrorCode::transient                                         ? ErrorCode::transient
+                                                                                             : ErrorCode::permanent;
+  return Error(code, e.message);
+}
+
+} // namespace
+
+std::string home_id_for(const std::string& home) {
+  return util::sha256_hex(util::absolute_path(home)).substr(0, 12);
+}
+
+LocalDriver::LocalDriver(DriverContext ctx, LocalOptions opts)
+    : m_ctx(std::move(ctx)), m_opts(std::move(opts)), m_home(util::absolute_path(m_ctx.home)),
+      m_home_id(home_id_for(m_ctx.home)), m_self_exe(m_ctx.self_exe.empty() ? self_exe_path() : m_ctx.self_exe),
+      m_cgroups(m_opts.cgroup_root, m_home_id) {
+  if (m_ctx.router_port == 0) {
+    if (auto p = util::find_free_port()) {
+      m_ctx.router_port = *p;
+    }
+  }
+}
+
+LocalDriver::~LocalDriver() {
+  if (m_router) {
+    m_router->stop();
+  }
+}
+
+std::string LocalDriver::url_for(const std::string& env) const {
+  return "http://" + env + "." + m_ctx.domain + ":" + std::to_string(m_ctx.router_port) + "/";
+}
+
+pid_t LocalDriver::router_pid_for_test() const { return m_router ? m_router->pid() : 0; }
+
+LocalDriver::EnvPaths LocalDriver::paths(const std::string& env) const {
+  std::string dir = util::path_join(util::path_join(m_home, "envs"), env);
+  return {dir, util::path_join(dir, "state.json"), util::path_join(dir, "logs")};
+}
+
+std::mutex& LocalDriver::env_mutex(const std::string& env) {
+  std::lock_guard<std::mutex> g(m_mutex);
+  auto& m = m_env_mutexes[env];
+  if (!m) {
+    m = std::make_shared<std::mutex>();
+  }
+  return *m;
+}
+
+std::unique_ptr<common::LogWriter> LocalDriver::env_log(const std::string& env, int retention_days) const {
+  common::LogFileOptions o;
+  o.max_bytes = m_opts.log_max_bytes;
+  o.keep = m_opts.log_keep;
+  o.retention_days = retention_days;
+  return std::make_unique<common::LogWriter>(paths(env).logs, "app.log", o);
+}
+
+std::map<std::string, std::string> LocalDriver::base_env() const {
+  std::map<std::string, std::string> env;
+  for (const auto& k : passthrough_variables()) {
+    if (const char* v = std::getenv(k.c_str())) {
+      env[k] = v;
+    }
+  }
+  if (!env.count("PATH")) {
+    env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  }
+  return env;
+}
+
+std::map<std::string, std::string> LocalDriver::marker_env(const std::string& env, const std::string& key) const {
+  return {{k_marker_home, m_home_id}, {k_marker_env, env}, {k_marker_revision, key}};
+}
+
+Expected<int> LocalDriver::allocate_port() {
+  std::lock_guard<std::mutex> g(m_mutex);
+  for (int i = 0; i < 50; ++i) {
+    IDP_TRY_ASSIGN(int p, util::find_free_port());
+    if (p != m_ctx.router_port && !m_ports.count(p)) {
+      m_ports.insert(p);
+      return p;
+    }
+  }
+  return make_error(ErrorCode::transient, "no free port found");
+}
+
+void LocalDriver::release_port(int port) {
+  std::lock_guard<std::mutex> g(m_mutex);
+  m_ports.erase(port);
+}
+
+std::optional<RouteTarget> LocalDriver::route_for(const std::string& env, const InstanceRecord& inst) const {
+  RouteTarget r;
+  r.env = env;
+  if (inst.kind == "web" && inst.port > 0) {
+    r.port = inst.port;
+    return r;
+  }
+  if (inst.kind == "static" && !inst.static_root.empty()) {
+    r.static_root = inst.static_root;
+    r.spa = inst.spa;
+    return r;
+  }
+  return std::nullopt;
+}
+
+ApplyResult LocalDriver::result_for(const std::string& env, const InstanceRecord& inst) const {
+  ApplyResult res;
+  res.url = inst.kind == "none" ? "" : url_for(env);
+  res.outputs = {{"revision", inst.key}, {"revision_id", inst.revision_id}, {"commit", inst.commit},
+                 {"kind", inst.kind}, {"router_port", m_ctx.router_port}};
+  if (inst.kind == "web") {
+    res.outputs["pid"] = read_app_pid(inst.dir);
+    res.outputs["shim_pid"] = inst.shim_pid;
+    res.outputs["port"] = inst.port;
+    res.outputs["startup_ms"] = inst.startup_ms;
+  } else if (inst.kind == "static") {
+    res.outputs["root"] = inst.static_root;
+  }
+  if (!inst.limits_warning.empty()) {
+    res.warnings.push_back(inst.limits_warning);
+  }
+  return res;
+}
+
+std::string LocalDriver::log_tail(const std::string& env, size_t lines) const {
+  LogQuery q;
+  q.tail = lines;
+  auto chunk = common::LogReader(paths(env).logs).read(q);
+  if (!chunk || chunk->lines.empty()) {
+    return "(no output)";
+  }
+  std::vector<std::string> out;
+  for (const auto& l : chunk->lines) {
+    out.push_back(l.stream + ": " + l.text);
+  }
+  return util::join(out, "\n");
+}
+
+void LocalDriver::remove_revision_dir(const std::string& repo, const std::string& dir) {
+  if (!repo.empty()) {
+    util::GitMirror mirror(util::path_join(m_home, "git"), repo);
+    if (auto r = mirror.remove_worktree(util::path_join(dir, "src")); !r) {
+      spdlog::warn("local driver: cannot remove worktree {}: {}", dir, r.error().message);
+    }
+  }
+  (void)util::remove_all(dir);
+}
+
+void LocalDriver::retire(const std::string& env, const std::string& repo, const InstanceRecord& inst,
+                         bool remove_dir) {
+  if (!stop_instance_processes(m_home_id, env, inst, m_opts.stop_grace_ms)) {
+    spdlog::warn("local driver: processes of {} revision {} survived KILL", env, inst.key);
+  }
+  m_cgroups.remove(inst.cgroup_dirs);
+  if (inst.port > 0) {
+    release_port(inst.port);
+  }
+  if (remove_dir && !inst.dir.empty()) {
+    remove_revision_dir(repo, inst.dir);
+  }
+}
+
+void LocalDriver::remove_env_files(const std::string& env) {
+  auto p = paths(env);
+  std::optional<EnvState> state;
+  if (auto loaded = load_env_state(p.state); loaded && *loaded) {
+    state = **loaded;
+  }
+  std::string repo = state ? state->repo : "";
+  if (state) {
+    for (const auto* inst : {state->pending ? &*state->pending : nullptr, state->active ? &*state->active : nullptr}) {
+      if (inst) {
+        retire(env, repo, *inst, true);
+      }
+    }
+  }
+  // Whatever the records missed (a crash before they were written, lost state).
+  std::vector<MarkedProcess> left;
+  for (auto& proc : find_marked_processes(m_home_id)) {
+    if (proc.env == env) {
+      left.push_back(proc);
+    }
+  }
+  if (!left.empty()) {
+    stop_marked_processes(left, m_opts.stop_grace_ms);
+  }
+  m_cgroups.remove(m_cgroups.list(env + "."));
+  for (const auto& d : subdirs(p.dir)) {
+    if (util::starts_with(d, "rev-")) {
+      remove_revision_dir(repo, util::path_join(p.dir, d));
+    }
+  }
+  (void)util::remove_all(p.dir);
+}
+
+// --- start / stop ---
+
+Expected<void> LocalDriver::start(const std::vector<core::Environment>& live) {
+  IDP_TRY(util::ensure_dir(util::path_join(m_home, "envs")));
+  IDP_TRY(util::ensure_dir(util::path_join(m_home, "git")));
+  if (!util::find_executable(m_opts.caddy_binary)) {
+    return make_error(ErrorCode::invalid_config, "driver \"local\": caddy binary " + util::quote(m_opts.caddy_binary) +
+                                                     " not found (set the driver option caddy_binary)");
+  }
+  if (m_ctx.router_port <= 0) {
+    return make_error(ErrorCode::transient, "driver \"local\": no free port for the router");
+  }
+  std::set<std::string> live_names;
+  for (const auto& e : live) {
+    live_names.insert(e.name);
+  }
+  std::string envs_dir = util::path_join(m_home, "envs");
+
+  // Environments that are no longer live lose everything.
+  for (const auto& name : subdirs(envs_dir)) {
+    if (!live_names.count(name)) {
+      spdlog::info("local driver: removing leftovers of environment {}", name);
+      remove_env_files(name);
+    }
+  }
+
+  // Live environments: drop half-started revisions, adopt the active one.
+  std::map<std::string, EnvState> states;
+  for (const auto& name : live_names) {
+    if (!valid_env_name(name)) {
+      continue;
+    }
+    auto p = paths(name);
+    auto loaded = load_env_state(p.state);
+    if (!loaded) {
+      spdlog::warn("local driver: {}: {}; its processes are stopped", name, loaded.error().message);
+      remove_env_files(name);
+      continue;
+    }
+    if (!*loaded) {
+      continue;
+    }
+    EnvState s = **loaded;
+    s.env = name;
+    if (s.pending) {
+      bool shares = s.active && s.active->dir == s.pending->dir;
+      retire(name, s.repo, *s.pending, !shares);
+      s.pending.reset();
+      (void)save_env_state(p.state, s);
+    }
+    if (s.active && s.active->kind == "web" && s.active->port > 0) {
+      std::lock_guard<std::mutex> g(m_mutex);
+      m_ports.insert(s.active->port);
+    }
+    states[name] = s;
+  }
+
+  // Processes of this home that no active revision owns: orphans of a crash.
+  std::vector<MarkedProcess> orphans;
+  for (auto& proc : find_marked_processes(m_home_id)) {
+    auto it = states.find(proc.env);
+    if (it == states.end() || !it->second.active || it->second.active->key != proc.revision) {
+      orphans.push_back(proc);
+    }
+  }
+  if (!orphans.empty()) {
+    spdlog::info("local driver: stopping {} orphaned process(es)", orphans.size());
+    stop_marked_processes(orphans, m_opts.stop_grace_ms);
+  }
+
+  // Revision directories and cgroups other than the active one's.
+  std::vector<RouteTarget> routes;
+  for (auto& [name, s] : states) {
+    auto p = paths(name);
+    for (const auto& d : subdirs(p.dir)) {
+      std::string full = util::path_join(p.dir, d);
+      if (util::starts_with(d, "rev-") && (!s.active || s.active->dir != full)) {
+        remove_revision_dir(s.repo, full);
+      }
+    }
+    std::vector<std::string> stale;
+    for (const auto& cg : m_cgroups.list(name + ".")) {
+      if (!s.active || !has(s.active->cgroup_dirs, cg)) {
+        stale.push_back(cg);
+      }
+    }
+    m_cgroups.remove(stale);
+    if (s.route) {
+      s.route->env = name;
+      routes.push_back(*s.route);
+    }
+  }
+
+  RouterConfig rc;
+  rc.dir = util::path_join(m_home, "router");
+  rc.caddy_binary = m_opts.caddy_binary;
+  rc.listen_host = m_ctx.router_listen_host;
+  rc.port = m_ctx.router_port;
+  rc.domain = m_ctx.domain;
+  rc.home_id = m_home_id;
+  if (m_router) {
+    m_router->stop();
+  }
+  m_router = std::make_unique<CaddyRouter>(rc);
+  return m_router->start(routes);
+}
+
+void LocalDriver::stop(bool keep_running) {
+  if (m_router) {
+    m_router->stop();
+  }
+  if (keep_running) {
+    return;
+  }
+  for (const auto& name : subdirs(util::path_join(m_home, "envs"))) {
+    std::lock_guard<std::mutex> lk(env_mutex(name));
+    auto loaded = load_env_state(paths(name).state);
+    if (loaded && *loaded && (*loaded)->active) {
+      retire(name, (*loaded)->repo, *(*loaded)->active, false);
+    }
+  }
+}
+
+// --- plan / apply ---
+
+Expected<void> LocalDriver::plan(const DeploySpec& spec) {
+  IDP_TRY(check_env_name(spec.env.name));
+  const auto& c = spec.config;
+  std::string kind = kind_for(spec);
+  if (kind != "none") {
+    if (spec.env.repo.empty()) {
+      return make_error(ErrorCode::invalid_config, "environment " + util::quote(spec.env.name) + " has no repository");
+    }
+    if (spec.env.commit.empty()) {
+      return make_error(ErrorCode::invalid_config, "environment " + util::quote(spec.env.name) + " has no commit to deploy");
+    }
+  }
+  if (!c.local.build.empty()) {
+    if (auto argv = core::split_command_line(c.local.build); !argv) {
+      return make_error(ErrorCode::invalid_config, "local.build: " + argv.error().message);
+    }
+  }
+  if (kind == "web") {
+    if (c.local.start.empty()) {
+      return make_error(ErrorCode::invalid_config,
+                        "local.start: the local runtime needs a start command, like \"node server.js\"");
+    }
+    if (auto argv = core::split_command_line(c.local.start); !argv) {
+      return make_error(ErrorCode::invalid_config, "local.start: " + argv.error().message);
+    }
+    if (c.health_check_path.empty() || c.health_check_path[0] != '/') {
+      return make_error(ErrorCode::invalid_config,
+                        "health_check_path: expected a path starting with /, got " + util::quote(c.health_check_path));
+    }
+  }
+  if (kind == "static" && c.static_site.dir.empty()) {
+    return make_error(ErrorCode::invalid_config, "static.dir: the static component needs the directory to serve");
+  }
+  IDP_TRY(check_secret_references(c.secrets));
+  return {};
+}
+
+Expected<void> LocalDriver::checkout(const std::string& repo, const InstanceRecord& inst, Progress& progress) {
+  std::string marker = util::path_join(inst.dir, "checkout.ok");
+  if (util::path_exists(marker)) {
+    return {};
+  }
+  progress.step("checking out " + short_sha(inst.commit));
+  util::GitMirror mirror(util::path_join(m_home, "git"), repo);
+  if (auto r = mirror.add_worktree(inst.commit, util::path_join(inst.dir, "src")); !r) {
+    return Unexpected(git_error(r.error()));
+  }
+  return util::write_file_atomic(marker, inst.commit + "\n");
+}
+
+Expected<void> LocalDriver::build(const DeploySpec& spec, const InstanceRecord& inst, common::LogWriter& log,
+                                  Progress& progress) {
+  const std::string& text = spec.config.local.build;
+  std::string marker = util::path_join(inst.dir, "build.ok");
+  if (text.empty()) {
+    return {};
+  }
+  if (util::path_exists(marker)) {
+    (void)log.append("system", "build of revision " + inst.key + " already done; skipped");
+    return {};
+  }
+  IDP_TRY_ASSIGN(auto argv, core::split_command_line(text));
+  progress.step("building: " + text);
+  (void)log.append("system", "build of revision " + inst.key + ": " + text);
+  util::Command cmd;
+  cmd.argv = argv;
+  cmd.cwd = util::path_join(inst.dir, "src");
+  cmd.clear_env = true;
+  cmd.env = base_env();
+  for (const auto& [k, v] : spec.config.environment) {
+    cmd.env[k] = v;
+  }
+  for (const auto& [k, v] : marker_env(spec.env.name, inst.key)) {
+    cmd.env[k] = v;
+  }
+  std::deque<std::string> last;
+  util::RunOptions ro;
+  ro.timeout_ms = m_opts.build_timeout_ms;
+  ro.cancel = progress.cancel_flag();
+  ro.max_capture = 64 * 1024;
+  ro.on_line = [&](std::string_view line, bool) {
+    (void)log.append("build", line);
+    last.emplace_back(line);
+    if (last.size() > k_tail_lines) {
+      last.pop_front();
+    }
+  };
+  auto r = util::run(cmd, ro);
+  if (!r) {
+    return make_error(ErrorCode::permanent, "local.build: " + r.error().message);
+  }
+  std::string tail = util::join(std::vector<std::string>(last.begin(), last.end()), "\n");
+  std::string with_tail = tail.empty() ? "" : "; last lines:\n" + tail;
+  if (r->cancelled) {
+    return make_error(ErrorCode::cancelled, "build cancelled");
+  }
+  if (r->timed_out) {
+    return make_error(ErrorCode::timeout, "local.build did not finish within " + format_secs(m_opts.build_timeout_ms) +
+                                              with_tail);
+  }
+  if (!r->ok()) {
+    std::string how = r->signal ? "was killed by signal " + std::to_string(r->signal)
+                                : "failed with exit code " + std::to_string(r->exit_code);
+    (void)log.append("system", "build " + how);
+    return make_error(ErrorCode::permanent, "local.build " + how + with_tail);
+  }
+  (void)log.append("system", "build finished");
+  return util::write_file_atomic(marker, "ok\n");
+}
+
+Expected<void> LocalDriver::wait_healthy(const InstanceRecord& inst, const std::string& env, Progress& progress) {
+  int64_t t0 = util::steady_ms();
+  int64_t deadline = t0 + m_opts.health_timeout_ms;
+  std::string url = "http://127.0.0.1:" + std::to_string(inst.port) + inst.health_path;
+  std::string last = "no answer yet";
+  std::string exit_file = util::path_join(inst.dir, "exit.json");
+  while (true) {
+    if (progress.cancelled()) {
+      return make_error(ErrorCode::cancelled, "deploy cancelled while waiting for the health check");
+    }
+    if (util::path_exists(exit_file) || !shim_alive(inst)) {
+      std::string what = util::path_exists(exit_file) ? exit_description(inst.dir) : "the app's shim exited unexpectedly";
+      return make_error(ErrorCode::permanent, what + " before its health check on " + inst.health_path +
+                                                  " passed; last log lines:\n" + log_tail(env, k_tail_lines));
+    }
+    util::HttpRequest req;
+    req.url = url;
+    req.timeout_ms = 2000;
+    req.connect_timeout_ms = 500;
+    auto resp = util::http_request(req);
+    if (resp && resp->status >= 200 && resp->status < 400) {
+      return {};
+    }
+    last = resp ? "GET " + inst.health_path + " answered HTTP " + std::to_string(resp->status) : resp.error().message;
+    int64_t now = util::steady_ms();
+    if (now >= deadline) {
+      return make_error(ErrorCode::permanent, "health check on " + inst.health_path + " did not pass within " +
+                                                  format_secs(m_opts.health_timeout_ms) + ": " + last +
+                                                  "; last log lines:\n" + log_tail(env, k_tail_lines));
+    }
+    // Fast at first: the time to healthy is what users wait for on every push.
+    int64_t elapsed = now - t0;
+    int interval = elapsed < 1000 ? 5 : elapsed < 5000 ? 25 : 50;
+    std::this_thread::sleep_for(std::chrono::milliseconds(interval));
+  }
+}
+
+Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std::string, std::string>& secrets,
+                                      InstanceRecord& inst, EnvState& state, common::LogWriter& log,
+                                      Progress& progress) {
+  const auto& c = spec.config;
+  const std::string& env = spec.env.name;
+  auto p = paths(env);
+  std::string src = util::path_join(inst.dir, "src");
+  IDP_TRY_ASSIGN(auto argv, core::split_command_line(c.local.start));
+  // Fail with a clear message rather than with an app that never comes up.
+  const std::string& prog = argv[0];
+  if (prog.find('/') == std::string::npos) {
+    if (!util::find_executable(prog)) {
+      return make_error(ErrorCode::permanent, "local.start: program " + util::quote(prog) + " not found on PATH");
+    }
+  } else if (::access((prog[0] == '/' ? prog : util::path_join(src, prog)).c_str(), X_OK) != 0) {
+    return make_error(ErrorCode::permanent, "local.start: " + util::quote(prog) + " is not an executable file");
+  }
+
+  CgroupLimits limits{c.cpu, c.memory};
+  auto placement = m_cgroups.create(env + "." + inst.key, limits);
+  std::vector<std::string> procs_files;
+  if (placement) {
+    inst.cgroup_dirs = placement->dirs;
+    inst.cgroup = placement->to_json();
+    procs_files = placement->procs_files;
+  } else {
+    inst.limits_warning = "cpu/memory limits not enforced: " + placement.error().message;
+  }
+  IDP_TRY_ASSIGN(inst.port, allocate_port());
+  state.pending = inst;
+  IDP_TRY(save_env_state(p.state, state));
+
+  std::map<std::string, std::string> app_env = base_env();
+  for (const auto& [k, v] : c.environment) {
+    app_env[k] = v;
+  }
+  for (const auto& [k, v] : secrets) {
+    app_env[k] = v;
+  }
+  app_env["PORT"] = std::to_string(inst.port);
+  for (const auto& [k, v] : marker_env(env, inst.key)) {
+    app_env[k] = v;
+  }
+  ShimArgs sa;
+  sa.dir = inst.dir;
+  sa.log_dir = p.logs;
+  sa.max_bytes = m_opts.log_max_bytes;
+  sa.keep = m_opts.log_keep;
+  sa.retention_days = c.log_retention_days;
+  sa.argv = argv;
+  util::Command cmd;
+  cmd.argv = {m_self_exe};
+  for (auto& a : shim_command_arguments(sa)) {
+    cmd.argv.push_back(std::move(a));
+  }
+  cmd.cwd = src;
+  cmd.clear_env = true;
+  cmd.env = std::move(app_env);
+  util::SpawnOptions so;
+  so.detach = true;
+  so.new_session = true;
+  so.cgroup_proc_files = procs_files;
+
+  progress.step("starting: " + c.local.start);
+  (void)log.append("system", "starting revision " + inst.key + " (" + short_sha(inst.commit) + "): " + c.local.start +
+                                 " on port " + std::to_string(inst.port));
+  (void)util::remove_all(util::path_join(inst.dir, "exit.json"));
+  (void)util::remove_all(util::path_join(inst.dir, "app.pid"));
+  int64_t t0 = util::steady_ms();
+  auto pid = util::spawn(cmd, so);
+  if (!pid) {
+    return make_error(ErrorCode::permanent, "cannot start the shim: " + pid.error().message);
+  }
+  inst.shim_pid = *pid;
+  inst.shim_start_time = util::process_start_time(*pid).value_or(0);
+  inst.started_at = now_ms();
+  state.pending = inst;
+  IDP_TRY(save_env_state(p.state, state));
+
+  progress.step("waiting for GET " + inst.health_path);
+  IDP_TRY(wait_healthy(inst, env, progress));
+  inst.startup_ms = util::steady_ms() - t0;
+  (void)log.append("system", "revision " + inst.key + " is healthy after " + std::to_string(inst.startup_ms) + " ms");
+  return {};
+}
+
+Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progress) {
+  IDP_TRY(plan(spec));
+  if (!m_router) {
+    return make_error(ErrorCode::transient, "driver \"local\" is not started");
+  }
+  const std::string& env = spec.env.name;
+  std::lock_guard<std::mutex> lk(env_mutex(env));
+  auto p = paths(env);
+  IDP_TRY(util::ensure_dir(p.logs));
+  auto log = env_log(env, spec.config.log_retention_days);
+
+  EnvState state;
+  if (auto loaded = load_env_state(p.state); !loaded) {
+    // Unreadable records: stop whatever runs for the environment and start over.
+    spdlog::warn("local driver: {}: {}", env, loaded.error().message);
+    remove_env_files(env);
+    IDP_TRY(util::ensure_dir(p.logs));
+  } else if (*loaded) {
+    state = **loaded;
+  }
+  state.env = env;
+  state.repo = spec.env.repo;
+  const std::string kind = kind_for(spec);
+  const std::string hash = content_hash(spec);
+
+  std::vector<std::string> warnings;
+  for (const auto& comp : spec.components) {
+    if (comp != "web" && comp != "static") {
+      warnings.push_back("component " + util::quote(comp) + " is not handled by the local runtime yet; ignored");
+    }
+  }
+
+  // A revision left half-started by a crash or a cancelled deploy.
+  std::optional<InstanceRecord> reusable;
+  if (state.pending) {
+    bool same = state.pending->content_hash == hash;
+    bool shares = state.active && state.active->dir == state.pending->dir;
+    retire(env, state.repo, *state.pending, !same && !shares);
+    if (same) {
+      reusable = state.pending;
+    }
+    state.pending.reset();
+    IDP_TRY(save_env_state(p.state, state));
+  }
+
+  // Already there: make sure it is routed, change nothing else.
+  if (state.active && state.active->content_hash == hash) {
+    const InstanceRecord& a = *state.active;
+    bool ok = a.kind == "web"      ? instance_running(a)
+              : a.kind == "static" ? util::path_exists(util::path_join(a.static_root, "index.html"))
+                                   : true;
+    if (ok) {
+      auto route = route_for(env, a);
+      if (route) {
+        if (!state.route || !(*state.route == *route)) {
+          state.route = route;
+          IDP_TRY(save_env_state(p.state, state));
+        }
+        IDP_TRY(m_router->set_route(*route));
+      }
+      progress.revision_status(core::RevisionStatus::serving, "revision " + a.key + " already serving");
+      ApplyResult res = result_for(env, a);
+      if (auto s = resolve_secrets(spec.config.secrets)) {
+        res.warnings.insert(res.warnings.end(), s->warnings.begin(), s->warnings.end());
+      }
+      res.warnings.insert(res.warnings.end(), warnings.begin(), warnings.end());
+      return res;
+    }
+  }
+
+  IDP_TRY_ASSIGN(ResolvedSecrets secrets, resolve_secrets(spec.config.secrets));
+  warnings.insert(warnings.end(), secrets.warnings.begin(), secrets.warnings.end());
+
+  InstanceRecord inst;
+  if (reusable) {
+    inst.key = reusable->key;
+    inst.dir = reusable->dir;
+  } else if (state.active && state.active->content_hash == hash) {
+    // Same deployment, but its app died: restart it in its directory (built already).
+    retire(env, state.repo, *state.active, false);
+    inst.key = state.active->key;
+    inst.dir = state.active->dir;
+  } else {
+    inst.key = std::to_string(spec.revision_id);
+    if (state.active && state.active->key == inst.key) {
+      inst.key += "-" + std::to_string(state.next_seq++);
+    }
+    inst.dir = util::path_join(p.dir, "rev-" + inst.key);
+    if (util::path_exists(inst.dir)) {
+      remove_revision_dir(state.repo, inst.dir); // a leftover of an interrupted cleanup
+    }
+  }
+  inst.revision_id = spec.revision_id;
+  inst.commit = spec.env.commit;
+  inst.content_hash = hash;
+  inst.kind = kind;
+  inst.health_path = spec.config.health_check_path;
+  const bool shares_active_dir = state.active && state.active->dir == inst.dir;
+  state.pending = inst;
+  IDP_TRY(save_env_state(p.state, state));
+
+  auto abandon = [&](const Error& e) -> Unexpected {
+    (void)log->append("system", "revision " + inst.key + " failed: " + util::split(e.message, '\n')[0]);
+    retire(env, state.repo, inst, !shares_active_dir);
+    state.pending.reset();
+    (void)save_env_state(p.state, state);
+    progress.revision_status(core::RevisionStatus::failed, e.message);
+    return Unexpected(e);
+  };
+  auto cancelled = [&] { return Error(ErrorCode::cancelled, "deploy of revision " + inst.key + " cancelled"); };
+
+  (void)log->append("system", "deploying revision " + inst.key + " (commit " + short_sha(inst.commit) + ")");
+  progress.revision_status(core::RevisionStatus::building, "checking out " + short_sha(inst.commit));
+  if (auto r = checkout(spec.env.repo, inst, progress); !r) {
+    return abandon(r.error());
+  }
+  if (progress.cancelled()) {
+    return abandon(cancelled());
+  }
+  if (auto r = build(spec, inst, *log, progress); !r) {
+    return abandon(r.error());
+  }
+  if (progress.cancelled()) {
+    return abandon(cancelled());
+  }
+  if (kind == "web") {
+    progress.revision_status(core::RevisionStatus::starting, "starting " + spec.config.local.start);
+    if (auto r = start_web(spec, secrets.env, inst, state, *log, progress); !r) {
+      return abandon(r.error());
+    }
+  } else if (kind == "static") {
+    inst.static_root = util::path_join(util::path_join(inst.dir, "src"), spec.config.static_site.dir);
+    inst.spa = spec.config.static_site.spa;
+    if (!util::path_exists(util::path_join(inst.static_root, "index.html"))) {
+      return abandon(Error(ErrorCode::permanent, "static.dir " + util::quote(spec.config.static_site.dir) +
+                                                     " has no index.html after the build"));
+    }
+  }
+  if (progress.cancelled()) {
+    return abandon(cancelled());
+  }
+
+  // Switch: route first (the old revision serves until Caddy has the new upstream), then
+  // the record, then the old revision goes.
+  auto route = route_for(env, inst);
+  std::optional<RouteTarget> old_route = state.route;
+  if (route) {
+    if (auto r = m_router->set_route(*route); !r) {
+      return abandon(r.error());
+    }
+  } else if (auto r = m_router->remove_route(env); !r) {
+    return abandon(r.error());
+  }
+  std::optional<InstanceRecord> old = state.active;
+  state.active = inst;
+  state.pending.reset();
+  state.route = route;
+  if (auto r = save_env_state(p.state, state); !r) {
+    if (old_route) {
+      (void)m_router->set_route(*old_route);
+    }
+    state.active = old;
+    state.route = old_route;
+    state.pending = inst;
+    return abandon(r.error());
+  }
+  progress.revision_status(core::RevisionStatus::serving, "serving at " + result_for(env, inst).url);
+  (void)log->append("system", "revision " + inst.key + " is serving");
+
+  if (old && old->dir != inst.dir) {
+    progress.step("stopping revision " + old->key);
+    retire(env, state.repo, *old, true);
+    (void)log->append("system", "stopped revision " + old->key);
+  }
+  ApplyResult res = result_for(env, inst);
+  res.warnings.insert(res.warnings.end(), warnings.begin(), warnings.end());
+  return res;
+}
+
+// --- observe / destroy / logs / exec ---
+
+Expected<Observation> LocalDriver::observe(const core::Environment& env) {
+  IDP_TRY(check_env_name(env.name));
+  Observation obs;
+  auto loaded = load_env_state(paths(env.name).state);
+  if (!loaded) {
+    obs.health = Health::unknown;
+    obs.detail = loaded.error().message;
+    return obs;
+  }
+  if (!*loaded || !(*loaded)->active) {
+    obs.health = Health::not_running;
+    obs.detail = "not deployed";
+    return obs;
+  }
+  const InstanceRecord& a = *(*loaded)->active;
+  obs.status = {{"runtime", "local"},  {"revision", a.key},  {"revision_id", a.revision_id},
+                {"commit", a.commit},  {"kind", a.kind},    {"started_at", a.started_at},
+                {"url", a.kind == "none" ? "" : url_for(env.name)}};
+  if (!a.limits_warning.empty()) {
+    obs.warnings.push_back(a.limits_warning);
+  }
+  if (a.kind == "web") {
+    obs.status["port"] = a.port;
+    obs.status["shim_pid"] = a.shim_pid;
+    obs.status["cgroup"] = a.cgroup;
+    obs.status["startup_ms"] = a.startup_ms;
+    if (!instance_running(a)) {
+      obs.health = Health::not_running;
+      obs.detail = exit_description(a.dir);
+      return obs;
+    }
+    obs.status["pid"] = read_app_pid(a.dir);
+    obs.status["uptime_ms"] = now_ms() - a.started_at;
+    util::HttpRequest req;
+    req.url = "http://127.0.0.1:" + std::to_string(a.port) + a.health_path;
+    req.timeout_ms = 3000;
+    req.connect_timeout_ms = 1000;
+    auto resp = util::http_request(req);
+    if (resp && resp->status >= 200 && resp->status < 400) {
+      obs.health = Health::healthy;
+      obs.detail = "GET " + a.health_path + " answered HTTP " + std::to_string(resp->status);
+    } else {
+      obs.health = Health::unhealthy;
+      obs.detail = resp ? "GET " + a.health_path + " answered HTTP " + std::to_string(resp->status) : resp.error().message;
+    }
+    return obs;
+  }
+  if (a.kind == "static") {
+    obs.status["root"] = a.static_root;
+    bool ok = util::path_exists(util::path_join(a.static_root, "index.html"));
+    obs.health = ok ? Health::healthy : Health::unhealthy;
+    obs.detail = ok ? "serving files from " + util::quote(a.static_root)
+                    : util::quote(a.static_root + "/index.html") + " is missing";
+    return obs;
+  }
+  obs.health = Health::healthy;
+  obs.detail = "nothing to run on the local runtime";
+  return obs;
+}
+
+Expected<void> LocalDriver::destroy(const core::Environment& env, Progress& progress) {
+  IDP_TRY(check_env_name(env.name));
+  std::lock_guard<std::mutex> lk(env_mutex(env.name));
+  progress.step("removing the route");
+  Expected<void> routed = {};
+  if (m_router) {
+    routed = m_router->remove_route(env.name);
+  }
+  progress.step("stopping processes and removing files");
+  remove_env_files(env.name);
+  return routed;
+}
+
+Expected<LogChunk> LocalDriver::read_logs(const core::Environment& env, const LogQuery& q) {
+  IDP_TRY(check_env_name(env.name));
+  return common::LogReader(paths(env.name).logs).read(q);
+}
+
+Expected<nlohmann::json> LocalDriver::exec(const core::Environment& env, const std::vector<std::string>& argv) {
+  IDP_TRY(check_env_name(env.name));
+  if (argv.empty()) {
+    return make_error(ErrorCode::invalid_argument, "exec needs a command");
+  }
+  auto loaded = load_env_state(paths(env.name).state);
+  if (!loaded) {
+    return Unexpected(loaded.error());
+  }
+  if (!*loaded || !(*loaded)->active) {
+    return make_error(ErrorCode::not_found, "environment " + util::quote(env.name) + " is not deployed");
+  }
+  const InstanceRecord& a = *(*loaded)->active;
+  util::Command cmd;
+  cmd.argv = argv;
+  cmd.cwd = util::path_join(a.dir, "src");
+  cmd.clear_env = true;
+  // The app's own environment (config, secrets, PORT, markers), like `docker exec`.
+  pid_t app = read_app_pid(a.dir);
+  cmd.env = app > 0 && instance_running(a) ? process_environment(app) : base_env();
+  for (const auto& [k, v] : marker_env(env.name, a.key)) {
+    cmd.env[k] = v;
+  }
+  util::RunOptions ro;
+  ro.timeout_ms = k_exec_timeout_ms;
+  ro.max_capture = 1024 * 1024;
+  IDP_TRY_ASSIGN(auto r, util::run(cmd, ro));
+  return nlohmann::json{{"exit_code", r.exit_code}, {"signal", r.signal}, {"timed_out", r.timed_out},
+                        {"stdout", r.out},         {"stderr", r.err}};
+}
+
+} // namespace idp::drivers::local

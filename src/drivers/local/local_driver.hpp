@@ -1,0 +1,110 @@
+#pragma once
+// The local runtime: environments as processes on this machine behind one Caddy.
+//
+// Layout under <home>:
+//   envs/<env>/state.json       what exists (env_state.hpp), written before each creation
+//   envs/<env>/rev-<key>/src    detached git worktree of the revision's commit
+//   envs/<env>/rev-<key>/build.ok   local.build finished for this revision
+//   envs/<env>/rev-<key>/app.pid, exit.json   written by the shim (shim.hpp)
+//   envs/<env>/logs/app.log(.N) the environment log (build, app, system lines)
+//   git/                        bare mirrors (util::GitMirror)
+//   router/                     Caddy's config, admin socket, data and caddy.log
+//
+// A "web" revision is a shim (`<self_exe> __shim …`) running the app on a free port,
+// detached and in its own session, in a cgroup with the config's cpu/memory when the
+// machine allows it; it is routed once GET <health_check_path> answers 2xx/3xx. A
+// "static" revision is the built directory served by Caddy's file_server. Deploys are
+// zero-downtime: the new revision starts beside the old one, the route switches only when
+// it is healthy, and the old one is stopped afterwards; a failing new revision is stopped
+// and the old one keeps serving.
+//
+// Thread-safety: operations on different environments run concurrently; operations on
+// one environment are serialised (the engine's leases already guarantee that). observe()
+// and read_logs() only read files and never wait for a running apply.
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "drivers/common/log_files.hpp"
+#include "drivers/driver.hpp"
+#include "drivers/local/caddy_router.hpp"
+#include "drivers/local/cgroups.hpp"
+#include "drivers/local/env_state.hpp"
+#include "drivers/local/local_options.hpp"
+
+namespace idp::drivers::local {
+
+// sha256(absolute home)[:12]: the IDP_HOME_ID marker of this home's processes.
+std::string home_id_for(const std::string& home);
+
+class LocalDriver final : public Driver {
+public:
+  // `ctx.router_port` 0 picks a free port. Does not start anything (see start()).
+  LocalDriver(DriverContext ctx, LocalOptions opts);
+  // Stops the router; environments keep running (as after a daemon crash).
+  ~LocalDriver() override;
+
+  std::string_view name() const override { return "local"; }
+  Expected<void> start(const std::vector<core::Environment>& live) override;
+  void stop(bool keep_running) override;
+  Expected<void> plan(const DeploySpec& spec) override;
+  Expected<ApplyResult> apply(const DeploySpec& spec, Progress& progress) override;
+  Expected<Observation> observe(const core::Environment& env) override;
+  Expected<void> destroy(const core::Environment& env, Progress& progress) override;
+  // An environment that does not exist (or was destroyed) has an empty log.
+  Expected<LogChunk> read_logs(const core::Environment& env, const LogQuery& q) override;
+  // Runs argv in the active revision's checkout with the app's environment (60 s limit).
+  Expected<nlohmann::json> exec(const core::Environment& env, const std::vector<std::string>& argv) override;
+
+  const std::string& home_id() const { return m_home_id; }
+  int router_port() const { return m_ctx.router_port; }
+  // "http://<env>.<domain>:<router port>/".
+  std::string url_for(const std::string& env) const;
+  // Pid of the router's Caddy (0 when not running), for tests.
+  pid_t router_pid_for_test() const;
+
+private:
+  struct EnvPaths {
+    std::string dir, state, logs;
+  };
+  EnvPaths paths(const std::string& env) const;
+  std::mutex& env_mutex(const std::string& env);
+  std::unique_ptr<common::LogWriter> env_log(const std::string& env, int retention_days) const;
+  std::map<std::string, std::string> base_env() const;
+  std::map<std::string, std::string> marker_env(const std::string& env, const std::string& key) const;
+
+  Expected<void> checkout(const std::string& repo, const InstanceRecord& inst, Progress& progress);
+  Expected<void> build(const DeploySpec& spec, const InstanceRecord& inst, common::LogWriter& log, Progress& progress);
+  Expected<void> start_web(const DeploySpec& spec, const std::map<std::string, std::string>& secrets,
+                           InstanceRecord& inst, EnvState& state, common::LogWriter& log, Progress& progress);
+  Expected<void> wait_healthy(const InstanceRecord& inst, const std::string& env, Progress& progress);
+  std::string log_tail(const std::string& env, size_t lines) const;
+  Expected<int> allocate_port();
+  void release_port(int port);
+  // Stops an instance's processes and removes its cgroups; with remove_dir also its
+  // worktree and directory.
+  void retire(const std::string& env, const std::string& repo, const InstanceRecord& inst, bool remove_dir);
+  void remove_revision_dir(const std::string& repo, const std::string& dir);
+  // Everything of an environment except its route: processes, cgroups, worktrees, dir.
+  void remove_env_files(const std::string& env);
+  ApplyResult result_for(const std::string& env, const InstanceRecord& inst) const;
+  std::optional<RouteTarget> route_for(const std::string& env, const InstanceRecord& inst) const;
+
+  DriverContext m_ctx;
+  LocalOptions m_opts;
+  std::string m_home;
+  std::string m_home_id;
+  std::string m_self_exe;
+  Cgroups m_cgroups;
+  std::unique_ptr<CaddyRouter> m_router;
+
+  std::mutex m_mutex; // guards the maps below
+  std::map<std::string, std::shared_ptr<std::mutex>> m_env_mutexes;
+  std::set<int> m_ports;
+};
+
+} // namespace idp::drivers::local

@@ -1,0 +1,92 @@
+#include "drivers/local/local_options.hpp"
+
+#include <functional>
+#include <vector>
+
+#include "util/strings.hpp"
+
+namespace idp::drivers::local {
+
+namespace {
+
+struct OptionDef {
+  const char* key;
+  std::function<std::string(const nlohmann::json&, LocalOptions&)> set; // "" = ok, else what was expected
+};
+
+std::string set_ms(const nlohmann::json& v, int64_t& out, int64_t min) {
+  if (!v.is_number_integer() || v.get<int64_t>() < min) {
+    return "expected a number of milliseconds of at least " + std::to_string(min);
+  }
+  out = v.get<int64_t>();
+  return "";
+}
+
+} // namespace
+
+Expected<LocalOptions> LocalOptions::parse(const nlohmann::json& options) {
+  LocalOptions o;
+  if (options.is_null()) {
+    return o;
+  }
+  if (!options.is_object()) {
+    return make_error(ErrorCode::invalid_config, "driver \"local\": expected an object of options, got " + options.dump());
+  }
+  static const std::vector<OptionDef> k_options = {
+      {"health_timeout_ms", [](const nlohmann::json& v, LocalOptions& o) { return set_ms(v, o.health_timeout_ms, 1); }},
+      {"stop_grace_ms", [](const nlohmann::json& v, LocalOptions& o) { return set_ms(v, o.stop_grace_ms, 0); }},
+      {"build_timeout_ms", [](const nlohmann::json& v, LocalOptions& o) { return set_ms(v, o.build_timeout_ms, 1); }},
+      {"log_max_bytes",
+       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
+         if (!v.is_number_integer() || v.get<int64_t>() < 1024) {
+           return "expected a number of bytes of at least 1024";
+         }
+         o.log_max_bytes = v.get<int64_t>();
+         return "";
+       }},
+      {"log_keep",
+       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
+         if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 1000) {
+           return "expected a number of files between 0 and 1000";
+         }
+         o.log_keep = v.get<int>();
+         return "";
+       }},
+      {"cgroup_root",
+       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
+         if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>()[0] != '/') {
+           return "expected an absolute path";
+         }
+         o.cgroup_root = v.get<std::string>();
+         return "";
+       }},
+      {"caddy_binary",
+       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
+         if (!v.is_string() || v.get<std::string>().empty()) {
+           return "expected a program name or path";
+         }
+         o.caddy_binary = v.get<std::string>();
+         return "";
+       }},
+  };
+  std::vector<std::string> names;
+  for (const auto& d : k_options) {
+    names.push_back(d.key);
+  }
+  for (const auto& [key, value] : options.items()) {
+    auto it = std::find_if(k_options.begin(), k_options.end(), [&](const OptionDef& d) { return key == d.key; });
+    if (it == k_options.end()) {
+      std::string hint = util::closest_match(key, names);
+      return make_error(ErrorCode::invalid_config, "driver \"local\": unknown option " + util::quote(key) +
+                                                       (hint.empty() ? "" : "; did you mean " + util::quote(hint) + "?"));
+    }
+    std::string expected = it->set(value, o);
+    if (!expected.empty()) {
+      return make_error(ErrorCode::invalid_config,
+                        "driver \"local\": option " + util::quote(key) + ": " + expected + ", got " + value.dump());
+    }
+  }
+  return o;
+}
+
+} // namespace idp::drivers::local

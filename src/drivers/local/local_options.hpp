@@ -1,0 +1,27 @@
+#pragma once
+// Settings of the local driver, from DriverContext::options (the server config's
+// driver section). Unknown keys and wrong types are invalid_config.
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "util/expected.hpp"
+
+namespace idp::drivers::local {
+
+struct LocalOptions {
+  int64_t health_timeout_ms = 60000;      // how long a new revision may take to pass its health check
+  int64_t stop_grace_ms = 5000;           // TERM → KILL delay when stopping a revision
+  int64_t build_timeout_ms = 10 * 60000;  // local.build deadline
+  int64_t log_max_bytes = 10 * 1024 * 1024; // app.log size before rotation
+  int log_keep = 5;                       // rotated app.log files kept
+  std::string cgroup_root = "/sys/fs/cgroup";
+  std::string caddy_binary = "caddy";
+
+  // Parses `options` (an object; null means every default). invalid_config naming the key.
+  static Expected<LocalOptions> parse(const nlohmann::json& options);
+};
+
+} // namespace idp::drivers::local

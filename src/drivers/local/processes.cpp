@@ -1,0 +1,135 @@
+#include "drivers/local/processes.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <functional>
+#include <thread>
+
+#include "util/fs.hpp"
+#include "util/strings.hpp"
+#include "util/subprocess.hpp"
+#include "util/time.hpp"
+
+namespace idp::drivers::local {
+
+std::vector<MarkedProcess> find_marked_processes(const std::string& home_id) {
+  std::vector<MarkedProcess> out;
+  for (pid_t pid : util::find_processes_with_env(k_marker_home, home_id)) {
+    MarkedProcess p;
+    p.pid = pid;
+    p.env = util::process_env_value(pid, k_marker_env).value_or("");
+    p.revision = util::process_env_value(pid, k_marker_revision).value_or("");
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+bool shim_alive(const InstanceRecord& inst) {
+  if (inst.shim_pid <= 0) {
+    return false;
+  }
+  auto st = util::process_start_time(inst.shim_pid);
+  return st && *st == inst.shim_start_time;
+}
+
+pid_t read_app_pid(const std::string& dir) {
+  auto text = util::read_file(util::path_join(dir, "app.pid"));
+  if (!text) {
+    return 0;
+  }
+  try {
+    return static_cast<pid_t>(std::stol(util::trim(*text)));
+  } catch (...) {
+    return 0;
+  }
+}
+
+bool instance_running(const InstanceRecord& inst) {
+  if (!shim_alive(inst)) {
+    return false;
+  }
+  pid_t app = read_app_pid(inst.dir);
+  if (app <= 0) {
+    return false;
+  }
+  auto group = util::process_group_of(app);
+  return util::process_alive(app) && group && *group == inst.shim_pid;
+}
+
+namespace {
+
+// Members of the instance: its marked processes, plus the shim's process group when the
+// recorded shim is still the same process.
+std::vector<pid_t> instance_members(const std::string& home_id, const std::string& env, const InstanceRecord& inst,
+                                    bool shim_ok) {
+  std::vector<pid_t> out;
+  for (const auto& p : find_marked_processes(home_id)) {
+    if (p.env == env && p.revision == inst.key) {
+      out.push_back(p.pid);
+    }
+  }
+  if (shim_ok) {
+    for (pid_t p : util::processes_in_group(inst.shim_pid)) {
+      out.push_back(p);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+bool wait_gone(const std::function<std::vector<pid_t>()>& members, int64_t timeout_ms) {
+  int64_t deadline = util::steady_ms() + timeout_ms;
+  int sleep_ms = 5;
+  while (true) {
+    if (members().empty()) {
+      return true;
+    }
+    if (util::steady_ms() >= deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+    sleep_ms = std::min(sleep_ms * 2, 50);
+  }
+}
+
+} // namespace
+
+bool stop_instance_processes(const std::string& home_id, const std::string& env, const InstanceRecord& inst,
+                             int64_t grace_ms) {
+  bool shim_ok = shim_alive(inst);
+  auto members = [&] { return instance_members(home_id, env, inst, shim_ok && shim_alive(inst)); };
+  auto first = members();
+  if (first.empty()) {
+    return true;
+  }
+  if (shim_ok) {
+    ::kill(inst.shim_pid, SIGTERM); // the shim forwards TERM to the app and logs its exit
+  } else {
+    for (pid_t p : first) {
+      ::kill(p, SIGTERM);
+    }
+  }
+  if (wait_gone(members, grace_ms)) {
+    return true;
+  }
+  if (shim_ok) {
+    // While any member is left the group id cannot be reused, so this reaches only ours.
+    ::kill(-inst.shim_pid, SIGKILL);
+  }
+  for (pid_t p : members()) {
+    ::kill(p, SIGKILL);
+  }
+  // The shim's group may also hold processes that dropped their environment.
+  return wait_gone(members, 5000);
+}
+
+bool stop_marked_processes(const std::vector<MarkedProcess>& procs, int64_t grace_ms) {
+  std::vector<pid_t> pids;
+  for (const auto& p : procs) {
+    pids.push_back(p.pid);
+  }
+  return util::terminate_processes(pids, grace_ms);
+}
+
+} // namespace idp::drivers::local

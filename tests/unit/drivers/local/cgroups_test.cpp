@@ -1,0 +1,94 @@
+#include "drivers/local/cgroups.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "support/test_support.hpp"
+#include "util/fs.hpp"
+#include "util/hash.hpp"
+#include "util/strings.hpp"
+
+namespace idp::drivers::local {
+namespace {
+
+using idp::testing::TempDir;
+
+// Real cgroup v1 hierarchies we may write to (this machine's CI); else the test skips.
+bool v1_writable() {
+  return ::access("/sys/fs/cgroup/cpu/cgroup.procs", W_OK) == 0 &&
+         ::access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) == 0 &&
+         !util::path_exists("/sys/fs/cgroup/cgroup.controllers");
+}
+
+std::string unique_home_id() { return "t" + util::random_hex(5); }
+
+TEST(CgroupsTest, V1LimitsAreWrittenAndRemoved) {
+  if (!v1_writable()) {
+    GTEST_SKIP() << "no writable cgroup v1 cpu/memory hierarchy";
+  }
+  Cgroups cg("/sys/fs/cgroup", unique_home_id());
+  auto p = cg.create("env-a.1", {512, 1024});
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  EXPECT_EQ(p->version, 1);
+  ASSERT_EQ(p->dirs.size(), 2u);
+  ASSERT_EQ(p->procs_files.size(), 2u);
+  EXPECT_EQ(util::trim(*util::read_file(p->dirs[0] + "/cpu.cfs_quota_us")), "50000");
+  EXPECT_EQ(util::trim(*util::read_file(p->dirs[0] + "/cpu.cfs_period_us")), "100000");
+  EXPECT_EQ(util::trim(*util::read_file(p->dirs[1] + "/memory.limit_in_bytes")), std::to_string(1024LL << 20));
+  EXPECT_EQ(p->cpu_quota_us, 50000);
+  EXPECT_EQ(p->memory_bytes, 1024LL << 20);
+  EXPECT_EQ(cg.list("env-a.").size(), 2u);
+  EXPECT_TRUE(cg.list("env-b.").empty());
+  cg.remove(p->dirs);
+  for (const auto& d : p->dirs) {
+    EXPECT_FALSE(util::path_exists(d));
+    EXPECT_FALSE(util::path_exists(d.substr(0, d.rfind('/')))) << "the per-home parent goes with its last group";
+  }
+  cg.remove(p->dirs); // idempotent
+}
+
+TEST(CgroupsTest, NoHierarchyIsAnErrorWithTheReason) {
+  TempDir dir;
+  Cgroups cg(dir.path(), unique_home_id());
+  auto p = cg.create("env-a.1", {256, 512});
+  ASSERT_FALSE(p.has_value());
+  EXPECT_NE(p.error().message.find("no cgroup v2 or v1 cpu/memory hierarchy"), std::string::npos) << p.error().message;
+  EXPECT_TRUE(cg.list("").empty());
+}
+
+TEST(CgroupsTest, V2WithoutControllersIsAnErrorWithTheReason) {
+  TempDir dir;
+  ASSERT_TRUE(util::write_file_atomic(dir.sub("cgroup.controllers"), "pids io\n"));
+  Cgroups cg(dir.path(), unique_home_id());
+  auto p = cg.create("env-a.1", {256, 512});
+  ASSERT_FALSE(p.has_value());
+  EXPECT_NE(p.error().message.find("lacks the cpu and memory controllers"), std::string::npos) << p.error().message;
+}
+
+TEST(CgroupsTest, V2GroupGetsCpuMaxAndMemoryMax) {
+  // A directory laid out like a cgroup2 mount: the files the kernel would create.
+  TempDir dir;
+  ASSERT_TRUE(util::write_file_atomic(dir.sub("cgroup.controllers"), "cpu memory pids\n"));
+  ASSERT_TRUE(util::write_file_atomic(dir.sub("cgroup.subtree_control"), ""));
+  std::string id = unique_home_id();
+  std::string parent = dir.sub("idp-" + id);
+  ASSERT_TRUE(util::ensure_dir(parent + "/env-a.1"));
+  for (const char* f : {"cgroup.subtree_control"}) {
+    ASSERT_TRUE(util::write_file_atomic(parent + "/" + f, ""));
+  }
+  for (const char* f : {"cpu.max", "memory.max", "cgroup.procs"}) {
+    ASSERT_TRUE(util::write_file_atomic(parent + "/env-a.1/" + f, ""));
+  }
+  Cgroups cg(dir.path(), id);
+  auto p = cg.create("env-a.1", {2048, 4096});
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  EXPECT_EQ(p->version, 2);
+  EXPECT_EQ(*util::read_file(parent + "/env-a.1/cpu.max"), "200000 100000");
+  EXPECT_EQ(*util::read_file(parent + "/env-a.1/memory.max"), std::to_string(4096LL << 20));
+  EXPECT_EQ(*util::read_file(parent + "/cgroup.subtree_control"), "+cpu +memory");
+  EXPECT_EQ(*util::read_file(dir.sub("cgroup.subtree_control")), "+cpu +memory");
+  EXPECT_EQ(p->procs_files, std::vector<std::string>{parent + "/env-a.1/cgroup.procs"});
+}
+
+} // namespace
+} // namespace idp::drivers::local

@@ -1,0 +1,693 @@
+#include "drivers/local/local_driver.hpp"
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <gtest/gtest.h>
+#include <thread>
+#include <unistd.h>
+
+#include "drivers/local/local_driver_factory.hpp"
+#include "drivers/local/processes.hpp"
+#include "local_test_support.hpp"
+#include "util/fs.hpp"
+#include "util/strings.hpp"
+
+namespace idp::drivers::local {
+namespace {
+
+using idp::testing::GitRepo;
+using idp::testing::TempDir;
+using idp::testing::wait_until;
+using testing::make_spec;
+using testing::RecordingProgress;
+using testing::status_via_router;
+
+constexpr int k_wait_ms = 30000;
+
+// The example's server.js with its default version replaced.
+std::string server_js_version(const std::string& version) {
+  std::string js = *util::read_file(idp::testing::source_dir() + "/examples/api-service/server.js");
+  auto at = js.find("|| 'v1'");
+  return js.replace(at, 7, "|| '" + version + "'");
+}
+
+bool cgroup_v1_writable() {
+  return ::access("/sys/fs/cgroup/cpu/cgroup.procs", W_OK) == 0 &&
+         ::access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) == 0 &&
+         !util::path_exists("/sys/fs/cgroup/cgroup.controllers");
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+class LocalDriverTest : public ::testing::Test {
+protected:
+  TempDir home{"idp-local-home"};
+  TempDir work{"idp-local-work"};
+  GitRepo repo = idp::testing::make_example_repo(work.sub("repo"));
+  DriverContext ctx;
+  std::unique_ptr<LocalDriver> driver;
+
+  void SetUp() override { start_driver(); }
+
+  void start_driver(nlohmann::json options = nlohmann::json::object(), std::vector<core::Environment> live = {}) {
+    if (ctx.home.empty()) {
+      ctx = testing::make_context(home.path(), options);
+    } else {
+      ctx.options = options;
+    }
+    auto opts = LocalOptions::parse(ctx.options);
+    ASSERT_TRUE(opts.has_value()) << opts.error().message;
+    driver.reset(); // one router per home at a time
+    driver = std::make_unique<LocalDriver>(ctx, *opts);
+    auto started = driver->start(live);
+    ASSERT_TRUE(started.has_value()) << started.error().message;
+  }
+
+  void TearDown() override {
+    std::string id = home_id_for(home.path());
+    if (driver) {
+      RecordingProgress p;
+      for (const auto& e : list_envs()) {
+        core::Environment env;
+        env.name = e;
+        EXPECT_TRUE(driver->destroy(env, p).has_value());
+      }
+      driver.reset();
+    }
+    EXPECT_TRUE(find_marked_processes(id).empty()) << "the test left processes behind";
+    stop_marked_processes(find_marked_processes(id), 1000);
+  }
+
+  std::vector<std::string> list_envs() {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(home.sub("envs"), ec)) {
+      out.push_back(e.path().filename().string());
+    }
+    return out;
+  }
+
+  ApplyResult apply_ok(const DeploySpec& spec) {
+    RecordingProgress p;
+    auto r = driver->apply(spec, p);
+    EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().full_message());
+    return r ? *r : ApplyResult{};
+  }
+
+  std::string commit_server(const std::string& js, const std::string& msg) {
+    repo.write_file("server.js", js);
+    return repo.commit(msg);
+  }
+
+  std::string body_via_router(const std::string& env, const std::string& path = "/health") {
+    auto r = testing::get_via_router(driver->router_port(), env, path);
+    return r ? r->body : "";
+  }
+
+  std::vector<MarkedProcess> env_processes(const std::string& env) {
+    std::vector<MarkedProcess> out;
+    for (auto& p : find_marked_processes(driver->home_id())) {
+      if (p.env == env) {
+        out.push_back(p);
+      }
+    }
+    return out;
+  }
+
+  core::Environment env_named(const std::string& name) {
+    core::Environment e;
+    e.name = name;
+    return e;
+  }
+};
+
+TEST_F(LocalDriverTest, ApplyServesTheAppThroughTheRouter) {
+  auto spec = make_spec("pr-1", repo);
+  RecordingProgress p;
+  auto r = driver->apply(spec, p);
+  ASSERT_TRUE(r.has_value()) << r.error().full_message();
+  EXPECT_EQ(r->url, "http://pr-1.preview.localhost:" + std::to_string(driver->router_port()) + "/");
+  EXPECT_GT(r->outputs.value("pid", 0), 0);
+  EXPECT_GT(r->outputs.value("port", 0), 0);
+  EXPECT_EQ(r->outputs.value("commit", ""), repo.head());
+  EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
+  EXPECT_TRUE(contains(body_via_router("pr-1"), "\"service\":\"api-service-demo\""));
+  EXPECT_EQ(p.statuses, (std::vector<core::RevisionStatus>{core::RevisionStatus::building,
+                                                           core::RevisionStatus::starting,
+                                                           core::RevisionStatus::serving}));
+  // The app got its markers and PORT.
+  pid_t pid = r->outputs["pid"];
+  EXPECT_EQ(util::process_env_value(pid, "IDP_ENVIRONMENT"), "pr-1");
+  EXPECT_EQ(util::process_env_value(pid, "IDP_REVISION"), "1");
+  EXPECT_EQ(util::process_env_value(pid, "PORT"), std::to_string(r->outputs.value("port", 0)));
+  EXPECT_TRUE(util::path_exists(home.sub("envs/pr-1/rev-1/src/server.js")));
+  EXPECT_TRUE(util::path_exists(home.sub("envs/pr-1/state.json")));
+}
+
+TEST_F(LocalDriverTest, ApplyAgainWithTheSameCommitKeepsTheProcess) {
+  auto spec = make_spec("pr-1", repo);
+  auto first = apply_ok(spec);
+  auto second = apply_ok(spec);
+  EXPECT_EQ(first.outputs["pid"], second.outputs["pid"]);
+  EXPECT_EQ(first.outputs["port"], second.outputs["port"]);
+  spec.revision_id = 2; // a new revision number with identical content changes nothing
+  auto third = apply_ok(spec);
+  EXPECT_EQ(first.outputs["pid"], third.outputs["pid"]);
+  EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
+}
+
+TEST_F(LocalDriverTest, NewCommitSwitchesWithoutDowntime) {
+  auto v1 = apply_ok(make_spec("pr-1", repo, 1));
+  pid_t old_pid = v1.outputs["pid"];
+  ASSERT_TRUE(contains(body_via_router("pr-1"), "\"version\":\"v1\""));
+  commit_server(server_js_version("v2"), "v2");
+
+  // Hammer the URL during the whole deploy: every answer must be a 200.
+  std::atomic<bool> done{false};
+  std::atomic<int> ok{0};
+  std::vector<std::string> failures;
+  std::thread poller([&] {
+    while (!done) {
+      auto r = testing::get_via_router(driver->router_port(), "pr-1", "/health");
+      if (r && r->status == 200) {
+        ++ok;
+      } else {
+        failures.push_back(r ? "HTTP " + std::to_string(r->status) + " " + r->body : r.error().message);
+      }
+    }
+  });
+  auto v2 = apply_ok(make_spec("pr-1", repo, 2));
+  done = true;
+  poller.join();
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failed requests, first: " << failures.front();
+  EXPECT_GT(ok.load(), 0);
+
+  pid_t new_pid = v2.outputs["pid"];
+  EXPECT_NE(new_pid, old_pid);
+  EXPECT_TRUE(contains(body_via_router("pr-1"), "\"version\":\"v2\""));
+  EXPECT_TRUE(wait_until([&] { return !util::process_alive(old_pid); }, k_wait_ms));
+  EXPECT_FALSE(util::path_exists(home.sub("envs/pr-1/rev-1"))) << "the old worktree is removed";
+  EXPECT_TRUE(util::path_exists(home.sub("envs/pr-1/rev-2/src")));
+  for (const auto& p : env_processes("pr-1")) {
+    EXPECT_EQ(p.revision, "2");
+  }
+}
+
+TEST_F(LocalDriverTest, CrashingNewRevisionLeavesTheOldOneServing) {
+  auto v1 = apply_ok(make_spec("pr-1", repo, 1));
+  commit_server("console.log('crashing on purpose'); process.exit(3);\n", "crash");
+  RecordingProgress p;
+  auto r = driver->apply(make_spec("pr-1", repo, 2), p);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::permanent);
+  EXPECT_TRUE(contains(r.error().message, "exited with code 3")) << r.error().message;
+  EXPECT_TRUE(contains(r.error().message, "crashing on purpose")) << r.error().message;
+  EXPECT_EQ(p.statuses.back(), core::RevisionStatus::failed);
+  EXPECT_TRUE(util::process_alive(v1.outputs["pid"]));
+  EXPECT_TRUE(contains(body_via_router("pr-1"), "\"version\":\"v1\""));
+  EXPECT_FALSE(util::path_exists(home.sub("envs/pr-1/rev-2")));
+  for (const auto& proc : env_processes("pr-1")) {
+    EXPECT_EQ(proc.revision, "1");
+  }
+}
+
+TEST_F(LocalDriverTest, NeverHealthyRevisionTimesOutAndLeavesTheOldOneServing) {
+  start_driver({{"health_timeout_ms", 1500}});
+  auto v1 = apply_ok(make_spec("pr-1", repo, 1));
+  commit_server("require('http').createServer((q, s) => { s.statusCode = 500; s.end('sick'); })"
+                ".listen(Number(process.env.PORT), '127.0.0.1', () => console.log('up but sick'));\n",
+                "sick");
+  RecordingProgress p;
+  auto r = driver->apply(make_spec("pr-1", repo, 2), p);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::permanent);
+  EXPECT_TRUE(contains(r.error().message, "health check on /health did not pass within 1.5s: GET /health answered HTTP 500"))
+      << r.error().message;
+  EXPECT_TRUE(contains(r.error().message, "last log lines:")) << r.error().message;
+  EXPECT_TRUE(util::process_alive(v1.outputs["pid"]));
+  EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
+  for (const auto& proc : env_processes("pr-1")) {
+    EXPECT_EQ(proc.revision, "1");
+  }
+}
+
+TEST_F(LocalDriverTest, DestroyRemovesProcessesRouteAndFiles) {
+  auto r = apply_ok(make_spec("pr-1", repo));
+  pid_t pid = r.outputs["pid"];
+  RecordingProgress p;
+  ASSERT_TRUE(driver->destroy(env_named("pr-1"), p));
+  EXPECT_FALSE(util::process_alive(pid));
+  EXPECT_TRUE(env_processes("pr-1").empty());
+  EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 404);
+  EXPECT_TRUE(contains(body_via_router("pr-1"), "no preview environment at this address"));
+  EXPECT_FALSE(util::path_exists(home.sub("envs/pr-1")));
+  // The mirror forgot the worktree too.
+  util::Command c;
+  c.argv = {"git", "--git-dir", util::path_join(home.path(), "git"), "worktree", "list"};
+  for (const auto& e : std::filesystem::directory_iterator(home.sub("git"))) {
+    if (util::ends_with(e.path().string(), ".git")) {
+      c.argv[2] = e.path().string();
+      auto out = util::run(c);
+      ASSERT_TRUE(out.has_value());
+      EXPECT_FALSE(contains(out->out, "pr-1")) << out->out;
+    }
+  }
+  ASSERT_TRUE(driver->destroy(env_named("pr-1"), p)) << "destroy twice";
+  ASSERT_TRUE(driver->destroy(env_named("never-existed"), p));
+  auto obs = driver->observe(env_named("pr-1"));
+  ASSERT_TRUE(obs.has_value());
+  EXPECT_EQ(obs->health, Health::not_running);
+}
+
+TEST_F(LocalDriverTest, RestartAdoptsLiveEnvironmentsAndRemovesTheRest) {
+  auto a = apply_ok(make_spec("env-a", repo));
+  auto b = apply_ok(make_spec("env-b", repo));
+  pid_t pid_a = a.outputs["pid"];
+  pid_t pid_b = b.outputs["pid"];
+  // An orphan of a crashed deploy of env-a (not its active revision), and a stale directory.
+  util::Command orphan_cmd;
+  orphan_cmd.argv = {"sleep", "600"};
+  orphan_cmd.env = {{"IDP_HOME_ID", driver->home_id()}, {"IDP_ENVIRONMENT", "env-a"}, {"IDP_REVISION", "99"}};
+  pid_t orphan = *util::spawn(orphan_cmd, {});
+  ASSERT_TRUE(util::ensure_dir(home.sub("envs/env-a/rev-99/src")));
+
+  // The daemon dies: its driver goes without stop(); Caddy goes with it, apps stay.
+  pid_t old_caddy = driver->router_pid_for_test();
+  driver.reset();
+  EXPECT_FALSE(util::process_alive(old_caddy));
+  EXPECT_TRUE(util::process_alive(pid_a));
+  EXPECT_EQ(status_via_router(ctx.router_port, "env-a"), -1);
+
+  // A new daemon: env-a is live, env-b is not.
+  core::Environment live_a = testing::make_env("env-a", repo);
+  start_driver({}, {live_a});
+  EXPECT_TRUE(util::process_alive(pid_a)) << "env-a's app is adopted, not restarted";
+  EXPECT_EQ(status_via_router(driver->router_port(), "env-a"), 200) << "env-a's route is restored";
+  auto again = apply_ok(make_spec("env-a", repo));
+  EXPECT_EQ(again.outputs["pid"], pid_a);
+  EXPECT_TRUE(wait_until([&] { return !util::process_alive(orphan); }, k_wait_ms));
+  EXPECT_FALSE(util::path_exists(home.sub("envs/env-a/rev-99")));
+  EXPECT_FALSE(util::process_alive(pid_b));
+  EXPECT_TRUE(env_processes("env-b").empty());
+  EXPECT_FALSE(util::path_exists(home.sub("envs/env-b")));
+  EXPECT_EQ(status_via_router(driver->router_port(), "env-b"), 404);
+  auto obs = driver->observe(live_a);
+  ASSERT_TRUE(obs.has_value());
+  EXPECT_EQ(obs->health, Health::healthy) << obs->detail;
+}
+
+TEST_F(LocalDriverTest, RestartStopsAHalfStartedRevision) {
+  auto v1 = apply_ok(make_spec("pr-1", repo, 1));
+  commit_server(server_js_version("v2"), "v2");
+  // Stop the deploy of revision 2 once its app runs: its records say "pending".
+  RecordingProgress p;
+  p.cancel_on = core::RevisionStatus::starting;
+  std::string state_path = home.sub("envs/pr-1/state.json");
+  auto r = driver->apply(make_spec("pr-1", repo, 2), p);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::cancelled);
+  EXPECT_FALSE(util::path_exists(home.sub("envs/pr-1/rev-2"))) << "a cancelled deploy cleans up what it started";
+  for (const auto& proc : env_processes("pr-1")) {
+    EXPECT_EQ(proc.revision, "1");
+  }
+  EXPECT_TRUE(contains(body_via_router("pr-1"), "\"version\":\"v1\""));
+
+  // Now fake a crash in the middle of revision 3: a recorded pending revision with a
+  // running process, then a restart.
+  auto state = *load_env_state(state_path);
+  InstanceRecord pending;
+  pending.key = "3";
+  pending.kind = "web";
+  pending.dir = home.sub("envs/pr-1/rev-3");
+  ASSERT_TRUE(util::ensure_dir(pending.dir + "/src"));
+  util::Command c;
+  c.argv = {"sleep", "600"};
+  c.env = {{"IDP_HOME_ID", driver->home_id()}, {"IDP_ENVIRONMENT", "pr-1"}, {"IDP_REVISION", "3"}};
+  pending.shim_pid = *util::spawn(c, {});
+  pending.shim_start_time = util::process_start_time(pending.shim_pid).value_or(0);
+  state->pending = pending;
+  ASSERT_TRUE(save_env_state(state_path, *state));
+  driver.reset();
+  start_driver({}, {testing::make_env("pr-1", repo)});
+  EXPECT_FALSE(util::process_alive(pending.shim_pid));
+  EXPECT_FALSE(util::path_exists(pending.dir));
+  EXPECT_FALSE((*load_env_state(state_path))->pending.has_value());
+  EXPECT_TRUE(util::process_alive(v1.outputs["pid"]));
+  EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
+}
+
+TEST_F(LocalDriverTest, CgroupLimitsAreApplied) {
+  if (!cgroup_v1_writable()) {
+    GTEST_SKIP() << "needs a writable cgroup v1 hierarchy (this test's machine has one)";
+  }
+  auto spec = make_spec("pr-1", repo);
+  spec.config.cpu = 512;
+  spec.config.memory = 1024;
+  auto r = apply_ok(spec);
+  EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();
+  auto obs = driver->observe(env_named("pr-1"));
+  ASSERT_TRUE(obs.has_value());
+  auto cg = obs->status["cgroup"];
+  ASSERT_TRUE(cg.is_object()) << obs->status.dump();
+  EXPECT_EQ(cg["version"], 1);
+  EXPECT_EQ(cg["cpu_quota_us"], 50000);
+  EXPECT_EQ(cg["memory_limit_bytes"], 1024LL << 20);
+  std::vector<std::string> paths = cg["paths"];
+  ASSERT_EQ(paths.size(), 2u);
+  EXPECT_EQ(util::trim(*util::read_file(paths[0] + "/cpu.cfs_quota_us")), "50000");
+  EXPECT_EQ(util::trim(*util::read_file(paths[1] + "/memory.limit_in_bytes")), std::to_string(1024LL << 20));
+  // The app (a child of the shim) is inside both groups.
+  std::string own = *util::read_file("/proc/" + std::to_string(r.outputs.value("pid", 0)) + "/cgroup");
+  std::string leaf = "idp-" + driver->home_id() + "/pr-1.1";
+  EXPECT_TRUE(contains(own, ":cpu:") && contains(own, leaf)) << own;
+  RecordingProgress p;
+  ASSERT_TRUE(driver->destroy(env_named("pr-1"), p));
+  for (const auto& path : paths) {
+    EXPECT_FALSE(util::path_exists(path));
+  }
+}
+
+TEST_F(LocalDriverTest, UnusableCgroupRootRunsWithoutLimitsAndWarns) {
+  start_driver({{"cgroup_root", work.sub("not-a-cgroup-fs")}});
+  auto r = apply_ok(make_spec("pr-1", repo));
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_TRUE(util::starts_with(r.warnings[0], "cpu/memory limits not enforced: ")) << r.warnings[0];
+  EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
+  auto obs = driver->observe(env_named("pr-1"));
+  ASSERT_TRUE(obs.has_value());
+  EXPECT_EQ(obs->warnings, r.warnings);
+  EXPECT_TRUE(obs->status["cgroup"].is_null());
+}
+
+TEST_F(LocalDriverTest, BuildRunsOncePerRevision) {
+  auto spec = make_spec("pr-1", repo);
+  std::string count = work.sub("build-count");
+  spec.config.local.build =
+      "node -e \"require('fs').appendFileSync(process.env.BUILD_COUNT_FILE, 'x'); console.log('building now')\"";
+  spec.config.environment["BUILD_COUNT_FILE"] = count;
+  auto first = apply_ok(spec);
+  EXPECT_EQ(*util::read_file(count), "x");
+  auto logs = driver->read_logs(env_named("pr-1"), {});
+  ASSERT_TRUE(logs.has_value());
+  EXPECT_TRUE(std::any_of(logs->lines.begin(), logs->lines.end(),
+                          [](const LogLine& l) { return l.stream == "build" && l.text == "building now"; }));
+  // The app dies; the next apply restarts it without building again.
+  pid_t pid = first.outputs["pid"];
+  ::kill(pid, SIGKILL);
+  ASSERT_TRUE(wait_until([&] { return driver->observe(env_named("pr-1"))->health == Health::not_running; }, k_wait_ms));
+  auto second = apply_ok(spec);
+  EXPECT_NE(second.outputs["pid"], first.outputs["pid"]);
+  EXPECT_EQ(*util::read_file(count), "x");
+  EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
+  // A new commit is a new revision: built again.
+  commit_server(server_js_version("v2"), "v2");
+  auto v2spec = make_spec("pr-1", repo, 2);
+  v2spec.config.local.build = spec.config.local.build;
+  v2spec.config.environment = spec.config.environment;
+  apply_ok(v2spec);
+  EXPECT_EQ(*util::read_file(count), "xx");
+}
+
+TEST_F(LocalDriverTest, BuildFailureIsPermanentWithItsOutput) {
+  auto spec = make_spec("pr-1", repo);
+  spec.config.local.build = "sh -c 'echo compiling; echo \"error: boom\" >&2; exit 4'";
+  RecordingProgress p;
+  auto r = driver->apply(spec, p);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::permanent);
+  EXPECT_TRUE(contains(r.error().message, "local.build failed with exit code 4")) << r.error().message;
+  EXPECT_TRUE(contains(r.error().message, "error: boom")) << r.error().message;
+  EXPECT_TRUE(env_processes("pr-1").empty());
+  spec.config.local.build = "no-such-build-tool --flag";
+  auto missing = driver->apply(spec, p);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code, ErrorCode::permanent);
+  EXPECT_TRUE(contains(missing.error().message, "not found")) << missing.error().message;
+}
+
+TEST_F(LocalDriverTest, SecretsAreInjectedAndNeverStored) {
+  const std::string env_value = "env-secret-" + std::to_string(::getpid());
+  const std::string file_value = "file-secret-" + std::to_string(::getpid());
+  ::setenv("IDP_LOCAL_TEST_SECRET", env_value.c_str(), 1);
+  ASSERT_TRUE(util::write_file_atomic(work.sub("secret.txt"), file_value + "\n"));
+  auto spec = make_spec("pr-1", repo);
+  spec.config.secrets = {{"APP_ENV_SECRET", "env:IDP_LOCAL_TEST_SECRET"},
+                         {"APP_FILE_SECRET", "file:" + work.sub("secret.txt")},
+                         {"APP_AWS_SECRET", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"}};
+  auto r = apply_ok(spec);
+  ASSERT_EQ(r.warnings.size() >= 1, true);
+  EXPECT_TRUE(std::any_of(r.warnings.begin(), r.warnings.end(),
+                          [](const std::string& w) { return contains(w, "\"APP_AWS_SECRET\""); }));
+  auto shown = nlohmann::json::parse(body_via_router("pr-1", "/env"));
+  EXPECT_EQ(shown.value("APP_ENV_SECRET", ""), env_value);
+  EXPECT_EQ(shown.value("APP_FILE_SECRET", ""), file_value);
+  EXPECT_FALSE(shown.contains("APP_AWS_SECRET"));
+  // Nothing the driver wrote holds a value (the worktree is the app's own code).
+  for (const auto& e : std::filesystem::recursive_directory_iterator(home.path())) {
+    if (!e.is_regular_file() || contains(e.path().string(), "/src/") || contains(e.path().string(), "/git/")) {
+      continue;
+    }
+    auto text = util::read_file(e.path().string());
+    ASSERT_TRUE(text.has_value());
+    EXPECT_FALSE(contains(*text, env_value)) << e.path();
+    EXPECT_FALSE(contains(*text, file_value)) << e.path();
+  }
+  ::unsetenv("IDP_LOCAL_TEST_SECRET");
+}
+
+TEST_F(LocalDriverTest, LogsCarryTimestampsStreamsAndResume) {
+  util::Millis before = util::SystemClock().now_ms();
+  auto v1 = apply_ok(make_spec("pr-1", repo, 1));
+  std::string listening = "api-service-demo v1 listening on " + std::to_string(v1.outputs.value("port", 0));
+  LogChunk first;
+  ASSERT_TRUE(wait_until([&] {
+    first = *driver->read_logs(env_named("pr-1"), {});
+    return std::any_of(first.lines.begin(), first.lines.end(), [&](const LogLine& l) { return l.text == listening; });
+  }, k_wait_ms));
+  for (const auto& l : first.lines) {
+    EXPECT_GE(l.at, before - 1000) << l.text;
+    EXPECT_TRUE(l.stream == "stdout" || l.stream == "stderr" || l.stream == "system" || l.stream == "build") << l.stream;
+  }
+  auto it = std::find_if(first.lines.begin(), first.lines.end(), [&](const LogLine& l) { return l.text == listening; });
+  EXPECT_EQ(it->stream, "stdout");
+
+  commit_server(server_js_version("v2"), "v2");
+  auto v2 = apply_ok(make_spec("pr-1", repo, 2));
+  LogQuery follow;
+  follow.cursor = first.cursor;
+  std::vector<LogLine> newer;
+  ASSERT_TRUE(wait_until([&] {
+    auto c = driver->read_logs(env_named("pr-1"), follow);
+    for (auto& l : c->lines) {
+      newer.push_back(l);
+    }
+    follow.cursor = c->cursor;
+    return std::any_of(newer.begin(), newer.end(),
+                       [](const LogLine& l) { return l.text == "received SIGTERM, shutting down"; });
+  }, k_wait_ms)) << "the old app's shutdown is logged by its shim";
+  EXPECT_TRUE(std::none_of(newer.begin(), newer.end(), [&](const LogLine& l) { return l.text == listening; }))
+      << "a cursor never repeats lines";
+  EXPECT_TRUE(std::any_of(newer.begin(), newer.end(),
+                          [](const LogLine& l) { return contains(l.text, "api-service-demo v2 listening"); }));
+  LogQuery tail;
+  tail.tail = 2;
+  EXPECT_EQ(driver->read_logs(env_named("pr-1"), tail)->lines.size(), 2u);
+  LogQuery since;
+  since.since = newer.back().at;
+  for (const auto& l : driver->read_logs(env_named("pr-1"), since)->lines) {
+    EXPECT_GE(l.at, since.since);
+  }
+}
+
+TEST_F(LocalDriverTest, LogsRotateUnderTheDriverOptions) {
+  start_driver({{"log_max_bytes", 2048}, {"log_keep", 2}});
+  auto spec = make_spec("pr-1", repo);
+  spec.config.local.build = "node -e \"for (let i = 0; i < 200; i++) console.log('build output line ' + i)\"";
+  apply_ok(spec);
+  EXPECT_TRUE(util::path_exists(home.sub("envs/pr-1/logs/app.log.1")));
+  EXPECT_TRUE(util::path_exists(home.sub("envs/pr-1/logs/app.log.2")));
+  EXPECT_FALSE(util::path_exists(home.sub("envs/pr-1/logs/app.log.3")));
+  EXPECT_LE(util::file_size(home.sub("envs/pr-1/logs/app.log.1")), 2048);
+}
+
+TEST_F(LocalDriverTest, ReadLogsOfAnUnknownEnvironmentIsEmpty) {
+  auto c = driver->read_logs(env_named("nothing-here"), {});
+  ASSERT_TRUE(c.has_value());
+  EXPECT_TRUE(c->lines.empty());
+}
+
+TEST_F(LocalDriverTest, RouterComesBackAfterCaddyDies) {
+  apply_ok(make_spec("pr-1", repo));
+  pid_t caddy = driver->router_pid_for_test();
+  ASSERT_GT(caddy, 0);
+  ::kill(caddy, SIGKILL);
+  ASSERT_TRUE(wait_until([&] {
+    pid_t now = driver->router_pid_for_test();
+    return now > 0 && now != caddy && status_via_router(driver->router_port(), "pr-1") == 200;
+  }, k_wait_ms));
+  EXPECT_TRUE(contains(body_via_router("pr-1"), "api-service-demo"));
+}
+
+TEST_F(LocalDriverTest, ObserveReportsHealthAndDeath) {
+  auto r = apply_ok(make_spec("pr-1", repo));
+  auto obs = driver->observe(env_named("pr-1"));
+  ASSERT_TRUE(obs.has_value());
+  EXPECT_EQ(obs->health, Health::healthy) << obs->detail;
+  EXPECT_EQ(obs->status["pid"], r.outputs["pid"]);
+  EXPECT_EQ(obs->status["port"], r.outputs["port"]);
+  EXPECT_EQ(obs->status["revision"], "1");
+  EXPECT_EQ(obs->status["commit"], repo.head());
+  EXPECT_GE(obs->status.value("uptime_ms", int64_t{-1}), 0);
+  ::kill(static_cast<pid_t>(r.outputs["pid"]), SIGKILL);
+  ASSERT_TRUE(wait_until([&] { return driver->observe(env_named("pr-1"))->health == Health::not_running; }, k_wait_ms));
+  ASSERT_TRUE(wait_until([&] { return contains(driver->observe(env_named("pr-1"))->detail, "killed by signal 9"); },
+                         k_wait_ms))
+      << driver->observe(env_named("pr-1"))->detail;
+  // The engine's answer to not_running is apply, which restarts it.
+  apply_ok(make_spec("pr-1", repo));
+  EXPECT_EQ(driver->observe(env_named("pr-1"))->health, Health::healthy);
+}
+
+TEST_F(LocalDriverTest, StaticSiteIsServedFromTheBuiltDirectory) {
+  GitRepo site(work.sub("site"));
+  site.write_file("public/index.html", "<h1>static home</h1>");
+  site.write_file("public/app.js", "console.log(1)");
+  site.commit("site");
+  DeploySpec spec;
+  spec.env = testing::make_env("docs", site);
+  spec.revision_id = 1;
+  spec.components = {"static"};
+  spec.config.local.build = "node -e \"require('fs').cpSync('public', 'dist', {recursive: true})\"";
+  spec.config.static_site.dir = "dist";
+  spec.config.static_site.spa = true;
+  auto r = apply_ok(spec);
+  EXPECT_FALSE(r.outputs.contains("pid"));
+  EXPECT_EQ(body_via_router("docs", "/"), "<h1>static home</h1>");
+  EXPECT_EQ(body_via_router("docs", "/app.js"), "console.log(1)");
+  EXPECT_EQ(body_via_router("docs", "/some/client/route"), "<h1>static home</h1>");
+  auto obs = driver->observe(env_named("docs"));
+  ASSERT_TRUE(obs.has_value());
+  EXPECT_EQ(obs->health, Health::healthy) << obs->detail;
+  EXPECT_EQ(apply_ok(spec).outputs["root"], r.outputs["root"]) << "idempotent";
+  spec.config.static_site.dir = "missing";
+  RecordingProgress p;
+  auto bad = driver->apply(spec, p);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_TRUE(contains(bad.error().message, "has no index.html")) << bad.error().message;
+  EXPECT_EQ(body_via_router("docs", "/"), "<h1>static home</h1>") << "the previous revision keeps serving";
+}
+
+TEST_F(LocalDriverTest, PlanRejectsBadConfigWithoutSideEffects) {
+  auto spec = make_spec("pr-1", repo);
+  EXPECT_TRUE(driver->plan(spec).has_value());
+  spec.config.local.start = "";
+  auto r = driver->plan(spec);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::invalid_config);
+  EXPECT_TRUE(contains(r.error().message, "local.start")) << r.error().message;
+  spec.config.local.start = "node 'unterminated";
+  EXPECT_EQ(driver->plan(spec).error().code, ErrorCode::invalid_config);
+  spec = make_spec("pr-1", repo);
+  spec.config.secrets = {{"X", "vault:x"}};
+  EXPECT_EQ(driver->plan(spec).error().code, ErrorCode::invalid_config);
+  spec = make_spec("Bad_Name", repo);
+  EXPECT_FALSE(driver->plan(spec).has_value());
+  EXPECT_FALSE(util::path_exists(home.sub("envs/pr-1")));
+  RecordingProgress p;
+  spec = make_spec("pr-1", repo);
+  spec.config.local.start = "definitely-not-a-program";
+  auto a = driver->apply(spec, p);
+  ASSERT_FALSE(a.has_value());
+  EXPECT_EQ(a.error().code, ErrorCode::permanent);
+  EXPECT_TRUE(contains(a.error().message, "not found on PATH")) << a.error().message;
+}
+
+TEST_F(LocalDriverTest, OtherComponentsAreIgnoredWithAWarning) {
+  auto spec = make_spec("pr-1", repo);
+  spec.components = {"web", "database"};
+  auto r = apply_ok(spec);
+  EXPECT_TRUE(std::any_of(r.warnings.begin(), r.warnings.end(),
+                          [](const std::string& w) { return contains(w, "\"database\""); }));
+  EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
+}
+
+TEST_F(LocalDriverTest, ExecRunsInTheCheckoutWithTheAppsEnvironment) {
+  auto r = apply_ok(make_spec("pr-1", repo));
+  auto out = driver->exec(env_named("pr-1"), {"node", "-e", "console.log(process.env.PORT + ' ' + process.cwd())"});
+  ASSERT_TRUE(out.has_value()) << out.error().message;
+  EXPECT_EQ((*out)["exit_code"], 0);
+  EXPECT_EQ(util::trim((*out)["stdout"].get<std::string>()),
+            std::to_string(r.outputs.value("port", 0)) + " " + util::absolute_path(home.sub("envs/pr-1/rev-1/src")));
+  EXPECT_EQ(driver->exec(env_named("nothing"), {"true"}).error().code, ErrorCode::not_found);
+}
+
+TEST_F(LocalDriverTest, ConcurrentAppliesOfDifferentEnvironments) {
+  std::vector<std::thread> threads;
+  std::vector<std::string> names = {"one", "two", "three"};
+  std::vector<bool> ok(names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    threads.emplace_back([&, i] {
+      RecordingProgress p;
+      ok[i] = driver->apply(make_spec(names[i], repo), p).has_value();
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    EXPECT_TRUE(ok[i]) << names[i];
+    EXPECT_EQ(status_via_router(driver->router_port(), names[i]), 200) << names[i];
+  }
+}
+
+TEST_F(LocalDriverTest, FactoryCreatesTheDriverAndValidatesOptions) {
+  EXPECT_EQ(local_driver_factory().name(), "local");
+  DriverContext c = testing::make_context(work.sub("home2"));
+  auto d = local_driver_factory().create(c);
+  ASSERT_TRUE(d.has_value()) << d.error().message;
+  EXPECT_EQ((*d)->name(), "local");
+  c.options = {{"stop_grace", 1}};
+  auto bad = local_driver_factory().create(c);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code, ErrorCode::invalid_config);
+  c.options = {{"caddy_binary", "/nonexistent/caddy"}};
+  auto no_caddy = local_driver_factory().create(c);
+  ASSERT_TRUE(no_caddy.has_value());
+  auto started = (*no_caddy)->start({});
+  ASSERT_FALSE(started.has_value());
+  EXPECT_TRUE(contains(started.error().message, "caddy")) << started.error().message;
+}
+
+// Not a benchmark with thresholds: prints the time to healthy next to the app's own.
+TEST_F(LocalDriverTest, ReportsStartupOverhead) {
+  // The app alone: spawn node, poll /health as fast as possible.
+  int port = *util::find_free_port();
+  util::Command c;
+  c.argv = {"node", idp::testing::source_dir() + "/examples/api-service/server.js"};
+  c.env = {{"PORT", std::to_string(port)}};
+  int64_t t0 = util::steady_ms();
+  pid_t pid = *util::spawn(c, {});
+  ASSERT_TRUE(wait_until([&] {
+    auto r = testing::http_get("http://127.0.0.1:" + std::to_string(port) + "/health");
+    return r && r->status == 200;
+  }, k_wait_ms, 1));
+  int64_t direct = util::steady_ms() - t0;
+  util::terminate_group(pid, 2000);
+
+  int64_t a0 = util::steady_ms();
+  auto r = apply_ok(make_spec("pr-1", repo));
+  int64_t apply_ms = util::steady_ms() - a0;
+  int64_t startup = r.outputs.value("startup_ms", int64_t{0});
+  std::printf("time to healthy: app alone %lld ms, through the shim %lld ms, whole first apply %lld ms\n",
+              static_cast<long long>(direct), static_cast<long long>(startup), static_cast<long long>(apply_ms));
+  RecordProperty("app_alone_ms", std::to_string(direct));
+  RecordProperty("shim_startup_ms", std::to_string(startup));
+  RecordProperty("first_apply_ms", std::to_string(apply_ms));
+  EXPECT_GT(startup, 0);
+}
+
+} // namespace
+} // namespace idp::drivers::local
