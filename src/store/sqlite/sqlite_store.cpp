@@ -314,6 +314,10 @@ Expected<Environment> read_environment(const Op& op, const Stmt& st) {
   return e;
 }
 
+// Spelled out in full (source_key != '' included, though callers never pass "") so that the
+// planner can prove the query matches environments_live_source_key and search that index.
+constexpr const char* k_live_source_key_where = "WHERE source_key = ?1 AND source_key != '' AND phase != 'destroyed'";
+
 Expected<std::optional<Environment>> query_environment_by_name(const Op& op, std::string_view name) {
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, select_env_sql() + "WHERE name = ?1"));
   st.bind(1, name);
@@ -328,8 +332,8 @@ Expected<std::optional<Environment>> query_environment_by_name(const Op& op, std
 // The name of the live environment other than `except` that tracks `source_key`.
 Expected<std::optional<std::string>> live_owner_of_source_key(const Op& op, std::string_view source_key,
                                                               std::string_view except) {
-  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "SELECT name FROM environments "
-                                            "WHERE source_key = ?1 AND phase != 'destroyed' AND name != ?2"));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string("SELECT name FROM environments ") + k_live_source_key_where +
+                                                " AND name != ?2"));
   st.bind(1, source_key);
   st.bind(2, except);
   IDP_TRY_ASSIGN(bool row, st.step());
@@ -486,11 +490,16 @@ Expected<void> migrate(const Op& op) {
 }
 
 Expected<void> configure(const Op& op) {
+  std::string mode;
+  {
+    // Finalized before the next pragmas: foreign_keys is silently ignored while a
+    // statement keeps a transaction open.
+    IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "PRAGMA journal_mode = WAL"));
+    IDP_TRY_ASSIGN(bool row, st.step());
+    mode = row ? st.text(0) : std::string();
+  }
   // journal_mode answers with the mode in effect: "memory" for in-memory databases,
   // where WAL does not apply.
-  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "PRAGMA journal_mode = WAL"));
-  IDP_TRY_ASSIGN(bool row, st.step());
-  std::string mode = row ? st.text(0) : std::string();
   if (mode != "wal" && mode != "memory") {
     return Unexpected(op.error("cannot enable WAL mode (journal_mode is " + in_quotes(mode) + ")"));
   }
@@ -560,7 +569,7 @@ Expected<std::optional<Environment>> SqliteStore::find_by_source_key(std::string
   }
   std::lock_guard lock(m_mutex);
   Op op(m_db, "find environment by source " + in_quotes(source_key));
-  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, select_env_sql() + "WHERE source_key = ?1 AND phase != 'destroyed'"));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, select_env_sql() + k_live_source_key_where));
   st.bind(1, source_key);
   IDP_TRY_ASSIGN(bool row, st.step());
   if (!row) {
