@@ -1,0 +1,202 @@
+#include "engine_fixture.hpp"
+
+#include "util/time.hpp"
+
+using namespace idp;
+using namespace idp::testing;
+using core::Phase;
+
+using ControllerTest = EngineTest;
+
+TEST_F(ControllerTest, CreateRecordsDesiredStateAndEvent) {
+  std::string repo = make_repo();
+  auto env = controller().create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(env) << env.error().message;
+  EXPECT_EQ(env->name, "preview-one");
+  EXPECT_EQ(env->phase, Phase::pending);
+  EXPECT_EQ(env->desired, core::Desired::present);
+  EXPECT_EQ(env->commit, m_repo->head());
+  EXPECT_EQ(env->created_at, m_clock.now_ms());
+  EXPECT_EQ(env->expires_at, m_clock.now_ms() + 7LL * 86400 * 1000) << "the example's ttl is 7d";
+  EXPECT_EQ(env->template_name, "api-service");
+  EXPECT_EQ(env->owner, "alice");
+  EXPECT_EQ(count_events("preview-one", "create"), 1u);
+  EXPECT_EQ(m_driver.count("plan"), 1u) << "the driver validated the config before anything was recorded";
+}
+
+TEST_F(ControllerTest, BadInputCreatesNothing) {
+  std::string repo = make_repo();
+  struct Case {
+    engine::CreateRequest req;
+    ErrorCode code;
+    std::string msg;
+  };
+  auto req = [&](std::string branch, std::string name = "", std::string ttl = "", std::string repo_path = "") {
+    auto r = request(repo_path.empty() ? repo : repo_path, branch);
+    r.name = name;
+    r.ttl = ttl;
+    return r;
+  };
+  std::vector<Case> cases = {
+      {req("bad branch"), ErrorCode::invalid_argument, "invalid branch name"},
+      {req("a..b"), ErrorCode::invalid_argument, "invalid branch name"},
+      {req("-rf"), ErrorCode::invalid_argument, "invalid branch name"},
+      {req(""), ErrorCode::invalid_argument, "branch is required"},
+      {req("feature/one", "Bad_Name"), ErrorCode::invalid_argument, "environment name"},
+      {req("feature/one", "", "2 days"), ErrorCode::invalid_argument, "expected a duration"},
+      {req("feature/one", "", "1w1d"), ErrorCode::invalid_argument, "expected a duration"},
+      {req("feature/one", "", "60d"), ErrorCode::invalid_argument, "longer than the maximum"},
+      {req("no-such-branch"), ErrorCode::invalid_config, "not found"},
+      {req("feature/one", "", "", "--upload-pack=touch pwned"), ErrorCode::invalid_argument, "invalid repo"},
+      {req("feature/one", "", "", m_tmp.sub("missing-repo")), ErrorCode::transient, "cannot clone"},
+  };
+  for (const auto& c : cases) {
+    auto r = controller().create(c.req, "cli:alice");
+    ASSERT_FALSE(r) << c.msg;
+    EXPECT_EQ(r.error().code, c.code) << r.error().message;
+    EXPECT_NE(r.error().message.find(c.msg), std::string::npos) << r.error().message;
+  }
+  EXPECT_TRUE(m_store.list_environments(true)->empty());
+}
+
+TEST_F(ControllerTest, InvalidRepoConfigIsRejectedWithPositions) {
+  std::string repo = make_repo();
+  m_repo->write_file(".idp/config.yml", "template: api-service\nttl: forever\nlocal:\n  start: node server.js\n");
+  m_repo->commit("bad ttl");
+  auto r = controller().create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::invalid_config);
+  EXPECT_NE(r.error().message.find(".idp/config.yml:2:6: key \"ttl\""), std::string::npos) << r.error().message;
+  EXPECT_TRUE(m_store.list_environments(true)->empty());
+}
+
+TEST_F(ControllerTest, TemplateFieldsAreEnforced) {
+  std::string repo = make_repo();
+  m_repo->write_file(".idp/config.yml", "template: scheduled-worker\nlocal:\n  start: node job.js\n");
+  m_repo->commit("worker without schedule");
+  auto r = controller().create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("key \"schedule_expression\": required by template \"scheduled-worker\""),
+            std::string::npos)
+      << r.error().message;
+  m_repo->write_file(".idp/config.yml", "template: api-service\nschedule_expression: rate(1 hour)\nlocal:\n  start: x\n");
+  m_repo->commit("service with schedule");
+  r = controller().create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find(".idp/config.yml:2:22: key \"schedule_expression\": not accepted by template"),
+            std::string::npos)
+      << r.error().message;
+  m_repo->write_file(".idp/config.yml", "template: api-servce\n");
+  m_repo->commit("typo");
+  r = controller().create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("did you mean \"api-service\""), std::string::npos) << r.error().message;
+  EXPECT_TRUE(m_store.list_environments(true)->empty());
+}
+
+TEST_F(ControllerTest, DriverPlanFailureCreatesNothing) {
+  std::string repo = make_repo();
+  m_driver.fail_plans(Error(ErrorCode::invalid_config, "key \"local.start\" is required for the local runtime"));
+  auto r = controller().create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::invalid_config);
+  EXPECT_TRUE(m_store.list_environments(true)->empty());
+}
+
+TEST_F(ControllerTest, CollidingBranchesGetDistinctNames) {
+  std::string repo = make_repo("app", "feature/foo");
+  m_repo->checkout_new_branch("foo");
+  m_repo->checkout_new_branch("Foo");
+  auto a = controller().create(request(repo, "feature/foo"), "cli:alice");
+  auto b = controller().create(request(repo, "foo"), "cli:alice");
+  auto c = controller().create(request(repo, "Foo"), "cli:alice");
+  ASSERT_TRUE(a && b && c);
+  EXPECT_EQ(a->name, "preview-foo");
+  EXPECT_NE(b->name, a->name);
+  EXPECT_NE(c->name, a->name);
+  EXPECT_NE(c->name, b->name);
+  EXPECT_EQ(b->name.rfind("preview-foo-", 0), 0u) << b->name;
+  // The same branch again is the same environment: refused, not duplicated.
+  auto again = controller().create(request(repo, "foo"), "cli:alice");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::already_exists);
+  EXPECT_EQ(m_store.list_environments(false)->size(), 3u);
+}
+
+TEST_F(ControllerTest, SameBranchOfTwoReposGetsDistinctNames) {
+  std::string repo1 = make_repo("app1", "feature/login");
+  auto other = make_example_repo(m_tmp.sub("app2"), "api-service", "feature/login");
+  auto a = controller().create(request(repo1, "feature/login"), "cli:alice");
+  auto b = controller().create(request(other.path(), "feature/login"), "cli:bob");
+  ASSERT_TRUE(a && b);
+  EXPECT_NE(a->name, b->name);
+}
+
+TEST_F(ControllerTest, ExtendMovesExpiryFromMaxOfNowAndExpiry) {
+  std::string repo = make_repo();
+  auto env = controller().create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(env);
+  util::Millis before = env->expires_at;
+  auto ext = controller().extend(env->name, "1d", "cli:alice");
+  ASSERT_TRUE(ext) << ext.error().message;
+  EXPECT_EQ(ext->expires_at, before + 86400LL * 1000);
+  EXPECT_EQ(ext->created_at, env->created_at) << "created_at stays: it is the truth, with expires_at";
+  // An expired environment is extended from now.
+  m_clock.set(ext->expires_at + 3600 * 1000);
+  auto ext2 = controller().extend(env->name, "2h", "cli:alice");
+  ASSERT_TRUE(ext2);
+  EXPECT_EQ(ext2->expires_at, m_clock.now_ms() + 2 * 3600 * 1000);
+  // Beyond the policy's maximum lifetime.
+  auto too_long = controller().extend(env->name, "40d", "cli:alice");
+  ASSERT_FALSE(too_long);
+  EXPECT_NE(too_long.error().message.find("beyond the maximum"), std::string::npos);
+  EXPECT_FALSE(controller().extend(env->name, "soon", "cli:alice"));
+  EXPECT_EQ(controller().extend("nope", "1d", "cli:alice").error().code, ErrorCode::not_found);
+  EXPECT_EQ(count_events(env->name, "extend"), 2u);
+}
+
+TEST_F(ControllerTest, DestroyIsIdempotent) {
+  std::string repo = make_repo();
+  auto env = controller().create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(env);
+  ASSERT_TRUE(controller().destroy(env->name, "cli:alice", "done"));
+  ASSERT_TRUE(controller().destroy(env->name, "webhook:delete", "branch deleted"));
+  EXPECT_EQ(count_events(env->name, "destroy"), 1u);
+  EXPECT_EQ(m_store.get_environment(env->name)->desired, core::Desired::absent);
+  EXPECT_EQ(controller().destroy("nope", "x", "y").error().code, ErrorCode::not_found);
+  auto ext = controller().extend(env->name, "1d", "cli:alice");
+  ASSERT_FALSE(ext);
+  EXPECT_EQ(ext.error().code, ErrorCode::conflict);
+}
+
+TEST_F(ControllerTest, SyncBranchSameCommitOnlyExtends) {
+  std::string repo = make_repo();
+  engine::BranchUpdate upd{repo, "feature/one", "", "alice", std::nullopt, "", ""};
+  auto a = controller().sync_branch(upd, "poll", "branch seen");
+  ASSERT_TRUE(a) << a.error().message;
+  m_clock.advance(3600 * 1000);
+  auto b = controller().sync_branch(upd, "webhook:push", "push");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->generation, a->generation) << "the same commit is not deployed twice";
+  EXPECT_EQ(b->expires_at, a->expires_at + 3600 * 1000) << "but its expiry moves out";
+  m_repo->write_file("NEW", "x");
+  upd.commit = m_repo->commit("second");
+  auto c = controller().sync_branch(upd, "webhook:push", "push");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->generation, a->generation + 1);
+  EXPECT_EQ(c->commit, upd.commit);
+  EXPECT_EQ(c->created_at, a->created_at) << "a push does not reset created_at (seed #3)";
+}
+
+TEST_F(ControllerTest, SyncDuringDestroyAsksForAFreshEnvironment) {
+  std::string repo = make_repo();
+  engine::BranchUpdate upd{repo, "feature/one", "", "alice", std::nullopt, "", ""};
+  auto a = controller().sync_branch(upd, "poll", "seen");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(controller().destroy(a->name, "webhook:delete", "deleted"));
+  auto b = controller().sync_branch(upd, "webhook:push", "push");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->name, a->name);
+  EXPECT_EQ(b->desired, core::Desired::present);
+  EXPECT_GT(b->generation, a->generation);
+}

@@ -1,0 +1,234 @@
+#include "engine_fixture.hpp"
+
+using namespace idp;
+using namespace idp::testing;
+using core::Phase;
+
+using ReconcilerTest = EngineTest;
+
+TEST_F(ReconcilerTest, DeploysToReady) {
+  std::string repo = make_repo();
+  auto env = controller(true).create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(env);
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  auto e = m_store.get_environment(env->name);
+  EXPECT_EQ(e->url, "http://preview-one.fake.test/");
+  EXPECT_EQ(e->deployed_commit, env->commit);
+  EXPECT_EQ(e->observed_generation, e->generation);
+  auto revs = m_store.list_revisions(env->name, 10);
+  ASSERT_EQ(revs->size(), 1u);
+  EXPECT_EQ((*revs)[0].status, core::RevisionStatus::serving);
+  EXPECT_EQ(m_driver.live().at(env->name), env->commit);
+  // Every transition has an event with a reason.
+  store::EventQuery q;
+  q.env = env->name;
+  std::vector<std::string> transitions;
+  auto events = m_store.list_events(q);
+  ASSERT_TRUE(events);
+  for (const auto& ev : *events) {
+    if (ev.action == "phase") {
+      transitions.push_back(ev.from_phase + "->" + ev.to_phase);
+      EXPECT_FALSE(ev.reason.empty());
+      EXPECT_EQ(ev.actor, "engine");
+    }
+  }
+  EXPECT_EQ(transitions, (std::vector<std::string>{"pending->provisioning", "provisioning->ready"}));
+}
+
+TEST_F(ReconcilerTest, RetriesTransientFailureWithBackoff) {
+  std::string repo = make_repo();
+  m_driver.fail_next_applies({Error(ErrorCode::transient, "port busy")});
+  auto env = controller(true).create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(wait_phase(env->name, Phase::failed));
+  auto e = m_store.get_environment(env->name);
+  EXPECT_EQ(e->attempts, 1);
+  EXPECT_EQ(e->next_attempt_at, m_clock.now_ms() + 1000) << "first retry after backoff_base";
+  EXPECT_NE(e->message.find("port busy"), std::string::npos);
+  EXPECT_NE(e->message.find("retrying in"), std::string::npos);
+  // Not retried before the backoff passes...
+  EXPECT_FALSE(m_driver.wait_for("apply", env->name, 2, 200));
+  // ...and retried after it.
+  m_clock.advance(1001);
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  EXPECT_EQ(m_store.get_environment(env->name)->attempts, 0);
+}
+
+TEST_F(ReconcilerTest, FailedRevisionRollsBackAndKeepsServing) {
+  std::string repo = make_repo();
+  engine::BranchUpdate upd{repo, "feature/one", "", "alice", std::nullopt, "", ""};
+  auto env = controller(true).sync_branch(upd, "poll", "seen");
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  std::string good = env->commit;
+  m_driver.fail_next_applies({Error(ErrorCode::permanent, "health check on /health did not pass")});
+  m_repo->write_file("BROKEN", "1");
+  upd.commit = m_repo->commit("broken");
+  ASSERT_TRUE(controller().sync_branch(upd, "webhook:push", "push"));
+  ASSERT_TRUE(m_driver.wait_for("apply", env->name, 2, 10000));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto e = m_store.get_environment(env->name);
+        return e->observed_generation == e->generation;
+      },
+      10000, 5));
+  auto e = m_store.get_environment(env->name);
+  EXPECT_EQ(e->phase, Phase::ready);
+  EXPECT_EQ(e->deployed_commit, good);
+  EXPECT_NE(e->message.find("still serving " + good.substr(0, 7)), std::string::npos) << e->message;
+  auto revs = m_store.list_revisions(env->name, 10);
+  EXPECT_EQ((*revs)[0].status, core::RevisionStatus::failed);
+  EXPECT_EQ((*revs)[1].status, core::RevisionStatus::serving);
+  EXPECT_FALSE((*revs)[0].log_tail.empty());
+  // A broken commit is not retried forever: only a new commit deploys again.
+  EXPECT_FALSE(m_driver.wait_for("apply", env->name, 3, 300));
+}
+
+TEST_F(ReconcilerTest, FailedDestroyIsRetriedWithBackoffAndShown) {
+  std::string repo = make_repo();
+  auto env = controller(true).create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  m_driver.fail_next_destroys({Error(ErrorCode::transient, "route removal failed")});
+  ASSERT_TRUE(controller().destroy(env->name, "reaper", "ttl expired"));
+  ASSERT_TRUE(wait_until([&] { return m_store.get_environment(env->name)->attempts == 1; }, 10000, 5));
+  auto e = m_store.get_environment(env->name);
+  EXPECT_EQ(e->phase, Phase::destroying);
+  EXPECT_NE(e->message.find("destroy failed (attempt 1)"), std::string::npos) << e->message;
+  EXPECT_EQ(count_events(env->name, "destroy-failed"), 1u);
+  EXPECT_FALSE(m_driver.wait_for("destroy", env->name, 2, 200)) << "no retry before the backoff";
+  m_clock.advance(1001);
+  ASSERT_TRUE(wait_phase(env->name, Phase::destroyed));
+  EXPECT_TRUE(m_driver.live().empty());
+}
+
+TEST_F(ReconcilerTest, NewerCommitSupersedesInFlightDeploy) {
+  std::string repo = make_repo();
+  engine::BranchUpdate upd{repo, "feature/one", "", "alice", std::nullopt, "", ""};
+  m_driver.hold_applies(true);
+  auto env = controller(true).sync_branch(upd, "poll", "seen");
+  ASSERT_TRUE(m_driver.wait_for("apply", env->name, 1, 10000));
+  std::vector<std::string> commits;
+  for (int i = 0; i < 3; ++i) {
+    m_repo->write_file("N", std::to_string(i));
+    upd.commit = m_repo->commit("push " + std::to_string(i));
+    commits.push_back(upd.commit);
+    ASSERT_TRUE(controller().sync_branch(upd, "webhook:push", "push"));
+  }
+  m_driver.hold_applies(false);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto e = m_store.get_environment(env->name);
+        return e->phase == Phase::ready && e->deployed_commit == commits.back();
+      },
+      10000, 5));
+  EXPECT_EQ(m_driver.live().at(env->name), commits.back()) << "only the newest commit ends up deployed";
+  // An intermediate commit may have started, but it was superseded and never served.
+  auto revs = m_store.list_revisions(env->name, 20);
+  ASSERT_TRUE(revs);
+  for (const auto& r : *revs) {
+    if (r.commit != commits.back()) {
+      EXPECT_NE(r.status, core::RevisionStatus::serving) << r.commit;
+    }
+  }
+  EXPECT_EQ((*revs)[0].commit, commits.back());
+  EXPECT_EQ((*revs)[0].status, core::RevisionStatus::serving);
+  size_t applies_of_middle = 0;
+  for (const auto& c : m_driver.calls()) {
+    applies_of_middle += (c.op == "apply" && (c.commit == commits[0] || c.commit == commits[1])) ? 1 : 0;
+  }
+  EXPECT_LE(applies_of_middle, 2u) << "each intermediate commit starts at most once";
+}
+
+TEST_F(ReconcilerTest, HealthTransitionsAndRestart) {
+  m_options.unhealthy_threshold = 2;
+  std::string repo = make_repo();
+  auto env = controller(true).create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  m_options.health_interval = 0; // probe on every pass from now on
+  m_reconciler->stop();
+  m_reconciler = std::make_unique<engine::Reconciler>(m_store, m_drivers, m_templates, m_clock, m_options);
+  m_reconciler->start();
+  m_driver.set_health(env->name, drivers::Health::unhealthy, "GET /health: 500");
+  ASSERT_TRUE(wait_phase(env->name, Phase::degraded));
+  EXPECT_NE(m_store.get_environment(env->name)->message.find("500"), std::string::npos);
+  m_driver.set_health(env->name, drivers::Health::healthy);
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  size_t applies = m_driver.count("apply", env->name);
+  m_driver.set_health(env->name, drivers::Health::not_running, "process exited");
+  ASSERT_TRUE(m_driver.wait_for("apply", env->name, applies + 1, 10000)) << "a dead process is restarted";
+  m_driver.set_health(env->name, drivers::Health::healthy);
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+}
+
+TEST_F(ReconcilerTest, PushDuringDestroyRecreatesAfterDestroyFinishes) {
+  std::string repo = make_repo();
+  engine::BranchUpdate upd{repo, "feature/one", "", "alice", std::nullopt, "", ""};
+  auto env = controller(true).sync_branch(upd, "poll", "seen");
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  m_driver.fail_next_destroys({Error(ErrorCode::transient, "slow")});
+  ASSERT_TRUE(controller().destroy(env->name, "webhook:delete", "deleted"));
+  ASSERT_TRUE(wait_until([&] { return m_store.get_environment(env->name)->attempts == 1; }, 10000, 5))
+      << "the first destroy attempt failed and is waiting for its retry";
+  ASSERT_TRUE(controller().sync_branch(upd, "webhook:push", "push"));
+  m_clock.advance(60'000);
+  ASSERT_TRUE(m_driver.wait_for("destroy", env->name, 2, 10000)) << "the destroy still finishes";
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  auto e = m_store.get_environment(env->name);
+  EXPECT_GT(e->created_at, env->created_at) << "created fresh";
+  // destroy (finished) happened before the recreate's apply
+  auto calls = m_driver.calls();
+  size_t last_destroy = 0, last_apply = 0;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    if (calls[i].op == "destroy") {
+      last_destroy = i;
+    }
+    if (calls[i].op == "apply") {
+      last_apply = i;
+    }
+  }
+  EXPECT_GT(last_apply, last_destroy);
+}
+
+TEST_F(ReconcilerTest, LeaseHeldByLiveOwnerBlocksWorkDeadOwnerIsBroken) {
+  std::string repo = make_repo();
+  auto env = controller(false).create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(env);
+  // Another live daemon holds the lease: nothing happens.
+  ASSERT_TRUE(*m_store.try_acquire_lease(env->name, "other-host:1:1", m_clock.now_ms(), 600'000));
+  engine::Reconciler rec(m_store, m_drivers, m_templates, m_clock, m_options);
+  rec.start();
+  EXPECT_FALSE(m_driver.wait_for("apply", env->name, 1, 300));
+  rec.stop();
+  // A lease of a dead process on this host is broken.
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  ASSERT_TRUE(m_store.break_lease(env->name));
+  ASSERT_TRUE(*m_store.try_acquire_lease(env->name, std::string(host) + ":999999:1", m_clock.now_ms(), 600'000));
+  engine::Reconciler rec2(m_store, m_drivers, m_templates, m_clock, m_options);
+  rec2.start();
+  EXPECT_TRUE(m_driver.wait_for("apply", env->name, 1, 10000));
+  rec2.stop();
+}
+
+TEST_F(ReconcilerTest, ReaperDestroysExpiredWithReason) {
+  std::string repo = make_repo();
+  auto r = request(repo, "feature/one");
+  r.ttl = "2s";
+  auto env = controller(true).create(r, "cli:alice");
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  engine::Reaper reaper(m_store, *m_controller, m_clock, 1000);
+  EXPECT_EQ(reaper.sweep(), 0u);
+  m_clock.advance(2001);
+  EXPECT_EQ(reaper.sweep(), 1u);
+  ASSERT_TRUE(wait_phase(env->name, Phase::destroyed));
+  store::EventQuery q;
+  q.env = env->name;
+  bool found = false;
+  auto events = m_store.list_events(q);
+  ASSERT_TRUE(events);
+  for (const auto& ev : *events) {
+    if (ev.action == "destroy" && ev.actor == "reaper") {
+      found = ev.reason.find("ttl expired at") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(found);
+  EXPECT_EQ(reaper.sweep(), 0u) << "a destroyed environment is not reaped again";
+}
