@@ -167,6 +167,7 @@ TEST_F(ReconcilerTest, PushDuringDestroyRecreatesAfterDestroyFinishes) {
   ASSERT_TRUE(controller().destroy(env->name, "webhook:delete", "deleted"));
   ASSERT_TRUE(wait_until([&] { return m_store.get_environment(env->name)->attempts == 1; }, 10000, 5))
       << "the first destroy attempt failed and is waiting for its retry";
+  m_clock.advance(500); // before the retry is due
   ASSERT_TRUE(controller().sync_branch(upd, "webhook:push", "push"));
   m_clock.advance(60'000);
   ASSERT_TRUE(m_driver.wait_for("destroy", env->name, 2, 10000)) << "the destroy still finishes";
