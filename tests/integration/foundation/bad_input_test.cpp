@@ -1,0 +1,199 @@
+// Bad input gets a clear error, the right exit code or status, and changes nothing.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "support/daemon_process.hpp"
+#include "support/test_support.hpp"
+#include "util/fs.hpp"
+#include "util/subprocess.hpp"
+
+using namespace idp;
+using namespace idp::testing;
+using nlohmann::json;
+
+namespace {
+util::RunResult run_idp(const std::vector<std::string>& args, const std::string& cwd = "") {
+  util::Command c;
+  c.argv = {idp_binary()};
+  c.argv.insert(c.argv.end(), args.begin(), args.end());
+  c.cwd = cwd;
+  c.env = {{"NO_COLOR", "1"}, {"IDP_SERVER", "http://127.0.0.1:9"}};
+  auto r = util::run(c);
+  return r ? *r : util::RunResult{};
+}
+} // namespace
+
+// Every file in tests/data/bad-configs: `idp config validate FILE` exits 1 and names
+// file:line:col, the key and what was expected.
+TEST(BadInputTest, ConfigValidateRejectsEveryBadFile) {
+  std::string dir = source_dir() + "/tests/data/bad-configs";
+  auto manifest = json::parse(*util::read_file(dir + "/expected.json"));
+  ASSERT_GE(manifest.size(), 25u);
+  for (const auto& c : manifest) {
+    std::string file = dir + "/" + c["file"].get<std::string>();
+    auto r = run_idp({"config", "validate", file});
+    EXPECT_EQ(r.exit_code, 1) << file;
+    std::string want_pos = file + ":" + std::to_string(c["line"].get<int>()) + ":" + std::to_string(c["column"].get<int>()) + ": ";
+    EXPECT_NE(r.err.find(want_pos), std::string::npos) << c["file"] << ": " << r.err;
+    if (!c["key"].get<std::string>().empty()) {
+      EXPECT_NE(r.err.find("key \"" + c["key"].get<std::string>() + "\""), std::string::npos) << r.err;
+    }
+    EXPECT_NE(r.err.find(c["message"].get<std::string>()), std::string::npos) << r.err;
+    auto j = run_idp({"config", "validate", "--json", file});
+    EXPECT_EQ(j.exit_code, 1);
+    auto parsed = json::parse(j.out, nullptr, false);
+    ASSERT_TRUE(parsed.is_object()) << j.out;
+    EXPECT_EQ(parsed["valid"], false);
+    EXPECT_EQ(parsed["errors"][0]["line"], c["line"]);
+  }
+  auto good = run_idp({"config", "validate", source_dir() + "/examples/api-service/.idp/config.yml"});
+  EXPECT_EQ(good.exit_code, 0) << good.err;
+  auto missing = run_idp({"config", "validate", "/nonexistent/config.yml"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("no config file at"), std::string::npos);
+}
+
+TEST(BadInputTest, CliUsageErrorsExitTwoWithoutContactingTheServer) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {{"create", "--repo", "x"}, "--branch is required"},
+      {{"create", "--repo", "x", "--branch", "bad branch"}, "not a valid git branch name"},
+      {{"create", "--repo", "x", "--branch", "a..b"}, "not a valid git branch name"},
+      {{"create", "--repo", "x", "--branch", "ok", "--ttl", "2days"}, "expected a duration"},
+      {{"create", "--repo", "x", "--branch", "ok", "--name", "Bad_Name"}, "environment name"},
+      {{"create", "--repo", "x", "--branch", "ok", "--bogus"}, "bogus"},
+      {{"extend", "env-a", "--ttl", "soon"}, "expected a duration"},
+      {{"extend", "env-a"}, "--ttl is required"},
+      {{"destroy", "env-a"}, "without --yes"},
+      {{"logs", "env-a", "--since", "yesterday"}, "--since"},
+      {{"creat"}, "did you mean \"create\""},
+      {{"status"}, "name is required"},
+  };
+  for (const auto& c : cases) {
+    auto r = run_idp(c.args);
+    EXPECT_EQ(r.exit_code, 2) << c.args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("cannot reach"), std::string::npos) << "usage errors never reach the server: " << r.err;
+  }
+}
+
+class BadInputServerTest : public ::testing::Test {
+protected:
+  BadInputServerTest() : tmp("idp-badinput") {
+    (void)util::ensure_dir(tmp.sub("home"));
+    daemon = std::make_unique<DaemonProcess>(tmp.sub("home"));
+    daemon->start();
+    repo = std::make_unique<GitRepo>(make_example_repo(tmp.sub("app"), "api-service", "feature/ok"));
+  }
+  TempDir tmp;
+  std::unique_ptr<DaemonProcess> daemon;
+  std::unique_ptr<GitRepo> repo;
+};
+
+TEST_F(BadInputServerTest, ApiAnswersClearErrorsAndCreatesNothing) {
+  auto& d = *daemon;
+  auto post = [&](const std::string& body) { return d.api("POST", "/api/v1/environments", body); };
+  struct Case {
+    std::string body;
+    long status;
+    std::string error;
+    std::string message;
+  };
+  std::string repo_json = json(repo->path()).dump();
+  std::vector<Case> cases = {
+      {"{not json", 400, "invalid_json", "invalid JSON at byte"},
+      {"[1,2]", 400, "invalid_json", "expected a JSON object"},
+      {"\"text\"", 400, "invalid_json", "expected a JSON object"},
+      {"{}", 400, "invalid_argument", "field \"repo\" is required"},
+      {"{\"repo\": 7, \"branch\": \"b\"}", 400, "invalid_argument", "field \"repo\": expected a string"},
+      {"{\"repo\": " + repo_json + "}", 400, "invalid_argument", "field \"branch\" is required"},
+      {"{\"repo\": " + repo_json + ", \"branch\": \"bad branch\"}", 400, "invalid_argument", "invalid branch name"},
+      {"{\"repo\": " + repo_json + ", \"branch\": \"feature/ok\", \"ttl\": \"2 days\"}", 400, "invalid_argument",
+       "expected a duration"},
+      {"{\"repo\": " + repo_json + ", \"branch\": \"feature/ok\", \"ttl\": \"90d\"}", 400, "invalid_argument",
+       "longer than the maximum"},
+      {"{\"repo\": " + repo_json + ", \"branch\": \"feature/ok\", \"name\": \"-x\"}", 400, "invalid_argument",
+       "environment name"},
+      {"{\"repo\": " + repo_json + ", \"branch\": \"nope\"}", 422, "invalid_config", "branch \"nope\" not found"},
+      {"{\"repo\": " + repo_json + ", \"branch\": \"feature/ok\", \"template\": \"api-servce\"}", 422, "invalid_config",
+       "did you mean \"api-service\""},
+      {"{\"repo\": \"-oProxyCommand=x\", \"branch\": \"main\"}", 400, "invalid_argument", "invalid repo"},
+  };
+  for (const auto& c : cases) {
+    auto [status, body] = post(c.body);
+    EXPECT_EQ(status, c.status) << c.body << " -> " << body.dump();
+    ASSERT_TRUE(body.is_object()) << c.body;
+    EXPECT_EQ(body["error"], c.error) << body.dump();
+    EXPECT_NE(body["message"].get<std::string>().find(c.message), std::string::npos) << body.dump();
+  }
+  // Oversized body.
+  auto [big_status, big_body] = post("{\"repo\": \"" + std::string(2 * 1024 * 1024, 'x') + "\", \"branch\": \"b\"}");
+  EXPECT_EQ(big_status, 413);
+  EXPECT_EQ(big_body["error"], "too_large");
+  // Unknown environments.
+  for (auto [method, path] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/api/v1/environments/nope"},
+           {"DELETE", "/api/v1/environments/nope"},
+           {"GET", "/api/v1/environments/nope/logs"},
+           {"GET", "/api/v1/environments/nope/events"}}) {
+    auto [status, body] = d.api(method, path);
+    EXPECT_EQ(status, 404) << method << " " << path;
+    EXPECT_EQ(body["error"], "not_found");
+  }
+  auto [ext_status, ext_body] = d.api("POST", "/api/v1/environments/nope/extend", "{\"ttl\": \"1d\"}");
+  EXPECT_EQ(ext_status, 404);
+  auto [nf_status, nf_body] = d.api("GET", "/api/v1/nothing-here");
+  EXPECT_EQ(nf_status, 404);
+  EXPECT_EQ(nf_body["error"], "not_found");
+  auto [q_status, q_body] = d.api("GET", "/api/v1/environments?all=maybe");
+  EXPECT_EQ(q_status, 400);
+
+  // Nothing was created by any of it.
+  auto [ls, list] = d.api("GET", "/api/v1/environments?all=true");
+  EXPECT_EQ(ls, 200);
+  EXPECT_TRUE(list["environments"].empty()) << list.dump();
+  EXPECT_TRUE(d.home_processes().empty());
+}
+
+TEST_F(BadInputServerTest, InvalidRepoConfigIs422WithPositionsAndCliExitsOne) {
+  auto& d = *daemon;
+  repo->write_file(".idp/config.yml", "template: api-service\ncpu: 256\nmemory: 4096\nlocal:\n  start: node server.js\n");
+  repo->commit("bad memory");
+  auto [status, body] = d.api("POST", "/api/v1/environments",
+                              json{{"repo", repo->path()}, {"branch", "feature/ok"}}.dump());
+  EXPECT_EQ(status, 422);
+  EXPECT_EQ(body["error"], "invalid_config");
+  ASSERT_TRUE(body["errors"].is_array());
+  EXPECT_NE(body["errors"][0].get<std::string>().find(".idp/config.yml:3:9: key \"memory\""), std::string::npos)
+      << body.dump();
+  auto r = d.cli({"create", "--repo", repo->path(), "--branch", "feature/ok"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(".idp/config.yml:3:9"), std::string::npos) << r.err;
+  auto unknown = d.cli({"status", "nope"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("not found"), std::string::npos) << unknown.err;
+  // A repo that cannot run on the local runtime (no local.start) is refused up front.
+  repo->write_file(".idp/config.yml", "template: api-service\n");
+  repo->commit("no start command");
+  auto nostart = d.cli({"create", "--repo", repo->path(), "--branch", "feature/ok"});
+  EXPECT_EQ(nostart.exit_code, 1);
+  EXPECT_NE(nostart.err.find("local.start"), std::string::npos) << nostart.err;
+  auto [ls, list] = d.api("GET", "/api/v1/environments?all=true");
+  EXPECT_TRUE(list["environments"].empty()) << list.dump();
+}
+
+TEST_F(BadInputServerTest, DuplicateCreateIsConflict) {
+  auto& d = *daemon;
+  std::string body = json{{"repo", repo->path()}, {"branch", "feature/ok"}, {"name", "dup-env"}}.dump();
+  auto [s1, b1] = d.api("POST", "/api/v1/environments", body);
+  EXPECT_EQ(s1, 201) << b1.dump();
+  auto [s2, b2] = d.api("POST", "/api/v1/environments", body);
+  EXPECT_EQ(s2, 409);
+  EXPECT_EQ(b2["error"], "already_exists");
+  auto [ls, list] = d.api("GET", "/api/v1/environments?all=true");
+  EXPECT_EQ(list["environments"].size(), 1u);
+}

@@ -1,0 +1,233 @@
+// Issue "Foundation": a branch becomes a live preview environment on one machine.
+// Real idp serve, real git, real processes, real Caddy.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "support/daemon_process.hpp"
+#include "support/test_support.hpp"
+#include "util/fs.hpp"
+#include "util/subprocess.hpp"
+#include "util/time.hpp"
+
+using namespace idp;
+using namespace idp::testing;
+using nlohmann::json;
+
+namespace {
+
+util::RunResult curl(const std::string& url) {
+  util::Command c;
+  c.argv = {"curl", "-s", "-m", "5", "-w", "\n%{http_code}", url};
+  auto r = util::run(c);
+  return r ? *r : util::RunResult{};
+}
+
+// Status code and body of `curl url`.
+std::pair<int, std::string> curl_status(const std::string& url) {
+  auto r = curl(url);
+  auto nl = r.out.rfind('\n');
+  if (nl == std::string::npos) {
+    return {0, r.out};
+  }
+  return {std::atoi(r.out.substr(nl + 1).c_str()), r.out.substr(0, nl)};
+}
+
+json list_json(const DaemonProcess& d, bool all = false) {
+  std::vector<std::string> args = {"list", "--json"};
+  if (all) {
+    args.push_back("--all");
+  }
+  auto r = d.cli(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return json::parse(r.out, nullptr, false);
+}
+
+std::vector<pid_t> env_processes(const DaemonProcess& d, const std::string& env) {
+  std::vector<pid_t> out;
+  for (pid_t p : d.home_processes()) {
+    auto v = util::process_env_value(p, "IDP_ENVIRONMENT");
+    if (v && *v == env) {
+      out.push_back(p);
+    }
+  }
+  return out;
+}
+
+} // namespace
+
+class FoundationTest : public ::testing::Test {
+protected:
+  FoundationTest() : tmp("idp-foundation") { (void)util::ensure_dir(tmp.sub("home")); }
+  TempDir tmp;
+};
+
+TEST_F(FoundationTest, CreateServeListExtendDestroy) {
+  DaemonProcess d(tmp.sub("home"));
+  d.start();
+  GitRepo repo = make_example_repo(tmp.sub("app"), "api-service", "feature/e2e");
+
+  auto created = d.cli({"create", "--repo", repo.path(), "--branch", "feature/e2e"});
+  ASSERT_EQ(created.exit_code, 0) << created.err << d.log();
+  std::string url = "http://preview-e2e.preview.localhost:" + std::to_string(d.router_port()) + "/";
+  EXPECT_EQ(created.out, url + "\n");
+  EXPECT_NE(created.err.find("ready"), std::string::npos) << "the phases are shown as they pass: " << created.err;
+
+  // curl through Caddy at the environment's URL.
+  auto [status, body] = curl_status(url + "health");
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(body.find("\"service\":\"api-service-demo\""), std::string::npos) << body;
+  EXPECT_EQ(curl_status(url + "env").second.find("\"GREETING\":\"hello from a preview environment\"") != std::string::npos,
+            true)
+      << "the config's environment map is injected";
+
+  json list = list_json(d);
+  ASSERT_TRUE(list.is_array());
+  ASSERT_EQ(list.size(), 1u);
+  const json& e = list[0];
+  EXPECT_EQ(e["name"], "preview-e2e");
+  EXPECT_EQ(e["phase"], "ready");
+  EXPECT_EQ(e["url"], url);
+  EXPECT_EQ(e["branch"], "feature/e2e");
+  EXPECT_EQ(e["repo"], util::absolute_path(repo.path()));
+  EXPECT_EQ(e["template"], "api-service");
+  EXPECT_TRUE(e["owner"].is_string());
+  ASSERT_TRUE(e["expires_at"].is_string());
+  ASSERT_TRUE(e["created_at"].is_string());
+  auto expires = util::parse_iso8601(e["expires_at"].get<std::string>());
+  ASSERT_TRUE(expires);
+
+  auto ext = d.cli({"extend", "preview-e2e", "--ttl", "1d"});
+  ASSERT_EQ(ext.exit_code, 0) << ext.err;
+  auto moved = util::parse_iso8601(list_json(d)[0]["expires_at"].get<std::string>());
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(*moved - *expires, 86400LL * 1000);
+
+  auto logs = d.cli({"logs", "preview-e2e"});
+  EXPECT_EQ(logs.exit_code, 0);
+  EXPECT_NE(logs.out.find("api-service-demo v1 listening on"), std::string::npos) << logs.out;
+
+  EXPECT_FALSE(env_processes(d, "preview-e2e").empty());
+  ASSERT_TRUE(util::is_directory(d.home() + "/envs/preview-e2e"));
+
+  auto destroyed = d.cli({"destroy", "preview-e2e", "--yes"});
+  ASSERT_EQ(destroyed.exit_code, 0) << destroyed.err;
+  EXPECT_TRUE(env_processes(d, "preview-e2e").empty()) << "no process left";
+  EXPECT_EQ(curl_status(url + "health").first, 404) << "the URL no longer reaches the app";
+  EXPECT_FALSE(util::path_exists(d.home() + "/envs/preview-e2e")) << "no worktree left";
+  util::Command wt;
+  wt.argv = {"git", "-C", repo.path(), "worktree", "list"};
+  auto wtl = util::run(wt);
+  EXPECT_EQ(std::count(wtl->out.begin(), wtl->out.end(), '\n'), 1) << wtl->out;
+  auto all = list_json(d, true);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0]["phase"], "destroyed");
+  EXPECT_TRUE(list_json(d).empty());
+  EXPECT_EQ(d.stop(), 0) << "Ctrl-C/TERM stops cleanly";
+  EXPECT_TRUE(d.router_processes().empty());
+}
+
+TEST_F(FoundationTest, ShortTtlIsReapedWithReason) {
+  DaemonProcess d(tmp.sub("home"), {"--ttl-min", "1s", "--reaper-interval", "1s"});
+  d.start();
+  GitRepo repo = make_example_repo(tmp.sub("app"), "api-service", "feature/short");
+  auto created = d.cli({"create", "--repo", repo.path(), "--branch", "feature/short", "--ttl", "3s"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  ASSERT_TRUE(d.wait_phase("preview-short", "destroyed", 60000)) << d.log();
+  EXPECT_TRUE(env_processes(d, "preview-short").empty());
+  auto [status, events] = d.api("GET", "/api/v1/environments/preview-short/events");
+  ASSERT_EQ(status, 200);
+  bool reaped = false;
+  for (const auto& ev : events["events"]) {
+    if (ev["actor"] == "reaper" && ev["action"] == "destroy") {
+      reaped = ev["reason"].get<std::string>().find("ttl expired at") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(reaped) << events.dump(2);
+}
+
+TEST_F(FoundationTest, Kill9WhileReadyThenRestartServesAgain) {
+  auto d = std::make_unique<DaemonProcess>(tmp.sub("home"));
+  d->start();
+  GitRepo repo = make_example_repo(tmp.sub("app"), "api-service", "feature/crash");
+  ASSERT_EQ(d->cli({"create", "--repo", repo.path(), "--branch", "feature/crash"}).exit_code, 0) << d->log();
+  int router_port = d->router_port();
+  ASSERT_EQ(d->get_via_router("preview-crash", "/health").first, 200);
+  auto before = env_processes(*d, "preview-crash");
+  ASSERT_FALSE(before.empty());
+
+  d->kill9();
+  // The router was the daemon's child: it goes with it. The app keeps running.
+  ASSERT_TRUE(wait_until([&] { return d->router_processes().empty(); }, 10000));
+
+  d->start();
+  EXPECT_EQ(d->router_port(), router_port) << "the URL stays the same across restarts";
+  ASSERT_TRUE(wait_until([&] { return d->get_via_router("preview-crash", "/health").first == 200; }, 30000))
+      << d->log();
+  EXPECT_EQ(d->env("preview-crash")["phase"], "ready");
+  EXPECT_EQ(env_processes(*d, "preview-crash"), before) << "the running app was adopted, not duplicated";
+  EXPECT_EQ(d->router_processes().size(), 1u);
+  d->stop();
+  EXPECT_TRUE(d->home_processes().empty()) << "no orphan after a clean stop";
+}
+
+TEST_F(FoundationTest, Kill9DuringProvisioningConvergesToReady) {
+  auto d = std::make_unique<DaemonProcess>(tmp.sub("home"));
+  d->start();
+  GitRepo repo = make_example_repo(tmp.sub("app"), "api-service", "feature/slow");
+  // A build that takes a while, so the daemon can be killed in the middle of it.
+  repo.write_file(".idp/config.yml",
+                  "template: api-service\nhealth_check_path: /health\nlocal:\n  build: \"sleep 5\"\n  start: \"node server.js\"\n");
+  repo.commit("slow build");
+  ASSERT_EQ(d->cli({"create", "--repo", repo.path(), "--branch", "feature/slow", "--no-wait"}).exit_code, 0);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto e = d->env("preview-slow");
+        return e.is_object() && e["phase"] == "provisioning" && e.value("message", "").find("build") != std::string::npos;
+      },
+      30000))
+      << d->log();
+  d->kill9();
+  d->start();
+  ASSERT_TRUE(d->wait_phase("preview-slow", "ready", 60000)) << d->log();
+  EXPECT_EQ(d->get_via_router("preview-slow", "/health").first, 200);
+  // Exactly one app instance (its shim + node), no leftover build from the killed daemon.
+  auto procs = env_processes(*d, "preview-slow");
+  for (pid_t p : procs) {
+    auto cmd = util::read_file("/proc/" + std::to_string(p) + "/cmdline").value_or("");
+    EXPECT_EQ(cmd.find("sleep"), std::string::npos) << "orphaned build process " << p;
+  }
+  std::set<std::string> revisions;
+  for (pid_t p : procs) {
+    revisions.insert(util::process_env_value(p, "IDP_REVISION").value_or("?"));
+  }
+  EXPECT_EQ(revisions.size(), 1u) << "only the serving revision runs";
+}
+
+TEST_F(FoundationTest, CollidingBranchesGetTwoEnvironments) {
+  DaemonProcess d(tmp.sub("home"));
+  d.start();
+  GitRepo repo = make_example_repo(tmp.sub("app"), "api-service", "feature/foo");
+  repo.write_file(".idp/config.yml", "template: api-service\nhealth_check_path: /health\nenvironment:\n  APP_VERSION: from-feature-foo\nlocal:\n  start: node server.js\n");
+  repo.commit("feature/foo version");
+  repo.checkout_new_branch("foo");
+  repo.write_file(".idp/config.yml", "template: api-service\nhealth_check_path: /health\nenvironment:\n  APP_VERSION: from-foo\nlocal:\n  start: node server.js\n");
+  repo.commit("foo version");
+
+  auto a = d.cli({"create", "--repo", repo.path(), "--branch", "feature/foo"});
+  auto b = d.cli({"create", "--repo", repo.path(), "--branch", "foo"});
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_NE(a.out, b.out);
+  json list = list_json(d);
+  ASSERT_EQ(list.size(), 2u);
+  std::map<std::string, std::string> version_of;
+  for (const auto& e : list) {
+    std::string name = e["name"];
+    auto [status, body] = d.get_via_router(name, "/health");
+    ASSERT_EQ(status, 200) << name;
+    version_of[e["branch"]] = json::parse(body)["version"];
+  }
+  EXPECT_EQ(version_of["feature/foo"], "from-feature-foo");
+  EXPECT_EQ(version_of["foo"], "from-foo");
+}
