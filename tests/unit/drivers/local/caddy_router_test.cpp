@@ -166,5 +166,22 @@ TEST(CaddyRouterTest, PortInUseFailsStartWithCaddysReason) {
   EXPECT_EQ(g.router->pid(), 0);
 }
 
+TEST(CaddyRouterTest, LongHomeFallsBackToATcpAdminPort) {
+  TempDir home;
+  RouterConfig cfg;
+  // sun_path holds 108 bytes: a deeper home cannot have its admin socket there.
+  cfg.dir = home.sub(std::string(100, 'd') + "/router");
+  cfg.port = *util::find_free_port();
+  cfg.home_id = "t" + util::random_hex(5);
+  CaddyRouter router(cfg);
+  Upstream one("one");
+  ASSERT_TRUE(router.start({}));
+  EXPECT_FALSE(util::path_exists(cfg.dir + "/admin.sock"));
+  ASSERT_TRUE(router.set_route({"app", one.port}));
+  EXPECT_EQ(get_via_router(cfg.port, "app", "/")->body, "one");
+  ASSERT_TRUE(router.remove_route("app"));
+  EXPECT_EQ(status_via_router(cfg.port, "app", "/"), 404);
+}
+
 } // namespace
 } // namespace idp::drivers::local
