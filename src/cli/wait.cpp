@@ -13,7 +13,10 @@ Expected<nlohmann::json> wait_for_phase(ApiClient& client, const std::string& na
                                         long long timeout_ms, bool verbose) {
   long long deadline = util::steady_ms() + timeout_ms;
   std::string last_line;
-  int poll_ms = 50;
+  // Local requests are cheap: poll fast at first so `idp create` returns as soon as the
+  // environment serves, then back off for long operations.
+  long long started = util::steady_ms();
+  int poll_ms = 20;
   while (true) {
     IDP_TRY_ASSIGN(auto env, client.get("/api/v1/environments/" + util::url_encode(name)));
     std::string phase = env.value("phase", "");
@@ -31,7 +34,9 @@ Expected<nlohmann::json> wait_for_phase(ApiClient& client, const std::string& na
                                                 " after " + std::to_string(timeout_ms / 1000) + "s");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
-    poll_ms = std::min(poll_ms * 2, 500);
+    if (util::steady_ms() - started > 3000) {
+      poll_ms = std::min(poll_ms * 2, 250);
+    }
   }
 }
 

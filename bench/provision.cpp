@@ -1,0 +1,147 @@
+// bench/provision: time from `idp create` to a healthy URL for the example app, beside the
+// time the app itself needs to start and answer its health check (started by hand in the
+// same run: the floor). Also the memory of `idp serve` per live environment.
+//
+//   build/bench/bench_provision [--envs 20] [--memory-envs 100]
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "support/daemon_process.hpp"
+#include "support/test_support.hpp"
+#include "util/fs.hpp"
+#include "util/http_client.hpp"
+#include "util/subprocess.hpp"
+#include "util/time.hpp"
+
+using namespace idp;
+using namespace idp::testing;
+
+namespace {
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  if (v.empty()) {
+    return 0;
+  }
+  size_t i = static_cast<size_t>(p * (v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+bool healthy(const std::string& url) {
+  util::HttpRequest r;
+  r.url = url;
+  r.timeout_ms = 1000;
+  r.connect_timeout_ms = 200;
+  auto resp = util::http_request(r);
+  return resp && resp->status == 200;
+}
+
+// Starts the app by hand and measures the time until /health answers 200.
+double floor_once(const std::string& app_dir) {
+  int port = *util::find_free_port();
+  util::Command c;
+  c.argv = {"node", "server.js"};
+  c.cwd = app_dir;
+  c.env = {{"PORT", std::to_string(port)}};
+  int64_t t0 = util::steady_ms();
+  auto pid = util::spawn(c, util::SpawnOptions{});
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/health";
+  while (!healthy(url)) {
+    usleep(2000);
+  }
+  double ms = static_cast<double>(util::steady_ms() - t0);
+  util::terminate_group(*pid, 2000);
+  return ms;
+}
+
+long rss_kib(pid_t pid) {
+  auto s = util::read_file("/proc/" + std::to_string(pid) + "/status");
+  if (!s) {
+    return -1;
+  }
+  auto p = s->find("VmRSS:");
+  return p == std::string::npos ? -1 : std::atol(s->c_str() + p + 6);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  int envs = 20;
+  int memory_envs = 100;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--envs")) {
+      envs = std::atoi(argv[i + 1]);
+    } else if (!std::strcmp(argv[i], "--memory-envs")) {
+      memory_envs = std::atoi(argv[i + 1]);
+    }
+  }
+  auto tmp = util::make_temp_dir("idp-bench-provision");
+  std::string root = *tmp;
+  (void)util::ensure_dir(root + "/home");
+  GitRepo repo(root + "/app");
+  repo.copy_from(source_dir() + "/examples/api-service");
+  repo.commit("example");
+  for (int i = 0; i < std::max(envs, memory_envs); ++i) {
+    repo.git({"branch", "-f", "bench/b" + std::to_string(i)});
+  }
+
+  // The floor: the app alone, started by hand.
+  std::vector<double> floor_ms;
+  for (int i = 0; i < envs; ++i) {
+    floor_ms.push_back(floor_once(repo.path()));
+  }
+
+  DaemonProcess d(root + "/home", {"--workers", "8"});
+  d.start();
+  std::vector<double> create_ms;
+  for (int i = 0; i < envs; ++i) {
+    std::string branch = "bench/b" + std::to_string(i);
+    int64_t t0 = util::steady_ms();
+    auto r = d.cli({"create", "--repo", repo.path(), "--branch", branch});
+    if (r.exit_code != 0) {
+      std::fprintf(stderr, "create failed: %s\n", r.err.c_str());
+      return 1;
+    }
+    std::string url = r.out.substr(0, r.out.find('\n')) + "health";
+    while (!healthy(url)) {
+      usleep(2000);
+    }
+    create_ms.push_back(static_cast<double>(util::steady_ms() - t0));
+  }
+
+  long rss_before = rss_kib(d.pid());
+  for (int i = envs; i < memory_envs; ++i) {
+    auto r = d.cli({"create", "--repo", repo.path(), "--branch", "bench/b" + std::to_string(i), "--no-wait"});
+    if (r.exit_code != 0) {
+      std::fprintf(stderr, "create failed: %s\n", r.err.c_str());
+      return 1;
+    }
+  }
+  for (int i = 0; i < memory_envs; ++i) {
+    d.wait_phase("preview-bench-b" + std::to_string(i), "ready", 300000);
+  }
+  long rss_after = rss_kib(d.pid());
+
+  double f50 = percentile(floor_ms, 0.5), f95 = percentile(floor_ms, 0.95);
+  double c50 = percentile(create_ms, 0.5), c95 = percentile(create_ms, 0.95);
+  std::printf("bench/provision: example app (examples/api-service), %d environments\n", envs);
+  std::printf("  %-44s %8s %8s\n", "", "p50 ms", "p95 ms");
+  std::printf("  %-44s %8.0f %8.0f\n", "floor: app started by hand until /health 200", f50, f95);
+  std::printf("  %-44s %8.0f %8.0f\n", "idp create until the URL answers /health 200", c50, c95);
+  std::printf("  %-44s %8.2f %8.2f\n", "ratio (idp / floor)", c50 / f50, c95 / f95);
+  std::printf("  %-44s %8.0f %8.0f   (goal: p95 within 200 ms)\n", "overhead (idp - floor)", c50 - f50, c95 - f95);
+  std::printf("memory of idp serve: %ld KiB with %d live environments, %ld KiB with %d: %.1f KiB per environment\n",
+              rss_before, envs, rss_after, memory_envs,
+              memory_envs > envs ? static_cast<double>(rss_after - rss_before) / (memory_envs - envs) : 0.0);
+  std::printf("reproduce: cmake --build build --target bench_provision && build/bench/bench_provision --envs %d "
+              "--memory-envs %d\n",
+              envs, memory_envs);
+  d.stop();
+  (void)util::remove_all(root);
+  return 0;
+}
