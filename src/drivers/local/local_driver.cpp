@@ -5,6 +5,7 @@
 #include <csignal>
 #include <deque>
 #include <dirent.h>
+#include <filesystem>
 #include <thread>
 #include <unistd.h>
 
@@ -171,12 +172,24 @@ Error git_error(const Error& e) {
 
 } // namespace
 
-std::string home_id_for(const std::string& home) {
-  return util::sha256_hex(util::absolute_path(home)).substr(0, 12);
+namespace {
+// One spelling per home ("/x/home", "/x/home/" and a symlink to it are the same home), so
+// a restarted daemon recognises its processes whatever path it was given.
+std::string canonical_home(const std::string& home) {
+  std::error_code ec;
+  auto p = std::filesystem::weakly_canonical(std::filesystem::absolute(home), ec);
+  std::string s = ec ? util::absolute_path(home) : p.string();
+  while (s.size() > 1 && s.back() == '/') {
+    s.pop_back();
+  }
+  return s;
 }
+} // namespace
+
+std::string home_id_for(const std::string& home) { return util::sha256_hex(canonical_home(home)).substr(0, 12); }
 
 LocalDriver::LocalDriver(DriverContext ctx, LocalOptions opts)
-    : m_ctx(std::move(ctx)), m_opts(std::move(opts)), m_home(util::absolute_path(m_ctx.home)),
+    : m_ctx(std::move(ctx)), m_opts(std::move(opts)), m_home(canonical_home(m_ctx.home)),
       m_home_id(home_id_for(m_ctx.home)), m_self_exe(m_ctx.self_exe.empty() ? self_exe_path() : m_ctx.self_exe),
       m_cgroups(m_opts.cgroup_root, m_home_id) {
   if (m_ctx.router_port == 0) {
@@ -829,18 +842,20 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
   auto cancelled = [&] { return Error(ErrorCode::cancelled, "deploy of revision " + inst.key + " cancelled"); };
 
   (void)log->append("system", "deploying revision " + inst.key + " (commit " + short_sha(inst.commit) + ")");
-  progress.revision_status(core::RevisionStatus::building, "checking out " + short_sha(inst.commit));
-  if (auto r = checkout(spec.env.repo, inst, progress); !r) {
-    return abandon(r.error());
-  }
-  if (progress.cancelled()) {
-    return abandon(cancelled());
-  }
-  if (auto r = build(spec, inst, *log, progress); !r) {
-    return abandon(r.error());
-  }
-  if (progress.cancelled()) {
-    return abandon(cancelled());
+  if (kind != "none") {
+    progress.revision_status(core::RevisionStatus::building, "checking out " + short_sha(inst.commit));
+    if (auto r = checkout(spec.env.repo, inst, progress); !r) {
+      return abandon(r.error());
+    }
+    if (progress.cancelled()) {
+      return abandon(cancelled());
+    }
+    if (auto r = build(spec, inst, *log, progress); !r) {
+      return abandon(r.error());
+    }
+    if (progress.cancelled()) {
+      return abandon(cancelled());
+    }
   }
   if (kind == "web") {
     progress.revision_status(core::RevisionStatus::starting, "starting " + spec.config.local.start);

@@ -616,6 +616,31 @@ TEST_F(LocalDriverTest, OtherComponentsAreIgnoredWithAWarning) {
   EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
 }
 
+TEST_F(LocalDriverTest, NothingToRunIsReadyWithoutAProcess) {
+  auto spec = make_spec("jobs", repo);
+  spec.components = {"schedule"};
+  auto r = apply_ok(spec);
+  EXPECT_EQ(r.url, "");
+  EXPECT_TRUE(std::any_of(r.warnings.begin(), r.warnings.end(),
+                          [](const std::string& w) { return contains(w, "\"schedule\""); }));
+  EXPECT_TRUE(env_processes("jobs").empty());
+  auto obs = driver->observe(env_named("jobs"));
+  ASSERT_TRUE(obs.has_value());
+  EXPECT_EQ(obs->health, Health::healthy) << obs->detail;
+}
+
+TEST(LocalDriverHomeTest, HomeIdIgnoresTrailingSlashesAndSymlinks) {
+  TempDir dir;
+  ASSERT_TRUE(util::ensure_dir(dir.sub("home")));
+  ASSERT_EQ(::symlink(dir.sub("home").c_str(), dir.sub("link").c_str()), 0);
+  std::string id = home_id_for(dir.sub("home"));
+  EXPECT_EQ(id.size(), 12u);
+  EXPECT_EQ(home_id_for(dir.sub("home") + "/"), id);
+  EXPECT_EQ(home_id_for(dir.sub("link")), id);
+  EXPECT_EQ(home_id_for(dir.sub("home/../home")), id);
+  EXPECT_NE(home_id_for(dir.sub("other")), id);
+}
+
 TEST_F(LocalDriverTest, ExecRunsInTheCheckoutWithTheAppsEnvironment) {
   auto r = apply_ok(make_spec("pr-1", repo));
   auto out = driver->exec(env_named("pr-1"), {"node", "-e", "console.log(process.env.PORT + ' ' + process.cwd())"});
