@@ -83,7 +83,12 @@ int run(int argc, char** argv, const std::vector<CommandSpec>& extra) {
     for (auto* s : app.get_subcommands()) {
       sub = s->get_name();
     }
-    std::fprintf(stderr, "idp: error: %s\nrun 'idp %s--help' for usage\n", e.what(), sub.empty() ? "" : (sub + " ").c_str());
+    // CLI11's messages start with a capital; ours are lowercase.
+    std::string msg = e.what();
+    if (!msg.empty() && msg[0] >= 'A' && msg[0] <= 'Z' && !(msg.size() > 1 && msg[1] >= 'A' && msg[1] <= 'Z')) {
+      msg[0] = static_cast<char>(msg[0] - 'A' + 'a');
+    }
+    std::fprintf(stderr, "idp: error: %s\nrun 'idp %s--help' for usage\n", msg.c_str(), sub.empty() ? "" : (sub + " ").c_str());
     return k_exit_usage;
   }
 

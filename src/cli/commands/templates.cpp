@@ -42,8 +42,7 @@ CommandSpec templates_command() {
               if (*mode == "schedule") {
                 auto s = core::Schedule::parse(o->expression);
                 if (!s) {
-                  return make_error(ErrorCode::invalid_argument,
-                                    "invalid schedule " + util::quote(o->expression) + " " + s.error().message);
+                  return Unexpected(usage_error("invalid schedule " + util::quote(o->expression) + " " + s.error().message));
                 }
                 util::Millis from = util::SystemClock().now_ms();
                 if (!o->from.empty()) {
