@@ -1,0 +1,204 @@
+#include "drivers/terraform/terraform_options.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <functional>
+
+#include "util/fs.hpp"
+#include "util/strings.hpp"
+#include "util/subprocess.hpp"
+
+#ifndef IDP_BUILTIN_TEMPLATES_DIR
+#define IDP_BUILTIN_TEMPLATES_DIR "/usr/share/idp/templates"
+#endif
+
+namespace idp::drivers::terraform {
+
+namespace {
+
+constexpr const char* k_auto_plugin_dir = "/opt/tf-plugins";
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+
+using Setter = std::function<std::string(const nlohmann::json&, TerraformOptions&)>; // "" = ok, else what was expected
+
+Setter string_opt(std::string TerraformOptions::*field, bool non_empty = false) {
+  return [field, non_empty](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+    if (!v.is_string() || (non_empty && v.get<std::string>().empty())) {
+      return non_empty ? "expected a non-empty string" : "expected a string";
+    }
+    o.*field = v.get<std::string>();
+    return "";
+  };
+}
+
+Setter ms_opt(int64_t TerraformOptions::*field, int64_t min) {
+  return [field, min](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+    if (!v.is_number_integer() || v.get<int64_t>() < min) {
+      return "expected a duration (or milliseconds) of at least " + std::to_string(min) + "ms";
+    }
+    o.*field = v.get<int64_t>();
+    return "";
+  };
+}
+
+Setter endpoint_opt(std::string TerraformOptions::*field) {
+  return [field](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+    if (!v.is_string() || !(util::starts_with(v.get<std::string>(), "http://") ||
+                            util::starts_with(v.get<std::string>(), "https://"))) {
+      return "expected an http:// or https:// URL";
+    }
+    std::string s = v.get<std::string>();
+    while (!s.empty() && s.back() == '/') {
+      s.pop_back();
+    }
+    o.*field = s;
+    return "";
+  };
+}
+
+} // namespace
+
+std::string default_templates_dir() { return env_or("IDP_BUILTIN_TEMPLATES", IDP_BUILTIN_TEMPLATES_DIR); }
+
+Expected<TerraformOptions> TerraformOptions::parse(const nlohmann::json& options) {
+  TerraformOptions o;
+  if (!options.is_null() && !options.is_object()) {
+    return make_error(ErrorCode::invalid_config,
+                      "driver \"terraform\": expected an object of options, got " + options.dump());
+  }
+  static const std::vector<std::pair<std::string, Setter>> k_options = {
+      {"binary", string_opt(&TerraformOptions::binary, true)},
+      {"plugin_dir", string_opt(&TerraformOptions::plugin_dir)},
+      {"templates_dir", string_opt(&TerraformOptions::templates_dir, true)},
+      {"templates_path",
+       [](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+         if (!v.is_string()) {
+           return "expected a colon-separated list of directories";
+         }
+         o.templates_path.clear();
+         for (const auto& d : util::split(v.get<std::string>(), ':')) {
+           if (!d.empty()) {
+             o.templates_path.push_back(d);
+           }
+         }
+         return "";
+       }},
+      {"region", string_opt(&TerraformOptions::region)},
+      {"backend",
+       [](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+         if (!v.is_string() || (v != "local" && v != "s3")) {
+           return "expected \"local\" or \"s3\"";
+         }
+         o.backend = v.get<std::string>();
+         return "";
+       }},
+      {"state_bucket", string_opt(&TerraformOptions::state_bucket, true)},
+      {"state_region", string_opt(&TerraformOptions::state_region)},
+      {"dynamodb_table", string_opt(&TerraformOptions::dynamodb_table)},
+      {"state_key_prefix",
+       [](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+         if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>().front() == '/' ||
+             v.get<std::string>().back() == '/') {
+           return "expected a key prefix like \"environments\" (no leading or trailing '/')";
+         }
+         o.state_key_prefix = v.get<std::string>();
+         return "";
+       }},
+      {"s3_endpoint", endpoint_opt(&TerraformOptions::s3_endpoint)},
+      {"dynamodb_endpoint", endpoint_opt(&TerraformOptions::dynamodb_endpoint)},
+      {"aws_endpoint", endpoint_opt(&TerraformOptions::aws_endpoint)},
+      {"lock_timeout_ms", ms_opt(&TerraformOptions::lock_timeout_ms, 0)},
+      {"stop_grace_ms", ms_opt(&TerraformOptions::stop_grace_ms, 0)},
+      {"command_timeout_ms", ms_opt(&TerraformOptions::command_timeout_ms, 1000)},
+      {"use_shared_networking",
+       [](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+         if (!v.is_boolean()) {
+           return "expected true or false";
+         }
+         o.use_shared_networking = v.get<bool>();
+         return "";
+       }},
+      {"acm_certificate_arn", string_opt(&TerraformOptions::acm_certificate_arn)},
+      {"route53_zone_id", string_opt(&TerraformOptions::route53_zone_id)},
+      {"preview_domain", string_opt(&TerraformOptions::preview_domain)},
+      {"log_max_bytes",
+       [](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+         if (!v.is_number_integer() || v.get<int64_t>() < 1024) {
+           return "expected a number of bytes of at least 1024";
+         }
+         o.log_max_bytes = v.get<int64_t>();
+         return "";
+       }},
+      {"log_keep",
+       [](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+         if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 1000) {
+           return "expected a number of files between 0 and 1000";
+         }
+         o.log_keep = v.get<int>();
+         return "";
+       }},
+  };
+  bool plugin_dir_set = false;
+  if (options.is_object()) {
+    std::vector<std::string> names;
+    for (const auto& d : k_options) {
+      names.push_back(d.first);
+    }
+    for (const auto& [key, value] : options.items()) {
+      if (util::starts_with(key, "var_") && key.size() > 4) {
+        if (!value.is_primitive() || value.is_null()) {
+          return make_error(ErrorCode::invalid_config, "driver \"terraform\": option " + util::quote(key) +
+                                                           ": expected a string, number or boolean, got " + value.dump());
+        }
+        o.variables[key.substr(4)] = value;
+        continue;
+      }
+      auto it = std::find_if(k_options.begin(), k_options.end(), [&](const auto& d) { return key == d.first; });
+      if (it == k_options.end()) {
+        std::string hint = util::closest_match(key, names);
+        return make_error(ErrorCode::invalid_config, "driver \"terraform\": unknown option " + util::quote(key) +
+                                                         (hint.empty() ? "" : "; did you mean " + util::quote(hint) + "?"));
+      }
+      std::string expected = it->second(value, o);
+      if (!expected.empty()) {
+        return make_error(ErrorCode::invalid_config,
+                          "driver \"terraform\": option " + util::quote(key) + ": " + expected + ", got " + value.dump());
+      }
+      plugin_dir_set = plugin_dir_set || key == "plugin_dir";
+    }
+  }
+  if (o.binary.empty()) {
+    o.binary = util::find_executable("tofu") ? "tofu" : "terraform";
+  }
+  if (!plugin_dir_set) {
+    o.plugin_dir = env_or("IDP_TF_PLUGIN_DIR", util::is_directory(k_auto_plugin_dir) ? k_auto_plugin_dir : "");
+  }
+  if (o.templates_dir.empty()) {
+    o.templates_dir = default_templates_dir();
+  }
+  if (!options.is_object() || !options.contains("templates_path")) {
+    for (const auto& d : util::split(env_or("IDP_TEMPLATES_PATH", ""), ':')) {
+      if (!d.empty()) {
+        o.templates_path.push_back(d);
+      }
+    }
+  }
+  if (o.region.empty()) {
+    o.region = env_or("AWS_REGION", env_or("AWS_DEFAULT_REGION", ""));
+  }
+  if (o.backend == "s3" && o.state_bucket.empty()) {
+    return make_error(ErrorCode::invalid_config,
+                      "driver \"terraform\": backend \"s3\" needs option \"state_bucket\" (the state bucket's name)");
+  }
+  if (o.backend == "s3" && o.backend_region().empty()) {
+    return make_error(ErrorCode::invalid_config, "driver \"terraform\": backend \"s3\" needs option \"state_region\" "
+                                                 "(or \"region\", or AWS_REGION in the environment)");
+  }
+  return o;
+}
+
+} // namespace idp::drivers::terraform
