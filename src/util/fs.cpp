@@ -1,5 +1,6 @@
 #include "util/fs.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -63,7 +64,8 @@ static Expected<void> write_all(int fd, std::string_view data, const std::string
 }
 
 Expected<void> write_file_atomic(const std::string& path, std::string_view data, int mode) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(reinterpret_cast<uintptr_t>(&data) & 0xffff);
+  static std::atomic<uint64_t> counter{0};
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) {
     return errno_error("cannot create", tmp);

@@ -90,7 +90,7 @@ void close_from(int lowfd) {
 // In the child, after fork: reset signals, set up fds, session, cwd, cgroups; exec.
 [[noreturn]] void child_exec(const Prepared& p, const Command& cmd, int in_fd, int out_fd, int err_fd,
                              bool new_session, pid_t join_group, int pdeathsig,
-                             const std::vector<std::string>& cgroup_files, int errpipe) {
+                             const std::vector<std::string>& cgroup_files, int errpipe, pid_t expected_parent = 0) {
   sigset_t empty;
   sigemptyset(&empty);
   ::sigprocmask(SIG_SETMASK, &empty, nullptr);
@@ -108,6 +108,10 @@ void close_from(int lowfd) {
   }
   if (pdeathsig != 0) {
     ::prctl(PR_SET_PDEATHSIG, pdeathsig);
+    // The parent may have died between fork and prctl: then the signal never comes.
+    if (expected_parent > 0 && ::getppid() != expected_parent) {
+      ::_exit(1);
+    }
   }
   for (const auto& f : cgroup_files) {
     int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
@@ -390,6 +394,7 @@ Expected<pid_t> spawn(const Command& cmd, const SpawnOptions& opts) {
   if (::pipe2(exec_pipe, O_CLOEXEC) != 0 || ::pipe2(pid_pipe, O_CLOEXEC) != 0) {
     return make_error(ErrorCode::io_error, std::string("pipe: ") + std::strerror(errno));
   }
+  pid_t self = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     return make_error(ErrorCode::io_error, std::string("fork: ") + std::strerror(errno));
@@ -397,7 +402,7 @@ Expected<pid_t> spawn(const Command& cmd, const SpawnOptions& opts) {
   if (pid == 0) {
     if (!opts.detach) {
       child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group,
-                 opts.parent_death_signal, opts.cgroup_proc_files, exec_pipe[1]);
+                 opts.parent_death_signal, opts.cgroup_proc_files, exec_pipe[1], self);
     }
     pid_t grandchild = ::fork();
     if (grandchild == 0) {

@@ -1,5 +1,6 @@
 #include "fakes/fake_driver.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 namespace idp::testing {
@@ -9,6 +10,11 @@ using namespace std::chrono_literals;
 Expected<void> FakeDriver::start(const std::vector<core::Environment>& live) {
   std::lock_guard<std::mutex> g(m_mu);
   m_calls.push_back({"start", "", "", 0});
+  // Like a real driver after a restart: whatever belongs to no live environment is removed.
+  for (auto it = m_live.begin(); it != m_live.end();) {
+    bool keep = std::any_of(live.begin(), live.end(), [&](const core::Environment& e) { return e.name == it->first; });
+    it = keep ? std::next(it) : m_live.erase(it);
+  }
   m_cv.notify_all();
   return {};
 }
@@ -88,7 +94,9 @@ Expected<drivers::LogChunk> FakeDriver::read_logs(const core::Environment& env, 
   std::lock_guard<std::mutex> g(m_mu);
   m_calls.push_back({"logs", env.name, env.commit, 0});
   drivers::LogChunk c;
-  c.lines.push_back({0, "stdout", "fake log line of " + env.name});
+  if (m_live.count(env.name)) {
+    c.lines.push_back({0, "stdout", "fake log line of " + env.name});
+  }
   return c;
 }
 
