@@ -297,6 +297,57 @@ void ApiServer::routes() {
     send_json(res, 200, {{"events", out}});
   });
 
+  s.Post(R"(/api/v1/environments/([^/]+)/unlock)", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    std::string name = req.matches[1].str();
+    auto env = unwrap(ctx.store->get_environment(name));
+    auto driver = unwrap(ctx.drivers->get(env.runtime));
+    json out = {{"environment", name}};
+    auto lease = unwrap(ctx.store->get_lease(name));
+    if (lease) {
+      unwrap(ctx.store->break_lease(name));
+      out["lease"] = {{"owner", lease->owner}, {"expires_at", util::format_iso8601(lease->expires_at)}};
+    } else {
+      out["lease"] = nullptr;
+    }
+    out["runtime"] = unwrap(driver->unlock(env));
+    core::Event ev;
+    ev.env = name;
+    ev.at = ctx.clock->now_ms();
+    ev.actor = actor_of(req);
+    ev.action = "unlock";
+    ev.reason = (lease ? "broke lease of " + lease->owner + "; " : std::string("no lease; ")) + out["runtime"].get<std::string>();
+    ev.from_phase = ev.to_phase = std::string(core::phase_name(env.phase));
+    (void)ctx.store->append_event(ev);
+    send_json(res, 200, out);
+  });
+
+  s.Post(R"(/api/v1/environments/([^/]+)/exec)", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    std::string name = req.matches[1].str();
+    json body = parse_body(req);
+    if (!body.contains("argv") || !body["argv"].is_array() || body["argv"].empty()) {
+      throw ApiError(400, "invalid_argument", "field \"argv\": expected a non-empty array of strings");
+    }
+    std::vector<std::string> argv;
+    for (const auto& a : body["argv"]) {
+      if (!a.is_string()) {
+        throw ApiError(400, "invalid_argument", "field \"argv\": expected a non-empty array of strings");
+      }
+      argv.push_back(a.get<std::string>());
+    }
+    auto env = unwrap(ctx.store->get_environment(name));
+    if (env.phase == core::Phase::destroyed) {
+      throw ApiError(409, "conflict", "environment " + util::quote(name) + " is destroyed");
+    }
+    auto driver = unwrap(ctx.drivers->get(env.runtime));
+    send_json(res, 200, unwrap(driver->exec(env, argv)));
+  });
+
+  s.Get(R"(/api/v1/environments/([^/]+)/cost)", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    auto env = unwrap(ctx.store->get_environment(req.matches[1].str()));
+    auto driver = unwrap(ctx.drivers->get(env.runtime));
+    send_json(res, 200, unwrap(driver->cost(env)));
+  });
+
   s.Get(R"(/api/v1/environments/([^/]+)/logs)", [&ctx, this](const httplib::Request& req, httplib::Response& res) {
     std::string name = req.matches[1].str();
     auto env = unwrap(ctx.store->get_environment(name));

@@ -15,5 +15,9 @@ CommandSpec events_command();
 CommandSpec config_command();
 CommandSpec templates_command();
 CommandSpec version_command();
+CommandSpec unlock_command();
+CommandSpec exec_command();
+CommandSpec cost_command();
+CommandSpec drivers_command();
 
 } // namespace idp::cli::commands
