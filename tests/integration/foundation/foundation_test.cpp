@@ -231,3 +231,44 @@ TEST_F(FoundationTest, CollidingBranchesGetTwoEnvironments) {
   EXPECT_EQ(version_of["feature/foo"], "from-feature-foo");
   EXPECT_EQ(version_of["foo"], "from-foo");
 }
+
+TEST_F(FoundationTest, ExecRunsInTheEnvironmentAndUnlockBreaksALease) {
+  DaemonProcess d(tmp.sub("home"));
+  d.start();
+  GitRepo repo = make_example_repo(tmp.sub("app"), "api-service", "feature/ops");
+  ASSERT_EQ(d.cli({"create", "--repo", repo.path(), "--branch", "feature/ops"}).exit_code, 0);
+  auto ex = d.cli({"exec", "preview-ops", "--", "node", "-e", "console.log(process.env.GREETING); process.exit(3)"});
+  EXPECT_EQ(ex.exit_code, 3) << "exec returns the command's exit code: " << ex.err;
+  EXPECT_EQ(ex.out, "hello from a preview environment\n");
+  auto ls = d.cli({"exec", "preview-ops", "--", "ls", "server.js"});
+  EXPECT_EQ(ls.exit_code, 0) << "exec runs in the checkout: " << ls.err;
+
+  // A lease left by a crashed worker of another host blocks the environment until unlocked.
+  auto none = d.cli({"unlock", "preview-ops", "--yes"});
+  EXPECT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_NE(none.out.find("no lease was held"), std::string::npos) << none.out;
+  auto no_yes = d.cli({"unlock", "preview-ops"});
+  EXPECT_EQ(no_yes.exit_code, 2);
+  auto [st, events] = d.api("GET", "/api/v1/environments/preview-ops/events");
+  bool recorded = false;
+  for (const auto& e : events["events"]) {
+    recorded = recorded || e["action"] == "unlock";
+  }
+  EXPECT_TRUE(recorded) << "unlocking is recorded in the audit log";
+
+  // A stuck lease (a worker of another server that died) holds the environment: a destroy
+  // waits for it. `idp unlock` breaks it and the destroy goes through.
+  util::Command sql;
+  sql.argv = {"sqlite3", d.home() + "/state.db",
+              "INSERT OR REPLACE INTO leases(env, owner, expires_at) VALUES ('preview-ops', 'other-host:4242:1', "
+              "9999999999999);"};
+  auto ins = util::run(sql);
+  ASSERT_TRUE(ins && ins->ok()) << (ins ? ins->err : ins.error().message);
+  ASSERT_EQ(d.cli({"destroy", "preview-ops", "--yes", "--no-wait"}).exit_code, 0);
+  EXPECT_FALSE(d.wait_phase("preview-ops", "destroyed", 3000)) << "nobody may act while another holds the lease";
+  EXPECT_EQ(d.env("preview-ops")["lease"]["owner"], "other-host:4242:1");
+  auto broke = d.cli({"unlock", "preview-ops", "--yes"});
+  EXPECT_EQ(broke.exit_code, 0) << broke.err;
+  EXPECT_NE(broke.out.find("broke the lease held by other-host:4242:1"), std::string::npos) << broke.out;
+  EXPECT_TRUE(d.wait_phase("preview-ops", "destroyed", 30000));
+}
