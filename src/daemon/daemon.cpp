@@ -11,6 +11,7 @@
 #include "engine/controller.hpp"
 #include "engine/reaper.hpp"
 #include "engine/reconciler.hpp"
+#include "sources/sources.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
@@ -41,6 +42,7 @@ struct Daemon::Impl {
   std::unique_ptr<engine::Reconciler> reconciler;
   std::unique_ptr<engine::Controller> controller;
   std::unique_ptr<engine::Reaper> reaper;
+  std::unique_ptr<sources::Sources> sources;
   std::unique_ptr<api::ApiServer> api;
   int api_port = 0;
   int router_port = 0;
@@ -143,10 +145,20 @@ Expected<void> Daemon::start() {
   actx.clock = &d.clock;
   actx.version = idp::k_version;
   d.api = std::make_unique<api::ApiServer>(actx);
+  sources::Sources::Options so;
+  so.github_api_url = cfg.github_api_url;
+  so.max_body_bytes = actx.max_body_bytes;
+  d.sources = std::make_unique<sources::Sources>(cfg.repositories, *d.store, *d.controller, d.clock, so);
+  d.api->add_post_hook("/hooks/github", [src = d.sources.get()](const api::RawRequest& r) {
+    auto out = src->webhook().handle(r.body, r.header);
+    std::string body = out.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return api::RawResponse{out.status, "application/json", body + "\n"};
+  });
   IDP_TRY_ASSIGN(d.api_port, d.api->bind(cfg.api_host(), cfg.api_port()));
 
   d.reconciler->start();
   d.reaper->start();
+  d.sources->start(); // after the engine: the startup sync queues work for it
   d.api->start();
   d.started = true;
 
@@ -187,6 +199,9 @@ void Daemon::shutdown() {
   d.stopped = true;
   if (d.api) {
     d.api->stop();
+  }
+  if (d.sources) {
+    d.sources->stop(); // before the engine it feeds
   }
   if (d.reaper) {
     d.reaper->stop();

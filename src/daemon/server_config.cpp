@@ -414,7 +414,17 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
                   return as_string(u, repo.default_template, "a template name");
                 }},
                {"poll", [&](const YAML::Node& u) -> Msg { return as_bool(u, repo.poll); }},
-               {"poll_interval", [&](const YAML::Node& u) -> Msg { return as_duration(u, repo.poll_interval); }},
+               {"poll_interval", [&](const YAML::Node& u) -> Msg {
+                  // Also "<n>ms": sub-second polling is for tests (each poll runs git ls-remote).
+                  static const std::regex k_ms("^([0-9]{1,7})ms$");
+                  std::smatch m;
+                  const std::string v = u.IsScalar() ? u.Scalar() : "";
+                  if (std::regex_match(v, m, k_ms) && std::stoll(m[1].str()) > 0) {
+                    repo.poll_interval = std::stoll(m[1].str());
+                    return std::nullopt;
+                  }
+                  return as_duration(u, repo.poll_interval);
+                }},
            };
            w.walk(item, prefix, repo_table);
            if (!has_url && item.IsMap()) {

@@ -19,5 +19,6 @@ CommandSpec unlock_command();
 CommandSpec exec_command();
 CommandSpec cost_command();
 CommandSpec drivers_command();
+CommandSpec dashboard_command();
 
 } // namespace idp::cli::commands

@@ -1,0 +1,342 @@
+#include "sources/github_notifier.hpp"
+
+#include <set>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "sources/repo_identity.hpp"
+#include "util/hash.hpp"
+#include "util/strings.hpp"
+
+namespace idp::sources {
+
+using core::Environment;
+using core::Phase;
+using core::Revision;
+using core::RevisionStatus;
+
+namespace {
+
+std::string short_sha(const std::string& c) { return c.substr(0, 7); }
+
+// A table cell: no line breaks, no column separators.
+std::string cell(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\n' || c == '\r') {
+      out += ' ';
+    } else if (c == '|') {
+      out += "\\|";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+struct Status {
+  std::string state;
+  std::string description;
+  std::string url;
+  std::string key() const { return state + "|" + description + "|" + url; }
+};
+
+std::optional<Status> status_of(const Revision& rev, const Environment& env, const std::string& posted) {
+  switch (rev.status) {
+  case RevisionStatus::pending:
+  case RevisionStatus::building:
+  case RevisionStatus::starting:
+    return Status{"pending", "deploying " + short_sha(rev.commit) + " to " + env.name, env.url};
+  case RevisionStatus::serving:
+    return Status{"success", env.name + " is serving " + short_sha(rev.commit), env.url};
+  case RevisionStatus::failed:
+    return Status{"failure", "deploy to " + env.name + " failed: " + first_line(rev.message), ""};
+  case RevisionStatus::superseded:
+    // Only correct what we said: a "pending" would otherwise stay forever.
+    if (util::starts_with(posted, "pending|")) {
+      return Status{"error", "not deployed: superseded by a newer commit", ""};
+    }
+    return std::nullopt;
+  case RevisionStatus::stopped:
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+std::string render_pr_comment(const Environment& env) {
+  bool destroyed = env.phase == Phase::destroyed || env.phase == Phase::destroying;
+  std::string title;
+  if (destroyed) {
+    title = "🗑️ **Preview Environment " + std::string(env.phase == Phase::destroyed ? "destroyed" : "being destroyed") +
+            "**";
+  } else if (env.generation <= 1) {
+    title = "🚀 **Preview Environment created**";
+  } else {
+    title = "🔄 **Preview Environment updated (TTL extended)**";
+  }
+  std::string commit = "`" + short_sha(env.commit) + "`";
+  if (!env.deployed_commit.empty() && env.deployed_commit != env.commit) {
+    commit += " (serving `" + short_sha(env.deployed_commit) + "`)";
+  }
+  std::string url = destroyed ? "-" : (env.url.empty() ? "pending" : env.url);
+  std::string expires = destroyed ? "-" : (env.expires_at > 0 ? util::format_iso8601(env.expires_at) : "unknown");
+  std::string out;
+  out += std::string(k_comment_marker) + "\n";
+  out += title + "\n\n";
+  out += "| | |\n|---|---|\n";
+  out += "| **Environment** | `" + env.name + "` |\n";
+  out += "| **URL** | " + cell(url) + " |\n";
+  out += "| **Template** | `" + cell(env.template_name) + "` |\n";
+  out += "| **Commit** | " + commit + " |\n";
+  out += "| **Phase** | " + std::string(core::phase_name(env.phase)) + " |\n";
+  if (!env.message.empty() && !destroyed) {
+    out += "| **Status** | " + cell(first_line(env.message).substr(0, 300)) + " |\n";
+  }
+  out += "| **Expires** | " + expires + " |\n\n";
+  out += "> This environment is automatically destroyed when this PR is merged or the branch is deleted.\n";
+  out += "> TTL is extended on every push.\n";
+  return out;
+}
+
+GithubNotifier::GithubNotifier(std::vector<WatchedRepo> repos, store::StateStore& store, util::Clock& clock,
+                               Options options)
+    : m_repos(std::move(repos)), m_store(store), m_clock(clock), m_options(std::move(options)) {}
+
+GithubNotifier::~GithubNotifier() { stop(); }
+
+bool GithubNotifier::enabled() const {
+  return std::any_of(m_repos.begin(), m_repos.end(),
+                     [](const WatchedRepo& r) { return !r.github_token.empty() && !github_repo_of(r).empty(); });
+}
+
+void GithubNotifier::start() {
+  std::lock_guard<std::mutex> g(m_mu);
+  if (m_running || !enabled()) {
+    return;
+  }
+  m_running = true;
+  m_thread = std::thread([this] { loop(); });
+}
+
+void GithubNotifier::stop() {
+  {
+    std::lock_guard<std::mutex> g(m_mu);
+    if (!m_running) {
+      return;
+    }
+    m_running = false;
+  }
+  m_cv.notify_all();
+  if (m_thread.joinable()) {
+    m_thread.join();
+  }
+}
+
+void GithubNotifier::loop() {
+  std::unique_lock<std::mutex> lk(m_mu);
+  while (m_running) {
+    lk.unlock();
+    run_once();
+    lk.lock();
+    m_cv.wait_for(lk, std::chrono::milliseconds(m_options.poll_interval), [this] { return !m_running; });
+  }
+}
+
+void GithubNotifier::load_cursor() {
+  if (m_loaded) {
+    return;
+  }
+  auto text = m_store.get_setting(k_cursor_setting);
+  if (!text) {
+    return; // store trouble: try again on the next pass
+  }
+  m_loaded = true;
+  if (!*text) {
+    return;
+  }
+  auto j = nlohmann::json::parse(**text, nullptr, false);
+  if (!j.is_object()) {
+    return;
+  }
+  m_after_id = j.value("after_id", int64_t{0});
+  if (j.contains("retry") && j["retry"].is_array()) {
+    for (const auto& n : j["retry"]) {
+      if (n.is_string()) {
+        m_retry[n.get<std::string>()] = Retry{};
+      }
+    }
+  }
+}
+
+void GithubNotifier::save_cursor() {
+  nlohmann::json retry = nlohmann::json::array();
+  for (const auto& [name, _] : m_retry) {
+    retry.push_back(name);
+  }
+  nlohmann::json j = {{"after_id", m_after_id}, {"retry", retry}};
+  if (auto saved = m_store.set_setting(k_cursor_setting, j.dump()); !saved) {
+    spdlog::warn("github: cannot save the notification cursor: {}", saved.error().full_message());
+  }
+}
+
+size_t GithubNotifier::run_once() {
+  std::lock_guard<std::mutex> run_guard(m_run_mu);
+  load_cursor();
+  if (!m_loaded) {
+    return 0;
+  }
+  store::EventQuery q;
+  q.after_id = m_after_id;
+  q.limit = 500;
+  auto events = m_store.list_events(q);
+  if (!events) {
+    spdlog::warn("github: cannot read the event log: {}", events.error().full_message());
+    return 0;
+  }
+  util::Millis now = m_clock.now_ms();
+  std::set<std::string> due;
+  for (const auto& e : *events) {
+    due.insert(e.env);
+  }
+  for (const auto& [name, r] : m_retry) {
+    if (r.next_at <= now) {
+      due.insert(name);
+    }
+  }
+  size_t notified = 0;
+  bool changed = !events->empty();
+  for (const auto& name : due) {
+    auto retry = m_retry.find(name);
+    if (retry != m_retry.end() && retry->second.next_at > now) {
+      continue; // backing off; its retry covers this event too
+    }
+    auto result = notify(name);
+    if (result) {
+      notified += 1;
+      if (retry != m_retry.end()) {
+        m_retry.erase(retry);
+        changed = true;
+      }
+      continue;
+    }
+    Retry& r = m_retry[name];
+    r.attempts += 1;
+    changed = true;
+    if (r.attempts >= m_options.max_attempts || result.error().code == ErrorCode::unauthorized) {
+      spdlog::error("github: giving up notifying about {}: {}", name, result.error().full_message());
+      m_retry.erase(name);
+      continue;
+    }
+    util::Millis delay = m_options.retry_base;
+    for (int i = 1; i < r.attempts && delay < m_options.retry_max; ++i) {
+      delay *= 2;
+    }
+    r.next_at = now + std::min(delay, m_options.retry_max);
+    spdlog::warn("github: notifying about {} failed (attempt {}), retrying in {}: {}", name, r.attempts,
+                 util::format_duration(std::min(delay, m_options.retry_max)), result.error().full_message());
+  }
+  if (!events->empty()) {
+    m_after_id = events->back().id;
+  }
+  if (changed) {
+    save_cursor();
+  }
+  return notified;
+}
+
+Expected<void> GithubNotifier::notify(const std::string& env_name) {
+  auto env = m_store.get_environment(env_name);
+  if (!env) {
+    return env.error().code == ErrorCode::not_found ? Expected<void>() : Unexpected(env.error());
+  }
+  const WatchedRepo* repo = find_repo_by_url(m_repos, env->repo);
+  if (!repo || repo->github_token.empty()) {
+    return {};
+  }
+  std::string gh = github_repo_of(*repo);
+  if (gh.empty()) {
+    return {};
+  }
+  GithubClient client(m_options.api_url, repo->github_token);
+  IDP_TRY_ASSIGN(auto revs, m_store.list_revisions(env_name, 10)); // newest first
+
+  // The newest word on each commit, oldest commit first.
+  std::vector<std::pair<std::string, Status>> wanted;
+  std::set<std::string> commits;
+  for (auto it = revs.rbegin(); it != revs.rend(); ++it) {
+    std::string key = env_name + "\n" + it->commit;
+    auto st = status_of(*it, *env, m_posted[key]);
+    commits.insert(it->commit);
+    if (!st) {
+      continue;
+    }
+    auto same = std::find_if(wanted.begin(), wanted.end(), [&](const auto& w) { return w.first == it->commit; });
+    if (same != wanted.end()) {
+      same->second = *st;
+    } else {
+      wanted.emplace_back(it->commit, *st);
+    }
+  }
+  if (env->needs_deploy() && !env->commit.empty() && !commits.count(env->commit)) {
+    // Accepted but not started yet: say so before the build begins.
+    wanted.emplace_back(env->commit, Status{"pending", "queued: deploying " + short_sha(env->commit) + " to " + env->name,
+                                            env->url});
+  }
+  for (const auto& [commit, st] : wanted) {
+    std::string key = env_name + "\n" + commit;
+    if (m_posted[key] == st.key()) {
+      continue;
+    }
+    IDP_TRY(client.create_status(gh, commit, st.state, st.url, st.description, m_options.context));
+    m_posted[key] = st.key();
+  }
+
+  if (env->pr_number) {
+    std::string body = render_pr_comment(*env);
+    if (m_comments[env_name] != body) {
+      IDP_TRY(upsert_comment(client, gh, *env->pr_number, body));
+      m_comments[env_name] = body;
+    }
+  }
+  return {};
+}
+
+Expected<void> GithubNotifier::upsert_comment(GithubClient& client, const std::string& repo, int pr,
+                                              const std::string& body) {
+  std::string key = repo + "#" + std::to_string(pr);
+  std::string setting = "github_notifier.comment." + util::sha256_hex(key).substr(0, 16);
+  auto known = m_comment_ids.find(key);
+  if (known == m_comment_ids.end()) {
+    if (auto saved = m_store.get_setting(setting); saved && *saved) {
+      try {
+        known = m_comment_ids.emplace(key, std::stoll(**saved)).first;
+      } catch (...) {
+      }
+    }
+  }
+  if (known != m_comment_ids.end()) {
+    auto updated = client.update_comment(repo, known->second, body);
+    if (updated || updated.error().code != ErrorCode::not_found) {
+      return updated;
+    }
+    m_comment_ids.erase(known); // deleted by someone: find or create it again
+  }
+  IDP_TRY_ASSIGN(auto found, client.find_comment(repo, pr, k_comment_marker));
+  int64_t id = 0;
+  if (found) {
+    id = *found;
+    IDP_TRY(client.update_comment(repo, id, body));
+  } else {
+    IDP_TRY_ASSIGN(id, client.create_comment(repo, pr, body));
+  }
+  m_comment_ids[key] = id;
+  (void)m_store.set_setting(setting, std::to_string(id));
+  return {};
+}
+
+} // namespace idp::sources

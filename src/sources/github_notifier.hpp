@@ -1,0 +1,93 @@
+#pragma once
+// GithubNotifier: tells GitHub what happened to the environments of repositories that have
+// a github_token. It tails the store's event log (never the deploy path), so a GitHub
+// outage can delay a notification but never fail or slow a deploy.
+//   - a commit status per deployed commit (context "mini-idp/preview"): pending while it
+//     deploys, success with the environment URL as target_url, failure with the reason,
+//     error when a newer commit superseded it before it was serving;
+//   - one comment per pull request, created once and then edited in place (found again by
+//     the hidden marker, on every page of comments), laid out like the original's (spec
+//     §5.7) plus the commit and the phase.
+// The event cursor (and the environments still to retry) are kept in store settings, so a
+// restart neither repeats nor loses notifications. Failures are logged and retried with
+// exponential backoff. The token never appears in logs or errors. Thread-safe.
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/environment.hpp"
+#include "sources/github_client.hpp"
+#include "sources/watched_repo.hpp"
+#include "store/state_store.hpp"
+#include "util/time.hpp"
+
+namespace idp::sources {
+
+inline constexpr const char* k_comment_marker = "<!-- mini-idp:preview -->";
+
+// The PR comment for `env` (pure): marker, title (created / updated / destroyed) and a table of
+// environment, URL, template, commit, phase, status message (when any) and expiry.
+std::string render_pr_comment(const core::Environment& env);
+
+class GithubNotifier {
+public:
+  struct Options {
+    std::string api_url = "https://api.github.com";
+    std::string context = "mini-idp/preview";
+    util::Millis poll_interval = 500;   // how often the event log is read
+    util::Millis retry_base = 2'000;    // first retry delay; doubles per attempt
+    util::Millis retry_max = 300'000;
+    int max_attempts = 10;              // then the notification is dropped (logged)
+  };
+
+  GithubNotifier(std::vector<WatchedRepo> repos, store::StateStore& store, util::Clock& clock, Options options);
+  ~GithubNotifier();
+
+  // False when no repository has a token (start() then does nothing).
+  bool enabled() const;
+  void start();
+  void stop();
+
+  // One pass: events after the cursor plus retries that are due. Returns how many
+  // environments were notified successfully.
+  size_t run_once();
+
+  static constexpr const char* k_cursor_setting = "github_notifier.cursor";
+
+private:
+  struct Retry {
+    int attempts = 0;
+    util::Millis next_at = 0;
+  };
+  Expected<void> notify(const std::string& env_name);
+  Expected<void> upsert_comment(GithubClient& client, const std::string& repo, int pr, const std::string& body);
+  void load_cursor();
+  void save_cursor();
+  void loop();
+
+  std::vector<WatchedRepo> m_repos;
+  store::StateStore& m_store;
+  util::Clock& m_clock;
+  Options m_options;
+
+  std::mutex m_run_mu; // one pass at a time
+  bool m_loaded = false;
+  int64_t m_after_id = 0;
+  std::map<std::string, Retry> m_retry;          // environment → backoff
+  std::map<std::string, std::string> m_posted;   // env + commit → "state|description|url" last sent
+  std::map<std::string, std::string> m_comments; // env → comment body last sent
+  std::map<std::string, int64_t> m_comment_ids;  // "owner/repo#pr" → comment id
+
+  std::mutex m_mu;
+  std::condition_variable m_cv;
+  bool m_running = false;
+  std::thread m_thread;
+};
+
+} // namespace idp::sources

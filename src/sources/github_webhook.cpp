@@ -1,0 +1,302 @@
+#include "sources/github_webhook.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "sources/repo_identity.hpp"
+#include "util/git.hpp"
+#include "util/hash.hpp"
+#include "util/http_client.hpp"
+#include "util/strings.hpp"
+
+namespace idp::sources {
+
+using nlohmann::json;
+
+namespace {
+
+const char* k_sig_prefix = "sha256=";
+
+std::string str(const json& j, const char* key) {
+  if (!j.is_object()) {
+    return "";
+  }
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+const json& obj(const json& j, const char* key) {
+  static const json k_null;
+  if (!j.is_object()) {
+    return k_null;
+  }
+  auto it = j.find(key);
+  return it != j.end() && it->is_object() ? *it : k_null;
+}
+
+bool is_sha(const std::string& s) {
+  if (s.size() != 40 && s.size() != 64) {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+bool is_zero_sha(const std::string& s) { return !s.empty() && s.find_first_not_of('0') == std::string::npos; }
+
+Expected<void> check_branch(const std::string& branch, const std::string& where) {
+  if (branch.empty()) {
+    return make_error(ErrorCode::invalid_argument, where + ": no branch name");
+  }
+  if (branch.size() > 255 || !util::is_valid_git_branch(branch)) {
+    return make_error(ErrorCode::invalid_argument,
+                      where + ": invalid branch name " + util::quote(branch) + ": not a valid git branch name");
+  }
+  return {};
+}
+
+std::string login_of(const json& payload) {
+  std::string login = str(obj(payload, "sender"), "login");
+  if (login.empty()) {
+    login = str(obj(payload, "pusher"), "name");
+  }
+  return login;
+}
+
+HookAction ignore(std::string why) {
+  HookAction a;
+  a.kind = HookAction::Kind::ignore;
+  a.reason = std::move(why);
+  return a;
+}
+
+Expected<HookAction> map_push(const json& p, const WatchedRepo& repo) {
+  std::string ref = str(p, "ref");
+  if (ref.empty()) {
+    return make_error(ErrorCode::invalid_argument, "push event without \"ref\"");
+  }
+  if (util::starts_with(ref, "refs/tags/")) {
+    return ignore("tag push");
+  }
+  if (!util::starts_with(ref, "refs/heads/")) {
+    return ignore("push to " + util::quote(ref) + ", not a branch");
+  }
+  HookAction a;
+  a.branch = ref.substr(11);
+  IDP_TRY(check_branch(a.branch, "push"));
+  a.owner = login_of(p);
+  std::string after = str(p, "after");
+  bool deleted = p.contains("deleted") && p["deleted"].is_boolean() && p["deleted"].get<bool>();
+  if (deleted || is_zero_sha(after)) {
+    a.kind = HookAction::Kind::remove;
+    a.reason = "branch deleted (push by " + a.owner + ")";
+    return a;
+  }
+  if (!is_sha(after)) {
+    return make_error(ErrorCode::invalid_argument, "push event: \"after\" is not a commit sha: " + util::quote(after));
+  }
+  if (!repo.tracks(a.branch)) {
+    return ignore("branch " + util::quote(a.branch) + " is not tracked");
+  }
+  a.kind = HookAction::Kind::sync;
+  a.commit = after;
+  a.reason = "push by " + a.owner;
+  return a;
+}
+
+Expected<HookAction> map_pull_request(const json& p, const WatchedRepo& repo) {
+  std::string action = str(p, "action");
+  if (action != "opened" && action != "reopened" && action != "synchronize" && action != "closed") {
+    return ignore("pull_request action " + util::quote(action) + " changes no environment");
+  }
+  const json& pr = obj(p, "pull_request");
+  const json& head = obj(pr, "head");
+  if (pr.is_null() || head.is_null()) {
+    return make_error(ErrorCode::invalid_argument, "pull_request event without \"pull_request.head\"");
+  }
+  HookAction a;
+  a.branch = str(head, "ref");
+  IDP_TRY(check_branch(a.branch, "pull_request"));
+  auto number = p.contains("number") && p["number"].is_number_integer() ? p["number"]
+                                                                        : pr.value("number", json());
+  if (!number.is_number_integer() || number.get<int64_t>() <= 0 || number.get<int64_t>() > 1'000'000'000) {
+    return make_error(ErrorCode::invalid_argument, "pull_request event without a valid \"number\"");
+  }
+  a.pr_number = number.get<int>();
+  // A head in another repository (a fork) is not a branch of the watched repo: never run it.
+  std::string head_repo = str(obj(head, "repo"), "full_name");
+  std::string base_repo = str(obj(p, "repository"), "full_name");
+  if (head_repo.empty() || util::to_lower(head_repo) != util::to_lower(base_repo)) {
+    return ignore("pull request #" + std::to_string(*a.pr_number) + " comes from a fork");
+  }
+  a.owner = login_of(p);
+  std::string sha = str(head, "sha");
+  if (action == "closed") {
+    a.kind = HookAction::Kind::remove;
+    a.commit = is_sha(sha) ? sha : "";
+    bool merged = pr.contains("merged") && pr["merged"].is_boolean() && pr["merged"].get<bool>();
+    a.reason = "pull request #" + std::to_string(*a.pr_number) + (merged ? " merged" : " closed") + " by " + a.owner;
+    return a;
+  }
+  if (!repo.tracks(a.branch)) {
+    return ignore("branch " + util::quote(a.branch) + " is not tracked");
+  }
+  if (!is_sha(sha)) {
+    return make_error(ErrorCode::invalid_argument, "pull_request event: \"head.sha\" is not a commit sha");
+  }
+  a.kind = HookAction::Kind::sync;
+  a.commit = sha;
+  a.reason = "pull request #" + std::to_string(*a.pr_number) + " " + action + " by " + a.owner;
+  return a;
+}
+
+Expected<HookAction> map_delete(const json& p) {
+  std::string ref_type = str(p, "ref_type");
+  if (ref_type != "branch") {
+    return ignore("deleted " + (ref_type.empty() ? std::string("ref") : ref_type) + ", not a branch");
+  }
+  HookAction a;
+  a.kind = HookAction::Kind::remove;
+  a.branch = str(p, "ref");
+  IDP_TRY(check_branch(a.branch, "delete"));
+  a.owner = login_of(p);
+  a.reason = "branch deleted by " + a.owner;
+  return a;
+}
+
+WebhookResponse reply(int status, json body) { return {status, std::move(body)}; }
+
+WebhookResponse fail(int status, const std::string& code, const std::string& message) {
+  return {status, json{{"error", code}, {"message", message}}};
+}
+
+bool valid_delivery_id(const std::string& id) {
+  return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_' ||
+           c == '.';
+  });
+}
+
+} // namespace
+
+std::string github_signature(std::string_view secret, std::string_view body) {
+  return k_sig_prefix + util::to_hex(util::hmac_sha256_raw(secret, body));
+}
+
+bool verify_github_signature(std::string_view secret, std::string_view body, std::string_view signature_header) {
+  if (secret.empty() || !util::starts_with(signature_header, k_sig_prefix)) {
+    return false;
+  }
+  std::string given = util::to_lower(signature_header.substr(7));
+  std::string expected = util::to_hex(util::hmac_sha256_raw(secret, body));
+  return util::constant_time_equals(given, expected);
+}
+
+Expected<HookAction> map_github_event(const std::string& event, const json& payload, const WatchedRepo& repo) {
+  if (!payload.is_object()) {
+    return make_error(ErrorCode::invalid_argument, "expected a JSON object");
+  }
+  if (event == "ping") {
+    HookAction a;
+    a.kind = HookAction::Kind::ping;
+    a.reason = "ping";
+    return a;
+  }
+  if (event == "push") {
+    return map_push(payload, repo);
+  }
+  if (event == "pull_request") {
+    return map_pull_request(payload, repo);
+  }
+  if (event == "delete") {
+    return map_delete(payload);
+  }
+  return ignore("event " + util::quote(event) + " changes no environment");
+}
+
+GithubWebhook::GithubWebhook(std::vector<WatchedRepo> repos, store::StateStore& store, BranchQueue& queue,
+                             util::Clock& clock, size_t max_body_bytes)
+    : m_repos(std::move(repos)), m_store(store), m_queue(queue), m_clock(clock), m_max_body(max_body_bytes) {}
+
+WebhookResponse GithubWebhook::handle(const std::string& body,
+                                      const std::function<std::string(const std::string&)>& header) {
+  if (body.size() > m_max_body) {
+    return fail(413, "too_large", "webhook body is " + std::to_string(body.size()) + " bytes, over the limit of " +
+                                      std::to_string(m_max_body));
+  }
+  std::string event = header("X-GitHub-Event");
+  if (event.empty() || event.size() > 64) {
+    return fail(400, "invalid_argument", "missing X-GitHub-Event header");
+  }
+  std::string delivery = header("X-GitHub-Delivery");
+  if (!valid_delivery_id(delivery)) {
+    return fail(400, "invalid_argument", "missing or malformed X-GitHub-Delivery header");
+  }
+  // GitHub sends either application/json or a form with the JSON in "payload"; the
+  // signature covers the raw body either way.
+  std::string text = body;
+  if (util::starts_with(util::to_lower(header("Content-Type")), "application/x-www-form-urlencoded")) {
+    if (!util::starts_with(body, "payload=")) {
+      return fail(400, "invalid_argument", "form body without a \"payload\" field");
+    }
+    text = util::url_decode(std::string_view(body).substr(8));
+  }
+  json payload = json::parse(text, nullptr, false);
+  if (payload.is_discarded() || !payload.is_object()) {
+    return fail(400, "invalid_json", "webhook body is not a JSON object");
+  }
+  const json& repository = payload.contains("repository") ? payload["repository"] : json();
+  const WatchedRepo* repo = find_watched_repo(m_repos, repository);
+  if (!repo) {
+    std::string name = str(repository, "full_name");
+    return fail(404, "not_found",
+                name.empty() ? std::string("the payload names no repository this server watches")
+                             : "repository " + util::quote(name) + " is not watched by this server");
+  }
+  if (repo->webhook_secret.empty()) {
+    return fail(403, "forbidden", "webhooks are disabled for repository " + util::quote(repo->url) +
+                                      ": it has no webhook_secret in the server config");
+  }
+  std::string signature = header("X-Hub-Signature-256");
+  if (!verify_github_signature(repo->webhook_secret, body, signature)) {
+    spdlog::warn("webhook: {} delivery {} rejected: {} X-Hub-Signature-256", util::quote(event), delivery,
+                 signature.empty() ? "missing" : "wrong");
+    return fail(401, "unauthorized", signature.empty() ? "missing X-Hub-Signature-256 header"
+                                                       : "X-Hub-Signature-256 does not match the body");
+  }
+  auto action = map_github_event(event, payload, *repo);
+  if (!action) {
+    return fail(400, "invalid_argument", action.error().message);
+  }
+  if (action->kind == HookAction::Kind::ping) {
+    return reply(200, {{"status", "pong"}});
+  }
+  if (action->kind == HookAction::Kind::ignore) {
+    return reply(200, {{"status", "ignored"}, {"reason", action->reason}});
+  }
+  auto fresh = m_store.record_delivery(delivery, m_clock.now_ms());
+  if (!fresh) {
+    spdlog::error("webhook: cannot record delivery {}: {}", delivery, fresh.error().full_message());
+    return fail(503, "unavailable", "cannot record the delivery now; redeliver it later");
+  }
+  if (!*fresh) {
+    return reply(200, {{"status", "duplicate"}, {"delivery", delivery}});
+  }
+  BranchWork work;
+  work.op = action->kind == HookAction::Kind::sync ? BranchOp::sync : BranchOp::remove;
+  work.repo = repo->url;
+  work.branch = action->branch;
+  work.commit = action->kind == HookAction::Kind::sync ? action->commit : "";
+  work.head = action->commit;
+  work.owner = action->owner;
+  work.pr_number = action->pr_number;
+  work.default_template = repo->default_template;
+  work.actor = "webhook:" + event;
+  work.reason = action->reason;
+  auto pushed = m_queue.push(work);
+  return reply(202, {{"status", pushed == BranchQueue::Pushed::coalesced ? "coalesced" : "queued"},
+                     {"action", work.op == BranchOp::sync ? "sync" : "remove"},
+                     {"branch", work.branch},
+                     {"commit", action->commit},
+                     {"delivery", delivery}});
+}
+
+} // namespace idp::sources

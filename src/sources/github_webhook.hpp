@@ -1,0 +1,79 @@
+#pragma once
+// GitHub webhooks (POST /hooks/github): verify, map to branch work, enqueue, answer.
+// The handler never calls the Controller or git: it checks the request, records the
+// delivery id and pushes work onto the BranchQueue, so it answers in milliseconds.
+//
+// Answers (JSON bodies {"status": ...} or {"error": ..., "message": ...}):
+//   202 queued | coalesced    work for a branch was enqueued (coalesced: it replaced older work)
+//   200 pong | ignored | duplicate
+//   400 malformed request, or a branch name git would not accept (nothing changes)
+//   401 missing or wrong X-Hub-Signature-256
+//   403 the repository has no webhook_secret: webhooks are refused for it
+//   404 the payload names no watched repository (so a misrouted hook shows as failed in
+//       GitHub's delivery log rather than silently succeeding)
+//   413 body over the limit
+//   503 the store could not record the delivery (GitHub shows the failure; redeliver)
+// Thread-safe.
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sources/branch_queue.hpp"
+#include "sources/watched_repo.hpp"
+#include "store/state_store.hpp"
+#include "util/expected.hpp"
+#include "util/time.hpp"
+
+namespace idp::sources {
+
+// True when `signature_header` is "sha256=" + hex HMAC-SHA256(secret, body), compared in
+// constant time. False for an empty secret or a missing/malformed header.
+bool verify_github_signature(std::string_view secret, std::string_view body, std::string_view signature_header);
+
+// "sha256=<hex>" for `body` under `secret` (what GitHub sends; used by tests and tools).
+std::string github_signature(std::string_view secret, std::string_view body);
+
+// What one event means for the branches of the repository it names. Pure.
+struct HookAction {
+  enum class Kind { sync, remove, ignore, ping };
+  Kind kind = Kind::ignore;
+  std::string branch;
+  std::string commit;            // sync: the commit to deploy; remove: the head when known
+  std::optional<int> pr_number;
+  std::string owner;             // the GitHub login that caused it
+  std::string reason;            // for the audit log, or why it was ignored
+};
+
+// Maps an X-GitHub-Event name and its payload. Tracking rules (`repo.tracks`) decide which
+// pushes and pull requests sync; removals are not filtered (they are idempotent).
+// invalid_argument when the payload is malformed or names a branch git would not accept.
+Expected<HookAction> map_github_event(const std::string& event, const nlohmann::json& payload, const WatchedRepo& repo);
+
+struct WebhookResponse {
+  int status = 200;
+  nlohmann::json body;
+};
+
+class GithubWebhook {
+public:
+  // `repos` are copied. `max_body_bytes` should equal the HTTP server's payload limit.
+  GithubWebhook(std::vector<WatchedRepo> repos, store::StateStore& store, BranchQueue& queue, util::Clock& clock,
+                size_t max_body_bytes = 1024 * 1024);
+
+  // One delivery: the exact body bytes and a header lookup ("" when absent).
+  WebhookResponse handle(const std::string& body, const std::function<std::string(const std::string&)>& header);
+
+private:
+  std::vector<WatchedRepo> m_repos;
+  store::StateStore& m_store;
+  BranchQueue& m_queue;
+  util::Clock& m_clock;
+  size_t m_max_body;
+};
+
+} // namespace idp::sources

@@ -1,0 +1,46 @@
+#include "sources/sources.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace idp::sources {
+
+Sources::Sources(std::vector<WatchedRepo> repos, store::StateStore& store, engine::Controller& controller,
+                 util::Clock& clock, Options options)
+    : m_repos(std::move(repos)) {
+  m_actions = std::make_unique<ControllerActions>(controller);
+  m_seen = std::make_unique<SeenHeads>(store);
+  m_queue = std::make_unique<BranchQueue>(*m_actions, m_seen.get());
+  m_webhook = std::make_unique<GithubWebhook>(m_repos, store, *m_queue, clock, options.max_body_bytes);
+  m_poller = std::make_unique<Poller>(m_repos, store, *m_queue, *m_seen, clock);
+  GithubNotifier::Options no;
+  no.api_url = options.github_api_url;
+  m_notifier = std::make_unique<GithubNotifier>(m_repos, store, clock, no);
+}
+
+Sources::~Sources() { stop(); }
+
+void Sources::start() {
+  if (m_started) {
+    return;
+  }
+  m_started = true;
+  m_queue->start();
+  m_poller->start();
+  m_notifier->start();
+  if (!m_repos.empty()) {
+    spdlog::info("sources: watching {} repositor{}{}", m_repos.size(), m_repos.size() == 1 ? "y" : "ies",
+                 m_notifier->enabled() ? ", notifying GitHub" : "");
+  }
+}
+
+void Sources::stop() {
+  if (!m_started) {
+    return;
+  }
+  m_started = false;
+  m_notifier->stop();
+  m_poller->stop();
+  m_queue->stop();
+}
+
+} // namespace idp::sources

@@ -1,0 +1,292 @@
+#include "sources/github_notifier.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "fakes/fake_clock.hpp"
+#include "fakes/in_memory_store.hpp"
+#include "unit/sources/fake_github.hpp"
+
+namespace idp::sources {
+namespace {
+
+using nlohmann::json;
+
+const std::string k_token = "ghp_TESTTOKEN0123456789abcdefXYZ";
+const std::string k_url = "https://github.com/idp-tests/app.git";
+const std::string k_sha1 = "1111111111111111111111111111111111111111";
+const std::string k_sha2 = "2222222222222222222222222222222222222222";
+
+struct Rig {
+  testing::FakeGitHub github;
+  testing::InMemoryStore store;
+  testing::FakeClock clock;
+  WatchedRepo repo;
+  std::unique_ptr<GithubNotifier> notifier;
+  std::ostringstream log;
+
+  Rig() {
+    repo.url = k_url;
+    repo.github_token = k_token;
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("test", sink));
+    spdlog::set_level(spdlog::level::debug);
+    make();
+  }
+  ~Rig() { spdlog::set_default_logger(std::make_shared<spdlog::logger>("default")); }
+  void make() {
+    GithubNotifier::Options o;
+    o.api_url = github.url();
+    o.retry_base = 1000;
+    notifier = std::make_unique<GithubNotifier>(std::vector<WatchedRepo>{repo}, store, clock, o);
+  }
+
+  core::Environment env(const std::optional<int>& pr = std::nullopt) {
+    core::Environment e;
+    e.name = "preview-login";
+    e.repo = k_url;
+    e.branch = "feature/login";
+    e.template_name = "api-service";
+    e.commit = k_sha1;
+    e.pr_number = pr;
+    e.created_at = clock.now_ms();
+    e.expires_at = clock.now_ms() + 7LL * 86400 * 1000;
+    e.source_key = k_url + "\nfeature/login";
+    return e;
+  }
+  void event(const std::string& action) {
+    core::Event ev;
+    ev.env = "preview-login";
+    ev.at = clock.now_ms();
+    ev.actor = "test";
+    ev.action = action;
+    ASSERT_TRUE(store.append_event(ev));
+  }
+  int64_t revision(const std::string& commit, core::RevisionStatus st, const std::string& message = "") {
+    core::Revision r;
+    r.env = "preview-login";
+    r.commit = commit;
+    r.status = st;
+    r.message = message;
+    r.created_at = clock.now_ms();
+    return *store.insert_revision(r);
+  }
+  void set_revision(int64_t id, core::RevisionStatus st, const std::string& message = "") {
+    auto r = *store.get_revision(id);
+    r.status = st;
+    r.message = message;
+    ASSERT_TRUE(store.update_revision(r));
+  }
+  void update(const std::function<void(core::Environment&)>& f) {
+    ASSERT_TRUE(store.update_environment("preview-login", [&](core::Environment& e, std::vector<core::Event>&) -> Expected<void> {
+      f(e);
+      return {};
+    }));
+  }
+};
+
+void expect_github_headers(const testing::FakeGitHub::Request& r) {
+  EXPECT_EQ(r.headers.at("authorization"), "Bearer " + k_token);
+  EXPECT_EQ(r.headers.at("accept"), "application/vnd.github+json");
+  EXPECT_EQ(r.headers.at("x-github-api-version"), "2022-11-28");
+  EXPECT_FALSE(r.headers.at("user-agent").empty()); // GitHub refuses requests without one
+}
+
+TEST(GithubNotifierTest, CommitStatusesFollowTheRevisionPendingThenSuccessWithTheUrl) {
+  Rig r;
+  ASSERT_TRUE(r.store.insert_environment(r.env(), {}));
+  int64_t rev = r.revision(k_sha1, core::RevisionStatus::building);
+  r.event("create");
+  EXPECT_EQ(r.notifier->run_once(), 1u);
+  auto statuses = r.github.requests("POST", "/repos/idp-tests/app/statuses/");
+  ASSERT_EQ(statuses.size(), 1u);
+  EXPECT_EQ(statuses[0].path, "/repos/idp-tests/app/statuses/" + k_sha1);
+  expect_github_headers(statuses[0]);
+  EXPECT_EQ(statuses[0].headers.at("content-type"), "application/json");
+  json body = json::parse(statuses[0].body);
+  EXPECT_EQ(body["state"], "pending");
+  EXPECT_EQ(body["context"], "mini-idp/preview");
+  EXPECT_FALSE(body.contains("target_url")); // no URL yet
+
+  r.set_revision(rev, core::RevisionStatus::serving);
+  r.update([](core::Environment& e) {
+    e.url = "http://preview-login.preview.localhost:8080/";
+    e.phase = core::Phase::ready;
+  });
+  r.event("phase");
+  r.notifier->run_once();
+  statuses = r.github.requests("POST", "/repos/idp-tests/app/statuses/");
+  ASSERT_EQ(statuses.size(), 2u);
+  body = json::parse(statuses[1].body);
+  EXPECT_EQ(body["state"], "success");
+  EXPECT_EQ(body["target_url"], "http://preview-login.preview.localhost:8080/");
+  EXPECT_LE(body["description"].get<std::string>().size(), 140u);
+
+  r.event("extend"); // nothing new to say: no request
+  r.notifier->run_once();
+  EXPECT_EQ(r.github.requests("POST", "/repos/idp-tests/app/statuses/").size(), 2u);
+}
+
+TEST(GithubNotifierTest, FailedAndSupersededRevisionsAreReported) {
+  Rig r;
+  ASSERT_TRUE(r.store.insert_environment(r.env(), {}));
+  int64_t first = r.revision(k_sha1, core::RevisionStatus::starting);
+  r.event("create");
+  r.notifier->run_once();
+  r.set_revision(first, core::RevisionStatus::superseded, "superseded before it finished");
+  int64_t second = r.revision(k_sha2, core::RevisionStatus::failed, "health check /health: HTTP 500\nmore detail");
+  (void)second;
+  r.event("phase");
+  r.notifier->run_once();
+  auto statuses = r.github.requests("POST", "/repos/idp-tests/app/statuses/");
+  ASSERT_EQ(statuses.size(), 3u);
+  json superseded = json::parse(statuses[1].body);
+  EXPECT_EQ(statuses[1].path, "/repos/idp-tests/app/statuses/" + k_sha1);
+  EXPECT_EQ(superseded["state"], "error");
+  json failed = json::parse(statuses[2].body);
+  EXPECT_EQ(statuses[2].path, "/repos/idp-tests/app/statuses/" + k_sha2);
+  EXPECT_EQ(failed["state"], "failure");
+  EXPECT_NE(failed["description"].get<std::string>().find("HTTP 500"), std::string::npos);
+}
+
+TEST(GithubNotifierTest, OnePrCommentCreatedOnceThenEditedInPlace) {
+  Rig r;
+  ASSERT_TRUE(r.store.insert_environment(r.env(42), {}));
+  r.event("create");
+  r.notifier->run_once();
+  auto posts = r.github.requests("POST", "/repos/idp-tests/app/issues/42/comments");
+  ASSERT_EQ(posts.size(), 1u);
+  expect_github_headers(posts[0]);
+  std::string body = json::parse(posts[0].body)["body"];
+  EXPECT_NE(body.find(k_comment_marker), std::string::npos);
+  EXPECT_NE(body.find("| **Environment** | `preview-login` |"), std::string::npos);
+  EXPECT_NE(body.find("| **URL** | pending |"), std::string::npos);
+
+  r.update([](core::Environment& e) {
+    e.url = "http://preview-login.preview.localhost:8080/";
+    e.phase = core::Phase::ready;
+    e.deployed_commit = e.commit;
+  });
+  r.event("phase");
+  r.notifier->run_once();
+  EXPECT_EQ(r.github.requests("POST", "/repos/idp-tests/app/issues/42/comments").size(), 1u);
+  auto patches = r.github.requests("PATCH", "/repos/idp-tests/app/issues/comments/");
+  ASSERT_EQ(patches.size(), 1u);
+  expect_github_headers(patches[0]);
+  auto comments = r.github.comments(42);
+  ASSERT_EQ(comments.size(), 1u);
+  EXPECT_EQ(patches[0].path, "/repos/idp-tests/app/issues/comments/" + std::to_string(comments[0].id));
+  EXPECT_NE(comments[0].body.find("http://preview-login.preview.localhost:8080/"), std::string::npos);
+  EXPECT_NE(comments[0].body.find("| **Phase** | ready |"), std::string::npos);
+}
+
+TEST(GithubNotifierTest, FindsItsCommentOnALaterPageAfterARestart) {
+  Rig r;
+  for (int i = 0; i < 150; ++i) {
+    r.github.add_comment(42, "LGTM " + std::to_string(i));
+  }
+  int64_t ours = r.github.add_comment(42, std::string(k_comment_marker) + "\nold body");
+  ASSERT_TRUE(r.store.insert_environment(r.env(42), {}));
+  r.event("create");
+  r.notifier->run_once();
+  EXPECT_TRUE(r.github.requests("POST", "/repos/idp-tests/app/issues/42/comments").empty());
+  auto lists = r.github.requests("GET", "/repos/idp-tests/app/issues/42/comments");
+  ASSERT_EQ(lists.size(), 2u); // pages 1 and 2 of 100
+  EXPECT_EQ(lists[0].query, "per_page=100&page=1");
+  EXPECT_EQ(lists[1].query, "per_page=100&page=2");
+  auto patches = r.github.requests("PATCH", "/repos/idp-tests/app/issues/comments/");
+  ASSERT_EQ(patches.size(), 1u);
+  EXPECT_EQ(patches[0].path, "/repos/idp-tests/app/issues/comments/" + std::to_string(ours));
+}
+
+TEST(GithubNotifierTest, ADeletedCommentIsCreatedAgain) {
+  Rig r;
+  ASSERT_TRUE(r.store.insert_environment(r.env(42), {}));
+  r.event("create");
+  r.notifier->run_once();
+  r.github.delete_comment(r.github.comments(42).at(0).id);
+  r.update([](core::Environment& e) { e.phase = core::Phase::ready; });
+  r.event("phase");
+  r.notifier->run_once();
+  EXPECT_EQ(r.github.comments(42).size(), 1u);
+  EXPECT_EQ(r.github.requests("POST", "/repos/idp-tests/app/issues/42/comments").size(), 2u);
+}
+
+TEST(GithubNotifierTest, FailuresAreRetriedWithBackoffAndNeverLeakTheToken) {
+  Rig r;
+  ASSERT_TRUE(r.store.insert_environment(r.env(), {}));
+  r.revision(k_sha1, core::RevisionStatus::building);
+  r.event("create");
+  r.github.fail_next(2, 502);
+  EXPECT_EQ(r.notifier->run_once(), 0u);
+  EXPECT_EQ(r.github.requests().size(), 1u);
+  EXPECT_EQ(r.notifier->run_once(), 0u); // backing off: no request before the delay
+  EXPECT_EQ(r.github.requests().size(), 1u);
+  r.clock.advance(1000);
+  EXPECT_EQ(r.notifier->run_once(), 0u); // second failure; next delay 2s
+  r.clock.advance(1000);
+  r.notifier->run_once();
+  EXPECT_EQ(r.github.requests().size(), 2u);
+  r.clock.advance(1000);
+  EXPECT_EQ(r.notifier->run_once(), 1u);
+  EXPECT_EQ(r.github.requests().size(), 3u);
+  spdlog::default_logger()->flush();
+  EXPECT_NE(r.log.str().find("HTTP 502"), std::string::npos);
+  EXPECT_EQ(r.log.str().find(k_token), std::string::npos);
+}
+
+TEST(GithubNotifierTest, ARestartResumesAfterTheCursorWithoutRenotifying) {
+  Rig r;
+  ASSERT_TRUE(r.store.insert_environment(r.env(42), {}));
+  r.revision(k_sha1, core::RevisionStatus::serving);
+  r.event("create");
+  r.notifier->run_once();
+  size_t sent = r.github.requests().size();
+  ASSERT_GT(sent, 0u);
+  r.make(); // a new daemon over the same store
+  r.notifier->run_once();
+  EXPECT_EQ(r.github.requests().size(), sent);
+}
+
+TEST(GithubNotifierTest, EnvironmentsOfRepositoriesWithoutATokenAreNotReported) {
+  Rig r;
+  r.repo.github_token = "";
+  r.make();
+  EXPECT_FALSE(r.notifier->enabled());
+  ASSERT_TRUE(r.store.insert_environment(r.env(42), {}));
+  r.event("create");
+  r.notifier->run_once();
+  EXPECT_TRUE(r.github.requests().empty());
+}
+
+TEST(GithubNotifierTest, CommentLayoutGolden) {
+  core::Environment e;
+  e.name = "preview-login";
+  e.template_name = "api-service";
+  e.commit = k_sha2;
+  e.deployed_commit = k_sha1;
+  e.generation = 2;
+  e.phase = core::Phase::updating;
+  e.url = "http://preview-login.preview.localhost:8080/";
+  e.expires_at = 1'767'830'400'000; // 2026-01-08T00:00:00Z
+  EXPECT_EQ(render_pr_comment(e), "<!-- mini-idp:preview -->\n"
+                                  "🔄 **Preview Environment updated (TTL extended)**\n"
+                                  "\n"
+                                  "| | |\n"
+                                  "|---|---|\n"
+                                  "| **Environment** | `preview-login` |\n"
+                                  "| **URL** | http://preview-login.preview.localhost:8080/ |\n"
+                                  "| **Template** | `api-service` |\n"
+                                  "| **Commit** | `2222222` (serving `1111111`) |\n"
+                                  "| **Phase** | updating |\n"
+                                  "| **Expires** | 2026-01-08T00:00:00Z |\n"
+                                  "\n"
+                                  "> This environment is automatically destroyed when this PR is merged or the branch "
+                                  "is deleted.\n"
+                                  "> TTL is extended on every push.\n");
+}
+
+} // namespace
+} // namespace idp::sources

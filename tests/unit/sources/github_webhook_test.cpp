@@ -1,0 +1,349 @@
+#include "sources/github_webhook.hpp"
+
+#include <gtest/gtest.h>
+
+#include "fakes/fake_clock.hpp"
+#include "fakes/in_memory_store.hpp"
+#include "unit/sources/recording_actions.hpp"
+#include "unit/sources/webhook_examples.hpp"
+#include "util/http_client.hpp"
+
+namespace idp::sources {
+namespace {
+
+using nlohmann::json;
+using testing::TestRepo;
+
+const std::string k_secret = "s3cr3t-for-tests";
+const std::string k_sha1 = "1111111111111111111111111111111111111111";
+const std::string k_sha2 = "2222222222222222222222222222222222222222";
+
+WatchedRepo test_repo() {
+  WatchedRepo r;
+  r.url = "https://github.com/idp-tests/app.git";
+  r.webhook_secret = k_secret;
+  return r;
+}
+
+TestRepo payload_repo() { return TestRepo{"idp-tests/app", "https://github.com/idp-tests/app.git"}; }
+
+TEST(GithubSignatureTest, MatchesGithubsDocumentedExample) {
+  // From GitHub's "Validating webhook deliveries" documentation.
+  EXPECT_TRUE(verify_github_signature("It's a Secret to Everybody", "Hello, World!",
+                                      "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"));
+  EXPECT_EQ(github_signature("It's a Secret to Everybody", "Hello, World!"),
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17");
+}
+
+TEST(GithubSignatureTest, RejectsWrongMissingAndMalformedSignatures) {
+  std::string body = R"({"zen":"x"})";
+  std::string good = github_signature(k_secret, body);
+  EXPECT_TRUE(verify_github_signature(k_secret, body, good));
+  EXPECT_FALSE(verify_github_signature("other", body, good));
+  EXPECT_FALSE(verify_github_signature(k_secret, body + " ", good));
+  EXPECT_FALSE(verify_github_signature(k_secret, body, ""));
+  EXPECT_FALSE(verify_github_signature(k_secret, body, good.substr(7)));              // no "sha256="
+  EXPECT_FALSE(verify_github_signature(k_secret, body, "sha1=" + good.substr(7)));   // old header format
+  EXPECT_FALSE(verify_github_signature(k_secret, body, good.substr(0, good.size() - 2)));
+  EXPECT_FALSE(verify_github_signature("", body, github_signature("", body))); // no secret, no webhooks
+}
+
+TEST(GithubEventTest, PushToTrackedBranchSyncsTheAfterCommit) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  auto a = map_github_event("push", testing::push_payload(payload_repo(), "feature/login", k_sha1, k_sha2), test_repo());
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->kind, HookAction::Kind::sync);
+  EXPECT_EQ(a->branch, "feature/login");
+  EXPECT_EQ(a->commit, k_sha2);
+  EXPECT_EQ(a->owner, "Codertocat"); // the example's sender
+  EXPECT_FALSE(a->pr_number);
+}
+
+TEST(GithubEventTest, PushToTheDefaultOrAnExcludedBranchIsIgnored) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  WatchedRepo repo = test_repo();
+  repo.exclude = {"dependabot/*"};
+  auto main = map_github_event("push", testing::push_payload(payload_repo(), "main", k_sha1, k_sha2), repo);
+  ASSERT_TRUE(main);
+  EXPECT_EQ(main->kind, HookAction::Kind::ignore);
+  auto bot = map_github_event("push", testing::push_payload(payload_repo(), "dependabot/npm/x", k_sha1, k_sha2), repo);
+  ASSERT_TRUE(bot);
+  EXPECT_EQ(bot->kind, HookAction::Kind::ignore);
+}
+
+TEST(GithubEventTest, PushWithDeletedRemovesTheBranch) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  auto a = map_github_event("push", testing::push_deleted_payload(payload_repo(), "feature/login", k_sha1), test_repo());
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->kind, HookAction::Kind::remove);
+  EXPECT_EQ(a->branch, "feature/login");
+  EXPECT_EQ(a->commit, ""); // the branch is gone
+}
+
+TEST(GithubEventTest, TagPushesAreIgnored) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  auto a = map_github_event("push", testing::tag_push_payload(payload_repo()), test_repo());
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->kind, HookAction::Kind::ignore);
+}
+
+TEST(GithubEventTest, PullRequestOpenedReopenedSynchronizeSyncTheHeadWithThePrNumber) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  for (std::string action : {"opened", "reopened", "synchronize"}) {
+    auto a = map_github_event("pull_request",
+                              testing::pull_request_payload(payload_repo(), action, 42, "feature/login", k_sha2),
+                              test_repo());
+    ASSERT_TRUE(a) << action << ": " << a.error().message;
+    EXPECT_EQ(a->kind, HookAction::Kind::sync) << action;
+    EXPECT_EQ(a->branch, "feature/login");
+    EXPECT_EQ(a->commit, k_sha2);
+    ASSERT_TRUE(a->pr_number);
+    EXPECT_EQ(*a->pr_number, 42);
+  }
+}
+
+TEST(GithubEventTest, PullRequestClosedRemovesWhetherMergedOrNot) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  for (bool merged : {false, true}) {
+    auto a = map_github_event(
+        "pull_request", testing::pull_request_payload(payload_repo(), "closed", 7, "feature/login", k_sha2, merged),
+        test_repo());
+    ASSERT_TRUE(a) << a.error().message;
+    EXPECT_EQ(a->kind, HookAction::Kind::remove);
+    EXPECT_EQ(a->branch, "feature/login");
+    EXPECT_EQ(a->commit, k_sha2); // the branch may still exist at its head
+    EXPECT_NE(a->reason.find(merged ? "merged" : "closed"), std::string::npos);
+  }
+}
+
+TEST(GithubEventTest, PullRequestsFromForksAndOtherActionsAreIgnored) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  json fork = testing::pull_request_payload(payload_repo(), "opened", 5, "feature/login", k_sha2);
+  fork["pull_request"]["head"]["repo"]["full_name"] = "someone/fork";
+  auto a = map_github_event("pull_request", fork, test_repo());
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->kind, HookAction::Kind::ignore);
+  EXPECT_NE(a->reason.find("fork"), std::string::npos);
+
+  json labeled = testing::pull_request_payload(payload_repo(), "labeled", 5, "feature/login", k_sha2);
+  auto b = map_github_event("pull_request", labeled, test_repo());
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->kind, HookAction::Kind::ignore);
+}
+
+TEST(GithubEventTest, DeleteOfABranchRemovesDeleteOfATagIsIgnored) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  auto branch = map_github_event("delete", testing::delete_payload(payload_repo(), "feature/login"), test_repo());
+  ASSERT_TRUE(branch) << branch.error().message;
+  EXPECT_EQ(branch->kind, HookAction::Kind::remove);
+  EXPECT_EQ(branch->branch, "feature/login");
+
+  json tag = testing::webhook_example("delete"); // the published example, a tag, as is
+  testing::point_at(tag, payload_repo());
+  auto t = map_github_event("delete", tag, test_repo());
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->kind, HookAction::Kind::ignore);
+}
+
+TEST(GithubEventTest, PingAndUnusedEvents) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  auto ping = map_github_event("ping", testing::ping_payload(payload_repo()), test_repo());
+  ASSERT_TRUE(ping);
+  EXPECT_EQ(ping->kind, HookAction::Kind::ping);
+  auto star = map_github_event("star", testing::ping_payload(payload_repo()), test_repo());
+  ASSERT_TRUE(star);
+  EXPECT_EQ(star->kind, HookAction::Kind::ignore);
+}
+
+TEST(GithubEventTest, BranchNamesGitWouldRefuseAreInvalidArguments) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  for (std::string bad : {"feat/a b", "feat\nx", "a..b", "-x", "x.lock", "a~1", "a:b", "refs/../x", "new\r\nline",
+                          "$(touch pwned)"}) {
+    auto push = map_github_event("push", testing::push_payload(payload_repo(), bad, k_sha1, k_sha2), test_repo());
+    ASSERT_FALSE(push) << bad;
+    EXPECT_EQ(push.error().code, ErrorCode::invalid_argument);
+    EXPECT_NE(push.error().message.find("not a valid git branch name"), std::string::npos);
+    auto pr = map_github_event("pull_request", testing::pull_request_payload(payload_repo(), "opened", 1, bad, k_sha2),
+                               test_repo());
+    ASSERT_FALSE(pr) << bad;
+    auto del = map_github_event("delete", testing::delete_payload(payload_repo(), bad), test_repo());
+    ASSERT_FALSE(del) << bad;
+  }
+}
+
+TEST(GithubEventTest, ShellMetacharactersGitAcceptsAreKeptVerbatim) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  for (std::string name : {"feat/$(touch${IFS}pwned)", "a;b", "it's", "`id`", "feat/ünïcode", "x|y&z>w"}) {
+    auto a = map_github_event("push", testing::push_payload(payload_repo(), name, k_sha1, k_sha2), test_repo());
+    ASSERT_TRUE(a) << name << ": " << a.error().message;
+    EXPECT_EQ(a->kind, HookAction::Kind::sync);
+    EXPECT_EQ(a->branch, name);
+  }
+}
+
+// --- the receiver ---
+
+struct Receiver {
+  testing::InMemoryStore store;
+  testing::FakeClock clock;
+  testing::RecordingActions actions;
+  BranchQueue queue{actions, nullptr};
+  GithubWebhook hook;
+  explicit Receiver(std::vector<WatchedRepo> repos = {test_repo()}, size_t max_body = 1024 * 1024)
+      : hook(std::move(repos), store, queue, clock, max_body) {}
+
+  WebhookResponse post(const std::string& event, const std::string& delivery, const std::string& body,
+                       const std::string& secret = k_secret, std::string content_type = "") {
+    auto headers = testing::github_headers(event, delivery, body, secret);
+    return hook.handle(body, [&](const std::string& name) -> std::string {
+      if (name == "Content-Type" && !content_type.empty()) {
+        return content_type;
+      }
+      for (const auto& [k, v] : headers) {
+        if (k == name) {
+          return v;
+        }
+      }
+      return "";
+    });
+  }
+  bool delivery_recorded(const std::string& id) { return !*store.record_delivery(id, 0); }
+};
+
+TEST(GithubWebhookTest, SignedPushIsQueuedWithoutTouchingTheController) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  Receiver r;
+  auto resp = r.post("push", "d-1", testing::push_payload(payload_repo(), "feature/x", k_sha1, k_sha2).dump());
+  EXPECT_EQ(resp.status, 202) << resp.body.dump();
+  EXPECT_EQ(resp.body["status"], "queued");
+  auto pending = r.queue.pending("https://github.com/idp-tests/app.git", "feature/x");
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].op, BranchOp::sync);
+  EXPECT_EQ(pending[0].commit, k_sha2);
+  EXPECT_EQ(pending[0].actor, "webhook:push");
+  EXPECT_TRUE(r.actions.calls().empty()); // the queue is not started: nothing ran in the handler
+}
+
+TEST(GithubWebhookTest, MissingOrWrongSignatureIs401AndChangesNothing) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  Receiver r;
+  std::string body = testing::push_payload(payload_repo(), "feature/x", k_sha1, k_sha2).dump();
+  auto missing = r.post("push", "d-1", body, "");
+  EXPECT_EQ(missing.status, 401);
+  EXPECT_EQ(missing.body["error"], "unauthorized");
+  auto wrong = r.post("push", "d-2", body, "not-the-secret");
+  EXPECT_EQ(wrong.status, 401);
+  EXPECT_TRUE(r.queue.pending("https://github.com/idp-tests/app.git", "feature/x").empty());
+  EXPECT_FALSE(r.delivery_recorded("d-1"));
+  EXPECT_FALSE(r.delivery_recorded("d-2"));
+}
+
+TEST(GithubWebhookTest, UnknownRepositoryIs404AndARepoWithoutSecretIs403) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  Receiver r;
+  TestRepo other{"someone/else", "https://github.com/someone/else.git"};
+  auto unknown = r.post("push", "d-1", testing::push_payload(other, "feature/x", k_sha1, k_sha2).dump());
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_NE(unknown.body["message"].get<std::string>().find("someone/else"), std::string::npos);
+
+  WatchedRepo no_secret = test_repo();
+  no_secret.webhook_secret = "";
+  Receiver r2({no_secret});
+  auto refused = r2.post("push", "d-1", testing::push_payload(payload_repo(), "feature/x", k_sha1, k_sha2).dump(), "x");
+  EXPECT_EQ(refused.status, 403);
+}
+
+TEST(GithubWebhookTest, RepositoryIsFoundByFullNameOrByCloneUrl) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  WatchedRepo by_name;
+  by_name.url = "/srv/git/app.git"; // a mirror: only github_repo ties it to GitHub
+  by_name.github_repo = "idp-tests/app";
+  by_name.webhook_secret = k_secret;
+  Receiver r({by_name});
+  TestRepo gh{"IDP-Tests/App", "https://github.com/idp-tests/app.git"}; // GitHub names are case-insensitive
+  EXPECT_EQ(r.post("push", "d-1", testing::push_payload(gh, "feature/x", k_sha1, k_sha2).dump()).status, 202);
+
+  Receiver r2; // url https://github.com/idp-tests/app.git, no github_repo
+  TestRepo by_url{"renamed/elsewhere", "https://github.com/idp-tests/app"};
+  EXPECT_EQ(r2.post("push", "d-1", testing::push_payload(by_url, "feature/x", k_sha1, k_sha2).dump()).status, 202);
+}
+
+TEST(GithubWebhookTest, DuplicateDeliveryIsAnswered200AndNotQueuedTwice) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  Receiver r;
+  std::string body = testing::pull_request_payload(payload_repo(), "closed", 3, "feature/x", k_sha2).dump();
+  EXPECT_EQ(r.post("pull_request", "same-id", body).status, 202);
+  r.queue.start();
+  ASSERT_TRUE(r.queue.wait_idle(5000));
+  auto again = r.post("pull_request", "same-id", body);
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(again.body["status"], "duplicate");
+  ASSERT_TRUE(r.queue.wait_idle(5000));
+  EXPECT_EQ(r.actions.calls().size(), 1u);
+}
+
+TEST(GithubWebhookTest, InvalidBranchNameIs400AndNothingIsRecorded) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  Receiver r;
+  auto resp = r.post("push", "d-1", testing::push_payload(payload_repo(), "bad name\nwith newline", k_sha1, k_sha2).dump());
+  EXPECT_EQ(resp.status, 400);
+  EXPECT_NE(resp.body["message"].get<std::string>().find("not a valid git branch name"), std::string::npos);
+  EXPECT_FALSE(r.delivery_recorded("d-1"));
+  EXPECT_EQ(r.queue.stats().pushed, 0u);
+}
+
+TEST(GithubWebhookTest, OversizedBodyIs413) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  Receiver r({test_repo()}, 1000);
+  json p = testing::push_payload(payload_repo(), "feature/x", k_sha1, k_sha2);
+  auto resp = r.post("push", "d-1", p.dump());
+  EXPECT_EQ(resp.status, 413);
+  EXPECT_EQ(resp.body["error"], "too_large");
+  EXPECT_EQ(r.queue.stats().pushed, 0u);
+}
+
+TEST(GithubWebhookTest, PingTagPushAndMissingHeaders) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  Receiver r;
+  auto ping = r.post("ping", "d-1", testing::ping_payload(payload_repo()).dump());
+  EXPECT_EQ(ping.status, 200);
+  EXPECT_EQ(ping.body["status"], "pong");
+  auto tag = r.post("push", "d-2", testing::tag_push_payload(payload_repo()).dump());
+  EXPECT_EQ(tag.status, 200);
+  EXPECT_EQ(tag.body["status"], "ignored");
+  auto no_event = r.hook.handle("{}", [](const std::string&) { return std::string(); });
+  EXPECT_EQ(no_event.status, 400);
+  auto not_json = r.post("push", "d-3", "{not json");
+  EXPECT_EQ(not_json.status, 400);
+  EXPECT_EQ(r.queue.stats().pushed, 0u);
+}
+
+TEST(GithubWebhookTest, FormEncodedDeliveriesAreVerifiedOverTheRawBody) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  Receiver r;
+  std::string form = "payload=" + util::url_encode(testing::push_payload(payload_repo(), "feature/x", k_sha1, k_sha2).dump());
+  auto resp = r.post("push", "d-1", form, k_secret, "application/x-www-form-urlencoded");
+  EXPECT_EQ(resp.status, 202) << resp.body.dump();
+}
+
+TEST(GithubWebhookTest, QuickPushesForOneBranchAreCoalescedIntoTheNewest) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  Receiver r;
+  std::string prev = k_sha1;
+  std::vector<std::string> shas;
+  for (int i = 0; i < 5; ++i) {
+    std::string sha(40, static_cast<char>('a' + i));
+    auto resp = r.post("push", "d-" + std::to_string(i), testing::push_payload(payload_repo(), "feature/x", prev, sha).dump());
+    EXPECT_EQ(resp.status, 202);
+    EXPECT_EQ(resp.body["status"], i == 0 ? "queued" : "coalesced");
+    prev = sha;
+  }
+  r.queue.start();
+  ASSERT_TRUE(r.queue.wait_idle(5000));
+  auto calls = r.actions.calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].commit, prev);
+}
+
+} // namespace
+} // namespace idp::sources
