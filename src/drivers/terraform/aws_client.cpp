@@ -54,16 +54,13 @@ std::string host_of(const std::string& base) {
   return slash == std::string::npos ? rest : rest.substr(0, slash);
 }
 
-// S3 object keys: every segment percent-encoded, '/' kept.
+// "/" + the S3 object key with every segment percent-encoded ('/' kept).
 std::string encode_key(const std::string& key) {
-  std::string out;
+  std::vector<std::string> segs;
   for (const auto& seg : util::split(key, '/')) {
-    if (!out.empty() || key.front() == '/') {
-      out += '/';
-    }
-    out += util::url_encode(seg);
+    segs.push_back(util::url_encode(seg));
   }
-  return out;
+  return "/" + util::join(segs, "/");
 }
 
 } // namespace
@@ -267,10 +264,10 @@ Expected<void> AwsClient::s3_delete_object(const std::string& bucket, const std:
   std::string base;
   if (ep.overridden) {
     base = ep.base; // path-style: emulators
-    path = "/" + util::url_encode(bucket) + encode_key("/" + key);
+    path = "/" + util::url_encode(bucket) + encode_key(key);
   } else {
     base = "https://" + bucket + ".s3." + region + ".amazonaws.com";
-    path = encode_key("/" + key);
+    path = encode_key(key);
   }
   std::vector<std::pair<std::string, std::string>> headers = {{"Host", host_of(base)}};
   IDP_TRY_ASSIGN(auto resp, send("s3", region, "DELETE", base + path, path, headers, "", true));

@@ -1,0 +1,165 @@
+// Reading what a root module declares, the variables idp passes, options and lock IDs.
+
+#include <gtest/gtest.h>
+
+#include "drivers/terraform/module_inspect.hpp"
+#include "drivers/terraform/terraform_driver.hpp"
+#include "drivers/terraform/terraform_options.hpp"
+#include "support/test_support.hpp"
+
+namespace idp::drivers::terraform {
+namespace {
+
+TEST(ModuleInspectTest, ReadsVariablesOutputsProvidersAndSources) {
+  ModuleInfo info;
+  scan_hcl(R"hcl(
+# variable "commented" {}
+terraform {
+  required_providers {
+    aws = { source = "hashicorp/aws", version = "~> 5.0" }
+  }
+}
+variable "environment_name" {
+  type = string
+  validation {
+    condition     = can(regex("^[a-z]{2}$", var.environment_name))
+    error_message = "a { brace } in a string, and ${var.x} interpolation"
+  }
+}
+variable "cpu" {
+  type    = number
+  default = 256
+}
+variable "tags" {
+  type = object({ default = string })
+}
+variable "token" {
+  sensitive = true
+  default   = null
+}
+locals {
+  doc = <<-EOT
+    variable "in_heredoc" {}
+  EOT
+}
+module "common" {
+  source = "../../../terraform/modules/common"
+}
+output "endpoint" { value = "x" }
+output "password" {
+  value     = "y"
+  sensitive = true
+}
+/* output "hidden" {} */
+provider "aws" {
+  region = var.aws_region
+}
+)hcl",
+           info);
+  EXPECT_EQ(info.variables.size(), 4u);
+  EXPECT_FALSE(info.variables["environment_name"].has_default);
+  EXPECT_TRUE(info.variables["cpu"].has_default);
+  EXPECT_FALSE(info.variables["tags"].has_default) << "`default` inside a type expression is not a default";
+  EXPECT_TRUE(info.variables["token"].has_default);
+  EXPECT_TRUE(info.variables["token"].sensitive);
+  EXPECT_EQ(info.outputs.size(), 2u);
+  EXPECT_FALSE(info.outputs["endpoint"]);
+  EXPECT_TRUE(info.outputs["password"]);
+  EXPECT_TRUE(info.providers.count("aws"));
+  ASSERT_EQ(info.module_sources.size(), 1u);
+  EXPECT_EQ(info.module_sources[0], "../../../terraform/modules/common");
+}
+
+TEST(ModuleInspectTest, ReadsTheShippedTemplates) {
+  auto tf = inspect_module(idp::testing::source_dir() + "/templates/tf-test/terraform");
+  ASSERT_TRUE(tf.has_value()) << tf.error().message;
+  EXPECT_TRUE(tf->declares("fail"));
+  EXPECT_TRUE(tf->variables.at("aws_region").has_default);
+  EXPECT_FALSE(tf->variables.at("created_at").has_default);
+  EXPECT_TRUE(tf->providers.empty());
+  auto api = inspect_module(idp::testing::source_dir() + "/templates/api-service/terraform");
+  ASSERT_TRUE(api.has_value()) << api.error().message;
+  EXPECT_FALSE(api->variables.at("aws_region").has_default);
+  EXPECT_TRUE(api->declares("use_shared_networking"));
+  EXPECT_TRUE(api->declares("container_image"));
+  EXPECT_FALSE(api->declares("schedule_expression"));
+  EXPECT_TRUE(api->providers.count("aws"));
+  EXPECT_TRUE(api->outputs.count("service_name"));
+}
+
+TEST(ModuleInspectTest, ReadsJsonSyntax) {
+  ModuleInfo info;
+  ASSERT_TRUE(scan_tf_json(R"({"variable":{"a":{"default":1},"b":{}},"output":{"o":{"value":"x","sensitive":true}}})",
+                           info)
+                  .has_value());
+  EXPECT_TRUE(info.variables["a"].has_default);
+  EXPECT_FALSE(info.variables["b"].has_default);
+  EXPECT_TRUE(info.outputs["o"]);
+  EXPECT_FALSE(scan_tf_json("not json", info).has_value());
+}
+
+TEST(TfvarsTest, OnlyDeclaredVariablesWithOriginalCreatedAt) {
+  ModuleInfo m;
+  for (const char* v : {"environment_name", "owner", "created_at", "expires_at", "aws_region", "cpu",
+                        "use_shared_networking", "secret_variables", "preview_domain", "shared_network_name"}) {
+    m.variables[v];
+  }
+  core::Environment env;
+  env.name = "pr-7";
+  env.owner = "bob";
+  env.created_at = 1767225600000;
+  env.expires_at = 1767830400000;
+  core::AppConfig c;
+  c.cpu = 512;
+  c.secrets["DB_PASSWORD"] = "arn:aws:ssm:eu-west-1:1:parameter/x";
+  TerraformOptions o;
+  o.use_shared_networking = true;
+  o.preview_domain = "preview.example.com";
+  o.variables["shared_network_name"] = "net-a";
+  o.variables["undeclared"] = "x";
+  auto vars = build_tfvars(env, c, nlohmann::json::object(), m, "eu-west-1", o);
+  EXPECT_EQ(vars["created_at"], "2026-01-01T00:00:00Z");
+  EXPECT_EQ(vars["expires_at"], "2026-01-08T00:00:00Z");
+  EXPECT_EQ(vars["aws_region"], "eu-west-1");
+  EXPECT_EQ(vars["cpu"], 512);
+  EXPECT_EQ(vars["use_shared_networking"], true); // the server default
+  EXPECT_EQ(vars["preview_domain"], "preview.example.com");
+  EXPECT_EQ(vars["shared_network_name"], "net-a");
+  EXPECT_EQ(vars["secret_variables"]["DB_PASSWORD"], "arn:aws:ssm:eu-west-1:1:parameter/x");
+  EXPECT_FALSE(vars.contains("undeclared"));
+  EXPECT_FALSE(vars.contains("memory"));
+  EXPECT_FALSE(vars.contains("template"));
+
+  // An explicit false in the config wins over a server default of true (the original's defect).
+  c.use_shared_networking = false;
+  vars = build_tfvars(env, c, nlohmann::json::object(), m, "eu-west-1", o);
+  EXPECT_EQ(vars["use_shared_networking"], false);
+}
+
+TEST(TerraformOptionsTest, ParsesAndRejects) {
+  auto o = TerraformOptions::parse({{"backend", "s3"}, {"state_bucket", "b"}, {"state_region", "eu-west-1"},
+                                    {"lock_timeout_ms", 30000}, {"var_extra_tags", "x"}, {"binary", "tofu"}});
+  ASSERT_TRUE(o.has_value()) << o.error().message;
+  EXPECT_EQ(o->backend, "s3");
+  EXPECT_EQ(o->lock_timeout_ms, 30000);
+  EXPECT_EQ(o->variables.at("extra_tags"), "x");
+  auto bad = TerraformOptions::parse({{"backend", "gcs"}});
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code, ErrorCode::invalid_config);
+  auto typo = TerraformOptions::parse({{"lock_timout_ms", 1}});
+  ASSERT_FALSE(typo.has_value());
+  EXPECT_NE(typo.error().message.find("did you mean \"lock_timeout_ms\"?"), std::string::npos) << typo.error().message;
+  auto no_bucket = TerraformOptions::parse({{"backend", "s3"}});
+  EXPECT_FALSE(no_bucket.has_value());
+}
+
+TEST(LockIdTest, ParsesTerraformLockError) {
+  std::string out = "Error: Error acquiring the state lock\n\nError message: ConditionalCheckFailedException\n"
+                    "Lock Info:\n  ID:        405e417b-d316-e8ec-5e91-baeb9ae64d9e\n  Path:      b/k\n"
+                    "  Operation: OperationTypeApply\n";
+  EXPECT_EQ(parse_lock_id(out), "405e417b-d316-e8ec-5e91-baeb9ae64d9e");
+  EXPECT_EQ(parse_lock_id("no lock here"), "");
+}
+
+} // namespace
+} // namespace idp::drivers::terraform
