@@ -1,0 +1,212 @@
+// Push a branch → an environment with its own URL; push again → the new commit is served and
+// the expiry moves out; delete the branch → torn down. By polling and by signed webhooks.
+#include <gtest/gtest.h>
+
+#include "integration/gitops/gitops_test_support.hpp"
+#include "util/fs.hpp"
+#include "util/time.hpp"
+
+using namespace idp;
+using namespace idp::testing;
+using nlohmann::json;
+
+namespace {
+
+util::Millis expires_of(const json& env) { return util::parse_iso8601(env["expires_at"].get<std::string>()).value_or(0); }
+
+// The API shows times to the second: make sure the next sync happens in a later second.
+void next_second() {
+  int64_t now_s = util::SystemClock().now_ms() / 1000;
+  wait_until([&] { return util::SystemClock().now_ms() / 1000 > now_s; }, 2000, 10);
+}
+
+size_t count_events(const json& events, const std::string& action, const std::string& needle = "") {
+  size_t n = 0;
+  for (const auto& e : events) {
+    if (e["action"] == action && e["reason"].get<std::string>().find(needle) != std::string::npos) {
+      n += 1;
+    }
+  }
+  return n;
+}
+
+} // namespace
+
+TEST(GitopsLifecycleTest, PollingCreatesRedeploysAndDestroys) {
+  GitopsRig rig("idp-gitops-poll", {.poll = true, .webhooks = false});
+  rig.start();
+  std::string c1 = rig.commit_version("feature/poll", "v1");
+  std::string name = rig.wait_env("feature/poll", 30000);
+  ASSERT_EQ(name, "preview-poll") << rig.daemon->log();
+  ASSERT_TRUE(rig.wait_ready_at(name, c1, 90000)) << rig.daemon->env(name).dump(2) << rig.daemon->log();
+  json root = rig.app_root(name);
+  ASSERT_TRUE(root.is_object());
+  EXPECT_EQ(root["version"], "v1");
+  util::Millis expires1 = expires_of(rig.daemon->env(name));
+
+  next_second();
+  std::string c2 = rig.commit_version("feature/poll", "v2");
+  ASSERT_TRUE(rig.wait_ready_at(name, c2, 90000)) << rig.daemon->env(name).dump(2);
+  EXPECT_EQ(rig.app_root(name)["version"], "v2") << "the new commit is served";
+  EXPECT_GT(expires_of(rig.daemon->env(name)), expires1) << "a push moves the expiry out";
+  json events = rig.events(name);
+  EXPECT_EQ(count_events(events, "create"), 1u);
+  EXPECT_EQ(count_events(events, "deploy", short_sha(c2)), 1u);
+  for (const auto& e : events) {
+    if (e["action"] == "create" || e["action"] == "deploy") {
+      EXPECT_EQ(e["actor"], "poller") << e.dump();
+    }
+  }
+  auto pids = rig.env_processes(name);
+  EXPECT_FALSE(pids.empty());
+
+  rig.delete_branch("feature/poll");
+  ASSERT_TRUE(rig.daemon->wait_phase(name, "destroyed", 60000)) << rig.daemon->env(name).dump(2);
+  EXPECT_TRUE(rig.env_processes(name).empty()) << "no process left";
+  for (pid_t p : pids) {
+    EXPECT_FALSE(util::process_alive(p));
+  }
+  EXPECT_EQ(rig.daemon->get_via_router(name, "/").first, 404) << "the URL no longer reaches the app";
+  EXPECT_EQ(count_events(rig.events(name), "destroy", "branch deleted"), 1u);
+}
+
+TEST(GitopsLifecycleTest, SignedWebhooksCreateRedeployAndDestroy) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  GitopsRig rig("idp-gitops-hook", {.poll = false});
+  rig.start();
+  const std::string zero(40, '0');
+  std::string c1 = rig.commit_version("feature/hook", "v1");
+  auto [s1, b1] = rig.webhook("push", push_payload(rig.payload_repo(), "feature/hook", zero, c1));
+  ASSERT_EQ(s1, 202) << b1.dump();
+  EXPECT_EQ(b1["status"], "queued");
+  std::string name = rig.wait_env("feature/hook", 30000);
+  ASSERT_EQ(name, "preview-hook") << rig.daemon->log();
+  ASSERT_TRUE(rig.wait_ready_at(name, c1, 90000)) << rig.daemon->env(name).dump(2) << rig.daemon->log();
+  EXPECT_EQ(rig.app_root(name)["version"], "v1");
+  json env = rig.daemon->env(name);
+  EXPECT_EQ(env["owner"], "Codertocat") << "the sender of the (example) push";
+  util::Millis expires1 = expires_of(env);
+
+  // The PR is opened: the same commit, now with its number (no redeploy).
+  auto [s2, b2] = rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "opened", 42, "feature/hook", c1));
+  ASSERT_EQ(s2, 202) << b2.dump();
+  ASSERT_TRUE(wait_until([&] { return rig.daemon->env(name)["pr_number"] == 42; }, 30000));
+  EXPECT_EQ(rig.revisions(name).size(), 1u);
+
+  next_second();
+  std::string c2 = rig.commit_version("feature/hook", "v2");
+  auto [s3, b3] = rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "synchronize", 42, "feature/hook", c2));
+  ASSERT_EQ(s3, 202) << b3.dump();
+  ASSERT_TRUE(rig.wait_ready_at(name, c2, 90000)) << rig.daemon->env(name).dump(2);
+  EXPECT_EQ(rig.app_root(name)["version"], "v2");
+  EXPECT_GT(expires_of(rig.daemon->env(name)), expires1);
+
+  // A redelivery of the same delivery id changes nothing.
+  json again = push_payload(rig.payload_repo(), "feature/hook", c1, c2);
+  EXPECT_EQ(rig.webhook("push", again, std::nullopt, "delivery-1").first, 202);
+  auto [s4, b4] = rig.webhook("push", again, std::nullopt, "delivery-1");
+  EXPECT_EQ(s4, 200);
+  EXPECT_EQ(b4["status"], "duplicate");
+
+  auto pids = rig.env_processes(name);
+  rig.delete_branch("feature/hook");
+  auto [s5, b5] = rig.webhook("push", push_deleted_payload(rig.payload_repo(), "feature/hook", c2));
+  ASSERT_EQ(s5, 202) << b5.dump();
+  ASSERT_TRUE(rig.daemon->wait_phase(name, "destroyed", 60000)) << rig.daemon->env(name).dump(2);
+  EXPECT_TRUE(rig.env_processes(name).empty());
+  for (pid_t p : pids) {
+    EXPECT_FALSE(util::process_alive(p));
+  }
+  EXPECT_EQ(rig.daemon->get_via_router(name, "/").first, 404);
+}
+
+TEST(GitopsLifecycleTest, MissingOrWrongSignatureChangesNothing) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  GitopsRig rig("idp-gitops-401", {.poll = false});
+  rig.start();
+  std::string c1 = rig.commit_version("feature/unsigned", "v1");
+  json push = push_payload(rig.payload_repo(), "feature/unsigned", std::string(40, '0'), c1);
+  auto [missing, mb] = rig.webhook("push", push, std::string(""));
+  EXPECT_EQ(missing, 401) << mb.dump();
+  EXPECT_EQ(mb["error"], "unauthorized");
+  auto [wrong, wb] = rig.webhook("push", push, std::string("guessed"));
+  EXPECT_EQ(wrong, 401) << wb.dump();
+  auto [tamper, tb] = rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "closed", 1, "main", c1),
+                                  std::string("guessed"));
+  EXPECT_EQ(tamper, 401);
+  // A valid request proves the server is listening and acting: only unsigned ones were refused.
+  auto [ping, pb] = rig.webhook("ping", ping_payload(rig.payload_repo()));
+  EXPECT_EQ(ping, 200);
+  EXPECT_EQ(pb["status"], "pong");
+  EXPECT_TRUE(rig.env_of("feature/unsigned", true).is_null()) << "no environment";
+  EXPECT_TRUE(rig.all_events().empty()) << "no event: " << rig.all_events().dump();
+  EXPECT_EQ(rig.daemon->log().find(rig.secret), std::string::npos) << "the secret is never logged";
+}
+
+TEST(GitopsLifecycleTest, OversizedWebhookIs413Json) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  GitopsRig rig("idp-gitops-413", {.poll = false});
+  rig.start();
+  json push = push_payload(rig.payload_repo(), "feature/big", std::string(40, '0'), std::string(40, 'a'));
+  push["padding"] = std::string(2 * 1024 * 1024, 'x');
+  auto [status, body] = rig.webhook("push", push);
+  EXPECT_EQ(status, 413);
+  ASSERT_TRUE(body.is_object()) << body.dump();
+  EXPECT_EQ(body["error"], "too_large");
+  EXPECT_TRUE(rig.all_events().empty());
+}
+
+// A webhook answered 202, then the daemon dies before acting on it: the startup sync
+// (git ls-remote of every watched repository) finds the push.
+TEST(GitopsLifecycleTest, APushAcceptedJustBeforeACrashIsNotLost) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  GitopsRig rig("idp-gitops-crash", {.poll = false});
+  rig.start();
+  std::string c1 = rig.commit_version("feature/crash", "v1");
+  {
+    // Stall the daemon's git fetches so the accepted work cannot run before the crash.
+    (void)util::ensure_dir(rig.tmp.sub("home") + "/git");
+    auto lock = util::FileLock::acquire(rig.mirror_lock_path());
+    ASSERT_TRUE(lock);
+    auto [status, body] = rig.webhook("push", push_payload(rig.payload_repo(), "feature/crash", std::string(40, '0'), c1));
+    ASSERT_EQ(status, 202) << body.dump();
+    rig.daemon->kill9();
+  }
+  rig.daemon->start(); // webhooks only (poll: false): nothing but the startup sync can find it
+  std::string name = rig.wait_env("feature/crash", 30000);
+  ASSERT_EQ(name, "preview-crash") << rig.daemon->log();
+  ASSERT_TRUE(rig.wait_ready_at(name, c1, 90000)) << rig.daemon->env(name).dump(2);
+  json events = rig.events(name);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events[0]["actor"], "startup");
+  // And a restart with nothing new does not touch it.
+  size_t before = rig.events(name).size();
+  rig.restart();
+  EXPECT_TRUE(rig.wait_ready_at(name, c1, 30000));
+  json after = rig.events(name);
+  for (size_t i = before; i < after.size(); ++i) {
+    EXPECT_NE(after[i]["actor"], "startup") << "the startup sync repeats nothing: " << after[i].dump();
+  }
+}
+
+TEST(GitopsLifecycleTest, DashboardMarkdownListsTheEnvironments) {
+  GitopsRig rig("idp-gitops-dash", {.poll = true, .webhooks = false, .extra_flags = {"--reaper-interval", "45s"}});
+  rig.start();
+  std::string c1 = rig.commit_version("feature/dash", "v1");
+  std::string name = rig.wait_env("feature/dash", 30000);
+  ASSERT_TRUE(rig.wait_ready_at(name, c1, 90000));
+  std::string file = rig.tmp.sub("ENVIRONMENTS.md");
+  auto r = rig.daemon->cli({"dashboard", "--markdown", file, "--reaper-interval", "45s"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto md = util::read_file(file);
+  ASSERT_TRUE(md);
+  EXPECT_NE(md->find("**1 active environment(s)**"), std::string::npos) << *md;
+  EXPECT_NE(md->find("| `preview-dash` | `api-service` |"), std::string::npos) << *md;
+  EXPECT_NE(md->find("runs every 45 seconds"), std::string::npos) << *md;
+  auto out = rig.daemon->cli({"dashboard", "--markdown"});
+  EXPECT_EQ(out.exit_code, 0);
+  EXPECT_NE(out.out.find("# Active Preview Environments"), std::string::npos);
+  auto usage = rig.daemon->cli({"dashboard"});
+  EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_NE(usage.err.find("--markdown"), std::string::npos);
+}

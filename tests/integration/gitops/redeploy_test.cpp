@@ -1,0 +1,182 @@
+// Redeploys without downtime: clients requesting the URL all the time (at least 200
+// requests/s, measured) see no failed request while a new revision replaces the old one,
+// nor while a revision that never becomes healthy is rolled back.
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "integration/gitops/gitops_test_support.hpp"
+#include "util/fs.hpp"
+#include "util/http_client.hpp"
+#include "util/time.hpp"
+
+using namespace idp;
+using namespace idp::testing;
+using nlohmann::json;
+
+namespace {
+
+const std::string k_zero(40, '0');
+
+// Clients hammering GET / through the router (Caddy) with the environment's Host header.
+class Load {
+public:
+  Load(int router_port, const std::string& env, int threads) {
+    for (int i = 0; i < threads; ++i) {
+      m_threads.emplace_back([this, router_port, env] {
+        util::HttpRequest req;
+        req.url = "http://127.0.0.1:" + std::to_string(router_port) + "/";
+        req.headers = {{"Host", env + ".preview.localhost:" + std::to_string(router_port)}};
+        req.timeout_ms = 10000;
+        while (!m_stop) {
+          auto r = util::http_request(req);
+          std::string version;
+          bool ok = r && r->status == 200;
+          if (ok) {
+            auto j = json::parse(r->body, nullptr, false);
+            ok = j.is_object() && j.contains("version");
+            version = ok ? j["version"].get<std::string>() : "";
+          }
+          m_total += 1;
+          if (!ok) {
+            m_failed += 1;
+            std::lock_guard<std::mutex> g(m_mu);
+            if (m_failures.size() < 10) {
+              m_failures.push_back(r ? "HTTP " + std::to_string(r->status) + ": " + r->body.substr(0, 200)
+                                     : r.error().message);
+            }
+          } else {
+            std::lock_guard<std::mutex> g(m_mu);
+            m_last_version = version;
+          }
+        }
+      });
+    }
+  }
+  ~Load() { stop(); }
+  void stop() {
+    m_stop = true;
+    for (auto& t : m_threads) {
+      if (t.joinable()) {
+        t.join();
+      }
+    }
+  }
+  uint64_t total() const { return m_total; }
+  uint64_t failed() const { return m_failed; }
+  std::string last_version() const {
+    std::lock_guard<std::mutex> g(m_mu);
+    return m_last_version;
+  }
+  std::string failures() const {
+    std::lock_guard<std::mutex> g(m_mu);
+    std::string out;
+    for (const auto& f : m_failures) {
+      out += f + "\n";
+    }
+    return out;
+  }
+
+private:
+  std::atomic<bool> m_stop{false};
+  std::atomic<uint64_t> m_total{0};
+  std::atomic<uint64_t> m_failed{0};
+  mutable std::mutex m_mu;
+  std::vector<std::string> m_failures;
+  std::string m_last_version;
+  std::vector<std::thread> m_threads;
+};
+
+struct Window {
+  uint64_t requests = 0;
+  uint64_t failed = 0;
+  double seconds = 0;
+  double rate() const { return seconds > 0 ? requests / seconds : 0; }
+};
+
+} // namespace
+
+TEST(GitopsRedeployTest, RedeployAndRollbackLoseNoRequest) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  GitopsRig rig("idp-gitops-zdt", {.poll = false});
+  rig.start();
+  std::string c1 = rig.commit_version("feature/zdt", "v1");
+  ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/zdt", k_zero, c1)).first, 202);
+  std::string name = rig.wait_env("feature/zdt", 30000);
+  ASSERT_TRUE(rig.wait_ready_at(name, c1, 90000)) << rig.daemon->log();
+
+  Load load(rig.daemon->router_port(), name, 6);
+  ASSERT_TRUE(wait_until([&] { return load.last_version() == "v1"; }, 10000)) << load.failures();
+
+  // 1. A healthy new revision replaces the old one.
+  auto measure = [&](const std::function<void()>& during) {
+    uint64_t r0 = load.total();
+    uint64_t f0 = load.failed();
+    int64_t t0 = util::steady_ms();
+    during();
+    Window w;
+    w.requests = load.total() - r0;
+    w.failed = load.failed() - f0;
+    w.seconds = (util::steady_ms() - t0) / 1000.0;
+    return w;
+  };
+  std::string c2;
+  Window redeploy = measure([&] {
+    c2 = rig.commit_version("feature/zdt", "v2");
+    ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/zdt", c1, c2)).first, 202);
+    ASSERT_TRUE(rig.wait_ready_at(name, c2, 90000)) << rig.daemon->env(name).dump(2);
+    ASSERT_TRUE(wait_until([&] { return load.last_version() == "v2"; }, 10000));
+  });
+  std::printf("redeploy: %llu requests in %.2fs = %.0f req/s, %llu failed\n",
+              static_cast<unsigned long long>(redeploy.requests), redeploy.seconds, redeploy.rate(),
+              static_cast<unsigned long long>(redeploy.failed));
+  EXPECT_EQ(redeploy.failed, 0u) << load.failures();
+  EXPECT_GE(redeploy.rate(), 200.0) << "the load must be real for zero failures to mean something";
+
+  // 2. A revision that never becomes healthy (the process exits at start) is rolled back.
+  auto server = util::read_file(source_dir() + "/examples/api-service/server.js");
+  std::string broken = "console.error('refusing to start: broken build');\nprocess.exit(1);\n" + *server;
+  std::string c3;
+  Window rollback = measure([&] {
+    c3 = rig.commit_file("feature/zdt", "server.js", broken);
+    ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/zdt", c2, c3)).first, 202);
+    ASSERT_TRUE(wait_until(
+        [&] {
+          for (const auto& r : rig.revisions(name)) {
+            if (r["commit"] == c3 && r["status"] == "failed") {
+              return true;
+            }
+          }
+          return false;
+        },
+        90000))
+        << rig.daemon->env(name).dump(2);
+  });
+  std::printf("rollback: %llu requests in %.2fs = %.0f req/s, %llu failed\n",
+              static_cast<unsigned long long>(rollback.requests), rollback.seconds, rollback.rate(),
+              static_cast<unsigned long long>(rollback.failed));
+  EXPECT_EQ(rollback.failed, 0u) << load.failures();
+  EXPECT_GE(rollback.rate(), 200.0);
+  EXPECT_EQ(load.last_version(), "v2") << "the old revision kept serving";
+  load.stop();
+
+  json env = rig.daemon->env(name);
+  EXPECT_EQ(env["phase"], "ready") << env.dump(2);
+  EXPECT_EQ(env["deployed_commit"], c2);
+  std::string message = env["message"];
+  EXPECT_NE(message.find("deploy of " + short_sha(c3) + " failed"), std::string::npos) << message;
+  EXPECT_NE(message.find("still serving " + short_sha(c2)), std::string::npos) << message;
+  json failed;
+  for (const auto& r : env["revisions"]) {
+    if (r["commit"] == c3) {
+      failed = r;
+    }
+  }
+  ASSERT_TRUE(failed.is_object());
+  EXPECT_EQ(failed["status"], "failed");
+  EXPECT_FALSE(failed["message"].get<std::string>().empty());
+  EXPECT_NE(failed["log_tail"].get<std::string>().find("refusing to start: broken build"), std::string::npos)
+      << failed.dump(2);
+}
