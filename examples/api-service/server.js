@@ -29,7 +29,10 @@ const server = http.createServer((req, res) => {
     return send(res, 200, shown);
   }
   if (url.pathname === '/echo') {
-    if (req.method === 'GET') return send(res, 200, { echo: url.searchParams.get('msg') });
+    if (req.method === 'GET') {
+      console.log(`echo: ${url.searchParams.get('msg')}`);
+      return send(res, 200, { echo: url.searchParams.get('msg') });
+    }
     let body = '';
     req.on('data', (c) => { body += c; if (body.length > 1e6) req.destroy(); });
     req.on('end', () => send(res, 200, { echo: body }));

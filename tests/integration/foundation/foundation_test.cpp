@@ -2,6 +2,9 @@
 // Real idp serve, real git, real processes, real Caddy.
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <fcntl.h>
+
 #include <nlohmann/json.hpp>
 
 #include "support/daemon_process.hpp"
@@ -271,4 +274,41 @@ TEST_F(FoundationTest, ExecRunsInTheEnvironmentAndUnlockBreaksALease) {
   EXPECT_EQ(broke.exit_code, 0) << broke.err;
   EXPECT_NE(broke.out.find("broke the lease held by other-host:4242:1"), std::string::npos) << broke.out;
   EXPECT_TRUE(d.wait_phase("preview-ops", "destroyed", 30000));
+}
+
+TEST_F(FoundationTest, LogsFollowStreamsNewLines) {
+  DaemonProcess d(tmp.sub("home"));
+  d.start();
+  GitRepo repo = make_example_repo(tmp.sub("app"), "api-service", "feature/follow");
+  ASSERT_EQ(d.cli({"create", "--repo", repo.path(), "--branch", "feature/follow"}).exit_code, 0);
+  std::string out_file = tmp.sub("follow.out");
+  int fd = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  util::Command c;
+  c.argv = {idp_binary(), "logs", "preview-follow", "--follow", "--since", "1h"};
+  c.env = {{"IDP_SERVER", d.api_url()}, {"NO_COLOR", "1"}};
+  util::SpawnOptions so;
+  so.stdout_fd = fd;
+  so.detach = false;
+  auto pid = util::spawn(c, so);
+  ::close(fd);
+  ASSERT_TRUE(pid);
+  // Lines already there come first...
+  ASSERT_TRUE(wait_until([&] { return util::read_file(out_file).value_or("").find("listening on") != std::string::npos; },
+                         15000));
+  // ...then lines written after the follow started.
+  EXPECT_EQ(d.get_via_router("preview-follow", "/echo?msg=hello-follow").first, 200);
+  EXPECT_TRUE(wait_until(
+      [&] { return util::read_file(out_file).value_or("").find("echo: hello-follow") != std::string::npos; }, 15000))
+      << util::read_file(out_file).value_or("");
+  // Since filters out older lines.
+  auto recent = d.cli({"logs", "preview-follow", "--since", "2026-01-01T00:00:00Z"});
+  EXPECT_NE(recent.out.find("echo: hello-follow"), std::string::npos);
+  auto future = d.cli({"logs", "preview-follow", "--since", "2999-01-01T00:00:00Z"});
+  EXPECT_EQ(future.exit_code, 0);
+  EXPECT_EQ(future.out, "");
+  // The stream ends by itself when the environment is destroyed.
+  ASSERT_EQ(d.cli({"destroy", "preview-follow", "--yes"}).exit_code, 0);
+  EXPECT_TRUE(util::wait_child(*pid, 15000).has_value()) << "idp logs --follow returns after the destroy";
+  ::kill(*pid, SIGKILL);
+  util::wait_child(*pid, 1000);
 }
