@@ -1,0 +1,245 @@
+// bench/webhook_ingest: how fast `idp serve` takes GitHub webhooks, and how long a push
+// takes to be served.
+//   1. signed push webhooks per second, each accepted (202), recorded (a redelivery of every
+//      one is answered "duplicate") and acted on (its queued work ran) — none lost — beside
+//      unsigned GET /healthz per second with the same clients in the same run;
+//   2. time from a push webhook to the new commit answering through the router, beside the
+//      time the app itself needs to start and answer (started by hand: the floor).
+// The pushes of part 1 are branch deletions (real payloads from @octokit/webhooks-examples)
+// so the engine has nothing to build: the measure is the ingest path, not the deploys.
+//
+//   build/bench/bench_webhook_ingest [--seconds 3] [--clients 8] [--pushes 5]
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+#include <unistd.h>
+
+#include "integration/gitops/gitops_test_support.hpp"
+#include "unit/sources/webhook_examples.hpp"
+#include "util/fs.hpp"
+#include "util/hash.hpp"
+#include "util/http_client.hpp"
+#include "util/subprocess.hpp"
+#include "util/time.hpp"
+
+using namespace idp;
+using namespace idp::testing;
+using nlohmann::json;
+
+namespace {
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) {
+    return 0;
+  }
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(p * (v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+struct Run {
+  uint64_t ok = 0;
+  uint64_t bad = 0;
+  double seconds = 0;
+  double rate() const { return seconds > 0 ? ok / seconds : 0; }
+};
+
+// `clients` threads each calling `one(thread, i)` until `seconds` pass; one returns success.
+Run hammer(int clients, double seconds, const std::function<bool(int, uint64_t)>& one) {
+  std::atomic<uint64_t> ok{0};
+  std::atomic<uint64_t> bad{0};
+  int64_t t0 = util::steady_ms();
+  int64_t until = t0 + static_cast<int64_t>(seconds * 1000);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < clients; ++t) {
+    threads.emplace_back([&, t] {
+      for (uint64_t i = 0; util::steady_ms() < until; ++i) {
+        (one(t, i) ? ok : bad) += 1;
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  return {ok.load(), bad.load(), (util::steady_ms() - t0) / 1000.0};
+}
+
+bool healthy(const std::string& url) {
+  util::HttpRequest r;
+  r.url = url;
+  r.timeout_ms = 1000;
+  r.connect_timeout_ms = 200;
+  auto resp = util::http_request(r);
+  return resp && resp->status == 200;
+}
+
+double app_start_once(const std::string& app_dir) {
+  int port = *util::find_free_port();
+  util::Command c;
+  c.argv = {"node", "server.js"};
+  c.cwd = app_dir;
+  c.env = {{"PORT", std::to_string(port)}};
+  int64_t t0 = util::steady_ms();
+  auto pid = util::spawn(c, util::SpawnOptions{});
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/health";
+  while (!healthy(url)) {
+    usleep(2000);
+  }
+  double ms = static_cast<double>(util::steady_ms() - t0);
+  util::terminate_group(*pid, 2000);
+  return ms;
+}
+
+// Log lines that contain both `a` and `b`.
+size_t count_lines(const std::string& text, const std::string& a, const std::string& b) {
+  size_t n = 0;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    std::string_view line(text.data() + start, (end == std::string::npos ? text.size() : end) - start);
+    n += line.find(a) != std::string_view::npos && line.find(b) != std::string_view::npos ? 1 : 0;
+    start = end == std::string::npos ? text.size() : end + 1;
+  }
+  return n;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  double seconds = 3;
+  int clients = 8;
+  int pushes = 5;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--seconds")) {
+      seconds = std::atof(argv[i + 1]);
+    } else if (!std::strcmp(argv[i], "--clients")) {
+      clients = std::atoi(argv[i + 1]);
+    } else if (!std::strcmp(argv[i], "--pushes")) {
+      pushes = std::atoi(argv[i + 1]);
+    }
+  }
+  if (webhook_examples_dir().empty()) {
+    util::Command setup;
+    setup.argv = {source_dir() + "/tests/integration/gitops/setup_webhook_examples.sh", IDP_NPM_DIR, "7.6.1"};
+    auto r = util::run(setup);
+    if (!r || !r->ok() || webhook_examples_dir().empty()) {
+      std::fprintf(stderr, "bench/webhook_ingest: needs npm to install @octokit/webhooks-examples\n");
+      return 1;
+    }
+  }
+
+  GitopsRig rig("idp-bench-webhook", {.poll = false});
+  rig.start();
+  const std::string hooks = rig.daemon->api_url() + "/hooks/github";
+  const std::string secret = rig.secret;
+  const json deleted_example = push_deleted_payload(rig.payload_repo(), "bench/x", std::string(40, '1'));
+
+  // --- 1. ingest ---
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> sent; // delivery id, body
+  auto deliver = [&](const std::string& id, const std::string& body) -> long {
+    util::HttpRequest req;
+    req.method = "POST";
+    req.url = hooks;
+    req.body = body;
+    req.headers = {{"X-GitHub-Event", "push"},
+                   {"X-GitHub-Delivery", id},
+                   {"Content-Type", "application/json"},
+                   {"X-Hub-Signature-256", "sha256=" + util::to_hex(util::hmac_sha256_raw(secret, body))}};
+    auto r = util::http_request(req);
+    return r ? r->status : 0;
+  };
+  Run webhooks = hammer(clients, seconds, [&](int t, uint64_t i) {
+    json p = deleted_example;
+    p["ref"] = "refs/heads/bench/" + std::to_string(t) + "-" + std::to_string(i);
+    std::string body = p.dump();
+    std::string id = "bench-" + std::to_string(t) + "-" + std::to_string(i);
+    bool ok = deliver(id, body) == 202;
+    if (ok) {
+      std::lock_guard<std::mutex> g(mu);
+      sent.emplace_back(id, body);
+    }
+    return ok;
+  });
+  Run healthz = hammer(clients, seconds, [&](int, uint64_t) { return healthy(rig.daemon->api_url() + "/healthz"); });
+
+  // None lost: every accepted delivery is recorded (a redelivery is a duplicate) and its work ran.
+  std::atomic<size_t> next{0};
+  std::atomic<uint64_t> duplicates{0};
+  std::vector<std::thread> redeliver;
+  for (int t = 0; t < clients; ++t) {
+    redeliver.emplace_back([&] {
+      for (size_t i = next++; i < sent.size(); i = next++) {
+        duplicates += deliver(sent[i].first, sent[i].second) == 200 ? 1 : 0;
+      }
+    });
+  }
+  for (auto& th : redeliver) {
+    th.join();
+  }
+  size_t ran = 0;
+  wait_until(
+      [&] {
+        ran = count_lines(rig.daemon->log(), "sources: remove of branch \"bench/", ") done");
+        return ran >= sent.size();
+      },
+      30000, 100);
+
+  // --- 2. push → served, beside the app's own start ---
+  const std::string zero(40, '0');
+  std::string c = rig.commit_version("feature/bench", "v0");
+  deliver(util::random_hex(8), push_payload(rig.payload_repo(), "feature/bench", zero, c).dump());
+  std::string name = rig.wait_env("feature/bench", 30000);
+  if (name.empty() || !rig.wait_ready_at(name, c, 90000)) {
+    std::fprintf(stderr, "bench/webhook_ingest: the environment did not come up:\n%s\n", rig.daemon->log().c_str());
+    return 1;
+  }
+  std::vector<double> served;
+  for (int i = 1; i <= pushes; ++i) {
+    std::string version = "v" + std::to_string(i);
+    std::string prev = c;
+    c = rig.commit_version("feature/bench", version);
+    std::string body = push_payload(rig.payload_repo(), "feature/bench", prev, c).dump();
+    int64_t t0 = util::steady_ms();
+    deliver(util::random_hex(8), body);
+    bool up = wait_until(
+        [&] {
+          json root = rig.app_root(name);
+          return root.is_object() && root.value("version", "") == version;
+        },
+        60000, 5);
+    if (!up) {
+      std::fprintf(stderr, "bench/webhook_ingest: %s was not served\n", version.c_str());
+      return 1;
+    }
+    served.push_back(static_cast<double>(util::steady_ms() - t0));
+  }
+  std::vector<double> start;
+  for (int i = 0; i < pushes; ++i) {
+    start.push_back(app_start_once(source_dir() + "/examples/api-service"));
+  }
+
+  std::printf("bench/webhook_ingest: %d clients, %.0fs per phase, one idp serve\n", clients, seconds);
+  std::printf("  %-52s %10.0f /s  (%llu accepted, %llu refused)\n", "signed push webhooks accepted and recorded",
+              webhooks.rate(), static_cast<unsigned long long>(webhooks.ok), static_cast<unsigned long long>(webhooks.bad));
+  std::printf("  %-52s %10.0f /s\n", "unsigned GET /healthz (same clients, same run)", healthz.rate());
+  std::printf("  %-52s %10.2f\n", "ratio (webhooks / healthz)", healthz.rate() > 0 ? webhooks.rate() / healthz.rate() : 0);
+  std::printf("  %-52s %llu of %zu redelivered as duplicates, %zu of %zu acted on%s\n", "none lost:",
+              static_cast<unsigned long long>(duplicates.load()), sent.size(), std::min(ran, sent.size()), sent.size(),
+              duplicates.load() == sent.size() && ran >= sent.size() ? "" : "   <-- LOST");
+  std::printf("  %-52s %8s %8s\n", "", "p50 ms", "max ms");
+  std::printf("  %-52s %8.0f %8.0f\n", "app start by hand until /health 200 (floor)", percentile(start, 0.5),
+              percentile(start, 1.0));
+  std::printf("  %-52s %8.0f %8.0f\n", "push webhook until the new commit answers (router)", percentile(served, 0.5),
+              percentile(served, 1.0));
+  std::printf("  %-52s %8.2f %8.2f\n", "ratio (push-to-served / app start)",
+              percentile(served, 0.5) / std::max(1.0, percentile(start, 0.5)),
+              percentile(served, 1.0) / std::max(1.0, percentile(start, 1.0)));
+  std::printf("reproduce: cmake --build <build> --target bench_webhook_ingest idp && <build>/bench/bench_webhook_ingest "
+              "--seconds %.0f --clients %d --pushes %d\n",
+              seconds, clients, pushes);
+  bool lost = duplicates.load() != sent.size() || ran < sent.size();
+  return lost ? 2 : 0;
+}
