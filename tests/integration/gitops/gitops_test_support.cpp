@@ -45,6 +45,13 @@ void GitopsRig::write_config() {
   if (options.webhooks) {
     cfg += "    webhook_secret: " + yaml_quote("file:" + tmp.sub("webhook.secret")) + "\n";
   }
+  if (!options.github_token.empty()) {
+    (void)util::write_file_atomic(tmp.sub("github.token"), options.github_token + "\n", 0600);
+    cfg += "    github_token: " + yaml_quote("file:" + tmp.sub("github.token")) + "\n";
+  }
+  if (!options.github_api_url.empty()) {
+    cfg += "github:\n  api_url: " + yaml_quote(options.github_api_url) + "\n";
+  }
   (void)util::write_file_atomic(tmp.sub("server.yml"), cfg);
 }
 

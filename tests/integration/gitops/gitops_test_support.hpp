@@ -20,6 +20,8 @@ struct GitopsOptions {
   bool poll = false;
   std::string poll_interval = "200ms";
   bool webhooks = true;
+  std::string github_api_url; // "" = none configured
+  std::string github_token;   // "" = no notifications
   std::vector<std::string> extra_flags;
 };
 

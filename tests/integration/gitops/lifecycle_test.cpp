@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "integration/gitops/gitops_test_support.hpp"
+#include "unit/sources/fake_github.hpp"
 #include "util/fs.hpp"
 #include "util/time.hpp"
 
@@ -209,4 +210,55 @@ TEST(GitopsLifecycleTest, DashboardMarkdownListsTheEnvironments) {
   auto usage = rig.daemon->cli({"dashboard"});
   EXPECT_EQ(usage.exit_code, 2);
   EXPECT_NE(usage.err.find("--markdown"), std::string::npos);
+}
+
+// With a github_token, GitHub hears about every deploy: commit statuses with the URL and
+// one PR comment edited in place (against a local fake of the GitHub REST API).
+TEST(GitopsLifecycleTest, GithubIsToldAboutDeploys) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  FakeGitHub github;
+  const std::string token = "ghp_integration0123456789TOKEN";
+  GitopsRig rig("idp-gitops-notify", {.poll = false, .github_api_url = github.url(), .github_token = token});
+  rig.start();
+  const std::string zero(40, '0');
+  std::string c1 = rig.commit_version("feature/notify", "v1");
+  ASSERT_EQ(rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "opened", 12, "feature/notify", c1)).first,
+            202);
+  std::string name = rig.wait_env("feature/notify", 30000);
+  ASSERT_TRUE(rig.wait_ready_at(name, c1, 90000)) << rig.daemon->log();
+  std::string url = rig.daemon->env(name)["url"];
+  auto status_states = [&](const std::string& sha) {
+    std::vector<std::string> states;
+    for (const auto& r : github.requests("POST", "/repos/idp-tests/app/statuses/" + sha)) {
+      states.push_back(json::parse(r.body)["state"]);
+    }
+    return states;
+  };
+  ASSERT_TRUE(wait_until([&] {
+    auto s = status_states(c1);
+    return !s.empty() && s.back() == "success";
+  }, 30000)) << rig.daemon->log();
+  auto posts = github.requests("POST", "/repos/idp-tests/app/statuses/" + c1);
+  EXPECT_EQ(json::parse(posts.front().body)["state"], "pending");
+  EXPECT_EQ(json::parse(posts.back().body)["target_url"], url);
+  EXPECT_EQ(posts.back().headers.at("authorization"), "Bearer " + token);
+  ASSERT_TRUE(wait_until([&] {
+    auto c = github.comments(12);
+    return c.size() == 1 && c[0].body.find(url) != std::string::npos;
+  }, 30000));
+
+  std::string c2 = rig.commit_version("feature/notify", "v2");
+  ASSERT_EQ(rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "synchronize", 12, "feature/notify", c2))
+                .first,
+            202);
+  ASSERT_TRUE(rig.wait_ready_at(name, c2, 90000));
+  ASSERT_TRUE(wait_until([&] {
+    auto s = status_states(c2);
+    auto c = github.comments(12);
+    return !s.empty() && s.back() == "success" && c.size() == 1 &&
+           c[0].body.find("`" + short_sha(c2) + "`") != std::string::npos;
+  }, 30000)) << "one comment, edited in place";
+  EXPECT_EQ(github.requests("POST", "/repos/idp-tests/app/issues/12/comments").size(), 1u);
+  EXPECT_FALSE(github.requests("PATCH", "/repos/idp-tests/app/issues/comments/").empty());
+  EXPECT_EQ(rig.daemon->log().find(token), std::string::npos) << "the token is never logged";
 }
