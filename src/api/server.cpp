@@ -10,6 +10,8 @@
 
 namespace idp::api {
 
+extern const char* const k_dashboard_html;
+
 using nlohmann::json;
 
 namespace {
@@ -200,6 +202,87 @@ void ApiServer::routes() {
   s.Get("/healthz", [&ctx, this](const httplib::Request&, httplib::Response& res) {
     send_json(res, 200, {{"status", "ok"}, {"version", ctx.version},
                          {"uptime_s", (ctx.clock->now_ms() - m_started_at) / 1000}});
+  });
+
+  s.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(k_dashboard_html, "text/html; charset=utf-8");
+  });
+
+  // Prometheus text format.
+  s.Get("/metrics", [&ctx, this](const httplib::Request&, httplib::Response& res) {
+    auto envs = unwrap(ctx.store->list_environments(true));
+    std::map<std::string, int> by_phase;
+    for (int p = 0; p < 8; ++p) {
+      by_phase[std::string(core::phase_name(static_cast<core::Phase>(p)))] = 0;
+    }
+    int retrying = 0;
+    for (const auto& e : envs) {
+      by_phase[std::string(core::phase_name(e.phase))] += 1;
+      retrying += e.attempts > 0 ? 1 : 0;
+    }
+    std::string out;
+    out += "# HELP idp_environments Environments by phase.\n# TYPE idp_environments gauge\n";
+    for (const auto& [phase, n] : by_phase) {
+      out += "idp_environments{phase=\"" + phase + "\"} " + std::to_string(n) + "\n";
+    }
+    out += "# HELP idp_environments_retrying Environments whose last operation failed and is being retried.\n";
+    out += "# TYPE idp_environments_retrying gauge\nidp_environments_retrying " + std::to_string(retrying) + "\n";
+    out += "# HELP idp_uptime_seconds Seconds since the server started.\n# TYPE idp_uptime_seconds gauge\n";
+    out += "idp_uptime_seconds " + std::to_string((ctx.clock->now_ms() - m_started_at) / 1000) + "\n";
+    out += "# HELP idp_build_info Version of the server.\n# TYPE idp_build_info gauge\n";
+    out += "idp_build_info{version=\"" + ctx.version + "\"} 1\n";
+    res.set_content(out, "text/plain; version=0.0.4");
+  });
+
+  // Server-sent events: every new audit event, as it is recorded.
+  s.Get("/api/v1/events/stream", [&ctx, this](const httplib::Request& req, httplib::Response& res) {
+    auto after = std::make_shared<int64_t>(static_cast<int64_t>(query_size(req, "after", 0, INT64_MAX)));
+    if (!req.has_param("after")) {
+      store::EventQuery q;
+      q.limit = 1;
+      q.newest_first = true;
+      auto newest = unwrap(ctx.store->list_events(q));
+      *after = newest.empty() ? 0 : newest.front().id;
+    }
+    std::string env = req.has_param("env") ? req.get_param_value("env") : "";
+    util::Millis poll = ctx.log_poll_ms;
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider("text/event-stream", [&ctx, this, after, env, poll](size_t, httplib::DataSink& sink) {
+      int64_t last_write = util::steady_ms();
+      while (!m_stopping) {
+        store::EventQuery q;
+        q.env = env;
+        q.after_id = *after;
+        q.limit = 500;
+        auto evs = ctx.store->list_events(q);
+        if (evs) {
+          std::string out;
+          for (const auto& e : *evs) {
+            out += "id: " + std::to_string(e.id) + "\ndata: " + core::to_json(e).dump() + "\n\n";
+            *after = e.id;
+          }
+          if (!out.empty()) {
+            if (!sink.write(out.data(), out.size())) {
+              return false;
+            }
+            last_write = util::steady_ms();
+          }
+        }
+        if (util::steady_ms() - last_write > 15000) {
+          static const std::string k_ping = ": ping\n\n";
+          if (!sink.write(k_ping.data(), k_ping.size())) {
+            return false;
+          }
+          last_write = util::steady_ms();
+        }
+        if (!sink.is_writable()) {
+          return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(poll));
+      }
+      sink.done();
+      return true;
+    });
   });
 
   s.Get("/api/v1/capabilities", [&ctx](const httplib::Request&, httplib::Response& res) {

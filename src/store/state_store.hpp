@@ -29,6 +29,7 @@ struct EventQuery {
   std::string env;          // "" = every environment
   int64_t after_id = 0;     // only events with id > after_id
   size_t limit = 1000;
+  bool newest_first = false; // the newest `limit` events, newest first
 };
 
 class StateStore {
@@ -60,7 +61,7 @@ public:
 
   // --- Events (audit log) ---
   virtual Expected<int64_t> append_event(const Event& ev) = 0;
-  // Oldest first.
+  // Oldest first (newest first with q.newest_first).
   virtual Expected<std::vector<Event>> list_events(const EventQuery& q) = 0;
 
   // --- Leases: one worker at a time per environment ---

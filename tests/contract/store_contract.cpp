@@ -607,6 +607,18 @@ TEST_P(StoreContract, EventQueryFiltersByEnvironmentAfterIdAndLimit) {
 
   IDP_ASSERT_OK_ASSIGN(auto of_unknown, store().list_events(events_of("c")));
   EXPECT_TRUE(of_unknown.empty());
+
+  EventQuery newest = events_of("a");
+  newest.newest_first = true;
+  newest.limit = 2;
+  IDP_ASSERT_OK_ASSIGN(auto latest_a, store().list_events(newest));
+  EXPECT_EQ(ids_of(latest_a), (std::vector<int64_t>{ids[8], ids[6]}));
+  EventQuery newest_all;
+  newest_all.newest_first = true;
+  newest_all.limit = 1;
+  newest_all.after_id = ids[2];
+  IDP_ASSERT_OK_ASSIGN(auto last, store().list_events(newest_all));
+  EXPECT_EQ(ids_of(last), (std::vector<int64_t>{ids[9]}));
 }
 
 // --- Revisions ---

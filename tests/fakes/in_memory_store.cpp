@@ -170,6 +170,14 @@ Expected<std::vector<Event>> InMemoryStore::list_events(const store::EventQuery&
   std::vector<Event> out;
   auto first = std::upper_bound(m_events.begin(), m_events.end(), q.after_id,
                                 [](int64_t id, const Event& ev) { return id < ev.id; });
+  if (q.newest_first) {
+    for (auto it = m_events.rbegin(); it != m_events.rend() && it->id > q.after_id && out.size() < q.limit; ++it) {
+      if (q.env.empty() || it->env == q.env) {
+        out.push_back(*it);
+      }
+    }
+    return out;
+  }
   for (auto it = first; it != m_events.end() && out.size() < q.limit; ++it) {
     if (q.env.empty() || it->env == q.env) {
       out.push_back(*it);

@@ -709,7 +709,8 @@ Expected<std::vector<Event>> SqliteStore::list_events(const EventQuery& q) {
   // from using events_by_env.
   constexpr std::string_view k_select = "SELECT id, env, at, actor, action, reason, from_phase, to_phase FROM events ";
   std::string sql(k_select);
-  sql += q.env.empty() ? "WHERE id > ?2 ORDER BY id LIMIT ?3" : "WHERE env = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+  sql += q.env.empty() ? "WHERE id > ?2" : "WHERE env = ?1 AND id > ?2";
+  sql += q.newest_first ? " ORDER BY id DESC LIMIT ?3" : " ORDER BY id LIMIT ?3";
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, sql));
   if (!q.env.empty()) {
     st.bind(1, q.env);
