@@ -232,8 +232,10 @@ std::string parse_lock_id(std::string_view output) {
     if (idpos == std::string_view::npos) {
       break;
     }
-    size_t end = output.find('\n', idpos);
-    id = util::trim(output.substr(idpos + 3, (end == std::string_view::npos ? output.size() : end) - idpos - 3));
+    // The ID is the first word after "ID:" (the line may continue in a joined summary).
+    size_t start = output.find_first_not_of(" \t", idpos + 3);
+    size_t end = start == std::string_view::npos ? start : output.find_first_of(" \t\r\n;", start);
+    id = start == std::string_view::npos ? "" : std::string(output.substr(start, end == std::string_view::npos ? end : end - start));
   }
   return id;
 }

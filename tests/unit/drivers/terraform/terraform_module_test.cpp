@@ -159,6 +159,7 @@ TEST(LockIdTest, ParsesTerraformLockError) {
                     "  Operation: OperationTypeApply\n";
   EXPECT_EQ(parse_lock_id(out), "405e417b-d316-e8ec-5e91-baeb9ae64d9e");
   EXPECT_EQ(parse_lock_id("no lock here"), "");
+  EXPECT_EQ(parse_lock_id("apply failed: Lock Info:; ID:        abc-1; Path: b/k"), "abc-1");
 }
 
 } // namespace
