@@ -102,6 +102,10 @@ Expected<void> Daemon::start() {
   dctx.router_listen_host = cfg.router_listen_host;
   dctx.clock = &d.clock;
   dctx.self_exe = d.self_exe;
+  // Drivers that run scheduled jobs themselves (local) record each run in the store.
+  store::StateStore* job_store = d.store.get();
+  dctx.insert_job_run = [job_store](const core::JobRun& r) { return job_store->insert_job_run(r); };
+  dctx.update_job_run = [job_store](const core::JobRun& r) { return job_store->update_job_run(r); };
   IDP_TRY_ASSIGN(auto live, d.store->list_environments(false));
   for (const auto* factory : drivers::builtin_driver_factories()) {
     dctx.options = cfg.driver_options.value(std::string(factory->name()), nlohmann::json::object());

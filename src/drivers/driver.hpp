@@ -6,6 +6,7 @@
 // Every driver passes tests/contract/driver_contract.hpp.
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -124,6 +125,10 @@ struct DriverContext {
   util::Clock* clock = nullptr;
   std::string self_exe;             // path of the idp binary (for helper subcommands)
   nlohmann::json options = nlohmann::json::object(); // driver-specific settings from the server config
+  // Records runs of scheduled jobs (the store's job_runs) for drivers that run them
+  // themselves; unset = not recorded. insert returns the new run's id. Thread-safe.
+  std::function<Expected<int64_t>(const core::JobRun&)> insert_job_run;
+  std::function<Expected<void>(const core::JobRun&)> update_job_run;
 };
 
 class DriverFactory {

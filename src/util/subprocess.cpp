@@ -7,6 +7,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/prctl.h>
@@ -87,10 +88,11 @@ void close_from(int lowfd) {
   }
 }
 
-// In the child, after fork: reset signals, set up fds, session, cwd, cgroups; exec.
+// In the child, after fork: reset signals, set up fds, session, cgroups, user, cwd; exec.
 [[noreturn]] void child_exec(const Prepared& p, const Command& cmd, int in_fd, int out_fd, int err_fd,
                              bool new_session, pid_t join_group, int pdeathsig,
-                             const std::vector<std::string>& cgroup_files, int errpipe, pid_t expected_parent = 0) {
+                             const std::vector<std::string>& cgroup_files, int errpipe, pid_t expected_parent = 0,
+                             int uid = -1, int gid = -1) {
   sigset_t empty;
   sigemptyset(&empty);
   ::sigprocmask(SIG_SETMASK, &empty, nullptr);
@@ -143,6 +145,24 @@ void close_from(int lowfd) {
   close_from(ep + 1);
   for (int fd = 3; fd < ep; ++fd) {
     ::close(fd);
+  }
+  // Drop privileges last (cgroup placement needs them); a changed uid clears the
+  // parent-death signal, so it is set again.
+  if (gid >= 0 || uid >= 0) {
+    gid_t g = static_cast<gid_t>(gid);
+    if ((gid >= 0 && (::setgroups(1, &g) != 0 || ::setgid(g) != 0)) ||
+        (uid >= 0 && ::setuid(static_cast<uid_t>(uid)) != 0)) {
+      int e = errno;
+      ssize_t w = ::write(ep, &e, sizeof e);
+      (void)w;
+      ::_exit(126);
+    }
+    if (pdeathsig != 0) {
+      ::prctl(PR_SET_PDEATHSIG, pdeathsig);
+      if (expected_parent > 0 && ::getppid() != expected_parent) {
+        ::_exit(1);
+      }
+    }
   }
   if (!cmd.cwd.empty() && ::chdir(cmd.cwd.c_str()) != 0) {
     int e = errno;
@@ -209,7 +229,7 @@ Expected<RunResult> run(const Command& cmd, const RunOptions& opts) {
   }
   if (pid == 0) {
     child_exec(p, cmd, in_pipe[0], out_pipe[1], opts.merge_stderr ? out_pipe[1] : err_pipe[1], true, 0, 0, {},
-               exec_pipe[1]);
+               exec_pipe[1], 0, opts.uid, opts.gid);
   }
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
@@ -402,12 +422,12 @@ Expected<pid_t> spawn(const Command& cmd, const SpawnOptions& opts) {
   if (pid == 0) {
     if (!opts.detach) {
       child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group,
-                 opts.parent_death_signal, opts.cgroup_proc_files, exec_pipe[1], self);
+                 opts.parent_death_signal, opts.cgroup_proc_files, exec_pipe[1], self, opts.uid, opts.gid);
     }
     pid_t grandchild = ::fork();
     if (grandchild == 0) {
       child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group, 0,
-                 opts.cgroup_proc_files, exec_pipe[1]);
+                 opts.cgroup_proc_files, exec_pipe[1], 0, opts.uid, opts.gid);
     }
     ssize_t w = ::write(pid_pipe[1], &grandchild, sizeof grandchild);
     (void)w;

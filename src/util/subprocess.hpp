@@ -33,6 +33,10 @@ struct RunOptions {
   // calling thread. Used to stream a tool's output into an environment log.
   std::function<void(std::string_view line, bool is_stderr)> on_line;
   const std::atomic<bool>* cancel = nullptr;  // set to true to stop the process
+  // Run as this user/group (-1 = unchanged; needs root): setgroups({gid}), setgid, setuid
+  // in the child before cwd and exec. A failed switch is an io_error like a failed exec.
+  int uid = -1;
+  int gid = -1;
 };
 
 struct RunResult {
@@ -62,6 +66,8 @@ struct SpawnOptions {
   bool detach = true;            // double-fork: reparented to init, survives and is never our zombie
   int parent_death_signal = 0;   // with detach=false: signal the child gets when we die
   std::vector<std::string> cgroup_proc_files; // "…/cgroup.procs" files the child enters before exec
+  int uid = -1;                  // as RunOptions::uid/gid: user and group to run as (-1 = unchanged)
+  int gid = -1;
 };
 
 // Starts a long-running program and returns its pid. With detach=false the caller must

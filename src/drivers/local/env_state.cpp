@@ -5,6 +5,24 @@
 
 namespace idp::drivers::local {
 
+nlohmann::json DatabaseRecord::to_json() const {
+  return {{"name", name},
+          {"salt", salt},
+          {"seed_path", seed_path},
+          {"seed_template", seed_template},
+          {"created_by", created_by}};
+}
+
+DatabaseRecord DatabaseRecord::from_json(const nlohmann::json& j) {
+  DatabaseRecord r;
+  r.name = j.value("name", "");
+  r.salt = j.value("salt", "");
+  r.seed_path = j.value("seed_path", "");
+  r.seed_template = j.value("seed_template", "");
+  r.created_by = j.value("created_by", "");
+  return r;
+}
+
 nlohmann::json InstanceRecord::to_json() const {
   return {{"key", key},
           {"revision_id", revision_id},
@@ -22,7 +40,8 @@ nlohmann::json InstanceRecord::to_json() const {
           {"cgroup_dirs", cgroup_dirs},
           {"cgroup", cgroup},
           {"limits_warning", limits_warning},
-          {"startup_ms", startup_ms}};
+          {"startup_ms", startup_ms},
+          {"job", job}};
 }
 
 InstanceRecord InstanceRecord::from_json(const nlohmann::json& j) {
@@ -44,6 +63,7 @@ InstanceRecord InstanceRecord::from_json(const nlohmann::json& j) {
   r.cgroup = j.contains("cgroup") ? j.at("cgroup") : nlohmann::json();
   r.limits_warning = j.value("limits_warning", "");
   r.startup_ms = j.value("startup_ms", int64_t{0});
+  r.job = j.contains("job") ? j.at("job") : nlohmann::json();
   return r;
 }
 
@@ -52,6 +72,7 @@ nlohmann::json EnvState::to_json() const {
   j["active"] = active ? active->to_json() : nlohmann::json();
   j["pending"] = pending ? pending->to_json() : nlohmann::json();
   j["route"] = route ? route->to_json() : nlohmann::json();
+  j["database"] = database ? database->to_json() : nlohmann::json();
   return j;
 }
 
@@ -77,6 +98,9 @@ Expected<std::optional<EnvState>> load_env_state(const std::string& path) {
     }
     if (j.contains("pending") && j["pending"].is_object()) {
       s.pending = InstanceRecord::from_json(j["pending"]);
+    }
+    if (j.contains("database") && j["database"].is_object()) {
+      s.database = DatabaseRecord::from_json(j["database"]);
     }
     if (j.contains("route")) {
       s.route = RouteTarget::from_json(j["route"]);

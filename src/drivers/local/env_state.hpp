@@ -17,6 +17,18 @@
 
 namespace idp::drivers::local {
 
+// What an environment's database is (database component). Never the password.
+struct DatabaseRecord {
+  std::string name;          // database = role (databases.hpp)
+  std::string salt;          // for the password derivation
+  std::string seed_path;     // database.seed when the database was created, "" when none
+  std::string seed_template; // template it was cloned from, "" when none
+  std::string created_by;    // how it came to be: "cloned from template …", "created empty"
+
+  nlohmann::json to_json() const;
+  static DatabaseRecord from_json(const nlohmann::json& j);
+};
+
 // One started (or starting) revision of an environment.
 struct InstanceRecord {
   std::string key;              // "7", or "7-2" when revision 7 is redeployed with other content;
@@ -24,7 +36,7 @@ struct InstanceRecord {
   int64_t revision_id = 0;
   std::string commit;
   std::string content_hash;     // commit + config + components: equal hash = same deployment
-  std::string kind;             // "web" | "static" | "none"
+  std::string kind;             // "web" | "static" | "job" | "none"
   std::string dir;              // <env dir>/rev-<key>
   int port = 0;                 // web: the app's port
   pid_t shim_pid = 0;           // web: the shim (session and process-group leader)
@@ -37,6 +49,9 @@ struct InstanceRecord {
   nlohmann::json cgroup;        // CgroupPlacement::to_json(), null when none
   std::string limits_warning;   // why cpu/memory limits are not enforced, "" when they are
   int64_t startup_ms = 0;       // web: spawn → healthy
+  // job: what the scheduler runs, so a restarted daemon can resume without the config:
+  // {"expression", "argv", "environment", "secrets" (references only), "retention_days"}.
+  nlohmann::json job;
 
   nlohmann::json to_json() const;
   static InstanceRecord from_json(const nlohmann::json& j);
@@ -48,6 +63,7 @@ struct EnvState {
   std::optional<InstanceRecord> active;  // what the route points at
   std::optional<InstanceRecord> pending; // being started; never routed
   std::optional<RouteTarget> route;      // the route the router should have
+  std::optional<DatabaseRecord> database; // written before the database is created
   int64_t next_seq = 1;                  // for unique instance keys
 
   nlohmann::json to_json() const;

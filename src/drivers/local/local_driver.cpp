@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/command_line.hpp"
+#include "core/schedule.hpp"
 #include "drivers/local/local_secrets.hpp"
 #include "drivers/local/processes.hpp"
 #include "drivers/local/shim.hpp"
@@ -65,7 +66,23 @@ std::string kind_for(const DeploySpec& spec) {
   if (has(spec.components, "static")) {
     return "static";
   }
+  if (has(spec.components, "schedule")) {
+    return "job";
+  }
   return "none";
+}
+
+// A seed path must stay inside the checkout.
+bool safe_relative_path(const std::string& p) {
+  if (p.empty() || p[0] == '/') {
+    return false;
+  }
+  for (const auto& part : util::split(p, '/')) {
+    if (part == "..") {
+      return false;
+    }
+  }
+  return true;
 }
 
 // What makes two deployments the same for this runtime: equal hash, no restart.
@@ -82,7 +99,9 @@ std::string content_hash(const DeploySpec& spec) {
                       {"environment", c.environment},
                       {"secrets", c.secrets},
                       {"local", {{"build", c.local.build}, {"start", c.local.start}}},
-                      {"static", {{"dir", c.static_site.dir}, {"spa", c.static_site.spa}}}};
+                      {"static", {{"dir", c.static_site.dir}, {"spa", c.static_site.spa}}},
+                      {"schedule_expression", c.schedule_expression},
+                      {"database", {{"seed", c.database.seed}}}};
   return util::sha256_hex(j.dump()).substr(0, 16);
 }
 
@@ -197,9 +216,29 @@ LocalDriver::LocalDriver(DriverContext ctx, LocalOptions opts)
       m_ctx.router_port = *p;
     }
   }
+  ClusterOptions co;
+  co.dir = util::path_join(m_home, "postgres");
+  co.state_dir = util::path_join(m_home, "db");
+  co.home = m_home;
+  co.bin_dir = m_opts.postgres_bin_dir;
+  co.user = m_opts.postgres_user;
+  co.cluster_name = "idp-" + m_home_id;
+  m_cluster = std::make_unique<PostgresCluster>(co);
+  m_databases = std::make_unique<DatabaseManager>(*m_cluster, util::path_join(co.state_dir, "master.key"));
+  JobScheduler::Options so;
+  so.self_exe = m_self_exe;
+  so.time_scale = m_opts.schedule_time_scale;
+  so.clock = m_ctx.clock;
+  so.log_max_bytes = m_opts.log_max_bytes;
+  so.log_keep = m_opts.log_keep;
+  so.stop_grace_ms = m_opts.stop_grace_ms;
+  so.insert_job_run = m_ctx.insert_job_run;
+  so.update_job_run = m_ctx.update_job_run;
+  m_scheduler = std::make_unique<JobScheduler>(so);
 }
 
 LocalDriver::~LocalDriver() {
+  m_scheduler->stop();
   if (m_router) {
     m_router->stop();
   }
@@ -284,7 +323,7 @@ std::optional<RouteTarget> LocalDriver::route_for(const std::string& env, const 
 
 ApplyResult LocalDriver::result_for(const std::string& env, const InstanceRecord& inst) const {
   ApplyResult res;
-  res.url = inst.kind == "none" ? "" : url_for(env);
+  res.url = inst.kind == "web" || inst.kind == "static" ? url_for(env) : "";
   res.outputs = {{"revision", inst.key}, {"revision_id", inst.revision_id}, {"commit", inst.commit},
                  {"kind", inst.kind}, {"router_port", m_ctx.router_port}};
   if (inst.kind == "web") {
@@ -390,10 +429,14 @@ Expected<void> LocalDriver::start(const std::vector<core::Environment>& live) {
   }
   std::string envs_dir = util::path_join(m_home, "envs");
 
-  // Environments that are no longer live lose everything.
+  // Environments that are no longer live lose everything (their databases below).
+  bool dead_databases = false;
   for (const auto& name : subdirs(envs_dir)) {
     if (!live_names.count(name)) {
       spdlog::info("local driver: removing leftovers of environment {}", name);
+      if (auto loaded = load_env_state(paths(name).state); !loaded || (*loaded && (*loaded)->database)) {
+        dead_databases = true;
+      }
       remove_env_files(name);
     }
   }
@@ -465,6 +508,46 @@ Expected<void> LocalDriver::start(const std::vector<core::Environment>& live) {
     }
   }
 
+  // The cluster runs when a live environment has a database, and is asked to forget the
+  // databases of environments that are gone.
+  bool live_databases = std::any_of(states.begin(), states.end(), [](const auto& kv) { return kv.second.database; });
+  if (m_cluster->initialized() && (live_databases || dead_databases)) {
+    if (auto r = m_cluster->ensure_running(); !r) {
+      spdlog::warn("local driver: PostgreSQL: {}; environments' databases are unreachable until it runs",
+                   r.error().message);
+    } else {
+      (void)m_databases->harden();
+      std::set<std::string> keep;
+      for (const auto& name : live_names) {
+        keep.insert(database_name_for(name));
+      }
+      for (const auto& [name, st] : states) {
+        if (st.database) {
+          keep.insert(st.database->name);
+        }
+      }
+      if (auto found = m_databases->list_environment_databases()) {
+        for (const auto& db : *found) {
+          if (!keep.count(db)) {
+            spdlog::info("local driver: dropping database {} of an environment that is gone", db);
+            if (auto d = m_databases->drop(db); !d) {
+              spdlog::warn("local driver: {}", d.error().message);
+            }
+          }
+        }
+      }
+    }
+  }
+  // Scheduled jobs resume; runs that ended while the daemon was down get recorded.
+  for (const auto& [name, st] : states) {
+    if (st.active && !st.active->job.is_null()) {
+      if (auto r = register_job(name, st, *st.active); !r) {
+        spdlog::warn("local driver: {}: cannot resume its schedule: {}", name, r.error().message);
+      }
+    }
+  }
+  m_scheduler->start();
+
   RouterConfig rc;
   rc.dir = util::path_join(m_home, "router");
   rc.caddy_binary = m_opts.caddy_binary;
@@ -480,10 +563,12 @@ Expected<void> LocalDriver::start(const std::vector<core::Environment>& live) {
 }
 
 void LocalDriver::stop(bool keep_running) {
+  m_scheduler->stop(); // runs in flight keep going; the next start records how they ended
   if (m_router) {
     m_router->stop();
   }
   if (keep_running) {
+    m_cluster->detach(); // the apps still use it
     return;
   }
   for (const auto& name : subdirs(util::path_join(m_home, "envs"))) {
@@ -493,6 +578,7 @@ void LocalDriver::stop(bool keep_running) {
       retire(name, (*loaded)->repo, *(*loaded)->active, false);
     }
   }
+  m_cluster->stop(); // after the apps, so none of them sees its database vanish first
 }
 
 // --- plan / apply ---
@@ -530,6 +616,31 @@ Expected<void> LocalDriver::plan(const DeploySpec& spec) {
   if (kind == "static" && c.static_site.dir.empty()) {
     return make_error(ErrorCode::invalid_config, "static.dir: the static component needs the directory to serve");
   }
+  if (has(spec.components, "schedule")) {
+    if (c.schedule_expression.empty()) {
+      return make_error(ErrorCode::invalid_config,
+                        "schedule_expression: the schedule component needs one, like \"rate(1 hour)\"");
+    }
+    if (auto sch = core::Schedule::parse(c.schedule_expression); !sch) {
+      return make_error(ErrorCode::invalid_config, "schedule_expression: " + sch.error().message);
+    }
+    if (c.local.start.empty()) {
+      return make_error(ErrorCode::invalid_config,
+                        "local.start: the local runtime needs the job's command, like \"node job.js\"");
+    }
+    if (auto argv = core::split_command_line(c.local.start); !argv) {
+      return make_error(ErrorCode::invalid_config, "local.start: " + argv.error().message);
+    }
+  }
+  if (has(spec.components, "database") && !c.database.seed.empty()) {
+    if (!safe_relative_path(c.database.seed)) {
+      return make_error(ErrorCode::invalid_config, "database.seed: expected a path inside the repository, got " +
+                                                       util::quote(c.database.seed));
+    }
+    if (spec.env.repo.empty() || spec.env.commit.empty()) {
+      return make_error(ErrorCode::invalid_config, "database.seed: the environment has no repository to read it from");
+    }
+  }
   IDP_TRY(check_secret_references(c.secrets));
   return {};
 }
@@ -566,6 +677,8 @@ Expected<void> LocalDriver::build(const DeploySpec& spec, const InstanceRecord& 
   cmd.cwd = util::path_join(inst.dir, "src");
   cmd.clear_env = true;
   cmd.env = base_env();
+  // One package cache per home: the second build of a repository does not download again.
+  cmd.env["npm_config_cache"] = util::path_join(m_home, "cache/npm");
   for (const auto& [k, v] : spec.config.environment) {
     cmd.env[k] = v;
   }
@@ -645,8 +758,8 @@ Expected<void> LocalDriver::wait_healthy(const InstanceRecord& inst, const std::
 }
 
 Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std::string, std::string>& secrets,
-                                      InstanceRecord& inst, EnvState& state, common::LogWriter& log,
-                                      Progress& progress) {
+                                      const std::map<std::string, std::string>& db_env, InstanceRecord& inst,
+                                      EnvState& state, common::LogWriter& log, Progress& progress) {
   const auto& c = spec.config;
   const std::string& env = spec.env.name;
   auto p = paths(env);
@@ -677,6 +790,10 @@ Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std
   IDP_TRY(save_env_state(p.state, state));
 
   std::map<std::string, std::string> app_env = base_env();
+  // The database's variables first: the config's environment map wins, as on AWS.
+  for (const auto& [k, v] : db_env) {
+    app_env[k] = v;
+  }
   for (const auto& [k, v] : c.environment) {
     app_env[k] = v;
   }
@@ -757,10 +874,31 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
 
   std::vector<std::string> warnings;
   for (const auto& comp : spec.components) {
-    if (comp != "web" && comp != "static") {
-      warnings.push_back("component " + util::quote(comp) + " is not handled by the local runtime yet; ignored");
+    if (comp != "web" && comp != "static" && comp != "database" && comp != "schedule") {
+      warnings.push_back("component " + util::quote(comp) + " is not handled by the local runtime; ignored");
     }
   }
+  const bool wants_database = has(spec.components, "database");
+  const bool wants_schedule = has(spec.components, "schedule");
+  // Extra outputs: the database (never its password) and the schedule.
+  auto finish = [&](ApplyResult res, const InstanceRecord& a) {
+    if (state.database) {
+      const DatabaseRecord& db = *state.database;
+      res.outputs["db_host"] = "127.0.0.1";
+      res.outputs["db_port"] = m_cluster->port();
+      res.outputs["db_name"] = db.name;
+      res.outputs["db_user"] = db.name;
+      res.outputs["db_created"] = db.created_by;
+      if (!db.seed_template.empty()) {
+        res.outputs["db_seed_template"] = db.seed_template;
+      }
+    }
+    if (!a.job.is_null()) {
+      res.outputs["schedule"] = m_scheduler->status(env);
+    }
+    res.warnings.insert(res.warnings.end(), warnings.begin(), warnings.end());
+    return res;
+  };
 
   // A revision left half-started by a crash or a cancelled deploy.
   std::optional<InstanceRecord> reusable;
@@ -790,13 +928,18 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
         }
         IDP_TRY(m_router->set_route(*route));
       }
+      if (wants_database) {
+        IDP_TRY(m_cluster->ensure_running()); // supervised anyway; a deploy waits for it
+      }
+      if (!a.job.is_null() && !m_scheduler->has(env)) {
+        IDP_TRY(register_job(env, state, a));
+      }
       progress.revision_status(core::RevisionStatus::serving, "revision " + a.key + " already serving");
       ApplyResult res = result_for(env, a);
       if (auto s = resolve_secrets(spec.config.secrets)) {
         res.warnings.insert(res.warnings.end(), s->warnings.begin(), s->warnings.end());
       }
-      res.warnings.insert(res.warnings.end(), warnings.begin(), warnings.end());
-      return res;
+      return finish(res, a);
     }
   }
 
@@ -827,6 +970,14 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
   inst.content_hash = hash;
   inst.kind = kind;
   inst.health_path = spec.config.health_check_path;
+  if (wants_schedule) {
+    IDP_TRY_ASSIGN(auto job_argv, core::split_command_line(spec.config.local.start));
+    inst.job = {{"expression", spec.config.schedule_expression},
+                {"argv", job_argv},
+                {"environment", spec.config.environment},
+                {"secrets", spec.config.secrets},
+                {"retention_days", spec.config.log_retention_days}};
+  }
   const bool shares_active_dir = state.active && state.active->dir == inst.dir;
   state.pending = inst;
   IDP_TRY(save_env_state(p.state, state));
@@ -842,7 +993,8 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
   auto cancelled = [&] { return Error(ErrorCode::cancelled, "deploy of revision " + inst.key + " cancelled"); };
 
   (void)log->append("system", "deploying revision " + inst.key + " (commit " + short_sha(inst.commit) + ")");
-  if (kind != "none") {
+  const bool has_seed = wants_database && !spec.config.database.seed.empty();
+  if (kind != "none" || has_seed) {
     progress.revision_status(core::RevisionStatus::building, "checking out " + short_sha(inst.commit));
     if (auto r = checkout(spec.env.repo, inst, progress); !r) {
       return abandon(r.error());
@@ -850,6 +1002,23 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
     if (progress.cancelled()) {
       return abandon(cancelled());
     }
+  }
+  // The database before the build, once the seed can be read from the checkout.
+  std::map<std::string, std::string> db_env;
+  if (wants_database) {
+    if (auto r = ensure_database(spec, state, inst, *log, progress); !r) {
+      return abandon(r.error().with_context("database"));
+    }
+    auto vars = database_env(state);
+    if (!vars) {
+      return abandon(vars.error().with_context("database"));
+    }
+    db_env = std::move(*vars);
+    if (progress.cancelled()) {
+      return abandon(cancelled());
+    }
+  }
+  if (kind != "none") {
     if (auto r = build(spec, inst, *log, progress); !r) {
       return abandon(r.error());
     }
@@ -859,7 +1028,7 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
   }
   if (kind == "web") {
     progress.revision_status(core::RevisionStatus::starting, "starting " + spec.config.local.start);
-    if (auto r = start_web(spec, secrets.env, inst, state, *log, progress); !r) {
+    if (auto r = start_web(spec, secrets.env, db_env, inst, state, *log, progress); !r) {
       return abandon(r.error());
     }
   } else if (kind == "static") {
@@ -906,9 +1075,139 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
     retire(env, state.repo, *old, true);
     (void)log->append("system", "stopped revision " + old->key);
   }
-  ApplyResult res = result_for(env, inst);
-  res.warnings.insert(res.warnings.end(), warnings.begin(), warnings.end());
-  return res;
+  if (wants_schedule) {
+    if (auto r = register_job(env, state, inst); !r) {
+      return Unexpected(r.error()); // plan() checked the expression; this is unexpected
+    }
+  } else if (m_scheduler->has(env)) {
+    m_scheduler->remove(env, "the environment's template has no schedule any more");
+  }
+  return finish(result_for(env, inst), inst);
+}
+
+// --- database and schedule components ---
+
+Expected<void> LocalDriver::ensure_database(const DeploySpec& spec, EnvState& state, const InstanceRecord& inst,
+                                            common::LogWriter& log, Progress& progress) {
+  const std::string& env = spec.env.name;
+  const std::string& seed_path = spec.config.database.seed;
+  bool first_use = !m_cluster->initialized();
+  progress.step(first_use ? "database: creating the PostgreSQL cluster (first use)" : "database: starting PostgreSQL");
+  IDP_TRY(m_cluster->ensure_running());
+  if (first_use) {
+    (void)log.append("system", "created the PostgreSQL cluster of this home (initdb " +
+                                   std::to_string(m_cluster->init_ms()) + " ms, start " +
+                                   std::to_string(m_cluster->start_ms()) + " ms)");
+  }
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    if (!m_hardened) {
+      IDP_TRY(m_databases->harden());
+      m_hardened = true;
+    }
+  }
+  if (!state.database) {
+    DatabaseRecord rec;
+    rec.name = database_name_for(env);
+    rec.salt = util::random_hex(8);
+    state.database = rec;
+    IDP_TRY(save_env_state(paths(env).state, state)); // before it exists: destroy finds it
+  }
+  std::optional<SeedSource> seed;
+  if (!seed_path.empty()) {
+    IDP_TRY_ASSIGN(bool exists, m_databases->exists(state.database->name));
+    if (!exists) {
+      std::string file = util::path_join(util::path_join(inst.dir, "src"), seed_path);
+      auto content = util::read_file(file);
+      if (!content) {
+        return make_error(ErrorCode::permanent, "database.seed " + util::quote(seed_path) + ": no such file at commit " +
+                                                    short_sha(inst.commit));
+      }
+      seed = SeedSource{spec.env.repo, seed_path, std::move(*content)};
+      progress.step("database: creating " + state.database->name + " from seed " + seed_path);
+    }
+  }
+  auto note = [&](const std::string& line) { (void)log.append("system", line); };
+  IDP_TRY_ASSIGN(std::string created, m_databases->ensure(*state.database, seed, note));
+  if (!created.empty()) {
+    state.database->created_by = created;
+    state.database->seed_path = seed ? seed->path : "";
+    state.database->seed_template = seed ? seed_template_name(seed->repo, seed->content) : "";
+    IDP_TRY(save_env_state(paths(env).state, state));
+  }
+  return {};
+}
+
+Expected<std::map<std::string, std::string>> LocalDriver::database_env(const EnvState& state) {
+  if (!state.database) {
+    return std::map<std::string, std::string>();
+  }
+  return m_databases->app_environment(*state.database);
+}
+
+std::set<std::string> LocalDriver::templates_in_use() const {
+  std::set<std::string> out;
+  for (const auto& name : subdirs(util::path_join(m_home, "envs"))) {
+    auto loaded = load_env_state(paths(name).state);
+    if (loaded && *loaded && (*loaded)->database && !(*loaded)->database->seed_template.empty()) {
+      out.insert((*loaded)->database->seed_template);
+    }
+  }
+  return out;
+}
+
+Expected<void> LocalDriver::drop_database(const std::string& env, const std::string& repo) {
+  if (!m_cluster->initialized()) {
+    return {};
+  }
+  IDP_TRY(m_cluster->ensure_running());
+  IDP_TRY(m_databases->drop(database_name_for(env)));
+  if (!repo.empty()) {
+    if (auto r = m_databases->prune_templates(repo, templates_in_use()); !r) {
+      spdlog::warn("local driver: cannot prune seed templates of {}: {}", repo, r.error().message);
+    }
+  }
+  return {};
+}
+
+Expected<void> LocalDriver::register_job(const std::string& env, const EnvState& state, const InstanceRecord& inst) {
+  const nlohmann::json& j = inst.job;
+  JobScheduler::Job job;
+  job.env = env;
+  job.expression = j.value("expression", "");
+  job.argv = j.value("argv", std::vector<std::string>{});
+  job.cwd = util::path_join(inst.dir, "src");
+  job.env_dir = paths(env).dir;
+  job.log_dir = paths(env).logs;
+  job.retention_days = j.value("retention_days", 0);
+  if (job.argv.empty()) {
+    return make_error(ErrorCode::invalid_config, "local.start: the job has no command");
+  }
+  std::optional<DatabaseRecord> db = state.database;
+  auto config_env = j.value("environment", std::map<std::string, std::string>{});
+  auto secret_refs = j.value("secrets", std::map<std::string, std::string>{});
+  std::string key = inst.key;
+  job.environment = [this, env, key, db, config_env, secret_refs]() -> Expected<std::map<std::string, std::string>> {
+    auto vars = base_env();
+    if (db) {
+      IDP_TRY_ASSIGN(auto d, m_databases->app_environment(*db));
+      for (auto& [k, v] : d) {
+        vars[k] = v;
+      }
+    }
+    for (const auto& [k, v] : config_env) {
+      vars[k] = v;
+    }
+    IDP_TRY_ASSIGN(ResolvedSecrets sec, resolve_secrets(secret_refs));
+    for (const auto& [k, v] : sec.env) {
+      vars[k] = v;
+    }
+    for (const auto& [k, v] : marker_env(env, key)) {
+      vars[k] = v;
+    }
+    return vars;
+  };
+  return m_scheduler->set(job);
 }
 
 // --- observe / destroy / logs / exec ---
@@ -930,7 +1229,13 @@ Expected<Observation> LocalDriver::observe(const core::Environment& env) {
   const InstanceRecord& a = *(*loaded)->active;
   obs.status = {{"runtime", "local"},  {"revision", a.key},  {"revision_id", a.revision_id},
                 {"commit", a.commit},  {"kind", a.kind},    {"started_at", a.started_at},
-                {"url", a.kind == "none" ? "" : url_for(env.name)}};
+                {"url", a.kind == "web" || a.kind == "static" ? url_for(env.name) : ""}};
+  if (const auto& db = (*loaded)->database) {
+    obs.status["database"] = {{"name", db->name}, {"port", m_cluster->port()}, {"created", db->created_by}};
+    if (m_cluster->pid() == 0) {
+      obs.warnings.push_back("PostgreSQL is not running; it is being restarted");
+    }
+  }
   if (!a.limits_warning.empty()) {
     obs.warnings.push_back(a.limits_warning);
   }
@@ -968,6 +1273,20 @@ Expected<Observation> LocalDriver::observe(const core::Environment& env) {
                     : util::quote(a.static_root + "/index.html") + " is missing";
     return obs;
   }
+  if (!a.job.is_null()) {
+    auto st = m_scheduler->status(env.name);
+    if (st.is_null()) {
+      obs.health = Health::not_running;
+      obs.detail = "the schedule is not running";
+      return obs;
+    }
+    obs.status["schedule"] = st;
+    obs.health = Health::healthy;
+    obs.detail = st.contains("running") ? "job run " + st["running"]["id"].dump() + " is running"
+                 : st.contains("next_run_at") ? "next run at " + st["next_run_at"].get<std::string>()
+                                               : "the schedule has no more runs";
+    return obs;
+  }
   obs.health = Health::healthy;
   obs.detail = "nothing to run on the local runtime";
   return obs;
@@ -976,13 +1295,29 @@ Expected<Observation> LocalDriver::observe(const core::Environment& env) {
 Expected<void> LocalDriver::destroy(const core::Environment& env, Progress& progress) {
   IDP_TRY(check_env_name(env.name));
   std::lock_guard<std::mutex> lk(env_mutex(env.name));
+  m_scheduler->remove(env.name, "stopped: the environment was destroyed");
   progress.step("removing the route");
   Expected<void> routed = {};
   if (m_router) {
     routed = m_router->remove_route(env.name);
   }
+  std::string repo = env.repo;
+  bool had_database = false;
+  if (auto loaded = load_env_state(paths(env.name).state); loaded && *loaded) {
+    repo = (*loaded)->repo.empty() ? repo : (*loaded)->repo;
+    had_database = (*loaded)->database.has_value();
+  }
   progress.step("stopping processes and removing files");
   remove_env_files(env.name);
+  // The database goes after the app (nothing reconnects), and also when the records are
+  // gone but the cluster runs (a crash between creating it and recording it cannot
+  // happen: the record is written first; this covers lost state files).
+  if (had_database || m_cluster->pid() > 0) {
+    progress.step("dropping the database");
+    if (auto r = drop_database(env.name, repo); !r) {
+      return Unexpected(r.error().with_context("database"));
+    }
+  }
   return routed;
 }
 
@@ -1010,7 +1345,19 @@ Expected<nlohmann::json> LocalDriver::exec(const core::Environment& env, const s
   cmd.clear_env = true;
   // The app's own environment (config, secrets, PORT, markers), like `docker exec`.
   pid_t app = read_app_pid(a.dir);
-  cmd.env = app > 0 && instance_running(a) ? process_environment(app) : base_env();
+  if (app > 0 && instance_running(a)) {
+    cmd.env = process_environment(app);
+  } else {
+    // No app process to copy from (a job, or the app is down): what a run would get.
+    cmd.env = base_env();
+    IDP_TRY_ASSIGN(auto db_env, database_env(**loaded));
+    cmd.env.insert(db_env.begin(), db_env.end());
+    if (a.job.is_object() && a.job.contains("environment")) {
+      for (const auto& [k, v] : a.job["environment"].get<std::map<std::string, std::string>>()) {
+        cmd.env[k] = v;
+      }
+    }
+  }
   for (const auto& [k, v] : marker_env(env.name, a.key)) {
     cmd.env[k] = v;
   }

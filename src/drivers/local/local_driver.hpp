@@ -7,8 +7,11 @@
 //   envs/<env>/rev-<key>/build.ok   local.build finished for this revision
 //   envs/<env>/rev-<key>/app.pid, exit.json   written by the shim (shim.hpp)
 //   envs/<env>/logs/app.log(.N) the environment log (build, app, system lines)
+//   envs/<env>/schedule.json, runs/<id>/   the job scheduler's state and runs (job_scheduler.hpp)
 //   git/                        bare mirrors (util::GitMirror)
 //   router/                     Caddy's config, admin socket, data and caddy.log
+//   postgres/, db/              the managed PostgreSQL cluster and its records (postgres_cluster.hpp)
+//   cache/npm/                  npm's cache for builds (npm_config_cache), shared by environments
 //
 // A "web" revision is a shim (`<self_exe> __shim …`) running the app on a free port,
 // detached and in its own session, in a cgroup with the config's cpu/memory when the
@@ -17,6 +20,12 @@
 // zero-downtime: the new revision starts beside the old one, the route switches only when
 // it is healthy, and the old one is stopped afterwards; a failing new revision is stopped
 // and the old one keeps serving.
+//
+// Other components: "database" gives the environment its own database and role in the
+// home's PostgreSQL (databases.hpp; DB_* and DATABASE_URL in the app's environment),
+// created after the checkout (the seed is read from it) and before the build; "schedule"
+// runs local.start at the times of schedule_expression (job_scheduler.hpp); alone, it
+// makes a "job" revision: checked out and built, with nothing running between runs.
 //
 // Thread-safety: operations on different environments run concurrently; operations on
 // one environment are serialised (the engine's leases already guarantee that). observe()
@@ -33,8 +42,11 @@
 #include "drivers/driver.hpp"
 #include "drivers/local/caddy_router.hpp"
 #include "drivers/local/cgroups.hpp"
+#include "drivers/local/databases.hpp"
 #include "drivers/local/env_state.hpp"
+#include "drivers/local/job_scheduler.hpp"
 #include "drivers/local/local_options.hpp"
+#include "drivers/local/postgres_cluster.hpp"
 
 namespace idp::drivers::local {
 
@@ -66,6 +78,9 @@ public:
   std::string url_for(const std::string& env) const;
   // Pid of the router's Caddy (0 when not running), for tests.
   pid_t router_pid_for_test() const;
+  // The home's PostgreSQL cluster (also when not started) and the scheduler, for tests.
+  PostgresCluster& cluster_for_test() { return *m_cluster; }
+  JobScheduler& scheduler_for_test() { return *m_scheduler; }
 
 private:
   struct EnvPaths {
@@ -80,7 +95,20 @@ private:
   Expected<void> checkout(const std::string& repo, const InstanceRecord& inst, Progress& progress);
   Expected<void> build(const DeploySpec& spec, const InstanceRecord& inst, common::LogWriter& log, Progress& progress);
   Expected<void> start_web(const DeploySpec& spec, const std::map<std::string, std::string>& secrets,
-                           InstanceRecord& inst, EnvState& state, common::LogWriter& log, Progress& progress);
+                           const std::map<std::string, std::string>& db_env, InstanceRecord& inst, EnvState& state,
+                           common::LogWriter& log, Progress& progress);
+  // database component: the environment's database exists (created, cloned or re-checked).
+  Expected<void> ensure_database(const DeploySpec& spec, EnvState& state, const InstanceRecord& inst,
+                                 common::LogWriter& log, Progress& progress);
+  // DB_* and DATABASE_URL of the environment's database; empty when it has none.
+  Expected<std::map<std::string, std::string>> database_env(const EnvState& state);
+  // Drops an environment's database and role (after its processes are gone), and seed
+  // templates of `repo` nothing uses any more. ok when the cluster never existed.
+  Expected<void> drop_database(const std::string& env, const std::string& repo);
+  // Seed templates in use by any environment of this home.
+  std::set<std::string> templates_in_use() const;
+  // schedule component: hands the active revision's job to the scheduler.
+  Expected<void> register_job(const std::string& env, const EnvState& state, const InstanceRecord& inst);
   Expected<void> wait_healthy(const InstanceRecord& inst, const std::string& env, Progress& progress);
   std::string log_tail(const std::string& env, size_t lines) const;
   Expected<int> allocate_port();
@@ -101,10 +129,14 @@ private:
   std::string m_self_exe;
   Cgroups m_cgroups;
   std::unique_ptr<CaddyRouter> m_router;
+  std::unique_ptr<PostgresCluster> m_cluster;
+  std::unique_ptr<DatabaseManager> m_databases;
+  std::unique_ptr<JobScheduler> m_scheduler;
 
   std::mutex m_mutex; // guards the maps below
   std::map<std::string, std::shared_ptr<std::mutex>> m_env_mutexes;
   std::set<int> m_ports;
+  bool m_hardened = false; // the cluster's own databases refuse PUBLIC connections
 };
 
 } // namespace idp::drivers::local

@@ -68,6 +68,30 @@ Expected<LocalOptions> LocalOptions::parse(const nlohmann::json& options) {
          o.caddy_binary = v.get<std::string>();
          return "";
        }},
+      {"postgres_bin_dir",
+       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
+         if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>()[0] != '/') {
+           return "expected an absolute path";
+         }
+         o.postgres_bin_dir = v.get<std::string>();
+         return "";
+       }},
+      {"postgres_user",
+       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
+         if (!v.is_string() || v.get<std::string>().empty()) {
+           return "expected a user name";
+         }
+         o.postgres_user = v.get<std::string>();
+         return "";
+       }},
+      {"schedule_time_scale",
+       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
+         if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 3600) {
+           return "expected a whole number between 1 and 3600";
+         }
+         o.schedule_time_scale = v.get<int64_t>();
+         return "";
+       }},
   };
   std::vector<std::string> names;
   for (const auto& d : k_options) {

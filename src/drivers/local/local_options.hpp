@@ -19,6 +19,12 @@ struct LocalOptions {
   int log_keep = 5;                       // rotated app.log files kept
   std::string cgroup_root = "/sys/fs/cgroup";
   std::string caddy_binary = "caddy";
+  // The managed PostgreSQL ("database" component; postgres_cluster.hpp).
+  std::string postgres_bin_dir;           // "" = newest /usr/lib/postgresql/*/bin, pg_config, PATH
+  std::string postgres_user;              // "" = "postgres" when it exists, else "idp-postgres" (created)
+  // Test-only: schedule time runs this many times faster than real time (a schedule
+  // minute takes 60/scale seconds), so tests need not wait for rate(1 minute). Keep 1.
+  int64_t schedule_time_scale = 1;
 
   // Parses `options` (an object; null means every default). invalid_config naming the key.
   static Expected<LocalOptions> parse(const nlohmann::json& options);

@@ -75,6 +75,7 @@ protected:
         env.name = e;
         EXPECT_TRUE(driver->destroy(env, p).has_value());
       }
+      driver->stop(false); // and the PostgreSQL cluster, when a test started one
       driver.reset();
     }
     EXPECT_TRUE(find_marked_processes(id).empty()) << "the test left processes behind";
@@ -607,26 +608,83 @@ TEST_F(LocalDriverTest, PlanRejectsBadConfigWithoutSideEffects) {
   EXPECT_TRUE(contains(a.error().message, "not found on PATH")) << a.error().message;
 }
 
-TEST_F(LocalDriverTest, OtherComponentsAreIgnoredWithAWarning) {
+TEST_F(LocalDriverTest, UnknownComponentsAreIgnoredWithAWarning) {
   auto spec = make_spec("pr-1", repo);
-  spec.components = {"web", "database"};
+  spec.components = {"web", "queue"};
   auto r = apply_ok(spec);
   EXPECT_TRUE(std::any_of(r.warnings.begin(), r.warnings.end(),
-                          [](const std::string& w) { return contains(w, "\"database\""); }));
+                          [](const std::string& w) { return contains(w, "\"queue\""); }));
   EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
 }
 
-TEST_F(LocalDriverTest, NothingToRunIsReadyWithoutAProcess) {
+TEST_F(LocalDriverTest, ScheduleRunsTheJobWithNoProcessBetweenRuns) {
+  start_driver({{"schedule_time_scale", 60}}); // a schedule minute per second
   auto spec = make_spec("jobs", repo);
   spec.components = {"schedule"};
+  spec.config.schedule_expression = "rate(1 minute)";
+  spec.config.local.start = "node -e \"console.log('job ran in', process.env.IDP_ENVIRONMENT)\"";
   auto r = apply_ok(spec);
   EXPECT_EQ(r.url, "");
-  EXPECT_TRUE(std::any_of(r.warnings.begin(), r.warnings.end(),
-                          [](const std::string& w) { return contains(w, "\"schedule\""); }));
-  EXPECT_TRUE(env_processes("jobs").empty());
+  EXPECT_EQ(r.outputs["kind"], "job");
+  EXPECT_TRUE(r.warnings.empty()) << r.warnings[0];
+  EXPECT_TRUE(env_processes("jobs").empty()) << "nothing runs between runs";
   auto obs = driver->observe(env_named("jobs"));
   ASSERT_TRUE(obs.has_value());
   EXPECT_EQ(obs->health, Health::healthy) << obs->detail;
+  EXPECT_TRUE(obs->status["schedule"].contains("next_run_at")) << obs->status.dump();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        LogQuery q;
+        auto logs = driver->read_logs(env_named("jobs"), q);
+        return logs && std::any_of(logs->lines.begin(), logs->lines.end(),
+                                   [](const LogLine& l) { return l.text == "job ran in jobs"; });
+      },
+      k_wait_ms));
+  spec.config.schedule_expression = "";
+  EXPECT_EQ(driver->plan(spec).error().code, ErrorCode::invalid_config);
+  spec.config.schedule_expression = "rate(2 minute)";
+  auto bad = driver->plan(spec);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_TRUE(contains(bad.error().message, "schedule_expression")) << bad.error().message;
+}
+
+TEST_F(LocalDriverTest, DatabaseComponentInjectsCredentialsAndDestroyDropsIt) {
+  if (!find_postgres_bin_dir("")) {
+    GTEST_SKIP() << "PostgreSQL is not installed";
+  }
+  auto spec = make_spec("pr-db", repo);
+  spec.components = {"web", "database"};
+  auto r = apply_ok(spec);
+  EXPECT_EQ(r.outputs["db_name"], "idp_pr_db");
+  EXPECT_EQ(r.outputs["db_created"], "created empty");
+  EXPECT_FALSE(r.outputs.dump().find("DB_PASSWORD") != std::string::npos);
+  auto env = env_named("pr-db");
+  auto name = driver->exec(env, {"printenv", "DB_NAME"});
+  auto password = driver->exec(env, {"printenv", "DB_PASSWORD"});
+  ASSERT_TRUE(name && password);
+  EXPECT_EQ((*name)["stdout"], "idp_pr_db\n");
+  std::string pw = util::trim((*password)["stdout"].get<std::string>());
+  EXPECT_EQ(pw.size(), 32u);
+  auto state = util::read_file(home.sub("envs/pr-db/state.json")).value_or("");
+  EXPECT_EQ(state.find(pw), std::string::npos) << "the password is not stored";
+  auto url = driver->exec(env, {"node", "-e", "console.log(process.env.DATABASE_URL)"});
+  EXPECT_EQ((*url)["stdout"], "postgresql://idp_pr_db:" + pw + "@127.0.0.1:" +
+                                  std::to_string(driver->cluster_for_test().port()) + "/idp_pr_db\n");
+  // The app's role reaches its database with that password.
+  auto q = driver->exec(env, {"psql", "-X", "-A", "-t", "-c", "SELECT current_user"});
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ((*q)["stdout"], "idp_pr_db\n") << (*q)["stderr"];
+
+  RecordingProgress p;
+  ASSERT_TRUE(driver->destroy(env, p).has_value());
+  ASSERT_TRUE(driver->destroy(env, p).has_value()) << "idempotent";
+  auto admin = driver->cluster_for_test().admin();
+  ASSERT_TRUE(admin.has_value());
+  auto left = admin->query("SELECT 1 FROM pg_database WHERE datname = $1 UNION ALL "
+                           "SELECT 1 FROM pg_roles WHERE rolname = $1",
+                           {"idp_pr_db"}, "q");
+  ASSERT_TRUE(left.has_value());
+  EXPECT_TRUE(left->empty()) << "database and role dropped";
 }
 
 TEST(LocalDriverHomeTest, HomeIdIgnoresTrailingSlashesAndSymlinks) {

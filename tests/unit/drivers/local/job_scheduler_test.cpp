@@ -1,0 +1,259 @@
+#include "drivers/local/job_scheduler.hpp"
+
+#include <gtest/gtest.h>
+#include <mutex>
+
+#include "drivers/common/log_files.hpp"
+#include "fakes/fake_clock.hpp"
+#include "local_test_support.hpp"
+#include "util/fs.hpp"
+
+namespace idp::drivers::local {
+namespace {
+
+using idp::testing::FakeClock;
+using idp::testing::TempDir;
+using idp::testing::wait_until;
+
+constexpr util::Millis k_minute = 60'000;
+constexpr util::Millis k_t0 = 1'767'225'600'000; // 2026-01-01T00:00:00Z
+
+core::Schedule parse(const std::string& expr) {
+  auto s = core::Schedule::parse(expr);
+  EXPECT_TRUE(s.has_value()) << expr;
+  return *s;
+}
+
+TEST(DueTimesTest, RateIsDueOneIntervalAfterTheLastTime) {
+  auto s = parse("rate(5 minutes)");
+  ScheduleClock c{k_t0, 1};
+  EXPECT_FALSE(due_times(s, c, k_t0, k_t0 + 5 * k_minute - 1).due);
+  auto d = due_times(s, c, k_t0, k_t0 + 5 * k_minute);
+  ASSERT_TRUE(d.due);
+  EXPECT_EQ(*d.due, k_t0 + 5 * k_minute);
+  EXPECT_EQ(d.missed, 0);
+}
+
+TEST(DueTimesTest, SeveralDueTimesCollapseIntoTheLatest) {
+  auto s = parse("rate(1 minute)");
+  ScheduleClock c{k_t0, 1};
+  auto d = due_times(s, c, k_t0, k_t0 + 10 * k_minute + 30'000);
+  ASSERT_TRUE(d.due);
+  EXPECT_EQ(*d.due, k_t0 + 10 * k_minute);
+  EXPECT_EQ(d.missed, 9);
+  EXPECT_EQ(d.first_missed, k_t0 + k_minute);
+}
+
+TEST(DueTimesTest, CronWalksToTheLatestMatchingMinute) {
+  auto s = parse("cron(0/15 * * * ? *)");
+  ScheduleClock c{k_t0, 1};
+  EXPECT_FALSE(due_times(s, c, k_t0, k_t0 + 14 * k_minute).due);
+  auto d = due_times(s, c, k_t0, k_t0 + 15 * k_minute);
+  ASSERT_TRUE(d.due);
+  EXPECT_EQ(*d.due, k_t0 + 15 * k_minute);
+  d = due_times(s, c, k_t0, k_t0 + 50 * k_minute);
+  ASSERT_TRUE(d.due);
+  EXPECT_EQ(*d.due, k_t0 + 45 * k_minute);
+  EXPECT_EQ(d.missed, 2);
+  EXPECT_EQ(d.first_missed, k_t0 + 15 * k_minute);
+}
+
+TEST(DueTimesTest, TimeScaleMakesScheduleTimeRunFaster) {
+  auto s = parse("rate(1 minute)");
+  ScheduleClock c{k_t0, 60}; // a schedule minute per real second
+  EXPECT_FALSE(due_times(s, c, k_t0, k_t0 + 999).due);
+  auto d = due_times(s, c, k_t0, k_t0 + 1000);
+  ASSERT_TRUE(d.due);
+  EXPECT_EQ(c.to_real(*d.due), k_t0 + 1000);
+  EXPECT_EQ(c.to_schedule(k_t0 + 2000), k_t0 + 2 * k_minute);
+}
+
+// A scheduler on a fake clock with an in-memory recorder; the test binary is the shim.
+class JobSchedulerTest : public ::testing::Test {
+protected:
+  TempDir dir{"idp-sched"};
+  FakeClock clock{k_t0};
+  std::mutex mu;
+  std::map<int64_t, core::JobRun> runs;
+  std::unique_ptr<JobScheduler> scheduler;
+
+  void SetUp() override { make_scheduler(); }
+  void TearDown() override {
+    if (scheduler) {
+      scheduler->remove("jobs", "test over");
+    }
+  }
+
+  void make_scheduler(int64_t scale = 1) {
+    JobScheduler::Options o;
+    o.self_exe = testing::self_exe();
+    o.clock = &clock;
+    o.time_scale = scale;
+    o.stop_grace_ms = 2000;
+    o.insert_job_run = [this](const core::JobRun& r) -> Expected<int64_t> {
+      std::lock_guard<std::mutex> g(mu);
+      int64_t id = static_cast<int64_t>(runs.size()) + 1;
+      runs[id] = r;
+      runs[id].id = id;
+      return id;
+    };
+    o.update_job_run = [this](const core::JobRun& r) -> Expected<void> {
+      std::lock_guard<std::mutex> g(mu);
+      runs[r.id] = r;
+      return {};
+    };
+    scheduler = std::make_unique<JobScheduler>(o);
+  }
+
+  JobScheduler::Job job(std::vector<std::string> argv, const std::string& expr = "rate(1 minute)") {
+    JobScheduler::Job j;
+    j.env = "jobs";
+    j.expression = expr;
+    j.argv = std::move(argv);
+    j.cwd = dir.path();
+    j.env_dir = dir.sub("envs/jobs");
+    j.log_dir = dir.sub("envs/jobs/logs");
+    j.environment = [] {
+      return Expected<std::map<std::string, std::string>>(
+          std::map<std::string, std::string>{{"PATH", "/usr/local/bin:/usr/bin:/bin"}});
+    };
+    EXPECT_TRUE(util::ensure_dir(j.env_dir).has_value());
+    return j;
+  }
+
+  core::JobRun run(int64_t id) {
+    std::lock_guard<std::mutex> g(mu);
+    return runs.count(id) ? runs[id] : core::JobRun{};
+  }
+  size_t run_count() {
+    std::lock_guard<std::mutex> g(mu);
+    return runs.size();
+  }
+  std::string log_text() {
+    LogQuery q;
+    auto chunk = common::LogReader(dir.sub("envs/jobs/logs")).read(q);
+    std::string out;
+    for (const auto& l : chunk->lines) {
+      out += l.stream + ": " + l.text + "\n";
+    }
+    return out;
+  }
+};
+
+TEST_F(JobSchedulerTest, RunDueWhileThePreviousOneRunsIsRecordedAsSkipped) {
+  ASSERT_TRUE(scheduler->set(job({"sleep", "30"})).has_value());
+  scheduler->tick();
+  EXPECT_EQ(run_count(), 0u) << "nothing is due before the first interval";
+  clock.advance(k_minute);
+  scheduler->tick();
+  ASSERT_EQ(run_count(), 1u);
+  EXPECT_EQ(run(1).status, "running");
+  EXPECT_EQ(run(1).scheduled_at, k_t0 + k_minute);
+  clock.advance(k_minute);
+  scheduler->tick();
+  clock.advance(k_minute);
+  scheduler->tick();
+  ASSERT_EQ(run_count(), 3u);
+  for (int64_t id : {2, 3}) {
+    EXPECT_EQ(run(id).status, "skipped");
+    EXPECT_NE(run(id).message.find("run 1"), std::string::npos) << run(id).message;
+    EXPECT_NE(run(id).message.find("still running"), std::string::npos) << run(id).message;
+  }
+  EXPECT_EQ(scheduler->status("jobs")["running"]["id"], 1);
+  scheduler->remove("jobs", "stopped by the test");
+  EXPECT_EQ(run(1).status, "failed");
+  EXPECT_EQ(run(1).message, "stopped by the test");
+  EXPECT_NE(log_text().find("skipped: run 1"), std::string::npos) << log_text();
+}
+
+TEST_F(JobSchedulerTest, FinishedRunRecordsItsExitCodeAndOutput) {
+  ASSERT_TRUE(scheduler->set(job({"sh", "-c", "echo hello from the job; exit 3"})).has_value());
+  clock.advance(k_minute);
+  scheduler->tick();
+  ASSERT_EQ(run_count(), 1u);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        scheduler->tick();
+        return run(1).status != "running";
+      },
+      10000));
+  EXPECT_EQ(run(1).status, "failed");
+  EXPECT_EQ(run(1).exit_code, 3);
+  EXPECT_GT(run(1).finished_at, 0);
+  EXPECT_EQ(run(1).message, "exited with code 3");
+  std::string log = log_text();
+  EXPECT_NE(log.find("stdout: hello from the job"), std::string::npos) << log;
+  EXPECT_NE(log.find("job run 1 failed: exited with code 3"), std::string::npos) << log;
+  clock.advance(k_minute);
+  scheduler->tick();
+  EXPECT_EQ(run(2).status, "running") << "the next time runs normally";
+}
+
+TEST_F(JobSchedulerTest, TimesMissedWhileDownCollapseIntoOneRun) {
+  ASSERT_TRUE(scheduler->set(job({"true"})).has_value());
+  clock.advance(10 * k_minute + 1000);
+  scheduler->tick();
+  ASSERT_EQ(run_count(), 2u);
+  EXPECT_EQ(run(1).status, "skipped");
+  EXPECT_NE(run(1).message.find("9 run(s)"), std::string::npos) << run(1).message;
+  EXPECT_EQ(run(2).scheduled_at, k_t0 + 10 * k_minute);
+  EXPECT_TRUE(wait_until(
+      [&] {
+        scheduler->tick();
+        return run(2).status == "succeeded";
+      },
+      10000));
+  EXPECT_EQ(run(2).exit_code, 0);
+}
+
+TEST_F(JobSchedulerTest, RestartedSchedulerRecordsARunThatEndedWhileItWasDown) {
+  ASSERT_TRUE(scheduler->set(job({"sh", "-c", "sleep 1; exit 7"})).has_value());
+  clock.advance(k_minute);
+  scheduler->tick();
+  ASSERT_EQ(run(1).status, "running");
+  scheduler.reset(); // the daemon goes away; the run goes on under its shim
+  make_scheduler();
+  ASSERT_TRUE(scheduler->set(job({"sh", "-c", "sleep 1; exit 7"})).has_value());
+  EXPECT_EQ(scheduler->status("jobs")["running"]["id"], 1) << "resumed from schedule.json";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        scheduler->tick();
+        return run(1).status != "running";
+      },
+      10000));
+  EXPECT_EQ(run(1).exit_code, 7);
+  clock.advance(k_minute);
+  scheduler->tick();
+  EXPECT_EQ(run_count(), 2u) << "the anchor survived: the next time is one interval later";
+}
+
+TEST_F(JobSchedulerTest, ScaledClockRunsAMinuteScheduleEverySecond) {
+  make_scheduler(60);
+  ASSERT_TRUE(scheduler->set(job({"true"})).has_value());
+  clock.advance(1000);
+  scheduler->tick();
+  ASSERT_EQ(run_count(), 1u);
+  EXPECT_EQ(run(1).scheduled_at, k_t0 + 1000) << "recorded in real time";
+}
+
+TEST_F(JobSchedulerTest, BadExpressionIsInvalidConfig) {
+  auto r = scheduler->set(job({"true"}, "rate(0 minutes)"));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::invalid_config);
+}
+
+TEST_F(JobSchedulerTest, EnvironmentErrorFailsTheRunWithoutStartingIt) {
+  auto j = job({"true"});
+  j.environment = [] {
+    return Expected<std::map<std::string, std::string>>(
+        make_error(ErrorCode::permanent, "secret \"TOKEN\": variable \"X\" is not set"));
+  };
+  ASSERT_TRUE(scheduler->set(j).has_value());
+  clock.advance(k_minute);
+  scheduler->tick();
+  EXPECT_EQ(run(1).status, "failed");
+  EXPECT_NE(run(1).message.find("TOKEN"), std::string::npos);
+}
+
+} // namespace
+} // namespace idp::drivers::local
