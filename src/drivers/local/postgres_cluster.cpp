@@ -399,6 +399,19 @@ Expected<void> PostgresCluster::wait_ready_locked(int64_t deadline) {
       return make_error(ErrorCode::transient,
                         "PostgreSQL exited during startup" + (tail.empty() ? std::string() : "; server.log:\n" + tail));
     }
+    // Like pg_ctl: wait for the status line of postmaster.pid to say "ready" before trying
+    // to connect (each early attempt would leave a FATAL line in server.log).
+    auto pidfile = util::read_file(util::path_join(data_dir(), "postmaster.pid"));
+    auto lines = pidfile ? util::split(*pidfile, '\n') : std::vector<std::string>{};
+    bool ready = lines.size() >= 8 && util::trim(lines[7]) == "ready";
+    if (!ready) {
+      if (util::steady_ms() >= deadline) {
+        return make_error(ErrorCode::transient, "PostgreSQL did not become ready within " +
+                                                    std::to_string(m_opts.start_timeout_ms / 1000) + "s (recovering?)");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
     auto c = PgConnection::connect({{"host", socket_dir()},
                                     {"port", std::to_string(m_port)},
                                     {"user", k_superuser},
@@ -455,7 +468,10 @@ Expected<void> PostgresCluster::start_locked() {
             "-c", "max_connections=200",
             "-c", "logging_collector=off",
             "-c", "log_line_prefix=%m [%p] %q%u@%d ",
-            "-c", "password_encryption=scram-sha-256"};
+            "-c", "password_encryption=scram-sha-256",
+            // After a crash, one syncfs() of the data directory's filesystem instead of an
+            // fsync of every file before recovery: seconds less on a loaded machine.
+            "-c", "recovery_init_sync_method=syncfs"};
   c.cwd = m_opts.dir;
   c.clear_env = true;
   c.env = {{"PATH", "/usr/bin:/bin"}, {"LC_ALL", "C"}, {"TZ", "UTC"}};

@@ -180,7 +180,7 @@ TEST_F(TemplatesTest, SeededRepositoryClonesTheSeededTemplate) {
 }
 
 TEST_F(TemplatesTest, Kill9WithDatabasesLiveKeepsEveryEnvironmentsData) {
-  auto d = make_daemon();
+  auto d = make_daemon({}, "health_interval: 1s\n");
   GitRepo repo = make_example_repo(tmp.sub("app"), "api-database", "feature/crash-a");
   create(*d, repo, "feature/crash-a");
   repo.checkout_new_branch("feature/crash-b");
@@ -215,6 +215,20 @@ TEST_F(TemplatesTest, Kill9WithDatabasesLiveKeepsEveryEnvironmentsData) {
         << env << ": " << http(*d, env, "GET", "/notes").body << "\n" << d->log();
     EXPECT_EQ(http(*d, env, "POST", "/notes", R"({"text":"after"})").status, 201);
   }
+
+  // 3. The app dies: the restarted app gets its credentials again (derived, never stored).
+  json outputs = status(*d, "preview-crash-a")["outputs"];
+  pid_t app = outputs.value("pid", 0);
+  ASSERT_GT(app, 0) << outputs.dump();
+  ::kill(app, SIGKILL);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        json o = status(*d, "preview-crash-a")["outputs"];
+        return o.value("pid", 0) != app && o.value("pid", 0) > 0 && notes_of("preview-crash-a") == "a before the crash";
+      },
+      60000, 200))
+      << d->log();
+
   for (const char* env : {"preview-crash-a", "preview-crash-b"}) {
     ASSERT_EQ(d->cli({"destroy", env, "--yes"}).exit_code, 0);
   }

@@ -30,14 +30,16 @@ TemplatesTest::~TemplatesTest() {
   }
 }
 
-std::unique_ptr<DaemonProcess> TemplatesTest::make_daemon(const nlohmann::json& driver_options) {
-  std::string cfg = "drivers:\n  local:\n";
-  for (const auto& [k, v] : driver_options.items()) {
-    cfg += "    " + k + ": " + (v.is_string() ? v.get<std::string>() : v.dump()) + "\n";
+std::unique_ptr<DaemonProcess> TemplatesTest::make_daemon(const nlohmann::json& driver_options,
+                                                          const std::string& extra_config) {
+  std::string cfg;
+  if (!driver_options.empty()) {
+    cfg = "drivers:\n  local:\n";
+    for (const auto& [k, v] : driver_options.items()) {
+      cfg += "    " + k + ": " + (v.is_string() ? v.get<std::string>() : v.dump()) + "\n";
+    }
   }
-  if (driver_options.empty()) {
-    cfg = "";
-  }
+  cfg += extra_config;
   std::string path = tmp.sub("server.yml");
   (void)util::write_file_atomic(path, cfg);
   auto d = std::make_unique<DaemonProcess>(home, std::vector<std::string>{"--config", path});

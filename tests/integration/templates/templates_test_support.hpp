@@ -29,8 +29,10 @@ protected:
   TemplatesTest();
   ~TemplatesTest() override;
 
-  // A daemon on this test's home; `driver_options` go to drivers.local in its config file.
-  std::unique_ptr<DaemonProcess> make_daemon(const nlohmann::json& driver_options = nlohmann::json::object());
+  // A daemon on this test's home; `driver_options` go to drivers.local in its config file,
+  // `extra_config` (YAML) is appended to it.
+  std::unique_ptr<DaemonProcess> make_daemon(const nlohmann::json& driver_options = nlohmann::json::object(),
+                                             const std::string& extra_config = "");
 
   // `method` `path` on environment `env` through the router.
   HttpResult http(const DaemonProcess& d, const std::string& env, const std::string& method, const std::string& path,
