@@ -239,7 +239,10 @@ TEST(GitopsLifecycleTest, GithubIsToldAboutDeploys) {
     return !s.empty() && s.back() == "success";
   }, 30000)) << rig.daemon->log();
   auto posts = github.requests("POST", "/repos/idp-tests/app/statuses/" + c1);
-  EXPECT_EQ(json::parse(posts.front().body)["state"], "pending");
+  for (const auto& p : posts) { // "pending" only when the notifier looked while it deployed
+    std::string state = json::parse(p.body)["state"];
+    EXPECT_TRUE(state == "pending" || state == "success") << state;
+  }
   EXPECT_EQ(json::parse(posts.back().body)["target_url"], url);
   EXPECT_EQ(posts.back().headers.at("authorization"), "Bearer " + token);
   ASSERT_TRUE(wait_until([&] {

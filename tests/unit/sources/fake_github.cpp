@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "support/test_support.hpp"
 #include "util/strings.hpp"
 
 namespace idp::testing {
@@ -89,6 +90,8 @@ FakeGitHub::FakeGitHub() : m_server(std::make_unique<httplib::Server>()) {
   });
   m_port = m_server->bind_to_any_port("127.0.0.1");
   m_thread = std::thread([this] { m_server->listen_after_bind(); });
+  // stop() is a no-op until the accept loop runs: wait for it, or the destructor could hang.
+  wait_until([this] { return m_server->is_running(); }, 10000, 1);
 }
 
 FakeGitHub::~FakeGitHub() {
