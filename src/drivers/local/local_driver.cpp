@@ -894,7 +894,7 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
       }
     }
     if (!a.job.is_null()) {
-      res.outputs["schedule"] = m_scheduler->status(env);
+      res.outputs["schedule"] = a.job.value("expression", ""); // the runs are in job_runs
     }
     res.warnings.insert(res.warnings.end(), warnings.begin(), warnings.end());
     return res;
