@@ -262,6 +262,16 @@ void JobScheduler::record_skip(Entry& e, util::Millis scheduled_at, util::Millis
 }
 
 void JobScheduler::start_run(Entry& e, util::Millis scheduled_at, util::Millis t) {
+  // Crash-safe order: the run is in schedule.json before it is in the store, and has its
+  // store id there before its shim starts. A daemon killed in between finds it on
+  // restart (collect_finished) and records how it ended, or that it never started.
+  std::string key = std::to_string(scheduled_at);
+  Running r;
+  r.scheduled_at = scheduled_at;
+  r.started_at = t;
+  r.dir = util::path_join(util::path_join(e.job.env_dir, "runs"), key);
+  e.running = r;
+  save(e);
   core::JobRun run;
   run.env = e.job.env;
   run.scheduled_at = scheduled_at;
@@ -271,11 +281,11 @@ void JobScheduler::start_run(Entry& e, util::Millis scheduled_at, util::Millis t
   if (!id) {
     spdlog::warn("local driver: {}: cannot record a job run ({}); running it unrecorded", e.job.env,
                  id.error().message);
-    id = -(++e.local_seq);
   }
-  run.id = *id > 0 ? *id : 0;
-  std::string key = *id > 0 ? std::to_string(*id) : "local-" + std::to_string(-*id);
-  std::string dir = util::path_join(util::path_join(e.job.env_dir, "runs"), key);
+  run.id = id ? *id : 0;
+  e.running->id = run.id;
+  save(e);
+  std::string name = run.id > 0 ? std::to_string(run.id) : "(unrecorded)";
   auto fail = [&](const std::string& why) {
     run.finished_at = t;
     run.exit_code = -1;
@@ -283,11 +293,12 @@ void JobScheduler::start_run(Entry& e, util::Millis scheduled_at, util::Millis t
     run.message = why;
     update(e, run);
     e.last_run = core::to_json(run);
-    log(e, "job run " + key + " could not start: " + why);
+    e.running.reset();
+    log(e, "job run " + name + " could not start: " + why);
   };
-  (void)util::remove_all(dir);
-  if (auto r = util::ensure_dir(dir); !r) {
-    fail(r.error().message);
+  (void)util::remove_all(r.dir);
+  if (auto made = util::ensure_dir(r.dir); !made) {
+    fail(made.error().message);
     return;
   }
   auto vars = e.job.environment ? e.job.environment() : Expected<std::map<std::string, std::string>>({});
@@ -297,7 +308,7 @@ void JobScheduler::start_run(Entry& e, util::Millis scheduled_at, util::Millis t
   }
   (*vars)["IDP_JOB_RUN"] = key;
   ShimArgs sa;
-  sa.dir = dir;
+  sa.dir = r.dir;
   sa.log_dir = e.job.log_dir;
   sa.max_bytes = m_opts.log_max_bytes;
   sa.keep = m_opts.log_keep;
@@ -314,20 +325,14 @@ void JobScheduler::start_run(Entry& e, util::Millis scheduled_at, util::Millis t
   util::SpawnOptions so;
   so.detach = true; // a run outlives the daemon; its shim records how it ended
   so.new_session = true;
-  log(e, "job run " + key + " started (scheduled " + iso(scheduled_at) + "): " + util::join(e.job.argv, " "));
+  log(e, "job run " + name + " started (scheduled " + iso(scheduled_at) + "): " + util::join(e.job.argv, " "));
   auto pid = util::spawn(cmd, so);
   if (!pid) {
     fail("cannot start the shim: " + pid.error().message);
     return;
   }
-  Running r;
-  r.id = run.id;
-  r.scheduled_at = scheduled_at;
-  r.started_at = t;
-  r.dir = dir;
-  r.shim_pid = *pid;
-  r.shim_start_time = util::process_start_time(*pid).value_or(0);
-  e.running = r;
+  e.running->shim_pid = *pid;
+  e.running->shim_start_time = util::process_start_time(*pid).value_or(0);
 }
 
 bool JobScheduler::collect_finished(Entry& e, util::Millis t) {
@@ -340,8 +345,19 @@ bool JobScheduler::collect_finished(Entry& e, util::Millis t) {
     auto st = util::process_start_time(r.shim_pid);
     return r.shim_pid > 0 && st && *st == r.shim_start_time;
   };
+  // Without a recorded shim (the daemon died while starting it), its processes carry the
+  // run's marker.
+  auto marked_alive = [&] {
+    std::string key = r.dir.substr(r.dir.rfind('/') + 1);
+    for (pid_t p : util::find_processes_with_env("IDP_JOB_RUN", key)) {
+      if (util::process_env_value(p, "IDP_ENVIRONMENT").value_or("") == e.job.env) {
+        return true;
+      }
+    }
+    return false;
+  };
   auto text = util::read_file(exit_file);
-  if (!text && shim_alive()) {
+  if (!text && (r.shim_pid > 0 ? shim_alive() : marked_alive())) {
     return false; // still running
   }
   if (!text) {
@@ -352,7 +368,7 @@ bool JobScheduler::collect_finished(Entry& e, util::Millis t) {
   run.env = e.job.env;
   run.scheduled_at = r.scheduled_at;
   run.started_at = r.started_at;
-  std::string key = r.dir.substr(r.dir.rfind('/') + 1);
+  std::string key = r.id > 0 ? std::to_string(r.id) : r.dir.substr(r.dir.rfind('/') + 1);
   auto j = text ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
   if (j.is_object()) {
     int code = j.value("code", -1);
@@ -366,9 +382,14 @@ bool JobScheduler::collect_finished(Entry& e, util::Millis t) {
     run.finished_at = t;
     run.exit_code = -1;
     run.status = "failed";
-    run.message = "the run's shim disappeared without recording an exit";
+    run.message = r.shim_pid > 0 ? "the run's shim disappeared without recording an exit"
+                                 : "the server stopped while starting this run";
   }
-  update(e, run);
+  if (run.id > 0) {
+    update(e, run);
+  } else if (auto id = insert(e, run)) {
+    run.id = *id; // the daemon died before the store had it
+  }
   e.last_run = core::to_json(run);
   log(e, "job run " + key + " " + run.status + ": " + run.message);
   (void)util::remove_all(r.dir);
