@@ -125,7 +125,7 @@ BranchQueue::Stats BranchQueue::stats() const {
   return m_stats;
 }
 
-std::vector<BranchWork> BranchQueue::pending(const std::string& repo, const std::string& branch) const {
+std::vector<BranchWork> BranchQueue::pending_for_test(const std::string& repo, const std::string& branch) const {
   std::lock_guard<std::mutex> g(m_mu);
   auto it = m_pending.find(key_of(repo, branch));
   if (it == m_pending.end()) {

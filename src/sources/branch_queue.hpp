@@ -108,8 +108,8 @@ public:
     uint64_t retried = 0;
   };
   Stats stats() const;
-  // Pending work for a branch, oldest first (for tests).
-  std::vector<BranchWork> pending(const std::string& repo, const std::string& branch) const;
+  // Pending work for a branch, oldest first.
+  std::vector<BranchWork> pending_for_test(const std::string& repo, const std::string& branch) const;
 
 private:
   static std::string key_of(const std::string& repo, const std::string& branch);

@@ -57,7 +57,7 @@ TEST(BranchQueueTest, RemovalsMergeAndDropAPendingSync) {
   q.push(sync("b", "c1"));
   EXPECT_EQ(q.push(remove("b", "c1")), BranchQueue::Pushed::coalesced); // PR closed: the sync is moot
   EXPECT_EQ(q.push(remove("b")), BranchQueue::Pushed::coalesced);       // and the branch deleted
-  auto pending = q.pending(k_repo, "b");
+  auto pending = q.pending_for_test(k_repo, "b");
   ASSERT_EQ(pending.size(), 1u);
   EXPECT_EQ(pending[0].op, BranchOp::remove);
   q.start();

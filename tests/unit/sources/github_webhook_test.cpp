@@ -216,7 +216,7 @@ TEST(GithubWebhookTest, SignedPushIsQueuedWithoutTouchingTheController) {
   auto resp = r.post("push", "d-1", testing::push_payload(payload_repo(), "feature/x", k_sha1, k_sha2).dump());
   EXPECT_EQ(resp.status, 202) << resp.body.dump();
   EXPECT_EQ(resp.body["status"], "queued");
-  auto pending = r.queue.pending("https://github.com/idp-tests/app.git", "feature/x");
+  auto pending = r.queue.pending_for_test("https://github.com/idp-tests/app.git", "feature/x");
   ASSERT_EQ(pending.size(), 1u);
   EXPECT_EQ(pending[0].op, BranchOp::sync);
   EXPECT_EQ(pending[0].commit, k_sha2);
@@ -233,7 +233,7 @@ TEST(GithubWebhookTest, MissingOrWrongSignatureIs401AndChangesNothing) {
   EXPECT_EQ(missing.body["error"], "unauthorized");
   auto wrong = r.post("push", "d-2", body, "not-the-secret");
   EXPECT_EQ(wrong.status, 401);
-  EXPECT_TRUE(r.queue.pending("https://github.com/idp-tests/app.git", "feature/x").empty());
+  EXPECT_TRUE(r.queue.pending_for_test("https://github.com/idp-tests/app.git", "feature/x").empty());
   EXPECT_FALSE(r.delivery_recorded("d-1"));
   EXPECT_FALSE(r.delivery_recorded("d-2"));
 }
