@@ -245,3 +245,52 @@ TEST(GitopsRaceTest, QuickPushesDeployOnlyTheNewestCommit) {
     }
   }
 }
+
+// A push while an older commit is still being built: the older build is cancelled
+// (superseded) and never serves; the newer one does.
+TEST(GitopsRaceTest, ANewerPushSupersedesABuildInFlight) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  GitopsRig rig("idp-gitops-supersede", {.poll = false});
+  rig.start();
+  std::string c1;
+  std::string name = ready_env(rig, "feature/supersede", c1);
+  ASSERT_FALSE(name.empty());
+
+  // c2 takes 30s before it listens: its build is still in flight when c3 arrives.
+  auto server = util::read_file(source_dir() + "/examples/api-service/server.js");
+  std::string slow = *server;
+  slow.replace(slow.find("server.listen(port"), std::string("server.listen(port").size(),
+               "setTimeout(() => server.listen(port");
+  slow.replace(slow.find("});\n\nfunction shutdown"), std::string("});\n\nfunction shutdown").size(),
+               "}), 30000);\n\nfunction shutdown");
+  std::string c2 = rig.commit_file("feature/supersede", "server.js", slow);
+  ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/supersede", c1, c2)).first, 202);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (const auto& r : rig.revisions(name)) {
+          if (r["commit"] == c2 && (r["status"] == "starting" || r["status"] == "building")) {
+            return true;
+          }
+        }
+        return false;
+      },
+      60000))
+      << rig.revisions(name).dump(2);
+
+  rig.work->write_file("server.js", *server);
+  std::string c3 = rig.commit_version("feature/supersede", "v3");
+  ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/supersede", c2, c3)).first, 202);
+  ASSERT_TRUE(rig.wait_ready_at(name, c3, 25000)) << "long before c2 could have listened: "
+                                                  << rig.daemon->env(name).dump(2);
+  EXPECT_EQ(rig.app_root(name)["version"], "v3");
+  for (const auto& r : rig.revisions(name)) {
+    if (r["commit"] == c2) {
+      EXPECT_EQ(r["status"], "superseded") << r.dump(2);
+    }
+  }
+  for (const auto& e : rig.events(name)) {
+    if (e["to_phase"] == "ready") {
+      EXPECT_EQ(e["reason"].get<std::string>().find(short_sha(c2) + ") is healthy"), std::string::npos) << e.dump();
+    }
+  }
+}
