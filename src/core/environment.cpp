@@ -59,6 +59,7 @@ nlohmann::json to_json(const Environment& e) {
   j["owner"] = e.owner;
   j["phase"] = phase_name(e.phase);
   j["desired"] = desired_name(e.desired);
+  j["recreate"] = e.recreate;
   j["url"] = e.url.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.url);
   j["commit"] = e.commit;
   j["deployed_commit"] = e.deployed_commit.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.deployed_commit);

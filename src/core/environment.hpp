@@ -39,6 +39,9 @@ struct Environment {
   std::string source_key;      // "repo\nbranch" for branch-tracking environments, "" for pinned ones
   Phase phase = Phase::pending;
   Desired desired = Desired::present;
+  // Set when a push arrives after a destroy was requested: the destroy finishes first, then
+  // the environment is created afresh at `commit` (desired stays absent until then).
+  bool recreate = false;
   std::string commit;          // the commit to run (desired)
   std::string deployed_commit; // the commit serving now
   int64_t generation = 1;      // bumped by every change of desired state

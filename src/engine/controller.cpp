@@ -252,7 +252,16 @@ Expected<Environment> Controller::destroy(const std::string& name, const std::st
   util::Millis now = m_clock.now_ms();
   bool changed = false;
   auto updated = m_store.update_environment(name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
-    if (env.phase == Phase::destroyed || env.desired == Desired::absent) {
+    if (env.phase == Phase::destroyed) {
+      return {};
+    }
+    if (env.desired == Desired::absent) {
+      if (env.recreate) {
+        // A later removal wins over a push that asked for a recreate.
+        env.recreate = false;
+        env.updated_at = now;
+        events.push_back(make_event(env, now, actor, "destroy", reason + " (the pending recreate is dropped)"));
+      }
       return {};
     }
     changed = true;
@@ -341,19 +350,19 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
           env.pr_number = upd.pr_number;
         }
         if (env.desired == Desired::absent) {
-          // A push while the environment is being destroyed: the destroy finishes first,
-          // then the environment is created fresh (the reconciler sees desired=present).
-          env.desired = Desired::present;
+          // A push after a destroy was asked for (started or not): the destroy finishes
+          // first, then the environment is created afresh at this commit.
+          env.recreate = true;
           env.commit = commit;
           env.config_json = resolved->config_json;
           env.template_name = resolved->tmpl.name;
-          env.generation += 1;
-          env.attempts = 0;
-          env.next_attempt_at = 0;
           env.expires_at = now + *ttl;
           env.updated_at = now;
+          if (upd.pr_number) {
+            env.pr_number = upd.pr_number;
+          }
           events.push_back(make_event(env, now, actor, "deploy",
-                                      reason + ": " + short_sha(commit) + " requested during destroy; recreate after it"));
+                                      reason + ": " + short_sha(commit) + " arrived after a destroy; recreating once it finishes"));
           redeploy = true;
           return {};
         }

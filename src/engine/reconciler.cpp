@@ -520,8 +520,11 @@ void Reconciler::do_destroy(Environment env, drivers::Driver& driver) {
     e.next_attempt_at = 0;
     e.message = "";
     e.updated_at = now;
-    if (e.desired == Desired::present) {
-      // Asked for again while the destroy ran: start afresh.
+    if (e.recreate) {
+      // A push arrived after the destroy was asked for: start afresh.
+      e.recreate = false;
+      e.desired = Desired::present;
+      e.generation += 1;
       e.observed_generation = 0;
       e.created_at = now;
       set_phase(e, Phase::pending, k_actor, "destroyed; recreating for " + short_sha(e.commit), events, now);

@@ -36,6 +36,7 @@ Environment full_environment() {
   e.source_key = "https://example.com/acme/shop.git\nfeature/ünïcödé-🚀";
   e.phase = Phase::degraded;
   e.desired = Desired::absent;
+  e.recreate = true;
   e.commit = "0123456789abcdef0123456789abcdef01234567";
   e.deployed_commit = "fedcba9876543210fedcba9876543210fedcba98";
   e.generation = 7;
@@ -89,6 +90,7 @@ void expect_same_environment(const Environment& want, const Environment& got) {
   EXPECT_EQ(got.source_key, want.source_key);
   EXPECT_EQ(core::phase_name(got.phase), core::phase_name(want.phase));
   EXPECT_EQ(core::desired_name(got.desired), core::desired_name(want.desired));
+  EXPECT_EQ(got.recreate, want.recreate);
   EXPECT_EQ(got.commit, want.commit);
   EXPECT_EQ(got.deployed_commit, want.deployed_commit);
   EXPECT_EQ(got.generation, want.generation);

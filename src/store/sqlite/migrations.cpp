@@ -104,7 +104,12 @@ CREATE TABLE job_runs (
 CREATE INDEX job_runs_by_env ON job_runs(env, id);
 )sql";
 
-constexpr std::string_view k_migrations[] = {k_v1_core, k_v2_sources_and_jobs};
+// A push during a destroy asks for a fresh environment after it.
+constexpr std::string_view k_v3_recreate = R"sql(
+ALTER TABLE environments ADD COLUMN recreate INTEGER NOT NULL DEFAULT 0;
+)sql";
+
+constexpr std::string_view k_migrations[] = {k_v1_core, k_v2_sources_and_jobs, k_v3_recreate};
 
 } // namespace
 

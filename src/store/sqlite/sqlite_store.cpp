@@ -183,13 +183,14 @@ private:
 
 // --- Environments ---
 
-// Column order shared by every environment query; bind_environment binds ?1..?25 in it.
+// Column order shared by every environment query; bind_environment binds ?1..?26 in it.
 constexpr std::string_view k_env_columns[] = {
     "name",          "repo",          "branch",   "template_name",   "runtime",
     "owner",         "source_key",    "phase",    "desired",         "commit_sha",
     "deployed_commit", "generation",  "observed_generation", "url",  "pr_number",
     "config_json",   "outputs_json",  "message",  "warnings_json",   "attempts",
-    "next_attempt_at", "created_at",  "expires_at", "updated_at",    "destroyed_at"};
+    "next_attempt_at", "created_at",  "expires_at", "updated_at",    "destroyed_at",
+    "recreate"};
 
 std::string env_column_list() {
   std::string out;
@@ -261,6 +262,7 @@ void bind_environment(Stmt& st, const Environment& e) {
   st.bind(23, e.expires_at);
   st.bind(24, e.updated_at);
   st.bind(25, e.destroyed_at);
+  st.bind(26, static_cast<int64_t>(e.recreate ? 1 : 0));
 }
 
 Expected<Environment> read_environment(const Op& op, const Stmt& st) {
@@ -311,6 +313,7 @@ Expected<Environment> read_environment(const Op& op, const Stmt& st) {
   e.expires_at = st.int64(22);
   e.updated_at = st.int64(23);
   e.destroyed_at = st.int64(24);
+  e.recreate = st.int64(25) != 0;
   return e;
 }
 

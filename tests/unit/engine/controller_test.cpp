@@ -197,6 +197,9 @@ TEST_F(ControllerTest, SyncDuringDestroyAsksForAFreshEnvironment) {
   auto b = controller().sync_branch(upd, "webhook:push", "push");
   ASSERT_TRUE(b);
   EXPECT_EQ(b->name, a->name);
-  EXPECT_EQ(b->desired, core::Desired::present);
-  EXPECT_GT(b->generation, a->generation);
+  EXPECT_EQ(b->desired, core::Desired::absent) << "the destroy still happens first";
+  EXPECT_TRUE(b->recreate);
+  // A removal after that drops the recreate.
+  ASSERT_TRUE(controller().destroy(a->name, "webhook:delete", "deleted again"));
+  EXPECT_FALSE(m_store.get_environment(a->name)->recreate);
 }

@@ -233,3 +233,38 @@ TEST_F(ReconcilerTest, ReaperDestroysExpiredWithReason) {
   EXPECT_TRUE(found);
   EXPECT_EQ(reaper.sweep(), 0u) << "a destroyed environment is not reaped again";
 }
+
+TEST_F(ReconcilerTest, PushAfterADestroyRequestDestroysFirstThenRecreates) {
+  std::string repo = make_repo();
+  engine::BranchUpdate upd{repo, "feature/one", "", "alice", std::nullopt, "", ""};
+  auto env = controller(true).sync_branch(upd, "poll", "seen");
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  // The reconciler is not looking: destroy and push land before it acts on either.
+  m_reconciler->stop();
+  ASSERT_TRUE(controller().destroy(env->name, "webhook:pull_request", "PR closed"));
+  m_repo->write_file("AFTER", "1");
+  upd.commit = m_repo->commit("after close");
+  m_clock.advance(1000);
+  ASSERT_TRUE(controller().sync_branch(upd, "webhook:push", "push"));
+  m_reconciler = std::make_unique<engine::Reconciler>(m_store, m_drivers, m_templates, m_clock, m_options);
+  m_reconciler->start();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto e = m_store.get_environment(env->name);
+        return e->phase == Phase::ready && e->deployed_commit == upd.commit;
+      },
+      10000, 5));
+  auto calls = m_driver.calls();
+  size_t destroy_at = 0, apply_at = 0;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    if (calls[i].op == "destroy") {
+      destroy_at = i;
+    }
+    if (calls[i].op == "apply" && calls[i].commit == upd.commit) {
+      apply_at = i;
+    }
+  }
+  EXPECT_GT(destroy_at, 0u) << "the requested destroy happened";
+  EXPECT_GT(apply_at, destroy_at) << "then the fresh environment";
+  EXPECT_GT(m_store.get_environment(env->name)->created_at, env->created_at);
+}
