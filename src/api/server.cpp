@@ -158,6 +158,11 @@ Expected<int> ApiServer::bind(const std::string& host, int port) {
 void ApiServer::start() {
   m_started_at = m_ctx.clock->now_ms();
   m_thread = std::thread([this] { m_server->listen_after_bind(); });
+  // httplib's stop() does nothing before the accept loop runs: wait for it, so a stop()
+  // right after start() cannot hang.
+  for (int i = 0; i < 5000 && !m_server->is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void ApiServer::stop() {
@@ -290,8 +295,13 @@ void ApiServer::routes() {
     for (const auto& t : ctx.templates->list()) {
       templates.push_back(t.name);
     }
-    send_json(res, 200, {{"version", ctx.version}, {"drivers", ctx.drivers->names()}, {"templates", templates},
-                         {"stores", json::array({"sqlite"})}});
+    send_json(res, 200, {{"version", ctx.version},
+                         {"drivers", ctx.drivers->names()},
+                         {"templates", templates},
+                         {"stores", json::array({"sqlite"})},
+                         {"reaper_interval", core::format_ttl(ctx.reaper_interval_ms)},
+                         {"ttl_min", core::format_ttl(ctx.ttl_min_ms)},
+                         {"ttl_max", core::format_ttl(ctx.ttl_max_ms)}});
   });
 
   s.Get("/api/v1/templates", [&ctx](const httplib::Request&, httplib::Response& res) {

@@ -33,6 +33,9 @@ struct ApiContext {
   size_t max_body_bytes = 1024 * 1024;
   size_t threads = 32;
   util::Millis log_poll_ms = 200; // follow streams poll the driver this often
+  util::Millis reaper_interval_ms = 30'000; // reported in /api/v1/capabilities
+  util::Millis ttl_min_ms = 10 * 60'000;
+  util::Millis ttl_max_ms = 30LL * 86'400'000;
 };
 
 // A raw route for hooks: gets the exact body bytes and headers.

@@ -148,6 +148,9 @@ Expected<void> Daemon::start() {
   actx.templates = d.templates.get();
   actx.clock = &d.clock;
   actx.version = idp::k_version;
+  actx.reaper_interval_ms = d.cfg.engine.reaper_interval;
+  actx.ttl_min_ms = d.cfg.engine.ttl_policy.min;
+  actx.ttl_max_ms = d.cfg.engine.ttl_policy.max;
   d.api = std::make_unique<api::ApiServer>(actx);
   sources::Sources::Options so;
   so.github_api_url = cfg.github_api_url;

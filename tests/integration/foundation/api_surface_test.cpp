@@ -50,6 +50,12 @@ TEST_F(ApiSurfaceTest, DashboardMetricsCapabilitiesTemplates) {
 
   auto caps = json::parse(get("/api/v1/capabilities").body);
   EXPECT_NE(std::find(caps["drivers"].begin(), caps["drivers"].end(), "local"), caps["drivers"].end());
+  EXPECT_EQ(caps["reaper_interval"], "30s");
+  EXPECT_EQ(caps["ttl_max"], "30d");
+  auto dash = d->cli({"dashboard", "--markdown"});
+  EXPECT_EQ(dash.exit_code, 0) << dash.err;
+  EXPECT_NE(dash.out.find("| `preview-m` |"), std::string::npos) << dash.out;
+  EXPECT_NE(dash.out.find("runs every 30 seconds"), std::string::npos) << "the dashboard states the real reaper period: " << dash.out;
   auto tmpls = d->cli({"templates", "list", "--json"});
   ASSERT_EQ(tmpls.exit_code, 0) << tmpls.err;
   std::set<std::string> names;
