@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "integration/gitops/gitops_test_support.hpp"
-#include "unit/sources/fake_github.hpp"
+#include "fakes/fake_github.hpp"
 #include "util/fs.hpp"
 #include "util/time.hpp"
 

@@ -7,7 +7,7 @@
 
 #include "fakes/fake_clock.hpp"
 #include "fakes/in_memory_store.hpp"
-#include "unit/sources/fake_github.hpp"
+#include "fakes/fake_github.hpp"
 
 namespace idp::sources {
 namespace {

@@ -1,4 +1,4 @@
-#include "unit/sources/fake_github.hpp"
+#include "fakes/fake_github.hpp"
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
