@@ -6,7 +6,10 @@ set -euo pipefail
 IDP=${1:-build/src/idp}
 IDP=$(cd "$(dirname "$IDP")" && pwd)/$(basename "$IDP")
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export IDP_HOME=${IDP_HOME:-$HOME/.local/share/idp}
+if [ -z "${IDP_HOME:-}" ]; then
+  if [ "$(id -u)" -eq 0 ]; then IDP_HOME=/var/lib/idp; else IDP_HOME=$HOME/.local/share/idp; fi
+fi
+export IDP_HOME
 DEMO_REPO=$IDP_HOME/demo/api-service
 LISTEN=${IDP_LISTEN:-127.0.0.1:8787}
 

@@ -12,7 +12,7 @@
 namespace idp::cli {
 
 // The server URL: --server, else IDP_SERVER, else the api_url in $IDP_HOME/daemon.json
-// (IDP_HOME default ~/.local/share/idp), else http://127.0.0.1:8787.
+// (IDP_HOME default: util::default_idp_home()), else http://127.0.0.1:8787.
 std::string discover_server(const std::string& flag);
 
 // The home directory the daemon uses by default.

@@ -165,7 +165,7 @@ cli::CommandSpec serve_command_spec() {
   return {"serve", "run the idp server (API, engine, router) in the foreground", false,
           [](CLI::App& sub, const cli::GlobalOptions&) -> cli::Runner {
             auto o = std::make_shared<ServeOptions>();
-            sub.add_option("--home", o->home, "state directory (default: IDP_HOME or ~/.local/share/idp)");
+            sub.add_option("--home", o->home, "state directory (default: IDP_HOME, else ~/.local/share/idp, /var/lib/idp for root)");
             sub.add_option("--listen", o->listen, "API address (default 127.0.0.1:8787; port 0 = any)");
             sub.add_option("--router-port", o->router_port, "port environments' URLs use (default: chosen once, then kept)");
             sub.add_option("--router-host", o->router_host, "address the router listens on (default 127.0.0.1)");

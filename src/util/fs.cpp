@@ -181,6 +181,11 @@ std::string default_idp_home() {
   if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg) {
     return std::string(xdg) + "/idp";
   }
+  // As root, like a packaged service: /var/lib/idp. (Under /root, which is 0700, the
+  // unprivileged user the managed PostgreSQL runs as could not reach its data directory.)
+  if (::geteuid() == 0) {
+    return "/var/lib/idp";
+  }
   const char* home = std::getenv("HOME");
   return std::string(home && *home ? home : "/tmp") + "/.local/share/idp";
 }

@@ -28,7 +28,8 @@ std::string absolute_path(const std::string& path);
 // A new directory under $TMPDIR (or /tmp) named prefix-XXXXXX.
 Expected<std::string> make_temp_dir(std::string_view prefix);
 
-// The daemon's home: $IDP_HOME, else $XDG_DATA_HOME/idp, else ~/.local/share/idp.
+// The daemon's home: $IDP_HOME, else $XDG_DATA_HOME/idp, else /var/lib/idp for root,
+// else ~/.local/share/idp.
 std::string default_idp_home();
 
 // An exclusive advisory lock (flock) on a file, released on destruction.
