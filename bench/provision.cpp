@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "support/daemon_process.hpp"
 #include "support/test_support.hpp"
 #include "util/fs.hpp"
@@ -22,42 +23,6 @@ using namespace idp;
 using namespace idp::testing;
 
 namespace {
-
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  if (v.empty()) {
-    return 0;
-  }
-  size_t i = static_cast<size_t>(p * (v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
-
-bool healthy(const std::string& url) {
-  util::HttpRequest r;
-  r.url = url;
-  r.timeout_ms = 1000;
-  r.connect_timeout_ms = 200;
-  auto resp = util::http_request(r);
-  return resp && resp->status == 200;
-}
-
-// Starts the app by hand and measures the time until /health answers 200.
-double floor_once(const std::string& app_dir) {
-  int port = *util::find_free_port();
-  util::Command c;
-  c.argv = {"node", "server.js"};
-  c.cwd = app_dir;
-  c.env = {{"PORT", std::to_string(port)}};
-  int64_t t0 = util::steady_ms();
-  auto pid = util::spawn(c, util::SpawnOptions{});
-  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/health";
-  while (!healthy(url)) {
-    usleep(2000);
-  }
-  double ms = static_cast<double>(util::steady_ms() - t0);
-  util::terminate_group(*pid, 2000);
-  return ms;
-}
 
 long rss_kib(pid_t pid) {
   auto s = util::read_file("/proc/" + std::to_string(pid) + "/status");
@@ -93,7 +58,7 @@ int main(int argc, char** argv) {
   // The floor: the app alone, started by hand.
   std::vector<double> floor_ms;
   for (int i = 0; i < envs; ++i) {
-    floor_ms.push_back(floor_once(repo.path()));
+    floor_ms.push_back(bench::app_start_ms(repo.path()));
   }
 
   DaemonProcess d(root + "/home", {"--workers", "8"});
@@ -108,7 +73,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::string url = r.out.substr(0, r.out.find('\n')) + "health";
-    while (!healthy(url)) {
+    while (!bench::healthy(url)) {
       usleep(2000);
     }
     create_ms.push_back(static_cast<double>(util::steady_ms() - t0));
@@ -127,8 +92,8 @@ int main(int argc, char** argv) {
   }
   long rss_after = rss_kib(d.pid());
 
-  double f50 = percentile(floor_ms, 0.5), f95 = percentile(floor_ms, 0.95);
-  double c50 = percentile(create_ms, 0.5), c95 = percentile(create_ms, 0.95);
+  double f50 = bench::percentile(floor_ms, 0.5), f95 = bench::percentile(floor_ms, 0.95);
+  double c50 = bench::percentile(create_ms, 0.5), c95 = bench::percentile(create_ms, 0.95);
   std::printf("bench/provision: example app (examples/api-service), %d environments\n", envs);
   std::printf("  %-44s %8s %8s\n", "", "p50 ms", "p95 ms");
   std::printf("  %-44s %8.0f %8.0f\n", "floor: app started by hand until /health 200", f50, f95);

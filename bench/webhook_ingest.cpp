@@ -16,6 +16,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "bench_support.hpp"
 #include "integration/gitops/gitops_test_support.hpp"
 #include "unit/sources/webhook_examples.hpp"
 #include "util/fs.hpp"
@@ -30,14 +31,6 @@ using nlohmann::json;
 
 namespace {
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) {
-    return 0;
-  }
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p * (v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
 
 struct Run {
   uint64_t ok = 0;
@@ -64,32 +57,6 @@ Run hammer(int clients, double seconds, const std::function<bool(int, uint64_t)>
     th.join();
   }
   return {ok.load(), bad.load(), (util::steady_ms() - t0) / 1000.0};
-}
-
-bool healthy(const std::string& url) {
-  util::HttpRequest r;
-  r.url = url;
-  r.timeout_ms = 1000;
-  r.connect_timeout_ms = 200;
-  auto resp = util::http_request(r);
-  return resp && resp->status == 200;
-}
-
-double app_start_once(const std::string& app_dir) {
-  int port = *util::find_free_port();
-  util::Command c;
-  c.argv = {"node", "server.js"};
-  c.cwd = app_dir;
-  c.env = {{"PORT", std::to_string(port)}};
-  int64_t t0 = util::steady_ms();
-  auto pid = util::spawn(c, util::SpawnOptions{});
-  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/health";
-  while (!healthy(url)) {
-    usleep(2000);
-  }
-  double ms = static_cast<double>(util::steady_ms() - t0);
-  util::terminate_group(*pid, 2000);
-  return ms;
 }
 
 // Log lines that contain both `a` and `b`.
@@ -163,7 +130,7 @@ int main(int argc, char** argv) {
     }
     return ok;
   });
-  Run healthz = hammer(clients, seconds, [&](int, uint64_t) { return healthy(rig.daemon->api_url() + "/healthz"); });
+  Run healthz = hammer(clients, seconds, [&](int, uint64_t) { return bench::healthy(rig.daemon->api_url() + "/healthz"); });
 
   // None lost: every accepted delivery is recorded (a redelivery is a duplicate) and its work ran.
   std::atomic<size_t> next{0};
@@ -218,7 +185,7 @@ int main(int argc, char** argv) {
   }
   std::vector<double> start;
   for (int i = 0; i < pushes; ++i) {
-    start.push_back(app_start_once(source_dir() + "/examples/api-service"));
+    start.push_back(bench::app_start_ms(source_dir() + "/examples/api-service"));
   }
 
   std::printf("bench/webhook_ingest: %d clients, %.0fs per phase, one idp serve\n", clients, seconds);
@@ -230,13 +197,13 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(duplicates.load()), sent.size(), std::min(ran, sent.size()), sent.size(),
               duplicates.load() == sent.size() && ran >= sent.size() ? "" : "   <-- LOST");
   std::printf("  %-52s %8s %8s\n", "", "p50 ms", "max ms");
-  std::printf("  %-52s %8.0f %8.0f\n", "app start by hand until /health 200 (floor)", percentile(start, 0.5),
-              percentile(start, 1.0));
-  std::printf("  %-52s %8.0f %8.0f\n", "push webhook until the new commit answers (router)", percentile(served, 0.5),
-              percentile(served, 1.0));
+  std::printf("  %-52s %8.0f %8.0f\n", "app start by hand until /health 200 (floor)", bench::percentile(start, 0.5),
+              bench::percentile(start, 1.0));
+  std::printf("  %-52s %8.0f %8.0f\n", "push webhook until the new commit answers (router)", bench::percentile(served, 0.5),
+              bench::percentile(served, 1.0));
   std::printf("  %-52s %8.2f %8.2f\n", "ratio (push-to-served / app start)",
-              percentile(served, 0.5) / std::max(1.0, percentile(start, 0.5)),
-              percentile(served, 1.0) / std::max(1.0, percentile(start, 1.0)));
+              bench::percentile(served, 0.5) / std::max(1.0, bench::percentile(start, 0.5)),
+              bench::percentile(served, 1.0) / std::max(1.0, bench::percentile(start, 1.0)));
   std::printf("reproduce: cmake --build <build> --target bench_webhook_ingest idp && <build>/bench/bench_webhook_ingest "
               "--seconds %.0f --clients %d --pushes %d\n",
               seconds, clients, pushes);

@@ -47,31 +47,6 @@ std::vector<std::string> path_segments(std::string_view path) {
   return out;
 }
 
-// Percent-decoding that keeps '+' (util::url_decode turns it into a space, as forms do).
-std::string percent_decode(std::string_view s) {
-  auto hexval = [](char c) -> int {
-    if (c >= '0' && c <= '9') {
-      return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-      return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-      return c - 'A' + 10;
-    }
-    return -1;
-  };
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-      out += static_cast<char>(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-      i += 2;
-      continue;
-    }
-    out += s[i];
-  }
-  return out;
-}
 
 } // namespace
 
@@ -118,7 +93,7 @@ std::string sigv4_canonical_uri(std::string_view path, bool normalize, bool doub
     }
     std::string out = "/";
     for (size_t i = 0; i < kept.size(); ++i) {
-      out += double_encode ? url_encode(kept[i]) : url_encode(percent_decode(kept[i]));
+      out += double_encode ? url_encode(kept[i]) : url_encode(util::url_decode(kept[i], false));
       if (i + 1 < kept.size() || trailing) {
         out += '/';
       }
@@ -128,7 +103,7 @@ std::string sigv4_canonical_uri(std::string_view path, bool normalize, bool doub
   std::string out;
   for (const auto& s : segs) {
     out += '/';
-    out += double_encode ? url_encode(s) : url_encode(percent_decode(s));
+    out += double_encode ? url_encode(s) : url_encode(util::url_decode(s, false));
   }
   return out;
 }
@@ -145,7 +120,7 @@ std::string sigv4_canonical_query(std::string_view query) {
     auto eq = part.find('=');
     std::string key = eq == std::string::npos ? part : part.substr(0, eq);
     std::string value = eq == std::string::npos ? "" : part.substr(eq + 1);
-    params.emplace_back(url_encode(percent_decode(key)), url_encode(percent_decode(value)));
+    params.emplace_back(url_encode(util::url_decode(key, false)), url_encode(util::url_decode(value, false)));
   }
   std::sort(params.begin(), params.end());
   std::string out;

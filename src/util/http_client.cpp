@@ -119,7 +119,7 @@ std::string url_encode(std::string_view s) {
   return out;
 }
 
-std::string url_decode(std::string_view s) {
+std::string url_decode(std::string_view s, bool plus_is_space) {
   auto hexval = [](char c) -> int {
     if (c >= '0' && c <= '9') {
       return c - '0';
@@ -142,7 +142,7 @@ std::string url_decode(std::string_view s) {
         i += 2;
         continue;
       }
-    } else if (s[i] == '+') {
+    } else if (s[i] == '+' && plus_is_space) {
       out += ' ';
       continue;
     }

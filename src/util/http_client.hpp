@@ -39,6 +39,7 @@ Expected<HttpResponse> http_request(const HttpRequest& req);
 
 // Percent-encoding for query strings and paths (RFC 3986 unreserved kept).
 std::string url_encode(std::string_view s);
-std::string url_decode(std::string_view s);
+// Percent-decoding; `plus_is_space` turns '+' into ' ' as HTML forms do.
+std::string url_decode(std::string_view s, bool plus_is_space = true);
 
 } // namespace idp::util
