@@ -106,6 +106,9 @@ Expected<void> Daemon::start() {
   store::StateStore* job_store = d.store.get();
   dctx.insert_job_run = [job_store](const core::JobRun& r) { return job_store->insert_job_run(r); };
   dctx.update_job_run = [job_store](const core::JobRun& r) { return job_store->update_job_run(r); };
+  dctx.list_job_runs = [job_store](const std::string& env, size_t limit) {
+    return job_store->list_job_runs(env, limit);
+  };
   IDP_TRY_ASSIGN(auto live, d.store->list_environments(false));
   for (const auto* factory : drivers::builtin_driver_factories()) {
     dctx.options = cfg.driver_options.value(std::string(factory->name()), nlohmann::json::object());

@@ -129,6 +129,8 @@ struct DriverContext {
   // themselves; unset = not recorded. insert returns the new run's id. Thread-safe.
   std::function<Expected<int64_t>(const core::JobRun&)> insert_job_run;
   std::function<Expected<void>(const core::JobRun&)> update_job_run;
+  // The newest `limit` runs of an environment, newest first (crash recovery).
+  std::function<Expected<std::vector<core::JobRun>>(const std::string& env, size_t limit)> list_job_runs;
 };
 
 class DriverFactory {

@@ -216,6 +216,7 @@ Expected<void> JobScheduler::set(const Job& job) {
     }
   }
   IDP_TRY(util::ensure_dir(util::path_join(job.env_dir, "runs")));
+  settle_store_runs(e, t);
   if (!resumed) {
     log(e, "scheduled " + job.expression + " (UTC)" +
                (m_opts.time_scale > 1 ? "; schedule time runs " + std::to_string(m_opts.time_scale) + "x faster"
@@ -264,7 +265,8 @@ void JobScheduler::record_skip(Entry& e, util::Millis scheduled_at, util::Millis
 void JobScheduler::start_run(Entry& e, util::Millis scheduled_at, util::Millis t) {
   // Crash-safe order: the run is in schedule.json before it is in the store, and has its
   // store id there before its shim starts. A daemon killed in between finds it on
-  // restart (collect_finished) and records how it ended, or that it never started.
+  // restart (collect_finished) and records how it ended, or that it never started; a
+  // store row whose id never reached schedule.json is adopted (settle_store_runs).
   std::string key = std::to_string(scheduled_at);
   Running r;
   r.scheduled_at = scheduled_at;
@@ -333,6 +335,36 @@ void JobScheduler::start_run(Entry& e, util::Millis scheduled_at, util::Millis t
   }
   e.running->shim_pid = *pid;
   e.running->shim_start_time = util::process_start_time(*pid).value_or(0);
+}
+
+void JobScheduler::settle_store_runs(Entry& e, util::Millis t) {
+  // A daemon killed after the store recorded a run as running but before schedule.json
+  // had its id leaves a row that nothing would ever finish: the resumed run adopts it
+  // (same schedule time) and any other row still "running" is recorded as failed.
+  if (!m_opts.list_job_runs) {
+    return;
+  }
+  auto runs = m_opts.list_job_runs(e.job.env, 50);
+  if (!runs) {
+    spdlog::warn("local driver: {}: cannot read job runs: {}", e.job.env, runs.error().message);
+    return;
+  }
+  for (auto run : *runs) {
+    if (run.status != "running" || (e.running && e.running->id == run.id)) {
+      continue;
+    }
+    if (e.running && e.running->id <= 0 && e.running->scheduled_at == run.scheduled_at) {
+      e.running->id = run.id;
+      save(e);
+      continue;
+    }
+    run.finished_at = t;
+    run.exit_code = -1;
+    run.status = "failed";
+    run.message = "the server stopped while starting this run";
+    update(e, run);
+    log(e, "job run " + std::to_string(run.id) + " failed: " + run.message);
+  }
 }
 
 bool JobScheduler::collect_finished(Entry& e, util::Millis t) {

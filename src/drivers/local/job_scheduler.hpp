@@ -69,6 +69,9 @@ public:
     int64_t stop_grace_ms = 5000;   // TERM → KILL when a run is stopped
     std::function<Expected<int64_t>(const core::JobRun&)> insert_job_run;
     std::function<Expected<void>(const core::JobRun&)> update_job_run;
+    // Newest runs of an environment first; used on resume to settle runs the store still
+    // calls "running" after a crash. Unset = no such check.
+    std::function<Expected<std::vector<core::JobRun>>(const std::string& env, size_t limit)> list_job_runs;
   };
 
   // One environment's job.
@@ -131,6 +134,7 @@ private:
   void start_run(Entry& e, util::Millis scheduled_at, util::Millis now);
   void record_skip(Entry& e, util::Millis scheduled_at, util::Millis now, const std::string& why);
   bool collect_finished(Entry& e, util::Millis now);
+  void settle_store_runs(Entry& e, util::Millis now);
   void stop_running(Entry& e, const std::string& reason);
   Expected<int64_t> insert(Entry& e, const core::JobRun& run);
   void update(Entry& e, const core::JobRun& run);

@@ -234,6 +234,7 @@ LocalDriver::LocalDriver(DriverContext ctx, LocalOptions opts)
   so.stop_grace_ms = m_opts.stop_grace_ms;
   so.insert_job_run = m_ctx.insert_job_run;
   so.update_job_run = m_ctx.update_job_run;
+  so.list_job_runs = m_ctx.list_job_runs;
   m_scheduler = std::make_unique<JobScheduler>(so);
 }
 

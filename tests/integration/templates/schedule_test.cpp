@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <thread>
+#include <filesystem>
 
 #include "templates_test_support.hpp"
 #include "util/fs.hpp"
@@ -111,8 +111,32 @@ TEST_F(TemplatesTest, ScheduledWorkerResumesAfterKill9AndRecordsRunsThatEndedMea
       },
       30000, 100))
       << status(*d, env).dump(2);
+  // Running means the job itself has started (its own "started" line follows the
+  // scheduler's), not just that the store has the run: a kill before the shim starts is
+  // the other case, recorded as failed (JobSchedulerTest covers it).
+  const std::string started = "job run " + running["id"].dump() + " started";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::string logs = d->cli({"logs", env, "--tail", "100000"}).out;
+        size_t at = logs.find(started);
+        return at != std::string::npos && logs.find("scheduled-worker run", at) != std::string::npos;
+      },
+      30000, 100))
+      << d->cli({"logs", env, "--tail", "100000"}).out;
   d->kill9(); // the run goes on under its shim and ends while no daemon is there
-  std::this_thread::sleep_for(std::chrono::milliseconds(4000));
+  const std::string runs_dir = d->home() + "/envs/" + env + "/runs";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::error_code ec;
+        for (const auto& dir : std::filesystem::directory_iterator(runs_dir, ec)) {
+          if (std::filesystem::exists(dir.path() / "exit.json")) {
+            return true;
+          }
+        }
+        return false;
+      },
+      30000, 100))
+      << "the shim records how the run ended";
   d->start();
   ASSERT_TRUE(wait_until(
       [&] {

@@ -102,6 +102,16 @@ protected:
       runs[r.id] = r;
       return {};
     };
+    o.list_job_runs = [this](const std::string& env, size_t limit) -> Expected<std::vector<core::JobRun>> {
+      std::lock_guard<std::mutex> g(mu);
+      std::vector<core::JobRun> out;
+      for (auto it = runs.rbegin(); it != runs.rend() && out.size() < limit; ++it) {
+        if (it->second.env == env) {
+          out.push_back(it->second);
+        }
+      }
+      return out;
+    };
     scheduler = std::make_unique<JobScheduler>(o);
   }
 
@@ -225,6 +235,41 @@ TEST_F(JobSchedulerTest, RestartedSchedulerRecordsARunThatEndedWhileItWasDown) {
   clock.advance(k_minute);
   scheduler->tick();
   EXPECT_EQ(run_count(), 2u) << "the anchor survived: the next time is one interval later";
+}
+
+TEST_F(JobSchedulerTest, RunTheStoreHadButScheduleJsonLackedIsSettledNotDuplicated) {
+  // The daemon was killed after the store recorded run 2 as running and before
+  // schedule.json got its id (and before any shim started); run 1 is an older row a crash
+  // left "running" that schedule.json no longer mentions.
+  const util::Millis due = k_t0 + k_minute;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    runs[1] = core::JobRun{1, "jobs", k_t0, k_t0, 0, -1, "running", ""};
+    runs[2] = core::JobRun{2, "jobs", due, due, 0, -1, "running", ""};
+  }
+  JobScheduler::Job j = job({"true"});
+  nlohmann::json state = {{"anchor", k_t0},
+                          {"expression", j.expression},
+                          {"last", due},
+                          {"local_seq", 0},
+                          {"running",
+                           {{"id", 0},
+                            {"scheduled_at", due},
+                            {"started_at", due},
+                            {"dir", j.env_dir + "/runs/" + std::to_string(due)},
+                            {"shim_pid", 0},
+                            {"shim_start_time", 0}}},
+                          {"unrecorded", nlohmann::json::array()}};
+  ASSERT_TRUE(util::write_file_atomic(j.env_dir + "/schedule.json", state.dump()).has_value());
+  clock.advance(k_minute + 1000);
+  ASSERT_TRUE(scheduler->set(j).has_value());
+  EXPECT_EQ(scheduler->status("jobs")["running"]["id"], 2) << "the resumed run adopted the store's row";
+  scheduler->tick();
+  EXPECT_EQ(run_count(), 2u) << "no second row for the same run";
+  EXPECT_EQ(run(2).status, "failed");
+  EXPECT_EQ(run(2).message, "the server stopped while starting this run");
+  EXPECT_EQ(run(1).status, "failed") << "a row nothing would ever finish is settled";
+  EXPECT_GT(run(1).finished_at, 0);
 }
 
 TEST_F(JobSchedulerTest, ScaledClockRunsAMinuteScheduleEverySecond) {
