@@ -3,7 +3,8 @@
 #   terraform/modules/*, terraform/shared/*, templates/*/terraform
 # For each: fmt -check, init (offline, -plugin-dir, private TF_DATA_DIR), validate,
 # and `test` (the tests mock the aws provider: nothing reaches AWS). Plus repository
-# level checks (standard template files identical, no hard-coded region, static-site
+# level checks (standard template files linked from terraform/template-common, no
+# hard-coded region, static-site
 # has no VPC/ECS, the IAM policy file parses).
 #
 # Everything runs in a temporary copy of the tree, so no .terraform/, lock file or
@@ -149,22 +150,21 @@ export SRC WORK TF PLUGIN_DIR
 # ---------------------------------------------------------------- repository checks
 repo_checks() {
   local failed=0
-  # 1. Standard files are copies: identical in every AWS template.
-  local f t ref
-  for f in versions.tf providers.tf standard_variables.tf ecs_variables.tf network_variables.tf network.tf web_variables.tf; do
-    ref=""
+  # 1. Standard files are links to terraform/template-common, never copies of their own.
+  local f t
+  for f in "$SRC"/terraform/template-common/*.tf; do
+    f="$(basename "$f")"
     for t in "$SRC"/templates/*/terraform; do
-      [[ -f "$t/$f" ]] || continue
-      if [[ -z "$ref" ]]; then ref="$t/$f"
-      elif ! cmp -s "$ref" "$t/$f"; then
-        log "FAIL: $f differs between ${ref#"$SRC"/} and ${t#"$SRC"/}/$f (keep standard template files identical)"
+      [[ -e "$t/$f" || -L "$t/$f" ]] || continue
+      if [[ ! -L "$t/$f" || "$(readlink -f "$t/$f")" != "$(readlink -f "$SRC/terraform/template-common/$f")" ]]; then
+        log "FAIL: ${t#"$SRC"/}/$f must be a link to terraform/template-common/$f (ln -s ../../../terraform/template-common/$f)"
         failed=1
       fi
     done
   done
   for t in api-service api-database scheduled-worker static-site; do
     for f in versions.tf providers.tf standard_variables.tf; do
-      [[ -f "$SRC/templates/$t/terraform/$f" ]] || { log "FAIL: templates/$t/terraform/$f missing"; failed=1; }
+      [[ -L "$SRC/templates/$t/terraform/$f" ]] || { log "FAIL: templates/$t/terraform/$f missing"; failed=1; }
     done
   done
   # 2. No hard-coded us-east-1 (the original's region defect); the ELB account map is data.

@@ -1,0 +1,1 @@
+../../../terraform/template-common/ecs_variables.tf

@@ -1,0 +1,1 @@
+../../../terraform/template-common/providers.tf

@@ -1,0 +1,1 @@
+../../../terraform/template-common/network_variables.tf

@@ -1,0 +1,1 @@
+../../../terraform/template-common/web_variables.tf
