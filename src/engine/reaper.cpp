@@ -10,35 +10,13 @@ Reaper::Reaper(store::StateStore& store, Controller& controller, util::Clock& cl
 Reaper::~Reaper() { stop(); }
 
 void Reaper::start() {
-  std::lock_guard<std::mutex> g(m_mu);
-  if (m_running) {
-    return;
-  }
-  m_running = true;
-  m_thread = std::thread([this] {
-    std::unique_lock<std::mutex> lk(m_mu);
-    while (m_running) {
-      lk.unlock();
-      sweep();
-      lk.lock();
-      m_cv.wait_for(lk, std::chrono::milliseconds(m_interval), [this] { return !m_running; });
-    }
+  m_thread.start([this] {
+    sweep();
+    return m_interval;
   });
 }
 
-void Reaper::stop() {
-  {
-    std::lock_guard<std::mutex> g(m_mu);
-    if (!m_running) {
-      return;
-    }
-    m_running = false;
-  }
-  m_cv.notify_all();
-  if (m_thread.joinable()) {
-    m_thread.join();
-  }
-}
+void Reaper::stop() { m_thread.stop(); }
 
 size_t Reaper::sweep() {
   auto envs = m_store.list_environments(false);

@@ -3,11 +3,8 @@
 // destroy (through the Controller, with the reason in the event). Retrying a failed destroy
 // is the reconciler's job (backoff, shown in status), not the reaper's.
 
-#include <condition_variable>
-#include <mutex>
-#include <thread>
-
 #include "engine/controller.hpp"
+#include "util/periodic_thread.hpp"
 
 namespace idp::engine {
 
@@ -25,10 +22,7 @@ private:
   Controller& m_controller;
   util::Clock& m_clock;
   util::Millis m_interval;
-  std::mutex m_mu;
-  std::condition_variable m_cv;
-  bool m_running = false;
-  std::thread m_thread;
+  util::PeriodicThread m_thread;
 };
 
 } // namespace idp::engine

@@ -115,37 +115,16 @@ bool GithubNotifier::enabled() const {
 }
 
 void GithubNotifier::start() {
-  std::lock_guard<std::mutex> g(m_mu);
-  if (m_running || !enabled()) {
+  if (!enabled()) {
     return;
   }
-  m_running = true;
-  m_thread = std::thread([this] { loop(); });
-}
-
-void GithubNotifier::stop() {
-  {
-    std::lock_guard<std::mutex> g(m_mu);
-    if (!m_running) {
-      return;
-    }
-    m_running = false;
-  }
-  m_cv.notify_all();
-  if (m_thread.joinable()) {
-    m_thread.join();
-  }
-}
-
-void GithubNotifier::loop() {
-  std::unique_lock<std::mutex> lk(m_mu);
-  while (m_running) {
-    lk.unlock();
+  m_thread.start([this] {
     run_once();
-    lk.lock();
-    m_cv.wait_for(lk, std::chrono::milliseconds(m_options.poll_interval), [this] { return !m_running; });
-  }
+    return m_options.poll_interval;
+  });
 }
+
+void GithubNotifier::stop() { m_thread.stop(); }
 
 void GithubNotifier::load_cursor() {
   if (m_loaded) {

@@ -12,19 +12,18 @@
 // restart neither repeats nor loses notifications. Failures are logged and retried with
 // exponential backoff. The token never appears in logs or errors. Thread-safe.
 
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/environment.hpp"
 #include "sources/github_client.hpp"
 #include "sources/watched_repo.hpp"
 #include "store/state_store.hpp"
+#include "util/periodic_thread.hpp"
 #include "util/time.hpp"
 
 namespace idp::sources {
@@ -69,7 +68,6 @@ private:
   Expected<void> upsert_comment(GithubClient& client, const std::string& repo, int pr, const std::string& body);
   void load_cursor();
   void save_cursor();
-  void loop();
 
   std::vector<WatchedRepo> m_repos;
   store::StateStore& m_store;
@@ -84,10 +82,7 @@ private:
   std::map<std::string, std::string> m_comments; // env → comment body last sent
   std::map<std::string, int64_t> m_comment_ids;  // "owner/repo#pr" → comment id
 
-  std::mutex m_mu;
-  std::condition_variable m_cv;
-  bool m_running = false;
-  std::thread m_thread;
+  util::PeriodicThread m_thread;
 };
 
 } // namespace idp::sources

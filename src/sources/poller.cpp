@@ -30,27 +30,15 @@ Poller::Poller(std::vector<WatchedRepo> repos, store::StateStore& store, BranchQ
 Poller::~Poller() { stop(); }
 
 void Poller::start() {
-  std::lock_guard<std::mutex> g(m_mu);
-  if (m_running) {
-    return;
+  if (!m_thread.stopping()) {
+    return; // already running
   }
-  m_running = true;
-  m_thread = std::thread([this] { loop(); });
+  m_synced.assign(m_repos.size(), false);
+  m_next_at.assign(m_repos.size(), 0);
+  m_thread.start([this] { return step(); });
 }
 
-void Poller::stop() {
-  {
-    std::lock_guard<std::mutex> g(m_mu);
-    if (!m_running) {
-      return;
-    }
-    m_running = false;
-  }
-  m_cv.notify_all();
-  if (m_thread.joinable()) {
-    m_thread.join();
-  }
-}
+void Poller::stop() { m_thread.stop(); }
 
 Expected<size_t> Poller::poll_once(const WatchedRepo& repo, const std::string& actor) {
   auto heads = m_list_heads(repo.url);
@@ -111,52 +99,43 @@ Expected<size_t> Poller::poll_once(const WatchedRepo& repo, const std::string& a
   return queued;
 }
 
-void Poller::loop() {
+util::Millis Poller::step() {
   const size_t n = m_repos.size();
-  std::vector<bool> synced(n, false);  // the startup pass succeeded
-  std::vector<int64_t> next_at(n, 0);  // steady ms
-  int64_t next_prune = 0;
-  std::unique_lock<std::mutex> lk(m_mu);
-  while (m_running) {
-    int64_t now = util::steady_ms();
-    int64_t wake = now + 60'000;
-    if (now >= next_prune) {
-      // Delivery ids only guard against GitHub's redeliveries, which come within days.
-      (void)m_store.prune_deliveries(m_clock.now_ms() - k_delivery_retention);
-      next_prune = now + 3'600'000;
-    }
-    for (size_t i = 0; i < n && m_running; ++i) {
-      const WatchedRepo& repo = m_repos[i];
-      if (synced[i] && !repo.poll) {
-        continue;
-      }
-      if (next_at[i] > now) {
-        wake = std::min(wake, next_at[i]);
-        continue;
-      }
-      const char* actor = synced[i] ? "poller" : "startup";
-      lk.unlock();
-      auto queued = poll_once(repo, actor);
-      lk.lock();
-      if (!queued) {
-        spdlog::warn("sources: {} {}: {}", synced[i] ? "polling" : "startup sync of", util::quote(repo.url),
-                     queued.error().full_message());
-      } else {
-        if (*queued > 0) {
-          spdlog::info("sources: {} {}: {} branch change(s)", synced[i] ? "poll of" : "startup sync of",
-                       util::quote(repo.url), *queued);
-        }
-        synced[i] = true;
-      }
-      // A failed startup sync of a repository that is not polled is retried on its own.
-      next_at[i] = util::steady_ms() + (synced[i] || repo.poll ? repo.poll_interval : k_startup_retry);
-      if (repo.poll || !synced[i]) {
-        wake = std::min(wake, next_at[i]);
-      }
-    }
-    int64_t wait = std::max<int64_t>(1, wake - util::steady_ms());
-    m_cv.wait_for(lk, std::chrono::milliseconds(wait), [this] { return !m_running; });
+  int64_t now = util::steady_ms();
+  int64_t wake = now + 60'000;
+  if (now >= m_next_prune) {
+    // Delivery ids only guard against GitHub's redeliveries, which come within days.
+    (void)m_store.prune_deliveries(m_clock.now_ms() - k_delivery_retention);
+    m_next_prune = now + 3'600'000;
   }
+  for (size_t i = 0; i < n && !m_thread.stopping(); ++i) {
+    const WatchedRepo& repo = m_repos[i];
+    if (m_synced[i] && !repo.poll) {
+      continue;
+    }
+    if (m_next_at[i] > now) {
+      wake = std::min(wake, m_next_at[i]);
+      continue;
+    }
+    const char* actor = m_synced[i] ? "poller" : "startup";
+    auto queued = poll_once(repo, actor);
+    if (!queued) {
+      spdlog::warn("sources: {} {}: {}", m_synced[i] ? "polling" : "startup sync of", util::quote(repo.url),
+                   queued.error().full_message());
+    } else {
+      if (*queued > 0) {
+        spdlog::info("sources: {} {}: {} branch change(s)", m_synced[i] ? "poll of" : "startup sync of",
+                     util::quote(repo.url), *queued);
+      }
+      m_synced[i] = true;
+    }
+    // A failed startup sync of a repository that is not polled is retried on its own.
+    m_next_at[i] = util::steady_ms() + (m_synced[i] || repo.poll ? repo.poll_interval : k_startup_retry);
+    if (repo.poll || !m_synced[i]) {
+      wake = std::min(wake, m_next_at[i]);
+    }
+  }
+  return std::max<int64_t>(1, wake - util::steady_ms());
 }
 
 } // namespace idp::sources

@@ -10,12 +10,9 @@
 // any repository is retried every 30s until it succeeds). The thread also prunes webhook
 // delivery ids older than 7 days. Thread-safe.
 
-#include <condition_variable>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "sources/branch_queue.hpp"
@@ -23,6 +20,7 @@
 #include "sources/watched_repo.hpp"
 #include "store/state_store.hpp"
 #include "util/expected.hpp"
+#include "util/periodic_thread.hpp"
 #include "util/time.hpp"
 
 namespace idp::sources {
@@ -46,7 +44,8 @@ public:
   Expected<size_t> poll_once(const WatchedRepo& repo, const std::string& actor);
 
 private:
-  void loop();
+  // One pass over what is due; returns the milliseconds until the next is due.
+  util::Millis step();
 
   std::vector<WatchedRepo> m_repos;
   store::StateStore& m_store;
@@ -55,10 +54,11 @@ private:
   util::Clock& m_clock;
   ListHeads m_list_heads;
 
-  std::mutex m_mu;
-  std::condition_variable m_cv;
-  bool m_running = false;
-  std::thread m_thread;
+  // The thread's own state.
+  std::vector<bool> m_synced;     // the startup pass of each repository succeeded
+  std::vector<int64_t> m_next_at; // steady ms of each repository's next pass
+  int64_t m_next_prune = 0;
+  util::PeriodicThread m_thread;
 };
 
 } // namespace idp::sources

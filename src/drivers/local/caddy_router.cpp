@@ -265,9 +265,42 @@ std::string CaddyRouter::log_tail() const {
   return text ? util::trim(util::tail_lines(*text, 5)) : "";
 }
 
+Expected<void> enable_request_migration(const std::string& proc_file) {
+  auto now = util::read_file(proc_file);
+  if (!now) {
+    return make_error(ErrorCode::permanent,
+                      "this kernel has no net.ipv4.tcp_migrate_req (Linux 5.14+): " + now.error().message);
+  }
+  if (util::trim(*now) == "1") {
+    return {};
+  }
+  // /proc files take a plain write, not the rename of write_file_atomic.
+  int fd = ::open(proc_file.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || ::write(fd, "1\n", 2) != 2) {
+    int err = errno;
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    return make_error(ErrorCode::permanent, "cannot set net.ipv4.tcp_migrate_req = 1: " + std::string(strerror(err)));
+  }
+  ::close(fd);
+  return {};
+}
+
+std::string CaddyRouter::reload_warning() const {
+  std::lock_guard<std::mutex> g(m_mutex);
+  return m_reload_warning;
+}
+
 Expected<void> CaddyRouter::start(const std::vector<RouteTarget>& routes) {
   stop();
   IDP_TRY(util::ensure_dir(m_cfg.dir, 0700));
+  if (auto migrated = enable_request_migration(); !migrated) {
+    std::lock_guard<std::mutex> g(m_mutex);
+    m_reload_warning = "router: a route change may reset connections in flight to any environment (" +
+                       migrated.error().message + "; run `sysctl -w net.ipv4.tcp_migrate_req=1` as root)";
+    spdlog::warn("local driver: {}", m_reload_warning);
+  }
   // A Caddy of this home that outlived its daemon (it is started with a parent-death
   // signal, but a daemon killed between fork and prctl could leave one).
   auto stale = util::find_processes_with_env("IDP_ROUTER_HOME_ID", m_cfg.home_id);

@@ -14,6 +14,14 @@
 // dies with the thread that forked it, i.e. with the daemon), reaps it, and restarts it
 // with backoff when it dies; every (re)start writes the current routes into caddy.json,
 // so a restarted Caddy serves them at once.
+//
+// Every admin API change makes Caddy reload its whole config, and Caddy (2.6+) gives the
+// new config a listening socket of its own beside the old one (SO_REUSEPORT): when the old
+// socket closes, Linux resets the connections still waiting in its accept queue, so a
+// route change for one environment would make requests to every environment fail. start()
+// therefore enables net.ipv4.tcp_migrate_req (Linux 5.14+, per network namespace), which
+// moves those connections to the new socket instead; when it cannot, reload_warning() says
+// so and idp status shows it.
 
 #include <condition_variable>
 #include <map>
@@ -83,6 +91,8 @@ public:
   pid_t pid() const;
   // How many times Caddy was restarted after dying. Thread-safe.
   int restarts() const;
+  // Why route changes may reset connections in flight, "" when they do not (see above).
+  std::string reload_warning() const;
 
 private:
   void supervise();
@@ -113,6 +123,12 @@ private:
   std::optional<Error> m_first_error;
   pid_t m_pid = 0;
   int m_restarts = 0;
+  std::string m_reload_warning;
 };
+
+// Makes Linux migrate the pending connections of a closed SO_REUSEPORT listener to the
+// others of its group (net.ipv4.tcp_migrate_req = 1), so that Caddy's config reloads reset
+// none. `proc_file` is for tests. Error when the kernel lacks it or we may not set it.
+Expected<void> enable_request_migration(const std::string& proc_file = "/proc/sys/net/ipv4/tcp_migrate_req");
 
 } // namespace idp::drivers::local

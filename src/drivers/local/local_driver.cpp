@@ -1240,6 +1240,11 @@ Expected<Observation> LocalDriver::observe(const core::Environment& env) {
   if (!a.limits_warning.empty()) {
     obs.warnings.push_back(a.limits_warning);
   }
+  if (m_router && (a.kind == "web" || a.kind == "static")) {
+    if (std::string w = m_router->reload_warning(); !w.empty()) {
+      obs.warnings.push_back(std::move(w));
+    }
+  }
   if (a.kind == "web") {
     obs.status["port"] = a.port;
     obs.status["shim_pid"] = a.shim_pid;

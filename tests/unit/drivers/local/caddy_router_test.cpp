@@ -1,11 +1,15 @@
 #include "drivers/local/caddy_router.hpp"
 
+#include <atomic>
 #include <csignal>
+#include <mutex>
+#include <thread>
 #include <gtest/gtest.h>
 
 #include "local_test_support.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
+#include "util/strings.hpp"
 
 namespace idp::drivers::local {
 namespace {
@@ -46,6 +50,13 @@ struct RouterFixture {
   }
 };
 
+RouteTarget web(const std::string& env, int port) {
+  RouteTarget r;
+  r.env = env;
+  r.port = port;
+  return r;
+}
+
 int routes_with_id(const RouterFixture& f, const std::string& id) {
   util::HttpRequest r;
   r.url = "http://localhost/config/apps/http/servers/idp/routes";
@@ -77,11 +88,11 @@ TEST(CaddyRouterTest, SetRouteIsIdempotentAndSwitchesUpstream) {
   ASSERT_TRUE(f.router->start({}));
   Upstream one("one");
   Upstream two("two");
-  ASSERT_TRUE(f.router->set_route({"app", one.port}));
-  ASSERT_TRUE(f.router->set_route({"app", one.port}));
+  ASSERT_TRUE(f.router->set_route(web("app", one.port)));
+  ASSERT_TRUE(f.router->set_route(web("app", one.port)));
   EXPECT_EQ(routes_with_id(f, "idp-env-app"), 1) << "no duplicate @id after a repeated set";
   EXPECT_EQ(get_via_router(f.cfg.port, "app", "/")->body, "one");
-  ASSERT_TRUE(f.router->set_route({"app", two.port}));
+  ASSERT_TRUE(f.router->set_route(web("app", two.port)));
   EXPECT_EQ(get_via_router(f.cfg.port, "app", "/")->body, "two");
   EXPECT_EQ(routes_with_id(f, "idp-env-app"), 1);
   EXPECT_EQ(status_via_router(f.cfg.port, "other", "/"), 404);
@@ -90,13 +101,79 @@ TEST(CaddyRouterTest, SetRouteIsIdempotentAndSwitchesUpstream) {
 TEST(CaddyRouterTest, RemoveRouteIsIdempotent) {
   RouterFixture f;
   Upstream one("one");
-  ASSERT_TRUE(f.router->start({{"app", one.port}}));
+  ASSERT_TRUE(f.router->start({web("app", one.port)}));
   EXPECT_EQ(get_via_router(f.cfg.port, "app", "/")->body, "one") << "routes given to start() are served";
   ASSERT_TRUE(f.router->remove_route("app"));
   EXPECT_EQ(status_via_router(f.cfg.port, "app", "/"), 404);
   ASSERT_TRUE(f.router->remove_route("app"));
   ASSERT_TRUE(f.router->remove_route("never-there"));
   EXPECT_EQ(routes_with_id(f, "idp-env-app"), 0);
+}
+
+TEST(CaddyRouterTest, RequestMigrationIsEnabledOnceAndExplainedWhenImpossible) {
+  TempDir dir("idp-migrate");
+  std::string file = dir.sub("tcp_migrate_req");
+  ASSERT_TRUE(util::write_file_atomic(file, "0\n"));
+  ASSERT_TRUE(enable_request_migration(file));
+  EXPECT_EQ(util::trim(*util::read_file(file)), "1");
+  ASSERT_TRUE(enable_request_migration(file)) << "already enabled: nothing to do";
+  auto missing = enable_request_migration(dir.sub("no-such-file"));
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("Linux 5.14"), std::string::npos) << missing.error().message;
+}
+
+// Caddy reloads its whole config on every route change; without request migration the
+// kernel resets the connections queued on the old listening socket (tens per 40 changes
+// on this kind of machine). Clients on fresh connections must see none fail, whichever
+// environment's route changes.
+TEST(CaddyRouterTest, RouteChangesResetNoConnectionOfAnyEnvironment) {
+  const std::string proc = "/proc/sys/net/ipv4/tcp_migrate_req";
+  if (!util::path_exists(proc)) {
+    GTEST_SKIP() << "kernel without net.ipv4.tcp_migrate_req (Linux < 5.14): reloads may reset connections";
+  }
+  RouterFixture f;
+  Upstream one("one");
+  Upstream two("two");
+  ASSERT_TRUE(f.router->start({web("app", one.port)}));
+  EXPECT_EQ(util::trim(*util::read_file(proc)), "1") << "start() enables request migration";
+  EXPECT_EQ(f.router->reload_warning(), "");
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  std::mutex mu;
+  std::string first_failure;
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 6; ++i) {
+    clients.emplace_back([&] {
+      while (!stop) {
+        auto r = get_via_router(f.cfg.port, "app", "/"); // a fresh connection each time
+        if (r && r->status == 200 && (r->body == "one" || r->body == "two")) {
+          ++ok;
+        } else {
+          ++failed;
+          std::lock_guard<std::mutex> g(mu);
+          if (first_failure.empty()) {
+            first_failure = r ? "HTTP " + std::to_string(r->status) + " " + r->body : r.error().message;
+          }
+        }
+      }
+    });
+  }
+  ASSERT_TRUE(wait_until([&] { return ok > 100; }, 20000));
+  for (int i = 0; i < 40; ++i) {
+    // Another environment comes and goes; this one switches upstream.
+    ASSERT_TRUE(f.router->set_route(web("other-" + std::to_string(i), two.port)));
+    ASSERT_TRUE(f.router->set_route(web("app", i % 2 ? one.port : two.port)));
+    ASSERT_TRUE(f.router->remove_route("other-" + std::to_string(i)));
+  }
+  int before = ok;
+  ASSERT_TRUE(wait_until([&] { return ok > before + 100; }, 20000));
+  stop = true;
+  for (auto& t : clients) {
+    t.join();
+  }
+  EXPECT_EQ(failed, 0) << first_failure;
+  EXPECT_GT(ok, 200);
 }
 
 TEST(CaddyRouterTest, StaticRouteServesFilesWithSpaFallback) {
@@ -122,7 +199,7 @@ TEST(CaddyRouterTest, RestartsCaddyWithRoutesAfterItDies) {
   RouterFixture f;
   Upstream one("one");
   ASSERT_TRUE(f.router->start({}));
-  ASSERT_TRUE(f.router->set_route({"app", one.port}));
+  ASSERT_TRUE(f.router->set_route(web("app", one.port)));
   pid_t first = f.router->pid();
   ASSERT_GT(first, 0);
   ::kill(first, SIGKILL);
@@ -177,7 +254,7 @@ TEST(CaddyRouterTest, LongHomeFallsBackToATcpAdminPort) {
   Upstream one("one");
   ASSERT_TRUE(router.start({}));
   EXPECT_FALSE(util::path_exists(cfg.dir + "/admin.sock"));
-  ASSERT_TRUE(router.set_route({"app", one.port}));
+  ASSERT_TRUE(router.set_route(web("app", one.port)));
   EXPECT_EQ(get_via_router(cfg.port, "app", "/")->body, "one");
   ASSERT_TRUE(router.remove_route("app"));
   EXPECT_EQ(status_via_router(cfg.port, "app", "/"), 404);
