@@ -27,7 +27,6 @@ Event make_event(const Environment& env, util::Millis now, const std::string& ac
   return e;
 }
 
-std::string short_sha(const std::string& c) { return c.substr(0, 7); }
 
 Expected<void> validate_repo(const std::string& repo) {
   if (repo.empty()) {
@@ -212,7 +211,7 @@ Expected<Environment> Controller::create(const CreateRequest& req, const std::st
   }
   IDP_TRY(plan(env, r));
   std::vector<Event> events = {make_event(env, now, actor, "create",
-                                          "branch " + util::quote(req.branch) + " at " + short_sha(commit) + ", template " +
+                                          "branch " + util::quote(req.branch) + " at " + util::short_commit(commit) + ", template " +
                                               env.template_name + ", ttl " + core::format_ttl(*ttl))};
   IDP_TRY_ASSIGN(Environment stored, m_store.insert_environment(env, events));
   m_signals.wake(stored.name);
@@ -295,7 +294,7 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
   auto resolved = resolve_config(repo, commit, "", upd.default_template);
   if (!resolved) {
     if (existing && resolved.error().code == ErrorCode::invalid_config) {
-      std::string msg = "config at " + short_sha(commit) + " is invalid: " + resolved.error().message;
+      std::string msg = "config at " + util::short_commit(commit) + " is invalid: " + resolved.error().message;
       (void)m_store.update_environment(existing->name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
         env.message = msg;
         env.updated_at = now;
@@ -327,7 +326,7 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
     IDP_TRY_ASSIGN(env.name, pick_name(core::env_name_for_branch(upd.branch), key));
     IDP_TRY(plan(env, *resolved));
     std::vector<Event> events = {make_event(env, now, actor, "create",
-                                            reason + ": branch " + util::quote(upd.branch) + " at " + short_sha(commit))};
+                                            reason + ": branch " + util::quote(upd.branch) + " at " + util::short_commit(commit))};
     auto stored = m_store.insert_environment(env, events);
     if (!stored && stored.error().code == ErrorCode::already_exists) {
       // Another trigger created it a moment ago: treat this one as an update of it.
@@ -362,7 +361,7 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
             env.pr_number = upd.pr_number;
           }
           events.push_back(make_event(env, now, actor, "deploy",
-                                      reason + ": " + short_sha(commit) + " arrived after a destroy; recreating once it finishes"));
+                                      reason + ": " + util::short_commit(commit) + " arrived after a destroy; recreating once it finishes"));
           redeploy = true;
           return {};
         }
@@ -370,7 +369,7 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
         env.updated_at = now;
         if (same) {
           events.push_back(make_event(env, now, actor, "extend",
-                                      reason + ": " + short_sha(commit) + " already deployed; expiry " +
+                                      reason + ": " + util::short_commit(commit) + " already deployed; expiry " +
                                           util::format_iso8601(env.expires_at)));
           return {};
         }
@@ -384,7 +383,7 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
           env.message.clear();
         }
         events.push_back(make_event(env, now, actor, "deploy",
-                                    reason + ": " + short_sha(commit) + " (generation " + std::to_string(env.generation) +
+                                    reason + ": " + util::short_commit(commit) + " (generation " + std::to_string(env.generation) +
                                         "), expiry " + util::format_iso8601(env.expires_at)));
         redeploy = true;
         return {};

@@ -20,7 +20,6 @@ namespace {
 
 const std::string k_actor = "engine";
 
-std::string short_sha(const std::string& c) { return c.substr(0, 7); }
 
 // Progress reported by a driver, written to the store as it happens.
 class EngineProgress final : public drivers::Progress {
@@ -347,9 +346,9 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver) {
     if (e.generation != gen || e.desired != Desired::present) {
       return make_error(ErrorCode::conflict, "superseded");
     }
-    set_phase(e, target, k_actor, "deploying " + short_sha(commit) + " (generation " + std::to_string(gen) + ")", events,
+    set_phase(e, target, k_actor, "deploying " + util::short_commit(commit) + " (generation " + std::to_string(gen) + ")", events,
               now);
-    e.message = "deploying " + short_sha(commit);
+    e.message = "deploying " + util::short_commit(commit);
     return {};
   });
   if (!marked) {
@@ -369,7 +368,7 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver) {
   spec.revision_id = rev.id;
   spec.components = tmpl->components;
   EngineProgress progress(m_store, name, rev.id, flag, m_clock);
-  spdlog::info("{}: deploying {} (generation {}, revision {})", name, short_sha(commit), gen, rev.id);
+  spdlog::info("{}: deploying {} (generation {}, revision {})", name, util::short_commit(commit), gen, rev.id);
   auto result = driver.apply(spec, progress);
   now = m_clock.now_ms();
 
@@ -395,13 +394,13 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver) {
       e.message = "";
       e.updated_at = now;
       set_phase(e, Phase::ready, k_actor,
-                "revision " + std::to_string(rev.id) + " (" + short_sha(commit) + ") is healthy", events, now);
+                "revision " + std::to_string(rev.id) + " (" + util::short_commit(commit) + ") is healthy", events, now);
       return {};
     });
     std::lock_guard<std::mutex> g(m_mu);
     m_unhealthy[name] = 0;
     m_last_probe[name] = now;
-    spdlog::info("{}: ready at {} ({})", name, result->url, short_sha(commit));
+    spdlog::info("{}: ready at {} ({})", name, result->url, util::short_commit(commit));
     return;
   }
 
@@ -410,11 +409,11 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver) {
     progress.revision_status(RevisionStatus::superseded, "superseded before it finished");
     (void)m_store.update_environment(name, [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
       set_phase(e, first ? Phase::pending : Phase::ready, k_actor,
-                "deploy of " + short_sha(commit) + " superseded before it finished", events, now);
+                "deploy of " + util::short_commit(commit) + " superseded before it finished", events, now);
       e.message = "";
       return {};
     });
-    spdlog::info("{}: deploy of {} superseded", name, short_sha(commit));
+    spdlog::info("{}: deploy of {} superseded", name, util::short_commit(commit));
     return;
   }
 
@@ -444,8 +443,8 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver) {
     e.attempts += 1;
     e.updated_at = now;
     if (!first) {
-      std::string msg = "deploy of " + short_sha(commit) + " failed: " + err.full_message() + "; still serving " +
-                        short_sha(e.deployed_commit);
+      std::string msg = "deploy of " + util::short_commit(commit) + " failed: " + err.full_message() + "; still serving " +
+                        util::short_commit(e.deployed_commit);
       if (permanent) {
         // Rolled back: the old revision keeps serving; wait for a new commit.
         e.observed_generation = std::max(e.observed_generation, gen);
@@ -465,7 +464,7 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver) {
     set_phase(e, Phase::failed, k_actor, err.full_message(), events, now);
     return {};
   });
-  spdlog::warn("{}: deploy of {} failed: {}", name, short_sha(commit), err.full_message());
+  spdlog::warn("{}: deploy of {} failed: {}", name, util::short_commit(commit), err.full_message());
 }
 
 void Reconciler::do_destroy(Environment env, drivers::Driver& driver) {
@@ -527,7 +526,7 @@ void Reconciler::do_destroy(Environment env, drivers::Driver& driver) {
       e.generation += 1;
       e.observed_generation = 0;
       e.created_at = now;
-      set_phase(e, Phase::pending, k_actor, "destroyed; recreating for " + short_sha(e.commit), events, now);
+      set_phase(e, Phase::pending, k_actor, "destroyed; recreating for " + util::short_commit(e.commit), events, now);
       return {};
     }
     e.destroyed_at = now;

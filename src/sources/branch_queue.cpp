@@ -9,7 +9,7 @@ namespace idp::sources {
 
 namespace {
 
-std::string short_sha(const std::string& c) { return c.empty() ? "head" : c.substr(0, 7); }
+std::string commit_or_head(const std::string& c) { return c.empty() ? "head" : c.substr(0, 7); }
 
 // Worth another attempt later: the repository or the store may be back by then.
 bool retryable(ErrorCode code) {
@@ -211,7 +211,7 @@ void BranchQueue::run(BranchWork& work) {
     delay = std::min(delay, m_options.retry_max);
     work.not_before = util::steady_ms() + delay;
     spdlog::warn("sources: {} of branch {} ({}) failed, retrying in {}: {}", what, util::quote(work.branch),
-                 short_sha(work.commit), util::format_duration(delay), result.error().full_message());
+                 commit_or_head(work.commit), util::format_duration(delay), result.error().full_message());
     std::lock_guard<std::mutex> g(m_mu);
     m_stats.retried += 1;
     std::string key = key_of(work.repo, work.branch);
@@ -229,13 +229,13 @@ void BranchQueue::run(BranchWork& work) {
   }
 
   if (result) {
-    spdlog::debug("sources: {} of branch {} ({}) done", what, util::quote(work.branch), short_sha(now_at));
+    spdlog::debug("sources: {} of branch {} ({}) done", what, util::quote(work.branch), commit_or_head(now_at));
   } else if (result.error().code == ErrorCode::invalid_config || result.error().code == ErrorCode::invalid_argument) {
     // The branch's config is wrong at this commit: the environment (if any) shows why; a new push fixes it.
-    spdlog::info("sources: {} of branch {} ({}) rejected: {}", what, util::quote(work.branch), short_sha(work.commit),
+    spdlog::info("sources: {} of branch {} ({}) rejected: {}", what, util::quote(work.branch), commit_or_head(work.commit),
                  result.error().full_message());
   } else {
-    spdlog::error("sources: {} of branch {} ({}) failed: {}", what, util::quote(work.branch), short_sha(work.commit),
+    spdlog::error("sources: {} of branch {} ({}) failed: {}", what, util::quote(work.branch), commit_or_head(work.commit),
                   result.error().full_message());
   }
   {

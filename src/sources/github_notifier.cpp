@@ -18,7 +18,6 @@ using core::RevisionStatus;
 
 namespace {
 
-std::string short_sha(const std::string& c) { return c.substr(0, 7); }
 
 // A table cell: no line breaks, no column separators.
 std::string cell(const std::string& s) {
@@ -49,9 +48,9 @@ std::optional<Status> status_of(const Revision& rev, const Environment& env, con
   case RevisionStatus::pending:
   case RevisionStatus::building:
   case RevisionStatus::starting:
-    return Status{"pending", "deploying " + short_sha(rev.commit) + " to " + env.name, env.url};
+    return Status{"pending", "deploying " + util::short_commit(rev.commit) + " to " + env.name, env.url};
   case RevisionStatus::serving:
-    return Status{"success", env.name + " is serving " + short_sha(rev.commit), env.url};
+    return Status{"success", env.name + " is serving " + util::short_commit(rev.commit), env.url};
   case RevisionStatus::failed:
     return Status{"failure", "deploy to " + env.name + " failed: " + first_line(rev.message), ""};
   case RevisionStatus::superseded:
@@ -79,9 +78,9 @@ std::string render_pr_comment(const Environment& env) {
   } else {
     title = "🔄 **Preview Environment updated (TTL extended)**";
   }
-  std::string commit = "`" + short_sha(env.commit) + "`";
+  std::string commit = "`" + util::short_commit(env.commit) + "`";
   if (!env.deployed_commit.empty() && env.deployed_commit != env.commit) {
-    commit += " (serving `" + short_sha(env.deployed_commit) + "`)";
+    commit += " (serving `" + util::short_commit(env.deployed_commit) + "`)";
   }
   std::string url = destroyed ? "-" : (env.url.empty() ? "pending" : env.url);
   std::string expires = destroyed ? "-" : (env.expires_at > 0 ? util::format_iso8601(env.expires_at) : "unknown");
@@ -263,7 +262,7 @@ Expected<void> GithubNotifier::notify(const std::string& env_name) {
   }
   if (env->needs_deploy() && !env->commit.empty() && !commits.count(env->commit)) {
     // Accepted but not started yet: say so before the build begins.
-    wanted.emplace_back(env->commit, Status{"pending", "queued: deploying " + short_sha(env->commit) + " to " + env->name,
+    wanted.emplace_back(env->commit, Status{"pending", "queued: deploying " + util::short_commit(env->commit) + " to " + env->name,
                                             env->url});
   }
   for (const auto& [commit, st] : wanted) {

@@ -105,7 +105,6 @@ std::string content_hash(const DeploySpec& spec) {
   return util::sha256_hex(j.dump()).substr(0, 16);
 }
 
-std::string short_sha(const std::string& commit) { return commit.substr(0, 12); }
 
 std::string format_secs(int64_t ms) {
   if (ms % 1000 == 0) {
@@ -651,7 +650,7 @@ Expected<void> LocalDriver::checkout(const std::string& repo, const InstanceReco
   if (util::path_exists(marker)) {
     return {};
   }
-  progress.step("checking out " + short_sha(inst.commit));
+  progress.step("checking out " + util::short_commit(inst.commit, 12));
   util::GitMirror mirror(util::path_join(m_home, "git"), repo);
   if (auto r = mirror.add_worktree(inst.commit, util::path_join(inst.dir, "src")); !r) {
     return Unexpected(git_error(r.error()));
@@ -826,7 +825,7 @@ Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std
   so.cgroup_proc_files = procs_files;
 
   progress.step("starting: " + c.local.start);
-  (void)log.append("system", "starting revision " + inst.key + " (" + short_sha(inst.commit) + "): " + c.local.start +
+  (void)log.append("system", "starting revision " + inst.key + " (" + util::short_commit(inst.commit, 12) + "): " + c.local.start +
                                  " on port " + std::to_string(inst.port));
   (void)util::remove_all(util::path_join(inst.dir, "exit.json"));
   (void)util::remove_all(util::path_join(inst.dir, "app.pid"));
@@ -993,10 +992,10 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
   };
   auto cancelled = [&] { return Error(ErrorCode::cancelled, "deploy of revision " + inst.key + " cancelled"); };
 
-  (void)log->append("system", "deploying revision " + inst.key + " (commit " + short_sha(inst.commit) + ")");
+  (void)log->append("system", "deploying revision " + inst.key + " (commit " + util::short_commit(inst.commit, 12) + ")");
   const bool has_seed = wants_database && !spec.config.database.seed.empty();
   if (kind != "none" || has_seed) {
-    progress.revision_status(core::RevisionStatus::building, "checking out " + short_sha(inst.commit));
+    progress.revision_status(core::RevisionStatus::building, "checking out " + util::short_commit(inst.commit, 12));
     if (auto r = checkout(spec.env.repo, inst, progress); !r) {
       return abandon(r.error());
     }
@@ -1122,7 +1121,7 @@ Expected<void> LocalDriver::ensure_database(const DeploySpec& spec, EnvState& st
       auto content = util::read_file(file);
       if (!content) {
         return make_error(ErrorCode::permanent, "database.seed " + util::quote(seed_path) + ": no such file at commit " +
-                                                    short_sha(inst.commit));
+                                                    util::short_commit(inst.commit, 12));
       }
       seed = SeedSource{spec.env.repo, seed_path, std::move(*content)};
       progress.step("database: creating " + state.database->name + " from seed " + seed_path);

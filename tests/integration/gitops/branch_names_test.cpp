@@ -23,7 +23,7 @@ TEST(GitopsBranchNamesTest, ShellMetacharactersNeverRunAndBecomeDnsNames) {
   for (size_t i = 0; i < names.size(); ++i) {
     commits[names[i]] = rig.commit_file(names[i], "NOTE.txt", names[i] + "\n");
     if (i % 2 == 0) { // half also by webhook; the poller finds all of them
-      auto [status, body] = rig.webhook("push", push_payload(rig.payload_repo(), names[i], std::string(40, '0'),
+      auto [status, body] = rig.webhook("push", push_payload(rig.payload_repo(), names[i], k_zero_commit,
                                                              commits[names[i]]));
       EXPECT_EQ(status, 202) << names[i] << ": " << body.dump();
     }
@@ -46,7 +46,7 @@ TEST(GitopsBranchNamesTest, ShellMetacharactersNeverRunAndBecomeDnsNames) {
   // Names git refuses: 400 with a clear message, nothing changes.
   size_t events_before = rig.all_events().size();
   for (std::string bad : {"feat/a b", "evil\n$(touch pwned)", "a..b", "x y;touch pwned", "-rf", "HEAD:refs/x"}) {
-    auto [status, body] = rig.webhook("push", push_payload(rig.payload_repo(), bad, std::string(40, '0'),
+    auto [status, body] = rig.webhook("push", push_payload(rig.payload_repo(), bad, k_zero_commit,
                                                            std::string(40, 'a')));
     EXPECT_EQ(status, 400) << body.dump();
     EXPECT_NE(body.value("message", "").find("not a valid git branch name"), std::string::npos) << body.dump();

@@ -16,6 +16,9 @@
 
 namespace idp::testing {
 
+// GitHub's "before" of a push that creates a branch (and "after" of one that deletes it).
+inline const std::string k_zero_commit(40, '0');
+
 struct GitopsOptions {
   bool poll = false;
   std::string poll_interval = "200ms";

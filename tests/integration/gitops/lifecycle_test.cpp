@@ -75,9 +75,8 @@ TEST(GitopsLifecycleTest, SignedWebhooksCreateRedeployAndDestroy) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
   GitopsRig rig("idp-gitops-hook", {.poll = false});
   rig.start();
-  const std::string zero(40, '0');
   std::string c1 = rig.commit_version("feature/hook", "v1");
-  auto [s1, b1] = rig.webhook("push", push_payload(rig.payload_repo(), "feature/hook", zero, c1));
+  auto [s1, b1] = rig.webhook("push", push_payload(rig.payload_repo(), "feature/hook", k_zero_commit, c1));
   ASSERT_EQ(s1, 202) << b1.dump();
   EXPECT_EQ(b1["status"], "queued");
   std::string name = rig.wait_env("feature/hook", 30000);
@@ -126,7 +125,7 @@ TEST(GitopsLifecycleTest, MissingOrWrongSignatureChangesNothing) {
   GitopsRig rig("idp-gitops-401", {.poll = false});
   rig.start();
   std::string c1 = rig.commit_version("feature/unsigned", "v1");
-  json push = push_payload(rig.payload_repo(), "feature/unsigned", std::string(40, '0'), c1);
+  json push = push_payload(rig.payload_repo(), "feature/unsigned", k_zero_commit, c1);
   auto [missing, mb] = rig.webhook("push", push, std::string(""));
   EXPECT_EQ(missing, 401) << mb.dump();
   EXPECT_EQ(mb["error"], "unauthorized");
@@ -148,7 +147,7 @@ TEST(GitopsLifecycleTest, OversizedWebhookIs413Json) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
   GitopsRig rig("idp-gitops-413", {.poll = false});
   rig.start();
-  json push = push_payload(rig.payload_repo(), "feature/big", std::string(40, '0'), std::string(40, 'a'));
+  json push = push_payload(rig.payload_repo(), "feature/big", k_zero_commit, std::string(40, 'a'));
   push["padding"] = std::string(2 * 1024 * 1024, 'x');
   auto [status, body] = rig.webhook("push", push);
   EXPECT_EQ(status, 413);
@@ -169,7 +168,7 @@ TEST(GitopsLifecycleTest, APushAcceptedJustBeforeACrashIsNotLost) {
     (void)util::ensure_dir(rig.tmp.sub("home") + "/git");
     auto lock = util::FileLock::acquire(rig.mirror_lock_path());
     ASSERT_TRUE(lock);
-    auto [status, body] = rig.webhook("push", push_payload(rig.payload_repo(), "feature/crash", std::string(40, '0'), c1));
+    auto [status, body] = rig.webhook("push", push_payload(rig.payload_repo(), "feature/crash", k_zero_commit, c1));
     ASSERT_EQ(status, 202) << body.dump();
     rig.daemon->kill9();
   }
@@ -220,7 +219,6 @@ TEST(GitopsLifecycleTest, GithubIsToldAboutDeploys) {
   const std::string token = "ghp_integration0123456789TOKEN";
   GitopsRig rig("idp-gitops-notify", {.poll = false, .github_api_url = github.url(), .github_token = token});
   rig.start();
-  const std::string zero(40, '0');
   std::string c1 = rig.commit_version("feature/notify", "v1");
   ASSERT_EQ(rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "opened", 12, "feature/notify", c1)).first,
             202);

@@ -14,7 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-const std::string k_zero(40, '0');
 
 std::vector<json> with(const json& events, const std::string& key, const std::string& value) {
   std::vector<json> out;
@@ -46,7 +45,7 @@ size_t count_in_log(const std::string& log, const std::string& needle) {
 // A webhook-driven environment for `branch`, ready at its first commit.
 std::string ready_env(GitopsRig& rig, const std::string& branch, std::string& commit) {
   commit = rig.commit_version(branch, "v1");
-  auto [status, body] = rig.webhook("push", push_payload(rig.payload_repo(), branch, k_zero, commit));
+  auto [status, body] = rig.webhook("push", push_payload(rig.payload_repo(), branch, k_zero_commit, commit));
   EXPECT_EQ(status, 202) << body.dump();
   std::string name = rig.wait_env(branch, 30000);
   EXPECT_FALSE(name.empty()) << rig.daemon->log();
@@ -128,7 +127,7 @@ TEST(GitopsRaceTest, PushDuringDestroyRecreatesAfterTheDestroyFinishes) {
   ASSERT_EQ(rig.webhook("delete", delete_payload(rig.payload_repo(), "feature/redo")).first, 202);
   ASSERT_TRUE(rig.daemon->wait_phase(name, "destroying", 30000)) << rig.daemon->env(name).dump(2);
   std::string c2 = rig.commit_version("feature/redo", "v2");
-  auto [status, body] = rig.webhook("push", push_payload(rig.payload_repo(), "feature/redo", k_zero, c2));
+  auto [status, body] = rig.webhook("push", push_payload(rig.payload_repo(), "feature/redo", k_zero_commit, c2));
   ASSERT_EQ(status, 202) << body.dump();
 
   ASSERT_TRUE(rig.wait_ready_at(name, c2, 90000)) << rig.daemon->env(name).dump(2) << rig.daemon->log();
@@ -157,7 +156,7 @@ TEST(GitopsRaceTest, WebhookAndPollSeeingTheSameChangeDeployOnce) {
   GitopsRig rig("idp-gitops-both", {.poll = true, .poll_interval = "200ms"});
   rig.start();
   std::string c1 = rig.commit_version("feature/both", "v1");
-  ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/both", k_zero, c1)).first, 202);
+  ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/both", k_zero_commit, c1)).first, 202);
   std::string name = rig.wait_env("feature/both", 30000);
   ASSERT_FALSE(name.empty());
   ASSERT_TRUE(rig.wait_ready_at(name, c1, 90000)) << rig.daemon->log();

@@ -18,7 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-const std::string k_zero(40, '0');
 
 // Clients hammering GET / through the router (Caddy) with the environment's Host header.
 class Load {
@@ -103,7 +102,7 @@ TEST(GitopsRedeployTest, RedeployAndRollbackLoseNoRequest) {
   GitopsRig rig("idp-gitops-zdt", {.poll = false});
   rig.start();
   std::string c1 = rig.commit_version("feature/zdt", "v1");
-  ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/zdt", k_zero, c1)).first, 202);
+  ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/zdt", k_zero_commit, c1)).first, 202);
   std::string name = rig.wait_env("feature/zdt", 30000);
   ASSERT_TRUE(rig.wait_ready_at(name, c1, 90000)) << rig.daemon->log();
 

@@ -15,11 +15,11 @@ namespace {
 using nlohmann::json;
 
 const std::string k_token = "ghp_TESTTOKEN0123456789abcdefXYZ";
-const std::string k_url = "https://github.com/idp-tests/app.git";
-const std::string k_sha1 = "1111111111111111111111111111111111111111";
-const std::string k_sha2 = "2222222222222222222222222222222222222222";
+const std::string k_notified_repo = "https://github.com/idp-tests/app.git";
+const std::string k_commit1 = "1111111111111111111111111111111111111111";
+const std::string k_commit2 = "2222222222222222222222222222222222222222";
 
-struct Rig {
+struct NotifierRig {
   testing::FakeGitHub github;
   testing::InMemoryStore store;
   testing::FakeClock clock;
@@ -27,15 +27,15 @@ struct Rig {
   std::unique_ptr<GithubNotifier> notifier;
   std::ostringstream log;
 
-  Rig() {
-    repo.url = k_url;
+  NotifierRig() {
+    repo.url = k_notified_repo;
     repo.github_token = k_token;
     auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
     spdlog::set_default_logger(std::make_shared<spdlog::logger>("test", sink));
     spdlog::set_level(spdlog::level::debug);
     make();
   }
-  ~Rig() { spdlog::set_default_logger(std::make_shared<spdlog::logger>("default")); }
+  ~NotifierRig() { spdlog::set_default_logger(std::make_shared<spdlog::logger>("default")); }
   void make() {
     GithubNotifier::Options o;
     o.api_url = github.url();
@@ -46,14 +46,14 @@ struct Rig {
   core::Environment env(const std::optional<int>& pr = std::nullopt) {
     core::Environment e;
     e.name = "preview-login";
-    e.repo = k_url;
+    e.repo = k_notified_repo;
     e.branch = "feature/login";
     e.template_name = "api-service";
-    e.commit = k_sha1;
+    e.commit = k_commit1;
     e.pr_number = pr;
     e.created_at = clock.now_ms();
     e.expires_at = clock.now_ms() + 7LL * 86400 * 1000;
-    e.source_key = k_url + "\nfeature/login";
+    e.source_key = k_notified_repo + "\nfeature/login";
     return e;
   }
   void event(const std::string& action) {
@@ -95,14 +95,14 @@ void expect_github_headers(const testing::FakeGitHub::Request& r) {
 }
 
 TEST(GithubNotifierTest, CommitStatusesFollowTheRevisionPendingThenSuccessWithTheUrl) {
-  Rig r;
+  NotifierRig r;
   ASSERT_TRUE(r.store.insert_environment(r.env(), {}));
-  int64_t rev = r.revision(k_sha1, core::RevisionStatus::building);
+  int64_t rev = r.revision(k_commit1, core::RevisionStatus::building);
   r.event("create");
   EXPECT_EQ(r.notifier->run_once(), 1u);
   auto statuses = r.github.requests("POST", "/repos/idp-tests/app/statuses/");
   ASSERT_EQ(statuses.size(), 1u);
-  EXPECT_EQ(statuses[0].path, "/repos/idp-tests/app/statuses/" + k_sha1);
+  EXPECT_EQ(statuses[0].path, "/repos/idp-tests/app/statuses/" + k_commit1);
   expect_github_headers(statuses[0]);
   EXPECT_EQ(statuses[0].headers.at("content-type"), "application/json");
   json body = json::parse(statuses[0].body);
@@ -130,29 +130,29 @@ TEST(GithubNotifierTest, CommitStatusesFollowTheRevisionPendingThenSuccessWithTh
 }
 
 TEST(GithubNotifierTest, FailedAndSupersededRevisionsAreReported) {
-  Rig r;
+  NotifierRig r;
   ASSERT_TRUE(r.store.insert_environment(r.env(), {}));
-  int64_t first = r.revision(k_sha1, core::RevisionStatus::starting);
+  int64_t first = r.revision(k_commit1, core::RevisionStatus::starting);
   r.event("create");
   r.notifier->run_once();
   r.set_revision(first, core::RevisionStatus::superseded, "superseded before it finished");
-  int64_t second = r.revision(k_sha2, core::RevisionStatus::failed, "health check /health: HTTP 500\nmore detail");
+  int64_t second = r.revision(k_commit2, core::RevisionStatus::failed, "health check /health: HTTP 500\nmore detail");
   (void)second;
   r.event("phase");
   r.notifier->run_once();
   auto statuses = r.github.requests("POST", "/repos/idp-tests/app/statuses/");
   ASSERT_EQ(statuses.size(), 3u);
   json superseded = json::parse(statuses[1].body);
-  EXPECT_EQ(statuses[1].path, "/repos/idp-tests/app/statuses/" + k_sha1);
+  EXPECT_EQ(statuses[1].path, "/repos/idp-tests/app/statuses/" + k_commit1);
   EXPECT_EQ(superseded["state"], "error");
   json failed = json::parse(statuses[2].body);
-  EXPECT_EQ(statuses[2].path, "/repos/idp-tests/app/statuses/" + k_sha2);
+  EXPECT_EQ(statuses[2].path, "/repos/idp-tests/app/statuses/" + k_commit2);
   EXPECT_EQ(failed["state"], "failure");
   EXPECT_NE(failed["description"].get<std::string>().find("HTTP 500"), std::string::npos);
 }
 
 TEST(GithubNotifierTest, OnePrCommentCreatedOnceThenEditedInPlace) {
-  Rig r;
+  NotifierRig r;
   ASSERT_TRUE(r.store.insert_environment(r.env(42), {}));
   r.event("create");
   r.notifier->run_once();
@@ -183,7 +183,7 @@ TEST(GithubNotifierTest, OnePrCommentCreatedOnceThenEditedInPlace) {
 }
 
 TEST(GithubNotifierTest, FindsItsCommentOnALaterPageAfterARestart) {
-  Rig r;
+  NotifierRig r;
   for (int i = 0; i < 150; ++i) {
     r.github.add_comment(42, "LGTM " + std::to_string(i));
   }
@@ -202,7 +202,7 @@ TEST(GithubNotifierTest, FindsItsCommentOnALaterPageAfterARestart) {
 }
 
 TEST(GithubNotifierTest, ADeletedCommentIsCreatedAgain) {
-  Rig r;
+  NotifierRig r;
   ASSERT_TRUE(r.store.insert_environment(r.env(42), {}));
   r.event("create");
   r.notifier->run_once();
@@ -215,9 +215,9 @@ TEST(GithubNotifierTest, ADeletedCommentIsCreatedAgain) {
 }
 
 TEST(GithubNotifierTest, FailuresAreRetriedWithBackoffAndNeverLeakTheToken) {
-  Rig r;
+  NotifierRig r;
   ASSERT_TRUE(r.store.insert_environment(r.env(), {}));
-  r.revision(k_sha1, core::RevisionStatus::building);
+  r.revision(k_commit1, core::RevisionStatus::building);
   r.event("create");
   r.github.fail_next(2, 502);
   EXPECT_EQ(r.notifier->run_once(), 0u);
@@ -238,9 +238,9 @@ TEST(GithubNotifierTest, FailuresAreRetriedWithBackoffAndNeverLeakTheToken) {
 }
 
 TEST(GithubNotifierTest, ARestartResumesAfterTheCursorWithoutRenotifying) {
-  Rig r;
+  NotifierRig r;
   ASSERT_TRUE(r.store.insert_environment(r.env(42), {}));
-  r.revision(k_sha1, core::RevisionStatus::serving);
+  r.revision(k_commit1, core::RevisionStatus::serving);
   r.event("create");
   r.notifier->run_once();
   size_t sent = r.github.requests().size();
@@ -251,7 +251,7 @@ TEST(GithubNotifierTest, ARestartResumesAfterTheCursorWithoutRenotifying) {
 }
 
 TEST(GithubNotifierTest, EnvironmentsOfRepositoriesWithoutATokenAreNotReported) {
-  Rig r;
+  NotifierRig r;
   r.repo.github_token = "";
   r.make();
   EXPECT_FALSE(r.notifier->enabled());
@@ -265,8 +265,8 @@ TEST(GithubNotifierTest, CommentLayoutGolden) {
   core::Environment e;
   e.name = "preview-login";
   e.template_name = "api-service";
-  e.commit = k_sha2;
-  e.deployed_commit = k_sha1;
+  e.commit = k_commit2;
+  e.deployed_commit = k_commit1;
   e.generation = 2;
   e.phase = core::Phase::updating;
   e.url = "http://preview-login.preview.localhost:8080/";
