@@ -1071,6 +1071,12 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
   (void)log->append("system", "revision " + inst.key + " is serving");
 
   if (old && old->dir != inst.dir) {
+    if (old->port > 0 && m_opts.drain_ms > 0) {
+      // Requests Caddy's previous config had already sent to the old revision finish
+      // after set_route() returned; stopping it at once would fail them (502).
+      progress.step("draining revision " + old->key);
+      std::this_thread::sleep_for(std::chrono::milliseconds(m_opts.drain_ms));
+    }
     progress.step("stopping revision " + old->key);
     retire(env, state.repo, *old, true);
     (void)log->append("system", "stopped revision " + old->key);

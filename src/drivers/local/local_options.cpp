@@ -35,6 +35,7 @@ Expected<LocalOptions> LocalOptions::parse(const nlohmann::json& options) {
   static const std::vector<OptionDef> k_options = {
       {"health_timeout_ms", [](const nlohmann::json& v, LocalOptions& o) { return set_ms(v, o.health_timeout_ms, 1); }},
       {"stop_grace_ms", [](const nlohmann::json& v, LocalOptions& o) { return set_ms(v, o.stop_grace_ms, 0); }},
+      {"drain_ms", [](const nlohmann::json& v, LocalOptions& o) { return set_ms(v, o.drain_ms, 0); }},
       {"build_timeout_ms", [](const nlohmann::json& v, LocalOptions& o) { return set_ms(v, o.build_timeout_ms, 1); }},
       {"log_max_bytes",
        [](const nlohmann::json& v, LocalOptions& o) -> std::string {

@@ -14,6 +14,10 @@ namespace idp::drivers::local {
 struct LocalOptions {
   int64_t health_timeout_ms = 60000;      // how long a new revision may take to pass its health check
   int64_t stop_grace_ms = 5000;           // TERM → KILL delay when stopping a revision
+  // After the route moves to a new revision, how long the old one keeps running before it
+  // is stopped: Caddy's previous config finishes the requests it had already sent there
+  // in the background, after the route change has returned.
+  int64_t drain_ms = 1000;
   int64_t build_timeout_ms = 10 * 60000;  // local.build deadline
   int64_t log_max_bytes = 10 * 1024 * 1024; // app.log size before rotation
   int log_keep = 5;                       // rotated app.log files kept

@@ -197,6 +197,49 @@ TEST_F(LocalDriverTest, NewCommitSwitchesWithoutDowntime) {
   }
 }
 
+// Caddy's previous config finishes the requests it had already sent to the old revision
+// after the route change returns: the old revision must outlive them (drain_ms).
+TEST_F(LocalDriverTest, RequestInFlightAtTheSwitchIsAnsweredByTheOldRevision) {
+  start_driver({{"drain_ms", 5000}});
+  const std::string held = work.sub("held");
+  const std::string release = work.sub("release");
+  std::string v1 = server_js_version("v1");
+  const std::string health = "if (url.pathname === '/health') {";
+  ASSERT_NE(v1.find(health), std::string::npos);
+  v1.insert(v1.find(health), "if (url.pathname === '/hold') {\n"
+                             "    require('fs').writeFileSync(" + nlohmann::json(held).dump() + ", 'x');\n"
+                             "    const t = setInterval(() => {\n"
+                             "      if (require('fs').existsSync(" + nlohmann::json(release).dump() + ")) {\n"
+                             "        clearInterval(t);\n"
+                             "        res.end('answered by v1');\n"
+                             "      }\n"
+                             "    }, 10);\n"
+                             "    return;\n"
+                             "  }\n  ");
+  // Like many apps, v1 does not drain on SIGTERM: it dies with its requests.
+  const std::string graceful = "process.on('SIGTERM', () => shutdown('SIGTERM'));";
+  ASSERT_NE(v1.find(graceful), std::string::npos);
+  v1.erase(v1.find(graceful), graceful.size());
+  commit_server(v1, "v1 with /hold");
+  apply_ok(make_spec("pr-1", repo, 1));
+
+  std::optional<Expected<util::HttpResponse>> held_answer;
+  std::thread client([&] { held_answer = testing::get_via_router(driver->router_port(), "pr-1", "/hold"); });
+  ASSERT_TRUE(wait_until([&] { return util::path_exists(held); }, k_wait_ms)) << "v1 holds the request";
+
+  commit_server(server_js_version("v2"), "v2");
+  std::thread deploy([&] { apply_ok(make_spec("pr-1", repo, 2)); });
+  // The route has moved (v2 answers) while v1 still holds its request; then it answers.
+  EXPECT_TRUE(wait_until([&] { return contains(body_via_router("pr-1"), "\"version\":\"v2\""); }, k_wait_ms));
+  ASSERT_TRUE(util::write_file_atomic(release, "go"));
+  client.join();
+  deploy.join();
+  ASSERT_TRUE(held_answer.has_value() && held_answer->has_value())
+      << (held_answer && !held_answer->has_value() ? held_answer->error().message : "no answer");
+  EXPECT_EQ((*held_answer)->status, 200) << (*held_answer)->body;
+  EXPECT_EQ((*held_answer)->body, "answered by v1");
+}
+
 TEST_F(LocalDriverTest, CrashingNewRevisionLeavesTheOldOneServing) {
   auto v1 = apply_ok(make_spec("pr-1", repo, 1));
   commit_server("console.log('crashing on purpose'); process.exit(3);\n", "crash");

@@ -10,6 +10,7 @@ TEST(LocalOptionsTest, DefaultsWhenEmpty) {
   ASSERT_TRUE(o.has_value());
   EXPECT_EQ(o->health_timeout_ms, 60000);
   EXPECT_EQ(o->stop_grace_ms, 5000);
+  EXPECT_EQ(o->drain_ms, 1000);
   EXPECT_EQ(o->build_timeout_ms, 600000);
   EXPECT_EQ(o->log_max_bytes, 10 * 1024 * 1024);
   EXPECT_EQ(o->log_keep, 5);
@@ -20,12 +21,13 @@ TEST(LocalOptionsTest, DefaultsWhenEmpty) {
 
 TEST(LocalOptionsTest, ParsesEveryOption) {
   auto o = LocalOptions::parse({{"health_timeout_ms", 1500}, {"stop_grace_ms", 0}, {"build_timeout_ms", 2000},
-                                {"log_max_bytes", 4096}, {"log_keep", 2}, {"cgroup_root", "/tmp/cg"},
+                                {"drain_ms", 250}, {"log_max_bytes", 4096}, {"log_keep", 2}, {"cgroup_root", "/tmp/cg"},
                                 {"caddy_binary", "/usr/bin/caddy"}});
   ASSERT_TRUE(o.has_value()) << o.error().message;
   EXPECT_EQ(o->health_timeout_ms, 1500);
   EXPECT_EQ(o->stop_grace_ms, 0);
   EXPECT_EQ(o->build_timeout_ms, 2000);
+  EXPECT_EQ(o->drain_ms, 250);
   EXPECT_EQ(o->log_max_bytes, 4096);
   EXPECT_EQ(o->log_keep, 2);
   EXPECT_EQ(o->cgroup_root, "/tmp/cg");
