@@ -8,15 +8,7 @@ namespace idp::core {
 
 using nlohmann::json;
 
-namespace {
-
-std::string text(const json& env, const char* key) {
-  auto it = env.find(key);
-  return it != env.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-// A table cell: one line, no column separators.
-std::string cell(const std::string& s) {
+std::string markdown_cell(const std::string& s) {
   std::string out;
   for (char c : s) {
     if (c == '\n' || c == '\r') {
@@ -28,6 +20,13 @@ std::string cell(const std::string& s) {
     }
   }
   return out;
+}
+
+namespace {
+
+std::string text(const json& env, const char* key) {
+  auto it = env.find(key);
+  return it != env.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
 // "2026-02-16T16:22:14Z" → "2026-02-16 16:22:14 UTC" (the original's sed), "-" when absent.
@@ -42,7 +41,7 @@ std::string display_time(const std::string& iso) {
   if (auto z = s.find('Z'); z != std::string::npos) {
     s.replace(z, 1, " UTC");
   }
-  return cell(s);
+  return markdown_cell(s);
 }
 
 std::string owner_of(const json& env) {
@@ -51,7 +50,7 @@ std::string owner_of(const json& env) {
   if (auto pos = owner.find(suffix); pos != std::string::npos) {
     owner.erase(pos, suffix.size());
   }
-  return owner.empty() ? "-" : cell(owner);
+  return owner.empty() ? "-" : markdown_cell(owner);
 }
 
 } // namespace
@@ -100,14 +99,14 @@ std::string render_dashboard_markdown(const std::vector<json>& environments, uti
     out += "|-------------|----------|-------|-----|---------|---------|--------|\n";
     for (const json* e : shown) {
       std::string tmpl = text(*e, "template");
-      std::string url = cell(text(*e, "url"));
+      std::string url = markdown_cell(text(*e, "url"));
       std::string expires = text(*e, "expires_at");
-      std::string status = cell(text(*e, "phase"));
+      std::string status = markdown_cell(text(*e, "phase"));
       auto exp = util::parse_iso8601(expires);
       if (exp && *exp < now) {
         status = "expired";
       }
-      out += "| `" + cell(text(*e, "name")) + "` | " + (tmpl.empty() ? "-" : "`" + cell(tmpl) + "`") + " | " +
+      out += "| `" + markdown_cell(text(*e, "name")) + "` | " + (tmpl.empty() ? "-" : "`" + markdown_cell(tmpl) + "`") + " | " +
              owner_of(*e) + " | " + (url.empty() ? "-" : "[" + url + "](" + url + ")") + " | " +
              display_time(text(*e, "created_at")) + " | " + display_time(expires) + " | " +
              (status.empty() ? "-" : status) + " |\n";

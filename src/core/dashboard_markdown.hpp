@@ -28,6 +28,9 @@ struct DashboardOptions {
 std::string render_dashboard_markdown(const std::vector<nlohmann::json>& environments, util::Millis now,
                                       const DashboardOptions& options = {});
 
+// A markdown table cell: one line, `|` escaped (the dashboard and the PR comment).
+std::string markdown_cell(const std::string& s);
+
 // "30 seconds", "every minute" style period text: "4 hours", "1 week" → "week".
 std::string describe_period(util::Millis period);
 

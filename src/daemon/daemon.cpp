@@ -104,9 +104,9 @@ Expected<void> Daemon::start() {
   dctx.self_exe = d.self_exe;
   // Drivers that run scheduled jobs themselves (local) record each run in the store.
   store::StateStore* job_store = d.store.get();
-  dctx.insert_job_run = [job_store](const core::JobRun& r) { return job_store->insert_job_run(r); };
-  dctx.update_job_run = [job_store](const core::JobRun& r) { return job_store->update_job_run(r); };
-  dctx.list_job_runs = [job_store](const std::string& env, size_t limit) {
+  dctx.job_runs.insert = [job_store](const core::JobRun& r) { return job_store->insert_job_run(r); };
+  dctx.job_runs.update = [job_store](const core::JobRun& r) { return job_store->update_job_run(r); };
+  dctx.job_runs.list = [job_store](const std::string& env, size_t limit) {
     return job_store->list_job_runs(env, limit);
   };
   IDP_TRY_ASSIGN(auto live, d.store->list_environments(false));

@@ -117,6 +117,15 @@ public:
 };
 
 // What every driver gets from the daemon.
+// Where a driver that runs scheduled jobs itself records their runs (the store's
+// job_runs). An unset function means not recorded. Thread-safe.
+struct JobRunHooks {
+  std::function<Expected<int64_t>(const core::JobRun&)> insert; // returns the new run's id
+  std::function<Expected<void>(const core::JobRun&)> update;
+  // The newest `limit` runs of an environment, newest first (crash recovery).
+  std::function<Expected<std::vector<core::JobRun>>(const std::string& env, size_t limit)> list;
+};
+
 struct DriverContext {
   std::string home;                 // IDP_HOME
   std::string domain = "preview.localhost";
@@ -125,12 +134,7 @@ struct DriverContext {
   util::Clock* clock = nullptr;
   std::string self_exe;             // path of the idp binary (for helper subcommands)
   nlohmann::json options = nlohmann::json::object(); // driver-specific settings from the server config
-  // Records runs of scheduled jobs (the store's job_runs) for drivers that run them
-  // themselves; unset = not recorded. insert returns the new run's id. Thread-safe.
-  std::function<Expected<int64_t>(const core::JobRun&)> insert_job_run;
-  std::function<Expected<void>(const core::JobRun&)> update_job_run;
-  // The newest `limit` runs of an environment, newest first (crash recovery).
-  std::function<Expected<std::vector<core::JobRun>>(const std::string& env, size_t limit)> list_job_runs;
+  JobRunHooks job_runs;
 };
 
 class DriverFactory {

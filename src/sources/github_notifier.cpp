@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/dashboard_markdown.hpp"
 #include "sources/repo_identity.hpp"
 #include "util/hash.hpp"
 #include "util/strings.hpp"
@@ -18,21 +19,7 @@ using core::RevisionStatus;
 
 namespace {
 
-
-// A table cell: no line breaks, no column separators.
-std::string cell(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\n' || c == '\r') {
-      out += ' ';
-    } else if (c == '|') {
-      out += "\\|";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+using core::markdown_cell;
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
@@ -89,12 +76,12 @@ std::string render_pr_comment(const Environment& env) {
   out += title + "\n\n";
   out += "| | |\n|---|---|\n";
   out += "| **Environment** | `" + env.name + "` |\n";
-  out += "| **URL** | " + cell(url) + " |\n";
-  out += "| **Template** | `" + cell(env.template_name) + "` |\n";
+  out += "| **URL** | " + markdown_cell(url) + " |\n";
+  out += "| **Template** | `" + markdown_cell(env.template_name) + "` |\n";
   out += "| **Commit** | " + commit + " |\n";
   out += "| **Phase** | " + std::string(core::phase_name(env.phase)) + " |\n";
   if (!env.message.empty() && !destroyed) {
-    out += "| **Status** | " + cell(first_line(env.message).substr(0, 300)) + " |\n";
+    out += "| **Status** | " + markdown_cell(first_line(env.message).substr(0, 300)) + " |\n";
   }
   out += "| **Expires** | " + expires + " |\n\n";
   out += "> This environment is automatically destroyed when this PR is merged or the branch is deleted.\n";

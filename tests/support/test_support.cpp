@@ -146,4 +146,21 @@ bool wait_until(const std::function<bool()>& pred, int timeout_ms, int poll_ms) 
   }
 }
 
+std::vector<std::string> find_files(const std::string& dir,
+                                    const std::function<bool(const std::filesystem::directory_entry&)>& match) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(
+           dir, std::filesystem::directory_options::skip_permission_denied, ec);
+       it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) {
+      break;
+    }
+    if (match(*it)) {
+      out.push_back(it->path().string());
+    }
+  }
+  return out;
+}
+
 } // namespace idp::testing

@@ -1,6 +1,7 @@
 #pragma once
 // Helpers shared by tests: temporary homes, real git repositories, polling.
 
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -66,6 +67,10 @@ private:
 // Example app at examples/<name> committed into a fresh repo at `dir` on `branch`.
 GitRepo make_example_repo(const std::string& dir, const std::string& example = "api-service",
                           const std::string& branch = "main");
+
+// Every path under `dir` (recursively, unreadable directories skipped) that `match` accepts.
+std::vector<std::string> find_files(const std::string& dir,
+                                    const std::function<bool(const std::filesystem::directory_entry&)>& match);
 
 // Polls `pred` every `poll_ms` until it is true or `timeout_ms` passes. Returns pred's last value.
 bool wait_until(const std::function<bool()>& pred, int timeout_ms, int poll_ms = 20);

@@ -228,17 +228,17 @@ Expected<void> JobScheduler::set(const Job& job) {
 }
 
 Expected<int64_t> JobScheduler::insert(Entry& e, const core::JobRun& run) {
-  if (!m_opts.insert_job_run) {
+  if (!m_opts.job_runs.insert) {
     return ++e.local_seq;
   }
-  return m_opts.insert_job_run(run);
+  return m_opts.job_runs.insert(run);
 }
 
 void JobScheduler::update(Entry& e, const core::JobRun& run) {
-  if (!m_opts.update_job_run || run.id <= 0) {
+  if (!m_opts.job_runs.update || run.id <= 0) {
     return;
   }
-  if (auto r = m_opts.update_job_run(run); !r) {
+  if (auto r = m_opts.job_runs.update(run); !r) {
     spdlog::warn("local driver: {}: cannot record job run {}: {}; will retry", e.job.env, run.id, r.error().message);
     if (e.unrecorded.size() < k_max_unrecorded) {
       e.unrecorded.push_back(run);
@@ -341,10 +341,10 @@ void JobScheduler::settle_store_runs(Entry& e, util::Millis t) {
   // A daemon killed after the store recorded a run as running but before schedule.json
   // had its id leaves a row that nothing would ever finish: the resumed run adopts it
   // (same schedule time) and any other row still "running" is recorded as failed.
-  if (!m_opts.list_job_runs) {
+  if (!m_opts.job_runs.list) {
     return;
   }
-  auto runs = m_opts.list_job_runs(e.job.env, 50);
+  auto runs = m_opts.job_runs.list(e.job.env, 50);
   if (!runs) {
     spdlog::warn("local driver: {}: cannot read job runs: {}", e.job.env, runs.error().message);
     return;
@@ -432,7 +432,7 @@ bool JobScheduler::collect_finished(Entry& e, util::Millis t) {
 void JobScheduler::tick_locked(util::Millis t) {
   for (auto& [name, e] : m_entries) {
     bool changed = false;
-    if (!e.unrecorded.empty() && m_opts.update_job_run) {
+    if (!e.unrecorded.empty() && m_opts.job_runs.update) {
       std::vector<core::JobRun> retry;
       retry.swap(e.unrecorded);
       for (const auto& run : retry) {

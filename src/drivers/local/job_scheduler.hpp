@@ -36,6 +36,7 @@
 
 #include "core/environment.hpp"
 #include "core/schedule.hpp"
+#include "drivers/driver.hpp"
 #include "util/expected.hpp"
 #include "util/time.hpp"
 
@@ -67,11 +68,8 @@ public:
     int64_t log_max_bytes = 10 * 1024 * 1024;
     int log_keep = 5;
     int64_t stop_grace_ms = 5000;   // TERM → KILL when a run is stopped
-    std::function<Expected<int64_t>(const core::JobRun&)> insert_job_run;
-    std::function<Expected<void>(const core::JobRun&)> update_job_run;
-    // Newest runs of an environment first; used on resume to settle runs the store still
-    // calls "running" after a crash. Unset = no such check.
-    std::function<Expected<std::vector<core::JobRun>>(const std::string& env, size_t limit)> list_job_runs;
+    // list is used on resume, to settle runs the store still calls "running" after a crash.
+    JobRunHooks job_runs;
   };
 
   // One environment's job.

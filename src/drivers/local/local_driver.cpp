@@ -231,9 +231,7 @@ LocalDriver::LocalDriver(DriverContext ctx, LocalOptions opts)
   so.log_max_bytes = m_opts.log_max_bytes;
   so.log_keep = m_opts.log_keep;
   so.stop_grace_ms = m_opts.stop_grace_ms;
-  so.insert_job_run = m_ctx.insert_job_run;
-  so.update_job_run = m_ctx.update_job_run;
-  so.list_job_runs = m_ctx.list_job_runs;
+  so.job_runs = m_ctx.job_runs;
   m_scheduler = std::make_unique<JobScheduler>(so);
 }
 

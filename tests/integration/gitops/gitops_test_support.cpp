@@ -192,19 +192,7 @@ bool is_dns_label(const std::string& s) {
 }
 
 std::vector<std::string> find_named(const std::string& dir, const std::string& name) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(
-           dir, std::filesystem::directory_options::skip_permission_denied, ec);
-       it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (ec) {
-      break;
-    }
-    if (it->path().filename() == name) {
-      out.push_back(it->path().string());
-    }
-  }
-  return out;
+  return find_files(dir, [&](const std::filesystem::directory_entry& e) { return e.path().filename() == name; });
 }
 
 std::string short_sha(const std::string& sha) { return sha.substr(0, 7); }

@@ -22,25 +22,16 @@ bool contains(const std::string& hay, const std::string& needle) { return hay.fi
 
 // Every file under `dir` whose bytes contain `needle`.
 std::vector<std::string> files_containing(const std::string& dir, const std::string& needle) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(
-           dir, std::filesystem::directory_options::skip_permission_denied, ec);
-       it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (ec) {
-      break;
-    }
-    const auto& p = it->path();
-    std::string s = p.string();
+  return find_files(dir, [&](const std::filesystem::directory_entry& e) {
+    std::string s = e.path().string();
+    std::error_code ec;
     // The cluster's data files hold only the SCRAM verifier; apps' own files are theirs.
-    if (contains(s, "/postgres/data") || contains(s, "/node_modules/") || !it->is_regular_file(ec)) {
-      continue;
+    if (contains(s, "/postgres/data") || contains(s, "/node_modules/") || !e.is_regular_file(ec)) {
+      return false;
     }
-    if (auto text = util::read_file(s); text && contains(*text, needle)) {
-      out.push_back(s);
-    }
-  }
-  return out;
+    auto text = util::read_file(s);
+    return text && contains(*text, needle);
+  });
 }
 
 } // namespace

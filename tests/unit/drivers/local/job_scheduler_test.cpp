@@ -90,19 +90,19 @@ protected:
     o.clock = &clock;
     o.time_scale = scale;
     o.stop_grace_ms = 2000;
-    o.insert_job_run = [this](const core::JobRun& r) -> Expected<int64_t> {
+    o.job_runs.insert = [this](const core::JobRun& r) -> Expected<int64_t> {
       std::lock_guard<std::mutex> g(mu);
       int64_t id = static_cast<int64_t>(runs.size()) + 1;
       runs[id] = r;
       runs[id].id = id;
       return id;
     };
-    o.update_job_run = [this](const core::JobRun& r) -> Expected<void> {
+    o.job_runs.update = [this](const core::JobRun& r) -> Expected<void> {
       std::lock_guard<std::mutex> g(mu);
       runs[r.id] = r;
       return {};
     };
-    o.list_job_runs = [this](const std::string& env, size_t limit) -> Expected<std::vector<core::JobRun>> {
+    o.job_runs.list = [this](const std::string& env, size_t limit) -> Expected<std::vector<core::JobRun>> {
       std::lock_guard<std::mutex> g(mu);
       std::vector<core::JobRun> out;
       for (auto it = runs.rbegin(); it != runs.rend() && out.size() < limit; ++it) {
