@@ -174,6 +174,11 @@ nlohmann::json CaddyRouter::config_json_locked() const {
 
 Expected<nlohmann::json> CaddyRouter::admin(const std::string& method, const std::string& path,
                                             const std::string& body, long* status) const {
+  struct InFlight {
+    std::atomic<int>& n;
+    explicit InFlight(std::atomic<int>& c) : n(c) { ++n; }
+    ~InFlight() { --n; }
+  } in_flight(m_admin_in_flight);
   util::HttpRequest req;
   req.method = method;
   if (!m_socket.empty()) {
@@ -197,7 +202,7 @@ Expected<nlohmann::json> CaddyRouter::admin(const std::string& method, const std
   return j.is_discarded() ? nlohmann::json(resp.body) : j;
 }
 
-Expected<void> CaddyRouter::upsert_locked(const RouteTarget& r) {
+Expected<void> CaddyRouter::upsert(const RouteTarget& r) {
   std::string body = route_json(r).dump();
   long status = 0;
   // PATCH replaces the route when it exists; PUT at index 0 inserts it before the
@@ -213,26 +218,39 @@ Expected<void> CaddyRouter::upsert_locked(const RouteTarget& r) {
   return {};
 }
 
-Expected<void> CaddyRouter::sync_all_locked() {
+Expected<void> CaddyRouter::sync_all() {
+  std::string body;
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    body = routes_json_locked().dump();
+  }
   long status = 0;
-  IDP_TRY(admin("PATCH", k_routes_path, routes_json_locked().dump(), &status));
+  IDP_TRY(admin("PATCH", k_routes_path, body, &status));
   if (status < 200 || status >= 300) {
     return make_error(ErrorCode::transient, "router rejected the routes (HTTP " + std::to_string(status) + ")");
   }
+  std::lock_guard<std::mutex> g(m_mutex);
   m_dirty = false;
   return {};
 }
 
 Expected<void> CaddyRouter::set_route(const RouteTarget& r) {
-  std::lock_guard<std::mutex> g(m_mutex);
-  auto it = m_routes.find(r.env);
-  std::optional<RouteTarget> prev = it == m_routes.end() ? std::nullopt : std::optional<RouteTarget>(it->second);
-  m_routes[r.env] = r;
-  if (!m_ready) {
-    return {}; // caddy.json of the next (re)start carries it
+  // m_write_mutex keeps route changes in order against Caddy; m_mutex is held only to read
+  // and write memory, so route(), pid() and observe() never wait on an admin call.
+  std::lock_guard<std::mutex> w(m_write_mutex);
+  std::optional<RouteTarget> prev;
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    auto it = m_routes.find(r.env);
+    prev = it == m_routes.end() ? std::nullopt : std::optional<RouteTarget>(it->second);
+    m_routes[r.env] = r;
+    if (!m_ready) {
+      return {}; // caddy.json of the next (re)start carries it
+    }
   }
-  auto res = upsert_locked(r);
+  auto res = upsert(r);
   if (!res) {
+    std::lock_guard<std::mutex> g(m_mutex);
     if (prev) {
       m_routes[r.env] = *prev;
     } else {
@@ -245,14 +263,18 @@ Expected<void> CaddyRouter::set_route(const RouteTarget& r) {
 }
 
 Expected<void> CaddyRouter::remove_route(const std::string& env) {
-  std::lock_guard<std::mutex> g(m_mutex);
-  m_routes.erase(env);
-  if (!m_ready) {
-    return {};
+  std::lock_guard<std::mutex> w(m_write_mutex);
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    m_routes.erase(env);
+    if (!m_ready) {
+      return {};
+    }
   }
   long status = 0;
   auto res = admin("DELETE", "/id/" + route_id(env), "", &status);
   if (!res || (status != 404 && (status < 200 || status >= 300))) {
+    std::lock_guard<std::mutex> g(m_mutex);
     m_dirty = true;
     return make_error(ErrorCode::transient, "router: cannot remove the route of " + util::quote(env) + ": " +
                                                 (res ? "HTTP " + std::to_string(status) : res.error().message));
@@ -356,10 +378,16 @@ void CaddyRouter::kill_child(pid_t pid) {
 
 Expected<void> CaddyRouter::launch() {
   IDP_TRY(check_port_free(m_cfg.listen_host, m_cfg.port));
+  // Held until Caddy has every route: a route change meanwhile either lands in the file
+  // or waits for the sync below.
+  std::unique_lock<std::mutex> w(m_write_mutex);
+  std::string config;
   {
     std::lock_guard<std::mutex> g(m_mutex);
-    IDP_TRY(util::write_file_atomic(m_config_path, config_json_locked().dump(2) + "\n", 0600));
+    config = config_json_locked().dump(2) + "\n";
   }
+  IDP_TRY(util::write_file_atomic(m_config_path, config, 0600));
+  w.unlock();
   if (!m_socket.empty()) {
     ::unlink(m_socket.c_str());
   }
@@ -422,11 +450,15 @@ Expected<void> CaddyRouter::launch() {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  std::lock_guard<std::mutex> g(m_mutex);
-  m_ready = true;
+  std::lock_guard<std::mutex> w2(m_write_mutex);
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    m_ready = true;
+  }
   // Routes changed while Caddy was starting are in m_routes but maybe not in the file
   // it loaded: make Caddy match m_routes.
-  if (auto r = sync_all_locked(); !r) {
+  if (auto r = sync_all(); !r) {
+    std::lock_guard<std::mutex> g(m_mutex);
     m_dirty = true;
   }
   return {};
@@ -463,15 +495,26 @@ void CaddyRouter::supervise() {
           spdlog::warn("router: caddy (pid {}) exited with code {}; restarting", pid, *st);
           break;
         }
-        std::lock_guard<std::mutex> g(m_mutex);
-        if (m_stopping) {
-          m_ready = false;
+        bool stopping = false;
+        bool dirty = false;
+        {
+          std::lock_guard<std::mutex> g(m_mutex);
+          stopping = m_stopping;
+          dirty = m_dirty;
+          if (stopping) {
+            m_ready = false;
+          }
+        }
+        if (stopping) {
           kill_child(pid);
+          std::lock_guard<std::mutex> g(m_mutex);
           m_pid = 0;
           return;
         }
-        if (m_dirty) {
-          (void)sync_all_locked();
+        if (dirty) {
+          std::lock_guard<std::mutex> w(m_write_mutex);
+          // A failure leaves m_dirty set: the next round tries again.
+          (void)sync_all();
         }
       }
       std::lock_guard<std::mutex> g(m_mutex);

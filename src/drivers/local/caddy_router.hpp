@@ -23,6 +23,7 @@
 // moves those connections to the new socket instead; when it cannot, reload_warning() says
 // so and idp status shows it.
 
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -93,6 +94,8 @@ public:
   int restarts() const;
   // Why route changes may reset connections in flight, "" when they do not (see above).
   std::string reload_warning() const;
+  // Admin API calls under way (tests: a query must not wait for one).
+  int admin_calls_in_flight_for_test() const { return m_admin_in_flight.load(); }
 
 private:
   void supervise();
@@ -103,8 +106,9 @@ private:
   nlohmann::json config_json_locked() const;
   Expected<nlohmann::json> admin(const std::string& method, const std::string& path, const std::string& body,
                                  long* status) const;
-  Expected<void> upsert_locked(const RouteTarget& r);
-  Expected<void> sync_all_locked();
+  // Both need m_write_mutex held (not m_mutex): they talk to Caddy's admin API.
+  Expected<void> upsert(const RouteTarget& r);
+  Expected<void> sync_all();
   std::string log_tail() const;
 
   RouterConfig m_cfg;
@@ -113,6 +117,10 @@ private:
   int m_admin_port = 0;     // admin TCP port when no socket
   std::thread m_thread;
 
+  // Lock order: m_write_mutex, then m_mutex. m_write_mutex serialises changes sent to
+  // Caddy (held across admin calls); m_mutex guards the members below and is never held
+  // across I/O.
+  std::mutex m_write_mutex;
   mutable std::mutex m_mutex;
   std::condition_variable m_cv;
   std::map<std::string, RouteTarget> m_routes;
@@ -124,6 +132,7 @@ private:
   pid_t m_pid = 0;
   int m_restarts = 0;
   std::string m_reload_warning;
+  mutable std::atomic<int> m_admin_in_flight{0};
 };
 
 // Makes Linux migrate the pending connections of a closed SO_REUSEPORT listener to the

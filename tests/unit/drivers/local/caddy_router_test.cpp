@@ -266,5 +266,26 @@ TEST(CaddyRouterTest, LongHomeFallsBackToATcpAdminPort) {
   EXPECT_EQ(status_via_router(cfg.port, "app", "/"), 404);
 }
 
+// A mutex guards memory, never I/O: while Caddy does not answer an admin call (here it is
+// stopped with SIGSTOP), the router's queries, which observe() uses, still answer at once.
+TEST(CaddyRouterTest, QueriesDoNotWaitForAStalledAdminCall) {
+  RouterFixture f;
+  Upstream up("a");
+  ASSERT_TRUE(f.router->start({web("a", up.port)}));
+  pid_t caddy = f.router->pid();
+  ASSERT_GT(caddy, 0);
+  ASSERT_EQ(::kill(caddy, SIGSTOP), 0);
+  std::thread changer([&] { (void)f.router->set_route(web("b", up.port)); });
+  EXPECT_TRUE(wait_until([&] { return f.router->admin_calls_in_flight_for_test() > 0; }, 10000));
+  EXPECT_TRUE(f.router->route("a").has_value());
+  EXPECT_EQ(f.router->pid(), caddy);
+  EXPECT_EQ(f.router->restarts(), 0);
+  (void)f.router->reload_warning();
+  // Had the queries waited for the router's lock, the stalled call would be over by now.
+  EXPECT_GT(f.router->admin_calls_in_flight_for_test(), 0);
+  ::kill(caddy, SIGCONT);
+  changer.join();
+}
+
 } // namespace
 } // namespace idp::drivers::local
