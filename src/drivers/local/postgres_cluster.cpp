@@ -140,26 +140,11 @@ std::string PostgresCluster::data_dir() const { return util::path_join(m_opts.di
 std::string PostgresCluster::socket_dir() const { return util::path_join(m_opts.dir, "run"); }
 std::string PostgresCluster::server_log() const { return util::path_join(m_opts.state_dir, "server.log"); }
 
-int PostgresCluster::port() const {
-  std::lock_guard<std::mutex> g(m_mu);
-  return m_port;
-}
-pid_t PostgresCluster::pid() const {
-  std::lock_guard<std::mutex> g(m_mu);
-  return alive_locked() ? m_pid : 0;
-}
-int PostgresCluster::restarts() const {
-  std::lock_guard<std::mutex> g(m_mu);
-  return m_restarts;
-}
-int64_t PostgresCluster::init_ms() const {
-  std::lock_guard<std::mutex> g(m_mu);
-  return m_init_ms;
-}
-int64_t PostgresCluster::start_ms() const {
-  std::lock_guard<std::mutex> g(m_mu);
-  return m_start_ms;
-}
+int PostgresCluster::port() const { return m_port.load(); }
+pid_t PostgresCluster::pid() const { return alive() ? m_pid.load() : 0; }
+int PostgresCluster::restarts() const { return m_restarts.load(); }
+int64_t PostgresCluster::init_ms() const { return m_init_ms.load(); }
+int64_t PostgresCluster::start_ms() const { return m_start_ms.load(); }
 
 std::string PostgresCluster::log_tail() const {
   auto text = util::read_file(server_log());
@@ -255,7 +240,7 @@ Expected<void> PostgresCluster::prepare_locked() {
   if (m_port <= 0) {
     IDP_TRY_ASSIGN(m_port, util::find_free_port());
   }
-  meta["port"] = m_port;
+  meta["port"] = m_port.load();
   meta["bin_dir"] = m_bin;
   meta["user"] = m_user;
   IDP_TRY(util::write_file_atomic(meta_path, meta.dump(2) + "\n", 0600));
@@ -327,7 +312,7 @@ Expected<void> PostgresCluster::write_access_files_locked() {
   return {};
 }
 
-bool PostgresCluster::alive_locked() const {
+bool PostgresCluster::alive() const {
   if (m_pid <= 0) {
     return false;
   }
@@ -394,7 +379,7 @@ bool PostgresCluster::adopt_locked() {
 Expected<void> PostgresCluster::wait_ready_locked(int64_t deadline) {
   std::string last = "no answer yet";
   while (true) {
-    if (!alive_locked()) {
+    if (!alive()) {
       std::string tail = log_tail();
       return make_error(ErrorCode::transient,
                         "PostgreSQL exited during startup" + (tail.empty() ? std::string() : "; server.log:\n" + tail));
@@ -507,7 +492,7 @@ Expected<void> PostgresCluster::ensure_running() {
     return make_error(ErrorCode::transient, "PostgreSQL is stopping");
   }
   m_wanted = true;
-  if (!alive_locked()) {
+  if (!alive()) {
     IDP_TRY(prepare_locked());
     if (adopt_locked()) {
       IDP_TRY(write_access_files_locked());
@@ -524,7 +509,7 @@ Expected<void> PostgresCluster::ensure_running() {
 }
 
 void PostgresCluster::shutdown_server_locked() {
-  if (!alive_locked()) {
+  if (!alive()) {
     m_pid = 0;
     return;
   }
@@ -536,10 +521,10 @@ void PostgresCluster::shutdown_server_locked() {
   for (Step s : {Step{SIGINT, m_opts.stop_timeout_ms}, Step{SIGQUIT, 5000}, Step{SIGKILL, 5000}}) {
     ::kill(m_pid, s.sig);
     int64_t deadline = util::steady_ms() + s.wait_ms;
-    while (alive_locked() && util::steady_ms() < deadline) {
+    while (alive() && util::steady_ms() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    if (!alive_locked()) {
+    if (!alive()) {
       break;
     }
     spdlog::warn("local driver: PostgreSQL (pid {}) did not stop on signal {}", m_pid, s.sig);
@@ -553,7 +538,7 @@ void PostgresCluster::supervise() {
   std::unique_lock<std::mutex> lk(m_mu);
   while (!m_stopping) {
     m_cv.wait_for(lk, std::chrono::milliseconds(k_supervise_interval_ms));
-    if (m_stopping || !m_wanted || alive_locked()) {
+    if (m_stopping || !m_wanted || alive()) {
       continue;
     }
     int64_t now = util::steady_ms();
@@ -591,7 +576,7 @@ void PostgresCluster::detach() {
 void PostgresCluster::stop() {
   detach();
   std::lock_guard<std::mutex> g(m_mu);
-  if (alive_locked()) {
+  if (alive()) {
     spdlog::info("local driver: stopping PostgreSQL (pid {})", m_pid);
   } else if (m_prepared || initialized()) {
     // A server we never looked at (e.g. left running by a crashed daemon).

@@ -23,6 +23,7 @@
 // directory) or starts it again after a stale pid file. A supervisor thread restarts it
 // with backoff when it dies. Thread-safe.
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -95,7 +96,8 @@ private:
   bool adopt_locked();
   Expected<void> start_locked();
   Expected<void> wait_ready_locked(int64_t deadline);
-  bool alive_locked() const;
+  // The server process m_pid (same start time) is alive. Needs no lock: reads atomics.
+  bool alive() const;
   // Live processes whose working directory is the data directory (server processes).
   int processes_in_data_dir() const;
   void shutdown_server_locked();
@@ -109,16 +111,19 @@ private:
   bool m_prepared = false;
   bool m_wanted = false;
   bool m_stopping = false;
-  int m_port = 0;
+  // The fields below that observe() reads (port(), pid(), counters) are atomics: they are
+  // written under m_mu, which start and restart hold across initdb and server start, and
+  // read without it, so a status query never waits for a slow start.
+  std::atomic<int> m_port{0};
   std::string m_bin;
   std::string m_user;
   int m_uid = -1; // -1: run as the daemon's own user
   int m_gid = -1;
-  pid_t m_pid = 0;
-  uint64_t m_pid_start = 0;
-  int m_restarts = 0;
-  int64_t m_init_ms = 0;
-  int64_t m_start_ms = 0;
+  std::atomic<pid_t> m_pid{0};
+  std::atomic<uint64_t> m_pid_start{0};
+  std::atomic<int> m_restarts{0};
+  std::atomic<int64_t> m_init_ms{0};
+  std::atomic<int64_t> m_start_ms{0};
 };
 
 // The PostgreSQL binaries directory to use: `configured` when set, else the newest
