@@ -18,6 +18,8 @@ struct EngineOptions {
   int unhealthy_threshold = 3;              // consecutive failed probes before "degraded"
   util::Millis backoff_base = 2'000;        // first retry delay; doubles per attempt
   util::Millis backoff_max = 300'000;       // cap of the retry delay
+  util::Millis store_retry_base = 100;      // first wait before a failed store write is retried
+  util::Millis store_retry_max = 5'000;     // cap of that wait (retried until it succeeds)
   core::TtlPolicy ttl_policy;
   std::string default_runtime = "local";
   std::string owner_id;                     // lease owner: "host:pid:start" of this daemon

@@ -21,36 +21,48 @@ namespace {
 const std::string k_actor = "engine";
 
 
-// Progress reported by a driver, written to the store as it happens.
+// Progress reported by a driver, written to the store as it happens. Writes are retried
+// (StoreRetry) until they succeed or `give_up` says the worker lost its lease; a step
+// message also stops being retried once the operation is cancelled (the next step or the
+// final phase replaces it anyway).
 class EngineProgress final : public drivers::Progress {
 public:
-  EngineProgress(store::StateStore& store, std::string env, int64_t revision_id,
-                 std::shared_ptr<std::atomic<bool>> cancel, util::Clock& clock)
-      : m_store(store), m_env(std::move(env)), m_revision_id(revision_id), m_cancel(std::move(cancel)),
-        m_clock(clock) {}
+  EngineProgress(store::StateStore& store, StoreRetry& retry, std::string env, int64_t revision_id,
+                 std::shared_ptr<std::atomic<bool>> cancel, std::function<bool()> give_up, util::Clock& clock)
+      : m_store(store), m_retry(retry), m_env(std::move(env)), m_revision_id(revision_id), m_cancel(std::move(cancel)),
+        m_give_up(std::move(give_up)), m_clock(clock) {}
 
   void step(std::string_view what) override {
     std::string msg(what);
-    (void)m_store.update_environment(m_env, [&](Environment& e, std::vector<Event>&) -> Expected<void> {
-      e.message = msg;
-      return {};
-    });
+    (void)m_retry.run<Environment>( // the outcome is logged by run(); a step is not worth failing the apply for
+        m_env + ": record step", [&] {
+          return m_store.update_environment(m_env, [&](Environment& e, std::vector<Event>&) -> Expected<void> {
+            e.message = msg;
+            return {};
+          });
+        },
+        [&] { return cancelled() || m_give_up(); });
   }
 
   void revision_status(RevisionStatus status, std::string_view message) override {
     if (m_revision_id == 0) {
-      return;
+      return; // a destroy: it has no revision
     }
-    auto rev = m_store.get_revision(m_revision_id);
-    if (!rev) {
-      return;
-    }
-    rev->status = status;
-    rev->message = std::string(message);
-    if (status == RevisionStatus::serving || status == RevisionStatus::failed) {
-      rev->finished_at = m_clock.now_ms();
-    }
-    (void)m_store.update_revision(*rev);
+    util::Millis now = m_clock.now_ms();
+    // Re-read inside each attempt: the write replaces the whole row.
+    auto written = m_retry.run<void>(
+        m_env + ": record revision " + std::to_string(m_revision_id) + " " + std::string(core::revision_status_name(status)),
+        [&]() -> Expected<void> {
+          IDP_TRY_ASSIGN(Revision rev, m_store.get_revision(m_revision_id));
+          rev.status = status;
+          rev.message = std::string(message);
+          if (status == RevisionStatus::serving || status == RevisionStatus::failed) {
+            rev.finished_at = now;
+          }
+          return m_store.update_revision(rev);
+        },
+        m_give_up);
+    (void)written; // logged by run(); the environment's own phase is written separately and decides
   }
 
   bool cancelled() const override { return m_cancel && m_cancel->load(); }
@@ -58,9 +70,11 @@ public:
 
 private:
   store::StateStore& m_store;
+  StoreRetry& m_retry;
   std::string m_env;
   int64_t m_revision_id;
   std::shared_ptr<std::atomic<bool>> m_cancel;
+  std::function<bool()> m_give_up;
   util::Clock& m_clock;
 };
 
@@ -89,7 +103,8 @@ bool owner_is_dead_local(const std::string& owner) {
 
 Reconciler::Reconciler(store::StateStore& store, const DriverSet& drivers, const TemplateCatalog& templates,
                        util::Clock& clock, const EngineOptions& options)
-    : m_store(store), m_drivers(drivers), m_templates(templates), m_clock(clock), m_options(options) {}
+    : m_store(store), m_drivers(drivers), m_templates(templates), m_clock(clock), m_options(options),
+      m_retry(options.store_retry_base, options.store_retry_max) {}
 
 Reconciler::~Reconciler() { stop(); }
 
@@ -100,6 +115,7 @@ void Reconciler::start() {
   }
   m_running = true;
   m_shutdown = false;
+  m_retry.restart();
   m_wake_all = true;
   m_loop_thread = std::thread([this] { loop(); });
   m_renew_thread = std::thread([this] { renew_leases(); });
@@ -116,10 +132,11 @@ void Reconciler::stop() {
     }
     m_running = false;
     m_shutdown = true;
-    for (auto& [_, flag] : m_cancel) {
-      flag->store(true);
+    for (auto& [_, op] : m_held) {
+      op->cancel->store(true);
     }
   }
+  m_retry.stop();
   m_loop_cv.notify_all();
   m_work_cv.notify_all();
   if (m_loop_thread.joinable()) {
@@ -146,11 +163,14 @@ void Reconciler::wake(const std::string& env) {
 }
 
 void Reconciler::cancel(const std::string& env) {
-  std::lock_guard<std::mutex> g(m_mu);
-  auto it = m_cancel.find(env);
-  if (it != m_cancel.end()) {
-    it->second->store(true);
+  {
+    std::lock_guard<std::mutex> g(m_mu);
+    auto it = m_held.find(env);
+    if (it != m_held.end()) {
+      it->second->cancel->store(true);
+    }
   }
+  m_retry.notify();
 }
 
 size_t Reconciler::busy() const {
@@ -158,13 +178,42 @@ size_t Reconciler::busy() const {
   return m_queue.size() + m_inflight.size();
 }
 
-std::shared_ptr<std::atomic<bool>> Reconciler::cancel_flag(const std::string& name, bool reset) {
+std::shared_ptr<Reconciler::Operation> Reconciler::begin_operation(const std::string& name) {
+  auto op = std::make_shared<Operation>();
+  op->name = name;
+  op->lease_expires_at = m_clock.now_ms() + m_options.lease_ttl;
   std::lock_guard<std::mutex> g(m_mu);
-  auto& f = m_cancel[name];
-  if (!f || reset) {
-    f = std::make_shared<std::atomic<bool>>(m_shutdown.load());
+  op->cancel = std::make_shared<std::atomic<bool>>(m_shutdown.load());
+  m_held[name] = op;
+  return op;
+}
+
+void Reconciler::end_operation(const std::shared_ptr<Operation>& op) {
+  {
+    // Out of the renewer's sight before the lease goes, so it does not renew a lease
+    // that is being released (renew_lease would refuse anyway: it never re-creates one).
+    std::lock_guard<std::mutex> g(m_mu);
+    auto it = m_held.find(op->name);
+    if (it != m_held.end() && it->second == op) {
+      m_held.erase(it);
+    }
   }
-  return f;
+  if (op->lease_lost) {
+    return; // not ours any more: releasing could only fail or free someone else's
+  }
+  (void)m_retry.run<void>(op->name + ": release lease", // outcome logged by run(); an unreleased lease expires
+                          [&] { return m_store.release_lease(op->name, m_options.owner_id); });
+}
+
+Expected<Environment> Reconciler::write_env(Operation& op, const std::string& what, const store::Mutator& mutate) {
+  return m_retry.run<Environment>(
+      op.name + ": " + what, [&] { return m_store.update_environment(op.name, mutate); },
+      [&] { return op.lease_lost.load(); });
+}
+
+Expected<void> Reconciler::write_revision(Operation& op, const std::string& what, const Revision& rev) {
+  return m_retry.run<void>(
+      op.name + ": " + what, [&] { return m_store.update_revision(rev); }, [&] { return op.lease_lost.load(); });
 }
 
 Reconciler::Action Reconciler::due(const Environment& env, util::Millis now) const {
@@ -259,13 +308,50 @@ void Reconciler::renew_leases() {
     if (!m_running) {
       return;
     }
-    std::vector<std::string> names(m_inflight.begin(), m_inflight.end());
+    std::vector<std::shared_ptr<Operation>> ops;
+    for (const auto& [_, op] : m_held) {
+      ops.push_back(op);
+    }
     lk.unlock();
-    for (const auto& n : names) {
-      (void)m_store.try_acquire_lease(n, m_options.owner_id, m_clock.now_ms(), m_options.lease_ttl);
+    for (const auto& op : ops) {
+      renew(*op);
     }
     lk.lock();
   }
+}
+
+void Reconciler::renew(Operation& op) {
+  if (op.lease_lost) {
+    return;
+  }
+  util::Millis now = m_clock.now_ms();
+  auto renewed = m_store.renew_lease(op.name, m_options.owner_id, now, m_options.lease_ttl);
+  if (renewed && *renewed) {
+    op.lease_expires_at = now + m_options.lease_ttl;
+    return;
+  }
+  std::string why;
+  if (renewed) {
+    auto lease = m_store.get_lease(op.name);
+    why = lease && *lease ? "it is held by " + (*lease)->owner : "it was released or broken";
+  } else if (now < op.lease_expires_at) {
+    // Still ours until it expires: the next renewal (a third of the TTL later) tries again.
+    spdlog::warn("{}: cannot renew the lease (retrying): {}", op.name, renewed.error().full_message());
+    return;
+  } else {
+    why = "it expired while the store could not renew it: " + renewed.error().full_message();
+  }
+  {
+    std::lock_guard<std::mutex> g(m_mu);
+    auto it = m_held.find(op.name);
+    if (it == m_held.end() || it->second.get() != &op) {
+      return; // the operation finished meanwhile and released the lease itself
+    }
+    op.lease_lost = true;
+    op.cancel->store(true);
+  }
+  m_retry.notify();
+  spdlog::error("{}: lease lost ({}); cancelling the operation in progress", op.name, why);
 }
 
 bool Reconciler::acquire_lease(const std::string& name) {
@@ -273,10 +359,18 @@ bool Reconciler::acquire_lease(const std::string& name) {
   if (got && *got) {
     return true;
   }
+  if (!got) {
+    spdlog::warn("reconciler: {}: cannot take the lease (the next pass tries again): {}", name,
+                 got.error().full_message());
+    return false;
+  }
   auto lease = m_store.get_lease(name);
   if (lease && *lease && owner_is_dead_local((*lease)->owner)) {
     spdlog::info("reconciler: {}: breaking lease of dead owner {}", name, (*lease)->owner);
-    (void)m_store.break_lease(name);
+    if (auto broken = m_store.break_lease(name); !broken) {
+      // The acquire below fails too; the next pass tries again.
+      spdlog::warn("reconciler: {}: cannot break the lease: {}", name, broken.error().full_message());
+    }
     got = m_store.try_acquire_lease(name, m_options.owner_id, m_clock.now_ms(), m_options.lease_ttl);
     return got && *got;
   }
@@ -287,49 +381,56 @@ void Reconciler::process(const std::string& name) {
   if (!acquire_lease(name)) {
     return;
   }
+  auto op = begin_operation(name);
   auto env = m_store.get_environment(name);
-  if (env) {
+  if (!env) {
+    // Nothing was done: the loop's next pass looks at the environment again.
+    spdlog::warn("reconciler: {}: cannot read the environment: {}", name, env.error().full_message());
+  } else {
     Action a = due(*env, m_clock.now_ms());
     auto driver = m_drivers.get(env->runtime);
     if (!driver) {
       util::Millis now = m_clock.now_ms();
-      (void)m_store.update_environment(name, [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
-        e.attempts += 1;
-        e.next_attempt_at = now + backoff_delay(m_options, e.attempts);
-        e.message = driver.error().message;
-        if (e.desired == Desired::present) {
-          set_phase(e, Phase::failed, k_actor, driver.error().message, events, now);
-        }
-        return {};
-      });
+      (void)write_env(*op, "record missing driver", // retried; outcome logged by write_env
+                      [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+                        e.attempts += 1;
+                        e.next_attempt_at = now + backoff_delay(m_options, e.attempts);
+                        e.message = driver.error().message;
+                        if (e.desired == Desired::present) {
+                          set_phase(e, Phase::failed, k_actor, driver.error().message, events, now);
+                        }
+                        return {};
+                      });
     } else if (a == Action::deploy) {
-      do_deploy(*env, **driver);
+      do_deploy(*env, **driver, *op);
     } else if (a == Action::destroy) {
-      do_destroy(*env, **driver);
+      do_destroy(*env, **driver, *op);
     } else if (a == Action::observe) {
-      do_observe(*env, **driver);
+      do_observe(*env, **driver, *op);
     }
   }
-  (void)m_store.release_lease(name, m_options.owner_id);
+  end_operation(op);
 }
 
-void Reconciler::do_deploy(Environment env, drivers::Driver& driver) {
+void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& op) {
   const std::string name = env.name;
   const int64_t gen = env.generation;
   const std::string commit = env.commit;
   const bool first = env.deployed_commit.empty();
   util::Millis now = m_clock.now_ms();
-  auto flag = cancel_flag(name, true);
+  auto flag = op.cancel;
+  auto lost = [&op] { return op.lease_lost.load(); };
 
   drivers::DeploySpec spec;
   auto fail_config = [&](const Error& err) {
-    (void)m_store.update_environment(name, [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
-      e.attempts += 1;
-      e.next_attempt_at = now + backoff_delay(m_options, e.attempts);
-      e.message = err.message;
-      set_phase(e, first ? Phase::failed : Phase::ready, k_actor, err.message, events, now);
-      return {};
-    });
+    (void)write_env(op, "record config error", // retried; outcome logged by write_env
+                    [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+                      e.attempts += 1;
+                      e.next_attempt_at = now + backoff_delay(m_options, e.attempts);
+                      e.message = err.message;
+                      set_phase(e, first ? Phase::failed : Phase::ready, k_actor, err.message, events, now);
+                      return {};
+                    });
   };
   auto cfg = core::app_config_from_json(nlohmann::json::parse(env.config_json, nullptr, false));
   if (!cfg) {
@@ -342,7 +443,7 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver) {
     return;
   }
   Phase target = first ? Phase::provisioning : Phase::updating;
-  auto marked = m_store.update_environment(name, [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+  auto marked = write_env(op, "mark deploying", [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
     if (e.generation != gen || e.desired != Desired::present) {
       return make_error(ErrorCode::conflict, "superseded");
     }
@@ -352,7 +453,7 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver) {
     return {};
   });
   if (!marked) {
-    return; // superseded before we started: the loop picks the newer state
+    return; // superseded before we started (the loop picks the newer state), or the lease is gone
   }
   Revision rev;
   rev.env = name;
@@ -360,30 +461,51 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver) {
   rev.generation = gen;
   rev.status = RevisionStatus::pending;
   rev.created_at = now;
-  auto rev_id = m_store.insert_revision(rev);
-  rev.id = rev_id ? *rev_id : 0;
+  // No apply without a recorded revision (the driver names its processes and routes after
+  // the id). Given up only on a cancel or a lost lease: the phase stays provisioning or
+  // updating, so a later pass deploys again.
+  auto rev_id = m_retry.run<int64_t>(
+      name + ": record revision of " + util::short_commit(commit), [&] { return m_store.insert_revision(rev); },
+      [&] { return flag->load() || lost(); });
+  if (!rev_id) {
+    return;
+  }
+  rev.id = *rev_id;
 
   spec.env = *marked;
   spec.config = std::move(*cfg);
   spec.revision_id = rev.id;
   spec.components = tmpl->components;
-  EngineProgress progress(m_store, name, rev.id, flag, m_clock);
+  EngineProgress progress(m_store, m_retry, name, rev.id, flag, lost, m_clock);
   spdlog::info("{}: deploying {} (generation {}, revision {})", name, util::short_commit(commit), gen, rev.id);
   auto result = driver.apply(spec, progress);
   now = m_clock.now_ms();
 
+  if (lost()) {
+    // Another worker holds the environment now and decides its state; what this apply
+    // left behind is its to reconcile (every driver operation is idempotent).
+    spdlog::warn("{}: lease lost during the deploy of {}; leaving the environment to its new holder", name,
+                 util::short_commit(commit));
+    return;
+  }
+
   if (result) {
     progress.revision_status(RevisionStatus::serving, "healthy");
-    if (auto revs = m_store.list_revisions(name, 20)) {
+    auto revs = m_retry.run<std::vector<Revision>>(
+        name + ": list revisions", [&] { return m_store.list_revisions(name, 20); }, lost);
+    if (revs) {
       for (auto r : *revs) {
         if (r.id != rev.id && r.status == RevisionStatus::serving) {
           r.status = RevisionStatus::superseded;
           r.finished_at = now;
-          (void)m_store.update_revision(r);
+          (void)write_revision(op, "mark revision " + std::to_string(r.id) + " superseded", r); // logged there
         }
       }
     }
-    (void)m_store.update_environment(name, [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+    // The write that matters most: without it the environment looks undeployed and is
+    // deployed again. Retried until it lands (or the daemon stops: then the phase is still
+    // provisioning/updating and the next start redeploys, idempotently).
+    auto ready = write_env(op, "record ready", [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
       e.url = result->url;
       e.outputs_json = result->outputs.dump();
       e.warnings = result->warnings;
@@ -397,6 +519,9 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver) {
                 "revision " + std::to_string(rev.id) + " (" + util::short_commit(commit) + ") is healthy", events, now);
       return {};
     });
+    if (!ready) {
+      return;
+    }
     std::lock_guard<std::mutex> g(m_mu);
     m_unhealthy[name] = 0;
     m_last_probe[name] = now;
@@ -407,12 +532,14 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver) {
   const Error& err = result.error();
   if (flag->load() || err.code == ErrorCode::cancelled) {
     progress.revision_status(RevisionStatus::superseded, "superseded before it finished");
-    (void)m_store.update_environment(name, [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
-      set_phase(e, first ? Phase::pending : Phase::ready, k_actor,
-                "deploy of " + util::short_commit(commit) + " superseded before it finished", events, now);
-      e.message = "";
-      return {};
-    });
+    (void)write_env(op, "record superseded deploy", // retried; outcome logged by write_env
+                    [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+                      set_phase(e, first ? Phase::pending : Phase::ready, k_actor,
+                                "deploy of " + util::short_commit(commit) + " superseded before it finished", events,
+                                now);
+                      e.message = "";
+                      return {};
+                    });
     spdlog::info("{}: deploy of {} superseded", name, util::short_commit(commit));
     return;
   }
@@ -427,19 +554,24 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver) {
     }
     tail = util::join(lines, "\n");
   }
-  Revision failed_rev = rev;
-  if (auto r = m_store.get_revision(rev.id)) {
-    failed_rev = *r;
-  }
-  failed_rev.status = RevisionStatus::failed;
-  failed_rev.message = err.full_message();
-  failed_rev.log_tail = tail;
-  failed_rev.finished_at = now;
-  (void)m_store.update_revision(failed_rev);
+  (void)m_retry.run<void>( // outcome logged by run(); the environment's phase below carries the error too
+      name + ": record failed revision " + std::to_string(rev.id),
+      [&]() -> Expected<void> {
+        Revision failed_rev = rev;
+        if (auto r = m_store.get_revision(rev.id)) {
+          failed_rev = *r;
+        }
+        failed_rev.status = RevisionStatus::failed;
+        failed_rev.message = err.full_message();
+        failed_rev.log_tail = tail;
+        failed_rev.finished_at = now;
+        return m_store.update_revision(failed_rev);
+      },
+      lost);
 
   bool permanent = err.code == ErrorCode::permanent || err.code == ErrorCode::invalid_config ||
                    err.code == ErrorCode::invalid_argument;
-  (void)m_store.update_environment(name, [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+  (void)write_env(op, "record failed deploy", [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
     e.attempts += 1;
     e.updated_at = now;
     if (!first) {
@@ -463,55 +595,69 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver) {
                 util::format_duration(delay) + ")";
     set_phase(e, Phase::failed, k_actor, err.full_message(), events, now);
     return {};
-  });
+  }); // retried; outcome logged by write_env
   spdlog::warn("{}: deploy of {} failed: {}", name, util::short_commit(commit), err.full_message());
 }
 
-void Reconciler::do_destroy(Environment env, drivers::Driver& driver) {
+void Reconciler::do_destroy(Environment env, drivers::Driver& driver, Operation& op) {
   const std::string name = env.name;
   util::Millis now = m_clock.now_ms();
-  (void)m_store.update_environment(name, [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+  auto lost = [&op] { return op.lease_lost.load(); };
+  auto marked = write_env(op, "mark destroying", [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
     set_phase(e, Phase::destroying, k_actor, "removing everything of the environment", events, now);
     e.message = "destroying";
     return {};
   });
-  // A destroy is never cancelled: it finishes, then a newer request is acted on.
+  if (!marked) {
+    return; // the lease is gone or the reconciler stops (logged by write_env)
+  }
+  // A destroy is never cancelled by a push: it finishes, then a newer request is acted on.
   auto never = std::make_shared<std::atomic<bool>>(false);
-  EngineProgress progress(m_store, name, 0, never, m_clock);
+  EngineProgress progress(m_store, m_retry, name, 0, never, lost, m_clock);
   auto result = driver.destroy(env, progress);
   now = m_clock.now_ms();
+  if (lost()) {
+    spdlog::warn("{}: lease lost during the destroy; leaving the environment to its new holder", name);
+    return;
+  }
   if (!result) {
     const Error& err = result.error();
-    (void)m_store.update_environment(name, [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
-      e.attempts += 1;
-      util::Millis delay = backoff_delay(m_options, e.attempts);
-      e.next_attempt_at = now + delay;
-      e.message = "destroy failed (attempt " + std::to_string(e.attempts) + "): " + err.full_message() +
-                  "; retrying at " + util::format_iso8601(e.next_attempt_at);
-      Event ev;
-      ev.env = name;
-      ev.at = now;
-      ev.actor = k_actor;
-      ev.action = "destroy-failed";
-      ev.reason = e.message;
-      ev.from_phase = ev.to_phase = std::string(core::phase_name(e.phase));
-      events.push_back(ev);
-      return {};
-    });
+    (void)write_env(op, "record failed destroy", // retried; outcome logged by write_env
+                    [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+                      e.attempts += 1;
+                      util::Millis delay = backoff_delay(m_options, e.attempts);
+                      e.next_attempt_at = now + delay;
+                      e.message = "destroy failed (attempt " + std::to_string(e.attempts) +
+                                  "): " + err.full_message() + "; retrying at " +
+                                  util::format_iso8601(e.next_attempt_at);
+                      Event ev;
+                      ev.env = name;
+                      ev.at = now;
+                      ev.actor = k_actor;
+                      ev.action = "destroy-failed";
+                      ev.reason = e.message;
+                      ev.from_phase = ev.to_phase = std::string(core::phase_name(e.phase));
+                      events.push_back(ev);
+                      return {};
+                    });
     spdlog::warn("{}: destroy failed: {}", name, err.full_message());
     return;
   }
-  if (auto revs = m_store.list_revisions(name, 50)) {
+  auto revs = m_retry.run<std::vector<Revision>>(
+      name + ": list revisions", [&] { return m_store.list_revisions(name, 50); }, lost);
+  if (revs) {
     for (auto r : *revs) {
       if (r.status == RevisionStatus::serving || r.status == RevisionStatus::pending ||
           r.status == RevisionStatus::building || r.status == RevisionStatus::starting) {
         r.status = RevisionStatus::stopped;
         r.finished_at = now;
-        (void)m_store.update_revision(r);
+        (void)write_revision(op, "mark revision " + std::to_string(r.id) + " stopped", r); // logged there
       }
     }
   }
-  (void)m_store.update_environment(name, [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+  // Without this write the environment stays destroying and the destroy is repeated
+  // (idempotent) at the next pass or start.
+  auto done = write_env(op, "record destroyed", [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
     e.url = "";
     e.outputs_json = "{}";
     e.deployed_commit = "";
@@ -533,16 +679,18 @@ void Reconciler::do_destroy(Environment env, drivers::Driver& driver) {
     set_phase(e, Phase::destroyed, k_actor, "everything removed", events, now);
     return {};
   });
+  if (!done) {
+    return;
+  }
   {
     std::lock_guard<std::mutex> g(m_mu);
     m_last_probe.erase(name);
     m_unhealthy.erase(name);
-    m_cancel.erase(name);
   }
   spdlog::info("{}: destroyed", name);
 }
 
-void Reconciler::do_observe(Environment env, drivers::Driver& driver) {
+void Reconciler::do_observe(Environment env, drivers::Driver& driver, Operation& op) {
   const std::string name = env.name;
   util::Millis now = m_clock.now_ms();
   {
@@ -564,7 +712,8 @@ void Reconciler::do_observe(Environment env, drivers::Driver& driver) {
     }
   }
   bool restart = false;
-  (void)m_store.update_environment(name, [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+  auto written = write_env(op, "record health", [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+    restart = false; // the mutator may run again when a write is retried
     if (e.desired != Desired::present || (e.phase != Phase::ready && e.phase != Phase::degraded)) {
       return {};
     }
@@ -594,11 +743,14 @@ void Reconciler::do_observe(Environment env, drivers::Driver& driver) {
     }
     return {};
   });
-  if (restart) {
+  if (written && restart) {
     auto fresh = m_store.get_environment(name);
-    if (fresh) {
-      do_deploy(*fresh, driver);
+    if (!fresh) {
+      // The next probe finds it still not running and restarts it then.
+      spdlog::warn("{}: cannot read the environment to restart it: {}", name, fresh.error().full_message());
+      return;
     }
+    do_deploy(*fresh, driver, op);
   }
 }
 

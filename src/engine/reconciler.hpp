@@ -3,6 +3,10 @@
 // environment (on each trigger and every resync_interval) and hands what is due to a
 // bounded worker pool. A worker holds the environment's lease while it calls the driver,
 // so one worker acts on an environment at a time, also across daemons sharing a store.
+// The lease is renewed while the worker runs; when a renewal finds it lost (released,
+// broken by `idp unlock`, taken over after expiring) the worker's operation is cancelled
+// and it writes nothing more. A failed store write is logged and retried (StoreRetry)
+// until it succeeds, the lease is lost or the reconciler stops; never dropped.
 
 #include <atomic>
 #include <condition_variable>
@@ -17,6 +21,7 @@
 
 #include "engine/driver_set.hpp"
 #include "engine/options.hpp"
+#include "engine/store_retry.hpp"
 #include "engine/templates.hpp"
 #include "store/state_store.hpp"
 #include "util/time.hpp"
@@ -46,15 +51,30 @@ public:
   size_t busy() const;
 
 private:
+  // One worker's turn on an environment, while it holds the lease.
+  struct Operation {
+    std::string name;
+    std::shared_ptr<std::atomic<bool>> cancel; // cancel(), stop() or a lost lease
+    std::atomic<bool> lease_lost{false};
+    std::atomic<util::Millis> lease_expires_at{0}; // as of the last acquire or renewal
+  };
+
   void loop();
   void worker();
   void renew_leases();
+  void renew(Operation& op);
   void process(const std::string& name);
   bool acquire_lease(const std::string& name);
-  void do_deploy(core::Environment env, drivers::Driver& driver);
-  void do_destroy(core::Environment env, drivers::Driver& driver);
-  void do_observe(core::Environment env, drivers::Driver& driver);
-  std::shared_ptr<std::atomic<bool>> cancel_flag(const std::string& name, bool reset);
+  std::shared_ptr<Operation> begin_operation(const std::string& name);
+  void end_operation(const std::shared_ptr<Operation>& op);
+  void do_deploy(core::Environment env, drivers::Driver& driver, Operation& op);
+  void do_destroy(core::Environment env, drivers::Driver& driver, Operation& op);
+  void do_observe(core::Environment env, drivers::Driver& driver, Operation& op);
+  // update_environment of op's environment, retried while the store fails (StoreRetry);
+  // gives up only when the lease is lost or the reconciler stops.
+  Expected<core::Environment> write_env(Operation& op, const std::string& what, const store::Mutator& mutate);
+  // update_revision, retried the same way.
+  Expected<void> write_revision(Operation& op, const std::string& what, const core::Revision& rev);
 
   store::StateStore& m_store;
   const DriverSet& m_drivers;
@@ -70,10 +90,11 @@ private:
   std::deque<std::string> m_queue;
   std::set<std::string> m_queued;
   std::set<std::string> m_inflight;
-  std::map<std::string, std::shared_ptr<std::atomic<bool>>> m_cancel;
+  std::map<std::string, std::shared_ptr<Operation>> m_held; // in-flight operations by environment
   std::map<std::string, util::Millis> m_last_probe;
   std::map<std::string, int> m_unhealthy;
   std::atomic<bool> m_shutdown{false};
+  StoreRetry m_retry;
   std::thread m_loop_thread;
   std::thread m_renew_thread;
   std::vector<std::thread> m_workers;

@@ -68,6 +68,10 @@ public:
   // Takes the lease when it is free, expired at `now`, or already held by `owner` (renewal).
   // Returns false when someone else holds it.
   virtual Expected<bool> try_acquire_lease(std::string_view env, std::string_view owner, Millis now, Millis ttl) = 0;
+  // Extends the lease to now + ttl only while `owner` still holds it (its row, even past
+  // its expiry when nobody took it over). Returns false, changing nothing, when the lease
+  // was released, broken or taken by someone else: it never re-creates a lease.
+  virtual Expected<bool> renew_lease(std::string_view env, std::string_view owner, Millis now, Millis ttl) = 0;
   // Releases it if `owner` holds it; ok otherwise.
   virtual Expected<void> release_lease(std::string_view env, std::string_view owner) = 0;
   // Removes the lease whoever holds it (idp unlock).

@@ -745,6 +745,66 @@ TEST_P(StoreContract, HolderRenewsItsLease) {
   EXPECT_FALSE(contended);
 }
 
+TEST_P(StoreContract, RenewExtendsOnlyALeaseTheOwnerStillHolds) {
+  IDP_ASSERT_OK_ASSIGN(bool first, store().try_acquire_lease("env", "worker-1", 1000, 500));
+  ASSERT_TRUE(first);
+  IDP_ASSERT_OK_ASSIGN(bool renewed, store().renew_lease("env", "worker-1", 1400, 500));
+  EXPECT_TRUE(renewed);
+  IDP_ASSERT_OK_ASSIGN(auto lease, store().get_lease("env"));
+  ASSERT_TRUE(lease.has_value());
+  EXPECT_EQ(lease->expires_at, 1900);
+
+  // Someone else's lease is neither renewed nor taken over.
+  IDP_ASSERT_OK_ASSIGN(bool by_other, store().renew_lease("env", "worker-2", 1500, 500));
+  EXPECT_FALSE(by_other);
+  IDP_ASSERT_OK_ASSIGN(auto unchanged, store().get_lease("env"));
+  ASSERT_TRUE(unchanged.has_value());
+  EXPECT_EQ(unchanged->owner, "worker-1");
+  EXPECT_EQ(unchanged->expires_at, 1900);
+
+  // Past its expiry but not taken over: still the owner's, so it renews.
+  IDP_ASSERT_OK_ASSIGN(bool late, store().renew_lease("env", "worker-1", 2000, 500));
+  EXPECT_TRUE(late);
+  IDP_ASSERT_OK_ASSIGN(auto late_lease, store().get_lease("env"));
+  ASSERT_TRUE(late_lease.has_value());
+  EXPECT_EQ(late_lease->expires_at, 2500);
+}
+
+TEST_P(StoreContract, RenewNeverRecreatesAReleasedBrokenOrTakenLease) {
+  IDP_ASSERT_OK_ASSIGN(bool first, store().try_acquire_lease("env", "worker-1", 1000, 500));
+  ASSERT_TRUE(first);
+  IDP_ASSERT_OK(store().release_lease("env", "worker-1"));
+  IDP_ASSERT_OK_ASSIGN(bool after_release, store().renew_lease("env", "worker-1", 1100, 500));
+  EXPECT_FALSE(after_release);
+  IDP_ASSERT_OK_ASSIGN(auto released, store().get_lease("env"));
+  EXPECT_FALSE(released.has_value()) << "a renewal after the release re-created the lease";
+
+  IDP_ASSERT_OK_ASSIGN(bool again, store().try_acquire_lease("env", "worker-1", 1200, 500));
+  ASSERT_TRUE(again);
+  IDP_ASSERT_OK(store().break_lease("env"));
+  IDP_ASSERT_OK_ASSIGN(bool after_break, store().renew_lease("env", "worker-1", 1300, 500));
+  EXPECT_FALSE(after_break);
+  IDP_ASSERT_OK_ASSIGN(auto broken, store().get_lease("env"));
+  EXPECT_FALSE(broken.has_value());
+
+  // Expired and taken over by another worker: lost for good.
+  IDP_ASSERT_OK_ASSIGN(bool mine, store().try_acquire_lease("env", "worker-1", 2000, 500));
+  ASSERT_TRUE(mine);
+  IDP_ASSERT_OK_ASSIGN(bool taken, store().try_acquire_lease("env", "worker-2", 2500, 500));
+  ASSERT_TRUE(taken);
+  IDP_ASSERT_OK_ASSIGN(bool after_takeover, store().renew_lease("env", "worker-1", 2600, 500));
+  EXPECT_FALSE(after_takeover);
+  IDP_ASSERT_OK_ASSIGN(auto theirs, store().get_lease("env"));
+  ASSERT_TRUE(theirs.has_value());
+  EXPECT_EQ(theirs->owner, "worker-2");
+  EXPECT_EQ(theirs->expires_at, 3000);
+
+  IDP_ASSERT_OK_ASSIGN(bool never, store().renew_lease("never-leased", "worker-1", 1000, 500));
+  EXPECT_FALSE(never);
+  IDP_ASSERT_OK_ASSIGN(auto none, store().get_lease("never-leased"));
+  EXPECT_FALSE(none.has_value());
+}
+
 TEST_P(StoreContract, ReleaseByHolderFreesTheLeaseAndByOthersDoesNothing) {
   IDP_ASSERT_OK_ASSIGN(bool first, store().try_acquire_lease("env", "worker-1", 1000, 500));
   ASSERT_TRUE(first);

@@ -40,14 +40,19 @@ Expected<drivers::ApplyResult> FakeDriver::apply(const drivers::DeploySpec& spec
   m_calls.push_back({"apply", spec.env.name, spec.env.commit, spec.revision_id});
   m_cv.notify_all();
   progress.revision_status(core::RevisionStatus::starting, "fake start");
+  auto cancelled = [&] {
+    m_calls.push_back({"apply-cancelled", spec.env.name, spec.env.commit, spec.revision_id});
+    m_cv.notify_all();
+    return make_error(ErrorCode::cancelled, "apply cancelled");
+  };
   while (m_hold) {
     if (progress.cancelled()) {
-      return make_error(ErrorCode::cancelled, "apply cancelled");
+      return cancelled();
     }
     m_cv.wait_for(lk, 5ms);
   }
   if (progress.cancelled()) {
-    return make_error(ErrorCode::cancelled, "apply cancelled");
+    return cancelled();
   }
   if (!m_apply_errors.empty()) {
     Error e = m_apply_errors.front();

@@ -199,6 +199,17 @@ Expected<bool> InMemoryStore::try_acquire_lease(std::string_view env, std::strin
   return true;
 }
 
+Expected<bool> InMemoryStore::renew_lease(std::string_view env, std::string_view owner, util::Millis now,
+                                          util::Millis ttl) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_leases.find(env);
+  if (it == m_leases.end() || it->second.owner != owner) {
+    return false;
+  }
+  it->second.expires_at = now + ttl;
+  return true;
+}
+
 Expected<void> InMemoryStore::release_lease(std::string_view env, std::string_view owner) {
   std::lock_guard lock(m_mutex);
   auto it = m_leases.find(env);

@@ -36,6 +36,8 @@ public:
 
   Expected<bool> try_acquire_lease(std::string_view env, std::string_view owner, util::Millis now,
                                    util::Millis ttl) override;
+  Expected<bool> renew_lease(std::string_view env, std::string_view owner, util::Millis now,
+                             util::Millis ttl) override;
   Expected<void> release_lease(std::string_view env, std::string_view owner) override;
   Expected<void> break_lease(std::string_view env) override;
   Expected<std::optional<core::Lease>> get_lease(std::string_view env) override;

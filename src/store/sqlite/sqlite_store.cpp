@@ -759,6 +759,18 @@ Expected<bool> SqliteStore::try_acquire_lease(std::string_view env, std::string_
   return sqlite3_changes(m_db) > 0;
 }
 
+Expected<bool> SqliteStore::renew_lease(std::string_view env, std::string_view owner, Millis now, Millis ttl) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "renew lease on " + in_quotes(env));
+  // An UPDATE, never an upsert: a lease released or broken meanwhile stays gone.
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "UPDATE leases SET expires_at = ?3 WHERE env = ?1 AND owner = ?2"));
+  st.bind(1, env);
+  st.bind(2, owner);
+  st.bind(3, now + ttl);
+  IDP_TRY(st.run());
+  return sqlite3_changes(m_db) > 0;
+}
+
 Expected<void> SqliteStore::release_lease(std::string_view env, std::string_view owner) {
   std::lock_guard lock(m_mutex);
   Op op(m_db, "release lease on " + in_quotes(env));

@@ -59,6 +59,7 @@ public:
   Expected<std::vector<Event>> list_events(const EventQuery& q) override;
 
   Expected<bool> try_acquire_lease(std::string_view env, std::string_view owner, Millis now, Millis ttl) override;
+  Expected<bool> renew_lease(std::string_view env, std::string_view owner, Millis now, Millis ttl) override;
   Expected<void> release_lease(std::string_view env, std::string_view owner) override;
   Expected<void> break_lease(std::string_view env) override;
   Expected<std::optional<Lease>> get_lease(std::string_view env) override;

@@ -1,6 +1,8 @@
 #pragma once
 // Engine under test: InMemoryStore + FakeDriver + FakeClock, real git repositories and the
-// real built-in templates.
+// real built-in templates. The controller and reconciler see the store through
+// m_faulty (a FailingStore: it only forwards unless a test scripts failures); tests read
+// m_store directly.
 
 #include <gtest/gtest.h>
 
@@ -11,6 +13,7 @@
 #include "engine/reconciler.hpp"
 #include "fakes/fake_clock.hpp"
 #include "fakes/fake_driver.hpp"
+#include "fakes/failing_store.hpp"
 #include "fakes/in_memory_store.hpp"
 #include "support/test_support.hpp"
 
@@ -26,6 +29,8 @@ protected:
     m_options.backoff_base = 1000;
     m_options.backoff_max = 8000;
     m_options.owner_id = "test-owner";
+    m_options.store_retry_base = 1; // retried store writes: no real waiting in tests
+    m_options.store_retry_max = 20;
     m_options.ttl_policy.min = 1000;
     m_drivers.add(&m_driver);
   }
@@ -41,12 +46,12 @@ protected:
     if (!m_controller) {
       engine::EngineSignals signals;
       if (with_reconciler) {
-        m_reconciler = std::make_unique<engine::Reconciler>(m_store, m_drivers, m_templates, m_clock, m_options);
+        m_reconciler = std::make_unique<engine::Reconciler>(m_faulty, m_drivers, m_templates, m_clock, m_options);
         auto* r = m_reconciler.get();
         signals.wake = [r](const std::string& n) { r->wake(n); };
         signals.cancel = [r](const std::string& n) { r->cancel(n); };
       }
-      m_controller = std::make_unique<engine::Controller>(m_store, m_clock, m_repos, m_templates, m_drivers, m_options,
+      m_controller = std::make_unique<engine::Controller>(m_faulty, m_clock, m_repos, m_templates, m_drivers, m_options,
                                                           signals);
       if (m_reconciler) {
         m_reconciler->start();
@@ -91,6 +96,7 @@ protected:
 
   TempDir m_tmp;
   InMemoryStore m_store;
+  FailingStore m_faulty{m_store};
   FakeDriver m_driver;
   FakeClock m_clock;
   engine::DriverSet m_drivers;

@@ -268,3 +268,115 @@ TEST_F(ReconcilerTest, PushAfterADestroyRequestDestroysFirstThenRecreates) {
   EXPECT_GT(apply_at, destroy_at) << "then the fresh environment";
   EXPECT_GT(m_store.get_environment(env->name)->created_at, env->created_at);
 }
+
+// --- Store failures: a failed write is retried, never dropped ---
+
+TEST_F(ReconcilerTest, FailedReadyWriteIsRetried) {
+  std::string repo = make_repo();
+  // The write that records ready, URL and deployed commit fails three times.
+  m_faulty.fail_updates_where([](const core::Environment& e) { return e.phase == Phase::ready; }, 3);
+  auto env = controller(true).create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(env);
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  EXPECT_EQ(m_faulty.injected("update_environment"), 3);
+  auto e = m_store.get_environment(env->name);
+  EXPECT_EQ(e->url, "http://preview-one.fake.test/");
+  EXPECT_EQ(e->deployed_commit, env->commit);
+  EXPECT_EQ(e->observed_generation, e->generation);
+  EXPECT_EQ(m_driver.count("apply", env->name), 1u) << "the write was retried; the deploy was not redone";
+  auto revs = m_store.list_revisions(env->name, 10);
+  ASSERT_EQ(revs->size(), 1u);
+  EXPECT_EQ((*revs)[0].status, core::RevisionStatus::serving);
+}
+
+TEST_F(ReconcilerTest, FailedRevisionInsertNeverDeploysRevisionZero) {
+  std::string repo = make_repo();
+  m_faulty.fail_next("insert_revision", 2);
+  auto env = controller(true).create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(env);
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  EXPECT_EQ(m_faulty.injected("insert_revision"), 2);
+  auto revs = m_store.list_revisions(env->name, 10);
+  ASSERT_EQ(revs->size(), 1u);
+  EXPECT_EQ((*revs)[0].status, core::RevisionStatus::serving);
+  size_t applies = 0;
+  for (const auto& c : m_driver.calls()) {
+    if (c.op == "apply") {
+      ++applies;
+      EXPECT_NE(c.revision_id, 0) << "apply under a revision that was never recorded";
+      EXPECT_EQ(c.revision_id, (*revs)[0].id);
+    }
+  }
+  EXPECT_EQ(applies, 1u);
+}
+
+TEST_F(ReconcilerTest, FailedWritesAroundADestroyAreRetried) {
+  std::string repo = make_repo();
+  auto env = controller(true).create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  m_faulty.fail_updates_where([](const core::Environment& e) { return e.phase == Phase::destroyed; }, 2);
+  m_faulty.fail_next("update_revision", 2);
+  ASSERT_TRUE(controller().destroy(env->name, "cli:alice", "done"));
+  ASSERT_TRUE(wait_phase(env->name, Phase::destroyed));
+  EXPECT_EQ(m_faulty.injected("update_environment"), 2);
+  EXPECT_EQ(m_faulty.injected("update_revision"), 2);
+  EXPECT_EQ(m_driver.count("destroy", env->name), 1u) << "the write was retried; the destroy was not redone";
+  auto revs = m_store.list_revisions(env->name, 10);
+  ASSERT_EQ(revs->size(), 1u);
+  EXPECT_EQ((*revs)[0].status, core::RevisionStatus::stopped);
+}
+
+// --- Leases ---
+
+TEST_F(ReconcilerTest, LostLeaseCancelsTheApplyAndLeavesTheEnvironmentToItsNewHolder) {
+  m_options.lease_ttl = 150; // renewed every 50 ms
+  std::string repo = make_repo();
+  m_driver.hold_applies(true);
+  auto env = controller(true).create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(env);
+  ASSERT_TRUE(m_driver.wait_for("apply", env->name, 1, 10000));
+  // `idp unlock`, then another daemon's worker takes the environment.
+  ASSERT_TRUE(m_store.break_lease(env->name));
+  ASSERT_TRUE(*m_store.try_acquire_lease(env->name, "other-host:1:1", m_clock.now_ms(), 600'000));
+  EXPECT_TRUE(m_driver.wait_for("apply-cancelled", env->name, 1, 10000))
+      << "the next renewal finds the lease lost and cancels the apply";
+  m_driver.hold_applies(false);
+  m_reconciler->stop();
+  auto lease = m_store.get_lease(env->name);
+  ASSERT_TRUE(lease && *lease);
+  EXPECT_EQ((*lease)->owner, "other-host:1:1") << "the new holder's lease is left alone";
+  auto e = m_store.get_environment(env->name);
+  EXPECT_EQ(e->phase, Phase::provisioning) << "the worker wrote nothing after losing the lease";
+  EXPECT_EQ(m_driver.count("apply", env->name), 1u);
+}
+
+TEST_F(ReconcilerTest, RenewalAfterTheWorkerReleasedDoesNotRecreateTheLease) {
+  m_options.lease_ttl = 150; // renewed every 50 ms
+  std::string repo = make_repo();
+  m_driver.hold_applies(true);
+  auto env = controller(true).create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(env);
+  ASSERT_TRUE(m_driver.wait_for("apply", env->name, 1, 10000));
+  // The renewer's next lease call is held until the worker has finished and released the
+  // lease: the renewal then comes from a stale list of in-flight work.
+  std::atomic<bool> released_first{false};
+  std::atomic<bool> hooked{false};
+  m_faulty.before_next({"renew_lease", "try_acquire_lease"}, [&] {
+    hooked = true;
+    m_driver.hold_applies(false);
+    released_first = wait_until(
+        [&] {
+          auto l = m_store.get_lease(env->name);
+          return l && !*l;
+        },
+        10000, 5);
+  });
+  ASSERT_TRUE(wait_until([&] { return hooked.load(); }, 10000, 5));
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  m_reconciler->stop(); // joins the renewer: its held call has returned
+  ASSERT_TRUE(released_first) << "the worker did not release its lease";
+  auto lease = m_store.get_lease(env->name);
+  ASSERT_TRUE(lease);
+  EXPECT_FALSE(lease->has_value()) << "a renewal re-created the released lease (owner "
+                                   << (lease->has_value() ? (*lease)->owner : "") << ")";
+}
