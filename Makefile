@@ -1,9 +1,21 @@
-# mini-idp: `make run` (install, build, serve the example app), `make test` (install, build, every test).
+# mini-idp: `make run` (install, build, serve the example app), `make test` (install, build, every test),
+# `make ci` (what CI runs: `make test`, then the ASan+UBSan suites and short fuzz runs).
 BUILD ?= build
 JOBS ?= $(shell nproc)
 TEST_JOBS ?= $(shell echo $$(( $$(nproc) * 2 )))
+# ON in CI: a new warning fails the build.
+WERROR ?= OFF
+# Sanitizer and fuzz builds (clang: libFuzzer needs it; g++ works for IDP_SANITIZE alone).
+SAN_CXX ?= clang++-14
+ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+FUZZ_SECONDS ?= 600
+FUZZ_RUNS ?= 1000000
+FUZZ_CI_SECONDS ?= 30
+FUZZ_TARGETS := $(notdir $(wildcard fuzz/corpus/*))
+LAUNCHER := $(if $(shell command -v ccache 2>/dev/null),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
-.PHONY: all deps configure build run test bench clean
+.PHONY: all deps configure build run test bench clean ci asan asan-test tsan fuzz fuzz-runs fuzz-ci check-format
 
 all: build
 
@@ -11,7 +23,7 @@ deps:
 	./scripts/install-deps.sh
 
 configure: deps
-	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIDP_WERROR=$(WERROR) $(LAUNCHER)
 
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -25,5 +37,50 @@ test: build
 bench: build
 	./scripts/bench.sh $(BUILD)
 
+# Everything CI checks, each step timed: the plain build and every test with -Werror, the
+# unit/contract/integration/cli suites under ASan+UBSan, then each fuzz target for
+# FUZZ_CI_SECONDS from its seeds.
+ci:
+	@start=$$(date +%s); \
+	$(MAKE) test WERROR=ON && t1=$$(date +%s) && \
+	$(MAKE) asan-test WERROR=ON && t2=$$(date +%s) && \
+	$(MAKE) fuzz-ci WERROR=ON && t3=$$(date +%s) && \
+	echo "ci: passed: test $$((t1 - start))s, asan-test $$((t2 - t1))s, fuzz-ci $$((t3 - t2))s, total $$((t3 - start))s"
+
+# ASan+UBSan build (also the libFuzzer build: IDP_FUZZ=ON), benchmarks off.
+asan: deps
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=$(SAN_CXX) \
+	  -DIDP_SANITIZE=address,undefined -DIDP_FUZZ=ON -DIDP_BUILD_BENCH=OFF -DIDP_WERROR=$(WERROR) \
+	  -DIDP_FUZZ_CI_SECONDS=$(FUZZ_CI_SECONDS) $(LAUNCHER)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+# Every suite but the fuzz runs; a sanitizer report in any process (daemon, shims) fails it.
+asan-test: asan
+	./scripts/sanitized-ctest.sh $(ASAN_BUILD) -LE fuzz -j $(TEST_JOBS) --output-on-failure --timeout 1800
+
+# TSan build of the engine, sources and local-driver tests only (the threaded code; the
+# integration suites would take too long under TSan), run with every race reported.
+tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=$(SAN_CXX) \
+	  -DIDP_SANITIZE=thread -DIDP_BUILD_BENCH=OFF $(LAUNCHER)
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target engine_test sources_test driver_local_test
+	./scripts/sanitized-ctest.sh $(TSAN_BUILD) -LE 'fuzz|integration|contract|cli' -E '_NOT_BUILT$$' \
+	  -j $(JOBS) --output-on-failure --timeout 1800
+
+# Each fuzz target for FUZZ_SECONDS (default 10 min); new inputs go to $(ASAN_BUILD)/fuzz-work.
+fuzz: asan
+	@for t in $(FUZZ_TARGETS); do ./fuzz/run_fuzz.sh $(ASAN_BUILD) $$t -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+
+# Each fuzz target for FUZZ_RUNS executions (the figures in fuzz/RESULTS.md).
+fuzz-runs: asan
+	@for t in $(FUZZ_TARGETS); do ./fuzz/run_fuzz.sh $(ASAN_BUILD) $$t -runs=$(FUZZ_RUNS) || exit 1; done
+
+# CI's bounded fuzzing: ctest label "fuzz", FUZZ_CI_SECONDS per target.
+fuzz-ci: asan
+	ctest --test-dir $(ASAN_BUILD) -L fuzz -j $(JOBS) --output-on-failure
+
+check-format:
+	./scripts/format.sh --check
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

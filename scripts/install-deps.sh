@@ -5,7 +5,10 @@ set -euo pipefail
 
 packages=(
   # build
-  cmake ninja-build g++ pkg-config make
+  cmake ninja-build g++ pkg-config make ccache
+  # sanitizer and fuzz builds (clang's libFuzzer and runtimes; llvm-symbolizer for stack
+  # traces), format check
+  clang-14 libclang-rt-14-dev llvm-14 clang-format-14
   # libraries (no vendored copies)
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libsqlite3-dev libpq-dev libcurl4-openssl-dev libssl-dev libexpected-dev

@@ -77,7 +77,7 @@ std::string sigv4_canonical_uri(std::string_view path, bool normalize, bool doub
   if (normalize) {
     // RFC 3986 remove_dot_segments, plus dropping empty segments ("//" → "/"); a trailing
     // slash (or a trailing "." / "..") keeps the result a directory.
-    bool trailing = path.size() > 1 && (path.back() == '/' || !segs.empty() && (segs.back() == "." || segs.back() == ".."));
+    bool trailing = path.size() > 1 && (path.back() == '/' || (!segs.empty() && (segs.back() == "." || segs.back() == "..")));
     std::vector<std::string> kept;
     for (const auto& s : segs) {
       if (s.empty() || s == ".") {

@@ -31,7 +31,7 @@ FakeGitHub::FakeGitHub() : m_server(std::make_unique<httplib::Server>()) {
     }
     return true;
   };
-  m_server->Post(R"(/repos/([^/]+)/([^/]+)/statuses/([0-9a-f]+))", [this, record](const httplib::Request& req, httplib::Response& res) {
+  m_server->Post(R"(/repos/([^/]+)/([^/]+)/statuses/([0-9a-f]+))", [record](const httplib::Request& req, httplib::Response& res) {
     if (!record(req, res)) {
       return;
     }
