@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <thread>
 
 #include "util/fs.hpp"
 #include "util/numbers.hpp"
@@ -53,6 +54,30 @@ pid_t read_pid(const std::string& file) {
   auto pid = util::parse_int<pid_t>(util::trim(*text), 1);
   return pid ? *pid : -1;
 }
+
+// Sets `cancel` once `file` exists (the child creates it after closing its output), so the
+// cancel arrives after EOF. Polls until a deadline; joined on destruction.
+class CancelWhenFileAppears {
+public:
+  CancelWhenFileAppears(std::string file, std::atomic<bool>& cancel)
+      : m_thread([file = std::move(file), &cancel, this] {
+          for (int i = 0; i < 3000 && !m_stop; ++i) {
+            if (util::path_exists(file)) {
+              cancel = true;
+              return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          }
+        }) {}
+  ~CancelWhenFileAppears() {
+    m_stop = true;
+    m_thread.join();
+  }
+
+private:
+  std::atomic<bool> m_stop{false};
+  std::thread m_thread;
+};
 
 } // namespace
 
@@ -101,28 +126,29 @@ TEST(SubprocessTest, CancelStopsTheChild) {
   EXPECT_EQ(r->signal, SIGTERM);
 }
 
-// The reproduction of the hang: the child closes its output and lingers. Before the fix,
-// run blocked in waitpid until the child ended on its own (here: never within the test's
-// ctest timeout).
+// The reproduction of the hang: the child closes its output and lingers, and the cancel
+// comes after EOF. Before the fix, run blocked in waitpid until the child ended on its own
+// (here: never within the test's ctest timeout).
 TEST(SubprocessTest, CancelHoldsAfterTheChildClosedItsOutput) {
+  TempDir dir;
+  std::string ready = dir.path + "/closed";
   std::atomic<bool> cancel{false};
   util::RunOptions o;
   o.cancel = &cancel;
-  o.on_line = [&](std::string_view line, bool) {
-    if (line == "started") {
-      cancel = true;
-    }
-  };
-  auto r = util::run(sh("echo started; exec >/dev/null 2>&1; exec sleep 600"), o);
+  util::Command c = sh("exec >/dev/null 2>&1; touch \"$READY\"; exec sleep 600");
+  c.env["READY"] = ready;
+  CancelWhenFileAppears canceller(ready, cancel);
+  auto r = util::run(c, o);
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_TRUE(r->cancelled);
 }
 
-// The child leaves a grandchild that closed its pipes and ignores TERM, then waits. The
-// script prints "started" once the grandchild's pid is in the file.
+// The child leaves a grandchild that closed its pipes and ignores TERM, then waits. Once
+// both closed their output, the file PID_FILE.closed appears.
 util::Command lingering_grandchild(const std::string& pid_file) {
-  util::Command c = sh("sh -c 'exec >/dev/null 2>&1; trap \"\" TERM; exec sleep 600' & echo $! > \"$PID_FILE\"; "
-                       "echo started; exec >/dev/null 2>&1; wait");
+  util::Command c = sh("sh -c 'exec >/dev/null 2>&1; trap \"\" TERM; touch \"$PID_FILE.gc\"; exec sleep 600' & "
+                       "echo $! > \"$PID_FILE\"; exec >/dev/null 2>&1; "
+                       "while [ ! -e \"$PID_FILE.gc\" ]; do sleep 0.01; done; touch \"$PID_FILE.closed\"; wait");
   c.env["PID_FILE"] = pid_file;
   return c;
 }
@@ -144,11 +170,7 @@ TEST(SubprocessTest, CancelAfterEofKillsTheLingeringGrandchild) {
   util::RunOptions o;
   o.cancel = &cancel;
   o.term_grace_ms = 200;
-  o.on_line = [&](std::string_view line, bool) {
-    if (line == "started") {
-      cancel = true;
-    }
-  };
+  CancelWhenFileAppears canceller(pid_file + ".closed", cancel);
   auto r = util::run(lingering_grandchild(pid_file), o);
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_TRUE(r->cancelled);
