@@ -6,6 +6,7 @@
 #include "api/api_error.hpp"
 #include "core/api_types.hpp"
 #include "core/ttl.hpp"
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 
 namespace idp::api {
@@ -55,11 +56,12 @@ size_t query_size(const httplib::Request& req, const char* key, size_t def, size
     return def;
   }
   std::string v = req.get_param_value(key);
-  if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos) {
+  auto n = util::parse_int<size_t>(v, 0, 999999999);
+  if (!n) {
     throw ApiError(400, "invalid_argument",
                    std::string("query parameter \"") + key + "\": expected a non-negative integer, got " + util::quote(v));
   }
-  return std::min<size_t>(std::stoull(v), max);
+  return std::min<size_t>(*n, max);
 }
 
 // since=10m (relative) or an ISO-8601 time.

@@ -10,6 +10,7 @@
 #include "core/command_line.hpp"
 #include "core/schedule.hpp"
 #include "core/ttl.hpp"
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 
 namespace idp::core {
@@ -52,11 +53,11 @@ KeyResult get_string(const YAML::Node& n, std::string& out, std::string_view wha
 
 KeyResult get_int(const YAML::Node& n, int& out, std::string_view what) {
   auto s = scalar(n);
-  static const std::regex k_int("^-?[0-9]{1,9}$");
-  if (!s || !std::regex_match(*s, k_int)) {
+  auto v = s ? util::parse_int<int>(*s) : Expected<int>(0);
+  if (!s || !v) {
     return "expected " + std::string(what) + ", got " + describe(n);
   }
-  out = std::stoi(*s);
+  out = *v;
   return std::nullopt;
 }
 

@@ -14,6 +14,7 @@
 #include "sources/sources.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "util/fs.hpp"
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -88,7 +89,13 @@ Expected<void> Daemon::start() {
   d.router_port = cfg.router_port;
   auto saved = d.store->get_setting("router_port");
   if (d.router_port == 0 && saved && *saved) {
-    d.router_port = std::stoi(**saved);
+    auto port = util::parse_int<int>(**saved, 1, 65535);
+    if (!port) {
+      return Unexpected(port.error().with_context("the router port stored in " +
+                                                  util::quote(util::path_join(cfg.home, "state.db")) +
+                                                  " (setting \"router_port\"; --router-port replaces it)"));
+    }
+    d.router_port = *port;
   }
   if (d.router_port == 0) {
     IDP_TRY_ASSIGN(d.router_port, util::find_free_port());
@@ -164,7 +171,8 @@ Expected<void> Daemon::start() {
     std::string body = out.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     return api::RawResponse{out.status, "application/json", body + "\n"};
   });
-  IDP_TRY_ASSIGN(d.api_port, d.api->bind(cfg.api_host(), cfg.api_port()));
+  IDP_TRY_ASSIGN(int listen_port, cfg.api_port());
+  IDP_TRY_ASSIGN(d.api_port, d.api->bind(cfg.api_host(), listen_port));
 
   d.reconciler->start();
   d.reaper->start();

@@ -131,10 +131,9 @@ ServerConfig build_config(const ServeOptions& o) {
     throw Fatal("ttl min " + core::format_ttl(cfg.engine.ttl_policy.min) + " is above ttl max " +
                 core::format_ttl(cfg.engine.ttl_policy.max));
   }
-  auto colon = cfg.listen.rfind(':');
-  if (colon == std::string::npos || cfg.listen.find_first_not_of("0123456789", colon + 1) != std::string::npos ||
-      colon + 1 == cfg.listen.size()) {
-    throw Fatal("--listen: expected an address like 127.0.0.1:8787, got " + util::quote(cfg.listen));
+  if (cfg.listen.find(':') == std::string::npos || !cfg.api_port()) {
+    throw Fatal("--listen: expected an address like 127.0.0.1:8787 with a port from 0 to 65535, got " +
+                util::quote(cfg.listen));
   }
   cfg.home = util::absolute_path(cfg.home);
   return cfg;

@@ -9,6 +9,7 @@
 
 #include "core/ttl.hpp"
 #include "util/fs.hpp"
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 
 namespace idp::daemon {
@@ -20,9 +21,17 @@ std::string ServerConfig::api_host() const {
   return colon == std::string::npos ? listen : listen.substr(0, colon);
 }
 
-int ServerConfig::api_port() const {
+Expected<int> ServerConfig::api_port() const {
   auto colon = listen.rfind(':');
-  return colon == std::string::npos ? 8787 : std::stoi(listen.substr(colon + 1));
+  if (colon == std::string::npos) {
+    return 8787;
+  }
+  auto port = util::parse_int<int>(std::string_view(listen).substr(colon + 1), 0, 65535);
+  if (!port) {
+    return make_error(ErrorCode::invalid_config,
+                      "listen: expected an address like 127.0.0.1:8787 with a port from 0 to 65535, got " + quote(listen));
+  }
+  return *port;
 }
 
 Expected<std::string> resolve_secret_reference(const std::string& ref) {
@@ -69,15 +78,14 @@ Msg as_string(const YAML::Node& n, std::string& out, const std::string& what) {
 }
 
 Msg as_int(const YAML::Node& n, int& out, int lo, int hi, const std::string& what) {
-  static const std::regex k_int("^[0-9]{1,9}$");
-  if (!n.IsScalar() || !std::regex_match(n.Scalar(), k_int)) {
+  if (!n.IsScalar()) {
     return "expected " + what + ", got " + describe(n);
   }
-  int v = std::stoi(n.Scalar());
-  if (v < lo || v > hi) {
-    return "expected " + what + ", got " + n.Scalar();
+  auto v = util::parse_int<int>(n.Scalar(), lo, hi);
+  if (!v) {
+    return "expected " + what + ", got " + describe(n);
   }
-  out = v;
+  out = *v;
   return std::nullopt;
 }
 
@@ -258,7 +266,7 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
          if (auto m = as_string(n, cfg.listen, "an address like 127.0.0.1:8787")) {
            return m;
          }
-         if (!std::regex_match(cfg.listen, k_listen) || std::stoi(cfg.listen.substr(cfg.listen.rfind(':') + 1)) > 65535) {
+         if (!std::regex_match(cfg.listen, k_listen) || !cfg.api_port()) {
            return "expected an address like 127.0.0.1:8787, got " + quote(cfg.listen);
          }
          return mark("listen");
@@ -337,9 +345,8 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
              }
              const std::string& v = o.second.Scalar();
              // Durations become milliseconds; numbers stay numbers.
-             static const std::regex k_num("^-?[0-9]{1,15}$");
-             if (std::regex_match(v, k_num)) {
-               opts[o.first.Scalar()] = std::stoll(v);
+             if (auto num = util::parse_int<long long>(v)) {
+               opts[o.first.Scalar()] = *num;
              } else if (v == "true" || v == "false") {
                opts[o.first.Scalar()] = v == "true";
              } else if (auto d = core::parse_duration(v)) {
@@ -416,12 +423,12 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
                {"poll", [&](const YAML::Node& u) -> Msg { return as_bool(u, repo.poll); }},
                {"poll_interval", [&](const YAML::Node& u) -> Msg {
                   // Also "<n>ms": sub-second polling is for tests (each poll runs git ls-remote).
-                  static const std::regex k_ms("^([0-9]{1,7})ms$");
-                  std::smatch m;
                   const std::string v = u.IsScalar() ? u.Scalar() : "";
-                  if (std::regex_match(v, m, k_ms) && std::stoll(m[1].str()) > 0) {
-                    repo.poll_interval = std::stoll(m[1].str());
-                    return std::nullopt;
+                  if (util::ends_with(v, "ms")) {
+                    if (auto ms = util::parse_int<int64_t>(std::string_view(v).substr(0, v.size() - 2), 1, 9999999)) {
+                      repo.poll_interval = *ms;
+                      return std::nullopt;
+                    }
                   }
                   return as_duration(u, repo.poll_interval);
                 }},
@@ -480,14 +487,17 @@ Expected<void> apply_server_env(ServerConfig& cfg) {
   }
   if (auto v = env("IDP_LISTEN")) {
     cfg.listen = *v;
+    if (v->find(':') == std::string::npos || !cfg.api_port()) {
+      return bad("IDP_LISTEN", *v, "an address like 127.0.0.1:8787 with a port from 0 to 65535");
+    }
     cfg.origins["listen"] = "env IDP_LISTEN";
   }
   if (auto v = env("IDP_ROUTER_PORT")) {
-    try {
-      cfg.router_port = std::stoi(*v);
-    } catch (...) {
-      return bad("IDP_ROUTER_PORT", *v, "a port number");
+    auto port = util::parse_int<int>(*v, 0, 65535);
+    if (!port) {
+      return bad("IDP_ROUTER_PORT", *v, "a port number from 0 to 65535");
     }
+    cfg.router_port = *port;
     cfg.origins["router.port"] = "env IDP_ROUTER_PORT";
   }
   if (auto v = env("IDP_DOMAIN")) {
@@ -503,11 +513,13 @@ Expected<void> apply_server_env(ServerConfig& cfg) {
     cfg.origins["templates_path"] = "env IDP_TEMPLATES_PATH";
   }
   if (auto v = env("IDP_WORKERS")) {
-    try {
-      cfg.engine.workers = static_cast<size_t>(std::stoul(*v));
-    } catch (...) {
-      return bad("IDP_WORKERS", *v, "a number");
+    // The same bounds as the file's "workers" key.
+    auto workers = util::parse_int<size_t>(*v, 1, 256);
+    if (!workers) {
+      return bad("IDP_WORKERS", *v, "a number of workers from 1 to 256");
     }
+    cfg.engine.workers = *workers;
+    cfg.origins["workers"] = "env IDP_WORKERS";
   }
   IDP_TRY(dur("IDP_REAPER_INTERVAL", cfg.engine.reaper_interval, "reaper_interval"));
   IDP_TRY(dur("IDP_HEALTH_INTERVAL", cfg.engine.health_interval, "health_interval"));

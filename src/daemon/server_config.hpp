@@ -33,7 +33,9 @@ struct ServerConfig {
   std::map<std::string, std::string> origins; // key → "default" | file path | "env IDP_X" | "flag --x"
 
   std::string api_host() const;
-  int api_port() const;
+  // The port of `listen` (8787 when it has none; 0 = any free port). invalid_config when it
+  // is not a whole number from 0 to 65535.
+  Expected<int> api_port() const;
 };
 
 // Parses a server config file into `cfg` (on top of its current values), collecting every

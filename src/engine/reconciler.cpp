@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "engine/controller.hpp"
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -89,13 +90,11 @@ bool owner_is_dead_local(const std::string& owner) {
   if (parts[0] != host) {
     return false;
   }
-  pid_t pid = 0;
-  try {
-    pid = static_cast<pid_t>(std::stol(parts[1]));
-  } catch (...) {
+  auto pid = util::parse_int<pid_t>(parts[1], 1);
+  if (!pid) {
     return false;
   }
-  auto st = util::process_start_time(pid);
+  auto st = util::process_start_time(*pid);
   return !st || std::to_string(*st) != parts[2];
 }
 

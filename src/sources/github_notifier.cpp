@@ -7,6 +7,7 @@
 
 #include "core/dashboard_markdown.hpp"
 #include "sources/repo_identity.hpp"
+#include "util/numbers.hpp"
 #include "util/hash.hpp"
 #include "util/strings.hpp"
 
@@ -278,9 +279,9 @@ Expected<void> GithubNotifier::upsert_comment(GithubClient& client, const std::s
   auto known = m_comment_ids.find(key);
   if (known == m_comment_ids.end()) {
     if (auto saved = m_store.get_setting(setting); saved && *saved) {
-      try {
-        known = m_comment_ids.emplace(key, std::stoll(**saved)).first;
-      } catch (...) {
+      // An unreadable id is forgotten: a new comment is posted and its id stored.
+      if (auto id = util::parse_int<long long>(**saved, 1)) {
+        known = m_comment_ids.emplace(key, *id).first;
       }
     }
   }

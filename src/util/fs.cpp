@@ -63,6 +63,27 @@ static Expected<void> write_all(int fd, std::string_view data, const std::string
   return {};
 }
 
+namespace {
+// fsync, retried on EINTR. A failed fsync means the data may not be on disk: the caller
+// must not report the write as done.
+bool fsync_fd(int fd) {
+  while (::fsync(fd) != 0) {
+    if (errno != EINTR) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string parent_dir(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) {
+    return ".";
+  }
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+} // namespace
+
 Expected<void> write_file_atomic(const std::string& path, std::string_view data, int mode) {
   static std::atomic<uint64_t> counter{0};
   std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
@@ -71,17 +92,35 @@ Expected<void> write_file_atomic(const std::string& path, std::string_view data,
     return errno_error("cannot create", tmp);
   }
   auto w = write_all(fd, data, tmp);
+  if (w && !fsync_fd(fd)) {
+    w = errno_error("cannot sync", tmp);
+  }
+  // close can report a deferred write error (NFS) too.
+  if (::close(fd) != 0 && w && errno != EINTR) {
+    w = errno_error("cannot close", tmp);
+  }
   if (!w) {
-    ::close(fd);
     ::unlink(tmp.c_str());
     return w;
   }
-  ::fsync(fd);
-  ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     auto e = errno_error("cannot rename to", path);
     ::unlink(tmp.c_str());
     return e;
+  }
+  // The rename is only durable once the directory entry is: without this, a power loss
+  // can bring back the old file (or none) after we reported the new one as written.
+  std::string dir = parent_dir(path);
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) {
+    return errno_error("cannot open directory", dir);
+  }
+  bool synced = fsync_fd(dfd);
+  int sync_errno = errno;
+  ::close(dfd);
+  if (!synced) {
+    errno = sync_errno;
+    return errno_error("cannot sync directory", dir);
   }
   return {};
 }

@@ -10,7 +10,10 @@
 namespace idp::util {
 
 Expected<std::string> read_file(const std::string& path);
-// Writes to a temporary file in the same directory, fsyncs, then renames over `path`.
+// Replaces `path` so that a crash or power loss leaves the old or the new content, never a
+// mix: writes a temporary file in the same directory, fsyncs it, renames it over `path`,
+// then fsyncs the directory. io_error when any step fails: `path` is untouched, except after
+// a failed directory sync (the new content is in place but may not survive a power loss).
 Expected<void> write_file_atomic(const std::string& path, std::string_view data, int mode = 0644);
 Expected<void> append_file(const std::string& path, std::string_view data);
 // mkdir -p; ok if it exists.

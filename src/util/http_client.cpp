@@ -34,6 +34,13 @@ size_t on_body(char* ptr, size_t size, size_t n, void* ud) {
     }
     return len;
   }
+  size_t max = c->req->max_body;
+  if (max > 0 && c->resp->body.size() + len > max) {
+    c->resp->body.append(ptr, max - c->resp->body.size());
+    c->resp->truncated = true;
+    c->stopped = true;
+    return 0; // stops the transfer; the response so far is the answer
+  }
   c->resp->body.append(ptr, len);
   return len;
 }

@@ -22,6 +22,9 @@ struct HttpRequest {
   std::string unix_socket;       // talk HTTP over this unix socket instead of TCP
   // Streaming: called with each chunk of the body as it arrives; return false to stop.
   std::function<bool(std::string_view chunk)> on_data;
+  // Without on_data: the most body bytes kept (0 = no limit). The transfer stops there and
+  // the response, cut, has `truncated` set: a peer sending an endless body costs no memory.
+  size_t max_body = 0;
   // AWS SigV4 via libcurl: "aws:amz:REGION:SERVICE" and "ACCESS:SECRET" (see CURLOPT_AWS_SIGV4).
   std::string aws_sigv4;
   std::string userpwd;
@@ -31,6 +34,7 @@ struct HttpResponse {
   long status = 0;
   std::map<std::string, std::string> headers; // lowercased names
   std::string body;
+  bool truncated = false; // the body was cut at HttpRequest::max_body
 };
 
 // Transport failures (refused, timeout, DNS) are errors (transient / timeout);

@@ -1,21 +1,19 @@
 #include "util/subprocess.hpp"
 
 #include <algorithm>
-#include <arpa/inet.h>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 
 #include "util/fs.hpp"
 #include "util/strings.hpp"
@@ -26,6 +24,9 @@ extern char** environ;
 namespace idp::util {
 
 namespace {
+
+// How long a KILLed group may take to be gone (not instant on a loaded machine).
+constexpr int64_t k_kill_wait_ms = 5000;
 
 // Everything the child needs, prepared before fork (only async-signal-safe calls after).
 struct Prepared {
@@ -136,12 +137,30 @@ void close_from(int lowfd) {
       ::close(fd);
     }
   }
-  int devnull = ::open("/dev/null", O_RDWR);
-  ::dup2(in_fd >= 0 ? in_fd : devnull, 0);
-  ::dup2(out_fd >= 0 ? out_fd : devnull, 1);
-  ::dup2(err_fd >= 0 ? err_fd : devnull, 2);
-  // Keep errpipe open (it is CLOEXEC) above 2 while closing everything else.
-  int ep = ::fcntl(errpipe, F_DUPFD_CLOEXEC, 3);
+  // Keep errpipe open (it is CLOEXEC) above 2, where the dup2s below cannot replace it,
+  // while closing everything else. Without it no failure could be reported: give up.
+  int ep = errpipe >= 3 ? errpipe : ::fcntl(errpipe, F_DUPFD_CLOEXEC, 3);
+  if (ep < 0) {
+    ::_exit(127);
+  }
+  // Out of fds (EMFILE) is reported like a failed exec, not run with our stdio.
+  int devnull = -1;
+  if (in_fd < 0 || out_fd < 0 || err_fd < 0) {
+    devnull = ::open("/dev/null", O_RDWR);
+    if (devnull < 0) {
+      int e = errno;
+      ssize_t w = ::write(ep, &e, sizeof e);
+      (void)w; // nothing more can be done in the child
+      ::_exit(126);
+    }
+  }
+  if (::dup2(in_fd >= 0 ? in_fd : devnull, 0) < 0 || ::dup2(out_fd >= 0 ? out_fd : devnull, 1) < 0 ||
+      ::dup2(err_fd >= 0 ? err_fd : devnull, 2) < 0) {
+    int e = errno;
+    ssize_t w = ::write(ep, &e, sizeof e);
+    (void)w; // nothing more can be done in the child
+    ::_exit(126);
+  }
   close_from(ep + 1);
   for (int fd = 3; fd < ep; ++fd) {
     ::close(fd);
@@ -211,135 +230,230 @@ std::optional<std::string> find_executable(std::string_view program) {
   return std::nullopt;
 }
 
-Expected<RunResult> run(const Command& cmd, const RunOptions& opts) {
-  IDP_TRY_ASSIGN(Prepared p, prepare(cmd));
-  int out_pipe[2];
-  int err_pipe[2];
-  int in_pipe[2] = {-1, -1};
-  int exec_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0 || ::pipe2(exec_pipe, O_CLOEXEC) != 0) {
+namespace {
+
+// An owned file descriptor, closed on every way out of run/spawn (error paths included).
+class Fd {
+public:
+  Fd() = default;
+  explicit Fd(int fd) : m_fd(fd) {}
+  ~Fd() { reset(); }
+  Fd(Fd&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      m_fd = std::exchange(other.m_fd, -1);
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return m_fd; }
+  bool is_open() const { return m_fd >= 0; }
+  void reset() {
+    if (m_fd >= 0) {
+      ::close(m_fd);
+      m_fd = -1;
+    }
+  }
+
+private:
+  int m_fd = -1;
+};
+
+struct Pipe {
+  Fd read;
+  Fd write;
+};
+
+// Both ends close-on-exec, so a program another thread starts at the same time never
+// inherits them (it would hold our pipe open and delay EOF).
+Expected<Pipe> make_pipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
     return make_error(ErrorCode::io_error, std::string("pipe: ") + std::strerror(errno));
   }
-  if (opts.stdin_data && ::pipe2(in_pipe, O_CLOEXEC) != 0) {
-    return make_error(ErrorCode::io_error, std::string("pipe: ") + std::strerror(errno));
+  return Pipe{Fd(fds[0]), Fd(fds[1])};
+}
+
+// A pidfd (readable once the process exits, close-on-exec) so that waiting for the exit
+// after EOF is an event, not a polling loop; not open on kernels before 5.3.
+Fd open_pidfd(pid_t pid) {
+#ifdef SYS_pidfd_open
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  return Fd(fd >= 0 ? fd : -1);
+#else
+  (void)pid;
+  return Fd();
+#endif
+}
+
+// True once `pid` has exited, without reaping it: while the zombie exists its pid cannot be
+// reused, so signalling its process group stays safe until we reap it at the very end.
+bool has_exited(pid_t pid) {
+  siginfo_t info{};
+  while (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+    if (errno != EINTR) {
+      return true; // ECHILD: nothing left to wait for
+    }
+  }
+  return info.si_pid == pid;
+}
+
+// write() to the child's stdin. When the child has exited without reading it all, the
+// write fails with EPIPE instead of raising SIGPIPE, which would kill a caller that did not
+// ignore it: the signal is blocked for this thread and the one the write raised consumed.
+ssize_t write_without_sigpipe(int fd, std::string_view data) {
+  sigset_t pipe_set;
+  sigset_t old_mask;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+  sigset_t pending;
+  sigpending(&pending);
+  bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+  ssize_t w = ::write(fd, data.data(), data.size());
+  int e = errno;
+  if (w < 0 && e == EPIPE && !was_pending) {
+    struct timespec zero {};
+    while (::sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  errno = e;
+  return w;
+}
+
+// The wait status of `pid`; nullopt when it cannot be had (SIGCHLD ignored: auto-reaped).
+std::optional<int> reap(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) {
+      return std::nullopt;
+    }
+  }
+  return status;
+}
+
+// One output stream of a run: the capture (its tail, at most max_capture bytes) and the
+// split into lines for on_line, each at most max_line bytes (a longer run without a newline
+// is delivered in pieces, so a program that never prints one cannot grow a buffer).
+class OutputSink {
+public:
+  OutputSink(std::string& capture, const RunOptions& opts, bool is_stderr)
+      : m_capture(capture), m_opts(opts), m_max_line(std::max<size_t>(opts.max_line, 1)), m_is_stderr(is_stderr) {}
+
+  void add(const char* data, size_t n) {
+    m_capture.append(data, n);
+    // Trim in batches (when twice the cap), not at every read: erasing the front of a
+    // 16 MiB string per 64 KiB read would be quadratic in the output size.
+    if (m_capture.size() > m_opts.max_capture + std::max<size_t>(m_opts.max_capture, 64 * 1024)) {
+      trim();
+    }
+    if (!m_opts.on_line) {
+      return;
+    }
+    m_partial.append(data, n);
+    size_t start = 0;
+    while (start < m_partial.size()) {
+      size_t nl = m_partial.find('\n', start);
+      size_t end = nl == std::string::npos ? m_partial.size() : nl;
+      if (end - start > m_max_line || (nl == std::string::npos && end - start == m_max_line)) {
+        m_opts.on_line(std::string_view(m_partial).substr(start, m_max_line), m_is_stderr);
+        start += m_max_line;
+        continue;
+      }
+      if (nl == std::string::npos) {
+        break;
+      }
+      m_opts.on_line(std::string_view(m_partial).substr(start, nl - start), m_is_stderr);
+      start = nl + 1;
+    }
+    m_partial.erase(0, start);
+  }
+
+  // At EOF: the last line without a newline is delivered too.
+  void finish() {
+    trim();
+    if (m_opts.on_line && !m_partial.empty()) {
+      m_opts.on_line(m_partial, m_is_stderr);
+    }
+    m_partial.clear();
+  }
+
+private:
+  void trim() {
+    if (m_capture.size() > m_opts.max_capture) {
+      m_capture.erase(0, m_capture.size() - m_opts.max_capture);
+    }
+  }
+
+  std::string& m_capture;
+  const RunOptions& m_opts;
+  size_t m_max_line;
+  bool m_is_stderr;
+  std::string m_partial;
+};
+
+} // namespace
+
+Expected<RunResult> run(const Command& cmd, const RunOptions& opts) {
+  IDP_TRY_ASSIGN(Prepared p, prepare(cmd));
+  IDP_TRY_ASSIGN(Pipe out, make_pipe());
+  IDP_TRY_ASSIGN(Pipe err, make_pipe());
+  IDP_TRY_ASSIGN(Pipe exec_status, make_pipe());
+  Pipe in;
+  if (opts.stdin_data) {
+    IDP_TRY_ASSIGN(in, make_pipe());
   }
   pid_t pid = ::fork();
   if (pid < 0) {
     return make_error(ErrorCode::io_error, std::string("fork: ") + std::strerror(errno));
   }
   if (pid == 0) {
-    child_exec(p, cmd, in_pipe[0], out_pipe[1], opts.merge_stderr ? out_pipe[1] : err_pipe[1], true, 0, 0, {},
-               exec_pipe[1], 0, opts.uid, opts.gid);
+    child_exec(p, cmd, in.read.get(), out.write.get(), opts.merge_stderr ? out.write.get() : err.write.get(), true, 0,
+               0, {}, exec_status.write.get(), 0, opts.uid, opts.gid);
   }
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
-  ::close(exec_pipe[1]);
-  if (in_pipe[0] >= 0) {
-    ::close(in_pipe[0]);
-  }
-  int exec_errno = read_exec_errno(exec_pipe[0]);
-  ::close(exec_pipe[0]);
+  out.write.reset();
+  err.write.reset();
+  exec_status.write.reset();
+  in.read.reset();
+  int exec_errno = read_exec_errno(exec_status.read.get());
+  exec_status.read.reset();
   if (exec_errno != 0) {
-    ::close(out_pipe[0]);
-    ::close(err_pipe[0]);
-    if (in_pipe[1] >= 0) {
-      ::close(in_pipe[1]);
-    }
-    ::waitpid(pid, nullptr, 0);
+    reap(pid);
     return Unexpected(exec_error(cmd, exec_errno));
   }
+  Fd pidfd = open_pidfd(pid);
 
   RunResult result;
-  std::string stdin_rest = opts.stdin_data.value_or("");
+  std::string_view stdin_data = opts.stdin_data ? std::string_view(*opts.stdin_data) : std::string_view();
   size_t stdin_off = 0;
-  int in_fd = in_pipe[1];
-  if (in_fd >= 0) {
-    ::fcntl(in_fd, F_SETFL, O_NONBLOCK);
-    if (stdin_rest.empty()) {
-      ::close(in_fd);
-      in_fd = -1;
+  if (in.write.is_open()) {
+    ::fcntl(in.write.get(), F_SETFL, O_NONBLOCK);
+    if (stdin_data.empty()) {
+      in.write.reset();
     }
   }
-  int fds[2] = {out_pipe[0], err_pipe[0]};
-  std::string* bufs[2] = {&result.out, &result.err};
-  std::string partial[2];
-  int64_t deadline = opts.timeout_ms > 0 ? steady_ms() + opts.timeout_ms : 0;
+  Fd* reads[2] = {&out.read, &err.read};
+  OutputSink sinks[2] = {OutputSink(result.out, opts, false), OutputSink(result.err, opts, true)};
+  const int64_t deadline = opts.timeout_ms > 0 ? steady_ms() + opts.timeout_ms : 0;
+  const int64_t grace_ms = std::max<int64_t>(opts.term_grace_ms, 0);
   int64_t kill_at = 0;
   bool term_sent = false;
+  bool kill_sent = false;
+  bool exited = false;
 
-  auto emit_lines = [&](int i, bool flush) {
-    if (!opts.on_line) {
-      return;
+  // Until the child has exited AND both pipes are at EOF. The deadline and the cancel flag
+  // are checked at every turn, also after EOF: a child that closed its output and lingers
+  // is stopped like any other.
+  while (true) {
+    if (!exited && has_exited(pid)) {
+      exited = true;
+      pidfd.reset();
     }
-    size_t start = 0;
-    while (true) {
-      size_t nl = partial[i].find('\n', start);
-      if (nl == std::string::npos) {
-        break;
-      }
-      opts.on_line(std::string_view(partial[i]).substr(start, nl - start), i == 1);
-      start = nl + 1;
-    }
-    partial[i].erase(0, start);
-    if (flush && !partial[i].empty()) {
-      opts.on_line(partial[i], i == 1);
-      partial[i].clear();
-    }
-  };
-
-  while (fds[0] >= 0 || fds[1] >= 0) {
-    struct pollfd pfds[3];
-    int n = 0;
-    int idx[3];
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i] >= 0) {
-        pfds[n] = {fds[i], POLLIN, 0};
-        idx[n++] = i;
-      }
-    }
-    if (in_fd >= 0) {
-      pfds[n] = {in_fd, POLLOUT, 0};
-      idx[n++] = 2;
-    }
-    int r = ::poll(pfds, static_cast<nfds_t>(n), 100);
-    if (r < 0 && errno != EINTR) {
+    if (exited && !out.read.is_open() && !err.read.is_open()) {
       break;
-    }
-    for (int k = 0; k < n && r > 0; ++k) {
-      if (pfds[k].revents == 0) {
-        continue;
-      }
-      if (idx[k] == 2) {
-        ssize_t w = ::write(in_fd, stdin_rest.data() + stdin_off, stdin_rest.size() - stdin_off);
-        if (w > 0) {
-          stdin_off += static_cast<size_t>(w);
-        }
-        if (w < 0 && errno != EAGAIN && errno != EINTR) {
-          stdin_off = stdin_rest.size();
-        }
-        if (stdin_off >= stdin_rest.size()) {
-          ::close(in_fd);
-          in_fd = -1;
-        }
-        continue;
-      }
-      int i = idx[k];
-      char buf[65536];
-      ssize_t got = ::read(fds[i], buf, sizeof buf);
-      if (got > 0) {
-        bufs[i]->append(buf, static_cast<size_t>(got));
-        if (bufs[i]->size() > opts.max_capture) {
-          bufs[i]->erase(0, bufs[i]->size() - opts.max_capture);
-        }
-        if (opts.on_line) {
-          partial[i].append(buf, static_cast<size_t>(got));
-          emit_lines(i, false);
-        }
-      } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
-        emit_lines(i, true);
-        ::close(fds[i]);
-        fds[i] = -1;
-      }
     }
     int64_t now = steady_ms();
     bool cancel = opts.cancel && opts.cancel->load();
@@ -348,42 +462,95 @@ Expected<RunResult> run(const Command& cmd, const RunOptions& opts) {
       result.cancelled = cancel;
       ::kill(-pid, SIGTERM);
       term_sent = true;
-      kill_at = now + 3000;
+      kill_at = now + grace_ms;
     }
-    if (term_sent && kill_at > 0 && now >= kill_at) {
+    if (term_sent && !kill_sent && now >= kill_at) {
       ::kill(-pid, SIGKILL);
-      kill_at = 0;
+      kill_sent = true;
     }
-  }
-  if (in_fd >= 0) {
-    ::close(in_fd);
-  }
-  int status = 0;
-  while (true) {
-    pid_t w = ::waitpid(pid, &status, term_sent ? WNOHANG : 0);
-    if (w == pid) {
-      break;
-    }
-    if (w < 0 && errno != EINTR) {
-      break;
-    }
-    if (w == 0) {
-      // Output closed but the child lingers after TERM: escalate.
-      if (steady_ms() >= kill_at && kill_at > 0) {
-        ::kill(-pid, SIGKILL);
-        kill_at = 0;
+
+    struct pollfd pfds[4];
+    int idx[4];
+    nfds_t n = 0;
+    for (int i = 0; i < 2; ++i) {
+      if (reads[i]->is_open()) {
+        pfds[n] = {reads[i]->get(), POLLIN, 0};
+        idx[n++] = i;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (in.write.is_open()) {
+      pfds[n] = {in.write.get(), POLLOUT, 0};
+      idx[n++] = 2;
+    }
+    if (!exited && pidfd.is_open()) {
+      pfds[n] = {pidfd.get(), POLLIN, 0};
+      idx[n++] = 3;
+    }
+    // The cancel flag cannot wake poll: look at it every 100 ms at least. Without a pidfd,
+    // the exit of a child whose pipes are closed is only seen by asking, so ask more often.
+    int64_t wait_ms = 100;
+    if (!exited && !pidfd.is_open() && !out.read.is_open() && !err.read.is_open()) {
+      wait_ms = 10;
+    }
+    if (!term_sent && deadline > 0) {
+      wait_ms = std::min(wait_ms, deadline - now);
+    }
+    if (term_sent && !kill_sent) {
+      wait_ms = std::min(wait_ms, kill_at - now);
+    }
+    int r = ::poll(pfds, n, static_cast<int>(std::max<int64_t>(wait_ms, 0)));
+    if (r < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      int e = errno;
+      ::kill(-pid, SIGKILL);
+      reap(pid);
+      return make_error(ErrorCode::io_error, std::string("poll: ") + std::strerror(e));
+    }
+    for (nfds_t k = 0; k < n && r > 0; ++k) {
+      if (pfds[k].revents == 0 || idx[k] == 3) {
+        continue; // the pidfd only wakes us; has_exited decides
+      }
+      if (idx[k] == 2) {
+        ssize_t w = write_without_sigpipe(in.write.get(), stdin_data.substr(stdin_off));
+        if (w > 0) {
+          stdin_off += static_cast<size_t>(w);
+        }
+        if ((w < 0 && errno != EAGAIN && errno != EINTR) || stdin_off >= stdin_data.size()) {
+          in.write.reset();
+        }
+        continue;
+      }
+      int i = idx[k];
+      char buf[65536];
+      ssize_t got = ::read(reads[i]->get(), buf, sizeof buf);
+      if (got > 0) {
+        sinks[i].add(buf, static_cast<size_t>(got));
+      } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
+        reads[i]->reset();
+      }
     }
   }
-  if (WIFEXITED(status)) {
-    result.exit_code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    result.signal = WTERMSIG(status);
-  }
-  // Leave nothing of the group behind (a tool that backgrounded a child).
+  in.write.reset();
+  sinks[0].finish();
+  sinks[1].finish();
+  // After a timeout or a cancel nothing of the group may run on (a grandchild that closed
+  // its pipes, a tool that backgrounded a child): the rest of the grace, then KILL, and wait
+  // until the group is empty. The leader is still an unreaped zombie here, so its pid (the
+  // group id) cannot have been reused.
   if (term_sent) {
+    if (!kill_sent) {
+      wait_group_empty(pid, std::max<int64_t>(kill_at - steady_ms(), 0));
+    }
     ::kill(-pid, SIGKILL);
+    wait_group_empty(pid, k_kill_wait_ms);
+  }
+  auto status = reap(pid);
+  if (status && WIFEXITED(*status)) {
+    result.exit_code = WEXITSTATUS(*status);
+  } else if (status && WIFSIGNALED(*status)) {
+    result.signal = WTERMSIG(*status);
   }
   return result;
 }
@@ -409,11 +576,8 @@ Expected<RunResult> run_checked(const Command& cmd, const RunOptions& opts) {
 
 Expected<pid_t> spawn(const Command& cmd, const SpawnOptions& opts) {
   IDP_TRY_ASSIGN(Prepared p, prepare(cmd));
-  int exec_pipe[2];
-  int pid_pipe[2];
-  if (::pipe2(exec_pipe, O_CLOEXEC) != 0 || ::pipe2(pid_pipe, O_CLOEXEC) != 0) {
-    return make_error(ErrorCode::io_error, std::string("pipe: ") + std::strerror(errno));
-  }
+  IDP_TRY_ASSIGN(Pipe exec_status, make_pipe());
+  IDP_TRY_ASSIGN(Pipe pid_pipe, make_pipe());
   pid_t self = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -422,42 +586,37 @@ Expected<pid_t> spawn(const Command& cmd, const SpawnOptions& opts) {
   if (pid == 0) {
     if (!opts.detach) {
       child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group,
-                 opts.parent_death_signal, opts.cgroup_proc_files, exec_pipe[1], self, opts.uid, opts.gid);
+                 opts.parent_death_signal, opts.cgroup_proc_files, exec_status.write.get(), self, opts.uid, opts.gid);
     }
     pid_t grandchild = ::fork();
     if (grandchild == 0) {
       child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group, 0,
-                 opts.cgroup_proc_files, exec_pipe[1], 0, opts.uid, opts.gid);
+                 opts.cgroup_proc_files, exec_status.write.get(), 0, opts.uid, opts.gid);
     }
-    ssize_t w = ::write(pid_pipe[1], &grandchild, sizeof grandchild);
-    (void)w;
+    ssize_t w = ::write(pid_pipe.write.get(), &grandchild, sizeof grandchild);
+    (void)w; // the parent sees a short read and reports the failed fork
     ::_exit(grandchild > 0 ? 0 : 1);
   }
-  ::close(exec_pipe[1]);
-  ::close(pid_pipe[1]);
+  exec_status.write.reset();
+  pid_pipe.write.reset();
   pid_t target = pid;
   if (opts.detach) {
-    int st = 0;
-    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
+    reap(pid);
     pid_t gc = -1;
     ssize_t n;
     do {
-      n = ::read(pid_pipe[0], &gc, sizeof gc);
+      n = ::read(pid_pipe.read.get(), &gc, sizeof gc);
     } while (n < 0 && errno == EINTR);
     if (n != sizeof gc || gc <= 0) {
-      ::close(pid_pipe[0]);
-      ::close(exec_pipe[0]);
       return make_error(ErrorCode::io_error, "cannot start " + quote(cmd.argv[0]) + ": fork failed");
     }
     target = gc;
   }
-  ::close(pid_pipe[0]);
-  int e = read_exec_errno(exec_pipe[0]);
-  ::close(exec_pipe[0]);
+  pid_pipe.read.reset();
+  int e = read_exec_errno(exec_status.read.get());
   if (e != 0) {
     if (!opts.detach) {
-      ::waitpid(pid, nullptr, 0);
+      reap(pid);
     }
     return Unexpected(exec_error(cmd, e));
   }
@@ -483,186 +642,6 @@ std::optional<int> wait_child(pid_t pid, int64_t timeout_ms) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-}
-
-namespace {
-// Fields of /proc/PID/stat after the ")" that closes comm.
-std::optional<std::vector<std::string>> stat_fields(pid_t pid) {
-  auto s = read_file("/proc/" + std::to_string(pid) + "/stat");
-  if (!s) {
-    return std::nullopt;
-  }
-  auto close = s->rfind(')');
-  if (close == std::string::npos) {
-    return std::nullopt;
-  }
-  std::vector<std::string> out;
-  for (auto& f : split(trim(s->substr(close + 1)), ' ')) {
-    out.push_back(f);
-  }
-  return out; // out[0] = state (field 3), out[k] = field k+3
-}
-} // namespace
-
-bool process_alive(pid_t pid) {
-  if (pid <= 0) {
-    return false;
-  }
-  auto f = stat_fields(pid);
-  return f && !f->empty() && (*f)[0] != "Z" && (*f)[0] != "X";
-}
-
-std::optional<uint64_t> process_start_time(pid_t pid) {
-  auto f = stat_fields(pid);
-  if (!f || f->size() < 20 || (*f)[0] == "Z") {
-    return std::nullopt;
-  }
-  return std::stoull((*f)[19]);
-}
-
-std::optional<pid_t> process_group_of(pid_t pid) {
-  auto f = stat_fields(pid);
-  if (!f || f->size() < 3) {
-    return std::nullopt;
-  }
-  return static_cast<pid_t>(std::stol((*f)[2]));
-}
-
-std::optional<std::string> process_env_value(pid_t pid, std::string_view key) {
-  auto s = read_file("/proc/" + std::to_string(pid) + "/environ");
-  if (!s) {
-    return std::nullopt;
-  }
-  std::string prefix = std::string(key) + "=";
-  size_t start = 0;
-  while (start < s->size()) {
-    size_t end = s->find('\0', start);
-    if (end == std::string::npos) {
-      end = s->size();
-    }
-    std::string_view kv(s->data() + start, end - start);
-    if (starts_with(kv, prefix)) {
-      return std::string(kv.substr(prefix.size()));
-    }
-    start = end + 1;
-  }
-  return std::nullopt;
-}
-
-namespace {
-template <typename Pred> std::vector<pid_t> scan_proc(Pred pred) {
-  std::vector<pid_t> out;
-  DIR* d = ::opendir("/proc");
-  if (!d) {
-    return out;
-  }
-  pid_t self = ::getpid();
-  while (auto* ent = ::readdir(d)) {
-    char* end = nullptr;
-    long v = std::strtol(ent->d_name, &end, 10);
-    if (!end || *end != '\0' || v <= 0 || v == self) {
-      continue;
-    }
-    pid_t pid = static_cast<pid_t>(v);
-    if (pred(pid) && process_alive(pid)) {
-      out.push_back(pid);
-    }
-  }
-  ::closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-} // namespace
-
-std::vector<pid_t> find_processes_with_env(std::string_view key, std::string_view value) {
-  return scan_proc([&](pid_t pid) {
-    auto v = process_env_value(pid, key);
-    return v && *v == value;
-  });
-}
-
-std::vector<pid_t> find_processes_with_env_prefix(std::string_view key, std::string_view prefix) {
-  return scan_proc([&](pid_t pid) {
-    auto v = process_env_value(pid, key);
-    return v && starts_with(*v, prefix);
-  });
-}
-
-std::vector<pid_t> processes_in_group(pid_t pgid) {
-  return scan_proc([&](pid_t pid) {
-    auto g = process_group_of(pid);
-    return g && *g == pgid;
-  });
-}
-
-bool terminate_group(pid_t pgid, int64_t grace_ms) {
-  if (pgid <= 1) {
-    return true;
-  }
-  if (::kill(-pgid, SIGTERM) != 0 && errno == ESRCH) {
-    return processes_in_group(pgid).empty();
-  }
-  int64_t deadline = steady_ms() + grace_ms;
-  while (steady_ms() < deadline) {
-    if (processes_in_group(pgid).empty()) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ::kill(-pgid, SIGKILL);
-  int64_t kill_deadline = steady_ms() + 5000;
-  while (steady_ms() < kill_deadline) {
-    if (processes_in_group(pgid).empty()) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return processes_in_group(pgid).empty();
-}
-
-bool terminate_processes(const std::vector<pid_t>& pids, int64_t grace_ms) {
-  for (pid_t p : pids) {
-    ::kill(p, SIGTERM);
-  }
-  auto all_gone = [&] {
-    return std::none_of(pids.begin(), pids.end(), [](pid_t p) { return process_alive(p); });
-  };
-  int64_t deadline = steady_ms() + grace_ms;
-  while (steady_ms() < deadline) {
-    if (all_gone()) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  for (pid_t p : pids) {
-    if (process_alive(p)) {
-      ::kill(p, SIGKILL);
-    }
-  }
-  int64_t kill_deadline = steady_ms() + 5000;
-  while (steady_ms() < kill_deadline && !all_gone()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return all_gone();
-}
-
-Expected<int> find_free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    return make_error(ErrorCode::io_error, std::string("socket: ") + std::strerror(errno));
-  }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return make_error(ErrorCode::io_error, std::string("bind: ") + std::strerror(errno));
-  }
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return static_cast<int>(ntohs(addr.sin_port));
 }
 
 } // namespace idp::util

@@ -1,6 +1,7 @@
 #pragma once
 // Running programs: always argv, never a shell. Environment, cwd, timeouts, cancellation,
-// process groups, cgroup placement, and /proc inspection for crash recovery.
+// process groups, cgroup placement. /proc inspection (util/proc.hpp) and free ports
+// (util/ports.hpp) are included for callers that expect them here.
 
 #include <atomic>
 #include <cstdint>
@@ -13,6 +14,8 @@
 #include <vector>
 
 #include "util/expected.hpp"
+#include "util/ports.hpp"
+#include "util/proc.hpp"
 
 namespace idp::util {
 
@@ -26,13 +29,19 @@ struct Command {
 
 struct RunOptions {
   std::optional<std::string> stdin_data;      // nullopt = /dev/null
-  int64_t timeout_ms = 0;                     // 0 = none; on expiry the group gets TERM, then KILL
+  // 0 = none. On expiry (or cancel) the process group gets TERM, then KILL after
+  // term_grace_ms; run returns once nothing of the group is left, also when the child had
+  // already closed its output.
+  int64_t timeout_ms = 0;
+  int64_t term_grace_ms = 3000;
   size_t max_capture = 16 * 1024 * 1024;      // bytes kept of each stream (the tail is kept)
   bool merge_stderr = false;                  // stderr into the stdout capture
-  // Called with each complete output line (stdout and stderr) as it arrives, from the
-  // calling thread. Used to stream a tool's output into an environment log.
+  // Called with each output line (stdout and stderr, without its newline) as it arrives,
+  // from the calling thread. Used to stream a tool's output into an environment log.
+  // A line longer than max_line is delivered in pieces of max_line bytes.
   std::function<void(std::string_view line, bool is_stderr)> on_line;
-  const std::atomic<bool>* cancel = nullptr;  // set to true to stop the process
+  size_t max_line = 64 * 1024;
+  const std::atomic<bool>* cancel = nullptr;  // set to true to stop the process (as a timeout)
   // Run as this user/group (-1 = unchanged; needs root): setgroups({gid}), setgid, setuid
   // in the child before cwd and exec. A failed switch is an io_error like a failed exec.
   int uid = -1;
@@ -80,30 +89,5 @@ std::optional<int> wait_child(pid_t pid, int64_t timeout_ms);
 
 // Full path of `program` on PATH (or itself if it contains '/'); nullopt if not found.
 std::optional<std::string> find_executable(std::string_view program);
-
-// --- /proc inspection ---
-// True when the process exists and is not a zombie.
-bool process_alive(pid_t pid);
-// Start time in clock ticks since boot (/proc/PID/stat field 22): with the pid, an identity
-// that survives pid reuse. nullopt when the process is gone.
-std::optional<uint64_t> process_start_time(pid_t pid);
-std::optional<pid_t> process_group_of(pid_t pid);
-// The value of `key` in the process's initial environment.
-std::optional<std::string> process_env_value(pid_t pid, std::string_view key);
-// Every live process whose environment has key=value.
-std::vector<pid_t> find_processes_with_env(std::string_view key, std::string_view value);
-// Every live process whose environment has key with a value starting with `prefix`.
-std::vector<pid_t> find_processes_with_env_prefix(std::string_view key, std::string_view prefix);
-// Every live process in process group `pgid`.
-std::vector<pid_t> processes_in_group(pid_t pgid);
-
-// TERM to the group, wait up to grace_ms for it to be empty, then KILL and wait again.
-// Returns true when nothing of the group is left.
-bool terminate_group(pid_t pgid, int64_t grace_ms);
-// TERM to each pid, wait up to grace_ms, then KILL. True when all are gone.
-bool terminate_processes(const std::vector<pid_t>& pids, int64_t grace_ms);
-
-// A free TCP port on 127.0.0.1 (bind to 0, read, close).
-Expected<int> find_free_port();
 
 } // namespace idp::util

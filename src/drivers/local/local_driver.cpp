@@ -30,6 +30,8 @@ namespace {
 
 constexpr size_t k_tail_lines = 10;
 constexpr int64_t k_exec_timeout_ms = 60000;
+// Health checks read only the status; the body an app sends is cut here (it may be endless).
+constexpr size_t k_health_body_max = 64 * 1024;
 
 // Variables of the daemon's environment that apps and builds inherit. Everything else
 // (the daemon's tokens and credentials) stays out of them.
@@ -737,6 +739,7 @@ Expected<void> LocalDriver::wait_healthy(const InstanceRecord& inst, const std::
     req.url = url;
     req.timeout_ms = 2000;
     req.connect_timeout_ms = 500;
+    req.max_body = k_health_body_max;
     auto resp = util::http_request(req);
     if (resp && resp->status >= 200 && resp->status < 400) {
       return {};
@@ -1264,6 +1267,7 @@ Expected<Observation> LocalDriver::observe(const core::Environment& env) {
     req.url = "http://127.0.0.1:" + std::to_string(a.port) + a.health_path;
     req.timeout_ms = 3000;
     req.connect_timeout_ms = 1000;
+    req.max_body = k_health_body_max;
     auto resp = util::http_request(req);
     if (resp && resp->status >= 200 && resp->status < 400) {
       obs.health = Health::healthy;

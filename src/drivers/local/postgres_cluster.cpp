@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "drivers/local/search_access.hpp"
+#include "util/numbers.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
@@ -67,7 +68,7 @@ int version_of_bin_dir(const std::string& dir) {
   auto parts = util::split(dir, '/');
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     if (parts[i] == "postgresql") {
-      return std::atoi(parts[i + 1].c_str());
+      return util::parse_int<int>(parts[i + 1], 1, 999).value_or(0);
     }
   }
   return 0;
@@ -99,7 +100,7 @@ Expected<std::string> find_postgres_bin_dir(const std::string& configured) {
   if (DIR* d = ::opendir("/usr/lib/postgresql")) {
     while (auto* ent = ::readdir(d)) {
       std::string bin = std::string("/usr/lib/postgresql/") + ent->d_name + "/bin";
-      int v = std::atoi(ent->d_name);
+      int v = util::parse_int<int>(ent->d_name, 1, 999).value_or(0);
       if (v > best && ::access((bin + "/postgres").c_str(), X_OK) == 0 && ::access((bin + "/initdb").c_str(), X_OK) == 0) {
         best = v;
         best_dir = bin;
@@ -208,7 +209,7 @@ Expected<void> PostgresCluster::resolve_binaries_locked() {
   IDP_TRY_ASSIGN(m_bin, find_postgres_bin_dir(configured));
   if (initialized()) {
     auto v = util::read_file(util::path_join(data_dir(), "PG_VERSION"));
-    int data_version = v ? std::atoi(util::trim(*v).c_str()) : 0;
+    int data_version = v ? util::parse_int<int>(util::trim(*v), 1, 999).value_or(0) : 0;
     int bin_version = version_of_bin_dir(m_bin);
     if (data_version > 0 && bin_version > 0 && data_version != bin_version) {
       return make_error(ErrorCode::permanent, "the cluster in " + util::quote(data_dir()) + " was created by PostgreSQL " +
@@ -328,14 +329,13 @@ int PostgresCluster::processes_in_data_dir() const {
     return 0;
   }
   while (auto* ent = ::readdir(d)) {
-    char* end = nullptr;
-    long pid = std::strtol(ent->d_name, &end, 10);
-    if (!end || *end != '\0' || pid <= 0) {
+    auto pid = util::parse_int<pid_t>(ent->d_name, 1);
+    if (!pid) {
       continue;
     }
     char buf[PATH_MAX];
     ssize_t len = ::readlink(("/proc/" + std::string(ent->d_name) + "/cwd").c_str(), buf, sizeof buf - 1);
-    if (len > 0 && std::string(buf, static_cast<size_t>(len)) == want && util::process_alive(static_cast<pid_t>(pid))) {
+    if (len > 0 && std::string(buf, static_cast<size_t>(len)) == want && util::process_alive(*pid)) {
       ++n;
     }
   }
@@ -352,8 +352,8 @@ bool PostgresCluster::adopt_locked() {
   if (lines.size() < 4) {
     return false;
   }
-  pid_t pid = static_cast<pid_t>(std::atol(lines[0].c_str()));
-  int port = std::atoi(lines[3].c_str());
+  pid_t pid = util::parse_int<pid_t>(util::trim(lines[0]), 1).value_or(0);
+  int port = util::parse_int<int>(util::trim(lines[3]), 1, 65535).value_or(0);
   if (pid <= 0 || !util::process_alive(pid)) {
     return false;
   }

@@ -5,6 +5,7 @@
 #include <functional>
 #include <thread>
 
+#include "util/numbers.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
@@ -37,11 +38,7 @@ pid_t read_app_pid(const std::string& dir) {
   if (!text) {
     return 0;
   }
-  try {
-    return static_cast<pid_t>(std::stol(util::trim(*text)));
-  } catch (...) {
-    return 0;
-  }
+  return util::parse_int<pid_t>(util::trim(*text), 1).value_or(0);
 }
 
 bool instance_running(const InstanceRecord& inst) {

@@ -1,5 +1,6 @@
 #include "drivers/terraform/aws_client.hpp"
 
+#include "util/numbers.hpp"
 #include "util/http_client.hpp"
 #include "util/strings.hpp"
 
@@ -203,7 +204,7 @@ Expected<std::vector<TargetHealth>> AwsClient::elbv2_describe_target_health(cons
     std::string health = xml_first(m, "TargetHealth");
     t.id = xml_unescape(xml_first(target, "Id"));
     std::string port = xml_first(target, "Port");
-    t.port = port.empty() ? 0 : std::atoi(port.c_str());
+    t.port = util::parse_int<int>(port, 0, 65535).value_or(0); // 0: none or unreadable
     t.state = xml_unescape(xml_first(health, "State"));
     t.reason = xml_unescape(xml_first(health, "Reason"));
     t.description = xml_unescape(xml_first(health, "Description"));

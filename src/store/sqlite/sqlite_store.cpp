@@ -492,7 +492,7 @@ Expected<void> migrate(const Op& op) {
   return {};
 }
 
-Expected<void> configure(const Op& op) {
+Expected<void> configure(const Op& op, const SqliteOptions& options) {
   std::string mode;
   {
     // Finalized before the next pragmas: foreign_keys is silently ignored while a
@@ -506,7 +506,9 @@ Expected<void> configure(const Op& op) {
   if (mode != "wal" && mode != "memory") {
     return Unexpected(op.error("cannot enable WAL mode (journal_mode is " + in_quotes(mode) + ")"));
   }
-  IDP_TRY(op.exec("PRAGMA synchronous = NORMAL"));
+  // FULL: a create, extend or destroy the API acknowledged must survive a power loss; with
+  // NORMAL the last commits before it can vanish. bench/durability measures the cost.
+  IDP_TRY(op.exec(options.synchronous == SyncMode::full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL"));
   IDP_TRY(op.exec("PRAGMA foreign_keys = ON"));
   return {};
 }
@@ -517,7 +519,18 @@ SqliteStore::SqliteStore(sqlite3* db, std::string path) : m_db(db), m_path(std::
 
 SqliteStore::~SqliteStore() { sqlite3_close_v2(m_db); }
 
-Expected<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) {
+Expected<int> SqliteStore::synchronous_level_for_test() {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "read PRAGMA synchronous");
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "PRAGMA synchronous"));
+  IDP_TRY_ASSIGN(bool row, st.step());
+  if (!row) {
+    return Unexpected(op.error("no answer"));
+  }
+  return static_cast<int>(st.int64(0));
+}
+
+Expected<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, const SqliteOptions& options) {
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                            nullptr);
@@ -529,7 +542,7 @@ Expected<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path
   }
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, k_busy_timeout_ms);
-  IDP_TRY(configure(op));
+  IDP_TRY(configure(op, options));
   IDP_TRY(migrate(op));
   return store;
 }

@@ -20,14 +20,27 @@ struct sqlite3;
 
 namespace idp::store::sqlite {
 
+// How SQLite syncs a commit to disk (PRAGMA synchronous, with WAL).
+enum class SyncMode {
+  full,   // the WAL is synced at every commit: an acknowledged write survives power loss
+  normal, // synced at checkpoints only: survives a crash of idp, not of the machine (bench only)
+};
+
+struct SqliteOptions {
+  SyncMode synchronous = SyncMode::full;
+};
+
 class SqliteStore final : public StateStore {
 public:
   // Opens (creating if missing) the database at `path`, or a private in-memory database
-  // for ":memory:". Sets WAL mode, synchronous=NORMAL, foreign keys and a 5 s busy
-  // timeout, then applies the migrations the file lacks (see migrations.hpp).
-  // Errors: io_error/transient when SQLite fails; permanent when the file's schema is
-  // newer than this binary knows (it was written by a newer idp).
-  static Expected<std::unique_ptr<SqliteStore>> open(const std::string& path);
+  // for ":memory:". Sets WAL mode, synchronous (FULL unless options say otherwise), foreign
+  // keys and a 5 s busy timeout, then applies the migrations the file lacks (see
+  // migrations.hpp). Errors: io_error/transient when SQLite fails; permanent when the
+  // file's schema is newer than this binary knows (it was written by a newer idp).
+  static Expected<std::unique_ptr<SqliteStore>> open(const std::string& path, const SqliteOptions& options = {});
+
+  // The connection's PRAGMA synchronous (1 = NORMAL, 2 = FULL), to check what open() set.
+  Expected<int> synchronous_level_for_test();
 
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/daemon_process.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 #include "support/test_support.hpp"
 #include "util/fs.hpp"
 #include "util/subprocess.hpp"
@@ -79,6 +80,58 @@ TEST(BadInputTest, CliUsageErrorsExitTwoWithoutContactingTheServer) {
     EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find("cannot reach"), std::string::npos) << "usage errors never reach the server: " << r.err;
   }
+}
+
+// Numbers from the environment and from the state store are parsed, never thrown on or
+// wrapped: IDP_WORKERS=-1 once asked for ULONG_MAX workers, an out-of-range port passed
+// --check-config, a garbage stored router port aborted `idp serve` (exit 134).
+TEST(BadInputTest, BadNumbersInServerSettingsAreClearErrors) {
+  TempDir tmp("idp-badnumbers");
+  std::string home = tmp.sub("home");
+  ASSERT_TRUE(util::ensure_dir(home));
+  auto serve = [&](const std::map<std::string, std::string>& env, std::vector<std::string> flags) {
+    util::Command c;
+    c.argv = {idp_binary(), "serve", "--home", home};
+    c.argv.insert(c.argv.end(), flags.begin(), flags.end());
+    c.env = env;
+    c.env["NO_COLOR"] = "1";
+    util::RunOptions o;
+    o.timeout_ms = 60000; // a daemon that started anyway is stopped and reported below
+    auto r = util::run(c, o);
+    return r ? *r : util::RunResult{};
+  };
+  struct Case {
+    std::map<std::string, std::string> env;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {{{"IDP_WORKERS", "-1"}}, "environment variable IDP_WORKERS: expected a number of workers from 1 to 256, got \"-1\""},
+      {{{"IDP_WORKERS", "4x"}}, "IDP_WORKERS"},
+      {{{"IDP_LISTEN", "127.0.0.1:99999"}}, "environment variable IDP_LISTEN: expected an address like 127.0.0.1:8787 with a port from 0 to 65535, got \"127.0.0.1:99999\""},
+      {{{"IDP_LISTEN", "127.0.0.1:99999999999"}}, "IDP_LISTEN"},
+      {{{"IDP_ROUTER_PORT", "8080abc"}}, "IDP_ROUTER_PORT"},
+  };
+  for (const auto& c : cases) {
+    auto r = serve(c.env, {"--check-config"});
+    EXPECT_EQ(r.exit_code, 1) << c.env.begin()->second << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
+  }
+  auto flag = serve({}, {"--listen", "127.0.0.1:70000", "--check-config"});
+  EXPECT_EQ(flag.exit_code, 1) << flag.out << flag.err;
+  EXPECT_NE(flag.err.find("--listen: expected an address like 127.0.0.1:8787 with a port from 0 to 65535"),
+            std::string::npos)
+      << flag.err;
+
+  {
+    auto store = store::sqlite::SqliteStore::open(util::path_join(home, "state.db"));
+    ASSERT_TRUE(store) << store.error().full_message();
+    ASSERT_TRUE((*store)->set_setting("router_port", "garbage"));
+  }
+  auto r = serve({}, {"--listen", "127.0.0.1:0"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_FALSE(r.timed_out) << "the daemon started with a garbage router port";
+  EXPECT_NE(r.err.find("router port stored in"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("expected a whole number from 1 to 65535, got \"garbage\""), std::string::npos) << r.err;
 }
 
 class BadInputServerTest : public ::testing::Test {

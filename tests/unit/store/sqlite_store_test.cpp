@@ -367,5 +367,21 @@ TEST_F(SqliteStoreTest, RowsEditedIntoNonsenseAreErrorsNotCrashes) {
   EXPECT_EQ(listed.error().code, ErrorCode::io_error);
 }
 
+// An acknowledged write must survive a power loss: the state store commits with
+// synchronous=FULL unless asked otherwise (NORMAL exists for bench/durability).
+TEST_F(SqliteStoreTest, CommitsAreSyncedInFullByDefault) {
+  auto store = open_or_fail();
+  ASSERT_NE(store, nullptr);
+  IDP_ASSERT_OK_ASSIGN(int level, store->synchronous_level_for_test());
+  EXPECT_EQ(level, 2) << "PRAGMA synchronous should be FULL (2)";
+  store.reset();
+
+  SqliteOptions normal;
+  normal.synchronous = SyncMode::normal;
+  IDP_ASSERT_OK_ASSIGN(auto relaxed, SqliteStore::open(db_path(), normal));
+  IDP_ASSERT_OK_ASSIGN(int relaxed_level, relaxed->synchronous_level_for_test());
+  EXPECT_EQ(relaxed_level, 1);
+}
+
 } // namespace
 } // namespace idp::store::sqlite
