@@ -129,8 +129,8 @@ void JobScheduler::tick() {
 }
 
 bool JobScheduler::has(const std::string& env) const {
-  std::lock_guard<std::mutex> g(m_mu);
-  return m_entries.count(env) > 0;
+  std::lock_guard<std::mutex> g(m_status_mu);
+  return m_status.count(env) > 0;
 }
 
 void JobScheduler::log(const Entry& e, const std::string& line) const {
@@ -180,6 +180,7 @@ Expected<void> JobScheduler::set(const Job& job) {
     }
     e.job = job;
     save(e);
+    publish_locked(e);
     return {};
   }
   Entry e;
@@ -223,6 +224,7 @@ Expected<void> JobScheduler::set(const Job& job) {
                                       : std::string()));
   }
   save(e);
+  publish_locked(e);
   m_entries.emplace(job.env, std::move(e));
   return {};
 }
@@ -463,6 +465,7 @@ void JobScheduler::tick_locked(util::Millis t) {
     if (changed) {
       save(e);
     }
+    publish_locked(e); // next_run_at moves with every tick
   }
 }
 
@@ -490,24 +493,32 @@ void JobScheduler::stop_running(Entry& e, const std::string& reason) {
 }
 
 void JobScheduler::remove(const std::string& env, const std::string& reason) {
-  std::lock_guard<std::mutex> g(m_mu);
-  auto it = m_entries.find(env);
-  if (it == m_entries.end()) {
+  std::map<std::string, Entry>::node_type node;
+  {
+    std::lock_guard<std::mutex> g(m_mu);
+    node = m_entries.extract(env);
+  }
+  {
+    std::lock_guard<std::mutex> g(m_status_mu);
+    m_status.erase(env);
+  }
+  if (node.empty()) {
     return;
   }
-  // A run that ended already gets its real result, not `reason`.
-  collect_finished(it->second, now());
-  stop_running(it->second, reason);
-  m_entries.erase(it);
+  // The entry is ours alone now: stopping its run (TERM, grace, KILL) happens outside m_mu,
+  // so the ticks of the other environments and status() never wait for it. A run that
+  // ended already gets its real result, not `reason`.
+  collect_finished(node.mapped(), now());
+  stop_running(node.mapped(), reason);
 }
 
 nlohmann::json JobScheduler::status(const std::string& env) const {
-  std::lock_guard<std::mutex> g(m_mu);
-  auto it = m_entries.find(env);
-  if (it == m_entries.end()) {
-    return nullptr;
-  }
-  const Entry& e = it->second;
+  std::lock_guard<std::mutex> g(m_status_mu);
+  auto it = m_status.find(env);
+  return it == m_status.end() ? nlohmann::json(nullptr) : it->second;
+}
+
+void JobScheduler::publish_locked(const Entry& e) {
   ScheduleClock c = clock_of(e);
   nlohmann::json j = {{"schedule", e.job.expression}};
   if (auto n = e.schedule.next_after(e.last)) {
@@ -524,7 +535,8 @@ nlohmann::json JobScheduler::status(const std::string& env) const {
   if (!e.last_run.is_null()) {
     j["last_run"] = e.last_run;
   }
-  return j;
+  std::lock_guard<std::mutex> g(m_status_mu);
+  m_status[e.job.env] = std::move(j);
 }
 
 } // namespace idp::drivers::local

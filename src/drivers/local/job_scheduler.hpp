@@ -141,7 +141,14 @@ private:
   ScheduleClock clock_of(const Entry& e) const { return {e.anchor, m_opts.time_scale}; }
   util::Millis now() const;
 
+  // The status() answer of each environment, computed under m_mu after every change and
+  // read under m_status_mu alone (lock order: m_mu, then m_status_mu), so observe() never
+  // waits for a tick that is starting or stopping a run.
+  void publish_locked(const Entry& e);
+
   Options m_opts;
+  mutable std::mutex m_status_mu;
+  std::map<std::string, nlohmann::json> m_status;
   mutable std::mutex m_mu;
   std::condition_variable m_cv;
   std::map<std::string, Entry> m_entries;

@@ -1,7 +1,9 @@
 #include "drivers/local/job_scheduler.hpp"
 
 #include <gtest/gtest.h>
+#include <csignal>
 #include <mutex>
+#include <thread>
 
 #include "drivers/common/log_files.hpp"
 #include "fakes/fake_clock.hpp"
@@ -76,6 +78,7 @@ protected:
   std::mutex mu;
   std::map<int64_t, core::JobRun> runs;
   std::unique_ptr<JobScheduler> scheduler;
+  int64_t grace_ms = 2000;
 
   void SetUp() override { make_scheduler(); }
   void TearDown() override {
@@ -89,7 +92,7 @@ protected:
     o.self_exe = testing::self_exe();
     o.clock = &clock;
     o.time_scale = scale;
-    o.stop_grace_ms = 2000;
+    o.stop_grace_ms = grace_ms;
     o.job_runs.insert = [this](const core::JobRun& r) -> Expected<int64_t> {
       std::lock_guard<std::mutex> g(mu);
       int64_t id = static_cast<int64_t>(runs.size()) + 1;
@@ -298,6 +301,34 @@ TEST_F(JobSchedulerTest, EnvironmentErrorFailsTheRunWithoutStartingIt) {
   scheduler->tick();
   EXPECT_EQ(run(1).status, "failed");
   EXPECT_NE(run(1).message.find("TOKEN"), std::string::npos);
+}
+
+// A mutex guards memory, never I/O: while remove() stops a run that ignores TERM (a long
+// grace before KILL), status(), which observe() uses, answers at once.
+TEST_F(JobSchedulerTest, StatusAnswersWhileARunIsBeingStopped) {
+  grace_ms = 60000;
+  make_scheduler();
+  std::string pid_file = dir.path() + "/job.pid";
+  std::string term_file = dir.path() + "/got-term";
+  ASSERT_TRUE(scheduler
+                  ->set(job({"sh", "-c",
+                             "echo $$ > " + pid_file + "; trap 'touch " + term_file +
+                                 "' TERM; while :; do sleep 0.1; done"}))
+                  .has_value());
+  clock.advance(k_minute);
+  scheduler->tick();
+  ASSERT_EQ(run_count(), 1u);
+  ASSERT_TRUE(wait_until([&] { return util::read_file(pid_file).has_value(); }, 20000));
+  pid_t pid = static_cast<pid_t>(std::stol(*util::read_file(pid_file)));
+  std::thread remover([&] { scheduler->remove("jobs", "stopped by the test"); });
+  ASSERT_TRUE(wait_until([&] { return util::read_file(term_file).has_value(); }, 20000));
+  EXPECT_TRUE(scheduler->status("jobs").is_null());
+  EXPECT_FALSE(scheduler->has("jobs"));
+  // Had status() waited for the scheduler's lock, the run would have been killed by now.
+  EXPECT_TRUE(util::process_alive(pid));
+  ::kill(pid, SIGKILL);
+  remover.join();
+  EXPECT_EQ(run(1).status, "failed");
 }
 
 } // namespace
