@@ -6,6 +6,7 @@
 #include "api/api_error.hpp"
 #include "core/api_types.hpp"
 #include "core/ttl.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace idp::api {
@@ -20,7 +21,7 @@ const char* k_json = "application/json";
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump() + "\n", k_json);
+  res.set_content(util::json_dump(body) + "\n", k_json);
 }
 
 std::string actor_of(const httplib::Request& req) {
@@ -263,7 +264,7 @@ void ApiServer::routes() {
         if (evs) {
           std::string out;
           for (const auto& e : *evs) {
-            out += "id: " + std::to_string(e.id) + "\ndata: " + core::to_json(e).dump() + "\n\n";
+            out += "id: " + std::to_string(e.id) + "\ndata: " + util::json_dump(core::to_json(e)) + "\n\n";
             *after = e.id;
           }
           if (!out.empty()) {
@@ -475,7 +476,7 @@ void ApiServer::routes() {
             if (chunk) {
               std::string out;
               for (const auto& l : chunk->lines) {
-                out += line_json(l).dump() + "\n";
+                out += util::json_dump(line_json(l)) + "\n";
               }
               if (!chunk->cursor.empty()) {
                 state->cursor = chunk->cursor;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "engine/controller.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -385,7 +386,7 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver) {
     }
     (void)m_store.update_environment(name, [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
       e.url = result->url;
-      e.outputs_json = result->outputs.dump();
+      e.outputs_json = util::json_dump(result->outputs);
       e.warnings = result->warnings;
       e.deployed_commit = commit;
       e.observed_generation = std::max(e.observed_generation, gen);

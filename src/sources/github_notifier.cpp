@@ -8,6 +8,7 @@
 #include "core/dashboard_markdown.hpp"
 #include "sources/repo_identity.hpp"
 #include "util/hash.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace idp::sources {
@@ -144,7 +145,7 @@ void GithubNotifier::save_cursor() {
     retry.push_back(name);
   }
   nlohmann::json j = {{"after_id", m_after_id}, {"retry", retry}};
-  if (auto saved = m_store.set_setting(k_cursor_setting, j.dump()); !saved) {
+  if (auto saved = m_store.set_setting(k_cursor_setting, util::json_dump(j)); !saved) {
     spdlog::warn("github: cannot save the notification cursor: {}", saved.error().full_message());
   }
 }

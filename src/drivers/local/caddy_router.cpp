@@ -13,6 +13,7 @@
 
 #include "util/fs.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -198,7 +199,7 @@ Expected<nlohmann::json> CaddyRouter::admin(const std::string& method, const std
 }
 
 Expected<void> CaddyRouter::upsert_locked(const RouteTarget& r) {
-  std::string body = route_json(r).dump();
+  std::string body = util::json_dump(route_json(r));
   long status = 0;
   // PATCH replaces the route when it exists; PUT at index 0 inserts it before the
   // catch-all. Never PUT blindly: Caddy would keep two routes with the same @id.
@@ -215,7 +216,7 @@ Expected<void> CaddyRouter::upsert_locked(const RouteTarget& r) {
 
 Expected<void> CaddyRouter::sync_all_locked() {
   long status = 0;
-  IDP_TRY(admin("PATCH", k_routes_path, routes_json_locked().dump(), &status));
+  IDP_TRY(admin("PATCH", k_routes_path, util::json_dump(routes_json_locked()), &status));
   if (status < 200 || status >= 300) {
     return make_error(ErrorCode::transient, "router rejected the routes (HTTP " + std::to_string(status) + ")");
   }
@@ -358,7 +359,7 @@ Expected<void> CaddyRouter::launch() {
   IDP_TRY(check_port_free(m_cfg.listen_host, m_cfg.port));
   {
     std::lock_guard<std::mutex> g(m_mutex);
-    IDP_TRY(util::write_file_atomic(m_config_path, config_json_locked().dump(2) + "\n", 0600));
+    IDP_TRY(util::write_file_atomic(m_config_path, util::json_dump(config_json_locked(), 2) + "\n", 0600));
   }
   if (!m_socket.empty()) {
     ::unlink(m_socket.c_str());

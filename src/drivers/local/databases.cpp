@@ -8,6 +8,7 @@
 
 #include "util/fs.hpp"
 #include "util/hash.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 #include "util/time.hpp"
 
@@ -160,7 +161,7 @@ Expected<bool> DatabaseManager::ensure_template(PgConnection& admin, const SeedS
                          {"seed", seed.path},
                          {"created_at", util::SystemClock().now_ms()},
                          {"by", "idp"}};
-  IDP_TRY_ASSIGN(std::string comment, admin.literal(info.dump()));
+  IDP_TRY_ASSIGN(std::string comment, admin.literal(util::json_dump(info)));
   IDP_TRY(admin.exec("CREATE DATABASE " + ident + " TEMPLATE template0", "create template " + util::quote(tmpl)));
   IDP_TRY(admin.exec("REVOKE CONNECT, TEMPORARY ON DATABASE " + ident + " FROM PUBLIC; GRANT CONNECT, CREATE, "
                      "TEMPORARY ON DATABASE " + ident + " TO " + ident + "; COMMENT ON DATABASE " + ident + " IS " +

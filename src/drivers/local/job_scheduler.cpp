@@ -8,6 +8,7 @@
 #include "drivers/common/log_files.hpp"
 #include "drivers/local/shim.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -157,7 +158,7 @@ void JobScheduler::save(const Entry& e) const {
     un.push_back(to_json_run(r));
   }
   j["unrecorded"] = un;
-  if (auto w = util::write_file_atomic(util::path_join(e.job.env_dir, "schedule.json"), j.dump(2) + "\n", 0600); !w) {
+  if (auto w = util::write_file_atomic(util::path_join(e.job.env_dir, "schedule.json"), util::json_dump(j, 2) + "\n", 0600); !w) {
     spdlog::warn("local driver: {}: cannot save the schedule state: {}", e.job.env, w.error().message);
   }
 }

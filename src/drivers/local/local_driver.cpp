@@ -20,6 +20,7 @@
 #include "util/git.hpp"
 #include "util/hash.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -102,7 +103,7 @@ std::string content_hash(const DeploySpec& spec) {
                       {"static", {{"dir", c.static_site.dir}, {"spa", c.static_site.spa}}},
                       {"schedule_expression", c.schedule_expression},
                       {"database", {{"seed", c.database.seed}}}};
-  return util::sha256_hex(j.dump()).substr(0, 16);
+  return util::sha256_hex(util::json_dump(j)).substr(0, 16);
 }
 
 
@@ -1291,7 +1292,7 @@ Expected<Observation> LocalDriver::observe(const core::Environment& env) {
     }
     obs.status["schedule"] = st;
     obs.health = Health::healthy;
-    obs.detail = st.contains("running") ? "job run " + st["running"]["id"].dump() + " is running"
+    obs.detail = st.contains("running") ? "job run " + util::json_dump(st["running"]["id"]) + " is running"
                  : st.contains("next_run_at") ? "next run at " + st["next_run_at"].get<std::string>()
                                                : "the schedule has no more runs";
     return obs;

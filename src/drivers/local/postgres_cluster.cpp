@@ -18,6 +18,7 @@
 
 #include "drivers/local/search_access.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -258,7 +259,7 @@ Expected<void> PostgresCluster::prepare_locked() {
   meta["port"] = m_port;
   meta["bin_dir"] = m_bin;
   meta["user"] = m_user;
-  IDP_TRY(util::write_file_atomic(meta_path, meta.dump(2) + "\n", 0600));
+  IDP_TRY(util::write_file_atomic(meta_path, util::json_dump(meta, 2) + "\n", 0600));
 
   IDP_TRY(util::ensure_dir(m_opts.dir, 0700));
   IDP_TRY(chown_path(m_opts.dir, m_uid, m_gid));
