@@ -7,6 +7,7 @@
 #include "core/api_types.hpp"
 #include "core/ttl.hpp"
 #include "util/json.hpp"
+#include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
 
 namespace idp::api {
@@ -158,7 +159,13 @@ Expected<int> ApiServer::bind(const std::string& host, int port) {
 
 void ApiServer::start() {
   m_started_at = m_ctx.clock->now_ms();
-  m_thread = std::thread([this] { m_server->listen_after_bind(); });
+  m_thread = std::thread([this] {
+    util::thread_main("api_server", [this] {
+      if (!m_stopping.load()) {
+        m_server->listen_after_bind();
+      }
+    });
+  });
   // httplib's stop() does nothing before the accept loop runs: wait for it, so a stop()
   // right after start() cannot hang.
   for (int i = 0; i < 5000 && !m_server->is_running(); ++i) {

@@ -5,6 +5,7 @@
 
 #include "engine/controller.hpp"
 #include "util/json.hpp"
+#include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -102,8 +103,8 @@ void Reconciler::start() {
   m_running = true;
   m_shutdown = false;
   m_wake_all = true;
-  m_loop_thread = std::thread([this] { loop(); });
-  m_renew_thread = std::thread([this] { renew_leases(); });
+  m_loop_thread = std::thread([this] { util::thread_main("reconciler", [this] { loop(); }); });
+  m_renew_thread = std::thread([this] { util::thread_main("lease_renew", [this] { renew_leases(); }); });
   for (size_t i = 0; i < std::max<size_t>(1, m_options.workers); ++i) {
     m_workers.emplace_back([this] { worker(); });
   }

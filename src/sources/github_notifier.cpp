@@ -108,7 +108,7 @@ void GithubNotifier::start() {
   m_thread.start([this] {
     run_once();
     return m_options.poll_interval;
-  });
+  }, "github_notifier");
 }
 
 void GithubNotifier::stop() { m_thread.stop(); }

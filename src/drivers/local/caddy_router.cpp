@@ -14,6 +14,7 @@
 #include "util/fs.hpp"
 #include "util/http_client.hpp"
 #include "util/json.hpp"
+#include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -324,7 +325,7 @@ Expected<void> CaddyRouter::start(const std::vector<RouteTarget>& routes) {
     m_first_error.reset();
     m_restarts = 0;
   }
-  m_thread = std::thread([this] { supervise(); });
+  m_thread = std::thread([this] { util::thread_main("router_supervise", [this] { supervise(); }); });
   std::unique_lock<std::mutex> lk(m_mutex);
   m_cv.wait(lk, [&] { return m_first_done; });
   if (m_first_error) {
@@ -435,7 +436,20 @@ Expected<void> CaddyRouter::launch() {
 
 void CaddyRouter::supervise() {
   int64_t backoff = k_backoff_min_ms;
-  bool first = true;
+  bool first;
+  pid_t left = 0;
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    first = !m_first_done; // false when a previous run of this loop threw (thread_main restarts it)
+    left = m_pid;
+  }
+  if (left > 0) {
+    // That run threw while its Caddy ran: start afresh rather than lose track of it.
+    kill_child(left);
+    std::lock_guard<std::mutex> g(m_mutex);
+    m_pid = 0;
+    m_ready = false;
+  }
   while (true) {
     {
       std::lock_guard<std::mutex> g(m_mutex);
@@ -460,6 +474,7 @@ void CaddyRouter::supervise() {
       int64_t started = util::steady_ms();
       pid_t pid = this->pid();
       while (true) {
+        util::thread_failpoint("router_supervise"); // a throw here restarts the loop (thread_main)
         if (auto st = util::wait_child(pid, 100)) {
           spdlog::warn("router: caddy (pid {}) exited with code {}; restarting", pid, *st);
           break;

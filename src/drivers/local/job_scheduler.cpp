@@ -9,6 +9,7 @@
 #include "drivers/local/shim.hpp"
 #include "util/fs.hpp"
 #include "util/json.hpp"
+#include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -99,7 +100,7 @@ void JobScheduler::start() {
     return;
   }
   m_stopping = false;
-  m_thread = std::thread([this] { loop(); });
+  m_thread = std::thread([this] { util::thread_main("job_scheduler", [this] { loop(); }); });
 }
 
 void JobScheduler::stop() {
@@ -120,7 +121,7 @@ void JobScheduler::loop() {
     if (m_stopping) {
       break;
     }
-    tick_locked(now());
+    util::guarded_step("job_scheduler", [&] { tick_locked(now()); });
   }
 }
 

@@ -19,6 +19,7 @@
 #include "drivers/local/search_access.hpp"
 #include "util/fs.hpp"
 #include "util/json.hpp"
+#include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -519,7 +520,7 @@ Expected<void> PostgresCluster::ensure_running() {
     }
   }
   if (!m_thread.joinable()) {
-    m_thread = std::thread([this] { supervise(); });
+    m_thread = std::thread([this] { util::thread_main("postgres_supervise", [this] { supervise(); }); });
   }
   return {};
 }

@@ -18,6 +18,7 @@
 #include "util/fs.hpp"
 #include "util/hash.hpp"
 #include "util/json.hpp"
+#include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -468,24 +469,26 @@ Expected<TerraformDriver::RunOutcome> TerraformDriver::run_tf(const std::string&
   std::atomic<bool> done{false};
   std::atomic<bool> term_sent{false};
   std::thread watcher;
+  int64_t kill_at = 0;
   if (cancel) {
     watcher = std::thread([&] {
-      int64_t kill_at = 0;
-      while (!done.load()) {
-        if (!term_sent.load() && cancel->load()) {
-          for (pid_t pid : util::find_processes_with_env(k_run_marker, marker)) {
-            if (util::process_group_of(pid) == pid) { // the session leader: terraform, not a provider
-              ::kill(pid, SIGTERM);
+      util::thread_main("terraform_watcher", [&] {
+        while (!done.load()) {
+          if (!term_sent.load() && cancel->load()) {
+            for (pid_t pid : util::find_processes_with_env(k_run_marker, marker)) {
+              if (util::process_group_of(pid) == pid) { // the session leader: terraform, not a provider
+                ::kill(pid, SIGTERM);
+              }
             }
+            term_sent = true;
+            kill_at = util::steady_ms() + m_opts.stop_grace_ms;
           }
-          term_sent = true;
-          kill_at = util::steady_ms() + m_opts.stop_grace_ms;
+          if (term_sent.load() && util::steady_ms() >= kill_at) {
+            hard_cancel = true;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }
-        if (term_sent.load() && util::steady_ms() >= kill_at) {
-          hard_cancel = true;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
+      });
     });
   }
   RunOutcome outcome;
