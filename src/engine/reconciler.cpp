@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "engine/controller.hpp"
+#include "util/failpoint.hpp"
 #include "util/json.hpp"
 #include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
@@ -372,6 +373,9 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver) {
   EngineProgress progress(m_store, name, rev.id, flag, m_clock);
   spdlog::info("{}: deploying {} (generation {}, revision {})", name, util::short_commit(commit), gen, rev.id);
   auto result = driver.apply(spec, progress);
+  if (result && IDP_FAILPOINT("engine.deploy.applied")) { // applied, not yet recorded (docs/hacking.md)
+    result = Unexpected(util::failpoint_error("engine.deploy.applied"));
+  }
   now = m_clock.now_ms();
 
   if (result) {
@@ -481,6 +485,9 @@ void Reconciler::do_destroy(Environment env, drivers::Driver& driver) {
   auto never = std::make_shared<std::atomic<bool>>(false);
   EngineProgress progress(m_store, name, 0, never, m_clock);
   auto result = driver.destroy(env, progress);
+  if (result && IDP_FAILPOINT("engine.destroy.done")) { // destroyed, not yet recorded (docs/hacking.md)
+    result = Unexpected(util::failpoint_error("engine.destroy.done"));
+  }
   now = m_clock.now_ms();
   if (!result) {
     const Error& err = result.error();

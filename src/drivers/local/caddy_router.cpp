@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "util/failpoint.hpp"
 #include "util/fs.hpp"
 #include "util/http_client.hpp"
 #include "util/json.hpp"
@@ -243,6 +244,7 @@ Expected<void> CaddyRouter::set_route(const RouteTarget& r) {
     m_dirty = true;
     return Unexpected(res.error().with_context("router"));
   }
+  IDP_FAILPOINT_RETURN("router.route_set"); // Caddy has the route; the caller has not recorded it
   return {};
 }
 
@@ -259,6 +261,7 @@ Expected<void> CaddyRouter::remove_route(const std::string& env) {
     return make_error(ErrorCode::transient, "router: cannot remove the route of " + util::quote(env) + ": " +
                                                 (res ? "HTTP " + std::to_string(status) : res.error().message));
   }
+  IDP_FAILPOINT_RETURN("router.route_removed");
   return {};
 }
 

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "util/failpoint.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
 #include "util/json.hpp"
@@ -218,6 +219,7 @@ Expected<std::string> DatabaseManager::ensure(const DatabaseRecord& rec, const s
   IDP_TRY_ASSIGN(PgConnection admin, m_cluster.admin());
   IDP_TRY_ASSIGN(std::string password, password_for(rec));
   IDP_TRY(ensure_role(admin, rec.name, password));
+  IDP_FAILPOINT_RETURN("local.database.role_created");
   IDP_TRY_ASSIGN(std::string db, admin.identifier(rec.name));
   IDP_TRY_ASSIGN(auto rows, admin.query("SELECT 1 FROM pg_database WHERE datname = $1", {rec.name}, "look up database"));
   std::string created;
@@ -245,6 +247,7 @@ Expected<std::string> DatabaseManager::ensure(const DatabaseRecord& rec, const s
       created = "created empty";
       note("database " + rec.name + " created in " + std::to_string(util::steady_ms() - t0) + " ms");
     }
+    IDP_FAILPOINT_RETURN("local.database.created"); // created, not yet restricted to its role
   }
   // Every time: only its role may connect (a clone starts with PUBLIC's defaults).
   IDP_TRY(admin.exec("REVOKE CONNECT, TEMPORARY ON DATABASE " + db + " FROM PUBLIC; GRANT CONNECT, TEMPORARY ON "
@@ -263,6 +266,7 @@ Expected<void> DatabaseManager::drop(const std::string& name) {
   IDP_TRY_ASSIGN(PgConnection admin, m_cluster.admin());
   IDP_TRY_ASSIGN(std::string ident, admin.identifier(name));
   IDP_TRY(admin.exec("DROP DATABASE IF EXISTS " + ident + " WITH (FORCE)", "drop database " + util::quote(name)));
+  IDP_FAILPOINT_RETURN("local.database.dropped"); // the role is still there
   return admin.exec("DROP ROLE IF EXISTS " + ident, "drop role " + util::quote(name));
 }
 

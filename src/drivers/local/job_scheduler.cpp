@@ -7,6 +7,7 @@
 
 #include "drivers/common/log_files.hpp"
 #include "drivers/local/shim.hpp"
+#include "util/failpoint.hpp"
 #include "util/fs.hpp"
 #include "util/json.hpp"
 #include "util/periodic_thread.hpp"
@@ -337,6 +338,9 @@ void JobScheduler::start_run(Entry& e, util::Millis scheduled_at, util::Millis t
   }
   e.running->shim_pid = *pid;
   e.running->shim_start_time = util::process_start_time(*pid).value_or(0);
+  // The run is started but schedule.json does not name it yet. No error path here: a run
+  // that cannot be started is recorded by fail(), which this step is past.
+  (void)IDP_FAILPOINT("local.job.started");
 }
 
 void JobScheduler::settle_store_runs(Entry& e, util::Millis t) {
