@@ -7,6 +7,8 @@
 #include "core/api_types.hpp"
 #include "core/ttl.hpp"
 #include "util/numbers.hpp"
+#include "util/json.hpp"
+#include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
 
 namespace idp::api {
@@ -21,7 +23,7 @@ const char* k_json = "application/json";
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump() + "\n", k_json);
+  res.set_content(util::json_dump(body) + "\n", k_json);
 }
 
 std::string actor_of(const httplib::Request& req) {
@@ -159,7 +161,13 @@ Expected<int> ApiServer::bind(const std::string& host, int port) {
 
 void ApiServer::start() {
   m_started_at = m_ctx.clock->now_ms();
-  m_thread = std::thread([this] { m_server->listen_after_bind(); });
+  m_thread = std::thread([this] {
+    util::thread_main("api_server", [this] {
+      if (!m_stopping.load()) {
+        m_server->listen_after_bind();
+      }
+    });
+  });
   // httplib's stop() does nothing before the accept loop runs: wait for it, so a stop()
   // right after start() cannot hang.
   for (int i = 0; i < 5000 && !m_server->is_running(); ++i) {
@@ -265,7 +273,7 @@ void ApiServer::routes() {
         if (evs) {
           std::string out;
           for (const auto& e : *evs) {
-            out += "id: " + std::to_string(e.id) + "\ndata: " + core::to_json(e).dump() + "\n\n";
+            out += "id: " + std::to_string(e.id) + "\ndata: " + util::json_dump(core::to_json(e)) + "\n\n";
             *after = e.id;
           }
           if (!out.empty()) {
@@ -477,7 +485,7 @@ void ApiServer::routes() {
             if (chunk) {
               std::string out;
               for (const auto& l : chunk->lines) {
-                out += line_json(l).dump() + "\n";
+                out += util::json_dump(line_json(l)) + "\n";
               }
               if (!chunk->cursor.empty()) {
                 state->cursor = chunk->cursor;

@@ -6,6 +6,7 @@
 
 #include "util/fs.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace idp::cli {
@@ -88,7 +89,7 @@ Expected<json> ApiClient::request(const std::string& method, const std::string& 
 
 Expected<json> ApiClient::get(const std::string& path) { return request("GET", path, ""); }
 
-Expected<json> ApiClient::post(const std::string& path, const json& body) { return request("POST", path, body.dump()); }
+Expected<json> ApiClient::post(const std::string& path, const json& body) { return request("POST", path, util::json_dump(body)); }
 
 Expected<json> ApiClient::del(const std::string& path) { return request("DELETE", path, ""); }
 

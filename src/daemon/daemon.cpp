@@ -15,6 +15,7 @@
 #include "store/sqlite/sqlite_store.hpp"
 #include "util/fs.hpp"
 #include "util/numbers.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -168,7 +169,7 @@ Expected<void> Daemon::start() {
   d.sources = std::make_unique<sources::Sources>(cfg.repositories, *d.store, *d.controller, d.clock, so);
   d.api->add_post_hook("/hooks/github", [src = d.sources.get()](const api::RawRequest& r) {
     auto out = src->webhook().handle(r.body, r.header);
-    std::string body = out.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string body = util::json_dump(out.body);
     return api::RawResponse{out.status, "application/json", body + "\n"};
   });
   IDP_TRY_ASSIGN(int listen_port, cfg.api_port());
@@ -188,7 +189,7 @@ Expected<void> Daemon::start() {
                          {"home", cfg.home},
                          {"version", idp::k_version},
                          {"started_at", util::format_iso8601(d.clock.now_ms())}};
-  IDP_TRY(util::write_file_atomic(util::path_join(cfg.home, "daemon.json"), info.dump(2) + "\n"));
+  IDP_TRY(util::write_file_atomic(util::path_join(cfg.home, "daemon.json"), util::json_dump(info, 2) + "\n"));
   spdlog::info("idp serve: api {} | environments at http://<name>.{}:{}/ | home {} | drivers {}", api_url, cfg.domain,
                d.router_port, cfg.home, util::join(d.driver_set.names(), ","));
   return {};

@@ -7,6 +7,7 @@
 #include "core/ttl.hpp"
 #include "daemon/daemon.hpp"
 #include "drivers/local/shim.hpp"
+#include "util/failpoint.hpp"
 #include "util/fatal.hpp"
 #include "util/fs.hpp"
 #include "util/log.hpp"
@@ -191,6 +192,10 @@ cli::CommandSpec serve_command_spec() {
               }
               block_shutdown_signals();
               util::init_logging();
+              // Tests only: arms the failpoints named in IDP_FAILPOINTS (docs/hacking.md).
+              if (auto fp = util::init_failpoints_from_env(); !fp) {
+                throw Fatal(fp.error().message);
+              }
               Daemon daemon(cfg, self_exe());
               auto started = daemon.start();
               if (!started) {

@@ -3,6 +3,7 @@
 #include "core/names.hpp"
 #include "core/ttl.hpp"
 #include "util/git.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace idp::engine {
@@ -121,7 +122,7 @@ Expected<Controller::Resolved> Controller::resolve_config(const std::string& rep
     return make_error(ErrorCode::invalid_config, util::join(lines, "\n"));
   }
   r.tmpl = std::move(*tmpl);
-  r.config_json = core::to_json(r.config).dump();
+  r.config_json = util::json_dump(core::to_json(r.config));
   return r;
 }
 

@@ -13,7 +13,7 @@ void Reaper::start() {
   m_thread.start([this] {
     sweep();
     return m_interval;
-  });
+  }, "reaper");
 }
 
 void Reaper::stop() { m_thread.stop(); }

@@ -5,6 +5,9 @@
 
 #include "engine/controller.hpp"
 #include "util/numbers.hpp"
+#include "util/failpoint.hpp"
+#include "util/json.hpp"
+#include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -116,8 +119,8 @@ void Reconciler::start() {
   m_shutdown = false;
   m_retry.restart();
   m_wake_all = true;
-  m_loop_thread = std::thread([this] { loop(); });
-  m_renew_thread = std::thread([this] { renew_leases(); });
+  m_loop_thread = std::thread([this] { util::thread_main("reconciler", [this] { loop(); }); });
+  m_renew_thread = std::thread([this] { util::thread_main("lease_renew", [this] { renew_leases(); }); });
   for (size_t i = 0; i < std::max<size_t>(1, m_options.workers); ++i) {
     m_workers.emplace_back([this] { worker(); });
   }
@@ -478,6 +481,9 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
   EngineProgress progress(m_store, m_retry, name, rev.id, flag, lost, m_clock);
   spdlog::info("{}: deploying {} (generation {}, revision {})", name, util::short_commit(commit), gen, rev.id);
   auto result = driver.apply(spec, progress);
+  if (result && IDP_FAILPOINT("engine.deploy.applied")) { // applied, not yet recorded (docs/hacking.md)
+    result = Unexpected(util::failpoint_error("engine.deploy.applied"));
+  }
   now = m_clock.now_ms();
 
   if (lost()) {
@@ -506,7 +512,7 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
     // provisioning/updating and the next start redeploys, idempotently).
     auto ready = write_env(op, "record ready", [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
       e.url = result->url;
-      e.outputs_json = result->outputs.dump();
+      e.outputs_json = util::json_dump(result->outputs);
       e.warnings = result->warnings;
       e.deployed_commit = commit;
       e.observed_generation = std::max(e.observed_generation, gen);
@@ -614,6 +620,9 @@ void Reconciler::do_destroy(Environment env, drivers::Driver& driver, Operation&
   auto never = std::make_shared<std::atomic<bool>>(false);
   EngineProgress progress(m_store, m_retry, name, 0, never, lost, m_clock);
   auto result = driver.destroy(env, progress);
+  if (result && IDP_FAILPOINT("engine.destroy.done")) { // destroyed, not yet recorded (docs/hacking.md)
+    result = Unexpected(util::failpoint_error("engine.destroy.done"));
+  }
   now = m_clock.now_ms();
   if (lost()) {
     spdlog::warn("{}: lease lost during the destroy; leaving the environment to its new holder", name);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sources/seen_heads.hpp"
+#include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
 
 namespace idp::sources {
@@ -84,7 +85,7 @@ void BranchQueue::start() {
   m_running = true;
   m_stopping = false;
   for (size_t i = 0; i < std::max<size_t>(1, m_options.workers); ++i) {
-    m_workers.emplace_back([this] { worker(); });
+    m_workers.emplace_back([this] { util::thread_main("branch_queue", [this] { worker(); }); });
   }
 }
 
@@ -170,8 +171,12 @@ void BranchQueue::worker() {
     }
     m_inflight.insert(key);
     lk.unlock();
-    run(work);
+    bool ran = util::guarded_step("branch_queue", [&] { run(work); });
     lk.lock();
+    if (!ran) {
+      // Logged by the guard; the next push or poll of the branch brings it back.
+      m_stats.failed += 1;
+    }
     m_inflight.erase(key);
     m_cv.notify_all();
     if (m_pending.empty() && m_inflight.empty()) {

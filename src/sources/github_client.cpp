@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/http_client.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace idp::sources {
@@ -95,7 +96,7 @@ Expected<void> GithubClient::create_status(const std::string& repo, const std::s
     }
     body["description"] = d;
   }
-  IDP_TRY(call("POST", "/repos/" + repo + "/statuses/" + sha, body.dump()));
+  IDP_TRY(call("POST", "/repos/" + repo + "/statuses/" + sha, util::json_dump(body)));
   return {};
 }
 
@@ -131,7 +132,7 @@ Expected<std::optional<int64_t>> GithubClient::find_comment(const std::string& r
 
 Expected<int64_t> GithubClient::create_comment(const std::string& repo, int number, const std::string& body) {
   IDP_TRY_ASSIGN(Reply r, call("POST", "/repos/" + repo + "/issues/" + std::to_string(number) + "/comments",
-                               json{{"body", body}}.dump()));
+                               util::json_dump(json{{"body", body}})));
   auto j = json::parse(r.body, nullptr, false);
   if (!j.is_object() || !j.contains("id") || !j["id"].is_number_integer()) {
     return make_error(ErrorCode::transient, "github: creating a comment on #" + std::to_string(number) +
@@ -141,7 +142,7 @@ Expected<int64_t> GithubClient::create_comment(const std::string& repo, int numb
 }
 
 Expected<void> GithubClient::update_comment(const std::string& repo, int64_t id, const std::string& body) {
-  IDP_TRY(call("PATCH", "/repos/" + repo + "/issues/comments/" + std::to_string(id), json{{"body", body}}.dump()));
+  IDP_TRY(call("PATCH", "/repos/" + repo + "/issues/comments/" + std::to_string(id), util::json_dump(json{{"body", body}})));
   return {};
 }
 

@@ -9,6 +9,7 @@
 #include "sources/repo_identity.hpp"
 #include "util/numbers.hpp"
 #include "util/hash.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace idp::sources {
@@ -108,7 +109,7 @@ void GithubNotifier::start() {
   m_thread.start([this] {
     run_once();
     return m_options.poll_interval;
-  });
+  }, "github_notifier");
 }
 
 void GithubNotifier::stop() { m_thread.stop(); }
@@ -145,7 +146,7 @@ void GithubNotifier::save_cursor() {
     retry.push_back(name);
   }
   nlohmann::json j = {{"after_id", m_after_id}, {"retry", retry}};
-  if (auto saved = m_store.set_setting(k_cursor_setting, j.dump()); !saved) {
+  if (auto saved = m_store.set_setting(k_cursor_setting, util::json_dump(j)); !saved) {
     spdlog::warn("github: cannot save the notification cursor: {}", saved.error().full_message());
   }
 }

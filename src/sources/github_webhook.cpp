@@ -50,6 +50,15 @@ Expected<void> check_branch(const std::string& branch, const std::string& where)
     return make_error(ErrorCode::invalid_argument,
                       where + ": invalid branch name " + util::quote(branch) + ": not a valid git branch name");
   }
+  // A branch whose name is not UTF-8 reaches JSON with U+FFFD for each bad byte: its real
+  // name is lost, and acting on the replaced one would deploy a branch that does not exist.
+  // Polling reads names from git as bytes and deploys such a branch.
+  if (branch.find("\xEF\xBF\xBD") != std::string::npos) {
+    return make_error(ErrorCode::invalid_argument,
+                      where + ": branch name " + util::quote(branch) +
+                          " contains U+FFFD, which stands for bytes that were not UTF-8: the real name is unknown "
+                          "(enable polling of the repository to deploy such a branch)");
+  }
   return {};
 }
 

@@ -35,7 +35,7 @@ void Poller::start() {
   }
   m_synced.assign(m_repos.size(), false);
   m_next_at.assign(m_repos.size(), 0);
-  m_thread.start([this] { return step(); });
+  m_thread.start([this] { return step(); }, "poller");
 }
 
 void Poller::stop() { m_thread.stop(); }

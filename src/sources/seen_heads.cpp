@@ -5,8 +5,40 @@
 
 #include "engine/repo_resolver.hpp"
 #include "util/hash.hpp"
+#include "util/json.hpp"
 
 namespace idp::sources {
+
+namespace {
+
+// Branch names are bytes and JSON keys are text. A name that is not UTF-8 is kept with
+// each invalid byte as "\xNN": lossless, because git refuses '\' in a branch name, so no
+// real name looks like an escaped one (a stored key that does is kept as it is).
+std::string branch_key(const std::string& branch) { return util::escape_invalid_utf8(branch); }
+
+std::string branch_of_key(const std::string& key) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') {
+      return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+      return c - 'a' + 10;
+    }
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < key.size(); ++i) {
+    if (key[i] == '\\' && i + 3 < key.size() && key[i + 1] == 'x' && hex(key[i + 2]) >= 0 && hex(key[i + 3]) >= 0) {
+      out += static_cast<char>(hex(key[i + 2]) * 16 + hex(key[i + 3]));
+      i += 3;
+    } else {
+      out += key[i];
+    }
+  }
+  return out;
+}
+
+} // namespace
 
 std::string SeenHeads::setting_key(const std::string& repo) {
   return "sources.heads." + util::sha256_hex(engine::RepoResolver::canonical_repo(repo)).substr(0, 16);
@@ -25,7 +57,7 @@ std::map<std::string, std::string>& SeenHeads::load(const std::string& repo) {
     if (j.is_object()) {
       for (const auto& [branch, commit] : j.items()) {
         if (commit.is_string()) {
-          heads[branch] = commit.get<std::string>();
+          heads[branch_of_key(branch)] = commit.get<std::string>();
         }
       }
     }
@@ -34,8 +66,11 @@ std::map<std::string, std::string>& SeenHeads::load(const std::string& repo) {
 }
 
 void SeenHeads::save(const std::string& repo) {
-  nlohmann::json j = load(repo);
-  auto saved = m_store.set_setting(setting_key(repo), j.dump());
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [branch, commit] : load(repo)) {
+    j[branch_key(branch)] = commit;
+  }
+  auto saved = m_store.set_setting(setting_key(repo), util::json_dump(j));
   if (!saved) {
     // Only costs a repeated (idempotent) sync after a restart.
     spdlog::warn("sources: cannot record branch heads: {}", saved.error().full_message());

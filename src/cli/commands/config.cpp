@@ -3,9 +3,10 @@
 #include <iostream>
 
 #include "cli/commands/commands.hpp"
-#include "util/strings.hpp"
 #include "core/app_config.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
+#include "util/strings.hpp"
 
 namespace idp::cli::commands {
 
@@ -51,7 +52,7 @@ CommandSpec config_command() {
                     errs.push_back({{"file", e.file}, {"line", e.line}, {"column", e.column}, {"key", e.key},
                                     {"message", e.message}});
                   }
-                  std::cout << nlohmann::json{{"valid", result.ok()}, {"errors", errs}}.dump(2) << "\n";
+                  std::cout << util::json_dump(nlohmann::json{{"valid", result.ok()}, {"errors", errs}}, 2) << "\n";
                   return result.ok() ? k_exit_ok : k_exit_error;
                 }
                 for (const auto& e : result.errors) {
@@ -78,12 +79,12 @@ CommandSpec config_command() {
                   for (const auto& [sk, sv] : v.items()) {
                     std::string key = k + "." + sk;
                     std::printf("(%s) %s = %s\n", result.config.has_key(key) ? o->file.c_str() : "default", key.c_str(),
-                                sv.dump().c_str());
+                                util::json_dump(sv).c_str());
                   }
                   continue;
                 }
                 std::printf("(%s) %s = %s\n", result.config.has_key(k) ? o->file.c_str() : "default", k.c_str(),
-                            v.dump().c_str());
+                            util::json_dump(v).c_str());
               }
               return k_exit_ok;
             };

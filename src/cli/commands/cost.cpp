@@ -5,6 +5,7 @@
 #include "cli/api_client.hpp"
 #include "cli/commands/commands.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
 
 namespace idp::cli::commands {
 
@@ -21,14 +22,14 @@ CommandSpec cost_command() {
               ApiClient client(discover_server(g.server));
               IDP_TRY_ASSIGN(auto out, client.get("/api/v1/environments/" + util::url_encode(o->name) + "/cost"));
               if (o->json) {
-                std::cout << out.dump(2) << "\n";
+                std::cout << util::json_dump(out, 2) << "\n";
                 return k_exit_ok;
               }
               for (const auto& [k, v] : out.items()) {
                 if (v.is_array() || v.is_object()) {
-                  std::printf("%-16s %s\n", (k + ":").c_str(), v.dump().c_str());
+                  std::printf("%-16s %s\n", (k + ":").c_str(), util::json_dump(v).c_str());
                 } else {
-                  std::printf("%-16s %s\n", (k + ":").c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+                  std::printf("%-16s %s\n", (k + ":").c_str(), v.is_string() ? v.get<std::string>().c_str() : util::json_dump(v).c_str());
                 }
               }
               return k_exit_ok;

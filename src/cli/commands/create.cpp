@@ -9,8 +9,9 @@
 #include "core/api_types.hpp"
 #include "core/names.hpp"
 #include "core/ttl.hpp"
-#include "util/git.hpp"
 #include "util/fs.hpp"
+#include "util/git.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace idp::cli::commands {
@@ -29,6 +30,16 @@ struct Options {
   std::string timeout = "10m";
 
   Expected<void> validate() const {
+    // The API speaks JSON, which carries text: bytes that are not UTF-8 (git allows them in a
+    // branch name) cannot reach the server intact, so say so instead of sending something else.
+    for (const auto& [flag, value] : {std::pair<const char*, const std::string&>{"--branch", branch}, {"--repo", repo},
+                                      {"--owner", owner}, {"--template", template_name}, {"--runtime", runtime}}) {
+      if (!util::is_valid_utf8(value)) {
+        return Unexpected(usage_error(std::string(flag) + " " + util::escape_invalid_utf8(util::quote(value)) +
+                                      " is not valid UTF-8 text, which the API needs" +
+                                      (&value == &branch ? " (a watched repository still deploys such a branch)" : "")));
+      }
+    }
     if (!util::is_valid_git_branch(branch)) {
       return Unexpected(usage_error("--branch " + util::quote(branch) + " is not a valid git branch name"));
     }
@@ -70,7 +81,7 @@ struct Options {
       IDP_TRY_ASSIGN(env, wait_for_phase(client, env_name, {"ready", "failed", "degraded", "destroyed"}, t, !json));
     }
     if (json) {
-      std::cout << env.dump(2) << "\n";
+      std::cout << util::json_dump(env, 2) << "\n";
     }
     std::string phase = env.value("phase", "");
     if (!no_wait && phase != "ready") {

@@ -8,6 +8,7 @@
 #include "cli/wait.hpp"
 #include "core/ttl.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace idp::cli::commands {
@@ -50,7 +51,7 @@ CommandSpec destroy_command() {
                 IDP_TRY_ASSIGN(e, wait_for_phase(client, o->name, {"destroyed", "pending"}, timeout, !o->json));
               }
               if (o->json) {
-                std::cout << e.dump(2) << "\n";
+                std::cout << util::json_dump(e, 2) << "\n";
               } else {
                 std::printf("%s %s\n", o->name.c_str(), o->no_wait ? "is being destroyed" : "destroyed");
               }

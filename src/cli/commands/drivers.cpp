@@ -4,6 +4,7 @@
 
 #include "cli/api_client.hpp"
 #include "cli/commands/commands.hpp"
+#include "util/json.hpp"
 
 namespace idp::cli::commands {
 
@@ -19,7 +20,7 @@ CommandSpec drivers_command() {
               ApiClient client(discover_server(g.server));
               IDP_TRY_ASSIGN(auto caps, client.get("/api/v1/capabilities"));
               if (o->json) {
-                std::cout << caps.dump(2) << "\n";
+                std::cout << util::json_dump(caps, 2) << "\n";
                 return k_exit_ok;
               }
               for (const auto& d : caps["drivers"]) {

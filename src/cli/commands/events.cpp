@@ -6,6 +6,7 @@
 #include "cli/commands/commands.hpp"
 #include "cli/output/table.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
 
 namespace idp::cli::commands {
 
@@ -25,7 +26,7 @@ CommandSpec events_command() {
                                                  : "/api/v1/environments/" + util::url_encode(o->name) + "/events";
               IDP_TRY_ASSIGN(auto resp, client.get(path));
               if (o->json) {
-                std::cout << resp["events"].dump(2) << "\n";
+                std::cout << util::json_dump(resp["events"], 2) << "\n";
                 return k_exit_ok;
               }
               output::Table t;

@@ -5,6 +5,7 @@
 #include "cli/api_client.hpp"
 #include "cli/commands/commands.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
 
 namespace idp::cli::commands {
 
@@ -25,7 +26,7 @@ CommandSpec exec_command() {
               IDP_TRY_ASSIGN(auto out, client.post("/api/v1/environments/" + util::url_encode(o->name) + "/exec",
                                                    nlohmann::json{{"argv", o->argv}}));
               if (o->json) {
-                std::cout << out.dump(2) << "\n";
+                std::cout << util::json_dump(out, 2) << "\n";
               } else {
                 std::fwrite(out.value("stdout", "").data(), 1, out.value("stdout", "").size(), stdout);
                 std::fwrite(out.value("stderr", "").data(), 1, out.value("stderr", "").size(), stderr);

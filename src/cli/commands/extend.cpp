@@ -7,6 +7,7 @@
 #include "core/api_types.hpp"
 #include "core/ttl.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
 
 namespace idp::cli::commands {
 
@@ -29,7 +30,7 @@ CommandSpec extend_command() {
               core::ExtendRequest req{o->ttl};
               IDP_TRY_ASSIGN(auto e, client.post("/api/v1/environments/" + util::url_encode(o->name) + "/extend", req.to_json()));
               if (o->json) {
-                std::cout << e.dump(2) << "\n";
+                std::cout << util::json_dump(e, 2) << "\n";
               } else {
                 std::printf("%s now expires at %s\n", o->name.c_str(), e.value("expires_at", "").c_str());
               }

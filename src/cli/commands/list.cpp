@@ -5,6 +5,7 @@
 #include "cli/api_client.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/output/table.hpp"
+#include "util/json.hpp"
 #include "util/time.hpp"
 
 namespace idp::cli::commands {
@@ -23,7 +24,7 @@ CommandSpec list_command() {
               IDP_TRY_ASSIGN(auto resp, client.get(std::string("/api/v1/environments") + (o->all ? "?all=true" : "")));
               const auto& envs = resp["environments"];
               if (o->json) {
-                std::cout << envs.dump(2) << "\n";
+                std::cout << util::json_dump(envs, 2) << "\n";
                 return k_exit_ok;
               }
               if (envs.empty()) {

@@ -7,6 +7,7 @@
 #include "cli/output/table.hpp"
 #include "core/ttl.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
 
 namespace idp::cli::commands {
 
@@ -38,7 +39,7 @@ CommandSpec logs_command() {
               }
               auto print = [o](const nlohmann::json& l) {
                 if (o->json) {
-                  std::cout << l.dump() << "\n";
+                  std::cout << util::json_dump(l) << "\n";
                 } else {
                   std::string stream = l.value("stream", "");
                   std::string prefix = output::color(l.value("at", ""), "gray") + " ";

@@ -6,6 +6,7 @@
 #include "cli/commands/commands.hpp"
 #include "cli/output/table.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
 #include "util/time.hpp"
 
 namespace idp::cli::commands {
@@ -24,7 +25,7 @@ CommandSpec status_command() {
               std::string path = "/api/v1/environments/" + util::url_encode(o->name);
               IDP_TRY_ASSIGN(auto e, client.get(path));
               if (o->json) {
-                std::cout << e.dump(2) << "\n";
+                std::cout << util::json_dump(e, 2) << "\n";
                 return k_exit_ok;
               }
               long long now = util::SystemClock().now_ms();
@@ -46,7 +47,7 @@ CommandSpec status_command() {
               row("runtime:", output::field(e, "runtime"));
               row("owner:", output::field(e, "owner"));
               if (e["pr_number"].is_number()) {
-                row("pr:", "#" + e["pr_number"].dump());
+                row("pr:", "#" + util::json_dump(e["pr_number"]));
               }
               row("created:", output::field(e, "created_at"));
               row("expires:", output::field(e, "expires_at") + " (" + output::relative_time(e["expires_at"], now) + ")");
@@ -59,7 +60,7 @@ CommandSpec status_command() {
               if (e.contains("outputs") && e["outputs"].is_object() && !e["outputs"].empty()) {
                 std::printf("outputs:\n");
                 for (const auto& [k, v] : e["outputs"].items()) {
-                  std::printf("  %s: %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+                  std::printf("  %s: %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : util::json_dump(v).c_str());
                 }
               }
               if (e.contains("revisions") && !e["revisions"].empty()) {
@@ -67,13 +68,13 @@ CommandSpec status_command() {
                 output::Table t;
                 t.headers = {"ID", "COMMIT", "STATUS", "CREATED", "MESSAGE"};
                 for (const auto& r : e["revisions"]) {
-                  t.rows.push_back({r["id"].dump(), output::field(r, "commit").substr(0, 7), output::field(r, "status"),
+                  t.rows.push_back({util::json_dump(r["id"]), output::field(r, "commit").substr(0, 7), output::field(r, "status"),
                                     output::field(r, "created_at"), r.value("message", "").substr(0, 80)});
                 }
                 std::cout << t.render();
                 const auto& latest = e["revisions"][0];
                 if (latest.value("status", "") == "failed" && !latest.value("log_tail", "").empty()) {
-                  std::printf("\nlast log lines of revision %s:\n%s\n", latest["id"].dump().c_str(),
+                  std::printf("\nlast log lines of revision %s:\n%s\n", util::json_dump(latest["id"]).c_str(),
                               latest.value("log_tail", "").c_str());
                 }
               }
@@ -82,9 +83,9 @@ CommandSpec status_command() {
                 output::Table t;
                 t.headers = {"ID", "SCHEDULED", "STARTED", "FINISHED", "STATUS", "EXIT"};
                 for (const auto& r : e["job_runs"]) {
-                  t.rows.push_back({r["id"].dump(), output::field(r, "scheduled_at"), output::field(r, "started_at"),
+                  t.rows.push_back({util::json_dump(r["id"]), output::field(r, "scheduled_at"), output::field(r, "started_at"),
                                     output::field(r, "finished_at"), output::field(r, "status"),
-                                    r["exit_code"].is_null() ? "-" : r["exit_code"].dump()});
+                                    r["exit_code"].is_null() ? "-" : util::json_dump(r["exit_code"])});
                 }
                 std::cout << t.render();
               }

@@ -4,10 +4,11 @@
 
 #include "cli/api_client.hpp"
 #include "cli/commands/commands.hpp"
-#include "util/strings.hpp"
 #include "cli/output/table.hpp"
 #include "core/schedule.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
+#include "util/strings.hpp"
 #include "util/time.hpp"
 
 namespace idp::cli::commands {
@@ -59,7 +60,7 @@ CommandSpec templates_command() {
                   for (auto r : runs) {
                     a.push_back(util::format_iso8601(r));
                   }
-                  std::cout << a.dump(2) << "\n";
+                  std::cout << util::json_dump(a, 2) << "\n";
                 } else {
                   for (auto r : runs) {
                     std::printf("%s\n", util::format_iso8601(r).c_str());
@@ -74,12 +75,12 @@ CommandSpec templates_command() {
               if (*mode == "show") {
                 IDP_TRY_ASSIGN(auto t, client.get("/api/v1/templates/" + util::url_encode(o->name)));
                 if (o->json) {
-                  std::cout << t.dump(2) << "\n";
+                  std::cout << util::json_dump(t, 2) << "\n";
                   return k_exit_ok;
                 }
                 std::printf("%s: %s\n", t.value("name", "").c_str(), t.value("description", "").c_str());
-                std::printf("components: %s\n", t["components"].dump().c_str());
-                std::printf("runtimes:   %s\n", t["runtimes"].dump().c_str());
+                std::printf("components: %s\n", util::json_dump(t["components"]).c_str());
+                std::printf("runtimes:   %s\n", util::json_dump(t["runtimes"]).c_str());
                 if (!t.value("estimated_cost", "").empty()) {
                   std::printf("est. cost:  %s\n", t.value("estimated_cost", "").c_str());
                 }
@@ -90,21 +91,21 @@ CommandSpec templates_command() {
                   tb.headers = {"KEY", "TYPE", "REQUIRED", "DEFAULT", "DESCRIPTION"};
                   for (const auto& f : t["fields"]) {
                     tb.rows.push_back({f.value("name", ""), f.value("type", ""), f.value("required", false) ? "yes" : "no",
-                                       f.contains("default") ? f["default"].dump() : "-", f.value("description", "")});
+                                       f.contains("default") ? util::json_dump(f["default"]) : "-", f.value("description", "")});
                   }
                   std::cout << tb.render();
                 }
                 if (!t["outputs"].empty()) {
                   std::printf("\noutputs:\n");
                   for (const auto& [k, v] : t["outputs"].items()) {
-                    std::printf("  %s: %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+                    std::printf("  %s: %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : util::json_dump(v).c_str());
                   }
                 }
                 return k_exit_ok;
               }
               IDP_TRY_ASSIGN(auto resp, client.get("/api/v1/templates"));
               if (o->json) {
-                std::cout << resp["templates"].dump(2) << "\n";
+                std::cout << util::json_dump(resp["templates"], 2) << "\n";
                 return k_exit_ok;
               }
               output::Table tb;

@@ -6,6 +6,7 @@
 #include "cli/api_client.hpp"
 #include "cli/commands/commands.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace idp::cli::commands {
@@ -48,7 +49,7 @@ CommandSpec unlock_command() {
               }
               IDP_TRY_ASSIGN(auto out, client.post(path + "/unlock", nlohmann::json::object()));
               if (o->json) {
-                std::cout << out.dump(2) << "\n";
+                std::cout << util::json_dump(out, 2) << "\n";
                 return k_exit_ok;
               }
               if (out["lease"].is_object()) {

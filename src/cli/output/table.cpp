@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <unistd.h>
 
+#include "util/json.hpp"
 #include "util/time.hpp"
 
 namespace idp::cli::output {
@@ -96,7 +97,7 @@ std::string field(const nlohmann::json& j, const char* key) {
     std::string s = j.at(key).get<std::string>();
     return s.empty() ? "-" : s;
   }
-  return j.at(key).dump();
+  return util::json_dump(j.at(key));
 }
 
 } // namespace idp::cli::output

@@ -11,8 +11,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include "util/failpoint.hpp"
 #include "util/fs.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
+#include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -203,7 +206,7 @@ Expected<nlohmann::json> CaddyRouter::admin(const std::string& method, const std
 }
 
 Expected<void> CaddyRouter::upsert(const RouteTarget& r) {
-  std::string body = route_json(r).dump();
+  std::string body = util::json_dump(route_json(r));
   long status = 0;
   // PATCH replaces the route when it exists; PUT at index 0 inserts it before the
   // catch-all. Never PUT blindly: Caddy would keep two routes with the same @id.
@@ -222,7 +225,7 @@ Expected<void> CaddyRouter::sync_all() {
   std::string body;
   {
     std::lock_guard<std::mutex> g(m_mutex);
-    body = routes_json_locked().dump();
+    body = util::json_dump(routes_json_locked());
   }
   long status = 0;
   IDP_TRY(admin("PATCH", k_routes_path, body, &status));
@@ -259,6 +262,7 @@ Expected<void> CaddyRouter::set_route(const RouteTarget& r) {
     m_dirty = true;
     return Unexpected(res.error().with_context("router"));
   }
+  IDP_FAILPOINT_RETURN("router.route_set"); // Caddy has the route; the caller has not recorded it
   return {};
 }
 
@@ -279,6 +283,7 @@ Expected<void> CaddyRouter::remove_route(const std::string& env) {
     return make_error(ErrorCode::transient, "router: cannot remove the route of " + util::quote(env) + ": " +
                                                 (res ? "HTTP " + std::to_string(status) : res.error().message));
   }
+  IDP_FAILPOINT_RETURN("router.route_removed");
   return {};
 }
 
@@ -345,7 +350,7 @@ Expected<void> CaddyRouter::start(const std::vector<RouteTarget>& routes) {
     m_first_error.reset();
     m_restarts = 0;
   }
-  m_thread = std::thread([this] { supervise(); });
+  m_thread = std::thread([this] { util::thread_main("router_supervise", [this] { supervise(); }); });
   std::unique_lock<std::mutex> lk(m_mutex);
   m_cv.wait(lk, [&] { return m_first_done; });
   if (m_first_error) {
@@ -384,7 +389,7 @@ Expected<void> CaddyRouter::launch() {
   std::string config;
   {
     std::lock_guard<std::mutex> g(m_mutex);
-    config = config_json_locked().dump(2) + "\n";
+    config = util::json_dump(config_json_locked(), 2) + "\n";
   }
   IDP_TRY(util::write_file_atomic(m_config_path, config, 0600));
   w.unlock();
@@ -466,7 +471,20 @@ Expected<void> CaddyRouter::launch() {
 
 void CaddyRouter::supervise() {
   int64_t backoff = k_backoff_min_ms;
-  bool first = true;
+  bool first;
+  pid_t left = 0;
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    first = !m_first_done; // false when a previous run of this loop threw (thread_main restarts it)
+    left = m_pid;
+  }
+  if (left > 0) {
+    // That run threw while its Caddy ran: start afresh rather than lose track of it.
+    kill_child(left);
+    std::lock_guard<std::mutex> g(m_mutex);
+    m_pid = 0;
+    m_ready = false;
+  }
   while (true) {
     {
       std::lock_guard<std::mutex> g(m_mutex);
@@ -491,6 +509,7 @@ void CaddyRouter::supervise() {
       int64_t started = util::steady_ms();
       pid_t pid = this->pid();
       while (true) {
+        util::thread_failpoint("router_supervise"); // a throw here restarts the loop (thread_main)
         if (auto st = util::wait_child(pid, 100)) {
           spdlog::warn("router: caddy (pid {}) exited with code {}; restarting", pid, *st);
           break;

@@ -6,8 +6,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "util/failpoint.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 #include "util/time.hpp"
 
@@ -160,7 +162,7 @@ Expected<bool> DatabaseManager::ensure_template(PgConnection& admin, const SeedS
                          {"seed", seed.path},
                          {"created_at", util::SystemClock().now_ms()},
                          {"by", "idp"}};
-  IDP_TRY_ASSIGN(std::string comment, admin.literal(info.dump()));
+  IDP_TRY_ASSIGN(std::string comment, admin.literal(util::json_dump(info)));
   IDP_TRY(admin.exec("CREATE DATABASE " + ident + " TEMPLATE template0", "create template " + util::quote(tmpl)));
   IDP_TRY(admin.exec("REVOKE CONNECT, TEMPORARY ON DATABASE " + ident + " FROM PUBLIC; GRANT CONNECT, CREATE, "
                      "TEMPORARY ON DATABASE " + ident + " TO " + ident + "; COMMENT ON DATABASE " + ident + " IS " +
@@ -217,6 +219,7 @@ Expected<std::string> DatabaseManager::ensure(const DatabaseRecord& rec, const s
   IDP_TRY_ASSIGN(PgConnection admin, m_cluster.admin());
   IDP_TRY_ASSIGN(std::string password, password_for(rec));
   IDP_TRY(ensure_role(admin, rec.name, password));
+  IDP_FAILPOINT_RETURN("local.database.role_created");
   IDP_TRY_ASSIGN(std::string db, admin.identifier(rec.name));
   IDP_TRY_ASSIGN(auto rows, admin.query("SELECT 1 FROM pg_database WHERE datname = $1", {rec.name}, "look up database"));
   std::string created;
@@ -244,6 +247,7 @@ Expected<std::string> DatabaseManager::ensure(const DatabaseRecord& rec, const s
       created = "created empty";
       note("database " + rec.name + " created in " + std::to_string(util::steady_ms() - t0) + " ms");
     }
+    IDP_FAILPOINT_RETURN("local.database.created"); // created, not yet restricted to its role
   }
   // Every time: only its role may connect (a clone starts with PUBLIC's defaults).
   IDP_TRY(admin.exec("REVOKE CONNECT, TEMPORARY ON DATABASE " + db + " FROM PUBLIC; GRANT CONNECT, TEMPORARY ON "
@@ -262,6 +266,7 @@ Expected<void> DatabaseManager::drop(const std::string& name) {
   IDP_TRY_ASSIGN(PgConnection admin, m_cluster.admin());
   IDP_TRY_ASSIGN(std::string ident, admin.identifier(name));
   IDP_TRY(admin.exec("DROP DATABASE IF EXISTS " + ident + " WITH (FORCE)", "drop database " + util::quote(name)));
+  IDP_FAILPOINT_RETURN("local.database.dropped"); // the role is still there
   return admin.exec("DROP ROLE IF EXISTS " + ident, "drop role " + util::quote(name));
 }
 

@@ -1,6 +1,7 @@
 #include "drivers/local/env_state.hpp"
 
 #include "util/fs.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace idp::drivers::local {
@@ -115,7 +116,7 @@ Expected<std::optional<EnvState>> load_env_state(const std::string& path) {
 }
 
 Expected<void> save_env_state(const std::string& path, const EnvState& state) {
-  return util::write_file_atomic(path, state.to_json().dump(2) + "\n", 0600);
+  return util::write_file_atomic(path, util::json_dump(state.to_json(), 2) + "\n", 0600);
 }
 
 } // namespace idp::drivers::local

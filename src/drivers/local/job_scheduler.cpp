@@ -7,7 +7,10 @@
 
 #include "drivers/common/log_files.hpp"
 #include "drivers/local/shim.hpp"
+#include "util/failpoint.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
+#include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -98,7 +101,7 @@ void JobScheduler::start() {
     return;
   }
   m_stopping = false;
-  m_thread = std::thread([this] { loop(); });
+  m_thread = std::thread([this] { util::thread_main("job_scheduler", [this] { loop(); }); });
 }
 
 void JobScheduler::stop() {
@@ -119,7 +122,7 @@ void JobScheduler::loop() {
     if (m_stopping) {
       break;
     }
-    tick_locked(now());
+    util::guarded_step("job_scheduler", [&] { tick_locked(now()); });
   }
 }
 
@@ -157,7 +160,7 @@ void JobScheduler::save(const Entry& e) const {
     un.push_back(to_json_run(r));
   }
   j["unrecorded"] = un;
-  if (auto w = util::write_file_atomic(util::path_join(e.job.env_dir, "schedule.json"), j.dump(2) + "\n", 0600); !w) {
+  if (auto w = util::write_file_atomic(util::path_join(e.job.env_dir, "schedule.json"), util::json_dump(j, 2) + "\n", 0600); !w) {
     spdlog::warn("local driver: {}: cannot save the schedule state: {}", e.job.env, w.error().message);
   }
 }
@@ -337,6 +340,9 @@ void JobScheduler::start_run(Entry& e, util::Millis scheduled_at, util::Millis t
   }
   e.running->shim_pid = *pid;
   e.running->shim_start_time = util::process_start_time(*pid).value_or(0);
+  // The run is started but schedule.json does not name it yet. No error path here: a run
+  // that cannot be started is recorded by fail(), which this step is past.
+  (void)IDP_FAILPOINT("local.job.started");
 }
 
 void JobScheduler::settle_store_runs(Entry& e, util::Millis t) {

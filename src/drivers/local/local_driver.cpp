@@ -16,10 +16,12 @@
 #include "drivers/local/local_secrets.hpp"
 #include "drivers/local/processes.hpp"
 #include "drivers/local/shim.hpp"
+#include "util/failpoint.hpp"
 #include "util/fs.hpp"
 #include "util/git.hpp"
 #include "util/hash.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -104,7 +106,7 @@ std::string content_hash(const DeploySpec& spec) {
                       {"static", {{"dir", c.static_site.dir}, {"spa", c.static_site.spa}}},
                       {"schedule_expression", c.schedule_expression},
                       {"database", {{"seed", c.database.seed}}}};
-  return util::sha256_hex(j.dump()).substr(0, 16);
+  return util::sha256_hex(util::json_dump(j)).substr(0, 16);
 }
 
 
@@ -992,6 +994,16 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
     return Unexpected(e);
   };
   auto cancelled = [&] { return Error(ErrorCode::cancelled, "deploy of revision " + inst.key + " cancelled"); };
+  // Failpoints of the crash campaign (docs/hacking.md): one after each step of a deploy.
+  auto crash_point = [&](const char* name) -> std::optional<Unexpected> {
+    if (IDP_FAILPOINT(name)) {
+      return abandon(util::failpoint_error(name));
+    }
+    return std::nullopt;
+  };
+  if (auto f = crash_point("local.apply.pending_recorded")) {
+    return *f;
+  }
 
   (void)log->append("system", "deploying revision " + inst.key + " (commit " + util::short_commit(inst.commit, 12) + ")");
   const bool has_seed = wants_database && !spec.config.database.seed.empty();
@@ -999,6 +1011,9 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
     progress.revision_status(core::RevisionStatus::building, "checking out " + util::short_commit(inst.commit, 12));
     if (auto r = checkout(spec.env.repo, inst, progress); !r) {
       return abandon(r.error());
+    }
+    if (auto f = crash_point("local.apply.checked_out")) {
+      return *f;
     }
     if (progress.cancelled()) {
       return abandon(cancelled());
@@ -1015,6 +1030,9 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
       return abandon(vars.error().with_context("database"));
     }
     db_env = std::move(*vars);
+    if (auto f = crash_point("local.apply.database_ready")) {
+      return *f;
+    }
     if (progress.cancelled()) {
       return abandon(cancelled());
     }
@@ -1022,6 +1040,9 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
   if (kind != "none") {
     if (auto r = build(spec, inst, *log, progress); !r) {
       return abandon(r.error());
+    }
+    if (auto f = crash_point("local.apply.built")) {
+      return *f;
     }
     if (progress.cancelled()) {
       return abandon(cancelled());
@@ -1031,6 +1052,9 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
     progress.revision_status(core::RevisionStatus::starting, "starting " + spec.config.local.start);
     if (auto r = start_web(spec, secrets.env, db_env, inst, state, *log, progress); !r) {
       return abandon(r.error());
+    }
+    if (auto f = crash_point("local.apply.started")) {
+      return *f;
     }
   } else if (kind == "static") {
     inst.static_root = util::path_join(util::path_join(inst.dir, "src"), spec.config.static_site.dir);
@@ -1055,6 +1079,9 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
   } else if (auto r = m_router->remove_route(env); !r) {
     return abandon(r.error());
   }
+  if (auto f = crash_point("local.apply.routed")) {
+    return *f;
+  }
   std::optional<InstanceRecord> old = state.active;
   state.active = inst;
   state.pending.reset();
@@ -1070,6 +1097,7 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
   }
   progress.revision_status(core::RevisionStatus::serving, "serving at " + result_for(env, inst).url);
   (void)log->append("system", "revision " + inst.key + " is serving");
+  IDP_FAILPOINT_RETURN("local.apply.switched"); // the new revision serves; the old one still runs
 
   if (old && old->dir != inst.dir) {
     if (old->port > 0 && m_opts.drain_ms > 0) {
@@ -1081,6 +1109,7 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
     progress.step("stopping revision " + old->key);
     retire(env, state.repo, *old, true);
     (void)log->append("system", "stopped revision " + old->key);
+    IDP_FAILPOINT_RETURN("local.apply.old_retired");
   }
   if (wants_schedule) {
     if (auto r = register_job(env, state, inst); !r) {
@@ -1295,7 +1324,7 @@ Expected<Observation> LocalDriver::observe(const core::Environment& env) {
     }
     obs.status["schedule"] = st;
     obs.health = Health::healthy;
-    obs.detail = st.contains("running") ? "job run " + st["running"]["id"].dump() + " is running"
+    obs.detail = st.contains("running") ? "job run " + util::json_dump(st["running"]["id"]) + " is running"
                  : st.contains("next_run_at") ? "next run at " + st["next_run_at"].get<std::string>()
                                                : "the schedule has no more runs";
     return obs;
@@ -1314,6 +1343,7 @@ Expected<void> LocalDriver::destroy(const core::Environment& env, Progress& prog
   if (m_router) {
     routed = m_router->remove_route(env.name);
   }
+  IDP_FAILPOINT_RETURN("local.destroy.route_removed");
   std::string repo = env.repo;
   bool had_database = false;
   if (auto loaded = load_env_state(paths(env.name).state); loaded && *loaded) {
@@ -1322,6 +1352,7 @@ Expected<void> LocalDriver::destroy(const core::Environment& env, Progress& prog
   }
   progress.step("stopping processes and removing files");
   remove_env_files(env.name);
+  IDP_FAILPOINT_RETURN("local.destroy.files_removed");
   // The database goes after the app (nothing reconnects), and also when the records are
   // gone but the cluster runs (a crash between creating it and recording it cannot
   // happen: the record is written first; this covers lost state files).

@@ -3,6 +3,7 @@
 #include <functional>
 #include <vector>
 
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace idp::drivers::local {
@@ -30,7 +31,7 @@ Expected<LocalOptions> LocalOptions::parse(const nlohmann::json& options) {
     return o;
   }
   if (!options.is_object()) {
-    return make_error(ErrorCode::invalid_config, "driver \"local\": expected an object of options, got " + options.dump());
+    return make_error(ErrorCode::invalid_config, "driver \"local\": expected an object of options, got " + util::json_dump(options));
   }
   static const std::vector<OptionDef> k_options = {
       {"health_timeout_ms", [](const nlohmann::json& v, LocalOptions& o) { return set_ms(v, o.health_timeout_ms, 1); }},
@@ -108,7 +109,7 @@ Expected<LocalOptions> LocalOptions::parse(const nlohmann::json& options) {
     std::string expected = it->set(value, o);
     if (!expected.empty()) {
       return make_error(ErrorCode::invalid_config,
-                        "driver \"local\": option " + util::quote(key) + ": " + expected + ", got " + value.dump());
+                        "driver \"local\": option " + util::quote(key) + ": " + expected + ", got " + util::json_dump(value));
     }
   }
   return o;

@@ -19,6 +19,8 @@
 #include "drivers/local/search_access.hpp"
 #include "util/numbers.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
+#include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -244,7 +246,7 @@ Expected<void> PostgresCluster::prepare_locked() {
   meta["port"] = m_port.load();
   meta["bin_dir"] = m_bin;
   meta["user"] = m_user;
-  IDP_TRY(util::write_file_atomic(meta_path, meta.dump(2) + "\n", 0600));
+  IDP_TRY(util::write_file_atomic(meta_path, util::json_dump(meta, 2) + "\n", 0600));
 
   IDP_TRY(util::ensure_dir(m_opts.dir, 0700));
   IDP_TRY(chown_path(m_opts.dir, m_uid, m_gid));
@@ -503,7 +505,7 @@ Expected<void> PostgresCluster::ensure_running() {
     }
   }
   if (!m_thread.joinable()) {
-    m_thread = std::thread([this] { supervise(); });
+    m_thread = std::thread([this] { util::thread_main("postgres_supervise", [this] { supervise(); }); });
   }
   return {};
 }

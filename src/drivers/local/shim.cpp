@@ -15,6 +15,7 @@
 
 #include "drivers/common/log_files.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 #include "util/time.hpp"
 
@@ -113,7 +114,7 @@ struct LineBuffer {
 
 void write_exit_json(const std::string& dir, int code, int sig) {
   nlohmann::json j = {{"code", code}, {"signal", sig}, {"at", util::SystemClock().now_ms()}};
-  (void)util::write_file_atomic(util::path_join(dir, "exit.json"), j.dump() + "\n");
+  (void)util::write_file_atomic(util::path_join(dir, "exit.json"), util::json_dump(j) + "\n");
 }
 
 } // namespace

@@ -2,6 +2,7 @@
 
 #include "util/numbers.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace idp::drivers::terraform {
@@ -163,7 +164,7 @@ Expected<nlohmann::json> AwsClient::json_call(const std::string& service, const 
                                               const std::string& region, const std::string& target,
                                               const std::string& json_version, const nlohmann::json& body) const {
   Endpoint ep = endpoint_for(service, region, host_prefix);
-  std::string payload = body.dump();
+  std::string payload = util::json_dump(body);
   std::vector<std::pair<std::string, std::string>> headers = {
       {"Host", host_of(ep.base)},
       {"Content-Type", "application/x-amz-json-" + json_version},

@@ -17,6 +17,8 @@
 #include "core/names.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
+#include "util/json.hpp"
+#include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -416,10 +418,10 @@ Expected<TerraformDriver::Prepared> TerraformDriver::prepare(const core::Environ
   }
   IDP_TRY(util::ensure_dir(util::path_join(work, "state")));
   IDP_TRY(util::write_file_atomic(util::path_join(p.root, "backend_override.tf"), backend));
-  IDP_TRY(util::write_file_atomic(util::path_join(work, "settings.json"), p.settings.to_json().dump(2) + "\n"));
+  IDP_TRY(util::write_file_atomic(util::path_join(work, "settings.json"), util::json_dump(p.settings.to_json(), 2) + "\n"));
   p.tfvars = util::path_join(work, "terraform.tfvars.json");
   nlohmann::json vars = build_tfvars(env, config, template_values, p.module, p.settings.region, m_opts);
-  IDP_TRY(util::write_file_atomic(p.tfvars, vars.dump(2) + "\n", 0600));
+  IDP_TRY(util::write_file_atomic(p.tfvars, util::json_dump(vars, 2) + "\n", 0600));
   return p;
 }
 
@@ -467,24 +469,26 @@ Expected<TerraformDriver::RunOutcome> TerraformDriver::run_tf(const std::string&
   std::atomic<bool> done{false};
   std::atomic<bool> term_sent{false};
   std::thread watcher;
+  int64_t kill_at = 0;
   if (cancel) {
     watcher = std::thread([&] {
-      int64_t kill_at = 0;
-      while (!done.load()) {
-        if (!term_sent.load() && cancel->load()) {
-          for (pid_t pid : util::find_processes_with_env(k_run_marker, marker)) {
-            if (util::process_group_of(pid) == pid) { // the session leader: terraform, not a provider
-              ::kill(pid, SIGTERM);
+      util::thread_main("terraform_watcher", [&] {
+        while (!done.load()) {
+          if (!term_sent.load() && cancel->load()) {
+            for (pid_t pid : util::find_processes_with_env(k_run_marker, marker)) {
+              if (util::process_group_of(pid) == pid) { // the session leader: terraform, not a provider
+                ::kill(pid, SIGTERM);
+              }
             }
+            term_sent = true;
+            kill_at = util::steady_ms() + m_opts.stop_grace_ms;
           }
-          term_sent = true;
-          kill_at = util::steady_ms() + m_opts.stop_grace_ms;
+          if (term_sent.load() && util::steady_ms() >= kill_at) {
+            hard_cancel = true;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }
-        if (term_sent.load() && util::steady_ms() >= kill_at) {
-          hard_cancel = true;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
+      });
     });
   }
   RunOutcome outcome;
@@ -666,7 +670,7 @@ Expected<ApplyResult> TerraformDriver::apply(const DeploySpec& spec, Progress& p
     status["last_error"] = e.message;
     status["last_error_code"] = std::string(error_code_name(e.code));
     status["last_apply_ok"] = false;
-    (void)util::write_file_atomic(util::path_join(work, "status.json"), status.dump(2) + "\n");
+    (void)util::write_file_atomic(util::path_join(work, "status.json"), util::json_dump(status, 2) + "\n");
     return Unexpected(e.with_context("environment " + util::quote(name)));
   };
   (void)log->append("system", "apply of " + (spec.env.commit.empty() ? std::string("(no commit)") : spec.env.commit) +
@@ -705,7 +709,7 @@ Expected<ApplyResult> TerraformDriver::apply(const DeploySpec& spec, Progress& p
                            {"applied_at", util::format_iso8601(now_ms())},
                            {"outputs", *outputs},
                            {"cloud", prepared->module.providers.count("aws") > 0}};
-  IDP_TRY(util::write_file_atomic(util::path_join(work, "status.json"), status.dump(2) + "\n"));
+  IDP_TRY(util::write_file_atomic(util::path_join(work, "status.json"), util::json_dump(status, 2) + "\n"));
   (void)log->append("system", "applied" + (result.url.empty() ? std::string() : ": " + result.url));
   return result;
 }

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "util/fs.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -68,7 +69,7 @@ Expected<TerraformOptions> TerraformOptions::parse(const nlohmann::json& options
   TerraformOptions o;
   if (!options.is_null() && !options.is_object()) {
     return make_error(ErrorCode::invalid_config,
-                      "driver \"terraform\": expected an object of options, got " + options.dump());
+                      "driver \"terraform\": expected an object of options, got " + util::json_dump(options));
   }
   static const std::vector<std::pair<std::string, Setter>> k_options = {
       {"binary", string_opt(&TerraformOptions::binary, true)},
@@ -152,7 +153,7 @@ Expected<TerraformOptions> TerraformOptions::parse(const nlohmann::json& options
       if (util::starts_with(key, "var_") && key.size() > 4) {
         if (!value.is_primitive() || value.is_null()) {
           return make_error(ErrorCode::invalid_config, "driver \"terraform\": option " + util::quote(key) +
-                                                           ": expected a string, number or boolean, got " + value.dump());
+                                                           ": expected a string, number or boolean, got " + util::json_dump(value));
         }
         o.variables[key.substr(4)] = value;
         continue;
@@ -166,7 +167,7 @@ Expected<TerraformOptions> TerraformOptions::parse(const nlohmann::json& options
       std::string expected = it->second(value, o);
       if (!expected.empty()) {
         return make_error(ErrorCode::invalid_config,
-                          "driver \"terraform\": option " + util::quote(key) + ": " + expected + ", got " + value.dump());
+                          "driver \"terraform\": option " + util::quote(key) + ": " + expected + ", got " + util::json_dump(value));
       }
       plugin_dir_set = plugin_dir_set || key == "plugin_dir";
     }

@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include "store/sqlite/migrations.hpp"
+#include "util/json.hpp"
 #include "util/time.hpp"
 
 namespace idp::store::sqlite {
@@ -229,7 +230,7 @@ const std::string& write_env_sql() {
 
 std::string warnings_to_json(const std::vector<std::string>& warnings) {
   // replace: invalid UTF-8 in a warning (e.g. raw driver output) must not make dump() throw.
-  return nlohmann::json(warnings).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return util::json_dump(nlohmann::json(warnings));
 }
 
 void bind_environment(Stmt& st, const Environment& e) {

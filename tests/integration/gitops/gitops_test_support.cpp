@@ -8,6 +8,7 @@
 #include "util/fs.hpp"
 #include "util/hash.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
 
@@ -94,13 +95,21 @@ void GitopsRig::delete_branch(const std::string& branch) { remote->delete_branch
 
 std::pair<long, json> GitopsRig::webhook(const std::string& event, const json& payload,
                                          std::optional<std::string> with_secret, const std::string& delivery) {
-  std::string body = payload.dump();
+  return post_hook(event, util::json_dump(payload), with_secret.value_or(secret), delivery);
+}
+
+std::pair<long, json> GitopsRig::webhook_raw(const std::string& event, const std::string& body) {
+  return post_hook(event, body, secret, "");
+}
+
+std::pair<long, json> GitopsRig::post_hook(const std::string& event, const std::string& body,
+                                           const std::string& with_secret, const std::string& delivery) {
   std::string id = delivery.empty() ? util::random_hex(16) : delivery;
   util::HttpRequest req;
   req.method = "POST";
   req.url = daemon->api_url() + "/hooks/github";
   req.body = body;
-  for (auto& h : github_headers(event, id, body, with_secret.value_or(secret))) {
+  for (auto& h : github_headers(event, id, body, with_secret)) {
     req.headers.push_back(h);
   }
   auto r = util::http_request(req);

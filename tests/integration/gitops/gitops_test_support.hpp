@@ -47,6 +47,8 @@ public:
   std::pair<long, nlohmann::json> webhook(const std::string& event, const nlohmann::json& payload,
                                           std::optional<std::string> secret = std::nullopt,
                                           const std::string& delivery = "");
+  // POST /hooks/github with `body` as it is (any bytes), signed with the configured secret.
+  std::pair<long, nlohmann::json> webhook_raw(const std::string& event, const std::string& body);
 
   // The environment tracking `branch` (live or destroyed), or null.
   nlohmann::json env_of(const std::string& branch, bool include_destroyed = false) const;
@@ -78,6 +80,8 @@ public:
 
 private:
   void write_config();
+  std::pair<long, nlohmann::json> post_hook(const std::string& event, const std::string& body,
+                                            const std::string& with_secret, const std::string& delivery);
 };
 
 // A DNS label of at most 63 characters: [a-z0-9] with inner '-'.
