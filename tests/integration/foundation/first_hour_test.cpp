@@ -78,3 +78,60 @@ TEST_F(TemplatesTest, SecondServeOnTheSameHomeIsRefusedAndChangesNothing) {
   EXPECT_EQ(destroyed.exit_code, 0) << destroyed.err;
   EXPECT_EQ(d->stop(), 0);
 }
+
+namespace {
+
+// The port of an http://host:port URL.
+int port_of(const std::string& url) { return std::atoi(url.substr(url.rfind(':') + 1).c_str()); }
+
+// The listen backlog of the socket listening on 127.0.0.1:port (ss's Send-Q), -1 if none.
+int listen_backlog(int port) {
+  util::Command c;
+  c.argv = {"ss", "-Hltn", "sport = :" + std::to_string(port)};
+  auto r = util::run(c);
+  if (!r || r->exit_code != 0) {
+    return -1;
+  }
+  auto lines = util::split(util::trim(r->out), '\n');
+  if (lines.size() != 1) {
+    return -static_cast<int>(lines.size()) - 1;
+  }
+  std::istringstream in(lines[0]);
+  std::string state;
+  int recv_q = 0;
+  int send_q = -1;
+  in >> state >> recv_q >> send_q;
+  return send_q;
+}
+
+int somaxconn() {
+  std::ifstream in("/proc/sys/net/core/somaxconn");
+  int n = 0;
+  in >> n;
+  return n;
+}
+
+} // namespace
+
+// 2. An API address in use is refused (no second listener sharing it), and the API listens
+// with the system's backlog.
+TEST(FirstHourTest, ApiAddressInUseIsRefused) {
+  TempDir tmp("idp-first-hour");
+  (void)util::ensure_dir(tmp.sub("a"));
+  DaemonProcess a(tmp.sub("a"));
+  a.start();
+  int port = port_of(a.api_url());
+  ASSERT_GT(port, 0);
+  EXPECT_EQ(listen_backlog(port), somaxconn()) << "the API listens with net.core.somaxconn";
+
+  auto second = serve_once({"--home", tmp.sub("b"), "--listen", "127.0.0.1:" + std::to_string(port)});
+  EXPECT_FALSE(second.timed_out) << "a second server started on the same address";
+  EXPECT_EQ(second.exit_code, 1) << second.err;
+  EXPECT_NE(second.err.find("cannot listen on 127.0.0.1:" + std::to_string(port) + ": the address is already in use"),
+            std::string::npos)
+      << second.err;
+  EXPECT_EQ(listen_backlog(port), somaxconn()) << "only the first server listens there";
+  auto health = a.cli({"list", "--json"});
+  EXPECT_EQ(health.exit_code, 0) << health.err;
+  EXPECT_EQ(a.stop(), 0);
+}
