@@ -82,45 +82,26 @@ std::string Controller::source_key(const std::string& repo, const std::string& b
 
 Expected<Controller::Resolved> Controller::resolve_config(const std::string& repo, const std::string& commit,
                                                           const std::string& template_override,
-                                                          const std::string& default_template) {
+                                                          const std::string& default_template, bool check_ttl) {
   IDP_TRY_ASSIGN(auto text, m_repos.read_file(repo, commit, ".idp/config.yml"));
-  Resolved r;
-  if (text) {
-    auto parsed = core::parse_app_config(*text, ".idp/config.yml");
-    if (!parsed.ok()) {
-      std::vector<std::string> lines;
-      for (const auto& e : parsed.errors) {
-        lines.push_back(e.to_string());
-      }
-      return make_error(ErrorCode::invalid_config, util::join(lines, "\n"));
-    }
-    r.config = std::move(parsed.config);
-  } else if (!default_template.empty()) {
-    r.config.template_name = default_template;
-  }
-  if (!template_override.empty()) {
-    r.config.template_name = template_override;
-  } else if (!r.config.has_key("template") && !default_template.empty()) {
-    r.config.template_name = default_template;
-  }
-  auto tmpl = m_templates.get(r.config.template_name);
-  if (!tmpl) {
-    auto pos = r.config.positions.find("template");
-    std::string where = ".idp/config.yml";
-    if (pos != r.config.positions.end()) {
-      where += ":" + std::to_string(pos->second.first) + ":" + std::to_string(pos->second.second);
-    }
-    return make_error(ErrorCode::invalid_config, where + ": key \"template\": " + tmpl.error().message);
-  }
-  auto errors = m_templates.validate(r.config, *tmpl);
-  if (!errors.empty()) {
+  // The same rules as `idp config validate` (core::validate_app_config), every error at once.
+  core::AppConfigRules rules;
+  rules.templates = m_templates.list();
+  rules.ttl_policy = m_options.ttl_policy;
+  rules.check_ttl = check_ttl;
+  auto checked = core::validate_app_config(text ? *text : "", rules, ".idp/config.yml", template_override,
+                                           default_template);
+  if (!checked.ok()) {
     std::vector<std::string> lines;
-    for (const auto& e : errors) {
+    for (const auto& e : checked.errors) {
       lines.push_back(e.to_string());
     }
     return make_error(ErrorCode::invalid_config, util::join(lines, "\n"));
   }
-  r.tmpl = std::move(*tmpl);
+  Resolved r;
+  r.config = std::move(checked.config);
+  IDP_TRY_ASSIGN(auto tmpl, core::find_template(rules.templates, r.config.template_name));
+  r.tmpl = std::move(tmpl);
   r.config_json = core::to_json(r.config).dump();
   return r;
 }
@@ -174,7 +155,7 @@ Expected<Environment> Controller::create(const CreateRequest& req, const std::st
   }
   std::string repo = RepoResolver::canonical_repo(req.repo);
   IDP_TRY_ASSIGN(std::string commit, m_repos.resolve_branch(repo, req.branch));
-  IDP_TRY_ASSIGN(Resolved r, resolve_config(repo, commit, req.template_name, ""));
+  IDP_TRY_ASSIGN(Resolved r, resolve_config(repo, commit, req.template_name, "", req.ttl.empty()));
   std::string ttl_text = req.ttl.empty() ? r.config.ttl : req.ttl;
   auto ttl = m_options.ttl_policy.parse(ttl_text);
   if (!ttl) {

@@ -67,14 +67,16 @@ public:
   Expected<std::optional<core::Environment>> remove_branch(const std::string& repo, const std::string& branch,
                                                            const std::string& actor, const std::string& reason);
 
-  // Config of `repo` at `commit` checked against its template; for create and sync.
+  // Config of `repo` at `commit` checked against its template and (with check_ttl) the TTL
+  // policy, by the rules `idp config validate` applies; for create and sync.
   struct Resolved {
     core::AppConfig config;
     Template tmpl;
     std::string config_json;
   };
   Expected<Resolved> resolve_config(const std::string& repo, const std::string& commit,
-                                    const std::string& template_override, const std::string& default_template);
+                                    const std::string& template_override, const std::string& default_template,
+                                    bool check_ttl = true);
 
   static std::string source_key(const std::string& repo, const std::string& branch);
 

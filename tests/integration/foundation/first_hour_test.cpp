@@ -135,3 +135,57 @@ TEST(FirstHourTest, ApiAddressInUseIsRefused) {
   EXPECT_EQ(health.exit_code, 0) << health.err;
   EXPECT_EQ(a.stop(), 0);
 }
+
+// 3. `idp config validate` applies the rules `idp create` applies: every bad config of
+// tests/data/bad-configs is refused by create with the message validate gives, and with
+// --server validate uses that server's TTL policy.
+TEST(FirstHourTest, ConfigValidateAgreesWithCreate) {
+  TempDir tmp("idp-first-hour");
+  std::string dir = source_dir() + "/tests/data/bad-configs";
+  // The server knows the team template one case needs, as validate does offline.
+  ::setenv("IDP_TEMPLATES_PATH", (dir + "/templates").c_str(), 1);
+  (void)util::ensure_dir(tmp.sub("home"));
+  DaemonProcess d(tmp.sub("home"), {"--ttl-max", "10d"});
+  d.start();
+  ::unsetenv("IDP_TEMPLATES_PATH");
+  GitRepo repo = make_example_repo(tmp.sub("app"), "api-service", "main");
+
+  auto manifest = nlohmann::json::parse(*util::read_file(dir + "/expected.json"));
+  int checked = 0;
+  for (const auto& c : manifest) {
+    std::string name = c["file"].get<std::string>();
+    if (name == "invalid-yaml.yml" || name.rfind("ttl-above", 0) == 0) {
+      continue; // YAML errors carry the parser's wording; ttl-above: this server's max differs (below)
+    }
+    std::string branch = "bad/" + name.substr(0, name.size() - 4);
+    repo.checkout("main");
+    repo.checkout_new_branch(branch);
+    repo.write_file(".idp/config.yml", *util::read_file(dir + "/" + name));
+    repo.commit(name);
+    auto r = d.cli({"create", "--repo", repo.path(), "--branch", branch, "--no-wait"});
+    EXPECT_EQ(r.exit_code, 1) << name << ": create accepted what validate refuses: " << r.out;
+    std::string want = ".idp/config.yml:" + std::to_string(c["line"].get<int>()) + ":" +
+                       std::to_string(c["column"].get<int>()) + ": ";
+    EXPECT_NE(r.err.find(want), std::string::npos) << name << ": " << r.err;
+    EXPECT_NE(r.err.find(c["message"].get<std::string>()), std::string::npos) << name << ": " << r.err;
+    ++checked;
+  }
+  EXPECT_GE(checked, 30);
+  auto list = d.cli({"list", "--json"});
+  EXPECT_EQ(nlohmann::json::parse(list.out, nullptr, false).size(), 0u) << "nothing was created: " << list.out;
+
+  // A ttl the defaults allow but this server (max 10d) does not: valid offline, not with --server.
+  std::string cfg = tmp.sub("ttl-14d.yml");
+  (void)util::write_file_atomic(cfg, "ttl: 14d\n");
+  util::Command offline;
+  offline.argv = {idp_binary(), "config", "validate", cfg};
+  offline.unset_env = {"IDP_SERVER", "IDP_TEMPLATES_PATH"};
+  auto off = util::run(offline);
+  ASSERT_TRUE(off);
+  EXPECT_EQ(off->exit_code, 0) << off->err;
+  auto on = d.cli({"--server", d.api_url(), "config", "validate", cfg});
+  EXPECT_EQ(on.exit_code, 1) << on.out;
+  EXPECT_NE(on.err.find(cfg + ":1:6: key \"ttl\": ttl \"14d\" is longer than the maximum of 10d"), std::string::npos)
+      << on.err;
+  EXPECT_EQ(d.stop(), 0);
+}
