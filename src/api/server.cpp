@@ -411,6 +411,16 @@ void ApiServer::routes() {
     send_json(res, 200, env_json(env, false));
   });
 
+  s.Post(R"(/api/v1/environments/([^/]+)/redeploy)", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
+    json body = req.body.empty() ? json::object() : parse_body(req);
+    const json& commit = body.contains("commit") ? body["commit"] : json("");
+    if (!commit.is_string()) {
+      throw ApiError(400, "invalid_argument", "commit: expected a commit sha string");
+    }
+    auto env = unwrap(ctx.controller->redeploy(req.matches[1].str(), commit.get<std::string>(), actor_of(req)));
+    send_json(res, 202, env_json(env, false));
+  });
+
   s.Delete(R"(/api/v1/environments/([^/]+))", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
     std::string reason = req.has_param("reason") ? req.get_param_value("reason") : "requested through the API";
     auto env = unwrap(ctx.controller->destroy(req.matches[1].str(), actor_of(req), reason.substr(0, 500)));

@@ -10,7 +10,7 @@
 namespace idp::cli {
 
 Expected<nlohmann::json> wait_for_phase(ApiClient& client, const std::string& name, const std::set<std::string>& done,
-                                        long long timeout_ms, bool verbose) {
+                                        long long timeout_ms, bool verbose, long long min_generation) {
   long long deadline = util::steady_ms() + timeout_ms;
   std::string last_line;
   // Local requests are cheap: poll fast at first so `idp create` returns as soon as the
@@ -26,7 +26,7 @@ Expected<nlohmann::json> wait_for_phase(ApiClient& client, const std::string& na
       std::fprintf(stderr, "  %s\n", (output::color(phase, output::phase_color(phase)) + (msg.empty() ? "" : ": " + msg)).c_str());
       last_line = line;
     }
-    if (done.count(phase)) {
+    if (done.count(phase) && env.value("observed_generation", 0LL) >= min_generation) {
       return env;
     }
     if (util::steady_ms() >= deadline) {

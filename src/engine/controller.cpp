@@ -186,7 +186,8 @@ Expected<Environment> Controller::create(const CreateRequest& req, const std::st
     IDP_TRY_ASSIGN(auto tracked, m_store.find_by_source_key(env.source_key));
     if (tracked) {
       return make_error(ErrorCode::already_exists, "environment " + util::quote(tracked->name) + " already tracks branch " +
-                                                       util::quote(req.branch) + " of " + util::quote(repo));
+                                                       util::quote(req.branch) + " of " + util::quote(repo) +
+                                                       "; to deploy its latest commit run: idp redeploy " + tracked->name);
     }
     IDP_TRY_ASSIGN(env.name, pick_name(core::env_name_for_branch(req.branch), env.source_key));
   }
@@ -225,6 +226,49 @@ Expected<Environment> Controller::extend(const std::string& name, const std::str
     env.updated_at = now;
     return {};
   });
+  return updated;
+}
+
+Expected<Environment> Controller::redeploy(const std::string& name, const std::string& commit_ref,
+                                           const std::string& actor) {
+  IDP_TRY_ASSIGN(Environment current, m_store.get_environment(name));
+  auto gone = [&](const Environment& env) -> Expected<void> {
+    if (env.phase == Phase::destroyed || env.desired == Desired::absent) {
+      return make_error(ErrorCode::conflict, "environment " + util::quote(name) + " is " +
+                                                 std::string(core::phase_name(env.phase)) + " and cannot be redeployed");
+    }
+    return {};
+  };
+  IDP_TRY(gone(current));
+  std::string commit;
+  if (commit_ref.empty()) {
+    IDP_TRY_ASSIGN(commit, m_repos.resolve_branch(current.repo, current.branch));
+  } else {
+    IDP_TRY_ASSIGN(commit, m_repos.resolve_commit(current.repo, commit_ref));
+  }
+  // The environment keeps its template when the config does not name one (it may have
+  // come from `idp create --template`); the TTL is not touched.
+  IDP_TRY_ASSIGN(Resolved r, resolve_config(current.repo, commit, "", current.template_name, false));
+  IDP_TRY(plan(current, r));
+  util::Millis now = m_clock.now_ms();
+  auto updated = m_store.update_environment(name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
+    IDP_TRY(gone(env));
+    env.commit = commit;
+    env.config_json = r.config_json;
+    env.template_name = r.tmpl.name;
+    env.generation += 1;
+    env.attempts = 0;
+    env.next_attempt_at = 0;
+    env.message.clear();
+    env.updated_at = now;
+    events.push_back(make_event(env, now, actor, "redeploy",
+                                util::short_commit(commit) + " (generation " + std::to_string(env.generation) + ")"));
+    return {};
+  });
+  if (updated) {
+    m_signals.cancel(name);
+    m_signals.wake(name);
+  }
   return updated;
 }
 

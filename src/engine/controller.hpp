@@ -56,6 +56,11 @@ public:
   Expected<core::Environment> create(const CreateRequest& req, const std::string& actor);
   // expires_at := max(now, expires_at) + ttl, within the policy's maximum lifetime from now.
   Expected<core::Environment> extend(const std::string& name, const std::string& ttl, const std::string& actor);
+  // Deploys the environment again: at `commit` (7-40 hex digits) or, when empty, at its
+  // branch's head, even when that commit is deployed or failed already (the retry a user
+  // asks for). Expiry is unchanged. not_found, conflict (destroyed), invalid_argument,
+  // invalid_config (the config at that commit).
+  Expected<core::Environment> redeploy(const std::string& name, const std::string& commit, const std::string& actor);
   // Marks the environment for removal. Idempotent: destroying a destroyed or destroying
   // environment is ok and records nothing new.
   Expected<core::Environment> destroy(const std::string& name, const std::string& actor, const std::string& reason);

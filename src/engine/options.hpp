@@ -18,6 +18,7 @@ struct EngineOptions {
   int unhealthy_threshold = 3;              // consecutive failed probes before "degraded"
   util::Millis backoff_base = 2'000;        // first retry delay; doubles per attempt
   util::Millis backoff_max = 300'000;       // cap of the retry delay
+  int give_up_after = 3;                    // attempts at one generation before a permanent error stops retries
   core::TtlPolicy ttl_policy;
   std::string default_runtime = "local";
   std::string owner_id;                     // lease owner: "host:pid:start" of this daemon

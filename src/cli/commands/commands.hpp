@@ -9,6 +9,7 @@ CommandSpec create_command();
 CommandSpec list_command();
 CommandSpec status_command();
 CommandSpec extend_command();
+CommandSpec redeploy_command();
 CommandSpec destroy_command();
 CommandSpec logs_command();
 CommandSpec events_command();

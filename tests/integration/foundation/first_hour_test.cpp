@@ -189,3 +189,79 @@ TEST(FirstHourTest, ConfigValidateAgreesWithCreate) {
       << on.err;
   EXPECT_EQ(d.stop(), 0);
 }
+
+namespace {
+std::string api_service_config(const std::string& version, const std::string& build = "") {
+  return "template: api-service\nhealth_check_path: /health\nenvironment:\n  APP_VERSION: " + version +
+         "\nlocal:\n  start: node server.js\n" + (build.empty() ? "" : "  build: \"" + build + "\"\n");
+}
+} // namespace
+
+// 4. A CLI-created environment is redeployed with `idp redeploy` (latest commit or
+// --commit); create's "already tracks" error says so; a build that keeps failing on one
+// commit stops being retried until a new commit or a redeploy.
+TEST(FirstHourTest, RedeployAndABrokenBuildIsNotRetriedForever) {
+  TempDir tmp("idp-first-hour");
+  (void)util::ensure_dir(tmp.sub("home"));
+  DaemonProcess d(tmp.sub("home"));
+  d.start();
+  GitRepo repo(tmp.sub("app"));
+  repo.copy_from(source_dir() + "/examples/api-service");
+  repo.write_file(".idp/config.yml", api_service_config("v1"));
+  std::string first = repo.commit("v1");
+  repo.checkout_new_branch("feature/rd");
+  auto created = d.cli({"create", "--repo", repo.path(), "--branch", "feature/rd"});
+  ASSERT_EQ(created.exit_code, 0) << created.err << d.log();
+
+  repo.write_file(".idp/config.yml", api_service_config("v2"));
+  std::string second = repo.commit("v2");
+  auto again = d.cli({"create", "--repo", repo.path(), "--branch", "feature/rd"});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("already tracks branch \"feature/rd\""), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("idp redeploy preview-rd"), std::string::npos) << again.err;
+
+  auto redeployed = d.cli({"redeploy", "preview-rd"});
+  ASSERT_EQ(redeployed.exit_code, 0) << redeployed.err << d.log();
+  nlohmann::json env = d.env("preview-rd");
+  EXPECT_EQ(env.value("deployed_commit", ""), second);
+  EXPECT_EQ(env.value("phase", ""), "ready");
+  auto [status, body] = d.get_via_router("preview-rd", "/health");
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(body.find("\"version\":\"v2\""), std::string::npos) << body;
+
+  // Back to the first commit by a short sha.
+  auto back = d.cli({"redeploy", "preview-rd", "--commit", first.substr(0, 8), "--json"});
+  ASSERT_EQ(back.exit_code, 0) << back.err;
+  EXPECT_EQ(nlohmann::json::parse(back.out).value("deployed_commit", ""), first);
+  EXPECT_NE(d.get_via_router("preview-rd", "/health").second.find("\"version\":\"v1\""), std::string::npos);
+  auto bad = d.cli({"redeploy", "preview-rd", "--commit", "0123456789abcdef"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("commit \"0123456789abcdef\" is not in"), std::string::npos) << bad.err;
+  auto missing = d.cli({"redeploy", "preview-nope"});
+  EXPECT_EQ(missing.exit_code, 1);
+
+  // A first deploy whose build always fails: a few attempts with backoff, then it stops.
+  repo.checkout_new_branch("feature/broken");
+  repo.write_file(".idp/config.yml", api_service_config("v3", "false"));
+  repo.commit("broken build");
+  auto broken = d.cli({"create", "--repo", repo.path(), "--branch", "feature/broken", "--no-wait"});
+  ASSERT_EQ(broken.exit_code, 0) << broken.err;
+  ASSERT_TRUE(wait_until(
+      [&] { return d.env("preview-broken").value("message", "").find("not retried until a new commit") != std::string::npos; },
+      120000, 100))
+      << d.env("preview-broken").dump(2);
+  env = d.env("preview-broken");
+  EXPECT_EQ(env.value("phase", ""), "failed");
+  EXPECT_EQ(env.value("attempts", 0), 3);
+  EXPECT_TRUE(env["next_attempt_at"].is_null()) << "no retry is scheduled: " << env.dump(2);
+  EXPECT_EQ(env.value("observed_generation", 0), env.value("generation", -1));
+  EXPECT_NE(env.value("message", "").find("idp redeploy preview-broken"), std::string::npos);
+
+  // Fixed in a new commit: a redeploy takes it.
+  repo.write_file(".idp/config.yml", api_service_config("v3"));
+  repo.commit("fixed build");
+  auto fixed = d.cli({"redeploy", "preview-broken"});
+  EXPECT_EQ(fixed.exit_code, 0) << fixed.err;
+  EXPECT_EQ(d.env("preview-broken").value("phase", ""), "ready");
+  EXPECT_EQ(d.stop(), 0);
+}
