@@ -265,3 +265,67 @@ TEST(FirstHourTest, RedeployAndABrokenBuildIsNotRetriedForever) {
   EXPECT_EQ(d.env("preview-broken").value("phase", ""), "ready");
   EXPECT_EQ(d.stop(), 0);
 }
+
+namespace {
+util::RunResult check_config(const TempDir& tmp, const std::string& yaml, const std::string& flag = "--check-config") {
+  std::string path = tmp.sub("server.yml");
+  (void)util::write_file_atomic(path, yaml);
+  return serve_once({"--home", tmp.sub("home"), "--config", path, flag});
+}
+} // namespace
+
+// 6. `serve --check-config` finds what `serve` would refuse, in the file's own names, and
+// `--show-config` shows every setting.
+TEST(FirstHourTest, CheckConfigAndShowConfigAgreeWithServe) {
+  TempDir tmp("idp-first-hour");
+  auto bad_drain = check_config(tmp, "drivers:\n  local:\n    drain: soon\n");
+  EXPECT_EQ(bad_drain.exit_code, 1);
+  EXPECT_NE(bad_drain.err.find("server.yml:3:12: key \"drivers.local.drain\": expected a duration like 500ms, 2s or 5m, "
+                               "got \"soon\""),
+            std::string::npos)
+      << bad_drain.err;
+  EXPECT_EQ(bad_drain.err.find("unknown option"), std::string::npos) << bad_drain.err;
+
+  auto typo = check_config(tmp, "drivers:\n  local:\n    helth_timeout: 30s\n");
+  EXPECT_EQ(typo.exit_code, 1);
+  EXPECT_NE(typo.err.find("key \"drivers.local.helth_timeout\": unknown option, did you mean "
+                          "\"drivers.local.health_timeout\"?"),
+            std::string::npos)
+      << typo.err;
+  EXPECT_EQ(typo.err.find("_ms"), std::string::npos) << "no internal names: " << typo.err;
+
+  auto bad_value = check_config(tmp, "drivers:\n  local:\n    log_keep: 5000\n");
+  EXPECT_EQ(bad_value.exit_code, 1);
+  EXPECT_NE(bad_value.err.find("key \"drivers.local.log_keep\": expected a number of files between 0 and 1000"),
+            std::string::npos)
+      << bad_value.err;
+
+  auto driver_typo = check_config(tmp, "drivers:\n  lcoal:\n    drain: 2s\n");
+  EXPECT_EQ(driver_typo.exit_code, 1);
+  EXPECT_NE(driver_typo.err.find("server.yml:2:3: key \"drivers.lcoal\": unknown driver, did you mean \"drivers.local\"?"),
+            std::string::npos)
+      << driver_typo.err;
+
+  std::string good = "keep_running: true\nrouter:\n  listen_host: 0.0.0.0\ngithub:\n  api_url: http://127.0.0.1:9/api\n"
+                     "drivers:\n  local:\n    drain: 500ms\n    health_timeout: 30s\n"
+                     "repositories:\n  - url: https://example.com/team/app.git\n    webhook_secret: s3cret-value\n"
+                     "    default_template: api-service\n";
+  auto ok = check_config(tmp, good);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  auto shown = check_config(tmp, good, "--show-config");
+  EXPECT_EQ(shown.exit_code, 0) << shown.err;
+  std::string file = tmp.sub("server.yml");
+  for (const std::string& line : {
+           "(" + file + ") keep_running = true",
+           "(" + file + ") router.listen_host = 0.0.0.0",
+           "(" + file + ") github.api_url = http://127.0.0.1:9/api",
+           "(" + file + ") drivers.local.drain = 500ms",
+           "(" + file + ") drivers.local.health_timeout = 30000ms",
+           "(" + file + ") repositories[0].url = https://example.com/team/app.git",
+           "(" + file + ") repositories[0].default_template = api-service",
+           "(" + file + ") repositories[0].webhook_secret = (set)",
+       }) {
+    EXPECT_NE(shown.out.find(line + "\n"), std::string::npos) << line << "\n" << shown.out;
+  }
+  EXPECT_EQ(shown.out.find("s3cret-value"), std::string::npos) << "secrets are not shown";
+}
