@@ -5,6 +5,7 @@
 
 #include "cli/output/table.hpp"
 #include "util/http_client.hpp"
+#include "util/strings.hpp"
 #include "util/time.hpp"
 
 namespace idp::cli {
@@ -30,8 +31,11 @@ Expected<nlohmann::json> wait_for_phase(ApiClient& client, const std::string& na
       return env;
     }
     if (util::steady_ms() >= deadline) {
-      return make_error(ErrorCode::timeout, "environment " + util::url_encode(name) + " is still " + phase +
-                                                " after " + std::to_string(timeout_ms / 1000) + "s");
+      // Say what it is waiting for (the engine's current step, e.g. the last health answer):
+      // "still provisioning" alone does not tell a health path typo from a slow build.
+      return make_error(ErrorCode::timeout, "environment " + util::quote(name) + " is still " + phase + " after " +
+                                                util::format_duration(timeout_ms) + (msg.empty() ? "" : ": " + msg) +
+                                                " (it keeps going: see idp status " + name + ")");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
     if (util::steady_ms() - started > 3000) {

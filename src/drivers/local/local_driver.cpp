@@ -741,7 +741,12 @@ Expected<void> LocalDriver::wait_healthy(const InstanceRecord& inst, const std::
     if (resp && resp->status >= 200 && resp->status < 400) {
       return {};
     }
-    last = resp ? "GET " + inst.health_path + " answered HTTP " + std::to_string(resp->status) : resp.error().message;
+    std::string answer = resp ? "GET " + inst.health_path + " answered HTTP " + std::to_string(resp->status) : resp.error().message;
+    if (answer != last) {
+      // What `idp create` shows while it waits (and when it gives up waiting).
+      progress.step("waiting for GET " + inst.health_path + " to answer 2xx or 3xx; last answer: " + answer);
+      last = answer;
+    }
     int64_t now = util::steady_ms();
     if (now >= deadline) {
       return make_error(ErrorCode::permanent, "health check on " + inst.health_path + " did not pass within " +

@@ -329,3 +329,25 @@ TEST(FirstHourTest, CheckConfigAndShowConfigAgreeWithServe) {
   }
   EXPECT_EQ(shown.out.find("s3cret-value"), std::string::npos) << "secrets are not shown";
 }
+
+// 9. `idp create --timeout` that runs out says what it is waiting for and the last answer
+// of the health check (here a health path the app does not serve).
+TEST(FirstHourTest, CreateTimeoutSaysWhatItIsWaitingFor) {
+  TempDir tmp("idp-first-hour");
+  (void)util::ensure_dir(tmp.sub("home"));
+  DaemonProcess d(tmp.sub("home"));
+  d.start();
+  GitRepo repo(tmp.sub("app"));
+  repo.copy_from(source_dir() + "/examples/api-service");
+  repo.write_file(".idp/config.yml", "template: api-service\nhealth_check_path: /healthz-typo\nlocal:\n  start: node server.js\n");
+  repo.commit("bad health path");
+  repo.checkout_new_branch("feature/slow");
+  auto r = d.cli({"create", "--repo", repo.path(), "--branch", "feature/slow", "--timeout", "15s"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("is still provisioning after 15s: waiting for GET /healthz-typo to answer 2xx or 3xx; "
+                       "last answer: GET /healthz-typo answered HTTP 404"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(d.cli({"destroy", "preview-slow", "--yes"}).exit_code, 0);
+  EXPECT_EQ(d.stop(), 0);
+}
