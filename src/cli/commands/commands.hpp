@@ -21,5 +21,7 @@ CommandSpec exec_command();
 CommandSpec cost_command();
 CommandSpec drivers_command();
 CommandSpec dashboard_command();
+CommandSpec completion_command();
+CommandSpec complete_helper_command();
 
 } // namespace idp::cli::commands

@@ -116,17 +116,28 @@ CommandSpec config_command() {
               }
               nlohmann::json j = core::to_json(result.config);
               j.erase("keys_set");
+              // One row per dotted key, with where its value came from.
+              std::vector<std::pair<std::string, nlohmann::json>> rows;
               for (const auto& [k, v] : j.items()) {
                 if (v.is_object() && (k == "local" || k == "database" || k == "static")) {
                   for (const auto& [sk, sv] : v.items()) {
-                    std::string key = k + "." + sk;
-                    std::printf("(%s) %s = %s\n", result.config.has_key(key) ? o->file.c_str() : "default", key.c_str(),
-                                sv.dump().c_str());
+                    rows.emplace_back(k + "." + sk, sv);
                   }
-                  continue;
+                } else {
+                  rows.emplace_back(k, v);
                 }
-                std::printf("(%s) %s = %s\n", result.config.has_key(k) ? o->file.c_str() : "default", k.c_str(),
-                            v.dump().c_str());
+              }
+              if (o->json) {
+                nlohmann::json out = nlohmann::json::object();
+                for (const auto& [key, value] : rows) {
+                  out[key] = {{"value", value}, {"origin", result.config.has_key(key) ? o->file : "default"}};
+                }
+                std::cout << out.dump(2) << "\n";
+                return k_exit_ok;
+              }
+              for (const auto& [key, value] : rows) {
+                std::printf("(%s) %s = %s\n", result.config.has_key(key) ? o->file.c_str() : "default", key.c_str(),
+                            value.dump().c_str());
               }
               return k_exit_ok;
             };

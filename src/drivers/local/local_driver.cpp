@@ -1327,7 +1327,9 @@ Expected<void> LocalDriver::destroy(const core::Environment& env, Progress& prog
   // gone but the cluster runs (a crash between creating it and recording it cannot
   // happen: the record is written first; this covers lost state files).
   if (had_database || m_cluster->pid() > 0) {
-    progress.step("dropping the database");
+    if (had_database) {
+      progress.step("dropping the database"); // shown only when there was one to drop
+    }
     if (auto r = drop_database(env.name, repo); !r) {
       return Unexpected(r.error().with_context("database"));
     }

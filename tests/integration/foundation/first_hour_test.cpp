@@ -351,3 +351,54 @@ TEST(FirstHourTest, CreateTimeoutSaysWhatItIsWaitingFor) {
   EXPECT_EQ(d.cli({"destroy", "preview-slow", "--yes"}).exit_code, 0);
   EXPECT_EQ(d.stop(), 0);
 }
+
+// 10. `idp completion bash`, sourced in bash, completes subcommands, their subcommands and
+// the server's environment names (through the hidden `idp __complete environments`).
+TEST(FirstHourTest, BashCompletionCompletesCommandsAndEnvironmentNames) {
+  TempDir tmp("idp-first-hour");
+  (void)util::ensure_dir(tmp.sub("home"));
+  DaemonProcess d(tmp.sub("home"));
+  d.start();
+  GitRepo repo = make_example_repo(tmp.sub("app"), "api-service", "feature/complete-me");
+  auto created = d.cli({"create", "--repo", repo.path(), "--branch", "feature/complete-me", "--no-wait"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+
+  // `idp` on PATH as the script calls it, against this server.
+  std::string bin = tmp.sub("bin");
+  (void)util::ensure_dir(bin);
+  ASSERT_EQ(::symlink(idp_binary().c_str(), (bin + "/idp").c_str()), 0);
+  std::string script = R"(
+set -e
+source <(idp completion bash)
+complete -p idp
+complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); COMPREPLY=(); _idp; echo "[$*] ${COMPREPLY[*]}"; }
+complete_words idp st
+complete_words idp re
+complete_words idp status prev
+complete_words idp destroy ""
+complete_words idp templates sh
+complete_words idp create --br
+complete_words idp --server "$IDP_SERVER" lis
+)";
+  util::Command c;
+  c.argv = {"bash", "-c", script};
+  c.env = {{"PATH", bin + ":" + std::string(std::getenv("PATH"))}, {"IDP_SERVER", d.api_url()}};
+  auto r = util::run(c);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->exit_code, 0) << r->err;
+  for (const std::string& want : {
+           std::string("complete -F _idp idp\n"),
+           std::string("[idp st] status\n"),
+           std::string("[idp re] redeploy\n"),
+           std::string("[idp status prev] preview-complete-me\n"),
+           std::string("[idp destroy ] preview-complete-me\n"),
+           std::string("[idp templates sh] show\n"),
+           std::string("[idp create --br] --branch\n"),
+           "[idp --server " + d.api_url() + " lis] list\n",
+       }) {
+    EXPECT_NE(r->out.find(want), std::string::npos) << want << "in:\n" << r->out << r->err;
+  }
+  EXPECT_EQ(r->out.find("__complete"), std::string::npos) << "hidden commands are not offered";
+  EXPECT_EQ(d.cli({"destroy", "preview-complete-me", "--yes"}).exit_code, 0);
+  EXPECT_EQ(d.stop(), 0);
+}
