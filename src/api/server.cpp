@@ -1,6 +1,12 @@
 #include "api/server.hpp"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <httplib.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 
 #include "api/api_error.hpp"
@@ -98,6 +104,42 @@ json line_json(const drivers::LogLine& l) {
           {"text", l.text}};
 }
 
+// net.core.somaxconn: the largest listen backlog the kernel grants (4096 when unreadable).
+int system_listen_backlog() {
+  std::ifstream in("/proc/sys/net/core/somaxconn");
+  int n = 0;
+  if (in >> n && n > 0) {
+    return n;
+  }
+  return 4096;
+}
+
+// Why host:port cannot be bound, from a plain bind with the options the server uses
+// (httplib keeps no errno).
+std::string bind_failure_reason(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || !res) {
+    return "cannot resolve " + util::quote(host);
+  }
+  std::string why = "the address is not available";
+  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    if (::bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
+      why = errno == EADDRINUSE ? "the address is already in use (another idp serve, or another program)"
+                                : std::string(std::strerror(errno));
+    }
+    ::close(fd);
+  }
+  ::freeaddrinfo(res);
+  return why;
+}
+
 } // namespace
 
 ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make_unique<httplib::Server>()) {
@@ -151,10 +193,23 @@ void ApiServer::add_post_hook(const std::string& path, RawHandler handler) {
 }
 
 Expected<int> ApiServer::bind(const std::string& host, int port) {
+  // cpp-httplib's default options set SO_REUSEPORT, with which a second server binds the
+  // same address and the kernel splits connections between the two. SO_REUSEADDR alone
+  // still allows a restart over TIME_WAIT but refuses an address in use.
+  m_server->set_socket_options([this](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    m_listen_fd = sock;
+  });
   int bound = port == 0 ? m_server->bind_to_any_port(host) : (m_server->bind_to_port(host, port) ? port : -1);
   if (bound <= 0) {
-    return make_error(ErrorCode::io_error, "cannot listen on " + host + ":" + std::to_string(port) +
-                                               " (address in use or not available)");
+    return make_error(ErrorCode::io_error, "cannot listen on " + host + ":" + std::to_string(port) + ": " +
+                                               bind_failure_reason(host, port));
+  }
+  // httplib listens with a backlog of 5 (compiled in); listen() again raises it to the
+  // kernel's cap so a burst of clients is queued rather than refused.
+  if (m_listen_fd >= 0) {
+    ::listen(m_listen_fd, system_listen_backlog());
   }
   return bound;
 }
@@ -364,6 +419,16 @@ void ApiServer::routes() {
     auto ext = unwrap(core::ExtendRequest::from_json(body));
     auto env = unwrap(ctx.controller->extend(req.matches[1].str(), ext.ttl, actor_of(req)));
     send_json(res, 200, env_json(env, false));
+  });
+
+  s.Post(R"(/api/v1/environments/([^/]+)/redeploy)", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
+    json body = req.body.empty() ? json::object() : parse_body(req);
+    const json& commit = body.contains("commit") ? body["commit"] : json("");
+    if (!commit.is_string()) {
+      throw ApiError(400, "invalid_argument", "commit: expected a commit sha string");
+    }
+    auto env = unwrap(ctx.controller->redeploy(req.matches[1].str(), commit.get<std::string>(), actor_of(req)));
+    send_json(res, 202, env_json(env, false));
   });
 
   s.Delete(R"(/api/v1/environments/([^/]+))", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {

@@ -73,6 +73,7 @@ private:
   std::thread m_thread;
   std::atomic<bool> m_stopping{false};
   util::Millis m_started_at = 0;
+  int m_listen_fd = -1; // the listening socket (owned by httplib), to raise its backlog
 };
 
 } // namespace idp::api

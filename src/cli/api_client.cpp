@@ -107,6 +107,10 @@ Expected<void> ApiClient::stream_lines(const std::string& path, const std::funct
     while ((pos = buf.find('\n')) != std::string::npos) {
       std::string line = buf.substr(0, pos);
       buf.erase(0, pos + 1);
+      // Server-sent events carry the same objects after "data: " (ids and keep-alives skipped).
+      if (line.rfind("data: ", 0) == 0) {
+        line.erase(0, 6);
+      }
       json j = json::parse(line, nullptr, false);
       if (j.is_discarded()) {
         continue;

@@ -25,8 +25,8 @@ public:
   Expected<nlohmann::json> get(const std::string& path);
   Expected<nlohmann::json> post(const std::string& path, const nlohmann::json& body);
   Expected<nlohmann::json> del(const std::string& path);
-  // Streams a newline-delimited JSON response, calling on_line per object; stops when
-  // on_line returns false or the server ends the stream.
+  // Streams a newline-delimited JSON response (or server-sent events' data lines), calling
+  // on_line per object; stops when on_line returns false or the server ends the stream.
   Expected<void> stream_lines(const std::string& path, const std::function<bool(const nlohmann::json&)>& on_line);
 
   const std::string& base_url() const { return m_base; }

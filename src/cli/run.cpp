@@ -2,7 +2,9 @@
 
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
+#include "core/version.hpp"
 #include "util/fatal.hpp"
 #include "util/strings.hpp"
 
@@ -11,6 +13,50 @@ namespace idp::cli {
 Error usage_error(std::string message) { return Error(ErrorCode::invalid_argument, "usage: " + std::move(message)); }
 
 bool is_usage_error(const Error& e) { return util::starts_with(e.message, "usage: "); }
+
+// "unknown command …, did you mean …?" when the words of argv that name commands (before
+// the first option or argument of a leaf command) leave the command tree; nullopt when not.
+static std::optional<std::string> unknown_subcommand(CLI::App& app, int argc, char** argv) {
+  CLI::App* at = &app;
+  std::string path = "idp";
+  for (int i = 1; i < argc; ++i) {
+    std::string word = argv[i];
+    if (word.empty() || word[0] == '-') {
+      // A global option with a value (--server URL) is skipped with its value.
+      if (at == &app && word == "--server" && i + 1 < argc) {
+        ++i;
+      }
+      continue;
+    }
+    auto subs = at->get_subcommands([](CLI::App*) { return true; });
+    if (subs.empty()) {
+      return std::nullopt; // a leaf: the rest are its arguments
+    }
+    CLI::App* next = nullptr;
+    std::vector<std::string> names;
+    for (auto* s : subs) {
+      if (s->get_name() == word) {
+        next = s;
+      }
+      if (!s->get_group().empty()) {
+        names.push_back(s->get_name());
+      }
+    }
+    if (!next) {
+      // A command with subcommands may also take positional arguments of its own.
+      if (at != &app && !at->get_options([](const CLI::Option* o) { return o->get_positional(); }).empty()) {
+        return std::nullopt;
+      }
+      std::string hint = util::closest_match(word, names);
+      return "unknown command " + util::quote(at == &app ? word : path.substr(4) + " " + word) +
+             (hint.empty() ? "" : ", did you mean " + util::quote(at == &app ? hint : path.substr(4) + " " + hint) + "?") +
+             "\nrun '" + path + " --help' for the list of commands";
+    }
+    at = next;
+    path += " " + word;
+  }
+  return std::nullopt;
+}
 
 static int print_error(const std::string& msg) {
   std::fprintf(stderr, "idp: error: %s\n", msg.c_str());
@@ -35,9 +81,9 @@ int run(int argc, char** argv, const std::vector<CommandSpec>& extra) {
   if (const char* s = std::getenv("IDP_SERVER")) {
     global.server = s;
   }
-  app.add_option("--server", global.server, "idp server URL (default: IDP_SERVER, then the local daemon)");
+  app.add_option("--server", global.server, "idp server URL (default: IDP_SERVER, then the local daemon)")
+      ->each([&global](const std::string&) { global.server_flag = true; });
 
-  std::vector<std::string> names;
   std::vector<std::pair<CLI::App*, Runner>> runners;
   for (const auto& spec : specs) {
     if (spec.raw) {
@@ -46,25 +92,18 @@ int run(int argc, char** argv, const std::vector<CommandSpec>& extra) {
     CLI::App* sub = app.add_subcommand(spec.name, spec.summary);
     if (spec.hidden) {
       sub->group("");
-    } else {
-      names.push_back(spec.name);
     }
     runners.emplace_back(sub, spec.setup(*sub, global));
   }
 
-  // A mistyped subcommand gets "did you mean" rather than CLI11's generic message.
-  if (argc > 1 && argv[1][0] != '-') {
-    std::string first = argv[1];
-    bool known = false;
-    for (const auto& s : specs) {
-      known = known || s.name == first;
-    }
-    if (!known) {
-      std::string hint = util::closest_match(first, names);
-      std::fprintf(stderr, "idp: error: unknown command %s%s\nrun 'idp --help' for the list of commands\n",
-                   util::quote(first).c_str(), hint.empty() ? "" : (", did you mean " + util::quote(hint) + "?").c_str());
-      return k_exit_usage;
-    }
+  bool version = false;
+  app.add_flag("--version", version, "print the version and exit");
+
+  // A mistyped subcommand gets "did you mean" rather than CLI11's generic message, at
+  // every level (`idp templates shwo` as much as `idp creat`).
+  if (auto typo = unknown_subcommand(app, argc, argv)) {
+    std::fprintf(stderr, "idp: error: %s\n", typo->c_str());
+    return k_exit_usage;
   }
 
   try {
@@ -92,6 +131,10 @@ int run(int argc, char** argv, const std::vector<CommandSpec>& extra) {
     return k_exit_usage;
   }
 
+  if (version) {
+    std::printf("idp %s\n", idp::k_version);
+    return k_exit_ok;
+  }
   for (auto& [sub, runner] : runners) {
     if (sub->parsed()) {
       try {

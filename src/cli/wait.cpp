@@ -5,12 +5,13 @@
 
 #include "cli/output/table.hpp"
 #include "util/http_client.hpp"
+#include "util/strings.hpp"
 #include "util/time.hpp"
 
 namespace idp::cli {
 
 Expected<nlohmann::json> wait_for_phase(ApiClient& client, const std::string& name, const std::set<std::string>& done,
-                                        long long timeout_ms, bool verbose) {
+                                        long long timeout_ms, bool verbose, long long min_generation) {
   long long deadline = util::steady_ms() + timeout_ms;
   std::string last_line;
   // Local requests are cheap: poll fast at first so `idp create` returns as soon as the
@@ -26,12 +27,15 @@ Expected<nlohmann::json> wait_for_phase(ApiClient& client, const std::string& na
       std::fprintf(stderr, "  %s\n", (output::color(phase, output::phase_color(phase)) + (msg.empty() ? "" : ": " + msg)).c_str());
       last_line = line;
     }
-    if (done.count(phase)) {
+    if (done.count(phase) && env.value("observed_generation", 0LL) >= min_generation) {
       return env;
     }
     if (util::steady_ms() >= deadline) {
-      return make_error(ErrorCode::timeout, "environment " + util::url_encode(name) + " is still " + phase +
-                                                " after " + std::to_string(timeout_ms / 1000) + "s");
+      // Say what it is waiting for (the engine's current step, e.g. the last health answer):
+      // "still provisioning" alone does not tell a health path typo from a slow build.
+      return make_error(ErrorCode::timeout, "environment " + util::quote(name) + " is still " + phase + " after " +
+                                                util::format_duration(timeout_ms) + (msg.empty() ? "" : ": " + msg) +
+                                                " (it keeps going: see idp status " + name + ")");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
     if (util::steady_ms() - started > 3000) {

@@ -103,6 +103,9 @@ KeyResult check_relative_path(const std::string& p, std::string_view what) {
 struct KeyDef {
   std::string_view key;
   std::function<KeyResult(const YAML::Node&, AppConfig&)> apply;
+  // Instead of apply, for map-valued keys: checks and applies one NAME: value entry.
+  std::function<KeyResult(const std::string&, const YAML::Node&, AppConfig&)> entry = nullptr;
+  std::string_view entries_are = ""; // "a map of NAME: value", for the error when not a map
 };
 
 const std::vector<KeyDef>& key_table() {
@@ -220,45 +223,40 @@ const std::vector<KeyDef>& key_table() {
          }
          return check_relative_path(c.build_context, "a build context directory");
        }},
-      {"environment",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
-         if (!n.IsMap()) {
-           return "expected a map of NAME: value, got " + describe(n);
+      // environment and secrets are checked entry by entry (see KeyDef::entry), so every
+      // bad variable is reported, not just the first.
+      {"environment", nullptr,
+       [](const std::string& k, const YAML::Node& v, AppConfig& c) -> KeyResult {
+         if (!is_env_name(k)) {
+           return "expected variable names like API_URL, got " + quote(k);
          }
-         for (const auto& kv : n) {
-           std::string k = kv.first.Scalar();
-           if (!is_env_name(k)) {
-             return "expected variable names like API_URL, got " + quote(k);
-           }
-           if (k == "PORT" || util::starts_with(k, "IDP_")) {
-             return "variable " + quote(k) + " is set by the runtime and cannot be overridden";
-           }
-           if (!kv.second.IsScalar() && !kv.second.IsNull()) {
-             return "expected a string, number or boolean for " + quote(k) + ", got " + describe(kv.second);
-           }
-           c.environment[k] = kv.second.IsNull() ? "" : kv.second.Scalar();
+         if (k == "PORT" || util::starts_with(k, "IDP_")) {
+           return "variable " + quote(k) + " is set by the runtime and cannot be overridden";
          }
+         if (!v.IsScalar() && !v.IsNull()) {
+           return "expected a string, number or boolean for " + quote(k) + ", got " + describe(v);
+         }
+         c.environment[k] = v.IsNull() ? "" : v.Scalar();
          return std::nullopt;
-       }},
-      {"secrets",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
-         if (!n.IsMap()) {
-           return "expected a map of NAME: secret reference, got " + describe(n);
+       },
+       "a map of NAME: value"},
+      {"secrets", nullptr,
+       [](const std::string& k, const YAML::Node& v, AppConfig& c) -> KeyResult {
+         if (!is_env_name(k)) {
+           return "expected variable names like DB_PASSWORD, got " + quote(k);
          }
-         for (const auto& kv : n) {
-           std::string k = kv.first.Scalar();
-           if (!is_env_name(k)) {
-             return "expected variable names like DB_PASSWORD, got " + quote(k);
-           }
-           auto v = scalar(kv.second);
-           if (!v || v->empty()) {
-             return "expected a secret reference (an ARN, env:NAME or file:PATH) for " + quote(k) + ", got " +
-                    describe(kv.second);
-           }
-           c.secrets[k] = *v;
+         auto ref = scalar(v);
+         // The shapes every runtime resolves: a plain value here would be a secret in git.
+         bool shaped = ref && ((util::starts_with(*ref, "env:") && ref->size() > 4) ||
+                               (util::starts_with(*ref, "file:/") && ref->size() > 6) || util::starts_with(*ref, "arn:"));
+         if (!shaped) {
+           return "expected a secret reference (env:NAME, file:/absolute/path or an ARN) for " + quote(k) + ", got " +
+                  (ref && !ref->empty() ? "a plain value" : describe(v));
          }
+         c.secrets[k] = *ref;
          return std::nullopt;
-       }},
+       },
+       "a map of NAME: secret reference"},
       {"schedule_expression",
        [](const YAML::Node& n, AppConfig& c) -> KeyResult {
          if (auto e = get_string(n, c.schedule_expression, "a schedule like rate(1 hour) or cron(0 12 * * ? *)")) {
@@ -437,13 +435,34 @@ struct Parser {
       if (kv.second.IsNull()) {
         continue; // an empty value means the default, as in the original
       }
-      if (auto e = def->apply(kv.second, result.config)) {
+      if (def->entry) {
+        if (!apply_entries(*def, kv.second, full)) {
+          continue;
+        }
+      } else if (auto e = def->apply(kv.second, result.config)) {
         error(kv.second.Mark(), full, *e);
         continue;
       }
       result.config.keys_set.push_back(full);
       result.config.positions[full] = {kv.second.Mark().line + 1, kv.second.Mark().column + 1};
     }
+  }
+
+  // A map-valued key, entry by entry: every bad entry is reported at its own position.
+  bool apply_entries(const KeyDef& def, const YAML::Node& map, const std::string& full) {
+    if (!map.IsMap()) {
+      error(map.Mark(), full, "expected " + std::string(def.entries_are) + ", got " + describe(map));
+      return false;
+    }
+    bool ok = true;
+    for (const auto& kv : map) {
+      std::string name = kv.first.IsScalar() ? kv.first.Scalar() : "";
+      if (auto e = def.entry(name, kv.second, result.config)) {
+        error(kv.first.Mark(), full, *e);
+        ok = false;
+      }
+    }
+    return ok;
   }
 
   void cross_checks() {

@@ -73,12 +73,22 @@ static std::string owner_id() {
 Expected<void> Daemon::start() {
   Impl& d = *m_impl;
   const ServerConfig& cfg = d.cfg;
-  IDP_TRY(util::ensure_dir(cfg.home, 0700));
+  // Nothing in an existing home may change before its lock is ours: a refused second
+  // start that reset the home to 0700 would clear the ACL mask through which the running
+  // server's PostgreSQL reaches its cluster (it PANICs at its next checkpoint).
+  if (!util::is_directory(cfg.home)) {
+    IDP_TRY(util::ensure_dir(cfg.home, 0700));
+  }
   auto lock = util::FileLock::try_acquire(util::path_join(cfg.home, "daemon.lock"));
   if (!lock) {
-    return make_error(ErrorCode::conflict, "another idp serve is already running with home " + util::quote(cfg.home));
+    if (lock.error().code == ErrorCode::conflict) {
+      return make_error(ErrorCode::conflict, "another idp serve is already running with home " + util::quote(cfg.home) +
+                                                 " (nothing was changed; stop it first, or use another --home)");
+    }
+    return Unexpected(lock.error().with_context("cannot lock the home " + util::quote(cfg.home)));
   }
   d.lock = std::move(*lock);
+  IDP_TRY(util::ensure_dir(cfg.home, 0700));
 
   auto store = store::sqlite::SqliteStore::open(util::path_join(cfg.home, "state.db"));
   if (!store) {

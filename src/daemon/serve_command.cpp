@@ -12,6 +12,7 @@
 #include "util/fs.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
+#include "util/json.hpp"
 
 #ifndef IDP_BUILTIN_TEMPLATES_DIR
 #define IDP_BUILTIN_TEMPLATES_DIR "/usr/share/idp/templates"
@@ -97,6 +98,7 @@ ServerConfig build_config(const ServeOptions& o) {
   }
   if (!o.router_host.empty()) {
     cfg.router_listen_host = o.router_host;
+    cfg.origins["router.listen_host"] = "flag --router-host";
   }
   if (!o.domain.empty()) {
     cfg.domain = o.domain;
@@ -104,6 +106,7 @@ ServerConfig build_config(const ServeOptions& o) {
   }
   if (!o.templates_dir.empty()) {
     cfg.templates_dir = o.templates_dir;
+    cfg.origins["templates_dir"] = "flag --templates-dir";
   }
   if (!o.reaper_interval.empty()) {
     dur("--reaper-interval", o.reaper_interval, cfg.engine.reaper_interval);
@@ -127,6 +130,7 @@ ServerConfig build_config(const ServeOptions& o) {
   }
   if (o.keep_running) {
     cfg.keep_running = true;
+    cfg.origins["keep_running"] = "flag --keep-running";
   }
   if (cfg.engine.ttl_policy.min > cfg.engine.ttl_policy.max) {
     throw Fatal("ttl min " + core::format_ttl(cfg.engine.ttl_policy.min) + " is above ttl max " +
@@ -140,14 +144,26 @@ ServerConfig build_config(const ServeOptions& o) {
   return cfg;
 }
 
+// Every setting `idp serve` would run with, one per line, secrets shown only as set or not.
 void print_config(const ServerConfig& cfg) {
-  auto row = [&](const std::string& key, const std::string& value) {
+  auto origin = [&](const std::string& key) {
     auto it = cfg.origins.find(key);
-    std::printf("(%s) %s = %s\n", it == cfg.origins.end() ? "default" : it->second.c_str(), key.c_str(), value.c_str());
+    if (it != cfg.origins.end()) {
+      return it->second;
+    }
+    // Keys inside a section set in the file (drivers.*, repositories[*]) come from the file.
+    auto dot = key.find_first_of(".[");
+    auto section = cfg.origins.find(key.substr(0, dot));
+    return section != cfg.origins.end() && dot != std::string::npos ? section->second : std::string("default");
   };
+  auto row = [&](const std::string& key, const std::string& value) {
+    std::printf("(%s) %s = %s\n", origin(key).c_str(), key.c_str(), value.c_str());
+  };
+  auto list = [](const std::vector<std::string>& v) { return v.empty() ? std::string("(none)") : util::join(v, ", "); };
   row("home", cfg.home);
   row("listen", cfg.listen);
   row("router.port", cfg.router_port == 0 ? "auto" : std::to_string(cfg.router_port));
+  row("router.listen_host", cfg.router_listen_host);
   row("router.domain", cfg.domain);
   row("runtime", cfg.engine.default_runtime);
   row("workers", std::to_string(cfg.engine.workers));
@@ -155,8 +171,35 @@ void print_config(const ServerConfig& cfg) {
   row("health_interval", core::format_ttl(cfg.engine.health_interval));
   row("ttl.min", core::format_ttl(cfg.engine.ttl_policy.min));
   row("ttl.max", core::format_ttl(cfg.engine.ttl_policy.max));
+  row("keep_running", cfg.keep_running ? "true" : "false");
+  row("templates_dir", cfg.templates_dir);
   row("templates_path", util::join(cfg.templates_path, ":"));
+  row("github.api_url", cfg.github_api_url);
+  for (const auto& [driver, opts] : cfg.driver_options.items()) {
+    for (const auto& [k, v] : opts.items()) {
+      // Durations under the name the file uses for them (drain: 500ms, not drain_ms: 500).
+      if (util::ends_with(k, "_ms") && v.is_number_integer()) {
+        row("drivers." + driver + "." + k.substr(0, k.size() - 3), std::to_string(v.get<long long>()) + "ms");
+        continue;
+      }
+      row("drivers." + driver + "." + k, v.is_string() ? v.get<std::string>() : util::json_dump(v));
+    }
+  }
   row("repositories", std::to_string(cfg.repositories.size()));
+  for (size_t i = 0; i < cfg.repositories.size(); ++i) {
+    const auto& r = cfg.repositories[i];
+    std::string p = "repositories[" + std::to_string(i) + "].";
+    row(p + "url", r.url);
+    row(p + "github_repo", r.github_repo.empty() ? "(from the url)" : r.github_repo);
+    row(p + "branches.include", list(r.include));
+    row(p + "branches.exclude", list(r.exclude));
+    row(p + "default_branch", r.default_branch);
+    row(p + "default_template", r.default_template.empty() ? "(the repository's config)" : r.default_template);
+    row(p + "poll", r.poll ? "true" : "false");
+    row(p + "poll_interval", util::format_duration(r.poll_interval));
+    row(p + "webhook_secret", r.webhook_secret.empty() ? "(not set)" : "(set)");
+    row(p + "github_token", r.github_token.empty() ? "(not set)" : "(set)");
+  }
 }
 
 } // namespace

@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "core/ttl.hpp"
+#include "drivers/driver.hpp"
 #include "util/fs.hpp"
 #include "util/numbers.hpp"
 #include "util/strings.hpp"
@@ -185,6 +186,119 @@ struct Walker {
   }
 };
 
+const drivers::DriverFactory* find_driver(const std::string& name) {
+  for (const auto* f : drivers::builtin_driver_factories()) {
+    if (f->name() == name) {
+      return f;
+    }
+  }
+  return nullptr;
+}
+
+// Whether the driver has an option of that (internal) name, whatever the value.
+bool driver_knows(const drivers::DriverFactory& f, const std::string& key) {
+  auto r = f.check_options(nlohmann::json{{key, 0}});
+  return r || r.error().message.find("unknown option") == std::string::npos;
+}
+
+// One drivers.<name> section: values converted as the drivers take them (a duration
+// "2s"/"500ms" under `drain` becomes drain_ms: 2000), then checked by the driver itself,
+// so --check-config finds what serve would. Messages use the names of the file.
+void apply_driver_section(Walker& w, ServerConfig& cfg, const YAML::Node& key, const YAML::Node& section) {
+  std::string dname = key.Scalar();
+  std::string prefix = "drivers." + dname;
+  const drivers::DriverFactory* factory = find_driver(dname);
+  if (!factory) {
+    std::vector<std::string> names;
+    for (const auto* f : drivers::builtin_driver_factories()) {
+      names.emplace_back(f->name());
+    }
+    std::string hint = util::closest_match(dname, names);
+    w.error(key.Mark(), prefix,
+            "unknown driver" + (hint.empty() ? "" : ", did you mean " + quote("drivers." + hint) + "?") +
+                " (compiled in: " + util::join(names, ", ") + ")");
+    return;
+  }
+  if (section.IsNull()) {
+    return;
+  }
+  if (!section.IsMap()) {
+    w.error(section.Mark(), prefix, "expected a map of options, got " + describe(section));
+    return;
+  }
+  struct Written {
+    std::string user_key;
+    std::string text;
+    YAML::Mark key_mark;
+    YAML::Mark value_mark;
+  };
+  std::map<std::string, Written> written; // driver's key → what the file said
+  nlohmann::json opts = nlohmann::json::object();
+  static const std::regex k_num("^-?[0-9]{1,15}$");
+  static const std::regex k_ms("^([0-9]{1,12})ms$");
+  for (const auto& o : section) {
+    std::string k = o.first.Scalar();
+    if (!o.second.IsScalar()) {
+      w.error(o.second.Mark(), prefix + "." + k, "expected a single value, got " + describe(o.second));
+      continue;
+    }
+    const std::string& v = o.second.Scalar();
+    std::string ms_key = k + (util::ends_with(k, "_ms") ? "" : "_ms");
+    std::smatch m;
+    std::string jkey = k;
+    if (std::regex_match(v, k_num)) {
+      opts[k] = util::parse_int<long long>(v).value_or(0); // k_num: at most 15 digits
+    } else if (v == "true" || v == "false") {
+      opts[k] = v == "true";
+    } else if (std::regex_match(v, m, k_ms)) {
+      jkey = ms_key;
+      opts[jkey] = util::parse_int<long long>(m[1].str()).value_or(0);
+    } else if (auto d = core::parse_duration(v)) {
+      jkey = ms_key;
+      opts[jkey] = *d;
+    } else {
+      opts[k] = v;
+    }
+    written[jkey] = {k, v, o.first.Mark(), o.second.Mark()};
+  }
+  auto checked = factory->check_options(opts);
+  if (checked) {
+    cfg.driver_options[dname] = opts;
+    return;
+  }
+  // Say which option is wrong, in the file's terms.
+  static const std::regex k_prefix("^driver \"[^\"]+\": option \"[^\"]+\": ");
+  static const std::regex k_hint("did you mean \"([^\"]+)\"");
+  bool placed = false;
+  for (const auto& [jkey, src] : written) {
+    auto one = factory->check_options(nlohmann::json{{jkey, opts[jkey]}});
+    if (one) {
+      continue;
+    }
+    placed = true;
+    std::string full = prefix + "." + src.user_key;
+    const std::string& msg = one.error().message;
+    if (msg.find("unknown option") == std::string::npos) {
+      w.error(src.value_mark, full, std::regex_replace(msg, k_prefix, ""));
+    } else if (jkey == src.user_key && !util::ends_with(jkey, "_ms") && driver_knows(*factory, jkey + "_ms")) {
+      w.error(src.value_mark, full, "expected a duration like 500ms, 2s or 5m, got " + quote(src.text));
+    } else {
+      std::smatch m;
+      std::string hint;
+      if (std::regex_search(msg, m, k_hint)) {
+        hint = m[1].str();
+        if (util::ends_with(hint, "_ms")) {
+          hint = hint.substr(0, hint.size() - 3); // the name a duration is written under
+        }
+      }
+      w.error(src.key_mark, full, "unknown option" + (hint.empty() ? "" : ", did you mean " + quote(prefix + "." + hint) + "?"));
+    }
+  }
+  if (!placed) {
+    w.error(section.Mark(), prefix, checked.error().message);
+  }
+}
+
 } // namespace
 
 std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const std::string& text,
@@ -332,30 +446,7 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
            return "expected a map of driver name: options, got " + describe(n);
          }
          for (const auto& kv : n) {
-           if (!kv.second.IsMap()) {
-             w.error(kv.second.Mark(), "drivers." + kv.first.Scalar(), "expected a map of options, got " + describe(kv.second));
-             continue;
-           }
-           nlohmann::json opts = nlohmann::json::object();
-           for (const auto& o : kv.second) {
-             if (!o.second.IsScalar()) {
-               w.error(o.second.Mark(), "drivers." + kv.first.Scalar() + "." + o.first.Scalar(),
-                       "expected a single value, got " + describe(o.second));
-               continue;
-             }
-             const std::string& v = o.second.Scalar();
-             // Durations become milliseconds; numbers stay numbers.
-             if (auto num = util::parse_int<long long>(v)) {
-               opts[o.first.Scalar()] = *num;
-             } else if (v == "true" || v == "false") {
-               opts[o.first.Scalar()] = v == "true";
-             } else if (auto d = core::parse_duration(v)) {
-               opts[o.first.Scalar() + (util::ends_with(o.first.Scalar(), "_ms") ? "" : "_ms")] = *d;
-             } else {
-               opts[o.first.Scalar()] = v;
-             }
-           }
-           cfg.driver_options[kv.first.Scalar()] = opts;
+           apply_driver_section(w, cfg, kv.first, kv.second);
          }
          return mark("drivers");
        }},

@@ -143,6 +143,9 @@ public:
   virtual std::string_view name() const = 0;
   virtual std::string_view description() const = 0;
   virtual Expected<std::unique_ptr<Driver>> create(const DriverContext& ctx) const = 0;
+  // Checks drivers.<name>.* as create() would, without creating anything (serve
+  // --check-config). invalid_config naming the option.
+  virtual Expected<void> check_options(const nlohmann::json& options) const { return {}; }
 };
 
 // The drivers compiled into this binary (drivers/builtin.cpp).

@@ -83,45 +83,26 @@ std::string Controller::source_key(const std::string& repo, const std::string& b
 
 Expected<Controller::Resolved> Controller::resolve_config(const std::string& repo, const std::string& commit,
                                                           const std::string& template_override,
-                                                          const std::string& default_template) {
+                                                          const std::string& default_template, bool check_ttl) {
   IDP_TRY_ASSIGN(auto text, m_repos.read_file(repo, commit, ".idp/config.yml"));
-  Resolved r;
-  if (text) {
-    auto parsed = core::parse_app_config(*text, ".idp/config.yml");
-    if (!parsed.ok()) {
-      std::vector<std::string> lines;
-      for (const auto& e : parsed.errors) {
-        lines.push_back(e.to_string());
-      }
-      return make_error(ErrorCode::invalid_config, util::join(lines, "\n"));
-    }
-    r.config = std::move(parsed.config);
-  } else if (!default_template.empty()) {
-    r.config.template_name = default_template;
-  }
-  if (!template_override.empty()) {
-    r.config.template_name = template_override;
-  } else if (!r.config.has_key("template") && !default_template.empty()) {
-    r.config.template_name = default_template;
-  }
-  auto tmpl = m_templates.get(r.config.template_name);
-  if (!tmpl) {
-    auto pos = r.config.positions.find("template");
-    std::string where = ".idp/config.yml";
-    if (pos != r.config.positions.end()) {
-      where += ":" + std::to_string(pos->second.first) + ":" + std::to_string(pos->second.second);
-    }
-    return make_error(ErrorCode::invalid_config, where + ": key \"template\": " + tmpl.error().message);
-  }
-  auto errors = m_templates.validate(r.config, *tmpl);
-  if (!errors.empty()) {
+  // The same rules as `idp config validate` (core::validate_app_config), every error at once.
+  core::AppConfigRules rules;
+  rules.templates = m_templates.list();
+  rules.ttl_policy = m_options.ttl_policy;
+  rules.check_ttl = check_ttl;
+  auto checked = core::validate_app_config(text ? *text : "", rules, ".idp/config.yml", template_override,
+                                           default_template);
+  if (!checked.ok()) {
     std::vector<std::string> lines;
-    for (const auto& e : errors) {
+    for (const auto& e : checked.errors) {
       lines.push_back(e.to_string());
     }
     return make_error(ErrorCode::invalid_config, util::join(lines, "\n"));
   }
-  r.tmpl = std::move(*tmpl);
+  Resolved r;
+  r.config = std::move(checked.config);
+  IDP_TRY_ASSIGN(auto tmpl, core::find_template(rules.templates, r.config.template_name));
+  r.tmpl = std::move(tmpl);
   r.config_json = util::json_dump(core::to_json(r.config));
   return r;
 }
@@ -175,7 +156,7 @@ Expected<Environment> Controller::create(const CreateRequest& req, const std::st
   }
   std::string repo = RepoResolver::canonical_repo(req.repo);
   IDP_TRY_ASSIGN(std::string commit, m_repos.resolve_branch(repo, req.branch));
-  IDP_TRY_ASSIGN(Resolved r, resolve_config(repo, commit, req.template_name, ""));
+  IDP_TRY_ASSIGN(Resolved r, resolve_config(repo, commit, req.template_name, "", req.ttl.empty()));
   std::string ttl_text = req.ttl.empty() ? r.config.ttl : req.ttl;
   auto ttl = m_options.ttl_policy.parse(ttl_text);
   if (!ttl) {
@@ -206,7 +187,8 @@ Expected<Environment> Controller::create(const CreateRequest& req, const std::st
     IDP_TRY_ASSIGN(auto tracked, m_store.find_by_source_key(env.source_key));
     if (tracked) {
       return make_error(ErrorCode::already_exists, "environment " + util::quote(tracked->name) + " already tracks branch " +
-                                                       util::quote(req.branch) + " of " + util::quote(repo));
+                                                       util::quote(req.branch) + " of " + util::quote(repo) +
+                                                       "; to deploy its latest commit run: idp redeploy " + tracked->name);
     }
     IDP_TRY_ASSIGN(env.name, pick_name(core::env_name_for_branch(req.branch), env.source_key));
   }
@@ -245,6 +227,49 @@ Expected<Environment> Controller::extend(const std::string& name, const std::str
     env.updated_at = now;
     return {};
   });
+  return updated;
+}
+
+Expected<Environment> Controller::redeploy(const std::string& name, const std::string& commit_ref,
+                                           const std::string& actor) {
+  IDP_TRY_ASSIGN(Environment current, m_store.get_environment(name));
+  auto gone = [&](const Environment& env) -> Expected<void> {
+    if (env.phase == Phase::destroyed || env.desired == Desired::absent) {
+      return make_error(ErrorCode::conflict, "environment " + util::quote(name) + " is " +
+                                                 std::string(core::phase_name(env.phase)) + " and cannot be redeployed");
+    }
+    return {};
+  };
+  IDP_TRY(gone(current));
+  std::string commit;
+  if (commit_ref.empty()) {
+    IDP_TRY_ASSIGN(commit, m_repos.resolve_branch(current.repo, current.branch));
+  } else {
+    IDP_TRY_ASSIGN(commit, m_repos.resolve_commit(current.repo, commit_ref));
+  }
+  // The environment keeps its template when the config does not name one (it may have
+  // come from `idp create --template`); the TTL is not touched.
+  IDP_TRY_ASSIGN(Resolved r, resolve_config(current.repo, commit, "", current.template_name, false));
+  IDP_TRY(plan(current, r));
+  util::Millis now = m_clock.now_ms();
+  auto updated = m_store.update_environment(name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
+    IDP_TRY(gone(env));
+    env.commit = commit;
+    env.config_json = r.config_json;
+    env.template_name = r.tmpl.name;
+    env.generation += 1;
+    env.attempts = 0;
+    env.next_attempt_at = 0;
+    env.message.clear();
+    env.updated_at = now;
+    events.push_back(make_event(env, now, actor, "redeploy",
+                                util::short_commit(commit) + " (generation " + std::to_string(env.generation) + ")"));
+    return {};
+  });
+  if (updated) {
+    m_signals.cancel(name);
+    m_signals.wake(name);
+  }
   return updated;
 }
 

@@ -56,6 +56,11 @@ public:
   Expected<core::Environment> create(const CreateRequest& req, const std::string& actor);
   // expires_at := max(now, expires_at) + ttl, within the policy's maximum lifetime from now.
   Expected<core::Environment> extend(const std::string& name, const std::string& ttl, const std::string& actor);
+  // Deploys the environment again: at `commit` (7-40 hex digits) or, when empty, at its
+  // branch's head, even when that commit is deployed or failed already (the retry a user
+  // asks for). Expiry is unchanged. not_found, conflict (destroyed), invalid_argument,
+  // invalid_config (the config at that commit).
+  Expected<core::Environment> redeploy(const std::string& name, const std::string& commit, const std::string& actor);
   // Marks the environment for removal. Idempotent: destroying a destroyed or destroying
   // environment is ok and records nothing new.
   Expected<core::Environment> destroy(const std::string& name, const std::string& actor, const std::string& reason);
@@ -67,14 +72,16 @@ public:
   Expected<std::optional<core::Environment>> remove_branch(const std::string& repo, const std::string& branch,
                                                            const std::string& actor, const std::string& reason);
 
-  // Config of `repo` at `commit` checked against its template; for create and sync.
+  // Config of `repo` at `commit` checked against its template and (with check_ttl) the TTL
+  // policy, by the rules `idp config validate` applies; for create and sync.
   struct Resolved {
     core::AppConfig config;
     Template tmpl;
     std::string config_json;
   };
   Expected<Resolved> resolve_config(const std::string& repo, const std::string& commit,
-                                    const std::string& template_override, const std::string& default_template);
+                                    const std::string& template_override, const std::string& default_template,
+                                    bool check_ttl = true);
 
   static std::string source_key(const std::string& repo, const std::string& branch);
 

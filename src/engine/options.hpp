@@ -20,6 +20,7 @@ struct EngineOptions {
   util::Millis backoff_max = 300'000;       // cap of the retry delay
   util::Millis store_retry_base = 100;      // first wait before a failed store write is retried
   util::Millis store_retry_max = 5'000;     // cap of that wait (retried until it succeeds)
+  int give_up_after = 3;                    // attempts at one generation before a permanent error stops retries
   core::TtlPolicy ttl_policy;
   std::string default_runtime = "local";
   std::string owner_id;                     // lease owner: "host:pid:start" of this daemon

@@ -594,6 +594,16 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
                 events, now);
       return {};
     }
+    if (permanent && e.attempts >= m_options.give_up_after) {
+      // The same commit fails the same way (a broken build): stop here rather than rebuild
+      // it forever; a new commit or `idp redeploy` bumps the generation and tries again.
+      e.observed_generation = std::max(e.observed_generation, gen);
+      e.next_attempt_at = 0;
+      e.message = err.full_message() + " (failed " + std::to_string(e.attempts) + " times at " + util::short_commit(commit) +
+                  "; not retried until a new commit or `idp redeploy " + name + "`)";
+      set_phase(e, Phase::failed, k_actor, err.full_message(), events, now);
+      return {};
+    }
     util::Millis delay = backoff_delay(m_options, e.attempts);
     e.next_attempt_at = now + delay;
     e.message = err.full_message() + " (attempt " + std::to_string(e.attempts) + ", retrying in " +

@@ -1,8 +1,11 @@
 #include "engine/repo_resolver.hpp"
 
+#include <regex>
+
 #include "util/fs.hpp"
 #include "util/git.hpp"
 #include "util/strings.hpp"
+#include "util/subprocess.hpp"
 
 namespace idp::engine {
 
@@ -28,6 +31,26 @@ Expected<std::string> RepoResolver::resolve_branch(const std::string& repo, cons
     return make_error(ErrorCode::invalid_config, commit.error().message);
   }
   return commit;
+}
+
+Expected<std::string> RepoResolver::resolve_commit(const std::string& repo, const std::string& commit) {
+  static const std::regex k_sha("^[0-9a-f]{7,40}$");
+  if (!std::regex_match(commit, k_sha)) {
+    return make_error(ErrorCode::invalid_argument, "expected a commit sha (7 to 40 hex digits), got " + util::quote(commit));
+  }
+  util::GitMirror mirror(m_cache_dir, repo);
+  IDP_TRY(mirror.fetch());
+  util::Command c;
+  c.argv = {"git", "-C", mirror.path(), "rev-parse", "--verify", "--quiet", commit + "^{commit}"};
+  c.env = util::git_safe_env();
+  util::RunOptions o;
+  o.timeout_ms = 30000;
+  IDP_TRY_ASSIGN(auto r, util::run(c, o));
+  std::string full = util::trim(r.out);
+  if (!r.ok() || full.size() != 40) {
+    return make_error(ErrorCode::invalid_argument, "commit " + util::quote(commit) + " is not in " + util::quote(repo));
+  }
+  return full;
 }
 
 Expected<std::optional<std::string>> RepoResolver::read_file(const std::string& repo, const std::string& commit,

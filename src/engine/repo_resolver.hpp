@@ -20,6 +20,9 @@ public:
   // Fetches and returns the commit `branch` points at. invalid_config when the branch
   // does not exist; transient when the repository cannot be reached.
   virtual Expected<std::string> resolve_branch(const std::string& repo, const std::string& branch);
+  // Fetches and returns the full sha of `commit` (7 to 40 hex digits). invalid_argument when
+  // it is not a commit of the repository.
+  virtual Expected<std::string> resolve_commit(const std::string& repo, const std::string& commit);
   // Contents of `path` at `commit`, nullopt when absent.
   virtual Expected<std::optional<std::string>> read_file(const std::string& repo, const std::string& commit,
                                                          const std::string& path);

@@ -10,39 +10,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/app_config.hpp"
+#include "core/app_config_rules.hpp"
 #include "util/expected.hpp"
 
 namespace idp::engine {
 
-// One config field a template accepts beyond the common ones.
-struct TemplateField {
-  std::string name;        // dotted config key, e.g. "schedule_expression", "database.seed"
-  std::string type;        // string | integer | boolean | schedule | path | map
-  std::string description;
-  bool required = false;
-  nlohmann::json default_value; // null when none
-  std::optional<long long> minimum;
-  std::optional<long long> maximum;
-  std::vector<std::string> allowed; // enum values, empty = any
-  std::string pattern;              // ECMAScript regex, "" = any
-};
-
-struct Template {
-  std::string name;
-  std::string description;
-  std::string dir;                       // where template.json was found
-  std::vector<std::string> components;   // web | database | schedule | static
-  std::vector<std::string> runtimes;     // drivers it has parts for: local, terraform, ...
-  std::vector<TemplateField> fields;
-  nlohmann::json outputs = nlohmann::json::object(); // name → description
-  std::string estimated_cost;
-  std::vector<std::string> resources;
-  bool builtin = false;
-
-  bool has_component(std::string_view c) const;
-  const TemplateField* field(std::string_view name) const;
-  nlohmann::json to_json() const;
-};
+// The manifest model and its rules live in core (shared with `idp config validate`).
+using TemplateField = core::TemplateField;
+using Template = core::Template;
 
 // Config keys that only some templates accept (any key some template lists as a field).
 // Keys not in this set (ttl, environment, local.*, ...) are accepted by every template.

@@ -9,6 +9,7 @@ CommandSpec create_command();
 CommandSpec list_command();
 CommandSpec status_command();
 CommandSpec extend_command();
+CommandSpec redeploy_command();
 CommandSpec destroy_command();
 CommandSpec logs_command();
 CommandSpec events_command();
@@ -20,5 +21,7 @@ CommandSpec exec_command();
 CommandSpec cost_command();
 CommandSpec drivers_command();
 CommandSpec dashboard_command();
+CommandSpec completion_command();
+CommandSpec complete_helper_command();
 
 } // namespace idp::cli::commands

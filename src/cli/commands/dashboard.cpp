@@ -1,4 +1,5 @@
-// idp dashboard --markdown [FILE]: ENVIRONMENTS.md, the original's generated dashboard.
+// idp dashboard: where the web dashboard is; --markdown [FILE]: ENVIRONMENTS.md, the
+// original's generated dashboard.
 #include <cstdio>
 #include <iostream>
 
@@ -18,16 +19,21 @@ CommandSpec dashboard_command() {
     std::string file;            // "" = stdout
     std::string reaper_interval; // "" = ask the server
   };
-  return {"dashboard", "render the environments dashboard (ENVIRONMENTS.md)", false,
+  return {"dashboard", "print the web dashboard's URL, or render it as Markdown (ENVIRONMENTS.md)", false,
           [](CLI::App& sub, const GlobalOptions& g) -> Runner {
             auto o = std::make_shared<Options>();
             sub.add_flag("--markdown", o->markdown, "render Markdown (the original's ENVIRONMENTS.md)");
-            sub.add_option("file", o->file, "write to FILE instead of stdout");
+            sub.add_option("file", o->file, "write the Markdown to FILE instead of stdout (implies --markdown)");
             sub.add_option("--reaper-interval", o->reaper_interval,
                            "the TTL reaper's period to state (default: what the server reports)");
             return [o, &g]() -> Expected<int> {
-              if (!o->markdown) {
-                return Unexpected(usage_error("choose an output format: idp dashboard --markdown [FILE]"));
+              if (!o->markdown && o->file.empty()) {
+                // The live dashboard is the server's web page: say where it is (checked to answer).
+                ApiClient client(discover_server(g.server));
+                IDP_TRY(client.get("/healthz"));
+                std::printf("%s/\n", client.base_url().c_str());
+                std::fprintf(stderr, "open it in a browser; idp dashboard --markdown [FILE] renders ENVIRONMENTS.md\n");
+                return k_exit_ok;
               }
               core::DashboardOptions opts;
               if (!o->reaper_interval.empty()) {

@@ -50,7 +50,12 @@ CommandSpec status_command() {
                 row("pr:", "#" + util::json_dump(e["pr_number"]));
               }
               row("created:", output::field(e, "created_at"));
-              row("expires:", output::field(e, "expires_at") + " (" + output::relative_time(e["expires_at"], now) + ")");
+              if (phase == "destroyed") {
+                // A destroyed environment has nothing left to expire: say when it went.
+                row("destroyed:", output::field(e, "destroyed_at"));
+              } else {
+                row("expires:", output::field(e, "expires_at") + " (" + output::relative_time(e["expires_at"], now) + ")");
+              }
               if (e.value("attempts", 0) > 0) {
                 row("attempts:", std::to_string(e.value("attempts", 0)) + ", next at " + output::field(e, "next_attempt_at"));
               }

@@ -20,6 +20,7 @@ CommandSpec templates_command() {
     size_t next = 5;
     std::string from;
     bool json = false;
+    bool all = false;
   };
   return {"templates", "list templates, show one, or preview a schedule expression", false,
           [](CLI::App& sub, const GlobalOptions& g) -> Runner {
@@ -27,6 +28,7 @@ CommandSpec templates_command() {
             auto mode = std::make_shared<std::string>("list");
             auto* list = sub.add_subcommand("list", "list the templates the server knows");
             list->add_flag("--json", o->json, "print JSON");
+            list->add_flag("--all", o->all, "include hidden templates (test fixtures such as tf-test)");
             list->callback([mode] { *mode = "list"; });
             auto* show = sub.add_subcommand("show", "show a template's components, fields and outputs");
             show->add_option("name", o->name, "template name")->required();
@@ -39,6 +41,7 @@ CommandSpec templates_command() {
             sched->add_flag("--json", o->json, "print JSON");
             sched->callback([mode] { *mode = "schedule"; });
             sub.add_flag("--json", o->json, "print JSON");
+            sub.add_flag("--all", o->all, "include hidden templates (test fixtures such as tf-test)");
             return [o, mode, &g]() -> Expected<int> {
               if (*mode == "schedule") {
                 auto s = core::Schedule::parse(o->expression);
@@ -104,13 +107,19 @@ CommandSpec templates_command() {
                 return k_exit_ok;
               }
               IDP_TRY_ASSIGN(auto resp, client.get("/api/v1/templates"));
+              nlohmann::json shown = nlohmann::json::array();
+              for (const auto& t : resp["templates"]) {
+                if (o->all || !t.value("hidden", false)) {
+                  shown.push_back(t);
+                }
+              }
               if (o->json) {
-                std::cout << util::json_dump(resp["templates"], 2) << "\n";
+                std::cout << util::json_dump(shown, 2) << "\n";
                 return k_exit_ok;
               }
               output::Table tb;
               tb.headers = {"NAME", "COMPONENTS", "RUNTIMES", "DESCRIPTION"};
-              for (const auto& t : resp["templates"]) {
+              for (const auto& t : shown) {
                 std::vector<std::string> comps = t["components"].get<std::vector<std::string>>();
                 std::vector<std::string> rts = t["runtimes"].get<std::vector<std::string>>();
                 tb.rows.push_back({t.value("name", ""), util::join(comps, ","), util::join(rts, ","),

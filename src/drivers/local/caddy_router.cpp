@@ -123,7 +123,14 @@ nlohmann::json CaddyRouter::route_json(const RouteTarget& r) const {
     nlohmann::json routes = nlohmann::json::array();
     routes.push_back({{"handle", {{{"handler", "vars"}, {"root", r.static_root}}}}});
     if (r.spa) {
-      routes.push_back({{"match", {{{"file", {{"try_files", {"{http.request.uri.path}", "/index.html"}}}}}}},
+      // Only page routes fall back to index.html: a missing file with an extension
+      // (/assets/app.js) is a 404, not HTML that a browser would run as a script.
+      nlohmann::json has_extension = nlohmann::json::object();
+      has_extension["path_regexp"] = {{"pattern", "\\.[A-Za-z0-9]+$"}};
+      nlohmann::json matcher = nlohmann::json::object();
+      matcher["file"] = {{"try_files", {"{http.request.uri.path}", "/index.html"}}};
+      matcher["not"] = nlohmann::json::array({has_extension});
+      routes.push_back({{"match", nlohmann::json::array({matcher})},
                         {"handle", {{{"handler", "rewrite"}, {"uri", "{http.matchers.file.relative}"}}}}});
     }
     routes.push_back({{"handle", {{{"handler", "file_server"}}}}});

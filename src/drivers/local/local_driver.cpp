@@ -746,7 +746,12 @@ Expected<void> LocalDriver::wait_healthy(const InstanceRecord& inst, const std::
     if (resp && resp->status >= 200 && resp->status < 400) {
       return {};
     }
-    last = resp ? "GET " + inst.health_path + " answered HTTP " + std::to_string(resp->status) : resp.error().message;
+    std::string answer = resp ? "GET " + inst.health_path + " answered HTTP " + std::to_string(resp->status) : resp.error().message;
+    if (answer != last) {
+      // What `idp create` shows while it waits (and when it gives up waiting).
+      progress.step("waiting for GET " + inst.health_path + " to answer 2xx or 3xx; last answer: " + answer);
+      last = answer;
+    }
     int64_t now = util::steady_ms();
     if (now >= deadline) {
       return make_error(ErrorCode::permanent, "health check on " + inst.health_path + " did not pass within " +
@@ -1357,7 +1362,9 @@ Expected<void> LocalDriver::destroy(const core::Environment& env, Progress& prog
   // gone but the cluster runs (a crash between creating it and recording it cannot
   // happen: the record is written first; this covers lost state files).
   if (had_database || m_cluster->pid() > 0) {
-    progress.step("dropping the database");
+    if (had_database) {
+      progress.step("dropping the database"); // shown only when there was one to drop
+    }
     if (auto r = drop_database(env.name, repo); !r) {
       return Unexpected(r.error().with_context("database"));
     }

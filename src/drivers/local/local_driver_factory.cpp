@@ -20,6 +20,10 @@ public:
     IDP_TRY_ASSIGN(LocalOptions opts, LocalOptions::parse(ctx.options));
     return std::unique_ptr<Driver>(std::make_unique<LocalDriver>(ctx, std::move(opts)));
   }
+  Expected<void> check_options(const nlohmann::json& options) const override {
+    IDP_TRY(LocalOptions::parse(options));
+    return {};
+  }
 };
 
 } // namespace

@@ -20,6 +20,10 @@ public:
     IDP_TRY_ASSIGN(TerraformOptions opts, TerraformOptions::parse(ctx.options));
     return std::unique_ptr<Driver>(std::make_unique<TerraformDriver>(ctx, std::move(opts)));
   }
+  Expected<void> check_options(const nlohmann::json& options) const override {
+    IDP_TRY(TerraformOptions::parse(options));
+    return {};
+  }
 };
 
 } // namespace

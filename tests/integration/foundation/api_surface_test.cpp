@@ -65,6 +65,9 @@ TEST_F(ApiSurfaceTest, DashboardMetricsCapabilitiesTemplates) {
   for (const char* n : {"api-service", "api-database", "scheduled-worker", "static-site"}) {
     EXPECT_TRUE(names.count(n)) << n;
   }
+  EXPECT_FALSE(names.count("tf-test")) << "a test fixture is listed only on request";
+  auto all = d->cli({"templates", "list", "--all", "--json"});
+  EXPECT_NE(all.out.find("\"name\": \"tf-test\""), std::string::npos) << all.out;
   auto show = d->cli({"templates", "show", "scheduled-worker"});
   EXPECT_EQ(show.exit_code, 0);
   EXPECT_NE(show.out.find("schedule_expression"), std::string::npos);

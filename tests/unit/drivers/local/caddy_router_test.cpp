@@ -195,6 +195,7 @@ TEST(CaddyRouterTest, StaticRouteServesFilesWithSpaFallback) {
   ASSERT_TRUE(f.router->set_route(spa));
   EXPECT_EQ(get_via_router(f.cfg.port, "site", "/app.js")->body, "js");
   EXPECT_EQ(get_via_router(f.cfg.port, "site", "/deep/link")->body, "<h1>home</h1>");
+  EXPECT_EQ(status_via_router(f.cfg.port, "site", "/assets/missing.js"), 404) << "a missing asset is not index.html";
   spa.spa = false;
   ASSERT_TRUE(f.router->set_route(spa));
   EXPECT_EQ(status_via_router(f.cfg.port, "site", "/deep/link"), 404);
