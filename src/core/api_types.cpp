@@ -72,6 +72,10 @@ Expected<nlohmann::json> parse_json_object(const std::string& body) {
   } catch (const nlohmann::json::parse_error& e) {
     return make_error(ErrorCode::invalid_argument,
                       "invalid JSON at byte " + std::to_string(e.byte) + ": expected a JSON object");
+  } catch (const nlohmann::json::exception& e) {
+    // Well-formed JSON the parser cannot hold, e.g. a number past double's range
+    // (out_of_range.406 for 1e999): bad input, not a server error.
+    return make_error(ErrorCode::invalid_argument, std::string("invalid JSON: ") + e.what());
   }
 }
 
