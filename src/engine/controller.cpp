@@ -304,6 +304,36 @@ Expected<Environment> Controller::destroy(const std::string& name, const std::st
   return updated;
 }
 
+Expected<bool> Controller::expire(const std::string& name, util::Millis now) {
+  bool expired = false;
+  auto updated = m_store.update_environment(name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
+    expired = false; // the mutator may run again if the store retries the transaction
+    // Decided on the row as it is now, not on the caller's older list: an extend or a push
+    // that moved expires_at since then wins.
+    if (env.phase == Phase::destroyed || env.desired == Desired::absent || env.expires_at <= 0 ||
+        env.expires_at > now) {
+      return {};
+    }
+    expired = true;
+    std::string reason = "ttl expired at " + util::format_iso8601(env.expires_at) + " (overdue by " +
+                         util::format_duration(now - env.expires_at) + ")";
+    env.desired = Desired::absent;
+    env.attempts = 0;
+    env.next_attempt_at = 0;
+    env.updated_at = now;
+    events.push_back(make_event(env, now, "reaper", "destroy", reason));
+    return {};
+  });
+  if (!updated) {
+    return Unexpected(updated.error());
+  }
+  if (expired) {
+    m_signals.cancel(name);
+    m_signals.wake(name);
+  }
+  return expired;
+}
+
 Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std::string& actor,
                                               const std::string& reason) {
   IDP_TRY(validate_repo(upd.repo));
@@ -321,12 +351,20 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
   if (!resolved) {
     if (existing && resolved.error().code == ErrorCode::invalid_config) {
       std::string msg = "config at " + util::short_commit(commit) + " is invalid: " + resolved.error().message;
-      (void)m_store.update_environment(existing->name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
-        env.message = msg;
-        env.updated_at = now;
-        events.push_back(make_event(env, now, actor, "reject", msg));
-        return {};
-      });
+      auto recorded =
+          m_store.update_environment(existing->name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
+            env.message = msg;
+            env.updated_at = now;
+            events.push_back(make_event(env, now, actor, "reject", msg));
+            return {};
+          });
+      if (!recorded) {
+        // The branch's owner would never see why the commit is not deployed: fail with the
+        // store's error instead, which the caller retries when it is transient.
+        return Unexpected(Error(recorded.error().code, "environment " + util::quote(existing->name) +
+                                                           ": cannot record the rejected config: " +
+                                                           recorded.error().message));
+      }
     }
     return Unexpected(resolved.error());
   }

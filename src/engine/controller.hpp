@@ -64,6 +64,11 @@ public:
   // Marks the environment for removal. Idempotent: destroying a destroyed or destroying
   // environment is ok and records nothing new.
   Expected<core::Environment> destroy(const std::string& name, const std::string& actor, const std::string& reason);
+  // The reaper's destroy: marks the environment for removal only if, read inside the
+  // store's transaction, it is still present and its expires_at <= now (so an extend or a
+  // push that landed after the reaper listed it wins). Returns whether it was marked;
+  // not_found for an unknown environment.
+  Expected<bool> expire(const std::string& name, util::Millis now);
   // Create-or-redeploy the environment tracking repo+branch at a commit; moves expiry out
   // by the config's TTL. A config error at that commit records a failed phase with the
   // errors (the branch's owner sees them) and returns invalid_config.

@@ -27,17 +27,19 @@ size_t Reaper::sweep() {
   util::Millis now = m_clock.now_ms();
   size_t marked = 0;
   for (const auto& env : *envs) {
+    // The list only preselects: expire() decides again on the current row.
     if (env.desired != core::Desired::present || env.expires_at <= 0 || env.expires_at > now) {
       continue;
     }
-    std::string reason = "ttl expired at " + util::format_iso8601(env.expires_at) + " (overdue by " +
-                         util::format_duration(now - env.expires_at) + ")";
-    auto r = m_controller.destroy(env.name, "reaper", reason);
-    if (r) {
-      ++marked;
-      spdlog::info("reaper: {}: {}", env.name, reason);
-    } else {
+    auto r = m_controller.expire(env.name, now);
+    if (!r) {
+      // The next sweep tries again.
       spdlog::warn("reaper: {}: {}", env.name, r.error().full_message());
+    } else if (*r) {
+      ++marked;
+      spdlog::info("reaper: {}: ttl expired at {}", env.name, util::format_iso8601(env.expires_at));
+    } else {
+      spdlog::info("reaper: {}: no longer expired (extended or destroyed meanwhile)", env.name);
     }
   }
   return marked;

@@ -1,7 +1,8 @@
 #pragma once
 // TTL reaper: every interval, environments whose expires_at has passed are marked for
-// destroy (through the Controller, with the reason in the event). Retrying a failed destroy
-// is the reconciler's job (backoff, shown in status), not the reaper's.
+// destroy through Controller::expire, which re-checks the expiry on the current row (an
+// extend or a push after the sweep listed it wins), with the reason in the event.
+// Retrying a failed destroy is the reconciler's job (backoff, shown in status), not the reaper's.
 
 #include "engine/controller.hpp"
 #include "util/periodic_thread.hpp"

@@ -203,3 +203,25 @@ TEST_F(ControllerTest, SyncDuringDestroyAsksForAFreshEnvironment) {
   ASSERT_TRUE(controller().destroy(a->name, "webhook:delete", "deleted again"));
   EXPECT_FALSE(m_store.get_environment(a->name)->recreate);
 }
+
+TEST_F(ControllerTest, RejectedConfigThatCannotBeRecordedFailsWithTheStoreError) {
+  std::string repo = make_repo();
+  engine::BranchUpdate upd{repo, "feature/one", "", "alice", std::nullopt, "", ""};
+  auto a = controller().sync_branch(upd, "poll", "seen");
+  ASSERT_TRUE(a);
+  m_repo->write_file(".idp/config.yml", "template: api-service\nttl: forever\nlocal:\n  start: node server.js\n");
+  upd.commit = m_repo->commit("bad ttl");
+  // The branch's owner learns of a rejected config only through the recorded message: when
+  // it cannot be written, the sync fails with the store's (transient) error, which the
+  // branch queue retries, instead of pretending the rejection was recorded.
+  m_faulty.fail_next("update_environment", 1, ErrorCode::transient);
+  auto failed = controller().sync_branch(upd, "webhook:push", "push");
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, ErrorCode::transient) << failed.error().message;
+  EXPECT_EQ(count_events(a->name, "reject"), 0u);
+  auto retried = controller().sync_branch(upd, "webhook:push", "push");
+  ASSERT_FALSE(retried);
+  EXPECT_EQ(retried.error().code, ErrorCode::invalid_config);
+  EXPECT_EQ(count_events(a->name, "reject"), 1u);
+  EXPECT_NE(m_store.get_environment(a->name)->message.find("is invalid"), std::string::npos);
+}
