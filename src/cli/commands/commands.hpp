@@ -20,5 +20,6 @@ CommandSpec exec_command();
 CommandSpec cost_command();
 CommandSpec drivers_command();
 CommandSpec dashboard_command();
+CommandSpec token_command();
 
 } // namespace idp::cli::commands
