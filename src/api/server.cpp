@@ -15,6 +15,7 @@
 #include "util/numbers.hpp"
 #include "util/json.hpp"
 #include "util/periodic_thread.hpp"
+#include "util/hash.hpp"
 #include "util/strings.hpp"
 
 namespace idp::api {
@@ -32,16 +33,138 @@ void send_json(httplib::Response& res, int status, const json& body) {
   res.set_content(util::json_dump(body) + "\n", k_json);
 }
 
+// The principal of the request this thread is serving. httplib runs the pre-routing
+// handler, the route handler and its content provider on one worker thread, one request
+// at a time, and its Request is const by then: a thread-local is how the check made
+// before routing reaches the handler. Reset at the start of every request.
+thread_local std::optional<Principal> t_principal;
+
+// The CSRF token of the dashboard session this request came with ("" for bearer tokens).
+thread_local std::string t_session_csrf;
+
+constexpr const char* k_session_cookie = "idp_session";
+constexpr util::Millis k_session_ttl_ms = 12LL * 3600 * 1000;
+
+std::string cookie_value(const httplib::Request& req, const std::string& name) {
+  for (const auto& part : util::split(req.get_header_value("Cookie"), ';')) {
+    std::string p = util::trim(part);
+    if (util::starts_with(p, name + "=")) {
+      return p.substr(name.size() + 1);
+    }
+  }
+  return "";
+}
+
+const char* k_login_html = R"html(<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>idp: sign in</title>
+<style>body{font:15px system-ui,sans-serif;margin:3em auto;max-width:32em}input{width:100%;padding:.4em;font:inherit}button{margin-top:.6em;padding:.4em 1em;font:inherit}#err{color:#b00}</style></head>
+<body><h1>idp</h1><p>Paste an API token (<code>idp token create</code>, or <code>$IDP_HOME/admin.token</code> on the server).</p>
+<form id="f"><input id="t" type="password" autocomplete="off" placeholder="idp_..." autofocus><button>Sign in</button></form><p id="err"></p>
+<script>
+document.getElementById('f').onsubmit = async (ev) => {
+  ev.preventDefault();
+  const r = await fetch('/login', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                   body: JSON.stringify({token: document.getElementById('t').value.trim()})});
+  if (r.ok) { location.href = '/'; return; }
+  const j = await r.json().catch(() => ({}));
+  document.getElementById('err').textContent = j.message || r.statusText;
+};
+</script></body></html>
+)html";
+
+const Principal& principal() {
+  if (!t_principal) {
+    throw ApiError(401, "unauthorized", "this endpoint needs an API token: send \"Authorization: Bearer <token>\"");
+  }
+  return *t_principal;
+}
+
+// The audit actor: the token's identity. X-Idp-Actor (sent by the CLI) may only add a
+// note in parentheses; it never replaces the identity.
 std::string actor_of(const httplib::Request& req) {
+  std::string actor = principal().identity;
   std::string a = req.get_header_value("X-Idp-Actor");
-  if (a.empty()) {
-    return "api";
+  if (a.empty() || a == actor) {
+    return actor;
   }
-  std::string out;
+  std::string note;
   for (char c : a.substr(0, 64)) {
-    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+    note += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
   }
-  return out;
+  return actor + " (" + note + ")";
+}
+
+// Developers act only on environments they own; admins on every one.
+void require_owner(const core::Environment& env, const std::string& what) {
+  const Principal& p = principal();
+  if (p.role == Role::admin || (p.role == Role::developer && env.owner == p.identity)) {
+    return;
+  }
+  throw ApiError(403, "forbidden",
+                 "token " + util::quote(p.identity) + " (" + std::string(role_name(p.role)) + ") may not " + what +
+                     " environment " + util::quote(env.name) + ": it belongs to " + util::quote(env.owner) +
+                     "; only its owner or an admin may");
+}
+
+bool is_loopback_host(const std::string& host) {
+  if (host == "localhost" || host == "::1" || host == "[::1]") {
+    return true;
+  }
+  if (util::ends_with(host, ".localhost")) {
+    return false; // environments' names: not the API
+  }
+  return util::starts_with(host, "127.") && host.find_first_not_of("0123456789.") == std::string::npos;
+}
+
+// "host:port" → "host" ("[::1]:80" → "[::1]"), lowercased.
+std::string host_without_port(const std::string& host_header) {
+  std::string h = util::to_lower(host_header);
+  if (!h.empty() && h.front() == '[') {
+    auto close = h.find(']');
+    return close == std::string::npos ? h : h.substr(0, close + 1);
+  }
+  auto colon = h.rfind(':');
+  return colon == std::string::npos ? h : h.substr(0, colon);
+}
+
+std::string media_type(const std::string& content_type) {
+  return util::to_lower(util::trim(content_type.substr(0, content_type.find(';'))));
+}
+
+Role required_role(const httplib::Request& req) {
+  if (req.path == "/api/v1/tokens" || util::starts_with(req.path, "/api/v1/tokens/")) {
+    return Role::admin;
+  }
+  if (req.method == "GET" || req.method == "HEAD") {
+    // Logs may hold anything an app prints: its owner's business, not every reader's.
+    bool logs = util::starts_with(req.path, "/api/v1/environments/") && util::ends_with(req.path, "/logs");
+    return logs ? Role::developer : Role::viewer;
+  }
+  return Role::developer;
+}
+
+json token_json(const store::ApiToken& t, util::Millis now) {
+  std::string status = t.revoked_at != 0                              ? "revoked"
+                       : (t.expires_at != 0 && t.expires_at <= now) ? "expired"
+                                                                      : "active";
+  auto time_or_null = [](util::Millis ms) { return ms == 0 ? json(nullptr) : json(util::format_iso8601(ms)); };
+  return {{"id", t.id},
+          {"name", t.name},
+          {"role", t.role},
+          {"owner", t.owner},
+          {"created_by", t.created_by},
+          {"created_at", util::format_iso8601(t.created_at)},
+          {"expires_at", time_or_null(t.expires_at)},
+          {"last_used_at", time_or_null(t.last_used_at)},
+          {"revoked_at", time_or_null(t.revoked_at)},
+          {"status", status}};
+}
+
+bool valid_token_name(const std::string& n) {
+  return !n.empty() && n.size() <= 64 && std::all_of(n.begin(), n.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_' ||
+           c == '.' || c == '@';
+  });
 }
 
 bool query_bool(const httplib::Request& req, const char* key) {
@@ -173,12 +296,155 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
       send_json(res, res.status, {{"error", "http_" + std::to_string(res.status)}, {"message", "request failed"}});
     }
   });
-  routes();
+  m_auth = std::make_unique<Authenticator>(*m_ctx.store, *m_ctx.clock);
+  m_server->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    t_principal.reset();
+    t_session_csrf.clear();
+    try {
+      check_request(req);
+    } catch (const ApiError& e) {
+      if (e.status() == 401 && req.path == "/" && req.get_header_value("Accept").find("text/html") != std::string::npos) {
+        res.set_redirect("/login", 303); // a browser: to the sign-in page
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      send_json(res, e.status(), e.body());
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  if (!m_ctx.hooks_only) {
+    // Dashboard sign-in: a token pasted once becomes an HttpOnly, SameSite=Strict cookie.
+    m_server->Get("/login", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(k_login_html, "text/html; charset=utf-8");
+    });
+    m_server->Post("/login", [this](const httplib::Request& req, httplib::Response& res) {
+      json body = parse_body(req);
+      std::string token = body.contains("token") && body["token"].is_string() ? body["token"].get<std::string>() : "";
+      auto p = m_auth->authenticate("Bearer " + token);
+      if (!p) {
+        throw ApiError::from(p.error());
+      }
+      std::string id = util::random_hex(32);
+      Session s{token_hash(token), util::random_hex(16), m_ctx.clock->now_ms() + k_session_ttl_ms};
+      {
+        std::lock_guard lock(m_sessions_mutex);
+        util::Millis now = m_ctx.clock->now_ms();
+        std::erase_if(m_sessions, [now](const auto& kv) { return kv.second.expires_at <= now; });
+        m_sessions[util::sha256_hex(id)] = s;
+      }
+      bool https = util::to_lower(req.get_header_value("X-Forwarded-Proto")) == "https";
+      res.set_header("Set-Cookie", std::string(k_session_cookie) + "=" + id + "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
+                                       std::to_string(k_session_ttl_ms / 1000) + (https ? "; Secure" : ""));
+      send_json(res, 200, {{"identity", p->identity}, {"role", role_name(p->role)}, {"csrf", s.csrf}});
+    });
+    m_server->Post("/logout", [this](const httplib::Request& req, httplib::Response& res) {
+      std::string id = cookie_value(req, k_session_cookie);
+      if (!id.empty()) {
+        std::lock_guard lock(m_sessions_mutex);
+        m_sessions.erase(util::sha256_hex(id));
+      }
+      res.set_header("Set-Cookie", std::string(k_session_cookie) + "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+      send_json(res, 200, {{"status", "signed out"}});
+    });
+    m_server->Get("/api/v1/session", [](const httplib::Request&, httplib::Response& res) {
+      const Principal& p = principal();
+      send_json(res, 200, {{"identity", p.identity}, {"role", role_name(p.role)},
+                           {"csrf", t_session_csrf.empty() ? json(nullptr) : json(t_session_csrf)}});
+    });
+  }
+  if (!m_ctx.hooks_only) {
+    routes();
+  }
+  m_server->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, {{"status", "ok"}, {"version", m_ctx.version},
+                         {"uptime_s", (m_ctx.clock->now_ms() - m_started_at) / 1000}});
+  });
 }
 
 ApiServer::~ApiServer() { stop(); }
 
+void ApiServer::check_request(const httplib::Request& req) {
+  if (m_raw_paths.count(req.path) || req.path == "/healthz") {
+    // Hooks authenticate each request themselves (signatures); /healthz tells nothing.
+    return;
+  }
+  if (m_ctx.hooks_only) {
+    throw ApiError(404, "not_found", "no such endpoint " + util::quote(req.method + " " + req.path));
+  }
+  // DNS rebinding: a page on attacker.example whose name now points at 127.0.0.1 sends
+  // Host: attacker.example. Only loopback names and the configured ones reach the API.
+  std::string host_header = req.get_header_value("Host");
+  std::string host = host_without_port(host_header);
+  bool known = is_loopback_host(host) || host == m_listen_host;
+  for (const auto& n : m_ctx.server_names) {
+    known = known || host == util::to_lower(n);
+  }
+  if (!known) {
+    throw ApiError(421, "misdirected_request",
+                   "this server does not answer to host " + util::quote(host) +
+                       "; add it to server_names in the server config if it is one of its names");
+  }
+  bool state_changing = req.method != "GET" && req.method != "HEAD" && req.method != "OPTIONS";
+  if (state_changing) {
+    // A browser sends Origin with every cross-origin POST/DELETE: refuse them all, so a web
+    // page cannot drive the API with the browser's (or the machine's) credentials.
+    std::string origin = util::to_lower(req.get_header_value("Origin"));
+    if (!origin.empty() && origin != "http://" + util::to_lower(host_header) &&
+        origin != "https://" + util::to_lower(host_header)) {
+      throw ApiError(403, "forbidden", "cross-origin request from " + util::quote(origin) + " refused");
+    }
+    // text/plain and form bodies are "simple" requests a page may send without a preflight.
+    // Checked before the body is read (httplib reads it after this pre-routing check).
+    std::string length = req.get_header_value("Content-Length");
+    bool has_body = (!length.empty() && length != "0") || req.has_header("Transfer-Encoding");
+    if (has_body && media_type(req.get_header_value("Content-Type")) != "application/json") {
+      throw ApiError(415, "unsupported_media_type",
+                     "request body must be application/json, got " +
+                         util::quote(req.get_header_value("Content-Type").substr(0, 100)));
+    }
+  }
+  if ((req.path == "/metrics" && m_ctx.metrics_public) || req.path == "/login" || req.path == "/logout") {
+    return;
+  }
+  std::string authorization = req.get_header_value("Authorization");
+  std::string session_id = authorization.empty() ? cookie_value(req, k_session_cookie) : "";
+  Expected<Principal> p = make_error(ErrorCode::unauthorized, "");
+  if (!session_id.empty()) {
+    std::optional<Session> s;
+    {
+      std::lock_guard lock(m_sessions_mutex);
+      auto it = m_sessions.find(util::sha256_hex(session_id));
+      if (it != m_sessions.end() && it->second.expires_at > m_ctx.clock->now_ms()) {
+        s = it->second;
+      }
+    }
+    if (!s) {
+      throw ApiError(401, "unauthorized", "the dashboard session has ended: sign in again at /login");
+    }
+    // A cookie rides along with any request the browser makes: actions also need the
+    // session's CSRF token, which only the dashboard's own page can read.
+    if (state_changing && !util::constant_time_equals(req.get_header_value("X-Idp-Csrf"), s->csrf)) {
+      throw ApiError(403, "forbidden", "missing or wrong X-Idp-Csrf header for a dashboard session");
+    }
+    p = m_auth->authenticate_hash(s->token_hash);
+    t_session_csrf = s->csrf;
+  } else {
+    p = m_auth->authenticate(authorization);
+  }
+  if (!p) {
+    throw ApiError::from(p.error());
+  }
+  t_principal = *p;
+  Role need = required_role(req);
+  if (p->role < need) {
+    throw ApiError(403, "forbidden",
+                   "token " + util::quote(p->identity) + " has role " + std::string(role_name(p->role)) + "; " +
+                       util::quote(req.method + " " + req.path) + " needs " + std::string(role_name(need)));
+  }
+}
+
 void ApiServer::add_post_hook(const std::string& path, RawHandler handler) {
+  m_raw_paths.insert(path);
   m_server->Post(path, [handler](const httplib::Request& req, httplib::Response& res) {
     RawRequest r;
     r.method = req.method;
@@ -201,6 +467,10 @@ Expected<int> ApiServer::bind(const std::string& host, int port) {
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     m_listen_fd = sock;
   });
+  m_listen_host = util::to_lower(host);
+  if (m_listen_host == "0.0.0.0" || m_listen_host == "::" || m_listen_host == "[::]") {
+    m_listen_host.clear(); // any address: not a name clients use
+  }
   int bound = port == 0 ? m_server->bind_to_any_port(host) : (m_server->bind_to_port(host, port) ? port : -1);
   if (bound <= 0) {
     return make_error(ErrorCode::io_error, "cannot listen on " + host + ":" + std::to_string(port) + ": " +
@@ -268,11 +538,6 @@ void ApiServer::routes() {
     }
     return j;
   };
-
-  s.Get("/healthz", [&ctx, this](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, {{"status", "ok"}, {"version", ctx.version},
-                         {"uptime_s", (ctx.clock->now_ms() - m_started_at) / 1000}});
-  });
 
   s.Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(k_dashboard_html, "text/html; charset=utf-8");
@@ -396,6 +661,13 @@ void ApiServer::routes() {
   s.Post("/api/v1/environments", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
     json body = parse_body(req);
     auto parsed = unwrap(core::CreateEnvironmentRequest::from_json(body));
+    if (url_has_credentials(parsed.repo)) {
+      // The URL is not echoed: it holds the secret.
+      throw ApiError(400, "invalid_argument",
+                     "field \"repo\": the URL carries credentials (user-info before \"@\"); they would be stored and "
+                     "shown with the environment. Give git the credential through a credential helper of the server's "
+                     "user instead (see docs/security.md)");
+    }
     engine::CreateRequest cr;
     cr.repo = parsed.repo;
     cr.branch = parsed.branch;
@@ -403,7 +675,12 @@ void ApiServer::routes() {
     cr.template_name = parsed.template_name;
     cr.ttl = parsed.ttl;
     std::string actor = actor_of(req);
-    cr.owner = parsed.owner.empty() ? actor : parsed.owner;
+    const Principal& p = principal();
+    if (!parsed.owner.empty() && parsed.owner != p.identity && p.role != Role::admin) {
+      throw ApiError(403, "forbidden", "only an admin may create an environment owned by someone else (owner " +
+                                           util::quote(parsed.owner) + ", token of " + util::quote(p.identity) + ")");
+    }
+    cr.owner = parsed.owner.empty() ? p.identity : parsed.owner;
     cr.runtime = parsed.runtime;
     auto env = unwrap(ctx.controller->create(cr, actor));
     send_json(res, 201, env_json(env, true));
@@ -417,6 +694,7 @@ void ApiServer::routes() {
   s.Post(R"(/api/v1/environments/([^/]+)/extend)", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
     json body = parse_body(req);
     auto ext = unwrap(core::ExtendRequest::from_json(body));
+    require_owner(unwrap(ctx.store->get_environment(req.matches[1].str())), "extend");
     auto env = unwrap(ctx.controller->extend(req.matches[1].str(), ext.ttl, actor_of(req)));
     send_json(res, 200, env_json(env, false));
   });
@@ -433,6 +711,7 @@ void ApiServer::routes() {
 
   s.Delete(R"(/api/v1/environments/([^/]+))", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
     std::string reason = req.has_param("reason") ? req.get_param_value("reason") : "requested through the API";
+    require_owner(unwrap(ctx.store->get_environment(req.matches[1].str())), "destroy");
     auto env = unwrap(ctx.controller->destroy(req.matches[1].str(), actor_of(req), reason.substr(0, 500)));
     send_json(res, 202, env_json(env, false));
   });
@@ -468,6 +747,7 @@ void ApiServer::routes() {
   s.Post(R"(/api/v1/environments/([^/]+)/unlock)", [&ctx](const httplib::Request& req, httplib::Response& res) {
     std::string name = req.matches[1].str();
     auto env = unwrap(ctx.store->get_environment(name));
+    require_owner(env, "unlock");
     auto driver = unwrap(ctx.drivers->get(env.runtime));
     json out = {{"environment", name}};
     auto lease = unwrap(ctx.store->get_lease(name));
@@ -503,6 +783,7 @@ void ApiServer::routes() {
       argv.push_back(a.get<std::string>());
     }
     auto env = unwrap(ctx.store->get_environment(name));
+    require_owner(env, "exec in");
     if (env.phase == core::Phase::destroyed) {
       throw ApiError(409, "conflict", "environment " + util::quote(name) + " is destroyed");
     }
@@ -519,6 +800,7 @@ void ApiServer::routes() {
   s.Get(R"(/api/v1/environments/([^/]+)/logs)", [&ctx, this](const httplib::Request& req, httplib::Response& res) {
     std::string name = req.matches[1].str();
     auto env = unwrap(ctx.store->get_environment(name));
+    require_owner(env, "read the logs of");
     auto driver = unwrap(ctx.drivers->get(env.runtime));
     drivers::LogQuery q;
     q.since = query_since(req, ctx.clock->now_ms());
@@ -572,6 +854,86 @@ void ApiServer::routes() {
           sink.done();
           return true;
         });
+  });
+
+  // --- API tokens (admin only: required_role) ---
+
+  s.Get("/api/v1/tokens", [&ctx](const httplib::Request&, httplib::Response& res) {
+    auto tokens = unwrap(ctx.store->list_api_tokens());
+    util::Millis now = ctx.clock->now_ms();
+    json out = json::array();
+    for (const auto& t : tokens) {
+      out.push_back(token_json(t, now));
+    }
+    send_json(res, 200, {{"tokens", out}});
+  });
+
+  s.Post("/api/v1/tokens", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    json body = parse_body(req);
+    auto field = [&body](const char* key) -> std::string {
+      if (!body.contains(key) || body[key].is_null()) {
+        return "";
+      }
+      if (!body[key].is_string()) {
+        throw ApiError(400, "invalid_argument", std::string("field \"") + key + "\": expected a string");
+      }
+      return body[key].get<std::string>();
+    };
+    std::string name = field("name");
+    if (!valid_token_name(name)) {
+      throw ApiError(400, "invalid_argument",
+                     "field \"name\": expected 1-64 characters of letters, digits, - _ . @, got " + util::quote(name));
+    }
+    std::string role_text = field("role");
+    auto role = parse_role(role_text);
+    if (!role) {
+      throw ApiError(400, "invalid_argument",
+                     "field \"role\": expected viewer, developer or admin, got " + util::quote(role_text));
+    }
+    std::string owner = field("owner");
+    if (owner.empty()) {
+      owner = name;
+    } else if (!valid_token_name(owner)) {
+      throw ApiError(400, "invalid_argument",
+                     "field \"owner\": expected 1-64 characters of letters, digits, - _ . @, got " + util::quote(owner));
+    }
+    util::Millis now = ctx.clock->now_ms();
+    util::Millis expires_at = 0;
+    if (std::string ttl = field("ttl"); !ttl.empty()) {
+      auto d = core::parse_duration(ttl);
+      if (!d || *d <= 0) {
+        throw ApiError(400, "invalid_argument", "field \"ttl\": expected a duration like 30d or 12h, got " + util::quote(ttl));
+      }
+      expires_at = now + *d;
+    }
+    std::string actor = actor_of(req);
+    NewToken t = mint_token(name, *role, owner, principal().identity, now, expires_at);
+    unwrap(ctx.store->insert_api_token(t.record));
+    core::Event ev;
+    ev.at = now;
+    ev.actor = actor;
+    ev.action = "token-create";
+    ev.reason = "token " + t.record.id + " " + util::quote(name) + " (" + t.record.role + ") for " + util::quote(owner);
+    if (auto r = ctx.store->append_event(ev); !r) {
+      spdlog::error("api: cannot record the creation of token {}: {}", t.record.id, r.error().message);
+    }
+    json out = token_json(t.record, now);
+    out["token"] = t.secret; // the only time it is ever shown
+    send_json(res, 201, out);
+  });
+
+  s.Delete(R"(/api/v1/tokens/([^/]+))", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    util::Millis now = ctx.clock->now_ms();
+    auto t = unwrap(ctx.store->revoke_api_token(req.matches[1].str(), now));
+    core::Event ev;
+    ev.at = now;
+    ev.actor = actor_of(req);
+    ev.action = "token-revoke";
+    ev.reason = "token " + t.id + " " + util::quote(t.name) + " (" + t.role + ") of " + util::quote(t.owner);
+    if (auto r = ctx.store->append_event(ev); !r) {
+      spdlog::error("api: cannot record the revocation of token {}: {}", t.id, r.error().message);
+    }
+    send_json(res, 200, token_json(t, now));
   });
 }
 

@@ -2,13 +2,20 @@
 // The daemon's HTTP API: REST JSON under /api/v1, /healthz, and hooks registered by
 // sources (e.g. /hooks/github). Handlers are thin: parse the request, call the controller
 // or the store, render JSON. Thread-safe; runs on its own thread pool.
+// Access: every request but /healthz and raw hooks (which authenticate themselves) needs
+// "Authorization: Bearer <token>"; see check_request and docs/security.md.
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "api/auth.hpp"
 #include "engine/controller.hpp"
 #include "engine/driver_set.hpp"
 #include "engine/templates.hpp"
@@ -36,6 +43,10 @@ struct ApiContext {
   util::Millis reaper_interval_ms = 30'000; // reported in /api/v1/capabilities
   util::Millis ttl_min_ms = 10 * 60'000;
   util::Millis ttl_max_ms = 30LL * 86'400'000;
+  // Security (issue 9). Every route but /healthz and raw hooks needs a bearer token.
+  bool metrics_public = false;            // /metrics without a token
+  std::vector<std::string> server_names;  // Host names accepted besides loopback ones
+  bool hooks_only = false;                // a webhook listener: raw hooks and /healthz, nothing else
 };
 
 // A raw route for hooks: gets the exact body bytes and headers.
@@ -68,7 +79,23 @@ public:
 
 private:
   void routes();
+  // The one check before any handler: Host, Origin, Content-Type, token, role. Throws
+  // ApiError (421, 403, 415, 401, 403); on success the principal is the request's.
+  void check_request(const httplib::Request& req);
   ApiContext m_ctx;
+  std::unique_ptr<Authenticator> m_auth;
+  std::set<std::string> m_raw_paths; // set before start(), read-only after
+  // Dashboard sessions (cookie idp_session): sha256(session id) → the token's hash, a CSRF
+  // token for actions, and an expiry. The token is checked again on every request, so a
+  // revoked token ends its sessions.
+  struct Session {
+    std::string token_hash;
+    std::string csrf;
+    util::Millis expires_at = 0;
+  };
+  std::mutex m_sessions_mutex;
+  std::map<std::string, Session> m_sessions; // guarded by m_sessions_mutex
+  std::string m_listen_host;         // the bound address when it is a specific one
   std::unique_ptr<httplib::Server> m_server;
   std::thread m_thread;
   std::atomic<bool> m_stopping{false};

@@ -32,6 +32,13 @@ std::string discover_server(const std::string& flag) {
   return "http://127.0.0.1:8787";
 }
 
+std::string discover_token() {
+  if (const char* t = std::getenv("IDP_TOKEN"); t && *t) {
+    return util::trim(t);
+  }
+  return util::trim(util::read_file(default_home() + "/admin.token").value_or(""));
+}
+
 static std::string actor() {
   const char* u = std::getenv("USER");
   if (!u || !*u) {
@@ -41,7 +48,7 @@ static std::string actor() {
   return std::string("cli:") + u;
 }
 
-ApiClient::ApiClient(std::string base_url) : m_base(std::move(base_url)), m_actor(actor()) {
+ApiClient::ApiClient(std::string base_url) : m_base(std::move(base_url)), m_actor(actor()), m_token(discover_token()) {
   while (!m_base.empty() && m_base.back() == '/') {
     m_base.pop_back();
   }
@@ -54,6 +61,9 @@ Expected<json> ApiClient::request(const std::string& method, const std::string& 
   req.body = body;
   req.timeout_ms = 120000;
   req.headers = {{"Accept", "application/json"}, {"X-Idp-Actor", m_actor}};
+  if (!m_token.empty()) {
+    req.headers.emplace_back("Authorization", "Bearer " + m_token);
+  }
   if (!body.empty()) {
     req.headers.emplace_back("Content-Type", "application/json");
   }
@@ -77,6 +87,11 @@ Expected<json> ApiClient::request(const std::string& method, const std::string& 
         code = ErrorCode::invalid_config;
       } else if (c == "already_exists" || c == "conflict") {
         code = ErrorCode::conflict;
+      } else if (c == "unauthorized") {
+        code = ErrorCode::unauthorized;
+        msg += m_token.empty() ? "; no token found: set IDP_TOKEN (or run on the server's machine as the user "
+                                 "that can read $IDP_HOME/admin.token)"
+                               : "; check IDP_TOKEN";
       }
     }
     return make_error(code, msg);
@@ -98,6 +113,9 @@ Expected<void> ApiClient::stream_lines(const std::string& path, const std::funct
   req.url = m_base + path;
   req.timeout_ms = 0;
   req.headers = {{"Accept", "application/x-ndjson"}, {"X-Idp-Actor", m_actor}};
+  if (!m_token.empty()) {
+    req.headers.emplace_back("Authorization", "Bearer " + m_token);
+  }
   std::string buf;
   bool stopped = false;
   std::string error_body;

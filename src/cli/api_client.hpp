@@ -18,6 +18,10 @@ std::string discover_server(const std::string& flag);
 // The home directory the daemon uses by default.
 std::string default_home();
 
+// The API token: IDP_TOKEN, else $IDP_HOME/admin.token when this user can read it (the
+// admin token `idp serve` writes on first start), else "" (requests go without one).
+std::string discover_token();
+
 class ApiClient {
 public:
   explicit ApiClient(std::string base_url);
@@ -35,6 +39,7 @@ private:
   Expected<nlohmann::json> request(const std::string& method, const std::string& path, const std::string& body);
   std::string m_base;
   std::string m_actor;
+  std::string m_token; // never printed
 };
 
 } // namespace idp::cli

@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -46,7 +47,9 @@ struct Daemon::Impl {
   std::unique_ptr<engine::Reaper> reaper;
   std::unique_ptr<sources::Sources> sources;
   std::unique_ptr<api::ApiServer> api;
+  std::unique_ptr<api::ApiServer> hooks; // webhook_listen: /hooks/github alone
   int api_port = 0;
+  int hooks_port = 0;
   int router_port = 0;
   bool started = false;
   bool stopped = false;
@@ -62,6 +65,28 @@ Daemon::~Daemon() { shutdown(); }
 int Daemon::api_port() const { return m_impl->api_port; }
 int Daemon::router_port() const { return m_impl->router_port; }
 
+// The first admin token lives in <home>/admin.token (0600), for the CLI on this machine.
+// A new one is made when the file is missing or its token is no longer valid (revoked,
+// expired, or the state store was reset): whoever can read the home controls the daemon
+// anyway, so this grants nothing new.
+static Expected<void> ensure_admin_token(store::StateStore& store, const std::string& home, util::Clock& clock) {
+  std::string path = util::path_join(home, "admin.token");
+  if (auto text = util::read_file(path)) {
+    std::string secret = util::trim(*text);
+    IDP_TRY_ASSIGN(auto found, store.find_api_token(api::token_hash(secret)));
+    util::Millis now = clock.now_ms();
+    if (!secret.empty() && found && found->revoked_at == 0 && (found->expires_at == 0 || found->expires_at > now) &&
+        found->role == "admin") {
+      return {};
+    }
+  }
+  api::NewToken t = api::mint_token("admin", api::Role::admin, "admin", "idp serve", clock.now_ms(), 0);
+  IDP_TRY(store.insert_api_token(t.record));
+  IDP_TRY(util::write_file_atomic(path, t.secret + "\n", 0600));
+  spdlog::info("idp serve: wrote a new admin token ({}) to {}", t.record.id, path);
+  return {};
+}
+
 static std::string owner_id() {
   char host[256] = {0};
   ::gethostname(host, sizeof host - 1);
@@ -70,9 +95,30 @@ static std::string owner_id() {
   return std::string(host) + ":" + std::to_string(pid) + ":" + std::to_string(st.value_or(0));
 }
 
+// Files under the home hold secrets (tokens, the database master key, state): owner only.
+// Directories keep their modes: the managed PostgreSQL reaches its data directory through
+// ACLs on the home (see drivers/local/postgres_cluster.cpp), and a chmod would clear the
+// ACL mask those grants rely on.
+static void tighten_home_files(const std::string& home) {
+  for (const char* rel : {"state.db", "state.db-wal", "state.db-shm", "admin.token", "daemon.json", "db/master.key",
+                          "db/cluster.json"}) {
+    std::string path = util::path_join(home, rel);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
+      if (::chmod(path.c_str(), st.st_mode & 0700) != 0) {
+        spdlog::warn("idp serve: cannot make {} private (mode {:o})", path, st.st_mode & 0777);
+      } else {
+        spdlog::info("idp serve: made {} private (it was mode {:o})", path, st.st_mode & 0777);
+      }
+    }
+  }
+}
+
 Expected<void> Daemon::start() {
   Impl& d = *m_impl;
   const ServerConfig& cfg = d.cfg;
+  // Everything the daemon (and what it starts) creates is private to its user by default.
+  ::umask(077);
   // Nothing in an existing home may change before its lock is ours: a refused second
   // start that reset the home to 0700 would clear the ACL mask through which the running
   // server's PostgreSQL reaches its cluster (it PANICs at its next checkpoint).
@@ -89,12 +135,16 @@ Expected<void> Daemon::start() {
   }
   d.lock = std::move(*lock);
   IDP_TRY(util::ensure_dir(cfg.home, 0700));
+  tighten_home_files(cfg.home);
 
   auto store = store::sqlite::SqliteStore::open(util::path_join(cfg.home, "state.db"));
   if (!store) {
     return Unexpected(store.error().with_context("cannot open the state store"));
   }
   d.store = std::move(*store);
+  if (auto t = ensure_admin_token(*d.store, cfg.home, d.clock); !t) {
+    return Unexpected(t.error().with_context("cannot set up the admin token"));
+  }
 
   // The router port is part of every environment's URL: choose it once, then keep it.
   d.router_port = cfg.router_port;
@@ -172,29 +222,50 @@ Expected<void> Daemon::start() {
   actx.reaper_interval_ms = d.cfg.engine.reaper_interval;
   actx.ttl_min_ms = d.cfg.engine.ttl_policy.min;
   actx.ttl_max_ms = d.cfg.engine.ttl_policy.max;
+  actx.metrics_public = cfg.metrics_public;
+  actx.server_names = cfg.server_names;
   d.api = std::make_unique<api::ApiServer>(actx);
   sources::Sources::Options so;
   so.github_api_url = cfg.github_api_url;
   so.max_body_bytes = actx.max_body_bytes;
   d.sources = std::make_unique<sources::Sources>(cfg.repositories, *d.store, *d.controller, d.clock, so);
-  d.api->add_post_hook("/hooks/github", [src = d.sources.get()](const api::RawRequest& r) {
+  auto github_hook = [src = d.sources.get()](const api::RawRequest& r) {
     auto out = src->webhook().handle(r.body, r.header);
     std::string body = util::json_dump(out.body);
     return api::RawResponse{out.status, "application/json", body + "\n"};
-  });
+  };
+  d.api->add_post_hook("/hooks/github", github_hook);
   IDP_TRY_ASSIGN(int listen_port, cfg.api_port());
   IDP_TRY_ASSIGN(d.api_port, d.api->bind(cfg.api_host(), listen_port));
+  if (!cfg.webhook_listen.empty()) {
+    // GitHub must reach the hooks; the API can stay on loopback. This listener serves
+    // nothing else (every other path is 404 there).
+    api::ApiContext hctx = actx;
+    hctx.hooks_only = true;
+    hctx.threads = 8;
+    d.hooks = std::make_unique<api::ApiServer>(hctx);
+    d.hooks->add_post_hook("/hooks/github", github_hook);
+    auto colon = cfg.webhook_listen.rfind(':');
+    IDP_TRY_ASSIGN(int hooks_port, util::parse_int<int>(cfg.webhook_listen.substr(colon + 1), 0, 65535));
+    IDP_TRY_ASSIGN(d.hooks_port, d.hooks->bind(cfg.webhook_listen.substr(0, colon), hooks_port));
+  }
 
   d.reconciler->start();
   d.reaper->start();
   d.sources->start(); // after the engine: the startup sync queues work for it
   d.api->start();
+  if (d.hooks) {
+    d.hooks->start();
+  }
   d.started = true;
 
   std::string api_url = "http://" + cfg.api_host() + ":" + std::to_string(d.api_port);
   nlohmann::json info = {{"pid", ::getpid()},
                          {"api_url", api_url},
                          {"router_port", d.router_port},
+                         {"webhook_url", d.hooks ? "http://" + cfg.webhook_listen.substr(0, cfg.webhook_listen.rfind(':')) +
+                                                       ":" + std::to_string(d.hooks_port) + "/hooks/github"
+                                                 : api_url + "/hooks/github"},
                          {"domain", cfg.domain},
                          {"home", cfg.home},
                          {"version", idp::k_version},
@@ -226,6 +297,9 @@ void Daemon::shutdown() {
     return;
   }
   d.stopped = true;
+  if (d.hooks) {
+    d.hooks->stop();
+  }
   if (d.api) {
     d.api->stop();
   }

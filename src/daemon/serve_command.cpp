@@ -36,6 +36,7 @@ struct ServeOptions {
   std::string ttl_max;
   int workers = 0;
   bool keep_running = false;
+  bool insecure_http = false;
   bool check_config = false;
   bool show_config = false;
 };
@@ -132,6 +133,7 @@ ServerConfig build_config(const ServeOptions& o) {
     cfg.keep_running = true;
     cfg.origins["keep_running"] = "flag --keep-running";
   }
+  cfg.insecure_http = o.insecure_http;
   if (cfg.engine.ttl_policy.min > cfg.engine.ttl_policy.max) {
     throw Fatal("ttl min " + core::format_ttl(cfg.engine.ttl_policy.min) + " is above ttl max " +
                 core::format_ttl(cfg.engine.ttl_policy.max));
@@ -139,6 +141,16 @@ ServerConfig build_config(const ServeOptions& o) {
   if (cfg.listen.find(':') == std::string::npos || !cfg.api_port()) {
     throw Fatal("--listen: expected an address like 127.0.0.1:8787 with a port from 0 to 65535, got " +
                 util::quote(cfg.listen));
+  }
+  // The API has no TLS of its own: on the network, tokens would travel in clear text.
+  std::string host = util::to_lower(cfg.api_host());
+  bool loopback = host == "localhost" || host == "::1" || host == "[::1]" ||
+                  (util::starts_with(host, "127.") && host.find_first_not_of("0123456789.") == std::string::npos);
+  if (!loopback && !cfg.insecure_http) {
+    throw Fatal("listen " + util::quote(cfg.listen) +
+                " is not a loopback address and the API has no TLS: API tokens would cross the network in clear "
+                "text; listen on 127.0.0.1 behind a TLS proxy (see docs/security.md), or pass --insecure-http to "
+                "accept plain HTTP");
   }
   cfg.home = util::absolute_path(cfg.home);
   return cfg;
@@ -221,6 +233,8 @@ cli::CommandSpec serve_command_spec() {
             sub.add_option("--ttl-max", o->ttl_max, "longest lifetime allowed (default 30d)");
             sub.add_option("--workers", o->workers, "concurrent operations (default 4)");
             sub.add_flag("--keep-running", o->keep_running, "leave environments running when the server stops");
+            sub.add_flag("--insecure-http", o->insecure_http,
+                         "allow a non-loopback --listen without TLS (tokens cross the network in clear text)");
             sub.add_flag("--check-config", o->check_config, "validate the configuration and exit");
             sub.add_flag("--show-config", o->show_config, "print every setting with its origin and exit");
             return [o]() -> Expected<int> {

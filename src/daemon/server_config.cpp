@@ -7,6 +7,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "api/auth.hpp"
 #include "core/ttl.hpp"
 #include "drivers/driver.hpp"
 #include "util/fs.hpp"
@@ -385,6 +386,39 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
          }
          return mark("listen");
        }},
+      {"webhook_listen", [&](const YAML::Node& n) -> Msg {
+         static const std::regex k_listen("^[^:\\s]+:[0-9]{1,5}$");
+         if (auto m = as_string(n, cfg.webhook_listen, "an address like 0.0.0.0:8788")) {
+           return m;
+         }
+         if (!std::regex_match(cfg.webhook_listen, k_listen) ||
+             !util::parse_int<int>(cfg.webhook_listen.substr(cfg.webhook_listen.rfind(':') + 1), 0, 65535)) {
+           return "expected an address like 0.0.0.0:8788, got " + quote(cfg.webhook_listen);
+         }
+         return mark("webhook_listen");
+       }},
+      {"metrics", [&](const YAML::Node& n) -> Msg {
+         std::string v;
+         if (auto m = as_string(n, v, "public or private")) {
+           return m;
+         }
+         if (v != "public" && v != "private") {
+           return "expected public or private, got " + quote(v);
+         }
+         cfg.metrics_public = v == "public";
+         return mark("metrics");
+       }},
+      {"server_names", [&](const YAML::Node& n) -> Msg {
+         if (auto m = as_string_list(n, cfg.server_names, "host names")) {
+           return m;
+         }
+         for (const auto& h : cfg.server_names) {
+           if (h.empty() || h.find_first_of(" /:@") != std::string::npos) {
+             return "expected host names like idp.example.com (no scheme, port or path), got " + quote(h);
+           }
+         }
+         return mark("server_names");
+       }},
       {"home", [&](const YAML::Node& n) -> Msg {
          if (auto m = as_string(n, cfg.home, "a directory")) {
            return m;
@@ -483,6 +517,12 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
                   }
                   if (repo.url.empty() || repo.url.front() == '-') {
                     return "expected a git URL or a local path, got " + quote(repo.url);
+                  }
+                  if (api::url_has_credentials(repo.url)) {
+                    // Not echoed: the URL holds the secret.
+                    return std::string("expected a URL without credentials (user-info before \"@\" would show in "
+                                       "events, logs and the API); give git the credential through a credential "
+                                       "helper of the server's user, and GitHub API access through github_token");
                   }
                   has_url = true;
                   return std::nullopt;

@@ -19,6 +19,10 @@ namespace idp::daemon {
 struct ServerConfig {
   std::string home;                       // IDP_HOME
   std::string listen = "127.0.0.1:8787";  // API address; port 0 = any free port
+  std::string webhook_listen;             // "" = /hooks/github is served on `listen` too
+  bool insecure_http = false;             // allow a non-loopback `listen` without TLS
+  bool metrics_public = false;            // `metrics: public`: /metrics without a token
+  std::vector<std::string> server_names;  // Host names the API answers to besides loopback
   int router_port = 0;                    // 0 = chosen on first start, then kept
   std::string router_listen_host = "127.0.0.1";
   std::string domain = "preview.localhost";

@@ -1,5 +1,7 @@
 #include "engine/controller.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include "core/names.hpp"
 #include "core/ttl.hpp"
 #include "util/git.hpp"
@@ -343,10 +345,27 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
   if (commit.empty()) {
     IDP_TRY_ASSIGN(commit, m_repos.resolve_branch(repo, upd.branch));
   }
+  if (upd.only_if_head && !upd.commit.empty()) {
+    // Before the environment is looked up: the fetch takes time, and the lookup must be as
+    // fresh as it was without this check (a destroy may be finishing meanwhile).
+    IDP_TRY_ASSIGN(auto head, m_repos.resolve_branch(repo, upd.branch));
+    if (head != commit) {
+      std::string msg = "refused " + util::short_commit(commit) + " (" + reason + "): branch " + util::quote(upd.branch) +
+                        " is now at " + util::short_commit(head) + "; only a branch's head is deployed, so a stale or "
+                        "replayed delivery never rolls an environment back";
+      auto live = m_store.find_by_source_key(source_key(repo, upd.branch));
+      if (live && *live) {
+        Event ev = make_event(**live, m_clock.now_ms(), actor, "refuse", msg);
+        if (auto r = m_store.append_event(ev); !r) {
+          spdlog::error("controller: cannot record a refusal for {}: {}", (*live)->name, r.error().message);
+        }
+      }
+      return make_error(ErrorCode::conflict, msg);
+    }
+  }
   std::string key = source_key(repo, upd.branch);
   IDP_TRY_ASSIGN(auto existing, m_store.find_by_source_key(key));
   util::Millis now = m_clock.now_ms();
-
   auto resolved = resolve_config(repo, commit, "", upd.default_template);
   if (!resolved) {
     if (existing && resolved.error().code == ErrorCode::invalid_config) {

@@ -33,6 +33,9 @@ struct BranchUpdate {
   std::string repo;
   std::string branch;
   std::string commit;
+  // With a commit: deploy it only if it is still the branch head (fetched now); otherwise
+  // refuse (conflict) and record why, so a stale or replayed push never rolls back.
+  bool only_if_head = false;
   std::string owner;
   std::optional<int> pr_number;
   std::string default_template; // the watched repo's default template, "" = none

@@ -193,6 +193,7 @@ void BranchQueue::run(BranchWork& work) {
     upd.repo = work.repo;
     upd.branch = work.branch;
     upd.commit = work.commit;
+    upd.only_if_head = work.only_if_head;
     upd.owner = work.owner;
     upd.pr_number = work.pr_number;
     upd.default_template = work.default_template;

@@ -42,6 +42,7 @@ struct BranchWork {
   std::string owner;
   std::optional<int> pr_number;
   std::string default_template;
+  bool only_if_head = false;    // sync: refuse `commit` unless it is the branch head when the work runs
   std::string actor;            // "webhook:push", "poller", ...
   std::string reason;
   int attempts = 0;             // failed attempts so far (transient errors)

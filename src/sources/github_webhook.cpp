@@ -231,6 +231,21 @@ WebhookResponse GithubWebhook::handle(const std::string& body,
     return fail(413, "too_large", "webhook body is " + std::to_string(body.size()) + " bytes, over the limit of " +
                                       std::to_string(m_max_body));
   }
+  // The signature comes first, before any parsing or lookup: an unsigned or wrongly
+  // signed request learns nothing (not even which repositories are watched), and the
+  // JSON parser only ever sees bodies from someone who holds a secret.
+  std::string signature = header("X-Hub-Signature-256");
+  std::vector<const WatchedRepo*> signed_for;
+  for (const auto& r : m_repos) {
+    if (verify_github_signature(r.webhook_secret, body, signature)) {
+      signed_for.push_back(&r);
+    }
+  }
+  if (signed_for.empty()) {
+    spdlog::warn("webhook: delivery {} rejected: {} X-Hub-Signature-256", util::quote(header("X-GitHub-Delivery").substr(0, 64)),
+                 signature.empty() ? "missing" : "wrong");
+    return fail(401, "unauthorized", "missing or wrong X-Hub-Signature-256");
+  }
   std::string event = header("X-GitHub-Event");
   if (event.empty() || event.size() > 64) {
     return fail(400, "invalid_argument", "missing X-GitHub-Event header");
@@ -260,16 +275,11 @@ WebhookResponse GithubWebhook::handle(const std::string& body,
                 name.empty() ? std::string("the payload names no repository this server watches")
                              : "repository " + util::quote(name) + " is not watched by this server");
   }
-  if (repo->webhook_secret.empty()) {
-    return fail(403, "forbidden", "webhooks are disabled for repository " + util::quote(repo->url) +
-                                      ": it has no webhook_secret in the server config");
-  }
-  std::string signature = header("X-Hub-Signature-256");
-  if (!verify_github_signature(repo->webhook_secret, body, signature)) {
-    spdlog::warn("webhook: {} delivery {} rejected: {} X-Hub-Signature-256", util::quote(event), delivery,
-                 signature.empty() ? "missing" : "wrong");
-    return fail(401, "unauthorized", signature.empty() ? "missing X-Hub-Signature-256 header"
-                                                       : "X-Hub-Signature-256 does not match the body");
+  if (std::find(signed_for.begin(), signed_for.end(), repo) == signed_for.end()) {
+    // Signed with another repository's secret: that secret does not speak for this one.
+    spdlog::warn("webhook: {} delivery {} rejected: signed with the secret of another repository", util::quote(event),
+                 delivery);
+    return fail(401, "unauthorized", "missing or wrong X-Hub-Signature-256");
   }
   auto action = map_github_event(event, payload, *repo);
   if (!action) {
@@ -281,7 +291,10 @@ WebhookResponse GithubWebhook::handle(const std::string& body,
   if (action->kind == HookAction::Kind::ignore) {
     return reply(200, {{"status", "ignored"}, {"reason", action->reason}});
   }
-  auto fresh = m_store.record_delivery(delivery, m_clock.now_ms());
+  // Deduplicated by delivery id (GitHub's redeliveries) and by a hash of the signed body:
+  // the delivery header is not signed, so a captured push replayed under a new id would
+  // otherwise be taken again (rolling an environment back, or destroying it).
+  auto fresh = m_store.record_delivery_keys({delivery, "sha256:" + util::sha256_hex(body)}, m_clock.now_ms());
   if (!fresh) {
     spdlog::error("webhook: cannot record delivery {}: {}", delivery, fresh.error().full_message());
     return fail(503, "unavailable", "cannot record the delivery now; redeliver it later");
@@ -300,6 +313,9 @@ WebhookResponse GithubWebhook::handle(const std::string& body,
   work.default_template = repo->default_template;
   work.actor = "webhook:" + event;
   work.reason = action->reason;
+  // A push or pull request names the commit it made the head; by the time the work runs
+  // that may be history (a stale or replayed delivery): only the head itself is deployed.
+  work.only_if_head = work.op == BranchOp::sync;
   auto pushed = m_queue.push(work);
   return reply(202, {{"status", pushed == BranchQueue::Pushed::coalesced ? "coalesced" : "queued"},
                      {"action", work.op == BranchOp::sync ? "sync" : "remove"},

@@ -7,10 +7,13 @@
 //   202 queued | coalesced    work for a branch was enqueued (coalesced: it replaced older work)
 //   200 pong | ignored | duplicate
 //   400 malformed request, or a branch name git would not accept (nothing changes)
-//   401 missing or wrong X-Hub-Signature-256
-//   403 the repository has no webhook_secret: webhooks are refused for it
-//   404 the payload names no watched repository (so a misrouted hook shows as failed in
-//       GitHub's delivery log rather than silently succeeding)
+//   401 missing or wrong X-Hub-Signature-256, checked first against every watched
+//       repository's secret, before any parsing: always the same answer, so it tells
+//       nothing about which repositories are watched; also when the body is signed with
+//       the secret of another repository than the one it names
+//   404 a signed payload names no watched repository (so a misrouted hook shows as failed
+//       in GitHub's delivery log rather than silently succeeding)
+// Duplicates (200 "duplicate"): the same delivery id, or the same signed body again.
 //   413 body over the limit
 //   503 the store could not record the delivery (GitHub shows the failure; redeliver)
 // Thread-safe.

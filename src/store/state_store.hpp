@@ -25,6 +25,21 @@ using util::Millis;
 // same transaction. Returning an error rolls everything back.
 using Mutator = std::function<Expected<void>(Environment& env, std::vector<Event>& events)>;
 
+// An API token as stored: never the secret itself, only its SHA-256 (hex). The secret is
+// shown once, when the token is created.
+struct ApiToken {
+  std::string id;          // public handle ("tok_" + 12 hex), for list and revoke
+  std::string hash;        // hex SHA-256 of the secret
+  std::string name;        // label given at creation
+  std::string role;        // "viewer" | "developer" | "admin"
+  std::string owner;       // the identity it authenticates as (audit actor, environment owner)
+  std::string created_by;  // identity that created it ("idp serve" for the first admin token)
+  Millis created_at = 0;
+  Millis expires_at = 0;   // 0 = never
+  Millis last_used_at = 0; // 0 = never used
+  Millis revoked_at = 0;   // 0 = not revoked
+};
+
 struct EventQuery {
   std::string env;          // "" = every environment
   int64_t after_id = 0;     // only events with id > after_id
@@ -82,6 +97,9 @@ public:
   // --- Webhook deliveries: exactly-once ingestion ---
   // Records a delivery id; false when it was already recorded.
   virtual Expected<bool> record_delivery(std::string_view delivery_id, Millis at) = 0;
+  // Records several keys of one delivery (its id, a hash of its body) in one transaction:
+  // false, recording none, when any of them was already recorded.
+  virtual Expected<bool> record_delivery_keys(const std::vector<std::string>& keys, Millis at) = 0;
   // Forgets deliveries older than `before`.
   virtual Expected<void> prune_deliveries(Millis before) = 0;
 
@@ -90,6 +108,19 @@ public:
   virtual Expected<void> update_job_run(const JobRun& run) = 0;
   // Newest first.
   virtual Expected<std::vector<JobRun>> list_job_runs(std::string_view env, size_t limit) = 0;
+
+  // --- API tokens (kept apart from the other sections on purpose: see ApiToken) ---
+  // Inserts a token; already_exists when its id or hash is taken.
+  virtual Expected<void> insert_api_token(const ApiToken& token) = 0;
+  // The token whose hash is `hash` (revoked and expired ones too), if any.
+  virtual Expected<std::optional<ApiToken>> find_api_token(std::string_view hash) = 0;
+  // Every token, revoked ones included, oldest first.
+  virtual Expected<std::vector<ApiToken>> list_api_tokens() = 0;
+  // Marks a token revoked at `at` (a second revoke keeps the first time) and returns it;
+  // not_found for an unknown id.
+  virtual Expected<ApiToken> revoke_api_token(std::string_view id, Millis at) = 0;
+  // Records a use at `at`; ok (and nothing happens) for an unknown id.
+  virtual Expected<void> touch_api_token(std::string_view id, Millis at) = 0;
 
   // --- Settings: small daemon-wide values (e.g. the router port chosen on first start) ---
   virtual Expected<std::optional<std::string>> get_setting(std::string_view key) = 0;

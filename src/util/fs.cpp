@@ -135,13 +135,27 @@ Expected<void> append_file(const std::string& path, std::string_view data) {
   return w;
 }
 
+// The process umask, read without changing it (umask() would, racing other threads):
+// "Umask:" in /proc/self/status (Linux 4.7+); 022 when it cannot be read.
+static mode_t current_umask() {
+  auto status = read_file("/proc/self/status");
+  if (status) {
+    auto pos = status->find("\nUmask:");
+    if (pos != std::string::npos) {
+      return static_cast<mode_t>(std::strtoul(status->c_str() + pos + 7, nullptr, 8));
+    }
+  }
+  return 022;
+}
+
 Expected<void> ensure_dir(const std::string& path, int mode) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
   if (ec && !is_directory(path)) {
     return make_error(ErrorCode::io_error, "cannot create directory " + quoted_path(path) + ": " + ec.message());
   }
-  ::chmod(path.c_str(), static_cast<mode_t>(mode));
+  // The umask applies as it would to mkdir: the daemon's 077 keeps every directory private.
+  ::chmod(path.c_str(), static_cast<mode_t>(mode) & ~current_umask());
   return {};
 }
 

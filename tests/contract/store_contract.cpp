@@ -949,4 +949,91 @@ TEST_P(StoreContract, SettingsAreSetOverwrittenAndRead) {
   EXPECT_EQ(unicode, std::optional<std::string>("välue\n2"));
 }
 
+// --- Delivery keys (webhook dedup by id and by body hash) ---
+
+TEST_P(StoreContract, DeliveryKeysAreRecordedTogetherOrNotAtAll) {
+  IDP_ASSERT_OK_ASSIGN(bool first, store().record_delivery_keys({"id-1", "body:aaa"}, 1000));
+  EXPECT_TRUE(first);
+  IDP_ASSERT_OK_ASSIGN(bool same_body, store().record_delivery_keys({"id-2", "body:aaa"}, 2000));
+  EXPECT_FALSE(same_body) << "a replayed body under a new delivery id is a duplicate";
+  IDP_ASSERT_OK_ASSIGN(bool id2_again, store().record_delivery_keys({"id-2", "body:bbb"}, 2000));
+  EXPECT_TRUE(id2_again) << "the refused call recorded none of its keys";
+  IDP_ASSERT_OK_ASSIGN(bool same_id, store().record_delivery_keys({"id-1", "body:ccc"}, 3000));
+  EXPECT_FALSE(same_id);
+  IDP_ASSERT_OK_ASSIGN(bool single, store().record_delivery("body:ccc", 3000));
+  EXPECT_TRUE(single) << "body:ccc was not kept by the refused call";
+  IDP_ASSERT_OK(store().prune_deliveries(1500));
+  IDP_ASSERT_OK_ASSIGN(bool after_prune, store().record_delivery_keys({"id-1", "body:aaa"}, 4000));
+  EXPECT_TRUE(after_prune) << "pruned keys may be recorded again";
+}
+
+// --- API tokens ---
+
+namespace {
+store::ApiToken api_token(const std::string& id, const std::string& hash, util::Millis created_at) {
+  store::ApiToken t;
+  t.id = id;
+  t.hash = hash;
+  t.name = "laptop-" + id;
+  t.role = "developer";
+  t.owner = "alice";
+  t.created_by = "admin";
+  t.created_at = created_at;
+  t.expires_at = created_at + 3600'000;
+  return t;
+}
+} // namespace
+
+TEST_P(StoreContract, ApiTokensRoundTripAndAreFoundByHashOnly) {
+  IDP_ASSERT_OK(store().insert_api_token(api_token("tok_b", "hash-b", 2000)));
+  IDP_ASSERT_OK(store().insert_api_token(api_token("tok_a", "hash-a", 1000)));
+  IDP_ASSERT_OK_ASSIGN(auto found, store().find_api_token("hash-b"));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->id, "tok_b");
+  EXPECT_EQ(found->name, "laptop-tok_b");
+  EXPECT_EQ(found->role, "developer");
+  EXPECT_EQ(found->owner, "alice");
+  EXPECT_EQ(found->created_by, "admin");
+  EXPECT_EQ(found->created_at, 2000);
+  EXPECT_EQ(found->expires_at, 2000 + 3600'000);
+  EXPECT_EQ(found->last_used_at, 0);
+  EXPECT_EQ(found->revoked_at, 0);
+  IDP_ASSERT_OK_ASSIGN(auto by_id, store().find_api_token("tok_b"));
+  EXPECT_FALSE(by_id.has_value()) << "tokens are looked up by the hash of their secret, nothing else";
+  IDP_ASSERT_OK_ASSIGN(auto all, store().list_api_tokens());
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].id, "tok_a") << "oldest first";
+  EXPECT_EQ(all[1].id, "tok_b");
+}
+
+TEST_P(StoreContract, ApiTokenIdAndHashAreUnique) {
+  IDP_ASSERT_OK(store().insert_api_token(api_token("tok_a", "hash-a", 1000)));
+  auto same_id = store().insert_api_token(api_token("tok_a", "hash-other", 1000));
+  ASSERT_FALSE(same_id.has_value());
+  EXPECT_EQ(same_id.error().code, ErrorCode::already_exists);
+  auto same_hash = store().insert_api_token(api_token("tok_other", "hash-a", 1000));
+  ASSERT_FALSE(same_hash.has_value());
+  EXPECT_EQ(same_hash.error().code, ErrorCode::already_exists);
+  IDP_ASSERT_OK_ASSIGN(auto all, store().list_api_tokens());
+  EXPECT_EQ(all.size(), 1u);
+}
+
+TEST_P(StoreContract, ApiTokenRevokeKeepsTheFirstTimeAndTouchRecordsUse) {
+  IDP_ASSERT_OK(store().insert_api_token(api_token("tok_a", "hash-a", 1000)));
+  IDP_ASSERT_OK_ASSIGN(auto revoked, store().revoke_api_token("tok_a", 5000));
+  EXPECT_EQ(revoked.revoked_at, 5000);
+  IDP_ASSERT_OK_ASSIGN(auto again, store().revoke_api_token("tok_a", 9000));
+  EXPECT_EQ(again.revoked_at, 5000);
+  auto missing = store().revoke_api_token("tok_nope", 5000);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code, ErrorCode::not_found);
+
+  IDP_ASSERT_OK(store().touch_api_token("tok_a", 7000));
+  IDP_ASSERT_OK(store().touch_api_token("tok_nope", 7000));
+  IDP_ASSERT_OK_ASSIGN(auto found, store().find_api_token("hash-a"));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->last_used_at, 7000);
+  EXPECT_EQ(found->revoked_at, 5000);
+}
+
 } // namespace idp::testing

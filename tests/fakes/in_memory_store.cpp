@@ -253,6 +253,19 @@ Expected<bool> InMemoryStore::record_delivery(std::string_view delivery_id, util
   return m_deliveries.emplace(std::string(delivery_id), at).second;
 }
 
+Expected<bool> InMemoryStore::record_delivery_keys(const std::vector<std::string>& keys, util::Millis at) {
+  std::lock_guard lock(m_mutex);
+  for (const auto& key : keys) {
+    if (m_deliveries.count(key) != 0) {
+      return false;
+    }
+  }
+  for (const auto& key : keys) {
+    m_deliveries[key] = at;
+  }
+  return true;
+}
+
 Expected<void> InMemoryStore::prune_deliveries(util::Millis before) {
   std::lock_guard lock(m_mutex);
   std::erase_if(m_deliveries, [before](const auto& entry) { return entry.second < before; });
@@ -293,6 +306,62 @@ Expected<std::vector<JobRun>> InMemoryStore::list_job_runs(std::string_view env,
     }
   }
   return out;
+}
+
+// --- Settings ---
+
+// --- API tokens ---
+
+Expected<void> InMemoryStore::insert_api_token(const store::ApiToken& token) {
+  std::lock_guard lock(m_mutex);
+  for (const auto& t : m_api_tokens) {
+    if (t.id == token.id || t.hash == token.hash) {
+      return make_error(ErrorCode::already_exists, "api token " + in_quotes(token.id) + " already exists");
+    }
+  }
+  m_api_tokens.push_back(token);
+  return {};
+}
+
+Expected<std::optional<store::ApiToken>> InMemoryStore::find_api_token(std::string_view hash) {
+  std::lock_guard lock(m_mutex);
+  for (const auto& t : m_api_tokens) {
+    if (t.hash == hash) {
+      return std::optional<store::ApiToken>(t);
+    }
+  }
+  return std::optional<store::ApiToken>();
+}
+
+Expected<std::vector<store::ApiToken>> InMemoryStore::list_api_tokens() {
+  std::lock_guard lock(m_mutex);
+  auto out = m_api_tokens;
+  std::stable_sort(out.begin(), out.end(),
+                   [](const store::ApiToken& a, const store::ApiToken& b) { return a.created_at < b.created_at || (a.created_at == b.created_at && a.id < b.id); });
+  return out;
+}
+
+Expected<store::ApiToken> InMemoryStore::revoke_api_token(std::string_view id, util::Millis at) {
+  std::lock_guard lock(m_mutex);
+  for (auto& t : m_api_tokens) {
+    if (t.id == id) {
+      if (t.revoked_at == 0) {
+        t.revoked_at = at;
+      }
+      return t;
+    }
+  }
+  return make_error(ErrorCode::not_found, "api token " + in_quotes(id) + " not found");
+}
+
+Expected<void> InMemoryStore::touch_api_token(std::string_view id, util::Millis at) {
+  std::lock_guard lock(m_mutex);
+  for (auto& t : m_api_tokens) {
+    if (t.id == id) {
+      t.last_used_at = at;
+    }
+  }
+  return {};
 }
 
 // --- Settings ---

@@ -44,11 +44,18 @@ public:
   Expected<std::vector<core::Lease>> list_leases() override;
 
   Expected<bool> record_delivery(std::string_view delivery_id, util::Millis at) override;
+  Expected<bool> record_delivery_keys(const std::vector<std::string>& keys, util::Millis at) override;
   Expected<void> prune_deliveries(util::Millis before) override;
 
   Expected<int64_t> insert_job_run(const core::JobRun& run) override;
   Expected<void> update_job_run(const core::JobRun& run) override;
   Expected<std::vector<core::JobRun>> list_job_runs(std::string_view env, size_t limit) override;
+
+  Expected<void> insert_api_token(const store::ApiToken& token) override;
+  Expected<std::optional<store::ApiToken>> find_api_token(std::string_view hash) override;
+  Expected<std::vector<store::ApiToken>> list_api_tokens() override;
+  Expected<store::ApiToken> revoke_api_token(std::string_view id, util::Millis at) override;
+  Expected<void> touch_api_token(std::string_view id, util::Millis at) override;
 
   Expected<std::optional<std::string>> get_setting(std::string_view key) override;
   Expected<void> set_setting(std::string_view key, std::string_view value) override;
@@ -67,6 +74,7 @@ private:
   std::map<std::string, util::Millis, std::less<>> m_deliveries;
   std::map<int64_t, core::JobRun> m_job_runs;
   std::map<std::string, std::string, std::less<>> m_settings;
+  std::vector<store::ApiToken> m_api_tokens; // in insertion order (= oldest first)
   int64_t m_next_revision_id = 1;
   int64_t m_next_event_id = 1;
   int64_t m_next_job_run_id = 1;

@@ -10,6 +10,7 @@
 #include "util/fs.hpp"
 #include "util/hash.hpp"
 #include "util/http_client.hpp"
+#include "util/strings.hpp"
 #include "util/time.hpp"
 
 namespace idp::testing {
@@ -120,7 +121,7 @@ util::RunResult DaemonProcess::cli(const std::vector<std::string>& args, const s
   util::Command c;
   c.argv = {idp_binary()};
   c.argv.insert(c.argv.end(), args.begin(), args.end());
-  c.env = {{"IDP_SERVER", m_api_url}, {"NO_COLOR", "1"}};
+  c.env = {{"IDP_SERVER", m_api_url}, {"NO_COLOR", "1"}, {"IDP_TOKEN", admin_token()}};
   util::RunOptions o;
   o.timeout_ms = 180000;
   if (!stdin_data.empty()) {
@@ -133,14 +134,34 @@ util::RunResult DaemonProcess::cli(const std::vector<std::string>& args, const s
   return *r;
 }
 
+std::string DaemonProcess::admin_token() const { return util::trim(util::read_file(m_home + "/admin.token").value_or("")); }
+
+std::pair<std::string, std::string> DaemonProcess::admin_auth_header() const {
+  return {"Authorization", "Bearer " + admin_token()};
+}
+
 std::pair<long, nlohmann::json> DaemonProcess::api(const std::string& method, const std::string& path,
                                                    const std::string& body) const {
+  return api_as(admin_token(), method, path, body);
+}
+
+std::pair<long, nlohmann::json> DaemonProcess::api_as(const std::string& token, const std::string& method,
+                                                      const std::string& path, const std::string& body,
+                                                      const std::vector<std::pair<std::string, std::string>>& headers) const {
   util::HttpRequest req;
   req.method = method;
   req.url = m_api_url + path;
   req.body = body;
-  if (!body.empty()) {
-    req.headers = {{"Content-Type", "application/json"}};
+  bool has_type = false;
+  for (const auto& [k, v] : headers) {
+    has_type = has_type || util::to_lower(k) == "content-type";
+    req.headers.emplace_back(k, v);
+  }
+  if (!body.empty() && !has_type) {
+    req.headers.emplace_back("Content-Type", "application/json");
+  }
+  if (!token.empty()) {
+    req.headers.emplace_back("Authorization", "Bearer " + token);
   }
   auto r = util::http_request(req);
   if (!r) {

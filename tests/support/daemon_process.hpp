@@ -36,9 +36,19 @@ public:
 
   // Runs the idp CLI against this daemon.
   util::RunResult cli(const std::vector<std::string>& args, const std::string& stdin_data = "") const;
-  // GET/POST/DELETE on the API; returns status and parsed JSON body (null when not JSON).
+  // GET/POST/DELETE on the API with the admin token; returns status and parsed JSON body
+  // (null when not JSON).
   std::pair<long, nlohmann::json> api(const std::string& method, const std::string& path,
                                       const std::string& body = "") const;
+  // The same with `token` ("" = no Authorization header) and extra headers (a
+  // Content-Type given here replaces the default application/json).
+  std::pair<long, nlohmann::json> api_as(const std::string& token, const std::string& method, const std::string& path,
+                                         const std::string& body = "",
+                                         const std::vector<std::pair<std::string, std::string>>& headers = {}) const;
+  // The admin token `idp serve` wrote to <home>/admin.token ("" before it did).
+  std::string admin_token() const;
+  // "Authorization: Bearer <admin token>", for tests that make their own requests.
+  std::pair<std::string, std::string> admin_auth_header() const;
   // An environment as JSON (GET), or null when missing.
   nlohmann::json env(const std::string& name) const;
   // Polls until the environment's phase is `phase` (true) or the timeout passes (false).

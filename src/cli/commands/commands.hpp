@@ -23,5 +23,6 @@ CommandSpec drivers_command();
 CommandSpec dashboard_command();
 CommandSpec completion_command();
 CommandSpec complete_helper_command();
+CommandSpec token_command();
 
 } // namespace idp::cli::commands

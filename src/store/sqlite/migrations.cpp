@@ -109,7 +109,23 @@ constexpr std::string_view k_v3_recreate = R"sql(
 ALTER TABLE environments ADD COLUMN recreate INTEGER NOT NULL DEFAULT 0;
 )sql";
 
-constexpr std::string_view k_migrations[] = {k_v1_core, k_v2_sources_and_jobs, k_v3_recreate};
+// API tokens (issue 9): only the SHA-256 of each secret is stored.
+constexpr std::string_view k_v4_api_tokens = R"sql(
+CREATE TABLE api_tokens (
+  id           TEXT    PRIMARY KEY NOT NULL,
+  hash         TEXT    NOT NULL UNIQUE,
+  name         TEXT    NOT NULL,
+  role         TEXT    NOT NULL,
+  owner        TEXT    NOT NULL,
+  created_by   TEXT    NOT NULL,
+  created_at   INTEGER NOT NULL,
+  expires_at   INTEGER NOT NULL,
+  last_used_at INTEGER NOT NULL,
+  revoked_at   INTEGER NOT NULL
+);
+)sql";
+
+constexpr std::string_view k_migrations[] = {k_v1_core, k_v2_sources_and_jobs, k_v3_recreate, k_v4_api_tokens};
 
 } // namespace
 

@@ -842,6 +842,24 @@ Expected<bool> SqliteStore::record_delivery(std::string_view delivery_id, Millis
   return sqlite3_changes(m_db) > 0;
 }
 
+Expected<bool> SqliteStore::record_delivery_keys(const std::vector<std::string>& keys, Millis at) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "record delivery keys");
+  IDP_TRY_ASSIGN(auto txn, Transaction::begin(op));
+  for (const auto& key : keys) {
+    IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO deliveries (id, received_at) VALUES (?1, ?2) "
+                                              "ON CONFLICT(id) DO NOTHING"));
+    st.bind(1, key);
+    st.bind(2, at);
+    IDP_TRY(st.run());
+    if (sqlite3_changes(m_db) == 0) {
+      return false; // the transaction rolls back: none of the keys stays recorded
+    }
+  }
+  IDP_TRY(txn.commit(op));
+  return true;
+}
+
 Expected<void> SqliteStore::prune_deliveries(Millis before) {
   std::lock_guard lock(m_mutex);
   Op op(m_db, "prune deliveries");
@@ -901,6 +919,114 @@ Expected<std::vector<JobRun>> SqliteStore::list_job_runs(std::string_view env, s
     out.push_back(read_job_run(st));
   }
   return out;
+}
+
+// --- API tokens ---
+
+namespace {
+
+constexpr std::string_view k_select_api_token =
+    "SELECT id, hash, name, role, owner, created_by, created_at, expires_at, last_used_at, revoked_at FROM api_tokens ";
+
+ApiToken read_api_token(const Stmt& st) {
+  ApiToken t;
+  t.id = st.text(0);
+  t.hash = st.text(1);
+  t.name = st.text(2);
+  t.role = st.text(3);
+  t.owner = st.text(4);
+  t.created_by = st.text(5);
+  t.created_at = st.int64(6);
+  t.expires_at = st.int64(7);
+  t.last_used_at = st.int64(8);
+  t.revoked_at = st.int64(9);
+  return t;
+}
+
+} // namespace
+
+Expected<void> SqliteStore::insert_api_token(const ApiToken& token) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "insert api token " + in_quotes(token.id));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO api_tokens (id, hash, name, role, owner, created_by, created_at, "
+                                            "expires_at, last_used_at, revoked_at) "
+                                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
+  st.bind(1, token.id);
+  st.bind(2, token.hash);
+  st.bind(3, token.name);
+  st.bind(4, token.role);
+  st.bind(5, token.owner);
+  st.bind(6, token.created_by);
+  st.bind(7, token.created_at);
+  st.bind(8, token.expires_at);
+  st.bind(9, token.last_used_at);
+  st.bind(10, token.revoked_at);
+  auto r = st.run();
+  if (!r && (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE || st.last_rc() == SQLITE_CONSTRAINT_PRIMARYKEY)) {
+    return make_error(ErrorCode::already_exists, "api token " + in_quotes(token.id) + " already exists");
+  }
+  return r;
+}
+
+Expected<std::optional<ApiToken>> SqliteStore::find_api_token(std::string_view hash) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "find api token");
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_api_token) + "WHERE hash = ?1"));
+  st.bind(1, hash);
+  IDP_TRY_ASSIGN(bool row, st.step());
+  if (!row) {
+    return std::optional<ApiToken>();
+  }
+  return std::optional<ApiToken>(read_api_token(st));
+}
+
+Expected<std::vector<ApiToken>> SqliteStore::list_api_tokens() {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "list api tokens");
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_api_token) + "ORDER BY created_at, id"));
+  std::vector<ApiToken> out;
+  while (true) {
+    IDP_TRY_ASSIGN(bool row, st.step());
+    if (!row) {
+      break;
+    }
+    out.push_back(read_api_token(st));
+  }
+  return out;
+}
+
+Expected<ApiToken> SqliteStore::revoke_api_token(std::string_view id, Millis at) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "revoke api token " + in_quotes(id));
+  IDP_TRY_ASSIGN(auto tx, Transaction::begin(op));
+  {
+    IDP_TRY_ASSIGN(auto up, Stmt::prepare(op, "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0"));
+    up.bind(1, id);
+    up.bind(2, at);
+    IDP_TRY(up.run());
+  }
+  ApiToken t;
+  {
+    // Finished before COMMIT: no statement may be pending then.
+    IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_api_token) + "WHERE id = ?1"));
+    st.bind(1, id);
+    IDP_TRY_ASSIGN(bool row, st.step());
+    if (!row) {
+      return make_error(ErrorCode::not_found, "api token " + in_quotes(id) + " not found");
+    }
+    t = read_api_token(st);
+  }
+  IDP_TRY(tx.commit(op));
+  return t;
+}
+
+Expected<void> SqliteStore::touch_api_token(std::string_view id, Millis at) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "touch api token " + in_quotes(id));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1"));
+  st.bind(1, id);
+  st.bind(2, at);
+  return st.run();
 }
 
 // --- Settings ---

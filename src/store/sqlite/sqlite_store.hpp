@@ -79,11 +79,18 @@ public:
   Expected<std::vector<Lease>> list_leases() override;
 
   Expected<bool> record_delivery(std::string_view delivery_id, Millis at) override;
+  Expected<bool> record_delivery_keys(const std::vector<std::string>& keys, Millis at) override;
   Expected<void> prune_deliveries(Millis before) override;
 
   Expected<int64_t> insert_job_run(const JobRun& run) override;
   Expected<void> update_job_run(const JobRun& run) override;
   Expected<std::vector<JobRun>> list_job_runs(std::string_view env, size_t limit) override;
+
+  Expected<void> insert_api_token(const ApiToken& token) override;
+  Expected<std::optional<ApiToken>> find_api_token(std::string_view hash) override;
+  Expected<std::vector<ApiToken>> list_api_tokens() override;
+  Expected<ApiToken> revoke_api_token(std::string_view id, Millis at) override;
+  Expected<void> touch_api_token(std::string_view id, Millis at) override;
 
   Expected<std::optional<std::string>> get_setting(std::string_view key) override;
   Expected<void> set_setting(std::string_view key, std::string_view value) override;

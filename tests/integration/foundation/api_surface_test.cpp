@@ -26,6 +26,7 @@ protected:
   util::HttpResponse get(const std::string& path) {
     util::HttpRequest r;
     r.url = d->api_url() + path;
+    r.headers = {d->admin_auth_header()};
     auto resp = util::http_request(r);
     EXPECT_TRUE(resp) << path;
     return resp ? *resp : util::HttpResponse{};
@@ -81,6 +82,7 @@ TEST_F(ApiSurfaceTest, EventStreamDeliversNewEventsAsTheyHappen) {
   std::thread reader([&] {
     util::HttpRequest r;
     r.url = d->api_url() + "/api/v1/events/stream";
+    r.headers = {d->admin_auth_header()};
     r.timeout_ms = 60000;
     r.on_data = [&](std::string_view chunk) {
       received.append(chunk);

@@ -285,7 +285,7 @@ TEST_F(FoundationTest, LogsFollowStreamsNewLines) {
   int fd = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   util::Command c;
   c.argv = {idp_binary(), "logs", "preview-follow", "--follow", "--since", "1h"};
-  c.env = {{"IDP_SERVER", d.api_url()}, {"NO_COLOR", "1"}};
+  c.env = {{"IDP_SERVER", d.api_url()}, {"NO_COLOR", "1"}, {"IDP_TOKEN", d.admin_token()}};
   util::SpawnOptions so;
   so.stdout_fd = fd;
   so.detach = false;

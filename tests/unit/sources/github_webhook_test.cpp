@@ -238,7 +238,7 @@ TEST(GithubWebhookTest, MissingOrWrongSignatureIs401AndChangesNothing) {
   EXPECT_FALSE(r.delivery_recorded("d-2"));
 }
 
-TEST(GithubWebhookTest, UnknownRepositoryIs404AndARepoWithoutSecretIs403) {
+TEST(GithubWebhookTest, SignedPayloadOfAnUnknownRepositoryIs404AndARepoWithoutSecretIs401) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
   Receiver r;
   TestRepo other{"someone/else", "https://github.com/someone/else.git"};
@@ -250,7 +250,7 @@ TEST(GithubWebhookTest, UnknownRepositoryIs404AndARepoWithoutSecretIs403) {
   no_secret.webhook_secret = "";
   Receiver r2({no_secret});
   auto refused = r2.post("push", "d-1", testing::push_payload(payload_repo(), "feature/x", k_sha1, k_sha2).dump(), "x");
-  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(refused.status, 401) << "no secret verifies anything: webhooks are off for it";
 }
 
 TEST(GithubWebhookTest, RepositoryIsFoundByFullNameOrByCloneUrl) {
@@ -311,7 +311,9 @@ TEST(GithubWebhookTest, PingTagPushAndMissingHeaders) {
   auto tag = r.post("push", "d-2", testing::tag_push_payload(payload_repo()).dump());
   EXPECT_EQ(tag.status, 200);
   EXPECT_EQ(tag.body["status"], "ignored");
-  auto no_event = r.hook.handle("{}", [](const std::string&) { return std::string(); });
+  auto unsigned_empty = r.hook.handle("{}", [](const std::string&) { return std::string(); });
+  EXPECT_EQ(unsigned_empty.status, 401) << "the signature is checked before anything else";
+  auto no_event = r.post("", "d-4", "{}");
   EXPECT_EQ(no_event.status, 400);
   auto not_json = r.post("push", "d-3", "{not json");
   EXPECT_EQ(not_json.status, 400);

@@ -1,0 +1,141 @@
+// bench/api_auth: what authentication costs. In one run against one `idp serve`, with the
+// same clients:
+//   1. unauthenticated GET /healthz per second (the baseline: no token check);
+//   2. GET /api/v1/environments with a bearer token per second (token hash, store lookup,
+//      role check, then the handler);
+//   3. signed webhook ingest per second (HMAC over every watched repository's secret first,
+//      then dedup by delivery id and body hash, then the queue).
+// Ratios to /healthz are printed beside the rates. Goals (issue 9): auth costs under 10%
+// of throughput; webhook ingest at or above 3,000/s on 2 cores.
+//
+//   build/bench/bench_api_auth [--seconds 3] [--clients 8]
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <thread>
+
+#include "bench_support.hpp"
+#include "integration/gitops/gitops_test_support.hpp"
+#include "unit/sources/webhook_examples.hpp"
+#include "util/hash.hpp"
+#include "util/http_client.hpp"
+#include "util/subprocess.hpp"
+#include "util/time.hpp"
+
+using namespace idp;
+using namespace idp::testing;
+using nlohmann::json;
+
+namespace {
+
+// Webhooks only (no polling): changes arrive by the deliveries the test sends.
+GitopsOptions no_poll() {
+  GitopsOptions o;
+  o.poll = false;
+  return o;
+}
+
+struct Run {
+  uint64_t ok = 0;
+  uint64_t bad = 0;
+  double seconds = 0;
+  double rate() const { return seconds > 0 ? ok / seconds : 0; }
+};
+
+Run hammer(int clients, double seconds, const std::function<bool(int, uint64_t)>& one) {
+  std::atomic<uint64_t> ok{0};
+  std::atomic<uint64_t> bad{0};
+  int64_t t0 = util::steady_ms();
+  int64_t until = t0 + static_cast<int64_t>(seconds * 1000);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < clients; ++t) {
+    threads.emplace_back([&, t] {
+      for (uint64_t i = 0; util::steady_ms() < until; ++i) {
+        (one(t, i) ? ok : bad) += 1;
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  return {ok.load(), bad.load(), (util::steady_ms() - t0) / 1000.0};
+}
+
+long status_of(const util::HttpRequest& req) {
+  auto r = util::http_request(req);
+  return r ? r->status : 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  double seconds = 3;
+  int clients = 8;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--seconds")) {
+      seconds = std::atof(argv[i + 1]);
+    } else if (!std::strcmp(argv[i], "--clients")) {
+      clients = std::atoi(argv[i + 1]);
+    }
+  }
+  if (webhook_examples_dir().empty()) {
+    util::Command setup;
+    setup.argv = {source_dir() + "/tests/integration/gitops/setup_webhook_examples.sh", IDP_NPM_DIR, "7.6.1"};
+    auto r = util::run(setup);
+    if (!r || !r->ok() || webhook_examples_dir().empty()) {
+      std::fprintf(stderr, "bench/api_auth: needs npm to install @octokit/webhooks-examples\n");
+      return 1;
+    }
+  }
+  GitopsRig rig("idp-bench-auth", no_poll());
+  rig.start();
+  const std::string base = rig.daemon->api_url();
+  const std::string token = rig.daemon->admin_token();
+  const json deleted_example = push_deleted_payload(rig.payload_repo(), "bench/x", std::string(40, '1'));
+
+  Run healthz = hammer(clients, seconds, [&](int, uint64_t) {
+    util::HttpRequest req;
+    req.url = base + "/healthz";
+    return status_of(req) == 200;
+  });
+  Run list = hammer(clients, seconds, [&](int, uint64_t) {
+    util::HttpRequest req;
+    req.url = base + "/api/v1/environments";
+    req.headers = {{"Authorization", "Bearer " + token}};
+    return status_of(req) == 200;
+  });
+  Run refused = hammer(clients, seconds, [&](int, uint64_t) {
+    util::HttpRequest req;
+    req.url = base + "/api/v1/environments";
+    req.headers = {{"Authorization", "Bearer idp_" + std::string(64, '0')}};
+    return status_of(req) == 401;
+  });
+  Run hooks = hammer(clients, seconds, [&](int t, uint64_t i) {
+    json p = deleted_example;
+    p["ref"] = "refs/heads/bench/" + std::to_string(t) + "-" + std::to_string(i);
+    std::string body = p.dump();
+    util::HttpRequest req;
+    req.method = "POST";
+    req.url = base + "/hooks/github";
+    req.body = body;
+    req.headers = {{"X-GitHub-Event", "push"},
+                   {"X-GitHub-Delivery", "bench-" + std::to_string(t) + "-" + std::to_string(i)},
+                   {"Content-Type", "application/json"},
+                   {"X-Hub-Signature-256", "sha256=" + util::to_hex(util::hmac_sha256_raw(rig.secret, body))}};
+    return status_of(req) == 202;
+  });
+
+  auto ratio = [&](const Run& r) { return healthz.rate() > 0 ? r.rate() / healthz.rate() : 0; };
+  std::printf("bench/api_auth: %d clients, %.0fs per phase, one idp serve\n", clients, seconds);
+  std::printf("  %-52s %10.0f /s\n", "GET /healthz, no token (baseline)", healthz.rate());
+  std::printf("  %-52s %10.0f /s  ratio %.2f  (%llu failed)\n", "GET /api/v1/environments, bearer token", list.rate(),
+              ratio(list), static_cast<unsigned long long>(list.bad));
+  std::printf("  %-52s %10.0f /s  ratio %.2f\n", "GET /api/v1/environments, unknown token (401)", refused.rate(),
+              ratio(refused));
+  std::printf("  %-52s %10.0f /s  ratio %.2f  (%llu failed)\n", "signed push webhooks accepted (202)", hooks.rate(),
+              ratio(hooks), static_cast<unsigned long long>(hooks.bad));
+  std::printf("  goals: authenticated list >= 0.90 of /healthz; webhooks >= 3000/s on 2 cores\n");
+  std::printf("  reproduce: build/bench/bench_api_auth --seconds %.0f --clients %d\n", seconds, clients);
+  return 0;
+}

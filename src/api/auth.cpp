@@ -1,0 +1,140 @@
+#include "api/auth.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "util/hash.hpp"
+#include "util/strings.hpp"
+
+namespace idp::api {
+
+namespace {
+
+constexpr std::string_view k_bearer = "Bearer ";
+constexpr std::string_view k_secret_prefix = "idp_";
+constexpr util::Millis k_touch_every_ms = 60'000;
+
+} // namespace
+
+std::optional<Role> parse_role(std::string_view name) {
+  if (name == "viewer") {
+    return Role::viewer;
+  }
+  if (name == "developer") {
+    return Role::developer;
+  }
+  if (name == "admin") {
+    return Role::admin;
+  }
+  return std::nullopt;
+}
+
+std::string_view role_name(Role role) {
+  switch (role) {
+  case Role::viewer: return "viewer";
+  case Role::developer: return "developer";
+  case Role::admin: return "admin";
+  }
+  return "viewer";
+}
+
+std::string token_hash(std::string_view secret) { return util::sha256_hex(secret); }
+
+bool url_has_credentials(std::string_view url) {
+  auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) {
+    return false; // a path, or scp-like user@host:path (an ssh user, no secret)
+  }
+  std::string scheme = util::to_lower(url.substr(0, scheme_end));
+  std::string_view rest = url.substr(scheme_end + 3);
+  std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  auto at = authority.rfind('@');
+  if (at == std::string_view::npos) {
+    return false;
+  }
+  std::string_view user_info = authority.substr(0, at);
+  if (scheme == "ssh" || scheme == "git+ssh" || scheme == "ssh+git") {
+    return user_info.find(':') != std::string_view::npos; // a password
+  }
+  return true; // http(s), git, ftp: the user name itself is often the token
+}
+
+NewToken mint_token(const std::string& name, Role role, const std::string& owner, const std::string& created_by,
+                    util::Millis now, util::Millis expires_at) {
+  NewToken t;
+  t.secret = std::string(k_secret_prefix) + util::random_hex(32);
+  t.record.id = "tok_" + util::random_hex(6);
+  t.record.hash = token_hash(t.secret);
+  t.record.name = name;
+  t.record.role = std::string(role_name(role));
+  t.record.owner = owner;
+  t.record.created_by = created_by;
+  t.record.created_at = now;
+  t.record.expires_at = expires_at;
+  return t;
+}
+
+Expected<Principal> Authenticator::authenticate(std::string_view header) {
+  if (header.empty()) {
+    return make_error(ErrorCode::unauthorized, "this endpoint needs an API token: send \"Authorization: Bearer <token>\"");
+  }
+  if (!util::starts_with(header, k_bearer) || header.size() > 512) {
+    return make_error(ErrorCode::unauthorized, "expected \"Authorization: Bearer <token>\"");
+  }
+  std::string secret = util::trim(header.substr(k_bearer.size()));
+  // Unknown, revoked and expired tokens get the same answer: the reason goes to the log
+  // only (by token id, never the secret), so a caller learns nothing about other tokens.
+  const auto refused = [] {
+    return make_error(ErrorCode::unauthorized, "the API token is not valid (unknown, revoked or expired)");
+  };
+  if (secret.empty()) {
+    return refused();
+  }
+  return authenticate_hash(token_hash(secret));
+}
+
+Expected<Principal> Authenticator::authenticate_hash(const std::string& hash) {
+  const auto refused = [] {
+    return make_error(ErrorCode::unauthorized, "the API token is not valid (unknown, revoked or expired)");
+  };
+  auto found = m_store.find_api_token(hash);
+  if (!found) {
+    return make_error(ErrorCode::transient, "cannot check the API token now: " + found.error().message);
+  }
+  if (!*found) {
+    return refused();
+  }
+  const store::ApiToken& t = **found;
+  util::Millis now = m_clock.now_ms();
+  if (t.revoked_at != 0) {
+    spdlog::info("api: refused revoked token {} ({})", t.id, t.name);
+    return refused();
+  }
+  if (t.expires_at != 0 && t.expires_at <= now) {
+    spdlog::info("api: refused expired token {} ({})", t.id, t.name);
+    return refused();
+  }
+  auto role = parse_role(t.role);
+  if (!role) {
+    spdlog::error("api: token {} has an unknown role {}", t.id, util::quote(t.role));
+    return refused();
+  }
+  bool touch = false;
+  {
+    std::lock_guard lock(m_mutex);
+    auto& last = m_last_touch[t.id];
+    if (now - last >= k_touch_every_ms) {
+      last = now;
+      touch = true;
+    }
+  }
+  if (touch) {
+    // Last use is information for `idp token list`, not a guard: a failed write is logged
+    // and the request goes on.
+    if (auto r = m_store.touch_api_token(t.id, now); !r) {
+      spdlog::warn("api: cannot record the use of token {}: {}", t.id, r.error().message);
+    }
+  }
+  return Principal{t.owner, *role, t.id};
+}
+
+} // namespace idp::api

@@ -1,0 +1,70 @@
+#pragma once
+// Identity for the API: bearer tokens (random 256-bit secrets, stored only as SHA-256),
+// roles, and the checks every request passes before any handler runs.
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "store/state_store.hpp"
+#include "util/expected.hpp"
+#include "util/time.hpp"
+
+namespace idp::api {
+
+// viewer: read. developer: create; act on environments it owns. admin: everything.
+enum class Role { viewer = 0, developer = 1, admin = 2 };
+
+// "viewer" | "developer" | "admin" → Role; nullopt otherwise.
+std::optional<Role> parse_role(std::string_view name);
+std::string_view role_name(Role role);
+
+// Who sent a request, once its token checked out.
+struct Principal {
+  std::string identity; // the token's owner: audit actor and owner of what it creates
+  Role role = Role::viewer;
+  std::string token_id;
+};
+
+// A token just made: the secret (shown once, never stored) and the record to store.
+struct NewToken {
+  std::string secret; // "idp_" + 64 hex characters (256 random bits)
+  store::ApiToken record;
+};
+
+// Makes (but does not store) a token. `expires_at` 0 = never.
+NewToken mint_token(const std::string& name, Role role, const std::string& owner, const std::string& created_by,
+                    util::Millis now, util::Millis expires_at);
+
+// The stored form of a secret (hex SHA-256).
+std::string token_hash(std::string_view secret);
+
+// True when `url` carries a credential in its user-info ("https://user:token@host/…",
+// "https://token@host/…"). ssh user names without a password (ssh://git@host/…,
+// git@host:org/repo) are not credentials. Such URLs would end up in environment JSON,
+// events, logs and commit statuses, so they are refused wherever a repository is named.
+bool url_has_credentials(std::string_view url);
+
+// Checks bearer tokens against the store. Thread-safe.
+class Authenticator {
+public:
+  Authenticator(store::StateStore& store, util::Clock& clock) : m_store(store), m_clock(clock) {}
+
+  // The principal for an Authorization header value ("Bearer <secret>"). unauthorized
+  // (with a message that never echoes the secret) when the header is missing or
+  // malformed, or the token is unknown, revoked or expired; transient when the store fails.
+  // Records the use (at most once a minute per token, so reads stay cheap).
+  Expected<Principal> authenticate(std::string_view authorization_header);
+  // The same for a token known by its hash (a dashboard session keeps only that).
+  Expected<Principal> authenticate_hash(const std::string& hash);
+
+private:
+  store::StateStore& m_store;
+  util::Clock& m_clock;
+  std::mutex m_mutex;
+  std::map<std::string, util::Millis> m_last_touch; // token id → last recorded use; guarded by m_mutex
+};
+
+} // namespace idp::api
