@@ -11,6 +11,7 @@
 #include "engine/controller.hpp"
 #include "engine/reaper.hpp"
 #include "engine/reconciler.hpp"
+#include "engine/retention.hpp"
 #include "sources/sources.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "util/fs.hpp"
@@ -42,6 +43,7 @@ struct Daemon::Impl {
   std::unique_ptr<engine::Reconciler> reconciler;
   std::unique_ptr<engine::Controller> controller;
   std::unique_ptr<engine::Reaper> reaper;
+  std::unique_ptr<engine::Retention> retention;
   std::unique_ptr<sources::Sources> sources;
   std::unique_ptr<api::ApiServer> api;
   int api_port = 0;
@@ -143,6 +145,7 @@ Expected<void> Daemon::start() {
   d.controller = std::make_unique<engine::Controller>(*d.store, d.clock, *d.repos, *d.templates, d.driver_set,
                                                       d.cfg.engine, signals);
   d.reaper = std::make_unique<engine::Reaper>(*d.store, *d.controller, d.clock, d.cfg.engine.reaper_interval);
+  d.retention = std::make_unique<engine::Retention>(*d.store, d.clock, util::path_join(cfg.home, "git"), d.cfg.engine);
 
   api::ApiContext actx;
   actx.store = d.store.get();
@@ -168,6 +171,7 @@ Expected<void> Daemon::start() {
 
   d.reconciler->start();
   d.reaper->start();
+  d.retention->start();
   d.sources->start(); // after the engine: the startup sync queues work for it
   d.api->start();
   d.started = true;
@@ -215,6 +219,9 @@ void Daemon::shutdown() {
   }
   if (d.reaper) {
     d.reaper->stop();
+  }
+  if (d.retention) {
+    d.retention->stop();
   }
   if (d.reconciler) {
     d.reconciler->stop();

@@ -109,7 +109,13 @@ constexpr std::string_view k_v3_recreate = R"sql(
 ALTER TABLE environments ADD COLUMN recreate INTEGER NOT NULL DEFAULT 0;
 )sql";
 
-constexpr std::string_view k_migrations[] = {k_v1_core, k_v2_sources_and_jobs, k_v3_recreate};
+// Retention deletes old events by time, and destroyed environments by when.
+constexpr std::string_view k_v4_retention = R"sql(
+CREATE INDEX events_by_time ON events(at);
+CREATE INDEX environments_destroyed_at ON environments(destroyed_at) WHERE phase = 'destroyed';
+)sql";
+
+constexpr std::string_view k_migrations[] = {k_v1_core, k_v2_sources_and_jobs, k_v3_recreate, k_v4_retention};
 
 } // namespace
 
