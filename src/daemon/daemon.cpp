@@ -12,6 +12,7 @@
 #include "engine/controller.hpp"
 #include "engine/reaper.hpp"
 #include "engine/reconciler.hpp"
+#include "engine/retention.hpp"
 #include "sources/sources.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "util/fs.hpp"
@@ -45,6 +46,7 @@ struct Daemon::Impl {
   std::unique_ptr<engine::Reconciler> reconciler;
   std::unique_ptr<engine::Controller> controller;
   std::unique_ptr<engine::Reaper> reaper;
+  std::unique_ptr<engine::Retention> retention;
   std::unique_ptr<sources::Sources> sources;
   std::unique_ptr<api::ApiServer> api;
   std::unique_ptr<api::ApiServer> hooks; // webhook_listen: /hooks/github alone
@@ -211,6 +213,7 @@ Expected<void> Daemon::start() {
   d.controller = std::make_unique<engine::Controller>(*d.store, d.clock, *d.repos, *d.templates, d.driver_set,
                                                       d.cfg.engine, signals);
   d.reaper = std::make_unique<engine::Reaper>(*d.store, *d.controller, d.clock, d.cfg.engine.reaper_interval);
+  d.retention = std::make_unique<engine::Retention>(*d.store, d.clock, util::path_join(cfg.home, "git"), d.cfg.engine);
 
   api::ApiContext actx;
   actx.store = d.store.get();
@@ -252,6 +255,7 @@ Expected<void> Daemon::start() {
 
   d.reconciler->start();
   d.reaper->start();
+  d.retention->start();
   d.sources->start(); // after the engine: the startup sync queues work for it
   d.api->start();
   if (d.hooks) {
@@ -308,6 +312,9 @@ void Daemon::shutdown() {
   }
   if (d.reaper) {
     d.reaper->stop();
+  }
+  if (d.retention) {
+    d.retention->stop();
   }
   if (d.reconciler) {
     d.reconciler->stop();

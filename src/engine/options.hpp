@@ -21,6 +21,11 @@ struct EngineOptions {
   util::Millis store_retry_base = 100;      // first wait before a failed store write is retried
   util::Millis store_retry_max = 5'000;     // cap of that wait (retried until it succeeds)
   int give_up_after = 3;                    // attempts at one generation before a permanent error stops retries
+  // Retention (engine/retention.hpp); 0 keeps forever.
+  util::Millis retention_interval = 3'600'000;            // how often old data is pruned
+  util::Millis event_retention = 90LL * 86'400'000;       // events older than this
+  util::Millis destroyed_retention = 30LL * 86'400'000;   // rows of environments destroyed longer ago
+  util::Millis mirror_retention = 7LL * 86'400'000;       // git mirrors unused and unfetched this long
   core::TtlPolicy ttl_policy;
   std::string default_runtime = "local";
   std::string owner_id;                     // lease owner: "host:pid:start" of this daemon

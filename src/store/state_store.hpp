@@ -65,6 +65,10 @@ public:
   // Atomic read-modify-write of one environment; returns it as written. not_found when
   // there is no such environment.
   virtual Expected<Environment> update_environment(std::string_view name, const Mutator& mutate) = 0;
+  // Deletes, in one transaction, the environments destroyed before `destroyed_before`
+  // (phase destroyed, destroyed_at < destroyed_before) with their revisions and job runs;
+  // their events stay. Live environments are never touched. Returns how many.
+  virtual Expected<size_t> purge_destroyed_environments(Millis destroyed_before) = 0;
 
   // --- Revisions (one per deployed commit) ---
   // Assigns and returns the id.
@@ -78,6 +82,8 @@ public:
   virtual Expected<int64_t> append_event(const Event& ev) = 0;
   // Oldest first (newest first with q.newest_first).
   virtual Expected<std::vector<Event>> list_events(const EventQuery& q) = 0;
+  // Deletes the events recorded before `before` (at < before); returns how many.
+  virtual Expected<size_t> prune_events(Millis before) = 0;
 
   // --- Leases: one worker at a time per environment ---
   // Takes the lease when it is free, expired at `now`, or already held by `owner` (renewal).

@@ -854,6 +854,70 @@ TEST_P(StoreContract, LeasesAreListed) {
   EXPECT_EQ(leases[1].expires_at, 1300);
 }
 
+// --- Retention ---
+
+TEST_P(StoreContract, PruneEventsForgetsOnlyOlderEvents) {
+  IDP_ASSERT_OK(store().insert_environment(make_env("a"), {make_event("a", "create", 100)}));
+  IDP_ASSERT_OK(store().append_event(make_event("a", "extend", 200)));
+  IDP_ASSERT_OK(store().append_event(make_event("gone", "destroy", 150)));
+  IDP_ASSERT_OK(store().append_event(make_event("a", "deploy", 300)));
+  IDP_ASSERT_OK_ASSIGN(size_t pruned, store().prune_events(200));
+  EXPECT_EQ(pruned, 2u);
+  IDP_ASSERT_OK_ASSIGN(auto left, store().list_events(EventQuery{}));
+  EXPECT_EQ(actions_of(left), (std::vector<std::string>{"extend", "deploy"})) << "at == before is kept";
+  IDP_ASSERT_OK_ASSIGN(size_t again, store().prune_events(200));
+  EXPECT_EQ(again, 0u);
+  // Ids are not reused after a prune (SSE clients resume with after_id).
+  IDP_ASSERT_OK_ASSIGN(int64_t next, store().append_event(make_event("a", "later", 400)));
+  EXPECT_GT(next, left.back().id);
+}
+
+TEST_P(StoreContract, PurgeRemovesOnlyLongDestroyedEnvironmentsWithTheirRevisionsAndJobRuns) {
+  for (const char* name : {"old", "recent", "live"}) {
+    IDP_ASSERT_OK(store().insert_environment(make_env(name), {make_event(name, "create")}));
+    Revision rev;
+    rev.env = name;
+    rev.commit = "c0ffee";
+    IDP_ASSERT_OK(store().insert_revision(rev));
+    JobRun run;
+    run.env = name;
+    run.status = "succeeded";
+    IDP_ASSERT_OK(store().insert_job_run(run));
+  }
+  auto destroy_at = [&](const std::string& name, util::Millis at) {
+    return store().update_environment(name, [at](Environment& env, std::vector<Event>&) -> Expected<void> {
+      env.phase = Phase::destroyed;
+      env.destroyed_at = at;
+      return {};
+    });
+  };
+  IDP_ASSERT_OK(destroy_at("old", 1000));
+  IDP_ASSERT_OK(destroy_at("recent", 5000));
+  IDP_ASSERT_OK_ASSIGN(size_t purged, store().purge_destroyed_environments(5000));
+  EXPECT_EQ(purged, 1u);
+  auto gone = store().get_environment("old");
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, ErrorCode::not_found);
+  IDP_ASSERT_OK_ASSIGN(auto old_revs, store().list_revisions("old", 10));
+  EXPECT_TRUE(old_revs.empty());
+  IDP_ASSERT_OK_ASSIGN(auto old_runs, store().list_job_runs("old", 10));
+  EXPECT_TRUE(old_runs.empty());
+  IDP_ASSERT_OK_ASSIGN(auto old_events, store().list_events(events_of("old")));
+  EXPECT_EQ(old_events.size(), 1u) << "events follow their own retention";
+  IDP_ASSERT_OK_ASSIGN(auto all, store().list_environments(true));
+  EXPECT_EQ(names_of(all), (std::vector<std::string>{"live", "recent"}));
+  for (const char* kept : {"live", "recent"}) {
+    IDP_ASSERT_OK_ASSIGN(auto revs, store().list_revisions(kept, 10));
+    EXPECT_EQ(revs.size(), 1u) << kept;
+    IDP_ASSERT_OK_ASSIGN(auto runs, store().list_job_runs(kept, 10));
+    EXPECT_EQ(runs.size(), 1u) << kept;
+  }
+  // The name is free for a new environment.
+  IDP_ASSERT_OK(store().insert_environment(make_env("old"), {}));
+  IDP_ASSERT_OK_ASSIGN(size_t none, store().purge_destroyed_environments(1'000'000));
+  EXPECT_EQ(none, 1u) << "only \"recent\" was still destroyed";
+}
+
 // --- Deliveries ---
 
 TEST_P(StoreContract, DeliveryIsRecordedOnce) {

@@ -242,4 +242,18 @@ Expected<void> FailingStore::set_setting(std::string_view key, std::string_view 
   return m_inner.set_setting(key, value);
 }
 
+Expected<size_t> FailingStore::purge_destroyed_environments(util::Millis destroyed_before) {
+  if (auto err = take("purge_destroyed_environments")) {
+    return Unexpected(*err);
+  }
+  return m_inner.purge_destroyed_environments(destroyed_before);
+}
+
+Expected<size_t> FailingStore::prune_events(util::Millis before) {
+  if (auto err = take("prune_events")) {
+    return Unexpected(*err);
+  }
+  return m_inner.prune_events(before);
+}
+
 } // namespace idp::testing

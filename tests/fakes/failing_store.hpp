@@ -42,6 +42,7 @@ public:
   Expected<std::optional<core::Environment>> find_by_source_key(std::string_view source_key) override;
   Expected<std::vector<core::Environment>> list_environments(bool include_destroyed) override;
   Expected<core::Environment> update_environment(std::string_view name, const store::Mutator& mutate) override;
+  Expected<size_t> purge_destroyed_environments(util::Millis destroyed_before) override;
 
   Expected<int64_t> insert_revision(const core::Revision& rev) override;
   Expected<void> update_revision(const core::Revision& rev) override;
@@ -50,6 +51,7 @@ public:
 
   Expected<int64_t> append_event(const core::Event& ev) override;
   Expected<std::vector<core::Event>> list_events(const store::EventQuery& q) override;
+  Expected<size_t> prune_events(util::Millis before) override;
 
   Expected<bool> try_acquire_lease(std::string_view env, std::string_view owner, util::Millis now,
                                    util::Millis ttl) override;

@@ -1,6 +1,7 @@
 #include "fakes/in_memory_store.hpp"
 
 #include <algorithm>
+#include <set>
 
 namespace idp::testing {
 
@@ -110,6 +111,20 @@ Expected<Environment> InMemoryStore::update_environment(std::string_view name, c
   return env;
 }
 
+Expected<size_t> InMemoryStore::purge_destroyed_environments(util::Millis destroyed_before) {
+  std::lock_guard lock(m_mutex);
+  std::set<std::string, std::less<>> purged;
+  for (const auto& [name, env] : m_environments) {
+    if (env.phase == core::Phase::destroyed && env.destroyed_at < destroyed_before) {
+      purged.insert(name);
+    }
+  }
+  std::erase_if(m_revisions, [&](const auto& entry) { return purged.count(entry.second.env) > 0; });
+  std::erase_if(m_job_runs, [&](const auto& entry) { return purged.count(entry.second.env) > 0; });
+  std::erase_if(m_environments, [&](const auto& entry) { return purged.count(entry.first) > 0; });
+  return purged.size();
+}
+
 // --- Revisions ---
 
 Expected<int64_t> InMemoryStore::insert_revision(const Revision& rev) {
@@ -184,6 +199,11 @@ Expected<std::vector<Event>> InMemoryStore::list_events(const store::EventQuery&
     }
   }
   return out;
+}
+
+Expected<size_t> InMemoryStore::prune_events(util::Millis before) {
+  std::lock_guard lock(m_mutex);
+  return std::erase_if(m_events, [before](const Event& ev) { return ev.at < before; });
 }
 
 // --- Leases ---

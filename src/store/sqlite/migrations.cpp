@@ -125,7 +125,14 @@ CREATE TABLE api_tokens (
 );
 )sql";
 
-constexpr std::string_view k_migrations[] = {k_v1_core, k_v2_sources_and_jobs, k_v3_recreate, k_v4_api_tokens};
+// Retention deletes old events by time, and destroyed environments by when.
+constexpr std::string_view k_v5_retention = R"sql(
+CREATE INDEX events_by_time ON events(at);
+CREATE INDEX environments_destroyed_at ON environments(destroyed_at) WHERE phase = 'destroyed';
+)sql";
+
+constexpr std::string_view k_migrations[] = {k_v1_core, k_v2_sources_and_jobs, k_v3_recreate, k_v4_api_tokens,
+                                             k_v5_retention};
 
 } // namespace
 

@@ -642,6 +642,25 @@ Expected<Environment> SqliteStore::update_environment(std::string_view name, con
   return env;
 }
 
+Expected<size_t> SqliteStore::purge_destroyed_environments(Millis destroyed_before) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "purge destroyed environments");
+  IDP_TRY_ASSIGN(auto txn, Transaction::begin(op));
+  // Children first: revisions and job runs reference environments(name).
+  constexpr const char* k_purged = "SELECT name FROM environments WHERE phase = 'destroyed' AND destroyed_at < ?1";
+  for (const char* table : {"revisions", "job_runs"}) {
+    IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string("DELETE FROM ") + table + " WHERE env IN (" + k_purged + ")"));
+    st.bind(1, destroyed_before);
+    IDP_TRY(st.run());
+  }
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "DELETE FROM environments WHERE phase = 'destroyed' AND destroyed_at < ?1"));
+  st.bind(1, destroyed_before);
+  IDP_TRY(st.run());
+  auto purged = static_cast<size_t>(sqlite3_changes(m_db));
+  IDP_TRY(txn.commit(op));
+  return purged;
+}
+
 // --- Revisions ---
 
 Expected<int64_t> SqliteStore::insert_revision(const Revision& rev) {
@@ -752,6 +771,15 @@ Expected<std::vector<Event>> SqliteStore::list_events(const EventQuery& q) {
     out.push_back(std::move(ev));
   }
   return out;
+}
+
+Expected<size_t> SqliteStore::prune_events(Millis before) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "prune events");
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "DELETE FROM events WHERE at < ?1"));
+  st.bind(1, before);
+  IDP_TRY(st.run());
+  return static_cast<size_t>(sqlite3_changes(m_db));
 }
 
 // --- Leases ---

@@ -62,6 +62,7 @@ public:
   Expected<std::optional<Environment>> find_by_source_key(std::string_view source_key) override;
   Expected<std::vector<Environment>> list_environments(bool include_destroyed) override;
   Expected<Environment> update_environment(std::string_view name, const Mutator& mutate) override;
+  Expected<size_t> purge_destroyed_environments(Millis destroyed_before) override;
 
   Expected<int64_t> insert_revision(const Revision& rev) override;
   Expected<void> update_revision(const Revision& rev) override;
@@ -70,6 +71,7 @@ public:
 
   Expected<int64_t> append_event(const Event& ev) override;
   Expected<std::vector<Event>> list_events(const EventQuery& q) override;
+  Expected<size_t> prune_events(Millis before) override;
 
   Expected<bool> try_acquire_lease(std::string_view env, std::string_view owner, Millis now, Millis ttl) override;
   Expected<bool> renew_lease(std::string_view env, std::string_view owner, Millis now, Millis ttl) override;
