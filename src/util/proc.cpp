@@ -15,10 +15,6 @@
 
 namespace idp::util {
 
-namespace {
-// How long a SIGKILLed process may take to be gone (it is not instant on a loaded machine).
-constexpr int64_t k_kill_wait_ms = 5000;
-} // namespace
 
 namespace {
 // Fields of /proc/PID/stat after the ")" that closes comm.

@@ -29,6 +29,9 @@ std::vector<pid_t> processes_in_group(pid_t pgid);
 // Polls until process group `pgid` has no live member (zombies count as gone), at most
 // timeout_ms. True when it is empty.
 bool wait_group_empty(pid_t pgid, int64_t timeout_ms);
+// How long a SIGKILLed process or group may take to be gone (not instant on a loaded machine).
+inline constexpr int64_t k_kill_wait_ms = 5000;
+
 // TERM to the group, wait up to grace_ms for it to be empty, then KILL and wait again.
 // Returns true when nothing of the group is left.
 bool terminate_group(pid_t pgid, int64_t grace_ms);

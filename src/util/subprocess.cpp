@@ -25,9 +25,6 @@ namespace idp::util {
 
 namespace {
 
-// How long a KILLed group may take to be gone (not instant on a loaded machine).
-constexpr int64_t k_kill_wait_ms = 5000;
-
 // Everything the child needs, prepared before fork (only async-signal-safe calls after).
 struct Prepared {
   std::string path;
