@@ -1,5 +1,6 @@
-# mini-idp: `make run` (install, build, serve the example app), `make test` (install, build, every test),
-# `make ci` (what CI runs: `make test`, then the ASan+UBSan suites and short fuzz runs).
+# mini-idp: `make run` (install, build, serve the example app), `make test` (install, build, every
+# test: the plain suite with -Werror, the ASan+UBSan suites and short fuzz runs; what CI runs).
+# `make test-plain` runs the plain suite alone.
 BUILD ?= build
 JOBS ?= $(shell nproc)
 TEST_JOBS ?= $(shell echo $$(( $$(nproc) * 2 )))
@@ -15,7 +16,7 @@ FUZZ_CI_SECONDS ?= 30
 FUZZ_TARGETS := $(notdir $(wildcard fuzz/corpus/*))
 LAUNCHER := $(if $(shell command -v ccache 2>/dev/null),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
-.PHONY: all deps configure build run test bench clean ci asan asan-test tsan fuzz fuzz-runs fuzz-ci check-format
+.PHONY: all deps configure build run test test-plain bench clean ci asan asan-test tsan fuzz fuzz-runs fuzz-ci check-format
 
 all: build
 
@@ -31,7 +32,7 @@ build: configure
 run: build
 	./scripts/run-demo.sh $(BUILD)/src/idp
 
-test: build
+test-plain: build
 	ctest --test-dir $(BUILD) -j $(TEST_JOBS) --output-on-failure --timeout 900
 
 bench: build
@@ -40,12 +41,14 @@ bench: build
 # Everything CI checks, each step timed: the plain build and every test with -Werror, the
 # unit/contract/integration/cli suites under ASan+UBSan, then each fuzz target for
 # FUZZ_CI_SECONDS from its seeds.
-ci:
+test:
 	@start=$$(date +%s); \
-	$(MAKE) test WERROR=ON && t1=$$(date +%s) && \
+	$(MAKE) test-plain WERROR=ON && t1=$$(date +%s) && \
 	$(MAKE) asan-test WERROR=ON && t2=$$(date +%s) && \
 	$(MAKE) fuzz-ci WERROR=ON && t3=$$(date +%s) && \
-	echo "ci: passed: test $$((t1 - start))s, asan-test $$((t2 - t1))s, fuzz-ci $$((t3 - t2))s, total $$((t3 - start))s"
+	echo "test: passed: test-plain $$((t1 - start))s, asan-test $$((t2 - t1))s, fuzz-ci $$((t3 - t2))s, total $$((t3 - start))s"
+
+ci: test
 
 # ASan+UBSan build (also the libFuzzer build: IDP_FUZZ=ON), benchmarks off.
 asan: deps
@@ -54,7 +57,7 @@ asan: deps
 	  -DIDP_FUZZ_CI_SECONDS=$(FUZZ_CI_SECONDS) $(LAUNCHER)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-# Every suite but the fuzz runs and terraform_modules (HCL only, no idp code; `make test`
+# Every suite but the fuzz runs and terraform_modules (HCL only, no idp code; `make test-plain`
 # runs it); a sanitizer report in any process (daemon, shims, CLI) fails it.
 asan-test: asan
 	./scripts/sanitized-ctest.sh $(ASAN_BUILD) -LE fuzz -E '^terraform_modules$$' -j $(TEST_JOBS) \
