@@ -256,4 +256,38 @@ Expected<size_t> FailingStore::prune_events(util::Millis before) {
   return m_inner.prune_events(before);
 }
 
+Expected<bool> FailingStore::record_delivery_keys(const std::vector<std::string>& keys, util::Millis at) {
+  if (auto err = take("record_delivery_keys")) {
+    return Unexpected(*err);
+  }
+  return m_inner.record_delivery_keys(keys, at);
+}
+
+Expected<void> FailingStore::insert_api_token(const store::ApiToken& token) {
+  if (auto err = take("insert_api_token")) {
+    return Unexpected(*err);
+  }
+  return m_inner.insert_api_token(token);
+}
+
+Expected<std::optional<store::ApiToken>> FailingStore::find_api_token(std::string_view hash) {
+  return m_inner.find_api_token(hash);
+}
+
+Expected<std::vector<store::ApiToken>> FailingStore::list_api_tokens() { return m_inner.list_api_tokens(); }
+
+Expected<store::ApiToken> FailingStore::revoke_api_token(std::string_view id, util::Millis at) {
+  if (auto err = take("revoke_api_token")) {
+    return Unexpected(*err);
+  }
+  return m_inner.revoke_api_token(id, at);
+}
+
+Expected<void> FailingStore::touch_api_token(std::string_view id, util::Millis at) {
+  if (auto err = take("touch_api_token")) {
+    return Unexpected(*err);
+  }
+  return m_inner.touch_api_token(id, at);
+}
+
 } // namespace idp::testing

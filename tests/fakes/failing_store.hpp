@@ -52,6 +52,13 @@ public:
   Expected<int64_t> append_event(const core::Event& ev) override;
   Expected<std::vector<core::Event>> list_events(const store::EventQuery& q) override;
   Expected<size_t> prune_events(util::Millis before) override;
+  Expected<bool> record_delivery_keys(const std::vector<std::string>& keys, util::Millis at) override;
+
+  Expected<void> insert_api_token(const store::ApiToken& token) override;
+  Expected<std::optional<store::ApiToken>> find_api_token(std::string_view hash) override;
+  Expected<std::vector<store::ApiToken>> list_api_tokens() override;
+  Expected<store::ApiToken> revoke_api_token(std::string_view id, util::Millis at) override;
+  Expected<void> touch_api_token(std::string_view id, util::Millis at) override;
 
   Expected<bool> try_acquire_lease(std::string_view env, std::string_view owner, util::Millis now,
                                    util::Millis ttl) override;

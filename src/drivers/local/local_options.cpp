@@ -100,7 +100,8 @@ Expected<LocalOptions> LocalOptions::parse(const nlohmann::json& options) {
     names.push_back(d.key);
   }
   for (const auto& [key, value] : options.items()) {
-    auto it = std::find_if(k_options.begin(), k_options.end(), [&](const OptionDef& d) { return key == d.key; });
+    const std::string& name = key; // a structured binding cannot be captured (clang 14)
+    auto it = std::find_if(k_options.begin(), k_options.end(), [&](const OptionDef& d) { return name == d.key; });
     if (it == k_options.end()) {
       std::string hint = util::closest_match(key, names);
       return make_error(ErrorCode::invalid_config, "driver \"local\": unknown option " + util::quote(key) +

@@ -158,7 +158,8 @@ Expected<TerraformOptions> TerraformOptions::parse(const nlohmann::json& options
         o.variables[key.substr(4)] = value;
         continue;
       }
-      auto it = std::find_if(k_options.begin(), k_options.end(), [&](const auto& d) { return key == d.first; });
+      const std::string& name = key; // a structured binding cannot be captured (clang 14)
+      auto it = std::find_if(k_options.begin(), k_options.end(), [&](const auto& d) { return name == d.first; });
       if (it == k_options.end()) {
         std::string hint = util::closest_match(key, names);
         return make_error(ErrorCode::invalid_config, "driver \"terraform\": unknown option " + util::quote(key) +
