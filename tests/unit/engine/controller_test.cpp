@@ -171,7 +171,7 @@ TEST_F(ControllerTest, DestroyIsIdempotent) {
 
 TEST_F(ControllerTest, SyncBranchSameCommitOnlyExtends) {
   std::string repo = make_repo();
-  engine::BranchUpdate upd{repo, "feature/one", "", "alice", std::nullopt, "", ""};
+  engine::BranchUpdate upd{repo, "feature/one", "", false, "alice", std::nullopt, "", ""};
   auto a = controller().sync_branch(upd, "poll", "branch seen");
   ASSERT_TRUE(a) << a.error().message;
   m_clock.advance(3600 * 1000);
@@ -190,7 +190,7 @@ TEST_F(ControllerTest, SyncBranchSameCommitOnlyExtends) {
 
 TEST_F(ControllerTest, SyncDuringDestroyAsksForAFreshEnvironment) {
   std::string repo = make_repo();
-  engine::BranchUpdate upd{repo, "feature/one", "", "alice", std::nullopt, "", ""};
+  engine::BranchUpdate upd{repo, "feature/one", "", false, "alice", std::nullopt, "", ""};
   auto a = controller().sync_branch(upd, "poll", "seen");
   ASSERT_TRUE(a);
   ASSERT_TRUE(controller().destroy(a->name, "webhook:delete", "deleted"));
@@ -206,7 +206,7 @@ TEST_F(ControllerTest, SyncDuringDestroyAsksForAFreshEnvironment) {
 
 TEST_F(ControllerTest, RejectedConfigThatCannotBeRecordedFailsWithTheStoreError) {
   std::string repo = make_repo();
-  engine::BranchUpdate upd{repo, "feature/one", "", "alice", std::nullopt, "", ""};
+  engine::BranchUpdate upd{repo, "feature/one", "", false, "alice", std::nullopt, "", ""};
   auto a = controller().sync_branch(upd, "poll", "seen");
   ASSERT_TRUE(a);
   m_repo->write_file(".idp/config.yml", "template: api-service\nttl: forever\nlocal:\n  start: node server.js\n");

@@ -32,7 +32,7 @@ TEST_F(ReaperTest, ExtendRacingTheReaperWins) {
 
 TEST_F(ReaperTest, PushRacingTheReaperWins) {
   std::string repo = make_repo();
-  engine::BranchUpdate upd{repo, "feature/one", "", "alice", std::nullopt, "", ""};
+  engine::BranchUpdate upd{repo, "feature/one", "", false, "alice", std::nullopt, "", ""};
   auto env = controller(true).sync_branch(upd, "poll", "seen");
   ASSERT_TRUE(env);
   ASSERT_TRUE(wait_phase(env->name, Phase::ready));

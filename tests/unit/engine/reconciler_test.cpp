@@ -55,7 +55,7 @@ TEST_F(ReconcilerTest, RetriesTransientFailureWithBackoff) {
 
 TEST_F(ReconcilerTest, FailedRevisionRollsBackAndKeepsServing) {
   std::string repo = make_repo();
-  engine::BranchUpdate upd{repo, "feature/one", "", "alice", std::nullopt, "", ""};
+  engine::BranchUpdate upd{repo, "feature/one", "", false, "alice", std::nullopt, "", ""};
   auto env = controller(true).sync_branch(upd, "poll", "seen");
   ASSERT_TRUE(wait_phase(env->name, Phase::ready));
   std::string good = env->commit;
@@ -101,7 +101,7 @@ TEST_F(ReconcilerTest, FailedDestroyIsRetriedWithBackoffAndShown) {
 
 TEST_F(ReconcilerTest, NewerCommitSupersedesInFlightDeploy) {
   std::string repo = make_repo();
-  engine::BranchUpdate upd{repo, "feature/one", "", "alice", std::nullopt, "", ""};
+  engine::BranchUpdate upd{repo, "feature/one", "", false, "alice", std::nullopt, "", ""};
   m_driver.hold_applies(true);
   auto env = controller(true).sync_branch(upd, "poll", "seen");
   ASSERT_TRUE(m_driver.wait_for("apply", env->name, 1, 10000));
@@ -160,7 +160,7 @@ TEST_F(ReconcilerTest, HealthTransitionsAndRestart) {
 
 TEST_F(ReconcilerTest, PushDuringDestroyRecreatesAfterDestroyFinishes) {
   std::string repo = make_repo();
-  engine::BranchUpdate upd{repo, "feature/one", "", "alice", std::nullopt, "", ""};
+  engine::BranchUpdate upd{repo, "feature/one", "", false, "alice", std::nullopt, "", ""};
   auto env = controller(true).sync_branch(upd, "poll", "seen");
   ASSERT_TRUE(wait_phase(env->name, Phase::ready));
   m_driver.fail_next_destroys({Error(ErrorCode::transient, "slow")});
@@ -236,7 +236,7 @@ TEST_F(ReconcilerTest, ReaperDestroysExpiredWithReason) {
 
 TEST_F(ReconcilerTest, PushAfterADestroyRequestDestroysFirstThenRecreates) {
   std::string repo = make_repo();
-  engine::BranchUpdate upd{repo, "feature/one", "", "alice", std::nullopt, "", ""};
+  engine::BranchUpdate upd{repo, "feature/one", "", false, "alice", std::nullopt, "", ""};
   auto env = controller(true).sync_branch(upd, "poll", "seen");
   ASSERT_TRUE(wait_phase(env->name, Phase::ready));
   // The reconciler is not looking: destroy and push land before it acts on either.
