@@ -382,7 +382,9 @@ complete_words idp --server "$IDP_SERVER" lis
 )";
   util::Command c;
   c.argv = {"bash", "-c", script};
-  c.env = {{"PATH", bin + ":" + std::string(std::getenv("PATH"))}, {"IDP_SERVER", d.api_url()}};
+  c.env = {{"PATH", bin + ":" + std::string(std::getenv("PATH"))},
+           {"IDP_SERVER", d.api_url()},
+           {"IDP_TOKEN", d.admin_token()}};
   auto r = util::run(c);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->exit_code, 0) << r->err;
