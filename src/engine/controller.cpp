@@ -425,8 +425,15 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
   probe.runtime = existing->runtime;
   IDP_TRY(plan(probe, *resolved));
   bool redeploy = false;
+  bool gone = false;
   auto updated =
       m_store.update_environment(existing->name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
+        if (env.phase == Phase::destroyed) {
+          // The destroy finished between the lookup above and this write: nothing would
+          // act on a recreate flag now, so start over (the branch gets a new environment).
+          gone = true;
+          return make_error(ErrorCode::conflict, "environment " + util::quote(env.name) + " was destroyed meanwhile");
+        }
         bool same = env.commit == commit && env.config_json == resolved->config_json;
         if (upd.pr_number) {
           env.pr_number = upd.pr_number;
@@ -471,6 +478,9 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
         redeploy = true;
         return {};
       });
+  if (!updated && gone) {
+    return sync_branch(upd, actor, reason);
+  }
   if (updated && redeploy) {
     m_signals.cancel(updated->name);
     m_signals.wake(updated->name);

@@ -112,10 +112,10 @@ TEST(GitopsRaceTest, PushDuringDestroyRecreatesAfterTheDestroyFinishes) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
   GitopsRig rig("idp-gitops-redo", {.poll = false});
   rig.start();
-  // An app that takes a while to stop (drains for 1.5s on SIGTERM): the destroy is observable.
+  // An app that takes a while to stop (drains for 5 s on SIGTERM): the destroy is observable.
   auto server = util::read_file(source_dir() + "/examples/api-service/server.js");
   std::string slow = *server + "\nprocess.removeAllListeners('SIGTERM');\n"
-                               "process.on('SIGTERM', () => { console.log('draining'); setTimeout(() => process.exit(0), 1500); });\n";
+                               "process.on('SIGTERM', () => { console.log('draining'); setTimeout(() => process.exit(0), 5000); });\n";
   rig.commit_file("feature/redo", "server.js", slow);
   std::string c1;
   std::string name = ready_env(rig, "feature/redo", c1);
