@@ -16,8 +16,8 @@ using namespace idp;
 using namespace idp::testing;
 using nlohmann::json;
 
-namespace {
-
+// Outside the anonymous namespace: in a unity build the TEST_F classes deriving from it
+// would otherwise trip -Wsubobject-linkage.
 class SecurityAuthTest : public ::testing::Test {
 protected:
   SecurityAuthTest() : tmp("idp-sec-auth") {
@@ -76,7 +76,6 @@ protected:
   std::unique_ptr<GitRepo> repo;
 };
 
-} // namespace
 
 // The first start writes an admin token (0600) that the CLI on this machine finds by
 // itself through the home, as it finds daemon.json.

@@ -33,6 +33,10 @@ core::Event event_at(const std::string& env, util::Millis at) {
   return ev;
 }
 
+} // namespace
+
+// Outside the anonymous namespace: in a unity build the TEST_F classes deriving from it
+// would otherwise trip -Wsubobject-linkage.
 class RetentionTest : public ::testing::Test {
 protected:
   RetentionTest() : m_tmp("idp-retention") {
@@ -57,7 +61,6 @@ protected:
   engine::EngineOptions m_options;
 };
 
-} // namespace
 
 TEST_F(RetentionTest, PrunesEventsOlderThanTheRetention) {
   util::Millis now = m_clock.now_ms();
