@@ -16,6 +16,8 @@ packages=(
   # runtime: router, git, database, process tools
   caddy git curl ca-certificates procps psmisc iproute2 sqlite3
   postgresql-15 postgresql-client-15
+  # tests/docs: the docs suite's runner (standard library only)
+  python3
 )
 # Node.js runs the example apps; keep a newer one if the machine already has it.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
