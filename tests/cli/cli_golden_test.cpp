@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "support/test_support.hpp"
@@ -75,7 +76,58 @@ GoldenCase load(const std::string& file) {
   return c;
 }
 
+// `idp ARGS --help`, run like the golden cases.
+std::string help_of(const std::vector<std::string>& path) {
+  util::Command cmd;
+  cmd.argv = {idp::testing::idp_binary()};
+  cmd.argv.insert(cmd.argv.end(), path.begin(), path.end());
+  cmd.argv.push_back("--help");
+  cmd.env = {{"NO_COLOR", "1"}, {"IDP_SERVER", "http://127.0.0.1:9"}, {"COLUMNS", "100"}};
+  auto r = util::run(cmd);
+  return r ? r->out : "";
+}
+
+// Every command path the binary's help lists ({} is `idp` itself), found by walking the
+// "Subcommands:" section of each --help; hidden commands (__complete, __shim) are not listed.
+void collect_command_paths(const std::vector<std::string>& path, std::vector<std::vector<std::string>>& out) {
+  out.push_back(path);
+  bool in_subcommands = false;
+  for (const auto& line : util::split(help_of(path), '\n')) {
+    if (line == "Subcommands:") {
+      in_subcommands = true;
+    } else if (in_subcommands && util::starts_with(line, "  ") && line.size() > 2 && line[2] != ' ') {
+      auto child = path;
+      child.push_back(line.substr(2, line.find(' ', 2) - 2));
+      collect_command_paths(child, out);
+    } else if (in_subcommands && !line.empty() && line[0] != ' ') {
+      in_subcommands = false;
+    }
+  }
+}
+
 } // namespace
+
+// A new subcommand (or sub-subcommand) needs a golden of its --help: create
+// tests/cli/golden/<path>-help.txt with its args and fill it with IDP_UPDATE_GOLDEN=1.
+TEST(CliGoldenCoverage, EveryCommandsHelpHasAGolden) {
+  std::set<std::vector<std::string>> covered;
+  for (const auto& f : case_files()) {
+    GoldenCase c = load(f);
+    if (!c.args.empty() && c.args.back() == "--help") {
+      covered.insert(std::vector<std::string>(c.args.begin(), c.args.end() - 1));
+    }
+  }
+  std::vector<std::vector<std::string>> paths;
+  collect_command_paths({}, paths);
+  ASSERT_GT(paths.size(), 20U) << "the walk of idp --help found too few commands:\n" << help_of({});
+  for (const auto& p : paths) {
+    std::string name = p.empty() ? "help" : util::join(p, "-") + "-help";
+    EXPECT_TRUE(covered.count(p)) << "no golden case for `idp " << util::join(p, " ") << (p.empty() ? "" : " ")
+                                  << "--help`: add tests/cli/golden/" << name << ".txt (args: "
+                                  << util::join(p, ", args: ") << (p.empty() ? "" : ", args: ")
+                                  << "--help) and run with IDP_UPDATE_GOLDEN=1";
+  }
+}
 
 class CliGolden : public ::testing::TestWithParam<std::string> {};
 
