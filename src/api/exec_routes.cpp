@@ -42,12 +42,12 @@ constexpr util::Millis k_drain_ms = 2'000;
 // How long a stdin chunk may wait for the command to read it.
 constexpr util::Millis k_stdin_wait_ms = 10'000;
 
-void send_json(httplib::Response& res, int status, const json& body) {
+void send_exec_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(util::json_dump(body) + "\n", "application/json");
 }
 
-json parse_body(const httplib::Request& req) {
+json parse_exec_body(const httplib::Request& req) {
   auto j = core::parse_json_object(req.body);
   if (!j) {
     throw ApiError(400, "invalid_json", j.error().message);
@@ -261,16 +261,16 @@ void register_exec_routes(httplib::Server& s, ApiContext& ctx, ExecRouteHooks ho
 
   // One-shot: runs to the end (at most 60 s) and answers with everything at once.
   s.Post(R"(/api/v1/environments/([^/]+)/exec)", [&ctx, exec_env](const httplib::Request& req, httplib::Response& res) {
-    json body = parse_body(req);
+    json body = parse_exec_body(req);
     std::vector<std::string> argv = parse_argv(body);
     auto env = exec_env(req.matches[1].str());
     auto driver = unwrap(ctx.drivers->get(env.runtime));
-    send_json(res, 200, unwrap(driver->exec(env, argv)));
+    send_exec_json(res, 200, unwrap(driver->exec(env, argv)));
   });
 
   s.Post(R"(/api/v1/environments/([^/]+)/exec/sessions)",
          [&ctx, exec_env, sessions, h](const httplib::Request& req, httplib::Response& res) {
-           json body = parse_body(req);
+           json body = parse_exec_body(req);
            drivers::ExecRequest er;
            er.argv = parse_argv(body);
            if (body.contains("tty") && !body["tty"].is_null()) {
@@ -315,7 +315,7 @@ void register_exec_routes(httplib::Server& s, ApiContext& ctx, ExecRouteHooks ho
            spdlog::info("exec: {} started session {} in {}: {} (tty: {}, timeout: {})", h->actor(req), session->id,
                         env.name, util::quote(er.argv[0]), er.tty, core::format_ttl(timeout));
            sessions->add(std::move(session));
-           send_json(res, 201, out);
+           send_exec_json(res, 201, out);
          });
 
   s.Get(R"(/api/v1/environments/([^/]+)/exec/sessions/([0-9a-f]+)/stream)",
@@ -338,7 +338,7 @@ void register_exec_routes(httplib::Server& s, ApiContext& ctx, ExecRouteHooks ho
 
   s.Post(R"(/api/v1/environments/([^/]+)/exec/sessions/([0-9a-f]+)/stdin)",
          [exec_env, sessions](const httplib::Request& req, httplib::Response& res) {
-           json body = parse_body(req);
+           json body = parse_exec_body(req);
            std::string data;
            if (body.contains("data") && !body["data"].is_null()) {
              auto d = body["data"].is_string() ? util::base64_decode(body["data"].get<std::string>()) : std::nullopt;
@@ -365,12 +365,12 @@ void register_exec_routes(httplib::Server& s, ApiContext& ctx, ExecRouteHooks ho
            if (eof) {
              session->proc->close_input();
            }
-           send_json(res, 200, {{"written", data.size()}, {"eof", eof}});
+           send_exec_json(res, 200, {{"written", data.size()}, {"eof", eof}});
          });
 
   s.Post(R"(/api/v1/environments/([^/]+)/exec/sessions/([0-9a-f]+)/resize)",
          [exec_env, sessions](const httplib::Request& req, httplib::Response& res) {
-           json body = parse_body(req);
+           json body = parse_exec_body(req);
            if (!body.contains("rows") || !body.contains("cols")) {
              throw ApiError(400, "invalid_argument", "fields \"rows\" and \"cols\": expected integers from 1 to 10000");
            }
@@ -379,7 +379,7 @@ void register_exec_routes(httplib::Server& s, ApiContext& ctx, ExecRouteHooks ho
            auto env = exec_env(req.matches[1].str());
            auto session = sessions->find(env.name, req.matches[2].str());
            unwrap(session->proc->resize(rows, cols));
-           send_json(res, 200, {{"rows", rows}, {"cols", cols}});
+           send_exec_json(res, 200, {{"rows", rows}, {"cols", cols}});
          });
 
   s.Delete(R"(/api/v1/environments/([^/]+)/exec/sessions/([0-9a-f]+))",
@@ -390,7 +390,7 @@ void register_exec_routes(httplib::Server& s, ApiContext& ctx, ExecRouteHooks ho
              // reports the exit (killed by signal 9) and ends.
              session->proc->signal(SIGKILL);
              sessions->remove(session->id);
-             send_json(res, 200, {{"id", session->id}, {"status", "stopped"}});
+             send_exec_json(res, 200, {{"id", session->id}, {"status", "stopped"}});
            });
 }
 

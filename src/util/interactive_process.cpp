@@ -27,7 +27,7 @@ void close_fd(int& fd) {
   }
 }
 
-Error errno_error(const std::string& what) { return Error(ErrorCode::io_error, what + ": " + std::strerror(errno)); }
+Error os_error(const std::string& what) { return Error(ErrorCode::io_error, what + ": " + std::strerror(errno)); }
 
 // write() that fails with EPIPE instead of raising SIGPIPE in a caller that did not ignore
 // it: the signal is blocked for this thread and the one the write raised is consumed.
@@ -72,16 +72,16 @@ Expected<std::unique_ptr<InteractiveProcess>> InteractiveProcess::start(const Co
     // the same moment must not inherit either side (it would keep the terminal open).
     int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (master < 0) {
-      return Unexpected(errno_error("cannot open a pseudo-terminal"));
+      return Unexpected(os_error("cannot open a pseudo-terminal"));
     }
     p->m_master = master; // closed by the destructor from here on
     char name[128];
     if (::grantpt(master) != 0 || ::unlockpt(master) != 0 || ::ptsname_r(master, name, sizeof name) != 0) {
-      return Unexpected(errno_error("cannot set up the pseudo-terminal"));
+      return Unexpected(os_error("cannot set up the pseudo-terminal"));
     }
     int slave = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (slave < 0) {
-      return Unexpected(errno_error(std::string("cannot open ") + name));
+      return Unexpected(os_error(std::string("cannot open ") + name));
     }
     struct winsize ws {};
     ws.ws_row = opts.rows;
@@ -95,20 +95,20 @@ Expected<std::unique_ptr<InteractiveProcess>> InteractiveProcess::start(const Co
   } else {
     int in[2], out[2], err[2];
     if (::pipe2(in, O_CLOEXEC) != 0) {
-      return Unexpected(errno_error("pipe"));
+      return Unexpected(os_error("pipe"));
     }
     p->m_in = in[1];
     child_fds[0] = in[0];
     if (::pipe2(out, O_CLOEXEC) != 0) {
       close_child_fds();
-      return Unexpected(errno_error("pipe"));
+      return Unexpected(os_error("pipe"));
     }
     p->m_out = out[0];
     p->m_out_open = true;
     child_fds[1] = out[1];
     if (::pipe2(err, O_CLOEXEC) != 0) {
       close_child_fds();
-      return Unexpected(errno_error("pipe"));
+      return Unexpected(os_error("pipe"));
     }
     p->m_err = err[0];
     p->m_err_open = true;
