@@ -366,3 +366,25 @@ TEST_F(ExecTest, ConcurrentSessionsAreCapped) {
   }
   EXPECT_EQ(d->api("POST", sessions, start).first, 201) << "a slot is free again once a session ended";
 }
+
+// Stopping the server stops every exec command: the streamed ones and those nobody reads.
+TEST_F(ExecTest, StoppingTheServerStopsEveryCommand) {
+  create_env();
+  ExecTestCli cli(*d, exec_argv({"--timeout", "1h", env, "--", "sh", "-c", "echo $$; exec sleep 1000"}));
+  ASSERT_TRUE(cli.read_until("\n")) << cli.err;
+  pid_t streamed = first_pid(cli.out);
+  std::string pid_file = tmp.sub("unread.pid");
+  auto [st, b] = d->api("POST", "/api/v1/environments/" + env + "/exec/sessions",
+                        json{{"argv", {"sh", "-c", "echo $$ > " + pid_file + "; exec sleep 1000"}}}.dump());
+  ASSERT_EQ(st, 201) << b.dump();
+  ASSERT_TRUE(wait_until([&] { return util::read_file(pid_file).value_or("").find('\n') != std::string::npos; }, 30000));
+  pid_t unread = first_pid(*util::read_file(pid_file));
+  ASSERT_GT(streamed, 0);
+  ASSERT_GT(unread, 0);
+  ASSERT_TRUE(util::process_alive(unread));
+  d->stop();
+  EXPECT_TRUE(gone(streamed));
+  EXPECT_TRUE(gone(unread));
+  EXPECT_NE(cli.wait(), 0) << "the CLI reports the stop: " << cli.out << cli.err;
+  EXPECT_NE(cli.err.find("server is stopping"), std::string::npos) << cli.err;
+}
