@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/api_error.hpp"
+#include "api/exec_routes.hpp"
 #include "core/api_types.hpp"
 #include "core/ttl.hpp"
 #include "util/numbers.hpp"
@@ -769,27 +770,12 @@ void ApiServer::routes() {
     send_json(res, 200, out);
   });
 
-  s.Post(R"(/api/v1/environments/([^/]+)/exec)", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    std::string name = req.matches[1].str();
-    json body = parse_body(req);
-    if (!body.contains("argv") || !body["argv"].is_array() || body["argv"].empty()) {
-      throw ApiError(400, "invalid_argument", "field \"argv\": expected a non-empty array of strings");
-    }
-    std::vector<std::string> argv;
-    for (const auto& a : body["argv"]) {
-      if (!a.is_string()) {
-        throw ApiError(400, "invalid_argument", "field \"argv\": expected a non-empty array of strings");
-      }
-      argv.push_back(a.get<std::string>());
-    }
-    auto env = unwrap(ctx.store->get_environment(name));
-    require_owner(env, "exec in");
-    if (env.phase == core::Phase::destroyed) {
-      throw ApiError(409, "conflict", "environment " + util::quote(name) + " is destroyed");
-    }
-    auto driver = unwrap(ctx.drivers->get(env.runtime));
-    send_json(res, 200, unwrap(driver->exec(env, argv)));
-  });
+  // idp exec: exec sessions and the one-shot form (api/exec_routes.cpp).
+  ExecRouteHooks exec_hooks;
+  exec_hooks.authorize = [](const core::Environment& env, const std::string& what) { require_owner(env, what); };
+  exec_hooks.actor = [](const httplib::Request& req) { return actor_of(req); };
+  exec_hooks.stopping = &m_stopping;
+  register_exec_routes(s, ctx, std::move(exec_hooks));
 
   s.Get(R"(/api/v1/environments/([^/]+)/cost)", [&ctx](const httplib::Request& req, httplib::Response& res) {
     auto env = unwrap(ctx.store->get_environment(req.matches[1].str()));

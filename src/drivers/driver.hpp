@@ -8,6 +8,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,35 @@
 #include "util/time.hpp"
 
 namespace idp::drivers {
+
+// An `idp exec` session's command: argv (never through a shell), with a terminal or pipes.
+struct ExecRequest {
+  std::vector<std::string> argv;
+  bool tty = false; // a pseudo-terminal: stdin, stdout and stderr are one terminal
+  unsigned short rows = 24;
+  unsigned short cols = 80;
+};
+
+// The running command of an exec session (Driver::start_exec). Destroying it stops what
+// is left of the command: nothing it started outlives it. read is for one thread; the
+// other calls are thread-safe.
+class ExecProcess {
+public:
+  virtual ~ExecProcess() = default;
+  // Output that arrives within timeout_ms (possibly none): {stream: stdout|stderr, bytes}.
+  virtual std::vector<std::pair<std::string, std::string>> read(int64_t timeout_ms) = 0;
+  // True once the command's output is at its end.
+  virtual bool output_done() const = 0;
+  // Input: timeout when the command does not read it, io_error once closed.
+  virtual Expected<void> write_input(std::string_view data, int64_t timeout_ms) = 0;
+  virtual void close_input() = 0;
+  // invalid_argument without a terminal.
+  virtual Expected<void> resize(unsigned short rows, unsigned short cols) = 0;
+  // Signals the command and everything it started.
+  virtual void signal(int sig) = 0;
+  // nullopt while it runs; then {exit_code (-1 when killed), signal}.
+  virtual std::optional<std::pair<int, int>> poll_exit() = 0;
+};
 
 // What to bring about: this environment running `env.commit` with `config`.
 struct DeploySpec {
@@ -109,6 +139,15 @@ public:
   // Runs a command in the environment (idp exec). Result: exit code, output.
   virtual Expected<nlohmann::json> exec(const core::Environment& env, const std::vector<std::string>& argv) {
     return make_error(ErrorCode::invalid_argument, "exec is not supported by driver " + std::string(name()));
+  }
+  // Starts an interactive command in the environment (idp exec sessions): its output is
+  // read as it comes, its input written. invalid_argument when the runtime has no exec.
+  virtual Expected<std::unique_ptr<ExecProcess>> start_exec(const core::Environment& env, const ExecRequest& req) {
+    (void)req;
+    // A runtime whose exec refuses says why in its own words (terraform: use ECS Exec).
+    return exec(env, {}).and_then([this](const nlohmann::json&) -> Expected<std::unique_ptr<ExecProcess>> {
+      return make_error(ErrorCode::invalid_argument, "exec is not supported by driver " + std::string(name()));
+    });
   }
   // Cost so far (idp cost).
   virtual Expected<nlohmann::json> cost(const core::Environment& env) {

@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -90,7 +91,7 @@ void close_from(int lowfd) {
 [[noreturn]] void child_exec(const Prepared& p, const Command& cmd, int in_fd, int out_fd, int err_fd,
                              bool new_session, pid_t join_group, int pdeathsig,
                              const std::vector<std::string>& cgroup_files, int errpipe, pid_t expected_parent = 0,
-                             int uid = -1, int gid = -1) {
+                             int uid = -1, int gid = -1, bool controlling_tty = false) {
   sigset_t empty;
   sigemptyset(&empty);
   ::sigprocmask(SIG_SETMASK, &empty, nullptr);
@@ -156,6 +157,12 @@ void close_from(int lowfd) {
     int e = errno;
     ssize_t w = ::write(ep, &e, sizeof e);
     (void)w; // nothing more can be done in the child
+    ::_exit(126);
+  }
+  if (controlling_tty && new_session && ::ioctl(0, TIOCSCTTY, 0) != 0) {
+    int e = errno;
+    ssize_t w = ::write(ep, &e, sizeof e);
+    (void)w;
     ::_exit(126);
   }
   close_from(ep + 1);
@@ -583,12 +590,13 @@ Expected<pid_t> spawn(const Command& cmd, const SpawnOptions& opts) {
   if (pid == 0) {
     if (!opts.detach) {
       child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group,
-                 opts.parent_death_signal, opts.cgroup_proc_files, exec_status.write.get(), self, opts.uid, opts.gid);
+                 opts.parent_death_signal, opts.cgroup_proc_files, exec_status.write.get(), self, opts.uid, opts.gid,
+                 opts.controlling_tty);
     }
     pid_t grandchild = ::fork();
     if (grandchild == 0) {
       child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group, 0,
-                 opts.cgroup_proc_files, exec_status.write.get(), 0, opts.uid, opts.gid);
+                 opts.cgroup_proc_files, exec_status.write.get(), 0, opts.uid, opts.gid, opts.controlling_tty);
     }
     ssize_t w = ::write(pid_pipe.write.get(), &grandchild, sizeof grandchild);
     (void)w; // the parent sees a short read and reports the failed fork

@@ -77,6 +77,9 @@ struct SpawnOptions {
   std::vector<std::string> cgroup_proc_files; // "…/cgroup.procs" files the child enters before exec
   int uid = -1;                  // as RunOptions::uid/gid: user and group to run as (-1 = unchanged)
   int gid = -1;
+  // With new_session and stdin_fd a terminal: make it the child's controlling terminal
+  // (TIOCSCTTY), so ^C typed into it signals the child's foreground group (idp exec -t).
+  bool controlling_tty = false;
 };
 
 // Starts a long-running program and returns its pid. With detach=false the caller must

@@ -23,6 +23,7 @@
 #include "util/http_client.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
+#include "util/interactive_process.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
 
@@ -1377,7 +1378,7 @@ Expected<LogChunk> LocalDriver::read_logs(const core::Environment& env, const Lo
   return common::LogReader(paths(env.name).logs).read(q);
 }
 
-Expected<nlohmann::json> LocalDriver::exec(const core::Environment& env, const std::vector<std::string>& argv) {
+Expected<util::Command> LocalDriver::exec_command(const core::Environment& env, const std::vector<std::string>& argv) {
   IDP_TRY(check_env_name(env.name));
   if (argv.empty()) {
     return make_error(ErrorCode::invalid_argument, "exec needs a command");
@@ -1412,12 +1413,68 @@ Expected<nlohmann::json> LocalDriver::exec(const core::Environment& env, const s
   for (const auto& [k, v] : marker_env(env.name, a.key)) {
     cmd.env[k] = v;
   }
+  return cmd;
+}
+
+Expected<nlohmann::json> LocalDriver::exec(const core::Environment& env, const std::vector<std::string>& argv) {
+  IDP_TRY_ASSIGN(util::Command cmd, exec_command(env, argv));
   util::RunOptions ro;
   ro.timeout_ms = k_exec_timeout_ms;
   ro.max_capture = 1024 * 1024;
   IDP_TRY_ASSIGN(auto r, util::run(cmd, ro));
   return nlohmann::json{{"exit_code", r.exit_code}, {"signal", r.signal}, {"timed_out", r.timed_out},
                         {"stdout", r.out},         {"stderr", r.err}};
+}
+
+namespace {
+
+// An exec session's command on this machine: a process group of our own, on pipes or a
+// pseudo-terminal (util::InteractiveProcess).
+class LocalExecProcess : public ExecProcess {
+public:
+  explicit LocalExecProcess(std::unique_ptr<util::InteractiveProcess> p) : m_p(std::move(p)) {}
+  std::vector<std::pair<std::string, std::string>> read(int64_t timeout_ms) override {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto& c : m_p->read(timeout_ms)) {
+      out.emplace_back(c.is_stderr ? "stderr" : "stdout", std::move(c.data));
+    }
+    return out;
+  }
+  bool output_done() const override { return m_p->output_done(); }
+  Expected<void> write_input(std::string_view data, int64_t timeout_ms) override {
+    return m_p->write_input(data, timeout_ms);
+  }
+  void close_input() override { m_p->close_input(); }
+  Expected<void> resize(unsigned short rows, unsigned short cols) override { return m_p->resize(rows, cols); }
+  void signal(int sig) override { m_p->signal_group(sig); }
+  std::optional<std::pair<int, int>> poll_exit() override {
+    auto s = m_p->poll_exit();
+    if (!s) {
+      return std::nullopt;
+    }
+    return std::make_pair(s->exit_code, s->signal);
+  }
+
+private:
+  std::unique_ptr<util::InteractiveProcess> m_p;
+};
+
+} // namespace
+
+Expected<std::unique_ptr<ExecProcess>> LocalDriver::start_exec(const core::Environment& env, const ExecRequest& req) {
+  IDP_TRY_ASSIGN(util::Command cmd, exec_command(env, req.argv));
+  if (req.tty && !cmd.env.count("TERM")) {
+    cmd.env["TERM"] = "xterm-256color"; // what the client's terminal most likely speaks
+  }
+  util::InteractiveOptions io;
+  io.tty = req.tty;
+  io.rows = req.rows;
+  io.cols = req.cols;
+  auto p = util::InteractiveProcess::start(cmd, io);
+  if (!p) {
+    return Unexpected(p.error());
+  }
+  return std::unique_ptr<ExecProcess>(std::make_unique<LocalExecProcess>(std::move(*p)));
 }
 
 } // namespace idp::drivers::local

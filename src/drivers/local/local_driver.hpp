@@ -47,6 +47,7 @@
 #include "drivers/local/job_scheduler.hpp"
 #include "drivers/local/local_options.hpp"
 #include "drivers/local/postgres_cluster.hpp"
+#include "util/subprocess.hpp"
 
 namespace idp::drivers::local {
 
@@ -71,6 +72,7 @@ public:
   Expected<LogChunk> read_logs(const core::Environment& env, const LogQuery& q) override;
   // Runs argv in the active revision's checkout with the app's environment (60 s limit).
   Expected<nlohmann::json> exec(const core::Environment& env, const std::vector<std::string>& argv) override;
+  Expected<std::unique_ptr<ExecProcess>> start_exec(const core::Environment& env, const ExecRequest& req) override;
 
   const std::string& home_id() const { return m_home_id; }
   int router_port() const { return m_ctx.router_port; }
@@ -91,6 +93,8 @@ private:
   std::unique_ptr<common::LogWriter> env_log(const std::string& env, int retention_days) const;
   std::map<std::string, std::string> base_env() const;
   std::map<std::string, std::string> marker_env(const std::string& env, const std::string& key) const;
+  // What `idp exec` runs: argv in the active instance's checkout, with the app's environment.
+  Expected<util::Command> exec_command(const core::Environment& env, const std::vector<std::string>& argv);
 
   Expected<void> checkout(const std::string& repo, const InstanceRecord& inst, Progress& progress);
   Expected<void> build(const DeploySpec& spec, const InstanceRecord& inst, common::LogWriter& log, Progress& progress);

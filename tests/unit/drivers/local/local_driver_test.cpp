@@ -750,6 +750,32 @@ TEST_F(LocalDriverTest, ExecRunsInTheCheckoutWithTheAppsEnvironment) {
   EXPECT_EQ(util::trim((*out)["stdout"].get<std::string>()),
             std::to_string(r.outputs.value("port", 0)) + " " + util::absolute_path(home.sub("envs/pr-1/rev-1/src")));
   EXPECT_EQ(driver->exec(env_named("nothing"), {"true"}).error().code, ErrorCode::not_found);
+
+  // An exec session runs the same command in the same place, with a terminal on request.
+  ExecRequest req;
+  req.argv = {"sh", "-c", "echo $PORT $(pwd); test -t 0 && echo tty; echo $TERM"};
+  req.tty = true;
+  auto session = driver->start_exec(env_named("pr-1"), req);
+  ASSERT_TRUE(session.has_value()) << session.error().message;
+  std::string text;
+  int64_t deadline = util::steady_ms() + 30000;
+  while (!((*session)->poll_exit() && (*session)->output_done()) && util::steady_ms() < deadline) {
+    for (auto& [stream, data] : (*session)->read(100)) {
+      text += data;
+    }
+  }
+  auto status = (*session)->poll_exit();
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->first, 0) << text;
+  EXPECT_NE(text.find(std::to_string(r.outputs.value("port", 0)) + " " +
+                      util::absolute_path(home.sub("envs/pr-1/rev-1/src"))),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("tty"), std::string::npos) << text;
+  EXPECT_NE(text.find("xterm"), std::string::npos) << "a terminal comes with a TERM: " << text;
+  ExecRequest none;
+  none.argv = {"true"};
+  EXPECT_EQ(driver->start_exec(env_named("nothing"), none).error().code, ErrorCode::not_found);
 }
 
 TEST_F(LocalDriverTest, ConcurrentAppliesOfDifferentEnvironments) {

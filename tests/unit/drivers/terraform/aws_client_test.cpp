@@ -339,6 +339,15 @@ TEST_F(TerraformAwsDriverTest, ExecIsNotSupported) {
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, ErrorCode::invalid_argument);
   EXPECT_NE(r.error().message.find("not supported on terraform runtime; use ECS Exec"), std::string::npos);
+  // Exec sessions (idp exec's streaming form) give the same reason.
+  ExecRequest req;
+  req.argv = {"sh"};
+  req.tty = true;
+  auto s = m_driver->start_exec(m_env, req);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().code, ErrorCode::invalid_argument);
+  EXPECT_NE(s.error().message.find("not supported on terraform runtime; use ECS Exec"), std::string::npos)
+      << s.error().message;
 }
 
 } // namespace
