@@ -61,6 +61,10 @@ struct DeploySpec {
   std::vector<std::string> components = {"web"};
   // Template-specific values (e.g. the database credentials a driver must inject).
   nlohmann::json template_values = nlohmann::json::object();
+  // The template's directory as the daemon's catalog resolved it (--templates-dir,
+  // templates_path:); drivers take the template's parts from here, so they never pick
+  // another template of the same name. "" only in driver tests: the driver looks it up.
+  std::string template_dir;
 };
 
 // How a driver reports while it works. Implementations are thread-safe.

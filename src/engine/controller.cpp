@@ -144,6 +144,7 @@ Expected<void> Controller::plan(const Environment& env, const Resolved& r) {
   spec.env = env;
   spec.config = r.config;
   spec.components = r.tmpl.components;
+  spec.template_dir = r.tmpl.dir;
   return driver->plan(spec);
 }
 

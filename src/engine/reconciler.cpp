@@ -478,6 +478,7 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
   spec.config = std::move(*cfg);
   spec.revision_id = rev.id;
   spec.components = tmpl->components;
+  spec.template_dir = tmpl->dir;
   EngineProgress progress(m_store, m_retry, name, rev.id, flag, lost, m_clock);
   spdlog::info("{}: deploying {} (generation {}, revision {})", name, util::short_commit(commit), gen, rev.id);
   auto result = driver.apply(spec, progress);

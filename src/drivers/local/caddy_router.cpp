@@ -15,7 +15,9 @@
 #include "util/fs.hpp"
 #include "util/http_client.hpp"
 #include "util/json.hpp"
+#include "util/numbers.hpp"
 #include "util/periodic_thread.hpp"
+#include "util/proc.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -335,13 +337,10 @@ Expected<void> CaddyRouter::start(const std::vector<RouteTarget>& routes) {
                        migrated.error().message + "; run `sysctl -w net.ipv4.tcp_migrate_req=1` as root)";
     spdlog::warn("local driver: {}", m_reload_warning);
   }
-  // A Caddy of this home that outlived its daemon (it is started with a parent-death
-  // signal, but a daemon killed between fork and prctl could leave one).
-  auto stale = util::find_processes_with_env("IDP_ROUTER_HOME_ID", m_cfg.home_id);
-  if (!stale.empty()) {
-    util::terminate_processes(stale, k_stop_grace_ms);
-  }
-  if (m_socket.empty()) {
+  // A Caddy of this home that outlived its daemon (a crash, or a stop with keep_running)
+  // keeps serving every environment meanwhile: adopt it rather than cut the traffic.
+  pid_t adopted = adopt_running();
+  if (adopted == 0 && m_socket.empty()) {
     IDP_TRY_ASSIGN(m_admin_port, util::find_free_port());
   }
   {
@@ -356,6 +355,9 @@ Expected<void> CaddyRouter::start(const std::vector<RouteTarget>& routes) {
     m_first_done = false;
     m_first_error.reset();
     m_restarts = 0;
+    m_detach = false;
+    m_pid = adopted;
+    m_adopted = adopted > 0;
   }
   m_thread = std::thread([this] { util::thread_main("router_supervise", [this] { supervise(); }); });
   std::unique_lock<std::mutex> lk(m_mutex);
@@ -369,6 +371,14 @@ Expected<void> CaddyRouter::start(const std::vector<RouteTarget>& routes) {
   return {};
 }
 
+void CaddyRouter::detach() {
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    m_detach = true;
+  }
+  stop();
+}
+
 void CaddyRouter::stop() {
   {
     std::lock_guard<std::mutex> g(m_mutex);
@@ -380,7 +390,69 @@ void CaddyRouter::stop() {
   }
 }
 
+pid_t CaddyRouter::adopt_running() {
+  auto running = util::find_processes_with_env("IDP_ROUTER_HOME_ID", m_cfg.home_id);
+  if (running.size() == 1) {
+    // Its admin address is in the config it runs (a TCP port changes with every launch).
+    auto text = util::read_file(m_config_path);
+    nlohmann::json cfg = text ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
+    std::string admin_listen = cfg.is_object() && cfg["admin"].is_object() ? cfg["admin"].value("listen", "") : "";
+    bool reachable = false;
+    if (m_socket.empty() && util::starts_with(admin_listen, "127.0.0.1:")) {
+      m_admin_port = util::parse_int<int>(admin_listen.substr(10)).value_or(0);
+      reachable = m_admin_port > 0;
+    } else if (!m_socket.empty() && admin_listen == "unix/" + m_socket) {
+      reachable = true;
+    }
+    long status = 0;
+    std::string listen = m_cfg.listen_host.find(':') != std::string::npos ? "[" + m_cfg.listen_host + "]" : m_cfg.listen_host;
+    auto r = reachable ? admin("GET", "/config/apps/http/servers/" + std::string(k_server) + "/listen", "", &status)
+                       : Expected<nlohmann::json>(Unexpected(Error{ErrorCode::not_found, "no admin address"}));
+    if (r && status == 200 && *r == nlohmann::json::array({listen + ":" + std::to_string(m_cfg.port)})) {
+      spdlog::info("router: adopting the running caddy (pid {}) of this home", running.front());
+      return running.front();
+    }
+    spdlog::warn("router: a caddy of this home (pid {}) runs but does not answer as expected; replacing it",
+                 running.front());
+  }
+  if (!running.empty()) {
+    util::terminate_processes(running, k_stop_grace_ms);
+  }
+  return 0;
+}
+
+bool CaddyRouter::wait_exit(pid_t pid, bool adopted, int64_t timeout_ms, int* code) {
+  if (!adopted) {
+    auto st = util::wait_child(pid, timeout_ms);
+    if (st && code != nullptr) {
+      *code = *st;
+    }
+    return st.has_value();
+  }
+  // Not our child: no waitpid. Gone, or another process under its pid.
+  std::unique_lock<std::mutex> lk(m_mutex);
+  m_cv.wait_for(lk, std::chrono::milliseconds(timeout_ms), [&] { return m_stopping; });
+  lk.unlock();
+  if (util::process_alive(pid) &&
+      util::process_env_value(pid, "IDP_ROUTER_HOME_ID").value_or("") == m_cfg.home_id) {
+    return false;
+  }
+  if (code != nullptr) {
+    *code = -1;
+  }
+  return true;
+}
+
 void CaddyRouter::kill_child(pid_t pid) {
+  bool adopted;
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    adopted = m_adopted && pid == m_pid;
+  }
+  if (adopted) {
+    util::terminate_processes({pid}, k_stop_grace_ms);
+    return;
+  }
   ::kill(pid, SIGTERM);
   if (!util::wait_child(pid, k_stop_grace_ms)) {
     ::kill(pid, SIGKILL);
@@ -388,7 +460,47 @@ void CaddyRouter::kill_child(pid_t pid) {
   }
 }
 
+Expected<void> CaddyRouter::adopt_sync() {
+  std::lock_guard<std::mutex> w(m_write_mutex);
+  std::string config;
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    config = util::json_dump(config_json_locked(), 2) + "\n";
+  }
+  IDP_TRY(util::write_file_atomic(m_config_path, config, 0600));
+  // /load replaces the whole config gracefully: the listener stays, the routes become ours.
+  long status = 0;
+  auto r = admin("POST", "/load", config, &status);
+  if (!r || status != 200) {
+    return make_error(ErrorCode::transient, "the adopted caddy refused its config" +
+                                                (r ? " (HTTP " + std::to_string(status) + ")" : ": " + r.error().message));
+  }
+  std::lock_guard<std::mutex> g(m_mutex);
+  m_ready = true;
+  return {};
+}
+
 Expected<void> CaddyRouter::launch() {
+  bool adopted;
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    adopted = m_adopted && m_pid > 0;
+  }
+  if (adopted) {
+    if (auto r = adopt_sync(); !r) {
+      spdlog::warn("router: {}; starting a new caddy", r.error().message);
+      pid_t pid = this->pid();
+      kill_child(pid);
+      std::lock_guard<std::mutex> g(m_mutex);
+      m_pid = 0;
+      m_adopted = false;
+      if (m_socket.empty()) {
+        IDP_TRY_ASSIGN(m_admin_port, util::find_free_port());
+      }
+    } else {
+      return {};
+    }
+  }
   IDP_TRY(check_port_free(m_cfg.listen_host, m_cfg.port));
   // Held until Caddy has every route: a route change meanwhile either lands in the file
   // or waits for the sync below.
@@ -417,8 +529,7 @@ Expected<void> CaddyRouter::launch() {
   int out_fd = ::open(out_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   util::SpawnOptions so;
   so.detach = false;
-  so.new_session = true;
-  so.parent_death_signal = SIGTERM;
+  so.new_session = true; // no parent-death signal: Caddy outlives a crashed daemon (adopted at its start)
   so.stdout_fd = out_fd;
   so.stderr_fd = out_fd;
   auto pid = util::spawn(cmd, so);
@@ -485,11 +596,12 @@ void CaddyRouter::supervise() {
     first = !m_first_done; // false when a previous run of this loop threw (thread_main restarts it)
     left = m_pid;
   }
-  if (left > 0) {
+  if (left > 0 && !first) {
     // That run threw while its Caddy ran: start afresh rather than lose track of it.
     kill_child(left);
     std::lock_guard<std::mutex> g(m_mutex);
     m_pid = 0;
+    m_adopted = false;
     m_ready = false;
   }
   while (true) {
@@ -515,26 +627,38 @@ void CaddyRouter::supervise() {
     if (launched) {
       int64_t started = util::steady_ms();
       pid_t pid = this->pid();
+      bool adopted = false;
+      {
+        std::lock_guard<std::mutex> g(m_mutex);
+        adopted = m_adopted;
+      }
       while (true) {
         util::thread_failpoint("router_supervise"); // a throw here restarts the loop (thread_main)
-        if (auto st = util::wait_child(pid, 100)) {
-          spdlog::warn("router: caddy (pid {}) exited with code {}; restarting", pid, *st);
+        int code = 0;
+        if (wait_exit(pid, adopted, 100, &code)) {
+          spdlog::warn("router: caddy (pid {}) exited{}; restarting", pid,
+                       adopted ? "" : " with code " + std::to_string(code));
           break;
         }
         bool stopping = false;
+        bool detach = false;
         bool dirty = false;
         {
           std::lock_guard<std::mutex> g(m_mutex);
           stopping = m_stopping;
+          detach = m_detach;
           dirty = m_dirty;
           if (stopping) {
             m_ready = false;
           }
         }
         if (stopping) {
-          kill_child(pid);
+          if (!detach) {
+            kill_child(pid);
+          }
           std::lock_guard<std::mutex> g(m_mutex);
           m_pid = 0;
+          m_adopted = false;
           return;
         }
         if (dirty) {
@@ -546,6 +670,7 @@ void CaddyRouter::supervise() {
       std::lock_guard<std::mutex> g(m_mutex);
       m_ready = false;
       m_pid = 0;
+      m_adopted = false;
       ++m_restarts;
       if (util::steady_ms() - started > 10000) {
         backoff = k_backoff_min_ms;

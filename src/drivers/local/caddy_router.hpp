@@ -10,10 +10,12 @@
 // set to "localhost", which Caddy 2.6 needs for requests over a unix socket), or on a free
 // loopback TCP port when the socket path is too long for sun_path.
 //
-// A dedicated supervisor thread starts Caddy with parent-death signal SIGTERM (so Caddy
-// dies with the thread that forked it, i.e. with the daemon), reaps it, and restarts it
-// with backoff when it dies; every (re)start writes the current routes into caddy.json,
-// so a restarted Caddy serves them at once.
+// A dedicated supervisor thread starts Caddy, reaps it, and restarts it with backoff when
+// it dies; every (re)start writes the current routes into caddy.json, so a restarted Caddy
+// serves them at once. Caddy outlives a daemon that crashes (or stops with keep_running):
+// the next start() adopts the Caddy of this home that still serves on our port (pushing
+// the current routes through /load, which keeps the listener) instead of starting anew,
+// so requests to the environments never see the daemon's restart.
 //
 // Every admin API change makes Caddy reload its whole config, and Caddy (2.6+) gives the
 // new config a listening socket of its own beside the old one (SO_REUSEPORT): when the old
@@ -70,12 +72,16 @@ public:
   CaddyRouter(const CaddyRouter&) = delete;
   CaddyRouter& operator=(const CaddyRouter&) = delete;
 
-  // Kills a stale Caddy of this home (left by a previous daemon), starts Caddy serving
-  // `routes` and waits until its admin API answers. Error (transient) with the tail of
-  // caddy.log when Caddy does not come up. Not thread-safe with stop().
+  // Adopts the Caddy of this home left by a previous daemon when it answers on its admin
+  // API for our listen address (else kills it), or starts one; makes it serve `routes`
+  // and waits until it does. Error (transient) with the tail of caddy.log when Caddy does
+  // not come up. Not thread-safe with stop().
   Expected<void> start(const std::vector<RouteTarget>& routes);
   // Stops Caddy (TERM, then KILL) and the supervisor. Idempotent.
   void stop();
+  // Stops the supervisor and leaves Caddy serving (the daemon stops with keep_running;
+  // the next start() adopts it).
+  void detach();
 
   // Adds or replaces the route of r.env (idempotent). While Caddy is restarting the route
   // is recorded and served once it is back. Error (transient) when Caddy is up but the
@@ -100,6 +106,13 @@ public:
 private:
   void supervise();
   Expected<void> launch();
+  // The running Caddy of this home when it can be adopted (its admin address read from
+  // caddy.json); otherwise kills any of them and returns 0.
+  pid_t adopt_running();
+  // An adopted Caddy gets the whole current config (POST /load).
+  Expected<void> adopt_sync();
+  // Waits up to timeout_ms for `pid` to end (reaped when our child, watched when adopted).
+  bool wait_exit(pid_t pid, bool adopted, int64_t timeout_ms, int* code);
   void kill_child(pid_t pid);
   nlohmann::json route_json(const RouteTarget& r) const;
   nlohmann::json routes_json_locked() const;
@@ -130,6 +143,8 @@ private:
   bool m_first_done = false;
   std::optional<Error> m_first_error;
   pid_t m_pid = 0;
+  bool m_adopted = false;   // m_pid is a Caddy a previous daemon started (not our child)
+  bool m_detach = false;    // stop() leaves Caddy running
   int m_restarts = 0;
   std::string m_reload_warning;
   mutable std::atomic<int> m_admin_in_flight{0};

@@ -567,7 +567,9 @@ Expected<void> LocalDriver::start(const std::vector<core::Environment>& live) {
 
 void LocalDriver::stop(bool keep_running) {
   m_scheduler->stop(); // runs in flight keep going; the next start records how they ended
-  if (m_router) {
+  if (m_router && keep_running) {
+    m_router->detach(); // the apps keep serving through it; the next start adopts it
+  } else if (m_router) {
     m_router->stop();
   }
   if (keep_running) {

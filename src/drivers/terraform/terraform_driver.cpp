@@ -147,7 +147,7 @@ std::string ymd(std::time_t t) {
 // --- EnvSettings ---
 
 nlohmann::json EnvSettings::to_json() const {
-  return {{"template", template_name},    {"region", region},
+  return {{"template", template_name},    {"template_dir", template_dir}, {"region", region},
           {"backend", backend},           {"state_bucket", state_bucket},
           {"state_region", state_region}, {"dynamodb_table", dynamodb_table},
           {"state_key", state_key},       {"s3_endpoint", s3_endpoint},
@@ -157,6 +157,7 @@ nlohmann::json EnvSettings::to_json() const {
 EnvSettings EnvSettings::from_json(const nlohmann::json& j) {
   EnvSettings s;
   s.template_name = j.value("template", "");
+  s.template_dir = j.value("template_dir", "");
   s.region = j.value("region", "");
   s.backend = j.value("backend", "local");
   s.state_bucket = j.value("state_bucket", "");
@@ -267,7 +268,16 @@ std::unique_ptr<common::LogWriter> TerraformDriver::env_log(const std::string& e
   return std::make_unique<common::LogWriter>(util::path_join(work_dir(env), "logs"), "app.log", lo, m_ctx.clock);
 }
 
-Expected<std::string> TerraformDriver::find_template_module(const std::string& template_name) const {
+Expected<std::string> TerraformDriver::template_module(const std::string& template_name,
+                                                      const std::string& template_dir) const {
+  if (!template_dir.empty()) {
+    std::string p = util::path_join(template_dir, "terraform");
+    if (!util::is_directory(p)) {
+      return make_error(ErrorCode::invalid_config, "template " + util::quote(template_name) + " (" + template_dir +
+                                                       ") has no terraform/ module");
+    }
+    return util::absolute_path(p);
+  }
   std::vector<std::string> dirs(m_opts.templates_path.rbegin(), m_opts.templates_path.rend());
   dirs.push_back(m_opts.templates_dir);
   for (const auto& d : dirs) {
@@ -328,16 +338,24 @@ Expected<EnvSettings> TerraformDriver::settings_for(const core::Environment& env
 }
 
 Expected<TerraformDriver::Prepared> TerraformDriver::prepare(const core::Environment& env, const core::AppConfig& config,
-                                                             const nlohmann::json& template_values) {
+                                                             const nlohmann::json& template_values,
+                                                             const std::string& template_dir) {
   IDP_TRY(core::validate_env_name(env.name));
   Prepared p;
   std::string tmpl_name = env.template_name;
+  // The engine's catalog decides (apply, plan); without it (destroy, unlock) the directory
+  // pinned at the last apply, so all of them use the same module.
+  std::string tmpl_root = template_dir;
   if (auto pinned = pinned_settings(env.name); pinned && !pinned->template_name.empty()) {
     tmpl_name = pinned->template_name;
+    if (tmpl_root.empty()) {
+      tmpl_root = pinned->template_dir;
+    }
   }
-  IDP_TRY_ASSIGN(std::string tmpl_dir, find_template_module(tmpl_name));
+  IDP_TRY_ASSIGN(std::string tmpl_dir, template_module(tmpl_name, tmpl_root));
   IDP_TRY_ASSIGN(p.module, inspect_module(tmpl_dir));
   IDP_TRY_ASSIGN(p.settings, settings_for(env, config, p.module));
+  p.settings.template_dir = util::absolute_path(fs::path(tmpl_dir).parent_path().string());
 
   // The copy must sit where the template's relative module sources still resolve: at the
   // same path relative to the common ancestor of the template and every module it calls.
@@ -637,7 +655,7 @@ Expected<void> TerraformDriver::start(const std::vector<core::Environment>& live
 
 Expected<void> TerraformDriver::plan(const DeploySpec& spec) {
   IDP_TRY(core::validate_env_name(spec.env.name));
-  IDP_TRY_ASSIGN(std::string tmpl_dir, find_template_module(spec.env.template_name));
+  IDP_TRY_ASSIGN(std::string tmpl_dir, template_module(spec.env.template_name, spec.template_dir));
   IDP_TRY_ASSIGN(ModuleInfo module, inspect_module(tmpl_dir));
   IDP_TRY_ASSIGN(EnvSettings settings, settings_for(spec.env, spec.config, module));
   nlohmann::json vars = build_tfvars(spec.env, spec.config, spec.template_values, module, settings.region, m_opts);
@@ -676,7 +694,7 @@ Expected<ApplyResult> TerraformDriver::apply(const DeploySpec& spec, Progress& p
   (void)log->append("system", "apply of " + (spec.env.commit.empty() ? std::string("(no commit)") : spec.env.commit) +
                                   " with template " + util::quote(spec.env.template_name));
   progress.step("preparing the terraform working directory");
-  auto prepared = prepare(spec.env, spec.config, spec.template_values);
+  auto prepared = prepare(spec.env, spec.config, spec.template_values, spec.template_dir);
   if (!prepared) {
     return fail(prepared.error());
   }
@@ -1088,7 +1106,15 @@ Expected<std::string> TerraformDriver::unlock(const core::Environment& env) {
   }
   auto log = env_log(env.name);
   if (root.empty() || !util::path_exists(util::path_join(work, "data/terraform.tfstate"))) {
+    // Initialising rewrites the working directory: never beside an operation of ours
+    // that may be initialising or applying in it right now.
     std::unique_lock<std::mutex> g(env_mutex(env.name), std::try_to_lock);
+    if (!g.owns_lock()) {
+      return make_error(ErrorCode::conflict,
+                        "environment " + util::quote(env.name) +
+                            ": an operation of this server is preparing its working directory; the lock it "
+                            "holds ends with it (wait for it, or cancel it, then unlock again if needed)");
+    }
     auto cfg = core::app_config_from_json(nlohmann::json::parse(env.config_json, nullptr, false));
     core::Environment e = env;
     e.template_name = s.template_name.empty() ? env.template_name : s.template_name;

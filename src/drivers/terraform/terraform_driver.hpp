@@ -49,6 +49,7 @@ namespace idp::drivers::terraform {
 // What is pinned for an environment at its first apply (settings.json).
 struct EnvSettings {
   std::string template_name;
+  std::string template_dir;     // the template's directory at the last apply (destroy and unlock use it)
   std::string region;           // "" when neither the config nor the options name one
   std::string backend = "local";
   std::string state_bucket;
@@ -121,14 +122,17 @@ private:
 
   std::mutex& env_mutex(const std::string& env);
   std::unique_ptr<common::LogWriter> env_log(const std::string& env) const;
-  Expected<std::string> find_template_module(const std::string& template_name) const;
+  // <template_dir>/terraform, absolute; when template_dir is "", looked up by name in the
+  // driver's own templates_dir and templates_path (driver tests; environments applied
+  // before template_dir was pinned).
+  Expected<std::string> template_module(const std::string& template_name, const std::string& template_dir) const;
   // Region and backend for `env`: the pinned settings when present, else from config/options.
   Expected<EnvSettings> settings_for(const core::Environment& env, const core::AppConfig& config,
                                      const ModuleInfo& module) const;
   std::optional<EnvSettings> pinned_settings(const std::string& env) const;
   // Copies the module, writes settings.json, backend_override.tf and terraform.tfvars.json.
   Expected<Prepared> prepare(const core::Environment& env, const core::AppConfig& config,
-                             const nlohmann::json& template_values);
+                             const nlohmann::json& template_values, const std::string& template_dir = "");
   std::vector<std::string> init_args(const EnvSettings& s) const;
   std::map<std::string, std::string> command_env(const std::string& env) const;
   // Runs `terraform -chdir=<root> <args>`, streaming lines to `log`.

@@ -5,14 +5,13 @@
 // process of another revision, no stale Caddy route, no extra revision directory or git
 // worktree, no database or role of an environment that is gone.
 #include <algorithm>
-#include <filesystem>
 #include <set>
 
 #include <gtest/gtest.h>
 
 #include "integration/templates/templates_test_support.hpp"
+#include "support/home_inspection.hpp"
 #include "util/fs.hpp"
-#include "util/http_client.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
 
@@ -102,77 +101,6 @@ protected:
         timeout_ms, 100);
   }
 
-  // Caddy's live routes (their @id), through its admin API.
-  std::set<std::string> caddy_routes() const {
-    auto text = util::read_file(home + "/router/caddy.json");
-    if (!text) {
-      return {};
-    }
-    json cfg = json::parse(*text, nullptr, false);
-    std::string listen = cfg.is_object() ? cfg["admin"].value("listen", "") : "";
-    util::HttpRequest req;
-    if (util::starts_with(listen, "unix/")) {
-      req.unix_socket = listen.substr(5);
-      req.url = "http://localhost/config/apps/http/servers/idp/routes";
-    } else {
-      req.url = "http://" + listen + "/config/apps/http/servers/idp/routes";
-    }
-    auto r = util::http_request(req);
-    std::set<std::string> ids;
-    if (r && r->status == 200) {
-      for (const auto& route : json::parse(r->body, nullptr, false)) {
-        ids.insert(route.value("@id", ""));
-      }
-    }
-    return ids;
-  }
-
-  // "IDP_REVISION" of each live process of environment `env` in this home.
-  std::multiset<std::string> process_revisions(const std::string& env) const {
-    std::multiset<std::string> out;
-    for (pid_t p : d->home_processes()) {
-      if (util::process_env_value(p, "IDP_ENVIRONMENT").value_or("") == env) {
-        out.insert(util::process_env_value(p, "IDP_REVISION").value_or("?"));
-      }
-    }
-    return out;
-  }
-
-  // Revision directories (<home>/envs/<env>/rev-*) of `env`.
-  std::vector<std::string> revision_dirs(const std::string& env) const {
-    std::vector<std::string> out;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(home + "/envs/" + env, ec)) {
-      if (util::starts_with(e.path().filename().string(), "rev-")) {
-        out.push_back(e.path().string());
-      }
-    }
-    return out;
-  }
-
-  // The worktrees of the daemon's git mirrors (not the mirrors themselves).
-  std::vector<std::string> worktrees() const {
-    std::vector<std::string> out;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(home + "/git", ec)) {
-      if (!e.is_directory()) {
-        continue;
-      }
-      util::Command c;
-      c.argv = {"git", "-C", e.path().string(), "worktree", "list", "--porcelain"};
-      auto r = util::run(c);
-      if (!r || r->exit_code != 0) {
-        continue;
-      }
-      for (const auto& block : util::split(r->out, '\n')) {
-        if (util::starts_with(block, "worktree ") && block.substr(9) != e.path().string()) {
-          out.push_back(block.substr(9));
-        }
-      }
-    }
-    return out;
-  }
-
   // Databases and roles of environments ("idp_…"), as the superuser sees them.
   std::set<std::string> psql_set(const std::string& sql) const {
     auto r = psql_superuser(sql);
@@ -197,21 +125,22 @@ protected:
       std::string db = "idp_" + env;
       std::replace(db.begin(), db.end(), '-', '_');
       want_dbs.insert(db);
-      auto revs = process_revisions(env);
+      auto revs = process_revisions(*d, env);
       EXPECT_FALSE(revs.empty()) << env << ": no process";
       EXPECT_EQ(std::set<std::string>(revs.begin(), revs.end()).size(), 1u)
           << env << ": processes of more than one revision: " << util::join(std::vector<std::string>(revs.begin(), revs.end()), " ");
-      EXPECT_EQ(revision_dirs(env).size(), 1u) << env << ": " << util::join(revision_dirs(env), " ");
+      EXPECT_EQ(revision_dirs(home, env).size(), 1u) << env << ": " << util::join(revision_dirs(home, env), " ");
       want_worktrees += 1;
     }
     if (crash_destroyed) {
-      EXPECT_TRUE(process_revisions(k_env).empty()) << "processes of the destroyed environment are left";
+      EXPECT_TRUE(process_revisions(*d, k_env).empty()) << "processes of the destroyed environment are left";
       EXPECT_FALSE(util::path_exists(home + "/envs/" + k_env)) << "files of the destroyed environment are left";
     }
     // Caddy catches up with a restarted daemon's routes at once (its start config).
-    EXPECT_TRUE(wait_until([&] { return caddy_routes() == want_routes; }, 30000, 100))
-        << "routes: " << util::join(std::vector<std::string>(caddy_routes().begin(), caddy_routes().end()), " ");
-    auto wts = worktrees();
+    std::set<std::string> routes;
+    EXPECT_TRUE(wait_until([&] { return (routes = caddy_routes(home)) == want_routes; }, 30000, 100))
+        << "routes: " << util::join(std::vector<std::string>(routes.begin(), routes.end()), " ");
+    auto wts = git_worktrees(home);
     EXPECT_EQ(wts.size(), want_worktrees) << util::join(wts, " ");
     for (const auto& w : wts) {
       EXPECT_TRUE(util::path_exists(w)) << "worktree " << w << " is registered but gone";
@@ -276,7 +205,7 @@ TEST_P(CrashCampaignTest, ConvergesWithNothingOrphaned) {
     EXPECT_EQ(http(*d, k_env, "GET", "/health").status, 200);
   }
   // Retiring and cleanup may finish just after the phase is written: poll for the end state.
-  wait_until([&] { return process_revisions(k_env).size() <= 2 && worktrees().size() <= ready.size(); }, 30000, 100);
+  wait_until([&] { return process_revisions(*d, k_env).size() <= 2 && git_worktrees(home).size() <= ready.size(); }, 30000, 100);
   expect_no_orphans(ready, c.phase == Phase::destroy);
 
   EXPECT_EQ(d->stop(), 0);

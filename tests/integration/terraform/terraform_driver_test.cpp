@@ -3,6 +3,7 @@
 // dynalite from npm, whose DynamoDB lock item survives a killed terraform.
 
 #include <csignal>
+#include <filesystem>
 #include <cstdlib>
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -300,6 +301,99 @@ TEST(TerraformDriverTest, CancelStopsTerraformGracefully) {
   EXPECT_EQ(r.error().code, ErrorCode::cancelled) << r.error().full_message();
   EXPECT_LT(util::steady_ms() - t0, 30000);
   holder.decline();
+}
+
+// The template directory the daemon's catalog resolved travels in the spec: the driver
+// needs no lookup of its own (here its templates_dir is empty: without the spec's
+// directory nothing is found), and destroy, which has no spec, uses the directory pinned
+// at the apply.
+TEST(TerraformDriverTest, TemplateDirOfTheSpecIsUsedAndPinnedForDestroy) {
+  IDP_REQUIRE_TERRAFORM();
+  TempDir tmp("idp-tf");
+  std::string mine = tmp.sub("catalog/tf-test");
+  std::filesystem::create_directories(mine);
+  std::filesystem::copy(std::string(IDP_TF_TEMPLATES_DIR) + "/tf-test", mine, std::filesystem::copy_options::recursive);
+  std::filesystem::remove_all(mine + "/terraform/tests");
+  std::string main_tf = util::read_file(mine + "/terraform/main.tf").value_or("");
+  ASSERT_TRUE(util::write_file_atomic(mine + "/terraform/main.tf",
+                                      main_tf + "\noutput \"flavour\" {\n  value = \"the catalog's\"\n}\n"));
+  std::filesystem::create_directories(tmp.sub("empty"));
+  DriverContext ctx;
+  ctx.home = tmp.sub("home");
+  auto opts = TerraformOptions::parse(
+      {{"templates_dir", tmp.sub("empty")}, {"templates_path", ""}, {"binary", tf_binary()}});
+  ASSERT_TRUE(opts.has_value()) << opts.error().message;
+  TerraformDriver d(ctx, *opts);
+  TestProgress progress;
+  DeploySpec spec = tf_test_spec("tf-catalog");
+  spec.template_dir = mine;
+  auto planned = d.plan(spec);
+  ASSERT_TRUE(planned.has_value()) << planned.error().full_message();
+  auto r = d.apply(spec, progress);
+  ASSERT_TRUE(r.has_value()) << r.error().full_message();
+  EXPECT_EQ(r->outputs.value("flavour", ""), "the catalog's") << r->outputs.dump();
+  auto settings = nlohmann::json::parse(util::read_file(d.work_dir("tf-catalog") + "/settings.json").value_or("{}"));
+  EXPECT_EQ(settings.value("template_dir", ""), util::absolute_path(mine));
+
+  auto destroyed = d.destroy(spec.env, progress);
+  ASSERT_TRUE(destroyed.has_value()) << destroyed.error().full_message();
+  EXPECT_FALSE(util::path_exists(d.work_dir("tf-catalog")));
+
+  // A spec naming a directory without a terraform/ module is a clear config error.
+  DeploySpec bad = tf_test_spec("tf-catalog-bad");
+  bad.template_dir = tmp.sub("catalog/nothing");
+  auto refused = d.plan(bad);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, ErrorCode::invalid_config);
+  EXPECT_NE(refused.error().message.find("has no terraform/ module"), std::string::npos) << refused.error().message;
+}
+
+// `idp unlock` initialises a working directory that is not yet initialised: never while an
+// operation of the driver holds the environment (its init may be writing there). A fake
+// terraform blocks in its first init, as a slow provider download would.
+TEST(TerraformDriverTest, UnlockRefusesWhileAnOperationPreparesTheWorkDir) {
+  TempDir tmp("idp-tf");
+  std::string marks = tmp.sub("marks");
+  std::filesystem::create_directories(marks);
+  std::string fake = tmp.sub("fake-terraform");
+  ASSERT_TRUE(util::write_file_atomic(fake, "#!/bin/sh\n"
+                                            "case \"$*\" in\n"
+                                            "  *' init'*)\n"
+                                            "    echo 'Error acquiring the state lock'; echo 'Lock Info:'; echo '  ID: fake-lock-1'\n"
+                                            "    if [ ! -e '" + marks + "/in-init' ]; then\n"
+                                            "      : > '" + marks + "/in-init'\n"
+                                            "      while [ ! -e '" + marks + "/release' ]; do sleep 0.05; done\n"
+                                            "    fi\n"
+                                            "    exit 1 ;;\n"
+                                            "  *force-unlock*) : > '" + marks + "/force-unlocked'; exit 0 ;;\n"
+                                            "  *) exit 0 ;;\n"
+                                            "esac\n",
+                                      0755));
+  DriverContext ctx;
+  ctx.home = tmp.sub("home");
+  auto opts = TerraformOptions::parse({{"templates_dir", IDP_TF_TEMPLATES_DIR},
+                                       {"binary", fake},
+                                       {"backend", "s3"},
+                                       {"state_bucket", "tfstate"},
+                                       {"state_region", "us-east-1"}});
+  ASSERT_TRUE(opts.has_value()) << opts.error().message;
+  TerraformDriver d(ctx, *opts);
+  DeploySpec spec = tf_test_spec("tf-busy");
+  TestProgress progress;
+  std::thread apply([&] { (void)d.apply(spec, progress); });
+  ASSERT_TRUE(idp::testing::wait_until([&] { return util::path_exists(marks + "/in-init"); }, 30000));
+
+  auto u = d.unlock(spec.env);
+  ASSERT_FALSE(u.has_value()) << *u;
+  EXPECT_EQ(u.error().code, ErrorCode::conflict);
+  EXPECT_NE(u.error().message.find("an operation of this server"), std::string::npos) << u.error().message;
+  EXPECT_FALSE(util::path_exists(marks + "/force-unlocked"));
+
+  ASSERT_TRUE(util::write_file_atomic(marks + "/release", ""));
+  apply.join();
+  // Once the operation ended, unlock proceeds (init, then force-unlock of the lock in the log).
+  auto after = d.unlock(spec.env);
+  EXPECT_TRUE(util::path_exists(marks + "/force-unlocked") || !after.has_value());
 }
 
 // --- S3 backend against s3rver + dynalite ---

@@ -227,6 +227,61 @@ TEST(CaddyRouterTest, StartKillsStaleCaddyOfTheSameHome) {
   EXPECT_TRUE(wait_until([&] { return !util::process_alive(stale); }, 5000));
 }
 
+// A daemon that crashed or stopped with keep_running leaves its Caddy serving; the next
+// router of the home adopts it (same process, no gap in service) and makes it serve its
+// own routes. Over the unix admin socket and over the TCP fallback.
+void expect_adoption(const RouterConfig& cfg) {
+  Upstream one("one");
+  Upstream two("two");
+  auto first = std::make_unique<CaddyRouter>(cfg);
+  ASSERT_TRUE(first->start({web("app", one.port)}));
+  pid_t pid = first->pid();
+  first->detach();
+  first.reset();
+  ASSERT_TRUE(util::process_alive(pid)) << "detach() leaves Caddy running";
+  EXPECT_EQ(get_via_router(cfg.port, "app", "/")->body, "one") << "it serves while no router runs";
+
+  CaddyRouter second(cfg);
+  ASSERT_TRUE(second.start({web("app", two.port), web("other", one.port)}));
+  EXPECT_EQ(second.pid(), pid) << "the running Caddy was adopted, not replaced";
+  EXPECT_EQ(get_via_router(cfg.port, "app", "/")->body, "two") << "the adopted Caddy serves the new routes";
+  EXPECT_EQ(get_via_router(cfg.port, "other", "/")->body, "one");
+  ASSERT_TRUE(second.remove_route("other"));
+  EXPECT_EQ(status_via_router(cfg.port, "other", "/"), 404);
+  second.stop();
+  EXPECT_TRUE(wait_until([&] { return !util::process_alive(pid); }, 10000)) << "stop() ends an adopted Caddy too";
+}
+
+TEST(CaddyRouterTest, StartAdoptsTheCaddyAPreviousRouterLeftRunning) {
+  RouterFixture f;
+  expect_adoption(f.cfg);
+}
+
+TEST(CaddyRouterTest, StartAdoptsOverTheTcpAdminPort) {
+  TempDir home;
+  RouterConfig cfg;
+  cfg.dir = home.sub(std::string(100, 'd') + "/router");
+  cfg.port = *util::find_free_port();
+  cfg.home_id = "t" + util::random_hex(5);
+  expect_adoption(cfg);
+}
+
+// An adopted Caddy that dies is restarted like our own child.
+TEST(CaddyRouterTest, RestartsAnAdoptedCaddyAfterItDies) {
+  RouterFixture f;
+  Upstream one("one");
+  auto first = std::make_unique<CaddyRouter>(f.cfg);
+  ASSERT_TRUE(first->start({web("app", one.port)}));
+  first->detach();
+  first.reset();
+  ASSERT_TRUE(f.router->start({web("app", one.port)}));
+  pid_t adopted = f.router->pid();
+  ::kill(adopted, SIGKILL);
+  ASSERT_TRUE(wait_until([&] { return f.router->pid() != adopted && f.router->pid() > 0; }, 20000));
+  ASSERT_TRUE(wait_until([&] { return status_via_router(f.cfg.port, "app", "/") == 200; }, 20000));
+  EXPECT_GE(f.router->restarts(), 1);
+}
+
 TEST(CaddyRouterTest, StopEndsCaddyAndIsIdempotent) {
   RouterFixture f;
   ASSERT_TRUE(f.router->start({}));
