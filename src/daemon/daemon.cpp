@@ -226,6 +226,7 @@ Expected<void> Daemon::start() {
   actx.ttl_min_ms = d.cfg.engine.ttl_policy.min;
   actx.ttl_max_ms = d.cfg.engine.ttl_policy.max;
   actx.metrics_public = cfg.metrics_public;
+  actx.max_streams = static_cast<size_t>(cfg.max_streams);
   actx.server_names = cfg.server_names;
   d.api = std::make_unique<api::ApiServer>(actx);
   sources::Sources::Options so;
