@@ -710,8 +710,10 @@ void ApiServer::routes() {
     }
     cr.owner = parsed.owner.empty() ? p.identity : parsed.owner;
     cr.runtime = parsed.runtime;
-    auto env = unwrap(ctx.controller->create(cr, actor));
-    send_json(res, 201, env_json(env, true));
+    // Answered once the desired state is stored: the clone and the config are a worker's
+    // (engine/create_resolution.hpp); their errors become the environment's failed phase.
+    auto env = unwrap(ctx.controller->submit_create(cr, actor));
+    send_json(res, 202, env_json(env, true));
   });
 
   s.Get(R"(/api/v1/environments/([^/]+))", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {

@@ -212,6 +212,9 @@ Expected<void> Daemon::start() {
   signals.cancel = [rec](const std::string& n) { rec->cancel(n); };
   d.controller = std::make_unique<engine::Controller>(*d.store, d.clock, *d.repos, *d.templates, d.driver_set,
                                                       d.cfg.engine, signals);
+  // API creates are answered before the clone; the reconciler's workers do it.
+  engine::Controller* ctl = d.controller.get();
+  d.reconciler->set_create_resolver([ctl](const core::Environment& env) { return ctl->resolve_create(env); });
   d.reaper = std::make_unique<engine::Reaper>(*d.store, *d.controller, d.clock, d.cfg.engine.reaper_interval);
   d.retention = std::make_unique<engine::Retention>(*d.store, d.clock, util::path_join(cfg.home, "git"), d.cfg.engine);
 
