@@ -147,6 +147,7 @@ TEST(AsyncCreateTest, ARepositoryThatCannotBeClonedFailsTheEnvironmentAndTheCli)
   EXPECT_NE(r.err.find(reason), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("does not exist"), std::string::npos) << "git's own message: " << r.err;
   nlohmann::json env = d.env("broken");
+  ASSERT_TRUE(env.is_object()) << "the environment is recorded, failed: " << d.log();
   EXPECT_EQ(env.value("phase", ""), "failed") << env.dump();
   EXPECT_NE(env.value("message", "").find(reason), std::string::npos) << env.dump();
   EXPECT_EQ(d.stop(), 0) << d.log();
