@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <map>
+
 #include <gtest/gtest.h>
 
 #include "support/daemon_process.hpp"
@@ -17,6 +19,7 @@
 #include "util/http_client.hpp"
 #include "util/numbers.hpp"
 #include "util/strings.hpp"
+#include "util/subprocess.hpp"
 #include "util/time.hpp"
 
 using namespace idp;
@@ -176,4 +179,35 @@ TEST(StreamBoundsTest, StreamsNeitherStarveTheApiNorTheWebhookAndAreCapped) {
     close_stream(s);
   }
   EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
+// max_streams is checked like every server setting: in the file, in IDP_MAX_STREAMS, and
+// shown with its origin.
+TEST(StreamBoundsTest, MaxStreamsIsValidatedAndShown) {
+  TempDir tmp("idp-streams-config");
+  auto serve = [&](const std::string& file_text, const std::map<std::string, std::string>& env,
+                   const std::string& mode) {
+    EXPECT_TRUE(util::write_file_atomic(tmp.sub("server.yml"), file_text));
+    util::Command c;
+    c.argv = {idp_binary(), "serve", "--home", tmp.sub("home"), "--config", tmp.sub("server.yml"), mode};
+    c.env = env;
+    c.env["NO_COLOR"] = "1";
+    util::RunOptions o;
+    o.timeout_ms = 60000;
+    auto r = util::run(c, o);
+    return r ? *r : util::RunResult{};
+  };
+  auto bad = serve("max_streams: 5000\n", {}, "--check-config");
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+  EXPECT_NE(bad.err.find("key \"max_streams\": expected a number of streams 0-1024, got \"5000\""), std::string::npos)
+      << bad.err;
+  auto bad_env = serve("", {{"IDP_MAX_STREAMS", "-1"}}, "--check-config");
+  EXPECT_EQ(bad_env.exit_code, 1) << bad_env.out << bad_env.err;
+  EXPECT_NE(bad_env.err.find("environment variable IDP_MAX_STREAMS: expected a number of streams from 0 to 1024, "
+                             "got \"-1\""),
+            std::string::npos)
+      << bad_env.err;
+  auto shown = serve("max_streams: 10\n", {}, "--show-config");
+  EXPECT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("(" + tmp.sub("server.yml") + ") max_streams = 10"), std::string::npos) << shown.out;
 }
