@@ -322,6 +322,9 @@ void register_exec_routes(httplib::Server& s, ApiContext& ctx, ExecRouteHooks ho
         [exec_env, sessions, h](const httplib::Request& req, httplib::Response& res) {
           auto env = exec_env(req.matches[1].str());
           auto session = sessions->find(env.name, req.matches[2].str());
+          if (h->claim_stream && !h->claim_stream(res)) {
+            return; // 503: every stream slot is taken; the session waits for a client
+          }
           if (session->attached.exchange(true)) {
             throw ApiError(409, "conflict", "exec session " + util::quote(session->id) +
                                                 " already has a client reading its output");

@@ -21,6 +21,7 @@
 namespace httplib {
 class Server;
 struct Request;
+struct Response;
 } // namespace httplib
 
 namespace idp::api {
@@ -32,6 +33,9 @@ struct ExecRouteHooks {
   // Who asks (for the server's log).
   std::function<std::string(const httplib::Request&)> actor;
   const std::atomic<bool>* stopping = nullptr; // set when the server stops: streams end
+  // Takes one of the server's stream slots (max_streams; the stream then runs outside the
+  // request threads) or answers 503 and returns false. Unset: no slot is taken.
+  std::function<bool(httplib::Response&)> claim_stream;
   size_t max_sessions = 16; // running exec sessions (at most half the API's threads); 503 beyond
 };
 

@@ -10,6 +10,8 @@
 #include <spdlog/spdlog.h>
 
 #include "api/api_error.hpp"
+#include "api/client_watch.hpp"
+#include "api/connection_pool.hpp"
 #include "api/exec_routes.hpp"
 #include "core/api_types.hpp"
 #include "core/ttl.hpp"
@@ -228,6 +230,24 @@ json line_json(const drivers::LogLine& l) {
           {"text", l.text}};
 }
 
+// Takes a stream slot for this request's connection (api/connection_pool.hpp), or answers
+// 503 with Retry-After and returns false: every slot is taken.
+bool claim_stream_slot(httplib::Response& res) {
+  ConnectionPool::Claim c = ConnectionPool::claim_stream();
+  if (c == ConnectionPool::Claim::claimed || c == ConnectionPool::Claim::held) {
+    return true;
+  }
+  if (c == ConnectionPool::Claim::not_pooled) {
+    spdlog::error("api: a stream was asked for outside the server's connection pool; refused");
+  }
+  res.set_header("Retry-After", "5");
+  send_json(res, 503,
+            {{"error", "unavailable"},
+             {"message", "this server already serves as many streams (events, logs --follow, exec output) as it allows "
+                         "(max_streams in the server config); close one or try again later"}});
+  return false;
+}
+
 // net.core.somaxconn: the largest listen backlog the kernel grants (4096 when unreadable).
 int system_listen_backlog() {
   std::ifstream in("/proc/sys/net/core/somaxconn");
@@ -268,7 +288,11 @@ std::string bind_failure_reason(const std::string& host, int port) {
 
 ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make_unique<httplib::Server>()) {
   size_t threads = m_ctx.threads;
-  m_server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  size_t max_streams = m_ctx.hooks_only ? 0 : m_ctx.max_streams;
+  std::string pool_name = m_ctx.hooks_only ? "hooks_http" : "api_http";
+  m_server->new_task_queue = [threads, max_streams, pool_name] {
+    return new ConnectionPool(pool_name, threads, max_streams);
+  };
   m_server->set_payload_max_length(m_ctx.max_body_bytes);
   m_server->set_read_timeout(10, 0);
   m_server->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
@@ -582,8 +606,13 @@ void ApiServer::routes() {
     }
     std::string env = req.has_param("env") ? req.get_param_value("env") : "";
     util::Millis poll = ctx.log_poll_ms;
+    if (!claim_stream_slot(res)) {
+      return;
+    }
+    auto watch = std::make_shared<ClientWatch>(req);
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider("text/event-stream", [&ctx, this, after, env, poll](size_t, httplib::DataSink& sink) {
+    res.set_chunked_content_provider("text/event-stream", [&ctx, this, after, env, poll, watch](size_t,
+                                                                                              httplib::DataSink& sink) {
       int64_t last_write = util::steady_ms();
       while (!m_stopping) {
         store::EventQuery q;
@@ -611,10 +640,9 @@ void ApiServer::routes() {
           }
           last_write = util::steady_ms();
         }
-        if (!sink.is_writable()) {
-          return false;
+        if (!sink.is_writable() || !watch->wait(poll)) {
+          return false; // the client has gone: its thread and slot are freed
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(poll));
       }
       sink.done();
       return true;
@@ -683,8 +711,10 @@ void ApiServer::routes() {
     }
     cr.owner = parsed.owner.empty() ? p.identity : parsed.owner;
     cr.runtime = parsed.runtime;
-    auto env = unwrap(ctx.controller->create(cr, actor));
-    send_json(res, 201, env_json(env, true));
+    // Answered once the desired state is stored: the clone and the config are a worker's
+    // (engine/create_resolution.hpp); their errors become the environment's failed phase.
+    auto env = unwrap(ctx.controller->submit_create(cr, actor));
+    send_json(res, 202, env_json(env, true));
   });
 
   s.Get(R"(/api/v1/environments/([^/]+))", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
@@ -775,6 +805,7 @@ void ApiServer::routes() {
   exec_hooks.authorize = [](const core::Environment& env, const std::string& what) { require_owner(env, what); };
   exec_hooks.actor = [](const httplib::Request& req) { return actor_of(req); };
   exec_hooks.stopping = &m_stopping;
+  exec_hooks.claim_stream = [](httplib::Response& res) { return claim_stream_slot(res); };
   register_exec_routes(s, ctx, std::move(exec_hooks));
 
   s.Get(R"(/api/v1/environments/([^/]+)/cost)", [&ctx](const httplib::Request& req, httplib::Response& res) {
@@ -806,8 +837,12 @@ void ApiServer::routes() {
     // destroyed, the client goes away, or the server stops.
     auto state = std::make_shared<drivers::LogQuery>(q);
     util::Millis poll = ctx.log_poll_ms;
+    if (!claim_stream_slot(res)) {
+      return;
+    }
+    auto watch = std::make_shared<ClientWatch>(req);
     res.set_chunked_content_provider(
-        "application/x-ndjson", [&ctx, this, name, driver, state, poll](size_t, httplib::DataSink& sink) {
+        "application/x-ndjson", [&ctx, this, name, driver, state, poll, watch](size_t, httplib::DataSink& sink) {
           while (!m_stopping) {
             auto env = ctx.store->get_environment(name);
             if (!env) {
@@ -832,10 +867,9 @@ void ApiServer::routes() {
               sink.done();
               return true;
             }
-            if (!sink.is_writable()) {
-              return false;
+            if (!sink.is_writable() || !watch->wait(poll)) {
+              return false; // the client has gone: its thread and slot are freed
             }
-            std::this_thread::sleep_for(std::chrono::milliseconds(poll));
           }
           sink.done();
           return true;

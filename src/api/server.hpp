@@ -4,6 +4,8 @@
 // or the store, render JSON. Thread-safe; runs on its own thread pool.
 // Access: every request but /healthz and raw hooks (which authenticate themselves) needs
 // "Authorization: Bearer <token>"; see check_request and docs/security.md.
+// Long-lived streams run on threads of their own, at most max_streams of them, never on one
+// of the `threads` request threads (api/connection_pool.hpp).
 
 #include <atomic>
 #include <functional>
@@ -38,7 +40,8 @@ struct ApiContext {
   util::Clock* clock = nullptr;
   std::string version;
   size_t max_body_bytes = 1024 * 1024;
-  size_t threads = 32;
+  size_t threads = 32;      // request threads (connections); streams never take one of them
+  size_t max_streams = 64;  // SSE and logs?follow streams served at once, each on its own thread; 503 beyond
   util::Millis log_poll_ms = 200; // follow streams poll the driver this often
   util::Millis reaper_interval_ms = 30'000; // reported in /api/v1/capabilities
   util::Millis ttl_min_ms = 10 * 60'000;

@@ -212,6 +212,9 @@ Expected<void> Daemon::start() {
   signals.cancel = [rec](const std::string& n) { rec->cancel(n); };
   d.controller = std::make_unique<engine::Controller>(*d.store, d.clock, *d.repos, *d.templates, d.driver_set,
                                                       d.cfg.engine, signals);
+  // API creates are answered before the clone; the reconciler's workers do it.
+  engine::Controller* ctl = d.controller.get();
+  d.reconciler->set_create_resolver([ctl](const core::Environment& env) { return ctl->resolve_create(env); });
   d.reaper = std::make_unique<engine::Reaper>(*d.store, *d.controller, d.clock, d.cfg.engine.reaper_interval);
   d.retention = std::make_unique<engine::Retention>(*d.store, d.clock, util::path_join(cfg.home, "git"), d.cfg.engine);
 
@@ -226,6 +229,7 @@ Expected<void> Daemon::start() {
   actx.ttl_min_ms = d.cfg.engine.ttl_policy.min;
   actx.ttl_max_ms = d.cfg.engine.ttl_policy.max;
   actx.metrics_public = cfg.metrics_public;
+  actx.max_streams = static_cast<size_t>(cfg.max_streams);
   actx.server_names = cfg.server_names;
   d.api = std::make_unique<api::ApiServer>(actx);
   sources::Sources::Options so;

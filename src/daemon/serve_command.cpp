@@ -58,7 +58,7 @@ ServerConfig build_config(const ServeOptions& o) {
   const char* builtin = std::getenv("IDP_BUILTIN_TEMPLATES");
   cfg.templates_dir = builtin && *builtin ? builtin : IDP_BUILTIN_TEMPLATES_DIR;
   for (const char* k : {"home", "listen", "router.port", "router.domain", "ttl.min", "ttl.max", "reaper_interval",
-                        "health_interval", "workers", "templates_path"}) {
+                        "health_interval", "workers", "templates_path", "max_streams"}) {
     cfg.origins[k] = "default";
   }
   if (!o.config.empty()) {
@@ -179,6 +179,7 @@ void print_config(const ServerConfig& cfg) {
   row("router.domain", cfg.domain);
   row("runtime", cfg.engine.default_runtime);
   row("workers", std::to_string(cfg.engine.workers));
+  row("max_streams", std::to_string(cfg.max_streams));
   row("reaper_interval", core::format_ttl(cfg.engine.reaper_interval));
   row("health_interval", core::format_ttl(cfg.engine.health_interval));
   row("ttl.min", core::format_ttl(cfg.engine.ttl_policy.min));

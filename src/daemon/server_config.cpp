@@ -439,6 +439,13 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
          cfg.engine.workers = static_cast<size_t>(v);
          return mark("workers");
        }},
+      {"max_streams", [&](const YAML::Node& n) -> Msg {
+         // Each stream has a thread of its own while it lasts.
+         if (auto m = as_int(n, cfg.max_streams, 0, 1024, "a number of streams 0-1024")) {
+           return m;
+         }
+         return mark("max_streams");
+       }},
       {"reaper_interval", [&](const YAML::Node& n) -> Msg {
          if (auto m = as_duration(n, cfg.engine.reaper_interval)) {
            return m;
@@ -651,6 +658,15 @@ Expected<void> apply_server_env(ServerConfig& cfg) {
     }
     cfg.engine.workers = *workers;
     cfg.origins["workers"] = "env IDP_WORKERS";
+  }
+  if (auto v = env("IDP_MAX_STREAMS")) {
+    // The same bounds as the file's "max_streams" key.
+    auto streams = util::parse_int<int>(*v, 0, 1024);
+    if (!streams) {
+      return bad("IDP_MAX_STREAMS", *v, "a number of streams from 0 to 1024");
+    }
+    cfg.max_streams = *streams;
+    cfg.origins["max_streams"] = "env IDP_MAX_STREAMS";
   }
   IDP_TRY(dur("IDP_REAPER_INTERVAL", cfg.engine.reaper_interval, "reaper_interval"));
   IDP_TRY(dur("IDP_HEALTH_INTERVAL", cfg.engine.health_interval, "health_interval"));

@@ -22,6 +22,7 @@ struct ServerConfig {
   std::string webhook_listen;             // "" = /hooks/github is served on `listen` too
   bool insecure_http = false;             // allow a non-loopback `listen` without TLS
   bool metrics_public = false;            // `metrics: public`: /metrics without a token
+  int max_streams = 64;                   // SSE + logs?follow streams at once (own threads; 503 beyond)
   std::vector<std::string> server_names;  // Host names the API answers to besides loopback
   int router_port = 0;                    // 0 = chosen on first start, then kept
   std::string router_listen_host = "127.0.0.1";
@@ -48,7 +49,8 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& cfg, const
                                                         const std::string& file);
 
 // IDP_HOME, IDP_LISTEN, IDP_ROUTER_PORT, IDP_DOMAIN, IDP_TEMPLATES_PATH, IDP_REAPER_INTERVAL,
-// IDP_HEALTH_INTERVAL, IDP_TTL_MIN, IDP_TTL_MAX, IDP_WORKERS. invalid_config on a bad value.
+// IDP_HEALTH_INTERVAL, IDP_TTL_MIN, IDP_TTL_MAX, IDP_WORKERS, IDP_MAX_STREAMS. invalid_config on a
+// bad value.
 Expected<void> apply_server_env(ServerConfig& cfg);
 
 // "env:NAME" → $NAME, "file:PATH" → contents (trimmed), anything else as is.

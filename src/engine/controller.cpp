@@ -148,37 +148,39 @@ Expected<void> Controller::plan(const Environment& env, const Resolved& r) {
   return driver->plan(spec);
 }
 
-Expected<Environment> Controller::create(const CreateRequest& req, const std::string& actor) {
+Expected<Environment> Controller::new_environment(const CreateRequest& req, util::Millis now) {
   IDP_TRY(validate_repo(req.repo));
   IDP_TRY(validate_branch(req.branch));
   if (!req.name.empty()) {
     IDP_TRY(core::validate_env_name(req.name));
   }
+  util::Millis ttl = 0;
   if (!req.ttl.empty()) {
-    IDP_TRY(m_options.ttl_policy.parse(req.ttl));
+    IDP_TRY_ASSIGN(ttl, m_options.ttl_policy.parse(req.ttl));
   }
-  std::string repo = RepoResolver::canonical_repo(req.repo);
-  IDP_TRY_ASSIGN(std::string commit, m_repos.resolve_branch(repo, req.branch));
-  IDP_TRY_ASSIGN(Resolved r, resolve_config(repo, commit, req.template_name, "", req.ttl.empty()));
-  std::string ttl_text = req.ttl.empty() ? r.config.ttl : req.ttl;
-  auto ttl = m_options.ttl_policy.parse(ttl_text);
-  if (!ttl) {
-    return make_error(req.ttl.empty() ? ErrorCode::invalid_config : ErrorCode::invalid_argument,
-                      (req.ttl.empty() ? ".idp/config.yml: key \"ttl\": " : "") + ttl.error().message);
-  }
-  util::Millis now = m_clock.now_ms();
   Environment env;
-  env.repo = repo;
+  env.repo = RepoResolver::canonical_repo(req.repo);
   env.branch = req.branch;
-  env.template_name = r.tmpl.name;
   env.runtime = req.runtime.empty() ? m_options.default_runtime : req.runtime;
+  IDP_TRY(m_drivers.get(env.runtime));
+  env.template_name.clear(); // the config's, until the request names one
+  if (!req.template_name.empty()) {
+    auto tmpl = m_templates.get(req.template_name);
+    if (!tmpl) {
+      return make_error(ErrorCode::invalid_config, tmpl.error().message);
+    }
+    if (std::find(tmpl->runtimes.begin(), tmpl->runtimes.end(), env.runtime) == tmpl->runtimes.end()) {
+      return make_error(ErrorCode::invalid_config, "template " + util::quote(tmpl->name) + " has no parts for runtime " +
+                                                       util::quote(env.runtime) + " (it supports " +
+                                                       util::join(tmpl->runtimes, ", ") + ")");
+    }
+    env.template_name = tmpl->name;
+  }
   env.owner = req.owner;
-  env.commit = commit;
-  env.config_json = r.config_json;
   env.pr_number = req.pr_number;
   env.created_at = now;
   env.updated_at = now;
-  env.expires_at = now + *ttl;
+  env.expires_at = ttl > 0 ? now + ttl : 0; // 0: the config's TTL, once it is read
   if (!req.name.empty()) {
     env.name = req.name;
     auto existing = m_store.get_environment(req.name);
@@ -186,19 +188,70 @@ Expected<Environment> Controller::create(const CreateRequest& req, const std::st
       return make_error(ErrorCode::already_exists, "environment " + util::quote(req.name) + " already exists");
     }
   } else {
-    env.source_key = source_key(repo, req.branch);
+    env.source_key = source_key(env.repo, req.branch);
     IDP_TRY_ASSIGN(auto tracked, m_store.find_by_source_key(env.source_key));
     if (tracked) {
       return make_error(ErrorCode::already_exists, "environment " + util::quote(tracked->name) + " already tracks branch " +
-                                                       util::quote(req.branch) + " of " + util::quote(repo) +
+                                                       util::quote(req.branch) + " of " + util::quote(env.repo) +
                                                        "; to deploy its latest commit run: idp redeploy " + tracked->name);
     }
     IDP_TRY_ASSIGN(env.name, pick_name(core::env_name_for_branch(req.branch), env.source_key));
   }
-  IDP_TRY(plan(env, r));
+  return env;
+}
+
+Expected<CreateResolution> Controller::resolve_create(const Environment& env) {
+  IDP_TRY_ASSIGN(std::string commit, m_repos.resolve_branch(env.repo, env.branch));
+  bool ttl_from_config = env.expires_at == 0;
+  IDP_TRY_ASSIGN(Resolved r, resolve_config(env.repo, commit, env.template_name, "", ttl_from_config));
+  CreateResolution out;
+  if (ttl_from_config) {
+    auto ttl = m_options.ttl_policy.parse(r.config.ttl);
+    if (!ttl) {
+      return make_error(ErrorCode::invalid_config, ".idp/config.yml: key \"ttl\": " + ttl.error().message);
+    }
+    out.ttl = *ttl;
+  }
+  Environment probe = env;
+  probe.commit = commit;
+  probe.template_name = r.tmpl.name;
+  probe.config_json = r.config_json;
+  IDP_TRY(plan(probe, r));
+  out.commit = commit;
+  out.config_json = std::move(r.config_json);
+  out.template_name = r.tmpl.name;
+  return out;
+}
+
+Expected<Environment> Controller::create(const CreateRequest& req, const std::string& actor) {
+  util::Millis now = m_clock.now_ms();
+  IDP_TRY_ASSIGN(Environment env, new_environment(req, now));
+  IDP_TRY_ASSIGN(CreateResolution res, resolve_create(env));
+  env.commit = res.commit;
+  env.config_json = res.config_json;
+  env.template_name = res.template_name;
+  if (env.expires_at == 0) {
+    env.expires_at = now + res.ttl;
+  }
   std::vector<Event> events = {make_event(env, now, actor, "create",
-                                          "branch " + util::quote(req.branch) + " at " + util::short_commit(commit) + ", template " +
-                                              env.template_name + ", ttl " + core::format_ttl(*ttl))};
+                                          "branch " + util::quote(req.branch) + " at " + util::short_commit(env.commit) +
+                                              ", template " + env.template_name + ", ttl " +
+                                              core::format_ttl(env.expires_at - now))};
+  IDP_TRY_ASSIGN(Environment stored, m_store.insert_environment(env, events));
+  m_signals.wake(stored.name);
+  return stored;
+}
+
+Expected<Environment> Controller::submit_create(const CreateRequest& req, const std::string& actor) {
+  util::Millis now = m_clock.now_ms();
+  IDP_TRY_ASSIGN(Environment env, new_environment(req, now));
+  env.message = "waiting for a worker to fetch branch " + util::quote(req.branch);
+  std::vector<Event> events = {make_event(
+      env, now, actor, "create",
+      "branch " + util::quote(req.branch) + " of " + util::quote(env.repo) + ", template " +
+          (env.template_name.empty() ? std::string("from its config") : env.template_name) + ", ttl " +
+          (env.expires_at == 0 ? std::string("from its config") : core::format_ttl(env.expires_at - now)) +
+          "; a worker fetches the branch and reads its config")};
   IDP_TRY_ASSIGN(Environment stored, m_store.insert_environment(env, events));
   m_signals.wake(stored.name);
   return stored;
@@ -252,11 +305,25 @@ Expected<Environment> Controller::redeploy(const std::string& name, const std::s
   }
   // The environment keeps its template when the config does not name one (it may have
   // come from `idp create --template`); the TTL is not touched.
-  IDP_TRY_ASSIGN(Resolved r, resolve_config(current.repo, commit, "", current.template_name, false));
+  // An environment still waiting for its source (an API create whose clone failed) and
+  // created without a TTL gets the config's now, as its first deploy would have.
+  bool needs_ttl = awaits_source(current) && current.expires_at == 0;
+  IDP_TRY_ASSIGN(Resolved r, resolve_config(current.repo, commit, "", current.template_name, needs_ttl));
   IDP_TRY(plan(current, r));
   util::Millis now = m_clock.now_ms();
+  util::Millis config_ttl = 0;
+  if (needs_ttl) {
+    auto ttl = m_options.ttl_policy.parse(r.config.ttl);
+    if (!ttl) {
+      return make_error(ErrorCode::invalid_config, ".idp/config.yml: key \"ttl\": " + ttl.error().message);
+    }
+    config_ttl = *ttl;
+  }
   auto updated = m_store.update_environment(name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
     IDP_TRY(gone(env));
+    if (env.expires_at == 0 && config_ttl > 0) {
+      env.expires_at = now + config_ttl;
+    }
     env.commit = commit;
     env.config_json = r.config_json;
     env.template_name = r.tmpl.name;

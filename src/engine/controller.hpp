@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/environment.hpp"
+#include "engine/create_resolution.hpp"
 #include "engine/driver_set.hpp"
 #include "engine/options.hpp"
 #include "engine/repo_resolver.hpp"
@@ -55,8 +56,18 @@ public:
 
   // Validates everything (branch, name, ttl, config at the commit, template, runtime) and
   // records a new environment. invalid_argument / invalid_config / already_exists; nothing
-  // is recorded on error.
+  // is recorded on error. Fetches the repository on the calling thread.
   Expected<core::Environment> create(const CreateRequest& req, const std::string& actor);
+  // The API's create (engine/create_resolution.hpp): validates what needs no repository
+  // (repo and branch syntax, name, ttl, a named template and runtime, duplicates) and records
+  // the environment, pending with no commit; a reconciler worker fetches the branch and
+  // reads its config (resolve_create), and what fails there becomes the environment's
+  // failed phase and message. Errors as create's; nothing is recorded on error.
+  Expected<core::Environment> submit_create(const CreateRequest& req, const std::string& actor);
+  // The repository half of a create, for an environment created by submit_create (or about
+  // to be by create): the branch's commit, the checked config there, its template, the
+  // driver's plan. No store write; takes as long as a clone.
+  Expected<CreateResolution> resolve_create(const core::Environment& env);
   // expires_at := max(now, expires_at) + ttl, within the policy's maximum lifetime from now.
   Expected<core::Environment> extend(const std::string& name, const std::string& ttl, const std::string& actor);
   // Deploys the environment again: at `commit` (7-40 hex digits) or, when empty, at its
@@ -94,6 +105,9 @@ public:
   static std::string source_key(const std::string& repo, const std::string& branch);
 
 private:
+  // The checks of a create that need no repository, and the environment they describe
+  // (everything but its source).
+  Expected<core::Environment> new_environment(const CreateRequest& req, util::Millis now);
   Expected<std::string> pick_name(const std::string& base, const std::string& identity);
   Expected<void> plan(const core::Environment& env, const Resolved& r);
 

@@ -403,6 +403,10 @@ void Reconciler::process(const std::string& name) {
                         }
                         return {};
                       });
+    } else if (a == Action::deploy && awaits_source(*env)) {
+      if (auto resolved = resolve_source(*env, *op)) {
+        do_deploy(*resolved, **driver, *op);
+      }
     } else if (a == Action::deploy) {
       do_deploy(*env, **driver, *op);
     } else if (a == Action::destroy) {

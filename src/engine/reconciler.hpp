@@ -14,11 +14,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "engine/create_resolution.hpp"
 #include "engine/driver_set.hpp"
 #include "engine/options.hpp"
 #include "engine/store_retry.hpp"
@@ -33,6 +35,10 @@ public:
   Reconciler(store::StateStore& store, const DriverSet& drivers, const TemplateCatalog& templates, util::Clock& clock,
              const EngineOptions& options);
   ~Reconciler();
+
+  // Resolves the source of environments created through the API (pending with no commit,
+  // engine/create_resolution.hpp) in the worker that deploys them. Set before start().
+  void set_create_resolver(CreateResolver resolver);
 
   void start();
   // Cancels in-flight operations and joins every thread.
@@ -67,6 +73,10 @@ private:
   bool acquire_lease(const std::string& name);
   std::shared_ptr<Operation> begin_operation(const std::string& name);
   void end_operation(const std::shared_ptr<Operation>& op);
+  // The worker's half of an API create (engine/reconciler_source.cpp): fetches the branch,
+  // reads its config and records them. The environment to deploy, or nullopt when that
+  // failed (recorded as its failed phase) or the environment changed meanwhile.
+  std::optional<core::Environment> resolve_source(const core::Environment& env, Operation& op);
   void do_deploy(core::Environment env, drivers::Driver& driver, Operation& op);
   void do_destroy(core::Environment env, drivers::Driver& driver, Operation& op);
   void do_observe(core::Environment env, drivers::Driver& driver, Operation& op);
@@ -95,6 +105,7 @@ private:
   std::map<std::string, int> m_unhealthy;
   std::atomic<bool> m_shutdown{false};
   StoreRetry m_retry;
+  CreateResolver m_create_resolver; // set before start(), read-only after
   std::thread m_loop_thread;
   std::thread m_renew_thread;
   std::vector<std::thread> m_workers;

@@ -1,5 +1,10 @@
 #include "util/git.hpp"
 
+#include <cerrno>
+#include <filesystem>
+#include <unistd.h>
+#include <cstdio>
+#include <cstring>
 #include <mutex>
 
 #include "util/fs.hpp"
@@ -100,6 +105,35 @@ std::mutex& mirror_mutex(const std::string& path) {
 }
 } // namespace
 
+// "git <what> <url> failed: <git's own message>", the message users see for a clone or a
+// fetch that did not work (a wrong URL, a missing repository, no access, a timeout).
+static Error git_failure(const std::string& what, const std::string& url, const RunResult& r, int64_t timeout_ms) {
+  std::string detail = trim(tail_lines(r.err.empty() ? r.out : r.err, 5));
+  if (r.timed_out) {
+    detail = "timed out after " + std::to_string(timeout_ms / 1000) + "s" + (detail.empty() ? "" : ": " + detail);
+  } else if (detail.empty()) {
+    detail = r.signal ? "killed by signal " + std::to_string(r.signal) : "exit code " + std::to_string(r.exit_code);
+  }
+  return Error(ErrorCode::transient, "git " + what + " " + quote(url) + " failed: " + detail);
+}
+
+// Removes <mirror>.partial.* beside `mirror`: clones of processes that died mid-way.
+static Expected<void> remove_partial_clones(const std::string& mirror) {
+  std::string dir = mirror.substr(0, mirror.rfind('/'));
+  std::string prefix = mirror.substr(mirror.rfind('/') + 1) + ".partial.";
+  std::error_code ec;
+  std::vector<std::string> stale;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (starts_with(e.path().filename().string(), prefix)) {
+      stale.push_back(e.path().string());
+    }
+  }
+  for (const auto& p : stale) {
+    IDP_TRY(remove_all(p));
+  }
+  return {};
+}
+
 Expected<void> GitMirror::fetch(int64_t timeout_ms) {
   IDP_TRY(check_url(m_url));
   std::lock_guard<std::mutex> g(mirror_mutex(m_path));
@@ -108,20 +142,30 @@ Expected<void> GitMirror::fetch(int64_t timeout_ms) {
   RunOptions opts;
   opts.timeout_ms = timeout_ms;
   if (!path_exists(path_join(m_path, "HEAD"))) {
+    // Cloned beside the mirror, then renamed into place: a clone cut short (the daemon
+    // killed mid-way) leaves no half-filled mirror that a later fetch would trust. Whatever
+    // partial clone is there belongs to a process that died holding the lock (its git may
+    // still run, orphaned: it gets its own directory, removed here so it fails).
+    std::string partial = m_path + ".partial." + std::to_string(::getpid());
+    IDP_TRY(remove_partial_clones(m_path));
     IDP_TRY(remove_all(m_path));
-    auto r = run_checked(git_cmd({"clone", "--bare", "--quiet", "--", m_url, m_path}), opts);
-    if (!r) {
-      return Unexpected(Error(ErrorCode::transient, "cannot clone " + quote(m_url) + ": " + r.error().message));
+    IDP_TRY_ASSIGN(auto r, run(git_cmd({"clone", "--bare", "--quiet", "--", m_url, partial}), opts));
+    if (!r.ok()) {
+      return Unexpected(git_failure("clone", m_url, r, timeout_ms));
     }
     // Bare clones map remote heads to refs/heads/* but set no fetch refspec; add one.
-    IDP_TRY(run_checked(git_cmd({"--git-dir", m_path, "config", "remote.origin.fetch", "+refs/heads/*:refs/heads/*"})));
+    IDP_TRY(run_checked(git_cmd({"--git-dir", partial, "config", "remote.origin.fetch", "+refs/heads/*:refs/heads/*"})));
+    if (::rename(partial.c_str(), m_path.c_str()) != 0) {
+      return make_error(ErrorCode::io_error, "cannot move the clone of " + quote(m_url) + " into place at " +
+                                                 quote(m_path) + ": " + std::strerror(errno));
+    }
     return {};
   }
-  auto r = run_checked(git_cmd({"--git-dir", m_path, "fetch", "--quiet", "--prune", "--force", "origin",
-                                "+refs/heads/*:refs/heads/*"}),
-                       opts);
-  if (!r) {
-    return Unexpected(Error(ErrorCode::transient, "cannot fetch " + quote(m_url) + ": " + r.error().message));
+  IDP_TRY_ASSIGN(auto r, run(git_cmd({"--git-dir", m_path, "fetch", "--quiet", "--prune", "--force", "origin",
+                                      "+refs/heads/*:refs/heads/*"}),
+                             opts));
+  if (!r.ok()) {
+    return Unexpected(git_failure("fetch", m_url, r, timeout_ms));
   }
   return {};
 }

@@ -170,7 +170,7 @@ TEST_F(SecurityAuthTest, RolesAndOwnersDecideWhoMayActOnAnEnvironment) {
   EXPECT_EQ(d->api_as(alice, "GET", "/api/v1/tokens").first, 403) << "tokens are the admin's";
 
   auto [ac, acb] = create_as(alice, "feature/alice", {{"X-Idp-Actor", "mallory"}});
-  ASSERT_EQ(ac, 201) << acb.dump();
+  ASSERT_EQ(ac, 202) << acb.dump();
   std::string env = acb["name"];
   EXPECT_EQ(acb["owner"], "alice");
   auto [other, ob] = d->api_as(alice, "POST", "/api/v1/environments",

@@ -42,7 +42,7 @@ TEST(SecurityBrowserTest, CrossOriginSimpleRequestsRunNothing) {
 
   // The server's own origin (its dashboard) may.
   auto [own, ob] = d.api_as(admin, "POST", "/api/v1/environments", create, {{"Origin", "http://127.0.0.1:" + port}});
-  ASSERT_EQ(own, 201) << ob.dump();
+  ASSERT_EQ(own, 202) << ob.dump();
   std::string env = ob["name"];
   ASSERT_TRUE(d.wait_phase(env, "ready", 120000)) << d.env(env).dump();
 

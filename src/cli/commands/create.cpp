@@ -73,8 +73,10 @@ struct Options {
     IDP_TRY_ASSIGN(auto env, client.post("/api/v1/environments", req.to_json()));
     std::string env_name = env.value("name", "");
     if (!json) {
-      std::fprintf(stderr, "environment %s: creating from %s at %s\n", env_name.c_str(), branch.c_str(),
-                   env.value("commit", "").substr(0, 7).c_str());
+      // The server answers before it fetches the branch: the commit shows while waiting.
+      std::string commit = env.value("commit", "").substr(0, 7);
+      std::fprintf(stderr, "environment %s: creating from %s%s\n", env_name.c_str(), branch.c_str(),
+                   commit.empty() ? "" : (" at " + commit).c_str());
     }
     if (!no_wait) {
       IDP_TRY_ASSIGN(long long t, core::parse_duration(timeout));

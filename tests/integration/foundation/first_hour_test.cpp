@@ -137,8 +137,9 @@ TEST(FirstHourTest, ApiAddressInUseIsRefused) {
 }
 
 // 3. `idp config validate` applies the rules `idp create` applies: every bad config of
-// tests/data/bad-configs is refused by create with the message validate gives, and with
-// --server validate uses that server's TTL policy.
+// tests/data/bad-configs fails its environment with the message validate gives (the config
+// is read after the create is answered, issue 10; `idp create` waits and prints it), and
+// with --server validate uses that server's TTL policy.
 TEST(FirstHourTest, ConfigValidateAgreesWithCreate) {
   TempDir tmp("idp-first-hour");
   std::string dir = source_dir() + "/tests/data/bad-configs";
@@ -162,7 +163,7 @@ TEST(FirstHourTest, ConfigValidateAgreesWithCreate) {
     repo.checkout_new_branch(branch);
     repo.write_file(".idp/config.yml", *util::read_file(dir + "/" + name));
     repo.commit(name);
-    auto r = d.cli({"create", "--repo", repo.path(), "--branch", branch, "--no-wait"});
+    auto r = d.cli({"create", "--repo", repo.path(), "--branch", branch});
     EXPECT_EQ(r.exit_code, 1) << name << ": create accepted what validate refuses: " << r.out;
     std::string want = ".idp/config.yml:" + std::to_string(c["line"].get<int>()) + ":" +
                        std::to_string(c["column"].get<int>()) + ": ";
@@ -172,7 +173,12 @@ TEST(FirstHourTest, ConfigValidateAgreesWithCreate) {
   }
   EXPECT_GE(checked, 30);
   auto list = d.cli({"list", "--json"});
-  EXPECT_EQ(nlohmann::json::parse(list.out, nullptr, false).size(), 0u) << "nothing was created: " << list.out;
+  auto envs = nlohmann::json::parse(list.out, nullptr, false);
+  ASSERT_TRUE(envs.is_array()) << list.out;
+  for (const auto& e : envs) {
+    EXPECT_EQ(e.value("phase", ""), "failed") << "nothing was deployed: " << e.dump();
+    EXPECT_TRUE(e["deployed_commit"].is_null()) << e.dump();
+  }
 
   // A ttl the defaults allow but this server (max 10d) does not: valid offline, not with --server.
   std::string cfg = tmp.sub("ttl-14d.yml");

@@ -50,7 +50,10 @@ int soak_setting(const char* name, int fallback) {
   return *n;
 }
 
-struct Branch {
+} // namespace
+
+// Outside the anonymous namespace: SoakTest's members use them (-Wsubobject-linkage in a unity build).
+struct SoakBranch {
   std::string name;           // soak-007
   std::string env;            // preview-soak-007
   bool live = false;          // the branch exists in the remote
@@ -59,12 +62,11 @@ struct Branch {
   uint64_t generation = 0;    // bumped when its branch is deleted: requests racing that are in the window
 };
 
-struct Figures {
+struct SoakFigures {
   std::atomic<long> pushes{0}, extends{0}, destroys{0}, creates{0};
   std::atomic<long> requests{0}, requests_in_window_failed{0}, api_calls{0}, api_down_failed{0};
 };
 
-} // namespace
 
 class SoakTest : public TemplatesTest {
 protected:
@@ -73,7 +75,7 @@ protected:
   }
 
   // A new commit on `b` (from main when the branch is new or was deleted), not yet pushed.
-  std::string commit_on(const Branch& b, bool from_main, const std::string& note) {
+  std::string commit_on(const SoakBranch& b, bool from_main, const std::string& note) {
     if (from_main) {
       work.git({"checkout", "-q", "-B", b.name, "main"});
     } else {
@@ -127,7 +129,7 @@ protected:
   BareRepo remote;
   GitRepo work;
   std::unique_ptr<DaemonProcess> d;
-  std::vector<Branch> branches;
+  std::vector<SoakBranch> branches;
   std::mutex m_mu;                 // branches
   std::shared_mutex m_daemon_mu;   // exclusive while the daemon is killed and started again
 };
@@ -144,7 +146,7 @@ TEST_F(SoakTest, HundredEnvironmentsSurviveChurnAndAKill9) {
   for (int i = 0; i < n_envs; ++i) {
     char name[32];
     std::snprintf(name, sizeof name, "soak-%03d", i);
-    Branch b;
+    SoakBranch b;
     b.name = name;
     b.env = std::string("preview-") + name;
     b.commit = commit_on(b, true, "v0");
@@ -165,7 +167,7 @@ TEST_F(SoakTest, HundredEnvironmentsSurviveChurnAndAKill9) {
   const long rss_base = process_rss_kb(d->pid());
   const long fds_base = process_fd_count(d->pid());
 
-  Figures fig;
+  SoakFigures fig;
   std::atomic<bool> stop{false};
   std::atomic<bool> daemon_down{false};
   std::mutex failures_mu;
@@ -186,7 +188,7 @@ TEST_F(SoakTest, HundredEnvironmentsSurviveChurnAndAKill9) {
       uint64_t gen = 0;
       {
         std::lock_guard lock(m_mu);
-        const Branch& b = branches[r() % branches.size()];
+        const SoakBranch& b = branches[r() % branches.size()];
         if (b.live && b.served) {
           env = b.env;
           gen = b.generation;
@@ -201,7 +203,7 @@ TEST_F(SoakTest, HundredEnvironmentsSurviveChurnAndAKill9) {
         ++fig.requests;
         if (!res || res->status != 200) {
           std::lock_guard lock(m_mu);
-          const Branch* b = nullptr;
+          const SoakBranch* b = nullptr;
           for (const auto& x : branches) {
             if (x.env == env) {
               b = &x;
@@ -268,7 +270,7 @@ TEST_F(SoakTest, HundredEnvironmentsSurviveChurnAndAKill9) {
     size_t i = rng() % branches.size();
     int dice = static_cast<int>(rng() % 100);
     std::string note = "v" + std::to_string(++version);
-    Branch snapshot;
+    SoakBranch snapshot;
     {
       std::lock_guard lock(m_mu);
       snapshot = branches[i];
