@@ -158,7 +158,8 @@ Expected<Environment> Controller::create(const CreateRequest& req, const std::st
   }
   std::string repo = RepoResolver::canonical_repo(req.repo);
   IDP_TRY_ASSIGN(std::string commit, m_repos.resolve_branch(repo, req.branch));
-  IDP_TRY_ASSIGN(Resolved r, resolve_config(repo, commit, req.template_name, "", req.ttl.empty()));
+  IDP_TRY_ASSIGN(Resolved r, resolve_config(repo, commit, req.template_name, m_options.default_template,
+                                            req.ttl.empty()));
   std::string ttl_text = req.ttl.empty() ? r.config.ttl : req.ttl;
   auto ttl = m_options.ttl_policy.parse(ttl_text);
   if (!ttl) {
@@ -366,7 +367,8 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
   std::string key = source_key(repo, upd.branch);
   IDP_TRY_ASSIGN(auto existing, m_store.find_by_source_key(key));
   util::Millis now = m_clock.now_ms();
-  auto resolved = resolve_config(repo, commit, "", upd.default_template);
+  auto resolved =
+      resolve_config(repo, commit, "", upd.default_template.empty() ? m_options.default_template : upd.default_template);
   if (!resolved) {
     if (existing && resolved.error().code == ErrorCode::invalid_config) {
       std::string msg = "config at " + util::short_commit(commit) + " is invalid: " + resolved.error().message;
