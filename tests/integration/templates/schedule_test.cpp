@@ -188,7 +188,8 @@ TEST_F(TemplatesTest, ScheduledWorkerSeesItsRunIdAndStatusShowsTheNextRun) {
   json done;
   ASSERT_TRUE(wait_until(
       [&] {
-        for (const auto& r : status(*d, env)["job_runs"]) {
+        json now = status(*d, env);
+        for (const auto& r : now["job_runs"]) {
           if (r["status"] == "succeeded") {
             done = r;
             return true;
