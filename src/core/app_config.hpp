@@ -35,7 +35,9 @@ struct AppConfig {
   std::string region;               // "" = the server's default region
   struct Local {
     std::string build;              // run once per revision in the checkout
-    std::string start;              // required for the local runtime; listens on $PORT
+    // The app (it listens on $PORT) or the job. npm runs package.json's "start" script, or
+    // `node server.js` without one: a repository without .idp/config.yml runs as is.
+    std::string start = "npm start";
   } local;
   struct Database {
     std::string seed;               // path in the repo of a .sql file applied once

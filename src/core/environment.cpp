@@ -80,7 +80,8 @@ nlohmann::json to_json(const Environment& e) {
 }
 
 nlohmann::json to_json(const Revision& r) {
-  return {{"id", r.id},
+  // "id" is the per-environment number: users name revisions within their environment.
+  return {{"id", r.number},
           {"environment", r.env},
           {"commit", r.commit},
           {"generation", r.generation},

@@ -68,7 +68,9 @@ std::optional<RevisionStatus> parse_revision_status(std::string_view s);
 
 // One deployed (or attempted) commit of an environment.
 struct Revision {
-  int64_t id = 0;
+  int64_t id = 0;              // the store's key, unique across environments
+  int64_t number = 0;          // 1, 2, 3… within the environment, assigned by the store on
+                               // insert; what users see as the revision's id ("revision 3")
   std::string env;
   std::string commit;
   int64_t generation = 0;

@@ -7,6 +7,7 @@
 #include "core/ttl.hpp"
 #include "daemon/daemon.hpp"
 #include "drivers/local/shim.hpp"
+#include "engine/templates.hpp"
 #include "util/failpoint.hpp"
 #include "util/fatal.hpp"
 #include "util/fs.hpp"
@@ -152,6 +153,19 @@ ServerConfig build_config(const ServeOptions& o) {
                 "text; listen on 127.0.0.1 behind a TLS proxy (see docs/security.md), or pass --insecure-http to "
                 "accept plain HTTP");
   }
+  // Default templates must exist: found now, not at the first push of a repository.
+  engine::TemplateCatalog catalog(cfg.templates_dir, cfg.templates_path);
+  auto check_template = [&](const std::string& key, const std::string& name) {
+    if (!name.empty()) {
+      if (auto t = catalog.get(name); !t) {
+        throw Fatal(key + ": " + t.error().message);
+      }
+    }
+  };
+  check_template("default_template", cfg.engine.default_template);
+  for (size_t i = 0; i < cfg.repositories.size(); ++i) {
+    check_template("repositories[" + std::to_string(i) + "].default_template", cfg.repositories[i].default_template);
+  }
   cfg.home = util::absolute_path(cfg.home);
   return cfg;
 }
@@ -187,6 +201,8 @@ void print_config(const ServerConfig& cfg) {
   row("keep_running", cfg.keep_running ? "true" : "false");
   row("templates_dir", cfg.templates_dir);
   row("templates_path", util::join(cfg.templates_path, ":"));
+  row("default_template", cfg.engine.default_template.empty() ? "api-service (the built-in default)"
+                                                              : cfg.engine.default_template);
   row("github.api_url", cfg.github_api_url);
   for (const auto& [driver, opts] : cfg.driver_options.items()) {
     for (const auto& [k, v] : opts.items()) {

@@ -464,6 +464,12 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
          }
          return mark("keep_running");
        }},
+      {"default_template", [&](const YAML::Node& n) -> Msg {
+         if (auto m = as_string(n, cfg.engine.default_template, "a template name")) {
+           return m;
+         }
+         return mark("default_template");
+       }},
       {"templates_path", [&](const YAML::Node& n) -> Msg {
          if (auto m = as_string_list(n, cfg.templates_path, "directories")) {
            return m;

@@ -55,7 +55,7 @@ public:
 struct DeploySpec {
   core::Environment env;
   core::AppConfig config;
-  int64_t revision_id = 0;
+  int64_t revision_id = 0; // the revision's number within the environment (1, 2, 3…)
   // What the template composes: "web" (a process behind the router with a health check),
   // "static" (files behind the router), "database", "schedule". From templates/<name>/template.json.
   std::vector<std::string> components = {"web"};
@@ -87,7 +87,9 @@ struct ApplyResult {
   std::vector<std::string> warnings;
 };
 
-enum class Health { healthy, unhealthy, not_running, unknown };
+// not_running: it should run and does not (a crash). stopped: the runtime stopped it on
+// purpose when the server stopped; applying the same revision again starts it (not a crash).
+enum class Health { healthy, unhealthy, not_running, stopped, unknown };
 
 struct Observation {
   Health health = Health::unknown;

@@ -203,7 +203,7 @@ Expected<Environment> Controller::new_environment(const CreateRequest& req, util
 Expected<CreateResolution> Controller::resolve_create(const Environment& env) {
   IDP_TRY_ASSIGN(std::string commit, m_repos.resolve_branch(env.repo, env.branch));
   bool ttl_from_config = env.expires_at == 0;
-  IDP_TRY_ASSIGN(Resolved r, resolve_config(env.repo, commit, env.template_name, "", ttl_from_config));
+  IDP_TRY_ASSIGN(Resolved r, resolve_config(env.repo, commit, env.template_name, m_options.default_template, ttl_from_config));
   CreateResolution out;
   if (ttl_from_config) {
     auto ttl = m_options.ttl_policy.parse(r.config.ttl);
@@ -434,7 +434,8 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
   std::string key = source_key(repo, upd.branch);
   IDP_TRY_ASSIGN(auto existing, m_store.find_by_source_key(key));
   util::Millis now = m_clock.now_ms();
-  auto resolved = resolve_config(repo, commit, "", upd.default_template);
+  auto resolved =
+      resolve_config(repo, commit, "", upd.default_template.empty() ? m_options.default_template : upd.default_template);
   if (!resolved) {
     if (existing && resolved.error().code == ErrorCode::invalid_config) {
       std::string msg = "config at " + util::short_commit(commit) + " is invalid: " + resolved.error().message;

@@ -28,6 +28,9 @@ struct EngineOptions {
   util::Millis mirror_retention = 7LL * 86'400'000;       // git mirrors unused and unfetched this long
   core::TtlPolicy ttl_policy;
   std::string default_runtime = "local";
+  // Template of a repository whose .idp/config.yml names none (or that has no file), unless
+  // its watched-repository entry names one; "" = core::AppConfig's default (api-service).
+  std::string default_template;
   std::string owner_id;                     // lease owner: "host:pid:start" of this daemon
 };
 

@@ -1,5 +1,7 @@
 #include "engine/reconciler.hpp"
 
+#include <optional>
+
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -23,6 +25,14 @@ using core::RevisionStatus;
 namespace {
 
 const std::string k_actor = "engine";
+
+// `msg` with `suffix` at the end of its first line: a driver's reason may carry the
+// lines of a command's output that say why after its first line (tables show only the
+// first line), so what the engine adds belongs there.
+std::string with_suffix(const std::string& msg, const std::string& suffix) {
+  size_t nl = msg.find('\n');
+  return nl == std::string::npos ? msg + suffix : msg.substr(0, nl) + suffix + msg.substr(nl);
+}
 
 
 // Progress reported by a driver, written to the store as it happens. Writes are retried
@@ -477,14 +487,26 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
     return;
   }
   rev.id = *rev_id;
+  // Its number within the environment (1, 2, 3…) names it to users and to the driver.
+  auto stored = m_retry.run<Revision>(
+      name + ": read revision " + std::to_string(rev.id), [&] { return m_store.get_revision(rev.id); },
+      [&] { return flag->load() || lost(); });
+  if (!stored) {
+    rev.status = RevisionStatus::superseded;
+    rev.message = "superseded before it started";
+    rev.finished_at = now;
+    (void)write_revision(op, "mark revision " + std::to_string(rev.id) + " superseded", rev); // logged there
+    return;
+  }
+  rev.number = stored->number;
 
   spec.env = *marked;
   spec.config = std::move(*cfg);
-  spec.revision_id = rev.id;
+  spec.revision_id = rev.number;
   spec.components = tmpl->components;
   spec.template_dir = tmpl->dir;
   EngineProgress progress(m_store, m_retry, name, rev.id, flag, lost, m_clock);
-  spdlog::info("{}: deploying {} (generation {}, revision {})", name, util::short_commit(commit), gen, rev.id);
+  spdlog::info("{}: deploying {} (generation {}, revision {})", name, util::short_commit(commit), gen, rev.number);
   auto result = driver.apply(spec, progress);
   if (result && IDP_FAILPOINT("engine.deploy.applied")) { // applied, not yet recorded (docs/hacking.md)
     result = Unexpected(util::failpoint_error("engine.deploy.applied"));
@@ -508,7 +530,7 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
         if (r.id != rev.id && r.status == RevisionStatus::serving) {
           r.status = RevisionStatus::superseded;
           r.finished_at = now;
-          (void)write_revision(op, "mark revision " + std::to_string(r.id) + " superseded", r); // logged there
+          (void)write_revision(op, "mark revision " + std::to_string(r.number) + " superseded", r); // logged there
         }
       }
     }
@@ -526,7 +548,7 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
       e.message = "";
       e.updated_at = now;
       set_phase(e, Phase::ready, k_actor,
-                "revision " + std::to_string(rev.id) + " (" + util::short_commit(commit) + ") is healthy", events, now);
+                "revision " + std::to_string(rev.number) + " (" + util::short_commit(commit) + ") is healthy", events, now);
       return {};
     });
     if (!ready) {
@@ -565,7 +587,7 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
     tail = util::join(lines, "\n");
   }
   (void)m_retry.run<void>( // outcome logged by run(); the environment's phase below carries the error too
-      name + ": record failed revision " + std::to_string(rev.id),
+      name + ": record failed revision " + std::to_string(rev.number),
       [&]() -> Expected<void> {
         Revision failed_rev = rev;
         if (auto r = m_store.get_revision(rev.id)) {
@@ -585,8 +607,8 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
     e.attempts += 1;
     e.updated_at = now;
     if (!first) {
-      std::string msg = "deploy of " + util::short_commit(commit) + " failed: " + err.full_message() + "; still serving " +
-                        util::short_commit(e.deployed_commit);
+      std::string msg = with_suffix("deploy of " + util::short_commit(commit) + " failed: " + err.full_message(),
+                                    "; still serving " + util::short_commit(e.deployed_commit));
       if (permanent) {
         // Rolled back: the old revision keeps serving; wait for a new commit.
         e.observed_generation = std::max(e.observed_generation, gen);
@@ -595,7 +617,7 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
         e.next_attempt_at = now + backoff_delay(m_options, e.attempts);
       }
       e.message = msg;
-      set_phase(e, Phase::ready, k_actor, "revision " + std::to_string(rev.id) + " failed, rolled back: " + err.message,
+      set_phase(e, Phase::ready, k_actor, "revision " + std::to_string(rev.number) + " failed, rolled back: " + err.message,
                 events, now);
       return {};
     }
@@ -604,15 +626,16 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
       // it forever; a new commit or `idp redeploy` bumps the generation and tries again.
       e.observed_generation = std::max(e.observed_generation, gen);
       e.next_attempt_at = 0;
-      e.message = err.full_message() + " (failed " + std::to_string(e.attempts) + " times at " + util::short_commit(commit) +
-                  "; not retried until a new commit or `idp redeploy " + name + "`)";
+      e.message = with_suffix(err.full_message(), " (failed " + std::to_string(e.attempts) + " times at " +
+                                                      util::short_commit(commit) +
+                                                      "; not retried until a new commit or `idp redeploy " + name + "`)");
       set_phase(e, Phase::failed, k_actor, err.full_message(), events, now);
       return {};
     }
     util::Millis delay = backoff_delay(m_options, e.attempts);
     e.next_attempt_at = now + delay;
-    e.message = err.full_message() + " (attempt " + std::to_string(e.attempts) + ", retrying in " +
-                util::format_duration(delay) + ")";
+    e.message = with_suffix(err.full_message(), " (attempt " + std::to_string(e.attempts) + ", retrying in " +
+                                                    util::format_duration(delay) + ")");
     set_phase(e, Phase::failed, k_actor, err.full_message(), events, now);
     return {};
   }); // retried; outcome logged by write_env
@@ -674,7 +697,7 @@ void Reconciler::do_destroy(Environment env, drivers::Driver& driver, Operation&
           r.status == RevisionStatus::building || r.status == RevisionStatus::starting) {
         r.status = RevisionStatus::stopped;
         r.finished_at = now;
-        (void)write_revision(op, "mark revision " + std::to_string(r.id) + " stopped", r); // logged there
+        (void)write_revision(op, "mark revision " + std::to_string(r.number) + " stopped", r); // logged there
       }
     }
   }
@@ -735,13 +758,27 @@ void Reconciler::do_observe(Environment env, drivers::Driver& driver, Operation&
     }
   }
   bool restart = false;
+  bool resume = false;
   auto written = write_env(op, "record health", [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
     restart = false; // the mutator may run again when a write is retried
+    resume = false;
     if (e.desired != Desired::present || (e.phase != Phase::ready && e.phase != Phase::degraded)) {
       return {};
     }
     if (obs->warnings != e.warnings) {
       e.warnings = obs->warnings;
+    }
+    // A scheduled job's next run moves after every run: `idp status` shows it from outputs.
+    if (obs->status.contains("schedule") && obs->status["schedule"].is_object()) {
+      auto outputs = nlohmann::json::parse(e.outputs_json, nullptr, false);
+      if (outputs.is_object()) {
+        const auto& sch = obs->status["schedule"];
+        nlohmann::json next = sch.contains("next_run_at") ? sch["next_run_at"] : nlohmann::json(nullptr);
+        if (outputs.value("next_run_at", nlohmann::json(nullptr)) != next) {
+          outputs["next_run_at"] = next;
+          e.outputs_json = util::json_dump(outputs);
+        }
+      }
     }
     switch (obs->health) {
     case drivers::Health::healthy:
@@ -761,19 +798,112 @@ void Reconciler::do_observe(Environment env, drivers::Driver& driver, Operation&
       e.message = "restarting: " + obs->detail;
       restart = true;
       break;
+    case drivers::Health::stopped:
+      // Stopped with the server, not crashed: no phase change, the same revision starts again.
+      resume = true;
+      break;
     case drivers::Health::unknown:
       break;
     }
     return {};
   });
-  if (written && restart) {
-    auto fresh = m_store.get_environment(name);
-    if (!fresh) {
-      // The next probe finds it still not running and restarts it then.
-      spdlog::warn("{}: cannot read the environment to restart it: {}", name, fresh.error().full_message());
-      return;
-    }
+  if (!written || (!restart && !resume)) {
+    return;
+  }
+  auto fresh = m_store.get_environment(name);
+  if (!fresh) {
+    // The next probe finds it still not running and restarts it then.
+    spdlog::warn("{}: cannot read the environment to restart it: {}", name, fresh.error().full_message());
+    return;
+  }
+  if (resume) {
+    do_resume(*fresh, driver, op, obs->detail);
+  } else {
     do_deploy(*fresh, driver, op);
+  }
+}
+
+void Reconciler::do_resume(Environment env, drivers::Driver& driver, Operation& op, const std::string& detail) {
+  const std::string name = env.name;
+  auto lost = [&op] { return op.lease_lost.load(); };
+  // The revision that served when the server stopped. Without it (or its config) there is
+  // nothing to start again: a deploy decides, as after a crash.
+  std::optional<Revision> serving;
+  if (auto revs = m_retry.run<std::vector<Revision>>(
+          name + ": list revisions", [&] { return m_store.list_revisions(name, 20); }, lost)) {
+    for (const auto& r : *revs) {
+      if (r.status == RevisionStatus::serving && r.commit == env.deployed_commit) {
+        serving = r;
+        break;
+      }
+    }
+  }
+  auto cfg = core::app_config_from_json(nlohmann::json::parse(env.config_json, nullptr, false));
+  auto tmpl = m_templates.get(env.template_name);
+  util::Millis now = m_clock.now_ms();
+  if (!serving || !cfg || !tmpl || env.needs_deploy()) {
+    auto marked = write_env(op, "record restart", [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+      set_phase(e, Phase::degraded, k_actor, "not running (" + detail + "); restarting", events, now);
+      e.message = "restarting: " + detail;
+      return {};
+    });
+    if (marked) {
+      do_deploy(*marked, driver, op);
+    }
+    return;
+  }
+  const std::string what = "revision " + std::to_string(serving->number) + " (" + util::short_commit(serving->commit) + ")";
+  drivers::DeploySpec spec;
+  spec.env = env;
+  spec.config = std::move(*cfg);
+  spec.revision_id = serving->number;
+  spec.components = tmpl->components;
+  // Revision id 0: the revision keeps its record (serving since it was deployed); the
+  // driver's building/starting steps of this restart are not a new deployment of it.
+  EngineProgress progress(m_store, m_retry, name, 0, op.cancel, lost, m_clock);
+  spdlog::info("{}: starting {} again (it was {})", name, what, detail);
+  auto result = driver.apply(spec, progress);
+  now = m_clock.now_ms();
+  if (lost()) {
+    return; // its new holder decides
+  }
+  if (!result && (op.cancel->load() || result.error().code == ErrorCode::cancelled)) {
+    return; // the server stops again: the driver records it as stopped with the server
+  }
+  (void)write_env(op, "record restart", // retried; outcome logged by write_env
+                  [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+                    if (!result) {
+                      // From here on it is a crash: the next probe restarts it as one.
+                      std::string why = what + " did not start again after the server restart: " +
+                                        result.error().full_message();
+                      set_phase(e, Phase::degraded, k_actor, why, events, now);
+                      e.message = why;
+                      return {};
+                    }
+                    e.url = result->url;
+                    e.outputs_json = util::json_dump(result->outputs);
+                    e.warnings = result->warnings;
+                    e.message = "";
+                    e.updated_at = now;
+                    std::string why = what + " started again after the server restart";
+                    if (e.phase != Phase::ready) {
+                      set_phase(e, Phase::ready, k_actor, why, events, now);
+                      return {};
+                    }
+                    Event ev;
+                    ev.env = name;
+                    ev.at = now;
+                    ev.actor = k_actor;
+                    ev.action = "resumed";
+                    ev.reason = why;
+                    ev.from_phase = ev.to_phase = std::string(core::phase_name(e.phase));
+                    events.push_back(ev);
+                    return {};
+                  });
+  if (result) {
+    std::lock_guard<std::mutex> g(m_mu);
+    m_unhealthy[name] = 0;
+    m_last_probe[name] = now;
   }
 }
 

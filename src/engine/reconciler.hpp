@@ -80,6 +80,10 @@ private:
   void do_deploy(core::Environment env, drivers::Driver& driver, Operation& op);
   void do_destroy(core::Environment env, drivers::Driver& driver, Operation& op);
   void do_observe(core::Environment env, drivers::Driver& driver, Operation& op);
+  // The driver stopped env's app with the server (Health::stopped): applies the serving
+  // revision again, with no new revision and no phase change; falls back to a restart
+  // (degraded, new revision) when there is no serving revision to start.
+  void do_resume(core::Environment env, drivers::Driver& driver, Operation& op, const std::string& detail);
   // update_environment of op's environment, retried while the store fails (StoreRetry);
   // gives up only when the lease is lost or the reconciler stops.
   Expected<core::Environment> write_env(Operation& op, const std::string& what, const store::Mutator& mutate);

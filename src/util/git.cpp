@@ -55,6 +55,72 @@ static Command git_cmd(std::vector<std::string> args) {
   return c;
 }
 
+// "user:token@" of a url with credentials, "" otherwise (scp-like "git@host:x" names a
+// user, not a secret).
+static std::string_view userinfo_of(std::string_view url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) {
+    return {};
+  }
+  size_t start = scheme + 3;
+  size_t end = url.find_first_of("/?#", start);
+  size_t at = url.rfind('@', end == std::string_view::npos ? url.size() : end);
+  if (at == std::string_view::npos || at < start) {
+    return {};
+  }
+  return url.substr(start, at + 1 - start);
+}
+
+std::string redact_url(std::string_view url) {
+  std::string_view info = userinfo_of(url);
+  if (info.empty()) {
+    return std::string(url);
+  }
+  size_t pos = static_cast<size_t>(info.data() - url.data());
+  return std::string(url.substr(0, pos)) + "***@" + std::string(url.substr(pos + info.size()));
+}
+
+// Runs `git <args>` for `verb` on `url`; a failure reads "git <verb> <url> failed: <what git
+// said>" (its first fatal:/error: line, else its last line), never with the credentials
+// of the url.
+static Expected<RunResult> run_git(const std::string& verb, const std::string& url, std::vector<std::string> args,
+                                   const RunOptions& opts) {
+  IDP_TRY_ASSIGN(RunResult r, run(git_cmd(std::move(args)), opts));
+  if (r.ok()) {
+    return r;
+  }
+  std::string said;
+  for (const auto& line : split(r.err.empty() ? r.out : r.err, '\n')) {
+    std::string t = trim(line);
+    if (starts_with(t, "fatal:") || starts_with(t, "error:")) {
+      said = t;
+      break;
+    }
+    if (!t.empty()) {
+      said = t;
+    }
+  }
+  // git may repeat the url in its message: nothing of the credentials goes out.
+  if (std::string info(userinfo_of(url)); !info.empty()) {
+    for (size_t pos; (pos = said.find(info)) != std::string::npos;) {
+      said.replace(pos, info.size(), "***@");
+    }
+  }
+  std::string head = "git " + verb + " " + redact_url(url);
+  if (r.timed_out) {
+    return make_error(ErrorCode::timeout, head + " did not finish within " + std::to_string(opts.timeout_ms / 1000) +
+                                              "s" + (said.empty() ? "" : ": " + said));
+  }
+  if (r.cancelled) {
+    return make_error(ErrorCode::cancelled, head + " was cancelled");
+  }
+  if (r.signal) {
+    return make_error(ErrorCode::permanent, head + " was killed by signal " + std::to_string(r.signal));
+  }
+  return make_error(ErrorCode::permanent,
+                    head + " failed: " + (said.empty() ? "exit code " + std::to_string(r.exit_code) : said));
+}
+
 static Expected<void> check_url(const std::string& url) {
   if (url.empty() || url.front() == '-') {
     return make_error(ErrorCode::invalid_argument, "invalid repository " + quote(url));
@@ -66,9 +132,9 @@ Expected<std::map<std::string, std::string>> git_ls_remote_heads(const std::stri
   IDP_TRY(check_url(url));
   RunOptions opts;
   opts.timeout_ms = timeout_ms;
-  auto r = run_checked(git_cmd({"ls-remote", "--heads", "--", url}), opts);
+  auto r = run_git("ls-remote", url, {"ls-remote", "--heads", "--", url}, opts);
   if (!r) {
-    return Unexpected(Error(ErrorCode::transient, "cannot list branches of " + quote(url) + ": " + r.error().message));
+    return Unexpected(Error(ErrorCode::transient, r.error().message));
   }
   std::map<std::string, std::string> heads;
   for (const auto& line : split(r->out, '\n')) {
@@ -105,18 +171,6 @@ std::mutex& mirror_mutex(const std::string& path) {
 }
 } // namespace
 
-// "git <what> <url> failed: <git's own message>", the message users see for a clone or a
-// fetch that did not work (a wrong URL, a missing repository, no access, a timeout).
-static Error git_failure(const std::string& what, const std::string& url, const RunResult& r, int64_t timeout_ms) {
-  std::string detail = trim(tail_lines(r.err.empty() ? r.out : r.err, 5));
-  if (r.timed_out) {
-    detail = "timed out after " + std::to_string(timeout_ms / 1000) + "s" + (detail.empty() ? "" : ": " + detail);
-  } else if (detail.empty()) {
-    detail = r.signal ? "killed by signal " + std::to_string(r.signal) : "exit code " + std::to_string(r.exit_code);
-  }
-  return Error(ErrorCode::transient, "git " + what + " " + quote(url) + " failed: " + detail);
-}
-
 // Removes <mirror>.partial.* beside `mirror`: clones of processes that died mid-way.
 static Expected<void> remove_partial_clones(const std::string& mirror) {
   std::string dir = mirror.substr(0, mirror.rfind('/'));
@@ -149,9 +203,9 @@ Expected<void> GitMirror::fetch(int64_t timeout_ms) {
     std::string partial = m_path + ".partial." + std::to_string(::getpid());
     IDP_TRY(remove_partial_clones(m_path));
     IDP_TRY(remove_all(m_path));
-    IDP_TRY_ASSIGN(auto r, run(git_cmd({"clone", "--bare", "--quiet", "--", m_url, partial}), opts));
-    if (!r.ok()) {
-      return Unexpected(git_failure("clone", m_url, r, timeout_ms));
+    auto r = run_git("clone", m_url, {"clone", "--bare", "--quiet", "--", m_url, partial}, opts);
+    if (!r) {
+      return Unexpected(Error(ErrorCode::transient, r.error().message));
     }
     // Bare clones map remote heads to refs/heads/* but set no fetch refspec; add one.
     IDP_TRY(run_checked(git_cmd({"--git-dir", partial, "config", "remote.origin.fetch", "+refs/heads/*:refs/heads/*"})));
@@ -161,11 +215,11 @@ Expected<void> GitMirror::fetch(int64_t timeout_ms) {
     }
     return {};
   }
-  IDP_TRY_ASSIGN(auto r, run(git_cmd({"--git-dir", m_path, "fetch", "--quiet", "--prune", "--force", "origin",
-                                      "+refs/heads/*:refs/heads/*"}),
-                             opts));
-  if (!r.ok()) {
-    return Unexpected(git_failure("fetch", m_url, r, timeout_ms));
+  auto r = run_git("fetch", m_url,
+                   {"--git-dir", m_path, "fetch", "--quiet", "--prune", "--force", "origin", "+refs/heads/*:refs/heads/*"},
+                   opts);
+  if (!r) {
+    return Unexpected(Error(ErrorCode::transient, r.error().message));
   }
   return {};
 }
@@ -177,7 +231,7 @@ Expected<std::string> GitMirror::resolve_branch(const std::string& branch) {
   IDP_TRY_ASSIGN(auto r, run(git_cmd({"--git-dir", m_path, "rev-parse", "--verify", "--quiet",
                                       "refs/heads/" + branch + "^{commit}"})));
   if (!r.ok()) {
-    return make_error(ErrorCode::not_found, "branch " + quote(branch) + " not found in " + quote(m_url));
+    return make_error(ErrorCode::not_found, "branch " + quote(branch) + " not found in " + quote(redact_url(m_url)));
   }
   return trim(r.out);
 }
@@ -207,7 +261,7 @@ Expected<void> GitMirror::ensure_commit(const std::string& commit) {
   IDP_TRY(fetch());
   IDP_TRY_ASSIGN(auto r, run(git_cmd({"--git-dir", m_path, "cat-file", "-e", commit + "^{commit}"})));
   if (!r.ok()) {
-    return make_error(ErrorCode::not_found, "commit " + quote(commit) + " not found in " + quote(m_url));
+    return make_error(ErrorCode::not_found, "commit " + quote(commit) + " not found in " + quote(redact_url(m_url)));
   }
   return {};
 }

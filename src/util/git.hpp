@@ -13,6 +13,10 @@ namespace idp::util {
 // Environment every git call runs with: no prompts, only safe transports.
 std::map<std::string, std::string> git_safe_env();
 
+// `url` without the credentials it may carry ("https://user:token@host/x" →
+// "https://***@host/x"), for messages and logs.
+std::string redact_url(std::string_view url);
+
 // True when `name` is a valid git branch name (git check-ref-format --branch rules).
 bool is_valid_git_branch(std::string_view name);
 

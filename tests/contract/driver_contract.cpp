@@ -123,3 +123,23 @@ TEST_P(DriverContract, StartKeepsLiveEnvironments) {
 }
 
 } // namespace idp::testing
+
+namespace idp::testing {
+
+// Issue 16: a clean stop of the server is not a crash. After stop(false) and start(), the
+// environment is healthy (the runtime kept it) or Health::stopped (the runtime stopped it
+// on purpose), never not_running; applying the same spec again makes it healthy.
+TEST_P(DriverContract, CleanStopIsNotACrashAndTheSameSpecStartsItAgain) {
+  IDP_CONTRACT_OK(driver().apply(healthy(), progress()));
+  driver().stop(false);
+  IDP_CONTRACT_OK(driver().start({healthy().env}));
+  auto obs = driver().observe(healthy().env);
+  IDP_CONTRACT_OK(obs);
+  EXPECT_TRUE(obs->health == Health::healthy || obs->health == Health::stopped) << obs->detail;
+  IDP_CONTRACT_OK(driver().apply(healthy(), progress()));
+  auto again = driver().observe(healthy().env);
+  IDP_CONTRACT_OK(again);
+  EXPECT_EQ(again->health, Health::healthy) << again->detail;
+}
+
+} // namespace idp::testing

@@ -690,6 +690,41 @@ TEST_P(StoreContract, RevisionsAreListedNewestFirstPerEnvironment) {
   EXPECT_TRUE(of_c.empty());
 }
 
+// Issue 16: users see revisions 1, 2, 3 of each environment, not a global counter.
+TEST_P(StoreContract, RevisionsAreNumberedPerEnvironment) {
+  IDP_ASSERT_OK(store().insert_environment(make_env("a"), {}));
+  IDP_ASSERT_OK(store().insert_environment(make_env("b"), {}));
+  std::vector<int64_t> ids;
+  for (const std::string env : {"a", "b", "a", "a", "b"}) {
+    Revision r;
+    r.env = env;
+    r.commit = env + std::to_string(ids.size());
+    r.number = 77; // assigned by the store, whatever the caller says
+    IDP_ASSERT_OK_ASSIGN(auto id, store().insert_revision(r));
+    ids.push_back(id);
+  }
+  auto numbers = [&](const std::string& env) {
+    std::vector<int64_t> out;
+    auto revs = store().list_revisions(env, 10);
+    EXPECT_TRUE(revs.has_value());
+    for (const auto& r : revs.value_or(std::vector<Revision>{})) {
+      out.push_back(r.number);
+    }
+    return out;
+  };
+  EXPECT_EQ(numbers("a"), (std::vector<int64_t>{3, 2, 1}));
+  EXPECT_EQ(numbers("b"), (std::vector<int64_t>{2, 1}));
+  IDP_ASSERT_OK_ASSIGN(auto third_of_a, store().get_revision(ids[3]));
+  EXPECT_EQ(third_of_a.number, 3);
+  // An update keeps the number.
+  third_of_a.number = 99;
+  third_of_a.status = RevisionStatus::serving;
+  IDP_ASSERT_OK(store().update_revision(third_of_a));
+  IDP_ASSERT_OK_ASSIGN(auto updated, store().get_revision(ids[3]));
+  EXPECT_EQ(updated.number, 3);
+  EXPECT_EQ(core::revision_status_name(updated.status), "serving");
+}
+
 TEST_P(StoreContract, RevisionOfUnknownEnvironmentIsNotFound) {
   Revision r;
   r.env = "nowhere";

@@ -60,6 +60,9 @@ Expected<drivers::ApplyResult> FakeDriver::apply(const drivers::DeploySpec& spec
     return Unexpected(e);
   }
   m_live[spec.env.name] = spec.env.commit;
+  if (auto it = m_health.find(spec.env.name); it != m_health.end() && it->second.first == drivers::Health::stopped) {
+    m_health.erase(it); // like a real driver: applying starts what the server stop stopped
+  }
   drivers::ApplyResult r;
   r.url = "http://" + spec.env.name + ".fake.test/";
   r.outputs = {{"commit", spec.env.commit}};

@@ -40,7 +40,8 @@ public:
   void fail_next_destroys(std::vector<Error> errors);
   // While held, apply() blocks (returning cancelled when progress is cancelled).
   void hold_applies(bool hold);
-  // Health observe() reports for an environment (default healthy).
+  // Health observe() reports for an environment (default healthy). A successful apply
+  // clears Health::stopped, as a real driver starts the stopped app.
   void set_health(const std::string& env, drivers::Health h, std::string detail = "");
   // plan() fails with this error for every spec (e.g. invalid_config).
   void fail_plans(std::optional<Error> err);

@@ -134,6 +134,12 @@ Expected<int64_t> InMemoryStore::insert_revision(const Revision& rev) {
   }
   Revision copy = rev;
   copy.id = m_next_revision_id++;
+  copy.number = 1;
+  for (const auto& [_, r] : m_revisions) {
+    if (r.env == rev.env) {
+      copy.number = std::max(copy.number, r.number + 1);
+    }
+  }
   m_revisions[copy.id] = copy;
   return copy.id;
 }
@@ -145,8 +151,10 @@ Expected<void> InMemoryStore::update_revision(const Revision& rev) {
     return make_error(ErrorCode::not_found, "revision " + std::to_string(rev.id) + " not found");
   }
   std::string env = it->second.env;
+  int64_t number = it->second.number;
   it->second = rev;
-  it->second.env = env;
+  it->second.env = env; // neither moves: they are the revision's identity
+  it->second.number = number;
   return {};
 }
 

@@ -59,7 +59,8 @@ CommandSpec events_command() {
                 std::string from = e.value("from_phase", "");
                 std::string to = e.value("to_phase", "");
                 return {output::field(e, "at"), output::field(e, "environment"), output::field(e, "actor"),
-                        output::field(e, "action"), from == to ? from : from + " -> " + to, e.value("reason", "")};
+                        output::field(e, "action"), from == to ? from : from + " -> " + to,
+                        output::one_line(e.value("reason", ""))}; // the whole reason: idp status or --json
               };
               if (o->json && !o->follow) {
                 std::cout << util::json_dump(shown, 2) << "\n";

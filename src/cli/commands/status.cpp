@@ -34,7 +34,7 @@ CommandSpec status_command() {
               row("name:", output::field(e, "name"));
               row("phase:", output::color(phase, output::phase_color(phase)));
               if (!e.value("message", "").empty()) {
-                row("message:", e.value("message", ""));
+                row("message:", output::indent_rest(e.value("message", ""), 13)); // may span lines: the cause
               }
               row("url:", output::field(e, "url"));
               row("repo:", output::field(e, "repo"));
@@ -56,6 +56,13 @@ CommandSpec status_command() {
               } else {
                 row("expires:", output::field(e, "expires_at") + " (" + output::relative_time(e["expires_at"], now) + ")");
               }
+              if (e.contains("outputs") && e["outputs"].is_object() && e["outputs"].contains("schedule")) {
+                // A scheduled job: when it runs next (the runs themselves are listed below).
+                const auto& next = e["outputs"].contains("next_run_at") ? e["outputs"]["next_run_at"] : nlohmann::json();
+                row("schedule:", output::field(e["outputs"], "schedule"));
+                row("next run:", next.is_string() ? next.get<std::string>() + " (" + output::relative_time(next, now) + ")"
+                                                  : "none (the schedule has no more runs)");
+              }
               if (e.value("attempts", 0) > 0) {
                 row("attempts:", std::to_string(e.value("attempts", 0)) + ", next at " + output::field(e, "next_attempt_at"));
               }
@@ -74,7 +81,7 @@ CommandSpec status_command() {
                 t.headers = {"ID", "COMMIT", "STATUS", "CREATED", "MESSAGE"};
                 for (const auto& r : e["revisions"]) {
                   t.rows.push_back({util::json_dump(r["id"]), output::field(r, "commit").substr(0, 7), output::field(r, "status"),
-                                    output::field(r, "created_at"), r.value("message", "").substr(0, 80)});
+                                    output::field(r, "created_at"), output::one_line(r.value("message", "")).substr(0, 100)});
                 }
                 std::cout << t.render();
                 const auto& latest = e["revisions"][0];
@@ -102,7 +109,7 @@ CommandSpec status_command() {
                 for (size_t i = start; i < list.size(); ++i) {
                   const auto& ev = list[i];
                   std::printf("  %s  %-10s %-14s %s\n", output::field(ev, "at").c_str(), output::field(ev, "actor").c_str(),
-                              output::field(ev, "action").c_str(), ev.value("reason", "").c_str());
+                              output::field(ev, "action").c_str(), output::one_line(ev.value("reason", "")).c_str());
                 }
               }
               return k_exit_ok;

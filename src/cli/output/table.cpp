@@ -100,4 +100,27 @@ std::string field(const nlohmann::json& j, const char* key) {
   return util::json_dump(j.at(key));
 }
 
+std::string one_line(const std::string& text) {
+  size_t nl = text.find('\n');
+  if (nl == std::string::npos) {
+    return text;
+  }
+  std::string first = text.substr(0, nl);
+  while (!first.empty() && (first.back() == ' ' || first.back() == '\r')) {
+    first.pop_back();
+  }
+  return first + " …";
+}
+
+std::string indent_rest(const std::string& text, size_t indent) {
+  std::string out;
+  for (char c : text) {
+    out += c;
+    if (c == '\n') {
+      out.append(indent, ' ');
+    }
+  }
+  return out;
+}
+
 } // namespace idp::cli::output

@@ -29,5 +29,11 @@ struct Table {
 std::string relative_time(const nlohmann::json& iso, long long now_ms);
 // A JSON string field or "-" when null/missing/empty.
 std::string field(const nlohmann::json& j, const char* key);
+// The first line of a (reason) text, with " …" when more lines follow: a table cell holds
+// one line; `idp status` shows the whole text.
+std::string one_line(const std::string& text);
+// `text` with every line after the first indented by `indent` spaces (a value in a
+// "key: value" listing that spans lines).
+std::string indent_rest(const std::string& text, size_t indent);
 
 } // namespace idp::cli::output

@@ -42,6 +42,7 @@ nlohmann::json InstanceRecord::to_json() const {
           {"cgroup", cgroup},
           {"limits_warning", limits_warning},
           {"startup_ms", startup_ms},
+          {"stopped_with_server", stopped_with_server},
           {"job", job}};
 }
 
@@ -64,6 +65,7 @@ InstanceRecord InstanceRecord::from_json(const nlohmann::json& j) {
   r.cgroup = j.contains("cgroup") ? j.at("cgroup") : nlohmann::json();
   r.limits_warning = j.value("limits_warning", "");
   r.startup_ms = j.value("startup_ms", int64_t{0});
+  r.stopped_with_server = j.value("stopped_with_server", false);
   r.job = j.contains("job") ? j.at("job") : nlohmann::json();
   return r;
 }

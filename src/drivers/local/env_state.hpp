@@ -49,6 +49,8 @@ struct InstanceRecord {
   nlohmann::json cgroup;        // CgroupPlacement::to_json(), null when none
   std::string limits_warning;   // why cpu/memory limits are not enforced, "" when they are
   int64_t startup_ms = 0;       // web: spawn → healthy
+  bool stopped_with_server = false; // web: stop(keep_running=false) stopped it while it ran;
+                                    // observe() says Health::stopped, not a crash
   // job: what the scheduler runs, so a restarted daemon can resume without the config:
   // {"expression", "argv", "environment", "secrets" (references only), "retention_days"}.
   nlohmann::json job;

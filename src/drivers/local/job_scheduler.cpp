@@ -313,7 +313,9 @@ void JobScheduler::start_run(Entry& e, util::Millis scheduled_at, util::Millis t
     fail(vars.error().message);
     return;
   }
-  (*vars)["IDP_JOB_RUN"] = key;
+  // The run's id as `idp status` lists it (its schedule time when the store could not
+  // record it); also the marker that finds the run's processes after a daemon crash.
+  (*vars)["IDP_JOB_RUN"] = run.id > 0 ? std::to_string(run.id) : key;
   ShimArgs sa;
   sa.dir = r.dir;
   sa.log_dir = e.job.log_dir;
@@ -389,9 +391,11 @@ bool JobScheduler::collect_finished(Entry& e, util::Millis t) {
   // run's marker.
   auto marked_alive = [&] {
     std::string key = r.dir.substr(r.dir.rfind('/') + 1);
-    for (pid_t p : util::find_processes_with_env("IDP_JOB_RUN", key)) {
-      if (util::process_env_value(p, "IDP_ENVIRONMENT").value_or("") == e.job.env) {
-        return true;
+    for (const std::string& marker : {r.id > 0 ? std::to_string(r.id) : key, key}) {
+      for (pid_t p : util::find_processes_with_env("IDP_JOB_RUN", marker)) {
+        if (util::process_env_value(p, "IDP_ENVIRONMENT").value_or("") == e.job.env) {
+          return true;
+        }
       }
     }
     return false;

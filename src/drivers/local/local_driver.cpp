@@ -13,6 +13,7 @@
 
 #include "core/command_line.hpp"
 #include "core/schedule.hpp"
+#include "drivers/common/failure_cause.hpp"
 #include "drivers/local/local_secrets.hpp"
 #include "drivers/local/processes.hpp"
 #include "drivers/local/shim.hpp"
@@ -31,7 +32,9 @@ namespace idp::drivers::local {
 
 namespace {
 
-constexpr size_t k_tail_lines = 10;
+// Output lines searched for the cause of a failure (common::pick_cause_lines): enough to
+// reach past a long help text printed after the reason (npm prints ~90 lines).
+constexpr size_t k_cause_scan_lines = 200;
 constexpr int64_t k_exec_timeout_ms = 60000;
 // Health checks read only the status; the body an app sends is cut here (it may be endless).
 constexpr size_t k_health_body_max = 64 * 1024;
@@ -343,18 +346,31 @@ ApplyResult LocalDriver::result_for(const std::string& env, const InstanceRecord
   return res;
 }
 
-std::string LocalDriver::log_tail(const std::string& env, size_t lines) const {
+std::vector<std::string> LocalDriver::app_cause(const std::string& env, const std::string& key) const {
   LogQuery q;
-  q.tail = lines;
+  q.tail = k_cause_scan_lines;
   auto chunk = common::LogReader(paths(env).logs).read(q);
-  if (!chunk || chunk->lines.empty()) {
-    return "(no output)";
+  if (!chunk) {
+    return {};
+  }
+  // Only what this start of the revision printed: the lines after its "starting revision"
+  // line (the build's and older runs' output say nothing about this exit).
+  const std::string marker = "starting revision " + key + " ";
+  size_t from = 0;
+  for (size_t i = chunk->lines.size(); i-- > 0;) {
+    const auto& l = chunk->lines[i];
+    if (l.stream == "system" && util::starts_with(l.text, marker)) {
+      from = i + 1;
+      break;
+    }
   }
   std::vector<std::string> out;
-  for (const auto& l : chunk->lines) {
-    out.push_back(l.stream + ": " + l.text);
+  for (size_t i = from; i < chunk->lines.size(); ++i) {
+    if (chunk->lines[i].stream != "system") {
+      out.push_back(chunk->lines[i].text);
+    }
   }
-  return util::join(out, "\n");
+  return common::pick_cause_lines(out);
 }
 
 void LocalDriver::remove_revision_dir(const std::string& repo, const std::string& dir) {
@@ -580,7 +596,17 @@ void LocalDriver::stop(bool keep_running) {
     std::lock_guard<std::mutex> lk(env_mutex(name));
     auto loaded = load_env_state(paths(name).state);
     if (loaded && *loaded && (*loaded)->active) {
-      retire(name, (*loaded)->repo, *(*loaded)->active, false);
+      EnvState s = **loaded;
+      InstanceRecord& a = *s.active;
+      if (a.kind == "web" && instance_running(a) && !a.stopped_with_server) {
+        // Recorded before the app goes: the next start tells this stop from a crash
+        // (a crash is a new revision and `degraded`; this is the same revision again).
+        a.stopped_with_server = true;
+        if (auto r = save_env_state(paths(name).state, s); !r) {
+          spdlog::warn("local driver: {}: {}; its restart will look like a crash", name, r.error().message);
+        }
+      }
+      retire(name, s.repo, a, false);
     }
   }
   m_cluster->stop(); // after the apps, so none of them sees its database vanish first
@@ -698,7 +724,7 @@ Expected<void> LocalDriver::build(const DeploySpec& spec, const InstanceRecord& 
   ro.on_line = [&](std::string_view line, bool) {
     (void)log.append("build", line);
     last.emplace_back(line);
-    if (last.size() > k_tail_lines) {
+    if (last.size() > k_cause_scan_lines) {
       last.pop_front();
     }
   };
@@ -706,20 +732,20 @@ Expected<void> LocalDriver::build(const DeploySpec& spec, const InstanceRecord& 
   if (!r) {
     return make_error(ErrorCode::permanent, "local.build: " + r.error().message);
   }
-  std::string tail = util::join(std::vector<std::string>(last.begin(), last.end()), "\n");
-  std::string with_tail = tail.empty() ? "" : "; last lines:\n" + tail;
+  // The lines that say why, not the last ten (often a help text after the reason).
+  auto cause = common::pick_cause_lines(std::vector<std::string>(last.begin(), last.end()));
   if (r->cancelled) {
     return make_error(ErrorCode::cancelled, "build cancelled");
   }
   if (r->timed_out) {
-    return make_error(ErrorCode::timeout, "local.build did not finish within " + format_secs(m_opts.build_timeout_ms) +
-                                              with_tail);
+    return make_error(ErrorCode::timeout, common::with_cause("local.build did not finish within " +
+                                                                 format_secs(m_opts.build_timeout_ms), cause));
   }
   if (!r->ok()) {
     std::string how = r->signal ? "was killed by signal " + std::to_string(r->signal)
                                 : "failed with exit code " + std::to_string(r->exit_code);
     (void)log.append("system", "build " + how);
-    return make_error(ErrorCode::permanent, "local.build " + how + with_tail);
+    return make_error(ErrorCode::permanent, common::with_cause("local.build " + how, cause));
   }
   (void)log.append("system", "build finished");
   return util::write_file_atomic(marker, "ok\n");
@@ -737,8 +763,9 @@ Expected<void> LocalDriver::wait_healthy(const InstanceRecord& inst, const std::
     }
     if (util::path_exists(exit_file) || !shim_alive(inst)) {
       std::string what = util::path_exists(exit_file) ? exit_description(inst.dir) : "the app's shim exited unexpectedly";
-      return make_error(ErrorCode::permanent, what + " before its health check on " + inst.health_path +
-                                                  " passed; last log lines:\n" + log_tail(env, k_tail_lines));
+      return make_error(ErrorCode::permanent, common::with_cause(what + " before its health check on " +
+                                                                     inst.health_path + " passed",
+                                                                 app_cause(env, inst.key)));
     }
     util::HttpRequest req;
     req.url = url;
@@ -757,9 +784,14 @@ Expected<void> LocalDriver::wait_healthy(const InstanceRecord& inst, const std::
     }
     int64_t now = util::steady_ms();
     if (now >= deadline) {
-      return make_error(ErrorCode::permanent, "health check on " + inst.health_path + " did not pass within " +
-                                                  format_secs(m_opts.health_timeout_ms) + ": " + last +
-                                                  "; last log lines:\n" + log_tail(env, k_tail_lines));
+      // The answer is the reason; what the app printed last follows on its own lines.
+      std::string msg = "health check on " + inst.health_path + " did not pass within " +
+                        format_secs(m_opts.health_timeout_ms) + ": " + last;
+      auto output = app_cause(env, inst.key);
+      if (!output.empty()) {
+        msg += "\nthe app printed: " + util::join(output, "\n");
+      }
+      return make_error(ErrorCode::permanent, msg);
     }
     // Fast at first: the time to healthy is what users wait for on every push.
     int64_t elapsed = now - t0;
@@ -906,6 +938,10 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
     }
     if (!a.job.is_null()) {
       res.outputs["schedule"] = a.job.value("expression", ""); // the runs are in job_runs
+      auto st = m_scheduler->status(env);
+      if (st.is_object() && st.contains("next_run_at")) {
+        res.outputs["next_run_at"] = st["next_run_at"]; // kept current by observe()'s "schedule"
+      }
     }
     res.warnings.insert(res.warnings.end(), warnings.begin(), warnings.end());
     return res;
@@ -962,10 +998,12 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
     inst.key = reusable->key;
     inst.dir = reusable->dir;
   } else if (state.active && state.active->content_hash == hash) {
-    // Same deployment, but its app died: restart it in its directory (built already).
+    // Same deployment, but its app died or was stopped with the server: restart it in its
+    // directory (built already). If this start fails, it is a crash from now on.
     retire(env, state.repo, *state.active, false);
     inst.key = state.active->key;
     inst.dir = state.active->dir;
+    state.active->stopped_with_server = false;
   } else {
     inst.key = std::to_string(spec.revision_id);
     if (state.active && state.active->key == inst.key) {
@@ -1294,8 +1332,15 @@ Expected<Observation> LocalDriver::observe(const core::Environment& env) {
     obs.status["cgroup"] = a.cgroup;
     obs.status["startup_ms"] = a.startup_ms;
     if (!instance_running(a)) {
-      obs.health = Health::not_running;
-      obs.detail = exit_description(a.dir);
+      obs.health = a.stopped_with_server ? Health::stopped : Health::not_running;
+      if (a.stopped_with_server) {
+        obs.detail = "stopped with the server";
+      } else {
+        // One line (it becomes an event's reason): how it ended and the first line of why.
+        auto cause = app_cause(env.name, a.key);
+        obs.detail = common::with_cause(exit_description(a.dir),
+                                        cause.empty() ? cause : std::vector<std::string>{cause[0]});
+      }
       return obs;
     }
     obs.status["pid"] = read_app_pid(a.dir);

@@ -114,7 +114,9 @@ private:
   // schedule component: hands the active revision's job to the scheduler.
   Expected<void> register_job(const std::string& env, const EnvState& state, const InstanceRecord& inst);
   Expected<void> wait_healthy(const InstanceRecord& inst, const std::string& env, Progress& progress);
-  std::string log_tail(const std::string& env, size_t lines) const;
+  // Why the app of revision `key` failed: common::pick_cause_lines over what it printed
+  // since it was last started (the environment log's last lines).
+  std::vector<std::string> app_cause(const std::string& env, const std::string& key) const;
   Expected<int> allocate_port();
   void release_port(int port);
   // Stops an instance's processes and removes its cgroups; with remove_dir also its

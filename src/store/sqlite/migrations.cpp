@@ -131,8 +131,17 @@ CREATE INDEX events_by_time ON events(at);
 CREATE INDEX environments_destroyed_at ON environments(destroyed_at) WHERE phase = 'destroyed';
 )sql";
 
-constexpr std::string_view k_migrations[] = {k_v1_core, k_v2_sources_and_jobs, k_v3_recreate, k_v4_api_tokens,
-                                             k_v5_retention};
+// Revisions are numbered per environment (1, 2, 3 for each); the id stays the key. Existing
+// rows get their number in id order within their environment.
+constexpr std::string_view k_v6_revision_numbers = R"sql(
+ALTER TABLE revisions ADD COLUMN number INTEGER NOT NULL DEFAULT 0;
+UPDATE revisions SET number = (SELECT COUNT(*) FROM revisions AS older
+                               WHERE older.env = revisions.env AND older.id <= revisions.id);
+CREATE UNIQUE INDEX revisions_by_env_number ON revisions(env, number);
+)sql";
+
+constexpr std::string_view k_migrations[] = {k_v1_core,      k_v2_sources_and_jobs, k_v3_recreate, k_v4_api_tokens,
+                                             k_v5_retention, k_v6_revision_numbers};
 
 } // namespace
 

@@ -398,7 +398,7 @@ Expected<void> insert_events_for(const Op& op, std::string_view env_name, const 
 // --- Revisions and job runs ---
 
 constexpr std::string_view k_select_revision =
-    "SELECT id, env, commit_sha, generation, status, message, log_tail, created_at, finished_at FROM revisions ";
+    "SELECT id, env, commit_sha, generation, status, message, log_tail, created_at, finished_at, number FROM revisions ";
 
 Expected<Revision> read_revision(const Op& op, const Stmt& st) {
   Revision r;
@@ -416,6 +416,7 @@ Expected<Revision> read_revision(const Op& op, const Stmt& st) {
   r.log_tail = st.text(6);
   r.created_at = st.int64(7);
   r.finished_at = st.int64(8);
+  r.number = st.int64(9);
   return r;
 }
 
@@ -666,8 +667,10 @@ Expected<size_t> SqliteStore::purge_destroyed_environments(Millis destroyed_befo
 Expected<int64_t> SqliteStore::insert_revision(const Revision& rev) {
   std::lock_guard lock(m_mutex);
   Op op(m_db, "insert revision of " + in_quotes(rev.env));
+  // The number is the environment's next one, in the same statement (one writer at a time).
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO revisions (env, commit_sha, generation, status, message, "
-                                            "log_tail, created_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+                                            "log_tail, created_at, finished_at, number) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                                            "?7, ?8, (SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE env = ?1))"));
   st.bind(1, rev.env);
   st.bind(2, rev.commit);
   st.bind(3, rev.generation);

@@ -143,7 +143,7 @@ TEST(AsyncCreateTest, ARepositoryThatCannotBeClonedFailsTheEnvironmentAndTheCli)
   std::string missing = tmp.sub("no-such-repo");
   auto r = d.cli({"create", "--repo", missing, "--branch", "main", "--name", "broken"});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
-  std::string reason = "git clone " + util::quote(missing) + " failed: ";
+  std::string reason = "git clone " + missing + " failed: ";
   EXPECT_NE(r.err.find(reason), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("does not exist"), std::string::npos) << "git's own message: " << r.err;
   nlohmann::json env = d.env("broken");

@@ -167,3 +167,41 @@ TEST_F(TemplatesTest, ScheduledWorkerResumesAfterKill9AndRecordsRunsThatEndedMea
   ASSERT_EQ(d->cli({"destroy", env, "--yes"}).exit_code, 0);
   EXPECT_EQ(d->stop(), 0);
 }
+
+// Issue 16: the run number a job sees in IDP_JOB_RUN is the id `idp status` lists, and
+// `idp status` says when the job runs next.
+TEST_F(TemplatesTest, ScheduledWorkerSeesItsRunIdAndStatusShowsTheNextRun) {
+  auto d = make_daemon({{"schedule_time_scale", 60}});
+  GitRepo repo = make_example_repo(tmp.sub("app"), "scheduled-worker", "feature/numbered");
+  repo.write_file(".idp/config.yml", "template: scheduled-worker\n"
+                                     "schedule_expression: rate(5 minutes)\n"
+                                     "local:\n"
+                                     "  start: \"node job.js\"\n");
+  repo.commit("every five minutes");
+  ASSERT_EQ(d->cli({"create", "--repo", repo.path(), "--branch", "feature/numbered"}).exit_code, 0) << d->log();
+  const std::string env = "preview-numbered";
+  auto table = d->cli({"status", env});
+  EXPECT_NE(table.out.find("schedule:    rate(5 minutes)\n"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("next run:    20"), std::string::npos) << "an ISO time: " << table.out;
+  EXPECT_NE(table.out.find("(in "), std::string::npos) << table.out;
+
+  json done;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        json now = status(*d, env);
+        for (const auto& r : now["job_runs"]) {
+          if (r["status"] == "succeeded") {
+            done = r;
+            return true;
+          }
+        }
+        return false;
+      },
+      60000, 250))
+      << status(*d, env).dump(2) << d->log();
+  auto logs = d->cli({"logs", env, "--tail", "100000"});
+  EXPECT_NE(logs.out.find("scheduled-worker run " + done["id"].dump() + " finished with exit code 0"),
+            std::string::npos)
+      << "IDP_JOB_RUN is run " << done["id"] << ":\n" << logs.out;
+  ASSERT_EQ(d->cli({"destroy", env, "--yes"}).exit_code, 0);
+}

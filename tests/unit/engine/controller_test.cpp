@@ -48,7 +48,8 @@ TEST_F(ControllerTest, BadInputCreatesNothing) {
       {req("feature/one", "", "60d"), ErrorCode::invalid_argument, "longer than the maximum"},
       {req("no-such-branch"), ErrorCode::invalid_config, "not found"},
       {req("feature/one", "", "", "--upload-pack=touch pwned"), ErrorCode::invalid_argument, "invalid repo"},
-      {req("feature/one", "", "", m_tmp.sub("missing-repo")), ErrorCode::transient, "git clone"},
+      {req("feature/one", "", "", m_tmp.sub("missing-repo")), ErrorCode::transient,
+       "git clone " + m_tmp.sub("missing-repo") + " failed: fatal: "},
   };
   for (const auto& c : cases) {
     auto r = controller().create(c.req, "cli:alice");

@@ -304,7 +304,7 @@ TEST_F(ReconcilerTest, FailedRevisionInsertNeverDeploysRevisionZero) {
     if (c.op == "apply") {
       ++applies;
       EXPECT_NE(c.revision_id, 0) << "apply under a revision that was never recorded";
-      EXPECT_EQ(c.revision_id, (*revs)[0].id);
+      EXPECT_EQ(c.revision_id, (*revs)[0].number);
     }
   }
   EXPECT_EQ(applies, 1u);
@@ -379,4 +379,94 @@ TEST_F(ReconcilerTest, RenewalAfterTheWorkerReleasedDoesNotRecreateTheLease) {
   ASSERT_TRUE(lease);
   EXPECT_FALSE(lease->has_value()) << "a renewal re-created the released lease (owner "
                                    << (lease->has_value() ? (*lease)->owner : "") << ")";
+}
+
+// Issue 16 point 8: an app the driver stopped with the server (Health::stopped) starts
+// again as the same revision: no new revision, no degraded, an audit event says so.
+TEST_F(ReconcilerTest, AppStoppedWithTheServerResumesTheSameRevision) {
+  std::string repo = make_repo();
+  auto env = controller(true).create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  auto revs = m_store.list_revisions(env->name, 10);
+  ASSERT_EQ(revs->size(), 1u);
+  int64_t rev_number = (*revs)[0].number;
+  m_options.health_interval = 0;
+  m_reconciler->stop();
+  m_reconciler = std::make_unique<engine::Reconciler>(m_store, m_drivers, m_templates, m_clock, m_options);
+  size_t applies = m_driver.count("apply", env->name);
+  m_driver.set_health(env->name, drivers::Health::stopped, "stopped with the server");
+  m_reconciler->start();
+  ASSERT_TRUE(m_driver.wait_for("apply", env->name, applies + 1, 10000)) << "the stopped app is started again";
+  ASSERT_TRUE(wait_until([&] { return count_events(env->name, "resumed") == 1; }, 10000, 5));
+  auto calls = m_driver.calls();
+  int64_t applied_rev = 0;
+  for (const auto& c : calls) {
+    if (c.op == "apply") {
+      applied_rev = c.revision_id;
+    }
+  }
+  EXPECT_EQ(applied_rev, rev_number) << "the same revision";
+  auto after = m_store.list_revisions(env->name, 10);
+  ASSERT_EQ(after->size(), 1u) << "no new revision";
+  EXPECT_EQ((*after)[0].status, core::RevisionStatus::serving);
+  auto e = m_store.get_environment(env->name);
+  EXPECT_EQ(e->phase, Phase::ready);
+  EXPECT_EQ(e->message, "");
+  store::EventQuery q;
+  q.env = env->name;
+  auto events = m_store.list_events(q);
+  ASSERT_TRUE(events);
+  for (const auto& ev : *events) {
+    EXPECT_NE(ev.to_phase, "degraded") << ev.reason;
+  }
+}
+
+// A resume that fails is a crash from then on: degraded with the reason.
+TEST_F(ReconcilerTest, FailedResumeIsDegradedWithTheReason) {
+  std::string repo = make_repo();
+  auto env = controller(true).create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  m_reconciler->stop();
+  m_reconciler = std::make_unique<engine::Reconciler>(m_store, m_drivers, m_templates, m_clock, m_options);
+  m_driver.set_health(env->name, drivers::Health::stopped, "stopped with the server");
+  m_driver.fail_next_applies({Error(ErrorCode::permanent, "the app exited with code 1")});
+  m_clock.advance(60'000); // the next probe is due
+  m_reconciler->start();
+  ASSERT_TRUE(wait_phase(env->name, Phase::degraded));
+  auto e = m_store.get_environment(env->name);
+  EXPECT_NE(e->message.find("did not start again after the server restart: the app exited with code 1"),
+            std::string::npos)
+      << e->message;
+}
+
+// Issue 16: revision numbers count per environment: two environments' first deploys are
+// both revision 1 (in the store, the events and what the driver is given).
+TEST_F(ReconcilerTest, RevisionsAreNumberedPerEnvironment) {
+  std::string repo = make_repo();
+  auto one = controller(true).create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(one);
+  ASSERT_TRUE(wait_phase(one->name, Phase::ready));
+  m_repo->checkout_new_branch("feature/two");
+  auto two = controller().create(request(repo, "feature/two"), "cli:alice");
+  ASSERT_TRUE(two);
+  ASSERT_TRUE(wait_phase(two->name, Phase::ready));
+  for (const auto& name : {one->name, two->name}) {
+    auto revs = m_store.list_revisions(name, 10);
+    ASSERT_EQ(revs->size(), 1u);
+    EXPECT_EQ((*revs)[0].number, 1) << name;
+    store::EventQuery q;
+    q.env = name;
+    bool named = false;
+    auto events = m_store.list_events(q);
+    ASSERT_TRUE(events);
+    for (const auto& ev : *events) {
+      named = named || ev.reason.find("revision 1 (") != std::string::npos;
+    }
+    EXPECT_TRUE(named) << name;
+  }
+  for (const auto& c : m_driver.calls()) {
+    if (c.op == "apply") {
+      EXPECT_EQ(c.revision_id, 1) << c.env;
+    }
+  }
 }

@@ -188,6 +188,48 @@ TEST_F(SqliteStoreTest, AppliesOnlyTheMissingMigrations) {
   IDP_ASSERT_OK(store->insert_job_run(run));
 }
 
+// Issue 16: revisions numbered per environment. A database of schema 5 (global ids only)
+// gets its existing revisions numbered 1, 2, … within each environment, in id order, and
+// new ones continue from there.
+TEST_F(SqliteStoreTest, RevisionNumbersMigrationNumbersExistingRowsPerEnvironment) {
+  ASSERT_GE(latest_schema_version(), 6);
+  {
+    RawDb raw(db_path());
+    ASSERT_EQ(raw.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY NOT NULL, "
+                       "applied_at INTEGER NOT NULL)"),
+              "");
+    for (int v = 1; v <= 5; ++v) {
+      ASSERT_EQ(raw.exec(std::string(migrations()[static_cast<size_t>(v - 1)])), "");
+      ASSERT_EQ(raw.exec("INSERT INTO schema_migrations VALUES (" + std::to_string(v) + ", 1)"), "");
+    }
+    for (const char* env : {"a", "b"}) {
+      ASSERT_EQ(raw.exec(std::string("INSERT INTO environments VALUES ('") + env +
+                         "', '/r', 'b', 'api-service', 'local', 'o', '', 'ready', 'present', 'c', 'c', 1, 1, '', "
+                         "NULL, '{}', '{}', '', '[]', 0, 0, 1, 2, 3, 0, 0)"),
+                "");
+    }
+    // Interleaved, as a global counter left them: a=1, b=2, a=3, a=4, b=5.
+    for (const char* env : {"a", "b", "a", "a", "b"}) {
+      ASSERT_EQ(raw.exec(std::string("INSERT INTO revisions (env, commit_sha, generation, status, message, log_tail, "
+                                     "created_at, finished_at) VALUES ('") +
+                         env + "', 'c', 1, 'superseded', '', '', 1, 2)"),
+                "");
+    }
+  }
+  auto store = open_or_fail();
+  ASSERT_NE(store, nullptr);
+  RawDb raw(db_path());
+  EXPECT_EQ(raw.query("SELECT id, env, number FROM revisions ORDER BY id"),
+            (Rows{{"1", "a", "1"}, {"2", "b", "1"}, {"3", "a", "2"}, {"4", "a", "3"}, {"5", "b", "2"}}));
+  core::Revision next;
+  next.env = "b";
+  next.commit = "d";
+  IDP_ASSERT_OK_ASSIGN(auto id, store->insert_revision(next));
+  IDP_ASSERT_OK_ASSIGN(auto got, store->get_revision(id));
+  EXPECT_EQ(got.id, 6);
+  EXPECT_EQ(got.number, 3);
+}
+
 TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerIdp) {
   {
     auto store = open_or_fail();

@@ -179,6 +179,25 @@ TEST_F(JobSchedulerTest, RunDueWhileThePreviousOneRunsIsRecordedAsSkipped) {
   EXPECT_NE(log_text().find("skipped: run 1"), std::string::npos) << log_text();
 }
 
+// Issue 16: the job sees in IDP_JOB_RUN the run id `idp status` lists.
+TEST_F(JobSchedulerTest, JobRunVariableIsTheRecordedRunId) {
+  ASSERT_TRUE(scheduler->set(job({"sh", "-c", "echo run=$IDP_JOB_RUN"})).has_value());
+  for (int64_t id : {1, 2}) {
+    clock.advance(k_minute);
+    scheduler->tick();
+    ASSERT_TRUE(wait_until(
+        [&] {
+          scheduler->tick();
+          return run(id).status == "succeeded";
+        },
+        10000))
+        << log_text();
+  }
+  std::string log = log_text();
+  EXPECT_NE(log.find("stdout: run=1\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("stdout: run=2\n"), std::string::npos) << log;
+}
+
 TEST_F(JobSchedulerTest, FinishedRunRecordsItsExitCodeAndOutput) {
   ASSERT_TRUE(scheduler->set(job({"sh", "-c", "echo hello from the job; exit 3"})).has_value());
   clock.advance(k_minute);

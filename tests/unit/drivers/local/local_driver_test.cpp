@@ -270,7 +270,7 @@ TEST_F(LocalDriverTest, NeverHealthyRevisionTimesOutAndLeavesTheOldOneServing) {
   EXPECT_EQ(r.error().code, ErrorCode::permanent);
   EXPECT_TRUE(contains(r.error().message, "health check on /health did not pass within 1.5s: GET /health answered HTTP 500"))
       << r.error().message;
-  EXPECT_TRUE(contains(r.error().message, "last log lines:")) << r.error().message;
+  EXPECT_TRUE(contains(r.error().message, "\nthe app printed: up but sick")) << r.error().message;
   EXPECT_TRUE(util::process_alive(v1.outputs["pid"]));
   EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
   for (const auto& proc : env_processes("pr-1")) {
@@ -470,6 +470,30 @@ TEST_F(LocalDriverTest, BuildFailureIsPermanentWithItsOutput) {
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().code, ErrorCode::permanent);
   EXPECT_TRUE(contains(missing.error().message, "not found")) << missing.error().message;
+}
+
+// Issue 16 point 5: the reason of a failure is the line that says why, even when a long
+// help text follows it (npm), and a crash keeps its error line, not its stack frames.
+TEST_F(LocalDriverTest, BuildFailureReasonIsTheLineThatSaysWhy) {
+  auto spec = make_spec("pr-1", repo);
+  spec.config.local.build = "sh -c 'echo \"npm error code EUSAGE\"; echo \"npm error The npm ci command can only "
+                            "install with an existing package-lock.json\"; echo \"npm error\"; "
+                            "i=0; while [ $i -lt 80 ]; do echo \"npm error   --option-$i\"; i=$((i+1)); done; exit 1'";
+  RecordingProgress p;
+  auto r = driver->apply(spec, p);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message, "local.build failed with exit code 1: npm error The npm ci command can only install "
+                               "with an existing package-lock.json");
+}
+
+TEST_F(LocalDriverTest, CrashReasonKeepsTheErrorLine) {
+  commit_server("console.log('starting');\nfunction load() { throw new Error('boom at startup'); }\nload();\n",
+                "crash at startup");
+  RecordingProgress p;
+  auto r = driver->apply(make_spec("pr-1", repo, 1), p);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message, "the app exited with code 1 before its health check on /health passed: "
+                               "Error: boom at startup");
 }
 
 TEST_F(LocalDriverTest, SecretsAreInjectedAndNeverStored) {
@@ -827,10 +851,15 @@ TEST_F(LocalDriverTest, StopKeepsOrStopsTheApps) {
   driver->stop(false);
   EXPECT_FALSE(util::process_alive(pid));
   EXPECT_TRUE(env_processes("pr-1").empty());
-  // The records stay: the next start + apply brings the environment back.
+  // The records stay: the next start + apply brings the environment back. A clean stop is
+  // not a crash: observe() says stopped (issue 16), and the same revision starts again.
   start_driver({}, {testing::make_env("pr-1", repo)});
-  EXPECT_EQ(driver->observe(env_named("pr-1"))->health, Health::not_running);
-  apply_ok(make_spec("pr-1", repo));
+  auto obs = driver->observe(env_named("pr-1"));
+  EXPECT_EQ(obs->health, Health::stopped);
+  EXPECT_EQ(obs->detail, "stopped with the server");
+  auto again = apply_ok(make_spec("pr-1", repo));
+  EXPECT_EQ(again.outputs["revision"], r.outputs["revision"]) << "the same revision, started in place";
+  EXPECT_EQ(driver->observe(env_named("pr-1"))->health, Health::healthy);
   EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
 }
 
