@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "util/proc.hpp"
+#include "util/subprocess.hpp"
 #include "util/time.hpp"
 
 namespace idp::util {
@@ -29,28 +30,6 @@ void close_fd(int& fd) {
 
 Error os_error(const std::string& what) { return Error(ErrorCode::io_error, what + ": " + std::strerror(errno)); }
 
-// write() that fails with EPIPE instead of raising SIGPIPE in a caller that did not ignore
-// it: the signal is blocked for this thread and the one the write raised is consumed.
-ssize_t write_no_sigpipe(int fd, const char* data, size_t n) {
-  sigset_t pipe_set;
-  sigset_t old_mask;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  ::pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
-  sigset_t pending;
-  sigpending(&pending);
-  bool was_pending = sigismember(&pending, SIGPIPE) == 1;
-  ssize_t w = ::write(fd, data, n);
-  int e = errno;
-  if (w < 0 && e == EPIPE && !was_pending) {
-    struct timespec zero {};
-    while (::sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
-    }
-  }
-  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
-  errno = e;
-  return w;
-}
 
 } // namespace
 
@@ -224,7 +203,7 @@ Expected<void> InteractiveProcess::write_input(std::string_view data, int64_t ti
   int64_t deadline = steady_ms() + timeout_ms;
   size_t off = 0;
   while (off < data.size()) {
-    ssize_t w = write_no_sigpipe(fd, data.data() + off, data.size() - off);
+    ssize_t w = write_without_sigpipe(fd, std::string_view(data).substr(off));
     if (w > 0) {
       off += static_cast<size_t>(w);
       continue;
@@ -259,7 +238,7 @@ void InteractiveProcess::close_input() {
     // A terminal has no end of file to close: type the EOF character, as a user would.
     struct termios t {};
     char eof = ::tcgetattr(m_master, &t) == 0 && t.c_cc[VEOF] != 0 ? static_cast<char>(t.c_cc[VEOF]) : '\x04';
-    ssize_t w = write_no_sigpipe(m_master, &eof, 1);
+    ssize_t w = write_without_sigpipe(m_master, std::string_view(&eof, 1));
     (void)w; // a terminal nobody reads any more needs no EOF
   }
 }

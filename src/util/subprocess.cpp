@@ -304,29 +304,6 @@ bool has_exited(pid_t pid) {
   return info.si_pid == pid;
 }
 
-// write() to the child's stdin. When the child has exited without reading it all, the
-// write fails with EPIPE instead of raising SIGPIPE, which would kill a caller that did not
-// ignore it: the signal is blocked for this thread and the one the write raised consumed.
-ssize_t write_without_sigpipe(int fd, std::string_view data) {
-  sigset_t pipe_set;
-  sigset_t old_mask;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  ::pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
-  sigset_t pending;
-  sigpending(&pending);
-  bool was_pending = sigismember(&pending, SIGPIPE) == 1;
-  ssize_t w = ::write(fd, data.data(), data.size());
-  int e = errno;
-  if (w < 0 && e == EPIPE && !was_pending) {
-    struct timespec zero {};
-    while (::sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
-    }
-  }
-  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
-  errno = e;
-  return w;
-}
 
 // The wait status of `pid`; nullopt when it cannot be had (SIGCHLD ignored: auto-reaped).
 std::optional<int> reap(pid_t pid) {
@@ -647,6 +624,27 @@ std::optional<int> wait_child(pid_t pid, int64_t timeout_ms) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+}
+
+ssize_t write_without_sigpipe(int fd, std::string_view data) {
+  sigset_t pipe_set;
+  sigset_t old_mask;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+  sigset_t pending;
+  sigpending(&pending);
+  bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+  ssize_t w = ::write(fd, data.data(), data.size());
+  int e = errno;
+  if (w < 0 && e == EPIPE && !was_pending) {
+    struct timespec zero {};
+    while (::sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  errno = e;
+  return w;
 }
 
 } // namespace idp::util

@@ -90,6 +90,11 @@ Expected<pid_t> spawn(const Command& cmd, const SpawnOptions& opts = {});
 // nullopt when still running.
 std::optional<int> wait_child(pid_t pid, int64_t timeout_ms);
 
+// write() that fails with EPIPE instead of raising SIGPIPE (which would kill a caller that
+// does not ignore it) when the reader is gone: the signal is blocked for this thread and the
+// one the write raised is consumed. errno as write() leaves it.
+ssize_t write_without_sigpipe(int fd, std::string_view data);
+
 // Full path of `program` on PATH (or itself if it contains '/'); nullopt if not found.
 std::optional<std::string> find_executable(std::string_view program);
 
