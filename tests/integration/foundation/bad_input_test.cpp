@@ -250,12 +250,16 @@ TEST_F(BadInputServerTest, InvalidRepoConfigFailsTheEnvironmentWithPositionsAndC
   auto unknown = d.cli({"status", "nope"});
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_NE(unknown.err.find("not found"), std::string::npos) << unknown.err;
-  // A repo that cannot run on the local runtime (no local.start) fails before anything runs.
+  // Without local.start the documented default `npm start` runs (issue 16, point 10); in a
+  // repository without package.json it fails, and the message is npm's reason.
   repo->write_file(".idp/config.yml", "template: api-service\n");
   repo->commit("no start command");
   auto nostart = d.cli({"create", "--repo", repo->path(), "--branch", "feature/ok", "--name", "no-start"});
   EXPECT_EQ(nostart.exit_code, 1);
-  EXPECT_NE(nostart.err.find("local.start"), std::string::npos) << nostart.err;
+  EXPECT_NE(nostart.err.find("npm start"), std::string::npos) << nostart.err;
+  EXPECT_NE(nostart.err.find("Could not read package.json"), std::string::npos) << nostart.err;
+  auto gone = d.cli({"destroy", "no-start", "--yes"});
+  EXPECT_EQ(gone.exit_code, 0) << gone.err;
   EXPECT_TRUE(d.home_processes().empty());
 }
 

@@ -75,10 +75,11 @@ TEST_F(DefaultsTest, ServerDefaultTemplateAppliesToARepositoryWithoutConfig) {
   // gives), not the built-in api-service.
   EXPECT_NE(created.exit_code, 0);
   EXPECT_NE(created.err.find("static.dir"), std::string::npos) << created.err;
-  // With the directory named, it serves.
+  // With the directory named, it serves: the failed environment tracks the branch, so it
+  // is redeployed at the new commit (what create's "already tracks" error says to run).
   repo.write_file(".idp/config.yml", "static:\n  dir: .\n");
   repo.commit("static.dir");
-  auto again = d.cli({"create", "--repo", repo.path(), "--branch", "feature/site", "--timeout", "120s"});
+  auto again = d.cli({"redeploy", "preview-site", "--timeout", "120s"});
   ASSERT_EQ(again.exit_code, 0) << again.err << d.log();
   EXPECT_EQ(d.env("preview-site")["template"], "static-site");
 }

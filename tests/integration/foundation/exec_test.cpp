@@ -317,7 +317,7 @@ TEST_F(ExecTest, SessionsNeedATokenAndTheOwner) {
   std::string viewer = token("vera", "viewer");
   auto [created, cb] = d->api_as(alice, "POST", "/api/v1/environments",
                                  json{{"repo", repo->path()}, {"branch", "feature/exec"}}.dump());
-  ASSERT_EQ(created, 201) << cb.dump();
+  ASSERT_EQ(created, 202) << cb.dump(); // accepted: the clone and deploy run in the engine
   ASSERT_TRUE(d->wait_phase(env, "ready", 120000)) << d->env(env).dump();
   std::string sessions = "/api/v1/environments/" + env + "/exec/sessions";
   std::string start = json{{"argv", {"cat"}}}.dump();

@@ -236,7 +236,10 @@ TEST_F(SoakTest, HundredEnvironmentsSurviveChurnAndAKill9) {
         std::lock_guard lock(m_mu);
         for (const auto& e : envs) {
           for (auto& b : branches) {
-            if (b.env == e.value("name", "") && b.live && e.value("phase", "") == "ready") {
+            // Ready at the commit wanted now: a list read before a delete and a re-push
+            // shows the old incarnation ready at an older commit, which is being removed.
+            if (b.env == e.value("name", "") && b.live && e.value("phase", "") == "ready" &&
+                e["deployed_commit"].is_string() && e["deployed_commit"].get<std::string>() == b.commit) {
               b.served = true;
             }
           }

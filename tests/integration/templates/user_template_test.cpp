@@ -73,7 +73,9 @@ TEST_F(TemplatesTest, TemplateAddedAtRunTimeIsUsableWithoutRestart) {
   repo.write_file(".idp/config.yml", "template: team-api\ncontainer_port: 3000\nhealth_check_path: /health\n"
                                      "local:\n  start: \"node server.js\"\n");
   repo.commit("team template");
-  create(*d, repo, "feature/team");
+  // The refused config left a failed environment tracking the branch: redeploy it.
+  auto redeployed = d->cli({"redeploy", "preview-team", "--timeout", "120s"});
+  ASSERT_EQ(redeployed.exit_code, 0) << redeployed.err << d->log();
   EXPECT_EQ(http(*d, "preview-team", "GET", "/health").status, 200);
   json st = status(*d, "preview-team");
   EXPECT_EQ(st["template"], "team-api");

@@ -844,9 +844,11 @@ TEST_F(LocalDriverTest, StopKeepsOrStopsTheApps) {
   pid_t pid = r.outputs["pid"];
   pid_t caddy = driver->router_pid_for_test();
   driver->stop(true);
-  EXPECT_FALSE(util::process_alive(caddy));
+  EXPECT_TRUE(util::process_alive(caddy)) << "keep_running leaves the router serving them too";
   EXPECT_TRUE(util::process_alive(pid)) << "keep_running leaves environments up";
+  EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200) << "they answer while no driver runs";
   start_driver({}, {testing::make_env("pr-1", repo)});
+  EXPECT_EQ(driver->router_pid_for_test(), caddy) << "the next start adopts the running Caddy";
   EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
   driver->stop(false);
   EXPECT_FALSE(util::process_alive(pid));
