@@ -308,8 +308,15 @@ Expected<Environment> Controller::redeploy(const std::string& name, const std::s
   // An environment still waiting for its source (an API create whose clone failed) and
   // created without a TTL gets the config's now, as its first deploy would have.
   bool needs_ttl = awaits_source(current) && current.expires_at == 0;
-  IDP_TRY_ASSIGN(Resolved r, resolve_config(current.repo, commit, "", current.template_name, needs_ttl));
-  IDP_TRY(plan(current, r));
+  // A create whose config was refused never got a template: the server's default applies,
+  // as at create.
+  IDP_TRY_ASSIGN(Resolved r, resolve_config(current.repo, commit, "",
+                                            current.template_name.empty() ? m_options.default_template
+                                                                          : current.template_name,
+                                            needs_ttl));
+  Environment probe = current; // planned at the commit it will deploy (none yet after a refused create)
+  probe.commit = commit;
+  IDP_TRY(plan(probe, r));
   util::Millis now = m_clock.now_ms();
   util::Millis config_ttl = 0;
   if (needs_ttl) {
