@@ -38,17 +38,21 @@ public:
   pid_t pid = 0;
 };
 
+// A router config in `dir` on a free port, with a home id of its own.
+RouterConfig router_config(const std::string& dir) {
+  RouterConfig cfg;
+  cfg.dir = dir;
+  cfg.port = *util::find_free_port();
+  cfg.home_id = "t" + util::random_hex(5);
+  return cfg;
+}
+
 struct RouterFixture {
   TempDir home;
   RouterConfig cfg;
   std::unique_ptr<CaddyRouter> router;
 
-  RouterFixture() {
-    cfg.dir = home.sub("router");
-    cfg.port = *util::find_free_port();
-    cfg.home_id = "t" + util::random_hex(5);
-    router = std::make_unique<CaddyRouter>(cfg);
-  }
+  RouterFixture() : cfg(router_config(home.sub("router"))) { router = std::make_unique<CaddyRouter>(cfg); }
 };
 
 RouteTarget web(const std::string& env, int port) {
@@ -259,11 +263,7 @@ TEST(CaddyRouterTest, StartAdoptsTheCaddyAPreviousRouterLeftRunning) {
 
 TEST(CaddyRouterTest, StartAdoptsOverTheTcpAdminPort) {
   TempDir home;
-  RouterConfig cfg;
-  cfg.dir = home.sub(std::string(100, 'd') + "/router");
-  cfg.port = *util::find_free_port();
-  cfg.home_id = "t" + util::random_hex(5);
-  expect_adoption(cfg);
+  expect_adoption(router_config(home.sub(std::string(100, 'd') + "/router")));
 }
 
 // An adopted Caddy that dies is restarted like our own child.
@@ -307,11 +307,8 @@ TEST(CaddyRouterTest, PortInUseFailsStartWithCaddysReason) {
 
 TEST(CaddyRouterTest, LongHomeFallsBackToATcpAdminPort) {
   TempDir home;
-  RouterConfig cfg;
   // sun_path holds 108 bytes: a deeper home cannot have its admin socket there.
-  cfg.dir = home.sub(std::string(100, 'd') + "/router");
-  cfg.port = *util::find_free_port();
-  cfg.home_id = "t" + util::random_hex(5);
+  RouterConfig cfg = router_config(home.sub(std::string(100, 'd') + "/router"));
   CaddyRouter router(cfg);
   Upstream one("one");
   ASSERT_TRUE(router.start({}));
