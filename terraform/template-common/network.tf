@@ -5,13 +5,14 @@ module "networking" {
   source = "../../../terraform/modules/networking"
   count  = var.use_shared_networking ? 0 : 1
 
-  environment_name   = var.environment_name
-  aws_region         = var.aws_region
-  vpc_cidr           = var.vpc_cidr
-  az_count           = var.az_count
-  high_availability  = var.high_availability
-  enable_flow_logs   = var.enable_flow_logs
-  log_retention_days = var.log_retention_days
+  permissions_boundary_arn = var.permissions_boundary_arn
+  environment_name         = var.environment_name
+  aws_region               = var.aws_region
+  vpc_cidr                 = var.vpc_cidr
+  az_count                 = var.az_count
+  high_availability        = var.high_availability
+  enable_flow_logs         = var.enable_flow_logs
+  log_retention_days       = var.log_retention_days
 }
 
 module "shared_network" {

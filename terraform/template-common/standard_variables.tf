@@ -61,3 +61,9 @@ variable "extra_tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "permissions_boundary_arn" {
+  description = "IAM policy ARN set as the permissions boundary of every role the template creates (idp passes drivers.terraform.permissions_boundary_arn). Null: none."
+  type        = string
+  default     = null
+}

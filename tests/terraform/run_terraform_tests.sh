@@ -213,6 +213,22 @@ for s in p["Statement"]:
     sids.add(s["Sid"])
 # Attached as an inline role policy (limit 10240 chars without whitespace).
 assert len(json.dumps(p, separators=(",", ":"))) <= 10240, "policy larger than the 10240-char inline limit"
+# Roles idp creates always carry the preview boundary: CreateRole (and changing a role's
+# boundary) only under an iam:PermissionsBoundary condition, and the boundary cannot be
+# removed or rewritten.
+for s in p["Statement"]:
+    acts = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+    if s["Effect"] == "Allow" and ({"iam:CreateRole", "iam:PutRolePermissionsBoundary"} & set(acts) or
+                                   any(a in ("iam:*", "iam:Create*", "iam:Put*") for a in acts)):
+        cond = s.get("Condition", {}).get("ArnLike", {}).get("iam:PermissionsBoundary", "")
+        assert cond.endswith(":policy/idp-preview-boundary"), "CreateRole without the permissions boundary condition in " + s["Sid"]
+deny = [a for s in p["Statement"] if s["Effect"] == "Deny" for a in s["Action"]]
+assert "iam:DeleteRolePermissionsBoundary" in deny and "iam:CreatePolicyVersion" in deny, "the boundary must be protected"
+b = json.load(open(sys.argv[1].replace("idp-server-policy.json", "idp-preview-boundary.json")))
+assert b.get("Version") == "2012-10-17" and b["Statement"], "boundary policy"
+for s in b["Statement"]:
+    acts = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+    assert not any(a == "*" or a.startswith("iam:") and a != "iam:PassRole" for a in acts), "boundary grants IAM: " + s["Sid"]
 PY
     fi
   else

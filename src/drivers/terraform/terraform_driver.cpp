@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <set>
@@ -22,6 +23,8 @@
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
+
+extern char** environ;
 
 namespace idp::drivers::terraform {
 
@@ -209,6 +212,9 @@ nlohmann::json build_tfvars(const core::Environment& env, const core::AppConfig&
   if (!opts.preview_domain.empty()) {
     all["preview_domain"] = opts.preview_domain;
   }
+  if (!opts.permissions_boundary_arn.empty()) {
+    all["permissions_boundary_arn"] = opts.permissions_boundary_arn;
+  }
   for (const auto& [k, v] : opts.variables) {
     all[k] = v;
   }
@@ -341,6 +347,7 @@ Expected<TerraformDriver::Prepared> TerraformDriver::prepare(const core::Environ
                                                              const nlohmann::json& template_values,
                                                              const std::string& template_dir) {
   IDP_TRY(core::validate_env_name(env.name));
+  IDP_TRY(m_opts.check_secret_arns(config.secrets));
   Prepared p;
   std::string tmpl_name = env.template_name;
   // The engine's catalog decides (apply, plan); without it (destroy, unlock) the directory
@@ -460,11 +467,49 @@ std::vector<std::string> TerraformDriver::init_args(const EnvSettings& s) const 
   return args;
 }
 
+std::map<std::string, std::string> terraform_environment(const std::map<std::string, std::string>& daemon_env,
+                                                         const std::vector<std::string>& extra_allowed,
+                                                         const std::string& work_dir) {
+  static const std::set<std::string> k_allowed = {
+      "PATH", "TMPDIR", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR",
+      "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+      "TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR", "TF_LOG", "TF_LOG_PROVIDER"};
+  std::map<std::string, std::string> out;
+  for (const auto& [name, value] : daemon_env) {
+    bool allowed = k_allowed.count(name) > 0 || util::starts_with(name, "AWS_") ||
+                   std::find(extra_allowed.begin(), extra_allowed.end(), name) != extra_allowed.end();
+    if (allowed) {
+      out[name] = value;
+    }
+  }
+  // HOME is the work dir, so nothing in the daemon's home is reachable through it; the AWS
+  // shared files the SDK would have found there are passed by name instead.
+  if (auto home = daemon_env.find("HOME"); home != daemon_env.end() && !home->second.empty()) {
+    for (const auto& [var, file] : {std::pair<const char*, const char*>{"AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"},
+                                    std::pair<const char*, const char*>{"AWS_CONFIG_FILE", ".aws/config"}}) {
+      std::string path = util::path_join(home->second, file);
+      if (!out.count(var) && util::path_exists(path)) {
+        out[var] = path;
+      }
+    }
+  }
+  out["HOME"] = work_dir;
+  out["TF_DATA_DIR"] = util::path_join(work_dir, "data");
+  out["TF_IN_AUTOMATION"] = "1";
+  out["TF_INPUT"] = "0";
+  out["CHECKPOINT_DISABLE"] = "1";
+  return out;
+}
+
 std::map<std::string, std::string> TerraformDriver::command_env(const std::string& env) const {
-  return {{"TF_DATA_DIR", util::path_join(work_dir(env), "data")},
-          {"TF_IN_AUTOMATION", "1"},
-          {"TF_INPUT", "0"},
-          {"CHECKPOINT_DISABLE", "1"}};
+  std::map<std::string, std::string> daemon_env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view kv(*e);
+    if (auto eq = kv.find('='); eq != std::string_view::npos) {
+      daemon_env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+    }
+  }
+  return terraform_environment(daemon_env, m_opts.env_allow, work_dir(env));
 }
 
 Expected<TerraformDriver::RunOutcome> TerraformDriver::run_tf(const std::string& env, const std::string& root,
@@ -475,6 +520,7 @@ Expected<TerraformDriver::RunOutcome> TerraformDriver::run_tf(const std::string&
   cmd.argv = {m_opts.binary, "-chdir=" + root};
   cmd.argv.insert(cmd.argv.end(), args.begin(), args.end());
   cmd.env = command_env(env);
+  cmd.clear_env = true; // only the allowlist above: no server token, webhook secret or database key
   std::string marker = util::random_hex(8);
   cmd.env[k_run_marker] = marker;
   if (log) {
@@ -655,6 +701,7 @@ Expected<void> TerraformDriver::start(const std::vector<core::Environment>& live
 
 Expected<void> TerraformDriver::plan(const DeploySpec& spec) {
   IDP_TRY(core::validate_env_name(spec.env.name));
+  IDP_TRY(m_opts.check_secret_arns(spec.config.secrets));
   IDP_TRY_ASSIGN(std::string tmpl_dir, template_module(spec.env.template_name, spec.template_dir));
   IDP_TRY_ASSIGN(ModuleInfo module, inspect_module(tmpl_dir));
   IDP_TRY_ASSIGN(EnvSettings settings, settings_for(spec.env, spec.config, module));

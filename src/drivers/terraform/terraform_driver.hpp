@@ -73,6 +73,13 @@ nlohmann::json build_tfvars(const core::Environment& env, const core::AppConfig&
                             const nlohmann::json& template_values, const ModuleInfo& module,
                             const std::string& region, const TerraformOptions& opts);
 
+// The environment terraform and its providers run with: from `daemon_env` only the
+// allowlist (AWS_*, proxies, PATH, TMPDIR, locale, TLS roots, TF_CLI_CONFIG_FILE, ...) and
+// `extra_allowed`; HOME is `work_dir` (the daemon's ~/.aws files are passed by path).
+std::map<std::string, std::string> terraform_environment(const std::map<std::string, std::string>& daemon_env,
+                                                         const std::vector<std::string>& extra_allowed,
+                                                         const std::string& work_dir);
+
 // The lock ID in terraform's "Error acquiring the state lock" output ("Lock Info: ID: …");
 // "" when there is none. The last one wins.
 std::string parse_lock_id(std::string_view output);

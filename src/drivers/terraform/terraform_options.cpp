@@ -1,6 +1,7 @@
 #include "drivers/terraform/terraform_options.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <functional>
 
@@ -61,7 +62,65 @@ Setter endpoint_opt(std::string TerraformOptions::*field) {
   };
 }
 
+// A list of strings: a YAML/JSON list, or one string of comma-separated items.
+Setter list_opt(std::vector<std::string> TerraformOptions::*field, const std::function<std::string(const std::string&)>& check) {
+  return [field, check](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+    std::vector<std::string> items;
+    if (v.is_string()) {
+      for (auto& part : util::split(v.get<std::string>(), ',')) {
+        std::string t = util::trim(part);
+        if (!t.empty()) {
+          items.push_back(t);
+        }
+      }
+    } else if (v.is_array()) {
+      for (const auto& e : v) {
+        if (!e.is_string() || e.get<std::string>().empty()) {
+          return "expected a list of non-empty strings";
+        }
+        items.push_back(e.get<std::string>());
+      }
+    } else {
+      return "expected a list of strings (or one comma-separated string)";
+    }
+    for (const auto& item : items) {
+      if (std::string why = check(item); !why.empty()) {
+        return why + " (item " + util::quote(item) + ")";
+      }
+    }
+    o.*field = std::move(items);
+    return "";
+  };
+}
+
+bool is_env_name(const std::string& s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
 } // namespace
+
+Expected<void> TerraformOptions::check_secret_arns(const std::map<std::string, std::string>& secrets) const {
+  for (const auto& [name, arn] : secrets) {
+    if (!util::starts_with(arn, "arn:") ||
+        std::any_of(secret_arn_prefixes.begin(), secret_arn_prefixes.end(),
+                    [&](const std::string& prefix) { return util::starts_with(arn, prefix); })) {
+      continue;
+    }
+  if (secret_arn_prefixes.empty()) {
+    return make_error(ErrorCode::invalid_config,
+                      ".idp/config.yml: secret " + util::quote(name) + " references " + util::quote(arn) +
+                          ", but this server accepts no secret ARNs: the operator lists the allowed prefixes in "
+                          "drivers.terraform.secret_arn_prefixes");
+  }
+  return make_error(ErrorCode::invalid_config, ".idp/config.yml: secret " + util::quote(name) + " references " +
+                                                   util::quote(arn) + ", which is outside the ARNs this server allows (" +
+                                                   util::join(secret_arn_prefixes, ", ") + ")");
+  }
+  return {};
+}
 
 std::string default_templates_dir() { return env_or("IDP_BUILTIN_TEMPLATES", IDP_BUILTIN_TEMPLATES_DIR); }
 
@@ -126,6 +185,29 @@ Expected<TerraformOptions> TerraformOptions::parse(const nlohmann::json& options
       {"acm_certificate_arn", string_opt(&TerraformOptions::acm_certificate_arn)},
       {"route53_zone_id", string_opt(&TerraformOptions::route53_zone_id)},
       {"preview_domain", string_opt(&TerraformOptions::preview_domain)},
+      {"secret_arn_prefixes", list_opt(&TerraformOptions::secret_arn_prefixes,
+                                       [](const std::string& p) -> std::string {
+                                         // A whole-partition prefix ("arn:aws:") would allow every account.
+                                         auto parts = util::split(p, ':');
+                                         if (!util::starts_with(p, "arn:") || parts.size() < 6 || parts[4].empty()) {
+                                           return "expected ARN prefixes that name at least the service, region and "
+                                                  "account, like arn:aws:secretsmanager:eu-west-1:123456789012:secret:previews/";
+                                         }
+                                         return "";
+                                       })},
+      {"permissions_boundary_arn",
+       [](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+         if (!v.is_string() || !(v.get<std::string>().empty() ||
+                                 (util::starts_with(v.get<std::string>(), "arn:") &&
+                                  v.get<std::string>().find(":policy/") != std::string::npos))) {
+           return "expected the ARN of an IAM policy, like arn:aws:iam::123456789012:policy/idp-preview-boundary";
+         }
+         o.permissions_boundary_arn = v.get<std::string>();
+         return "";
+       }},
+      {"env_allow", list_opt(&TerraformOptions::env_allow, [](const std::string& n) -> std::string {
+         return is_env_name(n) ? "" : "expected environment variable names (letters, digits, _)";
+       })},
       {"log_max_bytes",
        [](const nlohmann::json& v, TerraformOptions& o) -> std::string {
          if (!v.is_number_integer() || v.get<int64_t>() < 1024) {

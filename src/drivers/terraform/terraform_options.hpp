@@ -39,6 +39,16 @@ struct TerraformOptions {
   std::string acm_certificate_arn;
   std::string route53_zone_id;
   std::string preview_domain;
+  // Secret ARNs a repository's config may reference (`secrets:` values): each must start
+  // with one of these (e.g. "arn:aws:secretsmanager:eu-west-1:123456789012:secret:previews/").
+  // Empty: no ARN is accepted, so a pushed branch cannot grant itself another team's secret.
+  std::vector<std::string> secret_arn_prefixes;
+  // IAM policy set as the permissions boundary of every role a template creates (passed as
+  // the template variable permissions_boundary_arn); "" = none.
+  std::string permissions_boundary_arn;
+  // Names of the daemon's environment variables terraform and its providers get besides the
+  // built-in allowlist (AWS_*, proxies, PATH, TMPDIR, TF_CLI_CONFIG_FILE, ...).
+  std::vector<std::string> env_allow;
   // var_<name> options: extra root-module variables (passed only where declared).
   std::map<std::string, nlohmann::json> variables;
   int64_t log_max_bytes = 10 * 1024 * 1024;
@@ -46,6 +56,9 @@ struct TerraformOptions {
 
   // Parses `options` (an object; null means every default). invalid_config naming the key.
   static Expected<TerraformOptions> parse(const nlohmann::json& options);
+  // ok when every ARN among a config's `secrets` values starts with one of
+  // secret_arn_prefixes; else invalid_config naming the secret, the ARN and what is allowed.
+  Expected<void> check_secret_arns(const std::map<std::string, std::string>& secrets) const;
   // Backend region: state_region, else region.
   std::string backend_region() const { return state_region.empty() ? region : state_region; }
 };

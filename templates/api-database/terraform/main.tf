@@ -25,9 +25,10 @@ locals {
 module "common" {
   source = "../../../terraform/modules/common"
 
-  environment_name   = var.environment_name
-  aws_region         = var.aws_region
-  log_retention_days = var.log_retention_days
+  permissions_boundary_arn = var.permissions_boundary_arn
+  environment_name         = var.environment_name
+  aws_region               = var.aws_region
+  log_retention_days       = var.log_retention_days
   # The full map, so DB_USER/DB_PASSWORD's secret is readable too (suffixes stripped).
   secret_variables = local.secret_variables
   # Also explicitly, in case the user overrides both DB_USER and DB_PASSWORD.

@@ -9,6 +9,7 @@ locals {
 module "common" {
   source = "../../../terraform/modules/common"
 
+  permissions_boundary_arn        = var.permissions_boundary_arn
   environment_name                = var.environment_name
   aws_region                      = var.aws_region
   log_retention_days              = var.log_retention_days

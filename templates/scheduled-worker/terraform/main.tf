@@ -8,6 +8,7 @@ locals {
 module "common" {
   source = "../../../terraform/modules/common"
 
+  permissions_boundary_arn        = var.permissions_boundary_arn
   environment_name                = var.environment_name
   aws_region                      = var.aws_region
   log_retention_days              = var.log_retention_days
@@ -19,14 +20,15 @@ module "common" {
 module "scheduled_task" {
   source = "../../../terraform/modules/scheduled-task"
 
-  environment_name        = var.environment_name
-  aws_region              = var.aws_region
-  vpc_id                  = local.vpc_id
-  private_subnet_ids      = local.private_subnet_ids
-  task_execution_role_arn = module.common.task_execution_role_arn
-  task_role_arn           = module.common.task_role_arn
-  task_role_name          = module.common.task_role_name
-  log_group_name          = module.common.log_group_name
+  permissions_boundary_arn = var.permissions_boundary_arn
+  environment_name         = var.environment_name
+  aws_region               = var.aws_region
+  vpc_id                   = local.vpc_id
+  private_subnet_ids       = local.private_subnet_ids
+  task_execution_role_arn  = module.common.task_execution_role_arn
+  task_role_arn            = module.common.task_role_arn
+  task_role_name           = module.common.task_role_name
+  log_group_name           = module.common.log_group_name
 
   schedule_expression   = var.schedule_expression
   schedule_enabled      = var.schedule_enabled

@@ -69,10 +69,11 @@ locals {
 }
 
 resource "aws_iam_role" "execution" {
-  name               = "${local.prefix}-ecs-task-execution"
-  description        = "ECS task execution role of ${local.prefix}: image pull, logs, referenced secrets."
-  assume_role_policy = local.ecs_tasks_trust
-  tags               = var.tags
+  name                 = "${local.prefix}-ecs-task-execution"
+  description          = "ECS task execution role of ${local.prefix}: image pull, logs, referenced secrets."
+  assume_role_policy   = local.ecs_tasks_trust
+  tags                 = var.tags
+  permissions_boundary = var.permissions_boundary_arn
 }
 
 resource "aws_iam_role_policy_attachment" "execution_managed" {
@@ -92,10 +93,11 @@ resource "aws_iam_role_policy" "execution_secrets" {
 }
 
 resource "aws_iam_role" "task" {
-  name               = "${local.prefix}-ecs-task"
-  description        = "Application role of ${local.prefix} (no permissions unless a module adds them)."
-  assume_role_policy = local.ecs_tasks_trust
-  tags               = var.tags
+  name                 = "${local.prefix}-ecs-task"
+  description          = "Application role of ${local.prefix} (no permissions unless a module adds them)."
+  assume_role_policy   = local.ecs_tasks_trust
+  tags                 = var.tags
+  permissions_boundary = var.permissions_boundary_arn
 }
 
 resource "aws_cloudwatch_log_group" "this" {

@@ -162,7 +162,8 @@ resource "aws_iam_role" "flow_logs" {
       }
     }]
   })
-  tags = var.tags
+  tags                 = var.tags
+  permissions_boundary = var.permissions_boundary_arn
 }
 
 # Least privilege: write and describe only this VPC's log group and its streams.

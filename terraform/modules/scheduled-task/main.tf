@@ -119,7 +119,8 @@ resource "aws_iam_role" "events" {
       Action    = "sts:AssumeRole"
     }]
   })
-  tags = local.tags
+  tags                 = local.tags
+  permissions_boundary = var.permissions_boundary_arn
 }
 
 resource "aws_iam_role_policy" "events_run_task" {

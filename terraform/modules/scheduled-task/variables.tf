@@ -139,3 +139,14 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "permissions_boundary_arn" {
+  description = "IAM policy ARN set as the permissions boundary of every role this module creates (null: none). The shipped server policy only lets idp create roles that carry its boundary."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permissions_boundary_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:policy/.+$", var.permissions_boundary_arn))
+    error_message = "permissions_boundary_arn must be an IAM policy ARN like arn:aws:iam::123456789012:policy/idp-preview-boundary."
+  }
+}

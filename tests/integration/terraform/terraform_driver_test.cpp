@@ -198,6 +198,68 @@ TEST(TerraformDriverTest, AppliesRecordsOutputsAndDestroysEverything) {
   EXPECT_TRUE(d->destroy(spec.env, progress).has_value()); // idempotent
 }
 
+// Terraform and its providers get an allowlisted environment: the daemon's tokens and
+// keys never reach them; AWS variables, PATH and the operator's env_allow names do.
+TEST(TerraformDriverTest, TerraformSeesOnlyTheAllowlistedEnvironment) {
+  IDP_REQUIRE_TERRAFORM();
+  TempDir tmp("idp-tf-env");
+  // The binary is a wrapper that records the environment it was started with.
+  std::string wrapper = tmp.sub("terraform-wrapper");
+  ASSERT_TRUE(util::write_file_atomic(wrapper, "#!/bin/sh\nenv > '" + tmp.sub("seen-env") + "'\nexec '" + tf_binary() +
+                                                   "' \"$@\"\n", 0755)
+                  .has_value());
+  ::setenv("IDP_GITHUB_TOKEN", "ghp_must_not_leak", 1);
+  ::setenv("IDP_TEST_OPERATOR_VAR", "allowed-by-env_allow", 1);
+  ::setenv("AWS_REGION", "eu-west-1", 1);
+  auto opts = TerraformOptions::parse({{"templates_dir", IDP_TF_TEMPLATES_DIR}, {"binary", wrapper},
+                                       {"env_allow", "IDP_TEST_OPERATOR_VAR"}});
+  ASSERT_TRUE(opts.has_value()) << opts.error().message;
+  DriverContext ctx;
+  ctx.home = tmp.sub("home");
+  TerraformDriver wrapped(ctx, *opts);
+  ASSERT_TRUE(wrapped.start({}).has_value());
+  TestProgress progress;
+  DeploySpec spec = tf_test_spec("tf-env");
+  auto r = wrapped.apply(spec, progress);
+  ::unsetenv("IDP_GITHUB_TOKEN");
+  ::unsetenv("IDP_TEST_OPERATOR_VAR");
+  ::unsetenv("AWS_REGION");
+  ASSERT_TRUE(r.has_value()) << r.error().full_message();
+  std::string seen = util::read_file(tmp.sub("seen-env")).value_or("");
+  ASSERT_NE(seen.find("TF_DATA_DIR="), std::string::npos) << seen;
+  EXPECT_EQ(seen.find("ghp_must_not_leak"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("IDP_TEST_OPERATOR_VAR=allowed-by-env_allow"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("AWS_REGION=eu-west-1"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("\nHOME=" + wrapped.work_dir("tf-env") + "\n"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("\nPATH="), std::string::npos) << seen;
+  ASSERT_TRUE(wrapped.destroy(spec.env, progress).has_value());
+}
+
+// A secret ARN outside the operator's prefixes fails before terraform runs.
+TEST(TerraformDriverTest, SecretArnOutsideTheAllowedPrefixesIsRefusedBeforeTerraformRuns) {
+  IDP_REQUIRE_TERRAFORM();
+  TempDir tmp("idp-tf-arn");
+  auto d = make_driver(tmp.sub("home"),
+                       {{"secret_arn_prefixes", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:previews/"}});
+  ASSERT_TRUE(d->start({}).has_value());
+  TestProgress progress;
+  DeploySpec spec = tf_test_spec("tf-arn");
+  spec.config.secrets["STOLEN"] = "arn:aws:secretsmanager:eu-west-1:999999999999:secret:prod/db";
+  auto planned = d->plan(spec);
+  ASSERT_FALSE(planned.has_value());
+  EXPECT_EQ(planned.error().code, ErrorCode::invalid_config);
+  auto r = d->apply(spec, progress);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message.find("\"STOLEN\""), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("secret:previews/"), std::string::npos) << r.error().message;
+  EXPECT_FALSE(util::path_exists(d->work_dir("tf-arn") + "/data/terraform.tfstate"));
+  // Inside the prefix it applies.
+  spec.config.secrets["STOLEN"] = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:previews/db";
+  auto ok = d->apply(spec, progress);
+  ASSERT_TRUE(ok.has_value()) << ok.error().full_message();
+  ASSERT_TRUE(d->destroy(spec.env, progress).has_value());
+}
+
 TEST(TerraformDriverTest, SeveralEnvironmentsApplyAtOnce) {
   IDP_REQUIRE_TERRAFORM();
   TempDir tmp("idp-tf");

@@ -169,3 +169,26 @@ run "china_partition" {
     error_message = "partition must follow the region"
   }
 }
+
+run "roles_carry_the_permissions_boundary" {
+  command = plan
+
+  variables {
+    permissions_boundary_arn = "arn:aws:iam::123456789012:policy/idp-preview-boundary"
+  }
+
+  assert {
+    condition     = aws_iam_role.execution.permissions_boundary == "arn:aws:iam::123456789012:policy/idp-preview-boundary" && aws_iam_role.task.permissions_boundary == "arn:aws:iam::123456789012:policy/idp-preview-boundary"
+    error_message = "every role of the module must carry the configured permissions boundary"
+  }
+}
+
+run "rejects_a_boundary_that_is_no_policy_arn" {
+  command = plan
+
+  variables {
+    permissions_boundary_arn = "idp-preview-boundary"
+  }
+
+  expect_failures = [var.permissions_boundary_arn]
+}

@@ -175,3 +175,17 @@ run "rejects_bad_retention" {
 
   expect_failures = [var.log_retention_days]
 }
+
+run "flow_logs_role_carries_the_permissions_boundary" {
+  command = plan
+
+  variables {
+    enable_flow_logs         = true
+    permissions_boundary_arn = "arn:aws:iam::123456789012:policy/idp-preview-boundary"
+  }
+
+  assert {
+    condition     = aws_iam_role.flow_logs[0].permissions_boundary == "arn:aws:iam::123456789012:policy/idp-preview-boundary"
+    error_message = "the flow-logs role must carry the configured permissions boundary"
+  }
+}

@@ -131,3 +131,16 @@ run "longest_env_name_fits" {
     error_message = "EventBridge rule / IAM role names must be <= 64 chars"
   }
 }
+
+run "events_role_carries_the_permissions_boundary" {
+  command = plan
+
+  variables {
+    permissions_boundary_arn = "arn:aws:iam::123456789012:policy/idp-preview-boundary"
+  }
+
+  assert {
+    condition     = aws_iam_role.events.permissions_boundary == "arn:aws:iam::123456789012:policy/idp-preview-boundary"
+    error_message = "the EventBridge role must carry the configured permissions boundary"
+  }
+}

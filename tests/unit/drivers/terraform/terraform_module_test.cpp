@@ -6,6 +6,7 @@
 #include "drivers/terraform/terraform_driver.hpp"
 #include "drivers/terraform/terraform_options.hpp"
 #include "support/test_support.hpp"
+#include "util/fs.hpp"
 
 namespace idp::drivers::terraform {
 namespace {
@@ -151,6 +152,83 @@ TEST(TerraformOptionsTest, ParsesAndRejects) {
   EXPECT_NE(typo.error().message.find("did you mean \"lock_timeout_ms\"?"), std::string::npos) << typo.error().message;
   auto no_bucket = TerraformOptions::parse({{"backend", "s3"}});
   EXPECT_FALSE(no_bucket.has_value());
+}
+
+TEST(TerraformOptionsTest, SecretArnsMustMatchTheOperatorsPrefixes) {
+  core::AppConfig c;
+  c.secrets["OURS"] = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:previews/api-key";
+  // Without configured prefixes no ARN is accepted: a branch cannot grant itself a secret.
+  auto none = TerraformOptions::parse(nlohmann::json::object());
+  ASSERT_TRUE(none.has_value());
+  auto refused = none->check_secret_arns(c.secrets);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, ErrorCode::invalid_config);
+  EXPECT_NE(refused.error().message.find("secret_arn_prefixes"), std::string::npos) << refused.error().message;
+
+  auto o = TerraformOptions::parse(
+      {{"secret_arn_prefixes", nlohmann::json::array({"arn:aws:secretsmanager:eu-west-1:123456789012:secret:previews/",
+                                                      "arn:aws:ssm:eu-west-1:123456789012:parameter/previews/"})}});
+  ASSERT_TRUE(o.has_value()) << o.error().message;
+  EXPECT_TRUE(o->check_secret_arns(c.secrets).has_value());
+  // Another account's secret, another path of ours, and a prefix trick are all refused.
+  for (const char* arn : {"arn:aws:secretsmanager:eu-west-1:999999999999:secret:previews/api-key",
+                          "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db",
+                          "arn:aws:ssm:eu-west-1:123456789012:parameter/previewsX"}) {
+    c.secrets["THEIRS"] = arn;
+    auto r = o->check_secret_arns(c.secrets);
+    ASSERT_FALSE(r.has_value()) << arn;
+    EXPECT_NE(r.error().message.find("\"THEIRS\""), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find(arn), std::string::npos) << r.error().message;
+  }
+  // A comma-separated string is a list too; a prefix that names no account is refused.
+  auto csv = TerraformOptions::parse({{"secret_arn_prefixes", "arn:aws:ssm:eu-west-1:123456789012:parameter/a/, "
+                                                              "arn:aws:ssm:eu-west-1:123456789012:parameter/b/"}});
+  ASSERT_TRUE(csv.has_value()) << csv.error().message;
+  EXPECT_EQ(csv->secret_arn_prefixes.size(), 2u);
+  for (const char* broad : {"arn:aws:", "arn:aws:secretsmanager:eu-west-1::secret:", "previews/"}) {
+    auto b = TerraformOptions::parse({{"secret_arn_prefixes", nlohmann::json::array({broad})}});
+    ASSERT_FALSE(b.has_value()) << broad;
+    EXPECT_NE(b.error().message.find("account"), std::string::npos) << b.error().message;
+  }
+}
+
+TEST(TerraformOptionsTest, PermissionsBoundaryReachesTheTemplatesThatDeclareIt) {
+  auto bad = TerraformOptions::parse({{"permissions_boundary_arn", "idp-boundary"}});
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message.find("ARN of an IAM policy"), std::string::npos) << bad.error().message;
+  auto o = TerraformOptions::parse({{"permissions_boundary_arn", "arn:aws:iam::123456789012:policy/idp-preview-boundary"}});
+  ASSERT_TRUE(o.has_value()) << o.error().message;
+  ModuleInfo m;
+  m.variables["environment_name"];
+  m.variables["permissions_boundary_arn"];
+  core::Environment env;
+  env.name = "pr-8";
+  auto vars = build_tfvars(env, core::AppConfig{}, nlohmann::json::object(), m, "eu-west-1", *o);
+  EXPECT_EQ(vars["permissions_boundary_arn"], "arn:aws:iam::123456789012:policy/idp-preview-boundary");
+}
+
+TEST(TerraformEnvironmentTest, OnlyTheAllowlistReachesTerraform) {
+  idp::testing::TempDir tmp("idp-tfenv");
+  std::string home = tmp.path();
+  ASSERT_TRUE(util::ensure_dir(home + "/.aws").has_value());
+  ASSERT_TRUE(util::write_file_atomic(home + "/.aws/credentials", "[default]\n").has_value());
+  std::map<std::string, std::string> daemon = {
+      {"PATH", "/usr/bin"}, {"HOME", home}, {"AWS_ACCESS_KEY_ID", "AKID"}, {"AWS_REGION", "eu-west-1"},
+      {"HTTPS_PROXY", "http://proxy:3128"}, {"IDP_GITHUB_TOKEN", "ghp_secret"}, {"IDP_TOKEN", "idp_secret"},
+      {"DATABASE_URL", "postgres://root@x/db"}, {"TF_VAR_x", "1"}, {"COMPANY_CA", "/etc/ca.pem"}};
+  auto env = terraform_environment(daemon, {"COMPANY_CA"}, "/srv/idp/terraform/pr-1");
+  EXPECT_EQ(env["PATH"], "/usr/bin");
+  EXPECT_EQ(env["AWS_ACCESS_KEY_ID"], "AKID");
+  EXPECT_EQ(env["AWS_REGION"], "eu-west-1");
+  EXPECT_EQ(env["HTTPS_PROXY"], "http://proxy:3128");
+  EXPECT_EQ(env["COMPANY_CA"], "/etc/ca.pem");
+  EXPECT_EQ(env["HOME"], "/srv/idp/terraform/pr-1");
+  EXPECT_EQ(env["TF_DATA_DIR"], "/srv/idp/terraform/pr-1/data");
+  EXPECT_EQ(env["AWS_SHARED_CREDENTIALS_FILE"], home + "/.aws/credentials");
+  EXPECT_EQ(env.count("AWS_CONFIG_FILE"), 0u); // no such file
+  for (const char* hidden : {"IDP_GITHUB_TOKEN", "IDP_TOKEN", "DATABASE_URL", "TF_VAR_x"}) {
+    EXPECT_EQ(env.count(hidden), 0u) << hidden;
+  }
 }
 
 TEST(LockIdTest, ParsesTerraformLockError) {
