@@ -39,24 +39,6 @@ std::string_view role_name(Role role) {
 
 std::string token_hash(std::string_view secret) { return util::sha256_hex(secret); }
 
-bool url_has_credentials(std::string_view url) {
-  auto scheme_end = url.find("://");
-  if (scheme_end == std::string_view::npos) {
-    return false; // a path, or scp-like user@host:path (an ssh user, no secret)
-  }
-  std::string scheme = util::to_lower(url.substr(0, scheme_end));
-  std::string_view rest = url.substr(scheme_end + 3);
-  std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
-  auto at = authority.rfind('@');
-  if (at == std::string_view::npos) {
-    return false;
-  }
-  std::string_view user_info = authority.substr(0, at);
-  if (scheme == "ssh" || scheme == "git+ssh" || scheme == "ssh+git") {
-    return user_info.find(':') != std::string_view::npos; // a password
-  }
-  return true; // http(s), git, ftp: the user name itself is often the token
-}
 
 NewToken mint_token(const std::string& name, Role role, const std::string& owner, const std::string& created_by,
                     util::Millis now, util::Millis expires_at) {

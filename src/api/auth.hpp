@@ -41,12 +41,6 @@ NewToken mint_token(const std::string& name, Role role, const std::string& owner
 // The stored form of a secret (hex SHA-256).
 std::string token_hash(std::string_view secret);
 
-// True when `url` carries a credential in its user-info ("https://user:token@host/…",
-// "https://token@host/…"). ssh user names without a password (ssh://git@host/…,
-// git@host:org/repo) are not credentials. Such URLs would end up in environment JSON,
-// events, logs and commit statuses, so they are refused wherever a repository is named.
-bool url_has_credentials(std::string_view url);
-
 // Checks bearer tokens against the store. Thread-safe.
 class Authenticator {
 public:

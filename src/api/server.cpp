@@ -16,6 +16,7 @@
 #include "core/api_types.hpp"
 #include "core/ttl.hpp"
 #include "util/numbers.hpp"
+#include "util/git.hpp"
 #include "util/json.hpp"
 #include "util/periodic_thread.hpp"
 #include "util/hash.hpp"
@@ -690,15 +691,10 @@ void ApiServer::routes() {
   s.Post("/api/v1/environments", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
     json body = parse_body(req);
     auto parsed = unwrap(core::CreateEnvironmentRequest::from_json(body));
-    if (url_has_credentials(parsed.repo)) {
-      // The URL is not echoed: it holds the secret.
-      throw ApiError(400, "invalid_argument",
-                     "field \"repo\": the URL carries credentials (user-info before \"@\"); they would be stored and "
-                     "shown with the environment. Give git the credential through a credential helper of the server's "
-                     "user instead (see docs/security.md)");
-    }
     engine::CreateRequest cr;
-    cr.repo = parsed.repo;
+    // A credential in the URL ("https://user:token@host/…") is kept by the server for git
+    // alone; the environment, events and answers only ever carry the stripped URL.
+    cr.repo = unwrap(util::remember_url_credentials(parsed.repo));
     cr.branch = parsed.branch;
     cr.name = parsed.name;
     cr.template_name = parsed.template_name;

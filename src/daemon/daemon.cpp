@@ -16,6 +16,7 @@
 #include "sources/sources.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "util/fs.hpp"
+#include "util/git.hpp"
 #include "util/numbers.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
@@ -103,7 +104,7 @@ static std::string owner_id() {
 // ACL mask those grants rely on.
 static void tighten_home_files(const std::string& home) {
   for (const char* rel : {"state.db", "state.db-wal", "state.db-shm", "admin.token", "daemon.json", "db/master.key",
-                          "db/cluster.json"}) {
+                          "db/cluster.json", "git-credentials.json"}) {
     std::string path = util::path_join(home, rel);
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
@@ -138,6 +139,15 @@ Expected<void> Daemon::start() {
   d.lock = std::move(*lock);
   IDP_TRY(util::ensure_dir(cfg.home, 0700));
   tighten_home_files(cfg.home);
+
+  // Credentials of repository URLs: those remembered from API creates, then the server
+  // config's (which win). Git gets them through askpass; nothing else ever sees them.
+  IDP_TRY(util::use_git_credential_file(util::path_join(cfg.home, "git-credentials.json")));
+  for (const auto& repo : cfg.repositories) {
+    if (!repo.url_with_credentials.empty()) {
+      IDP_TRY(util::remember_url_credentials(repo.url_with_credentials));
+    }
+  }
 
   auto store = store::sqlite::SqliteStore::open(util::path_join(cfg.home, "state.db"));
   if (!store) {

@@ -11,6 +11,7 @@
 #include "core/ttl.hpp"
 #include "drivers/driver.hpp"
 #include "util/fs.hpp"
+#include "util/git.hpp"
 #include "util/numbers.hpp"
 #include "util/strings.hpp"
 
@@ -531,11 +532,10 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
                   if (repo.url.empty() || repo.url.front() == '-') {
                     return "expected a git URL or a local path, got " + quote(repo.url);
                   }
-                  if (api::url_has_credentials(repo.url)) {
-                    // Not echoed: the URL holds the secret.
-                    return std::string("expected a URL without credentials (user-info before \"@\" would show in "
-                                       "events, logs and the API); give git the credential through a credential "
-                                       "helper of the server's user, and GitHub API access through github_token");
+                  if (util::url_has_credentials(repo.url)) {
+                    // Kept for git alone (handed over at start); shown and stored stripped.
+                    repo.url_with_credentials = repo.url;
+                    repo.url = util::strip_url_credentials(repo.url);
                   }
                   has_url = true;
                   return std::nullopt;

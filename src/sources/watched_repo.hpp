@@ -10,7 +10,8 @@
 namespace idp::sources {
 
 struct WatchedRepo {
-  std::string url;                        // clone URL or local path
+  std::string url;                        // clone URL or local path, without credentials
+  std::string url_with_credentials;       // the configured URL when it carried some ("" = none): for git only
   std::string github_repo;                // "owner/name" for webhooks and notifications ("" = derive from url)
   std::vector<std::string> include = {"*"};       // branch globs that get environments
   std::vector<std::string> exclude;       // branch globs that never do (default: the default branch)

@@ -1,6 +1,8 @@
 #include "util/git.hpp"
 
+#include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <unistd.h>
 #include <cstdio>
@@ -9,6 +11,7 @@
 
 #include "util/fs.hpp"
 #include "util/hash.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -55,8 +58,9 @@ static Command git_cmd(std::vector<std::string> args) {
   return c;
 }
 
-// "user:token@" of a url with credentials, "" otherwise (scp-like "git@host:x" names a
-// user, not a secret).
+// "user:token@" of a url with credentials, "" otherwise. Paths and scp-like "git@host:x"
+// carry none, and neither does an ssh:// user without a password ("ssh://git@host/x" names
+// a login); for http(s) and git:// the user name alone is often the token.
 static std::string_view userinfo_of(std::string_view url) {
   size_t scheme = url.find("://");
   if (scheme == std::string_view::npos) {
@@ -68,7 +72,127 @@ static std::string_view userinfo_of(std::string_view url) {
   if (at == std::string_view::npos || at < start) {
     return {};
   }
-  return url.substr(start, at + 1 - start);
+  std::string_view info = url.substr(start, at + 1 - start);
+  std::string scheme_name = to_lower(url.substr(0, scheme));
+  bool ssh = scheme_name == "ssh" || scheme_name == "git+ssh" || scheme_name == "ssh+git";
+  if (ssh && info.find(':') == std::string_view::npos) {
+    return {};
+  }
+  return info;
+}
+
+std::string strip_url_credentials(std::string_view url) {
+  std::string_view info = userinfo_of(url);
+  if (info.empty()) {
+    return std::string(url);
+  }
+  size_t pos = static_cast<size_t>(info.data() - url.data());
+  return std::string(url.substr(0, pos)) + std::string(url.substr(pos + info.size()));
+}
+
+bool url_has_credentials(std::string_view url) { return !userinfo_of(url).empty(); }
+
+namespace {
+struct GitCredential {
+  std::string user;
+  std::string password;
+};
+
+struct CredentialRegistry {
+  std::mutex mutex;
+  std::map<std::string, GitCredential> by_url; // stripped URL → credential
+  std::string file;                            // "" = memory only
+};
+
+CredentialRegistry& credentials() {
+  static CredentialRegistry r;
+  return r;
+}
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// Called with the registry's mutex held.
+Expected<void> save_credentials(const CredentialRegistry& r) {
+  if (r.file.empty()) {
+    return {};
+  }
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [url, c] : r.by_url) {
+    j[url] = {{"user", c.user}, {"password", c.password}};
+  }
+  return write_file_atomic(r.file, json_dump(j), 0600);
+}
+
+std::optional<GitCredential> credential_for(const std::string& url) {
+  auto& r = credentials();
+  std::lock_guard<std::mutex> g(r.mutex);
+  auto it = r.by_url.find(url);
+  if (it == r.by_url.end()) {
+    return std::nullopt;
+  }
+  return it->second;
+}
+} // namespace
+
+Expected<std::string> remember_url_credentials(std::string_view url) {
+  std::string_view info = userinfo_of(url);
+  std::string stripped = strip_url_credentials(url);
+  if (info.empty()) {
+    return stripped;
+  }
+  info.remove_suffix(1); // the '@'
+  GitCredential c;
+  size_t colon = info.find(':');
+  c.user = percent_decode(info.substr(0, colon));
+  c.password = colon == std::string_view::npos ? "" : percent_decode(info.substr(colon + 1));
+  auto& r = credentials();
+  std::lock_guard<std::mutex> g(r.mutex);
+  r.by_url[stripped] = c;
+  IDP_TRY(save_credentials(r));
+  return stripped;
+}
+
+Expected<void> use_git_credential_file(const std::string& path) {
+  auto& r = credentials();
+  std::lock_guard<std::mutex> g(r.mutex);
+  r.file = path;
+  if (!path_exists(path)) {
+    return {};
+  }
+  IDP_TRY_ASSIGN(std::string text, read_file(path));
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) {
+    return make_error(ErrorCode::invalid_config, quote(path) + ": expected a JSON object of remembered git credentials");
+  }
+  for (const auto& [url, c] : j.items()) {
+    if (c.is_object()) {
+      r.by_url[url] = GitCredential{c.value("user", ""), c.value("password", "")};
+    }
+  }
+  return {};
+}
+
+int git_askpass_main(int argc, char** argv) {
+  const char* mode = std::getenv("IDP_GIT_ASKPASS");
+  if (!mode || std::string_view(mode) != "1") {
+    return -1;
+  }
+  std::string_view prompt = argc > 1 ? argv[1] : "";
+  const char* value = std::getenv(starts_with(prompt, "Username") ? "IDP_GIT_USERNAME" : "IDP_GIT_PASSWORD");
+  std::string line = std::string(value ? value : "") + "\n";
+  return ::write(1, line.data(), line.size()) == static_cast<ssize_t>(line.size()) ? 0 : 1;
 }
 
 std::string redact_url(std::string_view url) {
@@ -85,7 +209,20 @@ std::string redact_url(std::string_view url) {
 // of the url.
 static Expected<RunResult> run_git(const std::string& verb, const std::string& url, std::vector<std::string> args,
                                    const RunOptions& opts) {
-  IDP_TRY_ASSIGN(RunResult r, run(git_cmd(std::move(args)), opts));
+  Command cmd = git_cmd(std::move(args));
+  if (auto cred = credential_for(url)) {
+    // git asks this binary (askpass mode) for the user and password; they travel in the
+    // child's environment (readable only by the daemon's user), never on a command line.
+    std::error_code ec;
+    std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+    if (!ec && !self.empty()) {
+      cmd.env["GIT_ASKPASS"] = self;
+      cmd.env["IDP_GIT_ASKPASS"] = "1";
+      cmd.env["IDP_GIT_USERNAME"] = cred->user;
+      cmd.env["IDP_GIT_PASSWORD"] = cred->password;
+    }
+  }
+  IDP_TRY_ASSIGN(RunResult r, run(cmd, opts));
   if (r.ok()) {
     return r;
   }

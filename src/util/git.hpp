@@ -17,6 +17,26 @@ std::map<std::string, std::string> git_safe_env();
 // "https://***@host/x"), for messages and logs.
 std::string redact_url(std::string_view url);
 
+// Credentials of repository URLs. A URL given as "https://user:token@host/x" is kept as
+// "https://host/x" everywhere (store, events, logs, API, mirror config); the credential
+// stays in memory (and in the credential file, 0600, when one is set) and reaches git only
+// through GIT_ASKPASS (this binary, in askpass mode) and its environment, never argv.
+
+// `url` without its user-info ("https://user:token@host/x" → "https://host/x"); other URLs
+// (paths, scp-like "git@host:x") unchanged.
+std::string strip_url_credentials(std::string_view url);
+// True when `url` carries user-info with a secret ("user:password@" or "token@").
+bool url_has_credentials(std::string_view url);
+// Remembers the credential of `url` (if any) for git calls on its stripped form, and
+// returns the stripped form. Persisted to the credential file when one is set.
+Expected<std::string> remember_url_credentials(std::string_view url);
+// Loads (and from then on writes) remembered credentials at `path` (JSON, mode 0600).
+Expected<void> use_git_credential_file(const std::string& path);
+// The askpass program: when the environment has IDP_GIT_ASKPASS=1, `idp` answers git's
+// "Username for …" / "Password for …" prompt (argv[1]) from IDP_GIT_USERNAME /
+// IDP_GIT_PASSWORD and returns 0; otherwise returns -1 (not in askpass mode).
+int git_askpass_main(int argc, char** argv);
+
 // True when `name` is a valid git branch name (git check-ref-format --branch rules).
 bool is_valid_git_branch(std::string_view name);
 

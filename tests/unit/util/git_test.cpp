@@ -2,7 +2,12 @@
 // said, never the credentials of the url.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "support/test_support.hpp"
+#include "util/fs.hpp"
 #include "util/git.hpp"
 
 using namespace idp;
@@ -43,4 +48,66 @@ TEST(GitTest, FailuresNeverShowTheUrlsCredentials) {
   EXPECT_EQ(heads.error().message.rfind("git ls-remote http://***@127.0.0.1:1/team/app.git failed: ", 0), 0u)
       << heads.error().message;
   EXPECT_EQ(heads.error().message.find("s3cret-token"), std::string::npos) << heads.error().message;
+}
+
+TEST(GitCredentialTest, CredentialsAreStrippedFromUrlsButNotSshLogins) {
+  EXPECT_EQ(util::strip_url_credentials("https://x-access-token:ghs_abc@github.com/a/b.git"), "https://github.com/a/b.git");
+  EXPECT_EQ(util::strip_url_credentials("https://ghp_token@github.com/a/b"), "https://github.com/a/b");
+  EXPECT_EQ(util::strip_url_credentials("https://example.com/path@v2"), "https://example.com/path@v2");
+  EXPECT_TRUE(util::url_has_credentials("https://ghp_token@github.com/a/b"));
+  EXPECT_TRUE(util::url_has_credentials("ssh://git:pw@host/a"));
+  // An ssh login name is no secret: kept as it is, or the clone would log in as nobody.
+  for (const char* url : {"ssh://git@github.com/a/b.git", "git@github.com:a/b.git", "/srv/git/app"}) {
+    EXPECT_FALSE(util::url_has_credentials(url)) << url;
+    EXPECT_EQ(util::strip_url_credentials(url), url);
+  }
+}
+
+TEST(GitCredentialTest, RememberedCredentialsPersistPrivatelyAndAnswerAskpass) {
+  idp::testing::TempDir tmp("idp-git-cred");
+  std::string file = tmp.sub("git-credentials.json");
+  ASSERT_TRUE(util::use_git_credential_file(file).has_value());
+  auto stripped = util::remember_url_credentials("https://alice:p%40ss%3Aword@git.example.com/team/app.git");
+  ASSERT_TRUE(stripped.has_value());
+  EXPECT_EQ(*stripped, "https://git.example.com/team/app.git");
+  struct stat st {};
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::string saved = util::read_file(file).value_or("");
+  EXPECT_NE(saved.find("p@ss:word"), std::string::npos) << "percent-decoded, as git would send it";
+
+  // Askpass mode answers git's two prompts from the environment it is given.
+  int pipefd[2];
+  ASSERT_EQ(::pipe(pipefd), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(pipefd[1], 1);
+    ::setenv("IDP_GIT_ASKPASS", "1", 1);
+    ::setenv("IDP_GIT_USERNAME", "alice", 1);
+    ::setenv("IDP_GIT_PASSWORD", "p@ss:word", 1);
+    char arg0[] = "idp";
+    char user_prompt[] = "Username for 'https://git.example.com': ";
+    char pass_prompt[] = "Password for 'https://alice@git.example.com': ";
+    char* u[] = {arg0, user_prompt, nullptr};
+    char* p[] = {arg0, pass_prompt, nullptr};
+    int a = util::git_askpass_main(2, u);
+    int b = util::git_askpass_main(2, p);
+    ::_exit(a == 0 && b == 0 ? 0 : 1);
+  }
+  ::close(pipefd[1]);
+  std::string out;
+  char buf[256];
+  for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;) {
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(pipefd[0]);
+  int wstatus = 0;
+  ::waitpid(pid, &wstatus, 0);
+  EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+  EXPECT_EQ(out, "alice\np@ss:word\n");
+  // Not in askpass mode: the normal CLI runs.
+  char arg0[] = "idp";
+  char* none[] = {arg0, nullptr};
+  ::unsetenv("IDP_GIT_ASKPASS");
+  EXPECT_EQ(util::git_askpass_main(1, none), -1);
 }
