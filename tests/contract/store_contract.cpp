@@ -1066,6 +1066,48 @@ TEST_P(StoreContract, DeliveryKeysAreRecordedTogetherOrNotAtAll) {
   EXPECT_TRUE(after_prune) << "pruned keys may be recorded again";
 }
 
+// Webhooks arrive concurrently (and the SQLite store commits them in groups): the same
+// body sent by eight senders at once is taken exactly once, every other copy is a duplicate.
+TEST_P(StoreContract, ConcurrentDeliveriesOfOneBodyAreTakenExactlyOnce) {
+  constexpr int k_threads = 8;
+  constexpr int k_bodies = 60;
+  std::atomic<int> taken{0};
+  std::atomic<int> errors{0};
+  std::vector<std::atomic<int>> per_body(k_bodies);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < k_threads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < k_bodies; ++i) {
+        auto r = store().record_delivery_keys({"id-" + std::to_string(t) + "-" + std::to_string(i),
+                                               "body:" + std::to_string(i)}, 1000 + i);
+        if (!r) {
+          errors += 1;
+        } else if (*r) {
+          taken += 1;
+          per_body[static_cast<size_t>(i)] += 1;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(taken.load(), k_bodies);
+  for (int i = 0; i < k_bodies; ++i) {
+    EXPECT_EQ(per_body[static_cast<size_t>(i)].load(), 1) << "body " << i;
+  }
+  // The losers recorded none of their keys: their delivery ids are still free.
+  int free_ids = 0;
+  for (int t = 0; t < k_threads; ++t) {
+    for (int i = 0; i < k_bodies; ++i) {
+      IDP_ASSERT_OK_ASSIGN(bool fresh, store().record_delivery("id-" + std::to_string(t) + "-" + std::to_string(i), 5000));
+      free_ids += fresh ? 1 : 0;
+    }
+  }
+  EXPECT_EQ(free_ids, k_threads * k_bodies - k_bodies);
+}
+
 // --- API tokens ---
 
 namespace {

@@ -874,21 +874,78 @@ Expected<bool> SqliteStore::record_delivery(std::string_view delivery_id, Millis
 }
 
 Expected<bool> SqliteStore::record_delivery_keys(const std::vector<std::string>& keys, Millis at) {
+  DeliveryRequest req{&keys, at};
+  std::unique_lock lk(m_delivery_mutex);
+  m_delivery_queue.push_back(&req);
+  while (!req.done) {
+    if (m_delivery_leader) {
+      m_delivery_cv.wait(lk);
+      continue;
+    }
+    // Lead: take everything queued so far (our own request among it) and write it at once.
+    m_delivery_leader = true;
+    std::vector<DeliveryRequest*> batch;
+    batch.swap(m_delivery_queue);
+    lk.unlock();
+    commit_deliveries(batch);
+    lk.lock();
+    for (auto* r : batch) {
+      r->done = true;
+    }
+    m_delivery_leader = false;
+    m_delivery_cv.notify_all();
+  }
+  return req.result;
+}
+
+// One transaction for the whole batch. Each request is all-or-nothing as on its own: when
+// any of its keys is recorded already (before, or by an earlier request of the batch) it
+// is a duplicate and records none.
+void SqliteStore::commit_deliveries(const std::vector<DeliveryRequest*>& batch) {
   std::lock_guard lock(m_mutex);
   Op op(m_db, "record delivery keys");
-  IDP_TRY_ASSIGN(auto txn, Transaction::begin(op));
-  for (const auto& key : keys) {
-    IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO deliveries (id, received_at) VALUES (?1, ?2) "
-                                              "ON CONFLICT(id) DO NOTHING"));
-    st.bind(1, key);
-    st.bind(2, at);
-    IDP_TRY(st.run());
-    if (sqlite3_changes(m_db) == 0) {
-      return false; // the transaction rolls back: none of the keys stays recorded
+  auto fail_all = [&](const Error& e) {
+    for (auto* r : batch) {
+      r->result = Unexpected(e);
+    }
+  };
+  auto txn = Transaction::begin(op);
+  if (!txn) {
+    return fail_all(txn.error());
+  }
+  for (auto* r : batch) {
+    bool seen = false;
+    for (const auto& key : *r->keys) {
+      auto st = Stmt::prepare(op, "SELECT 1 FROM deliveries WHERE id = ?1");
+      if (!st) {
+        return fail_all(st.error());
+      }
+      st->bind(1, key);
+      auto row = st->step();
+      if (!row) {
+        return fail_all(row.error());
+      }
+      seen = seen || *row;
+    }
+    r->result = !seen;
+    if (seen) {
+      continue;
+    }
+    for (const auto& key : *r->keys) {
+      auto st = Stmt::prepare(op, "INSERT INTO deliveries (id, received_at) VALUES (?1, ?2) ON CONFLICT(id) DO NOTHING");
+      if (!st) {
+        return fail_all(st.error());
+      }
+      st->bind(1, key);
+      st->bind(2, r->at);
+      if (auto ran = st->run(); !ran) {
+        return fail_all(ran.error());
+      }
     }
   }
-  IDP_TRY(txn.commit(op));
-  return true;
+  if (auto committed = txn->commit(op); !committed) {
+    fail_all(committed.error());
+  }
 }
 
 Expected<void> SqliteStore::prune_deliveries(Millis before) {

@@ -10,9 +10,11 @@
 // locked past the timeout, ErrorCode::io_error otherwise, with a message like
 // `sqlite: insert environment "x": database disk image is malformed`. Nothing throws.
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "store/state_store.hpp"
 
@@ -99,6 +101,21 @@ public:
 
 private:
   SqliteStore(sqlite3* db, std::string path);
+
+  // Group commit of webhook deliveries: concurrent record_delivery_keys calls queue their
+  // keys; one of them (the leader) writes every queued request in one transaction, so a
+  // burst of webhooks costs one fsync, not one each (synchronous=FULL).
+  struct DeliveryRequest {
+    const std::vector<std::string>* keys;
+    Millis at;
+    Expected<bool> result = false;
+    bool done = false;
+  };
+  void commit_deliveries(const std::vector<DeliveryRequest*>& batch);
+  std::mutex m_delivery_mutex; // guards the three below (never held with m_mutex waiting on it)
+  std::condition_variable m_delivery_cv;
+  std::vector<DeliveryRequest*> m_delivery_queue;
+  bool m_delivery_leader = false;
 
   std::mutex m_mutex;
   sqlite3* m_db; // guarded by m_mutex
