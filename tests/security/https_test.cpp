@@ -157,3 +157,25 @@ TEST(SecurityHttpsTest, OffHasNoAskEndpoint) {
   ASSERT_TRUE(resp.has_value());
   EXPECT_EQ(resp->status, 404);
 }
+
+// `https.port: 0` chooses a port on the first start and keeps it: it is part of every URL.
+TEST(SecurityHttpsTest, ChosenHttpsPortIsKeptAcrossRestarts) {
+  TempDir tmp("idp-sec-https-port");
+  (void)util::ensure_dir(tmp.sub("home"));
+  ASSERT_TRUE(util::write_file_atomic(tmp.sub("server.yml"), "https: {mode: internal, port: 0}\n"));
+  DaemonProcess d(tmp.sub("home"), {"--config", tmp.sub("server.yml")});
+  auto https_port_now = [&] {
+    auto info = json::parse(util::read_file(d.home() + "/daemon.json").value_or("{}"));
+    return info.value("https_port", 0);
+  };
+  d.start();
+  int first = https_port_now();
+  ASSERT_GT(first, 0);
+  EXPECT_EQ(d.stop(), 0);
+  d.start();
+  EXPECT_EQ(https_port_now(), first);
+  std::string ca = d.home() + "/router/data/pki/authorities/local/root.crt";
+  auto health = curl_https(ca, "idp.preview.localhost", first, "/healthz");
+  EXPECT_EQ(health.curl_exit, 0) << health.err;
+  EXPECT_EQ(health.status, 200) << "the same local CA after the restart";
+}
