@@ -110,6 +110,8 @@ void require_owner(const core::Environment& env, const std::string& what) {
                      "; only its owner or an admin may");
 }
 
+constexpr const char* k_tls_ask_path = "/internal/tls-ask";
+
 bool is_loopback_host(const std::string& host) {
   if (host == "localhost" || host == "::1" || host == "[::1]") {
     return true;
@@ -381,6 +383,12 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
   if (!m_ctx.hooks_only) {
     routes();
   }
+  if (m_ctx.tls_ask && !m_ctx.hooks_only) {
+    m_server->Get(k_tls_ask_path, [this](const httplib::Request& req, httplib::Response& res) {
+      bool yes = m_ctx.tls_ask(util::to_lower(req.get_param_value("domain")));
+      send_json(res, yes ? 200 : 403, {{"allowed", yes}});
+    });
+  }
   m_server->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
     send_json(res, 200, {{"status", "ok"}, {"version", m_ctx.version},
                          {"uptime_s", (m_ctx.clock->now_ms() - m_started_at) / 1000}});
@@ -396,6 +404,16 @@ void ApiServer::check_request(const httplib::Request& req) {
   }
   if (m_ctx.hooks_only) {
     throw ApiError(404, "not_found", "no such endpoint " + util::quote(req.method + " " + req.path));
+  }
+  if (req.path == k_tls_ask_path && m_ctx.tls_ask) {
+    // For the Caddy on this machine only. It tells no more than whether a host name is an
+    // environment, but that is nobody else's business either.
+    std::string peer = util::to_lower(req.remote_addr);
+    bool local = is_loopback_host(util::starts_with(peer, "::ffff:") ? peer.substr(7) : peer);
+    if (!local || req.has_header("X-Forwarded-For")) {
+      throw ApiError(404, "not_found", "no such endpoint " + util::quote(req.method + " " + req.path));
+    }
+    return;
   }
   // DNS rebinding: a page on attacker.example whose name now points at 127.0.0.1 sends
   // Host: attacker.example. Only loopback names and the configured ones reach the API.

@@ -50,6 +50,10 @@ struct ApiContext {
   bool metrics_public = false;            // /metrics without a token
   std::vector<std::string> server_names;  // Host names accepted besides loopback ones
   bool hooks_only = false;                // a webhook listener: raw hooks and /healthz, nothing else
+  // https (server config): Caddy's on-demand TLS asks GET /internal/tls-ask?domain=<host>
+  // over loopback before each certificate: 200 when this says yes, 403 otherwise. No token;
+  // 404 from elsewhere or through a proxy. Unset: no such route.
+  std::function<bool(const std::string& host)> tls_ask;
 };
 
 // A raw route for hooks: gets the exact body bytes and headers.

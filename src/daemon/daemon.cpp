@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "api/server.hpp"
+#include "core/environment.hpp"
 #include "core/version.hpp"
 #include "drivers/driver.hpp"
 #include "engine/controller.hpp"
@@ -54,6 +55,7 @@ struct Daemon::Impl {
   int api_port = 0;
   int hooks_port = 0;
   int router_port = 0;
+  int https_port = 0;   // 0 when https is off
   bool started = false;
   bool stopped = false;
 };
@@ -88,6 +90,38 @@ static Expected<void> ensure_admin_token(store::StateStore& store, const std::st
   IDP_TRY(util::write_file_atomic(path, t.secret + "\n", 0600));
   spdlog::info("idp serve: wrote a new admin token ({}) to {}", t.record.id, path);
   return {};
+}
+
+// Caddy's on-demand TLS asks before every certificate: yes for the API's own name and for
+// a live environment of the local runtime (the ones the router serves), no for any other
+// name, so a client cannot make Caddy issue certificates for names it makes up.
+static bool tls_ask_allows(store::StateStore& store, const std::string& domain, const std::string& host) {
+  if (host == "idp." + domain) {
+    return true;
+  }
+  std::string suffix = "." + domain;
+  if (host.size() <= suffix.size() || !util::ends_with(host, suffix)) {
+    return false;
+  }
+  std::string name = host.substr(0, host.size() - suffix.size());
+  if (name.find('.') != std::string::npos) {
+    return false;
+  }
+  auto env = store.get_environment(name);
+  return env && env->runtime == "local" && env->desired == core::Desired::present && core::phase_is_live(env->phase) &&
+         env->phase != core::Phase::destroying;
+}
+
+// Where a client on this machine reaches a listener bound to `host`.
+static std::string dial_address(std::string host, int port) {
+  if (host.empty() || host == "0.0.0.0") {
+    host = "127.0.0.1";
+  } else if (host == "::" || host == "[::]") {
+    host = "[::1]";
+  } else if (host.find(':') != std::string::npos && host.front() != '[') {
+    host = "[" + host + "]";
+  }
+  return host + ":" + std::to_string(port);
 }
 
 static std::string owner_id() {
@@ -174,40 +208,17 @@ Expected<void> Daemon::start() {
     IDP_TRY_ASSIGN(d.router_port, util::find_free_port());
   }
   IDP_TRY(d.store->set_setting("router_port", std::to_string(d.router_port)));
-
-  drivers::DriverContext dctx;
-  dctx.home = cfg.home;
-  dctx.domain = cfg.domain;
-  dctx.router_port = d.router_port;
-  dctx.router_listen_host = cfg.router_listen_host;
-  dctx.clock = &d.clock;
-  dctx.self_exe = d.self_exe;
-  // Drivers that run scheduled jobs themselves (local) record each run in the store.
-  store::StateStore* job_store = d.store.get();
-  dctx.job_runs.insert = [job_store](const core::JobRun& r) { return job_store->insert_job_run(r); };
-  dctx.job_runs.update = [job_store](const core::JobRun& r) { return job_store->update_job_run(r); };
-  dctx.job_runs.list = [job_store](const std::string& env, size_t limit) {
-    return job_store->list_job_runs(env, limit);
-  };
-  IDP_TRY_ASSIGN(auto live, d.store->list_environments(false));
-  for (const auto* factory : drivers::builtin_driver_factories()) {
-    dctx.options = cfg.driver_options.value(std::string(factory->name()), nlohmann::json::object());
-    auto driver = factory->create(dctx);
-    if (!driver) {
-      return Unexpected(driver.error().with_context("driver " + std::string(factory->name())));
+  if (cfg.https.on()) {
+    // Part of every https URL too: `https.port: 0` chooses one on the first start, then keeps it.
+    d.https_port = cfg.https.port;
+    auto saved_https = d.store->get_setting("https_port");
+    if (d.https_port == 0 && saved_https && *saved_https) {
+      d.https_port = util::parse_int<int>(**saved_https, 1, 65535).value_or(0);
     }
-    std::vector<core::Environment> mine;
-    for (const auto& e : live) {
-      if (e.runtime == factory->name()) {
-        mine.push_back(e);
-      }
+    if (d.https_port == 0) {
+      IDP_TRY_ASSIGN(d.https_port, util::find_free_port());
     }
-    auto started = (*driver)->start(mine);
-    if (!started) {
-      return Unexpected(started.error().with_context("starting driver " + std::string(factory->name())));
-    }
-    d.driver_set.add(driver->get());
-    d.drivers.push_back(std::move(*driver));
+    IDP_TRY(d.store->set_setting("https_port", std::to_string(d.https_port)));
   }
 
   d.templates = std::make_unique<engine::TemplateCatalog>(cfg.templates_dir, cfg.templates_path);
@@ -241,6 +252,13 @@ Expected<void> Daemon::start() {
   actx.metrics_public = cfg.metrics_public;
   actx.max_streams = static_cast<size_t>(cfg.max_streams);
   actx.server_names = cfg.server_names;
+  std::string api_host = "idp." + cfg.domain; // the API's name behind the router with https on
+  if (cfg.https.on()) {
+    actx.server_names.push_back(api_host);
+    actx.tls_ask = [store = d.store.get(), domain = util::to_lower(cfg.domain)](const std::string& host) {
+      return tls_ask_allows(*store, domain, host);
+    };
+  }
   d.api = std::make_unique<api::ApiServer>(actx);
   sources::Sources::Options so;
   so.github_api_url = cfg.github_api_url;
@@ -267,6 +285,52 @@ Expected<void> Daemon::start() {
     IDP_TRY_ASSIGN(d.hooks_port, d.hooks->bind(cfg.webhook_listen.substr(0, colon), hooks_port));
   }
 
+  // Drivers start once the API's address is known: with https on, the router serves it
+  // at idp.<domain>. Nothing is served before d.api->start() below.
+  drivers::DriverContext dctx;
+  dctx.home = cfg.home;
+  dctx.domain = cfg.domain;
+  dctx.router_port = d.router_port;
+  dctx.router_listen_host = cfg.router_listen_host;
+  if (cfg.https.on()) {
+    dctx.https.mode = cfg.https.mode;
+    dctx.https.port = d.https_port;
+    dctx.https.acme_email = cfg.https.email;
+    dctx.https.api_host = api_host;
+    dctx.https.api_upstream = dial_address(cfg.api_host(), d.api_port);
+    dctx.https.ask_url =
+        cfg.https.ask.empty() ? "http://" + dctx.https.api_upstream + "/internal/tls-ask" : cfg.https.ask;
+  }
+  dctx.clock = &d.clock;
+  dctx.self_exe = d.self_exe;
+  // Drivers that run scheduled jobs themselves (local) record each run in the store.
+  store::StateStore* job_store = d.store.get();
+  dctx.job_runs.insert = [job_store](const core::JobRun& r) { return job_store->insert_job_run(r); };
+  dctx.job_runs.update = [job_store](const core::JobRun& r) { return job_store->update_job_run(r); };
+  dctx.job_runs.list = [job_store](const std::string& env, size_t limit) {
+    return job_store->list_job_runs(env, limit);
+  };
+  IDP_TRY_ASSIGN(auto live, d.store->list_environments(false));
+  for (const auto* factory : drivers::builtin_driver_factories()) {
+    dctx.options = cfg.driver_options.value(std::string(factory->name()), nlohmann::json::object());
+    auto driver = factory->create(dctx);
+    if (!driver) {
+      return Unexpected(driver.error().with_context("driver " + std::string(factory->name())));
+    }
+    std::vector<core::Environment> mine;
+    for (const auto& e : live) {
+      if (e.runtime == factory->name()) {
+        mine.push_back(e);
+      }
+    }
+    auto started = (*driver)->start(mine);
+    if (!started) {
+      return Unexpected(started.error().with_context("starting driver " + std::string(factory->name())));
+    }
+    d.driver_set.add(driver->get());
+    d.drivers.push_back(std::move(*driver));
+  }
+
   d.reconciler->start();
   d.reaper->start();
   d.retention->start();
@@ -288,9 +352,28 @@ Expected<void> Daemon::start() {
                          {"home", cfg.home},
                          {"version", idp::k_version},
                          {"started_at", util::format_iso8601(d.clock.now_ms())}};
+  std::string https_port = d.https_port == 443 ? "" : ":" + std::to_string(d.https_port);
+  if (cfg.https.on()) {
+    info["https_port"] = d.https_port;
+    info["https_url"] = "https://" + api_host + https_port;
+    if (cfg.https.mode == "internal") {
+      // Where the local driver's Caddy keeps its local CA (drivers/local: <home>/router/data).
+      info["ca_root"] = util::path_join(cfg.home, "router/data/pki/authorities/local/root.crt");
+    }
+  }
   IDP_TRY(util::write_file_atomic(util::path_join(cfg.home, "daemon.json"), util::json_dump(info, 2) + "\n"));
-  spdlog::info("idp serve: api {} | environments at http://<name>.{}:{}/ | home {} | drivers {}", api_url, cfg.domain,
-               d.router_port, cfg.home, util::join(d.driver_set.names(), ","));
+  if (cfg.https.on()) {
+    spdlog::info("idp serve: api {} and https://{}{} | environments at https://<name>.{}{}/ | home {} | drivers {}",
+                 api_url, api_host, https_port, cfg.domain, https_port, cfg.home, util::join(d.driver_set.names(), ","));
+    if (cfg.https.mode == "internal") {
+      std::string root = info["ca_root"].get<std::string>();
+      spdlog::info("idp serve: certificates from Caddy's local CA; clients trust its root certificate {}{}", root,
+                   util::path_exists(root) ? "" : " (not there yet)");
+    }
+  } else {
+    spdlog::info("idp serve: api {} | environments at http://<name>.{}:{}/ | home {} | drivers {}", api_url, cfg.domain,
+                 d.router_port, cfg.home, util::join(d.driver_set.names(), ","));
+  }
   return {};
 }
 

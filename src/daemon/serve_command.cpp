@@ -58,7 +58,7 @@ ServerConfig build_config(const ServeOptions& o) {
   cfg.home = util::default_idp_home();
   const char* builtin = std::getenv("IDP_BUILTIN_TEMPLATES");
   cfg.templates_dir = builtin && *builtin ? builtin : IDP_BUILTIN_TEMPLATES_DIR;
-  for (const char* k : {"home", "listen", "router.port", "router.domain", "ttl.min", "ttl.max", "reaper_interval",
+  for (const char* k : {"home", "listen", "router.port", "router.domain", "https.mode", "ttl.min", "ttl.max", "reaper_interval",
                         "health_interval", "workers", "templates_path", "max_streams"}) {
     cfg.origins[k] = "default";
   }
@@ -150,8 +150,8 @@ ServerConfig build_config(const ServeOptions& o) {
   if (!loopback && !cfg.insecure_http) {
     throw Fatal("listen " + util::quote(cfg.listen) +
                 " is not a loopback address and the API has no TLS: API tokens would cross the network in clear "
-                "text; listen on 127.0.0.1 behind a TLS proxy (see docs/security.md), or pass --insecure-http to "
-                "accept plain HTTP");
+                "text; listen on 127.0.0.1 and let the router serve it over TLS (https: in the server config, see "
+                "docs/security.md), or pass --insecure-http to accept plain HTTP");
   }
   // Default templates must exist: found now, not at the first push of a repository.
   engine::TemplateCatalog catalog(cfg.templates_dir, cfg.templates_path);
@@ -191,6 +191,12 @@ void print_config(const ServerConfig& cfg) {
   row("router.port", cfg.router_port == 0 ? "auto" : std::to_string(cfg.router_port));
   row("router.listen_host", cfg.router_listen_host);
   row("router.domain", cfg.domain);
+  row("https.mode", cfg.https.mode);
+  if (cfg.https.on()) {
+    row("https.port", cfg.https.port == 0 ? "auto" : std::to_string(cfg.https.port));
+    row("https.email", cfg.https.email.empty() ? "(not set)" : cfg.https.email);
+    row("https.ask", cfg.https.ask.empty() ? "(the daemon's /internal/tls-ask)" : cfg.https.ask);
+  }
   row("runtime", cfg.engine.default_runtime);
   row("workers", std::to_string(cfg.engine.workers));
   row("max_streams", std::to_string(cfg.max_streams));

@@ -376,6 +376,45 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
          return mark("github.api_url");
        }},
   };
+  std::map<std::string, H> https = {
+      {"mode", [&](const YAML::Node& n) -> Msg {
+         if (auto m = as_string(n, cfg.https.mode, "off, internal or acme")) {
+           return m;
+         }
+         if (cfg.https.mode != "off" && cfg.https.mode != "internal" && cfg.https.mode != "acme") {
+           std::string hint = util::closest_match(cfg.https.mode, {"off", "internal", "acme"});
+           return "expected off, internal or acme, got " + quote(cfg.https.mode) +
+                  (hint.empty() ? "" : " (did you mean " + quote(hint) + "?)");
+         }
+         return mark("https.mode");
+       }},
+      {"email", [&](const YAML::Node& n) -> Msg {
+         static const std::regex k_email("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$");
+         if (auto m = as_string(n, cfg.https.email, "an email address like ops@example.com")) {
+           return m;
+         }
+         if (!std::regex_match(cfg.https.email, k_email)) {
+           return "expected an email address like ops@example.com, got " + quote(cfg.https.email);
+         }
+         return mark("https.email");
+       }},
+      {"ask", [&](const YAML::Node& n) -> Msg {
+         if (auto m = as_string(n, cfg.https.ask, "a URL like http://127.0.0.1:9000/allowed")) {
+           return m;
+         }
+         if (!util::starts_with(cfg.https.ask, "http://") && !util::starts_with(cfg.https.ask, "https://")) {
+           return "expected a URL like http://127.0.0.1:9000/allowed, got " + quote(cfg.https.ask);
+         }
+         return mark("https.ask");
+       }},
+      {"port", [&](const YAML::Node& n) -> Msg {
+         if (auto m = as_int(n, cfg.https.port, 0, 65535, "a port number 0-65535")) {
+           return m;
+         }
+         return mark("https.port");
+       }},
+  };
+  std::optional<YAML::Mark> https_mark; // where the https map is, for the checks across its keys
   std::map<std::string, H> top = {
       {"listen", [&](const YAML::Node& n) -> Msg {
          static const std::regex k_listen("^[^:\\s]+:[0-9]{1,5}$");
@@ -479,6 +518,11 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
        }},
       {"router", [&](const YAML::Node& n) -> Msg {
          w.walk(n, "router", router);
+         return std::nullopt;
+       }},
+      {"https", [&](const YAML::Node& n) -> Msg {
+         https_mark = n.Mark();
+         w.walk(n, "https", https);
          return std::nullopt;
        }},
       {"ttl", [&](const YAML::Node& n) -> Msg {
@@ -590,6 +634,11 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
   if (cfg.engine.ttl_policy.min > cfg.engine.ttl_policy.max) {
     w.error(root.Mark(), "ttl", "min " + core::format_ttl(cfg.engine.ttl_policy.min) + " is above max " +
                                     core::format_ttl(cfg.engine.ttl_policy.max));
+  }
+  if (https_mark && cfg.https.mode == "acme" && cfg.https.email.empty()) {
+    // The ACME CA writes there about expiring certificates and problems with the account.
+    w.error(*https_mark, "https.email", "required when mode is acme: the address the ACME CA writes to about "
+                                        "the certificates, like ops@example.com");
   }
   if (!w.errors.empty()) {
     return w.errors;

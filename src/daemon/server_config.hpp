@@ -16,6 +16,16 @@
 
 namespace idp::daemon {
 
+// `https:` in the server config: the router's Caddy serves the API and dashboard at
+// https://idp.<domain> and every environment over TLS (docs/configuration.md).
+struct HttpsSettings {
+  std::string mode = "off"; // off | internal (Caddy's local CA) | acme (on-demand, from an ACME CA)
+  std::string email;        // acme: the account's contact address (required with acme)
+  std::string ask;          // "" = the daemon's own /internal/tls-ask; else the URL Caddy asks
+  int port = 443;           // 0 = chosen on first start, then kept
+  bool on() const { return mode != "off"; }
+};
+
 struct ServerConfig {
   std::string home;                       // IDP_HOME
   std::string listen = "127.0.0.1:8787";  // API address; port 0 = any free port
@@ -27,6 +37,7 @@ struct ServerConfig {
   int router_port = 0;                    // 0 = chosen on first start, then kept
   std::string router_listen_host = "127.0.0.1";
   std::string domain = "preview.localhost";
+  HttpsSettings https;
   std::string templates_dir;              // the built-in templates
   std::vector<std::string> templates_path; // IDP_TEMPLATES_PATH
   bool keep_running = false;              // leave environments running when the daemon stops

@@ -171,11 +171,23 @@ struct JobRunHooks {
   std::function<Expected<std::vector<core::JobRun>>(const std::string& env, size_t limit)> list;
 };
 
+// HTTPS for the environments a router serves (server config `https`). Off: plain HTTP.
+struct HttpsContext {
+  std::string mode = "off";         // off | internal | acme
+  int port = 0;                     // the port of https:// URLs
+  std::string acme_email;
+  std::string ask_url;              // asked before each certificate (GET ?domain=<host>)
+  std::string api_host;             // "idp.<domain>": served by the router, proxied to...
+  std::string api_upstream;         // ...the daemon's API, "127.0.0.1:<port>"
+  bool on() const { return mode == "internal" || mode == "acme"; }
+};
+
 struct DriverContext {
   std::string home;                 // IDP_HOME
   std::string domain = "preview.localhost";
   int router_port = 0;              // the port environments' URLs use
   std::string router_listen_host = "127.0.0.1";
+  HttpsContext https;
   util::Clock* clock = nullptr;
   std::string self_exe;             // path of the idp binary (for helper subcommands)
   nlohmann::json options = nlohmann::json::object(); // driver-specific settings from the server config

@@ -27,7 +27,7 @@ namespace idp::drivers::local {
 namespace {
 
 constexpr const char* k_server = "idp";
-constexpr const char* k_routes_path = "/config/apps/http/servers/idp/routes";
+constexpr const char* k_tls_server = "idp_tls";
 constexpr int64_t k_ready_timeout_ms = 15000;
 constexpr int64_t k_stop_grace_ms = 5000;
 constexpr int64_t k_backoff_min_ms = 100;
@@ -144,8 +144,45 @@ nlohmann::json CaddyRouter::route_json(const RouteTarget& r) const {
           {"terminal", true}};
 }
 
+std::string CaddyRouter::root_ca_path() const {
+  return m_cfg.tls.mode == "internal" ? util::path_join(m_cfg.dir, "data/pki/authorities/local/root.crt") : "";
+}
+
+std::string CaddyRouter::routes_path() const {
+  return std::string("/config/apps/http/servers/") + (m_cfg.tls.on() ? k_tls_server : k_server) + "/routes";
+}
+
+nlohmann::json CaddyRouter::api_route_json() const {
+  nlohmann::json proxy = {{"handler", "reverse_proxy"},
+                          {"upstreams", {{{"dial", m_cfg.tls.api_upstream}}}},
+                          // The daemon marks the dashboard's session cookie Secure on this.
+                          {"headers", {{"request", {{"set", {{"X-Forwarded-Proto", {"https"}}}}}}}}};
+  // The ask endpoint is for Caddy itself (over loopback), not for the internet.
+  nlohmann::json internal = {{"match", {{{"path", {"/internal/*"}}}}},
+                             {"handle", {{{"handler", "static_response"}, {"status_code", 404}}}},
+                             {"terminal", true}};
+  return {{"@id", "idp-api"},
+          {"match", {{{"host", {m_cfg.tls.api_host}}}}},
+          {"handle", {{{"handler", "subroute"}, {"routes", {internal, {{"handle", {proxy}}}}}}}},
+          {"terminal", true}};
+}
+
+nlohmann::json CaddyRouter::tls_app_json() const {
+  nlohmann::json issuer = m_cfg.tls.mode == "acme" ? nlohmann::json{{"module", "acme"}, {"email", m_cfg.tls.acme_email}}
+                                                   : nlohmann::json{{"module", "internal"}};
+  // On demand, with the ask endpoint: a certificate only for a host that is an environment
+  // (or the API), never for whatever name a client sends in its TLS handshake. Caddy 2.6
+  // takes the endpoint as on_demand.ask (2.8 also as permission: {module: http}).
+  return {{"automation",
+           {{"policies", {{{"issuers", {issuer}}, {"on_demand", true}}}},
+            {"on_demand", {{"ask", m_cfg.tls.ask_url}}}}}};
+}
+
 nlohmann::json CaddyRouter::routes_json_locked() const {
   nlohmann::json routes = nlohmann::json::array();
+  if (m_cfg.tls.on()) {
+    routes.push_back(api_route_json()); // first: an environment named like the API host never shadows it
+  }
   for (const auto& [env, r] : m_routes) {
     routes.push_back(route_json(r));
   }
@@ -166,6 +203,32 @@ nlohmann::json CaddyRouter::config_json_locked() const {
     admin["listen"] = "127.0.0.1:" + std::to_string(m_admin_port);
   }
   std::string listen = m_cfg.listen_host.find(':') != std::string::npos ? "[" + m_cfg.listen_host + "]" : m_cfg.listen_host;
+  nlohmann::json servers = nlohmann::json::object();
+  nlohmann::json apps = nlohmann::json::object();
+  if (m_cfg.tls.on()) {
+    std::string port = m_cfg.tls.port == 443 ? "" : ":" + std::to_string(m_cfg.tls.port);
+    nlohmann::json redirect = {{"handle",
+                                {{{"handler", "static_response"},
+                                  {"status_code", 308},
+                                  {"headers", {{"Location", {"https://{http.request.host}" + port + "{http.request.uri}"}}}}}}}};
+    servers[k_server] = {{"listen", {listen + ":" + std::to_string(m_cfg.port)}},
+                         {"automatic_https", {{"disable", true}}},
+                         {"routes", nlohmann::json::array({redirect})}};
+    servers[k_tls_server] = {{"listen", {listen + ":" + std::to_string(m_cfg.tls.port)}},
+                             {"automatic_https", {{"disable", true}}},
+                             {"tls_connection_policies", nlohmann::json::array({nlohmann::json::object()})},
+                             // No HTTP/3: it would need the UDP port as well.
+                             {"protocols", nlohmann::json::array({"h1", "h2"})},
+                             {"routes", routes_json_locked()}};
+    apps["tls"] = tls_app_json();
+    // The local CA stays ours: Caddy must not try to add it to the system's trust store.
+    apps["pki"] = {{"certificate_authorities", {{"local", {{"install_trust", false}}}}}};
+  } else {
+    servers[k_server] = {{"listen", {listen + ":" + std::to_string(m_cfg.port)}},
+                         {"automatic_https", {{"disable", true}}},
+                         {"routes", routes_json_locked()}};
+  }
+  apps["http"] = {{"servers", servers}};
   return {
       {"admin", admin},
       {"logging",
@@ -174,13 +237,7 @@ nlohmann::json CaddyRouter::config_json_locked() const {
            {{"writer", {{"output", "file"}, {"filename", util::path_join(m_cfg.dir, "caddy.log")}}},
             {"level", "INFO"}}}}}}},
       {"storage", {{"module", "file_system"}, {"root", util::path_join(m_cfg.dir, "data")}}},
-      {"apps",
-       {{"http",
-         {{"servers",
-           {{k_server,
-             {{"listen", {listen + ":" + std::to_string(m_cfg.port)}},
-              {"automatic_https", {{"disable", true}}},
-              {"routes", routes_json_locked()}}}}}}}}},
+      {"apps", apps},
   };
 }
 
@@ -217,11 +274,12 @@ Expected<nlohmann::json> CaddyRouter::admin(const std::string& method, const std
 Expected<void> CaddyRouter::upsert(const RouteTarget& r) {
   std::string body = util::json_dump(route_json(r));
   long status = 0;
-  // PATCH replaces the route when it exists; PUT at index 0 inserts it before the
-  // catch-all. Never PUT blindly: Caddy would keep two routes with the same @id.
+  // PATCH replaces the route when it exists; PUT at index 0 (1 behind the API's route)
+  // inserts it before the catch-all. Never PUT blindly: Caddy would keep two routes with
+  // the same @id.
   IDP_TRY(admin("PATCH", "/id/" + route_id(r.env), body, &status));
   if (status == 404) {
-    IDP_TRY(admin("PUT", std::string(k_routes_path) + "/0", body, &status));
+    IDP_TRY(admin("PUT", routes_path() + (m_cfg.tls.on() ? "/1" : "/0"), body, &status));
   }
   if (status < 200 || status >= 300) {
     return make_error(ErrorCode::transient,
@@ -237,7 +295,7 @@ Expected<void> CaddyRouter::sync_all() {
     body = util::json_dump(routes_json_locked());
   }
   long status = 0;
-  IDP_TRY(admin("PATCH", k_routes_path, body, &status));
+  IDP_TRY(admin("PATCH", routes_path(), body, &status));
   if (status < 200 || status >= 300) {
     return make_error(ErrorCode::transient, "router rejected the routes (HTTP " + std::to_string(status) + ")");
   }
@@ -330,6 +388,11 @@ std::string CaddyRouter::reload_warning() const {
 
 Expected<void> CaddyRouter::start(const std::vector<RouteTarget>& routes) {
   stop();
+  if (m_cfg.tls.on() && (m_cfg.tls.port <= 0 || m_cfg.tls.ask_url.empty() || m_cfg.tls.api_upstream.empty() ||
+                         m_cfg.tls.api_host.empty())) {
+    // Without its ask endpoint, on-demand TLS would get a certificate for any name a client sends.
+    return make_error(ErrorCode::invalid_config, "router: https needs a port, an ask endpoint, the API's host name and address");
+  }
   IDP_TRY(util::ensure_dir(m_cfg.dir, 0700));
   if (auto migrated = enable_request_migration(); !migrated) {
     std::lock_guard<std::mutex> g(m_mutex);
@@ -502,6 +565,9 @@ Expected<void> CaddyRouter::launch() {
     }
   }
   IDP_TRY(check_port_free(m_cfg.listen_host, m_cfg.port));
+  if (m_cfg.tls.on()) {
+    IDP_TRY(check_port_free(m_cfg.listen_host, m_cfg.tls.port));
+  }
   // Held until Caddy has every route: a route change meanwhile either lands in the file
   // or waits for the sync below.
   std::unique_lock<std::mutex> w(m_write_mutex);

@@ -3,7 +3,8 @@
 //
 // Caddy runs as `caddy run --config <dir>/caddy.json` with HOME and the XDG directories
 // inside <dir> (it writes nothing outside the home) and its own log in <dir>/caddy.log.
-// One HTTP server listens on <listen_host>:<port> with automatic HTTPS disabled; every
+// One HTTP server listens on <listen_host>:<port> with automatic HTTPS disabled (with
+// https on, it redirects to the TLS server that holds the routes: see RouterTls); every
 // environment is one route "@id": "idp-env-<name>" matching the host <name>.<domain>,
 // placed before a final catch-all that answers 404 "no preview environment at this
 // address". The admin API listens on the unix socket <dir>/admin.sock (its allowed origin
@@ -55,6 +56,24 @@ struct RouteTarget {
   static std::optional<RouteTarget> from_json(const nlohmann::json& j);
 };
 
+// HTTPS through the router (server config `https`). With mode "internal" or "acme" a
+// second server "idp_tls" listens on <listen_host>:<port> with TLS: it holds the
+// environments' routes, after a first route "idp-api" that proxies host `api_host` to the
+// daemon's API (with X-Forwarded-Proto: https; /internal/* is not forwarded). The HTTP
+// server then redirects every request to https. Certificates are on demand: Caddy asks
+// `ask_url` (GET ?domain=<host>, 2xx = yes) before it issues one for a host, from its local
+// CA (internal; root at <dir>/data/pki/authorities/local/root.crt, never installed into
+// the system's trust store) or from Let's Encrypt with `acme_email` (acme).
+struct RouterTls {
+  std::string mode = "off";  // off | internal | acme
+  int port = 0;              // must be set (> 0) when on
+  std::string acme_email;
+  std::string ask_url;
+  std::string api_host;      // "idp.<domain>"
+  std::string api_upstream;  // "127.0.0.1:<api port>"
+  bool on() const { return mode == "internal" || mode == "acme"; }
+};
+
 struct RouterConfig {
   std::string dir;                   // <home>/router
   std::string caddy_binary = "caddy";
@@ -62,6 +81,7 @@ struct RouterConfig {
   int port = 0;                      // must be set (> 0)
   std::string domain = "preview.localhost";
   std::string home_id;               // IDP_ROUTER_HOME_ID marker of our Caddy processes
+  RouterTls tls;
 };
 
 class CaddyRouter {
@@ -94,6 +114,9 @@ public:
   // "<env>.<domain>".
   std::string host_for(const std::string& env) const;
   int port() const { return m_cfg.port; }
+  // Caddy's local CA root certificate (https mode internal), "" otherwise. Exists once
+  // start() succeeded.
+  std::string root_ca_path() const;
   // Pid of the running Caddy, 0 when none. Thread-safe.
   pid_t pid() const;
   // How many times Caddy was restarted after dying. Thread-safe.
@@ -115,6 +138,10 @@ private:
   bool wait_exit(pid_t pid, bool adopted, int64_t timeout_ms, int* code);
   void kill_child(pid_t pid);
   nlohmann::json route_json(const RouteTarget& r) const;
+  nlohmann::json api_route_json() const;
+  nlohmann::json tls_app_json() const;
+  // The admin API path of the routes that hold the environments (the TLS server's when on).
+  std::string routes_path() const;
   nlohmann::json routes_json_locked() const;
   nlohmann::json config_json_locked() const;
   Expected<nlohmann::json> admin(const std::string& method, const std::string& path, const std::string& body,

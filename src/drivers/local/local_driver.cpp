@@ -251,6 +251,9 @@ LocalDriver::~LocalDriver() {
 }
 
 std::string LocalDriver::url_for(const std::string& env) const {
+  if (m_ctx.https.on()) {
+    return "https://" + env + "." + m_ctx.domain + (m_ctx.https.port == 443 ? "" : ":" + std::to_string(m_ctx.https.port)) + "/";
+  }
   return "http://" + env + "." + m_ctx.domain + ":" + std::to_string(m_ctx.router_port) + "/";
 }
 
@@ -574,6 +577,8 @@ Expected<void> LocalDriver::start(const std::vector<core::Environment>& live) {
   rc.port = m_ctx.router_port;
   rc.domain = m_ctx.domain;
   rc.home_id = m_home_id;
+  rc.tls = {m_ctx.https.mode, m_ctx.https.port, m_ctx.https.acme_email, m_ctx.https.ask_url, m_ctx.https.api_host,
+            m_ctx.https.api_upstream};
   if (m_router) {
     m_router->stop();
   }

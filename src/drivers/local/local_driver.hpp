@@ -76,7 +76,7 @@ public:
 
   const std::string& home_id() const { return m_home_id; }
   int router_port() const { return m_ctx.router_port; }
-  // "http://<env>.<domain>:<router port>/".
+  // "http://<env>.<domain>:<router port>/", or "https://<env>.<domain>[:<https port>]/".
   std::string url_for(const std::string& env) const;
   // Pid of the router's Caddy (0 when not running), for tests.
   pid_t router_pid_for_test() const;

@@ -10,6 +10,7 @@
 #include "local_test_support.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 
 namespace idp::drivers::local {
@@ -338,6 +339,125 @@ TEST(CaddyRouterTest, QueriesDoNotWaitForAStalledAdminCall) {
   EXPECT_GT(f.router->admin_calls_in_flight_for_test(), 0);
   ::kill(caddy, SIGCONT);
   changer.join();
+}
+
+// What curl got over TLS, trusting only `ca` and resolving `host` to 127.0.0.1.
+struct TlsAnswer {
+  int curl_exit = -1; // 0 = a response; 35/60 = handshake or certificate failed
+  int status = 0;
+  std::string body;
+};
+
+TlsAnswer https_get_via_router(int port, const std::string& host, const std::string& path, const std::string& ca) {
+  util::Command c;
+  std::string p = std::to_string(port);
+  c.argv = {"curl", "-sS", "--max-time", "20", "--cacert", ca, "--resolve", host + ":" + p + ":127.0.0.1",
+            "-w", "\n%{http_code}", "https://" + host + ":" + p + path};
+  util::RunOptions o;
+  o.timeout_ms = 30000;
+  auto r = util::run(c, o);
+  TlsAnswer a;
+  if (!r) {
+    return a;
+  }
+  a.curl_exit = r->exit_code;
+  auto nl = r->out.rfind('\n');
+  if (nl != std::string::npos) {
+    a.body = r->out.substr(0, nl);
+    a.status = util::parse_int<int>(r->out.substr(nl + 1)).value_or(0);
+  }
+  return a;
+}
+
+// An ask endpoint like the daemon's (200 for the hosts in `allowed`, 403 otherwise) that
+// also plays the API: it answers "api <X-Forwarded-Proto>" to anything else.
+class AskAndApi {
+public:
+  explicit AskAndApi(const std::string& allowed) {
+    port = *util::find_free_port();
+    util::Command c;
+    c.argv = {"node", "-e",
+              "const ok=process.argv[1].split(',');"
+              "require('http').createServer((q,s)=>{const u=new URL(q.url,'http://x');"
+              "if(u.pathname==='/ask'){s.statusCode=ok.includes(u.searchParams.get('domain'))?200:403;return s.end();}"
+              "s.end('api '+(q.headers['x-forwarded-proto']||''));}).listen(Number(process.argv[2]),'127.0.0.1')",
+              allowed, std::to_string(port)};
+    pid = *util::spawn(c, {});
+    EXPECT_TRUE(wait_until([&] { return testing::http_get("http://127.0.0.1:" + std::to_string(port) + "/").has_value(); },
+                           10000));
+  }
+  ~AskAndApi() { util::terminate_group(pid, 2000); }
+  int port = 0;
+  pid_t pid = 0;
+};
+
+RouterConfig tls_router_config(const std::string& dir, int api_port) {
+  RouterConfig cfg = router_config(dir);
+  cfg.tls.mode = "internal";
+  cfg.tls.port = *util::find_free_port();
+  cfg.tls.api_host = "idp." + cfg.domain;
+  cfg.tls.api_upstream = "127.0.0.1:" + std::to_string(api_port);
+  cfg.tls.ask_url = "http://127.0.0.1:" + std::to_string(api_port) + "/ask";
+  return cfg;
+}
+
+// https internal: the routes are served over TLS with certificates of Caddy's local CA,
+// the API at idp.<domain> (told it is https), and a certificate only for a host the ask
+// endpoint allows; plain HTTP redirects to https.
+TEST(CaddyRouterTest, TlsServesAllowedHostsWithLocalCaCertificates) {
+  TempDir home;
+  AskAndApi api("app.preview.localhost,idp.preview.localhost");
+  RouterConfig cfg = tls_router_config(home.sub("router"), api.port);
+  CaddyRouter router(cfg);
+  Upstream one("one");
+  Upstream shadow("shadow");
+  ASSERT_TRUE(router.start({web("app", one.port)}));
+  std::string ca = router.root_ca_path();
+  ASSERT_EQ(ca, cfg.dir + "/data/pki/authorities/local/root.crt");
+  ASSERT_TRUE(util::path_exists(ca)) << "the local CA is made at start, inside the router's directory";
+
+  auto app = https_get_via_router(cfg.tls.port, "app.preview.localhost", "/", ca);
+  EXPECT_EQ(app.curl_exit, 0);
+  EXPECT_EQ(app.status, 200);
+  EXPECT_EQ(app.body, "one");
+
+  auto idp = https_get_via_router(cfg.tls.port, "idp.preview.localhost", "/healthz", ca);
+  EXPECT_EQ(idp.curl_exit, 0);
+  EXPECT_EQ(idp.body, "api https") << "proxied to the API with X-Forwarded-Proto: https";
+  auto internal = https_get_via_router(cfg.tls.port, "idp.preview.localhost", "/internal/tls-ask?domain=x", ca);
+  EXPECT_EQ(internal.status, 404) << "the ask endpoint is not forwarded";
+
+  // An environment named like the API host never shadows the API (its route comes first).
+  ASSERT_TRUE(router.set_route(web("idp", shadow.port)));
+  EXPECT_EQ(https_get_via_router(cfg.tls.port, "idp.preview.localhost", "/", ca).body, "api https");
+
+  // A host the ask endpoint refuses gets no certificate: the handshake fails.
+  ASSERT_TRUE(router.set_route(web("other", one.port)));
+  auto other = https_get_via_router(cfg.tls.port, "other.preview.localhost", "/", ca);
+  EXPECT_NE(other.curl_exit, 0);
+  EXPECT_EQ(other.status, 0);
+
+  // Plain HTTP on the router port redirects to the https URL.
+  auto plain = get_via_router(cfg.port, "app", "/x?y=1");
+  ASSERT_TRUE(plain.has_value()) << plain.error().message;
+  EXPECT_EQ(plain->status, 308);
+  EXPECT_EQ(plain->headers["location"],
+            "https://app.preview.localhost:" + std::to_string(cfg.tls.port) + "/x?y=1");
+
+  // A route change goes to the TLS server's routes.
+  ASSERT_TRUE(router.remove_route("app"));
+  EXPECT_EQ(https_get_via_router(cfg.tls.port, "app.preview.localhost", "/", ca).status, 404);
+}
+
+TEST(CaddyRouterTest, TlsWithoutAnAskEndpointIsRefused) {
+  TempDir home;
+  RouterConfig cfg = tls_router_config(home.sub("router"), 1);
+  cfg.tls.ask_url.clear();
+  CaddyRouter router(cfg);
+  auto r = router.start({});
+  ASSERT_FALSE(r.has_value()) << "on-demand TLS without its ask endpoint would certify any name";
+  EXPECT_NE(r.error().message.find("ask endpoint"), std::string::npos) << r.error().message;
+  EXPECT_EQ(router.pid(), 0);
 }
 
 } // namespace
