@@ -38,8 +38,8 @@ Expected<json> read_json_object(const std::string& path, const std::string& what
   }
   json j = json::parse(*text, nullptr, false);
   if (!j.is_object()) {
-    return make_error(ErrorCode::invalid_config, util::quote(path) + ": expected the JSON object idp writes for " + what +
-                                                     "; delete the file and run 'idp login' again");
+    return make_error(ErrorCode::invalid_config, util::quote(path) + ": expected the JSON object idp writes for " +
+                                                     what + "; delete the file and run 'idp login' again");
   }
   return j;
 }
@@ -221,10 +221,9 @@ Expected<std::optional<StoredToken>> Credentials::lookup(const std::string& serv
   // desktop prompt to unlock a keyring that holds nothing for it.
   if (it != st.logins.end() && it->second == "keychain") {
     if (!m_keychain) {
-      return make_error(ErrorCode::transient,
-                        "the token 'idp login' stored for " + server +
-                            " is in the Secret Service keyring, but no session bus is reachable "
-                            "(DBUS_SESSION_BUS_ADDRESS is not set)");
+      return make_error(ErrorCode::transient, "the token 'idp login' stored for " + server +
+                                                  " is in the Secret Service keyring, but no session bus is reachable "
+                                                  "(DBUS_SESSION_BUS_ADDRESS is not set)");
     }
     auto t = m_keychain->lookup(server);
     if (!t) {

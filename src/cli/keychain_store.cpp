@@ -20,7 +20,8 @@ const SecretSchema* token_schema() {
 
 // The GError's message as an Error (the message names the D-Bus failure, never a secret).
 Unexpected keychain_error(GError* err, const char* what) {
-  std::string msg = std::string("Secret Service: ") + what + ": " + (err && err->message ? err->message : "unknown error");
+  std::string msg =
+      std::string("Secret Service: ") + what + ": " + (err && err->message ? err->message : "unknown error");
   for (auto& c : msg) {
     if (c == '\n') {
       c = ' ';

@@ -56,7 +56,8 @@ public:
     // The session bus config without <standard_session_servicedirs/>: a request to
     // org.freedesktop.secrets before our keyring owns it fails instead of activating another.
     std::string conf = m_dir + "/bus.conf";
-    (void)util::write_file_atomic(conf, R"(<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+    (void)util::write_file_atomic(conf,
+                                  R"(<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>session</type>
@@ -89,7 +90,9 @@ public:
     std::string line;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-      struct pollfd p {fds[0], POLLIN, 0};
+      struct pollfd p {
+        fds[0], POLLIN, 0
+      };
       if (::poll(&p, 1, 1000) > 0) {
         char buf[512];
         ssize_t n = ::read(fds[0], buf, sizeof buf);

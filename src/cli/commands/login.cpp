@@ -110,8 +110,8 @@ Expected<std::string> check_token(const std::string& raw, const std::string& fro
   }
   for (char c : token) {
     if (c < 0x21 || c > 0x7e) {
-      return Unexpected(usage_error("the token on " + from +
-                                    " is not one word of printable ASCII: expected one token like idp_…"));
+      return Unexpected(
+          usage_error("the token on " + from + " is not one word of printable ASCII: expected one token like idp_…"));
     }
   }
   return token;
@@ -127,15 +127,16 @@ CommandSpec login_command() {
   return {"login", "store a token for a server (OS keyring, else a 0600 file) and make it the default server", false,
           [](CLI::App& sub, const GlobalOptions& g) -> Runner {
             auto o = std::make_shared<Options>();
-            sub.add_option("--server", o->server, "idp server URL, e.g. https://idp.example.com (default: IDP_SERVER, "
-                                                  "then the last login, then the local daemon)");
+            sub.add_option("--server", o->server,
+                           "idp server URL, e.g. https://idp.example.com (default: IDP_SERVER, "
+                           "then the last login, then the local daemon)");
             sub.add_flag("--token-stdin", o->token_stdin,
                          "read the token from stdin (the default when stdin is not a terminal; else a prompt)");
             return [o, &g]() -> Expected<int> {
               std::string server = normalize_server(discover_server(o->server.empty() ? g.server : o->server));
               if (!util::starts_with(server, "http://") && !util::starts_with(server, "https://")) {
-                return Unexpected(usage_error("--server: expected a URL like https://idp.example.com, got " +
-                                              util::quote(server)));
+                return Unexpected(
+                    usage_error("--server: expected a URL like https://idp.example.com, got " + util::quote(server)));
               }
               bool from_stdin = o->token_stdin || !::isatty(STDIN_FILENO);
               IDP_TRY_ASSIGN(std::string raw, from_stdin ? read_stdin_token() : prompt_token(server));
@@ -156,9 +157,10 @@ CommandSpec login_command() {
                 return Unexpected(saved.error().with_context("cannot store the token for " + server));
               }
               if (saved->kind == "file") {
-                std::string why = saved->keychain_problem.empty()
-                                      ? "no session bus for a Secret Service keyring (DBUS_SESSION_BUS_ADDRESS is not set)"
-                                      : "the Secret Service keyring is not available (" + saved->keychain_problem + ")";
+                std::string why =
+                    saved->keychain_problem.empty()
+                        ? "no session bus for a Secret Service keyring (DBUS_SESSION_BUS_ADDRESS is not set)"
+                        : "the Secret Service keyring is not available (" + saved->keychain_problem + ")";
                 std::fprintf(stderr, "idp: warning: %s: the token is stored in %s (mode 0600)\n", why.c_str(),
                              saved->where.c_str());
               }
