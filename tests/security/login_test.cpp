@@ -9,12 +9,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 
 #include "support/daemon_process.hpp"
 #include "support/test_support.hpp"
 #include "util/fs.hpp"
+#include "util/interactive_process.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -214,8 +216,8 @@ protected:
   // The CLI as a user of another machine would run it: its own HOME and XDG_CONFIG_HOME,
   // an IDP_HOME with no admin.token, no IDP_SERVER or IDP_TOKEN, and the session bus of
   // `keyring` (none when null).
-  util::RunResult idp(const std::vector<std::string>& args, const std::string& stdin_data = "",
-                      const LoginTestKeyring* keyring = nullptr, const std::map<std::string, std::string>& extra = {}) {
+  util::Command cli_command(const std::vector<std::string>& args, const LoginTestKeyring* keyring = nullptr,
+                            const std::map<std::string, std::string>& extra = {}) const {
     util::Command c;
     c.argv = {idp_binary()};
     c.argv.insert(c.argv.end(), args.begin(), args.end());
@@ -230,6 +232,12 @@ protected:
     for (const auto& [k, v] : extra) {
       c.env[k] = v;
     }
+    return c;
+  }
+
+  util::RunResult idp(const std::vector<std::string>& args, const std::string& stdin_data = "",
+                      const LoginTestKeyring* keyring = nullptr, const std::map<std::string, std::string>& extra = {}) {
+    util::Command c = cli_command(args, keyring, extra);
     util::RunOptions o;
     o.timeout_ms = 60000;
     if (!stdin_data.empty()) {
@@ -380,4 +388,34 @@ TEST_F(SecurityLoginTest, ABadTokenIsRefusedAndNothingIsStored) {
   r = idp({"login", "--server", "idp.example.com"}, "idp_x");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("expected a URL"), std::string::npos) << r.err;
+}
+
+// At a terminal the token is typed at a prompt that does not echo it.
+TEST_F(SecurityLoginTest, ThePromptOnATerminalDoesNotEchoTheToken) {
+  std::string dave = token("dave", "viewer");
+  std::string url = d->api_url();
+  util::InteractiveOptions io;
+  io.tty = true;
+  auto p = util::InteractiveProcess::start(cli_command({"login", "--server", url}), io);
+  ASSERT_TRUE(p) << p.error().message;
+  std::string screen;
+  auto read_until = [&](const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!done() && std::chrono::steady_clock::now() < deadline && !(*p)->output_done()) {
+      for (const auto& chunk : (*p)->read(200)) {
+        screen += chunk.data;
+      }
+    }
+  };
+  read_until([&] { return screen.find("token for " + url + ": ") != std::string::npos; });
+  ASSERT_NE(screen.find("token for " + url + ": "), std::string::npos) << screen;
+  ASSERT_TRUE((*p)->write_input(dave + "\n", 5000));
+  read_until([] { return false; }); // everything, up to end of output
+  // The terminal's end can be seen just before the exit is.
+  std::optional<util::ExitStatus> status;
+  wait_until([&] { return (status = (*p)->poll_exit()).has_value(); }, 30000);
+  ASSERT_TRUE(status.has_value()) << screen;
+  EXPECT_EQ(status->exit_code, 0) << screen;
+  EXPECT_NE(screen.find("logged in to " + url + " as \"dave\" (viewer)"), std::string::npos) << screen;
+  EXPECT_EQ(screen.find(dave), std::string::npos) << "the terminal echoed the token:\n" << screen;
 }

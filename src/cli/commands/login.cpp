@@ -54,8 +54,6 @@ Expected<std::string> read_stdin_token() {
 
 // One line typed at a prompt on stderr, with the terminal's echo off.
 Expected<std::string> prompt_token(const std::string& server) {
-  std::fprintf(stderr, "token for %s: ", server.c_str());
-  std::fflush(stderr);
   struct termios t;
   bool echo_off = ::tcgetattr(STDIN_FILENO, &t) == 0;
   if (echo_off) {
@@ -67,6 +65,10 @@ Expected<std::string> prompt_token(const std::string& server) {
     t.c_lflag &= ~static_cast<tcflag_t>(ECHO);
     ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &t);
   }
+  // The prompt only once echo is off: TCSAFLUSH drops what was typed before it, and a
+  // token typed (or pasted) after it must be kept.
+  std::fprintf(stderr, "token for %s: ", server.c_str());
+  std::fflush(stderr);
   std::string line;
   char c;
   bool ok = true;
