@@ -13,11 +13,16 @@ packages=(
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libsqlite3-dev libpq-dev libcurl4-openssl-dev libssl-dev libexpected-dev
   libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # idp login's OS keychain (Secret Service client)
+  libsecret-1-dev
   # runtime: router, git, database, process tools
   caddy git curl ca-certificates procps psmisc iproute2 sqlite3
   postgresql-15 postgresql-client-15
   # tests/docs: the docs suite's runner (standard library only)
   python3
+  # tests/security/login_test: a private session bus (dbus-daemon, dbus-run-session), a
+  # headless keyring on it, and secret-tool to look into it
+  dbus-daemon gnome-keyring libsecret-tools
 )
 # Node.js runs the example apps; keep a newer one if the machine already has it.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)

@@ -4,6 +4,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include "util/fatal.hpp"
 #include "util/fs.hpp"
 #include "util/http_client.hpp"
 #include "util/json.hpp"
@@ -22,6 +23,14 @@ std::string discover_server(const std::string& flag) {
   if (const char* s = std::getenv("IDP_SERVER"); s && *s) {
     return s;
   }
+  // Only the state file is read here: the keychain is asked for tokens, not servers.
+  auto st = Credentials(cli_config_dir(), nullptr).state();
+  if (!st) {
+    throw Fatal(st.error().full_message());
+  }
+  if (!st->default_server.empty()) {
+    return st->default_server;
+  }
   auto text = util::read_file(default_home() + "/daemon.json");
   if (text) {
     auto j = json::parse(*text, nullptr, false);
@@ -32,11 +41,14 @@ std::string discover_server(const std::string& flag) {
   return "http://127.0.0.1:8787";
 }
 
-std::string discover_token() {
-  if (const char* t = std::getenv("IDP_TOKEN"); t && *t) {
-    return util::trim(t);
+TokenChoice discover_token(const std::string& server) {
+  const char* env = std::getenv("IDP_TOKEN");
+  std::string env_token = util::trim(env ? env : "");
+  if (!env_token.empty()) {
+    // IDP_TOKEN wins: no need to open the keyring at all.
+    return choose_token(env_token, Credentials(cli_config_dir(), nullptr), server, "");
   }
-  return util::trim(util::read_file(default_home() + "/admin.token").value_or(""));
+  return choose_token("", Credentials::for_user(), server, default_home() + "/admin.token");
 }
 
 static std::string actor() {
@@ -48,10 +60,34 @@ static std::string actor() {
   return std::string("cli:") + u;
 }
 
-ApiClient::ApiClient(std::string base_url) : m_base(std::move(base_url)), m_actor(actor()), m_token(discover_token()) {
-  while (!m_base.empty() && m_base.back() == '/') {
-    m_base.pop_back();
+ApiClient::ApiClient(std::string base_url) : m_base(normalize_server(base_url)), m_actor(actor()) {
+  m_token = discover_token(m_base);
+}
+
+ApiClient::ApiClient(std::string base_url, std::string token) : m_base(normalize_server(base_url)), m_actor(actor()) {
+  m_token.token = std::move(token);
+  m_token.source = TokenChoice::Source::given;
+}
+
+// What to do after a 401, by where the refused (or missing) token came from.
+std::string ApiClient::unauthorized_hint() const {
+  std::string login = "'idp login --server " + m_base + "'";
+  std::string problem = m_token.problem.empty() ? "" : "; the stored login could not be used: " + m_token.problem;
+  switch (m_token.source) {
+  case TokenChoice::Source::given:
+    return "";
+  case TokenChoice::Source::env:
+    return "; check IDP_TOKEN";
+  case TokenChoice::Source::login:
+    return "; the token 'idp login' stored for " + m_base + " (in " + m_token.where + ") was refused: run " + login +
+           " to store a new one";
+  case TokenChoice::Source::admin_file:
+    return "; the token in " + m_token.where + " was refused: run " + login + " or set IDP_TOKEN" + problem;
+  case TokenChoice::Source::none:
+    break;
   }
+  return "; no token found: run " + login + ", set IDP_TOKEN (or run on the server's machine as the user that can "
+         "read $IDP_HOME/admin.token)" + problem;
 }
 
 Expected<json> ApiClient::request(const std::string& method, const std::string& path, const std::string& body) {
@@ -61,8 +97,8 @@ Expected<json> ApiClient::request(const std::string& method, const std::string& 
   req.body = body;
   req.timeout_ms = 120000;
   req.headers = {{"Accept", "application/json"}, {"X-Idp-Actor", m_actor}};
-  if (!m_token.empty()) {
-    req.headers.emplace_back("Authorization", "Bearer " + m_token);
+  if (!m_token.token.empty()) {
+    req.headers.emplace_back("Authorization", "Bearer " + m_token.token);
   }
   if (!body.empty()) {
     req.headers.emplace_back("Content-Type", "application/json");
@@ -89,9 +125,7 @@ Expected<json> ApiClient::request(const std::string& method, const std::string& 
         code = ErrorCode::conflict;
       } else if (c == "unauthorized") {
         code = ErrorCode::unauthorized;
-        msg += m_token.empty() ? "; no token found: set IDP_TOKEN (or run on the server's machine as the user "
-                                 "that can read $IDP_HOME/admin.token)"
-                               : "; check IDP_TOKEN";
+        msg += unauthorized_hint();
       }
     }
     return make_error(code, msg);
@@ -113,12 +147,13 @@ Expected<void> ApiClient::stream_lines(const std::string& path, const std::funct
   req.url = m_base + path;
   req.timeout_ms = 0;
   req.headers = {{"Accept", "application/x-ndjson"}, {"X-Idp-Actor", m_actor}};
-  if (!m_token.empty()) {
-    req.headers.emplace_back("Authorization", "Bearer " + m_token);
+  if (!m_token.token.empty()) {
+    req.headers.emplace_back("Authorization", "Bearer " + m_token.token);
   }
   std::string buf;
   bool stopped = false;
   std::string error_body;
+  bool unauthorized = false;
   req.on_data = [&](std::string_view chunk) {
     buf.append(chunk);
     size_t pos;
@@ -135,6 +170,7 @@ Expected<void> ApiClient::stream_lines(const std::string& path, const std::funct
       }
       if (j.contains("error") && j.contains("message") && !j.contains("text")) {
         error_body = j["message"].get<std::string>();
+        unauthorized = j["error"] == "unauthorized";
         return false;
       }
       if (!on_line(j)) {
@@ -146,6 +182,9 @@ Expected<void> ApiClient::stream_lines(const std::string& path, const std::funct
   };
   auto resp = util::http_request(req);
   if (!error_body.empty()) {
+    if (unauthorized) {
+      return make_error(ErrorCode::unauthorized, error_body + unauthorized_hint());
+    }
     return make_error(ErrorCode::permanent, error_body);
   }
   if (!resp && !stopped) {

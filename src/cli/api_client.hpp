@@ -7,24 +7,30 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/credentials.hpp"
 #include "util/expected.hpp"
 
 namespace idp::cli {
 
-// The server URL: --server, else IDP_SERVER, else the api_url in $IDP_HOME/daemon.json
-// (IDP_HOME default: util::default_idp_home()), else http://127.0.0.1:8787.
+// The server URL: --server, else IDP_SERVER, else the server of the last `idp login`, else
+// the api_url in $IDP_HOME/daemon.json (IDP_HOME default: util::default_idp_home()), else
+// http://127.0.0.1:8787. Throws Fatal when the login state file is unreadable.
 std::string discover_server(const std::string& flag);
 
 // The home directory the daemon uses by default.
 std::string default_home();
 
-// The API token: IDP_TOKEN, else $IDP_HOME/admin.token when this user can read it (the
-// admin token `idp serve` writes on first start), else "" (requests go without one).
-std::string discover_token();
+// The API token for `server`: IDP_TOKEN, else the token `idp login` stored for it (keyring
+// or credentials file), else $IDP_HOME/admin.token when this user can read it (the admin
+// token `idp serve` writes on first start), else none (requests go without one).
+TokenChoice discover_token(const std::string& server);
 
 class ApiClient {
 public:
+  // Sends the token discover_token(base_url) chooses.
   explicit ApiClient(std::string base_url);
+  // Sends `token` (`idp login` checking the one it was given).
+  ApiClient(std::string base_url, std::string token);
 
   Expected<nlohmann::json> get(const std::string& path);
   Expected<nlohmann::json> post(const std::string& path, const nlohmann::json& body);
@@ -39,7 +45,8 @@ private:
   Expected<nlohmann::json> request(const std::string& method, const std::string& path, const std::string& body);
   std::string m_base;
   std::string m_actor;
-  std::string m_token; // never printed
+  std::string unauthorized_hint() const;
+  TokenChoice m_token; // the token is never printed
 };
 
 } // namespace idp::cli

@@ -81,7 +81,7 @@ int run(int argc, char** argv, const std::vector<CommandSpec>& extra) {
   if (const char* s = std::getenv("IDP_SERVER")) {
     global.server = s;
   }
-  app.add_option("--server", global.server, "idp server URL (default: IDP_SERVER, then the local daemon)")
+  app.add_option("--server", global.server, "idp server URL (default: IDP_SERVER, then the last login, then the local daemon)")
       ->each([&global](const std::string&) { global.server_flag = true; });
 
   std::vector<std::pair<CLI::App*, Runner>> runners;

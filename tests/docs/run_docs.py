@@ -247,11 +247,14 @@ class DocRun:
         self.server_env = {}
         self.server = None
         idp_dir = os.path.dirname(os.path.abspath(args.idp))
+        # No session bus: `idp login` in a snippet must not reach the user's own keyring.
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith("IDP_") or k in ("IDP_BINARY", "IDP_SOURCE_DIR")}
+               if (not k.startswith("IDP_") or k in ("IDP_BINARY", "IDP_SOURCE_DIR"))
+               and k != "DBUS_SESSION_BUS_ADDRESS"}
         env.update({
             "PATH": idp_dir + os.pathsep + env.get("PATH", "/usr/bin:/bin"),
             "IDP_HOME": self.home,           # how the CLI finds the server and its admin token
+            "XDG_CONFIG_HOME": os.path.join(self.root, "config"),  # where `idp login` keeps tokens
             "IDP_SOURCE_DIR": os.path.abspath(args.source_dir),
             "NO_COLOR": "1",
             "COLUMNS": "100",

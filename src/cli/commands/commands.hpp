@@ -24,5 +24,7 @@ CommandSpec dashboard_command();
 CommandSpec completion_command();
 CommandSpec complete_helper_command();
 CommandSpec token_command();
+CommandSpec login_command();
+CommandSpec logout_command();
 
 } // namespace idp::cli::commands
