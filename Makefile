@@ -75,7 +75,7 @@ tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=$(SAN_CXX) \
 	  -DIDP_SANITIZE=thread -DIDP_BUILD_BENCH=OFF $(LAUNCHER)
 	cmake --build $(TSAN_BUILD) -j $(JOBS) --target engine_test sources_test driver_local_test
-	./scripts/sanitized-ctest.sh $(TSAN_BUILD) -LE 'fuzz|integration|contract|cli' -E '_NOT_BUILT$$' \
+	./scripts/sanitized-ctest.sh $(TSAN_BUILD) -LE 'fuzz|integration|contract|cli|terraform' -E '_NOT_BUILT$$' \
 	  -j $(JOBS) --output-on-failure --timeout 1800
 
 # Each fuzz target for FUZZ_SECONDS (default 10 min); new inputs go to $(ASAN_BUILD)/fuzz-work.

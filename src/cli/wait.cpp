@@ -22,6 +22,9 @@ Expected<nlohmann::json> wait_for_phase(ApiClient& client, const std::string& na
     IDP_TRY_ASSIGN(auto env, client.get("/api/v1/environments/" + util::url_encode(name)));
     std::string phase = env.value("phase", "");
     std::string msg = env.value("message", "");
+    if (msg == phase) {
+      msg.clear(); // "destroying: destroying" says nothing twice
+    }
     std::string line = phase + (msg.empty() ? "" : ": " + msg);
     if (verbose && line != last_line) {
       std::fprintf(stderr, "  %s\n", (output::color(phase, output::phase_color(phase)) + (msg.empty() ? "" : ": " + msg)).c_str());

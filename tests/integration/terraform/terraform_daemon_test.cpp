@@ -44,6 +44,8 @@ TEST(TerraformDaemonTest, CreateLogsUnlockDestroyThroughTheServer) {
 
   auto destroyed = d.cli({"destroy", "preview-infra", "--yes"});
   ASSERT_EQ(destroyed.exit_code, 0) << destroyed.err;
+  // The progress names the phase once (the reconciler's message is the phase itself).
+  EXPECT_EQ(destroyed.err.find("destroying: destroying"), std::string::npos) << destroyed.err;
   EXPECT_FALSE(util::path_exists(d.home() + "/terraform/preview-infra")) << "no state or work dir left";
   EXPECT_EQ(d.env("preview-infra")["phase"], "destroyed");
 }

@@ -805,7 +805,7 @@ TEST_F(LocalDriverTest, ExecRunsInTheCheckoutWithTheAppsEnvironment) {
 TEST_F(LocalDriverTest, ConcurrentAppliesOfDifferentEnvironments) {
   std::vector<std::thread> threads;
   std::vector<std::string> names = {"one", "two", "three"};
-  std::vector<bool> ok(names.size());
+  std::vector<char> ok(names.size(), 0); // not vector<bool>: its bits share words between threads
   for (size_t i = 0; i < names.size(); ++i) {
     threads.emplace_back([&, i] {
       RecordingProgress p;
