@@ -20,6 +20,7 @@
 #include "api/auth.hpp"
 #include "engine/controller.hpp"
 #include "engine/driver_set.hpp"
+#include "engine/secret_store.hpp"
 #include "engine/templates.hpp"
 #include "store/state_store.hpp"
 #include "util/time.hpp"
@@ -50,6 +51,9 @@ struct ApiContext {
   bool metrics_public = false;            // /metrics without a token
   std::vector<std::string> server_names;  // Host names accepted besides loopback ones
   bool hooks_only = false;                // a webhook listener: raw hooks and /healthz, nothing else
+  // The server's secret store: /api/v1/secrets (admin), and the values redacted from logs
+  // and exec output. Unset: no secret routes, nothing redacted.
+  engine::SecretStore* secrets = nullptr;
 };
 
 // A raw route for hooks: gets the exact body bytes and headers.

@@ -24,5 +24,6 @@ CommandSpec dashboard_command();
 CommandSpec completion_command();
 CommandSpec complete_helper_command();
 CommandSpec token_command();
+CommandSpec secret_command();
 
 } // namespace idp::cli::commands
