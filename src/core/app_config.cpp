@@ -248,20 +248,20 @@ const std::vector<KeyDef>& key_table() {
          auto ref = scalar(v);
          // A repository names secrets; only the server decides what they hold (issue 9):
          // env:/file: would let a pushed branch read the daemon's environment or files.
-         static const std::string k_expected =
+         const std::string expected =
              "expected the name of a secret in the server's secret store, like " + k + ": db-password (an admin "
              "adds it with `idp secret set` or under secrets: in the server config), or an ARN on the terraform runtime";
          if (ref && util::starts_with(*ref, "env:")) {
            return "secret " + quote(k) + ": env: references are not allowed in repository config (they would read "
-                  "the server's environment); " + k_expected;
+                  "the server's environment); " + expected;
          }
          if (ref && util::starts_with(*ref, "file:")) {
            return "secret " + quote(k) + ": file: references are not allowed in repository config (they would read "
-                  "the server's files); " + k_expected;
+                  "the server's files); " + expected;
          }
          if (!ref || !(is_secret_arn(*ref) || is_secret_store_name(*ref))) {
            // Not echoed: a plain value here may be the secret itself, committed by mistake.
-           return "secret " + quote(k) + ": " + k_expected + ", got " +
+           return "secret " + quote(k) + ": " + expected + ", got " +
                   (ref && !ref->empty() ? "something else (a value in git is no secret)" : describe(v));
          }
          c.secrets[k] = *ref;

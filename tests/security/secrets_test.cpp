@@ -12,6 +12,7 @@
 #include "support/daemon_process.hpp"
 #include "support/test_support.hpp"
 #include "util/fs.hpp"
+#include "util/hash.hpp"
 #include "util/strings.hpp"
 
 using namespace idp;
@@ -65,7 +66,7 @@ protected:
   // Every place a value could end up, as text.
   std::string everything_the_server_tells(const std::string& env) {
     std::string all;
-    for (const std::string path : {"/api/v1/environments?all=true", "/api/v1/environments/" + env,
+    for (const std::string& path : std::vector<std::string>{"/api/v1/environments?all=true", "/api/v1/environments/" + env,
                                    "/api/v1/environments/" + env + "/events", "/api/v1/events",
                                    "/api/v1/environments/" + env + "/logs", "/api/v1/secrets"}) {
       auto [status, body] = d->api("GET", path);
