@@ -184,3 +184,24 @@ TEST(AppConfigTest, FargateTable) {
   EXPECT_FALSE(is_valid_fargate_combination(4096, 31744));
   EXPECT_TRUE(is_valid_fargate_combination(16384, 122880));
 }
+
+// Issue 9: repository config names secrets of the server's store (or ARNs); the message
+// for a bad one names its own variable and never echoes what may be a committed value.
+TEST(AppConfigTest, SecretsAreStoreNamesOrArns) {
+  auto r = parse_app_config("secrets:\n  DB_PASSWORD: db-password\n  KEY: team.key_2\n"
+                            "  AWS: arn:aws:ssm:eu-west-1:1:parameter/x\n");
+  ASSERT_TRUE(r.ok()) << r.errors[0].to_string();
+  EXPECT_EQ(r.config.secrets.at("DB_PASSWORD"), "db-password");
+  EXPECT_EQ(r.config.secrets.at("KEY"), "team.key_2");
+  EXPECT_EQ(r.config.secrets.size(), 3u);
+  auto bad = parse_app_config("secrets:\n  A: db-password\n  B: env:HOME\n  C: \"hunter2 is my password\"\n");
+  ASSERT_EQ(bad.errors.size(), 2u);
+  EXPECT_NE(bad.errors[0].message.find("secret \"B\""), std::string::npos) << bad.errors[0].message;
+  EXPECT_NE(bad.errors[0].message.find("like B: db-password"), std::string::npos) << bad.errors[0].message;
+  EXPECT_NE(bad.errors[1].message.find("like C: db-password"), std::string::npos) << bad.errors[1].message;
+  EXPECT_EQ(bad.errors[1].message.find("hunter2"), std::string::npos) << bad.errors[1].message;
+  EXPECT_TRUE(is_secret_store_name("db-password"));
+  EXPECT_FALSE(is_secret_store_name("-x"));
+  EXPECT_FALSE(is_secret_store_name("env:X"));
+  EXPECT_FALSE(is_secret_store_name(std::string(65, 'a')));
+}

@@ -544,6 +544,22 @@ TEST_F(LocalDriverTest, SecretsAreInjectedAndNeverStored) {
   EXPECT_TRUE(contains(planned.error().message, "env: reference (no longer allowed)")) << planned.error().message;
 }
 
+// Issue 9: a failed deploy's error quotes what the app printed; the environment's secret
+// values are replaced by *** there, since the error ends up in events and the state store.
+TEST_F(LocalDriverTest, DeployErrorsQuoteTheAppWithSecretsRedacted) {
+  const std::string value = "crash-secret-" + std::to_string(::getpid());
+  ctx.secrets.resolve = [&](const std::string&, const std::string&) -> Expected<std::string> { return value; };
+  start_driver();
+  commit_server("throw new Error('cannot connect with ' + process.env.APP_KEY);\n", "leaks its secret");
+  auto spec = make_spec("pr-1", repo, 1);
+  spec.config.secrets = {{"APP_KEY", "app-key"}};
+  RecordingProgress p;
+  auto r = driver->apply(spec, p);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_TRUE(contains(r.error().full_message(), "Error: cannot connect with ***")) << r.error().full_message();
+  EXPECT_FALSE(contains(r.error().full_message(), value)) << r.error().full_message();
+}
+
 TEST_F(LocalDriverTest, LogsCarryTimestampsStreamsAndResume) {
   util::Millis before = util::SystemClock().now_ms();
   auto v1 = apply_ok(make_spec("pr-1", repo, 1));
