@@ -17,6 +17,7 @@
 #include "util/http_client.hpp"
 #include "util/json.hpp"
 #include "util/periodic_thread.hpp"
+#include "util/redact.hpp"
 #include "util/strings.hpp"
 #include "util/time.hpp"
 
@@ -92,6 +93,8 @@ struct ExecSession {
   std::atomic<bool> attached{false};     // a stream has been attached (once only)
   std::atomic<bool> timed_out{false};    // TERM sent at the deadline
   std::atomic<int64_t> kill_at{0};       // then KILL at this time
+  util::Redactor redactor;               // the environment's secret values
+  std::map<std::string, util::StreamRedactor> redacting; // per output stream; the pump's thread only
   ~ExecSession() {
     if (proc) {
       spdlog::info("exec: session {} in {} ended", id, env);
@@ -206,17 +209,44 @@ bool pump(ExecSession& s, httplib::DataSink& sink, const std::atomic<bool>* stop
     last_write = util::steady_ms();
     return sink.write(f.data(), f.size());
   };
-  while (!(stopping && stopping->load())) {
-    for (auto& [stream, data] : s.proc->read(200)) {
-      if (!write({{"stream", stream}, {"data", util::base64_encode(data)}})) {
+  // Output passes through the session's redactor; what it holds back (the start of a
+  // secret value, maybe) goes out when the command is quiet or ends.
+  auto send = [&](const std::string& stream, const std::string& data) {
+    return data.empty() || write({{"stream", stream}, {"data", util::base64_encode(data)}});
+  };
+  auto flush_redacted = [&]() {
+    for (auto& [stream, r] : s.redacting) {
+      if (!send(stream, r.flush())) {
         return false;
       }
+    }
+    return true;
+  };
+  while (!(stopping && stopping->load())) {
+    auto chunks = s.proc->read(200);
+    for (auto& [stream, data] : chunks) {
+      if (s.redactor.empty()) {
+        if (!send(stream, data)) {
+          return false;
+        }
+        continue;
+      }
+      auto it = s.redacting.try_emplace(stream, s.redactor).first;
+      if (!send(stream, it->second.feed(data))) {
+        return false;
+      }
+    }
+    if (chunks.empty() && !flush_redacted()) {
+      return false;
     }
     auto status = s.proc->poll_exit();
     if (status && drain_until == 0) {
       drain_until = util::steady_ms() + k_drain_ms;
     }
     if (status && (s.proc->output_done() || util::steady_ms() >= drain_until)) {
+      if (!flush_redacted()) {
+        return false;
+      }
       json exit = {{"event", "exit"},
                    {"exit_code", status->first},
                    {"signal", status->second},
@@ -260,12 +290,21 @@ void register_exec_routes(httplib::Server& s, ApiContext& ctx, ExecRouteHooks ho
   };
 
   // One-shot: runs to the end (at most 60 s) and answers with everything at once.
-  s.Post(R"(/api/v1/environments/([^/]+)/exec)", [&ctx, exec_env](const httplib::Request& req, httplib::Response& res) {
+  s.Post(R"(/api/v1/environments/([^/]+)/exec)", [&ctx, exec_env, h](const httplib::Request& req, httplib::Response& res) {
     json body = parse_exec_body(req);
     std::vector<std::string> argv = parse_argv(body);
     auto env = exec_env(req.matches[1].str());
     auto driver = unwrap(ctx.drivers->get(env.runtime));
-    send_exec_json(res, 200, unwrap(driver->exec(env, argv)));
+    json out = unwrap(driver->exec(env, argv));
+    if (h->secret_values) {
+      util::Redactor redactor(h->secret_values(env));
+      for (const char* stream : {"stdout", "stderr"}) {
+        if (out.contains(stream) && out[stream].is_string()) {
+          out[stream] = redactor.redact(out[stream].get<std::string>());
+        }
+      }
+    }
+    send_exec_json(res, 200, out);
   });
 
   s.Post(R"(/api/v1/environments/([^/]+)/exec/sessions)",
@@ -308,6 +347,9 @@ void register_exec_routes(httplib::Server& s, ApiContext& ctx, ExecRouteHooks ho
            session->timeout_ms = timeout;
            session->created_at = util::steady_ms();
            session->deadline = session->created_at + timeout;
+           if (h->secret_values) {
+             session->redactor = util::Redactor(h->secret_values(env));
+           }
            std::string base = "/api/v1/environments/" + util::url_encode(env.name) + "/exec/sessions/" + session->id;
            json out = {{"id", session->id},       {"environment", env.name}, {"argv", er.argv},
                        {"tty", er.tty},           {"timeout", core::format_ttl(timeout)},

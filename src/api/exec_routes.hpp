@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "api/server.hpp"
 #include "core/environment.hpp"
@@ -36,6 +37,10 @@ struct ExecRouteHooks {
   // Takes one of the server's stream slots (max_streams; the stream then runs outside the
   // request threads) or answers 503 and returns false. Unset: no slot is taken.
   std::function<bool(httplib::Response&)> claim_stream;
+  // The values of the environment's secrets: replaced by "***" in the command's output
+  // (util/redact.hpp; a value split across reads is still caught unless the command pauses
+  // mid-value). Unset: nothing is redacted.
+  std::function<std::vector<std::string>(const core::Environment& env)> secret_values;
   size_t max_sessions = 16; // running exec sessions (at most half the API's threads); 503 beyond
 };
 

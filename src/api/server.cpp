@@ -13,12 +13,14 @@
 #include "api/client_watch.hpp"
 #include "api/connection_pool.hpp"
 #include "api/exec_routes.hpp"
+#include "api/secret_routes.hpp"
 #include "core/api_types.hpp"
 #include "core/ttl.hpp"
 #include "util/numbers.hpp"
 #include "util/git.hpp"
 #include "util/json.hpp"
 #include "util/periodic_thread.hpp"
+#include "util/redact.hpp"
 #include "util/hash.hpp"
 #include "util/strings.hpp"
 
@@ -138,7 +140,8 @@ std::string media_type(const std::string& content_type) {
 }
 
 Role required_role(const httplib::Request& req) {
-  if (req.path == "/api/v1/tokens" || util::starts_with(req.path, "/api/v1/tokens/")) {
+  if (req.path == "/api/v1/tokens" || util::starts_with(req.path, "/api/v1/tokens/") || req.path == "/api/v1/secrets" ||
+      util::starts_with(req.path, "/api/v1/secrets/")) {
     return Role::admin;
   }
   if (req.method == "GET" || req.method == "HEAD") {
@@ -820,6 +823,9 @@ void ApiServer::routes() {
   exec_hooks.actor = [](const httplib::Request& req) { return actor_of(req); };
   exec_hooks.stopping = &m_stopping;
   exec_hooks.claim_stream = [](httplib::Response& res) { return claim_stream_slot(res); };
+  if (ctx.secrets) {
+    exec_hooks.secret_values = [&ctx](const core::Environment& env) { return ctx.secrets->values_for(env); };
+  }
   register_exec_routes(s, ctx, std::move(exec_hooks));
 
   s.Get(R"(/api/v1/environments/([^/]+)/cost)", [&ctx](const httplib::Request& req, httplib::Response& res) {
@@ -840,8 +846,10 @@ void ApiServer::routes() {
     bool follow = query_bool(req, "follow");
     if (!follow) {
       auto chunk = unwrap(driver->read_logs(env, q));
+      util::Redactor redactor(ctx.secrets ? ctx.secrets->values_for(env) : std::vector<std::string>{});
       json lines = json::array();
-      for (const auto& l : chunk.lines) {
+      for (auto l : chunk.lines) {
+        l.text = redactor.redact(l.text);
         lines.push_back(line_json(l));
       }
       send_json(res, 200, {{"environment", name}, {"lines", lines}, {"cursor", chunk.cursor}});
@@ -855,8 +863,10 @@ void ApiServer::routes() {
       return;
     }
     auto watch = std::make_shared<ClientWatch>(req);
+    // The values as the stream starts: one line is never split, so no overlap is needed.
+    auto redactor = std::make_shared<util::Redactor>(ctx.secrets ? ctx.secrets->values_for(env) : std::vector<std::string>{});
     res.set_chunked_content_provider(
-        "application/x-ndjson", [&ctx, this, name, driver, state, poll, watch](size_t, httplib::DataSink& sink) {
+        "application/x-ndjson", [&ctx, this, name, driver, state, poll, watch, redactor](size_t, httplib::DataSink& sink) {
           while (!m_stopping) {
             auto env = ctx.store->get_environment(name);
             if (!env) {
@@ -866,7 +876,8 @@ void ApiServer::routes() {
             auto chunk = driver->read_logs(*env, *state);
             if (chunk) {
               std::string out;
-              for (const auto& l : chunk->lines) {
+              for (auto l : chunk->lines) {
+                l.text = redactor->redact(l.text);
                 out += util::json_dump(line_json(l)) + "\n";
               }
               if (!chunk->cursor.empty()) {
@@ -889,6 +900,12 @@ void ApiServer::routes() {
           return true;
         });
   });
+
+  // --- The server's secret store (admin only: required_role; api/secret_routes.cpp) ---
+  SecretRouteHooks secret_hooks;
+  secret_hooks.actor = [](const httplib::Request& req) { return actor_of(req); };
+  secret_hooks.identity = [] { return principal().identity; };
+  register_secret_routes(s, ctx, std::move(secret_hooks));
 
   // --- API tokens (admin only: required_role) ---
 

@@ -20,6 +20,7 @@
 #include "api/auth.hpp"
 #include "engine/controller.hpp"
 #include "engine/driver_set.hpp"
+#include "engine/secret_store.hpp"
 #include "engine/templates.hpp"
 #include "store/state_store.hpp"
 #include "util/time.hpp"
@@ -54,6 +55,9 @@ struct ApiContext {
   // over loopback before each certificate: 200 when this says yes, 403 otherwise. No token;
   // 404 from elsewhere or through a proxy. Unset: no such route.
   std::function<bool(const std::string& host)> tls_ask;
+  // The server's secret store: /api/v1/secrets (admin), and the values redacted from logs
+  // and exec output. Unset: no secret routes, nothing redacted.
+  engine::SecretStore* secrets = nullptr;
 };
 
 // A raw route for hooks: gets the exact body bytes and headers.

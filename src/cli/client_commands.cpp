@@ -9,6 +9,7 @@ std::vector<CommandSpec> client_commands() {
           exec_command(),      extend_command(),   destroy_command(),   cost_command(),   unlock_command(),
           events_command(),    templates_command(), drivers_command(),  dashboard_command(), token_command(),
           login_command(), logout_command(),
+          secret_command(),
           config_command(),
           completion_command(), version_command(), complete_helper_command()};
 }

@@ -246,12 +246,23 @@ const std::vector<KeyDef>& key_table() {
            return "expected variable names like DB_PASSWORD, got " + quote(k);
          }
          auto ref = scalar(v);
-         // The shapes every runtime resolves: a plain value here would be a secret in git.
-         bool shaped = ref && ((util::starts_with(*ref, "env:") && ref->size() > 4) ||
-                               (util::starts_with(*ref, "file:/") && ref->size() > 6) || util::starts_with(*ref, "arn:"));
-         if (!shaped) {
-           return "expected a secret reference (env:NAME, file:/absolute/path or an ARN) for " + quote(k) + ", got " +
-                  (ref && !ref->empty() ? "a plain value" : describe(v));
+         // A repository names secrets; only the server decides what they hold (issue 9):
+         // env:/file: would let a pushed branch read the daemon's environment or files.
+         const std::string expected =
+             "expected the name of a secret in the server's secret store, like " + k + ": db-password (an admin "
+             "adds it with `idp secret set` or under secrets: in the server config), or an ARN on the terraform runtime";
+         if (ref && util::starts_with(*ref, "env:")) {
+           return "secret " + quote(k) + ": env: references are not allowed in repository config (they would read "
+                  "the server's environment); " + expected;
+         }
+         if (ref && util::starts_with(*ref, "file:")) {
+           return "secret " + quote(k) + ": file: references are not allowed in repository config (they would read "
+                  "the server's files); " + expected;
+         }
+         if (!ref || !(is_secret_arn(*ref) || is_secret_store_name(*ref))) {
+           // Not echoed: a plain value here may be the secret itself, committed by mistake.
+           return "secret " + quote(k) + ": " + expected + ", got " +
+                  (ref && !ref->empty() ? "something else (a value in git is no secret)" : describe(v));
          }
          c.secrets[k] = *ref;
          return std::nullopt;
@@ -490,6 +501,13 @@ struct Parser {
 };
 
 } // namespace
+
+bool is_secret_store_name(std::string_view s) {
+  static const std::regex k_re("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$");
+  return std::regex_match(s.begin(), s.end(), k_re);
+}
+
+bool is_secret_arn(std::string_view s) { return util::starts_with(s, "arn:") && s.size() > 4; }
 
 bool AppConfig::has_key(std::string_view key) const {
   return std::find(keys_set.begin(), keys_set.end(), key) != keys_set.end();

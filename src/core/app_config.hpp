@@ -28,7 +28,9 @@ struct AppConfig {
   std::string dockerfile;           // "" = auto-detect ./Dockerfile
   std::string build_context = ".";
   std::map<std::string, std::string> environment;
-  std::map<std::string, std::string> secrets; // NAME → valueFrom
+  // Variable → a name in the server's secret store (`idp secret`, server config secrets:),
+  // or an ARN (terraform runtime). Never a value, never env:/file: (issue 9).
+  std::map<std::string, std::string> secrets;
   std::string schedule_expression;
   std::string s3_bucket_arn;
   std::optional<bool> use_shared_networking; // unset = the server's default
@@ -79,6 +81,12 @@ ConfigParseResult parse_app_config(std::string_view text, std::string_view file 
 
 // The same as an Expected: invalid_config whose message lists every error, one per line.
 Expected<AppConfig> load_app_config(std::string_view text, std::string_view file = ".idp/config.yml");
+
+// A name of the server's secret store: letters, digits, '_', '.', '-' (1-64, not starting
+// with '.' or '-'). The same rule for repository config and `idp secret set`.
+bool is_secret_store_name(std::string_view name);
+// An AWS ARN ("arn:…"), the terraform runtime's secret reference.
+bool is_secret_arn(std::string_view ref);
 
 // Every key of the table, dotted, in documentation order.
 std::vector<std::string> app_config_keys();

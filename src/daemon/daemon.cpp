@@ -12,6 +12,7 @@
 #include "drivers/driver.hpp"
 #include "engine/controller.hpp"
 #include "engine/reaper.hpp"
+#include "engine/secret_store.hpp"
 #include "engine/reconciler.hpp"
 #include "engine/retention.hpp"
 #include "sources/sources.hpp"
@@ -41,6 +42,7 @@ struct Daemon::Impl {
   util::SystemClock clock;
   util::FileLock lock;
   std::unique_ptr<store::StateStore> store;
+  std::unique_ptr<engine::SecretStore> secrets; // the server's secret store (issue 9)
   std::vector<std::unique_ptr<drivers::Driver>> drivers;
   engine::DriverSet driver_set;
   std::unique_ptr<engine::TemplateCatalog> templates;
@@ -192,6 +194,13 @@ Expected<void> Daemon::start() {
     return Unexpected(t.error().with_context("cannot set up the admin token"));
   }
 
+  // The server's secret store (issue 9): sealed under a key derived from the master key.
+  auto secret_key = engine::load_secret_key(util::path_join(cfg.home, "db/master.key"));
+  if (!secret_key) {
+    return Unexpected(secret_key.error().with_context("cannot set up the secret store"));
+  }
+  d.secrets = std::make_unique<engine::SecretStore>(*d.store, std::move(*secret_key), cfg.secrets, d.clock);
+
   // The router port is part of every environment's URL: choose it once, then keep it.
   d.router_port = cfg.router_port;
   auto saved = d.store->get_setting("router_port");
@@ -259,6 +268,7 @@ Expected<void> Daemon::start() {
       return tls_ask_allows(*store, domain, host);
     };
   }
+  actx.secrets = d.secrets.get();
   d.api = std::make_unique<api::ApiServer>(actx);
   sources::Sources::Options so;
   so.github_api_url = cfg.github_api_url;
@@ -309,6 +319,10 @@ Expected<void> Daemon::start() {
   dctx.job_runs.update = [job_store](const core::JobRun& r) { return job_store->update_job_run(r); };
   dctx.job_runs.list = [job_store](const std::string& env, size_t limit) {
     return job_store->list_job_runs(env, limit);
+  };
+  engine::SecretStore* secret_store = d.secrets.get();
+  dctx.secrets.resolve = [secret_store](const std::string& repo, const std::string& name) {
+    return secret_store->resolve(repo, name);
   };
   IDP_TRY_ASSIGN(auto live, d.store->list_environments(false));
   for (const auto* factory : drivers::builtin_driver_factories()) {

@@ -542,6 +542,65 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
          }
          return mark("drivers");
        }},
+      {"secrets", [&](const YAML::Node& n) -> Msg {
+         // The server's secret store, part 1 (issue 9): values read from the daemon's
+         // environment or files when an environment of an allowed repository deploys.
+         if (!n.IsMap()) {
+           return "expected a map of NAME: {from: env:VAR or file:/path, repos: [owner/name, ...]}, got " + describe(n);
+         }
+         cfg.secrets.clear();
+         for (const auto& kv : n) {
+           std::string name = kv.first.Scalar();
+           std::string prefix = "secrets." + name;
+           if (!core::is_secret_store_name(name)) {
+             w.error(kv.first.Mark(), prefix,
+                     "expected a secret name of letters, digits, '_', '.' or '-', got " + quote(name));
+             continue;
+           }
+           engine::ConfiguredSecret sec;
+           sec.name = name;
+           bool has_from = false;
+           bool has_repos = false;
+           std::map<std::string, H> table = {
+               {"from", [&](const YAML::Node& f) -> Msg {
+                  if (auto m = as_string(f, sec.from, "env:VAR or file:/absolute/path")) {
+                    return m;
+                  }
+                  bool ok = (util::starts_with(sec.from, "env:") && sec.from.size() > 4) ||
+                            (util::starts_with(sec.from, "file:/") && sec.from.size() > 6);
+                  if (!ok) {
+                    // Not echoed: it may be the value itself, written here by mistake.
+                    return std::string("expected env:VAR or file:/absolute/path (where the value is read; the value "
+                                       "itself does not belong in the config)");
+                  }
+                  has_from = true;
+                  return std::nullopt;
+                }},
+               {"repos", [&](const YAML::Node& r) -> Msg {
+                  if (auto m = as_string_list(r, sec.repos, "repositories (owner/name, a URL or a path; * = every one)")) {
+                    return m;
+                  }
+                  for (const auto& pattern : sec.repos) {
+                    if (auto c = engine::check_repo_pattern(pattern); !c) {
+                      return c.error().message;
+                    }
+                  }
+                  has_repos = !sec.repos.empty();
+                  return std::nullopt;
+                }},
+           };
+           w.walk(kv.second, prefix, table);
+           if (kv.second.IsMap() && !has_from) {
+             w.error(kv.second.Mark(), prefix + ".from", "required: where the value is read, env:VAR or file:/absolute/path");
+           }
+           if (kv.second.IsMap() && !has_repos) {
+             w.error(kv.second.Mark(), prefix + ".repos",
+                     "required: the repositories that may use it, like [acme/shop] (\"*\" for every one)");
+           }
+           cfg.secrets.push_back(std::move(sec));
+         }
+         return mark("secrets");
+       }},
       {"repositories", [&](const YAML::Node& n) -> Msg {
          if (!n.IsSequence()) {
            return "expected a list of repositories, got " + describe(n);

@@ -11,6 +11,7 @@
 
 #include "core/app_config.hpp"
 #include "engine/options.hpp"
+#include "engine/secret_store.hpp"
 #include "sources/watched_repo.hpp"
 #include "util/expected.hpp"
 
@@ -44,6 +45,7 @@ struct ServerConfig {
   engine::EngineOptions engine;
   nlohmann::json driver_options = nlohmann::json::object(); // drivers.<name>.*
   std::vector<sources::WatchedRepo> repositories;
+  std::vector<engine::ConfiguredSecret> secrets; // secrets: NAME: {from, repos} (engine/secret_store.hpp)
   std::string github_api_url = "https://api.github.com";
   std::string config_file;                // "" = none
   std::map<std::string, std::string> origins; // key → "default" | file path | "env IDP_X" | "flag --x"

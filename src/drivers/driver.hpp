@@ -182,6 +182,14 @@ struct HttpsContext {
   bool on() const { return mode == "internal" || mode == "acme"; }
 };
 
+// The server's secret store (issue 9), for drivers that inject secrets themselves. Thread-safe.
+struct SecretHooks {
+  // The value of store secret `name` for an environment of repository `repo`:
+  // invalid_config when the store has none of that name, or it is not for that repository
+  // (the message names both, never a value). Unset: the server has no secret store.
+  std::function<Expected<std::string>(const std::string& repo, const std::string& name)> resolve;
+};
+
 struct DriverContext {
   std::string home;                 // IDP_HOME
   std::string domain = "preview.localhost";
@@ -192,6 +200,7 @@ struct DriverContext {
   std::string self_exe;             // path of the idp binary (for helper subcommands)
   nlohmann::json options = nlohmann::json::object(); // driver-specific settings from the server config
   JobRunHooks job_runs;
+  SecretHooks secrets;
 };
 
 class DriverFactory {

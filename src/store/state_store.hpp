@@ -40,6 +40,16 @@ struct ApiToken {
   Millis revoked_at = 0;   // 0 = not revoked
 };
 
+// A secret of the server's secret store (issue 9) as stored: its value only sealed with a
+// key derived from the master key (util/secretbox.hpp), never in clear.
+struct StoredSecret {
+  std::string scope;       // "" = every repository; else a repository pattern (`idp secret set --repo`)
+  std::string name;        // core::is_secret_store_name
+  std::string sealed;      // base64 of what util::seal_secret made
+  std::string updated_by;  // identity that set it last
+  Millis updated_at = 0;
+};
+
 struct EventQuery {
   std::string env;          // "" = every environment
   int64_t after_id = 0;     // only events with id > after_id
@@ -127,6 +137,14 @@ public:
   virtual Expected<ApiToken> revoke_api_token(std::string_view id, Millis at) = 0;
   // Records a use at `at`; ok (and nothing happens) for an unknown id.
   virtual Expected<void> touch_api_token(std::string_view id, Millis at) = 0;
+
+  // --- Server secrets (issue 9): sealed values only, see StoredSecret ---
+  // Inserts the secret (scope, name), or replaces the one there.
+  virtual Expected<void> put_secret(const StoredSecret& secret) = 0;
+  // Every secret, ordered by name, then scope.
+  virtual Expected<std::vector<StoredSecret>> list_secrets() = 0;
+  // Removes the secret (scope, name); not_found when there is none.
+  virtual Expected<void> delete_secret(std::string_view scope, std::string_view name) = 0;
 
   // --- Settings: small daemon-wide values (e.g. the router port chosen on first start) ---
   virtual Expected<std::optional<std::string>> get_setting(std::string_view key) = 0;

@@ -1177,4 +1177,62 @@ TEST_P(StoreContract, ApiTokenRevokeKeepsTheFirstTimeAndTouchRecordsUse) {
   EXPECT_EQ(found->revoked_at, 5000);
 }
 
+// --- Server secrets (issue 9) ---
+
+store::StoredSecret stored_secret(const std::string& scope, const std::string& name, const std::string& sealed,
+                                  util::Millis at) {
+  store::StoredSecret s;
+  s.scope = scope;
+  s.name = name;
+  s.sealed = sealed;
+  s.updated_by = "алиса \"admin\"";
+  s.updated_at = at;
+  return s;
+}
+
+TEST_P(StoreContract, SecretsRoundTripOrderedByNameThenScope) {
+  IDP_ASSERT_OK_ASSIGN(auto none, store().list_secrets());
+  EXPECT_TRUE(none.empty());
+  IDP_ASSERT_OK(store().put_secret(stored_secret("acme/shop", "db-password", "c2VhbGVk", 5'000'000'000'000)));
+  IDP_ASSERT_OK(store().put_secret(stored_secret("", "db-password", "Z2xvYmFs", 2000)));
+  IDP_ASSERT_OK(store().put_secret(stored_secret("", "api-key", "YXBp", 3000)));
+  IDP_ASSERT_OK_ASSIGN(auto all, store().list_secrets());
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].name, "api-key");
+  EXPECT_EQ(all[1].name, "db-password");
+  EXPECT_EQ(all[1].scope, "");
+  EXPECT_EQ(all[2].scope, "acme/shop");
+  EXPECT_EQ(all[2].sealed, "c2VhbGVk");
+  EXPECT_EQ(all[2].updated_by, "алиса \"admin\"");
+  EXPECT_EQ(all[2].updated_at, 5'000'000'000'000);
+}
+
+TEST_P(StoreContract, PutSecretReplacesTheSameScopeAndNameOnly) {
+  IDP_ASSERT_OK(store().put_secret(stored_secret("acme/shop", "k", "b2xk", 1000)));
+  IDP_ASSERT_OK(store().put_secret(stored_secret("acme/other", "k", "b3RoZXI=", 1000)));
+  IDP_ASSERT_OK(store().put_secret(stored_secret("acme/shop", "k", "bmV3", 2000)));
+  IDP_ASSERT_OK_ASSIGN(auto all, store().list_secrets());
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].scope, "acme/other");
+  EXPECT_EQ(all[0].sealed, "b3RoZXI=");
+  EXPECT_EQ(all[1].scope, "acme/shop");
+  EXPECT_EQ(all[1].sealed, "bmV3");
+  EXPECT_EQ(all[1].updated_at, 2000);
+}
+
+TEST_P(StoreContract, DeleteSecretRemovesOneAndNotFoundOtherwise) {
+  IDP_ASSERT_OK(store().put_secret(stored_secret("acme/shop", "k", "YQ==", 1000)));
+  IDP_ASSERT_OK(store().put_secret(stored_secret("", "k", "Yg==", 1000)));
+  auto wrong_scope = store().delete_secret("acme/other", "k");
+  ASSERT_FALSE(wrong_scope.has_value());
+  EXPECT_EQ(wrong_scope.error().code, ErrorCode::not_found);
+  IDP_ASSERT_OK(store().delete_secret("acme/shop", "k"));
+  IDP_ASSERT_OK_ASSIGN(auto left, store().list_secrets());
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].scope, "");
+  auto again = store().delete_secret("acme/shop", "k");
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code, ErrorCode::not_found);
+}
+
 } // namespace idp::testing

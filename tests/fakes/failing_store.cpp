@@ -290,4 +290,25 @@ Expected<void> FailingStore::touch_api_token(std::string_view id, util::Millis a
   return m_inner.touch_api_token(id, at);
 }
 
+Expected<void> FailingStore::put_secret(const store::StoredSecret& secret) {
+  if (auto err = take("put_secret")) {
+    return Unexpected(*err);
+  }
+  return m_inner.put_secret(secret);
+}
+
+Expected<std::vector<store::StoredSecret>> FailingStore::list_secrets() {
+  if (auto err = take("list_secrets")) {
+    return Unexpected(*err);
+  }
+  return m_inner.list_secrets();
+}
+
+Expected<void> FailingStore::delete_secret(std::string_view scope, std::string_view name) {
+  if (auto err = take("delete_secret")) {
+    return Unexpected(*err);
+  }
+  return m_inner.delete_secret(scope, name);
+}
+
 } // namespace idp::testing

@@ -59,6 +59,9 @@ public:
   Expected<std::vector<store::ApiToken>> list_api_tokens() override;
   Expected<store::ApiToken> revoke_api_token(std::string_view id, util::Millis at) override;
   Expected<void> touch_api_token(std::string_view id, util::Millis at) override;
+  Expected<void> put_secret(const store::StoredSecret& secret) override;
+  Expected<std::vector<store::StoredSecret>> list_secrets() override;
+  Expected<void> delete_secret(std::string_view scope, std::string_view name) override;
 
   Expected<bool> try_acquire_lease(std::string_view env, std::string_view owner, util::Millis now,
                                    util::Millis ttl) override;

@@ -336,6 +336,31 @@ Expected<std::vector<JobRun>> InMemoryStore::list_job_runs(std::string_view env,
   return out;
 }
 
+// --- Server secrets ---
+
+Expected<void> InMemoryStore::put_secret(const store::StoredSecret& secret) {
+  std::lock_guard lock(m_mutex);
+  m_secrets[{secret.name, secret.scope}] = secret;
+  return {};
+}
+
+Expected<std::vector<store::StoredSecret>> InMemoryStore::list_secrets() {
+  std::lock_guard lock(m_mutex);
+  std::vector<store::StoredSecret> out;
+  for (const auto& [_, s] : m_secrets) {
+    out.push_back(s);
+  }
+  return out;
+}
+
+Expected<void> InMemoryStore::delete_secret(std::string_view scope, std::string_view name) {
+  std::lock_guard lock(m_mutex);
+  if (m_secrets.erase({std::string(name), std::string(scope)}) == 0) {
+    return make_error(ErrorCode::not_found, "secret " + in_quotes(name) + " not found");
+  }
+  return {};
+}
+
 // --- Settings ---
 
 // --- API tokens ---

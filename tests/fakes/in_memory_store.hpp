@@ -58,6 +58,9 @@ public:
   Expected<std::vector<store::ApiToken>> list_api_tokens() override;
   Expected<store::ApiToken> revoke_api_token(std::string_view id, util::Millis at) override;
   Expected<void> touch_api_token(std::string_view id, util::Millis at) override;
+  Expected<void> put_secret(const store::StoredSecret& secret) override;
+  Expected<std::vector<store::StoredSecret>> list_secrets() override;
+  Expected<void> delete_secret(std::string_view scope, std::string_view name) override;
 
   Expected<std::optional<std::string>> get_setting(std::string_view key) override;
   Expected<void> set_setting(std::string_view key, std::string_view value) override;
@@ -77,6 +80,7 @@ private:
   std::map<int64_t, core::JobRun> m_job_runs;
   std::map<std::string, std::string, std::less<>> m_settings;
   std::vector<store::ApiToken> m_api_tokens; // in insertion order (= oldest first)
+  std::map<std::pair<std::string, std::string>, store::StoredSecret> m_secrets; // (name, scope) →
   int64_t m_next_revision_id = 1;
   int64_t m_next_event_id = 1;
   int64_t m_next_job_run_id = 1;

@@ -26,5 +26,6 @@ CommandSpec complete_helper_command();
 CommandSpec token_command();
 CommandSpec login_command();
 CommandSpec logout_command();
+CommandSpec secret_command();
 
 } // namespace idp::cli::commands

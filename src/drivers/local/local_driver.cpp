@@ -15,6 +15,7 @@
 #include "core/schedule.hpp"
 #include "drivers/common/failure_cause.hpp"
 #include "drivers/local/local_secrets.hpp"
+#include "util/redact.hpp"
 #include "drivers/local/processes.hpp"
 #include "drivers/local/shim.hpp"
 #include "util/failpoint.hpp"
@@ -895,7 +896,20 @@ Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std
   return {};
 }
 
+// Errors of a deploy may quote what the app printed (and so its secrets): they reach events
+// and the state store only with the environment's secret values replaced by "***".
 Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progress) {
+  auto r = apply_unredacted(spec, progress);
+  if (!r && !spec.config.secrets.empty()) {
+    util::Redactor redactor(secret_values(spec.config.secrets, spec.env.repo, m_ctx.secrets));
+    for (Error* e = &r.error(); e != nullptr; e = e->cause.get()) {
+      e->message = redactor.redact(e->message);
+    }
+  }
+  return r;
+}
+
+Expected<ApplyResult> LocalDriver::apply_unredacted(const DeploySpec& spec, Progress& progress) {
   IDP_TRY(plan(spec));
   if (!m_router) {
     return make_error(ErrorCode::transient, "driver \"local\" is not started");
@@ -988,14 +1002,14 @@ Expected<ApplyResult> LocalDriver::apply(const DeploySpec& spec, Progress& progr
       }
       progress.revision_status(core::RevisionStatus::serving, "revision " + a.key + " already serving");
       ApplyResult res = result_for(env, a);
-      if (auto s = resolve_secrets(spec.config.secrets)) {
+      if (auto s = resolve_secrets(spec.config.secrets, spec.env.repo, m_ctx.secrets)) {
         res.warnings.insert(res.warnings.end(), s->warnings.begin(), s->warnings.end());
       }
       return finish(res, a);
     }
   }
 
-  IDP_TRY_ASSIGN(ResolvedSecrets secrets, resolve_secrets(spec.config.secrets));
+  IDP_TRY_ASSIGN(ResolvedSecrets secrets, resolve_secrets(spec.config.secrets, spec.env.repo, m_ctx.secrets));
   warnings.insert(warnings.end(), secrets.warnings.begin(), secrets.warnings.end());
 
   InstanceRecord inst;
@@ -1274,7 +1288,8 @@ Expected<void> LocalDriver::register_job(const std::string& env, const EnvState&
   auto config_env = j.value("environment", std::map<std::string, std::string>{});
   auto secret_refs = j.value("secrets", std::map<std::string, std::string>{});
   std::string key = inst.key;
-  job.environment = [this, env, key, db, config_env, secret_refs]() -> Expected<std::map<std::string, std::string>> {
+  std::string repo = state.repo;
+  job.environment = [this, env, key, db, config_env, secret_refs, repo]() -> Expected<std::map<std::string, std::string>> {
     auto vars = base_env();
     if (db) {
       IDP_TRY_ASSIGN(auto d, m_databases->app_environment(*db));
@@ -1285,7 +1300,7 @@ Expected<void> LocalDriver::register_job(const std::string& env, const EnvState&
     for (const auto& [k, v] : config_env) {
       vars[k] = v;
     }
-    IDP_TRY_ASSIGN(ResolvedSecrets sec, resolve_secrets(secret_refs));
+    IDP_TRY_ASSIGN(ResolvedSecrets sec, resolve_secrets(secret_refs, repo, m_ctx.secrets));
     for (const auto& [k, v] : sec.env) {
       vars[k] = v;
     }

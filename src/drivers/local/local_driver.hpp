@@ -85,6 +85,7 @@ public:
   JobScheduler& scheduler_for_test() { return *m_scheduler; }
 
 private:
+  Expected<ApplyResult> apply_unredacted(const DeploySpec& spec, Progress& progress);
   struct EnvPaths {
     std::string dir, state, logs;
   };

@@ -701,6 +701,15 @@ Expected<void> TerraformDriver::start(const std::vector<core::Environment>& live
 
 Expected<void> TerraformDriver::plan(const DeploySpec& spec) {
   IDP_TRY(core::validate_env_name(spec.env.name));
+  // Secrets become ECS valueFrom references: only ARNs mean anything to AWS (a name of the
+  // server's secret store is injected by the local runtime only).
+  for (const auto& [var, ref] : spec.config.secrets) {
+    if (!core::is_secret_arn(ref)) {
+      return make_error(ErrorCode::invalid_config, "secrets." + var +
+                                                       ": the terraform runtime takes an ARN (Secrets Manager or SSM), "
+                                                       "got the secret store name " + util::quote(ref));
+    }
+  }
   IDP_TRY(m_opts.check_secret_arns(spec.config.secrets));
   IDP_TRY_ASSIGN(std::string tmpl_dir, template_module(spec.env.template_name, spec.template_dir));
   IDP_TRY_ASSIGN(ModuleInfo module, inspect_module(tmpl_dir));

@@ -140,8 +140,20 @@ UPDATE revisions SET number = (SELECT COUNT(*) FROM revisions AS older
 CREATE UNIQUE INDEX revisions_by_env_number ON revisions(env, number);
 )sql";
 
+// The server's secret store (issue 9): values sealed with a key derived from the master key.
+constexpr std::string_view k_v7_secrets = R"sql(
+CREATE TABLE secrets (
+  scope      TEXT    NOT NULL,
+  name       TEXT    NOT NULL,
+  sealed     TEXT    NOT NULL,
+  updated_by TEXT    NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (scope, name)
+);
+)sql";
+
 constexpr std::string_view k_migrations[] = {k_v1_core,      k_v2_sources_and_jobs, k_v3_recreate, k_v4_api_tokens,
-                                             k_v5_retention, k_v6_revision_numbers};
+                                             k_v5_retention, k_v6_revision_numbers, k_v7_secrets};
 
 } // namespace
 

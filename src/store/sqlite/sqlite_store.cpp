@@ -1117,6 +1117,60 @@ Expected<void> SqliteStore::touch_api_token(std::string_view id, Millis at) {
   return st.run();
 }
 
+// --- Server secrets ---
+
+Expected<void> SqliteStore::put_secret(const StoredSecret& secret) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "put secret " + in_quotes(secret.name));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO secrets (scope, name, sealed, updated_by, updated_at) "
+                                            "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(scope, name) DO UPDATE SET "
+                                            "sealed = excluded.sealed, updated_by = excluded.updated_by, "
+                                            "updated_at = excluded.updated_at"));
+  st.bind(1, secret.scope);
+  st.bind(2, secret.name);
+  st.bind(3, secret.sealed);
+  st.bind(4, secret.updated_by);
+  st.bind(5, secret.updated_at);
+  return st.run();
+}
+
+Expected<std::vector<StoredSecret>> SqliteStore::list_secrets() {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "list secrets");
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "SELECT scope, name, sealed, updated_by, updated_at FROM secrets "
+                                            "ORDER BY name, scope"));
+  std::vector<StoredSecret> out;
+  while (true) {
+    IDP_TRY_ASSIGN(bool row, st.step());
+    if (!row) {
+      break;
+    }
+    StoredSecret s;
+    s.scope = st.text(0);
+    s.name = st.text(1);
+    s.sealed = st.text(2);
+    s.updated_by = st.text(3);
+    s.updated_at = st.int64(4);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Expected<void> SqliteStore::delete_secret(std::string_view scope, std::string_view name) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "delete secret " + in_quotes(name));
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "DELETE FROM secrets WHERE scope = ?1 AND name = ?2"));
+  st.bind(1, scope);
+  st.bind(2, name);
+  IDP_TRY(st.run());
+  if (sqlite3_changes(m_db) == 0) {
+    return make_error(ErrorCode::not_found, "secret " + in_quotes(name) +
+                                                (scope.empty() ? std::string(" (every repository)") : " for " + in_quotes(scope)) +
+                                                " not found");
+  }
+  return {};
+}
+
 // --- Settings ---
 
 Expected<std::optional<std::string>> SqliteStore::get_setting(std::string_view key) {

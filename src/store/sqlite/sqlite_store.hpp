@@ -95,6 +95,9 @@ public:
   Expected<std::vector<ApiToken>> list_api_tokens() override;
   Expected<ApiToken> revoke_api_token(std::string_view id, Millis at) override;
   Expected<void> touch_api_token(std::string_view id, Millis at) override;
+  Expected<void> put_secret(const StoredSecret& secret) override;
+  Expected<std::vector<StoredSecret>> list_secrets() override;
+  Expected<void> delete_secret(std::string_view scope, std::string_view name) override;
 
   Expected<std::optional<std::string>> get_setting(std::string_view key) override;
   Expected<void> set_setting(std::string_view key, std::string_view value) override;

@@ -139,7 +139,10 @@ const BadCase k_bad_cases[] = {
     {"environment_bad_name", "environment:\n  1ABC: x\n", 2, 3, "environment", "expected variable names like API_URL"},
     {"environment_nested", "environment:\n  A:\n    b: c\n", 2, 3, "environment", "expected a string, number or boolean"},
     {"environment_reserved", "environment:\n  PORT: 1\n", 2, 3, "environment", "set by the runtime"},
-    {"secrets_empty_value", "secrets:\n  KEY: \"\"\n", 2, 3, "secrets", "expected a secret reference"},
+    {"secrets_empty_value", "secrets:\n  KEY: \"\"\n", 2, 3, "secrets", "expected the name of a secret in the server's secret store"},
+    {"secrets_env_reference", "ttl: 4h\nsecrets:\n  T: env:IDP_GITHUB_TOKEN\n", 3, 3, "secrets", "env: references are not allowed"},
+    {"secrets_file_reference", "secrets:\n  K: file:/etc/shadow\n", 2, 3, "secrets", "file: references are not allowed"},
+    {"secrets_not_a_name", "secrets:\n  K: \"pass word\"\n", 2, 3, "secrets", "a value in git is no secret"},
     {"schedule_garbage", "schedule_expression: every hour\n", 1, 22, "schedule_expression", "invalid schedule"},
     {"schedule_bad_cron", "schedule_expression: cron(61 * * * ? *)\n", 1, 22, "schedule_expression", "at column 6"},
     {"s3_not_arn", "s3_bucket_arn: my-bucket\n", 1, 16, "s3_bucket_arn", "expected an S3 bucket ARN"},
@@ -180,4 +183,25 @@ TEST(AppConfigTest, FargateTable) {
   EXPECT_TRUE(is_valid_fargate_combination(4096, 30720));
   EXPECT_FALSE(is_valid_fargate_combination(4096, 31744));
   EXPECT_TRUE(is_valid_fargate_combination(16384, 122880));
+}
+
+// Issue 9: repository config names secrets of the server's store (or ARNs); the message
+// for a bad one names its own variable and never echoes what may be a committed value.
+TEST(AppConfigTest, SecretsAreStoreNamesOrArns) {
+  auto r = parse_app_config("secrets:\n  DB_PASSWORD: db-password\n  KEY: team.key_2\n"
+                            "  AWS: arn:aws:ssm:eu-west-1:1:parameter/x\n");
+  ASSERT_TRUE(r.ok()) << r.errors[0].to_string();
+  EXPECT_EQ(r.config.secrets.at("DB_PASSWORD"), "db-password");
+  EXPECT_EQ(r.config.secrets.at("KEY"), "team.key_2");
+  EXPECT_EQ(r.config.secrets.size(), 3u);
+  auto bad = parse_app_config("secrets:\n  A: db-password\n  B: env:HOME\n  C: \"hunter2 is my password\"\n");
+  ASSERT_EQ(bad.errors.size(), 2u);
+  EXPECT_NE(bad.errors[0].message.find("secret \"B\""), std::string::npos) << bad.errors[0].message;
+  EXPECT_NE(bad.errors[0].message.find("like B: db-password"), std::string::npos) << bad.errors[0].message;
+  EXPECT_NE(bad.errors[1].message.find("like C: db-password"), std::string::npos) << bad.errors[1].message;
+  EXPECT_EQ(bad.errors[1].message.find("hunter2"), std::string::npos) << bad.errors[1].message;
+  EXPECT_TRUE(is_secret_store_name("db-password"));
+  EXPECT_FALSE(is_secret_store_name("-x"));
+  EXPECT_FALSE(is_secret_store_name("env:X"));
+  EXPECT_FALSE(is_secret_store_name(std::string(65, 'a')));
 }

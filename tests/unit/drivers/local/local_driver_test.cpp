@@ -497,21 +497,27 @@ TEST_F(LocalDriverTest, CrashReasonKeepsTheErrorLine) {
 }
 
 TEST_F(LocalDriverTest, SecretsAreInjectedAndNeverStored) {
-  const std::string env_value = "env-secret-" + std::to_string(::getpid());
-  const std::string file_value = "file-secret-" + std::to_string(::getpid());
-  ::setenv("IDP_LOCAL_TEST_SECRET", env_value.c_str(), 1);
-  ASSERT_TRUE(util::write_file_atomic(work.sub("secret.txt"), file_value + "\n"));
+  // The server's secret store, as the daemon wires it (DriverContext::secrets).
+  const std::string store_value = "store-secret-" + std::to_string(::getpid());
+  std::vector<std::string> asked_for;
+  ctx.secrets.resolve = [&](const std::string& r, const std::string& name) -> Expected<std::string> {
+    asked_for.push_back(r + " " + name);
+    if (name == "app-secret") {
+      return store_value;
+    }
+    return make_error(ErrorCode::invalid_config, "no secret " + util::quote(name) + " in the server's secret store");
+  };
+  start_driver();
   auto spec = make_spec("pr-1", repo);
-  spec.config.secrets = {{"APP_ENV_SECRET", "env:IDP_LOCAL_TEST_SECRET"},
-                         {"APP_FILE_SECRET", "file:" + work.sub("secret.txt")},
+  spec.config.secrets = {{"APP_STORE_SECRET", "app-secret"},
                          {"APP_AWS_SECRET", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"}};
   auto r = apply_ok(spec);
-  ASSERT_EQ(r.warnings.size() >= 1, true);
   EXPECT_TRUE(std::any_of(r.warnings.begin(), r.warnings.end(),
                           [](const std::string& w) { return contains(w, "\"APP_AWS_SECRET\""); }));
+  ASSERT_FALSE(asked_for.empty());
+  EXPECT_EQ(asked_for.front(), spec.env.repo + " app-secret") << "looked up for the environment's repository";
   auto shown = nlohmann::json::parse(body_via_router("pr-1", "/env"));
-  EXPECT_EQ(shown.value("APP_ENV_SECRET", ""), env_value);
-  EXPECT_EQ(shown.value("APP_FILE_SECRET", ""), file_value);
+  EXPECT_EQ(shown.value("APP_STORE_SECRET", ""), store_value);
   EXPECT_FALSE(shown.contains("APP_AWS_SECRET"));
   // Nothing the driver wrote holds a value (the worktree is the app's own code).
   for (const auto& e : std::filesystem::recursive_directory_iterator(home.path())) {
@@ -520,10 +526,38 @@ TEST_F(LocalDriverTest, SecretsAreInjectedAndNeverStored) {
     }
     auto text = util::read_file(e.path().string());
     ASSERT_TRUE(text.has_value());
-    EXPECT_FALSE(contains(*text, env_value)) << e.path();
-    EXPECT_FALSE(contains(*text, file_value)) << e.path();
+    EXPECT_FALSE(contains(*text, store_value)) << e.path();
   }
-  ::unsetenv("IDP_LOCAL_TEST_SECRET");
+  // A name the store refuses fails the deploy, naming the variable; env:/file: are refused.
+  auto missing = make_spec("pr-2", repo);
+  missing.config.secrets = {{"APP_OTHER", "not-for-this-repo"}};
+  RecordingProgress p;
+  auto refused = driver->apply(missing, p);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, ErrorCode::invalid_config);
+  EXPECT_TRUE(contains(refused.error().message, "secret \"APP_OTHER\"")) << refused.error().message;
+  EXPECT_TRUE(contains(refused.error().message, "\"not-for-this-repo\"")) << refused.error().message;
+  auto old_form = make_spec("pr-3", repo);
+  old_form.config.secrets = {{"T", "env:IDP_GITHUB_TOKEN"}};
+  auto planned = driver->plan(old_form);
+  ASSERT_FALSE(planned.has_value());
+  EXPECT_TRUE(contains(planned.error().message, "env: reference (no longer allowed)")) << planned.error().message;
+}
+
+// Issue 9: a failed deploy's error quotes what the app printed; the environment's secret
+// values are replaced by *** there, since the error ends up in events and the state store.
+TEST_F(LocalDriverTest, DeployErrorsQuoteTheAppWithSecretsRedacted) {
+  const std::string value = "crash-secret-" + std::to_string(::getpid());
+  ctx.secrets.resolve = [&](const std::string&, const std::string&) -> Expected<std::string> { return value; };
+  start_driver();
+  commit_server("throw new Error('cannot connect with ' + process.env.APP_KEY);\n", "leaks its secret");
+  auto spec = make_spec("pr-1", repo, 1);
+  spec.config.secrets = {{"APP_KEY", "app-key"}};
+  RecordingProgress p;
+  auto r = driver->apply(spec, p);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_TRUE(contains(r.error().full_message(), "Error: cannot connect with ***")) << r.error().full_message();
+  EXPECT_FALSE(contains(r.error().full_message(), value)) << r.error().full_message();
 }
 
 TEST_F(LocalDriverTest, LogsCarryTimestampsStreamsAndResume) {
