@@ -202,6 +202,7 @@ TEST_F(SecurityIsolationTest, AnAppCannotReachTheServersSecretsOtherEnvironments
   auto uids_file = util::read_file(home + "/uids.json");
   ASSERT_TRUE(uids_file.has_value());
   EXPECT_EQ(uids_file->find("iso-a"), std::string::npos) << *uids_file;
+  EXPECT_EQ(d->cli({"destroy", "iso-b", "--yes"}).exit_code, 0); // frees its machine-wide uid claim
 }
 
 TEST_F(SecurityIsolationTest, WithoutIsolationStatusWarnsThatAppsAreNotIsolated) {

@@ -235,7 +235,8 @@ LocalDriver::LocalDriver(DriverContext ctx, LocalOptions opts)
   m_databases = std::make_unique<DatabaseManager>(*m_cluster, util::path_join(co.state_dir, "master.key"),
                                                   m_opts.database_connection_limit);
   m_isolated = ::geteuid() == 0 && m_opts.isolation == "auto";
-  m_uids = std::make_unique<UidAllocator>(util::path_join(m_home, "uids.json"), m_opts.uid_range);
+  m_uids = std::make_unique<UidAllocator>(util::path_join(m_home, "uids.json"), m_opts.uid_range,
+                                          m_isolated ? "/run/idp-uids" : "");
   JobScheduler::Options so;
   so.self_exe = m_self_exe;
   so.time_scale = m_opts.schedule_time_scale;

@@ -1,6 +1,8 @@
 #include "drivers/local/uid_allocator.hpp"
 
+#include <fcntl.h>
 #include <pwd.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -46,7 +48,41 @@ Expected<UidRange> UidRange::parse(const std::string& text) {
 
 std::string UidRange::to_string() const { return std::to_string(first) + "-" + std::to_string(last); }
 
-UidAllocator::UidAllocator(std::string file, UidRange range) : m_file(std::move(file)), m_range(range) {}
+UidAllocator::UidAllocator(std::string file, UidRange range, std::string claims_dir)
+    : m_file(std::move(file)), m_claims_dir(std::move(claims_dir)), m_range(range) {}
+
+bool UidAllocator::claim(uid_t uid) const {
+  if (m_claims_dir.empty()) {
+    return true;
+  }
+  if (!util::ensure_dir(m_claims_dir, 0700)) {
+    return true; // no claims possible here: this table alone decides
+  }
+  std::string path = util::path_join(m_claims_dir, std::to_string(uid));
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ssize_t w = ::write(fd, m_file.data(), m_file.size());
+    ::close(fd);
+    return w == static_cast<ssize_t>(m_file.size());
+  }
+  auto owner = util::read_file(path);
+  if (owner && *owner != m_file && !owner->empty() && !util::is_directory(owner->substr(0, owner->rfind('/')))) {
+    // The home that claimed it is gone (deleted without destroying its environments).
+    return util::write_file_atomic(path, m_file, 0600).has_value();
+  }
+  return owner && *owner == m_file;
+}
+
+void UidAllocator::unclaim(uid_t uid) const {
+  if (m_claims_dir.empty()) {
+    return;
+  }
+  std::string path = util::path_join(m_claims_dir, std::to_string(uid));
+  auto owner = util::read_file(path);
+  if (owner && *owner == m_file) {
+    ::unlink(path.c_str());
+  }
+}
 
 Expected<void> UidAllocator::load_locked() {
   if (m_loaded) {
@@ -82,6 +118,13 @@ Expected<uid_t> UidAllocator::acquire(const std::string& env) {
   std::lock_guard<std::mutex> g(m_mutex);
   IDP_TRY(load_locked());
   if (auto it = m_uids.find(env); it != m_uids.end()) {
+    // Claimed again after a reboot emptied /run; a claim by another home meanwhile is a
+    // clash this table cannot resolve (its files belong to that uid): keep it, say so.
+    if (!claim(it->second)) {
+      return make_error(ErrorCode::conflict, "uid " + std::to_string(it->second) + " of environment " +
+                                                 util::quote(env) + " is claimed by another idp home (" +
+                                                 util::quote(m_claims_dir) + "); give the homes disjoint uid_ranges");
+    }
     return it->second;
   }
   std::set<uid_t> used;
@@ -90,12 +133,13 @@ Expected<uid_t> UidAllocator::acquire(const std::string& env) {
   }
   for (uint64_t u = m_range.first; u <= m_range.last; ++u) {
     auto uid = static_cast<uid_t>(u);
-    if (used.count(uid) || has_passwd_entry(uid)) {
+    if (used.count(uid) || has_passwd_entry(uid) || !claim(uid)) {
       continue;
     }
     m_uids[env] = uid;
     if (auto r = save_locked(); !r) {
       m_uids.erase(env);
+      unclaim(uid);
       return Unexpected(r.error().with_context("cannot record the uid of environment " + util::quote(env)));
     }
     return uid;
@@ -119,10 +163,15 @@ Expected<std::optional<uid_t>> UidAllocator::find(const std::string& env) {
 Expected<void> UidAllocator::release(const std::string& env) {
   std::lock_guard<std::mutex> g(m_mutex);
   IDP_TRY(load_locked());
-  if (m_uids.erase(env) == 0) {
+  auto it = m_uids.find(env);
+  if (it == m_uids.end()) {
     return {};
   }
-  return save_locked();
+  uid_t uid = it->second;
+  m_uids.erase(it);
+  IDP_TRY(save_locked());
+  unclaim(uid);
+  return {};
 }
 
 Expected<void> UidAllocator::retain(const std::set<std::string>& live) {
@@ -131,6 +180,7 @@ Expected<void> UidAllocator::retain(const std::set<std::string>& live) {
   bool changed = false;
   for (auto it = m_uids.begin(); it != m_uids.end();) {
     if (!live.count(it->first)) {
+      unclaim(it->second);
       it = m_uids.erase(it);
       changed = true;
     } else {

@@ -5,7 +5,10 @@
 // of its own (gid = uid) taken from a configured range. No passwd entry is needed; uids
 // that do have one (a real user or service) are skipped. The table env → uid lives in one
 // file (<home>/uids.json, written atomically before acquire() returns), so a restarted
-// daemon gives every environment the uid its files already belong to. Thread-safe.
+// daemon gives every environment the uid its files already belong to. Several homes on
+// one machine (several daemons, parallel tests) share the uid space: each uid in use is
+// also claimed in a machine-wide directory (/run/idp-uids/<uid>, naming the table that
+// owns it), and a uid claimed by another table is skipped. Thread-safe.
 
 #include <map>
 #include <mutex>
@@ -29,8 +32,9 @@ struct UidRange {
 
 class UidAllocator {
 public:
-  // `file`: where the table is kept (read lazily, on first use).
-  UidAllocator(std::string file, UidRange range);
+  // `file`: where the table is kept (read lazily, on first use). `claims_dir`: the
+  // machine-wide claims ("" = none: only this table counts).
+  UidAllocator(std::string file, UidRange range, std::string claims_dir = "");
 
   // The environment's uid: the one recorded for it, else the lowest free uid of the range
   // (recorded before returning). conflict naming the range when every uid is taken (an
@@ -47,8 +51,12 @@ public:
 private:
   Expected<void> load_locked();
   Expected<void> save_locked() const;
+  // True when `uid` is now claimed by this table (it was free, or already ours).
+  bool claim(uid_t uid) const;
+  void unclaim(uid_t uid) const;
 
   std::string m_file;
+  std::string m_claims_dir;
   UidRange m_range;
   std::mutex m_mutex;
   bool m_loaded = false;

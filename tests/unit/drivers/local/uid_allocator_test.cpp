@@ -98,6 +98,22 @@ TEST(UidAllocatorTest, SkipsUidsThatHaveAPasswdEntry) {
   EXPECT_EQ(*u, 65535u);
 }
 
+TEST(UidAllocatorTest, TwoHomesOnOneMachineNeverShareAUid) {
+  TempDir dir;
+  UidAllocator a(dir.sub("a/uids.json"), uid_test_range(3900000, 3900009), dir.sub("claims"));
+  UidAllocator b(dir.sub("b/uids.json"), uid_test_range(3900000, 3900009), dir.sub("claims"));
+  ASSERT_TRUE(util::ensure_dir(dir.sub("a")) && util::ensure_dir(dir.sub("b")));
+  EXPECT_EQ(*a.acquire("pr-1"), 3900000u);
+  EXPECT_EQ(*b.acquire("pr-1"), 3900001u) << "uid 3900000 is claimed by the other home";
+  ASSERT_TRUE(a.release("pr-1"));
+  EXPECT_FALSE(util::path_exists(dir.sub("claims/3900000")));
+  EXPECT_TRUE(util::path_exists(dir.sub("claims/3900001")));
+  EXPECT_EQ(*b.acquire("pr-2"), 3900000u);
+  // A claim of a home that no longer exists is taken over.
+  ASSERT_TRUE(util::write_file_atomic(dir.sub("claims/3900002"), dir.sub("gone/uids.json")));
+  EXPECT_EQ(*a.acquire("pr-3"), 3900002u);
+}
+
 TEST(UidAllocatorTest, AMalformedTableIsAnError) {
   TempDir dir;
   ASSERT_TRUE(util::write_file_atomic(dir.sub("uids.json"), "[1,2]"));
