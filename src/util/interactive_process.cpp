@@ -40,6 +40,9 @@ Expected<std::unique_ptr<InteractiveProcess>> InteractiveProcess::start(const Co
   SpawnOptions so;
   so.new_session = true;
   so.detach = false; // ours to reap: its exit status is the answer
+  so.uid = opts.uid;
+  so.gid = opts.gid;
+  so.cgroup_proc_files = opts.cgroup_proc_files;
   int child_fds[3] = {-1, -1, -1};
   auto close_child_fds = [&child_fds] {
     for (int& fd : child_fds) {
@@ -66,6 +69,10 @@ Expected<std::unique_ptr<InteractiveProcess>> InteractiveProcess::start(const Co
     ws.ws_row = opts.rows;
     ws.ws_col = opts.cols;
     ::ioctl(slave, TIOCSWINSZ, &ws);
+    if (opts.uid >= 0 && ::fchown(slave, static_cast<uid_t>(opts.uid), static_cast<gid_t>(-1)) != 0) {
+      ::close(slave);
+      return Unexpected(os_error("cannot hand the pseudo-terminal to the command's user"));
+    }
     child_fds[0] = slave;
     p->m_out = master;
     p->m_out_open = true;

@@ -21,6 +21,9 @@ struct InteractiveOptions {
   bool tty = false; // a pseudo-terminal for stdin, stdout and stderr (one output stream)
   unsigned short rows = 24;
   unsigned short cols = 80;
+  int uid = -1; // as SpawnOptions: the user and group it runs as (-1 = unchanged)
+  int gid = -1;
+  std::vector<std::string> cgroup_proc_files; // cgroups it enters before exec
 };
 
 struct OutputChunk {

@@ -87,6 +87,35 @@ void close_from(int lowfd) {
   }
 }
 
+} // namespace
+
+int drop_privileges(int uid, int gid) {
+  if (uid > 0) {
+    // While still root: empty the bounding and ambient sets, so nothing run later (a
+    // setuid-root file included, with no_new_privs below) regains a capability.
+    for (int cap = 0; cap <= 63; ++cap) {
+      ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0); // EINVAL past the kernel's last cap: fine
+    }
+    ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  }
+  if (gid >= 0) {
+    gid_t g = static_cast<gid_t>(gid);
+    if (::setgroups(1, &g) != 0 || ::setgid(g) != 0) {
+      return errno;
+    }
+  }
+  if (uid >= 0 && ::setuid(static_cast<uid_t>(uid)) != 0) {
+    return errno;
+  }
+  // From root to another uid, setuid() cleared the permitted and effective sets.
+  if (uid > 0 && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    return errno;
+  }
+  return 0;
+}
+
+namespace {
+
 // In the child, after fork: reset signals, set up fds, session, cgroups, user, cwd; exec.
 [[noreturn]] void child_exec(const Prepared& p, const Command& cmd, int in_fd, int out_fd, int err_fd,
                              bool new_session, pid_t join_group, int pdeathsig,
@@ -172,10 +201,7 @@ void close_from(int lowfd) {
   // Drop privileges last (cgroup placement needs them); a changed uid clears the
   // parent-death signal, so it is set again.
   if (gid >= 0 || uid >= 0) {
-    gid_t g = static_cast<gid_t>(gid);
-    if ((gid >= 0 && (::setgroups(1, &g) != 0 || ::setgid(g) != 0)) ||
-        (uid >= 0 && ::setuid(static_cast<uid_t>(uid)) != 0)) {
-      int e = errno;
+    if (int e = drop_privileges(uid, gid); e != 0) {
       ssize_t w = ::write(ep, &e, sizeof e);
       (void)w;
       ::_exit(126);
@@ -393,7 +419,7 @@ Expected<RunResult> run(const Command& cmd, const RunOptions& opts) {
   }
   if (pid == 0) {
     child_exec(p, cmd, in.read.get(), out.write.get(), opts.merge_stderr ? out.write.get() : err.write.get(), true, 0,
-               0, {}, exec_status.write.get(), 0, opts.uid, opts.gid);
+               0, opts.cgroup_proc_files, exec_status.write.get(), 0, opts.uid, opts.gid);
   }
   out.write.reset();
   err.write.reset();

@@ -42,10 +42,11 @@ struct RunOptions {
   std::function<void(std::string_view line, bool is_stderr)> on_line;
   size_t max_line = 64 * 1024;
   const std::atomic<bool>* cancel = nullptr;  // set to true to stop the process (as a timeout)
-  // Run as this user/group (-1 = unchanged; needs root): setgroups({gid}), setgid, setuid
-  // in the child before cwd and exec. A failed switch is an io_error like a failed exec.
+  // Run as this user/group (-1 = unchanged; needs root): drop_privileges(uid, gid) in the
+  // child before cwd and exec. A failed switch is an io_error like a failed exec.
   int uid = -1;
   int gid = -1;
+  std::vector<std::string> cgroup_proc_files; // "…/cgroup.procs" files the child enters before exec
 };
 
 struct RunResult {
@@ -81,6 +82,11 @@ struct SpawnOptions {
   // (TIOCSCTTY), so ^C typed into it signals the child's foreground group (idp exec -t).
   bool controlling_tty = false;
 };
+
+// In a child after fork (async-signal-safe): setgroups({gid}) and setgid when gid >= 0,
+// setuid when uid >= 0; for a non-root uid also empties the capability bounding and
+// ambient sets first and sets no_new_privs after. Returns 0, or the errno that failed.
+int drop_privileges(int uid, int gid);
 
 // Starts a long-running program and returns its pid. With detach=false the caller must
 // reap it (wait_child).

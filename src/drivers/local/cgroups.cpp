@@ -87,6 +87,7 @@ nlohmann::json CgroupPlacement::to_json() const {
   j["cpu_quota_us"] = cpu_quota_us;
   j["cpu_period_us"] = cpu_period_us;
   j["memory_limit_bytes"] = memory_bytes;
+  j["pids_max"] = pids_max;
   return j;
 }
 
@@ -121,6 +122,12 @@ Cgroups::Layout Cgroups::detect() const {
       }
       l.parents.push_back(util::path_join(base, group));
     }
+    std::string pids = util::path_join(m_root, "pids");
+    if (util::path_exists(util::path_join(pids, "cgroup.procs"))) {
+      std::string own = own_v1_group("pids");
+      std::string base = pids + (own == "/" ? "" : own);
+      l.pids_parent = util::path_join(util::is_directory(base) ? base : pids, group);
+    }
     return l;
   }
   l.why_not = "no cgroup v2 or v1 cpu/memory hierarchy under " + util::quote(m_root);
@@ -138,6 +145,7 @@ Expected<CgroupPlacement> Cgroups::create(const std::string& name, const CgroupL
   p.cpu_period_us = k_cpu_period_us;
   p.cpu_quota_us = limits.cpu_units > 0 ? int64_t{limits.cpu_units} * k_cpu_period_us / 1024 : 0;
   p.memory_bytes = int64_t{limits.memory_mib} * 1024 * 1024;
+  const std::string pids_value = limits.pids_max > 0 ? std::to_string(limits.pids_max) : "max";
   auto fail = [&](const Error& e) -> Expected<CgroupPlacement> {
     for (auto it = p.dirs.rbegin(); it != p.dirs.rend(); ++it) {
       ::rmdir(it->c_str());
@@ -155,6 +163,11 @@ Expected<CgroupPlacement> Cgroups::create(const std::string& name, const CgroupL
     if (auto r = write_value(util::path_join(parent, "cgroup.subtree_control"), "+cpu +memory"); !r) {
       return fail(r.error().with_context("cannot enable the cpu and memory controllers"));
     }
+    // Separately: a hierarchy without the pids controller still gets cpu and memory.
+    auto pids_on = write_value(util::path_join(m_root, "cgroup.subtree_control"), "+pids");
+    if (pids_on) {
+      pids_on = write_value(util::path_join(parent, "cgroup.subtree_control"), "+pids");
+    }
     std::string dir = util::path_join(parent, name);
     if (auto r = make_dir(dir); !r) {
       return fail(r.error());
@@ -168,6 +181,13 @@ Expected<CgroupPlacement> Cgroups::create(const std::string& name, const CgroupL
     if (auto r = write_value(util::path_join(dir, "memory.max"), p.memory_bytes > 0 ? std::to_string(p.memory_bytes) : "max");
         !r) {
       return fail(r.error());
+    }
+    if (!pids_on) {
+      p.pids_warning = pids_on.error().with_context("cannot enable the pids controller").message;
+    } else if (auto r = write_value(util::path_join(dir, "pids.max"), pids_value); !r) {
+      p.pids_warning = r.error().message;
+    } else {
+      p.pids_max = limits.pids_max;
     }
     p.procs_files.push_back(util::path_join(dir, "cgroup.procs"));
     return p;
@@ -198,6 +218,26 @@ Expected<CgroupPlacement> Cgroups::create(const std::string& name, const CgroupL
     }
     p.procs_files.push_back(util::path_join(dir, "cgroup.procs"));
   }
+  if (l.pids_parent.empty()) {
+    p.pids_warning = "no cgroup v1 pids hierarchy under " + util::quote(m_root);
+    return p;
+  }
+  std::string dir = util::path_join(l.pids_parent, name);
+  auto made = make_dir(l.pids_parent);
+  if (made) {
+    made = make_dir(dir);
+  }
+  if (!made) {
+    p.pids_warning = made.error().message;
+    return p;
+  }
+  p.dirs.push_back(dir);
+  if (auto r = write_value(util::path_join(dir, "pids.max"), pids_value); !r) {
+    p.pids_warning = r.error().message;
+  } else {
+    p.pids_max = limits.pids_max;
+  }
+  p.procs_files.push_back(util::path_join(dir, "cgroup.procs"));
   return p;
 }
 
@@ -218,7 +258,11 @@ void Cgroups::remove(const std::vector<std::string>& dirs) {
 
 std::vector<std::string> Cgroups::list(const std::string& prefix) const {
   std::vector<std::string> out;
-  for (const auto& parent : detect().parents) {
+  Layout l = detect();
+  if (!l.pids_parent.empty()) {
+    l.parents.push_back(l.pids_parent);
+  }
+  for (const auto& parent : l.parents) {
     DIR* d = ::opendir(parent.c_str());
     if (!d) {
       continue;

@@ -10,6 +10,9 @@
 // daemon's own v1 group keeps apps inside whatever limits the daemon itself runs under
 // (a systemd slice, a container). Anything else is reported as an error carrying the
 // reason, and the caller runs without limits and warns.
+// pids.max (a fork bomb stays inside its revision) comes from the pids controller: enabled
+// beside cpu and memory in v2, the "<root>/pids" hierarchy in v1. Without it the group is
+// still created and CgroupPlacement::pids_warning says why the process limit is missing.
 
 #include <mutex>
 #include <string>
@@ -24,6 +27,7 @@ namespace idp::drivers::local {
 struct CgroupLimits {
   int cpu_units = 0;   // 1024 = one CPU; 0 = no cpu limit
   int memory_mib = 0;  // 0 = no memory limit
+  int64_t pids_max = 0; // 0 = no process limit
 };
 
 // Where a revision's processes go and what was applied.
@@ -34,6 +38,8 @@ struct CgroupPlacement {
   int64_t cpu_quota_us = 0;             // per cpu_period_us; 0 = unlimited
   int64_t cpu_period_us = 100000;
   int64_t memory_bytes = 0;             // 0 = unlimited
+  int64_t pids_max = 0;                 // applied process limit; 0 = none
+  std::string pids_warning;             // why a wanted pids_max is not applied, "" when it is
 
   nlohmann::json to_json() const;
 };
@@ -58,6 +64,7 @@ private:
   struct Layout {
     int version = 0;
     std::vector<std::string> parents; // v2: one; v1: cpu then memory
+    std::string pids_parent;          // v1: under the pids hierarchy, "" when there is none
     std::string why_not;              // when version == 0
   };
   Layout detect() const;

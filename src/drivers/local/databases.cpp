@@ -58,8 +58,8 @@ std::string database_url(const std::string& host, int port, const std::string& r
   return "postgresql://" + role + ":" + password + "@" + host + ":" + std::to_string(port) + "/" + database;
 }
 
-DatabaseManager::DatabaseManager(PostgresCluster& cluster, std::string key_path)
-    : m_cluster(cluster), m_key_path(std::move(key_path)) {}
+DatabaseManager::DatabaseManager(PostgresCluster& cluster, std::string key_path, int connection_limit)
+    : m_cluster(cluster), m_key_path(std::move(key_path)), m_connection_limit(connection_limit) {}
 
 Expected<std::string> DatabaseManager::master_key() {
   std::lock_guard<std::mutex> g(m_mu);
@@ -122,12 +122,15 @@ Expected<void> DatabaseManager::ensure_role(PgConnection& admin, const std::stri
   IDP_TRY_ASSIGN(std::string verifier, admin.scram_verifier(password, role));
   IDP_TRY_ASSIGN(std::string secret, admin.literal(verifier));
   IDP_TRY_ASSIGN(auto rows, admin.query("SELECT 1 FROM pg_roles WHERE rolname = $1", {role}, "look up role"));
+  std::string limit = " CONNECTION LIMIT " + std::to_string(m_connection_limit);
   if (rows.empty()) {
     return admin.exec("CREATE ROLE " + ident +
-                          " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD " + secret,
+                          " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS" + limit + " PASSWORD " +
+                          secret,
                       "create role " + util::quote(role));
   }
-  return admin.exec("ALTER ROLE " + ident + " LOGIN PASSWORD " + secret, "set the password of role " + util::quote(role));
+  return admin.exec("ALTER ROLE " + ident + " LOGIN" + limit + " PASSWORD " + secret,
+                    "set the password of role " + util::quote(role));
 }
 
 Expected<void> DatabaseManager::drop_template(PgConnection& admin, const std::string& tmpl) {

@@ -62,8 +62,9 @@ std::string database_url(const std::string& host, int port, const std::string& r
 
 class DatabaseManager {
 public:
-  // `key_path`: <home>/db/master.key.
-  DatabaseManager(PostgresCluster& cluster, std::string key_path);
+  // `key_path`: <home>/db/master.key. Each environment role gets CONNECTION LIMIT
+  // `connection_limit` (one app cannot take every connection of the cluster).
+  DatabaseManager(PostgresCluster& cluster, std::string key_path, int connection_limit = 20);
 
   // Creates what is missing of the environment's database and role (idempotent); a new
   // database is cloned from the seed's template (seeding it first when needed). Returns
@@ -103,6 +104,7 @@ private:
 
   PostgresCluster& m_cluster;
   std::string m_key_path;
+  int m_connection_limit;
   std::mutex m_mu;
   std::string m_key;
   std::map<std::string, std::unique_ptr<std::shared_mutex>> m_template_mutexes;

@@ -323,6 +323,8 @@ void JobScheduler::start_run(Entry& e, util::Millis scheduled_at, util::Millis t
   sa.keep = m_opts.log_keep;
   sa.retention_days = e.job.retention_days;
   sa.argv = e.job.argv;
+  sa.uid = e.job.uid;
+  sa.gid = e.job.gid;
   util::Command cmd;
   cmd.argv = {m_opts.self_exe};
   for (auto& a : shim_command_arguments(sa)) {
@@ -334,6 +336,7 @@ void JobScheduler::start_run(Entry& e, util::Millis scheduled_at, util::Millis t
   util::SpawnOptions so;
   so.detach = true; // a run outlives the daemon; its shim records how it ended
   so.new_session = true;
+  so.cgroup_proc_files = e.job.cgroup_proc_files;
   log(e, "job run " + name + " started (scheduled " + iso(scheduled_at) + "): " + util::join(e.job.argv, " "));
   auto pid = util::spawn(cmd, so);
   if (!pid) {

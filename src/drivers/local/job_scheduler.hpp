@@ -81,6 +81,9 @@ public:
     std::string env_dir;            // <home>/envs/<env>: schedule.json and runs/ go here
     std::string log_dir;            // the environment log
     int retention_days = 0;
+    int uid = -1;                   // the run's user and group (-1 = the daemon's; shim.hpp)
+    int gid = -1;
+    std::vector<std::string> cgroup_proc_files; // the revision's cgroups a run enters
     // The run's environment variables (config, secrets, database, markers), computed at
     // each start so secrets and passwords are never stored. An error fails that run.
     std::function<Expected<std::map<std::string, std::string>>()> environment;

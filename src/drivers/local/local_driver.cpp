@@ -14,6 +14,7 @@
 #include "core/command_line.hpp"
 #include "core/schedule.hpp"
 #include "drivers/common/failure_cause.hpp"
+#include "drivers/local/isolation.hpp"
 #include "drivers/local/local_secrets.hpp"
 #include "util/redact.hpp"
 #include "drivers/local/processes.hpp"
@@ -232,7 +233,11 @@ LocalDriver::LocalDriver(DriverContext ctx, LocalOptions opts)
   co.user = m_opts.postgres_user;
   co.cluster_name = "idp-" + m_home_id;
   m_cluster = std::make_unique<PostgresCluster>(co);
-  m_databases = std::make_unique<DatabaseManager>(*m_cluster, util::path_join(co.state_dir, "master.key"));
+  m_databases = std::make_unique<DatabaseManager>(*m_cluster, util::path_join(co.state_dir, "master.key"),
+                                                  m_opts.database_connection_limit);
+  m_isolated = ::geteuid() == 0 && m_opts.isolation == "auto";
+  m_uids = std::make_unique<UidAllocator>(util::path_join(m_home, "uids.json"), m_opts.uid_range,
+                                          m_isolated ? "/run/idp-uids" : "");
   JobScheduler::Options so;
   so.self_exe = m_self_exe;
   so.time_scale = m_opts.schedule_time_scale;
@@ -299,6 +304,97 @@ std::map<std::string, std::string> LocalDriver::marker_env(const std::string& en
   return {{k_marker_home, m_home_id}, {k_marker_env, env}, {k_marker_revision, key}};
 }
 
+namespace {
+std::vector<std::string> procs_files_of(const InstanceRecord& inst) {
+  std::vector<std::string> out;
+  for (const auto& d : inst.cgroup_dirs) {
+    out.push_back(util::path_join(d, "cgroup.procs"));
+  }
+  return out;
+}
+} // namespace
+
+Expected<LocalDriver::RunAs> LocalDriver::run_as(const std::string& env) {
+  if (!m_isolated) {
+    return RunAs{};
+  }
+  auto fail = [&](const Error& e) { return Unexpected(e.with_context("isolation of environment " + util::quote(env))); };
+  auto uid = m_uids->acquire(env);
+  if (!uid) {
+    return fail(uid.error());
+  }
+  auto p = paths(env);
+  RunAs as{static_cast<int>(*uid), static_cast<int>(*uid), util::path_join(p.dir, "home")};
+  if (auto r = util::ensure_dir(p.dir, 0700); !r) {
+    return fail(r.error());
+  }
+  // Search only, down to its own directory: the uid cannot list or read anything on the
+  // way (the home's files are 0600/0700, umask 077), nor enter another environment's.
+  // Directories above the home that others may not search (a home under /root, a 0700
+  // temporary directory) get the same search-only entry, or nothing would be reachable.
+  std::vector<std::string> way = ancestors_closed_to_others(m_home);
+  way.insert(way.end(), {m_home, util::path_join(m_home, "envs"), p.dir});
+  auto notes = grant_search_path(way, *uid);
+  if (!notes) {
+    return fail(notes.error());
+  }
+  for (const auto& n : *notes) {
+    spdlog::warn("local driver: {}", n);
+  }
+  if (auto r = ensure_private_dir(as.home, *uid, *uid); !r) {
+    return fail(r.error());
+  }
+  return as;
+}
+
+void LocalDriver::apply_run_as(const RunAs& as, std::map<std::string, std::string>& vars) {
+  if (as.uid < 0) {
+    return;
+  }
+  vars["HOME"] = as.home;
+  // The daemon's names ("root") would be wrong; the uid has no passwd entry.
+  vars.erase("USER");
+  vars.erase("LOGNAME");
+}
+
+std::vector<std::string> LocalDriver::standing_warnings(const InstanceRecord& inst) const {
+  std::vector<std::string> out;
+  if (!inst.limits_warning.empty()) {
+    out.push_back(inst.limits_warning);
+  }
+  if (!m_isolated) {
+    out.push_back(::geteuid() != 0
+                      ? "apps are not isolated: the server does not run as root, so builds and apps run as its own "
+                        "user and can read its files (docs/security.md)"
+                      : "apps are not isolated: the local driver's option isolation is \"off\", so builds and apps "
+                        "run as root (docs/security.md)");
+  }
+  return out;
+}
+
+void LocalDriver::release_uid(const std::string& env) {
+  if (::geteuid() != 0) {
+    return;
+  }
+  auto uid = m_uids->find(env);
+  if (!uid || !*uid) {
+    return;
+  }
+  // Anything the environment left running (a daemonised child that dropped its markers).
+  auto left = processes_of_uid(**uid);
+  if (!left.empty() && !util::terminate_processes(left, m_opts.stop_grace_ms)) {
+    spdlog::warn("local driver: processes of {} (uid {}) survived KILL", env, **uid);
+  }
+  std::vector<std::string> way = ancestors_closed_to_others(m_home);
+  way.insert(way.end(), {m_home, util::path_join(m_home, "envs")});
+  for (const auto& w : revoke_search_path(way, **uid)) {
+    spdlog::warn("local driver: {}", w);
+  }
+  if (auto r = m_uids->release(env); !r) {
+    spdlog::warn("local driver: {}: cannot free its uid: {}", env, r.error().message);
+  }
+}
+
 Expected<int> LocalDriver::allocate_port() {
   std::lock_guard<std::mutex> g(m_mutex);
   for (int i = 0; i < 50; ++i) {
@@ -344,9 +440,7 @@ ApplyResult LocalDriver::result_for(const std::string& env, const InstanceRecord
   } else if (inst.kind == "static") {
     res.outputs["root"] = inst.static_root;
   }
-  if (!inst.limits_warning.empty()) {
-    res.warnings.push_back(inst.limits_warning);
-  }
+  res.warnings = standing_warnings(inst);
   return res;
 }
 
@@ -431,6 +525,7 @@ void LocalDriver::remove_env_files(const std::string& env) {
       remove_revision_dir(repo, util::path_join(p.dir, d));
     }
   }
+  release_uid(env);
   (void)util::remove_all(p.dir);
 }
 
@@ -561,6 +656,16 @@ Expected<void> LocalDriver::start(const std::vector<core::Environment>& live) {
       }
     }
   }
+  // Isolated environments keep their uids; the path to their directories is granted again
+  // (the daemon may have reset the home's mode, which resets its ACL mask).
+  if (auto r = m_uids->retain(live_names); !r) {
+    spdlog::warn("local driver: {}", r.error().message);
+  }
+  for (const auto& [name, st] : states) {
+    if (auto r = run_as(name); !r) {
+      spdlog::warn("local driver: {}", r.error().message);
+    }
+  }
   // Scheduled jobs resume; runs that ended while the daemon was down get recorded.
   for (const auto& [name, st] : states) {
     if (st.active && !st.active->job.is_null()) {
@@ -682,21 +787,58 @@ Expected<void> LocalDriver::plan(const DeploySpec& spec) {
   return {};
 }
 
-Expected<void> LocalDriver::checkout(const std::string& repo, const InstanceRecord& inst, Progress& progress) {
+Expected<void> LocalDriver::checkout(const std::string& repo, const InstanceRecord& inst, const RunAs& as,
+                                     Progress& progress) {
   std::string marker = util::path_join(inst.dir, "checkout.ok");
-  if (util::path_exists(marker)) {
+  auto open_to_uid = [&]() -> Expected<void> {
+    if (as.uid >= 0) {
+      // The revision directory stays the daemon's (app.pid, exit.json, build.ok): search
+      // only. After the worktree: creating it chmods the directory, which resets the mask.
+      IDP_TRY(grant_search_path({inst.dir}, static_cast<uid_t>(as.uid)));
+    }
     return {};
+  };
+  if (util::path_exists(marker)) {
+    return open_to_uid();
   }
   progress.step("checking out " + util::short_commit(inst.commit, 12));
   util::GitMirror mirror(util::path_join(m_home, "git"), repo);
-  if (auto r = mirror.add_worktree(inst.commit, util::path_join(inst.dir, "src")); !r) {
+  std::string src = util::path_join(inst.dir, "src");
+  if (auto r = mirror.add_worktree(inst.commit, src); !r) {
     return Unexpected(git_error(r.error()));
   }
+  if (as.uid >= 0) {
+    // The checkout is the environment's own: its build writes there. The daemon (root)
+    // still removes it on redeploy and destroy.
+    IDP_TRY(chown_tree(src, static_cast<uid_t>(as.uid), static_cast<gid_t>(as.gid)));
+  }
+  IDP_TRY(open_to_uid());
   return util::write_file_atomic(marker, inst.commit + "\n");
 }
 
-Expected<void> LocalDriver::build(const DeploySpec& spec, const InstanceRecord& inst, common::LogWriter& log,
-                                  Progress& progress) {
+void LocalDriver::place_revision(const std::string& env, const DeploySpec& spec, InstanceRecord& inst) {
+  CgroupLimits limits{spec.config.cpu, spec.config.memory, m_opts.pids_max};
+  auto placement = m_cgroups.create(env + "." + inst.key, limits);
+  if (!placement) {
+    inst.cgroup_dirs.clear();
+    inst.cgroup = nullptr;
+    inst.limits_warning = "cpu/memory limits not enforced: " + placement.error().message;
+    if (m_opts.pids_max > 0) {
+      inst.limits_warning += "; neither is the process limit (pids_max)";
+    }
+    return;
+  }
+  inst.cgroup_dirs = placement->dirs;
+  inst.cgroup = placement->to_json();
+  inst.limits_warning.clear();
+  if (m_opts.pids_max > 0 && !placement->pids_warning.empty()) {
+    inst.limits_warning = "process limit (pids_max " + std::to_string(m_opts.pids_max) +
+                          ") not enforced: " + placement->pids_warning;
+  }
+}
+
+Expected<void> LocalDriver::build(const DeploySpec& spec, const InstanceRecord& inst, const RunAs& as,
+                                  common::LogWriter& log, Progress& progress) {
   const std::string& text = spec.config.local.build;
   std::string marker = util::path_join(inst.dir, "build.ok");
   if (text.empty()) {
@@ -715,7 +857,9 @@ Expected<void> LocalDriver::build(const DeploySpec& spec, const InstanceRecord& 
   cmd.clear_env = true;
   cmd.env = base_env();
   // One package cache per home: the second build of a repository does not download again.
-  cmd.env["npm_config_cache"] = util::path_join(m_home, "cache/npm");
+  // Not for isolated environments: a shared cache is a way into another's build.
+  cmd.env["npm_config_cache"] = as.uid >= 0 ? util::path_join(as.home, ".npm") : util::path_join(m_home, "cache/npm");
+  apply_run_as(as, cmd.env);
   for (const auto& [k, v] : spec.config.environment) {
     cmd.env[k] = v;
   }
@@ -727,6 +871,9 @@ Expected<void> LocalDriver::build(const DeploySpec& spec, const InstanceRecord& 
   ro.timeout_ms = m_opts.build_timeout_ms;
   ro.cancel = progress.cancel_flag();
   ro.max_capture = 64 * 1024;
+  ro.uid = as.uid;
+  ro.gid = as.gid;
+  ro.cgroup_proc_files = procs_files_of(inst);
   ro.on_line = [&](std::string_view line, bool) {
     (void)log.append("build", line);
     last.emplace_back(line);
@@ -807,8 +954,9 @@ Expected<void> LocalDriver::wait_healthy(const InstanceRecord& inst, const std::
 }
 
 Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std::string, std::string>& secrets,
-                                      const std::map<std::string, std::string>& db_env, InstanceRecord& inst,
-                                      EnvState& state, common::LogWriter& log, Progress& progress) {
+                                      const std::map<std::string, std::string>& db_env, const RunAs& as,
+                                      InstanceRecord& inst, EnvState& state, common::LogWriter& log,
+                                      Progress& progress) {
   const auto& c = spec.config;
   const std::string& env = spec.env.name;
   auto p = paths(env);
@@ -824,16 +972,7 @@ Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std
     return make_error(ErrorCode::permanent, "local.start: " + util::quote(prog) + " is not an executable file");
   }
 
-  CgroupLimits limits{c.cpu, c.memory};
-  auto placement = m_cgroups.create(env + "." + inst.key, limits);
-  std::vector<std::string> procs_files;
-  if (placement) {
-    inst.cgroup_dirs = placement->dirs;
-    inst.cgroup = placement->to_json();
-    procs_files = placement->procs_files;
-  } else {
-    inst.limits_warning = "cpu/memory limits not enforced: " + placement.error().message;
-  }
+  std::vector<std::string> procs_files = procs_files_of(inst); // place_revision() made them
   IDP_TRY_ASSIGN(inst.port, allocate_port());
   state.pending = inst;
   IDP_TRY(save_env_state(p.state, state));
@@ -850,6 +989,7 @@ Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std
     app_env[k] = v;
   }
   app_env["PORT"] = std::to_string(inst.port);
+  apply_run_as(as, app_env);
   for (const auto& [k, v] : marker_env(env, inst.key)) {
     app_env[k] = v;
   }
@@ -860,6 +1000,8 @@ Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std
   sa.keep = m_opts.log_keep;
   sa.retention_days = c.log_retention_days;
   sa.argv = argv;
+  sa.uid = as.uid;
+  sa.gid = as.gid;
   util::Command cmd;
   cmd.argv = {m_self_exe};
   for (auto& a : shim_command_arguments(sa)) {
@@ -1071,10 +1213,14 @@ Expected<ApplyResult> LocalDriver::apply_unredacted(const DeploySpec& spec, Prog
   }
 
   (void)log->append("system", "deploying revision " + inst.key + " (commit " + util::short_commit(inst.commit, 12) + ")");
+  auto as = run_as(env);
+  if (!as) {
+    return abandon(as.error());
+  }
   const bool has_seed = wants_database && !spec.config.database.seed.empty();
   if (kind != "none" || has_seed) {
     progress.revision_status(core::RevisionStatus::building, "checking out " + util::short_commit(inst.commit, 12));
-    if (auto r = checkout(spec.env.repo, inst, progress); !r) {
+    if (auto r = checkout(spec.env.repo, inst, *as, progress); !r) {
       return abandon(r.error());
     }
     if (auto f = crash_point("local.apply.checked_out")) {
@@ -1103,7 +1249,13 @@ Expected<ApplyResult> LocalDriver::apply_unredacted(const DeploySpec& spec, Prog
     }
   }
   if (kind != "none") {
-    if (auto r = build(spec, inst, *log, progress); !r) {
+    // The build runs in the revision's cgroup already (pids.max bounds a fork bomb).
+    place_revision(env, spec, inst);
+    state.pending = inst;
+    if (auto r = save_env_state(p.state, state); !r) {
+      return abandon(r.error());
+    }
+    if (auto r = build(spec, inst, *as, *log, progress); !r) {
       return abandon(r.error());
     }
     if (auto f = crash_point("local.apply.built")) {
@@ -1115,7 +1267,7 @@ Expected<ApplyResult> LocalDriver::apply_unredacted(const DeploySpec& spec, Prog
   }
   if (kind == "web") {
     progress.revision_status(core::RevisionStatus::starting, "starting " + spec.config.local.start);
-    if (auto r = start_web(spec, secrets.env, db_env, inst, state, *log, progress); !r) {
+    if (auto r = start_web(spec, secrets.env, db_env, *as, inst, state, *log, progress); !r) {
       return abandon(r.error());
     }
     if (auto f = crash_point("local.apply.started")) {
@@ -1284,13 +1436,18 @@ Expected<void> LocalDriver::register_job(const std::string& env, const EnvState&
   if (job.argv.empty()) {
     return make_error(ErrorCode::invalid_config, "local.start: the job has no command");
   }
+  IDP_TRY_ASSIGN(RunAs as, run_as(env));
+  job.uid = as.uid;
+  job.gid = as.gid;
+  job.cgroup_proc_files = procs_files_of(inst);
   std::optional<DatabaseRecord> db = state.database;
   auto config_env = j.value("environment", std::map<std::string, std::string>{});
   auto secret_refs = j.value("secrets", std::map<std::string, std::string>{});
   std::string key = inst.key;
   std::string repo = state.repo;
-  job.environment = [this, env, key, db, config_env, secret_refs, repo]() -> Expected<std::map<std::string, std::string>> {
+  job.environment = [this, env, key, db, config_env, secret_refs, repo, as]() -> Expected<std::map<std::string, std::string>> {
     auto vars = base_env();
+    apply_run_as(as, vars);
     if (db) {
       IDP_TRY_ASSIGN(auto d, m_databases->app_environment(*db));
       for (auto& [k, v] : d) {
@@ -1338,8 +1495,8 @@ Expected<Observation> LocalDriver::observe(const core::Environment& env) {
       obs.warnings.push_back("PostgreSQL is not running; it is being restarted");
     }
   }
-  if (!a.limits_warning.empty()) {
-    obs.warnings.push_back(a.limits_warning);
+  for (auto& w : standing_warnings(a)) {
+    obs.warnings.push_back(std::move(w));
   }
   if (m_router && (a.kind == "web" || a.kind == "static")) {
     if (std::string w = m_router->reload_warning(); !w.empty()) {
@@ -1445,7 +1602,8 @@ Expected<LogChunk> LocalDriver::read_logs(const core::Environment& env, const Lo
   return common::LogReader(paths(env.name).logs).read(q);
 }
 
-Expected<util::Command> LocalDriver::exec_command(const core::Environment& env, const std::vector<std::string>& argv) {
+Expected<LocalDriver::ExecTarget> LocalDriver::exec_command(const core::Environment& env,
+                                                            const std::vector<std::string>& argv) {
   IDP_TRY(check_env_name(env.name));
   if (argv.empty()) {
     return make_error(ErrorCode::invalid_argument, "exec needs a command");
@@ -1458,7 +1616,12 @@ Expected<util::Command> LocalDriver::exec_command(const core::Environment& env, 
     return make_error(ErrorCode::not_found, "environment " + util::quote(env.name) + " is not deployed");
   }
   const InstanceRecord& a = *(*loaded)->active;
-  util::Command cmd;
+  IDP_TRY_ASSIGN(RunAs as, run_as(env.name));
+  ExecTarget target;
+  target.uid = as.uid;
+  target.gid = as.gid;
+  target.cgroup_procs = procs_files_of(a); // the revision's pids.max covers exec sessions too
+  util::Command& cmd = target.cmd;
   cmd.argv = argv;
   cmd.cwd = util::path_join(a.dir, "src");
   cmd.clear_env = true;
@@ -1469,6 +1632,7 @@ Expected<util::Command> LocalDriver::exec_command(const core::Environment& env, 
   } else {
     // No app process to copy from (a job, or the app is down): what a run would get.
     cmd.env = base_env();
+    apply_run_as(as, cmd.env);
     IDP_TRY_ASSIGN(auto db_env, database_env(**loaded));
     cmd.env.insert(db_env.begin(), db_env.end());
     if (a.job.is_object() && a.job.contains("environment")) {
@@ -1480,15 +1644,18 @@ Expected<util::Command> LocalDriver::exec_command(const core::Environment& env, 
   for (const auto& [k, v] : marker_env(env.name, a.key)) {
     cmd.env[k] = v;
   }
-  return cmd;
+  return target;
 }
 
 Expected<nlohmann::json> LocalDriver::exec(const core::Environment& env, const std::vector<std::string>& argv) {
-  IDP_TRY_ASSIGN(util::Command cmd, exec_command(env, argv));
+  IDP_TRY_ASSIGN(ExecTarget t, exec_command(env, argv));
   util::RunOptions ro;
   ro.timeout_ms = k_exec_timeout_ms;
   ro.max_capture = 1024 * 1024;
-  IDP_TRY_ASSIGN(auto r, util::run(cmd, ro));
+  ro.uid = t.uid;
+  ro.gid = t.gid;
+  ro.cgroup_proc_files = t.cgroup_procs;
+  IDP_TRY_ASSIGN(auto r, util::run(t.cmd, ro));
   return nlohmann::json{{"exit_code", r.exit_code}, {"signal", r.signal}, {"timed_out", r.timed_out},
                         {"stdout", r.out},         {"stderr", r.err}};
 }
@@ -1529,11 +1696,15 @@ private:
 } // namespace
 
 Expected<std::unique_ptr<ExecProcess>> LocalDriver::start_exec(const core::Environment& env, const ExecRequest& req) {
-  IDP_TRY_ASSIGN(util::Command cmd, exec_command(env, req.argv));
+  IDP_TRY_ASSIGN(ExecTarget t, exec_command(env, req.argv));
+  util::Command& cmd = t.cmd;
   if (req.tty && !cmd.env.count("TERM")) {
     cmd.env["TERM"] = "xterm-256color"; // what the client's terminal most likely speaks
   }
   util::InteractiveOptions io;
+  io.uid = t.uid;
+  io.gid = t.gid;
+  io.cgroup_proc_files = t.cgroup_procs;
   io.tty = req.tty;
   io.rows = req.rows;
   io.cols = req.cols;

@@ -12,6 +12,16 @@
 //   router/                     Caddy's config, admin socket, data and caddy.log
 //   postgres/, db/              the managed PostgreSQL cluster and its records (postgres_cluster.hpp)
 //   cache/npm/                  npm's cache for builds (npm_config_cache), shared by environments
+//                               (isolated environments use one in their own HOME instead)
+//   uids.json                   isolated environments' uids (uid_allocator.hpp)
+//   envs/<env>/home             an isolated environment's HOME (owned by its uid, 0700)
+//
+// Isolation (docs/security.md): when the daemon is root (and the option isolation is
+// "auto"), everything an environment runs (build, app, job runs, exec) runs as a uid of
+// its own, with no capabilities and no_new_privs, HOME in envs/<env>/home. That uid may
+// search (not list) the home, envs/ and its own env and revision directories, owns its
+// checkout, and can read nothing else of the home. A build, the app, job runs and exec
+// sessions run in the revision's cgroup, whose pids.max bounds the processes.
 //
 // A "web" revision is a shim (`<self_exe> __shim …`) running the app on a free port,
 // detached and in its own session, in a cgroup with the config's cpu/memory when the
@@ -47,6 +57,7 @@
 #include "drivers/local/job_scheduler.hpp"
 #include "drivers/local/local_options.hpp"
 #include "drivers/local/postgres_cluster.hpp"
+#include "drivers/local/uid_allocator.hpp"
 #include "util/subprocess.hpp"
 
 namespace idp::drivers::local {
@@ -70,7 +81,8 @@ public:
   Expected<void> destroy(const core::Environment& env, Progress& progress) override;
   // An environment that does not exist (or was destroyed) has an empty log.
   Expected<LogChunk> read_logs(const core::Environment& env, const LogQuery& q) override;
-  // Runs argv in the active revision's checkout with the app's environment (60 s limit).
+  // Runs argv in the active revision's checkout with the app's environment (60 s limit), as the
+  // environment's uid and in its revision's cgroup when isolated.
   Expected<nlohmann::json> exec(const core::Environment& env, const std::vector<std::string>& argv) override;
   Expected<std::unique_ptr<ExecProcess>> start_exec(const core::Environment& env, const ExecRequest& req) override;
 
@@ -95,13 +107,40 @@ private:
   std::map<std::string, std::string> base_env() const;
   std::map<std::string, std::string> marker_env(const std::string& env, const std::string& key) const;
   // What `idp exec` runs: argv in the active instance's checkout, with the app's environment.
-  Expected<util::Command> exec_command(const core::Environment& env, const std::vector<std::string>& argv);
+  // The user, group and cgroups it runs as and in.
+  struct ExecTarget {
+    util::Command cmd;
+    int uid = -1;
+    int gid = -1;
+    std::vector<std::string> cgroup_procs;
+  };
+  Expected<ExecTarget> exec_command(const core::Environment& env, const std::vector<std::string>& argv);
 
-  Expected<void> checkout(const std::string& repo, const InstanceRecord& inst, Progress& progress);
-  Expected<void> build(const DeploySpec& spec, const InstanceRecord& inst, common::LogWriter& log, Progress& progress);
+  // Who an environment's code runs as: its uid/gid and private HOME when isolated (the
+  // uid allocated and recorded, HOME created and the path to the env dir searchable for
+  // it); uid -1 and HOME "" when not.
+  struct RunAs {
+    int uid = -1;
+    int gid = -1;
+    std::string home;
+  };
+  Expected<RunAs> run_as(const std::string& env);
+  // The variables that say who the code runs as (HOME) over `vars`.
+  static void apply_run_as(const RunAs& as, std::map<std::string, std::string>& vars);
+  // Warnings every answer about the environment carries (not isolated, limits missing).
+  std::vector<std::string> standing_warnings(const InstanceRecord& inst) const;
+  // Stops whatever still runs as the environment's uid and frees it (destroy).
+  void release_uid(const std::string& env);
+
+  Expected<void> checkout(const std::string& repo, const InstanceRecord& inst, const RunAs& as, Progress& progress);
+  // The revision's cgroup(s) (cpu, memory, pids.max), recorded in `inst`; a warning in
+  // inst.limits_warning for whatever cannot be enforced here.
+  void place_revision(const std::string& env, const DeploySpec& spec, InstanceRecord& inst);
+  Expected<void> build(const DeploySpec& spec, const InstanceRecord& inst, const RunAs& as, common::LogWriter& log,
+                       Progress& progress);
   Expected<void> start_web(const DeploySpec& spec, const std::map<std::string, std::string>& secrets,
-                           const std::map<std::string, std::string>& db_env, InstanceRecord& inst, EnvState& state,
-                           common::LogWriter& log, Progress& progress);
+                           const std::map<std::string, std::string>& db_env, const RunAs& as, InstanceRecord& inst,
+                           EnvState& state, common::LogWriter& log, Progress& progress);
   // database component: the environment's database exists (created, cloned or re-checked).
   Expected<void> ensure_database(const DeploySpec& spec, EnvState& state, const InstanceRecord& inst,
                                  common::LogWriter& log, Progress& progress);
@@ -144,6 +183,8 @@ private:
   std::map<std::string, std::shared_ptr<std::mutex>> m_env_mutexes;
   std::set<int> m_ports;
   bool m_hardened = false; // the cluster's own databases refuse PUBLIC connections
+  bool m_isolated = false;  // root and isolation "auto": environments run as their own uid
+  std::unique_ptr<UidAllocator> m_uids;
 };
 
 } // namespace idp::drivers::local

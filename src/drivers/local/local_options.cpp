@@ -86,6 +86,39 @@ Expected<LocalOptions> LocalOptions::parse(const nlohmann::json& options) {
          o.postgres_user = v.get<std::string>();
          return "";
        }},
+      {"isolation",
+       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
+         if (!v.is_string() || (v.get<std::string>() != "auto" && v.get<std::string>() != "off")) {
+           return "expected \"auto\" or \"off\"";
+         }
+         o.isolation = v.get<std::string>();
+         return "";
+       }},
+      {"uid_range",
+       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
+         auto r = v.is_string() ? UidRange::parse(v.get<std::string>()) : UidRange::parse("");
+         if (!r) {
+           return "expected a uid range like \"200000-265535\" (first-last, at least 1000)";
+         }
+         o.uid_range = *r;
+         return "";
+       }},
+      {"pids_max",
+       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
+         if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 4194304) {
+           return "expected a number of processes between 0 (no limit) and 4194304";
+         }
+         o.pids_max = v.get<int64_t>();
+         return "";
+       }},
+      {"database_connection_limit",
+       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
+         if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 10000) {
+           return "expected a number of connections between 1 and 10000";
+         }
+         o.database_connection_limit = v.get<int>();
+         return "";
+       }},
       {"schedule_time_scale",
        [](const nlohmann::json& v, LocalOptions& o) -> std::string {
          if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 3600) {

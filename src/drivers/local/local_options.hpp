@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "drivers/local/uid_allocator.hpp"
 #include "util/expected.hpp"
 
 namespace idp::drivers::local {
@@ -26,6 +27,13 @@ struct LocalOptions {
   // The managed PostgreSQL ("database" component; postgres_cluster.hpp).
   std::string postgres_bin_dir;           // "" = newest /usr/lib/postgresql/*/bin, pg_config, PATH
   std::string postgres_user;              // "" = "postgres" when it exists, else "idp-postgres" (created)
+  // Isolation of repository code (docs/security.md "Isolation"). "auto": when the daemon
+  // is root, each environment's build, app, jobs and exec run as a uid of its own from
+  // uid_range; "off": as the daemon's user (also what a non-root daemon does).
+  std::string isolation = "auto";
+  UidRange uid_range;
+  int64_t pids_max = 512;                 // processes per revision (its cgroup); 0 = no limit
+  int database_connection_limit = 20;     // CONNECTION LIMIT of each environment's role
   // Test-only: schedule time runs this many times faster than real time (a schedule
   // minute takes 60/scale seconds), so tests need not wait for rate(1 minute). Keep 1.
   int64_t schedule_time_scale = 1;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <dirent.h>
 #include <functional>
 #include <thread>
 
@@ -119,6 +120,39 @@ bool stop_instance_processes(const std::string& home_id, const std::string& env,
   }
   // The shim's group may also hold processes that dropped their environment.
   return wait_gone(members, 5000);
+}
+
+std::vector<pid_t> processes_of_uid(uid_t uid) {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir("/proc");
+  if (!d) {
+    return out;
+  }
+  while (auto* ent = ::readdir(d)) {
+    auto pid = util::parse_int<pid_t>(ent->d_name, 1);
+    if (!pid) {
+      continue;
+    }
+    auto status = util::read_file("/proc/" + std::to_string(*pid) + "/status");
+    if (!status) {
+      continue; // gone meanwhile
+    }
+    for (const auto& line : util::split(*status, '\n')) {
+      if (!util::starts_with(line, "Uid:")) {
+        continue;
+      }
+      auto words = util::split(util::trim(line.substr(4)), '\t');
+      for (size_t i = 0; i < words.size() && i < 3; ++i) {
+        if (util::parse_int<uid_t>(util::trim(words[i])).value_or(static_cast<uid_t>(-1)) == uid) {
+          out.push_back(*pid);
+          break;
+        }
+      }
+      break;
+    }
+  }
+  ::closedir(d);
+  return out;
 }
 
 bool stop_marked_processes(const std::vector<MarkedProcess>& procs, int64_t grace_ms) {

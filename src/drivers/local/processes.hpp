@@ -42,6 +42,11 @@ bool instance_running(const InstanceRecord& inst);
 // when nothing of the instance is left.
 bool stop_instance_processes(const std::string& home_id, const std::string& env, const InstanceRecord& inst,
                              int64_t grace_ms);
+// Every process whose real, effective or saved uid is `uid` (from /proc/<pid>/status).
+// An isolated environment's uid is its own: these are all its processes, also those
+// that cleared their marker variables or left the shim's process group.
+std::vector<pid_t> processes_of_uid(uid_t uid);
+
 // TERM, then KILL after grace_ms, to the given processes and their process groups when
 // they lead one. True when all are gone.
 bool stop_marked_processes(const std::vector<MarkedProcess>& procs, int64_t grace_ms);

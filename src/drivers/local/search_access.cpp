@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <vector>
@@ -20,6 +21,10 @@ constexpr uint32_t k_acl_version = 2;
 constexpr uint16_t k_user_obj = 0x01, k_user = 0x02, k_group_obj = 0x04, k_mask = 0x10, k_other = 0x20;
 constexpr uint32_t k_undefined_id = 0xFFFFFFFFu;
 constexpr const char* k_acl_xattr = "system.posix_acl_access";
+
+// An ACL update is read-modify-write: two at once on one directory (two environments'
+// uids, PostgreSQL's user) would lose an entry. Every update in this process takes this.
+std::mutex k_acl_mutex;
 
 struct AclEntry {
   uint16_t tag;
@@ -101,7 +106,65 @@ std::string acl_with_search_entry(const std::string& current, mode_t mode, uid_t
   return out;
 }
 
+std::string acl_without_entry(const std::string& current, uid_t uid) {
+  if (current.size() < 4 || read_u32(current, 0) != k_acl_version || (current.size() - 4) % 8 != 0) {
+    return current;
+  }
+  std::vector<AclEntry> entries;
+  bool found = false;
+  for (size_t at = 4; at + 8 <= current.size(); at += 8) {
+    AclEntry e{read_u16(current, at), read_u16(current, at + 2), read_u32(current, at + 4)};
+    if (e.tag == k_user && e.id == uid) {
+      found = true;
+    } else {
+      entries.push_back(e);
+    }
+  }
+  if (!found) {
+    return current;
+  }
+  // The mask shrinks back to what the remaining group-class entries had (never widens).
+  auto mask_it = std::find_if(entries.begin(), entries.end(), [](const AclEntry& e) { return e.tag == k_mask; });
+  if (mask_it != entries.end()) {
+    uint16_t mask = 0;
+    for (const auto& e : entries) {
+      if (e.tag != k_user_obj && e.tag != k_other && e.tag != k_mask) {
+        mask = static_cast<uint16_t>(mask | e.perm);
+      }
+    }
+    mask_it->perm = static_cast<uint16_t>(mask & mask_it->perm);
+  }
+  std::string out;
+  put_u32(out, k_acl_version);
+  for (const auto& e : entries) {
+    put_u16(out, e.tag);
+    put_u16(out, e.perm);
+    put_u32(out, e.id);
+  }
+  return out;
+}
+
+Expected<void> revoke_search_permission(const std::string& dir, uid_t uid) {
+  std::lock_guard<std::mutex> g(k_acl_mutex);
+  ssize_t n = ::getxattr(dir.c_str(), k_acl_xattr, nullptr, 0);
+  if (n <= 0) {
+    return {};
+  }
+  std::string current(static_cast<size_t>(n), '\0');
+  n = ::getxattr(dir.c_str(), k_acl_xattr, current.data(), current.size());
+  current.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  std::string acl = acl_without_entry(current, uid);
+  if (acl == current) {
+    return {};
+  }
+  if (::setxattr(dir.c_str(), k_acl_xattr, acl.data(), acl.size(), 0) != 0) {
+    return make_error(ErrorCode::io_error, "cannot set an ACL on " + util::quote(dir) + ": " + std::strerror(errno));
+  }
+  return {};
+}
+
 Expected<std::string> grant_search_permission(const std::string& dir, uid_t uid) {
+  std::lock_guard<std::mutex> g(k_acl_mutex);
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
     return make_error(ErrorCode::io_error, "cannot stat " + util::quote(dir) + ": " + std::strerror(errno));

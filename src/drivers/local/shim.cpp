@@ -1,6 +1,7 @@
 #include "drivers/local/shim.hpp"
 
 #include <cerrno>
+#include <cstdint>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include "util/fs.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
+#include "util/subprocess.hpp"
 #include "util/time.hpp"
 
 namespace idp::drivers::local {
@@ -67,6 +69,10 @@ bool parse_args(int argc, char** argv, ShimArgs& a) {
       a.keep = static_cast<int>(n);
     } else if (opt == "--retention-days" && parse_int(val, n)) {
       a.retention_days = static_cast<int>(n);
+    } else if (opt == "--uid" && parse_int(val, n) && n <= INT32_MAX) {
+      a.uid = static_cast<int>(n);
+    } else if (opt == "--gid" && parse_int(val, n) && n <= INT32_MAX) {
+      a.gid = static_cast<int>(n);
     } else {
       std::fprintf(stderr, "idp __shim: bad option %s %s\n", argv[i - 1], val);
       return false;
@@ -130,8 +136,14 @@ std::vector<std::string> shim_command_arguments(const ShimArgs& a) {
                                   "--keep",
                                   std::to_string(a.keep),
                                   "--retention-days",
-                                  std::to_string(a.retention_days),
-                                  "--"};
+                                  std::to_string(a.retention_days)};
+  if (a.uid >= 0) {
+    out.insert(out.end(), {"--uid", std::to_string(a.uid)});
+  }
+  if (a.gid >= 0) {
+    out.insert(out.end(), {"--gid", std::to_string(a.gid)});
+  }
+  out.emplace_back("--");
   out.insert(out.end(), a.argv.begin(), a.argv.end());
   return out;
 }
@@ -186,8 +198,11 @@ int run_shim(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_DFL);
     ::dup2(out_pipe[1], 1);
     ::dup2(err_pipe[1], 2);
-    ::execvp(cargv[0], cargv.data());
-    int e = errno;
+    int e = args.uid >= 0 || args.gid >= 0 ? util::drop_privileges(args.uid, args.gid) : 0;
+    if (e == 0) {
+      ::execvp(cargv[0], cargv.data());
+      e = errno;
+    }
     ssize_t w = ::write(exec_pipe[1], &e, sizeof e);
     (void)w;
     ::_exit(127);

@@ -5,13 +5,16 @@
 // lost when the daemon dies.
 //
 //   idp __shim --dir <rev dir> --log-dir <logs dir> --max-bytes N --keep K
-//              --retention-days R -- <argv...>
+//              --retention-days R [--uid U --gid G] -- <argv...>
 //
 // The shim is started in its own session (it is the session and process-group leader) and
 // the app stays in that group, so one group signal reaches both. It ignores SIGINT and
 // SIGHUP; on SIGTERM it forwards TERM to the app and keeps logging until the app exits.
 // Files it writes in <rev dir>: app.pid (the app's pid) once the app runs, and exit.json
 // {"code":N,"signal":S,"at":ms} when it has exited (code -1 when killed by signal S).
+// With --uid/--gid (a root daemon's isolated environment) only the app runs as that user
+// (util::drop_privileges: no capabilities, no_new_privs); the shim stays the daemon's
+// user, so the app can neither signal it nor write its log, app.pid or exit.json.
 
 #include <cstdint>
 #include <string>
@@ -25,6 +28,8 @@ struct ShimArgs {
   int64_t max_bytes = 10 * 1024 * 1024;
   int keep = 5;
   int retention_days = 0;
+  int uid = -1;             // the app's user and group (-1 = the shim's own)
+  int gid = -1;
   std::vector<std::string> argv; // the app's command
 };
 

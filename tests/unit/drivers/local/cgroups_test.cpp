@@ -27,17 +27,20 @@ TEST(CgroupsTest, V1LimitsAreWrittenAndRemoved) {
     GTEST_SKIP() << "no writable cgroup v1 cpu/memory hierarchy";
   }
   Cgroups cg("/sys/fs/cgroup", unique_home_id());
-  auto p = cg.create("env-a.1", {512, 1024});
+  auto p = cg.create("env-a.1", {512, 1024, 64});
   ASSERT_TRUE(p.has_value()) << p.error().message;
   EXPECT_EQ(p->version, 1);
-  ASSERT_EQ(p->dirs.size(), 2u);
-  ASSERT_EQ(p->procs_files.size(), 2u);
+  ASSERT_EQ(p->dirs.size(), 3u) << "cpu, memory and pids";
+  ASSERT_EQ(p->procs_files.size(), 3u);
+  EXPECT_EQ(util::trim(*util::read_file(p->dirs[2] + "/pids.max")), "64");
+  EXPECT_EQ(p->pids_max, 64);
+  EXPECT_EQ(p->pids_warning, "");
   EXPECT_EQ(util::trim(*util::read_file(p->dirs[0] + "/cpu.cfs_quota_us")), "50000");
   EXPECT_EQ(util::trim(*util::read_file(p->dirs[0] + "/cpu.cfs_period_us")), "100000");
   EXPECT_EQ(util::trim(*util::read_file(p->dirs[1] + "/memory.limit_in_bytes")), std::to_string(1024LL << 20));
   EXPECT_EQ(p->cpu_quota_us, 50000);
   EXPECT_EQ(p->memory_bytes, 1024LL << 20);
-  EXPECT_EQ(cg.list("env-a.").size(), 2u);
+  EXPECT_EQ(cg.list("env-a.").size(), 3u);
   EXPECT_TRUE(cg.list("env-b.").empty());
   cg.remove(p->dirs);
   for (const auto& d : p->dirs) {
@@ -76,18 +79,40 @@ TEST(CgroupsTest, V2GroupGetsCpuMaxAndMemoryMax) {
   for (const char* f : {"cgroup.subtree_control"}) {
     ASSERT_TRUE(util::write_file_atomic(parent + "/" + f, ""));
   }
-  for (const char* f : {"cpu.max", "memory.max", "cgroup.procs"}) {
+  for (const char* f : {"cpu.max", "memory.max", "pids.max", "cgroup.procs"}) {
     ASSERT_TRUE(util::write_file_atomic(parent + "/env-a.1/" + f, ""));
   }
   Cgroups cg(dir.path(), id);
-  auto p = cg.create("env-a.1", {2048, 4096});
+  auto p = cg.create("env-a.1", {2048, 4096, 100});
   ASSERT_TRUE(p.has_value()) << p.error().message;
   EXPECT_EQ(p->version, 2);
   EXPECT_EQ(*util::read_file(parent + "/env-a.1/cpu.max"), "200000 100000");
   EXPECT_EQ(*util::read_file(parent + "/env-a.1/memory.max"), std::to_string(4096LL << 20));
-  EXPECT_EQ(*util::read_file(parent + "/cgroup.subtree_control"), "+cpu +memory");
-  EXPECT_EQ(*util::read_file(dir.sub("cgroup.subtree_control")), "+cpu +memory");
+  EXPECT_EQ(*util::read_file(parent + "/env-a.1/pids.max"), "100");
+  EXPECT_EQ(p->pids_max, 100);
+  // Each write replaces the fake file's content: the pids controller is enabled last, alone.
+  EXPECT_EQ(*util::read_file(parent + "/cgroup.subtree_control"), "+pids");
+  EXPECT_EQ(*util::read_file(dir.sub("cgroup.subtree_control")), "+pids");
   EXPECT_EQ(p->procs_files, std::vector<std::string>{parent + "/env-a.1/cgroup.procs"});
+}
+
+TEST(CgroupsTest, V2WithoutPidsMaxKeepsCpuAndMemoryAndSaysWhy) {
+  TempDir dir;
+  ASSERT_TRUE(util::write_file_atomic(dir.sub("cgroup.controllers"), "cpu memory\n"));
+  ASSERT_TRUE(util::write_file_atomic(dir.sub("cgroup.subtree_control"), ""));
+  std::string id = unique_home_id();
+  std::string parent = dir.sub("idp-" + id);
+  ASSERT_TRUE(util::ensure_dir(parent + "/env-a.1"));
+  ASSERT_TRUE(util::write_file_atomic(parent + "/cgroup.subtree_control", ""));
+  for (const char* f : {"cpu.max", "memory.max", "cgroup.procs"}) { // no pids.max: no pids controller
+    ASSERT_TRUE(util::write_file_atomic(parent + "/env-a.1/" + f, ""));
+  }
+  Cgroups cg(dir.path(), id);
+  auto p = cg.create("env-a.1", {1024, 512, 100});
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  EXPECT_EQ(*util::read_file(parent + "/env-a.1/memory.max"), std::to_string(512LL << 20));
+  EXPECT_EQ(p->pids_max, 0);
+  EXPECT_NE(p->pids_warning.find("pids.max"), std::string::npos) << p->pids_warning;
 }
 
 } // namespace

@@ -42,6 +42,17 @@ bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
+// Warnings other than the one every environment of a driver without isolation carries.
+std::vector<std::string> other_warnings(const std::vector<std::string>& warnings) {
+  std::vector<std::string> out;
+  for (const auto& w : warnings) {
+    if (!util::starts_with(w, "apps are not isolated: ")) {
+      out.push_back(w);
+    }
+  }
+  return out;
+}
+
 class LocalDriverTest : public ::testing::Test {
 protected:
   TempDir home{"idp-local-home"};
@@ -53,6 +64,12 @@ protected:
   void SetUp() override { start_driver(); }
 
   void start_driver(nlohmann::json options = nlohmann::json::object(), std::vector<core::Environment> live = {}) {
+    // These tests' apps signal the test through files in its work directory, which an
+    // isolated uid cannot write; isolation has its own tests (IsolatedEnvironment… and
+    // tests/security/isolation_test.cpp).
+    if (!options.contains("isolation")) {
+      options["isolation"] = "off";
+    }
     if (ctx.home.empty()) {
       ctx = testing::make_context(home.path(), options);
     } else {
@@ -391,7 +408,7 @@ TEST_F(LocalDriverTest, CgroupLimitsAreApplied) {
   spec.config.cpu = 512;
   spec.config.memory = 1024;
   auto r = apply_ok(spec);
-  EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();
+  EXPECT_TRUE(other_warnings(r.warnings).empty()) << r.warnings.front();
   auto obs = driver->observe(env_named("pr-1"));
   ASSERT_TRUE(obs.has_value());
   auto cg = obs->status["cgroup"];
@@ -400,7 +417,7 @@ TEST_F(LocalDriverTest, CgroupLimitsAreApplied) {
   EXPECT_EQ(cg["cpu_quota_us"], 50000);
   EXPECT_EQ(cg["memory_limit_bytes"], 1024LL << 20);
   std::vector<std::string> paths = cg["paths"];
-  ASSERT_EQ(paths.size(), 2u);
+  ASSERT_EQ(paths.size(), 3u) << "cpu, memory and pids";
   EXPECT_EQ(util::trim(*util::read_file(paths[0] + "/cpu.cfs_quota_us")), "50000");
   EXPECT_EQ(util::trim(*util::read_file(paths[1] + "/memory.limit_in_bytes")), std::to_string(1024LL << 20));
   // The app (a child of the shim) is inside both groups.
@@ -417,8 +434,9 @@ TEST_F(LocalDriverTest, CgroupLimitsAreApplied) {
 TEST_F(LocalDriverTest, UnusableCgroupRootRunsWithoutLimitsAndWarns) {
   start_driver({{"cgroup_root", work.sub("not-a-cgroup-fs")}});
   auto r = apply_ok(make_spec("pr-1", repo));
-  ASSERT_EQ(r.warnings.size(), 1u);
-  EXPECT_TRUE(util::starts_with(r.warnings[0], "cpu/memory limits not enforced: ")) << r.warnings[0];
+  auto limits = other_warnings(r.warnings);
+  ASSERT_EQ(limits.size(), 1u);
+  EXPECT_TRUE(util::starts_with(limits[0], "cpu/memory limits not enforced: ")) << limits[0];
   EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
   auto obs = driver->observe(env_named("pr-1"));
   ASSERT_TRUE(obs.has_value());
@@ -727,7 +745,7 @@ TEST_F(LocalDriverTest, ScheduleRunsTheJobWithNoProcessBetweenRuns) {
   auto r = apply_ok(spec);
   EXPECT_EQ(r.url, "");
   EXPECT_EQ(r.outputs["kind"], "job");
-  EXPECT_TRUE(r.warnings.empty()) << r.warnings[0];
+  EXPECT_TRUE(other_warnings(r.warnings).empty()) << r.warnings[0];
   EXPECT_TRUE(env_processes("jobs").empty()) << "nothing runs between runs";
   auto obs = driver->observe(env_named("jobs"));
   ASSERT_TRUE(obs.has_value());
@@ -798,6 +816,30 @@ TEST(LocalDriverHomeTest, HomeIdIgnoresTrailingSlashesAndSymlinks) {
   EXPECT_EQ(home_id_for(dir.sub("link")), id);
   EXPECT_EQ(home_id_for(dir.sub("home/../home")), id);
   EXPECT_NE(home_id_for(dir.sub("other")), id);
+}
+
+TEST_F(LocalDriverTest, IsolatedEnvironmentRunsAsItsOwnUidAndFreesItOnDestroy) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "isolation needs root";
+  }
+  start_driver({{"isolation", "auto"}, {"uid_range", "3800000-3800099"}, {"pids_max", 100}});
+  auto r = apply_ok(make_spec("pr-1", repo));
+  EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
+  EXPECT_TRUE(other_warnings(r.warnings) == r.warnings) << "no \"not isolated\" warning: " << r.warnings.front();
+  pid_t app = r.outputs.value("pid", 0);
+  auto status = util::read_file("/proc/" + std::to_string(app) + "/status");
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(contains(*status, "Uid:\t3800000\t3800000\t3800000\t3800000")) << *status;
+  EXPECT_TRUE(contains(*status, "NoNewPrivs:\t1")) << *status;
+  auto id = driver->exec(env_named("pr-1"), {"sh", "-c", "id -u; printf %s \"$HOME\"; cat /proc/self/cgroup"});
+  ASSERT_TRUE(id.has_value()) << id.error().message;
+  std::string out = (*id)["stdout"];
+  EXPECT_TRUE(util::starts_with(out, "3800000\n" + home.path() + "/envs/pr-1/home")) << out;
+  EXPECT_TRUE(contains(out, ":pids:/idp-" + driver->home_id() + "/pr-1.1")) << "exec runs in the revision's cgroup: " << out;
+  EXPECT_TRUE(contains(*util::read_file(home.sub("uids.json")), "\"pr-1\":3800000"));
+  RecordingProgress p;
+  ASSERT_TRUE(driver->destroy(env_named("pr-1"), p));
+  EXPECT_FALSE(contains(*util::read_file(home.sub("uids.json")), "pr-1"));
 }
 
 TEST_F(LocalDriverTest, ExecRunsInTheCheckoutWithTheAppsEnvironment) {
