@@ -261,32 +261,12 @@ Expected<std::string> load_secret_key(const std::string& master_key_path) {
     hex = util::random_hex(32);
     IDP_TRY(util::write_file_atomic(master_key_path, hex + "\n", 0600));
   }
-  std::string raw;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') {
-      return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-      return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-      return c - 'A' + 10;
-    }
-    return -1;
-  };
-  for (size_t i = 0; hex.size() == 64 && i < hex.size(); i += 2) {
-    int hi = nibble(hex[i]);
-    int lo = nibble(hex[i + 1]);
-    if (hi < 0 || lo < 0) {
-      break;
-    }
-    raw += static_cast<char>(hi * 16 + lo);
-  }
-  if (raw.size() != 32) {
+  std::optional<std::string> raw = hex.size() == 64 ? util::from_hex(hex) : std::nullopt;
+  if (!raw) {
     return make_error(ErrorCode::permanent, "malformed master key " + quote(master_key_path) +
                                                 " (expected 64 hex digits): restore it from a backup");
   }
-  return util::derive_subkey(raw, "secrets1");
+  return util::derive_subkey(*raw, "secrets1");
 }
 
 } // namespace idp::engine

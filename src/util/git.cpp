@@ -11,6 +11,7 @@
 
 #include "util/fs.hpp"
 #include "util/hash.hpp"
+#include "util/http_client.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
@@ -109,20 +110,6 @@ CredentialRegistry& credentials() {
   return r;
 }
 
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 // Called with the registry's mutex held.
 Expected<void> save_credentials(const CredentialRegistry& r) {
   if (r.file.empty()) {
@@ -155,8 +142,8 @@ Expected<std::string> remember_url_credentials(std::string_view url) {
   info.remove_suffix(1); // the '@'
   GitCredential c;
   size_t colon = info.find(':');
-  c.user = percent_decode(info.substr(0, colon));
-  c.password = colon == std::string_view::npos ? "" : percent_decode(info.substr(colon + 1));
+  c.user = url_decode(info.substr(0, colon), false);
+  c.password = colon == std::string_view::npos ? "" : url_decode(info.substr(colon + 1), false);
   auto& r = credentials();
   std::lock_guard<std::mutex> g(r.mutex);
   r.by_url[stripped] = c;

@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <mutex>
 
+#include "util/hash.hpp"
 #include "util/strings.hpp"
 
 namespace idp::util {
@@ -127,23 +128,11 @@ std::string url_encode(std::string_view s) {
 }
 
 std::string url_decode(std::string_view s, bool plus_is_space) {
-  auto hexval = [](char c) -> int {
-    if (c >= '0' && c <= '9') {
-      return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-      return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-      return c - 'A' + 10;
-    }
-    return -1;
-  };
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%' && i + 2 < s.size()) {
-      int hi = hexval(s[i + 1]);
-      int lo = hexval(s[i + 2]);
+      int hi = hex_digit_value(s[i + 1]);
+      int lo = hex_digit_value(s[i + 2]);
       if (hi >= 0 && lo >= 0) {
         out += static_cast<char>(hi * 16 + lo);
         i += 2;

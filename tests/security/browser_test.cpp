@@ -46,7 +46,7 @@ TEST(SecurityBrowserTest, CrossOriginSimpleRequestsRunNothing) {
   std::string env = ob["name"];
   ASSERT_TRUE(d.wait_phase(env, "ready", 120000)) << d.env(env).dump();
 
-  std::string marker = tmp.sub("exec-ran");
+  std::string marker = tmp.shared("exec-ran");
   std::string exec = json{{"argv", {"touch", marker}}}.dump();
   for (const auto& headers : std::vector<std::vector<std::pair<std::string, std::string>>>{
            page, {{"Content-Type", "text/plain"}}, {{"Origin", "http://evil.example"}}, {{"Origin", "null"}}}) {

@@ -1,5 +1,7 @@
 #include "support/test_support.hpp"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <gtest/gtest.h>
@@ -42,6 +44,14 @@ TempDir::TempDir(const std::string& prefix) {
     throw std::runtime_error(d.error().message);
   }
   m_path = *d;
+}
+
+std::string TempDir::shared(const std::string& rel) const {
+  std::string dir = m_path + "/shared";
+  ::chmod(m_path.c_str(), 0711);
+  ::mkdir(dir.c_str(), 01777);
+  ::chmod(dir.c_str(), 01777); // whatever the umask made of it
+  return dir + "/" + rel;
 }
 
 TempDir::~TempDir() {

@@ -22,6 +22,10 @@ public:
   TempDir& operator=(const TempDir&) = delete;
   const std::string& path() const { return m_path; }
   std::string sub(const std::string& rel) const { return m_path + "/" + rel; }
+  // <dir>/shared: a directory an isolated environment's uid may use too (mode 1777, the
+  // test directory searchable), for files a test exchanges with a command it runs there
+  // (`idp exec` writes a marker, reads a fifo). Created on first use.
+  std::string shared(const std::string& rel) const;
 
 private:
   std::string m_path;

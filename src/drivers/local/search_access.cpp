@@ -24,7 +24,7 @@ constexpr const char* k_acl_xattr = "system.posix_acl_access";
 
 // An ACL update is read-modify-write: two at once on one directory (two environments'
 // uids, PostgreSQL's user) would lose an entry. Every update in this process takes this.
-std::mutex k_acl_mutex;
+std::mutex acl_mutex;
 
 struct AclEntry {
   uint16_t tag;
@@ -50,6 +50,18 @@ void put_u32(std::string& s, uint32_t v) {
 void put_u16(std::string& s, uint16_t v) {
   s.push_back(static_cast<char>(v & 0xFF));
   s.push_back(static_cast<char>((v >> 8) & 0xFF));
+}
+
+// The xattr value (system.posix_acl_access) of `entries`.
+std::string encode_acl(const std::vector<AclEntry>& entries) {
+  std::string out;
+  put_u32(out, k_acl_version);
+  for (const auto& e : entries) {
+    put_u16(out, e.tag);
+    put_u16(out, e.perm);
+    put_u32(out, e.id);
+  }
+  return out;
 }
 
 } // namespace
@@ -96,14 +108,7 @@ std::string acl_with_search_entry(const std::string& current, mode_t mode, uid_t
   // The kernel wants entries ordered by tag, then by id.
   std::sort(entries.begin(), entries.end(),
             [](const AclEntry& a, const AclEntry& b) { return a.tag != b.tag ? a.tag < b.tag : a.id < b.id; });
-  std::string out;
-  put_u32(out, k_acl_version);
-  for (const auto& e : entries) {
-    put_u16(out, e.tag);
-    put_u16(out, e.perm);
-    put_u32(out, e.id);
-  }
-  return out;
+  return encode_acl(entries);
 }
 
 std::string acl_without_entry(const std::string& current, uid_t uid) {
@@ -134,18 +139,11 @@ std::string acl_without_entry(const std::string& current, uid_t uid) {
     }
     mask_it->perm = static_cast<uint16_t>(mask & mask_it->perm);
   }
-  std::string out;
-  put_u32(out, k_acl_version);
-  for (const auto& e : entries) {
-    put_u16(out, e.tag);
-    put_u16(out, e.perm);
-    put_u32(out, e.id);
-  }
-  return out;
+  return encode_acl(entries);
 }
 
 Expected<void> revoke_search_permission(const std::string& dir, uid_t uid) {
-  std::lock_guard<std::mutex> g(k_acl_mutex);
+  std::lock_guard<std::mutex> g(acl_mutex);
   ssize_t n = ::getxattr(dir.c_str(), k_acl_xattr, nullptr, 0);
   if (n <= 0) {
     return {};
@@ -164,7 +162,7 @@ Expected<void> revoke_search_permission(const std::string& dir, uid_t uid) {
 }
 
 Expected<std::string> grant_search_permission(const std::string& dir, uid_t uid) {
-  std::lock_guard<std::mutex> g(k_acl_mutex);
+  std::lock_guard<std::mutex> g(acl_mutex);
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
     return make_error(ErrorCode::io_error, "cannot stat " + util::quote(dir) + ": " + std::strerror(errno));

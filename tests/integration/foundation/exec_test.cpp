@@ -146,8 +146,9 @@ pid_t first_pid(const std::string& text) {
 // read that line through the CLI: the output must arrive while the command still runs.
 TEST_F(ExecTest, OutputArrivesWhileTheCommandRuns) {
   create_env();
-  std::string fifo = tmp.sub("go.fifo");
+  std::string fifo = tmp.shared("go.fifo");
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  ASSERT_EQ(::chmod(fifo.c_str(), 0666), 0); // the command runs as the environment's own uid
   ExecTestCli cli(*d, exec_argv({env, "--", "sh", "-c", "echo first; echo to-stderr >&2; read x < " + fifo +
                                                           "; echo second:$x"}));
   ASSERT_TRUE(cli.read_until("first\n")) << "no output before the command ended: " << cli.out << cli.err;
@@ -373,7 +374,7 @@ TEST_F(ExecTest, StoppingTheServerStopsEveryCommand) {
   ExecTestCli cli(*d, exec_argv({"--timeout", "1h", env, "--", "sh", "-c", "echo $$; exec sleep 1000"}));
   ASSERT_TRUE(cli.read_until("\n")) << cli.err;
   pid_t streamed = first_pid(cli.out);
-  std::string pid_file = tmp.sub("unread.pid");
+  std::string pid_file = tmp.shared("unread.pid");
   auto [st, b] = d->api("POST", "/api/v1/environments/" + env + "/exec/sessions",
                         json{{"argv", {"sh", "-c", "echo $$ > " + pid_file + "; exec sleep 1000"}}}.dump());
   ASSERT_EQ(st, 201) << b.dump();
