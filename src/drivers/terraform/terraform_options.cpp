@@ -103,7 +103,9 @@ bool is_env_name(const std::string& s) {
 } // namespace
 
 Expected<void> TerraformOptions::check_secret_arns(const std::map<std::string, std::string>& secrets) const {
-  for (const auto& [name, arn] : secrets) {
+  for (const auto& entry : secrets) {
+    const std::string& name = entry.first; // not a structured binding: clang 14 cannot capture one
+    const std::string& arn = entry.second;
     if (!util::starts_with(arn, "arn:") ||
         std::any_of(secret_arn_prefixes.begin(), secret_arn_prefixes.end(),
                     [&](const std::string& prefix) { return util::starts_with(arn, prefix); })) {
