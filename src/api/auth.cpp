@@ -78,7 +78,7 @@ Expected<Principal> Authenticator::authenticate_hash(const std::string& hash) {
   const auto refused = [] {
     return make_error(ErrorCode::unauthorized, "the API token is not valid (unknown, revoked or expired)");
   };
-  auto found = m_store.find_api_token(hash);
+  auto found = lookup(hash);
   if (!found) {
     return make_error(ErrorCode::transient, "cannot check the API token now: " + found.error().message);
   }
@@ -117,6 +117,31 @@ Expected<Principal> Authenticator::authenticate_hash(const std::string& hash) {
     }
   }
   return Principal{t.owner, *role, t.id};
+}
+
+Expected<std::optional<store::ApiToken>> Authenticator::lookup(const std::string& hash) {
+  uint64_t generation = 0;
+  {
+    std::lock_guard lock(m_mutex);
+    if (auto it = m_cache.find(hash); it != m_cache.end()) {
+      return std::optional<store::ApiToken>(it->second);
+    }
+    generation = m_generation;
+  }
+  IDP_TRY_ASSIGN(auto found, m_store.find_api_token(hash));
+  if (found) {
+    std::lock_guard lock(m_mutex);
+    if (generation == m_generation) { // no create or revoke since the read: it is current
+      m_cache.emplace(hash, *found);
+    }
+  }
+  return found;
+}
+
+void Authenticator::forget_all() {
+  std::lock_guard lock(m_mutex);
+  m_cache.clear();
+  ++m_generation;
 }
 
 } // namespace idp::api

@@ -41,7 +41,11 @@ NewToken mint_token(const std::string& name, Role role, const std::string& owner
 // The stored form of a secret (hex SHA-256).
 std::string token_hash(std::string_view secret);
 
-// Checks bearer tokens against the store. Thread-safe.
+// Checks bearer tokens against the store. Thread-safe. Token records found in the store are
+// kept in memory (a request then costs one SHA-256 and a map lookup, not a store query);
+// whoever creates or revokes a token through this process calls forget_all(), so a
+// revocation holds from the next request on. Unknown hashes are never kept (a flood of
+// made-up tokens cannot grow the cache), so the cache holds at most the stored tokens.
 class Authenticator {
 public:
   Authenticator(store::StateStore& store, util::Clock& clock) : m_store(store), m_clock(clock) {}
@@ -53,12 +57,19 @@ public:
   Expected<Principal> authenticate(std::string_view authorization_header);
   // The same for a token known by its hash (a dashboard session keeps only that).
   Expected<Principal> authenticate_hash(const std::string& hash);
+  // Drops every cached token record: the next request of each token reads the store again.
+  void forget_all();
 
 private:
+  // The record for `hash`, from the cache or the store (nullopt: no such token).
+  Expected<std::optional<store::ApiToken>> lookup(const std::string& hash);
+
   store::StateStore& m_store;
   util::Clock& m_clock;
   std::mutex m_mutex;
   std::map<std::string, util::Millis> m_last_touch; // token id → last recorded use; guarded by m_mutex
+  std::map<std::string, store::ApiToken, std::less<>> m_cache; // hash → stored record; guarded by m_mutex
+  uint64_t m_generation = 0; // bumped by forget_all, so a lookup racing it does not refill; guarded by m_mutex
 };
 
 } // namespace idp::api

@@ -919,7 +919,7 @@ void ApiServer::routes() {
     send_json(res, 200, {{"tokens", out}});
   });
 
-  s.Post("/api/v1/tokens", [&ctx](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/api/v1/tokens", [this, &ctx](const httplib::Request& req, httplib::Response& res) {
     json body = parse_body(req);
     auto field = [&body](const char* key) -> std::string {
       if (!body.contains(key) || body[key].is_null()) {
@@ -960,6 +960,7 @@ void ApiServer::routes() {
     std::string actor = actor_of(req);
     NewToken t = mint_token(name, *role, owner, principal().identity, now, expires_at);
     unwrap(ctx.store->insert_api_token(t.record));
+    m_auth->forget_all();
     core::Event ev;
     ev.at = now;
     ev.actor = actor;
@@ -973,9 +974,10 @@ void ApiServer::routes() {
     send_json(res, 201, out);
   });
 
-  s.Delete(R"(/api/v1/tokens/([^/]+))", [&ctx](const httplib::Request& req, httplib::Response& res) {
+  s.Delete(R"(/api/v1/tokens/([^/]+))", [this, &ctx](const httplib::Request& req, httplib::Response& res) {
     util::Millis now = ctx.clock->now_ms();
     auto t = unwrap(ctx.store->revoke_api_token(req.matches[1].str(), now));
+    m_auth->forget_all(); // from the next request on, the token is refused
     core::Event ev;
     ev.at = now;
     ev.actor = actor_of(req);

@@ -271,6 +271,9 @@ Expected<void> FailingStore::insert_api_token(const store::ApiToken& token) {
 }
 
 Expected<std::optional<store::ApiToken>> FailingStore::find_api_token(std::string_view hash) {
+  if (auto err = take("find_api_token")) {
+    return Unexpected(*err);
+  }
   return m_inner.find_api_token(hash);
 }
 

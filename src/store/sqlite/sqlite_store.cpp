@@ -47,9 +47,12 @@ int64_t sql_limit(size_t limit) {
 // "sqlite: <what>: <sqlite message>", so callers never have to add context themselves.
 class Op {
 public:
-  Op(sqlite3* db, std::string what) : m_db(db), m_what(std::move(what)) {}
+  Op(sqlite3* db, std::string what, StatementCache* statements = nullptr)
+      : m_db(db), m_what(std::move(what)), m_statements(statements) {}
 
   sqlite3* db() const { return m_db; }
+  // Where this connection keeps its prepared statements (nullptr: prepare each time).
+  StatementCache* statements() const { return m_statements; }
 
   Error fail(int rc) const {
     // sqlite3_errmsg describes the last failed call on this connection, which is the
@@ -77,27 +80,48 @@ public:
 private:
   sqlite3* m_db;
   std::string m_what;
+  StatementCache* m_statements;
 };
 
 // A prepared statement. Bind failures are remembered and reported by the next step(),
 // so call sites bind without checking each call.
 class Stmt {
 public:
-  Stmt(const Op& op, sqlite3_stmt* stmt) : m_op(&op), m_stmt(stmt) {}
-  ~Stmt() { sqlite3_finalize(m_stmt); }
+  Stmt(const Op& op, sqlite3_stmt* stmt, std::string sql)
+      : m_op(&op), m_stmt(stmt), m_sql(std::move(sql)) {}
+  // Back to the connection's cache, reset (which ends its read) and unbound, or finalized.
+  ~Stmt() {
+    if (m_stmt == nullptr) {
+      return;
+    }
+    if (StatementCache* cache = m_op->statements()) {
+      sqlite3_reset(m_stmt);
+      sqlite3_clear_bindings(m_stmt);
+      cache->give_back(std::move(m_sql), m_stmt);
+    } else {
+      sqlite3_finalize(m_stmt);
+    }
+  }
   Stmt(Stmt&& other) noexcept
-      : m_op(other.m_op), m_stmt(std::exchange(other.m_stmt, nullptr)), m_rc(other.m_rc) {}
+      : m_op(other.m_op), m_stmt(std::exchange(other.m_stmt, nullptr)), m_sql(std::move(other.m_sql)),
+        m_rc(other.m_rc) {}
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
   Stmt& operator=(Stmt&&) = delete;
 
   static Expected<Stmt> prepare(const Op& op, std::string_view sql) {
+    if (StatementCache* cache = op.statements()) {
+      if (sqlite3_stmt* kept = cache->take(sql)) {
+        return Stmt(op, kept, std::string(sql));
+      }
+    }
     sqlite3_stmt* stmt = nullptr;
-    int rc = sqlite3_prepare_v2(op.db(), sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
+    int rc = sqlite3_prepare_v3(op.db(), sql.data(), static_cast<int>(sql.size()),
+                                op.statements() != nullptr ? SQLITE_PREPARE_PERSISTENT : 0, &stmt, nullptr);
     if (rc != SQLITE_OK) {
       return Unexpected(op.fail(rc));
     }
-    return Stmt(op, stmt);
+    return Stmt(op, stmt, std::string(sql));
   }
 
   void bind(int idx, std::string_view v) {
@@ -149,6 +173,7 @@ private:
 
   const Op* m_op;
   sqlite3_stmt* m_stmt;
+  std::string m_sql;
   int m_rc = SQLITE_OK;
 };
 
@@ -517,19 +542,54 @@ Expected<void> configure(const Op& op, const SqliteOptions& options) {
 
 } // namespace
 
+sqlite3_stmt* StatementCache::take(std::string_view sql) {
+  auto it = m_kept.find(sql);
+  if (it == m_kept.end()) {
+    return nullptr;
+  }
+  sqlite3_stmt* stmt = it->second;
+  m_kept.erase(it);
+  return stmt;
+}
+
+void StatementCache::give_back(std::string sql, sqlite3_stmt* stmt) {
+  if (!m_kept.try_emplace(std::move(sql), stmt).second) {
+    sqlite3_finalize(stmt); // the same SQL was in use twice at once: one copy is enough
+  }
+}
+
+void StatementCache::clear() {
+  for (auto& [sql, stmt] : m_kept) {
+    sqlite3_finalize(stmt);
+  }
+  m_kept.clear();
+}
+
 SqliteStore::SqliteStore(sqlite3* db, std::string path) : m_db(db), m_path(std::move(path)) {}
 
-SqliteStore::~SqliteStore() { sqlite3_close_v2(m_db); }
+SqliteStore::~SqliteStore() {
+  m_statements.clear(); // finalized before their connections close
+  m_delivery_statements.clear();
+  if (m_delivery_db) {
+    sqlite3_close_v2(m_delivery_db);
+  }
+  sqlite3_close_v2(m_db);
+}
 
-Expected<int> SqliteStore::synchronous_level_for_test() {
+Expected<int> SqliteStore::synchronous_level_for_test(bool deliveries) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "read PRAGMA synchronous");
+  Op op(deliveries && m_delivery_db ? m_delivery_db : m_db, "read PRAGMA synchronous");
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "PRAGMA synchronous"));
   IDP_TRY_ASSIGN(bool row, st.step());
   if (!row) {
     return Unexpected(op.error("no answer"));
   }
   return static_cast<int>(st.int64(0));
+}
+
+size_t SqliteStore::kept_statements_for_test() {
+  std::lock_guard lock(m_mutex);
+  return m_statements.size();
 }
 
 Expected<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, const SqliteOptions& options) {
@@ -546,6 +606,17 @@ Expected<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path
   sqlite3_busy_timeout(db, k_busy_timeout_ms);
   IDP_TRY(configure(op, options));
   IDP_TRY(migrate(op));
+  if (path != ":memory:" && !path.empty()) {
+    // The deliveries' connection (see the header): the file is in WAL mode already.
+    rc = sqlite3_open_v2(path.c_str(), &store->m_delivery_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    Op dop(store->m_delivery_db, "open " + in_quotes(path) + " for webhook deliveries");
+    if (rc != SQLITE_OK) {
+      return Unexpected(dop.fail(rc));
+    }
+    sqlite3_extended_result_codes(store->m_delivery_db, 1);
+    sqlite3_busy_timeout(store->m_delivery_db, k_busy_timeout_ms);
+    IDP_TRY(dop.exec("PRAGMA synchronous = NORMAL"));
+  }
   return store;
 }
 
@@ -553,7 +624,7 @@ Expected<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path
 
 Expected<Environment> SqliteStore::insert_environment(const Environment& env, const std::vector<Event>& events) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "insert environment " + in_quotes(env.name));
+  Op op(m_db, "insert environment " + in_quotes(env.name), &m_statements);
   IDP_TRY_ASSIGN(auto txn, Transaction::begin(op));
   IDP_TRY_ASSIGN(auto existing, query_environment_by_name(op, env.name));
   if (existing && core::phase_is_live(existing->phase)) {
@@ -573,7 +644,7 @@ Expected<Environment> SqliteStore::insert_environment(const Environment& env, co
 
 Expected<Environment> SqliteStore::get_environment(std::string_view name) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "get environment " + in_quotes(name));
+  Op op(m_db, "get environment " + in_quotes(name), &m_statements);
   IDP_TRY_ASSIGN(auto env, query_environment_by_name(op, name));
   if (!env) {
     return make_error(ErrorCode::not_found, "environment " + in_quotes(name) + " not found");
@@ -586,7 +657,7 @@ Expected<std::optional<Environment>> SqliteStore::find_by_source_key(std::string
     return std::optional<Environment>(); // "" marks pinned environments: they track nothing
   }
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "find environment by source " + in_quotes(source_key));
+  Op op(m_db, "find environment by source " + in_quotes(source_key), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, select_env_sql() + k_live_source_key_where));
   st.bind(1, source_key);
   IDP_TRY_ASSIGN(bool row, st.step());
@@ -599,7 +670,7 @@ Expected<std::optional<Environment>> SqliteStore::find_by_source_key(std::string
 
 Expected<std::vector<Environment>> SqliteStore::list_environments(bool include_destroyed) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "list environments");
+  Op op(m_db, "list environments", &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, select_env_sql() + (include_destroyed ? "ORDER BY name"
                                                                                   : "WHERE phase != 'destroyed' ORDER BY name")));
   std::vector<Environment> out;
@@ -616,7 +687,7 @@ Expected<std::vector<Environment>> SqliteStore::list_environments(bool include_d
 
 Expected<Environment> SqliteStore::update_environment(std::string_view name, const Mutator& mutate) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "update environment " + in_quotes(name));
+  Op op(m_db, "update environment " + in_quotes(name), &m_statements);
   IDP_TRY_ASSIGN(auto txn, Transaction::begin(op));
   IDP_TRY_ASSIGN(auto existing, query_environment_by_name(op, name));
   if (!existing) {
@@ -645,7 +716,7 @@ Expected<Environment> SqliteStore::update_environment(std::string_view name, con
 
 Expected<size_t> SqliteStore::purge_destroyed_environments(Millis destroyed_before) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "purge destroyed environments");
+  Op op(m_db, "purge destroyed environments", &m_statements);
   IDP_TRY_ASSIGN(auto txn, Transaction::begin(op));
   // Children first: revisions and job runs reference environments(name).
   constexpr const char* k_purged = "SELECT name FROM environments WHERE phase = 'destroyed' AND destroyed_at < ?1";
@@ -666,7 +737,7 @@ Expected<size_t> SqliteStore::purge_destroyed_environments(Millis destroyed_befo
 
 Expected<int64_t> SqliteStore::insert_revision(const Revision& rev) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "insert revision of " + in_quotes(rev.env));
+  Op op(m_db, "insert revision of " + in_quotes(rev.env), &m_statements);
   // The number is the environment's next one, in the same statement (one writer at a time).
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO revisions (env, commit_sha, generation, status, message, "
                                             "log_tail, created_at, finished_at, number) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
@@ -684,7 +755,7 @@ Expected<int64_t> SqliteStore::insert_revision(const Revision& rev) {
 
 Expected<void> SqliteStore::update_revision(const Revision& rev) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "update revision " + std::to_string(rev.id));
+  Op op(m_db, "update revision " + std::to_string(rev.id), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "UPDATE revisions SET commit_sha = ?2, generation = ?3, status = ?4, "
                                             "message = ?5, log_tail = ?6, created_at = ?7, finished_at = ?8 "
                                             "WHERE id = ?1"));
@@ -705,7 +776,7 @@ Expected<void> SqliteStore::update_revision(const Revision& rev) {
 
 Expected<Revision> SqliteStore::get_revision(int64_t id) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "get revision " + std::to_string(id));
+  Op op(m_db, "get revision " + std::to_string(id), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_revision) + "WHERE id = ?1"));
   st.bind(1, id);
   IDP_TRY_ASSIGN(bool row, st.step());
@@ -717,7 +788,7 @@ Expected<Revision> SqliteStore::get_revision(int64_t id) {
 
 Expected<std::vector<Revision>> SqliteStore::list_revisions(std::string_view env, size_t limit) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "list revisions of " + in_quotes(env));
+  Op op(m_db, "list revisions of " + in_quotes(env), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_revision) + "WHERE env = ?1 ORDER BY id DESC LIMIT ?2"));
   st.bind(1, env);
   st.bind(2, sql_limit(limit));
@@ -737,13 +808,13 @@ Expected<std::vector<Revision>> SqliteStore::list_revisions(std::string_view env
 
 Expected<int64_t> SqliteStore::append_event(const Event& ev) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "append event for " + in_quotes(ev.env));
+  Op op(m_db, "append event for " + in_quotes(ev.env), &m_statements);
   return insert_event(op, ev);
 }
 
 Expected<std::vector<Event>> SqliteStore::list_events(const EventQuery& q) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "list events");
+  Op op(m_db, "list events", &m_statements);
   // Two statements rather than "(?1 = '' OR env = ?1)", which would keep the planner
   // from using events_by_env.
   constexpr std::string_view k_select = "SELECT id, env, at, actor, action, reason, from_phase, to_phase FROM events ";
@@ -778,7 +849,7 @@ Expected<std::vector<Event>> SqliteStore::list_events(const EventQuery& q) {
 
 Expected<size_t> SqliteStore::prune_events(Millis before) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "prune events");
+  Op op(m_db, "prune events", &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "DELETE FROM events WHERE at < ?1"));
   st.bind(1, before);
   IDP_TRY(st.run());
@@ -789,7 +860,7 @@ Expected<size_t> SqliteStore::prune_events(Millis before) {
 
 Expected<bool> SqliteStore::try_acquire_lease(std::string_view env, std::string_view owner, Millis now, Millis ttl) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "acquire lease on " + in_quotes(env));
+  Op op(m_db, "acquire lease on " + in_quotes(env), &m_statements);
   // One statement, so it is atomic against other connections too: the upsert's WHERE
   // leaves a lease held by someone else untouched, and changes() tells which happened.
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO leases (env, owner, expires_at) VALUES (?1, ?2, ?3) "
@@ -806,7 +877,7 @@ Expected<bool> SqliteStore::try_acquire_lease(std::string_view env, std::string_
 
 Expected<bool> SqliteStore::renew_lease(std::string_view env, std::string_view owner, Millis now, Millis ttl) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "renew lease on " + in_quotes(env));
+  Op op(m_db, "renew lease on " + in_quotes(env), &m_statements);
   // An UPDATE, never an upsert: a lease released or broken meanwhile stays gone.
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "UPDATE leases SET expires_at = ?3 WHERE env = ?1 AND owner = ?2"));
   st.bind(1, env);
@@ -818,7 +889,7 @@ Expected<bool> SqliteStore::renew_lease(std::string_view env, std::string_view o
 
 Expected<void> SqliteStore::release_lease(std::string_view env, std::string_view owner) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "release lease on " + in_quotes(env));
+  Op op(m_db, "release lease on " + in_quotes(env), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "DELETE FROM leases WHERE env = ?1 AND owner = ?2"));
   st.bind(1, env);
   st.bind(2, owner);
@@ -827,7 +898,7 @@ Expected<void> SqliteStore::release_lease(std::string_view env, std::string_view
 
 Expected<void> SqliteStore::break_lease(std::string_view env) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "break lease on " + in_quotes(env));
+  Op op(m_db, "break lease on " + in_quotes(env), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "DELETE FROM leases WHERE env = ?1"));
   st.bind(1, env);
   return st.run();
@@ -835,7 +906,7 @@ Expected<void> SqliteStore::break_lease(std::string_view env) {
 
 Expected<std::optional<Lease>> SqliteStore::get_lease(std::string_view env) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "get lease on " + in_quotes(env));
+  Op op(m_db, "get lease on " + in_quotes(env), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "SELECT env, owner, expires_at FROM leases WHERE env = ?1"));
   st.bind(1, env);
   IDP_TRY_ASSIGN(bool row, st.step());
@@ -847,7 +918,7 @@ Expected<std::optional<Lease>> SqliteStore::get_lease(std::string_view env) {
 
 Expected<std::vector<Lease>> SqliteStore::list_leases() {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "list leases");
+  Op op(m_db, "list leases", &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "SELECT env, owner, expires_at FROM leases ORDER BY env"));
   std::vector<Lease> out;
   while (true) {
@@ -864,7 +935,7 @@ Expected<std::vector<Lease>> SqliteStore::list_leases() {
 
 Expected<bool> SqliteStore::record_delivery(std::string_view delivery_id, Millis at) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "record delivery " + in_quotes(delivery_id));
+  Op op(m_db, "record delivery " + in_quotes(delivery_id), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO deliveries (id, received_at) VALUES (?1, ?2) "
                                             "ON CONFLICT(id) DO NOTHING"));
   st.bind(1, delivery_id);
@@ -902,8 +973,12 @@ Expected<bool> SqliteStore::record_delivery_keys(const std::vector<std::string>&
 // any of its keys is recorded already (before, or by an earlier request of the batch) it
 // is a duplicate and records none.
 void SqliteStore::commit_deliveries(const std::vector<DeliveryRequest*>& batch) {
-  std::lock_guard lock(m_mutex);
-  Op op(m_db, "record delivery keys");
+  std::unique_lock<std::mutex> lock;
+  if (!m_delivery_db) {
+    lock = std::unique_lock(m_mutex); // in memory: one connection for everything
+  }
+  Op op(m_delivery_db ? m_delivery_db : m_db, "record delivery keys",
+        m_delivery_db ? &m_delivery_statements : &m_statements);
   auto fail_all = [&](const Error& e) {
     for (auto* r : batch) {
       r->result = Unexpected(e);
@@ -950,7 +1025,7 @@ void SqliteStore::commit_deliveries(const std::vector<DeliveryRequest*>& batch) 
 
 Expected<void> SqliteStore::prune_deliveries(Millis before) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "prune deliveries");
+  Op op(m_db, "prune deliveries", &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "DELETE FROM deliveries WHERE received_at < ?1"));
   st.bind(1, before);
   return st.run();
@@ -960,7 +1035,7 @@ Expected<void> SqliteStore::prune_deliveries(Millis before) {
 
 Expected<int64_t> SqliteStore::insert_job_run(const JobRun& run) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "insert job run of " + in_quotes(run.env));
+  Op op(m_db, "insert job run of " + in_quotes(run.env), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO job_runs (env, scheduled_at, started_at, finished_at, "
                                             "exit_code, status, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
   st.bind(1, run.env);
@@ -975,7 +1050,7 @@ Expected<int64_t> SqliteStore::insert_job_run(const JobRun& run) {
 
 Expected<void> SqliteStore::update_job_run(const JobRun& run) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "update job run " + std::to_string(run.id));
+  Op op(m_db, "update job run " + std::to_string(run.id), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "UPDATE job_runs SET scheduled_at = ?2, started_at = ?3, finished_at = ?4, "
                                             "exit_code = ?5, status = ?6, message = ?7 WHERE id = ?1"));
   st.bind(1, run.id);
@@ -994,7 +1069,7 @@ Expected<void> SqliteStore::update_job_run(const JobRun& run) {
 
 Expected<std::vector<JobRun>> SqliteStore::list_job_runs(std::string_view env, size_t limit) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "list job runs of " + in_quotes(env));
+  Op op(m_db, "list job runs of " + in_quotes(env), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_job_run) + "WHERE env = ?1 ORDER BY id DESC LIMIT ?2"));
   st.bind(1, env);
   st.bind(2, sql_limit(limit));
@@ -1035,7 +1110,7 @@ ApiToken read_api_token(const Stmt& st) {
 
 Expected<void> SqliteStore::insert_api_token(const ApiToken& token) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "insert api token " + in_quotes(token.id));
+  Op op(m_db, "insert api token " + in_quotes(token.id), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO api_tokens (id, hash, name, role, owner, created_by, created_at, "
                                             "expires_at, last_used_at, revoked_at) "
                                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
@@ -1058,7 +1133,7 @@ Expected<void> SqliteStore::insert_api_token(const ApiToken& token) {
 
 Expected<std::optional<ApiToken>> SqliteStore::find_api_token(std::string_view hash) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "find api token");
+  Op op(m_db, "find api token", &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_api_token) + "WHERE hash = ?1"));
   st.bind(1, hash);
   IDP_TRY_ASSIGN(bool row, st.step());
@@ -1070,7 +1145,7 @@ Expected<std::optional<ApiToken>> SqliteStore::find_api_token(std::string_view h
 
 Expected<std::vector<ApiToken>> SqliteStore::list_api_tokens() {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "list api tokens");
+  Op op(m_db, "list api tokens", &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_api_token) + "ORDER BY created_at, id"));
   std::vector<ApiToken> out;
   while (true) {
@@ -1085,7 +1160,7 @@ Expected<std::vector<ApiToken>> SqliteStore::list_api_tokens() {
 
 Expected<ApiToken> SqliteStore::revoke_api_token(std::string_view id, Millis at) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "revoke api token " + in_quotes(id));
+  Op op(m_db, "revoke api token " + in_quotes(id), &m_statements);
   IDP_TRY_ASSIGN(auto tx, Transaction::begin(op));
   {
     IDP_TRY_ASSIGN(auto up, Stmt::prepare(op, "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0"));
@@ -1110,7 +1185,7 @@ Expected<ApiToken> SqliteStore::revoke_api_token(std::string_view id, Millis at)
 
 Expected<void> SqliteStore::touch_api_token(std::string_view id, Millis at) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "touch api token " + in_quotes(id));
+  Op op(m_db, "touch api token " + in_quotes(id), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1"));
   st.bind(1, id);
   st.bind(2, at);
@@ -1121,7 +1196,7 @@ Expected<void> SqliteStore::touch_api_token(std::string_view id, Millis at) {
 
 Expected<void> SqliteStore::put_secret(const StoredSecret& secret) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "put secret " + in_quotes(secret.name));
+  Op op(m_db, "put secret " + in_quotes(secret.name), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO secrets (scope, name, sealed, updated_by, updated_at) "
                                             "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(scope, name) DO UPDATE SET "
                                             "sealed = excluded.sealed, updated_by = excluded.updated_by, "
@@ -1136,7 +1211,7 @@ Expected<void> SqliteStore::put_secret(const StoredSecret& secret) {
 
 Expected<std::vector<StoredSecret>> SqliteStore::list_secrets() {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "list secrets");
+  Op op(m_db, "list secrets", &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "SELECT scope, name, sealed, updated_by, updated_at FROM secrets "
                                             "ORDER BY name, scope"));
   std::vector<StoredSecret> out;
@@ -1158,7 +1233,7 @@ Expected<std::vector<StoredSecret>> SqliteStore::list_secrets() {
 
 Expected<void> SqliteStore::delete_secret(std::string_view scope, std::string_view name) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "delete secret " + in_quotes(name));
+  Op op(m_db, "delete secret " + in_quotes(name), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "DELETE FROM secrets WHERE scope = ?1 AND name = ?2"));
   st.bind(1, scope);
   st.bind(2, name);
@@ -1175,7 +1250,7 @@ Expected<void> SqliteStore::delete_secret(std::string_view scope, std::string_vi
 
 Expected<std::optional<std::string>> SqliteStore::get_setting(std::string_view key) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "get setting " + in_quotes(key));
+  Op op(m_db, "get setting " + in_quotes(key), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "SELECT value FROM settings WHERE key = ?1"));
   st.bind(1, key);
   IDP_TRY_ASSIGN(bool row, st.step());
@@ -1187,7 +1262,7 @@ Expected<std::optional<std::string>> SqliteStore::get_setting(std::string_view k
 
 Expected<void> SqliteStore::set_setting(std::string_view key, std::string_view value) {
   std::lock_guard lock(m_mutex);
-  Op op(m_db, "set setting " + in_quotes(key));
+  Op op(m_db, "set setting " + in_quotes(key), &m_statements);
   IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO settings (key, value) VALUES (?1, ?2) "
                                             "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
   st.bind(1, key);

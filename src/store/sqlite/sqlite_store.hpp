@@ -2,7 +2,7 @@
 // SqliteStore: the default StateStore, one SQLite file under $IDP_HOME.
 //
 // Thread-safety: one connection guarded by one mutex, so every method is serialised
-// within a process. The daemon is the only writer; other processes (a second SqliteStore
+// within a process (webhook delivery keys excepted: they have a connection of their own). The daemon is the only writer; other processes (a second SqliteStore
 // on the same file, `sqlite3` by hand) are tolerated: the database is in WAL mode, every
 // write transaction is BEGIN IMMEDIATE and the connection waits up to 5 s for a lock.
 //
@@ -11,16 +11,43 @@
 // `sqlite: insert environment "x": database disk image is malformed`. Nothing throws.
 
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "store/state_store.hpp"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace idp::store::sqlite {
+
+// A connection's prepared statements by SQL text: preparing (parsing and planning) costs
+// more than running most of the store's queries. Not thread-safe: whatever guards the
+// connection guards its cache. A statement taken is the caller's until it gives it back
+// (so a statement in use is never handed out twice).
+class StatementCache {
+public:
+  StatementCache() = default;
+  ~StatementCache() { clear(); }
+  StatementCache(const StatementCache&) = delete;
+  StatementCache& operator=(const StatementCache&) = delete;
+
+  // The kept statement for `sql`, now the caller's; nullptr when none is kept.
+  sqlite3_stmt* take(std::string_view sql);
+  // Keeps `stmt` (reset and unbound by the caller) for the next take of `sql`; finalizes
+  // it when one is kept already.
+  void give_back(std::string sql, sqlite3_stmt* stmt);
+  // Finalizes every kept statement.
+  void clear();
+  size_t size() const { return m_kept.size(); }
+
+private:
+  std::map<std::string, sqlite3_stmt*, std::less<>> m_kept;
+};
 
 // How SQLite syncs a commit to disk (PRAGMA synchronous, with WAL).
 enum class SyncMode {
@@ -35,14 +62,17 @@ struct SqliteOptions {
 class SqliteStore final : public StateStore {
 public:
   // Opens (creating if missing) the database at `path`, or a private in-memory database
-  // for ":memory:". Sets WAL mode, synchronous (FULL unless options say otherwise), foreign
-  // keys and a 5 s busy timeout, then applies the migrations the file lacks (see
+  // for ":memory:". Sets WAL mode, synchronous (FULL unless options say otherwise; the
+  // deliveries' connection is NORMAL, see below), foreign keys and a 5 s busy timeout, then applies the migrations the file lacks (see
   // migrations.hpp). Errors: io_error/transient when SQLite fails; permanent when the
   // file's schema is newer than this binary knows (it was written by a newer idp).
   static Expected<std::unique_ptr<SqliteStore>> open(const std::string& path, const SqliteOptions& options = {});
 
-  // The connection's PRAGMA synchronous (1 = NORMAL, 2 = FULL), to check what open() set.
-  Expected<int> synchronous_level_for_test();
+  // PRAGMA synchronous (1 = NORMAL, 2 = FULL) of the state connection, or of the
+  // deliveries' connection, to check what open() set (not while deliveries are written).
+  Expected<int> synchronous_level_for_test(bool deliveries = false);
+  // How many prepared statements the state connection keeps (the statement cache).
+  size_t kept_statements_for_test();
 
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;
@@ -106,8 +136,14 @@ private:
   SqliteStore(sqlite3* db, std::string path);
 
   // Group commit of webhook deliveries: concurrent record_delivery_keys calls queue their
-  // keys; one of them (the leader) writes every queued request in one transaction, so a
-  // burst of webhooks costs one fsync, not one each (synchronous=FULL).
+  // keys; one of them (the leader) writes every queued request in one transaction.
+  //
+  // A file database writes deliveries through a second connection of its own, with
+  // synchronous=NORMAL and without m_mutex: delivery keys are a replay guard, not desired
+  // state, so they need not wait for an fsync (a power loss forgets at most the last
+  // moments of them, and a replayed push deploys only a branch's current head anyway),
+  // and an API read never waits behind a webhook's commit. Environments, revisions,
+  // tokens and the rest stay synchronous=FULL.
   struct DeliveryRequest {
     const std::vector<std::string>* keys;
     Millis at;
@@ -122,6 +158,11 @@ private:
 
   std::mutex m_mutex;
   sqlite3* m_db; // guarded by m_mutex
+  StatementCache m_statements; // m_db's; guarded by m_mutex
+  // The deliveries' connection (nullptr for ":memory:", which then uses m_db under
+  // m_mutex); used only by the delivery leader, of which there is one at a time.
+  sqlite3* m_delivery_db = nullptr;
+  StatementCache m_delivery_statements; // m_delivery_db's; used by the delivery leader only
   std::string m_path;
 };
 

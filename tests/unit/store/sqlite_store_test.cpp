@@ -425,5 +425,58 @@ TEST_F(SqliteStoreTest, CommitsAreSyncedInFullByDefault) {
   EXPECT_EQ(relaxed_level, 1);
 }
 
+// Statements are prepared once per connection and reused; one that failed (a constraint)
+// works again on its next use, and a read left no transaction open behind it (a write
+// from another connection goes through).
+TEST_F(SqliteStoreTest, PreparedStatementsAreReusedAndLeaveNothingOpen) {
+  auto store = open_or_fail();
+  ASSERT_NE(store, nullptr);
+  IDP_ASSERT_OK(store->list_environments(true));
+  size_t kept = store->kept_statements_for_test();
+  EXPECT_GT(kept, 0u);
+  for (int i = 0; i < 3; ++i) {
+    IDP_ASSERT_OK(store->list_environments(true));
+  }
+  EXPECT_EQ(store->kept_statements_for_test(), kept) << "the same query should reuse its statement";
+
+  ApiToken t;
+  t.id = "tok_1";
+  t.hash = std::string(64, 'a');
+  t.name = "one";
+  t.role = "admin";
+  t.owner = "one";
+  IDP_ASSERT_OK(store->insert_api_token(t));
+  auto again = store->insert_api_token(t); // same id: a constraint failure
+  ASSERT_FALSE(again.has_value());
+  t.id = "tok_2";
+  t.hash = std::string(64, 'b');
+  IDP_ASSERT_OK(store->insert_api_token(t));
+  IDP_ASSERT_OK_ASSIGN(auto found, store->find_api_token(std::string(64, 'b')));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->id, "tok_2");
+
+  IDP_ASSERT_OK_ASSIGN(auto other, SqliteStore::open(db_path()));
+  IDP_ASSERT_OK(other->set_setting("k", "v"));
+  IDP_ASSERT_OK_ASSIGN(auto v, store->get_setting("k"));
+  EXPECT_EQ(v.value_or(""), "v");
+}
+
+// Webhook delivery keys are a replay guard, not state: they go through a connection of
+// their own with synchronous=NORMAL (a burst of webhooks waits for no fsync), written to
+// the same file, where a second store sees them.
+TEST_F(SqliteStoreTest, DeliveryKeysAreWrittenWithoutAnFsyncToTheSameFile) {
+  auto store = open_or_fail();
+  ASSERT_NE(store, nullptr);
+  IDP_ASSERT_OK_ASSIGN(int state_level, store->synchronous_level_for_test());
+  IDP_ASSERT_OK_ASSIGN(int delivery_level, store->synchronous_level_for_test(true));
+  EXPECT_EQ(state_level, 2);
+  EXPECT_EQ(delivery_level, 1) << "the deliveries' connection should be synchronous=NORMAL";
+  IDP_ASSERT_OK_ASSIGN(bool fresh, store->record_delivery_keys({"d-1", "sha256:aa"}, 1000));
+  EXPECT_TRUE(fresh);
+  IDP_ASSERT_OK_ASSIGN(auto other, SqliteStore::open(db_path()));
+  IDP_ASSERT_OK_ASSIGN(bool again, other->record_delivery_keys({"d-2", "sha256:aa"}, 1001));
+  EXPECT_FALSE(again) << "the body hash recorded by the first store is a duplicate for the second";
+}
+
 } // namespace
 } // namespace idp::store::sqlite
