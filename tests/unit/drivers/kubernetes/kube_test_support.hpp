@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "drivers/driver.hpp"
 #include "util/fs.hpp"
 #include "util/subprocess.hpp"
 
@@ -71,6 +72,26 @@ inline std::string write_kubeconfig(const std::string& path, const std::string& 
                      "contexts:\n- name: test\n  context:\n    cluster: c\n    user: u\n    namespace: default\n";
   std::ofstream(path) << text;
   return path;
+}
+
+// An api-service environment as the engine would hand it to the driver.
+inline drivers::DeploySpec sample_spec(const std::string& name = "pr-42") {
+  drivers::DeploySpec s;
+  s.env.name = name;
+  s.env.repo = "https://github.com/acme/shop.git";
+  s.env.branch = "feature/login";
+  s.env.template_name = "api-service";
+  s.env.runtime = "kubernetes";
+  s.env.owner = "alice@example.com";
+  s.env.commit = "0123456789abcdef0123456789abcdef01234567";
+  s.env.created_at = 1767225600000;
+  s.env.expires_at = s.env.created_at + 86400000;
+  s.revision_id = 1;
+  s.config.container_image = "registry.example.com/shop:{commit}";
+  s.config.container_port = 8080;
+  s.config.health_check_path = "/healthz";
+  s.config.environment = {{"LOG_LEVEL", "debug"}};
+  return s;
 }
 
 } // namespace idp::testing::kube
