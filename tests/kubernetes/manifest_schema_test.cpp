@@ -49,6 +49,11 @@ std::vector<RenderCase> render_cases() {
   plain.spec.config.environment.clear();
   plain.spec.config.container_image = "nginx:alpine";
   out.push_back(plain);
+  RenderCase worker{"scheduled-worker/direct", kube::sample_spec("nightly"), RenderSettings{}, {}};
+  worker.spec.env.template_name = "scheduled-worker";
+  worker.spec.components = {"schedule"};
+  worker.spec.config.schedule_expression = "cron(0/15 8-17 ? * MON-FRI *)";
+  out.push_back(worker);
   return out;
 }
 

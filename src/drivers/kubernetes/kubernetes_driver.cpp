@@ -26,6 +26,7 @@ const ResourceKind& kind_of(const char* api_version, const char* kind) {
 const ResourceKind& namespaces() { return kind_of("v1", "Namespace"); }
 const ResourceKind& deployments() { return kind_of("apps/v1", "Deployment"); }
 const ResourceKind& pods() { return kind_of("v1", "Pod"); }
+const ResourceKind& cronjobs() { return kind_of("batch/v1", "CronJob"); }
 
 std::string managed_by(const json& obj) {
   const json& md = obj.value("metadata", json::object());
@@ -167,6 +168,10 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
   IDP_TRY_ASSIGN(auto secret_values, resolve_secrets(spec));
   IDP_TRY_ASSIGN(auto objects, render_environment(spec, m_settings, secret_values));
   const std::string& ns = spec.env.name;
+  bool has_deployment = false;
+  for (const auto& o : objects) {
+    has_deployment = has_deployment || o.value("kind", "") == "Deployment";
+  }
 
   // Never adopt a namespace someone else made: its name may be any DNS label.
   progress.step("checking namespace " + ns);
@@ -181,7 +186,9 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
     if (terminating(*existing)) {
       return make_error(ErrorCode::transient, "namespace " + util::quote(ns) + " is still being deleted; retry when it is gone");
     }
-    IDP_TRY_ASSIGN(previous, c->get(deployments(), ns, k_workload_name));
+    if (has_deployment) {
+      IDP_TRY_ASSIGN(previous, c->get(deployments(), ns, k_workload_name));
+    }
   }
 
   progress.step("applying " + std::to_string(objects.size()) + " objects to namespace " + ns);
@@ -192,6 +199,12 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
     }
   }
 
+  if (!has_deployment) {
+    // A scheduled worker: the CronJob is in place; its runs are the cluster's business.
+    ApplyResult result;
+    result.outputs = {{"namespace", ns}, {"cronjob", k_cronjob_name}, {"revision", spec.revision_id}};
+    return result;
+  }
   progress.step("waiting for the rollout of revision " + std::to_string(spec.revision_id));
   auto rolled = wait_for_rollout(spec, progress);
   if (!rolled) {
@@ -295,6 +308,16 @@ Expected<Observation> KubernetesDriver::observe(const core::Environment& env) {
   }
   IDP_TRY_ASSIGN(auto dep, c->get(deployments(), env.name, k_workload_name));
   if (!dep) {
+    IDP_TRY_ASSIGN(auto cj, c->get(cronjobs(), env.name, k_cronjob_name));
+    if (cj) {
+      const json& spec = cj->value("spec", json::object());
+      o.health = spec.value("suspend", false) ? Health::stopped : Health::healthy;
+      o.detail = "cronjob " + util::quote(k_cronjob_name) + " scheduled " + util::quote(spec.value("schedule", "")) + " (UTC)";
+      o.status = {{"namespace", env.name},
+                  {"schedule", spec.value("schedule", "")},
+                  {"last_schedule_time", cj->value("status", json::object()).value("lastScheduleTime", "")}};
+      return o;
+    }
     o.health = Health::not_running;
     o.detail = "no deployment " + util::quote(k_workload_name) + " in namespace " + util::quote(env.name);
     return o;

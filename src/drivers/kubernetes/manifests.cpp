@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "core/schedule.hpp"
 #include "util/hash.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
@@ -39,7 +40,83 @@ json object(const std::string& api_version, const std::string& kind, const std::
   return {{"apiVersion", api_version}, {"kind", kind}, {"metadata", md}};
 }
 
+Expected<std::string> schedule_error(std::string_view expr, const std::string& why) {
+  return make_error(ErrorCode::invalid_config, "schedule_expression " + util::quote(expr) +
+                                                   " cannot run on the kubernetes runtime: " + why);
+}
+
+// One cron field token list with "a/b" (a number start) made "a-<max>/b", the form every
+// cron implementation reads the same way.
+std::string normalise_steps(const std::string& field, int max) {
+  std::vector<std::string> out;
+  for (const auto& part : util::split(field, ',')) {
+    auto slash = part.find('/');
+    std::string start = slash == std::string::npos ? "" : part.substr(0, slash);
+    bool numeric = !start.empty() && start.find_first_not_of("0123456789") == std::string::npos;
+    out.push_back(numeric ? start + "-" + std::to_string(max) + part.substr(slash) : part);
+  }
+  return util::join(out, ",");
+}
+
+// EventBridge day-of-week numbers are 1 (SUN) to 7 (SAT); cron's are 0 to 6.
+std::string shift_weekdays(const std::string& field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    char c = field[i];
+    bool digit = c >= '1' && c <= '7';
+    bool alone = (i == 0 || !std::isalnum(static_cast<unsigned char>(field[i - 1]))) &&
+                 (i + 1 == field.size() || !std::isalnum(static_cast<unsigned char>(field[i + 1])));
+    out += digit && alone ? static_cast<char>(c - 1) : c;
+  }
+  return out;
+}
+
 } // namespace
+
+Expected<std::string> cronjob_schedule(std::string_view expression) {
+  IDP_TRY_ASSIGN(core::Schedule sched, core::Schedule::parse(expression));
+  if (sched.is_rate()) {
+    int64_t minutes = sched.rate_ms() / 60000;
+    if (minutes < 60 && 60 % minutes == 0) {
+      return minutes == 1 ? std::string("* * * * *") : "*/" + std::to_string(minutes) + " * * * *";
+    }
+    if (minutes % 60 == 0 && minutes / 60 < 24 && 24 % (minutes / 60) == 0) {
+      int64_t hours = minutes / 60;
+      return hours == 1 ? std::string("0 * * * *") : "0 */" + std::to_string(hours) + " * * *";
+    }
+    if (minutes == 24 * 60) {
+      return std::string("0 0 * * *");
+    }
+    return schedule_error(expression, "a CronJob repeats within the hour or the day, so the interval must divide an "
+                                      "hour (minutes) or a day (hours), or be 1 day; write a cron() expression instead");
+  }
+  std::string e(expression);
+  auto open = e.find('(');
+  auto close = e.rfind(')');
+  std::vector<std::string> fields;
+  for (const auto& f : util::split(util::trim(e.substr(open + 1, close - open - 1)), ' ')) {
+    if (!f.empty()) {
+      fields.push_back(f);
+    }
+  }
+  if (fields.size() != 6) {
+    return schedule_error(expression, "expected 6 fields");
+  }
+  const std::string& dom = fields[2];
+  const std::string& dow = fields[4];
+  for (const std::string* f : {&dom, &dow}) {
+    if (f->find_first_of("LW#") != std::string::npos && *f != "?") {
+      return schedule_error(expression, "L, W and # (last, weekday, nth weekday) have no CronJob equivalent");
+    }
+  }
+  if (fields[5] != "*") {
+    return schedule_error(expression, "a CronJob has no year field; the year must be *");
+  }
+  std::string cron_dom = dom == "?" ? "*" : normalise_steps(dom, 31);
+  std::string cron_dow = dow == "?" ? "*" : shift_weekdays(dow);
+  return normalise_steps(fields[0], 59) + " " + normalise_steps(fields[1], 23) + " " + cron_dom + " " +
+         normalise_steps(fields[3], 12) + " " + cron_dow;
+}
 
 std::string label_value(const std::string& value) {
   std::string out;
@@ -78,12 +155,28 @@ std::string image_for(const DeploySpec& spec) {
 Expected<std::vector<json>> render_environment(const DeploySpec& spec, const RenderSettings& s,
                                                const std::map<std::string, std::string>& secret_values) {
   const std::string& ns = spec.env.name;
+  bool web = false;
+  bool schedule = false;
   for (const auto& c : spec.components) {
-    if (c != "web") {
+    if (c == "web") {
+      web = true;
+    } else if (c == "schedule") {
+      schedule = true;
+    } else {
       return make_error(ErrorCode::invalid_config,
                         "template " + util::quote(spec.env.template_name) + " needs component " + util::quote(c) +
-                            ", which the kubernetes runtime does not support yet (it runs api-service)");
+                            ", which the kubernetes runtime does not support yet (it runs api-service and "
+                            "scheduled-worker)");
     }
+  }
+  if (web == schedule) {
+    return make_error(ErrorCode::invalid_config, "template " + util::quote(spec.env.template_name) +
+                                                     ": the kubernetes runtime runs either a web component or a "
+                                                     "schedule component");
+  }
+  std::string cron;
+  if (schedule) {
+    IDP_TRY_ASSIGN(cron, cronjob_schedule(spec.config.schedule_expression));
   }
   if (spec.config.cpu <= 0 || spec.config.memory <= 0) {
     return make_error(ErrorCode::invalid_config, "cpu and memory must be positive for the kubernetes runtime");
@@ -162,6 +255,47 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   secret["stringData"] = data;
   out.push_back(secret);
 
+  json container_resources = {
+      {"requests", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}},
+      {"limits", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}}};
+  std::string env_hash = util::sha256_hex(util::json_dump(data)).substr(0, 16);
+  if (schedule) {
+    // scheduled-worker: a CronJob in UTC; one run at a time, as the other runtimes do.
+    json job_labels = labels;
+    job_labels["app.kubernetes.io/name"] = k_cronjob_name;
+    json cj = object("batch/v1", "CronJob", k_cronjob_name, ns, labels);
+    cj["metadata"]["annotations"] = {{"idp.dev/revision", std::to_string(spec.revision_id)},
+                                     {"idp.dev/schedule-expression", spec.config.schedule_expression}};
+    cj["spec"] = {
+        {"schedule", cron},
+        {"timeZone", "Etc/UTC"},
+        {"concurrencyPolicy", "Forbid"},
+        {"startingDeadlineSeconds", 300},
+        {"successfulJobsHistoryLimit", 3},
+        {"failedJobsHistoryLimit", 3},
+        {"jobTemplate",
+         {{"metadata", {{"labels", job_labels}}},
+          {"spec",
+           {{"backoffLimit", 0},
+            {"template",
+             {{"metadata",
+               {{"labels", job_labels},
+                {"annotations", {{"idp.dev/commit", spec.env.commit}, {"idp.dev/env-hash", env_hash}}}}},
+              {"spec",
+               {{"restartPolicy", "Never"},
+                {"serviceAccountName", "app"},
+                {"automountServiceAccountToken", false},
+                {"enableServiceLinks", false},
+                {"containers",
+                 {{{"name", "app"},
+                   {"image", image},
+                   {"envFrom", {{{"secretRef", {{"name", "app-env"}}}}}},
+                   {"resources", container_resources},
+                   {"securityContext", {{"allowPrivilegeEscalation", false}}}}}}}}}}}}}}};
+    out.push_back(cj);
+    return out;
+  }
+
   // api-service: Deployment + Service + Ingress.
   json sel = {{"app.kubernetes.io/name", k_workload_name}, {k_label_environment, spec.env.name}};
   json pod_labels = labels;
@@ -183,14 +317,11 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
       {"envFrom", {{{"secretRef", {{"name", "app-env"}}}}}},
       {"readinessProbe", readiness},
       {"livenessProbe", liveness},
-      {"resources",
-       {{"requests", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}},
-        {"limits", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}}}},
+      {"resources", container_resources},
       {"securityContext", {{"allowPrivilegeEscalation", false}}},
   };
   json dep = object("apps/v1", "Deployment", k_workload_name, ns, labels);
   // A changed Secret rolls the pods: its hash is part of the pod template.
-  std::string env_hash = util::sha256_hex(util::json_dump(data)).substr(0, 16);
   dep["spec"] = {
       {"replicas", s.replicas},
       {"revisionHistoryLimit", 5},

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -31,6 +32,8 @@ inline constexpr const char* k_label_managed_by = "idp.dev/managed-by";
 inline constexpr const char* k_annotation_expires_at = "idp.dev/expires-at";
 // The workload's name (Deployment, Service, Ingress) in the environment's namespace.
 inline constexpr const char* k_workload_name = "web";
+// The scheduled-worker's CronJob.
+inline constexpr const char* k_cronjob_name = "job";
 
 // The objects to apply, in order (the Namespace first). `secret_values` are the resolved
 // values of the config's `secrets:` (variable -> value), stored in the environment's
@@ -38,6 +41,12 @@ inline constexpr const char* k_workload_name = "web";
 // does not support yet, or a config value Kubernetes cannot take.
 Expected<std::vector<nlohmann::json>> render_environment(const DeploySpec& spec, const RenderSettings& settings,
                                                          const std::map<std::string, std::string>& secret_values);
+
+// An EventBridge schedule (rate() or cron(), UTC) as a CronJob schedule (5 fields, run
+// with timeZone Etc/UTC). invalid_config for what a CronJob cannot express exactly: L, W
+// and # in the day fields, a year other than *, a rate that does not divide an hour (in
+// minutes) or a day (in hours), or of more than one day.
+Expected<std::string> cronjob_schedule(std::string_view expression);
 
 // "<env>.<domain>"
 std::string environment_host(const core::Environment& env, const std::string& domain);

@@ -107,6 +107,71 @@ TEST(KubernetesManifestsTest, TheImageTakesCommitAndATagSafeBranch) {
   EXPECT_EQ(image_for(spec), "ghcr.io/acme/shop:feature-login-0123456789abcdef0123456789abcdef01234567");
 }
 
+TEST(KubernetesManifestsTest, EventBridgeSchedulesBecomeCronJobSchedules) {
+  struct Case {
+    const char* in;
+    const char* out;
+  };
+  for (const auto& c : std::vector<Case>{{"rate(1 minute)", "* * * * *"},
+                                         {"rate(15 minutes)", "*/15 * * * *"},
+                                         {"rate(1 hour)", "0 * * * *"},
+                                         {"rate(6 hours)", "0 */6 * * *"},
+                                         {"rate(1 day)", "0 0 * * *"},
+                                         {"cron(0 9 ? * MON-FRI *)", "0 9 * * MON-FRI"},
+                                         {"cron(30 2 ? * 2-6 *)", "30 2 * * 1-5"},
+                                         {"cron(0/15 8-17 1,15 * ? *)", "0-59/15 8-17 1,15 * *"},
+                                         {"cron(0 0 1 JAN ? *)", "0 0 1 JAN *"}}) {
+    auto r = cronjob_schedule(c.in);
+    ASSERT_TRUE(r.has_value()) << c.in << ": " << r.error().full_message();
+    EXPECT_EQ(*r, c.out) << c.in;
+  }
+}
+
+TEST(KubernetesManifestsTest, SchedulesACronJobCannotExpressAreAClearConfigError) {
+  struct Case {
+    const char* in;
+    const char* why;
+  };
+  for (const auto& c : std::vector<Case>{{"cron(0 12 L * ? *)", "L, W and #"},
+                                         {"cron(0 12 15W * ? *)", "L, W and #"},
+                                         {"cron(0 12 ? * 6#3 *)", "L, W and #"},
+                                         {"cron(0 12 ? * 6L *)", "L, W and #"},
+                                         {"cron(0 12 * * ? 2027)", "the year must be *"},
+                                         {"rate(7 minutes)", "must divide an hour"},
+                                         {"rate(2 days)", "must divide an hour"}}) {
+    auto r = cronjob_schedule(c.in);
+    ASSERT_FALSE(r.has_value()) << c.in;
+    EXPECT_EQ(r.error().code, ErrorCode::invalid_config) << c.in;
+    EXPECT_NE(r.error().message.find(std::string("schedule_expression \"") + c.in + "\" cannot run on the kubernetes"),
+              std::string::npos)
+        << r.error().message;
+    EXPECT_NE(r.error().message.find(c.why), std::string::npos) << r.error().message;
+  }
+  auto invalid = cronjob_schedule("cron(61 * * * ? *)");
+  ASSERT_FALSE(invalid.has_value());
+  EXPECT_EQ(invalid.error().code, ErrorCode::invalid_config);
+}
+
+TEST(KubernetesManifestsTest, AScheduledWorkerIsACronJobInUtc) {
+  auto spec = testing::kube::sample_spec();
+  spec.env.template_name = "scheduled-worker";
+  spec.components = {"schedule"};
+  spec.config.schedule_expression = "cron(0 9 ? * MON-FRI *)";
+  auto objs = render_environment(spec, RenderSettings{}, {});
+  ASSERT_TRUE(objs.has_value()) << objs.error().full_message();
+  json cj = find(*objs, "CronJob");
+  EXPECT_EQ(cj["spec"]["schedule"], "0 9 * * MON-FRI");
+  EXPECT_EQ(cj["spec"]["timeZone"], "Etc/UTC");
+  EXPECT_EQ(cj["spec"]["concurrencyPolicy"], "Forbid");
+  EXPECT_EQ(cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"], "Never");
+  for (const auto& o : *objs) {
+    EXPECT_NE(o["kind"], "Deployment");
+    EXPECT_NE(o["kind"], "Ingress");
+  }
+  spec.config.schedule_expression = "cron(0 12 L * ? *)";
+  EXPECT_FALSE(render_environment(spec, RenderSettings{}, {}).has_value());
+}
+
 TEST(KubernetesManifestsTest, TemplatesThisRuntimeDoesNotRunYetAreAConfigError) {
   auto spec = testing::kube::sample_spec();
   spec.env.template_name = "api-database";
