@@ -103,13 +103,19 @@ TEST(KubeClientTest, AnUnreachableServerIsATransientErrorNamingIt) {
   EXPECT_NE(r.error().message.find("unreachable"), std::string::npos) << r.error().message;
 }
 
+} // namespace
+
+// Outside the anonymous namespace: unity builds turn a fixture there into
+// -Wsubobject-linkage errors.
 class KubeClientTlsTest : public ::testing::Test {
 protected:
   void SetUp() override { m_pki = testing::kube::make_test_pki(m_tmp.sub("pki")); }
-  TempDir m_tmp;
+  testing::TempDir m_tmp;
   testing::kube::TestPki m_pki;
-  FakeClock m_clock;
+  testing::FakeClock m_clock;
 };
+
+namespace {
 
 TEST_F(KubeClientTlsTest, ACertificateUserReachesAServerThatRequiresClientCertificates) {
   FakeKubeApiServer api(FakeKubeApiServer::Options{m_pki.server_crt, m_pki.server_key, m_pki.ca_crt, {}});

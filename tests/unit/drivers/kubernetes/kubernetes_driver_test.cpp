@@ -11,13 +11,10 @@
 #include "unit/drivers/kubernetes/kube_test_support.hpp"
 
 namespace idp::drivers::kubernetes {
-namespace {
 
-using json = nlohmann::json;
-using testing::FakeKubeApiServer;
-using testing::TempDir;
-
-class RecordingProgress final : public Progress {
+// Outside the anonymous namespace: unity builds turn a fixture there into
+// -Wsubobject-linkage errors.
+class KubeRecordingProgress final : public Progress {
 public:
   void step(std::string_view what) override { steps.emplace_back(what); }
   void revision_status(core::RevisionStatus, std::string_view) override {}
@@ -35,7 +32,7 @@ protected:
     m_api.fail_pods_with_image("never-ready", "CrashLoopBackOff");
     m_kubeconfig = testing::kube::write_kubeconfig(m_tmp.sub("kubeconfig"), m_api.url(), "    token: t\n");
   }
-  std::unique_ptr<KubernetesDriver> make_driver(json extra = json::object()) {
+  std::unique_ptr<KubernetesDriver> make_driver(nlohmann::json extra = nlohmann::json::object()) {
     DriverContext ctx;
     ctx.home = m_tmp.sub("home");
     ctx.domain = "preview.test";
@@ -53,11 +50,17 @@ protected:
     return n;
   }
 
-  TempDir m_tmp;
-  FakeKubeApiServer m_api;
+  testing::TempDir m_tmp;
+  testing::FakeKubeApiServer m_api;
   std::string m_kubeconfig;
-  RecordingProgress m_progress;
+  KubeRecordingProgress m_progress;
 };
+
+namespace {
+
+using json = nlohmann::json;
+using testing::FakeKubeApiServer;
+using testing::TempDir;
 
 TEST_F(KubernetesDriverTest, ApplyServerSideAppliesEveryObjectAndWaitsForTheRollout) {
   auto d = make_driver();
