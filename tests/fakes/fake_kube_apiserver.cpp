@@ -566,6 +566,32 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
   if (!r->namespaced && !ns.empty()) {
     return fail_with(404, "the server could not find the requested resource");
   }
+  if (plural == "pods" && sub == "log" && req.method == "GET") {
+    // Pod logs (text): a running container says which image it runs; one still waiting
+    // has no log yet (400, as a real server answers).
+    for (auto& [k, s] : m_store) {
+      if (std::get<0>(k) == "deployments" && std::get<1>(k) == ns) {
+        simulate_read(s, *find_resource("apps", "v1", "deployments"));
+      }
+    }
+    for (const auto& p : pods_of(ns)) {
+      if (p["metadata"].value("name", "") != name) {
+        continue;
+      }
+      const json& cs = p["status"]["containerStatuses"][0];
+      if (!cs.value("ready", false)) {
+        std::string reason = cs["state"]["waiting"].value("reason", "");
+        return fail_with(400, "container \"app\" in pod \"" + name + "\" is waiting to start: " + reason);
+      }
+      std::string ts = req.has_param("timestamps") && req.get_param_value("timestamps") == "true"
+                           ? cs["state"]["running"].value("startedAt", "") + " "
+                           : "";
+      std::string text = ts + "listening with image " + p["spec"]["containers"][0].value("image", "") + "\n";
+      res.set_content(text, "text/plain");
+      return 200;
+    }
+    return fail_with(404, "pods \"" + name + "\" not found", {{"name", name}, {"kind", "pods"}});
+  }
   if (!sub.empty()) {
     return fail_with(404, "the server could not find the requested resource (subresource " + sub + ")");
   }

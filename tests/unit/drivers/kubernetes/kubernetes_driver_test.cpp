@@ -117,6 +117,25 @@ TEST_F(KubernetesDriverTest, ARedeployWhosePodsNeverBecomeReadyIsRolledBackWithT
   EXPECT_EQ(obs->health, Health::healthy) << "the old pods kept serving: " << obs->detail;
 }
 
+TEST_F(KubernetesDriverTest, ReadLogsReturnsThePodsLinesWithTheirTimes) {
+  auto d = make_driver();
+  auto spec = testing::kube::sample_spec();
+  ASSERT_TRUE(d->apply(spec, m_progress).has_value());
+  auto logs = d->read_logs(spec.env, {});
+  ASSERT_TRUE(logs.has_value()) << logs.error().full_message();
+  ASSERT_EQ(logs->lines.size(), 1u);
+  EXPECT_EQ(logs->lines[0].text, "listening with image registry.example.com/shop:0123456789abcdef0123456789abcdef01234567");
+  EXPECT_GT(logs->lines[0].at, 0) << "the timestamp kubernetes prefixes is parsed, not kept in the text";
+  bool asked_with_timestamps = false;
+  for (const auto& q : m_api.requests()) {
+    if (q.path.find("/log") != std::string::npos) {
+      asked_with_timestamps = q.query.find("container=app") != std::string::npos &&
+                              q.query.find("timestamps=true") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(asked_with_timestamps);
+}
+
 TEST_F(KubernetesDriverTest, AFirstDeployThatNeverBecomesReadyFailsWithThePodsReason) {
   auto d = make_driver();
   auto bad = testing::kube::sample_spec();
