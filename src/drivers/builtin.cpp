@@ -7,6 +7,9 @@
 #if IDP_HAVE_TERRAFORM
 #include "drivers/terraform/terraform_driver_factory.hpp"
 #endif
+#if IDP_HAVE_KUBERNETES
+#include "drivers/kubernetes/kubernetes_driver_factory.hpp"
+#endif
 
 namespace idp::drivers {
 
@@ -17,6 +20,9 @@ const std::vector<const DriverFactory*>& builtin_driver_factories() {
 #endif
 #if IDP_HAVE_TERRAFORM
       &terraform::terraform_driver_factory(),
+#endif
+#if IDP_HAVE_KUBERNETES
+      &kubernetes::kubernetes_driver_factory(),
 #endif
   };
   return k_factories;

@@ -1,0 +1,427 @@
+#include "drivers/kubernetes/kubernetes_driver.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "core/app_config.hpp"
+#include "util/http_client.hpp"
+#include "util/log.hpp"
+#include "util/strings.hpp"
+
+namespace idp::drivers::kubernetes {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* k_field_manager = "idp";
+
+const ResourceKind& kind_of(const char* api_version, const char* kind) {
+  const ResourceKind* k = find_kind(api_version, kind);
+  IDP_ASSERT(k != nullptr);
+  return *k;
+}
+const ResourceKind& namespaces() { return kind_of("v1", "Namespace"); }
+const ResourceKind& deployments() { return kind_of("apps/v1", "Deployment"); }
+const ResourceKind& pods() { return kind_of("v1", "Pod"); }
+const ResourceKind& cronjobs() { return kind_of("batch/v1", "CronJob"); }
+
+std::string managed_by(const json& obj) {
+  const json& md = obj.value("metadata", json::object());
+  return md.value("labels", json::object()).value(k_label_managed_by, "");
+}
+
+bool terminating(const json& ns) {
+  return ns.value("status", json::object()).value("phase", "") == "Terminating" ||
+         ns.value("metadata", json::object()).contains("deletionTimestamp");
+}
+
+int64_t num(const json& obj, const char* key) {
+  return obj.is_object() && obj.contains(key) && obj[key].is_number_integer() ? obj[key].get<int64_t>() : 0;
+}
+
+// Rolled out: the controller saw this generation, every replica runs the new template and
+// is available, and no old replica is left (kubectl rollout status's rule).
+bool rolled_out(const json& dep) {
+  const json& st = dep.value("status", json::object());
+  int64_t want = dep.value("spec", json::object()).value("replicas", 1);
+  return num(st, "observedGeneration") >= dep["metadata"].value("generation", 1) && num(st, "updatedReplicas") >= want &&
+         num(st, "availableReplicas") >= want && num(st, "replicas") <= num(st, "updatedReplicas");
+}
+
+std::string progress_deadline_exceeded(const json& dep) {
+  for (const auto& c : dep.value("status", json::object()).value("conditions", json::array())) {
+    if (c.value("type", "") == "Progressing" && c.value("status", "") == "False" &&
+        c.value("reason", "") == "ProgressDeadlineExceeded") {
+      return c.value("message", "progress deadline exceeded");
+    }
+  }
+  return "";
+}
+
+} // namespace
+
+KubernetesDriver::KubernetesDriver(const DriverContext& ctx, KubernetesOptions opts, std::unique_ptr<KubeClient> client,
+                                   Error connect_error, bool configured)
+    : m_ctx(ctx), m_opts(std::move(opts)), m_client(std::move(client)), m_connect_error(std::move(connect_error)),
+      m_configured(configured) {
+  m_settings.server_id = m_opts.server_id;
+  m_settings.domain = m_opts.domain.empty() ? ctx.domain : m_opts.domain;
+  m_settings.ingress_class = m_opts.ingress_class;
+  m_settings.ingress_namespace = m_opts.ingress_namespace;
+  m_settings.tls_secret = m_opts.tls_secret;
+  m_settings.replicas = m_opts.replicas;
+}
+
+Expected<KubeClient*> KubernetesDriver::client() {
+  if (!m_client) {
+    return Unexpected(m_connect_error);
+  }
+  return m_client.get();
+}
+
+KubeStats KubernetesDriver::stats() const { return m_client ? m_client->stats() : KubeStats{}; }
+
+Expected<void> KubernetesDriver::start(const std::vector<core::Environment>& live) {
+  if (!m_client || (!m_configured && live.empty())) {
+    return {}; // nothing of ours can be on a cluster nobody configured
+  }
+  auto swept = sweep_orphans(live);
+  if (!swept) {
+    // Startup does not depend on the cluster: the next operation reports it.
+    spdlog::warn("kubernetes driver: orphan sweep skipped: {}", swept.error().full_message());
+  }
+  return {};
+}
+
+void KubernetesDriver::stop(bool keep_running) {
+  // The cluster runs the environments whatever the server does: nothing to stop.
+}
+
+Expected<std::vector<std::string>> KubernetesDriver::sweep_orphans(const std::vector<core::Environment>& live) {
+  IDP_TRY_ASSIGN(KubeClient * c, client());
+  std::set<std::string> keep;
+  for (const auto& e : live) {
+    keep.insert(e.name);
+  }
+  IDP_TRY_ASSIGN(auto items, c->list(namespaces(), "", std::string(k_label_managed_by) + "=" + m_opts.server_id));
+  std::vector<std::string> deleted;
+  for (const auto& ns : items) {
+    std::string name = ns["metadata"].value("name", "");
+    if (keep.count(name) || terminating(ns) || managed_by(ns) != m_opts.server_id) {
+      continue;
+    }
+    IDP_TRY(c->remove(namespaces(), "", name));
+    spdlog::info("kubernetes driver: deleted namespace {} (its environment no longer exists)", name);
+    deleted.push_back(name);
+  }
+  return deleted;
+}
+
+Expected<std::map<std::string, std::string>> KubernetesDriver::resolve_secrets(const DeploySpec& spec) const {
+  std::map<std::string, std::string> out;
+  for (const auto& [name, ref] : spec.config.secrets) {
+    if (!core::is_secret_store_name(ref)) {
+      return make_error(ErrorCode::invalid_config,
+                        "secrets." + name + ": expected the name of a secret in the server's secret store "
+                                            "(ARNs are for the terraform runtime)");
+    }
+    if (!m_ctx.secrets.resolve) {
+      return make_error(ErrorCode::invalid_config, "secret " + util::quote(name) +
+                                                       ": this server has no secret store to take " + util::quote(ref) +
+                                                       " from");
+    }
+    auto v = m_ctx.secrets.resolve(spec.env.repo, ref);
+    if (!v) {
+      return Unexpected(v.error().with_context("secret " + util::quote(name)));
+    }
+    out[name] = std::move(*v);
+  }
+  return out;
+}
+
+Expected<std::vector<json>> KubernetesDriver::render(const DeploySpec& spec) const {
+  // Placeholders stand for secret values: rendering never needs (or shows) them.
+  std::map<std::string, std::string> placeholders;
+  for (const auto& [name, ref] : spec.config.secrets) {
+    placeholders[name] = "<secret " + ref + ">";
+  }
+  return render_environment(spec, m_settings, placeholders);
+}
+
+Expected<void> KubernetesDriver::plan(const DeploySpec& spec) {
+  IDP_TRY(render(spec));
+  for (const auto& [name, ref] : spec.config.secrets) {
+    if (!core::is_secret_store_name(ref)) {
+      return make_error(ErrorCode::invalid_config,
+                        "secrets." + name + ": expected the name of a secret in the server's secret store "
+                                            "(ARNs are for the terraform runtime)");
+    }
+  }
+  return {};
+}
+
+Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& progress) {
+  IDP_TRY_ASSIGN(KubeClient * c, client());
+  IDP_TRY_ASSIGN(auto secret_values, resolve_secrets(spec));
+  IDP_TRY_ASSIGN(auto objects, render_environment(spec, m_settings, secret_values));
+  const std::string& ns = spec.env.name;
+  bool has_deployment = false;
+  for (const auto& o : objects) {
+    has_deployment = has_deployment || o.value("kind", "") == "Deployment";
+  }
+
+  // Never adopt a namespace someone else made: its name may be any DNS label.
+  progress.step("checking namespace " + ns);
+  IDP_TRY_ASSIGN(auto existing, c->get(namespaces(), "", ns));
+  std::optional<json> previous; // the Deployment before this apply: what a failed rollout returns to
+  if (existing) {
+    if (managed_by(*existing) != m_opts.server_id) {
+      return make_error(ErrorCode::conflict, "namespace " + util::quote(ns) + " exists and is not managed by idp server " +
+                                                 util::quote(m_opts.server_id) + " (label " + k_label_managed_by + "=" +
+                                                 util::quote(managed_by(*existing)) + "); not taking it over");
+    }
+    if (terminating(*existing)) {
+      return make_error(ErrorCode::transient, "namespace " + util::quote(ns) + " is still being deleted; retry when it is gone");
+    }
+    if (has_deployment) {
+      IDP_TRY_ASSIGN(previous, c->get(deployments(), ns, k_workload_name));
+    }
+  }
+
+  progress.step("applying " + std::to_string(objects.size()) + " objects to namespace " + ns);
+  for (const auto& obj : objects) {
+    auto applied = c->apply(obj, k_field_manager);
+    if (!applied) {
+      return Unexpected(applied.error().with_context("environment " + util::quote(ns)));
+    }
+  }
+
+  if (!has_deployment) {
+    // A scheduled worker: the CronJob is in place; its runs are the cluster's business.
+    ApplyResult result;
+    result.outputs = {{"namespace", ns}, {"cronjob", k_cronjob_name}, {"revision", spec.revision_id}};
+    return result;
+  }
+  progress.step("waiting for the rollout of revision " + std::to_string(spec.revision_id));
+  auto rolled = wait_for_rollout(spec, progress);
+  if (!rolled) {
+    Error err = rolled.error();
+    if (err.code == ErrorCode::cancelled) {
+      return Unexpected(err);
+    }
+    if (previous && previous->contains("spec")) {
+      // Back to the pod template that served before, so the Deployment stops trying the
+      // broken one (maxUnavailable 0 kept the old pods serving meanwhile).
+      json back = objects[0]; // replaced below; keeps the type
+      for (const auto& o : objects) {
+        if (o.value("kind", "") == "Deployment") {
+          back = o;
+        }
+      }
+      back["spec"]["template"] = (*previous)["spec"]["template"];
+      std::string prev_rev =
+          previous->value("metadata", json::object()).value("annotations", json::object()).value("idp.dev/revision", "?");
+      back["metadata"]["annotations"]["idp.dev/revision"] = prev_rev;
+      auto restored = c->apply(back, k_field_manager);
+      if (restored) {
+        err.message += "; rolled back to the pod template of revision " + prev_rev;
+      } else {
+        err.message += "; rolling back failed too: " + restored.error().full_message();
+      }
+    }
+    return Unexpected(err.with_context("environment " + util::quote(ns)));
+  }
+  ApplyResult result;
+  std::string scheme = m_settings.tls_secret.empty() ? "http://" : "https://";
+  result.url = scheme + environment_host(spec.env, m_settings.domain);
+  result.outputs = {{"namespace", ns}, {"deployment", k_workload_name}, {"revision", spec.revision_id}};
+  return result;
+}
+
+Expected<void> KubernetesDriver::wait_for_rollout(const DeploySpec& spec, Progress& progress) {
+  IDP_TRY_ASSIGN(KubeClient * c, client());
+  const std::string& ns = spec.env.name;
+  int64_t deadline = util::steady_ms() + m_opts.rollout_timeout_ms;
+  std::string last;
+  while (true) {
+    if (progress.cancelled()) {
+      return make_error(ErrorCode::cancelled, "rollout of revision " + std::to_string(spec.revision_id) + " abandoned");
+    }
+    IDP_TRY_ASSIGN(auto dep, c->get(deployments(), ns, k_workload_name));
+    if (!dep) {
+      return make_error(ErrorCode::permanent, "deployment " + util::quote(k_workload_name) + " disappeared during the rollout");
+    }
+    if (rolled_out(*dep)) {
+      return {};
+    }
+    std::string exceeded = progress_deadline_exceeded(*dep);
+    if (!exceeded.empty() || util::steady_ms() >= deadline) {
+      std::string why = exceeded.empty() ? "did not complete within " + util::format_duration(m_opts.rollout_timeout_ms)
+                                         : "failed: " + exceeded;
+      std::string problems = pod_problems(ns);
+      return make_error(ErrorCode::permanent, "rollout of revision " + std::to_string(spec.revision_id) + " " + why +
+                                                  (problems.empty() ? "" : ": " + problems));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(m_opts.poll_interval_ms));
+  }
+}
+
+std::string KubernetesDriver::pod_problems(const std::string& ns) {
+  auto c = client();
+  if (!c) {
+    return "";
+  }
+  auto items = (*c)->list(pods(), ns, std::string(k_label_environment) + "=" + ns);
+  if (!items) {
+    return "(the pods could not be listed: " + items.error().message + ")";
+  }
+  std::vector<std::string> out;
+  for (const auto& p : *items) {
+    for (const auto& cs : p.value("status", json::object()).value("containerStatuses", json::array())) {
+      const json& waiting = cs.value("state", json::object()).value("waiting", json::object());
+      if (!waiting.empty()) {
+        std::string msg = waiting.value("message", "");
+        out.push_back("pod " + p["metadata"].value("name", "") + ": container " + cs.value("name", "") + ": " +
+                      waiting.value("reason", "waiting") + (msg.empty() ? "" : " (" + msg + ")"));
+      }
+    }
+  }
+  return util::join(out, "; ");
+}
+
+Expected<Observation> KubernetesDriver::observe(const core::Environment& env) {
+  IDP_TRY_ASSIGN(KubeClient * c, client());
+  Observation o;
+  IDP_TRY_ASSIGN(auto ns, c->get(namespaces(), "", env.name));
+  if (!ns || managed_by(*ns) != m_opts.server_id) {
+    o.health = Health::not_running;
+    o.detail = "no namespace " + util::quote(env.name);
+    return o;
+  }
+  if (terminating(*ns)) {
+    o.health = Health::not_running;
+    o.detail = "namespace " + util::quote(env.name) + " is being deleted";
+    return o;
+  }
+  IDP_TRY_ASSIGN(auto dep, c->get(deployments(), env.name, k_workload_name));
+  if (!dep) {
+    IDP_TRY_ASSIGN(auto cj, c->get(cronjobs(), env.name, k_cronjob_name));
+    if (cj) {
+      const json& spec = cj->value("spec", json::object());
+      o.health = spec.value("suspend", false) ? Health::stopped : Health::healthy;
+      o.detail = "cronjob " + util::quote(k_cronjob_name) + " scheduled " + util::quote(spec.value("schedule", "")) + " (UTC)";
+      o.status = {{"namespace", env.name},
+                  {"schedule", spec.value("schedule", "")},
+                  {"last_schedule_time", cj->value("status", json::object()).value("lastScheduleTime", "")}};
+      return o;
+    }
+    o.health = Health::not_running;
+    o.detail = "no deployment " + util::quote(k_workload_name) + " in namespace " + util::quote(env.name);
+    return o;
+  }
+  const json& st = dep->value("status", json::object());
+  int64_t want = (*dep)["spec"].value("replicas", 1);
+  int64_t available = num(st, "availableReplicas");
+  o.status = {{"namespace", env.name},
+              {"replicas", want},
+              {"available_replicas", available},
+              {"updated_replicas", num(st, "updatedReplicas")},
+              {"revision", dep->value("metadata", json::object())
+                               .value("annotations", json::object())
+                               .value("idp.dev/revision", "")}};
+  o.detail = std::to_string(available) + "/" + std::to_string(want) + " pods available";
+  if (available >= want && want > 0) {
+    o.health = Health::healthy;
+  } else {
+    o.health = Health::unhealthy;
+    std::string problems = pod_problems(env.name);
+    if (!problems.empty()) {
+      o.detail += ": " + problems;
+    }
+  }
+  return o;
+}
+
+Expected<void> KubernetesDriver::destroy(const core::Environment& env, Progress& progress) {
+  IDP_TRY_ASSIGN(KubeClient * c, client());
+  IDP_TRY_ASSIGN(auto ns, c->get(namespaces(), "", env.name));
+  if (!ns) {
+    return {};
+  }
+  if (managed_by(*ns) != m_opts.server_id) {
+    // Not ours (apply refused to take it over): nothing of the environment is in it.
+    return {};
+  }
+  progress.step("deleting namespace " + env.name);
+  IDP_TRY_ASSIGN(bool started, c->remove(namespaces(), "", env.name, "Foreground"));
+  if (!started) {
+    return {}; // 404: gone between the two requests
+  }
+  progress.step("waiting for namespace " + env.name + " to be gone");
+  int64_t deadline = util::steady_ms() + m_opts.destroy_timeout_ms;
+  while (true) {
+    IDP_TRY_ASSIGN(auto still, c->get(namespaces(), "", env.name));
+    if (!still) {
+      return {};
+    }
+    if (util::steady_ms() >= deadline) {
+      return make_error(ErrorCode::timeout, "namespace " + util::quote(env.name) + " still exists " +
+                                                util::format_duration(m_opts.destroy_timeout_ms) +
+                                                " after its deletion (finalizers pending?)");
+    }
+    if (progress.cancelled()) {
+      return make_error(ErrorCode::cancelled, "waiting for namespace " + util::quote(env.name) + " abandoned");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(m_opts.poll_interval_ms));
+  }
+}
+
+Expected<LogChunk> KubernetesDriver::read_logs(const core::Environment& env, const LogQuery& q) {
+  IDP_TRY_ASSIGN(KubeClient * c, client());
+  LogChunk chunk;
+  IDP_TRY_ASSIGN(auto ns, c->get(namespaces(), "", env.name));
+  if (!ns || managed_by(*ns) != m_opts.server_id) {
+    return chunk;
+  }
+  IDP_TRY_ASSIGN(auto items, c->list(pods(), env.name, std::string(k_label_environment) + "=" + env.name));
+  for (const auto& p : items) {
+    std::string pod = p["metadata"].value("name", "");
+    std::string path = resource_path(pods(), env.name, pod) + "/log?container=app&timestamps=true";
+    if (q.since > 0) {
+      path += "&sinceTime=" + util::url_encode(util::format_iso8601(q.since));
+    }
+    if (q.tail > 0) {
+      path += "&tailLines=" + std::to_string(q.tail);
+    }
+    IDP_TRY_ASSIGN(auto r, c->request("GET", path, RequestInfo{"get", "pods/log", env.name, pod}));
+    if (r.status == 404 || r.status == 400) {
+      continue; // the pod went away, or its container has not started: no log yet
+    }
+    if (r.status != 200) {
+      return Unexpected(KubeClient::status_error(r, RequestInfo{"get", "pods/log", env.name, pod}, c->connection().server));
+    }
+    for (const auto& line : util::split(r.raw, '\n')) {
+      if (line.empty()) {
+        continue;
+      }
+      auto space = line.find(' ');
+      LogLine l;
+      l.stream = "stdout";
+      auto at = space == std::string::npos ? std::nullopt : util::parse_iso8601(line.substr(0, space));
+      l.at = at.value_or(0);
+      l.text = at ? line.substr(space + 1) : line;
+      chunk.lines.push_back(std::move(l));
+    }
+  }
+  std::stable_sort(chunk.lines.begin(), chunk.lines.end(),
+                   [](const LogLine& a, const LogLine& b) { return a.at < b.at; });
+  if (q.tail > 0 && chunk.lines.size() > q.tail) {
+    chunk.lines.erase(chunk.lines.begin(), chunk.lines.end() - static_cast<long>(q.tail));
+  }
+  return chunk;
+}
+
+} // namespace idp::drivers::kubernetes

@@ -1,0 +1,115 @@
+#include "drivers/kubernetes/kubernetes_options.hpp"
+
+#include <functional>
+#include <map>
+#include <regex>
+
+#include "util/strings.hpp"
+
+namespace idp::drivers::kubernetes {
+
+namespace {
+
+using Setter = std::function<std::string(const nlohmann::json&, KubernetesOptions&)>; // "" = ok, else what was expected
+
+Setter string_opt(std::string KubernetesOptions::*field) {
+  return [field](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+    if (!v.is_string()) {
+      return "expected a string";
+    }
+    o.*field = v.get<std::string>();
+    return "";
+  };
+}
+
+// A Kubernetes name (RFC 1123 label): namespaces, classes, secrets, label values here.
+Setter name_opt(std::string KubernetesOptions::*field, bool allow_empty) {
+  return [field, allow_empty](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+    static const std::regex k_re("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$");
+    if (!v.is_string() || (v.get<std::string>().empty() && !allow_empty) ||
+        (!v.get<std::string>().empty() && (v.get<std::string>().size() > 63 || !std::regex_match(v.get<std::string>(), k_re)))) {
+      return "expected a Kubernetes name (lowercase letters, digits and '-', at most 63)";
+    }
+    o.*field = v.get<std::string>();
+    return "";
+  };
+}
+
+Setter ms_opt(int64_t KubernetesOptions::*field, int64_t min) {
+  return [field, min](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+    if (!v.is_number_integer() || v.get<int64_t>() < min) {
+      return "expected a duration (or milliseconds) of at least " + std::to_string(min) + "ms";
+    }
+    o.*field = v.get<int64_t>();
+    return "";
+  };
+}
+
+const std::map<std::string, Setter>& table() {
+  static const std::map<std::string, Setter> k_table = {
+      {"kubeconfig", string_opt(&KubernetesOptions::kubeconfig)},
+      {"context", string_opt(&KubernetesOptions::context)},
+      {"in_cluster",
+       [](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+         if (!v.is_boolean()) {
+           return "expected true or false";
+         }
+         o.in_cluster = v.get<bool>();
+         return "";
+       }},
+      {"server_id", name_opt(&KubernetesOptions::server_id, false)},
+      {"domain", string_opt(&KubernetesOptions::domain)},
+      {"ingress_class", name_opt(&KubernetesOptions::ingress_class, false)},
+      {"ingress_namespace", name_opt(&KubernetesOptions::ingress_namespace, false)},
+      {"tls_secret", name_opt(&KubernetesOptions::tls_secret, true)},
+      {"replicas",
+       [](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+         if (!v.is_number_integer() || v.get<int>() < 1 || v.get<int>() > 10) {
+           return "expected a number from 1 to 10";
+         }
+         o.replicas = v.get<int>();
+         return "";
+       }},
+      {"rollout_timeout_ms", ms_opt(&KubernetesOptions::rollout_timeout_ms, 1000)},
+      {"destroy_timeout_ms", ms_opt(&KubernetesOptions::destroy_timeout_ms, 1000)},
+      {"poll_interval_ms", ms_opt(&KubernetesOptions::poll_interval_ms, 1)},
+      {"request_timeout_ms", ms_opt(&KubernetesOptions::request_timeout_ms, 100)},
+  };
+  return k_table;
+}
+
+} // namespace
+
+Expected<KubernetesOptions> KubernetesOptions::parse(const nlohmann::json& options) {
+  KubernetesOptions o;
+  if (options.is_null()) {
+    return o;
+  }
+  if (!options.is_object()) {
+    return make_error(ErrorCode::invalid_config, "drivers.kubernetes: expected a mapping of options");
+  }
+  std::vector<std::string> known;
+  for (const auto& [k, s] : table()) {
+    known.push_back(k);
+  }
+  for (const auto& [k, v] : options.items()) {
+    auto it = table().find(k);
+    if (it == table().end()) {
+      std::string hint = util::closest_match(k, known);
+      return make_error(ErrorCode::invalid_config, "drivers.kubernetes: unknown option " + util::quote(k) +
+                                                       (hint.empty() ? "" : "; did you mean " + util::quote(hint) + "?"));
+    }
+    std::string problem = it->second(v, o);
+    if (!problem.empty()) {
+      return make_error(ErrorCode::invalid_config, "drivers.kubernetes: option " + util::quote(k) + ": " + problem +
+                                                       ", got " + v.dump());
+    }
+  }
+  if (o.in_cluster && (!o.kubeconfig.empty() || !o.context.empty())) {
+    return make_error(ErrorCode::invalid_config,
+                      "drivers.kubernetes: in_cluster uses the pod's service account; drop kubeconfig and context");
+  }
+  return o;
+}
+
+} // namespace idp::drivers::kubernetes

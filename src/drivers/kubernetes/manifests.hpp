@@ -1,0 +1,62 @@
+#pragma once
+// What an environment becomes on Kubernetes: the manifests of its namespace (Namespace,
+// ResourceQuota, LimitRange, NetworkPolicy, ServiceAccount, Secret) and of its template's
+// workload. Pure functions of the spec and settings: no cluster, no I/O (idp render and
+// the schema tests use them as the driver does).
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "drivers/driver.hpp"
+#include "util/expected.hpp"
+
+namespace idp::drivers::kubernetes {
+
+struct RenderSettings {
+  std::string server_id = "idp";   // idp.dev/managed-by
+  std::string domain = "preview.localhost";
+  std::string ingress_class = "nginx";
+  std::string ingress_namespace = "ingress-nginx";
+  std::string tls_secret;          // "" = no TLS on the Ingress
+  int replicas = 1;
+};
+
+// Labels every object of the environment carries (the orphan sweep selects on them).
+inline constexpr const char* k_label_environment = "idp.dev/environment";
+inline constexpr const char* k_label_owner = "idp.dev/owner";
+inline constexpr const char* k_label_managed_by = "idp.dev/managed-by";
+inline constexpr const char* k_annotation_expires_at = "idp.dev/expires-at";
+// The workload's name (Deployment, Service, Ingress) in the environment's namespace.
+inline constexpr const char* k_workload_name = "web";
+// The scheduled-worker's CronJob.
+inline constexpr const char* k_cronjob_name = "job";
+
+// The objects to apply, in order (the Namespace first). `secret_values` are the resolved
+// values of the config's `secrets:` (variable -> value), stored in the environment's
+// Secret with `environment:`. invalid_config for a template or component this runtime
+// does not support yet, or a config value Kubernetes cannot take.
+Expected<std::vector<nlohmann::json>> render_environment(const DeploySpec& spec, const RenderSettings& settings,
+                                                         const std::map<std::string, std::string>& secret_values);
+
+// An EventBridge schedule (rate() or cron(), UTC) as a CronJob schedule (5 fields, run
+// with timeZone Etc/UTC). invalid_config for what a CronJob cannot express exactly: L, W
+// and # in the day fields, a year other than *, a rate that does not divide an hour (in
+// minutes) or a day (in hours), or of more than one day.
+Expected<std::string> cronjob_schedule(std::string_view expression);
+
+// "<env>.<domain>"
+std::string environment_host(const core::Environment& env, const std::string& domain);
+
+// The config's image with {commit} and {branch} substituted (the branch made a valid image
+// tag: characters other than [A-Za-z0-9_.-] become '-').
+std::string image_for(const DeploySpec& spec);
+
+// `value` as a valid label value: invalid characters become '_', at most 63, starting and
+// ending alphanumeric ("" when nothing is left).
+std::string label_value(const std::string& value);
+
+} // namespace idp::drivers::kubernetes

@@ -1,0 +1,138 @@
+#pragma once
+// FakeKubeApiServer: an API-server double for the Kubernetes driver's tests. A real HTTP
+// (or HTTPS, optionally requiring client certificates) server on 127.0.0.1 that checks what
+// a real API server checks for the requests the driver makes: REST paths and verbs, content
+// types (server-side apply is PATCH application/apply-patch+yaml with fieldManager),
+// namespace scoping (objects only in existing, non-terminating namespaces; names and
+// namespaces in the body agree with the URL), object names and label syntax, 404/409 and
+// Status bodies, bearer tokens, and the discovery documents kubectl reads. It simulates the
+// controllers the driver waits for: a Deployment's status follows its spec one read later
+// (or never, for images told to fail), a deleted namespace goes Terminating and is gone
+// after a few reads, taking its objects. Any request can be made to fail. Thread-safe.
+//
+// What it does not do (docs/kubernetes.md): list merging by key in server-side apply (lists
+// are atomic here), admission, RBAC beyond forbid(), watches, OpenAPI validation.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+} // namespace httplib
+
+namespace idp::testing {
+
+class FakeKubeApiServer {
+public:
+  struct Options {
+    // HTTPS with this certificate and key (PEM files); "" = plain HTTP.
+    std::string cert_file;
+    std::string key_file;
+    // With HTTPS: clients must present a certificate signed by this CA (PEM file).
+    std::string client_ca_file;
+    // Bearer tokens accepted; empty = no token needed.
+    std::set<std::string> tokens;
+  };
+  struct Request {
+    std::string method;
+    std::string path;          // without the query
+    std::string query;         // raw query string
+    std::string content_type;
+    std::string authorization; // the Authorization header
+    std::string body;
+    int status = 0;            // what the double answered
+  };
+
+  FakeKubeApiServer();
+  explicit FakeKubeApiServer(Options opts);
+  ~FakeKubeApiServer();
+  FakeKubeApiServer(const FakeKubeApiServer&) = delete;
+  FakeKubeApiServer& operator=(const FakeKubeApiServer&) = delete;
+
+  std::string url() const; // http(s)://127.0.0.1:<port>
+  int port() const { return m_port; }
+
+  // The next `count` requests whose method is `method` ("" = any) and whose path contains
+  // `path_part` get `status` with a Status body (429/5xx, 401, 403, 409...).
+  void fail(const std::string& method, const std::string& path_part, int status, int count = 1);
+  // Requests with `verb` (get, list, patch, delete, create) on `plural` in `ns` ("" = any
+  // namespace) are forbidden (403) as RBAC would answer.
+  void forbid(const std::string& verb, const std::string& plural, const std::string& ns = "");
+  // Replaces the accepted bearer tokens (rotating credentials).
+  void set_tokens(std::set<std::string> tokens);
+  // Pods of a Deployment whose container image contains `image_part` never become ready;
+  // their waiting reason is `reason` (ImagePullBackOff, CrashLoopBackOff, ...).
+  void fail_pods_with_image(const std::string& image_part, const std::string& reason);
+  // A deleted namespace stays Terminating for `reads` GETs of it before it is gone (default 1).
+  void set_namespace_finalize_reads(int reads);
+
+  std::vector<Request> requests() const;
+  void clear_requests();
+  // The stored object, or nullopt. `plural` as in the URL ("deployments").
+  std::optional<nlohmann::json> object(const std::string& plural, const std::string& ns, const std::string& name) const;
+  // Every stored object of `plural` (all namespaces).
+  std::vector<nlohmann::json> objects(const std::string& plural) const;
+  // Stores `obj` as if someone else created it (its kind must be known to the double).
+  void put_object(const nlohmann::json& obj);
+
+  struct Resource {
+    std::string group;   // "" for the core group
+    std::string version;
+    std::string kind;
+    std::string plural;
+    bool namespaced = true;
+  };
+
+private:
+  struct Stored {
+    nlohmann::json obj;
+    std::map<std::string, nlohmann::json> applied; // field manager -> its last applied config
+    int reads_since_change = 0;
+    std::string available_template; // the pod template that last became available (Deployments)
+    int terminating_reads = -1;     // namespaces: reads left while Terminating (-1 = not deleting)
+  };
+  using Key = std::tuple<std::string, std::string, std::string>; // plural, ns, name
+
+  void handle(const httplib::Request& req, httplib::Response& res);
+  int dispatch(const httplib::Request& req, httplib::Response& res, Request& rec);
+  void start(Options opts);
+  void simulate_read(Stored& s, const Resource& r);
+  nlohmann::json stamp_new(nlohmann::json obj, const Resource& r);
+  nlohmann::json pods_of(const std::string& ns) const;
+
+  std::unique_ptr<httplib::Server> m_server;
+  std::thread m_thread;
+  int m_port = 0;
+  bool m_tls = false;
+  mutable std::mutex m_mu;
+  std::set<std::string> m_tokens;
+  std::vector<Request> m_requests;
+  struct Failure {
+    std::string method, path_part;
+    int status;
+    int count;
+  };
+  std::vector<Failure> m_failures;
+  struct Forbidden {
+    std::string verb, plural, ns;
+  };
+  std::vector<Forbidden> m_forbidden;
+  std::map<std::string, std::string> m_failing_images;
+  int m_finalize_reads = 1;
+  std::map<Key, Stored> m_store;
+  int64_t m_resource_version = 1000;
+  int64_t m_uid = 1;
+};
+
+} // namespace idp::testing
