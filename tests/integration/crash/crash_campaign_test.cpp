@@ -767,10 +767,9 @@ std::set<std::string> crash_failpoints_in_docs(const std::string& doc) {
 // docs/hacking.md lists exactly the failpoints of the code, and the campaign crashes the
 // daemon at every one of them.
 TEST(CrashCampaignCoverage, EveryFailpointIsDocumentedAndCrashed) {
-  const char* root = std::getenv("IDP_SOURCE_DIR");
-  ASSERT_NE(root, nullptr) << "IDP_SOURCE_DIR is not set (ctest sets it)";
-  auto in_code = crash_failpoints_in_code(std::string(root) + "/src");
-  auto in_docs = crash_failpoints_in_docs(std::string(root) + "/docs/hacking.md");
+  const std::string root = IDP_CRASH_SOURCE_DIR;
+  auto in_code = crash_failpoints_in_code(root + "/src");
+  auto in_docs = crash_failpoints_in_docs(root + "/docs/hacking.md");
   EXPECT_FALSE(in_code.empty());
   EXPECT_EQ(in_docs, in_code) << "docs/hacking.md (Crash campaign sites) and the failpoints in src/ differ";
   std::set<std::string> crashed;
