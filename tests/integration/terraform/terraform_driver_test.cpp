@@ -443,7 +443,22 @@ TEST(TerraformDriverTest, UnlockRefusesWhileAnOperationPreparesTheWorkDir) {
   DeploySpec spec = tf_test_spec("tf-busy");
   TestProgress progress;
   std::thread apply([&] { (void)d.apply(spec, progress); });
-  ASSERT_TRUE(idp::testing::wait_until([&] { return util::path_exists(marks + "/in-init"); }, 30000));
+  // Whatever fails below, the fake init ends and the thread is joined.
+  struct Release {
+    std::string mark;
+    std::thread& t;
+    ~Release() {
+      (void)util::write_file_atomic(mark, "");
+      if (t.joinable()) {
+        t.join();
+      }
+    }
+  } release{marks + "/release", apply};
+  // Blocked in init, and its lock error read into the log (the lines reach the log through
+  // a pipe: they may come after the mark).
+  ASSERT_TRUE(idp::testing::wait_until(
+      [&] { return util::path_exists(marks + "/in-init") && log_text(d, spec.env).find("fake-lock-1") != std::string::npos; },
+      30000));
 
   auto u = d.unlock(spec.env);
   ASSERT_FALSE(u.has_value()) << *u;
