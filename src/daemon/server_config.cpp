@@ -337,6 +337,13 @@ const OptionTable<sources::WatchedRepo>& repository_table() {
   return k_table;
 }
 
+// True when an error was reported under `key`: a value left out (not UTF-8) is not also
+// reported as missing.
+bool has_error(const ConfigDocument& doc, const std::string& key) {
+  const auto& errors = doc.errors();
+  return std::any_of(errors.begin(), errors.end(), [&](const core::ConfigError& e) { return e.key == key; });
+}
+
 bool contains(const std::vector<std::string>& keys, const std::string& key) {
   return std::find(keys.begin(), keys.end(), key) != keys.end();
 }
@@ -360,10 +367,12 @@ bool apply_secrets(ConfigDocument& doc, const ConfigNode& node, ServerConfig& cf
     engine::ConfiguredSecret sec;
     sec.name = name;
     auto applied = secret_table().apply(doc, child, sec);
-    if (child.value->is_object() && !contains(applied, "from") && !child.value->contains("from")) {
+    if (child.value->is_object() && !contains(applied, "from") && !child.value->contains("from") &&
+        !has_error(doc, child.key + ".from")) {
       doc.error_at_value(child, "required: where the value is read, env:VAR or file:/absolute/path", child.key + ".from");
     }
-    if (child.value->is_object() && !contains(applied, "repos") && !child.value->contains("repos")) {
+    if (child.value->is_object() && !contains(applied, "repos") && !child.value->contains("repos") &&
+        !has_error(doc, child.key + ".repos")) {
       doc.error_at_value(child, "required: the repositories that may use it, like [acme/shop] (\"*\" for every one)",
                          child.key + ".repos");
     }
@@ -383,7 +392,7 @@ bool apply_repositories(ConfigDocument& doc, const ConfigNode& node, ServerConfi
     ConfigNode item = doc.item(node, i);
     sources::WatchedRepo repo;
     auto applied = repository_table().apply(doc, item, repo);
-    if (item.value->is_object() && !item.value->contains("url")) {
+    if (item.value->is_object() && !item.value->contains("url") && !has_error(doc, item.key + ".url")) {
       doc.error_at_value(item, "required: the repository's git URL or local path", item.key + ".url");
     }
     cfg.repositories.push_back(std::move(repo));
@@ -656,7 +665,7 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
                   core::format_ttl(cfg.engine.ttl_policy.max));
   }
   ConfigNode https = doc.child(root, "https");
-  if (https.value->is_object() && cfg.https.mode == "acme" && cfg.https.email.empty()) {
+  if (https.value->is_object() && cfg.https.mode == "acme" && cfg.https.email.empty() && !has_error(doc, "https.email")) {
     // The ACME CA writes there about expiring certificates and problems with the account.
     doc.error_at_value(https, "required when mode is acme: the address the ACME CA writes to about the certificates, "
                               "like ops@example.com",
