@@ -1,11 +1,10 @@
 #include "core/app_config.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <functional>
 #include <regex>
 #include <set>
-
-#include <yaml-cpp/yaml.h>
 
 #include "core/command_line.hpp"
 #include "core/schedule.hpp"
@@ -17,65 +16,35 @@ namespace idp::core {
 
 namespace {
 
+using nlohmann::json;
 using util::quote;
 
 // Result of applying one key: an error message ("expected …, got …") or nothing.
-using KeyResult = std::optional<std::string>;
+using KeyResult = OptionMessage;
 
-std::string describe(const YAML::Node& n) {
-  if (n.IsMap()) {
-    return "a map";
-  }
-  if (n.IsSequence()) {
-    return "a list";
-  }
-  if (n.IsNull()) {
-    return "nothing";
-  }
-  return quote(n.Scalar());
-}
+std::string describe(const json& n) { return describe_config_value(n); }
 
-std::optional<std::string> scalar(const YAML::Node& n) {
-  if (!n.IsScalar()) {
+std::optional<std::string> scalar(const json& n) {
+  if (!n.is_string()) {
     return std::nullopt;
   }
-  return n.Scalar();
+  return n.get<std::string>();
 }
 
-KeyResult get_string(const YAML::Node& n, std::string& out, std::string_view what = "a string") {
-  auto s = scalar(n);
-  if (!s) {
-    return "expected " + std::string(what) + ", got " + describe(n);
+KeyResult get_string(const json& n, std::string& out, std::string_view what = "a string") {
+  return option_values::text(n, what, out);
+}
+
+KeyResult get_int(const json& n, int& out, std::string_view what) {
+  long long v = 0;
+  if (auto e = option_values::whole_number(n, INT_MIN, INT_MAX, what, v)) {
+    return e;
   }
-  out = *s;
+  out = static_cast<int>(v);
   return std::nullopt;
 }
 
-KeyResult get_int(const YAML::Node& n, int& out, std::string_view what) {
-  auto s = scalar(n);
-  auto v = s ? util::parse_int<int>(*s) : Expected<int>(0);
-  if (!s || !v) {
-    return "expected " + std::string(what) + ", got " + describe(n);
-  }
-  out = *v;
-  return std::nullopt;
-}
-
-KeyResult get_bool(const YAML::Node& n, bool& out) {
-  auto s = scalar(n);
-  if (s) {
-    std::string v = util::to_lower(*s);
-    if (v == "true" || v == "yes" || v == "on") {
-      out = true;
-      return std::nullopt;
-    }
-    if (v == "false" || v == "no" || v == "off") {
-      out = false;
-      return std::nullopt;
-    }
-  }
-  return "expected true or false, got " + describe(n);
-}
+KeyResult get_bool(const json& n, bool& out) { return option_values::boolean(n, out); }
 
 bool is_env_name(std::string_view s) {
   static const std::regex k_re("^[A-Za-z_][A-Za-z0-9_]*$");
@@ -100,18 +69,19 @@ KeyResult check_relative_path(const std::string& p, std::string_view what) {
   return std::nullopt;
 }
 
+// The rows of the key table, in documentation order (made an OptionTable below).
 struct KeyDef {
   std::string_view key;
-  std::function<KeyResult(const YAML::Node&, AppConfig&)> apply;
+  std::function<KeyResult(const json&, AppConfig&)> apply;
   // Instead of apply, for map-valued keys: checks and applies one NAME: value entry.
-  std::function<KeyResult(const std::string&, const YAML::Node&, AppConfig&)> entry = nullptr;
+  std::function<KeyResult(const std::string&, const json&, AppConfig&)> entry = nullptr;
   std::string_view entries_are = ""; // "a map of NAME: value", for the error when not a map
 };
 
 const std::vector<KeyDef>& key_table() {
   static const std::vector<KeyDef> k_keys = {
       {"template",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          static const std::regex k_re("^[a-z0-9][a-z0-9-]{0,62}$");
          if (auto e = get_string(n, c.template_name, "a template name like api-service")) {
            return e;
@@ -123,7 +93,7 @@ const std::vector<KeyDef>& key_table() {
          return std::nullopt;
        }},
       {"container_image",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          if (auto e = get_string(n, c.container_image, "an image reference like nginx:alpine")) {
            return e;
          }
@@ -135,7 +105,7 @@ const std::vector<KeyDef>& key_table() {
          return std::nullopt;
        }},
       {"container_port",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          if (auto e = get_int(n, c.container_port, "a port number 1-65535")) {
            return e;
          }
@@ -145,7 +115,7 @@ const std::vector<KeyDef>& key_table() {
          return std::nullopt;
        }},
       {"health_check_path",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          if (auto e = get_string(n, c.health_check_path, "a path starting with /")) {
            return e;
          }
@@ -159,7 +129,7 @@ const std::vector<KeyDef>& key_table() {
          return std::nullopt;
        }},
       {"ttl",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          if (auto e = get_string(n, c.ttl, "a duration like 48h")) {
            return e;
          }
@@ -174,7 +144,7 @@ const std::vector<KeyDef>& key_table() {
          return std::nullopt;
        }},
       {"cpu",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          static const std::vector<int> k_cpu = {256, 512, 1024, 2048, 4096, 8192, 16384};
          if (auto e = get_int(n, c.cpu, "CPU units (256, 512, 1024, 2048, 4096, 8192 or 16384)")) {
            return e;
@@ -185,7 +155,7 @@ const std::vector<KeyDef>& key_table() {
          return std::nullopt;
        }},
       {"memory",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          if (auto e = get_int(n, c.memory, "memory in MiB, like 512")) {
            return e;
          }
@@ -195,7 +165,7 @@ const std::vector<KeyDef>& key_table() {
          return std::nullopt;
        }},
       {"log_retention_days",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          if (auto e = get_int(n, c.log_retention_days, "a number of days CloudWatch accepts")) {
            return e;
          }
@@ -210,14 +180,14 @@ const std::vector<KeyDef>& key_table() {
          return std::nullopt;
        }},
       {"dockerfile",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          if (auto e = get_string(n, c.dockerfile, "a path to a Dockerfile")) {
            return e;
          }
          return check_relative_path(c.dockerfile, "a Dockerfile path");
        }},
       {"build_context",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          if (auto e = get_string(n, c.build_context, "a directory")) {
            return e;
          }
@@ -226,22 +196,22 @@ const std::vector<KeyDef>& key_table() {
       // environment and secrets are checked entry by entry (see KeyDef::entry), so every
       // bad variable is reported, not just the first.
       {"environment", nullptr,
-       [](const std::string& k, const YAML::Node& v, AppConfig& c) -> KeyResult {
+       [](const std::string& k, const json& v, AppConfig& c) -> KeyResult {
          if (!is_env_name(k)) {
            return "expected variable names like API_URL, got " + quote(k);
          }
          if (k == "PORT" || util::starts_with(k, "IDP_")) {
            return "variable " + quote(k) + " is set by the runtime and cannot be overridden";
          }
-         if (!v.IsScalar() && !v.IsNull()) {
+         if (!v.is_string() && !v.is_null()) {
            return "expected a string, number or boolean for " + quote(k) + ", got " + describe(v);
          }
-         c.environment[k] = v.IsNull() ? "" : v.Scalar();
+         c.environment[k] = v.is_null() ? "" : v.get<std::string>();
          return std::nullopt;
        },
        "a map of NAME: value"},
       {"secrets", nullptr,
-       [](const std::string& k, const YAML::Node& v, AppConfig& c) -> KeyResult {
+       [](const std::string& k, const json& v, AppConfig& c) -> KeyResult {
          if (!is_env_name(k)) {
            return "expected variable names like DB_PASSWORD, got " + quote(k);
          }
@@ -269,7 +239,7 @@ const std::vector<KeyDef>& key_table() {
        },
        "a map of NAME: secret reference"},
       {"schedule_expression",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          if (auto e = get_string(n, c.schedule_expression, "a schedule like rate(1 hour) or cron(0 12 * * ? *)")) {
            return e;
          }
@@ -280,7 +250,7 @@ const std::vector<KeyDef>& key_table() {
          return std::nullopt;
        }},
       {"s3_bucket_arn",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          if (auto e = get_string(n, c.s3_bucket_arn, "an S3 bucket ARN")) {
            return e;
          }
@@ -291,7 +261,7 @@ const std::vector<KeyDef>& key_table() {
          return std::nullopt;
        }},
       {"use_shared_networking",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          bool b = false;
          if (auto e = get_bool(n, b)) {
            return e;
@@ -300,7 +270,7 @@ const std::vector<KeyDef>& key_table() {
          return std::nullopt;
        }},
       {"region",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          if (auto e = get_string(n, c.region, "an AWS region like eu-west-1")) {
            return e;
          }
@@ -311,7 +281,7 @@ const std::vector<KeyDef>& key_table() {
          return std::nullopt;
        }},
       {"local.build",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          if (auto e = get_string(n, c.local.build, "a command like \"npm ci\"")) {
            return e;
          }
@@ -323,7 +293,7 @@ const std::vector<KeyDef>& key_table() {
          return std::nullopt;
        }},
       {"local.start",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          if (auto e = get_string(n, c.local.start, "a command like \"node server.js\"")) {
            return e;
          }
@@ -333,7 +303,7 @@ const std::vector<KeyDef>& key_table() {
          return std::nullopt;
        }},
       {"database.seed",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          if (auto e = get_string(n, c.database.seed, "a path to a .sql file")) {
            return e;
          }
@@ -343,7 +313,7 @@ const std::vector<KeyDef>& key_table() {
          return check_relative_path(c.database.seed, "a seed file path");
        }},
       {"static.dir",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult {
+       [](const json& n, AppConfig& c) -> KeyResult {
          if (auto e = get_string(n, c.static_site.dir, "a directory like dist")) {
            return e;
          }
@@ -353,152 +323,69 @@ const std::vector<KeyDef>& key_table() {
          return check_relative_path(c.static_site.dir, "a directory");
        }},
       {"static.spa",
-       [](const YAML::Node& n, AppConfig& c) -> KeyResult { return get_bool(n, c.static_site.spa); }},
+       [](const json& n, AppConfig& c) -> KeyResult { return get_bool(n, c.static_site.spa); }},
   };
   return k_keys;
 }
 
-const std::set<std::string>& sections() {
-  static const std::set<std::string> k_sections = {"local", "database", "static"};
-  return k_sections;
+// A map-valued key, entry by entry: every bad entry is reported at its own position.
+bool apply_entries(const KeyDef& def, ConfigDocument& doc, const ConfigNode& map, AppConfig& c) {
+  if (!map.value->is_object()) {
+    doc.error_at_value(map, "expected " + std::string(def.entries_are) + ", got " + describe(*map.value));
+    return false;
+  }
+  bool ok = true;
+  for (const std::string& name : doc.members(map)) {
+    ConfigNode entry = doc.child(map, name);
+    if (auto e = def.entry(name, *entry.value, c)) {
+      doc.error_at_key(entry, *e, map.key);
+      ok = false;
+    }
+  }
+  return ok;
 }
 
-const KeyDef* find_key(std::string_view key) {
-  for (const auto& k : key_table()) {
-    if (k.key == key) {
-      return &k;
+const OptionTable<AppConfig>& table() {
+  static const OptionTable<AppConfig> k_table = [] {
+    std::vector<Option<AppConfig>> options;
+    for (const KeyDef& def : key_table()) {
+      Option<AppConfig> o;
+      o.key = std::string(def.key);
+      if (def.entry) {
+        o.parse_node = [&def](ConfigDocument& doc, const ConfigNode& node, AppConfig& c) {
+          return apply_entries(def, doc, node, c);
+        };
+      } else {
+        o.parse = def.apply;
+      }
+      options.push_back(std::move(o));
     }
-  }
-  return nullptr;
+    return OptionTable<AppConfig>(std::move(options));
+  }();
+  return k_table;
 }
 
-struct Parser {
-  std::string file;
-  ConfigParseResult result;
-  std::map<std::string, YAML::Mark> marks;
-
-  void error(const YAML::Mark& m, std::string key, std::string msg) {
-    ConfigError e;
-    e.file = file;
-    e.line = m.line >= 0 ? m.line + 1 : 0;
-    e.column = m.column >= 0 ? m.column + 1 : 0;
-    e.key = std::move(key);
-    e.message = std::move(msg);
-    result.errors.push_back(std::move(e));
+// The node of a dotted key ("local.start") in the document.
+ConfigNode node_at(const ConfigDocument& doc, const std::string& dotted) {
+  ConfigNode n = doc.root();
+  for (const auto& part : util::split(dotted, '.')) {
+    n = doc.child(n, part);
   }
+  return n;
+}
 
-  std::vector<std::string> candidates(std::string_view prefix) {
-    std::vector<std::string> out;
-    for (const auto& k : key_table()) {
-      std::string_view name = k.key;
-      if (prefix.empty()) {
-        auto dot = name.find('.');
-        out.emplace_back(dot == std::string_view::npos ? name : name.substr(0, dot));
-      } else if (util::starts_with(name, std::string(prefix) + ".")) {
-        out.emplace_back(name.substr(prefix.size() + 1));
-      }
-    }
-    return out;
+std::string fargate_hint(int cpu) {
+  switch (cpu) {
+  case 256: return " (expected 512, 1024 or 2048)";
+  case 512: return " (expected 1024 to 4096 in steps of 1024)";
+  case 1024: return " (expected 2048 to 8192 in steps of 1024)";
+  case 2048: return " (expected 4096 to 16384 in steps of 1024)";
+  case 4096: return " (expected 8192 to 30720 in steps of 1024)";
+  case 8192: return " (expected 16384 to 61440 in steps of 4096)";
+  case 16384: return " (expected 32768 to 122880 in steps of 8192)";
+  default: return "";
   }
-
-  void unknown(const YAML::Node& key_node, const std::string& prefix) {
-    std::string name = key_node.Scalar();
-    std::string full = prefix.empty() ? name : prefix + "." + name;
-    std::string hint = util::closest_match(name, candidates(prefix));
-    std::string msg = "unknown key";
-    if (!hint.empty()) {
-      msg += ", did you mean " + quote(prefix.empty() ? hint : prefix + "." + hint) + "?";
-    }
-    error(key_node.Mark(), full, msg);
-  }
-
-  void walk_map(const YAML::Node& map, const std::string& prefix) {
-    std::set<std::string> seen;
-    for (const auto& kv : map) {
-      const YAML::Node& k = kv.first;
-      if (!k.IsScalar()) {
-        error(k.Mark(), prefix, "expected a key name, got " + describe(k));
-        continue;
-      }
-      std::string name = k.Scalar();
-      std::string full = prefix.empty() ? name : prefix + "." + name;
-      if (!seen.insert(name).second) {
-        error(k.Mark(), full, "duplicate key");
-        continue;
-      }
-      if (prefix.empty() && sections().count(name)) {
-        if (kv.second.IsNull()) {
-          continue;
-        }
-        if (!kv.second.IsMap()) {
-          error(kv.second.Mark(), full, "expected a map of settings, got " + describe(kv.second));
-          continue;
-        }
-        walk_map(kv.second, name);
-        continue;
-      }
-      const KeyDef* def = find_key(full);
-      if (!def) {
-        unknown(k, prefix);
-        continue;
-      }
-      marks[full] = kv.second.Mark();
-      if (kv.second.IsNull()) {
-        continue; // an empty value means the default, as in the original
-      }
-      if (def->entry) {
-        if (!apply_entries(*def, kv.second, full)) {
-          continue;
-        }
-      } else if (auto e = def->apply(kv.second, result.config)) {
-        error(kv.second.Mark(), full, *e);
-        continue;
-      }
-      result.config.keys_set.push_back(full);
-      result.config.positions[full] = {kv.second.Mark().line + 1, kv.second.Mark().column + 1};
-    }
-  }
-
-  // A map-valued key, entry by entry: every bad entry is reported at its own position.
-  bool apply_entries(const KeyDef& def, const YAML::Node& map, const std::string& full) {
-    if (!map.IsMap()) {
-      error(map.Mark(), full, "expected " + std::string(def.entries_are) + ", got " + describe(map));
-      return false;
-    }
-    bool ok = true;
-    for (const auto& kv : map) {
-      std::string name = kv.first.IsScalar() ? kv.first.Scalar() : "";
-      if (auto e = def.entry(name, kv.second, result.config)) {
-        error(kv.first.Mark(), full, *e);
-        ok = false;
-      }
-    }
-    return ok;
-  }
-
-  void cross_checks() {
-    const auto& c = result.config;
-    if ((c.has_key("cpu") || c.has_key("memory")) && !is_valid_fargate_combination(c.cpu, c.memory)) {
-      std::string at = c.has_key("memory") ? "memory" : "cpu";
-      error(marks[at], at,
-            "memory " + std::to_string(c.memory) + " MiB is not a valid Fargate combination with cpu " +
-                std::to_string(c.cpu) + fargate_hint(c.cpu));
-    }
-  }
-
-  static std::string fargate_hint(int cpu) {
-    switch (cpu) {
-    case 256: return " (expected 512, 1024 or 2048)";
-    case 512: return " (expected 1024 to 4096 in steps of 1024)";
-    case 1024: return " (expected 2048 to 8192 in steps of 1024)";
-    case 2048: return " (expected 4096 to 16384 in steps of 1024)";
-    case 4096: return " (expected 8192 to 30720 in steps of 1024)";
-    case 8192: return " (expected 16384 to 61440 in steps of 4096)";
-    case 16384: return " (expected 32768 to 122880 in steps of 8192)";
-    default: return "";
-    }
-  }
-};
+}
 
 } // namespace
 
@@ -511,19 +398,6 @@ bool is_secret_arn(std::string_view s) { return util::starts_with(s, "arn:") && 
 
 bool AppConfig::has_key(std::string_view key) const {
   return std::find(keys_set.begin(), keys_set.end(), key) != keys_set.end();
-}
-
-std::string ConfigError::to_string() const {
-  std::string out = file;
-  if (line > 0) {
-    out += ":" + std::to_string(line) + ":" + std::to_string(column);
-  }
-  out += ": ";
-  if (!key.empty()) {
-    out += "key " + quote(key) + ": ";
-  }
-  out += message;
-  return out;
 }
 
 bool is_valid_fargate_combination(int cpu, int memory) {
@@ -547,32 +421,32 @@ const std::vector<int>& cloudwatch_retention_days() {
 }
 
 ConfigParseResult parse_app_config(std::string_view text, std::string_view file) {
-  Parser p;
-  p.file = std::string(file);
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(text));
-  } catch (const YAML::ParserException& e) {
-    p.error(e.mark, "", "invalid YAML: " + e.msg);
-    return std::move(p.result);
-  } catch (const YAML::Exception& e) {
-    p.error(e.mark, "", "invalid YAML: " + e.msg);
-    return std::move(p.result);
+  ConfigParseResult result;
+  ConfigDocument doc = ConfigDocument::from_yaml(text, std::string(file));
+  const ConfigNode root = doc.root();
+  if (root.value->is_null()) {
+    result.errors = doc.errors();
+    return result;
   }
-  if (!root || root.IsNull()) {
-    return std::move(p.result);
+  if (!root.value->is_object()) {
+    doc.error_at_value(root, "expected a map of settings at the top level, got " + describe(*root.value));
+    result.errors = doc.errors();
+    return result;
   }
-  if (!root.IsMap()) {
-    p.error(root.Mark(), "", "expected a map of settings at the top level, got " + describe(root));
-    return std::move(p.result);
+  AppConfig& c = result.config;
+  for (const auto& key : table().apply(doc, root, c)) {
+    c.keys_set.push_back(key);
+    c.positions[key] = doc.value_position(node_at(doc, key));
   }
-  try {
-    p.walk_map(root, "");
-    p.cross_checks();
-  } catch (const YAML::Exception& e) {
-    p.error(e.mark, "", "invalid YAML: " + e.msg);
+  if ((c.has_key("cpu") || c.has_key("memory")) && !is_valid_fargate_combination(c.cpu, c.memory)) {
+    std::string at = c.has_key("memory") ? "memory" : "cpu";
+    auto [line, column] = c.positions[at];
+    doc.error(line, column, at,
+              "memory " + std::to_string(c.memory) + " MiB is not a valid Fargate combination with cpu " +
+                  std::to_string(c.cpu) + fargate_hint(c.cpu));
   }
-  return std::move(p.result);
+  result.errors = doc.sorted_errors();
+  return result;
 }
 
 Expected<AppConfig> load_app_config(std::string_view text, std::string_view file) {
@@ -587,15 +461,9 @@ Expected<AppConfig> load_app_config(std::string_view text, std::string_view file
   return std::move(r.config);
 }
 
-std::vector<std::string> app_config_keys() {
-  std::vector<std::string> out;
-  for (const auto& k : key_table()) {
-    out.emplace_back(k.key);
-  }
-  return out;
-}
+std::vector<std::string> app_config_keys() { return table().keys(); }
 
-bool app_config_key_known(std::string_view dotted_key) { return find_key(dotted_key) != nullptr; }
+bool app_config_key_known(std::string_view dotted_key) { return table().find(dotted_key) != nullptr; }
 
 nlohmann::json to_json(const AppConfig& c) {
   nlohmann::json j;

@@ -1,6 +1,6 @@
 #pragma once
 // .idp/config.yml: the application repository's settings, as a typed value with defaults.
-// One key table drives parsing, validation, defaults and documentation. No I/O.
+// One key table (core/option_table.hpp) drives parsing and validation. No I/O.
 
 #include <map>
 #include <optional>
@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/option_table.hpp"
 #include "util/expected.hpp"
 #include "util/time.hpp"
 
@@ -55,18 +56,6 @@ struct AppConfig {
   std::map<std::string, std::pair<int, int>> positions;
 
   bool has_key(std::string_view key) const;
-};
-
-// One problem in a config file, with its position (1-based; 0 when unknown).
-struct ConfigError {
-  std::string file;
-  int line = 0;
-  int column = 0;
-  std::string key;     // dotted key, "" for document-level problems
-  std::string message; // "expected a duration like 48h, got \"2 days\""
-
-  // "file:line:col: key \"ttl\": expected …"
-  std::string to_string() const;
 };
 
 struct ConfigParseResult {

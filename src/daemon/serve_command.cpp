@@ -204,6 +204,11 @@ void print_config(const ServerConfig& cfg) {
   row("health_interval", core::format_ttl(cfg.engine.health_interval));
   row("ttl.min", core::format_ttl(cfg.engine.ttl_policy.min));
   row("ttl.max", core::format_ttl(cfg.engine.ttl_policy.max));
+  auto kept = [](util::Millis ms, const char* zero) { return ms == 0 ? std::string("0 (") + zero + ")" : core::format_ttl(ms); };
+  row("retention.events", kept(cfg.engine.event_retention, "kept forever"));
+  row("retention.destroyed", kept(cfg.engine.destroyed_retention, "kept forever"));
+  row("retention.mirrors", kept(cfg.engine.mirror_retention, "kept forever"));
+  row("retention.interval", kept(cfg.engine.retention_interval, "never pruned"));
   row("keep_running", cfg.keep_running ? "true" : "false");
   row("templates_dir", cfg.templates_dir);
   row("templates_path", util::join(cfg.templates_path, ":"));

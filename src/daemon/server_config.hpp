@@ -61,10 +61,18 @@ struct ServerConfig {
 std::vector<core::ConfigError> apply_server_config_file(ServerConfig& cfg, const std::string& text,
                                                         const std::string& file);
 
-// IDP_HOME, IDP_LISTEN, IDP_ROUTER_PORT, IDP_DOMAIN, IDP_TEMPLATES_PATH, IDP_REAPER_INTERVAL,
-// IDP_HEALTH_INTERVAL, IDP_TTL_MIN, IDP_TTL_MAX, IDP_WORKERS, IDP_MAX_STREAMS. invalid_config on a
-// bad value.
+// The IDP_* aliases of the keys (server_config_keys()), each parsed and checked exactly like
+// the file's value: invalid_config "environment variable IDP_X: expected …, got …".
 Expected<void> apply_server_env(ServerConfig& cfg);
+
+// One key of the server config, from its option table: for documentation and its tests.
+struct ServerConfigKey {
+  std::string key;          // dotted: "retention.events"
+  std::string env;          // IDP_* alias, "" = none
+  std::string default_text;
+  std::string doc;
+};
+std::vector<ServerConfigKey> server_config_keys();
 
 // "env:NAME" → $NAME, "file:PATH" → contents (trimmed), anything else as is.
 Expected<std::string> resolve_secret_reference(const std::string& ref);

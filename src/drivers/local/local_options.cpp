@@ -1,151 +1,139 @@
 #include "drivers/local/local_options.hpp"
 
-#include <functional>
-#include <vector>
+#include <cstdint>
 
-#include "util/json.hpp"
-#include "util/strings.hpp"
+#include "core/option_table.hpp"
 
 namespace idp::drivers::local {
 
 namespace {
 
-struct OptionDef {
-  const char* key;
-  std::function<std::string(const nlohmann::json&, LocalOptions&)> set; // "" = ok, else what was expected
-};
+using nlohmann::json;
+using core::Option;
+using core::OptionMessage;
+namespace values = core::option_values;
 
-std::string set_ms(const nlohmann::json& v, int64_t& out, int64_t min) {
-  if (!v.is_number_integer() || v.get<int64_t>() < min) {
-    return "expected a number of milliseconds of at least " + std::to_string(min);
+// A whole number of at least `min` (at most `max`) into an integer field.
+template <typename Field>
+OptionMessage number_into(const json& v, long long min, long long max, std::string_view what, Field& out) {
+  long long n = 0;
+  if (auto m = values::whole_number(v, min, max, what, n)) {
+    return m;
   }
-  out = v.get<int64_t>();
-  return "";
+  out = static_cast<Field>(n);
+  return std::nullopt;
+}
+
+OptionMessage set_ms(const json& v, int64_t& out, int64_t min) {
+  return number_into(v, min, INT64_MAX, "a number of milliseconds of at least " + std::to_string(min), out);
+}
+
+// A non-empty string (an absolute path when `absolute`), else what was expected.
+OptionMessage set_text(const json& v, std::string& out, std::string_view what, bool absolute) {
+  std::string s;
+  if (v.is_string()) {
+    s = v.get<std::string>();
+  }
+  if (!v.is_string() || s.empty() || (absolute && s.front() != '/')) {
+    return "expected " + std::string(what) + ", got " + core::describe_config_value(v);
+  }
+  out = s;
+  return std::nullopt;
+}
+
+const core::OptionTable<LocalOptions>& local_table() {
+  static const core::OptionTable<LocalOptions> k_table(
+      {
+          {.key = "health_timeout_ms",
+           .default_text = "60000",
+           .doc = "how long a new revision may take to pass its health check",
+           .parse = [](const json& v, LocalOptions& o) { return set_ms(v, o.health_timeout_ms, 1); }},
+          {.key = "stop_grace_ms",
+           .default_text = "5000",
+           .doc = "TERM to KILL delay when stopping a revision",
+           .parse = [](const json& v, LocalOptions& o) { return set_ms(v, o.stop_grace_ms, 0); }},
+          {.key = "drain_ms",
+           .default_text = "1000",
+           .doc = "how long an old revision keeps running after the route moved",
+           .parse = [](const json& v, LocalOptions& o) { return set_ms(v, o.drain_ms, 0); }},
+          {.key = "build_timeout_ms",
+           .default_text = "600000",
+           .doc = "the local.build deadline",
+           .parse = [](const json& v, LocalOptions& o) { return set_ms(v, o.build_timeout_ms, 1); }},
+          {.key = "log_max_bytes",
+           .default_text = "10485760",
+           .doc = "app.log size before rotation",
+           .parse = [](const json& v, LocalOptions& o) {
+             return number_into(v, 1024, INT64_MAX, "a number of bytes of at least 1024", o.log_max_bytes);
+           }},
+          {.key = "log_keep",
+           .default_text = "5",
+           .doc = "rotated app.log files kept",
+           .parse = [](const json& v, LocalOptions& o) {
+             return number_into(v, 0, 1000, "a number of files between 0 and 1000", o.log_keep);
+           }},
+          {.key = "cgroup_root",
+           .default_text = "/sys/fs/cgroup",
+           .parse = [](const json& v, LocalOptions& o) { return set_text(v, o.cgroup_root, "an absolute path", true); }},
+          {.key = "caddy_binary",
+           .default_text = "caddy",
+           .parse = [](const json& v, LocalOptions& o) {
+             return set_text(v, o.caddy_binary, "a program name or path", false);
+           }},
+          {.key = "postgres_bin_dir",
+           .doc = "\"\" = newest /usr/lib/postgresql/*/bin, pg_config, PATH",
+           .parse = [](const json& v, LocalOptions& o) {
+             return set_text(v, o.postgres_bin_dir, "an absolute path", true);
+           }},
+          {.key = "postgres_user",
+           .parse = [](const json& v, LocalOptions& o) { return set_text(v, o.postgres_user, "a user name", false); }},
+          {.key = "isolation",
+           .default_text = "auto",
+           .doc = "auto: a root daemon runs each environment as a uid of its own; off: as the daemon's user",
+           .parse = [](const json& v, LocalOptions& o) -> OptionMessage {
+             if (!v.is_string() || (v.get<std::string>() != "auto" && v.get<std::string>() != "off")) {
+               return "expected \"auto\" or \"off\", got " + core::describe_config_value(v);
+             }
+             o.isolation = v.get<std::string>();
+             return std::nullopt;
+           }},
+          {.key = "uid_range",
+           .default_text = "200000-265535",
+           .parse = [](const json& v, LocalOptions& o) -> OptionMessage {
+             auto r = v.is_string() ? UidRange::parse(v.get<std::string>()) : UidRange::parse("");
+             if (!r) {
+               return "expected a uid range like \"200000-265535\" (first-last, at least 1000), got " +
+                      core::describe_config_value(v);
+             }
+             o.uid_range = *r;
+             return std::nullopt;
+           }},
+          {.key = "pids_max",
+           .default_text = "512",
+           .parse = [](const json& v, LocalOptions& o) {
+             return number_into(v, 0, 4194304, "a number of processes between 0 (no limit) and 4194304", o.pids_max);
+           }},
+          {.key = "database_connection_limit",
+           .default_text = "20",
+           .parse = [](const json& v, LocalOptions& o) {
+             return number_into(v, 1, 10000, "a number of connections between 1 and 10000", o.database_connection_limit);
+           }},
+          {.key = "schedule_time_scale",
+           .default_text = "1",
+           .doc = "test-only: schedule time runs this many times faster",
+           .parse = [](const json& v, LocalOptions& o) {
+             return number_into(v, 1, 3600, "a whole number between 1 and 3600", o.schedule_time_scale);
+           }},
+      },
+      "option");
+  return k_table;
 }
 
 } // namespace
 
 Expected<LocalOptions> LocalOptions::parse(const nlohmann::json& options) {
   LocalOptions o;
-  if (options.is_null()) {
-    return o;
-  }
-  if (!options.is_object()) {
-    return make_error(ErrorCode::invalid_config, "driver \"local\": expected an object of options, got " + util::json_dump(options));
-  }
-  static const std::vector<OptionDef> k_options = {
-      {"health_timeout_ms", [](const nlohmann::json& v, LocalOptions& o) { return set_ms(v, o.health_timeout_ms, 1); }},
-      {"stop_grace_ms", [](const nlohmann::json& v, LocalOptions& o) { return set_ms(v, o.stop_grace_ms, 0); }},
-      {"drain_ms", [](const nlohmann::json& v, LocalOptions& o) { return set_ms(v, o.drain_ms, 0); }},
-      {"build_timeout_ms", [](const nlohmann::json& v, LocalOptions& o) { return set_ms(v, o.build_timeout_ms, 1); }},
-      {"log_max_bytes",
-       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
-         if (!v.is_number_integer() || v.get<int64_t>() < 1024) {
-           return "expected a number of bytes of at least 1024";
-         }
-         o.log_max_bytes = v.get<int64_t>();
-         return "";
-       }},
-      {"log_keep",
-       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
-         if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 1000) {
-           return "expected a number of files between 0 and 1000";
-         }
-         o.log_keep = v.get<int>();
-         return "";
-       }},
-      {"cgroup_root",
-       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
-         if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>()[0] != '/') {
-           return "expected an absolute path";
-         }
-         o.cgroup_root = v.get<std::string>();
-         return "";
-       }},
-      {"caddy_binary",
-       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
-         if (!v.is_string() || v.get<std::string>().empty()) {
-           return "expected a program name or path";
-         }
-         o.caddy_binary = v.get<std::string>();
-         return "";
-       }},
-      {"postgres_bin_dir",
-       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
-         if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>()[0] != '/') {
-           return "expected an absolute path";
-         }
-         o.postgres_bin_dir = v.get<std::string>();
-         return "";
-       }},
-      {"postgres_user",
-       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
-         if (!v.is_string() || v.get<std::string>().empty()) {
-           return "expected a user name";
-         }
-         o.postgres_user = v.get<std::string>();
-         return "";
-       }},
-      {"isolation",
-       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
-         if (!v.is_string() || (v.get<std::string>() != "auto" && v.get<std::string>() != "off")) {
-           return "expected \"auto\" or \"off\"";
-         }
-         o.isolation = v.get<std::string>();
-         return "";
-       }},
-      {"uid_range",
-       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
-         auto r = v.is_string() ? UidRange::parse(v.get<std::string>()) : UidRange::parse("");
-         if (!r) {
-           return "expected a uid range like \"200000-265535\" (first-last, at least 1000)";
-         }
-         o.uid_range = *r;
-         return "";
-       }},
-      {"pids_max",
-       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
-         if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 4194304) {
-           return "expected a number of processes between 0 (no limit) and 4194304";
-         }
-         o.pids_max = v.get<int64_t>();
-         return "";
-       }},
-      {"database_connection_limit",
-       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
-         if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 10000) {
-           return "expected a number of connections between 1 and 10000";
-         }
-         o.database_connection_limit = v.get<int>();
-         return "";
-       }},
-      {"schedule_time_scale",
-       [](const nlohmann::json& v, LocalOptions& o) -> std::string {
-         if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 3600) {
-           return "expected a whole number between 1 and 3600";
-         }
-         o.schedule_time_scale = v.get<int64_t>();
-         return "";
-       }},
-  };
-  std::vector<std::string> names;
-  for (const auto& d : k_options) {
-    names.push_back(d.key);
-  }
-  for (const auto& [key, value] : options.items()) {
-    const std::string& name = key; // a structured binding cannot be captured (clang 14)
-    auto it = std::find_if(k_options.begin(), k_options.end(), [&](const OptionDef& d) { return name == d.key; });
-    if (it == k_options.end()) {
-      std::string hint = util::closest_match(key, names);
-      return make_error(ErrorCode::invalid_config, "driver \"local\": unknown option " + util::quote(key) +
-                                                       (hint.empty() ? "" : "; did you mean " + util::quote(hint) + "?"));
-    }
-    std::string expected = it->set(value, o);
-    if (!expected.empty()) {
-      return make_error(ErrorCode::invalid_config,
-                        "driver \"local\": option " + util::quote(key) + ": " + expected + ", got " + util::json_dump(value));
-    }
-  }
+  IDP_TRY(local_table().apply_json(options, o, "driver \"local\""));
   return o;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <functional>
 
+#include "core/option_table.hpp"
 #include "util/fs.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
@@ -25,46 +26,55 @@ std::string env_or(const char* name, const std::string& fallback) {
   return v && *v ? std::string(v) : fallback;
 }
 
-using Setter = std::function<std::string(const nlohmann::json&, TerraformOptions&)>; // "" = ok, else what was expected
+using core::OptionMessage;
+// Parses one option into the options: nothing on success, else "expected …, got …".
+using Setter = std::function<OptionMessage(const nlohmann::json&, TerraformOptions&)>;
+
+// "expected <what>, got <value>".
+OptionMessage expected(std::string_view what, const nlohmann::json& v) {
+  return "expected " + std::string(what) + ", got " + core::describe_config_value(v);
+}
 
 Setter string_opt(std::string TerraformOptions::*field, bool non_empty = false) {
-  return [field, non_empty](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+  return [field, non_empty](const nlohmann::json& v, TerraformOptions& o) -> OptionMessage {
     if (!v.is_string() || (non_empty && v.get<std::string>().empty())) {
-      return non_empty ? "expected a non-empty string" : "expected a string";
+      return expected(non_empty ? "a non-empty string" : "a string", v);
     }
     o.*field = v.get<std::string>();
-    return "";
+    return std::nullopt;
   };
 }
 
 Setter ms_opt(int64_t TerraformOptions::*field, int64_t min) {
-  return [field, min](const nlohmann::json& v, TerraformOptions& o) -> std::string {
-    if (!v.is_number_integer() || v.get<int64_t>() < min) {
-      return "expected a duration (or milliseconds) of at least " + std::to_string(min) + "ms";
+  return [field, min](const nlohmann::json& v, TerraformOptions& o) -> OptionMessage {
+    long long n = 0;
+    if (auto m = core::option_values::whole_number(
+            v, min, INT64_MAX, "a duration (or milliseconds) of at least " + std::to_string(min) + "ms", n)) {
+      return m;
     }
-    o.*field = v.get<int64_t>();
-    return "";
+    o.*field = n;
+    return std::nullopt;
   };
 }
 
 Setter endpoint_opt(std::string TerraformOptions::*field) {
-  return [field](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+  return [field](const nlohmann::json& v, TerraformOptions& o) -> OptionMessage {
     if (!v.is_string() || !(util::starts_with(v.get<std::string>(), "http://") ||
                             util::starts_with(v.get<std::string>(), "https://"))) {
-      return "expected an http:// or https:// URL";
+      return expected("an http:// or https:// URL", v);
     }
     std::string s = v.get<std::string>();
     while (!s.empty() && s.back() == '/') {
       s.pop_back();
     }
     o.*field = s;
-    return "";
+    return std::nullopt;
   };
 }
 
 // A list of strings: a YAML/JSON list, or one string of comma-separated items.
 Setter list_opt(std::vector<std::string> TerraformOptions::*field, const std::function<std::string(const std::string&)>& check) {
-  return [field, check](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+  return [field, check](const nlohmann::json& v, TerraformOptions& o) -> OptionMessage {
     std::vector<std::string> items;
     if (v.is_string()) {
       for (auto& part : util::split(v.get<std::string>(), ',')) {
@@ -76,20 +86,20 @@ Setter list_opt(std::vector<std::string> TerraformOptions::*field, const std::fu
     } else if (v.is_array()) {
       for (const auto& e : v) {
         if (!e.is_string() || e.get<std::string>().empty()) {
-          return "expected a list of non-empty strings";
+          return expected("a list of non-empty strings", v);
         }
         items.push_back(e.get<std::string>());
       }
     } else {
-      return "expected a list of strings (or one comma-separated string)";
+      return expected("a list of strings (or one comma-separated string)", v);
     }
     for (const auto& item : items) {
       if (std::string why = check(item); !why.empty()) {
-        return why + " (item " + util::quote(item) + ")";
+        return why + ", got " + util::quote(item);
       }
     }
     o.*field = std::move(items);
-    return "";
+    return std::nullopt;
   };
 }
 
@@ -128,18 +138,14 @@ std::string default_templates_dir() { return env_or("IDP_BUILTIN_TEMPLATES", IDP
 
 Expected<TerraformOptions> TerraformOptions::parse(const nlohmann::json& options) {
   TerraformOptions o;
-  if (!options.is_null() && !options.is_object()) {
-    return make_error(ErrorCode::invalid_config,
-                      "driver \"terraform\": expected an object of options, got " + util::json_dump(options));
-  }
-  static const std::vector<std::pair<std::string, Setter>> k_options = {
+  static const std::vector<std::pair<std::string, Setter>> k_setters = {
       {"binary", string_opt(&TerraformOptions::binary, true)},
       {"plugin_dir", string_opt(&TerraformOptions::plugin_dir)},
       {"templates_dir", string_opt(&TerraformOptions::templates_dir, true)},
       {"templates_path",
-       [](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+       [](const nlohmann::json& v, TerraformOptions& o) -> OptionMessage {
          if (!v.is_string()) {
-           return "expected a colon-separated list of directories";
+           return expected("a colon-separated list of directories", v);
          }
          o.templates_path.clear();
          for (const auto& d : util::split(v.get<std::string>(), ':')) {
@@ -147,28 +153,28 @@ Expected<TerraformOptions> TerraformOptions::parse(const nlohmann::json& options
              o.templates_path.push_back(d);
            }
          }
-         return "";
+         return std::nullopt;
        }},
       {"region", string_opt(&TerraformOptions::region)},
       {"backend",
-       [](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+       [](const nlohmann::json& v, TerraformOptions& o) -> OptionMessage {
          if (!v.is_string() || (v != "local" && v != "s3")) {
-           return "expected \"local\" or \"s3\"";
+           return expected("\"local\" or \"s3\"", v);
          }
          o.backend = v.get<std::string>();
-         return "";
+         return std::nullopt;
        }},
       {"state_bucket", string_opt(&TerraformOptions::state_bucket, true)},
       {"state_region", string_opt(&TerraformOptions::state_region)},
       {"dynamodb_table", string_opt(&TerraformOptions::dynamodb_table)},
       {"state_key_prefix",
-       [](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+       [](const nlohmann::json& v, TerraformOptions& o) -> OptionMessage {
          if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>().front() == '/' ||
              v.get<std::string>().back() == '/') {
-           return "expected a key prefix like \"environments\" (no leading or trailing '/')";
+           return expected("a key prefix like \"environments\" (no leading or trailing '/')", v);
          }
          o.state_key_prefix = v.get<std::string>();
-         return "";
+         return std::nullopt;
        }},
       {"s3_endpoint", endpoint_opt(&TerraformOptions::s3_endpoint)},
       {"dynamodb_endpoint", endpoint_opt(&TerraformOptions::dynamodb_endpoint)},
@@ -177,12 +183,12 @@ Expected<TerraformOptions> TerraformOptions::parse(const nlohmann::json& options
       {"stop_grace_ms", ms_opt(&TerraformOptions::stop_grace_ms, 0)},
       {"command_timeout_ms", ms_opt(&TerraformOptions::command_timeout_ms, 1000)},
       {"use_shared_networking",
-       [](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+       [](const nlohmann::json& v, TerraformOptions& o) -> OptionMessage {
          if (!v.is_boolean()) {
-           return "expected true or false";
+           return expected("true or false", v);
          }
          o.use_shared_networking = v.get<bool>();
-         return "";
+         return std::nullopt;
        }},
       {"acm_certificate_arn", string_opt(&TerraformOptions::acm_certificate_arn)},
       {"route53_zone_id", string_opt(&TerraformOptions::route53_zone_id)},
@@ -198,41 +204,48 @@ Expected<TerraformOptions> TerraformOptions::parse(const nlohmann::json& options
                                          return "";
                                        })},
       {"permissions_boundary_arn",
-       [](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+       [](const nlohmann::json& v, TerraformOptions& o) -> OptionMessage {
          if (!v.is_string() || !(v.get<std::string>().empty() ||
                                  (util::starts_with(v.get<std::string>(), "arn:") &&
                                   v.get<std::string>().find(":policy/") != std::string::npos))) {
-           return "expected the ARN of an IAM policy, like arn:aws:iam::123456789012:policy/idp-preview-boundary";
+           return expected("the ARN of an IAM policy, like arn:aws:iam::123456789012:policy/idp-preview-boundary", v);
          }
          o.permissions_boundary_arn = v.get<std::string>();
-         return "";
+         return std::nullopt;
        }},
       {"env_allow", list_opt(&TerraformOptions::env_allow, [](const std::string& n) -> std::string {
          return is_env_name(n) ? "" : "expected environment variable names (letters, digits, _)";
        })},
       {"log_max_bytes",
-       [](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+       [](const nlohmann::json& v, TerraformOptions& o) -> OptionMessage {
          if (!v.is_number_integer() || v.get<int64_t>() < 1024) {
-           return "expected a number of bytes of at least 1024";
+           return expected("a number of bytes of at least 1024", v);
          }
          o.log_max_bytes = v.get<int64_t>();
-         return "";
+         return std::nullopt;
        }},
       {"log_keep",
-       [](const nlohmann::json& v, TerraformOptions& o) -> std::string {
+       [](const nlohmann::json& v, TerraformOptions& o) -> OptionMessage {
          if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 1000) {
-           return "expected a number of files between 0 and 1000";
+           return expected("a number of files between 0 and 1000", v);
          }
          o.log_keep = v.get<int>();
-         return "";
+         return std::nullopt;
        }},
   };
-  bool plugin_dir_set = false;
-  if (options.is_object()) {
-    std::vector<std::string> names;
-    for (const auto& d : k_options) {
-      names.push_back(d.first);
+  static const core::OptionTable<TerraformOptions> k_table = [] {
+    std::vector<core::Option<TerraformOptions>> options;
+    for (const auto& [key, setter] : k_setters) {
+      core::Option<TerraformOptions> o;
+      o.key = key;
+      o.parse = setter;
+      options.push_back(std::move(o));
     }
+    return core::OptionTable<TerraformOptions>(std::move(options), "option");
+  }();
+  // var_<name>: a root-module variable, any name; the rest are the table's.
+  nlohmann::json table_options = options.is_object() ? nlohmann::json::object() : options;
+  if (options.is_object()) {
     for (const auto& [key, value] : options.items()) {
       if (util::starts_with(key, "var_") && key.size() > 4) {
         if (!value.is_primitive() || value.is_null()) {
@@ -240,23 +253,13 @@ Expected<TerraformOptions> TerraformOptions::parse(const nlohmann::json& options
                                                            ": expected a string, number or boolean, got " + util::json_dump(value));
         }
         o.variables[key.substr(4)] = value;
-        continue;
+      } else {
+        table_options[key] = value;
       }
-      const std::string& name = key; // a structured binding cannot be captured (clang 14)
-      auto it = std::find_if(k_options.begin(), k_options.end(), [&](const auto& d) { return name == d.first; });
-      if (it == k_options.end()) {
-        std::string hint = util::closest_match(key, names);
-        return make_error(ErrorCode::invalid_config, "driver \"terraform\": unknown option " + util::quote(key) +
-                                                         (hint.empty() ? "" : "; did you mean " + util::quote(hint) + "?"));
-      }
-      std::string expected = it->second(value, o);
-      if (!expected.empty()) {
-        return make_error(ErrorCode::invalid_config,
-                          "driver \"terraform\": option " + util::quote(key) + ": " + expected + ", got " + util::json_dump(value));
-      }
-      plugin_dir_set = plugin_dir_set || key == "plugin_dir";
     }
   }
+  IDP_TRY(k_table.apply_json(table_options, o, "driver \"terraform\""));
+  const bool plugin_dir_set = options.is_object() && options.contains("plugin_dir") && !options.at("plugin_dir").is_null();
   if (o.binary.empty()) {
     o.binary = util::find_executable("tofu") ? "tofu" : "terraform";
   }

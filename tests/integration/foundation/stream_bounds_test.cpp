@@ -199,7 +199,7 @@ TEST(StreamBoundsTest, MaxStreamsIsValidatedAndShown) {
   };
   auto bad = serve("max_streams: 5000\n", {}, "--check-config");
   EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
-  EXPECT_NE(bad.err.find("key \"max_streams\": expected a number of streams 0-1024, got \"5000\""), std::string::npos)
+  EXPECT_NE(bad.err.find("key \"max_streams\": expected a number of streams from 0 to 1024, got \"5000\""), std::string::npos)
       << bad.err;
   auto bad_env = serve("", {{"IDP_MAX_STREAMS", "-1"}}, "--check-config");
   EXPECT_EQ(bad_env.exit_code, 1) << bad_env.out << bad_env.err;

@@ -205,3 +205,16 @@ TEST(AppConfigTest, SecretsAreStoreNamesOrArns) {
   EXPECT_FALSE(is_secret_store_name("env:X"));
   EXPECT_FALSE(is_secret_store_name(std::string(65, 'a')));
 }
+
+// yaml-cpp passes any bytes through; JSON (the store, the API) needs UTF-8 (fuzz/RESULTS.md
+// finding 1). Such text is refused where it is, not accepted and mangled later.
+TEST(AppConfigTest, TextThatIsNotUtf8IsRefusedWithItsPosition) {
+  auto r = parse_app_config("ttl: 4h\nsecrets:\n  KEY: \"\xa2\"\nenvironment:\n  \xff: x\n", ".idp/config.yml");
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[0].to_string(), ".idp/config.yml:3:8: key \"secrets.KEY\": the value is not valid UTF-8");
+  EXPECT_EQ(r.errors[1].to_string(), ".idp/config.yml:5:3: key \"environment\": the key \"\\xff\" is not valid UTF-8");
+  EXPECT_TRUE(r.config.secrets.empty());
+  auto loaded = load_app_config("local:\n  start: \"node \xc3\x28.js\"\n", ".idp/config.yml");
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().message, ".idp/config.yml:2:10: key \"local.start\": the value is not valid UTF-8");
+}

@@ -90,7 +90,7 @@ TEST(ServerConfigHttpsTest, BadValuesAndUnknownKeysAreErrors) {
   ServerConfig scalar;
   errors = parse_https_config(scalar, "https: internal\n");
   ASSERT_EQ(errors.size(), 1u);
-  EXPECT_EQ(errors[0].to_string(), "server.yml:1:8: key \"https\": expected a map, got \"internal\"");
+  EXPECT_EQ(errors[0].to_string(), "server.yml:1:8: key \"https\": expected a map of settings, got \"internal\"");
 }
 
 } // namespace

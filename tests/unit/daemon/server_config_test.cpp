@@ -1,0 +1,144 @@
+// The server config's option table: retention keys, environment aliases validated like
+// file keys, text that is not UTF-8, and docs/configuration.md listing every key.
+#include "daemon/server_config.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "support/test_support.hpp"
+
+namespace idp::daemon {
+namespace {
+
+std::string server_config_errors_text(const std::vector<core::ConfigError>& errors) {
+  std::string out;
+  for (const auto& e : errors) {
+    out += e.to_string() + "\n";
+  }
+  return out;
+}
+
+// Sets environment variables for one test and restores them after.
+class ScopedServerEnv {
+public:
+  explicit ScopedServerEnv(std::map<std::string, std::string> vars) : m_vars(std::move(vars)) {
+    for (const auto& [k, v] : m_vars) {
+      const char* old = std::getenv(k.c_str());
+      m_old[k] = old ? std::optional<std::string>(old) : std::nullopt;
+      ::setenv(k.c_str(), v.c_str(), 1);
+    }
+  }
+  ~ScopedServerEnv() {
+    for (const auto& [k, old] : m_old) {
+      if (old) {
+        ::setenv(k.c_str(), old->c_str(), 1);
+      } else {
+        ::unsetenv(k.c_str());
+      }
+    }
+  }
+
+private:
+  std::map<std::string, std::string> m_vars;
+  std::map<std::string, std::optional<std::string>> m_old;
+};
+
+TEST(ServerConfigTest, RetentionDefaultsAreTheEngines) {
+  ServerConfig cfg;
+  ASSERT_TRUE(apply_server_config_file(cfg, "listen: 127.0.0.1:8787\n", "server.yml").empty());
+  EXPECT_EQ(cfg.engine.event_retention, 90LL * 86'400'000);
+  EXPECT_EQ(cfg.engine.destroyed_retention, 30LL * 86'400'000);
+  EXPECT_EQ(cfg.engine.mirror_retention, 7LL * 86'400'000);
+  EXPECT_EQ(cfg.engine.retention_interval, 3'600'000);
+}
+
+TEST(ServerConfigTest, RetentionKeysReachTheEngineOptions) {
+  ServerConfig cfg;
+  auto errors = apply_server_config_file(cfg, "retention:\n  events: 14d\n  destroyed: 0\n  mirrors: 2w\n  interval: 10m\n",
+                                         "server.yml");
+  ASSERT_TRUE(errors.empty()) << server_config_errors_text(errors);
+  EXPECT_EQ(cfg.engine.event_retention, 14LL * 86'400'000);
+  EXPECT_EQ(cfg.engine.destroyed_retention, 0) << "0 keeps them forever";
+  EXPECT_EQ(cfg.engine.mirror_retention, 14LL * 86'400'000);
+  EXPECT_EQ(cfg.engine.retention_interval, 600'000);
+  EXPECT_EQ(cfg.origins["retention.events"], "server.yml");
+  EXPECT_EQ(cfg.origins["retention.interval"], "server.yml");
+}
+
+TEST(ServerConfigTest, BadRetentionIsAPositionedErrorAndNothingIsApplied) {
+  ServerConfig cfg;
+  auto errors =
+      apply_server_config_file(cfg, "workers: 8\nretention:\n  events: 3 months\n  mirorrs: 1d\n  interval: -1h\n", "server.yml");
+  ASSERT_EQ(errors.size(), 3u) << server_config_errors_text(errors);
+  EXPECT_EQ(errors[0].to_string(),
+            "server.yml:3:11: key \"retention.events\": expected a duration like 90d, or 0 to keep them forever, got \"3 months\"");
+  EXPECT_EQ(errors[1].to_string(), "server.yml:4:3: key \"retention.mirorrs\": unknown key, did you mean \"retention.mirrors\"?");
+  EXPECT_EQ(errors[2].to_string(),
+            "server.yml:5:13: key \"retention.interval\": expected a duration like 1h, or 0 to never prune, got \"-1h\"");
+  EXPECT_EQ(cfg.engine.workers, 4u) << "nothing of an invalid file is applied";
+  EXPECT_EQ(cfg.engine.event_retention, 90LL * 86'400'000);
+}
+
+TEST(ServerConfigTest, EnvironmentAliasesAreCheckedLikeTheFilesKeys) {
+  {
+    ScopedServerEnv env({{"IDP_RETENTION_EVENTS", "30d"}, {"IDP_WORKERS", "12"}});
+    ServerConfig cfg;
+    ASSERT_TRUE(apply_server_env(cfg));
+    EXPECT_EQ(cfg.engine.event_retention, 30LL * 86'400'000);
+    EXPECT_EQ(cfg.engine.workers, 12u);
+    EXPECT_EQ(cfg.origins["retention.events"], "env IDP_RETENTION_EVENTS");
+  }
+  struct Case {
+    const char* var;
+    const char* value;
+    const char* file;
+  };
+  // Each variable's error is its key's, naming the variable: the same parser reads both.
+  for (const Case& c : {Case{"IDP_RETENTION_EVENTS", "forever", "retention:\n  events: forever\n"},
+                        Case{"IDP_WORKERS", "-1", "workers: -1\n"}, Case{"IDP_MAX_STREAMS", "5000", "max_streams: 5000\n"},
+                        Case{"IDP_LISTEN", "127.0.0.1:99999", "listen: 127.0.0.1:99999\n"},
+                        Case{"IDP_DOMAIN", "Not A Domain", "router:\n  domain: Not A Domain\n"},
+                        Case{"IDP_TTL_MIN", "0m", "ttl:\n  min: 0m\n"}}) {
+    ServerConfig file_cfg;
+    auto errors = apply_server_config_file(file_cfg, c.file, "server.yml");
+    ASSERT_EQ(errors.size(), 1u) << c.var << ": " << server_config_errors_text(errors);
+    ScopedServerEnv env(std::map<std::string, std::string>{{c.var, c.value}});
+    ServerConfig cfg;
+    auto r = apply_server_env(cfg);
+    ASSERT_FALSE(r) << c.var << " accepted " << c.value;
+    EXPECT_EQ(r.error().code, ErrorCode::invalid_config);
+    EXPECT_EQ(r.error().message, "environment variable " + std::string(c.var) + ": " + errors[0].message);
+  }
+}
+
+TEST(ServerConfigTest, TextThatIsNotUtf8IsRefusedWithItsPosition) {
+  ServerConfig cfg;
+  auto errors = apply_server_config_file(
+      cfg, "workers: 8\ndrivers:\n  local:\n    \xfe\xff: 1\nrepositories:\n  - url: \"/srv/r\xe9po\"\n", "server.yml");
+  std::string text = server_config_errors_text(errors);
+  ASSERT_EQ(errors.size(), 2u) << text << "(a url left out is not also reported as missing)";
+  EXPECT_EQ(errors[0].to_string(), "server.yml:4:5: key \"drivers.local\": the key \"\\xfe\\xff\" is not valid UTF-8");
+  EXPECT_EQ(errors[1].to_string(), "server.yml:6:10: key \"repositories[0].url\": the value is not valid UTF-8");
+  EXPECT_EQ(cfg.engine.workers, 4u) << "nothing applied";
+  EXPECT_TRUE(cfg.repositories.empty());
+}
+
+TEST(ServerConfigTest, DocsListEveryKeyAndAlias) {
+  std::ifstream in(testing::source_dir() + "/docs/configuration.md");
+  ASSERT_TRUE(in) << "docs/configuration.md";
+  std::stringstream buf;
+  buf << in.rdbuf();
+  const std::string docs = buf.str();
+  for (const auto& k : server_config_keys()) {
+    EXPECT_NE(docs.find("`" + k.key + "`"), std::string::npos) << "docs/configuration.md does not list `" << k.key << "`";
+    if (!k.env.empty()) {
+      EXPECT_NE(docs.find("`" + k.env + "`"), std::string::npos) << "docs/configuration.md does not list `" << k.env << "`";
+    }
+  }
+}
+
+} // namespace
+} // namespace idp::daemon
