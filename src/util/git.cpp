@@ -13,6 +13,7 @@
 #include "util/hash.hpp"
 #include "util/http_client.hpp"
 #include "util/json.hpp"
+#include "util/keyed_mutex.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -281,17 +282,11 @@ GitMirror::GitMirror(std::string cache_dir, std::string url) : m_url(std::move(u
 }
 
 namespace {
-// One in-process mutex per mirror path: flock is per open file description, so threads of
+// One in-process lock per mirror path: flock is per open file description, so threads of
 // one process would not exclude each other with it alone.
-std::mutex& mirror_mutex(const std::string& path) {
-  static std::mutex registry_mutex;
-  static std::map<std::string, std::unique_ptr<std::mutex>> registry;
-  std::lock_guard<std::mutex> g(registry_mutex);
-  auto& m = registry[path];
-  if (!m) {
-    m = std::make_unique<std::mutex>();
-  }
-  return *m;
+KeyedMutex& mirror_locks() {
+  static KeyedMutex locks;
+  return locks;
 }
 } // namespace
 
@@ -314,7 +309,7 @@ static Expected<void> remove_partial_clones(const std::string& mirror) {
 
 Expected<void> GitMirror::fetch(int64_t timeout_ms) {
   IDP_TRY(check_url(m_url));
-  std::lock_guard<std::mutex> g(mirror_mutex(m_path));
+  auto g = mirror_locks().lock(m_path);
   IDP_TRY(ensure_dir(m_path.substr(0, m_path.rfind('/'))));
   IDP_TRY_ASSIGN(auto lock, FileLock::acquire(m_lock));
   RunOptions opts;
@@ -401,7 +396,7 @@ Expected<std::optional<std::string>> GitMirror::read_file(const std::string& com
 
 Expected<void> GitMirror::add_worktree(const std::string& commit, const std::string& dest) {
   IDP_TRY(ensure_commit(commit));
-  std::lock_guard<std::mutex> g(mirror_mutex(m_path));
+  auto g = mirror_locks().lock(m_path);
   IDP_TRY_ASSIGN(auto lock, FileLock::acquire(m_lock));
   if (path_exists(dest)) {
     (void)run(git_cmd({"--git-dir", m_path, "worktree", "remove", "--force", dest}));
@@ -417,7 +412,7 @@ Expected<void> GitMirror::add_worktree(const std::string& commit, const std::str
 }
 
 Expected<void> GitMirror::remove_worktree(const std::string& dest) {
-  std::lock_guard<std::mutex> g(mirror_mutex(m_path));
+  auto g = mirror_locks().lock(m_path);
   if (path_exists(path_join(m_path, "HEAD"))) {
     IDP_TRY_ASSIGN(auto lock, FileLock::acquire(m_lock));
     (void)run(git_cmd({"--git-dir", m_path, "worktree", "remove", "--force", dest}));

@@ -1,3 +1,7 @@
+// Spawning and waiting: util::run (capture, deadline, cancel) and util::spawn (detached
+// or not), and wait_child. What the child does between fork and exec is in
+// subprocess_exec.cpp; /proc inspection in proc.cpp, free ports in ports.cpp.
+
 #include "util/subprocess.hpp"
 
 #include <algorithm>
@@ -5,260 +9,18 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
-#include <pthread.h>
-#include <sys/ioctl.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 #include <utility>
 
-#include "util/fs.hpp"
 #include "util/strings.hpp"
+#include "util/subprocess_exec.hpp"
 #include "util/time.hpp"
 
-extern char** environ;
-
 namespace idp::util {
-
-namespace {
-
-// Everything the child needs, prepared before fork (only async-signal-safe calls after).
-struct Prepared {
-  std::string path;
-  std::vector<std::string> argv_storage;
-  std::vector<std::string> env_storage;
-  std::vector<char*> argv;
-  std::vector<char*> envp;
-};
-
-Expected<Prepared> prepare(const Command& cmd) {
-  if (cmd.argv.empty()) {
-    return make_error(ErrorCode::internal, "empty command");
-  }
-  auto path = find_executable(cmd.argv[0]);
-  if (!path) {
-    return make_error(ErrorCode::not_found, "program " + quote(cmd.argv[0]) + " not found on PATH");
-  }
-  Prepared p;
-  p.path = *path;
-  p.argv_storage = cmd.argv;
-  std::map<std::string, std::string> env;
-  if (!cmd.clear_env) {
-    for (char** e = environ; e && *e; ++e) {
-      std::string_view kv(*e);
-      auto eq = kv.find('=');
-      if (eq != std::string_view::npos) {
-        env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
-      }
-    }
-  }
-  for (const auto& k : cmd.unset_env) {
-    env.erase(k);
-  }
-  for (const auto& [k, v] : cmd.env) {
-    env[k] = v;
-  }
-  for (const auto& [k, v] : env) {
-    p.env_storage.push_back(k + "=" + v);
-  }
-  for (auto& a : p.argv_storage) {
-    p.argv.push_back(a.data());
-  }
-  p.argv.push_back(nullptr);
-  for (auto& e : p.env_storage) {
-    p.envp.push_back(e.data());
-  }
-  p.envp.push_back(nullptr);
-  return p;
-}
-
-void close_from(int lowfd) {
-#ifdef SYS_close_range
-  if (::syscall(SYS_close_range, lowfd, ~0U, 0) == 0) {
-    return;
-  }
-#endif
-  for (int fd = lowfd; fd < 65536; ++fd) {
-    ::close(fd);
-  }
-}
-
-} // namespace
-
-int drop_privileges(int uid, int gid) {
-  if (uid > 0) {
-    // While still root: empty the bounding and ambient sets, so nothing run later (a
-    // setuid-root file included, with no_new_privs below) regains a capability.
-    for (int cap = 0; cap <= 63; ++cap) {
-      ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0); // EINVAL past the kernel's last cap: fine
-    }
-    ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-  }
-  if (gid >= 0) {
-    gid_t g = static_cast<gid_t>(gid);
-    if (::setgroups(1, &g) != 0 || ::setgid(g) != 0) {
-      return errno;
-    }
-  }
-  if (uid >= 0 && ::setuid(static_cast<uid_t>(uid)) != 0) {
-    return errno;
-  }
-  // From root to another uid, setuid() cleared the permitted and effective sets.
-  if (uid > 0 && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-    return errno;
-  }
-  return 0;
-}
-
-namespace {
-
-// In the child, after fork: reset signals, set up fds, session, cgroups, user, cwd; exec.
-[[noreturn]] void child_exec(const Prepared& p, const Command& cmd, int in_fd, int out_fd, int err_fd,
-                             bool new_session, pid_t join_group, int pdeathsig,
-                             const std::vector<std::string>& cgroup_files, int errpipe, pid_t expected_parent = 0,
-                             int uid = -1, int gid = -1, bool controlling_tty = false) {
-  sigset_t empty;
-  sigemptyset(&empty);
-  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
-  struct sigaction sa {};
-  sa.sa_handler = SIG_DFL;
-  for (int s = 1; s < NSIG; ++s) {
-    if (s != SIGKILL && s != SIGSTOP) {
-      ::sigaction(s, &sa, nullptr);
-    }
-  }
-  if (new_session) {
-    ::setsid();
-  } else if (join_group > 0) {
-    ::setpgid(0, join_group);
-  }
-  if (pdeathsig != 0) {
-    ::prctl(PR_SET_PDEATHSIG, pdeathsig);
-    // The parent may have died between fork and prctl: then the signal never comes.
-    if (expected_parent > 0 && ::getppid() != expected_parent) {
-      ::_exit(1);
-    }
-  }
-  for (const auto& f : cgroup_files) {
-    int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      char buf[32];
-      int n = 0;
-      // itoa without malloc
-      pid_t me = ::getpid();
-      char tmp[32];
-      int t = 0;
-      do {
-        tmp[t++] = static_cast<char>('0' + me % 10);
-        me /= 10;
-      } while (me > 0);
-      while (t > 0) {
-        buf[n++] = tmp[--t];
-      }
-      ssize_t w = ::write(fd, buf, static_cast<size_t>(n));
-      (void)w;
-      ::close(fd);
-    }
-  }
-  // Keep errpipe open (it is CLOEXEC) above 2, where the dup2s below cannot replace it,
-  // while closing everything else. Without it no failure could be reported: give up.
-  int ep = errpipe >= 3 ? errpipe : ::fcntl(errpipe, F_DUPFD_CLOEXEC, 3);
-  if (ep < 0) {
-    ::_exit(127);
-  }
-  // Out of fds (EMFILE) is reported like a failed exec, not run with our stdio.
-  int devnull = -1;
-  if (in_fd < 0 || out_fd < 0 || err_fd < 0) {
-    devnull = ::open("/dev/null", O_RDWR);
-    if (devnull < 0) {
-      int e = errno;
-      ssize_t w = ::write(ep, &e, sizeof e);
-      (void)w; // nothing more can be done in the child
-      ::_exit(126);
-    }
-  }
-  if (::dup2(in_fd >= 0 ? in_fd : devnull, 0) < 0 || ::dup2(out_fd >= 0 ? out_fd : devnull, 1) < 0 ||
-      ::dup2(err_fd >= 0 ? err_fd : devnull, 2) < 0) {
-    int e = errno;
-    ssize_t w = ::write(ep, &e, sizeof e);
-    (void)w; // nothing more can be done in the child
-    ::_exit(126);
-  }
-  if (controlling_tty && new_session && ::ioctl(0, TIOCSCTTY, 0) != 0) {
-    int e = errno;
-    ssize_t w = ::write(ep, &e, sizeof e);
-    (void)w;
-    ::_exit(126);
-  }
-  close_from(ep + 1);
-  for (int fd = 3; fd < ep; ++fd) {
-    ::close(fd);
-  }
-  // Drop privileges last (cgroup placement needs them); a changed uid clears the
-  // parent-death signal, so it is set again.
-  if (gid >= 0 || uid >= 0) {
-    if (int e = drop_privileges(uid, gid); e != 0) {
-      ssize_t w = ::write(ep, &e, sizeof e);
-      (void)w;
-      ::_exit(126);
-    }
-    if (pdeathsig != 0) {
-      ::prctl(PR_SET_PDEATHSIG, pdeathsig);
-      if (expected_parent > 0 && ::getppid() != expected_parent) {
-        ::_exit(1);
-      }
-    }
-  }
-  if (!cmd.cwd.empty() && ::chdir(cmd.cwd.c_str()) != 0) {
-    int e = errno;
-    ssize_t w = ::write(ep, &e, sizeof e);
-    (void)w;
-    ::_exit(126);
-  }
-  ::execve(p.path.c_str(), p.argv.data(), p.envp.data());
-  int e = errno;
-  ssize_t w = ::write(ep, &e, sizeof e);
-  (void)w;
-  ::_exit(127);
-}
-
-// Reads errno written by a failed exec; 0 when exec succeeded (pipe closed by CLOEXEC).
-int read_exec_errno(int fd) {
-  int e = 0;
-  ssize_t n;
-  do {
-    n = ::read(fd, &e, sizeof e);
-  } while (n < 0 && errno == EINTR);
-  return n == sizeof e ? e : 0;
-}
-
-Error exec_error(const Command& cmd, int e) {
-  std::string what = e == ENOENT && !cmd.cwd.empty() ? "cannot start " + quote(cmd.argv[0]) + " in " + quote(cmd.cwd)
-                                                     : "cannot start " + quote(cmd.argv[0]);
-  return Error(e == ENOENT ? ErrorCode::not_found : ErrorCode::io_error, what + ": " + std::strerror(e));
-}
-
-} // namespace
-
-std::optional<std::string> find_executable(std::string_view program) {
-  if (program.find('/') != std::string_view::npos) {
-    return ::access(std::string(program).c_str(), X_OK) == 0 ? std::optional<std::string>(std::string(program))
-                                                             : std::nullopt;
-  }
-  const char* path = std::getenv("PATH");
-  std::string p = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  for (const auto& dir : split(p, ':')) {
-    std::string candidate = path_join(dir.empty() ? "." : dir, program);
-    if (::access(candidate.c_str(), X_OK) == 0 && !is_directory(candidate)) {
-      return candidate;
-    }
-  }
-  return std::nullopt;
-}
 
 namespace {
 
@@ -405,7 +167,7 @@ private:
 } // namespace
 
 Expected<RunResult> run(const Command& cmd, const RunOptions& opts) {
-  IDP_TRY_ASSIGN(Prepared p, prepare(cmd));
+  IDP_TRY_ASSIGN(detail::Prepared p, detail::prepare(cmd));
   IDP_TRY_ASSIGN(Pipe out, make_pipe());
   IDP_TRY_ASSIGN(Pipe err, make_pipe());
   IDP_TRY_ASSIGN(Pipe exec_status, make_pipe());
@@ -418,18 +180,18 @@ Expected<RunResult> run(const Command& cmd, const RunOptions& opts) {
     return make_error(ErrorCode::io_error, std::string("fork: ") + std::strerror(errno));
   }
   if (pid == 0) {
-    child_exec(p, cmd, in.read.get(), out.write.get(), opts.merge_stderr ? out.write.get() : err.write.get(), true, 0,
+    detail::child_exec(p, cmd, in.read.get(), out.write.get(), opts.merge_stderr ? out.write.get() : err.write.get(), true, 0,
                0, opts.cgroup_proc_files, exec_status.write.get(), 0, opts.uid, opts.gid);
   }
   out.write.reset();
   err.write.reset();
   exec_status.write.reset();
   in.read.reset();
-  int exec_errno = read_exec_errno(exec_status.read.get());
+  int exec_errno = detail::read_exec_errno(exec_status.read.get());
   exec_status.read.reset();
   if (exec_errno != 0) {
     reap(pid);
-    return Unexpected(exec_error(cmd, exec_errno));
+    return Unexpected(detail::exec_error(cmd, exec_errno));
   }
   Fd pidfd = open_pidfd(pid);
 
@@ -582,7 +344,7 @@ Expected<RunResult> run_checked(const Command& cmd, const RunOptions& opts) {
 }
 
 Expected<pid_t> spawn(const Command& cmd, const SpawnOptions& opts) {
-  IDP_TRY_ASSIGN(Prepared p, prepare(cmd));
+  IDP_TRY_ASSIGN(detail::Prepared p, detail::prepare(cmd));
   IDP_TRY_ASSIGN(Pipe exec_status, make_pipe());
   IDP_TRY_ASSIGN(Pipe pid_pipe, make_pipe());
   pid_t self = ::getpid();
@@ -592,13 +354,13 @@ Expected<pid_t> spawn(const Command& cmd, const SpawnOptions& opts) {
   }
   if (pid == 0) {
     if (!opts.detach) {
-      child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group,
+      detail::child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group,
                  opts.parent_death_signal, opts.cgroup_proc_files, exec_status.write.get(), self, opts.uid, opts.gid,
                  opts.controlling_tty);
     }
     pid_t grandchild = ::fork();
     if (grandchild == 0) {
-      child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group, 0,
+      detail::child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group, 0,
                  opts.cgroup_proc_files, exec_status.write.get(), 0, opts.uid, opts.gid, opts.controlling_tty);
     }
     ssize_t w = ::write(pid_pipe.write.get(), &grandchild, sizeof grandchild);
@@ -621,12 +383,12 @@ Expected<pid_t> spawn(const Command& cmd, const SpawnOptions& opts) {
     target = gc;
   }
   pid_pipe.read.reset();
-  int e = read_exec_errno(exec_status.read.get());
+  int e = detail::read_exec_errno(exec_status.read.get());
   if (e != 0) {
     if (!opts.detach) {
       reap(pid);
     }
-    return Unexpected(exec_error(cmd, e));
+    return Unexpected(detail::exec_error(cmd, e));
   }
   return target;
 }
@@ -650,27 +412,6 @@ std::optional<int> wait_child(pid_t pid, int64_t timeout_ms) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-}
-
-ssize_t write_without_sigpipe(int fd, std::string_view data) {
-  sigset_t pipe_set;
-  sigset_t old_mask;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  ::pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
-  sigset_t pending;
-  sigpending(&pending);
-  bool was_pending = sigismember(&pending, SIGPIPE) == 1;
-  ssize_t w = ::write(fd, data.data(), data.size());
-  int e = errno;
-  if (w < 0 && e == EPIPE && !was_pending) {
-    struct timespec zero {};
-    while (::sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
-    }
-  }
-  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
-  errno = e;
-  return w;
 }
 
 } // namespace idp::util

@@ -1,7 +1,10 @@
 #pragma once
 // Running programs: always argv, never a shell. Environment, cwd, timeouts, cancellation,
-// process groups, cgroup placement. /proc inspection (util/proc.hpp) and free ports
-// (util/ports.hpp) are included for callers that expect them here.
+// process groups, cgroup placement. Spawning and waiting are in subprocess.cpp, the
+// child's side (setup between fork and exec, drop_privileges, find_executable) in
+// subprocess_exec.cpp, write_without_sigpipe in subprocess_io.cpp. /proc inspection
+// (util/proc.hpp) and free ports (util/ports.hpp) are included for callers that expect
+// them here.
 
 #include <atomic>
 #include <cstdint>

@@ -1,7 +1,6 @@
 #include "drivers/local/databases.hpp"
 
 #include <algorithm>
-#include <shared_mutex>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -82,15 +81,6 @@ Expected<std::string> DatabaseManager::master_key() {
   IDP_TRY(util::write_file_atomic(m_key_path, key + "\n", 0600));
   m_key = key;
   return m_key;
-}
-
-std::shared_mutex& DatabaseManager::template_mutex(const std::string& name) {
-  std::lock_guard<std::mutex> g(m_mu);
-  auto& m = m_template_mutexes[name];
-  if (!m) {
-    m = std::make_unique<std::shared_mutex>();
-  }
-  return *m;
 }
 
 Expected<std::string> DatabaseManager::password_for(const DatabaseRecord& rec) {
@@ -232,13 +222,13 @@ Expected<std::string> DatabaseManager::ensure(const DatabaseRecord& rec, const s
       std::string tmpl = seed_template_name(seed->repo, seed->content);
       bool seeded_here = false;
       {
-        std::unique_lock<std::shared_mutex> g(template_mutex(tmpl));
+        auto g = m_template_locks.lock(tmpl);
         IDP_TRY_ASSIGN(seeded_here, ensure_template(admin, *seed, tmpl, note));
       }
       {
         // Environments of one seed clone it at the same time (PostgreSQL takes a share
         // lock on the template); only seeding and pruning exclude them.
-        std::shared_lock<std::shared_mutex> g(template_mutex(tmpl));
+        auto g = m_template_locks.lock_shared(tmpl);
         IDP_TRY(clone(admin, rec, tmpl));
       }
       created = "cloned from template " + tmpl + (seeded_here ? " (seeded by this environment)" : "");
@@ -308,7 +298,7 @@ Expected<void> DatabaseManager::prune_templates(const std::string& repo, const s
     if (in_use.count(tmpl)) {
       continue;
     }
-    std::unique_lock<std::shared_mutex> g(template_mutex(tmpl));
+    auto g = m_template_locks.lock(tmpl);
     IDP_TRY(drop_template(admin, tmpl));
     spdlog::info("local driver: dropped the unused seed template {} of {}", tmpl, repo);
   }

@@ -28,7 +28,6 @@
 #include <mutex>
 #include <optional>
 #include <set>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -37,6 +36,7 @@
 #include "drivers/local/env_state.hpp"
 #include "drivers/local/postgres_cluster.hpp"
 #include "util/expected.hpp"
+#include "util/keyed_mutex.hpp"
 
 namespace idp::drivers::local {
 
@@ -93,8 +93,6 @@ public:
 
 private:
   Expected<std::string> master_key();
-  // Per template: seeding and dropping hold it exclusively, clones share it.
-  std::shared_mutex& template_mutex(const std::string& name);
   Expected<void> ensure_role(PgConnection& admin, const std::string& role, const std::string& password);
   // True when this call applied the seed, false when the template was ready.
   Expected<bool> ensure_template(PgConnection& admin, const SeedSource& seed, const std::string& tmpl,
@@ -105,9 +103,10 @@ private:
   PostgresCluster& m_cluster;
   std::string m_key_path;
   int m_connection_limit;
-  std::mutex m_mu;
+  std::mutex m_mu; // guards m_key
   std::string m_key;
-  std::map<std::string, std::unique_ptr<std::shared_mutex>> m_template_mutexes;
+  // Per template: seeding and dropping hold it exclusively, clones share it.
+  util::KeyedMutex m_template_locks;
 };
 
 } // namespace idp::drivers::local

@@ -58,6 +58,7 @@
 #include "drivers/local/local_options.hpp"
 #include "drivers/local/postgres_cluster.hpp"
 #include "drivers/local/uid_allocator.hpp"
+#include "util/keyed_mutex.hpp"
 #include "util/subprocess.hpp"
 
 namespace idp::drivers::local {
@@ -97,24 +98,22 @@ public:
   JobScheduler& scheduler_for_test() { return *m_scheduler; }
 
 private:
-  Expected<ApplyResult> apply_unredacted(const DeploySpec& spec, Progress& progress);
+  // The units of this class, one file each (their contracts at the top of each file):
+  //   local_driver.cpp       construction, identities (paths, uids, ports), plan, observe, destroy
+  //   recovery.cpp           start(): what a restarted daemon finds, kept or removed
+  //   revision_launcher.cpp  one revision: checkout, cgroups, build, start, health, retire
+  //   components.cpp         database and schedule components
+  //   apply.cpp              apply(): prepare → bring up → switch → retire the old revision
+  //   local_exec.cpp         exec() and start_exec()
+  struct ApplyRun; // one apply in progress (apply_run.hpp)
+
   struct EnvPaths {
     std::string dir, state, logs;
   };
   EnvPaths paths(const std::string& env) const;
-  std::mutex& env_mutex(const std::string& env);
   std::unique_ptr<common::LogWriter> env_log(const std::string& env, int retention_days) const;
   std::map<std::string, std::string> base_env() const;
   std::map<std::string, std::string> marker_env(const std::string& env, const std::string& key) const;
-  // What `idp exec` runs: argv in the active instance's checkout, with the app's environment.
-  // The user, group and cgroups it runs as and in.
-  struct ExecTarget {
-    util::Command cmd;
-    int uid = -1;
-    int gid = -1;
-    std::vector<std::string> cgroup_procs;
-  };
-  Expected<ExecTarget> exec_command(const core::Environment& env, const std::vector<std::string>& argv);
 
   // Who an environment's code runs as: its uid/gid and private HOME when isolated (the
   // uid allocated and recorded, HOME created and the path to the env dir searchable for
@@ -131,7 +130,33 @@ private:
   std::vector<std::string> standing_warnings(const InstanceRecord& inst) const;
   // Stops whatever still runs as the environment's uid and frees it (destroy).
   void release_uid(const std::string& env);
+  Expected<int> allocate_port();
+  void release_port(int port);
+  ApplyResult result_for(const std::string& env, const InstanceRecord& inst) const;
+  std::optional<RouteTarget> route_for(const std::string& env, const InstanceRecord& inst) const;
 
+  // --- recovery.cpp ---
+  // Environments not in `live_names` lose their files and processes; true when one of
+  // them had (or may have had) a database.
+  bool remove_dead_environments(const std::set<std::string>& live_names);
+  // The records of live environments, each with its half-started revision retired.
+  std::map<std::string, EnvState> adopt_live_environments(const std::set<std::string>& live_names);
+  // Stops processes of this home that no adopted active revision owns.
+  void stop_orphans(const std::map<std::string, EnvState>& states);
+  // Removes revision directories and cgroups other than the active ones; returns the
+  // routes the router must serve.
+  std::vector<RouteTarget> prune_revisions(std::map<std::string, EnvState>& states);
+  // Runs the cluster when a database is needed, drops databases of environments that are gone.
+  void recover_databases(const std::set<std::string>& live_names, const std::map<std::string, EnvState>& states,
+                         bool dead_databases);
+  // Keeps live environments' uids (and their search path) and resumes their schedules.
+  void resume_environments(const std::set<std::string>& live_names, const std::map<std::string, EnvState>& states);
+  // (Re)creates the router with `routes` and waits until it serves them.
+  Expected<void> start_router(const std::vector<RouteTarget>& routes);
+  // Everything of an environment except its route: processes, cgroups, worktrees, dir.
+  void remove_env_files(const std::string& env);
+
+  // --- revision_launcher.cpp ---
   Expected<void> checkout(const std::string& repo, const InstanceRecord& inst, const RunAs& as, Progress& progress);
   // The revision's cgroup(s) (cpu, memory, pids.max), recorded in `inst`; a warning in
   // inst.limits_warning for whatever cannot be enforced here.
@@ -141,6 +166,16 @@ private:
   Expected<void> start_web(const DeploySpec& spec, const std::map<std::string, std::string>& secrets,
                            const std::map<std::string, std::string>& db_env, const RunAs& as, InstanceRecord& inst,
                            EnvState& state, common::LogWriter& log, Progress& progress);
+  Expected<void> wait_healthy(const InstanceRecord& inst, const std::string& env, Progress& progress);
+  // Why the app of revision `key` failed: common::pick_cause_lines over what it printed
+  // since it was last started (the environment log's last lines).
+  std::vector<std::string> app_cause(const std::string& env, const std::string& key) const;
+  // Stops an instance's processes and removes its cgroups; with remove_dir also its
+  // worktree and directory.
+  void retire(const std::string& env, const std::string& repo, const InstanceRecord& inst, bool remove_dir);
+  void remove_revision_dir(const std::string& repo, const std::string& dir);
+
+  // --- components.cpp ---
   // database component: the environment's database exists (created, cloned or re-checked).
   Expected<void> ensure_database(const DeploySpec& spec, EnvState& state, const InstanceRecord& inst,
                                  common::LogWriter& log, Progress& progress);
@@ -153,20 +188,34 @@ private:
   std::set<std::string> templates_in_use() const;
   // schedule component: hands the active revision's job to the scheduler.
   Expected<void> register_job(const std::string& env, const EnvState& state, const InstanceRecord& inst);
-  Expected<void> wait_healthy(const InstanceRecord& inst, const std::string& env, Progress& progress);
-  // Why the app of revision `key` failed: common::pick_cause_lines over what it printed
-  // since it was last started (the environment log's last lines).
-  std::vector<std::string> app_cause(const std::string& env, const std::string& key) const;
-  Expected<int> allocate_port();
-  void release_port(int port);
-  // Stops an instance's processes and removes its cgroups; with remove_dir also its
-  // worktree and directory.
-  void retire(const std::string& env, const std::string& repo, const InstanceRecord& inst, bool remove_dir);
-  void remove_revision_dir(const std::string& repo, const std::string& dir);
-  // Everything of an environment except its route: processes, cgroups, worktrees, dir.
-  void remove_env_files(const std::string& env);
-  ApplyResult result_for(const std::string& env, const InstanceRecord& inst) const;
-  std::optional<RouteTarget> route_for(const std::string& env, const InstanceRecord& inst) const;
+
+  // --- apply.cpp (steps in apply_run.hpp) ---
+  Expected<ApplyResult> apply_unredacted(const DeploySpec& spec, Progress& progress);
+  // Loads the records, retires a half-started revision, and either answers at once (the
+  // same deployment already serves: a result) or records the new revision as pending.
+  Expected<std::optional<ApplyResult>> prepare(ApplyRun& run);
+  // Checkout, database, cgroups, build, then the app started and healthy (web) or the
+  // built directory checked (static). Every failure is abandon()ed.
+  Expected<void> bring_up(ApplyRun& run);
+  // The route to the new revision, then the record that it is active.
+  Expected<void> switch_to(ApplyRun& run);
+  // Stops the revision the switch replaced (after the drain), then the schedule follows.
+  Expected<void> retire_old(ApplyRun& run);
+  // A failed deploy: the new revision is stopped, its record dropped; the old one serves.
+  Unexpected abandon(ApplyRun& run, const Error& e);
+  // The result with the database and schedule outputs and the run's warnings.
+  ApplyResult finish(ApplyRun& run, ApplyResult res, const InstanceRecord& a);
+
+  // --- local_exec.cpp ---
+  // What `idp exec` runs: argv in the active instance's checkout, with the app's environment.
+  // The user, group and cgroups it runs as and in.
+  struct ExecTarget {
+    util::Command cmd;
+    int uid = -1;
+    int gid = -1;
+    std::vector<std::string> cgroup_procs;
+  };
+  Expected<ExecTarget> exec_command(const core::Environment& env, const std::vector<std::string>& argv);
 
   DriverContext m_ctx;
   LocalOptions m_opts;
@@ -179,8 +228,8 @@ private:
   std::unique_ptr<DatabaseManager> m_databases;
   std::unique_ptr<JobScheduler> m_scheduler;
 
-  std::mutex m_mutex; // guards the maps below
-  std::map<std::string, std::shared_ptr<std::mutex>> m_env_mutexes;
+  util::KeyedMutex m_env_locks; // one per environment: its operations are serialised
+  std::mutex m_mutex;           // guards the members below
   std::set<int> m_ports;
   bool m_hardened = false; // the cluster's own databases refuse PUBLIC connections
   bool m_isolated = false;  // root and isolation "auto": environments run as their own uid

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <filesystem>
 #include <gtest/gtest.h>
+#include <stdexcept>
 #include <thread>
 #include <unistd.h>
 
@@ -56,6 +57,9 @@ std::vector<std::string> other_warnings(const std::vector<std::string>& warnings
 class LocalDriverTest : public ::testing::Test {
 protected:
   TempDir home{"idp-local-home"};
+  // Before the driver: destroyed after it, so whatever the test's outcome (a failure, a
+  // throw, a router left detached) nothing of the home keeps running.
+  testing::HomeProcessReaper reaper{home.path()};
   TempDir work{"idp-local-work"};
   GitRepo repo = idp::testing::make_example_repo(work.sub("repo"));
   DriverContext ctx;
@@ -96,7 +100,9 @@ protected:
       driver.reset();
     }
     EXPECT_TRUE(find_marked_processes(id).empty()) << "the test left processes behind";
-    stop_marked_processes(find_marked_processes(id), 1000);
+    EXPECT_TRUE(testing::processes_of_home(home.path()).empty())
+        << "the test left processes of its home running (router, PostgreSQL)";
+    reaper.stop_all();
   }
 
   std::vector<std::string> list_envs() {
@@ -141,6 +147,66 @@ protected:
     return e;
   }
 };
+
+// Test bodies that fail on purpose, run only by LocalDriverTeardownTest in a child
+// process: IDP_TEARDOWN_PROBE names a file where each writes its home and work dirs.
+bool teardown_probe_enabled(const TempDir& home, const TempDir& work) {
+  const char* list = std::getenv("IDP_TEARDOWN_PROBE");
+  if (list == nullptr) {
+    return false;
+  }
+  std::string old = util::read_file(list).value_or("");
+  EXPECT_TRUE(util::write_file_atomic(list, old + home.path() + "\n" + work.path() + "\n"));
+  return true;
+}
+
+TEST_F(LocalDriverTest, TeardownProbeFailsWithTheRouterDetached) {
+  if (!teardown_probe_enabled(home, work)) {
+    GTEST_SKIP() << "run by LocalDriverTeardownTest";
+  }
+  apply_ok(make_spec("pr-1", repo));
+  driver->stop(true); // Caddy and the app keep running, as when a daemon stops with keep_running
+  FAIL() << "failing on purpose";
+}
+
+TEST_F(LocalDriverTest, TeardownProbeThrows) {
+  if (!teardown_probe_enabled(home, work)) {
+    GTEST_SKIP() << "run by LocalDriverTeardownTest";
+  }
+  apply_ok(make_spec("pr-1", repo));
+  throw std::runtime_error("thrown on purpose");
+}
+
+// A local-driver test that fails or throws still stops its router and apps: the probes
+// above run in a child gtest, then nothing of their homes may be left running.
+TEST(LocalDriverTeardownTest, AFailingOrThrowingTestLeavesNothingRunning) {
+  TempDir dir{"idp-teardown-probe"};
+  std::string list = dir.sub("homes");
+  util::Command cmd;
+  cmd.argv = {testing::self_exe(), "--gtest_filter=LocalDriverTest.TeardownProbe*"};
+  cmd.env = {{"IDP_TEARDOWN_PROBE", list}};
+  util::RunOptions ro;
+  ro.timeout_ms = 150000;
+  ro.merge_stderr = true;
+  auto r = util::run(cmd, ro);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_FALSE(r->timed_out);
+  EXPECT_NE(r->exit_code, 0) << r->out;
+  EXPECT_TRUE(contains(r->out, "failing on purpose")) << r->out;
+  EXPECT_TRUE(contains(r->out, "thrown on purpose")) << r->out;
+  auto dirs = util::split(util::trim(util::read_file(list).value_or("")), '\n');
+  ASSERT_EQ(dirs.size(), 4u) << "both probes ran";
+  for (size_t i = 0; i < dirs.size(); i += 2) {
+    const std::string& probe_home = dirs[i];
+    auto left = testing::processes_of_home(probe_home);
+    EXPECT_TRUE(left.empty()) << left.size() << " process(es) of " << probe_home << " still run (its Caddy: "
+                              << util::find_processes_with_env("IDP_ROUTER_HOME_ID", home_id_for(probe_home)).size()
+                              << ")";
+    testing::HomeProcessReaper(probe_home).stop_all();
+    (void)util::remove_all(probe_home); // kept by the failed child
+    (void)util::remove_all(dirs[i + 1]);
+  }
+}
 
 TEST_F(LocalDriverTest, ApplyServesTheAppThroughTheRouter) {
   auto spec = make_spec("pr-1", repo);

@@ -2,16 +2,23 @@
 // Helpers for the local driver tests: a recording Progress, contexts and specs over the
 // example app, HTTP through the router, the test binary as the shim.
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdlib>
+#include <dirent.h>
+#include <filesystem>
 #include <mutex>
 #include <string>
 #include <unistd.h>
 #include <vector>
 
 #include "drivers/driver.hpp"
+#include "drivers/local/local_driver.hpp"
+#include "drivers/local/processes.hpp"
 #include "support/test_support.hpp"
 #include "util/http_client.hpp"
+#include "util/proc.hpp"
 #include "util/subprocess.hpp"
 
 namespace idp::drivers::local::testing {
@@ -103,5 +110,79 @@ inline long status_via_router(int router_port, const std::string& env, const std
   auto r = get_via_router(router_port, env, path);
   return r ? r->status : -1;
 }
+
+// Live processes whose working directory is `dir` or inside it (/proc/<pid>/cwd): what
+// runs in a home (Caddy in router/, apps and builds in their checkouts, PostgreSQL in its
+// data directory), with or without marker variables.
+inline std::vector<pid_t> processes_working_under(const std::string& dir) {
+  std::error_code ec;
+  std::string root = std::filesystem::weakly_canonical(dir, ec).string();
+  std::vector<pid_t> out;
+  DIR* d = ::opendir("/proc");
+  if (d == nullptr || root.empty()) {
+    if (d != nullptr) {
+      ::closedir(d);
+    }
+    return out;
+  }
+  while (auto* ent = ::readdir(d)) {
+    pid_t pid = static_cast<pid_t>(std::atoi(ent->d_name));
+    if (pid <= 0 || pid == ::getpid()) {
+      continue;
+    }
+    char buf[PATH_MAX];
+    ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/cwd").c_str(), buf, sizeof buf - 1);
+    if (n <= 0) {
+      continue;
+    }
+    std::string cwd(buf, static_cast<size_t>(n));
+    if ((cwd == root || cwd.rfind(root + "/", 0) == 0) && util::process_alive(pid)) {
+      out.push_back(pid);
+    }
+  }
+  ::closedir(d);
+  return out;
+}
+
+// Everything a driver of `home` may have left running: its router's Caddy (marker
+// IDP_ROUTER_HOME_ID), environments' processes (IDP_HOME_ID) and whatever works inside
+// the home (PostgreSQL, unmarked children).
+inline std::vector<pid_t> processes_of_home(const std::string& home) {
+  std::string id = home_id_for(home);
+  std::vector<pid_t> out = util::find_processes_with_env("IDP_ROUTER_HOME_ID", id);
+  for (const auto& p : find_marked_processes(id)) {
+    out.push_back(p.pid);
+  }
+  for (pid_t p : processes_working_under(home)) {
+    out.push_back(p);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+// Stops, whatever a test's outcome, what a driver of `home` left running
+// (processes_of_home). A fixture declares it before its driver, so its destructor runs
+// after the driver's: also when the test body or TearDown failed or threw, and when the
+// router was detached (stop(true): a later stop() leaves its Caddy alone, as in the daemon).
+class HomeProcessReaper {
+public:
+  explicit HomeProcessReaper(std::string home) : m_home(std::move(home)) {}
+  ~HomeProcessReaper() { stop_all(); }
+  HomeProcessReaper(const HomeProcessReaper&) = delete;
+  HomeProcessReaper& operator=(const HomeProcessReaper&) = delete;
+
+  // Stops them (TERM, KILL after 2 s); returns how many there were.
+  size_t stop_all() const {
+    auto left = processes_of_home(m_home);
+    if (!left.empty()) {
+      util::terminate_processes(left, 2000);
+    }
+    return left.size();
+  }
+
+private:
+  std::string m_home;
+};
 
 } // namespace idp::drivers::local::testing

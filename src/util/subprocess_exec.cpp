@@ -1,0 +1,250 @@
+// The child side of util::run and util::spawn (subprocess_exec.hpp), the switch of user
+// (drop_privileges) and the PATH lookup (find_executable).
+
+#include "util/subprocess_exec.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <grp.h>
+#include <map>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "util/fs.hpp"
+#include "util/strings.hpp"
+
+extern char** environ;
+
+namespace idp::util {
+
+namespace {
+
+void close_from(int lowfd) {
+#ifdef SYS_close_range
+  if (::syscall(SYS_close_range, lowfd, ~0U, 0) == 0) {
+    return;
+  }
+#endif
+  for (int fd = lowfd; fd < 65536; ++fd) {
+    ::close(fd);
+  }
+}
+
+} // namespace
+
+int drop_privileges(int uid, int gid) {
+  if (uid > 0) {
+    // While still root: empty the bounding and ambient sets, so nothing run later (a
+    // setuid-root file included, with no_new_privs below) regains a capability.
+    for (int cap = 0; cap <= 63; ++cap) {
+      ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0); // EINVAL past the kernel's last cap: fine
+    }
+    ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  }
+  if (gid >= 0) {
+    gid_t g = static_cast<gid_t>(gid);
+    if (::setgroups(1, &g) != 0 || ::setgid(g) != 0) {
+      return errno;
+    }
+  }
+  if (uid >= 0 && ::setuid(static_cast<uid_t>(uid)) != 0) {
+    return errno;
+  }
+  // From root to another uid, setuid() cleared the permitted and effective sets.
+  if (uid > 0 && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    return errno;
+  }
+  return 0;
+}
+
+std::optional<std::string> find_executable(std::string_view program) {
+  if (program.find('/') != std::string_view::npos) {
+    return ::access(std::string(program).c_str(), X_OK) == 0 ? std::optional<std::string>(std::string(program))
+                                                             : std::nullopt;
+  }
+  const char* path = std::getenv("PATH");
+  std::string p = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  for (const auto& dir : split(p, ':')) {
+    std::string candidate = path_join(dir.empty() ? "." : dir, program);
+    if (::access(candidate.c_str(), X_OK) == 0 && !is_directory(candidate)) {
+      return candidate;
+    }
+  }
+  return std::nullopt;
+}
+
+namespace detail {
+
+Expected<Prepared> prepare(const Command& cmd) {
+  if (cmd.argv.empty()) {
+    return make_error(ErrorCode::internal, "empty command");
+  }
+  auto path = find_executable(cmd.argv[0]);
+  if (!path) {
+    return make_error(ErrorCode::not_found, "program " + quote(cmd.argv[0]) + " not found on PATH");
+  }
+  Prepared p;
+  p.path = *path;
+  p.argv_storage = cmd.argv;
+  std::map<std::string, std::string> env;
+  if (!cmd.clear_env) {
+    for (char** e = environ; e && *e; ++e) {
+      std::string_view kv(*e);
+      auto eq = kv.find('=');
+      if (eq != std::string_view::npos) {
+        env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+      }
+    }
+  }
+  for (const auto& k : cmd.unset_env) {
+    env.erase(k);
+  }
+  for (const auto& [k, v] : cmd.env) {
+    env[k] = v;
+  }
+  for (const auto& [k, v] : env) {
+    p.env_storage.push_back(k + "=" + v);
+  }
+  for (auto& a : p.argv_storage) {
+    p.argv.push_back(a.data());
+  }
+  p.argv.push_back(nullptr);
+  for (auto& e : p.env_storage) {
+    p.envp.push_back(e.data());
+  }
+  p.envp.push_back(nullptr);
+  return p;
+}
+
+[[noreturn]] void child_exec(const Prepared& p, const Command& cmd, int in_fd, int out_fd, int err_fd,
+                             bool new_session, pid_t join_group, int pdeathsig,
+                             const std::vector<std::string>& cgroup_files, int errpipe, pid_t expected_parent,
+                             int uid, int gid, bool controlling_tty) {
+  sigset_t empty;
+  sigemptyset(&empty);
+  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+  struct sigaction sa {};
+  sa.sa_handler = SIG_DFL;
+  for (int s = 1; s < NSIG; ++s) {
+    if (s != SIGKILL && s != SIGSTOP) {
+      ::sigaction(s, &sa, nullptr);
+    }
+  }
+  if (new_session) {
+    ::setsid();
+  } else if (join_group > 0) {
+    ::setpgid(0, join_group);
+  }
+  if (pdeathsig != 0) {
+    ::prctl(PR_SET_PDEATHSIG, pdeathsig);
+    // The parent may have died between fork and prctl: then the signal never comes.
+    if (expected_parent > 0 && ::getppid() != expected_parent) {
+      ::_exit(1);
+    }
+  }
+  for (const auto& f : cgroup_files) {
+    int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      char buf[32];
+      int n = 0;
+      // itoa without malloc
+      pid_t me = ::getpid();
+      char tmp[32];
+      int t = 0;
+      do {
+        tmp[t++] = static_cast<char>('0' + me % 10);
+        me /= 10;
+      } while (me > 0);
+      while (t > 0) {
+        buf[n++] = tmp[--t];
+      }
+      ssize_t w = ::write(fd, buf, static_cast<size_t>(n));
+      (void)w;
+      ::close(fd);
+    }
+  }
+  // Keep errpipe open (it is CLOEXEC) above 2, where the dup2s below cannot replace it,
+  // while closing everything else. Without it no failure could be reported: give up.
+  int ep = errpipe >= 3 ? errpipe : ::fcntl(errpipe, F_DUPFD_CLOEXEC, 3);
+  if (ep < 0) {
+    ::_exit(127);
+  }
+  // Out of fds (EMFILE) is reported like a failed exec, not run with our stdio.
+  int devnull = -1;
+  if (in_fd < 0 || out_fd < 0 || err_fd < 0) {
+    devnull = ::open("/dev/null", O_RDWR);
+    if (devnull < 0) {
+      int e = errno;
+      ssize_t w = ::write(ep, &e, sizeof e);
+      (void)w; // nothing more can be done in the child
+      ::_exit(126);
+    }
+  }
+  if (::dup2(in_fd >= 0 ? in_fd : devnull, 0) < 0 || ::dup2(out_fd >= 0 ? out_fd : devnull, 1) < 0 ||
+      ::dup2(err_fd >= 0 ? err_fd : devnull, 2) < 0) {
+    int e = errno;
+    ssize_t w = ::write(ep, &e, sizeof e);
+    (void)w; // nothing more can be done in the child
+    ::_exit(126);
+  }
+  if (controlling_tty && new_session && ::ioctl(0, TIOCSCTTY, 0) != 0) {
+    int e = errno;
+    ssize_t w = ::write(ep, &e, sizeof e);
+    (void)w;
+    ::_exit(126);
+  }
+  close_from(ep + 1);
+  for (int fd = 3; fd < ep; ++fd) {
+    ::close(fd);
+  }
+  // Drop privileges last (cgroup placement needs them); a changed uid clears the
+  // parent-death signal, so it is set again.
+  if (gid >= 0 || uid >= 0) {
+    if (int e = drop_privileges(uid, gid); e != 0) {
+      ssize_t w = ::write(ep, &e, sizeof e);
+      (void)w;
+      ::_exit(126);
+    }
+    if (pdeathsig != 0) {
+      ::prctl(PR_SET_PDEATHSIG, pdeathsig);
+      if (expected_parent > 0 && ::getppid() != expected_parent) {
+        ::_exit(1);
+      }
+    }
+  }
+  if (!cmd.cwd.empty() && ::chdir(cmd.cwd.c_str()) != 0) {
+    int e = errno;
+    ssize_t w = ::write(ep, &e, sizeof e);
+    (void)w;
+    ::_exit(126);
+  }
+  ::execve(p.path.c_str(), p.argv.data(), p.envp.data());
+  int e = errno;
+  ssize_t w = ::write(ep, &e, sizeof e);
+  (void)w;
+  ::_exit(127);
+}
+
+int read_exec_errno(int fd) {
+  int e = 0;
+  ssize_t n;
+  do {
+    n = ::read(fd, &e, sizeof e);
+  } while (n < 0 && errno == EINTR);
+  return n == sizeof e ? e : 0;
+}
+
+Error exec_error(const Command& cmd, int e) {
+  std::string what = e == ENOENT && !cmd.cwd.empty() ? "cannot start " + quote(cmd.argv[0]) + " in " + quote(cmd.cwd)
+                                                     : "cannot start " + quote(cmd.argv[0]);
+  return Error(e == ENOENT ? ErrorCode::not_found : ErrorCode::io_error, what + ": " + std::strerror(e));
+}
+
+} // namespace detail
+
+} // namespace idp::util
