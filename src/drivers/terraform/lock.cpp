@@ -10,15 +10,6 @@
 
 namespace idp::drivers::terraform {
 
-std::mutex& EnvLocks::of(const std::string& env) {
-  std::lock_guard<std::mutex> g(m_mutex);
-  auto& m = m_env_mutexes[env];
-  if (!m) {
-    m = std::make_shared<std::mutex>();
-  }
-  return *m;
-}
-
 pid_t local_state_lock_holder(const std::string& state) {
   // The local backend locks with fcntl: the lock lives exactly as long as its process.
   int fd = ::open(state.c_str(), O_RDONLY | O_CLOEXEC);
@@ -103,8 +94,8 @@ Expected<std::string> TerraformDriver::unlock(const core::Environment& env) {
   if (root.empty() || !util::path_exists(util::path_join(work, "data/terraform.tfstate"))) {
     // Initialising rewrites the working directory: never beside an operation of ours
     // that may be initialising or applying in it right now.
-    std::unique_lock<std::mutex> g(m_locks.of(env.name), std::try_to_lock);
-    if (!g.owns_lock()) {
+    auto g = m_locks.try_lock(env.name);
+    if (!g) {
       return make_error(ErrorCode::conflict,
                         "environment " + util::quote(env.name) +
                             ": an operation of this server is preparing its working directory; the lock it "

@@ -1,28 +1,15 @@
 #pragma once
-// Locks of the terraform runtime. The driver's own lock (EnvLocks): one mutex per
-// environment, held by apply, destroy and start's cleanup for their whole run, so one
-// environment's work directory is prepared and used by one operation at a time. The state
+// Locks of the terraform runtime. The driver's own lock (TerraformDriver::m_locks, a
+// util::KeyedMutex by environment name): held by apply, destroy and start's cleanup for
+// their whole run, so one environment's work directory is prepared and used by one operation at a time. The state
 // lock is terraform's: TerraformDriver::unlock (lock.cpp) breaks a stale one, and never
 // initialises a work directory while the driver's lock of that environment is held.
 
-#include <map>
-#include <memory>
-#include <mutex>
 #include <string>
 
 #include <sys/types.h>
 
 namespace idp::drivers::terraform {
-
-class EnvLocks {
-public:
-  // The mutex of `env`, created on first use and kept as long as this object. Thread-safe.
-  std::mutex& of(const std::string& env);
-
-private:
-  std::mutex m_mutex; // guards m_env_mutexes
-  std::map<std::string, std::shared_ptr<std::mutex>> m_env_mutexes;
-};
 
 // The process holding the fcntl write lock of the local-backend state file `state`
 // (terraform's state lock, which ends with its process); 0 when none holds it or there is

@@ -51,7 +51,7 @@ Expected<void> TerraformDriver::start(const std::vector<core::Environment>& live
     core::Environment orphan;
     orphan.name = name;
     orphan.template_name = pinned ? pinned->template_name : "";
-    std::lock_guard<std::mutex> g(m_locks.of(name));
+    auto g = m_locks.lock(name);
     auto destroyed = destroy_locked(orphan, nullptr);
     if (destroyed) {
       spdlog::info("terraform: destroyed leftovers of environment {} (not live)", name);
@@ -92,7 +92,7 @@ Expected<void> TerraformDriver::plan(const DeploySpec& spec) {
 
 Expected<ApplyResult> TerraformDriver::apply(const DeploySpec& spec, Progress& progress) {
   const std::string& name = spec.env.name;
-  std::lock_guard<std::mutex> g(m_locks.of(name));
+  auto g = m_locks.lock(name);
   IDP_TRY(plan(spec));
   auto log = env_log(name);
   std::string work = work_dir(name);
@@ -214,7 +214,7 @@ Expected<Observation> TerraformDriver::observe(const core::Environment& env) {
 }
 
 Expected<void> TerraformDriver::destroy(const core::Environment& env, Progress& progress) {
-  std::lock_guard<std::mutex> g(m_locks.of(env.name));
+  auto g = m_locks.lock(env.name);
   return destroy_locked(env, &progress);
 }
 

@@ -46,6 +46,7 @@
 #include "drivers/terraform/runner.hpp"
 #include "drivers/terraform/terraform_options.hpp"
 #include "drivers/terraform/workspace.hpp"
+#include "util/keyed_mutex.hpp"
 
 namespace idp::drivers::terraform {
 
@@ -88,7 +89,7 @@ private:
   Workspace m_workspace; // these three refer to m_opts
   Runner m_runner;
   AwsStatus m_aws;
-  EnvLocks m_locks;
+  util::KeyedMutex m_locks; // the driver's lock, by environment name (lock.hpp)
 };
 
 } // namespace idp::drivers::terraform
