@@ -133,25 +133,27 @@ Rates one_round(const std::string& dir, SyncMode mode, int envs) {
   }
   int64_t t1 = util::steady_ms();
   for (int i = 0; i < envs; ++i) {
-    auto r = store.update_environment(name(i), [&](core::Environment& env, std::vector<core::Event>& events) -> Expected<void> {
-      env.expires_at += 3600000;
-      env.updated_at = now;
-      events.push_back(event(env.name, "extend", now));
-      return {};
-    });
+    auto r = store.update_environment(name(i),
+                                      [&](core::Environment& env, std::vector<core::Event>& events) -> Expected<void> {
+                                        env.expires_at += 3600000;
+                                        env.updated_at = now;
+                                        events.push_back(event(env.name, "extend", now));
+                                        return {};
+                                      });
     if (!r) {
       fail("extend", r.error());
     }
   }
   int64_t t2 = util::steady_ms();
   for (int i = 0; i < envs; ++i) {
-    auto r = store.update_environment(name(i), [&](core::Environment& env, std::vector<core::Event>& events) -> Expected<void> {
-      env.desired = core::Desired::absent;
-      env.generation += 1;
-      env.updated_at = now;
-      events.push_back(event(env.name, "destroy", now));
-      return {};
-    });
+    auto r = store.update_environment(name(i),
+                                      [&](core::Environment& env, std::vector<core::Event>& events) -> Expected<void> {
+                                        env.desired = core::Desired::absent;
+                                        env.generation += 1;
+                                        env.updated_at = now;
+                                        events.push_back(event(env.name, "destroy", now));
+                                        return {};
+                                      });
     if (!r) {
       fail("destroy", r.error());
     }

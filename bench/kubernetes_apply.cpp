@@ -75,8 +75,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string kc = *dir + "/kubeconfig";
-  std::ofstream(kc) << "current-context: d\nclusters:\n- name: d\n  cluster: {server: \"" << api.url()
-                    << "\"}\nusers:\n- name: u\n  user: {token: bench}\ncontexts:\n- name: d\n  context: {cluster: d, user: u}\n";
+  std::ofstream(kc)
+      << "current-context: d\nclusters:\n- name: d\n  cluster: {server: \"" << api.url()
+      << "\"}\nusers:\n- name: u\n  user: {token: bench}\ncontexts:\n- name: d\n  context: {cluster: d, user: u}\n";
   drivers::DriverContext ctx;
   ctx.home = *dir;
   ctx.options = {{"kubeconfig", kc}, {"poll_interval_ms", 1}, {"destroy_timeout_ms", 60000}};
@@ -102,7 +103,8 @@ int main(int argc, char** argv) {
       }
       int64_t wall = util::steady_ms() - start;
       if (!ok) {
-        std::fprintf(stderr, "bench_kubernetes_apply: %s %d: %s\n", phases[phase], i, ok.error().full_message().c_str());
+        std::fprintf(stderr, "bench_kubernetes_apply: %s %d: %s\n", phases[phase], i,
+                     ok.error().full_message().c_str());
         return 1;
       }
       auto after = driver->stats();

@@ -174,7 +174,8 @@ int main(int argc, char** argv) {
   std::printf("  %-58s %8lld ms\n", "cluster: start until it accepts connections", static_cast<long long>(start_ms));
   std::printf("  %-58s %8.0f ms\n", "first environment: seed the template once + clone", first_ms);
   std::printf("  %-58s %8.0f ms\n", "baseline: empty database + replay the seed as its role", p);
-  std::printf("  %-58s %8.0f ms   (goal: under 1000 ms)\n", "clone: CREATE DATABASE … TEMPLATE (FILE_COPY) + REASSIGN", c);
+  std::printf("  %-58s %8.0f ms   (goal: under 1000 ms)\n", "clone: CREATE DATABASE … TEMPLATE (FILE_COPY) + REASSIGN",
+              c);
   std::printf("  %-58s %8.0f ms\n", "clone with STRATEGY WAL_LOG (not used)", w);
   std::printf("  %-58s %8.1fx\n", "ratio (replay / clone)", c > 0 ? p / c : 0.0);
   std::printf("reproduce: cmake --build build --target bench_seed_clone && build/bench/bench_seed_clone --seed-mb %zu "

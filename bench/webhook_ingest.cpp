@@ -31,7 +31,6 @@ using nlohmann::json;
 
 namespace {
 
-
 struct Run {
   uint64_t ok = 0;
   uint64_t bad = 0;
@@ -130,7 +129,8 @@ int main(int argc, char** argv) {
     }
     return ok;
   });
-  Run healthz = hammer(clients, seconds, [&](int, uint64_t) { return bench::healthy(rig.daemon->api_url() + "/healthz"); });
+  Run healthz =
+      hammer(clients, seconds, [&](int, uint64_t) { return bench::healthy(rig.daemon->api_url() + "/healthz"); });
 
   // None lost: every accepted delivery is recorded (a redelivery is a duplicate) and its work ran.
   std::atomic<size_t> next{0};
@@ -190,23 +190,26 @@ int main(int argc, char** argv) {
 
   std::printf("bench/webhook_ingest: %d clients, %.0fs per phase, one idp serve\n", clients, seconds);
   std::printf("  %-52s %10.0f /s  (%llu accepted, %llu refused)\n", "signed push webhooks accepted and recorded",
-              webhooks.rate(), static_cast<unsigned long long>(webhooks.ok), static_cast<unsigned long long>(webhooks.bad));
+              webhooks.rate(), static_cast<unsigned long long>(webhooks.ok),
+              static_cast<unsigned long long>(webhooks.bad));
   std::printf("  %-52s %10.0f /s\n", "unsigned GET /healthz (same clients, same run)", healthz.rate());
-  std::printf("  %-52s %10.2f\n", "ratio (webhooks / healthz)", healthz.rate() > 0 ? webhooks.rate() / healthz.rate() : 0);
-  std::printf("  %-52s %llu of %zu redelivered as duplicates, %zu of %zu acted on%s\n", "none lost:",
-              static_cast<unsigned long long>(duplicates.load()), sent.size(), std::min(ran, sent.size()), sent.size(),
-              duplicates.load() == sent.size() && ran >= sent.size() ? "" : "   <-- LOST");
+  std::printf("  %-52s %10.2f\n", "ratio (webhooks / healthz)",
+              healthz.rate() > 0 ? webhooks.rate() / healthz.rate() : 0);
+  std::printf("  %-52s %llu of %zu redelivered as duplicates, %zu of %zu acted on%s\n",
+              "none lost:", static_cast<unsigned long long>(duplicates.load()), sent.size(), std::min(ran, sent.size()),
+              sent.size(), duplicates.load() == sent.size() && ran >= sent.size() ? "" : "   <-- LOST");
   std::printf("  %-52s %8s %8s\n", "", "p50 ms", "max ms");
   std::printf("  %-52s %8.0f %8.0f\n", "app start by hand until /health 200 (floor)", bench::percentile(start, 0.5),
               bench::percentile(start, 1.0));
-  std::printf("  %-52s %8.0f %8.0f\n", "push webhook until the new commit answers (router)", bench::percentile(served, 0.5),
-              bench::percentile(served, 1.0));
+  std::printf("  %-52s %8.0f %8.0f\n", "push webhook until the new commit answers (router)",
+              bench::percentile(served, 0.5), bench::percentile(served, 1.0));
   std::printf("  %-52s %8.2f %8.2f\n", "ratio (push-to-served / app start)",
               bench::percentile(served, 0.5) / std::max(1.0, bench::percentile(start, 0.5)),
               bench::percentile(served, 1.0) / std::max(1.0, bench::percentile(start, 1.0)));
-  std::printf("reproduce: cmake --build <build> --target bench_webhook_ingest idp && <build>/bench/bench_webhook_ingest "
-              "--seconds %.0f --clients %d --pushes %d\n",
-              seconds, clients, pushes);
+  std::printf(
+      "reproduce: cmake --build <build> --target bench_webhook_ingest idp && <build>/bench/bench_webhook_ingest "
+      "--seconds %.0f --clients %d --pushes %d\n",
+      seconds, clients, pushes);
   bool lost = duplicates.load() != sent.size() || ran < sent.size();
   return lost ? 2 : 0;
 }

@@ -31,7 +31,8 @@ private:
 int http_status_for(ErrorCode code);
 
 // Throws ApiError::from(e) when `e` holds an error, else returns the value.
-template <typename T> T unwrap(Expected<T> e) {
+template <typename T>
+T unwrap(Expected<T> e) {
   if (!e) {
     throw ApiError::from(e.error());
   }

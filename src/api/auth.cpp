@@ -39,7 +39,6 @@ std::string_view role_name(Role role) {
 
 std::string token_hash(std::string_view secret) { return util::sha256_hex(secret); }
 
-
 NewToken mint_token(const std::string& name, Role role, const std::string& owner, const std::string& created_by,
                     util::Millis now, util::Millis expires_at) {
   NewToken t;
@@ -57,7 +56,8 @@ NewToken mint_token(const std::string& name, Role role, const std::string& owner
 
 Expected<Principal> Authenticator::authenticate(std::string_view header) {
   if (header.empty()) {
-    return make_error(ErrorCode::unauthorized, "this endpoint needs an API token: send \"Authorization: Bearer <token>\"");
+    return make_error(ErrorCode::unauthorized,
+                      "this endpoint needs an API token: send \"Authorization: Bearer <token>\"");
   }
   if (!util::starts_with(header, k_bearer) || header.size() > 512) {
     return make_error(ErrorCode::unauthorized, "expected \"Authorization: Bearer <token>\"");

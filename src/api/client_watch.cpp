@@ -33,7 +33,8 @@ bool numeric_address(const sockaddr_storage& addr, socklen_t len, std::string& i
     return false;
   }
   char host[NI_MAXHOST];
-  if (::getnameinfo(reinterpret_cast<const sockaddr*>(&addr), len, host, sizeof host, nullptr, 0, NI_NUMERICHOST) != 0) {
+  if (::getnameinfo(reinterpret_cast<const sockaddr*>(&addr), len, host, sizeof host, nullptr, 0, NI_NUMERICHOST) !=
+      0) {
     return false;
   }
   ip = host;

@@ -94,7 +94,8 @@ void ConnectionPool::reap_exited() {
   {
     std::lock_guard<std::mutex> g(m_mu);
     for (const auto& id : m_exited) {
-      auto it = std::find_if(m_threads.begin(), m_threads.end(), [&](const std::thread& t) { return t.get_id() == id; });
+      auto it =
+          std::find_if(m_threads.begin(), m_threads.end(), [&](const std::thread& t) { return t.get_id() == id; });
       if (it != m_threads.end()) {
         done.push_back(std::move(*it));
         m_threads.erase(it);

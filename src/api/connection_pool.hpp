@@ -59,11 +59,11 @@ private:
   const size_t m_max_streams;
   mutable std::mutex m_mu;
   std::condition_variable m_cv;
-  std::deque<std::function<void()>> m_jobs;   // guarded by m_mu
-  std::vector<std::thread> m_threads;         // guarded by m_mu: started and not yet joined
-  std::vector<std::thread::id> m_exited;      // guarded by m_mu: stream threads that have returned
-  size_t m_streams = 0;                       // guarded by m_mu
-  bool m_shutdown = false;                    // guarded by m_mu
+  std::deque<std::function<void()>> m_jobs; // guarded by m_mu
+  std::vector<std::thread> m_threads;       // guarded by m_mu: started and not yet joined
+  std::vector<std::thread::id> m_exited;    // guarded by m_mu: stream threads that have returned
+  size_t m_streams = 0;                     // guarded by m_mu
+  bool m_shutdown = false;                  // guarded by m_mu
 };
 
 } // namespace idp::api

@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <csignal>
+#include <httplib.h>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include "api/api_error.hpp"
@@ -88,12 +88,12 @@ struct ExecSession {
   std::unique_ptr<drivers::ExecProcess> proc;
   bool tty = false;
   util::Millis timeout_ms = 0;
-  int64_t created_at = 0; // steady clock
-  int64_t deadline = 0;   // steady clock
-  std::atomic<bool> attached{false};     // a stream has been attached (once only)
-  std::atomic<bool> timed_out{false};    // TERM sent at the deadline
-  std::atomic<int64_t> kill_at{0};       // then KILL at this time
-  util::Redactor redactor;               // the environment's secret values
+  int64_t created_at = 0;                                // steady clock
+  int64_t deadline = 0;                                  // steady clock
+  std::atomic<bool> attached{false};                     // a stream has been attached (once only)
+  std::atomic<bool> timed_out{false};                    // TERM sent at the deadline
+  std::atomic<int64_t> kill_at{0};                       // then KILL at this time
+  util::Redactor redactor;                               // the environment's secret values
   std::map<std::string, util::StreamRedactor> redacting; // per output stream; the pump's thread only
   ~ExecSession() {
     if (proc) {
@@ -193,8 +193,8 @@ private:
   size_t m_max;
   std::mutex m_mutex;
   std::map<std::string, std::shared_ptr<ExecSession>> m_sessions; // guarded by m_mutex
-  size_t m_pending = 0;                                             // guarded by m_mutex
-  util::PeriodicThread m_reaper; // last: stopped first
+  size_t m_pending = 0;                                           // guarded by m_mutex
+  util::PeriodicThread m_reaper;                                  // last: stopped first
 };
 
 std::string frame(const json& j) { return util::json_dump(j) + "\n"; }
@@ -290,22 +290,23 @@ void register_exec_routes(httplib::Server& s, ApiContext& ctx, ExecRouteHooks ho
   };
 
   // One-shot: runs to the end (at most 60 s) and answers with everything at once.
-  s.Post(R"(/api/v1/environments/([^/]+)/exec)", [&ctx, exec_env, h](const httplib::Request& req, httplib::Response& res) {
-    json body = parse_exec_body(req);
-    std::vector<std::string> argv = parse_argv(body);
-    auto env = exec_env(req.matches[1].str());
-    auto driver = unwrap(ctx.drivers->get(env.runtime));
-    json out = unwrap(driver->exec(env, argv));
-    if (h->secret_values) {
-      util::Redactor redactor(h->secret_values(env));
-      for (const char* stream : {"stdout", "stderr"}) {
-        if (out.contains(stream) && out[stream].is_string()) {
-          out[stream] = redactor.redact(out[stream].get<std::string>());
-        }
-      }
-    }
-    send_exec_json(res, 200, out);
-  });
+  s.Post(R"(/api/v1/environments/([^/]+)/exec)",
+         [&ctx, exec_env, h](const httplib::Request& req, httplib::Response& res) {
+           json body = parse_exec_body(req);
+           std::vector<std::string> argv = parse_argv(body);
+           auto env = exec_env(req.matches[1].str());
+           auto driver = unwrap(ctx.drivers->get(env.runtime));
+           json out = unwrap(driver->exec(env, argv));
+           if (h->secret_values) {
+             util::Redactor redactor(h->secret_values(env));
+             for (const char* stream : {"stdout", "stderr"}) {
+               if (out.contains(stream) && out[stream].is_string()) {
+                 out[stream] = redactor.redact(out[stream].get<std::string>());
+               }
+             }
+           }
+           send_exec_json(res, 200, out);
+         });
 
   s.Post(R"(/api/v1/environments/([^/]+)/exec/sessions)",
          [&ctx, exec_env, sessions, h](const httplib::Request& req, httplib::Response& res) {
@@ -351,9 +352,14 @@ void register_exec_routes(httplib::Server& s, ApiContext& ctx, ExecRouteHooks ho
              session->redactor = util::Redactor(h->secret_values(env));
            }
            std::string base = "/api/v1/environments/" + util::url_encode(env.name) + "/exec/sessions/" + session->id;
-           json out = {{"id", session->id},       {"environment", env.name}, {"argv", er.argv},
-                       {"tty", er.tty},           {"timeout", core::format_ttl(timeout)},
-                       {"stream", base + "/stream"}, {"stdin", base + "/stdin"}, {"resize", base + "/resize"}};
+           json out = {{"id", session->id},
+                       {"environment", env.name},
+                       {"argv", er.argv},
+                       {"tty", er.tty},
+                       {"timeout", core::format_ttl(timeout)},
+                       {"stream", base + "/stream"},
+                       {"stdin", base + "/stdin"},
+                       {"resize", base + "/resize"}};
            spdlog::info("exec: {} started session {} in {}: {} (tty: {}, timeout: {})", h->actor(req), session->id,
                         env.name, util::quote(er.argv[0]), er.tty, core::format_ttl(timeout));
            sessions->add(std::move(session));
@@ -368,8 +374,8 @@ void register_exec_routes(httplib::Server& s, ApiContext& ctx, ExecRouteHooks ho
             return; // 503: every stream slot is taken; the session waits for a client
           }
           if (session->attached.exchange(true)) {
-            throw ApiError(409, "conflict", "exec session " + util::quote(session->id) +
-                                                " already has a client reading its output");
+            throw ApiError(409, "conflict",
+                           "exec session " + util::quote(session->id) + " already has a client reading its output");
           }
           const std::atomic<bool>* stopping = h->stopping;
           res.set_header("Cache-Control", "no-cache");

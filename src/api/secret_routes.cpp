@@ -108,7 +108,9 @@ void register_secret_routes(httplib::Server& s, ApiContext& ctx, SecretRouteHook
     std::string scope = scope_of(req.has_param("repo") ? req.get_param_value("repo") : "");
     unwrap(ctx.secrets->remove(scope, name));
     record_secret_event(ctx, h->actor(req), "secret-rm", name, scope);
-    send_secret_json(res, 200, {{"name", name}, {"repos", json::array({scope.empty() ? std::string("*") : scope})}, {"deleted", true}});
+    send_secret_json(
+        res, 200,
+        {{"name", name}, {"repos", json::array({scope.empty() ? std::string("*") : scope})}, {"deleted", true}});
   });
 }
 

@@ -5,9 +5,9 @@
 #include <fstream>
 #include <httplib.h>
 #include <netdb.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <spdlog/spdlog.h>
 
 #include "api/api_error.hpp"
 #include "api/client_watch.hpp"
@@ -16,12 +16,12 @@
 #include "api/secret_routes.hpp"
 #include "core/api_types.hpp"
 #include "core/ttl.hpp"
-#include "util/numbers.hpp"
 #include "util/git.hpp"
+#include "util/hash.hpp"
 #include "util/json.hpp"
+#include "util/numbers.hpp"
 #include "util/periodic_thread.hpp"
 #include "util/redact.hpp"
-#include "util/hash.hpp"
 #include "util/strings.hpp"
 
 namespace idp::api {
@@ -153,9 +153,9 @@ Role required_role(const httplib::Request& req) {
 }
 
 json token_json(const store::ApiToken& t, util::Millis now) {
-  std::string status = t.revoked_at != 0                              ? "revoked"
+  std::string status = t.revoked_at != 0                            ? "revoked"
                        : (t.expires_at != 0 && t.expires_at <= now) ? "expired"
-                                                                      : "active";
+                                                                    : "active";
   auto time_or_null = [](util::Millis ms) { return ms == 0 ? json(nullptr) : json(util::format_iso8601(ms)); };
   return {{"id", t.id},
           {"name", t.name},
@@ -187,8 +187,8 @@ bool query_bool(const httplib::Request& req, const char* key) {
   if (v == "0" || v == "false" || v == "no") {
     return false;
   }
-  throw ApiError(400, "invalid_argument", std::string("query parameter \"") + key + "\": expected true or false, got " +
-                                              util::quote(v));
+  throw ApiError(400, "invalid_argument",
+                 std::string("query parameter \"") + key + "\": expected true or false, got " + util::quote(v));
 }
 
 size_t query_size(const httplib::Request& req, const char* key, size_t def, size_t max) {
@@ -199,7 +199,8 @@ size_t query_size(const httplib::Request& req, const char* key, size_t def, size
   auto n = util::parse_int<size_t>(v, 0, 999999999);
   if (!n) {
     throw ApiError(400, "invalid_argument",
-                   std::string("query parameter \"") + key + "\": expected a non-negative integer, got " + util::quote(v));
+                   std::string("query parameter \"") + key + "\": expected a non-negative integer, got " +
+                       util::quote(v));
   }
   return std::min<size_t>(*n, max);
 }
@@ -320,7 +321,8 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
     if (res.status == 413) {
       send_json(res, 413, {{"error", "too_large"}, {"message", "request body is larger than the server accepts"}});
     } else if (res.status == 404) {
-      send_json(res, 404, {{"error", "not_found"}, {"message", "no such endpoint " + util::quote(req.method + " " + req.path)}});
+      send_json(res, 404,
+                {{"error", "not_found"}, {"message", "no such endpoint " + util::quote(req.method + " " + req.path)}});
     } else if (res.status == 405) {
       send_json(res, 405, {{"error", "method_not_allowed"}, {"message", "method not allowed"}});
     } else if (res.status >= 400) {
@@ -334,7 +336,8 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
     try {
       check_request(req);
     } catch (const ApiError& e) {
-      if (e.status() == 401 && req.path == "/" && req.get_header_value("Accept").find("text/html") != std::string::npos) {
+      if (e.status() == 401 && req.path == "/" &&
+          req.get_header_value("Accept").find("text/html") != std::string::npos) {
         res.set_redirect("/login", 303); // a browser: to the sign-in page
         return httplib::Server::HandlerResponse::Handled;
       }
@@ -364,7 +367,8 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
         m_sessions[util::sha256_hex(id)] = s;
       }
       bool https = util::to_lower(req.get_header_value("X-Forwarded-Proto")) == "https";
-      res.set_header("Set-Cookie", std::string(k_session_cookie) + "=" + id + "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
+      res.set_header("Set-Cookie", std::string(k_session_cookie) + "=" + id +
+                                       "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
                                        std::to_string(k_session_ttl_ms / 1000) + (https ? "; Secure" : ""));
       send_json(res, 200, {{"identity", p->identity}, {"role", role_name(p->role)}, {"csrf", s.csrf}});
     });
@@ -379,8 +383,10 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
     });
     m_server->Get("/api/v1/session", [](const httplib::Request&, httplib::Response& res) {
       const Principal& p = principal();
-      send_json(res, 200, {{"identity", p.identity}, {"role", role_name(p.role)},
-                           {"csrf", t_session_csrf.empty() ? json(nullptr) : json(t_session_csrf)}});
+      send_json(res, 200,
+                {{"identity", p.identity},
+                 {"role", role_name(p.role)},
+                 {"csrf", t_session_csrf.empty() ? json(nullptr) : json(t_session_csrf)}});
     });
   }
   if (!m_ctx.hooks_only) {
@@ -393,8 +399,9 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
     });
   }
   m_server->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, {{"status", "ok"}, {"version", m_ctx.version},
-                         {"uptime_s", (m_ctx.clock->now_ms() - m_started_at) / 1000}});
+    send_json(
+        res, 200,
+        {{"status", "ok"}, {"version", m_ctx.version}, {"uptime_s", (m_ctx.clock->now_ms() - m_started_at) / 1000}});
   });
 }
 
@@ -520,8 +527,8 @@ Expected<int> ApiServer::bind(const std::string& host, int port) {
   }
   int bound = port == 0 ? m_server->bind_to_any_port(host) : (m_server->bind_to_port(host, port) ? port : -1);
   if (bound <= 0) {
-    return make_error(ErrorCode::io_error, "cannot listen on " + host + ":" + std::to_string(port) + ": " +
-                                               bind_failure_reason(host, port));
+    return make_error(ErrorCode::io_error,
+                      "cannot listen on " + host + ":" + std::to_string(port) + ": " + bind_failure_reason(host, port));
   }
   // httplib listens with a backlog of 5 (compiled in); listen() again raises it to the
   // kernel's cap so a burst of clients is queued rather than refused.
@@ -579,9 +586,9 @@ void ApiServer::routes() {
       }
       j["job_runs"] = runs;
       auto lease = ctx.store->get_lease(env.name);
-      j["lease"] = (lease && *lease) ? json{{"owner", (*lease)->owner},
-                                            {"expires_at", util::format_iso8601((*lease)->expires_at)}}
-                                     : json(nullptr);
+      j["lease"] = (lease && *lease)
+                       ? json{{"owner", (*lease)->owner}, {"expires_at", util::format_iso8601((*lease)->expires_at)}}
+                       : json(nullptr);
     }
     return j;
   };
@@ -633,42 +640,42 @@ void ApiServer::routes() {
     }
     auto watch = std::make_shared<ClientWatch>(req);
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider("text/event-stream", [&ctx, this, after, env, poll, watch](size_t,
-                                                                                              httplib::DataSink& sink) {
-      int64_t last_write = util::steady_ms();
-      while (!m_stopping) {
-        store::EventQuery q;
-        q.env = env;
-        q.after_id = *after;
-        q.limit = 500;
-        auto evs = ctx.store->list_events(q);
-        if (evs) {
-          std::string out;
-          for (const auto& e : *evs) {
-            out += "id: " + std::to_string(e.id) + "\ndata: " + util::json_dump(core::to_json(e)) + "\n\n";
-            *after = e.id;
-          }
-          if (!out.empty()) {
-            if (!sink.write(out.data(), out.size())) {
-              return false;
+    res.set_chunked_content_provider(
+        "text/event-stream", [&ctx, this, after, env, poll, watch](size_t, httplib::DataSink& sink) {
+          int64_t last_write = util::steady_ms();
+          while (!m_stopping) {
+            store::EventQuery q;
+            q.env = env;
+            q.after_id = *after;
+            q.limit = 500;
+            auto evs = ctx.store->list_events(q);
+            if (evs) {
+              std::string out;
+              for (const auto& e : *evs) {
+                out += "id: " + std::to_string(e.id) + "\ndata: " + util::json_dump(core::to_json(e)) + "\n\n";
+                *after = e.id;
+              }
+              if (!out.empty()) {
+                if (!sink.write(out.data(), out.size())) {
+                  return false;
+                }
+                last_write = util::steady_ms();
+              }
             }
-            last_write = util::steady_ms();
+            if (util::steady_ms() - last_write > 15000) {
+              static const std::string k_ping = ": ping\n\n";
+              if (!sink.write(k_ping.data(), k_ping.size())) {
+                return false;
+              }
+              last_write = util::steady_ms();
+            }
+            if (!sink.is_writable() || !watch->wait(poll)) {
+              return false; // the client has gone: its thread and slot are freed
+            }
           }
-        }
-        if (util::steady_ms() - last_write > 15000) {
-          static const std::string k_ping = ": ping\n\n";
-          if (!sink.write(k_ping.data(), k_ping.size())) {
-            return false;
-          }
-          last_write = util::steady_ms();
-        }
-        if (!sink.is_writable() || !watch->wait(poll)) {
-          return false; // the client has gone: its thread and slot are freed
-        }
-      }
-      sink.done();
-      return true;
-    });
+          sink.done();
+          return true;
+        });
   });
 
   s.Get("/api/v1/capabilities", [&ctx](const httplib::Request&, httplib::Response& res) {
@@ -676,13 +683,14 @@ void ApiServer::routes() {
     for (const auto& t : ctx.templates->list()) {
       templates.push_back(t.name);
     }
-    send_json(res, 200, {{"version", ctx.version},
-                         {"drivers", ctx.drivers->names()},
-                         {"templates", templates},
-                         {"stores", json::array({"sqlite"})},
-                         {"reaper_interval", core::format_ttl(ctx.reaper_interval_ms)},
-                         {"ttl_min", core::format_ttl(ctx.ttl_min_ms)},
-                         {"ttl_max", core::format_ttl(ctx.ttl_max_ms)}});
+    send_json(res, 200,
+              {{"version", ctx.version},
+               {"drivers", ctx.drivers->names()},
+               {"templates", templates},
+               {"stores", json::array({"sqlite"})},
+               {"reaper_interval", core::format_ttl(ctx.reaper_interval_ms)},
+               {"ttl_min", core::format_ttl(ctx.ttl_min_ms)},
+               {"ttl_max", core::format_ttl(ctx.ttl_max_ms)}});
   });
 
   s.Get("/api/v1/templates", [&ctx](const httplib::Request&, httplib::Response& res) {
@@ -723,8 +731,9 @@ void ApiServer::routes() {
     std::string actor = actor_of(req);
     const Principal& p = principal();
     if (!parsed.owner.empty() && parsed.owner != p.identity && p.role != Role::admin) {
-      throw ApiError(403, "forbidden", "only an admin may create an environment owned by someone else (owner " +
-                                           util::quote(parsed.owner) + ", token of " + util::quote(p.identity) + ")");
+      throw ApiError(403, "forbidden",
+                     "only an admin may create an environment owned by someone else (owner " +
+                         util::quote(parsed.owner) + ", token of " + util::quote(p.identity) + ")");
     }
     cr.owner = parsed.owner.empty() ? p.identity : parsed.owner;
     cr.runtime = parsed.runtime;
@@ -739,23 +748,25 @@ void ApiServer::routes() {
     send_json(res, 200, env_json(env, true));
   });
 
-  s.Post(R"(/api/v1/environments/([^/]+)/extend)", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
-    json body = parse_body(req);
-    auto ext = unwrap(core::ExtendRequest::from_json(body));
-    require_owner(unwrap(ctx.store->get_environment(req.matches[1].str())), "extend");
-    auto env = unwrap(ctx.controller->extend(req.matches[1].str(), ext.ttl, actor_of(req)));
-    send_json(res, 200, env_json(env, false));
-  });
+  s.Post(R"(/api/v1/environments/([^/]+)/extend)",
+         [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
+           json body = parse_body(req);
+           auto ext = unwrap(core::ExtendRequest::from_json(body));
+           require_owner(unwrap(ctx.store->get_environment(req.matches[1].str())), "extend");
+           auto env = unwrap(ctx.controller->extend(req.matches[1].str(), ext.ttl, actor_of(req)));
+           send_json(res, 200, env_json(env, false));
+         });
 
-  s.Post(R"(/api/v1/environments/([^/]+)/redeploy)", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
-    json body = req.body.empty() ? json::object() : parse_body(req);
-    const json& commit = body.contains("commit") ? body["commit"] : json("");
-    if (!commit.is_string()) {
-      throw ApiError(400, "invalid_argument", "commit: expected a commit sha string");
-    }
-    auto env = unwrap(ctx.controller->redeploy(req.matches[1].str(), commit.get<std::string>(), actor_of(req)));
-    send_json(res, 202, env_json(env, false));
-  });
+  s.Post(R"(/api/v1/environments/([^/]+)/redeploy)",
+         [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
+           json body = req.body.empty() ? json::object() : parse_body(req);
+           const json& commit = body.contains("commit") ? body["commit"] : json("");
+           if (!commit.is_string()) {
+             throw ApiError(400, "invalid_argument", "commit: expected a commit sha string");
+           }
+           auto env = unwrap(ctx.controller->redeploy(req.matches[1].str(), commit.get<std::string>(), actor_of(req)));
+           send_json(res, 202, env_json(env, false));
+         });
 
   s.Delete(R"(/api/v1/environments/([^/]+))", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
     std::string reason = req.has_param("reason") ? req.get_param_value("reason") : "requested through the API";
@@ -811,7 +822,8 @@ void ApiServer::routes() {
     ev.at = ctx.clock->now_ms();
     ev.actor = actor_of(req);
     ev.action = "unlock";
-    ev.reason = (lease ? "broke lease of " + lease->owner + "; " : std::string("no lease; ")) + out["runtime"].get<std::string>();
+    ev.reason = (lease ? "broke lease of " + lease->owner + "; " : std::string("no lease; ")) +
+                out["runtime"].get<std::string>();
     ev.from_phase = ev.to_phase = std::string(core::phase_name(env.phase));
     (void)ctx.store->append_event(ev);
     send_json(res, 200, out);
@@ -864,41 +876,42 @@ void ApiServer::routes() {
     }
     auto watch = std::make_shared<ClientWatch>(req);
     // The values as the stream starts: one line is never split, so no overlap is needed.
-    auto redactor = std::make_shared<util::Redactor>(ctx.secrets ? ctx.secrets->values_for(env) : std::vector<std::string>{});
-    res.set_chunked_content_provider(
-        "application/x-ndjson", [&ctx, this, name, driver, state, poll, watch, redactor](size_t, httplib::DataSink& sink) {
-          while (!m_stopping) {
-            auto env = ctx.store->get_environment(name);
-            if (!env) {
-              sink.done();
-              return true;
-            }
-            auto chunk = driver->read_logs(*env, *state);
-            if (chunk) {
-              std::string out;
-              for (auto l : chunk->lines) {
-                l.text = redactor->redact(l.text);
-                out += util::json_dump(line_json(l)) + "\n";
-              }
-              if (!chunk->cursor.empty()) {
-                state->cursor = chunk->cursor;
-              }
-              state->tail = 0;
-              if (!out.empty() && !sink.write(out.data(), out.size())) {
-                return false;
-              }
-            }
-            if (env->phase == core::Phase::destroyed) {
-              sink.done();
-              return true;
-            }
-            if (!sink.is_writable() || !watch->wait(poll)) {
-              return false; // the client has gone: its thread and slot are freed
-            }
-          }
+    auto redactor =
+        std::make_shared<util::Redactor>(ctx.secrets ? ctx.secrets->values_for(env) : std::vector<std::string>{});
+    res.set_chunked_content_provider("application/x-ndjson", [&ctx, this, name, driver, state, poll, watch,
+                                                              redactor](size_t, httplib::DataSink& sink) {
+      while (!m_stopping) {
+        auto env = ctx.store->get_environment(name);
+        if (!env) {
           sink.done();
           return true;
-        });
+        }
+        auto chunk = driver->read_logs(*env, *state);
+        if (chunk) {
+          std::string out;
+          for (auto l : chunk->lines) {
+            l.text = redactor->redact(l.text);
+            out += util::json_dump(line_json(l)) + "\n";
+          }
+          if (!chunk->cursor.empty()) {
+            state->cursor = chunk->cursor;
+          }
+          state->tail = 0;
+          if (!out.empty() && !sink.write(out.data(), out.size())) {
+            return false;
+          }
+        }
+        if (env->phase == core::Phase::destroyed) {
+          sink.done();
+          return true;
+        }
+        if (!sink.is_writable() || !watch->wait(poll)) {
+          return false; // the client has gone: its thread and slot are freed
+        }
+      }
+      sink.done();
+      return true;
+    });
   });
 
   // --- The server's secret store (admin only: required_role; api/secret_routes.cpp) ---
@@ -946,14 +959,16 @@ void ApiServer::routes() {
       owner = name;
     } else if (!valid_token_name(owner)) {
       throw ApiError(400, "invalid_argument",
-                     "field \"owner\": expected 1-64 characters of letters, digits, - _ . @, got " + util::quote(owner));
+                     "field \"owner\": expected 1-64 characters of letters, digits, - _ . @, got " +
+                         util::quote(owner));
     }
     util::Millis now = ctx.clock->now_ms();
     util::Millis expires_at = 0;
     if (std::string ttl = field("ttl"); !ttl.empty()) {
       auto d = core::parse_duration(ttl);
       if (!d || *d <= 0) {
-        throw ApiError(400, "invalid_argument", "field \"ttl\": expected a duration like 30d or 12h, got " + util::quote(ttl));
+        throw ApiError(400, "invalid_argument",
+                       "field \"ttl\": expected a duration like 30d or 12h, got " + util::quote(ttl));
       }
       expires_at = now + *d;
     }

@@ -41,16 +41,16 @@ struct ApiContext {
   util::Clock* clock = nullptr;
   std::string version;
   size_t max_body_bytes = 1024 * 1024;
-  size_t threads = 32;      // request threads (connections); streams never take one of them
-  size_t max_streams = 64;  // SSE and logs?follow streams served at once, each on its own thread; 503 beyond
+  size_t threads = 32;            // request threads (connections); streams never take one of them
+  size_t max_streams = 64;        // SSE and logs?follow streams served at once, each on its own thread; 503 beyond
   util::Millis log_poll_ms = 200; // follow streams poll the driver this often
   util::Millis reaper_interval_ms = 30'000; // reported in /api/v1/capabilities
   util::Millis ttl_min_ms = 10 * 60'000;
   util::Millis ttl_max_ms = 30LL * 86'400'000;
   // Security (issue 9). Every route but /healthz and raw hooks needs a bearer token.
-  bool metrics_public = false;            // /metrics without a token
-  std::vector<std::string> server_names;  // Host names accepted besides loopback ones
-  bool hooks_only = false;                // a webhook listener: raw hooks and /healthz, nothing else
+  bool metrics_public = false;           // /metrics without a token
+  std::vector<std::string> server_names; // Host names accepted besides loopback ones
+  bool hooks_only = false;               // a webhook listener: raw hooks and /healthz, nothing else
   // https (server config): Caddy's on-demand TLS asks GET /internal/tls-ask?domain=<host>
   // over loopback before each certificate: 200 when this says yes, 403 otherwise. No token;
   // 404 from elsewhere or through a proxy. Unset: no such route.
@@ -106,7 +106,7 @@ private:
   };
   std::mutex m_sessions_mutex;
   std::map<std::string, Session> m_sessions; // guarded by m_sessions_mutex
-  std::string m_listen_host;         // the bound address when it is a specific one
+  std::string m_listen_host;                 // the bound address when it is a specific one
   std::unique_ptr<httplib::Server> m_server;
   std::thread m_thread;
   std::atomic<bool> m_stopping{false};

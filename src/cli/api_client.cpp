@@ -74,20 +74,19 @@ std::string ApiClient::unauthorized_hint() const {
   std::string login = "'idp login --server " + m_base + "'";
   std::string problem = m_token.problem.empty() ? "" : "; the stored login could not be used: " + m_token.problem;
   switch (m_token.source) {
-  case TokenChoice::Source::given:
-    return "";
-  case TokenChoice::Source::env:
-    return "; check IDP_TOKEN";
+  case TokenChoice::Source::given: return "";
+  case TokenChoice::Source::env: return "; check IDP_TOKEN";
   case TokenChoice::Source::login:
     return "; the token 'idp login' stored for " + m_base + " (in " + m_token.where + ") was refused: run " + login +
            " to store a new one";
   case TokenChoice::Source::admin_file:
     return "; the token in " + m_token.where + " was refused: run " + login + " or set IDP_TOKEN" + problem;
-  case TokenChoice::Source::none:
-    break;
+  case TokenChoice::Source::none: break;
   }
-  return "; no token found: run " + login + ", set IDP_TOKEN (or run on the server's machine as the user that can "
-         "read $IDP_HOME/admin.token)" + problem;
+  return "; no token found: run " + login +
+         ", set IDP_TOKEN (or run on the server's machine as the user that can "
+         "read $IDP_HOME/admin.token)" +
+         problem;
 }
 
 Expected<json> ApiClient::request(const std::string& method, const std::string& path, const std::string& body) {
@@ -138,7 +137,9 @@ Expected<json> ApiClient::request(const std::string& method, const std::string& 
 
 Expected<json> ApiClient::get(const std::string& path) { return request("GET", path, ""); }
 
-Expected<json> ApiClient::post(const std::string& path, const json& body) { return request("POST", path, util::json_dump(body)); }
+Expected<json> ApiClient::post(const std::string& path, const json& body) {
+  return request("POST", path, util::json_dump(body));
+}
 
 Expected<json> ApiClient::del(const std::string& path) { return request("DELETE", path, ""); }
 
@@ -188,7 +189,8 @@ Expected<void> ApiClient::stream_lines(const std::string& path, const std::funct
     return make_error(ErrorCode::permanent, error_body);
   }
   if (!resp && !stopped) {
-    return make_error(ErrorCode::transient, "cannot reach the idp server at " + m_base + " (" + resp.error().message + ")");
+    return make_error(ErrorCode::transient,
+                      "cannot reach the idp server at " + m_base + " (" + resp.error().message + ")");
   }
   if (resp && resp->status >= 400 && !buf.empty()) {
     json j = json::parse(buf, nullptr, false);

@@ -15,7 +15,7 @@ namespace idp::cli {
 
 // Options every subcommand understands.
 struct GlobalOptions {
-  std::string server; // --server / IDP_SERVER; "" = discover
+  std::string server;       // --server / IDP_SERVER; "" = discover
   bool server_flag = false; // --server was given (commands that work offline ask a server only then)
 };
 

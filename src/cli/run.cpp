@@ -49,7 +49,8 @@ static std::optional<std::string> unknown_subcommand(CLI::App& app, int argc, ch
       }
       std::string hint = util::closest_match(word, names);
       return "unknown command " + util::quote(at == &app ? word : path.substr(4) + " " + word) +
-             (hint.empty() ? "" : ", did you mean " + util::quote(at == &app ? hint : path.substr(4) + " " + hint) + "?") +
+             (hint.empty() ? ""
+                           : ", did you mean " + util::quote(at == &app ? hint : path.substr(4) + " " + hint) + "?") +
              "\nrun '" + path + " --help' for the list of commands";
     }
     at = next;
@@ -81,7 +82,8 @@ int run(int argc, char** argv, const std::vector<CommandSpec>& extra) {
   if (const char* s = std::getenv("IDP_SERVER")) {
     global.server = s;
   }
-  app.add_option("--server", global.server, "idp server URL (default: IDP_SERVER, then the last login, then the local daemon)")
+  app.add_option("--server", global.server,
+                 "idp server URL (default: IDP_SERVER, then the last login, then the local daemon)")
       ->each([&global](const std::string&) { global.server_flag = true; });
 
   std::vector<std::pair<CLI::App*, Runner>> runners;
@@ -127,7 +129,8 @@ int run(int argc, char** argv, const std::vector<CommandSpec>& extra) {
     if (!msg.empty() && msg[0] >= 'A' && msg[0] <= 'Z' && !(msg.size() > 1 && msg[1] >= 'A' && msg[1] <= 'Z')) {
       msg[0] = static_cast<char>(msg[0] - 'A' + 'a');
     }
-    std::fprintf(stderr, "idp: error: %s\nrun 'idp %s--help' for usage\n", msg.c_str(), sub.empty() ? "" : (sub + " ").c_str());
+    std::fprintf(stderr, "idp: error: %s\nrun 'idp %s--help' for usage\n", msg.c_str(),
+                 sub.empty() ? "" : (sub + " ").c_str());
     return k_exit_usage;
   }
 

@@ -27,7 +27,8 @@ Expected<nlohmann::json> wait_for_phase(ApiClient& client, const std::string& na
     }
     std::string line = phase + (msg.empty() ? "" : ": " + msg);
     if (verbose && line != last_line) {
-      std::fprintf(stderr, "  %s\n", (output::color(phase, output::phase_color(phase)) + (msg.empty() ? "" : ": " + msg)).c_str());
+      std::fprintf(stderr, "  %s\n",
+                   (output::color(phase, output::phase_color(phase)) + (msg.empty() ? "" : ": " + msg)).c_str());
       last_line = line;
     }
     if (done.count(phase) && env.value("observed_generation", 0LL) >= min_generation) {

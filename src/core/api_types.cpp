@@ -13,8 +13,8 @@ Expected<std::string> string_field(const nlohmann::json& j, const char* key, boo
     return std::string();
   }
   if (!j.at(key).is_string()) {
-    return make_error(ErrorCode::invalid_argument, std::string("field \"") + key + "\": expected a string, got " +
-                                                       j.at(key).type_name());
+    return make_error(ErrorCode::invalid_argument,
+                      std::string("field \"") + key + "\": expected a string, got " + j.at(key).type_name());
   }
   std::string v = j.at(key).get<std::string>();
   if (v.size() > 4096) {

@@ -97,9 +97,8 @@ const std::vector<KeyDef>& key_table() {
          if (auto e = get_string(n, c.container_image, "an image reference like nginx:alpine")) {
            return e;
          }
-         if (c.container_image.empty() ||
-             std::any_of(c.container_image.begin(), c.container_image.end(),
-                         [](unsigned char ch) { return ch <= ' ' || ch == 0x7f; })) {
+         if (c.container_image.empty() || std::any_of(c.container_image.begin(), c.container_image.end(),
+                                                      [](unsigned char ch) { return ch <= ' ' || ch == 0x7f; })) {
            return "expected an image reference like nginx:alpine, got " + quote(c.container_image);
          }
          return std::nullopt;
@@ -123,7 +122,8 @@ const std::vector<KeyDef>& key_table() {
          if (p.empty() || p.front() != '/') {
            return "expected a path starting with /, got " + quote(p);
          }
-         if (p.size() > 1024 || std::any_of(p.begin(), p.end(), [](unsigned char ch) { return ch <= ' ' || ch == 0x7f; })) {
+         if (p.size() > 1024 ||
+             std::any_of(p.begin(), p.end(), [](unsigned char ch) { return ch <= ' ' || ch == 0x7f; })) {
            return "expected a URL path without spaces or control characters, got " + quote(p);
          }
          return std::nullopt;
@@ -218,16 +218,21 @@ const std::vector<KeyDef>& key_table() {
          auto ref = scalar(v);
          // A repository names secrets; only the server decides what they hold (issue 9):
          // env:/file: would let a pushed branch read the daemon's environment or files.
-         const std::string expected =
-             "expected the name of a secret in the server's secret store, like " + k + ": db-password (an admin "
-             "adds it with `idp secret set` or under secrets: in the server config), or an ARN on the terraform runtime";
+         const std::string expected = "expected the name of a secret in the server's secret store, like " + k +
+                                      ": db-password (an admin "
+                                      "adds it with `idp secret set` or under secrets: in the server config), or an "
+                                      "ARN on the terraform runtime";
          if (ref && util::starts_with(*ref, "env:")) {
-           return "secret " + quote(k) + ": env: references are not allowed in repository config (they would read "
-                  "the server's environment); " + expected;
+           return "secret " + quote(k) +
+                  ": env: references are not allowed in repository config (they would read "
+                  "the server's environment); " +
+                  expected;
          }
          if (ref && util::starts_with(*ref, "file:")) {
-           return "secret " + quote(k) + ": file: references are not allowed in repository config (they would read "
-                  "the server's files); " + expected;
+           return "secret " + quote(k) +
+                  ": file: references are not allowed in repository config (they would read "
+                  "the server's files); " +
+                  expected;
          }
          if (!ref || !(is_secret_arn(*ref) || is_secret_store_name(*ref))) {
            // Not echoed: a plain value here may be the secret itself, committed by mistake.
@@ -322,8 +327,7 @@ const std::vector<KeyDef>& key_table() {
          }
          return check_relative_path(c.static_site.dir, "a directory");
        }},
-      {"static.spa",
-       [](const json& n, AppConfig& c) -> KeyResult { return get_bool(n, c.static_site.spa); }},
+      {"static.spa", [](const json& n, AppConfig& c) -> KeyResult { return get_bool(n, c.static_site.spa); }},
   };
   return k_keys;
 }
@@ -415,7 +419,7 @@ bool is_valid_fargate_combination(int cpu, int memory) {
 }
 
 const std::vector<int>& cloudwatch_retention_days() {
-  static const std::vector<int> k_days = {1,   3,   5,   7,   14,  30,   60,   90,   120,  150,  180,
+  static const std::vector<int> k_days = {1,   3,   5,   7,   14,   30,   60,   90,   120,  150,  180,
                                           365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653};
   return k_days;
 }
@@ -481,7 +485,8 @@ nlohmann::json to_json(const AppConfig& c) {
   j["secrets"] = c.secrets;
   j["schedule_expression"] = c.schedule_expression;
   j["s3_bucket_arn"] = c.s3_bucket_arn;
-  j["use_shared_networking"] = c.use_shared_networking ? nlohmann::json(*c.use_shared_networking) : nlohmann::json(nullptr);
+  j["use_shared_networking"] =
+      c.use_shared_networking ? nlohmann::json(*c.use_shared_networking) : nlohmann::json(nullptr);
   j["region"] = c.region;
   j["local"] = {{"build", c.local.build}, {"start", c.local.start}};
   j["database"] = {{"seed", c.database.seed}};

@@ -26,7 +26,7 @@ struct AppConfig {
   int cpu = 256;
   int memory = 512;
   int log_retention_days = 3;
-  std::string dockerfile;           // "" = auto-detect ./Dockerfile
+  std::string dockerfile; // "" = auto-detect ./Dockerfile
   std::string build_context = ".";
   std::map<std::string, std::string> environment;
   // Variable → a name in the server's secret store (`idp secret`, server config secrets:),
@@ -35,19 +35,19 @@ struct AppConfig {
   std::string schedule_expression;
   std::string s3_bucket_arn;
   std::optional<bool> use_shared_networking; // unset = the server's default
-  std::string region;               // "" = the server's default region
+  std::string region;                        // "" = the server's default region
   struct Local {
-    std::string build;              // run once per revision in the checkout
+    std::string build; // run once per revision in the checkout
     // The app (it listens on $PORT) or the job. npm runs package.json's "start" script, or
     // `node server.js` without one: a repository without .idp/config.yml runs as is.
     std::string start = "npm start";
   } local;
   struct Database {
-    std::string seed;               // path in the repo of a .sql file applied once
+    std::string seed; // path in the repo of a .sql file applied once
   } database;
   struct Static {
-    std::string dir;                // directory (after local.build) served as files
-    bool spa = false;               // unknown paths fall back to index.html
+    std::string dir;  // directory (after local.build) served as files
+    bool spa = false; // unknown paths fall back to index.html
   } static_site;
   // Keys present in the file, dotted ("local.start"), so template rules can tell
   // "set" from "defaulted".

@@ -45,10 +45,17 @@ json Template::to_json() const {
     }
     fs.push_back(jf);
   }
-  return {{"name", name},           {"description", description}, {"components", components},
-          {"runtimes", runtimes},   {"fields", fs},               {"outputs", outputs},
-          {"estimated_cost", estimated_cost}, {"resources", resources}, {"builtin", builtin},
-          {"hidden", hidden},       {"dir", dir}};
+  return {{"name", name},
+          {"description", description},
+          {"components", components},
+          {"runtimes", runtimes},
+          {"fields", fs},
+          {"outputs", outputs},
+          {"estimated_cost", estimated_cost},
+          {"resources", resources},
+          {"builtin", builtin},
+          {"hidden", hidden},
+          {"dir", dir}};
 }
 
 namespace {
@@ -61,8 +68,8 @@ std::optional<std::string> read_field(const json& spec, TemplateField& f) {
   }
   f.type = spec.value("type", "string");
   if (!k_types.count(f.type)) {
-    return "field " + util::quote(f.name) + ": expected a type of string, integer, boolean, schedule, path or map, got " +
-           util::quote(f.type);
+    return "field " + util::quote(f.name) +
+           ": expected a type of string, integer, boolean, schedule, path or map, got " + util::quote(f.type);
   }
   if (!app_config_key_known(f.name)) {
     return "field " + util::quote(f.name) + " is not a .idp/config.yml key";
@@ -230,7 +237,9 @@ Expected<Template> find_template(const std::vector<Template>& all, const std::st
 std::vector<ConfigError> check_template_fields(const AppConfig& config, const Template& tmpl,
                                                const std::vector<Template>& all, const std::string& file) {
   std::vector<ConfigError> errors;
-  auto err = [&](const std::string& key, std::string msg) { errors.push_back(error_at(config, file, key, std::move(msg))); };
+  auto err = [&](const std::string& key, std::string msg) {
+    errors.push_back(error_at(config, file, key, std::move(msg)));
+  };
   // Keys some template accepts but this one does not.
   std::set<std::string> specific;
   for (const auto& t : all) {
@@ -255,7 +264,8 @@ std::vector<ConfigError> check_template_fields(const AppConfig& config, const Te
       // A missing key has no position of its own: point at the template that asks for it.
       ConfigError e = error_at(config, file, "template", "");
       e.key = f.name;
-      e.message = "required by template " + util::quote(tmpl.name) + (f.description.empty() ? "" : " (" + f.description + ")");
+      e.message =
+          "required by template " + util::quote(tmpl.name) + (f.description.empty() ? "" : " (" + f.description + ")");
       errors.push_back(std::move(e));
       continue;
     }

@@ -20,8 +20,8 @@ namespace idp::core {
 
 // One config field a template accepts beyond the common ones.
 struct TemplateField {
-  std::string name;        // dotted config key, e.g. "schedule_expression", "database.seed"
-  std::string type;        // string | integer | boolean | schedule | path | map
+  std::string name; // dotted config key, e.g. "schedule_expression", "database.seed"
+  std::string type; // string | integer | boolean | schedule | path | map
   std::string description;
   bool required = false;
   nlohmann::json default_value; // null when none
@@ -35,15 +35,15 @@ struct TemplateField {
 struct Template {
   std::string name;
   std::string description;
-  std::string dir;                       // where template.json was found
-  std::vector<std::string> components;   // web | database | schedule | static
-  std::vector<std::string> runtimes;     // drivers it has parts for: local, terraform, ...
+  std::string dir;                     // where template.json was found
+  std::vector<std::string> components; // web | database | schedule | static
+  std::vector<std::string> runtimes;   // drivers it has parts for: local, terraform, ...
   std::vector<TemplateField> fields;
   nlohmann::json outputs = nlohmann::json::object(); // name → description
   std::string estimated_cost;
   std::vector<std::string> resources;
   bool builtin = false;
-  bool hidden = false;                   // listed only on request (test fixtures such as tf-test)
+  bool hidden = false; // listed only on request (test fixtures such as tf-test)
 
   bool has_component(std::string_view c) const;
   const TemplateField* field(std::string_view name) const;
@@ -58,9 +58,9 @@ Expected<Template> template_from_json(const nlohmann::json& j);
 
 // What the rules are checked against.
 struct AppConfigRules {
-  std::vector<Template> templates;   // every template the server (or this machine) knows
+  std::vector<Template> templates; // every template the server (or this machine) knows
   TtlPolicy ttl_policy;
-  bool check_ttl = true;             // false when the request overrides the config's ttl
+  bool check_ttl = true; // false when the request overrides the config's ttl
 };
 
 // The template `config` names (or `template_override`), checked against `rules`: every

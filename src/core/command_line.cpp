@@ -45,8 +45,8 @@ Expected<std::vector<std::string>> split_command_line(std::string_view text) {
     }
   }
   if (quote != 0) {
-    return make_error(ErrorCode::invalid_argument, std::string("unterminated ") + (quote == '"' ? "double" : "single") +
-                                                       " quote in command");
+    return make_error(ErrorCode::invalid_argument,
+                      std::string("unterminated ") + (quote == '"' ? "double" : "single") + " quote in command");
   }
   if (in_word) {
     out.push_back(cur);

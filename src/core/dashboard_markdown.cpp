@@ -60,8 +60,11 @@ std::string describe_period(util::Millis p) {
     util::Millis ms;
     const char* name;
   };
-  static const Unit k_units[] = {{7LL * 86400 * 1000, "week"}, {86400LL * 1000, "day"}, {3600LL * 1000, "hour"},
-                                 {60LL * 1000, "minute"},      {1000, "second"}};
+  static const Unit k_units[] = {{7LL * 86400 * 1000, "week"},
+                                 {86400LL * 1000, "day"},
+                                 {3600LL * 1000, "hour"},
+                                 {60LL * 1000, "minute"},
+                                 {1000, "second"}};
   for (const auto& u : k_units) {
     if (p >= u.ms && p % u.ms == 0) {
       int64_t n = p / u.ms;
@@ -84,7 +87,8 @@ std::string render_dashboard_markdown(const std::vector<json>& environments, uti
     }
     shown.push_back(&e);
   }
-  std::sort(shown.begin(), shown.end(), [](const json* a, const json* b) { return text(*a, "name") < text(*b, "name"); });
+  std::sort(shown.begin(), shown.end(),
+            [](const json* a, const json* b) { return text(*a, "name") < text(*b, "name"); });
 
   std::string out;
   out += "# Active Preview Environments\n\n";
@@ -106,8 +110,8 @@ std::string render_dashboard_markdown(const std::vector<json>& environments, uti
       if (exp && *exp < now) {
         status = "expired";
       }
-      out += "| `" + markdown_cell(text(*e, "name")) + "` | " + (tmpl.empty() ? "-" : "`" + markdown_cell(tmpl) + "`") + " | " +
-             owner_of(*e) + " | " + (url.empty() ? "-" : "[" + url + "](" + url + ")") + " | " +
+      out += "| `" + markdown_cell(text(*e, "name")) + "` | " + (tmpl.empty() ? "-" : "`" + markdown_cell(tmpl) + "`") +
+             " | " + owner_of(*e) + " | " + (url.empty() ? "-" : "[" + url + "](" + url + ")") + " | " +
              display_time(text(*e, "created_at")) + " | " + display_time(expires) + " | " +
              (status.empty() ? "-" : status) + " |\n";
     }

@@ -3,10 +3,10 @@
 namespace idp::core {
 
 namespace {
-constexpr std::string_view k_phase_names[] = {"pending", "provisioning", "ready", "updating",
-                                               "degraded", "failed", "destroying", "destroyed"};
-constexpr std::string_view k_revision_names[] = {"pending", "building", "starting", "serving",
-                                                  "failed", "superseded", "stopped"};
+constexpr std::string_view k_phase_names[] = {"pending",  "provisioning", "ready",      "updating",
+                                              "degraded", "failed",       "destroying", "destroyed"};
+constexpr std::string_view k_revision_names[] = {"pending", "building",   "starting", "serving",
+                                                 "failed",  "superseded", "stopped"};
 } // namespace
 
 std::string_view phase_name(Phase p) { return k_phase_names[static_cast<int>(p)]; }
@@ -104,9 +104,8 @@ nlohmann::json to_json(const JobRun& r) {
 }
 
 nlohmann::json to_json(const Event& e) {
-  return {{"id", e.id},          {"environment", e.env},       {"at", util::format_iso8601(e.at)},
-          {"actor", e.actor},    {"action", e.action},         {"reason", e.reason},
-          {"from_phase", e.from_phase}, {"to_phase", e.to_phase}};
+  return {{"id", e.id},         {"environment", e.env}, {"at", util::format_iso8601(e.at)}, {"actor", e.actor},
+          {"action", e.action}, {"reason", e.reason},   {"from_phase", e.from_phase},       {"to_phase", e.to_phase}};
 }
 
 } // namespace idp::core

@@ -31,29 +31,29 @@ std::optional<Desired> parse_desired(std::string_view s);
 
 struct Environment {
   std::string name;
-  std::string repo;            // clone URL or local path, as given
+  std::string repo; // clone URL or local path, as given
   std::string branch;
   std::string template_name = "api-service";
   std::string runtime = "local"; // driver name
   std::string owner;
-  std::string source_key;      // "repo\nbranch" for branch-tracking environments, "" for pinned ones
+  std::string source_key; // "repo\nbranch" for branch-tracking environments, "" for pinned ones
   Phase phase = Phase::pending;
   Desired desired = Desired::present;
   // Set when a push arrives after a destroy was requested: the destroy finishes first, then
   // the environment is created afresh at `commit` (desired stays absent until then).
   bool recreate = false;
-  std::string commit;          // the commit to run (desired)
-  std::string deployed_commit; // the commit serving now
-  int64_t generation = 1;      // bumped by every change of desired state
+  std::string commit;              // the commit to run (desired)
+  std::string deployed_commit;     // the commit serving now
+  int64_t generation = 1;          // bumped by every change of desired state
   int64_t observed_generation = 0; // the generation the driver last brought about
   std::string url;
   std::optional<int> pr_number;
   std::string config_json = "{}";  // validated .idp/config.yml at `commit`, as JSON
   std::string outputs_json = "{}"; // driver outputs (JSON object)
-  std::string message;         // detail for the phase: the last error, what is happening
+  std::string message;             // detail for the phase: the last error, what is happening
   std::vector<std::string> warnings;
-  int attempts = 0;            // consecutive failures of the current operation
-  Millis next_attempt_at = 0;  // backoff: no retry before this
+  int attempts = 0;           // consecutive failures of the current operation
+  Millis next_attempt_at = 0; // backoff: no retry before this
   Millis created_at = 0;
   Millis expires_at = 0;
   Millis updated_at = 0;
@@ -68,15 +68,15 @@ std::optional<RevisionStatus> parse_revision_status(std::string_view s);
 
 // One deployed (or attempted) commit of an environment.
 struct Revision {
-  int64_t id = 0;              // the store's key, unique across environments
-  int64_t number = 0;          // 1, 2, 3… within the environment, assigned by the store on
-                               // insert; what users see as the revision's id ("revision 3")
+  int64_t id = 0;     // the store's key, unique across environments
+  int64_t number = 0; // 1, 2, 3… within the environment, assigned by the store on
+                      // insert; what users see as the revision's id ("revision 3")
   std::string env;
   std::string commit;
   int64_t generation = 0;
   RevisionStatus status = RevisionStatus::pending;
   std::string message;
-  std::string log_tail;        // last lines of the app's output when it failed
+  std::string log_tail; // last lines of the app's output when it failed
   Millis created_at = 0;
   Millis finished_at = 0;
 };
@@ -86,8 +86,8 @@ struct Event {
   int64_t id = 0;
   std::string env;
   Millis at = 0;
-  std::string actor;   // "cli:alice", "webhook:push", "reaper", "engine"
-  std::string action;  // "create", "deploy", "extend", "destroy", "phase"
+  std::string actor;  // "cli:alice", "webhook:push", "reaper", "engine"
+  std::string action; // "create", "deploy", "extend", "destroy", "phase"
   std::string reason;
   std::string from_phase;
   std::string to_phase;
@@ -104,11 +104,11 @@ struct Lease {
 struct JobRun {
   int64_t id = 0;
   std::string env;
-  Millis scheduled_at = 0;  // the time the schedule called for
+  Millis scheduled_at = 0; // the time the schedule called for
   Millis started_at = 0;
-  Millis finished_at = 0;   // 0 while running
-  int exit_code = -1;       // -1 while running or when killed
-  std::string status;       // "running" | "succeeded" | "failed" | "skipped"
+  Millis finished_at = 0; // 0 while running
+  int exit_code = -1;     // -1 while running or when killed
+  std::string status;     // "running" | "succeeded" | "failed" | "skipped"
   std::string message;
 };
 

@@ -67,16 +67,17 @@ std::string env_name_with_suffix(std::string_view base, std::string_view identit
 
 Expected<void> validate_env_name(std::string_view name) {
   if (name.size() < 2 || name.size() > k_max_env_name) {
-    return make_error(ErrorCode::invalid_argument,
-                      "environment name " + util::quote(name) + " must be 2-32 characters long, got " +
-                          std::to_string(name.size()));
+    return make_error(ErrorCode::invalid_argument, "environment name " + util::quote(name) +
+                                                       " must be 2-32 characters long, got " +
+                                                       std::to_string(name.size()));
   }
   auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
   for (char c : name) {
     if (!alnum(c) && c != '-') {
-      return make_error(ErrorCode::invalid_argument,
-                        "environment name " + util::quote(name) +
-                            ": expected lowercase letters, digits and '-' only, starting and ending with a letter or digit");
+      return make_error(
+          ErrorCode::invalid_argument,
+          "environment name " + util::quote(name) +
+              ": expected lowercase letters, digits and '-' only, starting and ending with a letter or digit");
     }
   }
   if (!alnum(name.front()) || !alnum(name.back())) {

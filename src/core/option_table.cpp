@@ -131,7 +131,10 @@ struct YamlConverter {
     for (const auto& kv : n) {
       const YAML::Node& k = kv.first;
       if (!k.IsScalar()) {
-        error_at(k.Mark(), key, "expected a key name, got " + std::string(k.IsMap() ? "a map" : k.IsSequence() ? "a list" : "nothing"));
+        error_at(k.Mark(), key,
+                 "expected a key name, got " + std::string(k.IsMap()        ? "a map"
+                                                           : k.IsSequence() ? "a list"
+                                                                            : "nothing"));
         continue;
       }
       const std::string& name = k.Scalar();
@@ -229,18 +232,21 @@ std::vector<std::string> ConfigDocument::members(const ConfigNode& n) const {
 std::vector<ConfigError> ConfigDocument::sorted_errors() const {
   std::vector<ConfigError> out = m_errors;
   auto rank = [](const ConfigError& e) { return std::pair<int, int>{e.line == 0 ? INT_MAX : e.line, e.column}; };
-  std::stable_sort(out.begin(), out.end(), [&](const ConfigError& a, const ConfigError& b) { return rank(a) < rank(b); });
+  std::stable_sort(out.begin(), out.end(),
+                   [&](const ConfigError& a, const ConfigError& b) { return rank(a) < rank(b); });
   return out;
 }
 
 std::pair<int, int> ConfigDocument::value_position(const ConfigNode& n) const {
   auto it = m_positions.find(n.path);
-  return it == m_positions.end() ? std::pair<int, int>{0, 0} : std::pair<int, int>{it->second.value_line, it->second.value_column};
+  return it == m_positions.end() ? std::pair<int, int>{0, 0}
+                                 : std::pair<int, int>{it->second.value_line, it->second.value_column};
 }
 
 std::pair<int, int> ConfigDocument::key_position(const ConfigNode& n) const {
   auto it = m_positions.find(n.path);
-  return it == m_positions.end() ? std::pair<int, int>{0, 0} : std::pair<int, int>{it->second.key_line, it->second.key_column};
+  return it == m_positions.end() ? std::pair<int, int>{0, 0}
+                                 : std::pair<int, int>{it->second.key_line, it->second.key_column};
 }
 
 void ConfigDocument::error_at_value(const ConfigNode& n, std::string message, std::optional<std::string> key) {

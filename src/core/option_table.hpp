@@ -116,10 +116,10 @@ OptionMessage string_list(const nlohmann::json& v, std::string_view what, std::v
 // One key of a table.
 template <typename T>
 struct Option {
-  std::string key;           // dotted: "router.port" is `port` inside the `router` map
-  std::string env;           // the IDP_* environment alias, "" = none
-  std::string default_text;  // as documented
-  std::string doc;           // one line: what it sets
+  std::string key;          // dotted: "router.port" is `port` inside the `router` map
+  std::string env;          // the IDP_* environment alias, "" = none
+  std::string default_text; // as documented
+  std::string doc;          // one line: what it sets
   // Parses one value into the target: nothing on success, else "expected …, got …".
   std::function<OptionMessage(const nlohmann::json&, T&)> parse;
   // Instead of parse, for a value with parts (a map of entries, a list of maps): reports
@@ -220,7 +220,8 @@ public:
       }
       return make_error(ErrorCode::invalid_config, owner + ": " + unknown + " " + util::quote(e.key) + rest);
     }
-    return make_error(ErrorCode::invalid_config, owner + ": " + m_unknown + " " + util::quote(e.key) + ": " + e.message);
+    return make_error(ErrorCode::invalid_config,
+                      owner + ": " + m_unknown + " " + util::quote(e.key) + ": " + e.message);
   }
 
 private:
@@ -271,7 +272,8 @@ private:
       }
       std::string hint = util::closest_match(name, names);
       std::string shown = node.key.empty() ? hint : node.key + "." + hint;
-      doc.error_at_key(child, "unknown " + m_unknown + (hint.empty() ? "" : ", did you mean " + util::quote(shown) + "?"));
+      doc.error_at_key(child,
+                       "unknown " + m_unknown + (hint.empty() ? "" : ", did you mean " + util::quote(shown) + "?"));
     }
   }
 

@@ -184,12 +184,11 @@ struct ScheduleParser {
     size_t open = 5; // just past "rate(" / "cron("
     size_t close = expr.find(')', open);
     if (close == std::string_view::npos) {
-      return fail(expr.size(), "expected \")\" to close " + std::string(expr.substr(0, 4)) +
-                                   "(...), got end of expression");
+      return fail(expr.size(),
+                  "expected \")\" to close " + std::string(expr.substr(0, 4)) + "(...), got end of expression");
     }
     if (close + 1 < expr.size()) {
-      return fail(close + 1, "expected end of expression after \")\", got " +
-                                 util::quote(expr.substr(close + 1)));
+      return fail(close + 1, "expected end of expression after \")\", got " + util::quote(expr.substr(close + 1)));
     }
     if (is_rate) {
       IDP_TRY(parse_rate(open, close));
@@ -214,8 +213,8 @@ struct ScheduleParser {
                                      util::quote(value_tok.text));
     }
     if (words.size() < 2) {
-      return fail(close, "expected a unit minute(s), hour(s) or day(s) after " + util::quote(value_tok.text) +
-                             ", got \")\"");
+      return fail(close,
+                  "expected a unit minute(s), hour(s) or day(s) after " + util::quote(value_tok.text) + ", got \")\"");
     }
     const Token& unit_tok = words[1];
     if (words.size() > 2) {
@@ -237,15 +236,15 @@ struct ScheduleParser {
       bool plural = unit_tok.text == u.plural;
       if (!singular && !plural) {
         if (lower == u.singular || lower == u.plural) {
-          return fail(unit_tok.pos, "expected a unit minute(s), hour(s) or day(s), got " +
-                                        util::quote(unit_tok.text) + "; did you mean \"" + lower + "\"?");
+          return fail(unit_tok.pos, "expected a unit minute(s), hour(s) or day(s), got " + util::quote(unit_tok.text) +
+                                        "; did you mean \"" + lower + "\"?");
         }
         continue;
       }
       // AWS requires the singular for 1 and the plural otherwise.
       if (*value == 1 && plural) {
-        return fail(unit_tok.pos, std::string("expected \"") + u.singular + "\" for a value of 1, got " +
-                                      util::quote(unit_tok.text));
+        return fail(unit_tok.pos,
+                    std::string("expected \"") + u.singular + "\" for a value of 1, got " + util::quote(unit_tok.text));
       }
       if (*value != 1 && singular) {
         return fail(unit_tok.pos, std::string("expected \"") + u.plural + "\" for a value of " +
@@ -264,8 +263,7 @@ struct ScheduleParser {
       return fail(pos, "expected 6 fields (minutes hours day-of-month month day-of-week year), got " +
                            std::to_string(words.size()));
     }
-    Schedule::Field* targets[] = {&out.m_minute, &out.m_hour, &out.m_dom,
-                                  &out.m_month,  &out.m_dow,  &out.m_year};
+    Schedule::Field* targets[] = {&out.m_minute, &out.m_hour, &out.m_dom, &out.m_month, &out.m_dow, &out.m_year};
     for (size_t i = 0; i < 6; ++i) {
       IDP_TRY(parse_field(k_fields[i], words[i], *targets[i]));
     }
@@ -322,8 +320,7 @@ struct ScheduleParser {
 
   // The forms that must stand alone: '?' inside a list, L, LW, 15W (day-of-month) and
   // L, 6L, 6#3 (day-of-week). Returns whether `item` was one of them.
-  tl::expected<bool, ScheduleError> parse_special(const FieldInfo& info, const Token& item,
-                                                  Schedule::Field& field) {
+  tl::expected<bool, ScheduleError> parse_special(const FieldInfo& info, const Token& item, Schedule::Field& field) {
     bool day_field = info.kind == FieldKind::day_of_month || info.kind == FieldKind::day_of_week;
     if (item.text == "?") {
       if (!day_field) {
@@ -435,8 +432,8 @@ struct ScheduleParser {
       p = end;
     }
     if (p < end) {
-      return fail(p, "expected \",\" or a space after " + util::quote(expr.substr(item.pos, p - item.pos)) +
-                         ", got " + util::quote(expr.substr(p, end - p)));
+      return fail(p, "expected \",\" or a space after " + util::quote(expr.substr(item.pos, p - item.pos)) + ", got " +
+                         util::quote(expr.substr(p, end - p)));
     }
     for (int v = lo; v <= hi; v += step) {
       field.allowed[static_cast<size_t>(v)] = true;

@@ -41,7 +41,8 @@ std::string format_ttl(util::Millis ms) {
     int64_t ms;
     char c;
   };
-  static constexpr Unit k_units[] = {{7 * 86400000LL, 'w'}, {86400000LL, 'd'}, {3600000LL, 'h'}, {60000LL, 'm'}, {1000LL, 's'}};
+  static constexpr Unit k_units[] = {
+      {7 * 86400000LL, 'w'}, {86400000LL, 'd'}, {3600000LL, 'h'}, {60000LL, 'm'}, {1000LL, 's'}};
   for (auto u : k_units) {
     if (ms >= u.ms && ms % u.ms == 0) {
       return std::to_string(ms / u.ms) + u.c;

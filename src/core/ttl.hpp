@@ -17,8 +17,8 @@ Expected<util::Millis> parse_duration(std::string_view text);
 std::string format_ttl(util::Millis ms);
 
 struct TtlPolicy {
-  util::Millis min = 10 * 60 * 1000;            // 10m
-  util::Millis max = 30LL * 24 * 3600 * 1000;   // 30d
+  util::Millis min = 10 * 60 * 1000;                 // 10m
+  util::Millis max = 30LL * 24 * 3600 * 1000;        // 30d
   util::Millis default_ttl = 7LL * 24 * 3600 * 1000; // 7d, the original's default
 
   // Parses and checks min <= ttl <= max.

@@ -2,8 +2,8 @@
 
 #include <csignal>
 #include <pthread.h>
-#include <sys/stat.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/server.hpp"
@@ -12,15 +12,15 @@
 #include "drivers/driver.hpp"
 #include "engine/controller.hpp"
 #include "engine/reaper.hpp"
-#include "engine/secret_store.hpp"
 #include "engine/reconciler.hpp"
 #include "engine/retention.hpp"
+#include "engine/secret_store.hpp"
 #include "sources/sources.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "util/fs.hpp"
 #include "util/git.hpp"
-#include "util/numbers.hpp"
 #include "util/json.hpp"
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -57,7 +57,7 @@ struct Daemon::Impl {
   int api_port = 0;
   int hooks_port = 0;
   int router_port = 0;
-  int https_port = 0;   // 0 when https is off
+  int https_port = 0; // 0 when https is off
   bool started = false;
   bool stopped = false;
 };
@@ -359,9 +359,10 @@ Expected<void> Daemon::start() {
   nlohmann::json info = {{"pid", ::getpid()},
                          {"api_url", api_url},
                          {"router_port", d.router_port},
-                         {"webhook_url", d.hooks ? "http://" + cfg.webhook_listen.substr(0, cfg.webhook_listen.rfind(':')) +
-                                                       ":" + std::to_string(d.hooks_port) + "/hooks/github"
-                                                 : api_url + "/hooks/github"},
+                         {"webhook_url", d.hooks
+                                             ? "http://" + cfg.webhook_listen.substr(0, cfg.webhook_listen.rfind(':')) +
+                                                   ":" + std::to_string(d.hooks_port) + "/hooks/github"
+                                             : api_url + "/hooks/github"},
                          {"domain", cfg.domain},
                          {"home", cfg.home},
                          {"version", idp::k_version},
@@ -378,7 +379,8 @@ Expected<void> Daemon::start() {
   IDP_TRY(util::write_file_atomic(util::path_join(cfg.home, "daemon.json"), util::json_dump(info, 2) + "\n"));
   if (cfg.https.on()) {
     spdlog::info("idp serve: api {} and https://{}{} | environments at https://<name>.{}{}/ | home {} | drivers {}",
-                 api_url, api_host, https_port, cfg.domain, https_port, cfg.home, util::join(d.driver_set.names(), ","));
+                 api_url, api_host, https_port, cfg.domain, https_port, cfg.home,
+                 util::join(d.driver_set.names(), ","));
     if (cfg.https.mode == "internal") {
       std::string root = info["ca_root"].get<std::string>();
       spdlog::info("idp serve: certificates from Caddy's local CA; clients trust its root certificate {}{}", root,

@@ -11,9 +11,9 @@
 #include "util/failpoint.hpp"
 #include "util/fatal.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
-#include "util/json.hpp"
 
 #ifndef IDP_BUILTIN_TEMPLATES_DIR
 #define IDP_BUILTIN_TEMPLATES_DIR "/usr/share/idp/templates"
@@ -58,8 +58,8 @@ ServerConfig build_config(const ServeOptions& o) {
   cfg.home = util::default_idp_home();
   const char* builtin = std::getenv("IDP_BUILTIN_TEMPLATES");
   cfg.templates_dir = builtin && *builtin ? builtin : IDP_BUILTIN_TEMPLATES_DIR;
-  for (const char* k : {"home", "listen", "router.port", "router.domain", "https.mode", "ttl.min", "ttl.max", "reaper_interval",
-                        "health_interval", "workers", "templates_path", "max_streams"}) {
+  for (const char* k : {"home", "listen", "router.port", "router.domain", "https.mode", "ttl.min", "ttl.max",
+                        "reaper_interval", "health_interval", "workers", "templates_path", "max_streams"}) {
     cfg.origins[k] = "default";
   }
   if (!o.config.empty()) {
@@ -204,7 +204,9 @@ void print_config(const ServerConfig& cfg) {
   row("health_interval", core::format_ttl(cfg.engine.health_interval));
   row("ttl.min", core::format_ttl(cfg.engine.ttl_policy.min));
   row("ttl.max", core::format_ttl(cfg.engine.ttl_policy.max));
-  auto kept = [](util::Millis ms, const char* zero) { return ms == 0 ? std::string("0 (") + zero + ")" : core::format_ttl(ms); };
+  auto kept = [](util::Millis ms, const char* zero) {
+    return ms == 0 ? std::string("0 (") + zero + ")" : core::format_ttl(ms);
+  };
   row("retention.events", kept(cfg.engine.event_retention, "kept forever"));
   row("retention.destroyed", kept(cfg.engine.destroyed_retention, "kept forever"));
   row("retention.mirrors", kept(cfg.engine.mirror_retention, "kept forever"));
@@ -212,8 +214,8 @@ void print_config(const ServerConfig& cfg) {
   row("keep_running", cfg.keep_running ? "true" : "false");
   row("templates_dir", cfg.templates_dir);
   row("templates_path", util::join(cfg.templates_path, ":"));
-  row("default_template", cfg.engine.default_template.empty() ? "api-service (the built-in default)"
-                                                              : cfg.engine.default_template);
+  row("default_template",
+      cfg.engine.default_template.empty() ? "api-service (the built-in default)" : cfg.engine.default_template);
   row("github.api_url", cfg.github_api_url);
   for (const auto& [driver, opts] : cfg.driver_options.items()) {
     for (const auto& [k, v] : opts.items()) {
@@ -248,9 +250,11 @@ cli::CommandSpec serve_command_spec() {
   return {"serve", "run the idp server (API, engine, router) in the foreground", false,
           [](CLI::App& sub, const cli::GlobalOptions&) -> cli::Runner {
             auto o = std::make_shared<ServeOptions>();
-            sub.add_option("--home", o->home, "state directory (default: IDP_HOME, else ~/.local/share/idp, /var/lib/idp for root)");
+            sub.add_option("--home", o->home,
+                           "state directory (default: IDP_HOME, else ~/.local/share/idp, /var/lib/idp for root)");
             sub.add_option("--listen", o->listen, "API address (default 127.0.0.1:8787; port 0 = any)");
-            sub.add_option("--router-port", o->router_port, "port environments' URLs use (default: chosen once, then kept)");
+            sub.add_option("--router-port", o->router_port,
+                           "port environments' URLs use (default: chosen once, then kept)");
             sub.add_option("--router-host", o->router_host, "address the router listens on (default 127.0.0.1)");
             sub.add_option("--domain", o->domain, "environments are <name>.<domain> (default preview.localhost)");
             sub.add_option("--config", o->config, "server config file (YAML)");

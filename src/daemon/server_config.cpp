@@ -29,7 +29,8 @@ Expected<int> ServerConfig::api_port() const {
   auto port = util::parse_int<int>(std::string_view(listen).substr(colon + 1), 0, 65535);
   if (!port) {
     return make_error(ErrorCode::invalid_config,
-                      "listen: expected an address like 127.0.0.1:8787 with a port from 0 to 65535, got " + quote(listen));
+                      "listen: expected an address like 127.0.0.1:8787 with a port from 0 to 65535, got " +
+                          quote(listen));
   }
   return *port;
 }
@@ -54,12 +55,12 @@ Expected<std::string> resolve_secret_reference(const std::string& ref) {
 
 namespace {
 
-using nlohmann::json;
 using core::ConfigDocument;
 using core::ConfigNode;
 using core::Option;
 using core::OptionMessage;
 using core::OptionTable;
+using nlohmann::json;
 namespace values = core::option_values;
 
 std::string describe(const json& v) { return core::describe_config_value(v); }
@@ -121,7 +122,8 @@ bool apply_driver_section(ConfigDocument& doc, const ConfigNode& section, const 
       names.emplace_back(f->name());
     }
     std::string hint = util::closest_match(dname, names);
-    doc.error_at_key(section, "unknown driver" + (hint.empty() ? "" : ", did you mean " + util::quote("drivers." + hint) + "?") +
+    doc.error_at_key(section, "unknown driver" +
+                                  (hint.empty() ? "" : ", did you mean " + util::quote("drivers." + hint) + "?") +
                                   " (compiled in: " + util::join(names, ", ") + ")");
     return false;
   }
@@ -200,7 +202,8 @@ bool apply_driver_section(ConfigDocument& doc, const ConfigNode& section, const 
           hint = hint.substr(0, hint.size() - 3); // the name a duration is written under
         }
       }
-      doc.error_at_key(src.node, "unknown option" + (hint.empty() ? "" : ", did you mean " + util::quote(prefix + "." + hint) + "?"));
+      doc.error_at_key(src.node, "unknown option" +
+                                     (hint.empty() ? "" : ", did you mean " + util::quote(prefix + "." + hint) + "?"));
     }
   }
   if (!placed) {
@@ -307,16 +310,19 @@ const OptionTable<sources::WatchedRepo>& repository_table() {
        .parse = [](const json& v, WatchedRepo& repo) { return values::text(v, "a branch name", repo.default_branch); }},
       {.key = "webhook_secret",
        .doc = "a secret or env:NAME / file:PATH",
-       .parse = [](const json& v, WatchedRepo& repo) {
-         return secret_value(v, "a secret or env:NAME / file:PATH", repo.webhook_secret);
-       }},
+       .parse =
+           [](const json& v, WatchedRepo& repo) {
+             return secret_value(v, "a secret or env:NAME / file:PATH", repo.webhook_secret);
+           }},
       {.key = "github_token",
        .doc = "a token or env:NAME / file:PATH",
-       .parse = [](const json& v, WatchedRepo& repo) {
-         return secret_value(v, "a token or env:NAME / file:PATH", repo.github_token);
-       }},
+       .parse =
+           [](const json& v, WatchedRepo& repo) {
+             return secret_value(v, "a token or env:NAME / file:PATH", repo.github_token);
+           }},
       {.key = "default_template",
-       .parse = [](const json& v, WatchedRepo& repo) { return values::text(v, "a template name", repo.default_template); }},
+       .parse = [](const json& v,
+                   WatchedRepo& repo) { return values::text(v, "a template name", repo.default_template); }},
       {.key = "poll",
        .default_text = "false",
        .parse = [](const json& v, WatchedRepo& repo) { return values::boolean(v, repo.poll); }},
@@ -369,7 +375,8 @@ bool apply_secrets(ConfigDocument& doc, const ConfigNode& node, ServerConfig& cf
     auto applied = secret_table().apply(doc, child, sec);
     if (child.value->is_object() && !contains(applied, "from") && !child.value->contains("from") &&
         !has_error(doc, child.key + ".from")) {
-      doc.error_at_value(child, "required: where the value is read, env:VAR or file:/absolute/path", child.key + ".from");
+      doc.error_at_value(child, "required: where the value is read, env:VAR or file:/absolute/path",
+                         child.key + ".from");
     }
     if (child.value->is_object() && !contains(applied, "repos") && !child.value->contains("repos") &&
         !has_error(doc, child.key + ".repos")) {
@@ -457,33 +464,36 @@ const OptionTable<ServerConfig>& server_table() {
       {.key = "runtime",
        .default_text = "local",
        .doc = "the runtime environments get",
-       .parse = [](const json& v, ServerConfig& c) {
-         return values::text(v, "a runtime name like local", c.engine.default_runtime);
-       }},
+       .parse = [](const json& v,
+                   ServerConfig& c) { return values::text(v, "a runtime name like local", c.engine.default_runtime); }},
       {.key = "workers",
        .env = "IDP_WORKERS",
        .default_text = "4",
        .doc = "concurrent operations",
-       .parse = [](const json& v, ServerConfig& c) {
-         return number_into(v, 1, 256, "a number of workers from 1 to 256", c.engine.workers);
-       }},
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return number_into(v, 1, 256, "a number of workers from 1 to 256", c.engine.workers);
+           }},
       {.key = "max_streams",
        .env = "IDP_MAX_STREAMS",
        .default_text = "64",
        .doc = "event and log streams served at once (each on its own thread; 503 beyond)",
-       .parse = [](const json& v, ServerConfig& c) {
-         return number_into(v, 0, 1024, "a number of streams from 0 to 1024", c.max_streams);
-       }},
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return number_into(v, 0, 1024, "a number of streams from 0 to 1024", c.max_streams);
+           }},
       {.key = "reaper_interval",
        .env = "IDP_REAPER_INTERVAL",
        .default_text = "30s",
        .doc = "the TTL reaper's period",
-       .parse = [](const json& v, ServerConfig& c) { return values::duration(v, c.engine.reaper_interval, k_duration); }},
+       .parse = [](const json& v,
+                   ServerConfig& c) { return values::duration(v, c.engine.reaper_interval, k_duration); }},
       {.key = "health_interval",
        .env = "IDP_HEALTH_INTERVAL",
        .default_text = "10s",
        .doc = "the health check's period",
-       .parse = [](const json& v, ServerConfig& c) { return values::duration(v, c.engine.health_interval, k_duration); }},
+       .parse = [](const json& v,
+                   ServerConfig& c) { return values::duration(v, c.engine.health_interval, k_duration); }},
       {.key = "keep_running",
        .default_text = "false",
        .doc = "leave environments running when the server stops",
@@ -491,9 +501,8 @@ const OptionTable<ServerConfig>& server_table() {
       {.key = "default_template",
        .default_text = "api-service",
        .doc = "the template of a repository whose config names none",
-       .parse = [](const json& v, ServerConfig& c) {
-         return values::text(v, "a template name", c.engine.default_template);
-       }},
+       .parse = [](const json& v,
+                   ServerConfig& c) { return values::text(v, "a template name", c.engine.default_template); }},
       {.key = "templates_path",
        .env = "IDP_TEMPLATES_PATH",
        .doc = "more template directories (the environment's are added to the file's)",
@@ -510,21 +519,22 @@ const OptionTable<ServerConfig>& server_table() {
        .env = "IDP_ROUTER_PORT",
        .default_text = "chosen on first start, then kept",
        .doc = "the port environments' URLs use",
-       .parse = [](const json& v, ServerConfig& c) {
-         return number_into(v, 0, 65535, "a port number 0-65535", c.router_port);
-       }},
+       .parse = [](const json& v,
+                   ServerConfig& c) { return number_into(v, 0, 65535, "a port number 0-65535", c.router_port); }},
       {.key = "router.listen_host",
        .default_text = "127.0.0.1",
        .doc = "the address the router listens on",
-       .parse = [](const json& v, ServerConfig& c) {
-         return values::text(v, "an address like 127.0.0.1 or 0.0.0.0", c.router_listen_host);
-       }},
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::text(v, "an address like 127.0.0.1 or 0.0.0.0", c.router_listen_host);
+           }},
       {.key = "router.domain",
        .env = "IDP_DOMAIN",
        .default_text = "preview.localhost",
        .doc = "environments are <name>.<domain>",
        .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
-         static const std::regex k_domain("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$");
+         static const std::regex k_domain(
+             "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$");
          std::string s;
          if (auto m = values::text(v, "a DNS domain like preview.example.com", s)) {
            return m;
@@ -539,40 +549,49 @@ const OptionTable<ServerConfig>& server_table() {
        .env = "IDP_TTL_MIN",
        .default_text = "10m",
        .doc = "the shortest TTL allowed",
-       .parse = [](const json& v, ServerConfig& c) { return values::duration(v, c.engine.ttl_policy.min, k_duration); }},
+       .parse = [](const json& v,
+                   ServerConfig& c) { return values::duration(v, c.engine.ttl_policy.min, k_duration); }},
       {.key = "ttl.max",
        .env = "IDP_TTL_MAX",
        .default_text = "30d",
        .doc = "the longest lifetime allowed",
-       .parse = [](const json& v, ServerConfig& c) { return values::duration(v, c.engine.ttl_policy.max, k_duration); }},
+       .parse = [](const json& v,
+                   ServerConfig& c) { return values::duration(v, c.engine.ttl_policy.max, k_duration); }},
       {.key = "retention.events",
        .env = "IDP_RETENTION_EVENTS",
        .default_text = "90d",
        .doc = "events older than this are removed (0 = kept forever)",
-       .parse = [](const json& v, ServerConfig& c) {
-         return values::duration(v, c.engine.event_retention, "a duration like 90d, or 0 to keep them forever", true);
-       }},
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::duration(v, c.engine.event_retention, "a duration like 90d, or 0 to keep them forever",
+                                     true);
+           }},
       {.key = "retention.destroyed",
        .env = "IDP_RETENTION_DESTROYED",
        .default_text = "30d",
        .doc = "rows of environments destroyed longer ago are removed (0 = kept forever)",
-       .parse = [](const json& v, ServerConfig& c) {
-         return values::duration(v, c.engine.destroyed_retention, "a duration like 30d, or 0 to keep them forever", true);
-       }},
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::duration(v, c.engine.destroyed_retention, "a duration like 30d, or 0 to keep them forever",
+                                     true);
+           }},
       {.key = "retention.mirrors",
        .env = "IDP_RETENTION_MIRRORS",
        .default_text = "7d",
        .doc = "git mirrors unused and unfetched this long are removed (0 = kept forever)",
-       .parse = [](const json& v, ServerConfig& c) {
-         return values::duration(v, c.engine.mirror_retention, "a duration like 7d, or 0 to keep them forever", true);
-       }},
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::duration(v, c.engine.mirror_retention, "a duration like 7d, or 0 to keep them forever",
+                                     true);
+           }},
       {.key = "retention.interval",
        .env = "IDP_RETENTION_INTERVAL",
        .default_text = "1h",
        .doc = "how often old data is pruned (0 = never)",
-       .parse = [](const json& v, ServerConfig& c) {
-         return values::duration(v, c.engine.retention_interval, "a duration like 1h, or 0 to never prune", true);
-       }},
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::duration(v, c.engine.retention_interval, "a duration like 1h, or 0 to never prune", true);
+           }},
       {.key = "github.api_url",
        .default_text = "https://api.github.com",
        .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
@@ -634,9 +653,8 @@ const OptionTable<ServerConfig>& server_table() {
        }},
       {.key = "https.port",
        .default_text = "443",
-       .parse = [](const json& v, ServerConfig& c) {
-         return number_into(v, 0, 65535, "a port number 0-65535", c.https.port);
-       }},
+       .parse = [](const json& v,
+                   ServerConfig& c) { return number_into(v, 0, 65535, "a port number 0-65535", c.https.port); }},
       {.key = "drivers", .doc = "driver options: drivers.<name>.<option>", .parse_node = apply_drivers},
       {.key = "secrets", .doc = "the server's secret store", .parse_node = apply_secrets},
       {.key = "repositories", .doc = "watched repositories", .parse_node = apply_repositories},
@@ -665,10 +683,12 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
                   core::format_ttl(cfg.engine.ttl_policy.max));
   }
   ConfigNode https = doc.child(root, "https");
-  if (https.value->is_object() && cfg.https.mode == "acme" && cfg.https.email.empty() && !has_error(doc, "https.email")) {
+  if (https.value->is_object() && cfg.https.mode == "acme" && cfg.https.email.empty() &&
+      !has_error(doc, "https.email")) {
     // The ACME CA writes there about expiring certificates and problems with the account.
-    doc.error_at_value(https, "required when mode is acme: the address the ACME CA writes to about the certificates, "
-                              "like ops@example.com",
+    doc.error_at_value(https,
+                       "required when mode is acme: the address the ACME CA writes to about the certificates, "
+                       "like ops@example.com",
                        "https.email");
   }
   if (!doc.ok()) {

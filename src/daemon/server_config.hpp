@@ -28,26 +28,26 @@ struct HttpsSettings {
 };
 
 struct ServerConfig {
-  std::string home;                       // IDP_HOME
-  std::string listen = "127.0.0.1:8787";  // API address; port 0 = any free port
-  std::string webhook_listen;             // "" = /hooks/github is served on `listen` too
-  bool insecure_http = false;             // allow a non-loopback `listen` without TLS
-  bool metrics_public = false;            // `metrics: public`: /metrics without a token
-  int max_streams = 64;                   // SSE + logs?follow streams at once (own threads; 503 beyond)
-  std::vector<std::string> server_names;  // Host names the API answers to besides loopback
-  int router_port = 0;                    // 0 = chosen on first start, then kept
+  std::string home;                      // IDP_HOME
+  std::string listen = "127.0.0.1:8787"; // API address; port 0 = any free port
+  std::string webhook_listen;            // "" = /hooks/github is served on `listen` too
+  bool insecure_http = false;            // allow a non-loopback `listen` without TLS
+  bool metrics_public = false;           // `metrics: public`: /metrics without a token
+  int max_streams = 64;                  // SSE + logs?follow streams at once (own threads; 503 beyond)
+  std::vector<std::string> server_names; // Host names the API answers to besides loopback
+  int router_port = 0;                   // 0 = chosen on first start, then kept
   std::string router_listen_host = "127.0.0.1";
   std::string domain = "preview.localhost";
   HttpsSettings https;
-  std::string templates_dir;              // the built-in templates
+  std::string templates_dir;               // the built-in templates
   std::vector<std::string> templates_path; // IDP_TEMPLATES_PATH
-  bool keep_running = false;              // leave environments running when the daemon stops
+  bool keep_running = false;               // leave environments running when the daemon stops
   engine::EngineOptions engine;
   nlohmann::json driver_options = nlohmann::json::object(); // drivers.<name>.*
   std::vector<sources::WatchedRepo> repositories;
   std::vector<engine::ConfiguredSecret> secrets; // secrets: NAME: {from, repos} (engine/secret_store.hpp)
   std::string github_api_url = "https://api.github.com";
-  std::string config_file;                // "" = none
+  std::string config_file;                    // "" = none
   std::map<std::string, std::string> origins; // key → "default" | file path | "env IDP_X" | "flag --x"
 
   std::string api_host() const;
@@ -67,8 +67,8 @@ Expected<void> apply_server_env(ServerConfig& cfg);
 
 // One key of the server config, from its option table: for documentation and its tests.
 struct ServerConfigKey {
-  std::string key;          // dotted: "retention.events"
-  std::string env;          // IDP_* alias, "" = none
+  std::string key; // dotted: "retention.events"
+  std::string env; // IDP_* alias, "" = none
   std::string default_text;
   std::string doc;
 };

@@ -16,13 +16,13 @@ namespace idp::drivers {
 const std::vector<const DriverFactory*>& builtin_driver_factories() {
   static const std::vector<const DriverFactory*> k_factories = {
 #if IDP_HAVE_LOCAL
-      &local::local_driver_factory(),
+    &local::local_driver_factory(),
 #endif
 #if IDP_HAVE_TERRAFORM
-      &terraform::terraform_driver_factory(),
+    &terraform::terraform_driver_factory(),
 #endif
 #if IDP_HAVE_KUBERNETES
-      &kubernetes::kubernetes_driver_factory(),
+    &kubernetes::kubernetes_driver_factory(),
 #endif
   };
   return k_factories;

@@ -105,14 +105,14 @@ struct LogLine {
 };
 
 struct LogQuery {
-  util::Millis since = 0;  // only lines at or after this time
-  size_t tail = 0;         // only the last N lines (0 = all)
-  std::string cursor;      // resume after a previous read (from LogChunk::cursor)
+  util::Millis since = 0; // only lines at or after this time
+  size_t tail = 0;        // only the last N lines (0 = all)
+  std::string cursor;     // resume after a previous read (from LogChunk::cursor)
 };
 
 struct LogChunk {
   std::vector<LogLine> lines;
-  std::string cursor;      // pass back to get only newer lines
+  std::string cursor; // pass back to get only newer lines
 };
 
 class Driver {
@@ -173,12 +173,12 @@ struct JobRunHooks {
 
 // HTTPS for the environments a router serves (server config `https`). Off: plain HTTP.
 struct HttpsContext {
-  std::string mode = "off";         // off | internal | acme
-  int port = 0;                     // the port of https:// URLs
+  std::string mode = "off"; // off | internal | acme
+  int port = 0;             // the port of https:// URLs
   std::string acme_email;
-  std::string ask_url;              // asked before each certificate (GET ?domain=<host>)
-  std::string api_host;             // "idp.<domain>": served by the router, proxied to...
-  std::string api_upstream;         // ...the daemon's API, "127.0.0.1:<port>"
+  std::string ask_url;      // asked before each certificate (GET ?domain=<host>)
+  std::string api_host;     // "idp.<domain>": served by the router, proxied to...
+  std::string api_upstream; // ...the daemon's API, "127.0.0.1:<port>"
   bool on() const { return mode == "internal" || mode == "acme"; }
 };
 
@@ -191,13 +191,13 @@ struct SecretHooks {
 };
 
 struct DriverContext {
-  std::string home;                 // IDP_HOME
+  std::string home; // IDP_HOME
   std::string domain = "preview.localhost";
-  int router_port = 0;              // the port environments' URLs use
+  int router_port = 0; // the port environments' URLs use
   std::string router_listen_host = "127.0.0.1";
   HttpsContext https;
   util::Clock* clock = nullptr;
-  std::string self_exe;             // path of the idp binary (for helper subcommands)
+  std::string self_exe;                              // path of the idp binary (for helper subcommands)
   nlohmann::json options = nlohmann::json::object(); // driver-specific settings from the server config
   JobRunHooks job_runs;
   SecretHooks secrets;

@@ -30,15 +30,14 @@ Event make_event(const Environment& env, util::Millis now, const std::string& ac
   return e;
 }
 
-
 Expected<void> validate_repo(const std::string& repo) {
   if (repo.empty()) {
     return make_error(ErrorCode::invalid_argument, "repo is required: a git URL or a local path");
   }
   if (repo.front() == '-' || repo.size() > 2048 ||
       std::any_of(repo.begin(), repo.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
-    return make_error(ErrorCode::invalid_argument, "invalid repo " + util::quote(repo) +
-                                                       ": expected a git URL or a local path");
+    return make_error(ErrorCode::invalid_argument,
+                      "invalid repo " + util::quote(repo) + ": expected a git URL or a local path");
   }
   return {};
 }
@@ -79,9 +78,7 @@ Controller::Controller(store::StateStore& store, util::Clock& clock, RepoResolve
     : m_store(store), m_clock(clock), m_repos(repos), m_templates(templates), m_drivers(drivers), m_options(options),
       m_signals(std::move(signals)) {}
 
-std::string Controller::source_key(const std::string& repo, const std::string& branch) {
-  return repo + "\n" + branch;
-}
+std::string Controller::source_key(const std::string& repo, const std::string& branch) { return repo + "\n" + branch; }
 
 Expected<Controller::Resolved> Controller::resolve_config(const std::string& repo, const std::string& commit,
                                                           const std::string& template_override,
@@ -92,8 +89,8 @@ Expected<Controller::Resolved> Controller::resolve_config(const std::string& rep
   rules.templates = m_templates.list();
   rules.ttl_policy = m_options.ttl_policy;
   rules.check_ttl = check_ttl;
-  auto checked = core::validate_app_config(text ? *text : "", rules, ".idp/config.yml", template_override,
-                                           default_template);
+  auto checked =
+      core::validate_app_config(text ? *text : "", rules, ".idp/config.yml", template_override, default_template);
   if (!checked.ok()) {
     std::vector<std::string> lines;
     for (const auto& e : checked.errors) {
@@ -127,8 +124,8 @@ Expected<std::string> Controller::pick_name(const std::string& base, const std::
   std::string alt = core::env_name_with_suffix(base, identity);
   IDP_TRY_ASSIGN(bool alt_taken, taken(alt));
   if (alt_taken) {
-    return make_error(ErrorCode::conflict, "environment names " + util::quote(base) + " and " + util::quote(alt) +
-                                               " are both taken");
+    return make_error(ErrorCode::conflict,
+                      "environment names " + util::quote(base) + " and " + util::quote(alt) + " are both taken");
   }
   return alt;
 }
@@ -170,9 +167,9 @@ Expected<Environment> Controller::new_environment(const CreateRequest& req, util
       return make_error(ErrorCode::invalid_config, tmpl.error().message);
     }
     if (std::find(tmpl->runtimes.begin(), tmpl->runtimes.end(), env.runtime) == tmpl->runtimes.end()) {
-      return make_error(ErrorCode::invalid_config, "template " + util::quote(tmpl->name) + " has no parts for runtime " +
-                                                       util::quote(env.runtime) + " (it supports " +
-                                                       util::join(tmpl->runtimes, ", ") + ")");
+      return make_error(ErrorCode::invalid_config, "template " + util::quote(tmpl->name) +
+                                                       " has no parts for runtime " + util::quote(env.runtime) +
+                                                       " (it supports " + util::join(tmpl->runtimes, ", ") + ")");
     }
     env.template_name = tmpl->name;
   }
@@ -191,9 +188,10 @@ Expected<Environment> Controller::new_environment(const CreateRequest& req, util
     env.source_key = source_key(env.repo, req.branch);
     IDP_TRY_ASSIGN(auto tracked, m_store.find_by_source_key(env.source_key));
     if (tracked) {
-      return make_error(ErrorCode::already_exists, "environment " + util::quote(tracked->name) + " already tracks branch " +
-                                                       util::quote(req.branch) + " of " + util::quote(env.repo) +
-                                                       "; to deploy its latest commit run: idp redeploy " + tracked->name);
+      return make_error(ErrorCode::already_exists,
+                        "environment " + util::quote(tracked->name) + " already tracks branch " +
+                            util::quote(req.branch) + " of " + util::quote(env.repo) +
+                            "; to deploy its latest commit run: idp redeploy " + tracked->name);
     }
     IDP_TRY_ASSIGN(env.name, pick_name(core::env_name_for_branch(req.branch), env.source_key));
   }
@@ -203,7 +201,8 @@ Expected<Environment> Controller::new_environment(const CreateRequest& req, util
 Expected<CreateResolution> Controller::resolve_create(const Environment& env) {
   IDP_TRY_ASSIGN(std::string commit, m_repos.resolve_branch(env.repo, env.branch));
   bool ttl_from_config = env.expires_at == 0;
-  IDP_TRY_ASSIGN(Resolved r, resolve_config(env.repo, commit, env.template_name, m_options.default_template, ttl_from_config));
+  IDP_TRY_ASSIGN(Resolved r,
+                 resolve_config(env.repo, commit, env.template_name, m_options.default_template, ttl_from_config));
   CreateResolution out;
   if (ttl_from_config) {
     auto ttl = m_options.ttl_policy.parse(r.config.ttl);
@@ -234,9 +233,9 @@ Expected<Environment> Controller::create(const CreateRequest& req, const std::st
     env.expires_at = now + res.ttl;
   }
   std::vector<Event> events = {make_event(env, now, actor, "create",
-                                          "branch " + util::quote(req.branch) + " at " + util::short_commit(env.commit) +
-                                              ", template " + env.template_name + ", ttl " +
-                                              core::format_ttl(env.expires_at - now))};
+                                          "branch " + util::quote(req.branch) + " at " +
+                                              util::short_commit(env.commit) + ", template " + env.template_name +
+                                              ", ttl " + core::format_ttl(env.expires_at - now))};
   IDP_TRY_ASSIGN(Environment stored, m_store.insert_environment(env, events));
   m_signals.wake(stored.name);
   return stored;
@@ -246,18 +245,19 @@ Expected<Environment> Controller::submit_create(const CreateRequest& req, const 
   util::Millis now = m_clock.now_ms();
   IDP_TRY_ASSIGN(Environment env, new_environment(req, now));
   env.message = "waiting for a worker to fetch branch " + util::quote(req.branch);
-  std::vector<Event> events = {make_event(
-      env, now, actor, "create",
-      "branch " + util::quote(req.branch) + " of " + util::quote(env.repo) + ", template " +
-          (env.template_name.empty() ? std::string("from its config") : env.template_name) + ", ttl " +
-          (env.expires_at == 0 ? std::string("from its config") : core::format_ttl(env.expires_at - now)) +
-          "; a worker fetches the branch and reads its config")};
+  std::vector<Event> events = {
+      make_event(env, now, actor, "create",
+                 "branch " + util::quote(req.branch) + " of " + util::quote(env.repo) + ", template " +
+                     (env.template_name.empty() ? std::string("from its config") : env.template_name) + ", ttl " +
+                     (env.expires_at == 0 ? std::string("from its config") : core::format_ttl(env.expires_at - now)) +
+                     "; a worker fetches the branch and reads its config")};
   IDP_TRY_ASSIGN(Environment stored, m_store.insert_environment(env, events));
   m_signals.wake(stored.name);
   return stored;
 }
 
-Expected<Environment> Controller::extend(const std::string& name, const std::string& ttl_text, const std::string& actor) {
+Expected<Environment> Controller::extend(const std::string& name, const std::string& ttl_text,
+                                         const std::string& actor) {
   IDP_TRY_ASSIGN(util::Millis ttl, core::parse_duration(ttl_text));
   if (ttl <= 0) {
     return make_error(ErrorCode::invalid_argument, "expected a positive duration, got " + util::quote(ttl_text));
@@ -272,13 +272,13 @@ Expected<Environment> Controller::extend(const std::string& name, const std::str
     util::Millis base = std::max(env.expires_at, now);
     util::Millis target = base + ttl;
     if (target - now > policy.max) {
-      return make_error(ErrorCode::invalid_argument,
-                        "extending by " + ttl_text + " would keep " + util::quote(name) + " for " +
-                            util::format_duration(target - now) + ", beyond the maximum of " +
-                            core::format_ttl(policy.max));
+      return make_error(ErrorCode::invalid_argument, "extending by " + ttl_text + " would keep " + util::quote(name) +
+                                                         " for " + util::format_duration(target - now) +
+                                                         ", beyond the maximum of " + core::format_ttl(policy.max));
     }
-    events.push_back(make_event(env, now, actor, "extend",
-                                "expiry " + util::format_iso8601(env.expires_at) + " -> " + util::format_iso8601(target)));
+    events.push_back(
+        make_event(env, now, actor, "extend",
+                   "expiry " + util::format_iso8601(env.expires_at) + " -> " + util::format_iso8601(target)));
     env.expires_at = target;
     env.updated_at = now;
     return {};
@@ -292,7 +292,8 @@ Expected<Environment> Controller::redeploy(const std::string& name, const std::s
   auto gone = [&](const Environment& env) -> Expected<void> {
     if (env.phase == Phase::destroyed || env.desired == Desired::absent) {
       return make_error(ErrorCode::conflict, "environment " + util::quote(name) + " is " +
-                                                 std::string(core::phase_name(env.phase)) + " and cannot be redeployed");
+                                                 std::string(core::phase_name(env.phase)) +
+                                                 " and cannot be redeployed");
     }
     return {};
   };
@@ -310,10 +311,10 @@ Expected<Environment> Controller::redeploy(const std::string& name, const std::s
   bool needs_ttl = awaits_source(current) && current.expires_at == 0;
   // A create whose config was refused never got a template: the server's default applies,
   // as at create.
-  IDP_TRY_ASSIGN(Resolved r, resolve_config(current.repo, commit, "",
-                                            current.template_name.empty() ? m_options.default_template
-                                                                          : current.template_name,
-                                            needs_ttl));
+  IDP_TRY_ASSIGN(Resolved r,
+                 resolve_config(current.repo, commit, "",
+                                current.template_name.empty() ? m_options.default_template : current.template_name,
+                                needs_ttl));
   Environment probe = current; // planned at the commit it will deploy (none yet after a refused create)
   probe.commit = commit;
   IDP_TRY(plan(probe, r));
@@ -350,7 +351,8 @@ Expected<Environment> Controller::redeploy(const std::string& name, const std::s
   return updated;
 }
 
-Expected<Environment> Controller::destroy(const std::string& name, const std::string& actor, const std::string& reason) {
+Expected<Environment> Controller::destroy(const std::string& name, const std::string& actor,
+                                          const std::string& reason) {
   util::Millis now = m_clock.now_ms();
   bool changed = false;
   auto updated = m_store.update_environment(name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
@@ -425,8 +427,9 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
     // fresh as it was without this check (a destroy may be finishing meanwhile).
     IDP_TRY_ASSIGN(auto head, m_repos.resolve_branch(repo, upd.branch));
     if (head != commit) {
-      std::string msg = "refused " + util::short_commit(commit) + " (" + reason + "): branch " + util::quote(upd.branch) +
-                        " is now at " + util::short_commit(head) + "; only a branch's head is deployed, so a stale or "
+      std::string msg = "refused " + util::short_commit(commit) + " (" + reason + "): branch " +
+                        util::quote(upd.branch) + " is now at " + util::short_commit(head) +
+                        "; only a branch's head is deployed, so a stale or "
                         "replayed delivery never rolls an environment back";
       auto live = m_store.find_by_source_key(source_key(repo, upd.branch));
       if (live && *live) {
@@ -441,24 +444,24 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
   std::string key = source_key(repo, upd.branch);
   IDP_TRY_ASSIGN(auto existing, m_store.find_by_source_key(key));
   util::Millis now = m_clock.now_ms();
-  auto resolved =
-      resolve_config(repo, commit, "", upd.default_template.empty() ? m_options.default_template : upd.default_template);
+  auto resolved = resolve_config(repo, commit, "",
+                                 upd.default_template.empty() ? m_options.default_template : upd.default_template);
   if (!resolved) {
     if (existing && resolved.error().code == ErrorCode::invalid_config) {
       std::string msg = "config at " + util::short_commit(commit) + " is invalid: " + resolved.error().message;
-      auto recorded =
-          m_store.update_environment(existing->name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
-            env.message = msg;
-            env.updated_at = now;
-            events.push_back(make_event(env, now, actor, "reject", msg));
-            return {};
-          });
+      auto recorded = m_store.update_environment(existing->name,
+                                                 [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
+                                                   env.message = msg;
+                                                   env.updated_at = now;
+                                                   events.push_back(make_event(env, now, actor, "reject", msg));
+                                                   return {};
+                                                 });
       if (!recorded) {
         // The branch's owner would never see why the commit is not deployed: fail with the
         // store's error instead, which the caller retries when it is transient.
-        return Unexpected(Error(recorded.error().code, "environment " + util::quote(existing->name) +
-                                                           ": cannot record the rejected config: " +
-                                                           recorded.error().message));
+        return Unexpected(
+            Error(recorded.error().code, "environment " + util::quote(existing->name) +
+                                             ": cannot record the rejected config: " + recorded.error().message));
       }
     }
     return Unexpected(resolved.error());
@@ -484,8 +487,9 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
     env.source_key = key;
     IDP_TRY_ASSIGN(env.name, pick_name(core::env_name_for_branch(upd.branch), key));
     IDP_TRY(plan(env, *resolved));
-    std::vector<Event> events = {make_event(env, now, actor, "create",
-                                            reason + ": branch " + util::quote(upd.branch) + " at " + util::short_commit(commit))};
+    std::vector<Event> events = {
+        make_event(env, now, actor, "create",
+                   reason + ": branch " + util::quote(upd.branch) + " at " + util::short_commit(commit))};
     auto stored = m_store.insert_environment(env, events);
     if (!stored && stored.error().code == ErrorCode::already_exists) {
       // Another trigger created it a moment ago: treat this one as an update of it.
@@ -527,7 +531,8 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
             env.pr_number = upd.pr_number;
           }
           events.push_back(make_event(env, now, actor, "deploy",
-                                      reason + ": " + util::short_commit(commit) + " arrived after a destroy; recreating once it finishes"));
+                                      reason + ": " + util::short_commit(commit) +
+                                          " arrived after a destroy; recreating once it finishes"));
           redeploy = true;
           return {};
         }
@@ -549,8 +554,9 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
           env.message.clear();
         }
         events.push_back(make_event(env, now, actor, "deploy",
-                                    reason + ": " + util::short_commit(commit) + " (generation " + std::to_string(env.generation) +
-                                        "), expiry " + util::format_iso8601(env.expires_at)));
+                                    reason + ": " + util::short_commit(commit) + " (generation " +
+                                        std::to_string(env.generation) + "), expiry " +
+                                        util::format_iso8601(env.expires_at)));
         redeploy = true;
         return {};
       });

@@ -25,7 +25,7 @@ struct CreateRequest {
   std::string template_name; // "" = the repo config's template
   std::string ttl;           // "" = the repo config's ttl
   std::string owner;
-  std::string runtime;       // "" = the server default
+  std::string runtime; // "" = the server default
   std::optional<int> pr_number;
 };
 

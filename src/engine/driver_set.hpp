@@ -18,8 +18,8 @@ public:
   Expected<drivers::Driver*> get(const std::string& runtime) const {
     auto it = m_drivers.find(runtime);
     if (it == m_drivers.end()) {
-      return make_error(ErrorCode::invalid_config,
-                        "runtime " + util::quote(runtime) + " is not enabled (enabled: " + util::join(names(), ", ") + ")");
+      return make_error(ErrorCode::invalid_config, "runtime " + util::quote(runtime) +
+                                                       " is not enabled (enabled: " + util::join(names(), ", ") + ")");
     }
     return it->second;
   }

@@ -10,10 +10,12 @@ Reaper::Reaper(store::StateStore& store, Controller& controller, util::Clock& cl
 Reaper::~Reaper() { stop(); }
 
 void Reaper::start() {
-  m_thread.start([this] {
-    sweep();
-    return m_interval;
-  }, "reaper");
+  m_thread.start(
+      [this] {
+        sweep();
+        return m_interval;
+      },
+      "reaper");
 }
 
 void Reaper::stop() { m_thread.stop(); }

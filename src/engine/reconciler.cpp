@@ -6,9 +6,9 @@
 #include <unistd.h>
 
 #include "engine/controller.hpp"
-#include "util/numbers.hpp"
 #include "util/failpoint.hpp"
 #include "util/json.hpp"
+#include "util/numbers.hpp"
 #include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
@@ -34,7 +34,6 @@ std::string with_suffix(const std::string& msg, const std::string& suffix) {
   return nl == std::string::npos ? msg + suffix : msg.substr(0, nl) + suffix + msg.substr(nl);
 }
 
-
 // Progress reported by a driver, written to the store as it happens. Writes are retried
 // (StoreRetry) until they succeed or `give_up` says the worker lost its lease; a step
 // message also stops being retried once the operation is cancelled (the next step or the
@@ -49,7 +48,8 @@ public:
   void step(std::string_view what) override {
     std::string msg(what);
     (void)m_retry.run<Environment>( // the outcome is logged by run(); a step is not worth failing the apply for
-        m_env + ": record step", [&] {
+        m_env + ": record step",
+        [&] {
           return m_store.update_environment(m_env, [&](Environment& e, std::vector<Event>&) -> Expected<void> {
             e.message = msg;
             return {};
@@ -65,7 +65,8 @@ public:
     util::Millis now = m_clock.now_ms();
     // Re-read inside each attempt: the write replaces the whole row.
     auto written = m_retry.run<void>(
-        m_env + ": record revision " + std::to_string(m_revision_id) + " " + std::string(core::revision_status_name(status)),
+        m_env + ": record revision " + std::to_string(m_revision_id) + " " +
+            std::string(core::revision_status_name(status)),
         [&]() -> Expected<void> {
           IDP_TRY_ASSIGN(Revision rev, m_store.get_revision(m_revision_id));
           rev.status = status;
@@ -463,8 +464,8 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
     if (e.generation != gen || e.desired != Desired::present) {
       return make_error(ErrorCode::conflict, "superseded");
     }
-    set_phase(e, target, k_actor, "deploying " + util::short_commit(commit) + " (generation " + std::to_string(gen) + ")", events,
-              now);
+    set_phase(e, target, k_actor,
+              "deploying " + util::short_commit(commit) + " (generation " + std::to_string(gen) + ")", events, now);
     e.message = "deploying " + util::short_commit(commit);
     return {};
   });
@@ -548,7 +549,8 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
       e.message = "";
       e.updated_at = now;
       set_phase(e, Phase::ready, k_actor,
-                "revision " + std::to_string(rev.number) + " (" + util::short_commit(commit) + ") is healthy", events, now);
+                "revision " + std::to_string(rev.number) + " (" + util::short_commit(commit) + ") is healthy", events,
+                now);
       return {};
     });
     if (!ready) {
@@ -617,8 +619,8 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
         e.next_attempt_at = now + backoff_delay(m_options, e.attempts);
       }
       e.message = msg;
-      set_phase(e, Phase::ready, k_actor, "revision " + std::to_string(rev.number) + " failed, rolled back: " + err.message,
-                events, now);
+      set_phase(e, Phase::ready, k_actor,
+                "revision " + std::to_string(rev.number) + " failed, rolled back: " + err.message, events, now);
       return {};
     }
     if (permanent && e.attempts >= m_options.give_up_after) {
@@ -626,9 +628,9 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
       // it forever; a new commit or `idp redeploy` bumps the generation and tries again.
       e.observed_generation = std::max(e.observed_generation, gen);
       e.next_attempt_at = 0;
-      e.message = with_suffix(err.full_message(), " (failed " + std::to_string(e.attempts) + " times at " +
-                                                      util::short_commit(commit) +
-                                                      "; not retried until a new commit or `idp redeploy " + name + "`)");
+      e.message = with_suffix(err.full_message(),
+                              " (failed " + std::to_string(e.attempts) + " times at " + util::short_commit(commit) +
+                                  "; not retried until a new commit or `idp redeploy " + name + "`)");
       set_phase(e, Phase::failed, k_actor, err.full_message(), events, now);
       return {};
     }
@@ -673,9 +675,8 @@ void Reconciler::do_destroy(Environment env, drivers::Driver& driver, Operation&
                       e.attempts += 1;
                       util::Millis delay = backoff_delay(m_options, e.attempts);
                       e.next_attempt_at = now + delay;
-                      e.message = "destroy failed (attempt " + std::to_string(e.attempts) +
-                                  "): " + err.full_message() + "; retrying at " +
-                                  util::format_iso8601(e.next_attempt_at);
+                      e.message = "destroy failed (attempt " + std::to_string(e.attempts) + "): " + err.full_message() +
+                                  "; retrying at " + util::format_iso8601(e.next_attempt_at);
                       Event ev;
                       ev.env = name;
                       ev.at = now;
@@ -802,8 +803,7 @@ void Reconciler::do_observe(Environment env, drivers::Driver& driver, Operation&
       // Stopped with the server, not crashed: no phase change, the same revision starts again.
       resume = true;
       break;
-    case drivers::Health::unknown:
-      break;
+    case drivers::Health::unknown: break;
     }
     return {};
   });
@@ -852,7 +852,8 @@ void Reconciler::do_resume(Environment env, drivers::Driver& driver, Operation& 
     }
     return;
   }
-  const std::string what = "revision " + std::to_string(serving->number) + " (" + util::short_commit(serving->commit) + ")";
+  const std::string what =
+      "revision " + std::to_string(serving->number) + " (" + util::short_commit(serving->commit) + ")";
   drivers::DeploySpec spec;
   spec.env = env;
   spec.config = std::move(*cfg);
@@ -874,8 +875,8 @@ void Reconciler::do_resume(Environment env, drivers::Driver& driver, Operation& 
                   [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
                     if (!result) {
                       // From here on it is a crash: the next probe restarts it as one.
-                      std::string why = what + " did not start again after the server restart: " +
-                                        result.error().full_message();
+                      std::string why =
+                          what + " did not start again after the server restart: " + result.error().full_message();
                       set_phase(e, Phase::degraded, k_actor, why, events, now);
                       e.message = why;
                       return {};

@@ -38,8 +38,9 @@ std::optional<Environment> Reconciler::resolve_source(const Environment& env, Op
     return std::nullopt; // superseded (the loop looks again) or the lease is gone
   }
   Expected<CreateResolution> res =
-      m_create_resolver ? m_create_resolver(*marked)
-                        : Expected<CreateResolution>(make_error(ErrorCode::internal, "this server resolves no sources"));
+      m_create_resolver
+          ? m_create_resolver(*marked)
+          : Expected<CreateResolution>(make_error(ErrorCode::internal, "this server resolves no sources"));
   if (res && IDP_FAILPOINT("engine.create.resolved")) { // fetched, not yet recorded (docs/hacking.md)
     res = Unexpected(util::failpoint_error("engine.create.resolved"));
   }
@@ -76,29 +77,30 @@ std::optional<Environment> Reconciler::resolve_source(const Environment& env, Op
                  err.full_message());
     return std::nullopt;
   }
-  auto resolved = write_env(op, "record fetched source", [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
-    IDP_TRY(still_waiting(e));
-    e.commit = res->commit;
-    e.config_json = res->config_json;
-    e.template_name = res->template_name;
-    if (e.expires_at == 0) {
-      e.expires_at = now + res->ttl; // the life the config asks for starts now
-    }
-    e.attempts = 0;
-    e.next_attempt_at = 0;
-    e.message = "";
-    e.updated_at = now;
-    Event ev;
-    ev.env = e.name;
-    ev.at = now;
-    ev.actor = k_engine;
-    ev.action = "fetch";
-    ev.reason = "branch " + util::quote(e.branch) + " at " + util::short_commit(e.commit) + ", template " +
-                e.template_name + ", expires " + util::format_iso8601(e.expires_at);
-    ev.from_phase = ev.to_phase = std::string(core::phase_name(e.phase));
-    events.push_back(std::move(ev));
-    return {};
-  });
+  auto resolved =
+      write_env(op, "record fetched source", [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+        IDP_TRY(still_waiting(e));
+        e.commit = res->commit;
+        e.config_json = res->config_json;
+        e.template_name = res->template_name;
+        if (e.expires_at == 0) {
+          e.expires_at = now + res->ttl; // the life the config asks for starts now
+        }
+        e.attempts = 0;
+        e.next_attempt_at = 0;
+        e.message = "";
+        e.updated_at = now;
+        Event ev;
+        ev.env = e.name;
+        ev.at = now;
+        ev.actor = k_engine;
+        ev.action = "fetch";
+        ev.reason = "branch " + util::quote(e.branch) + " at " + util::short_commit(e.commit) + ", template " +
+                    e.template_name + ", expires " + util::format_iso8601(e.expires_at);
+        ev.from_phase = ev.to_phase = std::string(core::phase_name(e.phase));
+        events.push_back(std::move(ev));
+        return {};
+      });
   if (!resolved) {
     return std::nullopt;
   }

@@ -36,7 +36,8 @@ Expected<std::string> RepoResolver::resolve_branch(const std::string& repo, cons
 Expected<std::string> RepoResolver::resolve_commit(const std::string& repo, const std::string& commit) {
   static const std::regex k_sha("^[0-9a-f]{7,40}$");
   if (!std::regex_match(commit, k_sha)) {
-    return make_error(ErrorCode::invalid_argument, "expected a commit sha (7 to 40 hex digits), got " + util::quote(commit));
+    return make_error(ErrorCode::invalid_argument,
+                      "expected a commit sha (7 to 40 hex digits), got " + util::quote(commit));
   }
   util::GitMirror mirror(m_cache_dir, repo);
   IDP_TRY(mirror.fetch());

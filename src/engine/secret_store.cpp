@@ -38,8 +38,7 @@ std::string owner_and_name(const std::string& repo) {
   if (auto scheme = repo.find("://"); scheme != std::string::npos) {
     auto slash = repo.find('/', scheme + 3);
     path = slash == std::string::npos ? "" : repo.substr(slash + 1);
-  } else if (auto colon = repo.find(':'); colon != std::string::npos && repo.front() != '/' &&
-                                           repo.find('/') > colon) {
+  } else if (auto colon = repo.find(':'); colon != std::string::npos && repo.front() != '/' && repo.find('/') > colon) {
     path = repo.substr(colon + 1); // scp-like git@host:owner/name
   } else {
     return "";
@@ -59,7 +58,8 @@ Expected<std::string> read_configured(const ConfiguredSecret& c) {
   if (util::starts_with(c.from, "env:")) {
     const char* v = std::getenv(c.from.c_str() + 4);
     if (!v) {
-      return make_error(ErrorCode::permanent, "secret " + quote(c.name) + " of the server config: the server's environment variable " +
+      return make_error(ErrorCode::permanent, "secret " + quote(c.name) +
+                                                  " of the server config: the server's environment variable " +
                                                   quote(c.from.substr(4)) + " is not set");
     }
     return std::string(v);
@@ -94,9 +94,10 @@ bool repo_matches(std::string_view pattern, std::string_view repo) {
 Expected<void> check_repo_pattern(std::string_view pattern) {
   if (pattern.empty() || pattern.size() > 512 ||
       std::any_of(pattern.begin(), pattern.end(), [](unsigned char c) { return c <= ' ' || c == 0x7f; })) {
-    return make_error(ErrorCode::invalid_argument,
-                      "expected a repository like acme/shop, a clone URL or a local path (globs * and ? allowed), got " +
-                          quote(pattern));
+    return make_error(
+        ErrorCode::invalid_argument,
+        "expected a repository like acme/shop, a clone URL or a local path (globs * and ? allowed), got " +
+            quote(pattern));
   }
   // user-info before "@" in a URL: a credential that would show in listings and events.
   auto scheme = pattern.find("://");
@@ -115,24 +116,25 @@ SecretStore::SecretStore(store::StateStore& store, std::string key, std::vector<
                          util::Clock& clock)
     : m_store(store), m_key(std::move(key)), m_configured(std::move(configured)), m_clock(clock) {}
 
-Expected<store::StoredSecret> SecretStore::set(const std::string& scope, const std::string& name, std::string_view value,
-                                               const std::string& by) {
+Expected<store::StoredSecret> SecretStore::set(const std::string& scope, const std::string& name,
+                                               std::string_view value, const std::string& by) {
   if (!core::is_secret_store_name(name)) {
-    return make_error(ErrorCode::invalid_argument,
-                      "secret name: expected 1-64 letters, digits, '_', '.' or '-' (not starting with '.' or '-'), got " +
-                          quote(name));
+    return make_error(
+        ErrorCode::invalid_argument,
+        "secret name: expected 1-64 letters, digits, '_', '.' or '-' (not starting with '.' or '-'), got " +
+            quote(name));
   }
   if (!scope.empty()) {
     IDP_TRY(check_repo_pattern(scope));
   }
   if (value.empty() || value.size() > k_max_value_bytes) {
-    return make_error(ErrorCode::invalid_argument, "secret value: expected 1 byte to 64 KiB, got " +
-                                                       std::to_string(value.size()) + " bytes");
+    return make_error(ErrorCode::invalid_argument,
+                      "secret value: expected 1 byte to 64 KiB, got " + std::to_string(value.size()) + " bytes");
   }
   for (const auto& c : m_configured) {
     if (c.name == name) {
-      return make_error(ErrorCode::conflict, "secret " + quote(name) +
-                                                 " is defined in the server config (secrets:); change it there");
+      return make_error(ErrorCode::conflict,
+                        "secret " + quote(name) + " is defined in the server config (secrets:); change it there");
     }
   }
   IDP_TRY_ASSIGN(std::string sealed, util::seal_secret(m_key, value, aad_of(scope, name)));
@@ -163,7 +165,8 @@ Expected<std::vector<SecretInfo>> SecretStore::list(const std::optional<std::str
     out.push_back(std::move(i));
   }
   for (const auto& c : m_configured) {
-    if (repo && std::none_of(c.repos.begin(), c.repos.end(), [&](const std::string& p) { return repo_matches(p, *repo); })) {
+    if (repo &&
+        std::none_of(c.repos.begin(), c.repos.end(), [&](const std::string& p) { return repo_matches(p, *repo); })) {
       continue;
     }
     SecretInfo i;
@@ -180,8 +183,8 @@ Expected<std::vector<SecretInfo>> SecretStore::list(const std::optional<std::str
 Expected<void> SecretStore::remove(const std::string& scope, const std::string& name) {
   for (const auto& c : m_configured) {
     if (c.name == name) {
-      return make_error(ErrorCode::conflict, "secret " + quote(name) +
-                                                 " is defined in the server config (secrets:); remove it there");
+      return make_error(ErrorCode::conflict,
+                        "secret " + quote(name) + " is defined in the server config (secrets:); remove it there");
     }
   }
   return m_store.delete_secret(scope, name);
@@ -229,9 +232,10 @@ Expected<std::string> SecretStore::resolve(const std::string& repo, const std::s
                           quote(repo) + ": an admin may allow it (idp secret set --repo REPO " + name +
                           ", or repos: of secrets." + name + " in the server config)");
   }
-  return make_error(ErrorCode::invalid_config, "no secret " + quote(name) +
-                                                   " in the server's secret store (an admin adds it with idp secret set " +
-                                                   name + ", or under secrets: in the server config)");
+  return make_error(ErrorCode::invalid_config,
+                    "no secret " + quote(name) +
+                        " in the server's secret store (an admin adds it with idp secret set " + name +
+                        ", or under secrets: in the server config)");
 }
 
 std::vector<std::string> SecretStore::values_for(const core::Environment& env) {

@@ -30,8 +30,9 @@ public:
   // `give_up()` returns true (checked before each retry; e.g. the lease was lost).
   // Returns the last result. Every failure is logged with `what`; a give-up as an error.
   template <class T>
-  Expected<T> run(const std::string& what, const std::function<Expected<T>()>& op,
-                  const std::function<bool()>& give_up = [] { return false; }) {
+  Expected<T> run(
+      const std::string& what, const std::function<Expected<T>()>& op,
+      const std::function<bool()>& give_up = [] { return false; }) {
     util::Millis delay = m_base;
     for (int attempt = 1;; ++attempt) {
       Expected<T> r = op();
@@ -39,8 +40,8 @@ public:
         if (!r) {
           // A result rather than a failure of the store (e.g. "superseded" from a
           // mutator): the caller acts on it; logged so that nothing vanishes unseen.
-          spdlog::log(r.error().code == ErrorCode::conflict ? spdlog::level::info : spdlog::level::warn, "{}: {}",
-                      what, r.error().full_message());
+          spdlog::log(r.error().code == ErrorCode::conflict ? spdlog::level::info : spdlog::level::warn, "{}: {}", what,
+                      r.error().full_message());
         } else if (attempt > 1) {
           spdlog::info("{}: succeeded at attempt {}", what, attempt);
         }

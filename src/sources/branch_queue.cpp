@@ -238,11 +238,11 @@ void BranchQueue::run(BranchWork& work) {
     spdlog::debug("sources: {} of branch {} ({}) done", what, util::quote(work.branch), commit_or_head(now_at));
   } else if (result.error().code == ErrorCode::invalid_config || result.error().code == ErrorCode::invalid_argument) {
     // The branch's config is wrong at this commit: the environment (if any) shows why; a new push fixes it.
-    spdlog::info("sources: {} of branch {} ({}) rejected: {}", what, util::quote(work.branch), commit_or_head(work.commit),
-                 result.error().full_message());
+    spdlog::info("sources: {} of branch {} ({}) rejected: {}", what, util::quote(work.branch),
+                 commit_or_head(work.commit), result.error().full_message());
   } else {
-    spdlog::error("sources: {} of branch {} ({}) failed: {}", what, util::quote(work.branch), commit_or_head(work.commit),
-                  result.error().full_message());
+    spdlog::error("sources: {} of branch {} ({}) failed: {}", what, util::quote(work.branch),
+                  commit_or_head(work.commit), result.error().full_message());
   }
   {
     std::lock_guard<std::mutex> g(m_mu);

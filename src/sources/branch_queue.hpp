@@ -33,20 +33,20 @@ enum class BranchOp { sync, remove };
 
 struct BranchWork {
   BranchOp op = BranchOp::sync;
-  std::string repo;             // WatchedRepo::url
+  std::string repo; // WatchedRepo::url
   std::string branch;
-  std::string commit;           // sync: the commit to deploy, "" = the branch head when the work runs
+  std::string commit; // sync: the commit to deploy, "" = the branch head when the work runs
   // The branch head as the trigger saw it ("" = unknown, or deleted for a remove). Recorded
   // in SeenHeads once the work is done, so the poller does not act on it again.
   std::string head;
   std::string owner;
   std::optional<int> pr_number;
   std::string default_template;
-  bool only_if_head = false;    // sync: refuse `commit` unless it is the branch head when the work runs
-  std::string actor;            // "webhook:push", "poller", ...
+  bool only_if_head = false; // sync: refuse `commit` unless it is the branch head when the work runs
+  std::string actor;         // "webhook:push", "poller", ...
   std::string reason;
-  int attempts = 0;             // failed attempts so far (transient errors)
-  util::Millis not_before = 0;  // steady-clock ms; retries wait until then
+  int attempts = 0;            // failed attempts so far (transient errors)
+  util::Millis not_before = 0; // steady-clock ms; retries wait until then
 };
 
 // What the workers call: the Controller in production, a recording fake in tests.
@@ -77,9 +77,9 @@ class BranchQueue {
 public:
   struct Options {
     size_t workers = 2;
-    util::Millis retry_base = 2'000;  // first retry delay; doubles per attempt
+    util::Millis retry_base = 2'000; // first retry delay; doubles per attempt
     util::Millis retry_max = 60'000;
-    int max_attempts = 6;             // then the work is dropped (the next poll/push repairs it)
+    int max_attempts = 6; // then the work is dropped (the next poll/push repairs it)
   };
 
   // `seen` (may be null) learns the head of each branch once work for it is done.
@@ -104,8 +104,8 @@ public:
   struct Stats {
     uint64_t pushed = 0;
     uint64_t coalesced = 0;
-    uint64_t done = 0;      // work that ran and succeeded
-    uint64_t failed = 0;    // work that ran and failed for good
+    uint64_t done = 0;   // work that ran and succeeded
+    uint64_t failed = 0; // work that ran and failed for good
     uint64_t retried = 0;
   };
   Stats stats() const;

@@ -63,9 +63,10 @@ Expected<GithubClient::Reply> GithubClient::call(const std::string& method, cons
                             : std::string("no message");
   message = "github " + what + ": HTTP " + std::to_string(resp->status) + ": " + redact(message.substr(0, 300));
   auto remaining = resp->headers.find("x-ratelimit-remaining");
-  bool rate_limited = resp->status == 429 || (resp->status == 403 && ((remaining != resp->headers.end() &&
-                                                                       util::trim(remaining->second) == "0") ||
-                                                                      resp->headers.count("retry-after")));
+  bool rate_limited =
+      resp->status == 429 ||
+      (resp->status == 403 && ((remaining != resp->headers.end() && util::trim(remaining->second) == "0") ||
+                               resp->headers.count("retry-after")));
   ErrorCode code = ErrorCode::permanent;
   if (rate_limited || resp->status >= 500) {
     code = ErrorCode::transient;
@@ -104,9 +105,9 @@ Expected<std::optional<int64_t>> GithubClient::find_comment(const std::string& r
                                                             const std::string& marker) {
   const int per_page = 100;
   for (int page = 1; page <= 100; ++page) {
-    IDP_TRY_ASSIGN(Reply r, call("GET", "/repos/" + repo + "/issues/" + std::to_string(number) +
-                                            "/comments?per_page=" + std::to_string(per_page) +
-                                            "&page=" + std::to_string(page),
+    IDP_TRY_ASSIGN(Reply r, call("GET",
+                                 "/repos/" + repo + "/issues/" + std::to_string(number) +
+                                     "/comments?per_page=" + std::to_string(per_page) + "&page=" + std::to_string(page),
                                  ""));
     auto j = json::parse(r.body, nullptr, false);
     if (!j.is_array()) {
@@ -121,8 +122,8 @@ Expected<std::optional<int64_t>> GithubClient::find_comment(const std::string& r
       }
     }
     // The Link header says whether there is a next page; without one, a short page is the last.
-    bool has_next = r.link.empty() ? static_cast<int>(j.size()) == per_page
-                                   : r.link.find("rel=\"next\"") != std::string::npos;
+    bool has_next =
+        r.link.empty() ? static_cast<int>(j.size()) == per_page : r.link.find("rel=\"next\"") != std::string::npos;
     if (!has_next) {
       break;
     }
@@ -135,14 +136,15 @@ Expected<int64_t> GithubClient::create_comment(const std::string& repo, int numb
                                util::json_dump(json{{"body", body}})));
   auto j = json::parse(r.body, nullptr, false);
   if (!j.is_object() || !j.contains("id") || !j["id"].is_number_integer()) {
-    return make_error(ErrorCode::transient, "github: creating a comment on #" + std::to_string(number) +
-                                                " returned no comment id");
+    return make_error(ErrorCode::transient,
+                      "github: creating a comment on #" + std::to_string(number) + " returned no comment id");
   }
   return j["id"].get<int64_t>();
 }
 
 Expected<void> GithubClient::update_comment(const std::string& repo, int64_t id, const std::string& body) {
-  IDP_TRY(call("PATCH", "/repos/" + repo + "/issues/comments/" + std::to_string(id), util::json_dump(json{{"body", body}})));
+  IDP_TRY(call("PATCH", "/repos/" + repo + "/issues/comments/" + std::to_string(id),
+               util::json_dump(json{{"body", body}})));
   return {};
 }
 

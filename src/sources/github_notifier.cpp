@@ -7,9 +7,9 @@
 
 #include "core/dashboard_markdown.hpp"
 #include "sources/repo_identity.hpp"
-#include "util/numbers.hpp"
 #include "util/hash.hpp"
 #include "util/json.hpp"
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 
 namespace idp::sources {
@@ -48,8 +48,7 @@ std::optional<Status> status_of(const Revision& rev, const Environment& env, con
       return Status{"error", "not deployed: superseded by a newer commit", ""};
     }
     return std::nullopt;
-  case RevisionStatus::stopped:
-    return std::nullopt;
+  case RevisionStatus::stopped: return std::nullopt;
   }
   return std::nullopt;
 }
@@ -60,8 +59,8 @@ std::string render_pr_comment(const Environment& env) {
   bool destroyed = env.phase == Phase::destroyed || env.phase == Phase::destroying;
   std::string title;
   if (destroyed) {
-    title = "🗑️ **Preview Environment " + std::string(env.phase == Phase::destroyed ? "destroyed" : "being destroyed") +
-            "**";
+    title = "🗑️ **Preview Environment " +
+            std::string(env.phase == Phase::destroyed ? "destroyed" : "being destroyed") + "**";
   } else if (env.generation <= 1) {
     title = "🚀 **Preview Environment created**";
   } else {
@@ -106,10 +105,12 @@ void GithubNotifier::start() {
   if (!enabled()) {
     return;
   }
-  m_thread.start([this] {
-    run_once();
-    return m_options.poll_interval;
-  }, "github_notifier");
+  m_thread.start(
+      [this] {
+        run_once();
+        return m_options.poll_interval;
+      },
+      "github_notifier");
 }
 
 void GithubNotifier::stop() { m_thread.stop(); }
@@ -251,8 +252,9 @@ Expected<void> GithubNotifier::notify(const std::string& env_name) {
   }
   if (env->needs_deploy() && !env->commit.empty() && !commits.count(env->commit)) {
     // Accepted but not started yet: say so before the build begins.
-    wanted.emplace_back(env->commit, Status{"pending", "queued: deploying " + util::short_commit(env->commit) + " to " + env->name,
-                                            env->url});
+    wanted.emplace_back(
+        env->commit,
+        Status{"pending", "queued: deploying " + util::short_commit(env->commit) + " to " + env->name, env->url});
   }
   for (const auto& [commit, st] : wanted) {
     std::string key = env_name + "\n" + commit;

@@ -39,10 +39,10 @@ public:
   struct Options {
     std::string api_url = "https://api.github.com";
     std::string context = "mini-idp/preview";
-    util::Millis poll_interval = 500;   // how often the event log is read
-    util::Millis retry_base = 2'000;    // first retry delay; doubles per attempt
+    util::Millis poll_interval = 500; // how often the event log is read
+    util::Millis retry_base = 2'000;  // first retry delay; doubles per attempt
     util::Millis retry_max = 300'000;
-    int max_attempts = 10;              // then the notification is dropped (logged)
+    int max_attempts = 10; // then the notification is dropped (logged)
   };
 
   GithubNotifier(std::vector<WatchedRepo> repos, store::StateStore& store, util::Clock& clock, Options options);

@@ -124,8 +124,7 @@ Expected<HookAction> map_pull_request(const json& p, const WatchedRepo& repo) {
   HookAction a;
   a.branch = str(head, "ref");
   IDP_TRY(check_branch(a.branch, "pull_request"));
-  auto number = p.contains("number") && p["number"].is_number_integer() ? p["number"]
-                                                                        : pr.value("number", json());
+  auto number = p.contains("number") && p["number"].is_number_integer() ? p["number"] : pr.value("number", json());
   if (!number.is_number_integer() || number.get<int64_t>() <= 0 || number.get<int64_t>() > 1'000'000'000) {
     return make_error(ErrorCode::invalid_argument, "pull_request event without a valid \"number\"");
   }
@@ -228,8 +227,9 @@ GithubWebhook::GithubWebhook(std::vector<WatchedRepo> repos, store::StateStore& 
 WebhookResponse GithubWebhook::handle(const std::string& body,
                                       const std::function<std::string(const std::string&)>& header) {
   if (body.size() > m_max_body) {
-    return fail(413, "too_large", "webhook body is " + std::to_string(body.size()) + " bytes, over the limit of " +
-                                      std::to_string(m_max_body));
+    return fail(413, "too_large",
+                "webhook body is " + std::to_string(body.size()) + " bytes, over the limit of " +
+                    std::to_string(m_max_body));
   }
   // The signature comes first, before any parsing or lookup: an unsigned or wrongly
   // signed request learns nothing (not even which repositories are watched), and the
@@ -242,8 +242,8 @@ WebhookResponse GithubWebhook::handle(const std::string& body,
     }
   }
   if (signed_for.empty()) {
-    spdlog::warn("webhook: delivery {} rejected: {} X-Hub-Signature-256", util::quote(header("X-GitHub-Delivery").substr(0, 64)),
-                 signature.empty() ? "missing" : "wrong");
+    spdlog::warn("webhook: delivery {} rejected: {} X-Hub-Signature-256",
+                 util::quote(header("X-GitHub-Delivery").substr(0, 64)), signature.empty() ? "missing" : "wrong");
     return fail(401, "unauthorized", "missing or wrong X-Hub-Signature-256");
   }
   std::string event = header("X-GitHub-Event");

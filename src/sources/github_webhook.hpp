@@ -46,10 +46,10 @@ struct HookAction {
   enum class Kind { sync, remove, ignore, ping };
   Kind kind = Kind::ignore;
   std::string branch;
-  std::string commit;            // sync: the commit to deploy; remove: the head when known
+  std::string commit; // sync: the commit to deploy; remove: the head when known
   std::optional<int> pr_number;
-  std::string owner;             // the GitHub login that caused it
-  std::string reason;            // for the audit log, or why it was ignored
+  std::string owner;  // the GitHub login that caused it
+  std::string reason; // for the audit log, or why it was ignored
 };
 
 // Maps an X-GitHub-Event name and its payload. Tracking rules (`repo.tracks`) decide which

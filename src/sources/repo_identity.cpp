@@ -42,7 +42,8 @@ std::string github_repo_of(const WatchedRepo& repo) {
     return repo.github_repo;
   }
   // host then owner/name; the path must have exactly two components.
-  static const std::regex k_url(R"(^(?:https?|ssh|git)://(?:[^@/]+@)?[^/]+/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?/?$)");
+  static const std::regex k_url(
+      R"(^(?:https?|ssh|git)://(?:[^@/]+@)?[^/]+/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?/?$)");
   static const std::regex k_scp(R"(^[^@/\s]+@[^:/\s]+:([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?/?$)");
   std::smatch m;
   if (std::regex_match(repo.url, m, k_url) || std::regex_match(repo.url, m, k_scp)) {

@@ -33,8 +33,8 @@ public:
     size_t max_body_bytes = 1024 * 1024; // the API server's payload limit
   };
 
-  Sources(std::vector<WatchedRepo> repos, store::StateStore& store, engine::Controller& controller,
-          util::Clock& clock, Options options);
+  Sources(std::vector<WatchedRepo> repos, store::StateStore& store, engine::Controller& controller, util::Clock& clock,
+          Options options);
   ~Sources();
 
   // The receiver behind POST /hooks/github (usable before start(): work waits in the queue).

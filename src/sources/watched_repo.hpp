@@ -10,15 +10,15 @@
 namespace idp::sources {
 
 struct WatchedRepo {
-  std::string url;                        // clone URL or local path, without credentials
-  std::string url_with_credentials;       // the configured URL when it carried some ("" = none): for git only
-  std::string github_repo;                // "owner/name" for webhooks and notifications ("" = derive from url)
-  std::vector<std::string> include = {"*"};       // branch globs that get environments
-  std::vector<std::string> exclude;       // branch globs that never do (default: the default branch)
-  std::string default_branch = "main";    // excluded unless listed in include explicitly
-  std::string webhook_secret;             // resolved value ("" = webhooks refused for this repo)
-  std::string github_token;               // resolved value ("" = no notifications)
-  std::string default_template;           // "" = the repo's config decides
+  std::string url;                          // clone URL or local path, without credentials
+  std::string url_with_credentials;         // the configured URL when it carried some ("" = none): for git only
+  std::string github_repo;                  // "owner/name" for webhooks and notifications ("" = derive from url)
+  std::vector<std::string> include = {"*"}; // branch globs that get environments
+  std::vector<std::string> exclude;         // branch globs that never do (default: the default branch)
+  std::string default_branch = "main";      // excluded unless listed in include explicitly
+  std::string webhook_secret;               // resolved value ("" = webhooks refused for this repo)
+  std::string github_token;                 // resolved value ("" = no notifications)
+  std::string default_template;             // "" = the repo's config decides
   bool poll = false;
   util::Millis poll_interval = 30'000;
 

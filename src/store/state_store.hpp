@@ -28,12 +28,12 @@ using Mutator = std::function<Expected<void>(Environment& env, std::vector<Event
 // An API token as stored: never the secret itself, only its SHA-256 (hex). The secret is
 // shown once, when the token is created.
 struct ApiToken {
-  std::string id;          // public handle ("tok_" + 12 hex), for list and revoke
-  std::string hash;        // hex SHA-256 of the secret
-  std::string name;        // label given at creation
-  std::string role;        // "viewer" | "developer" | "admin"
-  std::string owner;       // the identity it authenticates as (audit actor, environment owner)
-  std::string created_by;  // identity that created it ("idp serve" for the first admin token)
+  std::string id;         // public handle ("tok_" + 12 hex), for list and revoke
+  std::string hash;       // hex SHA-256 of the secret
+  std::string name;       // label given at creation
+  std::string role;       // "viewer" | "developer" | "admin"
+  std::string owner;      // the identity it authenticates as (audit actor, environment owner)
+  std::string created_by; // identity that created it ("idp serve" for the first admin token)
   Millis created_at = 0;
   Millis expires_at = 0;   // 0 = never
   Millis last_used_at = 0; // 0 = never used
@@ -43,16 +43,16 @@ struct ApiToken {
 // A secret of the server's secret store (issue 9) as stored: its value only sealed with a
 // key derived from the master key (util/secretbox.hpp), never in clear.
 struct StoredSecret {
-  std::string scope;       // "" = every repository; else a repository pattern (`idp secret set --repo`)
-  std::string name;        // core::is_secret_store_name
-  std::string sealed;      // base64 of what util::seal_secret made
-  std::string updated_by;  // identity that set it last
+  std::string scope;      // "" = every repository; else a repository pattern (`idp secret set --repo`)
+  std::string name;       // core::is_secret_store_name
+  std::string sealed;     // base64 of what util::seal_secret made
+  std::string updated_by; // identity that set it last
   Millis updated_at = 0;
 };
 
 struct EventQuery {
-  std::string env;          // "" = every environment
-  int64_t after_id = 0;     // only events with id > after_id
+  std::string env;      // "" = every environment
+  int64_t after_id = 0; // only events with id > after_id
   size_t limit = 1000;
   bool newest_first = false; // the newest `limit` events, newest first
 };

@@ -47,7 +47,6 @@ std::vector<std::string> path_segments(std::string_view path) {
   return out;
 }
 
-
 } // namespace
 
 std::optional<AwsCredentials> aws_credentials_from_env() {
@@ -77,7 +76,8 @@ std::string sigv4_canonical_uri(std::string_view path, bool normalize, bool doub
   if (normalize) {
     // RFC 3986 remove_dot_segments, plus dropping empty segments ("//" → "/"); a trailing
     // slash (or a trailing "." / "..") keeps the result a directory.
-    bool trailing = path.size() > 1 && (path.back() == '/' || (!segs.empty() && (segs.back() == "." || segs.back() == "..")));
+    bool trailing =
+        path.size() > 1 && (path.back() == '/' || (!segs.empty() && (segs.back() == "." || segs.back() == "..")));
     std::vector<std::string> kept;
     for (const auto& s : segs) {
       if (s.empty() || s == ".") {
@@ -185,9 +185,9 @@ SigV4Signature sigv4_sign(const SigV4Request& req, const AwsCredentials& creds, 
     sig.signed_headers += (sig.signed_headers.empty() ? "" : ";") + k;
   }
 
-  sig.canonical_request = req.method + "\n" + sigv4_canonical_uri(req.path, params.normalize_path, params.double_encode) +
-                          "\n" + sigv4_canonical_query(req.query) + "\n" + canonical_headers + "\n" +
-                          sig.signed_headers + "\n" + payload_hash;
+  sig.canonical_request =
+      req.method + "\n" + sigv4_canonical_uri(req.path, params.normalize_path, params.double_encode) + "\n" +
+      sigv4_canonical_query(req.query) + "\n" + canonical_headers + "\n" + sig.signed_headers + "\n" + payload_hash;
   std::string date = sig.amz_date.substr(0, 8);
   std::string scope = date + "/" + params.region + "/" + params.service + "/aws4_request";
   sig.string_to_sign = "AWS4-HMAC-SHA256\n" + sig.amz_date + "\n" + scope + "\n" + sha256_hex(sig.canonical_request);

@@ -25,8 +25,8 @@ std::optional<AwsCredentials> aws_credentials_from_env();
 
 struct SigV4Request {
   std::string method = "GET";
-  std::string path = "/";  // as sent on the wire, e.g. "/", "/bucket/a%20b"; unencoded characters are allowed
-  std::string query;       // raw query string without '?', as sent ("" = none)
+  std::string path = "/"; // as sent on the wire, e.g. "/", "/bucket/a%20b"; unencoded characters are allowed
+  std::string query;      // raw query string without '?', as sent ("" = none)
   std::vector<std::pair<std::string, std::string>> headers; // must include Host; all of them are signed
   std::string body;
 };
@@ -34,20 +34,20 @@ struct SigV4Request {
 struct SigV4Params {
   std::string region;
   std::string service;
-  int64_t unix_seconds = 0;     // the request time; ignored when the request has an X-Amz-Date header
-  bool normalize_path = true;   // remove "." / ".." segments and empty segments (false for S3)
-  bool double_encode = true;    // percent-encode the path as sent, '%' included (false for S3:
-                                // the path is decoded and encoded once)
+  int64_t unix_seconds = 0;        // the request time; ignored when the request has an X-Amz-Date header
+  bool normalize_path = true;      // remove "." / ".." segments and empty segments (false for S3)
+  bool double_encode = true;       // percent-encode the path as sent, '%' included (false for S3:
+                                   // the path is decoded and encoded once)
   bool add_content_sha256 = false; // add and sign x-amz-content-sha256 (S3 requires it)
 };
 
 struct SigV4Signature {
-  std::string amz_date;          // "20150830T123600Z"
+  std::string amz_date; // "20150830T123600Z"
   std::string canonical_request;
   std::string string_to_sign;
-  std::string signed_headers;    // "host;x-amz-date"
-  std::string signature;         // lowercase hex
-  std::string authorization;     // the Authorization header value
+  std::string signed_headers; // "host;x-amz-date"
+  std::string signature;      // lowercase hex
+  std::string authorization;  // the Authorization header value
   // Headers to send in addition to the request's own: X-Amz-Date (when absent),
   // X-Amz-Security-Token (with a session token), x-amz-content-sha256 (when asked),
   // and Authorization, in that order.

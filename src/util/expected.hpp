@@ -46,7 +46,8 @@ struct Error {
   Error with_context(std::string_view context) const;
 };
 
-template <typename T> using Expected = tl::expected<T, Error>;
+template <typename T>
+using Expected = tl::expected<T, Error>;
 using Unexpected = tl::unexpected<Error>;
 
 inline Unexpected make_error(ErrorCode code, std::string message) {
@@ -56,31 +57,31 @@ inline Unexpected make_error(ErrorCode code, std::string message) {
 } // namespace idp
 
 // IDP_TRY(expr): evaluate an Expected<void|T>; return its error from the enclosing function.
-#define IDP_TRY(expr)                                                                          \
-  do {                                                                                         \
-    auto&& idp_try_result_ = (expr);                                                           \
-    if (!idp_try_result_) {                                                                    \
-      return ::tl::unexpected(std::move(idp_try_result_.error()));                             \
-    }                                                                                          \
+#define IDP_TRY(expr)                                                                                                  \
+  do {                                                                                                                 \
+    auto&& idp_try_result_ = (expr);                                                                                   \
+    if (!idp_try_result_) {                                                                                            \
+      return ::tl::unexpected(std::move(idp_try_result_.error()));                                                     \
+    }                                                                                                                  \
   } while (false)
 
 #define IDP_CONCAT_IMPL(a, b) a##b
 #define IDP_CONCAT(a, b) IDP_CONCAT_IMPL(a, b)
 // IDP_TRY_ASSIGN(decl, expr): `decl = *expr` or return expr's error.
 #define IDP_TRY_ASSIGN(decl, expr) IDP_TRY_ASSIGN_IMPL(IDP_CONCAT(idp_try_tmp_, __LINE__), decl, expr)
-#define IDP_TRY_ASSIGN_IMPL(tmp, decl, expr)                                                   \
-  auto tmp = (expr);                                                                           \
-  if (!tmp) {                                                                                  \
-    return ::tl::unexpected(std::move(tmp.error()));                                           \
-  }                                                                                            \
+#define IDP_TRY_ASSIGN_IMPL(tmp, decl, expr)                                                                           \
+  auto tmp = (expr);                                                                                                   \
+  if (!tmp) {                                                                                                          \
+    return ::tl::unexpected(std::move(tmp.error()));                                                                   \
+  }                                                                                                                    \
   decl = std::move(*tmp)
 
 // IDP_ASSERT: invariants only, never external input.
-#define IDP_ASSERT(cond)                                                                       \
-  do {                                                                                         \
-    if (!(cond)) {                                                                             \
-      ::idp::detail::assert_failed(#cond, __FILE__, __LINE__);                                 \
-    }                                                                                          \
+#define IDP_ASSERT(cond)                                                                                               \
+  do {                                                                                                                 \
+    if (!(cond)) {                                                                                                     \
+      ::idp::detail::assert_failed(#cond, __FILE__, __LINE__);                                                         \
+    }                                                                                                                  \
   } while (false)
 
 namespace idp::detail {

@@ -36,8 +36,8 @@ Expected<int64_t> parse_count(std::string_view s, std::string_view entry, std::s
   int64_t v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v < 0) {
-    return make_error(ErrorCode::invalid_config, "IDP_FAILPOINTS: " + quote(entry) + ": expected " +
-                                                     std::string(what) + ", got " + quote(s));
+    return make_error(ErrorCode::invalid_config,
+                      "IDP_FAILPOINTS: " + quote(entry) + ": expected " + std::string(what) + ", got " + quote(s));
   }
   return v;
 }
@@ -71,7 +71,8 @@ Expected<std::vector<FailpointSpec>> parse_failpoints(std::string_view text) {
       spec.action = FailAction::abort;
     } else if (starts_with(action, "delay(") && ends_with(action, ")")) {
       spec.action = FailAction::delay;
-      IDP_TRY_ASSIGN(spec.delay_ms, parse_count(action.substr(6, action.size() - 7), entry, "milliseconds in delay(ms)"));
+      IDP_TRY_ASSIGN(spec.delay_ms,
+                     parse_count(action.substr(6, action.size() - 7), entry, "milliseconds in delay(ms)"));
     } else {
       return make_error(ErrorCode::invalid_config, "IDP_FAILPOINTS: " + quote(entry) +
                                                        ": expected an action abort, error, throw or delay(ms), got " +
@@ -137,17 +138,13 @@ bool failpoint_slow(std::string_view name) {
   // Said before acting, so a test finds the line even when the action is abort.
   spdlog::warn("failpoint {} fired", name);
   switch (action) {
-  case FailAction::error:
-    return true;
-  case FailAction::throw_exception:
-    throw FailpointError(std::string(name));
+  case FailAction::error: return true;
+  case FailAction::throw_exception: throw FailpointError(std::string(name));
   case FailAction::abort:
     spdlog::default_logger()->flush();
     std::fprintf(stderr, "idp: failpoint %.*s fired: aborting\n", static_cast<int>(name.size()), name.data());
     std::abort();
-  case FailAction::delay:
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-    return false;
+  case FailAction::delay: std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms)); return false;
   }
   return false;
 }

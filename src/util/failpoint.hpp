@@ -66,9 +66,9 @@ inline bool failpoint(std::string_view name) {
 // IDP_FAILPOINT("local.apply.built"): see util::failpoint.
 #define IDP_FAILPOINT(name) (::idp::util::failpoint(name))
 // In a function returning Expected: returns failpoint_error(name) when `name` fires with error.
-#define IDP_FAILPOINT_RETURN(name)                                                                                  \
-  do {                                                                                                               \
-    if (IDP_FAILPOINT(name)) {                                                                                       \
-      return ::idp::Unexpected(::idp::util::failpoint_error(name));                                                 \
-    }                                                                                                                \
+#define IDP_FAILPOINT_RETURN(name)                                                                                     \
+  do {                                                                                                                 \
+    if (IDP_FAILPOINT(name)) {                                                                                         \
+      return ::idp::Unexpected(::idp::util::failpoint_error(name));                                                    \
+    }                                                                                                                  \
   } while (false)

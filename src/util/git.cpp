@@ -2,12 +2,12 @@
 
 #include <cctype>
 #include <cerrno>
-#include <cstdlib>
-#include <filesystem>
-#include <unistd.h>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
+#include <unistd.h>
 
 #include "util/fs.hpp"
 #include "util/hash.hpp"
@@ -21,11 +21,8 @@ namespace idp::util {
 
 std::map<std::string, std::string> git_safe_env() {
   return {
-      {"GIT_TERMINAL_PROMPT", "0"},
-      {"GIT_ASKPASS", "true"},
-      {"GIT_ALLOW_PROTOCOL", "file:git:http:https:ssh"},
-      {"GIT_CONFIG_NOSYSTEM", "1"},
-      {"LC_ALL", "C"},
+      {"GIT_TERMINAL_PROMPT", "0"}, {"GIT_ASKPASS", "true"}, {"GIT_ALLOW_PROTOCOL", "file:git:http:https:ssh"},
+      {"GIT_CONFIG_NOSYSTEM", "1"}, {"LC_ALL", "C"},
   };
 }
 
@@ -39,8 +36,8 @@ bool is_valid_git_branch(std::string_view name) {
     return false;
   }
   for (unsigned char c : name) {
-    if (c < 0x20 || c == 0x7f || c == ' ' || c == '~' || c == '^' || c == ':' || c == '?' || c == '*' ||
-        c == '[' || c == '\\') {
+    if (c < 0x20 || c == 0x7f || c == ' ' || c == '~' || c == '^' || c == ':' || c == '?' || c == '*' || c == '[' ||
+        c == '\\') {
       return false;
     }
   }
@@ -162,7 +159,8 @@ Expected<void> use_git_credential_file(const std::string& path) {
   IDP_TRY_ASSIGN(std::string text, read_file(path));
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (!j.is_object()) {
-    return make_error(ErrorCode::invalid_config, quote(path) + ": expected a JSON object of remembered git credentials");
+    return make_error(ErrorCode::invalid_config,
+                      quote(path) + ": expected a JSON object of remembered git credentials");
   }
   for (const auto& [url, c] : j.items()) {
     if (c.is_object()) {
@@ -327,16 +325,17 @@ Expected<void> GitMirror::fetch(int64_t timeout_ms) {
       return Unexpected(Error(ErrorCode::transient, r.error().message));
     }
     // Bare clones map remote heads to refs/heads/* but set no fetch refspec; add one.
-    IDP_TRY(run_checked(git_cmd({"--git-dir", partial, "config", "remote.origin.fetch", "+refs/heads/*:refs/heads/*"})));
+    IDP_TRY(
+        run_checked(git_cmd({"--git-dir", partial, "config", "remote.origin.fetch", "+refs/heads/*:refs/heads/*"})));
     if (::rename(partial.c_str(), m_path.c_str()) != 0) {
       return make_error(ErrorCode::io_error, "cannot move the clone of " + quote(m_url) + " into place at " +
                                                  quote(m_path) + ": " + std::strerror(errno));
     }
     return {};
   }
-  auto r = run_git("fetch", m_url,
-                   {"--git-dir", m_path, "fetch", "--quiet", "--prune", "--force", "origin", "+refs/heads/*:refs/heads/*"},
-                   opts);
+  auto r = run_git(
+      "fetch", m_url,
+      {"--git-dir", m_path, "fetch", "--quiet", "--prune", "--force", "origin", "+refs/heads/*:refs/heads/*"}, opts);
   if (!r) {
     return Unexpected(Error(ErrorCode::transient, r.error().message));
   }
@@ -404,7 +403,8 @@ Expected<void> GitMirror::add_worktree(const std::string& commit, const std::str
   }
   (void)run(git_cmd({"--git-dir", m_path, "worktree", "prune"}));
   IDP_TRY(ensure_dir(dest.substr(0, dest.rfind('/'))));
-  auto r = run_checked(git_cmd({"--git-dir", m_path, "worktree", "add", "--detach", "--force", "--quiet", dest, commit}));
+  auto r =
+      run_checked(git_cmd({"--git-dir", m_path, "worktree", "add", "--detach", "--force", "--quiet", dest, commit}));
   if (!r) {
     return Unexpected(r.error().with_context("cannot check out " + commit.substr(0, 12)));
   }

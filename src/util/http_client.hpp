@@ -19,7 +19,7 @@ struct HttpRequest {
   std::string body;
   int64_t timeout_ms = 10000;
   int64_t connect_timeout_ms = 3000;
-  std::string unix_socket;       // talk HTTP over this unix socket instead of TCP
+  std::string unix_socket; // talk HTTP over this unix socket instead of TCP
   // Streaming: called with each chunk of the body as it arrives; return false to stop.
   std::function<bool(std::string_view chunk)> on_data;
   // Without on_data: the most body bytes kept (0 = no limit). The transfer stops there and

@@ -30,7 +30,6 @@ void close_fd(int& fd) {
 
 Error os_error(const std::string& what) { return Error(ErrorCode::io_error, what + ": " + std::strerror(errno)); }
 
-
 } // namespace
 
 Expected<std::unique_ptr<InteractiveProcess>> InteractiveProcess::start(const Command& cmd,

@@ -73,8 +73,8 @@ private:
   int m_err = -1;    // stderr pipe (-1 with a tty); for the reader thread
   bool m_out_open = false;
   bool m_err_open = false;
-  int m_in = -1;     // stdin pipe (-1 with a tty); guarded by m_input_mutex
-  int m_pidfd = -1;  // readable once the child exits (-1 on kernels without pidfd_open)
+  int m_in = -1;    // stdin pipe (-1 with a tty); guarded by m_input_mutex
+  int m_pidfd = -1; // readable once the child exits (-1 on kernels without pidfd_open)
   bool m_tty = false;
   pid_t m_pid = -1;
   // Serialises writers of the input (its owner: a write may wait for the child to read).

@@ -15,7 +15,6 @@
 
 namespace idp::util {
 
-
 namespace {
 // Fields of /proc/PID/stat after the ")" that closes comm.
 std::optional<std::vector<std::string>> stat_fields(pid_t pid) {
@@ -83,7 +82,8 @@ std::optional<std::string> process_env_value(pid_t pid, std::string_view key) {
 }
 
 namespace {
-template <typename Pred> std::vector<pid_t> scan_proc(Pred pred) {
+template <typename Pred>
+std::vector<pid_t> scan_proc(Pred pred) {
   std::vector<pid_t> out;
   DIR* d = ::opendir("/proc");
   if (!d) {
@@ -156,9 +156,7 @@ bool terminate_processes(const std::vector<pid_t>& pids, int64_t grace_ms) {
   for (pid_t p : pids) {
     ::kill(p, SIGTERM);
   }
-  auto all_gone = [&] {
-    return std::none_of(pids.begin(), pids.end(), [](pid_t p) { return process_alive(p); });
-  };
+  auto all_gone = [&] { return std::none_of(pids.begin(), pids.end(), [](pid_t p) { return process_alive(p); }); };
   int64_t deadline = steady_ms() + grace_ms;
   while (steady_ms() < deadline) {
     if (all_gone()) {

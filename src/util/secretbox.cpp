@@ -49,9 +49,10 @@ Expected<std::string> seal_secret(std::string_view key, std::string_view plainte
   auto* o = reinterpret_cast<unsigned char*>(out.data());
   randombytes_buf(o, k_nonce);
   unsigned long long clen = 0;
-  crypto_aead_xchacha20poly1305_ietf_encrypt(o + k_nonce, &clen, reinterpret_cast<const unsigned char*>(plaintext.data()),
-                                             plaintext.size(), reinterpret_cast<const unsigned char*>(aad.data()),
-                                             aad.size(), nullptr, o, reinterpret_cast<const unsigned char*>(key.data()));
+  crypto_aead_xchacha20poly1305_ietf_encrypt(o + k_nonce, &clen,
+                                             reinterpret_cast<const unsigned char*>(plaintext.data()), plaintext.size(),
+                                             reinterpret_cast<const unsigned char*>(aad.data()), aad.size(), nullptr, o,
+                                             reinterpret_cast<const unsigned char*>(key.data()));
   out.resize(k_nonce + clen);
   return out;
 }

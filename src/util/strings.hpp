@@ -27,9 +27,7 @@ std::string quote(std::string_view s);
 std::string tail_lines(std::string_view text, size_t max_lines);
 
 // The first `len` characters of a commit id, as people write them ("3f2a9c1").
-inline std::string short_commit(std::string_view commit, size_t len = 7) {
-  return std::string(commit.substr(0, len));
-}
+inline std::string short_commit(std::string_view commit, size_t len = 7) { return std::string(commit.substr(0, len)); }
 
 // Glob match with `*` (any run, including `/`), `?` (one char) and `[...]` classes.
 bool glob_match(std::string_view pattern, std::string_view text);

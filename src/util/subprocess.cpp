@@ -92,7 +92,6 @@ bool has_exited(pid_t pid) {
   return info.si_pid == pid;
 }
 
-
 // The wait status of `pid`; nullopt when it cannot be had (SIGCHLD ignored: auto-reaped).
 std::optional<int> reap(pid_t pid) {
   int status = 0;
@@ -180,8 +179,8 @@ Expected<RunResult> run(const Command& cmd, const RunOptions& opts) {
     return make_error(ErrorCode::io_error, std::string("fork: ") + std::strerror(errno));
   }
   if (pid == 0) {
-    detail::child_exec(p, cmd, in.read.get(), out.write.get(), opts.merge_stderr ? out.write.get() : err.write.get(), true, 0,
-               0, opts.cgroup_proc_files, exec_status.write.get(), 0, opts.uid, opts.gid);
+    detail::child_exec(p, cmd, in.read.get(), out.write.get(), opts.merge_stderr ? out.write.get() : err.write.get(),
+                       true, 0, 0, opts.cgroup_proc_files, exec_status.write.get(), 0, opts.uid, opts.gid);
   }
   out.write.reset();
   err.write.reset();
@@ -338,8 +337,8 @@ Expected<RunResult> run_checked(const Command& cmd, const RunOptions& opts) {
   if (r.cancelled) {
     return make_error(ErrorCode::cancelled, name + " was cancelled");
   }
-  std::string how = r.signal ? "was killed by signal " + std::to_string(r.signal)
-                             : "exited with code " + std::to_string(r.exit_code);
+  std::string how =
+      r.signal ? "was killed by signal " + std::to_string(r.signal) : "exited with code " + std::to_string(r.exit_code);
   return make_error(ErrorCode::permanent, name + " " + how + (detail.empty() ? "" : ": " + detail));
 }
 
@@ -355,13 +354,13 @@ Expected<pid_t> spawn(const Command& cmd, const SpawnOptions& opts) {
   if (pid == 0) {
     if (!opts.detach) {
       detail::child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group,
-                 opts.parent_death_signal, opts.cgroup_proc_files, exec_status.write.get(), self, opts.uid, opts.gid,
-                 opts.controlling_tty);
+                         opts.parent_death_signal, opts.cgroup_proc_files, exec_status.write.get(), self, opts.uid,
+                         opts.gid, opts.controlling_tty);
     }
     pid_t grandchild = ::fork();
     if (grandchild == 0) {
       detail::child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group, 0,
-                 opts.cgroup_proc_files, exec_status.write.get(), 0, opts.uid, opts.gid, opts.controlling_tty);
+                         opts.cgroup_proc_files, exec_status.write.get(), 0, opts.uid, opts.gid, opts.controlling_tty);
     }
     ssize_t w = ::write(pid_pipe.write.get(), &grandchild, sizeof grandchild);
     (void)w; // the parent sees a short read and reports the failed fork

@@ -23,28 +23,28 @@
 namespace idp::util {
 
 struct Command {
-  std::vector<std::string> argv;            // argv[0] is looked up on PATH when it has no '/'
-  std::map<std::string, std::string> env;   // set (or override) in the child's environment
-  std::vector<std::string> unset_env;       // removed from the inherited environment
-  bool clear_env = false;                   // start from an empty environment (plus `env`)
-  std::string cwd;                          // "" = inherit
+  std::vector<std::string> argv;          // argv[0] is looked up on PATH when it has no '/'
+  std::map<std::string, std::string> env; // set (or override) in the child's environment
+  std::vector<std::string> unset_env;     // removed from the inherited environment
+  bool clear_env = false;                 // start from an empty environment (plus `env`)
+  std::string cwd;                        // "" = inherit
 };
 
 struct RunOptions {
-  std::optional<std::string> stdin_data;      // nullopt = /dev/null
+  std::optional<std::string> stdin_data; // nullopt = /dev/null
   // 0 = none. On expiry (or cancel) the process group gets TERM, then KILL after
   // term_grace_ms; run returns once nothing of the group is left, also when the child had
   // already closed its output.
   int64_t timeout_ms = 0;
   int64_t term_grace_ms = 3000;
-  size_t max_capture = 16 * 1024 * 1024;      // bytes kept of each stream (the tail is kept)
-  bool merge_stderr = false;                  // stderr into the stdout capture
+  size_t max_capture = 16 * 1024 * 1024; // bytes kept of each stream (the tail is kept)
+  bool merge_stderr = false;             // stderr into the stdout capture
   // Called with each output line (stdout and stderr, without its newline) as it arrives,
   // from the calling thread. Used to stream a tool's output into an environment log.
   // A line longer than max_line is delivered in pieces of max_line bytes.
   std::function<void(std::string_view line, bool is_stderr)> on_line;
   size_t max_line = 64 * 1024;
-  const std::atomic<bool>* cancel = nullptr;  // set to true to stop the process (as a timeout)
+  const std::atomic<bool>* cancel = nullptr; // set to true to stop the process (as a timeout)
   // Run as this user/group (-1 = unchanged; needs root): drop_privileges(uid, gid) in the
   // child before cwd and exec. A failed switch is an io_error like a failed exec.
   int uid = -1;
@@ -53,8 +53,8 @@ struct RunOptions {
 };
 
 struct RunResult {
-  int exit_code = -1;      // -1 when killed by a signal
-  int signal = 0;          // terminating signal, 0 if exited
+  int exit_code = -1; // -1 when killed by a signal
+  int signal = 0;     // terminating signal, 0 if exited
   bool timed_out = false;
   bool cancelled = false;
   std::string out;
@@ -71,15 +71,15 @@ Expected<RunResult> run(const Command& cmd, const RunOptions& opts = {});
 Expected<RunResult> run_checked(const Command& cmd, const RunOptions& opts = {});
 
 struct SpawnOptions {
-  int stdin_fd = -1;             // -1 = /dev/null
-  int stdout_fd = -1;            // -1 = /dev/null
-  int stderr_fd = -1;            // -1 = /dev/null
-  bool new_session = true;       // setsid(): own session and process group (pgid == pid)
-  pid_t join_group = 0;          // instead of new_session: join this process group
-  bool detach = true;            // double-fork: reparented to init, survives and is never our zombie
-  int parent_death_signal = 0;   // with detach=false: signal the child gets when we die
+  int stdin_fd = -1;                          // -1 = /dev/null
+  int stdout_fd = -1;                         // -1 = /dev/null
+  int stderr_fd = -1;                         // -1 = /dev/null
+  bool new_session = true;                    // setsid(): own session and process group (pgid == pid)
+  pid_t join_group = 0;                       // instead of new_session: join this process group
+  bool detach = true;                         // double-fork: reparented to init, survives and is never our zombie
+  int parent_death_signal = 0;                // with detach=false: signal the child gets when we die
   std::vector<std::string> cgroup_proc_files; // "…/cgroup.procs" files the child enters before exec
-  int uid = -1;                  // as RunOptions::uid/gid: user and group to run as (-1 = unchanged)
+  int uid = -1;                               // as RunOptions::uid/gid: user and group to run as (-1 = unchanged)
   int gid = -1;
   // With new_session and stdin_fd a terminal: make it the child's controlling terminal
   // (TIOCSCTTY), so ^C typed into it signals the child's foreground group (idp exec -t).

@@ -121,10 +121,9 @@ Expected<Prepared> prepare(const Command& cmd) {
   return p;
 }
 
-[[noreturn]] void child_exec(const Prepared& p, const Command& cmd, int in_fd, int out_fd, int err_fd,
-                             bool new_session, pid_t join_group, int pdeathsig,
-                             const std::vector<std::string>& cgroup_files, int errpipe, pid_t expected_parent,
-                             int uid, int gid, bool controlling_tty) {
+[[noreturn]] void child_exec(const Prepared& p, const Command& cmd, int in_fd, int out_fd, int err_fd, bool new_session,
+                             pid_t join_group, int pdeathsig, const std::vector<std::string>& cgroup_files, int errpipe,
+                             pid_t expected_parent, int uid, int gid, bool controlling_tty) {
   sigset_t empty;
   sigemptyset(&empty);
   ::sigprocmask(SIG_SETMASK, &empty, nullptr);

@@ -29,10 +29,9 @@ Expected<Prepared> prepare(const Command& cmd);
 // or process group; the parent-death signal (exits when the parent is already gone);
 // the cgroup.procs files; stdio (-1 = /dev/null); every other fd closed; the user and
 // group (drop_privileges); cwd; then execve. Never returns.
-[[noreturn]] void child_exec(const Prepared& p, const Command& cmd, int in_fd, int out_fd, int err_fd,
-                             bool new_session, pid_t join_group, int pdeathsig,
-                             const std::vector<std::string>& cgroup_files, int errpipe, pid_t expected_parent = 0,
-                             int uid = -1, int gid = -1, bool controlling_tty = false);
+[[noreturn]] void child_exec(const Prepared& p, const Command& cmd, int in_fd, int out_fd, int err_fd, bool new_session,
+                             pid_t join_group, int pdeathsig, const std::vector<std::string>& cgroup_files, int errpipe,
+                             pid_t expected_parent = 0, int uid = -1, int gid = -1, bool controlling_tty = false);
 
 // Reads errno written by a failed exec; 0 when exec succeeded (pipe closed by CLOEXEC).
 int read_exec_errno(int fd);

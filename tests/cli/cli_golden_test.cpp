@@ -123,8 +123,8 @@ TEST(CliGoldenCoverage, EveryCommandsHelpHasAGolden) {
   for (const auto& p : paths) {
     std::string name = p.empty() ? "help" : util::join(p, "-") + "-help";
     EXPECT_TRUE(covered.count(p)) << "no golden case for `idp " << util::join(p, " ") << (p.empty() ? "" : " ")
-                                  << "--help`: add tests/cli/golden/" << name << ".txt (args: "
-                                  << util::join(p, ", args: ") << (p.empty() ? "" : ", args: ")
+                                  << "--help`: add tests/cli/golden/" << name
+                                  << ".txt (args: " << util::join(p, ", args: ") << (p.empty() ? "" : ", args: ")
                                   << "--help) and run with IDP_UPDATE_GOLDEN=1";
   }
 }

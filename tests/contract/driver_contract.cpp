@@ -6,11 +6,10 @@ namespace idp::testing {
 
 using drivers::Health;
 
-#define IDP_CONTRACT_OK(expr)                                                                  \
-  do {                                                                                         \
-    auto&& idp_contract_result_ = (expr);                                                      \
-    ASSERT_TRUE(idp_contract_result_.has_value()) << #expr << ": "                             \
-                                                  << idp_contract_result_.error().full_message(); \
+#define IDP_CONTRACT_OK(expr)                                                                                          \
+  do {                                                                                                                 \
+    auto&& idp_contract_result_ = (expr);                                                                              \
+    ASSERT_TRUE(idp_contract_result_.has_value()) << #expr << ": " << idp_contract_result_.error().full_message();     \
   } while (false)
 
 void DriverContract::SetUp() {

@@ -1078,8 +1078,8 @@ TEST_P(StoreContract, ConcurrentDeliveriesOfOneBodyAreTakenExactlyOnce) {
   for (int t = 0; t < k_threads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < k_bodies; ++i) {
-        auto r = store().record_delivery_keys({"id-" + std::to_string(t) + "-" + std::to_string(i),
-                                               "body:" + std::to_string(i)}, 1000 + i);
+        auto r = store().record_delivery_keys(
+            {"id-" + std::to_string(t) + "-" + std::to_string(i), "body:" + std::to_string(i)}, 1000 + i);
         if (!r) {
           errors += 1;
         } else if (*r) {
@@ -1101,7 +1101,8 @@ TEST_P(StoreContract, ConcurrentDeliveriesOfOneBodyAreTakenExactlyOnce) {
   int free_ids = 0;
   for (int t = 0; t < k_threads; ++t) {
     for (int i = 0; i < k_bodies; ++i) {
-      IDP_ASSERT_OK_ASSIGN(bool fresh, store().record_delivery("id-" + std::to_string(t) + "-" + std::to_string(i), 5000));
+      IDP_ASSERT_OK_ASSIGN(bool fresh,
+                           store().record_delivery("id-" + std::to_string(t) + "-" + std::to_string(i), 5000));
       free_ids += fresh ? 1 : 0;
     }
   }

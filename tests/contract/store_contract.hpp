@@ -21,18 +21,17 @@
 #include "support/test_support.hpp"
 
 // IDP_ASSERT_OK(expr): expr (an Expected) succeeded, or the test stops with its error.
-#define IDP_ASSERT_OK(expr)                                                                    \
-  do {                                                                                         \
-    auto&& idp_ok_result_ = (expr);                                                            \
-    ASSERT_TRUE(idp_ok_result_.has_value()) << #expr << ": " << idp_ok_result_.error().full_message(); \
+#define IDP_ASSERT_OK(expr)                                                                                            \
+  do {                                                                                                                 \
+    auto&& idp_ok_result_ = (expr);                                                                                    \
+    ASSERT_TRUE(idp_ok_result_.has_value()) << #expr << ": " << idp_ok_result_.error().full_message();                 \
   } while (false)
 
 // IDP_ASSERT_OK_ASSIGN(decl, expr): `decl = *expr`, or the test stops with expr's error.
-#define IDP_ASSERT_OK_ASSIGN(decl, expr)                                                       \
-  IDP_ASSERT_OK_ASSIGN_IMPL(IDP_CONCAT(idp_ok_tmp_, __LINE__), decl, expr)
-#define IDP_ASSERT_OK_ASSIGN_IMPL(tmp, decl, expr)                                             \
-  auto tmp = (expr);                                                                           \
-  ASSERT_TRUE(tmp.has_value()) << #expr << ": " << tmp.error().full_message();                 \
+#define IDP_ASSERT_OK_ASSIGN(decl, expr) IDP_ASSERT_OK_ASSIGN_IMPL(IDP_CONCAT(idp_ok_tmp_, __LINE__), decl, expr)
+#define IDP_ASSERT_OK_ASSIGN_IMPL(tmp, decl, expr)                                                                     \
+  auto tmp = (expr);                                                                                                   \
+  ASSERT_TRUE(tmp.has_value()) << #expr << ": " << tmp.error().full_message();                                         \
   decl = std::move(*tmp)
 
 namespace idp::testing {
@@ -46,9 +45,7 @@ struct StoreFactory {
 inline void PrintTo(const StoreFactory& f, std::ostream* os) { *os << f.name; }
 
 // For INSTANTIATE_TEST_SUITE_P: names each test after its store.
-inline std::string store_factory_name(const ::testing::TestParamInfo<StoreFactory>& info) {
-  return info.param.name;
-}
+inline std::string store_factory_name(const ::testing::TestParamInfo<StoreFactory>& info) { return info.param.name; }
 
 class StoreContract : public ::testing::TestWithParam<StoreFactory> {
 protected:

@@ -76,19 +76,21 @@ Expected<core::Environment> FailingStore::update_environment(std::string_view na
   }
   // The predicate is checked on the mutated copy inside the inner transaction; failing
   // there rolls the write back, as a failed commit would.
-  return m_inner.update_environment(name, [&](core::Environment& env, std::vector<core::Event>& events) -> Expected<void> {
-    IDP_TRY(mutate(env, events));
-    std::lock_guard<std::mutex> g(m_mu);
-    if (m_update_pred && m_update_plan.remaining > 0 && m_update_pred(env)) {
-      --m_update_plan.remaining;
-      ++m_injected["update_environment"];
-      return make_error(m_update_plan.code, "injected failure of update_environment");
-    }
-    return {};
-  });
+  return m_inner.update_environment(name,
+                                    [&](core::Environment& env, std::vector<core::Event>& events) -> Expected<void> {
+                                      IDP_TRY(mutate(env, events));
+                                      std::lock_guard<std::mutex> g(m_mu);
+                                      if (m_update_pred && m_update_plan.remaining > 0 && m_update_pred(env)) {
+                                        --m_update_plan.remaining;
+                                        ++m_injected["update_environment"];
+                                        return make_error(m_update_plan.code, "injected failure of update_environment");
+                                      }
+                                      return {};
+                                    });
 }
 
-Expected<core::Environment> FailingStore::insert_environment(const core::Environment& env, const std::vector<core::Event>& events) {
+Expected<core::Environment> FailingStore::insert_environment(const core::Environment& env,
+                                                             const std::vector<core::Event>& events) {
   if (auto err = take("insert_environment")) {
     return Unexpected(*err);
   }
@@ -151,14 +153,16 @@ Expected<std::vector<core::Event>> FailingStore::list_events(const store::EventQ
   return m_inner.list_events(q);
 }
 
-Expected<bool> FailingStore::try_acquire_lease(std::string_view env, std::string_view owner, util::Millis now, util::Millis ttl) {
+Expected<bool> FailingStore::try_acquire_lease(std::string_view env, std::string_view owner, util::Millis now,
+                                               util::Millis ttl) {
   if (auto err = take("try_acquire_lease")) {
     return Unexpected(*err);
   }
   return m_inner.try_acquire_lease(env, owner, now, ttl);
 }
 
-Expected<bool> FailingStore::renew_lease(std::string_view env, std::string_view owner, util::Millis now, util::Millis ttl) {
+Expected<bool> FailingStore::renew_lease(std::string_view env, std::string_view owner, util::Millis now,
+                                         util::Millis ttl) {
   if (auto err = take("renew_lease")) {
     return Unexpected(*err);
   }

@@ -5,8 +5,8 @@
 
 #include <functional>
 #include <map>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,8 +65,7 @@ public:
 
   Expected<bool> try_acquire_lease(std::string_view env, std::string_view owner, util::Millis now,
                                    util::Millis ttl) override;
-  Expected<bool> renew_lease(std::string_view env, std::string_view owner, util::Millis now,
-                             util::Millis ttl) override;
+  Expected<bool> renew_lease(std::string_view env, std::string_view owner, util::Millis now, util::Millis ttl) override;
   Expected<void> release_lease(std::string_view env, std::string_view owner) override;
   Expected<void> break_lease(std::string_view env) override;
   Expected<std::optional<core::Lease>> get_lease(std::string_view env) override;
@@ -92,13 +91,13 @@ private:
 
   store::StateStore& m_inner;
   mutable std::mutex m_mu;
-  std::map<std::string, Plan> m_plans;        // guarded by m_mu
-  std::map<std::string, int> m_injected;      // guarded by m_mu
+  std::map<std::string, Plan> m_plans;                         // guarded by m_mu
+  std::map<std::string, int> m_injected;                       // guarded by m_mu
   std::function<bool(const core::Environment&)> m_update_pred; // guarded by m_mu
-  Plan m_update_plan;                         // guarded by m_mu
-  std::function<void()> m_after_list;         // guarded by m_mu
-  std::vector<std::string> m_before_methods;  // guarded by m_mu
-  std::function<void()> m_before;             // guarded by m_mu
+  Plan m_update_plan;                                          // guarded by m_mu
+  std::function<void()> m_after_list;                          // guarded by m_mu
+  std::vector<std::string> m_before_methods;                   // guarded by m_mu
+  std::function<void()> m_before;                              // guarded by m_mu
 };
 
 } // namespace idp::testing

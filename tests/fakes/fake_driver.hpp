@@ -18,7 +18,7 @@ public:
   explicit FakeDriver(std::string name = "local") : m_name(std::move(name)) {}
 
   struct Call {
-    std::string op;   // start | plan | apply | apply-cancelled (it returned cancelled) | observe | destroy | logs
+    std::string op; // start | plan | apply | apply-cancelled (it returned cancelled) | observe | destroy | logs
     std::string env;
     std::string commit;
     int64_t revision_id = 0;

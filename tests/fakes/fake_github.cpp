@@ -31,17 +31,18 @@ FakeGitHub::FakeGitHub() : m_server(std::make_unique<httplib::Server>()) {
     }
     return true;
   };
-  m_server->Post(R"(/repos/([^/]+)/([^/]+)/statuses/([0-9a-f]+))", [record](const httplib::Request& req, httplib::Response& res) {
-    if (!record(req, res)) {
-      return;
-    }
-    auto body = json::parse(req.body);
-    res.status = 201;
-    res.set_content(json{{"id", 1}, {"state", body["state"]}, {"context", body.value("context", "default")}}.dump(),
-                    "application/json");
-  });
+  m_server->Post(
+      R"(/repos/([^/]+)/([^/]+)/statuses/([0-9a-f]+))", [record](const httplib::Request& req, httplib::Response& res) {
+        if (!record(req, res)) {
+          return;
+        }
+        auto body = json::parse(req.body);
+        res.status = 201;
+        res.set_content(json{{"id", 1}, {"state", body["state"]}, {"context", body.value("context", "default")}}.dump(),
+                        "application/json");
+      });
   m_server->Get(R"(/repos/([^/]+)/([^/]+)/issues/([0-9]+)/comments)", [this, record](const httplib::Request& req,
-                                                                          httplib::Response& res) {
+                                                                                     httplib::Response& res) {
     if (!record(req, res)) {
       return;
     }
@@ -62,7 +63,7 @@ FakeGitHub::FakeGitHub() : m_server(std::make_unique<httplib::Server>()) {
     res.set_content(out.dump(), "application/json");
   });
   m_server->Post(R"(/repos/([^/]+)/([^/]+)/issues/([0-9]+)/comments)", [this, record](const httplib::Request& req,
-                                                                           httplib::Response& res) {
+                                                                                      httplib::Response& res) {
     if (!record(req, res)) {
       return;
     }
@@ -70,24 +71,24 @@ FakeGitHub::FakeGitHub() : m_server(std::make_unique<httplib::Server>()) {
     res.status = 201;
     res.set_content(json{{"id", id}}.dump(), "application/json");
   });
-  m_server->Patch(R"(/repos/([^/]+)/([^/]+)/issues/comments/([0-9]+))", [this, record](const httplib::Request& req,
-                                                                            httplib::Response& res) {
-    if (!record(req, res)) {
-      return;
-    }
-    int64_t id = std::stoll(req.matches[3]);
-    std::lock_guard<std::mutex> g(m_mu);
-    for (auto& c : m_comments) {
-      if (c.id == id) {
-        c.body = json::parse(req.body).at("body").get<std::string>();
-        res.status = 200;
-        res.set_content(json{{"id", id}}.dump(), "application/json");
-        return;
-      }
-    }
-    res.status = 404;
-    res.set_content(json{{"message", "Not Found"}}.dump(), "application/json");
-  });
+  m_server->Patch(R"(/repos/([^/]+)/([^/]+)/issues/comments/([0-9]+))",
+                  [this, record](const httplib::Request& req, httplib::Response& res) {
+                    if (!record(req, res)) {
+                      return;
+                    }
+                    int64_t id = std::stoll(req.matches[3]);
+                    std::lock_guard<std::mutex> g(m_mu);
+                    for (auto& c : m_comments) {
+                      if (c.id == id) {
+                        c.body = json::parse(req.body).at("body").get<std::string>();
+                        res.status = 200;
+                        res.set_content(json{{"id", id}}.dump(), "application/json");
+                        return;
+                      }
+                    }
+                    res.status = 404;
+                    res.set_content(json{{"message", "Not Found"}}.dump(), "application/json");
+                  });
   m_port = m_server->bind_to_any_port("127.0.0.1");
   m_thread = std::thread([this] { m_server->listen_after_bind(); });
   // stop() is a no-op until the accept loop runs: wait for it, or the destructor could hang.

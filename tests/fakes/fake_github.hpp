@@ -21,8 +21,8 @@ class FakeGitHub {
 public:
   struct Request {
     std::string method;
-    std::string path;   // without the query
-    std::string query;  // "per_page=100&page=1"
+    std::string path;                           // without the query
+    std::string query;                          // "per_page=100&page=1"
     std::map<std::string, std::string> headers; // names lowercased
     std::string body;
   };

@@ -72,9 +72,8 @@ std::string reason_for(int code) {
 }
 
 json status_body(int code, const std::string& message, const std::string& reason = "", const json& details = nullptr) {
-  json s = {{"kind", "Status"},     {"apiVersion", "v1"},
-            {"metadata", json::object()}, {"status", "Failure"},
-            {"message", message},   {"reason", reason.empty() ? reason_for(code) : reason},
+  json s = {{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", json::object()},
+            {"status", "Failure"}, {"message", message}, {"reason", reason.empty() ? reason_for(code) : reason},
             {"code", code}};
   if (!details.is_null()) {
     s["details"] = details;
@@ -120,8 +119,7 @@ json yaml_node_to_json(const YAML::Node& n) {
     }
     return o;
   }
-  default:
-    return nullptr;
+  default: return nullptr;
   }
 }
 
@@ -243,8 +241,9 @@ void FakeKubeApiServer::start(Options opts) {
   m_tokens = opts.tokens;
   if (!opts.cert_file.empty()) {
     m_tls = true;
-    m_server = std::make_unique<httplib::SSLServer>(opts.cert_file.c_str(), opts.key_file.c_str(),
-                                                    opts.client_ca_file.empty() ? nullptr : opts.client_ca_file.c_str());
+    m_server =
+        std::make_unique<httplib::SSLServer>(opts.cert_file.c_str(), opts.key_file.c_str(),
+                                             opts.client_ca_file.empty() ? nullptr : opts.client_ca_file.c_str());
   } else {
     m_server = std::make_unique<httplib::Server>();
   }
@@ -409,9 +408,9 @@ void FakeKubeApiServer::simulate_read(Stored& s, const Resource& r) {
     st["updatedReplicas"] = replicas;
     st["readyReplicas"] = replicas;
     st["availableReplicas"] = replicas;
-    st["conditions"] = json::array(
-        {{{"type", "Available"}, {"status", "True"}, {"reason", "MinimumReplicasAvailable"}},
-         {{"type", "Progressing"}, {"status", "True"}, {"reason", "NewReplicaSetAvailable"}}});
+    st["conditions"] =
+        json::array({{{"type", "Available"}, {"status", "True"}, {"reason", "MinimumReplicasAvailable"}},
+                     {{"type", "Progressing"}, {"status", "True"}, {"reason", "NewReplicaSetAvailable"}}});
   } else {
     // maxUnavailable 0: the old pods keep serving while the new ones never get ready.
     int old_available = !s.available_template.empty() && s.available_template != tmpl ? replicas : 0;
@@ -421,7 +420,8 @@ void FakeKubeApiServer::simulate_read(Stored& s, const Resource& r) {
     st["availableReplicas"] = old_available;
     st["unavailableReplicas"] = replicas;
     st["conditions"] = json::array(
-        {{{"type", "Available"}, {"status", old_available >= replicas ? "True" : "False"},
+        {{{"type", "Available"},
+          {"status", old_available >= replicas ? "True" : "False"},
           {"reason", old_available >= replicas ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable"}},
          {{"type", "Progressing"}, {"status", "True"}, {"reason", "ReplicaSetUpdated"}}});
     s.obj["metadata"]["annotations"]["fake.idp.dev/waiting-reason"] = failing;
@@ -443,9 +443,10 @@ json FakeKubeApiServer::pods_of(const std::string& ns) const {
     std::string tmpl = d["spec"].value("template", json::object()).dump();
     auto pod = [&](const std::string& t, bool ready, const std::string& reason) {
       std::string hash = util::sha256_hex(t).substr(0, 10);
-      json p = {{"metadata", {{"name", d["metadata"].value("name", "") + "-" + hash + "-abcde"},
-                              {"namespace", ns}, {"labels", labels}}},
-                {"spec", d["spec"]["template"].value("spec", json::object())}};
+      json p = {
+          {"metadata",
+           {{"name", d["metadata"].value("name", "") + "-" + hash + "-abcde"}, {"namespace", ns}, {"labels", labels}}},
+          {"spec", d["spec"]["template"].value("spec", json::object())}};
       json cs = {{"name", "app"}, {"ready", ready}, {"restartCount", reason == "CrashLoopBackOff" ? 3 : 0}};
       if (ready) {
         cs["state"] = {{"running", {{"startedAt", now_rfc3339()}}}};
@@ -478,7 +479,8 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
   };
   // Injected failures first: they stand for anything between the client and the store.
   for (auto& f : m_failures) {
-    if (f.count > 0 && (f.method.empty() || f.method == req.method) && req.path.find(f.path_part) != std::string::npos) {
+    if (f.count > 0 && (f.method.empty() || f.method == req.method) &&
+        req.path.find(f.path_part) != std::string::npos) {
       --f.count;
       return fail_with(f.status, "injected failure (" + std::to_string(f.status) + ")");
     }
@@ -496,7 +498,8 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
   // Discovery, as kubectl reads it.
   if (req.method == "GET") {
     if (seg == std::vector<std::string>{"version"}) {
-      return reply(200, {{"major", "1"}, {"minor", "32"}, {"gitVersion", "v1.32.0-idp-double"}, {"platform", "linux/amd64"}});
+      return reply(
+          200, {{"major", "1"}, {"minor", "32"}, {"gitVersion", "v1.32.0-idp-double"}, {"platform", "linux/amd64"}});
     }
     if (seg == std::vector<std::string>{"api"}) {
       return reply(200, {{"kind", "APIVersions"},
@@ -611,9 +614,10 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
   for (const auto& f : m_forbidden) {
     if (f.verb == verb && f.plural == plural && (f.ns.empty() || f.ns == ns)) {
       std::string what = qualified(*r) + (name.empty() ? "" : " \"" + name + "\"");
-      return fail_with(403, what + " is forbidden: User \"idp\" cannot " + verb + " resource \"" + plural +
-                                "\" in API group \"" + group + "\"" +
-                                (ns.empty() ? " at the cluster scope" : " in the namespace \"" + ns + "\""),
+      return fail_with(403,
+                       what + " is forbidden: User \"idp\" cannot " + verb + " resource \"" + plural +
+                           "\" in API group \"" + group + "\"" +
+                           (ns.empty() ? " at the cluster scope" : " in the namespace \"" + ns + "\""),
                        {{"name", name}, {"group", group}, {"kind", plural}});
     }
   }
@@ -686,7 +690,10 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
       return reply(200, it->second.obj);
     }
     m_store.erase(it);
-    return reply(200, {{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()}, {"status", "Success"},
+    return reply(200, {{"kind", "Status"},
+                       {"apiVersion", "v1"},
+                       {"metadata", json::object()},
+                       {"status", "Success"},
                        {"details", details}});
   }
   if (req.method != "PATCH" && req.method != "POST") {
@@ -754,7 +761,8 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
   bool name_ok = (r->kind == "Namespace" || r->kind == "Service") ? is_dns_label(name) : is_dns_subdomain(name);
   std::string invalid_prefix = r->kind + "." + (r->group.empty() ? "" : r->group) + " \"" + name + "\" is invalid: ";
   if (!name_ok) {
-    return fail_with(422, invalid_prefix + "metadata.name: Invalid value: \"" + name + "\": must be a lowercase RFC 1123 " +
+    return fail_with(422, invalid_prefix + "metadata.name: Invalid value: \"" + name +
+                              "\": must be a lowercase RFC 1123 " +
                               (r->kind == "Namespace" || r->kind == "Service" ? "label" : "subdomain"));
   }
   for (const char* field : {"labels", "annotations"}) {
@@ -793,8 +801,9 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
       return fail_with(404, "namespaces \"" + ns + "\" not found", {{"name", ns}, {"kind", "namespaces"}});
     }
     if (creating && nsit->second.terminating_reads >= 0) {
-      return fail_with(403, qualified(*r) + " \"" + name + "\" is forbidden: unable to create new content in namespace " +
-                                ns + " because it is being terminated");
+      return fail_with(403, qualified(*r) + " \"" + name +
+                                "\" is forbidden: unable to create new content in namespace " + ns +
+                                " because it is being terminated");
     }
     md["namespace"] = ns;
   }
@@ -826,8 +835,9 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
         }
       }
       if (!conflicts.empty()) {
-        return fail_with(409, "Apply failed with " + std::to_string(conflicts.size()) + " conflict(s): " +
-                                  util::join(conflicts, "; "),
+        return fail_with(409,
+                         "Apply failed with " + std::to_string(conflicts.size()) +
+                             " conflict(s): " + util::join(conflicts, "; "),
                          details);
       }
     }

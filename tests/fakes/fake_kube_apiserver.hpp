@@ -46,12 +46,12 @@ public:
   };
   struct Request {
     std::string method;
-    std::string path;          // without the query
-    std::string query;         // raw query string
+    std::string path;  // without the query
+    std::string query; // raw query string
     std::string content_type;
     std::string authorization; // the Authorization header
     std::string body;
-    int status = 0;            // what the double answered
+    int status = 0; // what the double answered
   };
 
   FakeKubeApiServer();
@@ -87,7 +87,7 @@ public:
   void put_object(const nlohmann::json& obj);
 
   struct Resource {
-    std::string group;   // "" for the core group
+    std::string group; // "" for the core group
     std::string version;
     std::string kind;
     std::string plural;

@@ -389,8 +389,9 @@ Expected<std::optional<store::ApiToken>> InMemoryStore::find_api_token(std::stri
 Expected<std::vector<store::ApiToken>> InMemoryStore::list_api_tokens() {
   std::lock_guard lock(m_mutex);
   auto out = m_api_tokens;
-  std::stable_sort(out.begin(), out.end(),
-                   [](const store::ApiToken& a, const store::ApiToken& b) { return a.created_at < b.created_at || (a.created_at == b.created_at && a.id < b.id); });
+  std::stable_sort(out.begin(), out.end(), [](const store::ApiToken& a, const store::ApiToken& b) {
+    return a.created_at < b.created_at || (a.created_at == b.created_at && a.id < b.id);
+  });
   return out;
 }
 

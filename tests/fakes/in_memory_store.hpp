@@ -38,8 +38,7 @@ public:
 
   Expected<bool> try_acquire_lease(std::string_view env, std::string_view owner, util::Millis now,
                                    util::Millis ttl) override;
-  Expected<bool> renew_lease(std::string_view env, std::string_view owner, util::Millis now,
-                             util::Millis ttl) override;
+  Expected<bool> renew_lease(std::string_view env, std::string_view owner, util::Millis now, util::Millis ttl) override;
   Expected<void> release_lease(std::string_view env, std::string_view owner) override;
   Expected<void> break_lease(std::string_view env) override;
   Expected<std::optional<core::Lease>> get_lease(std::string_view env) override;
@@ -79,7 +78,7 @@ private:
   std::map<std::string, util::Millis, std::less<>> m_deliveries;
   std::map<int64_t, core::JobRun> m_job_runs;
   std::map<std::string, std::string, std::less<>> m_settings;
-  std::vector<store::ApiToken> m_api_tokens; // in insertion order (= oldest first)
+  std::vector<store::ApiToken> m_api_tokens;                                    // in insertion order (= oldest first)
   std::map<std::pair<std::string, std::string>, store::StoredSecret> m_secrets; // (name, scope) →
   int64_t m_next_revision_id = 1;
   int64_t m_next_event_id = 1;

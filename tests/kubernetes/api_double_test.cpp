@@ -75,8 +75,8 @@ TEST(KubeApiDoubleTest, KubectlAppliesServerSideAndReadsBackThroughTheDouble) {
   std::ofstream(tmp.sub("app.yaml")) << k_manifests;
   // --validate=false: the double serves no OpenAPI document for kubectl to validate against
   // (schemas are checked by manifest_schema_test with the official ones instead).
-  auto applied = kubectl(kc, {"apply", "--server-side", "--field-manager=kubectl-test", "--validate=false", "-f",
-                              tmp.sub("app.yaml")});
+  auto applied = kubectl(
+      kc, {"apply", "--server-side", "--field-manager=kubectl-test", "--validate=false", "-f", tmp.sub("app.yaml")});
   ASSERT_EQ(applied.exit_code, 0) << applied.out << applied.err;
   EXPECT_NE(applied.out.find("namespace/pr-5 serverside-applied"), std::string::npos) << applied.out;
   EXPECT_NE(applied.out.find("deployment.apps/web serverside-applied"), std::string::npos) << applied.out;
@@ -173,9 +173,9 @@ TEST(KubeApiDoubleTest, RefusesWhatARealServerRefuses) {
   // Label values a real server rejects.
   std::string bad_label =
       R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"pr-3","labels":{"idp.dev/owner":"a@b.c"}}})";
-  EXPECT_EQ(send(api, "PATCH", "/api/v1/namespaces/pr-3?fieldManager=idp", bad_label, "application/apply-patch+yaml")
-                .status,
-            422);
+  EXPECT_EQ(
+      send(api, "PATCH", "/api/v1/namespaces/pr-3?fieldManager=idp", bad_label, "application/apply-patch+yaml").status,
+      422);
   // Nothing can be created in a terminating namespace.
   EXPECT_EQ(send(api, "DELETE", "/api/v1/namespaces/pr-1", "", "").status, 200);
   std::string sa3 = R"({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"other"}})";

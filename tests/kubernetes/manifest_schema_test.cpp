@@ -19,8 +19,8 @@
 namespace idp::testing {
 namespace {
 
-using drivers::kubernetes::RenderSettings;
 using drivers::kubernetes::render_environment;
+using drivers::kubernetes::RenderSettings;
 
 struct RenderCase {
   std::string name;

@@ -76,7 +76,6 @@ protected:
   std::unique_ptr<GitRepo> repo;
 };
 
-
 // The first start writes an admin token (0600) that the CLI on this machine finds by
 // itself through the home, as it finds daemon.json.
 TEST_F(SecurityAuthTest, FirstStartWritesAnAdminTokenTheCliUses) {

@@ -110,7 +110,8 @@ TEST(SecurityBrowserTest, DashboardSessionCookieNeedsCsrfForActions) {
   EXPECT_EQ(page.headers["location"], "/login");
   EXPECT_EQ(request("GET", "/login", "", {}).status, 200);
   EXPECT_EQ(request("POST", "/login", json{{"token", "idp_nope"}}.dump(), {}).status, 401);
-  EXPECT_EQ(request("POST", "/login", json{{"token", tb["token"]}}.dump(), {{"Origin", "http://evil.example"}}).status, 403);
+  EXPECT_EQ(request("POST", "/login", json{{"token", tb["token"]}}.dump(), {{"Origin", "http://evil.example"}}).status,
+            403);
 
   auto login = request("POST", "/login", json{{"token", tb["token"]}}.dump(), {});
   ASSERT_EQ(login.status, 200) << login.body;

@@ -32,8 +32,8 @@ HttpsAnswer curl_https(const std::string& ca, const std::string& host, int port,
                        const std::vector<std::string>& extra = {}) {
   std::string p = std::to_string(port);
   util::Command c;
-  c.argv = {"curl", "-sS", "--max-time", "30", "--cacert", ca, "--resolve", host + ":" + p + ":127.0.0.1",
-            "-D", "-", "-w", "\n%{http_code}"};
+  c.argv = {"curl", "-sS", "--max-time",    "30", "--cacert", ca, "--resolve", host + ":" + p + ":127.0.0.1", "-D",
+            "-",    "-w",  "\n%{http_code}"};
   c.argv.insert(c.argv.end(), extra.begin(), extra.end());
   c.argv.push_back("https://" + host + ":" + p + path);
   util::RunOptions o;

@@ -111,7 +111,8 @@ TEST_F(SecurityIsolationTest, AnAppCannotReachTheServersSecretsOtherEnvironments
   ASSERT_EQ(d->get_via_router("iso-a", "/health").first, 200) << "the app reaches its database over TCP";
 
   // Who the code runs as: a uid of its own from the range, no capabilities, no_new_privs.
-  std::string ids = util::trim(probe("iso-a", "id -u; id -g; grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status"));
+  std::string ids =
+      util::trim(probe("iso-a", "id -u; id -g; grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status"));
   auto lines = util::split(ids, '\n');
   ASSERT_GE(lines.size(), 5u) << ids << last_err;
   uid_t uid_a = static_cast<uid_t>(std::stoul(lines[0]));
@@ -170,8 +171,9 @@ TEST_F(SecurityIsolationTest, AnAppCannotReachTheServersSecretsOtherEnvironments
   ASSERT_FALSE(port.empty());
   EXPECT_EQ(attempt("iso-a", psql + " -w -h '" + socket_dir + "' -p " + port + " -U idp -d postgres -c 'select 1'"),
             "DENIED");
-  EXPECT_EQ(attempt("iso-a", "PGPASSWORD= " + psql + " -w -h 127.0.0.1 -p " + port + " -U idp -d postgres -c 'select 1'"),
-            "DENIED");
+  EXPECT_EQ(
+      attempt("iso-a", "PGPASSWORD= " + psql + " -w -h 127.0.0.1 -p " + port + " -U idp -d postgres -c 'select 1'"),
+      "DENIED");
   // Its own role over TCP works (positive control for the psql probe).
   EXPECT_EQ(attempt("iso-a", psql + " -w -c 'select 1'"), "READ") << last_err;
 

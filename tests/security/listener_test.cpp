@@ -152,8 +152,8 @@ TEST(SecurityHomeTest, RepositoryUrlCredentialsReachGitOnlyThroughAskpass) {
   DaemonProcess d(tmp.sub("home"));
   d.start();
   auto [status, created] =
-      d.api("POST", "/api/v1/environments", json{{"repo", "http://x-access-token:" + secret + "@" + host + "/app.git"},
-                                                 {"branch", "main"}}.dump());
+      d.api("POST", "/api/v1/environments",
+            json{{"repo", "http://x-access-token:" + secret + "@" + host + "/app.git"}, {"branch", "main"}}.dump());
   ASSERT_EQ(status, 202) << created.dump();
   EXPECT_EQ(created.dump().find(secret), std::string::npos) << created.dump();
   std::string name = created.value("name", "");
@@ -191,8 +191,8 @@ TEST(SecurityHomeTest, RepositoryUrlCredentialsReachGitOnlyThroughAskpass) {
   }
 
   // In the server config the same URL is accepted, and --show-config prints it stripped.
-  ASSERT_TRUE(util::write_file_atomic(tmp.sub("server.yml"), "repositories:\n  - url: https://x-access-token:" + secret +
-                                                                 "@github.com/acme/app.git\n"));
+  ASSERT_TRUE(util::write_file_atomic(tmp.sub("server.yml"), "repositories:\n  - url: https://x-access-token:" +
+                                                                 secret + "@github.com/acme/app.git\n"));
   util::Command show;
   show.argv = {idp_binary(), "serve", "--home", tmp.sub("home2"), "--config", tmp.sub("server.yml"), "--show-config"};
   auto shown = util::run(show);

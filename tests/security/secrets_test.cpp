@@ -50,8 +50,10 @@ protected:
     // The configured secret comes from the daemon's environment, for repo A only.
     config_value = "cfg-" + util::random_hex(12);
     ::setenv("IDP_SECRETS_TEST_CONFIG_VALUE", config_value.c_str(), 1);
-    (void)util::write_file_atomic(tmp.sub("server.yml"), "secrets:\n  config-secret:\n    from: env:IDP_SECRETS_TEST_CONFIG_VALUE\n"
-                                                         "    repos: [\"" + repo_a->path() + "\"]\n");
+    (void)util::write_file_atomic(tmp.sub("server.yml"),
+                                  "secrets:\n  config-secret:\n    from: env:IDP_SECRETS_TEST_CONFIG_VALUE\n"
+                                  "    repos: [\"" +
+                                      repo_a->path() + "\"]\n");
     d = std::make_unique<DaemonProcess>(tmp.sub("home"), std::vector<std::string>{"--config", tmp.sub("server.yml")});
     d->start();
     ::unsetenv("IDP_SECRETS_TEST_CONFIG_VALUE");
@@ -66,15 +68,18 @@ protected:
   // Every place a value could end up, as text.
   std::string everything_the_server_tells(const std::string& env) {
     std::string all;
-    for (const std::string& path : std::vector<std::string>{"/api/v1/environments?all=true", "/api/v1/environments/" + env,
-                                   "/api/v1/environments/" + env + "/events", "/api/v1/events",
-                                   "/api/v1/environments/" + env + "/logs", "/api/v1/secrets"}) {
+    for (const std::string& path : std::vector<std::string>{
+             "/api/v1/environments?all=true", "/api/v1/environments/" + env, "/api/v1/environments/" + env + "/events",
+             "/api/v1/events", "/api/v1/environments/" + env + "/logs", "/api/v1/secrets"}) {
       auto [status, body] = d->api("GET", path);
       all += path + " " + std::to_string(status) + " " + body.dump() + "\n";
     }
-    for (const std::vector<std::string>& args :
-         {std::vector<std::string>{"status", env}, {"status", env, "--json"}, {"events", env, "--json"},
-          {"logs", env}, {"list", "--all"}, {"secret", "list"}}) {
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"status", env},
+                                                 {"status", env, "--json"},
+                                                 {"events", env, "--json"},
+                                                 {"logs", env},
+                                                 {"list", "--all"},
+                                                 {"secret", "list"}}) {
       auto r = d->cli(args);
       all += util::join(args, " ") + "\n" + r.out + r.err + "\n";
     }
@@ -224,7 +229,8 @@ TEST_F(SecuritySecretsTest, NoSecretValueInLogsEventsApiAnswersOrTheStore) {
   EXPECT_NE(logs.find("stderr too: ***"), std::string::npos) << logs;
 
   // exec, one-shot and a session (the CLI streams), with the value as all of the output.
-  auto one_shot = d->api("POST", "/api/v1/environments/leaky/exec", json{{"argv", {"printenv", "APP_STORE_SECRET"}}}.dump());
+  auto one_shot =
+      d->api("POST", "/api/v1/environments/leaky/exec", json{{"argv", {"printenv", "APP_STORE_SECRET"}}}.dump());
   ASSERT_EQ(one_shot.first, 200) << one_shot.second.dump();
   EXPECT_EQ(one_shot.second.value("stdout", ""), "***\n");
   auto session = d->cli({"exec", "leaky", "--", "printenv", "APP_CONFIG_SECRET"});

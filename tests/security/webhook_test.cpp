@@ -88,8 +88,8 @@ TEST(SecurityWebhookTest, WrongSignatureAnswersLikeNoSignatureForWatchedAndUnwat
   rig.start();
   std::string c1 = rig.commit_version("feature/sig", "v1");
   json watched = push_payload(rig.payload_repo(), "feature/sig", k_zero_commit, c1);
-  json unwatched = push_payload(TestRepo{"someone/else", "https://github.com/someone/else.git"}, "feature/sig",
-                                k_zero_commit, c1);
+  json unwatched =
+      push_payload(TestRepo{"someone/else", "https://github.com/someone/else.git"}, "feature/sig", k_zero_commit, c1);
   std::vector<std::pair<long, json>> answers;
   for (const json* p : {&watched, &unwatched}) {
     answers.push_back(rig.webhook("push", *p, std::string("")));

@@ -134,7 +134,9 @@ util::RunResult DaemonProcess::cli(const std::vector<std::string>& args, const s
   return *r;
 }
 
-std::string DaemonProcess::admin_token() const { return util::trim(util::read_file(m_home + "/admin.token").value_or("")); }
+std::string DaemonProcess::admin_token() const {
+  return util::trim(util::read_file(m_home + "/admin.token").value_or(""));
+}
 
 std::pair<std::string, std::string> DaemonProcess::admin_auth_header() const {
   return {"Authorization", "Bearer " + admin_token()};
@@ -145,9 +147,9 @@ std::pair<long, nlohmann::json> DaemonProcess::api(const std::string& method, co
   return api_as(admin_token(), method, path, body);
 }
 
-std::pair<long, nlohmann::json> DaemonProcess::api_as(const std::string& token, const std::string& method,
-                                                      const std::string& path, const std::string& body,
-                                                      const std::vector<std::pair<std::string, std::string>>& headers) const {
+std::pair<long, nlohmann::json>
+DaemonProcess::api_as(const std::string& token, const std::string& method, const std::string& path,
+                      const std::string& body, const std::vector<std::pair<std::string, std::string>>& headers) const {
   util::HttpRequest req;
   req.method = method;
   req.url = m_api_url + path;

@@ -68,9 +68,9 @@ static std::string git_in(const std::string& dir, const std::vector<std::string>
   util::Command c;
   c.argv = {"git", "-C", dir};
   c.argv.insert(c.argv.end(), args.begin(), args.end());
-  c.env = {{"GIT_AUTHOR_NAME", "Test"},        {"GIT_AUTHOR_EMAIL", "test@example.com"},
-           {"GIT_COMMITTER_NAME", "Test"},     {"GIT_COMMITTER_EMAIL", "test@example.com"},
-           {"GIT_CONFIG_NOSYSTEM", "1"},       {"LC_ALL", "C"}};
+  c.env = {{"GIT_AUTHOR_NAME", "Test"},    {"GIT_AUTHOR_EMAIL", "test@example.com"},
+           {"GIT_COMMITTER_NAME", "Test"}, {"GIT_COMMITTER_EMAIL", "test@example.com"},
+           {"GIT_CONFIG_NOSYSTEM", "1"},   {"LC_ALL", "C"}};
   auto r = util::run(c);
   if (!r || !r->ok()) {
     throw std::runtime_error("git " + (args.empty() ? "" : args[0]) + " failed: " + (r ? r->err : r.error().message));
@@ -129,9 +129,7 @@ void BareRepo::push(const GitRepo& from, const std::string& branch) {
   from.git({"push", "--quiet", "--force", m_dir, "HEAD:refs/heads/" + branch});
 }
 
-void BareRepo::delete_branch(const std::string& branch) {
-  git_in(m_dir, {"update-ref", "-d", "refs/heads/" + branch});
-}
+void BareRepo::delete_branch(const std::string& branch) { git_in(m_dir, {"update-ref", "-d", "refs/heads/" + branch}); }
 
 GitRepo make_example_repo(const std::string& dir, const std::string& example, const std::string& branch) {
   GitRepo repo(dir);

@@ -59,7 +59,8 @@ std::string bash_script(const CLI::App& root) {
     cases += "    " + n.name + ")\n";
     if (!n.subcommands.empty()) {
       cases += "      if [[ -z \"$sub\" && \"$cur\" != -* ]]; then\n"
-               "        COMPREPLY=($(compgen -W \"" + words(n.subcommands) + "\" -- \"$cur\")); return\n      fi\n";
+               "        COMPREPLY=($(compgen -W \"" +
+               words(n.subcommands) + "\" -- \"$cur\")); return\n      fi\n";
     }
     if (n.takes_environment) {
       cases += "      if [[ -z \"$sub\" && \"$cur\" != -* ]]; then\n"
@@ -75,13 +76,17 @@ std::string bash_script(const CLI::App& root) {
          "    case \"${COMP_WORDS[i]}\" in\n"
          "      --server) ((i++));;\n"
          "      -*) ;;\n"
-         "      *) if [[ -z \"$cmd\" ]]; then cmd=\"${COMP_WORDS[i]}\"; elif [[ -z \"$sub\" ]]; then sub=\"${COMP_WORDS[i]}\"; fi;;\n"
+         "      *) if [[ -z \"$cmd\" ]]; then cmd=\"${COMP_WORDS[i]}\"; elif [[ -z \"$sub\" ]]; then "
+         "sub=\"${COMP_WORDS[i]}\"; fi;;\n"
          "    esac\n"
          "  done\n"
          "  if [[ -z \"$cmd\" ]]; then\n"
-         "    COMPREPLY=($(compgen -W \"" + words(names) + " --server --help --version\" -- \"$cur\")); return\n"
+         "    COMPREPLY=($(compgen -W \"" +
+         words(names) +
+         " --server --help --version\" -- \"$cur\")); return\n"
          "  fi\n"
-         "  case \"$cmd\" in\n" + cases +
+         "  case \"$cmd\" in\n" +
+         cases +
          "  esac\n"
          "  COMPREPLY=($(compgen -W \"$opts --help\" -- \"$cur\"))\n"
          "}\n"
@@ -103,7 +108,8 @@ std::string fish_script(const CLI::App& root) {
   }
   std::string out = "# fish completion for idp. Load it with: idp completion fish | source\n"
                     "complete -c idp -f\n"
-                    "complete -c idp -n __fish_use_subcommand -a \"" + words(names) + "\"\n";
+                    "complete -c idp -n __fish_use_subcommand -a \"" +
+                    words(names) + "\"\n";
   std::vector<std::string> with_env;
   for (const auto& n : nodes) {
     if (n.takes_environment) {
@@ -129,19 +135,19 @@ CommandSpec completion_command() {
   spec.name = "completion";
   spec.summary = "print a shell completion script: source <(idp completion bash)";
   spec.setup = [shell](CLI::App& sub, const GlobalOptions&) -> Runner {
-            sub.add_option("shell", *shell, "bash, zsh or fish")->required()->check(CLI::IsMember({"bash", "zsh", "fish"}));
-            CLI::App* root = sub.get_parent();
-            return [shell, root]() -> Expected<int> {
-              if (*shell == "bash") {
-                std::cout << bash_script(*root);
-              } else if (*shell == "zsh") {
-                std::cout << zsh_script(*root);
-              } else {
-                std::cout << fish_script(*root);
-              }
-              return k_exit_ok;
-            };
-          };
+    sub.add_option("shell", *shell, "bash, zsh or fish")->required()->check(CLI::IsMember({"bash", "zsh", "fish"}));
+    CLI::App* root = sub.get_parent();
+    return [shell, root]() -> Expected<int> {
+      if (*shell == "bash") {
+        std::cout << bash_script(*root);
+      } else if (*shell == "zsh") {
+        std::cout << zsh_script(*root);
+      } else {
+        std::cout << fish_script(*root);
+      }
+      return k_exit_ok;
+    };
+  };
   return spec;
 }
 
@@ -152,23 +158,23 @@ CommandSpec complete_helper_command() {
   spec.summary = "internal: words for shell completion";
   spec.hidden = true;
   spec.setup = [what](CLI::App& sub, const GlobalOptions& g) -> Runner {
-            sub.add_option("what", *what, "environments")->required()->check(CLI::IsMember({"environments"}));
-            return [&g]() -> Expected<int> {
-              // Completion must never print an error into the user's command line: nothing
-              // is printed when the server cannot be reached.
-              ApiClient client(discover_server(g.server));
-              auto resp = client.get("/api/v1/environments");
-              if (!resp) {
-                return k_exit_error;
-              }
-              for (const auto& e : resp->value("environments", nlohmann::json::array())) {
-                if (e.is_object() && e.value("phase", "") != "destroyed") {
-                  std::printf("%s\n", e.value("name", "").c_str());
-                }
-              }
-              return k_exit_ok;
-            };
-          };
+    sub.add_option("what", *what, "environments")->required()->check(CLI::IsMember({"environments"}));
+    return [&g]() -> Expected<int> {
+      // Completion must never print an error into the user's command line: nothing
+      // is printed when the server cannot be reached.
+      ApiClient client(discover_server(g.server));
+      auto resp = client.get("/api/v1/environments");
+      if (!resp) {
+        return k_exit_error;
+      }
+      for (const auto& e : resp->value("environments", nlohmann::json::array())) {
+        if (e.is_object() && e.value("phase", "") != "destroyed") {
+          std::printf("%s\n", e.value("name", "").c_str());
+        }
+      }
+      return k_exit_ok;
+    };
+  };
   return spec;
 }
 

@@ -47,8 +47,8 @@ Expected<std::string> load_text(const std::string& file) {
   auto content = util::read_file(file);
   if (!content) {
     if (content.error().code == ErrorCode::not_found) {
-      return make_error(ErrorCode::not_found, "no config file at " + util::quote(file) +
-                                                  " (a repository without one gets every default)");
+      return make_error(ErrorCode::not_found,
+                        "no config file at " + util::quote(file) + " (a repository without one gets every default)");
     }
     return Unexpected(content.error());
   }
@@ -75,7 +75,9 @@ CommandSpec config_command() {
             auto o = std::make_shared<Options>();
             auto mode = std::make_shared<std::string>();
             sub.require_subcommand(1);
-            auto* validate = sub.add_subcommand("validate", "check a config file by the rules idp create applies (the server's with --server): exit 0 when valid, 1 with every error");
+            auto* validate =
+                sub.add_subcommand("validate", "check a config file by the rules idp create applies (the server's with "
+                                               "--server): exit 0 when valid, 1 with every error");
             validate->add_option("file", o->file, "config file (default .idp/config.yml)");
             validate->add_flag("--json", o->json, "print the result as JSON");
             validate->callback([mode] { *mode = "validate"; });
@@ -90,7 +92,8 @@ CommandSpec config_command() {
                 IDP_TRY_ASSIGN(auto rules, load_rules(g, problems));
                 auto result = core::validate_app_config(text, rules, o->file);
                 if (o->json) {
-                  std::cout << util::json_dump(nlohmann::json{{"valid", result.ok()}, {"errors", errors_json(result.errors)}}, 2)
+                  std::cout << util::json_dump(
+                                   nlohmann::json{{"valid", result.ok()}, {"errors", errors_json(result.errors)}}, 2)
                             << "\n";
                   return result.ok() ? k_exit_ok : k_exit_error;
                 }

@@ -29,7 +29,8 @@ CommandSpec cost_command() {
                 if (v.is_array() || v.is_object()) {
                   std::printf("%-16s %s\n", (k + ":").c_str(), util::json_dump(v).c_str());
                 } else {
-                  std::printf("%-16s %s\n", (k + ":").c_str(), v.is_string() ? v.get<std::string>().c_str() : util::json_dump(v).c_str());
+                  std::printf("%-16s %s\n", (k + ":").c_str(),
+                              v.is_string() ? v.get<std::string>().c_str() : util::json_dump(v).c_str());
                 }
               }
               return k_exit_ok;

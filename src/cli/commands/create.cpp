@@ -32,12 +32,16 @@ struct Options {
   Expected<void> validate() const {
     // The API speaks JSON, which carries text: bytes that are not UTF-8 (git allows them in a
     // branch name) cannot reach the server intact, so say so instead of sending something else.
-    for (const auto& [flag, value] : {std::pair<const char*, const std::string&>{"--branch", branch}, {"--repo", repo},
-                                      {"--owner", owner}, {"--template", template_name}, {"--runtime", runtime}}) {
+    for (const auto& [flag, value] : {std::pair<const char*, const std::string&>{"--branch", branch},
+                                      {"--repo", repo},
+                                      {"--owner", owner},
+                                      {"--template", template_name},
+                                      {"--runtime", runtime}}) {
       if (!util::is_valid_utf8(value)) {
-        return Unexpected(usage_error(std::string(flag) + " " + util::escape_invalid_utf8(util::quote(value)) +
-                                      " is not valid UTF-8 text, which the API needs" +
-                                      (&value == &branch ? " (a watched repository still deploys such a branch)" : "")));
+        return Unexpected(
+            usage_error(std::string(flag) + " " + util::escape_invalid_utf8(util::quote(value)) +
+                        " is not valid UTF-8 text, which the API needs" +
+                        (&value == &branch ? " (a watched repository still deploys such a branch)" : "")));
       }
     }
     if (!util::is_valid_git_branch(branch)) {
@@ -92,7 +96,8 @@ struct Options {
         tail = env["revisions"][0].value("log_tail", "");
       }
       return make_error(ErrorCode::permanent, "environment " + util::quote(env_name) + " is " + phase + ": " +
-                                                  env.value("message", "") + (tail.empty() ? "" : "\nlast log lines:\n" + tail));
+                                                  env.value("message", "") +
+                                                  (tail.empty() ? "" : "\nlast log lines:\n" + tail));
     }
     if (!json) {
       if (no_wait) {

@@ -25,7 +25,9 @@ CommandSpec events_command() {
           [](CLI::App& sub, const GlobalOptions& g) -> Runner {
             auto o = std::make_shared<Options>();
             sub.add_option("name", o->name, "environment name (default: all)");
-            sub.add_option("--since", o->since, "only events newer than this: a duration like 30s, 10m or 2h, or a UTC time like 2026-01-02T03:04:05Z");
+            sub.add_option(
+                "--since", o->since,
+                "only events newer than this: a duration like 30s, 10m or 2h, or a UTC time like 2026-01-02T03:04:05Z");
             sub.add_option("--limit", o->limit, "only the last N events");
             sub.add_flag("--follow,-f", o->follow, "keep printing new events as they happen");
             sub.add_flag("--json", o->json, "print JSON (one object per line with --follow)");
@@ -38,12 +40,14 @@ CommandSpec events_command() {
                   since = util::SystemClock().now_ms() - *d;
                 } else {
                   return Unexpected(usage_error("--since: expected a duration like 30s, 10m or 2h, or a UTC time like "
-                                                "2026-01-02T03:04:05Z, got " + util::quote(o->since)));
+                                                "2026-01-02T03:04:05Z, got " +
+                                                util::quote(o->since)));
                 }
               }
               ApiClient client(discover_server(g.server));
-              std::string path = o->name.empty() ? "/api/v1/events?limit=10000"
-                                                 : "/api/v1/environments/" + util::url_encode(o->name) + "/events?limit=10000";
+              std::string path = o->name.empty()
+                                     ? "/api/v1/events?limit=10000"
+                                     : "/api/v1/environments/" + util::url_encode(o->name) + "/events?limit=10000";
               IDP_TRY_ASSIGN(auto resp, client.get(path));
               nlohmann::json shown = nlohmann::json::array();
               for (const auto& e : resp["events"]) {
@@ -58,8 +62,11 @@ CommandSpec events_command() {
               auto row = [](const nlohmann::json& e) -> std::vector<std::string> {
                 std::string from = e.value("from_phase", "");
                 std::string to = e.value("to_phase", "");
-                return {output::field(e, "at"), output::field(e, "environment"), output::field(e, "actor"),
-                        output::field(e, "action"), from == to ? from : from + " -> " + to,
+                return {output::field(e, "at"),
+                        output::field(e, "environment"),
+                        output::field(e, "actor"),
+                        output::field(e, "action"),
+                        from == to ? from : from + " -> " + to,
                         output::one_line(e.value("reason", ""))}; // the whole reason: idp status or --json
               };
               if (o->json && !o->follow) {

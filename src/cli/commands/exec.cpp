@@ -164,15 +164,17 @@ private:
         while (::read(m_winch_r, drain, sizeof drain) > 0) {
         }
         auto [rows, cols] = terminal_size();
-        (void)m_client.post(m_path + "/resize", {{"rows", rows}, {"cols", cols}}); // a lost resize is redrawn by the next one
+        (void)m_client.post(m_path + "/resize",
+                            {{"rows", rows}, {"cols", cols}}); // a lost resize is redrawn by the next one
       }
       if (input_open && pfds[n - 1].revents != 0) {
         ssize_t got = ::read(STDIN_FILENO, buf.data(), buf.size());
         if (got < 0 && (errno == EINTR || errno == EAGAIN)) {
           continue;
         }
-        json body = got > 0 ? json{{"data", util::base64_encode(std::string_view(buf.data(), static_cast<size_t>(got)))}}
-                            : json{{"eof", true}};
+        json body = got > 0
+                        ? json{{"data", util::base64_encode(std::string_view(buf.data(), static_cast<size_t>(got)))}}
+                        : json{{"eof", true}};
         if (got <= 0) {
           input_open = false;
         }
@@ -206,101 +208,102 @@ CommandSpec exec_command() {
     std::string timeout = "60s";
     bool json = false;
   };
-  return {"exec",
-          "run a command in an environment: idp exec NAME -- CMD [ARGS...]",
-          false,
-          [](CLI::App& sub, const GlobalOptions& g) -> Runner {
-            auto o = std::make_shared<Options>();
-            sub.footer("Output is printed as the command writes it; stdin is forwarded to the command.\n"
-                       "The exit code is the command's (128+N when killed by signal N, 124 when stopped at --timeout).");
-            sub.add_option("name", o->name, "environment name")->required();
-            sub.add_option("command", o->argv, "the command and its arguments (after --), run without a shell")->required();
-            sub.add_flag("-t,--tty", o->tty, "give the command a terminal (interactive programs; the local runtime); "
-                                             "needs a terminal on stdin");
-            sub.add_option("--timeout", o->timeout,
-                           "stop the command (its whole process group) after this long: 30s, 10m, 2h (1s to 24h)")
-                ->type_name("DURATION")
-                ->capture_default_str();
-            sub.add_flag("--json", o->json, "print the result as JSON at the end: exit_code, signal, timed_out, stdout, stderr");
-            return [o, &g]() -> Expected<int> {
-              auto timeout = core::parse_duration(o->timeout);
-              if (!timeout || *timeout <= 0 || *timeout > k_max_timeout_ms) {
-                return Unexpected(usage_error("--timeout: expected a duration from 1s to 24h like 30s, 10m or 2h, got " +
-                                              util::quote(o->timeout)));
-              }
-              if (o->tty && o->json) {
-                return Unexpected(usage_error("-t and --json do not go together: a terminal merges stdout and stderr"));
-              }
-              if (o->tty && !::isatty(STDIN_FILENO)) {
-                return Unexpected(usage_error("-t needs a terminal, but stdin is not one; drop -t to pipe input to "
-                                              "the command"));
-              }
-              ApiClient client(discover_server(g.server));
-              std::string env_path = "/api/v1/environments/" + util::url_encode(o->name);
-              json req = {{"argv", o->argv}, {"tty", o->tty}, {"timeout", o->timeout}};
-              if (o->tty) {
-                auto [rows, cols] = terminal_size();
-                req["rows"] = rows;
-                req["cols"] = cols;
-              }
-              IDP_TRY_ASSIGN(json session, client.post(env_path + "/exec/sessions", req));
-              std::string session_path = env_path + "/exec/sessions/" + session.value("id", "");
+  return {
+      "exec", "run a command in an environment: idp exec NAME -- CMD [ARGS...]", false,
+      [](CLI::App& sub, const GlobalOptions& g) -> Runner {
+        auto o = std::make_shared<Options>();
+        sub.footer("Output is printed as the command writes it; stdin is forwarded to the command.\n"
+                   "The exit code is the command's (128+N when killed by signal N, 124 when stopped at --timeout).");
+        sub.add_option("name", o->name, "environment name")->required();
+        sub.add_option("command", o->argv, "the command and its arguments (after --), run without a shell")->required();
+        sub.add_flag("-t,--tty", o->tty,
+                     "give the command a terminal (interactive programs; the local runtime); "
+                     "needs a terminal on stdin");
+        sub.add_option("--timeout", o->timeout,
+                       "stop the command (its whole process group) after this long: 30s, 10m, 2h (1s to 24h)")
+            ->type_name("DURATION")
+            ->capture_default_str();
+        sub.add_flag("--json", o->json,
+                     "print the result as JSON at the end: exit_code, signal, timed_out, stdout, stderr");
+        return [o, &g]() -> Expected<int> {
+          auto timeout = core::parse_duration(o->timeout);
+          if (!timeout || *timeout <= 0 || *timeout > k_max_timeout_ms) {
+            return Unexpected(usage_error("--timeout: expected a duration from 1s to 24h like 30s, 10m or 2h, got " +
+                                          util::quote(o->timeout)));
+          }
+          if (o->tty && o->json) {
+            return Unexpected(usage_error("-t and --json do not go together: a terminal merges stdout and stderr"));
+          }
+          if (o->tty && !::isatty(STDIN_FILENO)) {
+            return Unexpected(usage_error("-t needs a terminal, but stdin is not one; drop -t to pipe input to "
+                                          "the command"));
+          }
+          ApiClient client(discover_server(g.server));
+          std::string env_path = "/api/v1/environments/" + util::url_encode(o->name);
+          json req = {{"argv", o->argv}, {"tty", o->tty}, {"timeout", o->timeout}};
+          if (o->tty) {
+            auto [rows, cols] = terminal_size();
+            req["rows"] = rows;
+            req["cols"] = cols;
+          }
+          IDP_TRY_ASSIGN(json session, client.post(env_path + "/exec/sessions", req));
+          std::string session_path = env_path + "/exec/sessions/" + session.value("id", "");
 
-              std::optional<RawTerminal> raw;
-              if (o->tty) {
-                raw.emplace();
+          std::optional<RawTerminal> raw;
+          if (o->tty) {
+            raw.emplace();
+          }
+          std::optional<json> exit;
+          std::string out_text, err_text;
+          Expected<void> streamed;
+          {
+            InputForwarder input(client.base_url(), session_path, o->tty);
+            streamed = client.stream_lines(session_path + "/stream", [&](const json& f) {
+              if (f.value("event", "") == "exit") {
+                exit = f;
+                return false;
               }
-              std::optional<json> exit;
-              std::string out_text, err_text;
-              Expected<void> streamed;
-              {
-                InputForwarder input(client.base_url(), session_path, o->tty);
-                streamed = client.stream_lines(session_path + "/stream", [&](const json& f) {
-                  if (f.value("event", "") == "exit") {
-                    exit = f;
-                    return false;
-                  }
-                  if (!f.contains("stream") || !f["stream"].is_string() || !f.contains("data") || !f["data"].is_string()) {
-                    return true; // pings, and frames of a newer server
-                  }
-                  auto data = util::base64_decode(f["data"].get<std::string>()).value_or("");
-                  bool is_err = f["stream"] == "stderr";
-                  if (o->json) {
-                    (is_err ? err_text : out_text) += data;
-                  } else {
-                    write_all(is_err ? stderr : stdout, data);
-                  }
-                  return true;
-                });
+              if (!f.contains("stream") || !f["stream"].is_string() || !f.contains("data") || !f["data"].is_string()) {
+                return true; // pings, and frames of a newer server
               }
-              raw.reset(); // the terminal is the user's again before any message
-              if (!streamed) {
-                return Unexpected(streamed.error());
-              }
-              if (!exit) {
-                return make_error(ErrorCode::transient, "the connection to the server ended before the command did; "
-                                                        "the server stopped it");
-              }
-              int code = exit->value("exit_code", -1);
-              int sig = exit->value("signal", 0);
-              bool timed_out = exit->value("timed_out", false);
+              auto data = util::base64_decode(f["data"].get<std::string>()).value_or("");
+              bool is_err = f["stream"] == "stderr";
               if (o->json) {
-                std::cout << util::json_dump(json{{"exit_code", code},
-                                                  {"signal", sig},
-                                                  {"timed_out", timed_out},
-                                                  {"stdout", out_text},
-                                                  {"stderr", err_text}},
-                                             2)
-                          << "\n";
+                (is_err ? err_text : out_text) += data;
+              } else {
+                write_all(is_err ? stderr : stdout, data);
               }
-              if (timed_out) {
-                std::fprintf(stderr, "idp: error: the command ran longer than --timeout %s and was stopped\n",
-                             core::format_ttl(*timeout).c_str());
-                return k_exit_timed_out;
-              }
-              return code >= 0 ? code : 128 + sig;
-            };
-          }};
+              return true;
+            });
+          }
+          raw.reset(); // the terminal is the user's again before any message
+          if (!streamed) {
+            return Unexpected(streamed.error());
+          }
+          if (!exit) {
+            return make_error(ErrorCode::transient, "the connection to the server ended before the command did; "
+                                                    "the server stopped it");
+          }
+          int code = exit->value("exit_code", -1);
+          int sig = exit->value("signal", 0);
+          bool timed_out = exit->value("timed_out", false);
+          if (o->json) {
+            std::cout << util::json_dump(json{{"exit_code", code},
+                                              {"signal", sig},
+                                              {"timed_out", timed_out},
+                                              {"stdout", out_text},
+                                              {"stderr", err_text}},
+                                         2)
+                      << "\n";
+          }
+          if (timed_out) {
+            std::fprintf(stderr, "idp: error: the command ran longer than --timeout %s and was stopped\n",
+                         core::format_ttl(*timeout).c_str());
+            return k_exit_timed_out;
+          }
+          return code >= 0 ? code : 128 + sig;
+        };
+      }};
 }
 
 } // namespace idp::cli::commands

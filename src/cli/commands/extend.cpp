@@ -28,7 +28,8 @@ CommandSpec extend_command() {
               }
               ApiClient client(discover_server(g.server));
               core::ExtendRequest req{o->ttl};
-              IDP_TRY_ASSIGN(auto e, client.post("/api/v1/environments/" + util::url_encode(o->name) + "/extend", req.to_json()));
+              IDP_TRY_ASSIGN(
+                  auto e, client.post("/api/v1/environments/" + util::url_encode(o->name) + "/extend", req.to_json()));
               if (o->json) {
                 std::cout << util::json_dump(e, 2) << "\n";
               } else {

@@ -36,8 +36,8 @@ CommandSpec list_command() {
               long long now = util::SystemClock().now_ms();
               for (const auto& e : envs) {
                 std::string phase = output::field(e, "phase");
-                t.rows.push_back({output::field(e, "name"), phase, output::field(e, "template"), output::field(e, "branch"),
-                                  output::field(e, "owner"),
+                t.rows.push_back({output::field(e, "name"), phase, output::field(e, "template"),
+                                  output::field(e, "branch"), output::field(e, "owner"),
                                   phase == "destroyed" ? "-" : output::relative_time(e["expires_at"], now),
                                   output::field(e, "url")});
                 t.colors.push_back({"", output::phase_color(phase), "", "", "", "", ""});

@@ -24,7 +24,9 @@ CommandSpec logs_command() {
   return {"logs", "show an environment's logs", false, [](CLI::App& sub, const GlobalOptions& g) -> Runner {
             auto o = std::make_shared<Options>();
             sub.add_option("name", o->name, "environment name")->required();
-            sub.add_option("--since", o->since, "only lines newer than this: a duration like 30s, 10m or 2h, or a UTC time like 2026-01-02T03:04:05Z");
+            sub.add_option(
+                "--since", o->since,
+                "only lines newer than this: a duration like 30s, 10m or 2h, or a UTC time like 2026-01-02T03:04:05Z");
             sub.add_option("--tail", o->tail, "only the last N lines");
             sub.add_flag("--follow,-f", o->follow, "keep printing new lines");
             sub.add_flag("--json", o->json, "one JSON object per line");
@@ -32,11 +34,13 @@ CommandSpec logs_command() {
               if (!o->since.empty() && !util::parse_iso8601(o->since)) {
                 if (auto d = core::parse_duration(o->since); !d) {
                   return Unexpected(usage_error("--since: expected a duration like 30s, 10m or 2h, or a UTC time like "
-                                                "2026-01-02T03:04:05Z, got " + util::quote(o->since)));
+                                                "2026-01-02T03:04:05Z, got " +
+                                                util::quote(o->since)));
                 }
               }
               ApiClient client(discover_server(g.server));
-              std::string path = "/api/v1/environments/" + util::url_encode(o->name) + "/logs?tail=" + std::to_string(o->tail);
+              std::string path =
+                  "/api/v1/environments/" + util::url_encode(o->name) + "/logs?tail=" + std::to_string(o->tail);
               if (!o->since.empty()) {
                 path += "&since=" + util::url_encode(o->since);
               }

@@ -8,8 +8,8 @@
 #include "cli/wait.hpp"
 #include "core/ttl.hpp"
 #include "util/http_client.hpp"
-#include "util/strings.hpp"
 #include "util/json.hpp"
+#include "util/strings.hpp"
 
 namespace idp::cli::commands {
 
@@ -25,46 +25,45 @@ CommandSpec redeploy_command() {
   spec.name = "redeploy";
   spec.summary = "deploy an environment again, at its branch's latest commit or at --commit";
   spec.setup = [](CLI::App& sub, const GlobalOptions& g) -> Runner {
-            auto o = std::make_shared<Options>();
-            sub.add_option("name", o->name, "environment name")->required();
-            sub.add_option("--commit", o->commit, "commit sha to deploy (default: the branch's latest commit)");
-            sub.add_option("--timeout", o->timeout, "how long to wait for it to serve (default 10m)");
-            sub.add_flag("--no-wait", o->no_wait, "return once the redeploy is recorded");
-            sub.add_flag("--json", o->json, "print the environment as JSON");
-            return [o, &g]() -> Expected<int> {
-              auto timeout = core::parse_duration(o->timeout);
-              if (!timeout) {
-                return Unexpected(usage_error("--timeout: " + timeout.error().message));
-              }
-              ApiClient client(discover_server(g.server));
-              nlohmann::json body = nlohmann::json::object();
-              if (!o->commit.empty()) {
-                body["commit"] = o->commit;
-              }
-              IDP_TRY_ASSIGN(auto env,
-                             client.post("/api/v1/environments/" + util::url_encode(o->name) + "/redeploy", body));
-              std::string commit = env.value("commit", "");
-              if (!o->json) {
-                std::fprintf(stderr, "environment %s: redeploying %s at %s\n", o->name.c_str(),
-                             env.value("branch", "").c_str(), util::short_commit(commit).c_str());
-              }
-              if (!o->no_wait) {
-                IDP_TRY_ASSIGN(env, wait_for_phase(client, o->name, {"ready", "failed", "degraded", "destroyed"}, *timeout,
-                                                   !o->json, env.value("generation", 0LL)));
-              }
-              if (o->json) {
-                std::cout << util::json_dump(env, 2) << "\n";
-              }
-              if (!o->no_wait && (env.value("phase", "") != "ready" || output::field(env, "deployed_commit") != commit)) {
-                return make_error(ErrorCode::permanent, "environment " + util::quote(o->name) + " did not deploy " +
-                                                            util::short_commit(commit) + ": " + env.value("message", ""));
-              }
-              if (!o->json) {
-                std::printf("%s\n", o->no_wait ? o->name.c_str() : output::field(env, "url").c_str());
-              }
-              return k_exit_ok;
-            };
-          };
+    auto o = std::make_shared<Options>();
+    sub.add_option("name", o->name, "environment name")->required();
+    sub.add_option("--commit", o->commit, "commit sha to deploy (default: the branch's latest commit)");
+    sub.add_option("--timeout", o->timeout, "how long to wait for it to serve (default 10m)");
+    sub.add_flag("--no-wait", o->no_wait, "return once the redeploy is recorded");
+    sub.add_flag("--json", o->json, "print the environment as JSON");
+    return [o, &g]() -> Expected<int> {
+      auto timeout = core::parse_duration(o->timeout);
+      if (!timeout) {
+        return Unexpected(usage_error("--timeout: " + timeout.error().message));
+      }
+      ApiClient client(discover_server(g.server));
+      nlohmann::json body = nlohmann::json::object();
+      if (!o->commit.empty()) {
+        body["commit"] = o->commit;
+      }
+      IDP_TRY_ASSIGN(auto env, client.post("/api/v1/environments/" + util::url_encode(o->name) + "/redeploy", body));
+      std::string commit = env.value("commit", "");
+      if (!o->json) {
+        std::fprintf(stderr, "environment %s: redeploying %s at %s\n", o->name.c_str(), env.value("branch", "").c_str(),
+                     util::short_commit(commit).c_str());
+      }
+      if (!o->no_wait) {
+        IDP_TRY_ASSIGN(env, wait_for_phase(client, o->name, {"ready", "failed", "degraded", "destroyed"}, *timeout,
+                                           !o->json, env.value("generation", 0LL)));
+      }
+      if (o->json) {
+        std::cout << util::json_dump(env, 2) << "\n";
+      }
+      if (!o->no_wait && (env.value("phase", "") != "ready" || output::field(env, "deployed_commit") != commit)) {
+        return make_error(ErrorCode::permanent, "environment " + util::quote(o->name) + " did not deploy " +
+                                                    util::short_commit(commit) + ": " + env.value("message", ""));
+      }
+      if (!o->json) {
+        std::printf("%s\n", o->no_wait ? o->name.c_str() : output::field(env, "url").c_str());
+      }
+      return k_exit_ok;
+    };
+  };
   return spec;
 }
 

@@ -56,13 +56,15 @@ Expected<std::string> read_value(const std::string& name, const std::string& fro
   if (!from_file.empty()) {
     auto text = util::read_file(from_file);
     if (!text) {
-      return Unexpected(usage_error("--from-file: cannot read " + util::quote(from_file) + ": " + text.error().message));
+      return Unexpected(
+          usage_error("--from-file: cannot read " + util::quote(from_file) + ": " + text.error().message));
     }
     value = without_final_newline(*text);
   } else if (::isatty(STDIN_FILENO) == 1) {
     IDP_TRY_ASSIGN(value, prompt_hidden(name));
   } else {
-    value = without_final_newline(std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()));
+    value =
+        without_final_newline(std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()));
   }
   if (value.empty()) {
     return Unexpected(usage_error("secret " + util::quote(name) +
@@ -116,7 +118,8 @@ CommandSpec secret_command() {
     return [o, mode, &g]() -> Expected<int> {
       if (*mode != "list" && !core::is_secret_store_name(o->name)) {
         return Unexpected(usage_error("secret name: expected 1-64 letters, digits, '_', '.' or '-' (not starting with "
-                                      "'.' or '-'), got " + util::quote(o->name)));
+                                      "'.' or '-'), got " +
+                                      util::quote(o->name)));
       }
       if (*mode == "set") {
         IDP_TRY_ASSIGN(std::string value, read_value(o->name, o->from_file));
@@ -156,7 +159,8 @@ CommandSpec secret_command() {
         if (s["from"].is_string()) {
           source += " (" + s["from"].get<std::string>() + ")";
         }
-        tb.rows.push_back({s.value("name", ""), repos_text(s["repos"]), source, or_dash(s["updated_at"]), or_dash(s["updated_by"])});
+        tb.rows.push_back(
+            {s.value("name", ""), repos_text(s["repos"]), source, or_dash(s["updated_at"]), or_dash(s["updated_by"])});
       }
       std::cout << tb.render();
       return k_exit_ok;

@@ -34,7 +34,8 @@ CommandSpec templates_command() {
             show->add_option("name", o->name, "template name")->required();
             show->add_flag("--json", o->json, "print JSON");
             show->callback([mode] { *mode = "show"; });
-            auto* sched = sub.add_subcommand("schedule", "show the next run times (UTC) of a rate() or cron() expression");
+            auto* sched =
+                sub.add_subcommand("schedule", "show the next run times (UTC) of a rate() or cron() expression");
             sched->add_option("expression", o->expression, "e.g. \"cron(0 9 ? * MON-FRI *)\"")->required();
             sched->add_option("--next", o->next, "how many runs (default 5)");
             sched->add_option("--from", o->from, "start time (ISO-8601, default now)");
@@ -46,14 +47,15 @@ CommandSpec templates_command() {
               if (*mode == "schedule") {
                 auto s = core::Schedule::parse(o->expression);
                 if (!s) {
-                  return Unexpected(usage_error("invalid schedule " + util::quote(o->expression) + " " + s.error().message));
+                  return Unexpected(
+                      usage_error("invalid schedule " + util::quote(o->expression) + " " + s.error().message));
                 }
                 util::Millis from = util::SystemClock().now_ms();
                 if (!o->from.empty()) {
                   auto t = util::parse_iso8601(o->from);
                   if (!t) {
-                    return Unexpected(usage_error("--from: expected a time like 2026-01-02T03:04:05Z, got " +
-                                                  util::quote(o->from)));
+                    return Unexpected(
+                        usage_error("--from: expected a time like 2026-01-02T03:04:05Z, got " + util::quote(o->from)));
                   }
                   from = *t;
                 }
@@ -93,15 +95,17 @@ CommandSpec templates_command() {
                   output::Table tb;
                   tb.headers = {"KEY", "TYPE", "REQUIRED", "DEFAULT", "DESCRIPTION"};
                   for (const auto& f : t["fields"]) {
-                    tb.rows.push_back({f.value("name", ""), f.value("type", ""), f.value("required", false) ? "yes" : "no",
-                                       f.contains("default") ? util::json_dump(f["default"]) : "-", f.value("description", "")});
+                    tb.rows.push_back(
+                        {f.value("name", ""), f.value("type", ""), f.value("required", false) ? "yes" : "no",
+                         f.contains("default") ? util::json_dump(f["default"]) : "-", f.value("description", "")});
                   }
                   std::cout << tb.render();
                 }
                 if (!t["outputs"].empty()) {
                   std::printf("\noutputs:\n");
                   for (const auto& [k, v] : t["outputs"].items()) {
-                    std::printf("  %s: %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : util::json_dump(v).c_str());
+                    std::printf("  %s: %s\n", k.c_str(),
+                                v.is_string() ? v.get<std::string>().c_str() : util::json_dump(v).c_str());
                   }
                 }
                 return k_exit_ok;
@@ -122,8 +126,8 @@ CommandSpec templates_command() {
               for (const auto& t : shown) {
                 std::vector<std::string> comps = t["components"].get<std::vector<std::string>>();
                 std::vector<std::string> rts = t["runtimes"].get<std::vector<std::string>>();
-                tb.rows.push_back({t.value("name", ""), util::join(comps, ","), util::join(rts, ","),
-                                   t.value("description", "")});
+                tb.rows.push_back(
+                    {t.value("name", ""), util::join(comps, ","), util::join(rts, ","), t.value("description", "")});
               }
               std::cout << tb.render();
               for (const auto& p : resp["problems"]) {

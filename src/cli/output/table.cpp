@@ -19,8 +19,13 @@ std::string color(const std::string& text, const std::string& which) {
   if (!use_color() || which.empty()) {
     return text;
   }
-  const char* code = which == "green" ? "32" : which == "yellow" ? "33" : which == "red" ? "31" : which == "gray" ? "90"
-                     : which == "bold" ? "1" : which == "cyan" ? "36" : "0";
+  const char* code = which == "green"    ? "32"
+                     : which == "yellow" ? "33"
+                     : which == "red"    ? "31"
+                     : which == "gray"   ? "90"
+                     : which == "bold"   ? "1"
+                     : which == "cyan"   ? "36"
+                                         : "0";
   return std::string("\033[") + code + "m" + text + "\033[0m";
 }
 

@@ -54,7 +54,8 @@ std::optional<std::string_view> npm_text(std::string_view line) {
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
 }
 
@@ -68,18 +69,20 @@ bool noise(std::string_view line) {
   if ((t.size() < line.size() && starts_with(t, "at ")) || starts_with(t, "File \"")) {
     return true; // a JavaScript or Python stack frame
   }
-  if (std::all_of(t.begin(), t.end(), [](char c) { return std::string_view(" \t{}[]()^~|-=*,;").find(c) != std::string_view::npos; })) {
+  if (std::all_of(t.begin(), t.end(),
+                  [](char c) { return std::string_view(" \t{}[]()^~|-=*,;").find(c) != std::string_view::npos; })) {
     return true;
   }
   if (starts_with(t, "Node.js v")) {
     return true;
   }
   if (auto rest = npm_text(line)) {
-    if (rest->empty() || starts_with(*rest, "A complete log of this run") || starts_with(*rest, "Log files were not written")) {
+    if (rest->empty() || starts_with(*rest, "A complete log of this run") ||
+        starts_with(*rest, "Log files were not written")) {
       return true;
     }
-    static const std::array<std::string_view, 8> k_metadata = {"code", "errno", "syscall", "path",
-                                                               "dest", "signal", "cwd",   "command"};
+    static const std::array<std::string_view, 8> k_metadata = {"code", "errno",  "syscall", "path",
+                                                               "dest", "signal", "cwd",     "command"};
     std::string_view word = rest->substr(0, rest->find(' '));
     return std::find(k_metadata.begin(), k_metadata.end(), word) != k_metadata.end();
   }
@@ -105,7 +108,9 @@ bool strong(std::string_view line) {
   }
   std::string_view word = t.substr(0, w);
   bool end_ok = w == t.size() || t[w] == ':' || t[w] == ' ' || t[w] == '[' || t[w] == '!';
-  auto ends_with = [&](std::string_view s) { return word.size() >= s.size() && word.substr(word.size() - s.size()) == s; };
+  auto ends_with = [&](std::string_view s) {
+    return word.size() >= s.size() && word.substr(word.size() - s.size()) == s;
+  };
   if (end_ok && (ends_with("Error") || ends_with("Exception"))) {
     return true;
   }
@@ -120,11 +125,12 @@ bool strong(std::string_view line) {
 // A line that mentions a failure anywhere.
 bool weak(std::string_view line) {
   static const std::array<std::string_view, 20> k_words = {
-      "error",   "failed",  "failure",   "fatal",    "cannot",   "can't",  "could not",
-      "couldn't", "unable to", "not found", "no such", "denied",  "refused", "invalid",
-      "missing", "exception", "killed",  "timed out", "panic",   "abort"};
+      "error",    "failed",    "failure",   "fatal",     "cannot", "can't",   "could not",
+      "couldn't", "unable to", "not found", "no such",   "denied", "refused", "invalid",
+      "missing",  "exception", "killed",    "timed out", "panic",  "abort"};
   std::string l = lower(line);
-  return std::any_of(k_words.begin(), k_words.end(), [&](std::string_view w) { return l.find(w) != std::string::npos; });
+  return std::any_of(k_words.begin(), k_words.end(),
+                     [&](std::string_view w) { return l.find(w) != std::string::npos; });
 }
 
 // At most k_max_line bytes, not cutting a UTF-8 sequence.

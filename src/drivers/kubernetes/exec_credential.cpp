@@ -52,9 +52,8 @@ int ExecCredentialProvider::runs() const {
 
 Expected<ExecCredential> ExecCredentialProvider::run_plugin() {
   std::string what = "exec credential plugin " + util::quote(m_exec.command);
-  nlohmann::json info = {{"apiVersion", m_exec.api_version},
-                         {"kind", "ExecCredential"},
-                         {"spec", {{"interactive", false}}}};
+  nlohmann::json info = {
+      {"apiVersion", m_exec.api_version}, {"kind", "ExecCredential"}, {"spec", {{"interactive", false}}}};
   if (m_exec.provide_cluster_info) {
     info["spec"]["cluster"] = m_cluster;
   }
@@ -82,19 +81,19 @@ Expected<ExecCredential> ExecCredentialProvider::run_plugin() {
   }
   if (r->exit_code != 0) {
     std::string err = util::trim(util::tail_lines(r->err, 5));
-    return make_error(ErrorCode::invalid_config, what + ": exited with " +
-                                                     (r->signal ? "signal " + std::to_string(r->signal)
-                                                                : "code " + std::to_string(r->exit_code)) +
-                                                     (err.empty() ? "" : ": " + err));
+    return make_error(ErrorCode::invalid_config,
+                      what + ": exited with " +
+                          (r->signal ? "signal " + std::to_string(r->signal) : "code " + std::to_string(r->exit_code)) +
+                          (err.empty() ? "" : ": " + err));
   }
   nlohmann::json out = nlohmann::json::parse(r->out, nullptr, false);
   if (out.is_discarded() || !out.is_object()) {
     return make_error(ErrorCode::invalid_config, what + ": printed no JSON ExecCredential");
   }
   if (out.value("kind", "") != "ExecCredential" || out.value("apiVersion", "") != m_exec.api_version) {
-    return make_error(ErrorCode::invalid_config, what + ": expected kind ExecCredential of apiVersion " +
-                                                     m_exec.api_version + ", got " + util::quote(out.value("kind", "")) +
-                                                     " of " + util::quote(out.value("apiVersion", "")));
+    return make_error(ErrorCode::invalid_config,
+                      what + ": expected kind ExecCredential of apiVersion " + m_exec.api_version + ", got " +
+                          util::quote(out.value("kind", "")) + " of " + util::quote(out.value("apiVersion", "")));
   }
   if (!out.contains("status") || !out["status"].is_object()) {
     return make_error(ErrorCode::invalid_config, what + ": the ExecCredential has no status");
@@ -113,7 +112,7 @@ Expected<ExecCredential> ExecCredentialProvider::run_plugin() {
   }
   if (st.contains("expirationTimestamp") && !st["expirationTimestamp"].is_null()) {
     auto t = st["expirationTimestamp"].is_string() ? util::parse_iso8601(st["expirationTimestamp"].get<std::string>())
-                                                    : std::nullopt;
+                                                   : std::nullopt;
     if (!t) {
       return make_error(ErrorCode::invalid_config, what + ": expirationTimestamp: expected an RFC 3339 time");
     }

@@ -14,10 +14,10 @@
 namespace idp::drivers::kubernetes {
 
 struct ExecCredential {
-  std::string token;            // bearer token, or
-  std::string client_cert_pem;  // a TLS client certificate and key
+  std::string token;           // bearer token, or
+  std::string client_cert_pem; // a TLS client certificate and key
   std::string client_key_pem;
-  util::Millis expires_at = 0;  // 0 = no expiry given: valid until the server says 401
+  util::Millis expires_at = 0; // 0 = no expiry given: valid until the server says 401
 };
 
 // Thread-safe. The plugin runs outside the lock; two callers racing on an expired

@@ -116,9 +116,8 @@ KubeStats KubeClient::stats() const {
   return KubeStats{m_requests.load(), m_sent.load(), m_received.load(), m_wait_ms.load()};
 }
 
-Expected<KubeResponse> KubeClient::request(const std::string& method, const std::string& path,
-                                           const RequestInfo& info, const std::string& body,
-                                           const std::string& content_type) {
+Expected<KubeResponse> KubeClient::request(const std::string& method, const std::string& path, const RequestInfo& info,
+                                           const std::string& body, const std::string& content_type) {
   IDP_TRY_ASSIGN(KubeResponse r, send_once(method, path, info, body, content_type));
   if (r.status == 401 && m_exec) {
     // The plugin's token may have been revoked or expired early: one fresh try (client-go
@@ -128,9 +127,9 @@ Expected<KubeResponse> KubeClient::request(const std::string& method, const std:
   }
   if (r.status == 401) {
     std::string msg = server_message(r.body);
-    return make_error(ErrorCode::permanent, "kubernetes API server " + m_conn.server +
-                                                " rejected the credentials of " + m_conn.source + " (401 Unauthorized) to " +
-                                                info.describe() + (msg.empty() ? "" : ": " + msg));
+    return make_error(ErrorCode::permanent, "kubernetes API server " + m_conn.server + " rejected the credentials of " +
+                                                m_conn.source + " (401 Unauthorized) to " + info.describe() +
+                                                (msg.empty() ? "" : ": " + msg));
   }
   if (r.status == 403) {
     std::string msg = server_message(r.body);
@@ -232,15 +231,18 @@ Expected<KubeResponse> KubeClient::send_once(const std::string& method, const st
     switch (rc) {
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
-      return make_error(ErrorCode::permanent, prefix + "its TLS certificate is not trusted (check the cluster's "
-                                                       "certificate-authority): " + detail);
+      return make_error(ErrorCode::permanent, prefix +
+                                                  "its TLS certificate is not trusted (check the cluster's "
+                                                  "certificate-authority): " +
+                                                  detail);
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CIPHER:
       return make_error(ErrorCode::permanent, prefix + "the client certificate or key is unusable: " + detail);
     case CURLE_SSL_CONNECT_ERROR:
-      return make_error(ErrorCode::permanent, prefix + "TLS handshake failed (a client certificate the server "
-                                                       "does not accept, or a server that does not speak TLS): " +
-                                                       detail);
+      return make_error(ErrorCode::permanent, prefix +
+                                                  "TLS handshake failed (a client certificate the server "
+                                                  "does not accept, or a server that does not speak TLS): " +
+                                                  detail);
     case CURLE_OPERATION_TIMEDOUT:
       return make_error(ErrorCode::timeout, prefix + "no answer to " + info.describe() + ": " + detail);
     case CURLE_WRITE_ERROR:
@@ -249,8 +251,7 @@ Expected<KubeResponse> KubeClient::send_once(const std::string& method, const st
                                                     std::to_string(k_max_body) + " bytes");
       }
       [[fallthrough]];
-    default:
-      return make_error(ErrorCode::transient, prefix + "unreachable: " + detail);
+    default: return make_error(ErrorCode::transient, prefix + "unreachable: " + detail);
     }
   }
   KubeResponse r;
@@ -319,8 +320,7 @@ Expected<nlohmann::json> KubeClient::apply(const nlohmann::json& obj, const std:
   RequestInfo info{"patch", k->plural, ns, name};
   std::string path = resource_path(*k, ns, name) + "?fieldManager=" + util::url_encode(field_manager) + "&force=true";
   // JSON is YAML: the apply body is the object as JSON text.
-  IDP_TRY_ASSIGN(KubeResponse r,
-                 request("PATCH", path, info, util::json_dump(obj), "application/apply-patch+yaml"));
+  IDP_TRY_ASSIGN(KubeResponse r, request("PATCH", path, info, util::json_dump(obj), "application/apply-patch+yaml"));
   if ((r.status != 200 && r.status != 201) || !r.body.is_object()) {
     return tl::unexpected(status_error(r, info, m_conn.server));
   }

@@ -32,8 +32,8 @@ std::string resource_path(const ResourceKind& k, const std::string& ns, const st
 
 // What a request does, for messages: "patch deployments \"web\" in namespace \"pr-1\"".
 struct RequestInfo {
-  std::string verb;      // get | list | create | patch | delete | watch
-  std::string resource;  // plural
+  std::string verb;     // get | list | create | patch | delete | watch
+  std::string resource; // plural
   std::string ns;
   std::string name;
   std::string describe() const;

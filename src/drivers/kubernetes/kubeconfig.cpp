@@ -35,7 +35,6 @@ std::string resolve_path(const std::string& path, const std::string& file) {
   return dir_of(util::absolute_path(file)) + "/" + path;
 }
 
-
 Expected<std::string> str_field(const nlohmann::json& obj, const char* key, const std::string& where) {
   if (!obj.is_object() || !obj.contains(key) || obj[key].is_null()) {
     return std::string();
@@ -64,8 +63,8 @@ Expected<std::string> pem_field(const nlohmann::json& obj, const std::string& ke
   std::string full = resolve_path(path, file);
   auto text = util::read_file(full);
   if (!text) {
-    return make_error(ErrorCode::invalid_config, where + ": " + key + ": cannot read " + util::quote(full) + ": " +
-                                                     text.error().message);
+    return make_error(ErrorCode::invalid_config,
+                      where + ": " + key + ": cannot read " + util::quote(full) + ": " + text.error().message);
   }
   return *text;
 }
@@ -73,21 +72,24 @@ Expected<std::string> pem_field(const nlohmann::json& obj, const std::string& ke
 Expected<void> merge_file(const std::string& file, Merged& m) {
   auto text = util::read_file(file);
   if (!text) {
-    return make_error(ErrorCode::invalid_config, "kubeconfig " + util::quote(file) + ": cannot read it: " + text.error().message);
+    return make_error(ErrorCode::invalid_config,
+                      "kubeconfig " + util::quote(file) + ": cannot read it: " + text.error().message);
   }
   IDP_TRY_ASSIGN(nlohmann::json doc, yaml_to_json(*text, file));
   if (doc.is_null()) {
     return {}; // an empty file contributes nothing, as for kubectl
   }
   if (!doc.is_object()) {
-    return make_error(ErrorCode::invalid_config, "kubeconfig " + util::quote(file) + ": expected a mapping (kind: Config)");
+    return make_error(ErrorCode::invalid_config,
+                      "kubeconfig " + util::quote(file) + ": expected a mapping (kind: Config)");
   }
   auto take = [&](const char* list, const char* inner, std::map<std::string, Named>& into) -> Expected<void> {
     if (!doc.contains(list) || doc[list].is_null()) {
       return {};
     }
     if (!doc[list].is_array()) {
-      return make_error(ErrorCode::invalid_config, "kubeconfig " + util::quote(file) + ": " + list + ": expected a list");
+      return make_error(ErrorCode::invalid_config,
+                        "kubeconfig " + util::quote(file) + ": " + list + ": expected a list");
     }
     for (const auto& e : doc[list]) {
       if (!e.is_object() || !e.contains("name") || !e["name"].is_string()) {
@@ -164,8 +166,10 @@ Expected<void> read_exec(const nlohmann::json& e, const std::string& where, cons
     x.interactive_mode = "IfAvailable";
   }
   if (x.interactive_mode != "Never" && x.interactive_mode != "IfAvailable" && x.interactive_mode != "Always") {
-    return make_error(ErrorCode::invalid_config, where + ": exec: interactiveMode: expected Never, IfAvailable or "
-                                                         "Always, got " + util::quote(x.interactive_mode));
+    return make_error(ErrorCode::invalid_config, where +
+                                                     ": exec: interactiveMode: expected Never, IfAvailable or "
+                                                     "Always, got " +
+                                                     util::quote(x.interactive_mode));
   }
   if (x.interactive_mode == "Always") {
     return make_error(ErrorCode::invalid_config,
@@ -304,7 +308,8 @@ Expected<ClusterConnection> load_kubeconfig(const std::vector<std::string>& file
                           " is not supported (kubectl dropped it too); use an exec credential plugin");
   }
   if (us.is_object() && (us.contains("username") || us.contains("password"))) {
-    return make_error(ErrorCode::invalid_config, us_where + ": basic authentication (username/password) is not supported");
+    return make_error(ErrorCode::invalid_config,
+                      us_where + ": basic authentication (username/password) is not supported");
   }
   if (us.is_object() && us.contains("exec") && !us["exec"].is_null()) {
     IDP_TRY(read_exec(us["exec"], us_where, ufile, c));
@@ -317,8 +322,9 @@ Expected<ClusterConnection> in_cluster_connection(const std::string& sa_dir) {
   const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
   const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
   if (!host || !*host || !port || !*port) {
-    return make_error(ErrorCode::invalid_config,
-                      "in_cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set (not running in a pod)");
+    return make_error(
+        ErrorCode::invalid_config,
+        "in_cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set (not running in a pod)");
   }
   ClusterConnection c;
   c.source = "in-cluster service account (" + sa_dir + ")";
@@ -326,12 +332,13 @@ Expected<ClusterConnection> in_cluster_connection(const std::string& sa_dir) {
   c.server = "https://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + port;
   c.token_file = sa_dir + "/token";
   if (!util::path_exists(c.token_file)) {
-    return make_error(ErrorCode::invalid_config, "in_cluster: no service account token at " + util::quote(c.token_file));
+    return make_error(ErrorCode::invalid_config,
+                      "in_cluster: no service account token at " + util::quote(c.token_file));
   }
   auto ca = util::read_file(sa_dir + "/ca.crt");
   if (!ca) {
-    return make_error(ErrorCode::invalid_config, "in_cluster: cannot read " + util::quote(sa_dir + "/ca.crt") + ": " +
-                                                     ca.error().message);
+    return make_error(ErrorCode::invalid_config,
+                      "in_cluster: cannot read " + util::quote(sa_dir + "/ca.crt") + ": " + ca.error().message);
   }
   c.ca_pem = *ca;
   if (auto ns = util::read_file(sa_dir + "/namespace")) {

@@ -15,8 +15,8 @@ namespace idp::drivers::kubernetes {
 
 // A user's `exec:` credential plugin (client.authentication.k8s.io, e.g. `aws eks get-token`).
 struct ExecConfig {
-  std::string api_version;      // client.authentication.k8s.io/v1 or /v1beta1
-  std::string command;          // a path with '/' is resolved against the kubeconfig's directory
+  std::string api_version; // client.authentication.k8s.io/v1 or /v1beta1
+  std::string command;     // a path with '/' is resolved against the kubeconfig's directory
   std::vector<std::string> args;
   std::vector<std::pair<std::string, std::string>> env;
   std::string install_hint;     // shown when the command is missing
@@ -27,16 +27,16 @@ struct ExecConfig {
 
 // Everything needed to reach and authenticate to one API server.
 struct ClusterConnection {
-  std::string source;           // for messages: "kubeconfig /home/a/.kube/config, context \"dev\""
+  std::string source; // for messages: "kubeconfig /home/a/.kube/config, context \"dev\""
   std::string context;
-  std::string server;           // "https://host:port" (no trailing slash)
-  std::string ca_pem;           // "" = the system's roots
+  std::string server; // "https://host:port" (no trailing slash)
+  std::string ca_pem; // "" = the system's roots
   bool insecure_skip_tls_verify = false;
   std::string tls_server_name;
-  std::string client_cert_pem;  // with client_key_pem: TLS client certificate
+  std::string client_cert_pem; // with client_key_pem: TLS client certificate
   std::string client_key_pem;
-  std::string token;            // bearer token
-  std::string token_file;       // re-read for each request (projected tokens rotate)
+  std::string token;      // bearer token
+  std::string token_file; // re-read for each request (projected tokens rotate)
   bool has_exec = false;
   ExecConfig exec;
   std::string default_namespace;
@@ -55,7 +55,7 @@ Expected<ClusterConnection> load_kubeconfig(const std::vector<std::string>& file
 
 // The pod's own service account: $KUBERNETES_SERVICE_HOST/PORT, the token (re-read per
 // request) and CA in `sa_dir`. invalid_config when not running in a pod.
-Expected<ClusterConnection> in_cluster_connection(
-    const std::string& sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount");
+Expected<ClusterConnection>
+in_cluster_connection(const std::string& sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount");
 
 } // namespace idp::drivers::kubernetes

@@ -47,8 +47,9 @@ int64_t num(const json& obj, const char* key) {
 bool rolled_out(const json& dep) {
   const json& st = dep.value("status", json::object());
   int64_t want = dep.value("spec", json::object()).value("replicas", 1);
-  return num(st, "observedGeneration") >= dep["metadata"].value("generation", 1) && num(st, "updatedReplicas") >= want &&
-         num(st, "availableReplicas") >= want && num(st, "replicas") <= num(st, "updatedReplicas");
+  return num(st, "observedGeneration") >= dep["metadata"].value("generation", 1) &&
+         num(st, "updatedReplicas") >= want && num(st, "availableReplicas") >= want &&
+         num(st, "replicas") <= num(st, "updatedReplicas");
 }
 
 std::string progress_deadline_exceeded(const json& dep) {
@@ -124,9 +125,9 @@ Expected<std::map<std::string, std::string>> KubernetesDriver::resolve_secrets(c
   std::map<std::string, std::string> out;
   for (const auto& [name, ref] : spec.config.secrets) {
     if (!core::is_secret_store_name(ref)) {
-      return make_error(ErrorCode::invalid_config,
-                        "secrets." + name + ": expected the name of a secret in the server's secret store "
-                                            "(ARNs are for the terraform runtime)");
+      return make_error(ErrorCode::invalid_config, "secrets." + name +
+                                                       ": expected the name of a secret in the server's secret store "
+                                                       "(ARNs are for the terraform runtime)");
     }
     if (!m_ctx.secrets.resolve) {
       return make_error(ErrorCode::invalid_config, "secret " + util::quote(name) +
@@ -155,9 +156,9 @@ Expected<void> KubernetesDriver::plan(const DeploySpec& spec) {
   IDP_TRY(render(spec));
   for (const auto& [name, ref] : spec.config.secrets) {
     if (!core::is_secret_store_name(ref)) {
-      return make_error(ErrorCode::invalid_config,
-                        "secrets." + name + ": expected the name of a secret in the server's secret store "
-                                            "(ARNs are for the terraform runtime)");
+      return make_error(ErrorCode::invalid_config, "secrets." + name +
+                                                       ": expected the name of a secret in the server's secret store "
+                                                       "(ARNs are for the terraform runtime)");
     }
   }
   return {};
@@ -179,12 +180,14 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
   std::optional<json> previous; // the Deployment before this apply: what a failed rollout returns to
   if (existing) {
     if (managed_by(*existing) != m_opts.server_id) {
-      return make_error(ErrorCode::conflict, "namespace " + util::quote(ns) + " exists and is not managed by idp server " +
+      return make_error(ErrorCode::conflict, "namespace " + util::quote(ns) +
+                                                 " exists and is not managed by idp server " +
                                                  util::quote(m_opts.server_id) + " (label " + k_label_managed_by + "=" +
                                                  util::quote(managed_by(*existing)) + "); not taking it over");
     }
     if (terminating(*existing)) {
-      return make_error(ErrorCode::transient, "namespace " + util::quote(ns) + " is still being deleted; retry when it is gone");
+      return make_error(ErrorCode::transient,
+                        "namespace " + util::quote(ns) + " is still being deleted; retry when it is gone");
     }
     if (has_deployment) {
       IDP_TRY_ASSIGN(previous, c->get(deployments(), ns, k_workload_name));
@@ -222,8 +225,9 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
         }
       }
       back["spec"]["template"] = (*previous)["spec"]["template"];
-      std::string prev_rev =
-          previous->value("metadata", json::object()).value("annotations", json::object()).value("idp.dev/revision", "?");
+      std::string prev_rev = previous->value("metadata", json::object())
+                                 .value("annotations", json::object())
+                                 .value("idp.dev/revision", "?");
       back["metadata"]["annotations"]["idp.dev/revision"] = prev_rev;
       auto restored = c->apply(back, k_field_manager);
       if (restored) {
@@ -252,7 +256,8 @@ Expected<void> KubernetesDriver::wait_for_rollout(const DeploySpec& spec, Progre
     }
     IDP_TRY_ASSIGN(auto dep, c->get(deployments(), ns, k_workload_name));
     if (!dep) {
-      return make_error(ErrorCode::permanent, "deployment " + util::quote(k_workload_name) + " disappeared during the rollout");
+      return make_error(ErrorCode::permanent,
+                        "deployment " + util::quote(k_workload_name) + " disappeared during the rollout");
     }
     if (rolled_out(*dep)) {
       return {};
@@ -312,7 +317,8 @@ Expected<Observation> KubernetesDriver::observe(const core::Environment& env) {
     if (cj) {
       const json& spec = cj->value("spec", json::object());
       o.health = spec.value("suspend", false) ? Health::stopped : Health::healthy;
-      o.detail = "cronjob " + util::quote(k_cronjob_name) + " scheduled " + util::quote(spec.value("schedule", "")) + " (UTC)";
+      o.detail =
+          "cronjob " + util::quote(k_cronjob_name) + " scheduled " + util::quote(spec.value("schedule", "")) + " (UTC)";
       o.status = {{"namespace", env.name},
                   {"schedule", spec.value("schedule", "")},
                   {"last_schedule_time", cj->value("status", json::object()).value("lastScheduleTime", "")}};
@@ -325,13 +331,13 @@ Expected<Observation> KubernetesDriver::observe(const core::Environment& env) {
   const json& st = dep->value("status", json::object());
   int64_t want = (*dep)["spec"].value("replicas", 1);
   int64_t available = num(st, "availableReplicas");
-  o.status = {{"namespace", env.name},
-              {"replicas", want},
-              {"available_replicas", available},
-              {"updated_replicas", num(st, "updatedReplicas")},
-              {"revision", dep->value("metadata", json::object())
-                               .value("annotations", json::object())
-                               .value("idp.dev/revision", "")}};
+  o.status = {
+      {"namespace", env.name},
+      {"replicas", want},
+      {"available_replicas", available},
+      {"updated_replicas", num(st, "updatedReplicas")},
+      {"revision",
+       dep->value("metadata", json::object()).value("annotations", json::object()).value("idp.dev/revision", "")}};
   o.detail = std::to_string(available) + "/" + std::to_string(want) + " pods available";
   if (available >= want && want > 0) {
     o.health = Health::healthy;
@@ -401,7 +407,8 @@ Expected<LogChunk> KubernetesDriver::read_logs(const core::Environment& env, con
       continue; // the pod went away, or its container has not started: no log yet
     }
     if (r.status != 200) {
-      return Unexpected(KubeClient::status_error(r, RequestInfo{"get", "pods/log", env.name, pod}, c->connection().server));
+      return Unexpected(
+          KubeClient::status_error(r, RequestInfo{"get", "pods/log", env.name, pod}, c->connection().server));
     }
     for (const auto& line : util::split(r.raw, '\n')) {
       if (line.empty()) {

@@ -16,7 +16,8 @@ public:
   Expected<std::unique_ptr<Driver>> create(const DriverContext& ctx) const override {
     IDP_TRY_ASSIGN(KubernetesOptions opts, KubernetesOptions::parse(ctx.options));
     bool configured = opts.in_cluster || !opts.kubeconfig.empty() || !opts.context.empty();
-    auto conn = opts.in_cluster ? in_cluster_connection() : load_kubeconfig(kubeconfig_files(opts.kubeconfig), opts.context);
+    auto conn =
+        opts.in_cluster ? in_cluster_connection() : load_kubeconfig(kubeconfig_files(opts.kubeconfig), opts.context);
     std::unique_ptr<KubeClient> client;
     Error connect_error;
     if (conn) {
@@ -26,8 +27,8 @@ public:
     } else {
       connect_error = conn.error().with_context("kubernetes runtime");
     }
-    return std::unique_ptr<Driver>(
-        std::make_unique<KubernetesDriver>(ctx, std::move(opts), std::move(client), std::move(connect_error), configured));
+    return std::unique_ptr<Driver>(std::make_unique<KubernetesDriver>(ctx, std::move(opts), std::move(client),
+                                                                      std::move(connect_error), configured));
   }
   Expected<void> check_options(const nlohmann::json& options) const override {
     IDP_TRY(KubernetesOptions::parse(options));

@@ -27,7 +27,8 @@ Setter name_opt(std::string KubernetesOptions::*field, bool allow_empty) {
   return [field, allow_empty](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
     static const std::regex k_re("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$");
     if (!v.is_string() || (v.get<std::string>().empty() && !allow_empty) ||
-        (!v.get<std::string>().empty() && (v.get<std::string>().size() > 63 || !std::regex_match(v.get<std::string>(), k_re)))) {
+        (!v.get<std::string>().empty() &&
+         (v.get<std::string>().size() > 63 || !std::regex_match(v.get<std::string>(), k_re)))) {
       return "expected a Kubernetes name (lowercase letters, digits and '-', at most 63)";
     }
     o.*field = v.get<std::string>();
@@ -96,13 +97,14 @@ Expected<KubernetesOptions> KubernetesOptions::parse(const nlohmann::json& optio
     auto it = table().find(k);
     if (it == table().end()) {
       std::string hint = util::closest_match(k, known);
-      return make_error(ErrorCode::invalid_config, "drivers.kubernetes: unknown option " + util::quote(k) +
-                                                       (hint.empty() ? "" : "; did you mean " + util::quote(hint) + "?"));
+      return make_error(ErrorCode::invalid_config,
+                        "drivers.kubernetes: unknown option " + util::quote(k) +
+                            (hint.empty() ? "" : "; did you mean " + util::quote(hint) + "?"));
     }
     std::string problem = it->second(v, o);
     if (!problem.empty()) {
-      return make_error(ErrorCode::invalid_config, "drivers.kubernetes: option " + util::quote(k) + ": " + problem +
-                                                       ", got " + v.dump());
+      return make_error(ErrorCode::invalid_config,
+                        "drivers.kubernetes: option " + util::quote(k) + ": " + problem + ", got " + v.dump());
     }
   }
   if (o.in_cluster && (!o.kubeconfig.empty() || !o.context.empty())) {

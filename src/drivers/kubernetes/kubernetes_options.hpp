@@ -13,16 +13,16 @@
 namespace idp::drivers::kubernetes {
 
 struct KubernetesOptions {
-  std::string kubeconfig;          // "" = $KUBECONFIG, else ~/.kube/config
-  std::string context;             // "" = the kubeconfig's current-context
-  bool in_cluster = false;         // the pod's service account instead of a kubeconfig
+  std::string kubeconfig;  // "" = $KUBECONFIG, else ~/.kube/config
+  std::string context;     // "" = the kubeconfig's current-context
+  bool in_cluster = false; // the pod's service account instead of a kubeconfig
   // Value of the idp.dev/managed-by label: which idp server owns a namespace (the orphan
   // sweep and start() only touch namespaces with their own server id).
   std::string server_id = "idp";
-  std::string domain;              // hosts are <env>.<domain>; "" = the server's domain
+  std::string domain; // hosts are <env>.<domain>; "" = the server's domain
   std::string ingress_class = "nginx";
   std::string ingress_namespace = "ingress-nginx"; // the only other namespace allowed in
-  std::string tls_secret;          // Ingress TLS secret name; "" = no TLS section
+  std::string tls_secret;                          // Ingress TLS secret name; "" = no TLS section
   int replicas = 1;
   int64_t rollout_timeout_ms = 5 * 60000; // a deploy's rollout must complete within this
   int64_t destroy_timeout_ms = 5 * 60000; // a namespace must be gone within this

@@ -26,9 +26,8 @@ std::string cpu_quantity_times(int units, int n) { return std::to_string(std::ma
 std::string memory_quantity(int mib) { return std::to_string(mib) + "Mi"; }
 
 json common_labels(const DeploySpec& spec, const RenderSettings& s) {
-  return {{k_label_environment, spec.env.name},
-          {k_label_managed_by, s.server_id},
-          {"app.kubernetes.io/managed-by", "idp"}};
+  return {
+      {k_label_environment, spec.env.name}, {k_label_managed_by, s.server_id}, {"app.kubernetes.io/managed-by", "idp"}};
 }
 
 json object(const std::string& api_version, const std::string& kind, const std::string& name, const std::string& ns,
@@ -41,8 +40,8 @@ json object(const std::string& api_version, const std::string& kind, const std::
 }
 
 Expected<std::string> schedule_error(std::string_view expr, const std::string& why) {
-  return make_error(ErrorCode::invalid_config, "schedule_expression " + util::quote(expr) +
-                                                   " cannot run on the kubernetes runtime: " + why);
+  return make_error(ErrorCode::invalid_config,
+                    "schedule_expression " + util::quote(expr) + " cannot run on the kubernetes runtime: " + why);
 }
 
 // One cron field token list with "a/b" (a number start) made "a-<max>/b", the form every
@@ -87,8 +86,9 @@ Expected<std::string> cronjob_schedule(std::string_view expression) {
     if (minutes == 24 * 60) {
       return std::string("0 0 * * *");
     }
-    return schedule_error(expression, "a CronJob repeats within the hour or the day, so the interval must divide an "
-                                      "hour (minutes) or a day (hours), or be 1 day; write a cron() expression instead");
+    return schedule_error(expression,
+                          "a CronJob repeats within the hour or the day, so the interval must divide an "
+                          "hour (minutes) or a day (hours), or be 1 day; write a cron() expression instead");
   }
   std::string e(expression);
   auto open = e.find('(');
@@ -183,7 +183,8 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   }
   std::string image = image_for(spec);
   if (image.empty() || image.find(' ') != std::string::npos) {
-    return make_error(ErrorCode::invalid_config, "container_image: expected an image reference, got " + util::quote(image));
+    return make_error(ErrorCode::invalid_config,
+                      "container_image: expected an image reference, got " + util::quote(image));
   }
   json labels = common_labels(spec, s);
   std::vector<json> out;
@@ -219,24 +220,24 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   out.push_back(quota);
 
   json limits = object("v1", "LimitRange", "idp-limits", ns, labels);
-  limits["spec"] = {{"limits",
-                     {{{"type", "Container"},
-                       {"default", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}},
-                       {"defaultRequest",
-                        {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}},
-                       {"max", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}}}}}};
+  limits["spec"] = {
+      {"limits",
+       {{{"type", "Container"},
+         {"default", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}},
+         {"defaultRequest", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}},
+         {"max", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}}}}}};
   out.push_back(limits);
 
   // Default deny for ingress: only the ingress controller's namespace and the
   // environment's own pods (an app talking to its database) may connect.
   json netpol = object("networking.k8s.io/v1", "NetworkPolicy", "idp-default-deny", ns, labels);
-  netpol["spec"] = {{"podSelector", json::object()},
-                    {"policyTypes", {"Ingress"}},
-                    {"ingress",
-                     {{{"from",
-                        {{{"namespaceSelector",
-                           {{"matchLabels", {{"kubernetes.io/metadata.name", s.ingress_namespace}}}}}},
-                         {{"podSelector", json::object()}}}}}}}};
+  netpol["spec"] = {
+      {"podSelector", json::object()},
+      {"policyTypes", {"Ingress"}},
+      {"ingress",
+       {{{"from",
+          {{{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", s.ingress_namespace}}}}}},
+           {{"podSelector", json::object()}}}}}}}};
   out.push_back(netpol);
 
   json sa = object("v1", "ServiceAccount", "app", ns, labels);
@@ -266,32 +267,31 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
     json cj = object("batch/v1", "CronJob", k_cronjob_name, ns, labels);
     cj["metadata"]["annotations"] = {{"idp.dev/revision", std::to_string(spec.revision_id)},
                                      {"idp.dev/schedule-expression", spec.config.schedule_expression}};
-    cj["spec"] = {
-        {"schedule", cron},
-        {"timeZone", "Etc/UTC"},
-        {"concurrencyPolicy", "Forbid"},
-        {"startingDeadlineSeconds", 300},
-        {"successfulJobsHistoryLimit", 3},
-        {"failedJobsHistoryLimit", 3},
-        {"jobTemplate",
-         {{"metadata", {{"labels", job_labels}}},
-          {"spec",
-           {{"backoffLimit", 0},
-            {"template",
-             {{"metadata",
-               {{"labels", job_labels},
-                {"annotations", {{"idp.dev/commit", spec.env.commit}, {"idp.dev/env-hash", env_hash}}}}},
-              {"spec",
-               {{"restartPolicy", "Never"},
-                {"serviceAccountName", "app"},
-                {"automountServiceAccountToken", false},
-                {"enableServiceLinks", false},
-                {"containers",
-                 {{{"name", "app"},
-                   {"image", image},
-                   {"envFrom", {{{"secretRef", {{"name", "app-env"}}}}}},
-                   {"resources", container_resources},
-                   {"securityContext", {{"allowPrivilegeEscalation", false}}}}}}}}}}}}}}};
+    cj["spec"] = {{"schedule", cron},
+                  {"timeZone", "Etc/UTC"},
+                  {"concurrencyPolicy", "Forbid"},
+                  {"startingDeadlineSeconds", 300},
+                  {"successfulJobsHistoryLimit", 3},
+                  {"failedJobsHistoryLimit", 3},
+                  {"jobTemplate",
+                   {{"metadata", {{"labels", job_labels}}},
+                    {"spec",
+                     {{"backoffLimit", 0},
+                      {"template",
+                       {{"metadata",
+                         {{"labels", job_labels},
+                          {"annotations", {{"idp.dev/commit", spec.env.commit}, {"idp.dev/env-hash", env_hash}}}}},
+                        {"spec",
+                         {{"restartPolicy", "Never"},
+                          {"serviceAccountName", "app"},
+                          {"automountServiceAccountToken", false},
+                          {"enableServiceLinks", false},
+                          {"containers",
+                           {{{"name", "app"},
+                             {"image", image},
+                             {"envFrom", {{{"secretRef", {{"name", "app-env"}}}}}},
+                             {"resources", container_resources},
+                             {"securityContext", {{"allowPrivilegeEscalation", false}}}}}}}}}}}}}}};
     out.push_back(cj);
     return out;
   }
@@ -322,24 +322,23 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   };
   json dep = object("apps/v1", "Deployment", k_workload_name, ns, labels);
   // A changed Secret rolls the pods: its hash is part of the pod template.
-  dep["spec"] = {
-      {"replicas", s.replicas},
-      {"revisionHistoryLimit", 5},
-      {"progressDeadlineSeconds", 600},
-      {"selector", {{"matchLabels", sel}}},
-      {"strategy", {{"type", "RollingUpdate"}, {"rollingUpdate", {{"maxUnavailable", 0}, {"maxSurge", 1}}}}},
-      {"template",
-       {{"metadata",
-         {{"labels", pod_labels},
-          {"annotations",
-           {{"idp.dev/revision", std::to_string(spec.revision_id)},
-            {"idp.dev/commit", spec.env.commit},
-            {"idp.dev/env-hash", env_hash}}}}},
-        {"spec",
-         {{"serviceAccountName", "app"},
-          {"automountServiceAccountToken", false},
-          {"enableServiceLinks", false},
-          {"containers", {container}}}}}}};
+  dep["spec"] = {{"replicas", s.replicas},
+                 {"revisionHistoryLimit", 5},
+                 {"progressDeadlineSeconds", 600},
+                 {"selector", {{"matchLabels", sel}}},
+                 {"strategy", {{"type", "RollingUpdate"}, {"rollingUpdate", {{"maxUnavailable", 0}, {"maxSurge", 1}}}}},
+                 {"template",
+                  {{"metadata",
+                    {{"labels", pod_labels},
+                     {"annotations",
+                      {{"idp.dev/revision", std::to_string(spec.revision_id)},
+                       {"idp.dev/commit", spec.env.commit},
+                       {"idp.dev/env-hash", env_hash}}}}},
+                   {"spec",
+                    {{"serviceAccountName", "app"},
+                     {"automountServiceAccountToken", false},
+                     {"enableServiceLinks", false},
+                     {"containers", {container}}}}}}};
   dep["metadata"]["annotations"] = {{"idp.dev/revision", std::to_string(spec.revision_id)}};
   out.push_back(dep);
 

@@ -17,11 +17,11 @@
 namespace idp::drivers::kubernetes {
 
 struct RenderSettings {
-  std::string server_id = "idp";   // idp.dev/managed-by
+  std::string server_id = "idp"; // idp.dev/managed-by
   std::string domain = "preview.localhost";
   std::string ingress_class = "nginx";
   std::string ingress_namespace = "ingress-nginx";
-  std::string tls_secret;          // "" = no TLS on the Ingress
+  std::string tls_secret; // "" = no TLS on the Ingress
   int replicas = 1;
 };
 

@@ -49,10 +49,8 @@ nlohmann::json scalar(const YAML::Node& n) {
 nlohmann::json convert(const YAML::Node& n) {
   switch (n.Type()) {
   case YAML::NodeType::Null:
-  case YAML::NodeType::Undefined:
-    return nullptr;
-  case YAML::NodeType::Scalar:
-    return scalar(n);
+  case YAML::NodeType::Undefined: return nullptr;
+  case YAML::NodeType::Scalar: return scalar(n);
   case YAML::NodeType::Sequence: {
     nlohmann::json a = nlohmann::json::array();
     for (const auto& e : n) {

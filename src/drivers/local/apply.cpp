@@ -95,11 +95,11 @@ Error apply_cancelled(const InstanceRecord& inst) {
 
 // Failpoints of the crash campaign (docs/hacking.md): one after each step of a deploy. An
 // injected error abandons the new revision like a real failure of that step.
-#define IDP_APPLY_CRASH_POINT(run, name)                                                                            \
-  do {                                                                                                               \
-    if (IDP_FAILPOINT(name)) {                                                                                       \
-      return abandon(run, util::failpoint_error(name));                                                              \
-    }                                                                                                                \
+#define IDP_APPLY_CRASH_POINT(run, name)                                                                               \
+  do {                                                                                                                 \
+    if (IDP_FAILPOINT(name)) {                                                                                         \
+      return abandon(run, util::failpoint_error(name));                                                                \
+    }                                                                                                                  \
   } while (false)
 
 // --- prepare ---

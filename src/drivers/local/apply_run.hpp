@@ -29,16 +29,16 @@ struct LocalDriver::ApplyRun {
   const std::string env;
   EnvPaths paths;
   std::unique_ptr<common::LogWriter> log;
-  EnvState state;                      // the records as this apply changes them
-  std::string kind;                    // kind_for(spec)
-  std::string hash;                    // content_hash(spec)
+  EnvState state;   // the records as this apply changes them
+  std::string kind; // kind_for(spec)
+  std::string hash; // content_hash(spec)
   bool wants_database = false;
   bool wants_schedule = false;
-  std::vector<std::string> warnings;   // added to the result
+  std::vector<std::string> warnings; // added to the result
   ResolvedSecrets secrets;
-  InstanceRecord inst;                 // the new revision (pending until the switch)
-  bool shares_active_dir = false;      // inst restarts the active revision in its directory
-  std::optional<InstanceRecord> old;   // the revision the switch replaced
+  InstanceRecord inst;               // the new revision (pending until the switch)
+  bool shares_active_dir = false;    // inst restarts the active revision in its directory
+  std::optional<InstanceRecord> old; // the revision the switch replaced
 };
 
 } // namespace idp::drivers::local

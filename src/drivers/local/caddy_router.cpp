@@ -138,10 +138,7 @@ nlohmann::json CaddyRouter::route_json(const RouteTarget& r) const {
     routes.push_back({{"handle", {{{"handler", "file_server"}}}}});
     handle = nlohmann::json::array({{{"handler", "subroute"}, {"routes", routes}}});
   }
-  return {{"@id", route_id(r.env)},
-          {"match", {{{"host", {host_for(r.env)}}}}},
-          {"handle", handle},
-          {"terminal", true}};
+  return {{"@id", route_id(r.env)}, {"match", {{{"host", {host_for(r.env)}}}}}, {"handle", handle}, {"terminal", true}};
 }
 
 std::string CaddyRouter::root_ca_path() const {
@@ -173,9 +170,9 @@ nlohmann::json CaddyRouter::tls_app_json() const {
   // On demand, with the ask endpoint: a certificate only for a host that is an environment
   // (or the API), never for whatever name a client sends in its TLS handshake. Caddy 2.6
   // takes the endpoint as on_demand.ask (2.8 also as permission: {module: http}).
-  return {{"automation",
-           {{"policies", {{{"issuers", {issuer}}, {"on_demand", true}}}},
-            {"on_demand", {{"ask", m_cfg.tls.ask_url}}}}}};
+  return {
+      {"automation",
+       {{"policies", {{{"issuers", {issuer}}, {"on_demand", true}}}}, {"on_demand", {{"ask", m_cfg.tls.ask_url}}}}}};
 }
 
 nlohmann::json CaddyRouter::routes_json_locked() const {
@@ -202,15 +199,17 @@ nlohmann::json CaddyRouter::config_json_locked() const {
   } else {
     admin["listen"] = "127.0.0.1:" + std::to_string(m_admin_port);
   }
-  std::string listen = m_cfg.listen_host.find(':') != std::string::npos ? "[" + m_cfg.listen_host + "]" : m_cfg.listen_host;
+  std::string listen =
+      m_cfg.listen_host.find(':') != std::string::npos ? "[" + m_cfg.listen_host + "]" : m_cfg.listen_host;
   nlohmann::json servers = nlohmann::json::object();
   nlohmann::json apps = nlohmann::json::object();
   if (m_cfg.tls.on()) {
     std::string port = m_cfg.tls.port == 443 ? "" : ":" + std::to_string(m_cfg.tls.port);
-    nlohmann::json redirect = {{"handle",
-                                {{{"handler", "static_response"},
-                                  {"status_code", 308},
-                                  {"headers", {{"Location", {"https://{http.request.host}" + port + "{http.request.uri}"}}}}}}}};
+    nlohmann::json redirect = {
+        {"handle",
+         {{{"handler", "static_response"},
+           {"status_code", 308},
+           {"headers", {{"Location", {"https://{http.request.host}" + port + "{http.request.uri}"}}}}}}}};
     servers[k_server] = {{"listen", {listen + ":" + std::to_string(m_cfg.port)}},
                          {"automatic_https", {{"disable", true}}},
                          {"routes", nlohmann::json::array({redirect})}};
@@ -241,8 +240,8 @@ nlohmann::json CaddyRouter::config_json_locked() const {
   };
 }
 
-Expected<nlohmann::json> CaddyRouter::admin(const std::string& method, const std::string& path,
-                                            const std::string& body, long* status) const {
+Expected<nlohmann::json> CaddyRouter::admin(const std::string& method, const std::string& path, const std::string& body,
+                                            long* status) const {
   struct InFlight {
     std::atomic<int>& n;
     explicit InFlight(std::atomic<int>& c) : n(c) { ++n; }
@@ -391,7 +390,8 @@ Expected<void> CaddyRouter::start(const std::vector<RouteTarget>& routes) {
   if (m_cfg.tls.on() && (m_cfg.tls.port <= 0 || m_cfg.tls.ask_url.empty() || m_cfg.tls.api_upstream.empty() ||
                          m_cfg.tls.api_host.empty())) {
     // Without its ask endpoint, on-demand TLS would get a certificate for any name a client sends.
-    return make_error(ErrorCode::invalid_config, "router: https needs a port, an ask endpoint, the API's host name and address");
+    return make_error(ErrorCode::invalid_config,
+                      "router: https needs a port, an ask endpoint, the API's host name and address");
   }
   IDP_TRY(util::ensure_dir(m_cfg.dir, 0700));
   if (auto migrated = enable_request_migration(); !migrated) {
@@ -468,7 +468,8 @@ pid_t CaddyRouter::adopt_running() {
       reachable = true;
     }
     long status = 0;
-    std::string listen = m_cfg.listen_host.find(':') != std::string::npos ? "[" + m_cfg.listen_host + "]" : m_cfg.listen_host;
+    std::string listen =
+        m_cfg.listen_host.find(':') != std::string::npos ? "[" + m_cfg.listen_host + "]" : m_cfg.listen_host;
     auto r = reachable ? admin("GET", "/config/apps/http/servers/" + std::string(k_server) + "/listen", "", &status)
                        : Expected<nlohmann::json>(Unexpected(Error{ErrorCode::not_found, "no admin address"}));
     if (r && status == 200 && *r == nlohmann::json::array({listen + ":" + std::to_string(m_cfg.port)})) {
@@ -496,8 +497,7 @@ bool CaddyRouter::wait_exit(pid_t pid, bool adopted, int64_t timeout_ms, int* co
   std::unique_lock<std::mutex> lk(m_mutex);
   m_cv.wait_for(lk, std::chrono::milliseconds(timeout_ms), [&] { return m_stopping; });
   lk.unlock();
-  if (util::process_alive(pid) &&
-      util::process_env_value(pid, "IDP_ROUTER_HOME_ID").value_or("") == m_cfg.home_id) {
+  if (util::process_alive(pid) && util::process_env_value(pid, "IDP_ROUTER_HOME_ID").value_or("") == m_cfg.home_id) {
     return false;
   }
   if (code != nullptr) {
@@ -535,8 +535,9 @@ Expected<void> CaddyRouter::adopt_sync() {
   long status = 0;
   auto r = admin("POST", "/load", config, &status);
   if (!r || status != 200) {
-    return make_error(ErrorCode::transient, "the adopted caddy refused its config" +
-                                                (r ? " (HTTP " + std::to_string(status) + ")" : ": " + r.error().message));
+    return make_error(ErrorCode::transient,
+                      "the adopted caddy refused its config" +
+                          (r ? " (HTTP " + std::to_string(status) + ")" : ": " + r.error().message));
   }
   std::lock_guard<std::mutex> g(m_mutex);
   m_ready = true;
@@ -615,8 +616,8 @@ Expected<void> CaddyRouter::launch() {
       std::lock_guard<std::mutex> g(m_mutex);
       m_pid = 0;
       std::string tail = log_tail();
-      return make_error(ErrorCode::transient, "caddy exited with code " + std::to_string(*st) +
-                                                  (tail.empty() ? "" : ": " + tail));
+      return make_error(ErrorCode::transient,
+                        "caddy exited with code " + std::to_string(*st) + (tail.empty() ? "" : ": " + tail));
     }
     long status = 0;
     auto r = admin("GET", "/config/apps/http/servers/idp/listen", "", &status);
@@ -632,10 +633,10 @@ Expected<void> CaddyRouter::launch() {
       kill_child(*pid);
       std::lock_guard<std::mutex> g(m_mutex);
       m_pid = 0;
-      return make_error(ErrorCode::transient, stopping ? "router is stopping"
-                                                       : "caddy did not answer on its admin API within " +
-                                                             std::to_string(k_ready_timeout_ms / 1000) + "s: " +
-                                                             log_tail());
+      return make_error(ErrorCode::transient, stopping
+                                                  ? "router is stopping"
+                                                  : "caddy did not answer on its admin API within " +
+                                                        std::to_string(k_ready_timeout_ms / 1000) + "s: " + log_tail());
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

@@ -45,9 +45,9 @@ namespace idp::drivers::local {
 // What one environment's host name leads to.
 struct RouteTarget {
   std::string env;
-  int port = 0;             // > 0: reverse proxy to 127.0.0.1:<port>
-  std::string static_root;  // port == 0: files from this directory
-  bool spa = false;         // with static_root: unknown paths serve /index.html
+  int port = 0;            // > 0: reverse proxy to 127.0.0.1:<port>
+  std::string static_root; // port == 0: files from this directory
+  bool spa = false;        // with static_root: unknown paths serve /index.html
 
   bool operator==(const RouteTarget& o) const {
     return env == o.env && port == o.port && static_root == o.static_root && spa == o.spa;
@@ -65,22 +65,22 @@ struct RouteTarget {
 // CA (internal; root at <dir>/data/pki/authorities/local/root.crt, never installed into
 // the system's trust store) or from Let's Encrypt with `acme_email` (acme).
 struct RouterTls {
-  std::string mode = "off";  // off | internal | acme
-  int port = 0;              // must be set (> 0) when on
+  std::string mode = "off"; // off | internal | acme
+  int port = 0;             // must be set (> 0) when on
   std::string acme_email;
   std::string ask_url;
-  std::string api_host;      // "idp.<domain>"
-  std::string api_upstream;  // "127.0.0.1:<api port>"
+  std::string api_host;     // "idp.<domain>"
+  std::string api_upstream; // "127.0.0.1:<api port>"
   bool on() const { return mode == "internal" || mode == "acme"; }
 };
 
 struct RouterConfig {
-  std::string dir;                   // <home>/router
+  std::string dir; // <home>/router
   std::string caddy_binary = "caddy";
   std::string listen_host = "127.0.0.1";
-  int port = 0;                      // must be set (> 0)
+  int port = 0; // must be set (> 0)
   std::string domain = "preview.localhost";
-  std::string home_id;               // IDP_ROUTER_HOME_ID marker of our Caddy processes
+  std::string home_id; // IDP_ROUTER_HOME_ID marker of our Caddy processes
   RouterTls tls;
 };
 
@@ -153,8 +153,8 @@ private:
 
   RouterConfig m_cfg;
   std::string m_config_path;
-  std::string m_socket;     // admin unix socket, "" when TCP
-  int m_admin_port = 0;     // admin TCP port when no socket
+  std::string m_socket; // admin unix socket, "" when TCP
+  int m_admin_port = 0; // admin TCP port when no socket
   std::thread m_thread;
 
   // Lock order: m_write_mutex, then m_mutex. m_write_mutex serialises changes sent to
@@ -165,13 +165,13 @@ private:
   std::condition_variable m_cv;
   std::map<std::string, RouteTarget> m_routes;
   bool m_stopping = false;
-  bool m_ready = false;     // Caddy runs and has every route of m_routes (or m_dirty)
-  bool m_dirty = false;     // an admin call failed: resync everything when possible
+  bool m_ready = false; // Caddy runs and has every route of m_routes (or m_dirty)
+  bool m_dirty = false; // an admin call failed: resync everything when possible
   bool m_first_done = false;
   std::optional<Error> m_first_error;
   pid_t m_pid = 0;
-  bool m_adopted = false;   // m_pid is a Caddy a previous daemon started (not our child)
-  bool m_detach = false;    // stop() leaves Caddy running
+  bool m_adopted = false; // m_pid is a Caddy a previous daemon started (not our child)
+  bool m_detach = false;  // stop() leaves Caddy running
   int m_restarts = 0;
   std::string m_reload_warning;
   mutable std::atomic<int> m_admin_in_flight{0};

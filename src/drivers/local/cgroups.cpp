@@ -54,8 +54,8 @@ Expected<void> write_value(const std::string& file, const std::string& value) {
   int e = errno;
   std::fclose(f);
   if (!ok) {
-    return make_error(ErrorCode::io_error, "cannot write " + util::quote(value) + " to " + util::quote(file) + ": " +
-                                               std::strerror(e));
+    return make_error(ErrorCode::io_error,
+                      "cannot write " + util::quote(value) + " to " + util::quote(file) + ": " + std::strerror(e));
   }
   return {};
 }
@@ -103,7 +103,9 @@ Cgroups::Layout Cgroups::detect() const {
     bool mem = std::find(words.begin(), words.end(), "memory") != words.end();
     if (!cpu || !mem) {
       l.why_not = "cgroup v2 at " + util::quote(m_root) + " lacks the " +
-                  std::string(!cpu && !mem ? "cpu and memory controllers" : !cpu ? "cpu controller" : "memory controller");
+                  std::string(!cpu && !mem ? "cpu and memory controllers"
+                              : !cpu       ? "cpu controller"
+                                           : "memory controller");
       return l;
     }
     l.version = 2;
@@ -112,7 +114,8 @@ Cgroups::Layout Cgroups::detect() const {
   }
   std::string cpu = util::path_join(m_root, "cpu");
   std::string mem = util::path_join(m_root, "memory");
-  if (util::path_exists(util::path_join(cpu, "cgroup.procs")) && util::path_exists(util::path_join(mem, "cgroup.procs"))) {
+  if (util::path_exists(util::path_join(cpu, "cgroup.procs")) &&
+      util::path_exists(util::path_join(mem, "cgroup.procs"))) {
     l.version = 1;
     for (auto [mount, controller] : {std::pair{cpu, "cpu"}, std::pair{mem, "memory"}}) {
       std::string own = own_v1_group(controller);
@@ -178,7 +181,8 @@ Expected<CgroupPlacement> Cgroups::create(const std::string& name, const CgroupL
     if (auto r = write_value(util::path_join(dir, "cpu.max"), cpu_max); !r) {
       return fail(r.error());
     }
-    if (auto r = write_value(util::path_join(dir, "memory.max"), p.memory_bytes > 0 ? std::to_string(p.memory_bytes) : "max");
+    if (auto r = write_value(util::path_join(dir, "memory.max"),
+                             p.memory_bytes > 0 ? std::to_string(p.memory_bytes) : "max");
         !r) {
       return fail(r.error());
     }

@@ -25,8 +25,8 @@
 namespace idp::drivers::local {
 
 struct CgroupLimits {
-  int cpu_units = 0;   // 1024 = one CPU; 0 = no cpu limit
-  int memory_mib = 0;  // 0 = no memory limit
+  int cpu_units = 0;    // 1024 = one CPU; 0 = no cpu limit
+  int memory_mib = 0;   // 0 = no memory limit
   int64_t pids_max = 0; // 0 = no process limit
 };
 
@@ -37,9 +37,9 @@ struct CgroupPlacement {
   std::vector<std::string> procs_files; // "<dir>/cgroup.procs" files the shim enters
   int64_t cpu_quota_us = 0;             // per cpu_period_us; 0 = unlimited
   int64_t cpu_period_us = 100000;
-  int64_t memory_bytes = 0;             // 0 = unlimited
-  int64_t pids_max = 0;                 // applied process limit; 0 = none
-  std::string pids_warning;             // why a wanted pids_max is not applied, "" when it is
+  int64_t memory_bytes = 0; // 0 = unlimited
+  int64_t pids_max = 0;     // applied process limit; 0 = none
+  std::string pids_warning; // why a wanted pids_max is not applied, "" when it is
 
   nlohmann::json to_json() const;
 };

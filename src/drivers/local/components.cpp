@@ -47,8 +47,8 @@ Expected<void> LocalDriver::ensure_database(const DeploySpec& spec, EnvState& st
       std::string file = util::path_join(util::path_join(inst.dir, "src"), seed_path);
       auto content = util::read_file(file);
       if (!content) {
-        return make_error(ErrorCode::permanent, "database.seed " + util::quote(seed_path) + ": no such file at commit " +
-                                                    util::short_commit(inst.commit, 12));
+        return make_error(ErrorCode::permanent, "database.seed " + util::quote(seed_path) +
+                                                    ": no such file at commit " + util::short_commit(inst.commit, 12));
       }
       seed = SeedSource{spec.env.repo, seed_path, std::move(*content)};
       progress.step("database: creating " + state.database->name + " from seed " + seed_path);
@@ -119,7 +119,8 @@ Expected<void> LocalDriver::register_job(const std::string& env, const EnvState&
   auto secret_refs = j.value("secrets", std::map<std::string, std::string>{});
   std::string key = inst.key;
   std::string repo = state.repo;
-  job.environment = [this, env, key, db, config_env, secret_refs, repo, as]() -> Expected<std::map<std::string, std::string>> {
+  job.environment = [this, env, key, db, config_env, secret_refs, repo,
+                     as]() -> Expected<std::map<std::string, std::string>> {
     auto vars = base_env();
     apply_run_as(as, vars);
     if (db) {

@@ -114,9 +114,8 @@ Expected<void> DatabaseManager::ensure_role(PgConnection& admin, const std::stri
   IDP_TRY_ASSIGN(auto rows, admin.query("SELECT 1 FROM pg_roles WHERE rolname = $1", {role}, "look up role"));
   std::string limit = " CONNECTION LIMIT " + std::to_string(m_connection_limit);
   if (rows.empty()) {
-    return admin.exec("CREATE ROLE " + ident +
-                          " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS" + limit + " PASSWORD " +
-                          secret,
+    return admin.exec("CREATE ROLE " + ident + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS" +
+                          limit + " PASSWORD " + secret,
                       "create role " + util::quote(role));
   }
   return admin.exec("ALTER ROLE " + ident + " LOGIN" + limit + " PASSWORD " + secret,
@@ -138,8 +137,8 @@ Expected<void> DatabaseManager::drop_template(PgConnection& admin, const std::st
 
 Expected<bool> DatabaseManager::ensure_template(PgConnection& admin, const SeedSource& seed, const std::string& tmpl,
                                                 const std::function<void(const std::string&)>& note) {
-  IDP_TRY_ASSIGN(auto rows, admin.query("SELECT datistemplate FROM pg_database WHERE datname = $1", {tmpl},
-                                        "look up template"));
+  IDP_TRY_ASSIGN(auto rows,
+                 admin.query("SELECT datistemplate FROM pg_database WHERE datname = $1", {tmpl}, "look up template"));
   if (!rows.empty() && rows[0][0] == std::optional<std::string>("t")) {
     return false; // seeded already: IS_TEMPLATE is set only once the seed succeeded
   }
@@ -151,15 +150,14 @@ Expected<bool> DatabaseManager::ensure_template(PgConnection& admin, const SeedS
   std::string seed_password = derive_database_password(key, tmpl, "seed");
   IDP_TRY(ensure_role(admin, tmpl, seed_password));
   IDP_TRY_ASSIGN(std::string ident, admin.identifier(tmpl));
-  nlohmann::json info = {{"repo", seed.repo},
-                         {"seed", seed.path},
-                         {"created_at", util::SystemClock().now_ms()},
-                         {"by", "idp"}};
+  nlohmann::json info = {
+      {"repo", seed.repo}, {"seed", seed.path}, {"created_at", util::SystemClock().now_ms()}, {"by", "idp"}};
   IDP_TRY_ASSIGN(std::string comment, admin.literal(util::json_dump(info)));
   IDP_TRY(admin.exec("CREATE DATABASE " + ident + " TEMPLATE template0", "create template " + util::quote(tmpl)));
-  IDP_TRY(admin.exec("REVOKE CONNECT, TEMPORARY ON DATABASE " + ident + " FROM PUBLIC; GRANT CONNECT, CREATE, "
-                     "TEMPORARY ON DATABASE " + ident + " TO " + ident + "; COMMENT ON DATABASE " + ident + " IS " +
-                         comment,
+  IDP_TRY(admin.exec("REVOKE CONNECT, TEMPORARY ON DATABASE " + ident +
+                         " FROM PUBLIC; GRANT CONNECT, CREATE, "
+                         "TEMPORARY ON DATABASE " +
+                         ident + " TO " + ident + "; COMMENT ON DATABASE " + ident + " IS " + comment,
                      "prepare template " + util::quote(tmpl)));
   {
     IDP_TRY_ASSIGN(PgConnection in_tmpl, m_cluster.admin(tmpl));
@@ -214,7 +212,8 @@ Expected<std::string> DatabaseManager::ensure(const DatabaseRecord& rec, const s
   IDP_TRY(ensure_role(admin, rec.name, password));
   IDP_FAILPOINT_RETURN("local.database.role_created");
   IDP_TRY_ASSIGN(std::string db, admin.identifier(rec.name));
-  IDP_TRY_ASSIGN(auto rows, admin.query("SELECT 1 FROM pg_database WHERE datname = $1", {rec.name}, "look up database"));
+  IDP_TRY_ASSIGN(auto rows,
+                 admin.query("SELECT 1 FROM pg_database WHERE datname = $1", {rec.name}, "look up database"));
   std::string created;
   if (rows.empty()) {
     int64_t t0 = util::steady_ms();
@@ -243,9 +242,11 @@ Expected<std::string> DatabaseManager::ensure(const DatabaseRecord& rec, const s
     IDP_FAILPOINT_RETURN("local.database.created"); // created, not yet restricted to its role
   }
   // Every time: only its role may connect (a clone starts with PUBLIC's defaults).
-  IDP_TRY(admin.exec("REVOKE CONNECT, TEMPORARY ON DATABASE " + db + " FROM PUBLIC; GRANT CONNECT, TEMPORARY ON "
-                    "DATABASE " + db + " TO " + db,
-                    "restrict database " + util::quote(rec.name)));
+  IDP_TRY(admin.exec("REVOKE CONNECT, TEMPORARY ON DATABASE " + db +
+                         " FROM PUBLIC; GRANT CONNECT, TEMPORARY ON "
+                         "DATABASE " +
+                         db + " TO " + db,
+                     "restrict database " + util::quote(rec.name)));
   return created;
 }
 

@@ -31,8 +31,8 @@ struct DatabaseRecord {
 
 // One started (or starting) revision of an environment.
 struct InstanceRecord {
-  std::string key;              // "7", or "7-2" when revision 7 is redeployed with other content;
-                                // names the directory rev-<key> and the IDP_REVISION marker
+  std::string key; // "7", or "7-2" when revision 7 is redeployed with other content;
+                   // names the directory rev-<key> and the IDP_REVISION marker
   int64_t revision_id = 0;
   std::string commit;
   std::string content_hash;     // commit + config + components: equal hash = same deployment
@@ -43,12 +43,12 @@ struct InstanceRecord {
   uint64_t shim_start_time = 0; // with shim_pid: identity that survives pid reuse
   util::Millis started_at = 0;
   std::string health_path = "/";
-  std::string static_root;      // static: the served directory
+  std::string static_root; // static: the served directory
   bool spa = false;
   std::vector<std::string> cgroup_dirs;
-  nlohmann::json cgroup;        // CgroupPlacement::to_json(), null when none
-  std::string limits_warning;   // why cpu/memory limits are not enforced, "" when they are
-  int64_t startup_ms = 0;       // web: spawn → healthy
+  nlohmann::json cgroup;            // CgroupPlacement::to_json(), null when none
+  std::string limits_warning;       // why cpu/memory limits are not enforced, "" when they are
+  int64_t startup_ms = 0;           // web: spawn → healthy
   bool stopped_with_server = false; // web: stop(keep_running=false) stopped it while it ran;
                                     // observe() says Health::stopped, not a crash
   // job: what the scheduler runs, so a restarted daemon can resume without the config:
@@ -61,12 +61,12 @@ struct InstanceRecord {
 
 struct EnvState {
   std::string env;
-  std::string repo;                      // for GitMirror::remove_worktree
-  std::optional<InstanceRecord> active;  // what the route points at
-  std::optional<InstanceRecord> pending; // being started; never routed
-  std::optional<RouteTarget> route;      // the route the router should have
+  std::string repo;                       // for GitMirror::remove_worktree
+  std::optional<InstanceRecord> active;   // what the route points at
+  std::optional<InstanceRecord> pending;  // being started; never routed
+  std::optional<RouteTarget> route;       // the route the router should have
   std::optional<DatabaseRecord> database; // written before the database is created
-  int64_t next_seq = 1;                  // for unique instance keys
+  int64_t next_seq = 1;                   // for unique instance keys
 
   nlohmann::json to_json() const;
 };

@@ -91,9 +91,7 @@ JobScheduler::JobScheduler(Options opts) : m_opts(std::move(opts)) {
 
 JobScheduler::~JobScheduler() { stop(); }
 
-util::Millis JobScheduler::now() const {
-  return m_opts.clock ? m_opts.clock->now_ms() : util::SystemClock().now_ms();
-}
+util::Millis JobScheduler::now() const { return m_opts.clock ? m_opts.clock->now_ms() : util::SystemClock().now_ms(); }
 
 void JobScheduler::start() {
   std::lock_guard<std::mutex> g(m_mu);
@@ -146,8 +144,11 @@ void JobScheduler::log(const Entry& e, const std::string& line) const {
 }
 
 void JobScheduler::save(const Entry& e) const {
-  nlohmann::json j = {{"expression", e.job.expression}, {"anchor", e.anchor}, {"last", e.last},
-                      {"local_seq", e.local_seq},         {"last_run", e.last_run}};
+  nlohmann::json j = {{"expression", e.job.expression},
+                      {"anchor", e.anchor},
+                      {"last", e.last},
+                      {"local_seq", e.local_seq},
+                      {"last_run", e.last_run}};
   if (e.running) {
     const Running& r = *e.running;
     j["running"] = {{"id", r.id},   {"scheduled_at", r.scheduled_at}, {"started_at", r.started_at},
@@ -160,7 +161,9 @@ void JobScheduler::save(const Entry& e) const {
     un.push_back(to_json_run(r));
   }
   j["unrecorded"] = un;
-  if (auto w = util::write_file_atomic(util::path_join(e.job.env_dir, "schedule.json"), util::json_dump(j, 2) + "\n", 0600); !w) {
+  if (auto w =
+          util::write_file_atomic(util::path_join(e.job.env_dir, "schedule.json"), util::json_dump(j, 2) + "\n", 0600);
+      !w) {
     spdlog::warn("local driver: {}: cannot save the schedule state: {}", e.job.env, w.error().message);
   }
 }

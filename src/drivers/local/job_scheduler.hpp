@@ -53,21 +53,21 @@ struct ScheduleClock {
 // What is due at real time `now` for a schedule whose last handled time (schedule time) is
 // `last`: the newest due time, and how many earlier ones were passed over. Pure.
 struct DueTimes {
-  std::optional<util::Millis> due;  // schedule time of the run to start (or skip) now
-  util::Millis first_missed = 0;    // schedule time of the first passed-over time
-  int missed = 0;                   // earlier due times collapsed into `due`
+  std::optional<util::Millis> due; // schedule time of the run to start (or skip) now
+  util::Millis first_missed = 0;   // schedule time of the first passed-over time
+  int missed = 0;                  // earlier due times collapsed into `due`
 };
 DueTimes due_times(const core::Schedule& schedule, const ScheduleClock& clock, util::Millis last, util::Millis now);
 
 class JobScheduler {
 public:
   struct Options {
-    std::string self_exe;           // runs the shim: <self_exe> __shim …
+    std::string self_exe; // runs the shim: <self_exe> __shim …
     int64_t time_scale = 1;
-    util::Clock* clock = nullptr;   // nullptr = system clock
+    util::Clock* clock = nullptr; // nullptr = system clock
     int64_t log_max_bytes = 10 * 1024 * 1024;
     int log_keep = 5;
-    int64_t stop_grace_ms = 5000;   // TERM → KILL when a run is stopped
+    int64_t stop_grace_ms = 5000; // TERM → KILL when a run is stopped
     // list is used on resume, to settle runs the store still calls "running" after a crash.
     JobRunHooks job_runs;
   };
@@ -75,13 +75,13 @@ public:
   // One environment's job.
   struct Job {
     std::string env;
-    std::string expression;         // schedule_expression
-    std::vector<std::string> argv;  // local.start
-    std::string cwd;                // the revision's checkout
-    std::string env_dir;            // <home>/envs/<env>: schedule.json and runs/ go here
-    std::string log_dir;            // the environment log
+    std::string expression;        // schedule_expression
+    std::vector<std::string> argv; // local.start
+    std::string cwd;               // the revision's checkout
+    std::string env_dir;           // <home>/envs/<env>: schedule.json and runs/ go here
+    std::string log_dir;           // the environment log
     int retention_days = 0;
-    int uid = -1;                   // the run's user and group (-1 = the daemon's; shim.hpp)
+    int uid = -1; // the run's user and group (-1 = the daemon's; shim.hpp)
     int gid = -1;
     std::vector<std::string> cgroup_proc_files; // the revision's cgroups a run enters
     // The run's environment variables (config, secrets, database, markers), computed at
@@ -123,11 +123,11 @@ private:
     Job job;
     core::Schedule schedule;
     util::Millis anchor = 0;
-    util::Millis last = 0;         // schedule time of the last handled due time
+    util::Millis last = 0; // schedule time of the last handled due time
     std::optional<Running> running;
     std::vector<core::JobRun> unrecorded; // finished runs whose store update failed
-    int64_t local_seq = 0;          // run ids when there is no recorder
-    nlohmann::json last_run;        // the last finished run, for status()
+    int64_t local_seq = 0;                // run ids when there is no recorder
+    nlohmann::json last_run;              // the last finished run, for status()
   };
 
   void loop();

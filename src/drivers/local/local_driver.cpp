@@ -71,7 +71,8 @@ LocalDriver::~LocalDriver() {
 
 std::string LocalDriver::url_for(const std::string& env) const {
   if (m_ctx.https.on()) {
-    return "https://" + env + "." + m_ctx.domain + (m_ctx.https.port == 443 ? "" : ":" + std::to_string(m_ctx.https.port)) + "/";
+    return "https://" + env + "." + m_ctx.domain +
+           (m_ctx.https.port == 443 ? "" : ":" + std::to_string(m_ctx.https.port)) + "/";
   }
   return "http://" + env + "." + m_ctx.domain + ":" + std::to_string(m_ctx.router_port) + "/";
 }
@@ -112,7 +113,9 @@ Expected<LocalDriver::RunAs> LocalDriver::run_as(const std::string& env) {
   if (!m_isolated) {
     return RunAs{};
   }
-  auto fail = [&](const Error& e) { return Unexpected(e.with_context("isolation of environment " + util::quote(env))); };
+  auto fail = [&](const Error& e) {
+    return Unexpected(e.with_context("isolation of environment " + util::quote(env)));
+  };
   auto uid = m_uids->acquire(env);
   if (!uid) {
     return fail(uid.error());
@@ -224,8 +227,11 @@ std::optional<RouteTarget> LocalDriver::route_for(const std::string& env, const 
 ApplyResult LocalDriver::result_for(const std::string& env, const InstanceRecord& inst) const {
   ApplyResult res;
   res.url = inst.kind == "web" || inst.kind == "static" ? url_for(env) : "";
-  res.outputs = {{"revision", inst.key}, {"revision_id", inst.revision_id}, {"commit", inst.commit},
-                 {"kind", inst.kind}, {"router_port", m_ctx.router_port}};
+  res.outputs = {{"revision", inst.key},
+                 {"revision_id", inst.revision_id},
+                 {"commit", inst.commit},
+                 {"kind", inst.kind},
+                 {"router_port", m_ctx.router_port}};
   if (inst.kind == "web") {
     res.outputs["pid"] = read_app_pid(inst.dir);
     res.outputs["shim_pid"] = inst.shim_pid;
@@ -282,7 +288,8 @@ Expected<void> LocalDriver::plan(const DeploySpec& spec) {
       return make_error(ErrorCode::invalid_config, "environment " + util::quote(spec.env.name) + " has no repository");
     }
     if (spec.env.commit.empty()) {
-      return make_error(ErrorCode::invalid_config, "environment " + util::quote(spec.env.name) + " has no commit to deploy");
+      return make_error(ErrorCode::invalid_config,
+                        "environment " + util::quote(spec.env.name) + " has no commit to deploy");
     }
   }
   if (!c.local.build.empty()) {
@@ -324,8 +331,8 @@ Expected<void> LocalDriver::plan(const DeploySpec& spec) {
   }
   if (vector_has(spec.components, "database") && !c.database.seed.empty()) {
     if (!safe_relative_path(c.database.seed)) {
-      return make_error(ErrorCode::invalid_config, "database.seed: expected a path inside the repository, got " +
-                                                       util::quote(c.database.seed));
+      return make_error(ErrorCode::invalid_config,
+                        "database.seed: expected a path inside the repository, got " + util::quote(c.database.seed));
     }
     if (spec.env.repo.empty() || spec.env.commit.empty()) {
       return make_error(ErrorCode::invalid_config, "database.seed: the environment has no repository to read it from");
@@ -352,8 +359,12 @@ Expected<Observation> LocalDriver::observe(const core::Environment& env) {
     return obs;
   }
   const InstanceRecord& a = *(*loaded)->active;
-  obs.status = {{"runtime", "local"},  {"revision", a.key},  {"revision_id", a.revision_id},
-                {"commit", a.commit},  {"kind", a.kind},    {"started_at", a.started_at},
+  obs.status = {{"runtime", "local"},
+                {"revision", a.key},
+                {"revision_id", a.revision_id},
+                {"commit", a.commit},
+                {"kind", a.kind},
+                {"started_at", a.started_at},
                 {"url", a.kind == "web" || a.kind == "static" ? url_for(env.name) : ""}};
   if (const auto& db = (*loaded)->database) {
     obs.status["database"] = {{"name", db->name}, {"port", m_cluster->port()}, {"created", db->created_by}};
@@ -381,8 +392,8 @@ Expected<Observation> LocalDriver::observe(const core::Environment& env) {
       } else {
         // One line (it becomes an event's reason): how it ended and the first line of why.
         auto cause = app_cause(env.name, a.key);
-        obs.detail = common::with_cause(exit_description(a.dir),
-                                        cause.empty() ? cause : std::vector<std::string>{cause[0]});
+        obs.detail =
+            common::with_cause(exit_description(a.dir), cause.empty() ? cause : std::vector<std::string>{cause[0]});
       }
       return obs;
     }
@@ -399,7 +410,8 @@ Expected<Observation> LocalDriver::observe(const core::Environment& env) {
       obs.detail = "GET " + a.health_path + " answered HTTP " + std::to_string(resp->status);
     } else {
       obs.health = Health::unhealthy;
-      obs.detail = resp ? "GET " + a.health_path + " answered HTTP " + std::to_string(resp->status) : resp.error().message;
+      obs.detail =
+          resp ? "GET " + a.health_path + " answered HTTP " + std::to_string(resp->status) : resp.error().message;
     }
     return obs;
   }
@@ -420,9 +432,9 @@ Expected<Observation> LocalDriver::observe(const core::Environment& env) {
     }
     obs.status["schedule"] = st;
     obs.health = Health::healthy;
-    obs.detail = st.contains("running") ? "job run " + util::json_dump(st["running"]["id"]) + " is running"
+    obs.detail = st.contains("running")       ? "job run " + util::json_dump(st["running"]["id"]) + " is running"
                  : st.contains("next_run_at") ? "next run at " + st["next_run_at"].get<std::string>()
-                                               : "the schedule has no more runs";
+                                              : "the schedule has no more runs";
     return obs;
   }
   obs.health = Health::healthy;

@@ -232,7 +232,7 @@ private:
   std::mutex m_mutex;           // guards the members below
   std::set<int> m_ports;
   bool m_hardened = false; // the cluster's own databases refuse PUBLIC connections
-  bool m_isolated = false;  // root and isolation "auto": environments run as their own uid
+  bool m_isolated = false; // root and isolation "auto": environments run as their own uid
   std::unique_ptr<UidAllocator> m_uids;
 };
 

@@ -17,9 +17,9 @@ namespace idp::drivers::local {
 
 const std::vector<std::string>& passthrough_variables() {
   static const std::vector<std::string> k_vars = {
-      "PATH",       "HOME",        "USER",          "LOGNAME",      "LANG",         "LC_ALL",
-      "LC_CTYPE",   "TZ",          "TMPDIR",        "SHELL",        "http_proxy",   "https_proxy",
-      "no_proxy",   "HTTP_PROXY",  "HTTPS_PROXY",   "NO_PROXY",     "SSL_CERT_FILE", "SSL_CERT_DIR"};
+      "PATH",     "HOME",       "USER",        "LOGNAME",  "LANG",          "LC_ALL",
+      "LC_CTYPE", "TZ",         "TMPDIR",      "SHELL",    "http_proxy",    "https_proxy",
+      "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR"};
   return k_vars;
 }
 
@@ -39,7 +39,9 @@ Expected<void> check_env_name(std::string_view name) {
   return {};
 }
 
-bool vector_has(const std::vector<std::string>& v, std::string_view x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+bool vector_has(const std::vector<std::string>& v, std::string_view x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
 
 std::string kind_for(const DeploySpec& spec) {
   if (vector_has(spec.components, "web")) {
@@ -84,7 +86,6 @@ std::string content_hash(const DeploySpec& spec) {
                       {"database", {{"seed", c.database.seed}}}};
   return util::sha256_hex(util::json_dump(j)).substr(0, 16);
 }
-
 
 std::string format_secs(int64_t ms) {
   if (ms % 1000 == 0) {
@@ -162,8 +163,8 @@ Error git_error(const Error& e) {
   // A missing commit or an invalid repository will not appear by retrying; a failed
   // fetch might (the remote was unreachable).
   ErrorCode code = e.code == ErrorCode::not_found || e.code == ErrorCode::invalid_argument ? ErrorCode::permanent
-                   : e.code == ErrorCode::transient                                         ? ErrorCode::transient
-                                                                                             : ErrorCode::permanent;
+                   : e.code == ErrorCode::transient                                        ? ErrorCode::transient
+                                                                                           : ErrorCode::permanent;
   return Error(code, e.message);
 }
 

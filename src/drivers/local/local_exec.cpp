@@ -67,8 +67,11 @@ Expected<nlohmann::json> LocalDriver::exec(const core::Environment& env, const s
   ro.gid = t.gid;
   ro.cgroup_proc_files = t.cgroup_procs;
   IDP_TRY_ASSIGN(auto r, util::run(t.cmd, ro));
-  return nlohmann::json{{"exit_code", r.exit_code}, {"signal", r.signal}, {"timed_out", r.timed_out},
-                        {"stdout", r.out},         {"stderr", r.err}};
+  return nlohmann::json{{"exit_code", r.exit_code},
+                        {"signal", r.signal},
+                        {"timed_out", r.timed_out},
+                        {"stdout", r.out},
+                        {"stderr", r.err}};
 }
 
 namespace {

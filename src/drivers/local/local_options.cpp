@@ -8,9 +8,9 @@ namespace idp::drivers::local {
 
 namespace {
 
-using nlohmann::json;
 using core::Option;
 using core::OptionMessage;
+using nlohmann::json;
 namespace values = core::option_values;
 
 // A whole number of at least `min` (at most `max`) into an integer field.
@@ -63,28 +63,29 @@ const core::OptionTable<LocalOptions>& local_table() {
           {.key = "log_max_bytes",
            .default_text = "10485760",
            .doc = "app.log size before rotation",
-           .parse = [](const json& v, LocalOptions& o) {
-             return number_into(v, 1024, INT64_MAX, "a number of bytes of at least 1024", o.log_max_bytes);
-           }},
+           .parse =
+               [](const json& v, LocalOptions& o) {
+                 return number_into(v, 1024, INT64_MAX, "a number of bytes of at least 1024", o.log_max_bytes);
+               }},
           {.key = "log_keep",
            .default_text = "5",
            .doc = "rotated app.log files kept",
-           .parse = [](const json& v, LocalOptions& o) {
-             return number_into(v, 0, 1000, "a number of files between 0 and 1000", o.log_keep);
-           }},
+           .parse =
+               [](const json& v, LocalOptions& o) {
+                 return number_into(v, 0, 1000, "a number of files between 0 and 1000", o.log_keep);
+               }},
           {.key = "cgroup_root",
            .default_text = "/sys/fs/cgroup",
-           .parse = [](const json& v, LocalOptions& o) { return set_text(v, o.cgroup_root, "an absolute path", true); }},
+           .parse = [](const json& v,
+                       LocalOptions& o) { return set_text(v, o.cgroup_root, "an absolute path", true); }},
           {.key = "caddy_binary",
            .default_text = "caddy",
-           .parse = [](const json& v, LocalOptions& o) {
-             return set_text(v, o.caddy_binary, "a program name or path", false);
-           }},
+           .parse = [](const json& v,
+                       LocalOptions& o) { return set_text(v, o.caddy_binary, "a program name or path", false); }},
           {.key = "postgres_bin_dir",
            .doc = "\"\" = newest /usr/lib/postgresql/*/bin, pg_config, PATH",
-           .parse = [](const json& v, LocalOptions& o) {
-             return set_text(v, o.postgres_bin_dir, "an absolute path", true);
-           }},
+           .parse = [](const json& v,
+                       LocalOptions& o) { return set_text(v, o.postgres_bin_dir, "an absolute path", true); }},
           {.key = "postgres_user",
            .parse = [](const json& v, LocalOptions& o) { return set_text(v, o.postgres_user, "a user name", false); }},
           {.key = "isolation",
@@ -110,20 +111,25 @@ const core::OptionTable<LocalOptions>& local_table() {
            }},
           {.key = "pids_max",
            .default_text = "512",
-           .parse = [](const json& v, LocalOptions& o) {
-             return number_into(v, 0, 4194304, "a number of processes between 0 (no limit) and 4194304", o.pids_max);
-           }},
+           .parse =
+               [](const json& v, LocalOptions& o) {
+                 return number_into(v, 0, 4194304, "a number of processes between 0 (no limit) and 4194304",
+                                    o.pids_max);
+               }},
           {.key = "database_connection_limit",
            .default_text = "20",
-           .parse = [](const json& v, LocalOptions& o) {
-             return number_into(v, 1, 10000, "a number of connections between 1 and 10000", o.database_connection_limit);
-           }},
+           .parse =
+               [](const json& v, LocalOptions& o) {
+                 return number_into(v, 1, 10000, "a number of connections between 1 and 10000",
+                                    o.database_connection_limit);
+               }},
           {.key = "schedule_time_scale",
            .default_text = "1",
            .doc = "test-only: schedule time runs this many times faster",
-           .parse = [](const json& v, LocalOptions& o) {
-             return number_into(v, 1, 3600, "a whole number between 1 and 3600", o.schedule_time_scale);
-           }},
+           .parse =
+               [](const json& v, LocalOptions& o) {
+                 return number_into(v, 1, 3600, "a whole number between 1 and 3600", o.schedule_time_scale);
+               }},
       },
       "option");
   return k_table;

@@ -15,8 +15,8 @@ Expected<void> check_secret_references(const std::map<std::string, std::string>&
                        : util::starts_with(ref, "file:") ? "a file: reference (no longer allowed)"
                                                          : "something else";
     return make_error(ErrorCode::invalid_config,
-                      "secrets." + name + ": expected the name of a secret in the server's secret store (or an ARN), got " +
-                          what);
+                      "secrets." + name +
+                          ": expected the name of a secret in the server's secret store (or an ARN), got " + what);
   }
   return {};
 }
@@ -32,8 +32,9 @@ Expected<ResolvedSecrets> resolve_secrets(const std::map<std::string, std::strin
       continue;
     }
     if (!hooks.resolve) {
-      return make_error(ErrorCode::invalid_config,
-                        "secret " + util::quote(name) + ": this server has no secret store to take " + util::quote(ref) + " from");
+      return make_error(ErrorCode::invalid_config, "secret " + util::quote(name) +
+                                                       ": this server has no secret store to take " + util::quote(ref) +
+                                                       " from");
     }
     auto v = hooks.resolve(repo, ref);
     if (!v) {

@@ -31,10 +31,11 @@ struct ResultGuard {
 } // namespace
 
 bool pg_error_is_transient(std::string_view m) {
-  for (std::string_view needle : {"could not connect", "Connection refused", "No such file or directory",
-                                  "the database system is starting up", "the database system is shutting down",
-                                  "the database system is in recovery mode", "server closed the connection",
-                                  "terminating connection", "timeout expired", "the database system is not yet accepting"}) {
+  for (std::string_view needle :
+       {"could not connect", "Connection refused", "No such file or directory", "the database system is starting up",
+        "the database system is shutting down", "the database system is in recovery mode",
+        "server closed the connection", "terminating connection", "timeout expired",
+        "the database system is not yet accepting"}) {
     if (m.find(needle) != std::string_view::npos) {
       return true;
     }

@@ -8,8 +8,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <filesystem>
-#include <pwd.h>
 #include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,9 +17,9 @@
 #include <spdlog/spdlog.h>
 
 #include "drivers/local/search_access.hpp"
-#include "util/numbers.hpp"
 #include "util/fs.hpp"
 #include "util/json.hpp"
+#include "util/numbers.hpp"
 #include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
@@ -81,8 +81,8 @@ Expected<void> chown_path(const std::string& path, int uid, int gid) {
     return {};
   }
   if (::chown(path.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(gid)) != 0) {
-    return make_error(ErrorCode::io_error, "cannot give " + util::quote(path) + " to the cluster's user: " +
-                                               std::strerror(errno));
+    return make_error(ErrorCode::io_error,
+                      "cannot give " + util::quote(path) + " to the cluster's user: " + std::strerror(errno));
   }
   return {};
 }
@@ -93,7 +93,8 @@ Expected<std::string> find_postgres_bin_dir(const std::string& configured) {
   if (!configured.empty()) {
     if (::access(util::path_join(configured, "postgres").c_str(), X_OK) != 0) {
       return make_error(ErrorCode::invalid_config,
-                        "driver \"local\": option \"postgres_bin_dir\": no postgres binary in " + util::quote(configured));
+                        "driver \"local\": option \"postgres_bin_dir\": no postgres binary in " +
+                            util::quote(configured));
     }
     return configured;
   }
@@ -103,7 +104,8 @@ Expected<std::string> find_postgres_bin_dir(const std::string& configured) {
     while (auto* ent = ::readdir(d)) {
       std::string bin = std::string("/usr/lib/postgresql/") + ent->d_name + "/bin";
       int v = util::parse_int<int>(ent->d_name, 1, 999).value_or(0);
-      if (v > best && ::access((bin + "/postgres").c_str(), X_OK) == 0 && ::access((bin + "/initdb").c_str(), X_OK) == 0) {
+      if (v > best && ::access((bin + "/postgres").c_str(), X_OK) == 0 &&
+          ::access((bin + "/initdb").c_str(), X_OK) == 0) {
         best = v;
         best_dir = bin;
       }
@@ -168,12 +170,12 @@ Expected<void> PostgresCluster::resolve_user_locked() {
   auto info = lookup_user(name);
   if (!info && name == k_created_user) {
     util::Command c;
-    c.argv = {"useradd",  "--system",       "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-              "--shell",  "/usr/sbin/nologin", "--comment", "idp managed PostgreSQL", name};
+    c.argv = {"useradd", "--system",          "--user-group", "--no-create-home",       "--home-dir", "/nonexistent",
+              "--shell", "/usr/sbin/nologin", "--comment",    "idp managed PostgreSQL", name};
     auto r = util::run_checked(c);
     if (!r) {
-      return make_error(ErrorCode::permanent, "cannot create the system user " + util::quote(name) +
-                                                  " for PostgreSQL: " + r.error().message);
+      return make_error(ErrorCode::permanent,
+                        "cannot create the system user " + util::quote(name) + " for PostgreSQL: " + r.error().message);
     }
     spdlog::info("local driver: created system user {} for PostgreSQL", name);
     info = lookup_user(name);
@@ -214,9 +216,10 @@ Expected<void> PostgresCluster::resolve_binaries_locked() {
     int data_version = v ? util::parse_int<int>(util::trim(*v), 1, 999).value_or(0) : 0;
     int bin_version = version_of_bin_dir(m_bin);
     if (data_version > 0 && bin_version > 0 && data_version != bin_version) {
-      return make_error(ErrorCode::permanent, "the cluster in " + util::quote(data_dir()) + " was created by PostgreSQL " +
-                                                  std::to_string(data_version) + ", but the binaries in " +
-                                                  util::quote(m_bin) + " are version " + std::to_string(bin_version));
+      return make_error(ErrorCode::permanent, "the cluster in " + util::quote(data_dir()) +
+                                                  " was created by PostgreSQL " + std::to_string(data_version) +
+                                                  ", but the binaries in " + util::quote(m_bin) + " are version " +
+                                                  std::to_string(bin_version));
     }
   }
   return {};
@@ -271,8 +274,8 @@ Expected<void> PostgresCluster::init_cluster_locked() {
   (void)util::remove_all(data_dir());
   int64_t t0 = util::steady_ms();
   util::Command c;
-  c.argv = {util::path_join(m_bin, "initdb"), "-D", data_dir(), "-U", k_superuser, "--auth-local=peer",
-            "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-instructions"};
+  c.argv = {util::path_join(m_bin, "initdb"), "-D", data_dir(), "-U",         k_superuser,        "--auth-local=peer",
+            "--auth-host=scram-sha-256",      "-E", "UTF8",     "--locale=C", "--no-instructions"};
   c.cwd = m_opts.dir;
   c.clear_env = true;
   c.env = {{"PATH", "/usr/bin:/bin"}, {"LC_ALL", "C"}, {"TZ", "UTC"}};
@@ -444,18 +447,11 @@ Expected<void> PostgresCluster::start_locked() {
     return make_error(ErrorCode::io_error, "cannot open " + util::quote(server_log()) + ": " + std::strerror(errno));
   }
   util::Command c;
-  c.argv = {util::path_join(m_bin, "postgres"),
-            "-D",
-            data_dir(),
-            "-c", "listen_addresses=127.0.0.1",
-            "-c", "port=" + std::to_string(m_port),
-            "-c", "unix_socket_directories=" + socket_dir(),
-            "-c", "unix_socket_permissions=0700",
-            "-c", "cluster_name=" + m_opts.cluster_name,
-            "-c", "max_connections=200",
-            "-c", "logging_collector=off",
-            "-c", "log_line_prefix=%m [%p] %q%u@%d ",
-            "-c", "password_encryption=scram-sha-256",
+  c.argv = {util::path_join(m_bin, "postgres"), "-D", data_dir(), "-c", "listen_addresses=127.0.0.1", "-c",
+            "port=" + std::to_string(m_port), "-c", "unix_socket_directories=" + socket_dir(), "-c",
+            "unix_socket_permissions=0700", "-c", "cluster_name=" + m_opts.cluster_name, "-c", "max_connections=200",
+            "-c", "logging_collector=off", "-c", "log_line_prefix=%m [%p] %q%u@%d ", "-c",
+            "password_encryption=scram-sha-256",
             // After a crash, one syncfs() of the data directory's filesystem instead of an
             // fsync of every file before recovery: seconds less on a loaded machine.
             "-c", "recovery_init_sync_method=syncfs"};
@@ -614,9 +610,13 @@ Expected<PgConnection> PostgresCluster::admin(const std::string& database) const
 }
 
 std::map<std::string, std::string> PostgresCluster::tcp_params(const std::string& role, const std::string& password,
-                                                              const std::string& database) const {
-  return {{"host", "127.0.0.1"},     {"port", std::to_string(port())}, {"user", role},
-          {"password", password},    {"dbname", database},            {"connect_timeout", "10"},
+                                                               const std::string& database) const {
+  return {{"host", "127.0.0.1"},
+          {"port", std::to_string(port())},
+          {"user", role},
+          {"password", password},
+          {"dbname", database},
+          {"connect_timeout", "10"},
           {"application_name", "idp"}};
 }
 

@@ -6,8 +6,8 @@
 #include <functional>
 #include <thread>
 
-#include "util/numbers.hpp"
 #include "util/fs.hpp"
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"

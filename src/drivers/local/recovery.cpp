@@ -198,8 +198,8 @@ Expected<void> LocalDriver::start_router(const std::vector<RouteTarget>& routes)
   rc.port = m_ctx.router_port;
   rc.domain = m_ctx.domain;
   rc.home_id = m_home_id;
-  rc.tls = {m_ctx.https.mode, m_ctx.https.port, m_ctx.https.acme_email, m_ctx.https.ask_url, m_ctx.https.api_host,
-            m_ctx.https.api_upstream};
+  rc.tls = {m_ctx.https.mode,    m_ctx.https.port,     m_ctx.https.acme_email,
+            m_ctx.https.ask_url, m_ctx.https.api_host, m_ctx.https.api_upstream};
   if (m_router) {
     m_router->stop();
   }

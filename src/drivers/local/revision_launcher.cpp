@@ -75,8 +75,8 @@ void LocalDriver::place_revision(const std::string& env, const DeploySpec& spec,
   inst.cgroup = placement->to_json();
   inst.limits_warning.clear();
   if (m_opts.pids_max > 0 && !placement->pids_warning.empty()) {
-    inst.limits_warning = "process limit (pids_max " + std::to_string(m_opts.pids_max) +
-                          ") not enforced: " + placement->pids_warning;
+    inst.limits_warning =
+        "process limit (pids_max " + std::to_string(m_opts.pids_max) + ") not enforced: " + placement->pids_warning;
   }
 }
 
@@ -134,8 +134,9 @@ Expected<void> LocalDriver::build(const DeploySpec& spec, const InstanceRecord& 
     return make_error(ErrorCode::cancelled, "build cancelled");
   }
   if (r->timed_out) {
-    return make_error(ErrorCode::timeout, common::with_cause("local.build did not finish within " +
-                                                                 format_secs(m_opts.build_timeout_ms), cause));
+    return make_error(
+        ErrorCode::timeout,
+        common::with_cause("local.build did not finish within " + format_secs(m_opts.build_timeout_ms), cause));
   }
   if (!r->ok()) {
     std::string how = r->signal ? "was killed by signal " + std::to_string(r->signal)
@@ -158,10 +159,11 @@ Expected<void> LocalDriver::wait_healthy(const InstanceRecord& inst, const std::
       return make_error(ErrorCode::cancelled, "deploy cancelled while waiting for the health check");
     }
     if (util::path_exists(exit_file) || !shim_alive(inst)) {
-      std::string what = util::path_exists(exit_file) ? exit_description(inst.dir) : "the app's shim exited unexpectedly";
-      return make_error(ErrorCode::permanent, common::with_cause(what + " before its health check on " +
-                                                                     inst.health_path + " passed",
-                                                                 app_cause(env, inst.key)));
+      std::string what =
+          util::path_exists(exit_file) ? exit_description(inst.dir) : "the app's shim exited unexpectedly";
+      return make_error(ErrorCode::permanent,
+                        common::with_cause(what + " before its health check on " + inst.health_path + " passed",
+                                           app_cause(env, inst.key)));
     }
     util::HttpRequest req;
     req.url = url;
@@ -172,7 +174,8 @@ Expected<void> LocalDriver::wait_healthy(const InstanceRecord& inst, const std::
     if (resp && resp->status >= 200 && resp->status < 400) {
       return {};
     }
-    std::string answer = resp ? "GET " + inst.health_path + " answered HTTP " + std::to_string(resp->status) : resp.error().message;
+    std::string answer =
+        resp ? "GET " + inst.health_path + " answered HTTP " + std::to_string(resp->status) : resp.error().message;
     if (answer != last) {
       // What `idp create` shows while it waits (and when it gives up waiting).
       progress.step("waiting for GET " + inst.health_path + " to answer 2xx or 3xx; last answer: " + answer);
@@ -259,8 +262,8 @@ Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std
   so.cgroup_proc_files = procs_files;
 
   progress.step("starting: " + c.local.start);
-  (void)log.append("system", "starting revision " + inst.key + " (" + util::short_commit(inst.commit, 12) + "): " + c.local.start +
-                                 " on port " + std::to_string(inst.port));
+  (void)log.append("system", "starting revision " + inst.key + " (" + util::short_commit(inst.commit, 12) +
+                                 "): " + c.local.start + " on port " + std::to_string(inst.port));
   (void)util::remove_all(util::path_join(inst.dir, "exit.json"));
   (void)util::remove_all(util::path_join(inst.dir, "app.pid"));
   int64_t t0 = util::steady_ms();
@@ -308,8 +311,7 @@ std::vector<std::string> LocalDriver::app_cause(const std::string& env, const st
   return common::pick_cause_lines(out);
 }
 
-void LocalDriver::retire(const std::string& env, const std::string& repo, const InstanceRecord& inst,
-                         bool remove_dir) {
+void LocalDriver::retire(const std::string& env, const std::string& repo, const InstanceRecord& inst, bool remove_dir) {
   if (!stop_instance_processes(m_home_id, env, inst, m_opts.stop_grace_ms)) {
     spdlog::warn("local driver: processes of {} revision {} survived KILL", env, inst.key);
   }

@@ -223,10 +223,10 @@ Expected<void> check_reachable_by(const std::string& path, uid_t uid, gid_t gid,
       break;
     }
   }
-  return make_error(ErrorCode::permanent,
-                    "PostgreSQL runs as user " + util::quote(user_name) + ", which cannot reach " + util::quote(path) +
-                        ": it may not search " + util::quote(blocked) + "; allow it (setfacl -m u:" + user_name +
-                        ":x " + blocked + ") or put the idp home where it can reach it");
+  return make_error(ErrorCode::permanent, "PostgreSQL runs as user " + util::quote(user_name) +
+                                              ", which cannot reach " + util::quote(path) + ": it may not search " +
+                                              util::quote(blocked) + "; allow it (setfacl -m u:" + user_name + ":x " +
+                                              blocked + ") or put the idp home where it can reach it");
 }
 
 } // namespace idp::drivers::local

@@ -1,8 +1,8 @@
 #include "drivers/local/shim.hpp"
 
 #include <cerrno>
-#include <cstdint>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -93,7 +93,8 @@ bool parse_args(int argc, char** argv, ShimArgs& a) {
 struct LineBuffer {
   std::string pending;
 
-  template <typename Emit> void feed(std::string_view data, Emit&& emit) {
+  template <typename Emit>
+  void feed(std::string_view data, Emit&& emit) {
     pending.append(data);
     size_t start = 0;
     while (true) {
@@ -110,7 +111,8 @@ struct LineBuffer {
       pending.erase(0, k_max_line);
     }
   }
-  template <typename Emit> void flush(Emit&& emit) {
+  template <typename Emit>
+  void flush(Emit&& emit) {
     if (!pending.empty()) {
       emit(std::string_view(pending));
       pending.clear();

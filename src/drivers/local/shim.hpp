@@ -23,12 +23,12 @@
 namespace idp::drivers::local {
 
 struct ShimArgs {
-  std::string dir;          // revision directory: app.pid and exit.json go here
-  std::string log_dir;      // the environment's logs directory (app.log)
+  std::string dir;     // revision directory: app.pid and exit.json go here
+  std::string log_dir; // the environment's logs directory (app.log)
   int64_t max_bytes = 10 * 1024 * 1024;
   int keep = 5;
   int retention_days = 0;
-  int uid = -1;             // the app's user and group (-1 = the shim's own)
+  int uid = -1; // the app's user and group (-1 = the shim's own)
   int gid = -1;
   std::vector<std::string> argv; // the app's command
 };

@@ -1,8 +1,8 @@
 #include "drivers/terraform/aws_client.hpp"
 
-#include "util/numbers.hpp"
 #include "util/http_client.hpp"
 #include "util/json.hpp"
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 
 namespace idp::drivers::terraform {
@@ -84,15 +84,25 @@ Error aws_error(const std::string& operation, long status, const std::string& bo
   }
   std::string text = operation + ": " + (code.empty() ? "HTTP " + std::to_string(status) : code) +
                      (message.empty() ? "" : ": " + message);
-  static const std::vector<std::string> k_auth = {"UnrecognizedClientException", "InvalidSignatureException",
-                                                  "SignatureDoesNotMatch",       "InvalidClientTokenId",
-                                                  "ExpiredToken",                "ExpiredTokenException",
-                                                  "AccessDenied",                "AccessDeniedException",
-                                                  "InvalidAccessKeyId",          "MissingAuthenticationToken",
+  static const std::vector<std::string> k_auth = {"UnrecognizedClientException",
+                                                  "InvalidSignatureException",
+                                                  "SignatureDoesNotMatch",
+                                                  "InvalidClientTokenId",
+                                                  "ExpiredToken",
+                                                  "ExpiredTokenException",
+                                                  "AccessDenied",
+                                                  "AccessDeniedException",
+                                                  "InvalidAccessKeyId",
+                                                  "MissingAuthenticationToken",
                                                   "IncompleteSignatureException"};
-  static const std::vector<std::string> k_retry = {"ThrottlingException", "Throttling", "TooManyRequestsException",
-                                                   "RequestLimitExceeded", "ProvisionedThroughputExceededException",
-                                                   "ServiceUnavailable", "SlowDown", "RequestTimeout"};
+  static const std::vector<std::string> k_retry = {"ThrottlingException",
+                                                   "Throttling",
+                                                   "TooManyRequestsException",
+                                                   "RequestLimitExceeded",
+                                                   "ProvisionedThroughputExceededException",
+                                                   "ServiceUnavailable",
+                                                   "SlowDown",
+                                                   "RequestTimeout"};
   if (std::find(k_auth.begin(), k_auth.end(), code) != k_auth.end() || status == 401 || status == 403) {
     return Error(ErrorCode::unauthorized, text);
   }
@@ -166,9 +176,7 @@ Expected<nlohmann::json> AwsClient::json_call(const std::string& service, const 
   Endpoint ep = endpoint_for(service, region, host_prefix);
   std::string payload = util::json_dump(body);
   std::vector<std::pair<std::string, std::string>> headers = {
-      {"Host", host_of(ep.base)},
-      {"Content-Type", "application/x-amz-json-" + json_version},
-      {"X-Amz-Target", target}};
+      {"Host", host_of(ep.base)}, {"Content-Type", "application/x-amz-json-" + json_version}, {"X-Amz-Target", target}};
   std::string operation = target.substr(target.find('.') + 1);
   IDP_TRY_ASSIGN(auto resp, send(service, region, "POST", ep.base + "/", "/", headers, payload, false));
   if (resp.first != 200) {
@@ -189,8 +197,8 @@ Expected<nlohmann::json> AwsClient::ecs_describe_services(const std::string& clu
 
 Expected<std::vector<TargetHealth>> AwsClient::elbv2_describe_target_health(const std::string& target_group_arn) const {
   Endpoint ep = endpoint_for("elasticloadbalancing", m_region, "elasticloadbalancing");
-  std::string body = "Action=DescribeTargetHealth&TargetGroupArn=" + util::url_encode(target_group_arn) +
-                     "&Version=2015-12-01";
+  std::string body =
+      "Action=DescribeTargetHealth&TargetGroupArn=" + util::url_encode(target_group_arn) + "&Version=2015-12-01";
   std::vector<std::pair<std::string, std::string>> headers = {
       {"Host", host_of(ep.base)}, {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
   IDP_TRY_ASSIGN(auto resp, send("elasticloadbalancing", m_region, "POST", ep.base + "/", "/", headers, body, false));

@@ -24,10 +24,10 @@
 namespace idp::drivers::terraform {
 
 struct TargetHealth {
-  std::string id;      // instance id or IP
+  std::string id; // instance id or IP
   int port = 0;
-  std::string state;   // healthy | unhealthy | initial | draining | unused | unavailable
-  std::string reason;  // e.g. Target.FailedHealthChecks
+  std::string state;  // healthy | unhealthy | initial | draining | unused | unavailable
+  std::string reason; // e.g. Target.FailedHealthChecks
   std::string description;
 };
 
@@ -52,7 +52,8 @@ public:
   const std::string& region() const { return m_region; }
 
   // ECS DescribeServices: the raw response ({"services": [...], "failures": [...]}).
-  Expected<nlohmann::json> ecs_describe_services(const std::string& cluster, const std::vector<std::string>& services) const;
+  Expected<nlohmann::json> ecs_describe_services(const std::string& cluster,
+                                                 const std::vector<std::string>& services) const;
   // ELBv2 DescribeTargetHealth of one target group.
   Expected<std::vector<TargetHealth>> elbv2_describe_target_health(const std::string& target_group_arn) const;
   // CloudWatch Logs FilterLogEvents on `group` from `start_ms` (inclusive); one page.
@@ -79,7 +80,8 @@ private:
   Endpoint endpoint_for(const std::string& service, const std::string& region, const std::string& host_prefix) const;
   // A signed request; returns (status, body) or a transport error.
   Expected<std::pair<long, std::string>> send(const std::string& service, const std::string& region,
-                                              const std::string& method, const std::string& url, const std::string& path,
+                                              const std::string& method, const std::string& url,
+                                              const std::string& path,
                                               std::vector<std::pair<std::string, std::string>> headers,
                                               const std::string& body, bool s3) const;
   Expected<nlohmann::json> json_call(const std::string& service, const std::string& host_prefix,

@@ -52,7 +52,8 @@ Expected<Observation> AwsStatus::observe_ecs(const std::string& region, const nl
   if (!aws) {
     obs.health = Health::unknown;
     obs.detail = "no AWS credentials in the server's environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY): "
-                 "cannot ask ECS about service " + util::quote(service);
+                 "cannot ask ECS about service " +
+                 util::quote(service);
     return obs;
   }
   auto resp = aws->ecs_describe_services(cluster, {service});
@@ -103,8 +104,8 @@ Expected<Observation> AwsStatus::observe_ecs(const std::string& region, const nl
     if (targets) {
       nlohmann::json tj = nlohmann::json::array();
       for (const auto& t : *targets) {
-        tj.push_back({{"id", t.id}, {"port", t.port}, {"state", t.state}, {"reason", t.reason},
-                      {"description", t.description}});
+        tj.push_back(
+            {{"id", t.id}, {"port", t.port}, {"state", t.state}, {"reason", t.reason}, {"description", t.description}});
         if (t.state == "healthy") {
           ++healthy_targets;
         } else {
@@ -177,7 +178,8 @@ Expected<LogChunk> AwsStatus::read_logs(const std::string& env, const std::strin
   } else if (had_cw) {
     cw_cursor = "|cw:" + std::to_string(cw_from);
   }
-  std::stable_sort(chunk.lines.begin(), chunk.lines.end(), [](const LogLine& a, const LogLine& b) { return a.at < b.at; });
+  std::stable_sort(chunk.lines.begin(), chunk.lines.end(),
+                   [](const LogLine& a, const LogLine& b) { return a.at < b.at; });
   if (q.tail > 0 && chunk.lines.size() > q.tail) {
     chunk.lines.erase(chunk.lines.begin(), chunk.lines.end() - static_cast<ptrdiff_t>(q.tail));
   }

@@ -69,7 +69,8 @@ Expected<std::string> TerraformDriver::unlock(const core::Environment& env) {
         auto info = nlohmann::json::parse((**item)["Info"].value("S", ""), nullptr, false);
         if (info.is_object()) {
           id = info.value("ID", "");
-          holder = info.value("Operation", "") + " by " + info.value("Who", "?") + " since " + info.value("Created", "?");
+          holder =
+              info.value("Operation", "") + " by " + info.value("Who", "?") + " since " + info.value("Created", "?");
         }
       }
     }
@@ -104,7 +105,8 @@ Expected<std::string> TerraformDriver::unlock(const core::Environment& env) {
     auto cfg = core::app_config_from_json(nlohmann::json::parse(env.config_json, nullptr, false));
     core::Environment e = env;
     e.template_name = s.template_name.empty() ? env.template_name : s.template_name;
-    IDP_TRY_ASSIGN(Workspace::Prepared p, m_workspace.prepare(e, cfg ? *cfg : core::AppConfig{}, nlohmann::json::object()));
+    IDP_TRY_ASSIGN(Workspace::Prepared p,
+                   m_workspace.prepare(e, cfg ? *cfg : core::AppConfig{}, nlohmann::json::object()));
     root = p.root;
     IDP_TRY_ASSIGN(RunOutcome init, m_runner.run(work, root, m_workspace.init_args(s), log.get(), nullptr));
     if (init.exit_code != 0) {
@@ -112,7 +114,8 @@ Expected<std::string> TerraformDriver::unlock(const core::Environment& env) {
     }
   }
   (void)log->append("system", "breaking state lock " + id);
-  IDP_TRY_ASSIGN(RunOutcome r, m_runner.run(work, root, {"force-unlock", "-force", "-no-color", id}, log.get(), nullptr));
+  IDP_TRY_ASSIGN(RunOutcome r,
+                 m_runner.run(work, root, {"force-unlock", "-force", "-no-color", id}, log.get(), nullptr));
   if (r.exit_code != 0) {
     if (r.output.find("failed to retrieve lock info") != std::string::npos ||
         r.output.find("No lock") != std::string::npos) {

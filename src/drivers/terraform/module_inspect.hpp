@@ -21,8 +21,8 @@ struct ModuleVariable {
 
 struct ModuleInfo {
   std::map<std::string, ModuleVariable> variables;
-  std::map<std::string, bool> outputs;   // name → sensitive
-  std::set<std::string> providers;       // `provider "x"` blocks and required_providers keys
+  std::map<std::string, bool> outputs;     // name → sensitive
+  std::set<std::string> providers;         // `provider "x"` blocks and required_providers keys
   std::vector<std::string> module_sources; // `source` of module blocks, as written
 
   bool declares(std::string_view variable) const { return variables.count(std::string(variable)) > 0; }

@@ -54,7 +54,8 @@ std::string error_summary(const std::string& output) {
       if (t.empty() || util::starts_with(t, "╷") || util::starts_with(t, "╵")) {
         continue;
       }
-      if (util::starts_with(t, "Terraform acquires a state lock") || util::starts_with(t, "OpenTofu acquires a state lock")) {
+      if (util::starts_with(t, "Terraform acquires a state lock") ||
+          util::starts_with(t, "OpenTofu acquires a state lock")) {
         break;
       }
       picked.push_back(t);
@@ -64,7 +65,8 @@ std::string error_summary(const std::string& output) {
 }
 
 bool contains_any(const std::string& s, const std::vector<std::string>& needles) {
-  return std::any_of(needles.begin(), needles.end(), [&](const std::string& n) { return s.find(n) != std::string::npos; });
+  return std::any_of(needles.begin(), needles.end(),
+                     [&](const std::string& n) { return s.find(n) != std::string::npos; });
 }
 
 // "terraform_data.environment: Creating..." and the like: a resource is changing.
@@ -103,7 +105,9 @@ std::string parse_lock_id(std::string_view output) {
     // The ID is the first word after "ID:" (the line may continue in a joined summary).
     size_t start = output.find_first_not_of(" \t", idpos + 3);
     size_t end = start == std::string_view::npos ? start : output.find_first_of(" \t\r\n;", start);
-    id = start == std::string_view::npos ? "" : std::string(output.substr(start, end == std::string_view::npos ? end : end - start));
+    id = start == std::string_view::npos
+             ? ""
+             : std::string(output.substr(start, end == std::string_view::npos ? end : end - start));
   }
   return id;
 }
@@ -111,10 +115,23 @@ std::string parse_lock_id(std::string_view output) {
 std::map<std::string, std::string> terraform_environment(const std::map<std::string, std::string>& daemon_env,
                                                          const std::vector<std::string>& extra_allowed,
                                                          const std::string& work_dir) {
-  static const std::set<std::string> k_allowed = {
-      "PATH", "TMPDIR", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR",
-      "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-      "TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR", "TF_LOG", "TF_LOG_PROVIDER"};
+  static const std::set<std::string> k_allowed = {"PATH",
+                                                  "TMPDIR",
+                                                  "LANG",
+                                                  "LC_ALL",
+                                                  "TZ",
+                                                  "SSL_CERT_FILE",
+                                                  "SSL_CERT_DIR",
+                                                  "HTTP_PROXY",
+                                                  "HTTPS_PROXY",
+                                                  "NO_PROXY",
+                                                  "http_proxy",
+                                                  "https_proxy",
+                                                  "no_proxy",
+                                                  "TF_CLI_CONFIG_FILE",
+                                                  "TF_PLUGIN_CACHE_DIR",
+                                                  "TF_LOG",
+                                                  "TF_LOG_PROVIDER"};
   std::map<std::string, std::string> out;
   for (const auto& [name, value] : daemon_env) {
     bool allowed = k_allowed.count(name) > 0 || util::starts_with(name, "AWS_") ||
@@ -126,8 +143,9 @@ std::map<std::string, std::string> terraform_environment(const std::map<std::str
   // HOME is the work dir, so nothing in the daemon's home is reachable through it; the AWS
   // shared files the SDK would have found there are passed by name instead.
   if (auto home = daemon_env.find("HOME"); home != daemon_env.end() && !home->second.empty()) {
-    for (const auto& [var, file] : {std::pair<const char*, const char*>{"AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"},
-                                    std::pair<const char*, const char*>{"AWS_CONFIG_FILE", ".aws/config"}}) {
+    for (const auto& [var, file] :
+         {std::pair<const char*, const char*>{"AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"},
+          std::pair<const char*, const char*>{"AWS_CONFIG_FILE", ".aws/config"}}) {
       std::string path = util::path_join(home->second, file);
       if (!out.count(var) && util::path_exists(path)) {
         out[var] = path;
@@ -247,20 +265,44 @@ Error Runner::command_error(const std::string& what, const RunOutcome& r) const 
                                           " by another operation; if none is running, break it with idp unlock" +
                                           (summary.empty() ? "" : ": " + summary));
   }
-  std::string msg = cmd + " failed" + (summary.empty() ? " (exit code " + std::to_string(r.exit_code) + ")" : ": " + summary);
-  static const std::vector<std::string> k_invalid = {
-      "Invalid value for variable", "No value for required variable", "Invalid value for input variable",
-      "Variables not allowed", "Invalid variable", "Invalid multi-line string"};
+  std::string msg =
+      cmd + " failed" + (summary.empty() ? " (exit code " + std::to_string(r.exit_code) + ")" : ": " + summary);
+  static const std::vector<std::string> k_invalid = {"Invalid value for variable",
+                                                     "No value for required variable",
+                                                     "Invalid value for input variable",
+                                                     "Variables not allowed",
+                                                     "Invalid variable",
+                                                     "Invalid multi-line string"};
   if (contains_any(out, k_invalid)) {
     return Error(ErrorCode::invalid_config, msg);
   }
-  static const std::vector<std::string> k_transient = {
-      "connection refused", "connection reset", "i/o timeout", "TLS handshake timeout", "no such host",
-      "Client.Timeout", "RequestError: send request failed", "ThrottlingException", "Throttling:", "Rate exceeded",
-      "RequestLimitExceeded", "TooManyRequests", "ServiceUnavailable", "InternalError", "InternalFailure",
-      "StatusCode: 500", "StatusCode: 502", "StatusCode: 503", "StatusCode: 504", "DependencyViolation",
-      "Failed to query available provider packages", "Failed to install provider", "context deadline exceeded",
-      "is currently in use", "OperationAbortedException", "ConflictingOperation", "Error refreshing state"};
+  static const std::vector<std::string> k_transient = {"connection refused",
+                                                       "connection reset",
+                                                       "i/o timeout",
+                                                       "TLS handshake timeout",
+                                                       "no such host",
+                                                       "Client.Timeout",
+                                                       "RequestError: send request failed",
+                                                       "ThrottlingException",
+                                                       "Throttling:",
+                                                       "Rate exceeded",
+                                                       "RequestLimitExceeded",
+                                                       "TooManyRequests",
+                                                       "ServiceUnavailable",
+                                                       "InternalError",
+                                                       "InternalFailure",
+                                                       "StatusCode: 500",
+                                                       "StatusCode: 502",
+                                                       "StatusCode: 503",
+                                                       "StatusCode: 504",
+                                                       "DependencyViolation",
+                                                       "Failed to query available provider packages",
+                                                       "Failed to install provider",
+                                                       "context deadline exceeded",
+                                                       "is currently in use",
+                                                       "OperationAbortedException",
+                                                       "ConflictingOperation",
+                                                       "Error refreshing state"};
   if (contains_any(out, k_transient)) {
     return Error(ErrorCode::transient, msg);
   }

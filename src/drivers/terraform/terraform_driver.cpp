@@ -1,7 +1,7 @@
 #include "drivers/terraform/terraform_driver.hpp"
 
-#include <set>
 #include <filesystem>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
@@ -71,7 +71,8 @@ Expected<void> TerraformDriver::plan(const DeploySpec& spec) {
     if (!core::is_secret_arn(ref)) {
       return make_error(ErrorCode::invalid_config, "secrets." + var +
                                                        ": the terraform runtime takes an ARN (Secrets Manager or SSM), "
-                                                       "got the secret store name " + util::quote(ref));
+                                                       "got the secret store name " +
+                                                       util::quote(ref));
     }
   }
   IDP_TRY(m_opts.check_secret_arns(spec.config.secrets));
@@ -81,10 +82,9 @@ Expected<void> TerraformDriver::plan(const DeploySpec& spec) {
   nlohmann::json vars = build_tfvars(spec.env, spec.config, spec.template_values, module, settings.region, m_opts);
   for (const auto& [name, var] : module.variables) {
     if (!var.has_default && !vars.contains(name)) {
-      return make_error(ErrorCode::invalid_config, "template " + util::quote(spec.env.template_name) +
-                                                       " needs the variable " + util::quote(name) +
-                                                       ", which idp cannot supply (set drivers.terraform.var_" + name +
-                                                       ")");
+      return make_error(ErrorCode::invalid_config,
+                        "template " + util::quote(spec.env.template_name) + " needs the variable " + util::quote(name) +
+                            ", which idp cannot supply (set drivers.terraform.var_" + name + ")");
     }
   }
   return {};
@@ -123,8 +123,8 @@ Expected<ApplyResult> TerraformDriver::apply(const DeploySpec& spec, Progress& p
     return fail(util::failpoint_error("terraform.apply.prepared"));
   }
   progress.step("terraform init");
-  IDP_TRY_ASSIGN(RunOutcome init, m_runner.run(work, prepared->root, m_workspace.init_args(prepared->settings), log.get(),
-                                         progress.cancel_flag()));
+  IDP_TRY_ASSIGN(RunOutcome init, m_runner.run(work, prepared->root, m_workspace.init_args(prepared->settings),
+                                               log.get(), progress.cancel_flag()));
   if (init.exit_code != 0) {
     return fail(m_runner.command_error("init", init));
   }
@@ -133,7 +133,10 @@ Expected<ApplyResult> TerraformDriver::apply(const DeploySpec& spec, Progress& p
   }
   progress.step("terraform apply");
   progress.revision_status(core::RevisionStatus::starting, "terraform apply");
-  std::vector<std::string> args = {"apply", "-input=false", "-no-color", "-auto-approve",
+  std::vector<std::string> args = {"apply",
+                                   "-input=false",
+                                   "-no-color",
+                                   "-auto-approve",
                                    "-lock-timeout=" + std::to_string(m_opts.lock_timeout_ms / 1000) + "s",
                                    "-var-file=" + prepared->tfvars};
   IDP_TRY_ASSIGN(RunOutcome applied, m_runner.run(work, prepared->root, args, log.get(), progress.cancel_flag()));
@@ -258,12 +261,16 @@ Expected<void> TerraformDriver::destroy_locked(const core::Environment& env, Pro
   if (progress) {
     progress->step("terraform destroy");
   }
-  std::vector<std::string> args = {"destroy", "-input=false", "-no-color", "-auto-approve",
+  std::vector<std::string> args = {"destroy",
+                                   "-input=false",
+                                   "-no-color",
+                                   "-auto-approve",
                                    "-lock-timeout=" + std::to_string(m_opts.lock_timeout_ms / 1000) + "s",
                                    "-var-file=" + p.tfvars};
   IDP_TRY_ASSIGN(RunOutcome destroyed, m_runner.run(work, p.root, args, log.get(), cancel));
   if (destroyed.exit_code != 0 || destroyed.cancelled) {
-    return Unexpected(m_runner.command_error("destroy", destroyed).with_context("environment " + util::quote(env.name)));
+    return Unexpected(
+        m_runner.command_error("destroy", destroyed).with_context("environment " + util::quote(env.name)));
   }
   IDP_FAILPOINT_RETURN("terraform.destroy.destroyed"); // the state is empty; it and the work dir remain
   if (p.settings.backend == "s3") {

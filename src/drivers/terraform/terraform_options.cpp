@@ -59,8 +59,8 @@ Setter ms_opt(int64_t TerraformOptions::*field, int64_t min) {
 
 Setter endpoint_opt(std::string TerraformOptions::*field) {
   return [field](const nlohmann::json& v, TerraformOptions& o) -> OptionMessage {
-    if (!v.is_string() || !(util::starts_with(v.get<std::string>(), "http://") ||
-                            util::starts_with(v.get<std::string>(), "https://"))) {
+    if (!v.is_string() ||
+        !(util::starts_with(v.get<std::string>(), "http://") || util::starts_with(v.get<std::string>(), "https://"))) {
       return expected("an http:// or https:// URL", v);
     }
     std::string s = v.get<std::string>();
@@ -73,7 +73,8 @@ Setter endpoint_opt(std::string TerraformOptions::*field) {
 }
 
 // A list of strings: a YAML/JSON list, or one string of comma-separated items.
-Setter list_opt(std::vector<std::string> TerraformOptions::*field, const std::function<std::string(const std::string&)>& check) {
+Setter list_opt(std::vector<std::string> TerraformOptions::*field,
+                const std::function<std::string(const std::string&)>& check) {
   return [field, check](const nlohmann::json& v, TerraformOptions& o) -> OptionMessage {
     std::vector<std::string> items;
     if (v.is_string()) {
@@ -107,7 +108,8 @@ bool is_env_name(const std::string& s) {
   if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) {
     return false;
   }
-  return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
 }
 
 } // namespace
@@ -121,15 +123,16 @@ Expected<void> TerraformOptions::check_secret_arns(const std::map<std::string, s
                     [&](const std::string& prefix) { return util::starts_with(arn, prefix); })) {
       continue;
     }
-  if (secret_arn_prefixes.empty()) {
-    return make_error(ErrorCode::invalid_config,
-                      ".idp/config.yml: secret " + util::quote(name) + " references " + util::quote(arn) +
-                          ", but this server accepts no secret ARNs: the operator lists the allowed prefixes in "
-                          "drivers.terraform.secret_arn_prefixes");
-  }
-  return make_error(ErrorCode::invalid_config, ".idp/config.yml: secret " + util::quote(name) + " references " +
-                                                   util::quote(arn) + ", which is outside the ARNs this server allows (" +
-                                                   util::join(secret_arn_prefixes, ", ") + ")");
+    if (secret_arn_prefixes.empty()) {
+      return make_error(ErrorCode::invalid_config,
+                        ".idp/config.yml: secret " + util::quote(name) + " references " + util::quote(arn) +
+                            ", but this server accepts no secret ARNs: the operator lists the allowed prefixes in "
+                            "drivers.terraform.secret_arn_prefixes");
+    }
+    return make_error(ErrorCode::invalid_config, ".idp/config.yml: secret " + util::quote(name) + " references " +
+                                                     util::quote(arn) +
+                                                     ", which is outside the ARNs this server allows (" +
+                                                     util::join(secret_arn_prefixes, ", ") + ")");
   }
   return {};
 }
@@ -193,29 +196,31 @@ Expected<TerraformOptions> TerraformOptions::parse(const nlohmann::json& options
       {"acm_certificate_arn", string_opt(&TerraformOptions::acm_certificate_arn)},
       {"route53_zone_id", string_opt(&TerraformOptions::route53_zone_id)},
       {"preview_domain", string_opt(&TerraformOptions::preview_domain)},
-      {"secret_arn_prefixes", list_opt(&TerraformOptions::secret_arn_prefixes,
-                                       [](const std::string& p) -> std::string {
-                                         // A whole-partition prefix ("arn:aws:") would allow every account.
-                                         auto parts = util::split(p, ':');
-                                         if (!util::starts_with(p, "arn:") || parts.size() < 6 || parts[4].empty()) {
-                                           return "expected ARN prefixes that name at least the service, region and "
-                                                  "account, like arn:aws:secretsmanager:eu-west-1:123456789012:secret:previews/";
-                                         }
-                                         return "";
-                                       })},
+      {"secret_arn_prefixes",
+       list_opt(&TerraformOptions::secret_arn_prefixes,
+                [](const std::string& p) -> std::string {
+                  // A whole-partition prefix ("arn:aws:") would allow every account.
+                  auto parts = util::split(p, ':');
+                  if (!util::starts_with(p, "arn:") || parts.size() < 6 || parts[4].empty()) {
+                    return "expected ARN prefixes that name at least the service, region and "
+                           "account, like arn:aws:secretsmanager:eu-west-1:123456789012:secret:previews/";
+                  }
+                  return "";
+                })},
       {"permissions_boundary_arn",
        [](const nlohmann::json& v, TerraformOptions& o) -> OptionMessage {
-         if (!v.is_string() || !(v.get<std::string>().empty() ||
-                                 (util::starts_with(v.get<std::string>(), "arn:") &&
-                                  v.get<std::string>().find(":policy/") != std::string::npos))) {
+         if (!v.is_string() ||
+             !(v.get<std::string>().empty() || (util::starts_with(v.get<std::string>(), "arn:") &&
+                                                v.get<std::string>().find(":policy/") != std::string::npos))) {
            return expected("the ARN of an IAM policy, like arn:aws:iam::123456789012:policy/idp-preview-boundary", v);
          }
          o.permissions_boundary_arn = v.get<std::string>();
          return std::nullopt;
        }},
-      {"env_allow", list_opt(&TerraformOptions::env_allow, [](const std::string& n) -> std::string {
-         return is_env_name(n) ? "" : "expected environment variable names (letters, digits, _)";
-       })},
+      {"env_allow", list_opt(&TerraformOptions::env_allow,
+                             [](const std::string& n) -> std::string {
+                               return is_env_name(n) ? "" : "expected environment variable names (letters, digits, _)";
+                             })},
       {"log_max_bytes",
        [](const nlohmann::json& v, TerraformOptions& o) -> OptionMessage {
          if (!v.is_number_integer() || v.get<int64_t>() < 1024) {
@@ -250,7 +255,8 @@ Expected<TerraformOptions> TerraformOptions::parse(const nlohmann::json& options
       if (util::starts_with(key, "var_") && key.size() > 4) {
         if (!value.is_primitive() || value.is_null()) {
           return make_error(ErrorCode::invalid_config, "driver \"terraform\": option " + util::quote(key) +
-                                                           ": expected a string, number or boolean, got " + util::json_dump(value));
+                                                           ": expected a string, number or boolean, got " +
+                                                           util::json_dump(value));
         }
         o.variables[key.substr(4)] = value;
       } else {
@@ -259,7 +265,8 @@ Expected<TerraformOptions> TerraformOptions::parse(const nlohmann::json& options
     }
   }
   IDP_TRY(k_table.apply_json(table_options, o, "driver \"terraform\""));
-  const bool plugin_dir_set = options.is_object() && options.contains("plugin_dir") && !options.at("plugin_dir").is_null();
+  const bool plugin_dir_set =
+      options.is_object() && options.contains("plugin_dir") && !options.at("plugin_dir").is_null();
   if (o.binary.empty()) {
     o.binary = util::find_executable("tofu") ? "tofu" : "terraform";
   }

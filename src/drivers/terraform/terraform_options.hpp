@@ -17,25 +17,25 @@
 namespace idp::drivers::terraform {
 
 struct TerraformOptions {
-  std::string binary;          // "tofu" when on PATH, else "terraform"
-  std::string plugin_dir;      // init -plugin-dir (offline); "" = download providers
-  std::string templates_dir;   // built-in templates (<dir>/<template>/terraform)
+  std::string binary;                      // "tofu" when on PATH, else "terraform"
+  std::string plugin_dir;                  // init -plugin-dir (offline); "" = download providers
+  std::string templates_dir;               // built-in templates (<dir>/<template>/terraform)
   std::vector<std::string> templates_path; // more template directories (IDP_TEMPLATES_PATH); later ones win
-  std::string region;          // default AWS region when the app config names none
+  std::string region;                      // default AWS region when the app config names none
 
-  std::string backend = "local";         // "local" | "s3"
-  std::string state_bucket;              // s3: bucket of the state objects
-  std::string state_region;              // s3: the bucket's region (default: region)
-  std::string dynamodb_table;            // s3: lock table ("" = no locking beyond S3)
+  std::string backend = "local";                 // "local" | "s3"
+  std::string state_bucket;                      // s3: bucket of the state objects
+  std::string state_region;                      // s3: the bucket's region (default: region)
+  std::string dynamodb_table;                    // s3: lock table ("" = no locking beyond S3)
   std::string state_key_prefix = "environments"; // key = <prefix>/<env>/<region>/terraform.tfstate
-  std::string s3_endpoint;               // emulators (s3rver, MinIO): path-style requests
-  std::string dynamodb_endpoint;         // emulators (dynalite, DynamoDB Local)
+  std::string s3_endpoint;                       // emulators (s3rver, MinIO): path-style requests
+  std::string dynamodb_endpoint;                 // emulators (dynalite, DynamoDB Local)
 
-  std::string aws_endpoint;    // one endpoint for the AWS APIs the driver calls (tests)
-  int64_t lock_timeout_ms = 5 * 60000;   // -lock-timeout of apply/destroy
-  int64_t stop_grace_ms = 60000;         // cancel: SIGTERM to terraform, SIGKILL after this
+  std::string aws_endpoint;                // one endpoint for the AWS APIs the driver calls (tests)
+  int64_t lock_timeout_ms = 5 * 60000;     // -lock-timeout of apply/destroy
+  int64_t stop_grace_ms = 60000;           // cancel: SIGTERM to terraform, SIGKILL after this
   int64_t command_timeout_ms = 60 * 60000; // a whole init/apply/destroy
-  bool use_shared_networking = false;    // default of the config key use_shared_networking
+  bool use_shared_networking = false;      // default of the config key use_shared_networking
   std::string acm_certificate_arn;
   std::string route53_zone_id;
   std::string preview_domain;

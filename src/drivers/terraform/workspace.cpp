@@ -54,7 +54,8 @@ Expected<void> copy_module(const fs::path& from, const fs::path& to) {
     } else {
       fs::copy_file(entry.path(), to / name, fs::copy_options::overwrite_existing, ec);
       if (ec) {
-        return make_error(ErrorCode::io_error, "cannot copy " + util::quote(entry.path().string()) + ": " + ec.message());
+        return make_error(ErrorCode::io_error,
+                          "cannot copy " + util::quote(entry.path().string()) + ": " + ec.message());
       }
     }
   }
@@ -69,10 +70,15 @@ Expected<void> copy_module(const fs::path& from, const fs::path& to) {
 // --- EnvSettings ---
 
 nlohmann::json EnvSettings::to_json() const {
-  return {{"template", template_name},    {"template_dir", template_dir}, {"region", region},
-          {"backend", backend},           {"state_bucket", state_bucket},
-          {"state_region", state_region}, {"dynamodb_table", dynamodb_table},
-          {"state_key", state_key},       {"s3_endpoint", s3_endpoint},
+  return {{"template", template_name},
+          {"template_dir", template_dir},
+          {"region", region},
+          {"backend", backend},
+          {"state_bucket", state_bucket},
+          {"state_region", state_region},
+          {"dynamodb_table", dynamodb_table},
+          {"state_key", state_key},
+          {"s3_endpoint", s3_endpoint},
           {"dynamodb_endpoint", dynamodb_endpoint}};
 }
 
@@ -91,8 +97,9 @@ EnvSettings EnvSettings::from_json(const nlohmann::json& j) {
   return s;
 }
 
-nlohmann::json build_tfvars(const core::Environment& env, const core::AppConfig& c, const nlohmann::json& template_values,
-                            const ModuleInfo& module, const std::string& region, const TerraformOptions& opts) {
+nlohmann::json build_tfvars(const core::Environment& env, const core::AppConfig& c,
+                            const nlohmann::json& template_values, const ModuleInfo& module, const std::string& region,
+                            const TerraformOptions& opts) {
   nlohmann::json all = {
       {"environment_name", env.name},
       {"owner", env.owner.empty() ? "unknown" : env.owner},
@@ -156,12 +163,12 @@ std::string Workspace::base_dir() const { return util::path_join(m_home, "terraf
 std::string Workspace::dir(const std::string& env) const { return util::path_join(base_dir(), env); }
 
 Expected<std::string> Workspace::template_module(const std::string& template_name,
-                                                const std::string& template_dir) const {
+                                                 const std::string& template_dir) const {
   if (!template_dir.empty()) {
     std::string p = util::path_join(template_dir, "terraform");
     if (!util::is_directory(p)) {
-      return make_error(ErrorCode::invalid_config, "template " + util::quote(template_name) + " (" + template_dir +
-                                                       ") has no terraform/ module");
+      return make_error(ErrorCode::invalid_config,
+                        "template " + util::quote(template_name) + " (" + template_dir + ") has no terraform/ module");
     }
     return util::absolute_path(p);
   }
@@ -174,8 +181,8 @@ Expected<std::string> Workspace::template_module(const std::string& template_nam
     }
   }
   return make_error(ErrorCode::invalid_config, "template " + util::quote(template_name) +
-                                                   " has no terraform/ module (looked in " +
-                                                   util::join(dirs, ", ") + ")");
+                                                   " has no terraform/ module (looked in " + util::join(dirs, ", ") +
+                                                   ")");
 }
 
 std::optional<EnvSettings> Workspace::pinned_settings(const std::string& env) const {
@@ -324,7 +331,8 @@ Expected<Workspace::Prepared> Workspace::prepare(const core::Environment& env, c
   }
   IDP_TRY(util::ensure_dir(util::path_join(work, "state")));
   IDP_TRY(util::write_file_atomic(util::path_join(p.root, "backend_override.tf"), backend));
-  IDP_TRY(util::write_file_atomic(util::path_join(work, "settings.json"), util::json_dump(p.settings.to_json(), 2) + "\n"));
+  IDP_TRY(
+      util::write_file_atomic(util::path_join(work, "settings.json"), util::json_dump(p.settings.to_json(), 2) + "\n"));
   p.tfvars = util::path_join(work, "terraform.tfvars.json");
   nlohmann::json vars = build_tfvars(env, config, template_values, p.module, p.settings.region, m_opts);
   IDP_TRY(util::write_file_atomic(p.tfvars, util::json_dump(vars, 2) + "\n", 0600));

@@ -23,13 +23,13 @@ namespace idp::drivers::terraform {
 // What is pinned for an environment at its first apply (settings.json).
 struct EnvSettings {
   std::string template_name;
-  std::string template_dir;     // the template's directory at the last apply (destroy and unlock use it)
-  std::string region;           // "" when neither the config nor the options name one
+  std::string template_dir; // the template's directory at the last apply (destroy and unlock use it)
+  std::string region;       // "" when neither the config nor the options name one
   std::string backend = "local";
   std::string state_bucket;
   std::string state_region;
   std::string dynamodb_table;
-  std::string state_key;        // s3: <prefix>/<env>/<region>/terraform.tfstate
+  std::string state_key; // s3: <prefix>/<env>/<region>/terraform.tfstate
   std::string s3_endpoint;
   std::string dynamodb_endpoint;
 
@@ -44,8 +44,8 @@ struct EnvSettings {
 // where declared; config values win over option defaults (use_shared_networking: an
 // explicit `false` in the config overrides a server default of true).
 nlohmann::json build_tfvars(const core::Environment& env, const core::AppConfig& config,
-                            const nlohmann::json& template_values, const ModuleInfo& module,
-                            const std::string& region, const TerraformOptions& opts);
+                            const nlohmann::json& template_values, const ModuleInfo& module, const std::string& region,
+                            const TerraformOptions& opts);
 
 class Workspace {
 public:
@@ -53,8 +53,8 @@ public:
   struct Prepared {
     EnvSettings settings;
     ModuleInfo module;
-    std::string root;    // the copied root module (-chdir)
-    std::string tfvars;  // path of terraform.tfvars.json
+    std::string root;   // the copied root module (-chdir)
+    std::string tfvars; // path of terraform.tfvars.json
   };
 
   // `home` is absolute; `opts` must outlive the workspace.

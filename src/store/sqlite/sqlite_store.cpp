@@ -87,8 +87,7 @@ private:
 // so call sites bind without checking each call.
 class Stmt {
 public:
-  Stmt(const Op& op, sqlite3_stmt* stmt, std::string sql)
-      : m_op(&op), m_stmt(stmt), m_sql(std::move(sql)) {}
+  Stmt(const Op& op, sqlite3_stmt* stmt, std::string sql) : m_op(&op), m_stmt(stmt), m_sql(std::move(sql)) {}
   // Back to the connection's cache, reset (which ends its read) and unbound, or finalized.
   ~Stmt() {
     if (m_stmt == nullptr) {
@@ -210,13 +209,32 @@ private:
 // --- Environments ---
 
 // Column order shared by every environment query; bind_environment binds ?1..?26 in it.
-constexpr std::string_view k_env_columns[] = {
-    "name",          "repo",          "branch",   "template_name",   "runtime",
-    "owner",         "source_key",    "phase",    "desired",         "commit_sha",
-    "deployed_commit", "generation",  "observed_generation", "url",  "pr_number",
-    "config_json",   "outputs_json",  "message",  "warnings_json",   "attempts",
-    "next_attempt_at", "created_at",  "expires_at", "updated_at",    "destroyed_at",
-    "recreate"};
+constexpr std::string_view k_env_columns[] = {"name",
+                                              "repo",
+                                              "branch",
+                                              "template_name",
+                                              "runtime",
+                                              "owner",
+                                              "source_key",
+                                              "phase",
+                                              "desired",
+                                              "commit_sha",
+                                              "deployed_commit",
+                                              "generation",
+                                              "observed_generation",
+                                              "url",
+                                              "pr_number",
+                                              "config_json",
+                                              "outputs_json",
+                                              "message",
+                                              "warnings_json",
+                                              "attempts",
+                                              "next_attempt_at",
+                                              "created_at",
+                                              "expires_at",
+                                              "updated_at",
+                                              "destroyed_at",
+                                              "recreate"};
 
 std::string env_column_list() {
   std::string out;
@@ -309,7 +327,8 @@ Expected<Environment> read_environment(const Op& op, const Stmt& st) {
   std::string desired = st.text(8);
   auto parsed_desired = core::parse_desired(desired);
   if (!parsed_desired) {
-    return Unexpected(op.error("environment " + in_quotes(e.name) + " has unknown desired state " + in_quotes(desired)));
+    return Unexpected(
+        op.error("environment " + in_quotes(e.name) + " has unknown desired state " + in_quotes(desired)));
   }
   e.desired = *parsed_desired;
   e.commit = st.text(9);
@@ -384,8 +403,8 @@ Expected<void> write_environment(const Op& op, const Environment& env) {
   bind_environment(st, env);
   auto r = st.run();
   if (!r && st.last_rc() == SQLITE_CONSTRAINT_UNIQUE) {
-    return make_error(ErrorCode::already_exists, "environment " + in_quotes(env.name) + " conflicts with a live one: " +
-                                                     r.error().message);
+    return make_error(ErrorCode::already_exists,
+                      "environment " + in_quotes(env.name) + " conflicts with a live one: " + r.error().message);
   }
   return r;
 }
@@ -422,8 +441,8 @@ Expected<void> insert_events_for(const Op& op, std::string_view env_name, const 
 
 // --- Revisions and job runs ---
 
-constexpr std::string_view k_select_revision =
-    "SELECT id, env, commit_sha, generation, status, message, log_tail, created_at, finished_at, number FROM revisions ";
+constexpr std::string_view k_select_revision = "SELECT id, env, commit_sha, generation, status, message, log_tail, "
+                                               "created_at, finished_at, number FROM revisions ";
 
 Expected<Revision> read_revision(const Op& op, const Stmt& st) {
   Revision r;
@@ -484,9 +503,8 @@ Expected<int> schema_version(const Op& op) {
 
 // Refuse rather than guess: a newer idp may have changed what the columns mean.
 Unexpected newer_schema(const Op& op, int found) {
-  return Unexpected(op.error("database schema version " + std::to_string(found) +
-                                 " is newer than this idp supports (" + std::to_string(latest_schema_version()) +
-                                 "); upgrade idp or use another IDP_HOME",
+  return Unexpected(op.error("database schema version " + std::to_string(found) + " is newer than this idp supports (" +
+                                 std::to_string(latest_schema_version()) + "); upgrade idp or use another IDP_HOME",
                              ErrorCode::permanent));
 }
 
@@ -508,7 +526,8 @@ Expected<void> migrate(const Op& op) {
     if (current < latest_schema_version()) {
       Op step(op.db(), "apply schema migration " + std::to_string(current + 1));
       IDP_TRY(step.exec(std::string(migrations()[static_cast<size_t>(current)]).c_str()));
-      IDP_TRY_ASSIGN(auto st, Stmt::prepare(step, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)"));
+      IDP_TRY_ASSIGN(auto st,
+                     Stmt::prepare(step, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)"));
       st.bind(1, current + 1);
       st.bind(2, util::SystemClock().now_ms());
       IDP_TRY(st.run());
@@ -594,8 +613,8 @@ size_t SqliteStore::kept_statements_for_test() {
 
 Expected<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, const SqliteOptions& options) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   // The store owns the handle from here on, so every early return closes it.
   std::unique_ptr<SqliteStore> store(new SqliteStore(db, path));
   Op op(db, "open " + in_quotes(path));
@@ -671,8 +690,9 @@ Expected<std::optional<Environment>> SqliteStore::find_by_source_key(std::string
 Expected<std::vector<Environment>> SqliteStore::list_environments(bool include_destroyed) {
   std::lock_guard lock(m_mutex);
   Op op(m_db, "list environments", &m_statements);
-  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, select_env_sql() + (include_destroyed ? "ORDER BY name"
-                                                                                  : "WHERE phase != 'destroyed' ORDER BY name")));
+  IDP_TRY_ASSIGN(
+      auto st, Stmt::prepare(op, select_env_sql() + (include_destroyed ? "ORDER BY name"
+                                                                       : "WHERE phase != 'destroyed' ORDER BY name")));
   std::vector<Environment> out;
   while (true) {
     IDP_TRY_ASSIGN(bool row, st.step());
@@ -721,11 +741,13 @@ Expected<size_t> SqliteStore::purge_destroyed_environments(Millis destroyed_befo
   // Children first: revisions and job runs reference environments(name).
   constexpr const char* k_purged = "SELECT name FROM environments WHERE phase = 'destroyed' AND destroyed_at < ?1";
   for (const char* table : {"revisions", "job_runs"}) {
-    IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string("DELETE FROM ") + table + " WHERE env IN (" + k_purged + ")"));
+    IDP_TRY_ASSIGN(auto st,
+                   Stmt::prepare(op, std::string("DELETE FROM ") + table + " WHERE env IN (" + k_purged + ")"));
     st.bind(1, destroyed_before);
     IDP_TRY(st.run());
   }
-  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "DELETE FROM environments WHERE phase = 'destroyed' AND destroyed_at < ?1"));
+  IDP_TRY_ASSIGN(auto st,
+                 Stmt::prepare(op, "DELETE FROM environments WHERE phase = 'destroyed' AND destroyed_at < ?1"));
   st.bind(1, destroyed_before);
   IDP_TRY(st.run());
   auto purged = static_cast<size_t>(sqlite3_changes(m_db));
@@ -739,9 +761,10 @@ Expected<int64_t> SqliteStore::insert_revision(const Revision& rev) {
   std::lock_guard lock(m_mutex);
   Op op(m_db, "insert revision of " + in_quotes(rev.env), &m_statements);
   // The number is the environment's next one, in the same statement (one writer at a time).
-  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO revisions (env, commit_sha, generation, status, message, "
-                                            "log_tail, created_at, finished_at, number) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-                                            "?7, ?8, (SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE env = ?1))"));
+  IDP_TRY_ASSIGN(auto st,
+                 Stmt::prepare(op, "INSERT INTO revisions (env, commit_sha, generation, status, message, "
+                                   "log_tail, created_at, finished_at, number) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                                   "?7, ?8, (SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE env = ?1))"));
   st.bind(1, rev.env);
   st.bind(2, rev.commit);
   st.bind(3, rev.generation);
@@ -789,7 +812,8 @@ Expected<Revision> SqliteStore::get_revision(int64_t id) {
 Expected<std::vector<Revision>> SqliteStore::list_revisions(std::string_view env, size_t limit) {
   std::lock_guard lock(m_mutex);
   Op op(m_db, "list revisions of " + in_quotes(env), &m_statements);
-  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_revision) + "WHERE env = ?1 ORDER BY id DESC LIMIT ?2"));
+  IDP_TRY_ASSIGN(auto st,
+                 Stmt::prepare(op, std::string(k_select_revision) + "WHERE env = ?1 ORDER BY id DESC LIMIT ?2"));
   st.bind(1, env);
   st.bind(2, sql_limit(limit));
   std::vector<Revision> out;
@@ -1007,7 +1031,8 @@ void SqliteStore::commit_deliveries(const std::vector<DeliveryRequest*>& batch) 
       continue;
     }
     for (const auto& key : *r->keys) {
-      auto st = Stmt::prepare(op, "INSERT INTO deliveries (id, received_at) VALUES (?1, ?2) ON CONFLICT(id) DO NOTHING");
+      auto st =
+          Stmt::prepare(op, "INSERT INTO deliveries (id, received_at) VALUES (?1, ?2) ON CONFLICT(id) DO NOTHING");
       if (!st) {
         return fail_all(st.error());
       }
@@ -1070,7 +1095,8 @@ Expected<void> SqliteStore::update_job_run(const JobRun& run) {
 Expected<std::vector<JobRun>> SqliteStore::list_job_runs(std::string_view env, size_t limit) {
   std::lock_guard lock(m_mutex);
   Op op(m_db, "list job runs of " + in_quotes(env), &m_statements);
-  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_job_run) + "WHERE env = ?1 ORDER BY id DESC LIMIT ?2"));
+  IDP_TRY_ASSIGN(auto st,
+                 Stmt::prepare(op, std::string(k_select_job_run) + "WHERE env = ?1 ORDER BY id DESC LIMIT ?2"));
   st.bind(1, env);
   st.bind(2, sql_limit(limit));
   std::vector<JobRun> out;
@@ -1111,9 +1137,10 @@ ApiToken read_api_token(const Stmt& st) {
 Expected<void> SqliteStore::insert_api_token(const ApiToken& token) {
   std::lock_guard lock(m_mutex);
   Op op(m_db, "insert api token " + in_quotes(token.id), &m_statements);
-  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO api_tokens (id, hash, name, role, owner, created_by, created_at, "
-                                            "expires_at, last_used_at, revoked_at) "
-                                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
+  IDP_TRY_ASSIGN(auto st,
+                 Stmt::prepare(op, "INSERT INTO api_tokens (id, hash, name, role, owner, created_by, created_at, "
+                                   "expires_at, last_used_at, revoked_at) "
+                                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
   st.bind(1, token.id);
   st.bind(2, token.hash);
   st.bind(3, token.name);
@@ -1163,7 +1190,8 @@ Expected<ApiToken> SqliteStore::revoke_api_token(std::string_view id, Millis at)
   Op op(m_db, "revoke api token " + in_quotes(id), &m_statements);
   IDP_TRY_ASSIGN(auto tx, Transaction::begin(op));
   {
-    IDP_TRY_ASSIGN(auto up, Stmt::prepare(op, "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0"));
+    IDP_TRY_ASSIGN(auto up,
+                   Stmt::prepare(op, "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0"));
     up.bind(1, id);
     up.bind(2, at);
     IDP_TRY(up.run());
@@ -1239,9 +1267,10 @@ Expected<void> SqliteStore::delete_secret(std::string_view scope, std::string_vi
   st.bind(2, name);
   IDP_TRY(st.run());
   if (sqlite3_changes(m_db) == 0) {
-    return make_error(ErrorCode::not_found, "secret " + in_quotes(name) +
-                                                (scope.empty() ? std::string(" (every repository)") : " for " + in_quotes(scope)) +
-                                                " not found");
+    return make_error(ErrorCode::not_found,
+                      "secret " + in_quotes(name) +
+                          (scope.empty() ? std::string(" (every repository)") : " for " + in_quotes(scope)) +
+                          " not found");
   }
   return {};
 }

@@ -157,7 +157,7 @@ private:
   bool m_delivery_leader = false;
 
   std::mutex m_mutex;
-  sqlite3* m_db; // guarded by m_mutex
+  sqlite3* m_db;               // guarded by m_mutex
   StatementCache m_statements; // m_db's; guarded by m_mutex
   // The deliveries' connection (nullptr for ":memory:", which then uses m_db under
   // m_mutex); used only by the delivery leader, of which there is one at a time.

@@ -94,8 +94,8 @@ public:
   ~CaseClock() {
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - m_start).count();
     bool ok = !::testing::Test::HasFailure();
-    std::cout << "[crash campaign] " << m_what << ": " << (ok ? "converged, 0 orphans" : "FAILED") << ", "
-              << std::fixed << std::setprecision(1) << s << " s" << std::endl;
+    std::cout << "[crash campaign] " << m_what << ": " << (ok ? "converged, 0 orphans" : "FAILED") << ", " << std::fixed
+              << std::setprecision(1) << s << " s" << std::endl;
   }
 
 private:
@@ -207,9 +207,9 @@ void crash_expect_no_leases(const std::string& home) {
   EXPECT_TRUE(none) << "leases left: " << util::join(std::vector<std::string>(leases->begin(), leases->end()), " ");
 }
 
-const std::string k_env = "preview-crash";   // branch feature/crash
-const std::string k_keep = "preview-keep";   // branch feature/keep: keeps the cluster up in destroy cases
-const std::string k_jobs = "preview-jobs";   // the scheduled-worker of the job case
+const std::string k_env = "preview-crash"; // branch feature/crash
+const std::string k_keep = "preview-keep"; // branch feature/keep: keeps the cluster up in destroy cases
+const std::string k_jobs = "preview-jobs"; // the scheduled-worker of the job case
 
 // An environment that must be live at the end, and what it has.
 struct LiveEnv {
@@ -335,7 +335,8 @@ protected:
       }
       EXPECT_EQ(ports, env.web ? std::set<int>{port} : std::set<int>{})
           << env.name << ": listening ports of its processes (active port " << port << ")";
-      EXPECT_EQ(revision_dirs(home, env.name).size(), 1u) << env.name << ": " << util::join(revision_dirs(home, env.name), " ");
+      EXPECT_EQ(revision_dirs(home, env.name).size(), 1u)
+          << env.name << ": " << util::join(revision_dirs(home, env.name), " ");
       want_worktrees += 1;
     }
     EXPECT_TRUE(process_revisions(*d, gone).empty()) << "processes of " << gone << " are left";
@@ -361,7 +362,8 @@ protected:
     // cgroups: each hierarchy's group of this home holds exactly the live revisions' groups.
     auto parents = crash_cgroup_parents("idp-" + d->home_id());
     if (!want_cgroups.empty()) {
-      EXPECT_FALSE(parents.empty()) << "revisions are placed in cgroups, but no idp-" << d->home_id() << " group exists";
+      EXPECT_FALSE(parents.empty()) << "revisions are placed in cgroups, but no idp-" << d->home_id()
+                                    << " group exists";
     }
     for (const auto& parent : parents) {
       std::set<std::string> groups;
@@ -405,10 +407,12 @@ protected:
     // daemon (so the CLI may also see it go).
     (void)d->cli({"create", "--repo", jobs.path(), "--branch", "feature/jobs"});
     ASSERT_TRUE(wait_until([&] { return !d->running(); }, 120000, 100))
-        << "the failpoint " << armed << " was not reached\n" << d->log();
+        << "the failpoint " << armed << " was not reached\n"
+        << d->log();
     EXPECT_NE(d->log().find("failpoint local.job.started fired"), std::string::npos) << d->log();
     // The run the daemon died starting: schedule.json names it (with its store id).
-    json schedule = json::parse(util::read_file(home + "/envs/" + k_jobs + "/schedule.json").value_or("{}"), nullptr, false);
+    json schedule =
+        json::parse(util::read_file(home + "/envs/" + k_jobs + "/schedule.json").value_or("{}"), nullptr, false);
     ASSERT_TRUE(schedule.is_object() && schedule["running"].is_object()) << schedule.dump(2);
     const int64_t crash_run = schedule["running"].value("id", int64_t{0});
     ASSERT_GT(crash_run, 0) << schedule.dump(2);
@@ -430,8 +434,8 @@ protected:
           return crash_done && later_done;
         },
         60000, 250))
-        << "run " << crash_run << " (started at the crash) is not recorded as succeeded, or no run followed: "
-        << rs.dump(2) << d->log();
+        << "run " << crash_run
+        << " (started at the crash) is not recorded as succeeded, or no run followed: " << rs.dump(2) << d->log();
     // Every job process belongs to a run recorded as running, and at most one runs.
     std::set<std::string> running_ids;
     std::set<std::string> process_runs;
@@ -454,8 +458,10 @@ protected:
                  running_ids.size() <= 1;
         },
         30000, 50))
-        << "job processes of runs " << util::join(std::vector<std::string>(process_runs.begin(), process_runs.end()), " ")
-        << "; runs recorded running: " << util::join(std::vector<std::string>(running_ids.begin(), running_ids.end()), " ");
+        << "job processes of runs "
+        << util::join(std::vector<std::string>(process_runs.begin(), process_runs.end()), " ")
+        << "; runs recorded running: "
+        << util::join(std::vector<std::string>(running_ids.begin(), running_ids.end()), " ");
   }
 
   BareRepo remote;
@@ -508,7 +514,8 @@ TEST_P(CrashCampaignTest, ConvergesWithNothingOrphaned) {
 
   // The daemon dies at the failpoint.
   ASSERT_TRUE(wait_until([&] { return !d->running(); }, 240000, 100))
-      << "the failpoint " << c.failpoint << " was not reached\n" << d->log();
+      << "the failpoint " << c.failpoint << " was not reached\n"
+      << d->log();
   EXPECT_NE(d->log().find("failpoint " + c.failpoint + " fired"), std::string::npos) << d->log();
 
   // Up again without failpoints: it converges.
@@ -520,7 +527,8 @@ TEST_P(CrashCampaignTest, ConvergesWithNothingOrphaned) {
     EXPECT_EQ(http(*d, k_env, "GET", "/health").status, 200);
   }
   // Retiring and cleanup may finish just after the phase is written: poll for the end state.
-  wait_until([&] { return process_revisions(*d, k_env).size() <= 2 && git_worktrees(home).size() <= live.size(); }, 30000, 100);
+  wait_until([&] { return process_revisions(*d, k_env).size() <= 2 && git_worktrees(home).size() <= live.size(); },
+             30000, 100);
   expect_no_orphans(live, c.phase == Phase::destroy ? k_env : k_keep);
 
   EXPECT_EQ(d->stop(), 0);
@@ -530,15 +538,15 @@ namespace {
 
 std::vector<Case> crash_cases() {
   std::vector<Case> out;
-  for (const char* fp : {"local.apply.pending_recorded", "local.apply.checked_out", "local.database.role_created",
-                         "local.database.created", "local.apply.database_ready", "local.apply.built",
-                         "local.apply.started", "router.route_set", "local.apply.routed", "local.apply.switched",
-                         "engine.deploy.applied"}) {
+  for (const char* fp :
+       {"local.apply.pending_recorded", "local.apply.checked_out", "local.database.role_created",
+        "local.database.created", "local.apply.database_ready", "local.apply.built", "local.apply.started",
+        "router.route_set", "local.apply.routed", "local.apply.switched", "engine.deploy.applied"}) {
     out.push_back({fp, Phase::create});
   }
-  for (const char* fp : {"local.apply.pending_recorded", "local.apply.built", "local.apply.started", "router.route_set",
-                         "local.apply.routed", "local.apply.switched", "local.apply.old_retired",
-                         "engine.deploy.applied"}) {
+  for (const char* fp :
+       {"local.apply.pending_recorded", "local.apply.built", "local.apply.started", "router.route_set",
+        "local.apply.routed", "local.apply.switched", "local.apply.old_retired", "engine.deploy.applied"}) {
     out.push_back({fp, Phase::redeploy});
   }
   for (const char* fp : {"router.route_removed", "local.destroy.route_removed", "local.destroy.files_removed",
@@ -637,7 +645,8 @@ protected:
         60000, 20))
         << procs.size() << " terraform process(es) left; state lock held by pid " << holder;
     EXPECT_FALSE(util::path_exists(work + "/state/.terraform.tfstate.lock.info"))
-        << "a state lock record is left: " << util::read_file(work + "/state/.terraform.tfstate.lock.info").value_or("");
+        << "a state lock record is left: "
+        << util::read_file(work + "/state/.terraform.tfstate.lock.info").value_or("");
     std::set<std::string> dirs;
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(home + "/terraform", ec)) {
@@ -682,7 +691,8 @@ TEST_P(TerraformCrashTest, ConvergesWithNoLockLeft) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   ASSERT_TRUE(wait_until([&] { return !d->running(); }, 120000, 50))
-      << "the failpoint " << c.failpoint << " was not reached\n" << d->log();
+      << "the failpoint " << c.failpoint << " was not reached\n"
+      << d->log();
   EXPECT_NE(d->log().find("failpoint " + c.failpoint + " fired"), std::string::npos) << d->log();
 
   start_daemon("");

@@ -19,9 +19,9 @@ namespace {
 // Threads whose failpoint fires in this rig (a repository polled over webhooks, the local
 // driver with a database): the PeriodicThreads, the branch queue, the reconciler's loop and
 // lease renewal, the router's and PostgreSQL's supervisors, the job scheduler, the API.
-const std::vector<std::string> k_threads = {"reaper",           "poller",        "branch_queue", "reconciler",
-                                            "lease_renew",      "job_scheduler", "router_supervise",
-                                            "postgres_supervise", "api_server"};
+const std::vector<std::string> k_threads = {"reaper",      "poller",        "branch_queue",     "reconciler",
+                                            "lease_renew", "job_scheduler", "router_supervise", "postgres_supervise",
+                                            "api_server"};
 
 std::string failpoints_spec() {
   std::string spec;
@@ -82,7 +82,8 @@ TEST(ThreadFailpointsTest, EachThreadLogsAThrowAndTheDaemonKeepsWorking) {
     std::string fired = "failpoint thread." + t + " fired";
     std::string caught = "thread " + t + ": caught an exception, carrying on: failpoint thread." + t + " fired";
     EXPECT_TRUE(wait_until([&] { return rig.daemon->log().find(caught) != std::string::npos; }, 30000, 50))
-        << "no logged throw in thread " << t << "\n" << rig.daemon->log();
+        << "no logged throw in thread " << t << "\n"
+        << rig.daemon->log();
   }
 
   // After the throws every thread still works: a new push is polled, queued and deployed,

@@ -56,7 +56,8 @@ TEST_F(ApiSurfaceTest, DashboardMetricsCapabilitiesTemplates) {
   auto dash = d->cli({"dashboard", "--markdown"});
   EXPECT_EQ(dash.exit_code, 0) << dash.err;
   EXPECT_NE(dash.out.find("| `preview-m` |"), std::string::npos) << dash.out;
-  EXPECT_NE(dash.out.find("runs every 30 seconds"), std::string::npos) << "the dashboard states the real reaper period: " << dash.out;
+  EXPECT_NE(dash.out.find("runs every 30 seconds"), std::string::npos)
+      << "the dashboard states the real reaper period: " << dash.out;
   auto tmpls = d->cli({"templates", "list", "--json"});
   ASSERT_EQ(tmpls.exit_code, 0) << tmpls.err;
   std::set<std::string> names;

@@ -53,8 +53,12 @@ std::string write_fake_ssh(const TempDir& tmp, const std::string& gate, const st
   std::string path = tmp.sub("fake-ssh");
   std::string script = "#!/bin/sh\n"
                        "shift\n" // the host
-                       "echo reached >> '" + reached + "'\n"
-                       "flock '" + gate + "' true\n"
+                       "echo reached >> '" +
+                       reached +
+                       "'\n"
+                       "flock '" +
+                       gate +
+                       "' true\n"
                        "exec sh -c \"$*\"\n";
   EXPECT_TRUE(util::write_file_atomic(path, script));
   ::chmod(path.c_str(), 0755);
@@ -96,8 +100,8 @@ TEST(AsyncCreateTest, PostAnswersWhileTheCloneHangsAndAKilledDaemonConverges) {
   d.start();
   std::string url = "ssh://localhost" + app.path();
 
-  auto [status, env] = api_call(d, "POST", "/api/v1/environments",
-                                nlohmann::json{{"repo", url}, {"branch", "feature/slow"}}.dump());
+  auto [status, env] =
+      api_call(d, "POST", "/api/v1/environments", nlohmann::json{{"repo", url}, {"branch", "feature/slow"}}.dump());
   ASSERT_EQ(status, 202) << "answered before the clone: " << env.dump() << "\n" << d.log();
   EXPECT_EQ(env.value("name", ""), "preview-slow");
   EXPECT_EQ(env.value("phase", ""), "pending");
@@ -109,8 +113,8 @@ TEST(AsyncCreateTest, PostAnswersWhileTheCloneHangsAndAKilledDaemonConverges) {
   auto [ls, list] = api_call(d, "GET", "/api/v1/environments");
   EXPECT_EQ(ls, 200);
   EXPECT_EQ(list["environments"].size(), 1u) << list.dump();
-  auto [dup, dup_body] = api_call(d, "POST", "/api/v1/environments",
-                                  nlohmann::json{{"repo", url}, {"branch", "feature/slow"}}.dump());
+  auto [dup, dup_body] =
+      api_call(d, "POST", "/api/v1/environments", nlohmann::json{{"repo", url}, {"branch", "feature/slow"}}.dump());
   EXPECT_EQ(dup, 409) << "the desired state is stored: a second create is refused at once: " << dup_body.dump();
 
   // kill -9 in the middle of the clone, restart (its worker clones again), open the gate:

@@ -5,8 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "support/daemon_process.hpp"
 #include "store/sqlite/sqlite_store.hpp"
+#include "support/daemon_process.hpp"
 #include "support/test_support.hpp"
 #include "util/fs.hpp"
 #include "util/subprocess.hpp"
@@ -45,7 +45,8 @@ TEST(BadInputTest, ConfigValidateRejectsEveryBadFile) {
     }
     auto r = run_idp({"config", "validate", file}, "", env);
     EXPECT_EQ(r.exit_code, 1) << file;
-    std::string want_pos = file + ":" + std::to_string(c["line"].get<int>()) + ":" + std::to_string(c["column"].get<int>()) + ": ";
+    std::string want_pos =
+        file + ":" + std::to_string(c["line"].get<int>()) + ":" + std::to_string(c["column"].get<int>()) + ": ";
     EXPECT_NE(r.err.find(want_pos), std::string::npos) << c["file"] << ": " << r.err;
     if (!c["key"].get<std::string>().empty()) {
       EXPECT_NE(r.err.find("key \"" + c["key"].get<std::string>() + "\""), std::string::npos) << r.err;
@@ -117,9 +118,12 @@ TEST(BadInputTest, BadNumbersInServerSettingsAreClearErrors) {
     std::string message;
   };
   std::vector<Case> cases = {
-      {{{"IDP_WORKERS", "-1"}}, "environment variable IDP_WORKERS: expected a number of workers from 1 to 256, got \"-1\""},
+      {{{"IDP_WORKERS", "-1"}},
+       "environment variable IDP_WORKERS: expected a number of workers from 1 to 256, got \"-1\""},
       {{{"IDP_WORKERS", "4x"}}, "IDP_WORKERS"},
-      {{{"IDP_LISTEN", "127.0.0.1:99999"}}, "environment variable IDP_LISTEN: expected an address like 127.0.0.1:8787 with a port from 0 to 65535, got \"127.0.0.1:99999\""},
+      {{{"IDP_LISTEN", "127.0.0.1:99999"}},
+       "environment variable IDP_LISTEN: expected an address like 127.0.0.1:8787 with a port from 0 to 65535, got "
+       "\"127.0.0.1:99999\""},
       {{{"IDP_LISTEN", "127.0.0.1:99999999999"}}, "IDP_LISTEN"},
       {{{"IDP_ROUTER_PORT", "8080abc"}}, "IDP_ROUTER_PORT"},
   };
@@ -199,11 +203,11 @@ TEST_F(BadInputServerTest, ApiAnswersClearErrorsAndCreatesNothing) {
   EXPECT_EQ(big_status, 413);
   EXPECT_EQ(big_body["error"], "too_large");
   // Unknown environments.
-  for (auto [method, path] : std::vector<std::pair<std::string, std::string>>{
-           {"GET", "/api/v1/environments/nope"},
-           {"DELETE", "/api/v1/environments/nope"},
-           {"GET", "/api/v1/environments/nope/logs"},
-           {"GET", "/api/v1/environments/nope/events"}}) {
+  for (auto [method, path] :
+       std::vector<std::pair<std::string, std::string>>{{"GET", "/api/v1/environments/nope"},
+                                                        {"DELETE", "/api/v1/environments/nope"},
+                                                        {"GET", "/api/v1/environments/nope/logs"},
+                                                        {"GET", "/api/v1/environments/nope/events"}}) {
     auto [status, body] = d.api(method, path);
     EXPECT_EQ(status, 404) << method << " " << path;
     EXPECT_EQ(body["error"], "not_found");
@@ -236,10 +240,11 @@ TEST_F(BadInputServerTest, ApiAnswersClearErrorsAndCreatesNothing) {
 // their positions, become the environment's failed phase, which `idp create` prints (exit 1).
 TEST_F(BadInputServerTest, InvalidRepoConfigFailsTheEnvironmentWithPositionsAndCliExitsOne) {
   auto& d = *daemon;
-  repo->write_file(".idp/config.yml", "template: api-service\ncpu: 256\nmemory: 4096\nlocal:\n  start: node server.js\n");
+  repo->write_file(".idp/config.yml",
+                   "template: api-service\ncpu: 256\nmemory: 4096\nlocal:\n  start: node server.js\n");
   repo->commit("bad memory");
-  auto [status, body] = d.api("POST", "/api/v1/environments",
-                              json{{"repo", repo->path()}, {"branch", "feature/ok"}}.dump());
+  auto [status, body] =
+      d.api("POST", "/api/v1/environments", json{{"repo", repo->path()}, {"branch", "feature/ok"}}.dump());
   EXPECT_EQ(status, 202) << body.dump();
   ASSERT_TRUE(d.wait_phase("preview-ok", "failed", 60000)) << d.env("preview-ok").dump();
   EXPECT_NE(d.env("preview-ok").value("message", "").find(".idp/config.yml:3:9: key \"memory\""), std::string::npos)

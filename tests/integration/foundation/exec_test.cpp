@@ -149,8 +149,8 @@ TEST_F(ExecTest, OutputArrivesWhileTheCommandRuns) {
   std::string fifo = tmp.shared("go.fifo");
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   ASSERT_EQ(::chmod(fifo.c_str(), 0666), 0); // the command runs as the environment's own uid
-  ExecTestCli cli(*d, exec_argv({env, "--", "sh", "-c", "echo first; echo to-stderr >&2; read x < " + fifo +
-                                                          "; echo second:$x"}));
+  ExecTestCli cli(
+      *d, exec_argv({env, "--", "sh", "-c", "echo first; echo to-stderr >&2; read x < " + fifo + "; echo second:$x"}));
   ASSERT_TRUE(cli.read_until("first\n")) << "no output before the command ended: " << cli.out << cli.err;
   EXPECT_TRUE(cli.running());
   // The command is at `read x < fifo`: opening the write end succeeds once it has opened it.
@@ -216,8 +216,8 @@ TEST_F(ExecTest, TimeoutStopsTheCommandAndWhatItStarted) {
   EXPECT_EQ(st, 400) << body.dump();
   EXPECT_NE(body.value("message", "").find("timeout"), std::string::npos) << body.dump();
 
-  ExecTestCli cli(*d, exec_argv({"--timeout", "2s", env, "--", "sh", "-c",
-                                 "trap '' TERM; sleep 1000 & echo $!; echo $$; wait"}));
+  ExecTestCli cli(
+      *d, exec_argv({"--timeout", "2s", env, "--", "sh", "-c", "trap '' TERM; sleep 1000 & echo $!; echo $$; wait"}));
   ASSERT_TRUE(cli.read_lines(2)) << cli.out << cli.err;
   int code = cli.wait();
   EXPECT_EQ(code, 124) << cli.err;
@@ -293,10 +293,9 @@ TEST_F(ExecTest, TtyGivesTheCommandATerminal) {
   }
   {
     // The CLI's terminal settings are the same after -t as before.
-    ExecTestCli cli(*d,
-                    {"sh", "-c", "stty -g; echo; \"$0\" exec -t " + env + " -- true; echo; stty -g; echo end",
-                     idp_binary()},
-                    true);
+    ExecTestCli cli(
+        *d, {"sh", "-c", "stty -g; echo; \"$0\" exec -t " + env + " -- true; echo; stty -g; echo end", idp_binary()},
+        true);
     EXPECT_EQ(cli.wait(), 0) << cli.out;
     auto lines = util::split(cli.out, '\n');
     std::vector<std::string> settings;
@@ -316,8 +315,8 @@ TEST_F(ExecTest, SessionsNeedATokenAndTheOwner) {
   std::string alice = token("alice", "developer");
   std::string bob = token("bob", "developer");
   std::string viewer = token("vera", "viewer");
-  auto [created, cb] = d->api_as(alice, "POST", "/api/v1/environments",
-                                 json{{"repo", repo->path()}, {"branch", "feature/exec"}}.dump());
+  auto [created, cb] =
+      d->api_as(alice, "POST", "/api/v1/environments", json{{"repo", repo->path()}, {"branch", "feature/exec"}}.dump());
   ASSERT_EQ(created, 202) << cb.dump(); // accepted: the clone and deploy run in the engine
   ASSERT_TRUE(d->wait_phase(env, "ready", 120000)) << d->env(env).dump();
   std::string sessions = "/api/v1/environments/" + env + "/exec/sessions";
@@ -378,7 +377,8 @@ TEST_F(ExecTest, StoppingTheServerStopsEveryCommand) {
   auto [st, b] = d->api("POST", "/api/v1/environments/" + env + "/exec/sessions",
                         json{{"argv", {"sh", "-c", "echo $$ > " + pid_file + "; exec sleep 1000"}}}.dump());
   ASSERT_EQ(st, 201) << b.dump();
-  ASSERT_TRUE(wait_until([&] { return util::read_file(pid_file).value_or("").find('\n') != std::string::npos; }, 30000));
+  ASSERT_TRUE(
+      wait_until([&] { return util::read_file(pid_file).value_or("").find('\n') != std::string::npos; }, 30000));
   pid_t unread = first_pid(*util::read_file(pid_file));
   ASSERT_GT(streamed, 0);
   ASSERT_GT(unread, 0);

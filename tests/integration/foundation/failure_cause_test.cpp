@@ -34,7 +34,8 @@ protected:
   }
 
   // The REASON cell of each phase event of `env` in `idp events`, and the whole output.
-  static std::pair<std::vector<std::string>, std::string> event_reasons(const DaemonProcess& d, const std::string& env) {
+  static std::pair<std::vector<std::string>, std::string> event_reasons(const DaemonProcess& d,
+                                                                        const std::string& env) {
     auto r = d.cli({"events", env});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     std::vector<std::string> rows;
@@ -135,5 +136,6 @@ TEST_F(FailureCauseTest, TableCellsHoldOneLine) {
   EXPECT_TRUE(cut) << out;
   auto status = d.cli({"status", "preview-two-lines"});
   EXPECT_NE(status.out.find("\n             build failed after 1 step"), std::string::npos)
-      << "status shows the whole reason, indented:\n" << status.out;
+      << "status shows the whole reason, indented:\n"
+      << status.out;
 }

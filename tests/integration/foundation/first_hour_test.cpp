@@ -165,8 +165,8 @@ TEST(FirstHourTest, ConfigValidateAgreesWithCreate) {
     repo.commit(name);
     auto r = d.cli({"create", "--repo", repo.path(), "--branch", branch});
     EXPECT_EQ(r.exit_code, 1) << name << ": create accepted what validate refuses: " << r.out;
-    std::string want = ".idp/config.yml:" + std::to_string(c["line"].get<int>()) + ":" +
-                       std::to_string(c["column"].get<int>()) + ": ";
+    std::string want =
+        ".idp/config.yml:" + std::to_string(c["line"].get<int>()) + ":" + std::to_string(c["column"].get<int>()) + ": ";
     EXPECT_NE(r.err.find(want), std::string::npos) << name << ": " << r.err;
     EXPECT_NE(r.err.find(c["message"].get<std::string>()), std::string::npos) << name << ": " << r.err;
     ++checked;
@@ -253,7 +253,9 @@ TEST(FirstHourTest, RedeployAndABrokenBuildIsNotRetriedForever) {
   auto broken = d.cli({"create", "--repo", repo.path(), "--branch", "feature/broken", "--no-wait"});
   ASSERT_EQ(broken.exit_code, 0) << broken.err;
   ASSERT_TRUE(wait_until(
-      [&] { return d.env("preview-broken").value("message", "").find("not retried until a new commit") != std::string::npos; },
+      [&] {
+        return d.env("preview-broken").value("message", "").find("not retried until a new commit") != std::string::npos;
+      },
       120000, 100))
       << d.env("preview-broken").dump(2);
   env = d.env("preview-broken");
@@ -286,9 +288,10 @@ TEST(FirstHourTest, CheckConfigAndShowConfigAgreeWithServe) {
   TempDir tmp("idp-first-hour");
   auto bad_drain = check_config(tmp, "drivers:\n  local:\n    drain: soon\n");
   EXPECT_EQ(bad_drain.exit_code, 1);
-  EXPECT_NE(bad_drain.err.find("server.yml:3:12: key \"drivers.local.drain\": expected a duration like 500ms, 2s or 5m, "
-                               "got \"soon\""),
-            std::string::npos)
+  EXPECT_NE(
+      bad_drain.err.find("server.yml:3:12: key \"drivers.local.drain\": expected a duration like 500ms, 2s or 5m, "
+                         "got \"soon\""),
+      std::string::npos)
       << bad_drain.err;
   EXPECT_EQ(bad_drain.err.find("unknown option"), std::string::npos) << bad_drain.err;
 
@@ -308,8 +311,9 @@ TEST(FirstHourTest, CheckConfigAndShowConfigAgreeWithServe) {
 
   auto driver_typo = check_config(tmp, "drivers:\n  lcoal:\n    drain: 2s\n");
   EXPECT_EQ(driver_typo.exit_code, 1);
-  EXPECT_NE(driver_typo.err.find("server.yml:2:3: key \"drivers.lcoal\": unknown driver, did you mean \"drivers.local\"?"),
-            std::string::npos)
+  EXPECT_NE(
+      driver_typo.err.find("server.yml:2:3: key \"drivers.lcoal\": unknown driver, did you mean \"drivers.local\"?"),
+      std::string::npos)
       << driver_typo.err;
 
   std::string good = "keep_running: true\nrouter:\n  listen_host: 0.0.0.0\ngithub:\n  api_url: http://127.0.0.1:9/api\n"
@@ -345,7 +349,8 @@ TEST(FirstHourTest, CreateTimeoutSaysWhatItIsWaitingFor) {
   d.start();
   GitRepo repo(tmp.sub("app"));
   repo.copy_from(source_dir() + "/examples/api-service");
-  repo.write_file(".idp/config.yml", "template: api-service\nhealth_check_path: /healthz-typo\nlocal:\n  start: node server.js\n");
+  repo.write_file(".idp/config.yml",
+                  "template: api-service\nhealth_check_path: /healthz-typo\nlocal:\n  start: node server.js\n");
   repo.commit("bad health path");
   repo.checkout_new_branch("feature/slow");
   auto r = d.cli({"create", "--repo", repo.path(), "--branch", "feature/slow", "--timeout", "15s"});

@@ -80,7 +80,8 @@ TEST_F(FoundationTest, CreateServeListExtendDestroy) {
   auto [status, body] = curl_status(url + "health");
   EXPECT_EQ(status, 200);
   EXPECT_NE(body.find("\"service\":\"api-service-demo\""), std::string::npos) << body;
-  EXPECT_EQ(curl_status(url + "env").second.find("\"GREETING\":\"hello from a preview environment\"") != std::string::npos,
+  EXPECT_EQ(curl_status(url + "env").second.find("\"GREETING\":\"hello from a preview environment\"") !=
+                std::string::npos,
             true)
       << "the config's environment map is injected";
 
@@ -182,14 +183,16 @@ TEST_F(FoundationTest, Kill9DuringProvisioningConvergesToReady) {
   d->start();
   GitRepo repo = make_example_repo(tmp.sub("app"), "api-service", "feature/slow");
   // A build that takes a while, so the daemon can be killed in the middle of it.
-  repo.write_file(".idp/config.yml",
-                  "template: api-service\nhealth_check_path: /health\nlocal:\n  build: \"sleep 5\"\n  start: \"node server.js\"\n");
+  repo.write_file(
+      ".idp/config.yml",
+      "template: api-service\nhealth_check_path: /health\nlocal:\n  build: \"sleep 5\"\n  start: \"node server.js\"\n");
   repo.commit("slow build");
   ASSERT_EQ(d->cli({"create", "--repo", repo.path(), "--branch", "feature/slow", "--no-wait"}).exit_code, 0);
   ASSERT_TRUE(wait_until(
       [&] {
         auto e = d->env("preview-slow");
-        return e.is_object() && e["phase"] == "provisioning" && e.value("message", "").find("build") != std::string::npos;
+        return e.is_object() && e["phase"] == "provisioning" &&
+               e.value("message", "").find("build") != std::string::npos;
       },
       30000))
       << d->log();
@@ -214,10 +217,12 @@ TEST_F(FoundationTest, CollidingBranchesGetTwoEnvironments) {
   DaemonProcess d(tmp.sub("home"));
   d.start();
   GitRepo repo = make_example_repo(tmp.sub("app"), "api-service", "feature/foo");
-  repo.write_file(".idp/config.yml", "template: api-service\nhealth_check_path: /health\nenvironment:\n  APP_VERSION: from-feature-foo\nlocal:\n  start: node server.js\n");
+  repo.write_file(".idp/config.yml", "template: api-service\nhealth_check_path: /health\nenvironment:\n  APP_VERSION: "
+                                     "from-feature-foo\nlocal:\n  start: node server.js\n");
   repo.commit("feature/foo version");
   repo.checkout_new_branch("foo");
-  repo.write_file(".idp/config.yml", "template: api-service\nhealth_check_path: /health\nenvironment:\n  APP_VERSION: from-foo\nlocal:\n  start: node server.js\n");
+  repo.write_file(".idp/config.yml", "template: api-service\nhealth_check_path: /health\nenvironment:\n  APP_VERSION: "
+                                     "from-foo\nlocal:\n  start: node server.js\n");
   repo.commit("foo version");
 
   auto a = d.cli({"create", "--repo", repo.path(), "--branch", "feature/foo"});
@@ -296,8 +301,8 @@ TEST_F(FoundationTest, LogsFollowStreamsNewLines) {
   ::close(fd);
   ASSERT_TRUE(pid);
   // Lines already there come first...
-  ASSERT_TRUE(wait_until([&] { return util::read_file(out_file).value_or("").find("listening on") != std::string::npos; },
-                         15000));
+  ASSERT_TRUE(wait_until(
+      [&] { return util::read_file(out_file).value_or("").find("listening on") != std::string::npos; }, 15000));
   // ...then lines written after the follow started.
   EXPECT_EQ(d.get_via_router("preview-follow", "/echo?msg=hello-follow").first, 200);
   EXPECT_TRUE(wait_until(

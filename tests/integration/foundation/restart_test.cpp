@@ -101,7 +101,8 @@ TEST_F(RestartTest, CleanStopAndStartRunsTheSameRevisionAgain) {
   EXPECT_EQ(d.env("preview-restart")["phase"], "ready");
   EXPECT_EQ(restart_test_revision_ids(d, "preview-restart"), revs) << "the same revision, not a new one";
   EXPECT_EQ(restart_test_transitions(d, "preview-restart"), transitions)
-      << "no phase change at all (no degraded):\n" << restart_test_events_text(d, "preview-restart");
+      << "no phase change at all (no degraded):\n"
+      << restart_test_events_text(d, "preview-restart");
   json e = d.env("preview-restart");
   EXPECT_EQ(e["revisions"][0]["status"], "serving");
   EXPECT_EQ(e["message"], "");
@@ -146,8 +147,8 @@ TEST_F(RestartTest, AppCrashAfterARestartIsStillACrash) {
       },
       60000, 50))
       << restart_test_events_text(d, "preview-restart") << d.log();
-  ASSERT_TRUE(wait_until([&] { return restart_test_revision_ids(d, "preview-restart").size() == revs.size() + 1; },
-                         60000, 50));
+  ASSERT_TRUE(
+      wait_until([&] { return restart_test_revision_ids(d, "preview-restart").size() == revs.size() + 1; }, 60000, 50));
   ASSERT_TRUE(d.wait_phase("preview-restart", "ready", 60000));
   EXPECT_NE(restart_test_app_pid(d, "preview-restart"), app);
   auto [status, body] = d.api("GET", "/api/v1/environments/preview-restart/events");

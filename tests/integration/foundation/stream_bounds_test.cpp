@@ -30,13 +30,11 @@ namespace {
 // A stream opened over a raw socket, so that dozens can stay open without a thread each.
 struct RawStream {
   int fd = -1;
-  int status = 0;    // 0 = no answer in time
-  std::string head;  // status line and headers
+  int status = 0;   // 0 = no answer in time
+  std::string head; // status line and headers
 };
 
-int port_of(const std::string& url) {
-  return util::parse_int<int>(url.substr(url.rfind(':') + 1)).value_or(0);
-}
+int port_of(const std::string& url) { return util::parse_int<int>(url.substr(url.rfind(':') + 1)).value_or(0); }
 
 // GET `path` and wait for the response head. The wait is generous: it only tells "answered"
 // from "never answered" (the request pool exhausted).
@@ -199,7 +197,8 @@ TEST(StreamBoundsTest, MaxStreamsIsValidatedAndShown) {
   };
   auto bad = serve("max_streams: 5000\n", {}, "--check-config");
   EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
-  EXPECT_NE(bad.err.find("key \"max_streams\": expected a number of streams from 0 to 1024, got \"5000\""), std::string::npos)
+  EXPECT_NE(bad.err.find("key \"max_streams\": expected a number of streams from 0 to 1024, got \"5000\""),
+            std::string::npos)
       << bad.err;
   auto bad_env = serve("", {{"IDP_MAX_STREAMS", "-1"}}, "--check-config");
   EXPECT_EQ(bad_env.exit_code, 1) << bad_env.out << bad_env.err;

@@ -16,15 +16,19 @@ TEST(GitopsBranchNamesTest, ShellMetacharactersNeverRunAndBecomeDnsNames) {
   GitopsRig rig("idp-gitops-names", {.poll = true, .poll_interval = "300ms"});
   rig.start();
   // Real branches: git accepts every one of these names.
-  std::vector<std::string> names = {"feat/$(touch${IFS}pwned)", "a;b",         "it's",
-                                    "`touch${IFS}pwned`",       "feat/ünïcode", "x|y&z>w",
+  std::vector<std::string> names = {"feat/$(touch${IFS}pwned)",
+                                    "a;b",
+                                    "it's",
+                                    "`touch${IFS}pwned`",
+                                    "feat/ünïcode",
+                                    "x|y&z>w",
                                     "a_b" /* sanitises like "a;b" */};
   std::map<std::string, std::string> commits;
   for (size_t i = 0; i < names.size(); ++i) {
     commits[names[i]] = rig.commit_file(names[i], "NOTE.txt", names[i] + "\n");
     if (i % 2 == 0) { // half also by webhook; the poller finds all of them
-      auto [status, body] = rig.webhook("push", push_payload(rig.payload_repo(), names[i], k_zero_commit,
-                                                             commits[names[i]]));
+      auto [status, body] =
+          rig.webhook("push", push_payload(rig.payload_repo(), names[i], k_zero_commit, commits[names[i]]));
       EXPECT_EQ(status, 202) << names[i] << ": " << body.dump();
     }
   }
@@ -46,12 +50,12 @@ TEST(GitopsBranchNamesTest, ShellMetacharactersNeverRunAndBecomeDnsNames) {
   // Names git refuses: 400 with a clear message, nothing changes.
   size_t events_before = rig.all_events().size();
   for (std::string bad : {"feat/a b", "evil\n$(touch pwned)", "a..b", "x y;touch pwned", "-rf", "HEAD:refs/x"}) {
-    auto [status, body] = rig.webhook("push", push_payload(rig.payload_repo(), bad, k_zero_commit,
-                                                           std::string(40, 'a')));
+    auto [status, body] =
+        rig.webhook("push", push_payload(rig.payload_repo(), bad, k_zero_commit, std::string(40, 'a')));
     EXPECT_EQ(status, 400) << body.dump();
     EXPECT_NE(body.value("message", "").find("not a valid git branch name"), std::string::npos) << body.dump();
-    auto [pr, pr_body] = rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "opened", 77, bad,
-                                                                          std::string(40, 'a')));
+    auto [pr, pr_body] =
+        rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "opened", 77, bad, std::string(40, 'a')));
     EXPECT_EQ(pr, 400) << pr_body.dump();
   }
   EXPECT_EQ(rig.all_events().size(), events_before);

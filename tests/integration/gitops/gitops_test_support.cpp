@@ -39,10 +39,15 @@ GitopsRig::~GitopsRig() {
 void GitopsRig::write_config() {
   (void)util::write_file_atomic(tmp.sub("webhook.secret"), secret + "\n", 0600);
   std::string cfg = "repositories:\n"
-                    "  - url: " + yaml_quote(remote_path) + "\n"
+                    "  - url: " +
+                    yaml_quote(remote_path) +
+                    "\n"
                     "    github_repo: idp-tests/app\n"
-                    "    poll: " + std::string(options.poll ? "true" : "false") + "\n"
-                    "    poll_interval: " + options.poll_interval + "\n";
+                    "    poll: " +
+                    std::string(options.poll ? "true" : "false") +
+                    "\n"
+                    "    poll_interval: " +
+                    options.poll_interval + "\n";
   if (options.webhooks) {
     cfg += "    webhook_secret: " + yaml_quote("file:" + tmp.sub("webhook.secret")) + "\n";
   }
@@ -120,7 +125,8 @@ std::pair<long, json> GitopsRig::post_hook(const std::string& event, const std::
 }
 
 json GitopsRig::env_of(const std::string& branch, bool include_destroyed) const {
-  auto [status, body] = daemon->api("GET", include_destroyed ? "/api/v1/environments?all=true" : "/api/v1/environments");
+  auto [status, body] =
+      daemon->api("GET", include_destroyed ? "/api/v1/environments?all=true" : "/api/v1/environments");
   if (status != 200) {
     return nullptr;
   }

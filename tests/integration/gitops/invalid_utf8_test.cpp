@@ -26,8 +26,9 @@ const std::string k_shown_branch = "feat/\xef\xbf\xbd"; // "feat/" + U+FFFD, as 
   }
   auto [status, body] = rig.daemon->api("GET", "/api/v1/environments?all=true");
   if (status != 200 || !body.is_object() || !body["environments"].is_array()) {
-    return ::testing::AssertionFailure() << "GET /api/v1/environments: " << status << " "
-                                         << util::json_dump(body) << "\n" << rig.daemon->log();
+    return ::testing::AssertionFailure() << "GET /api/v1/environments: " << status << " " << util::json_dump(body)
+                                         << "\n"
+                                         << rig.daemon->log();
   }
   return ::testing::AssertionSuccess();
 }
@@ -44,7 +45,8 @@ TEST(GitopsBranchNamesTest, InvalidUtf8BranchByPollAndWebhookKeepsTheDaemonUp) {
   // is unknown, so 400 rather than an environment for a branch that does not exist ...
   auto [status, body] = rig.webhook("push", push_payload(rig.payload_repo(), k_bad_branch, k_zero_commit, c1));
   EXPECT_EQ(status, 400) << util::json_dump(body);
-  EXPECT_NE((body.is_object() ? body.value("message", "") : "").find("U+FFFD"), std::string::npos) << util::json_dump(body);
+  EXPECT_NE((body.is_object() ? body.value("message", "") : "").find("U+FFFD"), std::string::npos)
+      << util::json_dump(body);
   // ... and by a careless sender, with the raw byte inside a JSON string: not JSON, so 400.
   std::string raw = util::json_dump(push_payload(rig.payload_repo(), "feat/PLACEHOLDER", k_zero_commit, c1));
   for (size_t p; (p = raw.find("feat/PLACEHOLDER")) != std::string::npos;) {

@@ -2,8 +2,8 @@
 // the expiry moves out; delete the branch → torn down. By polling and by signed webhooks.
 #include <gtest/gtest.h>
 
-#include "integration/gitops/gitops_test_support.hpp"
 #include "fakes/fake_github.hpp"
+#include "integration/gitops/gitops_test_support.hpp"
 #include "util/fs.hpp"
 #include "util/time.hpp"
 
@@ -13,7 +13,9 @@ using nlohmann::json;
 
 namespace {
 
-util::Millis expires_of(const json& env) { return util::parse_iso8601(env["expires_at"].get<std::string>()).value_or(0); }
+util::Millis expires_of(const json& env) {
+  return util::parse_iso8601(env["expires_at"].get<std::string>()).value_or(0);
+}
 
 // The API shows times to the second: make sure the next sync happens in a later second.
 void next_second() {
@@ -88,14 +90,16 @@ TEST(GitopsLifecycleTest, SignedWebhooksCreateRedeployAndDestroy) {
   util::Millis expires1 = expires_of(env);
 
   // The PR is opened: the same commit, now with its number (no redeploy).
-  auto [s2, b2] = rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "opened", 42, "feature/hook", c1));
+  auto [s2, b2] =
+      rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "opened", 42, "feature/hook", c1));
   ASSERT_EQ(s2, 202) << b2.dump();
   ASSERT_TRUE(wait_until([&] { return rig.daemon->env(name)["pr_number"] == 42; }, 30000));
   EXPECT_EQ(rig.revisions(name).size(), 1u);
 
   next_second();
   std::string c2 = rig.commit_version("feature/hook", "v2");
-  auto [s3, b3] = rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "synchronize", 42, "feature/hook", c2));
+  auto [s3, b3] =
+      rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "synchronize", 42, "feature/hook", c2));
   ASSERT_EQ(s3, 202) << b3.dump();
   ASSERT_TRUE(rig.wait_ready_at(name, c2, 90000)) << rig.daemon->env(name).dump(2);
   EXPECT_EQ(rig.app_root(name)["version"], "v2");
@@ -220,8 +224,9 @@ TEST(GitopsLifecycleTest, GithubIsToldAboutDeploys) {
   GitopsRig rig("idp-gitops-notify", {.poll = false, .github_api_url = github.url(), .github_token = token});
   rig.start();
   std::string c1 = rig.commit_version("feature/notify", "v1");
-  ASSERT_EQ(rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "opened", 12, "feature/notify", c1)).first,
-            202);
+  ASSERT_EQ(
+      rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "opened", 12, "feature/notify", c1)).first,
+      202);
   std::string name = rig.wait_env("feature/notify", 30000);
   ASSERT_TRUE(rig.wait_ready_at(name, c1, 90000)) << rig.daemon->log();
   std::string url = rig.daemon->env(name)["url"];
@@ -232,10 +237,13 @@ TEST(GitopsLifecycleTest, GithubIsToldAboutDeploys) {
     }
     return states;
   };
-  ASSERT_TRUE(wait_until([&] {
-    auto s = status_states(c1);
-    return !s.empty() && s.back() == "success";
-  }, 30000)) << rig.daemon->log();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto s = status_states(c1);
+        return !s.empty() && s.back() == "success";
+      },
+      30000))
+      << rig.daemon->log();
   auto posts = github.requests("POST", "/repos/idp-tests/app/statuses/" + c1);
   for (const auto& p : posts) { // "pending" only when the notifier looked while it deployed
     std::string state = json::parse(p.body)["state"];
@@ -243,22 +251,28 @@ TEST(GitopsLifecycleTest, GithubIsToldAboutDeploys) {
   }
   EXPECT_EQ(json::parse(posts.back().body)["target_url"], url);
   EXPECT_EQ(posts.back().headers.at("authorization"), "Bearer " + token);
-  ASSERT_TRUE(wait_until([&] {
-    auto c = github.comments(12);
-    return c.size() == 1 && c[0].body.find(url) != std::string::npos;
-  }, 30000));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto c = github.comments(12);
+        return c.size() == 1 && c[0].body.find(url) != std::string::npos;
+      },
+      30000));
 
   std::string c2 = rig.commit_version("feature/notify", "v2");
-  ASSERT_EQ(rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "synchronize", 12, "feature/notify", c2))
-                .first,
-            202);
+  ASSERT_EQ(
+      rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "synchronize", 12, "feature/notify", c2))
+          .first,
+      202);
   ASSERT_TRUE(rig.wait_ready_at(name, c2, 90000));
-  ASSERT_TRUE(wait_until([&] {
-    auto s = status_states(c2);
-    auto c = github.comments(12);
-    return !s.empty() && s.back() == "success" && c.size() == 1 &&
-           c[0].body.find("`" + short_sha(c2) + "`") != std::string::npos;
-  }, 30000)) << "one comment, edited in place";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto s = status_states(c2);
+        auto c = github.comments(12);
+        return !s.empty() && s.back() == "success" && c.size() == 1 &&
+               c[0].body.find("`" + short_sha(c2) + "`") != std::string::npos;
+      },
+      30000))
+      << "one comment, edited in place";
   EXPECT_EQ(github.requests("POST", "/repos/idp-tests/app/issues/12/comments").size(), 1u);
   EXPECT_FALSE(github.requests("PATCH", "/repos/idp-tests/app/issues/comments/").empty());
   EXPECT_EQ(rig.daemon->log().find(token), std::string::npos) << "the token is never logged";

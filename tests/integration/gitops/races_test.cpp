@@ -14,7 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-
 std::vector<json> with(const json& events, const std::string& key, const std::string& value) {
   std::vector<json> out;
   for (const auto& e : events) {
@@ -95,8 +94,9 @@ TEST(GitopsRaceTest, PrCloseAndBranchDeleteTogetherDestroyOnce) {
   EXPECT_GE(removals, 1u);
   // The same signed body again is a replay (dedup by body hash), whatever its delivery id.
   EXPECT_EQ(rig.webhook("delete", delete_payload(rig.payload_repo(), "feature/dual")).first, 200);
-  EXPECT_EQ(rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "closed", 9, "feature/dual", c1)).first,
-            202);
+  EXPECT_EQ(
+      rig.webhook("pull_request", pull_request_payload(rig.payload_repo(), "closed", 9, "feature/dual", c1)).first,
+      202);
   ASSERT_TRUE(wait_until([&] { return count_in_log(rig.daemon->log(), done) > removals; }, 30000));
   json events = rig.events(name);
   EXPECT_EQ(with(events, "action", "destroy").size(), 1u) << events.dump(2);
@@ -114,8 +114,9 @@ TEST(GitopsRaceTest, PushDuringDestroyRecreatesAfterTheDestroyFinishes) {
   rig.start();
   // An app that takes a while to stop (drains for 5 s on SIGTERM): the destroy is observable.
   auto server = util::read_file(source_dir() + "/examples/api-service/server.js");
-  std::string slow = *server + "\nprocess.removeAllListeners('SIGTERM');\n"
-                               "process.on('SIGTERM', () => { console.log('draining'); setTimeout(() => process.exit(0), 5000); });\n";
+  std::string slow =
+      *server + "\nprocess.removeAllListeners('SIGTERM');\n"
+                "process.on('SIGTERM', () => { console.log('draining'); setTimeout(() => process.exit(0), 5000); });\n";
   rig.commit_file("feature/redo", "server.js", slow);
   std::string c1;
   std::string name = ready_env(rig, "feature/redo", c1);
@@ -280,8 +281,8 @@ TEST(GitopsRaceTest, ANewerPushSupersedesABuildInFlight) {
   rig.work->write_file("server.js", *server);
   std::string c3 = rig.commit_version("feature/supersede", "v3");
   ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/supersede", c2, c3)).first, 202);
-  ASSERT_TRUE(rig.wait_ready_at(name, c3, 25000)) << "long before c2 could have listened: "
-                                                  << rig.daemon->env(name).dump(2);
+  ASSERT_TRUE(rig.wait_ready_at(name, c3, 25000))
+      << "long before c2 could have listened: " << rig.daemon->env(name).dump(2);
   EXPECT_EQ(rig.app_root(name)["version"], "v3");
   for (const auto& r : rig.revisions(name)) {
     if (r["commit"] == c2) {

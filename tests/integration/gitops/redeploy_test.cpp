@@ -18,7 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-
 // Clients hammering GET / through the router (Caddy) with the environment's Host header.
 class Load {
 public:

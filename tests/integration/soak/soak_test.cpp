@@ -54,19 +54,18 @@ int soak_setting(const char* name, int fallback) {
 
 // Outside the anonymous namespace: SoakTest's members use them (-Wsubobject-linkage in a unity build).
 struct SoakBranch {
-  std::string name;           // soak-007
-  std::string env;            // preview-soak-007
-  bool live = false;          // the branch exists in the remote
-  std::string commit;         // its head while live
-  bool served = false;        // seen ready since it was (re)created: requests to it must succeed
-  uint64_t generation = 0;    // bumped when its branch is deleted: requests racing that are in the window
+  std::string name;        // soak-007
+  std::string env;         // preview-soak-007
+  bool live = false;       // the branch exists in the remote
+  std::string commit;      // its head while live
+  bool served = false;     // seen ready since it was (re)created: requests to it must succeed
+  uint64_t generation = 0; // bumped when its branch is deleted: requests racing that are in the window
 };
 
 struct SoakFigures {
   std::atomic<long> pushes{0}, extends{0}, destroys{0}, creates{0};
   std::atomic<long> requests{0}, requests_in_window_failed{0}, api_calls{0}, api_down_failed{0};
 };
-
 
 class SoakTest : public TemplatesTest {
 protected:
@@ -130,14 +129,15 @@ protected:
   GitRepo work;
   std::unique_ptr<DaemonProcess> d;
   std::vector<SoakBranch> branches;
-  std::mutex m_mu;                 // branches
-  std::shared_mutex m_daemon_mu;   // exclusive while the daemon is killed and started again
+  std::mutex m_mu;               // branches
+  std::shared_mutex m_daemon_mu; // exclusive while the daemon is killed and started again
 };
 
 TEST_F(SoakTest, HundredEnvironmentsSurviveChurnAndAKill9) {
   const int n_envs = soak_setting("IDP_SOAK_ENVS", 100);
   const int seconds = soak_setting("IDP_SOAK_SECONDS", 120);
-  const unsigned seed = static_cast<unsigned>(soak_setting("IDP_SOAK_SEED", static_cast<int>(std::random_device{}() & 0x7fffffff)));
+  const unsigned seed =
+      static_cast<unsigned>(soak_setting("IDP_SOAK_SEED", static_cast<int>(std::random_device{}() & 0x7fffffff)));
   std::printf("soak: %d environments, %d s of churn, IDP_SOAK_SEED=%u\n", n_envs, seconds, seed);
   std::mt19937 rng(seed);
 
@@ -348,8 +348,8 @@ TEST_F(SoakTest, HundredEnvironmentsSurviveChurnAndAKill9) {
     return true;
   };
   EXPECT_TRUE(wait_until(clean, 120000, 500))
-      << process_environments(*d).size() << " environments with processes; " << caddy_routes(home).size() << " routes for " << live.size() << " live environments; "
-      << git_worktrees(home).size() << " worktrees";
+      << process_environments(*d).size() << " environments with processes; " << caddy_routes(home).size()
+      << " routes for " << live.size() << " live environments; " << git_worktrees(home).size() << " worktrees";
 
   // Back to the baseline: the fds the daemon holds for live environments, and its memory,
   // are not more than with all of them alive before the churn (allocator slack allowed).

@@ -162,7 +162,8 @@ TEST_F(TemplatesTest, SeededRepositoryClonesTheSeededTemplate) {
                        "SELECT tableowner FROM pg_tables WHERE tablename = 'notes'");
   EXPECT_EQ(owner.exit_code, 0) << owner.err;
   EXPECT_EQ(owner.out, role_b + "\n");
-  auto template_conn = psql_superuser("SELECT datallowconn, datistemplate FROM pg_database WHERE datname = '" + tmpl + "'");
+  auto template_conn =
+      psql_superuser("SELECT datallowconn, datistemplate FROM pg_database WHERE datname = '" + tmpl + "'");
   EXPECT_EQ(template_conn.out, "f|t\n") << "the template takes no connections, so clones never wait";
   for (const char* env : {"preview-seed-a", "preview-seed-b", "preview-seed-c"}) {
     ASSERT_EQ(d->cli({"destroy", env, "--yes"}).exit_code, 0);
@@ -203,7 +204,8 @@ TEST_F(TemplatesTest, Kill9WithDatabasesLiveKeepsEveryEnvironmentsData) {
   for (const char* env : {"preview-crash-a", "preview-crash-b"}) {
     std::string want = std::string(env).substr(14) + " before the crash";
     ASSERT_TRUE(wait_until([&] { return notes_of(env) == want; }, 90000))
-        << env << ": " << http(*d, env, "GET", "/notes").body << "\n" << d->log();
+        << env << ": " << http(*d, env, "GET", "/notes").body << "\n"
+        << d->log();
     EXPECT_EQ(http(*d, env, "POST", "/notes", R"({"text":"after"})").status, 201);
   }
 

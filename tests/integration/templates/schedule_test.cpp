@@ -44,7 +44,8 @@ TEST_F(TemplatesTest, ScheduledWorkerRunsRecordsExitCodesAndSkipsOverlaps) {
         return count(rs, "failed") >= 2 && count(rs, "skipped") >= 2;
       },
       60000, 250))
-      << runs().dump(2) << "\n" << d->log();
+      << runs().dump(2) << "\n"
+      << d->log();
 
   json rs = runs();
   for (const auto& r : rs) {
@@ -202,6 +203,7 @@ TEST_F(TemplatesTest, ScheduledWorkerSeesItsRunIdAndStatusShowsTheNextRun) {
   auto logs = d->cli({"logs", env, "--tail", "100000"});
   EXPECT_NE(logs.out.find("scheduled-worker run " + done["id"].dump() + " finished with exit code 0"),
             std::string::npos)
-      << "IDP_JOB_RUN is run " << done["id"] << ":\n" << logs.out;
+      << "IDP_JOB_RUN is run " << done["id"] << ":\n"
+      << logs.out;
   ASSERT_EQ(d->cli({"destroy", env, "--yes"}).exit_code, 0);
 }

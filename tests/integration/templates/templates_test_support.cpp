@@ -112,8 +112,9 @@ pid_t TemplatesTest::postmaster_pid() const {
 util::RunResult TemplatesTest::psql_as(const std::string& role, const std::string& password, const std::string& db,
                                        const std::string& sql) const {
   util::Command c;
-  c.argv = {"psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", std::to_string(cluster_port()),
-            "-U", role, "-d", db, "-c", sql};
+  c.argv = {
+      "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", std::to_string(cluster_port()),
+      "-U",   role, "-d", db,   "-c", sql};
   c.env = {{"PGPASSWORD", password}, {"PGCONNECT_TIMEOUT", "5"}};
   c.unset_env = {"PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE"};
   util::RunOptions o;
@@ -124,8 +125,23 @@ util::RunResult TemplatesTest::psql_as(const std::string& role, const std::strin
 
 util::RunResult TemplatesTest::psql_superuser(const std::string& sql) const {
   util::Command c;
-  c.argv = {"psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", home + "/postgres/run", "-p",
-            std::to_string(cluster_port()), "-U", "idp", "-d", "postgres", "-c", sql};
+  c.argv = {"psql",
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            home + "/postgres/run",
+            "-p",
+            std::to_string(cluster_port()),
+            "-U",
+            "idp",
+            "-d",
+            "postgres",
+            "-c",
+            sql};
   c.unset_env = {"PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGSERVICE"};
   util::RunOptions o;
   o.timeout_ms = 30000;

@@ -3,9 +3,9 @@
 // dynalite from npm, whose DynamoDB lock item survives a killed terraform.
 
 #include <csignal>
-#include <filesystem>
 #include <cstdlib>
 #include <fcntl.h>
+#include <filesystem>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -34,11 +34,11 @@ std::string tf_binary() {
   return "";
 }
 
-#define IDP_REQUIRE_TERRAFORM()                                                                \
-  do {                                                                                         \
-    if (tf_binary().empty()) {                                                                 \
-      GTEST_SKIP() << "neither tofu nor terraform is on PATH";                                 \
-    }                                                                                          \
+#define IDP_REQUIRE_TERRAFORM()                                                                                        \
+  do {                                                                                                                 \
+    if (tf_binary().empty()) {                                                                                         \
+      GTEST_SKIP() << "neither tofu nor terraform is on PATH";                                                         \
+    }                                                                                                                  \
   } while (false)
 
 class TestProgress final : public Progress {
@@ -65,7 +65,8 @@ DeploySpec tf_test_spec(const std::string& name, bool fail = false) {
   return s;
 }
 
-std::unique_ptr<TerraformDriver> make_driver(const std::string& home, nlohmann::json options = nlohmann::json::object()) {
+std::unique_ptr<TerraformDriver> make_driver(const std::string& home,
+                                             nlohmann::json options = nlohmann::json::object()) {
   DriverContext ctx;
   ctx.home = home;
   options["templates_dir"] = IDP_TF_TEMPLATES_DIR;
@@ -119,7 +120,8 @@ public:
 
   // True once terraform asks for confirmation (it holds the lock by then).
   bool wait_holding(int timeout_ms) {
-    return idp::testing::wait_until([&] { return output().find("Enter a value") != std::string::npos; }, timeout_ms, 50);
+    return idp::testing::wait_until([&] { return output().find("Enter a value") != std::string::npos; }, timeout_ms,
+                                    50);
   }
   std::string output() const { return util::read_file(m_out).value_or(""); }
   void kill9() {
@@ -205,14 +207,14 @@ TEST(TerraformDriverTest, TerraformSeesOnlyTheAllowlistedEnvironment) {
   TempDir tmp("idp-tf-env");
   // The binary is a wrapper that records the environment it was started with.
   std::string wrapper = tmp.sub("terraform-wrapper");
-  ASSERT_TRUE(util::write_file_atomic(wrapper, "#!/bin/sh\nenv > '" + tmp.sub("seen-env") + "'\nexec '" + tf_binary() +
-                                                   "' \"$@\"\n", 0755)
+  ASSERT_TRUE(util::write_file_atomic(
+                  wrapper, "#!/bin/sh\nenv > '" + tmp.sub("seen-env") + "'\nexec '" + tf_binary() + "' \"$@\"\n", 0755)
                   .has_value());
   ::setenv("IDP_GITHUB_TOKEN", "ghp_must_not_leak", 1);
   ::setenv("IDP_TEST_OPERATOR_VAR", "allowed-by-env_allow", 1);
   ::setenv("AWS_REGION", "eu-west-1", 1);
-  auto opts = TerraformOptions::parse({{"templates_dir", IDP_TF_TEMPLATES_DIR}, {"binary", wrapper},
-                                       {"env_allow", "IDP_TEST_OPERATOR_VAR"}});
+  auto opts = TerraformOptions::parse(
+      {{"templates_dir", IDP_TF_TEMPLATES_DIR}, {"binary", wrapper}, {"env_allow", "IDP_TEST_OPERATOR_VAR"}});
   ASSERT_TRUE(opts.has_value()) << opts.error().message;
   DriverContext ctx;
   ctx.home = tmp.sub("home");
@@ -382,8 +384,8 @@ TEST(TerraformDriverTest, TemplateDirOfTheSpecIsUsedAndPinnedForDestroy) {
   std::filesystem::create_directories(tmp.sub("empty"));
   DriverContext ctx;
   ctx.home = tmp.sub("home");
-  auto opts = TerraformOptions::parse(
-      {{"templates_dir", tmp.sub("empty")}, {"templates_path", ""}, {"binary", tf_binary()}});
+  auto opts =
+      TerraformOptions::parse({{"templates_dir", tmp.sub("empty")}, {"templates_path", ""}, {"binary", tf_binary()}});
   ASSERT_TRUE(opts.has_value()) << opts.error().message;
   TerraformDriver d(ctx, *opts);
   TestProgress progress;
@@ -418,19 +420,29 @@ TEST(TerraformDriverTest, UnlockRefusesWhileAnOperationPreparesTheWorkDir) {
   std::string marks = tmp.sub("marks");
   std::filesystem::create_directories(marks);
   std::string fake = tmp.sub("fake-terraform");
-  ASSERT_TRUE(util::write_file_atomic(fake, "#!/bin/sh\n"
-                                            "case \"$*\" in\n"
-                                            "  *' init'*)\n"
-                                            "    echo 'Error acquiring the state lock'; echo 'Lock Info:'; echo '  ID: fake-lock-1'\n"
-                                            "    if [ ! -e '" + marks + "/in-init' ]; then\n"
-                                            "      : > '" + marks + "/in-init'\n"
-                                            "      while [ ! -e '" + marks + "/release' ]; do sleep 0.05; done\n"
-                                            "    fi\n"
-                                            "    exit 1 ;;\n"
-                                            "  *force-unlock*) : > '" + marks + "/force-unlocked'; exit 0 ;;\n"
-                                            "  *) exit 0 ;;\n"
-                                            "esac\n",
-                                      0755));
+  ASSERT_TRUE(
+      util::write_file_atomic(fake,
+                              "#!/bin/sh\n"
+                              "case \"$*\" in\n"
+                              "  *' init'*)\n"
+                              "    echo 'Error acquiring the state lock'; echo 'Lock Info:'; echo '  ID: fake-lock-1'\n"
+                              "    if [ ! -e '" +
+                                  marks +
+                                  "/in-init' ]; then\n"
+                                  "      : > '" +
+                                  marks +
+                                  "/in-init'\n"
+                                  "      while [ ! -e '" +
+                                  marks +
+                                  "/release' ]; do sleep 0.05; done\n"
+                                  "    fi\n"
+                                  "    exit 1 ;;\n"
+                                  "  *force-unlock*) : > '" +
+                                  marks +
+                                  "/force-unlocked'; exit 0 ;;\n"
+                                  "  *) exit 0 ;;\n"
+                                  "esac\n",
+                              0755));
   DriverContext ctx;
   ctx.home = tmp.sub("home");
   auto opts = TerraformOptions::parse({{"templates_dir", IDP_TF_TEMPLATES_DIR},
@@ -457,7 +469,9 @@ TEST(TerraformDriverTest, UnlockRefusesWhileAnOperationPreparesTheWorkDir) {
   // Blocked in init, and its lock error read into the log (the lines reach the log through
   // a pipe: they may come after the mark).
   ASSERT_TRUE(idp::testing::wait_until(
-      [&] { return util::path_exists(marks + "/in-init") && log_text(d, spec.env).find("fake-lock-1") != std::string::npos; },
+      [&] {
+        return util::path_exists(marks + "/in-init") && log_text(d, spec.env).find("fake-lock-1") != std::string::npos;
+      },
       30000));
 
   auto u = d.unlock(spec.env);
@@ -484,14 +498,16 @@ public:
       return "cannot create " + dir;
     }
     auto lock = util::FileLock::acquire(dir + "/.install.lock");
-    if (util::path_exists(dir + "/node_modules/.bin/s3rver") && util::path_exists(dir + "/node_modules/.bin/dynalite")) {
+    if (util::path_exists(dir + "/node_modules/.bin/s3rver") &&
+        util::path_exists(dir + "/node_modules/.bin/dynalite")) {
       return "";
     }
     if (!util::find_executable("npm")) {
       return "npm is not installed";
     }
     util::Command cmd;
-    cmd.argv = {"npm", "install", "--prefix", dir, "--no-audit", "--no-fund", "--no-save", "s3rver@3.7.1", "dynalite@4.0.0"};
+    cmd.argv = {"npm",       "install",      "--prefix",      dir, "--no-audit", "--no-fund",
+                "--no-save", "s3rver@3.7.1", "dynalite@4.0.0"};
     util::RunOptions ro;
     ro.timeout_ms = 300000;
     ro.merge_stderr = true;
@@ -513,8 +529,8 @@ public:
     so.stdout_fd = out;
     so.stderr_fd = out;
     util::Command s3;
-    s3.argv = {bin + "s3rver", "--silent", "-a", "127.0.0.1", "-p", std::to_string(s3_port), "-d", data_dir + "/s3",
-               "--configure-bucket", "tfstate"};
+    s3.argv = {bin + "s3rver",   "--silent",           "-a",     "127.0.0.1", "-p", std::to_string(s3_port), "-d",
+               data_dir + "/s3", "--configure-bucket", "tfstate"};
     util::Command ddb;
     ddb.argv = {bin + "dynalite", "--port", std::to_string(ddb_port)};
     if (auto p = util::spawn(s3, so)) {
@@ -525,19 +541,22 @@ public:
     }
     ::close(out);
     log_path = data_dir + "/emulators.log";
-    ok = m_pids.size() == 2 && idp::testing::wait_until([&] { return dynamodb("ListTables", nlohmann::json::object()).status == 200; }, 20000, 100) &&
+    ok = m_pids.size() == 2 &&
+         idp::testing::wait_until([&] { return dynamodb("ListTables", nlohmann::json::object()).status == 200; }, 20000,
+                                  100) &&
          idp::testing::wait_until([&] { return s3_get("/tfstate").status == 200; }, 20000, 100);
     if (ok) {
-      auto created = dynamodb("CreateTable",
-                              {{"TableName", "locks"},
-                               {"AttributeDefinitions", {{{"AttributeName", "LockID"}, {"AttributeType", "S"}}}},
-                               {"KeySchema", {{{"AttributeName", "LockID"}, {"KeyType", "HASH"}}}},
-                               {"BillingMode", "PAY_PER_REQUEST"}});
-      ok = created.status == 200 &&
-           idp::testing::wait_until([&] {
-             auto r = dynamodb("DescribeTable", {{"TableName", "locks"}});
-             return r.body.find("\"ACTIVE\"") != std::string::npos;
-           }, 20000, 100);
+      auto created =
+          dynamodb("CreateTable", {{"TableName", "locks"},
+                                   {"AttributeDefinitions", {{{"AttributeName", "LockID"}, {"AttributeType", "S"}}}},
+                                   {"KeySchema", {{{"AttributeName", "LockID"}, {"KeyType", "HASH"}}}},
+                                   {"BillingMode", "PAY_PER_REQUEST"}});
+      ok = created.status == 200 && idp::testing::wait_until(
+                                        [&] {
+                                          auto r = dynamodb("DescribeTable", {{"TableName", "locks"}});
+                                          return r.body.find("\"ACTIVE\"") != std::string::npos;
+                                        },
+                                        20000, 100);
     }
   }
   ~Emulators() {
@@ -647,7 +666,8 @@ TEST_F(TerraformS3Test, KilledApplyLeavesALockThatUnlockBreaks) {
 
   ASSERT_TRUE(d->destroy(spec.env, progress).has_value());
   EXPECT_EQ(m_emu->s3_get("/tfstate/" + key).status, 404);
-  auto digest = m_emu->dynamodb("GetItem", {{"TableName", "locks"}, {"Key", {{"LockID", {{"S", "tfstate/" + key + "-md5"}}}}}});
+  auto digest =
+      m_emu->dynamodb("GetItem", {{"TableName", "locks"}, {"Key", {{"LockID", {{"S", "tfstate/" + key + "-md5"}}}}}});
   EXPECT_EQ(digest.body.find("\"Item\""), std::string::npos) << digest.body;
   EXPECT_FALSE(util::path_exists(d->work_dir("tf-s3-lock")));
   // The same name again: no stale digest in the way.

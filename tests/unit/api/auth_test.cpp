@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "api/auth.hpp"
-#include "fakes/fake_clock.hpp"
 #include "fakes/failing_store.hpp"
+#include "fakes/fake_clock.hpp"
 #include "fakes/in_memory_store.hpp"
 
 using namespace idp;

@@ -27,7 +27,10 @@ TEST(NamesTest, SanitizesLikeTheOriginal) {
       {"a_very_long_branch_name_that_exceeds_limits", "preview-a-very-long-branch-name"},
       {"feature/abcdefghijklmnopqrstuvw-xyz", "preview-abcdefghijklmnopqrstuvw"},
       {"dependabot/npm_and_yarn/lodash-4.17.21", "preview-dependabot-npm-and-yarn"},
-      {"feat/\xc3\xbc" "n\xc3\xaf" "code", "preview-feat-n-code"},
+      {"feat/\xc3\xbc"
+       "n\xc3\xaf"
+       "code",
+       "preview-feat-n-code"},
   };
   for (const auto& [branch, want] : vectors) {
     EXPECT_EQ(env_name_for_branch(branch), want) << branch;
@@ -73,7 +76,8 @@ TEST(NamesTest, ValidatesManualNames) {
   for (std::string ok : std::vector<std::string>{"ab", "a1", "my-env", "x--y", "0abc", std::string(32, 'a')}) {
     EXPECT_TRUE(validate_env_name(ok)) << ok;
   }
-  for (std::string bad : std::vector<std::string>{"a", "", "-ab", "ab-", "Ab", "a_b", "a.b", "a b", std::string(33, 'a'), "ab\n"}) {
+  for (std::string bad :
+       std::vector<std::string>{"a", "", "-ab", "ab-", "Ab", "a_b", "a.b", "a b", std::string(33, 'a'), "ab\n"}) {
     auto r = validate_env_name(bad);
     EXPECT_FALSE(r) << bad;
     if (!r) {

@@ -20,9 +20,10 @@ const OptionTable<OptionTableTarget>& option_table_under_test() {
       {.key = "workers",
        .env = "IDP_T_WORKERS",
        .default_text = "4",
-       .parse = [](const nlohmann::json& v, OptionTableTarget& t) {
-         return option_values::whole_number(v, 1, 256, "a number of workers from 1 to 256", t.workers);
-       }},
+       .parse =
+           [](const nlohmann::json& v, OptionTableTarget& t) {
+             return option_values::whole_number(v, 1, 256, "a number of workers from 1 to 256", t.workers);
+           }},
       {.key = "log.verbose",
        .env = "IDP_T_VERBOSE",
        .parse = [](const nlohmann::json& v, OptionTableTarget& t) { return option_values::boolean(v, t.verbose); }},
@@ -41,9 +42,8 @@ const OptionTable<OptionTableTarget>& option_table_under_test() {
        }},
       {.key = "paths",
        .env = "IDP_T_PATHS",
-       .parse = [](const nlohmann::json& v, OptionTableTarget& t) {
-         return option_values::string_list(v, "directories", t.paths);
-       },
+       .parse = [](const nlohmann::json& v,
+                   OptionTableTarget& t) { return option_values::string_list(v, "directories", t.paths); },
        .env_separator = ':'},
   });
   return k_table;
@@ -73,8 +73,8 @@ std::vector<ConfigError> option_table_parse(const std::string& text, OptionTable
 TEST(OptionTableTest, AppliesDottedKeysAsNestedMapsInTheFilesOrder) {
   OptionTableTarget t;
   std::vector<std::string> applied;
-  auto errors = option_table_parse("workers: 8\nrouter:\n  domain: example.com\nlog: {verbose: yes}\npaths: [a, b]\n", t,
-                                   &applied);
+  auto errors = option_table_parse("workers: 8\nrouter:\n  domain: example.com\nlog: {verbose: yes}\npaths: [a, b]\n",
+                                   t, &applied);
   ASSERT_TRUE(errors.empty()) << option_table_errors(errors);
   EXPECT_EQ(t.workers, 8);
   EXPECT_EQ(t.domain, "example.com");
@@ -96,7 +96,8 @@ TEST(OptionTableTest, TypeErrorsNameWhatWasExpectedAndTheValuesPosition) {
   auto errors = option_table_parse("router:\n  domain: [a]\nworkers: many\nlog: 3\n", t);
   ASSERT_EQ(errors.size(), 3u) << option_table_errors(errors);
   EXPECT_EQ(errors[0].to_string(), "f.yml:2:11: key \"router.domain\": expected a domain, got a list");
-  EXPECT_EQ(errors[1].to_string(), "f.yml:3:10: key \"workers\": expected a number of workers from 1 to 256, got \"many\"");
+  EXPECT_EQ(errors[1].to_string(),
+            "f.yml:3:10: key \"workers\": expected a number of workers from 1 to 256, got \"many\"");
   EXPECT_EQ(errors[2].to_string(), "f.yml:4:6: key \"log\": expected a map of settings, got \"3\"");
   EXPECT_EQ(t.workers, 4);
 }
@@ -113,7 +114,8 @@ TEST(OptionTableTest, DuplicateAndNonScalarKeysAreErrors) {
 
 TEST(OptionTableTest, TextThatIsNotUtf8IsAPositionedErrorAndLeftOut) {
   OptionTableTarget t;
-  auto errors = option_table_parse("workers: 2\nrouter:\n  domain: \"ex\xa2mple\"\n\xff\xfe: 1\npaths: [ok, \"b\xc0\"]\n", t);
+  auto errors =
+      option_table_parse("workers: 2\nrouter:\n  domain: \"ex\xa2mple\"\n\xff\xfe: 1\npaths: [ok, \"b\xc0\"]\n", t);
   ASSERT_EQ(errors.size(), 3u) << option_table_errors(errors);
   EXPECT_EQ(errors[0].to_string(), "f.yml:3:11: key \"router.domain\": the value is not valid UTF-8");
   EXPECT_EQ(errors[1].to_string(), "f.yml:4:1: the key \"\\xff\\xfe\" is not valid UTF-8");
@@ -136,7 +138,8 @@ TEST(OptionTableTest, AliasesExpandedPastTheBoundAreAnErrorNotAHang) {
 }
 
 TEST(OptionTableTest, EnvironmentAliasesAreParsedLikeFileValues) {
-  std::map<std::string, std::string> env = {{"IDP_T_WORKERS", "16"}, {"IDP_T_VERBOSE", "on"}, {"IDP_T_PATHS", "/a::/b"}};
+  std::map<std::string, std::string> env = {
+      {"IDP_T_WORKERS", "16"}, {"IDP_T_VERBOSE", "on"}, {"IDP_T_PATHS", "/a::/b"}};
   auto getenv = [&](const std::string& name) -> std::optional<std::string> {
     auto it = env.find(name);
     return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
@@ -156,7 +159,8 @@ TEST(OptionTableTest, EnvironmentAliasesAreParsedLikeFileValues) {
   auto r = option_table_under_test().apply_env(bad, getenv, origins);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::invalid_config);
-  EXPECT_EQ(r.error().message, "environment variable IDP_T_WORKERS: expected a number of workers from 1 to 256, got \"-1\"");
+  EXPECT_EQ(r.error().message,
+            "environment variable IDP_T_WORKERS: expected a number of workers from 1 to 256, got \"-1\"");
   OptionTableTarget file;
   auto errors = option_table_parse("workers: -1\n", file);
   ASSERT_EQ(errors.size(), 1u);

@@ -37,7 +37,8 @@ TEST(ServerConfigHttpsTest, InternalAndAcmeAreRead) {
   EXPECT_EQ(internal.origins["https.mode"], "server.yml");
 
   ServerConfig acme;
-  errors = parse_https_config(acme, "https:\n  mode: acme\n  email: ops@example.com\n  ask: http://127.0.0.1:9000/ok\n");
+  errors =
+      parse_https_config(acme, "https:\n  mode: acme\n  email: ops@example.com\n  ask: http://127.0.0.1:9000/ok\n");
   ASSERT_TRUE(errors.empty()) << https_errors_text(errors);
   EXPECT_EQ(acme.https.mode, "acme");
   EXPECT_EQ(acme.https.email, "ops@example.com");

@@ -57,8 +57,8 @@ TEST(ServerConfigTest, RetentionDefaultsAreTheEngines) {
 
 TEST(ServerConfigTest, RetentionKeysReachTheEngineOptions) {
   ServerConfig cfg;
-  auto errors = apply_server_config_file(cfg, "retention:\n  events: 14d\n  destroyed: 0\n  mirrors: 2w\n  interval: 10m\n",
-                                         "server.yml");
+  auto errors = apply_server_config_file(
+      cfg, "retention:\n  events: 14d\n  destroyed: 0\n  mirrors: 2w\n  interval: 10m\n", "server.yml");
   ASSERT_TRUE(errors.empty()) << server_config_errors_text(errors);
   EXPECT_EQ(cfg.engine.event_retention, 14LL * 86'400'000);
   EXPECT_EQ(cfg.engine.destroyed_retention, 0) << "0 keeps them forever";
@@ -70,14 +70,16 @@ TEST(ServerConfigTest, RetentionKeysReachTheEngineOptions) {
 
 TEST(ServerConfigTest, BadRetentionIsAPositionedErrorAndNothingIsApplied) {
   ServerConfig cfg;
-  auto errors =
-      apply_server_config_file(cfg, "workers: 8\nretention:\n  events: 3 months\n  mirorrs: 1d\n  interval: -1h\n", "server.yml");
+  auto errors = apply_server_config_file(
+      cfg, "workers: 8\nretention:\n  events: 3 months\n  mirorrs: 1d\n  interval: -1h\n", "server.yml");
   ASSERT_EQ(errors.size(), 3u) << server_config_errors_text(errors);
-  EXPECT_EQ(errors[0].to_string(),
-            "server.yml:3:11: key \"retention.events\": expected a duration like 90d, or 0 to keep them forever, got \"3 months\"");
-  EXPECT_EQ(errors[1].to_string(), "server.yml:4:3: key \"retention.mirorrs\": unknown key, did you mean \"retention.mirrors\"?");
-  EXPECT_EQ(errors[2].to_string(),
-            "server.yml:5:13: key \"retention.interval\": expected a duration like 1h, or 0 to never prune, got \"-1h\"");
+  EXPECT_EQ(errors[0].to_string(), "server.yml:3:11: key \"retention.events\": expected a duration like 90d, or 0 to "
+                                   "keep them forever, got \"3 months\"");
+  EXPECT_EQ(errors[1].to_string(),
+            "server.yml:4:3: key \"retention.mirorrs\": unknown key, did you mean \"retention.mirrors\"?");
+  EXPECT_EQ(
+      errors[2].to_string(),
+      "server.yml:5:13: key \"retention.interval\": expected a duration like 1h, or 0 to never prune, got \"-1h\"");
   EXPECT_EQ(cfg.engine.workers, 4u) << "nothing of an invalid file is applied";
   EXPECT_EQ(cfg.engine.event_retention, 90LL * 86'400'000);
 }
@@ -97,11 +99,12 @@ TEST(ServerConfigTest, EnvironmentAliasesAreCheckedLikeTheFilesKeys) {
     const char* file;
   };
   // Each variable's error is its key's, naming the variable: the same parser reads both.
-  for (const Case& c : {Case{"IDP_RETENTION_EVENTS", "forever", "retention:\n  events: forever\n"},
-                        Case{"IDP_WORKERS", "-1", "workers: -1\n"}, Case{"IDP_MAX_STREAMS", "5000", "max_streams: 5000\n"},
-                        Case{"IDP_LISTEN", "127.0.0.1:99999", "listen: 127.0.0.1:99999\n"},
-                        Case{"IDP_DOMAIN", "Not A Domain", "router:\n  domain: Not A Domain\n"},
-                        Case{"IDP_TTL_MIN", "0m", "ttl:\n  min: 0m\n"}}) {
+  for (const Case& c :
+       {Case{"IDP_RETENTION_EVENTS", "forever", "retention:\n  events: forever\n"},
+        Case{"IDP_WORKERS", "-1", "workers: -1\n"}, Case{"IDP_MAX_STREAMS", "5000", "max_streams: 5000\n"},
+        Case{"IDP_LISTEN", "127.0.0.1:99999", "listen: 127.0.0.1:99999\n"},
+        Case{"IDP_DOMAIN", "Not A Domain", "router:\n  domain: Not A Domain\n"},
+        Case{"IDP_TTL_MIN", "0m", "ttl:\n  min: 0m\n"}}) {
     ServerConfig file_cfg;
     auto errors = apply_server_config_file(file_cfg, c.file, "server.yml");
     ASSERT_EQ(errors.size(), 1u) << c.var << ": " << server_config_errors_text(errors);
@@ -133,9 +136,11 @@ TEST(ServerConfigTest, DocsListEveryKeyAndAlias) {
   buf << in.rdbuf();
   const std::string docs = buf.str();
   for (const auto& k : server_config_keys()) {
-    EXPECT_NE(docs.find("`" + k.key + "`"), std::string::npos) << "docs/configuration.md does not list `" << k.key << "`";
+    EXPECT_NE(docs.find("`" + k.key + "`"), std::string::npos)
+        << "docs/configuration.md does not list `" << k.key << "`";
     if (!k.env.empty()) {
-      EXPECT_NE(docs.find("`" + k.env + "`"), std::string::npos) << "docs/configuration.md does not list `" << k.env << "`";
+      EXPECT_NE(docs.find("`" + k.env + "`"), std::string::npos)
+          << "docs/configuration.md does not list `" << k.env << "`";
     }
   }
 }

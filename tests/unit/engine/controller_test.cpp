@@ -80,7 +80,8 @@ TEST_F(ControllerTest, TemplateFieldsAreEnforced) {
   EXPECT_NE(r.error().message.find("key \"schedule_expression\": required by template \"scheduled-worker\""),
             std::string::npos)
       << r.error().message;
-  m_repo->write_file(".idp/config.yml", "template: api-service\nschedule_expression: rate(1 hour)\nlocal:\n  start: x\n");
+  m_repo->write_file(".idp/config.yml",
+                     "template: api-service\nschedule_expression: rate(1 hour)\nlocal:\n  start: x\n");
   m_repo->commit("service with schedule");
   r = controller().create(request(repo, "feature/one"), "cli:alice");
   ASSERT_FALSE(r);

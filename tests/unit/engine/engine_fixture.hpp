@@ -11,9 +11,9 @@
 #include "engine/controller.hpp"
 #include "engine/reaper.hpp"
 #include "engine/reconciler.hpp"
+#include "fakes/failing_store.hpp"
 #include "fakes/fake_clock.hpp"
 #include "fakes/fake_driver.hpp"
-#include "fakes/failing_store.hpp"
 #include "fakes/in_memory_store.hpp"
 #include "support/test_support.hpp"
 
@@ -21,9 +21,7 @@ namespace idp::testing {
 
 class EngineTest : public ::testing::Test {
 protected:
-  EngineTest()
-      : m_tmp("idp-engine"), m_repos(m_tmp.sub("git")),
-        m_templates(source_dir() + "/templates", {}) {
+  EngineTest() : m_tmp("idp-engine"), m_repos(m_tmp.sub("git")), m_templates(source_dir() + "/templates", {}) {
     m_options.resync_interval = 20;
     m_options.health_interval = 1'000'000'000; // probes only when a test asks
     m_options.backoff_base = 1000;
@@ -51,8 +49,8 @@ protected:
         signals.wake = [r](const std::string& n) { r->wake(n); };
         signals.cancel = [r](const std::string& n) { r->cancel(n); };
       }
-      m_controller = std::make_unique<engine::Controller>(m_faulty, m_clock, m_repos, m_templates, m_drivers, m_options,
-                                                          signals);
+      m_controller =
+          std::make_unique<engine::Controller>(m_faulty, m_clock, m_repos, m_templates, m_drivers, m_options, signals);
       if (m_reconciler) {
         m_reconciler->start();
       }

@@ -61,7 +61,6 @@ protected:
   engine::EngineOptions m_options;
 };
 
-
 TEST_F(RetentionTest, PrunesEventsOlderThanTheRetention) {
   util::Millis now = m_clock.now_ms();
   ASSERT_TRUE(m_store.insert_environment(make_env("a", "/src/a"), {event_at("a", now - 91 * k_day)}));
@@ -108,10 +107,11 @@ TEST_F(RetentionTest, RemovesGitMirrorsNoLiveEnvironmentUsesOnceUnfetchedForTheR
   std::string destroyed = fake_mirror("/src/destroyed");
   ASSERT_TRUE(m_store.insert_environment(make_env("used", "/src/used"), {}));
   ASSERT_TRUE(m_store.insert_environment(make_env("destroyed", "/src/destroyed"), {}));
-  ASSERT_TRUE(m_store.update_environment("destroyed", [](core::Environment& e, std::vector<core::Event>&) -> Expected<void> {
-    e.phase = core::Phase::destroyed;
-    return {};
-  }));
+  ASSERT_TRUE(
+      m_store.update_environment("destroyed", [](core::Environment& e, std::vector<core::Event>&) -> Expected<void> {
+        e.phase = core::Phase::destroyed;
+        return {};
+      }));
   // Just fetched: kept, used or not.
   m_clock.set(util::SystemClock().now_ms());
   EXPECT_EQ(retention().sweep()->mirrors, 0u);

@@ -83,10 +83,10 @@ TEST(SecretStoreTest, ConfiguredSecretsReadTheirSourceForTheirReposOnly) {
   ::setenv("IDP_SECRET_STORE_TEST_VAR", "from-the-env", 1);
   idp::testing::TempDir dir;
   ASSERT_TRUE(util::write_file_atomic(dir.sub("v"), "from-a-file\n"));
-  SecretStore secrets(st, secret_test_key(),
-                      {{"env-one", "env:IDP_SECRET_STORE_TEST_VAR", {"acme/*"}},
-                       {"file-one", "file:" + dir.sub("v"), {"/repos/a"}}},
-                      clock);
+  SecretStore secrets(
+      st, secret_test_key(),
+      {{"env-one", "env:IDP_SECRET_STORE_TEST_VAR", {"acme/*"}}, {"file-one", "file:" + dir.sub("v"), {"/repos/a"}}},
+      clock);
   EXPECT_EQ(*secrets.resolve("https://github.com/acme/x", "env-one"), "from-the-env");
   EXPECT_FALSE(secrets.resolve("https://github.com/other/x", "env-one"));
   EXPECT_EQ(*secrets.resolve("/repos/a", "file-one"), "from-a-file");

@@ -148,8 +148,8 @@ TEST(BranchQueueTest, RemovingADeletedBranchForgetsItsHead) {
   testing::RecordingActions actions;
   BranchQueue q(actions, &seen);
   q.start();
-  q.push(remove("b"));           // branch deleted
-  q.push(remove("kept", "k2"));  // PR closed, branch still at k2
+  q.push(remove("b"));          // branch deleted
+  q.push(remove("kept", "k2")); // PR closed, branch still at k2
   ASSERT_TRUE(q.wait_idle(5000));
   EXPECT_FALSE(seen.get(k_repo, "b"));
   EXPECT_EQ(seen.get(k_repo, "kept"), "k2");

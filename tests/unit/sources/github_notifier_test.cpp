@@ -6,8 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include "fakes/fake_clock.hpp"
-#include "fakes/in_memory_store.hpp"
 #include "fakes/fake_github.hpp"
+#include "fakes/in_memory_store.hpp"
 
 namespace idp::sources {
 namespace {
@@ -80,10 +80,11 @@ struct NotifierRig {
     ASSERT_TRUE(store.update_revision(r));
   }
   void update(const std::function<void(core::Environment&)>& f) {
-    ASSERT_TRUE(store.update_environment("preview-login", [&](core::Environment& e, std::vector<core::Event>&) -> Expected<void> {
-      f(e);
-      return {};
-    }));
+    ASSERT_TRUE(store.update_environment("preview-login",
+                                         [&](core::Environment& e, std::vector<core::Event>&) -> Expected<void> {
+                                           f(e);
+                                           return {};
+                                         }));
   }
 };
 

@@ -42,15 +42,16 @@ TEST(GithubSignatureTest, RejectsWrongMissingAndMalformedSignatures) {
   EXPECT_FALSE(verify_github_signature("other", body, good));
   EXPECT_FALSE(verify_github_signature(k_secret, body + " ", good));
   EXPECT_FALSE(verify_github_signature(k_secret, body, ""));
-  EXPECT_FALSE(verify_github_signature(k_secret, body, good.substr(7)));              // no "sha256="
-  EXPECT_FALSE(verify_github_signature(k_secret, body, "sha1=" + good.substr(7)));   // old header format
+  EXPECT_FALSE(verify_github_signature(k_secret, body, good.substr(7)));           // no "sha256="
+  EXPECT_FALSE(verify_github_signature(k_secret, body, "sha1=" + good.substr(7))); // old header format
   EXPECT_FALSE(verify_github_signature(k_secret, body, good.substr(0, good.size() - 2)));
   EXPECT_FALSE(verify_github_signature("", body, github_signature("", body))); // no secret, no webhooks
 }
 
 TEST(GithubEventTest, PushToTrackedBranchSyncsTheAfterCommit) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
-  auto a = map_github_event("push", testing::push_payload(payload_repo(), "feature/login", k_sha1, k_sha2), test_repo());
+  auto a =
+      map_github_event("push", testing::push_payload(payload_repo(), "feature/login", k_sha1, k_sha2), test_repo());
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_EQ(a->kind, HookAction::Kind::sync);
   EXPECT_EQ(a->branch, "feature/login");
@@ -73,7 +74,8 @@ TEST(GithubEventTest, PushToTheDefaultOrAnExcludedBranchIsIgnored) {
 
 TEST(GithubEventTest, PushWithDeletedRemovesTheBranch) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
-  auto a = map_github_event("push", testing::push_deleted_payload(payload_repo(), "feature/login", k_sha1), test_repo());
+  auto a =
+      map_github_event("push", testing::push_deleted_payload(payload_repo(), "feature/login", k_sha1), test_repo());
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_EQ(a->kind, HookAction::Kind::remove);
   EXPECT_EQ(a->branch, "feature/login");
@@ -157,8 +159,8 @@ TEST(GithubEventTest, PingAndUnusedEvents) {
 
 TEST(GithubEventTest, BranchNamesGitWouldRefuseAreInvalidArguments) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
-  for (std::string bad : {"feat/a b", "feat\nx", "a..b", "-x", "x.lock", "a~1", "a:b", "refs/../x", "new\r\nline",
-                          "$(touch pwned)"}) {
+  for (std::string bad :
+       {"feat/a b", "feat\nx", "a..b", "-x", "x.lock", "a~1", "a:b", "refs/../x", "new\r\nline", "$(touch pwned)"}) {
     auto push = map_github_event("push", testing::push_payload(payload_repo(), bad, k_sha1, k_sha2), test_repo());
     ASSERT_FALSE(push) << bad;
     EXPECT_EQ(push.error().code, ErrorCode::invalid_argument);
@@ -285,7 +287,8 @@ TEST(GithubWebhookTest, DuplicateDeliveryIsAnswered200AndNotQueuedTwice) {
 TEST(GithubWebhookTest, InvalidBranchNameIs400AndNothingIsRecorded) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
   Receiver r;
-  auto resp = r.post("push", "d-1", testing::push_payload(payload_repo(), "bad name\nwith newline", k_sha1, k_sha2).dump());
+  auto resp =
+      r.post("push", "d-1", testing::push_payload(payload_repo(), "bad name\nwith newline", k_sha1, k_sha2).dump());
   EXPECT_EQ(resp.status, 400);
   EXPECT_NE(resp.body["message"].get<std::string>().find("not a valid git branch name"), std::string::npos);
   EXPECT_FALSE(r.delivery_recorded("d-1"));
@@ -323,7 +326,8 @@ TEST(GithubWebhookTest, PingTagPushAndMissingHeaders) {
 TEST(GithubWebhookTest, FormEncodedDeliveriesAreVerifiedOverTheRawBody) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
   Receiver r;
-  std::string form = "payload=" + util::url_encode(testing::push_payload(payload_repo(), "feature/x", k_sha1, k_sha2).dump());
+  std::string form =
+      "payload=" + util::url_encode(testing::push_payload(payload_repo(), "feature/x", k_sha1, k_sha2).dump());
   auto resp = r.post("push", "d-1", form, k_secret, "application/x-www-form-urlencoded");
   EXPECT_EQ(resp.status, 202) << resp.body.dump();
 }
@@ -335,7 +339,8 @@ TEST(GithubWebhookTest, QuickPushesForOneBranchAreCoalescedIntoTheNewest) {
   std::vector<std::string> shas;
   for (int i = 0; i < 5; ++i) {
     std::string sha(40, static_cast<char>('a' + i));
-    auto resp = r.post("push", "d-" + std::to_string(i), testing::push_payload(payload_repo(), "feature/x", prev, sha).dump());
+    auto resp =
+        r.post("push", "d-" + std::to_string(i), testing::push_payload(payload_repo(), "feature/x", prev, sha).dump());
     EXPECT_EQ(resp.status, 202);
     EXPECT_EQ(resp.body["status"], i == 0 ? "queued" : "coalesced");
     prev = sha;

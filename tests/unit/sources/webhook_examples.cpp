@@ -24,9 +24,7 @@ const json& index_json() {
   return k_index;
 }
 
-bool is_branch_ref(const json& p) {
-  return p.value("ref", "").rfind("refs/heads/", 0) == 0;
-}
+bool is_branch_ref(const json& p) { return p.value("ref", "").rfind("refs/heads/", 0) == 0; }
 
 } // namespace
 

@@ -20,21 +20,20 @@ bool webhook_examples_missing_npm();
 
 // Skips the test when npm is not installed; fails it when npm is there but the fixture did not
 // install the package.
-#define IDP_REQUIRE_WEBHOOK_EXAMPLES()                                                                       \
-  do {                                                                                                       \
-    if (::idp::testing::webhook_examples_dir().empty()) {                                                    \
-      if (::idp::testing::webhook_examples_missing_npm()) {                                                  \
-        GTEST_SKIP() << "npm is not installed, so @octokit/webhooks-examples is not available";              \
-      }                                                                                                      \
-      FAIL() << "@octokit/webhooks-examples is not installed: run the tests through ctest (fixture "         \
-                "webhook_examples) or tests/integration/gitops/setup_webhook_examples.sh";                   \
-    }                                                                                                        \
+#define IDP_REQUIRE_WEBHOOK_EXAMPLES()                                                                                 \
+  do {                                                                                                                 \
+    if (::idp::testing::webhook_examples_dir().empty()) {                                                              \
+      if (::idp::testing::webhook_examples_missing_npm()) {                                                            \
+        GTEST_SKIP() << "npm is not installed, so @octokit/webhooks-examples is not available";                        \
+      }                                                                                                                \
+      FAIL() << "@octokit/webhooks-examples is not installed: run the tests through ctest (fixture "                   \
+                "webhook_examples) or tests/integration/gitops/setup_webhook_examples.sh";                             \
+    }                                                                                                                  \
   } while (false)
 
 // The first example of `event` (api.github.com) for which `pred` holds (any when empty).
 // Throws when there is none.
-nlohmann::json webhook_example(const std::string& event,
-                               const std::function<bool(const nlohmann::json&)>& pred = {});
+nlohmann::json webhook_example(const std::string& event, const std::function<bool(const nlohmann::json&)>& pred = {});
 
 // Where the adapted payloads point.
 struct TestRepo {

@@ -77,9 +77,9 @@ SigV4Params suite_params() {
 TEST(AwsSigV4Test, SuiteHasTheExpectedCases) {
   auto cases = suite_cases();
   EXPECT_GE(cases.size(), 25u);
-  for (const char* must : {"get-vanilla", "get-vanilla-query-order-key-case", "post-x-www-form-urlencoded",
-                           "get-header-value-trim", "get-slashes", "get-relative-relative", "post-vanilla-query",
-                           "get-space", "get-vanilla-utf8-query"}) {
+  for (const char* must :
+       {"get-vanilla", "get-vanilla-query-order-key-case", "post-x-www-form-urlencoded", "get-header-value-trim",
+        "get-slashes", "get-relative-relative", "post-vanilla-query", "get-space", "get-vanilla-utf8-query"}) {
     EXPECT_NE(std::find(cases.begin(), cases.end(), must), cases.end()) << must;
   }
 }
@@ -132,7 +132,7 @@ TEST(AwsSigV4Test, CanonicalUriEncodesUtf8AndNormalizes) {
   EXPECT_EQ(sigv4_canonical_uri("/\xE1\x88\xB4", true, true), "/%E1%88%B4");
   EXPECT_EQ(sigv4_canonical_uri("//example//", true, true), "/example/");
   EXPECT_EQ(sigv4_canonical_uri("/example1/example2/../..", true, true), "/");
-  EXPECT_EQ(sigv4_canonical_uri("/a%20b", true, true), "/a%2520b");  // double-encoded (not S3)
+  EXPECT_EQ(sigv4_canonical_uri("/a%20b", true, true), "/a%2520b");               // double-encoded (not S3)
   EXPECT_EQ(sigv4_canonical_uri("/bucket/a%20b", false, false), "/bucket/a%20b"); // S3: once
   EXPECT_EQ(sigv4_canonical_uri("/bucket//x/./y", false, false), "/bucket//x/./y");
   EXPECT_EQ(sigv4_canonical_uri("/b/a+b", false, false), "/b/a%2Bb");

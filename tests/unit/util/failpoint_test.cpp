@@ -47,8 +47,8 @@ TEST(FailpointTest, ParsesEveryActionAndCount) {
 }
 
 TEST(FailpointTest, RejectsMalformedEntriesNamingThem) {
-  for (std::string bad : {"a", "=error", "a=boom", "a=delay(x)", "a=delay(5", "a=error*", "a=error*-1", "a=error*x",
-                          "a=delay(-3)"}) {
+  for (std::string bad :
+       {"a", "=error", "a=boom", "a=delay(x)", "a=delay(5", "a=error*", "a=error*-1", "a=error*x", "a=delay(-3)"}) {
     auto p = util::parse_failpoints("ok=error," + bad);
     ASSERT_FALSE(p) << bad;
     EXPECT_EQ(p.error().code, ErrorCode::invalid_config);

@@ -51,7 +51,8 @@ TEST(GitTest, FailuresNeverShowTheUrlsCredentials) {
 }
 
 TEST(GitCredentialTest, CredentialsAreStrippedFromUrlsButNotSshLogins) {
-  EXPECT_EQ(util::strip_url_credentials("https://x-access-token:ghs_abc@github.com/a/b.git"), "https://github.com/a/b.git");
+  EXPECT_EQ(util::strip_url_credentials("https://x-access-token:ghs_abc@github.com/a/b.git"),
+            "https://github.com/a/b.git");
   EXPECT_EQ(util::strip_url_credentials("https://ghp_token@github.com/a/b"), "https://github.com/a/b");
   EXPECT_EQ(util::strip_url_credentials("https://example.com/path@v2"), "https://example.com/path@v2");
   EXPECT_TRUE(util::url_has_credentials("https://ghp_token@github.com/a/b"));

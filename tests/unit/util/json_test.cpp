@@ -25,17 +25,18 @@ TEST(Utf8Test, ValidityFollowsTheRfc) {
   EXPECT_TRUE(util::is_valid_utf8("plain ascii"));
   EXPECT_TRUE(util::is_valid_utf8("ü \xe2\x9c\x93 \xf0\x9d\x84\x9e \xf4\x8f\xbf\xbf"));
   EXPECT_FALSE(util::is_valid_utf8("\xff"));
-  EXPECT_FALSE(util::is_valid_utf8("\x80"));               // lone continuation byte
-  EXPECT_FALSE(util::is_valid_utf8("\xc3"));               // truncated
-  EXPECT_FALSE(util::is_valid_utf8("\xc0\xaf"));           // overlong '/'
-  EXPECT_FALSE(util::is_valid_utf8("\xe0\x80\xaf"));       // overlong, 3 bytes
-  EXPECT_FALSE(util::is_valid_utf8("\xed\xa0\x80"));       // UTF-16 surrogate
-  EXPECT_FALSE(util::is_valid_utf8("\xf4\x90\x80\x80"));   // past U+10FFFF
+  EXPECT_FALSE(util::is_valid_utf8("\x80"));             // lone continuation byte
+  EXPECT_FALSE(util::is_valid_utf8("\xc3"));             // truncated
+  EXPECT_FALSE(util::is_valid_utf8("\xc0\xaf"));         // overlong '/'
+  EXPECT_FALSE(util::is_valid_utf8("\xe0\x80\xaf"));     // overlong, 3 bytes
+  EXPECT_FALSE(util::is_valid_utf8("\xed\xa0\x80"));     // UTF-16 surrogate
+  EXPECT_FALSE(util::is_valid_utf8("\xf4\x90\x80\x80")); // past U+10FFFF
   EXPECT_FALSE(util::is_valid_utf8("\xf5\x80\x80\x80"));
 }
 
 TEST(Utf8Test, ValidExactlyWhenTheStrictSerialiserAccepts) {
-  for (std::string s : {"a", "\xff", "\xc3\xbc", "\xc3", "\xed\xa0\x80", "\xf0\x9d\x84\x9e", "\xe0\x80\xaf", "x\xf4\x90\x80\x80"}) {
+  for (std::string s :
+       {"a", "\xff", "\xc3\xbc", "\xc3", "\xed\xa0\x80", "\xf0\x9d\x84\x9e", "\xe0\x80\xaf", "x\xf4\x90\x80\x80"}) {
     bool strict_ok = true;
     try {
       (void)json(s).dump();

@@ -271,7 +271,10 @@ TEST(SubprocessTest, MissingProgramIsNotFound) {
 TEST(SubprocessTest, ExecFailureIsAnError) {
   TempDir dir;
   std::string bogus = dir.path + "/not-a-program";
-  ASSERT_TRUE(util::write_file_atomic(bogus, "\x7f" "ELF garbage", 0755));
+  ASSERT_TRUE(util::write_file_atomic(bogus,
+                                      "\x7f"
+                                      "ELF garbage",
+                                      0755));
   util::Command c;
   c.argv = {bogus};
   auto r = util::run(c);

@@ -145,7 +145,9 @@ TEST(LogFilesTest, RetentionDeletesOldRotatedFilesOnly) {
   }
   // app.log.2 and app.log are ten days old; app.log.1 is fresh; app.log.9 is beyond keep.
   time_t old = ::time(nullptr) - 10 * 86400;
-  struct utimbuf tb {old, old};
+  struct utimbuf tb {
+    old, old
+  };
   ::utime(dir.sub("app.log.2").c_str(), &tb);
   ::utime(dir.sub("app.log").c_str(), &tb);
   LogFileOptions o;

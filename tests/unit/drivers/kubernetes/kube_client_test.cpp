@@ -175,7 +175,8 @@ fi
 
 std::string exec_user(const std::string& command, const std::string& extra = "") {
   return "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: " + command +
-         "\n      interactiveMode: Never\n      provideClusterInfo: true\n      installHint: install the test plugin\n" +
+         "\n      interactiveMode: Never\n      provideClusterInfo: true\n      installHint: install the test "
+         "plugin\n" +
          extra;
 }
 

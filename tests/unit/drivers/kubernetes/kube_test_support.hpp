@@ -41,7 +41,8 @@ inline void make_leaf(const std::string& dir, const std::string& name, const std
   run_openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
                dir + "/" + name + ".key", "-out", dir + "/" + name + ".csr", "-subj", "/CN=" + cn});
   run_openssl({"x509", "-req", "-in", dir + "/" + name + ".csr", "-CA", dir + "/ca.crt", "-CAkey", dir + "/ca.key",
-               "-CAcreateserial", "-out", dir + "/" + name + ".crt", "-days", "2", "-extfile", dir + "/" + name + ".ext"});
+               "-CAcreateserial", "-out", dir + "/" + name + ".crt", "-days", "2", "-extfile",
+               dir + "/" + name + ".ext"});
 }
 
 inline TestPki make_test_pki(const std::string& dir) {
@@ -67,8 +68,8 @@ inline TestPki make_test_pki(const std::string& dir) {
 inline std::string write_kubeconfig(const std::string& path, const std::string& server, const std::string& user_yaml,
                                     const std::string& cluster_extra = "") {
   std::string text = "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
-                     "clusters:\n- name: c\n  cluster:\n    server: " + server + "\n" + cluster_extra +
-                     "users:\n- name: u\n  user:\n" + user_yaml +
+                     "clusters:\n- name: c\n  cluster:\n    server: " +
+                     server + "\n" + cluster_extra + "users:\n- name: u\n  user:\n" + user_yaml +
                      "contexts:\n- name: test\n  context:\n    cluster: c\n    user: u\n    namespace: default\n";
   std::ofstream(path) << text;
   return path;

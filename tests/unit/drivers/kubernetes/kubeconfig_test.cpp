@@ -70,9 +70,10 @@ TEST(KubeconfigTest, RelativeCertificatePathsResolveAgainstTheKubeconfigsDirecto
   write(tmp.sub("kube/certs/ca.crt"), "CA PEM");
   write(tmp.sub("kube/certs/client.crt"), "CERT PEM");
   write(tmp.sub("kube/certs/client.key"), "KEY PEM");
-  auto f = testing::kube::write_kubeconfig(tmp.sub("kube/config"), "https://h:6443",
-                                           "    client-certificate: certs/client.crt\n    client-key: certs/client.key\n",
-                                           "    certificate-authority: certs/ca.crt\n");
+  auto f =
+      testing::kube::write_kubeconfig(tmp.sub("kube/config"), "https://h:6443",
+                                      "    client-certificate: certs/client.crt\n    client-key: certs/client.key\n",
+                                      "    certificate-authority: certs/ca.crt\n");
   auto c = load_kubeconfig({f});
   ASSERT_TRUE(c.has_value()) << c.error().full_message();
   EXPECT_EQ(c->ca_pem, "CA PEM");
@@ -131,14 +132,16 @@ TEST(KubeconfigTest, EachBadKubeconfigGetsAClearError) {
   std::vector<BadKubeconfig> cases = {
       {"key-without-cert", "    client-key-data: " + util::base64_encode("k") + "\n", "",
        "client-certificate and client-key go together"},
-      {"bad-base64", "    token: t\n", "    certificate-authority-data: '***'\n", "certificate-authority-data: expected base64"},
+      {"bad-base64", "    token: t\n", "    certificate-authority-data: '***'\n",
+       "certificate-authority-data: expected base64"},
       {"missing-ca-file", "    token: t\n", "    certificate-authority: /nonexistent/ca.crt\n",
        "certificate-authority: cannot read \"/nonexistent/ca.crt\""},
       {"exec-v1-without-interactive-mode",
        "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: aws\n", "",
        "interactiveMode: required for client.authentication.k8s.io/v1"},
       {"exec-always-interactive",
-       "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: aws\n      interactiveMode: Always\n",
+       "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: aws\n      interactiveMode: "
+       "Always\n",
        "", "has no terminal"},
       {"exec-old-api", "    exec:\n      apiVersion: client.authentication.k8s.io/v1alpha1\n      command: aws\n", "",
        "apiVersion: expected client.authentication.k8s.io/v1 or /v1beta1"},

@@ -124,13 +124,14 @@ TEST_F(KubernetesDriverTest, ReadLogsReturnsThePodsLinesWithTheirTimes) {
   auto logs = d->read_logs(spec.env, {});
   ASSERT_TRUE(logs.has_value()) << logs.error().full_message();
   ASSERT_EQ(logs->lines.size(), 1u);
-  EXPECT_EQ(logs->lines[0].text, "listening with image registry.example.com/shop:0123456789abcdef0123456789abcdef01234567");
+  EXPECT_EQ(logs->lines[0].text,
+            "listening with image registry.example.com/shop:0123456789abcdef0123456789abcdef01234567");
   EXPECT_GT(logs->lines[0].at, 0) << "the timestamp kubernetes prefixes is parsed, not kept in the text";
   bool asked_with_timestamps = false;
   for (const auto& q : m_api.requests()) {
     if (q.path.find("/log") != std::string::npos) {
-      asked_with_timestamps = q.query.find("container=app") != std::string::npos &&
-                              q.query.find("timestamps=true") != std::string::npos;
+      asked_with_timestamps =
+          q.query.find("container=app") != std::string::npos && q.query.find("timestamps=true") != std::string::npos;
     }
   }
   EXPECT_TRUE(asked_with_timestamps);
@@ -250,14 +251,16 @@ TEST_F(KubernetesDriverTest, WithoutAClusterTheDaemonStartsAndEachOperationSaysW
 TEST(KubernetesOptionsTest, UnknownOrWrongOptionsAreNamed) {
   auto unknown = kubernetes_driver_factory().check_options({{"ingress_clas", "nginx"}});
   ASSERT_FALSE(unknown.has_value());
-  EXPECT_NE(unknown.error().message.find("did you mean \"ingress_class\"?"), std::string::npos) << unknown.error().message;
+  EXPECT_NE(unknown.error().message.find("did you mean \"ingress_class\"?"), std::string::npos)
+      << unknown.error().message;
   auto bad = kubernetes_driver_factory().check_options({{"server_id", "Not A Label"}});
   ASSERT_FALSE(bad.has_value());
   EXPECT_NE(bad.error().message.find("option \"server_id\": expected a Kubernetes name"), std::string::npos)
       << bad.error().message;
   auto both = kubernetes_driver_factory().check_options({{"in_cluster", true}, {"context", "dev"}});
   ASSERT_FALSE(both.has_value());
-  EXPECT_TRUE(kubernetes_driver_factory().check_options({{"rollout_timeout_ms", 60000}, {"tls_secret", ""}}).has_value());
+  EXPECT_TRUE(
+      kubernetes_driver_factory().check_options({{"rollout_timeout_ms", 60000}, {"tls_secret", ""}}).has_value());
 }
 
 } // namespace

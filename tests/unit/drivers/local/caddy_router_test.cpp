@@ -2,10 +2,10 @@
 
 #include <atomic>
 #include <csignal>
+#include <gtest/gtest.h>
 #include <mutex>
 #include <thread>
 #include <unistd.h>
-#include <gtest/gtest.h>
 
 #include "local_test_support.hpp"
 #include "util/fs.hpp"
@@ -31,8 +31,8 @@ public:
               "require('http').createServer((q,s)=>s.end(process.argv[1])).listen(Number(process.argv[2]),'127.0.0.1')",
               body, std::to_string(port)};
     pid = *util::spawn(c, {});
-    EXPECT_TRUE(wait_until([&] { return testing::http_get("http://127.0.0.1:" + std::to_string(port) + "/").has_value(); },
-                           10000));
+    EXPECT_TRUE(wait_until(
+        [&] { return testing::http_get("http://127.0.0.1:" + std::to_string(port) + "/").has_value(); }, 10000));
   }
   ~Upstream() { util::terminate_group(pid, 2000); }
   int port = 0;
@@ -351,8 +351,17 @@ struct TlsAnswer {
 TlsAnswer https_get_via_router(int port, const std::string& host, const std::string& path, const std::string& ca) {
   util::Command c;
   std::string p = std::to_string(port);
-  c.argv = {"curl", "-sS", "--max-time", "20", "--cacert", ca, "--resolve", host + ":" + p + ":127.0.0.1",
-            "-w", "\n%{http_code}", "https://" + host + ":" + p + path};
+  c.argv = {"curl",
+            "-sS",
+            "--max-time",
+            "20",
+            "--cacert",
+            ca,
+            "--resolve",
+            host + ":" + p + ":127.0.0.1",
+            "-w",
+            "\n%{http_code}",
+            "https://" + host + ":" + p + path};
   util::RunOptions o;
   o.timeout_ms = 30000;
   auto r = util::run(c, o);
@@ -383,8 +392,8 @@ public:
               "s.end('api '+(q.headers['x-forwarded-proto']||''));}).listen(Number(process.argv[2]),'127.0.0.1')",
               allowed, std::to_string(port)};
     pid = *util::spawn(c, {});
-    EXPECT_TRUE(wait_until([&] { return testing::http_get("http://127.0.0.1:" + std::to_string(port) + "/").has_value(); },
-                           10000));
+    EXPECT_TRUE(wait_until(
+        [&] { return testing::http_get("http://127.0.0.1:" + std::to_string(port) + "/").has_value(); }, 10000));
   }
   ~AskAndApi() { util::terminate_group(pid, 2000); }
   int port = 0;
@@ -441,8 +450,7 @@ TEST(CaddyRouterTest, TlsServesAllowedHostsWithLocalCaCertificates) {
   auto plain = get_via_router(cfg.port, "app", "/x?y=1");
   ASSERT_TRUE(plain.has_value()) << plain.error().message;
   EXPECT_EQ(plain->status, 308);
-  EXPECT_EQ(plain->headers["location"],
-            "https://app.preview.localhost:" + std::to_string(cfg.tls.port) + "/x?y=1");
+  EXPECT_EQ(plain->headers["location"], "https://app.preview.localhost:" + std::to_string(cfg.tls.port) + "/x?y=1");
 
   // A route change goes to the TLS server's routes.
   ASSERT_TRUE(router.remove_route("app"));

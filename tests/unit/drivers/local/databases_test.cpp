@@ -2,13 +2,13 @@
 // escaping, role isolation, supervision, adoption.
 #include "drivers/local/databases.hpp"
 
-#include <csignal>
 #include <atomic>
-#include <thread>
+#include <csignal>
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <thread>
 
 #include "drivers/local/search_access.hpp"
 #include "local_test_support.hpp"
@@ -230,8 +230,8 @@ protected:
   util::RunResult psql(const std::string& role, const std::string& password, const std::string& db,
                        const std::string& sql) {
     util::Command c;
-    c.argv = {"psql", "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", std::to_string(cluster->port()), "-U", role,
-              "-d", db, "-c", sql};
+    c.argv = {"psql", "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", std::to_string(cluster->port()),
+              "-U",   role, "-d", db,   "-c", sql};
     c.env = {{"PGPASSWORD", password}, {"PGCONNECT_TIMEOUT", "5"}};
     util::RunOptions o;
     o.timeout_ms = 30000;

@@ -1,7 +1,7 @@
 #include "drivers/local/job_scheduler.hpp"
 
-#include <gtest/gtest.h>
 #include <csignal>
+#include <gtest/gtest.h>
 #include <mutex>
 #include <thread>
 
@@ -329,11 +329,11 @@ TEST_F(JobSchedulerTest, StatusAnswersWhileARunIsBeingStopped) {
   make_scheduler();
   std::string pid_file = dir.path() + "/job.pid";
   std::string term_file = dir.path() + "/got-term";
-  ASSERT_TRUE(scheduler
-                  ->set(job({"sh", "-c",
-                             "echo $$ > " + pid_file + "; trap 'touch " + term_file +
-                                 "' TERM; while :; do sleep 0.1; done"}))
-                  .has_value());
+  ASSERT_TRUE(
+      scheduler
+          ->set(job({"sh", "-c",
+                     "echo $$ > " + pid_file + "; trap 'touch " + term_file + "' TERM; while :; do sleep 0.1; done"}))
+          .has_value());
   clock.advance(k_minute);
   scheduler->tick();
   ASSERT_EQ(run_count(), 1u);

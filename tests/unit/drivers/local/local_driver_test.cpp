@@ -219,9 +219,9 @@ TEST_F(LocalDriverTest, ApplyServesTheAppThroughTheRouter) {
   EXPECT_EQ(r->outputs.value("commit", ""), repo.head());
   EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
   EXPECT_TRUE(contains(body_via_router("pr-1"), "\"service\":\"api-service-demo\""));
-  EXPECT_EQ(p.statuses, (std::vector<core::RevisionStatus>{core::RevisionStatus::building,
-                                                           core::RevisionStatus::starting,
-                                                           core::RevisionStatus::serving}));
+  EXPECT_EQ(p.statuses,
+            (std::vector<core::RevisionStatus>{core::RevisionStatus::building, core::RevisionStatus::starting,
+                                               core::RevisionStatus::serving}));
   // The app got its markers and PORT.
   pid_t pid = r->outputs["pid"];
   EXPECT_EQ(util::process_env_value(pid, "IDP_ENVIRONMENT"), "pr-1");
@@ -290,15 +290,19 @@ TEST_F(LocalDriverTest, RequestInFlightAtTheSwitchIsAnsweredByTheOldRevision) {
   const std::string health = "if (url.pathname === '/health') {";
   ASSERT_NE(v1.find(health), std::string::npos);
   v1.insert(v1.find(health), "if (url.pathname === '/hold') {\n"
-                             "    require('fs').writeFileSync(" + nlohmann::json(held).dump() + ", 'x');\n"
-                             "    const t = setInterval(() => {\n"
-                             "      if (require('fs').existsSync(" + nlohmann::json(release).dump() + ")) {\n"
-                             "        clearInterval(t);\n"
-                             "        res.end('answered by v1');\n"
-                             "      }\n"
-                             "    }, 10);\n"
-                             "    return;\n"
-                             "  }\n  ");
+                             "    require('fs').writeFileSync(" +
+                                 nlohmann::json(held).dump() +
+                                 ", 'x');\n"
+                                 "    const t = setInterval(() => {\n"
+                                 "      if (require('fs').existsSync(" +
+                                 nlohmann::json(release).dump() +
+                                 ")) {\n"
+                                 "        clearInterval(t);\n"
+                                 "        res.end('answered by v1');\n"
+                                 "      }\n"
+                                 "    }, 10);\n"
+                                 "    return;\n"
+                                 "  }\n  ");
   // Like many apps, v1 does not drain on SIGTERM: it dies with its requests.
   const std::string graceful = "process.on('SIGTERM', () => shutdown('SIGTERM'));";
   ASSERT_NE(v1.find(graceful), std::string::npos);
@@ -351,7 +355,8 @@ TEST_F(LocalDriverTest, NeverHealthyRevisionTimesOutAndLeavesTheOldOneServing) {
   auto r = driver->apply(make_spec("pr-1", repo, 2), p);
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, ErrorCode::permanent);
-  EXPECT_TRUE(contains(r.error().message, "health check on /health did not pass within 1.5s: GET /health answered HTTP 500"))
+  EXPECT_TRUE(
+      contains(r.error().message, "health check on /health did not pass within 1.5s: GET /health answered HTTP 500"))
       << r.error().message;
   EXPECT_TRUE(contains(r.error().message, "\nthe app printed: up but sick")) << r.error().message;
   EXPECT_TRUE(util::process_alive(v1.outputs["pid"]));
@@ -649,13 +654,17 @@ TEST_F(LocalDriverTest, LogsCarryTimestampsStreamsAndResume) {
   auto v1 = apply_ok(make_spec("pr-1", repo, 1));
   std::string listening = "api-service-demo v1 listening on " + std::to_string(v1.outputs.value("port", 0));
   LogChunk first;
-  ASSERT_TRUE(wait_until([&] {
-    first = *driver->read_logs(env_named("pr-1"), {});
-    return std::any_of(first.lines.begin(), first.lines.end(), [&](const LogLine& l) { return l.text == listening; });
-  }, k_wait_ms));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        first = *driver->read_logs(env_named("pr-1"), {});
+        return std::any_of(first.lines.begin(), first.lines.end(),
+                           [&](const LogLine& l) { return l.text == listening; });
+      },
+      k_wait_ms));
   for (const auto& l : first.lines) {
     EXPECT_GE(l.at, before - 1000) << l.text;
-    EXPECT_TRUE(l.stream == "stdout" || l.stream == "stderr" || l.stream == "system" || l.stream == "build") << l.stream;
+    EXPECT_TRUE(l.stream == "stdout" || l.stream == "stderr" || l.stream == "system" || l.stream == "build")
+        << l.stream;
   }
   auto it = std::find_if(first.lines.begin(), first.lines.end(), [&](const LogLine& l) { return l.text == listening; });
   EXPECT_EQ(it->stream, "stdout");
@@ -665,15 +674,18 @@ TEST_F(LocalDriverTest, LogsCarryTimestampsStreamsAndResume) {
   LogQuery follow;
   follow.cursor = first.cursor;
   std::vector<LogLine> newer;
-  ASSERT_TRUE(wait_until([&] {
-    auto c = driver->read_logs(env_named("pr-1"), follow);
-    for (auto& l : c->lines) {
-      newer.push_back(l);
-    }
-    follow.cursor = c->cursor;
-    return std::any_of(newer.begin(), newer.end(),
-                       [](const LogLine& l) { return l.text == "received SIGTERM, shutting down"; });
-  }, k_wait_ms)) << "the old app's shutdown is logged by its shim";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto c = driver->read_logs(env_named("pr-1"), follow);
+        for (auto& l : c->lines) {
+          newer.push_back(l);
+        }
+        follow.cursor = c->cursor;
+        return std::any_of(newer.begin(), newer.end(),
+                           [](const LogLine& l) { return l.text == "received SIGTERM, shutting down"; });
+      },
+      k_wait_ms))
+      << "the old app's shutdown is logged by its shim";
   EXPECT_TRUE(std::none_of(newer.begin(), newer.end(), [&](const LogLine& l) { return l.text == listening; }))
       << "a cursor never repeats lines";
   EXPECT_TRUE(std::any_of(newer.begin(), newer.end(),
@@ -712,10 +724,12 @@ TEST_F(LocalDriverTest, RouterComesBackAfterCaddyDies) {
   pid_t caddy = driver->router_pid_for_test();
   ASSERT_GT(caddy, 0);
   ::kill(caddy, SIGKILL);
-  ASSERT_TRUE(wait_until([&] {
-    pid_t now = driver->router_pid_for_test();
-    return now > 0 && now != caddy && status_via_router(driver->router_port(), "pr-1") == 200;
-  }, k_wait_ms));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        pid_t now = driver->router_pid_for_test();
+        return now > 0 && now != caddy && status_via_router(driver->router_port(), "pr-1") == 200;
+      },
+      k_wait_ms));
   EXPECT_TRUE(contains(body_via_router("pr-1"), "api-service-demo"));
 }
 
@@ -731,8 +745,8 @@ TEST_F(LocalDriverTest, ObserveReportsHealthAndDeath) {
   EXPECT_GE(obs->status.value("uptime_ms", int64_t{-1}), 0);
   ::kill(static_cast<pid_t>(r.outputs["pid"]), SIGKILL);
   ASSERT_TRUE(wait_until([&] { return driver->observe(env_named("pr-1"))->health == Health::not_running; }, k_wait_ms));
-  ASSERT_TRUE(wait_until([&] { return contains(driver->observe(env_named("pr-1"))->detail, "killed by signal 9"); },
-                         k_wait_ms))
+  ASSERT_TRUE(
+      wait_until([&] { return contains(driver->observe(env_named("pr-1"))->detail, "killed by signal 9"); }, k_wait_ms))
       << driver->observe(env_named("pr-1"))->detail;
   // The engine's answer to not_running is apply, which restarts it.
   apply_ok(make_spec("pr-1", repo));
@@ -797,8 +811,8 @@ TEST_F(LocalDriverTest, UnknownComponentsAreIgnoredWithAWarning) {
   auto spec = make_spec("pr-1", repo);
   spec.components = {"web", "queue"};
   auto r = apply_ok(spec);
-  EXPECT_TRUE(std::any_of(r.warnings.begin(), r.warnings.end(),
-                          [](const std::string& w) { return contains(w, "\"queue\""); }));
+  EXPECT_TRUE(
+      std::any_of(r.warnings.begin(), r.warnings.end(), [](const std::string& w) { return contains(w, "\"queue\""); }));
   EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
 }
 
@@ -853,8 +867,8 @@ TEST_F(LocalDriverTest, DatabaseComponentInjectsCredentialsAndDestroyDropsIt) {
   auto state = util::read_file(home.sub("envs/pr-db/state.json")).value_or("");
   EXPECT_EQ(state.find(pw), std::string::npos) << "the password is not stored";
   auto url = driver->exec(env, {"node", "-e", "console.log(process.env.DATABASE_URL)"});
-  EXPECT_EQ((*url)["stdout"], "postgresql://idp_pr_db:" + pw + "@127.0.0.1:" +
-                                  std::to_string(driver->cluster_for_test().port()) + "/idp_pr_db\n");
+  EXPECT_EQ((*url)["stdout"], "postgresql://idp_pr_db:" + pw +
+                                  "@127.0.0.1:" + std::to_string(driver->cluster_for_test().port()) + "/idp_pr_db\n");
   // The app's role reaches its database with that password.
   auto q = driver->exec(env, {"psql", "-X", "-A", "-t", "-c", "SELECT current_user"});
   ASSERT_TRUE(q.has_value());
@@ -901,7 +915,8 @@ TEST_F(LocalDriverTest, IsolatedEnvironmentRunsAsItsOwnUidAndFreesItOnDestroy) {
   ASSERT_TRUE(id.has_value()) << id.error().message;
   std::string out = (*id)["stdout"];
   EXPECT_TRUE(util::starts_with(out, "3800000\n" + home.path() + "/envs/pr-1/home")) << out;
-  EXPECT_TRUE(contains(out, ":pids:/idp-" + driver->home_id() + "/pr-1.1")) << "exec runs in the revision's cgroup: " << out;
+  EXPECT_TRUE(contains(out, ":pids:/idp-" + driver->home_id() + "/pr-1.1"))
+      << "exec runs in the revision's cgroup: " << out;
   EXPECT_TRUE(contains(*util::read_file(home.sub("uids.json")), "\"pr-1\":3800000"));
   RecordingProgress p;
   ASSERT_TRUE(driver->destroy(env_named("pr-1"), p));
@@ -1025,10 +1040,12 @@ TEST_F(LocalDriverTest, ReportsStartupOverhead) {
     c.env = {{"PORT", std::to_string(port)}};
     int64_t t0 = util::steady_ms();
     pid_t pid = *util::spawn(c, {});
-    ASSERT_TRUE(wait_until([&] {
-      auto r = testing::http_get("http://127.0.0.1:" + std::to_string(port) + "/health");
-      return r && r->status == 200;
-    }, k_wait_ms, 5));
+    ASSERT_TRUE(wait_until(
+        [&] {
+          auto r = testing::http_get("http://127.0.0.1:" + std::to_string(port) + "/health");
+          return r && r->status == 200;
+        },
+        k_wait_ms, 5));
     direct.push_back(util::steady_ms() - t0);
     util::terminate_group(pid, 2000);
 

@@ -20,8 +20,13 @@ TEST(LocalOptionsTest, DefaultsWhenEmpty) {
 }
 
 TEST(LocalOptionsTest, ParsesEveryOption) {
-  auto o = LocalOptions::parse({{"health_timeout_ms", 1500}, {"stop_grace_ms", 0}, {"build_timeout_ms", 2000},
-                                {"drain_ms", 250}, {"log_max_bytes", 4096}, {"log_keep", 2}, {"cgroup_root", "/tmp/cg"},
+  auto o = LocalOptions::parse({{"health_timeout_ms", 1500},
+                                {"stop_grace_ms", 0},
+                                {"build_timeout_ms", 2000},
+                                {"drain_ms", 250},
+                                {"log_max_bytes", 4096},
+                                {"log_keep", 2},
+                                {"cgroup_root", "/tmp/cg"},
                                 {"caddy_binary", "/usr/bin/caddy"}});
   ASSERT_TRUE(o.has_value()) << o.error().message;
   EXPECT_EQ(o->health_timeout_ms, 1500);

@@ -14,16 +14,17 @@ SecretHooks fake_store(std::vector<std::string>* asked) {
     if (name == "db-password") {
       return std::string("s3cr3t-store");
     }
-    return make_error(ErrorCode::invalid_config, "secret " + util::quote(name) + " is not available to repository " +
-                                                     util::quote(repo));
+    return make_error(ErrorCode::invalid_config,
+                      "secret " + util::quote(name) + " is not available to repository " + util::quote(repo));
   };
   return h;
 }
 
 TEST(LocalSecretsTest, ResolvesStoreNamesForTheRepoAndWarnsForArns) {
   std::vector<std::string> asked;
-  auto r = resolve_secrets({{"A", "db-password"}, {"C", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"}},
-                           "/repos/app", fake_store(&asked));
+  auto r =
+      resolve_secrets({{"A", "db-password"}, {"C", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"}},
+                      "/repos/app", fake_store(&asked));
   ASSERT_TRUE(r.has_value()) << r.error().message;
   EXPECT_EQ(r->env.at("A"), "s3cr3t-store");
   EXPECT_FALSE(r->env.count("C"));

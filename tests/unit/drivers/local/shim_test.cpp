@@ -15,7 +15,8 @@ using idp::testing::TempDir;
 using idp::testing::wait_until;
 
 // Starts `<test binary> __shim … -- argv` the way the driver does.
-pid_t start_shim(const TempDir& dir, const std::vector<std::string>& argv, std::map<std::string, std::string> env = {}) {
+pid_t start_shim(const TempDir& dir, const std::vector<std::string>& argv,
+                 std::map<std::string, std::string> env = {}) {
   ShimArgs a;
   a.dir = dir.sub("rev");
   a.log_dir = dir.sub("logs");
@@ -46,7 +47,8 @@ std::vector<LogLine> log_lines(const TempDir& dir) {
 }
 
 bool has_line(const std::vector<LogLine>& lines, const std::string& stream, const std::string& text) {
-  return std::any_of(lines.begin(), lines.end(), [&](const LogLine& l) { return l.stream == stream && l.text == text; });
+  return std::any_of(lines.begin(), lines.end(),
+                     [&](const LogLine& l) { return l.stream == stream && l.text == text; });
 }
 
 TEST(ShimTest, LogsBothStreamsAndRecordsExitCode) {
@@ -71,7 +73,8 @@ TEST(ShimTest, LogsBothStreamsAndRecordsExitCode) {
 
 TEST(ShimTest, ForwardsTermToTheAppAndIgnoresInt) {
   TempDir dir;
-  pid_t shim = start_shim(dir, {"sh", "-c", "trap 'echo got term; exit 0' TERM; echo ready; while :; do sleep 0.02; done"});
+  pid_t shim =
+      start_shim(dir, {"sh", "-c", "trap 'echo got term; exit 0' TERM; echo ready; while :; do sleep 0.02; done"});
   ASSERT_TRUE(wait_until([&] { return has_line(log_lines(dir), "stdout", "ready"); }, 10000));
   pid_t app = read_app_pid(dir.sub("rev"));
   ASSERT_GT(app, 0);

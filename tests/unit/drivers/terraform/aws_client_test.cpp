@@ -114,7 +114,8 @@ const std::string k_services = R"({"services":[{"serviceName":"idp-pr-1","status
   "desiredCount":1,"pendingCount":0,"loadBalancers":[{"targetGroupArn":"arn:aws:elasticloadbalancing:eu-west-1:123:targetgroup/idp-pr-1-abc-tg/1"}],
   "deployments":[{"status":"PRIMARY","rolloutState":"COMPLETED","taskDefinition":"td:3","runningCount":1,"failedTasks":0}]}],"failures":[]})";
 
-const std::string k_targets = R"(<DescribeTargetHealthResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">
+const std::string k_targets =
+    R"(<DescribeTargetHealthResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">
   <DescribeTargetHealthResult><TargetHealthDescriptions>
     <member><Target><Id>10.0.1.5</Id><Port>8080</Port></Target><HealthCheckPort>8080</HealthCheckPort>
       <TargetHealth><State>healthy</State></TargetHealth></member>
@@ -162,7 +163,8 @@ TEST(AwsClientTest, Elbv2TargetHealthIsQueryProtocol) {
 TEST(AwsClientTest, LogsAndCostExplorer) {
   FakeAws aws;
   aws.canned["Logs_20140328.FilterLogEvents"] = {
-      200, R"({"events":[{"timestamp":1767225601000,"logStreamName":"ecs/app/1","message":"hello"}],"nextToken":"n2"})"};
+      200,
+      R"({"events":[{"timestamp":1767225601000,"logStreamName":"ecs/app/1","message":"hello"}],"nextToken":"n2"})"};
   aws.canned["AWSInsightsIndexService.GetCostAndUsage"] = {200, R"({"ResultsByTime":[]})"};
   AwsClient c(k_creds, "eu-west-1", aws.url());
   auto page = c.logs_filter_log_events("/ecs/idp-pr-1", 1767225600000, "");
@@ -207,12 +209,15 @@ TEST(AwsClientTest, DynamoDbLockItemsAndS3Delete) {
 TEST(AwsClientTest, ErrorsAreClassifiedWithoutSecrets) {
   FakeAws aws;
   AwsClient c(k_creds, "eu-west-1", aws.url());
-  aws.canned[k_ecs] = {400, R"({"__type":"com.amazon.coral.availability#ThrottlingException","message":"Rate exceeded"})"};
+  aws.canned[k_ecs] = {400,
+                       R"({"__type":"com.amazon.coral.availability#ThrottlingException","message":"Rate exceeded"})"};
   auto r = c.ecs_describe_services("c", {"s"});
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, ErrorCode::transient);
   EXPECT_EQ(r.error().message, "DescribeServices: ThrottlingException: Rate exceeded");
-  aws.canned[k_ecs] = {400, R"({"__type":"UnrecognizedClientException","message":"The security token included in the request is invalid."})"};
+  aws.canned[k_ecs] = {
+      400,
+      R"({"__type":"UnrecognizedClientException","message":"The security token included in the request is invalid."})"};
   r = c.ecs_describe_services("c", {"s"});
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, ErrorCode::unauthorized);

@@ -90,9 +90,9 @@ TEST(ModuleInspectTest, ReadsTheShippedTemplates) {
 
 TEST(ModuleInspectTest, ReadsJsonSyntax) {
   ModuleInfo info;
-  ASSERT_TRUE(scan_tf_json(R"({"variable":{"a":{"default":1},"b":{}},"output":{"o":{"value":"x","sensitive":true}}})",
-                           info)
-                  .has_value());
+  ASSERT_TRUE(
+      scan_tf_json(R"({"variable":{"a":{"default":1},"b":{}},"output":{"o":{"value":"x","sensitive":true}}})", info)
+          .has_value());
   EXPECT_TRUE(info.variables["a"].has_default);
   EXPECT_FALSE(info.variables["b"].has_default);
   EXPECT_TRUE(info.outputs["o"]);
@@ -138,8 +138,12 @@ TEST(TfvarsTest, OnlyDeclaredVariablesWithOriginalCreatedAt) {
 }
 
 TEST(TerraformOptionsTest, ParsesAndRejects) {
-  auto o = TerraformOptions::parse({{"backend", "s3"}, {"state_bucket", "b"}, {"state_region", "eu-west-1"},
-                                    {"lock_timeout_ms", 30000}, {"var_extra_tags", "x"}, {"binary", "tofu"}});
+  auto o = TerraformOptions::parse({{"backend", "s3"},
+                                    {"state_bucket", "b"},
+                                    {"state_region", "eu-west-1"},
+                                    {"lock_timeout_ms", 30000},
+                                    {"var_extra_tags", "x"},
+                                    {"binary", "tofu"}});
   ASSERT_TRUE(o.has_value()) << o.error().message;
   EXPECT_EQ(o->backend, "s3");
   EXPECT_EQ(o->lock_timeout_ms, 30000);
@@ -196,7 +200,8 @@ TEST(TerraformOptionsTest, PermissionsBoundaryReachesTheTemplatesThatDeclareIt) 
   auto bad = TerraformOptions::parse({{"permissions_boundary_arn", "idp-boundary"}});
   ASSERT_FALSE(bad.has_value());
   EXPECT_NE(bad.error().message.find("ARN of an IAM policy"), std::string::npos) << bad.error().message;
-  auto o = TerraformOptions::parse({{"permissions_boundary_arn", "arn:aws:iam::123456789012:policy/idp-preview-boundary"}});
+  auto o =
+      TerraformOptions::parse({{"permissions_boundary_arn", "arn:aws:iam::123456789012:policy/idp-preview-boundary"}});
   ASSERT_TRUE(o.has_value()) << o.error().message;
   ModuleInfo m;
   m.variables["environment_name"];
@@ -212,10 +217,16 @@ TEST(TerraformEnvironmentTest, OnlyTheAllowlistReachesTerraform) {
   std::string home = tmp.path();
   ASSERT_TRUE(util::ensure_dir(home + "/.aws").has_value());
   ASSERT_TRUE(util::write_file_atomic(home + "/.aws/credentials", "[default]\n").has_value());
-  std::map<std::string, std::string> daemon = {
-      {"PATH", "/usr/bin"}, {"HOME", home}, {"AWS_ACCESS_KEY_ID", "AKID"}, {"AWS_REGION", "eu-west-1"},
-      {"HTTPS_PROXY", "http://proxy:3128"}, {"IDP_GITHUB_TOKEN", "ghp_secret"}, {"IDP_TOKEN", "idp_secret"},
-      {"DATABASE_URL", "postgres://root@x/db"}, {"TF_VAR_x", "1"}, {"COMPANY_CA", "/etc/ca.pem"}};
+  std::map<std::string, std::string> daemon = {{"PATH", "/usr/bin"},
+                                               {"HOME", home},
+                                               {"AWS_ACCESS_KEY_ID", "AKID"},
+                                               {"AWS_REGION", "eu-west-1"},
+                                               {"HTTPS_PROXY", "http://proxy:3128"},
+                                               {"IDP_GITHUB_TOKEN", "ghp_secret"},
+                                               {"IDP_TOKEN", "idp_secret"},
+                                               {"DATABASE_URL", "postgres://root@x/db"},
+                                               {"TF_VAR_x", "1"},
+                                               {"COMPANY_CA", "/etc/ca.pem"}};
   auto env = terraform_environment(daemon, {"COMPANY_CA"}, "/srv/idp/terraform/pr-1");
   EXPECT_EQ(env["PATH"], "/usr/bin");
   EXPECT_EQ(env["AWS_ACCESS_KEY_ID"], "AKID");
