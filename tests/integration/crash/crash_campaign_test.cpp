@@ -36,7 +36,8 @@ using namespace idp;
 using namespace idp::testing;
 using nlohmann::json;
 
-namespace {
+// Named, not anonymous: the parameter types are bases of the fixtures (unity builds).
+namespace crash_campaign {
 
 enum class Phase { create, redeploy, destroy, job };
 
@@ -218,7 +219,8 @@ struct LiveEnv {
   bool database = true; // a database and role
 };
 
-} // namespace
+} // namespace crash_campaign
+using namespace crash_campaign;
 
 // Not in the anonymous namespace: a unity build merges test files (STYLE.md).
 class CrashCampaignTest : public TemplatesTest, public ::testing::WithParamInterface<Case> {
@@ -566,7 +568,7 @@ INSTANTIATE_TEST_SUITE_P(Failpoints, CrashCampaignTest, ::testing::ValuesIn(cras
 
 // --- The terraform runtime ---
 
-namespace {
+namespace crash_campaign {
 
 enum class TfPhase { create, destroy };
 
@@ -597,7 +599,7 @@ pid_t crash_state_lock_holder(const std::string& state) {
   return held ? fl.l_pid : 0;
 }
 
-} // namespace
+} // namespace crash_campaign
 
 // The terraform runtime on the tf-test template (offline, local backend), like
 // TerraformDaemonTest: the daemon dies at each step of an apply and a destroy, including
