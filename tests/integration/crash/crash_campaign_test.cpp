@@ -737,9 +737,11 @@ INSTANTIATE_TEST_SUITE_P(Failpoints, TerraformCrashTest, ::testing::ValuesIn(ter
 namespace {
 
 // The failpoint names of the sites in src/ (IDP_FAILPOINT, IDP_FAILPOINT_RETURN,
-// crash_point, failpoint_error with a literal name), without the threads' "thread.*".
+// IDP_APPLY_CRASH_POINT, crash_point, failpoint_error with a literal name), without the threads' "thread.*".
 std::set<std::string> crash_failpoints_in_code(const std::string& src) {
-  static const std::regex k_site(R"((IDP_FAILPOINT_RETURN|IDP_FAILPOINT|crash_point|failpoint_error)\(\s*"([^"]+)\")");
+  // IDP_APPLY_CRASH_POINT(run, "name") is the local driver's apply (apply.cpp).
+  static const std::regex k_site(
+      R"((IDP_FAILPOINT_RETURN|IDP_FAILPOINT|IDP_APPLY_CRASH_POINT|crash_point|failpoint_error)\((?:\s*\w+\s*,)?\s*"([^"]+)\")");
   std::set<std::string> out;
   std::error_code ec;
   for (std::filesystem::recursive_directory_iterator it(src, ec), end; !ec && it != end; it.increment(ec)) {
