@@ -23,10 +23,14 @@ packages=(
   # tests/security/login_test: a private session bus (dbus-daemon, dbus-run-session), a
   # headless keyring on it, and secret-tool to look into it
   dbus-daemon gnome-keyring libsecret-tools
+  # tests/unit/drivers/kubernetes: test certificates for the API-server double's TLS
+  openssl
 )
 # Node.js runs the example apps; keep a newer one if the machine already has it.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
+# tests/kubernetes: the real kubectl checks the API-server double; keep one already present.
+command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 
 missing=()
 for p in "${packages[@]}"; do
