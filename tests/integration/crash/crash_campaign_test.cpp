@@ -19,11 +19,11 @@
 #include <set>
 #include <sstream>
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include "drivers/terraform/lock.hpp"
 #include "integration/templates/templates_test_support.hpp"
 #include "support/home_inspection.hpp"
 #include "util/fs.hpp"
@@ -585,20 +585,6 @@ std::vector<pid_t> crash_terraform_processes(const std::string& home) {
   return util::find_processes_with_env_prefix("HOME", home + "/terraform/");
 }
 
-// The pid holding the fcntl write lock of a local-backend state file; 0 when none.
-pid_t crash_state_lock_holder(const std::string& state) {
-  int fd = ::open(state.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return 0;
-  }
-  struct flock fl {};
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  bool held = ::fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
-  ::close(fd);
-  return held ? fl.l_pid : 0;
-}
-
 } // namespace crash_campaign
 
 // The terraform runtime on the tf-test template (offline, local backend), like
@@ -641,7 +627,7 @@ protected:
     EXPECT_TRUE(wait_until(
         [&] {
           procs = crash_terraform_processes(home);
-          holder = crash_state_lock_holder(state);
+          holder = drivers::terraform::local_state_lock_holder(state);
           return procs.empty() && holder == 0;
         },
         60000, 20))
