@@ -38,21 +38,17 @@ test-plain: build
 bench: build
 	./scripts/bench.sh $(BUILD)
 
-# Everything CI checks, each step timed: the plain build and every test with -Werror, the
-# unit/contract/integration/cli suites under ASan+UBSan, then each fuzz target for
-# FUZZ_CI_SECONDS from its seeds.
+# Everything CI checks (scripts/ci-test.sh): the plain build with -Werror and its suites but
+# the integration ones, while the ASan+UBSan build compiles; then the unit, contract,
+# integration and CLI suites under ASan+UBSan; then each fuzz target for FUZZ_CI_SECONDS.
 test:
-	@start=$$(date +%s); \
-	$(MAKE) test-plain WERROR=ON && t1=$$(date +%s) && \
-	$(MAKE) asan-test WERROR=ON && t2=$$(date +%s) && \
-	$(MAKE) fuzz-ci WERROR=ON && t3=$$(date +%s) && \
-	echo "test: passed: test-plain $$((t1 - start))s, asan-test $$((t2 - t1))s, fuzz-ci $$((t3 - t2))s, total $$((t3 - start))s"
+	MAKE="$(MAKE)" BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) JOBS=$(JOBS) TEST_JOBS=$(TEST_JOBS) ./scripts/ci-test.sh
 
 ci: test
 
 # ASan+UBSan build (also the libFuzzer build: IDP_FUZZ=ON), benchmarks off; the suites
-# that start a real daemon only with ASAN_INTEGRATION=ON (they are not run by asan-test).
-ASAN_INTEGRATION ?= OFF
+# that start a real daemon are built with ASAN_INTEGRATION=ON (the default; `make test` too).
+ASAN_INTEGRATION ?= ON
 asan: deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=$(SAN_CXX) \
 	  -DIDP_SANITIZE=address,undefined -DIDP_FUZZ=ON -DIDP_BUILD_BENCH=OFF -DIDP_WERROR=$(WERROR) \
@@ -60,11 +56,11 @@ asan: deps
 	  -DIDP_FUZZ_CI_SECONDS=$(FUZZ_CI_SECONDS) $(LAUNCHER)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-# The unit, contract, CLI and local-driver suites under ASan+UBSan; a sanitizer report in
-# any process (tests, shims, CLI) fails it. ASAN_LABELS_EXCLUDE=fuzz runs the integration
-# suites too with ASAN_INTEGRATION=ON (a real idp serve under ASan; not part of `make
-# test`: see issue 10).
-ASAN_LABELS_EXCLUDE ?= fuzz|integration|terraform
+# The unit, contract, CLI, kubernetes and integration suites under ASan+UBSan (a real idp
+# serve, its shims and the CLI sanitized); a sanitizer report in any process fails it. Not
+# the fuzz runs (fuzz-ci), the soak (its RSS figures are the plain build's) or `terraform
+# test` (no C++ in it).
+ASAN_LABELS_EXCLUDE ?= fuzz|soak
 asan-test: asan
 	./scripts/sanitized-ctest.sh $(ASAN_BUILD) -LE '$(ASAN_LABELS_EXCLUDE)' -E '^terraform_modules$$' -j $(TEST_JOBS) \
 	  --output-on-failure --timeout 1800
