@@ -23,8 +23,11 @@ packages=(
   # tests/security/login_test: a private session bus (dbus-daemon, dbus-run-session), a
   # headless keyring on it, and secret-tool to look into it
   dbus-daemon gnome-keyring libsecret-tools
-  # tests/unit/drivers/kubernetes: test certificates for the API-server double's TLS
+  # tests/unit/drivers/kubernetes: test certificates for the API-server double's TLS (and
+  # pebble's, below)
   openssl
+  # tests/unit/drivers/local (https: acme): Let's Encrypt's ACME test server
+  pebble
 )
 # Node.js runs the example apps; keep a newer one if the machine already has it.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)

@@ -306,6 +306,8 @@ Expected<void> Daemon::start() {
     dctx.https.mode = cfg.https.mode;
     dctx.https.port = d.https_port;
     dctx.https.acme_email = cfg.https.email;
+    dctx.https.acme_ca = cfg.https.acme_ca;
+    dctx.https.acme_ca_root = cfg.https.acme_ca_root;
     dctx.https.api_host = api_host;
     dctx.https.api_upstream = dial_address(cfg.api_host(), d.api_port);
     dctx.https.ask_url =

@@ -195,6 +195,10 @@ void print_config(const ServerConfig& cfg) {
   if (cfg.https.on()) {
     row("https.port", cfg.https.port == 0 ? "auto" : std::to_string(cfg.https.port));
     row("https.email", cfg.https.email.empty() ? "(not set)" : cfg.https.email);
+    if (cfg.https.mode == "acme") {
+      row("https.acme_ca", cfg.https.acme_ca.empty() ? "(Let's Encrypt)" : cfg.https.acme_ca);
+      row("https.acme_ca_root", cfg.https.acme_ca_root.empty() ? "(the system's roots)" : cfg.https.acme_ca_root);
+    }
     row("https.ask", cfg.https.ask.empty() ? "(the daemon's /internal/tls-ask)" : cfg.https.ask);
   }
   row("runtime", cfg.engine.default_runtime);

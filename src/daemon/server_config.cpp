@@ -638,6 +638,42 @@ const OptionTable<ServerConfig>& server_table() {
          c.https.email = s;
          return std::nullopt;
        }},
+      {.key = "https.acme_ca",
+       .default_text = "Let's Encrypt",
+       .doc = "acme: the ACME directory URL (a private CA, Let's Encrypt's staging)",
+       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
+         std::string s;
+         if (auto m = values::text(v, "an ACME directory URL like https://acme.example.com/directory", s)) {
+           return m;
+         }
+         // RFC 8555 section 6.1: ACME is spoken over https only.
+         if (!util::starts_with(s, "https://") || s.size() == 8) {
+           return "expected an https:// ACME directory URL like https://acme.example.com/directory, got " +
+                  util::quote(s);
+         }
+         c.https.acme_ca = s;
+         return std::nullopt;
+       }},
+      {.key = "https.acme_ca_root",
+       .doc = "acme: a PEM file of the roots that acme_ca's certificate chains to",
+       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
+         std::string s;
+         if (auto m = values::text(v, "the path of a PEM certificate file", s)) {
+           return m;
+         }
+         if (s.empty() || s.front() != '/') {
+           return "expected an absolute path of a PEM certificate file, got " + util::quote(s);
+         }
+         auto text = util::read_file(s);
+         if (!text) {
+           return "cannot read " + util::quote(s) + ": " + text.error().message;
+         }
+         if (text->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+           return "expected a PEM certificate file, " + util::quote(s) + " has no BEGIN CERTIFICATE block";
+         }
+         c.https.acme_ca_root = s;
+         return std::nullopt;
+       }},
       {.key = "https.ask",
        .doc = "the URL Caddy asks before each certificate",
        .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
@@ -690,6 +726,13 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
                        "required when mode is acme: the address the ACME CA writes to about the certificates, "
                        "like ops@example.com",
                        "https.email");
+  }
+  for (const char* key : {"acme_ca", "acme_ca_root"}) {
+    ConfigNode n = doc.child(https, key);
+    if (n.value && !n.value->is_null() && cfg.https.mode != "acme" && !has_error(doc, std::string("https.") + key)) {
+      doc.error_at_value(n, std::string("only with mode acme (mode is ") + cfg.https.mode + ")",
+                         std::string("https.") + key);
+    }
   }
   if (!doc.ok()) {
     return doc.sorted_errors();

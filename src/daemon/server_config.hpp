@@ -22,6 +22,8 @@ namespace idp::daemon {
 struct HttpsSettings {
   std::string mode = "off"; // off | internal (Caddy's local CA) | acme (on-demand, from an ACME CA)
   std::string email;        // acme: the account's contact address (required with acme)
+  std::string acme_ca;      // acme: the CA's directory URL; "" = Let's Encrypt (Caddy's default)
+  std::string acme_ca_root; // acme: PEM file of roots trusted for acme_ca's TLS; "" = the system's
   std::string ask;          // "" = the daemon's own /internal/tls-ask; else the URL Caddy asks
   int port = 443;           // 0 = chosen on first start, then kept
   bool on() const { return mode != "off"; }

@@ -176,6 +176,8 @@ struct HttpsContext {
   std::string mode = "off"; // off | internal | acme
   int port = 0;             // the port of https:// URLs
   std::string acme_email;
+  std::string acme_ca;      // the ACME directory URL; "" = Let's Encrypt
+  std::string acme_ca_root; // PEM roots for acme_ca's TLS; "" = the system's
   std::string ask_url;      // asked before each certificate (GET ?domain=<host>)
   std::string api_host;     // "idp.<domain>": served by the router, proxied to...
   std::string api_upstream; // ...the daemon's API, "127.0.0.1:<port>"

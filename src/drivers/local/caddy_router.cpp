@@ -165,8 +165,21 @@ nlohmann::json CaddyRouter::api_route_json() const {
 }
 
 nlohmann::json CaddyRouter::tls_app_json() const {
-  nlohmann::json issuer = m_cfg.tls.mode == "acme" ? nlohmann::json{{"module", "acme"}, {"email", m_cfg.tls.acme_email}}
-                                                   : nlohmann::json{{"module", "internal"}};
+  nlohmann::json issuer = {{"module", "internal"}};
+  if (m_cfg.tls.mode == "acme") {
+    issuer = {{"module", "acme"},
+              {"email", m_cfg.tls.acme_email},
+              // The CA reaches these ports as 80 and 443 (or this is them); Caddy's own servers
+              // there answer the challenges.
+              {"challenges",
+               {{"http", {{"alternate_port", m_cfg.port}}}, {"tls-alpn", {{"alternate_port", m_cfg.tls.port}}}}}};
+    if (!m_cfg.tls.acme_ca.empty()) {
+      issuer["ca"] = m_cfg.tls.acme_ca;
+    }
+    if (!m_cfg.tls.acme_ca_root.empty()) {
+      issuer["trusted_roots_pem_files"] = {m_cfg.tls.acme_ca_root};
+    }
+  }
   // On demand, with the ask endpoint: a certificate only for a host that is an environment
   // (or the API), never for whatever name a client sends in its TLS handshake. Caddy 2.6
   // takes the endpoint as on_demand.ask (2.8 also as permission: {module: http}).

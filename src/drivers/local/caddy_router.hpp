@@ -63,11 +63,15 @@ struct RouteTarget {
 // server then redirects every request to https. Certificates are on demand: Caddy asks
 // `ask_url` (GET ?domain=<host>, 2xx = yes) before it issues one for a host, from its local
 // CA (internal; root at <dir>/data/pki/authorities/local/root.crt, never installed into
-// the system's trust store) or from Let's Encrypt with `acme_email` (acme).
+// the system's trust store) or from an ACME CA with `acme_email` (acme: Let's Encrypt, or
+// `acme_ca`, trusted through `acme_ca_root`). Challenges are answered on the router's own
+// HTTP and TLS ports (the CA reaches them on 80/443, directly or through a port forward).
 struct RouterTls {
   std::string mode = "off"; // off | internal | acme
   int port = 0;             // must be set (> 0) when on
   std::string acme_email;
+  std::string acme_ca;      // "" = Let's Encrypt (Caddy's default)
+  std::string acme_ca_root; // PEM file trusted for acme_ca's TLS; "" = the system's roots
   std::string ask_url;
   std::string api_host;     // "idp.<domain>"
   std::string api_upstream; // "127.0.0.1:<api port>"

@@ -198,8 +198,14 @@ Expected<void> LocalDriver::start_router(const std::vector<RouteTarget>& routes)
   rc.port = m_ctx.router_port;
   rc.domain = m_ctx.domain;
   rc.home_id = m_home_id;
-  rc.tls = {m_ctx.https.mode,    m_ctx.https.port,     m_ctx.https.acme_email,
-            m_ctx.https.ask_url, m_ctx.https.api_host, m_ctx.https.api_upstream};
+  rc.tls.mode = m_ctx.https.mode;
+  rc.tls.port = m_ctx.https.port;
+  rc.tls.acme_email = m_ctx.https.acme_email;
+  rc.tls.acme_ca = m_ctx.https.acme_ca;
+  rc.tls.acme_ca_root = m_ctx.https.acme_ca_root;
+  rc.tls.ask_url = m_ctx.https.ask_url;
+  rc.tls.api_host = m_ctx.https.api_host;
+  rc.tls.api_upstream = m_ctx.https.api_upstream;
   if (m_router) {
     m_router->stop();
   }

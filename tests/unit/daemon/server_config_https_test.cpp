@@ -3,6 +3,11 @@
 #include "daemon/server_config.hpp"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "util/fs.hpp"
 
 namespace idp::daemon {
 namespace {
@@ -92,6 +97,56 @@ TEST(ServerConfigHttpsTest, BadValuesAndUnknownKeysAreErrors) {
   errors = parse_https_config(scalar, "https: internal\n");
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(errors[0].to_string(), "server.yml:1:8: key \"https\": expected a map of settings, got \"internal\"");
+}
+
+TEST(ServerConfigHttpsTest, AcmeCaAndItsRootAreReadAndChecked) {
+  char dir_template[] = "/tmp/idp-https-cfg.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string pem = dir + "/ca.pem";
+  const std::string not_pem = dir + "/ca.txt";
+  ASSERT_TRUE(util::write_file_atomic(pem, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"));
+  ASSERT_TRUE(util::write_file_atomic(not_pem, "hello\n"));
+
+  ServerConfig acme;
+  auto errors = parse_https_config(acme, "https:\n  mode: acme\n  email: ops@example.com\n  acme_ca: "
+                                         "https://127.0.0.1:14000/dir\n  acme_ca_root: " +
+                                             pem + "\n");
+  ASSERT_TRUE(errors.empty()) << https_errors_text(errors);
+  EXPECT_EQ(acme.https.acme_ca, "https://127.0.0.1:14000/dir");
+  EXPECT_EQ(acme.https.acme_ca_root, pem);
+
+  ServerConfig defaults;
+  ASSERT_TRUE(parse_https_config(defaults, "https: {mode: acme, email: ops@example.com}\n").empty());
+  EXPECT_EQ(defaults.https.acme_ca, "") << "Let's Encrypt, Caddy's default";
+  EXPECT_EQ(defaults.https.acme_ca_root, "");
+
+  ServerConfig bad;
+  errors = parse_https_config(bad, "https:\n  mode: acme\n  email: ops@example.com\n  acme_ca: "
+                                   "http://ca.example.com/dir\n  acme_ca_root: " +
+                                       not_pem + "\n");
+  std::string text = https_errors_text(errors);
+  ASSERT_EQ(errors.size(), 2u) << text;
+  EXPECT_NE(text.find("server.yml:4:12: key \"https.acme_ca\": expected an https:// ACME directory URL"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("server.yml:5:17: key \"https.acme_ca_root\": expected a PEM certificate file"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(bad.https.mode, "off") << "nothing applied";
+
+  ServerConfig missing;
+  errors =
+      parse_https_config(missing, "https: {mode: acme, email: ops@example.com, acme_ca_root: " + dir + "/none.pem}\n");
+  ASSERT_EQ(errors.size(), 1u) << https_errors_text(errors);
+  EXPECT_EQ(errors[0].key, "https.acme_ca_root");
+  EXPECT_NE(errors[0].message.find("cannot read"), std::string::npos) << errors[0].message;
+
+  ServerConfig internal;
+  errors = parse_https_config(internal, "https:\n  mode: internal\n  acme_ca: https://127.0.0.1:14000/dir\n");
+  ASSERT_EQ(errors.size(), 1u) << https_errors_text(errors);
+  EXPECT_EQ(errors[0].to_string(), "server.yml:3:12: key \"https.acme_ca\": only with mode acme (mode is internal)");
+  std::filesystem::remove_all(dir);
 }
 
 } // namespace

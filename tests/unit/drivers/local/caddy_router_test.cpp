@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <mutex>
 #include <thread>
@@ -12,6 +13,7 @@
 #include "util/hash.hpp"
 #include "util/numbers.hpp"
 #include "util/strings.hpp"
+#include "util/subprocess.hpp"
 
 namespace idp::drivers::local {
 namespace {
@@ -466,6 +468,145 @@ TEST(CaddyRouterTest, TlsWithoutAnAskEndpointIsRefused) {
   ASSERT_FALSE(r.has_value()) << "on-demand TLS without its ask endpoint would certify any name";
   EXPECT_NE(r.error().message.find("ask endpoint"), std::string::npos) << r.error().message;
   EXPECT_EQ(router.pid(), 0);
+}
+
+// An ACME CA on loopback: Debian's `pebble` (Let's Encrypt's test server), with its own TLS
+// certificate for 127.0.0.1 made here. Its validation authority would dial ports 80/443 of
+// the names it certifies, which resolve nowhere here, so it runs with
+// PEBBLE_VA_ALWAYS_VALID; every other step of the ACME flow is real.
+class PebbleCa {
+public:
+  explicit PebbleCa(const std::string& dir) : m_dir(dir) {
+    (void)util::ensure_dir(dir);
+    util::Command cert;
+    cert.argv = {"openssl",  "req",
+                 "-x509",    "-newkey",
+                 "rsa:2048", "-nodes",
+                 "-keyout",  dir + "/key.pem",
+                 "-out",     dir + "/cert.pem",
+                 "-days",    "2",
+                 "-subj",    "/CN=pebble-test",
+                 "-addext",  "subjectAltName=IP:127.0.0.1,DNS:localhost"};
+    auto made = util::run(cert);
+    if (!made || !made->ok()) {
+      m_problem = "openssl req: " + (made ? made->err : made.error().message);
+      return;
+    }
+    tls_cert = dir + "/cert.pem";
+    int port = util::find_free_port().value_or(0);
+    m_management_port = util::find_free_port().value_or(0);
+    nlohmann::json config = {{"pebble",
+                              {{"listenAddress", "127.0.0.1:" + std::to_string(port)},
+                               {"managementListenAddress", "127.0.0.1:" + std::to_string(m_management_port)},
+                               {"certificate", tls_cert},
+                               {"privateKey", dir + "/key.pem"},
+                               {"httpPort", 5002},
+                               {"tlsPort", 5001},
+                               {"ocspResponderURL", ""},
+                               {"externalAccountBindingRequired", false}}}};
+    (void)util::write_file_atomic(dir + "/pebble.json", config.dump());
+    directory_url = "https://127.0.0.1:" + std::to_string(port) + "/dir";
+    util::Command c;
+    c.argv = {"pebble", "-config", dir + "/pebble.json"};
+    // No random nonce rejections or waits: certmagic retries them, but a test need not.
+    c.env = {{"PEBBLE_VA_ALWAYS_VALID", "1"}, {"PEBBLE_VA_NOSLEEP", "1"}, {"PEBBLE_WFE_NONCEREJECT", "0"}};
+    util::SpawnOptions so;
+    m_log_fd = ::open((dir + "/pebble.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    so.stdout_fd = m_log_fd;
+    so.stderr_fd = m_log_fd;
+    auto pid = util::spawn(c, so);
+    if (!pid) {
+      m_problem = "pebble: " + pid.error().message;
+      return;
+    }
+    m_pid = *pid;
+    if (!wait_until([&] { return !fetch(directory_url).empty(); }, 20000)) {
+      m_problem = "pebble's directory did not answer: " + log();
+    }
+  }
+  ~PebbleCa() {
+    if (m_pid > 0) {
+      util::terminate_group(m_pid, 2000);
+    }
+    if (m_log_fd >= 0) {
+      ::close(m_log_fd);
+    }
+  }
+  PebbleCa(const PebbleCa&) = delete;
+  PebbleCa& operator=(const PebbleCa&) = delete;
+
+  const std::string& problem() const { return m_problem; }
+  std::string log() const { return util::read_file(m_dir + "/pebble.log").value_or(""); }
+  // The root its certificates chain to (made at its start), as a PEM file.
+  std::string issuing_root() const {
+    std::string path = m_dir + "/issuing-root.pem";
+    (void)util::write_file_atomic(path, fetch("https://127.0.0.1:" + std::to_string(m_management_port) + "/roots/0"));
+    return path;
+  }
+
+  std::string directory_url;
+  std::string tls_cert; // what a client of the directory must trust
+
+private:
+  std::string fetch(const std::string& url) const {
+    util::Command c;
+    c.argv = {"curl", "-sS", "--fail", "--max-time", "5", "--cacert", tls_cert, url};
+    auto r = util::run(c);
+    return r && r->ok() ? r->out : "";
+  }
+
+  std::string m_dir;
+  std::string m_problem;
+  int m_management_port = 0;
+  int m_log_fd = -1;
+  pid_t m_pid = 0;
+};
+
+// https acme: certificates come from the configured ACME CA (trusted through
+// acme_ca_root), on demand, only for the hosts the ask endpoint allows.
+TEST(CaddyRouterTest, AcmeCertificatesComeFromTheConfiguredCaOnlyForAllowedHosts) {
+  for (const char* tool : {"pebble", "openssl"}) {
+    if (!util::find_executable(tool)) {
+      GTEST_SKIP() << tool << " is not installed (scripts/install-deps.sh installs it)";
+    }
+  }
+  TempDir home;
+  PebbleCa ca(home.sub("pebble"));
+  ASSERT_TRUE(ca.problem().empty()) << ca.problem();
+  AskAndApi api("app.preview.localhost,idp.preview.localhost");
+  RouterConfig cfg = tls_router_config(home.sub("router"), api.port);
+  cfg.tls.mode = "acme";
+  cfg.tls.acme_email = "ops@example.com";
+  cfg.tls.acme_ca = ca.directory_url;
+  cfg.tls.acme_ca_root = ca.tls_cert;
+  CaddyRouter router(cfg);
+  Upstream one("one");
+  ASSERT_TRUE(router.start({web("app", one.port)}));
+  EXPECT_EQ(router.root_ca_path(), "") << "no local CA with acme";
+  const std::string root = ca.issuing_root();
+
+  // curl trusts only the CA's root: the handshake succeeds only with a certificate it issued.
+  auto app = https_get_via_router(cfg.tls.port, "app.preview.localhost", "/", root);
+  EXPECT_EQ(app.curl_exit, 0) << "router log:\n"
+                              << util::read_file(cfg.dir + "/caddy.log").value_or("") << "\npebble:\n"
+                              << ca.log();
+  EXPECT_EQ(app.status, 200);
+  EXPECT_EQ(app.body, "one");
+  auto idp = https_get_via_router(cfg.tls.port, "idp.preview.localhost", "/healthz", root);
+  EXPECT_EQ(idp.curl_exit, 0);
+  EXPECT_EQ(idp.body, "api https");
+  const std::string local_root = cfg.dir + "/data/pki/authorities/local/root.crt";
+  if (util::path_exists(local_root)) {
+    EXPECT_NE(https_get_via_router(cfg.tls.port, "app.preview.localhost", "/", local_root).curl_exit, 0)
+        << "the certificate is not from Caddy's local CA";
+  }
+
+  // A host the ask endpoint refuses: no order is placed, no certificate, no session.
+  ASSERT_TRUE(router.set_route(web("other", one.port)));
+  auto other = https_get_via_router(cfg.tls.port, "other.preview.localhost", "/", root);
+  EXPECT_NE(other.curl_exit, 0);
+  EXPECT_EQ(other.status, 0);
+  EXPECT_EQ(ca.log().find("other.preview.localhost"), std::string::npos) << ca.log();
 }
 
 } // namespace
