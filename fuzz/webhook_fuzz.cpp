@@ -3,7 +3,9 @@
 // the in-memory store, BranchQueue push), then what the Controller makes of queued work
 // (environment name, the stored environment and its create event, their JSON as the API
 // serves them). Any delivery gets one of the documented statuses, never a throw or crash;
-// queued work always names a branch whose environment name is valid.
+// queued work always names a branch whose environment name is valid. The payload parser
+// (simdjson, nlohmann only when simdjson refuses) accepts exactly the bodies
+// nlohmann::json::parse accepts as an object, and projects the same fields from them.
 //
 // Input: a flags byte, then lines: X-GitHub-Event, X-GitHub-Delivery, X-Hub-Signature-256
 // (used only when flags & 1; otherwise the correct signature of the body is sent, so the
@@ -17,6 +19,7 @@
 #include "fuzz/fuzz_support.hpp"
 #include "sources/branch_queue.hpp"
 #include "sources/github_webhook.hpp"
+#include "sources/webhook_payload.hpp"
 
 using namespace idp;
 
@@ -117,6 +120,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     return "";
   };
+
+  auto fast = sources::parse_webhook_payload(body);
+  nlohmann::json doc = nlohmann::json::parse(body, nullptr, false);
+  bool is_object = !doc.is_discarded() && doc.is_object();
+  IDP_FUZZ_CHECK(fast.has_value() == is_object);
+  if (is_object) {
+    IDP_FUZZ_CHECK(*fast == sources::project_webhook_payload(doc));
+  }
 
   auto res = hook.handle(body, header);
   IDP_FUZZ_CHECK(k_statuses.count(res.status) == 1);

@@ -13,6 +13,8 @@ packages=(
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libsqlite3-dev libpq-dev libcurl4-openssl-dev libssl-dev libexpected-dev
   libcpp-httplib-dev libsodium-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # webhook payloads: simdjson (src/sources/webhook_payload.cpp)
+  libsimdjson-dev
   # idp login's OS keychain (Secret Service client)
   libsecret-1-dev
   # runtime: router, git, database, process tools

@@ -16,23 +16,6 @@ namespace {
 
 const char* k_sig_prefix = "sha256=";
 
-std::string str(const json& j, const char* key) {
-  if (!j.is_object()) {
-    return "";
-  }
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-const json& obj(const json& j, const char* key) {
-  static const json k_null;
-  if (!j.is_object()) {
-    return k_null;
-  }
-  auto it = j.find(key);
-  return it != j.end() && it->is_object() ? *it : k_null;
-}
-
 bool is_sha(const std::string& s) {
   if (s.size() != 40 && s.size() != 64) {
     return false;
@@ -62,13 +45,7 @@ Expected<void> check_branch(const std::string& branch, const std::string& where)
   return {};
 }
 
-std::string login_of(const json& payload) {
-  std::string login = str(obj(payload, "sender"), "login");
-  if (login.empty()) {
-    login = str(obj(payload, "pusher"), "name");
-  }
-  return login;
-}
+const std::string& login_of(const WebhookPayload& p) { return p.sender_login.empty() ? p.pusher_name : p.sender_login; }
 
 HookAction ignore(std::string why) {
   HookAction a;
@@ -77,8 +54,8 @@ HookAction ignore(std::string why) {
   return a;
 }
 
-Expected<HookAction> map_push(const json& p, const WatchedRepo& repo) {
-  std::string ref = str(p, "ref");
+Expected<HookAction> map_push(const WebhookPayload& p, const WatchedRepo& repo) {
+  const std::string& ref = p.ref;
   if (ref.empty()) {
     return make_error(ErrorCode::invalid_argument, "push event without \"ref\"");
   }
@@ -92,9 +69,8 @@ Expected<HookAction> map_push(const json& p, const WatchedRepo& repo) {
   a.branch = ref.substr(11);
   IDP_TRY(check_branch(a.branch, "push"));
   a.owner = login_of(p);
-  std::string after = str(p, "after");
-  bool deleted = p.contains("deleted") && p["deleted"].is_boolean() && p["deleted"].get<bool>();
-  if (deleted || is_zero_sha(after)) {
+  const std::string& after = p.after;
+  if (p.deleted || is_zero_sha(after)) {
     a.kind = HookAction::Kind::remove;
     a.reason = "branch deleted (push by " + a.owner + ")";
     return a;
@@ -111,37 +87,36 @@ Expected<HookAction> map_push(const json& p, const WatchedRepo& repo) {
   return a;
 }
 
-Expected<HookAction> map_pull_request(const json& p, const WatchedRepo& repo) {
-  std::string action = str(p, "action");
+Expected<HookAction> map_pull_request(const WebhookPayload& p, const WatchedRepo& repo) {
+  const std::string& action = p.action;
   if (action != "opened" && action != "reopened" && action != "synchronize" && action != "closed") {
     return ignore("pull_request action " + util::quote(action) + " changes no environment");
   }
-  const json& pr = obj(p, "pull_request");
-  const json& head = obj(pr, "head");
-  if (pr.is_null() || head.is_null()) {
+  if (!p.has_pull_request || !p.has_head) {
     return make_error(ErrorCode::invalid_argument, "pull_request event without \"pull_request.head\"");
   }
   HookAction a;
-  a.branch = str(head, "ref");
+  a.branch = p.head_ref;
   IDP_TRY(check_branch(a.branch, "pull_request"));
-  auto number = p.contains("number") && p["number"].is_number_integer() ? p["number"] : pr.value("number", json());
-  if (!number.is_number_integer() || number.get<int64_t>() <= 0 || number.get<int64_t>() > 1'000'000'000) {
+  // The top-level "number" when it is an integer, else the pull request's own.
+  PayloadInt number = p.number ? p.number : p.pr_number;
+  if (!number || *number <= 0 || *number > 1'000'000'000) {
     return make_error(ErrorCode::invalid_argument, "pull_request event without a valid \"number\"");
   }
-  a.pr_number = number.get<int>();
+  a.pr_number = static_cast<int>(*number);
   // A head in another repository (a fork) is not a branch of the watched repo: never run it.
-  std::string head_repo = str(obj(head, "repo"), "full_name");
-  std::string base_repo = str(obj(p, "repository"), "full_name");
+  const std::string& head_repo = p.head_repo_full_name;
+  const std::string& base_repo = p.repository.full_name;
   if (head_repo.empty() || util::to_lower(head_repo) != util::to_lower(base_repo)) {
     return ignore("pull request #" + std::to_string(*a.pr_number) + " comes from a fork");
   }
   a.owner = login_of(p);
-  std::string sha = str(head, "sha");
+  const std::string& sha = p.head_sha;
   if (action == "closed") {
     a.kind = HookAction::Kind::remove;
     a.commit = is_sha(sha) ? sha : "";
-    bool merged = pr.contains("merged") && pr["merged"].is_boolean() && pr["merged"].get<bool>();
-    a.reason = "pull request #" + std::to_string(*a.pr_number) + (merged ? " merged" : " closed") + " by " + a.owner;
+    a.reason =
+        "pull request #" + std::to_string(*a.pr_number) + (p.pr_merged ? " merged" : " closed") + " by " + a.owner;
     return a;
   }
   if (!repo.tracks(a.branch)) {
@@ -156,14 +131,14 @@ Expected<HookAction> map_pull_request(const json& p, const WatchedRepo& repo) {
   return a;
 }
 
-Expected<HookAction> map_delete(const json& p) {
-  std::string ref_type = str(p, "ref_type");
+Expected<HookAction> map_delete(const WebhookPayload& p) {
+  const std::string& ref_type = p.ref_type;
   if (ref_type != "branch") {
     return ignore("deleted " + (ref_type.empty() ? std::string("ref") : ref_type) + ", not a branch");
   }
   HookAction a;
   a.kind = HookAction::Kind::remove;
-  a.branch = str(p, "ref");
+  a.branch = p.ref;
   IDP_TRY(check_branch(a.branch, "delete"));
   a.owner = login_of(p);
   a.reason = "branch deleted by " + a.owner;
@@ -198,10 +173,8 @@ bool verify_github_signature(std::string_view secret, std::string_view body, std
   return util::constant_time_equals(given, expected);
 }
 
-Expected<HookAction> map_github_event(const std::string& event, const json& payload, const WatchedRepo& repo) {
-  if (!payload.is_object()) {
-    return make_error(ErrorCode::invalid_argument, "expected a JSON object");
-  }
+Expected<HookAction> map_github_event(const std::string& event, const WebhookPayload& payload,
+                                      const WatchedRepo& repo) {
   if (event == "ping") {
     HookAction a;
     a.kind = HookAction::Kind::ping;
@@ -256,21 +229,22 @@ WebhookResponse GithubWebhook::handle(const std::string& body,
   }
   // GitHub sends either application/json or a form with the JSON in "payload"; the
   // signature covers the raw body either way.
-  std::string text = body;
+  std::string form_text;
+  std::string_view text = body;
   if (util::starts_with(util::to_lower(header("Content-Type")), "application/x-www-form-urlencoded")) {
     if (!util::starts_with(body, "payload=")) {
       return fail(400, "invalid_argument", "form body without a \"payload\" field");
     }
-    text = util::url_decode(std::string_view(body).substr(8));
+    form_text = util::url_decode(std::string_view(body).substr(8));
+    text = form_text;
   }
-  json payload = json::parse(text, nullptr, false);
-  if (payload.is_discarded() || !payload.is_object()) {
-    return fail(400, "invalid_json", "webhook body is not a JSON object");
+  auto payload = parse_webhook_payload(text);
+  if (!payload) {
+    return fail(400, "invalid_json", payload.error().message);
   }
-  const json& repository = payload.contains("repository") ? payload["repository"] : json();
-  const WatchedRepo* repo = find_watched_repo(m_repos, repository);
+  const WatchedRepo* repo = find_watched_repo(m_repos, payload->repository);
   if (!repo) {
-    std::string name = str(repository, "full_name");
+    const std::string& name = payload->repository.full_name;
     return fail(404, "not_found",
                 name.empty() ? std::string("the payload names no repository this server watches")
                              : "repository " + util::quote(name) + " is not watched by this server");
@@ -281,7 +255,7 @@ WebhookResponse GithubWebhook::handle(const std::string& body,
                  delivery);
     return fail(401, "unauthorized", "missing or wrong X-Hub-Signature-256");
   }
-  auto action = map_github_event(event, payload, *repo);
+  auto action = map_github_event(event, *payload, *repo);
   if (!action) {
     return fail(400, "invalid_argument", action.error().message);
   }

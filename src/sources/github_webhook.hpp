@@ -28,6 +28,7 @@
 
 #include "sources/branch_queue.hpp"
 #include "sources/watched_repo.hpp"
+#include "sources/webhook_payload.hpp"
 #include "store/state_store.hpp"
 #include "util/expected.hpp"
 #include "util/time.hpp"
@@ -52,10 +53,11 @@ struct HookAction {
   std::string reason; // for the audit log, or why it was ignored
 };
 
-// Maps an X-GitHub-Event name and its payload. Tracking rules (`repo.tracks`) decide which
-// pushes and pull requests sync; removals are not filtered (they are idempotent).
-// invalid_argument when the payload is malformed or names a branch git would not accept.
-Expected<HookAction> map_github_event(const std::string& event, const nlohmann::json& payload, const WatchedRepo& repo);
+// Maps an X-GitHub-Event name and its payload (parse_webhook_payload). Tracking rules
+// (`repo.tracks`) decide which pushes and pull requests sync; removals are not filtered (they
+// are idempotent). invalid_argument when the payload lacks a field the event needs or names a
+// branch git would not accept.
+Expected<HookAction> map_github_event(const std::string& event, const WebhookPayload& payload, const WatchedRepo& repo);
 
 struct WebhookResponse {
   int status = 200;

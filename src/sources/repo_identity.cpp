@@ -52,30 +52,28 @@ std::string github_repo_of(const WatchedRepo& repo) {
   return "";
 }
 
-bool payload_names_repo(const nlohmann::json& repository, const WatchedRepo& repo) {
-  if (!repository.is_object()) {
+bool payload_names_repo(const PayloadRepository& repository, const WatchedRepo& repo) {
+  if (!repository.is_object) {
     return false;
   }
   std::string gh = util::to_lower(github_repo_of(repo));
-  auto full_name = repository.find("full_name");
-  if (!gh.empty() && full_name != repository.end() && full_name->is_string() &&
-      util::to_lower(full_name->get<std::string>()) == gh) {
+  if (!gh.empty() && !repository.full_name.empty() && util::to_lower(repository.full_name) == gh) {
     return true;
   }
   std::string mine = normalise(repo.url);
   if (mine.empty()) {
     return false;
   }
-  for (const char* key : {"clone_url", "html_url", "ssh_url", "git_url", "url", "svn_url"}) {
-    auto it = repository.find(key);
-    if (it != repository.end() && it->is_string() && normalise(it->get<std::string>()) == mine) {
+  for (const std::string* location : {&repository.clone_url, &repository.html_url, &repository.ssh_url,
+                                      &repository.git_url, &repository.url, &repository.svn_url}) {
+    if (!location->empty() && normalise(*location) == mine) {
       return true;
     }
   }
   return false;
 }
 
-const WatchedRepo* find_watched_repo(const std::vector<WatchedRepo>& repos, const nlohmann::json& repository) {
+const WatchedRepo* find_watched_repo(const std::vector<WatchedRepo>& repos, const PayloadRepository& repository) {
   for (const auto& r : repos) {
     if (payload_names_repo(repository, r)) {
       return &r;

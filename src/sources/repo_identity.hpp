@@ -5,9 +5,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "sources/watched_repo.hpp"
+#include "sources/webhook_payload.hpp"
 
 namespace idp::sources {
 
@@ -20,10 +19,10 @@ std::string github_repo_of(const WatchedRepo& repo);
 // (case-insensitive), or one of clone_url / html_url / ssh_url / git_url / url / svn_url is
 // the repo's url (normalised: case of the host, trailing "/" and ".git" ignored; local paths
 // compared as absolute paths).
-bool payload_names_repo(const nlohmann::json& repository, const WatchedRepo& repo);
+bool payload_names_repo(const PayloadRepository& repository, const WatchedRepo& repo);
 
 // The first repo in `repos` the payload's `repository` names; nullptr when none does.
-const WatchedRepo* find_watched_repo(const std::vector<WatchedRepo>& repos, const nlohmann::json& repository);
+const WatchedRepo* find_watched_repo(const std::vector<WatchedRepo>& repos, const PayloadRepository& repository);
 
 // The first repo whose url is `env_repo` (an Environment::repo, stored canonical); nullptr when none.
 const WatchedRepo* find_repo_by_url(const std::vector<WatchedRepo>& repos, const std::string& env_repo);

@@ -7,6 +7,8 @@
 #include "unit/sources/recording_actions.hpp"
 #include "unit/sources/webhook_examples.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
+#include "util/strings.hpp"
 
 namespace idp::sources {
 namespace {
@@ -26,6 +28,16 @@ WatchedRepo test_repo() {
 }
 
 TestRepo payload_repo() { return TestRepo{"idp-tests/app", "https://github.com/idp-tests/app.git"}; }
+
+// The mapping of a payload as the receiver sees it: sent as JSON text, parsed by
+// parse_webhook_payload.
+Expected<HookAction> map_json_event(const std::string& event, const json& payload, const WatchedRepo& repo) {
+  auto parsed = parse_webhook_payload(util::json_dump(payload));
+  if (!parsed) {
+    return Unexpected(parsed.error());
+  }
+  return map_github_event(event, *parsed, repo);
+}
 
 TEST(GithubSignatureTest, MatchesGithubsDocumentedExample) {
   // From GitHub's "Validating webhook deliveries" documentation.
@@ -50,8 +62,7 @@ TEST(GithubSignatureTest, RejectsWrongMissingAndMalformedSignatures) {
 
 TEST(GithubEventTest, PushToTrackedBranchSyncsTheAfterCommit) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
-  auto a =
-      map_github_event("push", testing::push_payload(payload_repo(), "feature/login", k_sha1, k_sha2), test_repo());
+  auto a = map_json_event("push", testing::push_payload(payload_repo(), "feature/login", k_sha1, k_sha2), test_repo());
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_EQ(a->kind, HookAction::Kind::sync);
   EXPECT_EQ(a->branch, "feature/login");
@@ -64,18 +75,17 @@ TEST(GithubEventTest, PushToTheDefaultOrAnExcludedBranchIsIgnored) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
   WatchedRepo repo = test_repo();
   repo.exclude = {"dependabot/*"};
-  auto main = map_github_event("push", testing::push_payload(payload_repo(), "main", k_sha1, k_sha2), repo);
+  auto main = map_json_event("push", testing::push_payload(payload_repo(), "main", k_sha1, k_sha2), repo);
   ASSERT_TRUE(main);
   EXPECT_EQ(main->kind, HookAction::Kind::ignore);
-  auto bot = map_github_event("push", testing::push_payload(payload_repo(), "dependabot/npm/x", k_sha1, k_sha2), repo);
+  auto bot = map_json_event("push", testing::push_payload(payload_repo(), "dependabot/npm/x", k_sha1, k_sha2), repo);
   ASSERT_TRUE(bot);
   EXPECT_EQ(bot->kind, HookAction::Kind::ignore);
 }
 
 TEST(GithubEventTest, PushWithDeletedRemovesTheBranch) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
-  auto a =
-      map_github_event("push", testing::push_deleted_payload(payload_repo(), "feature/login", k_sha1), test_repo());
+  auto a = map_json_event("push", testing::push_deleted_payload(payload_repo(), "feature/login", k_sha1), test_repo());
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_EQ(a->kind, HookAction::Kind::remove);
   EXPECT_EQ(a->branch, "feature/login");
@@ -84,7 +94,7 @@ TEST(GithubEventTest, PushWithDeletedRemovesTheBranch) {
 
 TEST(GithubEventTest, TagPushesAreIgnored) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
-  auto a = map_github_event("push", testing::tag_push_payload(payload_repo()), test_repo());
+  auto a = map_json_event("push", testing::tag_push_payload(payload_repo()), test_repo());
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_EQ(a->kind, HookAction::Kind::ignore);
 }
@@ -92,9 +102,9 @@ TEST(GithubEventTest, TagPushesAreIgnored) {
 TEST(GithubEventTest, PullRequestOpenedReopenedSynchronizeSyncTheHeadWithThePrNumber) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
   for (std::string action : {"opened", "reopened", "synchronize"}) {
-    auto a = map_github_event("pull_request",
-                              testing::pull_request_payload(payload_repo(), action, 42, "feature/login", k_sha2),
-                              test_repo());
+    auto a =
+        map_json_event("pull_request",
+                       testing::pull_request_payload(payload_repo(), action, 42, "feature/login", k_sha2), test_repo());
     ASSERT_TRUE(a) << action << ": " << a.error().message;
     EXPECT_EQ(a->kind, HookAction::Kind::sync) << action;
     EXPECT_EQ(a->branch, "feature/login");
@@ -107,9 +117,9 @@ TEST(GithubEventTest, PullRequestOpenedReopenedSynchronizeSyncTheHeadWithThePrNu
 TEST(GithubEventTest, PullRequestClosedRemovesWhetherMergedOrNot) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
   for (bool merged : {false, true}) {
-    auto a = map_github_event(
-        "pull_request", testing::pull_request_payload(payload_repo(), "closed", 7, "feature/login", k_sha2, merged),
-        test_repo());
+    auto a = map_json_event("pull_request",
+                            testing::pull_request_payload(payload_repo(), "closed", 7, "feature/login", k_sha2, merged),
+                            test_repo());
     ASSERT_TRUE(a) << a.error().message;
     EXPECT_EQ(a->kind, HookAction::Kind::remove);
     EXPECT_EQ(a->branch, "feature/login");
@@ -122,37 +132,37 @@ TEST(GithubEventTest, PullRequestsFromForksAndOtherActionsAreIgnored) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
   json fork = testing::pull_request_payload(payload_repo(), "opened", 5, "feature/login", k_sha2);
   fork["pull_request"]["head"]["repo"]["full_name"] = "someone/fork";
-  auto a = map_github_event("pull_request", fork, test_repo());
+  auto a = map_json_event("pull_request", fork, test_repo());
   ASSERT_TRUE(a);
   EXPECT_EQ(a->kind, HookAction::Kind::ignore);
   EXPECT_NE(a->reason.find("fork"), std::string::npos);
 
   json labeled = testing::pull_request_payload(payload_repo(), "labeled", 5, "feature/login", k_sha2);
-  auto b = map_github_event("pull_request", labeled, test_repo());
+  auto b = map_json_event("pull_request", labeled, test_repo());
   ASSERT_TRUE(b);
   EXPECT_EQ(b->kind, HookAction::Kind::ignore);
 }
 
 TEST(GithubEventTest, DeleteOfABranchRemovesDeleteOfATagIsIgnored) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
-  auto branch = map_github_event("delete", testing::delete_payload(payload_repo(), "feature/login"), test_repo());
+  auto branch = map_json_event("delete", testing::delete_payload(payload_repo(), "feature/login"), test_repo());
   ASSERT_TRUE(branch) << branch.error().message;
   EXPECT_EQ(branch->kind, HookAction::Kind::remove);
   EXPECT_EQ(branch->branch, "feature/login");
 
   json tag = testing::webhook_example("delete"); // the published example, a tag, as is
   testing::point_at(tag, payload_repo());
-  auto t = map_github_event("delete", tag, test_repo());
+  auto t = map_json_event("delete", tag, test_repo());
   ASSERT_TRUE(t);
   EXPECT_EQ(t->kind, HookAction::Kind::ignore);
 }
 
 TEST(GithubEventTest, PingAndUnusedEvents) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
-  auto ping = map_github_event("ping", testing::ping_payload(payload_repo()), test_repo());
+  auto ping = map_json_event("ping", testing::ping_payload(payload_repo()), test_repo());
   ASSERT_TRUE(ping);
   EXPECT_EQ(ping->kind, HookAction::Kind::ping);
-  auto star = map_github_event("star", testing::ping_payload(payload_repo()), test_repo());
+  auto star = map_json_event("star", testing::ping_payload(payload_repo()), test_repo());
   ASSERT_TRUE(star);
   EXPECT_EQ(star->kind, HookAction::Kind::ignore);
 }
@@ -161,14 +171,14 @@ TEST(GithubEventTest, BranchNamesGitWouldRefuseAreInvalidArguments) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
   for (std::string bad :
        {"feat/a b", "feat\nx", "a..b", "-x", "x.lock", "a~1", "a:b", "refs/../x", "new\r\nline", "$(touch pwned)"}) {
-    auto push = map_github_event("push", testing::push_payload(payload_repo(), bad, k_sha1, k_sha2), test_repo());
+    auto push = map_json_event("push", testing::push_payload(payload_repo(), bad, k_sha1, k_sha2), test_repo());
     ASSERT_FALSE(push) << bad;
     EXPECT_EQ(push.error().code, ErrorCode::invalid_argument);
     EXPECT_NE(push.error().message.find("not a valid git branch name"), std::string::npos);
-    auto pr = map_github_event("pull_request", testing::pull_request_payload(payload_repo(), "opened", 1, bad, k_sha2),
-                               test_repo());
+    auto pr = map_json_event("pull_request", testing::pull_request_payload(payload_repo(), "opened", 1, bad, k_sha2),
+                             test_repo());
     ASSERT_FALSE(pr) << bad;
-    auto del = map_github_event("delete", testing::delete_payload(payload_repo(), bad), test_repo());
+    auto del = map_json_event("delete", testing::delete_payload(payload_repo(), bad), test_repo());
     ASSERT_FALSE(del) << bad;
   }
 }
@@ -176,11 +186,42 @@ TEST(GithubEventTest, BranchNamesGitWouldRefuseAreInvalidArguments) {
 TEST(GithubEventTest, ShellMetacharactersGitAcceptsAreKeptVerbatim) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
   for (std::string name : {"feat/$(touch${IFS}pwned)", "a;b", "it's", "`id`", "feat/ünïcode", "x|y&z>w"}) {
-    auto a = map_github_event("push", testing::push_payload(payload_repo(), name, k_sha1, k_sha2), test_repo());
+    auto a = map_json_event("push", testing::push_payload(payload_repo(), name, k_sha1, k_sha2), test_repo());
     ASSERT_TRUE(a) << name << ": " << a.error().message;
     EXPECT_EQ(a->kind, HookAction::Kind::sync);
     EXPECT_EQ(a->branch, name);
   }
+}
+
+TEST(GithubEventTest, PullRequestWithoutHeadOrAValidNumberIsAnInvalidArgument) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  json base = testing::pull_request_payload(payload_repo(), "opened", 9, "feature/login", k_sha2);
+  json no_head = base;
+  no_head["pull_request"].erase("head");
+  auto a = map_json_event("pull_request", no_head, test_repo());
+  ASSERT_FALSE(a);
+  EXPECT_EQ(a.error().message, "pull_request event without \"pull_request.head\"");
+  json head_not_object = base;
+  head_not_object["pull_request"]["head"] = "feature/login";
+  EXPECT_FALSE(map_json_event("pull_request", head_not_object, test_repo()));
+  for (json number :
+       {json(0), json(-4), json(1'000'000'001), json("9"), json(9.0), json(nullptr), json(18446744073709551615ULL)}) {
+    json p = base;
+    p["number"] = number;
+    p["pull_request"]["number"] = number;
+    auto r = map_json_event("pull_request", p, test_repo());
+    ASSERT_FALSE(r) << number.dump();
+    EXPECT_EQ(r.error().message, "pull_request event without a valid \"number\"") << number.dump();
+  }
+  // The top-level number when it is an integer (even an invalid one), else the pull request's.
+  json from_pr = base;
+  from_pr["number"] = "9";
+  auto ok = map_json_event("pull_request", from_pr, test_repo());
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->pr_number, 9);
+  json top_wins = base;
+  top_wins["number"] = 0;
+  EXPECT_FALSE(map_json_event("pull_request", top_wins, test_repo()));
 }
 
 // --- the receiver ---
@@ -350,6 +391,34 @@ TEST(GithubWebhookTest, QuickPushesForOneBranchAreCoalescedIntoTheNewest) {
   auto calls = r.actions.calls();
   ASSERT_EQ(calls.size(), 1u);
   EXPECT_EQ(calls[0].commit, prev);
+}
+
+TEST(GithubWebhookTest, InvalidJsonInvalidUtf8AndNonObjectsAre400AndNothingIsRecorded) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  Receiver r;
+  std::string valid = util::json_dump(testing::push_payload(payload_repo(), "feat/PLACEHOLDER", k_sha1, k_sha2));
+  std::string raw_byte = valid; // a careless sender: the raw byte inside a JSON string
+  for (size_t p; (p = raw_byte.find("feat/PLACEHOLDER")) != std::string::npos;) {
+    raw_byte.replace(p, std::string("feat/PLACEHOLDER").size(), "feat/\xff");
+  }
+  int n = 0;
+  for (const std::string& body : {std::string("{not json"), std::string("[]"), std::string("\"x\""),
+                                  valid.substr(0, valid.size() - 1), valid + "x", raw_byte}) {
+    std::string delivery = "bad-" + std::to_string(n++);
+    auto resp = r.post("push", delivery, body);
+    EXPECT_EQ(resp.status, 400) << util::quote(body.substr(0, 80));
+    EXPECT_EQ(resp.body.value("error", ""), "invalid_json");
+    EXPECT_EQ(resp.body.value("message", ""), "webhook body is not a JSON object");
+    EXPECT_FALSE(r.delivery_recorded(delivery));
+  }
+  // What a serialiser makes of that byte: U+FFFD, which names no real branch.
+  auto replaced =
+      r.post("push", "fffd", util::json_dump(testing::push_payload(payload_repo(), "feat/\xff", k_sha1, k_sha2)));
+  EXPECT_EQ(replaced.status, 400) << replaced.body.dump();
+  EXPECT_NE(replaced.body.value("message", "").find("U+FFFD"), std::string::npos) << replaced.body.dump();
+  EXPECT_EQ(r.queue.stats().pushed, 0u);
+  // The untouched payload is taken.
+  EXPECT_EQ(r.post("push", "good", valid).status, 202);
 }
 
 } // namespace
