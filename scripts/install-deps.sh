@@ -25,6 +25,8 @@ packages=(
   dbus-daemon gnome-keyring libsecret-tools
   # tests/unit/drivers/kubernetes: test certificates for the API-server double's TLS
   openssl
+  # tests/browser: the dashboard in a real browser (playwright-core drives it; no download)
+  chromium
 )
 # Node.js runs the example apps; keep a newer one if the machine already has it.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
