@@ -79,7 +79,7 @@ await run('dashboard (developer)', {
     assert(await cell.textContent() === xssBranch, `branch cell text: ${await cell.textContent()}`);
     assert(await page.locator('img').count() === 0, 'no <img> element was made from the branch');
     await page.locator('#q').fill('xss');
-    await page.locator('#count').filter({ hasText: '1 of 3' }).waitFor();
+    await page.locator('#count').filter({ hasText: '1 of 4' }).waitFor();
     await page.locator('#q').fill('');
   },
 

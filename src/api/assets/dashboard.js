@@ -311,9 +311,11 @@ async function pageEnvironment(name) {
   };
   let actionsFor = '';
   const renderActionsIfChanged = () => {
-    // Re-rendering the actions would wipe their status lines: only when what is allowed changes.
-    const k = canAct(env) + ':' + env.phase;
+    // Re-rendering the actions would wipe their status lines: only when what is allowed
+    // changes. Once the environment is gone they stay, disabled, with their last status.
+    const k = String(canAct(env));
     if (k !== actionsFor) { actionsFor = k; renderActions(); }
+    if (env.phase === 'destroyed') for (const c of actions.querySelectorAll('button, select, input')) c.disabled = true;
   };
   renderEnv();
   renderActionsIfChanged();
