@@ -23,6 +23,7 @@ async function signIn(login) {
   gh.nextUser = login;
   await page.goto(daemon.url + '/login');
   await page.getByRole('link', { name: 'Sign in with GitHub' }).click();
+  await page.locator('#authorize').click(); // on GitHub (the double)
   return page;
 }
 

@@ -59,6 +59,7 @@ await run('dashboard (developer)', {
     await page.waitForURL('**/login');
     await shot('dashboard-sign-in.png');
     await page.getByRole('link', { name: 'Sign in with GitHub' }).click();
+    await page.locator('#authorize').click(); // on GitHub (the double)
     await page.waitForURL(daemon.url + '/');
     await page.locator('#who').filter({ hasText: 'alice · developer' }).waitFor();
     for (const name of ['shop', 'xss', 'broken']) await page.locator(`tr[data-env="${name}"]`).waitFor();

@@ -69,8 +69,12 @@ export class GitHubDouble {
       const back = new URL(q.get('redirect_uri'));
       back.searchParams.set('code', code);
       back.searchParams.set('state', q.get('state'));
-      res.writeHead(302, { Location: back.href });
-      return res.end();
+      // As on GitHub, the user approves on GitHub's own page: the way back is then a
+      // navigation started by another site, which a SameSite=Strict cookie would not follow.
+      const esc = (t) => t.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      return res.end(`<!doctype html><title>Authorize</title><p>Sign in to mini-idp as ${esc(String(login))}?</p>` +
+        `<a id="authorize" href="${esc(back.href)}">Authorize</a>`);
     }
     if (req.method === 'POST' && url.pathname === '/login/oauth/access_token') {
       const form = new URLSearchParams(await this.body(req));
