@@ -70,16 +70,19 @@ const Principal& principal() {
 // The audit actor: the token's identity. X-Idp-Actor (sent by the CLI) may only add a
 // note in parentheses; it never replaces the identity.
 std::string actor_of(const httplib::Request& req) {
-  std::string actor = principal().identity;
+  const Principal& p = principal();
+  std::string actor = p.identity;
+  // A GitHub sign-in has no token record to look its role up in later: the record says it.
+  std::string how = p.token_id == "github" ? "GitHub " + std::string(role_name(p.role)) : "";
   std::string a = req.get_header_value("X-Idp-Actor");
   if (a.empty() || a == actor) {
-    return actor;
+    return how.empty() ? actor : actor + " (" + how + ")";
   }
   std::string note;
   for (char c : a.substr(0, 64)) {
     note += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
   }
-  return actor + " (" + note + ")";
+  return actor + " (" + (how.empty() ? "" : how + ", ") + note + ")";
 }
 
 // Developers act only on environments they own; admins on every one.

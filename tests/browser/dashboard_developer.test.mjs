@@ -129,7 +129,7 @@ await run('dashboard (developer)', {
     await shot('dashboard-templates.png');
     await page.locator('nav a[data-nav="audit"]').click();
     // The extend above, by the GitHub identity (not a header).
-    await page.locator('#audit tbody tr').filter({ hasText: 'extend' }).filter({ hasText: 'alice' }).first().waitFor();
+    await page.locator('#audit tbody tr').filter({ hasText: 'extend' }).filter({ hasText: 'alice (GitHub developer, dashboard)' }).first().waitFor();
     await shot('dashboard-audit.png');
   },
 
