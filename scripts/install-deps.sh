@@ -30,6 +30,8 @@ packages=(
   openssl
   # tests/unit/drivers/local (https: acme): Let's Encrypt's ACME test server
   pebble
+  # tests/browser: the dashboard in a real browser (playwright-core drives it; no download)
+  chromium
 )
 # Node.js runs the example apps; keep a newer one if the machine already has it.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)

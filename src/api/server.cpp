@@ -12,6 +12,7 @@
 #include "api/api_error.hpp"
 #include "api/client_watch.hpp"
 #include "api/connection_pool.hpp"
+#include "api/dashboard_routes.hpp"
 #include "api/exec_routes.hpp"
 #include "api/secret_routes.hpp"
 #include "core/api_types.hpp"
@@ -25,8 +26,6 @@
 #include "util/strings.hpp"
 
 namespace idp::api {
-
-extern const char* const k_dashboard_html;
 
 using nlohmann::json;
 
@@ -61,23 +60,6 @@ std::string cookie_value(const httplib::Request& req, const std::string& name) {
   return "";
 }
 
-const char* k_login_html = R"html(<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>idp: sign in</title>
-<style>body{font:15px system-ui,sans-serif;margin:3em auto;max-width:32em}input{width:100%;padding:.4em;font:inherit}button{margin-top:.6em;padding:.4em 1em;font:inherit}#err{color:#b00}</style></head>
-<body><h1>idp</h1><p>Paste an API token (<code>idp token create</code>, or <code>$IDP_HOME/admin.token</code> on the server).</p>
-<form id="f"><input id="t" type="password" autocomplete="off" placeholder="idp_..." autofocus><button>Sign in</button></form><p id="err"></p>
-<script>
-document.getElementById('f').onsubmit = async (ev) => {
-  ev.preventDefault();
-  const r = await fetch('/login', {method: 'POST', headers: {'Content-Type': 'application/json'},
-                                   body: JSON.stringify({token: document.getElementById('t').value.trim()})});
-  if (r.ok) { location.href = '/'; return; }
-  const j = await r.json().catch(() => ({}));
-  document.getElementById('err').textContent = j.message || r.statusText;
-};
-</script></body></html>
-)html";
-
 const Principal& principal() {
   if (!t_principal) {
     throw ApiError(401, "unauthorized", "this endpoint needs an API token: send \"Authorization: Bearer <token>\"");
@@ -88,16 +70,19 @@ const Principal& principal() {
 // The audit actor: the token's identity. X-Idp-Actor (sent by the CLI) may only add a
 // note in parentheses; it never replaces the identity.
 std::string actor_of(const httplib::Request& req) {
-  std::string actor = principal().identity;
+  const Principal& p = principal();
+  std::string actor = p.identity;
+  // A GitHub sign-in has no token record to look its role up in later: the record says it.
+  std::string how = p.token_id == "github" ? "GitHub " + std::string(role_name(p.role)) : "";
   std::string a = req.get_header_value("X-Idp-Actor");
   if (a.empty() || a == actor) {
-    return actor;
+    return how.empty() ? actor : actor + " (" + how + ")";
   }
   std::string note;
   for (char c : a.substr(0, 64)) {
     note += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
   }
-  return actor + " (" + note + ")";
+  return actor + " (" + (how.empty() ? "" : how + ", ") + note + ")";
 }
 
 // Developers act only on environments they own; admins on every one.
@@ -348,9 +333,6 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
   });
   if (!m_ctx.hooks_only) {
     // Dashboard sign-in: a token pasted once becomes an HttpOnly, SameSite=Strict cookie.
-    m_server->Get("/login", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content(k_login_html, "text/html; charset=utf-8");
-    });
     m_server->Post("/login", [this](const httplib::Request& req, httplib::Response& res) {
       json body = parse_body(req);
       std::string token = body.contains("token") && body["token"].is_string() ? body["token"].get<std::string>() : "";
@@ -358,20 +340,21 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
       if (!p) {
         throw ApiError::from(p.error());
       }
-      std::string id = util::random_hex(32);
-      Session s{token_hash(token), util::random_hex(16), m_ctx.clock->now_ms() + k_session_ttl_ms};
-      {
-        std::lock_guard lock(m_sessions_mutex);
-        util::Millis now = m_ctx.clock->now_ms();
-        std::erase_if(m_sessions, [now](const auto& kv) { return kv.second.expires_at <= now; });
-        m_sessions[util::sha256_hex(id)] = s;
-      }
-      bool https = util::to_lower(req.get_header_value("X-Forwarded-Proto")) == "https";
-      res.set_header("Set-Cookie", std::string(k_session_cookie) + "=" + id +
-                                       "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
-                                       std::to_string(k_session_ttl_ms / 1000) + (https ? "; Secure" : ""));
+      Session s{token_hash(token), util::random_hex(16), m_ctx.clock->now_ms() + k_session_ttl_ms, std::nullopt};
+      res.set_header("Set-Cookie", open_session(s, "Strict", request_is_https(req)));
       send_json(res, 200, {{"identity", p->identity}, {"role", role_name(p->role)}, {"csrf", s.csrf}});
     });
+    // The app, its assets, and Sign in with GitHub (api/dashboard_routes.cpp).
+    if (m_ctx.github_oauth.enabled()) {
+      m_oauth = std::make_unique<GitHubOAuth>(m_ctx.github_oauth, *m_ctx.clock);
+    }
+    DashboardHooks dashboard_hooks;
+    dashboard_hooks.open_session = [this](const Principal& p, bool https) {
+      // Lax: the sign-in ends with GitHub's cross-site redirect, and the session must ride
+      // along with the navigation to / that follows. Actions still need the CSRF token.
+      return open_session(Session{"", util::random_hex(16), m_ctx.clock->now_ms() + k_session_ttl_ms, p}, "Lax", https);
+    };
+    register_dashboard_routes(*m_server, m_oauth.get(), std::move(dashboard_hooks));
     m_server->Post("/logout", [this](const httplib::Request& req, httplib::Response& res) {
       std::string id = cookie_value(req, k_session_cookie);
       if (!id.empty()) {
@@ -406,6 +389,18 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
 }
 
 ApiServer::~ApiServer() { stop(); }
+
+std::string ApiServer::open_session(const Session& s, const std::string& same_site, bool https) {
+  std::string id = util::random_hex(32);
+  {
+    std::lock_guard lock(m_sessions_mutex);
+    util::Millis now = m_ctx.clock->now_ms();
+    std::erase_if(m_sessions, [now](const auto& kv) { return kv.second.expires_at <= now; });
+    m_sessions[util::sha256_hex(id)] = s;
+  }
+  return std::string(k_session_cookie) + "=" + id + "; Path=/; HttpOnly; SameSite=" + same_site +
+         "; Max-Age=" + std::to_string(k_session_ttl_ms / 1000) + (https ? "; Secure" : "");
+}
 
 void ApiServer::check_request(const httplib::Request& req) {
   if (m_raw_paths.count(req.path) || req.path == "/healthz") {
@@ -457,7 +452,7 @@ void ApiServer::check_request(const httplib::Request& req) {
                          util::quote(req.get_header_value("Content-Type").substr(0, 100)));
     }
   }
-  if ((req.path == "/metrics" && m_ctx.metrics_public) || req.path == "/login" || req.path == "/logout") {
+  if ((req.path == "/metrics" && m_ctx.metrics_public) || is_public_dashboard_path(req.path)) {
     return;
   }
   std::string authorization = req.get_header_value("Authorization");
@@ -480,7 +475,7 @@ void ApiServer::check_request(const httplib::Request& req) {
     if (state_changing && !util::constant_time_equals(req.get_header_value("X-Idp-Csrf"), s->csrf)) {
       throw ApiError(403, "forbidden", "missing or wrong X-Idp-Csrf header for a dashboard session");
     }
-    p = m_auth->authenticate_hash(s->token_hash);
+    p = s->principal ? Expected<Principal>(*s->principal) : m_auth->authenticate_hash(s->token_hash);
     t_session_csrf = s->csrf;
   } else {
     p = m_auth->authenticate(authorization);
@@ -592,10 +587,6 @@ void ApiServer::routes() {
     }
     return j;
   };
-
-  s.Get("/", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(k_dashboard_html, "text/html; charset=utf-8");
-  });
 
   // Prometheus text format.
   s.Get("/metrics", [&ctx, this](const httplib::Request&, httplib::Response& res) {

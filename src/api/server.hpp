@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "api/auth.hpp"
+#include "api/oauth.hpp"
 #include "engine/controller.hpp"
 #include "engine/driver_set.hpp"
 #include "engine/secret_store.hpp"
@@ -58,6 +59,8 @@ struct ApiContext {
   // The server's secret store: /api/v1/secrets (admin), and the values redacted from logs
   // and exec output. Unset: no secret routes, nothing redacted.
   engine::SecretStore* secrets = nullptr;
+  // Sign in with GitHub on the dashboard (api/dashboard_routes.hpp). Unset client_id: off.
+  GitHubOAuthSettings github_oauth;
 };
 
 // A raw route for hooks: gets the exact body bytes and headers.
@@ -98,12 +101,16 @@ private:
   std::set<std::string> m_raw_paths; // set before start(), read-only after
   // Dashboard sessions (cookie idp_session): sha256(session id) → the token's hash, a CSRF
   // token for actions, and an expiry. The token is checked again on every request, so a
-  // revoked token ends its sessions.
+  // revoked token ends its sessions. A GitHub sign-in has no token: its principal is kept.
   struct Session {
     std::string token_hash;
     std::string csrf;
     util::Millis expires_at = 0;
+    std::optional<Principal> principal; // GitHub sessions
   };
+  // Stores `s` under a new id; returns the Set-Cookie value that carries it.
+  std::string open_session(const Session& s, const std::string& same_site, bool https);
+  std::unique_ptr<GitHubOAuth> m_oauth; // null when GitHub sign-in is off
   std::mutex m_sessions_mutex;
   std::map<std::string, Session> m_sessions; // guarded by m_sessions_mutex
   std::string m_listen_host;                 // the bound address when it is a specific one

@@ -269,6 +269,7 @@ Expected<void> Daemon::start() {
     };
   }
   actx.secrets = d.secrets.get();
+  actx.github_oauth = cfg.github_oauth;
   d.api = std::make_unique<api::ApiServer>(actx);
   sources::Sources::Options so;
   so.github_api_url = cfg.github_api_url;

@@ -608,6 +608,92 @@ const OptionTable<ServerConfig>& server_table() {
          c.github_api_url = s;
          return std::nullopt;
        }},
+      {.key = "github.oauth.client_id",
+       .doc = "the OAuth app's client ID: Sign in with GitHub on the dashboard (docs/dashboard.md)",
+       .parse = [](const json& v,
+                   ServerConfig& c) { return values::text(v, "an OAuth app client ID", c.github_oauth.client_id); }},
+      {.key = "github.oauth.client_secret",
+       .doc = "the OAuth app's client secret: env:VAR, file:/path or the value",
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return secret_value(v, "env:VAR, file:/path or the secret", c.github_oauth.client_secret);
+           }},
+      {.key = "github.oauth.allowed_orgs",
+       .doc = "organisations whose members may sign in; anyone else is refused",
+       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
+         if (auto m = values::string_list(v, "organisation logins like [acme]", c.github_oauth.allowed_orgs)) {
+           return m;
+         }
+         for (const auto& o : c.github_oauth.allowed_orgs) {
+           if (o.empty() || o.find_first_of("/ :@") != std::string::npos) {
+             return "expected organisation logins like acme (no team, no URL), got " + util::quote(o);
+           }
+         }
+         return std::nullopt;
+       }},
+      {.key = "github.oauth.roles",
+       .doc = "role → [org or org/team], e.g. {admin: [acme/ops], developer: [acme/dev], viewer: [acme]}",
+       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
+         if (!v.is_object()) {
+           return "expected a map like {admin: [acme/ops], developer: [acme/dev], viewer: [acme]}, got " + describe(v);
+         }
+         std::map<std::string, std::vector<std::string>> roles;
+         for (const auto& [role, list] : v.items()) {
+           if (!api::parse_role(role)) {
+             std::string hint = util::closest_match(role, {"admin", "developer", "viewer"});
+             return "expected the roles admin, developer or viewer, got " + util::quote(role) +
+                    (hint.empty() ? "" : " (did you mean " + util::quote(hint) + "?)");
+           }
+           if (auto m = values::string_list(list, "a list like [acme, acme/team-slug]", roles[role])) {
+             return m;
+           }
+           for (const auto& e : roles[role]) {
+             auto slash = e.find('/');
+             if (e.empty() || slash == 0 || slash + 1 == e.size() ||
+                 e.find('/', slash == std::string::npos ? 0 : slash + 1) != std::string::npos ||
+                 e.find_first_of(" :@") != std::string::npos) {
+               return "role " + util::quote(role) +
+                      ": expected an organisation like acme or a team like acme/dev, got " + util::quote(e);
+             }
+           }
+         }
+         c.github_oauth.roles = roles;
+         return std::nullopt;
+       }},
+      {.key = "github.oauth.web_url",
+       .default_text = "https://github.com",
+       .doc = "GitHub's web address (GitHub Enterprise: https://HOST)",
+       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
+         std::string s;
+         if (auto m = values::text(v, "a URL like https://github.com", s)) {
+           return m;
+         }
+         if (!util::starts_with(s, "http://") && !util::starts_with(s, "https://")) {
+           return "expected a URL like https://github.com, got " + util::quote(s);
+         }
+         while (!s.empty() && s.back() == '/') {
+           s.pop_back();
+         }
+         c.github_oauth.web_url = s;
+         return std::nullopt;
+       }},
+      {.key = "github.oauth.api_url",
+       .default_text = "https://api.github.com",
+       .doc = "GitHub's API address for the sign-in (GitHub Enterprise: https://HOST/api/v3)",
+       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
+         std::string s;
+         if (auto m = values::text(v, "a URL like https://api.github.com", s)) {
+           return m;
+         }
+         if (!util::starts_with(s, "http://") && !util::starts_with(s, "https://")) {
+           return "expected a URL like https://api.github.com, got " + util::quote(s);
+         }
+         while (!s.empty() && s.back() == '/') {
+           s.pop_back();
+         }
+         c.github_oauth.api_url = s;
+         return std::nullopt;
+       }},
       {.key = "https.mode",
        .default_text = "off",
        .doc = "off, internal (Caddy's local CA) or acme",
@@ -732,6 +818,22 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
     if (n.value && !n.value->is_null() && cfg.https.mode != "acme" && !has_error(doc, std::string("https.") + key)) {
       doc.error_at_value(n, std::string("only with mode acme (mode is ") + cfg.https.mode + ")",
                          std::string("https.") + key);
+    }
+  }
+  ConfigNode oauth = doc.child(doc.child(root, "github"), "oauth");
+  bool oauth_errors = std::any_of(doc.errors().begin(), doc.errors().end(),
+                                  [](const core::ConfigError& e) { return util::starts_with(e.key, "github.oauth"); });
+  if (oauth.value->is_object() && !oauth_errors) {
+    // Without a secret GitHub refuses every sign-in; without allowed orgs anyone could sign in.
+    const char* missing = cfg.github_oauth.client_id.empty()       ? "client_id"
+                          : cfg.github_oauth.client_secret.empty() ? "client_secret"
+                          : cfg.github_oauth.allowed_orgs.empty()  ? "allowed_orgs"
+                                                                   : nullptr;
+    if (missing) {
+      doc.error_at_value(oauth,
+                         std::string("required with github.oauth: client_id, client_secret (env:VAR) and "
+                                     "allowed_orgs (the organisations whose members may sign in)"),
+                         std::string("github.oauth.") + missing);
     }
   }
   if (!doc.ok()) {

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/oauth.hpp"
 #include "core/app_config.hpp"
 #include "engine/options.hpp"
 #include "engine/secret_store.hpp"
@@ -49,6 +50,7 @@ struct ServerConfig {
   std::vector<sources::WatchedRepo> repositories;
   std::vector<engine::ConfiguredSecret> secrets; // secrets: NAME: {from, repos} (engine/secret_store.hpp)
   std::string github_api_url = "https://api.github.com";
+  api::GitHubOAuthSettings github_oauth;      // github.oauth: Sign in with GitHub on the dashboard
   std::string config_file;                    // "" = none
   std::map<std::string, std::string> origins; // key → "default" | file path | "env IDP_X" | "flag --x"
 

@@ -1,0 +1,159 @@
+#include "api/dashboard_routes.hpp"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include "util/hash.hpp"
+#include "util/strings.hpp"
+
+namespace idp::api {
+
+extern const char* const k_asset_dashboard_html;
+extern const char* const k_asset_dashboard_js;
+extern const char* const k_asset_dashboard_css;
+extern const char* const k_asset_login_html;
+
+namespace {
+
+constexpr const char* k_oauth_cookie = "idp_oauth";
+constexpr const char* k_csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                              "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+void secure_headers(httplib::Response& res) {
+  res.set_header("Content-Security-Policy", k_csp);
+  res.set_header("X-Content-Type-Options", "nosniff");
+  res.set_header("Referrer-Policy", "no-referrer"); // the callback URL carries the code
+  res.set_header("Cache-Control", "no-store");
+}
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+    case '&': out += "&amp;"; break;
+    case '<': out += "&lt;"; break;
+    case '>': out += "&gt;"; break;
+    case '"': out += "&quot;"; break;
+    case '\'': out += "&#39;"; break;
+    default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string request_cookie(const httplib::Request& req, const std::string& name) {
+  for (const auto& part : util::split(req.get_header_value("Cookie"), ';')) {
+    std::string p = util::trim(part);
+    if (util::starts_with(p, name + "=")) {
+      return p.substr(name.size() + 1);
+    }
+  }
+  return "";
+}
+
+// A small page for a sign-in that did not work: what happened and a way back.
+void send_refusal(httplib::Response& res, int status, const std::string& title, const std::string& why) {
+  res.status = status;
+  secure_headers(res);
+  res.set_content("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                  "<title>idp: " +
+                      html_escape(title) +
+                      "</title><link rel=\"stylesheet\" href=\"/assets/dashboard.css\">"
+                      "</head><body class=\"signin\"><main class=\"signin-box\"><h1>" +
+                      html_escape(title) + "</h1><p id=\"refusal\" role=\"alert\">" + html_escape(why) +
+                      "</p><p><a href=\"/login\">Back to sign-in</a></p></main></body></html>\n",
+                  "text/html; charset=utf-8");
+}
+
+} // namespace
+
+bool request_is_https(const httplib::Request& req) {
+  return util::to_lower(req.get_header_value("X-Forwarded-Proto")) == "https";
+}
+
+bool is_public_dashboard_path(const std::string& path) {
+  return path == "/login" || path == "/logout" || path == "/auth/config" || path == "/auth/github" ||
+         path == "/auth/github/callback" || path == "/assets/dashboard.js" || path == "/assets/dashboard.css";
+}
+
+void register_dashboard_routes(httplib::Server& s, GitHubOAuth* oauth, DashboardHooks hooks) {
+  s.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    secure_headers(res);
+    res.set_content(k_asset_dashboard_html, "text/html; charset=utf-8");
+  });
+  s.Get("/login", [](const httplib::Request&, httplib::Response& res) {
+    secure_headers(res);
+    res.set_content(k_asset_login_html, "text/html; charset=utf-8");
+  });
+  s.Get("/assets/dashboard.js", [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(k_asset_dashboard_js, "text/javascript; charset=utf-8");
+  });
+  s.Get("/assets/dashboard.css", [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(k_asset_dashboard_css, "text/css; charset=utf-8");
+  });
+  s.Get("/auth/config", [oauth](const httplib::Request&, httplib::Response& res) {
+    res.set_content(oauth ? "{\"github\":true}\n" : "{\"github\":false}\n", "application/json");
+  });
+  if (!oauth) {
+    return;
+  }
+  s.Get("/auth/github", [oauth](const httplib::Request& req, httplib::Response& res) {
+    bool https = request_is_https(req);
+    // The Host was checked before routing (a loopback or configured server name).
+    std::string redirect_uri =
+        std::string(https ? "https://" : "http://") + req.get_header_value("Host") + "/auth/github/callback";
+    auto start = oauth->start(redirect_uri);
+    // Binds the flow to this browser. Lax: GitHub's redirect back is a cross-site
+    // navigation, which a Strict cookie would not ride along with.
+    res.set_header("Set-Cookie", std::string(k_oauth_cookie) + "=" + start.state +
+                                     "; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age=600" +
+                                     (https ? "; Secure" : ""));
+    secure_headers(res);
+    res.set_redirect(start.authorize_url, 302);
+  });
+  s.Get("/auth/github/callback", [oauth, hooks](const httplib::Request& req, httplib::Response& res) {
+    std::string state = req.get_param_value("state");
+    std::string expected = request_cookie(req, k_oauth_cookie);
+    bool https = request_is_https(req);
+    std::string clear_flow = std::string(k_oauth_cookie) + "=; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age=0";
+    res.set_header("Set-Cookie", clear_flow);
+    if (req.has_param("error")) {
+      send_refusal(res, 403, "Sign-in cancelled",
+                   "GitHub did not sign you in: " + req.get_param_value("error").substr(0, 100));
+      return;
+    }
+    if (state.empty() || expected.empty() || !util::constant_time_equals(state, expected)) {
+      send_refusal(res, 400, "Sign-in failed",
+                   "this sign-in did not start in this browser (its state does not match): start again");
+      return;
+    }
+    auto done = oauth->finish(state, req.get_param_value("code"));
+    if (!done) {
+      spdlog::warn("dashboard: GitHub sign-in failed: {}", done.error().message);
+      send_refusal(res, done.error().code == ErrorCode::transient ? 503 : 401, "Sign-in failed", done.error().message);
+      return;
+    }
+    if (!done->decision.role) {
+      spdlog::info("dashboard: GitHub sign-in refused: {}", done->decision.refusal);
+      send_refusal(res, 403, "Not allowed", done->decision.refusal);
+      return;
+    }
+    Principal p;
+    p.identity = done->membership.login;
+    p.role = *done->decision.role;
+    p.token_id = "github";
+    spdlog::info("dashboard: {} signed in with GitHub as {}", p.identity, role_name(p.role));
+    res.headers.erase("Set-Cookie");
+    res.set_header("Set-Cookie", clear_flow);
+    res.set_header("Set-Cookie", hooks.open_session(p, https));
+    secure_headers(res);
+    res.set_redirect("/", 303);
+  });
+}
+
+} // namespace idp::api
