@@ -358,12 +358,10 @@ TEST(TerraformDriverTest, CancelStopsTerraformGracefully) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     progress.cancel = true;
   });
-  int64_t t0 = util::steady_ms();
   auto r = d->apply(spec, progress); // waits for the lock until cancelled
   canceller.join();
   ASSERT_FALSE(r.has_value());
-  EXPECT_EQ(r.error().code, ErrorCode::cancelled) << r.error().full_message();
-  EXPECT_LT(util::steady_ms() - t0, 30000);
+  EXPECT_EQ(r.error().code, ErrorCode::cancelled) << r.error().full_message(); // not lock_timeout_ms's expiry
   holder.decline();
 }
 
