@@ -26,13 +26,7 @@ Expected<void> LocalDriver::ensure_database(const DeploySpec& spec, EnvState& st
                                    std::to_string(m_cluster->init_ms()) + " ms, start " +
                                    std::to_string(m_cluster->start_ms()) + " ms)");
   }
-  {
-    std::lock_guard<std::mutex> g(m_mutex);
-    if (!m_hardened) {
-      IDP_TRY(m_databases->harden());
-      m_hardened = true;
-    }
-  }
+  IDP_TRY(m_databases->harden_once()); // no driver lock held: other environments' applies go on
   if (!state.database) {
     DatabaseRecord rec;
     rec.name = database_name_for(env);

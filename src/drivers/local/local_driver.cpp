@@ -193,11 +193,10 @@ void LocalDriver::release_uid(const std::string& env) {
 }
 
 Expected<int> LocalDriver::allocate_port() {
-  std::lock_guard<std::mutex> g(m_mutex);
   for (int i = 0; i < 50; ++i) {
-    IDP_TRY_ASSIGN(int p, util::find_free_port());
-    if (p != m_ctx.router_port && !m_ports.count(p)) {
-      m_ports.insert(p);
+    IDP_TRY_ASSIGN(int p, util::find_free_port()); // a bind: outside the mutex
+    std::lock_guard<std::mutex> g(m_mutex);
+    if (p != m_ctx.router_port && m_ports.insert(p).second) {
       return p;
     }
   }

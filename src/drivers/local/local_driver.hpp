@@ -96,6 +96,7 @@ public:
   // The home's PostgreSQL cluster (also when not started) and the scheduler, for tests.
   PostgresCluster& cluster_for_test() { return *m_cluster; }
   JobScheduler& scheduler_for_test() { return *m_scheduler; }
+  DatabaseManager& databases_for_test() { return *m_databases; }
 
 private:
   // The units of this class, one file each (their contracts at the top of each file):
@@ -229,9 +230,8 @@ private:
   std::unique_ptr<JobScheduler> m_scheduler;
 
   util::KeyedMutex m_env_locks; // one per environment: its operations are serialised
-  std::mutex m_mutex;           // guards the members below
+  std::mutex m_mutex;           // guards the members below (memory only: no I/O under it)
   std::set<int> m_ports;
-  bool m_hardened = false; // the cluster's own databases refuse PUBLIC connections
   bool m_isolated = false; // root and isolation "auto": environments run as their own uid
   std::unique_ptr<UidAllocator> m_uids;
 };

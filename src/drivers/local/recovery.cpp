@@ -145,7 +145,7 @@ void LocalDriver::recover_databases(const std::set<std::string>& live_names,
                  r.error().message);
     return;
   }
-  (void)m_databases->harden(); // best effort: retried by the first apply with a database
+  (void)m_databases->harden_once(); // best effort: retried by the first apply with a database
   std::set<std::string> keep;
   for (const auto& name : live_names) {
     keep.insert(database_name_for(name));

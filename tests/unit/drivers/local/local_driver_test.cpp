@@ -3,6 +3,7 @@
 #include <atomic>
 #include <csignal>
 #include <filesystem>
+#include <future>
 #include <gtest/gtest.h>
 #include <stdexcept>
 #include <thread>
@@ -884,6 +885,54 @@ TEST_F(LocalDriverTest, DatabaseComponentInjectsCredentialsAndDestroyDropsIt) {
                            {"idp_pr_db"}, "q");
   ASSERT_TRUE(left.has_value());
   EXPECT_TRUE(left->empty()) << "database and role dropped";
+}
+
+// A mutex guards memory, never I/O (STYLE 33): while one environment's apply is inside the
+// database hardening (libpq talking to the server; here held there by a hook), another
+// environment's apply (which takes the port-allocation mutex) still goes to the end. The
+// hardening was once done under that mutex, and B waited for A's server round trips.
+TEST_F(LocalDriverTest, AnApplyInsideTheDatabaseHardeningDoesNotBlockOthers) {
+  if (!find_postgres_bin_dir("")) {
+    GTEST_SKIP() << "PostgreSQL is not installed";
+  }
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> hardenings{0};
+  driver->databases_for_test().set_before_harden_for_test([&, released] {
+    if (hardenings.fetch_add(1) == 0) {
+      entered.set_value();
+      released.wait();
+    }
+  });
+  auto db_spec = make_spec("with-db", repo);
+  db_spec.components = {"web", "database"};
+  std::atomic<bool> a_done{false};
+  bool a_ok = false;
+  std::thread a([&] {
+    RecordingProgress p;
+    a_ok = driver->apply(db_spec, p).has_value();
+    a_done = true;
+  });
+  entered.get_future().wait(); // A is inside harden() now, and stays there until released
+
+  std::atomic<bool> b_done{false};
+  bool b_ok = false;
+  std::thread b([&] {
+    RecordingProgress p;
+    b_ok = driver->apply(make_spec("plain", repo), p).has_value();
+    b_done = true;
+  });
+  bool b_finished = wait_until([&] { return b_done.load(); }, 120000, 20);
+  EXPECT_TRUE(b_finished) << "the apply of another environment waited for the database hardening";
+  EXPECT_FALSE(a_done.load()) << "A is still held inside the hardening";
+  release.set_value();
+  a.join();
+  b.join();
+  EXPECT_TRUE(b_ok);
+  EXPECT_TRUE(a_ok);
+  EXPECT_EQ(status_via_router(driver->router_port(), "plain"), 200);
+  EXPECT_EQ(status_via_router(driver->router_port(), "with-db"), 200);
 }
 
 TEST(LocalDriverHomeTest, HomeIdIgnoresTrailingSlashesAndSymlinks) {
