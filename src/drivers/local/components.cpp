@@ -107,7 +107,7 @@ Expected<void> LocalDriver::register_job(const std::string& env, const EnvState&
   IDP_TRY_ASSIGN(RunAs as, run_as(env));
   job.uid = as.uid;
   job.gid = as.gid;
-  job.cgroup_proc_files = procs_files_of(inst);
+  job.placement = placement_for(inst, as);
   std::optional<DatabaseRecord> db = state.database;
   auto config_env = j.value("environment", std::map<std::string, std::string>{});
   auto secret_refs = j.value("secrets", std::map<std::string, std::string>{});

@@ -383,6 +383,7 @@ Expected<Observation> LocalDriver::observe(const core::Environment& env) {
     obs.status["port"] = a.port;
     obs.status["shim_pid"] = a.shim_pid;
     obs.status["cgroup"] = a.cgroup;
+    obs.status["process_limit"] = a.process_limit;
     obs.status["startup_ms"] = a.startup_ms;
     if (!instance_running(a)) {
       obs.health = a.stopped_with_server ? Health::stopped : Health::not_running;

@@ -160,8 +160,12 @@ private:
   // --- revision_launcher.cpp ---
   Expected<void> checkout(const std::string& repo, const InstanceRecord& inst, const RunAs& as, Progress& progress);
   // The revision's cgroup(s) (cpu, memory, pids.max), recorded in `inst`; a warning in
-  // inst.limits_warning for whatever cannot be enforced here.
-  void place_revision(const std::string& env, const DeploySpec& spec, InstanceRecord& inst);
+  // inst.limits_warning for whatever cannot be enforced here, and in inst.process_limit
+  // which process limit holds (the pids cgroup, else RLIMIT_NPROC: placement_for()).
+  void place_revision(const std::string& env, const DeploySpec& spec, const RunAs& as, InstanceRecord& inst);
+  // Where code of revision `inst` run as `as` goes: its cgroups (a failed move fails the
+  // start, unless isolation is "off"), and RLIMIT_NPROC when no pids cgroup bounds it.
+  util::ChildPlacement placement_for(const InstanceRecord& inst, const RunAs& as) const;
   Expected<void> build(const DeploySpec& spec, const InstanceRecord& inst, const RunAs& as, common::LogWriter& log,
                        Progress& progress);
   Expected<void> start_web(const DeploySpec& spec, const std::map<std::string, std::string>& secrets,
@@ -214,7 +218,7 @@ private:
     util::Command cmd;
     int uid = -1;
     int gid = -1;
-    std::vector<std::string> cgroup_procs;
+    util::ChildPlacement placement;
   };
   Expected<ExecTarget> exec_command(const core::Environment& env, const std::vector<std::string>& argv);
 

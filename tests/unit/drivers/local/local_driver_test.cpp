@@ -972,6 +972,44 @@ TEST_F(LocalDriverTest, IsolatedEnvironmentRunsAsItsOwnUidAndFreesItOnDestroy) {
   EXPECT_FALSE(contains(*util::read_file(home.sub("uids.json")), "pr-1"));
 }
 
+// Without a pids cgroup (here no cgroup hierarchy at all) an isolated environment's
+// process limit is RLIMIT_NPROC for its own uid, which the kernel counts per uid: a fork
+// bomb in it stops at pids_max tasks, the test ends, and the answer says which limit holds.
+// Before, the limit went missing with the cgroup and the loop ran to its end.
+TEST_F(LocalDriverTest, WithoutAPidsCgroupRlimitNprocStopsAForkBombOfAnIsolatedEnvironment) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "isolation (a uid of the environment's own, which RLIMIT_NPROC counts) needs root";
+  }
+  constexpr int k_pids_max = 40;
+  start_driver({{"isolation", "auto"},
+                {"uid_range", "3800100-3800199"},
+                {"pids_max", k_pids_max},
+                {"cgroup_root", work.sub("no-cgroups")}});
+  auto r = apply_ok(make_spec("bomb", repo));
+  EXPECT_EQ(status_via_router(driver->router_port(), "bomb"), 200);
+  auto limits = other_warnings(r.warnings);
+  ASSERT_EQ(limits.size(), 1u) << r.warnings.size();
+  EXPECT_TRUE(contains(limits[0], "process limit (pids_max 40) enforced with RLIMIT_NPROC for the environment's uid"))
+      << limits[0];
+  auto obs = driver->observe(env_named("bomb"));
+  ASSERT_TRUE(obs.has_value());
+  EXPECT_EQ(obs->status["process_limit"], "RLIMIT_NPROC 40 (uid 3800100, the environment's own)");
+  auto out =
+      driver->exec(env_named("bomb"), {"sh", "-c",
+                                       "i=0; while [ $i -lt 1000 ]; do sleep 600 </dev/null >/dev/null 2>&1 & echo $!; "
+                                       "i=$((i+1)); done; echo done"});
+  ASSERT_TRUE(out.has_value()) << out.error().message;
+  std::string started = (*out)["stdout"];
+  EXPECT_FALSE(contains(started, "done")) << "the loop ran to its end";
+  EXPECT_LT(util::split(util::trim(started), '\n').size(), static_cast<size_t>(k_pids_max));
+  EXPECT_LE(processes_of_uid(3800100).size(), static_cast<size_t>(k_pids_max));
+  EXPECT_EQ(status_via_router(driver->router_port(), "bomb"), 200) << "the app keeps serving";
+  RecordingProgress p;
+  ASSERT_TRUE(driver->destroy(env_named("bomb"), p)); // stops everything its uid runs
+  // Killed orphans are reaped by init a moment later (until then /proc still lists them).
+  EXPECT_TRUE(wait_until([] { return processes_of_uid(3800100).empty(); }, 20000, 20));
+}
+
 TEST_F(LocalDriverTest, ExecRunsInTheCheckoutWithTheAppsEnvironment) {
   auto r = apply_ok(make_spec("pr-1", repo));
   auto out = driver->exec(env_named("pr-1"), {"node", "-e", "console.log(process.env.PORT + ' ' + process.cwd())"});
