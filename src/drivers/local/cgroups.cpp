@@ -305,6 +305,11 @@ void Cgroups::remove(const std::vector<std::string>& dirs) {
   }
 }
 
+std::vector<std::string> Cgroups::remove_empty_parents() {
+  std::lock_guard<std::mutex> g(m_mutex);
+  return remove_empty_parents_locked(detect());
+}
+
 std::vector<std::string> Cgroups::remove_empty_parents_locked(const Layout& l) {
   // rmdir removes a cgroup only when it has no child group (and no process): a parent that
   // still holds a revision's group stays, whatever runs in it.

@@ -14,7 +14,8 @@
 // pids.max (a fork bomb stays inside its revision) is had whenever the pids controller is.
 // create() fails only when no group at all can be made; the caller then runs without
 // cgroups and warns (and falls back to RLIMIT_NPROC for the process limit).
-// The per-home parents go when their last group does.
+// The per-home parents go when their last group does, and remove_empty_parents() removes
+// them when empty (the daemon's start and clean stop).
 
 #include <mutex>
 #include <string>
@@ -62,6 +63,9 @@ public:
   void remove(const std::vector<std::string>& dirs);
   // Groups of this home (under the current parents) whose name starts with `prefix`.
   std::vector<std::string> list(const std::string& prefix) const;
+  // Removes this home's parent groups ("…/idp-<home id>") that hold no group any more;
+  // returns those removed. Thread-safe.
+  std::vector<std::string> remove_empty_parents();
 
 private:
   // Parents ("…/idp-<home id>") for the detected version; empty when unusable.

@@ -253,7 +253,8 @@ void LocalDriver::stop(bool keep_running) {
     m_router->stop();
   }
   if (keep_running) {
-    m_cluster->detach(); // the apps still use it
+    m_cluster->detach();              // the apps still use it
+    m_cgroups.remove_empty_parents(); // only those no running revision holds
     return;
   }
   for (const auto& name : subdirs(util::path_join(m_home, "envs"))) {
@@ -274,6 +275,8 @@ void LocalDriver::stop(bool keep_running) {
     }
   }
   m_cluster->stop(); // after the apps, so none of them sees its database vanish first
+  // The revisions' groups went with them; this home's parents go too, when nothing holds them.
+  m_cgroups.remove_empty_parents();
 }
 
 // --- plan ---

@@ -50,6 +50,35 @@ TEST(CgroupsTest, V1LimitsAreWrittenAndRemoved) {
   cg.remove(p->dirs); // idempotent
 }
 
+// The per-home parents go once they hold no group: remove_empty_parents() (the daemon's
+// start and clean stop) removes them when a crash left them empty, and keeps one that
+// still holds a revision's group.
+TEST(CgroupsTest, EmptyParentsAreRemovedAndUsedOnesKept) {
+  if (!v1_writable()) {
+    GTEST_SKIP() << "no writable cgroup v1 cpu/memory hierarchy";
+  }
+  Cgroups cg("/sys/fs/cgroup", unique_home_id());
+  auto p = cg.create("env-a.1", {512, 256, 64});
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  std::vector<std::string> parents;
+  for (const auto& d : p->dirs) {
+    parents.push_back(d.substr(0, d.rfind('/')));
+  }
+  EXPECT_TRUE(cg.remove_empty_parents().empty()) << "each parent holds the revision's group";
+  for (const auto& parent : parents) {
+    EXPECT_TRUE(util::is_directory(parent)) << parent;
+  }
+  // A crash between a group's removal and its parent's: the parents are left empty.
+  for (const auto& d : p->dirs) {
+    ASSERT_EQ(::rmdir(d.c_str()), 0) << d;
+  }
+  EXPECT_EQ(cg.remove_empty_parents(), parents);
+  for (const auto& parent : parents) {
+    EXPECT_FALSE(util::path_exists(parent)) << parent;
+  }
+  EXPECT_TRUE(cg.remove_empty_parents().empty()) << "idempotent";
+}
+
 TEST(CgroupsTest, NoHierarchyIsAnErrorWithTheReason) {
   TempDir dir;
   Cgroups cg(dir.path(), unique_home_id());

@@ -1010,6 +1010,41 @@ TEST_F(LocalDriverTest, WithoutAPidsCgroupRlimitNprocStopsAForkBombOfAnIsolatedE
   EXPECT_TRUE(wait_until([] { return processes_of_uid(3800100).empty(); }, 20000, 20));
 }
 
+// The cgroups of an environment whose files are gone (a crash, a home restored from an
+// old copy), and a parent left empty, go when the driver starts; this home's parents go
+// when it stops. They were once left behind for good.
+TEST_F(LocalDriverTest, StaleCgroupsAndEmptyParentsGoAtStartAndStop) {
+  if (!cgroup_v1_writable()) {
+    GTEST_SKIP() << "needs a writable cgroup v1 hierarchy (this test's machine has one)";
+  }
+  driver->stop(false);
+  driver.reset();
+  Cgroups cg("/sys/fs/cgroup", home_id_for(home.path()));
+  auto stale = cg.create("gone.3", {256, 128, 16});
+  ASSERT_TRUE(stale.has_value()) << stale.error().message;
+  std::vector<std::string> parents;
+  for (const auto& d : stale->dirs) {
+    parents.push_back(d.substr(0, d.rfind('/')));
+  }
+  start_driver();
+  for (const auto& d : stale->dirs) {
+    EXPECT_FALSE(util::path_exists(d)) << d;
+  }
+  for (const auto& parent : parents) {
+    EXPECT_FALSE(util::path_exists(parent)) << "left empty: " << parent;
+  }
+  // A running revision keeps them; a clean stop (apps stopped) removes them.
+  apply_ok(make_spec("pr-1", repo));
+  for (const auto& parent : parents) {
+    EXPECT_TRUE(util::is_directory(parent)) << parent;
+  }
+  driver->stop(false);
+  for (const auto& parent : parents) {
+    EXPECT_FALSE(util::path_exists(parent)) << parent;
+  }
+  driver.reset();
+}
+
 TEST_F(LocalDriverTest, ExecRunsInTheCheckoutWithTheAppsEnvironment) {
   auto r = apply_ok(make_spec("pr-1", repo));
   auto out = driver->exec(env_named("pr-1"), {"node", "-e", "console.log(process.env.PORT + ' ' + process.cwd())"});
