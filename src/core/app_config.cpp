@@ -36,12 +36,7 @@ KeyResult get_string(const json& n, std::string& out, std::string_view what = "a
 }
 
 KeyResult get_int(const json& n, int& out, std::string_view what) {
-  long long v = 0;
-  if (auto e = option_values::whole_number(n, INT_MIN, INT_MAX, what, v)) {
-    return e;
-  }
-  out = static_cast<int>(v);
-  return std::nullopt;
+  return option_values::whole_number_into(n, INT_MIN, INT_MAX, what, out);
 }
 
 KeyResult get_bool(const json& n, bool& out) { return option_values::boolean(n, out); }

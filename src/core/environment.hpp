@@ -42,7 +42,11 @@ struct Environment {
   // Set when a push arrives after a destroy was requested: the destroy finishes first, then
   // the environment is created afresh at `commit` (desired stays absent until then).
   bool recreate = false;
-  std::string commit;              // the commit to run (desired)
+  std::string commit; // the commit to run (desired); "" while a worker resolves it
+  // A redeploy whose commit a worker resolves (commit is "" meanwhile): the commit asked
+  // for (7 to 40 hex digits), "" for the branch's head. nullopt for an API create awaiting
+  // its source (engine/create_resolution.hpp) and once resolved.
+  std::optional<std::string> redeploy_ref;
   std::string deployed_commit;     // the commit serving now
   int64_t generation = 1;          // bumped by every change of desired state
   int64_t observed_generation = 0; // the generation the driver last brought about

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -102,6 +103,12 @@ namespace option_values {
 // A whole number within [min, max] (a JSON integer or decimal text, util::parse_int).
 OptionMessage whole_number(const nlohmann::json& v, long long min, long long max, std::string_view what,
                            long long& out);
+// whole_number into an integer field of any width (an int, a size_t, an int64_t): the one
+// helper every table uses, so [min, max] is checked before the narrowing. [min, max] must
+// fit in Field.
+template <typename Field>
+OptionMessage whole_number_into(const nlohmann::json& v, long long min, long long max, std::string_view what,
+                                Field& out);
 // true/yes/on or false/no/off (any case), or a JSON boolean.
 OptionMessage boolean(const nlohmann::json& v, bool& out);
 // A duration like 30s, 5m, 2h, 7d (core::parse_duration); `allow_zero` lets "0" switch a
@@ -112,6 +119,20 @@ OptionMessage text(const nlohmann::json& v, std::string_view what, std::string& 
 // One string, or a list of strings.
 OptionMessage string_list(const nlohmann::json& v, std::string_view what, std::vector<std::string>& out);
 } // namespace option_values
+
+// --- Interface ---
+
+template <typename Field>
+OptionMessage option_values::whole_number_into(const nlohmann::json& v, long long min, long long max,
+                                               std::string_view what, Field& out) {
+  static_assert(std::is_integral_v<Field> && !std::is_same_v<Field, bool>, "whole_number_into needs an integer field");
+  long long n = 0;
+  if (auto m = whole_number(v, min, max, what, n)) {
+    return m;
+  }
+  out = static_cast<Field>(n);
+  return std::nullopt;
+}
 
 // One key of a table.
 template <typename T>

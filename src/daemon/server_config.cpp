@@ -65,17 +65,6 @@ namespace values = core::option_values;
 
 std::string describe(const json& v) { return core::describe_config_value(v); }
 
-// A whole number in [min, max] into an int-like field.
-template <typename Field>
-OptionMessage number_into(const json& v, long long min, long long max, std::string_view what, Field& out) {
-  long long n = 0;
-  if (auto m = values::whole_number(v, min, max, what, n)) {
-    return m;
-  }
-  out = static_cast<Field>(n);
-  return std::nullopt;
-}
-
 // "host:port" with a port from 0 to 65535; the host a name, an IPv4 address or [IPv6].
 OptionMessage listen_address(const json& v, std::string_view example, std::string& out) {
   static const std::regex k_listen("^(\\[[0-9A-Fa-f:.]+\\]|[^:\\s\\[\\]]+):([0-9]{1,5})$");
@@ -472,7 +461,7 @@ const OptionTable<ServerConfig>& server_table() {
        .doc = "concurrent operations",
        .parse =
            [](const json& v, ServerConfig& c) {
-             return number_into(v, 1, 256, "a number of workers from 1 to 256", c.engine.workers);
+             return values::whole_number_into(v, 1, 256, "a number of workers from 1 to 256", c.engine.workers);
            }},
       {.key = "max_streams",
        .env = "IDP_MAX_STREAMS",
@@ -480,7 +469,7 @@ const OptionTable<ServerConfig>& server_table() {
        .doc = "event and log streams served at once (each on its own thread; 503 beyond)",
        .parse =
            [](const json& v, ServerConfig& c) {
-             return number_into(v, 0, 1024, "a number of streams from 0 to 1024", c.max_streams);
+             return values::whole_number_into(v, 0, 1024, "a number of streams from 0 to 1024", c.max_streams);
            }},
       {.key = "reaper_interval",
        .env = "IDP_REAPER_INTERVAL",
@@ -519,8 +508,10 @@ const OptionTable<ServerConfig>& server_table() {
        .env = "IDP_ROUTER_PORT",
        .default_text = "chosen on first start, then kept",
        .doc = "the port environments' URLs use",
-       .parse = [](const json& v,
-                   ServerConfig& c) { return number_into(v, 0, 65535, "a port number 0-65535", c.router_port); }},
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::whole_number_into(v, 0, 65535, "a port number 0-65535", c.router_port);
+           }},
       {.key = "router.listen_host",
        .default_text = "127.0.0.1",
        .doc = "the address the router listens on",
@@ -775,8 +766,10 @@ const OptionTable<ServerConfig>& server_table() {
        }},
       {.key = "https.port",
        .default_text = "443",
-       .parse = [](const json& v,
-                   ServerConfig& c) { return number_into(v, 0, 65535, "a port number 0-65535", c.https.port); }},
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::whole_number_into(v, 0, 65535, "a port number 0-65535", c.https.port);
+           }},
       {.key = "drivers", .doc = "driver options: drivers.<name>.<option>", .parse_node = apply_drivers},
       {.key = "secrets", .doc = "the server's secret store", .parse_node = apply_secrets},
       {.key = "repositories", .doc = "watched repositories", .parse_node = apply_repositories},

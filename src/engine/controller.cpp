@@ -199,10 +199,22 @@ Expected<Environment> Controller::new_environment(const CreateRequest& req, util
 }
 
 Expected<CreateResolution> Controller::resolve_create(const Environment& env) {
-  IDP_TRY_ASSIGN(std::string commit, m_repos.resolve_branch(env.repo, env.branch));
+  const bool redeploy = env.redeploy_ref.has_value();
+  std::string commit;
+  if (redeploy && !env.redeploy_ref->empty()) {
+    IDP_TRY_ASSIGN(commit, m_repos.resolve_commit(env.repo, *env.redeploy_ref));
+  } else {
+    IDP_TRY_ASSIGN(commit, m_repos.resolve_branch(env.repo, env.branch));
+  }
+  // An environment created without a TTL (its first fetch failed) gets the config's now.
   bool ttl_from_config = env.expires_at == 0;
-  IDP_TRY_ASSIGN(Resolved r,
-                 resolve_config(env.repo, commit, env.template_name, m_options.default_template, ttl_from_config));
+  // A create's template (from `idp create --template`) overrides the config's. A redeploy
+  // takes the config's, and keeps the environment's when the config names none; a create
+  // whose config was refused never got a template, so the server's default applies then.
+  std::string override_template = redeploy ? "" : env.template_name;
+  std::string default_template =
+      redeploy && !env.template_name.empty() ? env.template_name : m_options.default_template;
+  IDP_TRY_ASSIGN(Resolved r, resolve_config(env.repo, commit, override_template, default_template, ttl_from_config));
   CreateResolution out;
   if (ttl_from_config) {
     auto ttl = m_options.ttl_policy.parse(r.config.ttl);
@@ -288,7 +300,6 @@ Expected<Environment> Controller::extend(const std::string& name, const std::str
 
 Expected<Environment> Controller::redeploy(const std::string& name, const std::string& commit_ref,
                                            const std::string& actor) {
-  IDP_TRY_ASSIGN(Environment current, m_store.get_environment(name));
   auto gone = [&](const Environment& env) -> Expected<void> {
     if (env.phase == Phase::destroyed || env.desired == Desired::absent) {
       return make_error(ErrorCode::conflict, "environment " + util::quote(name) + " is " +
@@ -297,51 +308,26 @@ Expected<Environment> Controller::redeploy(const std::string& name, const std::s
     }
     return {};
   };
-  IDP_TRY(gone(current));
-  std::string commit;
-  if (commit_ref.empty()) {
-    IDP_TRY_ASSIGN(commit, m_repos.resolve_branch(current.repo, current.branch));
-  } else {
-    IDP_TRY_ASSIGN(commit, m_repos.resolve_commit(current.repo, commit_ref));
+  if (!commit_ref.empty() && !RepoResolver::is_commit_sha(commit_ref)) {
+    return make_error(ErrorCode::invalid_argument,
+                      "expected a commit sha (7 to 40 hex digits), got " + util::quote(commit_ref));
   }
-  // The environment keeps its template when the config does not name one (it may have
-  // come from `idp create --template`); the TTL is not touched.
-  // An environment still waiting for its source (an API create whose clone failed) and
-  // created without a TTL gets the config's now, as its first deploy would have.
-  bool needs_ttl = awaits_source(current) && current.expires_at == 0;
-  // A create whose config was refused never got a template: the server's default applies,
-  // as at create.
-  IDP_TRY_ASSIGN(Resolved r,
-                 resolve_config(current.repo, commit, "",
-                                current.template_name.empty() ? m_options.default_template : current.template_name,
-                                needs_ttl));
-  Environment probe = current; // planned at the commit it will deploy (none yet after a refused create)
-  probe.commit = commit;
-  IDP_TRY(plan(probe, r));
   util::Millis now = m_clock.now_ms();
-  util::Millis config_ttl = 0;
-  if (needs_ttl) {
-    auto ttl = m_options.ttl_policy.parse(r.config.ttl);
-    if (!ttl) {
-      return make_error(ErrorCode::invalid_config, ".idp/config.yml: key \"ttl\": " + ttl.error().message);
-    }
-    config_ttl = *ttl;
-  }
+  // Only the desired state is written here: the fetch (git, up to a clone's time) is the
+  // worker's (resolve_create), so this answers at once whatever the remote does.
   auto updated = m_store.update_environment(name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
     IDP_TRY(gone(env));
-    if (env.expires_at == 0 && config_ttl > 0) {
-      env.expires_at = now + config_ttl;
-    }
-    env.commit = commit;
-    env.config_json = r.config_json;
-    env.template_name = r.tmpl.name;
+    std::string what = commit_ref.empty() ? "the head of branch " + util::quote(env.branch) : "commit " + commit_ref;
+    env.commit.clear();
+    env.redeploy_ref = commit_ref;
     env.generation += 1;
     env.attempts = 0;
     env.next_attempt_at = 0;
-    env.message.clear();
+    env.message = "waiting for a worker to fetch " + what;
     env.updated_at = now;
     events.push_back(make_event(env, now, actor, "redeploy",
-                                util::short_commit(commit) + " (generation " + std::to_string(env.generation) + ")"));
+                                what + " (generation " + std::to_string(env.generation) +
+                                    "); a worker fetches it and reads its config"));
     return {};
   });
   if (updated) {
@@ -523,6 +509,7 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
           // first, then the environment is created afresh at this commit.
           env.recreate = true;
           env.commit = commit;
+          env.redeploy_ref.reset();
           env.config_json = resolved->config_json;
           env.template_name = resolved->tmpl.name;
           env.expires_at = now + *ttl;
@@ -545,6 +532,7 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
           return {};
         }
         env.commit = commit;
+        env.redeploy_ref.reset(); // this commit supersedes a redeploy still being fetched
         env.config_json = resolved->config_json;
         env.template_name = resolved->tmpl.name;
         env.generation += 1;

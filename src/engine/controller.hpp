@@ -65,15 +65,19 @@ public:
   // failed phase and message. Errors as create's; nothing is recorded on error.
   Expected<core::Environment> submit_create(const CreateRequest& req, const std::string& actor);
   // The repository half of a create, for an environment created by submit_create (or about
-  // to be by create): the branch's commit, the checked config there, its template, the
-  // driver's plan. No store write; takes as long as a clone.
+  // to be by create), and of a redeploy (env.redeploy_ref: that commit, or the branch's
+  // head): the commit, the checked config there, its template, the driver's plan. No store
+  // write; takes as long as a clone.
   Expected<CreateResolution> resolve_create(const core::Environment& env);
   // expires_at := max(now, expires_at) + ttl, within the policy's maximum lifetime from now.
   Expected<core::Environment> extend(const std::string& name, const std::string& ttl, const std::string& actor);
   // Deploys the environment again: at `commit` (7-40 hex digits) or, when empty, at its
   // branch's head, even when that commit is deployed or failed already (the retry a user
-  // asks for). Expiry is unchanged. not_found, conflict (destroyed), invalid_argument,
-  // invalid_config (the config at that commit).
+  // asks for). Expiry is unchanged. Like submit_create, answers once the desired state is
+  // stored (a new generation, commit "" and redeploy_ref): a reconciler worker fetches and
+  // reads the config there (resolve_create); what fails there is recorded on the
+  // environment (a serving one keeps serving). Errors, with nothing recorded: not_found,
+  // conflict (destroyed), invalid_argument (not a commit sha). Never waits on git.
   Expected<core::Environment> redeploy(const std::string& name, const std::string& commit, const std::string& actor);
   // Marks the environment for removal. Idempotent: destroying a destroyed or destroying
   // environment is ok and records nothing new.

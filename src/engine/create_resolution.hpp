@@ -6,6 +6,10 @@
 // Until then the environment is pending with an empty `commit`; its template_name is the
 // one the request named ("" = the config's), and expires_at is 0 when the request named no
 // TTL (the config's TTL is applied once it is read; the reaper skips an expires_at of 0).
+// A redeploy (Controller::redeploy) is asynchronous the same way: it stores a new generation
+// with an empty `commit` and Environment::redeploy_ref (the commit asked for, "" = the
+// branch's head), and the same worker step resolves it; a serving environment keeps serving
+// meanwhile, and keeps serving what it served when the fetch or the config fails.
 
 #include <functional>
 #include <string>
@@ -29,7 +33,7 @@ struct CreateResolution {
 // template error), invalid_argument.
 using CreateResolver = std::function<Expected<CreateResolution>(const core::Environment&)>;
 
-// True for an environment created through the API whose source is not resolved yet.
+// True for an environment whose source is not resolved yet (an API create or a redeploy).
 inline bool awaits_source(const core::Environment& env) { return env.commit.empty(); }
 
 } // namespace idp::engine

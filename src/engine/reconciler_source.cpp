@@ -1,7 +1,7 @@
-// The worker's half of an asynchronous create (engine/create_resolution.hpp): the
-// environment is stored first (desired state before any action), then the worker that
-// holds its lease fetches the branch, reads the config and records both before the first
-// deploy. A worker killed in the middle leaves the environment as it was stored, so the next
+// The worker's half of an asynchronous create or redeploy (engine/create_resolution.hpp):
+// the environment is stored first (desired state before any action), then the worker that
+// holds its lease fetches the branch (or the commit a redeploy names), reads the config and
+// records both before the deploy. A worker killed in the middle leaves the environment as it was stored, so the next
 // holder of the lease (after a restart: the dead owner's lease is broken) starts again.
 #include <spdlog/spdlog.h>
 
@@ -17,6 +17,22 @@ using core::Environment;
 using core::Event;
 using core::Phase;
 
+namespace {
+
+// An event of the engine about `e` that changes no phase.
+Event engine_event(const Environment& e, util::Millis now, std::string action, std::string reason) {
+  Event ev;
+  ev.env = e.name;
+  ev.at = now;
+  ev.actor = "engine";
+  ev.action = std::move(action);
+  ev.reason = std::move(reason);
+  ev.from_phase = ev.to_phase = std::string(core::phase_name(e.phase));
+  return ev;
+}
+
+} // namespace
+
 void Reconciler::set_create_resolver(CreateResolver resolver) { m_create_resolver = std::move(resolver); }
 
 std::optional<Environment> Reconciler::resolve_source(const Environment& env, Operation& op) {
@@ -31,7 +47,9 @@ std::optional<Environment> Reconciler::resolve_source(const Environment& env, Op
   };
   auto marked = write_env(op, "mark fetching", [&](Environment& e, std::vector<Event>&) -> Expected<void> {
     IDP_TRY(still_waiting(e));
-    e.message = "fetching branch " + util::quote(e.branch) + " of " + util::quote(e.repo);
+    e.message = (e.redeploy_ref && !e.redeploy_ref->empty() ? "fetching commit " + *e.redeploy_ref
+                                                            : "fetching branch " + util::quote(e.branch)) +
+                " of " + util::quote(e.repo);
     return {};
   });
   if (!marked) {
@@ -60,6 +78,28 @@ std::optional<Environment> Reconciler::resolve_source(const Environment& env, Op
                       IDP_TRY(still_waiting(e));
                       e.attempts += 1;
                       e.updated_at = now;
+                      if (!e.deployed_commit.empty()) {
+                        // A redeploy of a serving environment: it keeps serving what it
+                        // served (its config and template were never replaced).
+                        std::string msg = "redeploy failed: " + err.full_message() + "; still serving " +
+                                          util::short_commit(e.deployed_commit);
+                        if (permanent) {
+                          // Given up: the environment is whole again (the serving commit is
+                          // the desired one), and this generation is done with.
+                          e.commit = e.deployed_commit;
+                          e.redeploy_ref.reset();
+                          e.observed_generation = std::max(e.observed_generation, gen);
+                          e.next_attempt_at = 0;
+                          e.message = msg;
+                        } else {
+                          util::Millis delay = backoff_delay(m_options, e.attempts);
+                          e.next_attempt_at = now + delay;
+                          e.message = msg + " (attempt " + std::to_string(e.attempts) + ", retrying in " +
+                                      util::format_duration(delay) + ")";
+                        }
+                        events.push_back(engine_event(e, now, "reject", msg));
+                        return {};
+                      }
                       if (permanent) {
                         e.observed_generation = std::max(e.observed_generation, gen);
                         e.next_attempt_at = 0;
@@ -81,6 +121,7 @@ std::optional<Environment> Reconciler::resolve_source(const Environment& env, Op
       write_env(op, "record fetched source", [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
         IDP_TRY(still_waiting(e));
         e.commit = res->commit;
+        e.redeploy_ref.reset();
         e.config_json = res->config_json;
         e.template_name = res->template_name;
         if (e.expires_at == 0) {
@@ -90,15 +131,10 @@ std::optional<Environment> Reconciler::resolve_source(const Environment& env, Op
         e.next_attempt_at = 0;
         e.message = "";
         e.updated_at = now;
-        Event ev;
-        ev.env = e.name;
-        ev.at = now;
-        ev.actor = k_engine;
-        ev.action = "fetch";
-        ev.reason = "branch " + util::quote(e.branch) + " at " + util::short_commit(e.commit) + ", template " +
-                    e.template_name + ", expires " + util::format_iso8601(e.expires_at);
-        ev.from_phase = ev.to_phase = std::string(core::phase_name(e.phase));
-        events.push_back(std::move(ev));
+        events.push_back(engine_event(e, now, "fetch",
+                                      "branch " + util::quote(e.branch) + " at " + util::short_commit(e.commit) +
+                                          ", template " + e.template_name + ", expires " +
+                                          util::format_iso8601(e.expires_at)));
         return {};
       });
   if (!resolved) {

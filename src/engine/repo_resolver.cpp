@@ -33,9 +33,13 @@ Expected<std::string> RepoResolver::resolve_branch(const std::string& repo, cons
   return commit;
 }
 
-Expected<std::string> RepoResolver::resolve_commit(const std::string& repo, const std::string& commit) {
+bool RepoResolver::is_commit_sha(const std::string& text) {
   static const std::regex k_sha("^[0-9a-f]{7,40}$");
-  if (!std::regex_match(commit, k_sha)) {
+  return std::regex_match(text, k_sha);
+}
+
+Expected<std::string> RepoResolver::resolve_commit(const std::string& repo, const std::string& commit) {
+  if (!is_commit_sha(commit)) {
     return make_error(ErrorCode::invalid_argument,
                       "expected a commit sha (7 to 40 hex digits), got " + util::quote(commit));
   }

@@ -16,6 +16,8 @@ public:
 
   // The repository as stored: absolute path for local directories, URLs unchanged.
   static std::string canonical_repo(const std::string& repo);
+  // True for what resolve_commit accepts: 7 to 40 lowercase hex digits (checked without git).
+  static bool is_commit_sha(const std::string& text);
 
   // Fetches and returns the commit `branch` points at. invalid_config when the branch
   // does not exist; transient when the repository cannot be reached.

@@ -1,6 +1,5 @@
 #include "util/failpoint.hpp"
 
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -9,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 
 namespace idp::util {
@@ -33,13 +33,12 @@ Registry& registry() {
 }
 
 Expected<int64_t> parse_count(std::string_view s, std::string_view entry, std::string_view what) {
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v < 0) {
+  auto v = parse_int<int64_t>(s, 0);
+  if (!v) {
     return make_error(ErrorCode::invalid_config,
                       "IDP_FAILPOINTS: " + quote(entry) + ": expected " + std::string(what) + ", got " + quote(s));
   }
-  return v;
+  return *v;
 }
 
 } // namespace

@@ -41,7 +41,7 @@ Expected<std::unique_ptr<InteractiveProcess>> InteractiveProcess::start(const Co
   so.detach = false; // ours to reap: its exit status is the answer
   so.uid = opts.uid;
   so.gid = opts.gid;
-  so.cgroup_proc_files = opts.cgroup_proc_files;
+  so.placement = opts.placement;
   int child_fds[3] = {-1, -1, -1};
   auto close_child_fds = [&child_fds] {
     for (int& fd : child_fds) {

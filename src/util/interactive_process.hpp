@@ -23,7 +23,7 @@ struct InteractiveOptions {
   unsigned short cols = 80;
   int uid = -1; // as SpawnOptions: the user and group it runs as (-1 = unchanged)
   int gid = -1;
-  std::vector<std::string> cgroup_proc_files; // cgroups it enters before exec
+  ChildPlacement placement; // cgroups it enters and its process limit (SpawnOptions::placement)
 };
 
 struct OutputChunk {

@@ -180,17 +180,17 @@ Expected<RunResult> run(const Command& cmd, const RunOptions& opts) {
   }
   if (pid == 0) {
     detail::child_exec(p, cmd, in.read.get(), out.write.get(), opts.merge_stderr ? out.write.get() : err.write.get(),
-                       true, 0, 0, opts.cgroup_proc_files, exec_status.write.get(), 0, opts.uid, opts.gid);
+                       true, 0, 0, opts.placement, exec_status.write.get(), 0, opts.uid, opts.gid);
   }
   out.write.reset();
   err.write.reset();
   exec_status.write.reset();
   in.read.reset();
-  int exec_errno = detail::read_exec_errno(exec_status.read.get());
+  detail::ExecFailure failed = detail::read_exec_failure(exec_status.read.get());
   exec_status.read.reset();
-  if (exec_errno != 0) {
+  if (failed.err != 0) {
     reap(pid);
-    return Unexpected(detail::exec_error(cmd, exec_errno));
+    return Unexpected(detail::exec_error(cmd, failed, opts.placement));
   }
   Fd pidfd = open_pidfd(pid);
 
@@ -354,13 +354,13 @@ Expected<pid_t> spawn(const Command& cmd, const SpawnOptions& opts) {
   if (pid == 0) {
     if (!opts.detach) {
       detail::child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group,
-                         opts.parent_death_signal, opts.cgroup_proc_files, exec_status.write.get(), self, opts.uid,
-                         opts.gid, opts.controlling_tty);
+                         opts.parent_death_signal, opts.placement, exec_status.write.get(), self, opts.uid, opts.gid,
+                         opts.controlling_tty);
     }
     pid_t grandchild = ::fork();
     if (grandchild == 0) {
       detail::child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group, 0,
-                         opts.cgroup_proc_files, exec_status.write.get(), 0, opts.uid, opts.gid, opts.controlling_tty);
+                         opts.placement, exec_status.write.get(), 0, opts.uid, opts.gid, opts.controlling_tty);
     }
     ssize_t w = ::write(pid_pipe.write.get(), &grandchild, sizeof grandchild);
     (void)w; // the parent sees a short read and reports the failed fork
@@ -382,12 +382,12 @@ Expected<pid_t> spawn(const Command& cmd, const SpawnOptions& opts) {
     target = gc;
   }
   pid_pipe.read.reset();
-  int e = detail::read_exec_errno(exec_status.read.get());
-  if (e != 0) {
+  detail::ExecFailure failed = detail::read_exec_failure(exec_status.read.get());
+  if (failed.err != 0) {
     if (!opts.detach) {
       reap(pid);
     }
-    return Unexpected(detail::exec_error(cmd, e));
+    return Unexpected(detail::exec_error(cmd, failed, opts.placement));
   }
   return target;
 }

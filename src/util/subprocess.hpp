@@ -30,6 +30,20 @@ struct Command {
   std::string cwd;                        // "" = inherit
 };
 
+// Where a child goes before exec and what bounds its process count: the local driver's
+// revisions, in their cgroups, or under RLIMIT_NPROC where no pids cgroup can be had.
+struct ChildPlacement {
+  std::vector<std::string> cgroup_proc_files; // "…/cgroup.procs" files the child enters before exec
+  // A failed move into one of them fails the start (io_error naming the file and errno),
+  // since the limits the caller counted on would not hold; with this set it is ignored
+  // (the local driver's isolation "off": limits are best effort there).
+  bool cgroups_best_effort = false;
+  // RLIMIT_NPROC, soft and hard, set in the child before exec; 0 = unchanged. The kernel
+  // counts it per real uid (every process of that user, whoever started it) and does not
+  // apply it to root (CAP_SYS_RESOURCE): callers pick the value accordingly.
+  int64_t nproc_limit = 0;
+};
+
 struct RunOptions {
   std::optional<std::string> stdin_data; // nullopt = /dev/null
   // 0 = none. On expiry (or cancel) the process group gets TERM, then KILL after
@@ -49,7 +63,7 @@ struct RunOptions {
   // child before cwd and exec. A failed switch is an io_error like a failed exec.
   int uid = -1;
   int gid = -1;
-  std::vector<std::string> cgroup_proc_files; // "…/cgroup.procs" files the child enters before exec
+  ChildPlacement placement; // cgroups it enters and its process limit
 };
 
 struct RunResult {
@@ -71,15 +85,15 @@ Expected<RunResult> run(const Command& cmd, const RunOptions& opts = {});
 Expected<RunResult> run_checked(const Command& cmd, const RunOptions& opts = {});
 
 struct SpawnOptions {
-  int stdin_fd = -1;                          // -1 = /dev/null
-  int stdout_fd = -1;                         // -1 = /dev/null
-  int stderr_fd = -1;                         // -1 = /dev/null
-  bool new_session = true;                    // setsid(): own session and process group (pgid == pid)
-  pid_t join_group = 0;                       // instead of new_session: join this process group
-  bool detach = true;                         // double-fork: reparented to init, survives and is never our zombie
-  int parent_death_signal = 0;                // with detach=false: signal the child gets when we die
-  std::vector<std::string> cgroup_proc_files; // "…/cgroup.procs" files the child enters before exec
-  int uid = -1;                               // as RunOptions::uid/gid: user and group to run as (-1 = unchanged)
+  int stdin_fd = -1;           // -1 = /dev/null
+  int stdout_fd = -1;          // -1 = /dev/null
+  int stderr_fd = -1;          // -1 = /dev/null
+  bool new_session = true;     // setsid(): own session and process group (pgid == pid)
+  pid_t join_group = 0;        // instead of new_session: join this process group
+  bool detach = true;          // double-fork: reparented to init, survives and is never our zombie
+  int parent_death_signal = 0; // with detach=false: signal the child gets when we die
+  ChildPlacement placement;    // cgroups it enters and its process limit
+  int uid = -1;                // as RunOptions::uid/gid: user and group to run as (-1 = unchanged)
   int gid = -1;
   // With new_session and stdin_fd a terminal: make it the child's controlling terminal
   // (TIOCSCTTY), so ^C typed into it signals the child's foreground group (idp exec -t).

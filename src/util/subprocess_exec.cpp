@@ -12,6 +12,7 @@
 #include <map>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -33,6 +34,15 @@ void close_from(int lowfd) {
   for (int fd = lowfd; fd < 65536; ++fd) {
     ::close(fd);
   }
+}
+
+// In a child: reports errno `err` of a setup step or of exec on the errpipe, then exits.
+[[noreturn]] void report(int errpipe, int err, int code) {
+  detail::ExecFailure f;
+  f.err = err;
+  ssize_t w = ::write(errpipe, &f, sizeof f);
+  (void)w; // nothing more can be done in the child
+  ::_exit(code);
 }
 
 } // namespace
@@ -122,8 +132,17 @@ Expected<Prepared> prepare(const Command& cmd) {
 }
 
 [[noreturn]] void child_exec(const Prepared& p, const Command& cmd, int in_fd, int out_fd, int err_fd, bool new_session,
-                             pid_t join_group, int pdeathsig, const std::vector<std::string>& cgroup_files, int errpipe,
+                             pid_t join_group, int pdeathsig, const ChildPlacement& placement, int errpipe,
                              pid_t expected_parent, int uid, int gid, bool controlling_tty) {
+  auto fail = [errpipe](int err, int step, int index, int code) {
+    ExecFailure f;
+    f.err = err;
+    f.step = step;
+    f.index = index;
+    ssize_t w = ::write(errpipe, &f, sizeof f); // one write under PIPE_BUF: read whole
+    (void)w;                                    // nothing more can be done in the child
+    ::_exit(code);
+  };
   sigset_t empty;
   sigemptyset(&empty);
   ::sigprocmask(SIG_SETMASK, &empty, nullptr);
@@ -146,8 +165,13 @@ Expected<Prepared> prepare(const Command& cmd) {
       ::_exit(1);
     }
   }
-  for (const auto& f : cgroup_files) {
-    int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
+  // The cgroups first, before anything of the child runs: a child left outside them would
+  // run without the limits (pids.max) its caller counts on, so that fails the start.
+  const auto& cgroup_files = placement.cgroup_proc_files;
+  for (size_t i = 0; i < cgroup_files.size(); ++i) {
+    int fd = ::open(cgroup_files[i].c_str(), O_WRONLY | O_CLOEXEC);
+    bool moved = false;
+    int e = errno;
     if (fd >= 0) {
       char buf[32];
       int n = 0;
@@ -162,9 +186,20 @@ Expected<Prepared> prepare(const Command& cmd) {
       while (t > 0) {
         buf[n++] = tmp[--t];
       }
-      ssize_t w = ::write(fd, buf, static_cast<size_t>(n));
-      (void)w;
+      moved = ::write(fd, buf, static_cast<size_t>(n)) == n;
+      e = errno;
       ::close(fd);
+    }
+    if (!moved && !placement.cgroups_best_effort) {
+      fail(e != 0 ? e : EIO, ExecFailure::cgroup, static_cast<int>(i), 126);
+    }
+  }
+  if (placement.nproc_limit > 0) {
+    struct rlimit rl {};
+    rl.rlim_cur = static_cast<rlim_t>(placement.nproc_limit);
+    rl.rlim_max = static_cast<rlim_t>(placement.nproc_limit);
+    if (::setrlimit(RLIMIT_NPROC, &rl) != 0) {
+      fail(errno, ExecFailure::rlimit, 0, 126);
     }
   }
   // Keep errpipe open (it is CLOEXEC) above 2, where the dup2s below cannot replace it,
@@ -178,24 +213,15 @@ Expected<Prepared> prepare(const Command& cmd) {
   if (in_fd < 0 || out_fd < 0 || err_fd < 0) {
     devnull = ::open("/dev/null", O_RDWR);
     if (devnull < 0) {
-      int e = errno;
-      ssize_t w = ::write(ep, &e, sizeof e);
-      (void)w; // nothing more can be done in the child
-      ::_exit(126);
+      report(ep, errno, 126);
     }
   }
   if (::dup2(in_fd >= 0 ? in_fd : devnull, 0) < 0 || ::dup2(out_fd >= 0 ? out_fd : devnull, 1) < 0 ||
       ::dup2(err_fd >= 0 ? err_fd : devnull, 2) < 0) {
-    int e = errno;
-    ssize_t w = ::write(ep, &e, sizeof e);
-    (void)w; // nothing more can be done in the child
-    ::_exit(126);
+    report(ep, errno, 126);
   }
   if (controlling_tty && new_session && ::ioctl(0, TIOCSCTTY, 0) != 0) {
-    int e = errno;
-    ssize_t w = ::write(ep, &e, sizeof e);
-    (void)w;
-    ::_exit(126);
+    report(ep, errno, 126);
   }
   close_from(ep + 1);
   for (int fd = 3; fd < ep; ++fd) {
@@ -205,9 +231,7 @@ Expected<Prepared> prepare(const Command& cmd) {
   // parent-death signal, so it is set again.
   if (gid >= 0 || uid >= 0) {
     if (int e = drop_privileges(uid, gid); e != 0) {
-      ssize_t w = ::write(ep, &e, sizeof e);
-      (void)w;
-      ::_exit(126);
+      report(ep, e, 126);
     }
     if (pdeathsig != 0) {
       ::prctl(PR_SET_PDEATHSIG, pdeathsig);
@@ -217,31 +241,34 @@ Expected<Prepared> prepare(const Command& cmd) {
     }
   }
   if (!cmd.cwd.empty() && ::chdir(cmd.cwd.c_str()) != 0) {
-    int e = errno;
-    ssize_t w = ::write(ep, &e, sizeof e);
-    (void)w;
-    ::_exit(126);
+    report(ep, errno, 126);
   }
   ::execve(p.path.c_str(), p.argv.data(), p.envp.data());
-  int e = errno;
-  ssize_t w = ::write(ep, &e, sizeof e);
-  (void)w;
-  ::_exit(127);
+  report(ep, errno, 127);
 }
 
-int read_exec_errno(int fd) {
-  int e = 0;
+ExecFailure read_exec_failure(int fd) {
+  ExecFailure f;
   ssize_t n;
   do {
-    n = ::read(fd, &e, sizeof e);
+    n = ::read(fd, &f, sizeof f);
   } while (n < 0 && errno == EINTR);
-  return n == sizeof e ? e : 0;
+  return n == sizeof f ? f : ExecFailure{};
 }
 
-Error exec_error(const Command& cmd, int e) {
-  std::string what = e == ENOENT && !cmd.cwd.empty() ? "cannot start " + quote(cmd.argv[0]) + " in " + quote(cmd.cwd)
-                                                     : "cannot start " + quote(cmd.argv[0]);
-  return Error(e == ENOENT ? ErrorCode::not_found : ErrorCode::io_error, what + ": " + std::strerror(e));
+Error exec_error(const Command& cmd, const ExecFailure& f, const ChildPlacement& placement) {
+  std::string start = "cannot start " + quote(cmd.argv[0]);
+  if (f.step == ExecFailure::cgroup) {
+    const auto& files = placement.cgroup_proc_files;
+    std::string file = f.index >= 0 && static_cast<size_t>(f.index) < files.size() ? files[f.index] : "?";
+    return Error(ErrorCode::io_error, start + ": cannot enter cgroup " + quote(file) + ": " + std::strerror(f.err));
+  }
+  if (f.step == ExecFailure::rlimit) {
+    return Error(ErrorCode::io_error, start + ": cannot set RLIMIT_NPROC to " + std::to_string(placement.nproc_limit) +
+                                          ": " + std::strerror(f.err));
+  }
+  std::string what = f.err == ENOENT && !cmd.cwd.empty() ? start + " in " + quote(cmd.cwd) : start;
+  return Error(f.err == ENOENT ? ErrorCode::not_found : ErrorCode::io_error, what + ": " + std::strerror(f.err));
 }
 
 } // namespace detail

@@ -38,6 +38,7 @@ Environment full_environment() {
   e.desired = Desired::absent;
   e.recreate = true;
   e.commit = "0123456789abcdef0123456789abcdef01234567";
+  e.redeploy_ref = "abc1234";
   e.deployed_commit = "fedcba9876543210fedcba9876543210fedcba98";
   e.generation = 7;
   e.observed_generation = 6;
@@ -92,6 +93,7 @@ void expect_same_environment(const Environment& want, const Environment& got) {
   EXPECT_EQ(core::desired_name(got.desired), core::desired_name(want.desired));
   EXPECT_EQ(got.recreate, want.recreate);
   EXPECT_EQ(got.commit, want.commit);
+  EXPECT_EQ(got.redeploy_ref, want.redeploy_ref);
   EXPECT_EQ(got.deployed_commit, want.deployed_commit);
   EXPECT_EQ(got.generation, want.generation);
   EXPECT_EQ(got.observed_generation, want.observed_generation);

@@ -13,6 +13,23 @@
 
 namespace idp::cli::commands {
 
+namespace {
+// True when `env` (with its revisions) is ready and serves a revision of `generation`: the
+// redeploy's own, not the one it had before (a failed fetch or config leaves that serving).
+bool serves_generation(const nlohmann::json& env, long long generation) {
+  if (env.value("phase", "") != "ready" || !env.contains("revisions") || !env["revisions"].is_array()) {
+    return false;
+  }
+  for (const auto& r : env["revisions"]) {
+    if (r.value("generation", 0LL) == generation && r.value("status", "") == "serving" &&
+        r.value("commit", "") == output::field(env, "deployed_commit")) {
+      return true;
+    }
+  }
+  return false;
+}
+} // namespace
+
 CommandSpec redeploy_command() {
   struct Options {
     std::string name;
@@ -41,22 +58,24 @@ CommandSpec redeploy_command() {
       if (!o->commit.empty()) {
         body["commit"] = o->commit;
       }
+      // The server answers once the redeploy is recorded; a worker fetches the commit.
       IDP_TRY_ASSIGN(auto env, client.post("/api/v1/environments/" + util::url_encode(o->name) + "/redeploy", body));
-      std::string commit = env.value("commit", "");
+      const long long generation = env.value("generation", 0LL);
+      std::string asked = o->commit.empty() ? "its latest commit" : o->commit;
       if (!o->json) {
         std::fprintf(stderr, "environment %s: redeploying %s at %s\n", o->name.c_str(), env.value("branch", "").c_str(),
-                     util::short_commit(commit).c_str());
+                     asked.c_str());
       }
       if (!o->no_wait) {
         IDP_TRY_ASSIGN(env, wait_for_phase(client, o->name, {"ready", "failed", "degraded", "destroyed"}, *timeout,
-                                           !o->json, env.value("generation", 0LL)));
+                                           !o->json, generation));
       }
       if (o->json) {
         std::cout << util::json_dump(env, 2) << "\n";
       }
-      if (!o->no_wait && (env.value("phase", "") != "ready" || output::field(env, "deployed_commit") != commit)) {
-        return make_error(ErrorCode::permanent, "environment " + util::quote(o->name) + " did not deploy " +
-                                                    util::short_commit(commit) + ": " + env.value("message", ""));
+      if (!o->no_wait && !serves_generation(env, generation)) {
+        return make_error(ErrorCode::permanent, "environment " + util::quote(o->name) + " did not deploy " + asked +
+                                                    ": " + env.value("message", ""));
       }
       if (!o->json) {
         std::printf("%s\n", o->no_wait ? o->name.c_str() : output::field(env, "url").c_str());

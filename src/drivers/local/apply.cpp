@@ -266,7 +266,7 @@ Expected<void> LocalDriver::bring_up(ApplyRun& run) {
   }
   if (run.kind != "none") {
     // The build runs in the revision's cgroup already (pids.max bounds a fork bomb).
-    place_revision(env, spec, inst);
+    place_revision(env, spec, *as, inst);
     state.pending = inst;
     if (auto r = save_env_state(run.paths.state, state); !r) {
       return abandon(run, r.error());

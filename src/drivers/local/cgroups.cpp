@@ -1,5 +1,6 @@
 #include "drivers/local/cgroups.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
@@ -99,41 +100,44 @@ Cgroups::Layout Cgroups::detect() const {
   if (util::path_exists(util::path_join(m_root, "cgroup.controllers"))) {
     auto ctl = util::read_file(util::path_join(m_root, "cgroup.controllers"));
     auto words = util::split(util::trim(ctl ? *ctl : ""), ' ');
-    bool cpu = std::find(words.begin(), words.end(), "cpu") != words.end();
-    bool mem = std::find(words.begin(), words.end(), "memory") != words.end();
-    if (!cpu || !mem) {
-      l.why_not = "cgroup v2 at " + util::quote(m_root) + " lacks the " +
-                  std::string(!cpu && !mem ? "cpu and memory controllers"
-                              : !cpu       ? "cpu controller"
-                                           : "memory controller");
-      return l;
-    }
+    auto has = [&](const char* c) { return std::find(words.begin(), words.end(), c) != words.end(); };
     l.version = 2;
+    l.v2_cpu = has("cpu");
+    l.v2_memory = has("memory");
+    l.v2_pids = has("pids");
     l.parents = {util::path_join(m_root, group)};
-    return l;
-  }
-  std::string cpu = util::path_join(m_root, "cpu");
-  std::string mem = util::path_join(m_root, "memory");
-  if (util::path_exists(util::path_join(cpu, "cgroup.procs")) &&
-      util::path_exists(util::path_join(mem, "cgroup.procs"))) {
-    l.version = 1;
-    for (auto [mount, controller] : {std::pair{cpu, "cpu"}, std::pair{mem, "memory"}}) {
-      std::string own = own_v1_group(controller);
-      std::string base = mount + (own == "/" ? "" : own);
-      if (!util::is_directory(base)) {
-        base = mount; // our group is not visible in this mount namespace
-      }
-      l.parents.push_back(util::path_join(base, group));
-    }
-    std::string pids = util::path_join(m_root, "pids");
-    if (util::path_exists(util::path_join(pids, "cgroup.procs"))) {
-      std::string own = own_v1_group("pids");
-      std::string base = pids + (own == "/" ? "" : own);
-      l.pids_parent = util::path_join(util::is_directory(base) ? base : pids, group);
+    if (!l.v2_cpu && !l.v2_memory && !l.v2_pids) {
+      l.version = 0;
+      l.why_not = "cgroup v2 at " + util::quote(m_root) + " lacks the cpu, memory and pids controllers";
     }
     return l;
   }
-  l.why_not = "no cgroup v2 or v1 cpu/memory hierarchy under " + util::quote(m_root);
+  // v1: each controller is a hierarchy of its own; whichever exist are used.
+  auto parent_in = [&](const std::string& controller) -> std::string {
+    std::string mount = util::path_join(m_root, controller);
+    if (!util::path_exists(util::path_join(mount, "cgroup.procs"))) {
+      return "";
+    }
+    std::string own = own_v1_group(controller);
+    std::string base = mount + (own == "/" ? "" : own);
+    if (!util::is_directory(base)) {
+      base = mount; // our group is not visible in this mount namespace
+    }
+    return util::path_join(base, group);
+  };
+  l.cpu_parent = parent_in("cpu");
+  l.memory_parent = parent_in("memory");
+  l.pids_parent = parent_in("pids");
+  for (const std::string* p : {&l.cpu_parent, &l.memory_parent, &l.pids_parent}) {
+    if (!p->empty()) {
+      l.parents.push_back(*p);
+    }
+  }
+  if (l.parents.empty()) {
+    l.why_not = "no cgroup v2 or v1 cpu, memory or pids hierarchy under " + util::quote(m_root);
+    return l;
+  }
+  l.version = 1;
   return l;
 }
 
@@ -146,103 +150,144 @@ Expected<CgroupPlacement> Cgroups::create(const std::string& name, const CgroupL
   CgroupPlacement p;
   p.version = l.version;
   p.cpu_period_us = k_cpu_period_us;
-  p.cpu_quota_us = limits.cpu_units > 0 ? int64_t{limits.cpu_units} * k_cpu_period_us / 1024 : 0;
-  p.memory_bytes = int64_t{limits.memory_mib} * 1024 * 1024;
+  const int64_t cpu_quota = limits.cpu_units > 0 ? int64_t{limits.cpu_units} * k_cpu_period_us / 1024 : 0;
+  const int64_t memory_bytes = int64_t{limits.memory_mib} * 1024 * 1024;
   const std::string pids_value = limits.pids_max > 0 ? std::to_string(limits.pids_max) : "max";
-  auto fail = [&](const Error& e) -> Expected<CgroupPlacement> {
-    for (auto it = p.dirs.rbegin(); it != p.dirs.rend(); ++it) {
-      ::rmdir(it->c_str());
+  // Each controller on its own: one that cannot be had (missing, not delegated, a write
+  // refused) costs its own limit and a reason, never the others' (pids.max above all).
+  std::vector<std::string> cpu_memory_missing;
+  auto cpu_memory_lost = [&](const std::string& why) { cpu_memory_missing.push_back(why); };
+  auto finish = [&]() -> Expected<CgroupPlacement> {
+    if (!cpu_memory_missing.empty()) {
+      p.cpu_memory_warning = util::join(cpu_memory_missing, "; ");
     }
-    return Unexpected(e);
+    if (p.procs_files.empty()) {
+      std::string why = util::join(cpu_memory_missing, "; ");
+      if (!p.pids_warning.empty()) {
+        why += (why.empty() ? "" : "; ") + p.pids_warning;
+      }
+      remove_empty_parents_locked(l);
+      return make_error(ErrorCode::permanent, why.empty() ? "no cgroup could be created" : why);
+    }
+    return p;
   };
   if (l.version == 2) {
     const std::string& parent = l.parents[0];
-    if (auto r = write_value(util::path_join(m_root, "cgroup.subtree_control"), "+cpu +memory"); !r) {
-      return fail(r.error().with_context("cannot enable the cpu and memory controllers"));
+    // Enabled one by one at the root and in the parent: "+cpu +memory" fails as a whole when
+    // one of them cannot be enabled.
+    auto enable = [&](const char* controller) -> Expected<void> {
+      std::string word = std::string("+") + controller;
+      IDP_TRY(write_value(util::path_join(m_root, "cgroup.subtree_control"), word));
+      IDP_TRY(make_dir(parent));
+      return write_value(util::path_join(parent, "cgroup.subtree_control"), word);
+    };
+    // True when `controller` is enabled; else why not, in `why`.
+    auto try_enable = [&](const char* controller, bool offered, std::string& why) {
+      if (!offered) {
+        why = "cgroup v2 at " + util::quote(m_root) + " lacks the " + controller + " controller";
+        return false;
+      }
+      auto r = enable(controller);
+      if (!r) {
+        why = r.error().with_context(std::string("cannot enable the ") + controller + " controller").message;
+      }
+      return r.has_value();
+    };
+    std::string why;
+    bool cpu = try_enable("cpu", l.v2_cpu, why);
+    if (!cpu) {
+      cpu_memory_lost(why);
     }
-    if (auto r = make_dir(parent); !r) {
-      return fail(r.error());
+    bool memory = try_enable("memory", l.v2_memory, why);
+    if (!memory) {
+      cpu_memory_lost(why);
     }
-    if (auto r = write_value(util::path_join(parent, "cgroup.subtree_control"), "+cpu +memory"); !r) {
-      return fail(r.error().with_context("cannot enable the cpu and memory controllers"));
-    }
-    // Separately: a hierarchy without the pids controller still gets cpu and memory.
-    auto pids_on = write_value(util::path_join(m_root, "cgroup.subtree_control"), "+pids");
-    if (pids_on) {
-      pids_on = write_value(util::path_join(parent, "cgroup.subtree_control"), "+pids");
+    bool pids = try_enable("pids", l.v2_pids, p.pids_warning);
+    if (!cpu && !memory && !pids) {
+      return finish();
     }
     std::string dir = util::path_join(parent, name);
+    if (auto r = make_dir(parent); !r) {
+      return Unexpected(r.error());
+    }
     if (auto r = make_dir(dir); !r) {
-      return fail(r.error());
+      remove_empty_parents_locked(l);
+      return Unexpected(r.error());
     }
     p.dirs.push_back(dir);
-    std::string cpu_max = p.cpu_quota_us > 0 ? std::to_string(p.cpu_quota_us) + " " + std::to_string(k_cpu_period_us)
-                                             : "max " + std::to_string(k_cpu_period_us);
-    if (auto r = write_value(util::path_join(dir, "cpu.max"), cpu_max); !r) {
-      return fail(r.error());
-    }
-    if (auto r = write_value(util::path_join(dir, "memory.max"),
-                             p.memory_bytes > 0 ? std::to_string(p.memory_bytes) : "max");
-        !r) {
-      return fail(r.error());
-    }
-    if (!pids_on) {
-      p.pids_warning = pids_on.error().with_context("cannot enable the pids controller").message;
-    } else if (auto r = write_value(util::path_join(dir, "pids.max"), pids_value); !r) {
-      p.pids_warning = r.error().message;
-    } else {
-      p.pids_max = limits.pids_max;
-    }
     p.procs_files.push_back(util::path_join(dir, "cgroup.procs"));
-    return p;
-  }
-  // v1: the parent may have been removed by a concurrent remove(); mkdir both levels.
-  for (size_t i = 0; i < l.parents.size(); ++i) {
-    if (auto r = make_dir(l.parents[i]); !r) {
-      return fail(r.error());
-    }
-    std::string dir = util::path_join(l.parents[i], name);
-    if (auto r = make_dir(dir); !r) {
-      return fail(r.error());
-    }
-    p.dirs.push_back(dir);
-    if (i == 0) {
-      if (auto r = write_value(util::path_join(dir, "cpu.cfs_period_us"), std::to_string(k_cpu_period_us)); !r) {
-        return fail(r.error());
+    if (cpu) {
+      std::string cpu_max = cpu_quota > 0 ? std::to_string(cpu_quota) + " " + std::to_string(k_cpu_period_us)
+                                          : "max " + std::to_string(k_cpu_period_us);
+      if (auto r = write_value(util::path_join(dir, "cpu.max"), cpu_max); !r) {
+        cpu_memory_lost(r.error().message);
+      } else {
+        p.cpu_quota_us = cpu_quota;
       }
-      if (auto r = write_value(util::path_join(dir, "cpu.cfs_quota_us"),
-                               p.cpu_quota_us > 0 ? std::to_string(p.cpu_quota_us) : "-1");
+    }
+    if (memory) {
+      if (auto r =
+              write_value(util::path_join(dir, "memory.max"), memory_bytes > 0 ? std::to_string(memory_bytes) : "max");
           !r) {
-        return fail(r.error());
-      }
-    } else if (p.memory_bytes > 0) {
-      if (auto r = write_value(util::path_join(dir, "memory.limit_in_bytes"), std::to_string(p.memory_bytes)); !r) {
-        return fail(r.error());
+        cpu_memory_lost(r.error().message);
+      } else {
+        p.memory_bytes = memory_bytes;
       }
     }
+    if (pids) {
+      if (auto r = write_value(util::path_join(dir, "pids.max"), pids_value); !r) {
+        p.pids_warning = r.error().message;
+      } else {
+        p.pids_max = limits.pids_max;
+      }
+    }
+    return finish();
+  }
+  // v1: a group per hierarchy. The parent may have been removed by a concurrent remove():
+  // mkdir both levels. A group whose limit cannot be written is removed again.
+  auto group_in = [&](const std::string& parent,
+                      const std::vector<std::pair<std::string, std::string>>& values) -> Expected<void> {
+    IDP_TRY(make_dir(parent));
+    std::string dir = util::path_join(parent, name);
+    IDP_TRY(make_dir(dir));
+    for (const auto& [file, value] : values) {
+      if (auto r = write_value(util::path_join(dir, file), value); !r) {
+        ::rmdir(dir.c_str());
+        return r;
+      }
+    }
+    p.dirs.push_back(dir);
     p.procs_files.push_back(util::path_join(dir, "cgroup.procs"));
+    return {};
+  };
+  if (l.cpu_parent.empty()) {
+    cpu_memory_lost("no cgroup v1 cpu hierarchy under " + util::quote(m_root));
+  } else if (auto r = group_in(l.cpu_parent, {{"cpu.cfs_period_us", std::to_string(k_cpu_period_us)},
+                                              {"cpu.cfs_quota_us", cpu_quota > 0 ? std::to_string(cpu_quota) : "-1"}});
+             !r) {
+    cpu_memory_lost(r.error().message);
+  } else {
+    p.cpu_quota_us = cpu_quota;
+  }
+  std::vector<std::pair<std::string, std::string>> memory_values;
+  if (memory_bytes > 0) {
+    memory_values.emplace_back("memory.limit_in_bytes", std::to_string(memory_bytes));
+  }
+  if (l.memory_parent.empty()) {
+    cpu_memory_lost("no cgroup v1 memory hierarchy under " + util::quote(m_root));
+  } else if (auto r = group_in(l.memory_parent, memory_values); !r) {
+    cpu_memory_lost(r.error().message);
+  } else {
+    p.memory_bytes = memory_bytes;
   }
   if (l.pids_parent.empty()) {
     p.pids_warning = "no cgroup v1 pids hierarchy under " + util::quote(m_root);
-    return p;
-  }
-  std::string dir = util::path_join(l.pids_parent, name);
-  auto made = make_dir(l.pids_parent);
-  if (made) {
-    made = make_dir(dir);
-  }
-  if (!made) {
-    p.pids_warning = made.error().message;
-    return p;
-  }
-  p.dirs.push_back(dir);
-  if (auto r = write_value(util::path_join(dir, "pids.max"), pids_value); !r) {
+  } else if (auto r = group_in(l.pids_parent, {{"pids.max", pids_value}}); !r) {
     p.pids_warning = r.error().message;
   } else {
     p.pids_max = limits.pids_max;
   }
-  p.procs_files.push_back(util::path_join(dir, "cgroup.procs"));
-  return p;
+  return finish();
 }
 
 void Cgroups::remove(const std::vector<std::string>& dirs) {
@@ -260,12 +305,26 @@ void Cgroups::remove(const std::vector<std::string>& dirs) {
   }
 }
 
+std::vector<std::string> Cgroups::remove_empty_parents() {
+  std::lock_guard<std::mutex> g(m_mutex);
+  return remove_empty_parents_locked(detect());
+}
+
+std::vector<std::string> Cgroups::remove_empty_parents_locked(const Layout& l) {
+  // rmdir removes a cgroup only when it has no child group (and no process): a parent that
+  // still holds a revision's group stays, whatever runs in it.
+  std::vector<std::string> removed;
+  for (const auto& parent : l.parents) {
+    if (::rmdir(parent.c_str()) == 0) {
+      removed.push_back(parent);
+    }
+  }
+  return removed;
+}
+
 std::vector<std::string> Cgroups::list(const std::string& prefix) const {
   std::vector<std::string> out;
   Layout l = detect();
-  if (!l.pids_parent.empty()) {
-    l.parents.push_back(l.pids_parent);
-  }
   for (const auto& parent : l.parents) {
     DIR* d = ::opendir(parent.c_str());
     if (!d) {

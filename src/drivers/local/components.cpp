@@ -26,13 +26,7 @@ Expected<void> LocalDriver::ensure_database(const DeploySpec& spec, EnvState& st
                                    std::to_string(m_cluster->init_ms()) + " ms, start " +
                                    std::to_string(m_cluster->start_ms()) + " ms)");
   }
-  {
-    std::lock_guard<std::mutex> g(m_mutex);
-    if (!m_hardened) {
-      IDP_TRY(m_databases->harden());
-      m_hardened = true;
-    }
-  }
+  IDP_TRY(m_databases->harden_once()); // no driver lock held: other environments' applies go on
   if (!state.database) {
     DatabaseRecord rec;
     rec.name = database_name_for(env);
@@ -113,7 +107,7 @@ Expected<void> LocalDriver::register_job(const std::string& env, const EnvState&
   IDP_TRY_ASSIGN(RunAs as, run_as(env));
   job.uid = as.uid;
   job.gid = as.gid;
-  job.cgroup_proc_files = procs_files_of(inst);
+  job.placement = placement_for(inst, as);
   std::optional<DatabaseRecord> db = state.database;
   auto config_env = j.value("environment", std::map<std::string, std::string>{});
   auto secret_refs = j.value("secrets", std::map<std::string, std::string>{});

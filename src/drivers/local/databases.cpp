@@ -1,7 +1,10 @@
 #include "drivers/local/databases.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <thread>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
@@ -61,26 +64,55 @@ DatabaseManager::DatabaseManager(PostgresCluster& cluster, std::string key_path,
     : m_cluster(cluster), m_key_path(std::move(key_path)), m_connection_limit(connection_limit) {}
 
 Expected<std::string> DatabaseManager::master_key() {
+  {
+    std::lock_guard<std::mutex> g(m_mu);
+    if (!m_key.empty()) {
+      return m_key;
+    }
+  }
+  // The file is read (or created) outside the mutex (STYLE 33): two first callers may both
+  // get here, and create_key_file makes sure they end up with the same key.
+  IDP_TRY_ASSIGN(std::string key, load_or_create_key());
   std::lock_guard<std::mutex> g(m_mu);
-  if (!m_key.empty()) {
-    return m_key;
+  if (m_key.empty()) {
+    m_key = key;
   }
+  return m_key;
+}
+
+Expected<std::string> DatabaseManager::load_or_create_key() const {
   auto text = util::read_file(m_key_path);
-  if (text && util::trim(*text).size() == 64) {
-    m_key = util::trim(*text);
-    return m_key;
+  if (!text) {
+    std::string dir = m_key_path.substr(0, m_key_path.rfind('/'));
+    IDP_TRY(util::ensure_dir(dir, 0700));
+    // Written in full under a name of its own, then linked to master.key, which fails when
+    // master.key exists: of two racing creators (or a daemon's secret store) the first one
+    // wins and the other reads its key, so no password is ever derived from a key that a
+    // second writer then replaces.
+    std::string tmp = m_key_path + "." + util::random_hex(6) + ".new";
+    auto written = util::write_file_atomic(tmp, util::random_hex(32) + "\n", 0600);
+    int linked = written ? ::link(tmp.c_str(), m_key_path.c_str()) : -1;
+    int link_errno = errno;
+    (void)::unlink(tmp.c_str()); // a leftover would only be a stray file: the key is master.key
+    if (!written) {
+      return Unexpected(written.error());
+    }
+    if (linked != 0 && link_errno != EEXIST) {
+      return make_error(ErrorCode::io_error, "cannot create the database master key " + util::quote(m_key_path) + ": " +
+                                                 std::strerror(link_errno));
+    }
+    text = util::read_file(m_key_path);
+    if (!text) {
+      return Unexpected(text.error());
+    }
   }
-  if (text) {
+  std::string key = util::trim(*text);
+  if (key.size() != 64) {
     return make_error(ErrorCode::permanent, "malformed database master key " + util::quote(m_key_path) +
                                                 " (expected 64 hex digits); restore it, or remove it and re-create the "
                                                 "environments that have databases");
   }
-  std::string dir = m_key_path.substr(0, m_key_path.rfind('/'));
-  IDP_TRY(util::ensure_dir(dir, 0700));
-  std::string key = util::random_hex(32);
-  IDP_TRY(util::write_file_atomic(m_key_path, key + "\n", 0600));
-  m_key = key;
-  return m_key;
+  return key;
 }
 
 Expected<std::string> DatabaseManager::password_for(const DatabaseRecord& rec) {
@@ -306,7 +338,23 @@ Expected<void> DatabaseManager::prune_templates(const std::string& repo, const s
   return {};
 }
 
+Expected<void> DatabaseManager::harden_once() {
+  if (m_hardened.load()) {
+    return {};
+  }
+  // Two first callers may both revoke: REVOKE is idempotent, and neither waits on a lock
+  // while the other talks to the server.
+  IDP_TRY(harden());
+  m_hardened = true;
+  return {};
+}
+
+void DatabaseManager::set_before_harden_for_test(std::function<void()> hook) { m_before_harden = std::move(hook); }
+
 Expected<void> DatabaseManager::harden() {
+  if (m_before_harden) {
+    m_before_harden();
+  }
   IDP_TRY_ASSIGN(PgConnection admin, m_cluster.admin());
   return admin.exec("REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC; "
                     "REVOKE CONNECT, TEMPORARY ON DATABASE template1 FROM PUBLIC; "

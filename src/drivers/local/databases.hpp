@@ -22,6 +22,7 @@
 // nothing can hold a connection that would block a clone; concurrent clones of one
 // template are fine (they share a lock). Thread-safe.
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -90,9 +91,17 @@ public:
   Expected<void> prune_templates(const std::string& repo, const std::set<std::string>& in_use);
   // Revokes CONNECT from PUBLIC on the cluster's own databases (postgres, template0/1).
   Expected<void> harden();
+  // harden() until it succeeded once for this manager; then ok at once. Holds no lock while
+  // it talks to the server.
+  Expected<void> harden_once();
+  // Runs `hook` at the start of every harden() (a test holds a caller there).
+  void set_before_harden_for_test(std::function<void()> hook);
 
 private:
+  // The key, read from or created in m_key_path on first use; m_mu guards only m_key, the
+  // file is read and written outside it.
   Expected<std::string> master_key();
+  Expected<std::string> load_or_create_key() const;
   Expected<void> ensure_role(PgConnection& admin, const std::string& role, const std::string& password);
   // True when this call applied the seed, false when the template was ready.
   Expected<bool> ensure_template(PgConnection& admin, const SeedSource& seed, const std::string& tmpl,
@@ -103,8 +112,10 @@ private:
   PostgresCluster& m_cluster;
   std::string m_key_path;
   int m_connection_limit;
-  std::mutex m_mu; // guards m_key
+  std::mutex m_mu; // guards m_key (memory only: no file I/O under it)
   std::string m_key;
+  std::atomic<bool> m_hardened{false};
+  std::function<void()> m_before_harden; // set before use, by tests only
   // Per template: seeding and dropping hold it exclusively, clones share it.
   util::KeyedMutex m_template_locks;
 };

@@ -41,6 +41,7 @@ nlohmann::json InstanceRecord::to_json() const {
           {"cgroup_dirs", cgroup_dirs},
           {"cgroup", cgroup},
           {"limits_warning", limits_warning},
+          {"process_limit", process_limit},
           {"startup_ms", startup_ms},
           {"stopped_with_server", stopped_with_server},
           {"job", job}};
@@ -64,6 +65,7 @@ InstanceRecord InstanceRecord::from_json(const nlohmann::json& j) {
   r.cgroup_dirs = j.value("cgroup_dirs", std::vector<std::string>{});
   r.cgroup = j.contains("cgroup") ? j.at("cgroup") : nlohmann::json();
   r.limits_warning = j.value("limits_warning", "");
+  r.process_limit = j.value("process_limit", "");
   r.startup_ms = j.value("startup_ms", int64_t{0});
   r.stopped_with_server = j.value("stopped_with_server", false);
   r.job = j.contains("job") ? j.at("job") : nlohmann::json();

@@ -46,8 +46,12 @@ struct InstanceRecord {
   std::string static_root; // static: the served directory
   bool spa = false;
   std::vector<std::string> cgroup_dirs;
-  nlohmann::json cgroup;            // CgroupPlacement::to_json(), null when none
-  std::string limits_warning;       // why cpu/memory limits are not enforced, "" when they are
+  nlohmann::json cgroup;      // CgroupPlacement::to_json(), null when none
+  std::string limits_warning; // why cpu/memory limits are not enforced, "" when they are
+  // Which process limit holds its code (LocalDriver::place_revision): "pids.max 512 (cgroup)",
+  // "RLIMIT_NPROC 512 (uid 100123)", "RLIMIT_NPROC: 512 more than the server's user runs",
+  // "none"; "" for records older than this field.
+  std::string process_limit;
   int64_t startup_ms = 0;           // web: spawn → healthy
   bool stopped_with_server = false; // web: stop(keep_running=false) stopped it while it ran;
                                     // observe() says Health::stopped, not a crash

@@ -339,7 +339,7 @@ void JobScheduler::start_run(Entry& e, util::Millis scheduled_at, util::Millis t
   util::SpawnOptions so;
   so.detach = true; // a run outlives the daemon; its shim records how it ended
   so.new_session = true;
-  so.cgroup_proc_files = e.job.cgroup_proc_files;
+  so.placement = e.job.placement;
   log(e, "job run " + name + " started (scheduled " + iso(scheduled_at) + "): " + util::join(e.job.argv, " "));
   auto pid = util::spawn(cmd, so);
   if (!pid) {

@@ -38,6 +38,7 @@
 #include "core/schedule.hpp"
 #include "drivers/driver.hpp"
 #include "util/expected.hpp"
+#include "util/subprocess.hpp"
 #include "util/time.hpp"
 
 namespace idp::drivers::local {
@@ -83,7 +84,7 @@ public:
     int retention_days = 0;
     int uid = -1; // the run's user and group (-1 = the daemon's; shim.hpp)
     int gid = -1;
-    std::vector<std::string> cgroup_proc_files; // the revision's cgroups a run enters
+    util::ChildPlacement placement; // the revision's cgroups a run enters, its process limit
     // The run's environment variables (config, secrets, database, markers), computed at
     // each start so secrets and passwords are never stored. An error fails that run.
     std::function<Expected<std::map<std::string, std::string>>()> environment;

@@ -193,11 +193,10 @@ void LocalDriver::release_uid(const std::string& env) {
 }
 
 Expected<int> LocalDriver::allocate_port() {
-  std::lock_guard<std::mutex> g(m_mutex);
   for (int i = 0; i < 50; ++i) {
-    IDP_TRY_ASSIGN(int p, util::find_free_port());
-    if (p != m_ctx.router_port && !m_ports.count(p)) {
-      m_ports.insert(p);
+    IDP_TRY_ASSIGN(int p, util::find_free_port()); // a bind: outside the mutex
+    std::lock_guard<std::mutex> g(m_mutex);
+    if (p != m_ctx.router_port && m_ports.insert(p).second) {
       return p;
     }
   }
@@ -254,7 +253,8 @@ void LocalDriver::stop(bool keep_running) {
     m_router->stop();
   }
   if (keep_running) {
-    m_cluster->detach(); // the apps still use it
+    m_cluster->detach();              // the apps still use it
+    m_cgroups.remove_empty_parents(); // only those no running revision holds
     return;
   }
   for (const auto& name : subdirs(util::path_join(m_home, "envs"))) {
@@ -275,6 +275,8 @@ void LocalDriver::stop(bool keep_running) {
     }
   }
   m_cluster->stop(); // after the apps, so none of them sees its database vanish first
+  // The revisions' groups went with them; this home's parents go too, when nothing holds them.
+  m_cgroups.remove_empty_parents();
 }
 
 // --- plan ---
@@ -384,6 +386,7 @@ Expected<Observation> LocalDriver::observe(const core::Environment& env) {
     obs.status["port"] = a.port;
     obs.status["shim_pid"] = a.shim_pid;
     obs.status["cgroup"] = a.cgroup;
+    obs.status["process_limit"] = a.process_limit;
     obs.status["startup_ms"] = a.startup_ms;
     if (!instance_running(a)) {
       obs.health = a.stopped_with_server ? Health::stopped : Health::not_running;

@@ -96,6 +96,7 @@ public:
   // The home's PostgreSQL cluster (also when not started) and the scheduler, for tests.
   PostgresCluster& cluster_for_test() { return *m_cluster; }
   JobScheduler& scheduler_for_test() { return *m_scheduler; }
+  DatabaseManager& databases_for_test() { return *m_databases; }
 
 private:
   // The units of this class, one file each (their contracts at the top of each file):
@@ -159,8 +160,12 @@ private:
   // --- revision_launcher.cpp ---
   Expected<void> checkout(const std::string& repo, const InstanceRecord& inst, const RunAs& as, Progress& progress);
   // The revision's cgroup(s) (cpu, memory, pids.max), recorded in `inst`; a warning in
-  // inst.limits_warning for whatever cannot be enforced here.
-  void place_revision(const std::string& env, const DeploySpec& spec, InstanceRecord& inst);
+  // inst.limits_warning for whatever cannot be enforced here, and in inst.process_limit
+  // which process limit holds (the pids cgroup, else RLIMIT_NPROC: placement_for()).
+  void place_revision(const std::string& env, const DeploySpec& spec, const RunAs& as, InstanceRecord& inst);
+  // Where code of revision `inst` run as `as` goes: its cgroups (a failed move fails the
+  // start, unless isolation is "off"), and RLIMIT_NPROC when no pids cgroup bounds it.
+  util::ChildPlacement placement_for(const InstanceRecord& inst, const RunAs& as) const;
   Expected<void> build(const DeploySpec& spec, const InstanceRecord& inst, const RunAs& as, common::LogWriter& log,
                        Progress& progress);
   Expected<void> start_web(const DeploySpec& spec, const std::map<std::string, std::string>& secrets,
@@ -213,7 +218,7 @@ private:
     util::Command cmd;
     int uid = -1;
     int gid = -1;
-    std::vector<std::string> cgroup_procs;
+    util::ChildPlacement placement;
   };
   Expected<ExecTarget> exec_command(const core::Environment& env, const std::vector<std::string>& argv);
 
@@ -229,9 +234,8 @@ private:
   std::unique_ptr<JobScheduler> m_scheduler;
 
   util::KeyedMutex m_env_locks; // one per environment: its operations are serialised
-  std::mutex m_mutex;           // guards the members below
+  std::mutex m_mutex;           // guards the members below (memory only: no I/O under it)
   std::set<int> m_ports;
-  bool m_hardened = false; // the cluster's own databases refuse PUBLIC connections
   bool m_isolated = false; // root and isolation "auto": environments run as their own uid
   std::unique_ptr<UidAllocator> m_uids;
 };

@@ -31,7 +31,7 @@ Expected<LocalDriver::ExecTarget> LocalDriver::exec_command(const core::Environm
   ExecTarget target;
   target.uid = as.uid;
   target.gid = as.gid;
-  target.cgroup_procs = procs_files_of(a); // the revision's pids.max covers exec sessions too
+  target.placement = placement_for(a, as); // the revision's process limit covers exec sessions too
   util::Command& cmd = target.cmd;
   cmd.argv = argv;
   cmd.cwd = util::path_join(a.dir, "src");
@@ -65,7 +65,7 @@ Expected<nlohmann::json> LocalDriver::exec(const core::Environment& env, const s
   ro.max_capture = 1024 * 1024;
   ro.uid = t.uid;
   ro.gid = t.gid;
-  ro.cgroup_proc_files = t.cgroup_procs;
+  ro.placement = t.placement;
   IDP_TRY_ASSIGN(auto r, util::run(t.cmd, ro));
   return nlohmann::json{{"exit_code", r.exit_code},
                         {"signal", r.signal},
@@ -118,7 +118,7 @@ Expected<std::unique_ptr<ExecProcess>> LocalDriver::start_exec(const core::Envir
   util::InteractiveOptions io;
   io.uid = t.uid;
   io.gid = t.gid;
-  io.cgroup_proc_files = t.cgroup_procs;
+  io.placement = t.placement;
   io.tty = req.tty;
   io.rows = req.rows;
   io.cols = req.cols;

@@ -13,19 +13,9 @@ using core::OptionMessage;
 using nlohmann::json;
 namespace values = core::option_values;
 
-// A whole number of at least `min` (at most `max`) into an integer field.
-template <typename Field>
-OptionMessage number_into(const json& v, long long min, long long max, std::string_view what, Field& out) {
-  long long n = 0;
-  if (auto m = values::whole_number(v, min, max, what, n)) {
-    return m;
-  }
-  out = static_cast<Field>(n);
-  return std::nullopt;
-}
-
 OptionMessage set_ms(const json& v, int64_t& out, int64_t min) {
-  return number_into(v, min, INT64_MAX, "a number of milliseconds of at least " + std::to_string(min), out);
+  return values::whole_number_into(v, min, INT64_MAX, "a number of milliseconds of at least " + std::to_string(min),
+                                   out);
 }
 
 // A non-empty string (an absolute path when `absolute`), else what was expected.
@@ -65,14 +55,15 @@ const core::OptionTable<LocalOptions>& local_table() {
            .doc = "app.log size before rotation",
            .parse =
                [](const json& v, LocalOptions& o) {
-                 return number_into(v, 1024, INT64_MAX, "a number of bytes of at least 1024", o.log_max_bytes);
+                 return values::whole_number_into(v, 1024, INT64_MAX, "a number of bytes of at least 1024",
+                                                  o.log_max_bytes);
                }},
           {.key = "log_keep",
            .default_text = "5",
            .doc = "rotated app.log files kept",
            .parse =
                [](const json& v, LocalOptions& o) {
-                 return number_into(v, 0, 1000, "a number of files between 0 and 1000", o.log_keep);
+                 return values::whole_number_into(v, 0, 1000, "a number of files between 0 and 1000", o.log_keep);
                }},
           {.key = "cgroup_root",
            .default_text = "/sys/fs/cgroup",
@@ -113,22 +104,23 @@ const core::OptionTable<LocalOptions>& local_table() {
            .default_text = "512",
            .parse =
                [](const json& v, LocalOptions& o) {
-                 return number_into(v, 0, 4194304, "a number of processes between 0 (no limit) and 4194304",
-                                    o.pids_max);
+                 return values::whole_number_into(v, 0, 4194304,
+                                                  "a number of processes between 0 (no limit) and 4194304", o.pids_max);
                }},
           {.key = "database_connection_limit",
            .default_text = "20",
            .parse =
                [](const json& v, LocalOptions& o) {
-                 return number_into(v, 1, 10000, "a number of connections between 1 and 10000",
-                                    o.database_connection_limit);
+                 return values::whole_number_into(v, 1, 10000, "a number of connections between 1 and 10000",
+                                                  o.database_connection_limit);
                }},
           {.key = "schedule_time_scale",
            .default_text = "1",
            .doc = "test-only: schedule time runs this many times faster",
            .parse =
                [](const json& v, LocalOptions& o) {
-                 return number_into(v, 1, 3600, "a whole number between 1 and 3600", o.schedule_time_scale);
+                 return values::whole_number_into(v, 1, 3600, "a whole number between 1 and 3600",
+                                                  o.schedule_time_scale);
                }},
       },
       "option");

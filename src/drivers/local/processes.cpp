@@ -122,11 +122,14 @@ bool stop_instance_processes(const std::string& home_id, const std::string& env,
   return wait_gone(members, 5000);
 }
 
-std::vector<pid_t> processes_of_uid(uid_t uid) {
-  std::vector<pid_t> out;
+namespace {
+
+// Calls fn(pid, uids, threads) for each process: its real, effective and saved uid (from
+// /proc/<pid>/status) and its task count. Processes gone meanwhile are skipped.
+void for_each_process_uids(const std::function<void(pid_t, const std::vector<uid_t>&, size_t)>& fn) {
   DIR* d = ::opendir("/proc");
   if (!d) {
-    return out;
+    return;
   }
   while (auto* ent = ::readdir(d)) {
     auto pid = util::parse_int<pid_t>(ent->d_name, 1);
@@ -137,21 +140,40 @@ std::vector<pid_t> processes_of_uid(uid_t uid) {
     if (!status) {
       continue; // gone meanwhile
     }
+    std::vector<uid_t> uids;
+    size_t threads = 1;
     for (const auto& line : util::split(*status, '\n')) {
-      if (!util::starts_with(line, "Uid:")) {
-        continue;
-      }
-      auto words = util::split(util::trim(line.substr(4)), '\t');
-      for (size_t i = 0; i < words.size() && i < 3; ++i) {
-        if (util::parse_int<uid_t>(util::trim(words[i])).value_or(static_cast<uid_t>(-1)) == uid) {
-          out.push_back(*pid);
-          break;
+      if (util::starts_with(line, "Uid:")) {
+        auto words = util::split(util::trim(line.substr(4)), '\t');
+        for (size_t i = 0; i < words.size() && i < 3; ++i) {
+          uids.push_back(util::parse_int<uid_t>(util::trim(words[i])).value_or(static_cast<uid_t>(-1)));
         }
+      } else if (util::starts_with(line, "Threads:")) {
+        threads = util::parse_int<size_t>(util::trim(line.substr(8)), 1).value_or(1);
       }
-      break;
     }
+    fn(*pid, uids, threads);
   }
   ::closedir(d);
+}
+
+} // namespace
+
+size_t tasks_of_uid(uid_t uid) {
+  size_t n = 0;
+  for_each_process_uids([&](pid_t, const std::vector<uid_t>& uids, size_t threads) {
+    n += !uids.empty() && uids[0] == uid ? threads : 0; // the real uid: what RLIMIT_NPROC counts
+  });
+  return n;
+}
+
+std::vector<pid_t> processes_of_uid(uid_t uid) {
+  std::vector<pid_t> out;
+  for_each_process_uids([&](pid_t pid, const std::vector<uid_t>& uids, size_t) {
+    if (std::find(uids.begin(), uids.end(), uid) != uids.end()) {
+      out.push_back(pid);
+    }
+  });
   return out;
 }
 

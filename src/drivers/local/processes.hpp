@@ -46,6 +46,9 @@ bool stop_instance_processes(const std::string& home_id, const std::string& env,
 // An isolated environment's uid is its own: these are all its processes, also those
 // that cleared their marker variables or left the shim's process group.
 std::vector<pid_t> processes_of_uid(uid_t uid);
+// The tasks (threads included) whose real uid is `uid`: what the kernel holds against
+// that user's RLIMIT_NPROC.
+size_t tasks_of_uid(uid_t uid);
 
 // TERM, then KILL after grace_ms, to the given processes and their process groups when
 // they lead one. True when all are gone.

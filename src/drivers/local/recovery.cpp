@@ -107,8 +107,9 @@ void LocalDriver::stop_orphans(const std::map<std::string, EnvState>& states) {
 }
 
 std::vector<RouteTarget> LocalDriver::prune_revisions(std::map<std::string, EnvState>& states) {
-  // Revision directories and cgroups other than the active one's.
+  // Revision directories and cgroups other than the active ones.
   std::vector<RouteTarget> routes;
+  std::set<std::string> active_groups;
   for (auto& [name, s] : states) {
     auto p = paths(name);
     for (const auto& d : subdirs(p.dir)) {
@@ -117,17 +118,25 @@ std::vector<RouteTarget> LocalDriver::prune_revisions(std::map<std::string, EnvS
         remove_revision_dir(s.repo, full);
       }
     }
-    std::vector<std::string> stale;
-    for (const auto& cg : m_cgroups.list(name + ".")) {
-      if (!s.active || !vector_has(s.active->cgroup_dirs, cg)) {
-        stale.push_back(cg);
-      }
+    if (s.active) {
+      active_groups.insert(s.active->cgroup_dirs.begin(), s.active->cgroup_dirs.end());
     }
-    m_cgroups.remove(stale);
     if (s.route) {
       s.route->env = name;
       routes.push_back(*s.route);
     }
+  }
+  // Every group of this home no active revision owns (of a live environment's old
+  // revision, or of an environment whose files are gone), then the parents left empty.
+  std::vector<std::string> stale;
+  for (const auto& cg : m_cgroups.list("")) {
+    if (!active_groups.count(cg)) {
+      stale.push_back(cg);
+    }
+  }
+  m_cgroups.remove(stale);
+  for (const auto& parent : m_cgroups.remove_empty_parents()) {
+    spdlog::info("local driver: removed the empty cgroup {}", parent);
   }
   return routes;
 }
@@ -145,7 +154,7 @@ void LocalDriver::recover_databases(const std::set<std::string>& live_names,
                  r.error().message);
     return;
   }
-  (void)m_databases->harden(); // best effort: retried by the first apply with a database
+  (void)m_databases->harden_once(); // best effort: retried by the first apply with a database
   std::set<std::string> keep;
   for (const auto& name : live_names) {
     keep.insert(database_name_for(name));

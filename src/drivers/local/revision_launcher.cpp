@@ -59,25 +59,73 @@ Expected<void> LocalDriver::checkout(const std::string& repo, const InstanceReco
   return util::write_file_atomic(marker, inst.commit + "\n");
 }
 
-void LocalDriver::place_revision(const std::string& env, const DeploySpec& spec, InstanceRecord& inst) {
+void LocalDriver::place_revision(const std::string& env, const DeploySpec& spec, const RunAs& as,
+                                 InstanceRecord& inst) {
   CgroupLimits limits{spec.config.cpu, spec.config.memory, m_opts.pids_max};
   auto placement = m_cgroups.create(env + "." + inst.key, limits);
+  std::vector<std::string> warnings;
+  std::string no_pids_cgroup; // why the process limit is not a pids cgroup
   if (!placement) {
     inst.cgroup_dirs.clear();
     inst.cgroup = nullptr;
-    inst.limits_warning = "cpu/memory limits not enforced: " + placement.error().message;
-    if (m_opts.pids_max > 0) {
-      inst.limits_warning += "; neither is the process limit (pids_max)";
+    warnings.push_back("cpu/memory limits not enforced: " + placement.error().message);
+    no_pids_cgroup = placement.error().message;
+  } else {
+    inst.cgroup_dirs = placement->dirs;
+    inst.cgroup = placement->to_json();
+    if (!placement->cpu_memory_warning.empty()) {
+      warnings.push_back("cpu/memory limits not enforced: " + placement->cpu_memory_warning);
     }
-    return;
+    no_pids_cgroup = placement->pids_warning;
   }
-  inst.cgroup_dirs = placement->dirs;
-  inst.cgroup = placement->to_json();
-  inst.limits_warning.clear();
-  if (m_opts.pids_max > 0 && !placement->pids_warning.empty()) {
-    inst.limits_warning =
-        "process limit (pids_max " + std::to_string(m_opts.pids_max) + ") not enforced: " + placement->pids_warning;
+  // The process limit: the pids cgroup when there is one, else RLIMIT_NPROC, which the
+  // kernel counts per real uid and does not apply to root (placement_for says the value).
+  const std::string wanted = "process limit (pids_max " + std::to_string(m_opts.pids_max) + ")";
+  if (m_opts.pids_max <= 0) {
+    inst.process_limit = "none (pids_max 0)";
+  } else if (placement && placement->pids_max > 0) {
+    inst.process_limit = "pids.max " + std::to_string(placement->pids_max) + " (cgroup)";
+  } else if (as.uid >= 0) {
+    inst.process_limit = "RLIMIT_NPROC " + std::to_string(m_opts.pids_max) + " (uid " + std::to_string(as.uid) +
+                         ", the environment's own)";
+    warnings.push_back(
+        wanted + " enforced with RLIMIT_NPROC for the environment's uid instead of a pids cgroup: " + no_pids_cgroup);
+  } else if (::geteuid() != 0) {
+    inst.process_limit = "RLIMIT_NPROC: " + std::to_string(m_opts.pids_max) + " more than the server's user runs";
+    warnings.push_back(wanted + " enforced with RLIMIT_NPROC instead of a pids cgroup (" + no_pids_cgroup +
+                       "): it counts every process of the server's user, so the app may start at most " +
+                       std::to_string(m_opts.pids_max) + " more than that user runs when it starts");
+  } else {
+    inst.process_limit = "none";
+    warnings.push_back(wanted + " not enforced: " + no_pids_cgroup +
+                       "; RLIMIT_NPROC does not apply to root (isolation is \"off\")");
   }
+  inst.limits_warning = util::join(warnings, "; ");
+  spdlog::info("local driver: {} revision {}: process limit {}", env, inst.key, inst.process_limit);
+}
+
+util::ChildPlacement LocalDriver::placement_for(const InstanceRecord& inst, const RunAs& as) const {
+  util::ChildPlacement out;
+  out.cgroup_proc_files = procs_files_of(inst);
+  // Isolation off: the operator chose best effort, so a group that vanished (or a hierarchy
+  // that refuses the move) does not stop the app; otherwise its limits must hold.
+  out.cgroups_best_effort = m_opts.isolation == "off";
+  const bool pids_cgroup = inst.cgroup.is_object() && inst.cgroup.value("pids_max", int64_t{0}) > 0;
+  if (m_opts.pids_max <= 0 || pids_cgroup) {
+    return out;
+  }
+  if (as.uid >= 0) {
+    // The environment's own uid: RLIMIT_NPROC counts exactly its processes (all its
+    // revisions together), the same budget pids.max gives one revision.
+    out.nproc_limit = m_opts.pids_max;
+  } else if (::geteuid() != 0) {
+    // The server's own user: the limit counts all of that user's tasks (the server, other
+    // environments, the user's shells), so it is set that many above what runs now: the app
+    // can add at most pids_max. Counted at each start.
+    out.nproc_limit = static_cast<int64_t>(tasks_of_uid(::getuid())) + m_opts.pids_max;
+  }
+  // Root without isolation: RLIMIT_NPROC does not bind root; place_revision warned.
+  return out;
 }
 
 Expected<void> LocalDriver::build(const DeploySpec& spec, const InstanceRecord& inst, const RunAs& as,
@@ -116,7 +164,7 @@ Expected<void> LocalDriver::build(const DeploySpec& spec, const InstanceRecord& 
   ro.max_capture = 64 * 1024;
   ro.uid = as.uid;
   ro.gid = as.gid;
-  ro.cgroup_proc_files = procs_files_of(inst);
+  ro.placement = placement_for(inst, as);
   ro.on_line = [&](std::string_view line, bool) {
     (void)log.append("build", line);
     last.emplace_back(line);
@@ -218,7 +266,7 @@ Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std
     return make_error(ErrorCode::permanent, "local.start: " + util::quote(prog) + " is not an executable file");
   }
 
-  std::vector<std::string> procs_files = procs_files_of(inst); // place_revision() made them
+  util::ChildPlacement placement = placement_for(inst, as); // place_revision() made the cgroups
   IDP_TRY_ASSIGN(inst.port, allocate_port());
   state.pending = inst;
   IDP_TRY(save_env_state(p.state, state));
@@ -259,7 +307,7 @@ Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std
   util::SpawnOptions so;
   so.detach = true;
   so.new_session = true;
-  so.cgroup_proc_files = procs_files;
+  so.placement = placement;
 
   progress.step("starting: " + c.local.start);
   (void)log.append("system", "starting revision " + inst.key + " (" + util::short_commit(inst.commit, 12) +

@@ -17,6 +17,7 @@
 #include "drivers/common/log_files.hpp"
 #include "util/fs.hpp"
 #include "util/json.hpp"
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -30,17 +31,6 @@ constexpr size_t k_max_line = 64 * 1024;
 // After the app exits, how long output of lingering children is still collected.
 constexpr int64_t k_drain_ms = 2000;
 constexpr int64_t k_retention_check_ms = 3600 * 1000;
-
-bool parse_int(const char* s, int64_t& out) {
-  char* end = nullptr;
-  errno = 0;
-  long long v = std::strtoll(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v < 0) {
-    return false;
-  }
-  out = v;
-  return true;
-}
 
 bool parse_args(int argc, char** argv, ShimArgs& a) {
   int i = 1;
@@ -58,22 +48,33 @@ bool parse_args(int argc, char** argv, ShimArgs& a) {
       return false;
     }
     const char* val = argv[++i];
-    int64_t n = 0;
+    // A whole number >= 0 that fits the field (util::parse_int: no wrap, no suffix).
+    auto whole = [val](auto& field) {
+      auto v = util::parse_int<std::remove_reference_t<decltype(field)>>(val, 0);
+      if (v) {
+        field = *v;
+      }
+      return v.has_value();
+    };
+    bool ok = true;
     if (opt == "--dir") {
       a.dir = val;
     } else if (opt == "--log-dir") {
       a.log_dir = val;
-    } else if (opt == "--max-bytes" && parse_int(val, n)) {
-      a.max_bytes = n;
-    } else if (opt == "--keep" && parse_int(val, n)) {
-      a.keep = static_cast<int>(n);
-    } else if (opt == "--retention-days" && parse_int(val, n)) {
-      a.retention_days = static_cast<int>(n);
-    } else if (opt == "--uid" && parse_int(val, n) && n <= INT32_MAX) {
-      a.uid = static_cast<int>(n);
-    } else if (opt == "--gid" && parse_int(val, n) && n <= INT32_MAX) {
-      a.gid = static_cast<int>(n);
+    } else if (opt == "--max-bytes") {
+      ok = whole(a.max_bytes);
+    } else if (opt == "--keep") {
+      ok = whole(a.keep);
+    } else if (opt == "--retention-days") {
+      ok = whole(a.retention_days);
+    } else if (opt == "--uid") {
+      ok = whole(a.uid);
+    } else if (opt == "--gid") {
+      ok = whole(a.gid);
     } else {
+      ok = false;
+    }
+    if (!ok) {
       std::fprintf(stderr, "idp __shim: bad option %s %s\n", argv[i - 1], val);
       return false;
     }

@@ -47,13 +47,8 @@ Setter string_opt(std::string TerraformOptions::*field, bool non_empty = false) 
 
 Setter ms_opt(int64_t TerraformOptions::*field, int64_t min) {
   return [field, min](const nlohmann::json& v, TerraformOptions& o) -> OptionMessage {
-    long long n = 0;
-    if (auto m = core::option_values::whole_number(
-            v, min, INT64_MAX, "a duration (or milliseconds) of at least " + std::to_string(min) + "ms", n)) {
-      return m;
-    }
-    o.*field = n;
-    return std::nullopt;
+    return core::option_values::whole_number_into(
+        v, min, INT64_MAX, "a duration (or milliseconds) of at least " + std::to_string(min) + "ms", o.*field);
   };
 }
 

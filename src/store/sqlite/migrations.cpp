@@ -152,8 +152,13 @@ CREATE TABLE secrets (
 );
 )sql";
 
+// A redeploy is stored before its commit is resolved (a worker fetches): what it asked for.
+constexpr std::string_view k_v8_redeploy_ref = R"sql(
+ALTER TABLE environments ADD COLUMN redeploy_ref TEXT;
+)sql";
+
 constexpr std::string_view k_migrations[] = {k_v1_core,      k_v2_sources_and_jobs, k_v3_recreate, k_v4_api_tokens,
-                                             k_v5_retention, k_v6_revision_numbers, k_v7_secrets};
+                                             k_v5_retention, k_v6_revision_numbers, k_v7_secrets,  k_v8_redeploy_ref};
 
 } // namespace
 

@@ -234,7 +234,8 @@ constexpr std::string_view k_env_columns[] = {"name",
                                               "expires_at",
                                               "updated_at",
                                               "destroyed_at",
-                                              "recreate"};
+                                              "recreate",
+                                              "redeploy_ref"};
 
 std::string env_column_list() {
   std::string out;
@@ -307,6 +308,11 @@ void bind_environment(Stmt& st, const Environment& e) {
   st.bind(24, e.updated_at);
   st.bind(25, e.destroyed_at);
   st.bind(26, static_cast<int64_t>(e.recreate ? 1 : 0));
+  if (e.redeploy_ref) {
+    st.bind(27, *e.redeploy_ref);
+  } else {
+    st.bind_null(27);
+  }
 }
 
 Expected<Environment> read_environment(const Op& op, const Stmt& st) {
@@ -359,6 +365,9 @@ Expected<Environment> read_environment(const Op& op, const Stmt& st) {
   e.updated_at = st.int64(23);
   e.destroyed_at = st.int64(24);
   e.recreate = st.int64(25) != 0;
+  if (!st.is_null(26)) {
+    e.redeploy_ref = st.text(26);
+  }
   return e;
 }
 

@@ -2,6 +2,7 @@
 // JSON (driver options) and the environment, with the same parsers for all three.
 #include "core/option_table.hpp"
 
+#include <climits>
 #include <gtest/gtest.h>
 
 namespace idp::core {
@@ -184,6 +185,24 @@ TEST(OptionTableTest, JsonOptionsNameTheOwnerAndTheOption) {
   EXPECT_EQ(wrong.error().message, "driver \"t\": key \"workers\": expected a number of workers from 1 to 256, got 0");
   EXPECT_FALSE(option_table_under_test().apply_json(nlohmann::json::array(), t, "driver \"t\""));
   EXPECT_TRUE(option_table_under_test().apply_json(nullptr, t, "driver \"t\""));
+}
+
+// whole_number_into: the one helper the tables use to fill an integer field of any width;
+// the bounds are checked on the whole number, before it is narrowed to the field.
+TEST(OptionTableTest, WholeNumberIntoChecksBoundsBeforeNarrowing) {
+  int small = 7;
+  EXPECT_EQ(option_values::whole_number_into(nlohmann::json("4294967297"), 0, INT_MAX, "a count", small),
+            OptionMessage("expected a count, got \"4294967297\""));
+  EXPECT_EQ(small, 7) << "unchanged on error";
+  EXPECT_FALSE(option_values::whole_number_into(nlohmann::json("42"), 0, INT_MAX, "a count", small));
+  EXPECT_EQ(small, 42);
+  size_t size = 0;
+  EXPECT_FALSE(option_values::whole_number_into(nlohmann::json(65535), 0, 65535, "a port", size));
+  EXPECT_EQ(size, 65535u);
+  EXPECT_TRUE(option_values::whole_number_into(nlohmann::json("-1"), 0, 65535, "a port", size));
+  int64_t big = 0;
+  EXPECT_TRUE(option_values::whole_number_into(nlohmann::json("1e3"), 0, INT64_MAX, "milliseconds", big));
+  EXPECT_TRUE(option_values::whole_number_into(nlohmann::json(true), 0, INT64_MAX, "milliseconds", big));
 }
 
 } // namespace idp::core

@@ -1,5 +1,10 @@
 #include "engine_fixture.hpp"
 
+#include <condition_variable>
+#include <future>
+#include <mutex>
+
+#include "util/strings.hpp"
 #include "util/time.hpp"
 
 using namespace idp;
@@ -226,4 +231,157 @@ TEST_F(ControllerTest, RejectedConfigThatCannotBeRecordedFailsWithTheStoreError)
   EXPECT_EQ(retried.error().code, ErrorCode::invalid_config);
   EXPECT_EQ(count_events(a->name, "reject"), 1u);
   EXPECT_NE(m_store.get_environment(a->name)->message.find("is invalid"), std::string::npos);
+}
+
+namespace {
+
+// A RepoResolver whose fetches (resolve_branch, resolve_commit) wait while held, like a git
+// remote that hangs: a test sees a caller inside the fetch and lets it go.
+class HangingFetchResolver final : public engine::RepoResolver {
+public:
+  using engine::RepoResolver::RepoResolver;
+  void hold() {
+    std::lock_guard<std::mutex> g(m_mu);
+    m_held = true;
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> g(m_mu);
+      m_held = false;
+    }
+    m_cv.notify_all();
+  }
+  // Callers waiting inside a fetch now.
+  int inside() const {
+    std::lock_guard<std::mutex> g(m_mu);
+    return m_inside;
+  }
+  Expected<std::string> resolve_branch(const std::string& repo, const std::string& branch) override {
+    wait_while_held();
+    return engine::RepoResolver::resolve_branch(repo, branch);
+  }
+  Expected<std::string> resolve_commit(const std::string& repo, const std::string& commit) override {
+    wait_while_held();
+    return engine::RepoResolver::resolve_commit(repo, commit);
+  }
+
+private:
+  void wait_while_held() {
+    std::unique_lock<std::mutex> lk(m_mu);
+    ++m_inside;
+    m_cv.wait(lk, [this] { return !m_held; });
+    --m_inside;
+  }
+  mutable std::mutex m_mu;
+  std::condition_variable m_cv;
+  bool m_held = false;
+  int m_inside = 0;
+};
+
+// Releases the resolver when a test ends early, so nothing waits forever on a held fetch.
+struct HangingFetchReleaseOnExit {
+  HangingFetchResolver& r;
+  ~HangingFetchReleaseOnExit() { r.release(); }
+};
+
+} // namespace
+
+// A redeploy answers once the new generation is stored, like an API create: the fetch (git
+// on the network, here one that hangs) is a worker's. It was once done on the caller's
+// thread, which for the API is an HTTP worker held for as long as git took.
+TEST_F(ControllerTest, RedeployAnswersWhileItsFetchHangsAndAWorkerDeploysIt) {
+  std::string repo = make_repo();
+  HangingFetchResolver hanging(m_tmp.sub("git-hanging"));
+  std::future<Expected<core::Environment>> answer;
+  HangingFetchReleaseOnExit guard{hanging}; // destroyed first: a held fetch ends before `answer` is joined
+  m_resolver = &hanging;
+  auto env = controller(true).create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(env) << env.error().message;
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  const std::string first = env->commit;
+  m_repo->write_file("NEWS", "v2\n");
+  const std::string second = m_repo->commit("v2");
+
+  hanging.hold();
+  answer = std::async(std::launch::async, [&] { return controller().redeploy(env->name, "", "cli:alice"); });
+  bool answered = answer.wait_for(std::chrono::seconds(60)) == std::future_status::ready;
+  ASSERT_TRUE(answered) << "the redeploy waited for the fetch";
+  // The worker is inside the fetch now, and stays there until released.
+  ASSERT_TRUE(wait_until([&] { return hanging.inside() == 1; }, 20000, 5));
+  auto redeployed = answer.get();
+  ASSERT_TRUE(redeployed) << redeployed.error().message;
+  EXPECT_EQ(redeployed->generation, env->generation + 1);
+  EXPECT_EQ(redeployed->commit, "") << "resolved by the worker";
+  EXPECT_EQ(redeployed->redeploy_ref, std::optional<std::string>(""));
+  EXPECT_NE(redeployed->message.find("waiting for a worker to fetch the head of branch"), std::string::npos)
+      << redeployed->message;
+  // Meanwhile the engine keeps answering, and the environment keeps serving.
+  ASSERT_TRUE(controller().extend(env->name, "1h", "cli:bob"));
+  auto during = m_store.get_environment(env->name);
+  EXPECT_EQ(during->phase, Phase::ready);
+  EXPECT_EQ(during->deployed_commit, first);
+  EXPECT_EQ(m_driver.live().at(env->name), first);
+
+  hanging.release();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto e = m_store.get_environment(env->name);
+        return e && e->phase == Phase::ready && e->observed_generation == redeployed->generation;
+      },
+      20000, 5));
+  auto after = m_store.get_environment(env->name);
+  EXPECT_EQ(after->commit, second);
+  EXPECT_EQ(after->deployed_commit, second);
+  EXPECT_EQ(after->redeploy_ref, std::nullopt);
+  EXPECT_EQ(m_driver.live().at(env->name), second);
+  EXPECT_EQ(count_events(env->name, "redeploy"), 1u);
+}
+
+// What a worker cannot resolve is recorded on the environment, which keeps serving what it
+// served; a malformed sha is refused at once with nothing recorded.
+TEST_F(ControllerTest, RedeployOfAMissingCommitKeepsServingAndSaysWhy) {
+  std::string repo = make_repo();
+  auto env = controller(true).create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(env) << env.error().message;
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+
+  auto bad = controller().redeploy(env->name, "not-a-sha", "cli:alice");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::invalid_argument);
+  EXPECT_EQ(m_store.get_environment(env->name)->generation, env->generation) << "nothing recorded";
+  EXPECT_EQ(controller().redeploy("nope", "", "cli:alice").error().code, ErrorCode::not_found);
+
+  auto missing = controller().redeploy(env->name, "0123456789abcdef", "cli:alice");
+  ASSERT_TRUE(missing) << missing.error().message;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto e = m_store.get_environment(env->name);
+        return e && e->observed_generation == missing->generation;
+      },
+      20000, 5));
+  auto e = m_store.get_environment(env->name);
+  EXPECT_EQ(e->phase, Phase::ready);
+  EXPECT_EQ(e->commit, env->commit) << "the serving commit is the desired one again";
+  EXPECT_EQ(e->deployed_commit, env->commit);
+  EXPECT_EQ(e->redeploy_ref, std::nullopt);
+  EXPECT_NE(e->message.find("redeploy failed: commit \"0123456789abcdef\" is not in"), std::string::npos) << e->message;
+  EXPECT_NE(e->message.find("still serving " + util::short_commit(env->commit)), std::string::npos) << e->message;
+  EXPECT_EQ(count_events(env->name, "reject"), 1u);
+  EXPECT_EQ(m_driver.live().at(env->name), env->commit);
+
+  // Back at an older commit by a short sha: the worker resolves it and deploys it.
+  const std::string first = env->commit;
+  m_repo->write_file("NEWS", "v2\n");
+  m_repo->commit("v2");
+  auto head = controller().redeploy(env->name, "", "cli:alice");
+  ASSERT_TRUE(head);
+  ASSERT_TRUE(wait_until([&] { return m_store.get_environment(env->name)->observed_generation == head->generation; },
+                         20000, 5));
+  EXPECT_NE(m_store.get_environment(env->name)->deployed_commit, first);
+  auto back = controller().redeploy(env->name, first.substr(0, 8), "cli:alice");
+  ASSERT_TRUE(back);
+  ASSERT_TRUE(wait_until([&] { return m_store.get_environment(env->name)->observed_generation == back->generation; },
+                         20000, 5));
+  EXPECT_EQ(m_store.get_environment(env->name)->deployed_commit, first);
+  EXPECT_EQ(m_store.get_environment(env->name)->phase, Phase::ready);
 }

@@ -49,9 +49,12 @@ protected:
         signals.wake = [r](const std::string& n) { r->wake(n); };
         signals.cancel = [r](const std::string& n) { r->cancel(n); };
       }
-      m_controller =
-          std::make_unique<engine::Controller>(m_faulty, m_clock, m_repos, m_templates, m_drivers, m_options, signals);
+      m_controller = std::make_unique<engine::Controller>(m_faulty, m_clock, *m_resolver, m_templates, m_drivers,
+                                                          m_options, signals);
       if (m_reconciler) {
+        // As the daemon wires them: workers resolve what API creates and redeploys left to them.
+        auto* c = m_controller.get();
+        m_reconciler->set_create_resolver([c](const core::Environment& env) { return c->resolve_create(env); });
         m_reconciler->start();
       }
     }
@@ -99,6 +102,7 @@ protected:
   FakeClock m_clock;
   engine::DriverSet m_drivers;
   engine::RepoResolver m_repos;
+  engine::RepoResolver* m_resolver = &m_repos; // what the controller fetches with (set before controller())
   engine::TemplateCatalog m_templates;
   engine::EngineOptions m_options;
   std::unique_ptr<engine::Reconciler> m_reconciler;

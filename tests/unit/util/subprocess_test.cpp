@@ -354,3 +354,96 @@ TEST(SubprocessTest, FailedSetupLeaksNoFd) {
   }
   EXPECT_GT(failures, 0);
 }
+
+// A child that cannot enter its cgroup is not started: it would run outside the limits
+// (pids.max) its caller counts on. The move was once ignored and the child ran anyway.
+TEST(SubprocessTest, FailedCgroupMoveFailsTheStartUnlessBestEffort) {
+  TempDir tmp;
+  std::string missing = tmp.path + "/no-such-group/cgroup.procs";
+  util::RunOptions o;
+  o.placement.cgroup_proc_files = {missing};
+  auto r = util::run(sh("echo ran"), o);
+  ASSERT_FALSE(r.has_value()) << "it ran: " << r->out;
+  EXPECT_EQ(r.error().code, ErrorCode::io_error);
+  EXPECT_NE(r.error().message.find("cannot enter cgroup \"" + missing + "\""), std::string::npos) << r.error().message;
+  util::SpawnOptions so;
+  so.detach = false;
+  so.placement.cgroup_proc_files = {missing};
+  auto pid = util::spawn(sh("true"), so);
+  ASSERT_FALSE(pid.has_value());
+  EXPECT_NE(pid.error().message.find("cannot enter cgroup"), std::string::npos) << pid.error().message;
+  // Best effort (the local driver's isolation "off"): it runs outside the group.
+  o.placement.cgroups_best_effort = true;
+  auto best = util::run(sh("echo ran"), o);
+  ASSERT_TRUE(best.has_value()) << best.error().message;
+  EXPECT_EQ(best->out, "ran\n");
+}
+
+namespace {
+
+// The pids of processes whose real uid is `uid`.
+std::vector<pid_t> subprocess_test_pids_of_uid(uid_t uid) {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir("/proc");
+  while (d != nullptr) {
+    auto* e = ::readdir(d);
+    if (e == nullptr) {
+      break;
+    }
+    auto pid = util::parse_int<pid_t>(e->d_name, 1);
+    if (!pid) {
+      continue;
+    }
+    auto status = util::read_file("/proc/" + std::to_string(*pid) + "/status");
+    if (!status) {
+      continue; // gone meanwhile
+    }
+    auto at = status->find("\nUid:\t");
+    if (at != std::string::npos && util::parse_int<uid_t>(util::split(status->substr(at + 6), '\t')[0]) == uid) {
+      out.push_back(*pid);
+    }
+  }
+  if (d != nullptr) {
+    ::closedir(d);
+  }
+  return out;
+}
+
+} // namespace
+
+// Where no pids cgroup can be had, RLIMIT_NPROC bounds a fork loop: the kernel counts it
+// per real uid (and ignores it for root), so the loop runs as a uid of its own that runs
+// nothing else, as an isolated environment does. It stops at the limit and the test ends.
+TEST(SubprocessTest, NprocLimitStopsAForkLoopOfAnUnprivilegedUser) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "needs root to run the loop as a uid of its own (RLIMIT_NPROC counts per uid)";
+  }
+  uid_t uid = 0;
+  for (uid_t candidate = 1'999'000'000u + static_cast<uid_t>(::getpid() % 100000); uid == 0; ++candidate) {
+    if (subprocess_test_pids_of_uid(candidate).empty()) {
+      uid = candidate;
+    }
+  }
+  constexpr int k_limit = 12;
+  util::RunOptions o;
+  o.uid = static_cast<int>(uid);
+  o.gid = static_cast<int>(uid);
+  o.timeout_ms = 120000;
+  o.placement.nproc_limit = k_limit;
+  // Each started child prints its pid; a failed fork ends the shell ("Cannot fork").
+  auto r = util::run(sh("i=0; while [ $i -lt 500 ]; do sleep 600 </dev/null >/dev/null 2>&1 & echo $!; "
+                        "i=$((i+1)); done; echo done"),
+                     o);
+  auto left = subprocess_test_pids_of_uid(uid);
+  for (pid_t p : left) {
+    ::kill(p, SIGKILL); // the sleeps this test started, as their uid is its own
+  }
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  auto started = util::split(util::trim(r->out), '\n');
+  EXPECT_FALSE(r->timed_out);
+  EXPECT_EQ(r->out.find("done"), std::string::npos) << "the loop ran to its end: no limit held";
+  EXPECT_NE(r->exit_code, 0);
+  EXPECT_GE(started.size(), 1u);
+  EXPECT_LT(started.size(), static_cast<size_t>(k_limit)) << "the shell counts too";
+  EXPECT_LE(left.size(), static_cast<size_t>(k_limit));
+}

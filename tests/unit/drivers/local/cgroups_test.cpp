@@ -50,22 +50,111 @@ TEST(CgroupsTest, V1LimitsAreWrittenAndRemoved) {
   cg.remove(p->dirs); // idempotent
 }
 
+// The per-home parents go once they hold no group: remove_empty_parents() (the daemon's
+// start and clean stop) removes them when a crash left them empty, and keeps one that
+// still holds a revision's group.
+TEST(CgroupsTest, EmptyParentsAreRemovedAndUsedOnesKept) {
+  if (!v1_writable()) {
+    GTEST_SKIP() << "no writable cgroup v1 cpu/memory hierarchy";
+  }
+  Cgroups cg("/sys/fs/cgroup", unique_home_id());
+  auto p = cg.create("env-a.1", {512, 256, 64});
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  std::vector<std::string> parents;
+  for (const auto& d : p->dirs) {
+    parents.push_back(d.substr(0, d.rfind('/')));
+  }
+  EXPECT_TRUE(cg.remove_empty_parents().empty()) << "each parent holds the revision's group";
+  for (const auto& parent : parents) {
+    EXPECT_TRUE(util::is_directory(parent)) << parent;
+  }
+  // A crash between a group's removal and its parent's: the parents are left empty.
+  for (const auto& d : p->dirs) {
+    ASSERT_EQ(::rmdir(d.c_str()), 0) << d;
+  }
+  EXPECT_EQ(cg.remove_empty_parents(), parents);
+  for (const auto& parent : parents) {
+    EXPECT_FALSE(util::path_exists(parent)) << parent;
+  }
+  EXPECT_TRUE(cg.remove_empty_parents().empty()) << "idempotent";
+}
+
 TEST(CgroupsTest, NoHierarchyIsAnErrorWithTheReason) {
   TempDir dir;
   Cgroups cg(dir.path(), unique_home_id());
   auto p = cg.create("env-a.1", {256, 512});
   ASSERT_FALSE(p.has_value());
-  EXPECT_NE(p.error().message.find("no cgroup v2 or v1 cpu/memory hierarchy"), std::string::npos) << p.error().message;
+  EXPECT_NE(p.error().message.find("no cgroup v2 or v1 cpu, memory or pids hierarchy"), std::string::npos)
+      << p.error().message;
   EXPECT_TRUE(cg.list("").empty());
 }
 
-TEST(CgroupsTest, V2WithoutControllersIsAnErrorWithTheReason) {
+TEST(CgroupsTest, V2WithoutAnyControllerIsAnErrorWithTheReason) {
   TempDir dir;
-  ASSERT_TRUE(util::write_file_atomic(dir.sub("cgroup.controllers"), "pids io\n"));
+  ASSERT_TRUE(util::write_file_atomic(dir.sub("cgroup.controllers"), "io\n"));
   Cgroups cg(dir.path(), unique_home_id());
   auto p = cg.create("env-a.1", {256, 512});
   ASSERT_FALSE(p.has_value());
-  EXPECT_NE(p.error().message.find("lacks the cpu and memory controllers"), std::string::npos) << p.error().message;
+  EXPECT_NE(p.error().message.find("lacks the cpu, memory and pids controllers"), std::string::npos)
+      << p.error().message;
+}
+
+// Each controller on its own: a hierarchy with pids but neither cpu nor memory still bounds
+// the processes (a fork bomb); it once gave up on all three.
+TEST(CgroupsTest, V2WithOnlyPidsStillGetsPidsMax) {
+  TempDir dir;
+  ASSERT_TRUE(util::write_file_atomic(dir.sub("cgroup.controllers"), "pids io\n"));
+  ASSERT_TRUE(util::write_file_atomic(dir.sub("cgroup.subtree_control"), ""));
+  std::string id = unique_home_id();
+  std::string parent = dir.sub("idp-" + id);
+  ASSERT_TRUE(util::ensure_dir(parent + "/env-a.1"));
+  ASSERT_TRUE(util::write_file_atomic(parent + "/cgroup.subtree_control", ""));
+  for (const char* f : {"pids.max", "cgroup.procs"}) {
+    ASSERT_TRUE(util::write_file_atomic(parent + "/env-a.1/" + f, ""));
+  }
+  Cgroups cg(dir.path(), id);
+  auto p = cg.create("env-a.1", {256, 512, 64});
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  EXPECT_EQ(*util::read_file(parent + "/env-a.1/pids.max"), "64");
+  EXPECT_EQ(p->pids_max, 64);
+  EXPECT_EQ(p->pids_warning, "");
+  EXPECT_EQ(p->cpu_quota_us, 0);
+  EXPECT_EQ(p->memory_bytes, 0);
+  EXPECT_NE(p->cpu_memory_warning.find("lacks the cpu controller"), std::string::npos) << p->cpu_memory_warning;
+  EXPECT_NE(p->cpu_memory_warning.find("lacks the memory controller"), std::string::npos) << p->cpu_memory_warning;
+  EXPECT_EQ(p->procs_files, std::vector<std::string>{parent + "/env-a.1/cgroup.procs"});
+}
+
+// The same on v1: a pids hierarchy without cpu and memory ones.
+TEST(CgroupsTest, V1PidsHierarchyAloneStillGetsPidsMax) {
+  TempDir dir;
+  ASSERT_TRUE(util::ensure_dir(dir.sub("pids")));
+  ASSERT_TRUE(util::write_file_atomic(dir.sub("pids/cgroup.procs"), ""));
+  std::string id = unique_home_id();
+  // The daemon's own pids group, as /proc/self/cgroup names it, under the fake mount.
+  std::string own = "/";
+  for (const auto& line : util::split(util::read_file("/proc/self/cgroup").value_or(""), '\n')) {
+    auto parts = util::split(line, ':');
+    if (parts.size() >= 3 && parts[1] == "pids") {
+      own = line.substr(parts[0].size() + parts[1].size() + 2);
+    }
+  }
+  std::string base = dir.sub("pids") + (own == "/" ? "" : own);
+  ASSERT_TRUE(util::ensure_dir(base));
+  std::string group = base + "/idp-" + id + "/env-a.1";
+  ASSERT_TRUE(util::ensure_dir(group));
+  for (const char* f : {"pids.max", "cgroup.procs"}) {
+    ASSERT_TRUE(util::write_file_atomic(group + "/" + f, ""));
+  }
+  Cgroups cg(dir.path(), id);
+  auto p = cg.create("env-a.1", {256, 512, 32});
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  EXPECT_EQ(p->version, 1);
+  EXPECT_EQ(p->dirs, std::vector<std::string>{group});
+  EXPECT_EQ(*util::read_file(group + "/pids.max"), "32");
+  EXPECT_EQ(p->pids_max, 32);
+  EXPECT_NE(p->cpu_memory_warning.find("no cgroup v1 cpu hierarchy"), std::string::npos) << p->cpu_memory_warning;
+  EXPECT_NE(p->cpu_memory_warning.find("no cgroup v1 memory hierarchy"), std::string::npos) << p->cpu_memory_warning;
 }
 
 TEST(CgroupsTest, V2GroupGetsCpuMaxAndMemoryMax) {
@@ -112,7 +201,8 @@ TEST(CgroupsTest, V2WithoutPidsMaxKeepsCpuAndMemoryAndSaysWhy) {
   ASSERT_TRUE(p.has_value()) << p.error().message;
   EXPECT_EQ(*util::read_file(parent + "/env-a.1/memory.max"), std::to_string(512LL << 20));
   EXPECT_EQ(p->pids_max, 0);
-  EXPECT_NE(p->pids_warning.find("pids.max"), std::string::npos) << p->pids_warning;
+  EXPECT_NE(p->pids_warning.find("lacks the pids controller"), std::string::npos) << p->pids_warning;
+  EXPECT_EQ(p->cpu_memory_warning, "");
 }
 
 } // namespace

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <filesystem>
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -61,6 +62,70 @@ TEST(DatabasePasswordTest, DerivedFromKeyRoleAndSalt) {
   EXPECT_NE(p, derive_database_password(key, "idp_pr_2", "salt1"));
   EXPECT_NE(p, derive_database_password(util::random_hex(32), "idp_pr_1", "salt1"));
   EXPECT_EQ(database_url("127.0.0.1", 5433, "idp_a", "pw", "idp_a"), "postgresql://idp_a:pw@127.0.0.1:5433/idp_a");
+}
+
+// The master key is read or created outside the manager's mutex, so two first users may
+// race to create it: whoever links master.key first wins and every caller (here eight
+// managers of one home, as the database component and the secret store are two readers)
+// derives passwords from that one key. A key written by rename instead would be replaced
+// by the second writer after the first had used its own.
+TEST(DatabaseMasterKeyTest, RacingFirstUsersAgreeOnOneKey) {
+  TempDir tmp{"idp-master-key"};
+  ClusterOptions o;
+  o.dir = tmp.sub("postgres");
+  o.state_dir = tmp.sub("db");
+  o.home = tmp.path();
+  PostgresCluster cluster(o); // never started: the key needs no server
+  DatabaseRecord rec;
+  rec.name = "idp_race";
+  rec.salt = "s";
+  for (int round = 0; round < 20; ++round) {
+    std::string key_path = tmp.sub("db/round-" + std::to_string(round) + "/master.key");
+    constexpr int k_racers = 8;
+    std::vector<std::unique_ptr<DatabaseManager>> managers;
+    for (int i = 0; i < k_racers; ++i) {
+      managers.push_back(std::make_unique<DatabaseManager>(cluster, key_path));
+    }
+    std::vector<std::string> passwords(k_racers);
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < k_racers; ++i) {
+      threads.emplace_back([&, i] {
+        ready.fetch_add(1);
+        while (ready.load() < k_racers) {
+          std::this_thread::yield(); // start together: the race is the point
+        }
+        auto pw = managers[i]->password_for(rec);
+        passwords[i] = pw ? *pw : "error: " + pw.error().message;
+      });
+    }
+    for (auto& t : threads) {
+      t.join();
+    }
+    auto key = util::read_file(key_path);
+    ASSERT_TRUE(key.has_value());
+    std::string expected = derive_database_password(util::trim(*key), rec.name, rec.salt);
+    for (int i = 0; i < k_racers; ++i) {
+      ASSERT_EQ(passwords[i], expected) << "round " << round << ", caller " << i;
+    }
+    struct stat st {};
+    ASSERT_EQ(::stat(key_path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    std::vector<std::string> left;
+    for (const auto& e : std::filesystem::directory_iterator(tmp.sub("db/round-" + std::to_string(round)))) {
+      left.push_back(e.path().filename().string());
+    }
+    EXPECT_EQ(left, std::vector<std::string>{"master.key"}) << "no temporary file is left";
+  }
+  // A malformed key is an error for every caller, and is left as it is.
+  std::string bad_path = tmp.sub("db/bad/master.key");
+  ASSERT_TRUE(util::ensure_dir(tmp.sub("db/bad"), 0700));
+  ASSERT_TRUE(util::write_file_atomic(bad_path, "short\n", 0600));
+  DatabaseManager bad(cluster, bad_path);
+  auto pw = bad.password_for(rec);
+  ASSERT_FALSE(pw.has_value());
+  EXPECT_NE(pw.error().message.find("malformed database master key"), std::string::npos) << pw.error().message;
+  EXPECT_EQ(util::read_file(bad_path).value_or(""), "short\n");
 }
 
 // Entries of a "system.posix_acl_access" value: (tag, perm, id).

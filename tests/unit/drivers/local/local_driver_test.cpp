@@ -3,6 +3,7 @@
 #include <atomic>
 #include <csignal>
 #include <filesystem>
+#include <future>
 #include <gtest/gtest.h>
 #include <stdexcept>
 #include <thread>
@@ -886,6 +887,54 @@ TEST_F(LocalDriverTest, DatabaseComponentInjectsCredentialsAndDestroyDropsIt) {
   EXPECT_TRUE(left->empty()) << "database and role dropped";
 }
 
+// A mutex guards memory, never I/O (STYLE 33): while one environment's apply is inside the
+// database hardening (libpq talking to the server; here held there by a hook), another
+// environment's apply (which takes the port-allocation mutex) still goes to the end. The
+// hardening was once done under that mutex, and B waited for A's server round trips.
+TEST_F(LocalDriverTest, AnApplyInsideTheDatabaseHardeningDoesNotBlockOthers) {
+  if (!find_postgres_bin_dir("")) {
+    GTEST_SKIP() << "PostgreSQL is not installed";
+  }
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> hardenings{0};
+  driver->databases_for_test().set_before_harden_for_test([&, released] {
+    if (hardenings.fetch_add(1) == 0) {
+      entered.set_value();
+      released.wait();
+    }
+  });
+  auto db_spec = make_spec("with-db", repo);
+  db_spec.components = {"web", "database"};
+  std::atomic<bool> a_done{false};
+  bool a_ok = false;
+  std::thread a([&] {
+    RecordingProgress p;
+    a_ok = driver->apply(db_spec, p).has_value();
+    a_done = true;
+  });
+  entered.get_future().wait(); // A is inside harden() now, and stays there until released
+
+  std::atomic<bool> b_done{false};
+  bool b_ok = false;
+  std::thread b([&] {
+    RecordingProgress p;
+    b_ok = driver->apply(make_spec("plain", repo), p).has_value();
+    b_done = true;
+  });
+  bool b_finished = wait_until([&] { return b_done.load(); }, 120000, 20);
+  EXPECT_TRUE(b_finished) << "the apply of another environment waited for the database hardening";
+  EXPECT_FALSE(a_done.load()) << "A is still held inside the hardening";
+  release.set_value();
+  a.join();
+  b.join();
+  EXPECT_TRUE(b_ok);
+  EXPECT_TRUE(a_ok);
+  EXPECT_EQ(status_via_router(driver->router_port(), "plain"), 200);
+  EXPECT_EQ(status_via_router(driver->router_port(), "with-db"), 200);
+}
+
 TEST(LocalDriverHomeTest, HomeIdIgnoresTrailingSlashesAndSymlinks) {
   TempDir dir;
   ASSERT_TRUE(util::ensure_dir(dir.sub("home")));
@@ -921,6 +970,79 @@ TEST_F(LocalDriverTest, IsolatedEnvironmentRunsAsItsOwnUidAndFreesItOnDestroy) {
   RecordingProgress p;
   ASSERT_TRUE(driver->destroy(env_named("pr-1"), p));
   EXPECT_FALSE(contains(*util::read_file(home.sub("uids.json")), "pr-1"));
+}
+
+// Without a pids cgroup (here no cgroup hierarchy at all) an isolated environment's
+// process limit is RLIMIT_NPROC for its own uid, which the kernel counts per uid: a fork
+// bomb in it stops at pids_max tasks, the test ends, and the answer says which limit holds.
+// Before, the limit went missing with the cgroup and the loop ran to its end.
+TEST_F(LocalDriverTest, WithoutAPidsCgroupRlimitNprocStopsAForkBombOfAnIsolatedEnvironment) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "isolation (a uid of the environment's own, which RLIMIT_NPROC counts) needs root";
+  }
+  constexpr int k_pids_max = 40;
+  start_driver({{"isolation", "auto"},
+                {"uid_range", "3800100-3800199"},
+                {"pids_max", k_pids_max},
+                {"cgroup_root", work.sub("no-cgroups")}});
+  auto r = apply_ok(make_spec("bomb", repo));
+  EXPECT_EQ(status_via_router(driver->router_port(), "bomb"), 200);
+  auto limits = other_warnings(r.warnings);
+  ASSERT_EQ(limits.size(), 1u) << r.warnings.size();
+  EXPECT_TRUE(contains(limits[0], "process limit (pids_max 40) enforced with RLIMIT_NPROC for the environment's uid"))
+      << limits[0];
+  auto obs = driver->observe(env_named("bomb"));
+  ASSERT_TRUE(obs.has_value());
+  EXPECT_EQ(obs->status["process_limit"], "RLIMIT_NPROC 40 (uid 3800100, the environment's own)");
+  auto out =
+      driver->exec(env_named("bomb"), {"sh", "-c",
+                                       "i=0; while [ $i -lt 1000 ]; do sleep 600 </dev/null >/dev/null 2>&1 & echo $!; "
+                                       "i=$((i+1)); done; echo done"});
+  ASSERT_TRUE(out.has_value()) << out.error().message;
+  std::string started = (*out)["stdout"];
+  EXPECT_FALSE(contains(started, "done")) << "the loop ran to its end";
+  EXPECT_LT(util::split(util::trim(started), '\n').size(), static_cast<size_t>(k_pids_max));
+  EXPECT_LE(processes_of_uid(3800100).size(), static_cast<size_t>(k_pids_max));
+  EXPECT_EQ(status_via_router(driver->router_port(), "bomb"), 200) << "the app keeps serving";
+  RecordingProgress p;
+  ASSERT_TRUE(driver->destroy(env_named("bomb"), p)); // stops everything its uid runs
+  // Killed orphans are reaped by init a moment later (until then /proc still lists them).
+  EXPECT_TRUE(wait_until([] { return processes_of_uid(3800100).empty(); }, 20000, 20));
+}
+
+// The cgroups of an environment whose files are gone (a crash, a home restored from an
+// old copy), and a parent left empty, go when the driver starts; this home's parents go
+// when it stops. They were once left behind for good.
+TEST_F(LocalDriverTest, StaleCgroupsAndEmptyParentsGoAtStartAndStop) {
+  if (!cgroup_v1_writable()) {
+    GTEST_SKIP() << "needs a writable cgroup v1 hierarchy (this test's machine has one)";
+  }
+  driver->stop(false);
+  driver.reset();
+  Cgroups cg("/sys/fs/cgroup", home_id_for(home.path()));
+  auto stale = cg.create("gone.3", {256, 128, 16});
+  ASSERT_TRUE(stale.has_value()) << stale.error().message;
+  std::vector<std::string> parents;
+  for (const auto& d : stale->dirs) {
+    parents.push_back(d.substr(0, d.rfind('/')));
+  }
+  start_driver();
+  for (const auto& d : stale->dirs) {
+    EXPECT_FALSE(util::path_exists(d)) << d;
+  }
+  for (const auto& parent : parents) {
+    EXPECT_FALSE(util::path_exists(parent)) << "left empty: " << parent;
+  }
+  // A running revision keeps them; a clean stop (apps stopped) removes them.
+  apply_ok(make_spec("pr-1", repo));
+  for (const auto& parent : parents) {
+    EXPECT_TRUE(util::is_directory(parent)) << parent;
+  }
+  driver->stop(false);
+  for (const auto& parent : parents) {
+    EXPECT_FALSE(util::path_exists(parent)) << parent;
+  }
+  driver.reset();
 }
 
 TEST_F(LocalDriverTest, ExecRunsInTheCheckoutWithTheAppsEnvironment) {

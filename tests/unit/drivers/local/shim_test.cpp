@@ -134,5 +134,22 @@ TEST(ShimTest, BadArgumentsExitWithUsage) {
   EXPECT_EQ(run_shim(static_cast<int>(argv2.size()), argv2.data()), 2) << "no command";
 }
 
+// Numbers are read whole and must fit their field: "--keep 4294967297" was once read as an
+// int64 and narrowed to 1 (util::parse_int refuses it instead).
+TEST(ShimTest, NumbersThatDoNotFitTheirOptionAreRefused) {
+  TempDir dir{"idp-shim-args"};
+  ASSERT_TRUE(util::ensure_dir(dir.sub("rev")));
+  for (const char* bad : {"4294967297", "-1", "12abc", ""}) {
+    std::vector<std::string> args = {"idp",           "__shim", "--dir", dir.sub("rev"), "--log-dir",
+                                     dir.sub("logs"), "--keep", bad,     "--",           "true"};
+    std::vector<char*> argv;
+    for (auto& a : args) {
+      argv.push_back(a.data());
+    }
+    EXPECT_EQ(run_shim(static_cast<int>(argv.size()), argv.data()), 2) << "--keep " << bad;
+  }
+  EXPECT_FALSE(util::path_exists(dir.sub("rev/exit.json"))) << "nothing ran";
+}
+
 } // namespace
 } // namespace idp::drivers::local
