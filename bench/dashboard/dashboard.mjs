@@ -20,6 +20,7 @@
 // Exit 125 (skipped) without chromium or playwright-core.
 import path from 'node:path';
 import fs from 'node:fs';
+import http from 'node:http';
 import { Daemon, exampleRepo, launchBrowser, loadPlaywright, tempDir, waitFor } from '../../tests/browser/lib/harness.mjs';
 
 const args = process.argv.slice(2);
@@ -76,16 +77,26 @@ async function settled(daemon, count) {
   return phases;
 }
 
-// The API alone, outside the browser: median milliseconds of GET /api/v1/environments.
-async function apiListMs(daemon, runs) {
-  const v = [];
-  for (let i = 0; i < runs; i++) {
+// The API alone, outside the browser: GET /api/v1/environments with `encoding` as the
+// Accept-Encoding (what chromium sends is "gzip, deflate, br, zstd"; cpp-httplib picks br
+// first): median milliseconds to the last byte, and the bytes of the body as sent.
+function apiList(daemon, encoding, runs) {
+  const once = () => new Promise((resolve, reject) => {
     const t = performance.now();
-    const r = await daemon.api('GET', '/environments');
-    if (r.status !== 200) throw new Error(`GET /environments: ${r.status}`);
-    v.push(performance.now() - t);
-  }
-  return median(v);
+    const headers = { Authorization: `Bearer ${daemon.adminToken}` };
+    if (encoding) headers['Accept-Encoding'] = encoding;
+    http.get(daemon.url + '/api/v1/environments', { headers }, (res) => {
+      let bytes = 0;
+      res.on('data', (c) => { bytes += c.length; });
+      res.on('end', () => (res.statusCode === 200 ? resolve({ ms: performance.now() - t, bytes, enc: res.headers['content-encoding'] || 'identity' })
+        : reject(new Error(`GET /api/v1/environments: ${res.statusCode}`))));
+    }).on('error', reject);
+  });
+  return (async () => {
+    const v = [];
+    for (let i = 0; i < runs; i++) v.push(await once());
+    return { ms: median(v.map((x) => x.ms)), bytes: v[0].bytes, enc: v[0].enc };
+  })();
 }
 
 // Runs in the page before its scripts: notes when `rows` rows (or, for 0, the empty-list
@@ -163,7 +174,8 @@ try {
     load.push(await measure(browser, full, k_envs));
   }
   await browser.close();
-  const apiEmpty = await apiListMs(empty, 2 * k_runs), apiFull = await apiListMs(full, 2 * k_runs);
+  const server = [];
+  for (const enc of ['br', 'gzip', '']) server.push([enc || 'none', await apiList(empty, enc, k_runs), await apiList(full, enc, k_runs)]);
 
   const m = (v, k) => median(v.map((x) => x[k]));
   const dt = m(load, 'ms') - m(base, 'ms');
@@ -172,12 +184,14 @@ try {
   console.log(`  time to rendered list  empty: ${ms(m(base, 'ms'))}   ${k_envs} envs: ${ms(m(load, 'ms'))}   extra: ${ms(dt)} (x${(m(load, 'ms') / m(base, 'ms')).toFixed(2)})   goal: < ${k_goal_ms} ms extra`);
   console.log(`    rows in the DOM      empty: ${ms(m(base, 'dom'))}   ${k_envs} envs: ${ms(m(load, 'dom'))}`);
   console.log(`    list response end    empty: ${ms(m(base, 'listEnd'))}   ${k_envs} envs: ${ms(m(load, 'listEnd'))}`);
-  console.log(`    list request → first byte  empty: ${ms(m(base, 'listWait'))}   ${k_envs} envs: ${ms(m(load, 'listWait'))}   (the server; GET /api/v1/environments outside the browser: ${ms(apiEmpty)} vs ${ms(apiFull)})`);
+  console.log(`    list request → first byte  empty: ${ms(m(base, 'listWait'))}   ${k_envs} envs: ${ms(m(load, 'listWait'))}   (the server)`);
   console.log(`    list received → frame empty: ${ms(m(base, 'render'))}   ${k_envs} envs: ${ms(m(load, 'render'))}   (the dashboard's JS, style, layout)`);
   console.log(`  bytes transferred      empty: ${kb(m(base, 'bytes'))}   ${k_envs} envs: ${kb(m(load, 'bytes'))}   extra: ${kb(db)} (x${(m(load, 'bytes') / m(base, 'bytes')).toFixed(2)})   goal: < ${kb(k_goal_bytes)} extra`);
   console.log(`    (the list's JSON: ${kb(m(base, 'listBody'))} vs ${kb(m(load, 'listBody'))} decoded; responses are compressed)`);
   const last = load[load.length - 1].perUrl, lastBase = base[base.length - 1].perUrl;
   for (const p of Object.keys(last).sort()) console.log(`    ${p.padEnd(24)} empty: ${kb(lastBase[p] || 0).padStart(9)}   ${k_envs} envs: ${kb(last[p]).padStart(9)}`);
+  console.log(`  GET /api/v1/environments outside the browser (node, median of ${k_runs}), by Accept-Encoding:`);
+  for (const [enc, e, f] of server) console.log(`    ${enc.padEnd(5)} empty: ${ms(e.ms)} ${kb(e.bytes)}   ${k_envs} envs: ${ms(f.ms)} ${kb(f.bytes)} (${f.enc})`);
   console.log(`  all runs (ms)  empty: ${base.map((x) => x.ms.toFixed(0)).join(' ')}   ${k_envs} envs: ${load.map((x) => x.ms.toFixed(0)).join(' ')}`);
   const verdict = (ok, what) => (ok ? `met (${what})` : `NOT met (${what})`);
   console.log(`goal: time ${verdict(dt < k_goal_ms, `${ms(dt)} extra vs ${k_goal_ms} ms`)}; bytes ${verdict(db < k_goal_bytes, `${kb(db)} extra vs ${kb(k_goal_bytes)}`)}`);
