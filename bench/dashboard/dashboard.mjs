@@ -143,7 +143,7 @@ async function measure(browser, daemon, rows) {
       perUrl[p] = (perUrl[p] || 0) + b;
       bytes += b;
     }
-    return { ms: t.frame, dom: t.dom, render: t.frame - t.listEnd, listEnd: t.listEnd, listWait: t.listWait, listBody: t.listBody, bytes, perUrl };
+    return { ms: t.frame, dom: t.dom, js: t.dom - t.listEnd, paint: t.frame - t.dom, listEnd: t.listEnd, listWait: t.listWait, listBody: t.listBody, bytes, perUrl };
   } finally {
     await ctx.close();
   }
@@ -178,14 +178,16 @@ try {
   for (const enc of ['br', 'gzip', '']) server.push([enc || 'none', await apiList(empty, enc, k_runs), await apiList(full, enc, k_runs)]);
 
   const m = (v, k) => median(v.map((x) => x[k]));
+  const row = (label, k, note = '') => console.log(`    ${label.padEnd(32)} empty: ${ms(m(base, k)).padStart(7)}   ${k_envs} envs: ${ms(m(load, k)).padStart(7)}${note ? '   ' + note : ''}`);
   const dt = m(load, 'ms') - m(base, 'ms');
   const db = m(load, 'bytes') - m(base, 'bytes');
   console.log(`environments page, median of ${k_runs} cold loads each (headless chromium, 1280x800):`);
   console.log(`  time to rendered list  empty: ${ms(m(base, 'ms'))}   ${k_envs} envs: ${ms(m(load, 'ms'))}   extra: ${ms(dt)} (x${(m(load, 'ms') / m(base, 'ms')).toFixed(2)})   goal: < ${k_goal_ms} ms extra`);
-  console.log(`    rows in the DOM      empty: ${ms(m(base, 'dom'))}   ${k_envs} envs: ${ms(m(load, 'dom'))}`);
-  console.log(`    list response end    empty: ${ms(m(base, 'listEnd'))}   ${k_envs} envs: ${ms(m(load, 'listEnd'))}`);
-  console.log(`    list request → first byte  empty: ${ms(m(base, 'listWait'))}   ${k_envs} envs: ${ms(m(load, 'listWait'))}   (the server)`);
-  console.log(`    list received → frame empty: ${ms(m(base, 'render'))}   ${k_envs} envs: ${ms(m(load, 'render'))}   (the dashboard's JS, style, layout)`);
+  row('navigation → rows in the DOM', 'dom');
+  row('navigation → list received', 'listEnd');
+  row('list request → first byte', 'listWait', '(the server)');
+  row('list received → rows in the DOM', 'js', "(the dashboard's JS)");
+  row('rows in the DOM → next frame', 'paint', '(style, layout, paint)');
   console.log(`  bytes transferred      empty: ${kb(m(base, 'bytes'))}   ${k_envs} envs: ${kb(m(load, 'bytes'))}   extra: ${kb(db)} (x${(m(load, 'bytes') / m(base, 'bytes')).toFixed(2)})   goal: < ${kb(k_goal_bytes)} extra`);
   console.log(`    (the list's JSON: ${kb(m(base, 'listBody'))} vs ${kb(m(load, 'listBody'))} decoded; responses are compressed)`);
   const last = load[load.length - 1].perUrl, lastBase = base[base.length - 1].perUrl;
