@@ -112,8 +112,10 @@ function observeRendered(rows) {
 }
 
 // One cold page load of the environments list of `daemon`, signed in with the admin token.
-async function measure(browser, daemon, rows) {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+// `encoding`: an Accept-Encoding for every request instead of chromium's own.
+async function measure(browser, daemon, rows, encoding) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 },
+    extraHTTPHeaders: encoding ? { 'Accept-Encoding': encoding } : {} });
   try {
     const login = await ctx.request.post(daemon.url + '/login', { data: { token: daemon.adminToken } });
     if (!login.ok()) throw new Error(`sign in with the admin token: ${login.status()} ${await login.text()}`);
@@ -124,6 +126,12 @@ async function measure(browser, daemon, rows) {
     const received = new Map(); // requestId → bytes received so far (for the event stream)
     const urls = new Map();
     cdp.on('Network.requestWillBeSent', (e) => urls.set(e.requestId, e.request.url));
+    let listEncoding = '?';
+    cdp.on('Network.responseReceived', (e) => {
+      if (new URL(e.response.url).pathname !== '/api/v1/environments') return;
+      const h = Object.fromEntries(Object.entries(e.response.headers).map(([k, v]) => [k.toLowerCase(), v]));
+      listEncoding = h['content-encoding'] || 'identity';
+    });
     cdp.on('Network.dataReceived', (e) => received.set(e.requestId, (received.get(e.requestId) || 0) + e.encodedDataLength));
     cdp.on('Network.loadingFinished', (e) => finished.set(e.requestId, e.encodedDataLength));
     await cdp.send('Network.enable');
@@ -143,7 +151,7 @@ async function measure(browser, daemon, rows) {
       perUrl[p] = (perUrl[p] || 0) + b;
       bytes += b;
     }
-    return { ms: t.frame, dom: t.dom, js: t.dom - t.listEnd, paint: t.frame - t.dom, listEnd: t.listEnd, listWait: t.listWait, listBody: t.listBody, bytes, perUrl };
+    return { ms: t.frame, dom: t.dom, js: t.dom - t.listEnd, paint: t.frame - t.dom, listEnd: t.listEnd, listWait: t.listWait, listBody: t.listBody, listEncoding, bytes, perUrl };
   } finally {
     await ctx.close();
   }
@@ -168,10 +176,11 @@ try {
   const browser = await launchBrowser();
   await measure(browser, empty, 0); // warm-up: chromium's first page, the daemons' first requests
   await measure(browser, full, k_envs);
-  const base = [], load = [];
+  const base = [], load = [], loadGzip = [];
   for (let i = 0; i < k_runs; i++) {
     base.push(await measure(browser, empty, 0));
     load.push(await measure(browser, full, k_envs));
+    loadGzip.push(await measure(browser, full, k_envs, 'gzip, deflate'));
   }
   await browser.close();
   const server = [];
@@ -188,6 +197,8 @@ try {
   row('list request → first byte', 'listWait', '(the server)');
   row('list received → rows in the DOM', 'js', "(the dashboard's JS)");
   row('rows in the DOM → next frame', 'paint', '(style, layout, paint)');
+  const g = (k) => median(loadGzip.map((x) => x[k]));
+  console.log(`    the same ${k_envs} envs with the browser asking for gzip, not br (a diagnostic): ${ms(g('ms'))} (extra ${ms(g('ms') - m(base, 'ms'))}; list first byte ${ms(g('listWait'))}, JS ${ms(g('js'))}, style/layout/paint ${ms(g('paint'))}), ${kb(g('bytes'))} (extra ${kb(g('bytes') - m(base, 'bytes'))}); the list came as ${loadGzip[0].listEncoding}, chromium's own request got ${load[0].listEncoding}`);
   console.log(`  bytes transferred      empty: ${kb(m(base, 'bytes'))}   ${k_envs} envs: ${kb(m(load, 'bytes'))}   extra: ${kb(db)} (x${(m(load, 'bytes') / m(base, 'bytes')).toFixed(2)})   goal: < ${kb(k_goal_bytes)} extra`);
   console.log(`    (the list's JSON: ${kb(m(base, 'listBody'))} vs ${kb(m(load, 'listBody'))} decoded; responses are compressed)`);
   const last = load[load.length - 1].perUrl, lastBase = base[base.length - 1].perUrl;
