@@ -12,7 +12,8 @@
 // deployment: Caddy's file server, no process), all settled (ready or failed) before
 // measuring, so no event refreshes the list while it is measured. Each run is a new
 // browser context (cold cache) signed in with the admin token (an admin sees every
-// environment); the runs alternate empty / full after one warm-up of each.
+// environment); the runs alternate empty / full / full with the browser asking for gzip
+// instead of br (a diagnostic), after one warm-up of empty and full.
 // Time: from navigation start (performance.timeOrigin) to the frame after the rows are in
 // the DOM (a MutationObserver notes the moment, then requestAnimationFrame + a task).
 // Bytes: encodedDataLength (headers + body as received) of every response, from the
