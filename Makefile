@@ -38,17 +38,18 @@ test-plain: build
 bench: build
 	./scripts/bench.sh $(BUILD)
 
-# Everything CI checks (scripts/ci-test.sh): the plain build with -Werror and its suites but
-# the integration ones, while the ASan+UBSan build compiles; then the unit, contract,
-# integration and CLI suites under ASan+UBSan; then each fuzz target for FUZZ_CI_SECONDS.
+# Everything CI checks (scripts/ci-test.sh): the plain build with -Werror and every test,
+# while the ASan+UBSan build compiles; then the unit, contract, CLI and kubernetes suites
+# under ASan+UBSan; then each fuzz target for FUZZ_CI_SECONDS.
 test:
-	MAKE="$(MAKE)" BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) JOBS=$(JOBS) TEST_JOBS=$(TEST_JOBS) ./scripts/ci-test.sh
+	MAKE="$(MAKE)" BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) JOBS=$(JOBS) TEST_JOBS=$(TEST_JOBS) \
+	  ASAN_LABELS_EXCLUDE='$(ASAN_LABELS_EXCLUDE)' ./scripts/ci-test.sh
 
 ci: test
 
 # ASan+UBSan build (also the libFuzzer build: IDP_FUZZ=ON), benchmarks off; the suites
-# that start a real daemon are built with ASAN_INTEGRATION=ON (the default; `make test` too).
-ASAN_INTEGRATION ?= ON
+# that start a real daemon only with ASAN_INTEGRATION=ON.
+ASAN_INTEGRATION ?= OFF
 asan: deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=$(SAN_CXX) \
 	  -DIDP_SANITIZE=address,undefined -DIDP_FUZZ=ON -DIDP_BUILD_BENCH=OFF -DIDP_WERROR=$(WERROR) \
@@ -56,11 +57,12 @@ asan: deps
 	  -DIDP_FUZZ_CI_SECONDS=$(FUZZ_CI_SECONDS) $(LAUNCHER)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-# The unit, contract, CLI, kubernetes and integration suites under ASan+UBSan (a real idp
-# serve, its shims and the CLI sanitized); a sanitizer report in any process fails it. Not
-# the fuzz runs (fuzz-ci), the soak (its RSS figures are the plain build's) or `terraform
-# test` (no C++ in it).
-ASAN_LABELS_EXCLUDE ?= fuzz|soak
+# The unit, contract, CLI and kubernetes suites under ASan+UBSan; a sanitizer report in any
+# process (tests, shims, CLI) fails it. With ASAN_INTEGRATION=ON and
+# ASAN_LABELS_EXCLUDE='fuzz|soak' the integration suites too (a real idp serve, its shims
+# and the CLI sanitized). Never the soak (its RSS figures are the plain build's) or
+# `terraform test` (no C++ in it).
+ASAN_LABELS_EXCLUDE ?= fuzz|integration|soak|terraform
 asan-test: asan
 	./scripts/sanitized-ctest.sh $(ASAN_BUILD) -LE '$(ASAN_LABELS_EXCLUDE)' -E '^terraform_modules$$' -j $(TEST_JOBS) \
 	  --output-on-failure --timeout 1800
