@@ -66,6 +66,22 @@ namespace values = core::option_values;
 std::string describe(const json& v) { return core::describe_config_value(v); }
 
 // "host:port" with a port from 0 to 65535; the host a name, an IPv4 address or [IPv6].
+// An http(s) base URL like `example`, without its trailing slashes.
+OptionMessage base_url(const json& v, const std::string& example, std::string& out) {
+  std::string s;
+  if (auto m = values::text(v, "a URL like " + example, s)) {
+    return m;
+  }
+  if (!util::starts_with(s, "http://") && !util::starts_with(s, "https://")) {
+    return "expected a URL like " + example + ", got " + util::quote(s);
+  }
+  while (!s.empty() && s.back() == '/') {
+    s.pop_back();
+  }
+  out = s;
+  return std::nullopt;
+}
+
 OptionMessage listen_address(const json& v, std::string_view example, std::string& out) {
   static const std::regex k_listen("^(\\[[0-9A-Fa-f:.]+\\]|[^:\\s\\[\\]]+):([0-9]{1,5})$");
   std::string what = "an address like " + std::string(example) + " with a port from 0 to 65535";
@@ -585,20 +601,7 @@ const OptionTable<ServerConfig>& server_table() {
            }},
       {.key = "github.api_url",
        .default_text = "https://api.github.com",
-       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
-         std::string s;
-         if (auto m = values::text(v, "a URL like https://api.github.com", s)) {
-           return m;
-         }
-         if (!util::starts_with(s, "http://") && !util::starts_with(s, "https://")) {
-           return "expected a URL like https://api.github.com, got " + util::quote(s);
-         }
-         while (!s.empty() && s.back() == '/') {
-           s.pop_back();
-         }
-         c.github_api_url = s;
-         return std::nullopt;
-       }},
+       .parse = [](const json& v, ServerConfig& c) { return base_url(v, "https://api.github.com", c.github_api_url); }},
       {.key = "github.oauth.client_id",
        .doc = "the OAuth app's client ID: Sign in with GitHub on the dashboard (docs/dashboard.md)",
        .parse = [](const json& v,
@@ -654,37 +657,13 @@ const OptionTable<ServerConfig>& server_table() {
       {.key = "github.oauth.web_url",
        .default_text = "https://github.com",
        .doc = "GitHub's web address (GitHub Enterprise: https://HOST)",
-       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
-         std::string s;
-         if (auto m = values::text(v, "a URL like https://github.com", s)) {
-           return m;
-         }
-         if (!util::starts_with(s, "http://") && !util::starts_with(s, "https://")) {
-           return "expected a URL like https://github.com, got " + util::quote(s);
-         }
-         while (!s.empty() && s.back() == '/') {
-           s.pop_back();
-         }
-         c.github_oauth.web_url = s;
-         return std::nullopt;
-       }},
+       .parse = [](const json& v,
+                   ServerConfig& c) { return base_url(v, "https://github.com", c.github_oauth.web_url); }},
       {.key = "github.oauth.api_url",
        .default_text = "https://api.github.com",
        .doc = "GitHub's API address for the sign-in (GitHub Enterprise: https://HOST/api/v3)",
-       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
-         std::string s;
-         if (auto m = values::text(v, "a URL like https://api.github.com", s)) {
-           return m;
-         }
-         if (!util::starts_with(s, "http://") && !util::starts_with(s, "https://")) {
-           return "expected a URL like https://api.github.com, got " + util::quote(s);
-         }
-         while (!s.empty() && s.back() == '/') {
-           s.pop_back();
-         }
-         c.github_oauth.api_url = s;
-         return std::nullopt;
-       }},
+       .parse = [](const json& v,
+                   ServerConfig& c) { return base_url(v, "https://api.github.com", c.github_oauth.api_url); }},
       {.key = "https.mode",
        .default_text = "off",
        .doc = "off, internal (Caddy's local CA) or acme",
