@@ -347,8 +347,12 @@ TEST_F(LocalDriverTest, CrashingNewRevisionLeavesTheOldOneServing) {
 }
 
 TEST_F(LocalDriverTest, NeverHealthyRevisionTimesOutAndLeavesTheOldOneServing) {
-  start_driver({{"health_timeout_ms", 1500}});
+  start_driver(); // the healthy revision gets the default health timeout: a loaded machine may need it
   auto v1 = apply_ok(make_spec("pr-1", repo, 1));
+  // The sick revision's check gives up after 1.5 s: a driver with that option adopts v1.
+  driver.reset();
+  start_driver({{"health_timeout_ms", 1500}}, {testing::make_env("pr-1", repo)});
+  ASSERT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
   commit_server("require('http').createServer((q, s) => { s.statusCode = 500; s.end('sick'); })"
                 ".listen(Number(process.env.PORT), '127.0.0.1', () => console.log('up but sick'));\n",
                 "sick");
