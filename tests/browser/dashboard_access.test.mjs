@@ -2,10 +2,9 @@
 // forged action from its session is 403; a cross-site form post that rides on a signed-in
 // browser is refused; a user outside the allowed organisations is refused with the reason;
 // a forged OAuth state is refused; after sign-out the pages ask to sign in again.
-import fs from 'node:fs';
 import path from 'node:path';
 import { GitHubDouble, k_client_secret } from './lib/github_double.mjs';
-import { Daemon, assert, exampleRepo, launchBrowser, loadPlaywright, oauthConfig, run, tempDir } from './lib/harness.mjs';
+import { Daemon, assert, closeAll, exampleRepo, launchBrowser, loadPlaywright, oauthConfig, run, tempDir } from './lib/harness.mjs';
 
 loadPlaywright();
 const tmp = tempDir('idp-browser-access-');
@@ -112,13 +111,4 @@ await run('dashboard (access)', {
     const status = await viewer.evaluate(async () => (await fetch('/api/v1/environments')).status);
     assert(status === 401, `the API after sign-out: ${status}`);
   },
-}, {
-  keep: tmp,
-  cleanup: async (failed) => {
-    await browser.close();
-    await daemon.stop();
-    await gh.stop();
-    if (failed) console.log(daemon.log().split('\n').slice(-60).join('\n'));
-    else fs.rmSync(tmp, { recursive: true, force: true });
-  },
-});
+}, closeAll(tmp, { browser, daemon, gh }));

@@ -4,10 +4,9 @@
 // confirmation removes it from the list without a reload; a branch and a log line made of
 // markup render as text and no dialog opens; a failed deploy shows its reason and log tail.
 // Screenshots of every page go to IDP_SCREENSHOT_DIR (docs/images when refreshing docs).
-import fs from 'node:fs';
 import path from 'node:path';
 import { GitHubDouble, k_client_secret } from './lib/github_double.mjs';
-import { Daemon, assert, exampleRepo, launchBrowser, loadPlaywright, oauthConfig, run, screenshotDir, tempDir, waitFor } from './lib/harness.mjs';
+import { Daemon, assert, closeAll, exampleRepo, launchBrowser, loadPlaywright, oauthConfig, run, screenshotDir, tempDir, waitFor } from './lib/harness.mjs';
 
 loadPlaywright(); // skips (125) before anything starts when the browser is missing
 const tmp = tempDir('idp-browser-dev-');
@@ -153,13 +152,4 @@ await run('dashboard (developer)', {
   'no dialog opened': async () => {
     assert(dialogs.length === 0, `dialogs opened: ${JSON.stringify(dialogs)}`);
   },
-}, {
-  keep: tmp,
-  cleanup: async (failed) => {
-    await browser.close();
-    await daemon.stop();
-    await gh.stop();
-    if (failed) console.log(daemon.log().split('\n').slice(-60).join('\n'));
-    else fs.rmSync(tmp, { recursive: true, force: true });
-  },
-});
+}, closeAll(tmp, { browser, daemon, gh }));

@@ -170,6 +170,21 @@ export async function run(title, cases, { cleanup, keep } = {}) {
   process.exit(failed ? 1 : 0);
 }
 
+// The usual `run` options: close the browser, stop the daemon and the GitHub double; on a
+// failure keep `tmp` and print the end of the daemon's log, else remove `tmp`.
+export function closeAll(tmp, { browser, daemon, gh }) {
+  return {
+    keep: tmp,
+    cleanup: async (failed) => {
+      await browser.close();
+      await daemon.stop();
+      await gh.stop();
+      if (failed) console.log(daemon.log().split('\n').slice(-60).join('\n'));
+      else fs.rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
 // Where screenshots go: IDP_SCREENSHOT_DIR (docs/images to refresh the docs), else the build's.
 export function screenshotDir() {
   const d = process.env.IDP_SCREENSHOT_DIR || process.env.IDP_SCREENSHOT_DIR_DEFAULT || path.join(os.tmpdir(), 'idp-screenshots');
