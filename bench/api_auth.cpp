@@ -39,6 +39,7 @@ namespace {
 GitopsOptions no_poll() {
   GitopsOptions o;
   o.poll = false;
+  o.log_level = "info"; // what `idp serve` logs by default: no line per delivery
   return o;
 }
 

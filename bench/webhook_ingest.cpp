@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  GitopsRig rig("idp-bench-webhook", {.poll = false});
+  GitopsRig rig("idp-bench-webhook", {.poll = false, .log_level = "info"});
   rig.start();
   const std::string hooks = rig.daemon->api_url() + "/hooks/github";
   const std::string secret = rig.secret;

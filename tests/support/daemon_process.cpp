@@ -42,7 +42,7 @@ void DaemonProcess::start() {
   util::Command c;
   c.argv = {idp_binary(), "serve", "--home", m_home, "--listen", "127.0.0.1:0"};
   c.argv.insert(c.argv.end(), m_flags.begin(), m_flags.end());
-  c.env = {{"IDP_LOG_LEVEL", "debug"}};
+  c.env = {{"IDP_LOG_LEVEL", log_level}};
   c.unset_env = {"IDP_SERVER", "IDP_HOME"};
   int fd = ::open(m_log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   util::SpawnOptions so;

@@ -16,6 +16,9 @@ class DaemonProcess {
 public:
   // `home` must exist. Extra flags are appended to `idp serve`.
   explicit DaemonProcess(std::string home, std::vector<std::string> extra_flags = {});
+  // IDP_LOG_LEVEL for the daemon: tests read its debug lines; benchmarks set "info", a
+  // user's default, so that they measure what a user runs.
+  std::string log_level = "debug";
   ~DaemonProcess();
   DaemonProcess(const DaemonProcess&) = delete;
   DaemonProcess& operator=(const DaemonProcess&) = delete;

@@ -65,6 +65,7 @@ void GitopsRig::start() {
   std::vector<std::string> flags = {"--config", tmp.sub("server.yml"), "--health-interval", "1s"};
   flags.insert(flags.end(), options.extra_flags.begin(), options.extra_flags.end());
   daemon = std::make_unique<DaemonProcess>(tmp.sub("home"), flags);
+  daemon->log_level = options.log_level;
   daemon->start();
 }
 

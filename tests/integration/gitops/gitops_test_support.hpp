@@ -26,6 +26,7 @@ struct GitopsOptions {
   std::string github_api_url; // "" = none configured
   std::string github_token;   // "" = no notifications
   std::vector<std::string> extra_flags;
+  std::string log_level = "debug"; // the daemon's IDP_LOG_LEVEL
 };
 
 class GitopsRig {
