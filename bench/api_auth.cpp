@@ -24,13 +24,14 @@
 #include "unit/sources/webhook_examples.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
-#include "util/http_client.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
 
 using namespace idp;
 using namespace idp::testing;
+using idp::bench::raw_http_request;
+using idp::bench::raw_http_status;
 using nlohmann::json;
 
 namespace {
@@ -89,11 +90,6 @@ Run hammer(pid_t daemon, int clients, double seconds, const std::function<bool(i
   return {ok.load(), bad.load(), (util::steady_ms() - t0) / 1000.0, cpu_ms_of(daemon) - cpu0};
 }
 
-long status_of(const util::HttpRequest& req) {
-  auto r = util::http_request(req);
-  return r ? r->status : 0;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -133,36 +129,32 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  Run healthz = hammer(rig.daemon->pid(), clients, seconds, [&](int, uint64_t) {
-    util::HttpRequest req;
-    req.url = base + "/healthz";
-    return status_of(req) == 200;
-  });
-  Run list = hammer(rig.daemon->pid(), clients, seconds, [&](int, uint64_t) {
-    util::HttpRequest req;
-    req.url = base + "/api/v1/environments";
-    req.headers = {{"Authorization", "Bearer " + token}};
-    return status_of(req) == 200;
-  });
-  Run refused = hammer(rig.daemon->pid(), clients, seconds, [&](int, uint64_t) {
-    util::HttpRequest req;
-    req.url = base + "/api/v1/environments";
-    req.headers = {{"Authorization", "Bearer idp_" + std::string(64, '0')}};
-    return status_of(req) == 401;
-  });
+  // Every phase uses the same light client (bench_support's raw_http_status), so the
+  // ratios compare the daemon's work, not the clients'.
+  const std::string host_port = base.substr(base.find("//") + 2);
+  const std::string healthz_req = raw_http_request("GET", host_port, "/healthz", {});
+  const std::string list_req =
+      raw_http_request("GET", host_port, "/api/v1/environments", {{"Authorization", "Bearer " + token}});
+  const std::string refused_req = raw_http_request("GET", host_port, "/api/v1/environments",
+                                                   {{"Authorization", "Bearer idp_" + std::string(64, '0')}});
+  Run healthz = hammer(rig.daemon->pid(), clients, seconds,
+                       [&](int, uint64_t) { return raw_http_status(host_port, healthz_req) == 200; });
+  Run list = hammer(rig.daemon->pid(), clients, seconds,
+                    [&](int, uint64_t) { return raw_http_status(host_port, list_req) == 200; });
+  Run refused = hammer(rig.daemon->pid(), clients, seconds,
+                       [&](int, uint64_t) { return raw_http_status(host_port, refused_req) == 401; });
   Run hooks = hammer(rig.daemon->pid(), clients, seconds, [&](int t, uint64_t i) {
     std::string body = deleted_example;
     body.replace(placeholder_at, 11 + k_branch_placeholder.size(),
                  "refs/heads/bench/" + std::to_string(t) + "-" + std::to_string(i));
-    util::HttpRequest req;
-    req.method = "POST";
-    req.url = base + "/hooks/github";
-    req.body = body;
-    req.headers = {{"X-GitHub-Event", "push"},
-                   {"X-GitHub-Delivery", "bench-" + std::to_string(t) + "-" + std::to_string(i)},
-                   {"Content-Type", "application/json"},
-                   {"X-Hub-Signature-256", "sha256=" + util::to_hex(util::hmac_sha256_raw(rig.secret, body))}};
-    return status_of(req) == 202;
+    std::string req = raw_http_request(
+        "POST", host_port, "/hooks/github",
+        {{"X-GitHub-Event", "push"},
+         {"X-GitHub-Delivery", "bench-" + std::to_string(t) + "-" + std::to_string(i)},
+         {"Content-Type", "application/json"},
+         {"X-Hub-Signature-256", "sha256=" + util::to_hex(util::hmac_sha256_raw(rig.secret, body))}},
+        body);
+    return raw_http_status(host_port, req) == 202;
   });
 
   auto ratio = [&](const Run& r) { return healthz.rate() > 0 ? r.rate() / healthz.rate() : 0; };

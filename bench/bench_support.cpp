@@ -1,6 +1,11 @@
 #include "bench_support.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "util/http_client.hpp"
@@ -45,6 +50,67 @@ double app_start_ms(const std::string& app_dir) {
   double ms = static_cast<double>(util::steady_ms() - t0);
   util::terminate_group(*pid, 2000);
   return ms;
+}
+
+long raw_http_status(const std::string& host_port, const std::string& request) {
+  size_t colon = host_port.rfind(':');
+  if (colon == std::string::npos) {
+    return 0;
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::atoi(host_port.c_str() + colon + 1)));
+  if (::inet_pton(AF_INET, host_port.substr(0, colon).c_str(), &addr.sin_addr) != 1) {
+    return 0;
+  }
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return 0;
+  }
+  long status = 0;
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) {
+    size_t sent = 0;
+    while (sent < request.size()) {
+      ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) {
+        break;
+      }
+      sent += static_cast<size_t>(n);
+    }
+    std::string answer;
+    char buf[16384];
+    while (sent == request.size()) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) {
+        break;
+      }
+      answer.append(buf, static_cast<size_t>(n));
+    }
+    // "HTTP/1.1 202 Accepted"
+    if (answer.size() > 12 && answer.compare(0, 5, "HTTP/") == 0) {
+      size_t sp = answer.find(' ');
+      if (sp != std::string::npos) {
+        status = std::atol(answer.c_str() + sp + 1);
+      }
+    }
+  }
+  ::close(fd);
+  return status;
+}
+
+std::string raw_http_request(const std::string& method, const std::string& host_port, const std::string& target,
+                             const std::vector<std::pair<std::string, std::string>>& headers,
+                             const std::string& body) {
+  std::string r = method + " " + target + " HTTP/1.1\r\nHost: " + host_port + "\r\nConnection: close\r\n";
+  for (const auto& [k, v] : headers) {
+    r += k + ": " + v + "\r\n";
+  }
+  if (!body.empty() || method == "POST") {
+    r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  r += "\r\n";
+  r += body;
+  return r;
 }
 
 } // namespace idp::bench
