@@ -147,13 +147,13 @@ int main(int argc, char** argv) {
     std::string body = deleted_example;
     body.replace(placeholder_at, 11 + k_branch_placeholder.size(),
                  "refs/heads/bench/" + std::to_string(t) + "-" + std::to_string(i));
-    std::string req = raw_http_request(
-        "POST", host_port, "/hooks/github",
-        {{"X-GitHub-Event", "push"},
-         {"X-GitHub-Delivery", "bench-" + std::to_string(t) + "-" + std::to_string(i)},
-         {"Content-Type", "application/json"},
-         {"X-Hub-Signature-256", "sha256=" + util::to_hex(util::hmac_sha256_raw(rig.secret, body))}},
-        body);
+    std::string req =
+        raw_http_request("POST", host_port, "/hooks/github",
+                         {{"X-GitHub-Event", "push"},
+                          {"X-GitHub-Delivery", "bench-" + std::to_string(t) + "-" + std::to_string(i)},
+                          {"Content-Type", "application/json"},
+                          {"X-Hub-Signature-256", "sha256=" + util::to_hex(util::hmac_sha256_raw(rig.secret, body))}},
+                         body);
     return raw_http_status(host_port, req) == 202;
   });
 

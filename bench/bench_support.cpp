@@ -99,8 +99,7 @@ long raw_http_status(const std::string& host_port, const std::string& request) {
 }
 
 std::string raw_http_request(const std::string& method, const std::string& host_port, const std::string& target,
-                             const std::vector<std::pair<std::string, std::string>>& headers,
-                             const std::string& body) {
+                             const std::vector<std::pair<std::string, std::string>>& headers, const std::string& body) {
   std::string r = method + " " + target + " HTTP/1.1\r\nHost: " + host_port + "\r\nConnection: close\r\n";
   for (const auto& [k, v] : headers) {
     r += k + ": " + v + "\r\n";
