@@ -363,12 +363,16 @@ TEST_F(SecurityPreviewTest, PreviewCookieIsRefusedByTheApi) {
 TEST_F(SecurityPreviewTest, SignInRefusesReturnAddressesOutsideThePreviews) {
   std::string admin = s_daemon->admin_token();
   std::string port = std::to_string(s_daemon->router_port());
-  for (const std::string& bad :
-       {std::string("https://evil.example/"), "http://web.preview.localhost.evil.example:" + port + "/",
-        "http://evil.example@web.preview.localhost:" + port + "/", "http://web.preview.localhost:1/",
-        "http://preview.localhost:" + port + "/", "http://a.b.preview.localhost:" + port + "/",
-        "javascript:alert(1)", "//web.preview.localhost:" + port + "/", "http://web.preview.localhost:" + port +
-        "//evil.example/"}) {
+  const std::vector<std::string> bad_returns = {"https://evil.example/",
+                                                "http://web.preview.localhost.evil.example:" + port + "/",
+                                                "http://evil.example@web.preview.localhost:" + port + "/",
+                                                "http://web.preview.localhost:1/",
+                                                "http://preview.localhost:" + port + "/",
+                                                "http://a.b.preview.localhost:" + port + "/",
+                                                "javascript:alert(1)",
+                                                "//web.preview.localhost:" + port + "/",
+                                                "http://web.preview.localhost:" + port + "//evil.example/"};
+  for (const std::string& bad : bad_returns) {
     auto r = to_api("/preview/signin?return=" + util::url_encode(bad), {{"Authorization", "Bearer " + admin}});
     EXPECT_EQ(r.status, 400) << bad << ": " << r.headers["location"];
     EXPECT_TRUE(r.headers["location"].empty()) << bad;
