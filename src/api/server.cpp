@@ -291,6 +291,11 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
   };
   m_server->set_payload_max_length(m_ctx.max_body_bytes);
   m_server->set_read_timeout(10, 0);
+  // Small answers (the preview checks Caddy sends for every request of a protected preview,
+  // api/preview_auth.hpp) go out at once rather than after a delayed ACK, and the router's
+  // connection is reused for more than httplib's default 5 requests.
+  m_server->set_tcp_nodelay(true);
+  m_server->set_keep_alive_max_count(1000);
   m_server->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
     try {
       std::rethrow_exception(ep);
