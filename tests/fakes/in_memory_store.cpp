@@ -468,6 +468,9 @@ Expected<std::vector<store::PreviewGrant>> InMemoryStore::list_preview_grants(st
       out.push_back(g);
     }
   }
+  std::sort(out.begin(), out.end(), [](const store::PreviewGrant& a, const store::PreviewGrant& b) {
+    return a.created_at != b.created_at ? a.created_at < b.created_at : a.id < b.id;
+  });
   return out;
 }
 
