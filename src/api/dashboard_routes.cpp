@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "util/hash.hpp"
+#include "util/http_client.hpp"
 #include "util/strings.hpp"
 
 namespace idp::api {
@@ -16,6 +17,12 @@ extern const char* const k_asset_login_html;
 namespace {
 
 constexpr const char* k_oauth_cookie = "idp_oauth";
+constexpr const char* k_next_cookie = "idp_next"; // where a sign-in goes afterwards (a preview's hand-off)
+
+// Only the preview hand-off may follow a sign-in: any other target would be an open redirect.
+bool is_next_target(const std::string& next) {
+  return util::starts_with(next, "/preview/signin?") && next.find_first_of("\\\r\n") == std::string::npos;
+}
 constexpr const char* k_csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
                               "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -113,6 +120,11 @@ void register_dashboard_routes(httplib::Server& s, GitHubOAuth* oauth, Dashboard
     res.set_header("Set-Cookie", std::string(k_oauth_cookie) + "=" + start.state +
                                      "; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age=600" +
                                      (https ? "; Secure" : ""));
+    if (std::string next = req.get_param_value("next"); is_next_target(next)) {
+      res.set_header("Set-Cookie", std::string(k_next_cookie) + "=" + util::url_encode(next) +
+                                       "; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age=600" +
+                                       (https ? "; Secure" : ""));
+    }
     secure_headers(res);
     res.set_redirect(start.authorize_url, 302);
   });
@@ -151,8 +163,12 @@ void register_dashboard_routes(httplib::Server& s, GitHubOAuth* oauth, Dashboard
     res.headers.erase("Set-Cookie");
     res.set_header("Set-Cookie", clear_flow);
     res.set_header("Set-Cookie", hooks.open_session(p, https));
+    std::string next = util::url_decode(request_cookie(req, k_next_cookie), false);
+    if (!next.empty()) {
+      res.set_header("Set-Cookie", std::string(k_next_cookie) + "=; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age=0");
+    }
     secure_headers(res);
-    res.set_redirect("/", 303);
+    res.set_redirect(is_next_target(next) ? next : "/", 303);
   });
 }
 

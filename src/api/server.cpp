@@ -19,6 +19,7 @@
 #include "core/ttl.hpp"
 #include "util/git.hpp"
 #include "util/hash.hpp"
+#include "util/http_client.hpp"
 #include "util/json.hpp"
 #include "util/numbers.hpp"
 #include "util/periodic_thread.hpp"
@@ -46,6 +47,9 @@ thread_local std::optional<Principal> t_principal;
 
 // The CSRF token of the dashboard session this request came with ("" for bearer tokens).
 thread_local std::string t_session_csrf;
+// The hash of the token behind this request (bearer or a token's dashboard session; "" for
+// a GitHub sign-in): a preview session made from it ends when the token is revoked.
+thread_local std::string t_token_hash;
 
 constexpr const char* k_session_cookie = "idp_session";
 constexpr util::Millis k_session_ttl_ms = 12LL * 3600 * 1000;
@@ -287,6 +291,11 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
   };
   m_server->set_payload_max_length(m_ctx.max_body_bytes);
   m_server->set_read_timeout(10, 0);
+  // Small answers (the preview checks Caddy sends for every request of a protected preview,
+  // api/preview_auth.hpp) go out at once rather than after a delayed ACK, and the router's
+  // connection is reused for more than httplib's default 5 requests.
+  m_server->set_tcp_nodelay(true);
+  m_server->set_keep_alive_max_count(1000);
   m_server->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
     try {
       std::rethrow_exception(ep);
@@ -315,15 +324,27 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
     }
   });
   m_auth = std::make_unique<Authenticator>(*m_ctx.store, *m_ctx.clock);
+  if (m_ctx.previews.enabled() && !m_ctx.hooks_only) {
+    m_previews = std::make_unique<PreviewAuth>(m_ctx.previews, *m_ctx.store, *m_auth, *m_ctx.clock);
+  }
   m_server->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     t_principal.reset();
     t_session_csrf.clear();
+    t_token_hash.clear();
     try {
       check_request(req);
     } catch (const ApiError& e) {
       if (e.status() == 401 && req.path == "/" &&
           req.get_header_value("Accept").find("text/html") != std::string::npos) {
         res.set_redirect("/login", 303); // a browser: to the sign-in page
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (e.status() == 401 && req.path == "/preview/signin" &&
+          req.get_header_value("Accept").find("text/html") != std::string::npos) {
+        // Signs in, then comes back here to be sent on to the preview (login.html: next).
+        res.set_redirect("/login?next=" + util::url_encode("/preview/signin?return=" +
+                                                           util::url_encode(req.get_param_value("return"))),
+                         303);
         return httplib::Server::HandlerResponse::Handled;
       }
       send_json(res, e.status(), e.body());
@@ -364,6 +385,20 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
       res.set_header("Set-Cookie", std::string(k_session_cookie) + "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
       send_json(res, 200, {{"status", "signed out"}});
     });
+    if (m_previews) {
+      PreviewRouteHooks preview_hooks;
+      preview_hooks.principal = []() -> const Principal& { return principal(); };
+      preview_hooks.token_hash = [] { return t_token_hash; };
+      preview_hooks.actor = [](const httplib::Request& req) { return actor_of(req); };
+      preview_hooks.authorize = [this](const store::PreviewGrant& g, const std::string& what) {
+        auto env = m_ctx.store->get_environment(g.env);
+        core::Environment e;
+        e.name = g.env;
+        e.owner = env ? env->owner : ""; // a destroyed environment's links: admins only
+        require_owner(e, what);
+      };
+      register_preview_routes(*m_server, *m_previews, *m_ctx.store, *m_ctx.clock, std::move(preview_hooks));
+    }
     m_server->Get("/api/v1/session", [](const httplib::Request&, httplib::Response& res) {
       const Principal& p = principal();
       send_json(res, 200,
@@ -409,6 +444,15 @@ void ApiServer::check_request(const httplib::Request& req) {
   }
   if (m_ctx.hooks_only) {
     throw ApiError(404, "not_found", "no such endpoint " + util::quote(req.method + " " + req.path));
+  }
+  if (m_previews && is_preview_auth_path(req.path)) {
+    // Caddy on this machine asks, with the preview's own Host and the visitor's headers
+    // (api/preview_auth.hpp decides from those). Nobody else may: 404 from elsewhere.
+    std::string peer = util::to_lower(req.remote_addr);
+    if (!is_loopback_host(util::starts_with(peer, "::ffff:") ? peer.substr(7) : peer)) {
+      throw ApiError(404, "not_found", "no such endpoint " + util::quote(req.method + " " + req.path));
+    }
+    return;
   }
   if (req.path == k_tls_ask_path && m_ctx.tls_ask) {
     // For the Caddy on this machine only. It tells no more than whether a host name is an
@@ -477,8 +521,12 @@ void ApiServer::check_request(const httplib::Request& req) {
     }
     p = s->principal ? Expected<Principal>(*s->principal) : m_auth->authenticate_hash(s->token_hash);
     t_session_csrf = s->csrf;
+    t_token_hash = s->principal ? "" : s->token_hash;
   } else {
     p = m_auth->authenticate(authorization);
+    if (p && util::starts_with(authorization, "Bearer ")) {
+      t_token_hash = token_hash(util::trim(authorization.substr(7)));
+    }
   }
   if (!p) {
     throw ApiError::from(p.error());
@@ -529,6 +577,15 @@ Expected<int> ApiServer::bind(const std::string& host, int port) {
   // kernel's cap so a burst of clients is queued rather than refused.
   if (m_listen_fd >= 0) {
     ::listen(m_listen_fd, system_listen_backlog());
+  }
+  if (m_previews) {
+    // Where a browser sent to sign in reaches the dashboard, unless the daemon said
+    // (https: idp.<domain>). A wildcard listen is reached over loopback on this machine.
+    std::string h = m_listen_host.empty() ? "127.0.0.1" : m_listen_host;
+    if (h.find(':') != std::string::npos && h.front() != '[') {
+      h = "[" + h + "]";
+    }
+    m_previews->set_dashboard_url("http://" + h + ":" + std::to_string(bound));
   }
   return bound;
 }
@@ -984,6 +1041,9 @@ void ApiServer::routes() {
     util::Millis now = ctx.clock->now_ms();
     auto t = unwrap(ctx.store->revoke_api_token(req.matches[1].str(), now));
     m_auth->forget_all(); // from the next request on, the token is refused
+    if (m_previews) {
+      m_previews->forget_decisions(); // and so are its preview sessions
+    }
     core::Event ev;
     ev.at = now;
     ev.actor = actor_of(req);

@@ -19,6 +19,7 @@
 
 #include "api/auth.hpp"
 #include "api/oauth.hpp"
+#include "api/preview_auth.hpp"
 #include "engine/controller.hpp"
 #include "engine/driver_set.hpp"
 #include "engine/secret_store.hpp"
@@ -61,6 +62,8 @@ struct ApiContext {
   engine::SecretStore* secrets = nullptr;
   // Sign in with GitHub on the dashboard (api/dashboard_routes.hpp). Unset client_id: off.
   GitHubOAuthSettings github_oauth;
+  // Protected previews (issue 15; api/preview_auth.hpp). Unset domain: no preview routes.
+  PreviewAuthSettings previews;
 };
 
 // A raw route for hooks: gets the exact body bytes and headers.
@@ -111,6 +114,7 @@ private:
   // Stores `s` under a new id; returns the Set-Cookie value that carries it.
   std::string open_session(const Session& s, const std::string& same_site, bool https);
   std::unique_ptr<GitHubOAuth> m_oauth; // null when GitHub sign-in is off
+  std::unique_ptr<PreviewAuth> m_previews; // null when ctx.previews is off
   std::mutex m_sessions_mutex;
   std::map<std::string, Session> m_sessions; // guarded by m_sessions_mutex
   std::string m_listen_host;                 // the bound address when it is a specific one

@@ -323,6 +323,7 @@ const std::vector<KeyDef>& key_table() {
          return check_relative_path(c.static_site.dir, "a directory");
        }},
       {"static.spa", [](const json& n, AppConfig& c) -> KeyResult { return get_bool(n, c.static_site.spa); }},
+      {"public", [](const json& n, AppConfig& c) -> KeyResult { return get_bool(n, c.public_preview); }},
   };
   return k_keys;
 }
@@ -486,6 +487,7 @@ nlohmann::json to_json(const AppConfig& c) {
   j["local"] = {{"build", c.local.build}, {"start", c.local.start}};
   j["database"] = {{"seed", c.database.seed}};
   j["static"] = {{"dir", c.static_site.dir}, {"spa", c.static_site.spa}};
+  j["public"] = c.public_preview;
   j["keys_set"] = c.keys_set;
   return j;
 }
@@ -528,6 +530,9 @@ Expected<AppConfig> app_config_from_json(const nlohmann::json& j) {
     if (j.contains("static")) {
       c.static_site.dir = j.at("static").value("dir", "");
       c.static_site.spa = j.at("static").value("spa", false);
+    }
+    if (j.contains("public") && j.at("public").is_boolean()) {
+      c.public_preview = j.at("public").get<bool>();
     }
     if (j.contains("keys_set")) {
       c.keys_set = j.at("keys_set").get<std::vector<std::string>>();

@@ -49,6 +49,9 @@ struct AppConfig {
     std::string dir;  // directory (after local.build) served as files
     bool spa = false; // unknown paths fall back to index.html
   } static_site;
+  // `public: true`: this environment's preview URL opens without sign-in, when the server
+  // allows it (server config previews.allow_public); otherwise a config error at deploy.
+  bool public_preview = false;
   // Keys present in the file, dotted ("local.start"), so template rules can tell
   // "set" from "defaulted".
   std::vector<std::string> keys_set;

@@ -13,12 +13,14 @@
 #include "engine/controller.hpp"
 #include "engine/reaper.hpp"
 #include "engine/reconciler.hpp"
+#include "engine/repo_resolver.hpp"
 #include "engine/retention.hpp"
 #include "engine/secret_store.hpp"
 #include "sources/sources.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "util/fs.hpp"
 #include "util/git.hpp"
+#include "util/hash.hpp"
 #include "util/json.hpp"
 #include "util/numbers.hpp"
 #include "util/strings.hpp"
@@ -94,6 +96,45 @@ static Expected<void> ensure_admin_token(store::StateStore& store, const std::st
   return {};
 }
 
+// The key that signs share links of protected previews (api/preview_auth.hpp): 32 random
+// bytes in <home>/preview-share.key (0600), made once; losing it invalidates every link.
+static Expected<std::string> preview_share_key(const std::string& home) {
+  std::string path = util::path_join(home, "preview-share.key");
+  if (auto text = util::read_file(path)) {
+    if (auto key = util::from_hex(util::trim(*text)); key && key->size() >= 32) {
+      return *key;
+    }
+  }
+  std::string hex = util::random_hex(32);
+  IDP_TRY(util::write_file_atomic(path, hex + "\n", 0600));
+  return *util::from_hex(hex);
+}
+
+// previews: of the server config as drivers ask it (drivers::PreviewAccess::protect).
+static Expected<bool> preview_protect_for(const ServerConfig& cfg, const std::string& repo, bool wants_public) {
+  std::string protect = cfg.preview_protect();
+  bool allow_public = cfg.previews.allow_public;
+  std::string where = "the server's previews";
+  for (const auto& rp : cfg.repository_previews) {
+    bool same = engine::RepoResolver::canonical_repo(rp.repo_url) == repo ||
+                (!rp.github_repo.empty() && (util::ends_with(repo, "/" + rp.github_repo) ||
+                                             util::ends_with(repo, "/" + rp.github_repo + ".git")));
+    if (same) {
+      protect = rp.protect.value_or(protect);
+      allow_public = rp.allow_public.value_or(allow_public);
+      where = "repositories entry " + util::quote(rp.repo_url) + " of the server config";
+      break;
+    }
+  }
+  if (wants_public && protect == "signin" && !allow_public) {
+    return make_error(ErrorCode::invalid_config,
+                      "public: true is not allowed by this server (" + where +
+                          ": protect signin, allow_public false); remove it, or ask an operator to set "
+                          "previews.allow_public: true");
+  }
+  return protect == "signin" && !wants_public;
+}
+
 // Caddy's on-demand TLS asks before every certificate: yes for the API's own name and for
 // a live environment of the local runtime (the ones the router serves), no for any other
 // name, so a client cannot make Caddy issue certificates for names it makes up.
@@ -140,7 +181,7 @@ static std::string owner_id() {
 // ACL mask those grants rely on.
 static void tighten_home_files(const std::string& home) {
   for (const char* rel : {"state.db", "state.db-wal", "state.db-shm", "admin.token", "daemon.json", "db/master.key",
-                          "db/cluster.json", "git-credentials.json"}) {
+                          "db/cluster.json", "git-credentials.json", "preview-share.key"}) {
     std::string path = util::path_join(home, rel);
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
@@ -270,6 +311,14 @@ Expected<void> Daemon::start() {
   }
   actx.secrets = d.secrets.get();
   actx.github_oauth = cfg.github_oauth;
+  actx.previews.domain = cfg.domain;
+  actx.previews.router_port = d.router_port;
+  actx.previews.https_port = cfg.https.on() ? d.https_port : 0;
+  if (cfg.https.on()) {
+    actx.previews.dashboard_url =
+        "https://" + api_host + (d.https_port == 443 ? "" : ":" + std::to_string(d.https_port));
+  }
+  IDP_TRY_ASSIGN(actx.previews.grant_key, preview_share_key(cfg.home));
   d.api = std::make_unique<api::ApiServer>(actx);
   sources::Sources::Options so;
   so.github_api_url = cfg.github_api_url;
@@ -316,6 +365,10 @@ Expected<void> Daemon::start() {
   }
   dctx.clock = &d.clock;
   dctx.self_exe = d.self_exe;
+  dctx.previews.auth_upstream = dial_address(cfg.api_host(), d.api_port);
+  dctx.previews.protect = [cfg_copy = std::make_shared<ServerConfig>(cfg)](const std::string& repo, bool wants_public) {
+    return preview_protect_for(*cfg_copy, repo, wants_public);
+  };
   // Drivers that run scheduled jobs themselves (local) record each run in the store.
   store::StateStore* job_store = d.store.get();
   dctx.job_runs.insert = [job_store](const core::JobRun& r) { return job_store->insert_job_run(r); };

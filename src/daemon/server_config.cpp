@@ -21,6 +21,15 @@ std::string ServerConfig::api_host() const {
   return colon == std::string::npos ? listen : listen.substr(0, colon);
 }
 
+std::string ServerConfig::preview_protect() const {
+  if (!previews.protect.empty()) {
+    return previews.protect;
+  }
+  // Without a sign-in method nobody could sign in to see a preview: `make run`'s demo and a
+  // first install stay reachable. Tokens alone do not count (a browser cannot send one).
+  return github_oauth.enabled() ? "signin" : "none";
+}
+
 Expected<int> ServerConfig::api_port() const {
   auto colon = listen.rfind(':');
   if (colon == std::string::npos) {
@@ -269,10 +278,31 @@ OptionMessage secret_value(const json& v, std::string_view what, std::string& de
   return std::nullopt;
 }
 
+OptionMessage preview_protect_value(const json& v, std::string& out) {
+  std::string s;
+  if (auto m = values::text(v, "signin or none", s)) {
+    return m;
+  }
+  if (s != "signin" && s != "none") {
+    std::string hint = util::closest_match(s, {"signin", "none"});
+    return "expected signin or none, got " + util::quote(s) +
+           (hint.empty() ? "" : " (did you mean " + util::quote(hint) + "?)");
+  }
+  out = s;
+  return std::nullopt;
+}
+
+// A repositories[i] entry: the watched repository, and its preview settings (kept beside
+// it: sources never see them).
+struct RepositoryEntry : sources::WatchedRepo {
+  std::optional<std::string> preview_protect;
+  std::optional<bool> preview_allow_public;
+};
+
 // repositories[i]: one watched repository (docs/gitops.md).
-const OptionTable<sources::WatchedRepo>& repository_table() {
+const OptionTable<RepositoryEntry>& repository_table() {
   using sources::WatchedRepo;
-  static const OptionTable<WatchedRepo> k_table({
+  static const OptionTable<RepositoryEntry> k_table({
       {.key = "url",
        .doc = "the repository's git URL or local path (required)",
        .parse = [](const json& v, WatchedRepo& repo) -> OptionMessage {
@@ -344,6 +374,28 @@ const OptionTable<sources::WatchedRepo>& repository_table() {
          }
          return values::duration(v, repo.poll_interval, k_duration);
        }},
+      {.key = "previews.protect",
+       .default_text = "the server's previews.protect",
+       .doc = "signin or none for this repository's previews",
+       .parse = [](const json& v, RepositoryEntry& e) -> OptionMessage {
+         std::string s;
+         if (auto m = preview_protect_value(v, s)) {
+           return m;
+         }
+         e.preview_protect = s;
+         return std::nullopt;
+       }},
+      {.key = "previews.allow_public",
+       .default_text = "the server's previews.allow_public",
+       .doc = "whether this repository's .idp/config.yml may say public: true",
+       .parse = [](const json& v, RepositoryEntry& e) -> OptionMessage {
+         bool b = false;
+         if (auto m = values::boolean(v, b)) {
+           return m;
+         }
+         e.preview_allow_public = b;
+         return std::nullopt;
+       }},
   });
   return k_table;
 }
@@ -400,14 +452,19 @@ bool apply_repositories(ConfigDocument& doc, const ConfigNode& node, ServerConfi
   }
   size_t before = doc.errors().size();
   cfg.repositories.clear();
+  cfg.repository_previews.clear();
   for (size_t i = 0; i < node.value->size(); ++i) {
     ConfigNode item = doc.item(node, i);
-    sources::WatchedRepo repo;
+    RepositoryEntry repo;
     auto applied = repository_table().apply(doc, item, repo);
     if (item.value->is_object() && !item.value->contains("url") && !has_error(doc, item.key + ".url")) {
       doc.error_at_value(item, "required: the repository's git URL or local path", item.key + ".url");
     }
-    cfg.repositories.push_back(std::move(repo));
+    if (repo.preview_protect || repo.preview_allow_public) {
+      cfg.repository_previews.push_back(
+          {repo.url, repo.github_repo, repo.preview_protect, repo.preview_allow_public});
+    }
+    cfg.repositories.push_back(static_cast<sources::WatchedRepo&&>(std::move(repo)));
   }
   return doc.errors().size() == before;
 }
@@ -453,6 +510,15 @@ const OptionTable<ServerConfig>& server_table() {
          c.metrics_public = s == "public";
          return std::nullopt;
        }},
+      {.key = "previews.protect",
+       .env = "IDP_PREVIEWS_PROTECT",
+       .default_text = "signin with github.oauth, else none",
+       .doc = "signin: preview URLs need a sign-in (or a viewer token, or a share link); none: open",
+       .parse = [](const json& v, ServerConfig& c) { return preview_protect_value(v, c.previews.protect); }},
+      {.key = "previews.allow_public",
+       .default_text = "false",
+       .doc = "whether .idp/config.yml may open one environment's preview with public: true",
+       .parse = [](const json& v, ServerConfig& c) { return values::boolean(v, c.previews.allow_public); }},
       {.key = "server_names",
        .doc = "Host names the API answers to besides loopback ones",
        .parse = [](const json& v, ServerConfig& c) -> OptionMessage {

@@ -4,6 +4,7 @@
 // document is validated before any of it is used.
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,20 @@ struct HttpsSettings {
   bool on() const { return mode != "off"; }
 };
 
+// `previews:` in the server config (issue 15): whether preview URLs need a sign-in, and
+// whether a repository's `.idp/config.yml` may open its own with `public: true`.
+// repositories[i].previews overrides either key for one repository.
+struct PreviewSettings {
+  std::string protect;      // "signin" | "none"; "" = signin when github.oauth is set, else none
+  bool allow_public = false; // `public: true` in .idp/config.yml is honoured (else a config error)
+};
+struct RepositoryPreviews {
+  std::string repo_url;              // as configured (repositories[i].url)
+  std::string github_repo;           // "owner/name" when configured
+  std::optional<std::string> protect; // unset = the server's previews.protect
+  std::optional<bool> allow_public;  // unset = the server's previews.allow_public
+};
+
 struct ServerConfig {
   std::string home;                      // IDP_HOME
   std::string listen = "127.0.0.1:8787"; // API address; port 0 = any free port
@@ -48,6 +63,8 @@ struct ServerConfig {
   engine::EngineOptions engine;
   nlohmann::json driver_options = nlohmann::json::object(); // drivers.<name>.*
   std::vector<sources::WatchedRepo> repositories;
+  PreviewSettings previews;                           // previews.protect, previews.allow_public
+  std::vector<RepositoryPreviews> repository_previews; // repositories[i].previews, when set
   std::vector<engine::ConfiguredSecret> secrets; // secrets: NAME: {from, repos} (engine/secret_store.hpp)
   std::string github_api_url = "https://api.github.com";
   api::GitHubOAuthSettings github_oauth;      // github.oauth: Sign in with GitHub on the dashboard
@@ -55,6 +72,8 @@ struct ServerConfig {
   std::map<std::string, std::string> origins; // key → "default" | file path | "env IDP_X" | "flag --x"
 
   std::string api_host() const;
+  // previews.protect as it applies: "signin" or "none" (the default depends on github.oauth).
+  std::string preview_protect() const;
   // The port of `listen` (8787 when it has none; 0 = any free port). invalid_config when it
   // is not a whole number from 0 to 65535.
   Expected<int> api_port() const;

@@ -192,6 +192,16 @@ struct SecretHooks {
   std::function<Expected<std::string>(const std::string& repo, const std::string& name)> resolve;
 };
 
+// Preview URLs behind sign-in (server config `previews:`, issue 15), for runtimes whose
+// router can ask the daemon before proxying (local: Caddy's forward_auth).
+struct PreviewAccess {
+  // Whether an environment of `repo` needs a sign-in, given whether its config asks for
+  // `public: true`; invalid_config when it asks and the server does not allow it for that
+  // repository (the message says what the server allows). Unset: never protected.
+  std::function<Expected<bool>(const std::string& repo, bool wants_public)> protect;
+  std::string auth_upstream; // "127.0.0.1:<api port>": the daemon that answers the checks
+};
+
 struct DriverContext {
   std::string home; // IDP_HOME
   std::string domain = "preview.localhost";
@@ -203,6 +213,7 @@ struct DriverContext {
   nlohmann::json options = nlohmann::json::object(); // driver-specific settings from the server config
   JobRunHooks job_runs;
   SecretHooks secrets;
+  PreviewAccess previews;
 };
 
 class DriverFactory {

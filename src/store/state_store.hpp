@@ -40,6 +40,19 @@ struct ApiToken {
   Millis revoked_at = 0;   // 0 = not revoked
 };
 
+// A share link (`idp share`, issue 15): access to one environment's protected preview for
+// someone without an account, until it expires or is revoked. The link carries the id,
+// the environment and the expiry, signed by the server (api/preview_auth.hpp); this row is
+// what makes it revocable.
+struct PreviewGrant {
+  std::string id;  // "shr_" + 12 hex
+  std::string env; // the one environment it opens
+  std::string created_by;
+  Millis created_at = 0;
+  Millis expires_at = 0; // always set
+  Millis revoked_at = 0; // 0 = not revoked
+};
+
 // A secret of the server's secret store (issue 9) as stored: its value only sealed with a
 // key derived from the master key (util/secretbox.hpp), never in clear.
 struct StoredSecret {
@@ -137,6 +150,17 @@ public:
   virtual Expected<ApiToken> revoke_api_token(std::string_view id, Millis at) = 0;
   // Records a use at `at`; ok (and nothing happens) for an unknown id.
   virtual Expected<void> touch_api_token(std::string_view id, Millis at) = 0;
+
+  // --- Share links of protected previews (issue 15) ---
+  // Inserts a grant; already_exists when its id is taken.
+  virtual Expected<void> insert_preview_grant(const PreviewGrant& grant) = 0;
+  // The grant `id` (revoked and expired ones too), if any.
+  virtual Expected<std::optional<PreviewGrant>> find_preview_grant(std::string_view id) = 0;
+  // The grants of `env` ("" = every environment), oldest first.
+  virtual Expected<std::vector<PreviewGrant>> list_preview_grants(std::string_view env) = 0;
+  // Marks a grant revoked at `at` (a second revoke keeps the first time) and returns it;
+  // not_found for an unknown id.
+  virtual Expected<PreviewGrant> revoke_preview_grant(std::string_view id, Millis at) = 0;
 
   // --- Server secrets (issue 9): sealed values only, see StoredSecret ---
   // Inserts the secret (scope, name), or replaces the one there.

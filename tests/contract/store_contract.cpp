@@ -1128,6 +1128,40 @@ store::ApiToken api_token(const std::string& id, const std::string& hash, util::
 }
 } // namespace
 
+// Share links of protected previews (issue 15): stored, listed per environment, revoked
+// once (the first time kept), unknown ids not found.
+TEST_P(StoreContract, PreviewGrantsRoundTripAndRevokeOnce) {
+  store::PreviewGrant a{"shr_a", "web", "alice", 1000, 1000 + 3600'000, 0};
+  store::PreviewGrant b{"shr_b", "other", "bob", 2000, 2000 + 60'000, 0};
+  IDP_ASSERT_OK(store().insert_preview_grant(b));
+  IDP_ASSERT_OK(store().insert_preview_grant(a));
+  auto dup = store().insert_preview_grant(a);
+  ASSERT_FALSE(dup.has_value());
+  EXPECT_EQ(dup.error().code, ErrorCode::already_exists);
+  IDP_ASSERT_OK_ASSIGN(auto found, store().find_preview_grant("shr_a"));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->env, "web");
+  EXPECT_EQ(found->created_by, "alice");
+  EXPECT_EQ(found->created_at, 1000);
+  EXPECT_EQ(found->expires_at, 1000 + 3600'000);
+  EXPECT_EQ(found->revoked_at, 0);
+  IDP_ASSERT_OK_ASSIGN(auto web, store().list_preview_grants("web"));
+  ASSERT_EQ(web.size(), 1u);
+  EXPECT_EQ(web[0].id, "shr_a");
+  IDP_ASSERT_OK_ASSIGN(auto all, store().list_preview_grants(""));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].id, "shr_a") << "oldest first";
+  IDP_ASSERT_OK_ASSIGN(auto revoked, store().revoke_preview_grant("shr_a", 5000));
+  EXPECT_EQ(revoked.revoked_at, 5000);
+  IDP_ASSERT_OK_ASSIGN(auto again, store().revoke_preview_grant("shr_a", 9000));
+  EXPECT_EQ(again.revoked_at, 5000);
+  auto unknown = store().revoke_preview_grant("shr_nope", 5000);
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_EQ(unknown.error().code, ErrorCode::not_found);
+  IDP_ASSERT_OK_ASSIGN(auto none, store().find_preview_grant("shr_nope"));
+  EXPECT_FALSE(none.has_value());
+}
+
 TEST_P(StoreContract, ApiTokensRoundTripAndAreFoundByHashOnly) {
   IDP_ASSERT_OK(store().insert_api_token(api_token("tok_b", "hash-b", 2000)));
   IDP_ASSERT_OK(store().insert_api_token(api_token("tok_a", "hash-a", 1000)));

@@ -319,3 +319,20 @@ Expected<void> FailingStore::delete_secret(std::string_view scope, std::string_v
 }
 
 } // namespace idp::testing
+
+namespace idp::testing {
+
+Expected<void> FailingStore::insert_preview_grant(const store::PreviewGrant& grant) {
+  return m_inner.insert_preview_grant(grant);
+}
+Expected<std::optional<store::PreviewGrant>> FailingStore::find_preview_grant(std::string_view id) {
+  return m_inner.find_preview_grant(id);
+}
+Expected<std::vector<store::PreviewGrant>> FailingStore::list_preview_grants(std::string_view env) {
+  return m_inner.list_preview_grants(env);
+}
+Expected<store::PreviewGrant> FailingStore::revoke_preview_grant(std::string_view id, util::Millis at) {
+  return m_inner.revoke_preview_grant(id, at);
+}
+
+} // namespace idp::testing

@@ -59,6 +59,10 @@ public:
   Expected<std::vector<store::ApiToken>> list_api_tokens() override;
   Expected<store::ApiToken> revoke_api_token(std::string_view id, util::Millis at) override;
   Expected<void> touch_api_token(std::string_view id, util::Millis at) override;
+  Expected<void> insert_preview_grant(const store::PreviewGrant& grant) override;
+  Expected<std::optional<store::PreviewGrant>> find_preview_grant(std::string_view id) override;
+  Expected<std::vector<store::PreviewGrant>> list_preview_grants(std::string_view env) override;
+  Expected<store::PreviewGrant> revoke_preview_grant(std::string_view id, util::Millis at) override;
   Expected<void> put_secret(const store::StoredSecret& secret) override;
   Expected<std::vector<store::StoredSecret>> list_secrets() override;
   Expected<void> delete_secret(std::string_view scope, std::string_view name) override;

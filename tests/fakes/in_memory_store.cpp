@@ -436,3 +436,55 @@ Expected<void> InMemoryStore::set_setting(std::string_view key, std::string_view
 }
 
 } // namespace idp::testing
+
+namespace idp::testing {
+
+Expected<void> InMemoryStore::insert_preview_grant(const store::PreviewGrant& grant) {
+  std::lock_guard lock(m_mutex);
+  for (const auto& g : m_preview_grants) {
+    if (g.id == grant.id) {
+      return make_error(ErrorCode::already_exists, "share link " + in_quotes(grant.id) + " already exists");
+    }
+  }
+  m_preview_grants.push_back(grant);
+  return {};
+}
+
+Expected<std::optional<store::PreviewGrant>> InMemoryStore::find_preview_grant(std::string_view id) {
+  std::lock_guard lock(m_mutex);
+  for (const auto& g : m_preview_grants) {
+    if (g.id == id) {
+      return std::optional<store::PreviewGrant>(g);
+    }
+  }
+  return std::optional<store::PreviewGrant>();
+}
+
+Expected<std::vector<store::PreviewGrant>> InMemoryStore::list_preview_grants(std::string_view env) {
+  std::lock_guard lock(m_mutex);
+  std::vector<store::PreviewGrant> out;
+  for (const auto& g : m_preview_grants) {
+    if (env.empty() || g.env == env) {
+      out.push_back(g);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const store::PreviewGrant& a, const store::PreviewGrant& b) {
+    return a.created_at != b.created_at ? a.created_at < b.created_at : a.id < b.id;
+  });
+  return out;
+}
+
+Expected<store::PreviewGrant> InMemoryStore::revoke_preview_grant(std::string_view id, util::Millis at) {
+  std::lock_guard lock(m_mutex);
+  for (auto& g : m_preview_grants) {
+    if (g.id == id) {
+      if (g.revoked_at == 0) {
+        g.revoked_at = at;
+      }
+      return g;
+    }
+  }
+  return make_error(ErrorCode::not_found, "share link " + in_quotes(id) + " not found");
+}
+
+} // namespace idp::testing

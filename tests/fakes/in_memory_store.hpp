@@ -57,6 +57,10 @@ public:
   Expected<std::vector<store::ApiToken>> list_api_tokens() override;
   Expected<store::ApiToken> revoke_api_token(std::string_view id, util::Millis at) override;
   Expected<void> touch_api_token(std::string_view id, util::Millis at) override;
+  Expected<void> insert_preview_grant(const store::PreviewGrant& grant) override;
+  Expected<std::optional<store::PreviewGrant>> find_preview_grant(std::string_view id) override;
+  Expected<std::vector<store::PreviewGrant>> list_preview_grants(std::string_view env) override;
+  Expected<store::PreviewGrant> revoke_preview_grant(std::string_view id, util::Millis at) override;
   Expected<void> put_secret(const store::StoredSecret& secret) override;
   Expected<std::vector<store::StoredSecret>> list_secrets() override;
   Expected<void> delete_secret(std::string_view scope, std::string_view name) override;
@@ -78,6 +82,7 @@ private:
   std::map<std::string, util::Millis, std::less<>> m_deliveries;
   std::map<int64_t, core::JobRun> m_job_runs;
   std::map<std::string, std::string, std::less<>> m_settings;
+  std::vector<store::PreviewGrant> m_preview_grants; // in insertion order
   std::vector<store::ApiToken> m_api_tokens;                                    // in insertion order (= oldest first)
   std::map<std::pair<std::string, std::string>, store::StoredSecret> m_secrets; // (name, scope) →
   int64_t m_next_revision_id = 1;

@@ -487,12 +487,16 @@ async function startApp() {
 
 async function startLogin() {
   const cfg = await fetch('/auth/config').then(r => r.json()).catch(() => ({}));
+  // A protected preview sent the browser here (api/preview_auth.hpp): back there after sign-in.
+  const next = new URLSearchParams(location.search).get('next') || '';
+  const after = next.startsWith('/preview/signin?') ? next : '/';
+  if (after !== '/') $('#github').href = '/auth/github?next=' + encodeURIComponent(after);
   if (cfg.github) $('#github-box').hidden = false;
   $('#token-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const r = await fetch('/login', { method: 'POST', headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ token: $('#token').value.trim() }) });
-    if (r.ok) { location.href = '/'; return; }
+    if (r.ok) { location.href = after; return; }
     const j = await r.json().catch(() => ({}));
     $('#err').textContent = j.message || r.statusText;
   });

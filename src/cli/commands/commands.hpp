@@ -27,5 +27,6 @@ CommandSpec token_command();
 CommandSpec login_command();
 CommandSpec logout_command();
 CommandSpec secret_command();
+CommandSpec share_command();
 
 } // namespace idp::cli::commands

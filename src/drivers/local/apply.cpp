@@ -155,7 +155,7 @@ Expected<std::optional<ApplyResult>> LocalDriver::prepare(ApplyRun& run) {
               : a.kind == "static" ? util::path_exists(util::path_join(a.static_root, "index.html"))
                                    : true;
     if (ok) {
-      auto route = route_for(env, a);
+      auto route = route_for(env, state.repo, a);
       if (route) {
         if (!state.route || !(*state.route == *route)) {
           state.route = route;
@@ -207,6 +207,7 @@ Expected<std::optional<ApplyResult>> LocalDriver::prepare(ApplyRun& run) {
   inst.content_hash = hash;
   inst.kind = run.kind;
   inst.health_path = spec.config.health_check_path;
+  inst.public_preview = spec.config.public_preview;
   if (run.wants_schedule) {
     IDP_TRY_ASSIGN(auto job_argv, core::split_command_line(spec.config.local.start));
     inst.job = {{"expression", spec.config.schedule_expression},
@@ -307,7 +308,7 @@ Expected<void> LocalDriver::switch_to(ApplyRun& run) {
   const std::string& env = run.env;
   InstanceRecord& inst = run.inst;
   EnvState& state = run.state;
-  auto route = route_for(env, inst);
+  auto route = route_for(env, state.repo, inst);
   std::optional<RouteTarget> old_route = state.route;
   if (route) {
     if (auto r = m_router->set_route(*route); !r) {

@@ -67,10 +67,11 @@ Expected<void> check_port_free(const std::string& host, int port) {
 } // namespace
 
 nlohmann::json RouteTarget::to_json() const {
-  if (port > 0) {
-    return {{"port", port}};
+  nlohmann::json j = port > 0 ? nlohmann::json{{"port", port}} : nlohmann::json{{"static_root", static_root}, {"spa", spa}};
+  if (protect) {
+    j["protect"] = true;
   }
-  return {{"static_root", static_root}, {"spa", spa}};
+  return j;
 }
 
 std::optional<RouteTarget> RouteTarget::from_json(const nlohmann::json& j) {
@@ -81,6 +82,7 @@ std::optional<RouteTarget> RouteTarget::from_json(const nlohmann::json& j) {
   r.port = j.value("port", 0);
   r.static_root = j.value("static_root", "");
   r.spa = j.value("spa", false);
+  r.protect = j.value("protect", false);
   if (r.port <= 0 && r.static_root.empty()) {
     return std::nullopt;
   }
@@ -138,7 +140,71 @@ nlohmann::json CaddyRouter::route_json(const RouteTarget& r) const {
     routes.push_back({{"handle", {{{"handler", "file_server"}}}}});
     handle = nlohmann::json::array({{{"handler", "subroute"}, {"routes", routes}}});
   }
+  if (r.protect || !m_cfg.auth_upstream.empty()) {
+    handle = guarded_handle(handle, r.protect);
+  }
   return {{"@id", route_id(r.env)}, {"match", {{{"host", {host_for(r.env)}}}}}, {"handle", handle}, {"terminal", true}};
+}
+
+nlohmann::json CaddyRouter::guarded_handle(const nlohmann::json& app, bool protect) const {
+  // Fail closed: without the daemon's address no request may reach a protected app.
+  if (protect && m_cfg.auth_upstream.empty()) {
+    return nlohmann::json::array({{{"handler", "static_response"},
+                                   {"status_code", 503},
+                                   {"body", "this preview needs a sign-in the router cannot check\n"}}});
+  }
+  nlohmann::json upstreams = {{{"dial", m_cfg.auth_upstream}}};
+  // The sign-in's last step (api/preview_auth.hpp): the daemon sets the preview cookie on
+  // this host's domain. Under /internal/, which the https API route never forwards. On
+  // open routes too: the code in its address must never reach an app.
+  nlohmann::json callback = {
+      {"match", {{{"path", {"/.idp/auth/callback"}}}}},
+      {"handle",
+       {{{"handler", "rewrite"}, {"uri", "/internal/preview-auth/callback?{http.request.uri.query}"}},
+        {{"handler", "reverse_proxy"}, {"upstreams", upstreams}}}},
+      {"terminal", true}};
+  // The JSON `caddy adapt` makes of the Caddyfile's `forward_auth <daemon> { uri
+  // /internal/preview-auth; copy_headers X-Idp-User }` (Caddy 2.6): the request's headers go
+  // to the daemon as a GET; a 2xx answer lets the request on (with the daemon's X-Idp-User,
+  // replacing any the client sent), anything else is the client's answer (302 to sign in,
+  // 401, 303 after a share link).
+  nlohmann::json on_allowed = {
+      {"match", {{"status_code", {2}}}},
+      {"routes",
+       {{{"handle",
+          {{{"handler", "headers"},
+            {"request", {{"set", {{"X-Idp-User", {"{http.reverse_proxy.header.X-Idp-User}"}}}}}}}}}}}}};
+  nlohmann::json ask = {
+      {"handler", "reverse_proxy"},
+      {"upstreams", upstreams},
+      {"rewrite", {{"method", "GET"}, {"uri", "/internal/preview-auth"}}},
+      {"headers",
+       {{"request",
+         {{"set",
+           {{"X-Forwarded-Method", {"{http.request.method}"}}, {"X-Forwarded-Uri", {"{http.request.uri}"}}}}}}}},
+      {"handle_response", nlohmann::json::array({on_allowed})}};
+  // What proved the request may pass is ours, not the app's: an app could replay a
+  // session cookie or token it saw (docs/security.md).
+  nlohmann::json strip_cookies = {
+      {"handler", "headers"},
+      {"request",
+       {{"replace", {{"Cookie", {{{"search_regexp", "(^|;\\s*)idp_[a-z_]+=[^;]*"}, {"replace", ""}}}}}}}}};
+  nlohmann::json idp_bearer = nlohmann::json::object();
+  idp_bearer["header_regexp"] = {{"Authorization", {{"pattern", "(?i)^\\s*bearer\\s+idp_"}}}};
+  nlohmann::json strip_token = {
+      {"handler", "subroute"},
+      {"routes",
+       {{{"match", nlohmann::json::array({idp_bearer})},
+         {"handle", {{{"handler", "headers"}, {"request", {{"delete", {"Authorization"}}}}}}}}}}};
+  // Every route strips them, open ones too: the preview cookie is set for the whole domain,
+  // so a browser sends it to every preview, and an open app must not collect it either.
+  nlohmann::json chain = protect ? nlohmann::json::array({ask, strip_cookies, strip_token})
+                                 : nlohmann::json::array({strip_cookies, strip_token});
+  for (const auto& h : app) {
+    chain.push_back(h);
+  }
+  return nlohmann::json::array(
+      {{{"handler", "subroute"}, {"routes", nlohmann::json::array({callback, {{"handle", chain}}})}}});
 }
 
 std::string CaddyRouter::root_ca_path() const {

@@ -48,9 +48,12 @@ struct RouteTarget {
   int port = 0;            // > 0: reverse proxy to 127.0.0.1:<port>
   std::string static_root; // port == 0: files from this directory
   bool spa = false;        // with static_root: unknown paths serve /index.html
+  // Behind sign-in: Caddy asks the daemon (RouterConfig::auth_upstream) before proxying.
+  // Every route (protected or not) strips the idp cookies and an idp bearer token.
+  bool protect = false;
 
   bool operator==(const RouteTarget& o) const {
-    return env == o.env && port == o.port && static_root == o.static_root && spa == o.spa;
+    return env == o.env && port == o.port && static_root == o.static_root && spa == o.spa && protect == o.protect;
   }
   nlohmann::json to_json() const;
   static std::optional<RouteTarget> from_json(const nlohmann::json& j);
@@ -86,6 +89,9 @@ struct RouterConfig {
   std::string domain = "preview.localhost";
   std::string home_id; // IDP_ROUTER_HOME_ID marker of our Caddy processes
   RouterTls tls;
+  // The daemon's API ("127.0.0.1:<port>") for protected routes: GET /internal/preview-auth
+  // (forward_auth) and /.idp/auth/* of every preview host. "" = no route may be protected.
+  std::string auth_upstream;
 };
 
 class CaddyRouter {
@@ -142,6 +148,9 @@ private:
   bool wait_exit(pid_t pid, bool adopted, int64_t timeout_ms, int* code);
   void kill_child(pid_t pid);
   nlohmann::json route_json(const RouteTarget& r) const;
+  // The handlers of a route when the daemon is known: the sign-in callback to the daemon;
+  // with `protect` the daemon's check; the idp credentials stripped; then `app`.
+  nlohmann::json guarded_handle(const nlohmann::json& app, bool protect) const;
   nlohmann::json api_route_json() const;
   nlohmann::json tls_app_json() const;
   // The admin API path of the routes that hold the environments (the TLS server's when on).

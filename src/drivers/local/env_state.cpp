@@ -38,6 +38,7 @@ nlohmann::json InstanceRecord::to_json() const {
           {"health_path", health_path},
           {"static_root", static_root},
           {"spa", spa},
+          {"public_preview", public_preview},
           {"cgroup_dirs", cgroup_dirs},
           {"cgroup", cgroup},
           {"limits_warning", limits_warning},
@@ -62,6 +63,7 @@ InstanceRecord InstanceRecord::from_json(const nlohmann::json& j) {
   r.health_path = j.value("health_path", "/");
   r.static_root = j.value("static_root", "");
   r.spa = j.value("spa", false);
+  r.public_preview = j.value("public_preview", false);
   r.cgroup_dirs = j.value("cgroup_dirs", std::vector<std::string>{});
   r.cgroup = j.contains("cgroup") ? j.at("cgroup") : nlohmann::json();
   r.limits_warning = j.value("limits_warning", "");

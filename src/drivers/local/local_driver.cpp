@@ -208,9 +208,19 @@ void LocalDriver::release_port(int port) {
   m_ports.erase(port);
 }
 
-std::optional<RouteTarget> LocalDriver::route_for(const std::string& env, const InstanceRecord& inst) const {
+bool LocalDriver::preview_protected(const std::string& repo, bool wants_public) const {
+  if (!m_ctx.previews.protect) {
+    return false;
+  }
+  auto p = m_ctx.previews.protect(repo, wants_public);
+  return p ? *p : true;
+}
+
+std::optional<RouteTarget> LocalDriver::route_for(const std::string& env, const std::string& repo,
+                                                  const InstanceRecord& inst) const {
   RouteTarget r;
   r.env = env;
+  r.protect = preview_protected(repo, inst.public_preview);
   if (inst.kind == "web" && inst.port > 0) {
     r.port = inst.port;
     return r;
@@ -297,6 +307,15 @@ Expected<void> LocalDriver::plan(const DeploySpec& spec) {
   if (!c.local.build.empty()) {
     if (auto argv = core::split_command_line(c.local.build); !argv) {
       return make_error(ErrorCode::invalid_config, "local.build: " + argv.error().message);
+    }
+  }
+  if (c.public_preview && m_ctx.previews.protect) {
+    if (auto p = m_ctx.previews.protect(spec.env.repo, true); !p) {
+      auto pos = c.positions.find("public");
+      std::string where = pos == c.positions.end() ? ".idp/config.yml"
+                                                   : ".idp/config.yml:" + std::to_string(pos->second.first) + ":" +
+                                                         std::to_string(pos->second.second);
+      return make_error(ErrorCode::invalid_config, where + ": key \"public\": " + p.error().message);
     }
   }
   if (kind == "web") {

@@ -134,7 +134,11 @@ private:
   Expected<int> allocate_port();
   void release_port(int port);
   ApplyResult result_for(const std::string& env, const InstanceRecord& inst) const;
-  std::optional<RouteTarget> route_for(const std::string& env, const InstanceRecord& inst) const;
+  std::optional<RouteTarget> route_for(const std::string& env, const std::string& repo,
+                                       const InstanceRecord& inst) const;
+  // Whether the preview of an environment of `repo` needs a sign-in (server config
+  // previews:); true when the server's answer is an error (fail closed).
+  bool preview_protected(const std::string& repo, bool wants_public) const;
 
   // --- recovery.cpp ---
   // Environments not in `live_names` lose their files and processes; true when one of

@@ -84,6 +84,9 @@ std::string content_hash(const DeploySpec& spec) {
                       {"static", {{"dir", c.static_site.dir}, {"spa", c.static_site.spa}}},
                       {"schedule_expression", c.schedule_expression},
                       {"database", {{"seed", c.database.seed}}}};
+  if (c.public_preview) {
+    j["public"] = true; // only when set: older records' hashes stay what they were
+  }
   return util::sha256_hex(util::json_dump(j)).substr(0, 16);
 }
 

@@ -123,6 +123,8 @@ std::vector<RouteTarget> LocalDriver::prune_revisions(std::map<std::string, EnvS
     }
     if (s.route) {
       s.route->env = name;
+      // The server's previews: settings may have changed since the route was recorded.
+      s.route->protect = preview_protected(s.repo, s.active && s.active->public_preview);
       routes.push_back(*s.route);
     }
   }
@@ -215,6 +217,7 @@ Expected<void> LocalDriver::start_router(const std::vector<RouteTarget>& routes)
   rc.tls.ask_url = m_ctx.https.ask_url;
   rc.tls.api_host = m_ctx.https.api_host;
   rc.tls.api_upstream = m_ctx.https.api_upstream;
+  rc.auth_upstream = m_ctx.previews.auth_upstream;
   if (m_router) {
     m_router->stop();
   }

@@ -157,8 +157,22 @@ constexpr std::string_view k_v8_redeploy_ref = R"sql(
 ALTER TABLE environments ADD COLUMN redeploy_ref TEXT;
 )sql";
 
-constexpr std::string_view k_migrations[] = {k_v1_core,      k_v2_sources_and_jobs, k_v3_recreate, k_v4_api_tokens,
-                                             k_v5_retention, k_v6_revision_numbers, k_v7_secrets,  k_v8_redeploy_ref};
+// Share links of protected previews (issue 15): a revoked row stays, so the link stays refused.
+constexpr std::string_view k_v9_preview_grants = R"sql(
+CREATE TABLE preview_grants (
+  id         TEXT    PRIMARY KEY NOT NULL,
+  env        TEXT    NOT NULL,
+  created_by TEXT    NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  revoked_at INTEGER NOT NULL
+);
+CREATE INDEX preview_grants_by_env ON preview_grants(env);
+)sql";
+
+constexpr std::string_view k_migrations[] = {k_v1_core,         k_v2_sources_and_jobs, k_v3_recreate,
+                                             k_v4_api_tokens,   k_v5_retention,        k_v6_revision_numbers,
+                                             k_v7_secrets,      k_v8_redeploy_ref,     k_v9_preview_grants};
 
 } // namespace
 

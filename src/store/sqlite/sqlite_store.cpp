@@ -1229,6 +1229,98 @@ Expected<void> SqliteStore::touch_api_token(std::string_view id, Millis at) {
   return st.run();
 }
 
+// --- Share links of protected previews ---
+
+namespace {
+
+constexpr std::string_view k_select_preview_grant =
+    "SELECT id, env, created_by, created_at, expires_at, revoked_at FROM preview_grants ";
+
+PreviewGrant read_preview_grant(const Stmt& st) {
+  PreviewGrant g;
+  g.id = st.text(0);
+  g.env = st.text(1);
+  g.created_by = st.text(2);
+  g.created_at = st.int64(3);
+  g.expires_at = st.int64(4);
+  g.revoked_at = st.int64(5);
+  return g;
+}
+
+} // namespace
+
+Expected<void> SqliteStore::insert_preview_grant(const PreviewGrant& g) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "insert share link " + in_quotes(g.id), &m_statements);
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO preview_grants (id, env, created_by, created_at, expires_at, "
+                                            "revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+  st.bind(1, g.id);
+  st.bind(2, g.env);
+  st.bind(3, g.created_by);
+  st.bind(4, g.created_at);
+  st.bind(5, g.expires_at);
+  st.bind(6, g.revoked_at);
+  auto r = st.run();
+  if (!r && st.last_rc() == SQLITE_CONSTRAINT_PRIMARYKEY) {
+    return make_error(ErrorCode::already_exists, "share link " + in_quotes(g.id) + " already exists");
+  }
+  return r;
+}
+
+Expected<std::optional<PreviewGrant>> SqliteStore::find_preview_grant(std::string_view id) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "find share link", &m_statements);
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_preview_grant) + "WHERE id = ?1"));
+  st.bind(1, id);
+  IDP_TRY_ASSIGN(bool row, st.step());
+  if (!row) {
+    return std::optional<PreviewGrant>();
+  }
+  return std::optional<PreviewGrant>(read_preview_grant(st));
+}
+
+Expected<std::vector<PreviewGrant>> SqliteStore::list_preview_grants(std::string_view env) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "list share links", &m_statements);
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_preview_grant) +
+                                                "WHERE ?1 = '' OR env = ?1 ORDER BY created_at, id"));
+  st.bind(1, env);
+  std::vector<PreviewGrant> out;
+  while (true) {
+    IDP_TRY_ASSIGN(bool row, st.step());
+    if (!row) {
+      break;
+    }
+    out.push_back(read_preview_grant(st));
+  }
+  return out;
+}
+
+Expected<PreviewGrant> SqliteStore::revoke_preview_grant(std::string_view id, Millis at) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "revoke share link " + in_quotes(id), &m_statements);
+  IDP_TRY_ASSIGN(auto tx, Transaction::begin(op));
+  {
+    IDP_TRY_ASSIGN(auto up,
+                   Stmt::prepare(op, "UPDATE preview_grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0"));
+    up.bind(1, id);
+    up.bind(2, at);
+    IDP_TRY(up.run());
+  }
+  PreviewGrant g;
+  {
+    IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_preview_grant) + "WHERE id = ?1"));
+    st.bind(1, id);
+    IDP_TRY_ASSIGN(bool row, st.step());
+    if (!row) {
+      return make_error(ErrorCode::not_found, "share link " + in_quotes(id) + " not found");
+    }
+    g = read_preview_grant(st);
+  }
+  IDP_TRY(tx.commit(op));
+  return g;
+}
+
 // --- Server secrets ---
 
 Expected<void> SqliteStore::put_secret(const StoredSecret& secret) {

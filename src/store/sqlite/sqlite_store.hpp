@@ -125,6 +125,10 @@ public:
   Expected<std::vector<ApiToken>> list_api_tokens() override;
   Expected<ApiToken> revoke_api_token(std::string_view id, Millis at) override;
   Expected<void> touch_api_token(std::string_view id, Millis at) override;
+  Expected<void> insert_preview_grant(const PreviewGrant& grant) override;
+  Expected<std::optional<PreviewGrant>> find_preview_grant(std::string_view id) override;
+  Expected<std::vector<PreviewGrant>> list_preview_grants(std::string_view env) override;
+  Expected<PreviewGrant> revoke_preview_grant(std::string_view id, Millis at) override;
   Expected<void> put_secret(const StoredSecret& secret) override;
   Expected<std::vector<StoredSecret>> list_secrets() override;
   Expected<void> delete_secret(std::string_view scope, std::string_view name) override;

@@ -58,6 +58,7 @@ void GitopsRig::write_config() {
   if (!options.github_api_url.empty()) {
     cfg += "github:\n  api_url: " + yaml_quote(options.github_api_url) + "\n";
   }
+  cfg += options.server_config_extra;
   (void)util::write_file_atomic(tmp.sub("server.yml"), cfg);
 }
 

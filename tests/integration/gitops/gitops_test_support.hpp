@@ -27,6 +27,7 @@ struct GitopsOptions {
   std::string github_token;   // "" = no notifications
   std::vector<std::string> extra_flags;
   std::string log_level = "debug"; // the daemon's IDP_LOG_LEVEL
+  std::string server_config_extra; // YAML appended to the server config (top-level keys)
 };
 
 class GitopsRig {

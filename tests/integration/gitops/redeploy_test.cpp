@@ -12,6 +12,7 @@
 #include "integration/gitops/gitops_test_support.hpp"
 #include "util/fs.hpp"
 #include "util/http_client.hpp"
+#include "util/strings.hpp"
 #include "util/time.hpp"
 
 using namespace idp;
@@ -23,12 +24,15 @@ namespace {
 // Clients hammering GET / through the router (Caddy) with the environment's Host header.
 class Load {
 public:
-  Load(int router_port, const std::string& env, int threads) {
+  // `headers`: sent with every request besides Host (a protected preview's token).
+  Load(int router_port, const std::string& env, int threads,
+       const std::vector<std::pair<std::string, std::string>>& headers = {}) {
     for (int i = 0; i < threads; ++i) {
-      m_threads.emplace_back([this, router_port, env] {
+      m_threads.emplace_back([this, router_port, env, headers] {
         util::HttpRequest req;
         req.url = "http://127.0.0.1:" + std::to_string(router_port) + "/";
         req.headers = {{"Host", env + ".preview.localhost:" + std::to_string(router_port)}};
+        req.headers.insert(req.headers.end(), headers.begin(), headers.end());
         req.timeout_ms = 10000;
         while (!m_stop) {
           auto r = util::http_request(req);
@@ -104,18 +108,31 @@ struct Window {
   double rate() const { return seconds > 0 ? requests / seconds : 0; }
 };
 
-} // namespace
-
-TEST(GitopsRedeployTest, RedeployAndRollbackLoseNoRequest) {
-  IDP_REQUIRE_WEBHOOK_EXAMPLES();
-  GitopsRig rig("idp-gitops-zdt", {.poll = false});
+// The zero-downtime scenario; `protect`: the preview is behind sign-in (issue 15) and the
+// load sends a viewer token, so every request also passes the daemon's check.
+void redeploy_and_rollback_lose_no_request(bool protect) {
+  GitopsOptions options{.poll = false};
+  if (protect) {
+    options.server_config_extra = "previews:\n  protect: signin\n";
+  }
+  GitopsRig rig(protect ? "idp-gitops-zdt-protected" : "idp-gitops-zdt", options);
   rig.start();
+  std::vector<std::pair<std::string, std::string>> credentials;
+  if (protect) {
+    auto t = rig.daemon->cli({"token", "create", "--name", "zdt-viewer", "--role", "viewer"});
+    ASSERT_EQ(t.exit_code, 0) << t.err;
+    credentials = {{"Authorization", "Bearer " + util::trim(t.out)}};
+  }
   std::string c1 = rig.commit_version("feature/zdt", "v1");
   ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/zdt", k_zero_commit, c1)).first, 202);
   std::string name = rig.wait_env("feature/zdt", 30000);
   ASSERT_TRUE(rig.wait_ready_at(name, c1, 90000)) << rig.daemon->log();
 
-  Load load(rig.daemon->router_port(), name, 6);
+  if (protect) {
+    // Protected indeed: without the token the same address is refused.
+    ASSERT_EQ(rig.daemon->get_via_router(name, "/").first, 401);
+  }
+  Load load(rig.daemon->router_port(), name, 6, credentials);
   ASSERT_TRUE(wait_until([&] { return load.last_version() == "v1"; }, 10000)) << load.failures();
 
   // 1. A healthy new revision replaces the old one.
@@ -197,4 +214,17 @@ TEST(GitopsRedeployTest, RedeployAndRollbackLoseNoRequest) {
   EXPECT_FALSE(failed["message"].get<std::string>().empty());
   EXPECT_NE(failed["log_tail"].get<std::string>().find("refusing to start: broken build"), std::string::npos)
       << failed.dump(2);
+}
+
+} // namespace
+
+TEST(GitopsRedeployTest, RedeployAndRollbackLoseNoRequest) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  redeploy_and_rollback_lose_no_request(false);
+}
+
+// Must show 2 of issue 15: the same with the preview behind sign-in.
+TEST(GitopsRedeployTest, ProtectedPreviewRedeployAndRollbackLoseNoRequest) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  redeploy_and_rollback_lose_no_request(true);
 }
