@@ -107,11 +107,13 @@ int main(int argc, char** argv) {
   (void)util::ensure_dir(tmp.sub("home"));
   GitRepo repo(tmp.sub("repo"));
   repo.write_file("server.js", k_bench_app);
-  repo.write_file(".idp/config.yml", "template: api-service\nhealth_check_path: /health\nlocal:\n  start: \"node server.js\"\n");
+  repo.write_file(".idp/config.yml",
+                  "template: api-service\nhealth_check_path: /health\nlocal:\n  start: \"node server.js\"\n");
   repo.commit("app");
   repo.checkout_new_branch("open");
-  repo.write_file(".idp/config.yml",
-                  "template: api-service\nhealth_check_path: /health\npublic: true\nlocal:\n  start: \"node server.js\"\n");
+  repo.write_file(
+      ".idp/config.yml",
+      "template: api-service\nhealth_check_path: /health\npublic: true\nlocal:\n  start: \"node server.js\"\n");
   repo.commit("public");
   repo.checkout("main");
   (void)util::write_file_atomic(tmp.sub("server.yml"), "previews:\n  protect: signin\n  allow_public: true\n");
@@ -164,8 +166,8 @@ int main(int argc, char** argv) {
   std::printf("protected preview through Caddy (%d clients, %.1fs per side, same app and commit)\n", clients, seconds);
   std::printf("  open        %8.0f req/s  p50 %6.3f ms  p99 %6.3f ms  (%llu failed)\n", open.rate(), p50_open, p99_open,
               static_cast<unsigned long long>(open.bad));
-  std::printf("  protected   %8.0f req/s  p50 %6.3f ms  p99 %6.3f ms  (%llu failed)\n", prot.rate(), p50_prot,
-              p99_prot, static_cast<unsigned long long>(prot.bad));
+  std::printf("  protected   %8.0f req/s  p50 %6.3f ms  p99 %6.3f ms  (%llu failed)\n", prot.rate(), p50_prot, p99_prot,
+              static_cast<unsigned long long>(prot.bad));
   double cost = open.rate() > 0 ? 100.0 * (1.0 - prot.rate() / open.rate()) : 0;
   std::printf("  auth check: %.1f%% of throughput (goal < 15%%), +%.3f ms at p99 (goal < 1 ms)\n", cost,
               p99_prot - p99_open);

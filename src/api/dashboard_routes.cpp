@@ -165,7 +165,8 @@ void register_dashboard_routes(httplib::Server& s, GitHubOAuth* oauth, Dashboard
     res.set_header("Set-Cookie", hooks.open_session(p, https));
     std::string next = util::url_decode(request_cookie(req, k_next_cookie), false);
     if (!next.empty()) {
-      res.set_header("Set-Cookie", std::string(k_next_cookie) + "=; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age=0");
+      res.set_header("Set-Cookie",
+                     std::string(k_next_cookie) + "=; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age=0");
     }
     secure_headers(res);
     res.set_redirect(is_next_target(next) ? next : "/", 303);

@@ -45,7 +45,8 @@ std::string bare_host(const std::string& host) {
 
 bool is_label(const std::string& s) {
   return !s.empty() && s.size() <= 63 && s.front() != '-' && s.back() != '-' &&
-         std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+         std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
 }
 
 // A path on the same host to send a browser back to: one leading '/', no scheme-relative
@@ -237,7 +238,8 @@ std::string PreviewAuth::grant_signature(const std::string& id, const std::strin
 
 Expected<std::string> PreviewAuth::from_grant(const std::string& token, const std::string& env) {
   const auto refused = [] {
-    return make_error(ErrorCode::unauthorized, "this share link is not valid (expired, revoked, or for another preview)");
+    return make_error(ErrorCode::unauthorized,
+                      "this share link is not valid (expired, revoked, or for another preview)");
   };
   std::string key = "g:" + env + ":" + util::sha256_hex(token);
   if (auto hit = cached(key)) {
@@ -293,10 +295,9 @@ PreviewAnswer PreviewAuth::check(const PreviewRequest& r) {
     a.headers.push_back({"Location", is_local_path(back) ? back : "/"});
     auto parts = util::split(share, '.');
     util::Millis left = util::parse_int<int64_t>(parts[1], 1, INT64_MAX).value_or(0) - m_clock.now_ms();
-    a.headers.push_back({"Set-Cookie", std::string(k_share_cookie) + "=" + share +
-                                           "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" +
-                                           std::to_string(std::max<util::Millis>(left / 1000, 1)) +
-                                           (r.https ? "; Secure" : "")});
+    a.headers.push_back(
+        {"Set-Cookie", std::string(k_share_cookie) + "=" + share + "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" +
+                           std::to_string(std::max<util::Millis>(left / 1000, 1)) + (r.https ? "; Secure" : "")});
     return a;
   }
   // 2. A token (CI, tests, scripts).
@@ -336,9 +337,8 @@ Expected<std::string> PreviewAuth::handoff(const Principal& p, const std::string
   // Only http(s)://<env>.<domain>[:one of our ports]/path: anything else would make this an
   // open redirect that hands a sign-in code to someone else's host.
   const auto bad = [&return_url] {
-    return make_error(ErrorCode::invalid_argument,
-                      "return: expected the address of a preview of this server, got " +
-                          util::quote(return_url.substr(0, 200)));
+    return make_error(ErrorCode::invalid_argument, "return: expected the address of a preview of this server, got " +
+                                                       util::quote(return_url.substr(0, 200)));
   };
   std::string scheme;
   if (util::starts_with(return_url, "http://")) {

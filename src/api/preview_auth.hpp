@@ -37,9 +37,9 @@ struct Response;
 namespace idp::api {
 
 struct PreviewAuthSettings {
-  std::string domain;  // the previews' domain ("preview.localhost"); "" = preview auth off
-  int router_port = 0; // http:// port of preview URLs
-  int https_port = 0;  // https:// port of preview URLs; 0 = https off
+  std::string domain;    // the previews' domain ("preview.localhost"); "" = preview auth off
+  int router_port = 0;   // http:// port of preview URLs
+  int https_port = 0;    // https:// port of preview URLs; 0 = https off
   std::string grant_key; // HMAC key that signs share links (server-side only, never sent)
   // Where the dashboard's sign-in is, as a browser reaches it ("https://idp.example.com",
   // "http://127.0.0.1:8787"); "" = derived from the API's bound address once known.
@@ -153,8 +153,8 @@ struct PreviewRouteHooks {
 //   POST   /api/v1/environments/{name}/shares {"ttl": "24h"}  → 201 {id, url, expires_at, ...}
 //   GET    /api/v1/environments/{name}/shares                  → {"shares": [...]}
 //   DELETE /api/v1/shares/{id}                                 → the revoked grant
-void register_preview_routes(httplib::Server& server, PreviewAuth& auth, store::StateStore& store,
-                             util::Clock& clock, PreviewRouteHooks hooks);
+void register_preview_routes(httplib::Server& server, PreviewAuth& auth, store::StateStore& store, util::Clock& clock,
+                             PreviewRouteHooks hooks);
 
 // Paths the API server lets through without its own checks (loopback only): Caddy asks.
 bool is_preview_auth_path(const std::string& path);

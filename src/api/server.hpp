@@ -113,7 +113,7 @@ private:
   };
   // Stores `s` under a new id; returns the Set-Cookie value that carries it.
   std::string open_session(const Session& s, const std::string& same_site, bool https);
-  std::unique_ptr<GitHubOAuth> m_oauth; // null when GitHub sign-in is off
+  std::unique_ptr<GitHubOAuth> m_oauth;    // null when GitHub sign-in is off
   std::unique_ptr<PreviewAuth> m_previews; // null when ctx.previews is off
   std::mutex m_sessions_mutex;
   std::map<std::string, Session> m_sessions; // guarded by m_sessions_mutex

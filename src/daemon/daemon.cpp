@@ -117,8 +117,8 @@ static Expected<bool> preview_protect_for(const ServerConfig& cfg, const std::st
   std::string where = "the server's previews";
   for (const auto& rp : cfg.repository_previews) {
     bool same = engine::RepoResolver::canonical_repo(rp.repo_url) == repo ||
-                (!rp.github_repo.empty() && (util::ends_with(repo, "/" + rp.github_repo) ||
-                                             util::ends_with(repo, "/" + rp.github_repo + ".git")));
+                (!rp.github_repo.empty() &&
+                 (util::ends_with(repo, "/" + rp.github_repo) || util::ends_with(repo, "/" + rp.github_repo + ".git")));
     if (same) {
       protect = rp.protect.value_or(protect);
       allow_public = rp.allow_public.value_or(allow_public);

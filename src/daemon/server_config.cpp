@@ -461,8 +461,7 @@ bool apply_repositories(ConfigDocument& doc, const ConfigNode& node, ServerConfi
       doc.error_at_value(item, "required: the repository's git URL or local path", item.key + ".url");
     }
     if (repo.preview_protect || repo.preview_allow_public) {
-      cfg.repository_previews.push_back(
-          {repo.url, repo.github_repo, repo.preview_protect, repo.preview_allow_public});
+      cfg.repository_previews.push_back({repo.url, repo.github_repo, repo.preview_protect, repo.preview_allow_public});
     }
     cfg.repositories.push_back(static_cast<sources::WatchedRepo&&>(std::move(repo)));
   }

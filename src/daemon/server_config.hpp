@@ -35,14 +35,14 @@ struct HttpsSettings {
 // whether a repository's `.idp/config.yml` may open its own with `public: true`.
 // repositories[i].previews overrides either key for one repository.
 struct PreviewSettings {
-  std::string protect;      // "signin" | "none"; "" = signin when github.oauth is set, else none
+  std::string protect;       // "signin" | "none"; "" = signin when github.oauth is set, else none
   bool allow_public = false; // `public: true` in .idp/config.yml is honoured (else a config error)
 };
 struct RepositoryPreviews {
-  std::string repo_url;              // as configured (repositories[i].url)
-  std::string github_repo;           // "owner/name" when configured
+  std::string repo_url;               // as configured (repositories[i].url)
+  std::string github_repo;            // "owner/name" when configured
   std::optional<std::string> protect; // unset = the server's previews.protect
-  std::optional<bool> allow_public;  // unset = the server's previews.allow_public
+  std::optional<bool> allow_public;   // unset = the server's previews.allow_public
 };
 
 struct ServerConfig {
@@ -63,9 +63,9 @@ struct ServerConfig {
   engine::EngineOptions engine;
   nlohmann::json driver_options = nlohmann::json::object(); // drivers.<name>.*
   std::vector<sources::WatchedRepo> repositories;
-  PreviewSettings previews;                           // previews.protect, previews.allow_public
+  PreviewSettings previews;                            // previews.protect, previews.allow_public
   std::vector<RepositoryPreviews> repository_previews; // repositories[i].previews, when set
-  std::vector<engine::ConfiguredSecret> secrets; // secrets: NAME: {from, repos} (engine/secret_store.hpp)
+  std::vector<engine::ConfiguredSecret> secrets;       // secrets: NAME: {from, repos} (engine/secret_store.hpp)
   std::string github_api_url = "https://api.github.com";
   api::GitHubOAuthSettings github_oauth;      // github.oauth: Sign in with GitHub on the dashboard
   std::string config_file;                    // "" = none

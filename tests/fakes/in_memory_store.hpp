@@ -82,7 +82,7 @@ private:
   std::map<std::string, util::Millis, std::less<>> m_deliveries;
   std::map<int64_t, core::JobRun> m_job_runs;
   std::map<std::string, std::string, std::less<>> m_settings;
-  std::vector<store::PreviewGrant> m_preview_grants; // in insertion order
+  std::vector<store::PreviewGrant> m_preview_grants;                            // in insertion order
   std::vector<store::ApiToken> m_api_tokens;                                    // in insertion order (= oldest first)
   std::map<std::pair<std::string, std::string>, store::StoredSecret> m_secrets; // (name, scope) →
   int64_t m_next_revision_id = 1;

@@ -188,8 +188,8 @@ TEST_F(SecurityPreviewTest, WithoutCredentialsBrowserIsSentToSignInAndOthersGet4
   EXPECT_EQ(s_daemon->env("web").value("phase", ""), "ready");
 
   // The dashboard's hand-off page sends a browser without a session to the sign-in first.
-  auto signin = to_api("/preview/signin?return=" + util::url_encode("http://" + host("web") + "/"),
-                       {{"Accept", "text/html"}});
+  auto signin =
+      to_api("/preview/signin?return=" + util::url_encode("http://" + host("web") + "/"), {{"Accept", "text/html"}});
   EXPECT_EQ(signin.status, 303) << signin.body;
   EXPECT_TRUE(util::starts_with(signin.headers["location"], "/login?next=")) << signin.headers["location"];
 }
@@ -303,11 +303,17 @@ TEST_F(SecurityPreviewTest, ShareLinkOpensOnlyItsEnvironmentUntilRevoked) {
   // The router asks the restarted daemon (its new address): a token still opens it, once
   // the restarted server has started the app again.
   std::string admin = s_daemon->admin_token();
-  EXPECT_TRUE(wait_until([&] { return via_router("web", "/", {{"Authorization", "Bearer " + admin}}).status == 200; },
-                         60000, 100))
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return via_router("web", "/", {{"Authorization", "Bearer " + admin}}).status == 200;
+      },
+      60000, 100))
       << via_router("web", "/", {{"Authorization", "Bearer " + admin}}).body;
-  EXPECT_TRUE(wait_until([&] { return via_router("other", "/", {{"Authorization", "Bearer " + admin}}).status == 200; },
-                         60000, 100));
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return via_router("other", "/", {{"Authorization", "Bearer " + admin}}).status == 200;
+      },
+      60000, 100));
 }
 
 // Must show 1: an expired share link gets no access.

@@ -67,7 +67,8 @@ Expected<void> check_port_free(const std::string& host, int port) {
 } // namespace
 
 nlohmann::json RouteTarget::to_json() const {
-  nlohmann::json j = port > 0 ? nlohmann::json{{"port", port}} : nlohmann::json{{"static_root", static_root}, {"spa", spa}};
+  nlohmann::json j =
+      port > 0 ? nlohmann::json{{"port", port}} : nlohmann::json{{"static_root", static_root}, {"spa", spa}};
   if (protect) {
     j["protect"] = true;
   }
@@ -180,15 +181,13 @@ nlohmann::json CaddyRouter::guarded_handle(const nlohmann::json& app, bool prote
       {"rewrite", {{"method", "GET"}, {"uri", "/internal/preview-auth"}}},
       {"headers",
        {{"request",
-         {{"set",
-           {{"X-Forwarded-Method", {"{http.request.method}"}}, {"X-Forwarded-Uri", {"{http.request.uri}"}}}}}}}},
+         {{"set", {{"X-Forwarded-Method", {"{http.request.method}"}}, {"X-Forwarded-Uri", {"{http.request.uri}"}}}}}}}},
       {"handle_response", nlohmann::json::array({on_allowed})}};
   // What proved the request may pass is ours, not the app's: an app could replay a
   // session cookie or token it saw (docs/security.md).
   nlohmann::json strip_cookies = {
       {"handler", "headers"},
-      {"request",
-       {{"replace", {{"Cookie", {{{"search_regexp", "(^|;\\s*)idp_[a-z_]+=[^;]*"}, {"replace", ""}}}}}}}}};
+      {"request", {{"replace", {{"Cookie", {{{"search_regexp", "(^|;\\s*)idp_[a-z_]+=[^;]*"}, {"replace", ""}}}}}}}}};
   nlohmann::json idp_bearer = nlohmann::json::object();
   idp_bearer["header_regexp"] = {{"Authorization", {{"pattern", "(?i)^\\s*bearer\\s+idp_"}}}};
   nlohmann::json strip_token = {

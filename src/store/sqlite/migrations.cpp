@@ -170,9 +170,9 @@ CREATE TABLE preview_grants (
 CREATE INDEX preview_grants_by_env ON preview_grants(env);
 )sql";
 
-constexpr std::string_view k_migrations[] = {k_v1_core,         k_v2_sources_and_jobs, k_v3_recreate,
-                                             k_v4_api_tokens,   k_v5_retention,        k_v6_revision_numbers,
-                                             k_v7_secrets,      k_v8_redeploy_ref,     k_v9_preview_grants};
+constexpr std::string_view k_migrations[] = {k_v1_core,       k_v2_sources_and_jobs, k_v3_recreate,
+                                             k_v4_api_tokens, k_v5_retention,        k_v6_revision_numbers,
+                                             k_v7_secrets,    k_v8_redeploy_ref,     k_v9_preview_grants};
 
 } // namespace
 

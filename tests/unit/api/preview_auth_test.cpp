@@ -116,10 +116,10 @@ TEST(PreviewAuthTest, HandoffRefusesEveryReturnAddressOutsideThePreviews) {
   api::Principal p{"alice", api::Role::viewer, "github"};
   for (const char* bad : {"https://evil.example/", "http://web.preview.localhost.evil.example:8080/",
                           "http://evil.example@web.preview.localhost:8080/", "http://web.preview.localhost:8081/",
-                          "http://preview.localhost:8080/", "http://a.b.preview.localhost:8080/",
-                          "javascript:alert(1)", "//web.preview.localhost:8080/",
-                          "http://web.preview.localhost:8080//evil.example/", "http://web.preview.localhost:8080/\\evil",
-                          "https://web.preview.localhost:8080/", "http://web.preview.localhost/"}) {
+                          "http://preview.localhost:8080/", "http://a.b.preview.localhost:8080/", "javascript:alert(1)",
+                          "//web.preview.localhost:8080/", "http://web.preview.localhost:8080//evil.example/",
+                          "http://web.preview.localhost:8080/\\evil", "https://web.preview.localhost:8080/",
+                          "http://web.preview.localhost/"}) {
     auto r = rig.previews.handoff(p, "", bad);
     EXPECT_FALSE(r.has_value()) << bad << " → " << *r;
   }
