@@ -1,5 +1,5 @@
 # mini-idp: `make run` (install, build, serve the example app), `make test` (install, build, every
-# test: the plain suite with -Werror, the ASan+UBSan suites and short fuzz runs; what CI runs).
+# test: the plain build with -Werror, the ASan+UBSan suites and short fuzz runs; what CI runs).
 # `make test-plain` runs the plain suite alone.
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -41,18 +41,19 @@ test-plain: build
 bench: build
 	./scripts/bench.sh $(BUILD)
 
-# Everything CI checks (scripts/ci-test.sh): the plain build with -Werror and every test,
-# while the ASan+UBSan build compiles; then the unit, contract, CLI and kubernetes suites
-# under ASan+UBSan; then each fuzz target for FUZZ_CI_SECONDS.
+# Everything CI checks (scripts/ci-test.sh): the plain build with -Werror and its tests but
+# the integration suites, while the ASan+UBSan build compiles; then the unit, contract,
+# CLI, kubernetes and integration suites under ASan+UBSan; then each fuzz target for
+# FUZZ_CI_SECONDS.
 test:
 	MAKE="$(MAKE)" BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) JOBS=$(JOBS) TEST_JOBS=$(TEST_JOBS) \
 	  ASAN_LABELS_EXCLUDE='$(ASAN_LABELS_EXCLUDE)' ./scripts/ci-test.sh
 
 ci: test
 
-# ASan+UBSan build (also the libFuzzer build: IDP_FUZZ=ON), benchmarks off; the suites
-# that start a real daemon only with ASAN_INTEGRATION=ON.
-ASAN_INTEGRATION ?= OFF
+# ASan+UBSan build (also the libFuzzer build: IDP_FUZZ=ON), benchmarks off; with
+# ASAN_INTEGRATION=OFF without the suites that start a real daemon.
+ASAN_INTEGRATION ?= ON
 asan: deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=$(SAN_CXX) \
 	  -DIDP_SANITIZE=address,undefined -DIDP_FUZZ=ON -DIDP_BUILD_BENCH=OFF -DIDP_WERROR=$(WERROR) -DIDP_DEBUG_INFO=$(DEBUG_INFO) \
@@ -60,12 +61,11 @@ asan: deps
 	  -DIDP_FUZZ_CI_SECONDS=$(FUZZ_CI_SECONDS) $(LAUNCHER)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-# The unit, contract, CLI and kubernetes suites under ASan+UBSan; a sanitizer report in any
-# process (tests, shims, CLI) fails it. With ASAN_INTEGRATION=ON and
-# ASAN_LABELS_EXCLUDE='fuzz|soak' the integration suites too (a real idp serve, its shims
-# and the CLI sanitized). Never the soak (its RSS figures are the plain build's) or
-# `terraform test` (no C++ in it).
-ASAN_LABELS_EXCLUDE ?= fuzz|integration|soak|terraform
+# The unit, contract, CLI, kubernetes and integration suites under ASan+UBSan (a real idp
+# serve, its shims and the CLI sanitized); a sanitizer report in any process fails it.
+# Never the soak (its RSS figures are the plain build's), the browser tests or
+# `terraform test` of the modules (no C++ in it).
+ASAN_LABELS_EXCLUDE ?= fuzz|soak|browser
 asan-test: asan
 	./scripts/sanitized-ctest.sh $(ASAN_BUILD) -LE '$(ASAN_LABELS_EXCLUDE)' -E '^terraform_modules$$' -j $(TEST_JOBS) \
 	  --output-on-failure --timeout 1800

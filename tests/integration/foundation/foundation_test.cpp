@@ -135,7 +135,10 @@ TEST_F(FoundationTest, ShortTtlIsReapedWithReason) {
   DaemonProcess d(tmp.sub("home"), {"--ttl-min", "1s", "--reaper-interval", "1s"});
   d.start();
   GitRepo repo = make_example_repo(tmp.sub("app"), "api-service", "feature/short");
-  auto created = d.cli({"create", "--repo", repo.path(), "--branch", "feature/short", "--ttl", "3s"});
+  // --no-wait: the 3 s may run out before the app is ready (a loaded machine, a sanitized
+  // build), and the reaper takes the environment whatever its phase; waiting for "ready"
+  // would then fail the create, not the reaping under test.
+  auto created = d.cli({"create", "--repo", repo.path(), "--branch", "feature/short", "--ttl", "3s", "--no-wait"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
   ASSERT_TRUE(d.wait_phase("preview-short", "destroyed", 60000)) << d.log();
   EXPECT_TRUE(env_processes(d, "preview-short").empty());
