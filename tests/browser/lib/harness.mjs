@@ -138,9 +138,13 @@ export class Daemon {
   }
 
   // GET through the router with Host <env>.preview.localhost (the app itself).
-  viaRouter(envName, p) {
+  // GET through the router. With github.oauth set, previews are behind sign-in by default
+  // (previews.protect: signin): a client that is not a browser shows a token.
+  viaRouter(envName, p, token = this.adminToken) {
+    const headers = { Host: `${envName}.preview.localhost` };
+    if (token) headers.Authorization = `Bearer ${token}`;
     return new Promise((resolve, reject) => {
-      const req = http.get({ host: '127.0.0.1', port: this.routerPort, path: p, headers: { Host: `${envName}.preview.localhost` } }, (res) => {
+      const req = http.get({ host: '127.0.0.1', port: this.routerPort, path: p, headers }, (res) => {
         let b = '';
         res.on('data', (c) => { b += c; });
         res.on('end', () => resolve({ status: res.statusCode, body: b }));
