@@ -148,9 +148,10 @@ private:
   std::map<std::string, EnvState> adopt_live_environments(const std::set<std::string>& live_names);
   // Stops processes of this home that no adopted active revision owns.
   void stop_orphans(const std::map<std::string, EnvState>& states);
-  // Removes revision directories and cgroups other than the active ones; returns the
-  // routes the router must serve.
-  std::vector<RouteTarget> prune_revisions(std::map<std::string, EnvState>& states);
+  // The routes the records name (with today's preview protection): what the router serves.
+  std::vector<RouteTarget> recorded_routes(std::map<std::string, EnvState>& states);
+  // Removes revision directories and cgroups other than the active ones.
+  void prune_revisions(const std::map<std::string, EnvState>& states);
   // Runs the cluster when a database is needed, drops databases of environments that are gone.
   void recover_databases(const std::set<std::string>& live_names, const std::map<std::string, EnvState>& states,
                          bool dead_databases);

@@ -2,8 +2,8 @@
 // Environments that are not live lose everything (files, processes, cgroups, uid, their
 // databases); live ones keep their active revision, lose a half-started one, and get their
 // route, uid and schedule back; processes, revision directories and cgroups that no active
-// revision owns are orphans of a crash and go. Then the router starts (adopting the Caddy
-// a previous daemon left serving). Also remove_env_files(), which destroy() shares.
+// revision owns are orphans of a crash and go. The router starts (adopting the Caddy a
+// previous daemon left serving) with the recorded routes before any orphan is stopped. Also remove_env_files(), which destroy() shares.
 
 #include <algorithm>
 
@@ -34,11 +34,17 @@ Expected<void> LocalDriver::start(const std::vector<core::Environment>& live) {
   }
   bool dead_databases = remove_dead_environments(live_names);
   std::map<std::string, EnvState> states = adopt_live_environments(live_names);
+  // The router before the orphans go: a Caddy that a killed daemon left serving may route an
+  // environment to a revision its record does not name (killed between the route switch
+  // and the record). Loading the recorded routes points it back at the recorded revision,
+  // which still runs, before stop_orphans() stops the half-started one; the other way
+  // round, requests got 502 until the router started (seen in the soak).
+  IDP_TRY(start_router(recorded_routes(states)));
   stop_orphans(states);
-  std::vector<RouteTarget> routes = prune_revisions(states);
+  prune_revisions(states);
   recover_databases(live_names, states, dead_databases);
   resume_environments(live_names, states);
-  return start_router(routes);
+  return {};
 }
 
 bool LocalDriver::remove_dead_environments(const std::set<std::string>& live_names) {
@@ -106,11 +112,23 @@ void LocalDriver::stop_orphans(const std::map<std::string, EnvState>& states) {
   }
 }
 
-std::vector<RouteTarget> LocalDriver::prune_revisions(std::map<std::string, EnvState>& states) {
-  // Revision directories and cgroups other than the active ones.
+std::vector<RouteTarget> LocalDriver::recorded_routes(std::map<std::string, EnvState>& states) {
   std::vector<RouteTarget> routes;
-  std::set<std::string> active_groups;
   for (auto& [name, s] : states) {
+    if (s.route) {
+      s.route->env = name;
+      // The server's previews: settings may have changed since the route was recorded.
+      s.route->protect = preview_protected(s.repo, s.active && s.active->public_preview);
+      routes.push_back(*s.route);
+    }
+  }
+  return routes;
+}
+
+void LocalDriver::prune_revisions(const std::map<std::string, EnvState>& states) {
+  // Revision directories and cgroups other than the active ones.
+  std::set<std::string> active_groups;
+  for (const auto& [name, s] : states) {
     auto p = paths(name);
     for (const auto& d : subdirs(p.dir)) {
       std::string full = util::path_join(p.dir, d);
@@ -120,12 +138,6 @@ std::vector<RouteTarget> LocalDriver::prune_revisions(std::map<std::string, EnvS
     }
     if (s.active) {
       active_groups.insert(s.active->cgroup_dirs.begin(), s.active->cgroup_dirs.end());
-    }
-    if (s.route) {
-      s.route->env = name;
-      // The server's previews: settings may have changed since the route was recorded.
-      s.route->protect = preview_protected(s.repo, s.active && s.active->public_preview);
-      routes.push_back(*s.route);
     }
   }
   // Every group of this home no active revision owns (of a live environment's old
@@ -140,7 +152,6 @@ std::vector<RouteTarget> LocalDriver::prune_revisions(std::map<std::string, EnvS
   for (const auto& parent : m_cgroups.remove_empty_parents()) {
     spdlog::info("local driver: removed the empty cgroup {}", parent);
   }
-  return routes;
 }
 
 void LocalDriver::recover_databases(const std::set<std::string>& live_names,
