@@ -1141,6 +1141,35 @@ ApiToken read_api_token(const Stmt& st) {
   return t;
 }
 
+// Sets revoked_at of row `id` of `table` (once: a revoked row keeps its first time) and
+// returns the row as `select` + `read` see it, in one transaction: api tokens and share
+// links alike. `what` names the row in a not_found error.
+template <typename Row, typename Read>
+Expected<Row> revoke_row(Op& op, std::string_view table, std::string_view select, Read read, std::string_view id,
+                         Millis at, const std::string& what) {
+  IDP_TRY_ASSIGN(auto tx, Transaction::begin(op));
+  {
+    IDP_TRY_ASSIGN(auto up, Stmt::prepare(op, "UPDATE " + std::string(table) +
+                                                  " SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0"));
+    up.bind(1, id);
+    up.bind(2, at);
+    IDP_TRY(up.run());
+  }
+  Row r;
+  {
+    // Finished before COMMIT: no statement may be pending then.
+    IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(select) + "WHERE id = ?1"));
+    st.bind(1, id);
+    IDP_TRY_ASSIGN(bool row, st.step());
+    if (!row) {
+      return make_error(ErrorCode::not_found, what + " " + in_quotes(id) + " not found");
+    }
+    r = read(st);
+  }
+  IDP_TRY(tx.commit(op));
+  return r;
+}
+
 } // namespace
 
 Expected<void> SqliteStore::insert_api_token(const ApiToken& token) {
@@ -1197,27 +1226,7 @@ Expected<std::vector<ApiToken>> SqliteStore::list_api_tokens() {
 Expected<ApiToken> SqliteStore::revoke_api_token(std::string_view id, Millis at) {
   std::lock_guard lock(m_mutex);
   Op op(m_db, "revoke api token " + in_quotes(id), &m_statements);
-  IDP_TRY_ASSIGN(auto tx, Transaction::begin(op));
-  {
-    IDP_TRY_ASSIGN(auto up,
-                   Stmt::prepare(op, "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0"));
-    up.bind(1, id);
-    up.bind(2, at);
-    IDP_TRY(up.run());
-  }
-  ApiToken t;
-  {
-    // Finished before COMMIT: no statement may be pending then.
-    IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_api_token) + "WHERE id = ?1"));
-    st.bind(1, id);
-    IDP_TRY_ASSIGN(bool row, st.step());
-    if (!row) {
-      return make_error(ErrorCode::not_found, "api token " + in_quotes(id) + " not found");
-    }
-    t = read_api_token(st);
-  }
-  IDP_TRY(tx.commit(op));
-  return t;
+  return revoke_row<ApiToken>(op, "api_tokens", k_select_api_token, read_api_token, id, at, "api token");
 }
 
 Expected<void> SqliteStore::touch_api_token(std::string_view id, Millis at) {
@@ -1299,26 +1308,8 @@ Expected<std::vector<PreviewGrant>> SqliteStore::list_preview_grants(std::string
 Expected<PreviewGrant> SqliteStore::revoke_preview_grant(std::string_view id, Millis at) {
   std::lock_guard lock(m_mutex);
   Op op(m_db, "revoke share link " + in_quotes(id), &m_statements);
-  IDP_TRY_ASSIGN(auto tx, Transaction::begin(op));
-  {
-    IDP_TRY_ASSIGN(auto up,
-                   Stmt::prepare(op, "UPDATE preview_grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0"));
-    up.bind(1, id);
-    up.bind(2, at);
-    IDP_TRY(up.run());
-  }
-  PreviewGrant g;
-  {
-    IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_preview_grant) + "WHERE id = ?1"));
-    st.bind(1, id);
-    IDP_TRY_ASSIGN(bool row, st.step());
-    if (!row) {
-      return make_error(ErrorCode::not_found, "share link " + in_quotes(id) + " not found");
-    }
-    g = read_preview_grant(st);
-  }
-  IDP_TRY(tx.commit(op));
-  return g;
+  return revoke_row<PreviewGrant>(op, "preview_grants", k_select_preview_grant, read_preview_grant, id, at,
+                                  "share link");
 }
 
 // --- Server secrets ---
