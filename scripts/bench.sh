@@ -14,6 +14,10 @@ for b in "$BUILD"/bench/bench_*; do
   "$b" || status=1
 done
 
+# What a route change costs the connections being opened meanwhile (a real Caddy).
+echo "== router_reload"
+python3 "$root/bench/router_reload.py" || status=1
+
 # The dashboard's environments page with 200 environments beside an empty one (issue 13).
 echo "== bench_dashboard"
 if command -v node >/dev/null 2>&1; then

@@ -1,5 +1,7 @@
 #include "util/http_client.hpp"
 
+#include <cstring>
+
 #include <curl/curl.h>
 #include <mutex>
 
@@ -102,11 +104,17 @@ Expected<HttpResponse> http_request(const HttpRequest& req) {
   }
   CURLcode rc = curl_easy_perform(curl);
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);
+  long os_errno = 0; // the system's reason, where curl's own is vague ("Couldn't connect to server")
+  curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
   curl_slist_free_all(hdrs);
   curl_easy_cleanup(curl);
   if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && ctx.stopped)) {
     ErrorCode code = rc == CURLE_OPERATION_TIMEDOUT ? ErrorCode::timeout : ErrorCode::transient;
-    return make_error(code, req.method + " " + req.url + ": " + curl_easy_strerror(rc));
+    std::string why = curl_easy_strerror(rc);
+    if (os_errno != 0 && rc == CURLE_COULDNT_CONNECT) {
+      why += " (" + std::string(std::strerror(static_cast<int>(os_errno))) + ")";
+    }
+    return make_error(code, req.method + " " + req.url + ": " + why);
   }
   return resp;
 }

@@ -171,4 +171,8 @@ std::vector<std::string> find_files(const std::string& dir,
   return out;
 }
 
+bool router_handshake_reset(const std::string& error_message) {
+  return error_message.find("Couldn't connect to server (Connection reset by peer)") != std::string::npos;
+}
+
 } // namespace idp::testing

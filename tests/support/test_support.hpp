@@ -79,4 +79,11 @@ std::vector<std::string> find_files(const std::string& dir,
 // Polls `pred` every `poll_ms` until it is true or `timeout_ms` passes. Returns pred's last value.
 bool wait_until(const std::function<bool()>& pred, int timeout_ms, int poll_ms = 20);
 
+// The one failure a route change may cause (docs/gitops.md, "Redeploys without downtime"):
+// a connection whose handshake is under way in the microseconds in which Caddy swaps its
+// listening socket is reset (util::http_request says "Couldn't connect to server
+// (Connection reset by peer)"). A refused connection, an error status or a reset after
+// the handshake is not this.
+bool router_handshake_reset(const std::string& error_message);
+
 } // namespace idp::testing

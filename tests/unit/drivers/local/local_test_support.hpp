@@ -101,9 +101,16 @@ inline Expected<util::HttpResponse> http_get(const std::string& url) {
   return util::http_request(r);
 }
 
-// GET through the router: http://<env>.preview.localhost:<port><path>.
+// GET through the router: http://<env>.preview.localhost:<port><path>, sent to 127.0.0.1
+// (the router's address): curl would try ::1 first for a .localhost name, and report that
+// attempt's "connection refused" when the IPv4 one failed for another reason.
 inline Expected<util::HttpResponse> get_via_router(int router_port, const std::string& env, const std::string& path) {
-  return http_get("http://" + env + ".preview.localhost:" + std::to_string(router_port) + path);
+  util::HttpRequest r;
+  r.url = "http://127.0.0.1:" + std::to_string(router_port) + path;
+  r.headers = {{"Host", env + ".preview.localhost:" + std::to_string(router_port)}};
+  r.timeout_ms = 5000;
+  r.connect_timeout_ms = 1000;
+  return util::http_request(r);
 }
 
 inline long status_via_router(int router_port, const std::string& env, const std::string& path = "/health") {
