@@ -512,6 +512,11 @@ Expected<void> CaddyRouter::start(const std::vector<RouteTarget>& routes) {
   return {};
 }
 
+bool CaddyRouter::stopping_now() const {
+  std::lock_guard<std::mutex> g(m_mutex);
+  return m_stopping;
+}
+
 void CaddyRouter::detach() {
   {
     std::lock_guard<std::mutex> g(m_mutex);
@@ -548,8 +553,18 @@ pid_t CaddyRouter::adopt_running() {
     long status = 0;
     std::string listen =
         m_cfg.listen_host.find(':') != std::string::npos ? "[" + m_cfg.listen_host + "]" : m_cfg.listen_host;
-    auto r = reachable ? admin("GET", "/config/apps/http/servers/" + std::string(k_server) + "/listen", "", &status)
+    auto ask = [&] {
+      return reachable ? admin("GET", "/config/apps/http/servers/" + std::string(k_server) + "/listen", "", &status)
                        : Expected<nlohmann::json>(Unexpected(Error{ErrorCode::not_found, "no admin address"}));
+    };
+    auto r = ask();
+    // A busy Caddy may answer late: replacing it would cut every environment's traffic,
+    // so only a wrong answer, or none for k_ready_timeout_ms, replaces it.
+    for (int64_t deadline = util::steady_ms() + k_ready_timeout_ms;
+         !r && reachable && util::steady_ms() < deadline && util::process_alive(running.front());) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      r = ask();
+    }
     if (r && status == 200 && *r == nlohmann::json::array({listen + ":" + std::to_string(m_cfg.port)})) {
       spdlog::info("router: adopting the running caddy (pid {}) of this home", running.front());
       return running.front();
@@ -629,7 +644,14 @@ Expected<void> CaddyRouter::launch() {
     adopted = m_adopted && m_pid > 0;
   }
   if (adopted) {
-    if (auto r = adopt_sync(); !r) {
+    // Retried like adopt_running()'s question: a new Caddy means a gap for every environment.
+    auto r = adopt_sync();
+    for (int64_t deadline = util::steady_ms() + k_ready_timeout_ms;
+         !r && util::steady_ms() < deadline && util::process_alive(pid()) && !stopping_now();) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      r = adopt_sync();
+    }
+    if (!r) {
       spdlog::warn("router: {}; starting a new caddy", r.error().message);
       pid_t pid = this->pid();
       kill_child(pid);

@@ -144,6 +144,7 @@ private:
   pid_t adopt_running();
   // An adopted Caddy gets the whole current config (POST /load).
   Expected<void> adopt_sync();
+  bool stopping_now() const;
   // Waits up to timeout_ms for `pid` to end (reaped when our child, watched when adopted).
   bool wait_exit(pid_t pid, bool adopted, int64_t timeout_ms, int* code);
   void kill_child(pid_t pid);

@@ -278,6 +278,31 @@ TEST(CaddyRouterTest, StartAdoptsOverTheTcpAdminPort) {
   expect_adoption(router_config(home.sub(std::string(100, 'd') + "/router")));
 }
 
+// An adopted Caddy that does not answer at once (here stopped for 6 s, past the admin
+// API's 5 s timeout) is asked again, not replaced: a new Caddy would cut every
+// environment's connections.
+TEST(CaddyRouterTest, AdoptionWaitsForABusyCaddyRatherThanReplaceIt) {
+  RouterFixture f;
+  Upstream one("one");
+  Upstream two("two");
+  auto first = std::make_unique<CaddyRouter>(f.cfg);
+  ASSERT_TRUE(first->start({web("app", one.port)}));
+  pid_t pid = first->pid();
+  first->detach();
+  first.reset();
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  std::thread resume([pid] {
+    std::this_thread::sleep_for(std::chrono::seconds(6)); // how long Caddy is busy: the scenario, not a wait
+    ::kill(pid, SIGCONT);
+  });
+  auto started = f.router->start({web("app", two.port)});
+  resume.join();
+  ASSERT_TRUE(started) << started.error().message;
+  EXPECT_EQ(f.router->pid(), pid) << "the busy Caddy was adopted once it answered, not replaced";
+  EXPECT_EQ(f.router->restarts(), 0);
+  EXPECT_EQ(get_via_router(f.cfg.port, "app", "/")->body, "two");
+}
+
 // An adopted Caddy that dies is restarted like our own child.
 TEST(CaddyRouterTest, RestartsAnAdoptedCaddyAfterItDies) {
   RouterFixture f;
