@@ -699,6 +699,19 @@ Expected<std::optional<Environment>> SqliteStore::find_by_source_key(std::string
 Expected<std::vector<Environment>> SqliteStore::list_environments(bool include_destroyed) {
   std::lock_guard lock(m_mutex);
   Op op(m_db, "list environments", &m_statements);
+  // The list is read on every dashboard poll and `idp list`: served from memory while the
+  // database has not changed. This connection's writes move total_changes; another
+  // connection's commits (the deliveries' one, another process) move data_version.
+  IDP_TRY_ASSIGN(auto version_st, Stmt::prepare(op, "PRAGMA data_version"));
+  IDP_TRY_ASSIGN(bool version_row, version_st.step());
+  if (!version_row) {
+    return Unexpected(op.error("PRAGMA data_version gave no answer"));
+  }
+  const ListCacheKey key{sqlite3_total_changes64(m_db), version_st.int64(0)};
+  ListCache& cache = m_list_cache[include_destroyed ? 1 : 0];
+  if (cache.key == key) {
+    return cache.envs;
+  }
   IDP_TRY_ASSIGN(
       auto st, Stmt::prepare(op, select_env_sql() + (include_destroyed ? "ORDER BY name"
                                                                        : "WHERE phase != 'destroyed' ORDER BY name")));
@@ -711,6 +724,8 @@ Expected<std::vector<Environment>> SqliteStore::list_environments(bool include_d
     IDP_TRY_ASSIGN(auto env, read_environment(op, st));
     out.push_back(std::move(env));
   }
+  cache.key = key;
+  cache.envs = out;
   return out;
 }
 

@@ -163,6 +163,18 @@ private:
   std::mutex m_mutex;
   sqlite3* m_db;               // guarded by m_mutex
   StatementCache m_statements; // m_db's; guarded by m_mutex
+  // list_environments()'s last answers (without, with destroyed environments), valid while
+  // the database is as it was then; guarded by m_mutex.
+  struct ListCacheKey {
+    int64_t total_changes = -1; // sqlite3_total_changes64(m_db): this connection's writes
+    int64_t data_version = -1;  // PRAGMA data_version: other connections' commits
+    bool operator==(const ListCacheKey&) const = default;
+  };
+  struct ListCache {
+    ListCacheKey key;
+    std::vector<Environment> envs;
+  };
+  ListCache m_list_cache[2];
   // The deliveries' connection (nullptr for ":memory:", which then uses m_db under
   // m_mutex); used only by the delivery leader, of which there is one at a time.
   sqlite3* m_delivery_db = nullptr;

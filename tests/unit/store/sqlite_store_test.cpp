@@ -305,6 +305,55 @@ TEST_F(SqliteStoreTest, TwoStoresOnOneFileSeeEachOthersWrites) {
   EXPECT_FALSE(stolen);
 }
 
+// The list is kept in memory between changes (dashboard polls): a change by this store,
+// by another connection to the file (another process), or in a column the list shows
+// is seen by the next list, with and without destroyed environments.
+TEST_F(SqliteStoreTest, TheKeptListFollowsEveryChangeWhoeverMakesIt) {
+  auto first = open_or_fail();
+  auto second = open_or_fail();
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  auto names = [](const std::vector<Environment>& envs) {
+    std::vector<std::string> out;
+    for (const auto& e : envs) {
+      out.push_back(e.name + ":" + std::string(core::phase_name(e.phase)));
+    }
+    return out;
+  };
+  IDP_ASSERT_OK(first->insert_environment(make_env("a"), {}));
+  IDP_ASSERT_OK_ASSIGN(auto one, first->list_environments(false));
+  EXPECT_EQ(names(one), std::vector<std::string>({"a:pending"}));
+  IDP_ASSERT_OK_ASSIGN(auto again, first->list_environments(false));
+  EXPECT_EQ(names(again), std::vector<std::string>({"a:pending"}));
+
+  IDP_ASSERT_OK(second->insert_environment(make_env("b"), {}));
+  IDP_ASSERT_OK_ASSIGN(auto two, first->list_environments(false));
+  EXPECT_EQ(names(two), std::vector<std::string>({"a:pending", "b:pending"})) << "another connection's insert";
+
+  IDP_ASSERT_OK(first->update_environment("a", [](Environment& env, std::vector<Event>&) -> Expected<void> {
+    env.phase = Phase::destroyed;
+    return {};
+  }));
+  IDP_ASSERT_OK_ASSIGN(auto live, first->list_environments(false));
+  EXPECT_EQ(names(live), std::vector<std::string>({"b:pending"})) << "this store's update";
+  IDP_ASSERT_OK_ASSIGN(auto all, first->list_environments(true));
+  EXPECT_EQ(names(all), std::vector<std::string>({"a:destroyed", "b:pending"}));
+
+  RawDb raw(db_path());
+  ASSERT_EQ(raw.exec("UPDATE environments SET phase = 'ready' WHERE name = 'b'"), "");
+  IDP_ASSERT_OK_ASSIGN(auto edited, first->list_environments(false));
+  EXPECT_EQ(names(edited), std::vector<std::string>({"b:ready"})) << "a change by hand, outside any store";
+
+  // A delivery goes through the store's own second connection: the list stays right.
+  IDP_ASSERT_OK(first->record_delivery_keys({"delivery:1"}, 1000));
+  IDP_ASSERT_OK(second->update_environment("b", [](Environment& env, std::vector<Event>&) -> Expected<void> {
+    env.phase = Phase::failed;
+    return {};
+  }));
+  IDP_ASSERT_OK_ASSIGN(auto failed, first->list_environments(false));
+  EXPECT_EQ(names(failed), std::vector<std::string>({"b:failed"}));
+}
+
 TEST_F(SqliteStoreTest, TwoStoresOnOneFileContendWithoutLostUpdatesOrBusyErrors) {
   auto first = open_or_fail();
   auto second = open_or_fail();
