@@ -18,12 +18,12 @@ namespace {
 constexpr size_t k_max_token_bytes = 4096;
 
 // The terminal's settings while the prompt has echo off, for the signal handler to restore.
-struct termios g_saved_termios;
+struct termios g_echo_termios;
 volatile sig_atomic_t g_echo_off = 0;
 
 void restore_echo_and_reraise(int sig) {
   if (g_echo_off) {
-    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_saved_termios);
+    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_echo_termios);
   }
   std::signal(sig, SIG_DFL);
   std::raise(sig);
@@ -57,7 +57,7 @@ Expected<std::string> prompt_token(const std::string& server) {
   struct termios t;
   bool echo_off = ::tcgetattr(STDIN_FILENO, &t) == 0;
   if (echo_off) {
-    g_saved_termios = t;
+    g_echo_termios = t;
     g_echo_off = 1;
     std::signal(SIGINT, restore_echo_and_reraise);
     std::signal(SIGTERM, restore_echo_and_reraise);
@@ -86,7 +86,7 @@ Expected<std::string> prompt_token(const std::string& server) {
     }
   }
   if (echo_off) {
-    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_saved_termios);
+    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_echo_termios);
     g_echo_off = 0;
     std::signal(SIGINT, SIG_DFL);
     std::signal(SIGTERM, SIG_DFL);
