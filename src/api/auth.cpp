@@ -1,5 +1,7 @@
 #include "api/auth.hpp"
 
+#include <shared_mutex>
+
 #include <spdlog/spdlog.h>
 
 #include "util/hash.hpp"
@@ -100,11 +102,20 @@ Expected<Principal> Authenticator::authenticate_hash(const std::string& hash) {
     spdlog::error("api: token {} has an unknown role {}", t.id, util::quote(t.role));
     return refused();
   }
-  bool touch = false;
+  // Every authenticated request passes here: a shared lock, so that request threads do not
+  // queue behind one another (a futex wait is a context switch); the exclusive one only
+  // once a minute per token, to record its use.
+  bool due = false;
   {
+    std::shared_lock lock(m_mutex);
+    auto it = m_last_touch.find(t.id);
+    due = it == m_last_touch.end() || now - it->second >= k_touch_every_ms;
+  }
+  bool touch = false;
+  if (due) {
     std::lock_guard lock(m_mutex);
     auto& last = m_last_touch[t.id];
-    if (now - last >= k_touch_every_ms) {
+    if (now - last >= k_touch_every_ms) { // another thread may have recorded it meanwhile
       last = now;
       touch = true;
     }
@@ -122,7 +133,7 @@ Expected<Principal> Authenticator::authenticate_hash(const std::string& hash) {
 Expected<std::optional<store::ApiToken>> Authenticator::lookup(const std::string& hash) {
   uint64_t generation = 0;
   {
-    std::lock_guard lock(m_mutex);
+    std::shared_lock lock(m_mutex);
     if (auto it = m_cache.find(hash); it != m_cache.end()) {
       return std::optional<store::ApiToken>(it->second);
     }

@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 
@@ -66,8 +67,8 @@ private:
 
   store::StateStore& m_store;
   util::Clock& m_clock;
-  std::mutex m_mutex;
-  std::map<std::string, util::Millis> m_last_touch;            // token id → last recorded use; guarded by m_mutex
+  std::shared_mutex m_mutex;                        // shared to read the maps below, exclusive to change them
+  std::map<std::string, util::Millis> m_last_touch; // token id → last recorded use; guarded by m_mutex
   std::map<std::string, store::ApiToken, std::less<>> m_cache; // hash → stored record; guarded by m_mutex
   uint64_t m_generation = 0; // bumped by forget_all, so a lookup racing it does not refill; guarded by m_mutex
 };
