@@ -512,6 +512,24 @@ Expected<void> CaddyRouter::start(const std::vector<RouteTarget>& routes) {
   return {};
 }
 
+namespace {
+
+// Calls `ask` until it succeeds, the adopted Caddy `pid` is gone, `give_up()` is true or
+// k_ready_timeout_ms pass. A busy Caddy may answer late, and replacing it would cut every
+// environment's traffic, so it is asked again first.
+template <typename Ask, typename GiveUp>
+auto ask_busy_caddy(pid_t pid, Ask ask, GiveUp give_up) {
+  auto r = ask();
+  for (int64_t deadline = util::steady_ms() + k_ready_timeout_ms;
+       !r && !give_up() && util::steady_ms() < deadline && util::process_alive(pid);) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    r = ask();
+  }
+  return r;
+}
+
+} // namespace
+
 bool CaddyRouter::stopping_now() const {
   std::lock_guard<std::mutex> g(m_mutex);
   return m_stopping;
@@ -557,14 +575,8 @@ pid_t CaddyRouter::adopt_running() {
       return reachable ? admin("GET", "/config/apps/http/servers/" + std::string(k_server) + "/listen", "", &status)
                        : Expected<nlohmann::json>(Unexpected(Error{ErrorCode::not_found, "no admin address"}));
     };
-    auto r = ask();
-    // A busy Caddy may answer late: replacing it would cut every environment's traffic,
-    // so only a wrong answer, or none for k_ready_timeout_ms, replaces it.
-    for (int64_t deadline = util::steady_ms() + k_ready_timeout_ms;
-         !r && reachable && util::steady_ms() < deadline && util::process_alive(running.front());) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      r = ask();
-    }
+    // Only a wrong answer, or none for k_ready_timeout_ms, replaces it.
+    auto r = ask_busy_caddy(running.front(), ask, [&] { return !reachable; });
     if (r && status == 200 && *r == nlohmann::json::array({listen + ":" + std::to_string(m_cfg.port)})) {
       spdlog::info("router: adopting the running caddy (pid {}) of this home", running.front());
       return running.front();
@@ -644,13 +656,8 @@ Expected<void> CaddyRouter::launch() {
     adopted = m_adopted && m_pid > 0;
   }
   if (adopted) {
-    // Retried like adopt_running()'s question: a new Caddy means a gap for every environment.
-    auto r = adopt_sync();
-    for (int64_t deadline = util::steady_ms() + k_ready_timeout_ms;
-         !r && util::steady_ms() < deadline && util::process_alive(pid()) && !stopping_now();) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      r = adopt_sync();
-    }
+    auto r = ask_busy_caddy(
+        pid(), [this] { return adopt_sync(); }, [this] { return stopping_now(); });
     if (!r) {
       spdlog::warn("router: {}; starting a new caddy", r.error().message);
       pid_t pid = this->pid();
