@@ -1,12 +1,17 @@
 #include "store/sqlite/sqlite_store.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <limits>
 #include <utility>
 
+#include <fcntl.h>
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "store/sqlite/migrations.hpp"
 #include "util/json.hpp"
@@ -596,6 +601,9 @@ void StatementCache::clear() {
 SqliteStore::SqliteStore(sqlite3* db, std::string path) : m_db(db), m_path(std::move(path)) {}
 
 SqliteStore::~SqliteStore() {
+  if (m_wal_index) {
+    ::munmap(const_cast<uint32_t*>(m_wal_index), 96);
+  }
   m_statements.clear(); // finalized before their connections close
   m_delivery_statements.clear();
   if (m_delivery_db) {
@@ -644,6 +652,7 @@ Expected<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path
     sqlite3_extended_result_codes(store->m_delivery_db, 1);
     sqlite3_busy_timeout(store->m_delivery_db, k_busy_timeout_ms);
     IDP_TRY(dop.exec("PRAGMA synchronous = NORMAL"));
+    store->map_wal_index();
   }
   return store;
 }
@@ -696,7 +705,74 @@ Expected<std::optional<Environment>> SqliteStore::find_by_source_key(std::string
   return std::optional<Environment>(std::move(env));
 }
 
+std::optional<SqliteStore::WalHeader> SqliteStore::wal_header() const {
+  if (!m_wal_index) {
+    return std::nullopt;
+  }
+  // A writer stores the second copy, then the first; a reader loads the first, then the
+  // second, and trusts them only when they agree (SQLite's walIndexTryHdr does the same).
+  WalHeader first;
+  WalHeader second;
+  for (size_t i = 0; i < 12; ++i) {
+    first.words[i] = __atomic_load_n(&m_wal_index[i], __ATOMIC_RELAXED);
+  }
+  std::atomic_thread_fence(std::memory_order_acquire);
+  for (size_t i = 0; i < 12; ++i) {
+    second.words[i] = __atomic_load_n(&m_wal_index[12 + i], __ATOMIC_RELAXED);
+  }
+  // Byte 12 is the u8 isInit: 0 until a connection has built the index.
+  const auto* bytes = reinterpret_cast<const unsigned char*>(first.words);
+  if (!(first == second) || bytes[12] == 0) {
+    return std::nullopt;
+  }
+  return first;
+}
+
+void SqliteStore::map_wal_index() {
+  // Mapped only while this store's connections keep the file open: SQLite truncates the
+  // -shm file only when the first connection opens it, and ours are open until ~SqliteStore.
+  int fd = ::open((m_path + "-shm").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return; // no shared-memory index (another VFS, a read-only directory): the slow path
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && st.st_size >= 96) {
+    void* p = ::mmap(nullptr, 96, PROT_READ, MAP_SHARED, fd, 0);
+    if (p != MAP_FAILED) {
+      m_wal_index = static_cast<const uint32_t*>(p);
+    }
+  }
+  ::close(fd);
+}
+
 Expected<std::vector<Environment>> SqliteStore::list_environments(bool include_destroyed) {
+  // Read before the query: a commit in between makes the kept list newer than its header,
+  // never older, so the next call reads again.
+  const std::optional<WalHeader> header = wal_header();
+  KeptList& kept = m_kept[include_destroyed ? 1 : 0];
+  if (header) {
+    std::shared_ptr<const std::vector<Environment>> envs;
+    {
+      std::lock_guard kept_lock(m_kept_mutex);
+      if (kept.envs && kept.header == *header) {
+        envs = kept.envs;
+      }
+    }
+    if (envs) {
+      ++m_kept_hits;
+      return *envs;
+    }
+  }
+  auto out = list_environments_queried(include_destroyed);
+  if (out && header) {
+    auto envs = std::make_shared<const std::vector<Environment>>(*out);
+    std::lock_guard kept_lock(m_kept_mutex);
+    kept = KeptList{*header, std::move(envs)};
+  }
+  return out;
+}
+
+Expected<std::vector<Environment>> SqliteStore::list_environments_queried(bool include_destroyed) {
   std::lock_guard lock(m_mutex);
   Op op(m_db, "list environments", &m_statements);
   // The list is read on every dashboard poll and `idp list`: served from memory while the

@@ -10,10 +10,13 @@
 // locked past the timeout, ErrorCode::io_error otherwise, with a message like
 // `sqlite: insert environment "x": database disk image is malformed`. Nothing throws.
 
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,6 +76,8 @@ public:
   Expected<int> synchronous_level_for_test(bool deliveries = false);
   // How many prepared statements the state connection keeps (the statement cache).
   size_t kept_statements_for_test();
+  // How many list_environments() calls were answered from the kept list without a query.
+  uint64_t kept_list_hits_for_test() const { return m_kept_hits.load(); }
 
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;
@@ -175,6 +180,30 @@ private:
     std::vector<Environment> envs;
   };
   ListCache m_list_cache[2];
+  // The same answers, read without m_mutex and without a system call while nobody commits:
+  // each is kept beside the WAL-index header (the -shm file's first 96 bytes, which every
+  // commit of any connection, in this process or another, rewrites: sqlite.org/walformat.html)
+  // that was current when it was read. Taking m_mutex and starting a read transaction
+  // (file locks on the -shm file) for every dashboard poll and `idp list` was what the
+  // authenticated list waited on under load (bench/api_auth).
+  struct WalHeader {
+    uint32_t words[12] = {};
+    bool operator==(const WalHeader&) const = default;
+  };
+  // The header's two copies, read as SQLite reads them; nullopt when not mapped, not
+  // initialised, or in the middle of a commit (the caller then takes the slow path).
+  std::optional<WalHeader> wal_header() const;
+  // list_environments() from the database, under m_mutex.
+  Expected<std::vector<Environment>> list_environments_queried(bool include_destroyed);
+  void map_wal_index();
+  const uint32_t* m_wal_index = nullptr; // the -shm file's first page, read-only
+  struct KeptList {
+    WalHeader header;
+    std::shared_ptr<const std::vector<Environment>> envs; // nullptr: nothing kept
+  };
+  mutable std::mutex m_kept_mutex; // guards m_kept; held only to copy a pointer
+  KeptList m_kept[2];
+  std::atomic<uint64_t> m_kept_hits{0};
   // The deliveries' connection (nullptr for ":memory:", which then uses m_db under
   // m_mutex); used only by the delivery leader, of which there is one at a time.
   sqlite3* m_delivery_db = nullptr;

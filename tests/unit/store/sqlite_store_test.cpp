@@ -325,6 +325,7 @@ TEST_F(SqliteStoreTest, TheKeptListFollowsEveryChangeWhoeverMakesIt) {
   EXPECT_EQ(names(one), std::vector<std::string>({"a:pending"}));
   IDP_ASSERT_OK_ASSIGN(auto again, first->list_environments(false));
   EXPECT_EQ(names(again), std::vector<std::string>({"a:pending"}));
+  EXPECT_EQ(first->kept_list_hits_for_test(), 1u) << "nothing changed: the kept list, without a query";
 
   IDP_ASSERT_OK(second->insert_environment(make_env("b"), {}));
   IDP_ASSERT_OK_ASSIGN(auto two, first->list_environments(false));
@@ -352,6 +353,10 @@ TEST_F(SqliteStoreTest, TheKeptListFollowsEveryChangeWhoeverMakesIt) {
   }));
   IDP_ASSERT_OK_ASSIGN(auto failed, first->list_environments(false));
   EXPECT_EQ(names(failed), std::vector<std::string>({"b:failed"}));
+  EXPECT_EQ(first->kept_list_hits_for_test(), 1u) << "every list after a change was read again";
+  IDP_ASSERT_OK_ASSIGN(auto still, first->list_environments(false));
+  EXPECT_EQ(names(still), std::vector<std::string>({"b:failed"}));
+  EXPECT_EQ(first->kept_list_hits_for_test(), 2u);
 }
 
 TEST_F(SqliteStoreTest, TwoStoresOnOneFileContendWithoutLostUpdatesOrBusyErrors) {
