@@ -1072,23 +1072,33 @@ Expected<bool> SqliteStore::record_delivery_keys(const std::vector<std::string>&
   DeliveryRequest req{&keys, at};
   std::unique_lock lk(m_delivery_mutex);
   m_delivery_queue.push_back(&req);
-  while (!req.done) {
-    if (m_delivery_leader) {
-      m_delivery_cv.wait(lk);
-      continue;
+  if (m_delivery_leader) {
+    req.cv.wait(lk, [&] { return req.done || req.lead; });
+    if (req.done) {
+      return req.result;
     }
-    // Lead: take everything queued so far (our own request among it) and write it at once.
-    m_delivery_leader = true;
-    std::vector<DeliveryRequest*> batch;
-    batch.swap(m_delivery_queue);
-    lk.unlock();
-    commit_deliveries(batch);
-    lk.lock();
-    for (auto* r : batch) {
-      r->done = true;
+    // Handed the lead: the previous leader finished and this request was first in line.
+  }
+  // Lead: take everything queued so far (our own request among it) and write it at once.
+  m_delivery_leader = true;
+  std::vector<DeliveryRequest*> batch;
+  batch.swap(m_delivery_queue);
+  lk.unlock();
+  commit_deliveries(batch);
+  lk.lock();
+  // Notified under the lock: a waiter returns (and its request, on its stack, ends) only
+  // after taking the lock again.
+  for (auto* r : batch) {
+    r->done = true;
+    if (r != &req) {
+      r->cv.notify_one();
     }
+  }
+  if (m_delivery_queue.empty()) {
     m_delivery_leader = false;
-    m_delivery_cv.notify_all();
+  } else {
+    m_delivery_queue.front()->lead = true; // queued during our commit: it leads the next one
+    m_delivery_queue.front()->cv.notify_one();
   }
   return req.result;
 }
