@@ -178,7 +178,12 @@ void BranchQueue::worker() {
       m_stats.failed += 1;
     }
     m_inflight.erase(key);
-    m_cv.notify_all();
+    // The branch just finished may have work that another worker skipped while it ran: this
+    // worker takes the next item itself; another is woken only when there is more than one
+    // (waking every worker after every item put the idle ones back to sleep at once).
+    if (m_pending.size() > 1) {
+      m_cv.notify_one();
+    }
     if (m_pending.empty() && m_inflight.empty()) {
       m_idle_cv.notify_all();
     }
