@@ -391,6 +391,7 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
       m_oauth = std::make_unique<GitHubOAuth>(m_ctx.github_oauth, *m_ctx.clock);
     }
     DashboardHooks dashboard_hooks;
+    dashboard_hooks.now_ms = [this] { return m_ctx.clock->now_ms(); };
     dashboard_hooks.open_session = [this](const Principal& p, bool https) {
       // Lax: the sign-in ends with GitHub's cross-site redirect, and the session must ride
       // along with the navigation to / that follows. Actions still need the CSRF token.

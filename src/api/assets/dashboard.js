@@ -428,6 +428,52 @@ function renderLogs(env, box) {
   })();
 }
 
+// The scheduled-worker's schedule_expression, tried live: the server parses it with the
+// scheduler's own parser (GET /api/v1/schedule-preview) and answers the next runs or the
+// error with its column. Typing sends at most one request per pause; a late answer to an
+// older expression is dropped.
+function schedulePreview() {
+  const input = el('input', { id: 'schedule-expr', type: 'text', spellcheck: 'false', autocomplete: 'off',
+    class: 'mono', value: 'cron(0 9 ? * MON-FRI *)', 'aria-describedby': 'schedule-help' });
+  const status = el('p', { class: 'status', id: 'schedule-status', 'aria-live': 'polite' });
+  const runs = el('ol', { class: 'runs', id: 'schedule-runs' });
+  let seq = 0, timer = null, ctl = null;
+  const show = async () => {
+    const expr = input.value.trim();
+    const mine = ++seq;
+    if (ctl) ctl.abort();
+    runs.replaceChildren();
+    if (!expr) { status.className = 'status'; status.textContent = 'Type an expression to see its next runs.'; return; }
+    ctl = new AbortController();
+    let r, j;
+    try {
+      r = await fetch('/api/v1/schedule-preview?count=5&expression=' + encodeURIComponent(expr),
+        { credentials: 'same-origin', signal: ctl.signal });
+      j = await r.json().catch(() => ({}));
+    } catch (e) { if (e.name === 'AbortError') return; r = null; j = { message: e.message }; }
+    if (mine !== seq) return;
+    if (r && r.status === 401) { location.href = '/login'; return; }
+    if (!r || !r.ok) {
+      status.className = 'status error';
+      status.textContent = j.message || ('HTTP ' + (r ? r.status : '?'));
+      return;
+    }
+    status.className = 'status';
+    status.textContent = j.runs.length ? (j.kind === 'rate' ? 'Next runs if deployed now (a rate counts from the deploy):' : 'Next runs:')
+      : 'This schedule has no run after now.';
+    runs.replaceChildren(...j.runs.map(x => el('li', { 'data-at': x.at },
+      el('time', { datetime: x.at, text: x.at.replace('T', ' ').replace(/:00Z$|Z$/, '') + ' UTC' }),
+      el('span', { class: 'muted', text: ' · ' + when(x.at) + ' local' }))));
+  };
+  input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(show, 200); });
+  show();
+  return el('div', { class: 'schedule' },
+    el('h3', { class: 'small', text: 'Schedule preview' }),
+    el('label', { for: 'schedule-expr', text: 'schedule_expression' }), input,
+    el('p', { class: 'small muted', id: 'schedule-help', text: 'rate(5 minutes) or cron(minutes hours day-of-month month day-of-week year), in UTC; set it in .idp/config.yml.' }),
+    status, runs);
+}
+
 async function pageTemplates() {
   setMain(el('h1', { text: 'Templates' }), el('p', { class: 'muted', text: 'Loading…' }));
   let j;
@@ -441,7 +487,7 @@ async function pageTemplates() {
       el('p', { class: 'small muted', text: 'Runtimes: ' + (t.runtimes || []).join(', ') + (t.estimated_cost ? ' · ' + t.estimated_cost : '') }),
       fields.length ? el('table', {}, el('thead', {}, el('tr', {}, ['Field', 'Type', 'Meaning'].map(h => el('th', { scope: 'col', text: h })))), el('tbody', {}, fields)) : el('p', { class: 'muted', text: 'No config fields.' }),
       outputs.length ? el('div', {}, el('h3', { class: 'small', text: 'Outputs' }), el('ul', {}, outputs)) : '',
-      t.components && t.components.includes('schedule') ? el('p', { class: 'small muted', text: 'Schedule: set schedule_expression in .idp/config.yml, e.g. rate(5 minutes) or cron(0 9 ? * MON-FRI *) (UTC); runs locally on the same schedule.' }) : '');
+      t.components && t.components.includes('schedule') ? schedulePreview() : '');
   });
   setMain(el('h1', { text: 'Templates' }), j.problems && j.problems.length ? el('div', { class: 'reason', text: j.problems.join('\n') }) : '',
     el('div', { class: 'tpl-grid', id: 'templates' }, cards));
