@@ -173,3 +173,24 @@ TEST_F(ApiSurfaceTest, SchedulePreviewGivesNextRunsOrTheErrorWithItsColumn) {
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 401) << "read like the other API routes: signed in";
 }
+
+// cpp-httplib answers br at quality 11 whenever a client offers it (450 ms for the list of
+// 200 environments, bench/dashboard): the server answers gzip instead, br never.
+TEST_F(ApiSurfaceTest, ResponsesAreGzipNotBrotliWhenTheBrowserOffersBoth) {
+  auto fetch_with = [&](const std::string& encodings) {
+    util::HttpRequest r;
+    r.url = d->api_url() + "/assets/dashboard.js";
+    r.headers = {{"Accept-Encoding", encodings}};
+    auto resp = util::http_request(r);
+    EXPECT_TRUE(resp);
+    return resp ? *resp : util::HttpResponse{};
+  };
+  auto chromium = fetch_with("gzip, deflate, br, zstd");
+  EXPECT_EQ(chromium.status, 200);
+  EXPECT_EQ(chromium.headers["content-encoding"], "gzip");
+  EXPECT_EQ(chromium.body.substr(0, 2), "\x1f\x8b") << "a gzip body";
+  auto only_br = fetch_with("br");
+  EXPECT_EQ(only_br.status, 200);
+  EXPECT_EQ(only_br.headers.count("content-encoding"), 0u) << only_br.headers["content-encoding"];
+  EXPECT_NE(only_br.body.find("/api/v1/events/stream"), std::string::npos) << "sent as is";
+}
