@@ -13,7 +13,8 @@
 // measuring, so no event refreshes the list while it is measured. Each run is a new
 // browser context (cold cache) signed in with the admin token (an admin sees every
 // environment); the runs alternate empty / full / full with the browser asking for gzip
-// instead of br (a diagnostic), after one warm-up of empty and full.
+// only (a diagnostic: the same as its own offer since the server stopped answering br),
+// after one warm-up of empty and full.
 // Time: from navigation start (performance.timeOrigin) to the frame after the rows are in
 // the DOM (a MutationObserver notes the moment, then requestAnimationFrame + a task).
 // Bytes: encodedDataLength (headers + body as received) of every response, from the
@@ -79,8 +80,10 @@ async function settled(daemon, count) {
 }
 
 // The API alone, outside the browser: GET /api/v1/environments with `encoding` as the
-// Accept-Encoding (what chromium sends is "gzip, deflate, br, zstd"; cpp-httplib picks br
-// first): median milliseconds to the last byte, and the bytes of the body as sent.
+// Accept-Encoding (what chromium sends is "gzip, deflate, br, zstd"; cpp-httplib would pick
+// br at quality 11, so the server drops br from the offer and answers gzip, or the body as
+// is when br was all the client offered): median milliseconds to the last byte, and the
+// bytes of the body as sent.
 function apiList(daemon, encoding, runs) {
   const once = () => new Promise((resolve, reject) => {
     const t = performance.now();

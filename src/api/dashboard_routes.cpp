@@ -3,8 +3,12 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include "api/api_error.hpp"
+#include "core/schedule.hpp"
 #include "util/hash.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 
 namespace idp::api {
@@ -73,6 +77,69 @@ void send_refusal(httplib::Response& res, int status, const std::string& title, 
                   "text/html; charset=utf-8");
 }
 
+constexpr size_t k_preview_default_runs = 5;
+constexpr size_t k_preview_max_runs = 50;
+constexpr size_t k_preview_max_expression = 256;
+constexpr util::Millis k_preview_last_ms = 7258118400000; // 2200-01-01: the parser's last year is 2199
+
+// GET /api/v1/schedule-preview (the header above): 200 {expression, kind, after, runs: [{at,
+// at_ms}]} or 400 with what was wrong and what was expected.
+void schedule_preview(const httplib::Request& req, httplib::Response& res, util::Millis now) {
+  const std::string expected = "expected a schedule expression such as rate(5 minutes) or cron(0 9 ? * MON-FRI *)";
+  std::string expr = req.get_param_value("expression");
+  if (util::trim(expr).empty()) {
+    throw ApiError(400, "invalid_argument", "query parameter \"expression\" is missing or empty: " + expected);
+  }
+  if (expr.size() > k_preview_max_expression) {
+    throw ApiError(400, "invalid_argument",
+                   "query parameter \"expression\": " + expected + " of at most " +
+                       std::to_string(k_preview_max_expression) + " characters, got " + std::to_string(expr.size()));
+  }
+  size_t count = k_preview_default_runs;
+  if (req.has_param("count")) {
+    std::string v = req.get_param_value("count");
+    auto n = util::parse_int<size_t>(v, 1, 999999999);
+    if (!n) {
+      throw ApiError(400, "invalid_argument",
+                     "query parameter \"count\": expected a whole number of runs from 1 (at most " +
+                         std::to_string(k_preview_max_runs) + " are listed), got " + util::quote(v));
+    }
+    count = std::min(*n, k_preview_max_runs);
+  }
+  util::Millis after = now;
+  if (req.has_param("after")) {
+    std::string v = req.get_param_value("after");
+    auto t = util::parse_int<util::Millis>(v, 0, k_preview_last_ms);
+    if (!t) {
+      throw ApiError(400, "invalid_argument",
+                     "query parameter \"after\": expected a time in unix milliseconds from 0 to " +
+                         std::to_string(k_preview_last_ms) + ", got " + util::quote(v));
+    }
+    after = *t;
+  }
+  if (auto err = core::Schedule::parse_error(expr)) {
+    size_t column = err->position + 1;
+    res.status = 400;
+    nlohmann::json body = {{"error", "invalid_schedule"},
+                           {"message", "at column " + std::to_string(column) + ": " + err->message},
+                           {"column", column},
+                           {"expression", expr}};
+    res.set_content(util::json_dump(body) + "\n", "application/json");
+    return;
+  }
+  core::Schedule schedule = unwrap(core::Schedule::parse(expr));
+  nlohmann::json runs = nlohmann::json::array();
+  for (util::Millis t : schedule.next_runs(after, count)) {
+    runs.push_back({{"at", util::format_iso8601(t)}, {"at_ms", t}});
+  }
+  nlohmann::json body = {{"expression", expr},
+                         {"kind", schedule.is_rate() ? "rate" : "cron"},
+                         {"after", util::format_iso8601(after)},
+                         {"after_ms", after},
+                         {"runs", runs}};
+  res.set_content(util::json_dump(body) + "\n", "application/json");
+}
+
 } // namespace
 
 bool request_is_https(const httplib::Request& req) {
@@ -102,6 +169,9 @@ void register_dashboard_routes(httplib::Server& s, GitHubOAuth* oauth, Dashboard
     res.set_header("X-Content-Type-Options", "nosniff");
     res.set_header("Cache-Control", "no-cache");
     res.set_content(k_asset_dashboard_css, "text/css; charset=utf-8");
+  });
+  s.Get("/api/v1/schedule-preview", [hooks](const httplib::Request& req, httplib::Response& res) {
+    schedule_preview(req, res, hooks.now_ms ? hooks.now_ms() : 0);
   });
   s.Get("/auth/config", [oauth](const httplib::Request&, httplib::Response& res) {
     res.set_content(oauth ? "{\"github\":true}\n" : "{\"github\":false}\n", "application/json");

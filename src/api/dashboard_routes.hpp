@@ -5,6 +5,9 @@
 //   GET /assets/dashboard.{js,css}, GET /login, GET /auth/config   public: code, no data
 //   GET /auth/github             → GitHub's authorize page (state + PKCE), sets idp_oauth
 //   GET /auth/github/callback    → a session cookie and /, or a 403 page that says why
+//   GET /api/v1/schedule-preview?expression=E[&count=N][&after=MS]   the Templates page's
+//       schedule preview: the next N (default 5, at most 50) runs of E after MS (unix ms,
+//       default now), or 400 invalid_schedule with the 1-based column of the error
 // Every page is sent with a Content-Security-Policy that allows only this server's own
 // scripts and styles: no inline script, so text that slipped into markup could not run.
 
@@ -13,6 +16,7 @@
 
 #include "api/oauth.hpp"
 #include "api/server.hpp"
+#include "util/time.hpp"
 
 namespace httplib {
 class Server;
@@ -24,6 +28,8 @@ namespace idp::api {
 struct DashboardHooks {
   // Opens a session for `p` and returns the Set-Cookie header value that carries it.
   std::function<std::string(const Principal& p, bool https)> open_session;
+  // The server's clock (unix ms): the schedule preview's default start.
+  std::function<util::Millis()> now_ms;
 };
 
 // Adds the routes above. `oauth` null: no GitHub sign-in (the /auth/github routes answer

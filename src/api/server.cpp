@@ -280,6 +280,23 @@ std::string bind_failure_reason(const std::string& host, int port) {
   return why;
 }
 
+// Removes the br coding from Accept-Encoding ("gzip, deflate, br, zstd" -> "gzip, deflate,
+// zstd"), so httplib compresses with gzip (or not at all) instead of slow brotli.
+void drop_brotli(httplib::Request& req) {
+  auto [first, last] = req.headers.equal_range("Accept-Encoding");
+  for (auto it = first; it != last; ++it) {
+    std::string kept;
+    for (const auto& part : util::split(it->second, ',')) {
+      std::string coding = util::trim(part);
+      if (util::to_lower(util::trim(coding.substr(0, coding.find(';')))) == "br") {
+        continue;
+      }
+      kept += (kept.empty() ? "" : ", ") + coding;
+    }
+    it->second = kept;
+  }
+}
+
 } // namespace
 
 ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make_unique<httplib::Server>()) {
@@ -328,6 +345,10 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
     m_previews = std::make_unique<PreviewAuth>(m_ctx.previews, *m_ctx.store, *m_auth, *m_ctx.clock);
   }
   m_server->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    // httplib prefers brotli whenever the client offers it, at quality 11: 450 ms for the
+    // 160 KB list of 200 environments against 50 ms for gzip (bench/dashboard). Answer
+    // with gzip. The request is httplib's own non-const object, handed to us as const.
+    drop_brotli(const_cast<httplib::Request&>(req));
     t_principal.reset();
     t_session_csrf.clear();
     t_token_hash.clear();
@@ -370,6 +391,7 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
       m_oauth = std::make_unique<GitHubOAuth>(m_ctx.github_oauth, *m_ctx.clock);
     }
     DashboardHooks dashboard_hooks;
+    dashboard_hooks.now_ms = [this] { return m_ctx.clock->now_ms(); };
     dashboard_hooks.open_session = [this](const Principal& p, bool https) {
       // Lax: the sign-in ends with GitHub's cross-site redirect, and the session must ride
       // along with the navigation to / that follows. Actions still need the CSRF token.

@@ -125,6 +125,24 @@ await run('dashboard (developer)', {
     await page.locator('nav a[data-nav="templates"]').click();
     await page.locator('.template[data-template="scheduled-worker"]').waitFor();
     await page.locator('.template[data-template="api-service"]').waitFor();
+    // The scheduled-worker's schedule preview, computed by the server's parser as one types.
+    const expr = page.locator('.template[data-template="scheduled-worker"] #schedule-expr');
+    await expr.fill('rate(5 minutes)');
+    const runs = page.locator('#schedule-runs li');
+    await waitFor('five runs of rate(5 minutes)', async () => (await runs.count()) === 5 &&
+      (await page.locator('#schedule-status').textContent()).startsWith('Next runs if deployed now'));
+    const at = await runs.evaluateAll((li) => li.map((x) => Date.parse(x.dataset.at)));
+    assert(at.every((t, i) => i === 0 || t - at[i - 1] === 5 * 60 * 1000), `runs 5 minutes apart: ${at}`);
+    assert(/^\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)? UTC · .+ local$/.test(await runs.first().textContent()), `a run in UTC and local time: ${await runs.first().textContent()}`);
+    await expr.fill('cron(61 * * * ? *)');
+    await page.locator('#schedule-status.error').filter({ hasText: 'at column 6: expected a minute 0-59, got "61"' }).waitFor();
+    assert(await runs.count() === 0, 'no runs listed for an invalid expression');
+    await expr.fill('cron(<b>x</b> * * * ? *)'); // markup in the expression comes back in the error as text
+    await page.locator('#schedule-status.error').filter({ hasText: 'at column 6' }).waitFor();
+    assert(await page.locator('#schedule-status b').count() === 0, 'the error is text, not markup');
+    await expr.fill('cron(0 9 ? * MON-FRI *)');
+    await waitFor('five weekday runs at 09:00 UTC', async () => (await runs.count()) === 5 &&
+      (await runs.allTextContents()).every((t) => t.includes(' 09:00 UTC')));
     await shot('dashboard-templates.png');
     await page.locator('nav a[data-nav="audit"]').click();
     // The extend above, by the GitHub identity (not a header).

@@ -11,7 +11,8 @@ import http from 'node:http';
 
 export const k_skip = 125;
 export const sourceDir = process.env.IDP_SOURCE_DIR || path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
-const idpBinary = process.env.IDP_BINARY || path.join(sourceDir, 'build/src/idp');
+// Relative paths (the documented bench command) are taken from the current directory.
+const idpBinary = path.resolve(process.env.IDP_BINARY || path.join(sourceDir, 'build/src/idp'));
 
 export function skip(why) {
   console.log(`SKIPPED: ${why}`);
@@ -20,7 +21,7 @@ export function skip(why) {
 
 // playwright-core from the fixture's install, and Debian's chromium.
 export function loadPlaywright() {
-  const modules = process.env.IDP_BROWSER_MODULES || path.join(sourceDir, 'build/npm-browser/node_modules');
+  const modules = path.resolve(process.env.IDP_BROWSER_MODULES || path.join(sourceDir, 'build/npm-browser/node_modules'));
   const chromiumPath = process.env.IDP_CHROMIUM || '/usr/bin/chromium';
   if (!fs.existsSync(chromiumPath)) skip(`no chromium at ${chromiumPath} (scripts/install-deps.sh installs it)`);
   if (!fs.existsSync(path.join(modules, 'playwright-core'))) skip(`playwright-core is not installed in ${modules} (the browser_setup test installs it)`);

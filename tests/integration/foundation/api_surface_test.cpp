@@ -115,3 +115,82 @@ TEST_F(ApiSurfaceTest, EventStreamDeliversNewEventsAsTheyHappen) {
   EXPECT_NE(received.find("data: {"), std::string::npos);
   EXPECT_NE(received.find("\"environment\":\"preview-sse\""), std::string::npos) << received;
 }
+
+// The Templates page's schedule preview (docs/dashboard.md): the scheduler's own parser,
+// next runs after a given time, and the parse error with its column.
+TEST_F(ApiSurfaceTest, SchedulePreviewGivesNextRunsOrTheErrorWithItsColumn) {
+  const std::string after = "&after=1767225600000"; // 2026-01-01T00:00:00Z, a Thursday
+  auto rate = get("/api/v1/schedule-preview?expression=" + util::url_encode("rate(5 minutes)") + "&count=3" + after);
+  ASSERT_EQ(rate.status, 200) << rate.body;
+  auto r = json::parse(rate.body);
+  EXPECT_EQ(r["kind"], "rate");
+  EXPECT_EQ(r["after"], "2026-01-01T00:00:00Z");
+  ASSERT_EQ(r["runs"].size(), 3u) << rate.body;
+  EXPECT_EQ(r["runs"][0]["at"], "2026-01-01T00:05:00Z");
+  EXPECT_EQ(r["runs"][2]["at"], "2026-01-01T00:15:00Z");
+  EXPECT_EQ(r["runs"][2]["at_ms"], 1767225600000 + 15 * 60 * 1000);
+
+  auto cron = json::parse(
+      get("/api/v1/schedule-preview?expression=" + util::url_encode("cron(0 9 ? * MON-FRI *)") + after).body);
+  std::vector<std::string> at;
+  for (const auto& x : cron["runs"]) {
+    at.push_back(x["at"]);
+  }
+  EXPECT_EQ(at, (std::vector<std::string>{"2026-01-01T09:00:00Z", "2026-01-02T09:00:00Z", "2026-01-05T09:00:00Z",
+                                          "2026-01-06T09:00:00Z", "2026-01-07T09:00:00Z"}))
+      << "five runs by default, weekends skipped";
+  auto ended =
+      json::parse(get("/api/v1/schedule-preview?expression=" + util::url_encode("cron(0 9 * * ? 2025)") + after).body);
+  EXPECT_EQ(ended["runs"].size(), 0u) << "a schedule with no run left answers an empty list";
+
+  auto bad = get("/api/v1/schedule-preview?expression=" + util::url_encode("cron(61 * * * ? *)"));
+  EXPECT_EQ(bad.status, 400);
+  auto b = json::parse(bad.body);
+  EXPECT_EQ(b["error"], "invalid_schedule");
+  EXPECT_EQ(b["column"], 6) << bad.body;
+  EXPECT_NE(b["message"].get<std::string>().find("at column 6: expected a minute 0-59"), std::string::npos) << bad.body;
+
+  struct Bad {
+    std::string query, names;
+  };
+  for (const Bad& c :
+       {Bad{"", "\"expression\" is missing or empty"}, Bad{"?expression=", "\"expression\" is missing or empty"},
+        Bad{"?expression=rate(1%20hour)&count=0", "\"count\""},
+        Bad{"?expression=rate(1%20hour)&count=many", "\"count\""},
+        Bad{"?expression=rate(1%20hour)&after=yesterday", "\"after\""}}) {
+    auto resp = get("/api/v1/schedule-preview" + c.query);
+    EXPECT_EQ(resp.status, 400) << c.query;
+    auto message = json::parse(resp.body).value("message", "");
+    EXPECT_NE(message.find("query parameter " + c.names + ": expected"), std::string::npos)
+        << c.query << ": " << message;
+  }
+  auto many = json::parse(get("/api/v1/schedule-preview?expression=rate(1%20hour)&count=1000").body);
+  EXPECT_EQ(many["runs"].size(), 50u) << "count is capped";
+
+  util::HttpRequest anonymous;
+  anonymous.url = d->api_url() + "/api/v1/schedule-preview?expression=rate(1%20hour)";
+  auto refused = util::http_request(anonymous);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 401) << "read like the other API routes: signed in";
+}
+
+// cpp-httplib answers br at quality 11 whenever a client offers it (450 ms for the list of
+// 200 environments, bench/dashboard): the server answers gzip instead, br never.
+TEST_F(ApiSurfaceTest, ResponsesAreGzipNotBrotliWhenTheBrowserOffersBoth) {
+  auto fetch_with = [&](const std::string& encodings) {
+    util::HttpRequest r;
+    r.url = d->api_url() + "/assets/dashboard.js";
+    r.headers = {{"Accept-Encoding", encodings}};
+    auto resp = util::http_request(r);
+    EXPECT_TRUE(resp);
+    return resp ? *resp : util::HttpResponse{};
+  };
+  auto chromium = fetch_with("gzip, deflate, br, zstd");
+  EXPECT_EQ(chromium.status, 200);
+  EXPECT_EQ(chromium.headers["content-encoding"], "gzip");
+  EXPECT_EQ(chromium.body.substr(0, 2), "\x1f\x8b") << "a gzip body";
+  auto only_br = fetch_with("br");
+  EXPECT_EQ(only_br.status, 200);
+  EXPECT_EQ(only_br.headers.count("content-encoding"), 0u) << only_br.headers["content-encoding"];
+  EXPECT_NE(only_br.body.find("/api/v1/events/stream"), std::string::npos) << "sent as is";
+}
