@@ -155,6 +155,13 @@ public:
       return make_error(ErrorCode::invalid_argument, "exec is not supported by driver " + std::string(name()));
     });
   }
+  // The manifests `spec` would be applied as, as text (idp render), without touching any
+  // infrastructure. invalid_argument for a runtime with nothing to show.
+  virtual Expected<std::string> render(const DeploySpec& spec) const {
+    (void)spec;
+    return make_error(ErrorCode::invalid_argument,
+                      "render is not supported by driver " + std::string(name()) + " (the kubernetes runtime has it)");
+  }
   // Cost so far (idp cost).
   virtual Expected<nlohmann::json> cost(const core::Environment& env) {
     return make_error(ErrorCode::invalid_argument, "cost is not supported by driver " + std::string(name()));

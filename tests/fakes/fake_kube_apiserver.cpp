@@ -1,6 +1,7 @@
 #include "fakes/fake_kube_apiserver.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <regex>
 
@@ -260,6 +261,7 @@ void FakeKubeApiServer::start(Options opts) {
 }
 
 FakeKubeApiServer::~FakeKubeApiServer() {
+  m_stopping = true; // ends the watches' streams
   m_server->stop();
   if (m_thread.joinable()) {
     m_thread.join();
@@ -293,6 +295,77 @@ void FakeKubeApiServer::fail_pods_with_image(const std::string& image_part, cons
 void FakeKubeApiServer::set_namespace_finalize_reads(int reads) {
   std::lock_guard lock(m_mu);
   m_finalize_reads = reads;
+}
+
+// A watch (?watch=true): the events since resourceVersion, then each change as it happens,
+// as newline-delimited JSON, until timeoutSeconds (default 1800, as a real server's
+// maximum) or the client goes. Changes are found by comparing the stored objects with what
+// the stream sent (every 10 ms), so a change and its undo between two looks can be missed,
+// as can a deletion between the client's list and its watch.
+int FakeKubeApiServer::watch(const httplib::Request& req, httplib::Response& res, const Resource& r,
+                             const std::string& ns) {
+  std::string selector = req.has_param("labelSelector") ? req.get_param_value("labelSelector") : "";
+  int64_t from = 0;
+  if (req.has_param("resourceVersion") && !req.get_param_value("resourceVersion").empty()) {
+    from = std::stoll(req.get_param_value("resourceVersion"));
+  }
+  int timeout_s = req.has_param("timeoutSeconds") ? std::stoi(req.get_param_value("timeoutSeconds")) : 1800;
+  std::string plural = r.plural;
+  auto sent = std::make_shared<std::map<Key, json>>(); // what the client has been told
+  for (const auto& [k, st] : m_store) {
+    if (std::get<0>(k) == plural && (ns.empty() || std::get<1>(k) == ns) &&
+        selector_matches(selector, st.obj["metadata"].value("labels", json::object())) &&
+        std::stoll(st.obj["metadata"].value("resourceVersion", "0")) <= from) {
+      (*sent)[k] = st.obj;
+    }
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  res.set_chunked_content_provider("application/json", [this, plural, ns, selector, sent,
+                                                        deadline](size_t, httplib::DataSink& sink) {
+    while (!m_stopping && std::chrono::steady_clock::now() < deadline) {
+      std::string out;
+      {
+        std::lock_guard lock(m_mu);
+        std::set<Key> present;
+        for (const auto& [k, st] : m_store) {
+          if (std::get<0>(k) != plural || (!ns.empty() && std::get<1>(k) != ns) ||
+              !selector_matches(selector, st.obj["metadata"].value("labels", json::object()))) {
+            continue;
+          }
+          present.insert(k);
+          auto it = sent->find(k);
+          if (it == sent->end() ||
+              it->second["metadata"].value("resourceVersion", "") != st.obj["metadata"].value("resourceVersion", "")) {
+            out += json{{"type", it == sent->end() ? "ADDED" : "MODIFIED"}, {"object", st.obj}}.dump() + "\n";
+            (*sent)[k] = st.obj;
+          }
+        }
+        for (auto it = sent->begin(); it != sent->end();) {
+          if (present.count(it->first)) {
+            ++it;
+            continue;
+          }
+          out += json{{"type", "DELETED"}, {"object", it->second}}.dump() + "\n";
+          it = sent->erase(it);
+        }
+      }
+      if (!out.empty() && !sink.write(out.data(), out.size())) {
+        return false;
+      }
+      if (!sink.is_writable()) {
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    sink.done();
+    return true;
+  });
+  return 200;
+}
+
+void FakeKubeApiServer::append_log(const std::string& ns, const std::string& at, const std::string& text) {
+  std::lock_guard<std::mutex> g(m_mu);
+  m_logs[ns].emplace_back(at, text);
 }
 
 std::vector<FakeKubeApiServer::Request> FakeKubeApiServer::requests() const {
@@ -586,10 +659,31 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
         std::string reason = cs["state"]["waiting"].value("reason", "");
         return fail_with(400, "container \"app\" in pod \"" + name + "\" is waiting to start: " + reason);
       }
-      std::string ts = req.has_param("timestamps") && req.get_param_value("timestamps") == "true"
-                           ? cs["state"]["running"].value("startedAt", "") + " "
-                           : "";
-      std::string text = ts + "listening with image " + p["spec"]["containers"][0].value("image", "") + "\n";
+      bool timestamps = req.has_param("timestamps") && req.get_param_value("timestamps") == "true";
+      std::vector<std::pair<std::string, std::string>> lines = {
+          {cs["state"]["running"].value("startedAt", ""),
+           "listening with image " + p["spec"]["containers"][0].value("image", "")}};
+      auto first = pods_of(ns);
+      if (!first.empty() && first[0]["metadata"].value("name", "") == name && m_logs.count(ns)) {
+        lines.insert(lines.end(), m_logs[ns].begin(), m_logs[ns].end());
+      }
+      if (req.has_param("sinceTime")) {
+        auto since = util::parse_iso8601(req.get_param_value("sinceTime"));
+        if (!since) {
+          return fail_with(400, "sinceTime: expected an RFC 3339 time");
+        }
+        std::erase_if(lines, [&](const auto& l) { return util::parse_iso8601(l.first).value_or(0) < *since; });
+      }
+      if (req.has_param("tailLines")) {
+        size_t tail = std::stoul(req.get_param_value("tailLines"));
+        if (lines.size() > tail) {
+          lines.erase(lines.begin(), lines.end() - static_cast<long>(tail));
+        }
+      }
+      std::string text;
+      for (const auto& [at, line] : lines) {
+        text += (timestamps ? at + " " : "") + line + "\n";
+      }
       res.set_content(text, "text/plain");
       return 200;
     }
@@ -625,6 +719,10 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
   std::string not_found = qualified(*r) + " \"" + name + "\" not found";
   Key key{plural, ns, name};
 
+  if (req.method == "GET" && collection && req.has_param("watch") &&
+      (req.get_param_value("watch") == "true" || req.get_param_value("watch") == "1")) {
+    return watch(req, res, *r, ns);
+  }
   if (req.method == "GET" && collection) {
     std::string selector = req.has_param("labelSelector") ? req.get_param_value("labelSelector") : "";
     json items = json::array();

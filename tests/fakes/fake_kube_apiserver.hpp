@@ -11,8 +11,10 @@
 // after a few reads, taking its objects. Any request can be made to fail. Thread-safe.
 //
 // What it does not do (docs/kubernetes.md): list merging by key in server-side apply (lists
-// are atomic here), admission, RBAC beyond forbid(), watches, OpenAPI validation.
+// are atomic here), admission, RBAC beyond forbid(), OpenAPI validation. Watches are
+// found by comparing snapshots (see watch()).
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -77,6 +79,10 @@ public:
   // A deleted namespace stays Terminating for `reads` GETs of it before it is gone (default 1).
   void set_namespace_finalize_reads(int reads);
 
+  // A line the app container of the first pod the double lists in `ns` logs at `at` (RFC 3339),
+  // after its start line. Logs honour sinceTime and tailLines as a real server does.
+  void append_log(const std::string& ns, const std::string& at, const std::string& text);
+
   std::vector<Request> requests() const;
   void clear_requests();
   // The stored object, or nullopt. `plural` as in the URL ("deployments").
@@ -108,6 +114,7 @@ private:
   int dispatch(const httplib::Request& req, httplib::Response& res, Request& rec);
   void start(Options opts);
   void simulate_read(Stored& s, const Resource& r);
+  int watch(const httplib::Request& req, httplib::Response& res, const Resource& r, const std::string& ns);
   nlohmann::json stamp_new(nlohmann::json obj, const Resource& r);
   nlohmann::json pods_of(const std::string& ns) const;
 
@@ -115,6 +122,7 @@ private:
   std::thread m_thread;
   int m_port = 0;
   bool m_tls = false;
+  std::atomic<bool> m_stopping{false};
   mutable std::mutex m_mu;
   std::set<std::string> m_tokens;
   std::vector<Request> m_requests;
@@ -130,6 +138,7 @@ private:
   std::vector<Forbidden> m_forbidden;
   std::map<std::string, std::string> m_failing_images;
   int m_finalize_reads = 1;
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> m_logs; // ns -> (time, text)
   std::map<Key, Stored> m_store;
   int64_t m_resource_version = 1000;
   int64_t m_uid = 1;

@@ -14,6 +14,9 @@ ExecCredentialProvider::ExecCredentialProvider(const ClusterConnection& conn, ut
     if (!conn.tls_server_name.empty()) {
       m_cluster["tls-server-name"] = conn.tls_server_name;
     }
+    if (!conn.proxy_url.empty()) {
+      m_cluster["proxy-url"] = conn.proxy_url;
+    }
     if (conn.insecure_skip_tls_verify) {
       m_cluster["insecure-skip-tls-verify"] = true;
     }

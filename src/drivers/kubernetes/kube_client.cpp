@@ -56,6 +56,61 @@ size_t on_body(char* ptr, size_t size, size_t n, void* ud) {
   return len;
 }
 
+} // namespace
+
+// A watch's body: complete lines (events) go to on_line as they arrive; a partial one
+// waits for the rest. The body of an answer other than 200 is kept for its error.
+struct KubeClient::Stream {
+  CURL* curl = nullptr;
+  std::function<bool(std::string_view)> on_line; // false: stop reading
+  const std::atomic<bool>* stop = nullptr;
+  std::string pending;
+  std::string error_body;
+  bool stopped = false; // stopped on purpose (stop set, or on_line said so)
+  bool too_large = false;
+};
+
+namespace {
+
+size_t on_stream(char* ptr, size_t size, size_t n, void* ud) {
+  auto* s = static_cast<KubeClient::Stream*>(ud);
+  size_t len = size * n;
+  long status = 0;
+  curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+  if (status != 200) {
+    if (s->error_body.size() + len > k_max_body) {
+      s->too_large = true;
+      return 0;
+    }
+    s->error_body.append(ptr, len);
+    return len;
+  }
+  s->pending.append(ptr, len);
+  size_t start = 0;
+  for (size_t nl = s->pending.find('\n'); nl != std::string::npos; nl = s->pending.find('\n', start)) {
+    if (nl > start && !s->on_line(std::string_view(s->pending).substr(start, nl - start))) {
+      s->stopped = true;
+      return 0;
+    }
+    start = nl + 1;
+  }
+  s->pending.erase(0, start);
+  if (s->pending.size() > k_max_body) {
+    s->too_large = true; // an event larger than any object can be
+    return 0;
+  }
+  return len;
+}
+
+int on_stream_progress(void* ud, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* s = static_cast<KubeClient::Stream*>(ud);
+  if (s->stop && s->stop->load()) {
+    s->stopped = true;
+    return 1;
+  }
+  return 0;
+}
+
 curl_blob blob(const std::string& s) {
   curl_blob b;
   b.data = const_cast<char*>(s.data());
@@ -84,7 +139,7 @@ const ResourceKind* find_kind(std::string_view api_version, std::string_view kin
 
 std::string resource_path(const ResourceKind& k, const std::string& ns, const std::string& name) {
   std::string p = k.api_version.find('/') == std::string::npos ? "/api/" + k.api_version : "/apis/" + k.api_version;
-  if (k.namespaced) {
+  if (k.namespaced && !ns.empty()) { // "" lists or watches every namespace
     p += "/namespaces/" + util::url_encode(ns);
   }
   p += "/" + k.plural;
@@ -118,12 +173,17 @@ KubeStats KubeClient::stats() const {
 
 Expected<KubeResponse> KubeClient::request(const std::string& method, const std::string& path, const RequestInfo& info,
                                            const std::string& body, const std::string& content_type) {
-  IDP_TRY_ASSIGN(KubeResponse r, send_once(method, path, info, body, content_type));
+  return perform(method, path, info, body, content_type, nullptr);
+}
+
+Expected<KubeResponse> KubeClient::perform(const std::string& method, const std::string& path, const RequestInfo& info,
+                                           const std::string& body, const std::string& content_type, Stream* stream) {
+  IDP_TRY_ASSIGN(KubeResponse r, send_once(method, path, info, body, content_type, stream));
   if (r.status == 401 && m_exec) {
     // The plugin's token may have been revoked or expired early: one fresh try (client-go
     // does the same).
     m_exec->invalidate();
-    IDP_TRY_ASSIGN(r, send_once(method, path, info, body, content_type));
+    IDP_TRY_ASSIGN(r, send_once(method, path, info, body, content_type, stream));
   }
   if (r.status == 401) {
     std::string msg = server_message(r.body);
@@ -141,7 +201,7 @@ Expected<KubeResponse> KubeClient::request(const std::string& method, const std:
 
 Expected<KubeResponse> KubeClient::send_once(const std::string& method, const std::string& path,
                                              const RequestInfo& info, const std::string& body,
-                                             const std::string& content_type) {
+                                             const std::string& content_type, Stream* stream) {
   static CurlGlobalInit g_init; // thread-safe static initialisation
   (void)g_init;
   std::string token = m_conn.token;
@@ -170,6 +230,24 @@ Expected<KubeResponse> KubeClient::send_once(const std::string& method, const st
     return make_error(ErrorCode::internal, "curl_easy_init failed");
   }
   std::string url = m_conn.server + path;
+  // tls-server-name: the certificate is checked against that name (and sent as SNI) while
+  // the connection goes to the server's own address; the Host header stays the server's,
+  // as kubectl sends it.
+  struct curl_slist* connect_to = nullptr;
+  std::string host_header;
+  if (!m_conn.tls_server_name.empty() && util::starts_with(m_conn.server, "https://")) {
+    std::string rest = m_conn.server.substr(8);
+    std::string authority = rest.substr(0, rest.find('/'));
+    std::string base_path = rest.substr(authority.size());
+    auto bracket = authority.rfind(']');
+    auto colon = authority.rfind(':');
+    bool has_port = colon != std::string::npos && (bracket == std::string::npos || colon > bracket);
+    std::string host = has_port ? authority.substr(0, colon) : authority;
+    std::string port = has_port ? authority.substr(colon + 1) : "443";
+    url = "https://" + m_conn.tls_server_name + ":" + port + base_path + path;
+    connect_to = curl_slist_append(connect_to, (m_conn.tls_server_name + ":" + port + ":" + host + ":" + port).c_str());
+    host_header = "Host: " + authority;
+  }
   Sink sink;
   char errbuf[CURL_ERROR_SIZE] = {0};
   struct curl_slist* hdrs = nullptr;
@@ -183,6 +261,9 @@ Expected<KubeResponse> KubeClient::send_once(const std::string& method, const st
   if (!content_type.empty()) {
     hdrs = curl_slist_append(hdrs, ("Content-Type: " + content_type).c_str());
   }
+  if (!host_header.empty()) {
+    hdrs = curl_slist_append(hdrs, host_header.c_str());
+  }
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
   if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
@@ -191,13 +272,30 @@ Expected<KubeResponse> KubeClient::send_once(const std::string& method, const st
   }
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "idp-kubernetes-driver");
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+  if (stream) {
+    // No deadline for the whole answer (the server ends a watch), but a connection that
+    // goes silent for longer than any heartbeat is dropped.
+    stream->curl = curl;
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_stream);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, stream);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_stream_progress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, stream);
+  } else {
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(m_timeout_ms));
+  }
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(m_timeout_ms));
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (connect_to) {
+    curl_easy_setopt(curl, CURLOPT_CONNECT_TO, connect_to);
+  }
+  if (!m_conn.proxy_url.empty()) {
+    curl_easy_setopt(curl, CURLOPT_PROXY, m_conn.proxy_url.c_str());
+  }
   if (!m_conn.ca_pem.empty()) {
     curl_blob b = blob(m_conn.ca_pem);
     curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &b);
@@ -220,10 +318,18 @@ Expected<KubeResponse> KubeClient::send_once(const std::string& method, const st
   long status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   curl_slist_free_all(hdrs);
+  curl_slist_free_all(connect_to);
   curl_easy_cleanup(curl);
   m_requests += 1;
   m_sent += static_cast<int64_t>(body.size());
   m_received += static_cast<int64_t>(sink.body.size());
+  if (stream) {
+    if (stream->stopped && (rc == CURLE_ABORTED_BY_CALLBACK || rc == CURLE_WRITE_ERROR)) {
+      rc = CURLE_OK; // we stopped reading, nothing failed
+    }
+    sink.too_large = stream->too_large;
+    sink.body = std::move(stream->error_body);
+  }
 
   if (rc != CURLE_OK) {
     std::string detail = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
@@ -295,6 +401,12 @@ Expected<std::optional<nlohmann::json>> KubeClient::get(const ResourceKind& k, c
 
 Expected<std::vector<nlohmann::json>> KubeClient::list(const ResourceKind& k, const std::string& ns,
                                                        const std::string& label_selector) {
+  IDP_TRY_ASSIGN(Listing l, list_versioned(k, ns, label_selector));
+  return std::move(l.items);
+}
+
+Expected<KubeClient::Listing> KubeClient::list_versioned(const ResourceKind& k, const std::string& ns,
+                                                         const std::string& label_selector) {
   RequestInfo info{"list", k.plural, k.namespaced ? ns : "", ""};
   std::string path = resource_path(k, ns);
   if (!label_selector.empty()) {
@@ -302,12 +414,61 @@ Expected<std::vector<nlohmann::json>> KubeClient::list(const ResourceKind& k, co
   }
   IDP_TRY_ASSIGN(KubeResponse r, request("GET", path, info));
   if (r.status == 404 && k.namespaced) {
-    return std::vector<nlohmann::json>(); // the namespace is gone: nothing in it
+    return Listing{}; // the namespace is gone: nothing in it
   }
   if (r.status != 200 || !r.body.is_object() || !r.body.contains("items") || !r.body["items"].is_array()) {
     return tl::unexpected(status_error(r, info, m_conn.server));
   }
-  return r.body["items"].get<std::vector<nlohmann::json>>();
+  Listing out;
+  out.items = r.body["items"].get<std::vector<nlohmann::json>>();
+  out.resource_version = r.body.value("metadata", nlohmann::json::object()).value("resourceVersion", "");
+  return out;
+}
+
+Expected<void> KubeClient::watch(const ResourceKind& k, const std::string& ns, const std::string& label_selector,
+                                 const std::string& resource_version, int timeout_seconds,
+                                 const std::function<void(const nlohmann::json&)>& on_event,
+                                 const std::atomic<bool>& stop) {
+  RequestInfo info{"watch", k.plural, k.namespaced ? ns : "", ""};
+  std::string path = resource_path(k, ns) +
+                     "?watch=true&allowWatchBookmarks=true&timeoutSeconds=" + std::to_string(timeout_seconds) +
+                     "&resourceVersion=" + util::url_encode(resource_version);
+  if (!label_selector.empty()) {
+    path += "&labelSelector=" + util::url_encode(label_selector);
+  }
+  std::optional<Error> gone;
+  Stream stream;
+  stream.stop = &stop;
+  stream.on_line = [&](std::string_view line) {
+    auto ev = nlohmann::json::parse(line, nullptr, false);
+    if (!ev.is_object() || !ev.contains("type") || !ev.contains("object")) {
+      gone = Error(ErrorCode::transient, "kubernetes API server " + m_conn.server + ": " + info.describe() +
+                                             ": an event that is not a watch event");
+      return false;
+    }
+    if (ev["type"] == "ERROR") {
+      // {"type": "ERROR", "object": Status}: 410 Gone when the version was compacted away.
+      int code = ev["object"].value("code", 0);
+      gone = Error(code == 410 ? ErrorCode::conflict : ErrorCode::transient,
+                   "kubernetes API server " + m_conn.server + ": " + info.describe() + ": " + std::to_string(code) +
+                       " " + server_message(ev["object"]));
+      return false;
+    }
+    on_event(ev);
+    return true;
+  };
+  IDP_TRY_ASSIGN(KubeResponse r, perform("GET", path, info, "", "", &stream));
+  if (gone) {
+    return Unexpected(*gone);
+  }
+  if (r.status == 410) {
+    return make_error(ErrorCode::conflict, "kubernetes API server " + m_conn.server + ": " + info.describe() +
+                                               ": resource version " + resource_version + " is too old (410 Gone)");
+  }
+  if (r.status != 200) {
+    return tl::unexpected(status_error(r, info, m_conn.server));
+  }
+  return {};
 }
 
 Expected<nlohmann::json> KubeClient::apply(const nlohmann::json& obj, const std::string& field_manager) {

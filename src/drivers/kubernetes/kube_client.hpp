@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -27,7 +29,8 @@ struct ResourceKind {
 
 // The kinds the driver renders; nullptr for any other.
 const ResourceKind* find_kind(std::string_view api_version, std::string_view kind);
-// "/apis/apps/v1/namespaces/<ns>/deployments[/<name>]" ("" name = the collection).
+// "/apis/apps/v1/namespaces/<ns>/deployments[/<name>]" ("" name = the collection; "" ns of
+// a namespaced kind = the collection across every namespace).
 std::string resource_path(const ResourceKind& k, const std::string& ns, const std::string& name = "");
 
 // What a request does, for messages: "patch deployments \"web\" in namespace \"pr-1\"".
@@ -69,6 +72,21 @@ public:
   // GET of a collection (label selector optional): the items.
   Expected<std::vector<nlohmann::json>> list(const ResourceKind& k, const std::string& ns,
                                              const std::string& label_selector = "");
+  // The same with the collection's resourceVersion, where a watch of it starts.
+  struct Listing {
+    std::vector<nlohmann::json> items;
+    std::string resource_version;
+  };
+  Expected<Listing> list_versioned(const ResourceKind& k, const std::string& ns, const std::string& label_selector);
+  // A watch of `k` in namespace `ns` ("" = every namespace) from `resource_version`:
+  // on_event gets each event ({"type": ADDED|MODIFIED|DELETED|BOOKMARK, "object": …}) as it
+  // arrives, on the calling thread. Returns ok when the server ends the stream (after
+  // `timeout_seconds`) or once `stop` is set (checked at least once a second); conflict
+  // when the version is too old (410 Gone, as an answer or as an ERROR event: list again);
+  // transient for a dropped connection. One request, however long it lasts.
+  Expected<void> watch(const ResourceKind& k, const std::string& ns, const std::string& label_selector,
+                       const std::string& resource_version, int timeout_seconds,
+                       const std::function<void(const nlohmann::json&)>& on_event, const std::atomic<bool>& stop);
   // Server-side apply of `obj` (PATCH application/apply-patch+yaml, fieldManager, force):
   // the object as the server now has it. Its kind must be one find_kind knows.
   Expected<nlohmann::json> apply(const nlohmann::json& obj, const std::string& field_manager);
@@ -85,9 +103,13 @@ public:
   // The exec plugin's run count (0 without a plugin).
   int exec_runs() const { return m_exec ? m_exec->runs() : 0; }
 
+  struct Stream; // a watch's body, read as it arrives
+
 private:
+  Expected<KubeResponse> perform(const std::string& method, const std::string& path, const RequestInfo& info,
+                                 const std::string& body, const std::string& content_type, Stream* stream);
   Expected<KubeResponse> send_once(const std::string& method, const std::string& path, const RequestInfo& info,
-                                   const std::string& body, const std::string& content_type);
+                                   const std::string& body, const std::string& content_type, Stream* stream);
 
   ClusterConnection m_conn;
   util::Clock* m_clock;

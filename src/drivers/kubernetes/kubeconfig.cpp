@@ -1,5 +1,6 @@
 #include "drivers/kubernetes/kubeconfig.hpp"
 
+#include <cctype>
 #include <cstdlib>
 #include <map>
 
@@ -33,6 +34,30 @@ std::string resolve_path(const std::string& path, const std::string& file) {
     return path;
   }
   return dir_of(util::absolute_path(file)) + "/" + path;
+}
+
+// A DNS name as a certificate names a host: dot-separated labels of [A-Za-z0-9-], none
+// empty or longer than 63, at most 253 in all.
+bool valid_dns_name(const std::string& name) {
+  if (name.empty() || name.size() > 253) {
+    return false;
+  }
+  size_t label = 0;
+  for (size_t i = 0; i <= name.size(); ++i) {
+    if (i == name.size() || name[i] == '.') {
+      if (label == 0 || label > 63 || name[i - 1] == '-' || name[i - label] == '-') {
+        return false;
+      }
+      label = 0;
+      continue;
+    }
+    char ch = name[i];
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-') {
+      return false;
+    }
+    label += 1;
+  }
+  return true;
 }
 
 Expected<std::string> str_field(const nlohmann::json& obj, const char* key, const std::string& where) {
@@ -264,12 +289,26 @@ Expected<ClusterConnection> load_kubeconfig(const std::vector<std::string>& file
   c.insecure_skip_tls_verify = cl.is_object() && cl.value("insecure-skip-tls-verify", false);
   IDP_TRY_ASSIGN(c.tls_server_name, str_field(cl, "tls-server-name", cl_where));
   if (!c.tls_server_name.empty()) {
-    // TODO(k8s): verify against tls-server-name (CURLOPT_CONNECT_TO with the URL's host
-    // replaced); refused rather than silently verified against the wrong name.
-    return make_error(ErrorCode::invalid_config, cl_where + ": tls-server-name is not supported yet");
+    if (!valid_dns_name(c.tls_server_name)) {
+      return make_error(ErrorCode::invalid_config, cl_where + ": tls-server-name: expected a DNS name like " +
+                                                       "kubernetes.default.svc, got " + util::quote(c.tls_server_name));
+    }
+    if (!util::starts_with(c.server, "https://")) {
+      return make_error(ErrorCode::invalid_config,
+                        cl_where + ": tls-server-name is set but the server is not https:// (no certificate to check)");
+    }
   }
-  if (cl.is_object() && cl.contains("proxy-url")) {
-    return make_error(ErrorCode::invalid_config, cl_where + ": proxy-url is not supported yet");
+  IDP_TRY_ASSIGN(c.proxy_url, str_field(cl, "proxy-url", cl_where));
+  if (!c.proxy_url.empty()) {
+    // The URL may carry the proxy's credentials: messages name its scheme only.
+    auto colon = c.proxy_url.find("://");
+    std::string scheme = colon == std::string::npos ? "" : util::to_lower(c.proxy_url.substr(0, colon));
+    if (scheme != "http" && scheme != "https" && scheme != "socks5") {
+      return make_error(
+          ErrorCode::invalid_config,
+          cl_where + ": proxy-url: expected an http://, https:// or socks5:// URL" +
+              (scheme.empty() ? std::string(" (no scheme given)") : ", got scheme " + util::quote(scheme)));
+    }
   }
   nlohmann::json exec_ext = nullptr;
   if (cl.is_object() && cl.contains("extensions") && cl["extensions"].is_array()) {

@@ -32,7 +32,8 @@ struct ClusterConnection {
   std::string server; // "https://host:port" (no trailing slash)
   std::string ca_pem; // "" = the system's roots
   bool insecure_skip_tls_verify = false;
-  std::string tls_server_name;
+  std::string tls_server_name; // the name the server's certificate is checked against ("" = the server's host)
+  std::string proxy_url;       // http://, https:// or socks5:// proxy to reach the server ("" = none)
   std::string client_cert_pem; // with client_key_pem: TLS client certificate
   std::string client_key_pem;
   std::string token;      // bearer token
@@ -50,7 +51,9 @@ std::vector<std::string> kubeconfig_files(const std::string& explicit_path);
 // wins; current-context from the first file that sets it) and resolves `context` ("" =
 // current-context). invalid_config naming the file and what is wrong: unreadable or
 // malformed file, unknown context ("did you mean"), missing cluster/user/server,
-// unreadable certificate files, a key without a certificate, an auth-provider user.
+// unreadable certificate files, a key without a certificate, an auth-provider user, a
+// tls-server-name that is no DNS name or goes with an http:// server, a proxy-url of
+// another scheme than http, https or socks5.
 Expected<ClusterConnection> load_kubeconfig(const std::vector<std::string>& files, const std::string& context = "");
 
 // The pod's own service account: $KUBERNETES_SERVICE_HOST/PORT, the token (re-read per

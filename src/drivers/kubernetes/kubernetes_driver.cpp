@@ -6,6 +6,8 @@
 #include <thread>
 
 #include "core/app_config.hpp"
+#include "drivers/common/interactive_exec.hpp"
+#include "drivers/kubernetes/yaml_json.hpp"
 #include "util/http_client.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
@@ -76,6 +78,8 @@ KubernetesDriver::KubernetesDriver(const DriverContext& ctx, KubernetesOptions o
   m_settings.replicas = m_opts.replicas;
 }
 
+KubernetesDriver::~KubernetesDriver() { stop(true); }
+
 Expected<KubeClient*> KubernetesDriver::client() {
   if (!m_client) {
     return Unexpected(m_connect_error);
@@ -94,11 +98,105 @@ Expected<void> KubernetesDriver::start(const std::vector<core::Environment>& liv
     // Startup does not depend on the cluster: the next operation reports it.
     spdlog::warn("kubernetes driver: orphan sweep skipped: {}", swept.error().full_message());
   }
+  if (m_opts.watch && !m_watcher.joinable()) {
+    m_stop_watch = false;
+    m_watcher = std::thread([this] { watch_loop(); });
+  }
   return {};
 }
 
 void KubernetesDriver::stop(bool keep_running) {
-  // The cluster runs the environments whatever the server does: nothing to stop.
+  // The cluster runs the environments whatever the server does: only the watch ends.
+  (void)keep_running;
+  {
+    std::lock_guard lock(m_watch_mu);
+    m_stop_watch = true;
+  }
+  m_watch_cv.notify_all();
+  if (m_watcher.joinable()) {
+    m_watcher.join(); // the watch's request notices within a second
+  }
+}
+
+void KubernetesDriver::deleting(const std::string& ns, bool yes) {
+  std::lock_guard lock(m_watch_mu);
+  if (yes) {
+    m_deleting.insert(ns);
+  } else {
+    m_deleting.erase(ns);
+  }
+}
+
+bool KubernetesDriver::watch_synced() const {
+  std::lock_guard lock(m_watch_mu);
+  return m_watch_synced;
+}
+
+void KubernetesDriver::watch_wait(int64_t ms) {
+  std::unique_lock lock(m_watch_mu);
+  m_watch_cv.wait_for(lock, std::chrono::milliseconds(ms), [&] { return m_stop_watch.load(); });
+}
+
+// List this server's Deployments, then watch them from the list's version; on any error
+// list again (after a pause growing to 30 s). While not following, observe reads the
+// cluster itself.
+void KubernetesDriver::watch_loop() {
+  const std::string selector = std::string(k_label_managed_by) + "=" + m_opts.server_id;
+  int64_t pause = m_opts.poll_interval_ms;
+  auto unsynced = [&] {
+    std::lock_guard lock(m_watch_mu);
+    m_watch_synced = false;
+  };
+  while (!m_stop_watch) {
+    auto listed = m_client->list_versioned(deployments(), "", selector);
+    if (!listed) {
+      spdlog::debug("kubernetes driver: cannot list deployments to watch: {}", listed.error().full_message());
+      watch_wait(pause);
+      pause = std::min<int64_t>(pause * 2, 30000);
+      continue;
+    }
+    {
+      std::lock_guard lock(m_watch_mu);
+      m_watched.clear();
+      for (const auto& d : listed->items) {
+        if (d["metadata"].value("name", "") == k_workload_name) {
+          m_watched[d["metadata"].value("namespace", "")] = d;
+        }
+      }
+      m_watch_synced = true;
+    }
+    pause = m_opts.poll_interval_ms;
+    std::string version = listed->resource_version;
+    while (!m_stop_watch) {
+      auto watched = m_client->watch(
+          deployments(), "", selector, version, static_cast<int>(std::max<int64_t>(1, m_opts.watch_timeout_ms / 1000)),
+          [&](const json& ev) {
+            const json& md = ev["object"].value("metadata", json::object());
+            if (!md.value("resourceVersion", "").empty()) {
+              version = md.value("resourceVersion", "");
+            }
+            if (ev["type"] == "BOOKMARK" || md.value("name", "") != k_workload_name) {
+              return;
+            }
+            std::lock_guard lock(m_watch_mu);
+            if (ev["type"] == "DELETED") {
+              m_watched.erase(md.value("namespace", ""));
+            } else {
+              m_watched[md.value("namespace", "")] = ev["object"];
+            }
+          },
+          m_stop_watch);
+      if (!watched) {
+        unsynced(); // what happened meanwhile is unknown: list again
+        spdlog::debug("kubernetes driver: watch of deployments ended: {}", watched.error().full_message());
+        if (watched.error().code != ErrorCode::conflict) {
+          watch_wait(pause);
+        }
+        break;
+      }
+    }
+  }
+  unsynced();
 }
 
 Expected<std::vector<std::string>> KubernetesDriver::sweep_orphans(const std::vector<core::Environment>& live) {
@@ -114,6 +212,7 @@ Expected<std::vector<std::string>> KubernetesDriver::sweep_orphans(const std::ve
     if (keep.count(name) || terminating(ns) || managed_by(ns) != m_opts.server_id) {
       continue;
     }
+    deleting(name, true);
     IDP_TRY(c->remove(namespaces(), "", name));
     spdlog::info("kubernetes driver: deleted namespace {} (its environment no longer exists)", name);
     deleted.push_back(name);
@@ -143,7 +242,7 @@ Expected<std::map<std::string, std::string>> KubernetesDriver::resolve_secrets(c
   return out;
 }
 
-Expected<std::vector<json>> KubernetesDriver::render(const DeploySpec& spec) const {
+Expected<std::vector<json>> KubernetesDriver::render_objects(const DeploySpec& spec) const {
   // Placeholders stand for secret values: rendering never needs (or shows) them.
   std::map<std::string, std::string> placeholders;
   for (const auto& [name, ref] : spec.config.secrets) {
@@ -152,8 +251,13 @@ Expected<std::vector<json>> KubernetesDriver::render(const DeploySpec& spec) con
   return render_environment(spec, m_settings, placeholders);
 }
 
+Expected<std::string> KubernetesDriver::render(const DeploySpec& spec) const {
+  IDP_TRY_ASSIGN(auto objects, render_objects(spec));
+  return json_to_yaml(objects);
+}
+
 Expected<void> KubernetesDriver::plan(const DeploySpec& spec) {
-  IDP_TRY(render(spec));
+  IDP_TRY(render_objects(spec));
   for (const auto& [name, ref] : spec.config.secrets) {
     if (!core::is_secret_store_name(ref)) {
       return make_error(ErrorCode::invalid_config, "secrets." + name +
@@ -194,6 +298,8 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
     }
   }
 
+  progress.revision_status(core::RevisionStatus::starting,
+                           "rolling out revision " + std::to_string(spec.revision_id) + " to namespace " + ns);
   progress.step("applying " + std::to_string(objects.size()) + " objects to namespace " + ns);
   for (const auto& obj : objects) {
     auto applied = c->apply(obj, k_field_manager);
@@ -236,8 +342,10 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
         err.message += "; rolling back failed too: " + restored.error().full_message();
       }
     }
+    progress.revision_status(core::RevisionStatus::failed, err.message);
     return Unexpected(err.with_context("environment " + util::quote(ns)));
   }
+  deleting(ns, false);
   ApplyResult result;
   std::string scheme = m_settings.tls_secret.empty() ? "http://" : "https://";
   result.url = scheme + environment_host(spec.env, m_settings.domain);
@@ -297,8 +405,50 @@ std::string KubernetesDriver::pod_problems(const std::string& ns) {
   return util::join(out, "; ");
 }
 
+namespace {
+
+// What a Deployment's status says: healthy once the wanted replicas are available.
+Observation deployment_observation(const std::string& ns, const json& dep) {
+  Observation o;
+  const json& st = dep.value("status", json::object());
+  int64_t want = dep.value("spec", json::object()).value("replicas", 1);
+  int64_t available = num(st, "availableReplicas");
+  o.status = {
+      {"namespace", ns},
+      {"replicas", want},
+      {"available_replicas", available},
+      {"updated_replicas", num(st, "updatedReplicas")},
+      {"revision",
+       dep.value("metadata", json::object()).value("annotations", json::object()).value("idp.dev/revision", "")}};
+  o.detail = std::to_string(available) + "/" + std::to_string(want) + " pods available";
+  o.health = available >= want && want > 0 ? Health::healthy : Health::unhealthy;
+  return o;
+}
+
+} // namespace
+
+std::optional<Observation> KubernetesDriver::observe_from_watch(const core::Environment& env) const {
+  std::lock_guard lock(m_watch_mu);
+  if (!m_watch_synced) {
+    return std::nullopt;
+  }
+  auto it = m_watched.find(env.name);
+  if (it == m_watched.end() || managed_by(it->second) != m_opts.server_id || m_deleting.count(env.name) ||
+      it->second["metadata"].contains("deletionTimestamp")) {
+    return std::nullopt; // being deleted (by us: the namespace goes first), or unknown
+  }
+  Observation o = deployment_observation(env.name, it->second);
+  if (o.health != Health::healthy) {
+    return std::nullopt; // the reasons are in the pods: read them
+  }
+  return o;
+}
+
 Expected<Observation> KubernetesDriver::observe(const core::Environment& env) {
   IDP_TRY_ASSIGN(KubeClient * c, client());
+  if (auto watched = observe_from_watch(env)) {
+    return *watched;
+  }
   Observation o;
   IDP_TRY_ASSIGN(auto ns, c->get(namespaces(), "", env.name));
   if (!ns || managed_by(*ns) != m_opts.server_id) {
@@ -328,21 +478,8 @@ Expected<Observation> KubernetesDriver::observe(const core::Environment& env) {
     o.detail = "no deployment " + util::quote(k_workload_name) + " in namespace " + util::quote(env.name);
     return o;
   }
-  const json& st = dep->value("status", json::object());
-  int64_t want = (*dep)["spec"].value("replicas", 1);
-  int64_t available = num(st, "availableReplicas");
-  o.status = {
-      {"namespace", env.name},
-      {"replicas", want},
-      {"available_replicas", available},
-      {"updated_replicas", num(st, "updatedReplicas")},
-      {"revision",
-       dep->value("metadata", json::object()).value("annotations", json::object()).value("idp.dev/revision", "")}};
-  o.detail = std::to_string(available) + "/" + std::to_string(want) + " pods available";
-  if (available >= want && want > 0) {
-    o.health = Health::healthy;
-  } else {
-    o.health = Health::unhealthy;
+  o = deployment_observation(env.name, *dep);
+  if (o.health != Health::healthy) {
     std::string problems = pod_problems(env.name);
     if (!problems.empty()) {
       o.detail += ": " + problems;
@@ -362,6 +499,7 @@ Expected<void> KubernetesDriver::destroy(const core::Environment& env, Progress&
     return {};
   }
   progress.step("deleting namespace " + env.name);
+  deleting(env.name, true);
   IDP_TRY_ASSIGN(bool started, c->remove(namespaces(), "", env.name, "Foreground"));
   if (!started) {
     return {}; // 404: gone between the two requests
@@ -385,19 +523,55 @@ Expected<void> KubernetesDriver::destroy(const core::Environment& env, Progress&
   }
 }
 
+namespace {
+
+// A log cursor: "<ms>:<n>", the newest line's time read so far and how many lines of that
+// very millisecond were read (the next read asks from that second on and drops those).
+struct LogCursor {
+  util::Millis at = 0;
+  size_t seen = 0;
+};
+
+Expected<LogCursor> parse_log_cursor(const std::string& text) {
+  LogCursor c;
+  if (text.empty()) {
+    return c;
+  }
+  auto colon = text.find(':');
+  auto digits = [](std::string_view v) {
+    return !v.empty() && v.size() <= 18 &&
+           std::all_of(v.begin(), v.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+  };
+  if (colon == std::string::npos || !digits(std::string_view(text).substr(0, colon)) ||
+      !digits(std::string_view(text).substr(colon + 1))) {
+    return make_error(ErrorCode::invalid_argument,
+                      "log cursor " + util::quote(text) + ": expected the cursor of a previous read");
+  }
+  c.at = std::stoll(text.substr(0, colon));
+  c.seen = static_cast<size_t>(std::stoull(text.substr(colon + 1)));
+  return c;
+}
+
+} // namespace
+
 Expected<LogChunk> KubernetesDriver::read_logs(const core::Environment& env, const LogQuery& q) {
   IDP_TRY_ASSIGN(KubeClient * c, client());
+  IDP_TRY_ASSIGN(LogCursor cursor, parse_log_cursor(q.cursor));
   LogChunk chunk;
+  chunk.cursor = q.cursor;
   IDP_TRY_ASSIGN(auto ns, c->get(namespaces(), "", env.name));
   if (!ns || managed_by(*ns) != m_opts.server_id) {
     return chunk;
   }
+  // sinceTime has second precision: ask from the second of the cursor (or of q.since) and
+  // drop what was read already below.
+  util::Millis since = std::max(q.since, cursor.at);
   IDP_TRY_ASSIGN(auto items, c->list(pods(), env.name, std::string(k_label_environment) + "=" + env.name));
   for (const auto& p : items) {
     std::string pod = p["metadata"].value("name", "");
     std::string path = resource_path(pods(), env.name, pod) + "/log?container=app&timestamps=true";
-    if (q.since > 0) {
-      path += "&sinceTime=" + util::url_encode(util::format_iso8601(q.since));
+    if (since > 0) {
+      path += "&sinceTime=" + util::url_encode(util::format_iso8601(since / 1000 * 1000));
     }
     if (q.tail > 0) {
       path += "&tailLines=" + std::to_string(q.tail);
@@ -425,10 +599,94 @@ Expected<LogChunk> KubernetesDriver::read_logs(const core::Environment& env, con
   }
   std::stable_sort(chunk.lines.begin(), chunk.lines.end(),
                    [](const LogLine& a, const LogLine& b) { return a.at < b.at; });
+  // Nothing before q.since, and nothing the cursor says was read (lines at its millisecond
+  // come in the same order on every read).
+  size_t skip_same = cursor.seen;
+  std::erase_if(chunk.lines, [&](const LogLine& l) {
+    if (l.at < since) {
+      return true;
+    }
+    if (cursor.at > 0 && l.at == cursor.at && skip_same > 0) {
+      skip_same -= 1;
+      return true;
+    }
+    return false;
+  });
   if (q.tail > 0 && chunk.lines.size() > q.tail) {
     chunk.lines.erase(chunk.lines.begin(), chunk.lines.end() - static_cast<long>(q.tail));
   }
+  if (!chunk.lines.empty()) {
+    util::Millis last = chunk.lines.back().at;
+    size_t at_last = static_cast<size_t>(
+        std::count_if(chunk.lines.begin(), chunk.lines.end(), [&](const LogLine& l) { return l.at == last; }));
+    if (last == cursor.at) {
+      at_last += cursor.seen;
+    }
+    chunk.cursor = std::to_string(last) + ":" + std::to_string(at_last);
+  }
   return chunk;
+}
+
+Expected<util::Command> KubernetesDriver::kubectl_exec(const core::Environment& env,
+                                                       const std::vector<std::string>& argv, bool tty) {
+  if (argv.empty()) {
+    return make_error(ErrorCode::invalid_argument, "exec needs a command");
+  }
+  if (env.template_name == "scheduled-worker") {
+    return make_error(ErrorCode::invalid_argument, "environment " + util::quote(env.name) +
+                                                       " is a scheduled worker: on Kubernetes its runs are Jobs of "
+                                                       "the CronJob, with no container to exec into between runs");
+  }
+  IDP_TRY_ASSIGN(KubeClient * c, client());
+  auto kubectl = util::find_executable(m_opts.kubectl);
+  if (!kubectl) {
+    return make_error(ErrorCode::invalid_argument,
+                      "exec on the kubernetes runtime runs `kubectl exec`, and " + util::quote(m_opts.kubectl) +
+                          " is not on the server's PATH: install kubectl, or set drivers.kubernetes.kubectl");
+  }
+  util::Command cmd;
+  cmd.argv = {*kubectl};
+  if (!m_opts.in_cluster) {
+    // The same cluster and user as the driver's own requests (kubectl reads $KUBECONFIG
+    // itself when no file was named).
+    if (!m_opts.kubeconfig.empty()) {
+      cmd.argv.insert(cmd.argv.end(), {"--kubeconfig", m_opts.kubeconfig});
+    }
+    if (!c->connection().context.empty()) {
+      cmd.argv.insert(cmd.argv.end(), {"--context", c->connection().context});
+    }
+  }
+  cmd.argv.insert(cmd.argv.end(), {"exec", "--namespace", env.name, std::string("deployment/") + k_workload_name,
+                                   "--container", "app", "--stdin"});
+  if (tty) {
+    cmd.argv.push_back("--tty");
+  }
+  cmd.argv.push_back("--");
+  cmd.argv.insert(cmd.argv.end(), argv.begin(), argv.end());
+  return cmd;
+}
+
+Expected<json> KubernetesDriver::exec(const core::Environment& env, const std::vector<std::string>& argv) {
+  IDP_TRY_ASSIGN(util::Command cmd, kubectl_exec(env, argv, false));
+  util::RunOptions ro;
+  ro.timeout_ms = 60000; // as the local runtime's one-shot exec
+  ro.max_capture = 1024 * 1024;
+  IDP_TRY_ASSIGN(auto r, util::run(cmd, ro));
+  return json{{"exit_code", r.exit_code},
+              {"signal", r.signal},
+              {"timed_out", r.timed_out},
+              {"stdout", r.out},
+              {"stderr", r.err}};
+}
+
+Expected<std::unique_ptr<ExecProcess>> KubernetesDriver::start_exec(const core::Environment& env,
+                                                                    const ExecRequest& req) {
+  IDP_TRY_ASSIGN(util::Command cmd, kubectl_exec(env, req.argv, req.tty));
+  util::InteractiveOptions io;
+  io.tty = req.tty;
+  io.rows = req.rows;
+  io.cols = req.cols;
+  return start_interactive_exec(cmd, io);
 }
 
 } // namespace idp::drivers::kubernetes

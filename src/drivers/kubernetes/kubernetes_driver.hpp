@@ -3,15 +3,24 @@
 // with server-side apply (field manager "idp") over the REST API, no kubectl needed.
 // apply waits for the Deployment's rollout (observedGeneration, updated and available
 // replicas); destroy deletes the namespace and waits until it is gone. Thread-safe: the
-// driver keeps no per-environment state in memory; the cluster is the state.
+// driver's only memory is what the watch of its Deployments last saw; the cluster is the
+// state.
 
+#include <atomic>
+#include <condition_variable>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
 #include <string>
+#include <thread>
 
 #include "drivers/driver.hpp"
 #include "drivers/kubernetes/kube_client.hpp"
 #include "drivers/kubernetes/kubernetes_options.hpp"
 #include "drivers/kubernetes/manifests.hpp"
+#include "util/subprocess.hpp"
 
 namespace idp::drivers::kubernetes {
 
@@ -24,30 +33,57 @@ public:
   KubernetesDriver(const DriverContext& ctx, KubernetesOptions opts, std::unique_ptr<KubeClient> client,
                    Error connect_error, bool configured);
 
+  ~KubernetesDriver() override;
+  KubernetesDriver(const KubernetesDriver&) = delete;
+  KubernetesDriver& operator=(const KubernetesDriver&) = delete;
+
   std::string_view name() const override { return "kubernetes"; }
   // Deletes namespaces labelled with this server's id whose environment is not in `live`
-  // (the orphan sweep). An unreachable cluster is not an error here: it is reported by
-  // the first operation on an environment.
+  // (the orphan sweep), and starts the watch of this server's Deployments (option watch).
+  // An unreachable cluster is not an error here: it is reported by the first operation on
+  // an environment, and the watch keeps trying.
   Expected<void> start(const std::vector<core::Environment>& live) override;
+  // Ends the watch (the environments run on: the cluster is theirs).
   void stop(bool keep_running) override;
+  // observe of an api-service environment whose Deployment the watch has seen available
+  // answers from the watch, without a request; anything else (not seen, unhealthy, a
+  // scheduled worker, the watch down) reads the cluster.
   Expected<void> plan(const DeploySpec& spec) override;
   Expected<ApplyResult> apply(const DeploySpec& spec, Progress& progress) override;
   Expected<Observation> observe(const core::Environment& env) override;
   Expected<void> destroy(const core::Environment& env, Progress& progress) override;
   Expected<LogChunk> read_logs(const core::Environment& env, const LogQuery& q) override;
+  // idp exec: `kubectl exec` into the Deployment's app container (argv after "--", never
+  // through a shell). invalid_argument without kubectl, or for a scheduled worker.
+  Expected<nlohmann::json> exec(const core::Environment& env, const std::vector<std::string>& argv) override;
+  Expected<std::unique_ptr<ExecProcess>> start_exec(const core::Environment& env, const ExecRequest& req) override;
 
-  // The manifests apply would send for `spec` (idp render, tests). invalid_config as plan.
-  Expected<std::vector<nlohmann::json>> render(const DeploySpec& spec) const;
+  // The manifests apply would send for `spec`, secret values as placeholders (tests, plan).
+  // invalid_config as plan.
+  Expected<std::vector<nlohmann::json>> render_objects(const DeploySpec& spec) const;
+  // The same as a YAML stream, one document per object (idp render).
+  Expected<std::string> render(const DeploySpec& spec) const override;
   // The client's request counters (bench, tests); zero without a connection.
   KubeStats stats() const;
   // Deletes namespaces of this server whose environment is not in `live`; the names deleted.
   Expected<std::vector<std::string>> sweep_orphans(const std::vector<core::Environment>& live);
+  // The watch has listed the Deployments and follows them (tests, bench).
+  bool watch_synced() const;
 
 private:
   Expected<KubeClient*> client();
   Expected<std::map<std::string, std::string>> resolve_secrets(const DeploySpec& spec) const;
   Expected<void> wait_for_rollout(const DeploySpec& spec, Progress& progress);
   std::string pod_problems(const std::string& ns);
+  // The `kubectl exec` command line for `argv` in `env` (stdin attached; a tty on request).
+  Expected<util::Command> kubectl_exec(const core::Environment& env, const std::vector<std::string>& argv, bool tty);
+
+  void watch_loop();
+  void watch_wait(int64_t ms);
+  // Marks a namespace this driver deletes (its watched Deployment is not to be believed)
+  // or, once an apply to it succeeded, no longer.
+  void deleting(const std::string& ns, bool yes);
+  std::optional<Observation> observe_from_watch(const core::Environment& env) const;
 
   DriverContext m_ctx;
   KubernetesOptions m_opts;
@@ -55,6 +91,14 @@ private:
   std::unique_ptr<KubeClient> m_client;
   Error m_connect_error;
   bool m_configured = false;
+
+  std::thread m_watcher;
+  std::atomic<bool> m_stop_watch{false};
+  mutable std::mutex m_watch_mu;
+  std::condition_variable m_watch_cv;
+  std::map<std::string, nlohmann::json> m_watched; // namespace -> its Deployment, as the watch last saw it
+  bool m_watch_synced = false;
+  std::set<std::string> m_deleting; // namespaces deleted by this driver since their last apply
 };
 
 } // namespace idp::drivers::kubernetes

@@ -50,6 +50,14 @@ const std::map<std::string, Setter>& table() {
   static const std::map<std::string, Setter> k_table = {
       {"kubeconfig", string_opt(&KubernetesOptions::kubeconfig)},
       {"context", string_opt(&KubernetesOptions::context)},
+      {"kubectl",
+       [](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+         if (!v.is_string() || v.get<std::string>().empty()) {
+           return "expected a program name or path, like kubectl or /usr/local/bin/kubectl";
+         }
+         o.kubectl = v.get<std::string>();
+         return "";
+       }},
       {"in_cluster",
        [](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
          if (!v.is_boolean()) {
@@ -75,6 +83,15 @@ const std::map<std::string, Setter>& table() {
       {"destroy_timeout_ms", ms_opt(&KubernetesOptions::destroy_timeout_ms, 1000)},
       {"poll_interval_ms", ms_opt(&KubernetesOptions::poll_interval_ms, 1)},
       {"request_timeout_ms", ms_opt(&KubernetesOptions::request_timeout_ms, 100)},
+      {"watch_timeout_ms", ms_opt(&KubernetesOptions::watch_timeout_ms, 1000)},
+      {"watch",
+       [](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+         if (!v.is_boolean()) {
+           return "expected true or false";
+         }
+         o.watch = v.get<bool>();
+         return "";
+       }},
   };
   return k_table;
 }

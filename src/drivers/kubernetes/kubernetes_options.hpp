@@ -24,10 +24,17 @@ struct KubernetesOptions {
   std::string ingress_namespace = "ingress-nginx"; // the only other namespace allowed in
   std::string tls_secret;                          // Ingress TLS secret name; "" = no TLS section
   int replicas = 1;
+  // idp exec runs `kubectl exec` (the REST API's exec is a SPDY/WebSocket stream): this
+  // program, looked up on PATH unless it is a path.
+  std::string kubectl = "kubectl";
   int64_t rollout_timeout_ms = 5 * 60000; // a deploy's rollout must complete within this
   int64_t destroy_timeout_ms = 5 * 60000; // a namespace must be gone within this
   int64_t poll_interval_ms = 1000;
   int64_t request_timeout_ms = 30000;
+  // observe answers from one watch of this server's Deployments (no request per idle
+  // environment); false: every observe reads the namespace and the Deployment.
+  bool watch = true;
+  int64_t watch_timeout_ms = 5 * 60000; // a watch is renewed this often (the server's timeoutSeconds)
 
   // Parses `options` (an object; null means every default). invalid_config naming the key.
   static Expected<KubernetesOptions> parse(const nlohmann::json& options);

@@ -3,11 +3,11 @@
 // uid and in its revision's cgroup when isolated; exec() runs it to completion within
 // k_exec_timeout_ms, start_exec() as an interactive session (pipes or a pseudo-terminal).
 
+#include "drivers/common/interactive_exec.hpp"
 #include "drivers/local/local_driver.hpp"
 #include "drivers/local/local_driver_support.hpp"
 #include "drivers/local/processes.hpp"
 #include "util/fs.hpp"
-#include "util/interactive_process.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -74,41 +74,6 @@ Expected<nlohmann::json> LocalDriver::exec(const core::Environment& env, const s
                         {"stderr", r.err}};
 }
 
-namespace {
-
-// An exec session's command on this machine: a process group of our own, on pipes or a
-// pseudo-terminal (util::InteractiveProcess).
-class LocalExecProcess : public ExecProcess {
-public:
-  explicit LocalExecProcess(std::unique_ptr<util::InteractiveProcess> p) : m_p(std::move(p)) {}
-  std::vector<std::pair<std::string, std::string>> read(int64_t timeout_ms) override {
-    std::vector<std::pair<std::string, std::string>> out;
-    for (auto& c : m_p->read(timeout_ms)) {
-      out.emplace_back(c.is_stderr ? "stderr" : "stdout", std::move(c.data));
-    }
-    return out;
-  }
-  bool output_done() const override { return m_p->output_done(); }
-  Expected<void> write_input(std::string_view data, int64_t timeout_ms) override {
-    return m_p->write_input(data, timeout_ms);
-  }
-  void close_input() override { m_p->close_input(); }
-  Expected<void> resize(unsigned short rows, unsigned short cols) override { return m_p->resize(rows, cols); }
-  void signal(int sig) override { m_p->signal_group(sig); }
-  std::optional<std::pair<int, int>> poll_exit() override {
-    auto s = m_p->poll_exit();
-    if (!s) {
-      return std::nullopt;
-    }
-    return std::make_pair(s->exit_code, s->signal);
-  }
-
-private:
-  std::unique_ptr<util::InteractiveProcess> m_p;
-};
-
-} // namespace
-
 Expected<std::unique_ptr<ExecProcess>> LocalDriver::start_exec(const core::Environment& env, const ExecRequest& req) {
   IDP_TRY_ASSIGN(ExecTarget t, exec_command(env, req.argv));
   util::Command& cmd = t.cmd;
@@ -122,11 +87,7 @@ Expected<std::unique_ptr<ExecProcess>> LocalDriver::start_exec(const core::Envir
   io.tty = req.tty;
   io.rows = req.rows;
   io.cols = req.cols;
-  auto p = util::InteractiveProcess::start(cmd, io);
-  if (!p) {
-    return Unexpected(p.error());
-  }
-  return std::unique_ptr<ExecProcess>(std::make_unique<LocalExecProcess>(std::move(*p)));
+  return start_interactive_exec(cmd, io);
 }
 
 } // namespace idp::drivers::local

@@ -140,6 +140,62 @@ TEST_F(KubeClientTlsTest, AServerCertificateOfAnotherCaIsNotTrusted) {
   EXPECT_NE(r.error().message.find("TLS certificate is not trusted"), std::string::npos) << r.error().message;
 }
 
+TEST_F(KubeClientTlsTest, TlsServerNameChecksTheCertificateAgainstThatNameWhileConnectingToTheServer) {
+  // A certificate for the name kube.internal alone (no IP): reached at 127.0.0.1, it is
+  // trusted only when the kubeconfig says which name to check.
+  testing::kube::make_leaf(m_pki.dir, "named", "kube.internal",
+                           "subjectAltName=DNS:kube.internal\nextendedKeyUsage=serverAuth");
+  FakeKubeApiServer api(FakeKubeApiServer::Options{m_pki.dir + "/named.crt", m_pki.dir + "/named.key", "", {"t"}});
+  auto with_name = [&](const std::string& file, const std::string& name) {
+    return client_for(testing::kube::write_kubeconfig(m_tmp.sub(file), api.url(), "    token: t\n",
+                                                      "    certificate-authority: " + m_pki.ca_crt + "\n" +
+                                                          (name.empty() ? "" : "    tls-server-name: " + name + "\n")),
+                      &m_clock);
+  };
+  auto named = with_name("named", "kube.internal");
+  auto r = named.apply(namespace_obj("pr-8"), "idp");
+  ASSERT_TRUE(r.has_value()) << r.error().full_message();
+  EXPECT_TRUE(api.object("namespaces", "", "pr-8").has_value());
+
+  for (const auto& [file, name] :
+       std::vector<std::pair<std::string, std::string>>{{"unnamed", ""}, {"other", "other.internal"}}) {
+    auto c = with_name(file, name);
+    auto g = c.get(ns_kind(), "", "pr-8");
+    ASSERT_FALSE(g.has_value()) << file;
+    EXPECT_EQ(g.error().code, ErrorCode::permanent) << file;
+    EXPECT_NE(g.error().message.find("TLS certificate is not trusted"), std::string::npos) << g.error().message;
+  }
+}
+
+TEST_F(KubeClientTlsTest, AProxyUrlTunnelsEveryRequestThroughTheProxy) {
+  FakeKubeApiServer api(FakeKubeApiServer::Options{m_pki.server_crt, m_pki.server_key, "", {"t"}});
+  testing::kube::ConnectProxy proxy;
+  auto c = client_for(
+      testing::kube::write_kubeconfig(m_tmp.sub("proxied"), api.url(), "    token: t\n",
+                                      "    certificate-authority: " + m_pki.ca_crt +
+                                          "\n    proxy-url: http://127.0.0.1:" + std::to_string(proxy.port()) + "\n"),
+      &m_clock);
+  auto r = c.apply(namespace_obj("pr-9"), "idp");
+  ASSERT_TRUE(r.has_value()) << r.error().full_message();
+  EXPECT_TRUE(api.object("namespaces", "", "pr-9").has_value());
+  auto targets = proxy.targets();
+  ASSERT_FALSE(targets.empty()) << "the request went through the proxy";
+  for (const auto& t : targets) {
+    EXPECT_EQ(t, "127.0.0.1:" + std::to_string(api.port()));
+  }
+
+  // A proxy that is not there: the server is unreachable, a transient error.
+  int closed = util::find_free_port().value();
+  auto d = client_for(
+      testing::kube::write_kubeconfig(m_tmp.sub("dead-proxy"), api.url(), "    token: t\n",
+                                      "    certificate-authority: " + m_pki.ca_crt +
+                                          "\n    proxy-url: http://127.0.0.1:" + std::to_string(closed) + "\n"),
+      &m_clock);
+  auto dead = d.get(ns_kind(), "", "pr-9");
+  ASSERT_FALSE(dead.has_value());
+  EXPECT_EQ(dead.error().code, ErrorCode::transient) << dead.error().full_message();
+}
+
 TEST_F(KubeClientTlsTest, NoClientCertificateWhereOneIsRequiredFailsTheHandshake) {
   FakeKubeApiServer api(FakeKubeApiServer::Options{m_pki.server_crt, m_pki.server_key, m_pki.ca_crt, {}});
   auto c = client_for(testing::kube::write_kubeconfig(m_tmp.sub("config"), api.url(), "    token: t\n",

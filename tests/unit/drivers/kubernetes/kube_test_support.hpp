@@ -2,8 +2,19 @@
 // Helpers of the Kubernetes driver's tests: a throwaway PKI (openssl, real certificates),
 // kubeconfig files, and a driver wired to the API-server double.
 
+#include <arpa/inet.h>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <mutex>
+#include <netinet/in.h>
+#include <poll.h>
 #include <string>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -62,6 +73,121 @@ inline TestPki make_test_pki(const std::string& dir) {
   p.other_ca_crt = dir + "/other-ca.crt";
   return p;
 }
+
+// An HTTP proxy that tunnels CONNECT host:port (what a client does through a proxy to an
+// https:// server) and records each target. One connection at a time, on 127.0.0.1.
+class ConnectProxy {
+public:
+  ConnectProxy() {
+    m_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (m_fd < 0 || ::bind(m_fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(m_fd, 8) != 0 ||
+        ::getsockname(m_fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      ADD_FAILURE() << "ConnectProxy: cannot listen: " << std::strerror(errno);
+      return;
+    }
+    m_port = ntohs(a.sin_port);
+    m_thread = std::thread([this] { serve(); });
+  }
+  ~ConnectProxy() {
+    m_stop = true;
+    ::shutdown(m_fd, SHUT_RDWR);
+    if (m_thread.joinable()) {
+      m_thread.join();
+    }
+    ::close(m_fd);
+  }
+  ConnectProxy(const ConnectProxy&) = delete;
+  ConnectProxy& operator=(const ConnectProxy&) = delete;
+
+  int port() const { return m_port; }
+  std::vector<std::string> targets() const {
+    std::lock_guard<std::mutex> lock(m_mu);
+    return m_targets;
+  }
+
+private:
+  void serve() {
+    while (!m_stop) {
+      int c = ::accept4(m_fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) {
+        return;
+      }
+      tunnel(c);
+      ::close(c);
+    }
+  }
+  static bool send_all(int fd, const char* p, size_t n) {
+    while (n > 0) {
+      ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+      if (w <= 0) {
+        return false;
+      }
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+    return true;
+  }
+  void tunnel(int c) {
+    std::string head;
+    char buf[16384];
+    while (head.find("\r\n\r\n") == std::string::npos && head.size() < 65536) {
+      ssize_t n = ::recv(c, buf, sizeof(buf), 0);
+      if (n <= 0) {
+        return;
+      }
+      head.append(buf, static_cast<size_t>(n));
+    }
+    // "CONNECT 127.0.0.1:6443 HTTP/1.1"
+    std::string line = head.substr(0, head.find("\r\n"));
+    if (line.rfind("CONNECT ", 0) != 0) {
+      (void)send_all(c, "HTTP/1.1 405 Method Not Allowed\r\n\r\n", 35);
+      return;
+    }
+    std::string target = line.substr(8, line.find(' ', 8) - 8);
+    {
+      std::lock_guard<std::mutex> lock(m_mu);
+      m_targets.push_back(target);
+    }
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<uint16_t>(std::stoi(target.substr(target.rfind(':') + 1))));
+    ::inet_pton(AF_INET, target.substr(0, target.rfind(':')).c_str(), &to.sin_addr);
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0 || ::connect(s, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
+      (void)send_all(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n", 28);
+      if (s >= 0) {
+        ::close(s);
+      }
+      return;
+    }
+    const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    bool open = send_all(c, ok, sizeof(ok) - 1);
+    while (open && !m_stop) {
+      pollfd fds[2] = {{c, POLLIN, 0}, {s, POLLIN, 0}};
+      if (::poll(fds, 2, 100) < 0) {
+        break;
+      }
+      for (int i = 0; i < 2 && open; ++i) {
+        if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+          ssize_t n = ::recv(fds[i].fd, buf, sizeof(buf), 0);
+          open = n > 0 && send_all(fds[1 - i].fd, buf, static_cast<size_t>(n));
+        }
+      }
+    }
+    ::close(s);
+  }
+
+  int m_fd = -1;
+  int m_port = 0;
+  std::atomic<bool> m_stop{false};
+  std::thread m_thread;
+  mutable std::mutex m_mu;
+  std::vector<std::string> m_targets;
+};
 
 // A kubeconfig with one context "test" (current) for `server` and the user given as YAML
 // lines (indented under `user:`), plus cluster lines (indented under `cluster:`).

@@ -146,6 +146,13 @@ TEST(KubeconfigTest, EachBadKubeconfigGetsAClearError) {
       {"exec-old-api", "    exec:\n      apiVersion: client.authentication.k8s.io/v1alpha1\n      command: aws\n", "",
        "apiVersion: expected client.authentication.k8s.io/v1 or /v1beta1"},
       {"auth-provider", "    auth-provider:\n      name: gcp\n", "", "auth-provider \"gcp\" is not supported"},
+      {"tls-server-name-not-a-name", "    token: t\n", "    tls-server-name: 'kube internal'\n",
+       "tls-server-name: expected a DNS name"},
+      {"tls-server-name-empty-label", "    token: t\n", "    tls-server-name: kube..internal\n",
+       "tls-server-name: expected a DNS name"},
+      {"proxy-of-another-scheme", "    token: t\n", "    proxy-url: ftp://proxy.example:21\n",
+       "proxy-url: expected an http://, https:// or socks5:// URL, got scheme \"ftp\""},
+      {"proxy-without-scheme", "    token: t\n", "    proxy-url: proxy.example:3128\n", "(no scheme given)"},
   };
   TempDir tmp;
   for (const auto& c : cases) {
@@ -171,6 +178,27 @@ TEST(KubeconfigTest, AMissingOrMalformedFileIsNamed) {
   auto http = load_kubeconfig({testing::kube::write_kubeconfig(tmp.sub("ftp"), "ftp://h", "    token: t\n")});
   ASSERT_FALSE(http.has_value());
   EXPECT_NE(http.error().message.find("server: expected an https:// URL"), std::string::npos) << http.error().message;
+}
+
+TEST(KubeconfigTest, TlsServerNameAndProxyUrlAreLoadedAndAProxysCredentialsNeverShow) {
+  TempDir tmp;
+  auto ok = load_kubeconfig({testing::kube::write_kubeconfig(
+      tmp.sub("ok"), "https://10.0.0.1:6443", "    token: t\n",
+      "    tls-server-name: kubernetes.default.svc\n    proxy-url: socks5://127.0.0.1:1080\n")});
+  ASSERT_TRUE(ok.has_value()) << ok.error().full_message();
+  EXPECT_EQ(ok->tls_server_name, "kubernetes.default.svc");
+  EXPECT_EQ(ok->proxy_url, "socks5://127.0.0.1:1080");
+
+  auto plain = load_kubeconfig({testing::kube::write_kubeconfig(
+      tmp.sub("plain"), "http://10.0.0.1:8080", "    token: t\n", "    tls-server-name: kube.internal\n")});
+  ASSERT_FALSE(plain.has_value());
+  EXPECT_NE(plain.error().message.find("tls-server-name is set but the server is not https://"), std::string::npos)
+      << plain.error().message;
+
+  auto secret = load_kubeconfig({testing::kube::write_kubeconfig(tmp.sub("secret"), "https://h:6443", "    token: t\n",
+                                                                 "    proxy-url: gopher://user:hunter2@proxy:70\n")});
+  ASSERT_FALSE(secret.has_value());
+  EXPECT_EQ(secret.error().message.find("hunter2"), std::string::npos) << secret.error().message;
 }
 
 TEST(KubeconfigTest, InClusterReadsTheServiceAccount) {

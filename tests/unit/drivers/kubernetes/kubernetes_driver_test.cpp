@@ -2,6 +2,9 @@
 // apply and a rollout wait, rollback of a rollout that never completes, destroy waiting
 // for the namespace, the orphan sweep, and what it refuses.
 
+#include <fstream>
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include "drivers/kubernetes/kubernetes_driver.hpp"
@@ -9,6 +12,10 @@
 #include "fakes/fake_kube_apiserver.hpp"
 #include "support/test_support.hpp"
 #include "unit/drivers/kubernetes/kube_test_support.hpp"
+#include "util/fs.hpp"
+#include "util/http_client.hpp"
+#include "util/strings.hpp"
+#include "util/time.hpp"
 
 namespace idp::drivers::kubernetes {
 
@@ -17,10 +24,13 @@ namespace idp::drivers::kubernetes {
 class KubeRecordingProgress final : public Progress {
 public:
   void step(std::string_view what) override { steps.emplace_back(what); }
-  void revision_status(core::RevisionStatus, std::string_view) override {}
+  void revision_status(core::RevisionStatus status, std::string_view message) override {
+    statuses.push_back(std::string(core::revision_status_name(status)) + ": " + std::string(message));
+  }
   bool cancelled() const override { return false; }
   const std::atomic<bool>* cancel_flag() const override { return &m_cancel; }
   std::vector<std::string> steps;
+  std::vector<std::string> statuses; // "starting: …", "failed: …"
 
 private:
   std::atomic<bool> m_cancel{false};
@@ -83,6 +93,9 @@ TEST_F(KubernetesDriverTest, ApplyServerSideAppliesEveryObjectAndWaitsForTheRoll
   EXPECT_EQ(applies, 9);
   EXPECT_TRUE(polled_after_apply) << "the rollout is read back, not assumed";
   EXPECT_LE(reqs.size(), 12u) << "issue 11's budget: at most 12 requests per create";
+  ASSERT_EQ(m_progress.statuses.size(), 1u);
+  EXPECT_EQ(m_progress.statuses[0], "starting: rolling out revision 1 to namespace pr-42")
+      << "the engine marks it serving once apply returns";
   auto ns = m_api.object("namespaces", "", "pr-42");
   ASSERT_TRUE(ns.has_value());
   EXPECT_EQ((*ns)["metadata"]["labels"]["idp.dev/managed-by"], "idp");
@@ -108,6 +121,9 @@ TEST_F(KubernetesDriverTest, ARedeployWhosePodsNeverBecomeReadyIsRolledBackWithT
   EXPECT_NE(msg.find("rollout of revision 2 did not complete"), std::string::npos) << msg;
   EXPECT_NE(msg.find("CrashLoopBackOff"), std::string::npos) << msg;
   EXPECT_NE(msg.find("rolled back to the pod template of revision 1"), std::string::npos) << msg;
+  ASSERT_FALSE(m_progress.statuses.empty());
+  EXPECT_EQ(m_progress.statuses.back().rfind("failed: ", 0), 0u) << m_progress.statuses.back();
+  EXPECT_NE(m_progress.statuses.back().find("CrashLoopBackOff"), std::string::npos) << m_progress.statuses.back();
   auto dep = m_api.object("deployments", "pr-42", "web");
   ASSERT_TRUE(dep.has_value());
   EXPECT_EQ((*dep)["spec"]["template"]["spec"]["containers"][0]["image"],
@@ -135,6 +151,105 @@ TEST_F(KubernetesDriverTest, ReadLogsReturnsThePodsLinesWithTheirTimes) {
     }
   }
   EXPECT_TRUE(asked_with_timestamps);
+}
+
+// idp logs --follow reads again and again with the cursor of the last read: each line
+// comes exactly once, also lines of the same millisecond and lines that arrive between
+// two reads within one second (sinceTime has second precision).
+TEST_F(KubernetesDriverTest, ReadingOnFromTheCursorGivesEachLineOnce) {
+  auto d = make_driver();
+  auto spec = testing::kube::sample_spec();
+  ASSERT_TRUE(d->apply(spec, m_progress).has_value());
+  auto first = d->read_logs(spec.env, {});
+  ASSERT_TRUE(first.has_value()) << first.error().full_message();
+  ASSERT_EQ(first->lines.size(), 1u);
+  ASSERT_FALSE(first->cursor.empty());
+
+  util::Millis later = util::SystemClock().now_ms() + 60000;
+  std::string t1 = util::format_iso8601(later / 1000 * 1000).insert(19, ".123456789");
+  m_api.append_log("pr-42", t1, "request 1");
+  m_api.append_log("pr-42", t1, "request 2");
+  auto second = d->read_logs(spec.env, {.cursor = first->cursor});
+  ASSERT_TRUE(second.has_value()) << second.error().full_message();
+  ASSERT_EQ(second->lines.size(), 2u);
+  EXPECT_EQ(second->lines[0].text, "request 1");
+  EXPECT_EQ(second->lines[1].text, "request 2");
+
+  auto idle = d->read_logs(spec.env, {.cursor = second->cursor});
+  ASSERT_TRUE(idle.has_value());
+  EXPECT_TRUE(idle->lines.empty()) << "nothing new: nothing again";
+  EXPECT_EQ(idle->cursor, second->cursor);
+
+  m_api.append_log("pr-42", t1, "request 3"); // the same millisecond as the two before
+  auto third = d->read_logs(spec.env, {.cursor = idle->cursor});
+  ASSERT_TRUE(third.has_value());
+  ASSERT_EQ(third->lines.size(), 1u);
+  EXPECT_EQ(third->lines[0].text, "request 3");
+  bool asked_since = false;
+  for (const auto& q : m_api.requests()) {
+    asked_since =
+        asked_since ||
+        (q.path.find("/log") != std::string::npos &&
+         q.query.find("sinceTime=" + util::url_encode(util::format_iso8601(later / 1000 * 1000))) != std::string::npos);
+  }
+  EXPECT_TRUE(asked_since) << "the server is asked from the cursor's second on, not for the whole log";
+
+  auto bad = d->read_logs(spec.env, {.cursor = "yesterday"});
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code, ErrorCode::invalid_argument);
+}
+
+// Issue 11's budget: no request per idle environment beyond one watch. observe answers
+// from the watch of this server's Deployments; a change behind the driver's back reaches
+// it through the watch.
+TEST_F(KubernetesDriverTest, AnIdleEnvironmentIsObservedFromTheWatchWithoutARequest) {
+  auto d = make_driver();
+  ASSERT_TRUE(d->start({}).has_value());
+  auto spec = testing::kube::sample_spec();
+  ASSERT_TRUE(d->apply(spec, m_progress).has_value());
+  ASSERT_TRUE(testing::wait_until([&] { return d->watch_synced(); }, 10000));
+  auto requests_but_watches = [&] {
+    int n = 0;
+    for (const auto& q : m_api.requests()) {
+      n += q.query.find("watch=true") == std::string::npos;
+    }
+    return n;
+  };
+  // Once the watch has seen the rollout, observing costs nothing.
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        m_api.clear_requests();
+        auto o = d->observe(spec.env);
+        return o.has_value() && o->health == Health::healthy && requests_but_watches() == 0;
+      },
+      10000));
+  m_api.clear_requests();
+  for (int i = 0; i < 50; ++i) {
+    auto o = d->observe(spec.env);
+    ASSERT_TRUE(o.has_value()) << o.error().full_message();
+    EXPECT_EQ(o->health, Health::healthy) << o->detail;
+    EXPECT_EQ(o->status["namespace"], "pr-42");
+  }
+  EXPECT_EQ(requests_but_watches(), 0) << "50 observes of an idle environment made no request";
+
+  // The Deployment is deleted behind the driver's back: the watch tells it.
+  auto conn = load_kubeconfig({m_kubeconfig});
+  ASSERT_TRUE(conn.has_value());
+  util::SystemClock clock;
+  KubeClient other(*conn, &clock, 5000);
+  ASSERT_TRUE(other.remove(*find_kind("apps/v1", "Deployment"), "pr-42", "web").has_value());
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto o = d->observe(spec.env);
+        return o.has_value() && o->health == Health::not_running;
+      },
+      10000))
+      << "a deleted Deployment is not healthy for long";
+  d->stop(false);
+  EXPECT_FALSE(d->watch_synced()) << "stop ends the watch";
+  auto after = d->observe(spec.env);
+  ASSERT_TRUE(after.has_value()) << "without the watch, observe reads the cluster";
+  EXPECT_EQ(after->health, Health::not_running);
 }
 
 TEST_F(KubernetesDriverTest, AFirstDeployThatNeverBecomesReadyFailsWithThePodsReason) {
@@ -246,6 +361,82 @@ TEST_F(KubernetesDriverTest, WithoutAClusterTheDaemonStartsAndEachOperationSaysW
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, ErrorCode::invalid_config);
   EXPECT_NE(r.error().full_message().find("no-such-kubeconfig"), std::string::npos) << r.error().full_message();
+}
+
+// A stand-in for kubectl (the double cannot upgrade a connection to an exec stream): it
+// records its argv, one argument a line, and answers on both streams with exit code 3.
+std::string write_fake_kubectl(const std::string& dir) {
+  std::string path = dir + "/kubectl";
+  std::ofstream(path) << "#!/bin/sh\n"
+                         "for a in \"$@\"; do printf '%s\\n' \"$a\"; done > \"$(dirname \"$0\")/argv\"\n"
+                         "echo out-line\necho err-line >&2\nexit 3\n";
+  ::chmod(path.c_str(), 0755);
+  return path;
+}
+
+TEST_F(KubernetesDriverTest, ExecRunsKubectlExecWithTheCommandAsArgumentsNeverThroughAShell) {
+  std::string kubectl = write_fake_kubectl(m_tmp.path());
+  auto d = make_driver({{"kubectl", kubectl}, {"context", "test"}});
+  auto env = testing::kube::sample_spec().env;
+  std::vector<std::string> argv = {"sh", "-c", "echo $HOME; rm -rf /", "it's \"quoted\""};
+  auto r = d->exec(env, argv);
+  ASSERT_TRUE(r.has_value()) << r.error().full_message();
+  EXPECT_EQ((*r)["exit_code"], 3);
+  EXPECT_EQ((*r)["stdout"], "out-line\n");
+  EXPECT_EQ((*r)["stderr"], "err-line\n");
+  std::vector<std::string> want = {"--kubeconfig", m_kubeconfig,     "--context",   "test", "exec",    "--namespace",
+                                   "pr-42",        "deployment/web", "--container", "app",  "--stdin", "--"};
+  want.insert(want.end(), argv.begin(), argv.end());
+  auto recorded = util::read_file(m_tmp.sub("argv"));
+  ASSERT_TRUE(recorded.has_value());
+  std::string lines = *recorded;
+  if (!lines.empty() && lines.back() == '\n') {
+    lines.pop_back();
+  }
+  EXPECT_EQ(util::split(lines, '\n'), want);
+
+  // A session: the same command with a terminal, its output read as it comes.
+  ExecRequest req;
+  req.argv = {"printenv"};
+  req.tty = true;
+  auto p = d->start_exec(env, req);
+  ASSERT_TRUE(p.has_value()) << p.error().full_message();
+  std::string out;
+  std::optional<std::pair<int, int>> status;
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        for (auto& [stream, data] : (*p)->read(50)) {
+          out += data;
+        }
+        status = (*p)->poll_exit();
+        return status.has_value() && (*p)->output_done();
+      },
+      10000));
+  EXPECT_EQ(status->first, 3);
+  EXPECT_NE(out.find("out-line"), std::string::npos) << out;
+  auto tty_argv = util::read_file(m_tmp.sub("argv"));
+  ASSERT_TRUE(tty_argv.has_value());
+  EXPECT_NE(tty_argv->find("--stdin\n--tty\n--\nprintenv\n"), std::string::npos) << *tty_argv;
+}
+
+TEST_F(KubernetesDriverTest, ExecSaysWhyItCannotRun) {
+  auto without = make_driver({{"kubectl", m_tmp.sub("no-kubectl-here")}});
+  auto env = testing::kube::sample_spec().env;
+  auto r = without->exec(env, {"ls"});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::invalid_argument);
+  EXPECT_NE(r.error().message.find("install kubectl, or set drivers.kubernetes.kubectl"), std::string::npos)
+      << r.error().message;
+  auto d = make_driver({{"kubectl", write_fake_kubectl(m_tmp.path())}});
+  auto empty = d->exec(env, {});
+  ASSERT_FALSE(empty.has_value());
+  EXPECT_NE(empty.error().message.find("exec needs a command"), std::string::npos);
+  auto job = env;
+  job.template_name = "scheduled-worker";
+  auto worker = d->exec(job, {"ls"});
+  ASSERT_FALSE(worker.has_value());
+  EXPECT_NE(worker.error().message.find("scheduled worker"), std::string::npos) << worker.error().message;
+  EXPECT_FALSE(util::path_exists(m_tmp.sub("argv"))) << "kubectl never ran";
 }
 
 TEST(KubernetesOptionsTest, UnknownOrWrongOptionsAreNamed) {
