@@ -813,6 +813,29 @@ void ApiServer::routes() {
     send_json(res, 202, env_json(env, true));
   });
 
+  // idp render: what an environment of repo/branch would be applied as on a runtime (the
+  // branch's head, fetched now). Records and applies nothing; a developer's, as a create
+  // (it clones the repository).
+  s.Post("/api/v1/render", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    json body = parse_body(req);
+    auto parsed = unwrap(core::CreateEnvironmentRequest::from_json(body));
+    engine::CreateRequest cr;
+    cr.repo = unwrap(util::remember_url_credentials(parsed.repo));
+    cr.branch = parsed.branch;
+    cr.name = parsed.name;
+    cr.template_name = parsed.template_name;
+    cr.ttl = parsed.ttl;
+    cr.owner = parsed.owner.empty() ? principal().identity : parsed.owner;
+    cr.runtime = parsed.runtime;
+    auto r = unwrap(ctx.controller->render(cr));
+    send_json(res, 200,
+              {{"name", r.name},
+               {"runtime", r.runtime},
+               {"commit", r.commit},
+               {"template", r.template_name},
+               {"manifests", r.manifests}});
+  });
+
   s.Get(R"(/api/v1/environments/([^/]+))", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
     auto env = unwrap(ctx.store->get_environment(req.matches[1].str()));
     send_json(res, 200, env_json(env, true));

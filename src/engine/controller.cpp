@@ -130,7 +130,8 @@ Expected<std::string> Controller::pick_name(const std::string& base, const std::
   return alt;
 }
 
-Expected<void> Controller::plan(const Environment& env, const Resolved& r) {
+Expected<std::pair<drivers::Driver*, drivers::DeploySpec>> Controller::spec_for(const Environment& env,
+                                                                                const Resolved& r) const {
   if (std::find(r.tmpl.runtimes.begin(), r.tmpl.runtimes.end(), env.runtime) == r.tmpl.runtimes.end()) {
     return make_error(ErrorCode::invalid_config, "template " + util::quote(r.tmpl.name) + " has no parts for runtime " +
                                                      util::quote(env.runtime) + " (it supports " +
@@ -142,7 +143,56 @@ Expected<void> Controller::plan(const Environment& env, const Resolved& r) {
   spec.config = r.config;
   spec.components = r.tmpl.components;
   spec.template_dir = r.tmpl.dir;
-  return driver->plan(spec);
+  return std::pair<drivers::Driver*, drivers::DeploySpec>{driver, std::move(spec)};
+}
+
+Expected<void> Controller::plan(const Environment& env, const Resolved& r) {
+  IDP_TRY_ASSIGN(auto planned, spec_for(env, r));
+  return planned.first->plan(planned.second);
+}
+
+Expected<Controller::Rendered> Controller::render(const CreateRequest& req) {
+  IDP_TRY(validate_repo(req.repo));
+  IDP_TRY(validate_branch(req.branch));
+  if (!req.name.empty()) {
+    IDP_TRY(core::validate_env_name(req.name));
+  }
+  Environment env;
+  env.repo = RepoResolver::canonical_repo(req.repo);
+  env.branch = req.branch;
+  env.runtime = req.runtime.empty() ? m_options.default_runtime : req.runtime;
+  IDP_TRY(m_drivers.get(env.runtime));
+  if (!req.template_name.empty()) {
+    if (auto tmpl = m_templates.get(req.template_name); !tmpl) {
+      return make_error(ErrorCode::invalid_config, tmpl.error().message);
+    }
+  }
+  util::Millis ttl = 0;
+  if (!req.ttl.empty()) {
+    IDP_TRY_ASSIGN(ttl, m_options.ttl_policy.parse(req.ttl));
+  }
+  IDP_TRY_ASSIGN(env.commit, m_repos.resolve_branch(env.repo, env.branch));
+  IDP_TRY_ASSIGN(Resolved r,
+                 resolve_config(env.repo, env.commit, req.template_name, m_options.default_template, ttl == 0));
+  if (ttl == 0) {
+    IDP_TRY_ASSIGN(ttl, m_options.ttl_policy.parse(r.config.ttl));
+  }
+  env.name = req.name;
+  if (env.name.empty()) {
+    IDP_TRY_ASSIGN(auto tracked, m_store.find_by_source_key(source_key(env.repo, env.branch)));
+    env.name = tracked ? tracked->name : core::env_name_for_branch(env.branch);
+  }
+  env.template_name = r.tmpl.name;
+  env.config_json = r.config_json;
+  env.owner = req.owner;
+  env.pr_number = req.pr_number;
+  env.created_at = m_clock.now_ms();
+  env.updated_at = env.created_at;
+  env.expires_at = env.created_at + ttl;
+  IDP_TRY_ASSIGN(auto planned, spec_for(env, r));
+  planned.second.revision_id = 1;
+  IDP_TRY_ASSIGN(std::string manifests, planned.first->render(planned.second));
+  return Rendered{env.name, env.runtime, env.commit, env.template_name, std::move(manifests)};
 }
 
 Expected<Environment> Controller::new_environment(const CreateRequest& req, util::Millis now) {

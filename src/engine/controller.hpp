@@ -95,6 +95,20 @@ public:
   Expected<std::optional<core::Environment>> remove_branch(const std::string& repo, const std::string& branch,
                                                            const std::string& actor, const std::string& reason);
 
+  // What an environment of req.repo/req.branch (its head, fetched now) would be applied as
+  // on req.runtime (the server's default when empty), as the driver renders it (idp
+  // render): the environment's name (the one tracking the branch, else the branch's),
+  // the commit, the template and the manifests. Records nothing, applies nothing, needs no
+  // cluster. Errors as create's; invalid_argument for a runtime that cannot render.
+  struct Rendered {
+    std::string name;
+    std::string runtime;
+    std::string commit;
+    std::string template_name;
+    std::string manifests;
+  };
+  Expected<Rendered> render(const CreateRequest& req);
+
   // Config of `repo` at `commit` checked against its template and (with check_ttl) the TTL
   // policy, by the rules `idp config validate` applies; for create and sync.
   struct Resolved {
@@ -114,6 +128,10 @@ private:
   Expected<core::Environment> new_environment(const CreateRequest& req, util::Millis now);
   Expected<std::string> pick_name(const std::string& base, const std::string& identity);
   Expected<void> plan(const core::Environment& env, const Resolved& r);
+  // The driver of env.runtime and what it would be handed for `r` (the template must have
+  // parts for the runtime).
+  Expected<std::pair<drivers::Driver*, drivers::DeploySpec>> spec_for(const core::Environment& env,
+                                                                      const Resolved& r) const;
 
   store::StateStore& m_store;
   util::Clock& m_clock;

@@ -6,6 +6,7 @@
 namespace idp::cli::commands {
 
 CommandSpec create_command();
+CommandSpec render_command();
 CommandSpec list_command();
 CommandSpec status_command();
 CommandSpec extend_command();

@@ -1,4 +1,5 @@
 // idp create: a preview environment from a branch; waits until it serves.
+// idp render: what create would apply on a runtime, printed (the same flags and checks).
 #include <cstdio>
 #include <iostream>
 
@@ -63,8 +64,7 @@ struct Options {
     return {};
   }
 
-  Expected<int> run(const GlobalOptions& g) const {
-    ApiClient client(discover_server(g.server));
+  core::CreateEnvironmentRequest request() const {
     core::CreateEnvironmentRequest req;
     // A local path is sent absolute: the server's working directory is not ours.
     req.repo = util::is_directory(repo) ? util::absolute_path(repo) : repo;
@@ -74,7 +74,27 @@ struct Options {
     req.ttl = ttl;
     req.owner = owner;
     req.runtime = runtime;
-    IDP_TRY_ASSIGN(auto env, client.post("/api/v1/environments", req.to_json()));
+    return req;
+  }
+
+  // idp render: the manifests (YAML) on stdout, or the server's whole answer with --json.
+  Expected<int> render(const GlobalOptions& g) const {
+    ApiClient client(discover_server(g.server));
+    IDP_TRY_ASSIGN(auto out, client.post("/api/v1/render", request().to_json()));
+    if (json) {
+      std::cout << util::json_dump(out, 2) << "\n";
+      return k_exit_ok;
+    }
+    std::fprintf(stderr, "environment %s on runtime %s: template %s at %s\n", out.value("name", "").c_str(),
+                 out.value("runtime", "").c_str(), out.value("template", "").c_str(),
+                 out.value("commit", "").substr(0, 7).c_str());
+    std::cout << out.value("manifests", "");
+    return k_exit_ok;
+  }
+
+  Expected<int> run(const GlobalOptions& g) const {
+    ApiClient client(discover_server(g.server));
+    IDP_TRY_ASSIGN(auto env, client.post("/api/v1/environments", request().to_json()));
     std::string env_name = env.value("name", "");
     if (!json) {
       // The server answers before it fetches the branch: the commit shows while waiting.
@@ -128,6 +148,27 @@ CommandSpec create_command() {
             return [o, &g]() -> Expected<int> {
               IDP_TRY(o->validate());
               return o->run(g);
+            };
+          }};
+}
+
+CommandSpec render_command() {
+  return {"render", "print what an environment of a branch would be applied as on a runtime (kubernetes manifests)",
+          false, [](CLI::App& sub, const GlobalOptions& g) -> Runner {
+            auto o = std::make_shared<Options>();
+            sub.add_option("--repo", o->repo, "git URL or local path of the application repository")->required();
+            sub.add_option("--branch", o->branch, "branch whose head to render")->required();
+            sub.add_option("--runtime", o->runtime, "runtime driver (default: the server's)");
+            sub.add_option("--template", o->template_name, "template (default: the repository's .idp/config.yml)");
+            sub.add_option("--name", o->name,
+                           "environment name (default: the one tracking the branch, else preview-<branch>)");
+            sub.add_option("--ttl", o->ttl,
+                           "time to live the expiry annotation shows (default: the repository's config)");
+            sub.add_flag("--json", o->json,
+                         "print the server's answer (name, runtime, commit, template, manifests) as JSON");
+            return [o, &g]() -> Expected<int> {
+              IDP_TRY(o->validate());
+              return o->render(g);
             };
           }};
 }
