@@ -118,6 +118,9 @@ Expected<std::vector<std::string>> KubernetesDriver::sweep_orphans(const std::ve
     spdlog::info("kubernetes driver: deleted namespace {} (its environment no longer exists)", name);
     deleted.push_back(name);
   }
+  if (argocd_mode()) {
+    IDP_TRY(sweep_argocd_orphans(keep, deleted));
+  }
   return deleted;
 }
 
@@ -149,6 +152,9 @@ Expected<std::vector<json>> KubernetesDriver::render(const DeploySpec& spec) con
   for (const auto& [name, ref] : spec.config.secrets) {
     placeholders[name] = "<secret " + ref + ">";
   }
+  if (m_opts.mode == KubernetesOptions::Mode::argocd) {
+    return render_argocd_environment(spec, m_settings, argo_settings(), placeholders);
+  }
   return render_environment(spec, m_settings, placeholders);
 }
 
@@ -165,6 +171,9 @@ Expected<void> KubernetesDriver::plan(const DeploySpec& spec) {
 }
 
 Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& progress) {
+  if (argocd_mode()) {
+    return apply_argocd(spec, progress);
+  }
   IDP_TRY_ASSIGN(KubeClient * c, client());
   IDP_TRY_ASSIGN(auto secret_values, resolve_secrets(spec));
   IDP_TRY_ASSIGN(auto objects, render_environment(spec, m_settings, secret_values));
@@ -298,6 +307,9 @@ std::string KubernetesDriver::pod_problems(const std::string& ns) {
 }
 
 Expected<Observation> KubernetesDriver::observe(const core::Environment& env) {
+  if (argocd_mode()) {
+    return observe_argocd(env);
+  }
   IDP_TRY_ASSIGN(KubeClient * c, client());
   Observation o;
   IDP_TRY_ASSIGN(auto ns, c->get(namespaces(), "", env.name));
@@ -352,6 +364,9 @@ Expected<Observation> KubernetesDriver::observe(const core::Environment& env) {
 }
 
 Expected<void> KubernetesDriver::destroy(const core::Environment& env, Progress& progress) {
+  if (argocd_mode()) {
+    return destroy_argocd(env, progress);
+  }
   IDP_TRY_ASSIGN(KubeClient * c, client());
   IDP_TRY_ASSIGN(auto ns, c->get(namespaces(), "", env.name));
   if (!ns) {

@@ -6,9 +6,11 @@
 // driver keeps no per-environment state in memory; the cluster is the state.
 
 #include <memory>
+#include <set>
 #include <string>
 
 #include "drivers/driver.hpp"
+#include "drivers/kubernetes/argocd.hpp"
 #include "drivers/kubernetes/kube_client.hpp"
 #include "drivers/kubernetes/kubernetes_options.hpp"
 #include "drivers/kubernetes/manifests.hpp"
@@ -48,6 +50,16 @@ private:
   Expected<std::map<std::string, std::string>> resolve_secrets(const DeploySpec& spec) const;
   Expected<void> wait_for_rollout(const DeploySpec& spec, Progress& progress);
   std::string pod_problems(const std::string& ns);
+
+  // Argo CD mode (kubernetes_driver_argocd.cpp): apply, observe and destroy go through an
+  // Application instead of applying and watching the workload.
+  bool argocd_mode() const { return m_opts.mode == KubernetesOptions::Mode::argocd; }
+  ArgoCdSettings argo_settings() const;
+  Expected<ApplyResult> apply_argocd(const DeploySpec& spec, Progress& progress);
+  Expected<Observation> observe_argocd(const core::Environment& env);
+  Expected<void> destroy_argocd(const core::Environment& env, Progress& progress);
+  // Deletes this server's Applications whose environment is not in `keep`; appends their names.
+  Expected<void> sweep_argocd_orphans(const std::set<std::string>& keep, std::vector<std::string>& deleted);
 
   DriverContext m_ctx;
   KubernetesOptions m_opts;
