@@ -226,6 +226,7 @@ TEST_F(KubernetesArgoCdTest, ApplyAppliesTheNamespaceObjectsAndTheApplicationAnd
                              q.path == "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/pr-42");
   }
   EXPECT_EQ(applies, 7);
+  EXPECT_EQ(m_api.requests().size(), 10u) << "2 reads (namespace, Application), 7 applies, 1 status read";
   EXPECT_TRUE(read_after_apply) << "the sync is read back, not assumed";
   auto app = m_api.object("applications", "argocd", "pr-42");
   ASSERT_TRUE(app.has_value());
