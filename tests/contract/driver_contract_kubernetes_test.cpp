@@ -1,6 +1,7 @@
 // Runs the Driver contract (driver_contract.cpp) against the Kubernetes driver: always
 // against the API-server double (tests/fakes/fake_kube_apiserver), and against a real
-// cluster when IDP_TEST_KUBECONFIG names a kubeconfig (kind, k3s: docs/kubernetes.md).
+// cluster when IDP_TEST_KUBECONFIG names a kubeconfig (kind, k3s: docs/kubernetes.md); and
+// in Argo CD mode (mode: argocd) against the double, which plays Argo CD's controller.
 
 #include <cstdlib>
 #include <fstream>
@@ -16,7 +17,8 @@ namespace {
 constexpr const char* k_broken_image = "registry.example.com/never-pulls:1";
 
 DriverContractSetup make_kubernetes_setup(const std::string& tmpdir, const std::string& kubeconfig,
-                                          std::shared_ptr<void> resources, const std::string& healthy_image) {
+                                          std::shared_ptr<void> resources, const std::string& healthy_image,
+                                          const nlohmann::json& extra_options = nlohmann::json::object()) {
   DriverContractSetup s;
   s.resources = std::move(resources);
   drivers::DriverContext ctx;
@@ -27,6 +29,7 @@ DriverContractSetup make_kubernetes_setup(const std::string& tmpdir, const std::
                  {"rollout_timeout_ms", 1000},
                  {"destroy_timeout_ms", 120000},
                  {"poll_interval_ms", 20}};
+  ctx.options.update(extra_options);
   if (std::getenv("IDP_TEST_KUBECONFIG")) {
     ctx.options["rollout_timeout_ms"] = 120000; // real pods take a while to start
     ctx.options["poll_interval_ms"] = 500;
@@ -54,12 +57,27 @@ DriverContractSetup make_double(const std::string& tmpdir) {
   return make_kubernetes_setup(tmpdir, kc, api, "nginx:alpine");
 }
 
+// Argo CD mode: the double plays Argo CD's controller; the unhealthy spec is a commit whose
+// sync goes Degraded (its pods never become ready).
+constexpr const char* k_broken_commit = "bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0";
+
+DriverContractSetup make_argocd_double(const std::string& tmpdir) {
+  auto api = std::make_shared<FakeKubeApiServer>();
+  api->put_object({{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "argocd"}}}});
+  api->fail_application_revision(k_broken_commit, "Deployment \"web\" exceeded its progress deadline");
+  std::string kc = kube::write_kubeconfig(tmpdir + "/kubeconfig", api->url(), "    token: contract\n");
+  auto s = make_kubernetes_setup(tmpdir, kc, api, "nginx:alpine", {{"mode", "argocd"}});
+  s.unhealthy.env.commit = k_broken_commit;
+  return s;
+}
+
 DriverContractSetup make_real(const std::string& tmpdir) {
   return make_kubernetes_setup(tmpdir, std::getenv("IDP_TEST_KUBECONFIG"), nullptr, "nginx:alpine");
 }
 
 std::vector<DriverContractFactory> kubernetes_factories() {
-  std::vector<DriverContractFactory> out = {DriverContractFactory{"kubernetes_double", make_double}};
+  std::vector<DriverContractFactory> out = {DriverContractFactory{"kubernetes_double", make_double},
+                                            DriverContractFactory{"kubernetes_argocd_double", make_argocd_double}};
   if (std::getenv("IDP_TEST_KUBECONFIG")) {
     out.push_back(DriverContractFactory{"kubernetes_real_cluster", make_real});
   }

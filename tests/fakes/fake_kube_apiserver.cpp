@@ -40,6 +40,7 @@ const std::vector<Resource>& resources() {
       {"batch", "v1", "CronJob", "cronjobs", true},
       {"networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true},
       {"networking.k8s.io", "v1", "Ingress", "ingresses", true},
+      {"argoproj.io", "v1alpha1", "Application", "applications", true},
   };
   return k_resources;
 }
@@ -292,6 +293,20 @@ void FakeKubeApiServer::fail_pods_with_image(const std::string& image_part, cons
   m_failing_images[image_part] = reason;
 }
 
+void FakeKubeApiServer::fail_application_revision(const std::string& revision_part, const std::string& message) {
+  std::lock_guard lock(m_mu);
+  m_failing_revisions[revision_part] = message;
+}
+
+void FakeKubeApiServer::set_application_drift(const std::string& ns, const std::string& name, bool drifted) {
+  std::lock_guard lock(m_mu);
+  if (drifted) {
+    m_drifted.insert({ns, name});
+  } else {
+    m_drifted.erase({ns, name});
+  }
+}
+
 void FakeKubeApiServer::set_namespace_finalize_reads(int reads) {
   std::lock_guard lock(m_mu);
   m_finalize_reads = reads;
@@ -454,7 +469,57 @@ void FakeKubeApiServer::handle(const httplib::Request& req, httplib::Response& r
   m_requests.push_back(std::move(rec));
 }
 
+void FakeKubeApiServer::simulate_application(Stored& s) {
+  // The Argo CD controller, at every read: compare and sync the target revision into the
+  // destination namespace (which must exist: CreateNamespace=false), then assess health.
+  json& obj = s.obj;
+  if (obj["metadata"].contains("deletionTimestamp")) {
+    return;
+  }
+  const json& spec = obj.value("spec", json::object());
+  const json& source = spec.value("source", json::object());
+  std::string target = source.value("targetRevision", "");
+  std::string dest = spec.value("destination", json::object()).value("namespace", "");
+  std::string ns = obj["metadata"].value("namespace", "");
+  std::string name = obj["metadata"].value("name", "");
+  json st = {{"sync",
+              {{"status", "Synced"},
+               {"revision", target},
+               {"comparedTo", {{"source", source}, {"destination", spec.value("destination", json::object())}}}}},
+             {"health", {{"status", "Healthy"}}},
+             {"sourceType", "Directory"},
+             {"operationState",
+              {{"phase", "Succeeded"},
+               {"message", "successfully synced (all tasks run)"},
+               {"syncResult", {{"revision", target}}}}}};
+  auto dest_ns = m_store.find(Key{"namespaces", "", dest});
+  if (dest_ns == m_store.end() || dest_ns->second.terminating_reads >= 0) {
+    std::string why = "namespaces \"" + dest + "\" not found";
+    st["sync"]["status"] = "OutOfSync";
+    st["health"] = {{"status", "Missing"}};
+    st["operationState"] = {{"phase", "Failed"}, {"message", why}, {"syncResult", {{"revision", target}}}};
+    st["conditions"] = json::array({{{"type", "SyncError"}, {"message", why}}});
+  } else {
+    for (const auto& [part, message] : m_failing_revisions) {
+      if (target.find(part) != std::string::npos) {
+        st["health"] = {{"status", "Degraded"}, {"message", message}};
+      }
+    }
+    if (m_drifted.count({ns, name})) {
+      st["sync"]["status"] = "OutOfSync";
+    }
+  }
+  if (st != obj.value("status", json())) {
+    obj["status"] = st;
+    obj["metadata"]["resourceVersion"] = std::to_string(++m_resource_version);
+  }
+}
+
 void FakeKubeApiServer::simulate_read(Stored& s, const Resource& r) {
+  if (r.kind == "Application") {
+    simulate_application(s);
+    return;
+  }
   if (r.kind != "Deployment") {
     return;
   }
@@ -582,9 +647,13 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
     }
     if (seg == std::vector<std::string>{"apis"}) {
       json groups = json::array();
-      for (const char* g : {"apps", "batch", "networking.k8s.io"}) {
-        json gv = {{"groupVersion", std::string(g) + "/v1"}, {"version", "v1"}};
-        groups.push_back({{"name", g}, {"versions", {gv}}, {"preferredVersion", gv}});
+      std::set<std::string> seen;
+      for (const auto& r : resources()) {
+        if (r.group.empty() || !seen.insert(r.group).second) {
+          continue;
+        }
+        json gv = {{"groupVersion", r.group + "/" + r.version}, {"version", r.version}};
+        groups.push_back({{"name", r.group}, {"versions", {gv}}, {"preferredVersion", gv}});
       }
       return reply(200, {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", groups}});
     }
@@ -757,10 +826,10 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
     if (it == m_store.end()) {
       return fail_with(404, not_found, details);
     }
-    if (r->kind == "Namespace" && it->second.terminating_reads >= 0) {
+    if (it->second.terminating_reads >= 0) {
       if (it->second.terminating_reads-- == 0) {
-        // Finalized: the namespace and everything in it are gone.
-        for (auto o = m_store.begin(); o != m_store.end();) {
+        // Finalized: the object (a namespace: and everything in it) is gone.
+        for (auto o = m_store.begin(); r->kind == "Namespace" && o != m_store.end();) {
           o = std::get<1>(o->first) == name ? m_store.erase(o) : std::next(o);
         }
         m_store.erase(key);
@@ -782,6 +851,15 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
       if (it->second.terminating_reads < 0) {
         it->second.terminating_reads = m_finalize_reads;
         it->second.obj["status"]["phase"] = "Terminating";
+        it->second.obj["metadata"]["deletionTimestamp"] = now_rfc3339();
+        it->second.obj["metadata"]["resourceVersion"] = std::to_string(++m_resource_version);
+      }
+      return reply(200, it->second.obj);
+    }
+    if (!it->second.obj["metadata"].value("finalizers", json::array()).empty()) {
+      // Finalizers (Argo CD's resources finalizer): deleting until the controller is done.
+      if (it->second.terminating_reads < 0) {
+        it->second.terminating_reads = m_finalize_reads;
         it->second.obj["metadata"]["deletionTimestamp"] = now_rfc3339();
         it->second.obj["metadata"]["resourceVersion"] = std::to_string(++m_resource_version);
       }

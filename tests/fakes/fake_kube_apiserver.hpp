@@ -8,7 +8,9 @@
 // Status bodies, bearer tokens, and the discovery documents kubectl reads. It simulates the
 // controllers the driver waits for: a Deployment's status follows its spec one read later
 // (or never, for images told to fail), a deleted namespace goes Terminating and is gone
-// after a few reads, taking its objects. Any request can be made to fail. Thread-safe.
+// after a few reads, taking its objects; an Argo CD Application is Synced and Healthy at its
+// target revision one read after a change (or Degraded, or OutOfSync, when told), and one
+// deleted with finalizers is gone a few reads later. Any request can be made to fail. Thread-safe.
 //
 // What it does not do (docs/kubernetes.md): list merging by key in server-side apply (lists
 // are atomic here), admission, RBAC beyond forbid(), OpenAPI validation. Watches are
@@ -76,6 +78,14 @@ public:
   // Pods of a Deployment whose container image contains `image_part` never become ready;
   // their waiting reason is `reason` (ImagePullBackOff, CrashLoopBackOff, ...).
   void fail_pods_with_image(const std::string& image_part, const std::string& reason);
+  // The Argo CD controller (Applications, argoproj.io/v1alpha1): an Application's status
+  // follows its spec at the next read: Synced at spec.source.targetRevision and Healthy.
+  // Applications whose targetRevision contains `revision_part` go Degraded with `message`
+  // (a sync whose pods never get ready).
+  void fail_application_revision(const std::string& revision_part, const std::string& message);
+  // The Application `ns`/`name` reports OutOfSync (someone changed its objects by hand and
+  // self-heal has not put them back) until called again with false.
+  void set_application_drift(const std::string& ns, const std::string& name, bool drifted);
   // A deleted namespace stays Terminating for `reads` GETs of it before it is gone (default 1).
   void set_namespace_finalize_reads(int reads);
 
@@ -106,7 +116,7 @@ private:
     std::map<std::string, nlohmann::json> applied; // field manager -> its last applied config
     int reads_since_change = 0;
     std::string available_template; // the pod template that last became available (Deployments)
-    int terminating_reads = -1;     // namespaces: reads left while Terminating (-1 = not deleting)
+    int terminating_reads = -1;     // namespaces, objects with finalizers: reads left while deleting (-1 = not)
   };
   using Key = std::tuple<std::string, std::string, std::string>; // plural, ns, name
 
@@ -115,6 +125,7 @@ private:
   void start(Options opts);
   void simulate_read(Stored& s, const Resource& r);
   int watch(const httplib::Request& req, httplib::Response& res, const Resource& r, const std::string& ns);
+  void simulate_application(Stored& s);
   nlohmann::json stamp_new(nlohmann::json obj, const Resource& r);
   nlohmann::json pods_of(const std::string& ns) const;
 
@@ -137,6 +148,8 @@ private:
   };
   std::vector<Forbidden> m_forbidden;
   std::map<std::string, std::string> m_failing_images;
+  std::map<std::string, std::string> m_failing_revisions;
+  std::set<std::pair<std::string, std::string>> m_drifted; // Applications (ns, name) OutOfSync
   int m_finalize_reads = 1;
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> m_logs; // ns -> (time, text)
   std::map<Key, Stored> m_store;

@@ -127,6 +127,75 @@ TEST(KubeApiDoubleTest, KubectlAppliesServerSideAndReadsBackThroughTheDouble) {
   EXPECT_EQ((*api.object("namespaces", "", "pr-5"))["status"]["phase"], "Terminating");
 }
 
+const char* k_application = R"(apiVersion: v1
+kind: Namespace
+metadata:
+  name: argocd
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: pr-6
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: pr-6
+  namespace: argocd
+  finalizers: [resources-finalizer.argocd.argoproj.io]
+spec:
+  project: default
+  source: {repoURL: "https://github.com/acme/shop.git", targetRevision: COMMIT, path: k8s}
+  destination: {server: "https://kubernetes.default.svc", namespace: pr-6}
+  syncPolicy: {automated: {prune: true, selfHeal: true}}
+)";
+
+// Argo CD mode: kubectl finds the Application kind through discovery, applies one, reads
+// the status the simulated Argo CD controller wrote, and its deletion waits for the finalizer.
+TEST(KubeApiDoubleTest, KubectlSeesArgoCdApplicationsAndTheirStatus) {
+  if (!util::find_executable("kubectl")) {
+    GTEST_SKIP() << "kubectl is not installed";
+  }
+  TempDir tmp;
+  FakeKubeApiServer api;
+  api.fail_application_revision("bad0", "Deployment \"web\" exceeded its progress deadline");
+  std::string kc = double_kubeconfig(tmp, api);
+  std::string good = k_application;
+  good.replace(good.find("COMMIT"), 6, "0123456789abcdef0123456789abcdef01234567");
+  std::ofstream(tmp.sub("app.yaml")) << good;
+  auto applied = kubectl(
+      kc, {"apply", "--server-side", "--field-manager=kubectl-test", "--validate=false", "-f", tmp.sub("app.yaml")});
+  ASSERT_EQ(applied.exit_code, 0) << applied.out << applied.err;
+  EXPECT_NE(applied.out.find("application.argoproj.io/pr-6 serverside-applied"), std::string::npos) << applied.out;
+  auto status = kubectl(kc, {"get", "applications.argoproj.io", "pr-6", "-n", "argocd", "-o",
+                             "jsonpath={.status.sync.status} {.status.sync.revision} {.status.health.status}"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_EQ(status.out, "Synced 0123456789abcdef0123456789abcdef01234567 Healthy");
+
+  std::string bad = k_application;
+  bad.replace(bad.find("COMMIT"), 6, "bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0");
+  std::ofstream(tmp.sub("bad.yaml")) << bad;
+  ASSERT_EQ(kubectl(kc, {"apply", "--server-side", "--field-manager=kubectl-test", "--validate=false", "-f",
+                         tmp.sub("bad.yaml")})
+                .exit_code,
+            0);
+  auto degraded = kubectl(kc, {"get", "application", "pr-6", "-n", "argocd", "-o",
+                               "jsonpath={.status.health.status}: {.status.health.message}"});
+  ASSERT_EQ(degraded.exit_code, 0) << degraded.err;
+  EXPECT_EQ(degraded.out, "Degraded: Deployment \"web\" exceeded its progress deadline");
+
+  auto deleted = kubectl(kc, {"delete", "application", "pr-6", "-n", "argocd", "--wait=false"});
+  ASSERT_EQ(deleted.exit_code, 0) << deleted.err;
+  auto deleting = api.object("applications", "argocd", "pr-6");
+  ASSERT_TRUE(deleting.has_value()) << "the finalizer holds it until Argo CD has pruned";
+  EXPECT_TRUE((*deleting)["metadata"].contains("deletionTimestamp"));
+  // The double's controller finishes after one more read (set_namespace_finalize_reads).
+  EXPECT_EQ(kubectl(kc, {"get", "application", "pr-6", "-n", "argocd"}).exit_code, 0);
+  auto gone = kubectl(kc, {"get", "application", "pr-6", "-n", "argocd"});
+  EXPECT_NE(gone.exit_code, 0);
+  EXPECT_NE(gone.err.find("applications.argoproj.io \"pr-6\" not found"), std::string::npos) << gone.err;
+}
+
 util::HttpResponse send(const FakeKubeApiServer& api, const std::string& method, const std::string& path,
                         const std::string& body, const std::string& content_type) {
   util::HttpRequest req;

@@ -1,11 +1,14 @@
-// Every manifest the driver renders, for every supported template and setting, is valid
-// against the official Kubernetes OpenAPI schemas (npm kubernetes-models, fixture
-// kubernetes_models): 0 errors. Skips, visibly, when node or the package is missing.
+// Every manifest the driver renders, for every supported template × mode (direct, argocd)
+// and setting, is valid against the official Kubernetes OpenAPI schemas (npm
+// kubernetes-models) and the CRD schemas (@kubernetes-models/argo-cd for the Application),
+// fixture kubernetes_models: 0 errors. Skips, visibly, when node or a package is missing.
 
 #include <fstream>
+#include <optional>
 
 #include <gtest/gtest.h>
 
+#include "drivers/kubernetes/argocd.hpp"
 #include "drivers/kubernetes/manifests.hpp"
 #include "support/test_support.hpp"
 #include "unit/drivers/kubernetes/kube_test_support.hpp"
@@ -19,6 +22,8 @@
 namespace idp::testing {
 namespace {
 
+using drivers::kubernetes::ArgoCdSettings;
+using drivers::kubernetes::render_argocd_environment;
 using drivers::kubernetes::render_environment;
 using drivers::kubernetes::RenderSettings;
 
@@ -27,7 +32,23 @@ struct RenderCase {
   drivers::DeploySpec spec;
   RenderSettings settings;
   std::map<std::string, std::string> secrets;
+  std::optional<ArgoCdSettings> argocd; // set: Argo CD mode
 };
+
+// The model packages the fixture installs (tests/kubernetes/CMakeLists.txt).
+const std::vector<std::string>& model_packages() {
+  static const std::vector<std::string> k_packages = {"kubernetes-models", "@kubernetes-models/argo-cd"};
+  return k_packages;
+}
+
+std::string missing_models(const std::string& modules) {
+  for (const auto& p : model_packages()) {
+    if (!util::path_exists(modules + "/" + p + "/package.json")) {
+      return p;
+    }
+  }
+  return "";
+}
 
 std::vector<RenderCase> render_cases() {
   std::vector<RenderCase> out;
@@ -54,6 +75,29 @@ std::vector<RenderCase> render_cases() {
   worker.spec.components = {"schedule"};
   worker.spec.config.schedule_expression = "cron(0/15 8-17 ? * MON-FRI *)";
   out.push_back(worker);
+
+  // Argo CD mode: each template (its workload comes from the repository, so any template
+  // renders), default and custom settings.
+  std::vector<RenderCase> direct = out;
+  for (auto c : direct) {
+    c.name.replace(c.name.find("/direct"), 7, "/argocd");
+    c.argocd = ArgoCdSettings{};
+    out.push_back(c);
+  }
+  RenderCase db{"api-database/argocd/custom-project-path-repo", kube::sample_spec("pr-9"), RenderSettings{}, {}, {}};
+  db.spec.env.template_name = "api-database";
+  db.spec.components = {"web", "database"};
+  db.spec.env.repo = "https://bot:token@github.com/acme/shop.git";
+  db.argocd = ArgoCdSettings{};
+  db.argocd->ns = "gitops";
+  db.argocd->project = "previews";
+  db.argocd->path = "deploy/preview";
+  out.push_back(db);
+  RenderCase branch{"api-service/argocd/branch-target-ssh", kube::sample_spec("pr-10"), RenderSettings{}, {}, {}};
+  branch.spec.env.commit = "";
+  branch.argocd = ArgoCdSettings{};
+  branch.argocd->repo_url = "git@github.com:acme/shop-deploy.git";
+  out.push_back(branch);
   return out;
 }
 
@@ -62,15 +106,16 @@ TEST(KubernetesManifestSchemaTest, EveryRenderedManifestIsValidAgainstTheOfficia
   if (!util::find_executable("node")) {
     GTEST_SKIP() << "node is not installed: manifests not validated";
   }
-  if (!util::path_exists(modules + "/kubernetes-models/package.json")) {
-    GTEST_SKIP() << "kubernetes-models is not installed in " << modules
+  if (!missing_models(modules).empty()) {
+    GTEST_SKIP() << missing_models(modules) << " is not installed in " << modules
                  << " (fixture kubernetes_models needs npm and the registry)";
   }
   TempDir tmp;
   nlohmann::json sets = nlohmann::json::array();
   size_t count = 0;
   for (const auto& c : render_cases()) {
-    auto objs = render_environment(c.spec, c.settings, c.secrets);
+    auto objs = c.argocd ? render_argocd_environment(c.spec, c.settings, *c.argocd, c.secrets)
+                         : render_environment(c.spec, c.settings, c.secrets);
     ASSERT_TRUE(objs.has_value()) << c.name << ": " << objs.error().full_message();
     count += objs->size();
     sets.push_back({{"name", c.name}, {"objects", *objs}});
@@ -90,8 +135,8 @@ TEST(KubernetesManifestSchemaTest, EveryRenderedManifestIsValidAgainstTheOfficia
 // The validator is not a rubber stamp: a manifest a real server would reject fails it.
 TEST(KubernetesManifestSchemaTest, TheValidatorRejectsAnInvalidManifest) {
   std::string modules = IDP_KUBERNETES_MODELS_DIR;
-  if (!util::find_executable("node") || !util::path_exists(modules + "/kubernetes-models/package.json")) {
-    GTEST_SKIP() << "node or kubernetes-models (" << modules << ") missing";
+  if (!util::find_executable("node") || !missing_models(modules).empty()) {
+    GTEST_SKIP() << "node or the model packages (" << modules << ") missing";
   }
   TempDir tmp;
   auto objs = render_environment(kube::sample_spec(), RenderSettings{}, {});
@@ -101,6 +146,11 @@ TEST(KubernetesManifestSchemaTest, TheValidatorRejectsAnInvalidManifest) {
       o["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "8080"; // a string
     }
   }
+  // The Application's own schema (the CRD's) is checked too.
+  auto app = drivers::kubernetes::render_application(kube::sample_spec(), RenderSettings{}, ArgoCdSettings{});
+  ASSERT_TRUE(app.has_value());
+  (*app)["spec"]["syncPolicy"]["automated"]["selfHeal"] = "yes";
+  objs->push_back(*app);
   nlohmann::json sets = nlohmann::json::array({{{"name", "broken"}, {"objects", *objs}}});
   std::ofstream(tmp.sub("manifests.json")) << util::json_dump(sets);
   util::Command cmd;
@@ -112,6 +162,9 @@ TEST(KubernetesManifestSchemaTest, TheValidatorRejectsAnInvalidManifest) {
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->exit_code, 1) << r->out;
   EXPECT_NE(r->out.find("containerPort must be integer"), std::string::npos) << r->out;
+  EXPECT_NE(r->out.find("Application/pr-42: data/spec/syncPolicy/automated/selfHeal must be boolean"),
+            std::string::npos)
+      << r->out;
 }
 
 } // namespace

@@ -31,6 +31,7 @@ const std::vector<ResourceKind>& kinds() {
       {"batch/v1", "CronJob", "cronjobs", true},
       {"networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", true},
       {"networking.k8s.io/v1", "Ingress", "ingresses", true},
+      {"argoproj.io/v1alpha1", "Application", "applications", true}, // Argo CD mode
   };
   return k_kinds;
 }

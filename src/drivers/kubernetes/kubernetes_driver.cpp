@@ -98,7 +98,7 @@ Expected<void> KubernetesDriver::start(const std::vector<core::Environment>& liv
     // Startup does not depend on the cluster: the next operation reports it.
     spdlog::warn("kubernetes driver: orphan sweep skipped: {}", swept.error().full_message());
   }
-  if (m_opts.watch && !m_watcher.joinable()) {
+  if (m_opts.watch && !argocd_mode() && !m_watcher.joinable()) {
     m_stop_watch = false;
     m_watcher = std::thread([this] { watch_loop(); });
   }
@@ -118,7 +118,7 @@ void KubernetesDriver::stop(bool keep_running) {
   }
 }
 
-void KubernetesDriver::deleting(const std::string& ns, bool yes) {
+void KubernetesDriver::mark_deleting(const std::string& ns, bool yes) {
   std::lock_guard lock(m_watch_mu);
   if (yes) {
     m_deleting.insert(ns);
@@ -212,10 +212,13 @@ Expected<std::vector<std::string>> KubernetesDriver::sweep_orphans(const std::ve
     if (keep.count(name) || terminating(ns) || managed_by(ns) != m_opts.server_id) {
       continue;
     }
-    deleting(name, true);
+    mark_deleting(name, true);
     IDP_TRY(c->remove(namespaces(), "", name));
     spdlog::info("kubernetes driver: deleted namespace {} (its environment no longer exists)", name);
     deleted.push_back(name);
+  }
+  if (argocd_mode()) {
+    IDP_TRY(sweep_argocd_orphans(keep, deleted));
   }
   return deleted;
 }
@@ -248,6 +251,9 @@ Expected<std::vector<json>> KubernetesDriver::render_objects(const DeploySpec& s
   for (const auto& [name, ref] : spec.config.secrets) {
     placeholders[name] = "<secret " + ref + ">";
   }
+  if (m_opts.mode == KubernetesOptions::Mode::argocd) {
+    return render_argocd_environment(spec, m_settings, argo_settings(), placeholders);
+  }
   return render_environment(spec, m_settings, placeholders);
 }
 
@@ -269,6 +275,9 @@ Expected<void> KubernetesDriver::plan(const DeploySpec& spec) {
 }
 
 Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& progress) {
+  if (argocd_mode()) {
+    return apply_argocd(spec, progress);
+  }
   IDP_TRY_ASSIGN(KubeClient * c, client());
   IDP_TRY_ASSIGN(auto secret_values, resolve_secrets(spec));
   IDP_TRY_ASSIGN(auto objects, render_environment(spec, m_settings, secret_values));
@@ -345,7 +354,7 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
     progress.revision_status(core::RevisionStatus::failed, err.message);
     return Unexpected(err.with_context("environment " + util::quote(ns)));
   }
-  deleting(ns, false);
+  mark_deleting(ns, false);
   ApplyResult result;
   std::string scheme = m_settings.tls_secret.empty() ? "http://" : "https://";
   result.url = scheme + environment_host(spec.env, m_settings.domain);
@@ -445,6 +454,9 @@ std::optional<Observation> KubernetesDriver::observe_from_watch(const core::Envi
 }
 
 Expected<Observation> KubernetesDriver::observe(const core::Environment& env) {
+  if (argocd_mode()) {
+    return observe_argocd(env);
+  }
   IDP_TRY_ASSIGN(KubeClient * c, client());
   if (auto watched = observe_from_watch(env)) {
     return *watched;
@@ -489,6 +501,9 @@ Expected<Observation> KubernetesDriver::observe(const core::Environment& env) {
 }
 
 Expected<void> KubernetesDriver::destroy(const core::Environment& env, Progress& progress) {
+  if (argocd_mode()) {
+    return destroy_argocd(env, progress);
+  }
   IDP_TRY_ASSIGN(KubeClient * c, client());
   IDP_TRY_ASSIGN(auto ns, c->get(namespaces(), "", env.name));
   if (!ns) {
@@ -499,7 +514,7 @@ Expected<void> KubernetesDriver::destroy(const core::Environment& env, Progress&
     return {};
   }
   progress.step("deleting namespace " + env.name);
-  deleting(env.name, true);
+  mark_deleting(env.name, true);
   IDP_TRY_ASSIGN(bool started, c->remove(namespaces(), "", env.name, "Foreground"));
   if (!started) {
     return {}; // 404: gone between the two requests

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "drivers/driver.hpp"
+#include "drivers/kubernetes/argocd.hpp"
 #include "drivers/kubernetes/kube_client.hpp"
 #include "drivers/kubernetes/kubernetes_options.hpp"
 #include "drivers/kubernetes/manifests.hpp"
@@ -82,8 +83,18 @@ private:
   void watch_wait(int64_t ms);
   // Marks a namespace this driver deletes (its watched Deployment is not to be believed)
   // or, once an apply to it succeeded, no longer.
-  void deleting(const std::string& ns, bool yes);
+  void mark_deleting(const std::string& ns, bool yes);
   std::optional<Observation> observe_from_watch(const core::Environment& env) const;
+
+  // Argo CD mode (kubernetes_driver_argocd.cpp): apply, observe and destroy go through an
+  // Application instead of applying and watching the workload.
+  bool argocd_mode() const { return m_opts.mode == KubernetesOptions::Mode::argocd; }
+  ArgoCdSettings argo_settings() const;
+  Expected<ApplyResult> apply_argocd(const DeploySpec& spec, Progress& progress);
+  Expected<Observation> observe_argocd(const core::Environment& env);
+  Expected<void> destroy_argocd(const core::Environment& env, Progress& progress);
+  // Deletes this server's Applications whose environment is not in `keep`; appends their names.
+  Expected<void> sweep_argocd_orphans(const std::set<std::string>& keep, std::vector<std::string>& deleted);
 
   DriverContext m_ctx;
   KubernetesOptions m_opts;

@@ -4,6 +4,7 @@
 #include <map>
 #include <regex>
 
+#include "util/git.hpp"
 #include "util/strings.hpp"
 
 namespace idp::drivers::kubernetes {
@@ -92,6 +93,31 @@ const std::map<std::string, Setter>& table() {
          o.watch = v.get<bool>();
          return "";
        }},
+      // Argo CD mode.
+      {"mode",
+       [](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+         if (v == "direct" || v == "argocd") {
+           o.mode = v == "argocd" ? KubernetesOptions::Mode::argocd : KubernetesOptions::Mode::direct;
+           return "";
+         }
+         return "expected direct or argocd";
+       }},
+      {"argocd_namespace", name_opt(&KubernetesOptions::argocd_namespace, false)},
+      {"argocd_project", name_opt(&KubernetesOptions::argocd_project, false)},
+      {"argocd_path",
+       [](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+         std::string p = v.is_string() ? v.get<std::string>() : "";
+         bool dotdot = false;
+         for (const auto& part : util::split(p, '/')) {
+           dotdot = dotdot || part == "..";
+         }
+         if (p.empty() || p.front() == '/' || dotdot) {
+           return "expected a relative directory of the repository (no leading '/', no '..')";
+         }
+         o.argocd_path = p;
+         return "";
+       }},
+      {"argocd_repo_url", string_opt(&KubernetesOptions::argocd_repo_url)},
   };
   return k_table;
 }
@@ -127,6 +153,12 @@ Expected<KubernetesOptions> KubernetesOptions::parse(const nlohmann::json& optio
   if (o.in_cluster && (!o.kubeconfig.empty() || !o.context.empty())) {
     return make_error(ErrorCode::invalid_config,
                       "drivers.kubernetes: in_cluster uses the pod's service account; drop kubeconfig and context");
+  }
+  if (util::url_has_credentials(o.argocd_repo_url)) {
+    return make_error(ErrorCode::invalid_config,
+                      "drivers.kubernetes: option \"argocd_repo_url\": expected a URL without credentials (an "
+                      "Application is readable by everyone who can read Argo CD's namespace; give Argo CD the "
+                      "credential as a repository secret)");
   }
   return o;
 }

@@ -36,6 +36,15 @@ struct KubernetesOptions {
   bool watch = true;
   int64_t watch_timeout_ms = 5 * 60000; // a watch is renewed this often (the server's timeoutSeconds)
 
+  // Argo CD mode (argocd.hpp): idp applies the namespace-level objects and an Argo CD
+  // Application; Argo CD syncs the repository's `argocd_path` at the deployed commit.
+  enum class Mode { direct, argocd };
+  Mode mode = Mode::direct;
+  std::string argocd_namespace = "argocd"; // where the Applications live (Argo CD's namespace)
+  std::string argocd_project = "default";  // the AppProject of the Applications
+  std::string argocd_path = "k8s";         // the manifests' directory in the repository
+  std::string argocd_repo_url;             // "" = the environment's repository
+
   // Parses `options` (an object; null means every default). invalid_config naming the key.
   static Expected<KubernetesOptions> parse(const nlohmann::json& options);
 };

@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "core/schedule.hpp"
+#include "util/git.hpp"
 #include "util/hash.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
@@ -186,75 +187,9 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
     return make_error(ErrorCode::invalid_config,
                       "container_image: expected an image reference, got " + util::quote(image));
   }
+  IDP_TRY_ASSIGN(std::vector<json> out, render_namespace_objects(spec, s, secret_values));
   json labels = common_labels(spec, s);
-  std::vector<json> out;
-
-  // Namespace: who owns it and when it expires, for people looking at the cluster.
-  json nsl = labels;
-  std::string owner = label_value(spec.env.owner);
-  if (!owner.empty()) {
-    nsl[k_label_owner] = owner;
-  }
-  json nso = object("v1", "Namespace", ns, "", nsl);
-  nso["metadata"]["annotations"] = json::object();
-  if (spec.env.expires_at > 0) {
-    nso["metadata"]["annotations"][k_annotation_expires_at] = util::format_iso8601(spec.env.expires_at);
-  }
-  if (!spec.env.owner.empty()) {
-    nso["metadata"]["annotations"][k_label_owner] = spec.env.owner; // the label is a sanitised copy
-  }
-  if (!spec.env.repo.empty()) {
-    nso["metadata"]["annotations"]["idp.dev/repository"] = spec.env.repo;
-  }
-  out.push_back(nso);
-
-  // Room for a rolling update: the old and the new pods side by side.
-  int pods = s.replicas * 2;
-  json quota = object("v1", "ResourceQuota", "idp-quota", ns, labels);
-  quota["spec"] = {{"hard",
-                    {{"requests.cpu", cpu_quantity_times(spec.config.cpu, pods)},
-                     {"requests.memory", memory_quantity(spec.config.memory * pods)},
-                     {"limits.cpu", cpu_quantity_times(spec.config.cpu, pods)},
-                     {"limits.memory", memory_quantity(spec.config.memory * pods)},
-                     {"pods", std::to_string(pods + 2)}}}};
-  out.push_back(quota);
-
-  json limits = object("v1", "LimitRange", "idp-limits", ns, labels);
-  limits["spec"] = {
-      {"limits",
-       {{{"type", "Container"},
-         {"default", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}},
-         {"defaultRequest", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}},
-         {"max", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}}}}}};
-  out.push_back(limits);
-
-  // Default deny for ingress: only the ingress controller's namespace and the
-  // environment's own pods (an app talking to its database) may connect.
-  json netpol = object("networking.k8s.io/v1", "NetworkPolicy", "idp-default-deny", ns, labels);
-  netpol["spec"] = {
-      {"podSelector", json::object()},
-      {"policyTypes", {"Ingress"}},
-      {"ingress",
-       {{{"from",
-          {{{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", s.ingress_namespace}}}}}},
-           {{"podSelector", json::object()}}}}}}}};
-  out.push_back(netpol);
-
-  json sa = object("v1", "ServiceAccount", "app", ns, labels);
-  sa["automountServiceAccountToken"] = false;
-  out.push_back(sa);
-
-  json data = json::object();
-  for (const auto& [k, v] : spec.config.environment) {
-    data[k] = v;
-  }
-  for (const auto& [k, v] : secret_values) {
-    data[k] = v;
-  }
-  json secret = object("v1", "Secret", "app-env", ns, labels);
-  secret["type"] = "Opaque";
-  secret["stringData"] = data;
-  out.push_back(secret);
+  json data = out.back()["stringData"]; // the Secret app-env
 
   json container_resources = {
       {"requests", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}},
@@ -362,6 +297,84 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
     ing["spec"]["tls"] = {{{"hosts", {host}}, {"secretName", s.tls_secret}}};
   }
   out.push_back(ing);
+  return out;
+}
+
+Expected<std::vector<json>> render_namespace_objects(const DeploySpec& spec, const RenderSettings& s,
+                                                     const std::map<std::string, std::string>& secret_values) {
+  if (spec.config.cpu <= 0 || spec.config.memory <= 0) {
+    return make_error(ErrorCode::invalid_config, "cpu and memory must be positive for the kubernetes runtime");
+  }
+  const std::string& ns = spec.env.name;
+  json labels = common_labels(spec, s);
+  std::vector<json> out;
+
+  // Namespace: who owns it and when it expires, for people looking at the cluster.
+  json nsl = labels;
+  std::string owner = label_value(spec.env.owner);
+  if (!owner.empty()) {
+    nsl[k_label_owner] = owner;
+  }
+  json nso = object("v1", "Namespace", ns, "", nsl);
+  nso["metadata"]["annotations"] = json::object();
+  if (spec.env.expires_at > 0) {
+    nso["metadata"]["annotations"][k_annotation_expires_at] = util::format_iso8601(spec.env.expires_at);
+  }
+  if (!spec.env.owner.empty()) {
+    nso["metadata"]["annotations"][k_label_owner] = spec.env.owner; // the label is a sanitised copy
+  }
+  if (!spec.env.repo.empty()) {
+    nso["metadata"]["annotations"]["idp.dev/repository"] = util::strip_url_credentials(spec.env.repo);
+  }
+  out.push_back(nso);
+
+  // Room for a rolling update: the old and the new pods side by side.
+  int pods = s.replicas * 2;
+  json quota = object("v1", "ResourceQuota", "idp-quota", ns, labels);
+  quota["spec"] = {{"hard",
+                    {{"requests.cpu", cpu_quantity_times(spec.config.cpu, pods)},
+                     {"requests.memory", memory_quantity(spec.config.memory * pods)},
+                     {"limits.cpu", cpu_quantity_times(spec.config.cpu, pods)},
+                     {"limits.memory", memory_quantity(spec.config.memory * pods)},
+                     {"pods", std::to_string(pods + 2)}}}};
+  out.push_back(quota);
+
+  json limits = object("v1", "LimitRange", "idp-limits", ns, labels);
+  limits["spec"] = {
+      {"limits",
+       {{{"type", "Container"},
+         {"default", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}},
+         {"defaultRequest", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}},
+         {"max", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}}}}}};
+  out.push_back(limits);
+
+  // Default deny for ingress: only the ingress controller's namespace and the
+  // environment's own pods (an app talking to its database) may connect.
+  json netpol = object("networking.k8s.io/v1", "NetworkPolicy", "idp-default-deny", ns, labels);
+  netpol["spec"] = {
+      {"podSelector", json::object()},
+      {"policyTypes", {"Ingress"}},
+      {"ingress",
+       {{{"from",
+          {{{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", s.ingress_namespace}}}}}},
+           {{"podSelector", json::object()}}}}}}}};
+  out.push_back(netpol);
+
+  json sa = object("v1", "ServiceAccount", "app", ns, labels);
+  sa["automountServiceAccountToken"] = false;
+  out.push_back(sa);
+
+  json data = json::object();
+  for (const auto& [k, v] : spec.config.environment) {
+    data[k] = v;
+  }
+  for (const auto& [k, v] : secret_values) {
+    data[k] = v;
+  }
+  json secret = object("v1", "Secret", "app-env", ns, labels);
+  secret["type"] = "Opaque";
+  secret["stringData"] = data;
+  out.push_back(secret);
   return out;
 }
 

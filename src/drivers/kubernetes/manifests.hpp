@@ -42,6 +42,13 @@ inline constexpr const char* k_cronjob_name = "job";
 Expected<std::vector<nlohmann::json>> render_environment(const DeploySpec& spec, const RenderSettings& settings,
                                                          const std::map<std::string, std::string>& secret_values);
 
+// The environment's namespace-level objects, the first six of render_environment:
+// Namespace, ResourceQuota, LimitRange, NetworkPolicy, ServiceAccount and the Secret
+// app-env (last). Any template: the workload is not among them (Argo CD mode takes it
+// from the repository).
+Expected<std::vector<nlohmann::json>> render_namespace_objects(const DeploySpec& spec, const RenderSettings& settings,
+                                                               const std::map<std::string, std::string>& secret_values);
+
 // An EventBridge schedule (rate() or cron(), UTC) as a CronJob schedule (5 fields, run
 // with timeZone Etc/UTC). invalid_config for what a CronJob cannot express exactly: L, W
 // and # in the day fields, a year other than *, a rate that does not divide an hour (in
