@@ -169,16 +169,17 @@ TEST(KubernetesGitopsTest, ARolloutThatNeverBecomesReadyIsRolledBackAndItsRevisi
   std::string c2 = rig.commit_file("feature/bad-image", ".idp/config.yml",
                                    *config + "container_image: registry.invalid/app:{commit}\n");
   ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/bad-image", c1, c2)).first, 202);
+  // The driver marks the revision failed as it returns; the engine then records the
+  // environment ready again at the old commit: wait for both.
   json failed;
   ASSERT_TRUE(wait_until(
       [&] {
         for (const auto& r : rig.revisions(name)) {
           if (r["commit"] == c2 && r["status"] == "failed") {
             failed = r;
-            return true;
           }
         }
-        return false;
+        return failed.is_object() && rig.daemon->env(name).value("phase", "") == "ready";
       },
       60000))
       << rig.daemon->env(name).dump(2) << rig.daemon->log();
