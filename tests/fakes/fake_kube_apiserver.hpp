@@ -74,6 +74,12 @@ public:
   // Pods of a Deployment whose container image contains `image_part` never become ready;
   // their waiting reason is `reason` (ImagePullBackOff, CrashLoopBackOff, ...).
   void fail_pods_with_image(const std::string& image_part, const std::string& reason);
+  // Jobs whose name starts with `name_prefix` fail (condition Failed, reason
+  // BackoffLimitExceeded, `message`) instead of completing.
+  void fail_jobs(const std::string& name_prefix, const std::string& message);
+  // Serves CloudNativePG's postgresql.cnpg.io/v1 (discovery and Clusters), as a cluster
+  // with its operator installed does. Off by default: 404, as without the CRD.
+  void serve_cloudnative_pg(bool on);
   // A deleted namespace stays Terminating for `reads` GETs of it before it is gone (default 1).
   void set_namespace_finalize_reads(int reads);
 
@@ -108,6 +114,7 @@ private:
   int dispatch(const httplib::Request& req, httplib::Response& res, Request& rec);
   void start(Options opts);
   void simulate_read(Stored& s, const Resource& r);
+  void simulate_database_read(Stored& s, const Resource& r);
   nlohmann::json stamp_new(nlohmann::json obj, const Resource& r);
   nlohmann::json pods_of(const std::string& ns) const;
 
@@ -130,6 +137,8 @@ private:
   std::vector<Forbidden> m_forbidden;
   std::map<std::string, std::string> m_failing_images;
   int m_finalize_reads = 1;
+  std::map<std::string, std::string> m_failing_jobs; // name prefix -> failure message
+  bool m_cnpg = false;
   std::map<Key, Stored> m_store;
   int64_t m_resource_version = 1000;
   int64_t m_uid = 1;

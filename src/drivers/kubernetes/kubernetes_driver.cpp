@@ -74,6 +74,10 @@ KubernetesDriver::KubernetesDriver(const DriverContext& ctx, KubernetesOptions o
   m_settings.ingress_namespace = m_opts.ingress_namespace;
   m_settings.tls_secret = m_opts.tls_secret;
   m_settings.replicas = m_opts.replicas;
+  m_settings.database.image = m_opts.postgres_image;
+  m_settings.database.storage = m_opts.postgres_storage;
+  m_settings.database.storage_class = m_opts.storage_class;
+  m_settings.database.cnpg_namespace = m_opts.cnpg_namespace;
 }
 
 Expected<KubeClient*> KubernetesDriver::client() {
@@ -149,7 +153,9 @@ Expected<std::vector<json>> KubernetesDriver::render(const DeploySpec& spec) con
   for (const auto& [name, ref] : spec.config.secrets) {
     placeholders[name] = "<secret " + ref + ">";
   }
-  return render_environment(spec, m_settings, placeholders);
+  RenderSettings settings = m_settings;
+  settings.database.cloudnative_pg = m_opts.database == "cloudnative-pg"; // auto: decided at apply
+  return render_environment(spec, settings, placeholders);
 }
 
 Expected<void> KubernetesDriver::plan(const DeploySpec& spec) {
@@ -167,7 +173,7 @@ Expected<void> KubernetesDriver::plan(const DeploySpec& spec) {
 Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& progress) {
   IDP_TRY_ASSIGN(KubeClient * c, client());
   IDP_TRY_ASSIGN(auto secret_values, resolve_secrets(spec));
-  IDP_TRY_ASSIGN(auto objects, render_environment(spec, m_settings, secret_values));
+  IDP_TRY_ASSIGN(auto objects, render_environment(spec, m_settings, secret_values)); // config errors first
   const std::string& ns = spec.env.name;
   bool has_deployment = false;
   for (const auto& o : objects) {
@@ -194,8 +200,18 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
     }
   }
 
+  DatabaseRun db;
+  IDP_TRY_ASSIGN(objects, render_for_apply(spec, secret_values, existing.has_value(), db));
+
   progress.step("applying " + std::to_string(objects.size()) + " objects to namespace " + ns);
   for (const auto& obj : objects) {
+    auto handled = database_step(obj, spec, db, progress);
+    if (!handled || *handled) {
+      if (!handled) {
+        return Unexpected(handled.error().with_context("environment " + util::quote(ns)));
+      }
+      continue;
+    }
     auto applied = c->apply(obj, k_field_manager);
     if (!applied) {
       return Unexpected(applied.error().with_context("environment " + util::quote(ns)));

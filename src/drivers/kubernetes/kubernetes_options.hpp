@@ -24,8 +24,16 @@ struct KubernetesOptions {
   std::string ingress_namespace = "ingress-nginx"; // the only other namespace allowed in
   std::string tls_secret;                          // Ingress TLS secret name; "" = no TLS section
   int replicas = 1;
-  int64_t rollout_timeout_ms = 5 * 60000; // a deploy's rollout must complete within this
-  int64_t destroy_timeout_ms = 5 * 60000; // a namespace must be gone within this
+  // The "database" component (api-database): the StatefulSet's image, the volume's size and
+  // class, and what runs PostgreSQL: auto (a CloudNativePG Cluster when the cluster serves
+  // postgresql.cnpg.io/v1, else a StatefulSet) | statefulset | cloudnative-pg.
+  std::string postgres_image = "postgres:15.10-alpine";
+  std::string postgres_storage = "1Gi";
+  std::string storage_class; // "" = the cluster's default StorageClass
+  std::string database = "auto";
+  std::string cnpg_namespace = "cnpg-system"; // the CloudNativePG operator's namespace
+  int64_t rollout_timeout_ms = 5 * 60000;     // a deploy's rollout must complete within this
+  int64_t destroy_timeout_ms = 5 * 60000;     // a namespace must be gone within this
   int64_t poll_interval_ms = 1000;
   int64_t request_timeout_ms = 30000;
 

@@ -157,16 +157,19 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   const std::string& ns = spec.env.name;
   bool web = false;
   bool schedule = false;
+  bool database = false;
   for (const auto& c : spec.components) {
     if (c == "web") {
       web = true;
+    } else if (c == "database") {
+      database = true;
     } else if (c == "schedule") {
       schedule = true;
     } else {
       return make_error(ErrorCode::invalid_config,
                         "template " + util::quote(spec.env.template_name) + " needs component " + util::quote(c) +
-                            ", which the kubernetes runtime does not support yet (it runs api-service and "
-                            "scheduled-worker)");
+                            ", which the kubernetes runtime does not support yet (it runs api-service, "
+                            "api-database and scheduled-worker)");
     }
   }
   if (web == schedule) {
@@ -208,8 +211,9 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   }
   out.push_back(nso);
 
-  // Room for a rolling update: the old and the new pods side by side.
-  int pods = s.replicas * 2;
+  // Room for a rolling update: the old and the new pods side by side (and the database's
+  // pod and its seed Job's, which take the app's cpu and memory too).
+  int pods = s.replicas * 2 + (database ? 2 : 0);
   json quota = object("v1", "ResourceQuota", "idp-quota", ns, labels);
   quota["spec"] = {{"hard",
                     {{"requests.cpu", cpu_quantity_times(spec.config.cpu, pods)},
@@ -244,6 +248,9 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   sa["automountServiceAccountToken"] = false;
   out.push_back(sa);
 
+  json container_resources = {
+      {"requests", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}},
+      {"limits", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}}};
   json data = json::object();
   for (const auto& [k, v] : spec.config.environment) {
     data[k] = v;
@@ -251,14 +258,19 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   for (const auto& [k, v] : secret_values) {
     data[k] = v;
   }
+  if (database) {
+    // The database's variables win over the config's.
+    IDP_TRY_ASSIGN(DatabaseObjects db, render_database(spec, s, labels, container_resources));
+    out.insert(out.end(), db.objects.begin(), db.objects.end());
+    for (const auto& [k, v] : db.env) {
+      data[k] = v;
+    }
+  }
   json secret = object("v1", "Secret", "app-env", ns, labels);
   secret["type"] = "Opaque";
   secret["stringData"] = data;
   out.push_back(secret);
 
-  json container_resources = {
-      {"requests", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}},
-      {"limits", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}}};
   std::string env_hash = util::sha256_hex(util::json_dump(data)).substr(0, 16);
   if (schedule) {
     // scheduled-worker: a CronJob in UTC; one run at a time, as the other runtimes do.

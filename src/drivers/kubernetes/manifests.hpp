@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "drivers/driver.hpp"
+#include "drivers/kubernetes/manifests_database.hpp"
 #include "util/expected.hpp"
 
 namespace idp::drivers::kubernetes {
@@ -23,6 +24,7 @@ struct RenderSettings {
   std::string ingress_namespace = "ingress-nginx";
   std::string tls_secret; // "" = no TLS on the Ingress
   int replicas = 1;
+  DatabaseSettings database; // the "database" component (api-database)
 };
 
 // Labels every object of the environment carries (the orphan sweep selects on them).
