@@ -205,11 +205,11 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
 
   progress.step("applying " + std::to_string(objects.size()) + " objects to namespace " + ns);
   for (const auto& obj : objects) {
-    auto handled = database_step(obj, spec, db, progress);
-    if (!handled || *handled) {
-      if (!handled) {
-        return Unexpected(handled.error().with_context("environment " + util::quote(ns)));
-      }
+    auto handled = database_step(obj, spec, db, progress); // waits for the database; runs the seed
+    if (!handled) {
+      return Unexpected(handled.error().with_context("environment " + util::quote(ns)));
+    }
+    if (*handled) {
       continue;
     }
     auto applied = c->apply(obj, k_field_manager);
