@@ -286,6 +286,10 @@ Expected<void> Daemon::start() {
   // API creates are answered before the clone; the reconciler's workers do it.
   engine::Controller* ctl = d.controller.get();
   d.reconciler->set_create_resolver([ctl](const core::Environment& env) { return ctl->resolve_create(env); });
+  engine::RepoResolver* repos = d.repos.get();
+  d.reconciler->set_repo_reader([repos](const std::string& repo, const std::string& commit, const std::string& path) {
+    return repos->read_file(repo, commit, path);
+  });
   d.reaper = std::make_unique<engine::Reaper>(*d.store, *d.controller, d.clock, d.cfg.engine.reaper_interval);
   d.retention = std::make_unique<engine::Retention>(*d.store, d.clock, util::path_join(cfg.home, "git"), d.cfg.engine);
 

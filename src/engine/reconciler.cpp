@@ -459,6 +459,11 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
     fail_config(tmpl.error());
     return;
   }
+  auto values = template_values_for(env, *cfg, tmpl->components);
+  if (!values) {
+    fail_config(values.error());
+    return;
+  }
   Phase target = first ? Phase::provisioning : Phase::updating;
   auto marked = write_env(op, "mark deploying", [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
     if (e.generation != gen || e.desired != Desired::present) {
@@ -506,6 +511,7 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
   spec.revision_id = rev.number;
   spec.components = tmpl->components;
   spec.template_dir = tmpl->dir;
+  spec.template_values = std::move(*values);
   EngineProgress progress(m_store, m_retry, name, rev.id, flag, lost, m_clock);
   spdlog::info("{}: deploying {} (generation {}, revision {})", name, util::short_commit(commit), gen, rev.number);
   auto result = driver.apply(spec, progress);
@@ -859,6 +865,13 @@ void Reconciler::do_resume(Environment env, drivers::Driver& driver, Operation& 
   spec.config = std::move(*cfg);
   spec.revision_id = serving->number;
   spec.components = tmpl->components;
+  auto values = template_values_for(env, spec.config, spec.components);
+  if (values) {
+    spec.template_values = std::move(*values);
+  } else {
+    // Not fatal here: a driver that needs the seed fails the restart and says why.
+    spdlog::warn("{}: {}", name, values.error().full_message());
+  }
   // Revision id 0: the revision keeps its record (serving since it was deployed); the
   // driver's building/starting steps of this restart are not a new deployment of it.
   EngineProgress progress(m_store, m_retry, name, 0, op.cancel, lost, m_clock);

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -39,6 +40,13 @@ public:
   // Resolves the source of environments created through the API (pending with no commit,
   // engine/create_resolution.hpp) in the worker that deploys them. Set before start().
   void set_create_resolver(CreateResolver resolver);
+  // Reads a file of a repository at a commit (RepoResolver::read_file): nullopt when absent.
+  using RepoFileReader = std::function<Expected<std::optional<std::string>>(
+      const std::string& repo, const std::string& commit, const std::string& path)>;
+  // With a reader, a deploy of a template with a database hands the seed's SQL
+  // (`database.seed` at the deployed commit) to the driver as template_values'
+  // "database_seed", for drivers without a checkout (kubernetes). Set before start().
+  void set_repo_reader(RepoFileReader reader);
 
   void start();
   // Cancels in-flight operations and joins every thread.
@@ -57,6 +65,10 @@ public:
   size_t busy() const;
 
 private:
+  // What the engine hands the driver besides the config: the seed's SQL (set_repo_reader).
+  // An error when the repository cannot be read.
+  Expected<nlohmann::json> template_values_for(const core::Environment& env, const core::AppConfig& cfg,
+                                               const std::vector<std::string>& components) const;
   // One worker's turn on an environment, while it holds the lease.
   struct Operation {
     std::string name;
@@ -110,6 +122,7 @@ private:
   std::atomic<bool> m_shutdown{false};
   StoreRetry m_retry;
   CreateResolver m_create_resolver; // set before start(), read-only after
+  RepoFileReader m_repo_reader;     // set before start(), read-only after
   std::thread m_loop_thread;
   std::thread m_renew_thread;
   std::vector<std::thread> m_workers;

@@ -3,6 +3,8 @@
 // holds its lease fetches the branch (or the commit a redeploy names), reads the config and
 // records both before the deploy. A worker killed in the middle leaves the environment as it was stored, so the next
 // holder of the lease (after a restart: the dead owner's lease is broken) starts again.
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "engine/controller.hpp"
@@ -34,6 +36,27 @@ Event engine_event(const Environment& e, util::Millis now, std::string action, s
 } // namespace
 
 void Reconciler::set_create_resolver(CreateResolver resolver) { m_create_resolver = std::move(resolver); }
+
+void Reconciler::set_repo_reader(RepoFileReader reader) { m_repo_reader = std::move(reader); }
+
+Expected<nlohmann::json> Reconciler::template_values_for(const Environment& env, const core::AppConfig& cfg,
+                                                         const std::vector<std::string>& components) const {
+  nlohmann::json values = nlohmann::json::object();
+  const std::string& seed = cfg.database.seed;
+  if (!m_repo_reader || seed.empty() ||
+      std::find(components.begin(), components.end(), "database") == components.end()) {
+    return values;
+  }
+  auto content = m_repo_reader(env.repo, env.commit, seed);
+  if (!content) {
+    return Unexpected(content.error().with_context("database.seed " + util::quote(seed) + " at commit " +
+                                                   util::short_commit(env.commit)));
+  }
+  if (*content) {
+    values["database_seed"] = std::move(**content); // absent: the driver says the file is missing
+  }
+  return values;
+}
 
 std::optional<Environment> Reconciler::resolve_source(const Environment& env, Operation& op) {
   static const std::string k_engine = "engine";

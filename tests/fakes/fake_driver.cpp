@@ -37,7 +37,7 @@ Expected<void> FakeDriver::plan(const drivers::DeploySpec& spec) {
 
 Expected<drivers::ApplyResult> FakeDriver::apply(const drivers::DeploySpec& spec, drivers::Progress& progress) {
   std::unique_lock<std::mutex> lk(m_mu);
-  m_calls.push_back({"apply", spec.env.name, spec.env.commit, spec.revision_id});
+  m_calls.push_back({"apply", spec.env.name, spec.env.commit, spec.revision_id, spec.template_values});
   m_cv.notify_all();
   progress.revision_status(core::RevisionStatus::starting, "fake start");
   auto cancelled = [&] {

@@ -22,6 +22,7 @@ public:
     std::string env;
     std::string commit;
     int64_t revision_id = 0;
+    nlohmann::json template_values = nlohmann::json::object(); // apply: what the engine handed over
   };
 
   std::string_view name() const override { return m_name; }

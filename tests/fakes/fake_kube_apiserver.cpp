@@ -41,6 +41,8 @@ const std::vector<Resource>& resources() {
       {"networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true},
       {"networking.k8s.io", "v1", "Ingress", "ingresses", true},
       {"argoproj.io", "v1alpha1", "Application", "applications", true},
+      // CloudNativePG's CRD: served only after serve_cloudnative_pg(true).
+      {"postgresql.cnpg.io", "v1", "Cluster", "clusters", true},
   };
   return k_resources;
 }
@@ -307,6 +309,16 @@ void FakeKubeApiServer::set_application_drift(const std::string& ns, const std::
   }
 }
 
+void FakeKubeApiServer::fail_jobs(const std::string& name_prefix, const std::string& message) {
+  std::lock_guard lock(m_mu);
+  m_failing_jobs[name_prefix] = message;
+}
+
+void FakeKubeApiServer::serve_cloudnative_pg(bool on) {
+  std::lock_guard lock(m_mu);
+  m_cnpg = on;
+}
+
 void FakeKubeApiServer::set_namespace_finalize_reads(int reads) {
   std::lock_guard lock(m_mu);
   m_finalize_reads = reads;
@@ -515,9 +527,58 @@ void FakeKubeApiServer::simulate_application(Stored& s) {
   }
 }
 
+void FakeKubeApiServer::simulate_database_read(Stored& s, const Resource& r) {
+  // The StatefulSet, Job and CloudNativePG controllers catch up at the first read after a
+  // change, as the Deployment controller does.
+  if (s.reads_since_change++ != 0) {
+    return;
+  }
+  json& obj = s.obj;
+  json st;
+  if (r.kind == "StatefulSet") {
+    int replicas = obj["spec"].value("replicas", 1);
+    st = {{"observedGeneration", obj["metadata"].value("generation", 1)},
+          {"replicas", replicas},
+          {"readyReplicas", replicas},
+          {"currentReplicas", replicas},
+          {"updatedReplicas", replicas},
+          {"availableReplicas", replicas}};
+  } else if (r.kind == "Job") {
+    std::string name = obj["metadata"].value("name", "");
+    std::string failure;
+    for (const auto& [prefix, message] : m_failing_jobs) {
+      if (name.rfind(prefix, 0) == 0) {
+        failure = message;
+      }
+    }
+    if (failure.empty()) {
+      st = {{"succeeded", 1}, {"conditions", json::array({{{"type", "Complete"}, {"status", "True"}}})}};
+    } else {
+      st = {
+          {"failed", 1},
+          {"conditions",
+           json::array(
+               {{{"type", "Failed"}, {"status", "True"}, {"reason", "BackoffLimitExceeded"}, {"message", failure}}})}};
+    }
+  } else if (r.kind == "Cluster") {
+    int instances = obj["spec"].value("instances", 1);
+    st = {{"instances", instances}, {"readyInstances", instances}, {"phase", "Cluster in healthy state"}};
+  } else {
+    return;
+  }
+  if (st != obj.value("status", json())) {
+    obj["status"] = st;
+    obj["metadata"]["resourceVersion"] = std::to_string(++m_resource_version);
+  }
+}
+
 void FakeKubeApiServer::simulate_read(Stored& s, const Resource& r) {
   if (r.kind == "Application") {
     simulate_application(s);
+    return;
+  }
+  if (r.kind == "StatefulSet" || r.kind == "Job" || r.kind == "Cluster") {
+    simulate_database_read(s, r);
     return;
   }
   if (r.kind != "Deployment") {
@@ -649,7 +710,7 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
       json groups = json::array();
       std::set<std::string> seen;
       for (const auto& r : resources()) {
-        if (r.group.empty() || !seen.insert(r.group).second) {
+        if (r.group.empty() || (r.group == "postgresql.cnpg.io" && !m_cnpg) || !seen.insert(r.group).second) {
           continue;
         }
         json gv = {{"groupVersion", r.group + "/" + r.version}, {"version", r.version}};
@@ -662,7 +723,7 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
       std::string version = seg.back();
       json list = json::array();
       for (const auto& r : resources()) {
-        if (r.group == group && r.version == version) {
+        if (r.group == group && r.version == version && (m_cnpg || r.group != "postgresql.cnpg.io")) {
           list.push_back({{"name", r.plural},
                           {"singularName", util::to_lower(r.kind)},
                           {"namespaced", r.namespaced},
@@ -705,7 +766,7 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
     sub = rest.size() > 2 ? rest[2] : "";
   }
   const Resource* r = find_resource(group, version, plural);
-  if (!r) {
+  if (!r || (r->group == "postgresql.cnpg.io" && !m_cnpg)) {
     return fail_with(404, "the server could not find the requested resource");
   }
   if (!r->namespaced && !ns.empty()) {
@@ -1066,6 +1127,22 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
     for (const auto& c : containers) {
       if (c.value("name", "").empty() || c.value("image", "").empty()) {
         return fail_with(422, invalid_prefix + "spec.template.spec.containers: name and image: Required value");
+      }
+    }
+  }
+  // Immutable once created: a Job's pod template, a StatefulSet's selector, service name
+  // and volume claims (a real server answers 422 for a change).
+  if (!creating && r->kind == "Job" &&
+      before["spec"].value("template", json()) != live["spec"].value("template", json())) {
+    return fail_with(422, invalid_prefix + "spec.template: Invalid value: field is immutable");
+  }
+  if (!creating && r->kind == "StatefulSet") {
+    for (const char* f : {"selector", "serviceName", "volumeClaimTemplates"}) {
+      if (before["spec"].value(f, json()) != live["spec"].value(f, json())) {
+        return fail_with(422, invalid_prefix +
+                                  "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', "
+                                  "'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' "
+                                  "and 'minReadySeconds' are forbidden");
       }
     }
   }

@@ -86,6 +86,12 @@ public:
   // The Application `ns`/`name` reports OutOfSync (someone changed its objects by hand and
   // self-heal has not put them back) until called again with false.
   void set_application_drift(const std::string& ns, const std::string& name, bool drifted);
+  // Jobs whose name starts with `name_prefix` fail (condition Failed, reason
+  // BackoffLimitExceeded, `message`) instead of completing.
+  void fail_jobs(const std::string& name_prefix, const std::string& message);
+  // Serves CloudNativePG's postgresql.cnpg.io/v1 (discovery and Clusters), as a cluster
+  // with its operator installed does. Off by default: 404, as without the CRD.
+  void serve_cloudnative_pg(bool on);
   // A deleted namespace stays Terminating for `reads` GETs of it before it is gone (default 1).
   void set_namespace_finalize_reads(int reads);
 
@@ -126,6 +132,7 @@ private:
   void simulate_read(Stored& s, const Resource& r);
   int watch(const httplib::Request& req, httplib::Response& res, const Resource& r, const std::string& ns);
   void simulate_application(Stored& s);
+  void simulate_database_read(Stored& s, const Resource& r);
   nlohmann::json stamp_new(nlohmann::json obj, const Resource& r);
   nlohmann::json pods_of(const std::string& ns) const;
 
@@ -152,6 +159,8 @@ private:
   std::set<std::pair<std::string, std::string>> m_drifted; // Applications (ns, name) OutOfSync
   int m_finalize_reads = 1;
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> m_logs; // ns -> (time, text)
+  std::map<std::string, std::string> m_failing_jobs;                              // name prefix -> failure message
+  bool m_cnpg = false;
   std::map<Key, Stored> m_store;
   int64_t m_resource_version = 1000;
   int64_t m_uid = 1;

@@ -75,24 +75,43 @@ std::vector<RenderCase> render_cases() {
   worker.spec.components = {"schedule"};
   worker.spec.config.schedule_expression = "cron(0/15 8-17 ? * MON-FRI *)";
   out.push_back(worker);
+  // api-database: the StatefulSet (with a seed, a storage class) and the CloudNativePG Cluster.
+  RenderCase db{"api-database/statefulset+seed",
+                kube::database_spec("pr-7", "CREATE TABLE items (id int);\n"),
+                RenderSettings{},
+                {}};
+  db.spec.template_values["database_password"] = "0123456789abcdef0123456789abcdef";
+  db.settings.database.storage = "2Gi";
+  db.settings.database.storage_class = "fast-ssd";
+  out.push_back(db);
+  RenderCase cnpg{"api-database/cloudnative-pg+seed", db.spec, RenderSettings{}, {}};
+  cnpg.settings.database.cloudnative_pg = true;
+  cnpg.settings.database.storage_class = "standard";
+  out.push_back(cnpg);
+  RenderCase placeholder{"api-database/statefulset/render", kube::database_spec("pr-8"), RenderSettings{}, {}};
+  out.push_back(placeholder);
 
   // Argo CD mode: each template (its workload comes from the repository, so any template
   // renders), default and custom settings.
   std::vector<RenderCase> direct = out;
   for (auto c : direct) {
+    if (c.name.find("/direct") == std::string::npos) {
+      continue; // api-database's direct cases: Argo CD renders no database (argo_db below)
+    }
     c.name.replace(c.name.find("/direct"), 7, "/argocd");
     c.argocd = ArgoCdSettings{};
     out.push_back(c);
   }
-  RenderCase db{"api-database/argocd/custom-project-path-repo", kube::sample_spec("pr-9"), RenderSettings{}, {}, {}};
-  db.spec.env.template_name = "api-database";
-  db.spec.components = {"web", "database"};
-  db.spec.env.repo = "https://bot:token@github.com/acme/shop.git";
-  db.argocd = ArgoCdSettings{};
-  db.argocd->ns = "gitops";
-  db.argocd->project = "previews";
-  db.argocd->path = "deploy/preview";
-  out.push_back(db);
+  RenderCase argo_db{
+      "api-database/argocd/custom-project-path-repo", kube::sample_spec("pr-9"), RenderSettings{}, {}, {}};
+  argo_db.spec.env.template_name = "api-database";
+  argo_db.spec.components = {"web", "database"};
+  argo_db.spec.env.repo = "https://bot:token@github.com/acme/shop.git";
+  argo_db.argocd = ArgoCdSettings{};
+  argo_db.argocd->ns = "gitops";
+  argo_db.argocd->project = "previews";
+  argo_db.argocd->path = "deploy/preview";
+  out.push_back(argo_db);
   RenderCase branch{"api-service/argocd/branch-target-ssh", kube::sample_spec("pr-10"), RenderSettings{}, {}, {}};
   branch.spec.env.commit = "";
   branch.argocd = ArgoCdSettings{};
@@ -165,6 +184,40 @@ TEST(KubernetesManifestSchemaTest, TheValidatorRejectsAnInvalidManifest) {
   EXPECT_NE(r->out.find("Application/pr-42: data/spec/syncPolicy/automated/selfHeal must be boolean"),
             std::string::npos)
       << r->out;
+}
+
+// The CloudNativePG Cluster is checked against its CRD's schema, not waved through.
+TEST(KubernetesManifestSchemaTest, TheValidatorRejectsAnInvalidCloudNativePgCluster) {
+  std::string modules = IDP_KUBERNETES_MODELS_DIR;
+  if (!util::find_executable("node") ||
+      !util::path_exists(modules + "/@kubernetes-models/cloudnative-pg/package.json")) {
+    GTEST_SKIP() << "node or @kubernetes-models/cloudnative-pg (" << modules << ") missing";
+  }
+  TempDir tmp;
+  RenderSettings s;
+  s.database.cloudnative_pg = true;
+  auto objs = render_environment(kube::database_spec("pr-7"), s, {});
+  ASSERT_TRUE(objs.has_value());
+  std::vector<nlohmann::json> clusters;
+  for (auto& o : *objs) {
+    if (o["kind"] == "Cluster") {
+      o["spec"]["instances"] = "one";
+      clusters.push_back(o);
+    }
+  }
+  ASSERT_EQ(clusters.size(), 1u);
+  nlohmann::json sets = nlohmann::json::array({{{"name", "broken"}, {"objects", clusters}}});
+  std::ofstream(tmp.sub("manifests.json")) << util::json_dump(sets);
+  util::Command cmd;
+  cmd.argv = {"node", source_dir() + "/tests/kubernetes/validate_manifests.mjs", modules, tmp.sub("manifests.json")};
+  util::RunOptions opts;
+  opts.timeout_ms = 120000;
+  opts.merge_stderr = true;
+  auto r = util::run(cmd, opts);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->exit_code, 1) << r->out;
+  EXPECT_NE(r->out.find("instances must be integer"), std::string::npos) << r->out;
+  EXPECT_EQ(r->out.find("no schema"), std::string::npos) << r->out;
 }
 
 } // namespace

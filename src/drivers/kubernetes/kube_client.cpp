@@ -20,6 +20,7 @@ const std::vector<ResourceKind>& kinds() {
       {"v1", "LimitRange", "limitranges", true},
       {"v1", "ServiceAccount", "serviceaccounts", true},
       {"v1", "Secret", "secrets", true},
+      {"v1", "ConfigMap", "configmaps", true},
       {"v1", "Service", "services", true},
       {"v1", "Pod", "pods", true},
       {"v1", "Event", "events", true},
@@ -32,6 +33,7 @@ const std::vector<ResourceKind>& kinds() {
       {"networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", true},
       {"networking.k8s.io/v1", "Ingress", "ingresses", true},
       {"argoproj.io/v1alpha1", "Application", "applications", true}, // Argo CD mode
+      {"postgresql.cnpg.io/v1", "Cluster", "clusters", true},        // CloudNativePG (api-database)
   };
   return k_kinds;
 }

@@ -76,6 +76,10 @@ KubernetesDriver::KubernetesDriver(const DriverContext& ctx, KubernetesOptions o
   m_settings.ingress_namespace = m_opts.ingress_namespace;
   m_settings.tls_secret = m_opts.tls_secret;
   m_settings.replicas = m_opts.replicas;
+  m_settings.database.image = m_opts.postgres_image;
+  m_settings.database.storage = m_opts.postgres_storage;
+  m_settings.database.storage_class = m_opts.storage_class;
+  m_settings.database.cnpg_namespace = m_opts.cnpg_namespace;
 }
 
 KubernetesDriver::~KubernetesDriver() { stop(true); }
@@ -254,7 +258,9 @@ Expected<std::vector<json>> KubernetesDriver::render_objects(const DeploySpec& s
   if (m_opts.mode == KubernetesOptions::Mode::argocd) {
     return render_argocd_environment(spec, m_settings, argo_settings(), placeholders);
   }
-  return render_environment(spec, m_settings, placeholders);
+  RenderSettings settings = m_settings;
+  settings.database.cloudnative_pg = m_opts.database == "cloudnative-pg"; // auto: decided at apply
+  return render_environment(spec, settings, placeholders);
 }
 
 Expected<std::string> KubernetesDriver::render(const DeploySpec& spec) const {
@@ -280,7 +286,7 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
   }
   IDP_TRY_ASSIGN(KubeClient * c, client());
   IDP_TRY_ASSIGN(auto secret_values, resolve_secrets(spec));
-  IDP_TRY_ASSIGN(auto objects, render_environment(spec, m_settings, secret_values));
+  IDP_TRY_ASSIGN(auto objects, render_environment(spec, m_settings, secret_values)); // config errors first
   const std::string& ns = spec.env.name;
   bool has_deployment = false;
   for (const auto& o : objects) {
@@ -307,10 +313,20 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
     }
   }
 
+  DatabaseRun db;
+  IDP_TRY_ASSIGN(objects, render_for_apply(spec, secret_values, existing.has_value(), db));
+
   progress.revision_status(core::RevisionStatus::starting,
                            "rolling out revision " + std::to_string(spec.revision_id) + " to namespace " + ns);
   progress.step("applying " + std::to_string(objects.size()) + " objects to namespace " + ns);
   for (const auto& obj : objects) {
+    auto handled = database_step(obj, spec, db, progress); // waits for the database; runs the seed
+    if (!handled) {
+      return Unexpected(handled.error().with_context("environment " + util::quote(ns)));
+    }
+    if (*handled) {
+      continue;
+    }
     auto applied = c->apply(obj, k_field_manager);
     if (!applied) {
       return Unexpected(applied.error().with_context("environment " + util::quote(ns)));

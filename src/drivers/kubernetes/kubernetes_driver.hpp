@@ -96,6 +96,24 @@ private:
   // Deletes this server's Applications whose environment is not in `keep`; appends their names.
   Expected<void> sweep_argocd_orphans(const std::set<std::string>& keep, std::vector<std::string>& deleted);
 
+  // The "database" component (kubernetes_driver_database.cpp).
+  struct DatabaseRun {
+    bool present = false; // the template has a database
+    bool ready = false;   // waited for it during this apply
+    std::string seed_job; // "" without a seed
+  };
+  // The objects of `spec` for apply: with a database, its kind (option `database`, the
+  // CNPG discovery) and its password (kept from Secret db-credentials when the namespace
+  // has one, else generated) filled in, and the seed's SQL checked.
+  Expected<std::vector<nlohmann::json>> render_for_apply(const DeploySpec& spec,
+                                                         const std::map<std::string, std::string>& secret_values,
+                                                         bool ns_exists, DatabaseRun& db);
+  // Called before applying `obj`: waits for the database before its seed Job and the
+  // workload; runs the seed Job (once per seed content). True when `obj` was handled here.
+  Expected<bool> database_step(const nlohmann::json& obj, const DeploySpec& spec, DatabaseRun& db, Progress& progress);
+  Expected<void> wait_for_database(const DeploySpec& spec, Progress& progress);
+  Expected<void> run_seed(const nlohmann::json& job, const DeploySpec& spec, Progress& progress);
+
   DriverContext m_ctx;
   KubernetesOptions m_opts;
   RenderSettings m_settings;

@@ -80,6 +80,43 @@ const std::map<std::string, Setter>& table() {
          o.replicas = v.get<int>();
          return "";
        }},
+      {"postgres_image",
+       [](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+         if (!v.is_string() || v.get<std::string>().empty() ||
+             v.get<std::string>().find_first_of(" \t\n") != std::string::npos) {
+           return "expected an image reference like postgres:15.10-alpine";
+         }
+         o.postgres_image = v.get<std::string>();
+         return "";
+       }},
+      {"postgres_storage",
+       [](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+         static const std::regex k_re("^[0-9]+(Ki|Mi|Gi|Ti|Pi|Ei)$");
+         if (!v.is_string() || !std::regex_match(v.get<std::string>(), k_re)) {
+           return "expected a size like 1Gi or 500Mi";
+         }
+         o.postgres_storage = v.get<std::string>();
+         return "";
+       }},
+      {"storage_class",
+       [](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+         static const std::regex k_re("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$");
+         if (!v.is_string() || (!v.get<std::string>().empty() &&
+                                (v.get<std::string>().size() > 253 || !std::regex_match(v.get<std::string>(), k_re)))) {
+           return "expected a StorageClass name (lowercase letters, digits, '-' and '.')";
+         }
+         o.storage_class = v.get<std::string>();
+         return "";
+       }},
+      {"database",
+       [](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+         if (!v.is_string() || (v != "auto" && v != "statefulset" && v != "cloudnative-pg")) {
+           return "expected auto, statefulset or cloudnative-pg";
+         }
+         o.database = v.get<std::string>();
+         return "";
+       }},
+      {"cnpg_namespace", name_opt(&KubernetesOptions::cnpg_namespace, false)},
       {"rollout_timeout_ms", ms_opt(&KubernetesOptions::rollout_timeout_ms, 1000)},
       {"destroy_timeout_ms", ms_opt(&KubernetesOptions::destroy_timeout_ms, 1000)},
       {"poll_interval_ms", ms_opt(&KubernetesOptions::poll_interval_ms, 1)},

@@ -27,8 +27,16 @@ struct KubernetesOptions {
   // idp exec runs `kubectl exec` (the REST API's exec is a SPDY/WebSocket stream): this
   // program, looked up on PATH unless it is a path.
   std::string kubectl = "kubectl";
-  int64_t rollout_timeout_ms = 5 * 60000; // a deploy's rollout must complete within this
-  int64_t destroy_timeout_ms = 5 * 60000; // a namespace must be gone within this
+  // The "database" component (api-database): the StatefulSet's image, the volume's size and
+  // class, and what runs PostgreSQL: auto (a CloudNativePG Cluster when the cluster serves
+  // postgresql.cnpg.io/v1, else a StatefulSet) | statefulset | cloudnative-pg.
+  std::string postgres_image = "postgres:15.10-alpine";
+  std::string postgres_storage = "1Gi";
+  std::string storage_class; // "" = the cluster's default StorageClass
+  std::string database = "auto";
+  std::string cnpg_namespace = "cnpg-system"; // the CloudNativePG operator's namespace
+  int64_t rollout_timeout_ms = 5 * 60000;     // a deploy's rollout must complete within this
+  int64_t destroy_timeout_ms = 5 * 60000;     // a namespace must be gone within this
   int64_t poll_interval_ms = 1000;
   int64_t request_timeout_ms = 30000;
   // observe answers from one watch of this server's Deployments (no request per idle

@@ -158,16 +158,19 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   const std::string& ns = spec.env.name;
   bool web = false;
   bool schedule = false;
+  bool database = false;
   for (const auto& c : spec.components) {
     if (c == "web") {
       web = true;
+    } else if (c == "database") {
+      database = true;
     } else if (c == "schedule") {
       schedule = true;
     } else {
       return make_error(ErrorCode::invalid_config,
                         "template " + util::quote(spec.env.template_name) + " needs component " + util::quote(c) +
-                            ", which the kubernetes runtime does not support yet (it runs api-service and "
-                            "scheduled-worker)");
+                            ", which the kubernetes runtime does not support yet (it runs api-service, "
+                            "api-database and scheduled-worker)");
     }
   }
   if (web == schedule) {
@@ -187,13 +190,27 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
     return make_error(ErrorCode::invalid_config,
                       "container_image: expected an image reference, got " + util::quote(image));
   }
-  IDP_TRY_ASSIGN(std::vector<json> out, render_namespace_objects(spec, s, secret_values));
+  // Room in the quota for the database's pod and its seed Job's too.
+  IDP_TRY_ASSIGN(std::vector<json> out, render_namespace_objects(spec, s, secret_values, database ? 2 : 0));
   json labels = common_labels(spec, s);
-  json data = out.back()["stringData"]; // the Secret app-env
-
   json container_resources = {
       {"requests", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}},
       {"limits", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}}};
+  json data = out.back()["stringData"]; // the Secret app-env
+  if (database) {
+    // The database's objects go before the app's Secret, and its variables win over the
+    // config's.
+    json secret = out.back();
+    out.pop_back();
+    IDP_TRY_ASSIGN(DatabaseObjects db, render_database(spec, s, labels, container_resources));
+    out.insert(out.end(), db.objects.begin(), db.objects.end());
+    for (const auto& [k, v] : db.env) {
+      data[k] = v;
+    }
+    secret["stringData"] = data;
+    out.push_back(secret);
+  }
+
   std::string env_hash = util::sha256_hex(util::json_dump(data)).substr(0, 16);
   if (schedule) {
     // scheduled-worker: a CronJob in UTC; one run at a time, as the other runtimes do.
@@ -301,7 +318,8 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
 }
 
 Expected<std::vector<json>> render_namespace_objects(const DeploySpec& spec, const RenderSettings& s,
-                                                     const std::map<std::string, std::string>& secret_values) {
+                                                     const std::map<std::string, std::string>& secret_values,
+                                                     int extra_pods) {
   if (spec.config.cpu <= 0 || spec.config.memory <= 0) {
     return make_error(ErrorCode::invalid_config, "cpu and memory must be positive for the kubernetes runtime");
   }
@@ -328,8 +346,9 @@ Expected<std::vector<json>> render_namespace_objects(const DeploySpec& spec, con
   }
   out.push_back(nso);
 
-  // Room for a rolling update: the old and the new pods side by side.
-  int pods = s.replicas * 2;
+  // Room for a rolling update: the old and the new pods side by side (and `extra_pods`:
+  // the database's pod and its seed Job's, which take the app's cpu and memory too).
+  int pods = s.replicas * 2 + extra_pods;
   json quota = object("v1", "ResourceQuota", "idp-quota", ns, labels);
   quota["spec"] = {{"hard",
                     {{"requests.cpu", cpu_quantity_times(spec.config.cpu, pods)},

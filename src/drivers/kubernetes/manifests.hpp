@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "drivers/driver.hpp"
+#include "drivers/kubernetes/manifests_database.hpp"
 #include "util/expected.hpp"
 
 namespace idp::drivers::kubernetes {
@@ -23,6 +24,7 @@ struct RenderSettings {
   std::string ingress_namespace = "ingress-nginx";
   std::string tls_secret; // "" = no TLS on the Ingress
   int replicas = 1;
+  DatabaseSettings database; // the "database" component (api-database)
 };
 
 // Labels every object of the environment carries (the orphan sweep selects on them).
@@ -46,8 +48,10 @@ Expected<std::vector<nlohmann::json>> render_environment(const DeploySpec& spec,
 // Namespace, ResourceQuota, LimitRange, NetworkPolicy, ServiceAccount and the Secret
 // app-env (last). Any template: the workload is not among them (Argo CD mode takes it
 // from the repository).
+// `extra_pods`: room in the quota beyond the rolling update's (api-database: 2).
 Expected<std::vector<nlohmann::json>> render_namespace_objects(const DeploySpec& spec, const RenderSettings& settings,
-                                                               const std::map<std::string, std::string>& secret_values);
+                                                               const std::map<std::string, std::string>& secret_values,
+                                                               int extra_pods = 0);
 
 // An EventBridge schedule (rate() or cron(), UTC) as a CronJob schedule (5 fields, run
 // with timeZone Etc/UTC). invalid_config for what a CronJob cannot express exactly: L, W

@@ -70,10 +70,16 @@ bool safe_relative_path(const std::string& p) {
 
 std::string content_hash(const DeploySpec& spec) {
   const auto& c = spec.config;
+  // The seed's SQL the engine hands drivers without a checkout is the file at the commit
+  // and path hashed below already; left out, so hashes stay what they were before it came.
+  nlohmann::json values = spec.template_values;
+  if (values.is_object()) {
+    values.erase("database_seed");
+  }
   nlohmann::json j = {{"commit", spec.env.commit},
                       {"repo", spec.env.repo},
                       {"components", spec.components},
-                      {"template_values", spec.template_values},
+                      {"template_values", values},
                       {"health_check_path", c.health_check_path},
                       {"cpu", c.cpu},
                       {"memory", c.memory},

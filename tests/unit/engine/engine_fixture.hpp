@@ -55,6 +55,11 @@ protected:
         // As the daemon wires them: workers resolve what API creates and redeploys left to them.
         auto* c = m_controller.get();
         m_reconciler->set_create_resolver([c](const core::Environment& env) { return c->resolve_create(env); });
+        auto* repos = m_resolver;
+        m_reconciler->set_repo_reader(
+            [repos](const std::string& repo, const std::string& commit, const std::string& path) {
+              return repos->read_file(repo, commit, path);
+            });
         m_reconciler->start();
       }
     }

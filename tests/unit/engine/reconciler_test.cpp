@@ -1,4 +1,5 @@
 #include "engine_fixture.hpp"
+#include "util/fs.hpp"
 
 using namespace idp;
 using namespace idp::testing;
@@ -469,4 +470,38 @@ TEST_F(ReconcilerTest, RevisionsAreNumberedPerEnvironment) {
       EXPECT_EQ(c.revision_id, 1) << c.env;
     }
   }
+}
+
+// Drivers without a checkout (kubernetes) get the seed's SQL at the deployed commit.
+TEST_F(ReconcilerTest, ADatabaseTemplateHandsTheSeedAtTheCommitToTheDriver) {
+  std::string dir = m_tmp.sub("db-app");
+  GitRepo repo = make_example_repo(dir, "api-database", "feature/seed");
+  std::string config = util::read_file(dir + "/.idp/config.yml").value();
+  repo.write_file(".idp/config.yml", config + "database:\n  seed: db/seed.sql\n");
+  repo.write_file("db/seed.sql", "CREATE TABLE seeded (id int);\n");
+  repo.commit("seed");
+  auto env = controller(true).create(request(dir, "feature/seed"), "cli:alice");
+  ASSERT_TRUE(env) << env.error().full_message();
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  nlohmann::json values;
+  for (const auto& c : m_driver.calls()) {
+    if (c.op == "apply" && c.env == env->name) {
+      values = c.template_values;
+    }
+  }
+  EXPECT_EQ(values.value("database_seed", ""), "CREATE TABLE seeded (id int);\n");
+
+  // A seed the commit does not have reaches the driver as absent (the driver says so).
+  repo.remove_file("db/seed.sql");
+  repo.commit("no seed");
+  auto again = controller(true).redeploy(env->name, "", "cli:alice");
+  ASSERT_TRUE(again) << again.error().full_message();
+  ASSERT_TRUE(m_driver.wait_for("apply", env->name, 2, 10000));
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  for (const auto& c : m_driver.calls()) {
+    if (c.op == "apply" && c.env == env->name) {
+      values = c.template_values;
+    }
+  }
+  EXPECT_FALSE(values.contains("database_seed")) << values.dump();
 }

@@ -221,4 +221,17 @@ inline drivers::DeploySpec sample_spec(const std::string& name = "pr-42") {
   return s;
 }
 
+// An api-database environment (a web app and its database), `seed_sql` as the engine
+// hands the seed's content over ("" = no seed).
+inline drivers::DeploySpec database_spec(const std::string& name = "pr-7", const std::string& seed_sql = "") {
+  drivers::DeploySpec s = sample_spec(name);
+  s.env.template_name = "api-database";
+  s.components = {"web", "database"};
+  if (!seed_sql.empty()) {
+    s.config.database.seed = "db/seed.sql";
+    s.template_values["database_seed"] = seed_sql;
+  }
+  return s;
+}
+
 } // namespace idp::testing::kube

@@ -174,12 +174,12 @@ TEST(KubernetesManifestsTest, AScheduledWorkerIsACronJobInUtc) {
 
 TEST(KubernetesManifestsTest, TemplatesThisRuntimeDoesNotRunYetAreAConfigError) {
   auto spec = testing::kube::sample_spec();
-  spec.env.template_name = "api-database";
-  spec.components = {"web", "database"};
+  spec.env.template_name = "static-site";
+  spec.components = {"static"};
   auto r = render_environment(spec, RenderSettings{}, {});
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, ErrorCode::invalid_config);
-  EXPECT_NE(r.error().message.find("component \"database\""), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("component \"static\""), std::string::npos) << r.error().message;
 }
 
 TEST(KubernetesManifestsTest, YamlOutputReadsBackAsTheSameDocuments) {

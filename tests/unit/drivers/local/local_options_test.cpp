@@ -1,3 +1,4 @@
+#include "drivers/local/local_driver_support.hpp"
 #include "drivers/local/local_options.hpp"
 
 #include <gtest/gtest.h>
@@ -53,6 +54,20 @@ TEST(LocalOptionsTest, WrongTypeSaysWhatWasExpected) {
   EXPECT_NE(o.error().message.find("expected a number of milliseconds"), std::string::npos) << o.error().message;
   EXPECT_FALSE(LocalOptions::parse({{"cgroup_root", "relative"}}).has_value());
   EXPECT_FALSE(LocalOptions::parse(nlohmann::json::array()).has_value());
+}
+
+// The engine hands every driver the seed's SQL; the local runtime reads the seed from its
+// checkout, so it does not make a running deployment look changed (no rebuild).
+TEST(LocalDriverSupportTest, TheSeedsSqlFromTheEngineDoesNotChangeTheContentHash) {
+  DeploySpec spec;
+  spec.env.commit = "0123456789abcdef0123456789abcdef01234567";
+  spec.components = {"web", "database"};
+  spec.config.database.seed = "db/seed.sql";
+  std::string before = content_hash(spec);
+  spec.template_values["database_seed"] = "CREATE TABLE t (id int);";
+  EXPECT_EQ(content_hash(spec), before);
+  spec.template_values["other"] = "x";
+  EXPECT_NE(content_hash(spec), before) << "other template values still count";
 }
 
 } // namespace
