@@ -39,6 +39,7 @@ const std::vector<Resource>& resources() {
       {"batch", "v1", "CronJob", "cronjobs", true},
       {"networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true},
       {"networking.k8s.io", "v1", "Ingress", "ingresses", true},
+      {"gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", true}, // Gateway API CRD
   };
   return k_resources;
 }
@@ -509,7 +510,7 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
     }
     if (seg == std::vector<std::string>{"apis"}) {
       json groups = json::array();
-      for (const char* g : {"apps", "batch", "networking.k8s.io"}) {
+      for (const char* g : {"apps", "batch", "networking.k8s.io", "gateway.networking.k8s.io"}) {
         json gv = {{"groupVersion", std::string(g) + "/v1"}, {"version", "v1"}};
         groups.push_back({{"name", g}, {"versions", {gv}}, {"preferredVersion", gv}});
       }

@@ -1,10 +1,13 @@
 // Validates Kubernetes manifests against the official OpenAPI schemas, as compiled into
-// the npm package kubernetes-models (one validator per kind and apiVersion).
+// the npm package kubernetes-models (one validator per kind and apiVersion), and objects of
+// other API groups (CRDs: Gateway API's HTTPRoute) against the @kubernetes-models/*
+// package that has their group, laid out the same way: <package>/<group>/<version>/<Kind>.js
+// (@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute.js).
 //   node validate_manifests.mjs <node_modules dir> <manifests.json>...
 // Each file holds a JSON array of {"name": "...", "objects": [manifest, ...]}. Prints every
 // error as "<name>: <kind>/<object name>: <path> <message>"; exits 1 when there is any,
 // 2 when the package is missing.
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -16,10 +19,22 @@ if (!existsSync(join(root, "package.json"))) {
   process.exit(2);
 }
 
+// kubernetes-models first (the core and built-in groups), then every installed
+// @kubernetes-models/* package (gateway-api, argo-cd, ...).
+const scoped = join(modulesDir, "@kubernetes-models");
+const roots = [root];
+if (existsSync(scoped)) {
+  for (const name of readdirSync(scoped).sort()) {
+    roots.push(join(scoped, name));
+  }
+}
+
 async function validatorFor(apiVersion, kind) {
   const [group, version] = apiVersion.includes("/") ? apiVersion.split("/") : [null, apiVersion];
-  const file = group ? join(root, group, version, `${kind}.js`) : join(root, version, `${kind}.js`);
-  if (!existsSync(file)) {
+  const file = roots
+    .map((r) => (group ? join(r, group, version, `${kind}.js`) : join(r, version, `${kind}.js`)))
+    .find((f) => existsSync(f));
+  if (!file) {
     return null;
   }
   const mod = await import(pathToFileURL(file).href);
