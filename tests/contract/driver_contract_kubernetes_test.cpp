@@ -16,7 +16,8 @@ namespace {
 constexpr const char* k_broken_image = "registry.example.com/never-pulls:1";
 
 DriverContractSetup make_kubernetes_setup(const std::string& tmpdir, const std::string& kubeconfig,
-                                          std::shared_ptr<void> resources, const std::string& healthy_image) {
+                                          std::shared_ptr<void> resources, const std::string& healthy_image,
+                                          const nlohmann::json& extra_options = nlohmann::json::object()) {
   DriverContractSetup s;
   s.resources = std::move(resources);
   drivers::DriverContext ctx;
@@ -27,6 +28,7 @@ DriverContractSetup make_kubernetes_setup(const std::string& tmpdir, const std::
                  {"rollout_timeout_ms", 1000},
                  {"destroy_timeout_ms", 120000},
                  {"poll_interval_ms", 20}};
+  ctx.options.update(extra_options);
   if (std::getenv("IDP_TEST_KUBECONFIG")) {
     ctx.options["rollout_timeout_ms"] = 120000; // real pods take a while to start
     ctx.options["poll_interval_ms"] = 500;
@@ -54,12 +56,24 @@ DriverContractSetup make_double(const std::string& tmpdir) {
   return make_kubernetes_setup(tmpdir, kc, api, "nginx:alpine");
 }
 
+// The same contract with Gateway API routing: an HTTPRoute per environment instead of an
+// Ingress (the double serves gateway.networking.k8s.io/v1 httproutes as the CRD would).
+DriverContractSetup make_double_gateway(const std::string& tmpdir) {
+  auto api = std::make_shared<FakeKubeApiServer>();
+  api->fail_pods_with_image("never-pulls", "ImagePullBackOff");
+  std::string kc = kube::write_kubeconfig(tmpdir + "/kubeconfig", api->url(), "    token: contract\n");
+  return make_kubernetes_setup(
+      tmpdir, kc, api, "nginx:alpine",
+      {{"routing", "gateway"}, {"gateway_name", "previews"}, {"gateway_namespace", "gateways"}});
+}
+
 DriverContractSetup make_real(const std::string& tmpdir) {
   return make_kubernetes_setup(tmpdir, std::getenv("IDP_TEST_KUBECONFIG"), nullptr, "nginx:alpine");
 }
 
 std::vector<DriverContractFactory> kubernetes_factories() {
-  std::vector<DriverContractFactory> out = {DriverContractFactory{"kubernetes_double", make_double}};
+  std::vector<DriverContractFactory> out = {DriverContractFactory{"kubernetes_double", make_double},
+                                            DriverContractFactory{"kubernetes_double_gateway", make_double_gateway}};
   if (std::getenv("IDP_TEST_KUBECONFIG")) {
     out.push_back(DriverContractFactory{"kubernetes_real_cluster", make_real});
   }

@@ -31,6 +31,7 @@ const std::vector<ResourceKind>& kinds() {
       {"batch/v1", "CronJob", "cronjobs", true},
       {"networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", true},
       {"networking.k8s.io/v1", "Ingress", "ingresses", true},
+      {"gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes", true},
   };
   return k_kinds;
 }

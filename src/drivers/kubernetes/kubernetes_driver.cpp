@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/app_config.hpp"
+#include "drivers/kubernetes/manifests_routing.hpp"
 #include "util/http_client.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
@@ -74,6 +75,12 @@ KubernetesDriver::KubernetesDriver(const DriverContext& ctx, KubernetesOptions o
   m_settings.ingress_namespace = m_opts.ingress_namespace;
   m_settings.tls_secret = m_opts.tls_secret;
   m_settings.replicas = m_opts.replicas;
+  m_settings.routing = m_opts.routing;
+  m_settings.gateway_name = m_opts.gateway_name;
+  m_settings.gateway_namespace = m_opts.gateway_namespace;
+  m_settings.gateway_section = m_opts.gateway_section;
+  m_settings.gateway_proxy_namespace = m_opts.gateway_proxy_namespace;
+  m_settings.gateway_tls = m_opts.gateway_tls;
 }
 
 Expected<KubeClient*> KubernetesDriver::client() {
@@ -194,11 +201,27 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
     }
   }
 
+  // The routing changed since the last apply (the server's `routing` option): the Namespace
+  // keeps saying the old one until the old route object is deleted, so a failure on the way
+  // leaves the next apply to delete it.
+  std::string old_routing = stale_routing(existing ? &*existing : nullptr, objects);
+  if (!old_routing.empty()) {
+    objects[0]["metadata"]["annotations"][k_annotation_routing] = old_routing;
+  }
+
   progress.step("applying " + std::to_string(objects.size()) + " objects to namespace " + ns);
   for (const auto& obj : objects) {
     auto applied = c->apply(obj, k_field_manager);
     if (!applied) {
       return Unexpected(applied.error().with_context("environment " + util::quote(ns)));
+    }
+  }
+  if (!old_routing.empty()) {
+    IDP_TRY(remove_old_route(ns, old_routing, progress));
+    objects[0]["metadata"]["annotations"][k_annotation_routing] = m_settings.routing;
+    auto marked = c->apply(objects[0], k_field_manager);
+    if (!marked) {
+      return Unexpected(marked.error().with_context("environment " + util::quote(ns)));
     }
   }
 
@@ -239,10 +262,48 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
     return Unexpected(err.with_context("environment " + util::quote(ns)));
   }
   ApplyResult result;
-  std::string scheme = m_settings.tls_secret.empty() ? "http://" : "https://";
-  result.url = scheme + environment_host(spec.env, m_settings.domain);
+  result.url = routing_scheme(m_settings) + environment_host(spec.env, m_settings.domain);
+  if (is_static_site(spec)) {
+    result.warnings = static_site_warnings(spec);
+  }
   result.outputs = {{"namespace", ns}, {"deployment", k_workload_name}, {"revision", spec.revision_id}};
   return result;
+}
+
+std::string KubernetesDriver::stale_routing(const json* existing_ns, const std::vector<json>& objects) const {
+  bool routed = false;
+  for (const auto& o : objects) {
+    routed = routed || (o.value("kind", "") == route_kind(m_settings.routing).second);
+  }
+  if (!existing_ns || !routed) {
+    return ""; // a new namespace holds nothing stale; a CronJob has no route
+  }
+  std::string before = existing_ns->value("metadata", json::object())
+                           .value("annotations", json::object())
+                           .value(k_annotation_routing, k_routing_ingress); // older namespaces: ingress
+  if (before != k_routing_ingress && before != k_routing_gateway) {
+    return ""; // not a value we write: nothing known to delete
+  }
+  return before == m_settings.routing ? "" : before;
+}
+
+Expected<void> KubernetesDriver::remove_old_route(const std::string& ns, const std::string& old_routing,
+                                                  Progress& progress) {
+  IDP_TRY_ASSIGN(KubeClient * c, client());
+  auto [api_version, kind] = route_kind(old_routing);
+  const ResourceKind& k = kind_of(api_version, kind);
+  progress.step("deleting the " + std::string(kind) + " of routing " + old_routing + " (routing is now " +
+                m_settings.routing + ")");
+  auto removed = c->remove(k, ns, k_workload_name, "Background");
+  if (!removed) {
+    return Unexpected(removed.error().with_context("environment " + util::quote(ns) + ": removing the " + kind +
+                                                   " left by routing " + old_routing));
+  }
+  if (*removed) {
+    spdlog::info("kubernetes driver: deleted {} {}/{} (routing is now {})", kind, ns, k_workload_name,
+                 m_settings.routing);
+  }
+  return {};
 }
 
 Expected<void> KubernetesDriver::wait_for_rollout(const DeploySpec& spec, Progress& progress) {

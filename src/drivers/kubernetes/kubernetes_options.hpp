@@ -23,6 +23,17 @@ struct KubernetesOptions {
   std::string ingress_class = "nginx";
   std::string ingress_namespace = "ingress-nginx"; // the only other namespace allowed in
   std::string tls_secret;                          // Ingress TLS secret name; "" = no TLS section
+  // routing: "ingress" (an Ingress per environment) or "gateway" (a Gateway API HTTPRoute
+  // attached to the Gateway gateway_name in gateway_namespace, both then required;
+  // gateway_section picks its listener). The NetworkPolicy then admits
+  // gateway_proxy_namespace (default gateway_namespace) instead of ingress_namespace;
+  // gateway_tls says whether the listener serves https (the environments' URLs).
+  std::string routing = "ingress";
+  std::string gateway_name;
+  std::string gateway_namespace;
+  std::string gateway_section;
+  std::string gateway_proxy_namespace;
+  bool gateway_tls = true;
   int replicas = 1;
   int64_t rollout_timeout_ms = 5 * 60000; // a deploy's rollout must complete within this
   int64_t destroy_timeout_ms = 5 * 60000; // a namespace must be gone within this

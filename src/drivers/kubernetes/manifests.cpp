@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "core/schedule.hpp"
+#include "drivers/kubernetes/manifests_routing.hpp"
 #include "util/hash.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
@@ -158,21 +159,27 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   bool web = false;
   bool schedule = false;
   for (const auto& c : spec.components) {
-    if (c == "web") {
-      web = true;
+    if (c == "web" || c == "static") {
+      web = true; // static-site: an image serving the built files (manifests_routing.hpp)
     } else if (c == "schedule") {
       schedule = true;
     } else {
       return make_error(ErrorCode::invalid_config,
                         "template " + util::quote(spec.env.template_name) + " needs component " + util::quote(c) +
                             ", which the kubernetes runtime does not support yet (it runs api-service and "
-                            "scheduled-worker)");
+                            "scheduled-worker and static-site)");
     }
   }
   if (web == schedule) {
     return make_error(ErrorCode::invalid_config, "template " + util::quote(spec.env.template_name) +
                                                      ": the kubernetes runtime runs either a web component or a "
                                                      "schedule component");
+  }
+  if (web) {
+    IDP_TRY(check_routing(s));
+  }
+  if (is_static_site(spec)) {
+    IDP_TRY(check_static_site(spec));
   }
   std::string cron;
   if (schedule) {
@@ -206,6 +213,9 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   if (!spec.env.repo.empty()) {
     nso["metadata"]["annotations"]["idp.dev/repository"] = spec.env.repo;
   }
+  if (web) {
+    nso["metadata"]["annotations"][k_annotation_routing] = s.routing;
+  }
   out.push_back(nso);
 
   // Room for a rolling update: the old and the new pods side by side.
@@ -228,15 +238,15 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
          {"max", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}}}}}};
   out.push_back(limits);
 
-  // Default deny for ingress: only the ingress controller's namespace and the
-  // environment's own pods (an app talking to its database) may connect.
+  // Default deny for ingress: only the ingress controller's (or the gateway's) namespace
+  // and the environment's own pods (an app talking to its database) may connect.
   json netpol = object("networking.k8s.io/v1", "NetworkPolicy", "idp-default-deny", ns, labels);
   netpol["spec"] = {
       {"podSelector", json::object()},
       {"policyTypes", {"Ingress"}},
       {"ingress",
        {{{"from",
-          {{{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", s.ingress_namespace}}}}}},
+          {{{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", routing_source_namespace(s)}}}}}},
            {{"podSelector", json::object()}}}}}}}};
   out.push_back(netpol);
 
@@ -296,14 +306,17 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
     return out;
   }
 
-  // api-service: Deployment + Service + Ingress.
+  // api-service and static-site: Deployment + Service + Ingress or HTTPRoute. A static
+  // site's image serves files: no PORT to tell it, and "/" is its health check.
+  bool static_site = is_static_site(spec);
   json sel = {{"app.kubernetes.io/name", k_workload_name}, {k_label_environment, spec.env.name}};
   json pod_labels = labels;
   pod_labels.update(sel);
   int port = spec.config.container_port;
-  json probe = {{"httpGet", {{"path", spec.config.health_check_path}, {"port", "http"}}},
-                {"periodSeconds", 5},
-                {"timeoutSeconds", 2}};
+  json probe = {
+      {"httpGet", {{"path", static_site ? std::string("/") : spec.config.health_check_path}, {"port", "http"}}},
+      {"periodSeconds", 5},
+      {"timeoutSeconds", 2}};
   json readiness = probe;
   readiness["failureThreshold"] = 3;
   json liveness = probe;
@@ -320,6 +333,9 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
       {"resources", container_resources},
       {"securityContext", {{"allowPrivilegeEscalation", false}}},
   };
+  if (static_site) {
+    container.erase("env");
+  }
   json dep = object("apps/v1", "Deployment", k_workload_name, ns, labels);
   // A changed Secret rolls the pods: its hash is part of the pod template.
   dep["spec"] = {{"replicas", s.replicas},
@@ -348,20 +364,7 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
                  {"ports", {{{"name", "http"}, {"port", 80}, {"targetPort", "http"}, {"protocol", "TCP"}}}}};
   out.push_back(svc);
 
-  std::string host = environment_host(spec.env, s.domain);
-  json ing = object("networking.k8s.io/v1", "Ingress", k_workload_name, ns, labels);
-  ing["spec"] = {{"ingressClassName", s.ingress_class},
-                 {"rules",
-                  {{{"host", host},
-                    {"http",
-                     {{"paths",
-                       {{{"path", "/"},
-                         {"pathType", "Prefix"},
-                         {"backend", {{"service", {{"name", k_workload_name}, {"port", {{"name", "http"}}}}}}}}}}}}}}}};
-  if (!s.tls_secret.empty()) {
-    ing["spec"]["tls"] = {{{"hosts", {host}}, {"secretName", s.tls_secret}}};
-  }
-  out.push_back(ing);
+  out.push_back(render_route(spec, s, labels));
   return out;
 }
 
