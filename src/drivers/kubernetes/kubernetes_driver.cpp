@@ -400,6 +400,7 @@ Expected<Observation> KubernetesDriver::observe(const core::Environment& env) {
       {"revision",
        dep->value("metadata", json::object()).value("annotations", json::object()).value("idp.dev/revision", "")}};
   o.detail = std::to_string(available) + "/" + std::to_string(want) + " pods available";
+  o.warnings = deployment_warnings(*dep);
   if (available >= want && want > 0) {
     o.health = Health::healthy;
   } else {

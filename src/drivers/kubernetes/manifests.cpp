@@ -356,6 +356,9 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
                      {"enableServiceLinks", false},
                      {"containers", {container}}}}}}};
   dep["metadata"]["annotations"] = {{"idp.dev/revision", std::to_string(spec.revision_id)}};
+  if (auto warnings = static_site ? static_site_warnings(spec) : std::vector<std::string>{}; !warnings.empty()) {
+    dep["metadata"]["annotations"][k_annotation_warnings] = util::json_dump(json(warnings));
+  }
   out.push_back(dep);
 
   json svc = object("v1", "Service", k_workload_name, ns, labels);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace idp::drivers::kubernetes {
@@ -117,6 +118,22 @@ std::vector<std::string> static_site_warnings(const DeploySpec& spec) {
   if (spec.config.static_site.spa) {
     out.push_back("static.spa is not applied by the kubernetes runtime: the web server in " +
                   util::quote(spec.config.container_image) + " must answer unknown paths with index.html itself");
+  }
+  return out;
+}
+
+std::vector<std::string> deployment_warnings(const json& deployment) {
+  std::string text = deployment.value("metadata", json::object())
+                         .value("annotations", json::object())
+                         .value(k_annotation_warnings, "");
+  json list = json::parse(text, nullptr, false);
+  std::vector<std::string> out;
+  if (list.is_array()) {
+    for (const auto& w : list) {
+      if (w.is_string()) {
+        out.push_back(w.get<std::string>());
+      }
+    }
   }
   return out;
 }

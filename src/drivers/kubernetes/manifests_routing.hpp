@@ -53,5 +53,9 @@ Expected<void> check_static_site(const DeploySpec& spec);
 // What the config says that this runtime does not do itself (ApplyResult::warnings):
 // static.spa (the image's server must fall back to index.html).
 std::vector<std::string> static_site_warnings(const DeploySpec& spec);
+// The Deployment carries them (annotation idp.dev/warnings, a JSON array), so observe
+// reports them as long as they hold, not only the apply that found them.
+inline constexpr const char* k_annotation_warnings = "idp.dev/warnings";
+std::vector<std::string> deployment_warnings(const nlohmann::json& deployment);
 
 } // namespace idp::drivers::kubernetes

@@ -324,6 +324,12 @@ TEST(KubernetesManifestsTest, AStaticSiteWithoutItsOwnImageIsAConfigErrorAndSpaI
   auto warnings = static_site_warnings(spa);
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find("static.spa"), std::string::npos) << warnings[0];
+  auto objs = render_environment(spa, RenderSettings{}, {});
+  ASSERT_TRUE(objs.has_value());
+  EXPECT_EQ(deployment_warnings(find(*objs, "Deployment")), warnings) << "the Deployment carries them for observe";
+  auto quiet = render_environment(testing::kube::static_site_spec(), RenderSettings{}, {});
+  ASSERT_TRUE(quiet.has_value());
+  EXPECT_FALSE(find(*quiet, "Deployment")["metadata"]["annotations"].contains("idp.dev/warnings"));
 }
 
 TEST(KubernetesManifestsTest, YamlOutputReadsBackAsTheSameDocuments) {
