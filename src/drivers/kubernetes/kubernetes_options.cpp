@@ -116,6 +116,32 @@ const std::map<std::string, Setter>& table() {
 
 } // namespace
 
+Expected<void> KubernetesOptions::check_combinations(const nlohmann::json& options) const {
+  const KubernetesOptions& o = *this;
+  if (o.routing == "gateway" && (o.gateway_name.empty() || o.gateway_namespace.empty())) {
+    return make_error(ErrorCode::invalid_config,
+                      "drivers.kubernetes: routing gateway needs gateway_name and gateway_namespace (the Gateway "
+                      "the environments' HTTPRoutes attach to)" +
+                          std::string(o.gateway_name.empty() ? "; gateway_name is missing" : "") +
+                          (o.gateway_namespace.empty() ? "; gateway_namespace is missing" : ""));
+  }
+  if (o.routing != "gateway") {
+    for (const char* key :
+         {"gateway_name", "gateway_namespace", "gateway_section", "gateway_proxy_namespace", "gateway_tls"}) {
+      if (options.is_object() && options.contains(key)) {
+        return make_error(ErrorCode::invalid_config, "drivers.kubernetes: option " + util::quote(key) +
+                                                         " is for routing gateway; set routing: gateway or drop it");
+      }
+    }
+  }
+  if (o.routing == "gateway" && (options.is_object() && options.contains("tls_secret"))) {
+    return make_error(ErrorCode::invalid_config,
+                      "drivers.kubernetes: tls_secret is the Ingress's TLS secret; with routing gateway the "
+                      "Gateway's listener terminates TLS (gateway_tls says whether it does)");
+  }
+  return {};
+}
+
 Expected<KubernetesOptions> KubernetesOptions::parse(const nlohmann::json& options) {
   KubernetesOptions o;
   if (options.is_null()) {
@@ -145,27 +171,6 @@ Expected<KubernetesOptions> KubernetesOptions::parse(const nlohmann::json& optio
   if (o.in_cluster && (!o.kubeconfig.empty() || !o.context.empty())) {
     return make_error(ErrorCode::invalid_config,
                       "drivers.kubernetes: in_cluster uses the pod's service account; drop kubeconfig and context");
-  }
-  if (o.routing == "gateway" && (o.gateway_name.empty() || o.gateway_namespace.empty())) {
-    return make_error(ErrorCode::invalid_config,
-                      "drivers.kubernetes: routing gateway needs gateway_name and gateway_namespace (the Gateway "
-                      "the environments' HTTPRoutes attach to)" +
-                          std::string(o.gateway_name.empty() ? "; gateway_name is missing" : "") +
-                          (o.gateway_namespace.empty() ? "; gateway_namespace is missing" : ""));
-  }
-  if (o.routing != "gateway") {
-    for (const char* key :
-         {"gateway_name", "gateway_namespace", "gateway_section", "gateway_proxy_namespace", "gateway_tls"}) {
-      if (options.contains(key)) {
-        return make_error(ErrorCode::invalid_config, "drivers.kubernetes: option " + util::quote(key) +
-                                                         " is for routing gateway; set routing: gateway or drop it");
-      }
-    }
-  }
-  if (o.routing == "gateway" && options.contains("tls_secret")) {
-    return make_error(ErrorCode::invalid_config,
-                      "drivers.kubernetes: tls_secret is the Ingress's TLS secret; with routing gateway the "
-                      "Gateway's listener terminates TLS (gateway_tls says whether it does)");
   }
   return o;
 }

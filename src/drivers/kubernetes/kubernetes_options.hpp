@@ -42,6 +42,11 @@ struct KubernetesOptions {
 
   // Parses `options` (an object; null means every default). invalid_config naming the key.
   static Expected<KubernetesOptions> parse(const nlohmann::json& options);
+  // The rules between options (`options` as parsed into *this): routing gateway needs
+  // gateway_name and gateway_namespace; gateway_* options need routing gateway; tls_secret
+  // is the Ingress's. Kept out of parse because the server config checks each option alone
+  // to say which line is wrong, and a rule between options would blame a line that is fine.
+  Expected<void> check_combinations(const nlohmann::json& options) const;
 };
 
 } // namespace idp::drivers::kubernetes

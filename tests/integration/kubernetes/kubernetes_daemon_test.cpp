@@ -65,3 +65,31 @@ TEST(KubernetesDaemonTest, AStaticSiteIsCreatedWithAnHttpRouteAndDestroyedThroug
   EXPECT_EQ(d.env("preview-site")["phase"], "destroyed");
   EXPECT_EQ(d.stop(), 0);
 }
+
+// `idp serve --check-config` says which line of drivers.kubernetes is wrong, and a rule
+// between options (routing gateway needs its Gateway) is reported once, for the section.
+TEST(KubernetesDaemonTest, CheckConfigNamesTheWrongGatewayOptionAndOnlyIt) {
+  TempDir tmp("idp-kube-check");
+  auto check = [&](const std::string& options) {
+    std::ofstream(tmp.sub("server.yml")) << "drivers:\n  kubernetes:\n" << options;
+    util::Command cmd;
+    cmd.argv = {idp_binary(), "serve", "--check-config", "--config", tmp.sub("server.yml")};
+    auto r = util::run(cmd);
+    EXPECT_TRUE(r.has_value());
+    return r.value_or(util::RunResult{});
+  };
+  std::string gateway = "    routing: gateway\n    gateway_name: previews\n";
+  auto ok = check(gateway + "    gateway_namespace: gateways\n");
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+
+  auto missing = check(gateway);
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("gateway_namespace is missing"), std::string::npos) << missing.err;
+  EXPECT_EQ(missing.err.find("\"gateway_name\" is for routing gateway"), std::string::npos) << missing.err;
+
+  auto replicas = check(gateway + "    gateway_namespace: gateways\n    replicas: 50\n");
+  EXPECT_EQ(replicas.exit_code, 1);
+  EXPECT_NE(replicas.err.find("server.yml:6:15: key \"drivers.kubernetes.replicas\""), std::string::npos)
+      << replicas.err;
+  EXPECT_EQ(replicas.err.find("routing"), std::string::npos) << "only the wrong line: " << replicas.err;
+}

@@ -192,13 +192,23 @@ TEST_F(KubernetesRoutingTest, AStaticSiteRunsItsImageBehindTheRouteWithASpaWarni
   EXPECT_FALSE(m_api.object("namespaces", "", "docs-8").has_value()) << "nothing changes";
 }
 
+// Rules between options: checked on a whole section (check_options with more than one
+// option, and create()), never on one option alone (the server config's line finder).
+Expected<void> check_all(const nlohmann::json& options) {
+  auto o = KubernetesOptions::parse(options);
+  if (!o) {
+    return Unexpected(o.error());
+  }
+  return o->check_combinations(options);
+}
+
 TEST(KubernetesRoutingOptionsTest, GatewayRoutingNeedsAGatewayAndGatewayOptionsNeedGatewayRouting) {
-  const auto& f = kubernetes_driver_factory();
-  auto no_gateway = f.check_options({{"routing", "gateway"}});
+  auto no_gateway = check_all({{"routing", "gateway"}});
   ASSERT_FALSE(no_gateway.has_value());
   EXPECT_EQ(no_gateway.error().code, ErrorCode::invalid_config);
   EXPECT_NE(no_gateway.error().message.find("gateway_name is missing; gateway_namespace is missing"), std::string::npos)
       << no_gateway.error().message;
+  const auto& f = kubernetes_driver_factory();
   auto no_ns = f.check_options({{"routing", "gateway"}, {"gateway_name", "previews"}});
   ASSERT_FALSE(no_ns.has_value());
   EXPECT_EQ(no_ns.error().message.find("gateway_name is missing"), std::string::npos) << no_ns.error().message;
@@ -208,30 +218,38 @@ TEST(KubernetesRoutingOptionsTest, GatewayRoutingNeedsAGatewayAndGatewayOptionsN
   EXPECT_NE(bad.error().message.find("option \"routing\": expected ingress or gateway, got \"istio\""),
             std::string::npos)
       << bad.error().message;
-  auto stray = f.check_options({{"gateway_name", "previews"}});
+  auto stray = check_all({{"gateway_name", "previews"}});
   ASSERT_FALSE(stray.has_value());
   EXPECT_NE(stray.error().message.find("\"gateway_name\" is for routing gateway"), std::string::npos)
       << stray.error().message;
+  EXPECT_FALSE(f.check_options({{"routing", "ingress"}, {"gateway_name", "previews"}}).has_value());
   auto tls = f.check_options({{"routing", "gateway"},
                               {"gateway_name", "previews"},
                               {"gateway_namespace", "gateways"},
                               {"tls_secret", "wildcard"}});
   ASSERT_FALSE(tls.has_value());
   EXPECT_NE(tls.error().message.find("tls_secret"), std::string::npos) << tls.error().message;
-  auto section = f.check_options({{"routing", "gateway"},
-                                  {"gateway_name", "previews"},
-                                  {"gateway_namespace", "gateways"},
-                                  {"gateway_section", "HTTPS"}});
+  auto section = f.check_options({{"gateway_section", "HTTPS"}});
   ASSERT_FALSE(section.has_value());
   EXPECT_NE(section.error().message.find("option \"gateway_section\""), std::string::npos) << section.error().message;
-  EXPECT_TRUE(f.check_options({{"routing", "gateway"},
-                               {"gateway_name", "previews"},
-                               {"gateway_namespace", "gateways"},
-                               {"gateway_section", "https.previews"},
-                               {"gateway_proxy_namespace", "envoy-gateway-system"},
-                               {"gateway_tls", false}})
-                  .has_value());
-  EXPECT_TRUE(f.check_options({{"routing", "ingress"}}).has_value());
+  nlohmann::json good = {{"routing", "gateway"},
+                         {"gateway_name", "previews"},
+                         {"gateway_namespace", "gateways"},
+                         {"gateway_section", "https.previews"},
+                         {"gateway_proxy_namespace", "envoy-gateway-system"},
+                         {"gateway_tls", false}};
+  EXPECT_TRUE(f.check_options(good).has_value());
+  // Each option alone passes (so the server config blames only a wrong value's line).
+  for (const auto& [k, v] : good.items()) {
+    EXPECT_TRUE(f.check_options({{k, v}}).has_value()) << k;
+  }
+  // The daemon does not start with a gateway routing it cannot render.
+  DriverContext ctx;
+  ctx.options = {{"routing", "gateway"}};
+  auto created = f.create(ctx);
+  ASSERT_FALSE(created.has_value());
+  EXPECT_NE(created.error().message.find("routing gateway needs gateway_name"), std::string::npos)
+      << created.error().message;
 }
 
 } // namespace
