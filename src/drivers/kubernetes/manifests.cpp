@@ -166,7 +166,7 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
     } else {
       return make_error(ErrorCode::invalid_config,
                         "template " + util::quote(spec.env.template_name) + " needs component " + util::quote(c) +
-                            ", which the kubernetes runtime does not support yet (it runs api-service and "
+                            ", which the kubernetes runtime does not support yet (it runs api-service, "
                             "scheduled-worker and static-site)");
     }
   }
