@@ -71,13 +71,25 @@ DriverContractSetup make_argocd_double(const std::string& tmpdir) {
   return s;
 }
 
+// The same contract with Gateway API routing: an HTTPRoute per environment instead of an
+// Ingress (the double serves gateway.networking.k8s.io/v1 httproutes as the CRD would).
+DriverContractSetup make_double_gateway(const std::string& tmpdir) {
+  auto api = std::make_shared<FakeKubeApiServer>();
+  api->fail_pods_with_image("never-pulls", "ImagePullBackOff");
+  std::string kc = kube::write_kubeconfig(tmpdir + "/kubeconfig", api->url(), "    token: contract\n");
+  return make_kubernetes_setup(
+      tmpdir, kc, api, "nginx:alpine",
+      {{"routing", "gateway"}, {"gateway_name", "previews"}, {"gateway_namespace", "gateways"}});
+}
+
 DriverContractSetup make_real(const std::string& tmpdir) {
   return make_kubernetes_setup(tmpdir, std::getenv("IDP_TEST_KUBECONFIG"), nullptr, "nginx:alpine");
 }
 
 std::vector<DriverContractFactory> kubernetes_factories() {
   std::vector<DriverContractFactory> out = {DriverContractFactory{"kubernetes_double", make_double},
-                                            DriverContractFactory{"kubernetes_argocd_double", make_argocd_double}};
+                                            DriverContractFactory{"kubernetes_argocd_double", make_argocd_double},
+                                            DriverContractFactory{"kubernetes_double_gateway", make_double_gateway}};
   if (std::getenv("IDP_TEST_KUBECONFIG")) {
     out.push_back(DriverContractFactory{"kubernetes_real_cluster", make_real});
   }

@@ -43,6 +43,7 @@ const std::vector<Resource>& resources() {
       {"argoproj.io", "v1alpha1", "Application", "applications", true},
       // CloudNativePG's CRD: served only after serve_cloudnative_pg(true).
       {"postgresql.cnpg.io", "v1", "Cluster", "clusters", true},
+      {"gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", true}, // Gateway API CRD
   };
   return k_resources;
 }

@@ -196,6 +196,51 @@ TEST(KubeApiDoubleTest, KubectlSeesArgoCdApplicationsAndTheirStatus) {
   EXPECT_NE(gone.err.find("applications.argoproj.io \"pr-6\" not found"), std::string::npos) << gone.err;
 }
 
+// Gateway API routing: the double serves httproutes.gateway.networking.k8s.io/v1 as a
+// cluster with the Gateway API CRDs does, discovery included (kubectl finds the kind).
+TEST(KubeApiDoubleTest, KubectlAppliesAndDeletesAnHttpRouteThroughTheDouble) {
+  if (!util::find_executable("kubectl")) {
+    GTEST_SKIP() << "kubectl is not installed";
+  }
+  TempDir tmp;
+  FakeKubeApiServer api;
+  std::string kc = double_kubeconfig(tmp, api);
+  std::ofstream(tmp.sub("route.yaml")) << R"(apiVersion: v1
+kind: Namespace
+metadata:
+  name: pr-6
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: web
+  namespace: pr-6
+spec:
+  parentRefs:
+  - name: previews
+    namespace: gateways
+  hostnames: [pr-6.preview.test]
+  rules:
+  - backendRefs:
+    - name: web
+      port: 80
+)";
+  auto applied = kubectl(
+      kc, {"apply", "--server-side", "--field-manager=kubectl-test", "--validate=false", "-f", tmp.sub("route.yaml")});
+  ASSERT_EQ(applied.exit_code, 0) << applied.out << applied.err;
+  EXPECT_NE(applied.out.find("httproute.gateway.networking.k8s.io/web serverside-applied"), std::string::npos)
+      << applied.out;
+  auto route = api.object("httproutes", "pr-6", "web");
+  ASSERT_TRUE(route.has_value());
+  EXPECT_EQ((*route)["spec"]["hostnames"][0], "pr-6.preview.test");
+  auto listed = kubectl(kc, {"get", "httproutes", "-n", "pr-6", "-o", "name"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(listed.out, "httproute.gateway.networking.k8s.io/web\n");
+  auto deleted = kubectl(kc, {"delete", "httproute", "web", "-n", "pr-6", "--wait=false"});
+  ASSERT_EQ(deleted.exit_code, 0) << deleted.err;
+  EXPECT_FALSE(api.object("httproutes", "pr-6", "web").has_value());
+}
+
 util::HttpResponse send(const FakeKubeApiServer& api, const std::string& method, const std::string& path,
                         const std::string& body, const std::string& content_type) {
   util::HttpRequest req;

@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <optional>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -91,6 +92,21 @@ std::vector<RenderCase> render_cases() {
   RenderCase placeholder{"api-database/statefulset/render", kube::database_spec("pr-8"), RenderSettings{}, {}};
   out.push_back(placeholder);
 
+  // Gateway API routing: an HTTPRoute (validated by @kubernetes-models/gateway-api).
+  RenderCase gateway{"api-service/direct/gateway", kube::sample_spec("pr-7"), RenderSettings{}, {}};
+  gateway.settings.routing = "gateway";
+  gateway.settings.gateway_name = "previews";
+  gateway.settings.gateway_namespace = "gateways";
+  gateway.settings.gateway_section = "https";
+  gateway.settings.gateway_proxy_namespace = "envoy-gateway-system";
+  out.push_back(gateway);
+  out.push_back({"static-site/direct/ingress", kube::static_site_spec(), RenderSettings{}, {}});
+  RenderCase site_gateway{"static-site/direct/gateway-tls", kube::static_site_spec("docs-9"), gateway.settings, {}};
+  site_gateway.settings.gateway_section = "";
+  site_gateway.settings.gateway_proxy_namespace = "";
+  site_gateway.spec.config.static_site.spa = true;
+  out.push_back(site_gateway);
+
   // Argo CD mode: each template (its workload comes from the repository, so any template
   // renders), default and custom settings.
   std::vector<RenderCase> direct = out;
@@ -118,6 +134,21 @@ std::vector<RenderCase> render_cases() {
   branch.argocd->repo_url = "git@github.com:acme/shop-deploy.git";
   out.push_back(branch);
   return out;
+}
+
+// The kinds the cases render: each must have been validated, not merely skipped.
+TEST(KubernetesManifestSchemaTest, TheCasesCoverEveryRouteKind) {
+  std::set<std::string> kinds;
+  for (const auto& c : render_cases()) {
+    auto objs = render_environment(c.spec, c.settings, c.secrets);
+    ASSERT_TRUE(objs.has_value()) << c.name << ": " << objs.error().full_message();
+    for (const auto& o : *objs) {
+      kinds.insert(o["kind"].get<std::string>());
+    }
+  }
+  for (const char* k : {"Ingress", "HTTPRoute", "Deployment", "CronJob", "NetworkPolicy"}) {
+    EXPECT_TRUE(kinds.count(k)) << k;
+  }
 }
 
 TEST(KubernetesManifestSchemaTest, EveryRenderedManifestIsValidAgainstTheOfficialSchemas) {
@@ -218,6 +249,40 @@ TEST(KubernetesManifestSchemaTest, TheValidatorRejectsAnInvalidCloudNativePgClus
   EXPECT_EQ(r->exit_code, 1) << r->out;
   EXPECT_NE(r->out.find("instances must be integer"), std::string::npos) << r->out;
   EXPECT_EQ(r->out.find("no schema"), std::string::npos) << r->out;
+}
+
+// Nor for the Gateway API: an HTTPRoute a real server would reject fails it.
+TEST(KubernetesManifestSchemaTest, TheValidatorRejectsAnInvalidHttpRoute) {
+  std::string modules = IDP_KUBERNETES_MODELS_DIR;
+  if (!util::find_executable("node") || !util::path_exists(modules + "/@kubernetes-models/gateway-api/package.json")) {
+    GTEST_SKIP() << "node or @kubernetes-models/gateway-api (" << modules << ") missing";
+  }
+  TempDir tmp;
+  RenderSettings s;
+  s.routing = "gateway";
+  s.gateway_name = "previews";
+  s.gateway_namespace = "gateways";
+  s.domain = "Previews_Example.com"; // not a hostname
+  auto objs = render_environment(kube::sample_spec(), s, {});
+  ASSERT_TRUE(objs.has_value());
+  nlohmann::json route;
+  for (const auto& o : *objs) {
+    if (o["kind"] == "HTTPRoute") {
+      route = o;
+    }
+  }
+  ASSERT_FALSE(route.is_null());
+  nlohmann::json sets = nlohmann::json::array({{{"name", "broken"}, {"objects", {route}}}});
+  std::ofstream(tmp.sub("manifests.json")) << util::json_dump(sets);
+  util::Command cmd;
+  cmd.argv = {"node", source_dir() + "/tests/kubernetes/validate_manifests.mjs", modules, tmp.sub("manifests.json")};
+  util::RunOptions opts;
+  opts.timeout_ms = 120000;
+  opts.merge_stderr = true;
+  auto r = util::run(cmd, opts);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->exit_code, 1) << r->out;
+  EXPECT_NE(r->out.find("HTTPRoute/web: data/spec/hostnames/0 must match pattern"), std::string::npos) << r->out;
 }
 
 } // namespace

@@ -34,6 +34,7 @@ const std::vector<ResourceKind>& kinds() {
       {"networking.k8s.io/v1", "Ingress", "ingresses", true},
       {"argoproj.io/v1alpha1", "Application", "applications", true}, // Argo CD mode
       {"postgresql.cnpg.io/v1", "Cluster", "clusters", true},        // CloudNativePG (api-database)
+      {"gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes", true},
   };
   return k_kinds;
 }

@@ -7,6 +7,7 @@
 
 #include "core/app_config.hpp"
 #include "drivers/common/interactive_exec.hpp"
+#include "drivers/kubernetes/manifests_routing.hpp"
 #include "drivers/kubernetes/yaml_json.hpp"
 #include "util/http_client.hpp"
 #include "util/log.hpp"
@@ -80,6 +81,12 @@ KubernetesDriver::KubernetesDriver(const DriverContext& ctx, KubernetesOptions o
   m_settings.database.storage = m_opts.postgres_storage;
   m_settings.database.storage_class = m_opts.storage_class;
   m_settings.database.cnpg_namespace = m_opts.cnpg_namespace;
+  m_settings.routing = m_opts.routing;
+  m_settings.gateway_name = m_opts.gateway_name;
+  m_settings.gateway_namespace = m_opts.gateway_namespace;
+  m_settings.gateway_section = m_opts.gateway_section;
+  m_settings.gateway_proxy_namespace = m_opts.gateway_proxy_namespace;
+  m_settings.gateway_tls = m_opts.gateway_tls;
 }
 
 KubernetesDriver::~KubernetesDriver() { stop(true); }
@@ -316,6 +323,14 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
   DatabaseRun db;
   IDP_TRY_ASSIGN(objects, render_for_apply(spec, secret_values, existing.has_value(), db));
 
+  // The routing changed since the last apply (the server's `routing` option): the Namespace
+  // keeps saying the old one until the old route object is deleted, so a failure on the way
+  // leaves the next apply to delete it.
+  std::string old_routing = stale_routing(existing ? &*existing : nullptr, objects);
+  if (!old_routing.empty()) {
+    objects[0]["metadata"]["annotations"][k_annotation_routing] = old_routing;
+  }
+
   progress.revision_status(core::RevisionStatus::starting,
                            "rolling out revision " + std::to_string(spec.revision_id) + " to namespace " + ns);
   progress.step("applying " + std::to_string(objects.size()) + " objects to namespace " + ns);
@@ -330,6 +345,14 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
     auto applied = c->apply(obj, k_field_manager);
     if (!applied) {
       return Unexpected(applied.error().with_context("environment " + util::quote(ns)));
+    }
+  }
+  if (!old_routing.empty()) {
+    IDP_TRY(remove_old_route(ns, old_routing, progress));
+    objects[0]["metadata"]["annotations"][k_annotation_routing] = m_settings.routing;
+    auto marked = c->apply(objects[0], k_field_manager);
+    if (!marked) {
+      return Unexpected(marked.error().with_context("environment " + util::quote(ns)));
     }
   }
 
@@ -372,10 +395,48 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
   }
   mark_deleting(ns, false);
   ApplyResult result;
-  std::string scheme = m_settings.tls_secret.empty() ? "http://" : "https://";
-  result.url = scheme + environment_host(spec.env, m_settings.domain);
+  result.url = routing_scheme(m_settings) + environment_host(spec.env, m_settings.domain);
+  if (is_static_site(spec)) {
+    result.warnings = static_site_warnings(spec);
+  }
   result.outputs = {{"namespace", ns}, {"deployment", k_workload_name}, {"revision", spec.revision_id}};
   return result;
+}
+
+std::string KubernetesDriver::stale_routing(const json* existing_ns, const std::vector<json>& objects) const {
+  bool routed = false;
+  for (const auto& o : objects) {
+    routed = routed || (o.value("kind", "") == route_kind(m_settings.routing).second);
+  }
+  if (!existing_ns || !routed) {
+    return ""; // a new namespace holds nothing stale; a CronJob has no route
+  }
+  std::string before = existing_ns->value("metadata", json::object())
+                           .value("annotations", json::object())
+                           .value(k_annotation_routing, k_routing_ingress); // older namespaces: ingress
+  if (before != k_routing_ingress && before != k_routing_gateway) {
+    return ""; // not a value we write: nothing known to delete
+  }
+  return before == m_settings.routing ? "" : before;
+}
+
+Expected<void> KubernetesDriver::remove_old_route(const std::string& ns, const std::string& old_routing,
+                                                  Progress& progress) {
+  IDP_TRY_ASSIGN(KubeClient * c, client());
+  auto [api_version, kind] = route_kind(old_routing);
+  const ResourceKind& k = kind_of(api_version, kind);
+  progress.step("deleting the " + std::string(kind) + " of routing " + old_routing + " (routing is now " +
+                m_settings.routing + ")");
+  auto removed = c->remove(k, ns, k_workload_name, "Background");
+  if (!removed) {
+    return Unexpected(removed.error().with_context("environment " + util::quote(ns) + ": removing the " + kind +
+                                                   " left by routing " + old_routing));
+  }
+  if (*removed) {
+    spdlog::info("kubernetes driver: deleted {} {}/{} (routing is now {})", kind, ns, k_workload_name,
+                 m_settings.routing);
+  }
+  return {};
 }
 
 Expected<void> KubernetesDriver::wait_for_rollout(const DeploySpec& spec, Progress& progress) {
@@ -446,6 +507,7 @@ Observation deployment_observation(const std::string& ns, const json& dep) {
       {"revision",
        dep.value("metadata", json::object()).value("annotations", json::object()).value("idp.dev/revision", "")}};
   o.detail = std::to_string(available) + "/" + std::to_string(want) + " pods available";
+  o.warnings = deployment_warnings(dep); // what apply warned about (static-site's spa)
   o.health = available >= want && want > 0 ? Health::healthy : Health::unhealthy;
   return o;
 }

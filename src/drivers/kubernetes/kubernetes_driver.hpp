@@ -75,6 +75,11 @@ private:
   Expected<KubeClient*> client();
   Expected<std::map<std::string, std::string>> resolve_secrets(const DeploySpec& spec) const;
   Expected<void> wait_for_rollout(const DeploySpec& spec, Progress& progress);
+  // The routing ("ingress" or "gateway") whose route object an existing namespace may
+  // still hold because the server's routing changed since its last apply; "" when none.
+  std::string stale_routing(const nlohmann::json* existing_ns, const std::vector<nlohmann::json>& objects) const;
+  // Deletes the route object of `old_routing` (404: already gone).
+  Expected<void> remove_old_route(const std::string& ns, const std::string& old_routing, Progress& progress);
   std::string pod_problems(const std::string& ns);
   // The `kubectl exec` command line for `argv` in `env` (stdin attached; a tty on request).
   Expected<util::Command> kubectl_exec(const core::Environment& env, const std::vector<std::string>& argv, bool tty);

@@ -15,6 +15,7 @@ public:
   }
   Expected<std::unique_ptr<Driver>> create(const DriverContext& ctx) const override {
     IDP_TRY_ASSIGN(KubernetesOptions opts, KubernetesOptions::parse(ctx.options));
+    IDP_TRY(opts.check_combinations(ctx.options));
     bool configured = opts.in_cluster || !opts.kubeconfig.empty() || !opts.context.empty();
     auto conn =
         opts.in_cluster ? in_cluster_connection() : load_kubeconfig(kubeconfig_files(opts.kubeconfig), opts.context);
@@ -31,7 +32,14 @@ public:
                                                                       std::move(connect_error), configured));
   }
   Expected<void> check_options(const nlohmann::json& options) const override {
-    IDP_TRY(KubernetesOptions::parse(options));
+    IDP_TRY_ASSIGN(KubernetesOptions opts, KubernetesOptions::parse(options));
+    // The server config calls this with the whole section, then, when that fails, with each
+    // option alone to find the wrong line: an option alone is checked for its value only
+    // (routing: gateway alone is not blamed for gateway_name missing). A section of a single
+    // option skips the combination rules here; create() checks them (serve refuses to start).
+    if (options.is_object() && options.size() > 1) {
+      IDP_TRY(opts.check_combinations(options));
+    }
     return {};
   }
 };

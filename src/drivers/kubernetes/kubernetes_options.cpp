@@ -37,6 +37,28 @@ Setter name_opt(std::string KubernetesOptions::*field, bool allow_empty) {
   };
 }
 
+// A Gateway listener name (Gateway API SectionName: a DNS subdomain, at most 253).
+Setter section_opt(std::string KubernetesOptions::*field) {
+  return [field](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+    static const std::regex k_re("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$");
+    if (!v.is_string() || v.get<std::string>().size() > 253 || !std::regex_match(v.get<std::string>(), k_re)) {
+      return "expected a listener name (lowercase letters, digits, '-' and '.')";
+    }
+    o.*field = v.get<std::string>();
+    return "";
+  };
+}
+
+Setter bool_opt(bool KubernetesOptions::*field) {
+  return [field](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+    if (!v.is_boolean()) {
+      return "expected true or false";
+    }
+    o.*field = v.get<bool>();
+    return "";
+  };
+}
+
 Setter ms_opt(int64_t KubernetesOptions::*field, int64_t min) {
   return [field, min](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
     if (!v.is_number_integer() || v.get<int64_t>() < min) {
@@ -72,6 +94,19 @@ const std::map<std::string, Setter>& table() {
       {"ingress_class", name_opt(&KubernetesOptions::ingress_class, false)},
       {"ingress_namespace", name_opt(&KubernetesOptions::ingress_namespace, false)},
       {"tls_secret", name_opt(&KubernetesOptions::tls_secret, true)},
+      {"routing",
+       [](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+         if (!v.is_string() || (v != "ingress" && v != "gateway")) {
+           return "expected ingress or gateway";
+         }
+         o.routing = v.get<std::string>();
+         return "";
+       }},
+      {"gateway_name", name_opt(&KubernetesOptions::gateway_name, false)},
+      {"gateway_namespace", name_opt(&KubernetesOptions::gateway_namespace, false)},
+      {"gateway_section", section_opt(&KubernetesOptions::gateway_section)},
+      {"gateway_proxy_namespace", name_opt(&KubernetesOptions::gateway_proxy_namespace, false)},
+      {"gateway_tls", bool_opt(&KubernetesOptions::gateway_tls)},
       {"replicas",
        [](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
          if (!v.is_number_integer() || v.get<int>() < 1 || v.get<int>() > 10) {
@@ -160,6 +195,32 @@ const std::map<std::string, Setter>& table() {
 }
 
 } // namespace
+
+Expected<void> KubernetesOptions::check_combinations(const nlohmann::json& options) const {
+  const KubernetesOptions& o = *this;
+  if (o.routing == "gateway" && (o.gateway_name.empty() || o.gateway_namespace.empty())) {
+    return make_error(ErrorCode::invalid_config,
+                      "drivers.kubernetes: routing gateway needs gateway_name and gateway_namespace (the Gateway "
+                      "the environments' HTTPRoutes attach to)" +
+                          std::string(o.gateway_name.empty() ? "; gateway_name is missing" : "") +
+                          (o.gateway_namespace.empty() ? "; gateway_namespace is missing" : ""));
+  }
+  if (o.routing != "gateway") {
+    for (const char* key :
+         {"gateway_name", "gateway_namespace", "gateway_section", "gateway_proxy_namespace", "gateway_tls"}) {
+      if (options.is_object() && options.contains(key)) {
+        return make_error(ErrorCode::invalid_config, "drivers.kubernetes: option " + util::quote(key) +
+                                                         " is for routing gateway; set routing: gateway or drop it");
+      }
+    }
+  }
+  if (o.routing == "gateway" && (options.is_object() && options.contains("tls_secret"))) {
+    return make_error(ErrorCode::invalid_config,
+                      "drivers.kubernetes: tls_secret is the Ingress's TLS secret; with routing gateway the "
+                      "Gateway's listener terminates TLS (gateway_tls says whether it does)");
+  }
+  return {};
+}
 
 Expected<KubernetesOptions> KubernetesOptions::parse(const nlohmann::json& options) {
   KubernetesOptions o;

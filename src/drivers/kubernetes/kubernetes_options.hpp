@@ -23,6 +23,17 @@ struct KubernetesOptions {
   std::string ingress_class = "nginx";
   std::string ingress_namespace = "ingress-nginx"; // the only other namespace allowed in
   std::string tls_secret;                          // Ingress TLS secret name; "" = no TLS section
+  // routing: "ingress" (an Ingress per environment) or "gateway" (a Gateway API HTTPRoute
+  // attached to the Gateway gateway_name in gateway_namespace, both then required;
+  // gateway_section picks its listener). The NetworkPolicy then admits
+  // gateway_proxy_namespace (default gateway_namespace) instead of ingress_namespace;
+  // gateway_tls says whether the listener serves https (the environments' URLs).
+  std::string routing = "ingress";
+  std::string gateway_name;
+  std::string gateway_namespace;
+  std::string gateway_section;
+  std::string gateway_proxy_namespace;
+  bool gateway_tls = true;
   int replicas = 1;
   // idp exec runs `kubectl exec` (the REST API's exec is a SPDY/WebSocket stream): this
   // program, looked up on PATH unless it is a path.
@@ -55,6 +66,11 @@ struct KubernetesOptions {
 
   // Parses `options` (an object; null means every default). invalid_config naming the key.
   static Expected<KubernetesOptions> parse(const nlohmann::json& options);
+  // The rules between options (`options` as parsed into *this): routing gateway needs
+  // gateway_name and gateway_namespace; gateway_* options need routing gateway; tls_secret
+  // is the Ingress's. Kept out of parse because the server config checks each option alone
+  // to say which line is wrong, and a rule between options would blame a line that is fine.
+  Expected<void> check_combinations(const nlohmann::json& options) const;
 };
 
 } // namespace idp::drivers::kubernetes

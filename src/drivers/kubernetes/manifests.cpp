@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "core/schedule.hpp"
+#include "drivers/kubernetes/manifests_routing.hpp"
 #include "util/git.hpp"
 #include "util/hash.hpp"
 #include "util/json.hpp"
@@ -160,8 +161,8 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   bool schedule = false;
   bool database = false;
   for (const auto& c : spec.components) {
-    if (c == "web") {
-      web = true;
+    if (c == "web" || c == "static") {
+      web = true; // static-site: an image serving the built files (manifests_routing.hpp)
     } else if (c == "database") {
       database = true;
     } else if (c == "schedule") {
@@ -170,13 +171,19 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
       return make_error(ErrorCode::invalid_config,
                         "template " + util::quote(spec.env.template_name) + " needs component " + util::quote(c) +
                             ", which the kubernetes runtime does not support yet (it runs api-service, "
-                            "api-database and scheduled-worker)");
+                            "api-database, scheduled-worker and static-site)");
     }
   }
   if (web == schedule) {
     return make_error(ErrorCode::invalid_config, "template " + util::quote(spec.env.template_name) +
                                                      ": the kubernetes runtime runs either a web component or a "
                                                      "schedule component");
+  }
+  if (web) {
+    IDP_TRY(check_routing(s));
+  }
+  if (is_static_site(spec)) {
+    IDP_TRY(check_static_site(spec));
   }
   std::string cron;
   if (schedule) {
@@ -193,6 +200,10 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   // Room in the quota for the database's pod and its seed Job's too.
   IDP_TRY_ASSIGN(std::vector<json> out, render_namespace_objects(spec, s, secret_values, database ? 2 : 0));
   json labels = common_labels(spec, s);
+  if (web) {
+    // The routing this apply uses: the next apply with another one removes this one's route.
+    out[0]["metadata"]["annotations"][k_annotation_routing] = s.routing;
+  }
   json container_resources = {
       {"requests", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}},
       {"limits", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}}};
@@ -248,14 +259,17 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
     return out;
   }
 
-  // api-service: Deployment + Service + Ingress.
+  // api-service and static-site: Deployment + Service + Ingress or HTTPRoute. A static
+  // site's image serves files: no PORT to tell it, and "/" is its health check.
+  bool static_site = is_static_site(spec);
   json sel = {{"app.kubernetes.io/name", k_workload_name}, {k_label_environment, spec.env.name}};
   json pod_labels = labels;
   pod_labels.update(sel);
   int port = spec.config.container_port;
-  json probe = {{"httpGet", {{"path", spec.config.health_check_path}, {"port", "http"}}},
-                {"periodSeconds", 5},
-                {"timeoutSeconds", 2}};
+  json probe = {
+      {"httpGet", {{"path", static_site ? std::string("/") : spec.config.health_check_path}, {"port", "http"}}},
+      {"periodSeconds", 5},
+      {"timeoutSeconds", 2}};
   json readiness = probe;
   readiness["failureThreshold"] = 3;
   json liveness = probe;
@@ -272,6 +286,9 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
       {"resources", container_resources},
       {"securityContext", {{"allowPrivilegeEscalation", false}}},
   };
+  if (static_site) {
+    container.erase("env");
+  }
   json dep = object("apps/v1", "Deployment", k_workload_name, ns, labels);
   // A changed Secret rolls the pods: its hash is part of the pod template.
   dep["spec"] = {{"replicas", s.replicas},
@@ -292,6 +309,9 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
                      {"enableServiceLinks", false},
                      {"containers", {container}}}}}}};
   dep["metadata"]["annotations"] = {{"idp.dev/revision", std::to_string(spec.revision_id)}};
+  if (auto warnings = static_site ? static_site_warnings(spec) : std::vector<std::string>{}; !warnings.empty()) {
+    dep["metadata"]["annotations"][k_annotation_warnings] = util::json_dump(json(warnings));
+  }
   out.push_back(dep);
 
   json svc = object("v1", "Service", k_workload_name, ns, labels);
@@ -300,20 +320,7 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
                  {"ports", {{{"name", "http"}, {"port", 80}, {"targetPort", "http"}, {"protocol", "TCP"}}}}};
   out.push_back(svc);
 
-  std::string host = environment_host(spec.env, s.domain);
-  json ing = object("networking.k8s.io/v1", "Ingress", k_workload_name, ns, labels);
-  ing["spec"] = {{"ingressClassName", s.ingress_class},
-                 {"rules",
-                  {{{"host", host},
-                    {"http",
-                     {{"paths",
-                       {{{"path", "/"},
-                         {"pathType", "Prefix"},
-                         {"backend", {{"service", {{"name", k_workload_name}, {"port", {{"name", "http"}}}}}}}}}}}}}}}};
-  if (!s.tls_secret.empty()) {
-    ing["spec"]["tls"] = {{{"hosts", {host}}, {"secretName", s.tls_secret}}};
-  }
-  out.push_back(ing);
+  out.push_back(render_route(spec, s, labels));
   return out;
 }
 
@@ -367,15 +374,15 @@ Expected<std::vector<json>> render_namespace_objects(const DeploySpec& spec, con
          {"max", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}}}}}};
   out.push_back(limits);
 
-  // Default deny for ingress: only the ingress controller's namespace and the
-  // environment's own pods (an app talking to its database) may connect.
+  // Default deny for ingress: only the ingress controller's (or the gateway's) namespace
+  // and the environment's own pods (an app talking to its database) may connect.
   json netpol = object("networking.k8s.io/v1", "NetworkPolicy", "idp-default-deny", ns, labels);
   netpol["spec"] = {
       {"podSelector", json::object()},
       {"policyTypes", {"Ingress"}},
       {"ingress",
        {{{"from",
-          {{{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", s.ingress_namespace}}}}}},
+          {{{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", routing_source_namespace(s)}}}}}},
            {{"podSelector", json::object()}}}}}}}};
   out.push_back(netpol);
 

@@ -23,6 +23,14 @@ struct RenderSettings {
   std::string ingress_class = "nginx";
   std::string ingress_namespace = "ingress-nginx";
   std::string tls_secret; // "" = no TLS on the Ingress
+  // How the web workload is reached (manifests_routing.hpp): an Ingress (routing "ingress")
+  // or a Gateway API HTTPRoute attached to a shared Gateway (routing "gateway").
+  std::string routing = "ingress";
+  std::string gateway_name;
+  std::string gateway_namespace;
+  std::string gateway_section;         // the Gateway listener (parentRef sectionName); "" = every listener
+  std::string gateway_proxy_namespace; // the gateway's pods' namespace, allowed in; "" = gateway_namespace
+  bool gateway_tls = true;             // the Gateway's listener terminates TLS: URLs are https://
   int replicas = 1;
   DatabaseSettings database; // the "database" component (api-database)
 };

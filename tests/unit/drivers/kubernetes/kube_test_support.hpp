@@ -234,4 +234,17 @@ inline drivers::DeploySpec database_spec(const std::string& name = "pr-7", const
   return s;
 }
 
+// A static-site environment: the image the app's CI built with the site in it.
+inline drivers::DeploySpec static_site_spec(const std::string& name = "docs-7") {
+  drivers::DeploySpec s = sample_spec(name);
+  s.env.template_name = "static-site";
+  s.components = {"static"};
+  s.config.container_image = "registry.example.com/docs-site:{commit}";
+  s.config.container_port = 80; // api-service's field: a static-site config cannot set it
+  s.config.health_check_path = "/";
+  s.config.static_site.dir = "dist";
+  s.config.keys_set = {"template", "container_image", "static.dir"};
+  return s;
+}
+
 } // namespace idp::testing::kube

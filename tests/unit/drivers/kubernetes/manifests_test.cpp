@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "drivers/kubernetes/manifests.hpp"
+#include "drivers/kubernetes/manifests_routing.hpp"
 #include "drivers/kubernetes/yaml_json.hpp"
 #include "unit/drivers/kubernetes/kube_test_support.hpp"
 
@@ -174,12 +175,161 @@ TEST(KubernetesManifestsTest, AScheduledWorkerIsACronJobInUtc) {
 
 TEST(KubernetesManifestsTest, TemplatesThisRuntimeDoesNotRunYetAreAConfigError) {
   auto spec = testing::kube::sample_spec();
-  spec.env.template_name = "static-site";
-  spec.components = {"static"};
+  spec.env.template_name = "my-queue-worker"; // a user template with a component of its own
+  spec.components = {"web", "queue"};
   auto r = render_environment(spec, RenderSettings{}, {});
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, ErrorCode::invalid_config);
-  EXPECT_NE(r.error().message.find("component \"static\""), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("component \"queue\""), std::string::npos) << r.error().message;
+}
+
+RenderSettings gateway_settings() {
+  RenderSettings s;
+  s.routing = "gateway";
+  s.gateway_name = "previews";
+  s.gateway_namespace = "gateways";
+  return s;
+}
+
+bool has_kind(const std::vector<json>& objs, const std::string& kind) {
+  for (const auto& o : objs) {
+    if (o["kind"] == kind) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST(KubernetesManifestsTest, GatewayRoutingRendersAnHttpRouteToTheServiceInsteadOfAnIngress) {
+  RenderSettings s = gateway_settings();
+  s.gateway_section = "https";
+  s.domain = "previews.example.com";
+  auto objs = render_environment(testing::kube::sample_spec(), s, {});
+  ASSERT_TRUE(objs.has_value()) << objs.error().full_message();
+  EXPECT_FALSE(has_kind(*objs, "Ingress"));
+  json route = find(*objs, "HTTPRoute");
+  EXPECT_EQ(route["apiVersion"], "gateway.networking.k8s.io/v1");
+  EXPECT_EQ(route["metadata"]["name"], "web");
+  EXPECT_EQ(route["metadata"]["namespace"], "pr-42");
+  EXPECT_EQ(route["metadata"]["labels"]["idp.dev/managed-by"], "idp");
+  EXPECT_EQ(route["spec"]["hostnames"], json::array({"pr-42.previews.example.com"}));
+  ASSERT_EQ(route["spec"]["parentRefs"].size(), 1u);
+  json parent = route["spec"]["parentRefs"][0];
+  EXPECT_EQ(parent["kind"], "Gateway");
+  EXPECT_EQ(parent["name"], "previews");
+  EXPECT_EQ(parent["namespace"], "gateways");
+  EXPECT_EQ(parent["sectionName"], "https");
+  json backend = route["spec"]["rules"][0]["backendRefs"][0];
+  EXPECT_EQ(backend["kind"], "Service");
+  EXPECT_EQ(backend["name"], "web");
+  EXPECT_EQ(backend["port"], 80) << "the Service's port, not the container's";
+  EXPECT_EQ(find(*objs, "Service")["spec"]["ports"][0]["port"], 80);
+  EXPECT_EQ(route["spec"]["rules"][0]["matches"][0]["path"], json({{"type", "PathPrefix"}, {"value", "/"}}));
+  EXPECT_EQ(find(*objs, "Namespace")["metadata"]["annotations"]["idp.dev/routing"], "gateway");
+
+  s.gateway_section = "";
+  auto any_listener = render_environment(testing::kube::sample_spec(), s, {});
+  ASSERT_TRUE(any_listener.has_value());
+  EXPECT_FALSE(find(*any_listener, "HTTPRoute")["spec"]["parentRefs"][0].contains("sectionName"));
+
+  auto ingress = render_environment(testing::kube::sample_spec(), RenderSettings{}, {});
+  ASSERT_TRUE(ingress.has_value());
+  EXPECT_FALSE(has_kind(*ingress, "HTTPRoute"));
+  EXPECT_EQ(find(*ingress, "Namespace")["metadata"]["annotations"]["idp.dev/routing"], "ingress");
+}
+
+TEST(KubernetesManifestsTest, WithGatewayRoutingOnlyTheGatewaysNamespaceIsAllowedIn) {
+  RenderSettings s = gateway_settings();
+  s.ingress_namespace = "ingress-nginx";
+  auto objs = render_environment(testing::kube::sample_spec(), s, {});
+  ASSERT_TRUE(objs.has_value());
+  json from = find(*objs, "NetworkPolicy")["spec"]["ingress"][0]["from"];
+  ASSERT_EQ(from.size(), 2u);
+  EXPECT_EQ(from[0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], "gateways")
+      << "the ingress controller routes nothing here any more: its namespace is not let in";
+  EXPECT_EQ(from[1]["podSelector"], json::object());
+  // Implementations whose proxies run elsewhere (Envoy Gateway: envoy-gateway-system).
+  s.gateway_proxy_namespace = "envoy-gateway-system";
+  auto proxied = render_environment(testing::kube::sample_spec(), s, {});
+  ASSERT_TRUE(proxied.has_value());
+  EXPECT_EQ(find(*proxied, "NetworkPolicy")["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]
+                                           ["kubernetes.io/metadata.name"],
+            "envoy-gateway-system");
+}
+
+TEST(KubernetesManifestsTest, GatewayRoutingWithoutAGatewayIsAConfigError) {
+  RenderSettings no_name = gateway_settings();
+  no_name.gateway_name = "";
+  RenderSettings no_ns = gateway_settings();
+  no_ns.gateway_namespace = "";
+  RenderSettings unknown;
+  unknown.routing = "mesh";
+  for (const auto& s : {no_name, no_ns, unknown}) {
+    auto r = render_environment(testing::kube::sample_spec(), s, {});
+    ASSERT_FALSE(r.has_value()) << s.routing;
+    EXPECT_EQ(r.error().code, ErrorCode::invalid_config);
+    EXPECT_NE(r.error().message.find("routing"), std::string::npos) << r.error().message;
+  }
+  // A CronJob has no route: a scheduled worker does not need the gateway.
+  auto worker = testing::kube::sample_spec("nightly");
+  worker.env.template_name = "scheduled-worker";
+  worker.components = {"schedule"};
+  worker.config.schedule_expression = "rate(1 hour)";
+  RenderSettings s = gateway_settings();
+  auto objs = render_environment(worker, s, {});
+  ASSERT_TRUE(objs.has_value()) << objs.error().full_message();
+  EXPECT_FALSE(has_kind(*objs, "HTTPRoute"));
+  EXPECT_FALSE(find(*objs, "Namespace")["metadata"]["annotations"].contains("idp.dev/routing"));
+}
+
+TEST(KubernetesManifestsTest, AStaticSiteIsTheImageItsCiBuiltServedLikeAnApiServiceWithProbesOnTheRoot) {
+  auto spec = testing::kube::static_site_spec();
+  auto objs = render_environment(spec, RenderSettings{}, {});
+  ASSERT_TRUE(objs.has_value()) << objs.error().full_message();
+  json dep = find(*objs, "Deployment");
+  json c = dep["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_EQ(c["image"], "registry.example.com/docs-site:0123456789abcdef0123456789abcdef01234567");
+  EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"], "/");
+  EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"], "/");
+  EXPECT_EQ(c["ports"][0]["containerPort"], 80);
+  EXPECT_FALSE(c.contains("env")) << "a file server needs no PORT";
+  EXPECT_EQ(find(*objs, "Service")["spec"]["selector"], dep["spec"]["selector"]["matchLabels"]);
+  EXPECT_EQ(find(*objs, "Ingress")["spec"]["rules"][0]["host"], "docs-7.preview.localhost");
+  EXPECT_FALSE(has_kind(*objs, "CronJob"));
+  // Even a health_check_path in the spec (the engine's default) does not move the probes.
+  spec.config.health_check_path = "/healthz";
+  auto again = render_environment(spec, RenderSettings{}, {});
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(
+      find(*again, "Deployment")["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"],
+      "/");
+
+  auto routed = render_environment(testing::kube::static_site_spec(), gateway_settings(), {});
+  ASSERT_TRUE(routed.has_value());
+  EXPECT_EQ(find(*routed, "HTTPRoute")["spec"]["hostnames"][0], "docs-7.preview.localhost");
+  EXPECT_FALSE(has_kind(*routed, "Ingress"));
+}
+
+TEST(KubernetesManifestsTest, AStaticSiteWithoutItsOwnImageIsAConfigErrorAndSpaIsAWarning) {
+  auto spec = testing::kube::static_site_spec();
+  spec.config.keys_set = {"template", "static.dir"}; // container_image left at nginx:alpine
+  auto r = render_environment(spec, RenderSettings{}, {});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::invalid_config);
+  EXPECT_NE(r.error().message.find("set container_image"), std::string::npos) << r.error().message;
+
+  auto spa = testing::kube::static_site_spec();
+  EXPECT_TRUE(static_site_warnings(spa).empty());
+  spa.config.static_site.spa = true;
+  auto warnings = static_site_warnings(spa);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("static.spa"), std::string::npos) << warnings[0];
+  auto objs = render_environment(spa, RenderSettings{}, {});
+  ASSERT_TRUE(objs.has_value());
+  EXPECT_EQ(deployment_warnings(find(*objs, "Deployment")), warnings) << "the Deployment carries them for observe";
+  auto quiet = render_environment(testing::kube::static_site_spec(), RenderSettings{}, {});
+  ASSERT_TRUE(quiet.has_value());
+  EXPECT_FALSE(find(*quiet, "Deployment")["metadata"]["annotations"].contains("idp.dev/warnings"));
 }
 
 TEST(KubernetesManifestsTest, YamlOutputReadsBackAsTheSameDocuments) {

@@ -1,0 +1,61 @@
+#pragma once
+// How an environment's web workload is reached from outside the cluster, and what the
+// static-site template becomes (parts of render_environment, kept apart from manifests.cpp).
+//
+// routing "ingress": an Ingress `web` of `ingress_class` for <env>.<domain>, the
+// NetworkPolicy admitting `ingress_namespace`. routing "gateway": a Gateway API HTTPRoute
+// `web` (gateway.networking.k8s.io/v1) attached to the shared Gateway `gateway_name` in
+// `gateway_namespace` (listener `gateway_section` when set) for <env>.<domain>, the
+// NetworkPolicy admitting the gateway's proxy pods' namespace (`gateway_proxy_namespace`,
+// default `gateway_namespace`) instead of the ingress controller's.
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "drivers/driver.hpp"
+#include "drivers/kubernetes/manifests.hpp"
+#include "util/expected.hpp"
+
+namespace idp::drivers::kubernetes {
+
+inline constexpr const char* k_routing_ingress = "ingress";
+inline constexpr const char* k_routing_gateway = "gateway";
+// On the Namespace of a web workload: the routing its last apply used ("ingress" when
+// absent), so the apply that switches routing deletes the object of the other kind.
+inline constexpr const char* k_annotation_routing = "idp.dev/routing";
+
+// invalid_config when the routing settings cannot render: an unknown routing, or gateway
+// routing without gateway_name and gateway_namespace.
+Expected<void> check_routing(const RenderSettings& s);
+
+// The object routing <env>.<domain> to Service `web` port 80: an Ingress or an HTTPRoute,
+// named k_workload_name in the environment's namespace, carrying `labels`.
+nlohmann::json render_route(const DeploySpec& spec, const RenderSettings& s, const nlohmann::json& labels);
+
+// The namespace whose pods reach the environment's pods (besides the environment's own):
+// the ingress controller's, or the gateway's proxies'.
+std::string routing_source_namespace(const RenderSettings& s);
+
+// "http://" or "https://": what the environment's URL starts with.
+std::string routing_scheme(const RenderSettings& s);
+
+// The apiVersion and kind of the route object `routing` renders ("ingress" or "gateway").
+std::pair<const char*, const char*> route_kind(const std::string& routing);
+
+// static-site: true when `spec` is the static-site template (component "static").
+bool is_static_site(const DeploySpec& spec);
+// static-site on Kubernetes serves an image the app's CI builds with the built files in
+// it (the config's container_image, {commit}/{branch} substituted), listening on port 80:
+// invalid_config when container_image is not set in the config (the default nginx:alpine
+// would serve nginx's welcome page, not the site).
+Expected<void> check_static_site(const DeploySpec& spec);
+// What the config says that this runtime does not do itself (ApplyResult::warnings):
+// static.spa (the image's server must fall back to index.html).
+std::vector<std::string> static_site_warnings(const DeploySpec& spec);
+// The Deployment carries them (annotation idp.dev/warnings, a JSON array), so observe
+// reports them as long as they hold, not only the apply that found them.
+inline constexpr const char* k_annotation_warnings = "idp.dev/warnings";
+std::vector<std::string> deployment_warnings(const nlohmann::json& deployment);
+
+} // namespace idp::drivers::kubernetes

@@ -1,0 +1,95 @@
+// The Kubernetes runtime through the whole product: `idp serve` with drivers.kubernetes
+// pointing at the API-server double, `idp create --runtime kubernetes` on the static-site
+// template (its template.json lists kubernetes) with Gateway API routing, status, destroy.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "fakes/fake_kube_apiserver.hpp"
+#include "support/daemon_process.hpp"
+#include "support/test_support.hpp"
+#include "util/fs.hpp"
+#include "util/subprocess.hpp"
+
+using namespace idp;
+using namespace idp::testing;
+
+TEST(KubernetesDaemonTest, AStaticSiteIsCreatedWithAnHttpRouteAndDestroyedThroughTheServer) {
+  TempDir tmp("idp-kube-daemon");
+  (void)util::ensure_dir(tmp.sub("home"));
+  FakeKubeApiServer api(FakeKubeApiServer::Options{{}, {}, {}, {"daemon-token"}});
+  std::ofstream(tmp.sub("kubeconfig")) << "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+                                          "clusters:\n- name: c\n  cluster:\n    server: "
+                                       << api.url()
+                                       << "\nusers:\n- name: u\n  user:\n    token: daemon-token\n"
+                                          "contexts:\n- name: test\n  context:\n    cluster: c\n    user: u\n";
+  std::ofstream(tmp.sub("server.yml")) << "drivers:\n  kubernetes:\n    kubeconfig: " << tmp.sub("kubeconfig")
+                                       << "\n    domain: previews.example.com\n"
+                                          "    routing: gateway\n    gateway_name: previews\n"
+                                          "    gateway_namespace: gateways\n    gateway_section: https\n"
+                                          "    rollout_timeout: 30s\n    poll_interval: 20ms\n";
+  GitRepo repo(tmp.sub("site"));
+  repo.write_file(".idp/config.yml", "template: static-site\n"
+                                     "container_image: registry.example.com/site:{commit}\n"
+                                     "static:\n  dir: dist\n  spa: true\n"
+                                     "ttl: 2h\n");
+  repo.commit("static site");
+  repo.checkout_new_branch("feature/site");
+  std::string commit = repo.head();
+  DaemonProcess d(tmp.sub("home"), {"--config", tmp.sub("server.yml")});
+  d.start();
+
+  auto created = d.cli({"create", "--repo", repo.path(), "--branch", "feature/site", "--runtime", "kubernetes"});
+  ASSERT_EQ(created.exit_code, 0) << created.err << d.log();
+  EXPECT_EQ(created.out, "https://preview-site.previews.example.com\n");
+  auto env = d.env("preview-site");
+  EXPECT_EQ(env["runtime"], "kubernetes");
+  EXPECT_EQ(env["phase"], "ready") << env.dump(2);
+  auto route = api.object("httproutes", "preview-site", "web");
+  ASSERT_TRUE(route.has_value());
+  EXPECT_EQ((*route)["spec"]["hostnames"][0], "preview-site.previews.example.com");
+  EXPECT_EQ((*route)["spec"]["parentRefs"][0]["sectionName"], "https");
+  EXPECT_TRUE(api.objects("ingresses").empty());
+  auto dep = api.object("deployments", "preview-site", "web");
+  ASSERT_TRUE(dep.has_value());
+  EXPECT_EQ((*dep)["spec"]["template"]["spec"]["containers"][0]["image"], "registry.example.com/site:" + commit);
+  auto status = d.cli({"status", "preview-site", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_NE(status.out.find("static.spa is not applied by the kubernetes runtime"), std::string::npos) << status.out;
+
+  auto destroyed = d.cli({"destroy", "preview-site", "--yes"});
+  ASSERT_EQ(destroyed.exit_code, 0) << destroyed.err << d.log();
+  EXPECT_FALSE(api.object("namespaces", "", "preview-site").has_value());
+  EXPECT_EQ(d.env("preview-site")["phase"], "destroyed");
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// `idp serve --check-config` says which line of drivers.kubernetes is wrong, and a rule
+// between options (routing gateway needs its Gateway) is reported once, for the section.
+TEST(KubernetesDaemonTest, CheckConfigNamesTheWrongGatewayOptionAndOnlyIt) {
+  TempDir tmp("idp-kube-check");
+  auto check = [&](const std::string& options) {
+    std::ofstream(tmp.sub("server.yml")) << "drivers:\n  kubernetes:\n" << options;
+    util::Command cmd;
+    cmd.argv = {idp_binary(), "serve", "--check-config", "--config", tmp.sub("server.yml")};
+    auto r = util::run(cmd);
+    EXPECT_TRUE(r.has_value());
+    return r.value_or(util::RunResult{});
+  };
+  std::string gateway = "    routing: gateway\n    gateway_name: previews\n";
+  auto ok = check(gateway + "    gateway_namespace: gateways\n");
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+
+  auto missing = check(gateway);
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("gateway_namespace is missing"), std::string::npos) << missing.err;
+  EXPECT_EQ(missing.err.find("\"gateway_name\" is for routing gateway"), std::string::npos) << missing.err;
+
+  auto replicas = check(gateway + "    gateway_namespace: gateways\n    replicas: 50\n");
+  EXPECT_EQ(replicas.exit_code, 1);
+  EXPECT_NE(replicas.err.find("server.yml:6:15: key \"drivers.kubernetes.replicas\""), std::string::npos)
+      << replicas.err;
+  EXPECT_EQ(replicas.err.find("routing"), std::string::npos) << "only the wrong line: " << replicas.err;
+}
