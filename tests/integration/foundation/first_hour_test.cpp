@@ -402,7 +402,7 @@ complete_words idp --server "$IDP_SERVER" lis
   for (const std::string& want : {
            std::string("complete -F _idp idp\n"),
            std::string("[idp st] status\n"),
-           std::string("[idp re] redeploy\n"),
+           std::string("[idp re] redeploy render\n"),
            std::string("[idp status prev] preview-complete-me\n"),
            std::string("[idp destroy ] preview-complete-me\n"),
            std::string("[idp templates sh] show\n"),

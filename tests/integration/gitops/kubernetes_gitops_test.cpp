@@ -278,10 +278,10 @@ TEST(KubernetesGitopsTest, ATemplateWithoutKubernetesPartsIsRefusedWithItsReason
   KubernetesRig k;
   GitopsRig& rig = *k.rig;
   rig.start();
-  std::string c1 = rig.commit_file("feature/db", ".idp/config.yml", "template: api-database\n");
-  auto created = rig.daemon->cli({"create", "--repo", rig.remote_path, "--branch", "feature/db"});
+  std::string c1 = rig.commit_file("feature/infra", ".idp/config.yml", "template: tf-test\n");
+  auto created = rig.daemon->cli({"create", "--repo", rig.remote_path, "--branch", "feature/infra"});
   EXPECT_NE(created.exit_code, 0) << created.out;
-  EXPECT_NE(created.err.find("api-database"), std::string::npos) << created.err;
+  EXPECT_NE(created.err.find("tf-test"), std::string::npos) << created.err;
   EXPECT_NE(created.err.find("kubernetes"), std::string::npos) << created.err;
   EXPECT_TRUE(k.api.objects("namespaces").empty()) << "nothing was applied";
   (void)c1;

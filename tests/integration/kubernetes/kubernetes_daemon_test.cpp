@@ -10,6 +10,7 @@
 #include "fakes/fake_kube_apiserver.hpp"
 #include "support/daemon_process.hpp"
 #include "support/test_support.hpp"
+#include "util/base64.hpp"
 #include "util/fs.hpp"
 #include "util/subprocess.hpp"
 
@@ -63,6 +64,79 @@ TEST(KubernetesDaemonTest, AStaticSiteIsCreatedWithAnHttpRouteAndDestroyedThroug
   ASSERT_EQ(destroyed.exit_code, 0) << destroyed.err << d.log();
   EXPECT_FALSE(api.object("namespaces", "", "preview-site").has_value());
   EXPECT_EQ(d.env("preview-site")["phase"], "destroyed");
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// api-database on Kubernetes through the server: the engine hands the seed at the commit
+// to the driver, which runs PostgreSQL in the namespace (a StatefulSet against the double:
+// no CloudNativePG), applies the seed once by a Job, and gives the app DATABASE_URL/DB_*;
+// the generated password never shows in what the server answers or logs.
+TEST(KubernetesDaemonTest, AnApiDatabaseGetsItsDatabaseAndSeedThroughTheServer) {
+  TempDir tmp("idp-kube-daemon-db");
+  (void)util::ensure_dir(tmp.sub("home"));
+  FakeKubeApiServer api(FakeKubeApiServer::Options{{}, {}, {}, {"daemon-token"}});
+  std::ofstream(tmp.sub("kubeconfig")) << "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+                                          "clusters:\n- name: c\n  cluster:\n    server: "
+                                       << api.url()
+                                       << "\nusers:\n- name: u\n  user:\n    token: daemon-token\n"
+                                          "contexts:\n- name: test\n  context:\n    cluster: c\n    user: u\n";
+  std::ofstream(tmp.sub("server.yml")) << "runtime: kubernetes\ndrivers:\n  kubernetes:\n    kubeconfig: "
+                                       << tmp.sub("kubeconfig")
+                                       << "\n    rollout_timeout: 30s\n    poll_interval: 20ms\n";
+  GitRepo repo(tmp.sub("app"));
+  repo.write_file(".idp/config.yml", "template: api-database\n"
+                                     "container_image: registry.example.com/shop:{commit}\n"
+                                     "container_port: 3000\n"
+                                     "health_check_path: /health\n"
+                                     "database:\n  seed: db/seed.sql\n"
+                                     "ttl: 2h\n");
+  repo.write_file("db/seed.sql", "CREATE TABLE items (id int);\nINSERT INTO items VALUES (1);\n");
+  repo.commit("api with a database");
+  repo.checkout_new_branch("feature/orders");
+  DaemonProcess d(tmp.sub("home"), {"--config", tmp.sub("server.yml")});
+  d.start();
+
+  auto created = d.cli({"create", "--repo", repo.path(), "--branch", "feature/orders"});
+  ASSERT_EQ(created.exit_code, 0) << created.err << d.log();
+  const std::string ns = "preview-orders";
+  EXPECT_EQ(d.env(ns)["runtime"], "kubernetes");
+  EXPECT_TRUE(api.object("statefulsets", ns, "db").has_value()) << "PostgreSQL runs in the namespace";
+  auto credentials = api.object("secrets", ns, "db-credentials");
+  ASSERT_TRUE(credentials.has_value());
+  std::string password =
+      util::base64_decode((*credentials)["data"]["POSTGRES_PASSWORD"].get<std::string>()).value_or("");
+  ASSERT_GE(password.size(), 16u);
+  auto app_env = api.object("secrets", ns, "app-env");
+  ASSERT_TRUE(app_env.has_value());
+  std::string url = util::base64_decode((*app_env)["data"]["DATABASE_URL"].get<std::string>()).value_or("");
+  EXPECT_NE(url.find("postgresql://"), std::string::npos) << url;
+  EXPECT_NE(url.find(password), std::string::npos) << "the app connects with the generated password";
+  EXPECT_TRUE((*app_env)["data"].contains("DB_HOST"));
+  int seed_jobs = 0;
+  for (const auto& job : api.objects("jobs")) {
+    seed_jobs +=
+        job["metadata"].value("namespace", "") == ns && job["metadata"].value("name", "").rfind("db-seed-", 0) == 0;
+  }
+  EXPECT_EQ(seed_jobs, 1) << "the seed at the commit ran once";
+  bool seed_sql = false;
+  for (const auto& cm : api.objects("configmaps")) {
+    seed_sql = seed_sql || cm.dump().find("INSERT INTO items VALUES (1);") != std::string::npos;
+  }
+  EXPECT_TRUE(seed_sql) << "the engine handed the seed file at the commit to the driver";
+
+  // The password is the cluster's business: not in the environment, its events, its
+  // status or the server's log.
+  auto status = d.cli({"status", ns, "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  auto events = d.cli({"events", ns});
+  for (const std::string& text : {d.env(ns).dump(), status.out, events.out, d.log()}) {
+    EXPECT_EQ(text.find(password), std::string::npos);
+  }
+
+  auto destroyed = d.cli({"destroy", ns, "--yes"});
+  ASSERT_EQ(destroyed.exit_code, 0) << destroyed.err << d.log();
+  EXPECT_FALSE(api.object("namespaces", "", ns).has_value());
+  EXPECT_FALSE(api.object("statefulsets", ns, "db").has_value());
   EXPECT_EQ(d.stop(), 0);
 }
 
