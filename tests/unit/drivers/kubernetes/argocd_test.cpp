@@ -15,19 +15,7 @@
 
 namespace idp::drivers::kubernetes {
 
-// Outside the anonymous namespace: unity builds turn a fixture there into
-// -Wsubobject-linkage errors.
-class ArgoCdRecordingProgress final : public Progress {
-public:
-  void step(std::string_view what) override { steps.emplace_back(what); }
-  void revision_status(core::RevisionStatus, std::string_view) override {}
-  bool cancelled() const override { return false; }
-  const std::atomic<bool>* cancel_flag() const override { return &m_cancel; }
-  std::vector<std::string> steps;
-
-private:
-  std::atomic<bool> m_cancel{false};
-};
+using ArgoCdRecordingProgress = testing::kube::RecordingProgress;
 
 class KubernetesArgoCdTest : public ::testing::Test {
 protected:

@@ -189,6 +189,22 @@ private:
   std::vector<std::string> m_targets;
 };
 
+// A driver Progress that records the steps and revision statuses it is told.
+class RecordingProgress final : public drivers::Progress {
+public:
+  void step(std::string_view what) override { steps.emplace_back(what); }
+  void revision_status(core::RevisionStatus status, std::string_view message) override {
+    statuses.push_back(std::string(core::revision_status_name(status)) + ": " + std::string(message));
+  }
+  bool cancelled() const override { return false; }
+  const std::atomic<bool>* cancel_flag() const override { return &m_cancel; }
+  std::vector<std::string> steps;
+  std::vector<std::string> statuses; // "starting: …", "failed: …"
+
+private:
+  std::atomic<bool> m_cancel{false};
+};
+
 // A kubeconfig with one context "test" (current) for `server` and the user given as YAML
 // lines (indented under `user:`), plus cluster lines (indented under `cluster:`).
 inline std::string write_kubeconfig(const std::string& path, const std::string& server, const std::string& user_yaml,

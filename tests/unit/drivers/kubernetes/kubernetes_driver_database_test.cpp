@@ -15,18 +15,7 @@
 
 namespace idp::drivers::kubernetes {
 
-// Outside the anonymous namespace (unity builds), with names of its own.
-class KubeDbProgress final : public Progress {
-public:
-  void step(std::string_view what) override { steps.emplace_back(what); }
-  void revision_status(core::RevisionStatus, std::string_view) override {}
-  bool cancelled() const override { return false; }
-  const std::atomic<bool>* cancel_flag() const override { return &m_cancel; }
-  std::vector<std::string> steps;
-
-private:
-  std::atomic<bool> m_cancel{false};
-};
+using KubeDbProgress = testing::kube::RecordingProgress;
 
 class KubernetesDatabaseDriverTest : public ::testing::Test {
 protected:

@@ -19,22 +19,7 @@
 
 namespace idp::drivers::kubernetes {
 
-// Outside the anonymous namespace: unity builds turn a fixture there into
-// -Wsubobject-linkage errors.
-class KubeRecordingProgress final : public Progress {
-public:
-  void step(std::string_view what) override { steps.emplace_back(what); }
-  void revision_status(core::RevisionStatus status, std::string_view message) override {
-    statuses.push_back(std::string(core::revision_status_name(status)) + ": " + std::string(message));
-  }
-  bool cancelled() const override { return false; }
-  const std::atomic<bool>* cancel_flag() const override { return &m_cancel; }
-  std::vector<std::string> steps;
-  std::vector<std::string> statuses; // "starting: …", "failed: …"
-
-private:
-  std::atomic<bool> m_cancel{false};
-};
+using KubeRecordingProgress = testing::kube::RecordingProgress;
 
 class KubernetesDriverTest : public ::testing::Test {
 protected:

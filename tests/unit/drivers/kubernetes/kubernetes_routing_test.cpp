@@ -12,19 +12,7 @@
 
 namespace idp::drivers::kubernetes {
 
-// Outside the anonymous namespace: unity builds turn a fixture there into
-// -Wsubobject-linkage errors.
-class KubeRoutingProgress final : public Progress {
-public:
-  void step(std::string_view what) override { steps.emplace_back(what); }
-  void revision_status(core::RevisionStatus, std::string_view) override {}
-  bool cancelled() const override { return false; }
-  const std::atomic<bool>* cancel_flag() const override { return &m_cancel; }
-  std::vector<std::string> steps;
-
-private:
-  std::atomic<bool> m_cancel{false};
-};
+using KubeRoutingProgress = testing::kube::RecordingProgress;
 
 class KubernetesRoutingTest : public ::testing::Test {
 protected:
