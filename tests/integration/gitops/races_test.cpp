@@ -191,9 +191,10 @@ TEST(GitopsRaceTest, WebhookAndPollSeeingTheSameChangeDeployOnce) {
     revs_c2 += r["commit"] == c2 ? 1 : 0;
   }
   EXPECT_EQ(revs_c2, 1u) << "one revision for the commit";
-  auto poll_events = with(events, "actor", "poller");
-  ASSERT_FALSE(poll_events.empty());
-  EXPECT_EQ(poll_events.back()["action"], "extend") << "the poll only moved the expiry";
+  // Which of the two deploys is a race, not a rule: when the poll queues its work before a
+  // worker has taken the webhook's, the two coalesce and the poll's runs (a CI run under
+  // ASan saw it); otherwise the webhook's deploys and the poll's only moves the expiry.
+  // Either way: one deploy, one revision (above).
 }
 
 // Several pushes in quick succession: only the newest commit is deployed. Pushes queued
