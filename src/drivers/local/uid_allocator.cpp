@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -65,12 +66,30 @@ bool UidAllocator::claim(uid_t uid) const {
     ::close(fd);
     return w == static_cast<ssize_t>(m_file.size());
   }
-  auto owner = util::read_file(path);
-  if (owner && *owner != m_file && !owner->empty() && !util::is_directory(owner->substr(0, owner->rfind('/')))) {
-    // The home that claimed it is gone (deleted without destroying its environments).
-    return util::write_file_atomic(path, m_file, 0600).has_value();
+  // Someone's claim: ours, a live home's, or a gone home's (deleted without destroying its
+  // environments), which is taken over. Under the file's lock: two homes taking over the
+  // same stale claim at once must not both believe they won it.
+  fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    return false; // unclaimed meanwhile: the caller tries the next uid (or again later)
   }
-  return owner && *owner == m_file;
+  bool ours = false;
+  if (::flock(fd, LOCK_EX) == 0) {
+    std::string owner;
+    char buf[4096];
+    ssize_t n = 0;
+    while ((n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(owner.size()))) > 0) {
+      owner.append(buf, static_cast<size_t>(n));
+    }
+    ours = owner == m_file;
+    if (!ours && !owner.empty() && !util::is_directory(owner.substr(0, owner.rfind('/')))) {
+      ours = ::ftruncate(fd, 0) == 0 &&
+             ::pwrite(fd, m_file.data(), m_file.size(), 0) == static_cast<ssize_t>(m_file.size());
+    }
+    ::flock(fd, LOCK_UN);
+  }
+  ::close(fd);
+  return ours;
 }
 
 void UidAllocator::unclaim(uid_t uid) const {

@@ -4,6 +4,12 @@
 #include <pwd.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <memory>
+#include <set>
+#include <thread>
+#include <vector>
+
 #include "support/test_support.hpp"
 #include "util/fs.hpp"
 
@@ -112,6 +118,51 @@ TEST(UidAllocatorTest, TwoHomesOnOneMachineNeverShareAUid) {
   // A claim of a home that no longer exists is taken over.
   ASSERT_TRUE(util::write_file_atomic(dir.sub("claims/3900002"), dir.sub("gone/uids.json")));
   EXPECT_EQ(*a.acquire("pr-3"), 3900002u);
+}
+
+// Homes taking over the same stale claims at once: each uid goes to one of them (the
+// take-over is done under the claim file's lock; a plain rewrite let two homes both win).
+TEST(UidAllocatorTest, HomesRacingForStaleClaimsNeverShareAUid) {
+  constexpr int k_homes = 8;
+  for (int round = 0; round < 40; ++round) {
+    TempDir dir;
+    ASSERT_TRUE(util::ensure_dir(dir.sub("claims"), 0700));
+    for (uid_t u = 3910000; u < 3910000 + k_homes; ++u) {
+      ASSERT_TRUE(util::write_file_atomic(dir.sub("claims/" + std::to_string(u)), dir.sub("gone/uids.json")));
+    }
+    std::vector<std::unique_ptr<UidAllocator>> homes;
+    for (int h = 0; h < k_homes; ++h) {
+      std::string home = dir.sub("h" + std::to_string(h));
+      ASSERT_TRUE(util::ensure_dir(home));
+      homes.push_back(std::make_unique<UidAllocator>(
+          home + "/uids.json", uid_test_range(3910000, 3910000 + k_homes - 1), dir.sub("claims")));
+    }
+    std::vector<uid_t> got(k_homes, 0);
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int h = 0; h < k_homes; ++h) {
+      threads.emplace_back([&, h] {
+        ready.fetch_add(1);
+        while (ready.load() < k_homes) {
+          std::this_thread::yield(); // start together
+        }
+        auto uid = homes[h]->acquire("pr-1");
+        got[h] = uid ? *uid : 0;
+      });
+    }
+    for (auto& t : threads) {
+      t.join();
+    }
+    std::set<uid_t> distinct;
+    for (int h = 0; h < k_homes; ++h) {
+      ASSERT_NE(got[h], 0u) << "home " << h << " got no uid in round " << round;
+      distinct.insert(got[h]);
+      auto owner = util::read_file(dir.sub("claims/" + std::to_string(got[h])));
+      ASSERT_TRUE(owner.has_value());
+      EXPECT_EQ(*owner, dir.sub("h" + std::to_string(h) + "/uids.json")) << "round " << round;
+    }
+    EXPECT_EQ(distinct.size(), static_cast<size_t>(k_homes)) << "round " << round;
+  }
 }
 
 TEST(UidAllocatorTest, AMalformedTableIsAnError) {
