@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -112,6 +113,26 @@ long process_fd_count(pid_t pid) {
     ++n;
   }
   return n;
+}
+
+std::string process_fd_targets(pid_t pid) {
+  std::map<std::string, int> count; // "socket:[…]" collapsed to "socket", "pipe:[…]" to "pipe"
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::error_code rec;
+    std::string target = std::filesystem::read_symlink(it->path(), rec).string();
+    if (rec) {
+      continue; // closed meanwhile
+    }
+    auto colon = target.find(":[");
+    count[colon == std::string::npos ? target : target.substr(0, colon)]++;
+  }
+  std::string out;
+  for (const auto& [target, n] : count) {
+    out += "  " + std::to_string(n) + " x " + target + "\n";
+  }
+  return out;
 }
 
 } // namespace idp::testing

@@ -25,5 +25,7 @@ std::vector<std::string> git_worktrees(const std::string& home);
 // Resident memory (kB) and open file descriptors of a live process (0 when unreadable).
 long process_rss_kb(pid_t pid);
 long process_fd_count(pid_t pid);
+// What the process's fds point to, one line per target, counted ("3 x socket").
+std::string process_fd_targets(pid_t pid);
 
 } // namespace idp::testing

@@ -394,12 +394,14 @@ bool JobScheduler::collect_finished(Entry& e, util::Millis t) {
     return r.shim_pid > 0 && st && *st == r.shim_start_time;
   };
   // Without a recorded shim (the daemon died while starting it), its processes carry the
-  // run's marker.
+  // run's marker: the run's id, the environment's name and the home's id (another home on
+  // this machine has runs with the same ids, and maybe an environment of the same name).
   auto marked_alive = [&] {
     std::string key = r.dir.substr(r.dir.rfind('/') + 1);
     for (const std::string& marker : {r.id > 0 ? std::to_string(r.id) : key, key}) {
       for (pid_t p : util::find_processes_with_env("IDP_JOB_RUN", marker)) {
-        if (util::process_env_value(p, "IDP_ENVIRONMENT").value_or("") == e.job.env) {
+        if (util::process_env_value(p, "IDP_ENVIRONMENT").value_or("") == e.job.env &&
+            util::process_env_value(p, "IDP_HOME_ID").value_or("") == m_opts.home_id) {
           return true;
         }
       }

@@ -64,6 +64,9 @@ class JobScheduler {
 public:
   struct Options {
     std::string self_exe; // runs the shim: <self_exe> __shim …
+    // This idp home's id (IDP_HOME_ID in every job process): a run whose shim is unknown
+    // after a crash is found by its processes' markers, and only this home's count.
+    std::string home_id;
     int64_t time_scale = 1;
     util::Clock* clock = nullptr; // nullptr = system clock
     int64_t log_max_bytes = 10 * 1024 * 1024;

@@ -53,6 +53,7 @@ LocalDriver::LocalDriver(DriverContext ctx, LocalOptions opts)
                                           m_isolated ? "/run/idp-uids" : "");
   JobScheduler::Options so;
   so.self_exe = m_self_exe;
+  so.home_id = m_home_id;
   so.time_scale = m_opts.schedule_time_scale;
   so.clock = m_ctx.clock;
   so.log_max_bytes = m_opts.log_max_bytes;

@@ -9,6 +9,8 @@
 #include "fakes/fake_clock.hpp"
 #include "local_test_support.hpp"
 #include "util/fs.hpp"
+#include "util/proc.hpp"
+#include "util/subprocess.hpp"
 
 namespace idp::drivers::local {
 namespace {
@@ -90,6 +92,7 @@ protected:
   void make_scheduler(int64_t scale = 1) {
     JobScheduler::Options o;
     o.self_exe = testing::self_exe();
+    o.home_id = "home-a";
     o.clock = &clock;
     o.time_scale = scale;
     o.stop_grace_ms = grace_ms;
@@ -292,6 +295,57 @@ TEST_F(JobSchedulerTest, RunTheStoreHadButScheduleJsonLackedIsSettledNotDuplicat
   EXPECT_EQ(run(2).message, "the server stopped while starting this run");
   EXPECT_EQ(run(1).status, "failed") << "a row nothing would ever finish is settled";
   EXPECT_GT(run(1).finished_at, 0);
+}
+
+// A run whose shim the daemon never recorded (it died just after starting it) is found by
+// its processes' markers. Another idp home on the machine has a run with the same id in an
+// environment of the same name: its process must not keep this home's run "running".
+TEST_F(JobSchedulerTest, CrashedRunIsNotKeptRunningByAnotherHomesProcess) {
+  JobScheduler::Job j = job({"true"});
+  const util::Millis due = k_t0 + k_minute;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    runs[1] = core::JobRun{1, "jobs", due, due, 0, -1, "running", ""};
+  }
+  auto marked_sleeper = [&](const std::string& home_id) {
+    util::Command c;
+    c.argv = {"sleep", "60"};
+    c.clear_env = true;
+    c.env = {{"PATH", "/usr/bin:/bin"}, {"IDP_JOB_RUN", "1"}, {"IDP_ENVIRONMENT", "jobs"}, {"IDP_HOME_ID", home_id}};
+    util::SpawnOptions so;
+    so.detach = true;
+    auto pid = util::spawn(c, so);
+    EXPECT_TRUE(pid.has_value());
+    return pid.value_or(0);
+  };
+  const pid_t ours = marked_sleeper("home-a");
+  const pid_t theirs = marked_sleeper("home-b");
+  ASSERT_GT(ours, 0);
+  ASSERT_GT(theirs, 0);
+  nlohmann::json state = {{"anchor", k_t0},
+                          {"expression", j.expression},
+                          {"last", due},
+                          {"local_seq", 0},
+                          {"running",
+                           {{"id", 1},
+                            {"scheduled_at", due},
+                            {"started_at", due},
+                            {"dir", j.env_dir + "/runs/" + std::to_string(due)},
+                            {"shim_pid", 0},
+                            {"shim_start_time", 0}}},
+                          {"unrecorded", nlohmann::json::array()}};
+  ASSERT_TRUE(util::write_file_atomic(j.env_dir + "/schedule.json", state.dump()).has_value());
+  clock.advance(k_minute + 1000);
+  ASSERT_TRUE(scheduler->set(j).has_value());
+  scheduler->tick();
+  EXPECT_EQ(run(1).status, "running") << "this home's process of run 1 still runs";
+  ::kill(ours, SIGKILL);
+  ASSERT_TRUE(wait_until([&] { return !util::process_alive(ours); }, 10000));
+  scheduler->tick();
+  EXPECT_EQ(run(1).status, "failed") << "only another home's process carries run 1's marker now";
+  EXPECT_EQ(run(1).message, "the server stopped while starting this run");
+  EXPECT_TRUE(util::process_alive(theirs)) << "another home's process is left alone";
+  ::kill(theirs, SIGKILL);
 }
 
 TEST_F(JobSchedulerTest, ScaledClockRunsAMinuteScheduleEverySecond) {
