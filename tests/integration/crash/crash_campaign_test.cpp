@@ -422,11 +422,13 @@ protected:
     ASSERT_TRUE(d->wait_phase(k_jobs, "ready", 60000)) << util::json_dump(d->env(k_jobs), 2) << d->log();
     auto runs = [&] { return status(*d, k_jobs)["job_runs"]; };
     // That run ends recorded as it ended (succeeded), and later runs follow.
+    // The status lists the last 10 runs, one every 5 s here: once seen succeeded, the
+    // crash's run stays so in the store even after it leaves that window.
     json rs;
+    bool crash_done = false;
     ASSERT_TRUE(wait_until(
         [&] {
           rs = runs();
-          bool crash_done = false;
           bool later_done = false;
           for (const auto& r : rs.is_array() ? rs : json::array()) {
             int64_t id = r.value("id", int64_t{0});
@@ -437,7 +439,9 @@ protected:
         },
         60000, 250))
         << "run " << crash_run
-        << " (started at the crash) is not recorded as succeeded, or no run followed: " << rs.dump(2) << d->log();
+        << " (started at the crash) is not recorded as succeeded, or no run followed: " << rs.dump(2)
+        << "\nthe environment's log:\n"
+        << d->cli({"logs", k_jobs, "--tail", "60"}).out << d->log();
     // Every job process belongs to a run recorded as running, and at most one runs.
     std::set<std::string> running_ids;
     std::set<std::string> process_runs;
