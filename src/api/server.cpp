@@ -220,6 +220,18 @@ json parse_body(const httplib::Request& req) {
   return *j;
 }
 
+// Every string in `j` with the secret values `r` knows replaced (what a runtime reports may
+// quote an app's output or its environment).
+void redact_strings(json& j, const util::Redactor& r) {
+  if (j.is_string()) {
+    j = r.redact(j.get<std::string>());
+  } else if (j.is_structured()) {
+    for (auto& v : j) {
+      redact_strings(v, r);
+    }
+  }
+}
+
 json line_json(const drivers::LogLine& l) {
   return {{"at", util::format_iso8601(l.at).substr(0, 19) + "." + std::to_string(1000 + l.at % 1000).substr(1) + "Z"},
           {"stream", l.stream},
@@ -838,7 +850,21 @@ void ApiServer::routes() {
 
   s.Get(R"(/api/v1/environments/([^/]+))", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
     auto env = unwrap(ctx.store->get_environment(req.matches[1].str()));
-    send_json(res, 200, env_json(env, true));
+    json out = env_json(env, true);
+    // What the runtime shows now (kubernetes: pods and events). Its failure is part of the
+    // answer, not an error of it: the store's view is still worth having.
+    auto driver = ctx.drivers->get(env.runtime);
+    if (env.phase != core::Phase::destroyed && driver) {
+      auto described = (*driver)->describe(env);
+      json runtime = described ? *described : json{{"error", described.error().message}};
+      if (!runtime.empty()) {
+        if (ctx.secrets) {
+          redact_strings(runtime, util::Redactor(ctx.secrets->values_for(env)));
+        }
+        out["runtime_status"] = std::move(runtime);
+      }
+    }
+    send_json(res, 200, out);
   });
 
   s.Post(R"(/api/v1/environments/([^/]+)/extend)",

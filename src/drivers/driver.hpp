@@ -138,6 +138,13 @@ public:
   virtual Expected<void> destroy(const core::Environment& env, Progress& progress) = 0;
   // The environment's application log.
   virtual Expected<LogChunk> read_logs(const core::Environment& env, const LogQuery& q) = 0;
+  // What the runtime shows of the environment now, for `idp status` (the kubernetes
+  // runtime: its pods and the namespace's events). An empty object when there is nothing
+  // more to show than the store has.
+  virtual Expected<nlohmann::json> describe(const core::Environment& env) {
+    (void)env;
+    return nlohmann::json::object();
+  }
   // Breaks a stuck lock of the runtime (e.g. a Terraform state lock). ok when none.
   virtual Expected<std::string> unlock(const core::Environment& env) {
     return std::string("no runtime lock to break for driver ") + std::string(name());

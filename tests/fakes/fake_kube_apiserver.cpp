@@ -391,9 +391,10 @@ int FakeKubeApiServer::watch(const httplib::Request& req, httplib::Response& res
   return 200;
 }
 
-void FakeKubeApiServer::append_log(const std::string& ns, const std::string& at, const std::string& text) {
+void FakeKubeApiServer::append_log(const std::string& ns, const std::string& at, const std::string& text,
+                                   const std::string& container) {
   std::lock_guard<std::mutex> g(m_mu);
-  m_logs[ns].emplace_back(at, text);
+  m_logs[ns + "/" + container].emplace_back(at, text);
 }
 
 std::vector<FakeKubeApiServer::Request> FakeKubeApiServer::requests() const {
@@ -647,15 +648,34 @@ json FakeKubeApiServer::pods_of(const std::string& ns) const {
           {"metadata",
            {{"name", d["metadata"].value("name", "") + "-" + hash + "-abcde"}, {"namespace", ns}, {"labels", labels}}},
           {"spec", d["spec"]["template"].value("spec", json::object())}};
-      json cs = {{"name", "app"}, {"ready", ready}, {"restartCount", reason == "CrashLoopBackOff" ? 3 : 0}};
-      if (ready) {
-        cs["state"] = {{"running", {{"startedAt", now_rfc3339()}}}};
-        p["status"] = {{"phase", "Running"}};
-      } else {
-        cs["state"] = {{"waiting", {{"reason", reason}, {"message", "simulated by the API-server double"}}}};
-        p["status"] = {{"phase", "Pending"}};
+      // Every container runs (or waits, with the reason), every init container has completed.
+      json statuses = json::array();
+      for (const auto& c : p["spec"].value("containers", json::array())) {
+        json cs = {{"name", c.value("name", "")},
+                   {"image", c.value("image", "")},
+                   {"ready", ready},
+                   {"restartCount", reason == "CrashLoopBackOff" ? 3 : 0}};
+        if (ready) {
+          cs["state"] = {{"running", {{"startedAt", now_rfc3339()}}}};
+        } else {
+          cs["state"] = {{"waiting", {{"reason", reason}, {"message", "simulated by the API-server double"}}}};
+        }
+        statuses.push_back(cs);
       }
-      p["status"]["containerStatuses"] = json::array({cs});
+      json init_statuses = json::array();
+      for (const auto& c : p["spec"].value("initContainers", json::array())) {
+        init_statuses.push_back(
+            {{"name", c.value("name", "")},
+             {"ready", true},
+             {"restartCount", 0},
+             {"state",
+              {{"terminated",
+                {{"exitCode", 0}, {"reason", "Completed"}, {"startedAt", now_rfc3339()}, {"finishedAt", now_rfc3339()}}}}}});
+      }
+      p["status"] = {{"phase", ready ? "Running" : "Pending"}, {"containerStatuses", statuses}};
+      if (!init_statuses.empty()) {
+        p["status"]["initContainerStatuses"] = init_statuses;
+      }
       items.push_back(p);
     };
     if (!s.available_template.empty()) {
@@ -664,6 +684,48 @@ json FakeKubeApiServer::pods_of(const std::string& ns) const {
     std::string reason = d["metadata"].value("annotations", json::object()).value("fake.idp.dev/waiting-reason", "");
     if (s.available_template != tmpl && !reason.empty()) {
       pod(tmpl, false, reason);
+    }
+  }
+  // Pods someone else made (put_object): as they were put.
+  for (const auto& [k, s] : m_store) {
+    if (std::get<0>(k) == "pods" && std::get<1>(k) == ns) {
+      items.push_back(s.obj);
+    }
+  }
+  return items;
+}
+
+json FakeKubeApiServer::pod_events(const std::string& ns) const {
+  // What the kubelet and the scheduler would have recorded about each pod.
+  json items = json::array();
+  int n = 0;
+  for (const auto& p : pods_of(ns)) {
+    std::string pod = p["metadata"].value("name", "");
+    auto event = [&](const std::string& type, const std::string& reason, const std::string& message) {
+      items.push_back({{"apiVersion", "v1"},
+                       {"kind", "Event"},
+                       {"metadata", {{"name", pod + "." + std::to_string(++n)}, {"namespace", ns}}},
+                       {"involvedObject", {{"kind", "Pod"}, {"name", pod}, {"namespace", ns}}},
+                       {"type", type},
+                       {"reason", reason},
+                       {"message", message},
+                       {"count", 1},
+                       {"firstTimestamp", now_rfc3339()},
+                       {"lastTimestamp", now_rfc3339()}});
+    };
+    event("Normal", "Scheduled", "Successfully assigned " + ns + "/" + pod + " to fake-node");
+    for (const auto& cs : p.value("status", json::object()).value("containerStatuses", json::array())) {
+      const json st = cs.value("state", json::object());
+      std::string c = cs.value("name", "");
+      if (st.contains("running")) {
+        event("Normal", "Started", "Started container " + c);
+      } else if (st.contains("waiting")) {
+        std::string why = st["waiting"].value("reason", "");
+        event("Warning", "Failed", "Error: " + why);
+        event("Normal", "BackOff",
+              why == "CrashLoopBackOff" ? "Back-off restarting failed container " + c + " in pod " + pod
+                                         : "Back-off pulling image \"" + cs.value("image", "") + "\"");
+      }
     }
   }
   return items;
@@ -781,22 +843,54 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
         simulate_read(s, *find_resource("apps", "v1", "deployments"));
       }
     }
-    for (const auto& p : pods_of(ns)) {
+    auto all = pods_of(ns);
+    for (const auto& p : all) {
       if (p["metadata"].value("name", "") != name) {
         continue;
       }
-      const json& cs = p["status"]["containerStatuses"][0];
-      if (!cs.value("ready", false)) {
-        std::string reason = cs["state"]["waiting"].value("reason", "");
-        return fail_with(400, "container \"app\" in pod \"" + name + "\" is waiting to start: " + reason);
+      // As a real server: the container parameter may be left out only for a pod of one
+      // container, and must name one of the pod's (init) containers.
+      std::vector<std::string> names;
+      for (const char* list : {"initContainers", "containers"}) {
+        for (const auto& ct : p["spec"].value(list, json::array())) {
+          names.push_back(ct.value("name", ""));
+        }
+      }
+      std::string container = req.has_param("container") ? req.get_param_value("container") : "";
+      if (container.empty()) {
+        if (names.size() != 1) {
+          return fail_with(400, "a container name must be specified for pod " + name + ", choose one of: [" +
+                                    util::join(names, " ") + "]");
+        }
+        container = names[0];
+      }
+      json cs;
+      json spec_container;
+      for (const char* list : {"initContainerStatuses", "containerStatuses"}) {
+        for (const auto& c : p.value("status", json::object()).value(list, json::array())) {
+          cs = c.value("name", "") == container ? c : cs;
+        }
+      }
+      for (const char* list : {"initContainers", "containers"}) {
+        for (const auto& c : p["spec"].value(list, json::array())) {
+          spec_container = c.value("name", "") == container ? c : spec_container;
+        }
+      }
+      if (spec_container.is_null()) {
+        return fail_with(400, "container " + container + " is not valid for pod " + name);
+      }
+      if (cs.is_null() || !cs.contains("state") || cs["state"].contains("waiting")) {
+        std::string reason = cs.is_null() ? "" : cs["state"]["waiting"].value("reason", "");
+        return fail_with(400, "container \"" + container + "\" in pod \"" + name + "\" is waiting to start: " + reason);
       }
       bool timestamps = req.has_param("timestamps") && req.get_param_value("timestamps") == "true";
+      const json& state = cs["state"].contains("running") ? cs["state"]["running"] : cs["state"]["terminated"];
       std::vector<std::pair<std::string, std::string>> lines = {
-          {cs["state"]["running"].value("startedAt", ""),
-           "listening with image " + p["spec"]["containers"][0].value("image", "")}};
-      auto first = pods_of(ns);
-      if (!first.empty() && first[0]["metadata"].value("name", "") == name && m_logs.count(ns)) {
-        lines.insert(lines.end(), m_logs[ns].begin(), m_logs[ns].end());
+          {state.value("startedAt", ""), "listening with image " + spec_container.value("image", "")}};
+      std::string key = ns + "/" + container;
+      bool stored_pod = p["metadata"].contains("uid"); // put with put_object: its own lines
+      if ((stored_pod || all[0]["metadata"].value("name", "") == name) && m_logs.count(key)) {
+        lines.insert(lines.end(), m_logs[key].begin(), m_logs[key].end());
       }
       if (req.has_param("sinceTime")) {
         auto since = util::parse_iso8601(req.get_param_value("sinceTime"));
@@ -869,6 +963,9 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
         }
       }
     } else {
+      if (plural == "events" && !ns.empty()) {
+        items = pod_events(ns);
+      }
       for (auto& [k, s] : m_store) {
         if (std::get<0>(k) == plural && (ns.empty() || std::get<1>(k) == ns) &&
             selector_matches(selector, s.obj["metadata"].value("labels", json::object()))) {

@@ -95,9 +95,11 @@ public:
   // A deleted namespace stays Terminating for `reads` GETs of it before it is gone (default 1).
   void set_namespace_finalize_reads(int reads);
 
-  // A line the app container of the first pod the double lists in `ns` logs at `at` (RFC 3339),
-  // after its start line. Logs honour sinceTime and tailLines as a real server does.
-  void append_log(const std::string& ns, const std::string& at, const std::string& text);
+  // A line `container` of the first pod the double lists in `ns` logs at `at` (RFC 3339),
+  // after its start line (for a pod put with put_object: of that pod). Logs honour
+  // container, sinceTime and tailLines as a real server does.
+  void append_log(const std::string& ns, const std::string& at, const std::string& text,
+                  const std::string& container = "app");
 
   std::vector<Request> requests() const;
   void clear_requests();
@@ -130,6 +132,8 @@ private:
   int dispatch(const httplib::Request& req, httplib::Response& res, Request& rec);
   void start(Options opts);
   void simulate_read(Stored& s, const Resource& r);
+  // The events the kubelet would have recorded for the pods of `ns` (the double keeps none).
+  nlohmann::json pod_events(const std::string& ns) const;
   int watch(const httplib::Request& req, httplib::Response& res, const Resource& r, const std::string& ns);
   void simulate_application(Stored& s);
   void simulate_database_read(Stored& s, const Resource& r);
@@ -158,7 +162,8 @@ private:
   std::map<std::string, std::string> m_failing_revisions;
   std::set<std::pair<std::string, std::string>> m_drifted; // Applications (ns, name) OutOfSync
   int m_finalize_reads = 1;
-  std::map<std::string, std::vector<std::pair<std::string, std::string>>> m_logs; // ns -> (time, text)
+  // "<ns>/<container>" -> (time, text)
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> m_logs;
   std::map<std::string, std::string> m_failing_jobs;                              // name prefix -> failure message
   bool m_cnpg = false;
   std::map<Key, Stored> m_store;

@@ -11,6 +11,55 @@
 
 namespace idp::cli::commands {
 
+namespace {
+
+// The runtime's own view (kubernetes: pods and the namespace's events), as
+// `kubectl get pods` and `kubectl get events` would show it.
+void print_runtime_status(const nlohmann::json& e) {
+  if (!e.contains("runtime_status") || !e["runtime_status"].is_object()) {
+    return;
+  }
+  const auto& rs = e["runtime_status"];
+  if (rs.contains("error")) {
+    std::printf("\nruntime: %s\n", output::color("cannot read the runtime's state: " + output::field(rs, "error"), "yellow").c_str());
+    return;
+  }
+  if (rs.contains("note")) {
+    std::printf("\nruntime: %s\n", output::field(rs, "note").c_str());
+  }
+  if (rs.contains("pods") && !rs["pods"].empty()) {
+    std::printf("\npods:\n");
+    output::Table t;
+    t.headers = {"NAME", "READY", "STATUS", "RESTARTS", "WHY"};
+    for (const auto& p : rs["pods"]) {
+      std::string why;
+      for (const auto& c : p.value("containers", nlohmann::json::array())) {
+        if (!c.value("message", "").empty() && !c.value("ready", false)) {
+          why = c.value("name", "") + ": " + c.value("message", "");
+          break;
+        }
+      }
+      t.rows.push_back({output::field(p, "name"), output::field(p, "ready"), output::field(p, "status"),
+                        util::json_dump(p.value("restarts", nlohmann::json(0))), output::one_line(why).substr(0, 100)});
+    }
+    std::cout << t.render();
+  }
+  if (rs.contains("events") && !rs["events"].empty()) {
+    std::printf("\ncluster events:\n");
+    output::Table t;
+    t.headers = {"AT", "TYPE", "REASON", "OBJECT", "MESSAGE"};
+    for (const auto& ev : rs["events"]) {
+      int64_t count = ev.value("count", int64_t{1});
+      std::string message = output::one_line(ev.value("message", "")).substr(0, 100);
+      t.rows.push_back({output::field(ev, "at"), output::field(ev, "type"), output::field(ev, "reason"),
+                        output::field(ev, "object"), count > 1 ? message + " (x" + std::to_string(count) + ")" : message});
+    }
+    std::cout << t.render();
+  }
+}
+
+} // namespace
+
 CommandSpec status_command() {
   struct Options {
     std::string name;
@@ -106,6 +155,7 @@ CommandSpec status_command() {
             }
             std::cout << t.render();
           }
+          print_runtime_status(e);
           auto evs = client.get(path + "/events");
           if (evs && !(*evs)["events"].empty()) {
             std::printf("\nrecent events:\n");

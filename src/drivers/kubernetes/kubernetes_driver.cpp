@@ -30,6 +30,10 @@ const ResourceKind& namespaces() { return kind_of("v1", "Namespace"); }
 const ResourceKind& deployments() { return kind_of("apps/v1", "Deployment"); }
 const ResourceKind& pods() { return kind_of("v1", "Pod"); }
 const ResourceKind& cronjobs() { return kind_of("batch/v1", "CronJob"); }
+const ResourceKind& events() { return kind_of("v1", "Event"); }
+
+// How many of the namespace's events `idp status` shows (the newest).
+constexpr size_t k_max_events = 20;
 
 std::string managed_by(const json& obj) {
   const json& md = obj.value("metadata", json::object());
@@ -662,32 +666,42 @@ Expected<LogChunk> KubernetesDriver::read_logs(const core::Environment& env, con
   IDP_TRY_ASSIGN(auto items, c->list(pods(), env.name, std::string(k_label_environment) + "=" + env.name));
   for (const auto& p : items) {
     std::string pod = p["metadata"].value("name", "");
-    std::string path = resource_path(pods(), env.name, pod) + "/log?container=app&timestamps=true";
-    if (since > 0) {
-      path += "&sinceTime=" + util::url_encode(util::format_iso8601(since / 1000 * 1000));
-    }
-    if (q.tail > 0) {
-      path += "&tailLines=" + std::to_string(q.tail);
-    }
-    IDP_TRY_ASSIGN(auto r, c->request("GET", path, RequestInfo{"get", "pods/log", env.name, pod}));
-    if (r.status == 404 || r.status == 400) {
-      continue; // the pod went away, or its container has not started: no log yet
-    }
-    if (r.status != 200) {
-      return Unexpected(
-          KubeClient::status_error(r, RequestInfo{"get", "pods/log", env.name, pod}, c->connection().server));
-    }
-    for (const auto& line : util::split(r.raw, '\n')) {
-      if (line.empty()) {
-        continue;
+    const json& spec = p.value("spec", json::object());
+    std::vector<std::string> containers;
+    for (const char* list : {"initContainers", "containers"}) {
+      for (const auto& ct : spec.value(list, json::array())) {
+        containers.push_back(ct.value("name", ""));
       }
-      auto space = line.find(' ');
-      LogLine l;
-      l.stream = "stdout";
-      auto at = space == std::string::npos ? std::nullopt : util::parse_iso8601(line.substr(0, space));
-      l.at = at.value_or(0);
-      l.text = at ? line.substr(space + 1) : line;
-      chunk.lines.push_back(std::move(l));
+    }
+    for (const auto& container : containers) {
+      std::string path = resource_path(pods(), env.name, pod) + "/log?container=" + util::url_encode(container) +
+                         "&timestamps=true";
+      if (since > 0) {
+        path += "&sinceTime=" + util::url_encode(util::format_iso8601(since / 1000 * 1000));
+      }
+      if (q.tail > 0) {
+        path += "&tailLines=" + std::to_string(q.tail);
+      }
+      IDP_TRY_ASSIGN(auto r, c->request("GET", path, RequestInfo{"get", "pods/log", env.name, pod}));
+      if (r.status == 404 || r.status == 400) {
+        continue; // the pod went away, or this container has not started: no log yet
+      }
+      if (r.status != 200) {
+        return Unexpected(
+            KubeClient::status_error(r, RequestInfo{"get", "pods/log", env.name, pod}, c->connection().server));
+      }
+      for (const auto& line : util::split(r.raw, '\n')) {
+        if (line.empty()) {
+          continue;
+        }
+        auto space = line.find(' ');
+        LogLine l;
+        l.stream = container == "app" ? "stdout" : container;
+        auto at = space == std::string::npos ? std::nullopt : util::parse_iso8601(line.substr(0, space));
+        l.at = at.value_or(0);
+        l.text = at ? line.substr(space + 1) : line;
+        chunk.lines.push_back(std::move(l));
+      }
     }
   }
   std::stable_sort(chunk.lines.begin(), chunk.lines.end(),
@@ -718,6 +732,104 @@ Expected<LogChunk> KubernetesDriver::read_logs(const core::Environment& env, con
     chunk.cursor = std::to_string(last) + ":" + std::to_string(at_last);
   }
   return chunk;
+}
+
+namespace {
+
+// One container's state as `kubectl describe pod` tells it.
+json container_json(const json& cs) {
+  json out = {{"name", cs.value("name", "")},
+              {"ready", cs.value("ready", false)},
+              {"restarts", num(cs, "restartCount")}};
+  const json& state = cs.value("state", json::object());
+  for (const char* s : {"waiting", "running", "terminated"}) {
+    if (state.contains(s) && state[s].is_object()) {
+      out["state"] = s;
+      out["reason"] = state[s].value("reason", "");
+      out["message"] = state[s].value("message", "");
+      if (state[s].contains("exitCode")) {
+        out["exit_code"] = num(state[s], "exitCode");
+      }
+    }
+  }
+  return out;
+}
+
+// A pod as one line of `kubectl get pods`: ready containers, the status column (the first
+// waiting or failed container's reason, else the phase), restarts.
+json pod_json(const json& p) {
+  const json& md = p.value("metadata", json::object());
+  const json& st = p.value("status", json::object());
+  json containers = json::array();
+  int64_t ready = 0;
+  int64_t restarts = 0;
+  std::string reason;
+  for (const char* list : {"initContainerStatuses", "containerStatuses"}) {
+    for (const auto& cs : st.value(list, json::array())) {
+      json c = container_json(cs);
+      bool init = std::string_view(list) == "initContainerStatuses";
+      c["init"] = init;
+      ready += !init && c.value("ready", false) ? 1 : 0;
+      restarts += c.value("restarts", int64_t{0});
+      bool bad = c.value("state", "") == "waiting" ||
+                 (c.value("state", "") == "terminated" && c.value("exit_code", int64_t{0}) != 0);
+      if (reason.empty() && bad && !c.value("reason", "").empty()) {
+        reason = (init ? "Init:" : "") + c.value("reason", "");
+      }
+      containers.push_back(std::move(c));
+    }
+  }
+  size_t want = p.value("spec", json::object()).value("containers", json::array()).size();
+  if (md.contains("deletionTimestamp")) {
+    reason = "Terminating";
+  }
+  return {{"name", md.value("name", "")},
+          {"phase", st.value("phase", "")},
+          {"status", reason.empty() ? st.value("phase", "Unknown") : reason},
+          {"ready", std::to_string(ready) + "/" + std::to_string(want)},
+          {"restarts", restarts},
+          {"containers", containers}};
+}
+
+// When an event last happened: lastTimestamp (core/v1), else eventTime (events.k8s.io
+// writers), else when it was recorded.
+std::string event_time(const json& ev) {
+  for (const char* k : {"lastTimestamp", "eventTime", "firstTimestamp"}) {
+    if (ev.contains(k) && ev[k].is_string() && !ev[k].get<std::string>().empty()) {
+      return ev[k].get<std::string>();
+    }
+  }
+  return ev.value("metadata", json::object()).value("creationTimestamp", "");
+}
+
+} // namespace
+
+Expected<json> KubernetesDriver::describe(const core::Environment& env) {
+  IDP_TRY_ASSIGN(KubeClient * c, client());
+  json out = {{"namespace", env.name}, {"pods", json::array()}, {"events", json::array()}};
+  IDP_TRY_ASSIGN(auto ns, c->get(namespaces(), "", env.name));
+  if (!ns || managed_by(*ns) != m_opts.server_id) {
+    out["note"] = "no namespace " + util::quote(env.name) + " of this server on the cluster";
+    return out;
+  }
+  IDP_TRY_ASSIGN(auto items, c->list(pods(), env.name, std::string(k_label_environment) + "=" + env.name));
+  for (const auto& p : items) {
+    out["pods"].push_back(pod_json(p));
+  }
+  IDP_TRY_ASSIGN(auto evs, c->list(events(), env.name));
+  std::stable_sort(evs.begin(), evs.end(), [](const json& a, const json& b) { return event_time(a) < event_time(b); });
+  size_t first = evs.size() > k_max_events ? evs.size() - k_max_events : 0;
+  for (size_t i = first; i < evs.size(); ++i) {
+    const json& ev = evs[i];
+    const json& obj = ev.value("involvedObject", json::object());
+    out["events"].push_back({{"at", event_time(ev)},
+                             {"type", ev.value("type", "")},
+                             {"reason", ev.value("reason", "")},
+                             {"object", obj.value("kind", "") + "/" + obj.value("name", "")},
+                             {"message", ev.value("message", "")},
+                             {"count", std::max<int64_t>(num(ev, "count"), 1)}});
+  }
+  return out;
 }
 
 Expected<util::Command> KubernetesDriver::kubectl_exec(const core::Environment& env,

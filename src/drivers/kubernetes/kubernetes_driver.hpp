@@ -53,7 +53,13 @@ public:
   Expected<ApplyResult> apply(const DeploySpec& spec, Progress& progress) override;
   Expected<Observation> observe(const core::Environment& env) override;
   Expected<void> destroy(const core::Environment& env, Progress& progress) override;
+  // Every container's log (init containers too) of every pod of the environment; lines of
+  // the `app` container have stream "stdout", other containers' their container's name.
   Expected<LogChunk> read_logs(const core::Environment& env, const LogQuery& q) override;
+  // The pods (phase, readiness, restarts, why a container waits or ended) and the
+  // namespace's most recent events, newest last: what `kubectl get pods` and
+  // `kubectl get events` would tell about the environment.
+  Expected<nlohmann::json> describe(const core::Environment& env) override;
   // idp exec: `kubectl exec` into the Deployment's app container (argv after "--", never
   // through a shell). invalid_argument without kubectl, or for a scheduled worker.
   Expected<nlohmann::json> exec(const core::Environment& env, const std::vector<std::string>& argv) override;

@@ -59,6 +59,21 @@ TEST(KubernetesDaemonTest, AStaticSiteIsCreatedWithAnHttpRouteAndDestroyedThroug
   auto status = d.cli({"status", "preview-site", "--json"});
   ASSERT_EQ(status.exit_code, 0) << status.err;
   EXPECT_NE(status.out.find("static.spa is not applied by the kubernetes runtime"), std::string::npos) << status.out;
+  // What the cluster shows: the pods and the namespace's events, in the JSON and the table.
+  auto status_json = nlohmann::json::parse(status.out, nullptr, false);
+  ASSERT_TRUE(status_json.is_object()) << status.out;
+  ASSERT_EQ(status_json["runtime_status"]["pods"].size(), 1u) << status.out;
+  EXPECT_EQ(status_json["runtime_status"]["pods"][0]["ready"], "1/1") << status.out;
+  auto table = d.cli({"status", "preview-site"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("pods:\n"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(status_json["runtime_status"]["pods"][0]["name"].get<std::string>()), std::string::npos)
+      << table.out;
+  EXPECT_NE(table.out.find("cluster events:\n"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("Started container app"), std::string::npos) << table.out;
+  auto logs = d.cli({"logs", "preview-site", "--tail", "20"});
+  ASSERT_EQ(logs.exit_code, 0) << logs.err;
+  EXPECT_NE(logs.out.find("listening with image registry.example.com/site:" + commit), std::string::npos) << logs.out;
 
   auto destroyed = d.cli({"destroy", "preview-site", "--yes"});
   ASSERT_EQ(destroyed.exit_code, 0) << destroyed.err << d.log();

@@ -184,6 +184,140 @@ TEST_F(KubernetesDriverTest, ReadingOnFromTheCursorGivesEachLineOnce) {
   EXPECT_EQ(bad.error().code, ErrorCode::invalid_argument);
 }
 
+// A pod with an init container and a sidecar: `idp logs` reads every container, each line
+// tagged with its container ("stdout" for the app's own), in time order.
+TEST_F(KubernetesDriverTest, ReadLogsReadsEveryContainerOfEveryPodTaggedByContainer) {
+  auto d = make_driver();
+  auto spec = testing::kube::sample_spec();
+  ASSERT_TRUE(d->apply(spec, m_progress).has_value());
+  std::string started = util::format_iso8601(util::SystemClock().now_ms() / 1000 * 1000 - 60000);
+  json pod = {{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata", {{"name", "web-extra"}, {"namespace", "pr-42"}, {"labels", {{"idp.dev/environment", "pr-42"}}}}},
+              {"spec",
+               {{"initContainers", json::array({{{"name", "migrate"}, {"image", "registry.example.com/migrate:1"}}})},
+                {"containers", json::array({{{"name", "app"}, {"image", "registry.example.com/shop:1"}},
+                                            {{"name", "proxy"}, {"image", "registry.example.com/proxy:1"}}})}}},
+              {"status",
+               {{"phase", "Running"},
+                {"initContainerStatuses",
+                 json::array({{{"name", "migrate"},
+                               {"ready", true},
+                               {"state", {{"terminated", {{"exitCode", 0}, {"startedAt", started}}}}}}})},
+                {"containerStatuses", json::array({{{"name", "app"}, {"ready", true}, {"state", {{"running", {{"startedAt", started}}}}}},
+                                                   {{"name", "proxy"}, {"ready", true}, {"state", {{"running", {{"startedAt", started}}}}}}})}}}};
+  m_api.put_object(pod);
+  std::string t = util::format_iso8601(util::SystemClock().now_ms() / 1000 * 1000 - 30000);
+  m_api.append_log("pr-42", t, "2 migrations applied", "migrate");
+  m_api.append_log("pr-42", t, "proxy: upstream up", "proxy");
+  auto logs = d->read_logs(spec.env, {});
+  ASSERT_TRUE(logs.has_value()) << logs.error().full_message();
+  std::map<std::string, std::string> by_text;
+  for (const auto& l : logs->lines) {
+    by_text[l.text] = l.stream;
+  }
+  EXPECT_EQ(by_text["2 migrations applied"], "migrate");
+  EXPECT_EQ(by_text["proxy: upstream up"], "proxy");
+  EXPECT_EQ(by_text["listening with image registry.example.com/proxy:1"], "proxy");
+  EXPECT_EQ(by_text["listening with image registry.example.com/shop:1"], "stdout") << "the app's own lines stay stdout";
+  EXPECT_EQ(by_text["listening with image registry.example.com/migrate:1"], "migrate");
+  for (size_t i = 1; i < logs->lines.size(); ++i) {
+    EXPECT_LE(logs->lines[i - 1].at, logs->lines[i].at) << "lines of all containers in time order";
+  }
+  int container_queries = 0;
+  for (const auto& q : m_api.requests()) {
+    if (q.path == "/api/v1/namespaces/pr-42/pods/web-extra/log") {
+      ++container_queries;
+      EXPECT_NE(q.query.find("container="), std::string::npos) << "a pod of several containers needs the name: " << q.query;
+    }
+  }
+  EXPECT_EQ(container_queries, 3) << "one read per container";
+}
+
+// The API-server double answers the log endpoint as a real server does: a pod of several
+// containers needs the container's name, and a name the pod does not have is refused.
+TEST_F(KubernetesDriverTest, TheDoublesLogEndpointRefusesAMissingOrUnknownContainer) {
+  auto d = make_driver();
+  auto spec = testing::kube::sample_spec();
+  ASSERT_TRUE(d->apply(spec, m_progress).has_value());
+  m_api.put_object({{"apiVersion", "v1"},
+                    {"kind", "Pod"},
+                    {"metadata", {{"name", "two"}, {"namespace", "pr-42"}}},
+                    {"spec", {{"containers", json::array({{{"name", "a"}}, {{"name", "b"}}})}}},
+                    {"status", {{"containerStatuses", json::array({{{"name", "a"}, {"state", {{"running", json::object()}}}}})}}}});
+  auto get = [&](const std::string& query) {
+    util::HttpRequest q;
+    q.url = m_api.url() + "/api/v1/namespaces/pr-42/pods/two/log" + query;
+    q.headers = {{"Authorization", "Bearer t"}};
+    return util::http_request(q);
+  };
+  auto none = get("");
+  ASSERT_TRUE(none.has_value());
+  EXPECT_EQ(none->status, 400);
+  EXPECT_NE(none->body.find("a container name must be specified for pod two, choose one of: [a b]"), std::string::npos)
+      << none->body;
+  auto unknown = get("?container=c");
+  ASSERT_TRUE(unknown.has_value());
+  EXPECT_EQ(unknown->status, 400);
+  EXPECT_NE(unknown->body.find("container c is not valid for pod two"), std::string::npos) << unknown->body;
+  auto waiting = get("?container=b");
+  ASSERT_TRUE(waiting.has_value());
+  EXPECT_EQ(waiting->status, 400) << "b has no status: not started";
+  auto ok = get("?container=a");
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->status, 200) << ok->body;
+}
+
+// `idp status` shows what `kubectl get pods` and `kubectl get events` would: each pod's
+// readiness, status and restarts with the waiting container's reason, and the namespace's
+// newest events; a namespace this server does not hold is said, not an error.
+TEST_F(KubernetesDriverTest, DescribeShowsThePodsAndTheNamespacesEvents) {
+  auto d = make_driver();
+  auto good = testing::kube::sample_spec();
+  ASSERT_TRUE(d->apply(good, m_progress).has_value());
+  auto healthy = d->describe(good.env);
+  ASSERT_TRUE(healthy.has_value()) << healthy.error().full_message();
+  EXPECT_EQ((*healthy)["namespace"], "pr-42");
+  ASSERT_EQ((*healthy)["pods"].size(), 1u) << healthy->dump(2);
+  const json& p = (*healthy)["pods"][0];
+  EXPECT_EQ(p["status"], "Running");
+  EXPECT_EQ(p["ready"], "1/1");
+  EXPECT_EQ(p["restarts"], 0);
+  std::set<std::string> reasons;
+  for (const auto& ev : (*healthy)["events"]) {
+    reasons.insert(ev["reason"].get<std::string>());
+    EXPECT_EQ(ev["object"].get<std::string>().rfind("Pod/", 0), 0u) << ev.dump();
+  }
+  EXPECT_TRUE(reasons.count("Scheduled") && reasons.count("Started")) << healthy->dump(2);
+
+  auto bad = testing::kube::sample_spec("pr-7");
+  bad.config.container_image = "registry.example.com/never-ready:1";
+  ASSERT_FALSE(d->apply(bad, m_progress).has_value());
+  auto failing = d->describe(bad.env);
+  ASSERT_TRUE(failing.has_value()) << failing.error().full_message();
+  ASSERT_FALSE((*failing)["pods"].empty()) << failing->dump(2);
+  const json& fp = (*failing)["pods"][0];
+  EXPECT_EQ(fp["status"], "CrashLoopBackOff");
+  EXPECT_EQ(fp["ready"], "0/1");
+  EXPECT_EQ(fp["restarts"], 3);
+  ASSERT_EQ(fp["containers"].size(), 1u);
+  EXPECT_EQ(fp["containers"][0]["state"], "waiting");
+  bool warning = false;
+  bool backoff = false;
+  for (const auto& ev : (*failing)["events"]) {
+    warning = warning || ev["type"] == "Warning";
+    backoff = backoff || (ev["reason"] == "BackOff" &&
+                          ev["message"].get<std::string>().find("Back-off restarting failed container app") != std::string::npos);
+  }
+  EXPECT_TRUE(warning && backoff) << failing->dump(2);
+
+  auto gone = testing::kube::sample_spec("pr-404");
+  auto none = d->describe(gone.env);
+  ASSERT_TRUE(none.has_value()) << none.error().full_message();
+  EXPECT_TRUE((*none)["pods"].empty());
+  EXPECT_NE((*none).value("note", "").find("no namespace \"pr-404\""), std::string::npos) << none->dump(2);
+}
+
 // Issue 11's budget: no request per idle environment beyond one watch. observe answers
 // from the watch of this server's Deployments; a change behind the driver's back reaches
 // it through the watch.
