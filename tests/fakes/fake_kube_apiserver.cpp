@@ -664,13 +664,15 @@ json FakeKubeApiServer::pods_of(const std::string& ns) const {
       }
       json init_statuses = json::array();
       for (const auto& c : p["spec"].value("initContainers", json::array())) {
-        init_statuses.push_back(
-            {{"name", c.value("name", "")},
-             {"ready", true},
-             {"restartCount", 0},
-             {"state",
-              {{"terminated",
-                {{"exitCode", 0}, {"reason", "Completed"}, {"startedAt", now_rfc3339()}, {"finishedAt", now_rfc3339()}}}}}});
+        init_statuses.push_back({{"name", c.value("name", "")},
+                                 {"ready", true},
+                                 {"restartCount", 0},
+                                 {"state",
+                                  {{"terminated",
+                                    {{"exitCode", 0},
+                                     {"reason", "Completed"},
+                                     {"startedAt", now_rfc3339()},
+                                     {"finishedAt", now_rfc3339()}}}}}});
       }
       p["status"] = {{"phase", ready ? "Running" : "Pending"}, {"containerStatuses", statuses}};
       if (!init_statuses.empty()) {
@@ -724,7 +726,7 @@ json FakeKubeApiServer::pod_events(const std::string& ns) const {
         event("Warning", "Failed", "Error: " + why);
         event("Normal", "BackOff",
               why == "CrashLoopBackOff" ? "Back-off restarting failed container " + c + " in pod " + pod
-                                         : "Back-off pulling image \"" + cs.value("image", "") + "\"");
+                                        : "Back-off pulling image \"" + cs.value("image", "") + "\"");
       }
     }
   }

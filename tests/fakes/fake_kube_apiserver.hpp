@@ -164,7 +164,7 @@ private:
   int m_finalize_reads = 1;
   // "<ns>/<container>" -> (time, text)
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> m_logs;
-  std::map<std::string, std::string> m_failing_jobs;                              // name prefix -> failure message
+  std::map<std::string, std::string> m_failing_jobs; // name prefix -> failure message
   bool m_cnpg = false;
   std::map<Key, Stored> m_store;
   int64_t m_resource_version = 1000;

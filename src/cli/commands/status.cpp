@@ -21,7 +21,8 @@ void print_runtime_status(const nlohmann::json& e) {
   }
   const auto& rs = e["runtime_status"];
   if (rs.contains("error")) {
-    std::printf("\nruntime: %s\n", output::color("cannot read the runtime's state: " + output::field(rs, "error"), "yellow").c_str());
+    std::printf("\nruntime: %s\n",
+                output::color("cannot read the runtime's state: " + output::field(rs, "error"), "yellow").c_str());
     return;
   }
   if (rs.contains("note")) {
@@ -52,7 +53,8 @@ void print_runtime_status(const nlohmann::json& e) {
       int64_t count = ev.value("count", int64_t{1});
       std::string message = output::one_line(ev.value("message", "")).substr(0, 100);
       t.rows.push_back({output::field(ev, "at"), output::field(ev, "type"), output::field(ev, "reason"),
-                        output::field(ev, "object"), count > 1 ? message + " (x" + std::to_string(count) + ")" : message});
+                        output::field(ev, "object"),
+                        count > 1 ? message + " (x" + std::to_string(count) + ")" : message});
     }
     std::cout << t.render();
   }

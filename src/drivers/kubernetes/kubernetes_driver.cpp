@@ -674,8 +674,8 @@ Expected<LogChunk> KubernetesDriver::read_logs(const core::Environment& env, con
       }
     }
     for (const auto& container : containers) {
-      std::string path = resource_path(pods(), env.name, pod) + "/log?container=" + util::url_encode(container) +
-                         "&timestamps=true";
+      std::string path =
+          resource_path(pods(), env.name, pod) + "/log?container=" + util::url_encode(container) + "&timestamps=true";
       if (since > 0) {
         path += "&sinceTime=" + util::url_encode(util::format_iso8601(since / 1000 * 1000));
       }
@@ -738,9 +738,8 @@ namespace {
 
 // One container's state as `kubectl describe pod` tells it.
 json container_json(const json& cs) {
-  json out = {{"name", cs.value("name", "")},
-              {"ready", cs.value("ready", false)},
-              {"restarts", num(cs, "restartCount")}};
+  json out = {
+      {"name", cs.value("name", "")}, {"ready", cs.value("ready", false)}, {"restarts", num(cs, "restartCount")}};
   const json& state = cs.value("state", json::object());
   for (const char* s : {"waiting", "running", "terminated"}) {
     if (state.contains(s) && state[s].is_object()) {

@@ -191,21 +191,23 @@ TEST_F(KubernetesDriverTest, ReadLogsReadsEveryContainerOfEveryPodTaggedByContai
   auto spec = testing::kube::sample_spec();
   ASSERT_TRUE(d->apply(spec, m_progress).has_value());
   std::string started = util::format_iso8601(util::SystemClock().now_ms() / 1000 * 1000 - 60000);
-  json pod = {{"apiVersion", "v1"},
-              {"kind", "Pod"},
-              {"metadata", {{"name", "web-extra"}, {"namespace", "pr-42"}, {"labels", {{"idp.dev/environment", "pr-42"}}}}},
-              {"spec",
-               {{"initContainers", json::array({{{"name", "migrate"}, {"image", "registry.example.com/migrate:1"}}})},
-                {"containers", json::array({{{"name", "app"}, {"image", "registry.example.com/shop:1"}},
-                                            {{"name", "proxy"}, {"image", "registry.example.com/proxy:1"}}})}}},
-              {"status",
-               {{"phase", "Running"},
-                {"initContainerStatuses",
-                 json::array({{{"name", "migrate"},
-                               {"ready", true},
-                               {"state", {{"terminated", {{"exitCode", 0}, {"startedAt", started}}}}}}})},
-                {"containerStatuses", json::array({{{"name", "app"}, {"ready", true}, {"state", {{"running", {{"startedAt", started}}}}}},
-                                                   {{"name", "proxy"}, {"ready", true}, {"state", {{"running", {{"startedAt", started}}}}}}})}}}};
+  json pod = {
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", {{"name", "web-extra"}, {"namespace", "pr-42"}, {"labels", {{"idp.dev/environment", "pr-42"}}}}},
+      {"spec",
+       {{"initContainers", json::array({{{"name", "migrate"}, {"image", "registry.example.com/migrate:1"}}})},
+        {"containers", json::array({{{"name", "app"}, {"image", "registry.example.com/shop:1"}},
+                                    {{"name", "proxy"}, {"image", "registry.example.com/proxy:1"}}})}}},
+      {"status",
+       {{"phase", "Running"},
+        {"initContainerStatuses",
+         json::array({{{"name", "migrate"},
+                       {"ready", true},
+                       {"state", {{"terminated", {{"exitCode", 0}, {"startedAt", started}}}}}}})},
+        {"containerStatuses",
+         json::array({{{"name", "app"}, {"ready", true}, {"state", {{"running", {{"startedAt", started}}}}}},
+                      {{"name", "proxy"}, {"ready", true}, {"state", {{"running", {{"startedAt", started}}}}}}})}}}};
   m_api.put_object(pod);
   std::string t = util::format_iso8601(util::SystemClock().now_ms() / 1000 * 1000 - 30000);
   m_api.append_log("pr-42", t, "2 migrations applied", "migrate");
@@ -228,7 +230,8 @@ TEST_F(KubernetesDriverTest, ReadLogsReadsEveryContainerOfEveryPodTaggedByContai
   for (const auto& q : m_api.requests()) {
     if (q.path == "/api/v1/namespaces/pr-42/pods/web-extra/log") {
       ++container_queries;
-      EXPECT_NE(q.query.find("container="), std::string::npos) << "a pod of several containers needs the name: " << q.query;
+      EXPECT_NE(q.query.find("container="), std::string::npos)
+          << "a pod of several containers needs the name: " << q.query;
     }
   }
   EXPECT_EQ(container_queries, 3) << "one read per container";
@@ -240,11 +243,12 @@ TEST_F(KubernetesDriverTest, TheDoublesLogEndpointRefusesAMissingOrUnknownContai
   auto d = make_driver();
   auto spec = testing::kube::sample_spec();
   ASSERT_TRUE(d->apply(spec, m_progress).has_value());
-  m_api.put_object({{"apiVersion", "v1"},
-                    {"kind", "Pod"},
-                    {"metadata", {{"name", "two"}, {"namespace", "pr-42"}}},
-                    {"spec", {{"containers", json::array({{{"name", "a"}}, {{"name", "b"}}})}}},
-                    {"status", {{"containerStatuses", json::array({{{"name", "a"}, {"state", {{"running", json::object()}}}}})}}}});
+  m_api.put_object(
+      {{"apiVersion", "v1"},
+       {"kind", "Pod"},
+       {"metadata", {{"name", "two"}, {"namespace", "pr-42"}}},
+       {"spec", {{"containers", json::array({{{"name", "a"}}, {{"name", "b"}}})}}},
+       {"status", {{"containerStatuses", json::array({{{"name", "a"}, {"state", {{"running", json::object()}}}}})}}}});
   auto get = [&](const std::string& query) {
     util::HttpRequest q;
     q.url = m_api.url() + "/api/v1/namespaces/pr-42/pods/two/log" + query;
@@ -306,8 +310,9 @@ TEST_F(KubernetesDriverTest, DescribeShowsThePodsAndTheNamespacesEvents) {
   bool backoff = false;
   for (const auto& ev : (*failing)["events"]) {
     warning = warning || ev["type"] == "Warning";
-    backoff = backoff || (ev["reason"] == "BackOff" &&
-                          ev["message"].get<std::string>().find("Back-off restarting failed container app") != std::string::npos);
+    backoff = backoff ||
+              (ev["reason"] == "BackOff" &&
+               ev["message"].get<std::string>().find("Back-off restarting failed container app") != std::string::npos);
   }
   EXPECT_TRUE(warning && backoff) << failing->dump(2);
 
