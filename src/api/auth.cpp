@@ -56,7 +56,7 @@ NewToken mint_token(const std::string& name, Role role, const std::string& owner
   return t;
 }
 
-Expected<Principal> Authenticator::authenticate(std::string_view header) {
+Expected<Principal> Authenticator::authenticate(std::string_view header, std::string* hash) {
   if (header.empty()) {
     return make_error(ErrorCode::unauthorized,
                       "this endpoint needs an API token: send \"Authorization: Bearer <token>\"");
@@ -73,7 +73,12 @@ Expected<Principal> Authenticator::authenticate(std::string_view header) {
   if (secret.empty()) {
     return refused();
   }
-  return authenticate_hash(token_hash(secret));
+  std::string h = token_hash(secret);
+  auto p = authenticate_hash(h);
+  if (hash) {
+    *hash = std::move(h);
+  }
+  return p;
 }
 
 Expected<Principal> Authenticator::authenticate_hash(const std::string& hash) {

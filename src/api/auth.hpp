@@ -54,8 +54,9 @@ public:
   // The principal for an Authorization header value ("Bearer <secret>"). unauthorized
   // (with a message that never echoes the secret) when the header is missing or
   // malformed, or the token is unknown, revoked or expired; transient when the store fails.
-  // Records the use (at most once a minute per token, so reads stay cheap).
-  Expected<Principal> authenticate(std::string_view authorization_header);
+  // Records the use (at most once a minute per token, so reads stay cheap). With `hash`,
+  // the token's hash is put there (a caller that keeps it needs no second SHA-256).
+  Expected<Principal> authenticate(std::string_view authorization_header, std::string* hash = nullptr);
   // The same for a token known by its hash (a dashboard session keeps only that).
   Expected<Principal> authenticate_hash(const std::string& hash);
   // Drops every cached token record: the next request of each token reads the store again.

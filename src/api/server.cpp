@@ -557,9 +557,10 @@ void ApiServer::check_request(const httplib::Request& req) {
     t_session_csrf = s->csrf;
     t_token_hash = s->principal ? "" : s->token_hash;
   } else {
-    p = m_auth->authenticate(authorization);
-    if (p && util::starts_with(authorization, "Bearer ")) {
-      t_token_hash = token_hash(util::trim(authorization.substr(7)));
+    std::string hash;
+    p = m_auth->authenticate(authorization, &hash);
+    if (p) {
+      t_token_hash = std::move(hash);
     }
   }
   if (!p) {
