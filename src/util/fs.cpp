@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 namespace idp::util {
@@ -155,7 +156,16 @@ Expected<void> ensure_dir(const std::string& path, int mode) {
     return make_error(ErrorCode::io_error, "cannot create directory " + quoted_path(path) + ": " + ec.message());
   }
   // The umask applies as it would to mkdir: the daemon's 077 keeps every directory private.
-  ::chmod(path.c_str(), static_cast<mode_t>(mode) & ~current_umask());
+  auto want = static_cast<mode_t>(mode) & ~current_umask();
+  // With an access ACL, chmod's group bits set its mask: keep the mask, or every named
+  // entry (an environment's uid, PostgreSQL's) loses its access until granted again.
+  if (::getxattr(path.c_str(), "system.posix_acl_access", nullptr, 0) > 0) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) {
+      want = (want & ~static_cast<mode_t>(070)) | (st.st_mode & 070);
+    }
+  }
+  ::chmod(path.c_str(), want);
   return {};
 }
 

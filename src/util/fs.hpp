@@ -17,6 +17,10 @@ Expected<std::string> read_file(const std::string& path);
 Expected<void> write_file_atomic(const std::string& path, std::string_view data, int mode = 0644);
 Expected<void> append_file(const std::string& path, std::string_view data);
 // mkdir -p; ok if it exists.
+// The directory's mode is set to `mode` (less the umask). On a directory with a POSIX
+// ACL its group bits are the ACL's mask, through which the named entries (the search
+// grants of drivers/local/search_access.hpp) work: they are kept, so that making a
+// directory private again never cuts, even for a moment, what runs with such a grant.
 Expected<void> ensure_dir(const std::string& path, int mode = 0755);
 // rm -rf; ok if it does not exist.
 Expected<void> remove_all(const std::string& path);

@@ -198,6 +198,15 @@ TEST(SearchAccessTest, GrantLetsAnotherUserReachOnlyThroughTheDirectory) {
   auto granted = grant_search_permission(dir.sub("home"), user->first);
   ASSERT_TRUE(granted.has_value()) << granted.error().message;
   EXPECT_TRUE(check_reachable_by(dir.sub("home/inner"), user->first, user->second, "someone").has_value());
+  // Making the home private again (every daemon start, every run_as) keeps the grant: a
+  // chmod to 0700 would clear the ACL's mask, and a running app or PostgreSQL would lose
+  // its way in until granted again (a restarted daemon's job run failed "Cannot find
+  // module" so).
+  ASSERT_TRUE(util::ensure_dir(dir.sub("home"), 0700));
+  EXPECT_TRUE(check_reachable_by(dir.sub("home/inner"), user->first, user->second, "someone").has_value());
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.sub("home").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07, 0u) << "others still get nothing";
   // It may search the home, but not list it.
   util::Command ls;
   ls.argv = {"ls", dir.sub("home")};
