@@ -195,7 +195,7 @@ void LocalDriver::release_uid(const std::string& env) {
 
 Expected<int> LocalDriver::allocate_port() {
   for (int i = 0; i < 50; ++i) {
-    IDP_TRY_ASSIGN(int p, util::find_free_port()); // a bind: outside the mutex
+    IDP_TRY_ASSIGN(int p, util::find_free_app_port()); // a bind: outside the mutex
     std::lock_guard<std::mutex> g(m_mutex);
     if (p != m_ctx.router_port && m_ports.insert(p).second) {
       return p;

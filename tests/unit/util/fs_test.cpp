@@ -4,16 +4,20 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <cerrno>
 #include <climits>
 #include <csignal>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <string>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <vector>
 
+#include "util/ports.hpp"
 #include "util/strings.hpp"
 
 using namespace idp;
@@ -156,3 +160,31 @@ TEST(FsTest, UnwritableDirectoryIsAnError) {
   auto missing = util::write_file_atomic("/nonexistent/dir/file", "x");
   ASSERT_FALSE(missing);
 }
+
+namespace idp::util {
+namespace {
+
+// An app's port is free (a listen on it works) and never one the kernel hands out for a
+// bind to port 0 or an outgoing connection.
+TEST(PortsTest, AnAppPortIsFreeAndOutsideTheEphemeralRange) {
+  auto [lo, hi] = ephemeral_port_range();
+  ASSERT_GT(lo, 0);
+  ASSERT_GE(hi, lo);
+  for (int i = 0; i < 50; ++i) {
+    auto port = find_free_app_port();
+    ASSERT_TRUE(port.has_value()) << port.error().message;
+    EXPECT_TRUE(*port < lo || *port > hi) << *port << " is in " << lo << "-" << hi;
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(*port));
+    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << *port;
+    EXPECT_EQ(::listen(fd, 1), 0);
+    ::close(fd);
+  }
+}
+
+} // namespace
+} // namespace idp::util

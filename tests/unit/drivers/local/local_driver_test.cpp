@@ -13,6 +13,7 @@
 #include "drivers/local/processes.hpp"
 #include "local_test_support.hpp"
 #include "util/fs.hpp"
+#include "util/ports.hpp"
 #include "util/strings.hpp"
 
 namespace idp::drivers::local {
@@ -217,6 +218,11 @@ TEST_F(LocalDriverTest, ApplyServesTheAppThroughTheRouter) {
   EXPECT_EQ(r->url, "http://pr-1.preview.localhost:" + std::to_string(driver->router_port()) + "/");
   EXPECT_GT(r->outputs.value("pid", 0), 0);
   EXPECT_GT(r->outputs.value("port", 0), 0);
+  // Outside the ephemeral range: no bind to port 0 or outgoing connection can take it
+  // between its allocation and the app's listen.
+  auto [ephemeral_lo, ephemeral_hi] = util::ephemeral_port_range();
+  int port = r->outputs.value("port", 0);
+  EXPECT_TRUE(port < ephemeral_lo || port > ephemeral_hi) << port;
   EXPECT_EQ(r->outputs.value("commit", ""), repo.head());
   EXPECT_EQ(status_via_router(driver->router_port(), "pr-1"), 200);
   EXPECT_TRUE(contains(body_via_router("pr-1"), "\"service\":\"api-service-demo\""));
