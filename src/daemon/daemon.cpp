@@ -280,7 +280,7 @@ Expected<void> Daemon::start() {
   engine::EngineSignals signals;
   engine::Reconciler* rec = d.reconciler.get();
   signals.wake = [rec](const std::string& n) { rec->wake(n); };
-  signals.cancel = [rec](const std::string& n) { rec->cancel(n); };
+  signals.cancel = [rec](const std::string& n, int64_t generation) { rec->cancel(n, generation); };
   d.controller = std::make_unique<engine::Controller>(*d.store, d.clock, *d.repos, *d.templates, d.driver_set,
                                                       d.cfg.engine, signals);
   // API creates are answered before the clone; the reconciler's workers do it.

@@ -381,7 +381,7 @@ Expected<Environment> Controller::redeploy(const std::string& name, const std::s
     return {};
   });
   if (updated) {
-    m_signals.cancel(name);
+    m_signals.cancel(name, updated->generation);
     m_signals.wake(name);
   }
   return updated;
@@ -413,7 +413,7 @@ Expected<Environment> Controller::destroy(const std::string& name, const std::st
     return {};
   });
   if (updated && changed) {
-    m_signals.cancel(name);
+    m_signals.cancel(name, 0);
     m_signals.wake(name);
   }
   return updated;
@@ -443,7 +443,7 @@ Expected<bool> Controller::expire(const std::string& name, util::Millis now) {
     return Unexpected(updated.error());
   }
   if (expired) {
-    m_signals.cancel(name);
+    m_signals.cancel(name, 0);
     m_signals.wake(name);
   }
   return expired;
@@ -602,7 +602,7 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
     return sync_branch(upd, actor, reason);
   }
   if (updated && redeploy) {
-    m_signals.cancel(updated->name);
+    m_signals.cancel(updated->name, updated->generation);
     m_signals.wake(updated->name);
   }
   return updated;

@@ -46,7 +46,9 @@ struct BranchUpdate {
 // Hooks into the reconciler, so the controller does not depend on it.
 struct EngineSignals {
   std::function<void(const std::string& env)> wake = [](const std::string&) {};
-  std::function<void(const std::string& env)> cancel = [](const std::string&) {};
+  // Stops an operation in flight on env that acts on an older generation than the one
+  // given (0: any operation, the environment is being destroyed).
+  std::function<void(const std::string& env, int64_t generation)> cancel = [](const std::string&, int64_t) {};
 };
 
 class Controller {

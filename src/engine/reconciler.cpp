@@ -175,15 +175,28 @@ void Reconciler::wake(const std::string& env) {
   m_loop_cv.notify_all();
 }
 
-void Reconciler::cancel(const std::string& env) {
+void Reconciler::cancel(const std::string& env, int64_t generation) {
   {
     std::lock_guard<std::mutex> g(m_mu);
     auto it = m_held.find(env);
     if (it != m_held.end()) {
-      it->second->cancel->store(true);
+      Operation& op = *it->second;
+      if (generation > 0 && op.generation < 0) {
+        op.cancel_below = std::max(op.cancel_below, generation); // decided once it has read the environment
+      } else if (generation <= 0 || op.generation < generation) {
+        op.cancel->store(true);
+      }
     }
   }
   m_retry.notify();
+}
+
+void Reconciler::acts_on(Operation& op, int64_t generation) {
+  std::lock_guard<std::mutex> g(m_mu);
+  op.generation = generation;
+  if (op.cancel_below > generation) {
+    op.cancel->store(true);
+  }
 }
 
 size_t Reconciler::busy() const {
@@ -400,6 +413,7 @@ void Reconciler::process(const std::string& name) {
     // Nothing was done: the loop's next pass looks at the environment again.
     spdlog::warn("reconciler: {}: cannot read the environment: {}", name, env.error().full_message());
   } else {
+    acts_on(*op, env->generation);
     Action a = due(*env, m_clock.now_ms());
     auto driver = m_drivers.get(env->runtime);
     if (!driver) {
@@ -437,6 +451,7 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
   util::Millis now = m_clock.now_ms();
   auto flag = op.cancel;
   auto lost = [&op] { return op.lease_lost.load(); };
+  acts_on(op, gen); // a restart after a probe deploys what it read then
 
   drivers::DeploySpec spec;
   auto fail_config = [&](const Error& err) {

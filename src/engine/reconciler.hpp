@@ -54,8 +54,11 @@ public:
 
   // Something changed for `env` ("" = look at everything now).
   void wake(const std::string& env = "");
-  // Asks an in-flight deploy of `env` to stop (it was superseded or the env is being destroyed).
-  void cancel(const std::string& env);
+  // Asks an in-flight operation on `env` to stop: it was superseded by `generation` (a push,
+  // a redeploy), or, with 0, the environment is being destroyed. An operation that already
+  // acts on `generation` or a newer one goes on: the write that asked for it can signal
+  // after a worker has picked it up.
+  void cancel(const std::string& env, int64_t generation = 0);
 
   // What is due for an environment at `now` (exposed for tests).
   enum class Action { none, deploy, destroy, observe };
@@ -75,7 +78,13 @@ private:
     std::shared_ptr<std::atomic<bool>> cancel; // cancel(), stop() or a lost lease
     std::atomic<bool> lease_lost{false};
     std::atomic<util::Millis> lease_expires_at{0}; // as of the last acquire or renewal
+    // Under m_mu: the generation the operation acts on (-1 until it has read the
+    // environment), and the newest generation a cancel() asked for before that was known.
+    int64_t generation = -1;
+    int64_t cancel_below = 0;
   };
+  // Records the generation `op` acts on, and cancels it if a cancel() for a newer one came first.
+  void acts_on(Operation& op, int64_t generation);
 
   void loop();
   void worker();

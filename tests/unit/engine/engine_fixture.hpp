@@ -47,7 +47,7 @@ protected:
         m_reconciler = std::make_unique<engine::Reconciler>(m_faulty, m_drivers, m_templates, m_clock, m_options);
         auto* r = m_reconciler.get();
         signals.wake = [r](const std::string& n) { r->wake(n); };
-        signals.cancel = [r](const std::string& n) { r->cancel(n); };
+        signals.cancel = [r](const std::string& n, int64_t generation) { r->cancel(n, generation); };
       }
       m_controller = std::make_unique<engine::Controller>(m_faulty, m_clock, *m_resolver, m_templates, m_drivers,
                                                           m_options, signals);

@@ -327,6 +327,46 @@ TEST_F(ReconcilerTest, FailedWritesAroundADestroyAreRetried) {
   EXPECT_EQ((*revs)[0].status, core::RevisionStatus::stopped);
 }
 
+// The write that asks for a deploy signals the cancel after it commits: a worker may have
+// picked the new generation up in between. That signal must not cancel the deploy it asked
+// for (it did, and the next deploy of the same commit went back to a template that never
+// served: CI's KubernetesGitopsTest failure); a newer generation still does.
+TEST_F(ReconcilerTest, ACancelForTheGenerationInFlightLetsItFinishAndANewerOneCancelsIt) {
+  std::string repo = make_repo();
+  engine::BranchUpdate upd{repo, "feature/one", "", false, "alice", std::nullopt, "", ""};
+  auto env = controller(true).sync_branch(upd, "poll", "seen");
+  ASSERT_TRUE(env);
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+
+  m_driver.hold_applies(true);
+  m_repo->write_file("N", "2");
+  upd.commit = m_repo->commit("second");
+  auto second = controller().sync_branch(upd, "webhook:push", "push");
+  ASSERT_TRUE(second);
+  ASSERT_TRUE(m_driver.wait_for("apply", env->name, 2, 10000));
+  m_reconciler->cancel(env->name, second->generation); // the late signal of that same write
+  m_reconciler->cancel(env->name, second->generation - 1);
+  m_driver.hold_applies(false);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto e = m_store.get_environment(env->name);
+        return e->phase == Phase::ready && e->deployed_commit == upd.commit;
+      },
+      10000, 5));
+  EXPECT_EQ(m_driver.count("apply-cancelled", env->name), 0u);
+  EXPECT_EQ(m_driver.count("apply", env->name), 2u) << "deployed once, not superseded and deployed again";
+
+  m_driver.hold_applies(true);
+  m_repo->write_file("N", "3");
+  upd.commit = m_repo->commit("third");
+  auto third = controller().sync_branch(upd, "webhook:push", "push");
+  ASSERT_TRUE(third);
+  ASSERT_TRUE(m_driver.wait_for("apply", env->name, 3, 10000));
+  m_reconciler->cancel(env->name, third->generation + 1); // a newer write
+  EXPECT_TRUE(m_driver.wait_for("apply-cancelled", env->name, 1, 10000));
+  m_driver.hold_applies(false);
+}
+
 // --- Leases ---
 
 TEST_F(ReconcilerTest, LostLeaseCancelsTheApplyAndLeavesTheEnvironmentToItsNewHolder) {
