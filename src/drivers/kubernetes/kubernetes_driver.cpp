@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -10,6 +11,7 @@
 #include "drivers/kubernetes/manifests_routing.hpp"
 #include "drivers/kubernetes/yaml_json.hpp"
 #include "util/http_client.hpp"
+#include "util/json.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
 
@@ -31,6 +33,7 @@ const ResourceKind& deployments() { return kind_of("apps/v1", "Deployment"); }
 const ResourceKind& pods() { return kind_of("v1", "Pod"); }
 const ResourceKind& cronjobs() { return kind_of("batch/v1", "CronJob"); }
 const ResourceKind& events() { return kind_of("v1", "Event"); }
+const ResourceKind& secrets() { return kind_of("v1", "Secret"); }
 
 // How many of the namespace's events `idp status` shows (the newest).
 constexpr size_t k_max_events = 20;
@@ -57,6 +60,60 @@ bool rolled_out(const json& dep) {
   return num(st, "observedGeneration") >= dep["metadata"].value("generation", 1) &&
          num(st, "updatedReplicas") >= want && num(st, "availableReplicas") >= want &&
          num(st, "replicas") <= num(st, "updatedReplicas");
+}
+
+// The pod template that last served and its revision. The Deployment carries it in two
+// annotations from the first rollout that replaced a served template on: a failed rollout
+// goes back to it even when the Deployment holds a template that never served (a rollout
+// cancelled by a newer push, or cut short by a restart, before the one that failed).
+constexpr const char* k_annotation_revision = "idp.dev/revision";
+constexpr const char* k_annotation_serving_revision = "idp.dev/serving-revision";
+constexpr const char* k_annotation_serving_template = "idp.dev/serving-template";
+// Annotations may take 256 KiB in all: a template larger than this is not carried.
+constexpr size_t k_max_serving_template = 128 * 1024;
+
+struct ServingTemplate {
+  json pod_template;
+  std::string revision;
+};
+
+// The Deployment's current template served once: it is rolled out now, or its ReplicaSet
+// became available for this generation (Progressing/NewReplicaSetAvailable stays so when a
+// pod fails later).
+bool template_served(const json& dep) {
+  if (rolled_out(dep)) {
+    return true;
+  }
+  const json& st = dep.value("status", json::object());
+  if (num(st, "observedGeneration") < dep.value("metadata", json::object()).value("generation", 1)) {
+    return false;
+  }
+  for (const auto& c : st.value("conditions", json::array())) {
+    if (c.value("type", "") == "Progressing" && c.value("status", "") == "True" &&
+        c.value("reason", "") == "NewReplicaSetAvailable") {
+      return true;
+    }
+  }
+  return false;
+}
+
+// What a failed rollout over `dep` (the Deployment before it) goes back to: its own template
+// when that served, else the served one it carries; none for a Deployment that never served.
+std::optional<ServingTemplate> serving_template(const json& dep) {
+  const json& ann = dep.value("metadata", json::object()).value("annotations", json::object());
+  const json& spec = dep.value("spec", json::object());
+  if (template_served(dep) && spec.contains("template") && spec["template"].is_object()) {
+    return ServingTemplate{spec["template"], ann.value(k_annotation_revision, "?")};
+  }
+  auto it = ann.find(k_annotation_serving_template);
+  if (it == ann.end() || !it->is_string()) {
+    return std::nullopt;
+  }
+  json t = json::parse(it->get<std::string>(), nullptr, false);
+  if (!t.is_object()) {
+    return std::nullopt;
+  }
+  return ServingTemplate{std::move(t), ann.value(k_annotation_serving_revision, "?")};
 }
 
 std::string progress_deadline_exceeded(const json& dep) {
@@ -307,7 +364,8 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
   // Never adopt a namespace someone else made: its name may be any DNS label.
   progress.step("checking namespace " + ns);
   IDP_TRY_ASSIGN(auto existing, c->get(namespaces(), "", ns));
-  std::optional<json> previous; // the Deployment before this apply: what a failed rollout returns to
+  std::optional<ServingTemplate> serving; // what a failed rollout returns to
+  bool replaces_deployment = false;
   if (existing) {
     if (managed_by(*existing) != m_opts.server_id) {
       return make_error(ErrorCode::conflict, "namespace " + util::quote(ns) +
@@ -320,12 +378,32 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
                         "namespace " + util::quote(ns) + " is still being deleted; retry when it is gone");
     }
     if (has_deployment) {
-      IDP_TRY_ASSIGN(previous, c->get(deployments(), ns, k_workload_name));
+      IDP_TRY_ASSIGN(auto previous, c->get(deployments(), ns, k_workload_name));
+      if (previous) {
+        replaces_deployment = true;
+        serving = serving_template(*previous);
+      }
     }
   }
 
   DatabaseRun db;
   IDP_TRY_ASSIGN(objects, render_for_apply(spec, secret_values, existing.has_value(), db));
+  std::string serving_dump = serving ? util::json_dump(serving->pod_template) : "";
+  if (serving && serving_dump.size() <= k_max_serving_template) {
+    // Written with the new template, in the same object: no moment where the Deployment
+    // holds a template that may never serve and has lost the one that did.
+    for (auto& o : objects) {
+      if (o.value("kind", "") == "Deployment") {
+        o["metadata"]["annotations"][k_annotation_serving_revision] = serving->revision;
+        o["metadata"]["annotations"][k_annotation_serving_template] = serving_dump;
+      }
+    }
+  } else if (serving) {
+    spdlog::warn("kubernetes driver: {}: the serving pod template is {} bytes; not carried (a failed rollout "
+                 "cannot go back to it)",
+                 ns, serving_dump.size());
+    serving.reset();
+  }
 
   // The routing changed since the last apply (the server's `routing` option): the Namespace
   // keeps saying the old one until the old route object is deleted, so a failure on the way
@@ -337,31 +415,85 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
 
   progress.revision_status(core::RevisionStatus::starting,
                            "rolling out revision " + std::to_string(spec.revision_id) + " to namespace " + ns);
+  // From the moment the Deployment holds the new template, a failure goes back to the one
+  // that served, so the Deployment stops trying a revision the environment does not serve
+  // (maxUnavailable 0 kept the old pods serving meanwhile). A cancelled apply is left to the
+  // newer one, which carries the serving template on.
+  bool deployment_applied = false;
+  auto roll_back = [&](Error& err) {
+    if (!deployment_applied || err.code == ErrorCode::cancelled) {
+      return;
+    }
+    if (!serving) {
+      if (replaces_deployment) {
+        err.message += "; not rolled back: no pod template of this environment is known to have served";
+      }
+      return;
+    }
+    json back;
+    for (const auto& o : objects) {
+      if (o.value("kind", "") == "Deployment") {
+        back = o;
+      }
+    }
+    back["spec"]["template"] = serving->pod_template;
+    back["metadata"]["annotations"][k_annotation_revision] = serving->revision;
+    auto restored = c->apply(back, k_field_manager);
+    if (restored) {
+      err.message += "; rolled back to the pod template of revision " + serving->revision;
+    } else {
+      err.message += "; rolling back failed too: " + restored.error().full_message();
+    }
+  };
+  auto fail = [&](Error err) -> Unexpected {
+    roll_back(err);
+    return Unexpected(err.with_context("environment " + util::quote(ns)));
+  };
+
   progress.step("applying " + std::to_string(objects.size()) + " objects to namespace " + ns);
   for (const auto& obj : objects) {
     auto handled = database_step(obj, spec, db, progress); // waits for the database; runs the seed
     if (!handled) {
-      return Unexpected(handled.error().with_context("environment " + util::quote(ns)));
+      return fail(handled.error());
     }
     if (*handled) {
       continue;
     }
     auto applied = c->apply(obj, k_field_manager);
     if (!applied) {
-      return Unexpected(applied.error().with_context("environment " + util::quote(ns)));
+      return fail(applied.error());
     }
+    deployment_applied = deployment_applied || obj.value("kind", "") == "Deployment";
   }
   if (!old_routing.empty()) {
-    IDP_TRY(remove_old_route(ns, old_routing, progress));
+    if (auto removed = remove_old_route(ns, old_routing, progress); !removed) {
+      return fail(removed.error());
+    }
     objects[0]["metadata"]["annotations"][k_annotation_routing] = m_settings.routing;
     auto marked = c->apply(objects[0], k_field_manager);
     if (!marked) {
-      return Unexpected(marked.error().with_context("environment " + util::quote(ns)));
+      return fail(marked.error());
     }
   }
 
+  // What the pod templates now in place use; on a new namespace nothing else is there.
+  auto prune = [&](std::vector<json> keep) {
+    if (existing) {
+      if (serving) {
+        keep.push_back(serving->pod_template);
+      }
+      prune_env_secrets(ns, keep);
+    }
+  };
   if (!has_deployment) {
     // A scheduled worker: the CronJob is in place; its runs are the cluster's business.
+    std::vector<json> keep;
+    for (const auto& o : objects) {
+      if (o.value("kind", "") == "CronJob") {
+        keep.push_back(o["spec"]["jobTemplate"]["spec"]["template"]);
+      }
+    }
+    prune(keep);
     ApplyResult result;
     result.outputs = {{"namespace", ns}, {"cronjob", k_cronjob_name}, {"revision", spec.revision_id}};
     return result;
@@ -373,29 +505,14 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
     if (err.code == ErrorCode::cancelled) {
       return Unexpected(err);
     }
-    if (previous && previous->contains("spec")) {
-      // Back to the pod template that served before, so the Deployment stops trying the
-      // broken one (maxUnavailable 0 kept the old pods serving meanwhile).
-      json back = objects[0]; // replaced below; keeps the type
-      for (const auto& o : objects) {
-        if (o.value("kind", "") == "Deployment") {
-          back = o;
-        }
-      }
-      back["spec"]["template"] = (*previous)["spec"]["template"];
-      std::string prev_rev = previous->value("metadata", json::object())
-                                 .value("annotations", json::object())
-                                 .value("idp.dev/revision", "?");
-      back["metadata"]["annotations"]["idp.dev/revision"] = prev_rev;
-      auto restored = c->apply(back, k_field_manager);
-      if (restored) {
-        err.message += "; rolled back to the pod template of revision " + prev_rev;
-      } else {
-        err.message += "; rolling back failed too: " + restored.error().full_message();
-      }
-    }
+    roll_back(err);
     progress.revision_status(core::RevisionStatus::failed, err.message);
     return Unexpected(err.with_context("environment " + util::quote(ns)));
+  }
+  for (const auto& o : objects) {
+    if (o.value("kind", "") == "Deployment") {
+      prune({o["spec"]["template"]});
+    }
   }
   mark_deleting(ns, false);
   ApplyResult result;
@@ -405,6 +522,35 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
   }
   result.outputs = {{"namespace", ns}, {"deployment", k_workload_name}, {"revision", spec.revision_id}};
   return result;
+}
+
+void KubernetesDriver::prune_env_secrets(const std::string& ns, const std::vector<json>& keep_templates) {
+  auto c = client();
+  if (!c) {
+    return;
+  }
+  std::set<std::string> keep;
+  for (const auto& t : keep_templates) {
+    for (auto& name : env_secrets_of(t)) {
+      keep.insert(std::move(name));
+    }
+  }
+  auto items = (*c)->list(secrets(), ns, std::string(k_label_environment) + "=" + ns);
+  if (!items) {
+    spdlog::warn("kubernetes driver: {}: cannot list the variable Secrets to prune: {}", ns,
+                 items.error().full_message());
+    return;
+  }
+  for (const auto& s : *items) {
+    std::string name = s.value("metadata", json::object()).value("name", "");
+    if (!is_env_secret_name(name) || keep.count(name) || managed_by(s) != m_opts.server_id) {
+      continue;
+    }
+    if (auto removed = (*c)->remove(secrets(), ns, name, "Background"); !removed) {
+      spdlog::warn("kubernetes driver: {}: cannot delete Secret {} (no pod template uses it): {}", ns, name,
+                   removed.error().full_message());
+    }
+  }
 }
 
 std::string KubernetesDriver::stale_routing(const json* existing_ns, const std::vector<json>& objects) const {
@@ -509,7 +655,7 @@ Observation deployment_observation(const std::string& ns, const json& dep) {
       {"available_replicas", available},
       {"updated_replicas", num(st, "updatedReplicas")},
       {"revision",
-       dep.value("metadata", json::object()).value("annotations", json::object()).value("idp.dev/revision", "")}};
+       dep.value("metadata", json::object()).value("annotations", json::object()).value(k_annotation_revision, "")}};
   o.detail = std::to_string(available) + "/" + std::to_string(want) + " pods available";
   o.warnings = deployment_warnings(dep); // what apply warned about (static-site's spa)
   o.health = available >= want && want > 0 ? Health::healthy : Health::unhealthy;

@@ -86,6 +86,9 @@ private:
   std::string stale_routing(const nlohmann::json* existing_ns, const std::vector<nlohmann::json>& objects) const;
   // Deletes the route object of `old_routing` (404: already gone).
   Expected<void> remove_old_route(const std::string& ns, const std::string& old_routing, Progress& progress);
+  // Deletes the environment's variable Secrets (app-env-<hash>) that no pod template in
+  // `keep_templates` uses. Best effort: a failure is logged, the next deploy tries again.
+  void prune_env_secrets(const std::string& ns, const std::vector<nlohmann::json>& keep_templates);
   std::string pod_problems(const std::string& ns);
   // The `kubectl exec` command line for `argv` in `env` (stdin attached; a tty on request).
   Expected<util::Command> kubectl_exec(const core::Environment& env, const std::vector<std::string>& argv, bool tty);

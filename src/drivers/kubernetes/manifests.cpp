@@ -154,6 +154,27 @@ std::string image_for(const DeploySpec& spec) {
   return image;
 }
 
+bool is_env_secret_name(const std::string& name) {
+  std::string prefix = std::string(k_env_secret) + "-";
+  return name == k_env_secret || name.rfind(prefix, 0) == 0;
+}
+
+std::vector<std::string> env_secrets_of(const json& pod_template) {
+  std::vector<std::string> out;
+  const json& spec = pod_template.is_object() ? pod_template.value("spec", json::object()) : json::object();
+  for (const char* list : {"initContainers", "containers"}) {
+    for (const auto& c : spec.value(list, json::array())) {
+      for (const auto& from : c.value("envFrom", json::array())) {
+        std::string name = from.value("secretRef", json::object()).value("name", "");
+        if (!name.empty()) {
+          out.push_back(name);
+        }
+      }
+    }
+  }
+  return out;
+}
+
 Expected<std::vector<json>> render_environment(const DeploySpec& spec, const RenderSettings& s,
                                                const std::map<std::string, std::string>& secret_values) {
   const std::string& ns = spec.env.name;
@@ -207,7 +228,7 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   json container_resources = {
       {"requests", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}},
       {"limits", {{"cpu", cpu_quantity(spec.config.cpu)}, {"memory", memory_quantity(spec.config.memory)}}}};
-  json data = out.back()["stringData"]; // the Secret app-env
+  json data = out.back()["stringData"]; // the variables' Secret
   if (database) {
     // The database's objects go before the app's Secret, and its variables win over the
     // config's.
@@ -223,6 +244,10 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   }
 
   std::string env_hash = util::sha256_hex(util::json_dump(data)).substr(0, 16);
+  // Named by its data: a new Secret for every change, the old one left for the pod
+  // template that uses it (the driver prunes those no template uses).
+  std::string env_secret = std::string(k_env_secret) + "-" + env_hash;
+  out.back()["metadata"]["name"] = env_secret;
   if (schedule) {
     // scheduled-worker: a CronJob in UTC; one run at a time, as the other runtimes do.
     json job_labels = labels;
@@ -252,7 +277,7 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
                           {"containers",
                            {{{"name", "app"},
                              {"image", image},
-                             {"envFrom", {{{"secretRef", {{"name", "app-env"}}}}}},
+                             {"envFrom", {{{"secretRef", {{"name", env_secret}}}}}},
                              {"resources", container_resources},
                              {"securityContext", {{"allowPrivilegeEscalation", false}}}}}}}}}}}}}}};
     out.push_back(cj);
@@ -280,7 +305,7 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
       {"image", image},
       {"ports", {{{"name", "http"}, {"containerPort", port}, {"protocol", "TCP"}}}},
       {"env", {{{"name", "PORT"}, {"value", std::to_string(port)}}}},
-      {"envFrom", {{{"secretRef", {{"name", "app-env"}}}}}},
+      {"envFrom", {{{"secretRef", {{"name", env_secret}}}}}},
       {"readinessProbe", readiness},
       {"livenessProbe", liveness},
       {"resources", container_resources},
@@ -397,7 +422,7 @@ Expected<std::vector<json>> render_namespace_objects(const DeploySpec& spec, con
   for (const auto& [k, v] : secret_values) {
     data[k] = v;
   }
-  json secret = object("v1", "Secret", "app-env", ns, labels);
+  json secret = object("v1", "Secret", k_env_secret, ns, labels);
   secret["type"] = "Opaque";
   secret["stringData"] = data;
   out.push_back(secret);

@@ -40,6 +40,15 @@ inline constexpr const char* k_label_environment = "idp.dev/environment";
 inline constexpr const char* k_label_owner = "idp.dev/owner";
 inline constexpr const char* k_label_managed_by = "idp.dev/managed-by";
 inline constexpr const char* k_annotation_expires_at = "idp.dev/expires-at";
+// The Secret with the config's variables: `app-env` in Argo CD mode (the repository's
+// manifests name it); in direct mode `app-env-<hash of its data>`, a new one for every
+// change, so that a pod template keeps the variables it was rolled out with (a rollback
+// to it brings them back, env_secret_name) and the driver prunes the unused ones.
+inline constexpr const char* k_env_secret = "app-env";
+// Whether a Secret of this name is one of the environment's variable Secrets.
+bool is_env_secret_name(const std::string& name);
+// The Secrets a pod template takes its variables from (envFrom secretRef).
+std::vector<std::string> env_secrets_of(const nlohmann::json& pod_template);
 // The workload's name (Deployment, Service, Ingress) in the environment's namespace.
 inline constexpr const char* k_workload_name = "web";
 // The scheduled-worker's CronJob.
@@ -47,7 +56,7 @@ inline constexpr const char* k_cronjob_name = "job";
 
 // The objects to apply, in order (the Namespace first). `secret_values` are the resolved
 // values of the config's `secrets:` (variable -> value), stored in the environment's
-// Secret with `environment:`. invalid_config for a template or component this runtime
+// Secret with `environment:` (k_env_secret). invalid_config for a template or component this runtime
 // does not support yet, or a config value Kubernetes cannot take.
 Expected<std::vector<nlohmann::json>> render_environment(const DeploySpec& spec, const RenderSettings& settings,
                                                          const std::map<std::string, std::string>& secret_values);

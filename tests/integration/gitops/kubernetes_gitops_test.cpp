@@ -27,9 +27,9 @@ std::string label_of(const json& obj, const std::string& key) {
   return obj["metadata"].value("labels", json::object()).value(key, "");
 }
 
-// A key of the environment's Secret app-env, decoded ("" when absent).
+// A key of the environment's variables' Secret, decoded ("" when absent).
 std::string secret_value(const FakeKubeApiServer& api, const std::string& ns, const std::string& key) {
-  auto secret = api.object("secrets", ns, "app-env");
+  auto secret = kube::env_secret(api, ns);
   if (!secret || !secret->contains("data") || !(*secret)["data"].contains(key)) {
     return "";
   }
@@ -194,6 +194,73 @@ TEST(KubernetesGitopsTest, ARolloutThatNeverBecomesReadyIsRolledBackAndItsRevisi
   ASSERT_TRUE(after.has_value());
   EXPECT_EQ((*after)["spec"]["template"]["spec"]["containers"][0]["image"], good_image)
       << "the Deployment is back on the pod template that served";
+}
+
+// A push lands while the previous one is still rolling out: that rollout is cancelled and
+// leaves the Deployment on its template, which never served. When the newer one fails too,
+// the Deployment goes back to the template that served, not to the cancelled one's.
+TEST(KubernetesGitopsTest, APushDuringABrokenRolloutThatFailsTooGoesBackToTheTemplateThatServed) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  KubernetesRig k("6s"); // room for the newer push to land while the first rollout waits
+  GitopsRig& rig = *k.rig;
+  k.api.fail_pods_with_image("registry.invalid", "ImagePullBackOff");
+  rig.start();
+  std::string c1 = rig.commit_version("feature/two-bad", "v1");
+  ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/two-bad", k_zero_commit, c1)).first, 202);
+  std::string name = rig.wait_env("feature/two-bad", 30000);
+  ASSERT_FALSE(name.empty());
+  ASSERT_TRUE(rig.wait_ready_at(name, c1, 60000)) << rig.daemon->env(name).dump(2) << rig.daemon->log();
+  auto image_now = [&] {
+    auto dep = k.api.object("deployments", name, "web");
+    return dep ? (*dep)["spec"]["template"]["spec"]["containers"][0].value("image", "") : std::string();
+  };
+  std::string good_image = image_now();
+  ASSERT_FALSE(good_image.empty());
+
+  auto config = util::read_file(source_dir() + "/examples/api-service/.idp/config.yml");
+  ASSERT_TRUE(config.has_value());
+  std::string c2 = rig.commit_file("feature/two-bad", ".idp/config.yml",
+                                   *config + "container_image: registry.invalid/first:{commit}\n");
+  ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/two-bad", c1, c2)).first, 202);
+  ASSERT_TRUE(wait_until([&] { return image_now().find("registry.invalid/first:") == 0; }, 60000))
+      << "the second revision is rolling out\n"
+      << rig.daemon->log();
+  std::string c3 = rig.commit_file("feature/two-bad", ".idp/config.yml",
+                                   *config + "container_image: registry.invalid/second:{commit}\n");
+  ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/two-bad", c2, c3)).first, 202);
+
+  json failed;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (const auto& r : rig.revisions(name)) {
+          if (r["commit"] == c3 && r["status"] == "failed") {
+            failed = r;
+          }
+        }
+        return failed.is_object() && rig.daemon->env(name).value("phase", "") == "ready";
+      },
+      60000))
+      << rig.daemon->env(name).dump(2) << rig.daemon->log();
+  std::string first_rev;
+  for (const auto& r : rig.revisions(name)) {
+    if (r["commit"] == c1) {
+      first_rev = std::to_string(r["id"].get<int64_t>());
+    }
+    if (r["commit"] == c2) {
+      EXPECT_NE(r["status"], "serving") << r.dump(2);
+    }
+  }
+  ASSERT_FALSE(first_rev.empty()) << rig.revisions(name).dump(2);
+  std::string message = failed.value("message", "");
+  std::string phrase = "rolled back to the pod template of revision ";
+  size_t at = message.find(phrase);
+  ASSERT_NE(at, std::string::npos) << failed.dump(2);
+  size_t end = message.find_first_not_of("0123456789", at + phrase.size());
+  EXPECT_EQ(message.substr(at + phrase.size(), end == std::string::npos ? std::string::npos : end - at - phrase.size()),
+            first_rev)
+      << "the first commit's revision, not the cancelled rollout's: " << failed.dump(2);
+  EXPECT_EQ(image_now(), good_image) << "the Deployment serves the first commit's template again";
+  EXPECT_EQ(rig.daemon->env(name)["deployed_commit"], c1);
 }
 
 TEST(KubernetesGitopsTest, TheNextStartSweepsANamespaceWhoseEnvironmentIsGoneAndKeepsOtherServers) {

@@ -10,6 +10,7 @@
 #include "fakes/fake_kube_apiserver.hpp"
 #include "support/daemon_process.hpp"
 #include "support/test_support.hpp"
+#include "unit/drivers/kubernetes/kube_test_support.hpp"
 #include "util/base64.hpp"
 #include "util/fs.hpp"
 #include "util/subprocess.hpp"
@@ -121,7 +122,7 @@ TEST(KubernetesDaemonTest, AnApiDatabaseGetsItsDatabaseAndSeedThroughTheServer) 
   std::string password =
       util::base64_decode((*credentials)["data"]["POSTGRES_PASSWORD"].get<std::string>()).value_or("");
   ASSERT_GE(password.size(), 16u);
-  auto app_env = api.object("secrets", ns, "app-env");
+  auto app_env = kube::env_secret(api, ns);
   ASSERT_TRUE(app_env.has_value());
   std::string url = util::base64_decode((*app_env)["data"]["DATABASE_URL"].get<std::string>()).value_or("");
   EXPECT_NE(url.find("postgresql://"), std::string::npos) << url;

@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "drivers/driver.hpp"
+#include "fakes/fake_kube_apiserver.hpp"
 #include "util/fs.hpp"
 #include "util/subprocess.hpp"
 
@@ -189,17 +190,42 @@ private:
   std::vector<std::string> m_targets;
 };
 
+// The variables' Secret (app-env-<hash>) the environment's workload uses now: the
+// Deployment web's, else the CronJob job's; nullopt when there is none.
+inline std::optional<nlohmann::json> env_secret(const FakeKubeApiServer& api, const std::string& ns) {
+  nlohmann::json pod;
+  if (auto dep = api.object("deployments", ns, "web")) {
+    pod = (*dep)["spec"]["template"];
+  } else if (auto cj = api.object("cronjobs", ns, "job")) {
+    pod = (*cj)["spec"]["jobTemplate"]["spec"]["template"];
+  } else {
+    return std::nullopt;
+  }
+  const nlohmann::json& from = pod["spec"]["containers"][0].value("envFrom", nlohmann::json::array());
+  if (from.empty()) {
+    return std::nullopt;
+  }
+  return api.object("secrets", ns, from[0]["secretRef"].value("name", ""));
+}
+
 // A driver Progress that records the steps and revision statuses it is told.
 class RecordingProgress final : public drivers::Progress {
 public:
-  void step(std::string_view what) override { steps.emplace_back(what); }
+  void step(std::string_view what) override {
+    steps.emplace_back(what);
+    if (!cancel_at.empty() && what.rfind(cancel_at, 0) == 0) {
+      m_cancel = true;
+    }
+  }
   void revision_status(core::RevisionStatus status, std::string_view message) override {
     statuses.push_back(std::string(core::revision_status_name(status)) + ": " + std::string(message));
   }
-  bool cancelled() const override { return false; }
+  bool cancelled() const override { return m_cancel.load(); }
   const std::atomic<bool>* cancel_flag() const override { return &m_cancel; }
   std::vector<std::string> steps;
   std::vector<std::string> statuses; // "starting: …", "failed: …"
+  // A step's prefix: the operation is cancelled from that step on (a newer push, a stop).
+  std::string cancel_at;
 
 private:
   std::atomic<bool> m_cancel{false};

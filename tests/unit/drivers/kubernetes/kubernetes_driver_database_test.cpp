@@ -33,8 +33,9 @@ protected:
     return std::unique_ptr<KubernetesDriver>(static_cast<KubernetesDriver*>(d->release()));
   }
   // The value of `key` in Secret `name` as the cluster has it.
+  // (k_env_secret: the variables' Secret the app's Deployment uses.)
   std::string secret_value(const std::string& ns, const std::string& name, const std::string& key) {
-    auto s = m_api.object("secrets", ns, name);
+    auto s = name == k_env_secret ? testing::kube::env_secret(m_api, ns) : m_api.object("secrets", ns, name);
     if (!s || !(*s)["data"].contains(key)) {
       return "";
     }
@@ -99,8 +100,8 @@ TEST_F(KubernetesDatabaseDriverTest, TheDatabaseIsReadyAndTheSeedCompleteBeforeT
 
   std::string pw = secret_value("pr-7", "db-credentials", "POSTGRES_PASSWORD");
   EXPECT_EQ(pw.size(), 32u) << "a generated password";
-  EXPECT_EQ(secret_value("pr-7", "app-env", "DB_PASSWORD"), pw);
-  EXPECT_EQ(secret_value("pr-7", "app-env", "DATABASE_URL"), "postgresql://app:" + pw + "@db:5432/app");
+  EXPECT_EQ(secret_value("pr-7", k_env_secret, "DB_PASSWORD"), pw);
+  EXPECT_EQ(secret_value("pr-7", k_env_secret, "DATABASE_URL"), "postgresql://app:" + pw + "@db:5432/app");
   for (const auto& s : m_progress.steps) {
     EXPECT_EQ(s.find(pw), std::string::npos) << s;
   }
@@ -120,7 +121,7 @@ TEST_F(KubernetesDatabaseDriverTest, ARedeployKeepsThePasswordAndRunsTheSameSeed
   auto again = d->apply(spec, m_progress);
   ASSERT_TRUE(again.has_value()) << again.error().full_message();
   EXPECT_EQ(secret_value("pr-7", "db-credentials", "POSTGRES_PASSWORD"), pw) << "the database keeps its password";
-  EXPECT_EQ(secret_value("pr-7", "app-env", "DB_PASSWORD"), pw);
+  EXPECT_EQ(secret_value("pr-7", k_env_secret, "DB_PASSWORD"), pw);
   EXPECT_EQ(count_path("PATCH", "/jobs/"), 1) << "the same seed is not run again";
   // A changed seed is a new Job, run once.
   spec.revision_id = 3;
@@ -170,8 +171,8 @@ TEST_F(KubernetesDatabaseDriverTest, WhenTheClusterServesCloudNativePgAutoMakesA
   EXPECT_FALSE(m_api.object("statefulsets", "pr-7", "db").has_value());
   std::string pw = secret_value("pr-7", "db-credentials", "password");
   EXPECT_EQ(pw.size(), 32u);
-  EXPECT_EQ(secret_value("pr-7", "app-env", "DB_HOST"), "db-rw");
-  EXPECT_EQ(secret_value("pr-7", "app-env", "DATABASE_URL"), "postgresql://app:" + pw + "@db-rw:5432/app");
+  EXPECT_EQ(secret_value("pr-7", k_env_secret, "DB_HOST"), "db-rw");
+  EXPECT_EQ(secret_value("pr-7", k_env_secret, "DATABASE_URL"), "postgresql://app:" + pw + "@db-rw:5432/app");
   auto reqs = m_api.requests();
   EXPECT_LT(first(reqs, "GET", "/clusters/db"), first(reqs, "PATCH", "/deployments/web"));
   // The seed's Job reads the Cluster's secret key.
@@ -189,7 +190,7 @@ TEST_F(KubernetesDatabaseDriverTest, AnEnvironmentKeepsItsStatefulSetWhenCloudNa
   spec.revision_id = 2;
   ASSERT_TRUE(d->apply(spec, m_progress).has_value());
   EXPECT_FALSE(m_api.object("clusters", "pr-7", "db").has_value()) << "its data stays in the StatefulSet's volume";
-  EXPECT_EQ(secret_value("pr-7", "app-env", "DB_HOST"), "db");
+  EXPECT_EQ(secret_value("pr-7", k_env_secret, "DB_HOST"), "db");
 }
 
 TEST_F(KubernetesDatabaseDriverTest, StatefulsetModeNeverAsksForCloudNativePg) {

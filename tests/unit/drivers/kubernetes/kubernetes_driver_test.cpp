@@ -12,6 +12,7 @@
 #include "fakes/fake_kube_apiserver.hpp"
 #include "support/test_support.hpp"
 #include "unit/drivers/kubernetes/kube_test_support.hpp"
+#include "util/base64.hpp"
 #include "util/fs.hpp"
 #include "util/http_client.hpp"
 #include "util/strings.hpp"
@@ -84,8 +85,9 @@ TEST_F(KubernetesDriverTest, ApplyServerSideAppliesEveryObjectAndWaitsForTheRoll
   auto ns = m_api.object("namespaces", "", "pr-42");
   ASSERT_TRUE(ns.has_value());
   EXPECT_EQ((*ns)["metadata"]["labels"]["idp.dev/managed-by"], "idp");
-  auto secret = m_api.object("secrets", "pr-42", "app-env");
+  auto secret = testing::kube::env_secret(m_api, "pr-42");
   ASSERT_TRUE(secret.has_value());
+  EXPECT_EQ((*secret)["metadata"]["name"].get<std::string>().rfind("app-env-", 0), 0u) << secret->dump();
   EXPECT_TRUE((*secret)["data"].contains("LOG_LEVEL"));
   auto obs = d->observe(testing::kube::sample_spec().env);
   ASSERT_TRUE(obs.has_value());
@@ -116,6 +118,159 @@ TEST_F(KubernetesDriverTest, ARedeployWhosePodsNeverBecomeReadyIsRolledBackWithT
   auto obs = d->observe(good.env);
   ASSERT_TRUE(obs.has_value());
   EXPECT_EQ(obs->health, Health::healthy) << "the old pods kept serving: " << obs->detail;
+}
+
+// A rollout cancelled halfway (a newer push, a server stop) leaves the Deployment on a
+// template that never served: a later failed rollout goes back to the one that did.
+TEST_F(KubernetesDriverTest, AFailedRolloutAfterACancelledOneGoesBackToTheTemplateThatServed) {
+  auto d = make_driver();
+  auto good = testing::kube::sample_spec();
+  ASSERT_TRUE(d->apply(good, m_progress).has_value());
+  auto image_now = [&] {
+    auto dep = m_api.object("deployments", "pr-42", "web");
+    return dep ? (*dep)["spec"]["template"]["spec"]["containers"][0].value("image", "") : std::string();
+  };
+  std::string good_image = image_now();
+  ASSERT_EQ(good_image, "registry.example.com/shop:0123456789abcdef0123456789abcdef01234567");
+
+  auto second = good;
+  second.revision_id = 2;
+  second.config.container_image = "registry.example.com/never-ready:2";
+  KubeRecordingProgress cancelling;
+  cancelling.cancel_at = "waiting for the rollout";
+  auto r2 = d->apply(second, cancelling);
+  ASSERT_FALSE(r2.has_value());
+  ASSERT_EQ(r2.error().code, ErrorCode::cancelled) << r2.error().full_message();
+  ASSERT_EQ(image_now(), "registry.example.com/never-ready:2") << "the cancelled rollout left its template";
+
+  // A new driver (as after a restart) rolls out revision 3, which fails too.
+  auto d2 = make_driver();
+  auto third = good;
+  third.revision_id = 3;
+  third.config.container_image = "registry.example.com/never-ready:3";
+  auto r3 = d2->apply(third, m_progress);
+  ASSERT_FALSE(r3.has_value());
+  const std::string& msg = r3.error().full_message();
+  EXPECT_NE(msg.find("rollout of revision 3 did not complete"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("rolled back to the pod template of revision 1"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("pod template of revision 2"), std::string::npos)
+      << "not to revision 2's, which never served: " << msg;
+  EXPECT_EQ(image_now(), good_image);
+  auto dep = m_api.object("deployments", "pr-42", "web");
+  ASSERT_TRUE(dep.has_value());
+  EXPECT_EQ((*dep)["metadata"]["annotations"].value("idp.dev/revision", ""), "1");
+  auto obs = d2->observe(good.env);
+  ASSERT_TRUE(obs.has_value());
+  EXPECT_EQ(obs->health, Health::healthy) << obs->detail;
+
+  // And the next good revision rolls out over the rolled-back one.
+  auto fourth = good;
+  fourth.revision_id = 4;
+  fourth.config.container_image = "registry.example.com/shop:4";
+  ASSERT_TRUE(d2->apply(fourth, m_progress).has_value());
+  EXPECT_EQ(image_now(), "registry.example.com/shop:4");
+}
+
+// The variables go back with the pod template: each set is its own Secret, so a rollback
+// does not leave the old pods to restart with the failed revision's variables. Secrets no
+// template uses any more are deleted after a rollout that succeeds.
+TEST_F(KubernetesDriverTest, ARollbackBringsBackTheVariablesAndUnusedVariableSecretsArePruned) {
+  auto d = make_driver();
+  auto good = testing::kube::sample_spec();
+  ASSERT_TRUE(d->apply(good, m_progress).has_value());
+  auto first = testing::kube::env_secret(m_api, "pr-42");
+  ASSERT_TRUE(first.has_value());
+  std::string s1 = (*first)["metadata"]["name"];
+  auto log_level = [&] {
+    auto s = testing::kube::env_secret(m_api, "pr-42");
+    return s ? util::base64_decode((*s)["data"]["LOG_LEVEL"].get<std::string>()).value_or("") : std::string();
+  };
+  ASSERT_EQ(log_level(), "debug");
+
+  auto bad = good;
+  bad.revision_id = 2;
+  bad.config.environment["LOG_LEVEL"] = "info";
+  bad.config.container_image = "registry.example.com/never-ready:2";
+  ASSERT_FALSE(d->apply(bad, m_progress).has_value());
+  EXPECT_EQ(log_level(), "debug") << "the old template's pods read the old variables";
+  EXPECT_EQ((*testing::kube::env_secret(m_api, "pr-42"))["metadata"]["name"], s1);
+  std::string s2;
+  for (const auto& s : m_api.objects("secrets")) {
+    std::string name = s["metadata"]["name"];
+    if (name != s1 && is_env_secret_name(name)) {
+      s2 = name;
+    }
+  }
+  ASSERT_FALSE(s2.empty()) << "the failed revision's Secret was applied";
+
+  m_api.put_object({{"apiVersion", "v1"},
+                    {"kind", "Secret"},
+                    {"metadata",
+                     {{"name", "app-env-theirs"},
+                      {"namespace", "pr-42"},
+                      {"labels", {{"idp.dev/environment", "pr-42"}, {"idp.dev/managed-by", "another-idp"}}}}}});
+  auto next = good;
+  next.revision_id = 3;
+  next.config.environment["LOG_LEVEL"] = "warn";
+  ASSERT_TRUE(d->apply(next, m_progress).has_value());
+  EXPECT_EQ(log_level(), "warn");
+  std::string s3 = (*testing::kube::env_secret(m_api, "pr-42"))["metadata"]["name"];
+  EXPECT_FALSE(m_api.object("secrets", "pr-42", s2).has_value()) << "no template uses the failed revision's";
+  EXPECT_TRUE(m_api.object("secrets", "pr-42", s1).has_value()) << "the template that served before is kept";
+  EXPECT_TRUE(m_api.object("secrets", "pr-42", s3).has_value());
+  EXPECT_TRUE(m_api.object("secrets", "pr-42", "app-env-theirs").has_value()) << "not managed by this server";
+}
+
+// The Deployment took the new template, then an object after it was refused: the apply
+// fails and the Deployment goes back, so the cluster does not roll out a revision the
+// environment says it does not serve.
+TEST_F(KubernetesDriverTest, AnApplyThatFailsAfterTheDeploymentPutsTheServingTemplateBack) {
+  auto d = make_driver();
+  auto good = testing::kube::sample_spec();
+  ASSERT_TRUE(d->apply(good, m_progress).has_value());
+  auto next = good;
+  next.revision_id = 2;
+  next.config.container_image = "registry.example.com/shop:2";
+  m_api.fail("PATCH", "/ingresses/web", 422, 1);
+  auto r = d->apply(next, m_progress);
+  ASSERT_FALSE(r.has_value());
+  const std::string& msg = r.error().full_message();
+  EXPECT_NE(msg.find("422"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("rolled back to the pod template of revision 1"), std::string::npos) << msg;
+  auto dep = m_api.object("deployments", "pr-42", "web");
+  ASSERT_TRUE(dep.has_value());
+  EXPECT_EQ((*dep)["spec"]["template"]["spec"]["containers"][0]["image"],
+            "registry.example.com/shop:0123456789abcdef0123456789abcdef01234567");
+  int patches = 0;
+  for (const auto& q : m_api.requests()) {
+    patches += q.method == "PATCH" && q.path == "/apis/apps/v1/namespaces/pr-42/deployments/web";
+  }
+  EXPECT_EQ(patches, 3) << "revision 1, revision 2, and the way back";
+  // The retry applies it whole.
+  ASSERT_TRUE(d->apply(next, m_progress).has_value());
+  dep = m_api.object("deployments", "pr-42", "web");
+  EXPECT_EQ((*dep)["spec"]["template"]["spec"]["containers"][0]["image"], "registry.example.com/shop:2");
+}
+
+TEST_F(KubernetesDriverTest, ARedeployOverATemplateThatNeverServedSaysThereIsNothingToRollBackTo) {
+  auto d = make_driver();
+  auto first = testing::kube::sample_spec();
+  first.config.container_image = "registry.example.com/never-ready:1";
+  auto r1 = d->apply(first, m_progress);
+  ASSERT_FALSE(r1.has_value());
+  EXPECT_EQ(r1.error().full_message().find("rolled back"), std::string::npos) << r1.error().full_message();
+  auto second = first;
+  second.revision_id = 2;
+  second.config.container_image = "registry.example.com/never-ready:2";
+  auto r2 = d->apply(second, m_progress);
+  ASSERT_FALSE(r2.has_value());
+  EXPECT_NE(r2.error().full_message().find("not rolled back: no pod template of this environment is known to have "
+                                           "served"),
+            std::string::npos)
+      << r2.error().full_message();
+  auto dep = m_api.object("deployments", "pr-42", "web");
+  ASSERT_TRUE(dep.has_value());
+  EXPECT_EQ((*dep)["spec"]["template"]["spec"]["containers"][0]["image"], "registry.example.com/never-ready:2");
 }
 
 TEST_F(KubernetesDriverTest, ReadLogsReturnsThePodsLinesWithTheirTimes) {

@@ -23,6 +23,17 @@ json find_db(const std::vector<json>& objs, const std::string& kind, const std::
   return json::object();
 }
 
+// The variables' Secret (app-env-<hash>).
+json find_env_secret(const std::vector<json>& objs) {
+  for (const auto& o : objs) {
+    if (o["kind"] == "Secret" && is_env_secret_name(o["metadata"]["name"])) {
+      return o;
+    }
+  }
+  ADD_FAILURE() << "no variables' Secret";
+  return json::object();
+}
+
 size_t index_of(const std::vector<json>& objs, const std::string& kind) {
   for (size_t i = 0; i < objs.size(); ++i) {
     if (objs[i]["kind"] == kind) {
@@ -70,7 +81,7 @@ TEST(KubernetesManifestsTest, TheAppGetsTheSameDatabaseVariablesAsOnTheLocalRunt
   spec.config.environment["DB_HOST"] = "overridden?";
   auto objs = render_environment(spec, RenderSettings{}, {});
   ASSERT_TRUE(objs.has_value());
-  json env = find_db(*objs, "Secret", "app-env")["stringData"];
+  json env = find_env_secret(*objs)["stringData"];
   EXPECT_EQ(env["DATABASE_URL"], "postgresql://app:pw0123@db:5432/app");
   EXPECT_EQ(env["DB_HOST"], "db") << "the database's variables win";
   EXPECT_EQ(env["DB_PORT"], "5432");
@@ -106,7 +117,7 @@ TEST(KubernetesManifestsTest, ImageStorageAndStorageClassComeFromTheSettings) {
 TEST(KubernetesManifestsTest, WithoutAPasswordTheRenderShowsAPlaceholder) {
   auto objs = render_environment(testing::kube::database_spec(), RenderSettings{}, {});
   ASSERT_TRUE(objs.has_value());
-  EXPECT_EQ(find_db(*objs, "Secret", "app-env")["stringData"]["DB_PASSWORD"], k_db_password_placeholder);
+  EXPECT_EQ(find_env_secret(*objs)["stringData"]["DB_PASSWORD"], k_db_password_placeholder);
   EXPECT_EQ(find_db(*objs, "Secret", "db-credentials")["stringData"]["POSTGRES_PASSWORD"], k_db_password_placeholder);
 }
 
@@ -130,7 +141,7 @@ TEST(KubernetesManifestsTest, CloudNativePgRendersAClusterAndTheAppUsesItsRwServ
   EXPECT_EQ(creds["type"], "kubernetes.io/basic-auth");
   EXPECT_EQ(creds["stringData"]["username"], "app");
   EXPECT_EQ(creds["stringData"]["password"], "pw0123");
-  json env = find_db(*objs, "Secret", "app-env")["stringData"];
+  json env = find_env_secret(*objs)["stringData"];
   EXPECT_EQ(env["DB_HOST"], "db-rw");
   EXPECT_EQ(env["DATABASE_URL"], "postgresql://app:pw0123@db-rw:5432/app");
   json np = find_db(*objs, "NetworkPolicy", "idp-allow-cnpg-operator");

@@ -75,11 +75,19 @@ TEST(KubernetesManifestsTest, TheSecretHoldsEnvironmentAndResolvedSecrets) {
   EXPECT_EQ(secret["stringData"]["LOG_LEVEL"], "debug");
   EXPECT_EQ(secret["stringData"]["API_KEY"], "s3cr3t");
   json dep = find(*objs, "Deployment");
-  EXPECT_EQ(dep["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["secretRef"]["name"], "app-env");
-  // A changed secret changes the pod template, so the pods restart with it.
+  std::string name = secret["metadata"]["name"];
+  EXPECT_EQ(name.rfind("app-env-", 0), 0u) << name;
+  EXPECT_EQ(dep["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["secretRef"]["name"], name);
+  EXPECT_EQ(env_secrets_of(dep["spec"]["template"]), std::vector<std::string>{name});
+  // A changed secret is a new Secret (the old pod template keeps its variables for a
+  // rollback) and changes the pod template, so the pods restart with it.
   auto other = render_environment(spec, RenderSettings{}, {{"API_KEY", "rotated"}});
   ASSERT_TRUE(other.has_value());
+  EXPECT_NE(find(*other, "Secret")["metadata"]["name"], name);
   EXPECT_NE(find(*other, "Deployment")["spec"]["template"], dep["spec"]["template"]);
+  auto same = render_environment(spec, RenderSettings{}, {{"API_KEY", "s3cr3t"}});
+  ASSERT_TRUE(same.has_value());
+  EXPECT_EQ(find(*same, "Secret")["metadata"]["name"], name) << "named by its data alone";
 }
 
 TEST(KubernetesManifestsTest, TheDeploymentProbesTheHealthPathAndNeverDropsBelowItsReplicas) {
