@@ -529,6 +529,45 @@ void FakeKubeApiServer::simulate_application(Stored& s) {
   }
 }
 
+void FakeKubeApiServer::refuse_routes(const std::string& reason, const std::string& message) {
+  std::lock_guard lock(m_mu);
+  m_route_refusal_reason = reason;
+  m_route_refusal_message = message;
+}
+
+void FakeKubeApiServer::silence_routes(bool silent) {
+  std::lock_guard lock(m_mu);
+  m_routes_silent = silent;
+}
+
+void FakeKubeApiServer::simulate_route(Stored& s) {
+  if (m_routes_silent) {
+    return;
+  }
+  json& obj = s.obj;
+  int64_t gen = obj["metadata"].value("generation", 1);
+  bool refused = !m_route_refusal_reason.empty();
+  auto condition = [&](const char* type, bool ok, const std::string& reason, const std::string& message) {
+    return json{
+        {"type", type},       {"status", ok ? "True" : "False"}, {"reason", reason},
+        {"message", message}, {"observedGeneration", gen},       {"lastTransitionTime", "2026-01-01T00:00:00Z"}};
+  };
+  json parents = json::array();
+  for (const auto& ref : obj["spec"].value("parentRefs", json::array())) {
+    parents.push_back(
+        {{"parentRef", ref},
+         {"controllerName", "fake.idp.dev/gateway-controller"},
+         {"conditions", json::array({condition("Accepted", !refused, refused ? m_route_refusal_reason : "Accepted",
+                                               refused ? m_route_refusal_message : "Accepted HTTPRoute"),
+                                     condition("ResolvedRefs", true, "ResolvedRefs", "All references resolved")})}});
+  }
+  json st = {{"parents", parents}};
+  if (st != obj.value("status", json())) {
+    obj["status"] = st;
+    obj["metadata"]["resourceVersion"] = std::to_string(++m_resource_version);
+  }
+}
+
 void FakeKubeApiServer::simulate_database_read(Stored& s, const Resource& r) {
   // The StatefulSet, Job and CloudNativePG controllers catch up at the first read after a
   // change, as the Deployment controller does.
@@ -581,6 +620,10 @@ void FakeKubeApiServer::simulate_read(Stored& s, const Resource& r) {
   }
   if (r.kind == "StatefulSet" || r.kind == "Job" || r.kind == "Cluster") {
     simulate_database_read(s, r);
+    return;
+  }
+  if (r.kind == "HTTPRoute") {
+    simulate_route(s);
     return;
   }
   if (r.kind != "Deployment") {

@@ -92,6 +92,13 @@ public:
   // Serves CloudNativePG's postgresql.cnpg.io/v1 (discovery and Clusters), as a cluster
   // with its operator installed does. Off by default: 404, as without the CRD.
   void serve_cloudnative_pg(bool on);
+  // The Gateway's controller (HTTPRoutes): at every read it brings status.parents up to
+  // date, for each parentRef, Accepted and ResolvedRefs True with the route's
+  // generation. `refuse_routes` makes it answer Accepted False with `reason` and `message`
+  // (a listener that does not admit the namespace); `silence_routes` makes it never answer
+  // (no controller for that Gateway, or no such Gateway).
+  void refuse_routes(const std::string& reason, const std::string& message);
+  void silence_routes(bool silent);
   // A deleted namespace stays Terminating for `reads` GETs of it before it is gone (default 1).
   void set_namespace_finalize_reads(int reads);
 
@@ -137,6 +144,7 @@ private:
   int watch(const httplib::Request& req, httplib::Response& res, const Resource& r, const std::string& ns);
   void simulate_application(Stored& s);
   void simulate_database_read(Stored& s, const Resource& r);
+  void simulate_route(Stored& s);
   nlohmann::json stamp_new(nlohmann::json obj, const Resource& r);
   nlohmann::json pods_of(const std::string& ns) const;
 
@@ -160,6 +168,8 @@ private:
   std::vector<Forbidden> m_forbidden;
   std::map<std::string, std::string> m_failing_images;
   std::map<std::string, std::string> m_failing_revisions;
+  std::string m_route_refusal_reason, m_route_refusal_message; // "" = routes are accepted
+  bool m_routes_silent = false;
   std::set<std::pair<std::string, std::string>> m_drifted; // Applications (ns, name) OutOfSync
   int m_finalize_reads = 1;
   // "<ns>/<container>" -> (time, text)

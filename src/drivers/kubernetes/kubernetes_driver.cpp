@@ -34,6 +34,7 @@ const ResourceKind& pods() { return kind_of("v1", "Pod"); }
 const ResourceKind& cronjobs() { return kind_of("batch/v1", "CronJob"); }
 const ResourceKind& events() { return kind_of("v1", "Event"); }
 const ResourceKind& secrets() { return kind_of("v1", "Secret"); }
+const ResourceKind& httproutes() { return kind_of("gateway.networking.k8s.io/v1", "HTTPRoute"); }
 
 // How many of the namespace's events `idp status` shows (the newest).
 constexpr size_t k_max_events = 20;
@@ -514,14 +515,74 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
       prune({o["spec"]["template"]});
     }
   }
+  std::vector<std::string> warnings = is_static_site(spec) ? static_site_warnings(spec) : std::vector<std::string>{};
+  if (m_settings.routing == k_routing_gateway) {
+    auto problem = check_route(ns, *rolled, progress);
+    if (!problem) {
+      return Unexpected(problem.error().with_context("environment " + util::quote(ns)));
+    }
+    if (!problem->empty()) {
+      warnings.push_back(*problem);
+    }
+  }
   mark_deleting(ns, false);
   ApplyResult result;
   result.url = routing_scheme(m_settings) + environment_host(spec.env, m_settings.domain);
-  if (is_static_site(spec)) {
-    result.warnings = static_site_warnings(spec);
-  }
+  result.warnings = std::move(warnings);
   result.outputs = {{"namespace", ns}, {"deployment", k_workload_name}, {"revision", spec.revision_id}};
   return result;
+}
+
+Expected<std::string> KubernetesDriver::check_route(const std::string& ns, const json& deployment, Progress& progress) {
+  IDP_TRY_ASSIGN(KubeClient * c, client());
+  progress.step("waiting for Gateway " + m_settings.gateway_namespace + "/" + m_settings.gateway_name +
+                " to report on HTTPRoute " + k_workload_name);
+  int64_t deadline = util::steady_ms() + m_opts.route_timeout_ms;
+  std::string problem;
+  while (true) {
+    if (progress.cancelled()) {
+      return make_error(ErrorCode::cancelled, "the wait for the Gateway's verdict on the route was abandoned");
+    }
+    IDP_TRY_ASSIGN(auto route, c->get(httproutes(), ns, k_workload_name));
+    if (!route) {
+      return make_error(ErrorCode::permanent,
+                        "HTTPRoute " + util::quote(k_workload_name) + " disappeared after it was applied");
+    }
+    RouteVerdict v = route_verdict(*route, m_settings);
+    if (v.reported) {
+      problem = v.problem;
+      break;
+    }
+    if (util::steady_ms() >= deadline) {
+      problem = "no controller of Gateway " + m_settings.gateway_namespace + "/" + m_settings.gateway_name +
+                " reported on HTTPRoute " + k_workload_name + " within " +
+                util::format_duration(m_opts.route_timeout_ms) +
+                " (is the Gateway there, with a controller that serves HTTPRoutes?): the URL may not answer";
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(m_opts.poll_interval_ms));
+  }
+  std::string carried = deployment.value("metadata", json::object())
+                            .value("annotations", json::object())
+                            .value(k_annotation_route_problem, "");
+  if (carried != problem) {
+    // Its own field manager: the workload's apply neither owns nor removes it, and applying
+    // it without the annotation (the route is attached now) removes it.
+    json mark = {{"apiVersion", "apps/v1"},
+                 {"kind", "Deployment"},
+                 {"metadata", {{"name", k_workload_name}, {"namespace", ns}}}};
+    if (!problem.empty()) {
+      mark["metadata"]["annotations"] = {{k_annotation_route_problem, problem}};
+    }
+    if (auto marked = c->apply(mark, k_route_field_manager); !marked) {
+      spdlog::warn("kubernetes driver: {}: cannot record the route's state on the Deployment: {}", ns,
+                   marked.error().full_message());
+    }
+  }
+  if (!problem.empty()) {
+    spdlog::warn("kubernetes driver: {}: {}", ns, problem);
+  }
+  return problem;
 }
 
 void KubernetesDriver::prune_env_secrets(const std::string& ns, const std::vector<json>& keep_templates) {
@@ -589,7 +650,7 @@ Expected<void> KubernetesDriver::remove_old_route(const std::string& ns, const s
   return {};
 }
 
-Expected<void> KubernetesDriver::wait_for_rollout(const DeploySpec& spec, Progress& progress) {
+Expected<json> KubernetesDriver::wait_for_rollout(const DeploySpec& spec, Progress& progress) {
   IDP_TRY_ASSIGN(KubeClient * c, client());
   const std::string& ns = spec.env.name;
   int64_t deadline = util::steady_ms() + m_opts.rollout_timeout_ms;
@@ -604,7 +665,7 @@ Expected<void> KubernetesDriver::wait_for_rollout(const DeploySpec& spec, Progre
                         "deployment " + util::quote(k_workload_name) + " disappeared during the rollout");
     }
     if (rolled_out(*dep)) {
-      return {};
+      return *dep;
     }
     std::string exceeded = progress_deadline_exceeded(*dep);
     if (!exceeded.empty() || util::steady_ms() >= deadline) {

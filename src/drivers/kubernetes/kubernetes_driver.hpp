@@ -80,7 +80,8 @@ public:
 private:
   Expected<KubeClient*> client();
   Expected<std::map<std::string, std::string>> resolve_secrets(const DeploySpec& spec) const;
-  Expected<void> wait_for_rollout(const DeploySpec& spec, Progress& progress);
+  // The Deployment as it was when it had rolled out.
+  Expected<nlohmann::json> wait_for_rollout(const DeploySpec& spec, Progress& progress);
   // The routing ("ingress" or "gateway") whose route object an existing namespace may
   // still hold because the server's routing changed since its last apply; "" when none.
   std::string stale_routing(const nlohmann::json* existing_ns, const std::vector<nlohmann::json>& objects) const;
@@ -89,6 +90,10 @@ private:
   // Deletes the environment's variable Secrets (app-env-<hash>) that no pod template in
   // `keep_templates` uses. Best effort: a failure is logged, the next deploy tries again.
   void prune_env_secrets(const std::string& ns, const std::vector<nlohmann::json>& keep_templates);
+  // routing gateway: waits (route_timeout) for the Gateway's verdict on HTTPRoute web and
+  // records it on the Deployment (k_annotation_route_problem, its own field manager) when it
+  // changed. The problem, "" when the route is attached; cancelled stops the wait.
+  Expected<std::string> check_route(const std::string& ns, const nlohmann::json& deployment, Progress& progress);
   std::string pod_problems(const std::string& ns);
   // The `kubectl exec` command line for `argv` in `env` (stdin attached; a tty on request).
   Expected<util::Command> kubectl_exec(const core::Environment& env, const std::vector<std::string>& argv, bool tty);

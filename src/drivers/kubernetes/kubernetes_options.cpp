@@ -154,6 +154,7 @@ const std::map<std::string, Setter>& table() {
       {"cnpg_namespace", name_opt(&KubernetesOptions::cnpg_namespace, false)},
       {"rollout_timeout_ms", ms_opt(&KubernetesOptions::rollout_timeout_ms, 1000)},
       {"destroy_timeout_ms", ms_opt(&KubernetesOptions::destroy_timeout_ms, 1000)},
+      {"route_timeout_ms", ms_opt(&KubernetesOptions::route_timeout_ms, 1)},
       {"poll_interval_ms", ms_opt(&KubernetesOptions::poll_interval_ms, 1)},
       {"request_timeout_ms", ms_opt(&KubernetesOptions::request_timeout_ms, 100)},
       {"watch_timeout_ms", ms_opt(&KubernetesOptions::watch_timeout_ms, 1000)},

@@ -48,6 +48,9 @@ struct KubernetesOptions {
   std::string cnpg_namespace = "cnpg-system"; // the CloudNativePG operator's namespace
   int64_t rollout_timeout_ms = 5 * 60000;     // a deploy's rollout must complete within this
   int64_t destroy_timeout_ms = 5 * 60000;     // a namespace must be gone within this
+  // routing gateway: how long apply waits for the Gateway's controller to report on the
+  // HTTPRoute (status.parents) before it warns that none did.
+  int64_t route_timeout_ms = 30000;
   int64_t poll_interval_ms = 1000;
   int64_t request_timeout_ms = 30000;
   // observe answers from one watch of this server's Deployments (no request per idle

@@ -135,7 +135,42 @@ std::vector<std::string> deployment_warnings(const json& deployment) {
       }
     }
   }
+  std::string route = deployment.value("metadata", json::object())
+                          .value("annotations", json::object())
+                          .value(k_annotation_route_problem, "");
+  if (!route.empty()) {
+    out.push_back(route);
+  }
   return out;
+}
+
+RouteVerdict route_verdict(const json& route, const RenderSettings& s) {
+  RouteVerdict v;
+  const json& md = route.value("metadata", json::object());
+  int64_t gen = md.value("generation", 0);
+  std::string route_ns = md.value("namespace", "");
+  std::string gateway = s.gateway_namespace + "/" + s.gateway_name;
+  for (const auto& p : route.value("status", json::object()).value("parents", json::array())) {
+    const json& ref = p.value("parentRef", json::object());
+    if (ref.value("name", "") != s.gateway_name || ref.value("namespace", route_ns) != s.gateway_namespace ||
+        (!s.gateway_section.empty() && ref.value("sectionName", "") != s.gateway_section)) {
+      continue;
+    }
+    for (const auto& c : p.value("conditions", json::array())) {
+      std::string type = c.value("type", "");
+      if ((type != "Accepted" && type != "ResolvedRefs") || c.value("observedGeneration", gen) < gen) {
+        continue;
+      }
+      v.reported = v.reported || type == "Accepted";
+      if (c.value("status", "") == "False" && v.problem.empty()) {
+        std::string message = c.value("message", "");
+        v.problem = "Gateway " + gateway + (type == "Accepted" ? " did not accept" : " cannot resolve the backend of") +
+                    " HTTPRoute " + md.value("name", "") + ": " + type + " is False (" + c.value("reason", "") + ")" +
+                    (message.empty() ? "" : ": " + message);
+      }
+    }
+  }
+  return v;
 }
 
 } // namespace idp::drivers::kubernetes

@@ -56,6 +56,21 @@ std::vector<std::string> static_site_warnings(const DeploySpec& spec);
 // The Deployment carries them (annotation idp.dev/warnings, a JSON array), so observe
 // reports them as long as they hold, not only the apply that found them.
 inline constexpr const char* k_annotation_warnings = "idp.dev/warnings";
+// What the Gateway said of the route (route_verdict's problem), carried the same way by
+// the Deployment under its own field manager (the apply of the workload leaves it be).
+inline constexpr const char* k_annotation_route_problem = "idp.dev/route-problem";
+inline constexpr const char* k_route_field_manager = "idp-route-status";
+// The annotations' warnings, the route's problem last.
 std::vector<std::string> deployment_warnings(const nlohmann::json& deployment);
+
+// What the controller of the server's Gateway wrote in an HTTPRoute's status.parents for
+// the route's current generation: `reported` once it has (Accepted set); `problem` when
+// Accepted or ResolvedRefs is False ("" when the route is attached). Entries of other
+// parents, and conditions of an older generation, are not read.
+struct RouteVerdict {
+  bool reported = false;
+  std::string problem;
+};
+RouteVerdict route_verdict(const nlohmann::json& route, const RenderSettings& s);
 
 } // namespace idp::drivers::kubernetes

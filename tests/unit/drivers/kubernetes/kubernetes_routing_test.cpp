@@ -59,7 +59,8 @@ TEST_F(KubernetesRoutingTest, GatewayRoutingAppliesAnHttpRouteAndNoIngress) {
   EXPECT_EQ((*route)["spec"]["hostnames"][0], "pr-42.preview.test");
   EXPECT_FALSE(m_api.object("ingresses", "pr-42", "web").has_value());
   EXPECT_TRUE(m_api.objects("ingresses").empty());
-  EXPECT_EQ(m_api.requests().size(), 11u) << "a create costs what it costs with an Ingress";
+  EXPECT_EQ(m_api.requests().size(), 12u) << "an Ingress's 11, and one read of the Gateway's verdict on the route";
+  EXPECT_TRUE(r->warnings.empty()) << "the Gateway accepted the route";
   EXPECT_EQ(routing_annotation("pr-42"), "gateway");
   auto np = m_api.object("networkpolicies", "pr-42", "idp-default-deny");
   ASSERT_TRUE(np.has_value());
@@ -188,6 +189,109 @@ Expected<void> check_all(const nlohmann::json& options) {
     return Unexpected(o.error());
   }
   return o->check_combinations(options);
+}
+
+// The Gateway refuses the route (its listener does not admit the namespace): the workload
+// is up, so the apply succeeds, with the Gateway's reason as a warning that observe keeps
+// reporting (from the watch too) until an apply finds the route attached.
+TEST_F(KubernetesRoutingTest, ARouteTheGatewayRefusesIsAWarningObserveKeepsUntilTheRouteIsAttached) {
+  m_api.refuse_routes("NotAllowedByListeners", "no listener admits routes from namespace pr-42");
+  auto d = make_driver(gateway());
+  ASSERT_TRUE(d->start({}).has_value());
+  auto spec = testing::kube::sample_spec();
+  auto r = d->apply(spec, m_progress);
+  ASSERT_TRUE(r.has_value()) << r.error().full_message();
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_EQ(r->warnings[0], "Gateway gateways/previews did not accept HTTPRoute web: Accepted is False "
+                            "(NotAllowedByListeners): no listener admits routes from namespace pr-42");
+  auto dep = m_api.object("deployments", "pr-42", "web");
+  ASSERT_TRUE(dep.has_value());
+  EXPECT_EQ((*dep)["metadata"]["annotations"].value("idp.dev/route-problem", ""), r->warnings[0]);
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto obs = d->observe(spec.env);
+        return obs && obs->health == Health::healthy && obs->warnings == r->warnings;
+      },
+      10000))
+      << "observe reports it while it holds";
+
+  // The next deploy (same workload) keeps it; once the Gateway admits the route, the next
+  // apply clears it.
+  auto again = spec;
+  again.revision_id = 2;
+  auto r2 = d->apply(again, m_progress);
+  ASSERT_TRUE(r2.has_value());
+  EXPECT_EQ(r2->warnings, r->warnings) << "the workload's apply does not drop it";
+  m_api.refuse_routes("", "");
+  auto third = spec;
+  third.revision_id = 3;
+  third.env.commit = "fedcba9876543210fedcba9876543210fedcba98";
+  auto r3 = d->apply(third, m_progress);
+  ASSERT_TRUE(r3.has_value());
+  EXPECT_TRUE(r3->warnings.empty());
+  dep = m_api.object("deployments", "pr-42", "web");
+  EXPECT_FALSE((*dep)["metadata"]["annotations"].contains("idp.dev/route-problem")) << dep->dump(2);
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto obs = d->observe(spec.env);
+        return obs && obs->warnings.empty();
+      },
+      10000));
+  d->stop(false);
+}
+
+TEST_F(KubernetesRoutingTest, AGatewayWithNoControllerAnsweringIsAWarningAfterTheRouteTimeout) {
+  m_api.silence_routes(true);
+  auto extra = gateway();
+  extra["route_timeout_ms"] = 200;
+  auto d = make_driver(extra);
+  auto r = d->apply(testing::kube::sample_spec(), m_progress);
+  ASSERT_TRUE(r.has_value()) << r.error().full_message();
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_NE(r->warnings[0].find("no controller of Gateway gateways/previews reported on HTTPRoute web within"),
+            std::string::npos)
+      << r->warnings[0];
+}
+
+TEST(KubernetesRouteVerdictTest, OnlyTheServersGatewayAtTheRoutesGenerationCounts) {
+  RenderSettings s;
+  s.routing = "gateway";
+  s.gateway_name = "previews";
+  s.gateway_namespace = "gateways";
+  auto parent = [](const std::string& name, const std::string& ns, const std::string& type, const std::string& status,
+                   int64_t gen) {
+    return json{{"parentRef", {{"name", name}, {"namespace", ns}}},
+                {"conditions", json::array({{{"type", type},
+                                             {"status", status},
+                                             {"reason", status == "True" ? type : "Refused"},
+                                             {"message", "m"},
+                                             {"observedGeneration", gen}}})}};
+  };
+  auto route = [](json parents) {
+    return json{{"metadata", {{"name", "web"}, {"namespace", "pr-1"}, {"generation", 2}}},
+                {"status", {{"parents", parents}}}};
+  };
+  EXPECT_FALSE(route_verdict(route(json::array()), s).reported) << "no status yet";
+  EXPECT_FALSE(route_verdict(route(json::array({parent("previews", "gateways", "Accepted", "True", 1)})), s).reported)
+      << "the controller has not seen this generation";
+  EXPECT_FALSE(route_verdict(route(json::array({parent("other", "gateways", "Accepted", "False", 2)})), s).reported)
+      << "another Gateway's entry";
+  auto ok = route_verdict(route(json::array({parent("previews", "gateways", "Accepted", "True", 2)})), s);
+  EXPECT_TRUE(ok.reported);
+  EXPECT_EQ(ok.problem, "");
+  json both = parent("previews", "gateways", "Accepted", "True", 2);
+  both["conditions"].push_back({{"type", "ResolvedRefs"},
+                                {"status", "False"},
+                                {"reason", "BackendNotFound"},
+                                {"message", "service web not found"},
+                                {"observedGeneration", 2}});
+  auto unresolved = route_verdict(route(json::array({both})), s);
+  EXPECT_TRUE(unresolved.reported);
+  EXPECT_EQ(unresolved.problem, "Gateway gateways/previews cannot resolve the backend of HTTPRoute web: ResolvedRefs "
+                                "is False (BackendNotFound): service web not found");
+  s.gateway_section = "https";
+  EXPECT_FALSE(route_verdict(route(json::array({parent("previews", "gateways", "Accepted", "True", 2)})), s).reported)
+      << "with a section, only that listener's entry";
 }
 
 TEST(KubernetesRoutingOptionsTest, GatewayRoutingNeedsAGatewayAndGatewayOptionsNeedGatewayRouting) {
