@@ -48,6 +48,24 @@ json namespace_of(const std::string& name, const std::string& server_id) {
       {"metadata", {{"name", name}, {"labels", {{"idp.dev/environment", name}, {"idp.dev/managed-by", server_id}}}}}};
 }
 
+// The revision of `commit` once it is failed and the environment ready again at the old
+// commit (the driver marks the revision failed as it returns; the engine then records the
+// phase): null when that does not happen within a minute.
+json wait_failed_and_ready(GitopsRig& rig, const std::string& name, const std::string& commit) {
+  json failed;
+  bool done = wait_until(
+      [&] {
+        for (const auto& r : rig.revisions(name)) {
+          if (r["commit"] == commit && r["status"] == "failed") {
+            failed = r;
+          }
+        }
+        return failed.is_object() && rig.daemon->env(name).value("phase", "") == "ready";
+      },
+      60000);
+  return done ? failed : json();
+}
+
 struct KubernetesRig {
   TempDir dir{"idp-gitops-kube-config"};
   FakeKubeApiServer api{FakeKubeApiServer::Options{.tokens = {"e2e-token"}}};
@@ -169,20 +187,8 @@ TEST(KubernetesGitopsTest, ARolloutThatNeverBecomesReadyIsRolledBackAndItsRevisi
   std::string c2 = rig.commit_file("feature/bad-image", ".idp/config.yml",
                                    *config + "container_image: registry.invalid/app:{commit}\n");
   ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/bad-image", c1, c2)).first, 202);
-  // The driver marks the revision failed as it returns; the engine then records the
-  // environment ready again at the old commit: wait for both.
-  json failed;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        for (const auto& r : rig.revisions(name)) {
-          if (r["commit"] == c2 && r["status"] == "failed") {
-            failed = r;
-          }
-        }
-        return failed.is_object() && rig.daemon->env(name).value("phase", "") == "ready";
-      },
-      60000))
-      << rig.daemon->env(name).dump(2) << rig.daemon->log();
+  json failed = wait_failed_and_ready(rig, name, c2);
+  ASSERT_TRUE(failed.is_object()) << rig.daemon->env(name).dump(2) << rig.daemon->log();
   std::string reason = failed.value("message", "");
   EXPECT_NE(reason.find("ImagePullBackOff"), std::string::npos) << failed.dump(2);
   EXPECT_NE(reason.find("rolled back to the pod template of revision"), std::string::npos) << failed.dump(2);
@@ -229,18 +235,8 @@ TEST(KubernetesGitopsTest, APushDuringABrokenRolloutThatFailsTooGoesBackToTheTem
                                    *config + "container_image: registry.invalid/second:{commit}\n");
   ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/two-bad", c2, c3)).first, 202);
 
-  json failed;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        for (const auto& r : rig.revisions(name)) {
-          if (r["commit"] == c3 && r["status"] == "failed") {
-            failed = r;
-          }
-        }
-        return failed.is_object() && rig.daemon->env(name).value("phase", "") == "ready";
-      },
-      60000))
-      << rig.daemon->env(name).dump(2) << rig.daemon->log();
+  json failed = wait_failed_and_ready(rig, name, c3);
+  ASSERT_TRUE(failed.is_object()) << rig.daemon->env(name).dump(2) << rig.daemon->log();
   std::string first_rev;
   for (const auto& r : rig.revisions(name)) {
     if (r["commit"] == c1) {
