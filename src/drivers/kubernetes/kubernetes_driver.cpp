@@ -101,20 +101,29 @@ bool template_served(const json& dep) {
 // What a failed rollout over `dep` (the Deployment before it) goes back to: its own template
 // when that served, else the served one it carries; none for a Deployment that never served.
 std::optional<ServingTemplate> serving_template(const json& dep) {
-  const json& ann = dep.value("metadata", json::object()).value("annotations", json::object());
+  auto revision = [&](const char* key) {
+    std::string r = annotation_of(dep, key);
+    return r.empty() ? std::string("?") : r;
+  };
   const json& spec = dep.value("spec", json::object());
   if (template_served(dep) && spec.contains("template") && spec["template"].is_object()) {
-    return ServingTemplate{spec["template"], ann.value(k_annotation_revision, "?")};
+    return ServingTemplate{spec["template"], revision(k_annotation_revision)};
   }
-  auto it = ann.find(k_annotation_serving_template);
-  if (it == ann.end() || !it->is_string()) {
-    return std::nullopt;
-  }
-  json t = json::parse(it->get<std::string>(), nullptr, false);
+  json t = json::parse(annotation_of(dep, k_annotation_serving_template), nullptr, false);
   if (!t.is_object()) {
-    return std::nullopt;
+    return std::nullopt; // none carried (or not JSON)
   }
-  return ServingTemplate{std::move(t), ann.value(k_annotation_serving_revision, "?")};
+  return ServingTemplate{std::move(t), revision(k_annotation_serving_revision)};
+}
+
+// The rendered Deployment among `objects` (nullptr: a CronJob workload).
+json* deployment_in(std::vector<json>& objects) {
+  for (auto& o : objects) {
+    if (o.value("kind", "") == "Deployment") {
+      return &o;
+    }
+  }
+  return nullptr;
 }
 
 std::string progress_deadline_exceeded(const json& dep) {
@@ -389,16 +398,13 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
 
   DatabaseRun db;
   IDP_TRY_ASSIGN(objects, render_for_apply(spec, secret_values, existing.has_value(), db));
+  json* rendered = deployment_in(objects); // the vector is not resized from here on
   std::string serving_dump = serving ? util::json_dump(serving->pod_template) : "";
-  if (serving && serving_dump.size() <= k_max_serving_template) {
+  if (serving && rendered && serving_dump.size() <= k_max_serving_template) {
     // Written with the new template, in the same object: no moment where the Deployment
     // holds a template that may never serve and has lost the one that did.
-    for (auto& o : objects) {
-      if (o.value("kind", "") == "Deployment") {
-        o["metadata"]["annotations"][k_annotation_serving_revision] = serving->revision;
-        o["metadata"]["annotations"][k_annotation_serving_template] = serving_dump;
-      }
-    }
+    (*rendered)["metadata"]["annotations"][k_annotation_serving_revision] = serving->revision;
+    (*rendered)["metadata"]["annotations"][k_annotation_serving_template] = serving_dump;
   } else if (serving) {
     spdlog::warn("kubernetes driver: {}: the serving pod template is {} bytes; not carried (a failed rollout "
                  "cannot go back to it)",
@@ -422,7 +428,7 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
   // newer one, which carries the serving template on.
   bool deployment_applied = false;
   auto roll_back = [&](Error& err) {
-    if (!deployment_applied || err.code == ErrorCode::cancelled) {
+    if (!deployment_applied || !rendered || err.code == ErrorCode::cancelled) {
       return;
     }
     if (!serving) {
@@ -431,12 +437,7 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
       }
       return;
     }
-    json back;
-    for (const auto& o : objects) {
-      if (o.value("kind", "") == "Deployment") {
-        back = o;
-      }
-    }
+    json back = *rendered;
     back["spec"]["template"] = serving->pod_template;
     back["metadata"]["annotations"][k_annotation_revision] = serving->revision;
     auto restored = c->apply(back, k_field_manager);
@@ -464,7 +465,7 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
     if (!applied) {
       return fail(applied.error());
     }
-    deployment_applied = deployment_applied || obj.value("kind", "") == "Deployment";
+    deployment_applied = deployment_applied || &obj == rendered;
   }
   if (!old_routing.empty()) {
     if (auto removed = remove_old_route(ns, old_routing, progress); !removed) {
@@ -486,7 +487,7 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
       prune_env_secrets(ns, keep);
     }
   };
-  if (!has_deployment) {
+  if (!rendered) {
     // A scheduled worker: the CronJob is in place; its runs are the cluster's business.
     std::vector<json> keep;
     for (const auto& o : objects) {
@@ -510,11 +511,7 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
     progress.revision_status(core::RevisionStatus::failed, err.message);
     return Unexpected(err.with_context("environment " + util::quote(ns)));
   }
-  for (const auto& o : objects) {
-    if (o.value("kind", "") == "Deployment") {
-      prune({o["spec"]["template"]});
-    }
-  }
+  prune({(*rendered)["spec"]["template"]});
   std::vector<std::string> warnings = is_static_site(spec) ? static_site_warnings(spec) : std::vector<std::string>{};
   if (m_settings.routing == k_routing_gateway) {
     auto problem = check_route(ns, *rolled, progress);
@@ -562,10 +559,7 @@ Expected<std::string> KubernetesDriver::check_route(const std::string& ns, const
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(m_opts.poll_interval_ms));
   }
-  std::string carried = deployment.value("metadata", json::object())
-                            .value("annotations", json::object())
-                            .value(k_annotation_route_problem, "");
-  if (carried != problem) {
+  if (annotation_of(deployment, k_annotation_route_problem) != problem) {
     // Its own field manager: the workload's apply neither owns nor removes it, and applying
     // it without the annotation (the route is attached now) removes it.
     json mark = {{"apiVersion", "apps/v1"},
@@ -710,13 +704,11 @@ Observation deployment_observation(const std::string& ns, const json& dep) {
   const json& st = dep.value("status", json::object());
   int64_t want = dep.value("spec", json::object()).value("replicas", 1);
   int64_t available = num(st, "availableReplicas");
-  o.status = {
-      {"namespace", ns},
-      {"replicas", want},
-      {"available_replicas", available},
-      {"updated_replicas", num(st, "updatedReplicas")},
-      {"revision",
-       dep.value("metadata", json::object()).value("annotations", json::object()).value(k_annotation_revision, "")}};
+  o.status = {{"namespace", ns},
+              {"replicas", want},
+              {"available_replicas", available},
+              {"updated_replicas", num(st, "updatedReplicas")},
+              {"revision", annotation_of(dep, k_annotation_revision)}};
   o.detail = std::to_string(available) + "/" + std::to_string(want) + " pods available";
   o.warnings = deployment_warnings(dep); // what apply warned about (static-site's spa)
   o.health = available >= want && want > 0 ? Health::healthy : Health::unhealthy;

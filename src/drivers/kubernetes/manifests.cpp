@@ -154,6 +154,12 @@ std::string image_for(const DeploySpec& spec) {
   return image;
 }
 
+std::string annotation_of(const json& obj, const char* key) {
+  const json& ann = obj.value("metadata", json::object()).value("annotations", json::object());
+  auto it = ann.find(key);
+  return it != ann.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 bool is_env_secret_name(const std::string& name) {
   std::string prefix = std::string(k_env_secret) + "-";
   return name == k_env_secret || name.rfind(prefix, 0) == 0;

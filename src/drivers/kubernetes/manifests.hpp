@@ -45,6 +45,8 @@ inline constexpr const char* k_annotation_expires_at = "idp.dev/expires-at";
 // change, so that a pod template keeps the variables it was rolled out with (a rollback
 // to it brings them back, env_secret_name) and the driver prunes the unused ones.
 inline constexpr const char* k_env_secret = "app-env";
+// An object's annotation `key` ("" when absent).
+std::string annotation_of(const nlohmann::json& obj, const char* key);
 // Whether a Secret of this name is one of the environment's variable Secrets.
 bool is_env_secret_name(const std::string& name);
 // The Secrets a pod template takes its variables from (envFrom secretRef).

@@ -123,9 +123,7 @@ std::vector<std::string> static_site_warnings(const DeploySpec& spec) {
 }
 
 std::vector<std::string> deployment_warnings(const json& deployment) {
-  std::string text = deployment.value("metadata", json::object())
-                         .value("annotations", json::object())
-                         .value(k_annotation_warnings, "");
+  std::string text = annotation_of(deployment, k_annotation_warnings);
   json list = json::parse(text, nullptr, false);
   std::vector<std::string> out;
   if (list.is_array()) {
@@ -135,9 +133,7 @@ std::vector<std::string> deployment_warnings(const json& deployment) {
       }
     }
   }
-  std::string route = deployment.value("metadata", json::object())
-                          .value("annotations", json::object())
-                          .value(k_annotation_route_problem, "");
+  std::string route = annotation_of(deployment, k_annotation_route_problem);
   if (!route.empty()) {
     out.push_back(route);
   }

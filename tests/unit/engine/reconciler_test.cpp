@@ -338,10 +338,14 @@ TEST_F(ReconcilerTest, ACancelForTheGenerationInFlightLetsItFinishAndANewerOneCa
   ASSERT_TRUE(env);
   ASSERT_TRUE(wait_phase(env->name, Phase::ready));
 
-  m_driver.hold_applies(true);
-  m_repo->write_file("N", "2");
-  upd.commit = m_repo->commit("second");
-  auto second = controller().sync_branch(upd, "webhook:push", "push");
+  // A push whose deploy will be held in the driver's apply: the environment as it left it.
+  auto push_held = [&](const std::string& n) -> Expected<core::Environment> {
+    m_driver.hold_applies(true);
+    m_repo->write_file("N", n);
+    upd.commit = m_repo->commit("push " + n);
+    return controller().sync_branch(upd, "webhook:push", "push");
+  };
+  auto second = push_held("2");
   ASSERT_TRUE(second);
   ASSERT_TRUE(m_driver.wait_for("apply", env->name, 2, 10000));
   m_reconciler->cancel(env->name, second->generation); // the late signal of that same write
@@ -356,10 +360,7 @@ TEST_F(ReconcilerTest, ACancelForTheGenerationInFlightLetsItFinishAndANewerOneCa
   EXPECT_EQ(m_driver.count("apply-cancelled", env->name), 0u);
   EXPECT_EQ(m_driver.count("apply", env->name), 2u) << "deployed once, not superseded and deployed again";
 
-  m_driver.hold_applies(true);
-  m_repo->write_file("N", "3");
-  upd.commit = m_repo->commit("third");
-  auto third = controller().sync_branch(upd, "webhook:push", "push");
+  auto third = push_held("3");
   ASSERT_TRUE(third);
   ASSERT_TRUE(m_driver.wait_for("apply", env->name, 3, 10000));
   m_reconciler->cancel(env->name, third->generation + 1); // a newer write
