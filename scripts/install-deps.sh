@@ -32,6 +32,9 @@ packages=(
   pebble
   # tests/browser: the dashboard in a real browser (playwright-core drives it; no download)
   chromium
+  # tests/unit/drivers/kubernetes (static-site): the pod's script under busybox, as in the
+  # alpine images, and nginx with the server block the pod gets
+  busybox nginx-light
 )
 # Node.js runs the example apps; keep a newer one if the machine already has it.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)

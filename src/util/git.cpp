@@ -393,6 +393,46 @@ Expected<std::optional<std::string>> GitMirror::read_file(const std::string& com
   return std::optional<std::string>(std::move(r.out));
 }
 
+Expected<std::string> GitMirror::archive(const std::string& commit, const std::string& dir, size_t max_bytes) {
+  IDP_TRY(ensure_commit(commit));
+  std::string d = dir;
+  while (starts_with(d, "./")) {
+    d.erase(0, 2);
+  }
+  while (!d.empty() && d.back() == '/') {
+    d.pop_back();
+  }
+  if (d == ".") {
+    d.clear();
+  }
+  IDP_TRY_ASSIGN(auto kind, run(git_cmd({"--git-dir", m_path, "cat-file", "-t", commit + ":" + d})));
+  if (!kind.ok() || trim(kind.out) != "tree") {
+    return make_error(ErrorCode::not_found,
+                      "directory " + quote(d.empty() ? "." : d) + " is not in commit " + short_commit(commit, 12));
+  }
+  RunOptions opts;
+  opts.max_capture = max_bytes + 1; // one byte more than allowed says it was over
+  opts.timeout_ms = 120000;
+  // The commit, not its tree: git stamps the files with the commit's time (a tree gets the
+  // current time), so the same commit always gives the same bytes. Literal pathspecs: a
+  // directory named ":(glob)…" is a name, not magic.
+  std::vector<std::string> args = {"--literal-pathspecs", "--git-dir", m_path, "archive", "--format=tar.gz", commit};
+  if (!d.empty()) {
+    args.insert(args.end(), {"--", d});
+  }
+  IDP_TRY_ASSIGN(auto r, run(git_cmd(std::move(args)), opts));
+  if (!r.ok()) {
+    return make_error(ErrorCode::io_error, "git archive of " + quote(d.empty() ? "." : d) + " at " +
+                                               short_commit(commit, 12) + " failed: " + trim(r.err));
+  }
+  if (r.out.size() > max_bytes) {
+    return make_error(ErrorCode::too_large, "the files of " + quote(d.empty() ? "." : d) + " at " +
+                                                short_commit(commit, 12) + " are over " + std::to_string(max_bytes) +
+                                                " bytes compressed");
+  }
+  return std::move(r.out);
+}
+
 Expected<void> GitMirror::add_worktree(const std::string& commit, const std::string& dest) {
   IDP_TRY(ensure_commit(commit));
   auto g = mirror_locks().lock(m_path);

@@ -60,6 +60,10 @@ public:
   Expected<void> ensure_commit(const std::string& commit);
   // Contents of `path` at `commit`; nullopt when the file does not exist there.
   Expected<std::optional<std::string>> read_file(const std::string& commit, const std::string& path);
+  // The files under `dir` at `commit` ("" or "." = the whole tree) as a gzip'd tar, at their
+  // paths in the repository (dir/…). not_found when `dir` is not a directory there;
+  // too_large when the archive would exceed `max_bytes`. The same commit gives the same bytes.
+  Expected<std::string> archive(const std::string& commit, const std::string& dir, size_t max_bytes);
   // A detached worktree of `commit` at `dest` (replaced if it exists).
   Expected<void> add_worktree(const std::string& commit, const std::string& dest);
   // Removes the worktree at `dest` and its administrative files; ok if already gone.

@@ -291,6 +291,11 @@ void FakeKubeApiServer::set_tokens(std::set<std::string> tokens) {
   m_tokens = std::move(tokens);
 }
 
+void FakeKubeApiServer::fail_init_containers_with(const std::string& command_part, const std::string& message) {
+  std::lock_guard<std::mutex> lock(m_mu);
+  m_failing_inits[command_part] = message;
+}
+
 void FakeKubeApiServer::fail_pods_with_image(const std::string& image_part, const std::string& reason) {
   std::lock_guard lock(m_mu);
   m_failing_images[image_part] = reason;
@@ -645,6 +650,14 @@ void FakeKubeApiServer::simulate_read(Stored& s, const Resource& r) {
       }
     }
   }
+  for (const auto& c : obj["spec"]["template"]["spec"].value("initContainers", json::array())) {
+    std::string command = c.value("command", json::array()).dump();
+    for (const auto& [part, message] : m_failing_inits) {
+      if (command.find(part) != std::string::npos) {
+        failing = "init:" + message; // pods_of: the init container crash-loops
+      }
+    }
+  }
   json st = {{"observedGeneration", gen}};
   if (failing.empty()) {
     s.available_template = tmpl;
@@ -692,6 +705,7 @@ json FakeKubeApiServer::pods_of(const std::string& ns) const {
            {{"name", d["metadata"].value("name", "") + "-" + hash + "-abcde"}, {"namespace", ns}, {"labels", labels}}},
           {"spec", d["spec"]["template"].value("spec", json::object())}};
       // Every container runs (or waits, with the reason), every init container has completed.
+      bool init_fails = util::starts_with(reason, "init:");
       json statuses = json::array();
       for (const auto& c : p["spec"].value("containers", json::array())) {
         json cs = {{"name", c.value("name", "")},
@@ -700,6 +714,8 @@ json FakeKubeApiServer::pods_of(const std::string& ns) const {
                    {"restartCount", reason == "CrashLoopBackOff" ? 3 : 0}};
         if (ready) {
           cs["state"] = {{"running", {{"startedAt", now_rfc3339()}}}};
+        } else if (init_fails) {
+          cs["state"] = {{"waiting", {{"reason", "PodInitializing"}}}};
         } else {
           cs["state"] = {{"waiting", {{"reason", reason}, {"message", "simulated by the API-server double"}}}};
         }
@@ -707,6 +723,23 @@ json FakeKubeApiServer::pods_of(const std::string& ns) const {
       }
       json init_statuses = json::array();
       for (const auto& c : p["spec"].value("initContainers", json::array())) {
+        if (init_fails) {
+          init_statuses.push_back(
+              {{"name", c.value("name", "")},
+               {"ready", false},
+               {"restartCount", 3},
+               {"state",
+                {{"waiting",
+                  {{"reason", "CrashLoopBackOff"},
+                   {"message", "back-off 40s restarting failed container=" + c.value("name", "")}}}}},
+               {"lastState",
+                {{"terminated",
+                  {{"exitCode", 1},
+                   {"reason", "Error"},
+                   {"message", reason.substr(5)},
+                   {"finishedAt", now_rfc3339()}}}}}});
+          continue;
+        }
         init_statuses.push_back({{"name", c.value("name", "")},
                                  {"ready", true},
                                  {"restartCount", 0},
@@ -1286,6 +1319,28 @@ int FakeKubeApiServer::dispatch(const httplib::Request& req, httplib::Response& 
                                   "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', "
                                   "'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' "
                                   "and 'minReadySeconds' are forbidden");
+      }
+    }
+  }
+  // ConfigMaps and Secrets: at most 1 MiB of data, and immutable ones keep their data
+  // (the real server's validation, which a site's ConfigMaps depend on).
+  if (r->kind == "ConfigMap" || r->kind == "Secret") {
+    size_t bytes = 0;
+    for (const char* f : {"data", "binaryData", "stringData"}) {
+      json fields = live.value(f, json::object()); // items() of a temporary would dangle
+      for (const auto& [k, v] : fields.items()) {
+        std::string text = v.is_string() ? v.get<std::string>() : v.dump();
+        bytes += k.size() + (std::string(f) == "binaryData" ? text.size() * 3 / 4 : text.size());
+      }
+    }
+    if (bytes > 1024 * 1024) {
+      return fail_with(422, invalid_prefix + "[]: Too long: must have at most 1048576 bytes");
+    }
+    if (!creating && before.value("immutable", false)) {
+      for (const char* f : {"data", "binaryData", "stringData", "immutable"}) {
+        if (before.value(f, json()) != live.value(f, json())) {
+          return fail_with(422, invalid_prefix + f + ": Forbidden: field is immutable when `immutable` is set");
+        }
       }
     }
   }

@@ -78,6 +78,10 @@ public:
   // Pods of a Deployment whose container image contains `image_part` never become ready;
   // their waiting reason is `reason` (ImagePullBackOff, CrashLoopBackOff, ...).
   void fail_pods_with_image(const std::string& image_part, const std::string& reason);
+  // Pods of a Deployment one of whose init containers' command contains `command_part`
+  // never get past it: it exits 1 with `message` (its termination message) and is
+  // restarted (CrashLoopBackOff); the app containers wait in PodInitializing.
+  void fail_init_containers_with(const std::string& command_part, const std::string& message);
   // The Argo CD controller (Applications, argoproj.io/v1alpha1): an Application's status
   // follows its spec at the next read: Synced at spec.source.targetRevision and Healthy.
   // Applications whose targetRevision contains `revision_part` go Degraded with `message`
@@ -167,6 +171,7 @@ private:
   };
   std::vector<Forbidden> m_forbidden;
   std::map<std::string, std::string> m_failing_images;
+  std::map<std::string, std::string> m_failing_inits; // command part -> termination message
   std::map<std::string, std::string> m_failing_revisions;
   std::string m_route_refusal_reason, m_route_refusal_message; // "" = routes are accepted
   bool m_routes_silent = false;

@@ -11,6 +11,7 @@
 
 #include "drivers/kubernetes/argocd.hpp"
 #include "drivers/kubernetes/manifests.hpp"
+#include "drivers/kubernetes/manifests_static.hpp"
 #include "support/test_support.hpp"
 #include "unit/drivers/kubernetes/kube_test_support.hpp"
 #include "util/json.hpp"
@@ -33,8 +34,14 @@ struct RenderCase {
   drivers::DeploySpec spec;
   RenderSettings settings;
   std::map<std::string, std::string> secrets;
-  std::optional<ArgoCdSettings> argocd; // set: Argo CD mode
+  std::optional<ArgoCdSettings> argocd;                 // set: Argo CD mode
+  std::optional<drivers::kubernetes::SiteArchive> site; // static-site without an image: its files
 };
+
+// render_environment of a case (direct mode).
+Expected<std::vector<nlohmann::json>> render_direct(const RenderCase& c) {
+  return render_environment(c.spec, c.settings, c.secrets, c.site ? &*c.site : nullptr);
+}
 
 // The model packages the fixture installs (tests/kubernetes/CMakeLists.txt).
 const std::vector<std::string>& model_packages() {
@@ -106,6 +113,18 @@ std::vector<RenderCase> render_cases() {
   site_gateway.settings.gateway_proxy_namespace = "";
   site_gateway.spec.config.static_site.spa = true;
   out.push_back(site_gateway);
+  // static-site without container_image: the committed directory in ConfigMaps (two parts),
+  // and a build in the pod.
+  RenderCase files{"static-site/direct/committed-files", kube::static_site_spec("docs-10"), RenderSettings{}, {}};
+  files.spec.config.keys_set = {"template", "static.dir"};
+  files.spec.config.static_site.spa = true;
+  files.site = drivers::kubernetes::SiteArchive{std::string(drivers::kubernetes::k_site_part_bytes + 10, 'x'), false};
+  out.push_back(files);
+  RenderCase built{"static-site/direct/built-in-the-pod", kube::static_site_spec("docs-11"), gateway.settings, {}};
+  built.spec.config.keys_set = {"template", "static.dir", "local.build"};
+  built.spec.config.local.build = "npm run build -- --base '/docs/'";
+  built.site = drivers::kubernetes::SiteArchive{"tar.gz bytes", true};
+  out.push_back(built);
 
   // Argo CD mode: each template (its workload comes from the repository, so any template
   // renders), default and custom settings.
@@ -140,13 +159,13 @@ std::vector<RenderCase> render_cases() {
 TEST(KubernetesManifestSchemaTest, TheCasesCoverEveryRouteKind) {
   std::set<std::string> kinds;
   for (const auto& c : render_cases()) {
-    auto objs = render_environment(c.spec, c.settings, c.secrets);
+    auto objs = render_direct(c);
     ASSERT_TRUE(objs.has_value()) << c.name << ": " << objs.error().full_message();
     for (const auto& o : *objs) {
       kinds.insert(o["kind"].get<std::string>());
     }
   }
-  for (const char* k : {"Ingress", "HTTPRoute", "Deployment", "CronJob", "NetworkPolicy"}) {
+  for (const char* k : {"Ingress", "HTTPRoute", "Deployment", "CronJob", "NetworkPolicy", "ConfigMap"}) {
     EXPECT_TRUE(kinds.count(k)) << k;
   }
 }
@@ -164,8 +183,7 @@ TEST(KubernetesManifestSchemaTest, EveryRenderedManifestIsValidAgainstTheOfficia
   nlohmann::json sets = nlohmann::json::array();
   size_t count = 0;
   for (const auto& c : render_cases()) {
-    auto objs = c.argocd ? render_argocd_environment(c.spec, c.settings, *c.argocd, c.secrets)
-                         : render_environment(c.spec, c.settings, c.secrets);
+    auto objs = c.argocd ? render_argocd_environment(c.spec, c.settings, *c.argocd, c.secrets) : render_direct(c);
     ASSERT_TRUE(objs.has_value()) << c.name << ": " << objs.error().full_message();
     count += objs->size();
     sets.push_back({{"name", c.name}, {"objects", *objs}});

@@ -10,6 +10,8 @@
 #include "drivers/common/interactive_exec.hpp"
 #include "drivers/kubernetes/manifests_routing.hpp"
 #include "drivers/kubernetes/yaml_json.hpp"
+#include "util/fs.hpp"
+#include "util/git.hpp"
 #include "util/http_client.hpp"
 #include "util/json.hpp"
 #include "util/log.hpp"
@@ -34,6 +36,7 @@ const ResourceKind& pods() { return kind_of("v1", "Pod"); }
 const ResourceKind& cronjobs() { return kind_of("batch/v1", "CronJob"); }
 const ResourceKind& events() { return kind_of("v1", "Event"); }
 const ResourceKind& secrets() { return kind_of("v1", "Secret"); }
+const ResourceKind& configmaps() { return kind_of("v1", "ConfigMap"); }
 const ResourceKind& httproutes() { return kind_of("gateway.networking.k8s.io/v1", "HTTPRoute"); }
 
 // How many of the namespace's events `idp status` shows (the newest).
@@ -148,6 +151,8 @@ KubernetesDriver::KubernetesDriver(const DriverContext& ctx, KubernetesOptions o
   m_settings.ingress_namespace = m_opts.ingress_namespace;
   m_settings.tls_secret = m_opts.tls_secret;
   m_settings.replicas = m_opts.replicas;
+  m_settings.static_image = m_opts.static_image;
+  m_settings.static_build_image = m_opts.static_build_image;
   m_settings.database.image = m_opts.postgres_image;
   m_settings.database.storage = m_opts.postgres_storage;
   m_settings.database.storage_class = m_opts.storage_class;
@@ -338,7 +343,11 @@ Expected<std::vector<json>> KubernetesDriver::render_objects(const DeploySpec& s
   }
   RenderSettings settings = m_settings;
   settings.database.cloudnative_pg = m_opts.database == "cloudnative-pg"; // auto: decided at apply
-  return render_environment(spec, settings, placeholders);
+  if (is_static_site(spec)) {
+    IDP_TRY(check_static_site(spec)); // before reading the repository for a config that cannot render
+  }
+  IDP_TRY_ASSIGN(auto site, read_site(spec));
+  return render_environment(spec, settings, placeholders, site ? &*site : nullptr);
 }
 
 Expected<std::string> KubernetesDriver::render(const DeploySpec& spec) const {
@@ -364,7 +373,12 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
   }
   IDP_TRY_ASSIGN(KubeClient * c, client());
   IDP_TRY_ASSIGN(auto secret_values, resolve_secrets(spec));
-  IDP_TRY_ASSIGN(auto objects, render_environment(spec, m_settings, secret_values)); // config errors first
+  if (is_static_site(spec)) {
+    IDP_TRY(check_static_site(spec)); // config errors before reading the repository
+  }
+  IDP_TRY_ASSIGN(auto site, read_site(spec));
+  const SiteArchive* files = site ? &*site : nullptr;
+  IDP_TRY_ASSIGN(auto objects, render_environment(spec, m_settings, secret_values, files)); // config errors first
   const std::string& ns = spec.env.name;
   bool has_deployment = false;
   for (const auto& o : objects) {
@@ -397,7 +411,7 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
   }
 
   DatabaseRun db;
-  IDP_TRY_ASSIGN(objects, render_for_apply(spec, secret_values, existing.has_value(), db));
+  IDP_TRY_ASSIGN(objects, render_for_apply(spec, secret_values, files, existing.has_value(), db));
   json* rendered = deployment_in(objects); // the vector is not resized from here on
   std::string serving_dump = serving ? util::json_dump(serving->pod_template) : "";
   if (serving && rendered && serving_dump.size() <= k_max_serving_template) {
@@ -484,7 +498,7 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
       if (serving) {
         keep.push_back(serving->pod_template);
       }
-      prune_env_secrets(ns, keep);
+      prune_unused(ns, keep);
     }
   };
   if (!rendered) {
@@ -579,33 +593,84 @@ Expected<std::string> KubernetesDriver::check_route(const std::string& ns, const
   return problem;
 }
 
-void KubernetesDriver::prune_env_secrets(const std::string& ns, const std::vector<json>& keep_templates) {
+void KubernetesDriver::prune_unused(const std::string& ns, const std::vector<json>& keep_templates) {
   auto c = client();
   if (!c) {
     return;
   }
   std::set<std::string> keep;
+  bool sites = false; // only a pod template with a site has site ConfigMaps to keep
   for (const auto& t : keep_templates) {
     for (auto& name : env_secrets_of(t)) {
       keep.insert(std::move(name));
     }
+    for (auto& name : site_configmaps_of(t)) {
+      keep.insert(std::move(name));
+      sites = true;
+    }
   }
-  auto items = (*c)->list(secrets(), ns, std::string(k_label_environment) + "=" + ns);
-  if (!items) {
-    spdlog::warn("kubernetes driver: {}: cannot list the variable Secrets to prune: {}", ns,
-                 items.error().full_message());
-    return;
+  struct Kind {
+    const ResourceKind& kind;
+    bool (*ours)(const std::string&);
+    const char* what;
+  };
+  std::vector<Kind> kinds = {{secrets(), is_env_secret_name, "variable Secret"}};
+  if (sites) {
+    kinds.push_back({configmaps(), is_site_configmap_name, "site ConfigMap"});
   }
-  for (const auto& s : *items) {
-    std::string name = s.value("metadata", json::object()).value("name", "");
-    if (!is_env_secret_name(name) || keep.count(name) || managed_by(s) != m_opts.server_id) {
+  for (const auto& k : kinds) {
+    auto items = (*c)->list(k.kind, ns, std::string(k_label_environment) + "=" + ns);
+    if (!items) {
+      spdlog::warn("kubernetes driver: {}: cannot list the {}s to prune: {}", ns, k.what, items.error().full_message());
       continue;
     }
-    if (auto removed = (*c)->remove(secrets(), ns, name, "Background"); !removed) {
-      spdlog::warn("kubernetes driver: {}: cannot delete Secret {} (no pod template uses it): {}", ns, name,
-                   removed.error().full_message());
+    for (const auto& o : *items) {
+      std::string name = o.value("metadata", json::object()).value("name", "");
+      if (!k.ours(name) || keep.count(name) || managed_by(o) != m_opts.server_id) {
+        continue;
+      }
+      if (auto removed = (*c)->remove(k.kind, ns, name, "Background"); !removed) {
+        spdlog::warn("kubernetes driver: {}: cannot delete {} {} (no pod template uses it): {}", ns, k.what, name,
+                     removed.error().full_message());
+      }
     }
   }
+}
+
+Expected<std::optional<SiteArchive>> KubernetesDriver::read_site(const DeploySpec& spec) const {
+  if (!serves_built_directory(spec)) {
+    return std::optional<SiteArchive>();
+  }
+  auto [dir, built] = site_archive_source(spec);
+  util::GitMirror mirror(util::path_join(m_ctx.home, "git"), spec.env.repo);
+  std::string where = " at commit " + util::short_commit(spec.env.commit, 12);
+  if (!built) {
+    auto index = mirror.read_file(spec.env.commit, (dir.empty() ? "" : dir + "/") + "index.html");
+    if (!index) {
+      return Unexpected(index.error().with_context("reading the static site"));
+    }
+    if (!*index) {
+      return make_error(ErrorCode::invalid_config,
+                        "static.dir " + util::quote(spec.config.static_site.dir) + " has no index.html" + where +
+                            ": without local.build the kubernetes runtime serves static.dir as committed (commit "
+                            "the built files, set local.build to build them in the pod, or set container_image)");
+    }
+  }
+  auto tar = mirror.archive(spec.env.commit, dir, static_cast<size_t>(m_opts.static_max_bytes));
+  if (!tar) {
+    if (tar.error().code == ErrorCode::too_large) {
+      return make_error(ErrorCode::permanent,
+                        tar.error().message + " (option static_max_bytes): the site's files travel to the cluster in "
+                                              "ConfigMaps; for a bigger site set container_image to an image your CI "
+                                              "builds with the site in it");
+    }
+    if (tar.error().code == ErrorCode::not_found) {
+      return make_error(ErrorCode::invalid_config,
+                        "static.dir " + util::quote(spec.config.static_site.dir) + ": " + tar.error().message);
+    }
+    return Unexpected(tar.error().with_context("reading the static site"));
+  }
+  return std::optional<SiteArchive>(SiteArchive{std::move(*tar), built});
 }
 
 std::string KubernetesDriver::stale_routing(const json* existing_ns, const std::vector<json>& objects) const {
@@ -684,12 +749,33 @@ std::string KubernetesDriver::pod_problems(const std::string& ns) {
   }
   std::vector<std::string> out;
   for (const auto& p : *items) {
-    for (const auto& cs : p.value("status", json::object()).value("containerStatuses", json::array())) {
+    std::string pod = "pod " + p["metadata"].value("name", "") + ": ";
+    const json& status = p.value("status", json::object());
+    // An init container that fails (a static site's build): its last exit and the
+    // termination message it left say why; the app's containers only wait for it.
+    for (const auto& cs : status.value("initContainerStatuses", json::array())) {
+      const json& state = cs.value("state", json::object());
+      const json& ended = state.contains("terminated")
+                              ? state["terminated"]
+                              : cs.value("lastState", json::object()).value("terminated", json());
+      bool failed = ended.is_object() && ended.value("exitCode", 0) != 0;
+      const json& waiting = state.value("waiting", json::object());
+      if (!failed && (waiting.empty() || waiting.value("reason", "") == "PodInitializing")) {
+        continue;
+      }
+      std::string why = !waiting.empty() ? waiting.value("reason", "waiting") : ended.value("reason", "Error");
+      if (failed) {
+        std::string msg = util::trim(ended.value("message", ""));
+        why += " (exit " + std::to_string(ended.value("exitCode", 0)) + (msg.empty() ? "" : ": " + msg) + ")";
+      }
+      out.push_back(pod + "init container " + cs.value("name", "") + ": " + why);
+    }
+    for (const auto& cs : status.value("containerStatuses", json::array())) {
       const json& waiting = cs.value("state", json::object()).value("waiting", json::object());
-      if (!waiting.empty()) {
+      if (!waiting.empty() && waiting.value("reason", "") != "PodInitializing") {
         std::string msg = waiting.value("message", "");
-        out.push_back("pod " + p["metadata"].value("name", "") + ": container " + cs.value("name", "") + ": " +
-                      waiting.value("reason", "waiting") + (msg.empty() ? "" : " (" + msg + ")"));
+        out.push_back(pod + "container " + cs.value("name", "") + ": " + waiting.value("reason", "waiting") +
+                      (msg.empty() ? "" : " (" + msg + ")"));
       }
     }
   }

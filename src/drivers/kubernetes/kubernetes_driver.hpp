@@ -21,6 +21,7 @@
 #include "drivers/kubernetes/kube_client.hpp"
 #include "drivers/kubernetes/kubernetes_options.hpp"
 #include "drivers/kubernetes/manifests.hpp"
+#include "drivers/kubernetes/manifests_static.hpp"
 #include "util/subprocess.hpp"
 
 namespace idp::drivers::kubernetes {
@@ -87,9 +88,14 @@ private:
   std::string stale_routing(const nlohmann::json* existing_ns, const std::vector<nlohmann::json>& objects) const;
   // Deletes the route object of `old_routing` (404: already gone).
   Expected<void> remove_old_route(const std::string& ns, const std::string& old_routing, Progress& progress);
-  // Deletes the environment's variable Secrets (app-env-<hash>) that no pod template in
-  // `keep_templates` uses. Best effort: a failure is logged, the next deploy tries again.
-  void prune_env_secrets(const std::string& ns, const std::vector<nlohmann::json>& keep_templates);
+  // Deletes the environment's variable Secrets (app-env-<hash>) and site ConfigMaps
+  // (site-*) that no pod template in `keep_templates` uses. Best effort: a failure is
+  // logged, the next deploy tries again.
+  void prune_unused(const std::string& ns, const std::vector<nlohmann::json>& keep_templates);
+  // A static-site without container_image: its files, read from the repository at the
+  // commit (nullopt for any other spec). invalid_config when static.dir is not there or has
+  // no index.html (without a build), permanent when it weighs over static_max_bytes.
+  Expected<std::optional<SiteArchive>> read_site(const DeploySpec& spec) const;
   // routing gateway: waits (route_timeout) for the Gateway's verdict on HTTPRoute web and
   // records it on the Deployment (k_annotation_route_problem, its own field manager) when it
   // changed. The problem, "" when the route is attached; cancelled stops the wait.
@@ -126,7 +132,7 @@ private:
   // has one, else generated) filled in, and the seed's SQL checked.
   Expected<std::vector<nlohmann::json>> render_for_apply(const DeploySpec& spec,
                                                          const std::map<std::string, std::string>& secret_values,
-                                                         bool ns_exists, DatabaseRun& db);
+                                                         const SiteArchive* site, bool ns_exists, DatabaseRun& db);
   // Called before applying `obj`: waits for the database before its seed Job and the
   // workload; runs the seed Job (once per seed content). True when `obj` was handled here.
   Expected<bool> database_step(const nlohmann::json& obj, const DeploySpec& spec, DatabaseRun& db, Progress& progress);

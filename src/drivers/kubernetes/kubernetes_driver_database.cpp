@@ -52,10 +52,11 @@ std::pair<std::string, std::string> job_outcome(const json& job) {
 
 Expected<std::vector<json>> KubernetesDriver::render_for_apply(const DeploySpec& spec,
                                                                const std::map<std::string, std::string>& secret_values,
-                                                               bool ns_exists, DatabaseRun& db) {
+                                                               const SiteArchive* site, bool ns_exists,
+                                                               DatabaseRun& db) {
   db.present = has_component(spec, "database");
   if (!db.present) {
-    return render_environment(spec, m_settings, secret_values);
+    return render_environment(spec, m_settings, secret_values, site);
   }
   IDP_TRY_ASSIGN(KubeClient * c, client());
   const std::string& ns = spec.env.name;
@@ -119,7 +120,7 @@ Expected<std::vector<json>> KubernetesDriver::render_for_apply(const DeploySpec&
   with.template_values[k_value_db_password] = password;
   RenderSettings settings = m_settings;
   settings.database.cloudnative_pg = cnpg;
-  IDP_TRY_ASSIGN(auto objects, render_environment(with, settings, secret_values));
+  IDP_TRY_ASSIGN(auto objects, render_environment(with, settings, secret_values, site));
   for (const auto& o : objects) {
     if (o.value("kind", "") == "Job") {
       db.seed_job = o["metadata"].value("name", "");

@@ -59,6 +59,17 @@ Setter bool_opt(bool KubernetesOptions::*field) {
   };
 }
 
+Setter image_opt(std::string KubernetesOptions::*field, std::string example) {
+  return [field, example](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
+    if (!v.is_string() || v.get<std::string>().empty() ||
+        v.get<std::string>().find_first_of(" \t\n") != std::string::npos) {
+      return "expected an image reference like " + example;
+    }
+    o.*field = v.get<std::string>();
+    return "";
+  };
+}
+
 Setter ms_opt(int64_t KubernetesOptions::*field, int64_t min) {
   return [field, min](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
     if (!v.is_number_integer() || v.get<int64_t>() < min) {
@@ -115,13 +126,15 @@ const std::map<std::string, Setter>& table() {
          o.replicas = v.get<int>();
          return "";
        }},
-      {"postgres_image",
+      {"postgres_image", image_opt(&KubernetesOptions::postgres_image, "postgres:15.10-alpine")},
+      {"static_image", image_opt(&KubernetesOptions::static_image, "nginx:1.27-alpine")},
+      {"static_build_image", image_opt(&KubernetesOptions::static_build_image, "node:20-alpine")},
+      {"static_max_bytes",
        [](const nlohmann::json& v, KubernetesOptions& o) -> std::string {
-         if (!v.is_string() || v.get<std::string>().empty() ||
-             v.get<std::string>().find_first_of(" \t\n") != std::string::npos) {
-           return "expected an image reference like postgres:15.10-alpine";
+         if (!v.is_number_integer() || v.get<int64_t>() < 1024 || v.get<int64_t>() > 64 * 1024 * 1024) {
+           return "expected a number of bytes from 1024 to 67108864 (64 MiB)";
          }
-         o.postgres_image = v.get<std::string>();
+         o.static_max_bytes = v.get<int64_t>();
          return "";
        }},
       {"postgres_storage",

@@ -46,8 +46,14 @@ struct KubernetesOptions {
   std::string storage_class; // "" = the cluster's default StorageClass
   std::string database = "auto";
   std::string cnpg_namespace = "cnpg-system"; // the CloudNativePG operator's namespace
-  int64_t rollout_timeout_ms = 5 * 60000;     // a deploy's rollout must complete within this
-  int64_t destroy_timeout_ms = 5 * 60000;     // a namespace must be gone within this
+  // static-site without container_image (manifests_static.hpp): the web server's image, the
+  // image local.build runs in (in the pod), and the most the site's files may weigh
+  // (compressed; they travel in ConfigMaps of 768 KiB each).
+  std::string static_image = "nginx:1.27-alpine";
+  std::string static_build_image = "node:20-alpine";
+  int64_t static_max_bytes = 8 * 1024 * 1024;
+  int64_t rollout_timeout_ms = 5 * 60000; // a deploy's rollout must complete within this
+  int64_t destroy_timeout_ms = 5 * 60000; // a namespace must be gone within this
   // routing gateway: how long apply waits for the Gateway's controller to report on the
   // HTTPRoute (status.parents) before it warns that none did.
   int64_t route_timeout_ms = 30000;

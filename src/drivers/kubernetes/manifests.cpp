@@ -1,9 +1,11 @@
 #include "drivers/kubernetes/manifests.hpp"
 
 #include <cctype>
+#include <optional>
 
 #include "core/schedule.hpp"
 #include "drivers/kubernetes/manifests_routing.hpp"
+#include "drivers/kubernetes/manifests_static.hpp"
 #include "util/git.hpp"
 #include "util/hash.hpp"
 #include "util/json.hpp"
@@ -182,14 +184,15 @@ std::vector<std::string> env_secrets_of(const json& pod_template) {
 }
 
 Expected<std::vector<json>> render_environment(const DeploySpec& spec, const RenderSettings& s,
-                                               const std::map<std::string, std::string>& secret_values) {
+                                               const std::map<std::string, std::string>& secret_values,
+                                               const SiteArchive* site) {
   const std::string& ns = spec.env.name;
   bool web = false;
   bool schedule = false;
   bool database = false;
   for (const auto& c : spec.components) {
     if (c == "web" || c == "static") {
-      web = true; // static-site: an image serving the built files (manifests_routing.hpp)
+      web = true; // static-site: a web server serving the built files (manifests_static.hpp)
     } else if (c == "database") {
       database = true;
     } else if (c == "schedule") {
@@ -220,6 +223,7 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
     return make_error(ErrorCode::invalid_config, "cpu and memory must be positive for the kubernetes runtime");
   }
   std::string image = image_for(spec);
+  int port = spec.config.container_port;
   if (image.empty() || image.find(' ') != std::string::npos) {
     return make_error(ErrorCode::invalid_config,
                       "container_image: expected an image reference, got " + util::quote(image));
@@ -293,10 +297,16 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   // api-service and static-site: Deployment + Service + Ingress or HTTPRoute. A static
   // site's image serves files: no PORT to tell it, and "/" is its health check.
   bool static_site = is_static_site(spec);
+  std::optional<StaticSiteObjects> files; // the built directory, served by the runtime's web server
+  if (serves_built_directory(spec)) {
+    IDP_TRY_ASSIGN(files,
+                   render_static_site(spec, s, site ? *site : SiteArchive{}, labels, env_secret, container_resources));
+    image = s.static_image;
+    port = 80;
+  }
   json sel = {{"app.kubernetes.io/name", k_workload_name}, {k_label_environment, spec.env.name}};
   json pod_labels = labels;
   pod_labels.update(sel);
-  int port = spec.config.container_port;
   json probe = {
       {"httpGet", {{"path", static_site ? std::string("/") : spec.config.health_check_path}, {"port", "http"}}},
       {"periodSeconds", 5},
@@ -320,25 +330,29 @@ Expected<std::vector<json>> render_environment(const DeploySpec& spec, const Ren
   if (static_site) {
     container.erase("env");
   }
+  json pod_annotations = {{"idp.dev/revision", std::to_string(spec.revision_id)},
+                          {"idp.dev/commit", spec.env.commit},
+                          {"idp.dev/env-hash", env_hash}};
+  json pod_spec = {{"serviceAccountName", "app"},
+                   {"automountServiceAccountToken", false},
+                   {"enableServiceLinks", false},
+                   {"containers", json::array({container})}};
+  if (files) {
+    pod_annotations["idp.dev/site-hash"] = files->site_hash;
+    pod_spec["containers"][0]["volumeMounts"] = files->mounts;
+    pod_spec["initContainers"] = json::array({files->init_container});
+    pod_spec["volumes"] = files->volumes;
+    out.insert(out.end(), files->configmaps.begin(), files->configmaps.end());
+  }
   json dep = object("apps/v1", "Deployment", k_workload_name, ns, labels);
   // A changed Secret rolls the pods: its hash is part of the pod template.
-  dep["spec"] = {{"replicas", s.replicas},
-                 {"revisionHistoryLimit", 5},
-                 {"progressDeadlineSeconds", 600},
-                 {"selector", {{"matchLabels", sel}}},
-                 {"strategy", {{"type", "RollingUpdate"}, {"rollingUpdate", {{"maxUnavailable", 0}, {"maxSurge", 1}}}}},
-                 {"template",
-                  {{"metadata",
-                    {{"labels", pod_labels},
-                     {"annotations",
-                      {{"idp.dev/revision", std::to_string(spec.revision_id)},
-                       {"idp.dev/commit", spec.env.commit},
-                       {"idp.dev/env-hash", env_hash}}}}},
-                   {"spec",
-                    {{"serviceAccountName", "app"},
-                     {"automountServiceAccountToken", false},
-                     {"enableServiceLinks", false},
-                     {"containers", {container}}}}}}};
+  dep["spec"] = {
+      {"replicas", s.replicas},
+      {"revisionHistoryLimit", 5},
+      {"progressDeadlineSeconds", 600},
+      {"selector", {{"matchLabels", sel}}},
+      {"strategy", {{"type", "RollingUpdate"}, {"rollingUpdate", {{"maxUnavailable", 0}, {"maxSurge", 1}}}}},
+      {"template", {{"metadata", {{"labels", pod_labels}, {"annotations", pod_annotations}}}, {"spec", pod_spec}}}};
   dep["metadata"]["annotations"] = {{"idp.dev/revision", std::to_string(spec.revision_id)}};
   if (auto warnings = static_site ? static_site_warnings(spec) : std::vector<std::string>{}; !warnings.empty()) {
     dep["metadata"]["annotations"][k_annotation_warnings] = util::json_dump(json(warnings));

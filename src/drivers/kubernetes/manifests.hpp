@@ -32,6 +32,10 @@ struct RenderSettings {
   std::string gateway_proxy_namespace; // the gateway's pods' namespace, allowed in; "" = gateway_namespace
   bool gateway_tls = true;             // the Gateway's listener terminates TLS: URLs are https://
   int replicas = 1;
+  // static-site without container_image (manifests_static.hpp): the web server serving the
+  // built directory, and the image local.build runs in (in the pod, not on the server).
+  std::string static_image = "nginx:1.27-alpine";
+  std::string static_build_image = "node:20-alpine";
   DatabaseSettings database; // the "database" component (api-database)
 };
 
@@ -56,12 +60,15 @@ inline constexpr const char* k_workload_name = "web";
 // The scheduled-worker's CronJob.
 inline constexpr const char* k_cronjob_name = "job";
 
+struct SiteArchive;
 // The objects to apply, in order (the Namespace first). `secret_values` are the resolved
 // values of the config's `secrets:` (variable -> value), stored in the environment's
 // Secret with `environment:` (k_env_secret). invalid_config for a template or component this runtime
-// does not support yet, or a config value Kubernetes cannot take.
+// does not support yet, or a config value Kubernetes cannot take. `site`: the files of a
+// static-site without container_image (manifests_static.hpp; required for one).
 Expected<std::vector<nlohmann::json>> render_environment(const DeploySpec& spec, const RenderSettings& settings,
-                                                         const std::map<std::string, std::string>& secret_values);
+                                                         const std::map<std::string, std::string>& secret_values,
+                                                         const SiteArchive* site = nullptr);
 
 // The environment's namespace-level objects, the first six of render_environment:
 // Namespace, ResourceQuota, LimitRange, NetworkPolicy, ServiceAccount and the Secret

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/command_line.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
 
@@ -103,20 +104,25 @@ bool is_static_site(const DeploySpec& spec) {
 }
 
 Expected<void> check_static_site(const DeploySpec& spec) {
-  if (!spec.config.has_key("container_image")) {
+  if (spec.config.has_key("container_image")) {
+    return {}; // the image serves the site
+  }
+  if (spec.config.static_site.dir.empty()) {
     return make_error(ErrorCode::invalid_config,
-                      "template " + util::quote(spec.env.template_name) +
-                          " on the kubernetes runtime serves an image your CI builds with the built site in it: "
-                          "set container_image (e.g. registry.example.com/site:{commit}) to an image whose web "
-                          "server serves the files on port 80");
+                      "static.dir: the static-site template needs the directory to serve (e.g. dist)");
+  }
+  if (!spec.config.local.build.empty()) {
+    if (auto argv = core::split_command_line(spec.config.local.build); !argv) {
+      return make_error(ErrorCode::invalid_config, "local.build: " + argv.error().message);
+    }
   }
   return {};
 }
 
 std::vector<std::string> static_site_warnings(const DeploySpec& spec) {
   std::vector<std::string> out;
-  if (spec.config.static_site.spa) {
-    out.push_back("static.spa is not applied by the kubernetes runtime: the web server in " +
+  if (spec.config.static_site.spa && spec.config.has_key("container_image")) {
+    out.push_back("static.spa is not applied by the kubernetes runtime to an image of yours: the web server in " +
                   util::quote(spec.config.container_image) + " must answer unknown paths with index.html itself");
   }
   return out;

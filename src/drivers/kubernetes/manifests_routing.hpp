@@ -45,13 +45,14 @@ std::pair<const char*, const char*> route_kind(const std::string& routing);
 
 // static-site: true when `spec` is the static-site template (component "static").
 bool is_static_site(const DeploySpec& spec);
-// static-site on Kubernetes serves an image the app's CI builds with the built files in
-// it (the config's container_image, {commit}/{branch} substituted), listening on port 80:
-// invalid_config when container_image is not set in the config (the default nginx:alpine
-// would serve nginx's welcome page, not the site).
+// static-site on Kubernetes serves either an image the app's CI builds with the built files
+// in it (the config's container_image, {commit}/{branch} substituted, listening on port 80)
+// or, without container_image, static.dir from the repository, built in the pod when the
+// config has local.build (manifests_static.hpp). invalid_config for a missing static.dir or
+// a local.build that is not a command line.
 Expected<void> check_static_site(const DeploySpec& spec);
 // What the config says that this runtime does not do itself (ApplyResult::warnings):
-// static.spa (the image's server must fall back to index.html).
+// static.spa with an image of the config's (its server must fall back to index.html).
 std::vector<std::string> static_site_warnings(const DeploySpec& spec);
 // The Deployment carries them (annotation idp.dev/warnings, a JSON array), so observe
 // reports them as long as they hold, not only the apply that found them.

@@ -83,6 +83,65 @@ TEST(KubernetesDaemonTest, AStaticSiteIsCreatedWithAnHttpRouteAndDestroyedThroug
   EXPECT_EQ(d.stop(), 0);
 }
 
+// static-site without container_image through the server: `idp render` and `idp create`
+// ship the committed static.dir in ConfigMaps that the pod's nginx serves (static.spa by
+// nginx itself, so no warning), and destroy leaves none of them.
+TEST(KubernetesDaemonTest, AStaticSiteWithoutAnImageServesItsCommittedDirectoryThroughTheServer) {
+  TempDir tmp("idp-kube-daemon-files");
+  (void)util::ensure_dir(tmp.sub("home"));
+  FakeKubeApiServer api(FakeKubeApiServer::Options{{}, {}, {}, {"daemon-token"}});
+  std::ofstream(tmp.sub("kubeconfig")) << "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+                                          "clusters:\n- name: c\n  cluster:\n    server: "
+                                       << api.url()
+                                       << "\nusers:\n- name: u\n  user:\n    token: daemon-token\n"
+                                          "contexts:\n- name: test\n  context:\n    cluster: c\n    user: u\n";
+  std::ofstream(tmp.sub("server.yml")) << "drivers:\n  kubernetes:\n    kubeconfig: " << tmp.sub("kubeconfig")
+                                       << "\n    domain: previews.example.com\n"
+                                          "    static_image: nginx:1.27.3-alpine\n"
+                                          "    rollout_timeout: 30s\n    poll_interval: 20ms\n";
+  GitRepo repo(tmp.sub("site"));
+  repo.write_file(".idp/config.yml", "template: static-site\n"
+                                     "static:\n  dir: public\n  spa: true\n"
+                                     "ttl: 2h\n");
+  repo.write_file("public/index.html", "<h1>handbook</h1>\n");
+  repo.commit("static site");
+  repo.checkout_new_branch("feature/handbook");
+  DaemonProcess d(tmp.sub("home"), {"--config", tmp.sub("server.yml")});
+  d.start();
+
+  auto rendered = d.cli({"render", "--runtime", "kubernetes", "--repo", repo.path(), "--branch", "feature/handbook"});
+  ASSERT_EQ(rendered.exit_code, 0) << rendered.err << d.log();
+  EXPECT_NE(rendered.out.find("kind: ConfigMap"), std::string::npos) << rendered.out;
+  EXPECT_NE(rendered.out.find("image: nginx:1.27.3-alpine"), std::string::npos) << rendered.out;
+  EXPECT_TRUE(api.objects("namespaces").empty()) << "render applies nothing";
+
+  auto created = d.cli({"create", "--repo", repo.path(), "--branch", "feature/handbook", "--runtime", "kubernetes"});
+  ASSERT_EQ(created.exit_code, 0) << created.err << d.log();
+  EXPECT_EQ(created.out, "http://preview-handbook.previews.example.com\n");
+  auto env = d.env("preview-handbook");
+  EXPECT_EQ(env["phase"], "ready") << env.dump(2);
+  EXPECT_TRUE(env.value("warnings", nlohmann::json::array()).empty()) << env.dump(2);
+  auto dep = api.object("deployments", "preview-handbook", "web");
+  ASSERT_TRUE(dep.has_value());
+  nlohmann::json pod = (*dep)["spec"]["template"]["spec"];
+  EXPECT_EQ(pod["containers"][0]["image"], "nginx:1.27.3-alpine");
+  EXPECT_EQ(pod["initContainers"][0]["name"], "site");
+  size_t site_maps = 0;
+  for (const auto& cm : api.objects("configmaps")) {
+    site_maps += cm["metadata"].value("namespace", "") == "preview-handbook" &&
+                 cm["metadata"].value("name", "").rfind("site-", 0) == 0;
+  }
+  EXPECT_EQ(site_maps, 2u) << "the files' part and nginx's server block";
+
+  auto destroyed = d.cli({"destroy", "preview-handbook", "--yes"});
+  ASSERT_EQ(destroyed.exit_code, 0) << destroyed.err << d.log();
+  EXPECT_FALSE(api.object("namespaces", "", "preview-handbook").has_value());
+  for (const auto& cm : api.objects("configmaps")) {
+    EXPECT_NE(cm["metadata"].value("namespace", ""), "preview-handbook") << cm.dump();
+  }
+  EXPECT_EQ(d.stop(), 0);
+}
+
 // api-database on Kubernetes through the server: the engine hands the seed at the commit
 // to the driver, which runs PostgreSQL in the namespace (a StatefulSet against the double:
 // no CloudNativePG), applies the seed once by a Job, and gives the app DATABASE_URL/DB_*;

@@ -173,8 +173,11 @@ TEST_F(KubernetesRoutingTest, AStaticSiteRunsItsImageBehindTheRouteWithASpaWarni
   ASSERT_TRUE(d->destroy(spec.env, m_progress).has_value());
   EXPECT_FALSE(m_api.object("httproutes", "docs-7", "web").has_value());
 
+  // Without container_image the runtime serves static.dir itself (kubernetes_static_site_test):
+  // without a static.dir there is nothing to serve.
   auto no_image = testing::kube::static_site_spec("docs-8");
-  no_image.config.keys_set = {"template", "static.dir"};
+  no_image.config.keys_set = {"template"};
+  no_image.config.static_site.dir = "";
   auto refused = d->apply(no_image, m_progress);
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code, ErrorCode::invalid_config);

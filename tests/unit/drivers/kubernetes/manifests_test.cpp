@@ -4,6 +4,7 @@
 
 #include "drivers/kubernetes/manifests.hpp"
 #include "drivers/kubernetes/manifests_routing.hpp"
+#include "drivers/kubernetes/manifests_static.hpp"
 #include "drivers/kubernetes/yaml_json.hpp"
 #include "unit/drivers/kubernetes/kube_test_support.hpp"
 
@@ -318,13 +319,26 @@ TEST(KubernetesManifestsTest, AStaticSiteIsTheImageItsCiBuiltServedLikeAnApiServ
   EXPECT_FALSE(has_kind(*routed, "Ingress"));
 }
 
-TEST(KubernetesManifestsTest, AStaticSiteWithoutItsOwnImageIsAConfigErrorAndSpaIsAWarning) {
+// Without its own image a static site is served from its files (kubernetes_static_site_test):
+// rendering needs them, and a config without static.dir has nothing to serve. With an image,
+// static.spa is the image's business: a warning.
+TEST(KubernetesManifestsTest, AStaticSiteWithoutItsOwnImageNeedsItsFilesAndSpaIsAWarningOnlyWithAnImage) {
   auto spec = testing::kube::static_site_spec();
   spec.config.keys_set = {"template", "static.dir"}; // container_image left at nginx:alpine
   auto r = render_environment(spec, RenderSettings{}, {});
   ASSERT_FALSE(r.has_value());
-  EXPECT_EQ(r.error().code, ErrorCode::invalid_config);
-  EXPECT_NE(r.error().message.find("set container_image"), std::string::npos) << r.error().message;
+  EXPECT_EQ(r.error().code, ErrorCode::invalid_argument) << "the driver reads the files first";
+  SiteArchive files{"tar.gz", false};
+  auto served = render_environment(spec, RenderSettings{}, {}, &files);
+  ASSERT_TRUE(served.has_value()) << served.error().full_message();
+  EXPECT_EQ(find(*served, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27-alpine");
+  spec.config.static_site.spa = true;
+  EXPECT_TRUE(static_site_warnings(spec).empty()) << "the runtime's nginx applies static.spa";
+  spec.config.static_site.dir = "";
+  auto no_dir = render_environment(spec, RenderSettings{}, {}, &files);
+  ASSERT_FALSE(no_dir.has_value());
+  EXPECT_EQ(no_dir.error().code, ErrorCode::invalid_config);
+  EXPECT_NE(no_dir.error().message.find("static.dir"), std::string::npos) << no_dir.error().message;
 
   auto spa = testing::kube::static_site_spec();
   EXPECT_TRUE(static_site_warnings(spa).empty());
