@@ -75,6 +75,11 @@ public:
   virtual void step(std::string_view what) = 0;
   // The revision moved to a new status.
   virtual void revision_status(core::RevisionStatus status, std::string_view message) = 0;
+  // A phase of the deploy ended now; it began where the previous one ended (the first at
+  // the start of apply). The telemetry of every deploy (`idp status`, the events,
+  // /metrics). local: prepare, checkout, database, build, start, healthy, route;
+  // terraform: prepare, init, apply, output; kubernetes: prepare, apply, rollout, route.
+  virtual void phase(std::string_view name) { (void)name; }
   // True when the engine wants the operation abandoned (superseded or shutting down).
   virtual bool cancelled() const = 0;
   // The cancellation flag, for subprocesses.

@@ -466,6 +466,7 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
     return Unexpected(err.with_context("environment " + util::quote(ns)));
   };
 
+  progress.phase("prepare");
   progress.step("applying " + std::to_string(objects.size()) + " objects to namespace " + ns);
   for (const auto& obj : objects) {
     auto handled = database_step(obj, spec, db, progress); // waits for the database; runs the seed
@@ -514,6 +515,7 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
     result.outputs = {{"namespace", ns}, {"cronjob", k_cronjob_name}, {"revision", spec.revision_id}};
     return result;
   }
+  progress.phase("apply");
   progress.step("waiting for the rollout of revision " + std::to_string(spec.revision_id));
   auto rolled = wait_for_rollout(spec, progress);
   if (!rolled) {
@@ -525,6 +527,7 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
     progress.revision_status(core::RevisionStatus::failed, err.message);
     return Unexpected(err.with_context("environment " + util::quote(ns)));
   }
+  progress.phase("rollout");
   prune({(*rendered)["spec"]["template"]});
   std::vector<std::string> warnings = is_static_site(spec) ? static_site_warnings(spec) : std::vector<std::string>{};
   if (m_settings.routing == k_routing_gateway) {
@@ -535,6 +538,7 @@ Expected<ApplyResult> KubernetesDriver::apply(const DeploySpec& spec, Progress& 
     if (!problem->empty()) {
       warnings.push_back(*problem);
     }
+    progress.phase("route");
   }
   mark_deleting(ns, false);
   ApplyResult result;

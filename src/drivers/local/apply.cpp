@@ -5,6 +5,7 @@
 // deployment again only makes sure it is routed. Failpoints "local.apply.*" (crash
 // campaign, docs/hacking.md) follow each step.
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -19,6 +20,7 @@
 #include "util/git.hpp"
 #include "util/redact.hpp"
 #include "util/strings.hpp"
+#include "util/time.hpp"
 
 namespace idp::drivers::local {
 
@@ -194,7 +196,9 @@ Expected<std::optional<ApplyResult>> LocalDriver::prepare(ApplyRun& run) {
     state.active->stopped_with_server = false;
   } else {
     inst.key = std::to_string(spec.revision_id);
-    if (state.active && state.active->key == inst.key) {
+    bool retiring_key = std::any_of(state.retiring.begin(), state.retiring.end(),
+                                    [&](const InstanceRecord& r) { return r.key == inst.key; });
+    if ((state.active && state.active->key == inst.key) || retiring_key) {
       inst.key += "-" + std::to_string(state.next_seq++);
     }
     inst.dir = util::path_join(p.dir, "rev-" + inst.key);
@@ -220,6 +224,7 @@ Expected<std::optional<ApplyResult>> LocalDriver::prepare(ApplyRun& run) {
   state.pending = inst;
   IDP_TRY(save_env_state(p.state, state));
   IDP_APPLY_CRASH_POINT(run, "local.apply.pending_recorded");
+  run.progress.phase("prepare");
   return std::optional<ApplyResult>();
 }
 
@@ -245,6 +250,7 @@ Expected<void> LocalDriver::bring_up(ApplyRun& run) {
       return abandon(run, r.error());
     }
     IDP_APPLY_CRASH_POINT(run, "local.apply.checked_out");
+    progress.phase("checkout");
     if (progress.cancelled()) {
       return abandon(run, apply_cancelled(inst));
     }
@@ -261,6 +267,7 @@ Expected<void> LocalDriver::bring_up(ApplyRun& run) {
     }
     db_env = std::move(*vars);
     IDP_APPLY_CRASH_POINT(run, "local.apply.database_ready");
+    progress.phase("database");
     if (progress.cancelled()) {
       return abandon(run, apply_cancelled(inst));
     }
@@ -276,6 +283,7 @@ Expected<void> LocalDriver::bring_up(ApplyRun& run) {
       return abandon(run, r.error());
     }
     IDP_APPLY_CRASH_POINT(run, "local.apply.built");
+    progress.phase("build");
     if (progress.cancelled()) {
       return abandon(run, apply_cancelled(inst));
     }
@@ -318,13 +326,23 @@ Expected<void> LocalDriver::switch_to(ApplyRun& run) {
     return abandon(run, r.error());
   }
   IDP_APPLY_CRASH_POINT(run, "local.apply.routed");
+  run.progress.phase("route");
   run.old = state.active;
   state.active = inst;
   state.pending.reset();
   state.route = route;
+  // The old revision is retiring from this write on: the retirer stops it after the drain,
+  // or a restarted daemon does.
+  bool retires_old = run.old && run.old->dir != inst.dir;
+  if (retires_old) {
+    state.retiring.push_back(*run.old);
+  }
   if (auto r = save_env_state(run.paths.state, state); !r) {
     if (old_route) {
       (void)m_router->set_route(*old_route); // best effort: the record still names the old revision
+    }
+    if (retires_old) {
+      state.retiring.pop_back();
     }
     state.active = run.old;
     state.route = old_route;
@@ -343,16 +361,14 @@ Expected<void> LocalDriver::retire_old(ApplyRun& run) {
   const std::string& env = run.env;
   const std::optional<InstanceRecord>& old = run.old;
   if (old && old->dir != run.inst.dir) {
-    if (old->port > 0 && m_opts.drain_ms > 0) {
-      // Requests Caddy's previous config had already sent to the old revision finish
-      // after set_route() returned; stopping it at once would fail them (502).
-      run.progress.step("draining revision " + old->key);
-      std::this_thread::sleep_for(std::chrono::milliseconds(m_opts.drain_ms));
-    }
-    run.progress.step("stopping revision " + old->key);
-    retire(env, run.state.repo, *old, true);
-    (void)run.log->append("system", "stopped revision " + old->key);
-    IDP_FAILPOINT_RETURN("local.apply.old_retired");
+    // Requests Caddy's previous config had already sent to the old revision finish after
+    // set_route() returned; stopping it at once would fail them (502). The drain runs on
+    // the retirer, beside the next deploys: none of them waits for it.
+    int64_t drain = old->port > 0 ? m_opts.drain_ms : 0;
+    run.progress.step("revision " + old->key + " retiring (stopped after a drain of " + util::format_duration(drain) +
+                      ", in the background)");
+    (void)run.log->append("system", "revision " + old->key + " retiring");
+    schedule_retire(env, old->key, drain);
   }
   if (run.wants_schedule) {
     if (auto r = register_job(env, run.state, run.inst); !r) {

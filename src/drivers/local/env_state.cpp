@@ -78,6 +78,12 @@ nlohmann::json EnvState::to_json() const {
   nlohmann::json j = {{"env", env}, {"repo", repo}, {"next_seq", next_seq}};
   j["active"] = active ? active->to_json() : nlohmann::json();
   j["pending"] = pending ? pending->to_json() : nlohmann::json();
+  if (!retiring.empty()) {
+    j["retiring"] = nlohmann::json::array();
+    for (const auto& r : retiring) {
+      j["retiring"].push_back(r.to_json());
+    }
+  }
   j["route"] = route ? route->to_json() : nlohmann::json();
   j["database"] = database ? database->to_json() : nlohmann::json();
   return j;
@@ -105,6 +111,13 @@ Expected<std::optional<EnvState>> load_env_state(const std::string& path) {
     }
     if (j.contains("pending") && j["pending"].is_object()) {
       s.pending = InstanceRecord::from_json(j["pending"]);
+    }
+    if (j.contains("retiring") && j["retiring"].is_array()) {
+      for (const auto& r : j["retiring"]) {
+        if (r.is_object()) {
+          s.retiring.push_back(InstanceRecord::from_json(r));
+        }
+      }
     }
     if (j.contains("database") && j["database"].is_object()) {
       s.database = DatabaseRecord::from_json(j["database"]);

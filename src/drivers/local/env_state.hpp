@@ -66,9 +66,12 @@ struct InstanceRecord {
 
 struct EnvState {
   std::string env;
-  std::string repo;                       // for GitMirror::remove_worktree
-  std::optional<InstanceRecord> active;   // what the route points at
-  std::optional<InstanceRecord> pending;  // being started; never routed
+  std::string repo;                      // for GitMirror::remove_worktree
+  std::optional<InstanceRecord> active;  // what the route points at
+  std::optional<InstanceRecord> pending; // being started; never routed
+  // Replaced by a switch, stopped after the drain by the retirer (retirer.cpp); recorded
+  // with the switch so that a restarted daemon stops them.
+  std::vector<InstanceRecord> retiring;
   std::optional<RouteTarget> route;       // the route the router should have
   std::optional<DatabaseRecord> database; // written before the database is created
   int64_t next_seq = 1;                   // for unique instance keys

@@ -64,6 +64,7 @@ LocalDriver::LocalDriver(DriverContext ctx, LocalOptions opts)
 }
 
 LocalDriver::~LocalDriver() {
+  stop_retirer(); // what it had not stopped yet stays recorded: the next start stops it
   m_scheduler->stop();
   if (m_router) {
     m_router->stop();
@@ -257,6 +258,7 @@ ApplyResult LocalDriver::result_for(const std::string& env, const InstanceRecord
 // --- stop ---
 
 void LocalDriver::stop(bool keep_running) {
+  stop_retirer();      // revisions not retired yet stay recorded (below, or the next start)
   m_scheduler->stop(); // runs in flight keep going; the next start records how they ended
   if (m_router && keep_running) {
     m_router->detach(); // the apps keep serving through it; the next start adopts it
@@ -271,8 +273,20 @@ void LocalDriver::stop(bool keep_running) {
   for (const auto& name : subdirs(util::path_join(m_home, "envs"))) {
     auto lk = m_env_locks.lock(name);
     auto loaded = load_env_state(paths(name).state);
-    if (loaded && *loaded && (*loaded)->active) {
-      EnvState s = **loaded;
+    if (!loaded || !*loaded) {
+      continue;
+    }
+    EnvState s = **loaded;
+    if (!s.retiring.empty()) {
+      // Replaced revisions still draining: they go now, recorded first as gone.
+      std::vector<InstanceRecord> going = std::move(s.retiring);
+      s.retiring.clear();
+      (void)save_env_state(paths(name).state, s); // best effort: the next start retires them (a no-op)
+      for (const auto& r : going) {
+        retire(name, s.repo, r, !(s.active && s.active->dir == r.dir));
+      }
+    }
+    if (s.active) {
       InstanceRecord& a = *s.active;
       if (a.kind == "web" && instance_running(a) && !a.stopped_with_server) {
         // Recorded before the app goes: the next start tells this stop from a crash

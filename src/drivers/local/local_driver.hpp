@@ -41,11 +41,13 @@
 // one environment are serialised (the engine's leases already guarantee that). observe()
 // and read_logs() only read files and never wait for a running apply.
 
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "drivers/common/log_files.hpp"
@@ -97,6 +99,8 @@ public:
   PostgresCluster& cluster_for_test() { return *m_cluster; }
   JobScheduler& scheduler_for_test() { return *m_scheduler; }
   DatabaseManager& databases_for_test() { return *m_databases; }
+  // Revisions handed to the retirer and not stopped yet (tests, bench).
+  size_t retiring_count() const;
 
 private:
   // The units of this class, one file each (their contracts at the top of each file):
@@ -105,6 +109,7 @@ private:
   //   revision_launcher.cpp  one revision: checkout, cgroups, build, start, health, retire
   //   components.cpp         database and schedule components
   //   apply.cpp              apply(): prepare → bring up → switch → retire the old revision
+  //   retirer.cpp            the old revision stopped after the drain, in the background
   //   local_exec.cpp         exec() and start_exec()
   struct ApplyRun; // one apply in progress (apply_run.hpp)
 
@@ -209,8 +214,20 @@ private:
   Expected<void> bring_up(ApplyRun& run);
   // The route to the new revision, then the record that it is active.
   Expected<void> switch_to(ApplyRun& run);
-  // Stops the revision the switch replaced (after the drain), then the schedule follows.
+  // Hands the revision the switch replaced to the retirer (stopped after the drain, in the
+  // background), then the schedule follows.
   Expected<void> retire_old(ApplyRun& run);
+
+  // --- retirer.cpp ---
+  // Stops revision `key` of `env` (recorded in EnvState::retiring) after `delay_ms`, on the
+  // retirer thread (started on first use).
+  void schedule_retire(const std::string& env, const std::string& key, int64_t delay_ms);
+  // Ends the retirer; what it had not retired yet stays recorded (the next start retires it).
+  void stop_retirer();
+  void retirer_loop();
+  // Retires `key` of `env` if it is still recorded as retiring; false when the environment's
+  // lock is busy (the retirer tries again shortly).
+  bool retire_recorded(const std::string& env, const std::string& key);
   // A failed deploy: the new revision is stopped, its record dropped; the old one serves.
   Unexpected abandon(ApplyRun& run, const Error& e);
   // The result with the database and schedule outputs and the run's warnings.
@@ -239,7 +256,14 @@ private:
   std::unique_ptr<JobScheduler> m_scheduler;
 
   util::KeyedMutex m_env_locks; // one per environment: its operations are serialised
-  std::mutex m_mutex;           // guards the members below (memory only: no I/O under it)
+
+  mutable std::mutex m_retire_mu; // guards the retirer's members below
+  std::condition_variable m_retire_cv;
+  std::multimap<int64_t, std::pair<std::string, std::string>> m_retire_queue; // steady ms -> (env, key)
+  size_t m_retiring_now = 0;                                                  // being retired by the thread now
+  bool m_retire_stop = false;
+  std::thread m_retirer;
+  std::mutex m_mutex; // guards the members below (memory only: no I/O under it)
   std::set<int> m_ports;
   bool m_isolated = false; // root and isolation "auto": environments run as their own uid
   std::unique_ptr<UidAllocator> m_uids;

@@ -19,6 +19,10 @@
 namespace idp::drivers::local {
 
 Expected<void> LocalDriver::start(const std::vector<core::Environment>& live) {
+  {
+    std::lock_guard<std::mutex> g(m_retire_mu);
+    m_retire_stop = false; // a driver stopped and started again retires again
+  }
   IDP_TRY(util::ensure_dir(util::path_join(m_home, "envs")));
   IDP_TRY(util::ensure_dir(util::path_join(m_home, "git")));
   if (!util::find_executable(m_opts.caddy_binary)) {
@@ -87,6 +91,15 @@ std::map<std::string, EnvState> LocalDriver::adopt_live_environments(const std::
       retire(name, s.repo, *s.pending, !shares);
       s.pending.reset();
       (void)save_env_state(p.state, s); // best effort: a record still pending is retired again next time
+    }
+    if (!s.retiring.empty()) {
+      // Replaced before the daemon stopped, not stopped yet: their drain is over.
+      for (const auto& r : s.retiring) {
+        spdlog::info("local driver: {}: stopping revision {}, replaced before the restart", name, r.key);
+        retire(name, s.repo, r, !(s.active && s.active->dir == r.dir));
+      }
+      s.retiring.clear();
+      (void)save_env_state(p.state, s); // best effort: retired again (a no-op) next time
     }
     if (s.active && s.active->kind == "web" && s.active->port > 0) {
       std::lock_guard<std::mutex> g(m_mutex);
@@ -248,6 +261,9 @@ void LocalDriver::remove_env_files(const std::string& env) {
       if (inst) {
         retire(env, repo, *inst, true);
       }
+    }
+    for (const auto& inst : state->retiring) {
+      retire(env, repo, inst, true); // not waiting for their drain: the route is gone
     }
   }
   // Whatever the records missed (a crash before they were written, lost state).

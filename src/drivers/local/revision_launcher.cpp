@@ -325,8 +325,10 @@ Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std
   state.pending = inst;
   IDP_TRY(save_env_state(p.state, state));
 
+  progress.phase("start"); // the shim and the app spawned, recorded
   progress.step("waiting for GET " + inst.health_path);
   IDP_TRY(wait_healthy(inst, env, progress));
+  progress.phase("healthy");
   inst.startup_ms = util::steady_ms() - t0;
   (void)log.append("system", "revision " + inst.key + " is healthy after " + std::to_string(inst.startup_ms) + " ms");
   return {};

@@ -122,6 +122,7 @@ Expected<ApplyResult> TerraformDriver::apply(const DeploySpec& spec, Progress& p
   if (IDP_FAILPOINT("terraform.apply.prepared")) { // settings.json pinned, not initialised
     return fail(util::failpoint_error("terraform.apply.prepared"));
   }
+  progress.phase("prepare");
   progress.step("terraform init");
   IDP_TRY_ASSIGN(RunOutcome init, m_runner.run(work, prepared->root, m_workspace.init_args(prepared->settings),
                                                log.get(), progress.cancel_flag()));
@@ -131,6 +132,7 @@ Expected<ApplyResult> TerraformDriver::apply(const DeploySpec& spec, Progress& p
   if (IDP_FAILPOINT("terraform.apply.initialised")) {
     return fail(util::failpoint_error("terraform.apply.initialised"));
   }
+  progress.phase("init");
   progress.step("terraform apply");
   progress.revision_status(core::RevisionStatus::starting, "terraform apply");
   std::vector<std::string> args = {"apply",
@@ -146,11 +148,13 @@ Expected<ApplyResult> TerraformDriver::apply(const DeploySpec& spec, Progress& p
   if (IDP_FAILPOINT("terraform.apply.applied")) { // the state has the resources; status.json not yet
     return fail(util::failpoint_error("terraform.apply.applied"));
   }
+  progress.phase("apply");
   progress.step("terraform output");
   auto outputs = m_runner.read_outputs(work, prepared->root, log.get());
   if (!outputs) {
     return fail(outputs.error());
   }
+  progress.phase("output");
   ApplyResult result;
   if (outputs->contains("endpoint") && (*outputs)["endpoint"].is_string()) {
     result.url = (*outputs)["endpoint"].get<std::string>();

@@ -1,5 +1,8 @@
 // Issue "Foundation": a branch becomes a live preview environment on one machine.
 // Real idp serve, real git, real processes, real Caddy.
+#include <fstream>
+#include <set>
+
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -10,6 +13,7 @@
 #include "support/daemon_process.hpp"
 #include "support/test_support.hpp"
 #include "util/fs.hpp"
+#include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
 
@@ -177,6 +181,41 @@ TEST_F(FoundationTest, Kill9WhileReadyThenRestartServesAgain) {
   EXPECT_EQ(d->env("preview-crash")["phase"], "ready");
   EXPECT_EQ(env_processes(*d, "preview-crash"), before) << "the running app was adopted, not duplicated";
   EXPECT_EQ(d->router_processes(), routers) << "the running Caddy was adopted, not replaced";
+  d->stop();
+  EXPECT_TRUE(d->home_processes().empty()) << "no orphan after a clean stop";
+}
+
+// A redeploy ends at the route switch; the old revision drains in the background
+// (drivers.local.drain, ten minutes here). The daemon is killed (-9) while it drains: the
+// restarted daemon stops it, and the new revision serves on.
+TEST_F(FoundationTest, Kill9WhileARevisionIsRetiringStopsItAfterTheRestart) {
+  std::ofstream(tmp.sub("server.yml")) << "drivers:\n  local:\n    drain: 10m\n";
+  auto d =
+      std::make_unique<DaemonProcess>(tmp.sub("home"), std::vector<std::string>{"--config", tmp.sub("server.yml")});
+  d->start();
+  GitRepo repo = make_example_repo(tmp.sub("app"), "api-service", "feature/retire");
+  ASSERT_EQ(d->cli({"create", "--repo", repo.path(), "--branch", "feature/retire"}).exit_code, 0) << d->log();
+  auto revisions = [&] {
+    std::set<std::string> out;
+    for (pid_t p : env_processes(*d, "preview-retire")) {
+      out.insert(util::process_env_value(p, "IDP_REVISION").value_or("?"));
+    }
+    return out;
+  };
+  ASSERT_EQ(revisions(), std::set<std::string>{"1"});
+  repo.write_file("NOTES.md", "a second commit\n");
+  std::string second = repo.commit("second");
+  auto redeployed = d->cli({"redeploy", "preview-retire"});
+  ASSERT_EQ(redeployed.exit_code, 0) << redeployed.err << d->log();
+  EXPECT_EQ(d->env("preview-retire").value("deployed_commit", ""), second);
+  EXPECT_EQ(revisions(), (std::set<std::string>{"1", "2"})) << "revision 1 drains beside revision 2";
+
+  d->kill9();
+  d->start();
+  EXPECT_TRUE(wait_until([&] { return revisions() == std::set<std::string>{"2"}; }, 30000))
+      << "the restart stops the revision that was retiring; running: " << revisions().size() << d->log();
+  EXPECT_EQ(d->get_via_router("preview-retire", "/health").first, 200) << d->log();
+  EXPECT_EQ(d->env("preview-retire")["phase"], "ready");
   d->stop();
   EXPECT_TRUE(d->home_processes().empty()) << "no orphan after a clean stop";
 }

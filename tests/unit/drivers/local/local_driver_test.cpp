@@ -279,7 +279,8 @@ TEST_F(LocalDriverTest, NewCommitSwitchesWithoutDowntime) {
   pid_t new_pid = v2.outputs["pid"];
   EXPECT_NE(new_pid, old_pid);
   EXPECT_TRUE(contains(body_via_router("pr-1"), "\"version\":\"v2\""));
-  EXPECT_TRUE(wait_until([&] { return !util::process_alive(old_pid); }, k_wait_ms));
+  // The old revision retires in the background after the drain: process, then worktree.
+  EXPECT_TRUE(wait_until([&] { return !util::process_alive(old_pid) && driver->retiring_count() == 0; }, k_wait_ms));
   EXPECT_FALSE(util::path_exists(home.sub("envs/pr-1/rev-1"))) << "the old worktree is removed";
   EXPECT_TRUE(util::path_exists(home.sub("envs/pr-1/rev-2/src")));
   for (const auto& p : env_processes("pr-1")) {
@@ -332,6 +333,82 @@ TEST_F(LocalDriverTest, RequestInFlightAtTheSwitchIsAnsweredByTheOldRevision) {
       << (held_answer && !held_answer->has_value() ? held_answer->error().message : "no answer");
   EXPECT_EQ((*held_answer)->status, 200) << (*held_answer)->body;
   EXPECT_EQ((*held_answer)->body, "answered by v1");
+}
+
+// The drain runs beside the deploys (issue 14): with a drain of ten minutes, back-to-back
+// redeploys each serve their commit as soon as it is healthy, the replaced revisions keep
+// running (retiring, recorded), and a destroy takes them all at once. Were a deploy to wait
+// on a drain, its apply would not return before the test's deadline.
+TEST_F(LocalDriverTest, BackToBackRedeploysAndADestroyNeverWaitOnADrain) {
+  start_driver({{"drain_ms", 600000}});
+  auto v1 = apply_ok(make_spec("pr-1", repo, 1));
+  commit_server(server_js_version("v2"), "v2");
+  auto v2 = apply_ok(make_spec("pr-1", repo, 2));
+  EXPECT_TRUE(contains(body_via_router("pr-1"), "\"version\":\"v2\""));
+  commit_server(server_js_version("v3"), "v3");
+  auto v3 = apply_ok(make_spec("pr-1", repo, 3));
+  EXPECT_TRUE(contains(body_via_router("pr-1"), "\"version\":\"v3\""));
+  // v1 and v2 drain in the background, recorded as retiring.
+  EXPECT_TRUE(util::process_alive(v1.outputs["pid"]));
+  EXPECT_TRUE(util::process_alive(v2.outputs["pid"]));
+  EXPECT_EQ(driver->retiring_count(), 2u);
+  auto state = load_env_state(home.sub("envs/pr-1/state.json"));
+  ASSERT_TRUE(state.has_value() && state->has_value());
+  ASSERT_EQ((*state)->retiring.size(), 2u);
+  EXPECT_EQ((*state)->retiring[0].key, "1");
+  EXPECT_EQ((*state)->retiring[1].key, "2");
+  EXPECT_EQ((*state)->active->key, "3");
+
+  RecordingProgress p;
+  ASSERT_TRUE(driver->destroy(env_named("pr-1"), p).has_value());
+  EXPECT_FALSE(util::process_alive(v1.outputs["pid"]));
+  EXPECT_FALSE(util::process_alive(v2.outputs["pid"]));
+  EXPECT_FALSE(util::process_alive(v3.outputs["pid"]));
+  EXPECT_TRUE(env_processes("pr-1").empty());
+}
+
+// A short drain: the retirer stops the old revision by itself, removes its worktree and its
+// record, and says so in the environment's log.
+TEST_F(LocalDriverTest, TheRetirerStopsTheReplacedRevisionAfterTheDrain) {
+  start_driver({{"drain_ms", 200}});
+  auto v1 = apply_ok(make_spec("pr-1", repo, 1));
+  commit_server(server_js_version("v2"), "v2");
+  apply_ok(make_spec("pr-1", repo, 2));
+  ASSERT_TRUE(wait_until([&] { return !util::process_alive(v1.outputs["pid"]); }, k_wait_ms));
+  ASSERT_TRUE(wait_until([&] { return driver->retiring_count() == 0; }, k_wait_ms));
+  EXPECT_FALSE(util::path_exists(home.sub("envs/pr-1/rev-1")));
+  auto state = load_env_state(home.sub("envs/pr-1/state.json"));
+  ASSERT_TRUE(state.has_value() && state->has_value());
+  EXPECT_TRUE((*state)->retiring.empty());
+  auto logs = driver->read_logs(env_named("pr-1"), {});
+  ASSERT_TRUE(logs.has_value());
+  bool said = false;
+  for (const auto& l : logs->lines) {
+    said = said || l.text == "stopped revision 1";
+  }
+  EXPECT_TRUE(said);
+}
+
+// The daemon goes while a revision is retiring (the driver is dropped without stop(), as a
+// kill leaves it): the next start stops it, and the new revision serves on.
+TEST_F(LocalDriverTest, ARevisionRetiringWhenTheDaemonDiesIsStoppedByTheNextStart) {
+  start_driver({{"drain_ms", 600000}});
+  auto v1 = apply_ok(make_spec("pr-1", repo, 1));
+  commit_server(server_js_version("v2"), "v2");
+  auto v2 = apply_ok(make_spec("pr-1", repo, 2));
+  ASSERT_TRUE(util::process_alive(v1.outputs["pid"])) << "retiring, not stopped yet";
+  driver.reset();
+  start_driver({}, {testing::make_env("pr-1", repo)});
+  EXPECT_FALSE(util::process_alive(v1.outputs["pid"])) << "start() stopped the revision that was retiring";
+  EXPECT_TRUE(util::process_alive(v2.outputs["pid"]));
+  EXPECT_TRUE(contains(body_via_router("pr-1"), "\"version\":\"v2\""));
+  EXPECT_FALSE(util::path_exists(home.sub("envs/pr-1/rev-1")));
+  auto state = load_env_state(home.sub("envs/pr-1/state.json"));
+  ASSERT_TRUE(state.has_value() && state->has_value());
+  EXPECT_TRUE((*state)->retiring.empty());
+  for (const auto& proc : env_processes("pr-1")) {
+    EXPECT_EQ(proc.revision, "2");
+  }
 }
 
 TEST_F(LocalDriverTest, CrashingNewRevisionLeavesTheOldOneServing) {
