@@ -703,6 +703,9 @@ void ApiServer::routes() {
     out += "idp_uptime_seconds " + std::to_string((ctx.clock->now_ms() - m_started_at) / 1000) + "\n";
     out += "# HELP idp_build_info Version of the server.\n# TYPE idp_build_info gauge\n";
     out += "idp_build_info{version=\"" + ctx.version + "\"} 1\n";
+    if (ctx.engine_metrics) {
+      out += ctx.engine_metrics();
+    }
     res.set_content(out, "text/plain; version=0.0.4");
   });
 

@@ -64,6 +64,8 @@ struct ApiContext {
   GitHubOAuthSettings github_oauth;
   // Protected previews (issue 15; api/preview_auth.hpp). Unset domain: no preview routes.
   PreviewAuthSettings previews;
+  // The engine's deploy telemetry for /metrics (Reconciler::metrics_text). Unset: none.
+  std::function<std::string()> engine_metrics;
 };
 
 // A raw route for hooks: gets the exact body bytes and headers.

@@ -1,5 +1,7 @@
 #include "core/environment.hpp"
 
+#include <cstdio>
+
 namespace idp::core {
 
 namespace {
@@ -75,8 +77,53 @@ nlohmann::json to_json(const Environment& e) {
   j["generation"] = e.generation;
   j["observed_generation"] = e.observed_generation;
   auto outputs = nlohmann::json::parse(e.outputs_json, nullptr, false);
-  j["outputs"] = outputs.is_discarded() ? nlohmann::json::object() : outputs;
+  if (!outputs.is_object()) {
+    outputs = nlohmann::json::object();
+  }
+  j["last_deploy"] = nullptr;
+  if (outputs.contains("deploy")) {
+    j["last_deploy"] = outputs["deploy"];
+    outputs.erase("deploy");
+  }
+  j["outputs"] = outputs;
   return j;
+}
+
+namespace {
+
+std::string short_duration(int64_t ms) {
+  if (ms < 1000) {
+    return std::to_string(ms) + " ms";
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
+} // namespace
+
+std::string deploy_summary(const nlohmann::json& deploy) {
+  if (!deploy.is_object() || !deploy.contains("phases") || !deploy["phases"].is_array()) {
+    return "";
+  }
+  std::vector<std::string> parts;
+  for (const auto& p : deploy["phases"]) {
+    if (p.is_object() && p.contains("phase") && p["phase"].is_string() && p.contains("ms") &&
+        p["ms"].is_number_integer()) {
+      parts.push_back(p["phase"].get<std::string>() + " " + short_duration(p["ms"].get<int64_t>()));
+    }
+  }
+  int64_t total =
+      deploy.contains("total_ms") && deploy["total_ms"].is_number_integer() ? deploy["total_ms"].get<int64_t>() : 0;
+  std::string outcome =
+      deploy.contains("outcome") && deploy["outcome"].is_string() ? deploy["outcome"].get<std::string>() : "done";
+  std::string out = outcome + " " + short_duration(total) + " after the change";
+  std::string sep = ": ";
+  for (const auto& p : parts) {
+    out += sep + p;
+    sep = " \u00b7 ";
+  }
+  return out;
 }
 
 nlohmann::json to_json(const Revision& r) {

@@ -83,7 +83,27 @@ public:
   bool cancelled() const override { return m_cancel && m_cancel->load(); }
   const std::atomic<bool>* cancel_flag() const override { return m_cancel.get(); }
 
+  // Telemetry: the driver's phases, each from the end of the previous one (the first from
+  // the start of the apply, start_phases()).
+  void phase(std::string_view name) override {
+    int64_t now = util::steady_ms();
+    std::lock_guard<std::mutex> g(m_phase_mu);
+    m_phases.emplace_back(std::string(name), std::max<int64_t>(0, now - m_mark));
+    m_mark = now;
+  }
+  void start_phases() {
+    std::lock_guard<std::mutex> g(m_phase_mu);
+    m_mark = util::steady_ms();
+  }
+  DeployPhases phases() const {
+    std::lock_guard<std::mutex> g(m_phase_mu);
+    return m_phases;
+  }
+
 private:
+  mutable std::mutex m_phase_mu;
+  int64_t m_mark = util::steady_ms();
+  DeployPhases m_phases;
   store::StateStore& m_store;
   StoreRetry& m_retry;
   std::string m_env;
@@ -429,11 +449,13 @@ void Reconciler::process(const std::string& name) {
                         return {};
                       });
     } else if (a == Action::deploy && awaits_source(*env)) {
+      int64_t fetch_started = util::steady_ms();
+      util::Millis changed_at = env->updated_at;
       if (auto resolved = resolve_source(*env, *op)) {
-        do_deploy(*resolved, **driver, *op);
+        do_deploy(*resolved, **driver, *op, DeployTiming{changed_at, util::steady_ms() - fetch_started});
       }
     } else if (a == Action::deploy) {
-      do_deploy(*env, **driver, *op);
+      do_deploy(*env, **driver, *op, DeployTiming{env->updated_at, -1});
     } else if (a == Action::destroy) {
       do_destroy(*env, **driver, *op);
     } else if (a == Action::observe) {
@@ -443,7 +465,8 @@ void Reconciler::process(const std::string& name) {
   end_operation(op);
 }
 
-void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& op) {
+void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& op, DeployTiming timing) {
+  const int64_t started = util::steady_ms();
   const std::string name = env.name;
   const int64_t gen = env.generation;
   const std::string commit = env.commit;
@@ -528,8 +551,28 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
   spec.template_dir = tmpl->dir;
   spec.template_values = std::move(*values);
   EngineProgress progress(m_store, m_retry, name, rev.id, flag, lost, m_clock);
+  // Telemetry: the engine's phases (the change waiting for a worker, the branch fetched, the
+  // config and revision recorded), then the driver's.
+  DeployPhases phases;
+  if (timing.changed_at > 0) {
+    phases.emplace_back("queued", std::max<int64_t>(0, now - timing.changed_at));
+  }
+  if (timing.fetch_ms >= 0) {
+    phases.emplace_back("fetch", timing.fetch_ms);
+  }
+  phases.emplace_back("resolve", util::steady_ms() - started);
+  progress.start_phases();
   spdlog::info("{}: deploying {} (generation {}, revision {})", name, util::short_commit(commit), gen, rev.number);
   auto result = driver.apply(spec, progress);
+  {
+    DeployPhases driver_phases = progress.phases();
+    phases.insert(phases.end(), driver_phases.begin(), driver_phases.end());
+  }
+  m_metrics.record(env.runtime, env.template_name,
+                   result ? "ready"
+                          : (flag->load() || result.error().code == ErrorCode::cancelled ? "cancelled" : "failed"),
+                   phases);
+  nlohmann::json deploy = deploy_record(rev.number, commit, result ? "ready" : "failed", phases);
   if (result && IDP_FAILPOINT("engine.deploy.applied")) { // applied, not yet recorded (docs/hacking.md)
     result = Unexpected(util::failpoint_error("engine.deploy.applied"));
   }
@@ -559,9 +602,11 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
     // The write that matters most: without it the environment looks undeployed and is
     // deployed again. Retried until it lands (or the daemon stops: then the phase is still
     // provisioning/updating and the next start redeploys, idempotently).
+    nlohmann::json outputs = result->outputs;
+    outputs["deploy"] = deploy; // core::deploy_summary shows it (idp status, the event below)
     auto ready = write_env(op, "record ready", [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
       e.url = result->url;
-      e.outputs_json = util::json_dump(result->outputs);
+      e.outputs_json = util::json_dump(outputs);
       e.warnings = result->warnings;
       e.deployed_commit = commit;
       e.observed_generation = std::max(e.observed_generation, gen);
@@ -570,8 +615,9 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
       e.message = "";
       e.updated_at = now;
       set_phase(e, Phase::ready, k_actor,
-                "revision " + std::to_string(rev.number) + " (" + util::short_commit(commit) + ") is healthy", events,
-                now);
+                "revision " + std::to_string(rev.number) + " (" + util::short_commit(commit) + ") is healthy; " +
+                    core::deploy_summary(deploy),
+                events, now);
       return {};
     });
     if (!ready) {
@@ -840,7 +886,7 @@ void Reconciler::do_observe(Environment env, drivers::Driver& driver, Operation&
   if (resume) {
     do_resume(*fresh, driver, op, obs->detail);
   } else {
-    do_deploy(*fresh, driver, op);
+    do_deploy(*fresh, driver, op, DeployTiming{});
   }
 }
 
@@ -869,7 +915,7 @@ void Reconciler::do_resume(Environment env, drivers::Driver& driver, Operation& 
       return {};
     });
     if (marked) {
-      do_deploy(*marked, driver, op);
+      do_deploy(*marked, driver, op, DeployTiming{});
     }
     return;
   }

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "engine/create_resolution.hpp"
+#include "engine/deploy_metrics.hpp"
 #include "engine/driver_set.hpp"
 #include "engine/options.hpp"
 #include "engine/store_retry.hpp"
@@ -66,6 +67,9 @@ public:
 
   // Number of operations running or queued (for tests and /metrics).
   size_t busy() const;
+  // Deploy telemetry in the Prometheus text format (/metrics): phase histograms, deploys
+  // by outcome, the queue depth.
+  std::string metrics_text() const { return m_metrics.prometheus(busy()); }
 
 private:
   // What the engine hands the driver besides the config: the seed's SQL (set_repo_reader).
@@ -98,7 +102,13 @@ private:
   // reads its config and records them. The environment to deploy, or nullopt when that
   // failed (recorded as its failed phase) or the environment changed meanwhile.
   std::optional<core::Environment> resolve_source(const core::Environment& env, Operation& op);
-  void do_deploy(core::Environment env, drivers::Driver& driver, Operation& op);
+  // When the change a deploy acts on was recorded (the environment's updated_at as the
+  // worker found it), and how long fetching the branch took (-1: not fetched).
+  struct DeployTiming {
+    util::Millis changed_at = 0;
+    int64_t fetch_ms = -1;
+  };
+  void do_deploy(core::Environment env, drivers::Driver& driver, Operation& op, DeployTiming timing);
   void do_destroy(core::Environment env, drivers::Driver& driver, Operation& op);
   void do_observe(core::Environment env, drivers::Driver& driver, Operation& op);
   // The driver stopped env's app with the server (Health::stopped): applies the serving
@@ -130,6 +140,7 @@ private:
   std::map<std::string, int> m_unhealthy;
   std::atomic<bool> m_shutdown{false};
   StoreRetry m_retry;
+  DeployMetrics m_metrics;
   CreateResolver m_create_resolver; // set before start(), read-only after
   RepoFileReader m_repo_reader;     // set before start(), read-only after
   std::thread m_loop_thread;

@@ -5,6 +5,7 @@
 #include "cli/api_client.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/output/table.hpp"
+#include "core/environment.hpp"
 #include "util/http_client.hpp"
 #include "util/json.hpp"
 #include "util/time.hpp"
@@ -118,6 +119,11 @@ CommandSpec status_command() {
           if (e.value("attempts", 0) > 0) {
             row("attempts:",
                 std::to_string(e.value("attempts", 0)) + ", next at " + output::field(e, "next_attempt_at"));
+          }
+          if (e.contains("last_deploy") && e["last_deploy"].is_object()) {
+            // Where the last deploy's time went (issue 14).
+            row("last deploy:", "revision " + util::json_dump(e["last_deploy"].value("revision", nlohmann::json())) +
+                                    ", " + core::deploy_summary(e["last_deploy"]));
           }
           for (const auto& w : e["warnings"]) {
             row("warning:", output::color(w.get<std::string>(), "yellow"));

@@ -1,6 +1,8 @@
 // The rest of the server's HTTP surface: dashboard page, Prometheus metrics, the live
 // event stream (SSE), capabilities and templates.
 #include <gtest/gtest.h>
+#include <map>
+#include <sstream>
 
 #include <atomic>
 #include <thread>
@@ -34,6 +36,66 @@ protected:
   TempDir tmp;
   std::unique_ptr<DaemonProcess> d;
 };
+
+// Telemetry (issue 14): a deploy says where its time went, in `idp status` (JSON and
+// table), in its event, and in /metrics as histograms a scraper can read.
+TEST_F(ApiSurfaceTest, EveryDeploySaysWhereItsTimeWentInStatusEventsAndMetrics) {
+  GitRepo repo = make_example_repo(tmp.sub("app"), "api-service", "feature/timed");
+  ASSERT_EQ(d->cli({"create", "--repo", repo.path(), "--branch", "feature/timed"}).exit_code, 0);
+  auto status = d->cli({"status", "preview-timed", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  json env = json::parse(status.out);
+  ASSERT_TRUE(env["last_deploy"].is_object()) << env.dump(2);
+  std::vector<std::string> phases;
+  int64_t sum = 0;
+  for (const auto& p : env["last_deploy"]["phases"]) {
+    phases.push_back(p["phase"]);
+    EXPECT_GE(p["ms"].get<int64_t>(), 0);
+    sum += p["ms"].get<int64_t>();
+  }
+  EXPECT_EQ(phases, (std::vector<std::string>{"queued", "fetch", "resolve", "prepare", "checkout", "build", "start",
+                                              "healthy", "route"}))
+      << env["last_deploy"].dump();
+  EXPECT_EQ(env["last_deploy"]["total_ms"], sum);
+  EXPECT_EQ(env["last_deploy"]["outcome"], "ready");
+  EXPECT_EQ(env["last_deploy"]["revision"], 1);
+  EXPECT_FALSE(env["outputs"].contains("deploy")) << "shown once, as last_deploy";
+
+  auto table = d->cli({"status", "preview-timed"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("last deploy:"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("after the change: queued "), std::string::npos) << table.out;
+
+  auto [code, events] = d->api("GET", "/api/v1/environments/preview-timed/events");
+  ASSERT_EQ(code, 200);
+  bool timed = false;
+  for (const auto& ev : events["events"]) {
+    timed =
+        timed || (ev["to_phase"] == "ready" && ev["reason"].get<std::string>().find("ready ") != std::string::npos &&
+                  ev["reason"].get<std::string>().find(" healthy ") != std::string::npos);
+  }
+  EXPECT_TRUE(timed) << events.dump(2);
+
+  // /metrics, parsed: one observation per phase of the deploy, buckets cumulative.
+  auto metrics = get("/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  std::map<std::string, double> samples;
+  std::istringstream lines(metrics.body);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty() && line[0] != '#') {
+      samples[line.substr(0, line.rfind(' '))] = std::stod(line.substr(line.rfind(' ') + 1));
+    }
+  }
+  EXPECT_NE(metrics.body.find("# TYPE idp_deploy_phase_seconds histogram"), std::string::npos) << metrics.body;
+  for (const auto& phase : phases) {
+    std::string labels = "phase=\"" + phase + "\",template=\"api-service\",runtime=\"local\"";
+    EXPECT_EQ(samples["idp_deploy_phase_seconds_count{" + labels + "}"], 1) << phase << "\n" << metrics.body;
+    EXPECT_EQ(samples["idp_deploy_phase_seconds_bucket{" + labels + ",le=\"+Inf\"}"], 1) << phase;
+  }
+  EXPECT_EQ(samples["idp_deploys_total{outcome=\"ready\",template=\"api-service\",runtime=\"local\"}"], 1)
+      << metrics.body;
+  EXPECT_TRUE(samples.count("idp_reconciler_queue_depth")) << metrics.body;
+}
 
 TEST_F(ApiSurfaceTest, DashboardMetricsCapabilitiesTemplates) {
   auto page = get("/");

@@ -335,6 +335,18 @@ TEST_F(LocalDriverTest, RequestInFlightAtTheSwitchIsAnsweredByTheOldRevision) {
   EXPECT_EQ((*held_answer)->body, "answered by v1");
 }
 
+// Telemetry (issue 14): a deploy says where its time went, phase by phase, in order; a
+// redeploy of what already serves has nothing to say.
+TEST_F(LocalDriverTest, ADeployMarksItsPhasesInOrder) {
+  RecordingProgress p;
+  auto r = driver->apply(make_spec("pr-1", repo, 1), p);
+  ASSERT_TRUE(r.has_value()) << r.error().full_message();
+  EXPECT_EQ(p.phases, (std::vector<std::string>{"prepare", "checkout", "build", "start", "healthy", "route"}));
+  RecordingProgress again;
+  ASSERT_TRUE(driver->apply(make_spec("pr-1", repo, 1), again).has_value());
+  EXPECT_TRUE(again.phases.empty()) << "already serving: no deploy";
+}
+
 // The drain runs beside the deploys (issue 14): with a drain of ten minutes, back-to-back
 // redeploys each serve their commit as soon as it is healthy, the replaced revisions keep
 // running (retiring, recorded), and a destroy takes them all at once. Were a deploy to wait

@@ -38,11 +38,16 @@ public:
       m_cancel = true;
     }
   }
+  void phase(std::string_view name) override {
+    std::lock_guard<std::mutex> g(m_mutex);
+    phases.emplace_back(name);
+  }
   bool cancelled() const override { return m_cancel.load(); }
   const std::atomic<bool>* cancel_flag() const override { return &m_cancel; }
   void cancel() { m_cancel = true; }
 
   std::vector<std::string> steps;
+  std::vector<std::string> phases; // Progress::phase, in order
   std::vector<core::RevisionStatus> statuses;
   std::optional<core::RevisionStatus> cancel_on;
 
