@@ -33,6 +33,15 @@ TEST(TerraformDaemonTest, CreateLogsUnlockDestroyThroughTheServer) {
   EXPECT_EQ(env["phase"], "ready");
   EXPECT_TRUE(env["outputs"]["id"].is_string()) << env.dump(2);
   ASSERT_TRUE(util::is_directory(d.home() + "/terraform/preview-infra"));
+  // Telemetry (issue 14): the deploy's phases, terraform's own among them.
+  std::vector<std::string> phases;
+  for (const auto& p : env["last_deploy"]["phases"]) {
+    phases.push_back(p["phase"]);
+  }
+  EXPECT_EQ(phases, (std::vector<std::string>{"queued", "fetch", "resolve", "prepare", "init", "apply", "output"}))
+      << env.dump(2);
+  auto status = d.cli({"status", "preview-infra"});
+  EXPECT_NE(status.out.find(" init "), std::string::npos) << status.out;
 
   auto logs = d.cli({"logs", "preview-infra"});
   EXPECT_NE(logs.out.find("[terraform]"), std::string::npos) << logs.out;
