@@ -449,13 +449,13 @@ void Reconciler::process(const std::string& name) {
                         return {};
                       });
     } else if (a == Action::deploy && awaits_source(*env)) {
+      int64_t queued = std::max<int64_t>(0, m_clock.now_ms() - env->updated_at);
       int64_t fetch_started = util::steady_ms();
-      util::Millis changed_at = env->updated_at;
       if (auto resolved = resolve_source(*env, *op)) {
-        do_deploy(*resolved, **driver, *op, DeployTiming{changed_at, util::steady_ms() - fetch_started});
+        do_deploy(*resolved, **driver, *op, DeployTiming{queued, util::steady_ms() - fetch_started});
       }
     } else if (a == Action::deploy) {
-      do_deploy(*env, **driver, *op, DeployTiming{env->updated_at, -1});
+      do_deploy(*env, **driver, *op, DeployTiming{std::max<int64_t>(0, m_clock.now_ms() - env->updated_at), -1});
     } else if (a == Action::destroy) {
       do_destroy(*env, **driver, *op);
     } else if (a == Action::observe) {
@@ -554,8 +554,8 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
   // Telemetry: the engine's phases (the change waiting for a worker, the branch fetched, the
   // config and revision recorded), then the driver's.
   DeployPhases phases;
-  if (timing.changed_at > 0) {
-    phases.emplace_back("queued", std::max<int64_t>(0, now - timing.changed_at));
+  if (timing.queued_ms >= 0) {
+    phases.emplace_back("queued", timing.queued_ms);
   }
   if (timing.fetch_ms >= 0) {
     phases.emplace_back("fetch", timing.fetch_ms);

@@ -102,10 +102,11 @@ private:
   // reads its config and records them. The environment to deploy, or nullopt when that
   // failed (recorded as its failed phase) or the environment changed meanwhile.
   std::optional<core::Environment> resolve_source(const core::Environment& env, Operation& op);
-  // When the change a deploy acts on was recorded (the environment's updated_at as the
-  // worker found it), and how long fetching the branch took (-1: not fetched).
+  // How long the change a deploy acts on waited for a worker (from the environment's
+  // updated_at to the operation's start; -1: not a change, e.g. a crashed app's restart), and
+  // how long fetching the branch took (-1: not fetched).
   struct DeployTiming {
-    util::Millis changed_at = 0;
+    int64_t queued_ms = -1;
     int64_t fetch_ms = -1;
   };
   void do_deploy(core::Environment env, drivers::Driver& driver, Operation& op, DeployTiming timing);
