@@ -22,11 +22,7 @@ TEST(KubernetesDaemonTest, AStaticSiteIsCreatedWithAnHttpRouteAndDestroyedThroug
   TempDir tmp("idp-kube-daemon");
   (void)util::ensure_dir(tmp.sub("home"));
   FakeKubeApiServer api(FakeKubeApiServer::Options{{}, {}, {}, {"daemon-token"}});
-  std::ofstream(tmp.sub("kubeconfig")) << "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
-                                          "clusters:\n- name: c\n  cluster:\n    server: "
-                                       << api.url()
-                                       << "\nusers:\n- name: u\n  user:\n    token: daemon-token\n"
-                                          "contexts:\n- name: test\n  context:\n    cluster: c\n    user: u\n";
+  kube::write_kubeconfig(tmp.sub("kubeconfig"), api.url(), "    token: daemon-token\n");
   std::ofstream(tmp.sub("server.yml")) << "drivers:\n  kubernetes:\n    kubeconfig: " << tmp.sub("kubeconfig")
                                        << "\n    domain: previews.example.com\n"
                                           "    routing: gateway\n    gateway_name: previews\n"
@@ -90,11 +86,7 @@ TEST(KubernetesDaemonTest, AStaticSiteWithoutAnImageServesItsCommittedDirectoryT
   TempDir tmp("idp-kube-daemon-files");
   (void)util::ensure_dir(tmp.sub("home"));
   FakeKubeApiServer api(FakeKubeApiServer::Options{{}, {}, {}, {"daemon-token"}});
-  std::ofstream(tmp.sub("kubeconfig")) << "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
-                                          "clusters:\n- name: c\n  cluster:\n    server: "
-                                       << api.url()
-                                       << "\nusers:\n- name: u\n  user:\n    token: daemon-token\n"
-                                          "contexts:\n- name: test\n  context:\n    cluster: c\n    user: u\n";
+  kube::write_kubeconfig(tmp.sub("kubeconfig"), api.url(), "    token: daemon-token\n");
   std::ofstream(tmp.sub("server.yml")) << "drivers:\n  kubernetes:\n    kubeconfig: " << tmp.sub("kubeconfig")
                                        << "\n    domain: previews.example.com\n"
                                           "    static_image: nginx:1.27.3-alpine\n"
@@ -150,11 +142,7 @@ TEST(KubernetesDaemonTest, AnApiDatabaseGetsItsDatabaseAndSeedThroughTheServer) 
   TempDir tmp("idp-kube-daemon-db");
   (void)util::ensure_dir(tmp.sub("home"));
   FakeKubeApiServer api(FakeKubeApiServer::Options{{}, {}, {}, {"daemon-token"}});
-  std::ofstream(tmp.sub("kubeconfig")) << "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
-                                          "clusters:\n- name: c\n  cluster:\n    server: "
-                                       << api.url()
-                                       << "\nusers:\n- name: u\n  user:\n    token: daemon-token\n"
-                                          "contexts:\n- name: test\n  context:\n    cluster: c\n    user: u\n";
+  kube::write_kubeconfig(tmp.sub("kubeconfig"), api.url(), "    token: daemon-token\n");
   std::ofstream(tmp.sub("server.yml")) << "runtime: kubernetes\ndrivers:\n  kubernetes:\n    kubeconfig: "
                                        << tmp.sub("kubeconfig")
                                        << "\n    rollout_timeout: 30s\n    poll_interval: 20ms\n";

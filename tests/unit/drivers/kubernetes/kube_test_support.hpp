@@ -19,6 +19,8 @@
 #include <gtest/gtest.h>
 
 #include "drivers/driver.hpp"
+#include "drivers/kubernetes/kubernetes_driver.hpp"
+#include "drivers/kubernetes/kubernetes_driver_factory.hpp"
 #include "fakes/fake_kube_apiserver.hpp"
 #include "util/fs.hpp"
 #include "util/subprocess.hpp"
@@ -241,6 +243,22 @@ inline std::string write_kubeconfig(const std::string& path, const std::string& 
                      "contexts:\n- name: test\n  context:\n    cluster: c\n    user: u\n    namespace: default\n";
   std::ofstream(path) << text;
   return path;
+}
+
+// A driver talking to the double through `kubeconfig`, its home `home`, domain
+// preview.test, quick polls and a short rollout deadline; `extra` options over those.
+inline std::unique_ptr<drivers::kubernetes::KubernetesDriver>
+make_driver(const std::string& home, const std::string& kubeconfig, nlohmann::json extra = nlohmann::json::object(),
+            int64_t rollout_timeout_ms = 1000) {
+  drivers::DriverContext ctx;
+  ctx.home = home;
+  ctx.domain = "preview.test";
+  ctx.options = {{"kubeconfig", kubeconfig}, {"rollout_timeout_ms", rollout_timeout_ms}, {"poll_interval_ms", 10}};
+  ctx.options.update(extra);
+  auto d = drivers::kubernetes::kubernetes_driver_factory().create(ctx);
+  EXPECT_TRUE(d.has_value()) << d.error().full_message();
+  return std::unique_ptr<drivers::kubernetes::KubernetesDriver>(
+      static_cast<drivers::kubernetes::KubernetesDriver*>(d->release()));
 }
 
 // An api-service environment as the engine would hand it to the driver.

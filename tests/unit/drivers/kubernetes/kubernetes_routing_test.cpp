@@ -23,14 +23,7 @@ protected:
     return {{"routing", "gateway"}, {"gateway_name", "previews"}, {"gateway_namespace", "gateways"}};
   }
   std::unique_ptr<KubernetesDriver> make_driver(nlohmann::json extra = nlohmann::json::object()) {
-    DriverContext ctx;
-    ctx.home = m_tmp.sub("home");
-    ctx.domain = "preview.test";
-    ctx.options = {{"kubeconfig", m_kubeconfig}, {"rollout_timeout_ms", 1000}, {"poll_interval_ms", 10}};
-    ctx.options.update(extra);
-    auto d = kubernetes_driver_factory().create(ctx);
-    EXPECT_TRUE(d.has_value()) << d.error().full_message();
-    return std::unique_ptr<KubernetesDriver>(static_cast<KubernetesDriver*>(d->release()));
+    return testing::kube::make_driver(m_tmp.sub("home"), m_kubeconfig, std::move(extra));
   }
   std::string routing_annotation(const std::string& ns) {
     auto o = m_api.object("namespaces", "", ns);

@@ -58,15 +58,8 @@ protected:
     m_repo.write_file("site/a file with spaces.html", "spaces\n");
     m_commit = m_repo.commit("site v1");
   }
-  std::unique_ptr<KubernetesDriver> make_driver(json extra = json::object()) {
-    DriverContext ctx;
-    ctx.home = m_tmp.sub("home");
-    ctx.domain = "preview.test";
-    ctx.options = {{"kubeconfig", m_kubeconfig}, {"rollout_timeout_ms", 1000}, {"poll_interval_ms", 10}};
-    ctx.options.update(extra);
-    auto d = kubernetes_driver_factory().create(ctx);
-    EXPECT_TRUE(d.has_value()) << d.error().full_message();
-    return std::unique_ptr<KubernetesDriver>(static_cast<KubernetesDriver*>(d->release()));
+  std::unique_ptr<KubernetesDriver> make_driver(nlohmann::json extra = nlohmann::json::object()) {
+    return testing::kube::make_driver(m_tmp.sub("home"), m_kubeconfig, std::move(extra));
   }
   // A static-site config without container_image: the runtime serves static.dir itself.
   DeploySpec spec(const std::string& name = "docs-1") {
