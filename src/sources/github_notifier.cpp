@@ -84,6 +84,15 @@ std::string render_pr_comment(const Environment& env) {
   if (!env.message.empty() && !destroyed) {
     out += "| **Status** | " + markdown_cell(first_line(env.message).substr(0, 300)) + " |\n";
   }
+  if (!destroyed) {
+    // Where the last deploy's time went (docs/telemetry.md).
+    auto outputs = nlohmann::json::parse(env.outputs_json, nullptr, false);
+    std::string summary =
+        outputs.is_object() && outputs.contains("deploy") ? core::deploy_summary(outputs["deploy"]) : "";
+    if (!summary.empty()) {
+      out += "| **Last deploy** | " + markdown_cell(summary) + " |\n";
+    }
+  }
   out += "| **Expires** | " + expires + " |\n\n";
   out += "> This environment is automatically destroyed when this PR is merged or the branch is deleted.\n";
   out += "> TTL is extended on every push.\n";

@@ -287,6 +287,17 @@ TEST(GithubNotifierTest, CommentLayoutGolden) {
                                   "> This environment is automatically destroyed when this PR is merged or the branch "
                                   "is deleted.\n"
                                   "> TTL is extended on every push.\n");
+
+  // Ready, with its deploy's telemetry: where the time went, in a row of its own.
+  e.phase = core::Phase::ready;
+  e.deployed_commit = k_commit2;
+  e.outputs_json = R"({"pid": 7, "deploy": {"revision": 2, "outcome": "ready", "total_ms": 2100,
+                       "phases": [{"phase": "queued", "ms": 5}, {"phase": "healthy", "ms": 2095}]}})";
+  std::string ready = render_pr_comment(e);
+  EXPECT_NE(ready.find("| **Phase** | ready |\n"
+                       "| **Last deploy** | ready 2.1 s after the change: queued 5 ms \u00b7 healthy 2.1 s |\n"),
+            std::string::npos)
+      << ready;
 }
 
 } // namespace
