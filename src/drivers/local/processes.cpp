@@ -124,9 +124,10 @@ bool stop_instance_processes(const std::string& home_id, const std::string& env,
 
 namespace {
 
-// Calls fn(pid, uids, threads) for each process: its real, effective and saved uid (from
-// /proc/<pid>/status) and its task count. Processes gone meanwhile are skipped.
-void for_each_process_uids(const std::function<void(pid_t, const std::vector<uid_t>&, size_t)>& fn) {
+// Calls fn(pid, uids, threads, zombie) for each process: its real, effective and saved uid
+// (from /proc/<pid>/status), its task count, and whether it has exited and only waits to
+// be reaped. Processes gone meanwhile are skipped.
+void for_each_process_uids(const std::function<void(pid_t, const std::vector<uid_t>&, size_t, bool)>& fn) {
   DIR* d = ::opendir("/proc");
   if (!d) {
     return;
@@ -142,8 +143,12 @@ void for_each_process_uids(const std::function<void(pid_t, const std::vector<uid
     }
     std::vector<uid_t> uids;
     size_t threads = 1;
+    bool zombie = false;
     for (const auto& line : util::split(*status, '\n')) {
-      if (util::starts_with(line, "Uid:")) {
+      if (util::starts_with(line, "State:")) {
+        std::string state = util::trim(line.substr(6));
+        zombie = util::starts_with(state, "Z") || util::starts_with(state, "X");
+      } else if (util::starts_with(line, "Uid:")) {
         auto words = util::split(util::trim(line.substr(4)), '\t');
         for (size_t i = 0; i < words.size() && i < 3; ++i) {
           uids.push_back(util::parse_int<uid_t>(util::trim(words[i])).value_or(static_cast<uid_t>(-1)));
@@ -152,7 +157,7 @@ void for_each_process_uids(const std::function<void(pid_t, const std::vector<uid
         threads = util::parse_int<size_t>(util::trim(line.substr(8)), 1).value_or(1);
       }
     }
-    fn(*pid, uids, threads);
+    fn(*pid, uids, threads, zombie);
   }
   ::closedir(d);
 }
@@ -161,16 +166,17 @@ void for_each_process_uids(const std::function<void(pid_t, const std::vector<uid
 
 size_t tasks_of_uid(uid_t uid) {
   size_t n = 0;
-  for_each_process_uids([&](pid_t, const std::vector<uid_t>& uids, size_t threads) {
-    n += !uids.empty() && uids[0] == uid ? threads : 0; // the real uid: what RLIMIT_NPROC counts
+  for_each_process_uids([&](pid_t, const std::vector<uid_t>& uids, size_t threads, bool) {
+    // The real uid: what RLIMIT_NPROC counts, zombies included (until they are reaped).
+    n += !uids.empty() && uids[0] == uid ? threads : 0;
   });
   return n;
 }
 
 std::vector<pid_t> processes_of_uid(uid_t uid) {
   std::vector<pid_t> out;
-  for_each_process_uids([&](pid_t pid, const std::vector<uid_t>& uids, size_t) {
-    if (std::find(uids.begin(), uids.end(), uid) != uids.end()) {
+  for_each_process_uids([&](pid_t pid, const std::vector<uid_t>& uids, size_t, bool zombie) {
+    if (!zombie && std::find(uids.begin(), uids.end(), uid) != uids.end()) {
       out.push_back(pid);
     }
   });

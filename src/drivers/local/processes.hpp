@@ -42,9 +42,10 @@ bool instance_running(const InstanceRecord& inst);
 // when nothing of the instance is left.
 bool stop_instance_processes(const std::string& home_id, const std::string& env, const InstanceRecord& inst,
                              int64_t grace_ms);
-// Every process whose real, effective or saved uid is `uid` (from /proc/<pid>/status).
+// Every live process whose real, effective or saved uid is `uid` (from /proc/<pid>/status).
 // An isolated environment's uid is its own: these are all its processes, also those
-// that cleared their marker variables or left the shim's process group.
+// that cleared their marker variables or left the shim's process group. A zombie (dead,
+// not yet reaped by its parent or by init) is not one: nothing is left to stop.
 std::vector<pid_t> processes_of_uid(uid_t uid);
 // The tasks (threads included) whose real uid is `uid`: what the kernel holds against
 // that user's RLIMIT_NPROC.
