@@ -1,6 +1,8 @@
 #include "api/server.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <httplib.h>
@@ -8,6 +10,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <utility>
 
 #include "api/api_error.hpp"
 #include "api/client_watch.hpp"
@@ -50,6 +53,41 @@ thread_local std::string t_session_csrf;
 // The hash of the token behind this request (bearer or a token's dashboard session; "" for
 // a GitHub sign-in): a preview session made from it ends when the token is revoked.
 thread_local std::string t_token_hash;
+// When the request on this thread reached the router (steady clock, ns); 0 = none.
+thread_local int64_t t_request_started_ns = 0;
+
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The route a request matched, its parameters written {}: "/api/v1/environments/{}/logs".
+// httplib matched the route's pattern against req.path; a request refused before routing
+// or matching no route is "(none)", so no caller can add a series of its own.
+std::string route_label(const httplib::Request& req) {
+  if (req.matches.empty()) {
+    return "(none)";
+  }
+  std::string out;
+  size_t at = 0;
+  for (size_t i = 1; i < req.matches.size(); ++i) {
+    if (!req.matches[i].matched) {
+      continue;
+    }
+    auto pos = static_cast<size_t>(req.matches.position(i));
+    if (pos < at) {
+      continue; // a group inside one already written
+    }
+    out += req.path.substr(at, pos - at) + "{}";
+    at = pos + static_cast<size_t>(req.matches.length(i));
+  }
+  return out + req.path.substr(std::min(at, req.path.size()));
+}
+
+bool is_stream(const httplib::Response& res) {
+  std::string type = res.get_header_value("Content-Type");
+  return type == "text/event-stream" || type == "application/x-ndjson";
+}
 
 constexpr const char* k_session_cookie = "idp_session";
 constexpr util::Millis k_session_ttl_ms = 12LL * 3600 * 1000;
@@ -311,7 +349,17 @@ void drop_brotli(httplib::Request& req) {
 
 } // namespace
 
+std::shared_ptr<util::HistogramFamily> make_request_latency() {
+  return std::make_shared<util::HistogramFamily>(
+      "idp_http_request_duration_seconds",
+      "How long the server took to answer a request, by listener (api, hooks), method, route and status code.",
+      std::vector<std::string>{"server", "method", "route", "code"});
+}
+
 ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make_unique<httplib::Server>()) {
+  if (!m_ctx.request_latency) {
+    m_ctx.request_latency = make_request_latency();
+  }
   size_t threads = m_ctx.threads;
   size_t max_streams = m_ctx.hooks_only ? 0 : m_ctx.max_streams;
   std::string pool_name = m_ctx.hooks_only ? "hooks_http" : "api_http";
@@ -361,6 +409,7 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
     // 160 KB list of 200 environments against 50 ms for gzip (bench/dashboard). Answer
     // with gzip. The request is httplib's own non-const object, handed to us as const.
     drop_brotli(const_cast<httplib::Request&>(req));
+    t_request_started_ns = steady_ns();
     t_principal.reset();
     t_session_csrf.clear();
     t_token_hash.clear();
@@ -384,6 +433,21 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
       return httplib::Server::HandlerResponse::Handled;
     }
     return httplib::Server::HandlerResponse::Unhandled;
+  });
+  // Called once the response is written, for every request that reached the router.
+  m_server->set_logger([latency = m_ctx.request_latency, server = std::string(m_ctx.hooks_only ? "hooks" : "api")](
+                           const httplib::Request& req, const httplib::Response& res) {
+    int64_t started = std::exchange(t_request_started_ns, 0);
+    if (started == 0 || is_stream(res)) {
+      return;
+    }
+    std::string method = req.method;
+    if (method != "GET" && method != "HEAD" && method != "POST" && method != "PUT" && method != "PATCH" &&
+        method != "DELETE" && method != "OPTIONS") {
+      method = "(other)";
+    }
+    latency->observe({server, method, route_label(req), std::to_string(res.status)},
+                     static_cast<double>(steady_ns() - started) / 1e9);
   });
   if (!m_ctx.hooks_only) {
     // Dashboard sign-in: a token pasted once becomes an HttpOnly, SameSite=Strict cookie.
@@ -706,6 +770,7 @@ void ApiServer::routes() {
     if (ctx.engine_metrics) {
       out += ctx.engine_metrics();
     }
+    out += ctx.request_latency->text();
     res.set_content(out, "text/plain; version=0.0.4");
   });
 

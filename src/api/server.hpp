@@ -25,6 +25,7 @@
 #include "engine/secret_store.hpp"
 #include "engine/templates.hpp"
 #include "store/state_store.hpp"
+#include "util/prometheus.hpp"
 #include "util/time.hpp"
 
 namespace httplib {
@@ -66,7 +67,16 @@ struct ApiContext {
   PreviewAuthSettings previews;
   // The engine's deploy telemetry for /metrics (Reconciler::metrics_text). Unset: none.
   std::function<std::string()> engine_metrics;
+  // How long each request took, from its routing to its last byte written:
+  // idp_http_request_duration_seconds{server,method,route,code} on /metrics. `route` is the
+  // matched route with its parameters as {} (a path nobody routes is "(none)"), so a
+  // caller cannot grow the series; streams (events, logs?follow, exec) are not counted.
+  // Shared by the API and the webhook listener; unset: the server makes its own.
+  std::shared_ptr<util::HistogramFamily> request_latency;
 };
+
+// The family ApiContext::request_latency holds.
+std::shared_ptr<util::HistogramFamily> make_request_latency();
 
 // A raw route for hooks: gets the exact body bytes and headers.
 struct RawRequest {

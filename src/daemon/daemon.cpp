@@ -305,6 +305,7 @@ Expected<void> Daemon::start() {
   actx.ttl_max_ms = d.cfg.engine.ttl_policy.max;
   actx.metrics_public = cfg.metrics_public;
   actx.engine_metrics = [rec] { return rec->metrics_text(); };
+  actx.request_latency = api::make_request_latency(); // the webhook listener's requests too
   actx.max_streams = static_cast<size_t>(cfg.max_streams);
   actx.server_names = cfg.server_names;
   std::string api_host = "idp." + cfg.domain; // the API's name behind the router with https on

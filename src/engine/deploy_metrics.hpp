@@ -4,7 +4,6 @@
 // deploys by outcome (idp_deploys_total{outcome,template,runtime}), and the reconciler's
 // queue depth. Thread-safe.
 
-#include <array>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -14,6 +13,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "util/prometheus.hpp"
 
 namespace idp::engine {
 
@@ -29,8 +30,7 @@ nlohmann::json deploy_record(int64_t revision, const std::string& commit, const 
 class DeployMetrics {
 public:
   // Upper bounds of the histograms' buckets, in seconds.
-  static constexpr std::array<double, 15> k_buckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-                                                       2.5,   5,    10,    30,   60,  300,  900};
+  static constexpr auto k_buckets = util::HistogramFamily::k_seconds_buckets;
 
   void record(const std::string& runtime, const std::string& template_name, const std::string& outcome,
               const DeployPhases& phases);
@@ -38,13 +38,9 @@ public:
   std::string prometheus(size_t queue_depth) const;
 
 private:
-  struct Histogram {
-    std::array<uint64_t, k_buckets.size()> buckets{}; // not cumulative
-    uint64_t count = 0;
-    double sum = 0;
-  };
+  util::HistogramFamily m_phases{
+      "idp_deploy_phase_seconds", "How long each phase of a deploy took.", {"phase", "template", "runtime"}};
   mutable std::mutex m_mu;
-  std::map<std::tuple<std::string, std::string, std::string>, Histogram> m_phases; // phase, template, runtime
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> m_deploys; // outcome, template, runtime
 };
 

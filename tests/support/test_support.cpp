@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <gtest/gtest.h>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -173,6 +174,22 @@ std::vector<std::string> find_files(const std::string& dir,
 
 bool router_handshake_reset(const std::string& error_message) {
   return error_message.find("Couldn't connect to server (Connection reset by peer)") != std::string::npos;
+}
+
+std::map<std::string, double> prometheus_samples(const std::string& text) {
+  std::map<std::string, double> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') {
+      continue;
+    }
+    auto space = line.rfind(' ');
+    EXPECT_NE(space, std::string::npos) << "a sample without a value: " << line;
+    if (space != std::string::npos) {
+      out[line.substr(0, space)] = std::stod(line.substr(space + 1));
+    }
+  }
+  return out;
 }
 
 } // namespace idp::testing

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,10 @@ std::vector<std::string> find_files(const std::string& dir,
 
 // Polls `pred` every `poll_ms` until it is true or `timeout_ms` passes. Returns pred's last value.
 bool wait_until(const std::function<bool()>& pred, int timeout_ms, int poll_ms = 20);
+
+// Every sample of a Prometheus text exposition, as a scraper reads it: "name{labels}" →
+// value. A sample line without a value fails the calling test.
+std::map<std::string, double> prometheus_samples(const std::string& text);
 
 // The one failure a route change may cause (docs/gitops.md, "Redeploys without downtime"):
 // a connection whose handshake is under way in the microseconds in which Caddy swaps its

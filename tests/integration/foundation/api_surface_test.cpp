@@ -79,13 +79,7 @@ TEST_F(ApiSurfaceTest, EveryDeploySaysWhereItsTimeWentInStatusEventsAndMetrics) 
   // /metrics, parsed: one observation per phase of the deploy, buckets cumulative.
   auto metrics = get("/metrics");
   ASSERT_EQ(metrics.status, 200);
-  std::map<std::string, double> samples;
-  std::istringstream lines(metrics.body);
-  for (std::string line; std::getline(lines, line);) {
-    if (!line.empty() && line[0] != '#') {
-      samples[line.substr(0, line.rfind(' '))] = std::stod(line.substr(line.rfind(' ') + 1));
-    }
-  }
+  auto samples = prometheus_samples(metrics.body);
   EXPECT_NE(metrics.body.find("# TYPE idp_deploy_phase_seconds histogram"), std::string::npos) << metrics.body;
   for (const auto& phase : phases) {
     std::string labels = "phase=\"" + phase + "\",template=\"api-service\",runtime=\"local\"";
@@ -255,4 +249,62 @@ TEST_F(ApiSurfaceTest, ResponsesAreGzipNotBrotliWhenTheBrowserOffersBoth) {
   EXPECT_EQ(only_br.status, 200);
   EXPECT_EQ(only_br.headers.count("content-encoding"), 0u) << only_br.headers["content-encoding"];
   EXPECT_NE(only_br.body.find("/api/v1/events/stream"), std::string::npos) << "sent as is";
+}
+
+// Telemetry (issue 14): every request the API and the webhook listener answer is timed on
+// /metrics, by listener, method, route (its parameters as {}) and status code. A path of
+// the caller's choosing never becomes a series of its own.
+TEST(ApiLatencyTest, RequestsAndWebhooksAreHistogramsByRouteOnMetrics) {
+  TempDir tmp("idp-latency");
+  (void)util::ensure_dir(tmp.sub("home"));
+  ASSERT_TRUE(util::write_file_atomic(tmp.sub("server.yml"), "webhook_listen: 127.0.0.1:0\n"));
+  DaemonProcess d(tmp.sub("home"), {"--config", tmp.sub("server.yml")});
+  d.start();
+  auto info = json::parse(util::read_file(d.home() + "/daemon.json").value_or("{}"));
+  std::string hook_url = info.value("webhook_url", "");
+  ASSERT_FALSE(hook_url.empty()) << info.dump();
+  for (int i = 0; i < 2; ++i) {
+    util::HttpRequest r;
+    r.method = "POST";
+    r.url = hook_url;
+    r.body = "{}";
+    r.headers = {{"Content-Type", "application/json"}, {"X-GitHub-Event", "push"}};
+    auto resp = util::http_request(r);
+    ASSERT_TRUE(resp);
+    EXPECT_EQ(resp->status, 401) << "unsigned: refused";
+  }
+  EXPECT_EQ(d.api("GET", "/api/v1/environments/nope-1").first, 404);
+  EXPECT_EQ(d.api("GET", "/api/v1/environments/nope-2").first, 404);
+  EXPECT_EQ(d.api("GET", "/api/v1/environments").first, 200);
+  EXPECT_EQ(d.api_as("", "GET", "/api/v1/environments/anyone").first, 401);
+  EXPECT_EQ(d.api_as("", "GET", "/a/path/of/the/callers/choosing").first, 401);
+
+  util::HttpRequest scrape;
+  scrape.url = d.api_url() + "/metrics";
+  scrape.headers = {d.admin_auth_header()};
+  auto metrics = util::http_request(scrape);
+  ASSERT_TRUE(metrics);
+  ASSERT_EQ(metrics->status, 200);
+  EXPECT_NE(metrics->body.find("# TYPE idp_http_request_duration_seconds histogram\n"), std::string::npos);
+  auto samples = prometheus_samples(metrics->body);
+  auto count = [&](const std::string& labels) {
+    return samples["idp_http_request_duration_seconds_count{" + labels + "}"];
+  };
+  EXPECT_EQ(count("server=\"hooks\",method=\"POST\",route=\"/hooks/github\",code=\"401\""), 2) << metrics->body;
+  EXPECT_EQ(count("server=\"api\",method=\"GET\",route=\"/api/v1/environments/{}\",code=\"404\""), 2) << metrics->body;
+  EXPECT_EQ(count("server=\"api\",method=\"GET\",route=\"/api/v1/environments\",code=\"200\""), 1) << metrics->body;
+  EXPECT_EQ(count("server=\"api\",method=\"GET\",route=\"(none)\",code=\"401\""), 2)
+      << "refused before routing: no route of the caller's\n"
+      << metrics->body;
+  for (const auto& [name, value] : samples) {
+    EXPECT_EQ(name.find("nope"), std::string::npos) << name;
+    EXPECT_EQ(name.find("callers"), std::string::npos) << name;
+    if (name.rfind("idp_http_request_duration_seconds_count{", 0) == 0) {
+      std::string labels = name.substr(name.find('{'));
+      std::string inf =
+          "idp_http_request_duration_seconds_bucket" + labels.substr(0, labels.size() - 1) + ",le=\"+Inf\"}";
+      EXPECT_EQ(samples[inf], value) << inf;
+      EXPECT_GE(samples["idp_http_request_duration_seconds_sum" + labels], 0) << labels;
+    }
+  }
 }

@@ -1,32 +1,18 @@
 // Deploy telemetry (issue 14): the record a deploy leaves, its one-line summary, and the
 // Prometheus histograms, parsed back as a scraper would read them.
 
-#include <map>
 #include <sstream>
 
 #include <gtest/gtest.h>
 
 #include "core/environment.hpp"
 #include "engine/deploy_metrics.hpp"
+#include "support/test_support.hpp"
 
 namespace idp::engine {
 namespace {
 
-// name{labels} -> value, for every sample line of a Prometheus text exposition.
-std::map<std::string, double> samples(const std::string& text) {
-  std::map<std::string, double> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') {
-      continue;
-    }
-    auto space = line.rfind(' ');
-    EXPECT_NE(space, std::string::npos) << line;
-    out[line.substr(0, space)] = std::stod(line.substr(space + 1));
-  }
-  return out;
-}
+using idp::testing::prometheus_samples;
 
 TEST(DeployMetricsTest, PhasesBecomeCumulativeHistogramsAndDeploysCountersByOutcome) {
   DeployMetrics m;
@@ -37,7 +23,7 @@ TEST(DeployMetricsTest, PhasesBecomeCumulativeHistogramsAndDeploysCountersByOutc
   std::string text = m.prometheus(4);
   EXPECT_NE(text.find("# TYPE idp_deploy_phase_seconds histogram\n"), std::string::npos) << text;
   EXPECT_NE(text.find("# TYPE idp_deploys_total counter\n"), std::string::npos) << text;
-  auto s = samples(text);
+  auto s = prometheus_samples(text);
   const std::string healthy = "phase=\"healthy\",template=\"api-service\",runtime=\"local\"";
   EXPECT_EQ(s["idp_deploy_phase_seconds_count{" + healthy + "}"], 3);
   EXPECT_DOUBLE_EQ(s["idp_deploy_phase_seconds_sum{" + healthy + "}"], 0.16 + 2.1 + 30);
