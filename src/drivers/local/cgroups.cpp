@@ -141,6 +141,18 @@ Cgroups::Layout Cgroups::detect() const {
   return l;
 }
 
+Expected<void> Cgroups::set_cpu_quota(const std::vector<std::string>& dirs, int64_t quota_us, int64_t period_us) {
+  for (const auto& dir : dirs) {
+    if (std::string v2 = util::path_join(dir, "cpu.max"); util::path_exists(v2)) {
+      return write_value(v2, (quota_us > 0 ? std::to_string(quota_us) : "max") + " " + std::to_string(period_us));
+    }
+    if (std::string v1 = util::path_join(dir, "cpu.cfs_quota_us"); util::path_exists(v1)) {
+      return write_value(v1, quota_us > 0 ? std::to_string(quota_us) : "-1");
+    }
+  }
+  return {};
+}
+
 Expected<CgroupPlacement> Cgroups::create(const std::string& name, const CgroupLimits& limits) {
   std::lock_guard<std::mutex> g(m_mutex);
   Layout l = detect();

@@ -58,6 +58,11 @@ public:
   // own (the placement's warnings say which limits are missing and why). Error (io_error
   // or permanent) when no group can be made, saying why. Thread-safe.
   Expected<CgroupPlacement> create(const std::string& name, const CgroupLimits& limits);
+  // Sets the cpu limit of groups create() made (`dirs`): `quota_us` per `period_us`, 0 =
+  // unlimited. Groups without a cpu controller are left alone (nothing to do, no error).
+  // The startup boost (LocalOptions::startup_cpu_boost) lifts the limit while an app
+  // starts and puts it back once the app is healthy.
+  static Expected<void> set_cpu_quota(const std::vector<std::string>& dirs, int64_t quota_us, int64_t period_us);
   // Removes groups created by create() once their processes are gone; retries briefly
   // while exiting processes still count as members. Missing groups are fine. Thread-safe.
   void remove(const std::vector<std::string>& dirs);

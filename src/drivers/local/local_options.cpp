@@ -107,6 +107,16 @@ const core::OptionTable<LocalOptions>& local_table() {
                  return values::whole_number_into(v, 0, 4194304,
                                                   "a number of processes between 0 (no limit) and 4194304", o.pids_max);
                }},
+          {.key = "startup_cpu_boost",
+           .default_text = "true",
+           .doc = "an app starts without its cpu limit, which holds again once it is healthy",
+           .parse = [](const json& v, LocalOptions& o) -> OptionMessage {
+             if (!v.is_boolean()) {
+               return "expected true or false, got " + core::describe_config_value(v);
+             }
+             o.startup_cpu_boost = v.get<bool>();
+             return std::nullopt;
+           }},
           {.key = "database_connection_limit",
            .default_text = "20",
            .parse =

@@ -314,9 +314,26 @@ Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std
                                  "): " + c.local.start + " on port " + std::to_string(inst.port));
   (void)util::remove_all(util::path_join(inst.dir, "exit.json"));
   (void)util::remove_all(util::path_join(inst.dir, "app.pid"));
+  // The startup boost: the app starts unthrottled; its cpu limit holds again from the
+  // moment it is healthy or its start fails (below). Should the daemon die meanwhile, the
+  // revision is still pending, and a pending revision is stopped at the next start.
+  const int64_t cpu_quota = inst.cgroup.is_object() ? inst.cgroup.value("cpu_quota_us", int64_t{0}) : 0;
+  const int64_t cpu_period = inst.cgroup.is_object() ? inst.cgroup.value("cpu_period_us", int64_t{100000}) : 100000;
+  const bool boosted =
+      m_opts.startup_cpu_boost && cpu_quota > 0 && Cgroups::set_cpu_quota(inst.cgroup_dirs, 0, cpu_period);
+  auto end_boost = [&]() -> Expected<void> {
+    if (!boosted) {
+      return {};
+    }
+    if (auto r = Cgroups::set_cpu_quota(inst.cgroup_dirs, cpu_quota, cpu_period); !r) {
+      return Unexpected(r.error().with_context("cannot put back the cpu limit after the startup boost"));
+    }
+    return {};
+  };
   int64_t t0 = util::steady_ms();
   auto pid = util::spawn(cmd, so);
   if (!pid) {
+    (void)end_boost();
     return make_error(ErrorCode::permanent, "cannot start the shim: " + pid.error().message);
   }
   inst.shim_pid = *pid;
@@ -327,9 +344,11 @@ Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std
 
   progress.phase("start"); // the shim and the app spawned, recorded
   progress.step("waiting for GET " + inst.health_path);
-  IDP_TRY(wait_healthy(inst, env, progress));
-  progress.phase("healthy");
+  auto healthy = wait_healthy(inst, env, progress);
   inst.startup_ms = util::steady_ms() - t0;
+  IDP_TRY(end_boost());
+  IDP_TRY(healthy);
+  progress.phase("healthy");
   (void)log.append("system", "revision " + inst.key + " is healthy after " + std::to_string(inst.startup_ms) + " ms");
   return {};
 }

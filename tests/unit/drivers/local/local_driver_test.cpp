@@ -602,6 +602,59 @@ TEST_F(LocalDriverTest, CgroupLimitsAreApplied) {
   }
 }
 
+// Startup CPU boost (issue 14): an app starts without its cpu limit, which holds again from
+// the moment it is healthy. Throttled to cpu 256 (a quarter of a CPU), node comes up about
+// four times slower: bench_provision's "healthy" phase.
+TEST_F(LocalDriverTest, AnAppStartsWithoutItsCpuLimitWhichHoldsOnceItIsHealthy) {
+  if (!cgroup_v1_writable()) {
+    GTEST_SKIP() << "needs a writable cgroup v1 hierarchy (this test's machine has one)";
+  }
+  // The app says what cpu limit it started under, then runs the server.
+  repo.write_file("start.sh", "g=$(sed -n 's/^[0-9]*:cpu:\\(.*\\)$/\\1/p' /proc/self/cgroup)\n"
+                              "echo \"startup quota: $(cat /sys/fs/cgroup/cpu$g/cpu.cfs_quota_us)\"\n"
+                              "exec node server.js\n");
+  repo.commit("say the cpu quota at start");
+  auto started_under = [&](const std::string& env) {
+    LogQuery q;
+    auto logs = driver->read_logs(env_named(env), q);
+    std::string found;
+    for (const auto& l : logs ? logs->lines : std::vector<LogLine>{}) {
+      found = util::starts_with(l.text, "startup quota: ") ? l.text : found;
+    }
+    return found;
+  };
+  auto quota_now = [&](const std::string& env) {
+    auto obs = driver->observe(env_named(env));
+    EXPECT_TRUE(obs.has_value());
+    auto cg = obs ? obs->status["cgroup"] : nlohmann::json();
+    EXPECT_EQ(cg.value("cpu_quota_us", int64_t{0}), 25000) << cg.dump();
+    std::vector<std::string> paths = cg.value("paths", std::vector<std::string>{});
+    return paths.empty() ? "" : util::trim(util::read_file(paths[0] + "/cpu.cfs_quota_us").value_or(""));
+  };
+  auto spec = make_spec("boosted", repo);
+  spec.config.cpu = 256;
+  spec.config.local.start = "sh start.sh";
+  apply_ok(spec);
+  EXPECT_EQ(started_under("boosted"), "startup quota: -1") << "no limit while it starts";
+  EXPECT_EQ(quota_now("boosted"), "25000") << "its limit once healthy";
+  EXPECT_EQ(status_via_router(driver->router_port(), "boosted"), 200);
+
+  RecordingProgress p;
+  ASSERT_TRUE(driver->destroy(env_named("boosted"), p));
+  start_driver({{"startup_cpu_boost", false}});
+  spec = make_spec("throttled", repo);
+  spec.config.cpu = 256;
+  spec.config.local.start = "sh start.sh";
+  apply_ok(spec);
+  EXPECT_EQ(started_under("throttled"), "startup quota: 25000") << "the boost is off: limited from the start";
+  EXPECT_EQ(quota_now("throttled"), "25000");
+
+  auto bad = LocalOptions::parse({{"startup_cpu_boost", "yes"}});
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_TRUE(contains(bad.error().message, "startup_cpu_boost")) << bad.error().message;
+  EXPECT_TRUE(contains(bad.error().message, "expected true or false, got")) << bad.error().message;
+}
+
 TEST_F(LocalDriverTest, UnusableCgroupRootRunsWithoutLimitsAndWarns) {
   start_driver({{"cgroup_root", work.sub("not-a-cgroup-fs")}});
   auto r = apply_ok(make_spec("pr-1", repo));
