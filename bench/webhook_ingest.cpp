@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <thread>
 #include <unistd.h>
 
@@ -56,19 +57,6 @@ Run hammer(int clients, double seconds, const std::function<bool(int, uint64_t)>
     th.join();
   }
   return {ok.load(), bad.load(), (util::steady_ms() - t0) / 1000.0};
-}
-
-// Log lines that contain both `a` and `b`.
-size_t count_lines(const std::string& text, const std::string& a, const std::string& b) {
-  size_t n = 0;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    std::string_view line(text.data() + start, (end == std::string::npos ? text.size() : end) - start);
-    n += line.find(a) != std::string_view::npos && line.find(b) != std::string_view::npos ? 1 : 0;
-    start = end == std::string::npos ? text.size() : end + 1;
-  }
-  return n;
 }
 
 } // namespace
@@ -149,7 +137,13 @@ int main(int argc, char** argv) {
   size_t ran = 0;
   wait_until(
       [&] {
-        ran = count_lines(rig.daemon->log(), "sources: remove of branch \"bench/", ") done");
+        // What the server says it did (/metrics), at the default log level.
+        util::HttpRequest scrape;
+        scrape.url = rig.daemon->api_url() + "/metrics";
+        scrape.headers = {rig.daemon->admin_auth_header()};
+        auto resp = util::http_request(scrape);
+        auto samples = resp && resp->status == 200 ? prometheus_samples(resp->body) : std::map<std::string, double>{};
+        ran = static_cast<size_t>(samples["idp_branch_work_total{outcome=\"done\"}"]);
         return ran >= sent.size();
       },
       30000, 100);

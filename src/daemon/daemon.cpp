@@ -304,7 +304,9 @@ Expected<void> Daemon::start() {
   actx.ttl_min_ms = d.cfg.engine.ttl_policy.min;
   actx.ttl_max_ms = d.cfg.engine.ttl_policy.max;
   actx.metrics_public = cfg.metrics_public;
-  actx.engine_metrics = [rec] { return rec->metrics_text(); };
+  actx.engine_metrics = [rec, sources = &d.sources] {
+    return rec->metrics_text() + (*sources ? (*sources)->queue().metrics_text() : "");
+  };
   actx.request_latency = api::make_request_latency(); // the webhook listener's requests too
   actx.max_streams = static_cast<size_t>(cfg.max_streams);
   actx.server_names = cfg.server_names;

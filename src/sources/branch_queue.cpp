@@ -126,6 +126,24 @@ BranchQueue::Stats BranchQueue::stats() const {
   return m_stats;
 }
 
+std::string BranchQueue::metrics_text() const {
+  Stats st = stats();
+  std::string out = "# HELP idp_branch_work_received_total Branch work received: pushes, deleted branches, closed "
+                    "pull requests.\n# TYPE idp_branch_work_received_total counter\n";
+  out += "idp_branch_work_received_total " + std::to_string(st.pushed) + "\n";
+  out += "# HELP idp_branch_work_total Branch work by outcome: done, rejected (the branch's config, a branch gone), "
+         "failed (for good, otherwise), retried, coalesced (replaced by newer work for its branch).\n"
+         "# TYPE idp_branch_work_total counter\n";
+  for (const auto& [outcome, n] : {std::pair{"done", st.done},
+                                   {"rejected", st.rejected},
+                                   {"failed", st.failed - st.rejected},
+                                   {"retried", st.retried},
+                                   {"coalesced", st.coalesced}}) {
+    out += std::string("idp_branch_work_total{outcome=\"") + outcome + "\"} " + std::to_string(n) + "\n";
+  }
+  return out;
+}
+
 std::vector<BranchWork> BranchQueue::pending_for_test(const std::string& repo, const std::string& branch) const {
   std::lock_guard<std::mutex> g(m_mu);
   auto it = m_pending.find(key_of(repo, branch));
@@ -239,9 +257,11 @@ void BranchQueue::run(BranchWork& work) {
     return;
   }
 
+  const bool rejected = !result && (result.error().code == ErrorCode::invalid_config ||
+                                    result.error().code == ErrorCode::invalid_argument);
   if (result) {
     spdlog::debug("sources: {} of branch {} ({}) done", what, util::quote(work.branch), commit_or_head(now_at));
-  } else if (result.error().code == ErrorCode::invalid_config || result.error().code == ErrorCode::invalid_argument) {
+  } else if (rejected) {
     // The branch's config is wrong at this commit: the environment (if any) shows why; a new push fixes it.
     spdlog::info("sources: {} of branch {} ({}) rejected: {}", what, util::quote(work.branch),
                  commit_or_head(work.commit), result.error().full_message());
@@ -255,6 +275,7 @@ void BranchQueue::run(BranchWork& work) {
       m_stats.done += 1;
     } else {
       m_stats.failed += 1;
+      m_stats.rejected += rejected ? 1 : 0;
     }
   }
   if (!m_seen) {

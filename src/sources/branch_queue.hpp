@@ -104,11 +104,17 @@ public:
   struct Stats {
     uint64_t pushed = 0;
     uint64_t coalesced = 0;
-    uint64_t done = 0;   // work that ran and succeeded
-    uint64_t failed = 0; // work that ran and failed for good
+    uint64_t done = 0;     // work that ran and succeeded
+    uint64_t failed = 0;   // work that ran and failed for good
+    uint64_t rejected = 0; // of those, refused for the branch's own fault (its config, a branch gone)
     uint64_t retried = 0;
   };
   Stats stats() const;
+  // The stats in Prometheus text: idp_branch_work_received_total (a push, a deleted branch,
+  // a closed pull request) and idp_branch_work_total{outcome} (done; rejected for the
+  // branch's own fault; failed for good otherwise; retried; coalesced into newer work for
+  // the same branch).
+  std::string metrics_text() const;
   // Pending work for a branch, oldest first.
   std::vector<BranchWork> pending_for_test(const std::string& repo, const std::string& branch) const;
 

@@ -1,10 +1,12 @@
 // Push a branch → an environment with its own URL; push again → the new commit is served and
 // the expiry moves out; delete the branch → torn down. By polling and by signed webhooks.
 #include <gtest/gtest.h>
+#include <map>
 
 #include "fakes/fake_github.hpp"
 #include "integration/gitops/gitops_test_support.hpp"
 #include "util/fs.hpp"
+#include "util/http_client.hpp"
 #include "util/time.hpp"
 
 using namespace idp;
@@ -122,6 +124,20 @@ TEST(GitopsLifecycleTest, SignedWebhooksCreateRedeployAndDestroy) {
     EXPECT_FALSE(util::process_alive(p));
   }
   EXPECT_EQ(rig.daemon->get_via_router(name, "/").first, 404);
+
+  // /metrics counts the branch work the deliveries queued (issue 14), at the default log
+  // level too: the push, the pull request's two, the redelivery's first copy, the removal.
+  std::map<std::string, double> samples;
+  auto scrape = [&] {
+    util::HttpRequest r;
+    r.url = rig.daemon->api_url() + "/metrics";
+    r.headers = {rig.daemon->admin_auth_header()};
+    auto resp = util::http_request(r);
+    samples = resp && resp->status == 200 ? prometheus_samples(resp->body) : std::map<std::string, double>{};
+    return samples["idp_branch_work_total{outcome=\"done\"}"] >= 1 && samples["idp_branch_work_received_total"] >= 5;
+  };
+  EXPECT_TRUE(wait_until(scrape, 30000)) << samples["idp_branch_work_received_total"];
+  EXPECT_EQ(samples["idp_branch_work_total{outcome=\"failed\"}"], 0) << rig.daemon->log();
 }
 
 TEST(GitopsLifecycleTest, MissingOrWrongSignatureChangesNothing) {

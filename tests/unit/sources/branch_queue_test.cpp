@@ -137,7 +137,13 @@ TEST(BranchQueueTest, ARejectedConfigIsRememberedSoPollingDoesNotRepeatIt) {
   ASSERT_TRUE(q.wait_idle(5000));
   EXPECT_EQ(actions.calls().size(), 1u);
   EXPECT_EQ(q.stats().failed, 1u);
+  EXPECT_EQ(q.stats().rejected, 1u);
   EXPECT_EQ(seen.get(k_repo, "b"), "c9");
+  // /metrics tells a rejection (the branch's fault) from a failure.
+  std::string text = q.metrics_text();
+  EXPECT_NE(text.find("idp_branch_work_total{outcome=\"rejected\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("idp_branch_work_total{outcome=\"failed\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("idp_branch_work_received_total 1\n"), std::string::npos) << text;
 }
 
 TEST(BranchQueueTest, RemovingADeletedBranchForgetsItsHead) {
