@@ -64,6 +64,9 @@ std::string encode_acl(const std::vector<AclEntry>& entries) {
   return out;
 }
 
+// How many entries an xattr value holds (a 4-byte header, then 8 bytes an entry).
+size_t acl_entry_count(const std::string& value) { return value.size() < 4 ? 0 : (value.size() - 4) / 8; }
+
 } // namespace
 
 std::string acl_with_search_entry(const std::string& current, mode_t mode, uid_t uid) {
@@ -170,6 +173,9 @@ Expected<std::string> grant_search_permission(const std::string& dir, uid_t uid)
   if (st.st_uid == uid) {
     return std::string();
   }
+  if ((st.st_mode & S_IXOTH) != 0) {
+    return std::string(); // every user may search it already: an entry would add nothing
+  }
   std::string current;
   ssize_t n = ::getxattr(dir.c_str(), k_acl_xattr, nullptr, 0);
   if (n > 0) {
@@ -185,11 +191,18 @@ Expected<std::string> grant_search_permission(const std::string& dir, uid_t uid)
     return std::string();
   }
   int e = errno;
-  if (e != EOPNOTSUPP && e != ENOTSUP) {
+  // A full ACL: ext4 keeps a directory's ACL in one block, about 500 entries of 4 KiB (a
+  // home with that many isolated environments).
+  const bool full = e == ENOSPC || e == E2BIG;
+  if (e != EOPNOTSUPP && e != ENOTSUP && !full) {
     return make_error(ErrorCode::io_error, "cannot set an ACL on " + util::quote(dir) + ": " + std::strerror(e));
   }
   if (::chmod(dir.c_str(), (st.st_mode & 07777) | S_IXOTH) != 0) {
     return make_error(ErrorCode::io_error, "cannot make " + util::quote(dir) + " searchable: " + std::strerror(errno));
+  }
+  if (full) {
+    return "the ACL of " + util::quote(dir) + " is full (" + std::to_string(acl_entry_count(current)) +
+           " entries; the filesystem allows no more): made it searchable (o+x) for every user";
   }
   return "the filesystem of " + util::quote(dir) + " has no ACLs: made it searchable (o+x) for every user";
 }

@@ -218,6 +218,47 @@ TEST(SearchAccessTest, GrantLetsAnotherUserReachOnlyThroughTheDirectory) {
   EXPECT_NE(r->exit_code, 0) << r->out;
 }
 
+// A home with more isolated environments than a directory's ACL can hold (ext4 keeps it
+// in one block: about 500 entries) still lets every one of them in: a full ACL falls back
+// to o+x (search for every user, no listing), said in a note. The 504th environment of a
+// 1,000-environment home failed "cannot set an ACL … No space left on device" before.
+TEST(SearchAccessTest, AFullAclFallsBackToSearchForEveryUserAndSaysSo) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "needs root (ACL entries for other uids on a directory it owns)";
+  }
+  TempDir dir("idp-acl-full");
+  ::chmod(dir.path().c_str(), 0711);
+  ASSERT_TRUE(util::ensure_dir(dir.sub("home"), 0700));
+  ::chmod(dir.sub("home").c_str(), 0700);
+  constexpr uid_t k_first = 3900000;
+  constexpr int k_uids = 2000; // more than ext4's block, less than what XFS or tmpfs would take
+  std::vector<std::string> notes;
+  for (int i = 0; i < k_uids; ++i) {
+    auto granted = grant_search_permission(dir.sub("home"), k_first + static_cast<uid_t>(i));
+    ASSERT_TRUE(granted.has_value()) << i << ": " << granted.error().message;
+    if (!granted->empty()) {
+      notes.push_back(*granted);
+    }
+  }
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.sub("home").c_str(), &st), 0);
+  ASSERT_LE(notes.size(), 1u) << "once searchable by everyone, no more entries are tried";
+  if (notes.empty()) {
+    GTEST_SKIP() << "this filesystem held " << k_uids << " ACL entries on one directory";
+  }
+  EXPECT_NE(notes[0].find("the ACL of \"" + dir.sub("home") + "\" is full ("), std::string::npos) << notes[0];
+  EXPECT_NE(notes[0].find("made it searchable (o+x) for every user"), std::string::npos) << notes[0];
+  EXPECT_EQ(st.st_mode & 07, 01u) << "search for others, never read or write";
+  // The last uid, which has no entry, reaches through it; the first keeps its entry.
+  ASSERT_TRUE(util::ensure_dir(dir.sub("home/inner"), 0700));
+  ::chown(dir.sub("home/inner").c_str(), k_first + k_uids - 1, k_first + k_uids - 1);
+  auto last = check_reachable_by(dir.sub("home/inner"), k_first + k_uids - 1, k_first + k_uids - 1, "last");
+  EXPECT_TRUE(last.has_value()) << last.error().message;
+  ::chown(dir.sub("home/inner").c_str(), k_first, k_first);
+  auto first = check_reachable_by(dir.sub("home/inner"), k_first, k_first, "first");
+  EXPECT_TRUE(first.has_value()) << first.error().message;
+}
+
 TEST(SubprocessUserTest, RunAsAnotherUser) {
   auto user = unprivileged_user();
   if (::geteuid() != 0 || !user) {
