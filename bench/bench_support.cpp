@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "util/fs.hpp"
 #include "util/http_client.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -110,6 +111,12 @@ std::string raw_http_request(const std::string& method, const std::string& host_
   r += "\r\n";
   r += body;
   return r;
+}
+
+long rss_kib(int pid) {
+  auto s = util::read_file("/proc/" + std::to_string(pid) + "/status");
+  auto p = s ? s->find("VmRSS:") : std::string::npos;
+  return p == std::string::npos ? -1 : std::atol(s->c_str() + p + 6);
 }
 
 } // namespace idp::bench

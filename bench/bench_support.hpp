@@ -25,5 +25,7 @@ std::string raw_http_request(const std::string& method, const std::string& host_
 // Starts `node server.js` in `app_dir` on a free port and returns the milliseconds until
 // its /health answers 200; the process is stopped afterwards.
 double app_start_ms(const std::string& app_dir);
+// The resident memory of process `pid` in KiB (VmRSS), -1 when it cannot be read.
+long rss_kib(int pid);
 
 } // namespace idp::bench

@@ -24,19 +24,6 @@
 using namespace idp;
 using namespace idp::testing;
 
-namespace {
-
-long rss_kib(pid_t pid) {
-  auto s = util::read_file("/proc/" + std::to_string(pid) + "/status");
-  if (!s) {
-    return -1;
-  }
-  auto p = s->find("VmRSS:");
-  return p == std::string::npos ? -1 : std::atol(s->c_str() + p + 6);
-}
-
-} // namespace
-
 int main(int argc, char** argv) {
   int envs = 20;
   int memory_envs = 100;
@@ -98,7 +85,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  long rss_before = rss_kib(d.pid());
+  long rss_before = bench::rss_kib(d.pid());
   for (int i = envs; i < memory_envs; ++i) {
     auto r = d.cli({"create", "--repo", repo.path(), "--branch", "bench/b" + std::to_string(i), "--no-wait"});
     if (r.exit_code != 0) {
@@ -109,7 +96,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < memory_envs; ++i) {
     d.wait_phase("preview-bench-b" + std::to_string(i), "ready", 300000);
   }
-  long rss_after = rss_kib(d.pid());
+  long rss_after = bench::rss_kib(d.pid());
 
   double f50 = bench::percentile(floor_ms, 0.5), f95 = bench::percentile(floor_ms, 0.95);
   double c50 = bench::percentile(create_ms, 0.5), c95 = bench::percentile(create_ms, 0.95);

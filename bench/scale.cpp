@@ -41,12 +41,6 @@ using nlohmann::json;
 
 namespace {
 
-long rss_kib(pid_t pid) {
-  auto s = util::read_file("/proc/" + std::to_string(pid) + "/status");
-  auto p = s ? s->find("VmRSS:") : std::string::npos;
-  return p == std::string::npos ? -1 : std::atol(s->c_str() + p + 6);
-}
-
 std::string env_name(int i) { return "preview-scale-s" + std::to_string(i); }
 
 // Environments by phase, from one GET of the list.
@@ -186,12 +180,12 @@ int main(int argc, char** argv) {
   d.start();
 
   double create_small_ms = create_range(d, repo.path(), 0, small);
-  long rss_small = rss_kib(d.pid());
+  long rss_small = bench::rss_kib(d.pid());
   auto list_small = list_times(d, 20);
   auto switch_small = route_switches(d, repo, small, switches);
 
   double create_rest_ms = create_range(d, repo.path(), small, envs);
-  long rss_large = rss_kib(d.pid());
+  long rss_large = bench::rss_kib(d.pid());
   auto list_large = list_times(d, 20);
   auto switch_large = route_switches(d, repo, envs, switches);
 
