@@ -116,9 +116,6 @@ std::vector<double> route_switches(const DaemonProcess& d, const GitRepo& repo, 
       std::fprintf(stderr, "bench/scale: redeploy of %s did not finish\n", name.c_str());
       std::exit(1);
     }
-    if (std::getenv("IDP_BENCH_DEBUG")) {
-      std::fprintf(stderr, "%s\n", deploy.dump().c_str());
-    }
     for (const auto& p : deploy["phases"]) {
       if (p.value("phase", "") == "route") {
         out.push_back(p.value("ms", 0.0));

@@ -44,9 +44,8 @@ TEST(SecurityListenerTest, WebhookListenServesHooksAlone) {
   ASSERT_TRUE(util::write_file_atomic(tmp.sub("server.yml"), "webhook_listen: 127.0.0.1:0\n"));
   DaemonProcess d(tmp.sub("home"), {"--config", tmp.sub("server.yml")});
   d.start();
-  auto info = json::parse(util::read_file(d.home() + "/daemon.json").value_or("{}"));
-  std::string hook_url = info.value("webhook_url", "");
-  ASSERT_FALSE(hook_url.empty()) << info.dump();
+  std::string hook_url = d.webhook_url();
+  ASSERT_FALSE(hook_url.empty()) << util::read_file(d.home() + "/daemon.json").value_or("no daemon.json");
   std::string base = hook_url.substr(0, hook_url.size() - std::string("/hooks/github").size());
   ASSERT_NE(base, d.api_url()) << "a listener of its own";
 

@@ -138,6 +138,11 @@ std::string DaemonProcess::admin_token() const {
   return util::trim(util::read_file(m_home + "/admin.token").value_or(""));
 }
 
+std::string DaemonProcess::webhook_url() const {
+  auto info = nlohmann::json::parse(util::read_file(m_home + "/daemon.json").value_or("{}"), nullptr, false);
+  return info.is_object() ? info.value("webhook_url", "") : "";
+}
+
 std::pair<std::string, std::string> DaemonProcess::admin_auth_header() const {
   return {"Authorization", "Bearer " + admin_token()};
 }

@@ -50,6 +50,9 @@ public:
                                          const std::vector<std::pair<std::string, std::string>>& headers = {}) const;
   // The admin token `idp serve` wrote to <home>/admin.token ("" before it did).
   std::string admin_token() const;
+  // The webhook listener's URL (daemon.json's webhook_url: a server config with
+  // webhook_listen), "" when there is none.
+  std::string webhook_url() const;
   // "Authorization: Bearer <admin token>", for tests that make their own requests.
   std::pair<std::string, std::string> admin_auth_header() const;
   // An environment as JSON (GET), or null when missing.
