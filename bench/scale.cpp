@@ -15,7 +15,11 @@
 // creates fail ("cannot set an ACL … No space left on device"). --isolation off measures
 // the rest at 1,000 meanwhile.
 //
+// --router lookup runs the local driver's router_mode "lookup": Caddy asks the daemon for
+// each request, so a route switch changes no Caddy config (docs/configuration.md).
+//
 //   build/bench/bench_scale [--envs 1000] [--small 10] [--switches 20] [--isolation auto|off]
+//                           [--router routes|lookup]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -146,6 +150,7 @@ int main(int argc, char** argv) {
   int small = 10;
   int switches = 20;
   std::string isolation = "auto";
+  std::string router = "routes";
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--envs")) {
       envs = std::atoi(argv[i + 1]);
@@ -155,6 +160,8 @@ int main(int argc, char** argv) {
       switches = std::atoi(argv[i + 1]);
     } else if (!std::strcmp(argv[i], "--isolation")) {
       isolation = argv[i + 1];
+    } else if (!std::strcmp(argv[i], "--router")) {
+      router = argv[i + 1];
     }
   }
   if (small < 1 || envs <= small) {
@@ -171,7 +178,8 @@ int main(int argc, char** argv) {
     repo.git({"branch", "-f", "scale/s" + std::to_string(i)});
   }
 
-  (void)util::write_file_atomic(root + "/server.yml", "drivers:\n  local:\n    isolation: " + isolation + "\n");
+  (void)util::write_file_atomic(root + "/server.yml", "drivers:\n  local:\n    isolation: " + isolation +
+                                                          "\n    router_mode: " + router + "\n");
   DaemonProcess d(root + "/home", {"--workers", "8", "--config", root + "/server.yml"});
   d.log_level = "info";
   d.start();
@@ -214,8 +222,9 @@ int main(int argc, char** argv) {
 
   auto p95 = [](const std::vector<double>& v) { return bench::percentile(v, 0.95); };
   auto p50 = [](const std::vector<double>& v) { return bench::percentile(v, 0.5); };
-  std::printf("bench/scale: static-site example, one idp serve, %d live environments beside %d (isolation %s)\n", envs,
-              small, isolation.c_str());
+  std::printf("bench/scale: static-site example, one idp serve, %d live environments beside %d (isolation %s, "
+              "router %s)\n",
+              envs, small, isolation.c_str(), router.c_str());
   std::string at_small = "at " + std::to_string(small);
   std::string at_large = "at " + std::to_string(envs);
   std::printf("  %-46s %10s %10s %8s\n", "", at_small.c_str(), at_large.c_str(), "ratio");
@@ -233,8 +242,8 @@ int main(int argc, char** argv) {
   std::printf("  %-46s %21.1f   (goal: under 20 s)\n", "destroy all, one DELETE each, until none is left, s",
               destroy_ms / 1000.0);
   std::printf("reproduce: cmake --build build --target bench_scale && build/bench/bench_scale --envs %d --small %d "
-              "--switches %d --isolation %s\n",
-              envs, small, switches, isolation.c_str());
+              "--switches %d --isolation %s --router %s\n",
+              envs, small, switches, isolation.c_str(), router.c_str());
   d.stop();
   (void)util::remove_all(root);
   return 0;

@@ -276,6 +276,33 @@ PreviewAnswer PreviewAuth::check(const PreviewRequest& r) {
   if (env.empty()) {
     return text_answer(404, "no preview environment at this address\n");
   }
+  if (!r.lookup) {
+    return check_access(r, env);
+  }
+  auto target = m_settings.routes ? m_settings.routes->get(env) : std::nullopt;
+  if (!target) {
+    return text_answer(404, "no preview environment at this address\n");
+  }
+  PreviewAnswer a;
+  if (target->protect) {
+    a = check_access(r, env);
+    if (a.status < 200 || a.status >= 300) {
+      return a;
+    }
+  } else {
+    a.status = 200;
+  }
+  if (target->port > 0) {
+    a.headers.push_back({"X-Idp-Kind", "proxy"});
+    a.headers.push_back({"X-Idp-Upstream", "127.0.0.1:" + std::to_string(target->port)});
+  } else {
+    a.headers.push_back({"X-Idp-Kind", target->spa ? "spa" : "static"});
+    a.headers.push_back({"X-Idp-Root", target->static_root});
+  }
+  return a;
+}
+
+PreviewAnswer PreviewAuth::check_access(const PreviewRequest& r, const std::string& env) {
   auto allow = [](const std::string& identity) {
     PreviewAnswer a;
     a.status = 200;
@@ -446,6 +473,7 @@ void register_preview_routes(httplib::Server& s, PreviewAuth& auth, store::State
     r.cookie = req.get_header_value("Cookie");
     r.authorization = req.get_header_value("Authorization");
     r.https = util::to_lower(req.get_header_value("X-Forwarded-Proto")) == "https";
+    r.lookup = req.get_header_value("X-Idp-Lookup") == "1";
     send(res, auth.check(r));
   });
   s.Get("/internal/preview-auth/callback", [&auth](const httplib::Request& req, httplib::Response& res) {

@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "api/auth.hpp"
+#include "core/preview_routes.hpp"
 #include "store/state_store.hpp"
 #include "util/expected.hpp"
 #include "util/time.hpp"
@@ -44,6 +46,9 @@ struct PreviewAuthSettings {
   // Where the dashboard's sign-in is, as a browser reaches it ("https://idp.example.com",
   // "http://127.0.0.1:8787"); "" = derived from the API's bound address once known.
   std::string dashboard_url;
+  // Where each preview goes, for a router that asks on every request (X-Idp-Lookup: 1;
+  // core/preview_routes.hpp). Unset: such requests get 404.
+  std::shared_ptr<const core::PreviewRouteTable> routes;
   bool enabled() const { return !domain.empty(); }
 };
 
@@ -63,7 +68,8 @@ struct PreviewRequest {
   std::string accept;
   std::string cookie;
   std::string authorization;
-  bool https = false; // X-Forwarded-Proto https
+  bool https = false;  // X-Forwarded-Proto https
+  bool lookup = false; // X-Idp-Lookup: 1 — the router asks where the request goes as well
 };
 
 // A share link just made: the record (stored by mint_grant) and the token that opens it.
@@ -82,7 +88,10 @@ public:
 
   PreviewAuth(PreviewAuthSettings settings, store::StateStore& store, Authenticator& auth, util::Clock& clock);
 
-  // The forward_auth decision. Thread-safe.
+  // The forward_auth decision. Thread-safe. With r.lookup, for every request of every
+  // preview host: 404 when the host is no environment; the sign-in check when the
+  // environment is protected; a 2xx names the target in X-Idp-Kind (proxy, static, spa)
+  // and X-Idp-Upstream ("127.0.0.1:<port>") or X-Idp-Root (the site's directory).
   PreviewAnswer check(const PreviewRequest& r);
   // The dashboard's hand-off: for a signed-in principal (with its token's hash, "" for a
   // GitHub sign-in), the callback URL on `return_url`'s host carrying a single-use code.
@@ -120,6 +129,8 @@ private:
     util::Millis until = 0;
   };
 
+  // The sign-in check of a protected preview.
+  PreviewAnswer check_access(const PreviewRequest& r, const std::string& env);
   std::optional<std::string> cached(const std::string& key);
   // Caches a decision for k_decision_ttl_ms, or until `ends_at` when sooner (0 = no end).
   void remember(const std::string& key, const std::string& identity, util::Millis ends_at);

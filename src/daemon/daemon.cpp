@@ -8,6 +8,7 @@
 
 #include "api/server.hpp"
 #include "core/environment.hpp"
+#include "core/preview_routes.hpp"
 #include "core/version.hpp"
 #include "drivers/driver.hpp"
 #include "engine/controller.hpp"
@@ -327,6 +328,9 @@ Expected<void> Daemon::start() {
         "https://" + api_host + (d.https_port == 443 ? "" : ":" + std::to_string(d.https_port));
   }
   IDP_TRY_ASSIGN(actx.previews.grant_key, preview_share_key(cfg.home));
+  // Filled by the local driver in router_mode "lookup"; read by the API for each request.
+  auto preview_routes = std::make_shared<core::PreviewRouteTable>();
+  actx.previews.routes = preview_routes;
   d.api = std::make_unique<api::ApiServer>(actx);
   sources::Sources::Options so;
   so.github_api_url = cfg.github_api_url;
@@ -374,6 +378,7 @@ Expected<void> Daemon::start() {
   dctx.clock = &d.clock;
   dctx.self_exe = d.self_exe;
   dctx.previews.auth_upstream = dial_address(cfg.api_host(), d.api_port);
+  dctx.previews.routes = preview_routes;
   dctx.previews.protect = [cfg_copy = std::make_shared<ServerConfig>(cfg)](const std::string& repo, bool wants_public) {
     return preview_protect_for(*cfg_copy, repo, wants_public);
   };

@@ -17,6 +17,7 @@
 
 #include "core/app_config.hpp"
 #include "core/environment.hpp"
+#include "core/preview_routes.hpp"
 #include "util/expected.hpp"
 #include "util/time.hpp"
 
@@ -219,6 +220,9 @@ struct PreviewAccess {
   // repository (the message says what the server allows). Unset: never protected.
   std::function<Expected<bool>(const std::string& repo, bool wants_public)> protect;
   std::string auth_upstream; // "127.0.0.1:<api port>": the daemon that answers the checks
+  // Host -> target of every preview, read by that daemon when its router asks for each
+  // request (the local driver's router_mode "lookup"). Unset: no driver may look up.
+  std::shared_ptr<core::PreviewRouteTable> routes;
 };
 
 struct DriverContext {

@@ -4,6 +4,10 @@
 // or other environment's share link does not; `public: true` opens a preview only where the
 // server allows it (a positioned config error elsewhere); the app never sees the idp cookie
 // or token; the preview cookie is no key to the API; the sign-in is no open redirect.
+//
+// Built twice: security_preview_test runs it with the router's default (a Caddy route per
+// environment), security_preview_lookup_test (IDP_PREVIEW_ROUTER_LOOKUP) with the local
+// driver's router_mode "lookup", where Caddy asks the daemon for every request (issue 14).
 #include <gtest/gtest.h>
 
 #include <map>
@@ -20,6 +24,13 @@
 using namespace idp;
 using namespace idp::testing;
 using nlohmann::json;
+
+#ifdef IDP_PREVIEW_ROUTER_LOOKUP
+#define SecurityPreviewTest SecurityPreviewLookupTest
+constexpr const char* k_router_options = "drivers:\n  local:\n    router_mode: lookup\n";
+#else
+constexpr const char* k_router_options = "";
+#endif
 
 namespace {
 
@@ -69,8 +80,9 @@ protected:
       r->checkout("main");
     }
     // Protected by default, public previews allowed for one repository only.
-    (void)util::write_file_atomic(s_tmp->sub("server.yml"), "previews:\n  protect: signin\n  allow_public: false\n"
-                                                            "repositories:\n  - url: \"" +
+    (void)util::write_file_atomic(s_tmp->sub("server.yml"), std::string(k_router_options) +
+                                                                "previews:\n  protect: signin\n  allow_public: false\n"
+                                                                "repositories:\n  - url: \"" +
                                                                 s_public_repo->path() +
                                                                 "\"\n    previews:\n      allow_public: true\n");
     s_daemon = new DaemonProcess(s_tmp->sub("home"), {"--config", s_tmp->sub("server.yml")});
@@ -340,6 +352,12 @@ TEST_F(SecurityPreviewTest, PublicConfigOpensOnlyWhereTheServerAllows) {
   auto cookies = via_router("open", "/", {{"Cookie", "idp_preview=0123abcd; theme=dark"}});
   EXPECT_EQ(cookies.body.find("0123abcd"), std::string::npos) << cookies.body;
   EXPECT_NE(cookies.body.find("theme=dark"), std::string::npos) << cookies.body;
+  // Nobody signed in to an open preview: no client names its user, nor where it goes.
+  auto spoof = via_router("open", "/", {{"X-Idp-User", "admin"}, {"X-Idp-Upstream", "127.0.0.1:1"}});
+  ASSERT_EQ(spoof.status, 200) << spoof.body;
+  for (const char* h : {"x-idp-user", "x-idp-upstream", "x-idp-root", "x-idp-kind"}) {
+    EXPECT_FALSE(spoof.j()["headers"].contains(h)) << h << ": " << spoof.body;
+  }
 
   auto refused = s_daemon->cli({"create", "--repo", s_repo->path(), "--branch", "wants-public", "--name", "closed"});
   EXPECT_EQ(refused.exit_code, 1) << refused.out << refused.err;

@@ -40,7 +40,7 @@ std::vector<pid_t> DaemonProcess::router_processes() const {
 void DaemonProcess::start() {
   (void)util::remove_all(m_home + "/daemon.json");
   util::Command c;
-  c.argv = {idp_binary(), "serve", "--home", m_home, "--listen", "127.0.0.1:0"};
+  c.argv = {idp_binary(), "serve", "--home", m_home, "--listen", listen};
   c.argv.insert(c.argv.end(), m_flags.begin(), m_flags.end());
   c.env = {{"IDP_LOG_LEVEL", log_level}};
   c.unset_env = {"IDP_SERVER", "IDP_HOME"};

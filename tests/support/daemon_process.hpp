@@ -19,6 +19,7 @@ public:
   // IDP_LOG_LEVEL for the daemon: tests read its debug lines; benchmarks set "info", a
   // user's default, so that they measure what a user runs.
   std::string log_level = "debug";
+  std::string listen = "127.0.0.1:0"; // the API's --listen; a fixed port stays across restarts
   ~DaemonProcess();
   DaemonProcess(const DaemonProcess&) = delete;
   DaemonProcess& operator=(const DaemonProcess&) = delete;

@@ -35,6 +35,15 @@ constexpr int64_t k_backoff_max_ms = 5000;
 
 std::string route_id(const std::string& env) { return "idp-env-" + env; }
 
+core::PreviewTarget lookup_target(const RouteTarget& r) {
+  core::PreviewTarget t;
+  t.port = r.port;
+  t.static_root = r.static_root;
+  t.spa = r.spa;
+  t.protect = r.protect;
+  return t;
+}
+
 // Caddy listens with SO_REUSEPORT, so a second Caddy on a taken port starts "fine" and the
 // kernel splits connections between the two. Binding without SO_REUSEPORT first tells.
 Expected<void> check_port_free(const std::string& host, int port) {
@@ -118,73 +127,37 @@ std::optional<RouteTarget> CaddyRouter::route(const std::string& env) const {
   return it == m_routes.end() ? std::nullopt : std::optional<RouteTarget>(it->second);
 }
 
-nlohmann::json CaddyRouter::route_json(const RouteTarget& r) const {
-  nlohmann::json handle;
-  if (r.port > 0) {
-    handle = nlohmann::json::array(
-        {{{"handler", "reverse_proxy"}, {"upstreams", {{{"dial", "127.0.0.1:" + std::to_string(r.port)}}}}}});
-  } else {
-    // The JSON form of the Caddyfile `root * R; try_files {path} /index.html; file_server`.
-    nlohmann::json routes = nlohmann::json::array();
-    routes.push_back({{"handle", {{{"handler", "vars"}, {"root", r.static_root}}}}});
-    if (r.spa) {
-      // Only page routes fall back to index.html: a missing file with an extension
-      // (/assets/app.js) is a 404, not HTML that a browser would run as a script.
-      nlohmann::json has_extension = nlohmann::json::object();
-      has_extension["path_regexp"] = {{"pattern", "\\.[A-Za-z0-9]+$"}};
-      nlohmann::json matcher = nlohmann::json::object();
-      matcher["file"] = {{"try_files", {"{http.request.uri.path}", "/index.html"}}};
-      matcher["not"] = nlohmann::json::array({has_extension});
-      routes.push_back({{"match", nlohmann::json::array({matcher})},
-                        {"handle", {{{"handler", "rewrite"}, {"uri", "{http.matchers.file.relative}"}}}}});
-    }
-    routes.push_back({{"handle", {{{"handler", "file_server"}}}}});
-    handle = nlohmann::json::array({{{"handler", "subroute"}, {"routes", routes}}});
+namespace {
+
+// Request headers that only the daemon's answer may set (lookup mode, and X-Idp-User).
+const std::vector<std::string> k_answer_headers = {"X-Idp-User", "X-Idp-Upstream", "X-Idp-Root", "X-Idp-Kind"};
+
+// The JSON form of the Caddyfile `root * R; try_files {path} /index.html; file_server`.
+// With `spa`, page paths that are no file serve /index.html; `spa_if` (lookup mode) is one
+// more condition of that fallback, since the route serves every kind of site.
+nlohmann::json static_site_handle(const std::string& root, bool spa, const nlohmann::json& spa_if) {
+  nlohmann::json routes = nlohmann::json::array();
+  routes.push_back({{"handle", {{{"handler", "vars"}, {"root", root}}}}});
+  if (spa) {
+    // Only page routes fall back to index.html: a missing file with an extension
+    // (/assets/app.js) is a 404, not HTML that a browser would run as a script.
+    nlohmann::json has_extension = nlohmann::json::object();
+    has_extension["path_regexp"] = {{"pattern", "\\.[A-Za-z0-9]+$"}};
+    nlohmann::json matcher = spa_if.is_object() ? spa_if : nlohmann::json::object();
+    matcher["file"] = {{"try_files", {"{http.request.uri.path}", "/index.html"}}};
+    matcher["not"] = nlohmann::json::array({has_extension});
+    routes.push_back({{"match", nlohmann::json::array({matcher})},
+                      {"handle", {{{"handler", "rewrite"}, {"uri", "{http.matchers.file.relative}"}}}}});
   }
-  if (r.protect || !m_cfg.auth_upstream.empty()) {
-    handle = guarded_handle(handle, r.protect);
-  }
-  return {{"@id", route_id(r.env)}, {"match", {{{"host", {host_for(r.env)}}}}}, {"handle", handle}, {"terminal", true}};
+  routes.push_back({{"handle", {{{"handler", "file_server"}}}}});
+  return nlohmann::json::array({{{"handler", "subroute"}, {"routes", routes}}});
 }
 
-nlohmann::json CaddyRouter::guarded_handle(const nlohmann::json& app, bool protect) const {
-  // Fail closed: without the daemon's address no request may reach a protected app.
-  if (protect && m_cfg.auth_upstream.empty()) {
-    return nlohmann::json::array({{{"handler", "static_response"},
-                                   {"status_code", 503},
-                                   {"body", "this preview needs a sign-in the router cannot check\n"}}});
-  }
-  nlohmann::json upstreams = {{{"dial", m_cfg.auth_upstream}}};
-  // The sign-in's last step (api/preview_auth.hpp): the daemon sets the preview cookie on
-  // this host's domain. Under /internal/, which the https API route never forwards. On
-  // open routes too: the code in its address must never reach an app.
-  nlohmann::json callback = {
-      {"match", {{{"path", {"/.idp/auth/callback"}}}}},
-      {"handle",
-       {{{"handler", "rewrite"}, {"uri", "/internal/preview-auth/callback?{http.request.uri.query}"}},
-        {{"handler", "reverse_proxy"}, {"upstreams", upstreams}}}},
-      {"terminal", true}};
-  // The JSON `caddy adapt` makes of the Caddyfile's `forward_auth <daemon> { uri
-  // /internal/preview-auth; copy_headers X-Idp-User }` (Caddy 2.6): the request's headers go
-  // to the daemon as a GET; a 2xx answer lets the request on (with the daemon's X-Idp-User,
-  // replacing any the client sent), anything else is the client's answer (302 to sign in,
-  // 401, 303 after a share link).
-  nlohmann::json on_allowed = {
-      {"match", {{"status_code", {2}}}},
-      {"routes",
-       {{{"handle",
-          {{{"handler", "headers"},
-            {"request", {{"set", {{"X-Idp-User", {"{http.reverse_proxy.header.X-Idp-User}"}}}}}}}}}}}}};
-  nlohmann::json ask = {
-      {"handler", "reverse_proxy"},
-      {"upstreams", upstreams},
-      {"rewrite", {{"method", "GET"}, {"uri", "/internal/preview-auth"}}},
-      {"headers",
-       {{"request",
-         {{"set", {{"X-Forwarded-Method", {"{http.request.method}"}}, {"X-Forwarded-Uri", {"{http.request.uri}"}}}}}}}},
-      {"handle_response", nlohmann::json::array({on_allowed})}};
-  // What proved the request may pass is ours, not the app's: an app could replay a
-  // session cookie or token it saw (docs/security.md).
+// What proved the request may pass is ours, not the app's: an app could replay a session
+// cookie or token it saw (docs/security.md). Every route strips them, open ones too: the
+// preview cookie is set for the whole domain, so a browser sends it to every preview, and
+// an open app must not collect it either.
+nlohmann::json strip_credentials_json() {
   nlohmann::json strip_cookies = {
       {"handler", "headers"},
       {"request", {{"replace", {{"Cookie", {{{"search_regexp", "(^|;\\s*)idp_[a-z_]+=[^;]*"}, {"replace", ""}}}}}}}}};
@@ -195,15 +168,133 @@ nlohmann::json CaddyRouter::guarded_handle(const nlohmann::json& app, bool prote
       {"routes",
        {{{"match", nlohmann::json::array({idp_bearer})},
          {"handle", {{{"handler", "headers"}, {"request", {{"delete", {"Authorization"}}}}}}}}}}};
-  // Every route strips them, open ones too: the preview cookie is set for the whole domain,
-  // so a browser sends it to every preview, and an open app must not collect it either.
-  nlohmann::json chain = protect ? nlohmann::json::array({ask, strip_cookies, strip_token})
-                                 : nlohmann::json::array({strip_cookies, strip_token});
+  return nlohmann::json::array({strip_cookies, strip_token});
+}
+
+} // namespace
+
+nlohmann::json CaddyRouter::route_json(const RouteTarget& r) const {
+  nlohmann::json handle;
+  if (r.port > 0) {
+    handle = nlohmann::json::array(
+        {{{"handler", "reverse_proxy"}, {"upstreams", {{{"dial", "127.0.0.1:" + std::to_string(r.port)}}}}}});
+  } else {
+    handle = static_site_handle(r.static_root, r.spa, nullptr);
+  }
+  if (r.protect || !m_cfg.auth_upstream.empty()) {
+    handle = guarded_handle(handle, r.protect);
+  }
+  return {{"@id", route_id(r.env)}, {"match", {{{"host", {host_for(r.env)}}}}}, {"handle", handle}, {"terminal", true}};
+}
+
+nlohmann::json CaddyRouter::callback_route_json() const {
+  // The sign-in's last step (api/preview_auth.hpp): the daemon sets the preview cookie on
+  // this host's domain. Under /internal/, which the https API route never forwards. On
+  // open routes too: the code in its address must never reach an app.
+  return {{"match", {{{"path", {"/.idp/auth/callback"}}}}},
+          {"handle",
+           {{{"handler", "rewrite"}, {"uri", "/internal/preview-auth/callback?{http.request.uri.query}"}},
+            {{"handler", "reverse_proxy"}, {"upstreams", {{{"dial", m_cfg.auth_upstream}}}}}}},
+          {"terminal", true}};
+}
+
+nlohmann::json CaddyRouter::ask_json(bool lookup) const {
+  // The JSON `caddy adapt` makes of the Caddyfile's `forward_auth <daemon> { uri
+  // /internal/preview-auth; copy_headers X-Idp-User }` (Caddy 2.6): the request's headers go
+  // to the daemon as a GET; a 2xx answer lets the request on (with the daemon's X-Idp-User),
+  // anything else is the client's answer (302 to sign in, 401, 303 after a share link, 404
+  // for a host without an environment in lookup mode). Lookup mode copies where the request
+  // goes as well, and X-Idp-User only when the daemon sent one (a protected preview).
+  auto copy = [](const std::vector<std::string>& names) {
+    nlohmann::json set = nlohmann::json::object();
+    for (const auto& n : names) {
+      set[n] = {"{http.reverse_proxy.header." + n + "}"};
+    }
+    return nlohmann::json{{"handle", {{{"handler", "headers"}, {"request", {{"set", set}}}}}}};
+  };
+  nlohmann::json on_allowed = nlohmann::json::array();
+  if (lookup) {
+    nlohmann::json with_user = {{"status_code", {2}}, {"headers", {{"X-Idp-User", nlohmann::json::array()}}}};
+    on_allowed.push_back({{"match", with_user}, {"routes", {copy(k_answer_headers)}}});
+    on_allowed.push_back({{"match", {{"status_code", {2}}}},
+                          {"routes", {copy({k_answer_headers.begin() + 1, k_answer_headers.end()})}}});
+  } else {
+    on_allowed.push_back({{"match", {{"status_code", {2}}}}, {"routes", {copy({"X-Idp-User"})}}});
+  }
+  nlohmann::json ask = {{"handler", "reverse_proxy"},
+                        {"upstreams", {{{"dial", m_cfg.auth_upstream}}}},
+                        {"rewrite", {{"method", "GET"}, {"uri", "/internal/preview-auth"}}},
+                        {"headers",
+                         {{"request",
+                           {{"set",
+                             {{"X-Forwarded-Method", {"{http.request.method}"}},
+                              {"X-Forwarded-Uri", {"{http.request.uri}"}},
+                              {"X-Idp-Lookup", {lookup ? "1" : "0"}}}}}}}},
+                        {"handle_response", on_allowed}};
+  if (lookup) {
+    // A daemon that restarts refuses connections for a moment: hold the request and ask
+    // again rather than fail it.
+    ask["load_balancing"] = {{"try_duration", "10s"}, {"try_interval", "50ms"}};
+  }
+  return ask;
+}
+
+nlohmann::json CaddyRouter::guarded_handle(const nlohmann::json& app, bool protect) const {
+  // Fail closed: without the daemon's address no request may reach a protected app.
+  if (protect && m_cfg.auth_upstream.empty()) {
+    return nlohmann::json::array({{{"handler", "static_response"},
+                                   {"status_code", 503},
+                                   {"body", "this preview needs a sign-in the router cannot check\n"}}});
+  }
+  nlohmann::json chain = nlohmann::json::array();
+  if (protect) {
+    chain.push_back(ask_json(false)); // sets X-Idp-User, replacing the client's
+  } else {
+    // Only the daemon names the user: an open app must not be told one by its client.
+    chain.push_back({{"handler", "headers"}, {"request", {{"delete", k_answer_headers}}}});
+  }
+  for (const auto& h : strip_credentials_json()) {
+    chain.push_back(h);
+  }
   for (const auto& h : app) {
     chain.push_back(h);
   }
   return nlohmann::json::array(
-      {{{"handler", "subroute"}, {"routes", nlohmann::json::array({callback, {{"handle", chain}}})}}});
+      {{{"handler", "subroute"}, {"routes", nlohmann::json::array({callback_route_json(), {{"handle", chain}}})}}});
+}
+
+nlohmann::json CaddyRouter::lookup_route_json() const {
+  auto kind_is = [](std::initializer_list<const char*> kinds) {
+    nlohmann::json values = nlohmann::json::array();
+    for (const char* k : kinds) {
+      values.push_back(k);
+    }
+    return nlohmann::json{{"header", {{"X-Idp-Kind", values}}}};
+  };
+  nlohmann::json proxy = {
+      {"match", nlohmann::json::array({kind_is({"proxy"})})},
+      {"handle",
+       {{{"handler", "reverse_proxy"},
+         {"upstreams", {{{"dial", "{http.request.header.X-Idp-Upstream}"}}}},
+         {"headers", {{"request", {{"delete", {"X-Idp-Upstream", "X-Idp-Root", "X-Idp-Kind"}}}}}}}}},
+      {"terminal", true}};
+  nlohmann::json files = {{"match", nlohmann::json::array({kind_is({"static", "spa"})})},
+                          {"handle", static_site_handle("{http.request.header.X-Idp-Root}", true, kind_is({"spa"}))},
+                          {"terminal", true}};
+  nlohmann::json none = {{"handle",
+                          {{{"handler", "static_response"},
+                            {"status_code", 502},
+                            {"body", "the daemon named no target for this preview\n"}}}}};
+  nlohmann::json chain = nlohmann::json::array({{{"handler", "headers"}, {"request", {{"delete", k_answer_headers}}}}});
+  chain.push_back(ask_json(true));
+  for (const auto& h : strip_credentials_json()) {
+    chain.push_back(h);
+  }
+  chain.push_back({{"handler", "subroute"}, {"routes", nlohmann::json::array({proxy, files, none})}});
+  nlohmann::json handle = nlohmann::json::array(
+      {{{"handler", "subroute"}, {"routes", nlohmann::json::array({callback_route_json(), {{"handle", chain}}})}}});
+  return {
+      {"@id", "idp-previews"}, {"match", {{{"host", {"*." + m_cfg.domain}}}}}, {"handle", handle}, {"terminal", true}};
 }
 
 std::string CaddyRouter::root_ca_path() const {
@@ -258,8 +349,12 @@ nlohmann::json CaddyRouter::routes_json_locked() const {
   if (m_cfg.tls.on()) {
     routes.push_back(api_route_json()); // first: an environment named like the API host never shadows it
   }
-  for (const auto& [env, r] : m_routes) {
-    routes.push_back(route_json(r));
+  if (m_cfg.lookup) {
+    routes.push_back(lookup_route_json());
+  } else {
+    for (const auto& [env, r] : m_routes) {
+      routes.push_back(route_json(r));
+    }
   }
   routes.push_back({{"@id", "idp-catch-all"},
                     {"handle",
@@ -391,11 +486,12 @@ Expected<void> CaddyRouter::set_route(const RouteTarget& r) {
     auto it = m_routes.find(r.env);
     prev = it == m_routes.end() ? std::nullopt : std::optional<RouteTarget>(it->second);
     m_routes[r.env] = r;
-    if (!m_ready) {
+    if (!m_ready && !m_cfg.lookup) {
       return {}; // caddy.json of the next (re)start carries it
     }
   }
-  auto res = upsert(r);
+  // Lookup mode: the daemon answers the next request from the table; Caddy is not asked.
+  auto res = m_cfg.lookup ? (m_cfg.lookup->set(r.env, lookup_target(r)), Expected<void>{}) : upsert(r);
   if (!res) {
     std::lock_guard<std::mutex> g(m_mutex);
     if (prev) {
@@ -415,6 +511,10 @@ Expected<void> CaddyRouter::remove_route(const std::string& env) {
   {
     std::lock_guard<std::mutex> g(m_mutex);
     m_routes.erase(env);
+    if (m_cfg.lookup) {
+      m_cfg.lookup->erase(env);
+      return {};
+    }
     if (!m_ready) {
       return {};
     }
@@ -471,6 +571,9 @@ Expected<void> CaddyRouter::start(const std::vector<RouteTarget>& routes) {
     return make_error(ErrorCode::invalid_config,
                       "router: https needs a port, an ask endpoint, the API's host name and address");
   }
+  if (m_cfg.lookup && m_cfg.auth_upstream.empty()) {
+    return make_error(ErrorCode::invalid_config, "router: lookup mode needs the daemon's address");
+  }
   IDP_TRY(util::ensure_dir(m_cfg.dir, 0700));
   if (auto migrated = enable_request_migration(); !migrated) {
     std::lock_guard<std::mutex> g(m_mutex);
@@ -489,6 +592,9 @@ Expected<void> CaddyRouter::start(const std::vector<RouteTarget>& routes) {
     m_routes.clear();
     for (const auto& r : routes) {
       m_routes[r.env] = r;
+      if (m_cfg.lookup) {
+        m_cfg.lookup->set(r.env, lookup_target(r));
+      }
     }
     m_stopping = false;
     m_ready = false;

@@ -29,6 +29,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -38,6 +39,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/preview_routes.hpp"
 #include "util/expected.hpp"
 
 namespace idp::drivers::local {
@@ -92,6 +94,13 @@ struct RouterConfig {
   // The daemon's API ("127.0.0.1:<port>") for protected routes: GET /internal/preview-auth
   // (forward_auth) and /.idp/auth/* of every preview host. "" = no route may be protected.
   std::string auth_upstream;
+  // Set: lookup mode. Caddy holds one route for every host of the domain and asks the
+  // daemon at auth_upstream (/internal/preview-auth with X-Idp-Lookup: 1) where each request
+  // goes; the daemon answers from this table, which set_route/remove_route change without
+  // any admin call. Needs auth_upstream. The daemon's answer names the upstream
+  // (X-Idp-Upstream) or the directory (X-Idp-Root) and X-Idp-Kind (proxy, static, spa);
+  // headers of those names from the client are dropped first.
+  std::shared_ptr<core::PreviewRouteTable> lookup;
 };
 
 class CaddyRouter {
@@ -127,6 +136,8 @@ public:
   // Caddy's local CA root certificate (https mode internal), "" otherwise. Exists once
   // start() succeeded.
   std::string root_ca_path() const;
+  // Lookup mode (RouterConfig::lookup): route changes make no admin call.
+  bool lookup_mode() const { return m_cfg.lookup != nullptr; }
   // Pid of the running Caddy, 0 when none. Thread-safe.
   pid_t pid() const;
   // How many times Caddy was restarted after dying. Thread-safe.
@@ -149,6 +160,12 @@ private:
   bool wait_exit(pid_t pid, bool adopted, int64_t timeout_ms, int* code);
   void kill_child(pid_t pid);
   nlohmann::json route_json(const RouteTarget& r) const;
+  // Lookup mode: the one route of every preview host.
+  nlohmann::json lookup_route_json() const;
+  // The daemon's check (forward_auth); with `lookup` it also says where the request goes.
+  nlohmann::json ask_json(bool lookup) const;
+  // The sign-in's callback on every preview host, to the daemon.
+  nlohmann::json callback_route_json() const;
   // The handlers of a route when the daemon is known: the sign-in callback to the daemon;
   // with `protect` the daemon's check; the idp credentials stripped; then `app`.
   nlohmann::json guarded_handle(const nlohmann::json& app, bool protect) const;

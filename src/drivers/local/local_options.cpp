@@ -73,6 +73,16 @@ const core::OptionTable<LocalOptions>& local_table() {
            .default_text = "caddy",
            .parse = [](const json& v,
                        LocalOptions& o) { return set_text(v, o.caddy_binary, "a program name or path", false); }},
+          {.key = "router_mode",
+           .default_text = "routes",
+           .doc = "routes: a Caddy route per environment; lookup: Caddy asks the daemon for each request",
+           .parse = [](const json& v, LocalOptions& o) -> OptionMessage {
+             if (!v.is_string() || (v.get<std::string>() != "routes" && v.get<std::string>() != "lookup")) {
+               return "expected \"routes\" or \"lookup\", got " + core::describe_config_value(v);
+             }
+             o.router_mode = v.get<std::string>();
+             return std::nullopt;
+           }},
           {.key = "postgres_bin_dir",
            .doc = "\"\" = newest /usr/lib/postgresql/*/bin, pg_config, PATH",
            .parse = [](const json& v,

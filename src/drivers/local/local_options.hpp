@@ -24,6 +24,12 @@ struct LocalOptions {
   int log_keep = 5;                         // rotated app.log files kept
   std::string cgroup_root = "/sys/fs/cgroup";
   std::string caddy_binary = "caddy";
+  // "routes": one Caddy route per environment, changed through Caddy's admin API (Caddy
+  // reloads its whole config on each change, so a route switch grows with the number of
+  // environments). "lookup": one route for every preview host; Caddy asks the daemon
+  // where each request goes, so a route switch is a map update (flat), at the price of
+  // one loopback round trip per request and requests held while the daemon restarts.
+  std::string router_mode = "routes";
   // The managed PostgreSQL ("database" component; postgres_cluster.hpp).
   std::string postgres_bin_dir; // "" = newest /usr/lib/postgresql/*/bin, pg_config, PATH
   std::string postgres_user;    // "" = "postgres" when it exists, else "idp-postgres" (created)

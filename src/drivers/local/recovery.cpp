@@ -242,6 +242,13 @@ Expected<void> LocalDriver::start_router(const std::vector<RouteTarget>& routes)
   rc.tls.api_host = m_ctx.https.api_host;
   rc.tls.api_upstream = m_ctx.https.api_upstream;
   rc.auth_upstream = m_ctx.previews.auth_upstream;
+  if (m_opts.router_mode == "lookup") {
+    if (!m_ctx.previews.routes || rc.auth_upstream.empty()) {
+      return make_error(ErrorCode::invalid_config,
+                        "router_mode \"lookup\" needs the daemon's API to answer the router (idp serve)");
+    }
+    rc.lookup = m_ctx.previews.routes;
+  }
   if (m_router) {
     m_router->stop();
   }

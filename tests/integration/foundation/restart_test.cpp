@@ -6,12 +6,15 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "support/daemon_process.hpp"
 #include "support/test_support.hpp"
 #include "util/fs.hpp"
+#include "util/http_client.hpp"
+#include "util/numbers.hpp"
 #include "util/proc.hpp"
 
 using namespace idp;
@@ -167,4 +170,36 @@ TEST_F(RestartTest, AppCrashAfterARestartIsStillACrash) {
     killed = killed || ev.value("reason", "").find("signal 9") != std::string::npos;
   }
   EXPECT_TRUE(killed) << "the reason names the signal:\n" << body.dump(2);
+}
+
+// Issue 14, the local driver's router_mode "lookup": Caddy asks the daemon where every
+// request goes, so it cannot route while the daemon is down. A request that arrives then
+// is held (Caddy asks again) and answered by the app once the restarted daemon answers;
+// the environment was never stopped. The API keeps its port (a fixed --listen, as the
+// default 127.0.0.1:8787 does).
+TEST_F(RestartTest, LookupRouterHoldsRequestsWhileTheDaemonRestartsAfterKill9) {
+  ASSERT_TRUE(util::write_file_atomic(tmp.sub("server.yml"), "drivers:\n  local:\n    router_mode: lookup\n"));
+  DaemonProcess d(tmp.sub("home"), {"--config", tmp.sub("server.yml")});
+  d.listen = "127.0.0.1:" + std::to_string(*util::find_free_port());
+  d.start();
+  create_env(d);
+  pid_t app = restart_test_app_pid(d, "preview-restart");
+  ASSERT_GT(app, 0);
+
+  d.kill9();
+  ASSERT_FALSE(d.router_processes().empty()) << "Caddy outlives the daemon";
+  // Sent while the daemon is down (its restart below takes far longer than sending).
+  util::HttpRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(d.router_port()) + "/health";
+  req.headers = {{"Host", "preview-restart.preview.localhost:" + std::to_string(d.router_port())}};
+  req.timeout_ms = 30000;
+  Expected<util::HttpResponse> held = Unexpected(Error{ErrorCode::transient, "not sent"});
+  std::thread client([&] { held = util::http_request(req); });
+  d.start();
+  client.join();
+  ASSERT_TRUE(held.has_value()) << held.error().message << d.log();
+  EXPECT_EQ(held->status, 200) << held->body << d.log();
+  EXPECT_NE(held->body.find("api-service-demo"), std::string::npos) << "the app's answer: " << held->body;
+  EXPECT_EQ(restart_test_app_pid(d, "preview-restart"), app) << "the app ran on: only the daemon restarted";
+  d.cli({"destroy", "preview-restart"});
 }

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <mutex>
 #include <thread>
 #include <unistd.h>
@@ -216,6 +217,141 @@ TEST(CaddyRouterTest, StaticRouteServesFilesWithSpaFallback) {
   ASSERT_TRUE(f.router->set_route(spa));
   EXPECT_EQ(status_via_router(f.cfg.port, "site", "/deep/link"), 404);
   EXPECT_EQ(get_via_router(f.cfg.port, "site", "/")->body, "<h1>home</h1>");
+}
+
+// The daemon's side of lookup mode as api/preview_auth answers it: GET
+// /internal/preview-auth with X-Idp-Lookup: 1, answered from the table. Records what the
+// router sent it.
+class LookupDaemon {
+public:
+  explicit LookupDaemon(std::shared_ptr<core::PreviewRouteTable> t) : table(std::move(t)) {
+    server.Get("/internal/preview-auth", [this](const httplib::Request& req, httplib::Response& res) {
+      std::string host = req.get_header_value("Host");
+      std::string env = host.substr(0, host.find('.'));
+      {
+        std::lock_guard<std::mutex> g(mu);
+        asked.push_back({host, req.get_header_value("X-Idp-Lookup"), req.get_header_value("X-Idp-Upstream")});
+      }
+      auto target = req.get_header_value("X-Idp-Lookup") == "1" ? table->get(env) : std::nullopt;
+      if (!target) {
+        res.status = 404;
+        res.set_content("no preview environment at this address\n", "text/plain");
+        return;
+      }
+      if (target->port > 0) {
+        res.set_header("X-Idp-Kind", "proxy");
+        res.set_header("X-Idp-Upstream", "127.0.0.1:" + std::to_string(target->port));
+      } else {
+        res.set_header("X-Idp-Kind", target->spa ? "spa" : "static");
+        res.set_header("X-Idp-Root", target->static_root);
+      }
+      res.status = 200;
+    });
+    port = server.bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { server.listen_after_bind(); });
+    EXPECT_TRUE(wait_until([&] { return server.is_running(); }, 5000));
+  }
+  ~LookupDaemon() {
+    server.stop();
+    thread.join();
+  }
+  struct Asked {
+    std::string host, lookup, upstream_header;
+  };
+  std::vector<Asked> seen() {
+    std::lock_guard<std::mutex> g(mu);
+    return asked;
+  }
+
+  std::shared_ptr<core::PreviewRouteTable> table;
+  httplib::Server server;
+  int port = 0;
+  std::thread thread;
+  std::mutex mu;
+  std::vector<Asked> asked;
+};
+
+// Caddy's whole running config, as its admin API returns it.
+std::string running_config(const RouterFixture& f) {
+  util::HttpRequest r;
+  r.url = "http://localhost/config/";
+  r.unix_socket = f.cfg.dir + "/admin.sock";
+  auto resp = util::http_request(r);
+  return resp ? resp->body : "";
+}
+
+// Issue 14, flat cost: in lookup mode a route switch changes no Caddy config (so it costs
+// the same at 10 or 1,000 environments), yet every kind of target is served, switched and
+// removed at once; what a client sends can never choose the target.
+TEST(CaddyRouterTest, LookupModeServesEverythingFromTheDaemonAndNeverChangesCaddysConfig) {
+  auto table = std::make_shared<core::PreviewRouteTable>();
+  LookupDaemon daemon(table);
+  RouterFixture f;
+  f.cfg.auth_upstream = "127.0.0.1:" + std::to_string(daemon.port);
+  f.cfg.lookup = table;
+  f.router = std::make_unique<CaddyRouter>(f.cfg);
+  Upstream one("one");
+  Upstream two("two");
+  ASSERT_TRUE(util::ensure_dir(f.home.sub("site")));
+  ASSERT_TRUE(util::write_file_atomic(f.home.sub("site/index.html"), "<h1>home</h1>"));
+  ASSERT_TRUE(util::write_file_atomic(f.home.sub("site/app.js"), "js"));
+  ASSERT_TRUE(f.router->start({web("app", one.port)}));
+  EXPECT_TRUE(f.router->lookup_mode());
+  EXPECT_EQ(get_via_router(f.cfg.port, "app", "/")->body, "one") << "routes given to start() are in the table";
+  const std::string config = running_config(f);
+  ASSERT_FALSE(config.empty());
+  EXPECT_EQ(config.find("idp-env-"), std::string::npos) << "no route per environment";
+
+  ASSERT_TRUE(f.router->set_route(web("app", two.port)));
+  EXPECT_EQ(get_via_router(f.cfg.port, "app", "/")->body, "two") << "the switch is served at once";
+  RouteTarget site;
+  site.env = "site";
+  site.static_root = f.home.sub("site");
+  site.spa = true;
+  ASSERT_TRUE(f.router->set_route(site));
+  EXPECT_EQ(get_via_router(f.cfg.port, "site", "/app.js")->body, "js");
+  EXPECT_EQ(get_via_router(f.cfg.port, "site", "/deep/link")->body, "<h1>home</h1>");
+  EXPECT_EQ(status_via_router(f.cfg.port, "site", "/assets/missing.js"), 404);
+  site.spa = false;
+  ASSERT_TRUE(f.router->set_route(site));
+  EXPECT_EQ(status_via_router(f.cfg.port, "site", "/deep/link"), 404) << "no SPA fallback for a plain site";
+  EXPECT_EQ(get_via_router(f.cfg.port, "site", "/")->body, "<h1>home</h1>");
+
+  // The attack: a client names a target of its own (the daemon's API, a directory).
+  util::HttpRequest forged;
+  forged.url = "http://127.0.0.1:" + std::to_string(f.cfg.port) + "/passwd";
+  forged.headers = {{"Host", "app.preview.localhost"},
+                    {"X-Idp-Kind", "static"},
+                    {"X-Idp-Root", "/etc"},
+                    {"X-Idp-Upstream", "127.0.0.1:" + std::to_string(one.port)}};
+  auto r = util::http_request(forged);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->body, "two") << "the daemon's answer decides, not the client's headers";
+  forged.headers[0].second = "nothing.preview.localhost";
+  r = util::http_request(forged);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(r->body, "no preview environment at this address\n");
+  for (const auto& a : daemon.seen()) {
+    EXPECT_EQ(a.lookup, "1");
+    EXPECT_EQ(a.upstream_header, "") << "the client's X-Idp-Upstream never reaches the daemon";
+  }
+
+  ASSERT_TRUE(f.router->remove_route("app"));
+  EXPECT_EQ(status_via_router(f.cfg.port, "app", "/"), 404);
+  EXPECT_FALSE(table->get("app").has_value());
+  ASSERT_TRUE(f.router->remove_route("app")) << "idempotent";
+  EXPECT_EQ(running_config(f), config) << "no route change reached Caddy";
+}
+
+TEST(CaddyRouterTest, LookupModeWithoutTheDaemonsAddressIsRefused) {
+  RouterFixture f;
+  f.cfg.lookup = std::make_shared<core::PreviewRouteTable>();
+  f.router = std::make_unique<CaddyRouter>(f.cfg);
+  auto r = f.router->start({});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::invalid_config);
+  EXPECT_NE(r.error().message.find("lookup"), std::string::npos) << r.error().message;
 }
 
 TEST(CaddyRouterTest, RestartsCaddyWithRoutesAfterItDies) {
