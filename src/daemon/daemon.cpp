@@ -23,7 +23,9 @@
 #include "util/git.hpp"
 #include "util/hash.hpp"
 #include "util/json.hpp"
+#include "util/memory.hpp"
 #include "util/numbers.hpp"
+#include "util/periodic_thread.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -57,6 +59,7 @@ struct Daemon::Impl {
   std::unique_ptr<sources::Sources> sources;
   std::unique_ptr<api::ApiServer> api;
   std::unique_ptr<api::ApiServer> hooks; // webhook_listen: /hooks/github alone
+  util::PeriodicThread memory_release;   // gives freed memory back (util/memory.hpp)
   int api_port = 0;
   int hooks_port = 0;
   int router_port = 0;
@@ -200,6 +203,9 @@ Expected<void> Daemon::start() {
   const ServerConfig& cfg = d.cfg;
   // Everything the daemon (and what it starts) creates is private to its user by default.
   ::umask(077);
+  // Before any thread: a few dozen threads would otherwise hold an arena each of freed
+  // memory (util/memory.hpp).
+  util::limit_malloc_arenas(2);
   // Nothing in an existing home may change before its lock is ours: a refused second
   // start that reset the home to 0700 would clear the ACL mask through which the running
   // server's PostgreSQL reaches its cluster (it PANICs at its next checkpoint).
@@ -422,6 +428,12 @@ Expected<void> Daemon::start() {
   if (d.hooks) {
     d.hooks->start();
   }
+  d.memory_release.start(
+      [] {
+        (void)util::release_free_memory();
+        return util::Millis{15'000};
+      },
+      "memory_release");
   d.started = true;
 
   std::string api_url = "http://" + cfg.api_host() + ":" + std::to_string(d.api_port);
@@ -484,6 +496,7 @@ void Daemon::shutdown() {
     return;
   }
   d.stopped = true;
+  d.memory_release.stop();
   if (d.hooks) {
     d.hooks->stop();
   }
