@@ -189,8 +189,7 @@ void Reconciler::stop() {
 void Reconciler::wake(const std::string& env) {
   {
     std::lock_guard<std::mutex> g(m_mu);
-    m_wake_all = true;
-    (void)env;
+    m_wake_names.insert(env);
   }
   m_loop_cv.notify_all();
 }
@@ -283,38 +282,60 @@ Reconciler::Action Reconciler::due(const Environment& env, util::Millis now) con
   return Action::none;
 }
 
+void Reconciler::consider(const Environment& env, util::Millis now, util::Millis& next_pass) {
+  Action a = due(env, now);
+  if (a != Action::none) {
+    std::lock_guard<std::mutex> g(m_mu);
+    if (!m_queued.count(env.name) && !m_inflight.count(env.name)) {
+      m_queue.push_back(env.name);
+      m_queued.insert(env.name);
+      m_work_cv.notify_one();
+    }
+  } else if (env.next_attempt_at > now) {
+    next_pass = std::min(next_pass, env.next_attempt_at);
+  }
+}
+
 void Reconciler::loop() {
+  util::Millis next_pass = 0; // when the next full pass is due
   while (true) {
+    bool all = false;
+    std::set<std::string> names;
     {
       std::lock_guard<std::mutex> g(m_mu);
       if (!m_running) {
         return;
       }
+      all = m_wake_all;
       m_wake_all = false;
+      names.swap(m_wake_names);
     }
     util::Millis now = m_clock.now_ms();
-    util::Millis next = now + m_options.resync_interval;
-    auto envs = m_store.list_environments(false);
-    if (!envs) {
-      spdlog::warn("reconciler: cannot list environments: {}", envs.error().full_message());
+    if (all || now >= next_pass) {
+      next_pass = now + m_options.resync_interval;
+      auto envs = m_store.list_environments(false);
+      if (!envs) {
+        spdlog::warn("reconciler: cannot list environments: {}", envs.error().full_message());
+      } else {
+        for (const auto& env : *envs) {
+          consider(env, now, next_pass);
+        }
+      }
     } else {
-      for (const auto& env : *envs) {
-        Action a = due(env, now);
-        if (a != Action::none) {
-          std::lock_guard<std::mutex> g(m_mu);
-          if (!m_queued.count(env.name) && !m_inflight.count(env.name)) {
-            m_queue.push_back(env.name);
-            m_queued.insert(env.name);
-            m_work_cv.notify_one();
-          }
-        } else if (env.next_attempt_at > now) {
-          next = std::min(next, env.next_attempt_at);
+      for (const auto& name : names) {
+        auto env = m_store.get_environment(name);
+        if (env) {
+          consider(*env, now, next_pass);
+        } else if (env.error().code != ErrorCode::not_found) {
+          // The next full pass (at most resync_interval away) looks at it again.
+          spdlog::warn("reconciler: {}: cannot read the environment: {}", name, env.error().full_message());
         }
       }
     }
     std::unique_lock<std::mutex> lk(m_mu);
-    util::Millis wait_ms = std::max<util::Millis>(1, next - m_clock.now_ms());
-    m_loop_cv.wait_for(lk, std::chrono::milliseconds(wait_ms), [this] { return !m_running || m_wake_all; });
+    util::Millis wait_ms = std::max<util::Millis>(1, next_pass - m_clock.now_ms());
+    m_loop_cv.wait_for(lk, std::chrono::milliseconds(wait_ms),
+                       [this] { return !m_running || m_wake_all || !m_wake_names.empty(); });
   }
 }
 
@@ -340,7 +361,7 @@ void Reconciler::worker() {
     {
       std::lock_guard<std::mutex> g(m_mu);
       m_inflight.erase(name);
-      m_wake_all = true;
+      m_wake_names.insert(name); // more may be due: a retry, a change that came meanwhile
     }
     m_loop_cv.notify_all();
   }

@@ -1,7 +1,8 @@
 #pragma once
 // Reconciler: level-triggered. A loop compares desired with observed state for every
-// environment (on each trigger and every resync_interval) and hands what is due to a
-// bounded worker pool. A worker holds the environment's lease while it calls the driver,
+// environment every resync_interval, and the environment a trigger names at once (one
+// read, not the whole list: at 1,000 environments a full pass on every write kept a core
+// busy), and hands what is due to a bounded worker pool. A worker holds the environment's lease while it calls the driver,
 // so one worker acts on an environment at a time, also across daemons sharing a store.
 // The lease is renewed while the worker runs; when a renewal finds it lost (released,
 // broken by `idp unlock`, taken over after expiring) the worker's operation is cancelled
@@ -91,6 +92,9 @@ private:
   void acts_on(Operation& op, int64_t generation);
 
   void loop();
+  // Queues env when something is due for it; otherwise brings `next_pass` forward to its
+  // next attempt. Loop thread.
+  void consider(const core::Environment& env, util::Millis now, util::Millis& next_pass);
   void worker();
   void renew_leases();
   void renew(Operation& op);
@@ -133,6 +137,7 @@ private:
   std::condition_variable m_work_cv;
   bool m_running = false;
   bool m_wake_all = false;
+  std::set<std::string> m_wake_names; // looked at on the loop's next turn, without a full pass
   std::deque<std::string> m_queue;
   std::set<std::string> m_queued;
   std::set<std::string> m_inflight;

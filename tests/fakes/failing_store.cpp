@@ -27,6 +27,12 @@ int FailingStore::injected(const std::string& method) const {
   return it == m_injected.end() ? 0 : it->second;
 }
 
+int FailingStore::calls(const std::string& method) const {
+  std::lock_guard<std::mutex> g(m_mu);
+  auto it = m_calls.find(method);
+  return it == m_calls.end() ? 0 : it->second;
+}
+
 void FailingStore::before_next(std::vector<std::string> methods, std::function<void()> hook) {
   std::lock_guard<std::mutex> g(m_mu);
   m_before_methods = std::move(methods);
@@ -45,6 +51,7 @@ std::optional<Error> FailingStore::take(const std::string& method) {
     hook(); // unlocked: it may call back into this store
   }
   std::lock_guard<std::mutex> g(m_mu);
+  ++m_calls[method];
   auto it = m_plans.find(method);
   if (it == m_plans.end() || it->second.remaining <= 0) {
     return std::nullopt;

@@ -34,6 +34,8 @@ public:
   void before_next(std::vector<std::string> methods, std::function<void()> hook);
   // How many failures were injected into `method` so far.
   int injected(const std::string& method) const;
+  // How many times `method` was called so far (failed or forwarded).
+  int calls(const std::string& method) const;
 
   // --- StateStore: forwarded unless scripted to fail ---
   Expected<core::Environment> insert_environment(const core::Environment& env,
@@ -97,6 +99,7 @@ private:
   mutable std::mutex m_mu;
   std::map<std::string, Plan> m_plans;                         // guarded by m_mu
   std::map<std::string, int> m_injected;                       // guarded by m_mu
+  std::map<std::string, int> m_calls;                          // guarded by m_mu
   std::function<bool(const core::Environment&)> m_update_pred; // guarded by m_mu
   Plan m_update_plan;                                          // guarded by m_mu
   std::function<void()> m_after_list;                          // guarded by m_mu

@@ -36,6 +36,23 @@ TEST_F(ReconcilerTest, DeploysToReady) {
   EXPECT_EQ(transitions, (std::vector<std::string>{"pending->provisioning", "provisioning->ready"}));
 }
 
+// A write names its environment: the loop reads that one, not the whole list (at 1,000
+// environments a full pass on every write and every finished operation kept a core busy).
+TEST_F(ReconcilerTest, AWriteLooksAtItsEnvironmentAloneNotTheWholeList) {
+  m_options.resync_interval = 3'600'000; // no periodic full pass during the test
+  std::string repo = make_repo();
+  auto& c = controller(true);
+  ASSERT_TRUE(wait_until([&] { return m_faulty.calls("list_environments") >= 1; }, 10000, 5)); // the start's pass
+  const int lists = m_faulty.calls("list_environments");
+  auto env = c.create(request(repo, "feature/one"), "cli:alice");
+  ASSERT_TRUE(env);
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  ASSERT_TRUE(c.destroy(env->name, "cli:alice", "done"));
+  ASSERT_TRUE(wait_phase(env->name, Phase::destroyed));
+  EXPECT_EQ(m_faulty.calls("list_environments"), lists);
+  EXPECT_GE(m_faulty.calls("get_environment"), 4); // create, ready, destroy request, destroyed
+}
+
 TEST_F(ReconcilerTest, RetriesTransientFailureWithBackoff) {
   std::string repo = make_repo();
   m_driver.fail_next_applies({Error(ErrorCode::transient, "port busy")});
