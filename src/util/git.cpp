@@ -433,27 +433,29 @@ Expected<std::string> GitMirror::archive(const std::string& commit, const std::s
   return std::move(r.out);
 }
 
-Expected<void> GitMirror::add_worktree(const std::string& commit, const std::string& dest) {
+Expected<void> GitMirror::checkout(const std::string& commit, const std::string& dest) {
   IDP_TRY(ensure_commit(commit));
-  auto g = mirror_locks().lock(m_path);
-  IDP_TRY_ASSIGN(auto lock, FileLock::acquire(m_lock));
-  if (path_exists(dest)) {
-    (void)run(git_cmd({"--git-dir", m_path, "worktree", "remove", "--force", dest}));
-    IDP_TRY(remove_all(dest));
-  }
-  (void)run(git_cmd({"--git-dir", m_path, "worktree", "prune"}));
-  IDP_TRY(ensure_dir(dest.substr(0, dest.rfind('/'))));
-  auto r =
-      run_checked(git_cmd({"--git-dir", m_path, "worktree", "add", "--detach", "--force", "--quiet", dest, commit}));
+  IDP_TRY(remove_checkout(dest));
+  // The index is the checkout's own (a bare mirror has none to share), beside it and gone
+  // afterwards: concurrent checkouts of the mirror never meet.
+  const std::string index = dest + ".index";
+  IDP_TRY(remove_all(index));
+  IDP_TRY(ensure_dir(dest));
+  Command c = git_cmd({"--git-dir", m_path, "--work-tree", dest, "read-tree", "--reset", "-u", commit});
+  c.env["GIT_INDEX_FILE"] = index;
+  auto r = run_checked(c);
+  (void)remove_all(index);
   if (!r) {
     return Unexpected(r.error().with_context("cannot check out " + commit.substr(0, 12)));
   }
   return {};
 }
 
-Expected<void> GitMirror::remove_worktree(const std::string& dest) {
-  auto g = mirror_locks().lock(m_path);
-  if (path_exists(path_join(m_path, "HEAD"))) {
+Expected<void> GitMirror::remove_checkout(const std::string& dest) {
+  const std::string link = path_join(dest, ".git");
+  if (path_exists(link) && !is_directory(link) && path_exists(path_join(m_path, "HEAD"))) {
+    // A worktree of an earlier version: unregistered, so the mirror keeps no entry for it.
+    auto g = mirror_locks().lock(m_path);
     IDP_TRY_ASSIGN(auto lock, FileLock::acquire(m_lock));
     (void)run(git_cmd({"--git-dir", m_path, "worktree", "remove", "--force", dest}));
     IDP_TRY(remove_all(dest));

@@ -1,6 +1,6 @@
 #pragma once
 // git through argv (never a shell): remote heads, a bare mirror cache per repository,
-// files at a commit, and detached worktrees of an exact commit.
+// files at a commit, and checkouts of an exact commit.
 
 #include <map>
 #include <optional>
@@ -64,10 +64,15 @@ public:
   // paths in the repository (dir/…). not_found when `dir` is not a directory there;
   // too_large when the archive would exceed `max_bytes`. The same commit gives the same bytes.
   Expected<std::string> archive(const std::string& commit, const std::string& dir, size_t max_bytes);
-  // A detached worktree of `commit` at `dest` (replaced if it exists).
-  Expected<void> add_worktree(const std::string& commit, const std::string& dest);
-  // Removes the worktree at `dest` and its administrative files; ok if already gone.
-  Expected<void> remove_worktree(const std::string& dest);
+  // The files of `commit` at `dest` (replaced if it exists). A plain directory, not a git
+  // worktree: nothing is registered in the mirror, so a checkout costs the same beside
+  // 1,000 others (git worktree add/remove/prune read every registered worktree, under the
+  // mirror's lock), and the checkout carries no `.git` link into the mirror. Checkouts of
+  // one mirror run in parallel.
+  Expected<void> checkout(const std::string& commit, const std::string& dest);
+  // Removes the checkout at `dest`; ok if already gone. A git worktree there (made by an
+  // earlier version) is unregistered from the mirror too.
+  Expected<void> remove_checkout(const std::string& dest);
 
 private:
   std::string m_url;

@@ -94,6 +94,19 @@ std::vector<std::string> git_worktrees(const std::string& home) {
   return out;
 }
 
+std::vector<std::string> checkouts(const std::string& home) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& env : std::filesystem::directory_iterator(home + "/envs", ec)) {
+    for (const auto& rev : revision_dirs(home, env.path().filename().string())) {
+      if (util::is_directory(rev + "/src")) {
+        out.push_back(rev + "/src");
+      }
+    }
+  }
+  return out;
+}
+
 long process_rss_kb(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;

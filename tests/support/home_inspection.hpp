@@ -19,8 +19,11 @@ std::multiset<std::string> process_revisions(const DaemonProcess& d, const std::
 std::set<std::string> process_environments(const DaemonProcess& d);
 // Revision directories (<home>/envs/<env>/rev-*) of `env`.
 std::vector<std::string> revision_dirs(const std::string& home, const std::string& env);
-// The worktrees of the home's git mirrors (not the mirrors themselves).
+// The worktrees registered in the home's git mirrors (not the mirrors themselves). The
+// driver's checkouts are plain directories: none, unless an earlier version left some.
 std::vector<std::string> git_worktrees(const std::string& home);
+// The checkouts of the home (<home>/envs/*/rev-*/src), of every environment.
+std::vector<std::string> checkouts(const std::string& home);
 
 // Resident memory (kB) and open file descriptors of a live process (0 when unreadable).
 long process_rss_kb(pid_t pid);

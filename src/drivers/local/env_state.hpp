@@ -1,6 +1,6 @@
 #pragma once
 // <home>/envs/<env>/state.json: what the local driver has created for one environment.
-// Written atomically before every action that creates something (a worktree, a process,
+// Written atomically before every action that creates something (a checkout, a process,
 // a route), so a restarted daemon knows what to adopt and what to remove.
 
 #include <cstdint>
@@ -66,7 +66,7 @@ struct InstanceRecord {
 
 struct EnvState {
   std::string env;
-  std::string repo;                      // for GitMirror::remove_worktree
+  std::string repo;                      // for GitMirror::remove_checkout
   std::optional<InstanceRecord> active;  // what the route points at
   std::optional<InstanceRecord> pending; // being started; never routed
   // Replaced by a switch, stopped after the drain by the retirer (retirer.cpp); recorded

@@ -3,7 +3,7 @@
 //
 // Layout under <home>:
 //   envs/<env>/state.json       what exists (env_state.hpp), written before each creation
-//   envs/<env>/rev-<key>/src    detached git worktree of the revision's commit
+//   envs/<env>/rev-<key>/src    checkout of the revision's commit (files only, no .git)
 //   envs/<env>/rev-<key>/build.ok   local.build finished for this revision
 //   envs/<env>/rev-<key>/app.pid, exit.json   written by the shim (shim.hpp)
 //   envs/<env>/logs/app.log(.N) the environment log (build, app, system lines)
@@ -164,7 +164,7 @@ private:
   void resume_environments(const std::set<std::string>& live_names, const std::map<std::string, EnvState>& states);
   // (Re)creates the router with `routes` and waits until it serves them.
   Expected<void> start_router(const std::vector<RouteTarget>& routes);
-  // Everything of an environment except its route: processes, cgroups, worktrees, dir.
+  // Everything of an environment except its route: processes, cgroups, checkouts, dir.
   void remove_env_files(const std::string& env);
 
   // --- revision_launcher.cpp ---
@@ -186,7 +186,7 @@ private:
   // since it was last started (the environment log's last lines).
   std::vector<std::string> app_cause(const std::string& env, const std::string& key) const;
   // Stops an instance's processes and removes its cgroups; with remove_dir also its
-  // worktree and directory.
+  // checkout and directory.
   void retire(const std::string& env, const std::string& repo, const InstanceRecord& inst, bool remove_dir);
   void remove_revision_dir(const std::string& repo, const std::string& dir);
 

@@ -1,5 +1,5 @@
 // One revision of an environment on this machine, from nothing to serving and back:
-// its git worktree (checkout), its cgroups (place_revision), local.build (build), the
+// its checkout of the commit, its cgroups (place_revision), local.build (build), the
 // app under the shim on a free port (start_web) until GET <health_check_path> answers
 // (wait_healthy), and retire(), which stops its processes and removes its cgroups and,
 // when asked, its directory. Each step is idempotent for a revision directory that holds
@@ -36,7 +36,7 @@ Expected<void> LocalDriver::checkout(const std::string& repo, const InstanceReco
   auto open_to_uid = [&]() -> Expected<void> {
     if (as.uid >= 0) {
       // The revision directory stays the daemon's (app.pid, exit.json, build.ok): search
-      // only. After the worktree: creating it chmods the directory, which resets the mask.
+      // only. After the checkout: creating it chmods the directory, which resets the mask.
       IDP_TRY(grant_search_path({inst.dir}, static_cast<uid_t>(as.uid)));
     }
     return {};
@@ -47,7 +47,7 @@ Expected<void> LocalDriver::checkout(const std::string& repo, const InstanceReco
   progress.step("checking out " + util::short_commit(inst.commit, 12));
   util::GitMirror mirror(util::path_join(m_home, "git"), repo);
   std::string src = util::path_join(inst.dir, "src");
-  if (auto r = mirror.add_worktree(inst.commit, src); !r) {
+  if (auto r = mirror.checkout(inst.commit, src); !r) {
     return Unexpected(git_error(r.error()));
   }
   if (as.uid >= 0) {
@@ -396,8 +396,8 @@ void LocalDriver::retire(const std::string& env, const std::string& repo, const 
 void LocalDriver::remove_revision_dir(const std::string& repo, const std::string& dir) {
   if (!repo.empty()) {
     util::GitMirror mirror(util::path_join(m_home, "git"), repo);
-    if (auto r = mirror.remove_worktree(util::path_join(dir, "src")); !r) {
-      spdlog::warn("local driver: cannot remove worktree {}: {}", dir, r.error().message);
+    if (auto r = mirror.remove_checkout(util::path_join(dir, "src")); !r) {
+      spdlog::warn("local driver: cannot remove the checkout in {}: {}", dir, r.error().message);
     }
   }
   (void)util::remove_all(dir); // best effort: the next start removes revision directories nothing uses

@@ -3,7 +3,7 @@
 // dies there; a daemon started again without failpoints must converge: the environment
 // reaches its desired state (ready at the latest commit, or destroyed) and nothing is
 // orphaned: no process of another revision, no stale Caddy route, no extra revision
-// directory or git worktree, no cgroup of a gone revision, no listening port or port
+// directory or checkout, no cgroup of a gone revision, no listening port or port
 // reservation of a gone revision, no database or role of an environment that is gone, no
 // lease left. The terraform runtime's cases (TerraformCrashTest) add: no state lock
 // (record or fcntl lock), no terraform process, no work directory of a gone environment.
@@ -289,7 +289,7 @@ protected:
   }
 
   // Everything of the home matches the live environments `live`: one revision each (its
-  // processes, directory, worktree, cgroup, port and route), their databases and roles,
+  // processes, directory, checkout, cgroup, port and route), their databases and roles,
   // nothing of `gone` (an environment destroyed, or never to exist), no lease.
   void expect_no_orphans(const std::vector<LiveEnv>& live, const std::string& gone) {
     std::set<std::string> want_routes = {"idp-catch-all"};
@@ -297,7 +297,7 @@ protected:
     std::set<std::string> live_names;
     std::set<std::string> want_cgroups; // "<env>.<revision key>" of revisions placed in a cgroup
     std::set<int> want_reserved;        // ports in the driver's state
-    size_t want_worktrees = 0;
+    size_t want_checkouts = 0;
     auto listening = crash_listening_sockets();
     for (const auto& env : live) {
       live_names.insert(env.name);
@@ -339,7 +339,7 @@ protected:
           << env.name << ": listening ports of its processes (active port " << port << ")";
       EXPECT_EQ(revision_dirs(home, env.name).size(), 1u)
           << env.name << ": " << util::join(revision_dirs(home, env.name), " ");
-      want_worktrees += 1;
+      want_checkouts += 1;
     }
     EXPECT_TRUE(process_revisions(*d, gone).empty()) << "processes of " << gone << " are left";
     EXPECT_FALSE(util::path_exists(home + "/envs/" + gone)) << "files (state.json) of " << gone << " are left";
@@ -377,11 +377,10 @@ protected:
     std::set<std::string> routes;
     EXPECT_TRUE(wait_until([&] { return (routes = caddy_routes(home)) == want_routes; }, 30000, 100))
         << "routes: " << util::join(std::vector<std::string>(routes.begin(), routes.end()), " ");
+    auto cos = checkouts(home);
+    EXPECT_EQ(cos.size(), want_checkouts) << util::join(cos, " ");
     auto wts = git_worktrees(home);
-    EXPECT_EQ(wts.size(), want_worktrees) << util::join(wts, " ");
-    for (const auto& w : wts) {
-      EXPECT_TRUE(util::path_exists(w)) << "worktree " << w << " is registered but gone";
-    }
+    EXPECT_TRUE(wts.empty()) << "worktrees registered in the mirror: " << util::join(wts, " ");
     if (postmaster_pid() > 0) {
       EXPECT_EQ(psql_set("SELECT datname FROM pg_database WHERE datname LIKE 'idp\\_%' AND NOT datistemplate"),
                 want_dbs);
@@ -536,7 +535,7 @@ TEST_P(CrashCampaignTest, ConvergesWithNothingOrphaned) {
   // The replaced revision retires in the background after its drain (its directory goes last).
   wait_until(
       [&] {
-        return process_revisions(*d, k_env).size() <= 1 && git_worktrees(home).size() <= live.size() &&
+        return process_revisions(*d, k_env).size() <= 1 && checkouts(home).size() <= live.size() &&
                revision_dirs(home, k_env).size() <= 1;
       },
       30000, 100);

@@ -364,14 +364,14 @@ TEST_F(SoakTest, HundredEnvironmentsSurviveChurnAndAKill9) {
     }
   }
   // Nothing orphaned: one revision of each live environment (processes, directory,
-  // worktree, route), nothing of the others. Retiring may end just after `ready`: poll.
+  // checkout, route), nothing of the others. Retiring may end just after `ready`: poll.
   std::set<std::string> want_routes = {"idp-catch-all"};
   for (const auto& env : live) {
     want_routes.insert("idp-env-" + env);
   }
   auto clean = [&] {
     if (process_environments(*d) != live || caddy_routes(home) != want_routes ||
-        git_worktrees(home).size() != live.size()) {
+        checkouts(home).size() != live.size() || !git_worktrees(home).empty()) {
       return false;
     }
     for (const auto& env : live) {
@@ -384,7 +384,8 @@ TEST_F(SoakTest, HundredEnvironmentsSurviveChurnAndAKill9) {
   };
   EXPECT_TRUE(wait_until(clean, 120000, 500))
       << process_environments(*d).size() << " environments with processes; " << caddy_routes(home).size()
-      << " routes for " << live.size() << " live environments; " << git_worktrees(home).size() << " worktrees";
+      << " routes for " << live.size() << " live environments; " << checkouts(home).size() << " checkouts, "
+      << git_worktrees(home).size() << " registered worktrees";
 
   // Back to the baseline: the fds the daemon holds for live environments, and its memory,
   // are not more than with all of them alive before the churn (allocator slack allowed).

@@ -9,6 +9,7 @@
 #include "support/test_support.hpp"
 #include "util/fs.hpp"
 #include "util/git.hpp"
+#include "util/subprocess.hpp"
 
 using namespace idp;
 
@@ -111,4 +112,57 @@ TEST(GitCredentialTest, RememberedCredentialsPersistPrivatelyAndAnswerAskpass) {
   char* none[] = {arg0, nullptr};
   ::unsetenv("IDP_GIT_ASKPASS");
   EXPECT_EQ(util::git_askpass_main(1, none), -1);
+}
+
+// A checkout is the commit's files and nothing else: no `.git` link into the mirror, no
+// worktree registered there (git worktree add/prune read every registered one, so each
+// cost grew with the number of environments). A worktree of an earlier version is
+// unregistered when removed.
+TEST(GitCheckoutTest, ACheckoutIsTheCommitsFilesAloneAndRegistersNothingInTheMirror) {
+  idp::testing::TempDir tmp("idp-git-test");
+  idp::testing::GitRepo repo(tmp.sub("repo"));
+  repo.write_file("app/main.js", "console.log(1)\n");
+  repo.write_file("README", "one\n");
+  std::string first = repo.commit("one");
+  repo.remove_file("README");
+  repo.write_file("app/main.js", "console.log(2)\n");
+  std::string second = repo.commit("two");
+  util::GitMirror mirror(tmp.sub("cache"), repo.path());
+  ASSERT_TRUE(mirror.fetch());
+
+  std::string dest = tmp.sub("envs/a/rev-1/src");
+  ASSERT_TRUE(mirror.checkout(first, dest));
+  EXPECT_EQ(util::read_file(dest + "/app/main.js").value_or(""), "console.log(1)\n");
+  EXPECT_EQ(util::read_file(dest + "/README").value_or(""), "one\n");
+  EXPECT_FALSE(util::path_exists(dest + "/.git"));
+  EXPECT_FALSE(util::path_exists(dest + ".index")) << "the checkout's index is removed";
+  auto listed = [&] {
+    util::Command c;
+    c.argv = {"git", "--git-dir", mirror.path(), "worktree", "list", "--porcelain"};
+    auto r = util::run(c);
+    return r ? r->out : std::string("git failed");
+  };
+  EXPECT_EQ(listed(), "worktree " + mirror.path() + "\nbare\n\n");
+
+  // Checked out again at another commit: replaced, nothing of the first left.
+  ASSERT_TRUE(util::write_file_atomic(dest + "/build-output", "x"));
+  ASSERT_TRUE(mirror.checkout(second, dest));
+  EXPECT_EQ(util::read_file(dest + "/app/main.js").value_or(""), "console.log(2)\n");
+  EXPECT_FALSE(util::path_exists(dest + "/README"));
+  EXPECT_FALSE(util::path_exists(dest + "/build-output"));
+
+  ASSERT_TRUE(mirror.remove_checkout(dest));
+  EXPECT_FALSE(util::path_exists(dest));
+  ASSERT_TRUE(mirror.remove_checkout(dest)) << "removing twice is fine";
+
+  // A worktree an earlier version registered: removed and unregistered.
+  std::string legacy = tmp.sub("envs/b/rev-1/src");
+  util::Command add;
+  add.argv = {"git", "--git-dir", mirror.path(), "worktree", "add", "--detach", "--quiet", legacy, first};
+  auto added = util::run(add);
+  ASSERT_TRUE(added && added->exit_code == 0) << (added ? added->err : "");
+  ASSERT_NE(listed().find(legacy), std::string::npos);
+  ASSERT_TRUE(mirror.remove_checkout(legacy));
+  EXPECT_FALSE(util::path_exists(legacy));
+  EXPECT_EQ(listed().find(legacy), std::string::npos) << listed();
 }
