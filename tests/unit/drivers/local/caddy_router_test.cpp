@@ -66,6 +66,26 @@ RouteTarget web(const std::string& env, int port) {
   return r;
 }
 
+// A static site "site" in the fixture's home (index.html, app.js), served as an SPA.
+RouteTarget spa_site(const RouterFixture& f) {
+  EXPECT_TRUE(util::ensure_dir(f.home.sub("site")));
+  EXPECT_TRUE(util::write_file_atomic(f.home.sub("site/index.html"), "<h1>home</h1>"));
+  EXPECT_TRUE(util::write_file_atomic(f.home.sub("site/app.js"), "js"));
+  RouteTarget site;
+  site.env = "site";
+  site.static_root = f.home.sub("site");
+  site.spa = true;
+  return site;
+}
+
+// What an SPA site answers through the router: its files, index.html for a route, and a
+// 404 for a missing asset (not index.html).
+void expect_spa_served(int port) {
+  EXPECT_EQ(get_via_router(port, "site", "/app.js")->body, "js");
+  EXPECT_EQ(get_via_router(port, "site", "/deep/link")->body, "<h1>home</h1>");
+  EXPECT_EQ(status_via_router(port, "site", "/assets/missing.js"), 404) << "a missing asset is not index.html";
+}
+
 int routes_with_id(const RouterFixture& f, const std::string& id) {
   util::HttpRequest r;
   r.url = "http://localhost/config/apps/http/servers/idp/routes";
@@ -201,18 +221,10 @@ TEST(CaddyRouterTest, RouteChangesFailNoRequestOfAnyEnvironment) {
 
 TEST(CaddyRouterTest, StaticRouteServesFilesWithSpaFallback) {
   RouterFixture f;
-  ASSERT_TRUE(util::ensure_dir(f.home.sub("site")));
-  ASSERT_TRUE(util::write_file_atomic(f.home.sub("site/index.html"), "<h1>home</h1>"));
-  ASSERT_TRUE(util::write_file_atomic(f.home.sub("site/app.js"), "js"));
+  RouteTarget spa = spa_site(f);
   ASSERT_TRUE(f.router->start({}));
-  RouteTarget spa;
-  spa.env = "site";
-  spa.static_root = f.home.sub("site");
-  spa.spa = true;
   ASSERT_TRUE(f.router->set_route(spa));
-  EXPECT_EQ(get_via_router(f.cfg.port, "site", "/app.js")->body, "js");
-  EXPECT_EQ(get_via_router(f.cfg.port, "site", "/deep/link")->body, "<h1>home</h1>");
-  EXPECT_EQ(status_via_router(f.cfg.port, "site", "/assets/missing.js"), 404) << "a missing asset is not index.html";
+  expect_spa_served(f.cfg.port);
   spa.spa = false;
   ASSERT_TRUE(f.router->set_route(spa));
   EXPECT_EQ(status_via_router(f.cfg.port, "site", "/deep/link"), 404);
@@ -292,9 +304,7 @@ TEST(CaddyRouterTest, LookupModeServesEverythingFromTheDaemonAndNeverChangesCadd
   f.router = std::make_unique<CaddyRouter>(f.cfg);
   Upstream one("one");
   Upstream two("two");
-  ASSERT_TRUE(util::ensure_dir(f.home.sub("site")));
-  ASSERT_TRUE(util::write_file_atomic(f.home.sub("site/index.html"), "<h1>home</h1>"));
-  ASSERT_TRUE(util::write_file_atomic(f.home.sub("site/app.js"), "js"));
+  RouteTarget site = spa_site(f);
   ASSERT_TRUE(f.router->start({web("app", one.port)}));
   EXPECT_TRUE(f.router->lookup_mode());
   EXPECT_EQ(get_via_router(f.cfg.port, "app", "/")->body, "one") << "routes given to start() are in the table";
@@ -304,14 +314,8 @@ TEST(CaddyRouterTest, LookupModeServesEverythingFromTheDaemonAndNeverChangesCadd
 
   ASSERT_TRUE(f.router->set_route(web("app", two.port)));
   EXPECT_EQ(get_via_router(f.cfg.port, "app", "/")->body, "two") << "the switch is served at once";
-  RouteTarget site;
-  site.env = "site";
-  site.static_root = f.home.sub("site");
-  site.spa = true;
   ASSERT_TRUE(f.router->set_route(site));
-  EXPECT_EQ(get_via_router(f.cfg.port, "site", "/app.js")->body, "js");
-  EXPECT_EQ(get_via_router(f.cfg.port, "site", "/deep/link")->body, "<h1>home</h1>");
-  EXPECT_EQ(status_via_router(f.cfg.port, "site", "/assets/missing.js"), 404);
+  expect_spa_served(f.cfg.port);
   site.spa = false;
   ASSERT_TRUE(f.router->set_route(site));
   EXPECT_EQ(status_via_router(f.cfg.port, "site", "/deep/link"), 404) << "no SPA fallback for a plain site";
