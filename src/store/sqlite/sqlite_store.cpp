@@ -6,12 +6,8 @@
 #include <limits>
 #include <utility>
 
-#include <fcntl.h>
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "store/sqlite/migrations.hpp"
 #include "util/json.hpp"
@@ -601,10 +597,8 @@ void StatementCache::clear() {
 SqliteStore::SqliteStore(sqlite3* db, std::string path) : m_db(db), m_path(std::move(path)) {}
 
 SqliteStore::~SqliteStore() {
-  if (m_wal_index) {
-    ::munmap(const_cast<uint32_t*>(m_wal_index), 96);
-  }
-  m_statements.clear(); // finalized before their connections close
+  m_wal_index = nullptr; // SQLite's mapping: gone with the connections
+  m_statements.clear();  // finalized before their connections close
   m_delivery_statements.clear();
   if (m_delivery_db) {
     sqlite3_close_v2(m_delivery_db);
@@ -729,20 +723,20 @@ std::optional<SqliteStore::WalHeader> SqliteStore::wal_header() const {
 }
 
 void SqliteStore::map_wal_index() {
-  // Mapped only while this store's connections keep the file open: SQLite truncates the
-  // -shm file only when the first connection opens it, and ours are open until ~SqliteStore.
-  int fd = ::open((m_path + "-shm").c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return; // no shared-memory index (another VFS, a read-only directory): the slow path
+  // SQLite's own mapping of the -shm file (the VFS's xShmMap, region 0), valid while the
+  // main connection is open. Never an fd of our own on that file: closing one drops every
+  // POSIX lock this process holds on it, SQLite's "a connection is here" read lock
+  // included, and the next process to open the database (an operator's sqlite3) would take
+  // itself for the first user and truncate the file under this one (SIGBUS).
+  sqlite3_file* file = nullptr;
+  if (sqlite3_file_control(m_db, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK || file == nullptr ||
+      file->pMethods == nullptr || file->pMethods->iVersion < 2 || file->pMethods->xShmMap == nullptr) {
+    return; // another VFS: the slow path
   }
-  struct stat st {};
-  if (::fstat(fd, &st) == 0 && st.st_size >= 96) {
-    void* p = ::mmap(nullptr, 96, PROT_READ, MAP_SHARED, fd, 0);
-    if (p != MAP_FAILED) {
-      m_wal_index = static_cast<const uint32_t*>(p);
-    }
+  void volatile* region = nullptr;
+  if (file->pMethods->xShmMap(file, 0, 32768, 0, &region) == SQLITE_OK && region != nullptr) {
+    m_wal_index = static_cast<const uint32_t*>(const_cast<void*>(region));
   }
-  ::close(fd);
 }
 
 Expected<std::vector<Environment>> SqliteStore::list_environments(bool include_destroyed) {

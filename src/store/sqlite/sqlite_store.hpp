@@ -201,7 +201,7 @@ private:
   // list_environments() from the database, under m_mutex.
   Expected<std::vector<Environment>> list_environments_queried(bool include_destroyed);
   void map_wal_index();
-  const uint32_t* m_wal_index = nullptr; // the -shm file's first page, read-only
+  const uint32_t* m_wal_index = nullptr; // the WAL index's first page (SQLite's mapping), read-only
   struct KeptList {
     WalHeader header;
     std::shared_ptr<const std::vector<Environment>> envs; // nullptr: nothing kept

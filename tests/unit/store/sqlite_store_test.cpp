@@ -4,9 +4,12 @@
 #include "store/sqlite/sqlite_store.hpp"
 
 #include <atomic>
+#include <fcntl.h>
 #include <latch>
 #include <sqlite3.h>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -15,6 +18,7 @@
 #include "store/sqlite/migrations.hpp"
 #include "support/test_support.hpp"
 #include "util/fs.hpp"
+#include "util/subprocess.hpp"
 #include "util/time.hpp"
 
 namespace idp::store::sqlite {
@@ -530,6 +534,55 @@ TEST_F(SqliteStoreTest, DeliveryKeysAreWrittenWithoutAnFsyncToTheSameFile) {
   IDP_ASSERT_OK_ASSIGN(auto other, SqliteStore::open(db_path()));
   IDP_ASSERT_OK_ASSIGN(bool again, other->record_delivery_keys({"d-2", "sha256:aa"}, 1001));
   EXPECT_FALSE(again) << "the body hash recorded by the first store is a duplicate for the second";
+}
+
+// Another process reading the file while the store is open (an operator's sqlite3, a
+// test's) must not take it for the last user: the store once mapped the -shm file
+// through an fd of its own and closed it, which drops every POSIX lock the process held on
+// the file, SQLite's "a connection is here" lock included. The other process then
+// truncated the -shm (the store's mapping raised SIGBUS) and, closing, checkpointed and
+// deleted the WAL the store was still writing to: later writes were lost to other readers.
+TEST_F(SqliteStoreTest, AnotherProcessReadingTheFileLeavesTheStoresWalAndIndexAlone) {
+  if (!util::path_exists("/usr/bin/sqlite3")) {
+    GTEST_SKIP() << "the sqlite3 command is not installed (scripts/install-deps.sh installs it)";
+  }
+  auto store = open_or_fail();
+  ASSERT_NE(store, nullptr);
+  IDP_ASSERT_OK(store->insert_environment(make_env("before"), {}));
+  IDP_ASSERT_OK(store->list_environments(false)); // reads the WAL index
+  // SQLite's dead-man switch: every process with a connection holds a read lock on byte
+  // 128 of the -shm file; a process that finds it free takes itself for the first user and
+  // truncates the file. Asked from another process (a process never conflicts with itself).
+  const std::string shm = db_path() + "-shm";
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int fd = ::open(shm.c_str(), O_RDWR | O_CLOEXEC);
+    struct flock probe {};
+    probe.l_type = F_WRLCK;
+    probe.l_whence = SEEK_SET;
+    probe.l_start = 128;
+    probe.l_len = 1;
+    ::_exit(fd < 0 || ::fcntl(fd, F_GETLK, &probe) != 0 ? 2 : probe.l_type == F_UNLCK ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: the store holds no lock on the -shm file; 2: it could not be probed";
+  auto sqlite3 = [&](const std::string& sql) {
+    util::Command c;
+    c.argv = {"/usr/bin/sqlite3", db_path(), sql};
+    auto r = util::run(c);
+    EXPECT_TRUE(r && r->exit_code == 0) << (r ? r->err : r.error().message);
+    return r ? r->out : std::string();
+  };
+  EXPECT_EQ(sqlite3("SELECT name FROM environments ORDER BY name"), "before\n");
+  EXPECT_TRUE(util::path_exists(db_path() + "-wal")) << "the WAL of an open store was deleted";
+  IDP_ASSERT_OK(store->insert_environment(make_env("after"), {}));
+  IDP_ASSERT_OK_ASSIGN(auto listed, store->list_environments(false));
+  EXPECT_EQ(listed.size(), 2u);
+  EXPECT_EQ(sqlite3("SELECT name FROM environments ORDER BY name"), "after\nbefore\n")
+      << "a write of the store after another process read the file is lost to other readers";
 }
 
 } // namespace
