@@ -281,14 +281,26 @@ TEST(ApiLatencyTest, RequestsAndWebhooksAreHistogramsByRouteOnMetrics) {
   util::HttpRequest scrape;
   scrape.url = d.api_url() + "/metrics";
   scrape.headers = {d.admin_auth_header()};
-  auto metrics = util::http_request(scrape);
-  ASSERT_TRUE(metrics);
-  ASSERT_EQ(metrics->status, 200);
-  EXPECT_NE(metrics->body.find("# TYPE idp_http_request_duration_seconds histogram\n"), std::string::npos);
-  auto samples = prometheus_samples(metrics->body);
+  Expected<util::HttpResponse> metrics = make_error(ErrorCode::internal, "not scraped");
+  std::map<std::string, double> samples;
   auto count = [&](const std::string& labels) {
     return samples["idp_http_request_duration_seconds_count{" + labels + "}"];
   };
+  // A request is counted once its answer is written: the last one's count may land just
+  // after the client has read it, so scrape until it is there (or the deadline).
+  wait_until(
+      [&] {
+        metrics = util::http_request(scrape);
+        samples = metrics && metrics->status == 200 ? prometheus_samples(metrics->body) : decltype(samples){};
+        return count("server=\"hooks\",method=\"POST\",route=\"/hooks/github\",code=\"401\"") >= 2 &&
+               count("server=\"api\",method=\"GET\",route=\"/api/v1/environments/{}\",code=\"404\"") >= 2 &&
+               count("server=\"api\",method=\"GET\",route=\"/api/v1/environments\",code=\"200\"") >= 1 &&
+               count("server=\"api\",method=\"GET\",route=\"(none)\",code=\"401\"") >= 2;
+      },
+      10000, 20);
+  ASSERT_TRUE(metrics);
+  ASSERT_EQ(metrics->status, 200);
+  EXPECT_NE(metrics->body.find("# TYPE idp_http_request_duration_seconds histogram\n"), std::string::npos);
   EXPECT_EQ(count("server=\"hooks\",method=\"POST\",route=\"/hooks/github\",code=\"401\""), 2) << metrics->body;
   EXPECT_EQ(count("server=\"api\",method=\"GET\",route=\"/api/v1/environments/{}\",code=\"404\""), 2) << metrics->body;
   EXPECT_EQ(count("server=\"api\",method=\"GET\",route=\"/api/v1/environments\",code=\"200\""), 1) << metrics->body;
