@@ -1,9 +1,10 @@
 #pragma once
 // Reconciler: level-triggered. A loop compares desired with observed state for every
-// environment every resync_interval, and the environment a trigger names at once (one
+// environment every resync_interval, and at once for the environment a trigger names (one
 // read, not the whole list: at 1,000 environments a full pass on every write kept a core
-// busy), and hands what is due to a bounded worker pool. A worker holds the environment's lease while it calls the driver,
-// so one worker acts on an environment at a time, also across daemons sharing a store.
+// busy), and hands what is due to a bounded worker pool. A worker holds the environment's
+// lease while it calls the driver, so one worker acts on an environment at a time, also
+// across daemons sharing a store.
 // The lease is renewed while the worker runs; when a renewal finds it lost (released,
 // broken by `idp unlock`, taken over after expiring) the worker's operation is cancelled
 // and it writes nothing more. A failed store write is logged and retried (StoreRetry)
