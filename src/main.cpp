@@ -8,5 +8,7 @@ int main(int argc, char** argv) {
   if (int askpass = idp::util::git_askpass_main(argc, argv); askpass >= 0) {
     return askpass;
   }
-  return idp::cli::run(argc, argv, {idp::daemon::serve_command_spec(), idp::daemon::internal_command_spec()});
+  return idp::cli::run(
+      argc, argv,
+      {idp::daemon::serve_command_spec(), idp::daemon::internal_command_spec(), idp::daemon::netns_command_spec()});
 }

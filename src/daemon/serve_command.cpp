@@ -6,6 +6,7 @@
 
 #include "core/ttl.hpp"
 #include "daemon/daemon.hpp"
+#include "drivers/local/netns_sandbox.hpp"
 #include "drivers/local/shim.hpp"
 #include "engine/templates.hpp"
 #include "util/failpoint.hpp"
@@ -308,6 +309,15 @@ cli::CommandSpec internal_command_spec() {
   spec.summary = "internal: supervise one application process";
   spec.hidden = true;
   spec.raw = [](int argc, char** argv) { return drivers::local::run_shim(argc, argv); };
+  return spec;
+}
+
+cli::CommandSpec netns_command_spec() {
+  cli::CommandSpec spec;
+  spec.name = "__netns";
+  spec.summary = "internal: run a command in a network namespace of its own (untrusted profile)";
+  spec.hidden = true;
+  spec.raw = [](int argc, char** argv) { return drivers::local::run_netns(argc, argv); };
   return spec;
 }
 
