@@ -66,6 +66,7 @@ nlohmann::json to_json(const Environment& e) {
   j["commit"] = e.commit;
   j["deployed_commit"] = e.deployed_commit.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.deployed_commit);
   j["pr_number"] = e.pr_number ? nlohmann::json(*e.pr_number) : nlohmann::json(nullptr);
+  j["profile"] = e.profile.empty() ? std::string("default") : e.profile;
   j["message"] = e.message;
   j["warnings"] = e.warnings;
   j["attempts"] = e.attempts;

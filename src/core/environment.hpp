@@ -62,7 +62,12 @@ struct Environment {
   Millis expires_at = 0;
   Millis updated_at = 0;
   Millis destroyed_at = 0;
+  // "" = the normal profile; "untrusted" = an approved pull request from a fork (issue 15):
+  // no secrets, the server's tighter limits and TTL, no network beyond the egress
+  // allowlist, its own uid, and its preview always behind sign-in.
+  std::string profile;
 
+  bool untrusted() const { return profile == "untrusted"; }
   bool needs_deploy() const { return desired == Desired::present && generation > observed_generation; }
 };
 

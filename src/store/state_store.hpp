@@ -63,6 +63,29 @@ struct StoredSecret {
   Millis updated_at = 0;
 };
 
+// A pull request from a fork of a watched repository whose `forks` is `approve` (issue 15):
+// what GitHub last said of it, and what was approved. An approval names one commit, so a
+// newer push to the fork needs a new approval before it is deployed.
+struct ForkRequest {
+  std::string repo;            // the watched repository (WatchedRepo::url)
+  int pr = 0;                  // the pull request's number
+  std::string github_repo;     // the base repository, "owner/name"
+  std::string head_repo;       // the fork, "owner/name"
+  std::string head_ref;        // the fork's branch
+  std::string head_sha;        // the pull request's head as of the last event
+  std::string author;          // the GitHub login that opened it or pushed last
+  std::string state;           // "pending" | "approved" | "closed"
+  std::string approved_commit; // the commit approved last ("" = none yet)
+  std::string approved_by;     // who approved it ("cli:alice", "github:bob")
+  Millis approved_at = 0;
+  std::string env; // the environment deployed for it ("" = none yet)
+  Millis updated_at = 0;
+};
+
+// Changes a fork request inside a transaction: `exists` false for a new one (repo and pr
+// set, the rest empty). Returning an error rolls back and stores nothing.
+using ForkMutator = std::function<Expected<void>(ForkRequest& fork, bool exists)>;
+
 struct EventQuery {
   std::string env;      // "" = every environment
   int64_t after_id = 0; // only events with id > after_id
@@ -161,6 +184,14 @@ public:
   // Marks a grant revoked at `at` (a second revoke keeps the first time) and returns it;
   // not_found for an unknown id.
   virtual Expected<PreviewGrant> revoke_preview_grant(std::string_view id, Millis at) = 0;
+
+  // --- Pull requests from forks (issue 15) ---
+  // Creates or changes the fork request (repo, pr) in one transaction and returns what was
+  // stored. invalid_argument when the mutator changes repo or pr.
+  virtual Expected<ForkRequest> update_fork_request(std::string_view repo, int pr, const ForkMutator& mutate) = 0;
+  virtual Expected<std::optional<ForkRequest>> get_fork_request(std::string_view repo, int pr) = 0;
+  // Every fork request, by repo, then pr.
+  virtual Expected<std::vector<ForkRequest>> list_fork_requests() = 0;
 
   // --- Server secrets (issue 9): sealed values only, see StoredSecret ---
   // Inserts the secret (scope, name), or replaces the one there.

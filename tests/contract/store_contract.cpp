@@ -39,6 +39,7 @@ Environment full_environment() {
   e.recreate = true;
   e.commit = "0123456789abcdef0123456789abcdef01234567";
   e.redeploy_ref = "abc1234";
+  e.profile = "untrusted";
   e.deployed_commit = "fedcba9876543210fedcba9876543210fedcba98";
   e.generation = 7;
   e.observed_generation = 6;
@@ -94,6 +95,7 @@ void expect_same_environment(const Environment& want, const Environment& got) {
   EXPECT_EQ(got.recreate, want.recreate);
   EXPECT_EQ(got.commit, want.commit);
   EXPECT_EQ(got.redeploy_ref, want.redeploy_ref);
+  EXPECT_EQ(got.profile, want.profile);
   EXPECT_EQ(got.deployed_commit, want.deployed_commit);
   EXPECT_EQ(got.generation, want.generation);
   EXPECT_EQ(got.observed_generation, want.observed_generation);
@@ -1270,6 +1272,84 @@ TEST_P(StoreContract, DeleteSecretRemovesOneAndNotFoundOtherwise) {
   auto again = store().delete_secret("acme/shop", "k");
   ASSERT_FALSE(again.has_value());
   EXPECT_EQ(again.error().code, ErrorCode::not_found);
+}
+
+// --- Pull requests from forks ---
+
+TEST_P(StoreContract, ForkRequestIsCreatedThenChangedInPlaceAndListedByRepoThenNumber) {
+  auto pending = [](store::ForkRequest& f, bool exists) -> Expected<void> {
+    EXPECT_FALSE(exists);
+    f.github_repo = "acme/shop";
+    f.head_repo = "mallory/shop";
+    f.head_ref = "patch-ünï";
+    f.head_sha = std::string(40, 'a');
+    f.author = "mallory";
+    f.state = "pending";
+    f.updated_at = 1000;
+    return {};
+  };
+  ASSERT_TRUE(store().update_fork_request("https://example.com/b.git", 7, pending));
+  auto made = store().update_fork_request("https://example.com/a.git", 12, pending);
+  ASSERT_TRUE(made) << made.error().message;
+  EXPECT_EQ(made->repo, "https://example.com/a.git");
+  EXPECT_EQ(made->pr, 12);
+  EXPECT_EQ(made->head_ref, "patch-ünï");
+
+  auto approved = store().update_fork_request("https://example.com/a.git", 12,
+                                              [](store::ForkRequest& f, bool exists) -> Expected<void> {
+                                                EXPECT_TRUE(exists);
+                                                EXPECT_EQ(f.state, "pending");
+                                                f.state = "approved";
+                                                f.approved_commit = f.head_sha;
+                                                f.approved_by = "cli:alice";
+                                                f.approved_at = 2000;
+                                                f.env = "pr-12";
+                                                f.updated_at = 2000;
+                                                return {};
+                                              });
+  ASSERT_TRUE(approved) << approved.error().message;
+  auto got = store().get_fork_request("https://example.com/a.git", 12);
+  ASSERT_TRUE(got);
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->state, "approved");
+  EXPECT_EQ((*got)->approved_commit, std::string(40, 'a'));
+  EXPECT_EQ((*got)->approved_by, "cli:alice");
+  EXPECT_EQ((*got)->approved_at, 2000);
+  EXPECT_EQ((*got)->env, "pr-12");
+  EXPECT_EQ((*got)->author, "mallory");
+  EXPECT_EQ((*got)->github_repo, "acme/shop");
+  EXPECT_EQ((*got)->head_repo, "mallory/shop");
+
+  auto none = store().get_fork_request("https://example.com/a.git", 13);
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->has_value());
+
+  auto all = store().list_fork_requests();
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].repo, "https://example.com/a.git");
+  EXPECT_EQ((*all)[1].repo, "https://example.com/b.git");
+}
+
+TEST_P(StoreContract, AFailedForkRequestChangeStoresNothing) {
+  auto failed = store().update_fork_request("r", 1, [](store::ForkRequest& f, bool) -> Expected<void> {
+    f.state = "pending";
+    return make_error(ErrorCode::conflict, "no");
+  });
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, ErrorCode::conflict);
+  auto renamed = store().update_fork_request("r", 1, [](store::ForkRequest& f, bool) -> Expected<void> {
+    f.pr = 2;
+    return {};
+  });
+  ASSERT_FALSE(renamed);
+  EXPECT_EQ(renamed.error().code, ErrorCode::invalid_argument);
+  auto got = store().get_fork_request("r", 1);
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->has_value());
+  auto all = store().list_fork_requests();
+  ASSERT_TRUE(all);
+  EXPECT_TRUE(all->empty());
 }
 
 } // namespace idp::testing

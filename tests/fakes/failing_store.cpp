@@ -341,5 +341,13 @@ Expected<std::vector<store::PreviewGrant>> FailingStore::list_preview_grants(std
 Expected<store::PreviewGrant> FailingStore::revoke_preview_grant(std::string_view id, util::Millis at) {
   return m_inner.revoke_preview_grant(id, at);
 }
+Expected<store::ForkRequest> FailingStore::update_fork_request(std::string_view repo, int pr,
+                                                               const store::ForkMutator& mutate) {
+  return m_inner.update_fork_request(repo, pr, mutate);
+}
+Expected<std::optional<store::ForkRequest>> FailingStore::get_fork_request(std::string_view repo, int pr) {
+  return m_inner.get_fork_request(repo, pr);
+}
+Expected<std::vector<store::ForkRequest>> FailingStore::list_fork_requests() { return m_inner.list_fork_requests(); }
 
 } // namespace idp::testing

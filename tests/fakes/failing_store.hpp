@@ -65,6 +65,10 @@ public:
   Expected<std::optional<store::PreviewGrant>> find_preview_grant(std::string_view id) override;
   Expected<std::vector<store::PreviewGrant>> list_preview_grants(std::string_view env) override;
   Expected<store::PreviewGrant> revoke_preview_grant(std::string_view id, util::Millis at) override;
+  Expected<store::ForkRequest> update_fork_request(std::string_view repo, int pr,
+                                                   const store::ForkMutator& mutate) override;
+  Expected<std::optional<store::ForkRequest>> get_fork_request(std::string_view repo, int pr) override;
+  Expected<std::vector<store::ForkRequest>> list_fork_requests() override;
   Expected<void> put_secret(const store::StoredSecret& secret) override;
   Expected<std::vector<store::StoredSecret>> list_secrets() override;
   Expected<void> delete_secret(std::string_view scope, std::string_view name) override;

@@ -487,4 +487,42 @@ Expected<store::PreviewGrant> InMemoryStore::revoke_preview_grant(std::string_vi
   return make_error(ErrorCode::not_found, "share link " + in_quotes(id) + " not found");
 }
 
+Expected<store::ForkRequest> InMemoryStore::update_fork_request(std::string_view repo, int pr,
+                                                                const store::ForkMutator& mutate) {
+  std::lock_guard lock(m_mutex);
+  auto key = std::make_pair(std::string(repo), pr);
+  auto it = m_fork_requests.find(key);
+  store::ForkRequest f;
+  if (it != m_fork_requests.end()) {
+    f = it->second;
+  } else {
+    f.repo = key.first;
+    f.pr = pr;
+  }
+  IDP_TRY(mutate(f, it != m_fork_requests.end()));
+  if (f.repo != repo || f.pr != pr) {
+    return make_error(ErrorCode::invalid_argument, "update fork request: the mutator changed its repository or number");
+  }
+  m_fork_requests[key] = f;
+  return f;
+}
+
+Expected<std::optional<store::ForkRequest>> InMemoryStore::get_fork_request(std::string_view repo, int pr) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_fork_requests.find(std::make_pair(std::string(repo), pr));
+  if (it == m_fork_requests.end()) {
+    return std::optional<store::ForkRequest>();
+  }
+  return std::optional<store::ForkRequest>(it->second);
+}
+
+Expected<std::vector<store::ForkRequest>> InMemoryStore::list_fork_requests() {
+  std::lock_guard lock(m_mutex);
+  std::vector<store::ForkRequest> out;
+  for (const auto& [k, f] : m_fork_requests) {
+    out.push_back(f);
+  }
+  return out;
+}
+
 } // namespace idp::testing

@@ -60,6 +60,10 @@ public:
   Expected<void> insert_preview_grant(const store::PreviewGrant& grant) override;
   Expected<std::optional<store::PreviewGrant>> find_preview_grant(std::string_view id) override;
   Expected<std::vector<store::PreviewGrant>> list_preview_grants(std::string_view env) override;
+  Expected<store::ForkRequest> update_fork_request(std::string_view repo, int pr,
+                                                   const store::ForkMutator& mutate) override;
+  Expected<std::optional<store::ForkRequest>> get_fork_request(std::string_view repo, int pr) override;
+  Expected<std::vector<store::ForkRequest>> list_fork_requests() override;
   Expected<store::PreviewGrant> revoke_preview_grant(std::string_view id, util::Millis at) override;
   Expected<void> put_secret(const store::StoredSecret& secret) override;
   Expected<std::vector<store::StoredSecret>> list_secrets() override;
@@ -83,6 +87,7 @@ private:
   std::map<int64_t, core::JobRun> m_job_runs;
   std::map<std::string, std::string, std::less<>> m_settings;
   std::vector<store::PreviewGrant> m_preview_grants;                            // in insertion order
+  std::map<std::pair<std::string, int>, store::ForkRequest> m_fork_requests;    // by (repo, pr)
   std::vector<store::ApiToken> m_api_tokens;                                    // in insertion order (= oldest first)
   std::map<std::pair<std::string, std::string>, store::StoredSecret> m_secrets; // (name, scope) →
   int64_t m_next_revision_id = 1;

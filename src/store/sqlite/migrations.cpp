@@ -170,9 +170,30 @@ CREATE TABLE preview_grants (
 CREATE INDEX preview_grants_by_env ON preview_grants(env);
 )sql";
 
-constexpr std::string_view k_migrations[] = {k_v1_core,       k_v2_sources_and_jobs, k_v3_recreate,
-                                             k_v4_api_tokens, k_v5_retention,        k_v6_revision_numbers,
-                                             k_v7_secrets,    k_v8_redeploy_ref,     k_v9_preview_grants};
+// Pull requests from forks (issue 15): their approvals, and the profile an environment runs under.
+constexpr std::string_view k_v10_forks = R"sql(
+ALTER TABLE environments ADD COLUMN profile TEXT NOT NULL DEFAULT '';
+CREATE TABLE fork_requests (
+  repo            TEXT    NOT NULL,
+  pr              INTEGER NOT NULL,
+  github_repo     TEXT    NOT NULL,
+  head_repo       TEXT    NOT NULL,
+  head_ref        TEXT    NOT NULL,
+  head_sha        TEXT    NOT NULL,
+  author          TEXT    NOT NULL,
+  state           TEXT    NOT NULL,
+  approved_commit TEXT    NOT NULL,
+  approved_by     TEXT    NOT NULL,
+  approved_at     INTEGER NOT NULL,
+  env             TEXT    NOT NULL,
+  updated_at      INTEGER NOT NULL,
+  PRIMARY KEY (repo, pr)
+);
+)sql";
+
+constexpr std::string_view k_migrations[] = {
+    k_v1_core,    k_v2_sources_and_jobs, k_v3_recreate,       k_v4_api_tokens, k_v5_retention, k_v6_revision_numbers,
+    k_v7_secrets, k_v8_redeploy_ref,     k_v9_preview_grants, k_v10_forks};
 
 } // namespace
 

@@ -236,7 +236,8 @@ constexpr std::string_view k_env_columns[] = {"name",
                                               "updated_at",
                                               "destroyed_at",
                                               "recreate",
-                                              "redeploy_ref"};
+                                              "redeploy_ref",
+                                              "profile"};
 
 std::string env_column_list() {
   std::string out;
@@ -314,6 +315,7 @@ void bind_environment(Stmt& st, const Environment& e) {
   } else {
     st.bind_null(27);
   }
+  st.bind(28, e.profile);
 }
 
 Expected<Environment> read_environment(const Op& op, const Stmt& st) {
@@ -369,6 +371,7 @@ Expected<Environment> read_environment(const Op& op, const Stmt& st) {
   if (!st.is_null(26)) {
     e.redeploy_ref = st.text(26);
   }
+  e.profile = st.text(27);
   return e;
 }
 
@@ -1405,6 +1408,109 @@ Expected<PreviewGrant> SqliteStore::revoke_preview_grant(std::string_view id, Mi
   Op op(m_db, "revoke share link " + in_quotes(id), &m_statements);
   return revoke_row<PreviewGrant>(op, "preview_grants", k_select_preview_grant, read_preview_grant, id, at,
                                   "share link");
+}
+
+// --- Pull requests from forks ---
+
+namespace {
+
+constexpr std::string_view k_select_fork_request =
+    "SELECT repo, pr, github_repo, head_repo, head_ref, head_sha, author, state, approved_commit, approved_by, "
+    "approved_at, env, updated_at FROM fork_requests ";
+
+ForkRequest read_fork_request(const Stmt& st) {
+  ForkRequest f;
+  f.repo = st.text(0);
+  f.pr = static_cast<int>(st.int64(1));
+  f.github_repo = st.text(2);
+  f.head_repo = st.text(3);
+  f.head_ref = st.text(4);
+  f.head_sha = st.text(5);
+  f.author = st.text(6);
+  f.state = st.text(7);
+  f.approved_commit = st.text(8);
+  f.approved_by = st.text(9);
+  f.approved_at = st.int64(10);
+  f.env = st.text(11);
+  f.updated_at = st.int64(12);
+  return f;
+}
+
+Expected<std::optional<ForkRequest>> query_fork_request(const Op& op, std::string_view repo, int pr) {
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_fork_request) + "WHERE repo = ?1 AND pr = ?2"));
+  st.bind(1, repo);
+  st.bind(2, static_cast<int64_t>(pr));
+  IDP_TRY_ASSIGN(bool row, st.step());
+  if (!row) {
+    return std::optional<ForkRequest>();
+  }
+  return std::optional<ForkRequest>(read_fork_request(st));
+}
+
+} // namespace
+
+Expected<ForkRequest> SqliteStore::update_fork_request(std::string_view repo, int pr, const ForkMutator& mutate) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "update fork request " + in_quotes(repo) + " #" + std::to_string(pr), &m_statements);
+  IDP_TRY_ASSIGN(auto txn, Transaction::begin(op));
+  IDP_TRY_ASSIGN(auto existing, query_fork_request(op, repo, pr));
+  ForkRequest f;
+  if (existing) {
+    f = std::move(*existing);
+  } else {
+    f.repo = std::string(repo);
+    f.pr = pr;
+  }
+  IDP_TRY(mutate(f, existing.has_value()));
+  if (f.repo != repo || f.pr != pr) {
+    return make_error(ErrorCode::invalid_argument, "update fork request: the mutator changed its repository or number");
+  }
+  IDP_TRY_ASSIGN(auto st,
+                 Stmt::prepare(op, "INSERT INTO fork_requests (repo, pr, github_repo, head_repo, head_ref, head_sha, "
+                                   "author, state, approved_commit, approved_by, approved_at, env, updated_at) VALUES "
+                                   "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(repo, pr) DO "
+                                   "UPDATE SET github_repo = excluded.github_repo, head_repo = excluded.head_repo, "
+                                   "head_ref = excluded.head_ref, head_sha = excluded.head_sha, author = "
+                                   "excluded.author, state = excluded.state, approved_commit = "
+                                   "excluded.approved_commit, approved_by = excluded.approved_by, approved_at = "
+                                   "excluded.approved_at, env = excluded.env, updated_at = excluded.updated_at"));
+  st.bind(1, f.repo);
+  st.bind(2, static_cast<int64_t>(f.pr));
+  st.bind(3, f.github_repo);
+  st.bind(4, f.head_repo);
+  st.bind(5, f.head_ref);
+  st.bind(6, f.head_sha);
+  st.bind(7, f.author);
+  st.bind(8, f.state);
+  st.bind(9, f.approved_commit);
+  st.bind(10, f.approved_by);
+  st.bind(11, f.approved_at);
+  st.bind(12, f.env);
+  st.bind(13, f.updated_at);
+  IDP_TRY(st.run());
+  IDP_TRY(txn.commit(op));
+  return f;
+}
+
+Expected<std::optional<ForkRequest>> SqliteStore::get_fork_request(std::string_view repo, int pr) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "get fork request", &m_statements);
+  return query_fork_request(op, repo, pr);
+}
+
+Expected<std::vector<ForkRequest>> SqliteStore::list_fork_requests() {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "list fork requests", &m_statements);
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, std::string(k_select_fork_request) + "ORDER BY repo, pr"));
+  std::vector<ForkRequest> out;
+  while (true) {
+    IDP_TRY_ASSIGN(bool row, st.step());
+    if (!row) {
+      break;
+    }
+    out.push_back(read_fork_request(st));
+  }
+  return out;
 }
 
 // --- Server secrets ---

@@ -134,6 +134,9 @@ public:
   Expected<std::optional<PreviewGrant>> find_preview_grant(std::string_view id) override;
   Expected<std::vector<PreviewGrant>> list_preview_grants(std::string_view env) override;
   Expected<PreviewGrant> revoke_preview_grant(std::string_view id, Millis at) override;
+  Expected<ForkRequest> update_fork_request(std::string_view repo, int pr, const ForkMutator& mutate) override;
+  Expected<std::optional<ForkRequest>> get_fork_request(std::string_view repo, int pr) override;
+  Expected<std::vector<ForkRequest>> list_fork_requests() override;
   Expected<void> put_secret(const StoredSecret& secret) override;
   Expected<std::vector<StoredSecret>> list_secrets() override;
   Expected<void> delete_secret(std::string_view scope, std::string_view name) override;
