@@ -956,6 +956,75 @@ void ApiServer::routes() {
            send_json(res, 202, env_json(env, false));
          });
 
+  // Pull requests from forks (issue 15): the ones recorded, and their approval.
+  auto fork_json = [&ctx](const store::ForkRequest& f) {
+    json env = nullptr;
+    if (auto e = ctx.store->find_by_source_key(
+            engine::Controller::fork_source_key(engine::RepoResolver::canonical_repo(f.repo), f.pr));
+        e && *e) {
+      env = (*e)->name;
+    }
+    auto time_or_null = [](util::Millis ms) { return ms == 0 ? json(nullptr) : json(util::format_iso8601(ms)); };
+    return json{{"repo", f.github_repo.empty() ? f.repo : f.github_repo},
+                {"repo_url", f.repo},
+                {"pr", f.pr},
+                {"head_repo", f.head_repo},
+                {"head_ref", f.head_ref},
+                {"head_sha", f.head_sha},
+                {"author", f.author},
+                {"state", f.state},
+                {"approved_commit", f.approved_commit.empty() ? json(nullptr) : json(f.approved_commit)},
+                {"approved_by", f.approved_by.empty() ? json(nullptr) : json(f.approved_by)},
+                {"approved_at", time_or_null(f.approved_at)},
+                {"updated_at", time_or_null(f.updated_at)},
+                {"environment", env}};
+  };
+  s.Get("/api/v1/forks", [&ctx, fork_json](const httplib::Request&, httplib::Response& res) {
+    if (!ctx.forks) {
+      throw ApiError(404, "not_found", "this server watches no repositories");
+    }
+    json out = json::array();
+    for (const auto& f : unwrap(ctx.forks->list())) {
+      out.push_back(fork_json(f));
+    }
+    send_json(res, 200, json{{"forks", out}});
+  });
+  s.Post("/api/v1/forks/approve", [&ctx, fork_json](const httplib::Request& req, httplib::Response& res) {
+    if (!ctx.forks) {
+      throw ApiError(404, "not_found", "this server watches no repositories");
+    }
+    json body = parse_body(req);
+    if (!body.is_object()) {
+      throw ApiError(400, "invalid_argument", "expected a JSON object {repo, pr, commit?}");
+    }
+    for (const auto& [k, v] : body.items()) {
+      if (k != "repo" && k != "pr" && k != "commit") {
+        throw ApiError(400, "invalid_argument", "unknown field " + util::quote(k) + " (expected repo, pr, commit)");
+      }
+    }
+    if (!body.contains("repo") || !body["repo"].is_string() || body["repo"].get<std::string>().empty()) {
+      throw ApiError(400, "invalid_argument", "repo: expected owner/name or the repository's URL");
+    }
+    if (!body.contains("pr") || !body["pr"].is_number_integer() || body["pr"].get<int64_t>() <= 0 ||
+        body["pr"].get<int64_t>() > 1'000'000'000) {
+      throw ApiError(400, "invalid_argument", "pr: expected a pull request number");
+    }
+    std::string commit;
+    if (body.contains("commit")) {
+      if (!body["commit"].is_string()) {
+        throw ApiError(400, "invalid_argument", "commit: expected a commit sha string");
+      }
+      commit = body["commit"].get<std::string>();
+    }
+    const std::string name = body["repo"].get<std::string>();
+    const sources::WatchedRepo* repo = ctx.forks->find_repo(name);
+    if (!repo) {
+      throw ApiError(404, "not_found", "repository " + util::quote(name) + " is not watched by this server");
+    }
+    auto f = unwrap(ctx.forks->approve(*repo, static_cast<int>(body["pr"].get<int64_t>()), commit, actor_of(req)));
+    send_json(res, 202, fork_json(f));
+  });
+
   s.Delete(R"(/api/v1/environments/([^/]+))", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
     std::string reason = req.has_param("reason") ? req.get_param_value("reason") : "requested through the API";
     require_owner(unwrap(ctx.store->get_environment(req.matches[1].str())), "destroy");

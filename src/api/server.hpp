@@ -24,6 +24,7 @@
 #include "engine/driver_set.hpp"
 #include "engine/secret_store.hpp"
 #include "engine/templates.hpp"
+#include "sources/fork_gate.hpp"
 #include "store/state_store.hpp"
 #include "util/prometheus.hpp"
 #include "util/time.hpp"
@@ -63,6 +64,9 @@ struct ApiContext {
   engine::SecretStore* secrets = nullptr;
   // Sign in with GitHub on the dashboard (api/dashboard_routes.hpp). Unset client_id: off.
   GitHubOAuthSettings github_oauth;
+  // Pull requests from forks (issue 15): GET /api/v1/forks, POST /api/v1/forks/approve.
+  // Unset: those routes answer 404.
+  sources::ForkGate* forks = nullptr;
   // Protected previews (issue 15; api/preview_auth.hpp). Unset domain: no preview routes.
   PreviewAuthSettings previews;
   // The engine's deploy telemetry for /metrics (Reconciler::metrics_text). Unset: none.

@@ -337,11 +337,12 @@ Expected<void> Daemon::start() {
   // Filled by the local driver in router_mode "lookup"; read by the API for each request.
   auto preview_routes = std::make_shared<core::PreviewRouteTable>();
   actx.previews.routes = preview_routes;
-  d.api = std::make_unique<api::ApiServer>(actx);
   sources::Sources::Options so;
   so.github_api_url = cfg.github_api_url;
   so.max_body_bytes = actx.max_body_bytes;
   d.sources = std::make_unique<sources::Sources>(cfg.repositories, *d.store, *d.controller, d.clock, so);
+  actx.forks = &d.sources->forks();
+  d.api = std::make_unique<api::ApiServer>(actx);
   auto github_hook = [src = d.sources.get()](const api::RawRequest& r) {
     auto out = src->webhook().handle(r.body, r.header);
     std::string body = util::json_dump(out.body);
@@ -370,6 +371,7 @@ Expected<void> Daemon::start() {
   dctx.domain = cfg.domain;
   dctx.router_port = d.router_port;
   dctx.router_listen_host = cfg.router_listen_host;
+  dctx.untrusted = cfg.untrusted;
   if (cfg.https.on()) {
     dctx.https.mode = cfg.https.mode;
     dctx.https.port = d.https_port;

@@ -374,6 +374,36 @@ const OptionTable<RepositoryEntry>& repository_table() {
          }
          return values::duration(v, repo.poll_interval, k_duration);
        }},
+      {.key = "forks",
+       .default_text = "ignore",
+       .doc = "pull requests from forks: ignore, or approve (deployed under the untrusted profile once approved)",
+       .parse = [](const json& v, WatchedRepo& repo) -> OptionMessage {
+         std::string s;
+         if (auto m = values::text(v, "ignore or approve", s)) {
+           return m;
+         }
+         if (s != "ignore" && s != "approve") {
+           std::string hint = util::closest_match(s, {"ignore", "approve"});
+           return "expected ignore or approve, got " + util::quote(s) +
+                  (hint.empty() ? "" : " (did you mean " + util::quote(hint) + "?)");
+         }
+         repo.forks = s;
+         return std::nullopt;
+       }},
+      {.key = "fork_approvers",
+       .doc = "GitHub logins whose pull request comment \"/idp approve\" approves a fork's head commit",
+       .parse = [](const json& v, WatchedRepo& repo) -> OptionMessage {
+         if (auto m = values::string_list(v, "GitHub logins like [alice]", repo.fork_approvers)) {
+           return m;
+         }
+         static const std::regex k_login("^[A-Za-z0-9](-?[A-Za-z0-9])*$");
+         for (const auto& l : repo.fork_approvers) {
+           if (l.size() > 39 || !std::regex_match(l, k_login)) {
+             return "expected GitHub logins like alice, got " + util::quote(l);
+           }
+         }
+         return std::nullopt;
+       }},
       {.key = "previews.protect",
        .default_text = "the server's previews.protect",
        .doc = "signin or none for this repository's previews",
@@ -518,6 +548,49 @@ const OptionTable<ServerConfig>& server_table() {
        .default_text = "false",
        .doc = "whether .idp/config.yml may open one environment's preview with public: true",
        .parse = [](const json& v, ServerConfig& c) { return values::boolean(v, c.previews.allow_public); }},
+      {.key = "forks.egress_allow",
+       .default_text = "[registry.npmjs.org, registry.yarnpkg.com, pypi.org, files.pythonhosted.org]",
+       .doc = "hosts an approved fork's build and app may reach (host, *.suffix, host:port), through the egress proxy",
+       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
+         std::vector<std::string> hosts;
+         if (auto m = values::string_list(v, "host names like [registry.npmjs.org]", hosts)) {
+           return m;
+         }
+         static const std::regex k_host("^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$");
+         for (const auto& h : hosts) {
+           if (!std::regex_match(h, k_host)) {
+             return "expected host names like registry.npmjs.org, *.example.com or host:port, got " + util::quote(h);
+           }
+         }
+         c.untrusted.egress_allow = hosts;
+         return std::nullopt;
+       }},
+      {.key = "forks.pids",
+       .default_text = "64",
+       .doc = "processes an approved fork's build or app may run at once",
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::whole_number_into(v, 1, 100000, "a number of processes from 1 to 100000",
+                                              c.untrusted.pids_max);
+           }},
+      {.key = "forks.cpu",
+       .default_text = "256",
+       .doc = "CPU units an approved fork may use at most (its config's cpu is capped)",
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::whole_number_into(v, 1, 16384, "CPU units from 1 to 16384", c.engine.untrusted.cpu);
+           }},
+      {.key = "forks.memory",
+       .default_text = "512",
+       .doc = "MiB an approved fork may use at most (its config's memory is capped)",
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::whole_number_into(v, 16, 1048576, "MiB from 16 to 1048576", c.engine.untrusted.memory);
+           }},
+      {.key = "forks.ttl",
+       .default_text = "24h",
+       .doc = "the TTL of an approved fork's environment (each approval and push moves it out by this)",
+       .parse = [](const json& v, ServerConfig& c) { return values::duration(v, c.engine.untrusted.ttl, k_duration); }},
       {.key = "server_names",
        .doc = "Host names the API answers to besides loopback ones",
        .parse = [](const json& v, ServerConfig& c) -> OptionMessage {

@@ -12,6 +12,7 @@
 
 #include "api/oauth.hpp"
 #include "core/app_config.hpp"
+#include "drivers/driver.hpp"
 #include "engine/options.hpp"
 #include "engine/secret_store.hpp"
 #include "sources/watched_repo.hpp"
@@ -65,6 +66,7 @@ struct ServerConfig {
   std::vector<sources::WatchedRepo> repositories;
   PreviewSettings previews;                            // previews.protect, previews.allow_public
   std::vector<RepositoryPreviews> repository_previews; // repositories[i].previews, when set
+  drivers::UntrustedProfile untrusted;                 // forks.egress_allow, forks.pids (engine.untrusted: the rest)
   std::vector<engine::ConfiguredSecret> secrets;       // secrets: NAME: {from, repos} (engine/secret_store.hpp)
   std::string github_api_url = "https://api.github.com";
   api::GitHubOAuthSettings github_oauth;      // github.oauth: Sign in with GitHub on the dashboard

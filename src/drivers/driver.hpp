@@ -225,6 +225,16 @@ struct PreviewAccess {
   std::shared_ptr<core::PreviewRouteTable> routes;
 };
 
+// What a driver does for an environment whose profile is "untrusted" (an approved pull
+// request from a fork; issue 15) besides what the engine caps: its network reaches only these
+// hosts (through the egress proxy of the local runtime's network namespace), it runs as its
+// own uid, at most pids_max processes, and its preview always needs a sign-in.
+struct UntrustedProfile {
+  std::vector<std::string> egress_allow = {"registry.npmjs.org", "registry.yarnpkg.com", "pypi.org",
+                                           "files.pythonhosted.org"};
+  int pids_max = 64;
+};
+
 struct DriverContext {
   std::string home; // IDP_HOME
   std::string domain = "preview.localhost";
@@ -237,6 +247,7 @@ struct DriverContext {
   JobRunHooks job_runs;
   SecretHooks secrets;
   PreviewAccess previews;
+  UntrustedProfile untrusted;
 };
 
 class DriverFactory {

@@ -80,9 +80,43 @@ Controller::Controller(store::StateStore& store, util::Clock& clock, RepoResolve
 
 std::string Controller::source_key(const std::string& repo, const std::string& branch) { return repo + "\n" + branch; }
 
+std::string Controller::fork_source_key(const std::string& repo, int pr) {
+  return repo + "\nfork pull request #" + std::to_string(pr);
+}
+
+std::string Controller::apply_untrusted(Resolved& r) const {
+  const auto& lim = m_options.untrusted;
+  std::vector<std::string> changed;
+  if (r.config.cpu > lim.cpu) {
+    changed.push_back("cpu " + std::to_string(r.config.cpu) + " capped at " + std::to_string(lim.cpu));
+    r.config.cpu = lim.cpu;
+  }
+  if (r.config.memory > lim.memory) {
+    changed.push_back("memory " + std::to_string(r.config.memory) + " capped at " + std::to_string(lim.memory));
+    r.config.memory = lim.memory;
+  }
+  if (!r.config.secrets.empty()) {
+    std::vector<std::string> names;
+    for (const auto& [var, name] : r.config.secrets) {
+      names.push_back(var);
+    }
+    changed.push_back("secrets not given to a fork: " + util::join(names, ", "));
+    r.config.secrets.clear();
+  }
+  if (r.config.public_preview) {
+    changed.push_back("public: true ignored (a fork's preview always needs a sign-in)");
+    r.config.public_preview = false;
+  }
+  r.config.ttl = core::format_ttl(lim.ttl);
+  r.config.ttl_ms = lim.ttl;
+  r.config_json = util::json_dump(core::to_json(r.config));
+  return util::join(changed, "; ");
+}
+
 Expected<Controller::Resolved> Controller::resolve_config(const std::string& repo, const std::string& commit,
                                                           const std::string& template_override,
-                                                          const std::string& default_template, bool check_ttl) {
+                                                          const std::string& default_template, bool check_ttl,
+                                                          bool untrusted) {
   IDP_TRY_ASSIGN(auto text, m_repos.read_file(repo, commit, ".idp/config.yml"));
   // The same rules as `idp config validate` (core::validate_app_config), every error at once.
   core::AppConfigRules rules;
@@ -103,6 +137,9 @@ Expected<Controller::Resolved> Controller::resolve_config(const std::string& rep
   IDP_TRY_ASSIGN(auto tmpl, core::find_template(rules.templates, r.config.template_name));
   r.tmpl = std::move(tmpl);
   r.config_json = util::json_dump(core::to_json(r.config));
+  if (untrusted) {
+    apply_untrusted(r);
+  }
   return r;
 }
 
@@ -264,7 +301,11 @@ Expected<CreateResolution> Controller::resolve_create(const Environment& env) {
   std::string override_template = redeploy ? "" : env.template_name;
   std::string default_template =
       redeploy && !env.template_name.empty() ? env.template_name : m_options.default_template;
-  IDP_TRY_ASSIGN(Resolved r, resolve_config(env.repo, commit, override_template, default_template, ttl_from_config));
+  IDP_TRY_ASSIGN(Resolved r, resolve_config(env.repo, commit, override_template, default_template,
+                                            ttl_from_config && !env.untrusted(), env.untrusted()));
+  if (env.untrusted()) {
+    ttl_from_config = false; // the profile's TTL, set when the environment was made
+  }
   CreateResolution out;
   if (ttl_from_config) {
     auto ttl = m_options.ttl_policy.parse(r.config.ttl);
@@ -367,9 +408,23 @@ Expected<Environment> Controller::redeploy(const std::string& name, const std::s
   // worker's (resolve_create), so this answers at once whatever the remote does.
   auto updated = m_store.update_environment(name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
     IDP_TRY(gone(env));
-    std::string what = commit_ref.empty() ? "the head of branch " + util::quote(env.branch) : "commit " + commit_ref;
+    std::string ref = commit_ref;
+    if (env.untrusted()) {
+      // A fork's environment runs approved commits only: the one it has, again.
+      const std::string& approved = env.commit.empty() ? env.deployed_commit : env.commit;
+      if (approved.empty() || (!ref.empty() && !util::starts_with(approved, ref))) {
+        return make_error(ErrorCode::conflict, "environment " + util::quote(name) +
+                                                   " runs a pull request from a fork: only its approved "
+                                                   "commit " +
+                                                   util::short_commit(approved) +
+                                                   " is deployed; approve another with: idp approve REPO#" +
+                                                   std::to_string(env.pr_number.value_or(0)));
+      }
+      ref = approved;
+    }
+    std::string what = ref.empty() ? "the head of branch " + util::quote(env.branch) : "commit " + ref;
     env.commit.clear();
-    env.redeploy_ref = commit_ref;
+    env.redeploy_ref = ref;
     env.generation += 1;
     env.attempts = 0;
     env.next_attempt_at = 0;
@@ -452,6 +507,9 @@ Expected<bool> Controller::expire(const std::string& name, util::Millis now) {
 Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std::string& actor,
                                               const std::string& reason) {
   IDP_TRY(validate_repo(upd.repo));
+  if (upd.fork_pr) {
+    return sync_fork(upd, actor, reason);
+  }
   IDP_TRY(validate_branch(upd.branch));
   std::string repo = RepoResolver::canonical_repo(upd.repo);
   std::string commit = upd.commit;
@@ -477,11 +535,38 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
       return make_error(ErrorCode::conflict, msg);
     }
   }
-  std::string key = source_key(repo, upd.branch);
+  return sync_source(upd, repo, commit, source_key(repo, upd.branch), actor, reason);
+}
+
+Expected<Environment> Controller::sync_fork(const BranchUpdate& upd, const std::string& actor,
+                                            const std::string& reason) {
+  const int pr = *upd.fork_pr;
+  if (pr <= 0 || !RepoResolver::is_commit_sha(upd.commit) || upd.commit.size() != 40) {
+    return make_error(ErrorCode::invalid_argument, "a fork's pull request needs its number and its full head commit");
+  }
+  std::string repo = RepoResolver::canonical_repo(upd.repo);
+  // Only the approved commit, and only while it is the pull request's head: a push after
+  // the approval needs an approval of its own.
+  IDP_TRY_ASSIGN(auto head, m_repos.resolve_pull_head(repo, pr));
+  if (head != upd.commit) {
+    return make_error(ErrorCode::conflict, "pull request #" + std::to_string(pr) + " is now at " +
+                                               util::short_commit(head) + ", not at the approved " +
+                                               util::short_commit(upd.commit) + ": its new head needs an approval");
+  }
+  BranchUpdate fork = upd;
+  fork.branch = "pull/" + std::to_string(pr) + "/head";
+  fork.pr_number = pr;
+  return sync_source(fork, repo, upd.commit, fork_source_key(repo, pr), actor, reason);
+}
+
+Expected<Environment> Controller::sync_source(const BranchUpdate& upd, const std::string& repo,
+                                              const std::string& commit, const std::string& key,
+                                              const std::string& actor, const std::string& reason) {
+  const bool untrusted = upd.fork_pr.has_value();
   IDP_TRY_ASSIGN(auto existing, m_store.find_by_source_key(key));
   util::Millis now = m_clock.now_ms();
-  auto resolved = resolve_config(repo, commit, "",
-                                 upd.default_template.empty() ? m_options.default_template : upd.default_template);
+  auto resolved = resolve_config(
+      repo, commit, "", upd.default_template.empty() ? m_options.default_template : upd.default_template, !untrusted);
   if (!resolved) {
     if (existing && resolved.error().code == ErrorCode::invalid_config) {
       std::string msg = "config at " + util::short_commit(commit) + " is invalid: " + resolved.error().message;
@@ -502,10 +587,16 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
     }
     return Unexpected(resolved.error());
   }
-  auto ttl = m_options.ttl_policy.parse(resolved->config.ttl);
+  auto ttl =
+      untrusted ? Expected<util::Millis>(m_options.untrusted.ttl) : m_options.ttl_policy.parse(resolved->config.ttl);
   if (!ttl) {
     return make_error(ErrorCode::invalid_config, ".idp/config.yml: key \"ttl\": " + ttl.error().message);
   }
+  // What the untrusted profile changed in the config, for the events.
+  const std::string bound = untrusted ? apply_untrusted(*resolved) : "";
+  const std::string what = untrusted ? "pull request #" + std::to_string(*upd.fork_pr) +
+                                           " from a fork, untrusted profile" + (bound.empty() ? "" : " (" + bound + ")")
+                                     : "branch " + util::quote(upd.branch);
 
   if (!existing) {
     Environment env;
@@ -521,15 +612,17 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
     env.updated_at = now;
     env.expires_at = now + *ttl;
     env.source_key = key;
-    IDP_TRY_ASSIGN(env.name, pick_name(core::env_name_for_branch(upd.branch), key));
+    env.profile = untrusted ? "untrusted" : "";
+    IDP_TRY_ASSIGN(
+        env.name,
+        pick_name(untrusted ? "pr-" + std::to_string(*upd.fork_pr) : core::env_name_for_branch(upd.branch), key));
     IDP_TRY(plan(env, *resolved));
     std::vector<Event> events = {
-        make_event(env, now, actor, "create",
-                   reason + ": branch " + util::quote(upd.branch) + " at " + util::short_commit(commit))};
+        make_event(env, now, actor, "create", reason + ": " + what + " at " + util::short_commit(commit))};
     auto stored = m_store.insert_environment(env, events);
     if (!stored && stored.error().code == ErrorCode::already_exists) {
       // Another trigger created it a moment ago: treat this one as an update of it.
-      return sync_branch(upd, actor, reason);
+      return sync_source(upd, repo, commit, key, actor, reason);
     }
     if (stored) {
       m_signals.wake(stored->name);
@@ -599,7 +692,7 @@ Expected<Environment> Controller::sync_branch(const BranchUpdate& upd, const std
         return {};
       });
   if (!updated && gone) {
-    return sync_branch(upd, actor, reason);
+    return sync_source(upd, repo, commit, key, actor, reason);
   }
   if (updated && redeploy) {
     m_signals.cancel(updated->name, updated->generation);
@@ -613,6 +706,17 @@ Expected<std::optional<Environment>> Controller::remove_branch(const std::string
   IDP_TRY(validate_repo(repo));
   IDP_TRY(validate_branch(branch));
   IDP_TRY_ASSIGN(auto existing, m_store.find_by_source_key(source_key(RepoResolver::canonical_repo(repo), branch)));
+  if (!existing) {
+    return std::optional<Environment>();
+  }
+  IDP_TRY_ASSIGN(Environment env, destroy(existing->name, actor, reason));
+  return std::optional<Environment>(env);
+}
+
+Expected<std::optional<Environment>> Controller::remove_fork(const std::string& repo, int pr, const std::string& actor,
+                                                             const std::string& reason) {
+  IDP_TRY(validate_repo(repo));
+  IDP_TRY_ASSIGN(auto existing, m_store.find_by_source_key(fork_source_key(RepoResolver::canonical_repo(repo), pr)));
   if (!existing) {
     return std::optional<Environment>();
   }

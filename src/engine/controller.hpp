@@ -41,6 +41,11 @@ struct BranchUpdate {
   std::optional<int> pr_number;
   std::string default_template; // the watched repo's default template, "" = none
   std::string runtime;
+  // A pull request from a fork (issue 15): `commit` is the approved head of pull request
+  // fork_pr (refs/pull/<n>/head; `branch` is ignored). It is deployed only if it is still
+  // that head, as an environment of profile "untrusted" (EngineOptions::untrusted) named
+  // after the pull request and tracked by fork_source_key.
+  std::optional<int> fork_pr;
 };
 
 // Hooks into the reconciler, so the controller does not depend on it.
@@ -96,6 +101,9 @@ public:
   // Destroys the environment tracking repo+branch, if any. ok(nullopt) when none.
   Expected<std::optional<core::Environment>> remove_branch(const std::string& repo, const std::string& branch,
                                                            const std::string& actor, const std::string& reason);
+  // Destroys the environment of pull request `pr` from a fork of `repo`, if any.
+  Expected<std::optional<core::Environment>> remove_fork(const std::string& repo, int pr, const std::string& actor,
+                                                         const std::string& reason);
 
   // What an environment of req.repo/req.branch (its head, fetched now) would be applied as
   // on req.runtime (the server's default when empty), as the driver renders it (idp
@@ -118,17 +126,30 @@ public:
     Template tmpl;
     std::string config_json;
   };
+  // With `untrusted`, the config is then bound by the untrusted profile (apply_untrusted).
   Expected<Resolved> resolve_config(const std::string& repo, const std::string& commit,
                                     const std::string& template_override, const std::string& default_template,
-                                    bool check_ttl = true);
+                                    bool check_ttl = true, bool untrusted = false);
+  // The untrusted profile over a checked config: cpu and memory capped at
+  // EngineOptions::untrusted, no secrets, no public preview, the profile's TTL. Returns
+  // what it changed, for the events ("" = nothing).
+  std::string apply_untrusted(Resolved& r) const;
 
   static std::string source_key(const std::string& repo, const std::string& branch);
+  // The source key of the environment of a fork's pull request: no branch can have it (a
+  // space is not allowed in a branch name), so it never clashes with a branch of the repo.
+  static std::string fork_source_key(const std::string& repo, int pr);
 
 private:
   // The checks of a create that need no repository, and the environment they describe
   // (everything but its source).
   Expected<core::Environment> new_environment(const CreateRequest& req, util::Millis now);
   Expected<std::string> pick_name(const std::string& base, const std::string& identity);
+  // sync_branch for a fork's pull request (upd.fork_pr), and the create-or-redeploy both
+  // share: the environment of source `key` at `commit`.
+  Expected<core::Environment> sync_fork(const BranchUpdate& upd, const std::string& actor, const std::string& reason);
+  Expected<core::Environment> sync_source(const BranchUpdate& upd, const std::string& repo, const std::string& commit,
+                                          const std::string& key, const std::string& actor, const std::string& reason);
   Expected<void> plan(const core::Environment& env, const Resolved& r);
   // The driver of env.runtime and what it would be handed for `r` (the template must have
   // parts for the runtime).

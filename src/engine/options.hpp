@@ -9,6 +9,15 @@
 
 namespace idp::engine {
 
+// The untrusted profile's limits (server config forks.*; issue 15): an environment deployed
+// for an approved pull request from a fork gets its config's cpu and memory capped at these,
+// this TTL (its config cannot lengthen it), no secrets and no public preview.
+struct UntrustedLimits {
+  int cpu = 256;    // CPU units
+  int memory = 512; // MiB
+  util::Millis ttl = 24LL * 3600 * 1000;
+};
+
 struct EngineOptions {
   size_t workers = 4;                    // bounded worker pool
   util::Millis lease_ttl = 60'000;       // a lease not renewed for this long is free
@@ -31,6 +40,7 @@ struct EngineOptions {
   // Template of a repository whose .idp/config.yml names none (or that has no file), unless
   // its watched-repository entry names one; "" = core::AppConfig's default (api-service).
   std::string default_template;
+  UntrustedLimits untrusted;
   std::string owner_id; // lease owner: "host:pid:start" of this daemon
 };
 

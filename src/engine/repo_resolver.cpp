@@ -33,6 +33,11 @@ Expected<std::string> RepoResolver::resolve_branch(const std::string& repo, cons
   return commit;
 }
 
+Expected<std::string> RepoResolver::resolve_pull_head(const std::string& repo, int number) {
+  util::GitMirror mirror(m_cache_dir, repo);
+  return mirror.fetch_pull_head(number);
+}
+
 bool RepoResolver::is_commit_sha(const std::string& text) {
   static const std::regex k_sha("^[0-9a-f]{7,40}$");
   return std::regex_match(text, k_sha);

@@ -22,6 +22,9 @@ public:
   // Fetches and returns the commit `branch` points at. invalid_config when the branch
   // does not exist; transient when the repository cannot be reached.
   virtual Expected<std::string> resolve_branch(const std::string& repo, const std::string& branch);
+  // Fetches refs/pull/<number>/head (a pull request's head, also from a fork) and returns
+  // its commit. not_found when the repository has no such pull request.
+  virtual Expected<std::string> resolve_pull_head(const std::string& repo, int number);
   // Fetches and returns the full sha of `commit` (7 to 40 hex digits). invalid_argument when
   // it is not a commit of the repository.
   virtual Expected<std::string> resolve_commit(const std::string& repo, const std::string& commit);

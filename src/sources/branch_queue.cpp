@@ -31,6 +31,12 @@ Expected<void> ControllerActions::remove(const std::string& repo, const std::str
   return {};
 }
 
+Expected<void> ControllerActions::remove_fork(const std::string& repo, int pr, const std::string& actor,
+                                              const std::string& reason) {
+  IDP_TRY(m_controller.remove_fork(repo, pr, actor, reason));
+  return {};
+}
+
 BranchQueue::BranchQueue(BranchActions& actions, SeenHeads* seen, Options options)
     : m_actions(actions), m_seen(seen), m_options(options) {}
 
@@ -220,12 +226,15 @@ void BranchQueue::run(BranchWork& work) {
     upd.owner = work.owner;
     upd.pr_number = work.pr_number;
     upd.default_template = work.default_template;
+    upd.fork_pr = work.fork_pr;
     auto synced = m_actions.sync(upd, work.actor, work.reason);
     if (synced) {
       now_at = *synced;
     } else {
       result = Unexpected(synced.error());
     }
+  } else if (work.fork_pr) {
+    result = m_actions.remove_fork(work.repo, *work.fork_pr, work.actor, work.reason);
   } else {
     result = m_actions.remove(work.repo, work.branch, work.actor, work.reason);
   }
@@ -278,8 +287,8 @@ void BranchQueue::run(BranchWork& work) {
       m_stats.rejected += rejected ? 1 : 0;
     }
   }
-  if (!m_seen) {
-    return;
+  if (!m_seen || work.fork_pr) {
+    return; // a fork's pull request is no branch of the repository: the poller never sees it
   }
   if (!result && retryable(result.error().code)) {
     return; // gave up for now: the next poll or startup sync tries again

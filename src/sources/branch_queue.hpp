@@ -43,7 +43,11 @@ struct BranchWork {
   std::optional<int> pr_number;
   std::string default_template;
   bool only_if_head = false; // sync: refuse `commit` unless it is the branch head when the work runs
-  std::string actor;         // "webhook:push", "poller", ...
+  // A pull request from a fork (issue 15): sync deploys `commit` (approved) as its untrusted
+  // environment, remove destroys that environment. `branch` is then only this work's key
+  // (ForkGate: "pull/<n>/head (fork)", never a real branch's name).
+  std::optional<int> fork_pr;
+  std::string actor; // "webhook:push", "poller", ...
   std::string reason;
   int attempts = 0;            // failed attempts so far (transient errors)
   util::Millis not_before = 0; // steady-clock ms; retries wait until then
@@ -58,6 +62,12 @@ public:
                                      const std::string& reason) = 0;
   virtual Expected<void> remove(const std::string& repo, const std::string& branch, const std::string& actor,
                                 const std::string& reason) = 0;
+  // Destroys the environment of a fork's pull request, if any.
+  virtual Expected<void> remove_fork(const std::string& repo, int pr, const std::string& actor,
+                                     const std::string& reason) {
+    (void)repo, (void)pr, (void)actor, (void)reason;
+    return make_error(ErrorCode::internal, "this BranchActions does not handle forks");
+  }
 };
 
 // BranchActions over the real Controller.
@@ -68,6 +78,8 @@ public:
                              const std::string& reason) override;
   Expected<void> remove(const std::string& repo, const std::string& branch, const std::string& actor,
                         const std::string& reason) override;
+  Expected<void> remove_fork(const std::string& repo, int pr, const std::string& actor,
+                             const std::string& reason) override;
 
 private:
   engine::Controller& m_controller;

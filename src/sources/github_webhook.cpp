@@ -1,5 +1,7 @@
 #include "sources/github_webhook.hpp"
 
+#include <sstream>
+
 #include <spdlog/spdlog.h>
 
 #include "sources/repo_identity.hpp"
@@ -104,13 +106,26 @@ Expected<HookAction> map_pull_request(const WebhookPayload& p, const WatchedRepo
     return make_error(ErrorCode::invalid_argument, "pull_request event without a valid \"number\"");
   }
   a.pr_number = static_cast<int>(*number);
-  // A head in another repository (a fork) is not a branch of the watched repo: never run it.
+  // A head in another repository (a fork) is not a branch of the watched repo: never run it
+  // as one. With forks: approve, ForkGate holds it until its head commit is approved.
   const std::string& head_repo = p.head_repo_full_name;
   const std::string& base_repo = p.repository.full_name;
-  if (head_repo.empty() || util::to_lower(head_repo) != util::to_lower(base_repo)) {
-    return ignore("pull request #" + std::to_string(*a.pr_number) + " comes from a fork");
-  }
   a.owner = login_of(p);
+  if (head_repo.empty() || util::to_lower(head_repo) != util::to_lower(base_repo)) {
+    if (repo.forks != "approve") {
+      return ignore("pull request #" + std::to_string(*a.pr_number) + " comes from a fork (forks: ignore)");
+    }
+    if (action != "closed" && !is_sha(p.head_sha)) {
+      return make_error(ErrorCode::invalid_argument, "pull_request event: \"head.sha\" is not a commit sha");
+    }
+    a.kind = HookAction::Kind::fork;
+    a.action = action;
+    a.fork_repo = head_repo.empty() ? std::string("an unknown fork") : head_repo;
+    a.commit = p.head_sha;
+    a.owner = p.pr_author.empty() ? a.owner : p.pr_author;
+    a.reason = "pull request #" + std::to_string(*a.pr_number) + " from " + a.fork_repo + " " + action;
+    return a;
+  }
   const std::string& sha = p.head_sha;
   if (action == "closed") {
     a.kind = HookAction::Kind::remove;
@@ -128,6 +143,40 @@ Expected<HookAction> map_pull_request(const WebhookPayload& p, const WatchedRepo
   a.kind = HookAction::Kind::sync;
   a.commit = sha;
   a.reason = "pull request #" + std::to_string(*a.pr_number) + " " + action + " by " + a.owner;
+  return a;
+}
+
+// "/idp approve" or "/idp approve <sha>" as the first line of a comment.
+Expected<HookAction> map_issue_comment(const WebhookPayload& p, const WatchedRepo& repo) {
+  if (p.action != "created") {
+    return ignore("issue_comment action " + util::quote(p.action) + " changes no environment");
+  }
+  std::string first = p.comment_body.substr(0, p.comment_body.find('\n'));
+  std::vector<std::string> words;
+  std::istringstream in(first);
+  for (std::string w; in >> w;) {
+    words.push_back(w);
+  }
+  if (words.size() < 2 || words[0] != "/idp" || words[1] != "approve" || words.size() > 3) {
+    return ignore("comment is not an /idp command");
+  }
+  if (!p.issue_is_pull_request) {
+    return ignore("/idp approve on an issue, not a pull request");
+  }
+  if (repo.forks != "approve") {
+    return ignore("/idp approve: this repository deploys no pull requests from forks (forks: ignore)");
+  }
+  if (!p.issue_number || *p.issue_number <= 0 || *p.issue_number > 1'000'000'000) {
+    return make_error(ErrorCode::invalid_argument, "issue_comment event without a valid \"issue.number\"");
+  }
+  HookAction a;
+  a.kind = HookAction::Kind::approve;
+  a.pr_number = static_cast<int>(*p.issue_number);
+  a.owner = p.comment_author.empty() ? p.sender_login : p.comment_author;
+  if (words.size() == 3) {
+    a.commit = util::to_lower(words[2]);
+  }
+  a.reason = "/idp approve by " + a.owner;
   return a;
 }
 
@@ -190,12 +239,57 @@ Expected<HookAction> map_github_event(const std::string& event, const WebhookPay
   if (event == "delete") {
     return map_delete(payload);
   }
+  if (event == "issue_comment") {
+    return map_issue_comment(payload, repo);
+  }
   return ignore("event " + util::quote(event) + " changes no environment");
 }
 
 GithubWebhook::GithubWebhook(std::vector<WatchedRepo> repos, store::StateStore& store, BranchQueue& queue,
-                             util::Clock& clock, size_t max_body_bytes)
-    : m_repos(std::move(repos)), m_store(store), m_queue(queue), m_clock(clock), m_max_body(max_body_bytes) {}
+                             util::Clock& clock, size_t max_body_bytes, ForkGate* forks)
+    : m_repos(std::move(repos)), m_store(store), m_queue(queue), m_clock(clock), m_max_body(max_body_bytes),
+      m_forks(forks) {}
+
+WebhookResponse GithubWebhook::handle_fork(const HookAction& action, const WatchedRepo& repo,
+                                           const std::string& delivery) {
+  const int pr = action.pr_number.value_or(0);
+  if (!m_forks) {
+    return reply(200, {{"status", "ignored"}, {"reason", "this server takes no pull requests from forks"}});
+  }
+  if (action.kind == HookAction::Kind::fork) {
+    ForkEvent ev;
+    ev.action = action.action;
+    ev.pr = pr;
+    ev.head_repo = action.fork_repo;
+    ev.head_ref = action.branch;
+    ev.head_sha = action.commit;
+    ev.author = action.owner;
+    auto f = m_forks->on_pull_request(repo, ev);
+    if (!f) {
+      spdlog::error("webhook: delivery {}: pull request #{} from a fork: {}", delivery, pr, f.error().message);
+      return f.error().code == ErrorCode::invalid_argument
+                 ? fail(400, "invalid_argument", f.error().message)
+                 : fail(503, "unavailable", "cannot record it now; redeliver it later");
+    }
+    return reply(202, {{"status", f->state}, {"pull_request", pr}, {"commit", f->head_sha}, {"delivery", delivery}});
+  }
+  if (!ForkGate::comment_approver(repo, action.owner)) {
+    std::string why = util::quote(action.owner) + " may not approve pull requests from forks of this repository " +
+                      "(not in its fork_approvers)";
+    spdlog::warn("webhook: delivery {}: /idp approve on #{} refused: {}", delivery, pr, why);
+    return reply(200, {{"status", "refused"}, {"reason", why}, {"delivery", delivery}});
+  }
+  auto f = m_forks->approve(repo, pr, action.commit, "github:" + action.owner);
+  if (!f) {
+    if (f.error().code == ErrorCode::transient || f.error().code == ErrorCode::io_error) {
+      return fail(503, "unavailable", "cannot record the approval now; redeliver it later");
+    }
+    spdlog::warn("webhook: delivery {}: /idp approve on #{} refused: {}", delivery, pr, f.error().message);
+    return reply(200, {{"status", "refused"}, {"reason", f.error().message}, {"delivery", delivery}});
+  }
+  return reply(202,
+               {{"status", "approved"}, {"pull_request", pr}, {"commit", f->approved_commit}, {"delivery", delivery}});
+}
 
 WebhookResponse GithubWebhook::handle(const std::string& body,
                                       const std::function<std::string(const std::string&)>& header) {
@@ -275,6 +369,9 @@ WebhookResponse GithubWebhook::handle(const std::string& body,
   }
   if (!*fresh) {
     return reply(200, {{"status", "duplicate"}, {"delivery", delivery}});
+  }
+  if (action->kind == HookAction::Kind::fork || action->kind == HookAction::Kind::approve) {
+    return handle_fork(*action, *repo, delivery);
   }
   BranchWork work;
   work.op = action->kind == HookAction::Kind::sync ? BranchOp::sync : BranchOp::remove;

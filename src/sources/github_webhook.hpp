@@ -14,6 +14,9 @@
 //   404 a signed payload names no watched repository (so a misrouted hook shows as failed
 //       in GitHub's delivery log rather than silently succeeding)
 // Duplicates (200 "duplicate"): the same delivery id, or the same signed body again.
+// Pull requests from forks of a repository with forks: approve (ForkGate): 202 with
+// {"status": "pending" | "approved" | "closed"}; a "/idp approve" comment: 202 "approved",
+// or 200 "refused" with the reason (not in fork_approvers, not a known pull request, ...).
 //   413 body over the limit
 //   503 the store could not record the delivery (GitHub shows the failure; redeliver)
 // Thread-safe.
@@ -27,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sources/branch_queue.hpp"
+#include "sources/fork_gate.hpp"
 #include "sources/watched_repo.hpp"
 #include "sources/webhook_payload.hpp"
 #include "store/state_store.hpp"
@@ -44,13 +48,17 @@ std::string github_signature(std::string_view secret, std::string_view body);
 
 // What one event means for the branches of the repository it names. Pure.
 struct HookAction {
-  enum class Kind { sync, remove, ignore, ping };
+  // fork: a pull request from a fork of a repository whose forks is "approve" (ForkGate);
+  // approve: a "/idp approve [sha]" comment on a pull request of such a repository.
+  enum class Kind { sync, remove, ignore, ping, fork, approve };
   Kind kind = Kind::ignore;
   std::string branch;
   std::string commit; // sync: the commit to deploy; remove: the head when known
   std::optional<int> pr_number;
-  std::string owner;  // the GitHub login that caused it
-  std::string reason; // for the audit log, or why it was ignored
+  std::string owner;     // the GitHub login that caused it
+  std::string reason;    // for the audit log, or why it was ignored
+  std::string fork_repo; // fork: the head's repository, "owner/name"
+  std::string action;    // fork: the pull_request action
 };
 
 // Maps an X-GitHub-Event name and its payload (parse_webhook_payload). Tracking rules
@@ -67,18 +75,22 @@ struct WebhookResponse {
 class GithubWebhook {
 public:
   // `repos` are copied. `max_body_bytes` should equal the HTTP server's payload limit.
+  // `forks` (may be null: fork events are then ignored) takes pull requests from forks.
   GithubWebhook(std::vector<WatchedRepo> repos, store::StateStore& store, BranchQueue& queue, util::Clock& clock,
-                size_t max_body_bytes = 1024 * 1024);
+                size_t max_body_bytes = 1024 * 1024, ForkGate* forks = nullptr);
 
   // One delivery: the exact body bytes and a header lookup ("" when absent).
   WebhookResponse handle(const std::string& body, const std::function<std::string(const std::string&)>& header);
 
 private:
+  WebhookResponse handle_fork(const HookAction& action, const WatchedRepo& repo, const std::string& delivery);
+
   std::vector<WatchedRepo> m_repos;
   store::StateStore& m_store;
   BranchQueue& m_queue;
   util::Clock& m_clock;
   size_t m_max_body;
+  ForkGate* m_forks;
 };
 
 } // namespace idp::sources

@@ -10,7 +10,10 @@ Sources::Sources(std::vector<WatchedRepo> repos, store::StateStore& store, engin
   m_actions = std::make_unique<ControllerActions>(controller);
   m_seen = std::make_unique<SeenHeads>(store);
   m_queue = std::make_unique<BranchQueue>(*m_actions, m_seen.get());
-  m_webhook = std::make_unique<GithubWebhook>(m_repos, store, *m_queue, clock, options.max_body_bytes);
+  ForkGate::Options fo;
+  fo.github_api_url = options.github_api_url;
+  m_forks = std::make_unique<ForkGate>(m_repos, store, *m_queue, clock, fo);
+  m_webhook = std::make_unique<GithubWebhook>(m_repos, store, *m_queue, clock, options.max_body_bytes, m_forks.get());
   m_poller = std::make_unique<Poller>(m_repos, store, *m_queue, *m_seen, clock);
   GithubNotifier::Options no;
   no.api_url = options.github_api_url;
@@ -25,6 +28,7 @@ void Sources::start() {
   }
   m_started = true;
   m_queue->start();
+  m_forks->start();
   m_poller->start();
   m_notifier->start();
   if (!m_repos.empty()) {
@@ -40,6 +44,7 @@ void Sources::stop() {
   m_started = false;
   m_notifier->stop();
   m_poller->stop();
+  m_forks->stop();
   m_queue->stop();
 }
 

@@ -16,6 +16,7 @@
 
 #include "engine/controller.hpp"
 #include "sources/branch_queue.hpp"
+#include "sources/fork_gate.hpp"
 #include "sources/github_notifier.hpp"
 #include "sources/github_webhook.hpp"
 #include "sources/poller.hpp"
@@ -40,6 +41,7 @@ public:
   // The receiver behind POST /hooks/github (usable before start(): work waits in the queue).
   GithubWebhook& webhook() { return *m_webhook; }
   BranchQueue& queue() { return *m_queue; }
+  ForkGate& forks() { return *m_forks; }
 
   // Starts the queue workers, the poller (startup sync first) and the notifier.
   void start();
@@ -52,6 +54,7 @@ private:
   std::unique_ptr<ControllerActions> m_actions;
   std::unique_ptr<SeenHeads> m_seen;
   std::unique_ptr<BranchQueue> m_queue;
+  std::unique_ptr<ForkGate> m_forks;
   std::unique_ptr<GithubWebhook> m_webhook;
   std::unique_ptr<Poller> m_poller;
   std::unique_ptr<GithubNotifier> m_notifier;

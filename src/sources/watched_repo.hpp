@@ -19,6 +19,10 @@ struct WatchedRepo {
   std::string webhook_secret;               // resolved value ("" = webhooks refused for this repo)
   std::string github_token;                 // resolved value ("" = no notifications)
   std::string default_template;             // "" = the repo's config decides
+  // Pull requests from forks (issue 15): "ignore" (never deployed) or "approve" (deployed
+  // under the untrusted profile once a developer approves their head commit).
+  std::string forks = "ignore";
+  std::vector<std::string> fork_approvers; // GitHub logins whose "/idp approve" comment approves
   bool poll = false;
   util::Millis poll_interval = 30'000;
 

@@ -131,14 +131,43 @@ void project_pull_request(typename A::Value v, WebhookPayload& p) {
   p.has_pull_request = A::is_object(v);
   p.pr_number.reset();
   p.pr_merged = false;
+  p.pr_author.clear();
   clear_head(p); // a later "pull_request" replaces all of an earlier one
   A::fields(v, [&](std::string_view key, typename A::Value value) {
     if (key == "number") {
       p.pr_number = A::integer(value);
+    } else if (key == "user") {
+      p.pr_author = member_string<A>(value, "login");
     } else if (key == "merged") {
       p.pr_merged = A::is_true(value);
     } else if (key == "head") {
       project_head<A>(value, p);
+    }
+  });
+}
+
+template <class A>
+void project_issue(typename A::Value v, WebhookPayload& p) {
+  p.issue_number.reset();
+  p.issue_is_pull_request = false;
+  A::fields(v, [&](std::string_view key, typename A::Value value) {
+    if (key == "number") {
+      p.issue_number = A::integer(value);
+    } else if (key == "pull_request") {
+      p.issue_is_pull_request = A::is_object(value);
+    }
+  });
+}
+
+template <class A>
+void project_comment(typename A::Value v, WebhookPayload& p) {
+  p.comment_body.clear();
+  p.comment_author.clear();
+  A::fields(v, [&](std::string_view key, typename A::Value value) {
+    if (key == "body") {
+      p.comment_body = A::string(value);
+    } else if (key == "user") {
+      p.comment_author = member_string<A>(value, "login");
     }
   });
 }
@@ -167,6 +196,10 @@ WebhookPayload project(typename A::Value root) {
       p.pusher_name = member_string<A>(value, "name");
     } else if (key == "pull_request") {
       project_pull_request<A>(value, p);
+    } else if (key == "issue") {
+      project_issue<A>(value, p);
+    } else if (key == "comment") {
+      project_comment<A>(value, p);
     }
   });
   return p;

@@ -55,6 +55,13 @@ struct WebhookPayload {
   std::string head_ref;
   std::string head_sha;
   std::string head_repo_full_name; // pull_request.head.repo.full_name
+  std::string pr_author;           // pull_request.user.login
+
+  // issue_comment events: a comment on an issue or a pull request.
+  PayloadInt issue_number;            // issue.number
+  bool issue_is_pull_request = false; // issue.pull_request is an object (the issue is a pull request)
+  std::string comment_body;           // comment.body
+  std::string comment_author;         // comment.user.login
 
   friend bool operator==(const WebhookPayload&, const WebhookPayload&) = default;
 };

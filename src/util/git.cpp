@@ -342,6 +342,34 @@ Expected<void> GitMirror::fetch(int64_t timeout_ms) {
   return {};
 }
 
+Expected<std::string> GitMirror::fetch_pull_head(int number, int64_t timeout_ms) {
+  if (number <= 0) {
+    return make_error(ErrorCode::invalid_argument, "invalid pull request number " + std::to_string(number));
+  }
+  if (!path_exists(path_join(m_path, "HEAD"))) {
+    IDP_TRY(fetch(timeout_ms));
+  }
+  const std::string ref = "refs/pull/" + std::to_string(number) + "/head";
+  {
+    auto g = mirror_locks().lock(m_path);
+    IDP_TRY_ASSIGN(auto lock, FileLock::acquire(m_lock));
+    RunOptions opts;
+    opts.timeout_ms = timeout_ms;
+    auto r = run_git("fetch", m_url,
+                     {"--git-dir", m_path, "fetch", "--quiet", "--force", "origin", "+" + ref + ":" + ref}, opts);
+    if (!r) {
+      // git says "couldn't find remote ref" for a pull request the remote does not have.
+      bool missing = r.error().message.find("find remote ref") != std::string::npos;
+      return Unexpected(Error(missing ? ErrorCode::not_found : ErrorCode::transient, r.error().message));
+    }
+  }
+  IDP_TRY_ASSIGN(auto r, run(git_cmd({"--git-dir", m_path, "rev-parse", "--verify", "--quiet", ref + "^{commit}"})));
+  if (!r.ok()) {
+    return make_error(ErrorCode::not_found, ref + " not found in " + quote(redact_url(m_url)));
+  }
+  return trim(r.out);
+}
+
 Expected<std::string> GitMirror::resolve_branch(const std::string& branch) {
   if (!is_valid_git_branch(branch)) {
     return make_error(ErrorCode::invalid_argument, "invalid branch name " + quote(branch));

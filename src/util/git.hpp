@@ -56,6 +56,11 @@ public:
   Expected<void> fetch(int64_t timeout_ms = 120000);
   // The commit refs/heads/<branch> points at in the mirror (after fetch).
   Expected<std::string> resolve_branch(const std::string& branch);
+  // Fetches refs/pull/<number>/head, the head GitHub keeps in the base repository for every
+  // pull request (a fork's too), into the mirror under the same name, and returns its
+  // commit. The ref stays (fetch's prune covers refs/heads only), so that commit stays in
+  // the mirror for later checkouts. not_found when the remote has no such ref.
+  Expected<std::string> fetch_pull_head(int number, int64_t timeout_ms = 120000);
   // Fetches when `commit` is not present yet.
   Expected<void> ensure_commit(const std::string& commit);
   // Contents of `path` at `commit`; nullopt when the file does not exist there.

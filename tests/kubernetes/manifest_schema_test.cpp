@@ -78,6 +78,9 @@ std::vector<RenderCase> render_cases() {
   plain.spec.config.environment.clear();
   plain.spec.config.container_image = "nginx:alpine";
   out.push_back(plain);
+  RenderCase fork{"api-service/direct/untrusted-fork", kube::sample_spec("pr-3"), RenderSettings{}, {}};
+  fork.spec.env.profile = "untrusted"; // egress only to DNS and the namespace
+  out.push_back(fork);
   RenderCase worker{"scheduled-worker/direct", kube::sample_spec("nightly"), RenderSettings{}, {}};
   worker.spec.env.template_name = "scheduled-worker";
   worker.spec.components = {"schedule"};

@@ -526,13 +526,55 @@ async function pageAudit() {
   state.liveHandlers.add((ev) => { if (!evs.some(x => x.id === ev.id)) { evs.push(ev); render(); } });
 }
 
+// Pull requests from forks: pending ones wait for an approval of their head commit.
+async function pageForks() {
+  const holder = el('div', { 'aria-live': 'polite' });
+  setMain(el('h1', { text: 'Pull requests from forks' }),
+    el('p', { class: 'muted', text: 'A pull request from a fork is deployed only once its head commit is approved, and then without secrets or network (the untrusted profile). A new push needs a new approval.' }),
+    holder);
+  const canApprove = state.session && (state.session.role === 'admin' || state.session.role === 'developer');
+  const load = async () => {
+    let j;
+    try { j = await api('GET', '/forks'); } catch (e) { holder.replaceChildren(el('p', { class: 'status error', role: 'alert', text: e.message })); return; }
+    if (!j.forks.length) { holder.replaceChildren(el('p', { class: 'muted', id: 'no-forks', text: 'No pull requests from forks.' })); return; }
+    const rows = j.forks.map(f => {
+      const id = f.repo + '#' + f.pr;
+      const status = el('span', { class: 'status', role: 'status' });
+      let action = '';
+      if (f.state === 'pending' && canApprove) {
+        action = el('button', { type: 'button', class: 'approve', 'data-fork': id, onclick: async (ev) => {
+          ev.target.disabled = true; status.className = 'status busy'; status.textContent = 'Approving…';
+          try {
+            const r = await api('POST', '/forks/approve', { repo: f.repo_url, pr: f.pr, commit: f.head_sha });
+            status.className = 'status'; status.textContent = 'Approved ' + shortSha(r.approved_commit);
+            await load();
+          } catch (e) { ev.target.disabled = false; status.className = 'status error'; status.setAttribute('role', 'alert'); status.textContent = e.message; }
+        } }, 'Approve ' + shortSha(f.head_sha));
+      }
+      return el('tr', { 'data-fork': id },
+        el('td', { class: 'mono', text: id }),
+        el('td', { text: f.head_repo + ':' + f.head_ref }),
+        el('td', { text: f.author }),
+        el('td', {}, el('span', { class: 'phase ' + (f.state === 'approved' ? 'ready' : f.state === 'closed' ? 'destroyed' : 'pending'), text: f.state })),
+        el('td', { class: 'mono', text: shortSha(f.head_sha) }),
+        el('td', { text: f.approved_by ? f.approved_by + ' (' + shortSha(f.approved_commit) + ')' : '-' }),
+        el('td', {}, f.environment ? el('a', { href: '#/env/' + encodeURIComponent(f.environment), text: f.environment }) : '-'),
+        el('td', {}, action, status));
+    });
+    holder.replaceChildren(el('table', { id: 'forks' },
+      el('thead', {}, el('tr', {}, ['Pull request', 'From', 'Author', 'State', 'Head', 'Approved', 'Environment', ''].map(h => el('th', { scope: 'col', text: h })))),
+      el('tbody', {}, rows)));
+  };
+  await load();
+}
+
 // ---------- routing ----------
 
 function route() {
   state.liveHandlers.clear();
   if (logAbort) { logAbort.abort(); logAbort = null; }
   const h = location.hash || '#/';
-  const nav = h.startsWith('#/templates') ? 'templates' : h.startsWith('#/audit') ? 'audit' : 'envs';
+  const nav = h.startsWith('#/templates') ? 'templates' : h.startsWith('#/audit') ? 'audit' : h.startsWith('#/forks') ? 'forks' : 'envs';
   for (const a of document.querySelectorAll('[data-nav]')) {
     if (a.dataset.nav === nav) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
@@ -540,6 +582,7 @@ function route() {
   if (h.startsWith('#/env/')) { document.title = 'mini-idp · ' + decodeURIComponent(h.slice(6)); p = pageEnvironment(decodeURIComponent(h.slice(6))); }
   else if (nav === 'templates') { document.title = 'mini-idp · templates'; p = pageTemplates(); }
   else if (nav === 'audit') { document.title = 'mini-idp · audit log'; p = pageAudit(); }
+  else if (nav === 'forks') { document.title = 'mini-idp · forks'; p = pageForks(); }
   else { document.title = 'mini-idp · environments'; p = pageEnvironments(); }
   p.finally(() => document.body.setAttribute('data-ready', h));
 }

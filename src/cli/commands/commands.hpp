@@ -18,6 +18,8 @@ CommandSpec config_command();
 CommandSpec templates_command();
 CommandSpec version_command();
 CommandSpec unlock_command();
+CommandSpec approve_command();
+CommandSpec forks_command();
 CommandSpec exec_command();
 CommandSpec cost_command();
 CommandSpec drivers_command();

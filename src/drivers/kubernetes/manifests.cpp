@@ -429,6 +429,18 @@ Expected<std::vector<json>> render_namespace_objects(const DeploySpec& spec, con
        {{{"from",
           {{{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", routing_source_namespace(s)}}}}}},
            {{"podSelector", json::object()}}}}}}}};
+  if (spec.env.untrusted()) {
+    // A fork's pull request (the untrusted profile): no way out but the cluster's DNS and its
+    // own namespace (its database). A NetworkPolicy selects addresses, not host names, so the
+    // local runtime's egress allowlist of registries has no equivalent here.
+    netpol["spec"]["policyTypes"] = {"Ingress", "Egress"};
+    netpol["spec"]["egress"] = {
+        {{"to",
+          {{{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", "kube-system"}}}}},
+            {"podSelector", {{"matchLabels", {{"k8s-app", "kube-dns"}}}}}}}},
+         {"ports", {{{"protocol", "UDP"}, {"port", 53}}, {{"protocol", "TCP"}, {"port", 53}}}}},
+        {{"to", {{{"podSelector", json::object()}}}}}};
+  }
   out.push_back(netpol);
 
   json sa = object("v1", "ServiceAccount", "app", ns, labels);

@@ -55,6 +55,7 @@ void GitopsRig::write_config() {
     (void)util::write_file_atomic(tmp.sub("github.token"), options.github_token + "\n", 0600);
     cfg += "    github_token: " + yaml_quote("file:" + tmp.sub("github.token")) + "\n";
   }
+  cfg += options.repository_extra;
   if (!options.github_api_url.empty()) {
     cfg += "github:\n  api_url: " + yaml_quote(options.github_api_url) + "\n";
   }

@@ -28,6 +28,7 @@ struct GitopsOptions {
   std::vector<std::string> extra_flags;
   std::string log_level = "debug"; // the daemon's IDP_LOG_LEVEL
   std::string server_config_extra; // YAML appended to the server config (top-level keys)
+  std::string repository_extra;    // YAML appended to the repository's entry ("    key: value\n" lines)
 };
 
 class GitopsRig {

@@ -143,6 +143,62 @@ TEST(GithubEventTest, PullRequestsFromForksAndOtherActionsAreIgnored) {
   EXPECT_EQ(b->kind, HookAction::Kind::ignore);
 }
 
+TEST(GithubEventTest, AForkOfARepositoryThatApprovesForksIsHandedToTheGateWithItsHead) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  WatchedRepo repo = test_repo();
+  repo.forks = "approve";
+  for (std::string action : {"opened", "synchronize", "reopened", "closed"}) {
+    json p = testing::fork_pull_request_payload(payload_repo(), action, 5, "someone/fork", "main", k_sha2, "mallory");
+    auto a = map_json_event("pull_request", p, repo);
+    ASSERT_TRUE(a) << a.error().message;
+    EXPECT_EQ(a->kind, HookAction::Kind::fork) << action;
+    EXPECT_EQ(a->action, action);
+    EXPECT_EQ(a->fork_repo, "someone/fork");
+    EXPECT_EQ(a->commit, k_sha2);
+    EXPECT_EQ(a->pr_number, 5);
+    EXPECT_EQ(a->owner, "mallory");
+    EXPECT_EQ(a->branch, "main") << "the fork's branch, even one named like the base's default branch";
+  }
+  // A head that is not a commit is refused, whatever the fork.
+  json bad = testing::fork_pull_request_payload(payload_repo(), "opened", 5, "someone/fork", "x", "HEAD~1", "m");
+  auto b = map_json_event("pull_request", bad, repo);
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error().code, ErrorCode::invalid_argument);
+}
+
+TEST(GithubEventTest, SlashIdpApproveOnAPullRequestIsAnApprovalAnythingElseIsIgnored) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  WatchedRepo repo = test_repo();
+  repo.forks = "approve";
+  auto a = map_json_event("issue_comment",
+                          testing::pull_request_comment_payload(payload_repo(), 5, "alice", "/idp approve\nlooks fine"),
+                          repo);
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->kind, HookAction::Kind::approve);
+  EXPECT_EQ(a->pr_number, 5);
+  EXPECT_EQ(a->owner, "alice");
+  EXPECT_EQ(a->commit, "");
+  auto with_sha = map_json_event(
+      "issue_comment", testing::pull_request_comment_payload(payload_repo(), 5, "alice", "/idp approve ABC1234"), repo);
+  ASSERT_TRUE(with_sha);
+  EXPECT_EQ(with_sha->commit, "abc1234");
+  for (std::string body : {"LGTM", "please /idp approve", "/idp approve a b", "/idp", "/idp deploy"}) {
+    auto c =
+        map_json_event("issue_comment", testing::pull_request_comment_payload(payload_repo(), 5, "alice", body), repo);
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->kind, HookAction::Kind::ignore) << body;
+  }
+  // On an issue (not a pull request), or where forks are ignored: nothing to approve.
+  json on_issue = testing::pull_request_comment_payload(payload_repo(), 5, "alice", "/idp approve");
+  on_issue["issue"].erase("pull_request");
+  EXPECT_EQ(map_json_event("issue_comment", on_issue, repo)->kind, HookAction::Kind::ignore);
+  EXPECT_EQ(map_json_event("issue_comment",
+                           testing::pull_request_comment_payload(payload_repo(), 5, "alice", "/idp approve"),
+                           test_repo())
+                ->kind,
+            HookAction::Kind::ignore);
+}
+
 TEST(GithubEventTest, DeleteOfABranchRemovesDeleteOfATagIsIgnored) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
   auto branch = map_json_event("delete", testing::delete_payload(payload_repo(), "feature/login"), test_repo());
@@ -252,6 +308,127 @@ struct Receiver {
   }
   bool delivery_recorded(const std::string& id) { return !*store.record_delivery(id, 0); }
 };
+
+// The gate records a fork's pull request as pending and queues nothing; an approval queues the
+// approved head as fork work; a new push is pending again; a comment by someone not in
+// fork_approvers approves nothing; closing queues the removal.
+TEST(GithubWebhookTest, AForkWaitsForAnApprovalOfItsHeadAndANewPushForAnotherOne) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  testing::InMemoryStore store;
+  testing::FakeClock clock;
+  testing::RecordingActions actions;
+  BranchQueue queue{actions, nullptr};
+  WatchedRepo repo = test_repo();
+  repo.forks = "approve";
+  repo.fork_approvers = {"Alice"};
+  ForkGate gate({repo}, store, queue, clock, {});
+  GithubWebhook hook({repo}, store, queue, clock, 1024 * 1024, &gate);
+  int n = 0;
+  auto post = [&](const std::string& event, const json& payload) {
+    std::string body = payload.dump();
+    auto headers = testing::github_headers(event, "d-" + std::to_string(++n), body, k_secret);
+    return hook.handle(body, [&](const std::string& name) -> std::string {
+      for (const auto& [k, v] : headers) {
+        if (k == name) {
+          return v;
+        }
+      }
+      return "";
+    });
+  };
+  const std::string key = "pull/5/head (fork)";
+  auto opened =
+      post("pull_request", testing::fork_pull_request_payload(payload_repo(), "opened", 5, "m/fork", "p", k_sha1, "m"));
+  EXPECT_EQ(opened.status, 202) << opened.body.dump();
+  EXPECT_EQ(opened.body["status"], "pending");
+  EXPECT_TRUE(queue.pending_for_test(repo.url, key).empty()) << "nothing deploys before an approval";
+  auto stored = store.get_fork_request(repo.url, 5);
+  ASSERT_TRUE(stored && *stored);
+  EXPECT_EQ((*stored)->head_sha, k_sha1);
+  EXPECT_EQ((*stored)->author, "m");
+  EXPECT_EQ((*stored)->head_repo, "m/fork");
+
+  auto refused = post("issue_comment", testing::pull_request_comment_payload(payload_repo(), 5, "m", "/idp approve"));
+  EXPECT_EQ(refused.status, 200);
+  EXPECT_EQ(refused.body["status"], "refused");
+  EXPECT_TRUE(queue.pending_for_test(repo.url, key).empty());
+
+  auto ok = post("issue_comment", testing::pull_request_comment_payload(payload_repo(), 5, "alice", "/idp approve"));
+  EXPECT_EQ(ok.status, 202) << ok.body.dump();
+  auto pending = queue.pending_for_test(repo.url, key);
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].op, BranchOp::sync);
+  EXPECT_EQ(pending[0].fork_pr, 5);
+  EXPECT_EQ(pending[0].commit, k_sha1);
+  EXPECT_EQ(pending[0].actor, "github:alice");
+  EXPECT_EQ((*store.get_fork_request(repo.url, 5))->state, "approved");
+
+  auto pushed = post("pull_request",
+                     testing::fork_pull_request_payload(payload_repo(), "synchronize", 5, "m/fork", "p", k_sha2, "m"));
+  EXPECT_EQ(pushed.body["status"], "pending");
+  auto after = *store.get_fork_request(repo.url, 5);
+  EXPECT_EQ(after->head_sha, k_sha2);
+  EXPECT_EQ(after->approved_commit, k_sha1);
+  // An approval naming the old head is refused; the API's approval of the head is not.
+  auto stale = gate.approve(repo, 5, k_sha1.substr(0, 7), "cli:bob");
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, ErrorCode::conflict);
+  auto fresh = gate.approve(repo, 5, "", "cli:bob");
+  ASSERT_TRUE(fresh) << fresh.error().message;
+  EXPECT_EQ(fresh->approved_commit, k_sha2);
+  auto unknown = gate.approve(repo, 6, "", "cli:bob");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, ErrorCode::not_found);
+
+  auto closed =
+      post("pull_request", testing::fork_pull_request_payload(payload_repo(), "closed", 5, "m/fork", "p", k_sha2, "m"));
+  EXPECT_EQ(closed.body["status"], "closed");
+  auto last = queue.pending_for_test(repo.url, key);
+  ASSERT_FALSE(last.empty());
+  EXPECT_EQ(last.back().op, BranchOp::remove);
+  EXPECT_EQ(gate.approve(repo, 5, "", "cli:bob").error().code, ErrorCode::conflict) << "closed";
+}
+
+// The queue is memory only: a restarted gate deploys an approved request that has no
+// environment yet, and removes a closed one's; pending ones and done ones are left alone.
+TEST(GithubWebhookTest, AGateStartedAgainFinishesApprovalsAndClosesItsQueueLost) {
+  testing::InMemoryStore store;
+  testing::FakeClock clock;
+  testing::RecordingActions actions;
+  BranchQueue queue{actions, nullptr};
+  WatchedRepo repo = test_repo();
+  repo.forks = "approve";
+  auto put = [&](int pr, const std::string& state, const std::string& approved) {
+    ASSERT_TRUE(store.update_fork_request(repo.url, pr, [&](store::ForkRequest& f, bool) -> Expected<void> {
+      f.state = state;
+      f.head_sha = k_sha2;
+      f.approved_commit = approved;
+      return {};
+    }));
+  };
+  put(1, "approved", k_sha2); // no environment: deploy
+  put(2, "pending", "");      // nothing
+  put(3, "closed", k_sha1);   // its environment is live: remove
+  put(4, "closed", "");       // none: nothing
+  put(5, "approved", k_sha2); // deployed at that commit already: nothing
+  core::Environment live;
+  live.name = "pr-3";
+  live.source_key = engine::Controller::fork_source_key(repo.url, 3);
+  ASSERT_TRUE(store.insert_environment(live, {}));
+  live.name = "pr-5";
+  live.commit = k_sha2;
+  live.source_key = engine::Controller::fork_source_key(repo.url, 5);
+  ASSERT_TRUE(store.insert_environment(live, {}));
+  ForkGate gate({repo}, store, queue, clock, {});
+  EXPECT_EQ(gate.resync(), 2u);
+  auto one = queue.pending_for_test(repo.url, "pull/1/head (fork)");
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].op, BranchOp::sync);
+  EXPECT_EQ(one[0].commit, k_sha2);
+  auto three = queue.pending_for_test(repo.url, "pull/3/head (fork)");
+  ASSERT_EQ(three.size(), 1u);
+  EXPECT_EQ(three[0].op, BranchOp::remove);
+}
 
 TEST(GithubWebhookTest, SignedPushIsQueuedWithoutTouchingTheController) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();

@@ -124,6 +124,32 @@ json pull_request_payload(const TestRepo& repo, const std::string& action, int n
   return p;
 }
 
+json fork_pull_request_payload(const TestRepo& repo, const std::string& action, int number,
+                               const std::string& fork_full_name, const std::string& branch, const std::string& sha,
+                               const std::string& author) {
+  json p = pull_request_payload(repo, action, number, branch, sha);
+  auto& head_repo = p["pull_request"]["head"]["repo"];
+  head_repo["full_name"] = fork_full_name;
+  head_repo["name"] = fork_full_name.substr(fork_full_name.find('/') + 1);
+  head_repo["fork"] = true;
+  p["pull_request"]["head"]["label"] = fork_full_name.substr(0, fork_full_name.find('/')) + ":" + branch;
+  p["pull_request"]["user"]["login"] = author;
+  p["sender"]["login"] = author;
+  return p;
+}
+
+json pull_request_comment_payload(const TestRepo& repo, int number, const std::string& login, const std::string& body) {
+  json p = webhook_example("issue_comment", [](const json& ex) { return ex.value("action", "") == "created"; });
+  point_at(p, repo);
+  p["issue"]["number"] = number;
+  p["issue"]["pull_request"] = {
+      {"url", "https://api.github.com/repos/" + repo.full_name + "/pulls/" + std::to_string(number)}};
+  p["comment"]["body"] = body;
+  p["comment"]["user"]["login"] = login;
+  p["sender"]["login"] = login;
+  return p;
+}
+
 json delete_payload(const TestRepo& repo, const std::string& ref, const std::string& ref_type) {
   json p = webhook_example("delete");
   point_at(p, repo);

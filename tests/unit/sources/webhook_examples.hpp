@@ -54,6 +54,15 @@ nlohmann::json tag_push_payload(const TestRepo& repo);
 // pull_request `action` (opened, synchronize, reopened, closed) for PR `number` of `branch` at `sha`.
 nlohmann::json pull_request_payload(const TestRepo& repo, const std::string& action, int number,
                                     const std::string& branch, const std::string& sha, bool merged = false);
+// The pull_request example edited to come from a fork: head.repo is `fork_full_name`,
+// pull_request.user and sender are `author`.
+nlohmann::json fork_pull_request_payload(const TestRepo& repo, const std::string& action, int number,
+                                         const std::string& fork_full_name, const std::string& branch,
+                                         const std::string& sha, const std::string& author);
+// The issue_comment "created" example on pull request `number` (issue.pull_request set: the
+// published examples are all on plain issues) by `login` with `body`.
+nlohmann::json pull_request_comment_payload(const TestRepo& repo, int number, const std::string& login,
+                                            const std::string& body);
 // delete of `branch` (ref_type "branch"), or of a tag when ref_type is "tag".
 nlohmann::json delete_payload(const TestRepo& repo, const std::string& ref, const std::string& ref_type = "branch");
 nlohmann::json ping_payload(const TestRepo& repo);

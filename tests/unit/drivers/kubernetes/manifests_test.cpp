@@ -67,6 +67,27 @@ TEST(KubernetesManifestsTest, QuotaLimitsPolicyAndServiceAccountComeFromTheConfi
   EXPECT_EQ(sa["automountServiceAccountToken"], false);
 }
 
+// A fork's pull request (the untrusted profile): egress only to the cluster's DNS and the
+// namespace's own pods; every other environment keeps egress open.
+TEST(KubernetesManifestsTest, AnUntrustedEnvironmentMayReachOnlyDnsAndItsOwnNamespace) {
+  auto spec = testing::kube::sample_spec();
+  spec.env.profile = "untrusted";
+  auto objs = render_environment(spec, RenderSettings{}, {});
+  ASSERT_TRUE(objs.has_value());
+  json np = find(*objs, "NetworkPolicy");
+  EXPECT_EQ(np["spec"]["policyTypes"], json::array({"Ingress", "Egress"}));
+  ASSERT_EQ(np["spec"]["egress"].size(), 2u);
+  const json& dns = np["spec"]["egress"][0];
+  EXPECT_EQ(dns["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], "kube-system");
+  EXPECT_EQ(dns["to"][0]["podSelector"]["matchLabels"]["k8s-app"], "kube-dns");
+  EXPECT_EQ(dns["ports"].size(), 2u);
+  EXPECT_EQ(dns["ports"][0]["port"], 53);
+  EXPECT_EQ(np["spec"]["egress"][1]["to"][0]["podSelector"], json::object());
+  auto trusted = render_environment(testing::kube::sample_spec(), RenderSettings{}, {});
+  ASSERT_TRUE(trusted.has_value());
+  EXPECT_FALSE(find(*trusted, "NetworkPolicy")["spec"].contains("egress"));
+}
+
 TEST(KubernetesManifestsTest, TheSecretHoldsEnvironmentAndResolvedSecrets) {
   auto spec = testing::kube::sample_spec();
   spec.config.secrets = {{"API_KEY", "api-key"}};
