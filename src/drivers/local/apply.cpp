@@ -180,7 +180,10 @@ Expected<std::optional<ApplyResult>> LocalDriver::prepare(ApplyRun& run) {
     }
   }
 
-  IDP_TRY_ASSIGN(run.secrets, resolve_secrets(spec.config.secrets, spec.env.repo, m_ctx.secrets));
+  // The engine gives a fork's config no secrets; whatever reaches here, none is resolved.
+  static const std::map<std::string, std::string> k_none;
+  IDP_TRY_ASSIGN(run.secrets,
+                 resolve_secrets(spec.env.untrusted() ? k_none : spec.config.secrets, spec.env.repo, m_ctx.secrets));
   run.warnings.insert(run.warnings.end(), run.secrets.warnings.begin(), run.secrets.warnings.end());
 
   InstanceRecord& inst = run.inst;
@@ -211,7 +214,8 @@ Expected<std::optional<ApplyResult>> LocalDriver::prepare(ApplyRun& run) {
   inst.content_hash = hash;
   inst.kind = run.kind;
   inst.health_path = spec.config.health_check_path;
-  inst.public_preview = spec.config.public_preview;
+  inst.public_preview = spec.config.public_preview && !spec.env.untrusted();
+  inst.untrusted = spec.env.untrusted();
   if (run.wants_schedule) {
     IDP_TRY_ASSIGN(auto job_argv, core::split_command_line(spec.config.local.start));
     inst.job = {{"expression", spec.config.schedule_expression},
@@ -239,7 +243,7 @@ Expected<void> LocalDriver::bring_up(ApplyRun& run) {
 
   (void)run.log->append("system",
                         "deploying revision " + inst.key + " (commit " + util::short_commit(inst.commit, 12) + ")");
-  auto as = run_as(env);
+  auto as = run_as(env, spec.env.untrusted());
   if (!as) {
     return abandon(run, as.error());
   }

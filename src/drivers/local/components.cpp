@@ -10,6 +10,7 @@
 #include "drivers/local/local_secrets.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 
 namespace idp::drivers::local {
@@ -104,9 +105,20 @@ Expected<void> LocalDriver::register_job(const std::string& env, const EnvState&
   if (job.argv.empty()) {
     return make_error(ErrorCode::invalid_config, "local.start: the job has no command");
   }
-  IDP_TRY_ASSIGN(RunAs as, run_as(env));
-  job.uid = as.uid;
-  job.gid = as.gid;
+  IDP_TRY_ASSIGN(RunAs as, run_as(env, inst.untrusted));
+  if (as.untrusted) {
+    // A fork's job runs in the network sandbox, whose wrapper drops to the uid.
+    std::vector<int> db_ports;
+    if (state.database) {
+      IDP_TRY_ASSIGN(auto vars, m_databases->app_environment(*state.database));
+      if (auto port = util::parse_int<int>(vars["PGPORT"], 1, 65535)) {
+        db_ports.push_back(*port);
+      }
+    }
+    job.argv = sandboxed(job.argv, as, 0, db_ports);
+  }
+  job.uid = as.untrusted ? -1 : as.uid;
+  job.gid = as.untrusted ? -1 : as.gid;
   job.placement = placement_for(inst, as);
   std::optional<DatabaseRecord> db = state.database;
   auto config_env = j.value("environment", std::map<std::string, std::string>{});

@@ -39,6 +39,7 @@ nlohmann::json InstanceRecord::to_json() const {
           {"static_root", static_root},
           {"spa", spa},
           {"public_preview", public_preview},
+          {"untrusted", untrusted},
           {"cgroup_dirs", cgroup_dirs},
           {"cgroup", cgroup},
           {"limits_warning", limits_warning},
@@ -64,6 +65,7 @@ InstanceRecord InstanceRecord::from_json(const nlohmann::json& j) {
   r.static_root = j.value("static_root", "");
   r.spa = j.value("spa", false);
   r.public_preview = j.value("public_preview", false);
+  r.untrusted = j.value("untrusted", false);
   r.cgroup_dirs = j.value("cgroup_dirs", std::vector<std::string>{});
   r.cgroup = j.contains("cgroup") ? j.at("cgroup") : nlohmann::json();
   r.limits_warning = j.value("limits_warning", "");

@@ -46,6 +46,7 @@ struct InstanceRecord {
   std::string static_root; // static: the served directory
   bool spa = false;
   bool public_preview = false; // its config said `public: true` (the server decides: route_for)
+  bool untrusted = false;      // the untrusted profile (a fork's pull request): sandboxed, always protected
   std::vector<std::string> cgroup_dirs;
   nlohmann::json cgroup;      // CgroupPlacement::to_json(), null when none
   std::string limits_warning; // why cpu/memory limits are not enforced, "" when they are

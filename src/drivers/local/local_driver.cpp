@@ -15,6 +15,7 @@
 #include "drivers/local/isolation.hpp"
 #include "drivers/local/local_driver_support.hpp"
 #include "drivers/local/local_secrets.hpp"
+#include "drivers/local/netns_sandbox.hpp"
 #include "drivers/local/processes.hpp"
 #include "util/failpoint.hpp"
 #include "util/fs.hpp"
@@ -111,8 +112,15 @@ std::map<std::string, std::string> LocalDriver::marker_env(const std::string& en
   return {{k_marker_home, m_home_id}, {k_marker_env, env}, {k_marker_revision, key}};
 }
 
-Expected<LocalDriver::RunAs> LocalDriver::run_as(const std::string& env) {
-  if (!m_isolated) {
+Expected<LocalDriver::RunAs> LocalDriver::run_as(const std::string& env, bool untrusted) {
+  if (untrusted && ::geteuid() != 0) {
+    return make_error(ErrorCode::permanent,
+                      "environment " + util::quote(env) +
+                          " runs a pull request from a fork: the untrusted profile needs a server running as root "
+                          "(its own uid and network namespace); this server runs as uid " +
+                          std::to_string(::geteuid()));
+  }
+  if (!m_isolated && !untrusted) {
     return RunAs{};
   }
   auto fail = [&](const Error& e) {
@@ -123,7 +131,7 @@ Expected<LocalDriver::RunAs> LocalDriver::run_as(const std::string& env) {
     return fail(uid.error());
   }
   auto p = paths(env);
-  RunAs as{static_cast<int>(*uid), static_cast<int>(*uid), util::path_join(p.dir, "home")};
+  RunAs as{static_cast<int>(*uid), static_cast<int>(*uid), util::path_join(p.dir, "home"), untrusted};
   if (auto r = util::ensure_dir(p.dir, 0700); !r) {
     return fail(r.error());
   }
@@ -144,6 +152,35 @@ Expected<LocalDriver::RunAs> LocalDriver::run_as(const std::string& env) {
     return fail(r.error());
   }
   return as;
+}
+
+std::vector<std::string> LocalDriver::sandboxed(const std::vector<std::string>& argv, const RunAs& as, int publish,
+                                                const std::vector<int>& forward) const {
+  if (!as.untrusted) {
+    return argv;
+  }
+  NetnsArgs na;
+  na.uid = as.uid;
+  na.gid = as.gid;
+  if (publish > 0) {
+    na.publish.push_back(publish);
+  }
+  na.forward = forward;
+  na.allow = m_ctx.untrusted.egress_allow;
+  na.argv = argv;
+  std::vector<std::string> out = {m_self_exe};
+  for (auto& a : netns_command_arguments(na)) {
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+int64_t LocalDriver::pids_max_for(const InstanceRecord& inst) const {
+  if (!inst.untrusted) {
+    return m_opts.pids_max;
+  }
+  const int64_t profile = m_ctx.untrusted.pids_max;
+  return m_opts.pids_max > 0 ? std::min(m_opts.pids_max, profile) : profile;
 }
 
 void LocalDriver::apply_run_as(const RunAs& as, std::map<std::string, std::string>& vars) {
@@ -222,7 +259,8 @@ std::optional<RouteTarget> LocalDriver::route_for(const std::string& env, const 
                                                   const InstanceRecord& inst) const {
   RouteTarget r;
   r.env = env;
-  r.protect = preview_protected(repo, inst.public_preview);
+  // A fork's preview needs a sign-in whatever the server's previews.protect says.
+  r.protect = inst.untrusted || preview_protected(repo, inst.public_preview);
   if (inst.kind == "web" && inst.port > 0) {
     r.port = inst.port;
     return r;

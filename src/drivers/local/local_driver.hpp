@@ -128,8 +128,20 @@ private:
     int uid = -1;
     int gid = -1;
     std::string home;
+    bool untrusted = false; // the untrusted profile: every process in the network sandbox (sandboxed)
   };
-  Expected<RunAs> run_as(const std::string& env);
+  // Who the environment's code runs as: its own uid when isolated, and always for the
+  // untrusted profile (a permanent error when the server is not root: it needs the uid
+  // and a network namespace).
+  Expected<RunAs> run_as(const std::string& env, bool untrusted = false);
+  // `argv` as it runs for `as`: unchanged, or for the untrusted profile inside `idp __netns`
+  // (drivers/local/netns_sandbox.hpp) as the environment's uid, with the egress allowlist,
+  // `publish` (the app's port) reachable from the host and `forward` (its database's port)
+  // from inside. The caller then runs it as root (uid -1): the wrapper drops privileges.
+  std::vector<std::string> sandboxed(const std::vector<std::string>& argv, const RunAs& as, int publish,
+                                     const std::vector<int>& forward) const;
+  // The process limit of a revision: pids_max, or the untrusted profile's when tighter.
+  int64_t pids_max_for(const InstanceRecord& inst) const;
   // The variables that say who the code runs as (HOME) over `vars`.
   static void apply_run_as(const RunAs& as, std::map<std::string, std::string>& vars);
   // Warnings every answer about the environment carries (not isolated, limits missing).

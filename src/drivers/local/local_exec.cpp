@@ -27,13 +27,15 @@ Expected<LocalDriver::ExecTarget> LocalDriver::exec_command(const core::Environm
     return make_error(ErrorCode::not_found, "environment " + util::quote(env.name) + " is not deployed");
   }
   const InstanceRecord& a = *(*loaded)->active;
-  IDP_TRY_ASSIGN(RunAs as, run_as(env.name));
+  IDP_TRY_ASSIGN(RunAs as, run_as(env.name, a.untrusted));
   ExecTarget target;
-  target.uid = as.uid;
-  target.gid = as.gid;
+  // A fork's environment: the command runs in its network sandbox too (the wrapper drops
+  // to the uid), so `idp exec` never gives its code the server's network.
+  target.uid = as.untrusted ? -1 : as.uid;
+  target.gid = as.untrusted ? -1 : as.gid;
   target.placement = placement_for(a, as); // the revision's process limit covers exec sessions too
   util::Command& cmd = target.cmd;
-  cmd.argv = argv;
+  cmd.argv = sandboxed(argv, as, 0, {});
   cmd.cwd = util::path_join(a.dir, "src");
   cmd.clear_env = true;
   // The app's own environment (config, secrets, PORT, markers), like `docker exec`.

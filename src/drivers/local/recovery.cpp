@@ -131,7 +131,8 @@ std::vector<RouteTarget> LocalDriver::recorded_routes(std::map<std::string, EnvS
     if (s.route) {
       s.route->env = name;
       // The server's previews: settings may have changed since the route was recorded.
-      s.route->protect = preview_protected(s.repo, s.active && s.active->public_preview);
+      s.route->protect =
+          (s.active && s.active->untrusted) || preview_protected(s.repo, s.active && s.active->public_preview);
       routes.push_back(*s.route);
     }
   }
@@ -210,7 +211,7 @@ void LocalDriver::resume_environments(const std::set<std::string>& live_names,
     spdlog::warn("local driver: {}", r.error().message);
   }
   for (const auto& [name, st] : states) {
-    if (auto r = run_as(name); !r) {
+    if (auto r = run_as(name, st.active && st.active->untrusted); !r) {
       spdlog::warn("local driver: {}", r.error().message);
     }
   }

@@ -24,6 +24,7 @@
 #include "util/fs.hpp"
 #include "util/git.hpp"
 #include "util/http_client.hpp"
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -61,7 +62,9 @@ Expected<void> LocalDriver::checkout(const std::string& repo, const InstanceReco
 
 void LocalDriver::place_revision(const std::string& env, const DeploySpec& spec, const RunAs& as,
                                  InstanceRecord& inst) {
-  CgroupLimits limits{spec.config.cpu, spec.config.memory, m_opts.pids_max};
+  inst.untrusted = spec.env.untrusted();
+  const int64_t pids_max = pids_max_for(inst);
+  CgroupLimits limits{spec.config.cpu, spec.config.memory, pids_max};
   auto placement = m_cgroups.create(env + "." + inst.key, limits);
   std::vector<std::string> warnings;
   std::string no_pids_cgroup; // why the process limit is not a pids cgroup
@@ -80,21 +83,21 @@ void LocalDriver::place_revision(const std::string& env, const DeploySpec& spec,
   }
   // The process limit: the pids cgroup when there is one, else RLIMIT_NPROC, which the
   // kernel counts per real uid and does not apply to root (placement_for says the value).
-  const std::string wanted = "process limit (pids_max " + std::to_string(m_opts.pids_max) + ")";
-  if (m_opts.pids_max <= 0) {
+  const std::string wanted = "process limit (pids_max " + std::to_string(pids_max) + ")";
+  if (pids_max <= 0) {
     inst.process_limit = "none (pids_max 0)";
   } else if (placement && placement->pids_max > 0) {
     inst.process_limit = "pids.max " + std::to_string(placement->pids_max) + " (cgroup)";
   } else if (as.uid >= 0) {
-    inst.process_limit = "RLIMIT_NPROC " + std::to_string(m_opts.pids_max) + " (uid " + std::to_string(as.uid) +
-                         ", the environment's own)";
+    inst.process_limit =
+        "RLIMIT_NPROC " + std::to_string(pids_max) + " (uid " + std::to_string(as.uid) + ", the environment's own)";
     warnings.push_back(
         wanted + " enforced with RLIMIT_NPROC for the environment's uid instead of a pids cgroup: " + no_pids_cgroup);
   } else if (::geteuid() != 0) {
-    inst.process_limit = "RLIMIT_NPROC: " + std::to_string(m_opts.pids_max) + " more than the server's user runs";
+    inst.process_limit = "RLIMIT_NPROC: " + std::to_string(pids_max) + " more than the server's user runs";
     warnings.push_back(wanted + " enforced with RLIMIT_NPROC instead of a pids cgroup (" + no_pids_cgroup +
                        "): it counts every process of the server's user, so the app may start at most " +
-                       std::to_string(m_opts.pids_max) + " more than that user runs when it starts");
+                       std::to_string(pids_max) + " more than that user runs when it starts");
   } else {
     inst.process_limit = "none";
     warnings.push_back(wanted + " not enforced: " + no_pids_cgroup +
@@ -111,18 +114,19 @@ util::ChildPlacement LocalDriver::placement_for(const InstanceRecord& inst, cons
   // that refuses the move) does not stop the app; otherwise its limits must hold.
   out.cgroups_best_effort = m_opts.isolation == "off";
   const bool pids_cgroup = inst.cgroup.is_object() && inst.cgroup.value("pids_max", int64_t{0}) > 0;
-  if (m_opts.pids_max <= 0 || pids_cgroup) {
+  const int64_t pids_max = pids_max_for(inst);
+  if (pids_max <= 0 || pids_cgroup) {
     return out;
   }
   if (as.uid >= 0) {
     // The environment's own uid: RLIMIT_NPROC counts exactly its processes (all its
     // revisions together), the same budget pids.max gives one revision.
-    out.nproc_limit = m_opts.pids_max;
+    out.nproc_limit = pids_max;
   } else if (::geteuid() != 0) {
     // The server's own user: the limit counts all of that user's tasks (the server, other
     // environments, the user's shells), so it is set that many above what runs now: the app
     // can add at most pids_max. Counted at each start.
-    out.nproc_limit = static_cast<int64_t>(tasks_of_uid(::getuid())) + m_opts.pids_max;
+    out.nproc_limit = static_cast<int64_t>(tasks_of_uid(::getuid())) + pids_max;
   }
   // Root without isolation: RLIMIT_NPROC does not bind root; place_revision warned.
   return out;
@@ -143,7 +147,7 @@ Expected<void> LocalDriver::build(const DeploySpec& spec, const InstanceRecord& 
   progress.step("building: " + text);
   (void)log.append("system", "build of revision " + inst.key + ": " + text);
   util::Command cmd;
-  cmd.argv = argv;
+  cmd.argv = sandboxed(argv, as, 0, {});
   cmd.cwd = util::path_join(inst.dir, "src");
   cmd.clear_env = true;
   cmd.env = base_env();
@@ -162,8 +166,9 @@ Expected<void> LocalDriver::build(const DeploySpec& spec, const InstanceRecord& 
   ro.timeout_ms = m_opts.build_timeout_ms;
   ro.cancel = progress.cancel_flag();
   ro.max_capture = 64 * 1024;
-  ro.uid = as.uid;
-  ro.gid = as.gid;
+  // In the network sandbox the wrapper stays root and drops to the uid itself.
+  ro.uid = as.untrusted ? -1 : as.uid;
+  ro.gid = as.untrusted ? -1 : as.gid;
   ro.placement = placement_for(inst, as);
   ro.on_line = [&](std::string_view line, bool) {
     (void)log.append("build", line);
@@ -293,9 +298,15 @@ Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std
   sa.max_bytes = m_opts.log_max_bytes;
   sa.keep = m_opts.log_keep;
   sa.retention_days = c.log_retention_days;
-  sa.argv = argv;
-  sa.uid = as.uid;
-  sa.gid = as.gid;
+  std::vector<int> db_ports; // in the sandbox, the database is reached through a relay of its port
+  if (auto it = db_env.find("PGPORT"); it != db_env.end()) {
+    if (auto port = util::parse_int<int>(it->second, 1, 65535)) {
+      db_ports.push_back(*port);
+    }
+  }
+  sa.argv = sandboxed(argv, as, inst.port, db_ports);
+  sa.uid = as.untrusted ? -1 : as.uid; // in the sandbox, its wrapper drops to the uid
+  sa.gid = as.untrusted ? -1 : as.gid;
   util::Command cmd;
   cmd.argv = {m_self_exe};
   for (auto& a : shim_command_arguments(sa)) {
