@@ -5,6 +5,7 @@
 
 #include "drivers/local/local_driver.hpp"
 
+#include <algorithm>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -167,6 +168,14 @@ std::vector<std::string> LocalDriver::sandboxed(const std::vector<std::string>& 
   }
   na.forward = forward;
   na.allow = m_ctx.untrusted.egress_allow;
+  // The proxy shares the namespace's 127.0.0.1 with the relayed ports.
+  auto taken = [&](int p) {
+    return std::find(na.publish.begin(), na.publish.end(), p) != na.publish.end() ||
+           std::find(na.forward.begin(), na.forward.end(), p) != na.forward.end();
+  };
+  while (taken(na.proxy_port)) {
+    na.proxy_port += 1;
+  }
   na.argv = argv;
   std::vector<std::string> out = {m_self_exe};
   for (auto& a : netns_command_arguments(na)) {
