@@ -312,15 +312,24 @@ struct Receiver {
 // The gate records a fork's pull request as pending and queues nothing; an approval queues the
 // approved head as fork work; a new push is pending again; a comment by someone not in
 // fork_approvers approves nothing; closing queues the removal.
-TEST(GithubWebhookTest, AForkWaitsForAnApprovalOfItsHeadAndANewPushForAnotherOne) {
-  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+// A store, a queue that is not started and a repository whose forks are approved.
+struct ForkRig {
   testing::InMemoryStore store;
   testing::FakeClock clock;
   testing::RecordingActions actions;
   BranchQueue queue{actions, nullptr};
-  WatchedRepo repo = test_repo();
-  repo.forks = "approve";
-  repo.fork_approvers = {"Alice"};
+  WatchedRepo repo = [] {
+    WatchedRepo r = test_repo();
+    r.forks = "approve";
+    r.fork_approvers = {"Alice"};
+    return r;
+  }();
+};
+
+TEST(GithubWebhookTest, AForkWaitsForAnApprovalOfItsHeadAndANewPushForAnotherOne) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  ForkRig rig;
+  auto& [store, clock, actions, queue, repo] = rig;
   ForkGate gate({repo}, store, queue, clock, {});
   GithubWebhook hook({repo}, store, queue, clock, 1024 * 1024, &gate);
   int n = 0;
@@ -392,12 +401,8 @@ TEST(GithubWebhookTest, AForkWaitsForAnApprovalOfItsHeadAndANewPushForAnotherOne
 // The queue is memory only: a restarted gate deploys an approved request that has no
 // environment yet, and removes a closed one's; pending ones and done ones are left alone.
 TEST(GithubWebhookTest, AGateStartedAgainFinishesApprovalsAndClosesItsQueueLost) {
-  testing::InMemoryStore store;
-  testing::FakeClock clock;
-  testing::RecordingActions actions;
-  BranchQueue queue{actions, nullptr};
-  WatchedRepo repo = test_repo();
-  repo.forks = "approve";
+  ForkRig rig;
+  auto& [store, clock, actions, queue, repo] = rig;
   auto put = [&](int pr, const std::string& state, const std::string& approved) {
     ASSERT_TRUE(store.update_fork_request(repo.url, pr, [&](store::ForkRequest& f, bool) -> Expected<void> {
       f.state = state;
