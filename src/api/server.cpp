@@ -956,6 +956,46 @@ void ApiServer::routes() {
            send_json(res, 202, env_json(env, false));
          });
 
+  // QA freeze (issue 12): {until?: "2d", reason?: "..."}; unfreeze deploys the newest held push.
+  s.Post(R"(/api/v1/environments/([^/]+)/freeze)",
+         [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
+           json body = req.body.empty() ? json::object() : parse_body(req);
+           if (!body.is_object()) {
+             throw ApiError(400, "invalid_argument", "expected a JSON object {until?, reason?}");
+           }
+           util::Millis until = 0;
+           std::string reason;
+           for (const auto& [k, v] : body.items()) {
+             if (k == "until") {
+               if (!v.is_string()) {
+                 throw ApiError(400, "invalid_argument", "until: expected a duration like 2d");
+               }
+               auto d = core::parse_duration(v.get<std::string>());
+               if (!d || *d <= 0) {
+                 throw ApiError(400, "invalid_argument",
+                                "until: expected a duration like 2d, got " + util::quote(v.get<std::string>()));
+               }
+               until = ctx.clock->now_ms() + *d;
+             } else if (k == "reason") {
+               if (!v.is_string()) {
+                 throw ApiError(400, "invalid_argument", "reason: expected a string");
+               }
+               reason = v.get<std::string>();
+             } else {
+               throw ApiError(400, "invalid_argument", "unknown field " + util::quote(k) + " (expected until, reason)");
+             }
+           }
+           require_owner(unwrap(ctx.store->get_environment(req.matches[1].str())), "freeze");
+           auto env = unwrap(ctx.controller->freeze(req.matches[1].str(), until, reason, actor_of(req)));
+           send_json(res, 200, env_json(env, false));
+         });
+  s.Post(R"(/api/v1/environments/([^/]+)/unfreeze)",
+         [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
+           require_owner(unwrap(ctx.store->get_environment(req.matches[1].str())), "unfreeze");
+           auto env = unwrap(ctx.controller->unfreeze(req.matches[1].str(), actor_of(req), "unfrozen"));
+           send_json(res, 202, env_json(env, false));
+         });
+
   // Pull requests from forks (issue 15): the ones recorded, and their approval.
   auto fork_json = [&ctx](const store::ForkRequest& f) {
     json env = nullptr;

@@ -51,6 +51,44 @@ static nlohmann::json time_or_null(Millis t) {
   return t > 0 ? nlohmann::json(util::format_iso8601(t)) : nlohmann::json(nullptr);
 }
 
+nlohmann::json to_json(const Freeze& f) {
+  return {{"by", f.by},
+          {"reason", f.reason},
+          {"at", time_or_null(f.at)},
+          {"until", time_or_null(f.until)},
+          {"waiting", f.waiting}};
+}
+
+std::string freeze_text(const std::optional<Freeze>& f) {
+  if (!f) {
+    return "";
+  }
+  return nlohmann::json{
+      {"by", f->by}, {"reason", f->reason}, {"at", f->at}, {"until", f->until}, {"waiting", f->waiting}}
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::optional<Freeze> parse_freeze(std::string_view text) {
+  if (text.empty()) {
+    return std::nullopt;
+  }
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) {
+    return std::nullopt;
+  }
+  Freeze f;
+  try {
+    f.by = j.value("by", "");
+    f.reason = j.value("reason", "");
+    f.at = j.value("at", Millis{0});
+    f.until = j.value("until", Millis{0});
+    f.waiting = j.value("waiting", std::vector<std::string>{});
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+  return f;
+}
+
 nlohmann::json to_json(const Environment& e) {
   nlohmann::json j;
   j["name"] = e.name;
@@ -67,6 +105,7 @@ nlohmann::json to_json(const Environment& e) {
   j["deployed_commit"] = e.deployed_commit.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.deployed_commit);
   j["pr_number"] = e.pr_number ? nlohmann::json(*e.pr_number) : nlohmann::json(nullptr);
   j["profile"] = e.profile.empty() ? std::string("default") : e.profile;
+  j["freeze"] = e.freeze ? to_json(*e.freeze) : nlohmann::json(nullptr);
   j["message"] = e.message;
   j["warnings"] = e.warnings;
   j["attempts"] = e.attempts;

@@ -29,6 +29,24 @@ enum class Desired { present, absent };
 std::string_view desired_name(Desired d);
 std::optional<Desired> parse_desired(std::string_view s);
 
+// A QA freeze (issue 12, `idp freeze`): the environment stays at the commit it has; pushes
+// to its branch still move its expiry out and are remembered, and the newest one deploys
+// when the freeze ends (`idp unfreeze`, or `until`).
+struct Freeze {
+  std::string by; // who froze it (the audit actor)
+  std::string reason;
+  Millis at = 0;
+  Millis until = 0;                 // 0 = until unfrozen by hand
+  std::vector<std::string> waiting; // commits pushed since, oldest first (at most k_max_waiting, newest kept)
+  static constexpr size_t k_max_waiting = 50;
+
+  bool active(Millis now) const { return until == 0 || now < until; }
+};
+nlohmann::json to_json(const Freeze& f);
+// The stored form ("" = none). A malformed text reads as no freeze (nullopt).
+std::string freeze_text(const std::optional<Freeze>& f);
+std::optional<Freeze> parse_freeze(std::string_view text);
+
 struct Environment {
   std::string name;
   std::string repo; // clone URL or local path, as given
@@ -66,6 +84,7 @@ struct Environment {
   // no secrets, the server's tighter limits and TTL, no network beyond the egress
   // allowlist, its own uid, and its preview always behind sign-in.
   std::string profile;
+  std::optional<Freeze> freeze; // set while frozen (idp freeze)
 
   bool untrusted() const { return profile == "untrusted"; }
   bool needs_deploy() const { return desired == Desired::present && generation > observed_generation; }

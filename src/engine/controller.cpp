@@ -408,6 +408,11 @@ Expected<Environment> Controller::redeploy(const std::string& name, const std::s
   // worker's (resolve_create), so this answers at once whatever the remote does.
   auto updated = m_store.update_environment(name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
     IDP_TRY(gone(env));
+    if (env.freeze && env.freeze->active(now)) {
+      return make_error(ErrorCode::conflict, "environment " + util::quote(name) + " is frozen by " + env.freeze->by +
+                                                 (env.freeze->reason.empty() ? "" : " (" + env.freeze->reason + ")") +
+                                                 "; idp unfreeze " + name + " deploys its newest commit");
+    }
     std::string ref = commit_ref;
     if (env.untrusted()) {
       // A fork's environment runs approved commits only: the one it has, again.
@@ -668,6 +673,25 @@ Expected<Environment> Controller::sync_source(const BranchUpdate& upd, const std
         }
         env.expires_at = std::max(env.expires_at, now + *ttl);
         env.updated_at = now;
+        if (env.freeze && env.freeze->active(now) && !same) {
+          // Frozen for QA: the push is remembered, not deployed; the newest one deploys when
+          // the freeze ends. Its expiry still moves out (above).
+          auto& waiting = env.freeze->waiting;
+          bool known = std::find(waiting.begin(), waiting.end(), commit) != waiting.end() || commit == env.commit;
+          if (!known) {
+            waiting.push_back(commit);
+            if (waiting.size() > core::Freeze::k_max_waiting) {
+              waiting.erase(waiting.begin());
+            }
+            events.push_back(
+                make_event(env, now, actor, "hold",
+                           reason + ": " + util::short_commit(commit) + " not deployed: frozen by " + env.freeze->by +
+                               (env.freeze->reason.empty() ? "" : " (" + env.freeze->reason + ")") + "; " +
+                               std::to_string(waiting.size()) + " newer commit" + (waiting.size() == 1 ? "" : "s") +
+                               " waiting; expiry " + util::format_iso8601(env.expires_at)));
+          }
+          return {};
+        }
         if (same) {
           events.push_back(make_event(env, now, actor, "extend",
                                       reason + ": " + util::short_commit(commit) + " already deployed; expiry " +
@@ -711,6 +735,72 @@ Expected<std::optional<Environment>> Controller::remove_branch(const std::string
   }
   IDP_TRY_ASSIGN(Environment env, destroy(existing->name, actor, reason));
   return std::optional<Environment>(env);
+}
+
+Expected<Environment> Controller::freeze(const std::string& name, util::Millis until, const std::string& reason,
+                                         const std::string& actor) {
+  util::Millis now = m_clock.now_ms();
+  if (until != 0 && until <= now) {
+    return make_error(ErrorCode::invalid_argument, "a freeze must end in the future");
+  }
+  if (reason.size() > 500) {
+    return make_error(ErrorCode::invalid_argument, "a freeze's reason is at most 500 characters");
+  }
+  return m_store.update_environment(name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
+    if (env.phase == Phase::destroyed || env.desired == Desired::absent) {
+      return make_error(ErrorCode::conflict, "environment " + util::quote(name) + " is " +
+                                                 std::string(core::phase_name(env.phase)) + " and cannot be frozen");
+    }
+    core::Freeze f = env.freeze && env.freeze->active(now) ? *env.freeze : core::Freeze{};
+    f.by = actor;
+    f.reason = reason;
+    f.at = f.at == 0 ? now : f.at;
+    f.until = until;
+    env.freeze = f;
+    env.updated_at = now;
+    const std::string& at = env.commit.empty() ? env.deployed_commit : env.commit;
+    events.push_back(make_event(env, now, actor, "freeze",
+                                "frozen at " + util::short_commit(at) +
+                                    (until ? " until " + util::format_iso8601(until) : std::string(" until unfrozen")) +
+                                    (reason.empty() ? "" : ": " + reason)));
+    return {};
+  });
+}
+
+Expected<Environment> Controller::unfreeze(const std::string& name, const std::string& actor, const std::string& why) {
+  util::Millis now = m_clock.now_ms();
+  bool deploy = false;
+  auto updated = m_store.update_environment(name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
+    if (!env.freeze) {
+      return {}; // not frozen: nothing to do
+    }
+    std::vector<std::string> waiting = env.freeze->waiting;
+    env.freeze.reset();
+    env.updated_at = now;
+    if (env.phase == Phase::destroyed || env.desired == Desired::absent || waiting.empty()) {
+      events.push_back(make_event(env, now, actor, "unfreeze", why + "; no newer commit to deploy"));
+      return {};
+    }
+    // The newest push: fetched and its config read by a worker, as a redeploy's.
+    const std::string& newest = waiting.back();
+    env.commit.clear();
+    env.redeploy_ref = newest;
+    env.generation += 1;
+    env.attempts = 0;
+    env.next_attempt_at = 0;
+    env.message = "waiting for a worker to fetch commit " + util::short_commit(newest);
+    events.push_back(make_event(env, now, actor, "unfreeze",
+                                why + "; deploying the newest of " + std::to_string(waiting.size()) + " held commit" +
+                                    (waiting.size() == 1 ? "" : "s") + ", " + util::short_commit(newest) +
+                                    " (generation " + std::to_string(env.generation) + ")"));
+    deploy = true;
+    return {};
+  });
+  if (updated && deploy) {
+    m_signals.cancel(updated->name, updated->generation);
+    m_signals.wake(updated->name);
+  }
+  return updated;
 }
 
 Expected<std::optional<Environment>> Controller::remove_fork(const std::string& repo, int pr, const std::string& actor,

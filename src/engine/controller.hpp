@@ -101,6 +101,15 @@ public:
   // Destroys the environment tracking repo+branch, if any. ok(nullopt) when none.
   Expected<std::optional<core::Environment>> remove_branch(const std::string& repo, const std::string& branch,
                                                            const std::string& actor, const std::string& reason);
+  // QA freeze (issue 12): the environment keeps its commit; pushes to its branch move its
+  // expiry out and are remembered, not deployed; a redeploy is refused. `until` 0 = until
+  // unfreeze. Freezing a frozen environment changes its reason and end, and keeps what is
+  // waiting. conflict for a destroyed environment.
+  Expected<core::Environment> freeze(const std::string& name, util::Millis until, const std::string& reason,
+                                     const std::string& actor);
+  // Ends the freeze and deploys the newest commit pushed meanwhile (a redeploy of it: a
+  // worker fetches it and reads its config). Ok and unchanged when not frozen.
+  Expected<core::Environment> unfreeze(const std::string& name, const std::string& actor, const std::string& why);
   // Destroys the environment of pull request `pr` from a fork of `repo`, if any.
   Expected<std::optional<core::Environment>> remove_fork(const std::string& repo, int pr, const std::string& actor,
                                                          const std::string& reason);

@@ -29,6 +29,14 @@ size_t Reaper::sweep() {
   util::Millis now = m_clock.now_ms();
   size_t marked = 0;
   for (const auto& env : *envs) {
+    if (env.freeze && env.freeze->until != 0 && env.freeze->until <= now) {
+      // A freeze that has run out: its newest held commit deploys.
+      if (auto r = m_controller.unfreeze(env.name, "reaper",
+                                         "the freeze ended at " + util::format_iso8601(env.freeze->until));
+          !r) {
+        spdlog::warn("reaper: {}: cannot end its freeze: {}", env.name, r.error().full_message());
+      }
+    }
     // The list only preselects: expire() decides again on the current row.
     if (env.desired != core::Desired::present || env.expires_at <= 0 || env.expires_at > now) {
       continue;

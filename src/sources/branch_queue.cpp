@@ -22,6 +22,9 @@ bool retryable(ErrorCode code) {
 Expected<std::string> ControllerActions::sync(const engine::BranchUpdate& upd, const std::string& actor,
                                               const std::string& reason) {
   IDP_TRY_ASSIGN(core::Environment env, m_controller.sync_branch(upd, actor, reason));
+  if (env.freeze && !env.freeze->waiting.empty()) {
+    return env.freeze->waiting.back(); // held by a freeze: seen, so a poll does not hold it again
+  }
   return env.commit;
 }
 

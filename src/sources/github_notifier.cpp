@@ -93,6 +93,14 @@ std::string render_pr_comment(const Environment& env) {
       out += "| **Last deploy** | " + markdown_cell(summary) + " |\n";
     }
   }
+  if (env.freeze) {
+    // A QA freeze (issue 12): pushes wait.
+    const auto& f = *env.freeze;
+    std::string text = "by " + f.by + (f.until ? " until " + util::format_iso8601(f.until) : std::string()) +
+                       (f.reason.empty() ? "" : ": " + f.reason) + "; " + std::to_string(f.waiting.size()) +
+                       " newer commit" + (f.waiting.size() == 1 ? "" : "s") + " waiting";
+    out += "| **Frozen** | " + markdown_cell(text) + " |\n";
+  }
   out += "| **Expires** | " + expires + " |\n\n";
   out += "> This environment is automatically destroyed when this PR is merged or the branch is deleted.\n";
   out += "> TTL is extended on every push.\n";

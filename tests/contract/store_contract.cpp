@@ -40,6 +40,7 @@ Environment full_environment() {
   e.commit = "0123456789abcdef0123456789abcdef01234567";
   e.redeploy_ref = "abc1234";
   e.profile = "untrusted";
+  e.freeze = core::Freeze{"cli:алиса", "QA \"sign-off\"", 1'700'000'000'500, 0, {"abc", "def"}};
   e.deployed_commit = "fedcba9876543210fedcba9876543210fedcba98";
   e.generation = 7;
   e.observed_generation = 6;
@@ -96,6 +97,14 @@ void expect_same_environment(const Environment& want, const Environment& got) {
   EXPECT_EQ(got.commit, want.commit);
   EXPECT_EQ(got.redeploy_ref, want.redeploy_ref);
   EXPECT_EQ(got.profile, want.profile);
+  ASSERT_EQ(got.freeze.has_value(), want.freeze.has_value());
+  if (want.freeze) {
+    EXPECT_EQ(got.freeze->by, want.freeze->by);
+    EXPECT_EQ(got.freeze->reason, want.freeze->reason);
+    EXPECT_EQ(got.freeze->at, want.freeze->at);
+    EXPECT_EQ(got.freeze->until, want.freeze->until);
+    EXPECT_EQ(got.freeze->waiting, want.freeze->waiting);
+  }
   EXPECT_EQ(got.deployed_commit, want.deployed_commit);
   EXPECT_EQ(got.generation, want.generation);
   EXPECT_EQ(got.observed_generation, want.observed_generation);

@@ -144,6 +144,7 @@ function envRow(e) {
   name.firstChild.textContent = e.name;
   phase.firstChild.className = 'phase ' + e.phase;
   phase.firstChild.textContent = e.phase;
+  if (e.freeze) phase.append(' ', el('span', { class: 'frozen', title: 'frozen by ' + e.freeze.by + (e.freeze.reason ? ': ' + e.freeze.reason : ''), text: 'frozen' }));
   template.textContent = e.template;
   branch.firstChild.textContent = e.branch;
   if (e.pr_number && web) branch.append(' ', el('a', { href: web + '/pull/' + e.pr_number, text: '#' + e.pr_number }));
@@ -258,6 +259,11 @@ async function pageEnvironment(name) {
     fact('Commit', web && env.commit ? el('a', { href: web + '/commit/' + env.commit, class: 'mono', text: env.commit }) : el('span', { class: 'mono', text: env.commit || '-' }));
     fact('Template', env.template + ' on ' + env.runtime);
     fact('Owner', env.owner || '-');
+    if (env.freeze) {
+      const n = env.freeze.waiting.length;
+      fact('Frozen', el('span', { id: 'frozen', text: 'by ' + env.freeze.by + (env.freeze.until ? ' until ' + when(env.freeze.until) : '') +
+        (env.freeze.reason ? ': ' + env.freeze.reason : '') + '; ' + n + ' newer commit' + (n === 1 ? '' : 's') + ' waiting' }));
+    }
     fact('Created', when(env.created_at) + ' (' + age(env.created_at) + ' ago)');
     fact('Expires', el('span', { id: 'expires', 'data-expires': env.expires_at || '', title: when(env.expires_at), text: countdown(env.expires_at) }));
     if (env.lease) fact('Locked by', env.lease.owner + ' until ' + when(env.lease.expires_at));

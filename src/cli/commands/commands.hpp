@@ -19,6 +19,8 @@ CommandSpec templates_command();
 CommandSpec version_command();
 CommandSpec unlock_command();
 CommandSpec approve_command();
+CommandSpec freeze_command();
+CommandSpec unfreeze_command();
 CommandSpec forks_command();
 CommandSpec exec_command();
 CommandSpec cost_command();

@@ -36,7 +36,9 @@ CommandSpec list_command() {
               long long now = util::SystemClock().now_ms();
               for (const auto& e : envs) {
                 std::string phase = output::field(e, "phase");
-                t.rows.push_back({output::field(e, "name"), phase, output::field(e, "template"),
+                // A QA freeze shows beside the phase (issue 12).
+                std::string shown = e.contains("freeze") && e["freeze"].is_object() ? phase + " (frozen)" : phase;
+                t.rows.push_back({output::field(e, "name"), shown, output::field(e, "template"),
                                   output::field(e, "branch"), output::field(e, "owner"),
                                   phase == "destroyed" ? "-" : output::relative_time(e["expires_at"], now),
                                   output::field(e, "url")});

@@ -109,6 +109,23 @@ CommandSpec status_command() {
           } else {
             row("expires:", output::field(e, "expires_at") + " (" + output::relative_time(e["expires_at"], now) + ")");
           }
+          if (e.contains("freeze") && e["freeze"].is_object()) {
+            // A QA freeze (issue 12): who, why, until when, and what waits.
+            const auto& f = e["freeze"];
+            size_t waiting = f.contains("waiting") && f["waiting"].is_array() ? f["waiting"].size() : 0;
+            std::string text = "by " + output::field(f, "by") + " since " + output::field(f, "at");
+            if (f["until"].is_string()) {
+              text += ", until " + output::field(f, "until") + " (" + output::relative_time(f["until"], now) + ")";
+            }
+            if (!f.value("reason", "").empty()) {
+              text += ": " + f.value("reason", "");
+            }
+            text += "; " + std::to_string(waiting) + " newer commit" + (waiting == 1 ? "" : "s") + " waiting";
+            if (waiting > 0) {
+              text += " (newest " + util::short_commit(f["waiting"].back().get<std::string>(), 12) + ")";
+            }
+            row("frozen:", output::color(text, "yellow"));
+          }
           if (e.contains("outputs") && e["outputs"].is_object() && e["outputs"].contains("schedule")) {
             // A scheduled job: when it runs next (the runs themselves are listed below).
             const auto& next = e["outputs"].contains("next_run_at") ? e["outputs"]["next_run_at"] : nlohmann::json();

@@ -191,9 +191,14 @@ CREATE TABLE fork_requests (
 );
 )sql";
 
+// QA freezes (issue 12): who froze an environment, until when, and the commits held back.
+constexpr std::string_view k_v11_freeze = R"sql(
+ALTER TABLE environments ADD COLUMN freeze TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr std::string_view k_migrations[] = {
     k_v1_core,    k_v2_sources_and_jobs, k_v3_recreate,       k_v4_api_tokens, k_v5_retention, k_v6_revision_numbers,
-    k_v7_secrets, k_v8_redeploy_ref,     k_v9_preview_grants, k_v10_forks};
+    k_v7_secrets, k_v8_redeploy_ref,     k_v9_preview_grants, k_v10_forks,     k_v11_freeze};
 
 } // namespace
 

@@ -237,7 +237,8 @@ constexpr std::string_view k_env_columns[] = {"name",
                                               "destroyed_at",
                                               "recreate",
                                               "redeploy_ref",
-                                              "profile"};
+                                              "profile",
+                                              "freeze"};
 
 std::string env_column_list() {
   std::string out;
@@ -316,6 +317,7 @@ void bind_environment(Stmt& st, const Environment& e) {
     st.bind_null(27);
   }
   st.bind(28, e.profile);
+  st.bind(29, core::freeze_text(e.freeze));
 }
 
 Expected<Environment> read_environment(const Op& op, const Stmt& st) {
@@ -372,6 +374,7 @@ Expected<Environment> read_environment(const Op& op, const Stmt& st) {
     e.redeploy_ref = st.text(26);
   }
   e.profile = st.text(27);
+  e.freeze = core::parse_freeze(st.text(28));
   return e;
 }
 

@@ -385,3 +385,75 @@ TEST_F(ControllerTest, RedeployOfAMissingCommitKeepsServingAndSaysWhy) {
   EXPECT_EQ(m_store.get_environment(env->name)->deployed_commit, first);
   EXPECT_EQ(m_store.get_environment(env->name)->phase, Phase::ready);
 }
+
+// QA freeze (issue 12, must show 6): pushes during a freeze are held (expiry still moves
+// out), a redelivery is held once, a redeploy is refused; unfreeze deploys the newest.
+TEST_F(ControllerTest, AFrozenEnvironmentHoldsPushesAndUnfreezeDeploysTheNewest) {
+  std::string repo = make_repo();
+  engine::BranchUpdate upd{repo, "feature/one", "", false, "alice", std::nullopt, "", ""};
+  auto a = controller().sync_branch(upd, "poll", "seen");
+  ASSERT_TRUE(a) << a.error().message;
+  auto frozen = controller().freeze(a->name, 0, "QA sign-off", "cli:qa");
+  ASSERT_TRUE(frozen) << frozen.error().message;
+  ASSERT_TRUE(frozen->freeze);
+  EXPECT_EQ(frozen->freeze->by, "cli:qa");
+  EXPECT_EQ(frozen->freeze->until, 0);
+
+  m_repo->write_file("A", "1");
+  const std::string c2 = upd.commit = m_repo->commit("second");
+  m_clock.advance(3600 * 1000);
+  auto b = controller().sync_branch(upd, "webhook:push", "push");
+  ASSERT_TRUE(b) << b.error().message;
+  EXPECT_EQ(b->generation, a->generation) << "held, not deployed";
+  EXPECT_EQ(b->commit, a->commit);
+  EXPECT_EQ(b->expires_at, a->expires_at + 3600 * 1000) << "the push still moves the expiry out";
+  ASSERT_TRUE(b->freeze);
+  EXPECT_EQ(b->freeze->waiting, std::vector<std::string>{c2});
+  ASSERT_TRUE(controller().sync_branch(upd, "webhook:push", "redelivered"));
+  m_repo->write_file("B", "2");
+  const std::string c3 = upd.commit = m_repo->commit("third");
+  auto c = controller().sync_branch(upd, "webhook:push", "push");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->freeze->waiting, (std::vector<std::string>{c2, c3}));
+  EXPECT_EQ(count_events(a->name, "hold"), 2u) << "the redelivery is held once";
+  auto redeploy = controller().redeploy(a->name, "", "cli:alice");
+  ASSERT_FALSE(redeploy);
+  EXPECT_EQ(redeploy.error().code, ErrorCode::conflict);
+  EXPECT_NE(redeploy.error().message.find("frozen by cli:qa (QA sign-off)"), std::string::npos);
+
+  auto u = controller().unfreeze(a->name, "cli:qa", "unfrozen");
+  ASSERT_TRUE(u) << u.error().message;
+  EXPECT_FALSE(u->freeze);
+  EXPECT_EQ(u->generation, a->generation + 1);
+  EXPECT_EQ(u->redeploy_ref, c3) << "the newest held commit";
+  EXPECT_EQ(count_events(a->name, "unfreeze"), 1u);
+  auto again = controller().unfreeze(a->name, "cli:qa", "unfrozen");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->generation, u->generation) << "unfreezing what is not frozen changes nothing";
+  auto destroyed = controller().destroy(a->name, "cli:alice", "done");
+  ASSERT_TRUE(destroyed);
+  EXPECT_EQ(controller().freeze(a->name, 0, "", "cli:qa").error().code, ErrorCode::conflict);
+}
+
+// A freeze with an end: the reaper ends it and deploys what was held.
+TEST_F(ControllerTest, AFreezeWithAnEndIsEndedByTheReaper) {
+  std::string repo = make_repo();
+  engine::BranchUpdate upd{repo, "feature/one", "", false, "alice", std::nullopt, "", ""};
+  auto a = controller().sync_branch(upd, "poll", "seen");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(controller().freeze(a->name, m_clock.now_ms(), "", "cli:qa").error().code, ErrorCode::invalid_argument)
+      << "a freeze that ends now";
+  ASSERT_TRUE(controller().freeze(a->name, m_clock.now_ms() + 3600 * 1000, "", "cli:qa"));
+  m_repo->write_file("A", "1");
+  const std::string c2 = upd.commit = m_repo->commit("second");
+  ASSERT_TRUE(controller().sync_branch(upd, "webhook:push", "push"));
+  engine::Reaper reaper(m_store, *m_controller, m_clock, 1000);
+  reaper.sweep();
+  EXPECT_TRUE(m_store.get_environment(a->name)->freeze) << "not ended yet";
+  m_clock.advance(3600 * 1000);
+  reaper.sweep();
+  auto e = m_store.get_environment(a->name);
+  EXPECT_FALSE(e->freeze);
+  EXPECT_EQ(e->redeploy_ref, c2);
+  EXPECT_EQ(e->generation, a->generation + 1);
+}

@@ -298,6 +298,18 @@ TEST(GithubNotifierTest, CommentLayoutGolden) {
                        "| **Last deploy** | ready 2.1 s after the change: queued 5 ms \u00b7 healthy 2.1 s |\n"),
             std::string::npos)
       << ready;
+
+  // Frozen for QA (issue 12): who, until when, why, and how many pushes wait.
+  e.freeze = core::Freeze{"cli:qa",
+                          "sign-off | round 2",
+                          1,
+                          util::parse_iso8601("2026-01-05T00:00:00Z").value_or(0),
+                          {k_commit1, k_commit2}};
+  std::string frozen = render_pr_comment(e);
+  EXPECT_NE(frozen.find("| **Frozen** | by cli:qa until 2026-01-05T00:00:00Z: sign-off \\| round 2; 2 newer commits "
+                        "waiting |\n"),
+            std::string::npos)
+      << frozen;
 }
 
 } // namespace
