@@ -329,7 +329,10 @@ struct ForkRig {
 TEST(GithubWebhookTest, AForkWaitsForAnApprovalOfItsHeadAndANewPushForAnotherOne) {
   IDP_REQUIRE_WEBHOOK_EXAMPLES();
   ForkRig rig;
-  auto& [store, clock, actions, queue, repo] = rig;
+  testing::InMemoryStore& store = rig.store;
+  testing::FakeClock& clock = rig.clock;
+  BranchQueue& queue = rig.queue;
+  const WatchedRepo& repo = rig.repo;
   ForkGate gate({repo}, store, queue, clock, {});
   GithubWebhook hook({repo}, store, queue, clock, 1024 * 1024, &gate);
   int n = 0;
@@ -402,9 +405,12 @@ TEST(GithubWebhookTest, AForkWaitsForAnApprovalOfItsHeadAndANewPushForAnotherOne
 // environment yet, and removes a closed one's; pending ones and done ones are left alone.
 TEST(GithubWebhookTest, AGateStartedAgainFinishesApprovalsAndClosesItsQueueLost) {
   ForkRig rig;
-  auto& [store, clock, actions, queue, repo] = rig;
+  testing::InMemoryStore& store = rig.store;
+  testing::FakeClock& clock = rig.clock;
+  BranchQueue& queue = rig.queue;
+  const WatchedRepo& repo = rig.repo;
   auto put = [&](int pr, const std::string& state, const std::string& approved) {
-    ASSERT_TRUE(store.update_fork_request(repo.url, pr, [&](store::ForkRequest& f, bool) -> Expected<void> {
+    ASSERT_TRUE(store.update_fork_request(repo.url, pr, [&](idp::store::ForkRequest& f, bool) -> Expected<void> {
       f.state = state;
       f.head_sha = k_sha2;
       f.approved_commit = approved;
