@@ -548,6 +548,30 @@ const OptionTable<ServerConfig>& server_table() {
        .default_text = "false",
        .doc = "whether .idp/config.yml may open one environment's preview with public: true",
        .parse = [](const json& v, ServerConfig& c) { return values::boolean(v, c.previews.allow_public); }},
+      {.key = "limits.environments.global",
+       .default_text = "0 (no limit)",
+       .doc = "environments running at once on this server; beyond, new ones are queued until one is destroyed",
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::whole_number_into(v, 0, 1000000, "a number of environments (0 = no limit)",
+                                              c.engine.limits.global);
+           }},
+      {.key = "limits.environments.per_repo",
+       .default_text = "0 (no limit)",
+       .doc = "environments of one repository running at once; beyond, new ones are queued",
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::whole_number_into(v, 0, 1000000, "a number of environments (0 = no limit)",
+                                              c.engine.limits.per_repo);
+           }},
+      {.key = "limits.environments.per_owner",
+       .default_text = "0 (no limit)",
+       .doc = "environments of one owner running at once; beyond, new ones are queued",
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::whole_number_into(v, 0, 1000000, "a number of environments (0 = no limit)",
+                                              c.engine.limits.per_owner);
+           }},
       {.key = "forks.egress_allow",
        .default_text = "[registry.npmjs.org, registry.yarnpkg.com, pypi.org, files.pythonhosted.org]",
        .doc = "hosts an approved fork's build and app may reach (host, *.suffix, host:port), through the egress proxy",

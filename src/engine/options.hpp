@@ -18,6 +18,16 @@ struct UntrustedLimits {
   util::Millis ttl = 24LL * 3600 * 1000;
 };
 
+// Capacity (server config limits.environments.*; issue 12): how many environments may run at
+// once on this server, per repository and per owner (0 = no limit). Beyond one, a new
+// environment is queued, not refused: it starts when room frees up (Reconciler).
+struct CapacityLimits {
+  int global = 0;
+  int per_repo = 0;
+  int per_owner = 0;
+  bool any() const { return global > 0 || per_repo > 0 || per_owner > 0; }
+};
+
 struct EngineOptions {
   size_t workers = 4;                    // bounded worker pool
   util::Millis lease_ttl = 60'000;       // a lease not renewed for this long is free
@@ -41,6 +51,7 @@ struct EngineOptions {
   // its watched-repository entry names one; "" = core::AppConfig's default (api-service).
   std::string default_template;
   UntrustedLimits untrusted;
+  CapacityLimits limits;
   std::string owner_id; // lease owner: "host:pid:start" of this daemon
 };
 

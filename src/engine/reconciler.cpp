@@ -1,5 +1,7 @@
 #include "engine/reconciler.hpp"
 
+#include <algorithm>
+#include <functional>
 #include <optional>
 
 #include <spdlog/spdlog.h>
@@ -469,6 +471,8 @@ void Reconciler::process(const std::string& name) {
                         }
                         return {};
                       });
+    } else if (a == Action::deploy && !admit(*env, *op)) {
+      // Queued: over a capacity limit; a later pass admits it once room frees up.
     } else if (a == Action::deploy && awaits_source(*env)) {
       int64_t queued = std::max<int64_t>(0, m_clock.now_ms() - env->updated_at);
       int64_t fetch_started = util::steady_ms();
@@ -483,7 +487,101 @@ void Reconciler::process(const std::string& name) {
       do_observe(*env, **driver, *op);
     }
   }
+  {
+    std::lock_guard<std::mutex> g(m_admit_mu);
+    m_admitted.erase(name); // its deploy has recorded a phase that counts it (or gave up)
+  }
   end_operation(op);
+}
+
+namespace {
+
+// An environment that waits for its first start: created, never deployed, not failed.
+bool waits_to_start(const Environment& e) {
+  return e.desired == Desired::present && e.phase == Phase::pending && e.observed_generation == 0 &&
+         e.deployed_commit.empty();
+}
+
+} // namespace
+
+bool Reconciler::admit(const Environment& env, Operation& op) {
+  const CapacityLimits& lim = m_options.limits;
+  if (!lim.any() || !waits_to_start(env)) {
+    return true;
+  }
+  std::lock_guard<std::mutex> g(m_admit_mu);
+  auto all = m_store.list_environments(false);
+  if (!all) {
+    spdlog::warn("reconciler: {}: cannot count environments for the capacity limits: {}", env.name,
+                 all.error().full_message());
+    return false; // the next pass asks again
+  }
+  struct Scope {
+    const char* what;
+    int limit;
+    std::function<bool(const Environment&)> in;
+  };
+  const std::vector<Scope> scopes = {
+      {"the server's", lim.global, [](const Environment&) { return true; }},
+      {"the repository's", lim.per_repo, [&](const Environment& e) { return e.repo == env.repo; }},
+      {"the owner's", lim.per_owner, [&](const Environment& e) { return e.owner == env.owner; }},
+  };
+  for (const auto& s : scopes) {
+    if (s.limit <= 0 || !s.in(env)) {
+      continue;
+    }
+    int running = 0;
+    std::vector<const Environment*> waiting;
+    for (const auto& e : *all) {
+      if (!s.in(e) || e.desired != Desired::present || e.name == env.name) {
+        continue;
+      }
+      if (!waits_to_start(e) || m_admitted.count(e.name)) {
+        running += 1;
+      } else {
+        waiting.push_back(&e);
+      }
+    }
+    // Its place among those waiting in this scope, oldest first: the free room goes to the
+    // oldest, whichever of them a worker looks at first.
+    waiting.push_back(&env);
+    std::sort(waiting.begin(), waiting.end(), [](const Environment* a, const Environment* b) {
+      return a->created_at != b->created_at ? a->created_at < b->created_at : a->name < b->name;
+    });
+    size_t place = static_cast<size_t>(std::find(waiting.begin(), waiting.end(), &env) - waiting.begin()) + 1;
+    const size_t free = static_cast<size_t>(std::max(0, s.limit - running));
+    if (place <= free) {
+      continue;
+    }
+    // Shown behind those the free room goes to.
+    std::string msg = "queued (" + std::to_string(place - free) + " of " + std::to_string(waiting.size() - free) +
+                      "): " + s.what + " limit of " + std::to_string(s.limit) + " environment" +
+                      (s.limit == 1 ? "" : "s") + " is reached; it starts when one is destroyed";
+    if (env.message != msg) {
+      util::Millis now = m_clock.now_ms();
+      (void)write_env(op, "record queued", [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+        if (!waits_to_start(e)) {
+          return make_error(ErrorCode::conflict, "no longer waiting");
+        }
+        bool first = !util::starts_with(e.message, "queued (");
+        e.message = msg;
+        if (first) {
+          Event ev;
+          ev.env = e.name;
+          ev.at = now;
+          ev.actor = k_actor;
+          ev.action = "queue";
+          ev.reason = msg;
+          ev.from_phase = ev.to_phase = std::string(core::phase_name(e.phase));
+          events.push_back(ev);
+        }
+        return {};
+      });
+    }
+    return false;
+  }
+  m_admitted.insert(env.name);
+  return true;
 }
 
 void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& op, DeployTiming timing) {

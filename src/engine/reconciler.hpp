@@ -100,6 +100,11 @@ private:
   void renew_leases();
   void renew(Operation& op);
   void process(const std::string& name);
+  // Whether a new environment (never deployed) may start now under EngineOptions::limits.
+  // When it may not, its message says so ("queued (2 of 5): …", written when it changes)
+  // and the next pass asks again; when it may, it is held in m_admitted until its deploy
+  // has recorded a phase that counts it.
+  bool admit(const core::Environment& env, Operation& op);
   bool acquire_lease(const std::string& name);
   std::shared_ptr<Operation> begin_operation(const std::string& name);
   void end_operation(const std::shared_ptr<Operation>& op);
@@ -133,6 +138,8 @@ private:
   util::Clock& m_clock;
   EngineOptions m_options;
 
+  std::mutex m_admit_mu;            // one admission decision at a time
+  std::set<std::string> m_admitted; // admitted, its deploy not yet recorded; guarded by m_admit_mu
   mutable std::mutex m_mu;
   std::condition_variable m_loop_cv;
   std::condition_variable m_work_cv;

@@ -563,3 +563,42 @@ TEST_F(ReconcilerTest, ADatabaseTemplateHandsTheSeedAtTheCommitToTheDriver) {
   }
   EXPECT_FALSE(values.contains("database_seed")) << values.dump();
 }
+
+// Capacity (issue 12, must show 4): beyond a repository's limit a new environment is queued,
+// with its place in the queue, not refused; it starts when one of the running ones goes.
+TEST_F(ReconcilerTest, BeyondARepositorysLimitANewEnvironmentIsQueuedAndStartsWhenOneIsDestroyed) {
+  m_options.limits.per_repo = 2;
+  std::string repo = make_repo();
+  auto make = [&](const std::string& name) {
+    auto r = request(repo, "feature/one");
+    r.name = name;
+    auto e = controller(true).create(r, "cli:alice");
+    EXPECT_TRUE(e) << (e ? "" : e.error().message);
+  };
+  make("first");
+  make("second");
+  ASSERT_TRUE(wait_phase("first", Phase::ready));
+  ASSERT_TRUE(wait_phase("second", Phase::ready));
+  make("third");
+  m_clock.advance(1000); // the queue is in order of creation
+  make("fourth");
+  auto queued = [&](const std::string& name, const std::string& place) {
+    return wait_until(
+        [&] {
+          auto e = m_store.get_environment(name);
+          return e && util::starts_with(e->message, "queued (" + place + "): the repository's limit of 2");
+        },
+        10000, 5);
+  };
+  ASSERT_TRUE(queued("third", "1 of 2")) << m_store.get_environment("third")->message;
+  ASSERT_TRUE(queued("fourth", "2 of 2")) << m_store.get_environment("fourth")->message;
+  EXPECT_EQ(m_store.get_environment("third")->phase, Phase::pending);
+  EXPECT_EQ(count_events("third", "queue"), 1u) << "one event, however many passes look at it";
+
+  ASSERT_TRUE(controller().destroy("first", "cli:alice", "room for the next"));
+  ASSERT_TRUE(wait_phase("third", Phase::ready)) << m_store.get_environment("third")->message;
+  ASSERT_TRUE(queued("fourth", "1 of 1")) << "the fourth moves up, still waiting";
+  EXPECT_EQ(m_store.get_environment("fourth")->phase, Phase::pending);
+  ASSERT_TRUE(controller().destroy("second", "cli:alice", "room"));
+  ASSERT_TRUE(wait_phase("fourth", Phase::ready));
+}
