@@ -8,6 +8,7 @@
 #include "core/environment.hpp"
 #include "util/http_client.hpp"
 #include "util/json.hpp"
+#include "util/strings.hpp"
 #include "util/time.hpp"
 
 namespace idp::cli::commands {

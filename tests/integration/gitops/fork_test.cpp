@@ -16,8 +16,10 @@
 #include "fakes/fake_github.hpp"
 #include "gitops_test_support.hpp"
 #include "util/fs.hpp"
+#include "util/hash.hpp"
 #include "util/http_client.hpp"
 #include "util/strings.hpp"
+#include "util/time.hpp"
 
 namespace idp::testing {
 namespace {
