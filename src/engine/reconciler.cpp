@@ -494,6 +494,17 @@ void Reconciler::process(const std::string& name) {
   end_operation(op);
 }
 
+core::Event engine_event(const core::Environment& e, util::Millis now, std::string action, std::string reason) {
+  Event ev;
+  ev.env = e.name;
+  ev.at = now;
+  ev.actor = k_actor;
+  ev.action = std::move(action);
+  ev.reason = std::move(reason);
+  ev.from_phase = ev.to_phase = std::string(core::phase_name(e.phase));
+  return ev;
+}
+
 namespace {
 
 // An environment that waits for its first start: created, never deployed, not failed.
@@ -566,14 +577,7 @@ bool Reconciler::admit(const Environment& env, Operation& op) {
         bool first = !util::starts_with(e.message, "queued (");
         e.message = msg;
         if (first) {
-          Event ev;
-          ev.env = e.name;
-          ev.at = now;
-          ev.actor = k_actor;
-          ev.action = "queue";
-          ev.reason = msg;
-          ev.from_phase = ev.to_phase = std::string(core::phase_name(e.phase));
-          events.push_back(ev);
+          events.push_back(engine_event(e, now, "queue", msg));
         }
         return {};
       });
@@ -1084,14 +1088,7 @@ void Reconciler::do_resume(Environment env, drivers::Driver& driver, Operation& 
                       set_phase(e, Phase::ready, k_actor, why, events, now);
                       return {};
                     }
-                    Event ev;
-                    ev.env = name;
-                    ev.at = now;
-                    ev.actor = k_actor;
-                    ev.action = "resumed";
-                    ev.reason = why;
-                    ev.from_phase = ev.to_phase = std::string(core::phase_name(e.phase));
-                    events.push_back(ev);
+                    events.push_back(engine_event(e, now, "resumed", why));
                     return {};
                   });
   if (result) {

@@ -34,6 +34,9 @@
 
 namespace idp::engine {
 
+// An event of the engine (actor "engine") about `e` that changes no phase.
+core::Event engine_event(const core::Environment& e, util::Millis now, std::string action, std::string reason);
+
 class Reconciler {
 public:
   Reconciler(store::StateStore& store, const DriverSet& drivers, const TemplateCatalog& templates, util::Clock& clock,

@@ -19,22 +19,6 @@ using core::Environment;
 using core::Event;
 using core::Phase;
 
-namespace {
-
-// An event of the engine about `e` that changes no phase.
-Event engine_event(const Environment& e, util::Millis now, std::string action, std::string reason) {
-  Event ev;
-  ev.env = e.name;
-  ev.at = now;
-  ev.actor = "engine";
-  ev.action = std::move(action);
-  ev.reason = std::move(reason);
-  ev.from_phase = ev.to_phase = std::string(core::phase_name(e.phase));
-  return ev;
-}
-
-} // namespace
-
 void Reconciler::set_create_resolver(CreateResolver resolver) { m_create_resolver = std::move(resolver); }
 
 void Reconciler::set_repo_reader(RepoFileReader reader) { m_repo_reader = std::move(reader); }

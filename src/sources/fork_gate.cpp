@@ -136,12 +136,7 @@ void ForkGate::stop() {
 }
 
 const WatchedRepo* ForkGate::repo_by_url(const std::string& url) const {
-  for (const auto& r : m_repos) {
-    if (r.url == url) {
-      return &r;
-    }
-  }
-  return nullptr;
+  return find_repo_by_url(m_repos, engine::RepoResolver::canonical_repo(url));
 }
 
 const WatchedRepo* ForkGate::find_repo(const std::string& selector) const {

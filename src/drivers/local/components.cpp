@@ -10,7 +10,6 @@
 #include "drivers/local/local_secrets.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
-#include "util/numbers.hpp"
 #include "util/strings.hpp"
 
 namespace idp::drivers::local {
@@ -108,14 +107,11 @@ Expected<void> LocalDriver::register_job(const std::string& env, const EnvState&
   IDP_TRY_ASSIGN(RunAs as, run_as(env, inst.untrusted));
   if (as.untrusted) {
     // A fork's job runs in the network sandbox, whose wrapper drops to the uid.
-    std::vector<int> db_ports;
+    std::map<std::string, std::string> db_env;
     if (state.database) {
-      IDP_TRY_ASSIGN(auto vars, m_databases->app_environment(*state.database));
-      if (auto port = util::parse_int<int>(vars["PGPORT"], 1, 65535)) {
-        db_ports.push_back(*port);
-      }
+      IDP_TRY_ASSIGN(db_env, m_databases->app_environment(*state.database));
     }
-    job.argv = sandboxed(job.argv, as, 0, db_ports);
+    job.argv = sandboxed(job.argv, as, 0, database_ports(db_env));
   }
   job.uid = as.untrusted ? -1 : as.uid;
   job.gid = as.untrusted ? -1 : as.gid;

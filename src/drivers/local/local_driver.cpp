@@ -23,6 +23,7 @@
 #include "util/hash.hpp"
 #include "util/http_client.hpp"
 #include "util/json.hpp"
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -182,6 +183,15 @@ std::vector<std::string> LocalDriver::sandboxed(const std::vector<std::string>& 
     out.push_back(std::move(a));
   }
   return out;
+}
+
+std::vector<int> LocalDriver::database_ports(const std::map<std::string, std::string>& db_env) {
+  auto it = db_env.find("PGPORT");
+  if (it == db_env.end()) {
+    return {};
+  }
+  auto port = util::parse_int<int>(it->second, 1, 65535);
+  return port ? std::vector<int>{*port} : std::vector<int>{};
 }
 
 int64_t LocalDriver::pids_max_for(const InstanceRecord& inst) const {

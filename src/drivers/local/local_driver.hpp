@@ -140,6 +140,9 @@ private:
   // from inside. The caller then runs it as root (uid -1): the wrapper drops privileges.
   std::vector<std::string> sandboxed(const std::vector<std::string>& argv, const RunAs& as, int publish,
                                      const std::vector<int>& forward) const;
+  // The port of the environment's database from its variables (PGPORT), to relay into the
+  // sandbox; none without a database.
+  static std::vector<int> database_ports(const std::map<std::string, std::string>& db_env);
   // The process limit of a revision: pids_max, or the untrusted profile's when tighter.
   int64_t pids_max_for(const InstanceRecord& inst) const;
   // The variables that say who the code runs as (HOME) over `vars`.

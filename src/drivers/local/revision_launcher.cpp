@@ -24,7 +24,6 @@
 #include "util/fs.hpp"
 #include "util/git.hpp"
 #include "util/http_client.hpp"
-#include "util/numbers.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -298,13 +297,8 @@ Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std
   sa.max_bytes = m_opts.log_max_bytes;
   sa.keep = m_opts.log_keep;
   sa.retention_days = c.log_retention_days;
-  std::vector<int> db_ports; // in the sandbox, the database is reached through a relay of its port
-  if (auto it = db_env.find("PGPORT"); it != db_env.end()) {
-    if (auto port = util::parse_int<int>(it->second, 1, 65535)) {
-      db_ports.push_back(*port);
-    }
-  }
-  sa.argv = sandboxed(argv, as, inst.port, db_ports);
+  // In the sandbox, the database is reached through a relay of its port.
+  sa.argv = sandboxed(argv, as, inst.port, database_ports(db_env));
   sa.uid = as.untrusted ? -1 : as.uid; // in the sandbox, its wrapper drops to the uid
   sa.gid = as.untrusted ? -1 : as.gid;
   util::Command cmd;
