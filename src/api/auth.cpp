@@ -132,7 +132,7 @@ Expected<Principal> Authenticator::authenticate_hash(const std::string& hash) {
       spdlog::warn("api: cannot record the use of token {}: {}", t.id, r.error().message);
     }
   }
-  return Principal{t.owner, *role, t.id};
+  return Principal{t.owner, *role, t.id, t.expires_at};
 }
 
 Expected<std::optional<store::ApiToken>> Authenticator::lookup(const std::string& hash) {

@@ -27,6 +27,7 @@ struct Principal {
   std::string identity; // the token's owner: audit actor and owner of what it creates
   Role role = Role::viewer;
   std::string token_id;
+  util::Millis expires_at = 0; // the token's expiry; 0 = never, or no token
 };
 
 // A token just made: the secret (shown once, never stored) and the record to store.

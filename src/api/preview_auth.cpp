@@ -191,8 +191,64 @@ void PreviewAuth::remember(const std::string& key, const std::string& identity, 
 }
 
 void PreviewAuth::forget_decisions() {
-  std::lock_guard lock(m_mutex);
-  m_cache.clear();
+  std::vector<std::pair<std::string, std::string>> tokens; // session key, token hash
+  {
+    std::lock_guard lock(m_mutex);
+    m_cache.clear();
+    for (const auto& [key, s] : m_sessions) {
+      if (!s.token_hash.empty()) {
+        tokens.emplace_back(key, s.token_hash);
+      }
+    }
+  }
+  std::vector<std::string> ended;
+  for (const auto& [key, hash] : tokens) {
+    if (!m_auth.authenticate_hash(hash)) {
+      ended.push_back(key); // revoked or expired (or not checkable now: sign in again)
+    }
+  }
+  {
+    std::lock_guard lock(m_mutex);
+    for (const auto& key : ended) {
+      m_sessions.erase(key);
+    }
+  }
+  publish_sessions();
+}
+
+namespace {
+
+// An identity the router may write into its own config as is: Caddy expands {…} in it.
+bool routable_identity(const std::string& id) {
+  return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("._:@+-").find(c) != std::string_view::npos;
+  });
+}
+
+} // namespace
+
+void PreviewAuth::publish_sessions() {
+  if (!m_settings.sessions) {
+    return;
+  }
+  std::vector<core::PreviewSession> live;
+  {
+    std::lock_guard lock(m_mutex);
+    util::Millis now = m_clock.now_ms();
+    std::erase_if(m_sessions, [now](const auto& kv) { return kv.second.expires_at <= now; });
+    for (const auto& [key, s] : m_sessions) {
+      if (!routable_identity(s.principal.identity)) {
+        continue; // checked here, on every request
+      }
+      util::Millis until = s.expires_at;
+      if (s.principal.expires_at > 0) {
+        until = std::min(until, s.principal.expires_at);
+      }
+      live.push_back({s.cookie, s.principal.identity, until});
+    }
+  }
+  m_settings.sessions->replace(std::move(live));
 }
 
 std::optional<std::string> PreviewAuth::from_bearer(const std::string& header) {
@@ -408,7 +464,7 @@ Expected<std::string> PreviewAuth::handoff(const Principal& p, const std::string
     if (m_codes.size() >= k_max_codes) {
       m_codes.erase(m_codes.begin());
     }
-    m_codes[util::sha256_hex(code)] = {Session{p, token_hash, now + k_session_ttl_ms}, host, now + k_code_ttl_ms};
+    m_codes[util::sha256_hex(code)] = {Session{"", p, token_hash, now + k_session_ttl_ms}, host, now + k_code_ttl_ms};
   }
   return scheme + "://" + authority + "/.idp/auth/callback?code=" + code + "&return=" + util::url_encode(path);
 }
@@ -433,8 +489,11 @@ PreviewAnswer PreviewAuth::callback(const std::string& host, bool https, const s
     std::lock_guard lock(m_mutex);
     util::Millis now = m_clock.now_ms();
     std::erase_if(m_sessions, [now](const auto& kv) { return kv.second.expires_at <= now; });
-    m_sessions[util::sha256_hex(id)] = c->session;
+    Session s = c->session;
+    s.cookie = id;
+    m_sessions[util::sha256_hex(id)] = std::move(s);
   }
+  publish_sessions(); // before the browser comes back with the cookie
   PreviewAnswer a = text_answer(303, "");
   a.headers.push_back({"Location", is_local_path(return_path) ? return_path : "/"});
   // Domain: every preview of this server shares the sign-in (and none other gets it).

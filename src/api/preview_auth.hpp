@@ -13,7 +13,11 @@
 // link (?idp_share=<grant>, then the host-only cookie idp_share). The API never accepts the
 // preview cookies: an app sees the requests of its own host and could replay them.
 // Decisions are cached for k_decision_ttl_ms per credential (a revocation in this process
-// clears the cache at once).
+// clears the cache at once). Live preview sessions are also published to the router
+// (PreviewAuthSettings::sessions), which then lets a signed-in browser's requests through
+// without asking: a session is published at sign-in, until the earlier of its own expiry
+// and its token's, and withdrawn (before the revoking request returns) when its token is
+// revoked.
 
 #include <functional>
 #include <map>
@@ -49,6 +53,9 @@ struct PreviewAuthSettings {
   // Where each preview goes, for a router that asks on every request (X-Idp-Lookup: 1;
   // core/preview_routes.hpp). Unset: such requests get 404.
   std::shared_ptr<const core::PreviewRouteTable> routes;
+  // Where the live preview sessions are published for a router that checks the session
+  // cookie itself (core/preview_routes.hpp). Unset: every check comes here.
+  std::shared_ptr<core::PreviewSessionTable> sessions;
   bool enabled() const { return !domain.empty(); }
 };
 
@@ -103,7 +110,8 @@ public:
 
   // Makes and stores a share link for `env`, valid for ttl_ms.
   Expected<NewGrant> mint_grant(const std::string& env, util::Millis ttl_ms, const std::string& created_by);
-  // Forgets every cached decision (after a token or share link is revoked).
+  // Forgets every cached decision (after a token or share link is revoked), drops the
+  // sessions whose token is no longer valid, and publishes the sessions left.
   void forget_decisions();
 
   // "<env>" for "<env>.<domain>[:port]", "" when the host is not one preview.
@@ -115,6 +123,7 @@ public:
 
 private:
   struct Session {
+    std::string cookie; // the cookie's value, kept to publish it (PreviewAuthSettings::sessions)
     Principal principal;
     std::string token_hash; // "" for GitHub sign-ins; else checked on each (uncached) use
     util::Millis expires_at = 0;
@@ -141,6 +150,8 @@ private:
   Expected<std::string> from_grant(const std::string& token, const std::string& env);
   std::string grant_signature(const std::string& id, const std::string& env, util::Millis expires_at) const;
   std::string dashboard_url() const;
+  // Publishes the live sessions (PreviewAuthSettings::sessions); no-op when unset.
+  void publish_sessions();
 
   PreviewAuthSettings m_settings;
   store::StateStore& m_store;

@@ -25,4 +25,33 @@ size_t PreviewRouteTable::size() const {
   return m_targets.size();
 }
 
+void PreviewSessionTable::replace(std::vector<PreviewSession> sessions) {
+  std::lock_guard<std::mutex> p(m_publish);
+  Listener listener;
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    m_sessions = std::move(sessions);
+    listener = m_listener;
+  }
+  if (listener) {
+    listener(all());
+  }
+}
+
+std::vector<PreviewSession> PreviewSessionTable::all() const {
+  std::lock_guard<std::mutex> g(m_mutex);
+  return m_sessions;
+}
+
+void PreviewSessionTable::listen(Listener listener) {
+  std::lock_guard<std::mutex> p(m_publish);
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    m_listener = listener;
+  }
+  if (listener) {
+    listener(all());
+  }
+}
+
 } // namespace idp::core

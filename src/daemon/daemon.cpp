@@ -337,6 +337,9 @@ Expected<void> Daemon::start() {
   // Filled by the local driver in router_mode "lookup"; read by the API for each request.
   auto preview_routes = std::make_shared<core::PreviewRouteTable>();
   actx.previews.routes = preview_routes;
+  // Written by the API at each sign-in and revocation; followed by the local driver's router.
+  auto preview_sessions = std::make_shared<core::PreviewSessionTable>();
+  actx.previews.sessions = preview_sessions;
   sources::Sources::Options so;
   so.github_api_url = cfg.github_api_url;
   so.max_body_bytes = actx.max_body_bytes;
@@ -387,6 +390,7 @@ Expected<void> Daemon::start() {
   dctx.self_exe = d.self_exe;
   dctx.previews.auth_upstream = dial_address(cfg.api_host(), d.api_port);
   dctx.previews.routes = preview_routes;
+  dctx.previews.sessions = preview_sessions;
   dctx.previews.protect = [cfg_copy = std::make_shared<ServerConfig>(cfg)](const std::string& repo, bool wants_public) {
     return preview_protect_for(*cfg_copy, repo, wants_public);
   };

@@ -223,6 +223,9 @@ struct PreviewAccess {
   // Host -> target of every preview, read by that daemon when its router asks for each
   // request (the local driver's router_mode "lookup"). Unset: no driver may look up.
   std::shared_ptr<core::PreviewRouteTable> routes;
+  // The live preview sessions, which a router that can check a session cookie itself
+  // follows (the local driver's Caddy outside lookup mode). Unset: every check is asked.
+  std::shared_ptr<core::PreviewSessionTable> sessions;
 };
 
 // What a driver does for an environment whose profile is "untrusted" (an approved pull

@@ -10,6 +10,7 @@
 // driver's router_mode "lookup", where Caddy asks the daemon for every request (issue 14).
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <map>
 #include <memory>
 
@@ -263,6 +264,46 @@ TEST_F(SecurityPreviewTest, ViewerTokenOpensPreviewAndIsStrippedBeforeTheApp) {
   ASSERT_FALSE(id.empty());
   ASSERT_EQ(s_daemon->cli({"token", "revoke", id}).exit_code, 0);
   EXPECT_EQ(via_router("web", "/", {{"Authorization", "Bearer " + viewer}}).status, 401);
+}
+
+// The benchmark's design (bench/protected_preview.cpp): with a route per environment, Caddy
+// lets a live session's cookie through by itself, so a signed-in browser is served even
+// while the daemon cannot answer (stopped with SIGSTOP here); revoking the token the
+// session came from ends it before `idp token revoke` returns, with no cache to wait out.
+TEST_F(SecurityPreviewTest, SignedInBrowserNeedsNoDaemonRoundTripAndEndsWithItsToken) {
+  std::string viewer = token_with_role("preview-fast", "viewer");
+  std::string cookie = sign_in("web", viewer);
+#ifndef IDP_PREVIEW_ROUTER_LOOKUP
+  {
+    struct Resume {
+      pid_t pid;
+      ~Resume() { ::kill(pid, SIGCONT); }
+    } resume{s_daemon->pid()};
+    ASSERT_EQ(::kill(s_daemon->pid(), SIGSTOP), 0);
+    util::HttpRequest req;
+    req.url = "http://127.0.0.1:" + std::to_string(s_daemon->router_port()) + "/fast";
+    req.headers = {{"Host", host("other")}, {"Cookie", cookie}, {"X-Idp-User", "admin"}};
+    req.timeout_ms = 5000;
+    auto r = util::http_request(req);
+    ASSERT_TRUE(r.has_value()) << "Caddy asked the stopped daemon: " << r.error().message;
+    ASSERT_EQ(r->status, 200) << r->body;
+    json j = json::parse(r->body, nullptr, false);
+    EXPECT_EQ(j["headers"].value("x-idp-user", ""), "preview-fast") << "the session's identity, not the client's";
+    EXPECT_EQ(j["headers"].dump().find(cookie.substr(12)), std::string::npos);
+  }
+#endif
+  auto list = s_daemon->api("GET", "/api/v1/tokens");
+  std::string id;
+  for (const auto& t : list.second["tokens"]) {
+    if (t["name"] == "preview-fast") {
+      id = t["id"];
+    }
+  }
+  ASSERT_FALSE(id.empty());
+  ASSERT_EQ(via_router("web", "/", {{"Cookie", cookie}}).status, 200);
+  ASSERT_EQ(s_daemon->cli({"token", "revoke", id}).exit_code, 0);
+  EXPECT_EQ(via_router("web", "/", {{"Cookie", cookie}}).status, 401);
+  EXPECT_EQ(via_router("other", "/", {{"Cookie", cookie}, {"Accept", "text/html"}}).status, 302);
 }
 
 // Must show 1: a share link opens its environment (and only it) until it is revoked; the

@@ -34,6 +34,8 @@ constexpr int64_t k_backoff_min_ms = 100;
 constexpr int64_t k_backoff_max_ms = 5000;
 
 std::string route_id(const std::string& env) { return "idp-env-" + env; }
+constexpr const char* k_sessions_id = "idp-preview-sessions";
+constexpr const char* k_session_var = "idp_session";
 
 core::PreviewTarget lookup_target(const RouteTarget& r) {
   core::PreviewTarget t;
@@ -248,7 +250,17 @@ nlohmann::json CaddyRouter::guarded_handle(const nlohmann::json& app, bool prote
   }
   nlohmann::json chain = nlohmann::json::array();
   if (protect) {
-    chain.push_back(ask_json(false)); // sets X-Idp-User, replacing the client's
+    // A live session's cookie (marked by the route of sessions_route_json_locked) passes
+    // without the round trip to the daemon; anything else is asked. Both set X-Idp-User,
+    // replacing the client's. Vars are the server's own: no client can set them.
+    nlohmann::json signed_in = {
+        {"match", {{{"vars", {{k_session_var, {"1"}}}}}}},
+        {"handle", {{{"handler", "headers"}, {"request", {{"set", {{"X-Idp-User", {"{http.vars.idp_user}"}}}}}}}}},
+        {"group", "idp-auth"}};
+    // One group: only the first route that matches applies. (Not `terminal`, which would
+    // end the whole chain, the app's proxy included.)
+    nlohmann::json ask = {{"handle", {ask_json(false)}}, {"group", "idp-auth"}};
+    chain.push_back({{"handler", "subroute"}, {"routes", nlohmann::json::array({signed_in, ask})}});
   } else {
     // Only the daemon names the user: an open app must not be told one by its client.
     chain.push_back({{"handler", "headers"}, {"request", {{"delete", k_answer_headers}}}});
@@ -261,6 +273,50 @@ nlohmann::json CaddyRouter::guarded_handle(const nlohmann::json& app, bool prote
   }
   return nlohmann::json::array(
       {{{"handler", "subroute"}, {"routes", nlohmann::json::array({callback_route_json(), {{"handle", chain}}})}}});
+}
+
+nlohmann::json CaddyRouter::sessions_route_json_locked() const {
+  // Not terminal: it only marks the request, for the route of its host to read. The cookie
+  // values are 64 hex characters and identities are plain (api/preview_auth.cpp), so
+  // neither can carry a Caddy placeholder or wildcard.
+  nlohmann::json marks = nlohmann::json::array();
+  for (const auto& s : m_sessions) {
+    nlohmann::json cookie = {{"header", {{"Cookie", {"*idp_preview=" + s.cookie + "*"}}}}};
+    marks.push_back({{"match", nlohmann::json::array({cookie})},
+                     {"handle", {{{"handler", "vars"}, {k_session_var, "1"}, {"idp_user", s.identity}}}},
+                     {"group", "idp-session"}});
+  }
+  return {{"@id", k_sessions_id}, {"handle", {{{"handler", "subroute"}, {"routes", marks}}}}};
+}
+
+util::Millis CaddyRouter::now_ms() const {
+  static const util::SystemClock system;
+  return (m_cfg.clock ? m_cfg.clock : &system)->now_ms();
+}
+
+Expected<void> CaddyRouter::set_sessions(std::vector<core::PreviewSession> sessions) {
+  if (m_cfg.lookup) {
+    return {};
+  }
+  std::lock_guard<std::mutex> w(m_write_mutex);
+  {
+    std::lock_guard<std::mutex> g(m_mutex);
+    util::Millis now = now_ms();
+    std::erase_if(sessions, [now](const core::PreviewSession& s) { return s.expires_at <= now; });
+    if (sessions == m_sessions) {
+      return {};
+    }
+    m_sessions = std::move(sessions);
+    if (!m_ready) {
+      return {}; // caddy.json of the next (re)start carries them
+    }
+  }
+  if (auto r = sync_all(); !r) {
+    std::lock_guard<std::mutex> g(m_mutex);
+    m_dirty = true;
+    return Unexpected(r.error().with_context("router"));
+  }
+  return {};
 }
 
 nlohmann::json CaddyRouter::lookup_route_json() const {
@@ -352,6 +408,9 @@ nlohmann::json CaddyRouter::routes_json_locked() const {
   if (m_cfg.lookup) {
     routes.push_back(lookup_route_json());
   } else {
+    if (!m_sessions.empty() && !m_cfg.auth_upstream.empty()) {
+      routes.push_back(sessions_route_json_locked());
+    }
     for (const auto& [env, r] : m_routes) {
       routes.push_back(route_json(r));
     }
@@ -925,6 +984,10 @@ void CaddyRouter::supervise() {
         bool dirty = false;
         {
           std::lock_guard<std::mutex> g(m_mutex);
+          util::Millis now = now_ms();
+          if (std::erase_if(m_sessions, [now](const core::PreviewSession& s) { return s.expires_at <= now; }) > 0) {
+            m_dirty = true; // an expired session leaves Caddy's config now
+          }
           stopping = m_stopping;
           detach = m_detach;
           dirty = m_dirty;

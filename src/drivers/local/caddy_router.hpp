@@ -41,6 +41,7 @@
 
 #include "core/preview_routes.hpp"
 #include "util/expected.hpp"
+#include "util/time.hpp"
 
 namespace idp::drivers::local {
 
@@ -101,6 +102,8 @@ struct RouterConfig {
   // (X-Idp-Upstream) or the directory (X-Idp-Root) and X-Idp-Kind (proxy, static, spa);
   // headers of those names from the client are dropped first.
   std::shared_ptr<core::PreviewRouteTable> lookup;
+  // Wall clock of session expiries (set_sessions); nullptr = the system's.
+  const util::Clock* clock = nullptr;
 };
 
 class CaddyRouter {
@@ -129,6 +132,14 @@ public:
   // Removes the route of `env`; ok when there is none. Thread-safe.
   Expected<void> remove_route(const std::string& env);
   std::optional<RouteTarget> route(const std::string& env) const;
+  // The preview sessions Caddy lets through by itself (core::PreviewSessionTable): a
+  // request to a protected route whose idp_preview cookie is one of them goes to the app
+  // with X-Idp-User set to its identity, without asking the daemon; anything else is asked
+  // as before. One route "idp-preview-sessions" before the environments' holds them (a
+  // cookie match per session); a session leaves it at its expires_at (the supervisor checks
+  // every 100 ms). Replaces the set; an error (transient) leaves Caddy's old set and a
+  // resync pending. No-op in lookup mode (every request is asked anyway). Thread-safe.
+  Expected<void> set_sessions(std::vector<core::PreviewSession> sessions);
 
   // "<env>.<domain>".
   std::string host_for(const std::string& env) const;
@@ -169,6 +180,9 @@ private:
   // The handlers of a route when the daemon is known: the sign-in callback to the daemon;
   // with `protect` the daemon's check; the idp credentials stripped; then `app`.
   nlohmann::json guarded_handle(const nlohmann::json& app, bool protect) const;
+  // The route that marks a request with a live session's cookie (vars idp_session, idp_user).
+  nlohmann::json sessions_route_json_locked() const;
+  util::Millis now_ms() const;
   nlohmann::json api_route_json() const;
   nlohmann::json tls_app_json() const;
   // The admin API path of the routes that hold the environments (the TLS server's when on).
@@ -195,6 +209,7 @@ private:
   mutable std::mutex m_mutex;
   std::condition_variable m_cv;
   std::map<std::string, RouteTarget> m_routes;
+  std::vector<core::PreviewSession> m_sessions; // live ones: the supervisor drops the expired
   bool m_stopping = false;
   bool m_ready = false; // Caddy runs and has every route of m_routes (or m_dirty)
   bool m_dirty = false; // an admin call failed: resync everything when possible

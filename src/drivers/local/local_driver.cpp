@@ -70,6 +70,7 @@ LocalDriver::~LocalDriver() {
   stop_retirer(); // what it had not stopped yet stays recorded: the next start stops it
   m_scheduler->stop();
   if (m_router) {
+    unfollow_sessions();
     m_router->stop();
   }
 }
@@ -317,6 +318,9 @@ ApplyResult LocalDriver::result_for(const std::string& env, const InstanceRecord
 void LocalDriver::stop(bool keep_running) {
   stop_retirer();      // revisions not retired yet stay recorded (below, or the next start)
   m_scheduler->stop(); // runs in flight keep going; the next start records how they ended
+  if (m_router) {
+    unfollow_sessions();
+  }
   if (m_router && keep_running) {
     m_router->detach(); // the apps keep serving through it; the next start adopts it
   } else if (m_router) {

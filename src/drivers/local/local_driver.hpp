@@ -179,6 +179,8 @@ private:
   void resume_environments(const std::set<std::string>& live_names, const std::map<std::string, EnvState>& states);
   // (Re)creates the router with `routes` and waits until it serves them.
   Expected<void> start_router(const std::vector<RouteTarget>& routes);
+  // Stops passing preview sessions to the router (before it stops or is replaced).
+  void unfollow_sessions();
   // Everything of an environment except its route: processes, cgroups, checkouts, dir.
   void remove_env_files(const std::string& env);
 

@@ -250,11 +250,27 @@ Expected<void> LocalDriver::start_router(const std::vector<RouteTarget>& routes)
     }
     rc.lookup = m_ctx.previews.routes;
   }
+  rc.clock = m_ctx.clock;
   if (m_router) {
+    unfollow_sessions();
     m_router->stop();
   }
   m_router = std::make_unique<CaddyRouter>(rc);
+  if (m_ctx.previews.sessions && !rc.lookup) {
+    // Signed-in browsers pass Caddy without a round trip to the daemon (issue 15).
+    m_ctx.previews.sessions->listen([router = m_router.get()](const std::vector<core::PreviewSession>& s) {
+      if (auto r = router->set_sessions(s); !r) {
+        spdlog::warn("router: preview sessions not updated yet ({}); retrying", r.error().message);
+      }
+    });
+  }
   return m_router->start(routes);
+}
+
+void LocalDriver::unfollow_sessions() {
+  if (m_ctx.previews.sessions) {
+    m_ctx.previews.sessions->listen(nullptr); // returns once no call to the router is under way
+  }
 }
 
 void LocalDriver::remove_env_files(const std::string& env) {

@@ -24,11 +24,12 @@ namespace {
 // Clients hammering GET / through the router (Caddy) with the environment's Host header.
 class Load {
 public:
-  // `headers`: sent with every request besides Host (a protected preview's token).
+  // `credentials`: thread i sends credentials[i % size] besides Host (a protected
+  // preview's token or session cookie).
   Load(int router_port, const std::string& env, int threads,
-       const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+       const std::vector<std::vector<std::pair<std::string, std::string>>>& credentials = {{}}) {
     for (int i = 0; i < threads; ++i) {
-      m_threads.emplace_back([this, router_port, env, headers] {
+      m_threads.emplace_back([this, router_port, env, headers = credentials[i % credentials.size()]] {
         util::HttpRequest req;
         req.url = "http://127.0.0.1:" + std::to_string(router_port) + "/";
         req.headers = {{"Host", env + ".preview.localhost:" + std::to_string(router_port)}};
@@ -108,8 +109,9 @@ struct Window {
   double rate() const { return seconds > 0 ? requests / seconds : 0; }
 };
 
-// The zero-downtime scenario; `protect`: the preview is behind sign-in (issue 15) and the
-// load sends a viewer token, so every request also passes the daemon's check.
+// The zero-downtime scenario; `protect`: the preview is behind sign-in (issue 15) and half
+// the load sends a viewer token (every request passes the daemon's check), the other half
+// the preview session cookie of a sign-in (checked by Caddy itself).
 void redeploy_and_rollback_lose_no_request(bool protect) {
   GitopsOptions options{.poll = false};
   if (protect) {
@@ -117,11 +119,12 @@ void redeploy_and_rollback_lose_no_request(bool protect) {
   }
   GitopsRig rig(protect ? "idp-gitops-zdt-protected" : "idp-gitops-zdt", options);
   rig.start();
-  std::vector<std::pair<std::string, std::string>> credentials;
+  std::vector<std::vector<std::pair<std::string, std::string>>> credentials = {{}};
+  std::string token;
   if (protect) {
     auto t = rig.daemon->cli({"token", "create", "--name", "zdt-viewer", "--role", "viewer"});
     ASSERT_EQ(t.exit_code, 0) << t.err;
-    credentials = {{"Authorization", "Bearer " + util::trim(t.out)}};
+    token = util::trim(t.out);
   }
   std::string c1 = rig.commit_version("feature/zdt", "v1");
   ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/zdt", k_zero_commit, c1)).first, 202);
@@ -129,8 +132,23 @@ void redeploy_and_rollback_lose_no_request(bool protect) {
   ASSERT_TRUE(rig.wait_ready_at(name, c1, 90000)) << rig.daemon->log();
 
   if (protect) {
-    // Protected indeed: without the token the same address is refused.
+    // Protected indeed: without credentials the same address is refused.
     ASSERT_EQ(rig.daemon->get_via_router(name, "/").first, 401);
+    // The sign-in as a browser goes through it: the dashboard's hand-off, the callback.
+    std::string host = name + ".preview.localhost:" + std::to_string(rig.daemon->router_port());
+    util::HttpRequest handoff;
+    handoff.url = rig.daemon->api_url() + "/preview/signin?return=" + util::url_encode("http://" + host + "/");
+    handoff.headers = {{"Authorization", "Bearer " + token}};
+    auto h = util::http_request(handoff);
+    ASSERT_TRUE(h && h->status == 303);
+    util::HttpRequest cb;
+    cb.url = "http://127.0.0.1:" + std::to_string(rig.daemon->router_port()) +
+             h->headers["location"].substr(("http://" + host).size());
+    cb.headers = {{"Host", host}};
+    auto c = util::http_request(cb);
+    ASSERT_TRUE(c && c->status == 303);
+    std::string cookie = c->headers["set-cookie"].substr(0, c->headers["set-cookie"].find(';'));
+    credentials = {{{"Authorization", "Bearer " + token}}, {{"Cookie", cookie}}};
   }
   Load load(rig.daemon->router_port(), name, 6, credentials);
   ASSERT_TRUE(wait_until([&] { return load.last_version() == "v1"; }, 10000)) << load.failures();

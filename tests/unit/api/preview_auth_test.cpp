@@ -3,6 +3,10 @@
 // links open their own environment only, until they expire or are revoked.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <memory>
+#include <vector>
+
 #include "api/preview_auth.hpp"
 #include "fakes/fake_clock.hpp"
 #include "fakes/in_memory_store.hpp"
@@ -165,4 +169,53 @@ TEST(PreviewAuthTest, ShareLinkOpensItsEnvironmentOnlyUntilExpiryOrRevocation) {
   EXPECT_EQ(rig.previews.check(r).status, 303);
   rig.clock.advance(10'000);
   EXPECT_EQ(rig.previews.check(r).status, 403) << "expired, even with its decision cached";
+}
+
+// What the router may check by itself: each sign-in is published (cookie, identity, the
+// earlier of the session's and its token's expiry); a revoked token's session is withdrawn
+// by forget_decisions; an identity Caddy would expand ({…}) is never published.
+TEST(PreviewAuthTest, LiveSessionsArePublishedForTheRouterAndWithdrawnWithTheirToken) {
+  PreviewRig rig;
+  auto table = std::make_shared<core::PreviewSessionTable>();
+  std::vector<std::vector<core::PreviewSession>> published;
+  table->listen([&](const std::vector<core::PreviewSession>& s) { published.push_back(s); });
+  auto settings = PreviewRig::settings();
+  settings.sessions = table;
+  api::PreviewAuth previews{settings, rig.store, rig.auth, rig.clock};
+  const std::string prefix = "http://web.preview.localhost:8080/.idp/auth/callback?code=";
+  auto sign_in = [&](const api::Principal& p, const std::string& token_hash) {
+    auto to = previews.handoff(p, token_hash, "http://web.preview.localhost:8080/");
+    EXPECT_TRUE(to.has_value());
+    auto cb = previews.callback("web.preview.localhost:8080", false, to->substr(prefix.size(), 64), "/");
+    EXPECT_EQ(cb.status, 303);
+    std::string c = rig.cookie_of(cb);
+    return c.substr(c.find('=') + 1);
+  };
+  util::Millis now = rig.clock.now_ms();
+  api::NewToken t = api::mint_token("ci", api::Role::viewer, "ci-bot", "test", now, now + 3'600'000);
+  ASSERT_TRUE(rig.store.insert_api_token(t.record).has_value());
+  std::string bot = sign_in(*rig.auth.authenticate_hash(t.record.hash), t.record.hash);
+  std::string alice = sign_in(api::Principal{"alice", api::Role::viewer, "github"}, "");
+  sign_in(api::Principal{"{http.request.header.Cookie}", api::Role::viewer, "github"}, "");
+  ASSERT_FALSE(published.empty());
+  auto last = published.back();
+  ASSERT_EQ(last.size(), 2u) << "the identity with a placeholder is checked by the daemon only";
+  std::map<std::string, core::PreviewSession> by_id;
+  for (const auto& s : last) {
+    by_id[s.identity] = s;
+  }
+  EXPECT_EQ(by_id["ci-bot"].cookie, bot);
+  EXPECT_EQ(by_id["ci-bot"].expires_at, now + 3'600'000) << "the token ends first";
+  EXPECT_EQ(by_id["alice"].cookie, alice);
+  EXPECT_EQ(by_id["alice"].expires_at, now + api::PreviewAuth::k_session_ttl_ms);
+
+  ASSERT_TRUE(rig.store.revoke_api_token(t.record.id, now).has_value());
+  rig.auth.forget_all();
+  previews.forget_decisions();
+  ASSERT_EQ(table->all().size(), 1u);
+  EXPECT_EQ(table->all()[0].identity, "alice");
+  auto r = rig.request("web");
+  r.cookie = "idp_preview=" + bot;
+  EXPECT_EQ(previews.check(r).status, 401) << "and the daemon refuses it too";
+  table->listen(nullptr);
 }

@@ -9,6 +9,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "fakes/fake_clock.hpp"
 #include "local_test_support.hpp"
 #include "util/fs.hpp"
 #include "util/hash.hpp"
@@ -346,6 +347,121 @@ TEST(CaddyRouterTest, LookupModeServesEverythingFromTheDaemonAndNeverChangesCadd
   EXPECT_FALSE(table->get("app").has_value());
   ASSERT_TRUE(f.router->remove_route("app")) << "idempotent";
   EXPECT_EQ(running_config(f), config) << "no route change reached Caddy";
+}
+
+// A daemon that refuses every check it is asked (401) and counts them.
+class RefusingDaemon {
+public:
+  RefusingDaemon() {
+    server.Get("/internal/preview-auth", [this](const httplib::Request&, httplib::Response& res) {
+      ++asked;
+      res.status = 401;
+      res.set_content("asked the daemon\n", "text/plain");
+    });
+    port = server.bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { server.listen_after_bind(); });
+    EXPECT_TRUE(wait_until([&] { return server.is_running(); }, 5000));
+  }
+  ~RefusingDaemon() {
+    server.stop();
+    thread.join();
+  }
+  httplib::Server server;
+  int port = 0;
+  std::thread thread;
+  std::atomic<int> asked{0};
+};
+
+// Issue 15's benchmark: a live preview session's cookie passes Caddy without a round trip
+// to the daemon, with the session's identity (never the client's) in X-Idp-User; any
+// other cookie, a lookalike and no cookie are asked; a session leaves Caddy's config at
+// its expiry, and when it is withdrawn.
+TEST(CaddyRouterTest, LiveSessionsPassWithoutAskingTheDaemonUntilTheyEndOrExpire) {
+  RefusingDaemon daemon;
+  idp::testing::FakeClock clock;
+  RouterFixture f;
+  f.cfg.auth_upstream = "127.0.0.1:" + std::to_string(daemon.port);
+  f.cfg.clock = &clock;
+  f.router = std::make_unique<CaddyRouter>(f.cfg);
+  Upstream app("app");
+  RouteTarget protected_app = web("app", app.port);
+  protected_app.protect = true;
+  const std::string alice(64, 'a');
+  const std::string bob(64, 'b');
+  // Recorded before Caddy starts: caddy.json of the start carries them.
+  ASSERT_TRUE(f.router->set_sessions({{alice, "alice", clock.now_ms() + 60'000}}));
+  ASSERT_TRUE(f.router->start({protected_app}));
+  ASSERT_TRUE(
+      f.router->set_sessions({{alice, "alice", clock.now_ms() + 60'000}, {bob, "bob", clock.now_ms() + 1'000}}));
+
+  auto get = [&](const std::string& cookie, const std::string& user_header = "") {
+    util::HttpRequest r;
+    r.url = "http://127.0.0.1:" + std::to_string(f.cfg.port) + "/";
+    r.headers = {{"Host", "app.preview.localhost"}};
+    if (!cookie.empty()) {
+      r.headers.push_back({"Cookie", cookie});
+    }
+    if (!user_header.empty()) {
+      r.headers.push_back({"X-Idp-User", user_header});
+    }
+    return util::http_request(r);
+  };
+  auto ok = get("theme=dark; idp_preview=" + alice, "root");
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(ok->body, "app");
+  EXPECT_EQ(get("idp_preview=" + bob)->status, 200);
+  EXPECT_EQ(daemon.asked.load(), 0) << "a live session never needs the daemon";
+
+  // The attack: no cookie, a session that is not live, a cut-off one, a wildcard.
+  for (const std::string& c : {std::string(), "idp_preview=" + std::string(64, 'c'), "idp_preview=" + alice.substr(1),
+                               std::string("idp_preview=*")}) {
+    auto r = get(c);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->status, 401) << c;
+  }
+  EXPECT_EQ(daemon.asked.load(), 4);
+  EXPECT_NE(running_config(f).find("\"idp_user\":\"alice\""), std::string::npos);
+
+  // bob's session expires: Caddy drops it on its own, alice's stays.
+  clock.advance(1'000);
+  EXPECT_TRUE(wait_until([&] { return get("idp_preview=" + bob)->status == 401; }, 5000));
+  EXPECT_EQ(get("idp_preview=" + alice)->status, 200);
+  EXPECT_EQ(running_config(f).find(bob), std::string::npos);
+  // Withdrawn (a revocation): refused from the next request on.
+  ASSERT_TRUE(f.router->set_sessions({}));
+  EXPECT_EQ(get("idp_preview=" + alice)->status, 401);
+  EXPECT_EQ(running_config(f).find(alice), std::string::npos);
+}
+
+// The identity an app is told comes from the session's route, never from the request.
+TEST(CaddyRouterTest, AnOpenRouteIgnoresSessionsAndStripsTheirCookie) {
+  RefusingDaemon daemon;
+  RouterFixture f;
+  f.cfg.auth_upstream = "127.0.0.1:" + std::to_string(daemon.port);
+  f.router = std::make_unique<CaddyRouter>(f.cfg);
+  // Echoes the identity header and the cookies it got.
+  util::Command c;
+  int port = *util::find_free_port();
+  c.argv = {"node", "-e",
+            "require('http').createServer((q,s)=>s.end((q.headers['x-idp-user']||'-')+'|'+(q.headers.cookie||'')))"
+            ".listen(Number(process.argv[1]),'127.0.0.1')",
+            std::to_string(port)};
+  pid_t pid = *util::spawn(c, {});
+  ASSERT_TRUE(wait_until(
+      [&] { return testing::http_get("http://127.0.0.1:" + std::to_string(port) + "/").has_value(); }, 10000));
+  ASSERT_TRUE(f.router->start({web("open", port)}));
+  const std::string alice(64, 'a');
+  ASSERT_TRUE(f.router->set_sessions({{alice, "alice", util::SystemClock().now_ms() + 60'000}}));
+  util::HttpRequest r;
+  r.url = "http://127.0.0.1:" + std::to_string(f.cfg.port) + "/";
+  r.headers = {{"Host", "open.preview.localhost"}, {"Cookie", "idp_preview=" + alice + "; a=1"}};
+  auto got = util::http_request(r);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->body.substr(0, 2), "-|") << "an open app is told no identity: " << got->body;
+  EXPECT_EQ(got->body.find(alice), std::string::npos) << "and never sees the session: " << got->body;
+  EXPECT_EQ(daemon.asked.load(), 0);
+  util::terminate_group(pid, 2000);
 }
 
 TEST(CaddyRouterTest, LookupModeWithoutTheDaemonsAddressIsRefused) {
