@@ -1,6 +1,7 @@
 #include "daemon/server_config.hpp"
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <cstdlib>
 #include <regex>
 
@@ -63,6 +64,21 @@ Expected<std::string> resolve_secret_reference(const std::string& ref) {
 }
 
 namespace {
+
+// "10.0.0.0/16", "2001:db8::/32": an address and a prefix length that fits it.
+bool is_cidr(const std::string& s) {
+  auto slash = s.find('/');
+  if (slash == std::string::npos) {
+    return false;
+  }
+  std::string addr = s.substr(0, slash);
+  auto bits = util::parse_int<int>(s.substr(slash + 1), 0, 128);
+  unsigned char buf[16];
+  if (::inet_pton(AF_INET, addr.c_str(), buf) == 1) {
+    return bits && *bits <= 32;
+  }
+  return bits && ::inet_pton(AF_INET6, addr.c_str(), buf) == 1;
+}
 
 using core::ConfigDocument;
 using core::ConfigNode;
@@ -587,6 +603,22 @@ const OptionTable<ServerConfig>& server_table() {
            }
          }
          c.untrusted.egress_allow = hosts;
+         return std::nullopt;
+       }},
+      {.key = "forks.egress_cidrs",
+       .default_text = "[] (none)",
+       .doc = "networks an approved fork may reach on Kubernetes (NetworkPolicy ipBlock) and ECS (task security group)",
+       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
+         std::vector<std::string> cidrs;
+         if (auto m = values::string_list(v, "networks like [10.0.0.0/16]", cidrs)) {
+           return m;
+         }
+         for (const auto& cidr : cidrs) {
+           if (!is_cidr(cidr)) {
+             return "expected networks in CIDR notation like 10.0.0.0/16 or 2001:db8::/32, got " + util::quote(cidr);
+           }
+         }
+         c.untrusted.egress_cidrs = cidrs;
          return std::nullopt;
        }},
       {.key = "forks.pids",

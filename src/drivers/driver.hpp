@@ -235,6 +235,9 @@ struct PreviewAccess {
 struct UntrustedProfile {
   std::vector<std::string> egress_allow = {"registry.npmjs.org", "registry.yarnpkg.com", "pypi.org",
                                            "files.pythonhosted.org"};
+  // Networks (CIDRs) its pods (Kubernetes NetworkPolicy) or tasks (ECS security group) may
+  // reach besides DNS: a policy selects addresses, not host names. Empty: none.
+  std::vector<std::string> egress_cidrs;
   int pids_max = 64;
 };
 

@@ -81,6 +81,10 @@ std::vector<RenderCase> render_cases() {
   RenderCase fork{"api-service/direct/untrusted-fork", kube::sample_spec("pr-3"), RenderSettings{}, {}};
   fork.spec.env.profile = "untrusted"; // egress only to DNS and the namespace
   out.push_back(fork);
+  RenderCase mirror = fork; // and to the networks of forks.egress_cidrs
+  mirror.name = "api-service/direct/untrusted-fork+egress-cidrs";
+  mirror.settings.untrusted_egress_cidrs = {"10.20.0.0/16", "2001:db8::/32"};
+  out.push_back(mirror);
   RenderCase worker{"scheduled-worker/direct", kube::sample_spec("nightly"), RenderSettings{}, {}};
   worker.spec.env.template_name = "scheduled-worker";
   worker.spec.components = {"schedule"};

@@ -146,6 +146,7 @@ KubernetesDriver::KubernetesDriver(const DriverContext& ctx, KubernetesOptions o
     : m_ctx(ctx), m_opts(std::move(opts)), m_client(std::move(client)), m_connect_error(std::move(connect_error)),
       m_configured(configured) {
   m_settings.server_id = m_opts.server_id;
+  m_settings.untrusted_egress_cidrs = ctx.untrusted.egress_cidrs;
   m_settings.domain = m_opts.domain.empty() ? ctx.domain : m_opts.domain;
   m_settings.ingress_class = m_opts.ingress_class;
   m_settings.ingress_namespace = m_opts.ingress_namespace;

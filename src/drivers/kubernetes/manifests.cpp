@@ -430,9 +430,10 @@ Expected<std::vector<json>> render_namespace_objects(const DeploySpec& spec, con
           {{{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", routing_source_namespace(s)}}}}}},
            {{"podSelector", json::object()}}}}}}}};
   if (spec.env.untrusted()) {
-    // A fork's pull request (the untrusted profile): no way out but the cluster's DNS and its
-    // own namespace (its database). A NetworkPolicy selects addresses, not host names, so the
-    // local runtime's egress allowlist of registries has no equivalent here.
+    // A fork's pull request (the untrusted profile): no way out but the cluster's DNS, its
+    // own namespace (its database) and the networks of forks.egress_cidrs (a registry
+    // mirror, an egress proxy). A NetworkPolicy selects addresses, not host names: the
+    // local runtime's allowlist of registry names has no equivalent here.
     netpol["spec"]["policyTypes"] = {"Ingress", "Egress"};
     netpol["spec"]["egress"] = {
         {{"to",
@@ -440,6 +441,13 @@ Expected<std::vector<json>> render_namespace_objects(const DeploySpec& spec, con
             {"podSelector", {{"matchLabels", {{"k8s-app", "kube-dns"}}}}}}}},
          {"ports", {{{"protocol", "UDP"}, {"port", 53}}, {{"protocol", "TCP"}, {"port", 53}}}}},
         {{"to", {{{"podSelector", json::object()}}}}}};
+    if (!s.untrusted_egress_cidrs.empty()) {
+      json to = json::array();
+      for (const auto& cidr : s.untrusted_egress_cidrs) {
+        to.push_back({{"ipBlock", {{"cidr", cidr}}}});
+      }
+      netpol["spec"]["egress"].push_back({{"to", to}});
+    }
   }
   out.push_back(netpol);
 

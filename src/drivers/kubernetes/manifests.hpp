@@ -37,6 +37,9 @@ struct RenderSettings {
   std::string static_image = "nginx:1.27-alpine";
   std::string static_build_image = "node:20-alpine";
   DatabaseSettings database; // the "database" component (api-database)
+  // Networks an untrusted environment's pods may reach besides DNS and their namespace
+  // (server config forks.egress_cidrs).
+  std::vector<std::string> untrusted_egress_cidrs;
 };
 
 // Labels every object of the environment carries (the orphan sweep selects on them).

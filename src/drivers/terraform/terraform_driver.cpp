@@ -23,8 +23,11 @@ util::Millis now_ms() { return util::SystemClock().now_ms(); }
 } // namespace
 
 TerraformDriver::TerraformDriver(DriverContext ctx, TerraformOptions opts)
-    : m_ctx(std::move(ctx)), m_opts(std::move(opts)), m_workspace(util::absolute_path(m_ctx.home), m_opts),
-      m_runner(m_opts), m_aws(m_opts, m_ctx.clock) {}
+    : m_ctx(std::move(ctx)), m_opts([&] {
+        opts.untrusted_egress_cidrs = m_ctx.untrusted.egress_cidrs;
+        return std::move(opts);
+      }()),
+      m_workspace(util::absolute_path(m_ctx.home), m_opts), m_runner(m_opts), m_aws(m_opts, m_ctx.clock) {}
 
 std::unique_ptr<common::LogWriter> TerraformDriver::env_log(const std::string& env) const {
   common::LogFileOptions lo;
@@ -79,6 +82,23 @@ Expected<void> TerraformDriver::plan(const DeploySpec& spec) {
   IDP_TRY_ASSIGN(std::string tmpl_dir, m_workspace.template_module(spec.env.template_name, spec.template_dir));
   IDP_TRY_ASSIGN(ModuleInfo module, inspect_module(tmpl_dir));
   IDP_TRY_ASSIGN(EnvSettings settings, m_workspace.settings_for(spec.env, spec.config, module));
+  if (spec.env.untrusted()) {
+    // A fork's tasks get the security group egress of forks.egress_cidrs only: a template
+    // that cannot take it cannot hold one, and with no network at all a task could not
+    // even pull its image.
+    if (!module.declares("egress_cidrs")) {
+      return make_error(ErrorCode::invalid_config,
+                        "template " + util::quote(spec.env.template_name) +
+                            " has no variable \"egress_cidrs\": an approved fork's pull request cannot be sandboxed "
+                            "on it (the built-in ECS templates have it)");
+    }
+    if (m_opts.untrusted_egress_cidrs.empty()) {
+      return make_error(ErrorCode::invalid_config,
+                        "forks.egress_cidrs is empty: on ECS an approved fork's task reaches only those networks, "
+                        "and needs at least the VPC endpoints it pulls its image and sends its logs through "
+                        "(e.g. your VPC's CIDR)");
+    }
+  }
   nlohmann::json vars = build_tfvars(spec.env, spec.config, spec.template_values, module, settings.region, m_opts);
   for (const auto& [name, var] : module.variables) {
     if (!var.has_default && !vars.contains(name)) {

@@ -51,6 +51,9 @@ struct TerraformOptions {
   std::vector<std::string> env_allow;
   // var_<name> options: extra root-module variables (passed only where declared).
   std::map<std::string, nlohmann::json> variables;
+  // Networks an untrusted environment's tasks may reach (server config forks.egress_cidrs,
+  // set by the driver from its context): its `egress_cidrs` variable.
+  std::vector<std::string> untrusted_egress_cidrs;
   int64_t log_max_bytes = 10 * 1024 * 1024;
   int log_keep = 5;
 

@@ -147,6 +147,10 @@ nlohmann::json build_tfvars(const core::Environment& env, const core::AppConfig&
       all[k] = v;
     }
   }
+  if (env.untrusted()) {
+    // Last: neither drivers.terraform.var_* nor the template's values may widen it.
+    all["egress_cidrs"] = opts.untrusted_egress_cidrs;
+  }
   nlohmann::json out = nlohmann::json::object();
   for (const auto& [k, v] : all.items()) {
     if (module.declares(k)) {

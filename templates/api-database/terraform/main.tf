@@ -72,6 +72,7 @@ module "ecs_service" {
   health_check_path      = var.health_check_path
   health_check_matcher   = var.health_check_matcher
   container_insights     = var.container_insights
+  egress_cidrs           = var.egress_cidrs
   desired_count          = var.desired_count
   wait_for_steady_state  = var.wait_for_steady_state
   enable_execute_command = var.enable_execute_command

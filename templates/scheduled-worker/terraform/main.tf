@@ -40,4 +40,5 @@ module "scheduled_task" {
   environment_variables = var.environment_variables
   secret_variables      = var.secret_variables
   container_insights    = var.container_insights
+  egress_cidrs          = var.egress_cidrs
 }

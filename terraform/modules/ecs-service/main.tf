@@ -124,10 +124,19 @@ resource "aws_vpc_security_group_ingress_rule" "tasks_from_alb" {
   to_port                      = var.container_port
 }
 
+# Environments made before egress_cidrs had one rule at this address.
+moved {
+  from = aws_vpc_security_group_egress_rule.tasks_all
+  to   = aws_vpc_security_group_egress_rule.tasks_all["0.0.0.0/0"]
+}
+
 resource "aws_vpc_security_group_egress_rule" "tasks_all" {
+  for_each = toset(var.egress_cidrs)
+
   security_group_id = aws_security_group.tasks.id
   description       = "Image pulls, AWS APIs, databases"
-  cidr_ipv4         = "0.0.0.0/0"
+  cidr_ipv4         = strcontains(each.value, ":") ? null : each.value
+  cidr_ipv6         = strcontains(each.value, ":") ? each.value : null
   ip_protocol       = "-1"
 }
 

@@ -52,10 +52,19 @@ resource "aws_security_group" "task" {
   tags        = merge(local.tags, { Name = "${local.prefix}-scheduled-task-sg" })
 }
 
+# Environments made before egress_cidrs had one rule at this address.
+moved {
+  from = aws_vpc_security_group_egress_rule.task_all
+  to   = aws_vpc_security_group_egress_rule.task_all["0.0.0.0/0"]
+}
+
 resource "aws_vpc_security_group_egress_rule" "task_all" {
+  for_each = toset(var.egress_cidrs)
+
   security_group_id = aws_security_group.task.id
   description       = "Image pulls, AWS APIs, outbound calls"
-  cidr_ipv4         = "0.0.0.0/0"
+  cidr_ipv4         = strcontains(each.value, ":") ? null : each.value
+  cidr_ipv6         = strcontains(each.value, ":") ? each.value : null
   ip_protocol       = "-1"
 }
 

@@ -150,3 +150,14 @@ variable "permissions_boundary_arn" {
     error_message = "permissions_boundary_arn must be an IAM policy ARN like arn:aws:iam::123456789012:policy/idp-preview-boundary."
   }
 }
+
+variable "egress_cidrs" {
+  description = "Networks the tasks may reach (security group egress, all protocols). idp sets it only for an approved fork's pull request (server config forks.egress_cidrs); everything else keeps 0.0.0.0/0."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+
+  validation {
+    condition     = alltrue([for c in var.egress_cidrs : can(cidrhost(c, 0))])
+    error_message = "egress_cidrs: expected networks in CIDR notation like 10.0.0.0/16."
+  }
+}

@@ -84,6 +84,24 @@ TEST(ServerConfigTest, BadRetentionIsAPositionedErrorAndNothingIsApplied) {
   EXPECT_EQ(cfg.engine.event_retention, 90LL * 86'400'000);
 }
 
+// forks.egress_cidrs: networks in CIDR notation (IPv4, IPv6); anything else, a host name
+// included, is a positioned error and nothing is applied.
+TEST(ServerConfigTest, ForkEgressCidrsAreNetworks) {
+  ServerConfig cfg;
+  auto errors = apply_server_config_file(cfg, "forks:\n  egress_cidrs: [10.20.0.0/16, \"2001:db8::/32\"]\n", "s.yml");
+  ASSERT_TRUE(errors.empty()) << server_config_errors_text(errors);
+  EXPECT_EQ(cfg.untrusted.egress_cidrs, (std::vector<std::string>{"10.20.0.0/16", "2001:db8::/32"}));
+  for (const char* bad : {"registry.npmjs.org", "10.0.0.0/33", "10.0.0.0", "2001:db8::/129", "10.0.0.0/x"}) {
+    ServerConfig c;
+    auto e = apply_server_config_file(c, std::string("forks:\n  egress_cidrs: [\"") + bad + "\"]\n", "s.yml");
+    ASSERT_EQ(e.size(), 1u) << bad;
+    EXPECT_EQ(e[0].to_string(), std::string("s.yml:2:17: key \"forks.egress_cidrs\": expected networks in CIDR "
+                                            "notation like 10.0.0.0/16 or 2001:db8::/32, got \"") +
+                                    bad + "\"");
+    EXPECT_TRUE(c.untrusted.egress_cidrs.empty());
+  }
+}
+
 TEST(ServerConfigTest, EnvironmentAliasesAreCheckedLikeTheFilesKeys) {
   {
     ScopedServerEnv env({{"IDP_RETENTION_EVENTS", "30d"}, {"IDP_WORKERS", "12"}});

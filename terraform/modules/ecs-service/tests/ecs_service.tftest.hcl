@@ -315,3 +315,43 @@ run "long_name_b_differs" {
     error_message = "two long env names sharing a 28-char prefix must get different ALB / target group names"
   }
 }
+
+run "egress_is_open_by_default" {
+  command = plan
+
+  assert {
+    condition     = keys(aws_vpc_security_group_egress_rule.tasks_all) == ["0.0.0.0/0"]
+    error_message = "without egress_cidrs the tasks keep one rule to 0.0.0.0/0"
+  }
+}
+
+run "untrusted_tasks_reaches_only_egress_cidrs" {
+  command = plan
+
+  variables {
+    egress_cidrs = ["10.0.0.0/16", "2001:db8::/32"]
+  }
+
+  assert {
+    condition     = length(aws_vpc_security_group_egress_rule.tasks_all) == 2
+    error_message = "one egress rule per network, and no 0.0.0.0/0"
+  }
+  assert {
+    condition     = aws_vpc_security_group_egress_rule.tasks_all["10.0.0.0/16"].cidr_ipv4 == "10.0.0.0/16" && aws_vpc_security_group_egress_rule.tasks_all["10.0.0.0/16"].cidr_ipv6 == null
+    error_message = "an IPv4 network is a cidr_ipv4 rule"
+  }
+  assert {
+    condition     = aws_vpc_security_group_egress_rule.tasks_all["2001:db8::/32"].cidr_ipv6 == "2001:db8::/32" && aws_vpc_security_group_egress_rule.tasks_all["2001:db8::/32"].cidr_ipv4 == null
+    error_message = "an IPv6 network is a cidr_ipv6 rule"
+  }
+}
+
+run "rejects_an_egress_cidr_that_is_no_network" {
+  command = plan
+
+  variables {
+    egress_cidrs = ["registry.npmjs.org"]
+  }
+
+  expect_failures = [var.egress_cidrs]
+}

@@ -86,6 +86,20 @@ TEST(KubernetesManifestsTest, AnUntrustedEnvironmentMayReachOnlyDnsAndItsOwnName
   auto trusted = render_environment(testing::kube::sample_spec(), RenderSettings{}, {});
   ASSERT_TRUE(trusted.has_value());
   EXPECT_FALSE(find(*trusted, "NetworkPolicy")["spec"].contains("egress"));
+
+  // forks.egress_cidrs: one more rule, to exactly those networks; a trusted environment's
+  // policy is unchanged by it.
+  RenderSettings with_cidrs;
+  with_cidrs.untrusted_egress_cidrs = {"10.20.0.0/16", "2001:db8::/32"};
+  objs = render_environment(spec, with_cidrs, {});
+  ASSERT_TRUE(objs.has_value());
+  np = find(*objs, "NetworkPolicy");
+  ASSERT_EQ(np["spec"]["egress"].size(), 3u);
+  EXPECT_EQ(np["spec"]["egress"][2], json::parse(R"({"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}},
+                                                          {"ipBlock": {"cidr": "2001:db8::/32"}}]})"));
+  trusted = render_environment(testing::kube::sample_spec(), with_cidrs, {});
+  ASSERT_TRUE(trusted.has_value());
+  EXPECT_FALSE(find(*trusted, "NetworkPolicy")["spec"].contains("egress"));
 }
 
 TEST(KubernetesManifestsTest, TheSecretHoldsEnvironmentAndResolvedSecrets) {

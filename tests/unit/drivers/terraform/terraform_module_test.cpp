@@ -253,3 +253,61 @@ TEST(LockIdTest, ParsesTerraformLockError) {
 
 } // namespace
 } // namespace idp::drivers::terraform
+
+namespace idp::drivers::terraform {
+namespace {
+
+// Issue 15: an approved fork's ECS tasks reach only forks.egress_cidrs (the templates'
+// egress_cidrs variable, which neither drivers.terraform.var_* nor template values widen);
+// with no networks listed, or on a template that cannot take them, it is not deployed.
+TEST(TerraformUntrustedTest, AForksTasksGetOnlyTheEgressCidrsOrAreRefused) {
+  ModuleInfo m;
+  m.variables["egress_cidrs"];
+  core::Environment env;
+  env.name = "pr-3";
+  env.profile = "untrusted";
+  TerraformOptions o;
+  o.untrusted_egress_cidrs = {"10.0.0.0/16"};
+  o.variables["egress_cidrs"] = nlohmann::json::array({"0.0.0.0/0"});
+  nlohmann::json values = {{"egress_cidrs", {"0.0.0.0/0"}}};
+  auto vars = build_tfvars(env, core::AppConfig{}, values, m, "eu-west-1", o);
+  EXPECT_EQ(vars["egress_cidrs"], nlohmann::json::array({"10.0.0.0/16"}));
+  env.profile = "";
+  o.variables.clear();
+  vars = build_tfvars(env, core::AppConfig{}, nlohmann::json::object(), m, "eu-west-1", o);
+  EXPECT_FALSE(vars.contains("egress_cidrs")) << "a trusted environment keeps the module's default";
+
+  idp::testing::TempDir tmp("idp-tf-untrusted");
+  auto plan = [&](const std::string& tmpl, std::vector<std::string> cidrs) {
+    DriverContext ctx;
+    ctx.home = tmp.path();
+    ctx.untrusted.egress_cidrs = std::move(cidrs);
+    auto opts = TerraformOptions::parse(
+        {{"region", "eu-west-1"}, {"templates_dir", idp::testing::source_dir() + "/templates"}});
+    EXPECT_TRUE(opts.has_value());
+    TerraformDriver driver(ctx, *opts);
+    DeploySpec spec;
+    spec.env.name = "pr-3";
+    spec.env.profile = "untrusted";
+    spec.env.template_name = tmpl;
+    spec.env.runtime = "terraform";
+    spec.config.container_image = "nginx:alpine";
+    return driver.plan(spec);
+  };
+  auto empty = plan("api-service", {});
+  ASSERT_FALSE(empty.has_value());
+  EXPECT_EQ(empty.error().code, ErrorCode::invalid_config);
+  EXPECT_NE(empty.error().message.find("forks.egress_cidrs is empty"), std::string::npos) << empty.error().message;
+  auto no_var = plan("tf-test", {"10.0.0.0/16"});
+  ASSERT_FALSE(no_var.has_value());
+  EXPECT_NE(no_var.error().message.find("has no variable \"egress_cidrs\""), std::string::npos)
+      << no_var.error().message;
+  auto ok = plan("api-service", {"10.0.0.0/16"});
+  EXPECT_TRUE(ok.has_value()) << ok.error().message;
+  auto worker = plan("scheduled-worker", {"10.0.0.0/16"});
+  EXPECT_FALSE(!worker.has_value() && worker.error().message.find("egress_cidrs") != std::string::npos)
+      << worker.error().message;
+}
+
+} // namespace
+} // namespace idp::drivers::terraform
