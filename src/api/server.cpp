@@ -15,6 +15,7 @@
 #include "api/api_error.hpp"
 #include "api/client_watch.hpp"
 #include "api/connection_pool.hpp"
+#include "api/cost_routes.hpp"
 #include "api/dashboard_routes.hpp"
 #include "api/exec_routes.hpp"
 #include "api/secret_routes.hpp"
@@ -1137,11 +1138,7 @@ void ApiServer::routes() {
   }
   register_exec_routes(s, ctx, std::move(exec_hooks));
 
-  s.Get(R"(/api/v1/environments/([^/]+)/cost)", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    auto env = unwrap(ctx.store->get_environment(req.matches[1].str()));
-    auto driver = unwrap(ctx.drivers->get(env.runtime));
-    send_json(res, 200, unwrap(driver->cost(env)));
-  });
+  register_cost_routes(s, ctx);
 
   s.Get(R"(/api/v1/environments/([^/]+)/logs)", [&ctx, this](const httplib::Request& req, httplib::Response& res) {
     std::string name = req.matches[1].str();

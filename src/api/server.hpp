@@ -21,6 +21,7 @@
 #include "api/oauth.hpp"
 #include "api/preview_auth.hpp"
 #include "engine/controller.hpp"
+#include "engine/cost.hpp"
 #include "engine/driver_set.hpp"
 #include "engine/secret_store.hpp"
 #include "engine/templates.hpp"
@@ -67,6 +68,10 @@ struct ApiContext {
   // Pull requests from forks (issue 15): GET /api/v1/forks, POST /api/v1/forks/approve.
   // Unset: those routes answer 404.
   sources::ForkGate* forks = nullptr;
+  // Prices and teams of /api/v1/cost (issue 12; api/cost_routes.hpp).
+  engine::CostRates cost_rates;
+  std::map<std::string, std::string> team_of; // member identity → team
+
   // Protected previews (issue 15; api/preview_auth.hpp). Unset domain: no preview routes.
   PreviewAuthSettings previews;
   // The engine's deploy telemetry for /metrics (Reconciler::metrics_text). Unset: none.

@@ -90,6 +90,17 @@ std::string ApiClient::unauthorized_hint() const {
 }
 
 Expected<json> ApiClient::request(const std::string& method, const std::string& path, const std::string& body) {
+  IDP_TRY_ASSIGN(std::string text, send(method, path, body));
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) {
+    return make_error(ErrorCode::permanent, "the server sent a response that is not JSON");
+  }
+  return j;
+}
+
+Expected<std::string> ApiClient::get_text(const std::string& path) { return send("GET", path, ""); }
+
+Expected<std::string> ApiClient::send(const std::string& method, const std::string& path, const std::string& body) {
   util::HttpRequest req;
   req.method = method;
   req.url = m_base + path;
@@ -107,8 +118,8 @@ Expected<json> ApiClient::request(const std::string& method, const std::string& 
     return make_error(ErrorCode::transient, "cannot reach the idp server at " + m_base + " (" + resp.error().message +
                                                 "); is 'idp serve' running? set --server or IDP_SERVER");
   }
-  json j = json::parse(resp->body, nullptr, false);
   if (resp->status >= 400) {
+    json j = json::parse(resp->body, nullptr, false);
     std::string msg = "server answered " + std::to_string(resp->status);
     ErrorCode code = ErrorCode::permanent;
     if (j.is_object() && j.contains("message")) {
@@ -129,10 +140,7 @@ Expected<json> ApiClient::request(const std::string& method, const std::string& 
     }
     return make_error(code, msg);
   }
-  if (j.is_discarded()) {
-    return make_error(ErrorCode::permanent, "the server sent a response that is not JSON");
-  }
-  return j;
+  return std::move(resp->body);
 }
 
 Expected<json> ApiClient::get(const std::string& path) { return request("GET", path, ""); }

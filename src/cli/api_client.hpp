@@ -33,6 +33,8 @@ public:
   ApiClient(std::string base_url, std::string token);
 
   Expected<nlohmann::json> get(const std::string& path);
+  // The body of a GET as is (a CSV report); errors as for get().
+  Expected<std::string> get_text(const std::string& path);
   Expected<nlohmann::json> post(const std::string& path, const nlohmann::json& body);
   Expected<nlohmann::json> del(const std::string& path);
   // Streams a newline-delimited JSON response (or server-sent events' data lines), calling
@@ -43,6 +45,8 @@ public:
 
 private:
   Expected<nlohmann::json> request(const std::string& method, const std::string& path, const std::string& body);
+  // The response of a 2xx; the server's error (code and message) otherwise.
+  Expected<std::string> send(const std::string& method, const std::string& path, const std::string& body);
   std::string m_base;
   std::string m_actor;
   std::string unauthorized_hint() const;

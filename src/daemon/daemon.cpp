@@ -17,6 +17,7 @@
 #include "engine/repo_resolver.hpp"
 #include "engine/retention.hpp"
 #include "engine/secret_store.hpp"
+#include "engine/usage_sampler.hpp"
 #include "sources/sources.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "util/fs.hpp"
@@ -55,6 +56,7 @@ struct Daemon::Impl {
   std::unique_ptr<engine::Reconciler> reconciler;
   std::unique_ptr<engine::Controller> controller;
   std::unique_ptr<engine::Reaper> reaper;
+  std::unique_ptr<engine::UsageSampler> usage; // what each environment uses, for idp cost
   std::unique_ptr<engine::Retention> retention;
   std::unique_ptr<sources::Sources> sources;
   std::unique_ptr<api::ApiServer> api;
@@ -298,6 +300,8 @@ Expected<void> Daemon::start() {
     return repos->read_file(repo, commit, path);
   });
   d.reaper = std::make_unique<engine::Reaper>(*d.store, *d.controller, d.clock, d.cfg.engine.reaper_interval);
+  d.usage = std::make_unique<engine::UsageSampler>(*d.store, d.driver_set, d.clock, d.cfg.cost_sample_interval,
+                                                   d.cfg.cost_retention);
   d.retention = std::make_unique<engine::Retention>(*d.store, d.clock, util::path_join(cfg.home, "git"), d.cfg.engine);
 
   api::ApiContext actx;
@@ -308,6 +312,8 @@ Expected<void> Daemon::start() {
   actx.clock = &d.clock;
   actx.version = idp::k_version;
   actx.reaper_interval_ms = d.cfg.engine.reaper_interval;
+  actx.cost_rates = d.cfg.cost_rates;
+  actx.team_of = d.cfg.team_of;
   actx.ttl_min_ms = d.cfg.engine.ttl_policy.min;
   actx.ttl_max_ms = d.cfg.engine.ttl_policy.max;
   actx.metrics_public = cfg.metrics_public;
@@ -388,6 +394,7 @@ Expected<void> Daemon::start() {
   }
   dctx.clock = &d.clock;
   dctx.self_exe = d.self_exe;
+  dctx.team_of = cfg.team_of;
   dctx.previews.auth_upstream = dial_address(cfg.api_host(), d.api_port);
   dctx.previews.routes = preview_routes;
   dctx.previews.sessions = preview_sessions;
@@ -428,6 +435,7 @@ Expected<void> Daemon::start() {
 
   d.reconciler->start();
   d.reaper->start();
+  d.usage->start();
   d.retention->start();
   d.sources->start(); // after the engine: the startup sync queues work for it
   d.api->start();
@@ -514,6 +522,9 @@ void Daemon::shutdown() {
   }
   if (d.reaper) {
     d.reaper->stop();
+  }
+  if (d.usage) {
+    d.usage->stop();
   }
   if (d.retention) {
     d.retention->stop();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <arpa/inet.h>
+#include <cmath>
 #include <cstdlib>
 #include <regex>
 
@@ -294,6 +295,26 @@ OptionMessage secret_value(const json& v, std::string_view what, std::string& de
   return std::nullopt;
 }
 
+// A price per unit: a number from 0 to 1000.
+OptionMessage price_value(const json& v, double& out) {
+  std::optional<double> d;
+  if (v.is_number()) {
+    d = v.get<double>();
+  } else if (v.is_string()) {
+    const std::string& s = v.get_ref<const std::string&>();
+    char* end = nullptr;
+    double parsed = std::strtod(s.c_str(), &end);
+    if (!s.empty() && end == s.c_str() + s.size() && std::isfinite(parsed)) {
+      d = parsed;
+    }
+  }
+  if (!d || *d < 0 || *d > 1000) {
+    return "expected a price from 0 to 1000 like 0.04048, got " + describe(v);
+  }
+  out = *d;
+  return std::nullopt;
+}
+
 OptionMessage preview_protect_value(const json& v, std::string& out) {
   std::string s;
   if (auto m = values::text(v, "signin or none", s)) {
@@ -491,6 +512,50 @@ bool apply_secrets(ConfigDocument& doc, const ConfigNode& node, ServerConfig& cf
   return doc.errors().size() == before;
 }
 
+bool apply_teams(ConfigDocument& doc, const ConfigNode& node, ServerConfig& cfg) {
+  // teams: {payments: {members: [alice, bob]}}: who belongs to which team, for idp cost
+  // --by team and the chargeback report. Members are identities as owners carry them (a
+  // token's owner, a GitHub login).
+  if (!node.value->is_object()) {
+    doc.error_at_value(node, "expected a map of team name: {members: [identity, ...]}, got " + describe(*node.value));
+    return false;
+  }
+  size_t before = doc.errors().size();
+  std::map<std::string, std::string> team_of;
+  static const std::regex k_name("^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$");
+  for (const std::string& name : doc.members(node)) {
+    ConfigNode team = doc.child(node, name);
+    if (!std::regex_match(name, k_name)) {
+      doc.error_at_key(team, "expected a team name of letters, digits, '_', '.' or '-', got " + util::quote(name));
+      continue;
+    }
+    if (!team.value->is_object()) {
+      doc.error_at_value(team, "expected {members: [identity, ...]}, got " + describe(*team.value));
+      continue;
+    }
+    for (const std::string& key : doc.members(team)) {
+      ConfigNode child = doc.child(team, key);
+      if (key != "members") {
+        doc.error_at_key(child, "unknown key, expected members");
+        continue;
+      }
+      std::vector<std::string> members;
+      if (auto m = values::string_list(*child.value, "identities like [alice, github:bob]", members)) {
+        doc.error_at_value(child, *m);
+        continue;
+      }
+      for (const auto& member : members) {
+        if (auto [it, fresh] = team_of.emplace(member, name); !fresh && it->second != name) {
+          doc.error_at_value(child, util::quote(member) + " is already a member of team " + util::quote(it->second) +
+                                        ": an owner's cost goes to one team");
+        }
+      }
+    }
+  }
+  cfg.team_of = std::move(team_of);
+  return doc.errors().size() == before;
+}
+
 bool apply_repositories(ConfigDocument& doc, const ConfigNode& node, ServerConfig& cfg) {
   if (!node.value->is_array()) {
     doc.error_at_value(node, "expected a list of repositories, got " + describe(*node.value));
@@ -587,6 +652,54 @@ const OptionTable<ServerConfig>& server_table() {
            [](const json& v, ServerConfig& c) {
              return values::whole_number_into(v, 0, 1000000, "a number of environments (0 = no limit)",
                                               c.engine.limits.per_owner);
+           }},
+      {.key = "cost.cpu_hour",
+       .default_text = "0.04048 (Fargate, per vCPU-hour)",
+       .doc = "price of one vCPU for an hour, for idp cost",
+       .parse = [](const json& v, ServerConfig& c) { return price_value(v, c.cost_rates.cpu_hour); }},
+      {.key = "cost.memory_gb_hour",
+       .default_text = "0.004445 (Fargate, per GB-hour)",
+       .doc = "price of one GB of memory for an hour",
+       .parse = [](const json& v, ServerConfig& c) { return price_value(v, c.cost_rates.memory_gb_hour); }},
+      {.key = "cost.storage_gb_month",
+       .default_text = "0.115 (RDS storage, per GB-month)",
+       .doc = "price of one GB of database storage for a month",
+       .parse = [](const json& v, ServerConfig& c) { return price_value(v, c.cost_rates.storage_gb_month); }},
+      {.key = "cost.currency",
+       .default_text = "USD",
+       .doc = "the currency of the prices (a three-letter code)",
+       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
+         std::string s;
+         if (auto m = values::text(v, "a currency code like USD", s)) {
+           return m;
+         }
+         static const std::regex k_code("^[A-Z]{3}$");
+         if (!std::regex_match(s, k_code)) {
+           return "expected a three-letter currency code like USD or EUR, got " + util::quote(s);
+         }
+         c.cost_rates.currency = s;
+         return std::nullopt;
+       }},
+      {.key = "cost.sample_interval",
+       .default_text = "1m",
+       .doc = "how often each environment's usage is sampled",
+       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
+         util::Millis d = 0;
+         if (auto m = values::duration(v, d, "a duration from 1s to 1h like 1m")) {
+           return m;
+         }
+         if (d < 1000 || d > 3'600'000) {
+           return "expected a duration from 1s to 1h like 1m, got " + describe(v);
+         }
+         c.cost_sample_interval = d;
+         return std::nullopt;
+       }},
+      {.key = "cost.retention",
+       .default_text = "400d",
+       .doc = "how long hourly usage is kept (0 = forever)",
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::duration(v, c.cost_retention, "a duration like 400d, or 0 to keep it forever", true);
            }},
       {.key = "forks.egress_allow",
        .default_text = "[registry.npmjs.org, registry.yarnpkg.com, pypi.org, files.pythonhosted.org]",
@@ -946,6 +1059,7 @@ const OptionTable<ServerConfig>& server_table() {
       {.key = "drivers", .doc = "driver options: drivers.<name>.<option>", .parse_node = apply_drivers},
       {.key = "secrets", .doc = "the server's secret store", .parse_node = apply_secrets},
       {.key = "repositories", .doc = "watched repositories", .parse_node = apply_repositories},
+      {.key = "teams", .doc = "who belongs to which team (idp cost --by team)", .parse_node = apply_teams},
   });
   return k_table;
 }

@@ -13,6 +13,7 @@
 #include "api/oauth.hpp"
 #include "core/app_config.hpp"
 #include "drivers/driver.hpp"
+#include "engine/cost.hpp"
 #include "engine/options.hpp"
 #include "engine/secret_store.hpp"
 #include "sources/watched_repo.hpp"
@@ -68,6 +69,10 @@ struct ServerConfig {
   std::vector<RepositoryPreviews> repository_previews; // repositories[i].previews, when set
   drivers::UntrustedProfile untrusted;                 // forks.egress_allow, forks.pids (engine.untrusted: the rest)
   std::vector<engine::ConfiguredSecret> secrets;       // secrets: NAME: {from, repos} (engine/secret_store.hpp)
+  engine::CostRates cost_rates;                        // cost.cpu_hour, memory_gb_hour, storage_gb_month, currency
+  util::Millis cost_sample_interval = 60'000;          // cost.sample_interval
+  util::Millis cost_retention = 400LL * 86'400'000;    // cost.retention (0 = forever)
+  std::map<std::string, std::string> team_of;          // teams: member identity → team name
   std::string github_api_url = "https://api.github.com";
   api::GitHubOAuthSettings github_oauth;      // github.oauth: Sign in with GitHub on the dashboard
   std::string config_file;                    // "" = none

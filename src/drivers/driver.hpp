@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -121,6 +122,17 @@ struct LogChunk {
   std::string cursor; // pass back to get only newer lines
 };
 
+// What an environment uses at one moment (Driver::usage).
+struct Usage {
+  bool running = false; // its app is up: the config's cpu and memory are reserved
+  // Cumulative CPU seconds by counter (one per cgroup): the sampler charges the growth of
+  // each since its last pass, and a new counter's whole value.
+  std::map<std::string, double> cpu_seconds;
+  int64_t memory_bytes = 0;  // in use now (all its groups)
+  bool measured = false;     // cpu_seconds and memory_bytes are the runtime's own counters
+  int64_t storage_bytes = 0; // its database's size
+};
+
 class Driver {
 public:
   virtual ~Driver() = default;
@@ -175,6 +187,10 @@ public:
     return make_error(ErrorCode::invalid_argument,
                       "render is not supported by driver " + std::string(name()) + " (the kubernetes runtime has it)");
   }
+  // What the environment uses now, for the daemon's usage sampler (issue 12, cost).
+  // nullopt (the default): this runtime measures nothing; the sampler counts the config's
+  // cpu and memory as reserved while the environment is ready or updating.
+  virtual Expected<std::optional<Usage>> usage(const core::Environment& env) { return std::optional<Usage>(); }
   // Cost so far (idp cost).
   virtual Expected<nlohmann::json> cost(const core::Environment& env) {
     return make_error(ErrorCode::invalid_argument, "cost is not supported by driver " + std::string(name()));
@@ -243,6 +259,8 @@ struct UntrustedProfile {
 
 struct DriverContext {
   std::string home; // IDP_HOME
+  // Owner identity → team (server config `teams:`), for cost allocation tags (idp:team).
+  std::map<std::string, std::string> team_of;
   std::string domain = "preview.localhost";
   int router_port = 0; // the port environments' URLs use
   std::string router_listen_host = "127.0.0.1";

@@ -86,6 +86,41 @@ struct ForkRequest {
 // set, the rest empty). Returning an error rolls back and stores nothing.
 using ForkMutator = std::function<Expected<void>(ForkRequest& fork, bool exists)>;
 
+// What one environment used in one hour (issue 12, cost): sums over the usage samples of
+// that hour, in units that price linearly (core/cost.hpp). Attribution (owner, repo,
+// template, runtime) is the environment's when it was last sampled in that hour, so a
+// month's report stays right after the environment is gone.
+struct UsageHour {
+  std::string env;
+  Millis hour = 0; // start of the hour (UTC), a multiple of 3,600,000
+  std::string owner;
+  std::string repo;
+  std::string template_name;
+  std::string runtime;
+  int64_t running_ms = 0;           // time the environment's app was running
+  double reserved_cpu_ms = 0;       // cpu units (1024 = 1 vCPU) x ms running
+  double reserved_memory_mb_ms = 0; // MiB reserved x ms running
+  double used_cpu_seconds = 0;      // measured CPU time (cgroup), 0 when not measured
+  double used_memory_byte_ms = 0;   // measured memory in use x ms
+  double storage_byte_ms = 0;       // database size x ms
+  int64_t measured_ms = 0;          // of running_ms, the time the used figures cover
+
+  // Adds `o`'s sums (attribution taken from `o`).
+  void add(const UsageHour& o) {
+    owner = o.owner;
+    repo = o.repo;
+    template_name = o.template_name;
+    runtime = o.runtime;
+    running_ms += o.running_ms;
+    reserved_cpu_ms += o.reserved_cpu_ms;
+    reserved_memory_mb_ms += o.reserved_memory_mb_ms;
+    used_cpu_seconds += o.used_cpu_seconds;
+    used_memory_byte_ms += o.used_memory_byte_ms;
+    storage_byte_ms += o.storage_byte_ms;
+    measured_ms += o.measured_ms;
+  }
+};
+
 struct EventQuery {
   std::string env;      // "" = every environment
   int64_t after_id = 0; // only events with id > after_id
@@ -192,6 +227,15 @@ public:
   virtual Expected<std::optional<ForkRequest>> get_fork_request(std::string_view repo, int pr) = 0;
   // Every fork request, by repo, then pr.
   virtual Expected<std::vector<ForkRequest>> list_fork_requests() = 0;
+
+  // --- Usage (issue 12, cost) ---
+  // Adds each entry's sums to its (env, hour) bucket, creating it, in one transaction.
+  // invalid_argument when an hour is not the start of an hour.
+  virtual Expected<void> add_usage(const std::vector<UsageHour>& usage) = 0;
+  // The buckets with from <= hour < to, of `env` ("" = every environment), by hour then env.
+  virtual Expected<std::vector<UsageHour>> list_usage(Millis from, Millis to, std::string_view env) = 0;
+  // Removes the buckets older than `before` (retention); returns how many.
+  virtual Expected<size_t> prune_usage(Millis before) = 0;
 
   // --- Server secrets (issue 9): sealed values only, see StoredSecret ---
   // Inserts the secret (scope, name), or replaces the one there.

@@ -20,6 +20,17 @@ variable "owner" {
   }
 }
 
+variable "team" {
+  description = "Team the environment's owner belongs to (server config teams); tag idp:team, for cost allocation and the AWS Budgets of terraform/shared/budgets. \"\" = no team (no idp:team tag)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[\\p{L}\\p{N}\\p{Z}_.:/=+@-]{0,256}$", var.team))
+    error_message = "team must be at most 256 characters valid in an AWS tag value (letters, digits, spaces, _ . : / = + - @)."
+  }
+}
+
 variable "template" {
   description = "Template name for the idp:template tag. Null: this template's own name."
   type        = string

@@ -1361,4 +1361,63 @@ TEST_P(StoreContract, AFailedForkRequestChangeStoresNothing) {
   EXPECT_TRUE(all->empty());
 }
 
+// Issue 12, cost: usage adds up per (environment, hour), attribution is the last one
+// written, listing is by hour then environment within [from, to), pruning drops old hours,
+// and an hour that is not an hour's start stores nothing.
+TEST_P(StoreContract, UsageAddsUpPerEnvironmentAndHour) {
+  const util::Millis h0 = 1'767'225'600'000; // 2026-01-01T00:00:00Z
+  const util::Millis hour = 3'600'000;
+  auto u = [](std::string env, util::Millis at, std::string owner, int64_t ms, double cpu_s) {
+    store::UsageHour x;
+    x.env = std::move(env);
+    x.hour = at;
+    x.owner = std::move(owner);
+    x.repo = "r";
+    x.template_name = "api-service";
+    x.runtime = "local";
+    x.running_ms = ms;
+    x.reserved_cpu_ms = 256.0 * ms;
+    x.reserved_memory_mb_ms = 512.0 * ms;
+    x.used_cpu_seconds = cpu_s;
+    x.used_memory_byte_ms = 1.5e6 * ms;
+    x.storage_byte_ms = 8e6 * ms;
+    x.measured_ms = ms;
+    return x;
+  };
+  IDP_ASSERT_OK(store().add_usage({u("b", h0, "bob", 60'000, 1.25), u("a", h0 + hour, "alice", 60'000, 0.5)}));
+  IDP_ASSERT_OK(store().add_usage({u("b", h0, "bobby", 30'000, 0.25)}));
+  IDP_ASSERT_OK_ASSIGN(auto all, store().list_usage(h0, h0 + 2 * hour, ""));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].env, "b");
+  EXPECT_EQ(all[0].owner, "bobby") << "the last attribution";
+  EXPECT_EQ(all[0].running_ms, 90'000);
+  EXPECT_DOUBLE_EQ(all[0].used_cpu_seconds, 1.5);
+  EXPECT_DOUBLE_EQ(all[0].reserved_cpu_ms, 256.0 * 90'000);
+  EXPECT_DOUBLE_EQ(all[0].reserved_memory_mb_ms, 512.0 * 90'000);
+  EXPECT_DOUBLE_EQ(all[0].used_memory_byte_ms, 1.5e6 * 90'000);
+  EXPECT_DOUBLE_EQ(all[0].storage_byte_ms, 8e6 * 90'000);
+  EXPECT_EQ(all[0].measured_ms, 90'000);
+  EXPECT_EQ(all[0].template_name, "api-service");
+  EXPECT_EQ(all[0].runtime, "local");
+  EXPECT_EQ(all[1].env, "a");
+  EXPECT_EQ(all[1].hour, h0 + hour);
+  IDP_ASSERT_OK_ASSIGN(auto first, store().list_usage(h0, h0 + hour, ""));
+  EXPECT_EQ(first.size(), 1u) << "to is exclusive";
+  IDP_ASSERT_OK_ASSIGN(auto only_a, store().list_usage(h0, h0 + 2 * hour, "a"));
+  ASSERT_EQ(only_a.size(), 1u);
+  EXPECT_EQ(only_a[0].owner, "alice");
+
+  auto bad = store().add_usage({u("c", h0, "c", 1, 0), u("c", h0 + 5, "c", 1, 0)});
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code, ErrorCode::invalid_argument);
+  IDP_ASSERT_OK_ASSIGN(auto after_bad, store().list_usage(h0, h0 + 2 * hour, "c"));
+  EXPECT_TRUE(after_bad.empty()) << "nothing of a refused batch is stored";
+
+  IDP_ASSERT_OK_ASSIGN(size_t pruned, store().prune_usage(h0 + hour));
+  EXPECT_EQ(pruned, 1u);
+  IDP_ASSERT_OK_ASSIGN(auto left, store().list_usage(0, h0 + 10 * hour, ""));
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].env, "a");
+}
+
 } // namespace idp::testing

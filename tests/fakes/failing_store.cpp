@@ -350,4 +350,16 @@ Expected<std::optional<store::ForkRequest>> FailingStore::get_fork_request(std::
 }
 Expected<std::vector<store::ForkRequest>> FailingStore::list_fork_requests() { return m_inner.list_fork_requests(); }
 
+Expected<void> FailingStore::add_usage(const std::vector<store::UsageHour>& usage) {
+  if (auto err = take("add_usage")) {
+    return Unexpected(*err);
+  }
+  return m_inner.add_usage(usage);
+}
+Expected<std::vector<store::UsageHour>> FailingStore::list_usage(util::Millis from, util::Millis to,
+                                                                 std::string_view env) {
+  return m_inner.list_usage(from, to, env);
+}
+Expected<size_t> FailingStore::prune_usage(util::Millis before) { return m_inner.prune_usage(before); }
+
 } // namespace idp::testing

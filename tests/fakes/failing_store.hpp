@@ -69,6 +69,9 @@ public:
                                                    const store::ForkMutator& mutate) override;
   Expected<std::optional<store::ForkRequest>> get_fork_request(std::string_view repo, int pr) override;
   Expected<std::vector<store::ForkRequest>> list_fork_requests() override;
+  Expected<void> add_usage(const std::vector<store::UsageHour>& usage) override;
+  Expected<std::vector<store::UsageHour>> list_usage(util::Millis from, util::Millis to, std::string_view env) override;
+  Expected<size_t> prune_usage(util::Millis before) override;
   Expected<void> put_secret(const store::StoredSecret& secret) override;
   Expected<std::vector<store::StoredSecret>> list_secrets() override;
   Expected<void> delete_secret(std::string_view scope, std::string_view name) override;

@@ -525,4 +525,44 @@ Expected<std::vector<store::ForkRequest>> InMemoryStore::list_fork_requests() {
   return out;
 }
 
+Expected<void> InMemoryStore::add_usage(const std::vector<store::UsageHour>& usage) {
+  for (const auto& u : usage) {
+    if (u.hour % 3'600'000 != 0) {
+      return make_error(ErrorCode::invalid_argument,
+                        "add usage: " + std::to_string(u.hour) + " is not an hour's start");
+    }
+  }
+  std::lock_guard lock(m_mutex);
+  for (const auto& u : usage) {
+    auto [it, fresh] = m_usage.try_emplace(std::make_pair(u.hour, u.env), u);
+    if (!fresh) {
+      it->second.add(u);
+    }
+  }
+  return {};
+}
+
+Expected<std::vector<store::UsageHour>> InMemoryStore::list_usage(util::Millis from, util::Millis to,
+                                                                  std::string_view env) {
+  std::lock_guard lock(m_mutex);
+  std::vector<store::UsageHour> out;
+  for (auto it = m_usage.lower_bound(std::make_pair(from, std::string())); it != m_usage.end() && it->first.first < to;
+       ++it) {
+    if (env.empty() || it->second.env == env) {
+      out.push_back(it->second);
+    }
+  }
+  return out;
+}
+
+Expected<size_t> InMemoryStore::prune_usage(util::Millis before) {
+  std::lock_guard lock(m_mutex);
+  size_t n = 0;
+  for (auto it = m_usage.begin(); it != m_usage.end() && it->first.first < before;) {
+    it = m_usage.erase(it);
+    ++n;
+  }
+  return n;
+}
+
 } // namespace idp::testing

@@ -64,6 +64,9 @@ public:
                                                    const store::ForkMutator& mutate) override;
   Expected<std::optional<store::ForkRequest>> get_fork_request(std::string_view repo, int pr) override;
   Expected<std::vector<store::ForkRequest>> list_fork_requests() override;
+  Expected<void> add_usage(const std::vector<store::UsageHour>& usage) override;
+  Expected<std::vector<store::UsageHour>> list_usage(util::Millis from, util::Millis to, std::string_view env) override;
+  Expected<size_t> prune_usage(util::Millis before) override;
   Expected<store::PreviewGrant> revoke_preview_grant(std::string_view id, util::Millis at) override;
   Expected<void> put_secret(const store::StoredSecret& secret) override;
   Expected<std::vector<store::StoredSecret>> list_secrets() override;
@@ -88,6 +91,7 @@ private:
   std::map<std::string, std::string, std::less<>> m_settings;
   std::vector<store::PreviewGrant> m_preview_grants;                            // in insertion order
   std::map<std::pair<std::string, int>, store::ForkRequest> m_fork_requests;    // by (repo, pr)
+  std::map<std::pair<util::Millis, std::string>, store::UsageHour> m_usage;     // by (hour, env)
   std::vector<store::ApiToken> m_api_tokens;                                    // in insertion order (= oldest first)
   std::map<std::pair<std::string, std::string>, store::StoredSecret> m_secrets; // (name, scope) →
   int64_t m_next_revision_id = 1;

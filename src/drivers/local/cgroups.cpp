@@ -4,9 +4,12 @@
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
+#include <filesystem>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
+
+#include <spdlog/spdlog.h>
 
 #include "util/fs.hpp"
 #include "util/strings.hpp"
@@ -128,7 +131,19 @@ Cgroups::Layout Cgroups::detect() const {
   l.cpu_parent = parent_in("cpu");
   l.memory_parent = parent_in("memory");
   l.pids_parent = parent_in("pids");
-  for (const std::string* p : {&l.cpu_parent, &l.memory_parent, &l.pids_parent}) {
+  l.cpuacct_parent = parent_in("cpuacct");
+  if (!l.cpuacct_parent.empty() && !l.cpu_parent.empty()) {
+    // Mounted together ("cpu,cpuacct", with cpu and cpuacct links to it): the cpu group
+    // counts already.
+    std::error_code ec1;
+    std::error_code ec2;
+    auto a = std::filesystem::weakly_canonical(util::path_join(m_root, "cpu"), ec1);
+    auto b = std::filesystem::weakly_canonical(util::path_join(m_root, "cpuacct"), ec2);
+    if (!ec1 && !ec2 && a == b) {
+      l.cpuacct_parent.clear();
+    }
+  }
+  for (const std::string* p : {&l.cpu_parent, &l.memory_parent, &l.pids_parent, &l.cpuacct_parent}) {
     if (!p->empty()) {
       l.parents.push_back(*p);
     }
@@ -298,6 +313,12 @@ Expected<CgroupPlacement> Cgroups::create(const std::string& name, const CgroupL
     p.pids_warning = r.error().message;
   } else {
     p.pids_max = limits.pids_max;
+  }
+  if (!l.cpuacct_parent.empty() && !p.dirs.empty()) {
+    // Accounting only: without it idp cost has no measured CPU time, nothing else is lost.
+    if (auto r = group_in(l.cpuacct_parent, {}); !r) {
+      spdlog::debug("cgroups: no cpuacct group for {}: {}", name, r.error().message);
+    }
   }
   return finish();
 }

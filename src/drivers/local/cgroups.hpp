@@ -83,6 +83,9 @@ private:
     std::string cpu_parent; // v1: the parent in each hierarchy, "" when it does not exist
     std::string memory_parent;
     std::string pids_parent;
+    // v1 cpuacct when it is a hierarchy of its own (not mounted with cpu): accounting only
+    // (CPU time for idp cost), no limit.
+    std::string cpuacct_parent;
     std::string why_not; // when version == 0
   };
   Layout detect() const;

@@ -12,6 +12,7 @@
 #include "util/fs.hpp"
 #include "util/hash.hpp"
 #include "util/json.hpp"
+#include "util/numbers.hpp"
 #include "util/strings.hpp"
 #include "util/time.hpp"
 
@@ -294,6 +295,16 @@ Expected<void> DatabaseManager::drop(const std::string& name) {
   IDP_TRY(admin.exec("DROP DATABASE IF EXISTS " + ident + " WITH (FORCE)", "drop database " + util::quote(name)));
   IDP_FAILPOINT_RETURN("local.database.dropped"); // the role is still there
   return admin.exec("DROP ROLE IF EXISTS " + ident, "drop role " + util::quote(name));
+}
+
+Expected<int64_t> DatabaseManager::size_of(const std::string& name) {
+  IDP_TRY_ASSIGN(PgConnection admin, m_cluster.admin());
+  IDP_TRY_ASSIGN(auto rows, admin.query("SELECT pg_database_size(datname) FROM pg_database WHERE datname = $1", {name},
+                                        "database size"));
+  if (rows.empty() || rows[0].empty() || !rows[0][0]) {
+    return int64_t{0};
+  }
+  return util::parse_int<int64_t>(*rows[0][0], 0, INT64_MAX).value_or(0);
 }
 
 Expected<std::set<std::string>> DatabaseManager::list_environment_databases() {

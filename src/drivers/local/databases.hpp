@@ -84,6 +84,9 @@ public:
   // Drops the database (WITH FORCE: connected apps are disconnected) and the role. ok when
   // neither exists.
   Expected<void> drop(const std::string& name);
+  // The size of database `name` in bytes (pg_database_size), 0 when it does not exist.
+  // transient when the cluster is not running (it is not started for this).
+  Expected<int64_t> size_of(const std::string& name);
   // Environment databases and roles (idp_*) that exist in the cluster.
   Expected<std::set<std::string>> list_environment_databases();
   // Drops template databases of `repo` that no name in `in_use` uses, except the newest

@@ -441,6 +441,68 @@ Expected<void> LocalDriver::plan(const DeploySpec& spec) {
 
 // --- observe / destroy / logs ---
 
+namespace {
+
+// A cgroup counter file's value: "usage_usec N" of cpu.stat, or a file holding one number.
+std::optional<double> cgroup_number(const std::string& file, std::string_view key) {
+  auto text = util::read_file(file);
+  if (!text) {
+    return std::nullopt;
+  }
+  if (key.empty()) {
+    auto n = util::parse_int<int64_t>(util::trim(*text), 0, INT64_MAX);
+    return n ? std::optional<double>(static_cast<double>(*n)) : std::nullopt;
+  }
+  for (const auto& line : util::split(*text, '\n')) {
+    if (util::starts_with(line, std::string(key) + " ")) {
+      auto n = util::parse_int<int64_t>(util::trim(line.substr(key.size() + 1)), 0, INT64_MAX);
+      return n ? std::optional<double>(static_cast<double>(*n)) : std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+Expected<std::optional<Usage>> LocalDriver::usage(const core::Environment& env) {
+  Usage u;
+  IDP_TRY_ASSIGN(auto state, load_env_state(paths(env.name).state));
+  if (!state) {
+    return std::optional<Usage>(u);
+  }
+  u.running = state->active && state->active->kind == "web";
+  std::vector<const InstanceRecord*> instances;
+  for (const auto* inst : {state->active ? &*state->active : nullptr, state->pending ? &*state->pending : nullptr}) {
+    if (inst) {
+      instances.push_back(inst);
+    }
+  }
+  for (const auto& inst : state->retiring) {
+    instances.push_back(&inst);
+  }
+  for (const auto* inst : instances) {
+    for (const auto& dir : inst->cgroup_dirs) {
+      if (auto usec = cgroup_number(util::path_join(dir, "cpu.stat"), "usage_usec")) {
+        u.cpu_seconds[dir] = *usec / 1e6;
+        u.measured = true;
+      } else if (auto ns = cgroup_number(util::path_join(dir, "cpuacct.usage"), "")) {
+        u.cpu_seconds[dir] = *ns / 1e9;
+        u.measured = true;
+      }
+      if (auto mem = cgroup_number(util::path_join(dir, "memory.current"), "")) {
+        u.memory_bytes += static_cast<int64_t>(*mem);
+      } else if (auto v1 = cgroup_number(util::path_join(dir, "memory.usage_in_bytes"), "")) {
+        u.memory_bytes += static_cast<int64_t>(*v1);
+      }
+    }
+  }
+  if (state->database) {
+    // A cluster that is not running (no environment started it yet) holds nothing to count.
+    u.storage_bytes = m_databases->size_of(state->database->name).value_or(0);
+  }
+  return std::optional<Usage>(u);
+}
+
 Expected<Observation> LocalDriver::observe(const core::Environment& env) {
   IDP_TRY(check_env_name(env.name));
   Observation obs;

@@ -81,6 +81,10 @@ public:
   Expected<void> plan(const DeploySpec& spec) override;
   Expected<ApplyResult> apply(const DeploySpec& spec, Progress& progress) override;
   Expected<Observation> observe(const core::Environment& env) override;
+  // Its revisions' cgroup counters (cpu.stat usage_usec, memory.current; cgroup v1's
+  // cpuacct.usage, memory.usage_in_bytes) and its database's size. Running: an active web
+  // revision. Not measured when no group of it could be read (cgroups unusable).
+  Expected<std::optional<Usage>> usage(const core::Environment& env) override;
   Expected<void> destroy(const core::Environment& env, Progress& progress) override;
   // An environment that does not exist (or was destroyed) has an empty log.
   Expected<LogChunk> read_logs(const core::Environment& env, const LogQuery& q) override;

@@ -25,6 +25,7 @@ util::Millis now_ms() { return util::SystemClock().now_ms(); }
 TerraformDriver::TerraformDriver(DriverContext ctx, TerraformOptions opts)
     : m_ctx(std::move(ctx)), m_opts([&] {
         opts.untrusted_egress_cidrs = m_ctx.untrusted.egress_cidrs;
+        opts.team_of = m_ctx.team_of;
         return std::move(opts);
       }()),
       m_workspace(util::absolute_path(m_ctx.home), m_opts), m_runner(m_opts), m_aws(m_opts, m_ctx.clock) {}

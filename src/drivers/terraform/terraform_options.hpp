@@ -54,6 +54,9 @@ struct TerraformOptions {
   // Networks an untrusted environment's tasks may reach (server config forks.egress_cidrs,
   // set by the driver from its context): its `egress_cidrs` variable.
   std::vector<std::string> untrusted_egress_cidrs;
+  // Owner → team (server config teams, set by the driver from its context): the `team`
+  // variable, tagged idp:team.
+  std::map<std::string, std::string> team_of;
   int64_t log_max_bytes = 10 * 1024 * 1024;
   int log_keep = 5;
 

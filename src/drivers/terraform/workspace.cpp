@@ -121,6 +121,9 @@ nlohmann::json build_tfvars(const core::Environment& env, const core::AppConfig&
   if (!region.empty()) {
     all["aws_region"] = region;
   }
+  if (auto team = opts.team_of.find(env.owner); team != opts.team_of.end()) {
+    all["team"] = team->second; // tagged idp:team: AWS Budgets and Cost Explorer by team
+  }
   if (!c.schedule_expression.empty()) {
     all["schedule_expression"] = c.schedule_expression;
   }

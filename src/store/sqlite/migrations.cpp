@@ -196,9 +196,30 @@ constexpr std::string_view k_v11_freeze = R"sql(
 ALTER TABLE environments ADD COLUMN freeze TEXT NOT NULL DEFAULT '';
 )sql";
 
+// What each environment used, by hour (issue 12, cost): sums that price linearly.
+constexpr std::string_view k_v12_usage = R"sql(
+CREATE TABLE usage_hours (
+  env                   TEXT    NOT NULL,
+  hour                  INTEGER NOT NULL,
+  owner                 TEXT    NOT NULL,
+  repo                  TEXT    NOT NULL,
+  template              TEXT    NOT NULL,
+  runtime               TEXT    NOT NULL,
+  running_ms            INTEGER NOT NULL,
+  reserved_cpu_ms       REAL    NOT NULL,
+  reserved_memory_mb_ms REAL    NOT NULL,
+  used_cpu_seconds      REAL    NOT NULL,
+  used_memory_byte_ms   REAL    NOT NULL,
+  storage_byte_ms       REAL    NOT NULL,
+  measured_ms           INTEGER NOT NULL,
+  PRIMARY KEY (env, hour)
+);
+CREATE INDEX usage_hours_by_hour ON usage_hours(hour);
+)sql";
+
 constexpr std::string_view k_migrations[] = {
     k_v1_core,    k_v2_sources_and_jobs, k_v3_recreate,       k_v4_api_tokens, k_v5_retention, k_v6_revision_numbers,
-    k_v7_secrets, k_v8_redeploy_ref,     k_v9_preview_grants, k_v10_forks,     k_v11_freeze};
+    k_v7_secrets, k_v8_redeploy_ref,     k_v9_preview_grants, k_v10_forks,     k_v11_freeze,   k_v12_usage};
 
 } // namespace
 

@@ -129,6 +129,7 @@ public:
   }
   void bind(int idx, int64_t v) { remember(sqlite3_bind_int64(m_stmt, idx, v)); }
   void bind(int idx, int v) { remember(sqlite3_bind_int64(m_stmt, idx, v)); }
+  void bind(int idx, double v) { remember(sqlite3_bind_double(m_stmt, idx, v)); }
   void bind_null(int idx) { remember(sqlite3_bind_null(m_stmt, idx)); }
 
   // True when a row is available, false when the statement is done.
@@ -162,6 +163,7 @@ public:
     return p != nullptr ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(m_stmt, col))) : std::string();
   }
   int64_t int64(int col) const { return sqlite3_column_int64(m_stmt, col); }
+  double real(int col) const { return sqlite3_column_double(m_stmt, col); }
   bool is_null(int col) const { return sqlite3_column_type(m_stmt, col) == SQLITE_NULL; }
 
 private:
@@ -1514,6 +1516,95 @@ Expected<std::vector<ForkRequest>> SqliteStore::list_fork_requests() {
     out.push_back(read_fork_request(st));
   }
   return out;
+}
+
+// --- Usage ---
+
+Expected<void> SqliteStore::add_usage(const std::vector<UsageHour>& usage) {
+  for (const auto& u : usage) {
+    if (u.hour % 3'600'000 != 0) {
+      return make_error(ErrorCode::invalid_argument,
+                        "add usage: " + std::to_string(u.hour) + " is not an hour's start");
+    }
+  }
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "add usage", &m_statements);
+  IDP_TRY_ASSIGN(auto txn, Transaction::begin(op));
+  for (const auto& u : usage) {
+    IDP_TRY_ASSIGN(
+        auto st,
+        Stmt::prepare(op, "INSERT INTO usage_hours (env, hour, owner, repo, template, runtime, running_ms, "
+                          "reserved_cpu_ms, reserved_memory_mb_ms, used_cpu_seconds, used_memory_byte_ms, "
+                          "storage_byte_ms, measured_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+                          "?13) ON CONFLICT(env, hour) DO UPDATE SET owner = excluded.owner, repo = excluded.repo, "
+                          "template = excluded.template, runtime = excluded.runtime, running_ms = running_ms + "
+                          "excluded.running_ms, reserved_cpu_ms = reserved_cpu_ms + excluded.reserved_cpu_ms, "
+                          "reserved_memory_mb_ms = reserved_memory_mb_ms + excluded.reserved_memory_mb_ms, "
+                          "used_cpu_seconds = used_cpu_seconds + excluded.used_cpu_seconds, used_memory_byte_ms = "
+                          "used_memory_byte_ms + excluded.used_memory_byte_ms, storage_byte_ms = storage_byte_ms + "
+                          "excluded.storage_byte_ms, measured_ms = measured_ms + excluded.measured_ms"));
+    st.bind(1, u.env);
+    st.bind(2, u.hour);
+    st.bind(3, u.owner);
+    st.bind(4, u.repo);
+    st.bind(5, u.template_name);
+    st.bind(6, u.runtime);
+    st.bind(7, u.running_ms);
+    st.bind(8, u.reserved_cpu_ms);
+    st.bind(9, u.reserved_memory_mb_ms);
+    st.bind(10, u.used_cpu_seconds);
+    st.bind(11, u.used_memory_byte_ms);
+    st.bind(12, u.storage_byte_ms);
+    st.bind(13, u.measured_ms);
+    IDP_TRY(st.run());
+  }
+  IDP_TRY(txn.commit(op));
+  return {};
+}
+
+Expected<std::vector<UsageHour>> SqliteStore::list_usage(Millis from, Millis to, std::string_view env) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "list usage", &m_statements);
+  IDP_TRY_ASSIGN(auto st,
+                 Stmt::prepare(op, "SELECT env, hour, owner, repo, template, runtime, running_ms, reserved_cpu_ms, "
+                                   "reserved_memory_mb_ms, used_cpu_seconds, used_memory_byte_ms, storage_byte_ms, "
+                                   "measured_ms FROM usage_hours WHERE hour >= ?1 AND hour < ?2 AND (?3 = '' OR env = "
+                                   "?3) ORDER BY hour, env"));
+  st.bind(1, from);
+  st.bind(2, to);
+  st.bind(3, env);
+  std::vector<UsageHour> out;
+  while (true) {
+    IDP_TRY_ASSIGN(bool row, st.step());
+    if (!row) {
+      break;
+    }
+    UsageHour u;
+    u.env = st.text(0);
+    u.hour = st.int64(1);
+    u.owner = st.text(2);
+    u.repo = st.text(3);
+    u.template_name = st.text(4);
+    u.runtime = st.text(5);
+    u.running_ms = st.int64(6);
+    u.reserved_cpu_ms = st.real(7);
+    u.reserved_memory_mb_ms = st.real(8);
+    u.used_cpu_seconds = st.real(9);
+    u.used_memory_byte_ms = st.real(10);
+    u.storage_byte_ms = st.real(11);
+    u.measured_ms = st.int64(12);
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+Expected<size_t> SqliteStore::prune_usage(Millis before) {
+  std::lock_guard lock(m_mutex);
+  Op op(m_db, "prune usage", &m_statements);
+  IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "DELETE FROM usage_hours WHERE hour < ?1"));
+  st.bind(1, before);
+  IDP_TRY(st.run());
+  return static_cast<size_t>(sqlite3_changes(m_db));
 }
 
 // --- Server secrets ---

@@ -137,6 +137,9 @@ public:
   Expected<ForkRequest> update_fork_request(std::string_view repo, int pr, const ForkMutator& mutate) override;
   Expected<std::optional<ForkRequest>> get_fork_request(std::string_view repo, int pr) override;
   Expected<std::vector<ForkRequest>> list_fork_requests() override;
+  Expected<void> add_usage(const std::vector<UsageHour>& usage) override;
+  Expected<std::vector<UsageHour>> list_usage(Millis from, Millis to, std::string_view env) override;
+  Expected<size_t> prune_usage(Millis before) override;
   Expected<void> put_secret(const StoredSecret& secret) override;
   Expected<std::vector<StoredSecret>> list_secrets() override;
   Expected<void> delete_secret(std::string_view scope, std::string_view name) override;

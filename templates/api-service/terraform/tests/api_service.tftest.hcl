@@ -115,6 +115,33 @@ run "tags_on_everything_via_default_tags" {
   }
 }
 
+run "team_is_tagged_and_cannot_be_spoofed" {
+  command = plan
+
+  variables {
+    team       = "payments"
+    extra_tags = { "idp:team" = "someone-else" }
+  }
+
+  assert {
+    condition     = local.tags["idp:team"] == "payments"
+    error_message = "the owner's team (server config teams) is tagged idp:team, whatever extra_tags say"
+  }
+}
+
+run "no_team_no_team_tag" {
+  command = plan
+
+  variables {
+    extra_tags = { "idp:team" = "someone-else" }
+  }
+
+  assert {
+    condition     = !contains(keys(local.tags), "idp:team")
+    error_message = "without a team there is no idp:team tag, and extra_tags cannot add one"
+  }
+}
+
 run "shared_networking_creates_no_vpc_and_no_nat" {
   command = apply
 

@@ -1,5 +1,6 @@
 #include "drivers/local/cgroups.hpp"
 
+#include <filesystem>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -30,8 +31,16 @@ TEST(CgroupsTest, V1LimitsAreWrittenAndRemoved) {
   auto p = cg.create("env-a.1", {512, 1024, 64});
   ASSERT_TRUE(p.has_value()) << p.error().message;
   EXPECT_EQ(p->version, 1);
-  ASSERT_EQ(p->dirs.size(), 3u) << "cpu, memory and pids";
-  ASSERT_EQ(p->procs_files.size(), 3u);
+  // cpuacct as a hierarchy of its own (not mounted with cpu): a group for accounting too.
+  const bool cpuacct = util::path_exists("/sys/fs/cgroup/cpuacct/cgroup.procs") &&
+                       std::filesystem::weakly_canonical("/sys/fs/cgroup/cpuacct") !=
+                           std::filesystem::weakly_canonical("/sys/fs/cgroup/cpu");
+  const size_t groups = cpuacct ? 4u : 3u;
+  ASSERT_EQ(p->dirs.size(), groups) << "cpu, memory, pids (and cpuacct)";
+  ASSERT_EQ(p->procs_files.size(), groups);
+  if (cpuacct) {
+    EXPECT_TRUE(util::path_exists(p->dirs[3] + "/cpuacct.usage")) << "CPU time is counted (idp cost)";
+  }
   EXPECT_EQ(util::trim(*util::read_file(p->dirs[2] + "/pids.max")), "64");
   EXPECT_EQ(p->pids_max, 64);
   EXPECT_EQ(p->pids_warning, "");
@@ -40,7 +49,7 @@ TEST(CgroupsTest, V1LimitsAreWrittenAndRemoved) {
   EXPECT_EQ(util::trim(*util::read_file(p->dirs[1] + "/memory.limit_in_bytes")), std::to_string(1024LL << 20));
   EXPECT_EQ(p->cpu_quota_us, 50000);
   EXPECT_EQ(p->memory_bytes, 1024LL << 20);
-  EXPECT_EQ(cg.list("env-a.").size(), 3u);
+  EXPECT_EQ(cg.list("env-a.").size(), groups);
   EXPECT_TRUE(cg.list("env-b.").empty());
   cg.remove(p->dirs);
   for (const auto& d : p->dirs) {

@@ -588,13 +588,24 @@ TEST_F(LocalDriverTest, CgroupLimitsAreApplied) {
   EXPECT_EQ(cg["cpu_quota_us"], 50000);
   EXPECT_EQ(cg["memory_limit_bytes"], 1024LL << 20);
   std::vector<std::string> paths = cg["paths"];
-  ASSERT_EQ(paths.size(), 3u) << "cpu, memory and pids";
+  // And cpuacct where it is a hierarchy of its own (CPU time for idp cost).
+  const bool cpuacct = util::path_exists("/sys/fs/cgroup/cpuacct/cgroup.procs") &&
+                       std::filesystem::weakly_canonical("/sys/fs/cgroup/cpuacct") !=
+                           std::filesystem::weakly_canonical("/sys/fs/cgroup/cpu");
+  ASSERT_EQ(paths.size(), cpuacct ? 4u : 3u) << "cpu, memory, pids (and cpuacct)";
   EXPECT_EQ(util::trim(*util::read_file(paths[0] + "/cpu.cfs_quota_us")), "50000");
   EXPECT_EQ(util::trim(*util::read_file(paths[1] + "/memory.limit_in_bytes")), std::to_string(1024LL << 20));
   // The app (a child of the shim) is inside both groups.
   std::string own = *util::read_file("/proc/" + std::to_string(r.outputs.value("pid", 0)) + "/cgroup");
   std::string leaf = "idp-" + driver->home_id() + "/pr-1.1";
   EXPECT_TRUE(contains(own, ":cpu:") && contains(own, leaf)) << own;
+  if (cpuacct) {
+    bool counted = false;
+    for (const auto& line : util::split(own, '\n')) {
+      counted = counted || (contains(line, ":cpuacct:") && contains(line, leaf));
+    }
+    EXPECT_TRUE(counted) << "counted for idp cost: " << own;
+  }
   RecordingProgress p;
   ASSERT_TRUE(driver->destroy(env_named("pr-1"), p));
   for (const auto& path : paths) {

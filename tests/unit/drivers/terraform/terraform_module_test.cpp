@@ -130,6 +130,11 @@ TEST(TfvarsTest, OnlyDeclaredVariablesWithOriginalCreatedAt) {
   EXPECT_FALSE(vars.contains("undeclared"));
   EXPECT_FALSE(vars.contains("memory"));
   EXPECT_FALSE(vars.contains("template"));
+  EXPECT_FALSE(vars.contains("team")) << "bob is in no team";
+  m.variables["team"];
+  o.team_of = {{"bob", "payments"}};
+  vars = build_tfvars(env, c, nlohmann::json::object(), m, "eu-west-1", o);
+  EXPECT_EQ(vars["team"], "payments") << "tagged idp:team";
 
   // An explicit false in the config wins over a server default of true (the original's defect).
   c.use_shared_networking = false;
