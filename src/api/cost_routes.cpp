@@ -7,6 +7,7 @@
 #include "core/ttl.hpp"
 #include "engine/cost.hpp"
 #include "util/json.hpp"
+#include "util/prometheus.hpp"
 #include "util/strings.hpp"
 
 namespace idp::api {
@@ -52,6 +53,26 @@ json rates_json(const engine::CostRates& r) {
 
 } // namespace
 
+Expected<std::string> cost_metrics_text(ApiContext& ctx) {
+  util::Millis now = ctx.clock->now_ms();
+  IDP_TRY_ASSIGN(auto hours, ctx.store->list_usage(engine::month_start_of(now), now + 3'600'000, ""));
+  auto lines = engine::summarize_cost(hours, ctx.cost_rates, now, "", nullptr);
+  std::string cur = util::prometheus_label_value(ctx.cost_rates.currency);
+  std::string out = "# HELP idp_environment_cost What each environment cost this month so far.\n"
+                    "# TYPE idp_environment_cost gauge\n";
+  for (const auto& l : lines) {
+    out += "idp_environment_cost{environment=\"" + util::prometheus_label_value(l.key) + "\",currency=\"" + cur +
+           "\"} " + util::prometheus_number(l.to_date.total()) + "\n";
+  }
+  out += "# HELP idp_environment_cost_per_day What each environment costs a day at its last day's pace.\n"
+         "# TYPE idp_environment_cost_per_day gauge\n";
+  for (const auto& l : lines) {
+    out += "idp_environment_cost_per_day{environment=\"" + util::prometheus_label_value(l.key) + "\",currency=\"" +
+           cur + "\"} " + util::prometheus_number(l.per_day) + "\n";
+  }
+  return out;
+}
+
 void register_cost_routes(httplib::Server& s, ApiContext& ctx) {
   auto team_of = [&ctx](const std::string& owner) {
     auto it = ctx.team_of.find(owner);
@@ -78,12 +99,12 @@ void register_cost_routes(httplib::Server& s, ApiContext& ctx) {
     t["per_day"] = per_day;
     t["projected_month"] = projected;
     send_cost_json(res, 200,
-              {{"currency", ctx.cost_rates.currency},
-               {"rates", rates_json(ctx.cost_rates)},
-               {"by", by.empty() ? "environment" : by},
-               {"since", since > 0 ? json(util::format_iso8601(since)) : json(nullptr)},
-               {"lines", out},
-               {"total", t}});
+                   {{"currency", ctx.cost_rates.currency},
+                    {"rates", rates_json(ctx.cost_rates)},
+                    {"by", by.empty() ? "environment" : by},
+                    {"since", since > 0 ? json(util::format_iso8601(since)) : json(nullptr)},
+                    {"lines", out},
+                    {"total", t}});
   });
 
   s.Get(R"(/api/v1/environments/([^/]+)/cost)", [&ctx, team_of](const httplib::Request& req, httplib::Response& res) {

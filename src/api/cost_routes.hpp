@@ -19,4 +19,9 @@ namespace idp::api {
 
 void register_cost_routes(httplib::Server& server, ApiContext& ctx);
 
+// /metrics gauges: idp_environment_cost{environment,currency} (this month so far) and
+// idp_environment_cost_per_day{environment,currency}, for every environment that ran this
+// month.
+Expected<std::string> cost_metrics_text(ApiContext& ctx);
+
 } // namespace idp::api

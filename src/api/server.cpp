@@ -771,6 +771,7 @@ void ApiServer::routes() {
     if (ctx.engine_metrics) {
       out += ctx.engine_metrics();
     }
+    out += unwrap(cost_metrics_text(ctx));
     out += ctx.request_latency->text();
     res.set_content(out, "text/plain; version=0.0.4");
   });

@@ -349,6 +349,7 @@ Expected<void> Daemon::start() {
   sources::Sources::Options so;
   so.github_api_url = cfg.github_api_url;
   so.max_body_bytes = actx.max_body_bytes;
+  so.cost_rates = cfg.cost_rates;
   d.sources = std::make_unique<sources::Sources>(cfg.repositories, *d.store, *d.controller, d.clock, so);
   actx.forks = &d.sources->forks();
   d.api = std::make_unique<api::ApiServer>(actx);

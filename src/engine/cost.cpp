@@ -58,12 +58,6 @@ std::string group_of(const store::UsageHour& u, const std::string& by,
   return u.env;
 }
 
-// Start of the calendar month (UTC) holding `t`.
-util::Millis month_start(util::Millis t) {
-  std::string iso = util::format_iso8601(t); // YYYY-MM-DDTHH:MM:SSZ
-  return util::parse_iso8601(iso.substr(0, 8) + "01T00:00:00Z").value_or(t);
-}
-
 util::Millis next_month(util::Millis start) {
   std::string iso = util::format_iso8601(start);
   int y = util::parse_int<int>(iso.substr(0, 4), 1970, 9999).value_or(1970);
@@ -78,6 +72,11 @@ util::Millis next_month(util::Millis start) {
 }
 
 } // namespace
+
+util::Millis month_start_of(util::Millis t) {
+  std::string iso = util::format_iso8601(t); // YYYY-MM-DDTHH:MM:SSZ
+  return util::parse_iso8601(iso.substr(0, 8) + "01T00:00:00Z").value_or(t);
+}
 
 void CostFigures::add(const CostFigures& o) {
   running_hours += o.running_hours;
@@ -159,7 +158,7 @@ std::vector<CostLine> summarize_cost(const std::vector<store::UsageHour>& hours,
   };
   std::map<std::string, Acc> acc;
   const util::Millis day_ago = now - 86'400'000;
-  const util::Millis month = month_start(now);
+  const util::Millis month = month_start_of(now);
   for (const auto& u : hours) {
     Acc& a = acc[group_of(u, by, team_of)];
     CostFigures f = price(u, rates);
@@ -230,8 +229,8 @@ std::string cost_report_csv(const std::string& month, const std::vector<CostLine
     out += month + "," + csv_field(l.key) + "," + std::to_string(l.environments.size()) + "," +
            fixed(f.running_hours, 4) + "," + fixed(f.reserved_vcpu_hours, 4) + "," + fixed(f.reserved_gb_hours, 4) +
            "," + fixed(f.cpu_seconds, 3) + "," + fixed(f.memory_gb_hours, 4) + "," + fixed(f.storage_gb_months, 6) +
-           "," + fixed(f.reserved, 4) + "," + fixed(f.used, 4) + "," + fixed(f.storage, 4) + "," +
-           fixed(f.total(), 4) + "," + csv_field(rates.currency) + "\n";
+           "," + fixed(f.reserved, 4) + "," + fixed(f.used, 4) + "," + fixed(f.storage, 4) + "," + fixed(f.total(), 4) +
+           "," + csv_field(rates.currency) + "\n";
   }
   return out;
 }

@@ -24,7 +24,7 @@
 namespace idp::engine {
 
 struct CostRates {
-  double cpu_hour = 0.04048;       // per vCPU-hour (Fargate)
+  double cpu_hour = 0.04048;        // per vCPU-hour (Fargate)
   double memory_gb_hour = 0.004445; // per GB-hour (Fargate)
   double storage_gb_month = 0.115;  // per GB-month (RDS general purpose storage)
   std::string currency = "USD";
@@ -33,7 +33,7 @@ struct CostRates {
 // Priced sums over some usage hours.
 struct CostFigures {
   double running_hours = 0;
-  double measured_hours = 0;   // of running_hours, those the used figures cover
+  double measured_hours = 0; // of running_hours, those the used figures cover
   double reserved_vcpu_hours = 0;
   double reserved_gb_hours = 0;
   double cpu_seconds = 0;     // measured
@@ -70,6 +70,9 @@ Expected<void> check_cost_grouping(const std::string& by);
 std::vector<CostLine> summarize_cost(const std::vector<store::UsageHour>& hours, const CostRates& rates,
                                      util::Millis now, const std::string& by,
                                      const std::function<std::string(const std::string&)>& team_of);
+
+// The start of the calendar month (UTC) holding `t`.
+util::Millis month_start_of(util::Millis t);
 
 // The first millisecond of month "YYYY-MM" (UTC) and of the next one; invalid_argument
 // with what was expected otherwise.

@@ -55,7 +55,19 @@ std::optional<Status> status_of(const Revision& rev, const Environment& env, con
 
 } // namespace
 
-std::string render_pr_comment(const Environment& env) {
+std::string pr_comment_cost_line(const std::vector<store::UsageHour>& hours, const engine::CostRates& rates,
+                                 util::Millis now) {
+  auto lines = engine::summarize_cost(hours, rates, now, "", nullptr);
+  if (lines.empty()) {
+    return "";
+  }
+  char buf[160];
+  std::snprintf(buf, sizeof(buf), "%.4f %s so far \u00b7 about %.4f %s/day", lines.front().to_date.total(),
+                rates.currency.c_str(), lines.front().per_day, rates.currency.c_str());
+  return buf;
+}
+
+std::string render_pr_comment(const Environment& env, const std::string& cost) {
   bool destroyed = env.phase == Phase::destroyed || env.phase == Phase::destroying;
   std::string title;
   if (destroyed) {
@@ -100,6 +112,9 @@ std::string render_pr_comment(const Environment& env) {
                        (f.reason.empty() ? "" : ": " + f.reason) + "; " + std::to_string(f.waiting.size()) +
                        " newer commit" + (f.waiting.size() == 1 ? "" : "s") + " waiting";
     out += "| **Frozen** | " + markdown_cell(text) + " |\n";
+  }
+  if (!cost.empty()) {
+    out += "| **Cost** | " + markdown_cell(cost) + " |\n";
   }
   out += "| **Expires** | " + expires + " |\n\n";
   out += "> This environment is automatically destroyed when this PR is merged or the branch is deleted.\n";
@@ -283,7 +298,11 @@ Expected<void> GithubNotifier::notify(const std::string& env_name) {
   }
 
   if (env->pr_number) {
-    std::string body = render_pr_comment(*env);
+    std::string cost;
+    if (auto hours = m_store.list_usage(0, m_clock.now_ms() + 3'600'000, env->name)) {
+      cost = pr_comment_cost_line(*hours, m_options.cost_rates, m_clock.now_ms());
+    }
+    std::string body = render_pr_comment(*env, cost);
     if (m_comments[env_name] != body) {
       IDP_TRY(upsert_comment(client, gh, *env->pr_number, body));
       m_comments[env_name] = body;

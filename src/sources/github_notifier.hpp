@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/environment.hpp"
+#include "engine/cost.hpp"
 #include "sources/github_client.hpp"
 #include "sources/watched_repo.hpp"
 #include "store/state_store.hpp"
@@ -32,7 +33,12 @@ inline constexpr const char* k_comment_marker = "<!-- mini-idp:preview -->";
 
 // The PR comment for `env` (pure): marker, title (created / updated / destroyed) and a table of
 // environment, URL, template, commit, phase, status message (when any) and expiry.
-std::string render_pr_comment(const core::Environment& env);
+// `cost`: the line of what it cost so far ("" = none), from pr_comment_cost_line.
+std::string render_pr_comment(const core::Environment& env, const std::string& cost = "");
+// "0.4200 USD so far · about 1.8000 USD/day" of an environment's usage (issue 12); "" when
+// nothing was sampled yet.
+std::string pr_comment_cost_line(const std::vector<store::UsageHour>& hours, const engine::CostRates& rates,
+                                 util::Millis now);
 
 class GithubNotifier {
 public:
@@ -42,7 +48,8 @@ public:
     util::Millis poll_interval = 500; // how often the event log is read
     util::Millis retry_base = 2'000;  // first retry delay; doubles per attempt
     util::Millis retry_max = 300'000;
-    int max_attempts = 10; // then the notification is dropped (logged)
+    int max_attempts = 10;        // then the notification is dropped (logged)
+    engine::CostRates cost_rates; // the comment's "Cost so far" line
   };
 
   GithubNotifier(std::vector<WatchedRepo> repos, store::StateStore& store, util::Clock& clock, Options options);

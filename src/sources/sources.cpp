@@ -17,6 +17,7 @@ Sources::Sources(std::vector<WatchedRepo> repos, store::StateStore& store, engin
   m_poller = std::make_unique<Poller>(m_repos, store, *m_queue, *m_seen, clock);
   GithubNotifier::Options no;
   no.api_url = options.github_api_url;
+  no.cost_rates = options.cost_rates;
   m_notifier = std::make_unique<GithubNotifier>(m_repos, store, clock, no);
 }
 

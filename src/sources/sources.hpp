@@ -32,6 +32,7 @@ public:
   struct Options {
     std::string github_api_url = "https://api.github.com";
     size_t max_body_bytes = 1024 * 1024; // the API server's payload limit
+    engine::CostRates cost_rates;        // the PR comment's cost line (issue 12)
   };
 
   Sources(std::vector<WatchedRepo> repos, store::StateStore& store, engine::Controller& controller, util::Clock& clock,

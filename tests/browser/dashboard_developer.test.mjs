@@ -13,7 +13,9 @@ const tmp = tempDir('idp-browser-dev-');
 const gh = await new GitHubDouble({
   alice: { orgs: ['acme'], teams: ['acme/dev'] },
 }).start();
-const daemon = await new Daemon(path.join(tmp, 'home'), oauthConfig(gh), { IDP_TEST_GITHUB_SECRET: k_client_secret }).start();
+// Usage sampled every second: the list's Cost column has figures within the test.
+const daemon = await new Daemon(path.join(tmp, 'home'), oauthConfig(gh) + 'cost:\n  sample_interval: 1s\n  currency: EUR\n',
+  { IDP_TEST_GITHUB_SECRET: k_client_secret }).start();
 const browser = await launchBrowser();
 const shots = screenshotDir();
 const xssBranch = '<img/src=x/onerror=alert(1)>';
@@ -165,6 +167,21 @@ await run('dashboard (developer)', {
     await page.locator('tr[data-env="xss"]').waitFor({ state: 'detached', timeout: 60000 });
     assert(await page.evaluate(() => window.__noReload === true), 'the page did not reload');
     await daemon.waitPhase('xss', 'destroyed');
+  },
+
+  'the list shows what each environment cost so far (issue 12)': async () => {
+    await waitFor('shop sampled', async () => {
+      const r = await daemon.api('GET', '/cost');
+      return r.status === 200 && r.body.lines.some(l => l.name === 'shop' && l.running_hours > 0);
+    });
+    const fresh = await page.context().newPage();
+    await fresh.goto(daemon.url + '/');
+    const cell = fresh.locator('tr[data-env="shop"] td[data-label="Cost"]');
+    await cell.waitFor();
+    await waitFor('a cost in EUR', async () => /^\d+\.\d\d EUR$/.test(await cell.textContent()));
+    assert(/^about \d+\.\d\d EUR\/day, \d+\.\d\d EUR this month/.test(await cell.getAttribute('title')), `tooltip: ${await cell.getAttribute('title')}`);
+    assert(await fresh.locator('th', { hasText: 'Cost' }).count() === 1, 'a Cost column');
+    await fresh.close();
   },
 
   'no dialog opened': async () => {

@@ -134,10 +134,11 @@ function envRow(e) {
       el('td', { 'data-label': 'Commit', class: 'mono' }),
       el('td', { 'data-label': 'Age' }),
       el('td', { 'data-label': 'Expires', class: 'expires' }),
+      el('td', { 'data-label': 'Cost', class: 'cost' }),
       el('td', { 'data-label': 'URL', class: 'wrap' }));
   }
   const tr = k_env_row.cloneNode(true);
-  const [name, phase, template, branch, owner, commit, created, expires, url] = tr.children;
+  const [name, phase, template, branch, owner, commit, created, expires, cost, url] = tr.children;
   const web = repoWeb(e.repo);
   tr.setAttribute('data-env', e.name);
   name.firstChild.setAttribute('href', '#/env/' + encodeURIComponent(e.name));
@@ -156,6 +157,14 @@ function envRow(e) {
   expires.setAttribute('data-expires', e.expires_at || '');
   expires.title = when(e.expires_at);
   expires.textContent = countdown(e.expires_at);
+  // What it cost so far (issue 12; /api/v1/cost), with its pace in the tooltip.
+  const c = state.cost && state.cost.lines ? state.cost.lines.find(l => l.name === e.name) : null;
+  if (c) {
+    const cur = state.cost.currency || '';
+    cost.textContent = c.total.toFixed(2) + ' ' + cur;
+    cost.title = 'about ' + c.per_day.toFixed(2) + ' ' + cur + '/day, ' + c.projected_month.toFixed(2) + ' ' + cur + ' this month' +
+      (c.measured_hours > 0 ? '; used ' + c.used.toFixed(4) + ' ' + cur + ' (measured)' : '');
+  } else cost.textContent = '-';
   if (e.url) url.append(el('a', { href: e.url, text: e.url.replace(/^https?:\/\//, '') }));
   else url.textContent = '-';
   return tr;
@@ -170,8 +179,9 @@ async function pageEnvironments() {
   if (listPrefs.mine === null) listPrefs.mine = state.session.role === 'developer';
   const load = async () => {
     try {
-      const j = await api('GET', '/environments');
+      const [j, cost] = await Promise.all([api('GET', '/environments'), api('GET', '/cost').catch(() => null)]);
       state.envs = j.environments;
+      state.cost = cost;
       render();
     } catch (e) { holder.replaceChildren(el('p', { class: 'status error', role: 'alert', text: e.message })); }
   };
@@ -222,7 +232,7 @@ async function pageEnvironments() {
     const tbody = el('tbody', {});
     for (const e of envs) tbody.append(envRow(e));
     holder.replaceChildren(count, el('table', { class: 'envs', id: 'envs' },
-      el('thead', {}, el('tr', {}, ['Name', 'Phase', 'Template', 'Branch / PR', 'Owner', 'Commit', 'Age', 'Expires', 'URL'].map(h => el('th', { scope: 'col', text: h })))),
+      el('thead', {}, el('tr', {}, ['Name', 'Phase', 'Template', 'Branch / PR', 'Owner', 'Commit', 'Age', 'Expires', 'Cost', 'URL'].map(h => el('th', { scope: 'col', text: h })))),
       tbody));
   };
   const refresh = coalesce(load, 150);

@@ -133,12 +133,13 @@ TEST(CostTest, ABusyEnvironmentAccruesMoreUsedCostThanAnIdleOneFromItsCgroupCoun
   EXPECT_GT(busy["cpu_seconds"].get<double>(), 2 * idle["cpu_seconds"].get<double>()) << c.dump(2);
   for (const json& l : {busy, idle}) {
     // Reserved: 0.25 vCPU and 0.5 GB for each running hour, at the configured rates.
-    EXPECT_NEAR(l["reserved"].get<double>(), l["running_hours"].get<double>() * (0.25 * k_cpu_hour + 0.5 * k_memory_gb_hour),
-                2e-6)
+    EXPECT_NEAR(l["reserved"].get<double>(),
+                l["running_hours"].get<double>() * (0.25 * k_cpu_hour + 0.5 * k_memory_gb_hour), 2e-6)
         << l.dump(2);
     // Used: the counters' figures at the same rates.
     EXPECT_NEAR(l["used"].get<double>(),
-                l["cpu_seconds"].get<double>() / 3600 * k_cpu_hour + l["memory_gb_hours"].get<double>() * k_memory_gb_hour,
+                l["cpu_seconds"].get<double>() / 3600 * k_cpu_hour +
+                    l["memory_gb_hours"].get<double>() * k_memory_gb_hour,
                 2e-6)
         << l.dump(2);
     EXPECT_GT(l["memory_gb_hours"].get<double>(), 0) << "memory in use is measured: " << l.dump(2);
@@ -146,6 +147,18 @@ TEST(CostTest, ABusyEnvironmentAccruesMoreUsedCostThanAnIdleOneFromItsCgroupCoun
     EXPECT_GT(l["per_day"].get<double>(), 0);
     EXPECT_EQ(l["team"], "payments") << "the admin token's owner is in team payments";
   }
+
+  // /metrics: a gauge per environment.
+  util::HttpRequest m;
+  m.url = d.api_url() + "/metrics";
+  m.headers = {d.admin_auth_header()};
+  auto metrics = util::http_request(m);
+  ASSERT_TRUE(metrics && metrics->status == 200);
+  std::string gauge = "idp_environment_cost{environment=\"busy\",currency=\"EUR\"} ";
+  auto at = metrics->body.find(gauge);
+  ASSERT_NE(at, std::string::npos) << metrics->body;
+  EXPECT_GT(std::stod(metrics->body.substr(at + gauge.size())), 0.0);
+  EXPECT_NE(metrics->body.find("# TYPE idp_environment_cost_per_day gauge"), std::string::npos);
 
   // The CLI: one environment, and grouped by team.
   auto one = d.cli({"cost", "busy"});

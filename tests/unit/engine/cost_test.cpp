@@ -116,12 +116,11 @@ TEST(CostTest, TheChargebackReportOfAMonthHasTheExpectedTotals) {
   std::string csv = cost_report_csv("2026-11", lines, rates(), "owner");
   // alice: 10 h at 0.05/h reserved (0.5), used 10 x (0.04 + 0.005) = 0.45, storage 10 x
   // 10 GB / 730 h x 0.1 = 0.0137; bob: 5 h; eve's name is kept from a spreadsheet formula.
-  EXPECT_EQ(csv,
-            "month,owner,environments,running_hours,reserved_vcpu_hours,reserved_gb_hours,cpu_seconds,"
-            "memory_gb_hours,storage_gb_months,reserved,used,storage,total,currency\n"
-            "2026-11,alice,1,10.0000,10.0000,20.0000,36000.000,10.0000,0.136986,0.5000,0.4500,0.0137,0.5137,USD\n"
-            "2026-11,bob,1,5.0000,5.0000,10.0000,0.000,5.0000,0.068493,0.2500,0.0250,0.0068,0.2568,USD\n"
-            "2026-11,eve=cmd,1,1.0000,1.0000,2.0000,0.000,1.0000,0.013699,0.0500,0.0050,0.0014,0.0514,USD\n");
+  EXPECT_EQ(csv, "month,owner,environments,running_hours,reserved_vcpu_hours,reserved_gb_hours,cpu_seconds,"
+                 "memory_gb_hours,storage_gb_months,reserved,used,storage,total,currency\n"
+                 "2026-11,alice,1,10.0000,10.0000,20.0000,36000.000,10.0000,0.136986,0.5000,0.4500,0.0137,0.5137,USD\n"
+                 "2026-11,bob,1,5.0000,5.0000,10.0000,0.000,5.0000,0.068493,0.2500,0.0250,0.0068,0.2568,USD\n"
+                 "2026-11,eve=cmd,1,1.0000,1.0000,2.0000,0.000,1.0000,0.013699,0.0500,0.0050,0.0014,0.0514,USD\n");
   auto j = cost_report_json("2026-11", lines, rates(), "owner");
   EXPECT_EQ(j["by"], "owner");
   ASSERT_EQ(j["rows"].size(), 3u);

@@ -310,6 +310,24 @@ TEST(GithubNotifierTest, CommentLayoutGolden) {
                         "waiting |\n"),
             std::string::npos)
       << frozen;
+
+  // What it cost so far (issue 12): from its usage at the server's rates.
+  store::UsageHour u;
+  u.env = e.name;
+  u.hour = util::parse_iso8601("2026-01-04T10:00:00Z").value_or(0);
+  u.running_ms = 3'600'000;
+  u.reserved_cpu_ms = 1024.0 * 3'600'000;
+  u.reserved_memory_mb_ms = 2048.0 * 3'600'000;
+  engine::CostRates rates;
+  rates.cpu_hour = 0.04;
+  rates.memory_gb_hour = 0.005;
+  rates.currency = "EUR";
+  std::string line = pr_comment_cost_line({u}, rates, u.hour + 3'600'000);
+  EXPECT_EQ(line, "0.0500 EUR so far \u00b7 about 1.2000 EUR/day");
+  EXPECT_NE(render_pr_comment(e, line).find("| **Cost** | 0.0500 EUR so far \u00b7 about 1.2000 EUR/day |\n"),
+            std::string::npos);
+  EXPECT_EQ(pr_comment_cost_line({}, rates, u.hour), "") << "nothing sampled yet: no line";
+  EXPECT_EQ(render_pr_comment(e).find("**Cost**"), std::string::npos);
 }
 
 } // namespace
