@@ -31,7 +31,8 @@ ApiError ApiError::from(const Error& e) {
       }
     }
   }
-  return ApiError(http_status_for(e.code), std::string(error_code_name(e.code)), msg, details);
+  return ApiError(http_status_for(e.code), e.kind.empty() ? std::string(error_code_name(e.code)) : e.kind, msg,
+                  details);
 }
 
 nlohmann::json ApiError::body() const {

@@ -11,6 +11,7 @@
 #include "core/preview_routes.hpp"
 #include "core/version.hpp"
 #include "drivers/driver.hpp"
+#include "engine/budgets.hpp"
 #include "engine/controller.hpp"
 #include "engine/reaper.hpp"
 #include "engine/reconciler.hpp"
@@ -23,6 +24,7 @@
 #include "util/fs.hpp"
 #include "util/git.hpp"
 #include "util/hash.hpp"
+#include "util/http_client.hpp"
 #include "util/json.hpp"
 #include "util/memory.hpp"
 #include "util/numbers.hpp"
@@ -57,6 +59,7 @@ struct Daemon::Impl {
   std::unique_ptr<engine::Controller> controller;
   std::unique_ptr<engine::Reaper> reaper;
   std::unique_ptr<engine::UsageSampler> usage; // what each environment uses, for idp cost
+  std::unique_ptr<engine::Budgets> budgets;    // budgets: alerts and the create guardrail
   std::unique_ptr<engine::Retention> retention;
   std::unique_ptr<sources::Sources> sources;
   std::unique_ptr<api::ApiServer> api;
@@ -290,6 +293,32 @@ Expected<void> Daemon::start() {
   engine::Reconciler* rec = d.reconciler.get();
   signals.wake = [rec](const std::string& n) { rec->wake(n); };
   signals.cancel = [rec](const std::string& n, int64_t generation) { rec->cancel(n, generation); };
+  d.budgets = std::make_unique<engine::Budgets>(
+      cfg.budgets, *d.store, cfg.cost_rates, cfg.team_of, d.clock,
+      [](const std::string& url, const std::string& body) -> Expected<void> {
+        util::HttpRequest req;
+        req.method = "POST";
+        req.url = url;
+        req.body = body;
+        req.headers = {{"Content-Type", "application/json"}};
+        req.timeout_ms = 10'000;
+        req.connect_timeout_ms = 5'000;
+        auto r = util::http_request(req);
+        // The address may hold a secret (a Slack hook's): it never goes into a message.
+        if (!r) {
+          return make_error(ErrorCode::transient, "the webhook could not be reached");
+        }
+        if (r->status < 200 || r->status >= 300) {
+          return make_error(ErrorCode::transient, "the webhook answered HTTP " + std::to_string(r->status));
+        }
+        return {};
+      });
+  if (!d.budgets->empty()) {
+    engine::Budgets* budgets = d.budgets.get();
+    signals.admit_budget = [budgets](const std::string& repo, const std::string& owner) {
+      return budgets->admit(repo, owner);
+    };
+  }
   d.controller = std::make_unique<engine::Controller>(*d.store, d.clock, *d.repos, *d.templates, d.driver_set,
                                                       d.cfg.engine, signals);
   // API creates are answered before the clone; the reconciler's workers do it.
@@ -302,6 +331,14 @@ Expected<void> Daemon::start() {
   d.reaper = std::make_unique<engine::Reaper>(*d.store, *d.controller, d.clock, d.cfg.engine.reaper_interval);
   d.usage = std::make_unique<engine::UsageSampler>(*d.store, d.driver_set, d.clock, d.cfg.cost_sample_interval,
                                                    d.cfg.cost_retention);
+  if (!d.budgets->empty()) {
+    engine::Budgets* budgets = d.budgets.get();
+    d.usage->on_pass([budgets] {
+      if (auto r = budgets->check_alerts(); !r) {
+        spdlog::warn("budgets: cannot check the alerts: {}", r.error().message);
+      }
+    });
+  }
   d.retention = std::make_unique<engine::Retention>(*d.store, d.clock, util::path_join(cfg.home, "git"), d.cfg.engine);
 
   api::ApiContext actx;

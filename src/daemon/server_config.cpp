@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <regex>
+#include <set>
 
 #include "api/auth.hpp"
 #include "core/ttl.hpp"
@@ -296,7 +297,7 @@ OptionMessage secret_value(const json& v, std::string_view what, std::string& de
 }
 
 // A price per unit: a number from 0 to 1000.
-OptionMessage price_value(const json& v, double& out) {
+OptionMessage price_value(const json& v, double& out, double max = 1000) {
   std::optional<double> d;
   if (v.is_number()) {
     d = v.get<double>();
@@ -308,8 +309,9 @@ OptionMessage price_value(const json& v, double& out) {
       d = parsed;
     }
   }
-  if (!d || *d < 0 || *d > 1000) {
-    return "expected a price from 0 to 1000 like 0.04048, got " + describe(v);
+  if (!d || *d < 0 || *d > max) {
+    return max > 1000 ? "expected an amount like 200, got " + describe(v)
+                      : "expected a price from 0 to 1000 like 0.04048, got " + describe(v);
   }
   out = *d;
   return std::nullopt;
@@ -508,6 +510,128 @@ bool apply_secrets(ConfigDocument& doc, const ConfigNode& node, ServerConfig& cf
                          child.key + ".repos");
     }
     cfg.secrets.push_back(std::move(sec));
+  }
+  return doc.errors().size() == before;
+}
+
+const OptionTable<engine::Budget>& budget_table() {
+  static const OptionTable<engine::Budget> k_table({
+      {.key = "name",
+       .doc = "the budget's name (required, unique)",
+       .parse = [](const json& v, engine::Budget& b) -> OptionMessage {
+         if (auto m = values::text(v, "a name like payments", b.name)) {
+           return m;
+         }
+         static const std::regex k_name("^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$");
+         if (!std::regex_match(b.name, k_name)) {
+           return "expected a name of letters, digits, '_', '.' or '-', got " + util::quote(b.name);
+         }
+         return std::nullopt;
+       }},
+      {.key = "match.team",
+       .doc = "only environments whose owner is in this team (teams:)",
+       .parse = [](const json& v, engine::Budget& b) { return values::text(v, "a team name", b.team); }},
+      {.key = "match.repo",
+       .doc = "only environments of this repository (owner/name, a URL or a path)",
+       .parse = [](const json& v,
+                   engine::Budget& b) { return values::text(v, "a repository like acme/shop", b.repo); }},
+      {.key = "match.owner",
+       .doc = "only environments of this owner",
+       .parse = [](const json& v, engine::Budget& b) { return values::text(v, "an owner identity", b.owner); }},
+      {.key = "monthly",
+       .doc = "the limit per calendar month, in cost.currency (required)",
+       .parse = [](const json& v, engine::Budget& b) -> OptionMessage {
+         if (auto m = price_value(v, b.monthly, 1e9)) {
+           return m;
+         }
+         if (b.monthly <= 0) {
+           return "expected a limit above 0 like 200, got " + describe(v);
+         }
+         return std::nullopt;
+       }},
+      {.key = "alert_at",
+       .doc = "percentages of the limit that each alert once a month",
+       .parse = [](const json& v, engine::Budget& b) -> OptionMessage {
+         std::vector<std::string> items;
+         if (auto m = values::string_list(v, "percentages like [50, 80, 100]", items)) {
+           return m;
+         }
+         b.alert_at.clear();
+         for (const auto& i : items) {
+           auto n = util::parse_int<int>(i, 1, 1000);
+           if (!n) {
+             return "expected percentages from 1 to 1000 like [50, 80, 100], got " + util::quote(i);
+           }
+           b.alert_at.push_back(*n);
+         }
+         return std::nullopt;
+       }},
+      {.key = "notify",
+       .doc = "where alerts go: [{webhook: https://...}] (Slack-compatible JSON)",
+       .parse = [](const json& v, engine::Budget& b) -> OptionMessage {
+         if (!v.is_array()) {
+           return "expected a list like [{webhook: https://hooks.example.com/x}], got " + describe(v);
+         }
+         b.webhooks.clear();
+         for (const auto& item : v) {
+           if (!item.is_object() || item.size() != 1 || !item.contains("webhook")) {
+             if (item.is_object() && item.contains("github_comment")) {
+               return std::string("github_comment is not supported yet: use a webhook");
+             }
+             return "expected {webhook: https://...}, got " + describe(item);
+           }
+           std::string url;
+           if (auto m = base_url(item["webhook"], "https://hooks.example.com/x", url)) {
+             return m;
+           }
+           b.webhooks.push_back(url);
+         }
+         return std::nullopt;
+       }},
+      {.key = "on_exhausted",
+       .doc = "none, or block: refuse new environments it matches while its month is projected past the limit",
+       .parse = [](const json& v, engine::Budget& b) -> OptionMessage {
+         if (auto m = values::text(v, "none or block", b.on_exhausted)) {
+           return m;
+         }
+         if (b.on_exhausted != "none" && b.on_exhausted != "block") {
+           return "expected none or block (sleep and destroy_oldest are not supported yet), got " +
+                  util::quote(b.on_exhausted);
+         }
+         return std::nullopt;
+       }},
+  });
+  return k_table;
+}
+
+bool apply_budgets(ConfigDocument& doc, const ConfigNode& node, ServerConfig& cfg) {
+  if (!node.value->is_array()) {
+    doc.error_at_value(node, "expected a list of budgets like [{name: payments, monthly: 200}], got " +
+                                 describe(*node.value));
+    return false;
+  }
+  size_t before = doc.errors().size();
+  cfg.budgets.clear();
+  std::set<std::string> names;
+  for (size_t i = 0; i < node.value->size(); ++i) {
+    ConfigNode item = doc.item(node, i);
+    engine::Budget b;
+    auto applied = budget_table().apply(doc, item, b);
+    if (item.value->is_object()) {
+      for (const char* required : {"name", "monthly"}) {
+        if (!item.value->contains(required) && !has_error(doc, item.key + "." + required)) {
+          doc.error_at_value(item,
+                             std::string("required: ") + (std::string(required) == "name"
+                                                              ? "the budget's name"
+                                                              : "its monthly limit, like 200"),
+                             item.key + "." + required);
+        }
+      }
+      if (!b.name.empty() && !names.insert(b.name).second) {
+        doc.error_at_value(doc.child(item, "name"), "another budget is called " + util::quote(b.name));
+      }
+    }
+    cfg.budgets.push_back(std::move(b));
   }
   return doc.errors().size() == before;
 }
@@ -1060,6 +1184,7 @@ const OptionTable<ServerConfig>& server_table() {
       {.key = "secrets", .doc = "the server's secret store", .parse_node = apply_secrets},
       {.key = "repositories", .doc = "watched repositories", .parse_node = apply_repositories},
       {.key = "teams", .doc = "who belongs to which team (idp cost --by team)", .parse_node = apply_teams},
+      {.key = "budgets", .doc = "monthly cost limits, their alerts and guardrails", .parse_node = apply_budgets},
   });
   return k_table;
 }

@@ -13,6 +13,7 @@
 #include "api/oauth.hpp"
 #include "core/app_config.hpp"
 #include "drivers/driver.hpp"
+#include "engine/budgets.hpp"
 #include "engine/cost.hpp"
 #include "engine/options.hpp"
 #include "engine/secret_store.hpp"
@@ -72,7 +73,8 @@ struct ServerConfig {
   engine::CostRates cost_rates;                        // cost.cpu_hour, memory_gb_hour, storage_gb_month, currency
   util::Millis cost_sample_interval = 60'000;          // cost.sample_interval
   util::Millis cost_retention = 400LL * 86'400'000;    // cost.retention (0 = forever)
-  std::map<std::string, std::string> team_of;          // teams: member identity → team name
+  std::map<std::string, std::string> team_of;          // teams: member identity → team
+  std::vector<engine::Budget> budgets;                 // budgets: (engine/budgets.hpp) name
   std::string github_api_url = "https://api.github.com";
   api::GitHubOAuthSettings github_oauth;      // github.oauth: Sign in with GitHub on the dashboard
   std::string config_file;                    // "" = none

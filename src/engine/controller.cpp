@@ -262,6 +262,9 @@ Expected<Environment> Controller::new_environment(const CreateRequest& req, util
   }
   env.owner = req.owner;
   env.pr_number = req.pr_number;
+  if (m_signals.admit_budget) {
+    IDP_TRY(m_signals.admit_budget(env.repo, env.owner)); // nothing recorded when refused
+  }
   env.created_at = now;
   env.updated_at = now;
   env.expires_at = ttl > 0 ? now + ttl : 0; // 0: the config's TTL, once it is read

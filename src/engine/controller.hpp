@@ -54,6 +54,9 @@ struct EngineSignals {
   // Stops an operation in flight on env that acts on an older generation than the one
   // given (0: any operation, the environment is being destroyed).
   std::function<void(const std::string& env, int64_t generation)> cancel = [](const std::string&, int64_t) {};
+  // The budgets' guardrail before a create (engine/budgets.hpp): an error refuses it.
+  // Unset: no budget blocks.
+  std::function<Expected<void>(const std::string& repo, const std::string& owner)> admit_budget;
 };
 
 class Controller {

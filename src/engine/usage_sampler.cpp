@@ -39,6 +39,8 @@ void UsageSampler::start() {
       [this] {
         if (auto r = sample(); !r) {
           spdlog::warn("usage sampler: {}", r.error().message);
+        } else if (m_on_pass) {
+          m_on_pass();
         }
         return m_interval;
       },

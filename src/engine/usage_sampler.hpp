@@ -11,6 +11,7 @@
 // ready, updating or degraded. The first pass after a start only records where the
 // counters stand: the time the daemon was down is not charged.
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -31,6 +32,8 @@ public:
   void stop();
   // One pass now; returns how many environments it added usage for.
   Expected<size_t> sample();
+  // Called after each pass that stored its usage (the budgets' alerts). Before start().
+  void on_pass(std::function<void()> f) { m_on_pass = std::move(f); }
 
 private:
   struct Seen {
@@ -44,6 +47,7 @@ private:
   util::Millis m_interval;
   util::Millis m_retention;
   std::map<std::string, Seen> m_seen; // by environment; only the sampler's thread (or a test) uses it
+  std::function<void()> m_on_pass;
   util::PeriodicThread m_thread;
 };
 

@@ -34,7 +34,9 @@ std::string Error::full_message() const {
 }
 
 Error Error::with_context(std::string_view context) const {
-  return Error(code, std::string(context) + ": " + message, cause);
+  Error e(code, std::string(context) + ": " + message, cause);
+  e.kind = kind;
+  return e;
 }
 
 namespace detail {

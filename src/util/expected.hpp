@@ -34,6 +34,9 @@ struct Error {
   ErrorCode code = ErrorCode::internal;
   std::string message;
   std::shared_ptr<Error> cause;
+  // A finer, machine-readable name than `code` for callers that tell cases apart (the API's
+  // "error": "budget_exhausted"); "" = the code's name.
+  std::string kind;
 
   Error() = default;
   Error(ErrorCode c, std::string msg, std::shared_ptr<Error> why = nullptr)

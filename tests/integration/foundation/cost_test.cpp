@@ -7,6 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <mutex>
+#include <thread>
+
+#include <httplib.h>
 
 #include <nlohmann/json.hpp>
 
@@ -186,4 +190,75 @@ TEST(CostTest, ABusyEnvironmentAccruesMoreUsedCostThanAnIdleOneFromItsCgroupCoun
   EXPECT_TRUE(util::starts_with(rows[0], "month,team,environments,")) << rows[0];
   EXPECT_TRUE(util::starts_with(rows[1], month + ",payments,2,")) << rows[1];
   EXPECT_TRUE(util::ends_with(rows[1], ",EUR")) << rows[1];
+}
+
+// Issue 12, must show 2 on a real `idp serve`: a budget's thresholds reach a local webhook
+// once each (Slack-compatible JSON), are recorded as events, and `on_exhausted: block`
+// refuses the next create with 409 budget_exhausted and the reason, via the API and the CLI.
+TEST(CostTest, BudgetAlertsReachTheWebhookOnceEachAndBlockRefusesTheNextCreate) {
+  std::mutex mu;
+  std::vector<json> received;
+  httplib::Server hook;
+  hook.Post("/hook", [&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard<std::mutex> g(mu);
+    received.push_back(json::parse(req.body, nullptr, false));
+    res.status = 200;
+  });
+  int hook_port = hook.bind_to_any_port("127.0.0.1");
+  std::thread hook_thread([&] { hook.listen_after_bind(); });
+  struct Stop {
+    httplib::Server& s;
+    std::thread& t;
+    ~Stop() {
+      s.stop();
+      t.join();
+    }
+  } stop{hook, hook_thread};
+  auto alerts = [&] {
+    std::lock_guard<std::mutex> g(mu);
+    return received;
+  };
+
+  TempDir tmp("idp-budget");
+  ASSERT_TRUE(util::ensure_dir(tmp.sub("home")));
+  GitRepo repo(tmp.sub("repo"));
+  repo.write_file("server.js", k_cost_app);
+  repo.write_file(".idp/config.yml", "template: api-service\nhealth_check_path: /health\ncpu: 256\nmemory: 512\n"
+                                     "local:\n  start: \"node server.js\"\n");
+  repo.commit("app");
+  // 250 an hour reserved at these rates: the 0.01 budget is spent within a second.
+  ASSERT_TRUE(util::write_file_atomic(tmp.sub("server.yml"),
+                                      "cost:\n  sample_interval: 1s\n  cpu_hour: 1000\n"
+                                      "budgets:\n  - name: tiny\n    monthly: 0.01\n    alert_at: [50, 100]\n"
+                                      "    notify: [{webhook: \"http://127.0.0.1:" +
+                                          std::to_string(hook_port) + "/hook\"}]\n    on_exhausted: block\n"));
+  DaemonProcess d(tmp.sub("home"), {"--config", tmp.sub("server.yml")});
+  d.start();
+  auto first = d.cli({"create", "--repo", repo.path(), "--branch", "main", "--name", "first"});
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err << d.log();
+  ASSERT_TRUE(wait_until([&] { return alerts().size() >= 2; }, 60'000)) << d.log();
+  // Two more passes (running time grows twice): no alert comes again.
+  auto running = [&] { return line_of(d.api("GET", "/api/v1/cost").second, "first").value("running_hours", 0.0); };
+  double r0 = running();
+  ASSERT_TRUE(wait_until([&] { return running() > r0; }, 30'000));
+  double r1 = running();
+  ASSERT_TRUE(wait_until([&] { return running() > r1; }, 30'000));
+  auto got = alerts();
+  ASSERT_EQ(got.size(), 2u) << json(got).dump(2);
+  EXPECT_EQ(got[0]["threshold"], 50);
+  EXPECT_EQ(got[1]["threshold"], 100);
+  EXPECT_EQ(got[0]["budget"], "tiny");
+  EXPECT_TRUE(util::starts_with(got[1]["text"].get<std::string>(), "Budget \"tiny\" reached 100% in ")) << got[1];
+
+  auto [status, body] =
+      d.api("POST", "/api/v1/environments", json{{"repo", repo.path()}, {"branch", "main"}, {"name", "second"}}.dump());
+  EXPECT_EQ(status, 409) << body.dump();
+  EXPECT_EQ(body["error"], "budget_exhausted");
+  EXPECT_TRUE(util::starts_with(body.value("message", ""), "budget \"tiny\" is exhausted: ")) << body.dump();
+  auto cli = d.cli({"create", "--repo", repo.path(), "--branch", "main", "--name", "third"});
+  EXPECT_NE(cli.exit_code, 0);
+  EXPECT_NE(cli.err.find("budget \"tiny\" is exhausted"), std::string::npos) << cli.err;
+  EXPECT_EQ(d.api("GET", "/api/v1/environments/second").first, 404) << "nothing recorded";
+  auto events = d.cli({"events", "--json"});
+  EXPECT_NE(events.out.find("budget-alert"), std::string::npos) << events.out;
 }

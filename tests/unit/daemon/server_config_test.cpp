@@ -102,6 +102,48 @@ TEST(ServerConfigTest, ForkEgressCidrsAreNetworks) {
   }
 }
 
+// budgets: each entry's keys checked, name and monthly required, names unique; teams:
+// one team per member.
+TEST(ServerConfigTest, BudgetsAndTeamsAreCheckedWithPositions) {
+  ServerConfig cfg;
+  auto ok =
+      apply_server_config_file(cfg,
+                               "teams:\n  payments:\n    members: [alice, bob]\n"
+                               "budgets:\n  - name: payments\n    match: {team: payments}\n    monthly: 200\n"
+                               "    alert_at: [50, 80]\n    notify: [{webhook: \"https://hooks.example.com/x\"}]\n"
+                               "    on_exhausted: block\n",
+                               "s.yml");
+  ASSERT_TRUE(ok.empty()) << server_config_errors_text(ok);
+  ASSERT_EQ(cfg.budgets.size(), 1u);
+  EXPECT_EQ(cfg.budgets[0].team, "payments");
+  EXPECT_DOUBLE_EQ(cfg.budgets[0].monthly, 200);
+  EXPECT_EQ(cfg.budgets[0].alert_at, (std::vector<int>{50, 80}));
+  EXPECT_EQ(cfg.budgets[0].webhooks, std::vector<std::string>{"https://hooks.example.com/x"});
+  EXPECT_EQ(cfg.budgets[0].on_exhausted, "block");
+  EXPECT_EQ(cfg.team_of.at("bob"), "payments");
+
+  ServerConfig bad;
+  auto errors = apply_server_config_file(bad,
+                                         "teams:\n  a:\n    members: [alice]\n  b:\n    members: [alice]\n"
+                                         "budgets:\n  - name: x\n    monthly: 0\n    on_exhausted: sleep\n"
+                                         "  - monthly: 5\n    alert_at: [150%]\n  - name: x\n    monthly: 1\n",
+                                         "s.yml");
+  std::string text = server_config_errors_text(errors);
+  EXPECT_NE(text.find("s.yml:5:14: key \"teams.b.members\": \"alice\" is already a member of team \"a\""),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("key \"budgets[0].monthly\": expected a limit above 0 like 200, got \"0\""), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("key \"budgets[0].on_exhausted\": expected none or block (sleep and destroy_oldest are not "
+                      "supported yet), got \"sleep\""),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("key \"budgets[1].name\": required: the budget's name"), std::string::npos) << text;
+  EXPECT_NE(text.find("key \"budgets[1].alert_at\": expected percentages from 1 to 1000"), std::string::npos) << text;
+  EXPECT_NE(text.find("another budget is called \"x\""), std::string::npos) << text;
+  EXPECT_TRUE(bad.budgets.empty()) << "nothing of an invalid file is applied";
+}
+
 TEST(ServerConfigTest, EnvironmentAliasesAreCheckedLikeTheFilesKeys) {
   {
     ScopedServerEnv env({{"IDP_RETENTION_EVENTS", "30d"}, {"IDP_WORKERS", "12"}});

@@ -1,0 +1,75 @@
+#pragma once
+// Budgets (issue 12, layers 2 and 3): server config `budgets:`, each a monthly limit on the
+// cost (engine/cost.hpp) of the environments it matches (a team, a repository, an owner;
+// none = every environment).
+//
+// Alerts: after each usage pass, every threshold of `alert_at` (percent of the limit) that
+// this month's spend has reached is announced once a month, lowest first: recorded first
+// (the store's setting "budget-alert/<name>/<YYYY-MM>/<percent>"), then an event
+// `budget-alert` and a POST of Slack-compatible JSON ({"text": ...}) to each webhook. A webhook that
+// fails is logged and named in the event; it is not tried again (the record says sent).
+//
+// Guardrail `on_exhausted: block`: a create whose repository and owner a budget matches is
+// refused while that budget's projected month (engine/cost.hpp) reaches its limit: error
+// conflict of kind "budget_exhausted" (API 409 budget_exhausted) naming the budget, the
+// spend, the projection and the limit.
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/cost.hpp"
+#include "store/state_store.hpp"
+#include "util/expected.hpp"
+#include "util/time.hpp"
+
+namespace idp::engine {
+
+struct Budget {
+  std::string name;
+  std::string team;  // match: the owner is a member of this team ("" = any)
+  std::string repo;  // match: the repository, a URL/path or owner/name ("" = any)
+  std::string owner; // match: this owner ("" = any)
+  double monthly = 0;
+  std::vector<int> alert_at = {50, 80, 100};
+  std::vector<std::string> webhooks;
+  std::string on_exhausted = "none"; // none | block
+};
+
+struct BudgetState {
+  const Budget* budget = nullptr;
+  double spent = 0;     // this month so far
+  double projected = 0; // this month, projected (engine/cost.hpp)
+};
+
+class Budgets {
+public:
+  // Sends a webhook's JSON body; error when it was not accepted (a 2xx).
+  using Poster = std::function<Expected<void>(const std::string& url, const std::string& json_body)>;
+
+  Budgets(std::vector<Budget> budgets, store::StateStore& store, CostRates rates,
+          std::map<std::string, std::string> team_of, util::Clock& clock, Poster poster);
+
+  bool empty() const { return m_budgets.empty(); }
+  const std::vector<Budget>& all() const { return m_budgets; }
+  bool matches(const Budget& b, const std::string& repo, const std::string& owner) const;
+  // Each budget with what its environments cost this month and are projected to.
+  Expected<std::vector<BudgetState>> states();
+  // The guardrail before a create: conflict (kind budget_exhausted) when a blocking budget
+  // matching (repo, owner) is projected to reach its limit this month.
+  Expected<void> admit(const std::string& repo, const std::string& owner);
+  // Announces each threshold reached this month and not yet announced; returns what was
+  // announced ("<budget> <percent>%").
+  Expected<std::vector<std::string>> check_alerts();
+
+private:
+  std::vector<Budget> m_budgets;
+  store::StateStore& m_store;
+  CostRates m_rates;
+  std::map<std::string, std::string> m_team_of;
+  util::Clock& m_clock;
+  Poster m_poster;
+};
+
+} // namespace idp::engine
