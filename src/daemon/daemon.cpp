@@ -433,6 +433,7 @@ Expected<void> Daemon::start() {
   dctx.clock = &d.clock;
   dctx.self_exe = d.self_exe;
   dctx.team_of = cfg.team_of;
+  dctx.max_concurrent_builds = cfg.max_concurrent_builds;
   dctx.previews.auth_upstream = dial_address(cfg.api_host(), d.api_port);
   dctx.previews.routes = preview_routes;
   dctx.previews.sessions = preview_sessions;

@@ -753,6 +753,13 @@ const OptionTable<ServerConfig>& server_table() {
        .default_text = "false",
        .doc = "whether .idp/config.yml may open one environment's preview with public: true",
        .parse = [](const json& v, ServerConfig& c) { return values::boolean(v, c.previews.allow_public); }},
+      {.key = "limits.concurrent_builds",
+       .default_text = "0 (no limit)",
+       .doc = "builds (local.build) running at once; beyond, a deploy waits for a slot",
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::whole_number_into(v, 0, 1000, "a number of builds (0 = no limit)", c.max_concurrent_builds);
+           }},
       {.key = "limits.environments.global",
        .default_text = "0 (no limit)",
        .doc = "environments running at once on this server; beyond, new ones are queued until one is destroyed",

@@ -74,7 +74,8 @@ struct ServerConfig {
   util::Millis cost_sample_interval = 60'000;          // cost.sample_interval
   util::Millis cost_retention = 400LL * 86'400'000;    // cost.retention (0 = forever)
   std::map<std::string, std::string> team_of;          // teams: member identity → team
-  std::vector<engine::Budget> budgets;                 // budgets: (engine/budgets.hpp) name
+  std::vector<engine::Budget> budgets;                 // budgets: (engine/budgets.hpp)
+  int max_concurrent_builds = 0;                       // limits.concurrent_builds (0 = no limit) name
   std::string github_api_url = "https://api.github.com";
   api::GitHubOAuthSettings github_oauth;      // github.oauth: Sign in with GitHub on the dashboard
   std::string config_file;                    // "" = none

@@ -263,6 +263,9 @@ struct DriverContext {
   std::map<std::string, std::string> team_of;
   std::string domain = "preview.localhost";
   int router_port = 0; // the port environments' URLs use
+  // Builds (local.build) running at once on this server; 0 = no limit (server config
+  // limits.concurrent_builds). The others wait for a slot.
+  int max_concurrent_builds = 0;
   std::string router_listen_host = "127.0.0.1";
   HttpsContext https;
   util::Clock* clock = nullptr;

@@ -87,8 +87,8 @@ Expected<void> Budgets::admit(const std::string& repo, const std::string& owner)
       continue;
     }
     if (s.projected >= b.monthly || s.spent >= b.monthly) {
-      Error e(ErrorCode::conflict, "budget " + util::quote(b.name) + " is exhausted: " +
-                                       money(s.spent, m_rates.currency) + " spent and " +
+      Error e(ErrorCode::conflict, "budget " + util::quote(b.name) +
+                                       " is exhausted: " + money(s.spent, m_rates.currency) + " spent and " +
                                        money(s.projected, m_rates.currency) + " projected this month, of " +
                                        money(b.monthly, m_rates.currency) +
                                        "; no new environment until next month, a higher limit, or fewer running");
@@ -128,14 +128,9 @@ Expected<std::vector<std::string>> Budgets::check_alerts() {
       std::string text = "Budget " + util::quote(b.name) + " reached " + std::to_string(t) + "% in " + month + ": " +
                          money(s.spent, m_rates.currency) + " spent of " + money(b.monthly, m_rates.currency) + " (" +
                          pct + "), about " + money(s.projected, m_rates.currency) + " projected for the month";
-      nlohmann::json body = {{"text", text},
-                             {"budget", b.name},
-                             {"month", month},
-                             {"threshold", t},
-                             {"spent", s.spent},
-                             {"limit", b.monthly},
-                             {"projected", s.projected},
-                             {"currency", m_rates.currency}};
+      nlohmann::json body = {
+          {"text", text},     {"budget", b.name},   {"month", month},           {"threshold", t},
+          {"spent", s.spent}, {"limit", b.monthly}, {"projected", s.projected}, {"currency", m_rates.currency}};
       std::vector<std::string> failed;
       for (const auto& url : b.webhooks) {
         if (auto r = m_poster(url, body.dump()); !r) {
@@ -147,8 +142,9 @@ Expected<std::vector<std::string>> Budgets::check_alerts() {
       ev.at = now;
       ev.actor = "system:budgets";
       ev.action = "budget-alert";
-      ev.reason = text + (failed.empty() ? "" : "; " + std::to_string(failed.size()) + " webhook(s) failed: " +
-                                                    util::join(failed, "; "));
+      ev.reason = text + (failed.empty() ? ""
+                                         : "; " + std::to_string(failed.size()) +
+                                               " webhook(s) failed: " + util::join(failed, "; "));
       if (auto r = m_store.append_event(ev); !r) {
         spdlog::error("budget {}: cannot record its alert: {}", b.name, r.error().message);
       }

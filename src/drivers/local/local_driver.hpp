@@ -278,6 +278,10 @@ private:
 
   util::KeyedMutex m_env_locks; // one per environment: its operations are serialised
 
+  // limits.concurrent_builds: builds running now, and the wait for a slot.
+  std::mutex m_build_mu;
+  std::condition_variable m_build_cv;
+  int m_builds_running = 0;
   mutable std::mutex m_retire_mu; // guards the retirer's members below
   std::condition_variable m_retire_cv;
   std::multimap<int64_t, std::pair<std::string, std::string>> m_retire_queue; // steady ms -> (env, key)

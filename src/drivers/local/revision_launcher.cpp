@@ -160,6 +160,35 @@ Expected<void> LocalDriver::build(const DeploySpec& spec, const InstanceRecord& 
   for (const auto& [k, v] : marker_env(spec.env.name, inst.key)) {
     cmd.env[k] = v;
   }
+  // limits.concurrent_builds: wait for a slot (a cancel ends the wait).
+  const int max_builds = m_ctx.max_concurrent_builds;
+  if (max_builds > 0) {
+    std::unique_lock<std::mutex> lk(m_build_mu);
+    if (m_builds_running >= max_builds) {
+      std::string wait = "waiting for a build slot: " + std::to_string(m_builds_running) +
+                         " build(s) running, limits.concurrent_builds is " + std::to_string(max_builds);
+      progress.step(wait);
+      (void)log.append("system", wait);
+    }
+    while (m_builds_running >= max_builds) {
+      if (progress.cancelled()) {
+        return make_error(ErrorCode::cancelled, "build cancelled while waiting for a build slot");
+      }
+      m_build_cv.wait_for(lk, std::chrono::milliseconds(100));
+    }
+    ++m_builds_running;
+  }
+  struct Slot {
+    LocalDriver* d;
+    bool held;
+    ~Slot() {
+      if (held) {
+        std::lock_guard<std::mutex> g(d->m_build_mu);
+        --d->m_builds_running;
+        d->m_build_cv.notify_one();
+      }
+    }
+  } slot{this, max_builds > 0};
   std::deque<std::string> last;
   util::RunOptions ro;
   ro.timeout_ms = m_opts.build_timeout_ms;

@@ -39,14 +39,15 @@ struct Rig {
     r.cpu_hour = 1;
     r.memory_gb_hour = 0;
     r.storage_gb_month = 0;
-    budgets = std::make_unique<Budgets>(std::move(list), store, r, std::map<std::string, std::string>{{"alice", "payments"}},
-                                        clock, [this](const std::string& url, const std::string& body) -> Expected<void> {
-                                          posts.emplace_back(url, body);
-                                          if (fail_posts) {
-                                            return make_error(ErrorCode::transient, "the webhook answered HTTP 500");
-                                          }
-                                          return {};
-                                        });
+    budgets =
+        std::make_unique<Budgets>(std::move(list), store, r, std::map<std::string, std::string>{{"alice", "payments"}},
+                                  clock, [this](const std::string& url, const std::string& body) -> Expected<void> {
+                                    posts.emplace_back(url, body);
+                                    if (fail_posts) {
+                                      return make_error(ErrorCode::transient, "the webhook answered HTTP 500");
+                                    }
+                                    return {};
+                                  });
   }
 };
 
@@ -65,15 +66,16 @@ TEST(BudgetsTest, EachThresholdAlertsOnceAMonthLowestFirst) {
   Rig rig({payments()});
   util::Millis t = rig.clock.now_ms();
   for (int i = 0; i < 4; ++i) {
-    ASSERT_TRUE(rig.store.add_usage({hour_of("web", "alice", t - i * k_budget_hour)})); // 4.00 of 10
+    ASSERT_TRUE(rig.store.add_usage({hour_of("web", "alice", t - i * k_budget_hour)}));   // 4.00 of 10
     ASSERT_TRUE(rig.store.add_usage({hour_of("other", "carol", t - i * k_budget_hour)})); // not the team's
   }
   auto none = rig.budgets->check_alerts();
   ASSERT_TRUE(none.has_value());
   EXPECT_TRUE(none->empty()) << "40% reaches no threshold";
-  ASSERT_TRUE(rig.store.add_usage({hour_of("web", "alice", t - 4 * k_budget_hour), hour_of("web", "alice", t - 5 * k_budget_hour),
-                                   hour_of("web", "alice", t - 6 * k_budget_hour), hour_of("web", "alice", t - 7 * k_budget_hour),
-                                   hour_of("web", "alice", t - 8 * k_budget_hour)})); // 9.00: 90%
+  ASSERT_TRUE(rig.store.add_usage(
+      {hour_of("web", "alice", t - 4 * k_budget_hour), hour_of("web", "alice", t - 5 * k_budget_hour),
+       hour_of("web", "alice", t - 6 * k_budget_hour), hour_of("web", "alice", t - 7 * k_budget_hour),
+       hour_of("web", "alice", t - 8 * k_budget_hour)})); // 9.00: 90%
   auto two = rig.budgets->check_alerts();
   ASSERT_TRUE(two.has_value());
   EXPECT_EQ(*two, (std::vector<std::string>{"payments 50%", "payments 80%"}));
@@ -81,8 +83,9 @@ TEST(BudgetsTest, EachThresholdAlertsOnceAMonthLowestFirst) {
   EXPECT_EQ(rig.posts[0].first, "https://hooks.example.com/x");
   auto body = nlohmann::json::parse(rig.posts[0].second);
   EXPECT_EQ(body["threshold"], 50);
-  EXPECT_EQ(body["text"], "Budget \"payments\" reached 50% in 2026-11: 9.00 USD spent of 10.00 USD (90%), about " +
-                              body["text"].get<std::string>().substr(body["text"].get<std::string>().find("about ") + 6));
+  EXPECT_EQ(body["text"],
+            "Budget \"payments\" reached 50% in 2026-11: 9.00 USD spent of 10.00 USD (90%), about " +
+                body["text"].get<std::string>().substr(body["text"].get<std::string>().find("about ") + 6));
   EXPECT_DOUBLE_EQ(body["spent"].get<double>(), 9);
   auto again = rig.budgets->check_alerts();
   ASSERT_TRUE(again.has_value());
