@@ -74,6 +74,14 @@ std::optional<double> cgroup_cpu_seconds(const DaemonProcess& d, const std::stri
   return total;
 }
 
+// The app above at 0.25 vCPU and 0.5 GB.
+void commit_cost_app(GitRepo& repo) {
+  repo.write_file("server.js", k_cost_app);
+  repo.write_file(".idp/config.yml", "template: api-service\nhealth_check_path: /health\ncpu: 256\nmemory: 512\n"
+                                     "local:\n  start: \"node server.js\"\n");
+  repo.commit("app");
+}
+
 json line_of(const json& cost, const std::string& env) {
   for (const auto& l : cost["lines"]) {
     if (l.value("name", "") == env) {
@@ -89,10 +97,7 @@ TEST(CostTest, ABusyEnvironmentAccruesMoreUsedCostThanAnIdleOneFromItsCgroupCoun
   TempDir tmp("idp-cost");
   ASSERT_TRUE(util::ensure_dir(tmp.sub("home")));
   GitRepo repo(tmp.sub("repo"));
-  repo.write_file("server.js", k_cost_app);
-  repo.write_file(".idp/config.yml", "template: api-service\nhealth_check_path: /health\ncpu: 256\nmemory: 512\n"
-                                     "local:\n  start: \"node server.js\"\n");
-  repo.commit("app");
+  commit_cost_app(repo);
   ASSERT_TRUE(util::write_file_atomic(
       tmp.sub("server.yml"), "cost:\n  sample_interval: 1s\n  cpu_hour: 0.5\n  memory_gb_hour: 0.01\n  currency: EUR\n"
                              "teams:\n  payments:\n    members: [admin]\n"));
@@ -222,10 +227,7 @@ TEST(CostTest, BudgetAlertsReachTheWebhookOnceEachAndBlockRefusesTheNextCreate) 
   TempDir tmp("idp-budget");
   ASSERT_TRUE(util::ensure_dir(tmp.sub("home")));
   GitRepo repo(tmp.sub("repo"));
-  repo.write_file("server.js", k_cost_app);
-  repo.write_file(".idp/config.yml", "template: api-service\nhealth_check_path: /health\ncpu: 256\nmemory: 512\n"
-                                     "local:\n  start: \"node server.js\"\n");
-  repo.commit("app");
+  commit_cost_app(repo);
   // 250 an hour reserved at these rates: the 0.01 budget is spent within a second.
   ASSERT_TRUE(util::write_file_atomic(tmp.sub("server.yml"),
                                       "cost:\n  sample_interval: 1s\n  cpu_hour: 1000\n"
