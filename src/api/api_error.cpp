@@ -1,8 +1,16 @@
 #include "api/api_error.hpp"
 
+#include <httplib.h>
+
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace idp::api {
+
+void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  res.set_content(util::json_dump(body) + "\n", "application/json");
+}
 
 int http_status_for(ErrorCode code) {
   switch (code) {

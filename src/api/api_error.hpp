@@ -8,7 +8,14 @@
 
 #include "util/expected.hpp"
 
+namespace httplib {
+struct Response;
+} // namespace httplib
+
 namespace idp::api {
+
+// Answers `body` as JSON (one line, newline-terminated) with `status`.
+void send_json(httplib::Response& res, int status, const nlohmann::json& body);
 
 class ApiError : public std::runtime_error {
 public:

@@ -16,11 +16,6 @@ namespace {
 
 using nlohmann::json;
 
-void send_cost_json(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(util::json_dump(body) + "\n", "application/json");
-}
-
 // ?since=7d: the start of the hour that long ago; absent: from the first sample.
 util::Millis since_of(const httplib::Request& req, util::Millis now) {
   if (!req.has_param("since")) {
@@ -98,13 +93,13 @@ void register_cost_routes(httplib::Server& s, ApiContext& ctx) {
     json t = total.to_json();
     t["per_day"] = per_day;
     t["projected_month"] = projected;
-    send_cost_json(res, 200,
-                   {{"currency", ctx.cost_rates.currency},
-                    {"rates", rates_json(ctx.cost_rates)},
-                    {"by", by.empty() ? "environment" : by},
-                    {"since", since > 0 ? json(util::format_iso8601(since)) : json(nullptr)},
-                    {"lines", out},
-                    {"total", t}});
+    send_json(res, 200,
+              {{"currency", ctx.cost_rates.currency},
+               {"rates", rates_json(ctx.cost_rates)},
+               {"by", by.empty() ? "environment" : by},
+               {"since", since > 0 ? json(util::format_iso8601(since)) : json(nullptr)},
+               {"lines", out},
+               {"total", t}});
   });
 
   s.Get(R"(/api/v1/environments/([^/]+)/cost)", [&ctx, team_of](const httplib::Request& req, httplib::Response& res) {
@@ -136,7 +131,7 @@ void register_cost_routes(httplib::Server& s, ApiContext& ctx) {
         out["cost_explorer"] = *billed; // the provider's bill, a day behind
       }
     }
-    send_cost_json(res, 200, out);
+    send_json(res, 200, out);
   });
 
   s.Get("/api/v1/cost/report", [&ctx, team_of](const httplib::Request& req, httplib::Response& res) {
@@ -158,7 +153,7 @@ void register_cost_routes(httplib::Server& s, ApiContext& ctx) {
       res.set_content(engine::cost_report_csv(month, lines, ctx.cost_rates, by), "text/csv; charset=utf-8");
       return;
     }
-    send_cost_json(res, 200, engine::cost_report_json(month, lines, ctx.cost_rates, by));
+    send_json(res, 200, engine::cost_report_json(month, lines, ctx.cost_rates, by));
   });
 }
 

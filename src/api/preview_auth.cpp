@@ -519,10 +519,6 @@ Expected<NewGrant> PreviewAuth::mint_grant(const std::string& env, util::Millis 
 
 void register_preview_routes(httplib::Server& s, PreviewAuth& auth, store::StateStore& store, util::Clock& clock,
                              PreviewRouteHooks hooks) {
-  auto send_json = [](httplib::Response& res, int status, const json& body) {
-    res.status = status;
-    res.set_content(util::json_dump(body) + "\n", "application/json");
-  };
   s.Get("/internal/preview-auth", [&auth](const httplib::Request& req, httplib::Response& res) {
     PreviewRequest r;
     r.host = req.get_header_value("Host");
@@ -550,7 +546,7 @@ void register_preview_routes(httplib::Server& s, PreviewAuth& auth, store::State
     res.set_redirect(*to, 303);
   });
   s.Post(R"(/api/v1/environments/([^/]+)/shares)",
-         [&auth, &store, &clock, hooks, send_json](const httplib::Request& req, httplib::Response& res) {
+         [&auth, &store, &clock, hooks](const httplib::Request& req, httplib::Response& res) {
            std::string name = req.matches[1].str();
            auto env = unwrap(store.get_environment(name));
            store::PreviewGrant probe;
@@ -594,7 +590,7 @@ void register_preview_routes(httplib::Server& s, PreviewAuth& auth, store::State
            send_json(res, 201, out);
          });
   s.Get(R"(/api/v1/environments/([^/]+)/shares)",
-        [&store, &clock, send_json](const httplib::Request& req, httplib::Response& res) {
+        [&store, &clock](const httplib::Request& req, httplib::Response& res) {
           std::string name = req.matches[1].str();
           unwrap(store.get_environment(name));
           json out = json::array();
@@ -605,7 +601,7 @@ void register_preview_routes(httplib::Server& s, PreviewAuth& auth, store::State
           send_json(res, 200, {{"shares", out}});
         });
   s.Delete(R"(/api/v1/shares/([^/]+))",
-           [&auth, &store, &clock, hooks, send_json](const httplib::Request& req, httplib::Response& res) {
+           [&auth, &store, &clock, hooks](const httplib::Request& req, httplib::Response& res) {
              std::string id = req.matches[1].str();
              auto found = unwrap(store.find_preview_grant(id));
              if (!found) {

@@ -17,11 +17,6 @@ using nlohmann::json;
 
 namespace {
 
-void send_secret_json(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(util::json_dump(body) + "\n", "application/json");
-}
-
 json secret_json(const engine::SecretInfo& s) {
   json j = {{"name", s.name}, {"repos", s.repos}, {"source", s.source}};
   j["from"] = s.from.empty() ? json(nullptr) : json(s.from);
@@ -72,7 +67,7 @@ void register_secret_routes(httplib::Server& s, ApiContext& ctx, SecretRouteHook
     for (const auto& i : list) {
       out.push_back(secret_json(i));
     }
-    send_secret_json(res, 200, {{"secrets", out}});
+    send_json(res, 200, {{"secrets", out}});
   });
 
   s.Post(R"(/api/v1/secrets/([^/]+))", [&ctx, h](const httplib::Request& req, httplib::Response& res) {
@@ -100,7 +95,7 @@ void register_secret_routes(httplib::Server& s, ApiContext& ctx, SecretRouteHook
     info.source = "store";
     info.updated_by = stored.updated_by;
     info.updated_at = stored.updated_at;
-    send_secret_json(res, 200, secret_json(info));
+    send_json(res, 200, secret_json(info));
   });
 
   s.Delete(R"(/api/v1/secrets/([^/]+))", [&ctx, h](const httplib::Request& req, httplib::Response& res) {
@@ -108,9 +103,8 @@ void register_secret_routes(httplib::Server& s, ApiContext& ctx, SecretRouteHook
     std::string scope = scope_of(req.has_param("repo") ? req.get_param_value("repo") : "");
     unwrap(ctx.secrets->remove(scope, name));
     record_secret_event(ctx, h->actor(req), "secret-rm", name, scope);
-    send_secret_json(
-        res, 200,
-        {{"name", name}, {"repos", json::array({scope.empty() ? std::string("*") : scope})}, {"deleted", true}});
+    send_json(res, 200,
+              {{"name", name}, {"repos", json::array({scope.empty() ? std::string("*") : scope})}, {"deleted", true}});
   });
 }
 

@@ -36,13 +36,6 @@ using nlohmann::json;
 
 namespace {
 
-const char* k_json = "application/json";
-
-void send_json(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(util::json_dump(body) + "\n", k_json);
-}
-
 // The principal of the request this thread is serving. httplib runs the pre-routing
 // handler, the route handler and its content provider on one worker thread, one request
 // at a time, and its Request is const by then: a thread-local is how the check made

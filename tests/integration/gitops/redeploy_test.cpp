@@ -2,6 +2,7 @@
 // while a new revision replaces the old one (they are answered by both in that window, so
 // the switch happened under load), nor while a revision that never becomes healthy is
 // rolled back. The request rate is printed, not asserted: it is the machine's.
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -28,8 +29,9 @@ public:
   // preview's token or session cookie).
   Load(int router_port, const std::string& env, int threads,
        const std::vector<std::vector<std::pair<std::string, std::string>>>& credentials = {{}}) {
+    m_by_thread.resize(static_cast<size_t>(threads)); // before any client writes to it
     for (int i = 0; i < threads; ++i) {
-      m_threads.emplace_back([this, router_port, env, headers = credentials[i % credentials.size()]] {
+      m_threads.emplace_back([this, i, router_port, env, headers = credentials[i % credentials.size()]] {
         util::HttpRequest req;
         req.url = "http://127.0.0.1:" + std::to_string(router_port) + "/";
         req.headers = {{"Host", env + ".preview.localhost:" + std::to_string(router_port)}};
@@ -55,6 +57,7 @@ public:
           } else {
             std::lock_guard<std::mutex> g(m_mu);
             m_last_version = version;
+            m_by_thread[static_cast<size_t>(i)] = version;
             m_answers[version] += 1;
           }
         }
@@ -72,6 +75,12 @@ public:
   }
   uint64_t total() const { return m_total; }
   uint64_t failed() const { return m_failed; }
+  // True when every client's latest answer came from `version` (no request to an older
+  // revision is still in flight).
+  bool all_at(const std::string& version) const {
+    std::lock_guard<std::mutex> g(m_mu);
+    return std::all_of(m_by_thread.begin(), m_by_thread.end(), [&](const std::string& v) { return v == version; });
+  }
   std::string last_version() const {
     std::lock_guard<std::mutex> g(m_mu);
     return m_last_version;
@@ -97,6 +106,7 @@ private:
   mutable std::mutex m_mu;
   std::vector<std::string> m_failures;
   std::string m_last_version;
+  std::vector<std::string> m_by_thread; // each client's latest answer
   std::map<std::string, uint64_t> m_answers;
   std::vector<std::thread> m_threads;
 };
@@ -176,7 +186,7 @@ void redeploy_and_rollback_lose_no_request(bool protect) {
     c2 = rig.commit_version("feature/zdt", "v2");
     ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/zdt", c1, c2)).first, 202);
     ASSERT_TRUE(rig.wait_ready_at(name, c2, 90000)) << rig.daemon->env(name).dump(2);
-    ASSERT_TRUE(wait_until([&] { return load.last_version() == "v2"; }, 10000));
+    ASSERT_TRUE(wait_until([&] { return load.all_at("v2"); }, 10000));
   });
   std::printf("redeploy: %llu requests in %.2fs = %.0f req/s, %llu failed\n",
               static_cast<unsigned long long>(redeploy.requests), redeploy.seconds, redeploy.rate(),
