@@ -19,6 +19,7 @@
 #include "api/dashboard_routes.hpp"
 #include "api/exec_routes.hpp"
 #include "api/secret_routes.hpp"
+#include "api/wake_routes.hpp"
 #include "core/api_types.hpp"
 #include "core/ttl.hpp"
 #include "util/git.hpp"
@@ -502,6 +503,9 @@ ApiServer::ApiServer(ApiContext ctx) : m_ctx(std::move(ctx)), m_server(std::make
   if (!m_ctx.hooks_only) {
     routes();
   }
+  if (!m_ctx.hooks_only) {
+    register_wake_handler(*m_server, m_ctx);
+  }
   if (m_ctx.tls_ask && !m_ctx.hooks_only) {
     m_server->Get(k_tls_ask_path, [this](const httplib::Request& req, httplib::Response& res) {
       bool yes = m_ctx.tls_ask(util::to_lower(req.get_param_value("domain")));
@@ -542,6 +546,16 @@ void ApiServer::check_request(const httplib::Request& req) {
     // (api/preview_auth.hpp decides from those). Nobody else may: 404 from elsewhere.
     std::string peer = util::to_lower(req.remote_addr);
     if (!is_loopback_host(util::starts_with(peer, "::ffff:") ? peer.substr(7) : peer)) {
+      throw ApiError(404, "not_found", "no such endpoint " + util::quote(req.method + " " + req.path));
+    }
+    return;
+  }
+  if (req.path == k_wake_path && !m_ctx.wake_key.empty()) {
+    // The router on this machine, with the key it was given: nobody else may wake (and
+    // learn the port of) an environment through here.
+    std::string peer = util::to_lower(req.remote_addr);
+    bool local = is_loopback_host(util::starts_with(peer, "::ffff:") ? peer.substr(7) : peer);
+    if (!local || !wake_request_allowed(req, m_ctx)) {
       throw ApiError(404, "not_found", "no such endpoint " + util::quote(req.method + " " + req.path));
     }
     return;
@@ -1133,6 +1147,10 @@ void ApiServer::routes() {
   register_exec_routes(s, ctx, std::move(exec_hooks));
 
   register_cost_routes(s, ctx);
+  register_sleep_routes(
+      s, ctx, [env_json](const core::Environment& env) { return env_json(env, false); },
+      [](const core::Environment& env, const std::string& what) { require_owner(env, what); },
+      [](const httplib::Request& req) { return actor_of(req); });
 
   s.Get(R"(/api/v1/environments/([^/]+)/logs)", [&ctx, this](const httplib::Request& req, httplib::Response& res) {
     std::string name = req.matches[1].str();

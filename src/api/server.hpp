@@ -72,6 +72,10 @@ struct ApiContext {
   engine::CostRates cost_rates;
   std::map<std::string, std::string> team_of; // member identity → team
 
+  // Idle sleep (issue 12; api/wake_routes.hpp): the key the router sends to the wake
+  // handler ("" = no wake handler), and how long a request waits there for a wake.
+  std::string wake_key;
+  util::Millis wake_timeout_ms = 30'000;
   // Protected previews (issue 15; api/preview_auth.hpp). Unset domain: no preview routes.
   PreviewAuthSettings previews;
   // The engine's deploy telemetry for /metrics (Reconciler::metrics_text). Unset: none.

@@ -324,6 +324,25 @@ const std::vector<KeyDef>& key_table() {
        }},
       {"static.spa", [](const json& n, AppConfig& c) -> KeyResult { return get_bool(n, c.static_site.spa); }},
       {"public", [](const json& n, AppConfig& c) -> KeyResult { return get_bool(n, c.public_preview); }},
+      {"sleep_after",
+       [](const json& n, AppConfig& c) -> KeyResult {
+         std::string text;
+         if (auto e = get_string(n, text, "a duration like 30m, or never")) {
+           return e;
+         }
+         if (text == "never") {
+           c.sleep_after_ms = 0;
+           c.sleep_after = text;
+           return std::nullopt;
+         }
+         auto ms = parse_duration(text);
+         if (!ms || *ms < 1000) {
+           return "expected a duration like 90s, 30m or 4h, or never, got " + quote(text);
+         }
+         c.sleep_after_ms = *ms;
+         c.sleep_after = text;
+         return std::nullopt;
+       }},
   };
   return k_keys;
 }
@@ -488,6 +507,7 @@ nlohmann::json to_json(const AppConfig& c) {
   j["database"] = {{"seed", c.database.seed}};
   j["static"] = {{"dir", c.static_site.dir}, {"spa", c.static_site.spa}};
   j["public"] = c.public_preview;
+  j["sleep_after"] = c.sleep_after;
   j["keys_set"] = c.keys_set;
   return j;
 }
@@ -533,6 +553,12 @@ Expected<AppConfig> app_config_from_json(const nlohmann::json& j) {
     }
     if (j.contains("public") && j.at("public").is_boolean()) {
       c.public_preview = j.at("public").get<bool>();
+    }
+    c.sleep_after = j.value("sleep_after", "");
+    if (c.sleep_after == "never") {
+      c.sleep_after_ms = 0;
+    } else if (auto ms = parse_duration(c.sleep_after); ms && !c.sleep_after.empty()) {
+      c.sleep_after_ms = *ms;
     }
     if (j.contains("keys_set")) {
       c.keys_set = j.at("keys_set").get<std::vector<std::string>>();

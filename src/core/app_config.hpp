@@ -52,6 +52,11 @@ struct AppConfig {
   // `public: true`: this environment's preview URL opens without sign-in, when the server
   // allows it (server config previews.allow_public); otherwise a config error at deploy.
   bool public_preview = false;
+  // Idle sleep (issue 12): `sleep_after: 30m` stops the app after that long without a
+  // request ("never" = 0: it never sleeps, unless the server's sleep.max_after says it
+  // must). -1 = not set: the server's sleep.default_after.
+  util::Millis sleep_after_ms = -1;
+  std::string sleep_after; // as written ("" = not set)
   // Keys present in the file, dotted ("local.start"), so template rules can tell
   // "set" from "defaulted".
   std::vector<std::string> keys_set;

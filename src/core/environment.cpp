@@ -89,6 +89,56 @@ std::optional<Freeze> parse_freeze(std::string_view text) {
   return f;
 }
 
+std::string_view sleep_state_name(Sleep::State s) {
+  switch (s) {
+  case Sleep::State::to_sleep: return "to_sleep";
+  case Sleep::State::asleep: return "asleep";
+  case Sleep::State::to_wake: return "to_wake";
+  }
+  return "asleep";
+}
+
+nlohmann::json to_json(const Sleep& s) {
+  return {{"state", sleep_state_name(s.state)}, {"by", s.by}, {"reason", s.reason}, {"at", time_or_null(s.at)}};
+}
+
+std::string sleep_text(const std::optional<Sleep>& s) {
+  if (!s) {
+    return "";
+  }
+  return nlohmann::json{{"state", sleep_state_name(s->state)}, {"by", s->by}, {"reason", s->reason}, {"at", s->at}}
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::optional<Sleep> parse_sleep(std::string_view text) {
+  if (text.empty()) {
+    return std::nullopt;
+  }
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) {
+    return std::nullopt;
+  }
+  Sleep s;
+  try {
+    std::string state = j.value("state", "");
+    if (state == "to_sleep") {
+      s.state = Sleep::State::to_sleep;
+    } else if (state == "asleep") {
+      s.state = Sleep::State::asleep;
+    } else if (state == "to_wake") {
+      s.state = Sleep::State::to_wake;
+    } else {
+      return std::nullopt;
+    }
+    s.by = j.value("by", "");
+    s.reason = j.value("reason", "");
+    s.at = j.value("at", Millis{0});
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+  return s;
+}
+
 nlohmann::json to_json(const Environment& e) {
   nlohmann::json j;
   j["name"] = e.name;
@@ -106,6 +156,8 @@ nlohmann::json to_json(const Environment& e) {
   j["pr_number"] = e.pr_number ? nlohmann::json(*e.pr_number) : nlohmann::json(nullptr);
   j["profile"] = e.profile.empty() ? std::string("default") : e.profile;
   j["freeze"] = e.freeze ? to_json(*e.freeze) : nlohmann::json(nullptr);
+  j["sleep"] = e.sleep ? to_json(*e.sleep) : nlohmann::json(nullptr);
+  j["sleeping"] = e.sleeping();
   j["message"] = e.message;
   j["warnings"] = e.warnings;
   j["attempts"] = e.attempts;

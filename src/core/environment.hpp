@@ -47,6 +47,24 @@ nlohmann::json to_json(const Freeze& f);
 std::string freeze_text(const std::optional<Freeze>& f);
 std::optional<Freeze> parse_freeze(std::string_view text);
 
+// Idle sleep (issue 12): an environment whose processes are stopped while nobody uses it;
+// its database, files and URL stay, and the first request (or `idp wake`) starts it again.
+// `state` is where the runtime is: to_sleep (asked, the driver has not stopped it yet),
+// asleep (stopped; its route leads to the daemon's wake handler), to_wake (asked to run
+// again, still stopped). An awake environment has no Sleep.
+struct Sleep {
+  enum class State { to_sleep, asleep, to_wake };
+  State state = State::to_sleep;
+  std::string by;     // who put it to sleep: "idle", "cli:alice", "budget:<name>", "limits"
+  std::string reason; // "no request for 30m", ...
+  Millis at = 0;      // when it was asked
+};
+std::string_view sleep_state_name(Sleep::State s);
+nlohmann::json to_json(const Sleep& s);
+// The stored form ("" = awake). A malformed text reads as awake (nullopt).
+std::string sleep_text(const std::optional<Sleep>& s);
+std::optional<Sleep> parse_sleep(std::string_view text);
+
 struct Environment {
   std::string name;
   std::string repo; // clone URL or local path, as given
@@ -85,8 +103,11 @@ struct Environment {
   // allowlist, its own uid, and its preview always behind sign-in.
   std::string profile;
   std::optional<Freeze> freeze; // set while frozen (idp freeze)
+  std::optional<Sleep> sleep;   // set while asleep or on the way (idle sleep)
 
   bool untrusted() const { return profile == "untrusted"; }
+  // Asleep or on the way: what status, list, the dashboard and the PR comment call "sleeping".
+  bool sleeping() const { return sleep && sleep->state != Sleep::State::to_wake; }
   bool needs_deploy() const { return desired == Desired::present && generation > observed_generation; }
 };
 

@@ -13,6 +13,7 @@
 #include "drivers/driver.hpp"
 #include "engine/budgets.hpp"
 #include "engine/controller.hpp"
+#include "engine/idle_sleeper.hpp"
 #include "engine/reaper.hpp"
 #include "engine/reconciler.hpp"
 #include "engine/repo_resolver.hpp"
@@ -58,8 +59,10 @@ struct Daemon::Impl {
   std::unique_ptr<engine::Reconciler> reconciler;
   std::unique_ptr<engine::Controller> controller;
   std::unique_ptr<engine::Reaper> reaper;
-  std::unique_ptr<engine::UsageSampler> usage; // what each environment uses, for idp cost
-  std::unique_ptr<engine::Budgets> budgets;    // budgets: alerts and the create guardrail
+  std::unique_ptr<engine::UsageSampler> usage;  // what each environment uses, for idp cost
+  std::unique_ptr<engine::IdleSleeper> sleeper; // puts idle environments to sleep
+  std::string wake_key;                         // the router's key to the wake handler
+  std::unique_ptr<engine::Budgets> budgets;     // budgets: alerts and the create guardrail
   std::unique_ptr<engine::Retention> retention;
   std::unique_ptr<sources::Sources> sources;
   std::unique_ptr<api::ApiServer> api;
@@ -339,6 +342,8 @@ Expected<void> Daemon::start() {
       }
     });
   }
+  d.sleeper = std::make_unique<engine::IdleSleeper>(*d.store, d.driver_set, *d.controller, d.clock, d.cfg.sleep);
+  d.wake_key = util::random_hex(32);
   d.retention = std::make_unique<engine::Retention>(*d.store, d.clock, util::path_join(cfg.home, "git"), d.cfg.engine);
 
   api::ApiContext actx;
@@ -351,6 +356,8 @@ Expected<void> Daemon::start() {
   actx.reaper_interval_ms = d.cfg.engine.reaper_interval;
   actx.cost_rates = d.cfg.cost_rates;
   actx.team_of = d.cfg.team_of;
+  actx.wake_key = d.wake_key;
+  actx.wake_timeout_ms = d.cfg.sleep.wake_timeout;
   actx.ttl_min_ms = d.cfg.engine.ttl_policy.min;
   actx.ttl_max_ms = d.cfg.engine.ttl_policy.max;
   actx.metrics_public = cfg.metrics_public;
@@ -437,6 +444,7 @@ Expected<void> Daemon::start() {
   dctx.previews.auth_upstream = dial_address(cfg.api_host(), d.api_port);
   dctx.previews.routes = preview_routes;
   dctx.previews.sessions = preview_sessions;
+  dctx.previews.wake_key = d.wake_key;
   dctx.previews.protect = [cfg_copy = std::make_shared<ServerConfig>(cfg)](const std::string& repo, bool wants_public) {
     return preview_protect_for(*cfg_copy, repo, wants_public);
   };
@@ -475,6 +483,7 @@ Expected<void> Daemon::start() {
   d.reconciler->start();
   d.reaper->start();
   d.usage->start();
+  d.sleeper->start();
   d.retention->start();
   d.sources->start(); // after the engine: the startup sync queues work for it
   d.api->start();
@@ -564,6 +573,9 @@ void Daemon::shutdown() {
   }
   if (d.usage) {
     d.usage->stop();
+  }
+  if (d.sleeper) {
+    d.sleeper->stop();
   }
   if (d.retention) {
     d.retention->stop();

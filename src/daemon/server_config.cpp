@@ -784,6 +784,59 @@ const OptionTable<ServerConfig>& server_table() {
              return values::whole_number_into(v, 0, 1000000, "a number of environments (0 = no limit)",
                                               c.engine.limits.per_owner);
            }},
+      {.key = "limits.on_full",
+       .default_text = "queue",
+       .doc = "beyond a limit: queue the new environment, or evict_lru: put the scope's least recently requested "
+              "one to sleep to make room",
+       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
+         if (!v.is_string() || (v != "queue" && v != "evict_lru")) {
+           return "expected queue or evict_lru, got " + describe(v);
+         }
+         c.engine.limits.evict_lru = v == "evict_lru";
+         return std::nullopt;
+       }},
+      {.key = "sleep.default_after",
+       .default_text = "0 (never)",
+       .doc = "idle time after which an environment sleeps when its .idp/config.yml has no sleep_after",
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::duration(v, c.sleep.default_after, "a duration like 30m, or 0 for never", true);
+           }},
+      {.key = "sleep.max_after",
+       .default_text = "0 (no maximum)",
+       .doc = "the longest sleep_after a config may ask; a config's never or a longer period gets this",
+       .parse =
+           [](const json& v, ServerConfig& c) {
+             return values::duration(v, c.sleep.max_after, "a duration like 4h, or 0 for no maximum", true);
+           }},
+      {.key = "sleep.check_interval",
+       .default_text = "30s",
+       .doc = "how often idle environments are looked for",
+       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
+         util::Millis d = 0;
+         if (auto m = values::duration(v, d, "a duration from 1s to 1h like 30s")) {
+           return m;
+         }
+         if (d < 1000 || d > 3'600'000) {
+           return "expected a duration from 1s to 1h like 30s, got " + describe(v);
+         }
+         c.sleep.check_interval = d;
+         return std::nullopt;
+       }},
+      {.key = "sleep.wake_timeout",
+       .default_text = "30s",
+       .doc = "how long a request to a sleeping environment waits for it; then a browser gets a page that retries",
+       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
+         util::Millis d = 0;
+         if (auto m = values::duration(v, d, "a duration from 1s to 5m like 30s")) {
+           return m;
+         }
+         if (d < 1000 || d > 300'000) {
+           return "expected a duration from 1s to 5m like 30s, got " + describe(v);
+         }
+         c.sleep.wake_timeout = d;
+         return std::nullopt;
+       }},
       {.key = "cost.cpu_hour",
        .default_text = "0.04048 (Fargate, per vCPU-hour)",
        .doc = "price of one vCPU for an hour, for idp cost",

@@ -15,6 +15,7 @@
 #include "drivers/driver.hpp"
 #include "engine/budgets.hpp"
 #include "engine/cost.hpp"
+#include "engine/idle_sleeper.hpp"
 #include "engine/options.hpp"
 #include "engine/secret_store.hpp"
 #include "sources/watched_repo.hpp"
@@ -76,6 +77,7 @@ struct ServerConfig {
   std::map<std::string, std::string> team_of;          // teams: member identity → team
   std::vector<engine::Budget> budgets;                 // budgets: (engine/budgets.hpp)
   int max_concurrent_builds = 0;                       // limits.concurrent_builds (0 = no limit) name
+  engine::SleepPolicy sleep;                           // sleep.* (idle sleep)
   std::string github_api_url = "https://api.github.com";
   api::GitHubOAuthSettings github_oauth;      // github.oauth: Sign in with GitHub on the dashboard
   std::string config_file;                    // "" = none

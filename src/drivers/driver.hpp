@@ -96,7 +96,8 @@ struct ApplyResult {
 
 // not_running: it should run and does not (a crash). stopped: the runtime stopped it on
 // purpose when the server stopped; applying the same revision again starts it (not a crash).
-enum class Health { healthy, unhealthy, not_running, stopped, unknown };
+// asleep: stopped on purpose by sleep() (idle sleep); applying the serving revision again wakes it.
+enum class Health { healthy, unhealthy, not_running, stopped, asleep, unknown };
 
 struct Observation {
   Health health = Health::unknown;
@@ -191,6 +192,21 @@ public:
   // nullopt (the default): this runtime measures nothing; the sampler counts the config's
   // cpu and memory as reserved while the environment is ready or updating.
   virtual Expected<std::optional<Usage>> usage(const core::Environment& env) { return std::optional<Usage>(); }
+  // Idle sleep (issue 12): stops the environment's processes and leaves its database,
+  // files and URL; its URL then leads to the daemon's wake handler, and observe() says
+  // Health::asleep. Applying the serving revision again (the engine's wake) starts it.
+  // Idempotent. invalid_argument when the runtime cannot (the message says why).
+  virtual Expected<void> sleep(const core::Environment& env, Progress& progress) {
+    (void)progress;
+    (void)env;
+    return make_error(ErrorCode::invalid_argument, "sleep is not supported by driver " + std::string(name()));
+  }
+  // When the environment's URL was last requested, as far as the runtime knows (the local
+  // router's access log); nullopt when it has seen none or cannot tell.
+  virtual Expected<std::optional<util::Millis>> last_request(const core::Environment& env) {
+    (void)env;
+    return std::optional<util::Millis>();
+  }
   // Cost so far (idp cost).
   virtual Expected<nlohmann::json> cost(const core::Environment& env) {
     return make_error(ErrorCode::invalid_argument, "cost is not supported by driver " + std::string(name()));
@@ -242,6 +258,9 @@ struct PreviewAccess {
   // The live preview sessions, which a router that can check a session cookie itself
   // follows (the local driver's Caddy outside lookup mode). Unset: every check is asked.
   std::shared_ptr<core::PreviewSessionTable> sessions;
+  // Idle sleep (issue 12): the secret a router sends with its requests to the daemon's wake
+  // handler (GET /internal/wake at auth_upstream). "": no wake handler; nothing may sleep.
+  std::string wake_key;
 };
 
 // What a driver does for an environment whose profile is "untrusted" (an approved pull

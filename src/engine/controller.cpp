@@ -806,6 +806,60 @@ Expected<Environment> Controller::unfreeze(const std::string& name, const std::s
   return updated;
 }
 
+Expected<Environment> Controller::sleep(const std::string& name, const std::string& by, const std::string& reason,
+                                        const std::string& actor) {
+  util::Millis now = m_clock.now_ms();
+  bool asked = false;
+  auto updated = m_store.update_environment(name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
+    asked = false;
+    if (env.sleeping()) {
+      return {};
+    }
+    if (env.desired != Desired::present || env.phase != Phase::ready || env.needs_deploy()) {
+      return make_error(ErrorCode::conflict, "environment " + util::quote(name) + " is " +
+                                                 std::string(core::phase_name(env.phase)) +
+                                                 (env.needs_deploy() ? " with a deploy waiting" : "") +
+                                                 "; only a ready environment can sleep");
+    }
+    if (env.sleep) {
+      env.sleep->state = core::Sleep::State::asleep; // to_wake: still stopped, stays so
+    } else {
+      env.sleep = core::Sleep{core::Sleep::State::to_sleep, by, reason, now};
+      asked = true;
+    }
+    events.push_back(make_event(env, now, actor, "sleep-requested", reason));
+    return {};
+  });
+  if (updated && asked) {
+    m_signals.wake(updated->name);
+  }
+  return updated;
+}
+
+Expected<Environment> Controller::wake(const std::string& name, const std::string& actor, const std::string& reason) {
+  util::Millis now = m_clock.now_ms();
+  bool asked = false;
+  auto updated = m_store.update_environment(name, [&](Environment& env, std::vector<Event>& events) -> Expected<void> {
+    asked = false;
+    if (!env.sleep || env.sleep->state == core::Sleep::State::to_wake) {
+      return {};
+    }
+    if (env.sleep->state == core::Sleep::State::to_sleep) {
+      env.sleep.reset(); // not stopped yet: it stays awake
+      events.push_back(make_event(env, now, actor, "wake", reason + " before it went to sleep"));
+      return {};
+    }
+    env.sleep->state = core::Sleep::State::to_wake;
+    events.push_back(make_event(env, now, actor, "wake-requested", reason));
+    asked = true;
+    return {};
+  });
+  if (updated && asked) {
+    m_signals.wake(updated->name);
+  }
+  return updated;
+}
+
 Expected<std::optional<Environment>> Controller::remove_fork(const std::string& repo, int pr, const std::string& actor,
                                                              const std::string& reason) {
   IDP_TRY(validate_repo(repo));

@@ -113,6 +113,14 @@ public:
   // Ends the freeze and deploys the newest commit pushed meanwhile (a redeploy of it: a
   // worker fetches it and reads its config). Ok and unchanged when not frozen.
   Expected<core::Environment> unfreeze(const std::string& name, const std::string& actor, const std::string& why);
+  // Idle sleep (issue 12): asks the driver to stop a ready environment's processes (its
+  // database, files and URL stay); the first request to its URL, or wake(), starts it
+  // again. `by` names who decided ("idle", "cli:alice", "budget:<name>", "limits"). Ok and
+  // unchanged when already asleep or on the way; conflict when it is not ready.
+  Expected<core::Environment> sleep(const std::string& name, const std::string& by, const std::string& reason,
+                                    const std::string& actor);
+  // Ends a sleep: the serving revision starts again. Ok and unchanged when awake.
+  Expected<core::Environment> wake(const std::string& name, const std::string& actor, const std::string& reason);
   // Destroys the environment of pull request `pr` from a fork of `repo`, if any.
   Expected<std::optional<core::Environment>> remove_fork(const std::string& repo, int pr, const std::string& actor,
                                                          const std::string& reason);

@@ -25,6 +25,10 @@ struct CapacityLimits {
   int global = 0;
   int per_repo = 0;
   int per_owner = 0;
+  // limits.on_full: evict_lru: beyond a limit, the least recently requested environment of
+  // the scope is put to sleep (idle sleep) to make room, instead of the new one queueing; a
+  // sleeping environment does not count toward a limit then.
+  bool evict_lru = false;
   bool any() const { return global > 0 || per_repo > 0 || per_owner > 0; }
 };
 

@@ -275,6 +275,13 @@ Reconciler::Action Reconciler::due(const Environment& env, util::Millis now) con
       env.phase == Phase::updating) {
     return retry_ok ? Action::deploy : Action::none;
   }
+  if ((env.phase == Phase::ready || env.phase == Phase::degraded) && env.sleep &&
+      env.sleep->state != core::Sleep::State::asleep) {
+    if (env.sleep->state == core::Sleep::State::to_wake) {
+      return Action::wake;
+    }
+    return retry_ok ? Action::sleep : Action::none;
+  }
   if (env.phase == Phase::ready || env.phase == Phase::degraded) {
     std::lock_guard<std::mutex> g(m_mu);
     auto it = m_last_probe.find(env.name);
@@ -485,6 +492,10 @@ void Reconciler::process(const std::string& name) {
       do_destroy(*env, **driver, *op);
     } else if (a == Action::observe) {
       do_observe(*env, **driver, *op);
+    } else if (a == Action::sleep) {
+      do_sleep(*env, **driver, *op);
+    } else if (a == Action::wake) {
+      do_resume(*env, **driver, *op, "asleep", true);
     }
   }
   {
@@ -543,12 +554,19 @@ bool Reconciler::admit(const Environment& env, Operation& op) {
     }
     int running = 0;
     std::vector<const Environment*> waiting;
+    std::vector<const Environment*> evictable; // awake and ready: what evict_lru may put to sleep
     for (const auto& e : *all) {
       if (!s.in(e) || e.desired != Desired::present || e.name == env.name) {
         continue;
       }
+      if (lim.evict_lru && e.sleep && !waits_to_start(e)) {
+        continue; // asleep (or on the way): it holds no room
+      }
       if (!waits_to_start(e) || m_admitted.count(e.name)) {
         running += 1;
+        if (lim.evict_lru && e.phase == Phase::ready && !e.needs_deploy()) {
+          evictable.push_back(&e);
+        }
       } else {
         waiting.push_back(&e);
       }
@@ -562,6 +580,10 @@ bool Reconciler::admit(const Environment& env, Operation& op) {
     size_t place = static_cast<size_t>(std::find(waiting.begin(), waiting.end(), &env) - waiting.begin()) + 1;
     const size_t free = static_cast<size_t>(std::max(0, s.limit - running));
     if (place <= free) {
+      continue;
+    }
+    if (lim.evict_lru && evict_for(env, evictable, place - free,
+                                   std::string(s.what) + " limit of " + std::to_string(s.limit) + " environments")) {
       continue;
     }
     // Shown behind those the free room goes to.
@@ -586,6 +608,54 @@ bool Reconciler::admit(const Environment& env, Operation& op) {
   }
   m_admitted.insert(env.name);
   return true;
+}
+
+bool Reconciler::evict_for(const Environment& env, std::vector<const Environment*> candidates, size_t needed,
+                           const std::string& limit) {
+  if (candidates.size() < needed) {
+    return false; // not enough awake to make room: it queues
+  }
+  // Least recently requested first (never requested: since it was created).
+  std::vector<std::pair<util::Millis, const Environment*>> by_use;
+  for (const Environment* e : candidates) {
+    util::Millis used = e->created_at;
+    if (auto d = m_drivers.get(e->runtime)) {
+      if (auto last = (*d)->last_request(*e); last && *last) {
+        used = std::max(used, **last);
+      }
+    }
+    by_use.emplace_back(used, e);
+  }
+  std::sort(by_use.begin(), by_use.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second->name < b.second->name;
+  });
+  util::Millis now = m_clock.now_ms();
+  size_t evicted = 0;
+  for (const auto& [used, e] : by_use) {
+    if (evicted == needed) {
+      break;
+    }
+    std::string reason = "least recently requested of " + limit + ": put to sleep to make room for " +
+                         util::quote(env.name) + " (limits.on_full: evict_lru)";
+    auto r = m_store.update_environment(e->name, [&](Environment& x, std::vector<Event>& events) -> Expected<void> {
+      if (x.sleep || x.phase != Phase::ready || x.desired != Desired::present) {
+        return make_error(ErrorCode::conflict, "no longer awake and ready");
+      }
+      x.sleep = core::Sleep{core::Sleep::State::to_sleep, "limits", reason, now};
+      Event ev = engine_event(x, now, "sleep-requested", reason);
+      ev.actor = "limits";
+      events.push_back(ev);
+      return {};
+    });
+    if (!r) {
+      spdlog::info("reconciler: {}: not evicted for {}: {}", e->name, env.name, r.error().message);
+      continue;
+    }
+    spdlog::info("reconciler: {}: {}", e->name, reason);
+    wake(e->name);
+    evicted += 1;
+  }
+  return evicted == needed;
 }
 
 void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& op, DeployTiming timing) {
@@ -737,6 +807,7 @@ void Reconciler::do_deploy(Environment env, drivers::Driver& driver, Operation& 
       e.next_attempt_at = 0;
       e.message = "";
       e.updated_at = now;
+      e.sleep.reset(); // the new revision runs: a deploy wakes a sleeping environment
       set_phase(e, Phase::ready, k_actor,
                 "revision " + std::to_string(rev.number) + " (" + util::short_commit(commit) + ") is healthy; " +
                     core::deploy_summary(deploy),
@@ -993,6 +1064,11 @@ void Reconciler::do_observe(Environment env, drivers::Driver& driver, Operation&
       // Stopped with the server, not crashed: no phase change, the same revision starts again.
       resume = true;
       break;
+    case drivers::Health::asleep:
+      // Stopped by an idle sleep that the store does not record (or records as ending):
+      // it runs again, as after a wake.
+      resume = !e.sleep || e.sleep->state == core::Sleep::State::to_wake;
+      break;
     case drivers::Health::unknown: break;
     }
     return {};
@@ -1013,7 +1089,37 @@ void Reconciler::do_observe(Environment env, drivers::Driver& driver, Operation&
   }
 }
 
-void Reconciler::do_resume(Environment env, drivers::Driver& driver, Operation& op, const std::string& detail) {
+void Reconciler::do_sleep(Environment env, drivers::Driver& driver, Operation& op) {
+  const std::string name = env.name;
+  auto lost = [&op] { return op.lease_lost.load(); };
+  EngineProgress progress(m_store, m_retry, name, 0, op.cancel, lost, m_clock);
+  spdlog::info("{}: going to sleep ({})", name, env.sleep ? env.sleep->reason : "");
+  auto slept = driver.sleep(env, progress);
+  util::Millis now = m_clock.now_ms();
+  if (lost() || (!slept && (op.cancel->load() || slept.error().code == ErrorCode::cancelled))) {
+    return; // its new holder (or the next start) decides
+  }
+  (void)write_env(op, "record sleep", // retried; outcome logged by write_env
+                  [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+                    if (!e.sleep || e.sleep->state != core::Sleep::State::to_sleep) {
+                      return {}; // woken (or deployed) meanwhile: the next pass acts on that
+                    }
+                    if (!slept) {
+                      // Not asleep: it stays awake and says why; an idle sleep asks again later.
+                      events.push_back(engine_event(e, now, "sleep-failed", slept.error().full_message()));
+                      e.sleep.reset();
+                      return {};
+                    }
+                    e.sleep->state = core::Sleep::State::asleep;
+                    events.push_back(engine_event(e, now, "sleep", e.sleep->reason + " (by " + e.sleep->by + ")"));
+                    return {};
+                  });
+  std::lock_guard<std::mutex> g(m_mu);
+  m_last_probe[name] = now;
+}
+
+void Reconciler::do_resume(Environment env, drivers::Driver& driver, Operation& op, const std::string& detail,
+                           bool woken) {
   const std::string name = env.name;
   auto lost = [&op] { return op.lease_lost.load(); };
   // The revision that served when the server stopped. Without it (or its config) there is
@@ -1035,6 +1141,9 @@ void Reconciler::do_resume(Environment env, drivers::Driver& driver, Operation& 
     auto marked = write_env(op, "record restart", [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
       set_phase(e, Phase::degraded, k_actor, "not running (" + detail + "); restarting", events, now);
       e.message = "restarting: " + detail;
+      if (woken) {
+        e.sleep.reset(); // the restart brings it up
+      }
       return {};
     });
     if (marked) {
@@ -1060,6 +1169,7 @@ void Reconciler::do_resume(Environment env, drivers::Driver& driver, Operation& 
   // driver's building/starting steps of this restart are not a new deployment of it.
   EngineProgress progress(m_store, m_retry, name, 0, op.cancel, lost, m_clock);
   spdlog::info("{}: starting {} again (it was {})", name, what, detail);
+  const std::string after = woken ? "after its sleep" : "after the server restart";
   auto result = driver.apply(spec, progress);
   now = m_clock.now_ms();
   if (lost()) {
@@ -1070,10 +1180,12 @@ void Reconciler::do_resume(Environment env, drivers::Driver& driver, Operation& 
   }
   (void)write_env(op, "record restart", // retried; outcome logged by write_env
                   [&](Environment& e, std::vector<Event>& events) -> Expected<void> {
+                    if (woken) {
+                      e.sleep.reset(); // awake, or a crash from here on
+                    }
                     if (!result) {
                       // From here on it is a crash: the next probe restarts it as one.
-                      std::string why =
-                          what + " did not start again after the server restart: " + result.error().full_message();
+                      std::string why = what + " did not start again " + after + ": " + result.error().full_message();
                       set_phase(e, Phase::degraded, k_actor, why, events, now);
                       e.message = why;
                       return {};
@@ -1083,12 +1195,12 @@ void Reconciler::do_resume(Environment env, drivers::Driver& driver, Operation& 
                     e.warnings = result->warnings;
                     e.message = "";
                     e.updated_at = now;
-                    std::string why = what + " started again after the server restart";
+                    std::string why = what + " started again " + after;
                     if (e.phase != Phase::ready) {
                       set_phase(e, Phase::ready, k_actor, why, events, now);
                       return {};
                     }
-                    events.push_back(engine_event(e, now, "resumed", why));
+                    events.push_back(engine_event(e, now, woken ? "wake" : "resumed", why));
                     return {};
                   });
   if (result) {

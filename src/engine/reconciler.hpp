@@ -67,7 +67,9 @@ public:
   void cancel(const std::string& env, int64_t generation = 0);
 
   // What is due for an environment at `now` (exposed for tests).
-  enum class Action { none, deploy, destroy, observe };
+  // sleep / wake: the environment's Sleep asks the driver to stop it (to_sleep) or to start
+  // it again (to_wake).
+  enum class Action { none, deploy, destroy, observe, sleep, wake };
   Action due(const core::Environment& env, util::Millis now) const;
 
   // Number of operations running or queued (for tests and /metrics).
@@ -108,6 +110,10 @@ private:
   // and the next pass asks again; when it may, it is held in m_admitted until its deploy
   // has recorded a phase that counts it.
   bool admit(const core::Environment& env, Operation& op);
+  // limits.on_full evict_lru: puts the `needed` least recently requested of `candidates` to
+  // sleep (recorded, then the reconciler acts) to make room for `env`; whether it could.
+  bool evict_for(const core::Environment& env, std::vector<const core::Environment*> candidates, size_t needed,
+                 const std::string& limit);
   bool acquire_lease(const std::string& name);
   std::shared_ptr<Operation> begin_operation(const std::string& name);
   void end_operation(const std::shared_ptr<Operation>& op);
@@ -128,7 +134,12 @@ private:
   // The driver stopped env's app with the server (Health::stopped): applies the serving
   // revision again, with no new revision and no phase change; falls back to a restart
   // (degraded, new revision) when there is no serving revision to start.
-  void do_resume(core::Environment env, drivers::Driver& driver, Operation& op, const std::string& detail);
+  // A wake (Sleep::State::to_wake) is the same start of the serving revision: `woken` says
+  // so in its events and ends the Sleep.
+  void do_resume(core::Environment env, drivers::Driver& driver, Operation& op, const std::string& detail,
+                 bool woken = false);
+  // Idle sleep: the driver stops the environment (Driver::sleep), then it is recorded asleep.
+  void do_sleep(core::Environment env, drivers::Driver& driver, Operation& op);
   // update_environment of op's environment, retried while the store fails (StoreRetry);
   // gives up only when the lease is lost or the reconciler stops.
   Expected<core::Environment> write_env(Operation& op, const std::string& what, const store::Mutator& mutate);

@@ -92,7 +92,8 @@ std::string render_pr_comment(const Environment& env, const std::string& cost) {
   out += "| **URL** | " + markdown_cell(url) + " |\n";
   out += "| **Template** | `" + markdown_cell(env.template_name) + "` |\n";
   out += "| **Commit** | " + commit + " |\n";
-  out += "| **Phase** | " + std::string(core::phase_name(env.phase)) + " |\n";
+  out += "| **Phase** | " + std::string(core::phase_name(env.phase)) +
+         (env.sleeping() && !destroyed ? " (sleeping: its next request wakes it)" : "") + " |\n";
   if (!env.message.empty() && !destroyed) {
     out += "| **Status** | " + markdown_cell(first_line(env.message).substr(0, 300)) + " |\n";
   }

@@ -41,6 +41,7 @@ Environment full_environment() {
   e.redeploy_ref = "abc1234";
   e.profile = "untrusted";
   e.freeze = core::Freeze{"cli:алиса", "QA \"sign-off\"", 1'700'000'000'500, 0, {"abc", "def"}};
+  e.sleep = core::Sleep{core::Sleep::State::asleep, "idle", "no request for 30m \"ü\"", 1'700'000'000'700};
   e.deployed_commit = "fedcba9876543210fedcba9876543210fedcba98";
   e.generation = 7;
   e.observed_generation = 6;
@@ -104,6 +105,13 @@ void expect_same_environment(const Environment& want, const Environment& got) {
     EXPECT_EQ(got.freeze->at, want.freeze->at);
     EXPECT_EQ(got.freeze->until, want.freeze->until);
     EXPECT_EQ(got.freeze->waiting, want.freeze->waiting);
+  }
+  ASSERT_EQ(got.sleep.has_value(), want.sleep.has_value());
+  if (want.sleep) {
+    EXPECT_EQ(got.sleep->state, want.sleep->state);
+    EXPECT_EQ(got.sleep->by, want.sleep->by);
+    EXPECT_EQ(got.sleep->reason, want.sleep->reason);
+    EXPECT_EQ(got.sleep->at, want.sleep->at);
   }
   EXPECT_EQ(got.deployed_commit, want.deployed_commit);
   EXPECT_EQ(got.generation, want.generation);

@@ -60,13 +60,33 @@ Expected<drivers::ApplyResult> FakeDriver::apply(const drivers::DeploySpec& spec
     return Unexpected(e);
   }
   m_live[spec.env.name] = spec.env.commit;
-  if (auto it = m_health.find(spec.env.name); it != m_health.end() && it->second.first == drivers::Health::stopped) {
+  if (auto it = m_health.find(spec.env.name); it != m_health.end() && (it->second.first == drivers::Health::stopped ||
+                                                                       it->second.first == drivers::Health::asleep)) {
     m_health.erase(it); // like a real driver: applying starts what the server stop stopped
   }
   drivers::ApplyResult r;
   r.url = "http://" + spec.env.name + ".fake.test/";
   r.outputs = {{"commit", spec.env.commit}};
   return r;
+}
+
+Expected<void> FakeDriver::sleep(const core::Environment& env, drivers::Progress&) {
+  std::lock_guard<std::mutex> g(m_mu);
+  m_calls.push_back({"sleep", env.name, env.commit, 0});
+  m_health[env.name] = {drivers::Health::asleep, "asleep"};
+  m_cv.notify_all();
+  return {};
+}
+
+Expected<std::optional<util::Millis>> FakeDriver::last_request(const core::Environment& env) {
+  std::lock_guard<std::mutex> g(m_mu);
+  auto it = m_last_request.find(env.name);
+  return it == m_last_request.end() ? std::optional<util::Millis>() : std::optional<util::Millis>(it->second);
+}
+
+void FakeDriver::set_last_request(const std::string& env, util::Millis at) {
+  std::lock_guard<std::mutex> g(m_mu);
+  m_last_request[env] = at;
 }
 
 Expected<drivers::Observation> FakeDriver::observe(const core::Environment& env) {

@@ -33,6 +33,11 @@ public:
   Expected<drivers::Observation> observe(const core::Environment& env) override;
   Expected<void> destroy(const core::Environment& env, drivers::Progress& progress) override;
   Expected<drivers::LogChunk> read_logs(const core::Environment& env, const drivers::LogQuery& q) override;
+  // Records "sleep"; observe() then says Health::asleep until the next apply.
+  Expected<void> sleep(const core::Environment& env, drivers::Progress& progress) override;
+  // What set_last_request said (nullopt by default).
+  Expected<std::optional<util::Millis>> last_request(const core::Environment& env) override;
+  void set_last_request(const std::string& env, util::Millis at);
 
   // --- Scripting (thread-safe) ---
   // The next apply calls fail with these errors, in order (then succeed).
@@ -66,6 +71,7 @@ private:
   bool m_hold = false;
   std::map<std::string, std::pair<drivers::Health, std::string>> m_health;
   std::map<std::string, std::string> m_live;
+  std::map<std::string, util::Millis> m_last_request;
 };
 
 } // namespace idp::testing

@@ -146,6 +146,7 @@ function envRow(e) {
   phase.firstChild.className = 'phase ' + e.phase;
   phase.firstChild.textContent = e.phase;
   if (e.freeze) phase.append(' ', el('span', { class: 'frozen', title: 'frozen by ' + e.freeze.by + (e.freeze.reason ? ': ' + e.freeze.reason : ''), text: 'frozen' }));
+  if (e.sleeping) phase.append(' ', el('span', { class: 'sleeping', title: 'asleep (' + e.sleep.by + (e.sleep.reason ? ': ' + e.sleep.reason : '') + '); its next request wakes it', text: 'sleeping' }));
   template.textContent = e.template;
   branch.firstChild.textContent = e.branch;
   if (e.pr_number && web) branch.append(' ', el('a', { href: web + '/pull/' + e.pr_number, text: '#' + e.pr_number }));
@@ -273,6 +274,10 @@ async function pageEnvironment(name) {
       const n = env.freeze.waiting.length;
       fact('Frozen', el('span', { id: 'frozen', text: 'by ' + env.freeze.by + (env.freeze.until ? ' until ' + when(env.freeze.until) : '') +
         (env.freeze.reason ? ': ' + env.freeze.reason : '') + '; ' + n + ' newer commit' + (n === 1 ? '' : 's') + ' waiting' }));
+    }
+    if (env.sleep) {
+      fact('Sleep', el('span', { id: 'sleep', text: (env.sleep.state === 'to_wake' ? 'waking up' : env.sleep.state === 'to_sleep' ? 'going to sleep' : 'sleeping: its next request wakes it') +
+        ' (by ' + env.sleep.by + ' since ' + when(env.sleep.at) + (env.sleep.reason ? ': ' + env.sleep.reason : '') + ')' }));
     }
     fact('Created', when(env.created_at) + ' (' + age(env.created_at) + ' ago)');
     fact('Expires', el('span', { id: 'expires', 'data-expires': env.expires_at || '', title: when(env.expires_at), text: countdown(env.expires_at) }));

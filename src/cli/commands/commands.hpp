@@ -21,6 +21,8 @@ CommandSpec unlock_command();
 CommandSpec approve_command();
 CommandSpec freeze_command();
 CommandSpec unfreeze_command();
+CommandSpec sleep_command();
+CommandSpec wake_command();
 CommandSpec forks_command();
 CommandSpec exec_command();
 CommandSpec cost_command();

@@ -38,6 +38,10 @@ CommandSpec list_command() {
                 std::string phase = output::field(e, "phase");
                 // A QA freeze shows beside the phase (issue 12).
                 std::string shown = e.contains("freeze") && e["freeze"].is_object() ? phase + " (frozen)" : phase;
+                // So does idle sleep: a sleeping environment reads "sleeping" (its app is stopped).
+                if (e.value("sleeping", false)) {
+                  shown = e.contains("freeze") && e["freeze"].is_object() ? "sleeping (frozen)" : "sleeping";
+                }
                 t.rows.push_back({output::field(e, "name"), shown, output::field(e, "template"),
                                   output::field(e, "branch"), output::field(e, "owner"),
                                   phase == "destroyed" ? "-" : output::relative_time(e["expires_at"], now),

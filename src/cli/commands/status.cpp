@@ -86,7 +86,8 @@ CommandSpec status_command() {
           std::string phase = output::field(e, "phase");
           auto row = [](const char* k, const std::string& v) { std::printf("%-12s %s\n", k, v.c_str()); };
           row("name:", output::field(e, "name"));
-          row("phase:", output::color(phase, output::phase_color(phase)));
+          row("phase:",
+              output::color(phase, output::phase_color(phase)) + (e.value("sleeping", false) ? " (sleeping)" : ""));
           if (!e.value("message", "").empty()) {
             row("message:", output::indent_rest(e.value("message", ""), 13)); // may span lines: the cause
           }
@@ -126,6 +127,19 @@ CommandSpec status_command() {
               text += " (newest " + util::short_commit(f["waiting"].back().get<std::string>(), 12) + ")";
             }
             row("frozen:", output::color(text, "yellow"));
+          }
+          if (e.contains("sleep") && e["sleep"].is_object()) {
+            // Idle sleep (issue 12): the app is stopped until its next request.
+            const auto& s = e["sleep"];
+            std::string state = output::field(s, "state");
+            std::string text = state == "to_wake"    ? "waking up"
+                               : state == "to_sleep" ? "going to sleep"
+                                                     : "sleeping: its next request wakes it";
+            text += " (by " + output::field(s, "by") + " since " + output::field(s, "at");
+            if (!s.value("reason", "").empty()) {
+              text += ": " + s.value("reason", "");
+            }
+            row("sleep:", output::color(text + ")", "yellow"));
           }
           if (e.contains("outputs") && e["outputs"].is_object() && e["outputs"].contains("schedule")) {
             // A scheduled job: when it runs next (the runs themselves are listed below).

@@ -35,6 +35,7 @@ constexpr int64_t k_backoff_max_ms = 5000;
 
 std::string route_id(const std::string& env) { return "idp-env-" + env; }
 constexpr const char* k_sessions_id = "idp-preview-sessions";
+constexpr const char* k_access_logger = "idp_access";
 constexpr const char* k_session_var = "idp_session";
 
 core::PreviewTarget lookup_target(const RouteTarget& r) {
@@ -83,6 +84,9 @@ nlohmann::json RouteTarget::to_json() const {
   if (protect) {
     j["protect"] = true;
   }
+  if (wake) {
+    j = {{"wake", true}, {"protect", protect}};
+  }
   return j;
 }
 
@@ -95,7 +99,8 @@ std::optional<RouteTarget> RouteTarget::from_json(const nlohmann::json& j) {
   r.static_root = j.value("static_root", "");
   r.spa = j.value("spa", false);
   r.protect = j.value("protect", false);
-  if (r.port <= 0 && r.static_root.empty()) {
+  r.wake = j.value("wake", false);
+  if (r.port <= 0 && r.static_root.empty() && !r.wake) {
     return std::nullopt;
   }
   return r;
@@ -112,6 +117,8 @@ CaddyRouter::CaddyRouter(RouterConfig cfg) : m_cfg(std::move(cfg)) {
 CaddyRouter::~CaddyRouter() { stop(); }
 
 std::string CaddyRouter::host_for(const std::string& env) const { return env + "." + m_cfg.domain; }
+
+std::string CaddyRouter::access_log_path() const { return util::path_join(m_cfg.dir, "access.log"); }
 
 pid_t CaddyRouter::pid() const {
   std::lock_guard<std::mutex> g(m_mutex);
@@ -175,9 +182,38 @@ nlohmann::json strip_credentials_json() {
 
 } // namespace
 
+nlohmann::json CaddyRouter::wake_handle(const std::string& env) const {
+  if (m_cfg.auth_upstream.empty() || m_cfg.wake_key.empty()) {
+    return nlohmann::json::array({{{"handler", "static_response"},
+                                   {"status_code", 503},
+                                   {"body", "this preview is asleep and the router cannot wake it\n"}}});
+  }
+  // Like forward_auth: the request's headers go to the daemon as a GET (the body waits);
+  // a 2xx answer names the woken app's upstream, anything else is the client's answer.
+  nlohmann::json copy_upstream = {
+      {"handle",
+       {{{"handler", "headers"},
+         {"request", {{"set", {{"X-Idp-Upstream", {"{http.reverse_proxy.header.X-Idp-Upstream}"}}}}}}}}}};
+  nlohmann::json ask = {
+      {"handler", "reverse_proxy"},
+      {"upstreams", {{{"dial", m_cfg.auth_upstream}}}},
+      {"rewrite", {{"method", "GET"}, {"uri", "/internal/wake"}}},
+      {"headers", {{"request", {{"set", {{"X-Idp-Wake-Env", {env}}, {"X-Idp-Wake-Key", {m_cfg.wake_key}}}}}}}},
+      {"handle_response", {{{"match", {{"status_code", {2}}}}, {"routes", {copy_upstream}}}}},
+      // A daemon that restarts refuses connections for a moment: hold the request.
+      {"load_balancing", {{"try_duration", "10s"}, {"try_interval", "50ms"}}}};
+  nlohmann::json proxy = {{"handler", "reverse_proxy"},
+                          {"upstreams", {{{"dial", "{http.request.header.X-Idp-Upstream}"}}}},
+                          {"headers", {{"request", {{"delete", {"X-Idp-Upstream"}}}}}}};
+  // Only the daemon names the upstream: the client's header of that name goes first.
+  return nlohmann::json::array({{{"handler", "headers"}, {"request", {{"delete", {"X-Idp-Upstream"}}}}}, ask, proxy});
+}
+
 nlohmann::json CaddyRouter::route_json(const RouteTarget& r) const {
   nlohmann::json handle;
-  if (r.port > 0) {
+  if (r.wake) {
+    handle = wake_handle(r.env);
+  } else if (r.port > 0) {
     handle = nlohmann::json::array(
         {{{"handler", "reverse_proxy"}, {"upstreams", {{{"dial", "127.0.0.1:" + std::to_string(r.port)}}}}}});
   } else {
@@ -459,14 +495,27 @@ nlohmann::json CaddyRouter::config_json_locked() const {
                          {"automatic_https", {{"disable", true}}},
                          {"routes", routes_json_locked()}};
   }
+  // Every request is one JSON line in access.log (idle sleep reads the last of each host);
+  // Caddy's own log stays in caddy.log without them.
+  for (auto& [name, server] : servers.items()) {
+    (void)name;
+    server["logs"] = {{"default_logger_name", k_access_logger}};
+  }
   apps["http"] = {{"servers", servers}};
+  const std::string access_logger = std::string("http.log.access.") + k_access_logger;
   return {
       {"admin", admin},
       {"logging",
        {{"logs",
          {{"default",
            {{"writer", {{"output", "file"}, {"filename", util::path_join(m_cfg.dir, "caddy.log")}}},
-            {"level", "INFO"}}}}}}},
+            {"level", "INFO"},
+            {"exclude", {access_logger}}}},
+          {k_access_logger,
+           {{"writer", {{"output", "file"}, {"filename", access_log_path()}, {"roll_size_mb", 8}, {"roll_keep", 1}}},
+            {"encoder", {{"format", "json"}}},
+            {"level", "INFO"},
+            {"include", {access_logger}}}}}}}},
       {"storage", {{"module", "file_system"}, {"root", util::path_join(m_cfg.dir, "data")}}},
       {"apps", apps},
   };

@@ -54,9 +54,16 @@ struct RouteTarget {
   // Behind sign-in: Caddy asks the daemon (RouterConfig::auth_upstream) before proxying.
   // Every route (protected or not) strips the idp cookies and an idp bearer token.
   bool protect = false;
+  // Asleep (idle sleep, issue 12): no app runs; Caddy asks the daemon's wake handler
+  // (GET /internal/wake with X-Idp-Wake-Env and RouterConfig::wake_key), which starts the
+  // app and answers with its upstream (X-Idp-Upstream) once it is healthy; the request then
+  // goes there. Any other answer (the "waking up" page) is the client's. port and
+  // static_root are unused.
+  bool wake = false;
 
   bool operator==(const RouteTarget& o) const {
-    return env == o.env && port == o.port && static_root == o.static_root && spa == o.spa && protect == o.protect;
+    return env == o.env && port == o.port && static_root == o.static_root && spa == o.spa && protect == o.protect &&
+           wake == o.wake;
   }
   nlohmann::json to_json() const;
   static std::optional<RouteTarget> from_json(const nlohmann::json& j);
@@ -102,6 +109,8 @@ struct RouterConfig {
   // (X-Idp-Upstream) or the directory (X-Idp-Root) and X-Idp-Kind (proxy, static, spa);
   // headers of those names from the client are dropped first.
   std::shared_ptr<core::PreviewRouteTable> lookup;
+  // Sent with every wake request (RouteTarget::wake): the daemon answers no other caller.
+  std::string wake_key;
   // Wall clock of session expiries (set_sessions); nullptr = the system's.
   const util::Clock* clock = nullptr;
 };
@@ -143,6 +152,9 @@ public:
 
   // "<env>.<domain>".
   std::string host_for(const std::string& env) const;
+  // Caddy's access log (JSON lines, one per request, rolled at 8 MB with one old file
+  // kept): the local driver reads each environment's last request from it (idle sleep).
+  std::string access_log_path() const;
   int port() const { return m_cfg.port; }
   // Caddy's local CA root certificate (https mode internal), "" otherwise. Exists once
   // start() succeeded.
@@ -171,6 +183,8 @@ private:
   bool wait_exit(pid_t pid, bool adopted, int64_t timeout_ms, int* code);
   void kill_child(pid_t pid);
   nlohmann::json route_json(const RouteTarget& r) const;
+  // The handlers of an asleep environment's route: ask the daemon to wake it, then proxy.
+  nlohmann::json wake_handle(const std::string& env) const;
   // Lookup mode: the one route of every preview host.
   nlohmann::json lookup_route_json() const;
   // The daemon's check (forward_auth); with `lookup` it also says where the request goes.

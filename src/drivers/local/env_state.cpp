@@ -46,6 +46,7 @@ nlohmann::json InstanceRecord::to_json() const {
           {"process_limit", process_limit},
           {"startup_ms", startup_ms},
           {"stopped_with_server", stopped_with_server},
+          {"asleep", asleep},
           {"job", job}};
 }
 
@@ -72,6 +73,7 @@ InstanceRecord InstanceRecord::from_json(const nlohmann::json& j) {
   r.process_limit = j.value("process_limit", "");
   r.startup_ms = j.value("startup_ms", int64_t{0});
   r.stopped_with_server = j.value("stopped_with_server", false);
+  r.asleep = j.value("asleep", false);
   r.job = j.contains("job") ? j.at("job") : nlohmann::json();
   return r;
 }

@@ -57,6 +57,7 @@ struct InstanceRecord {
   int64_t startup_ms = 0;           // web: spawn → healthy
   bool stopped_with_server = false; // web: stop(keep_running=false) stopped it while it ran;
                                     // observe() says Health::stopped, not a crash
+  bool asleep = false;              // web: stopped by an idle sleep (LocalDriver::sleep), routed to the wake handler
   // job: what the scheduler runs, so a restarted daemon can resume without the config:
   // {"expression", "argv", "environment", "secrets" (references only), "retention_days"}.
   nlohmann::json job;

@@ -281,6 +281,10 @@ std::optional<RouteTarget> LocalDriver::route_for(const std::string& env, const 
   r.env = env;
   // A fork's preview needs a sign-in whatever the server's previews.protect says.
   r.protect = inst.untrusted || preview_protected(repo, inst.public_preview);
+  if (inst.kind == "web" && inst.asleep) {
+    r.wake = true;
+    return r;
+  }
   if (inst.kind == "web" && inst.port > 0) {
     r.port = inst.port;
     return r;
@@ -470,7 +474,8 @@ Expected<std::optional<Usage>> LocalDriver::usage(const core::Environment& env) 
   if (!state) {
     return std::optional<Usage>(u);
   }
-  u.running = state->active && state->active->kind == "web";
+  // Asleep: nothing reserved (no process runs; its cgroups went with them).
+  u.running = state->active && state->active->kind == "web" && !state->active->asleep;
   std::vector<const InstanceRecord*> instances;
   for (const auto* inst : {state->active ? &*state->active : nullptr, state->pending ? &*state->pending : nullptr}) {
     if (inst) {
@@ -546,8 +551,11 @@ Expected<Observation> LocalDriver::observe(const core::Environment& env) {
     obs.status["process_limit"] = a.process_limit;
     obs.status["startup_ms"] = a.startup_ms;
     if (!instance_running(a)) {
-      obs.health = a.stopped_with_server ? Health::stopped : Health::not_running;
-      if (a.stopped_with_server) {
+      obs.health = a.asleep ? Health::asleep : a.stopped_with_server ? Health::stopped : Health::not_running;
+      if (a.asleep) {
+        obs.status["asleep"] = true;
+        obs.detail = "asleep: its first request wakes it";
+      } else if (a.stopped_with_server) {
         obs.detail = "stopped with the server";
       } else {
         // One line (it becomes an event's reason): how it ended and the first line of why.

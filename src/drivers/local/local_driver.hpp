@@ -52,6 +52,7 @@
 
 #include "drivers/common/log_files.hpp"
 #include "drivers/driver.hpp"
+#include "drivers/local/access_log.hpp"
 #include "drivers/local/caddy_router.hpp"
 #include "drivers/local/cgroups.hpp"
 #include "drivers/local/databases.hpp"
@@ -85,6 +86,11 @@ public:
   // cpuacct.usage, memory.usage_in_bytes) and its database's size. Running: an active web
   // revision. Not measured when no group of it could be read (cgroups unusable).
   Expected<std::optional<Usage>> usage(const core::Environment& env) override;
+  // Idle sleep (idle_sleep.cpp): a web app's processes stop, its route leads to the
+  // daemon's wake handler; the engine's apply of the same revision starts it in place.
+  Expected<void> sleep(const core::Environment& env, Progress& progress) override;
+  // From the router's access log.
+  Expected<std::optional<util::Millis>> last_request(const core::Environment& env) override;
   Expected<void> destroy(const core::Environment& env, Progress& progress) override;
   // An environment that does not exist (or was destroyed) has an empty log.
   Expected<LogChunk> read_logs(const core::Environment& env, const LogQuery& q) override;
@@ -272,6 +278,7 @@ private:
   std::string m_self_exe;
   Cgroups m_cgroups;
   std::unique_ptr<CaddyRouter> m_router;
+  std::unique_ptr<AccessLog> m_access_log; // the router's (idle sleep: last_request)
   std::unique_ptr<PostgresCluster> m_cluster;
   std::unique_ptr<DatabaseManager> m_databases;
   std::unique_ptr<JobScheduler> m_scheduler;

@@ -243,6 +243,7 @@ Expected<void> LocalDriver::start_router(const std::vector<RouteTarget>& routes)
   rc.tls.api_host = m_ctx.https.api_host;
   rc.tls.api_upstream = m_ctx.https.api_upstream;
   rc.auth_upstream = m_ctx.previews.auth_upstream;
+  rc.wake_key = m_ctx.previews.wake_key;
   if (m_opts.router_mode == "lookup") {
     if (!m_ctx.previews.routes || rc.auth_upstream.empty()) {
       return make_error(ErrorCode::invalid_config,
@@ -256,6 +257,7 @@ Expected<void> LocalDriver::start_router(const std::vector<RouteTarget>& routes)
     m_router->stop();
   }
   m_router = std::make_unique<CaddyRouter>(rc);
+  m_access_log = std::make_unique<AccessLog>(m_router->access_log_path());
   if (m_ctx.previews.sessions && !rc.lookup) {
     // Signed-in browsers pass Caddy without a round trip to the daemon (issue 15).
     m_ctx.previews.sessions->listen([router = m_router.get()](const std::vector<core::PreviewSession>& s) {

@@ -217,9 +217,15 @@ CREATE TABLE usage_hours (
 CREATE INDEX usage_hours_by_hour ON usage_hours(hour);
 )sql";
 
+// Idle sleep (issue 12): whether an environment is asleep or on the way (core::Sleep).
+constexpr std::string_view k_v13_sleep = R"sql(
+ALTER TABLE environments ADD COLUMN sleep TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr std::string_view k_migrations[] = {
     k_v1_core,    k_v2_sources_and_jobs, k_v3_recreate,       k_v4_api_tokens, k_v5_retention, k_v6_revision_numbers,
-    k_v7_secrets, k_v8_redeploy_ref,     k_v9_preview_grants, k_v10_forks,     k_v11_freeze,   k_v12_usage};
+    k_v7_secrets, k_v8_redeploy_ref,     k_v9_preview_grants, k_v10_forks,     k_v11_freeze,   k_v12_usage,
+    k_v13_sleep};
 
 } // namespace
 

@@ -240,7 +240,8 @@ constexpr std::string_view k_env_columns[] = {"name",
                                               "recreate",
                                               "redeploy_ref",
                                               "profile",
-                                              "freeze"};
+                                              "freeze",
+                                              "sleep"};
 
 std::string env_column_list() {
   std::string out;
@@ -320,6 +321,7 @@ void bind_environment(Stmt& st, const Environment& e) {
   }
   st.bind(28, e.profile);
   st.bind(29, core::freeze_text(e.freeze));
+  st.bind(30, core::sleep_text(e.sleep));
 }
 
 Expected<Environment> read_environment(const Op& op, const Stmt& st) {
@@ -377,6 +379,7 @@ Expected<Environment> read_environment(const Op& op, const Stmt& st) {
   }
   e.profile = st.text(27);
   e.freeze = core::parse_freeze(st.text(28));
+  e.sleep = core::parse_sleep(st.text(29));
   return e;
 }
 

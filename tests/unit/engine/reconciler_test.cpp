@@ -602,3 +602,46 @@ TEST_F(ReconcilerTest, BeyondARepositorysLimitANewEnvironmentIsQueuedAndStartsWh
   ASSERT_TRUE(controller().destroy("second", "cli:alice", "room"));
   ASSERT_TRUE(wait_phase("fourth", Phase::ready));
 }
+
+// Capacity with limits.on_full: evict_lru (issue 12, must show 4): the 4th environment of a
+// repository limited to 3 starts at once, and the least recently requested of the three
+// is put to sleep to make room, with the reason; asleep, it holds no room.
+TEST_F(ReconcilerTest, EvictLruSleepsTheLeastRecentlyRequestedToMakeRoom) {
+  m_options.limits.per_repo = 3;
+  m_options.limits.evict_lru = true;
+  std::string repo = make_repo();
+  auto make = [&](const std::string& name) {
+    auto r = request(repo, "feature/one");
+    r.name = name;
+    auto e = controller(true).create(r, "cli:alice");
+    EXPECT_TRUE(e) << (e ? "" : e.error().message);
+  };
+  for (const char* name : {"first", "second", "third"}) {
+    make(name);
+    ASSERT_TRUE(wait_phase(name, Phase::ready));
+  }
+  m_clock.advance(120'000);
+  util::Millis now = m_clock.now_ms();
+  m_driver.set_last_request("first", now - 1'000);
+  m_driver.set_last_request("second", now - 60'000); // the least recently requested
+  m_driver.set_last_request("third", now - 5'000);
+  make("fourth");
+  ASSERT_TRUE(wait_phase("fourth", Phase::ready)) << m_store.get_environment("fourth")->message;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto e = m_store.get_environment("second");
+        return e && e->sleep && e->sleep->state == core::Sleep::State::asleep;
+      },
+      10'000));
+  auto second = m_store.get_environment("second");
+  EXPECT_EQ(second->sleep->by, "limits");
+  EXPECT_NE(second->sleep->reason.find("the repository's limit of 3 environments"), std::string::npos)
+      << second->sleep->reason;
+  EXPECT_NE(second->sleep->reason.find("\"fourth\""), std::string::npos);
+  EXPECT_EQ(m_driver.count("sleep", "second"), 1u);
+  EXPECT_EQ(m_driver.count("sleep"), 1u) << "only the one needed";
+  for (const char* awake : {"first", "third", "fourth"}) {
+    EXPECT_FALSE(m_store.get_environment(awake)->sleep) << awake;
+  }
+  EXPECT_EQ(count_events("second", "sleep-requested"), 1u);
+}

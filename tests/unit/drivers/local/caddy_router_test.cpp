@@ -1,3 +1,4 @@
+#include "drivers/local/access_log.hpp"
 #include "drivers/local/caddy_router.hpp"
 
 #include <atomic>
@@ -897,6 +898,133 @@ TEST(CaddyRouterTest, AcmeCertificatesComeFromTheConfiguredCaOnlyForAllowedHosts
   EXPECT_NE(other.curl_exit, 0);
   EXPECT_EQ(other.status, 0);
   EXPECT_EQ(ca.log().find("other.preview.localhost"), std::string::npos) << ca.log();
+}
+
+} // namespace
+} // namespace idp::drivers::local
+
+namespace idp::drivers::local {
+namespace {
+
+// The daemon's wake handler, as Caddy sees it: answers with the upstream once `ready`,
+// 503 before; records the keys and environments it was asked with.
+class WakeDaemon {
+public:
+  explicit WakeDaemon(int upstream_port) : upstream(upstream_port) {
+    server.Get("/internal/wake", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard<std::mutex> g(mu);
+      asked.push_back({req.get_header_value("X-Idp-Wake-Env"), req.get_header_value("X-Idp-Wake-Key"),
+                       req.get_header_value("X-Idp-Upstream"), req.body});
+      if (!ready) {
+        res.status = 503;
+        res.set_header("Retry-After", "2");
+        res.set_content("waking up\n", "text/plain");
+        return;
+      }
+      res.status = 200;
+      res.set_header("X-Idp-Upstream", "127.0.0.1:" + std::to_string(upstream));
+    });
+    port = server.bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { server.listen_after_bind(); });
+    EXPECT_TRUE(wait_until([&] { return server.is_running(); }, 5000));
+  }
+  ~WakeDaemon() {
+    server.stop();
+    thread.join();
+  }
+  struct Asked {
+    std::string env, key, upstream_header, body;
+  };
+  std::vector<Asked> seen() {
+    std::lock_guard<std::mutex> g(mu);
+    return asked;
+  }
+  int upstream = 0;
+  bool ready = false; // under mu
+  httplib::Server server;
+  int port = 0;
+  std::thread thread;
+  std::mutex mu;
+  std::vector<Asked> asked;
+};
+
+// Idle sleep (issue 12): an asleep environment's route asks the daemon's wake handler,
+// with the router's key and the environment's name, and sends the request (its method and
+// body too) to the upstream the daemon names; until the daemon says so, the client gets
+// the daemon's answer. A client cannot pick the upstream. Every request is a line of the
+// access log, which AccessLog reads back per host.
+TEST(CaddyRouterTest, AnAsleepRouteAsksTheWakeHandlerThenProxiesToTheUpstreamItNames) {
+  // Echoes method and body, so the test sees the request arrive whole.
+  util::Command c;
+  int app_port = *util::find_free_port();
+  c.argv = {"node", "-e",
+            "require('http').createServer((q,s)=>{let b='';q.on('data',d=>b+=d);q.on('end',()=>s.end(q.method+' '+b))})"
+            ".listen(Number(process.argv[1]),'127.0.0.1')",
+            std::to_string(app_port)};
+  pid_t pid = *util::spawn(c, {});
+  ASSERT_TRUE(wait_until(
+      [&] { return testing::http_get("http://127.0.0.1:" + std::to_string(app_port) + "/").has_value(); }, 10000));
+  Upstream decoy("decoy");
+  WakeDaemon daemon(app_port);
+  RouterFixture f;
+  f.cfg.auth_upstream = "127.0.0.1:" + std::to_string(daemon.port);
+  f.cfg.wake_key = "k" + util::random_hex(16);
+  f.router = std::make_unique<CaddyRouter>(f.cfg);
+  RouteTarget asleep;
+  asleep.env = "napper";
+  asleep.wake = true;
+  ASSERT_TRUE(f.router->start({asleep}));
+
+  auto post = [&](const std::string& body, const std::string& spoofed_upstream = "") {
+    util::HttpRequest r;
+    r.method = "POST";
+    r.url = "http://127.0.0.1:" + std::to_string(f.cfg.port) + "/echo";
+    r.headers = {{"Host", "napper.preview.localhost"}, {"X-Idp-Wake-Key", "guess"}};
+    if (!spoofed_upstream.empty()) {
+      r.headers.push_back({"X-Idp-Upstream", spoofed_upstream});
+    }
+    r.body = body;
+    return util::http_request(r);
+  };
+  auto waiting = post("early");
+  ASSERT_TRUE(waiting.has_value());
+  EXPECT_EQ(waiting->status, 503) << waiting->body;
+  EXPECT_EQ(waiting->body, "waking up\n");
+  {
+    std::lock_guard<std::mutex> g(daemon.mu);
+    daemon.ready = true;
+  }
+  auto got = post("payload", "127.0.0.1:" + std::to_string(decoy.port));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->status, 200);
+  EXPECT_EQ(got->body, "POST payload") << "the app's own answer, with the request's method and body";
+  auto asked = daemon.seen();
+  ASSERT_EQ(asked.size(), 2u);
+  for (const auto& a : asked) {
+    EXPECT_EQ(a.env, "napper");
+    EXPECT_EQ(a.key, f.cfg.wake_key) << "the router's key, not the client's";
+    EXPECT_EQ(a.upstream_header, "") << "a client's X-Idp-Upstream never reaches the daemon";
+    EXPECT_EQ(a.body, "") << "the body waits for the app";
+  }
+
+  // Awake again: the route proxies straight to the app, and the daemon is not asked.
+  ASSERT_TRUE(f.router->set_route(web("napper", app_port)));
+  EXPECT_EQ(post("direct")->body, "POST direct");
+  EXPECT_EQ(daemon.seen().size(), 2u);
+
+  // The access log names the host of each request; AccessLog reads the last one back.
+  AccessLog log(f.router->access_log_path());
+  util::Millis before = util::SystemClock().now_ms();
+  ASSERT_TRUE(post("again").has_value());
+  EXPECT_TRUE(wait_until(
+      [&] {
+        log.poll();
+        auto last = log.last_request("napper.preview.localhost");
+        return last && *last >= before - 1000;
+      },
+      10000));
+  EXPECT_FALSE(log.last_request("other.preview.localhost").has_value());
+  util::terminate_group(pid, 2000);
 }
 
 } // namespace
