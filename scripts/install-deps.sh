@@ -36,7 +36,8 @@ packages=(
   # alpine images, and nginx with the server block the pod gets
   busybox nginx-light
 )
-# Node.js runs the example apps; keep a newer one if the machine already has it.
+# Node.js runs the example apps; keep a newer one if the machine already has it. npm installs
+# the tests' pinned packages (playwright-core, @octokit/webhooks-examples, s3rver: a local S3).
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 # tests/kubernetes: the real kubectl checks the API-server double; keep one already present.

@@ -13,6 +13,7 @@
 #include "drivers/driver.hpp"
 #include "engine/budgets.hpp"
 #include "engine/controller.hpp"
+#include "engine/cost_export.hpp"
 #include "engine/idle_sleeper.hpp"
 #include "engine/reaper.hpp"
 #include "engine/reconciler.hpp"
@@ -30,6 +31,7 @@
 #include "util/memory.hpp"
 #include "util/numbers.hpp"
 #include "util/periodic_thread.hpp"
+#include "util/s3_client.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
@@ -59,10 +61,11 @@ struct Daemon::Impl {
   std::unique_ptr<engine::Reconciler> reconciler;
   std::unique_ptr<engine::Controller> controller;
   std::unique_ptr<engine::Reaper> reaper;
-  std::unique_ptr<engine::UsageSampler> usage;  // what each environment uses, for idp cost
-  std::unique_ptr<engine::IdleSleeper> sleeper; // puts idle environments to sleep
-  std::string wake_key;                         // the router's key to the wake handler
-  std::unique_ptr<engine::Budgets> budgets;     // budgets: alerts and the create guardrail
+  std::unique_ptr<engine::UsageSampler> usage;     // what each environment uses, for idp cost
+  std::unique_ptr<engine::IdleSleeper> sleeper;    // puts idle environments to sleep
+  std::string wake_key;                            // the router's key to the wake handler
+  std::unique_ptr<engine::Budgets> budgets;        // budgets: alerts and the create guardrail
+  std::unique_ptr<engine::CostExport> cost_export; // cost.export: the monthly report to S3
   std::unique_ptr<engine::Retention> retention;
   std::unique_ptr<sources::Sources> sources;
   std::unique_ptr<api::ApiServer> api;
@@ -334,12 +337,29 @@ Expected<void> Daemon::start() {
   d.reaper = std::make_unique<engine::Reaper>(*d.store, *d.controller, d.clock, d.cfg.engine.reaper_interval);
   d.usage = std::make_unique<engine::UsageSampler>(*d.store, d.driver_set, d.clock, d.cfg.cost_sample_interval,
                                                    d.cfg.cost_retention);
-  if (!d.budgets->empty()) {
+  // The daemon's own environment holds the AWS credentials, read at each upload (never logged).
+  d.cost_export = std::make_unique<engine::CostExport>(
+      cfg.cost_export, *d.store, cfg.cost_rates, cfg.team_of, d.clock,
+      [](const util::S3Location& to, const std::string& body, const std::string& content_type) -> Expected<void> {
+        IDP_TRY_ASSIGN(auto s3, util::s3_config_from_env());
+        return util::s3_put_object(s3, to, body, content_type);
+      },
+      d.cfg.cost_sample_interval);
+  if (d.cost_export->enabled() && !util::aws_credentials_from_env()) {
+    spdlog::warn("cost.export: no AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY): "
+                 "the monthly report cannot be uploaded");
+  }
+  if (!d.budgets->empty() || d.cost_export->enabled()) {
     engine::Budgets* budgets = d.budgets.get();
-    d.usage->on_pass([budgets] {
-      if (auto r = budgets->check_alerts(); !r) {
-        spdlog::warn("budgets: cannot check the alerts: {}", r.error().message);
+    engine::CostExport* cost_export = d.cost_export.get();
+    d.usage->on_pass([budgets, cost_export] {
+      if (!budgets->empty()) {
+        if (auto r = budgets->check_alerts(); !r) {
+          spdlog::warn("budgets: cannot check the alerts: {}", r.error().message);
+        }
       }
+      // A failure is logged, recorded as an event and retried by run_once itself.
+      (void)cost_export->run_once();
     });
   }
   d.sleeper = std::make_unique<engine::IdleSleeper>(*d.store, d.driver_set, *d.controller, d.clock, d.cfg.sleep);

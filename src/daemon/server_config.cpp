@@ -13,6 +13,7 @@
 #include "util/fs.hpp"
 #include "util/git.hpp"
 #include "util/numbers.hpp"
+#include "util/s3_client.hpp"
 #include "util/strings.hpp"
 
 namespace idp::daemon {
@@ -885,6 +886,52 @@ const OptionTable<ServerConfig>& server_table() {
            [](const json& v, ServerConfig& c) {
              return values::duration(v, c.cost_retention, "a duration like 400d, or 0 to keep it forever", true);
            }},
+      {.key = "cost.export.to",
+       .default_text = "\"\" (no export)",
+       .doc = "where each month's chargeback report is uploaded early the next month, s3://bucket/prefix/",
+       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
+         std::string s;
+         if (auto m = values::text(v, "an S3 URL like s3://bucket/chargeback/", s)) {
+           return m;
+         }
+         auto loc = util::parse_s3_url(s, false);
+         if (!loc) {
+           return loc.error().message;
+         }
+         c.cost_export.to = *loc;
+         return std::nullopt;
+       }},
+      {.key = "cost.export.by",
+       .default_text = "\"\" (a row per environment)",
+       .doc = "the exported report's grouping: team, owner, repo or template",
+       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
+         std::string s;
+         if (auto m = values::text(v, "team, owner, repo or template", s)) {
+           return m;
+         }
+         if (s == "environment") {
+           s.clear();
+         }
+         if (s.empty() || engine::check_cost_grouping(s)) {
+           c.cost_export.by = s;
+           return std::nullopt;
+         }
+         return "expected team, owner, repo or template, got " + util::quote(s);
+       }},
+      {.key = "cost.export.format",
+       .default_text = "csv",
+       .doc = "the exported report's format: csv or json",
+       .parse = [](const json& v, ServerConfig& c) -> OptionMessage {
+         std::string s;
+         if (auto m = values::text(v, "csv or json", s)) {
+           return m;
+         }
+         if (s != "csv" && s != "json") {
+           return "expected csv or json, got " + util::quote(s);
+         }
+         c.cost_export.format = s;
+         return std::nullopt;
+       }},
       {.key = "forks.egress_allow",
        .default_text = "[registry.npmjs.org, registry.yarnpkg.com, pypi.org, files.pythonhosted.org]",
        .doc = "hosts an approved fork's build and app may reach (host, *.suffix, host:port), through the egress proxy",
@@ -1268,6 +1315,11 @@ std::vector<core::ConfigError> apply_server_config_file(ServerConfig& out, const
     doc.error(line, column, "ttl",
               "min " + core::format_ttl(cfg.engine.ttl_policy.min) + " is above max " +
                   core::format_ttl(cfg.engine.ttl_policy.max));
+  }
+  ConfigNode cost_export = doc.child(doc.child(root, "cost"), "export");
+  if (cost_export.value->is_object() && !cfg.cost_export.enabled() && !has_error(doc, "cost.export.to")) {
+    doc.error_at_value(cost_export, "required with cost.export: where to upload, like s3://bucket/chargeback/",
+                       "cost.export.to");
   }
   ConfigNode https = doc.child(root, "https");
   if (https.value->is_object() && cfg.https.mode == "acme" && cfg.https.email.empty() &&

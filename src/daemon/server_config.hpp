@@ -15,6 +15,7 @@
 #include "drivers/driver.hpp"
 #include "engine/budgets.hpp"
 #include "engine/cost.hpp"
+#include "engine/cost_export.hpp"
 #include "engine/idle_sleeper.hpp"
 #include "engine/options.hpp"
 #include "engine/secret_store.hpp"
@@ -74,6 +75,7 @@ struct ServerConfig {
   engine::CostRates cost_rates;                        // cost.cpu_hour, memory_gb_hour, storage_gb_month, currency
   util::Millis cost_sample_interval = 60'000;          // cost.sample_interval
   util::Millis cost_retention = 400LL * 86'400'000;    // cost.retention (0 = forever)
+  engine::CostExportConfig cost_export;                // cost.export.to, by, format (engine/cost_export.hpp)
   std::map<std::string, std::string> team_of;          // teams: member identity → team
   std::vector<engine::Budget> budgets;                 // budgets: (engine/budgets.hpp)
   int max_concurrent_builds = 0;                       // limits.concurrent_builds (0 = no limit) name

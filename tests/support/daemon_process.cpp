@@ -42,7 +42,8 @@ void DaemonProcess::start() {
   util::Command c;
   c.argv = {idp_binary(), "serve", "--home", m_home, "--listen", listen};
   c.argv.insert(c.argv.end(), m_flags.begin(), m_flags.end());
-  c.env = {{"IDP_LOG_LEVEL", log_level}};
+  c.env = daemon_env;
+  c.env["IDP_LOG_LEVEL"] = log_level;
   c.unset_env = {"IDP_SERVER", "IDP_HOME"};
   int fd = ::open(m_log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   util::SpawnOptions so;
@@ -117,11 +118,15 @@ void DaemonProcess::kill9() {
 
 std::string DaemonProcess::log() const { return util::read_file(m_log_path).value_or(""); }
 
-util::RunResult DaemonProcess::cli(const std::vector<std::string>& args, const std::string& stdin_data) const {
+util::RunResult DaemonProcess::cli(const std::vector<std::string>& args, const std::string& stdin_data,
+                                   const std::map<std::string, std::string>& env) const {
   util::Command c;
   c.argv = {idp_binary()};
   c.argv.insert(c.argv.end(), args.begin(), args.end());
-  c.env = {{"IDP_SERVER", m_api_url}, {"NO_COLOR", "1"}, {"IDP_TOKEN", admin_token()}};
+  c.env = env;
+  c.env["IDP_SERVER"] = m_api_url;
+  c.env["NO_COLOR"] = "1";
+  c.env["IDP_TOKEN"] = admin_token();
   util::RunOptions o;
   o.timeout_ms = 180000;
   if (!stdin_data.empty()) {

@@ -2,6 +2,7 @@
 // A real `idp serve` for integration tests: own temporary home, API on port 0, its own
 // router port; driven through the real CLI binary and HTTP.
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,8 @@ public:
   // IDP_LOG_LEVEL for the daemon: tests read its debug lines; benchmarks set "info", a
   // user's default, so that they measure what a user runs.
   std::string log_level = "debug";
-  std::string listen = "127.0.0.1:0"; // the API's --listen; a fixed port stays across restarts
+  std::string listen = "127.0.0.1:0";            // the API's --listen; a fixed port stays across restarts
+  std::map<std::string, std::string> daemon_env; // set in `idp serve`'s environment (before start())
   ~DaemonProcess();
   DaemonProcess(const DaemonProcess&) = delete;
   DaemonProcess& operator=(const DaemonProcess&) = delete;
@@ -38,8 +40,9 @@ public:
   pid_t pid() const { return m_pid; }
   std::string log() const; // what the daemon printed so far
 
-  // Runs the idp CLI against this daemon.
-  util::RunResult cli(const std::vector<std::string>& args, const std::string& stdin_data = "") const;
+  // Runs the idp CLI against this daemon, with `env` set in its environment.
+  util::RunResult cli(const std::vector<std::string>& args, const std::string& stdin_data = "",
+                      const std::map<std::string, std::string>& env = {}) const;
   // GET/POST/DELETE on the API with the admin token; returns status and parsed JSON body
   // (null when not JSON).
   std::pair<long, nlohmann::json> api(const std::string& method, const std::string& path,

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "cli/api_client.hpp"
 #include "cli/commands/commands.hpp"
@@ -10,6 +11,7 @@
 #include "util/fs.hpp"
 #include "util/http_client.hpp"
 #include "util/json.hpp"
+#include "util/s3_client.hpp"
 #include "util/strings.hpp"
 
 namespace idp::cli::commands {
@@ -87,13 +89,26 @@ CommandSpec cost_command() {
     rep->add_option("--month", o->month, "the month, YYYY-MM like 2026-11")->required();
     rep->add_option("--by", o->by, "group by team, owner, repo or template (default: per environment)");
     rep->add_option("--format", o->format, "csv (default) or json");
-    rep->add_option("--output", o->output, "write it to this file instead of stdout");
+    rep->add_option("--output", o->output,
+                    "write it to this file, or upload it to s3://bucket/key (AWS_* variables), instead of stdout");
     rep->callback([report] { *report = true; });
     return [o, report, &g]() -> Expected<int> {
       ApiClient client(discover_server(g.server));
       if (*report) {
         if (o->format != "csv" && o->format != "json") {
           return Unexpected(usage_error("--format: expected csv or json, got " + util::quote(o->format)));
+        }
+        // An S3 destination and its credentials are checked before the report is asked for.
+        std::optional<util::S3Location> s3_to;
+        std::optional<util::S3Config> s3;
+        if (util::starts_with(o->output, "s3://")) {
+          auto loc = util::parse_s3_url(o->output);
+          if (!loc) {
+            return Unexpected(usage_error("--output: " + loc.error().message));
+          }
+          IDP_TRY_ASSIGN(auto cfg, util::s3_config_from_env());
+          s3_to = *loc;
+          s3 = cfg;
         }
         std::string path = "/api/v1/cost/report" + query({{"month", o->month}, {"by", o->by}, {"format", o->format}});
         IDP_TRY_ASSIGN(std::string body, client.get_text(path));
@@ -102,6 +117,12 @@ CommandSpec cost_command() {
         }
         if (o->output.empty()) {
           std::cout << body;
+          return k_exit_ok;
+        }
+        if (s3_to) {
+          IDP_TRY(util::s3_put_object(*s3, *s3_to, body, o->format == "csv" ? "text/csv" : "application/json"));
+          std::fprintf(stderr, "uploaded the %s report of %s to %s\n", o->format.c_str(), o->month.c_str(),
+                       s3_to->url().c_str());
           return k_exit_ok;
         }
         IDP_TRY(util::write_file_atomic(o->output, body));

@@ -144,6 +144,49 @@ TEST(ServerConfigTest, BudgetsAndTeamsAreCheckedWithPositions) {
   EXPECT_TRUE(bad.budgets.empty()) << "nothing of an invalid file is applied";
 }
 
+// cost.export: an s3:// URL with a bucket (the key is a prefix), a grouping and a format,
+// each checked with its position; by or format without `to` is an error too.
+TEST(ServerConfigTest, TheCostExportIsCheckedWithPositions) {
+  ServerConfig cfg;
+  auto ok = apply_server_config_file(
+      cfg, "cost:\n  export:\n    to: \"s3://acme-costs/chargeback/\"\n    by: team\n    format: json\n", "s.yml");
+  ASSERT_TRUE(ok.empty()) << server_config_errors_text(ok);
+  EXPECT_TRUE(cfg.cost_export.enabled());
+  EXPECT_EQ(cfg.cost_export.to.bucket, "acme-costs");
+  EXPECT_EQ(cfg.cost_export.to.key, "chargeback/");
+  EXPECT_EQ(cfg.cost_export.by, "team");
+  EXPECT_EQ(cfg.cost_export.format, "json");
+  ServerConfig defaults;
+  EXPECT_FALSE(defaults.cost_export.enabled());
+  EXPECT_EQ(defaults.cost_export.format, "csv");
+
+  ServerConfig bad;
+  auto errors = apply_server_config_file(
+      bad, "cost:\n  export:\n    to: \"https://acme-costs/x/\"\n    by: planet\n    format: xlsx\n", "s.yml");
+  std::string text = server_config_errors_text(errors);
+  EXPECT_NE(text.find("s.yml:3:9: key \"cost.export.to\": expected an S3 URL like s3://bucket/prefix/, got "
+                      "\"https://acme-costs/x/\""),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("s.yml:4:9: key \"cost.export.by\": expected team, owner, repo or template, got \"planet\""),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("s.yml:5:13: key \"cost.export.format\": expected csv or json, got \"xlsx\""), std::string::npos)
+      << text;
+  EXPECT_FALSE(bad.cost_export.enabled()) << "nothing of an invalid file is applied";
+
+  ServerConfig no_bucket;
+  text =
+      server_config_errors_text(apply_server_config_file(no_bucket, "cost:\n  export: {to: \"s3:///x/\"}\n", "s.yml"));
+  EXPECT_NE(text.find("key \"cost.export.to\": no bucket in \"s3:///x/\""), std::string::npos) << text;
+  ServerConfig no_to;
+  text = server_config_errors_text(apply_server_config_file(no_to, "cost:\n  export:\n    by: team\n", "s.yml"));
+  EXPECT_NE(text.find("s.yml:3:5: key \"cost.export.to\": required with cost.export: where to upload, like "
+                      "s3://bucket/chargeback/"),
+            std::string::npos)
+      << text;
+}
+
 TEST(ServerConfigTest, EnvironmentAliasesAreCheckedLikeTheFilesKeys) {
   {
     ScopedServerEnv env({{"IDP_RETENTION_EVENTS", "30d"}, {"IDP_WORKERS", "12"}});
