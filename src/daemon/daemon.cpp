@@ -416,6 +416,13 @@ Expected<void> Daemon::start() {
   so.cost_rates = cfg.cost_rates;
   d.sources = std::make_unique<sources::Sources>(cfg.repositories, *d.store, *d.controller, d.clock, so);
   actx.forks = &d.sources->forks();
+  if (!d.budgets->empty()) {
+    // notify: [{github_comment: true}]: through the notifier's client, before the usage passes run.
+    d.budgets->set_commenter(
+        [gh = &d.sources->notifier()](const core::Environment& env, const std::string& body) -> Expected<bool> {
+          return gh->post_comment(env.repo, env.pr_number.value_or(0), body);
+        });
+  }
   d.api = std::make_unique<api::ApiServer>(actx);
   auto github_hook = [src = d.sources.get()](const api::RawRequest& r) {
     auto out = src->webhook().handle(r.body, r.header);

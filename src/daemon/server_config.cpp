@@ -515,6 +515,46 @@ bool apply_secrets(ConfigDocument& doc, const ConfigNode& node, ServerConfig& cf
   return doc.errors().size() == before;
 }
 
+// budgets[i].notify: a list of {webhook: URL} and {github_comment: true|false}; each
+// problem at its item's position.
+bool apply_budget_notify(ConfigDocument& doc, const ConfigNode& node, engine::Budget& b) {
+  if (!node.value->is_array()) {
+    doc.error_at_value(node, "expected a list like [{webhook: https://hooks.example.com/x}] or "
+                             "[{github_comment: true}], got " +
+                                 describe(*node.value));
+    return false;
+  }
+  size_t before = doc.errors().size();
+  b.webhooks.clear();
+  b.github_comment = false;
+  for (size_t i = 0; i < node.value->size(); ++i) {
+    ConfigNode item = doc.item(node, i);
+    const json& v = *item.value;
+    if (!v.is_object() || v.size() != 1 || (!v.contains("webhook") && !v.contains("github_comment"))) {
+      doc.error_at_value(item, "expected {webhook: https://...} or {github_comment: true}, got " + describe(v));
+      continue;
+    }
+    if (v.contains("github_comment")) {
+      ConfigNode flag = doc.child(item, "github_comment");
+      bool on = false;
+      if (auto m = values::boolean(*flag.value, on)) {
+        doc.error_at_value(flag, *m);
+        continue;
+      }
+      b.github_comment = b.github_comment || on;
+      continue;
+    }
+    ConfigNode hook = doc.child(item, "webhook");
+    std::string url;
+    if (auto m = base_url(*hook.value, "https://hooks.example.com/x", url)) {
+      doc.error_at_value(hook, *m);
+      continue;
+    }
+    b.webhooks.push_back(url);
+  }
+  return doc.errors().size() == before;
+}
+
 const OptionTable<engine::Budget>& budget_table() {
   static const OptionTable<engine::Budget> k_table({
       {.key = "name",
@@ -568,27 +608,9 @@ const OptionTable<engine::Budget>& budget_table() {
          return std::nullopt;
        }},
       {.key = "notify",
-       .doc = "where alerts go: [{webhook: https://...}] (Slack-compatible JSON)",
-       .parse = [](const json& v, engine::Budget& b) -> OptionMessage {
-         if (!v.is_array()) {
-           return "expected a list like [{webhook: https://hooks.example.com/x}], got " + describe(v);
-         }
-         b.webhooks.clear();
-         for (const auto& item : v) {
-           if (!item.is_object() || item.size() != 1 || !item.contains("webhook")) {
-             if (item.is_object() && item.contains("github_comment")) {
-               return std::string("github_comment is not supported yet: use a webhook");
-             }
-             return "expected {webhook: https://...}, got " + describe(item);
-           }
-           std::string url;
-           if (auto m = base_url(item["webhook"], "https://hooks.example.com/x", url)) {
-             return m;
-           }
-           b.webhooks.push_back(url);
-         }
-         return std::nullopt;
-       }},
+       .doc = "where alerts go: [{webhook: https://...}] (Slack-compatible JSON), [{github_comment: true}] (a "
+              "comment on each pull request whose environment it matches)",
+       .parse_node = apply_budget_notify},
       {.key = "on_exhausted",
        .doc = "none, or block: refuse new environments it matches while its month is projected past the limit",
        .parse = [](const json& v, engine::Budget& b) -> OptionMessage {

@@ -36,6 +36,11 @@ Budgets::Budgets(std::vector<Budget> budgets, store::StateStore& store, CostRate
     : m_budgets(std::move(budgets)), m_store(store), m_rates(std::move(rates)), m_team_of(std::move(team_of)),
       m_clock(clock), m_poster(std::move(poster)) {}
 
+std::string budget_comment_body(const std::string& text, const core::Environment& env) {
+  return std::string(k_budget_comment_marker) + "\n\U0001F4B8 **" + text + ".**\n\nThis pull request's environment `" +
+         env.name + "` counts toward this budget.\n";
+}
+
 bool Budgets::matches(const Budget& b, const std::string& repo, const std::string& owner) const {
   if (!b.owner.empty() && owner != b.owner) {
     return false;
@@ -47,6 +52,49 @@ bool Budgets::matches(const Budget& b, const std::string& repo, const std::strin
     }
   }
   return b.repo.empty() || repo_matches(repo, b.repo);
+}
+
+std::vector<core::Environment> Budgets::pr_environments(const Budget& b,
+                                                        const std::vector<core::Environment>& envs) const {
+  std::vector<core::Environment> out;
+  for (const auto& e : envs) {
+    bool live =
+        e.phase != core::Phase::destroyed && e.phase != core::Phase::destroying && e.desired == core::Desired::present;
+    if (live && e.pr_number && *e.pr_number > 0 && matches(b, e.repo, e.owner)) {
+      out.push_back(e);
+    }
+  }
+  return out;
+}
+
+void Budgets::comment_on_prs(const Budget& b, const std::string& text, util::Millis now) {
+  auto envs = m_store.list_environments(false);
+  if (!envs) {
+    spdlog::warn("budget {}: cannot list the environments for its pull request comments: {}", b.name,
+                 envs.error().message);
+    return;
+  }
+  for (const auto& env : pr_environments(b, *envs)) {
+    std::string pr = "pull request #" + std::to_string(*env.pr_number);
+    auto posted = m_commenter(env, budget_comment_body(text, env));
+    if (posted && !*posted) {
+      continue; // GitHub is not told about its repository
+    }
+    core::Event ev;
+    ev.env = env.name;
+    ev.at = now;
+    ev.actor = "system:budgets";
+    ev.action = "budget-alert";
+    if (posted) {
+      ev.reason = text + "; commented on " + pr;
+    } else {
+      spdlog::warn("budget {}: the comment on {} of {} failed: {}", b.name, pr, env.name, posted.error().message);
+      ev.reason = text + "; the comment on " + pr + " failed: " + posted.error().message;
+    }
+    if (auto r = m_store.append_event(ev); !r) {
+      spdlog::error("budget {}: cannot record its alert on {}: {}", b.name, env.name, r.error().message);
+    }
+  }
 }
 
 Expected<std::vector<BudgetState>> Budgets::states() {
@@ -87,11 +135,12 @@ Expected<void> Budgets::admit(const std::string& repo, const std::string& owner)
       continue;
     }
     if (s.projected >= b.monthly || s.spent >= b.monthly) {
-      Error e(ErrorCode::conflict, "budget " + util::quote(b.name) +
-                                       " is exhausted: " + money(s.spent, m_rates.currency) + " spent and " +
-                                       money(s.projected, m_rates.currency) + " projected this month, of " +
-                                       money(b.monthly, m_rates.currency) +
-                                       "; no new environment until next month, a higher limit, or fewer running");
+      // Budget, spend and limit first: a GitHub commit status keeps 140 characters.
+      Error e(ErrorCode::conflict,
+              "budget " + util::quote(b.name) + " is exhausted: " + money(s.spent, m_rates.currency) + " spent of " +
+                  money(b.monthly, m_rates.currency) + " this month, " + money(s.projected, m_rates.currency) +
+                  " projected; no new environment until next month, a higher limit, or "
+                  "fewer running");
       e.kind = "budget_exhausted";
       return Unexpected(e);
     }
@@ -147,6 +196,9 @@ Expected<std::vector<std::string>> Budgets::check_alerts() {
                                                " webhook(s) failed: " + util::join(failed, "; "));
       if (auto r = m_store.append_event(ev); !r) {
         spdlog::error("budget {}: cannot record its alert: {}", b.name, r.error().message);
+      }
+      if (b.github_comment && m_commenter) {
+        comment_on_prs(b, text, now);
       }
       sent.push_back(b.name + " " + std::to_string(t) + "%");
     }

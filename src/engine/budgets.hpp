@@ -8,17 +8,26 @@
 // (the store's setting "budget-alert/<name>/<YYYY-MM>/<percent>"), then an event
 // `budget-alert` and a POST of Slack-compatible JSON ({"text": ...}) to each webhook. A webhook that
 // fails is logged and named in the event; it is not tried again (the record says sent).
+// With `github_comment`, a comment is also posted on the pull request of each live
+// environment the budget matches (pr_environments; the Commenter skips repositories that
+// GitHub is not told about), and an event `budget-alert` recorded on each such
+// environment. The comments follow the threshold's record like the webhooks: a crash
+// between the record and a post loses that comment, it never posts one twice; a comment
+// that fails is named in the environment's event and not tried again.
 //
 // Guardrail `on_exhausted: block`: a create whose repository and owner a budget matches is
 // refused while that budget's projected month (engine/cost.hpp) reaches its limit: error
 // conflict of kind "budget_exhausted" (API 409 budget_exhausted) naming the budget, the
-// spend, the projection and the limit.
+// spend and the limit, then the projection (so that a GitHub commit status, 140 characters,
+// keeps the first three). Creates by the API and by pushes and pull requests alike
+// (Controller::sync_branch; sources/github_notifier.hpp tells the pull request).
 
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "core/environment.hpp"
 #include "engine/cost.hpp"
 #include "store/state_store.hpp"
 #include "util/expected.hpp"
@@ -34,6 +43,7 @@ struct Budget {
   double monthly = 0;
   std::vector<int> alert_at = {50, 80, 100};
   std::vector<std::string> webhooks;
+  bool github_comment = false;       // notify: [{github_comment: true}]: comment on the matching pull requests
   std::string on_exhausted = "none"; // none | block
 };
 
@@ -47,6 +57,9 @@ class Budgets {
 public:
   // Sends a webhook's JSON body; error when it was not accepted (a 2xx).
   using Poster = std::function<Expected<void>(const std::string& url, const std::string& json_body)>;
+  // Posts a new comment (Markdown) on the pull request of `env` (its pr_number is set):
+  // true when posted, false when GitHub is not told about its repository (nothing posted).
+  using Commenter = std::function<Expected<bool>(const core::Environment& env, const std::string& body)>;
 
   Budgets(std::vector<Budget> budgets, store::StateStore& store, CostRates rates,
           std::map<std::string, std::string> team_of, util::Clock& clock, Poster poster);
@@ -54,6 +67,11 @@ public:
   bool empty() const { return m_budgets.empty(); }
   const std::vector<Budget>& all() const { return m_budgets; }
   bool matches(const Budget& b, const std::string& repo, const std::string& owner) const;
+  // Where a github_comment alert of `b` goes: the environments of `envs` that track a pull
+  // request, are not being destroyed, and that `b` matches (by repository and owner).
+  std::vector<core::Environment> pr_environments(const Budget& b, const std::vector<core::Environment>& envs) const;
+  // The github_comment alerts' poster (unset: none is posted). Before check_alerts runs.
+  void set_commenter(Commenter commenter) { m_commenter = std::move(commenter); }
   // Each budget with what its environments cost this month and are projected to.
   Expected<std::vector<BudgetState>> states();
   // The guardrail before a create: conflict (kind budget_exhausted) when a blocking budget
@@ -70,6 +88,15 @@ private:
   std::map<std::string, std::string> m_team_of;
   util::Clock& m_clock;
   Poster m_poster;
+  Commenter m_commenter;
+
+  void comment_on_prs(const Budget& b, const std::string& text, util::Millis now);
 };
+
+// The Markdown of a github_comment alert: a hidden marker, the budget, the threshold and the
+// spend of `text` (the webhook's), and which environment of the pull request counts toward it.
+std::string budget_comment_body(const std::string& text, const core::Environment& env);
+
+inline constexpr const char* k_budget_comment_marker = "<!-- mini-idp:budget-alert -->";
 
 } // namespace idp::engine

@@ -607,6 +607,11 @@ Expected<Environment> Controller::sync_source(const BranchUpdate& upd, const std
                                      : "branch " + util::quote(upd.branch);
 
   if (!existing) {
+    if (m_signals.admit_budget) {
+      // A push or a pull request creates like the API does: nothing is recorded when
+      // refused (the caller tells GitHub, sources/github_notifier.hpp).
+      IDP_TRY(m_signals.admit_budget(repo, upd.owner));
+    }
     Environment env;
     env.repo = repo;
     env.branch = upd.branch;

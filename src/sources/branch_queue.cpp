@@ -290,6 +290,9 @@ void BranchQueue::run(BranchWork& work) {
       m_stats.rejected += rejected ? 1 : 0;
     }
   }
+  if (!result && m_on_failed) {
+    m_on_failed(work, result.error());
+  }
   if (!m_seen || work.fork_pr) {
     return; // a fork's pull request is no branch of the repository: the poller never sees it
   }

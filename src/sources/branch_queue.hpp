@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -110,6 +111,10 @@ public:
   // Lets running work finish, drops what is pending, joins the workers.
   void stop();
 
+  // Called by a worker when work failed for good (not retried), with its error: the
+  // GitHub notifier tells a pull request about a create a budget refused. Before start().
+  void on_failed(std::function<void(const BranchWork&, const Error&)> f) { m_on_failed = std::move(f); }
+
   // Blocks until nothing is pending or running, or timeout; returns whether idle.
   bool wait_idle(int timeout_ms) const;
 
@@ -138,6 +143,7 @@ private:
   BranchActions& m_actions;
   SeenHeads* m_seen;
   Options m_options;
+  std::function<void(const BranchWork&, const Error&)> m_on_failed;
 
   mutable std::mutex m_mu;
   std::condition_variable m_cv;

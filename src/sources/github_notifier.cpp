@@ -1,11 +1,14 @@
 #include "sources/github_notifier.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <set>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "core/dashboard_markdown.hpp"
+#include "engine/repo_resolver.hpp"
 #include "sources/repo_identity.hpp"
 #include "util/hash.hpp"
 #include "util/json.hpp"
@@ -120,6 +123,26 @@ std::string render_pr_comment(const Environment& env, const std::string& cost) {
   out += "| **Expires** | " + expires + " |\n\n";
   out += "> This environment is automatically destroyed when this PR is merged or the branch is deleted.\n";
   out += "> TTL is extended on every push.\n";
+  return out;
+}
+
+std::string refused_status_description(const std::string& reason) {
+  std::string line = first_line(reason);
+  return "not deployed: " + line.substr(0, line.find("; ")); // create_status cuts it to 140
+}
+
+std::string render_refused_comment(const RefusedCreate& refused) {
+  std::string out;
+  out += std::string(k_comment_marker) + "\n";
+  out += "\u26d4 **Preview Environment not created**\n\n";
+  out += "| | |\n|---|---|\n";
+  out += "| **Branch** | `" + markdown_cell(refused.branch) + "` |\n";
+  if (!refused.commit.empty()) {
+    out += "| **Commit** | `" + util::short_commit(refused.commit) + "` |\n";
+  }
+  out += "| **Refused** | " + markdown_cell(first_line(refused.reason).substr(0, 500)) + " |\n\n";
+  out += "> Nothing was deployed. A push after the budget has room again (next month, a higher limit, or fewer "
+         "environments running) creates the environment.\n";
   return out;
 }
 
@@ -247,7 +270,91 @@ size_t GithubNotifier::run_once() {
   if (changed) {
     save_cursor();
   }
+  return notified + run_refused(now);
+}
+
+const WatchedRepo* GithubNotifier::github_repo_for(const std::string& repo) const {
+  const WatchedRepo* w = find_repo_by_url(m_repos, engine::RepoResolver::canonical_repo(repo));
+  if (!w || w->github_token.empty() || github_repo_of(*w).empty()) {
+    return nullptr;
+  }
+  return w;
+}
+
+void GithubNotifier::refused(RefusedCreate refused) {
+  if (!github_repo_for(refused.repo)) {
+    return;
+  }
+  std::lock_guard<std::mutex> g(m_refused_mu);
+  if (m_refused.size() >= k_max_refused) {
+    spdlog::warn("github: too many refused creates to tell; dropping the oldest ({})", m_refused.front().what.branch);
+    m_refused.erase(m_refused.begin());
+  }
+  m_refused.push_back(PendingRefusal{std::move(refused), Retry{}, false});
+}
+
+size_t GithubNotifier::run_refused(util::Millis now) {
+  std::vector<PendingRefusal> due;
+  {
+    std::lock_guard<std::mutex> g(m_refused_mu);
+    auto later = std::stable_partition(m_refused.begin(), m_refused.end(),
+                                       [&](const PendingRefusal& p) { return p.retry.next_at > now; });
+    due.assign(std::make_move_iterator(later), std::make_move_iterator(m_refused.end()));
+    m_refused.erase(later, m_refused.end());
+  }
+  size_t notified = 0;
+  for (auto& p : due) {
+    auto result = notify_refused(p);
+    if (result) {
+      notified += 1;
+      continue;
+    }
+    Retry& r = p.retry;
+    r.attempts += 1;
+    std::string what = "the refused create of " + util::quote(p.what.branch);
+    if (r.attempts >= m_options.max_attempts || result.error().code == ErrorCode::unauthorized) {
+      spdlog::error("github: giving up telling about {}: {}", what, result.error().full_message());
+      continue;
+    }
+    util::Millis delay = m_options.retry_base;
+    for (int i = 1; i < r.attempts && delay < m_options.retry_max; ++i) {
+      delay *= 2;
+    }
+    r.next_at = now + std::min(delay, m_options.retry_max);
+    spdlog::warn("github: telling about {} failed (attempt {}), retrying in {}: {}", what, r.attempts,
+                 util::format_duration(std::min(delay, m_options.retry_max)), result.error().full_message());
+    std::lock_guard<std::mutex> g(m_refused_mu);
+    m_refused.push_back(std::move(p));
+  }
   return notified;
+}
+
+Expected<void> GithubNotifier::notify_refused(PendingRefusal& pending) {
+  const RefusedCreate& r = pending.what;
+  const WatchedRepo* repo = github_repo_for(r.repo);
+  if (!repo) {
+    return {};
+  }
+  std::string gh = github_repo_of(*repo);
+  GithubClient client(m_options.api_url, repo->github_token);
+  if (!r.commit.empty() && !pending.status_sent) {
+    IDP_TRY(client.create_status(gh, r.commit, "failure", "", refused_status_description(r.reason), m_options.context));
+    pending.status_sent = true;
+  }
+  if (r.pr_number) {
+    IDP_TRY(upsert_comment(client, gh, *r.pr_number, render_refused_comment(r)));
+  }
+  return {};
+}
+
+Expected<bool> GithubNotifier::post_comment(const std::string& repo, int pr, const std::string& body) {
+  const WatchedRepo* w = github_repo_for(repo);
+  if (!w) {
+    return false;
+  }
+  GithubClient client(m_options.api_url, w->github_token);
+  IDP_TRY(client.create_comment(github_repo_of(*w), pr, body));
+  return true;
 }
 
 Expected<void> GithubNotifier::notify(const std::string& env_name) {

@@ -19,6 +19,20 @@ Sources::Sources(std::vector<WatchedRepo> repos, store::StateStore& store, engin
   no.api_url = options.github_api_url;
   no.cost_rates = options.cost_rates;
   m_notifier = std::make_unique<GithubNotifier>(m_repos, store, clock, no);
+  // A create a budget refused (issue 12) leaves no environment whose events the notifier
+  // would follow: the queue hands it over.
+  m_queue->on_failed([notifier = m_notifier.get()](const BranchWork& work, const Error& error) {
+    if (work.op != BranchOp::sync || error.kind != "budget_exhausted") {
+      return;
+    }
+    RefusedCreate r;
+    r.repo = work.repo;
+    r.branch = work.fork_pr ? "pull request #" + std::to_string(*work.fork_pr) + " (fork)" : work.branch;
+    r.commit = !work.commit.empty() ? work.commit : work.head;
+    r.pr_number = work.fork_pr ? work.fork_pr : work.pr_number;
+    r.reason = error.message;
+    notifier->refused(std::move(r));
+  });
 }
 
 Sources::~Sources() { stop(); }

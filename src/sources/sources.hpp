@@ -43,6 +43,8 @@ public:
   GithubWebhook& webhook() { return *m_webhook; }
   BranchQueue& queue() { return *m_queue; }
   ForkGate& forks() { return *m_forks; }
+  // The GitHub notifier (the budgets' github_comment alerts post through it).
+  GithubNotifier& notifier() { return *m_notifier; }
 
   // Starts the queue workers, the poller (startup sync first) and the notifier.
   void start();

@@ -187,6 +187,45 @@ TEST(ServerConfigTest, TheCostExportIsCheckedWithPositions) {
       << text;
 }
 
+// notify: [{github_comment: true}] (issue 12) next to webhooks; a bad item or value is an
+// error at its own position.
+TEST(ServerConfigTest, BudgetNotifyTakesGithubCommentAndChecksEachItem) {
+  ServerConfig cfg;
+  auto ok =
+      apply_server_config_file(cfg,
+                               "budgets:\n  - name: payments\n    monthly: 200\n"
+                               "    notify: [{github_comment: true}, {webhook: \"https://hooks.example.com/x\"}]\n"
+                               "  - name: quiet\n    monthly: 5\n    notify:\n      - github_comment: \"false\"\n",
+                               "s.yml");
+  ASSERT_TRUE(ok.empty()) << server_config_errors_text(ok);
+  ASSERT_EQ(cfg.budgets.size(), 2u);
+  EXPECT_TRUE(cfg.budgets[0].github_comment);
+  EXPECT_EQ(cfg.budgets[0].webhooks, std::vector<std::string>{"https://hooks.example.com/x"});
+  EXPECT_FALSE(cfg.budgets[1].github_comment);
+  EXPECT_TRUE(cfg.budgets[1].webhooks.empty());
+
+  ServerConfig bad;
+  auto errors = apply_server_config_file(bad,
+                                         "budgets:\n  - name: a\n    monthly: 1\n    notify:\n"
+                                         "      - github_comment: maybe\n"
+                                         "      - {slack: \"#alerts\"}\n"
+                                         "      - webhook: \"not a url\"\n"
+                                         "  - name: b\n    monthly: 1\n    notify: {github_comment: true}\n",
+                                         "s.yml");
+  std::string text = server_config_errors_text(errors);
+  EXPECT_NE(text.find("s.yml:5:25: key \"budgets[0].notify[0].github_comment\": expected true or false, got "
+                      "\"maybe\""),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("s.yml:6:9: key \"budgets[0].notify[1]\": expected {webhook: https://...} or "
+                      "{github_comment: true}, got a map"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("s.yml:7:18: key \"budgets[0].notify[2].webhook\": "), std::string::npos) << text;
+  EXPECT_NE(text.find("s.yml:10:13: key \"budgets[1].notify\": expected a list like"), std::string::npos) << text;
+  EXPECT_TRUE(bad.budgets.empty()) << "nothing of an invalid file is applied";
+}
+
 TEST(ServerConfigTest, EnvironmentAliasesAreCheckedLikeTheFilesKeys) {
   {
     ScopedServerEnv env({{"IDP_RETENTION_EVENTS", "30d"}, {"IDP_WORKERS", "12"}});

@@ -29,6 +29,7 @@ store::UsageHour hour_of(const std::string& env, const std::string& owner, util:
 
 struct Rig {
   idp::testing::InMemoryStore store;
+  std::vector<std::pair<std::string, std::string>> comments; // environment, body
   idp::testing::FakeClock clock{*util::parse_iso8601("2026-11-10T00:30:00Z")};
   std::vector<std::pair<std::string, std::string>> posts;
   bool fail_posts = false;
@@ -49,7 +50,32 @@ struct Rig {
                                     return {};
                                   });
   }
+  // github_comment alerts recorded in `comments`; repositories outside acme/ are not on GitHub.
+  void record_comments(bool fail = false) {
+    budgets->set_commenter([this, fail](const core::Environment& env, const std::string& body) -> Expected<bool> {
+      if (!util::starts_with(env.repo, "https://github.com/acme/")) {
+        return false;
+      }
+      comments.emplace_back(env.name, body);
+      if (fail) {
+        return make_error(ErrorCode::transient, "the comment was refused: HTTP 502");
+      }
+      return true;
+    });
+  }
 };
+
+core::Environment pr_env(const std::string& name, const std::string& owner, std::optional<int> pr,
+                         const std::string& repo = "https://github.com/acme/shop.git") {
+  core::Environment e;
+  e.name = name;
+  e.owner = owner;
+  e.repo = repo;
+  e.branch = name;
+  e.pr_number = pr;
+  e.phase = core::Phase::ready;
+  return e;
+}
 
 Budget payments() {
   Budget b;
@@ -125,9 +151,11 @@ TEST(BudgetsTest, BlockRefusesACreateItMatchesWhileTheMonthIsProjectedPastTheLim
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code, ErrorCode::conflict);
   EXPECT_EQ(refused.error().kind, "budget_exhausted");
-  EXPECT_TRUE(util::starts_with(refused.error().message, "budget \"payments\" is exhausted: 1.00 USD spent and "))
+  // Budget, spend and limit first: what a commit status's 140 characters keep.
+  EXPECT_TRUE(util::starts_with(refused.error().message,
+                                "budget \"payments\" is exhausted: 1.00 USD spent of 10.00 USD this month, "))
       << refused.error().message;
-  EXPECT_NE(refused.error().message.find("projected this month, of 10.00 USD"), std::string::npos)
+  EXPECT_NE(refused.error().message.find(" projected; no new environment until next month"), std::string::npos)
       << refused.error().message;
   EXPECT_TRUE(rig.budgets->admit("https://github.com/acme/shop.git", "carol").has_value()) << "not the team's";
   auto states = rig.budgets->states();
@@ -136,6 +164,102 @@ TEST(BudgetsTest, BlockRefusesACreateItMatchesWhileTheMonthIsProjectedPastTheLim
   EXPECT_DOUBLE_EQ((*states)[1].spent, 1) << "shop-watch matches the repository, whoever owns it";
   EXPECT_TRUE(rig.budgets->matches(watch, "git@github.com:acme/shop.git", "x"));
   EXPECT_FALSE(rig.budgets->matches(watch, "https://github.com/acme/shopping.git", "x"));
+}
+
+} // namespace
+} // namespace idp::engine
+
+namespace idp::engine {
+namespace {
+
+// github_comment (issue 12): an alert goes to the pull requests of the live environments the
+// budget matches: not an environment without a pull request, not another team's, not one of
+// another repository, not one being destroyed.
+TEST(BudgetsTest, GithubCommentAlertsGoToThePullRequestsOfTheEnvironmentsItMatches) {
+  Budget team = payments();
+  Budget shop = payments();
+  shop.name = "shop";
+  shop.team.clear();
+  shop.repo = "acme/shop";
+  Rig rig({team, shop});
+  core::Environment destroying = pr_env("going", "alice", 5);
+  destroying.phase = core::Phase::destroying;
+  core::Environment absent = pr_env("asked-gone", "alice", 6);
+  absent.desired = core::Desired::absent;
+  std::vector<core::Environment> envs = {pr_env("web", "alice", 7),
+                                         pr_env("no-pr", "alice", std::nullopt),
+                                         pr_env("carols", "carol", 8),
+                                         pr_env("elsewhere", "alice", 9, "https://github.com/acme/other.git"),
+                                         destroying,
+                                         absent};
+  auto names = [](const std::vector<core::Environment>& list) {
+    std::vector<std::string> out;
+    for (const auto& e : list) {
+      out.push_back(e.name);
+    }
+    return out;
+  };
+  EXPECT_EQ(names(rig.budgets->pr_environments(team, envs)), (std::vector<std::string>{"web", "elsewhere"}))
+      << "the team's, whichever repository";
+  EXPECT_EQ(names(rig.budgets->pr_environments(shop, envs)), (std::vector<std::string>{"web", "carols"}))
+      << "the repository's, whoever owns them";
+}
+
+TEST(BudgetsTest, GithubCommentAlertsPostOneCommentPerThresholdOnEachPullRequestAndAnEventEach) {
+  Budget b = payments();
+  b.webhooks.clear();
+  b.github_comment = true;
+  b.alert_at = {50, 100};
+  Rig rig({b});
+  rig.record_comments();
+  util::Millis t = rig.clock.now_ms();
+  for (const auto& e : {pr_env("web", "alice", 7), pr_env("api", "alice", 8), pr_env("carols", "carol", 9),
+                        pr_env("gitlab", "alice", 10, "https://gitlab.example.com/acme/shop.git"),
+                        pr_env("main", "alice", std::nullopt)}) {
+    ASSERT_TRUE(rig.store.insert_environment(e, {}).has_value());
+  }
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(rig.store.add_usage({hour_of("web", "alice", t - i * k_budget_hour)})); // 6.00 of 10
+  }
+  auto first = rig.budgets->check_alerts();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(*first, std::vector<std::string>{"payments 50%"});
+  ASSERT_EQ(rig.comments.size(), 2u) << "web and api: alice's pull requests on GitHub";
+  EXPECT_EQ(rig.comments[0].first, "api");
+  EXPECT_EQ(rig.comments[1].first, "web");
+  const std::string& body = rig.comments[1].second;
+  EXPECT_TRUE(util::starts_with(body, k_budget_comment_marker)) << body;
+  EXPECT_NE(body.find("Budget \"payments\" reached 50% in 2026-11: 6.00 USD spent of 10.00 USD (60%)"),
+            std::string::npos)
+      << body;
+  EXPECT_NE(body.find("environment `web` counts toward this budget"), std::string::npos) << body;
+  EXPECT_TRUE(rig.posts.empty()) << "no webhook configured";
+  EXPECT_TRUE(rig.budgets->check_alerts()->empty());
+  EXPECT_EQ(rig.comments.size(), 2u) << "each threshold once";
+
+  rig.comments.clear();
+  rig.record_comments(true);
+  for (int i = 6; i < 10; ++i) {
+    ASSERT_TRUE(rig.store.add_usage({hour_of("web", "alice", t - i * k_budget_hour)})); // 10.00: 100%
+  }
+  EXPECT_EQ(*rig.budgets->check_alerts(), std::vector<std::string>{"payments 100%"});
+  EXPECT_EQ(rig.comments.size(), 2u);
+  EXPECT_TRUE(rig.budgets->check_alerts()->empty()) << "a failed comment is not posted again";
+  EXPECT_EQ(rig.comments.size(), 2u);
+
+  store::EventQuery q;
+  q.env = "web";
+  auto web = rig.store.list_events(q);
+  ASSERT_TRUE(web.has_value());
+  ASSERT_EQ(web->size(), 2u);
+  EXPECT_EQ((*web)[0].action, "budget-alert");
+  EXPECT_NE((*web)[0].reason.find("reached 50%"), std::string::npos) << (*web)[0].reason;
+  EXPECT_NE((*web)[0].reason.find("commented on pull request #7"), std::string::npos) << (*web)[0].reason;
+  EXPECT_NE((*web)[1].reason.find("the comment on pull request #7 failed: "), std::string::npos) << (*web)[1].reason;
+  for (const char* other : {"carols", "gitlab", "main"}) {
+    q.env = other;
+    EXPECT_TRUE(rig.store.list_events(q)->empty()) << other;
+  }
 }
 
 } // namespace

@@ -183,6 +183,60 @@ TEST(GithubNotifierTest, OnePrCommentCreatedOnceThenEditedInPlace) {
   EXPECT_NE(comments[0].body.find("| **Phase** | ready |"), std::string::npos);
 }
 
+// A create a budget refused (issue 12): a failure status naming the budget and the PR
+// comment saying why, retried after a failure; the environment a
+// later push creates edits that same comment. Repositories without a token: nothing.
+TEST(GithubNotifierTest, ARefusedCreateGetsAFailureStatusAndThePrCommentEditedLater) {
+  NotifierRig r;
+  RefusedCreate refused;
+  refused.repo = k_notified_repo;
+  refused.branch = "feature/login";
+  refused.commit = k_commit1;
+  refused.pr_number = 42;
+  refused.reason = "budget \"payments\" is exhausted: 212.00 USD spent of 200.00 USD this month, 240.00 USD "
+                   "projected; no new environment until next month, a higher limit, or fewer running";
+  RefusedCreate elsewhere = refused;
+  elsewhere.repo = "https://github.com/idp-tests/other.git";
+  r.notifier->refused(elsewhere);
+  r.notifier->refused(refused);
+  r.github.fail_next(1, 502); // the status: retried after the backoff
+  EXPECT_EQ(r.notifier->run_once(), 0u);
+  r.clock.advance(1000);
+  EXPECT_EQ(r.notifier->run_once(), 1u);
+  auto statuses = r.github.requests("POST", "/repos/idp-tests/app/statuses/");
+  ASSERT_EQ(statuses.size(), 2u) << "failed once, then sent";
+  EXPECT_EQ(statuses[1].path, "/repos/idp-tests/app/statuses/" + k_commit1);
+  auto status = json::parse(statuses[1].body);
+  EXPECT_EQ(status["state"], "failure");
+  EXPECT_EQ(status["description"], "not deployed: budget \"payments\" is exhausted: 212.00 USD spent of 200.00 USD "
+                                   "this month, 240.00 USD projected");
+  auto comments = r.github.comments(42);
+  ASSERT_EQ(comments.size(), 1u);
+  EXPECT_NE(comments[0].body.find(k_comment_marker), std::string::npos);
+  EXPECT_NE(comments[0].body.find("Preview Environment not created"), std::string::npos) << comments[0].body;
+  EXPECT_NE(comments[0].body.find("| **Refused** | budget \"payments\" is exhausted: 212.00 USD spent of 200.00 USD"),
+            std::string::npos)
+      << comments[0].body;
+  EXPECT_TRUE(r.github.requests("POST", "/repos/idp-tests/other/").empty());
+  EXPECT_EQ(r.notifier->run_once(), 0u) << "told once";
+
+  ASSERT_TRUE(r.store.insert_environment(r.env(42), {}));
+  r.event("create");
+  r.notifier->run_once();
+  comments = r.github.comments(42);
+  ASSERT_EQ(comments.size(), 1u);
+  EXPECT_NE(comments[0].body.find("Preview Environment created"), std::string::npos) << comments[0].body;
+  EXPECT_EQ(r.github.requests("POST", "/repos/idp-tests/app/issues/42/comments").size(), 1u);
+
+  auto posted = r.notifier->post_comment(k_notified_repo, 42, "a budget alert");
+  ASSERT_TRUE(posted.has_value());
+  EXPECT_TRUE(*posted);
+  EXPECT_EQ(r.github.comments(42).size(), 2u) << "post_comment adds a comment of its own";
+  auto other = r.notifier->post_comment("https://github.com/idp-tests/other.git", 7, "x");
+  ASSERT_TRUE(other.has_value());
+  EXPECT_FALSE(*other);
+}
+
 TEST(GithubNotifierTest, FindsItsCommentOnALaterPageAfterARestart) {
   NotifierRig r;
   for (int i = 0; i < 150; ++i) {
