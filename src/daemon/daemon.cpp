@@ -327,6 +327,30 @@ Expected<void> Daemon::start() {
   }
   d.controller = std::make_unique<engine::Controller>(*d.store, d.clock, *d.repos, *d.templates, d.driver_set,
                                                       d.cfg.engine, signals);
+  {
+    // The budgets' guardrails sleep and destroy_oldest act through the engine like a user.
+    engine::Controller* ctl_for_budgets = d.controller.get();
+    const engine::DriverSet* drivers_for_budgets = &d.driver_set;
+    engine::Budgets::Guardrails g;
+    g.last_request = [drivers_for_budgets](const core::Environment& env) -> std::optional<util::Millis> {
+      auto driver = drivers_for_budgets->get(env.runtime);
+      if (!driver) {
+        return std::nullopt;
+      }
+      auto last = (*driver)->last_request(env);
+      return last ? *last : std::nullopt;
+    };
+    g.sleep = [ctl_for_budgets](const std::string& env, const std::string& by,
+                                const std::string& reason) -> Expected<void> {
+      IDP_TRY(ctl_for_budgets->sleep(env, by, reason, by));
+      return {};
+    };
+    g.destroy = [ctl_for_budgets](const std::string& env, const std::string& reason) -> Expected<void> {
+      IDP_TRY(ctl_for_budgets->destroy(env, "budgets", reason));
+      return {};
+    };
+    d.budgets->set_guardrails(std::move(g));
+  }
   // API creates are answered before the clone; the reconciler's workers do it.
   engine::Controller* ctl = d.controller.get();
   d.reconciler->set_create_resolver([ctl](const core::Environment& env) { return ctl->resolve_create(env); });

@@ -612,14 +612,16 @@ const OptionTable<engine::Budget>& budget_table() {
               "comment on each pull request whose environment it matches)",
        .parse_node = apply_budget_notify},
       {.key = "on_exhausted",
-       .doc = "none, or block: refuse new environments it matches while its month is projected past the limit",
+       .doc = "what a create it matches does while its month is projected past the limit: none; block (refused); "
+              "sleep (its idle environments go to sleep first); destroy_oldest (its least recently used one is "
+              "destroyed first)",
        .parse = [](const json& v, engine::Budget& b) -> OptionMessage {
-         if (auto m = values::text(v, "none or block", b.on_exhausted)) {
+         if (auto m = values::text(v, "none, block, sleep or destroy_oldest", b.on_exhausted)) {
            return m;
          }
-         if (b.on_exhausted != "none" && b.on_exhausted != "block") {
-           return "expected none or block (sleep and destroy_oldest are not supported yet), got " +
-                  util::quote(b.on_exhausted);
+         if (b.on_exhausted != "none" && b.on_exhausted != "block" && b.on_exhausted != "sleep" &&
+             b.on_exhausted != "destroy_oldest") {
+           return "expected none, block, sleep or destroy_oldest, got " + util::quote(b.on_exhausted);
          }
          return std::nullopt;
        }},

@@ -120,10 +120,64 @@ Expected<std::vector<BudgetState>> Budgets::states() {
   return out;
 }
 
+void Budgets::act_on_exhausted(const Budget& b, const std::string& why) {
+  auto envs = m_store.list_environments(false);
+  if (!envs) {
+    spdlog::warn("budget {}: cannot list its environments for on_exhausted {}: {}", b.name, b.on_exhausted,
+                 envs.error().message);
+    return;
+  }
+  util::Millis now = m_clock.now_ms();
+  // Each environment the budget matches, with when it was last used.
+  std::vector<std::pair<util::Millis, const core::Environment*>> mine;
+  for (const auto& e : *envs) {
+    bool live =
+        e.desired == core::Desired::present && e.phase != core::Phase::destroyed && e.phase != core::Phase::destroying;
+    if (!live || !matches(b, e.repo, e.owner)) {
+      continue;
+    }
+    util::Millis used = e.created_at;
+    if (m_guardrails.last_request) {
+      if (auto last = m_guardrails.last_request(e)) {
+        used = std::max(used, *last);
+      }
+    }
+    mine.emplace_back(used, &e);
+  }
+  std::sort(mine.begin(), mine.end(), [](const auto& a, const auto& b2) {
+    return a.first != b2.first ? a.first < b2.first : a.second->name < b2.second->name;
+  });
+  if (b.on_exhausted == "destroy_oldest") {
+    if (mine.empty() || !m_guardrails.destroy) {
+      return;
+    }
+    const core::Environment& oldest = *mine.front().second;
+    std::string reason = why + "; the least recently used of its environments is destroyed to make room "
+                               "(on_exhausted: destroy_oldest)";
+    if (auto r = m_guardrails.destroy(oldest.name, reason); !r) {
+      spdlog::warn("budget {}: cannot destroy {}: {}", b.name, oldest.name, r.error().message);
+    } else {
+      spdlog::info("budget {}: destroying {}: {}", b.name, oldest.name, reason);
+    }
+    return;
+  }
+  if (b.on_exhausted == "sleep" && m_guardrails.sleep) {
+    for (const auto& [used, e] : mine) {
+      if (e->phase != core::Phase::ready || e->sleep || now - used < k_guardrail_idle) {
+        continue;
+      }
+      std::string reason = why + "; idle for " + util::format_duration(now - used) + " (on_exhausted: sleep)";
+      if (auto r = m_guardrails.sleep(e->name, "budget:" + b.name, reason); !r) {
+        spdlog::info("budget {}: {} did not go to sleep: {}", b.name, e->name, r.error().message);
+      }
+    }
+  }
+}
+
 Expected<void> Budgets::admit(const std::string& repo, const std::string& owner) {
   bool any = false;
   for (const auto& b : m_budgets) {
-    any = any || (b.on_exhausted == "block" && matches(b, repo, owner));
+    any = any || (b.on_exhausted != "none" && matches(b, repo, owner));
   }
   if (!any) {
     return {};
@@ -131,7 +185,13 @@ Expected<void> Budgets::admit(const std::string& repo, const std::string& owner)
   IDP_TRY_ASSIGN(auto states, this->states());
   for (const auto& s : states) {
     const Budget& b = *s.budget;
-    if (b.on_exhausted != "block" || !matches(b, repo, owner)) {
+    if (b.on_exhausted == "none" || !matches(b, repo, owner)) {
+      continue;
+    }
+    if ((s.projected >= b.monthly || s.spent >= b.monthly) && b.on_exhausted != "block") {
+      act_on_exhausted(b, "budget " + util::quote(b.name) + " is exhausted: " + money(s.spent, m_rates.currency) +
+                              " spent of " + money(b.monthly, m_rates.currency) + " this month, " +
+                              money(s.projected, m_rates.currency) + " projected");
       continue;
     }
     if (s.projected >= b.monthly || s.spent >= b.monthly) {

@@ -15,6 +15,11 @@
 // between the record and a post loses that comment, it never posts one twice; a comment
 // that fails is named in the environment's event and not tried again.
 //
+// Guardrails, when a create matches an exhausted budget: `sleep` puts the budget's idle
+// environments (ready, awake, no request for k_guardrail_idle) to sleep first, by
+// "budget:<name>" with the reason; `destroy_oldest` destroys its least recently used
+// environment (last request, else creation), with the reason in its events. Either way the
+// create goes on.
 // Guardrail `on_exhausted: block`: a create whose repository and owner a budget matches is
 // refused while that budget's projected month (engine/cost.hpp) reaches its limit: error
 // conflict of kind "budget_exhausted" (API 409 budget_exhausted) naming the budget, the
@@ -24,6 +29,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,7 +50,7 @@ struct Budget {
   std::vector<int> alert_at = {50, 80, 100};
   std::vector<std::string> webhooks;
   bool github_comment = false;       // notify: [{github_comment: true}]: comment on the matching pull requests
-  std::string on_exhausted = "none"; // none | block
+  std::string on_exhausted = "none"; // none | block | sleep | destroy_oldest
 };
 
 struct BudgetState {
@@ -70,6 +76,17 @@ public:
   // Where a github_comment alert of `b` goes: the environments of `envs` that track a pull
   // request, are not being destroyed, and that `b` matches (by repository and owner).
   std::vector<core::Environment> pr_environments(const Budget& b, const std::vector<core::Environment>& envs) const;
+  // What the guardrails sleep and destroy_oldest act through (the daemon wires the engine's
+  // controller and the drivers' last_request). Unset parts: that guardrail does nothing.
+  struct Guardrails {
+    // When the environment was last requested (nullopt: never, or the runtime cannot tell).
+    std::function<std::optional<util::Millis>(const core::Environment&)> last_request;
+    std::function<Expected<void>(const std::string& env, const std::string& by, const std::string& reason)> sleep;
+    std::function<Expected<void>(const std::string& env, const std::string& reason)> destroy;
+  };
+  void set_guardrails(Guardrails g) { m_guardrails = std::move(g); }
+  // An environment counts as idle for the guardrail sleep after this long without a request.
+  static constexpr util::Millis k_guardrail_idle = 10 * 60'000;
   // The github_comment alerts' poster (unset: none is posted). Before check_alerts runs.
   void set_commenter(Commenter commenter) { m_commenter = std::move(commenter); }
   // Each budget with what its environments cost this month and are projected to.
@@ -89,6 +106,10 @@ private:
   util::Clock& m_clock;
   Poster m_poster;
   Commenter m_commenter;
+  Guardrails m_guardrails;
+
+  // The guardrails sleep and destroy_oldest of exhausted budget `b`, before a create.
+  void act_on_exhausted(const Budget& b, const std::string& why);
 
   void comment_on_prs(const Budget& b, const std::string& text, util::Millis now);
 };

@@ -18,8 +18,8 @@ util::Millis SleepPolicy::effective(const core::AppConfig& cfg) const {
   return after;
 }
 
-IdleSleeper::IdleSleeper(store::StateStore& store, const DriverSet& drivers, Controller& controller,
-                         util::Clock& clock, SleepPolicy policy)
+IdleSleeper::IdleSleeper(store::StateStore& store, const DriverSet& drivers, Controller& controller, util::Clock& clock,
+                         SleepPolicy policy)
     : m_store(store), m_drivers(drivers), m_controller(controller), m_clock(clock), m_policy(policy) {}
 
 IdleSleeper::~IdleSleeper() { stop(); }
@@ -43,8 +43,8 @@ Expected<size_t> IdleSleeper::check() {
   size_t slept = 0;
   std::set<std::string> seen;
   for (const Environment& env : envs) {
-    bool awake = env.desired == core::Desired::present && env.phase == core::Phase::ready && !env.sleep &&
-                 !env.needs_deploy();
+    bool awake =
+        env.desired == core::Desired::present && env.phase == core::Phase::ready && !env.sleep && !env.needs_deploy();
     if (!awake) {
       continue; // not counted as awake: its idle time starts when it is
     }

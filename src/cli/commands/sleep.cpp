@@ -33,14 +33,13 @@ CommandSpec sleep_command() {
                 body["reason"] = o->reason;
               }
               ApiClient client(discover_server(g.server));
-              IDP_TRY_ASSIGN(auto e,
-                             client.post("/api/v1/environments/" + util::url_encode(o->name) + "/sleep", body));
+              IDP_TRY_ASSIGN(auto e, client.post("/api/v1/environments/" + util::url_encode(o->name) + "/sleep", body));
               if (o->json) {
                 std::cout << util::json_dump(e, 2) << "\n";
                 return k_exit_ok;
               }
-              std::printf("%s is going to sleep; its next request (or idp wake %s) starts it again\n",
-                          o->name.c_str(), o->name.c_str());
+              std::printf("%s is going to sleep; its next request (or idp wake %s) starts it again\n", o->name.c_str(),
+                          o->name.c_str());
               return k_exit_ok;
             };
           }};

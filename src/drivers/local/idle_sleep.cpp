@@ -45,7 +45,7 @@ Expected<void> LocalDriver::sleep(const core::Environment& env, Progress& progre
   }
   progress.step("going to sleep");
   IDP_TRY(m_router->set_route(*state.route)); // from here on, requests wake it
-  retire(env.name, state.repo, a, false);      // its processes and cgroups; the directory stays
+  retire(env.name, state.repo, a, false);     // its processes and cgroups; the directory stays
   (void)env_log(env.name, 0)->append("system", "revision " + a.key + " is asleep: its first request wakes it");
   return {};
 }

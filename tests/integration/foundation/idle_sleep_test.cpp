@@ -52,7 +52,9 @@ std::vector<std::string> actions(const DaemonProcess& d, const std::string& name
   return out;
 }
 
-bool has(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+bool has(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
 
 } // namespace
 

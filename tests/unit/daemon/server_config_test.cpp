@@ -125,7 +125,7 @@ TEST(ServerConfigTest, BudgetsAndTeamsAreCheckedWithPositions) {
   ServerConfig bad;
   auto errors = apply_server_config_file(bad,
                                          "teams:\n  a:\n    members: [alice]\n  b:\n    members: [alice]\n"
-                                         "budgets:\n  - name: x\n    monthly: 0\n    on_exhausted: sleep\n"
+                                         "budgets:\n  - name: x\n    monthly: 0\n    on_exhausted: nap\n"
                                          "  - monthly: 5\n    alert_at: [150%]\n  - name: x\n    monthly: 1\n",
                                          "s.yml");
   std::string text = server_config_errors_text(errors);
@@ -134,8 +134,7 @@ TEST(ServerConfigTest, BudgetsAndTeamsAreCheckedWithPositions) {
       << text;
   EXPECT_NE(text.find("key \"budgets[0].monthly\": expected a limit above 0 like 200, got \"0\""), std::string::npos)
       << text;
-  EXPECT_NE(text.find("key \"budgets[0].on_exhausted\": expected none or block (sleep and destroy_oldest are not "
-                      "supported yet), got \"sleep\""),
+  EXPECT_NE(text.find("key \"budgets[0].on_exhausted\": expected none, block, sleep or destroy_oldest, got \"nap\""),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("key \"budgets[1].name\": required: the budget's name"), std::string::npos) << text;

@@ -264,3 +264,92 @@ TEST(BudgetsTest, GithubCommentAlertsPostOneCommentPerThresholdOnEachPullRequest
 
 } // namespace
 } // namespace idp::engine
+
+namespace idp::engine {
+namespace {
+
+// Guardrails (issue 12, must show 2): when a create matches an exhausted budget, `sleep`
+// puts the budget's idle environments to sleep (not a busy one, not another team's) and
+// `destroy_oldest` destroys its least recently used one, each with the reason; the create
+// goes on.
+struct GuardrailRig : Rig {
+  std::map<std::string, util::Millis> last_request;
+  std::vector<std::pair<std::string, std::string>> slept;     // env, reason
+  std::vector<std::pair<std::string, std::string>> destroyed; // env, reason
+
+  explicit GuardrailRig(Budget b) : Rig({std::move(b)}) {
+    Budgets::Guardrails g;
+    g.last_request = [this](const core::Environment& e) -> std::optional<util::Millis> {
+      auto it = last_request.find(e.name);
+      return it == last_request.end() ? std::nullopt : std::optional<util::Millis>(it->second);
+    };
+    g.sleep = [this](const std::string& env, const std::string& by, const std::string& reason) -> Expected<void> {
+      EXPECT_EQ(by, "budget:payments");
+      slept.emplace_back(env, reason);
+      return {};
+    };
+    g.destroy = [this](const std::string& env, const std::string& reason) -> Expected<void> {
+      destroyed.emplace_back(env, reason);
+      return {};
+    };
+    budgets->set_guardrails(std::move(g));
+  }
+  void add(const std::string& name, const std::string& owner, util::Millis created_ago) {
+    core::Environment e = pr_env(name, owner, std::nullopt);
+    e.created_at = clock.now_ms() - created_ago;
+    ASSERT_TRUE(store.insert_environment(e, {}).has_value());
+  }
+};
+
+TEST(BudgetsTest, GuardrailSleepPutsTheBudgetsIdleEnvironmentsToSleepAndTheCreateGoesOn) {
+  Budget b = payments();
+  b.on_exhausted = "sleep";
+  GuardrailRig rig(b);
+  util::Millis now = rig.clock.now_ms();
+  rig.add("idle-one", "alice", 3 * k_budget_hour);
+  rig.add("busy", "alice", 3 * k_budget_hour);
+  rig.add("never-asked", "alice", 2 * k_budget_hour);
+  rig.add("fresh", "alice", 60'000); // created a minute ago: not idle yet
+  rig.add("carols", "carol", 3 * k_budget_hour);
+  rig.last_request["idle-one"] = now - 30 * 60'000;
+  rig.last_request["busy"] = now - 30'000;
+  ASSERT_TRUE(rig.budgets->admit("https://github.com/acme/shop.git", "alice").has_value());
+  EXPECT_TRUE(rig.slept.empty()) << "not exhausted: nothing happens";
+
+  ASSERT_TRUE(rig.store.add_usage({hour_of("web", "alice", now)})); // projected far past 10
+  ASSERT_TRUE(rig.budgets->admit("https://github.com/acme/shop.git", "alice").has_value()) << "the create goes on";
+  std::vector<std::string> names;
+  for (const auto& [env, reason] : rig.slept) {
+    names.push_back(env);
+    EXPECT_TRUE(util::starts_with(reason, "budget \"payments\" is exhausted: 1.00 USD spent of 10.00 USD")) << reason;
+    EXPECT_NE(reason.find("(on_exhausted: sleep)"), std::string::npos) << reason;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"never-asked", "idle-one"})) << "least recently used first";
+  EXPECT_NE(rig.slept[1].second.find("idle for 30m"), std::string::npos) << rig.slept[1].second;
+  EXPECT_TRUE(rig.destroyed.empty());
+}
+
+TEST(BudgetsTest, GuardrailDestroyOldestDestroysTheLeastRecentlyUsedOfTheBudgetAndTheCreateGoesOn) {
+  Budget b = payments();
+  b.on_exhausted = "destroy_oldest";
+  GuardrailRig rig(b);
+  util::Millis now = rig.clock.now_ms();
+  rig.add("oldest-created", "alice", 9 * k_budget_hour);
+  rig.add("least-used", "alice", 5 * k_budget_hour);
+  rig.add("carols", "carol", 20 * k_budget_hour); // older, but another team's
+  rig.last_request["oldest-created"] = now - 60'000;
+  rig.last_request["least-used"] = now - 4 * k_budget_hour;
+  ASSERT_TRUE(rig.store.add_usage({hour_of("web", "alice", now)}));
+  ASSERT_TRUE(rig.budgets->admit("https://github.com/acme/shop.git", "alice").has_value());
+  ASSERT_EQ(rig.destroyed.size(), 1u);
+  EXPECT_EQ(rig.destroyed[0].first, "least-used");
+  EXPECT_NE(rig.destroyed[0].second.find("the least recently used of its environments is destroyed to make room"),
+            std::string::npos)
+      << rig.destroyed[0].second;
+  EXPECT_TRUE(rig.slept.empty());
+  EXPECT_TRUE(rig.budgets->admit("https://github.com/acme/shop.git", "carol").has_value());
+  EXPECT_EQ(rig.destroyed.size(), 1u) << "carol's create matches no budget";
+}
+
+} // namespace
+} // namespace idp::engine

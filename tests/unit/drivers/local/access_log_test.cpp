@@ -32,7 +32,8 @@ TEST(AccessLogTest, KeepsEachHostsLastRequestAcrossPollsAndARoll) {
   EXPECT_FALSE(log.last_request("a.preview.localhost").has_value());
 
   append(path, line(1700000000.250, "a.preview.localhost:8080") + line(1700000001.5, "B.preview.localhost") +
-                   "not json\n" + R"({"ts":5,"request":{"host":7}})" + "\n" + line(1700000000.0, "a.preview.localhost"));
+                   "not json\n" + R"({"ts":5,"request":{"host":7}})" + "\n" +
+                   line(1700000000.0, "a.preview.localhost"));
   // A line cut in the middle waits for its end.
   std::string tail = line(1700000009.0, "a.preview.localhost");
   append(path, tail.substr(0, 20));
