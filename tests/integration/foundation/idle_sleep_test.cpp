@@ -121,6 +121,13 @@ TEST(IdleSleepTest, ASleepingEnvironmentSurvivesADaemonKillAsleepAndStillWakes) 
   auto unknown = d.cli({"sleep", "nobody"});
   EXPECT_NE(unknown.exit_code, 0);
 
+  // The wake handler answers the router alone: a caller without its key learns nothing and
+  // wakes nothing (Host and peer are loopback here, as an attacker on the machine would be).
+  auto [probe, probe_body] =
+      d.api_as("", "GET", "/internal/wake", "", {{"X-Idp-Wake-Env", "napper"}, {"X-Idp-Wake-Key", "guess"}});
+  EXPECT_EQ(probe, 404) << probe_body.dump();
+  EXPECT_TRUE(asleep(d, "napper"));
+
   d.kill9();
   d.start();
   // The restarted daemon has looked at everything once another environment is created and
@@ -148,4 +155,46 @@ TEST(IdleSleepTest, ASleepingEnvironmentSurvivesADaemonKillAsleepAndStillWakes) 
   auto awake = d.cli({"wake", "napper"});
   EXPECT_EQ(awake.exit_code, 0) << awake.err;
   EXPECT_NE(awake.out.find("is awake"), std::string::npos) << awake.out;
+}
+
+// Past sleep.wake_timeout a browser gets the small "waking up" page that reloads itself (a
+// 503 with Retry-After), and once the app is up the same request gets the app's answer.
+TEST(IdleSleepTest, ABrowserThatWaitsPastTheWakeTimeoutGetsAPageThatRetries) {
+  TempDir tmp("idp-sleep-slow");
+  ASSERT_TRUE(util::ensure_dir(tmp.sub("home")));
+  GitRepo repo(tmp.sub("repo"));
+  // Starts listening 3 s after it is started: every start, the first deploy's too.
+  repo.write_file("server.js", "setTimeout(() => require('http').createServer((q, s) => s.end('slow but here'))"
+                               ".listen(Number(process.env.PORT), '127.0.0.1'), 3000);\n");
+  repo.write_file(
+      ".idp/config.yml",
+      "template: api-service\nhealth_check_path: /\nsleep_after: never\nlocal:\n  start: \"node server.js\"\n");
+  repo.commit("slow app");
+  ASSERT_TRUE(util::write_file_atomic(tmp.sub("server.yml"), "sleep:\n  wake_timeout: 1s\n"));
+  DaemonProcess d(tmp.sub("home"), {"--config", tmp.sub("server.yml")});
+  d.start();
+  auto r = d.cli({"create", "--repo", repo.path(), "--branch", "main", "--name", "slowpoke"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_TRUE(d.wait_phase("slowpoke", "ready", 120'000)) << d.log();
+  ASSERT_EQ(d.cli({"sleep", "slowpoke"}).exit_code, 0);
+  ASSERT_TRUE(wait_until([&] { return asleep(d, "slowpoke"); }, 30'000)) << d.env("slowpoke").dump(2);
+
+  util::HttpRequest browser;
+  browser.url = "http://127.0.0.1:" + std::to_string(d.router_port()) + "/";
+  browser.headers = {{"Host", "slowpoke.preview.localhost:" + std::to_string(d.router_port())},
+                     {"Accept", "text/html,application/xhtml+xml"}};
+  browser.timeout_ms = 30'000;
+  auto page = util::http_request(browser);
+  ASSERT_TRUE(page.has_value()) << page.error().message;
+  EXPECT_EQ(page->status, 503) << page->body;
+  EXPECT_NE(page->body.find("<meta http-equiv=\"refresh\" content=\"2\">"), std::string::npos) << page->body;
+  EXPECT_NE(page->body.find("Waking up"), std::string::npos);
+  // The browser's reload: the app's own answer once it is up.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        auto again = util::http_request(browser);
+        return again && again->status == 200 && again->body == "slow but here";
+      },
+      60'000, 200))
+      << d.env("slowpoke").dump(2);
 }
