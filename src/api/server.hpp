@@ -20,6 +20,7 @@
 #include "api/auth.hpp"
 #include "api/oauth.hpp"
 #include "api/preview_auth.hpp"
+#include "core/wake_board.hpp"
 #include "engine/controller.hpp"
 #include "engine/cost.hpp"
 #include "engine/driver_set.hpp"
@@ -76,6 +77,9 @@ struct ApiContext {
   // handler ("" = no wake handler), and how long a request waits there for a wake.
   std::string wake_key;
   util::Millis wake_timeout_ms = 30'000;
+  // Where the runtime posts a woken app's upstream (core/wake_board.hpp); unset: the
+  // handler waits for the store to say it is awake.
+  std::shared_ptr<core::WakeBoard> wake_board;
   // Protected previews (issue 15; api/preview_auth.hpp). Unset domain: no preview routes.
   PreviewAuthSettings previews;
   // The engine's deploy telemetry for /metrics (Reconciler::metrics_text). Unset: none.

@@ -83,9 +83,21 @@ void register_wake_handler(httplib::Server& s, ApiContext& ctx) {
         }
       } else if (!asked) {
         asked = true;
+        // Posts from here on are this wake's (or a concurrent one's: the same app).
+        const uint64_t seen = ctx.wake_board ? ctx.wake_board->seen(name) : 0;
         if (auto r = ctx.controller->wake(name, "request", "a request to its URL"); !r) {
           send_text(res, 503, "this preview cannot wake up now: " + r.error().message + "\n");
           return;
+        }
+        if (ctx.wake_board) {
+          // The app's upstream the moment its health check passes: no wait for the route
+          // switch or the store.
+          if (auto upstream = ctx.wake_board->wait(name, seen, deadline)) {
+            res.status = 200;
+            res.set_header("X-Idp-Upstream", *upstream);
+            res.set_header("Cache-Control", "no-store");
+            return;
+          }
         }
         continue;
       }

@@ -61,9 +61,10 @@ struct Daemon::Impl {
   std::unique_ptr<engine::Reconciler> reconciler;
   std::unique_ptr<engine::Controller> controller;
   std::unique_ptr<engine::Reaper> reaper;
-  std::unique_ptr<engine::UsageSampler> usage;     // what each environment uses, for idp cost
-  std::unique_ptr<engine::IdleSleeper> sleeper;    // puts idle environments to sleep
-  std::string wake_key;                            // the router's key to the wake handler
+  std::unique_ptr<engine::UsageSampler> usage;  // what each environment uses, for idp cost
+  std::unique_ptr<engine::IdleSleeper> sleeper; // puts idle environments to sleep
+  std::string wake_key;                         // the router's key to the wake handler
+  std::shared_ptr<core::WakeBoard> wake_board = std::make_shared<core::WakeBoard>(); // woken apps' upstreams
   std::unique_ptr<engine::Budgets> budgets;        // budgets: alerts and the create guardrail
   std::unique_ptr<engine::CostExport> cost_export; // cost.export: the monthly report to S3
   std::unique_ptr<engine::Retention> retention;
@@ -401,6 +402,7 @@ Expected<void> Daemon::start() {
   actx.cost_rates = d.cfg.cost_rates;
   actx.team_of = d.cfg.team_of;
   actx.wake_key = d.wake_key;
+  actx.wake_board = d.wake_board;
   actx.wake_timeout_ms = d.cfg.sleep.wake_timeout;
   actx.ttl_min_ms = d.cfg.engine.ttl_policy.min;
   actx.ttl_max_ms = d.cfg.engine.ttl_policy.max;
@@ -496,6 +498,7 @@ Expected<void> Daemon::start() {
   dctx.previews.routes = preview_routes;
   dctx.previews.sessions = preview_sessions;
   dctx.previews.wake_key = d.wake_key;
+  dctx.previews.wake_board = d.wake_board;
   dctx.previews.protect = [cfg_copy = std::make_shared<ServerConfig>(cfg)](const std::string& repo, bool wants_public) {
     return preview_protect_for(*cfg_copy, repo, wants_public);
   };

@@ -19,6 +19,7 @@
 #include "core/app_config.hpp"
 #include "core/environment.hpp"
 #include "core/preview_routes.hpp"
+#include "core/wake_board.hpp"
 #include "util/expected.hpp"
 #include "util/time.hpp"
 
@@ -261,6 +262,9 @@ struct PreviewAccess {
   // Idle sleep (issue 12): the secret a router sends with its requests to the daemon's wake
   // handler (GET /internal/wake at auth_upstream). "": no wake handler; nothing may sleep.
   std::string wake_key;
+  // Where a woken environment's app is posted the moment its health check passes (the wake
+  // handler holds the request that woke it until then). Unset: the handler polls the store.
+  std::shared_ptr<core::WakeBoard> wake_board;
 };
 
 // What a driver does for an environment whose profile is "untrusted" (an approved pull

@@ -18,12 +18,6 @@ std::string s3_env_value(const char* name) {
   return v ? std::string(v) : std::string();
 }
 
-// host[:port] of "scheme://host[:port]".
-std::string s3_host_of(const std::string& base) {
-  auto p = base.find("://");
-  return p == std::string::npos ? base : base.substr(p + 3);
-}
-
 // The text of the first <tag>…</tag> of an S3 XML error body, entities decoded.
 std::string s3_xml_text(const std::string& xml, const std::string& tag) {
   std::string open = "<" + tag + ">";
@@ -37,16 +31,7 @@ std::string s3_xml_text(const std::string& xml, const std::string& tag) {
     return "";
   }
   std::string s = xml.substr(start, std::min<size_t>(end - start, 300));
-  static const std::vector<std::pair<std::string, std::string>> k_entities = {
-      {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}};
-  for (const auto& [from, to] : k_entities) {
-    size_t p = 0;
-    while ((p = s.find(from, p)) != std::string::npos) {
-      s.replace(p, from.size(), to);
-      p += to.size();
-    }
-  }
-  return s;
+  return xml_unescape(std::move(s));
 }
 
 } // namespace
@@ -139,7 +124,7 @@ HttpRequest s3_signed_request(const S3Config& cfg, const std::string& method, co
   sreq.method = method;
   sreq.path = s3_object_path(loc);
   sreq.body = body;
-  sreq.headers = {{"Host", s3_host_of(cfg.endpoint)}};
+  sreq.headers = {{"Host", url_host_port(cfg.endpoint)}};
   if (!content_type.empty()) {
     sreq.headers.emplace_back("Content-Type", content_type);
   }

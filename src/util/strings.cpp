@@ -189,4 +189,24 @@ bool glob_impl(std::string_view p, std::string_view t) {
 
 bool glob_match(std::string_view pattern, std::string_view text) { return glob_impl(pattern, text); }
 
+std::string xml_unescape(std::string s) {
+  static const std::vector<std::pair<std::string, std::string>> k_entities = {
+      {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}};
+  for (const auto& [from, to] : k_entities) {
+    size_t p = 0;
+    while ((p = s.find(from, p)) != std::string::npos) {
+      s.replace(p, from.size(), to);
+      p += to.size();
+    }
+  }
+  return s;
+}
+
+std::string url_host_port(const std::string& base) {
+  auto p = base.find("://");
+  std::string rest = p == std::string::npos ? base : base.substr(p + 3);
+  auto slash = rest.find('/');
+  return slash == std::string::npos ? rest : rest.substr(0, slash);
+}
+
 } // namespace idp::util

@@ -32,4 +32,10 @@ inline std::string short_commit(std::string_view commit, size_t len = 7) { retur
 // Glob match with `*` (any run, including `/`), `?` (one char) and `[...]` classes.
 bool glob_match(std::string_view pattern, std::string_view text);
 
+// XML text with the five predefined entities (&lt; &gt; &quot; &apos; &amp;) decoded.
+std::string xml_unescape(std::string s);
+
+// host[:port] of a base URL "scheme://host[:port][/path]".
+std::string url_host_port(const std::string& base);
+
 } // namespace idp::util

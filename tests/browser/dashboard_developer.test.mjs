@@ -184,6 +184,23 @@ await run('dashboard (developer)', {
     await fresh.close();
   },
 
+  'a sleeping environment says so in the list and on its page (issue 12)': async () => {
+    const r = await daemon.api('POST', '/environments/shop/sleep', { reason: 'QA is done for today' });
+    assert(r.status === 202, `sleep: ${r.status} ${JSON.stringify(r.body)}`);
+    await waitFor('shop asleep', async () => {
+      const e = await daemon.api('GET', '/environments/shop');
+      return e.status === 200 && e.body.sleep && e.body.sleep.state === 'asleep';
+    });
+    const fresh = await page.context().newPage();
+    await fresh.goto(daemon.url + '/');
+    await fresh.locator('tr[data-env="shop"] .sleeping', { hasText: 'sleeping' }).waitFor();
+    await fresh.goto(daemon.url + '/#/env/shop');
+    const fact = fresh.locator('#sleep');
+    await fact.waitFor();
+    assert(/sleeping: its next request wakes it \(by .*QA is done for today\)/.test(await fact.textContent()), `sleep fact: ${await fact.textContent()}`);
+    await fresh.close();
+  },
+
   'no dialog opened': async () => {
     assert(dialogs.length === 0, `dialogs opened: ${JSON.stringify(dialogs)}`);
   },

@@ -383,6 +383,10 @@ Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std
   IDP_TRY(end_boost());
   IDP_TRY(healthy);
   progress.phase("healthy");
+  if (state.route && state.route->wake && m_ctx.previews.wake_board) {
+    // Woken: the request that woke it goes to the app now, before the route switch.
+    m_ctx.previews.wake_board->post(env, "127.0.0.1:" + std::to_string(inst.port));
+  }
   (void)log.append("system", "revision " + inst.key + " is healthy after " + std::to_string(inst.startup_ms) + " ms");
   return {};
 }

@@ -35,27 +35,6 @@ std::string xml_first(const std::string& xml, const std::string& tag) {
   return all.empty() ? "" : all.front();
 }
 
-std::string xml_unescape(std::string s) {
-  static const std::vector<std::pair<std::string, std::string>> k_entities = {
-      {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}};
-  for (const auto& [from, to] : k_entities) {
-    size_t p = 0;
-    while ((p = s.find(from, p)) != std::string::npos) {
-      s.replace(p, from.size(), to);
-      p += to.size();
-    }
-  }
-  return s;
-}
-
-// host[:port] of a base URL "scheme://host[:port]".
-std::string host_of(const std::string& base) {
-  auto p = base.find("://");
-  std::string rest = p == std::string::npos ? base : base.substr(p + 3);
-  auto slash = rest.find('/');
-  return slash == std::string::npos ? rest : rest.substr(0, slash);
-}
-
 // "/" + the S3 object key with every segment percent-encoded ('/' kept).
 std::string encode_key(const std::string& key) {
   std::vector<std::string> segs;
@@ -79,8 +58,8 @@ Error aws_error(const std::string& operation, long status, const std::string& bo
     }
     message = j.value("message", j.value("Message", ""));
   } else {
-    code = xml_unescape(xml_first(body, "Code"));
-    message = xml_unescape(xml_first(body, "Message"));
+    code = util::xml_unescape(xml_first(body, "Code"));
+    message = util::xml_unescape(xml_first(body, "Message"));
   }
   std::string text = operation + ": " + (code.empty() ? "HTTP " + std::to_string(status) : code) +
                      (message.empty() ? "" : ": " + message);
@@ -176,7 +155,9 @@ Expected<nlohmann::json> AwsClient::json_call(const std::string& service, const 
   Endpoint ep = endpoint_for(service, region, host_prefix);
   std::string payload = util::json_dump(body);
   std::vector<std::pair<std::string, std::string>> headers = {
-      {"Host", host_of(ep.base)}, {"Content-Type", "application/x-amz-json-" + json_version}, {"X-Amz-Target", target}};
+      {"Host", util::url_host_port(ep.base)},
+      {"Content-Type", "application/x-amz-json-" + json_version},
+      {"X-Amz-Target", target}};
   std::string operation = target.substr(target.find('.') + 1);
   IDP_TRY_ASSIGN(auto resp, send(service, region, "POST", ep.base + "/", "/", headers, payload, false));
   if (resp.first != 200) {
@@ -200,7 +181,7 @@ Expected<std::vector<TargetHealth>> AwsClient::elbv2_describe_target_health(cons
   std::string body =
       "Action=DescribeTargetHealth&TargetGroupArn=" + util::url_encode(target_group_arn) + "&Version=2015-12-01";
   std::vector<std::pair<std::string, std::string>> headers = {
-      {"Host", host_of(ep.base)}, {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
+      {"Host", util::url_host_port(ep.base)}, {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
   IDP_TRY_ASSIGN(auto resp, send("elasticloadbalancing", m_region, "POST", ep.base + "/", "/", headers, body, false));
   if (resp.first != 200) {
     return Unexpected(aws_error("DescribeTargetHealth", resp.first, resp.second));
@@ -211,12 +192,12 @@ Expected<std::vector<TargetHealth>> AwsClient::elbv2_describe_target_health(cons
     TargetHealth t;
     std::string target = xml_first(m, "Target");
     std::string health = xml_first(m, "TargetHealth");
-    t.id = xml_unescape(xml_first(target, "Id"));
+    t.id = util::xml_unescape(xml_first(target, "Id"));
     std::string port = xml_first(target, "Port");
     t.port = util::parse_int<int>(port, 0, 65535).value_or(0); // 0: none or unreadable
-    t.state = xml_unescape(xml_first(health, "State"));
-    t.reason = xml_unescape(xml_first(health, "Reason"));
-    t.description = xml_unescape(xml_first(health, "Description"));
+    t.state = util::xml_unescape(xml_first(health, "State"));
+    t.reason = util::xml_unescape(xml_first(health, "Reason"));
+    t.description = util::xml_unescape(xml_first(health, "Description"));
     out.push_back(std::move(t));
   }
   return out;
@@ -279,7 +260,7 @@ Expected<void> AwsClient::s3_delete_object(const std::string& bucket, const std:
     base = "https://" + bucket + ".s3." + region + ".amazonaws.com";
     path = encode_key(key);
   }
-  std::vector<std::pair<std::string, std::string>> headers = {{"Host", host_of(base)}};
+  std::vector<std::pair<std::string, std::string>> headers = {{"Host", util::url_host_port(base)}};
   IDP_TRY_ASSIGN(auto resp, send("s3", region, "DELETE", base + path, path, headers, "", true));
   if (resp.first == 204 || resp.first == 200 || resp.first == 404) {
     return {};

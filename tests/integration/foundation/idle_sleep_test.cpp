@@ -90,8 +90,8 @@ TEST(IdleSleepTest, AnIdleEnvironmentSleepsWithNoProcessLeftAndARequestWakesItWi
   EXPECT_EQ(woken.first, 200) << woken.second << d.log();
   EXPECT_TRUE(util::starts_with(woken.second, "pid ")) << woken.second;
   EXPECT_NE(woken.second, first.second) << "a new process served it";
-  e = d.env("napper");
-  EXPECT_TRUE(e["sleep"].is_null()) << e.dump(2);
+  // The app answered as soon as it was healthy; the engine records the wake right after.
+  EXPECT_TRUE(wait_until([&] { return d.env("napper")["sleep"].is_null(); }, 10'000)) << d.env("napper").dump(2);
   EXPECT_TRUE(process_environments(d).count("napper"));
   EXPECT_TRUE(has(actions(d, "napper"), "wake"));
   // And it goes back to sleep when left alone again.
@@ -105,7 +105,9 @@ TEST(IdleSleepTest, ASleepingEnvironmentSurvivesADaemonKillAsleepAndStillWakes) 
   commit_napper(repo, "never");
   GitRepo other(tmp.sub("other"));
   commit_napper(other, "never");
-  DaemonProcess d(tmp.sub("home"));
+  // Usage sampled every second: a sleeping environment must stop accruing.
+  ASSERT_TRUE(util::write_file_atomic(tmp.sub("server.yml"), "cost:\n  sample_interval: 1s\n"));
+  DaemonProcess d(tmp.sub("home"), {"--config", tmp.sub("server.yml")});
   d.start();
   auto r = d.cli({"create", "--repo", repo.path(), "--branch", "main", "--name", "napper"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -139,6 +141,22 @@ TEST(IdleSleepTest, ASleepingEnvironmentSurvivesADaemonKillAsleepAndStillWakes) 
   EXPECT_FALSE(process_environments(d).count("napper")) << "still asleep after the restart";
   EXPECT_NE(d.cli({"status", "napper"}).out.find("sleeping"), std::string::npos);
 
+  // Asleep, it accrues no running time (no CPU or memory reserved) while the witness does.
+  auto running_ms = [&](const std::string& env) {
+    auto [code, body] = d.api("GET", "/api/v1/cost");
+    for (const auto& l : body.value("lines", json::array())) {
+      if (l.value("name", "") == env) {
+        return l.value("running_hours", 0.0) * 3'600'000.0;
+      }
+    }
+    return 0.0;
+  };
+  double napper_ms = running_ms("napper");
+  double witness_ms = running_ms("witness");
+  ASSERT_TRUE(wait_until([&] { return running_ms("witness") > witness_ms + 1500; }, 60'000))
+      << "two passes of the sampler charged the witness";
+  EXPECT_EQ(running_ms("napper"), napper_ms) << "nothing charged while asleep";
+
   // A POST wakes it, and its body reaches the app.
   util::HttpRequest post;
   post.method = "POST";
@@ -150,7 +168,7 @@ TEST(IdleSleepTest, ASleepingEnvironmentSurvivesADaemonKillAsleepAndStillWakes) 
   ASSERT_TRUE(got.has_value()) << got.error().message;
   EXPECT_EQ(got->status, 200) << got->body << d.log();
   EXPECT_EQ(got->body, "echo hello after the crash");
-  EXPECT_TRUE(d.env("napper")["sleep"].is_null());
+  EXPECT_TRUE(wait_until([&] { return d.env("napper")["sleep"].is_null(); }, 10'000)) << d.env("napper").dump(2);
   // idp wake of an awake environment is a no-op that says so.
   auto awake = d.cli({"wake", "napper"});
   EXPECT_EQ(awake.exit_code, 0) << awake.err;

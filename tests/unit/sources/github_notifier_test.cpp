@@ -365,6 +365,13 @@ TEST(GithubNotifierTest, CommentLayoutGolden) {
             std::string::npos)
       << frozen;
 
+  // Asleep (issue 12, idle sleep): the phase says so.
+  e.sleep = core::Sleep{core::Sleep::State::asleep, "idle", "no request for 30m", 1};
+  std::string sleeping = render_pr_comment(e);
+  EXPECT_NE(sleeping.find("| **Phase** | ready (sleeping: its next request wakes it) |\n"), std::string::npos)
+      << sleeping;
+  e.sleep.reset();
+
   // What it cost so far (issue 12): from its usage at the server's rates.
   store::UsageHour u;
   u.env = e.name;
