@@ -1120,6 +1120,7 @@ void Reconciler::do_sleep(Environment env, drivers::Driver& driver, Operation& o
 
 void Reconciler::do_resume(Environment env, drivers::Driver& driver, Operation& op, const std::string& detail,
                            bool woken) {
+  const int64_t started = util::steady_ms();
   const std::string name = env.name;
   auto lost = [&op] { return op.lease_lost.load(); };
   // The revision that served when the server stopped. Without it (or its config) there is
@@ -1170,7 +1171,15 @@ void Reconciler::do_resume(Environment env, drivers::Driver& driver, Operation& 
   EngineProgress progress(m_store, m_retry, name, 0, op.cancel, lost, m_clock);
   spdlog::info("{}: starting {} again (it was {})", name, what, detail);
   const std::string after = woken ? "after its sleep" : "after the server restart";
+  // Where the start's time went, in its event (a wake's latency, phase by phase).
+  DeployPhases phases = {{"resolve", util::steady_ms() - started}};
+  progress.start_phases();
   auto result = driver.apply(spec, progress);
+  {
+    DeployPhases driver_phases = progress.phases();
+    phases.insert(phases.end(), driver_phases.begin(), driver_phases.end());
+  }
+  const std::string timing = core::deploy_summary(deploy_record(serving->number, serving->commit, "ready", phases));
   now = m_clock.now_ms();
   if (lost()) {
     return; // its new holder decides
@@ -1195,7 +1204,7 @@ void Reconciler::do_resume(Environment env, drivers::Driver& driver, Operation& 
                     e.warnings = result->warnings;
                     e.message = "";
                     e.updated_at = now;
-                    std::string why = what + " started again " + after;
+                    std::string why = what + " started again " + after + (timing.empty() ? "" : "; " + timing);
                     if (e.phase != Phase::ready) {
                       set_phase(e, Phase::ready, k_actor, why, events, now);
                       return {};
