@@ -146,6 +146,12 @@ bool is_loopback_host(const std::string& host) {
   return util::starts_with(host, "127.") && host.find_first_not_of("0123456789.") == std::string::npos;
 }
 
+// The request's peer is this machine (an IPv4-mapped IPv6 address counts as its IPv4).
+bool from_loopback(const httplib::Request& req) {
+  std::string peer = util::to_lower(req.remote_addr);
+  return is_loopback_host(util::starts_with(peer, "::ffff:") ? peer.substr(7) : peer);
+}
+
 // "host:port" → "host" ("[::1]:80" → "[::1]"), lowercased.
 std::string host_without_port(const std::string& host_header) {
   std::string h = util::to_lower(host_header);
@@ -544,8 +550,7 @@ void ApiServer::check_request(const httplib::Request& req) {
   if (m_previews && is_preview_auth_path(req.path)) {
     // Caddy on this machine asks, with the preview's own Host and the visitor's headers
     // (api/preview_auth.hpp decides from those). Nobody else may: 404 from elsewhere.
-    std::string peer = util::to_lower(req.remote_addr);
-    if (!is_loopback_host(util::starts_with(peer, "::ffff:") ? peer.substr(7) : peer)) {
+    if (!from_loopback(req)) {
       throw ApiError(404, "not_found", "no such endpoint " + util::quote(req.method + " " + req.path));
     }
     return;
@@ -553,9 +558,7 @@ void ApiServer::check_request(const httplib::Request& req) {
   if (req.path == k_wake_path && !m_ctx.wake_key.empty()) {
     // The router on this machine, with the key it was given: nobody else may wake (and
     // learn the port of) an environment through here.
-    std::string peer = util::to_lower(req.remote_addr);
-    bool local = is_loopback_host(util::starts_with(peer, "::ffff:") ? peer.substr(7) : peer);
-    if (!local || !wake_request_allowed(req, m_ctx)) {
+    if (!from_loopback(req) || !wake_request_allowed(req, m_ctx)) {
       throw ApiError(404, "not_found", "no such endpoint " + util::quote(req.method + " " + req.path));
     }
     return;
@@ -563,9 +566,7 @@ void ApiServer::check_request(const httplib::Request& req) {
   if (req.path == k_tls_ask_path && m_ctx.tls_ask) {
     // For the Caddy on this machine only. It tells no more than whether a host name is an
     // environment, but that is nobody else's business either.
-    std::string peer = util::to_lower(req.remote_addr);
-    bool local = is_loopback_host(util::starts_with(peer, "::ffff:") ? peer.substr(7) : peer);
-    if (!local || req.has_header("X-Forwarded-For")) {
+    if (!from_loopback(req) || req.has_header("X-Forwarded-For")) {
       throw ApiError(404, "not_found", "no such endpoint " + util::quote(req.method + " " + req.path));
     }
     return;
