@@ -44,8 +44,8 @@ bench: build
 
 # Everything CI checks (scripts/ci-test.sh): the plain build with -Werror of idp, the
 # benchmarks and the soak, and the tests labelled `plain` (the soak, the Terraform module
-# tests, the browser tests), while the ASan+UBSan build compiles; then every other suite
-# under ASan+UBSan; then each fuzz target for FUZZ_CI_SECONDS.
+# tests, the browser tests, the subprocess tests unsanitized), while the ASan+UBSan build
+# compiles; then every other suite under ASan+UBSan; then each fuzz target for FUZZ_CI_SECONDS.
 test:
 	MAKE="$(MAKE)" BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) JOBS=$(JOBS) TEST_JOBS=$(TEST_JOBS) \
 	  ASAN_LABELS_EXCLUDE='$(ASAN_LABELS_EXCLUDE)' ./scripts/ci-test.sh

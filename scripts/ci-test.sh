@@ -3,8 +3,9 @@
 #   1. the plain build (-Werror) of target ci_plain: idp, the benchmarks (kept compiling)
 #      and the soak's executable;
 #   2. the tests labelled `plain`: the soak (its RSS and fd figures are the plain
-#      binary's), the Terraform module tests and the browser tests. Meanwhile the ASan+UBSan
-#      build compiles at low priority: these tests mostly wait on child processes, so the
+#      binary's), the Terraform module tests, the browser tests and the subprocess tests
+#      (util_subprocess_unsanitized: sanitized builds start children by fork). Meanwhile
+#      the ASan+UBSan build compiles at low priority: these tests mostly wait on child processes, so the
 #      two cores have room for it;
 #   3. every other suite in the ASan+UBSan build (unit, contract, CLI, kubernetes,
 #      integration, docs, layering and format checks; ASAN_LABELS_EXCLUDE) through

@@ -76,6 +76,8 @@ bool fsync_fd(int fd) {
   return true;
 }
 
+} // namespace
+
 std::string parent_dir(const std::string& path) {
   auto slash = path.rfind('/');
   if (slash == std::string::npos) {
@@ -83,7 +85,6 @@ std::string parent_dir(const std::string& path) {
   }
   return slash == 0 ? "/" : path.substr(0, slash);
 }
-} // namespace
 
 Expected<void> write_file_atomic(const std::string& path, std::string_view data, int mode) {
   static std::atomic<uint64_t> counter{0};

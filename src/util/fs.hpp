@@ -31,6 +31,8 @@ int64_t file_size(const std::string& path);
 // Modification time in unix milliseconds, -1 when missing.
 int64_t file_mtime_ms(const std::string& path);
 std::string path_join(std::string_view a, std::string_view b);
+// The directory part of `path`: "." for a bare name, "/" for a file in the root.
+std::string parent_dir(const std::string& path);
 std::string absolute_path(const std::string& path);
 // A new directory under $TMPDIR (or /tmp) named prefix-XXXXXX.
 Expected<std::string> make_temp_dir(std::string_view prefix);

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
@@ -19,6 +21,16 @@
 #include "util/strings.hpp"
 #include "util/subprocess_exec.hpp"
 #include "util/time.hpp"
+
+// Sanitized builds fork (start_child): their runtimes keep per-thread state that a child
+// sharing our memory would share too.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define IDP_CHILD_FORKS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define IDP_CHILD_FORKS 1
+#endif
+#endif
 
 namespace idp::util {
 
@@ -90,6 +102,54 @@ bool has_exited(pid_t pid) {
     }
   }
   return info.si_pid == pid;
+}
+
+#ifndef IDP_CHILD_FORKS
+// The child's stack while it shares our memory (child_exec needs a few KiB).
+constexpr size_t k_child_stack_bytes = 256 * 1024;
+
+template <typename Fn>
+int run_child(void* fn) {
+  (*static_cast<Fn*>(fn))();
+  return 127; // fn execs or exits; never reached
+}
+#endif
+
+// Starts `fn` in a child the way posix_spawn does: the child shares our memory and this
+// thread waits until it execs or exits (CLONE_VM | CLONE_VFORK). fork() instead copies the
+// page tables of the whole daemon, tens of milliseconds on a large one (and every write of
+// the other threads faults until the child execs), on each deploy, wake and git command.
+// `fn` runs on a stack of its own with every signal blocked (a handler of ours must never
+// run in it); it may only make system calls (child_exec: no allocation, no lock) and must
+// end in exec or _exit. Returns the child's pid, or -1 with errno. Under ASan or TSan a
+// plain fork: CI's plain suite runs util_subprocess_test, the soak and the browser tests
+// on the path below.
+template <typename Fn>
+pid_t start_child(Fn& fn) {
+#ifdef IDP_CHILD_FORKS
+  pid_t forked = ::fork();
+  if (forked == 0) {
+    fn();
+  }
+  return forked;
+#else
+  void* stack =
+      ::mmap(nullptr, k_child_stack_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) {
+    return -1;
+  }
+  sigset_t all;
+  sigset_t old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid =
+      ::clone(&run_child<Fn>, static_cast<char*>(stack) + k_child_stack_bytes, CLONE_VM | CLONE_VFORK | SIGCHLD, &fn);
+  int err = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::munmap(stack, k_child_stack_bytes);
+  errno = err;
+  return pid;
+#endif
 }
 
 // The wait status of `pid`; nullopt when it cannot be had (SIGCHLD ignored: auto-reaped).
@@ -174,13 +234,13 @@ Expected<RunResult> run(const Command& cmd, const RunOptions& opts) {
   if (opts.stdin_data) {
     IDP_TRY_ASSIGN(in, make_pipe());
   }
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    return make_error(ErrorCode::io_error, std::string("fork: ") + std::strerror(errno));
-  }
-  if (pid == 0) {
+  auto child = [&] {
     detail::child_exec(p, cmd, in.read.get(), out.write.get(), opts.merge_stderr ? out.write.get() : err.write.get(),
                        true, 0, 0, opts.placement, exec_status.write.get(), 0, opts.uid, opts.gid);
+  };
+  pid_t pid = start_child(child);
+  if (pid < 0) {
+    return make_error(ErrorCode::io_error, std::string("cannot start a process: ") + std::strerror(errno));
   }
   out.write.reset();
   err.write.reset();
@@ -347,24 +407,26 @@ Expected<pid_t> spawn(const Command& cmd, const SpawnOptions& opts) {
   IDP_TRY_ASSIGN(Pipe exec_status, make_pipe());
   IDP_TRY_ASSIGN(Pipe pid_pipe, make_pipe());
   pid_t self = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    return make_error(ErrorCode::io_error, std::string("fork: ") + std::strerror(errno));
-  }
-  if (pid == 0) {
+  auto grandchild_exec = [&] {
+    detail::child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group, 0,
+                       opts.placement, exec_status.write.get(), 0, opts.uid, opts.gid, opts.controlling_tty);
+  };
+  auto child = [&] {
     if (!opts.detach) {
       detail::child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group,
                          opts.parent_death_signal, opts.placement, exec_status.write.get(), self, opts.uid, opts.gid,
                          opts.controlling_tty);
     }
-    pid_t grandchild = ::fork();
-    if (grandchild == 0) {
-      detail::child_exec(p, cmd, opts.stdin_fd, opts.stdout_fd, opts.stderr_fd, opts.new_session, opts.join_group, 0,
-                         opts.placement, exec_status.write.get(), 0, opts.uid, opts.gid, opts.controlling_tty);
-    }
+    // Detached: the grandchild runs the program; this child exits once it has exec'd, so
+    // the program is nobody's child here (init or the subreaper reaps it).
+    pid_t grandchild = start_child(grandchild_exec);
     ssize_t w = ::write(pid_pipe.write.get(), &grandchild, sizeof grandchild);
-    (void)w; // the parent sees a short read and reports the failed fork
+    (void)w; // the parent sees a short read and reports the failed start
     ::_exit(grandchild > 0 ? 0 : 1);
+  };
+  pid_t pid = start_child(child);
+  if (pid < 0) {
+    return make_error(ErrorCode::io_error, std::string("cannot start a process: ") + std::strerror(errno));
   }
   exec_status.write.reset();
   pid_pipe.write.reset();

@@ -100,8 +100,9 @@ struct SpawnOptions {
   bool controlling_tty = false;
 };
 
-// In a child after fork (async-signal-safe): setgroups({gid}) and setgid when gid >= 0,
-// setuid when uid >= 0; for a non-root uid also empties the capability bounding and
+// In a child after fork (async-signal-safe; raw system calls, so only the calling thread
+// changes: call it where that is the whole process): setgroups({gid}) and setgid when
+// gid >= 0, setuid when uid >= 0; for a non-root uid also empties the capability bounding and
 // ambient sets first and sets no_new_privs after. Returns 0, or the errno that failed.
 int drop_privileges(int uid, int gid);
 

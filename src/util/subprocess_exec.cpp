@@ -56,13 +56,16 @@ int drop_privileges(int uid, int gid) {
     }
     ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   }
+  // The system calls themselves, not glibc's setgid/setuid: those change every thread of
+  // the process by signalling each one (setxid), and a child that shares its parent's
+  // memory (util::spawn's start_child) would signal the parent's threads instead.
   if (gid >= 0) {
     gid_t g = static_cast<gid_t>(gid);
-    if (::setgroups(1, &g) != 0 || ::setgid(g) != 0) {
+    if (::syscall(SYS_setgroups, 1, &g) != 0 || ::syscall(SYS_setgid, g) != 0) {
       return errno;
     }
   }
-  if (uid >= 0 && ::setuid(static_cast<uid_t>(uid)) != 0) {
+  if (uid >= 0 && ::syscall(SYS_setuid, static_cast<uid_t>(uid)) != 0) {
     return errno;
   }
   // From root to another uid, setuid() cleared the permitted and effective sets.
@@ -143,9 +146,8 @@ Expected<Prepared> prepare(const Command& cmd) {
     (void)w;                                    // nothing more can be done in the child
     ::_exit(code);
   };
-  sigset_t empty;
-  sigemptyset(&empty);
-  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+  // Handlers back to the default before any signal is let through: this child may share
+  // the caller's memory (start_child), where a handler of the caller must not run.
   struct sigaction sa {};
   sa.sa_handler = SIG_DFL;
   for (int s = 1; s < NSIG; ++s) {
@@ -153,6 +155,9 @@ Expected<Prepared> prepare(const Command& cmd) {
       ::sigaction(s, &sa, nullptr);
     }
   }
+  sigset_t empty;
+  sigemptyset(&empty);
+  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
   if (new_session) {
     ::setsid();
   } else if (join_group > 0) {
