@@ -63,7 +63,7 @@ DueTimes due_times(const core::Schedule& schedule, const ScheduleClock& clock, u
 class JobScheduler {
 public:
   struct Options {
-    std::string self_exe; // runs the shim: <self_exe> __shim …
+    std::string self_exe; // runs the shim: <self_exe> __shim … (idp-shim, or idp)
     // This idp home's id (IDP_HOME_ID in every job process): a run whose shim is unknown
     // after a crash is found by its processes' markers, and only this home's count.
     std::string home_id;

@@ -34,7 +34,8 @@ std::string home_id_for(const std::string& home) { return util::sha256_hex(canon
 
 LocalDriver::LocalDriver(DriverContext ctx, LocalOptions opts)
     : m_ctx(std::move(ctx)), m_opts(std::move(opts)), m_home(canonical_home(m_ctx.home)),
-      m_home_id(home_id_for(m_ctx.home)), m_self_exe(m_ctx.self_exe.empty() ? self_exe_path() : m_ctx.self_exe),
+      m_home_id(home_id_for(m_ctx.home)),
+      m_helper_exe(helper_exe_for(m_ctx.self_exe.empty() ? self_exe_path() : m_ctx.self_exe)),
       m_cgroups(m_opts.cgroup_root, m_home_id) {
   if (m_ctx.router_port == 0) {
     if (auto p = util::find_free_port()) {
@@ -55,7 +56,7 @@ LocalDriver::LocalDriver(DriverContext ctx, LocalOptions opts)
   m_uids = std::make_unique<UidAllocator>(util::path_join(m_home, "uids.json"), m_opts.uid_range,
                                           m_isolated ? "/run/idp-uids" : "");
   JobScheduler::Options so;
-  so.self_exe = m_self_exe;
+  so.self_exe = m_helper_exe;
   so.home_id = m_home_id;
   so.time_scale = m_opts.schedule_time_scale;
   so.clock = m_ctx.clock;
@@ -179,7 +180,7 @@ std::vector<std::string> LocalDriver::sandboxed(const std::vector<std::string>& 
     na.proxy_port += 1;
   }
   na.argv = argv;
-  std::vector<std::string> out = {m_self_exe};
+  std::vector<std::string> out = {m_helper_exe};
   for (auto& a : netns_command_arguments(na)) {
     out.push_back(std::move(a));
   }

@@ -23,7 +23,7 @@
 // checkout, and can read nothing else of the home. A build, the app, job runs and exec
 // sessions run in the revision's cgroup, whose pids.max bounds the processes.
 //
-// A "web" revision is a shim (`<self_exe> __shim …`) running the app on a free port,
+// A "web" revision is a shim (`idp-shim __shim …`, or `idp __shim …`) running the app on a free port,
 // detached and in its own session, in a cgroup with the config's cpu/memory when the
 // machine allows it; it is routed once GET <health_check_path> answers 2xx/3xx. A
 // "static" revision is the built directory served by Caddy's file_server. Deploys are
@@ -275,7 +275,7 @@ private:
   LocalOptions m_opts;
   std::string m_home;
   std::string m_home_id;
-  std::string m_self_exe;
+  std::string m_helper_exe; // runs `__shim` and `__netns`: idp-shim beside idp, or idp itself
   Cgroups m_cgroups;
   std::unique_ptr<CaddyRouter> m_router;
   std::unique_ptr<AccessLog> m_access_log; // the router's (idle sleep: last_request)

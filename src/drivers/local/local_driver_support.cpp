@@ -113,6 +113,11 @@ std::string self_exe_path() {
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "idp";
 }
 
+std::string helper_exe_for(const std::string& self_exe) {
+  std::string sibling = util::path_join(util::parent_dir(self_exe), k_helper_program);
+  return ::access(sibling.c_str(), X_OK) == 0 && !util::is_directory(sibling) ? sibling : self_exe;
+}
+
 std::vector<std::string> subdirs(const std::string& dir) {
   std::vector<std::string> out;
   DIR* d = ::opendir(dir.c_str());

@@ -20,6 +20,8 @@ namespace idp::drivers::local {
 // Output lines searched for the cause of a failure (common::pick_cause_lines): enough to
 // reach past a long help text printed after the reason (npm prints ~90 lines).
 inline constexpr size_t k_cause_scan_lines = 200;
+// The shim's own program, built and installed beside idp (src/drivers/local/helper_main.cpp).
+inline constexpr const char* k_helper_program = "idp-shim";
 inline constexpr int64_t k_exec_timeout_ms = 60000;
 // Health checks read only the status; the body an app sends is cut here (it may be endless).
 inline constexpr size_t k_health_body_max = 64 * 1024;
@@ -46,6 +48,10 @@ std::string format_secs(int64_t ms);
 util::Millis wall_now_ms();
 // /proc/self/exe ("idp" when unreadable).
 std::string self_exe_path();
+// The program that runs the shim and the network sandbox: `idp-shim` in the directory of
+// `self_exe` when it is an executable file there (it starts in a fraction of idp's time),
+// else `self_exe` itself (its hidden `__shim` and `__netns` commands do the same).
+std::string helper_exe_for(const std::string& self_exe);
 // One spelling per home ("/x/home", "/x/home/" and a symlink to it are the same home), so
 // a restarted daemon recognises its processes whatever path it was given.
 std::string canonical_home(const std::string& home);

@@ -331,7 +331,7 @@ Expected<void> LocalDriver::start_web(const DeploySpec& spec, const std::map<std
   sa.uid = as.untrusted ? -1 : as.uid; // in the sandbox, its wrapper drops to the uid
   sa.gid = as.untrusted ? -1 : as.gid;
   util::Command cmd;
-  cmd.argv = {m_self_exe};
+  cmd.argv = {m_helper_exe};
   for (auto& a : shim_command_arguments(sa)) {
     cmd.argv.push_back(std::move(a));
   }

@@ -1,7 +1,12 @@
 #include "drivers/local/local_driver_support.hpp"
 #include "drivers/local/local_options.hpp"
 
+#include <fstream>
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
+
+#include "support/test_support.hpp"
 
 namespace idp::drivers::local {
 namespace {
@@ -58,6 +63,17 @@ TEST(LocalOptionsTest, WrongTypeSaysWhatWasExpected) {
 
 // The engine hands every driver the seed's SQL; the local runtime reads the seed from its
 // checkout, so it does not make a running deployment look changed (no rebuild).
+TEST(LocalDriverSupportTest, TheShimIsTheIdpShimBesideIdpElseIdpItself) {
+  idp::testing::TempDir dir("idp-helper-exe");
+  std::string idp = dir.sub("idp");
+  std::string shim = dir.sub(k_helper_program);
+  EXPECT_EQ(helper_exe_for(idp), idp); // no idp-shim beside idp: `idp __shim`
+  std::ofstream(shim) << "#!/bin/sh\n";
+  EXPECT_EQ(helper_exe_for(idp), idp); // there but not executable
+  ASSERT_EQ(::chmod(shim.c_str(), 0755), 0);
+  EXPECT_EQ(helper_exe_for(idp), shim);
+}
+
 TEST(LocalDriverSupportTest, TheSeedsSqlFromTheEngineDoesNotChangeTheContentHash) {
   DeploySpec spec;
   spec.env.commit = "0123456789abcdef0123456789abcdef01234567";
