@@ -22,8 +22,9 @@ long raw_http_status(const std::string& host_port, const std::string& request);
 std::string raw_http_request(const std::string& method, const std::string& host_port, const std::string& target,
                              const std::vector<std::pair<std::string, std::string>>& headers,
                              const std::string& body = "");
-// Starts `node server.js` in `app_dir` on a free port and returns the milliseconds until
-// its /health answers 200; the process is stopped afterwards.
+// Starts `node server.js` in `app_dir` on a free port, with the environment the local runtime
+// gives an app, and returns the milliseconds until its /health answers 200; the process is
+// stopped afterwards.
 double app_start_ms(const std::string& app_dir);
 // The resident memory of process `pid` in KiB (VmRSS), -1 when it cannot be read.
 long rss_kib(int pid);

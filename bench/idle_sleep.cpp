@@ -4,7 +4,7 @@
 // apps: the RSS of each, summed) with all of them awake and with most asleep (the ratio),
 // what a sleeping environment still holds, and the wake of a sleeping environment (a
 // request through the router until the app's own answer) beside the app's own start by
-// hand in the same run (bench::app_start_ms: the floor). Goals: wake p95 within 100 ms of
+// hand in the same run, just before each wake (bench::app_start_ms: the floor). Goals: wake p95 within 100 ms of
 // the app's own start; a sleeping environment under 1 MB.
 //
 //   build/bench/bench_idle_sleep [--envs 300] [--asleep 270] [--wakes 20]
@@ -38,6 +38,19 @@ std::string env_name(int i) { return "preview-nap-n" + std::to_string(i); }
 json environments(const DaemonProcess& d) {
   auto [code, body] = d.api("GET", "/api/v1/environments");
   return code == 200 ? body["environments"] : json::array();
+}
+
+// The reason of the environment's latest `wake` event (its phases), empty while it has none.
+std::string wake_event(const DaemonProcess& d, const std::string& env) {
+  auto [code, body] = d.api("GET", "/api/v1/environments/" + env + "/events");
+  const json list = body.is_array() ? body : body.value("events", json::array());
+  std::string reason;
+  for (const auto& ev : list) {
+    if (ev.value("action", "") == "wake") {
+      reason = ev.value("reason", "");
+    }
+  }
+  return reason;
 }
 
 // The RSS of the daemon and every process it runs for this home (Caddy, shims, apps), KiB.
@@ -81,12 +94,6 @@ int main(int argc, char** argv) {
   repo.commit("example");
   for (int i = 0; i < envs; ++i) {
     repo.git({"branch", "-f", "nap/n" + std::to_string(i)});
-  }
-
-  // The floor: the app alone, started by hand.
-  std::vector<double> floor_ms;
-  for (int i = 0; i < wakes; ++i) {
-    floor_ms.push_back(bench::app_start_ms(repo.path()));
   }
 
   // Nothing sleeps by itself during the run: the bench puts them to sleep (idp sleep's API).
@@ -134,8 +141,13 @@ int main(int argc, char** argv) {
   double sleeping_each = (static_cast<double>(asleep_kib) - awake_each * (envs - asleep)) / asleep;
 
   // Wakes: one request through the router to a sleeping environment, until the app answers.
+  // Each beside the floor, the app alone started by hand just before it, on the same machine
+  // in the same state (the server, Caddy and the awake environments running).
   std::vector<double> wake_ms;
+  std::vector<double> floor_ms;
+  std::vector<std::string> wake_events;
   for (int i = 0; i < wakes; ++i) {
+    floor_ms.push_back(bench::app_start_ms(repo.path()));
     util::HttpRequest req;
     req.url = "http://127.0.0.1:" + std::to_string(d.router_port()) + "/health";
     req.headers = {{"Host", env_name(i) + ".preview.localhost:" + std::to_string(d.router_port())}};
@@ -148,6 +160,13 @@ int main(int argc, char** argv) {
                   (r ? std::to_string(r->status) + " " + r->body : r.error().message));
     }
     wake_ms.push_back(ms);
+    // The wake is over when its event is written (after Caddy routes to the app): the next
+    // floor must not share the machine with this wake's route change.
+    std::string reason;
+    if (!wait_until([&] { return !(reason = wake_event(d, env_name(i))).empty(); }, 60'000, 20)) {
+      fail(d, "no wake event for " + env_name(i));
+    }
+    wake_events.push_back(reason);
   }
 
   // Where the median wake's time went: its `wake` event says it phase by phase.
@@ -157,19 +176,7 @@ int main(int argc, char** argv) {
   }
   std::sort(order.begin(), order.end());
   const std::string median_env = env_name(order[order.size() / 2].second);
-  std::string breakdown;
-  (void)wait_until(
-      [&] {
-        auto [code, body] = d.api("GET", "/api/v1/environments/" + median_env + "/events");
-        const json list = body.is_array() ? body : body.value("events", json::array());
-        for (const auto& ev : list) {
-          if (ev.value("action", "") == "wake") {
-            breakdown = ev.value("reason", "");
-          }
-        }
-        return !breakdown.empty();
-      },
-      30'000, 100);
+  const std::string& breakdown = wake_events[static_cast<size_t>(order[order.size() / 2].second)];
 
   auto p50 = [](const std::vector<double>& v) { return bench::percentile(v, 0.5); };
   auto p95 = [](const std::vector<double>& v) { return bench::percentile(v, 0.95); };
