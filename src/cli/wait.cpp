@@ -17,7 +17,7 @@ Expected<nlohmann::json> wait_for_phase(ApiClient& client, const std::string& na
   // Local requests are cheap: poll fast at first so `idp create` returns as soon as the
   // environment serves, then back off for long operations.
   long long started = util::steady_ms();
-  int poll_ms = 20;
+  int poll_ms = 10;
   while (true) {
     IDP_TRY_ASSIGN(auto env, client.get("/api/v1/environments/" + util::url_encode(name)));
     std::string phase = env.value("phase", "");

@@ -25,8 +25,7 @@ Expected<std::string> RepoResolver::resolve_branch(const std::string& repo, cons
     return make_error(ErrorCode::invalid_argument, "invalid branch name " + util::quote(branch));
   }
   util::GitMirror mirror(m_cache_dir, repo);
-  IDP_TRY(mirror.fetch());
-  auto commit = mirror.resolve_branch(branch);
+  auto commit = mirror.fetch_branch(branch);
   if (!commit && commit.error().code == ErrorCode::not_found) {
     return make_error(ErrorCode::invalid_config, commit.error().message);
   }

@@ -93,10 +93,32 @@ Expected<Retention::Swept> Retention::sweep() {
       note("git mirrors", n.error());
     }
   }
+  maintain_mirrors();
   if (first_error) {
     return Unexpected(*first_error);
   }
   return swept;
+}
+
+void Retention::maintain_mirrors() {
+  // Fetches on a deploy's path skip git's automatic maintenance (it is a process of its
+  // own, on every fetch); the mirrors of live environments get it here instead, so loose
+  // objects from many small fetches are packed. Housekeeping: a failure is only logged.
+  auto live = m_store.list_environments(false);
+  if (!live) {
+    return;
+  }
+  std::set<std::string> repos;
+  for (const auto& env : *live) {
+    repos.insert(env.repo);
+  }
+  for (const auto& repo : repos) {
+    util::GitMirror mirror(m_git_cache_dir, repo);
+    if (auto r = mirror.maintain(); !r) {
+      spdlog::warn("retention: git maintenance of {} failed (next sweep tries again): {}", mirror.path(),
+                   r.error().full_message());
+    }
+  }
 }
 
 Expected<size_t> Retention::prune_mirrors(util::Millis now) {

@@ -7,6 +7,8 @@
 // - git mirrors under the cache directory that no live environment uses and that were
 //   not fetched for mirror_retention (a watched repository is fetched at every poll and
 //   push, so it stays). A mirror in use by a fetch at that moment is skipped.
+// Then it runs git's automatic maintenance on the mirrors of live environments (the
+// deploy path's fetches skip it).
 // A retention of 0 keeps that kind forever. Thread-safe.
 
 #include <string>
@@ -37,6 +39,7 @@ public:
 
 private:
   Expected<size_t> prune_mirrors(util::Millis now);
+  void maintain_mirrors();
 
   store::StateStore& m_store;
   util::Clock& m_clock;

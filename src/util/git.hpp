@@ -54,8 +54,17 @@ public:
 
   // Clones on first use, then fetches (with prune). Afterwards every remote head is local.
   Expected<void> fetch(int64_t timeout_ms = 120000);
+  // Fetches refs/heads/<branch> alone (clones first when there is no mirror yet) and returns
+  // its commit: what a create or a push of one branch needs, without updating every other
+  // head (a full fetch of a remote with 200 heads takes twice as long). Leaves git's
+  // automatic maintenance to fetch() and to maintain(), off the deploy's path. not_found
+  // when the remote has no such branch.
+  Expected<std::string> fetch_branch(const std::string& branch, int64_t timeout_ms = 120000);
   // The commit refs/heads/<branch> points at in the mirror (after fetch).
   Expected<std::string> resolve_branch(const std::string& branch);
+  // git's automatic housekeeping (packs loose objects when there are many), under the
+  // mirror's lock; nothing to do costs one short git run.
+  Expected<void> maintain(int64_t timeout_ms = 600000);
   // Fetches refs/pull/<number>/head, the head GitHub keeps in the base repository for every
   // pull request (a fork's too), into the mirror under the same name, and returns its
   // commit. The ref stays (fetch's prune covers refs/heads only), so that commit stays in

@@ -7,6 +7,7 @@
 #include "support/test_support.hpp"
 #include "util/fs.hpp"
 #include "util/git.hpp"
+#include "util/subprocess.hpp"
 
 using namespace idp;
 using namespace idp::testing;
@@ -133,4 +134,39 @@ TEST_F(RetentionTest, AMirrorBeingFetchedIsKept) {
   m_clock.set(util::SystemClock().now_ms() + 8 * k_day);
   EXPECT_EQ(retention().sweep()->mirrors, 0u);
   EXPECT_TRUE(util::is_directory(mirror));
+}
+
+// The deploy path's fetches skip git's automatic maintenance; a sweep runs it on the
+// mirrors of live environments (here: more packs than gc.autoPackLimit → one pack).
+TEST_F(RetentionTest, ASweepRunsGitMaintenanceOnTheMirrorsOfLiveEnvironments) {
+  GitRepo repo(m_tmp.sub("repo"));
+  repo.write_file("a", "0\n");
+  repo.commit("zero");
+  util::GitMirror mirror(m_tmp.sub("git"), repo.path());
+  ASSERT_TRUE(mirror.fetch());
+  auto git = [&](std::vector<std::string> args) {
+    util::Command c;
+    c.argv = {"git", "--git-dir", mirror.path()};
+    c.argv.insert(c.argv.end(), args.begin(), args.end());
+    auto r = util::run(c);
+    return r && r->exit_code == 0 ? r->out : std::string("git failed");
+  };
+  ASSERT_EQ(git({"config", "fetch.unpackLimit", "1"}), "");
+  ASSERT_EQ(git({"config", "gc.autoPackLimit", "2"}), "");
+  for (int i = 1; i <= 3; ++i) {
+    repo.write_file("a", std::to_string(i) + "\n");
+    repo.commit("change");
+    ASSERT_TRUE(mirror.fetch_branch("main"));
+  }
+  auto packs = [&] {
+    std::string out = git({"count-objects", "-v"});
+    size_t at = out.find("packs: ");
+    return at == std::string::npos ? -1 : std::atoi(out.c_str() + at + 7);
+  };
+  ASSERT_GT(packs(), 2);
+  ASSERT_TRUE(m_store.insert_environment(make_env("live", repo.path()), {}));
+  m_clock.set(util::SystemClock().now_ms());
+  auto swept = retention().sweep();
+  ASSERT_TRUE(swept) << swept.error().full_message();
+  EXPECT_EQ(packs(), 1);
 }

@@ -9,6 +9,7 @@
 #include "support/test_support.hpp"
 #include "util/fs.hpp"
 #include "util/git.hpp"
+#include "util/strings.hpp"
 #include "util/subprocess.hpp"
 
 using namespace idp;
@@ -165,4 +166,125 @@ TEST(GitCheckoutTest, ACheckoutIsTheCommitsFilesAloneAndRegistersNothingInTheMir
   ASSERT_TRUE(mirror.remove_checkout(legacy));
   EXPECT_FALSE(util::path_exists(legacy));
   EXPECT_EQ(listed().find(legacy), std::string::npos) << listed();
+}
+
+// A checkout of a commit the mirror lacks yet fetches it first.
+TEST(GitCheckoutTest, ACommitTheMirrorLacksIsFetchedBeforeItIsCheckedOut) {
+  idp::testing::TempDir tmp("idp-git-test");
+  idp::testing::GitRepo repo(tmp.sub("repo"));
+  repo.write_file("a", "1\n");
+  repo.commit("one");
+  util::GitMirror mirror(tmp.sub("cache"), repo.path());
+  ASSERT_TRUE(mirror.fetch());
+  repo.write_file("a", "2\n");
+  std::string second = repo.commit("two");
+  std::string dest = tmp.sub("envs/a/src");
+  auto r = mirror.checkout(second, dest);
+  ASSERT_TRUE(r) << r.error().full_message();
+  EXPECT_EQ(util::read_file(dest + "/a").value_or(""), "2\n");
+  EXPECT_FALSE(mirror.checkout("--output=/tmp/x", dest)) << "only a sha reaches git's argv";
+  EXPECT_FALSE(mirror.checkout(std::string(40, 'f'), dest)) << "a commit nobody has is an error";
+}
+
+namespace {
+std::string in_mirror(const util::GitMirror& mirror, const std::vector<std::string>& args) {
+  util::Command c;
+  c.argv = {"git", "--git-dir", mirror.path()};
+  c.argv.insert(c.argv.end(), args.begin(), args.end());
+  auto r = util::run(c);
+  return r && r->exit_code == 0 ? util::trim(r->out) : std::string("git failed");
+}
+} // namespace
+
+// fetch_branch updates that one head (cloning first when there is no mirror), says
+// not_found for a branch the remote lacks and drops it from the mirror too.
+TEST(GitMirrorTest, FetchBranchUpdatesThatHeadAloneAndForgetsABranchTheRemoteDropped) {
+  idp::testing::TempDir tmp("idp-git-test");
+  idp::testing::GitRepo repo(tmp.sub("repo"));
+  repo.write_file("a", "1\n");
+  std::string first = repo.commit("one");
+  repo.git({"branch", "feature"});
+  repo.git({"branch", "other"});
+  util::GitMirror mirror(tmp.sub("cache"), repo.path());
+  auto cloned = mirror.fetch_branch("feature");
+  ASSERT_TRUE(cloned) << cloned.error().full_message();
+  EXPECT_EQ(*cloned, first);
+  EXPECT_EQ(in_mirror(mirror, {"rev-parse", "refs/heads/other"}), first) << "the clone brings every head";
+
+  repo.checkout("feature");
+  repo.write_file("a", "2\n");
+  std::string second = repo.commit("two");
+  repo.checkout("other");
+  repo.write_file("b", "3\n");
+  std::string third = repo.commit("three");
+  auto fetched = mirror.fetch_branch("feature");
+  ASSERT_TRUE(fetched) << fetched.error().full_message();
+  EXPECT_EQ(*fetched, second);
+  EXPECT_EQ(in_mirror(mirror, {"rev-parse", "refs/heads/other"}), first) << "other heads are left as they were";
+  EXPECT_EQ(*mirror.fetch_branch("other"), third);
+
+  repo.checkout("feature");
+  repo.git({"branch", "-D", "other"});
+  auto gone = mirror.fetch_branch("other");
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, ErrorCode::not_found);
+  EXPECT_NE(gone.error().message.find("branch \"other\" not found"), std::string::npos) << gone.error().message;
+  EXPECT_EQ(in_mirror(mirror, {"rev-parse", "--verify", "--quiet", "refs/heads/other"}), "git failed");
+  auto bad = mirror.fetch_branch("-x");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::invalid_argument);
+}
+
+// maintain() is git's automatic housekeeping: past its thresholds (here: more packs than
+// gc.autoPackLimit, each fetch keeping its own), the mirror is repacked into one.
+TEST(GitMirrorTest, MaintainRepacksPastGitsThresholds) {
+  idp::testing::TempDir tmp("idp-git-test");
+  idp::testing::GitRepo repo(tmp.sub("repo"));
+  repo.write_file("a", "1\n");
+  repo.commit("one");
+  util::GitMirror mirror(tmp.sub("cache"), repo.path());
+  ASSERT_TRUE(mirror.maintain()) << "no mirror yet: nothing to do";
+  ASSERT_TRUE(mirror.fetch());
+  ASSERT_EQ(in_mirror(mirror, {"config", "fetch.unpackLimit", "1"}), "");
+  ASSERT_EQ(in_mirror(mirror, {"config", "gc.autoPackLimit", "2"}), "");
+  for (int i = 0; i < 3; ++i) {
+    repo.write_file("a", std::to_string(i) + "\n");
+    repo.commit("change " + std::to_string(i));
+    ASSERT_TRUE(mirror.fetch_branch("main"));
+  }
+  auto packs = [&] {
+    std::string out = in_mirror(mirror, {"count-objects", "-v"});
+    size_t at = out.find("packs: ");
+    return at == std::string::npos ? -1 : std::atoi(out.c_str() + at + 7);
+  };
+  ASSERT_GT(packs(), 2) << "the deploy path's fetches leave the packs as they come";
+  auto r = mirror.maintain();
+  ASSERT_TRUE(r) << r.error().full_message();
+  EXPECT_EQ(packs(), 1);
+  EXPECT_EQ(in_mirror(mirror, {"rev-parse", "refs/heads/main"}), repo.head());
+}
+
+// read_file: the file at a commit, fetching the commit first when the mirror lacks it;
+// nullopt for a file the commit does not have; an error for a commit nobody has.
+TEST(GitMirrorTest, ReadFileTellsAMissingFileFromAMissingCommit) {
+  idp::testing::TempDir tmp("idp-git-test");
+  idp::testing::GitRepo repo(tmp.sub("repo"));
+  repo.write_file(".idp/config.yml", "ttl: 1d\n");
+  std::string first = repo.commit("one");
+  util::GitMirror mirror(tmp.sub("cache"), repo.path());
+  auto cloned = mirror.read_file(first, ".idp/config.yml");
+  ASSERT_TRUE(cloned && *cloned) << "no mirror yet: cloned first";
+  EXPECT_EQ(**cloned, "ttl: 1d\n");
+  repo.write_file(".idp/config.yml", "ttl: 2d\n");
+  std::string second = repo.commit("two");
+  auto fetched = mirror.read_file(second, ".idp/config.yml");
+  ASSERT_TRUE(fetched && *fetched) << "a commit the mirror lacks is fetched";
+  EXPECT_EQ(**fetched, "ttl: 2d\n");
+  auto absent = mirror.read_file(second, "nope.txt");
+  ASSERT_TRUE(absent);
+  EXPECT_FALSE(*absent);
+  auto unknown = mirror.read_file(std::string(40, 'e'), ".idp/config.yml");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, ErrorCode::not_found);
+  EXPECT_FALSE(mirror.read_file("--help", "x"));
 }
