@@ -86,30 +86,32 @@ Expected<Retention::Swept> Retention::sweep() {
       note("destroyed environments", n.error());
     }
   }
-  if (m_options.mirror_retention > 0) {
-    if (auto n = prune_mirrors(now)) {
-      swept.mirrors = *n;
-    } else {
-      note("git mirrors", n.error());
+  // Listed before the cache directory is read: a mirror cloned for an environment created
+  // after this list is new, hence recently used, and kept by prune_mirrors' age check.
+  if (auto live = m_store.list_environments(false)) {
+    if (m_options.mirror_retention > 0) {
+      if (auto n = prune_mirrors(now, *live)) {
+        swept.mirrors = *n;
+      } else {
+        note("git mirrors", n.error());
+      }
     }
+    maintain_mirrors(*live);
+  } else if (m_options.mirror_retention > 0) {
+    note("git mirrors", live.error());
   }
-  maintain_mirrors();
   if (first_error) {
     return Unexpected(*first_error);
   }
   return swept;
 }
 
-void Retention::maintain_mirrors() {
+void Retention::maintain_mirrors(const std::vector<core::Environment>& live) {
   // Fetches on a deploy's path skip git's automatic maintenance (it is a process of its
   // own, on every fetch); the mirrors of live environments get it here instead, so loose
   // objects from many small fetches are packed. Housekeeping: a failure is only logged.
-  auto live = m_store.list_environments(false);
-  if (!live) {
-    return;
-  }
   std::set<std::string> repos;
-  for (const auto& env : *live) {
+  for (const auto& env : live) {
     repos.insert(env.repo);
   }
   for (const auto& repo : repos) {
@@ -121,10 +123,7 @@ void Retention::maintain_mirrors() {
   }
 }
 
-Expected<size_t> Retention::prune_mirrors(util::Millis now) {
-  // Listed before the directory is read: a mirror cloned for an environment created after
-  // this list is new, hence recently used, and kept by the age check.
-  IDP_TRY_ASSIGN(auto live, m_store.list_environments(false));
+Expected<size_t> Retention::prune_mirrors(util::Millis now, const std::vector<core::Environment>& live) {
   std::set<std::string> in_use;
   for (const auto& env : live) {
     std::string path = util::GitMirror(m_git_cache_dir, env.repo).path();

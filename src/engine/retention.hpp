@@ -38,8 +38,9 @@ public:
   Expected<Swept> sweep();
 
 private:
-  Expected<size_t> prune_mirrors(util::Millis now);
-  void maintain_mirrors();
+  // `live`: the environments not destroyed, listed before the cache directory is read.
+  Expected<size_t> prune_mirrors(util::Millis now, const std::vector<core::Environment>& live);
+  void maintain_mirrors(const std::vector<core::Environment>& live);
 
   store::StateStore& m_store;
   util::Clock& m_clock;

@@ -305,6 +305,10 @@ static Expected<void> remove_partial_clones(const std::string& mirror) {
   return {};
 }
 
+static Unexpected branch_not_found(const std::string& branch, const std::string& url) {
+  return make_error(ErrorCode::not_found, "branch " + quote(branch) + " not found in " + quote(redact_url(url)));
+}
+
 static bool looks_like_sha(const std::string& s) {
   if (s.size() < 7 || s.size() > 64) {
     return false;
@@ -377,8 +381,7 @@ Expected<std::string> GitMirror::fetch_branch(const std::string& branch, int64_t
       if (missing) {
         // Gone from the remote: so it is from the mirror (what a full fetch's prune does).
         (void)run(git_cmd({"--git-dir", m_path, "update-ref", "-d", ref}));
-        return make_error(ErrorCode::not_found,
-                          "branch " + quote(branch) + " not found in " + quote(redact_url(m_url)));
+        return branch_not_found(branch, m_url);
       }
       return Unexpected(Error(ErrorCode::transient, r.error().message));
     }
@@ -443,7 +446,7 @@ Expected<std::string> GitMirror::resolve_branch(const std::string& branch) {
   IDP_TRY_ASSIGN(auto r, run(git_cmd({"--git-dir", m_path, "rev-parse", "--verify", "--quiet",
                                       "refs/heads/" + branch + "^{commit}"})));
   if (!r.ok()) {
-    return make_error(ErrorCode::not_found, "branch " + quote(branch) + " not found in " + quote(redact_url(m_url)));
+    return branch_not_found(branch, m_url);
   }
   return trim(r.out);
 }
@@ -550,8 +553,10 @@ Expected<void> GitMirror::checkout(const std::string& commit, const std::string&
   };
   // Almost always the commit was just fetched: check it out at once, and fetch only when
   // that fails for want of the commit (one git run instead of two on a deploy's path).
-  auto r = path_exists(path_join(m_path, "HEAD")) ? read_tree()
-                                                  : Expected<RunResult>(Unexpected(Error(ErrorCode::not_found, "")));
+  if (!path_exists(path_join(m_path, "HEAD"))) {
+    IDP_TRY(ensure_commit(commit)); // clones
+  }
+  auto r = read_tree();
   if (!r) {
     IDP_TRY(ensure_commit(commit));
     r = read_tree();
