@@ -11,7 +11,7 @@ packages=(
   clang-14 libclang-rt-14-dev llvm-14 clang-format-14
   # libraries (no vendored copies)
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-  libsqlite3-dev libpq-dev libcurl4-openssl-dev libssl-dev libexpected-dev
+  libsqlite3-dev libpq-dev libcurl4-openssl-dev libssl-dev libexpected-dev libgit2-dev
   libcpp-httplib-dev libsodium-dev libgtest-dev libgmock-dev libbenchmark-dev
   # webhook payloads: simdjson (src/sources/webhook_payload.cpp)
   libsimdjson-dev

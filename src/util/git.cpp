@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "util/fs.hpp"
+#include "util/git_lib.hpp"
 #include "util/hash.hpp"
 #include "util/http_client.hpp"
 #include "util/json.hpp"
@@ -367,32 +368,35 @@ Expected<std::string> GitMirror::fetch_branch(const std::string& branch, int64_t
     return resolve_branch(branch);
   }
   const std::string ref = "refs/heads/" + branch;
-  {
-    auto g = mirror_locks().lock(m_path);
-    IDP_TRY_ASSIGN(auto lock, FileLock::acquire(m_lock));
-    RunOptions opts;
-    opts.timeout_ms = timeout_ms;
-    auto r = run_git("fetch", m_url,
-                     {"--git-dir", m_path, "fetch", "--quiet", "--force", "--no-tags", "--no-auto-maintenance",
-                      "origin", "+" + ref + ":" + ref},
-                     opts);
-    if (!r) {
-      bool missing = r.error().message.find("find remote ref") != std::string::npos;
-      if (missing) {
-        // Gone from the remote: so it is from the mirror (what a full fetch's prune does).
-        (void)run(git_cmd({"--git-dir", m_path, "update-ref", "-d", ref}));
-        return branch_not_found(branch, m_url);
-      }
-      return Unexpected(Error(ErrorCode::transient, r.error().message));
+  auto g = mirror_locks().lock(m_path);
+  IDP_TRY_ASSIGN(auto lock, FileLock::acquire(m_lock));
+  if (libgit::is_local_url(m_url)) {
+    // A repository on this machine: fetched in process (git fetch would start git,
+    // upload-pack and rev-list, about 50 ms before the first byte moves).
+    auto head = libgit::fetch_ref(m_path, m_url, ref);
+    if (!head) {
+      return Unexpected(Error(ErrorCode::transient, head.error().message));
     }
+    if (!*head) {
+      IDP_TRY(libgit::delete_ref(m_path, ref));
+      return branch_not_found(branch, m_url);
+    }
+    return **head;
   }
-  // The ref the fetch just wrote, read as a file (git's files backend keeps it loose until
-  // a gc packs it); else, or when it is not a plain sha, git says.
-  if (auto loose = util::read_file(path_join(m_path, ref))) {
-    std::string sha = trim(*loose);
-    if ((sha.size() == 40 || sha.size() == 64) && looks_like_sha(sha)) {
-      return sha;
+  RunOptions opts;
+  opts.timeout_ms = timeout_ms;
+  auto r = run_git("fetch", m_url,
+                   {"--git-dir", m_path, "fetch", "--quiet", "--force", "--no-tags", "--no-auto-maintenance", "origin",
+                    "+" + ref + ":" + ref},
+                   opts);
+  if (!r) {
+    bool missing = r.error().message.find("find remote ref") != std::string::npos;
+    if (missing) {
+      // Gone from the remote: so it is from the mirror (what a full fetch's prune does).
+      (void)run(git_cmd({"--git-dir", m_path, "update-ref", "-d", ref}));
+      return branch_not_found(branch, m_url);
     }
+    return Unexpected(Error(ErrorCode::transient, r.error().message));
   }
   return resolve_branch(branch);
 }
@@ -432,23 +436,25 @@ Expected<std::string> GitMirror::fetch_pull_head(int number, int64_t timeout_ms)
       return Unexpected(Error(missing ? ErrorCode::not_found : ErrorCode::transient, r.error().message));
     }
   }
-  IDP_TRY_ASSIGN(auto r, run(git_cmd({"--git-dir", m_path, "rev-parse", "--verify", "--quiet", ref + "^{commit}"})));
-  if (!r.ok()) {
+  IDP_TRY_ASSIGN(auto head, libgit::resolve_ref(m_path, ref));
+  if (!head) {
     return make_error(ErrorCode::not_found, ref + " not found in " + quote(redact_url(m_url)));
   }
-  return trim(r.out);
+  return *head;
 }
 
 Expected<std::string> GitMirror::resolve_branch(const std::string& branch) {
   if (!is_valid_git_branch(branch)) {
     return make_error(ErrorCode::invalid_argument, "invalid branch name " + quote(branch));
   }
-  IDP_TRY_ASSIGN(auto r, run(git_cmd({"--git-dir", m_path, "rev-parse", "--verify", "--quiet",
-                                      "refs/heads/" + branch + "^{commit}"})));
-  if (!r.ok()) {
+  if (!path_exists(path_join(m_path, "HEAD"))) {
     return branch_not_found(branch, m_url);
   }
-  return trim(r.out);
+  IDP_TRY_ASSIGN(auto head, libgit::resolve_ref(m_path, "refs/heads/" + branch));
+  if (!head) {
+    return branch_not_found(branch, m_url);
+  }
+  return *head;
 }
 
 Expected<void> GitMirror::ensure_commit(const std::string& commit) {
@@ -456,42 +462,52 @@ Expected<void> GitMirror::ensure_commit(const std::string& commit) {
     return make_error(ErrorCode::invalid_argument, "invalid commit " + quote(commit));
   }
   if (path_exists(path_join(m_path, "HEAD"))) {
-    IDP_TRY_ASSIGN(auto r, run(git_cmd({"--git-dir", m_path, "cat-file", "-e", commit + "^{commit}"})));
-    if (r.ok()) {
+    IDP_TRY_ASSIGN(bool present, libgit::has_commit(m_path, commit));
+    if (present) {
       return {};
     }
   }
   IDP_TRY(fetch());
-  IDP_TRY_ASSIGN(auto r, run(git_cmd({"--git-dir", m_path, "cat-file", "-e", commit + "^{commit}"})));
-  if (!r.ok()) {
+  IDP_TRY_ASSIGN(bool present, libgit::has_commit(m_path, commit));
+  if (!present) {
     return make_error(ErrorCode::not_found, "commit " + quote(commit) + " not found in " + quote(redact_url(m_url)));
   }
   return {};
+}
+
+// `path` as a path in a tree ("./a//b/" → "a/b"); nullopt when it climbs out ("..").
+static std::optional<std::string> tree_path(const std::string& path) {
+  std::string out;
+  for (const auto& part : split(path, '/')) {
+    if (part.empty() || part == ".") {
+      continue;
+    }
+    if (part == "..") {
+      return std::nullopt;
+    }
+    out += (out.empty() ? "" : "/") + part;
+  }
+  return out;
 }
 
 Expected<std::optional<std::string>> GitMirror::read_file(const std::string& commit, const std::string& path) {
   if (!looks_like_sha(commit)) {
     return make_error(ErrorCode::invalid_argument, "invalid commit " + quote(commit));
   }
-  auto blob = [&]() { return run(git_cmd({"--git-dir", m_path, "cat-file", "blob", commit + ":" + path})); };
-  // The file at once (one git run in the usual case: the commit was just fetched); when
-  // that fails, whether the commit is there tells a missing file from a missing commit.
+  auto in_tree = tree_path(path);
+  if (!in_tree) {
+    return std::optional<std::string>(); // no file of the tree is outside it
+  }
+  // Read at once (the commit was almost always just fetched); fetched first only when the
+  // commit is not there, which tells a missing file from a missing commit.
   if (path_exists(path_join(m_path, "HEAD"))) {
-    IDP_TRY_ASSIGN(auto r, blob());
-    if (r.ok()) {
-      return std::optional<std::string>(std::move(r.out));
-    }
-    IDP_TRY_ASSIGN(auto present, run(git_cmd({"--git-dir", m_path, "cat-file", "-e", commit + "^{commit}"})));
-    if (present.ok()) {
-      return std::optional<std::string>();
+    auto blob = libgit::read_blob(m_path, commit, *in_tree);
+    if (blob || blob.error().code != ErrorCode::not_found) {
+      return blob;
     }
   }
   IDP_TRY(ensure_commit(commit));
-  IDP_TRY_ASSIGN(auto r, blob());
-  if (!r.ok()) {
-    return std::optional<std::string>();
-  }
-  return std::optional<std::string>(std::move(r.out));
+  return libgit::read_blob(m_path, commit, *in_tree);
 }
 
 Expected<std::string> GitMirror::archive(const std::string& commit, const std::string& dir, size_t max_bytes) {
@@ -539,32 +555,17 @@ Expected<void> GitMirror::checkout(const std::string& commit, const std::string&
     return make_error(ErrorCode::invalid_argument, "invalid commit " + quote(commit));
   }
   IDP_TRY(remove_checkout(dest));
-  // The index is the checkout's own (a bare mirror has none to share), beside it and gone
-  // afterwards: concurrent checkouts of the mirror never meet.
-  const std::string index = dest + ".index";
-  auto read_tree = [&]() -> Expected<RunResult> {
-    IDP_TRY(remove_all(index));
-    IDP_TRY(ensure_dir(dest));
-    Command c = git_cmd({"--git-dir", m_path, "--work-tree", dest, "read-tree", "--reset", "-u", commit});
-    c.env["GIT_INDEX_FILE"] = index;
-    auto r = run_checked(c);
-    (void)remove_all(index);
-    return r;
-  };
+  IDP_TRY(ensure_dir(dest));
   // Almost always the commit was just fetched: check it out at once, and fetch only when
-  // that fails for want of the commit (one git run instead of two on a deploy's path).
-  if (!path_exists(path_join(m_path, "HEAD"))) {
-    IDP_TRY(ensure_commit(commit)); // clones
+  // it is not there. In process, with no index: checkouts of one mirror never meet.
+  if (path_exists(path_join(m_path, "HEAD"))) {
+    auto r = libgit::checkout(m_path, commit, dest);
+    if (r || r.error().code != ErrorCode::not_found) {
+      return r;
+    }
   }
-  auto r = read_tree();
-  if (!r) {
-    IDP_TRY(ensure_commit(commit));
-    r = read_tree();
-  }
-  if (!r) {
-    return Unexpected(r.error().with_context("cannot check out " + commit.substr(0, 12)));
-  }
-  return {};
+  IDP_TRY(ensure_commit(commit));
+  return libgit::checkout(m_path, commit, dest);
 }
 
 Expected<void> GitMirror::remove_checkout(const std::string& dest) {

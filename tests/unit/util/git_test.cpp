@@ -2,6 +2,7 @@
 // said, never the credentials of the url.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -287,4 +288,50 @@ TEST(GitMirrorTest, ReadFileTellsAMissingFileFromAMissingCommit) {
   ASSERT_FALSE(unknown);
   EXPECT_EQ(unknown.error().code, ErrorCode::not_found);
   EXPECT_FALSE(mirror.read_file("--help", "x"));
+}
+
+// A deploy's git work on a repository of this machine (fetch one branch, read its config,
+// check it out) runs in process: with no git program on PATH it still works, and a branch
+// the repository dropped is still forgotten. Only the first clone runs git.
+TEST(GitMirrorTest, ADeploysGitWorkOnALocalRepositoryStartsNoGitProcess) {
+  idp::testing::TempDir tmp("idp-git-test");
+  idp::testing::GitRepo repo(tmp.sub("repo"));
+  repo.write_file(".idp/config.yml", "ttl: 1d\n");
+  repo.commit("one");
+  repo.git({"branch", "feature"});
+  repo.git({"branch", "doomed"});
+  util::GitMirror mirror(tmp.sub("cache"), repo.path());
+  ASSERT_TRUE(mirror.fetch_branch("feature")) << "the clone";
+  repo.checkout("feature");
+  repo.write_file("src/app.js", "console.log(2)\n");
+  repo.write_file(".idp/config.yml", "ttl: 2d\n");
+  std::string second = repo.commit("two");
+  repo.git({"branch", "-D", "doomed"});
+
+  const char* old_path = std::getenv("PATH");
+  std::string saved = old_path ? old_path : "";
+  ::setenv("PATH", tmp.sub("empty-bin").c_str(), 1); // no git to start
+  auto fetched = mirror.fetch_branch("feature");
+  auto config = mirror.read_file(second, "./.idp//config.yml");
+  auto checked_out = mirror.checkout(second, tmp.sub("co"));
+  auto gone = mirror.fetch_branch("doomed");
+  auto resolved = mirror.resolve_branch("feature");
+  ::setenv("PATH", saved.c_str(), 1);
+
+  ASSERT_TRUE(fetched) << fetched.error().full_message();
+  EXPECT_EQ(*fetched, second);
+  ASSERT_TRUE(config && *config) << (config ? "no file" : config.error().full_message());
+  EXPECT_EQ(**config, "ttl: 2d\n");
+  ASSERT_TRUE(checked_out) << checked_out.error().full_message();
+  EXPECT_EQ(util::read_file(tmp.sub("co") + "/src/app.js").value_or(""), "console.log(2)\n");
+  EXPECT_FALSE(util::path_exists(tmp.sub("co") + "/.git"));
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, ErrorCode::not_found) << gone.error().full_message();
+  ASSERT_TRUE(resolved);
+  EXPECT_EQ(*resolved, second);
+  EXPECT_EQ(in_mirror(mirror, {"rev-parse", "--verify", "--quiet", "refs/heads/doomed"}), "git failed");
+  EXPECT_EQ(in_mirror(mirror, {"rev-parse", "refs/heads/feature"}), second);
+  auto outside = mirror.read_file(second, "../repo/.idp/config.yml");
+  ASSERT_TRUE(outside);
+  EXPECT_FALSE(*outside) << "no path climbs out of the tree";
 }
