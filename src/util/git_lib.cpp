@@ -17,17 +17,19 @@ void init_once() {
     // As the git runs: safe.directory=* (the mirrors are the daemon's own; a repository
     // on this machine is read, never configured from) and no system or user config.
     git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
-    for (int level : {GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL,
-                      GIT_CONFIG_LEVEL_PROGRAMDATA}) {
+    for (int level :
+         {GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL, GIT_CONFIG_LEVEL_PROGRAMDATA}) {
       git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, level, "");
     }
   });
 }
 
-template <typename T, void (*Free)(T*)> struct Deleter {
+template <typename T, void (*Free)(T*)>
+struct Deleter {
   void operator()(T* p) const { Free(p); }
 };
-template <typename T, void (*Free)(T*)> using Owned = std::unique_ptr<T, Deleter<T, Free>>;
+template <typename T, void (*Free)(T*)>
+using Owned = std::unique_ptr<T, Deleter<T, Free>>;
 using Repo = Owned<git_repository, git_repository_free>;
 using Object = Owned<git_object, git_object_free>;
 using Commit = Owned<git_commit, git_commit_free>;
@@ -42,9 +44,7 @@ std::string last_message() {
   return e && e->message ? std::string(e->message) : std::string("unknown libgit2 error");
 }
 
-Unexpected failure(const std::string& what) {
-  return make_error(ErrorCode::io_error, what + ": " + last_message());
-}
+Unexpected failure(const std::string& what) { return make_error(ErrorCode::io_error, what + ": " + last_message()); }
 
 Expected<Repo> open(const std::string& path) {
   init_once();

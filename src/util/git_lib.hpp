@@ -38,7 +38,6 @@ Expected<void> delete_ref(const std::string& repo, const std::string& ref);
 
 // Fetches `ref` of the local repository `url` into the same ref of `repo` (forced, no tags,
 // no FETCH_HEAD) and returns the commit it peels to; nullopt when `url` has no such ref.
-Expected<std::optional<std::string>> fetch_ref(const std::string& repo, const std::string& url,
-                                               const std::string& ref);
+Expected<std::optional<std::string>> fetch_ref(const std::string& repo, const std::string& url, const std::string& ref);
 
 } // namespace idp::util::libgit

@@ -335,3 +335,54 @@ TEST(GitMirrorTest, ADeploysGitWorkOnALocalRepositoryStartsNoGitProcess) {
   ASSERT_TRUE(outside);
   EXPECT_FALSE(*outside) << "no path climbs out of the tree";
 }
+
+// A hostile repository (anyone can push one) cannot make a checkout write outside its
+// directory or plant a .git there: trees with ".git", ".GIT" or ".." entries, or with a
+// symlink and a directory of one name (the symlink pointing outside), fail to check out
+// with the path named, and nothing appears outside.
+TEST(GitCheckoutTest, AHostileTreeWritesNothingOutsideTheCheckoutAndPlantsNoGitDir) {
+  idp::testing::TempDir tmp("idp-git-test");
+  idp::testing::GitRepo repo(tmp.sub("repo"));
+  repo.write_file("ok.txt", "ok\n");
+  repo.commit("one");
+  std::string outside = tmp.sub("outside");
+  ASSERT_TRUE(util::ensure_dir(outside));
+  auto git_in = [&](std::vector<std::string> args, const std::string& input) {
+    util::Command c;
+    c.argv = {"git", "-C", repo.path()};
+    c.argv.insert(c.argv.end(), args.begin(), args.end());
+    util::RunOptions opts;
+    opts.stdin_data = input;
+    auto r = util::run(c, opts);
+    EXPECT_TRUE(r && r->ok()) << util::join(args, " ");
+    return r ? util::trim(r->out) : std::string();
+  };
+  std::string blob = git_in({"hash-object", "-w", "--stdin"}, "echo pwned\n");
+  std::string hook_dir = git_in({"mktree"}, "100755 blob " + blob + "\tpost-checkout\n");
+  std::string link = git_in({"hash-object", "-w", "--stdin"}, outside);
+  std::string pwned_dir = git_in({"mktree"}, "100644 blob " + blob + "\tpwned\n");
+  std::vector<std::pair<std::string, std::string>> trees = {
+      {".git/hooks/post-checkout",
+       "040000 tree " + git_in({"mktree"}, "040000 tree " + hook_dir + "\thooks\n") + "\t.git\n"},
+      {".GIT/post-checkout", "040000 tree " + hook_dir + "\t.GIT\n"},
+      {"..", "100644 blob " + blob + "\t..\n"},
+      {"a", "120000 blob " + link + "\ta\n040000 tree " + pwned_dir + "\ta\n"},
+  };
+  util::GitMirror mirror(tmp.sub("cache"), repo.path());
+  for (const auto& [what, entries] : trees) {
+    std::string tree = git_in({"mktree"}, entries + "100644 blob " + blob + "\tok.txt\n");
+    std::string commit =
+        git_in({"-c", "user.email=a@b", "-c", "user.name=a", "commit-tree", tree, "-m", "hostile"}, "");
+    repo.git({"update-ref", "refs/heads/hostile", commit});
+    ASSERT_TRUE(mirror.fetch_branch("hostile")) << what;
+    std::string dest = tmp.sub("co");
+    auto r = mirror.checkout(commit, dest);
+    ASSERT_FALSE(r) << what << ": checked out";
+    EXPECT_NE(r.error().message.find(what == "a" ? "/co/a" : "'" + what), std::string::npos)
+        << r.error().full_message();
+    EXPECT_FALSE(util::path_exists(dest + "/.git")) << what;
+    EXPECT_FALSE(util::path_exists(dest + "/.GIT")) << what;
+    EXPECT_FALSE(util::path_exists(tmp.sub("pwned"))) << what;
+    EXPECT_FALSE(util::path_exists(outside + "/pwned")) << what;
+  }
+}
