@@ -85,9 +85,12 @@ Expected<size_t> UsageSampler::sample() {
       h.repo = env.repo;
       h.template_name = env.template_name;
       h.runtime = env.runtime;
+      // Without the runtime's own word (a cloud runtime), a live phase means running,
+      // unless it is asleep: a sleeping environment reserves nothing.
+      const bool asleep = env.sleep && env.sleep->state == core::Sleep::State::asleep;
       bool running = *usage ? (*usage)->running
-                            : (env.phase == core::Phase::ready || env.phase == core::Phase::updating ||
-                               env.phase == core::Phase::degraded);
+                            : !asleep && (env.phase == core::Phase::ready || env.phase == core::Phase::updating ||
+                                          env.phase == core::Phase::degraded);
       if (running) {
         auto [cpu, memory] = reserved_of(env);
         h.running_ms = interval;

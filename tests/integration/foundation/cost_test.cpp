@@ -174,6 +174,10 @@ TEST(CostTest, ABusyEnvironmentAccruesMoreUsedCostThanAnIdleOneFromItsCgroupCoun
   EXPECT_EQ(one.exit_code, 0) << one.err;
   EXPECT_NE(one.out.find("EUR"), std::string::npos) << one.out;
   EXPECT_NE(one.out.find("CPU seconds"), std::string::npos) << one.out;
+  // Measured on this runtime: not an estimate (a runtime without counters says it is one).
+  json busy_cost = d.api("GET", "/api/v1/environments/busy/cost").second;
+  EXPECT_EQ(busy_cost.value("estimate", true), false) << busy_cost.dump(2);
+  EXPECT_GT(busy_cost.value("measured_hours", 0.0), 0.0) << busy_cost.dump(2);
   auto by_team = d.cli({"cost", "--by", "team", "--json"});
   ASSERT_EQ(by_team.exit_code, 0) << by_team.err;
   json teams = json::parse(by_team.out, nullptr, false);
