@@ -274,7 +274,7 @@ Expected<void> Daemon::start() {
     d.router_port = *port;
   }
   if (d.router_port == 0) {
-    IDP_TRY_ASSIGN(d.router_port, util::find_free_port());
+    IDP_TRY_ASSIGN(d.router_port, util::find_free_app_port());
   }
   IDP_TRY(d.store->set_setting("router_port", std::to_string(d.router_port)));
   if (cfg.https.on()) {
@@ -285,7 +285,7 @@ Expected<void> Daemon::start() {
       d.https_port = util::parse_int<int>(**saved_https, 1, 65535).value_or(0);
     }
     if (d.https_port == 0) {
-      IDP_TRY_ASSIGN(d.https_port, util::find_free_port());
+      IDP_TRY_ASSIGN(d.https_port, util::find_free_app_port());
     }
     IDP_TRY(d.store->set_setting("https_port", std::to_string(d.https_port)));
   }

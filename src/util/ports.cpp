@@ -45,19 +45,25 @@ std::pair<int, int> ephemeral_port_range() {
 
 namespace {
 
-bool bindable(int port) {
+// What a TCP socket on `ip`:`port` does: bind (true: it could) or connect (true: something
+// accepted).
+bool try_socket(uint32_t ip, int port, bool connect) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     return false;
   }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_ANY); // taken on any address: taken for the app too
+  addr.sin_addr.s_addr = htonl(ip);
   addr.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  auto* a = reinterpret_cast<sockaddr*>(&addr);
+  bool ok = (connect ? ::connect(fd, a, sizeof addr) : ::bind(fd, a, sizeof addr)) == 0;
   ::close(fd);
   return ok;
 }
+
+// Taken on any address: taken for the app too.
+bool bindable(int port) { return try_socket(INADDR_ANY, port, false); }
 
 } // namespace
 
@@ -83,5 +89,7 @@ Expected<int> find_free_app_port() {
   return make_error(ErrorCode::transient,
                     "no free port found in " + std::to_string(from) + "-" + std::to_string(to) + " after 200 tries");
 }
+
+bool accepts_connections(int port) { return try_socket(INADDR_LOOPBACK, port, true); }
 
 } // namespace idp::util

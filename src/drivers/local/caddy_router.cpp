@@ -693,7 +693,7 @@ Expected<void> CaddyRouter::start(const std::vector<RouteTarget>& routes) {
   // keeps serving every environment meanwhile: adopt it rather than cut the traffic.
   pid_t adopted = adopt_running();
   if (adopted == 0 && m_socket.empty()) {
-    IDP_TRY_ASSIGN(m_admin_port, util::find_free_port());
+    IDP_TRY_ASSIGN(m_admin_port, util::find_free_app_port());
   }
   {
     std::lock_guard<std::mutex> g(m_mutex);
@@ -880,7 +880,7 @@ Expected<void> CaddyRouter::launch() {
       m_pid = 0;
       m_adopted = false;
       if (m_socket.empty()) {
-        IDP_TRY_ASSIGN(m_admin_port, util::find_free_port());
+        IDP_TRY_ASSIGN(m_admin_port, util::find_free_app_port());
       }
     } else {
       return {};

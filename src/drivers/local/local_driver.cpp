@@ -38,7 +38,7 @@ LocalDriver::LocalDriver(DriverContext ctx, LocalOptions opts)
       m_helper_exe(helper_exe_for(m_ctx.self_exe.empty() ? self_exe_path() : m_ctx.self_exe)),
       m_cgroups(m_opts.cgroup_root, m_home_id) {
   if (m_ctx.router_port == 0) {
-    if (auto p = util::find_free_port()) {
+    if (auto p = util::find_free_app_port()) {
       m_ctx.router_port = *p;
     }
   }

@@ -244,7 +244,7 @@ Expected<void> PostgresCluster::prepare_locked() {
   }
   m_port = meta.value("port", 0);
   if (m_port <= 0) {
-    IDP_TRY_ASSIGN(m_port, util::find_free_port());
+    IDP_TRY_ASSIGN(m_port, util::find_free_app_port());
   }
   meta["port"] = m_port.load();
   meta["bin_dir"] = m_bin;

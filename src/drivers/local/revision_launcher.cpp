@@ -24,6 +24,7 @@
 #include "util/fs.hpp"
 #include "util/git.hpp"
 #include "util/http_client.hpp"
+#include "util/ports.hpp"
 #include "util/strings.hpp"
 #include "util/subprocess.hpp"
 #include "util/time.hpp"
@@ -235,6 +236,7 @@ Expected<void> LocalDriver::wait_healthy(const InstanceRecord& inst, const std::
   std::string url = "http://127.0.0.1:" + std::to_string(inst.port) + inst.health_path;
   std::string last = "no answer yet";
   std::string exit_file = util::path_join(inst.dir, "exit.json");
+  bool listening = false;
   while (true) {
     if (progress.cancelled()) {
       return make_error(ErrorCode::cancelled, "deploy cancelled while waiting for the health check");
@@ -273,10 +275,20 @@ Expected<void> LocalDriver::wait_healthy(const InstanceRecord& inst, const std::
       }
       return make_error(ErrorCode::permanent, msg);
     }
-    // Fast at first: the time to healthy is what users wait for on every push.
+    // Fast at first: the time to healthy is what users wait for on every push. Within the
+    // first second, a connect probe every millisecond in between: the health check runs
+    // the moment the app listens, not at the next tick.
     int64_t elapsed = now - t0;
     int interval = elapsed < 1000 ? 5 : elapsed < 5000 ? 25 : 50;
-    std::this_thread::sleep_for(std::chrono::milliseconds(interval));
+    // Once it listens (or a relay in front of it does), the ticks alone.
+    if (elapsed >= 1000 || listening) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(interval));
+      continue;
+    }
+    for (int waited = 0; waited < interval && !listening; ++waited) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      listening = util::accepts_connections(inst.port);
+    }
   }
 }
 

@@ -166,6 +166,20 @@ namespace {
 
 // An app's port is free (a listen on it works) and never one the kernel hands out for a
 // bind to port 0 or an outgoing connection.
+// A socket bound to 127.0.0.1:port, not listening; -1 when the bind fails.
+int bound_loopback(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 TEST(PortsTest, AnAppPortIsFreeAndOutsideTheEphemeralRange) {
   auto [lo, hi] = ephemeral_port_range();
   ASSERT_GT(lo, 0);
@@ -174,16 +188,26 @@ TEST(PortsTest, AnAppPortIsFreeAndOutsideTheEphemeralRange) {
     auto port = find_free_app_port();
     ASSERT_TRUE(port.has_value()) << port.error().message;
     EXPECT_TRUE(*port < lo || *port > hi) << *port << " is in " << lo << "-" << hi;
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(*port));
-    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << *port;
+    int fd = bound_loopback(*port);
+    EXPECT_GE(fd, 0) << *port;
     EXPECT_EQ(::listen(fd, 1), 0);
     ::close(fd);
   }
+}
+
+// The health check's probe: a port nobody listens on refuses; once bound and listening it
+// accepts; closed, it refuses again.
+TEST(PortsTest, AcceptsConnectionsOnlyWhileSomethingListens) {
+  auto port = find_free_app_port();
+  ASSERT_TRUE(port.has_value());
+  EXPECT_FALSE(accepts_connections(*port));
+  int fd = bound_loopback(*port);
+  ASSERT_GE(fd, 0);
+  EXPECT_FALSE(accepts_connections(*port)) << "bound, not listening yet";
+  ASSERT_EQ(::listen(fd, 4), 0);
+  EXPECT_TRUE(accepts_connections(*port));
+  ::close(fd);
+  EXPECT_FALSE(accepts_connections(*port));
 }
 
 } // namespace
