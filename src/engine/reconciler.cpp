@@ -64,6 +64,11 @@ public:
     if (m_revision_id == 0) {
       return; // a destroy: it has no revision
     }
+    if (status == RevisionStatus::failed) {
+      // The engine records it as apply() returns, in one write with the error and the
+      // app's last log lines (do_deploy): a reader never sees a failed revision without them.
+      return;
+    }
     util::Millis now = m_clock.now_ms();
     // Re-read inside each attempt: the write replaces the whole row.
     auto written = m_retry.run<void>(

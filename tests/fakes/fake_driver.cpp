@@ -23,6 +23,7 @@ void FakeDriver::stop(bool) {
   std::lock_guard<std::mutex> g(m_mu);
   m_calls.push_back({"stop", "", "", 0});
   m_hold = false;
+  m_hold_failed = false;
   m_cv.notify_all();
 }
 
@@ -57,6 +58,12 @@ Expected<drivers::ApplyResult> FakeDriver::apply(const drivers::DeploySpec& spec
   if (!m_apply_errors.empty()) {
     Error e = m_apply_errors.front();
     m_apply_errors.pop_front();
+    progress.revision_status(core::RevisionStatus::failed, e.message); // as the real drivers do
+    m_calls.push_back({"apply-failed", spec.env.name, spec.env.commit, spec.revision_id});
+    m_cv.notify_all();
+    while (m_hold_failed) {
+      m_cv.wait_for(lk, 5ms);
+    }
     return Unexpected(e);
   }
   m_live[spec.env.name] = spec.env.commit;
@@ -141,6 +148,12 @@ void FakeDriver::fail_next_destroys(std::vector<Error> errors) {
 void FakeDriver::hold_applies(bool hold) {
   std::lock_guard<std::mutex> g(m_mu);
   m_hold = hold;
+  m_cv.notify_all();
+}
+
+void FakeDriver::hold_failed_applies(bool hold) {
+  std::lock_guard<std::mutex> g(m_mu);
+  m_hold_failed = hold;
   m_cv.notify_all();
 }
 

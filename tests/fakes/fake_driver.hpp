@@ -18,7 +18,9 @@ public:
   explicit FakeDriver(std::string name = "local") : m_name(std::move(name)) {}
 
   struct Call {
-    std::string op; // start | plan | apply | apply-cancelled (it returned cancelled) | observe | destroy | logs
+    // start | plan | apply | apply-cancelled (it returned cancelled) | apply-failed (it reported
+    // the revision failed) | observe | destroy | logs
+    std::string op;
     std::string env;
     std::string commit;
     int64_t revision_id = 0;
@@ -46,6 +48,9 @@ public:
   void fail_next_destroys(std::vector<Error> errors);
   // While held, apply() blocks (returning cancelled when progress is cancelled).
   void hold_applies(bool hold);
+  // While held, a failing apply() blocks after reporting the revision failed (call
+  // "apply-failed"), before it returns the error.
+  void hold_failed_applies(bool hold);
   // Health observe() reports for an environment (default healthy). A successful apply
   // clears Health::stopped, as a real driver starts the stopped app.
   void set_health(const std::string& env, drivers::Health h, std::string detail = "");
@@ -69,6 +74,7 @@ private:
   std::deque<Error> m_destroy_errors;
   std::optional<Error> m_plan_error;
   bool m_hold = false;
+  bool m_hold_failed = false;
   std::map<std::string, std::pair<drivers::Health, std::string>> m_health;
   std::map<std::string, std::string> m_live;
   std::map<std::string, util::Millis> m_last_request;

@@ -165,6 +165,26 @@ bool GitopsRig::wait_ready_at(const std::string& name, const std::string& commit
       timeout_ms, 50);
 }
 
+json GitopsRig::wait_failed_and_ready(const std::string& name, const std::string& commit, int timeout_ms) const {
+  json failed;
+  bool done = wait_until(
+      [&] {
+        json e = daemon->env(name); // one answer: the phase and the revisions together
+        if (!e.is_object() || e.value("phase", "") != "ready") {
+          return false;
+        }
+        for (const auto& r : e["revisions"]) {
+          if (r["commit"] == commit && r["status"] == "failed") {
+            failed = r;
+            return true;
+          }
+        }
+        return false;
+      },
+      timeout_ms, 50);
+  return done ? failed : json();
+}
+
 json GitopsRig::events(const std::string& env) const {
   auto [status, body] = daemon->api("GET", "/api/v1/environments/" + env + "/events");
   return status == 200 ? body["events"] : json::array();

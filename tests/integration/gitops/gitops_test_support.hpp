@@ -59,6 +59,10 @@ public:
   std::string wait_env(const std::string& branch, int timeout_ms) const;
   // Waits until `name` is ready with `commit` deployed.
   bool wait_ready_at(const std::string& name, const std::string& commit, int timeout_ms) const;
+  // Waits until the revision of `commit` is failed and `name` is ready again (the engine
+  // records the revision, then the environment's phase); returns that revision, or null on
+  // timeout.
+  nlohmann::json wait_failed_and_ready(const std::string& name, const std::string& commit, int timeout_ms) const;
   nlohmann::json events(const std::string& env) const;
   nlohmann::json all_events() const;
   nlohmann::json revisions(const std::string& env) const;

@@ -48,24 +48,6 @@ json namespace_of(const std::string& name, const std::string& server_id) {
       {"metadata", {{"name", name}, {"labels", {{"idp.dev/environment", name}, {"idp.dev/managed-by", server_id}}}}}};
 }
 
-// The revision of `commit` once it is failed and the environment ready again at the old
-// commit (the driver marks the revision failed as it returns; the engine then records the
-// phase): null when that does not happen within a minute.
-json wait_failed_and_ready(GitopsRig& rig, const std::string& name, const std::string& commit) {
-  json failed;
-  bool done = wait_until(
-      [&] {
-        for (const auto& r : rig.revisions(name)) {
-          if (r["commit"] == commit && r["status"] == "failed") {
-            failed = r;
-          }
-        }
-        return failed.is_object() && rig.daemon->env(name).value("phase", "") == "ready";
-      },
-      60000);
-  return done ? failed : json();
-}
-
 struct KubernetesRig {
   TempDir dir{"idp-gitops-kube-config"};
   FakeKubeApiServer api{FakeKubeApiServer::Options{.tokens = {"e2e-token"}}};
@@ -187,7 +169,7 @@ TEST(KubernetesGitopsTest, ARolloutThatNeverBecomesReadyIsRolledBackAndItsRevisi
   std::string c2 = rig.commit_file("feature/bad-image", ".idp/config.yml",
                                    *config + "container_image: registry.invalid/app:{commit}\n");
   ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/bad-image", c1, c2)).first, 202);
-  json failed = wait_failed_and_ready(rig, name, c2);
+  json failed = rig.wait_failed_and_ready(name, c2, 60000);
   ASSERT_TRUE(failed.is_object()) << rig.daemon->env(name).dump(2) << rig.daemon->log();
   std::string reason = failed.value("message", "");
   EXPECT_NE(reason.find("ImagePullBackOff"), std::string::npos) << failed.dump(2);
@@ -235,7 +217,7 @@ TEST(KubernetesGitopsTest, APushDuringABrokenRolloutThatFailsTooGoesBackToTheTem
                                    *config + "container_image: registry.invalid/second:{commit}\n");
   ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/two-bad", c2, c3)).first, 202);
 
-  json failed = wait_failed_and_ready(rig, name, c3);
+  json failed = rig.wait_failed_and_ready(name, c3, 60000);
   ASSERT_TRUE(failed.is_object()) << rig.daemon->env(name).dump(2) << rig.daemon->log();
   std::string first_rev;
   for (const auto& r : rig.revisions(name)) {

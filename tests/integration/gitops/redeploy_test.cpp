@@ -204,17 +204,9 @@ void redeploy_and_rollback_lose_no_request(bool protect) {
   Window rollback = measure([&] {
     c3 = rig.commit_file("feature/zdt", "server.js", broken);
     ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/zdt", c2, c3)).first, 202);
-    ASSERT_TRUE(wait_until(
-        [&] {
-          for (const auto& r : rig.revisions(name)) {
-            if (r["commit"] == c3 && r["status"] == "failed") {
-              return true;
-            }
-          }
-          return false;
-        },
-        90000))
-        << rig.daemon->env(name).dump(2);
+    // Until the environment is ready again too: the engine records the failed revision, then
+    // the phase and message asserted below.
+    ASSERT_TRUE(rig.wait_failed_and_ready(name, c3, 90000).is_object()) << rig.daemon->env(name).dump(2);
   });
   std::printf("rollback: %llu requests in %.2fs = %.0f req/s, %llu failed\n",
               static_cast<unsigned long long>(rollback.requests), rollback.seconds, rollback.rate(),

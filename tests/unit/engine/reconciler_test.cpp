@@ -100,6 +100,33 @@ TEST_F(ReconcilerTest, FailedRevisionRollsBackAndKeepsServing) {
   EXPECT_FALSE(m_driver.wait_for("apply", env->name, 3, 300));
 }
 
+// The driver reports the revision failed before it returns; the engine records it in one
+// write with the error and the app's last lines, before the phase: a reader (the dashboard, a
+// test waiting for "failed") never sees a failed revision without its log tail.
+TEST_F(ReconcilerTest, AFailedRevisionIsRecordedInOneWriteWithItsLogTail) {
+  std::string repo = make_repo();
+  engine::BranchUpdate upd{repo, "feature/one", "", false, "alice", std::nullopt, "", ""};
+  auto env = controller(true).sync_branch(upd, "poll", "seen");
+  ASSERT_TRUE(wait_phase(env->name, Phase::ready));
+  m_driver.hold_failed_applies(true);
+  m_driver.fail_next_applies({Error(ErrorCode::permanent, "the app exited with code 1")});
+  m_repo->write_file("BROKEN", "1");
+  upd.commit = m_repo->commit("broken");
+  ASSERT_TRUE(controller().sync_branch(upd, "webhook:push", "push"));
+  ASSERT_TRUE(m_driver.wait_for("apply-failed", env->name, 1, 10000));
+  auto held = m_store.list_revisions(env->name, 10);
+  ASSERT_TRUE(held && !held->empty());
+  EXPECT_EQ((*held)[0].commit, upd.commit);
+  EXPECT_NE((*held)[0].status, core::RevisionStatus::failed) << "failed before the engine had its log tail";
+  m_driver.hold_failed_applies(false);
+  ASSERT_TRUE(wait_until(
+      [&] { return m_store.get_environment(env->name)->message.find("failed") != std::string::npos; }, 10000, 5));
+  auto revs = m_store.list_revisions(env->name, 10);
+  EXPECT_EQ((*revs)[0].status, core::RevisionStatus::failed);
+  EXPECT_EQ((*revs)[0].message, "the app exited with code 1");
+  EXPECT_FALSE((*revs)[0].log_tail.empty());
+}
+
 TEST_F(ReconcilerTest, FailedDestroyIsRetriedWithBackoffAndShown) {
   std::string repo = make_repo();
   auto env = controller(true).create(request(repo, "feature/one"), "cli:alice");
