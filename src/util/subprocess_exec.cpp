@@ -172,26 +172,31 @@ Expected<Prepared> prepare(const Command& cmd) {
   }
   // The cgroups first, before anything of the child runs: a child left outside them would
   // run without the limits (pids.max) its caller counts on, so that fails the start.
+  // The child has one thread here, so on a v1 hierarchy it enters by the group's `tasks`
+  // file, writing "0" (itself): a thread moved by itself skips the kernel's global
+  // threadgroup lock, whose write side waits out an RCU grace period (5-15 ms a start,
+  // where cgroup.procs is written). A v2 group has no `tasks`: cgroup.procs, "0" too.
   const auto& cgroup_files = placement.cgroup_proc_files;
   for (size_t i = 0; i < cgroup_files.size(); ++i) {
-    int fd = ::open(cgroup_files[i].c_str(), O_WRONLY | O_CLOEXEC);
+    const std::string& procs = cgroup_files[i];
+    int fd = -1;
+    static constexpr char k_procs[] = "cgroup.procs";
+    static constexpr size_t k_procs_len = sizeof k_procs - 1;
+    char tasks[4096];
+    if (procs.size() >= k_procs_len && procs.size() < sizeof tasks &&
+        procs.compare(procs.size() - k_procs_len, k_procs_len, k_procs) == 0) {
+      size_t dir_len = procs.size() - k_procs_len;
+      std::memcpy(tasks, procs.data(), dir_len);
+      std::memcpy(tasks + dir_len, "tasks", sizeof "tasks"); // with its NUL
+      fd = ::open(tasks, O_WRONLY | O_CLOEXEC);
+    }
+    if (fd < 0) {
+      fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    }
     bool moved = false;
     int e = errno;
     if (fd >= 0) {
-      char buf[32];
-      int n = 0;
-      // itoa without malloc
-      pid_t me = ::getpid();
-      char tmp[32];
-      int t = 0;
-      do {
-        tmp[t++] = static_cast<char>('0' + me % 10);
-        me /= 10;
-      } while (me > 0);
-      while (t > 0) {
-        buf[n++] = tmp[--t];
-      }
-      moved = ::write(fd, buf, static_cast<size_t>(n)) == n;
+      moved = ::write(fd, "0", 1) == 1;
       e = errno;
       ::close(fd);
     }

@@ -379,6 +379,27 @@ TEST(SubprocessTest, FailedCgroupMoveFailsTheStartUnlessBestEffort) {
   EXPECT_EQ(best->out, "ran\n");
 }
 
+// The child enters a group as itself ("0"), by the group's `tasks` file where there is one
+// (cgroup v1: a thread moved by itself skips the kernel's global threadgroup lock, whose
+// write waits out an RCU grace period), else by cgroup.procs (v2). Plain files stand in
+// for the groups here; local_driver_test checks real ones.
+TEST(SubprocessTest, AChildEntersAGroupByItsTasksFileWhereThereIsOneElseByCgroupProcs) {
+  TempDir tmp;
+  std::string v1 = tmp.path + "/v1", v2 = tmp.path + "/v2";
+  ASSERT_TRUE(util::ensure_dir(v1) && util::ensure_dir(v2));
+  for (const auto& f : {v1 + "/tasks", v1 + "/cgroup.procs", v2 + "/cgroup.procs"}) {
+    ASSERT_TRUE(util::write_file_atomic(f, ""));
+  }
+  util::RunOptions o;
+  o.placement.cgroup_proc_files = {v1 + "/cgroup.procs", v2 + "/cgroup.procs"};
+  auto r = util::run(sh("echo ran"), o);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->out, "ran\n");
+  EXPECT_EQ(*util::read_file(v1 + "/tasks"), "0");
+  EXPECT_EQ(*util::read_file(v1 + "/cgroup.procs"), "") << "not by cgroup.procs where `tasks` is";
+  EXPECT_EQ(*util::read_file(v2 + "/cgroup.procs"), "0");
+}
+
 namespace {
 
 // The pids of processes whose real uid is `uid`.
