@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <sstream>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -127,6 +128,26 @@ long rss_kib(int pid) {
   auto s = util::read_file("/proc/" + std::to_string(pid) + "/status");
   auto p = s ? s->find("VmRSS:") : std::string::npos;
   return p == std::string::npos ? -1 : std::atol(s->c_str() + p + 6);
+}
+
+double cpu_seconds(int pid) {
+  auto s = util::read_file("/proc/" + std::to_string(pid) + "/stat");
+  // Fields after the command (which may hold spaces) in parentheses: utime is the 12th, stime the 13th.
+  size_t close = s ? s->rfind(')') : std::string::npos;
+  if (close == std::string::npos) {
+    return -1;
+  }
+  std::istringstream in(s->substr(close + 1));
+  std::string field;
+  long long utime = 0, stime = 0;
+  for (int i = 1; i <= 13 && in >> field; ++i) {
+    if (i == 12) {
+      utime = std::atoll(field.c_str());
+    } else if (i == 13) {
+      stime = std::atoll(field.c_str());
+    }
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 } // namespace idp::bench

@@ -29,4 +29,7 @@ double app_start_ms(const std::string& app_dir);
 // The resident memory of process `pid` in KiB (VmRSS), -1 when it cannot be read.
 long rss_kib(int pid);
 
+// User and system CPU time a process has used so far, in seconds (/proc/<pid>/stat); -1 if gone.
+double cpu_seconds(int pid);
+
 } // namespace idp::bench
