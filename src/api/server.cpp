@@ -295,6 +295,24 @@ bool claim_stream_slot(httplib::Response& res) {
   return false;
 }
 
+// Counts itself in `n` while it lives.
+class Counted {
+public:
+  explicit Counted(std::atomic<int>& n) : m_n(n) { m_n += 1; }
+  ~Counted() { m_n -= 1; }
+  Counted(const Counted&) = delete;
+  Counted& operator=(const Counted&) = delete;
+
+private:
+  std::atomic<int>& m_n;
+};
+
+// A name of the state of an environment's record: the hash of its JSON, which holds its
+// phase, message, generations and updated_at.
+std::string environment_state(const core::Environment& env) {
+  return util::sha256_hex(util::json_dump(core::to_json(env))).substr(0, 16);
+}
+
 // net.core.somaxconn: the largest listen backlog the kernel grants (4096 when unreadable).
 int system_listen_backlog() {
   std::ifstream in("/proc/sys/net/core/somaxconn");
@@ -781,6 +799,9 @@ void ApiServer::routes() {
     }
     out += unwrap(cost_metrics_text(ctx));
     out += ctx.request_latency->text();
+    out += "# HELP idp_api_waiting Requests waiting for an environment to change (GET ...?since=&wait_ms=).\n"
+           "# TYPE idp_api_waiting gauge\nidp_api_waiting " +
+           std::to_string(m_waiting.load()) + "\n";
     res.set_content(out, "text/plain; version=0.0.4");
   });
 
@@ -927,8 +948,33 @@ void ApiServer::routes() {
                {"manifests", r.manifests}});
   });
 
-  s.Get(R"(/api/v1/environments/([^/]+))", [&ctx, env_json](const httplib::Request& req, httplib::Response& res) {
-    auto env = unwrap(ctx.store->get_environment(req.matches[1].str()));
+  s.Get(R"(/api/v1/environments/([^/]+))", [&ctx, env_json, this](const httplib::Request& req, httplib::Response& res) {
+    const std::string name = req.matches[1].str();
+    auto env = unwrap(ctx.store->get_environment(name));
+    // X-Idp-State names this state of the environment's record. A long poll (the CLI's
+    // waits): with ?since=<an earlier X-Idp-State>&wait_ms=N the answer comes when the record
+    // differs from that state, or after N ms (at most 30 s) unchanged, as usual either way.
+    // The waiting request takes a stream slot; with none free it answers at once.
+    std::string state = environment_state(env);
+    const size_t wait_ms = query_size(req, "wait_ms", 0, 30000);
+    if (wait_ms > 0 && req.has_param("since") && req.get_param_value("since") == state) {
+      auto claim = ConnectionPool::claim_stream();
+      if (claim == ConnectionPool::Claim::claimed || claim == ConnectionPool::Claim::held) {
+        const std::string since = state;
+        ClientWatch watch(req);
+        const int64_t deadline = util::steady_ms() + static_cast<int64_t>(wait_ms);
+        Counted waiting(m_waiting);
+        while (state == since && !m_stopping && util::steady_ms() < deadline) {
+          // The store has no change feed: a read of one row every 2 ms.
+          if (!watch.wait(2)) {
+            return; // the client has gone
+          }
+          env = unwrap(ctx.store->get_environment(name));
+          state = environment_state(env);
+        }
+      }
+    }
+    res.set_header("X-Idp-State", state);
     json out = env_json(env, true);
     // What the runtime shows now (kubernetes: pods and events). Its failure is part of the
     // answer, not an error of it: the store's view is still worth having.

@@ -150,6 +150,7 @@ private:
   std::unique_ptr<httplib::Server> m_server;
   std::thread m_thread;
   std::atomic<bool> m_stopping{false};
+  std::atomic<int> m_waiting{0}; // GET /api/v1/environments/{name} long polls waiting now
   util::Millis m_started_at = 0;
   int m_listen_fd = -1; // the listening socket (owned by httplib), to raise its backlog
 };

@@ -101,6 +101,22 @@ Expected<json> ApiClient::request(const std::string& method, const std::string& 
 Expected<std::string> ApiClient::get_text(const std::string& path) { return send("GET", path, ""); }
 
 Expected<std::string> ApiClient::send(const std::string& method, const std::string& path, const std::string& body) {
+  IDP_TRY_ASSIGN(auto resp, send_full(method, path, body));
+  return std::move(resp.body);
+}
+
+Expected<std::pair<json, std::string>> ApiClient::get_with_header(const std::string& path, const std::string& header) {
+  IDP_TRY_ASSIGN(auto resp, send_full("GET", path, ""));
+  json j = json::parse(resp.body, nullptr, false);
+  if (j.is_discarded()) {
+    return make_error(ErrorCode::permanent, "the server sent a response that is not JSON");
+  }
+  auto it = resp.headers.find(header);
+  return std::pair<json, std::string>(std::move(j), it == resp.headers.end() ? "" : it->second);
+}
+
+Expected<util::HttpResponse> ApiClient::send_full(const std::string& method, const std::string& path,
+                                                  const std::string& body) {
   util::HttpRequest req;
   req.method = method;
   req.url = m_base + path;
@@ -140,7 +156,7 @@ Expected<std::string> ApiClient::send(const std::string& method, const std::stri
     }
     return make_error(code, msg);
   }
-  return std::move(resp->body);
+  return std::move(*resp);
 }
 
 Expected<json> ApiClient::get(const std::string& path) { return request("GET", path, ""); }

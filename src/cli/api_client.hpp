@@ -4,11 +4,13 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/credentials.hpp"
 #include "util/expected.hpp"
+#include "util/http_client.hpp"
 
 namespace idp::cli {
 
@@ -33,6 +35,9 @@ public:
   ApiClient(std::string base_url, std::string token);
 
   Expected<nlohmann::json> get(const std::string& path);
+  // A GET's JSON and the value of one of its response headers ("" when absent; the name in
+  // lower case).
+  Expected<std::pair<nlohmann::json, std::string>> get_with_header(const std::string& path, const std::string& header);
   // The body of a GET as is (a CSV report); errors as for get().
   Expected<std::string> get_text(const std::string& path);
   Expected<nlohmann::json> post(const std::string& path, const nlohmann::json& body);
@@ -47,6 +52,7 @@ private:
   Expected<nlohmann::json> request(const std::string& method, const std::string& path, const std::string& body);
   // The response of a 2xx; the server's error (code and message) otherwise.
   Expected<std::string> send(const std::string& method, const std::string& path, const std::string& body);
+  Expected<util::HttpResponse> send_full(const std::string& method, const std::string& path, const std::string& body);
   std::string m_base;
   std::string m_actor;
   std::string unauthorized_hint() const;

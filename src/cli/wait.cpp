@@ -1,5 +1,6 @@
 #include "cli/wait.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <thread>
 
@@ -14,12 +15,25 @@ Expected<nlohmann::json> wait_for_phase(ApiClient& client, const std::string& na
                                         long long timeout_ms, bool verbose, long long min_generation) {
   long long deadline = util::steady_ms() + timeout_ms;
   std::string last_line;
-  // Local requests are cheap: poll fast at first so `idp create` returns as soon as the
-  // environment serves, then back off for long operations.
+  // Each request waits on the server until the environment's record changes (a long poll:
+  // ?since= the state it last saw); `idp create` returns as soon as the environment serves.
+  // A server that does not wait (no X-Idp-State, or no stream slot free) is polled: fast at
+  // first, then backing off for long operations.
   long long started = util::steady_ms();
   int poll_ms = 10;
+  std::string state;
+  const std::string path = "/api/v1/environments/" + util::url_encode(name);
   while (true) {
-    IDP_TRY_ASSIGN(auto env, client.get("/api/v1/environments/" + util::url_encode(name)));
+    long long asked = util::steady_ms();
+    long long wait_ms = std::clamp<long long>(deadline - asked, 0, 10000);
+    IDP_TRY_ASSIGN(auto got,
+                   client.get_with_header(state.empty() || wait_ms == 0 ? path
+                                                                        : path + "?since=" + util::url_encode(state) +
+                                                                              "&wait_ms=" + std::to_string(wait_ms),
+                                          "x-idp-state"));
+    auto& [env, now_state] = got;
+    const bool waited = !now_state.empty() && (now_state != state || util::steady_ms() - asked >= wait_ms);
+    state = now_state;
     std::string phase = env.value("phase", "");
     std::string msg = env.value("message", "");
     if (msg == phase) {
@@ -40,6 +54,9 @@ Expected<nlohmann::json> wait_for_phase(ApiClient& client, const std::string& na
       return make_error(ErrorCode::timeout, "environment " + util::quote(name) + " is still " + phase + " after " +
                                                 util::format_duration(timeout_ms) + (msg.empty() ? "" : ": " + msg) +
                                                 " (it keeps going: see idp status " + name + ")");
+    }
+    if (waited) {
+      continue;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
     if (util::steady_ms() - started > 3000) {

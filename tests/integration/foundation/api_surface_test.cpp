@@ -319,3 +319,39 @@ TEST(ApiLatencyTest, RequestsAndWebhooksAreHistogramsByRouteOnMetrics) {
     }
   }
 }
+
+// A long poll (issue 14: `idp create` returns as soon as the environment serves, not at the
+// next poll): GET /api/v1/environments/NAME?since=<X-Idp-State>&wait_ms=N answers when the
+// record changes. The test waits until the server counts the request as waiting, changes
+// the environment, and gets that change with a new state; unchanged, it gets the same state.
+TEST_F(ApiSurfaceTest, AnEnvironmentsGetWithSinceWaitsForItsNextChange) {
+  GitRepo repo = make_example_repo(tmp.sub("app"), "api-service", "feature/watched");
+  ASSERT_EQ(d->cli({"create", "--repo", repo.path(), "--branch", "feature/watched"}).exit_code, 0);
+  auto first = get("/api/v1/environments/preview-watched");
+  ASSERT_EQ(first.status, 200);
+  const std::string state = first.headers["x-idp-state"];
+  ASSERT_FALSE(state.empty());
+  const std::string expires = json::parse(first.body)["expires_at"];
+
+  // Unchanged: the same state (after wait_ms; or at once with a state it no longer has).
+  auto same = get("/api/v1/environments/preview-watched?since=" + state + "&wait_ms=50");
+  EXPECT_EQ(same.status, 200);
+  EXPECT_EQ(same.headers["x-idp-state"], state);
+  auto stale = get("/api/v1/environments/preview-watched?since=0000&wait_ms=30000");
+  EXPECT_EQ(stale.headers["x-idp-state"], state) << "a state it is not in is answered at once";
+
+  util::HttpResponse waited;
+  std::thread watcher([&] { waited = get("/api/v1/environments/preview-watched?since=" + state + "&wait_ms=30000"); });
+  auto waiting = [&] {
+    auto m = get("/metrics");
+    return prometheus_samples(m.body)["idp_api_waiting"] == 1;
+  };
+  bool counted = wait_until(waiting, 20000, 5);
+  EXPECT_TRUE(counted) << "the request never waited";
+  ASSERT_EQ(d->cli({"extend", "preview-watched", "--ttl", "5d"}).exit_code, 0);
+  watcher.join();
+  EXPECT_EQ(waited.status, 200);
+  EXPECT_NE(waited.headers["x-idp-state"], state);
+  EXPECT_NE(json::parse(waited.body)["expires_at"], expires) << "the answer is the changed environment";
+  EXPECT_TRUE(wait_until([&] { return prometheus_samples(get("/metrics").body)["idp_api_waiting"] == 0; }, 20000, 5));
+}
