@@ -247,8 +247,8 @@ Expected<HookAction> map_github_event(const std::string& event, const WebhookPay
 
 GithubWebhook::GithubWebhook(std::vector<WatchedRepo> repos, store::StateStore& store, BranchQueue& queue,
                              util::Clock& clock, size_t max_body_bytes, ForkGate* forks)
-    : m_repos(std::move(repos)), m_store(store), m_queue(queue), m_clock(clock), m_max_body(max_body_bytes),
-      m_forks(forks) {}
+    : m_repos(std::move(repos)), m_queue(queue), m_clock(clock), m_max_body(max_body_bytes), m_forks(forks),
+      m_deliveries(store) {}
 
 WebhookResponse GithubWebhook::handle_fork(const HookAction& action, const WatchedRepo& repo,
                                            const std::string& delivery) {
@@ -362,7 +362,7 @@ WebhookResponse GithubWebhook::handle(const std::string& body,
   // Deduplicated by delivery id (GitHub's redeliveries) and by a hash of the signed body:
   // the delivery header is not signed, so a captured push replayed under a new id would
   // otherwise be taken again (rolling an environment back, or destroying it).
-  auto fresh = m_store.record_delivery_keys({delivery, "sha256:" + util::sha256_hex(body)}, m_clock.now_ms());
+  auto fresh = m_deliveries.record({delivery, "sha256:" + util::sha256_hex(body)}, m_clock.now_ms());
   if (!fresh) {
     spdlog::error("webhook: cannot record delivery {}: {}", delivery, fresh.error().full_message());
     return fail(503, "unavailable", "cannot record the delivery now; redeliver it later");

@@ -1,7 +1,7 @@
 #pragma once
 // GitHub webhooks (POST /hooks/github): verify, map to branch work, enqueue, answer.
 // The handler never calls the Controller or git: it checks the request, records the
-// delivery id and pushes work onto the BranchQueue, so it answers in milliseconds.
+// delivery (DeliveryLog) and pushes work onto the BranchQueue, so it answers in milliseconds.
 //
 // Answers (JSON bodies {"status": ...} or {"error": ..., "message": ...}):
 //   202 queued | coalesced    work for a branch was enqueued (coalesced: it replaced older work)
@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sources/branch_queue.hpp"
+#include "sources/delivery_log.hpp"
 #include "sources/fork_gate.hpp"
 #include "sources/watched_repo.hpp"
 #include "sources/webhook_payload.hpp"
@@ -82,15 +83,18 @@ public:
   // One delivery: the exact body bytes and a header lookup ("" when absent).
   WebhookResponse handle(const std::string& body, const std::function<std::string(const std::string&)>& header);
 
+  // The deliveries taken (their keys reach the store in batches, see DeliveryLog).
+  DeliveryLog& deliveries() { return m_deliveries; }
+
 private:
   WebhookResponse handle_fork(const HookAction& action, const WatchedRepo& repo, const std::string& delivery);
 
   std::vector<WatchedRepo> m_repos;
-  store::StateStore& m_store;
   BranchQueue& m_queue;
   util::Clock& m_clock;
   size_t m_max_body;
   ForkGate* m_forks;
+  DeliveryLog m_deliveries;
 };
 
 } // namespace idp::sources

@@ -25,6 +25,12 @@ using util::Millis;
 // same transaction. Returning an error rolls everything back.
 using Mutator = std::function<Expected<void>(Environment& env, std::vector<Event>& events)>;
 
+// One key of a webhook delivery (its id, or a hash of its body) and when it arrived.
+struct DeliveryKey {
+  std::string key;
+  Millis at = 0;
+};
+
 // An API token as stored: never the secret itself, only its SHA-256 (hex). The secret is
 // shown once, when the token is created.
 struct ApiToken {
@@ -184,9 +190,11 @@ public:
   // --- Webhook deliveries: exactly-once ingestion ---
   // Records a delivery id; false when it was already recorded.
   virtual Expected<bool> record_delivery(std::string_view delivery_id, Millis at) = 0;
-  // Records several keys of one delivery (its id, a hash of its body) in one transaction:
-  // false, recording none, when any of them was already recorded.
-  virtual Expected<bool> record_delivery_keys(const std::vector<std::string>& keys, Millis at) = 0;
+  // Whether any of `keys` (a delivery's id, a hash of its body) is recorded.
+  virtual Expected<bool> any_delivery_recorded(const std::vector<std::string>& keys) = 0;
+  // Records every key in one transaction (all or none); a key recorded already keeps its
+  // time. The webhook receiver's DeliveryLog decides what is new and writes in batches.
+  virtual Expected<void> insert_delivery_keys(const std::vector<DeliveryKey>& keys) = 0;
   // Forgets deliveries older than `before`.
   virtual Expected<void> prune_deliveries(Millis before) = 0;
 

@@ -267,11 +267,18 @@ Expected<size_t> FailingStore::prune_events(util::Millis before) {
   return m_inner.prune_events(before);
 }
 
-Expected<bool> FailingStore::record_delivery_keys(const std::vector<std::string>& keys, util::Millis at) {
-  if (auto err = take("record_delivery_keys")) {
+Expected<bool> FailingStore::any_delivery_recorded(const std::vector<std::string>& keys) {
+  if (auto err = take("any_delivery_recorded")) {
     return Unexpected(*err);
   }
-  return m_inner.record_delivery_keys(keys, at);
+  return m_inner.any_delivery_recorded(keys);
+}
+
+Expected<void> FailingStore::insert_delivery_keys(const std::vector<store::DeliveryKey>& keys) {
+  if (auto err = take("insert_delivery_keys")) {
+    return Unexpected(*err);
+  }
+  return m_inner.insert_delivery_keys(keys);
 }
 
 Expected<void> FailingStore::insert_api_token(const store::ApiToken& token) {

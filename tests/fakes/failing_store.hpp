@@ -54,7 +54,8 @@ public:
   Expected<int64_t> append_event(const core::Event& ev) override;
   Expected<std::vector<core::Event>> list_events(const store::EventQuery& q) override;
   Expected<size_t> prune_events(util::Millis before) override;
-  Expected<bool> record_delivery_keys(const std::vector<std::string>& keys, util::Millis at) override;
+  Expected<bool> any_delivery_recorded(const std::vector<std::string>& keys) override;
+  Expected<void> insert_delivery_keys(const std::vector<store::DeliveryKey>& keys) override;
 
   Expected<void> insert_api_token(const store::ApiToken& token) override;
   Expected<std::optional<store::ApiToken>> find_api_token(std::string_view hash) override;

@@ -281,17 +281,17 @@ Expected<bool> InMemoryStore::record_delivery(std::string_view delivery_id, util
   return m_deliveries.emplace(std::string(delivery_id), at).second;
 }
 
-Expected<bool> InMemoryStore::record_delivery_keys(const std::vector<std::string>& keys, util::Millis at) {
+Expected<bool> InMemoryStore::any_delivery_recorded(const std::vector<std::string>& keys) {
   std::lock_guard lock(m_mutex);
-  for (const auto& key : keys) {
-    if (m_deliveries.count(key) != 0) {
-      return false;
-    }
+  return std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return m_deliveries.count(k) != 0; });
+}
+
+Expected<void> InMemoryStore::insert_delivery_keys(const std::vector<store::DeliveryKey>& keys) {
+  std::lock_guard lock(m_mutex);
+  for (const auto& k : keys) {
+    m_deliveries.emplace(k.key, k.at);
   }
-  for (const auto& key : keys) {
-    m_deliveries[key] = at;
-  }
-  return true;
+  return {};
 }
 
 Expected<void> InMemoryStore::prune_deliveries(util::Millis before) {

@@ -45,7 +45,8 @@ public:
   Expected<std::vector<core::Lease>> list_leases() override;
 
   Expected<bool> record_delivery(std::string_view delivery_id, util::Millis at) override;
-  Expected<bool> record_delivery_keys(const std::vector<std::string>& keys, util::Millis at) override;
+  Expected<bool> any_delivery_recorded(const std::vector<std::string>& keys) override;
+  Expected<void> insert_delivery_keys(const std::vector<store::DeliveryKey>& keys) override;
   Expected<void> prune_deliveries(util::Millis before) override;
 
   Expected<int64_t> insert_job_run(const core::JobRun& run) override;

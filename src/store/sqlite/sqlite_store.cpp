@@ -1073,94 +1073,34 @@ Expected<bool> SqliteStore::record_delivery(std::string_view delivery_id, Millis
   return sqlite3_changes(m_db) > 0;
 }
 
-Expected<bool> SqliteStore::record_delivery_keys(const std::vector<std::string>& keys, Millis at) {
-  DeliveryRequest req{&keys, at};
-  std::unique_lock lk(m_delivery_mutex);
-  m_delivery_queue.push_back(&req);
-  if (m_delivery_leader) {
-    req.cv.wait(lk, [&] { return req.done || req.lead; });
-    if (req.done) {
-      return req.result;
-    }
-    // Handed the lead: the previous leader finished and this request was first in line.
-  }
-  // Lead: take everything queued so far (our own request among it) and write it at once.
-  m_delivery_leader = true;
-  std::vector<DeliveryRequest*> batch;
-  batch.swap(m_delivery_queue);
-  lk.unlock();
-  commit_deliveries(batch);
-  lk.lock();
-  // Notified under the lock: a waiter returns (and its request, on its stack, ends) only
-  // after taking the lock again.
-  for (auto* r : batch) {
-    r->done = true;
-    if (r != &req) {
-      r->cv.notify_one();
+Expected<bool> SqliteStore::any_delivery_recorded(const std::vector<std::string>& keys) {
+  std::unique_lock lock(m_delivery_db ? m_delivery_mutex : m_mutex);
+  Op op(m_delivery_db ? m_delivery_db : m_db, "look up delivery keys",
+        m_delivery_db ? &m_delivery_statements : &m_statements);
+  for (const auto& key : keys) {
+    IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "SELECT 1 FROM deliveries WHERE id = ?1"));
+    st.bind(1, key);
+    IDP_TRY_ASSIGN(bool row, st.step());
+    if (row) {
+      return true;
     }
   }
-  if (m_delivery_queue.empty()) {
-    m_delivery_leader = false;
-  } else {
-    m_delivery_queue.front()->lead = true; // queued during our commit: it leads the next one
-    m_delivery_queue.front()->cv.notify_one();
-  }
-  return req.result;
+  return false;
 }
 
-// One transaction for the whole batch. Each request is all-or-nothing as on its own: when
-// any of its keys is recorded already (before, or by an earlier request of the batch) it
-// is a duplicate and records none.
-void SqliteStore::commit_deliveries(const std::vector<DeliveryRequest*>& batch) {
-  std::unique_lock<std::mutex> lock;
-  if (!m_delivery_db) {
-    lock = std::unique_lock(m_mutex); // in memory: one connection for everything
-  }
-  Op op(m_delivery_db ? m_delivery_db : m_db, "record delivery keys",
+Expected<void> SqliteStore::insert_delivery_keys(const std::vector<DeliveryKey>& keys) {
+  std::unique_lock lock(m_delivery_db ? m_delivery_mutex : m_mutex);
+  Op op(m_delivery_db ? m_delivery_db : m_db, "record " + std::to_string(keys.size()) + " delivery keys",
         m_delivery_db ? &m_delivery_statements : &m_statements);
-  auto fail_all = [&](const Error& e) {
-    for (auto* r : batch) {
-      r->result = Unexpected(e);
-    }
-  };
-  auto txn = Transaction::begin(op);
-  if (!txn) {
-    return fail_all(txn.error());
+  IDP_TRY_ASSIGN(auto txn, Transaction::begin(op));
+  for (const auto& k : keys) {
+    IDP_TRY_ASSIGN(auto st, Stmt::prepare(op, "INSERT INTO deliveries (id, received_at) VALUES (?1, ?2) "
+                                              "ON CONFLICT(id) DO NOTHING"));
+    st.bind(1, k.key);
+    st.bind(2, k.at);
+    IDP_TRY(st.run());
   }
-  for (auto* r : batch) {
-    bool seen = false;
-    for (const auto& key : *r->keys) {
-      auto st = Stmt::prepare(op, "SELECT 1 FROM deliveries WHERE id = ?1");
-      if (!st) {
-        return fail_all(st.error());
-      }
-      st->bind(1, key);
-      auto row = st->step();
-      if (!row) {
-        return fail_all(row.error());
-      }
-      seen = seen || *row;
-    }
-    r->result = !seen;
-    if (seen) {
-      continue;
-    }
-    for (const auto& key : *r->keys) {
-      auto st =
-          Stmt::prepare(op, "INSERT INTO deliveries (id, received_at) VALUES (?1, ?2) ON CONFLICT(id) DO NOTHING");
-      if (!st) {
-        return fail_all(st.error());
-      }
-      st->bind(1, key);
-      st->bind(2, r->at);
-      if (auto ran = st->run(); !ran) {
-        return fail_all(ran.error());
-      }
-    }
-  }
-  if (auto committed = txn->commit(op); !committed) {
-    fail_all(committed.error());
-  }
+  return txn.commit(op);
 }
 
 Expected<void> SqliteStore::prune_deliveries(Millis before) {

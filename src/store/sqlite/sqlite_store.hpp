@@ -11,7 +11,6 @@
 // `sqlite: insert environment "x": database disk image is malformed`. Nothing throws.
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -118,7 +117,8 @@ public:
   Expected<std::vector<Lease>> list_leases() override;
 
   Expected<bool> record_delivery(std::string_view delivery_id, Millis at) override;
-  Expected<bool> record_delivery_keys(const std::vector<std::string>& keys, Millis at) override;
+  Expected<bool> any_delivery_recorded(const std::vector<std::string>& keys) override;
+  Expected<void> insert_delivery_keys(const std::vector<DeliveryKey>& keys) override;
   Expected<void> prune_deliveries(Millis before) override;
 
   Expected<int64_t> insert_job_run(const JobRun& run) override;
@@ -150,31 +150,14 @@ public:
 private:
   SqliteStore(sqlite3* db, std::string path);
 
-  // Group commit of webhook deliveries: concurrent record_delivery_keys calls queue their
-  // keys; one of them (the leader) writes every queued request in one transaction.
-  //
-  // A file database writes deliveries through a second connection of its own, with
-  // synchronous=NORMAL and without m_mutex: delivery keys are a replay guard, not desired
-  // state, so they need not wait for an fsync (a power loss forgets at most the last
-  // moments of them, and a replayed push deploys only a branch's current head anyway),
-  // and an API read never waits behind a webhook's commit. Environments, revisions,
-  // tokens and the rest stay synchronous=FULL.
-  // Each waiting request is woken once, by its own condition variable: when its batch is
-  // written (done), or to lead the next batch (lead). One shared condition variable woke
-  // every waiter at the end of each batch, and those queued for the next one went back to
-  // sleep: two context switches each for nothing (bench/api_auth counts them).
-  struct DeliveryRequest {
-    const std::vector<std::string>* keys;
-    Millis at;
-    Expected<bool> result = false;
-    bool done = false;
-    bool lead = false;
-    std::condition_variable cv;
-  };
-  void commit_deliveries(const std::vector<DeliveryRequest*>& batch);
-  std::mutex m_delivery_mutex; // guards the two below and every queued request's fields
-  std::vector<DeliveryRequest*> m_delivery_queue;
-  bool m_delivery_leader = false;
+  // Webhook delivery keys go through a second connection of their own (a file database),
+  // with synchronous=NORMAL and without m_mutex: delivery keys are a replay guard, not
+  // desired state, so they need not wait for an fsync (a power loss forgets at most the
+  // last moments of them, and a replayed push deploys only a branch's current head
+  // anyway), and an API read never waits behind a webhook's write. Environments,
+  // revisions, tokens and the rest stay synchronous=FULL.
+  // m_delivery_mutex guards that connection and its statements.
+  std::mutex m_delivery_mutex;
 
   std::mutex m_mutex;
   sqlite3* m_db;               // guarded by m_mutex
@@ -216,9 +199,9 @@ private:
   KeptList m_kept[2];
   std::atomic<uint64_t> m_kept_hits{0};
   // The deliveries' connection (nullptr for ":memory:", which then uses m_db under
-  // m_mutex); used only by the delivery leader, of which there is one at a time.
+  // m_mutex); guarded by m_delivery_mutex.
   sqlite3* m_delivery_db = nullptr;
-  StatementCache m_delivery_statements; // m_delivery_db's; used by the delivery leader only
+  StatementCache m_delivery_statements; // m_delivery_db's; guarded by m_delivery_mutex
   std::string m_path;
 };
 
