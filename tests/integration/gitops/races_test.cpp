@@ -6,6 +6,7 @@
 
 #include "integration/gitops/gitops_test_support.hpp"
 #include "util/fs.hpp"
+#include "util/proc.hpp"
 #include "util/time.hpp"
 
 using namespace idp;
@@ -294,5 +295,38 @@ TEST(GitopsRaceTest, ANewerPushSupersedesABuildInFlight) {
     if (e["to_phase"] == "ready") {
       EXPECT_EQ(e["reason"].get<std::string>().find(short_sha(c2) + ") is healthy"), std::string::npos) << e.dump();
     }
+  }
+}
+
+// Issue 14, must show 3: two pushes 100 ms apart, with a drain of ten minutes. The second
+// commit serves after one deploy, not after the first's drain (the replaced revisions
+// drain in the background, still running), and the destroy does not wait on them either.
+TEST(GitopsRaceTest, TwoPushes100MsApartServeTheSecondWithoutWaitingOnADrain) {
+  IDP_REQUIRE_WEBHOOK_EXAMPLES();
+  GitopsRig rig("idp-gitops-apart", {.poll = false, .server_config_extra = "drivers:\n  local:\n    drain: 10m\n"});
+  rig.start();
+  std::string c1;
+  std::string name = ready_env(rig, "feature/apart", c1);
+  ASSERT_FALSE(name.empty());
+  const std::vector<pid_t> v1 = rig.env_processes(name);
+  ASSERT_FALSE(v1.empty());
+
+  const std::string c2 = rig.commit_version("feature/apart", "v2");
+  ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/apart", c1, c2)).first, 202);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100)); // the scenario: the next push 100 ms later
+  const std::string c3 = rig.commit_version("feature/apart", "v3");
+  ASSERT_EQ(rig.webhook("push", push_payload(rig.payload_repo(), "feature/apart", c2, c3)).first, 202);
+  // Waiting on a drain would take ten minutes: far past this deadline.
+  ASSERT_TRUE(rig.wait_ready_at(name, c3, 90000)) << rig.daemon->env(name).dump(2) << rig.daemon->log();
+  EXPECT_EQ(rig.app_root(name)["version"], "v3");
+  for (pid_t pid : v1) {
+    EXPECT_TRUE(util::process_alive(pid)) << "v1 (pid " << pid << ") drains in the background";
+  }
+
+  ASSERT_EQ(rig.daemon->api("DELETE", "/api/v1/environments/" + name).first, 202);
+  ASSERT_TRUE(rig.daemon->wait_phase(name, "destroyed", 90000)) << rig.daemon->env(name).dump(2);
+  EXPECT_TRUE(rig.env_processes(name).empty()) << "the draining revisions were stopped with it";
+  for (pid_t pid : v1) {
+    EXPECT_FALSE(util::process_alive(pid));
   }
 }
